@@ -1,0 +1,1 @@
+"""Storage: models, engine and repositories. The only package that builds SQL."""

@@ -1,0 +1,44 @@
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, false
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db.base import Base, IdMixin, TimestampMixin
+from bot.db.models._columns import user_fk
+from bot.db.types import CleanText, PortableJSON
+
+ROLES = ("user", "assistant", "system")
+
+
+class Message(IdMixin, TimestampMixin, Base):
+    """One turn of a conversation.
+
+    ``user_id`` is the person the turn belongs to: its author for ``role='user'``, the person being
+    answered for ``role='assistant'``. So erasing a user also erases what Hearth said to them.
+    Assistant turns carry their token usage, model and latency.
+    """
+
+    __tablename__ = "messages"
+
+    conversation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    user_id: Mapped[int | None] = user_fk(nullable=True)
+    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    content: Mapped[str] = mapped_column(CleanText, nullable=False)
+    has_images: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    image_urls: Mapped[list[Any]] = mapped_column(
+        PortableJSON, default=list, server_default="[]", nullable=False
+    )
+    token_count: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(255))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),
+        Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
+        Index("ix_messages_created_at", "created_at"),
+    )

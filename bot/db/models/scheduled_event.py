@@ -1,0 +1,46 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, String, false
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db.base import Base, IdMixin, TimestampMixin
+from bot.db.models._columns import counter, guild_fk, user_fk
+from bot.db.types import CleanString, CleanText, PortableJSON, UTCDateTime
+
+EVENT_STATUSES = ("pending", "triggered", "sent", "cancelled", "missed", "failed")
+
+
+class ScheduledEvent(IdMixin, TimestampMixin, Base):
+    """Something Hearth will do at ``trigger_at``: a birthday, a follow-up, a reminder.
+
+    This table is the source of truth for the scheduler: a row is claimed by moving it out of
+    ``pending``, so two processes never fire it twice.
+    """
+
+    __tablename__ = "scheduled_events"
+
+    user_id: Mapped[int] = user_fk()
+    guild_id: Mapped[int | None] = guild_fk()
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    trigger_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    title: Mapped[str] = mapped_column(CleanString(255), nullable=False)
+    context: Mapped[dict[str, Any]] = mapped_column(
+        PortableJSON, default=dict, server_default="{}", nullable=False
+    )
+    is_recurring: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    recurrence_rule: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending", server_default="pending", nullable=False, index=True
+    )
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = counter()
+    last_error: Mapped[str | None] = mapped_column(CleanText)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'triggered', 'sent', 'cancelled', 'missed', 'failed')", name="status_valid"
+        ),
+        Index("ix_scheduled_events_status_trigger_at", "status", "trigger_at"),
+    )

@@ -1,0 +1,1 @@
+"""Repositories: every SQL statement Hearth runs. They take an ``AsyncSession`` and never commit."""

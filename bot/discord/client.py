@@ -1,0 +1,51 @@
+"""HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services."""
+
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.container import Container
+
+log = logging.getLogger(__name__)
+
+# Whatever a model writes, it cannot ping everyone, here or a role. Users only where we mean to.
+SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def intents() -> discord.Intents:
+    """Explicit intents. Message Content is privileged: it must be enabled in the Developer Portal."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class HearthBot(commands.Bot):
+    def __init__(self, container: Container) -> None:
+        settings = container.settings
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            allowed_mentions=SAFE_MENTIONS,
+            owner_ids=set(settings.owner_ids) or None,
+            shard_count=settings.shard_count,
+            shard_ids=settings.shard_ids or None,
+            help_command=None,
+        )
+        self.container = container
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except commands.ExtensionError:
+                log.exception("could not load extension %s", extension)
+
+    async def on_ready(self) -> None:
+        user = self.user
+        log.info("connected as %s (%s) in %d guilds", user, user.id if user else "?", len(self.guilds))

@@ -1,0 +1,1 @@
+"""Language-model and embedding providers behind small protocols."""

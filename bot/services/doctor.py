@@ -1,0 +1,98 @@
+"""`python -m bot doctor`: is this installation ready to run?"""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+import openai
+
+from bot.db import migrations
+from bot.db.engine import Database
+from bot.db.repositories.system import SystemRepository
+from bot.errors import HearthError
+from bot.llm.openai_client import build_openai_client, llm_configured
+from bot.settings import Settings
+
+Status = Literal["ok", "fail", "skip"]
+
+LLM_PROBE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+def _discord_token(settings: Settings) -> Check:
+    if settings.discord_token is None:
+        return Check("discord token", "fail", "DISCORD_TOKEN is not set (put it in .env)")
+    return Check("discord token", "ok", "set")
+
+
+async def _database_checks(settings: Settings) -> list[Check]:
+    database = Database(settings.database_url)
+    try:
+        try:
+            await database.check()
+        except HearthError as exc:
+            skipped = [Check(name, "skip", "database unreachable") for name in ("schema", "pgvector")]
+            return [Check("database", "fail", str(exc)), *skipped]
+        async with database.session() as session:
+            version = await SystemRepository(session).server_version()
+            vector = await SystemRepository(session).extension_version("vector")
+        checks = [Check("database", "ok", f"{database.url.render_as_string(hide_password=True)} ({version})")]
+
+        current, head = await migrations.current_revision(database), migrations.head_revision()
+        if current == head:
+            checks.append(Check("schema", "ok", f"at head ({head})"))
+        else:
+            checks.append(
+                Check(
+                    "schema",
+                    "fail",
+                    f"at {current or 'nothing'}, head is {head}: run `python -m bot db upgrade`",
+                )
+            )
+
+        if database.backend != "postgresql":
+            checks.append(Check("pgvector", "skip", "not needed on SQLite (vectors are searched in NumPy)"))
+        elif vector is None:
+            checks.append(Check("pgvector", "fail", "the vector extension is not installed in this database"))
+        else:
+            checks.append(Check("pgvector", "ok", f"vector {vector}"))
+        return checks
+    finally:
+        await database.dispose()
+
+
+async def _llm(settings: Settings) -> Check:
+    if not llm_configured(settings):
+        return Check("llm endpoint", "fail", "not configured: set OPENAI_API_KEY or OPENAI_BASE_URL in .env")
+    client = build_openai_client(settings, timeout=LLM_PROBE_TIMEOUT_S)
+    where = settings.openai_base_url or "api.openai.com"
+    try:
+        models = [model.id async for model in client.models.list()]
+    except openai.APIStatusError as exc:
+        return Check("llm endpoint", "fail", f"{where} answered {exc.status_code}: {exc.message}")
+    except openai.APIError as exc:
+        return Check("llm endpoint", "fail", f"{where} unreachable: {exc.message}")
+    finally:
+        await client.close()
+    listed = "listed" if settings.llm_model in models else "not listed (may still work)"
+    return Check(
+        "llm endpoint", "ok", f"{where}: {len(models)} models; LLM_MODEL {settings.llm_model} {listed}"
+    )
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in the order a person would fix them; the slow probes run side by side."""
+    database_checks, llm_check = await asyncio.gather(_database_checks(settings), _llm(settings))
+    return [Check("settings", "ok", "valid"), _discord_token(settings), *database_checks, llm_check]
+
+
+def render_table(checks: list[Check]) -> str:
+    width = max(len(check.name) for check in checks)
+    marks = {"ok": "OK  ", "fail": "FAIL", "skip": "--  "}
+    return "\n".join(f"{marks[c.status]}  {c.name.ljust(width)}  {c.detail}" for c in checks)

@@ -1,0 +1,153 @@
+"""Hearth's settings: one object, read from the environment and `.env`, built once at start-up.
+
+Nothing reads the environment at import time; the launcher calls :func:`load_settings` and passes the
+result down. Every field here is documented in `.env.example`.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hearth.db"
+
+# Drivers Hearth speaks, and the spellings users commonly paste that mean the same thing.
+_DRIVER_ALIASES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+IntList = Annotated[list[int], NoDecode]
+
+
+def _split_ints(value: Any) -> Any:
+    """Accept "1, 2,3" (the documented form), a JSON-ish list, or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.strip().strip("[]").split(",")]
+        return [int(part) for part in parts if part]
+    return value
+
+
+def normalise_database_url(raw: str) -> URL:
+    """Parse a DATABASE_URL and pin it to the async driver Hearth uses for that backend."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL; expected e.g. sqlite+aiosqlite:///./data/hearth.db "
+            "or postgresql+asyncpg://user:password@host:5432/hearth"
+        ) from None
+    driver = _DRIVER_ALIASES.get(url.drivername)
+    if driver is None:
+        raise ValueError(
+            f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg"
+        )
+    url = url.set(drivername=driver)
+    if driver.startswith("postgresql") and not url.database:
+        raise ValueError("the PostgreSQL URL names no database (…/DBNAME at the end)")
+    return url
+
+
+class Settings(BaseSettings):
+    """All settings. Field names map to upper-case environment variables (``database_url`` → DATABASE_URL)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Discord
+    discord_token: SecretStr | None = None
+    owner_ids: IntList = Field(default_factory=list)
+    dev_guild_id: int | None = None
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: IntList = Field(default_factory=list)
+
+    # Storage
+    database_url: str = DEFAULT_DATABASE_URL
+    database_echo: bool = False
+    database_pool_size: int = Field(default=5, ge=1)
+
+    # Language model (any OpenAI-compatible endpoint)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    # Embeddings
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_dimension: int = Field(default=384, ge=1, le=16000)
+
+    # Operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("owner_ids", "shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        try:
+            return _split_ints(value)
+        except ValueError:
+            raise ValueError("expected comma-separated whole numbers, e.g. 123,456") from None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value).render_as_string(hide_password=False)
+
+    @field_validator("discord_token", "openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _shards(self) -> "Settings":
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("SHARD_IDS is set but SHARD_COUNT is not; set both or neither")
+        if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in self.shard_ids):
+            raise ValueError(
+                f"SHARD_IDS must lie in 0..{self.shard_count - 1} (SHARD_COUNT={self.shard_count})"
+            )
+        return self
+
+    @property
+    def database(self) -> URL:
+        return make_url(self.database_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database.get_backend_name() == "sqlite"
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL and in-memory databases."""
+        if not self.is_sqlite or self.database.database in (None, "", ":memory:"):
+            return None
+        return Path(str(self.database.database))
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation errors into one readable :class:`ConfigError`."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise ConfigError(
+            "invalid settings: " + "; ".join(problems) + " (set them in .env or the environment)"
+        ) from None
