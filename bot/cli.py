@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     downgrade = db.add_parser("downgrade", help="migrate down to REVISION ('base' empties the database)")
     downgrade.add_argument("revision")
     db.add_parser("current", help="show the schema revision of the database and the latest one")
+    db.add_parser("schema", help="print the PostgreSQL DDL of the latest schema (this is schema.sql)")
     return parser
 
 
@@ -53,6 +54,9 @@ async def _db(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database
 
+    if args.db_command == "schema":
+        print(migrations.offline_sql(embedding_dimension=settings.embedding_dimension), end="")
+        return 0
     database = Database(settings.database_url)
     try:
         await database.check()
