@@ -1,0 +1,69 @@
+"""The files a person deploys from agree with the code: .env.example, docker-compose.yml, Dockerfile."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
+
+
+def _env_example() -> dict[str, tuple[str, str]]:
+    """Each variable of .env.example: its example value, and the comment lines right above it."""
+    variables: dict[str, tuple[str, str]] = {}
+    comment: list[str] = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.startswith("#"):
+            comment.append(line)
+        elif "=" in line:
+            name, value = (part.strip() for part in line.split("=", 1))
+            variables[name] = (value, " ".join(c for c in comment if not c.startswith("# ---")))
+            comment = []
+        else:
+            comment = []
+    return variables
+
+
+def test_every_setting_is_in_env_example_with_a_comment() -> None:
+    documented = _env_example()
+    settings = {name.upper() for name in Settings.model_fields}
+    assert settings - documented.keys() == set(), "settings missing from .env.example"
+    assert documented.keys() - settings - COMPOSE_ONLY == set(), ".env.example names unknown settings"
+    undocumented = [name for name, (_, comment) in documented.items() if len(comment) < 12]
+    assert undocumented == []
+
+
+def test_env_example_values_are_valid_settings() -> None:
+    values = {name.lower(): value for name, (value, _) in _env_example().items() if name not in COMPOSE_ONLY}
+    settings = Settings(_env_file=None, **{k: v for k, v in values.items() if v != ""})  # type: ignore[call-arg]
+    assert settings.is_sqlite
+
+
+def test_compose_runs_pgvector_with_a_healthcheck_and_the_bot_after_it() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    postgres, bot = compose["services"]["postgres"], compose["services"]["bot"]
+
+    assert postgres["image"].startswith("pgvector/pgvector:")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    volume = postgres["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"], "postgres data lives in a named volume"
+
+    assert bot["build"] == "." and bot["env_file"] == ".env"
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    url = bot["environment"]["DATABASE_URL"]
+    env = postgres["environment"]
+    assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/" in url
+    assert url.endswith("/" + env["POSTGRES_DB"]) and f"//{env['POSTGRES_USER']}:" in url
+    used = set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()))
+    assert used <= _env_example().keys(), "every variable compose reads is documented"
+
+
+def test_dockerfile_migrates_then_runs() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    command = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
+    assert command.index("db upgrade") < command.index("bot run")
+    for needed in ("bot", "alembic", "alembic.ini", "pyproject.toml"):
+        assert re.search(rf"^COPY .*\b{re.escape(needed)}\b", dockerfile, re.M), needed
