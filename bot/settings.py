@@ -141,7 +141,7 @@ class Settings(BaseSettings):
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Build :class:`Settings`, turning validation errors into one readable :class:`ConfigError`."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

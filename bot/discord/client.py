@@ -1,6 +1,7 @@
 """HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services."""
 
 import logging
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -25,17 +26,22 @@ def intents() -> discord.Intents:
     return wanted
 
 
-class HearthBot(commands.Bot):
+class HearthBot(commands.AutoShardedBot):
+    """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
+
     def __init__(self, container: Container) -> None:
         settings = container.settings
+        sharding: dict[str, Any] = {}
+        if settings.shard_count is not None:
+            sharding = {"shard_count": settings.shard_count, "shard_ids": settings.shard_ids or None}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
             allowed_mentions=SAFE_MENTIONS,
-            owner_ids=set(settings.owner_ids) or None,
-            shard_count=settings.shard_count,
-            shard_ids=settings.shard_ids or None,
+            # Empty: discord.py asks Discord who owns the application.
+            owner_ids=set(settings.owner_ids),
             help_command=None,
+            **sharding,
         )
         self.container = container
 

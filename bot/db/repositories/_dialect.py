@@ -11,6 +11,11 @@ def insert_for(session: AsyncSession, table: Any) -> Any:
 
     Both dialects' ``Insert`` share that API (and ``.excluded``), so callers write one statement.
     """
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """``"postgresql"`` or ``"sqlite"``."""
+    return session.get_bind().dialect.name

@@ -31,7 +31,8 @@ class GuildRepository:
             .returning(Guild)
         )
         result = await self.session.execute(statement, execution_options={"populate_existing": True})
-        return result.scalar_one()
+        row: Guild = result.scalar_one()
+        return row
 
     async def get_by_discord_id(self, discord_id: int) -> Guild | None:
         return await self.session.scalar(select(Guild).where(Guild.discord_id == discord_id))
@@ -79,4 +80,5 @@ class GuildRepository:
             .returning(GuildMember)
         )
         result = await self.session.execute(statement, execution_options={"populate_existing": True})
-        return result.scalar_one()
+        row: GuildMember = result.scalar_one()
+        return row

@@ -3,19 +3,21 @@
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.repositories._dialect import dialect_name
+
 
 class SystemRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def server_version(self) -> str:
-        if self.session.bind.dialect.name == "postgresql":
+        if dialect_name(self.session) == "postgresql":
             return str(await self.session.scalar(text("SHOW server_version")))
         return "SQLite " + str(await self.session.scalar(text("SELECT sqlite_version()")))
 
     async def extension_version(self, name: str) -> str | None:
         """The installed version of a PostgreSQL extension, or None (always None on SQLite)."""
-        if self.session.bind.dialect.name != "postgresql":
+        if dialect_name(self.session) != "postgresql":
             return None
         version = await self.session.scalar(
             text("SELECT extversion FROM pg_extension WHERE extname = :name"), {"name": name}

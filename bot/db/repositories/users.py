@@ -38,7 +38,8 @@ class UserRepository:
             .returning(User)
         )
         result = await self.session.execute(statement, execution_options={"populate_existing": True})
-        return result.scalar_one()
+        row: User = result.scalar_one()
+        return row
 
     async def get(self, user_id: int) -> User | None:
         return await self.session.get(User, user_id)

@@ -1,0 +1,93 @@
+"""`python -m bot` as a person runs it: a real process, a real SQLite file or PostgreSQL."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from bot.container import Container
+from bot.db import migrations
+from bot.settings import load_settings
+from tests.conftest import create_database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hearth(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in ``cwd`` with only the given settings in its environment."""
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment["PYTHONPATH"] = str(ROOT)
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_run_without_a_token_says_what_to_set_and_where(tmp_path: Path) -> None:
+    result = hearth("run", cwd=tmp_path)
+    assert_one_line_error(result, "DISCORD_TOKEN", ".env")
+
+
+def test_a_malformed_database_url_is_one_line(tmp_path: Path) -> None:
+    result = hearth("db", "current", cwd=tmp_path, DATABASE_URL="postgresql+asyncpg//oops")
+    assert_one_line_error(result, "DATABASE_URL", "not a database URL")
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://hearth:s3cret@127.0.0.1:9/hearth"
+    result = hearth("run", cwd=tmp_path, DATABASE_URL=url, DISCORD_TOKEN="x")
+    assert_one_line_error(result, "cannot use the database at postgresql+asyncpg://hearth:***@127.0.0.1:9/hearth")
+    assert "s3cret" not in result.stderr
+
+
+def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> None:
+    before = hearth("db", "current", cwd=tmp_path)
+    assert before.returncode == 1 and "behind" in before.stdout
+    assert (tmp_path / "data" / "hearth.db").exists(), "the data folder is created for the default file"
+
+    upgraded = hearth("db", "upgrade", cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = hearth("db", "current", cwd=tmp_path)
+    assert current.returncode == 0 and "up to date" in current.stdout
+    assert migrations.head_revision() in current.stdout
+
+
+async def test_db_upgrade_and_downgrade_on_postgresql(tmp_path: Path, postgres_server_url: URL) -> None:
+    fresh = await create_database(postgres_server_url, "hearth_cli")
+    url = fresh.render_as_string(hide_password=False)
+    assert hearth("db", "current", cwd=tmp_path, DATABASE_URL=url).returncode == 1
+    assert hearth("db", "upgrade", cwd=tmp_path, DATABASE_URL=url).returncode == 0
+    assert "up to date" in hearth("db", "current", cwd=tmp_path, DATABASE_URL=url).stdout
+    downgraded = hearth("db", "downgrade", "base", cwd=tmp_path, DATABASE_URL=url)
+    assert downgraded.returncode == 0 and "base (empty)" in downgraded.stdout
+
+
+def test_db_schema_prints_schema_sql(tmp_path: Path) -> None:
+    result = hearth("db", "schema", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "schema.sql").read_text()
+
+
+async def test_start_up_creates_the_sqlite_file_and_migrates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    container = await Container.create(load_settings(env_file=None))
+    try:
+        assert (tmp_path / "data" / "hearth.db").is_file()
+        assert await migrations.current_revision(container.database) == migrations.head_revision()
+    finally:
+        await container.aclose()
