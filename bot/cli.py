@@ -38,9 +38,7 @@ async def _run(settings: Settings) -> int:
     from bot.log import setup_logging
 
     if settings.discord_token is None:
-        raise HearthError(
-            "DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)"
-        )
+        raise HearthError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
     setup_logging(settings.log_level)
     container = await Container.create(settings)
     try:
@@ -61,9 +59,7 @@ async def _db(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await database.check()
         if args.db_command == "upgrade":
-            await migrations.upgrade(
-                database, embedding_dimension=settings.embedding_dimension, revision=args.revision
-            )
+            await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension, revision=args.revision)
             print(f"database at {await migrations.current_revision(database)}")
         elif args.db_command == "downgrade":
             await migrations.downgrade(database, revision=args.revision)

@@ -15,9 +15,7 @@ class Container:
     @classmethod
     async def create(cls, settings: Settings, *, migrate: bool = True) -> "Container":
         """Connect to the database (clear error if unreachable) and bring its schema to head."""
-        database = Database(
-            settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
-        )
+        database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
         try:
             await database.check()
             if migrate:

@@ -51,9 +51,7 @@ def normalise_database_url(raw: str) -> URL:
         ) from None
     driver = _DRIVER_ALIASES.get(url.drivername)
     if driver is None:
-        raise ValueError(
-            f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg"
-        )
+        raise ValueError(f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg")
     url = url.set(drivername=driver)
     if driver.startswith("postgresql") and not url.database:
         raise ValueError("the PostgreSQL URL names no database (…/DBNAME at the end)")
@@ -118,9 +116,7 @@ class Settings(BaseSettings):
         if self.shard_ids and self.shard_count is None:
             raise ValueError("SHARD_IDS is set but SHARD_COUNT is not; set both or neither")
         if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in self.shard_ids):
-            raise ValueError(
-                f"SHARD_IDS must lie in 0..{self.shard_count - 1} (SHARD_COUNT={self.shard_count})"
-            )
+            raise ValueError(f"SHARD_IDS must lie in 0..{self.shard_count - 1} (SHARD_COUNT={self.shard_count})")
         return self
 
     @property

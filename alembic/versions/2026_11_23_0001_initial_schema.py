@@ -60,9 +60,7 @@ def upgrade() -> None:
 
     op.create_table(
         "guilds",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("discord_id", sa.BigInteger(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
@@ -75,9 +73,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "users",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("discord_id", sa.BigInteger(), nullable=False),
         sa.Column("discord_username", sa.String(length=255), nullable=False),
         sa.Column("discord_display_name", sa.String(length=255), nullable=True),
@@ -94,9 +90,7 @@ def upgrade() -> None:
 
     op.create_table(
         "bot_opinions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("topic", sa.String(length=255), nullable=False),
         sa.Column("sentiment", sa.Float(), server_default=sa.text("0.0"), nullable=False),
@@ -119,9 +113,7 @@ def upgrade() -> None:
 
     op.create_table(
         "bot_states",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("mood_valence", sa.Float(), server_default=sa.text("0.0"), nullable=False),
         sa.Column("mood_arousal", sa.Float(), server_default=sa.text("0.0"), nullable=False),
@@ -144,9 +136,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "conversations",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=True),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("channel_id", sa.BigInteger(), nullable=False),
@@ -168,16 +158,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_conversations_channel_id"), "conversations", ["channel_id"], unique=False)
     op.create_index(op.f("ix_conversations_guild_id"), "conversations", ["guild_id"], unique=False)
     op.create_index(op.f("ix_conversations_is_active"), "conversations", ["is_active"], unique=False)
-    op.create_index(
-        op.f("ix_conversations_last_message_at"), "conversations", ["last_message_at"], unique=False
-    )
+    op.create_index(op.f("ix_conversations_last_message_at"), "conversations", ["last_message_at"], unique=False)
     op.create_index(op.f("ix_conversations_user_id"), "conversations", ["user_id"], unique=False)
 
     op.create_table(
         "guild_daily_token_usage",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("model", sa.String(length=255), nullable=False),
@@ -193,19 +179,13 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_guild_daily_token_usage")),
-        sa.UniqueConstraint(
-            "day", "guild_id", "model", name=op.f("uq_guild_daily_token_usage_day_guild_id_model")
-        ),
+        sa.UniqueConstraint("day", "guild_id", "model", name=op.f("uq_guild_daily_token_usage_day_guild_id_model")),
     )
-    op.create_index(
-        op.f("ix_guild_daily_token_usage_guild_id"), "guild_daily_token_usage", ["guild_id"], unique=False
-    )
+    op.create_index(op.f("ix_guild_daily_token_usage_guild_id"), "guild_daily_token_usage", ["guild_id"], unique=False)
 
     op.create_table(
         "guild_members",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("guild_nickname", sa.String(length=255), nullable=True),
@@ -227,9 +207,7 @@ def upgrade() -> None:
 
     op.create_table(
         "knowledge_documents",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=False),
         sa.Column("uploaded_by_user_id", sa.BigInteger(), nullable=True),
         sa.Column("source_name", sa.String(length=255), nullable=False),
@@ -258,9 +236,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_documents")),
     )
-    op.create_index(
-        op.f("ix_knowledge_documents_guild_id"), "knowledge_documents", ["guild_id"], unique=False
-    )
+    op.create_index(op.f("ix_knowledge_documents_guild_id"), "knowledge_documents", ["guild_id"], unique=False)
     op.create_index(
         op.f("ix_knowledge_documents_uploaded_by_user_id"),
         "knowledge_documents",
@@ -270,9 +246,7 @@ def upgrade() -> None:
 
     op.create_table(
         "mood_history",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("valence", sa.Float(), nullable=False),
         sa.Column("arousal", sa.Float(), nullable=False),
@@ -295,15 +269,11 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_mood_history_guild_id"), "mood_history", ["guild_id"], unique=False)
     op.create_index(op.f("ix_mood_history_recorded_at"), "mood_history", ["recorded_at"], unique=False)
-    op.create_index(
-        op.f("ix_mood_history_trigger_user_id"), "mood_history", ["trigger_user_id"], unique=False
-    )
+    op.create_index(op.f("ix_mood_history_trigger_user_id"), "mood_history", ["trigger_user_id"], unique=False)
 
     op.create_table(
         "personas",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("avatar_url", sa.String(length=2048), nullable=True),
         sa.Column("personality_prompt", sa.Text(), nullable=False),
@@ -325,9 +295,7 @@ def upgrade() -> None:
 
     op.create_table(
         "scheduled_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("channel_id", sa.BigInteger(), nullable=True),
@@ -357,17 +325,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_scheduled_events_guild_id"), "scheduled_events", ["guild_id"], unique=False)
     op.create_index(op.f("ix_scheduled_events_status"), "scheduled_events", ["status"], unique=False)
-    op.create_index(
-        "ix_scheduled_events_status_trigger_at", "scheduled_events", ["status", "trigger_at"], unique=False
-    )
+    op.create_index("ix_scheduled_events_status_trigger_at", "scheduled_events", ["status", "trigger_at"], unique=False)
     op.create_index(op.f("ix_scheduled_events_trigger_at"), "scheduled_events", ["trigger_at"], unique=False)
     op.create_index(op.f("ix_scheduled_events_user_id"), "scheduled_events", ["user_id"], unique=False)
 
     op.create_table(
         "user_communication_styles",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("preferred_length", sa.String(length=20), server_default="medium", nullable=False),
         sa.Column("preferred_formality", sa.Float(), server_default=sa.text("0.5"), nullable=False),
@@ -383,9 +347,7 @@ def upgrade() -> None:
             "preferred_length IN ('short', 'medium', 'long')",
             name=op.f("ck_user_communication_styles_length_valid"),
         ),
-        sa.CheckConstraint(
-            "confidence BETWEEN 0 AND 1", name=op.f("ck_user_communication_styles_confidence_range")
-        ),
+        sa.CheckConstraint("confidence BETWEEN 0 AND 1", name=op.f("ck_user_communication_styles_confidence_range")),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -397,9 +359,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "user_daily_token_usage",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("model", sa.String(length=255), nullable=False),
@@ -415,19 +375,13 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_daily_token_usage")),
-        sa.UniqueConstraint(
-            "day", "user_id", "model", name=op.f("uq_user_daily_token_usage_day_user_id_model")
-        ),
+        sa.UniqueConstraint("day", "user_id", "model", name=op.f("uq_user_daily_token_usage_day_user_id_model")),
     )
-    op.create_index(
-        op.f("ix_user_daily_token_usage_user_id"), "user_daily_token_usage", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_user_daily_token_usage_user_id"), "user_daily_token_usage", ["user_id"], unique=False)
 
     op.create_table(
         "user_facts",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("fact_type", sa.String(length=50), nullable=False),
         sa.Column("fact_content", sa.Text(), nullable=False),
@@ -471,15 +425,11 @@ def upgrade() -> None:
     op.create_index(op.f("ix_user_facts_fact_type"), "user_facts", ["fact_type"], unique=False)
     op.create_index(op.f("ix_user_facts_is_active"), "user_facts", ["is_active"], unique=False)
     op.create_index(op.f("ix_user_facts_user_id"), "user_facts", ["user_id"], unique=False)
-    op.create_index(
-        "ix_user_facts_user_id_scope", "user_facts", ["user_id", "scope", "guild_id"], unique=False
-    )
+    op.create_index("ix_user_facts_user_id_scope", "user_facts", ["user_id", "scope", "guild_id"], unique=False)
 
     op.create_table(
         "user_preferences",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("timezone", sa.String(length=64), server_default="UTC", nullable=False),
         sa.Column("language", sa.String(length=16), nullable=True),
@@ -504,9 +454,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "user_relationships",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("relationship_score", sa.Float(), server_default=sa.text("0.0"), nullable=False),
@@ -520,9 +468,7 @@ def upgrade() -> None:
         sa.Column("last_interaction_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.CheckConstraint(
-            "relationship_score BETWEEN 0 AND 100", name=op.f("ck_user_relationships_score_range")
-        ),
+        sa.CheckConstraint("relationship_score BETWEEN 0 AND 100", name=op.f("ck_user_relationships_score_range")),
         sa.ForeignKeyConstraint(
             ["guild_id"],
             ["guilds.id"],
@@ -539,9 +485,7 @@ def upgrade() -> None:
 
     op.create_table(
         "fact_associations",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("fact_id_1", sa.BigInteger(), nullable=False),
         sa.Column("fact_id_2", sa.BigInteger(), nullable=False),
         sa.Column("association_type", sa.String(length=50), nullable=False),
@@ -570,9 +514,7 @@ def upgrade() -> None:
 
     op.create_table(
         "messages",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("conversation_id", sa.BigInteger(), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=True),
         sa.Column("discord_message_id", sa.BigInteger(), nullable=True),
@@ -594,9 +536,7 @@ def upgrade() -> None:
             name=op.f("fk_messages_conversation_id_conversations"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_messages_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_messages_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
     )
     op.create_index(
@@ -608,9 +548,7 @@ def upgrade() -> None:
 
     op.create_table(
         "memories",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=True),
@@ -629,16 +567,12 @@ def upgrade() -> None:
         sa.Column("last_accessed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.CheckConstraint(
-            "kind IN ('message', 'summary', 'fact', 'knowledge')", name=op.f("ck_memories_kind_valid")
-        ),
+        sa.CheckConstraint("kind IN ('message', 'summary', 'fact', 'knowledge')", name=op.f("ck_memories_kind_valid")),
         sa.CheckConstraint(
             "scope IN ('dm', 'guild', 'global') AND ((scope = 'guild') = (guild_id IS NOT NULL))",
             name=op.f("ck_memories_scope_valid"),
         ),
-        sa.CheckConstraint(
-            "emotional_weight BETWEEN -1 AND 1", name=op.f("ck_memories_emotional_weight_range")
-        ),
+        sa.CheckConstraint("emotional_weight BETWEEN -1 AND 1", name=op.f("ck_memories_emotional_weight_range")),
         sa.CheckConstraint("importance BETWEEN 0 AND 1", name=op.f("ck_memories_importance_range")),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
@@ -661,9 +595,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["message_id"], ["messages.id"], name=op.f("fk_memories_message_id_messages"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_memories_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_memories_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_memories")),
     )
     op.create_index(op.f("ix_memories_conversation_id"), "memories", ["conversation_id"], unique=False)

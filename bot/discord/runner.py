@@ -10,9 +10,7 @@ from bot.errors import ConfigError
 async def run_bot(container: Container) -> None:
     token = container.settings.discord_token
     if token is None:
-        raise ConfigError(
-            "DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)"
-        )
+        raise ConfigError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
     bot = HearthBot(container)
     try:
         async with bot:

@@ -21,6 +21,4 @@ def build_openai_client(settings: Settings, *, timeout: float, max_retries: int 
             "OPENAI_BASE_URL (e.g. http://localhost:11434/v1 for Ollama) in .env"
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _PLACEHOLDER_KEY
-    return AsyncOpenAI(
-        api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=max_retries
-    )
+    return AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=max_retries)

@@ -81,9 +81,7 @@ async def _llm(settings: Settings) -> Check:
     finally:
         await client.close()
     listed = "listed" if settings.llm_model in models else "not listed (may still work)"
-    return Check(
-        "llm endpoint", "ok", f"{where}: {len(models)} models; LLM_MODEL {settings.llm_model} {listed}"
-    )
+    return Check("llm endpoint", "ok", f"{where}: {len(models)} models; LLM_MODEL {settings.llm_model} {listed}")
 
 
 async def run_checks(settings: Settings) -> list[Check]:

@@ -53,9 +53,7 @@ def test_a_malformed_database_url_is_one_line(tmp_path: Path) -> None:
 def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
     url = "postgresql+asyncpg://hearth:s3cret@127.0.0.1:9/hearth"
     result = hearth("run", cwd=tmp_path, DATABASE_URL=url, DISCORD_TOKEN="x")
-    assert_one_line_error(
-        result, "cannot use the database at postgresql+asyncpg://hearth:***@127.0.0.1:9/hearth"
-    )
+    assert_one_line_error(result, "cannot use the database at postgresql+asyncpg://hearth:***@127.0.0.1:9/hearth")
     assert "s3cret" not in result.stderr
 
 

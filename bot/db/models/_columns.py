@@ -25,9 +25,7 @@ def user_fk(
 
 def guild_fk(*, nullable: bool = True, index: bool = True) -> MappedColumn[Any]:
     """A reference to guilds.id; rows about a guild go when the guild's row goes."""
-    return mapped_column(
-        BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=nullable, index=index
-    )
+    return mapped_column(BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=nullable, index=index)
 
 
 def counter() -> MappedColumn[int]:

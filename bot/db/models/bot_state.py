@@ -22,9 +22,7 @@ class BotState(IdMixin, TimestampMixin, Base):
     total_facts_learned: Mapped[int] = counter()
     total_users_known: Mapped[int] = counter()
     first_activated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-    preferences: Mapped[dict[str, Any]] = mapped_column(
-        PortableJSON, default=dict, server_default="{}", nullable=False
-    )
+    preferences: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict, server_default="{}", nullable=False)
 
     __table_args__ = (
         CheckConstraint("mood_valence BETWEEN -1 AND 1 AND mood_arousal BETWEEN -1 AND 1", name="mood_range"),

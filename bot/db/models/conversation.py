@@ -23,7 +23,5 @@ class Conversation(IdMixin, TimestampMixin, Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
     message_count: Mapped[int] = counter()
-    is_active: Mapped[bool] = mapped_column(
-        Boolean, default=True, server_default=true(), nullable=False, index=True
-    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False, index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

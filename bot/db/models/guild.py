@@ -17,6 +17,4 @@ class Guild(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(CleanString(255), nullable=False)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False)
-    settings: Mapped[dict[str, Any]] = mapped_column(
-        PortableJSON, default=dict, server_default="{}", nullable=False
-    )
+    settings: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict, server_default="{}", nullable=False)

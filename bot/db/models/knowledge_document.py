@@ -19,9 +19,7 @@ class KnowledgeDocument(IdMixin, TimestampMixin, Base):
     source_name: Mapped[str] = mapped_column(CleanString(255), nullable=False)
     mime_type: Mapped[str] = mapped_column(String(100), nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    status: Mapped[str] = mapped_column(
-        String(20), default="pending", server_default="pending", nullable=False
-    )
+    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending", nullable=False)
     error_message: Mapped[str | None] = mapped_column(CleanText)
     chunk_count: Mapped[int] = counter()
 

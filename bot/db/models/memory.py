@@ -31,9 +31,7 @@ class Memory(IdMixin, TimestampMixin, Base):
     message_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
-    fact_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("user_facts.id", ondelete="CASCADE"), index=True
-    )
+    fact_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("user_facts.id", ondelete="CASCADE"), index=True)
     document_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True
     )

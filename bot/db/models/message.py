@@ -28,9 +28,7 @@ class Message(IdMixin, TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
     has_images: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
-    image_urls: Mapped[list[Any]] = mapped_column(
-        PortableJSON, default=list, server_default="[]", nullable=False
-    )
+    image_urls: Mapped[list[Any]] = mapped_column(PortableJSON, default=list, server_default="[]", nullable=False)
     token_count: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)

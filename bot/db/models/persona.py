@@ -22,12 +22,8 @@ class Persona(IdMixin, TimestampMixin, Base):
     backstory: Mapped[str | None] = mapped_column(CleanText)
     greeting: Mapped[str | None] = mapped_column(CleanText)
     example_dialogue: Mapped[str | None] = mapped_column(CleanText)
-    attributes: Mapped[dict[str, Any]] = mapped_column(
-        PortableJSON, default=dict, server_default="{}", nullable=False
-    )
-    config: Mapped[dict[str, Any]] = mapped_column(
-        PortableJSON, default=dict, server_default="{}", nullable=False
-    )
+    attributes: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict, server_default="{}", nullable=False)
+    config: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict, server_default="{}", nullable=False)
     guild_id: Mapped[int | None] = guild_fk()
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
 

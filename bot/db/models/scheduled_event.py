@@ -26,9 +26,7 @@ class ScheduledEvent(IdMixin, TimestampMixin, Base):
     event_type: Mapped[str] = mapped_column(String(50), nullable=False)
     trigger_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     title: Mapped[str] = mapped_column(CleanString(255), nullable=False)
-    context: Mapped[dict[str, Any]] = mapped_column(
-        PortableJSON, default=dict, server_default="{}", nullable=False
-    )
+    context: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict, server_default="{}", nullable=False)
     is_recurring: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     recurrence_rule: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(

@@ -14,9 +14,7 @@ class UserCommunicationStyle(IdMixin, TimestampMixin, Base):
     __tablename__ = "user_communication_styles"
 
     user_id: Mapped[int] = user_fk(unique=True)
-    preferred_length: Mapped[str] = mapped_column(
-        String(20), default="medium", server_default="medium", nullable=False
-    )
+    preferred_length: Mapped[str] = mapped_column(String(20), default="medium", server_default="medium", nullable=False)
     preferred_formality: Mapped[float] = real(0.5)
     emoji_affinity: Mapped[float] = real(0.5)
     humor_affinity: Mapped[float] = real(0.5)

@@ -27,9 +27,7 @@ class UserFact(IdMixin, TimestampMixin, Base):
     source: Mapped[str] = mapped_column(
         String(50), default="conversation", server_default="conversation", nullable=False
     )
-    is_active: Mapped[bool] = mapped_column(
-        Boolean, default=True, server_default=true(), nullable=False, index=True
-    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False, index=True)
     learned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     last_referenced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     category: Mapped[str | None] = mapped_column(String(50))
@@ -41,9 +39,7 @@ class UserFact(IdMixin, TimestampMixin, Base):
     scope: Mapped[str] = mapped_column(String(10), nullable=False)
     guild_id: Mapped[int | None] = guild_fk(index=False)
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    superseded_by: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("user_facts.id", ondelete="SET NULL")
-    )
+    superseded_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("user_facts.id", ondelete="SET NULL"))
 
     __table_args__ = (
         CheckConstraint(SCOPE_CHECK, name="scope_valid"),

@@ -19,12 +19,8 @@ class UserPreferences(IdMixin, TimestampMixin, Base):
     user_id: Mapped[int] = user_fk(unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC", nullable=False)
     language: Mapped[str | None] = mapped_column(String(16))
-    learning_opt_out: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false(), nullable=False
-    )
-    proactive_opt_out: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false(), nullable=False
-    )
+    learning_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    proactive_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     quiet_hours_start: Mapped[time | None] = mapped_column(Time)
     quiet_hours_end: Mapped[time | None] = mapped_column(Time)
     # A birthday without a year is the common case, so month and day stand alone.

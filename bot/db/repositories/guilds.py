@@ -39,9 +39,7 @@ class GuildRepository:
 
     async def update_settings(self, guild_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the guild's settings (a key set to None is removed); returns the result."""
-        current = await self.session.scalar(
-            select(Guild.settings).where(Guild.id == guild_id).with_for_update()
-        )
+        current = await self.session.scalar(select(Guild.settings).where(Guild.id == guild_id).with_for_update())
         if current is None:
             raise LookupError(f"no guild with id {guild_id}")
         merged = {**current, **changes}

@@ -13,9 +13,7 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def upsert(
-        self, *, discord_id: int, username: str, display_name: str | None, seen_at: datetime
-    ) -> User:
+    async def upsert(self, *, discord_id: int, username: str, display_name: str | None, seen_at: datetime) -> User:
         """Insert the user or refresh their names and ``last_seen_at``; one round trip either way."""
         insert = insert_for(self.session, User)
         statement = (
@@ -58,8 +56,6 @@ class UserRepository:
         await self.session.execute(
             insert.values(user_id=user_id).on_conflict_do_nothing(index_elements=[UserPreferences.user_id])
         )
-        preferences = await self.session.scalar(
-            select(UserPreferences).where(UserPreferences.user_id == user_id)
-        )
+        preferences = await self.session.scalar(select(UserPreferences).where(UserPreferences.user_id == user_id))
         assert preferences is not None  # inserted just above
         return preferences

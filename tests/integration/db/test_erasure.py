@@ -46,9 +46,7 @@ GUILD_LEVEL = {
 
 async def _seed_user(session: AsyncSession, guild: Guild, guild_talk: Conversation, name: str) -> User:
     """One user with a row in every table that can hold something about a user; ``name`` marks them."""
-    user = User(
-        discord_id=hash(name) & 0xFFFFFFFF, discord_username=name, discord_display_name=f"{name} display"
-    )
+    user = User(discord_id=hash(name) & 0xFFFFFFFF, discord_username=name, discord_display_name=f"{name} display")
     session.add(user)
     await session.flush()
     dm = Conversation(user_id=user.id, channel_id=user.discord_id)
@@ -60,9 +58,7 @@ async def _seed_user(session: AsyncSession, guild: Guild, guild_talk: Conversati
     session.add_all([fact, guild_fact])
     await session.flush()
     said = Message(conversation_id=guild_talk.id, user_id=user.id, role="user", content=f"{name}: hi all")
-    answer = Message(
-        conversation_id=guild_talk.id, user_id=user.id, role="assistant", content=f"hello {name}"
-    )
+    answer = Message(conversation_id=guild_talk.id, user_id=user.id, role="assistant", content=f"hello {name}")
     dm_said = Message(conversation_id=dm.id, user_id=user.id, role="user", content=f"{name} secret")
     session.add_all([said, answer, dm_said])
     await session.flush()
@@ -107,12 +103,8 @@ async def _seed_user(session: AsyncSession, guild: Guild, guild_talk: Conversati
                 message_id=dm_said.id,
                 conversation_id=dm.id,
             ),
-            Memory(
-                kind="fact", content=f"{name} lives in Lisbon", user_id=user.id, scope="dm", fact_id=fact.id
-            ),
-            UserDailyTokenUsage(
-                day=date(2026, 11, 1), user_id=user.id, model="m", requests=1, prompt_tokens=9
-            ),
+            Memory(kind="fact", content=f"{name} lives in Lisbon", user_id=user.id, scope="dm", fact_id=fact.id),
+            UserDailyTokenUsage(day=date(2026, 11, 1), user_id=user.id, model="m", requests=1, prompt_tokens=9),
         ]
     )
     await session.flush()
@@ -169,9 +161,7 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
         }
         bo_before = await _rows_mentioning(session, "Bo-91c2")
     # The fixture must touch every table, so a new table cannot escape this test unseen.
-    assert all(counts_before.values()), (
-        f"tables not covered: {[t for t, n in counts_before.items() if not n]}"
-    )
+    assert all(counts_before.values()), f"tables not covered: {[t for t, n in counts_before.items() if not n]}"
     assert await _rows_mentioning_ids(db, ana.id), "sanity: Ana's rows are there before"
 
     async with db.session() as session:

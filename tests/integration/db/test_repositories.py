@@ -36,9 +36,7 @@ async def test_user_upsert_inserts_then_refreshes_names_and_last_seen(db: Databa
 
 async def test_user_delete_reports_whether_the_user_existed(db: Database) -> None:
     async with db.session() as session:
-        user = await UserRepository(session).upsert(
-            discord_id=7, username="bo", display_name=None, seen_at=T0
-        )
+        user = await UserRepository(session).upsert(discord_id=7, username="bo", display_name=None, seen_at=T0)
     async with db.session() as session:
         assert await UserRepository(session).delete(user.id) is True
     async with db.session() as session:
@@ -79,15 +77,11 @@ async def test_guild_upsert_settings_merge_and_members(db: Database) -> None:
         with pytest.raises(LookupError):
             await repo.update_settings(guild.id + 100, {"x": 1})
 
-        user = await UserRepository(session).upsert(
-            discord_id=5, username="di", display_name=None, seen_at=T0
-        )
+        user = await UserRepository(session).upsert(discord_id=5, username="di", display_name=None, seen_at=T0)
         member = await repo.upsert_member(
             guild_id=guild.id, user_id=user.id, nickname="Di", roles=["mods"], joined_at=T0
         )
-        updated = await repo.upsert_member(
-            guild_id=guild.id, user_id=user.id, nickname=None, roles=[], joined_at=None
-        )
+        updated = await repo.upsert_member(guild_id=guild.id, user_id=user.id, nickname=None, roles=[], joined_at=None)
         assert updated.id == member.id
         assert (updated.guild_nickname, updated.roles, updated.joined_guild_at) == (None, [], T0)
     async with db.session() as session:

@@ -51,10 +51,7 @@ async def _catalogue(url: URL) -> dict[str, list[tuple[Any, ...]]]:
         database=url.database,
     )
     try:
-        return {
-            name: [tuple(row) for row in await connection.fetch(sql)]
-            for name, sql in CATALOGUE_QUERIES.items()
-        }
+        return {name: [tuple(row) for row in await connection.fetch(sql)] for name, sql in CATALOGUE_QUERIES.items()}
     finally:
         await connection.close()
 
@@ -92,17 +89,13 @@ def _made_by_migration_only(diff: Any) -> bool:
     """The vector's dimension and its HNSW index depend on backend and settings: the migration owns them."""
     if isinstance(diff, list) and diff and diff[0][0] == "modify_type" and diff[0][3] == "embedding":
         return True
-    return (
-        isinstance(diff, tuple) and diff[0] == "remove_index" and diff[1].name == "ix_memories_embedding_hnsw"
-    )
+    return isinstance(diff, tuple) and diff[0] == "remove_index" and diff[1].name == "ix_memories_embedding_hnsw"
 
 
 async def test_models_match_the_migrated_schema(postgres_database: Database) -> None:
     def differences(connection: Connection) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [
-            diff for diff in compare_metadata(context, Base.metadata) if not _made_by_migration_only(diff)
-        ]
+        return [diff for diff in compare_metadata(context, Base.metadata) if not _made_by_migration_only(diff)]
 
     async with postgres_database.engine.connect() as connection:
         assert await connection.run_sync(differences) == []
@@ -116,9 +109,7 @@ async def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
 
     # The shared PostgreSQL database stays at head for other tests: use a fresh one here.
     if db.backend == "postgresql":
-        db = Database(
-            await create_database(db.url.set(database="postgres"), f"hearth_down_{uuid.uuid4().hex[:8]}")
-        )
+        db = Database(await create_database(db.url.set(database="postgres"), f"hearth_down_{uuid.uuid4().hex[:8]}"))
         await migrations.upgrade(db, embedding_dimension=EMBEDDING_DIMENSION)
     try:
         async with db.engine.connect() as connection:
@@ -137,9 +128,7 @@ async def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
 
 
 @pytest.mark.parametrize("dimension", [8, 1536])
-async def test_the_vector_column_takes_its_dimension_from_the_setting(
-    postgres_server_url: URL, dimension: int
-) -> None:
+async def test_the_vector_column_takes_its_dimension_from_the_setting(postgres_server_url: URL, dimension: int) -> None:
     database = Database(await _fresh(postgres_server_url))
     try:
         await migrations.upgrade(database, embedding_dimension=dimension)

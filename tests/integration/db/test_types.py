@@ -76,9 +76,7 @@ async def test_json_round_trips(db: Database) -> None:
 async def test_vectors_round_trip_exactly_as_float32(db: Database) -> None:
     vector = np.random.default_rng(7).standard_normal(384).astype(np.float32)
     async with db.session() as session:
-        session.add(
-            Memory(kind="knowledge", content="lore", scope="global", embedding=vector, embedding_model="m")
-        )
+        session.add(Memory(kind="knowledge", content="lore", scope="global", embedding=vector, embedding_model="m"))
         session.add(Memory(kind="knowledge", content="not embedded yet", scope="global"))
     async with db.session() as session:
         stored = (await session.scalars(select(Memory).order_by(Memory.id))).all()
@@ -126,9 +124,7 @@ async def test_hostile_text_is_stored_by_the_rule(db: Database, name: str) -> No
         session.add(conversation)
         await session.flush()
         session.add(
-            Message(
-                conversation_id=conversation.id, user_id=user.id, role="user", content=raw, image_urls=[raw]
-            )
+            Message(conversation_id=conversation.id, user_id=user.id, role="user", content=raw, image_urls=[raw])
         )
     async with db.session() as session:
         message = await session.scalar(select(Message))

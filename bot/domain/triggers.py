@@ -1,0 +1,53 @@
+"""When Hearth answers a message: a pure decision on facts the Discord layer already knows."""
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSignals:
+    """What the Discord layer observed about a message, as plain values."""
+
+    text: str
+    author_id: int
+    channel_id: int
+    is_dm: bool
+    author_is_bot: bool = False
+    is_webhook: bool = False
+    is_own: bool = False
+    mentions_bot: bool = False
+    replies_to_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRules:
+    """The parts of a guild's settings that decide whether Hearth speaks there."""
+
+    chat_channels: frozenset[int] = field(default_factory=frozenset)
+    blocked_channels: frozenset[int] = field(default_factory=frozenset)
+    blocked_users: frozenset[int] = field(default_factory=frozenset)
+
+
+def names_persona(text: str, persona_name: str) -> bool:
+    """True if ``persona_name`` appears in ``text`` as a word of its own, in any case."""
+    name = persona_name.strip()
+    if not name:
+        return False
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str) -> bool:
+    if signals.is_own or signals.author_is_bot or signals.is_webhook:
+        return False
+    if signals.author_id in rules.blocked_users:
+        return False
+    if signals.is_dm:
+        return True
+    if signals.channel_id in rules.blocked_channels:
+        return False
+    return (
+        signals.mentions_bot
+        or signals.replies_to_bot
+        or signals.channel_id in rules.chat_channels
+        or names_persona(signals.text, persona_name)
+    )
