@@ -61,7 +61,8 @@ def normalise_database_url(raw: str) -> URL:
 class Settings(BaseSettings):
     """All settings. Field names map to upper-case environment variables (``database_url`` → DATABASE_URL)."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value (`DEV_GUILD_ID=` as in .env.example) means "not set", not "the empty string".
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Discord
     discord_token: SecretStr | None = None
@@ -79,6 +80,18 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
+    llm_temperature: float = Field(default=0.8, ge=0, le=2)
+    llm_max_tokens: int = Field(default=600, ge=16)
+    llm_context_tokens: int = Field(default=8192, ge=1024)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_retry_budget_seconds: float = Field(default=45.0, gt=0)
+    llm_extra_headers: dict[str, str] = Field(default_factory=dict)
+    llm_extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    # Conversation
+    conversation_idle_minutes: int = Field(default=60, ge=1)
+    history_turns: int = Field(default=40, ge=0, le=500)
+    stream_edit_interval_seconds: float = Field(default=1.0, ge=0.2)
 
     # Embeddings
     embedding_provider: Literal["local", "openai"] = "local"

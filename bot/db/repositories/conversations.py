@@ -1,0 +1,127 @@
+"""Conversations and their messages."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Conversation, GuildMember, Message, User
+from bot.db.repositories._dialect import greatest
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """A stored turn with its speaker's name as people in that place see it."""
+
+    message_id: int
+    role: str
+    content: str
+    speaker: str | None
+    created_at: datetime
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def find_open(self, *, channel_id: int, user_id: int | None, active_since: datetime) -> Conversation | None:
+        """The channel's conversation (the user's, in a DM) if its last message is newer than ``active_since``."""
+        statement = (
+            select(Conversation)
+            .where(
+                Conversation.channel_id == channel_id,
+                Conversation.is_active.is_(True),
+                Conversation.last_message_at >= active_since,
+            )
+            .order_by(Conversation.last_message_at.desc())
+            .limit(1)
+        )
+        if user_id is not None:
+            statement = statement.where(Conversation.user_id == user_id)
+        return await self.session.scalar(statement)
+
+    async def open(self, *, channel_id: int, guild_id: int | None, user_id: int | None, at: datetime) -> Conversation:
+        """Start a conversation; earlier active ones in the channel are marked inactive (idle)."""
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.channel_id == channel_id, Conversation.is_active.is_(True))
+            .values(is_active=False, closed_at=at)
+        )
+        conversation = Conversation(
+            channel_id=channel_id, guild_id=guild_id, user_id=user_id, started_at=at, last_message_at=at
+        )
+        self.session.add(conversation)
+        await self.session.flush()
+        return conversation
+
+    async def touch(self, conversation_id: int, *, at: datetime, messages: int = 1) -> None:
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                last_message_at=greatest(self.session, Conversation.last_message_at, at),
+                message_count=Conversation.message_count + messages,
+            )
+        )
+
+    async def add_message(
+        self,
+        *,
+        conversation_id: int,
+        user_id: int | None,
+        role: str,
+        content: str,
+        at: datetime,
+        discord_message_id: int | None = None,
+        image_urls: Sequence[str] = (),
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        model: str | None = None,
+        latency_ms: int | None = None,
+    ) -> Message:
+        message = Message(
+            conversation_id=conversation_id,
+            user_id=user_id,
+            role=role,
+            content=content,
+            discord_message_id=discord_message_id,
+            has_images=bool(image_urls),
+            image_urls=list(image_urls),
+            token_count=None if completion_tokens is None else completion_tokens,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=model,
+            latency_ms=latency_ms,
+            created_at=at,
+            updated_at=at,
+        )
+        self.session.add(message)
+        await self.session.flush()
+        return message
+
+    async def history(self, conversation_id: int, *, before_id: int, limit: int) -> list[HistoryRow]:
+        """The last ``limit`` turns before message ``before_id``, oldest first, with speakers' names."""
+        speaker = func.coalesce(
+            User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username
+        )
+        statement = (
+            select(Message.id, Message.role, Message.content, speaker, Message.created_at)
+            .select_from(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(User, User.id == Message.user_id)
+            .outerjoin(
+                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
+            )
+            .where(Message.conversation_id == conversation_id, Message.id < before_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [HistoryRow(*row) for row in reversed(rows)]
+
+    async def messages_by_ids(self, ids: Sequence[int]) -> list[Message]:
+        if not ids:
+            return []
+        return list((await self.session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))).all())

@@ -1,0 +1,168 @@
+"""Chat completions from any OpenAI-compatible endpoint, streamed, with retries inside a time budget."""
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
+from bot.domain.budget import estimate_tokens
+from bot.domain.prompt import ChatMessage
+from bot.domain.retry import Backoff, fits_budget
+from bot.errors import HearthError
+
+log = logging.getLogger(__name__)
+
+TextCallback = Callable[[str], Awaitable[None]]
+
+
+class LLMUnavailable(HearthError):
+    """The model could not answer within the retry budget, or refused the request outright."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    model: str
+    temperature: float = 0.8
+    max_tokens: int = 600
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    seconds: float  # wall time spent waiting for the model, retries included
+
+
+class ChatModel(Protocol):
+    async def generate(
+        self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None = None
+    ) -> Completion:
+        """Generate a reply. ``on_text`` gets the whole text so far after each piece (from "" again on a retry)."""
+        ...
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+def _wire(message: ChatMessage) -> ChatCompletionMessageParam:
+    return cast(ChatCompletionMessageParam, {"role": message.role, "content": message.content})
+
+
+def _retry_after(response: Any) -> float | None:
+    value = getattr(response, "headers", {}).get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """A broken connection from the HTTP stack beneath the client (whichever one this openai version uses)."""
+    module = type(exc).__module__
+    return isinstance(exc, OSError | asyncio.TimeoutError) or module.startswith(("httpx", "httpcore", "aiohttp"))
+
+
+class OpenAIChatModel:
+    """`ChatModel` over ``openai.AsyncOpenAI``; the client's own retries are off, these are ours."""
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        budget_s: float = 30.0,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.budget_s = budget_s
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+
+    async def generate(
+        self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None = None
+    ) -> Completion:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                text, usage = await self._stream_once(messages, options, on_text)
+            except _Retryable as fault:
+                elapsed = time.monotonic() - started
+                wait = self.backoff.delay(attempt, retry_after_s=fault.retry_after_s, rng=self.rng)
+                if not fits_budget(elapsed, wait, self.budget_s):
+                    raise LLMUnavailable(f"the model did not answer after {attempt} attempts: {fault}") from fault
+                log.warning("model call failed (%s); retry %d in %.2fs", fault, attempt, wait)
+                await asyncio.sleep(wait)
+                continue
+            prompt_tokens, completion_tokens = usage or (
+                sum(estimate_tokens(m.content) for m in messages),
+                estimate_tokens(text),
+            )
+            return Completion(
+                text=text,
+                model=options.model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                attempts=attempt,
+                seconds=time.monotonic() - started,
+            )
+
+    async def _stream_once(
+        self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None
+    ) -> tuple[str, tuple[int, int] | None]:
+        text, usage = "", None
+        if on_text is not None:
+            await on_text("")
+        try:
+            stream = await self.client.chat.completions.create(
+                model=options.model,
+                messages=[_wire(m) for m in messages],
+                temperature=options.temperature,
+                max_tokens=options.max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=dict(options.extra_headers) or None,
+                extra_body=dict(options.extra_body) or None,
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if piece:
+                        text += piece
+                        if on_text is not None:
+                            await on_text(text)
+        except openai.RateLimitError as exc:
+            raise _Retryable("rate limited (429)", _retry_after(exc.response)) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise _Retryable(f"server error {exc.status_code}", _retry_after(exc.response)) from exc
+            raise LLMUnavailable(f"the model endpoint refused the request ({exc.status_code}): {exc.message}") from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise _Retryable(type(exc).__name__) from exc
+        except openai.APIError as exc:  # e.g. an error event inside the stream
+            raise _Retryable(f"stream error: {exc.message}") from exc
+        except Exception as exc:
+            if _is_transport_error(exc):
+                raise _Retryable(f"stream broken: {type(exc).__name__}") from exc
+            raise
+        if not text.strip():
+            raise _Retryable("empty answer")
+        return text, usage
