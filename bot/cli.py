@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="migrate the database and run the bot")
+    commands.add_parser("chat", help="talk to Hearth in this terminal (as a DM)")
     commands.add_parser("doctor", help="check settings, database, pgvector and the LLM endpoint")
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -43,6 +44,18 @@ async def _run(settings: Settings) -> int:
     container = await Container.create(settings)
     try:
         await run_bot(container)
+    finally:
+        await container.aclose()
+    return 0
+
+
+async def _chat(settings: Settings) -> int:
+    from bot.container import Container
+    from bot.terminal import chat
+
+    container = await Container.create(settings)
+    try:
+        await chat(container)
     finally:
         await container.aclose()
     return 0
@@ -94,6 +107,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings(args.env_file)
     if args.command == "run":
         return await _run(settings)
+    if args.command == "chat":
+        return await _chat(settings)
     return await _db(settings, args)
 
 

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 # Whatever a model writes, it cannot ping everyone, here or a role. Users only where we mean to.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
 
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("bot.discord.cogs.chat",)
 
 
 def intents() -> discord.Intents:
@@ -51,6 +51,22 @@ class HearthBot(commands.AutoShardedBot):
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("could not load extension %s", extension)
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Log an event handler's failure with the ids needed to find what it was about; never crash."""
+        context = next((arg for arg in args if isinstance(arg, discord.Message | discord.Interaction)), None)
+        if context is None:
+            log.exception("unhandled error in %s", event_method)
+            return
+        message_id = context.id
+        log.exception(
+            "unhandled error in %s (guild %s, channel %s, %s %s)",
+            event_method,
+            context.guild.id if context.guild else None,
+            context.channel.id if context.channel else None,
+            "message" if isinstance(context, discord.Message) else "interaction",
+            message_id,
+        )
 
     async def on_ready(self) -> None:
         user = self.user

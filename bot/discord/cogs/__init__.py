@@ -1,0 +1,1 @@
+"""Cogs: each parses Discord objects into plain values, calls one service, renders the result."""

@@ -1,0 +1,72 @@
+"""Chat: every message the bot can see goes to the conversation service, which decides whether to answer."""
+
+import discord
+from discord.ext import commands
+
+from bot.discord.client import HearthBot
+from bot.discord.render import MessageReply
+from bot.domain.triggers import MessageSignals
+from bot.services.incoming import Author, IncomingMessage, Place
+
+
+def _author(message: discord.Message) -> Author:
+    user = message.author
+    nickname = user.nick if isinstance(user, discord.Member) else None
+    roles = tuple(role.name for role in user.roles[1:]) if isinstance(user, discord.Member) else ()
+    return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
+
+
+def _place(message: discord.Message) -> Place:
+    guild = message.guild
+    return Place(
+        channel_id=message.channel.id,
+        channel_name=getattr(message.channel, "name", None),
+        guild_id=guild.id if guild else None,
+        guild_name=guild.name if guild else None,
+    )
+
+
+def _replies_to(message: discord.Message, user: discord.abc.User) -> bool:
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    return isinstance(resolved, discord.Message) and resolved.author.id == user.id
+
+
+def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
+    signals = MessageSignals(
+        text=message.content,
+        author_id=message.author.id,
+        channel_id=message.channel.id,
+        is_dm=message.guild is None,
+        author_is_bot=message.author.bot,
+        is_webhook=message.webhook_id is not None,
+        is_own=message.author.id == me.id,
+        mentions_bot=me in message.mentions,
+        replies_to_bot=_replies_to(message, me),
+    )
+    return IncomingMessage(
+        author=_author(message),
+        place=_place(message),
+        text=message.clean_content,
+        created_at=message.created_at,
+        signals=signals,
+        message_id=message.id,
+        image_urls=tuple(a.url for a in message.attachments if (a.content_type or "").startswith("image/")),
+    )
+
+
+class Chat(commands.Cog):
+    def __init__(self, bot: HearthBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if me is None or not (message.content or message.attachments):
+            return
+        incoming = incoming_from(message, me)
+        await self.bot.container.conversation.handle(incoming, MessageReply(message))
+
+
+async def setup(bot: HearthBot) -> None:
+    await bot.add_cog(Chat(bot))

@@ -1,0 +1,39 @@
+"""Rendering replies on Discord: the ReplyTarget for a message, and mention safety."""
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+
+import discord
+
+# Model output pings nobody: not everyone/here, not roles, not users, not even the person replied to.
+MODEL_MENTIONS = discord.AllowedMentions.none()
+
+
+class MessageReply:
+    """Shows a reply to ``message``: the first piece as a Discord reply (edited while it streams), the rest after."""
+
+    def __init__(self, message: discord.Message) -> None:
+        self.message = message
+        self.first: discord.Message | None = None
+
+    def typing(self) -> AbstractAsyncContextManager[None]:
+        return self.message.channel.typing()
+
+    async def preview(self, text: str) -> None:
+        if self.first is None:
+            self.first = await self.message.reply(text, allowed_mentions=MODEL_MENTIONS, mention_author=False)
+        else:
+            self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
+
+    async def send(self, pieces: Sequence[str]) -> list[int]:
+        if not pieces:
+            return []
+        if self.first is None:
+            self.first = await self.message.reply(pieces[0], allowed_mentions=MODEL_MENTIONS, mention_author=False)
+        elif self.first.content != pieces[0]:
+            self.first = await self.first.edit(content=pieces[0], allowed_mentions=MODEL_MENTIONS)
+        sent = [self.first.id]
+        for piece in pieces[1:]:
+            follow_up = await self.message.channel.send(piece, allowed_mentions=MODEL_MENTIONS)
+            sent.append(follow_up.id)
+        return sent

@@ -1,0 +1,314 @@
+"""The conversation pipeline: a message in, an in-character reply out.
+
+1. Decide whether to answer (pure rules on the message and the guild's settings).
+2. Store the user's message first, in one short transaction, so nothing said is lost whatever fails next.
+3. Answer in turns: one turn at a time per channel; messages a user sends while a reply to them is being
+   written are answered together by their next turn.
+4. Build the prompt (pure), call the model once, streaming; no transaction is open while it writes.
+5. Deliver the reply in messages of at most 2000 characters, then store it with its token usage.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.db.engine import Database
+from bot.db.repositories.conversations import ConversationRepository
+from bot.db.types import utcnow
+from bot.domain.chunking import DISCORD_LIMIT, split_message
+from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
+from bot.domain.retry import Backoff
+from bot.domain.triggers import ChatRules, should_reply
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
+from bot.services.directory import Directory
+from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.personas import PersonaService, PersonaView
+
+log = logging.getLogger(__name__)
+
+MEMORY_TROUBLE = "I can't reach my memory right now, so I'd rather not answer half-remembering. Try me again soon?"
+_STORE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationConfig:
+    model: str
+    temperature: float = 0.8
+    max_tokens: int = 600
+    context_tokens: int = 8192
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    idle: timedelta = timedelta(minutes=60)
+    history_turns: int = 40
+    edit_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """A user message as stored, waiting for (or part of) a turn."""
+
+    message_row_id: int
+    conversation_id: int
+    user_id: int
+    guild_id: int | None
+    speaker: str
+    text: str
+
+
+class _LockTable:
+    """One asyncio.Lock per key, removed again when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class _PreviewThrottle:
+    """Shows the streaming text at once, then at most once per ``interval_s``."""
+
+    def __init__(self, target: ReplyTarget, interval_s: float) -> None:
+        self.target = target
+        self.interval_s = interval_s
+        self.last = float("-inf")
+
+    async def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if not text.strip() or now - self.last < self.interval_s:
+            return
+        self.last = now
+        await self.target.preview(text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…")
+
+
+class ConversationService:
+    def __init__(
+        self,
+        database: Database,
+        chat: ChatModel,
+        directory: Directory,
+        personas: PersonaService,
+        config: ConversationConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.chat = chat
+        self.directory = directory
+        self.personas = personas
+        self.config = config
+        self.clock = clock
+        self._store_locks = _LockTable()
+        self._turn_locks = _LockTable()
+        self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
+        self._waiting: set[tuple[int, int]] = set()
+
+    async def handle(self, incoming: IncomingMessage, target: ReplyTarget) -> TurnOutcome:
+        started = time.perf_counter()
+        guild = await self.directory.guild(incoming.place)
+        persona = await self.personas.for_guild(guild.guild_id if guild else None)
+        if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name):
+            return TurnOutcome("ignored")
+
+        try:
+            stored = await self._store_incoming(incoming)
+        except SQLAlchemyError:
+            log.exception(
+                "could not store message %s in channel %s; not answering",
+                incoming.message_id,
+                incoming.place.channel_id,
+            )
+            sent = await self._send_safely(target, [MEMORY_TROUBLE], incoming)
+            return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
+
+        key = (incoming.place.channel_id, incoming.author.discord_id)
+        self._pending[key].append(stored)
+        if key in self._waiting:
+            return TurnOutcome("queued")  # the turn already waiting for this user answers it too
+        self._waiting.add(key)
+        async with self._turn_locks.hold(incoming.place.channel_id):
+            self._waiting.discard(key)
+            batch = self._pending.pop(key)
+            return await self._answer(incoming, batch, persona, guild.settings if guild else {}, target, started)
+
+    async def _store_incoming(self, incoming: IncomingMessage) -> StoredTurn:
+        """Store the message (and who and where), retrying briefly on database faults."""
+        backoff = Backoff(base_s=0.2, cap_s=2.0)
+        for attempt in range(1, _STORE_ATTEMPTS + 1):
+            try:
+                async with self._store_locks.hold(incoming.place.channel_id):
+                    return await self._store_once(incoming)
+            except SQLAlchemyError:
+                if attempt == _STORE_ATTEMPTS:
+                    raise
+                self.directory.forget()  # a cached row may be what failed (deleted elsewhere)
+                await asyncio.sleep(backoff.delay(attempt))
+        raise AssertionError("unreachable")
+
+    async def _store_once(self, incoming: IncomingMessage) -> StoredTurn:
+        at, place = incoming.created_at, incoming.place
+        async with self.database.session() as session:
+            identity = await self.directory.record(session, incoming.author, place, at)
+            repo = ConversationRepository(session)
+            dm_user = identity.user_id if place.is_dm else None
+            conversation = await repo.find_open(
+                channel_id=place.channel_id, user_id=dm_user, active_since=at - self.config.idle
+            )
+            if conversation is None:
+                conversation = await repo.open(
+                    channel_id=place.channel_id, guild_id=identity.guild_id, user_id=dm_user, at=at
+                )
+            message = await repo.add_message(
+                conversation_id=conversation.id,
+                user_id=identity.user_id,
+                role="user",
+                content=incoming.text,
+                at=at,
+                discord_message_id=incoming.message_id,
+                image_urls=incoming.image_urls,
+            )
+            await repo.touch(conversation.id, at=at)
+        return StoredTurn(
+            message_row_id=message.id,
+            conversation_id=conversation.id,
+            user_id=identity.user_id,
+            guild_id=identity.guild_id,
+            speaker=incoming.author.shown_name,
+            text=message.content,
+        )
+
+    async def _answer(
+        self,
+        incoming: IncomingMessage,
+        batch: list[StoredTurn],
+        persona: PersonaView,
+        guild_settings: dict[str, Any],
+        target: ReplyTarget,
+        started: float,
+    ) -> TurnOutcome:
+        last = batch[-1]
+        async with self.database.session() as session:
+            history = await ConversationRepository(session).history(
+                last.conversation_id, before_id=batch[0].message_row_id, limit=self.config.history_turns
+            )
+        place = incoming.place
+        request = PromptRequest(
+            persona=persona.card,
+            speaker=incoming.author.shown_name,
+            place=(
+                f"a direct message with {incoming.author.shown_name}"
+                if place.is_dm
+                else f"#{place.channel_name or 'a channel'} in {place.guild_name or 'a server'}"
+            ),
+            current=[Turn("user", turn.text, turn.speaker) for turn in batch],
+            history=[
+                Turn("assistant" if row.role == "assistant" else "user", row.content, row.speaker) for row in history
+            ],
+            is_group=not place.is_dm,
+            now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
+        )
+        options = self._options(persona, guild_settings)
+        messages = build_prompt(
+            request, Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
+        )
+
+        try:
+            async with target.typing():
+                completion = await self.chat.generate(
+                    messages, options, on_text=_PreviewThrottle(target, self.config.edit_interval_s)
+                )
+        except LLMUnavailable as exc:
+            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+            sent = await self._send_safely(target, [persona.apology], incoming)
+            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
+
+        sent = await self._send_safely(target, split_message(completion.text), incoming)
+        model_ms = completion.seconds * 1000
+        await self._store_reply(incoming, last, completion.text, completion, latency_ms=int(model_ms))
+        own_ms = (time.perf_counter() - started) * 1000 - model_ms
+        return TurnOutcome(
+            "replied",
+            reply=completion.text,
+            sent_ids=sent,
+            answered_messages=len(batch),
+            own_ms=own_ms,
+            model_ms=model_ms,
+        )
+
+    def _options(self, persona: PersonaView, guild_settings: dict[str, Any]) -> ChatOptions:
+        """Model settings: the guild's choice, else the persona's, else the bot's."""
+        config = self.config
+
+        def pick(key: str, default: Any) -> Any:
+            for source in (guild_settings, persona.config):
+                if source.get(key) is not None:
+                    return source[key]
+            return default
+
+        return ChatOptions(
+            model=str(pick("model", config.model)),
+            temperature=float(pick("temperature", config.temperature)),
+            max_tokens=int(pick("max_tokens", config.max_tokens)),
+            extra_headers=config.extra_headers,
+            extra_body=config.extra_body,
+        )
+
+    async def _store_reply(
+        self, incoming: IncomingMessage, last: StoredTurn, text: str, completion: Completion, *, latency_ms: int
+    ) -> None:
+        """Store Hearth's reply; a failure here is logged, never shown: the reply was already delivered."""
+        at = self.clock()
+        try:
+            async with self.database.session() as session:
+                repo = ConversationRepository(session)
+                await repo.add_message(
+                    conversation_id=last.conversation_id,
+                    user_id=last.user_id,
+                    role="assistant",
+                    content=text,
+                    at=at,
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                    model=completion.model,
+                    latency_ms=latency_ms,
+                )
+                await repo.touch(last.conversation_id, at=at)
+        except SQLAlchemyError:
+            log.exception(
+                "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",
+                incoming.place.guild_id,
+                incoming.place.channel_id,
+                incoming.message_id,
+                last.conversation_id,
+            )
+
+    async def _send_safely(self, target: ReplyTarget, pieces: list[str], incoming: IncomingMessage) -> list[int]:
+        try:
+            return await target.send(pieces)
+        except Exception:
+            log.exception(
+                "could not deliver a reply (guild %s, channel %s, message %s)",
+                incoming.place.guild_id,
+                incoming.place.channel_id,
+                incoming.message_id,
+            )
+            return []

@@ -1,0 +1,75 @@
+"""Plain values that cross the boundary between a front end (Discord, the terminal) and the services."""
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.domain.triggers import MessageSignals
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    discord_id: int
+    username: str
+    display_name: str | None = None
+    nickname: str | None = None  # the guild nickname, if any
+    roles: tuple[str, ...] = ()
+
+    @property
+    def shown_name(self) -> str:
+        return self.nickname or self.display_name or self.username
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message was written. ``guild_id`` None: a DM."""
+
+    channel_id: int
+    channel_name: str | None = None
+    guild_id: int | None = None
+    guild_name: str | None = None
+
+    @property
+    def is_dm(self) -> bool:
+        return self.guild_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    author: Author
+    place: Place
+    text: str
+    created_at: datetime
+    signals: MessageSignals
+    message_id: int | None = None
+    image_urls: tuple[str, ...] = ()
+
+
+class ReplyTarget(Protocol):
+    """How a front end shows Hearth's reply. The service decides what and when; the target only renders."""
+
+    def typing(self) -> AbstractAsyncContextManager[None]:
+        """Shown while the reply is written."""
+        ...
+
+    async def preview(self, text: str) -> None:
+        """The reply so far, while it streams in (called at most once per edit interval)."""
+        ...
+
+    async def send(self, pieces: Sequence[str]) -> list[int]:
+        """The final reply, already split into messages; returns the ids of the messages that hold it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """What happened to an incoming message."""
+
+    status: str  # "ignored" | "queued" (answered with a later turn) | "replied" | "apologised"
+    reply: str | None = None
+    sent_ids: list[int] = field(default_factory=list)
+    answered_messages: int = 0
+    own_ms: float = 0.0  # time spent by Hearth itself (storage, prompt, rendering), model time excluded
+    model_ms: float = 0.0
