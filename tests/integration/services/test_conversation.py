@@ -1,0 +1,236 @@
+"""The conversation pipeline on a real database, against the fake LLM server, on both backends."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from bot.db.engine import Database
+from bot.db.models import Conversation, Message
+from bot.services.conversation import ConversationService
+from bot.services.directory import Directory
+from bot.services.incoming import Place
+from bot.services.personas import FALLBACK_APOLOGY
+from tests.support.chat import RecordingReply, conversation_service, eventually, message
+from tests.support.fake_llm import BrokenStream, Fail, FakeLLM, Reply, Stall
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM() as server:
+        yield server
+    assert server.unexpected == []
+
+
+@pytest.fixture
+def service(db: Database, llm: FakeLLM) -> ConversationService:
+    return conversation_service(db, llm)
+
+
+async def stored(db: Database, role: str | None = None) -> list[Message]:
+    async with db.session() as session:
+        statement = select(Message).order_by(Message.id)
+        if role:
+            statement = statement.where(Message.role == role)
+        return list((await session.scalars(statement)).all())
+
+
+async def test_a_dm_is_answered_and_both_turns_are_stored(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    llm.script(Reply("Hello Ana! How was the climb?", prompt_tokens=321, completion_tokens=9))
+    target = RecordingReply()
+    outcome = await service.handle(message("hi there"), target)
+
+    assert outcome.status == "replied" and outcome.answered_messages == 1
+    assert target.sent == [["Hello Ana! How was the climb?"]] and target.typing_entered == 1
+    user_turn, reply = await stored(db)
+    assert (user_turn.role, user_turn.content) == ("user", "hi there")
+    assert (reply.role, reply.content, reply.prompt_tokens, reply.completion_tokens) == (
+        "assistant",
+        "Hello Ana! How was the climb?",
+        321,
+        9,
+    )
+    assert reply.model == "fake-model" and reply.latency_ms is not None and reply.user_id == user_turn.user_id
+    prompt = llm.chat_requests[0].body
+    assert prompt["model"] == "fake-model" and prompt["stream"] is True
+    assert prompt["messages"][0]["role"] == "system" and "You are Hearth." in prompt["messages"][0]["content"]
+    assert prompt["messages"][-1] == {"role": "user", "content": "hi there"}
+
+
+async def test_earlier_turns_are_in_the_prompt(llm: FakeLLM, service: ConversationService) -> None:
+    llm.script(Reply("Nice to meet you, Ana."), Reply("You said your name is Ana."))
+    await service.handle(message("my name is Ana and I climb"), RecordingReply())
+    await service.handle(message("what did I tell you?"), RecordingReply())
+    messages = llm.chat_requests[1].body["messages"]
+    assert [m["content"] for m in messages[1:]] == [
+        "my name is Ana and I climb",
+        "Nice to meet you, Ana.",
+        "what did I tell you?",
+    ]
+
+
+async def test_messages_sent_while_writing_are_answered_together_once(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    llm.script(Reply("a slow first answer " * 5, chunk_size=10, delay_between_chunks=0.05), Reply("both at once"))
+    first = asyncio.create_task(service.handle(message("first"), RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    second_target, third_target = RecordingReply(), RecordingReply()
+    second = asyncio.create_task(service.handle(message("second"), second_target))
+    await asyncio.sleep(0.05)
+    third = asyncio.create_task(service.handle(message("third"), third_target))
+    outcomes = await asyncio.gather(first, second, third)
+
+    assert [o.status for o in outcomes] == ["replied", "replied", "queued"]
+    assert outcomes[1].answered_messages == 2
+    assert len(llm.chat_requests) == 2
+    assert llm.chat_requests[1].body["messages"][-1]["content"] == "second\nthird"
+    assert second_target.sent == [["both at once"]] and third_target.sent == []
+    assert [m.content for m in await stored(db, "user")] == ["first", "second", "third"]
+
+
+async def test_429_is_retried_after_retry_after(llm: FakeLLM, service: ConversationService) -> None:
+    llm.script(Fail(429, retry_after=0.3), Reply("made it"))
+    target = RecordingReply()
+    outcome = await service.handle(message("hello?"), target)
+    assert outcome.status == "replied" and target.sent == [["made it"]]
+    first, second = llm.chat_requests
+    assert second.at - first.at >= 0.3
+
+
+async def test_server_errors_timeouts_and_broken_streams_are_retried(db: Database, llm: FakeLLM) -> None:
+    service = conversation_service(db, llm, timeout_s=0.3)
+    llm.script(Fail(500), Stall(1.0), BrokenStream("partial answ", after_chars=7), Reply("finally whole"))
+    target = RecordingReply()
+    outcome = await service.handle(message("hello?"), target)
+    assert outcome.status == "replied" and target.sent == [["finally whole"]]
+    assert len(llm.chat_requests) == 4
+    assert [m.content for m in await stored(db, "assistant")] == ["finally whole"]
+
+
+async def test_when_the_model_keeps_failing_hearth_apologises_and_keeps_the_message(db: Database, llm: FakeLLM) -> None:
+    service = conversation_service(db, llm, budget_s=0.6)
+    llm.script(Fail(500), Fail(502), Fail(503), Fail(500), Fail(500), Fail(500))
+    target = RecordingReply()
+    outcome = await service.handle(message("are you there?"), target)
+
+    assert outcome.status == "apologised"
+    assert target.sent == [[FALLBACK_APOLOGY]] or target.sent[0][0].startswith("Sorry")
+    assert [m.content for m in await stored(db)] == ["are you there?"]
+
+    llm._script.clear()
+    llm.script(Reply("I'm back."))
+    again = RecordingReply()
+    assert (await service.handle(message("now?"), again)).status == "replied"
+    assert again.sent == [["I'm back."]]
+    # The unanswered message stays in the history the model sees.
+    assert [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]] == ["are you there?", "now?"]
+
+
+async def test_a_refused_request_is_not_retried(llm: FakeLLM, service: ConversationService) -> None:
+    llm.script(Fail(401, message="bad key"), Reply("never sent"))
+    outcome = await service.handle(message("hi"), RecordingReply())
+    assert outcome.status == "apologised" and len(llm.chat_requests) == 1
+
+
+async def test_a_database_error_after_the_model_answered_still_delivers(
+    db: Database, llm: FakeLLM, service: ConversationService, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm.script(Reply("worth keeping " * 20, chunk_size=20, delay_between_chunks=0.05))
+    target = RecordingReply()
+    turn = asyncio.create_task(service.handle(message("hi"), target))
+    await eventually(lambda: target.previews)
+    async with db.session() as session:  # the conversation vanishes while the model writes
+        await session.execute(delete(Conversation))
+    outcome = await turn
+
+    assert outcome.status == "replied" and target.sent == [["worth keeping " * 20]]
+    assert "reply delivered but not stored" in caplog.text
+    llm.script(Reply("still fine"))
+    assert (await service.handle(message("hello again"), RecordingReply())).status == "replied"
+
+
+async def test_streaming_previews_are_throttled(llm: FakeLLM, service: ConversationService) -> None:
+    llm.script(Reply("x" * 60, chunk_size=2, delay_between_chunks=0.02))  # ~0.6 s of streaming
+    target = RecordingReply()
+    started = time.monotonic()
+    await service.handle(message("stream please"), target)
+    elapsed = time.monotonic() - started
+    assert 2 <= len(target.previews) <= elapsed / 0.2 + 1, "first text at once, then at most one per interval"
+    assert all(p != "x" * 60 for p in target.previews[:1])
+    assert target.sent == [["x" * 60]]
+
+
+async def test_a_new_conversation_starts_after_the_idle_gap(db: Database, llm: FakeLLM) -> None:
+    start = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    now = [start]
+    service = conversation_service(db, llm, clock=lambda: now[0])
+    for text, offset in [
+        ("morning", timedelta(0)),
+        ("still here", timedelta(minutes=59)),
+        ("evening", timedelta(hours=3)),
+    ]:
+        now[0] = start + offset
+        await service.handle(message(text, at=now[0]), RecordingReply())
+    async with db.session() as session:
+        conversations = (await session.scalars(select(Conversation).order_by(Conversation.id))).all()
+    assert [c.is_active for c in conversations] == [False, True]
+    assert conversations[0].message_count == 4 and conversations[1].message_count == 2
+    assert [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]] == ["evening"]
+
+
+async def test_guild_rules_decide_who_is_answered_and_only_answered_messages_are_stored(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    guild = 9000
+    await service.directory.update_guild_settings(
+        Place(channel_id=1, guild_id=guild, guild_name="Cosy Corner"),
+        {"chat_channels": [701], "blocked_channels": [702], "blocked_users": [66]},
+    )
+    outcomes = [
+        await service.handle(message("anyone?", channel=701, guild=guild), RecordingReply()),
+        await service.handle(message("just us humans", channel=703, guild=guild), RecordingReply()),
+        await service.handle(message("hey Hearth", channel=703, guild=guild), RecordingReply()),
+        await service.handle(message("@Hearth hi", channel=702, guild=guild, mention=True), RecordingReply()),
+        await service.handle(message("me too", user=66, channel=701, guild=guild), RecordingReply()),
+    ]
+    assert [o.status for o in outcomes] == ["replied", "ignored", "replied", "ignored", "ignored"]
+    assert [m.content for m in await stored(db, "user")] == ["anyone?", "hey Hearth"]
+
+
+async def test_other_speakers_are_named_in_a_guild_prompt(llm: FakeLLM, service: ConversationService) -> None:
+    await service.handle(
+        message("I love climbing", user=1, name="bo", channel=7, guild=1, mention=True), RecordingReply()
+    )
+    await service.handle(message("me too!", user=2, name="ana", channel=7, guild=1, mention=True), RecordingReply())
+    messages = llm.chat_requests[-1].body["messages"]
+    assert [m["content"] for m in messages[1:]] == ["Bo: I love climbing", "ok", "Ana: me too!"]
+    assert "#general in Cosy Corner" in messages[0]["content"]
+
+
+async def test_different_channels_are_answered_concurrently(llm: FakeLLM, service: ConversationService) -> None:
+    llm.script(Reply("slow " * 20, chunk_size=5, delay_between_chunks=0.05))  # about a second
+    slow = asyncio.create_task(service.handle(message("slow one", channel=1), RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    fast = await service.handle(message("quick one", user=12, channel=2), RecordingReply())
+    assert fast.status == "replied" and not slow.done(), "the second channel did not wait for the first"
+    assert (await slow).status == "replied"
+
+
+async def test_a_user_erased_elsewhere_does_not_break_the_cache(db: Database, llm: FakeLLM) -> None:
+    service = conversation_service(db, llm)
+    directory: Directory = service.directory
+    await service.handle(message("hi"), RecordingReply())
+    async with db.session() as session:
+        from bot.db.models import User
+
+        await session.execute(delete(User))
+    assert (await service.handle(message("hi again"), RecordingReply())).status == "replied"
+    directory.forget()
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 2

@@ -1,0 +1,108 @@
+"""Building a real ConversationService against a database and the fake LLM, and a recording front end."""
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from openai import AsyncOpenAI
+
+from bot.db.engine import Database
+from bot.db.types import utcnow
+from bot.domain.retry import Backoff
+from bot.domain.triggers import MessageSignals
+from bot.llm.chat import OpenAIChatModel
+from bot.services.conversation import ConversationConfig, ConversationService
+from bot.services.directory import Directory
+from bot.services.incoming import Author, IncomingMessage, Place
+from bot.services.personas import PersonaService
+from tests.support.fake_llm import FakeLLM
+
+FAST_BACKOFF = Backoff(base_s=0.05, factor=2, cap_s=0.2, jitter=0.1)
+
+
+def chat_model(llm: FakeLLM, *, budget_s: float = 5.0, timeout_s: float = 2.0) -> OpenAIChatModel:
+    client = AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=timeout_s)
+    return OpenAIChatModel(client, budget_s=budget_s, backoff=FAST_BACKOFF)
+
+
+def conversation_service(
+    db: Database,
+    llm: FakeLLM,
+    *,
+    budget_s: float = 5.0,
+    timeout_s: float = 2.0,
+    clock: Callable[[], datetime] = utcnow,
+    **config: object,
+) -> ConversationService:
+    settings = ConversationConfig(model="fake-model", **{"edit_interval_s": 0.2, **config})  # type: ignore[arg-type]
+    return ConversationService(
+        db,
+        chat_model(llm, budget_s=budget_s, timeout_s=timeout_s),
+        Directory(db),
+        PersonaService(db),
+        settings,
+        clock=clock,
+    )
+
+
+@dataclass
+class RecordingReply:
+    """A front end that remembers what it was asked to show."""
+
+    typing_entered: int = 0
+    previews: list[str] = field(default_factory=list)
+    sent: list[list[str]] = field(default_factory=list)
+    _ids: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1000))
+
+    @contextlib.asynccontextmanager
+    async def typing(self) -> AsyncIterator[None]:
+        self.typing_entered += 1
+        yield
+
+    async def preview(self, text: str) -> None:
+        self.previews.append(text)
+
+    async def send(self, pieces: Sequence[str]) -> list[int]:
+        self.sent.append(list(pieces))
+        return [next(self._ids) for _ in pieces]
+
+
+_message_ids = itertools.count(1)
+
+
+async def eventually(condition: Callable[[], object], timeout_s: float = 5.0) -> None:
+    """Wait until ``condition()`` is true, failing the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def message(
+    text: str,
+    *,
+    user: int = 11,
+    name: str = "ana",
+    channel: int = 500,
+    guild: int | None = None,
+    at: datetime | None = None,
+    mention: bool = False,
+) -> IncomingMessage:
+    """An incoming message as the Discord layer would build it."""
+    return IncomingMessage(
+        author=Author(discord_id=user, username=name, display_name=name.title()),
+        place=Place(channel_id=channel, channel_name="general", guild_id=guild, guild_name="Cosy Corner"),
+        text=text,
+        created_at=at or datetime.now(UTC),
+        signals=MessageSignals(
+            text=text, author_id=user, channel_id=channel, is_dm=guild is None, mentions_bot=mention
+        ),
+        message_id=next(_message_ids),
+    )
