@@ -46,7 +46,9 @@ def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> 
         engine = create_async_engine(url, echo=echo, poolclass=NullPool)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    # No pre-ping (a round trip on every checkout, on every reply's path): a dropped connection fails one
+    # statement, which the services retry; recycling keeps connections from going stale behind a proxy.
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -26,6 +26,7 @@ from bot.db.types import utcnow
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
 from bot.domain.retry import Backoff
+from bot.domain.text import clean_text
 from bot.domain.triggers import ChatRules, should_reply
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.services.directory import Directory
@@ -119,6 +120,9 @@ class ConversationService:
         self.clock = clock
         self._store_locks = _LockTable()
         self._turn_locks = _LockTable()
+        # channel → (open conversation, its DM user or None, last message time): saves a lookup per message.
+        # The database stays the authority: a stale entry only costs the lookup it was meant to save.
+        self._open: dict[int, tuple[int, int | None, datetime]] = {}
         self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
         self._waiting: set[tuple[int, int]] = set()
 
@@ -160,7 +164,9 @@ class ConversationService:
             except SQLAlchemyError:
                 if attempt == _STORE_ATTEMPTS:
                     raise
-                self.directory.forget()  # a cached row may be what failed (deleted elsewhere)
+                # A cached row may be what failed (deleted elsewhere): look everything up afresh.
+                self.directory.forget()
+                self._open.clear()
                 await asyncio.sleep(backoff.delay(attempt))
         raise AssertionError("unreachable")
 
@@ -170,15 +176,9 @@ class ConversationService:
             identity = await self.directory.record(session, incoming.author, place, at)
             repo = ConversationRepository(session)
             dm_user = identity.user_id if place.is_dm else None
-            conversation = await repo.find_open(
-                channel_id=place.channel_id, user_id=dm_user, active_since=at - self.config.idle
-            )
-            if conversation is None:
-                conversation = await repo.open(
-                    channel_id=place.channel_id, guild_id=identity.guild_id, user_id=dm_user, at=at
-                )
-            message = await repo.add_message(
-                conversation_id=conversation.id,
+            conversation_id = await self._open_conversation(repo, place.channel_id, identity.guild_id, dm_user, at)
+            message_id = await repo.add_message(
+                conversation_id=conversation_id,
                 user_id=identity.user_id,
                 role="user",
                 content=incoming.text,
@@ -186,15 +186,29 @@ class ConversationService:
                 discord_message_id=incoming.message_id,
                 image_urls=incoming.image_urls,
             )
-            await repo.touch(conversation.id, at=at)
+            await repo.touch(conversation_id, at=at)
+        self._open[place.channel_id] = (conversation_id, dm_user, at)
         return StoredTurn(
-            message_row_id=message.id,
-            conversation_id=conversation.id,
+            message_row_id=message_id,
+            conversation_id=conversation_id,
             user_id=identity.user_id,
             guild_id=identity.guild_id,
             speaker=incoming.author.shown_name,
-            text=message.content,
+            text=clean_text(incoming.text),
         )
+
+    async def _open_conversation(
+        self, repo: ConversationRepository, channel_id: int, guild_id: int | None, dm_user: int | None, at: datetime
+    ) -> int:
+        """The channel's conversation if it is still going (no idle gap), else a new one."""
+        active_since = at - self.config.idle
+        cached = self._open.get(channel_id)
+        if cached is not None and cached[1] == dm_user and cached[2] >= active_since:
+            return cached[0]
+        conversation = await repo.find_open(channel_id=channel_id, user_id=dm_user, active_since=active_since)
+        if conversation is None:
+            conversation = await repo.open(channel_id=channel_id, guild_id=guild_id, user_id=dm_user, at=at)
+        return conversation.id
 
     async def _answer(
         self,
@@ -207,8 +221,12 @@ class ConversationService:
     ) -> TurnOutcome:
         last = batch[-1]
         async with self.database.session() as session:
+            # Everything said in the conversation up to now (replies to others included), but this batch itself.
             history = await ConversationRepository(session).history(
-                last.conversation_id, before_id=batch[0].message_row_id, limit=self.config.history_turns
+                last.conversation_id,
+                up_to_id=last.message_row_id,
+                exclude_ids=[turn.message_row_id for turn in batch],
+                limit=self.config.history_turns,
             )
         place = incoming.place
         request = PromptRequest(

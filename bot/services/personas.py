@@ -1,8 +1,11 @@
 """Personas: the character Hearth plays in each place, with a default that ships with the bot."""
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from bot.db.engine import Database
 from bot.db.models import Persona
@@ -55,15 +58,27 @@ class PersonaService:
         self.database = database
         self.ttl_s = ttl_s
         self._cache: dict[int | None, tuple[PersonaView, float]] = {}
+        self._creating = asyncio.Lock()
 
     async def ensure_default(self) -> PersonaView:
-        """Create the shipped global persona if there is no global default yet (first start)."""
-        async with self.database.session() as session:
-            repo = PersonaRepository(session)
-            persona = await repo.default_for(None)
-            if persona is None:
-                persona = await repo.add(**DEFAULT_PERSONA, is_default=True, guild_id=None)
-            return _view(persona)
+        """Create the shipped global persona if there is no global default yet (first start).
+
+        Safe to race: within a process a lock serialises callers; across processes the unique index on the
+        default persona makes the loser read what the winner wrote.
+        """
+        async with self._creating:
+            for attempt in range(2):
+                try:
+                    async with self.database.session() as session:
+                        repo = PersonaRepository(session)
+                        persona = await repo.default_for(None)
+                        if persona is None:
+                            persona = await repo.add(**DEFAULT_PERSONA, is_default=True, guild_id=None)
+                        return _view(persona)
+                except IntegrityError:
+                    if attempt:
+                        raise
+            raise AssertionError("unreachable")
 
     async def for_guild(self, guild_id: int | None) -> PersonaView:
         """The persona that speaks in this guild (``None``: DMs), cached for ``ttl_s``."""

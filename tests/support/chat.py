@@ -24,14 +24,14 @@ from tests.support.fake_llm import FakeLLM
 FAST_BACKOFF = Backoff(base_s=0.05, factor=2, cap_s=0.2, jitter=0.1)
 
 
-def chat_model(llm: FakeLLM, *, budget_s: float = 5.0, timeout_s: float = 2.0) -> OpenAIChatModel:
-    client = AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=timeout_s)
+def chat_model(base_url: str, *, budget_s: float = 5.0, timeout_s: float = 2.0) -> OpenAIChatModel:
+    client = AsyncOpenAI(base_url=base_url, api_key="test", max_retries=0, timeout=timeout_s)
     return OpenAIChatModel(client, budget_s=budget_s, backoff=FAST_BACKOFF)
 
 
 def conversation_service(
     db: Database,
-    llm: FakeLLM,
+    llm: FakeLLM | str,
     *,
     budget_s: float = 5.0,
     timeout_s: float = 2.0,
@@ -41,7 +41,7 @@ def conversation_service(
     settings = ConversationConfig(model="fake-model", **{"edit_interval_s": 0.2, **config})  # type: ignore[arg-type]
     return ConversationService(
         db,
-        chat_model(llm, budget_s=budget_s, timeout_s=timeout_s),
+        chat_model(llm if isinstance(llm, str) else llm.base_url, budget_s=budget_s, timeout_s=timeout_s),
         Directory(db),
         PersonaService(db),
         settings,

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +19,3 @@ def insert_for(session: AsyncSession, table: Any) -> Any:
 def dialect_name(session: AsyncSession) -> str:
     """``"postgresql"`` or ``"sqlite"``."""
     return session.get_bind().dialect.name
-
-
-def greatest(session: AsyncSession, *values: Any) -> Any:
-    """SQL's larger-of: ``greatest()`` on PostgreSQL, the scalar ``max()`` on SQLite."""
-    if dialect_name(session) == "postgresql":
-        return func.greatest(*values)
-    return func.max(*values)

@@ -3,12 +3,55 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Message, User
-from bot.db.repositories._dialect import greatest
+from bot.db.repositories._dialect import dialect_name
+
+# Statements on every reply's path are built once; SQLAlchemy then reuses their compiled form.
+_messages, _conversations = cast(Table, Message.__table__), cast(Table, Conversation.__table__)
+
+_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+
+
+def _touch(dialect: str) -> Update:
+    last = _conversations.c.last_message_at
+    at = bindparam("at", type_=last.type)
+    return (
+        update(_conversations)
+        .where(_conversations.c.id == bindparam("conversation_id"))
+        .values(
+            last_message_at=func.greatest(last, at) if dialect == "postgresql" else func.max(last, at),
+            message_count=_conversations.c.message_count + bindparam("messages"),
+        )
+    )
+
+
+_TOUCH_POSTGRESQL, _TOUCH_SQLITE = _touch("postgresql"), _touch("sqlite")
+
+_HISTORY = (
+    select(
+        Message.id,
+        Message.role,
+        Message.content,
+        func.coalesce(User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username),
+        Message.created_at,
+    )
+    .select_from(Message)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .outerjoin(User, User.id == Message.user_id)
+    .outerjoin(GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id))
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.id <= bindparam("up_to_id"),
+        Message.id.not_in(bindparam("exclude_ids", expanding=True)),
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +100,8 @@ class ConversationRepository:
         return conversation
 
     async def touch(self, conversation_id: int, *, at: datetime, messages: int = 1) -> None:
-        await self.session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(
-                last_message_at=greatest(self.session, Conversation.last_message_at, at),
-                message_count=Conversation.message_count + messages,
-            )
-        )
+        statement = _TOUCH_POSTGRESQL if dialect_name(self.session) == "postgresql" else _TOUCH_SQLITE
+        await self.session.execute(statement, {"conversation_id": conversation_id, "at": at, "messages": messages})
 
     async def add_message(
         self,
@@ -80,45 +117,38 @@ class ConversationRepository:
         completion_tokens: int | None = None,
         model: str | None = None,
         latency_ms: int | None = None,
-    ) -> Message:
-        message = Message(
-            conversation_id=conversation_id,
-            user_id=user_id,
-            role=role,
-            content=content,
-            discord_message_id=discord_message_id,
-            has_images=bool(image_urls),
-            image_urls=list(image_urls),
-            token_count=None if completion_tokens is None else completion_tokens,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            model=model,
-            latency_ms=latency_ms,
-            created_at=at,
-            updated_at=at,
-        )
-        self.session.add(message)
-        await self.session.flush()
-        return message
+    ) -> int:
+        """Insert a turn and return its id (one prepared INSERT … RETURNING: this is on every reply's path)."""
+        values = {
+            "conversation_id": conversation_id,
+            "user_id": user_id,
+            "role": role,
+            "content": content,
+            "discord_message_id": discord_message_id,
+            "has_images": bool(image_urls),
+            "image_urls": list(image_urls),
+            "token_count": completion_tokens,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "model": model,
+            "latency_ms": latency_ms,
+            "created_at": at,
+            "updated_at": at,
+        }
+        message_id: int = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
+        return message_id
 
-    async def history(self, conversation_id: int, *, before_id: int, limit: int) -> list[HistoryRow]:
-        """The last ``limit`` turns before message ``before_id``, oldest first, with speakers' names."""
-        speaker = func.coalesce(
-            User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username
-        )
-        statement = (
-            select(Message.id, Message.role, Message.content, speaker, Message.created_at)
-            .select_from(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .outerjoin(User, User.id == Message.user_id)
-            .outerjoin(
-                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
-            )
-            .where(Message.conversation_id == conversation_id, Message.id < before_id)
-            .order_by(Message.id.desc())
-            .limit(limit)
-        )
-        rows = (await self.session.execute(statement)).all()
+    async def history(
+        self, conversation_id: int, *, up_to_id: int, exclude_ids: Sequence[int] = (), limit: int
+    ) -> list[HistoryRow]:
+        """The last ``limit`` turns up to message ``up_to_id`` but for ``exclude_ids``, oldest first, named."""
+        parameters = {
+            "conversation_id": conversation_id,
+            "up_to_id": up_to_id,
+            "exclude_ids": list(exclude_ids),
+            "limit": limit,
+        }
+        rows = (await self.session.execute(_HISTORY, parameters)).all()
         return [HistoryRow(*row) for row in reversed(rows)]
 
     async def messages_by_ids(self, ids: Sequence[int]) -> list[Message]:

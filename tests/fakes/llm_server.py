@@ -1,0 +1,406 @@
+"""A fake OpenAI-compatible API: a real aiohttp server on 127.0.0.1 that the real ``openai`` client talks to.
+
+Script the answers per test with :meth:`FakeLLM.script`; when the script runs out, :attr:`FakeLLM.default`
+answers. Every request is recorded so tests can assert on the prompt; unknown routes answer 404 and are kept
+in :attr:`FakeLLM.unexpected`::
+
+    async with FakeLLM() as llm:
+        llm.script(Fail(429, retry_after=0.1), Reply("hello", chunk_size=2))
+        client = openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import random
+import re
+import struct
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+__all__ = [
+    "BrokenStream",
+    "Fail",
+    "FakeLLM",
+    "LLMRequest",
+    "Reply",
+    "Stall",
+    "Step",
+    "count_tokens",
+    "echo_last_user_message",
+    "embed_text",
+]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer; streamed in ``chunk_size`` pieces, ``delay_between_chunks`` seconds apart.
+
+    Token usage defaults to a rough count (about four characters a token).
+    """
+
+    text: str = "ok"
+    chunk_size: int = 8
+    delay_between_chunks: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class Fail:
+    """An error answer with an OpenAI-style error body and, if given, a ``retry-after`` header (seconds)."""
+
+    status: int
+    retry_after: float | None = None
+    message: str = "scripted failure"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Say nothing for ``seconds`` (long enough for the client's timeout), then answer ``then`` or the default."""
+
+    seconds: float
+    then: Reply | None = None
+
+
+@dataclass(frozen=True)
+class BrokenStream:
+    """Start answering ``text`` and drop the connection after ``after_chars`` characters."""
+
+    text: str = "this answer breaks off"
+    after_chars: int = 5
+
+
+Step = Reply | Fail | Stall | BrokenStream
+Responder = Callable[[dict[str, Any]], Step]
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    body: Any
+    headers: Mapping[str, str]
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The chat messages sent (empty for other routes)."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("messages"), list):
+            return list(self.body["messages"])
+        return []
+
+    def prompt_text(self) -> str:
+        """All message contents joined by newlines."""
+        return "\n".join(content_text(message.get("content")) for message in self.messages)
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content``: a string, or a list of parts whose text parts are joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def count_tokens(text: str) -> int:
+    """A rough token count: about four characters a token, at least one for non-empty text."""
+    return math.ceil(len(text) / 4)
+
+
+def echo_last_user_message(body: dict[str, Any]) -> Reply:
+    """A default responder answering with the last user message's text."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return Reply(content_text(users[-1].get("content")) if users else "")
+
+
+@functools.lru_cache(maxsize=8192)
+def _word_vector(word: str, dimension: int) -> tuple[float, ...]:
+    rng = random.Random(hashlib.sha256(word.encode()).digest())
+    return tuple(rng.gauss(0.0, 1.0) for _ in range(dimension))
+
+
+def embed_text(text: str, dimension: int) -> list[float]:
+    """A deterministic unit vector: the sum of hash-seeded word vectors, so texts sharing words are close."""
+    words = re.findall(r"\w+", text.lower()) or [text]
+    total = [0.0] * dimension
+    for word in words:
+        for i, value in enumerate(_word_vector(word, dimension)):
+            total[i] += value
+    norm = math.sqrt(sum(value * value for value in total)) or 1.0
+    return [value / norm for value in total]
+
+
+def _json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(payload).encode(), status=status, headers=headers, content_type="application/json"
+    )
+
+
+class FakeLLM:
+    """An OpenAI-compatible chat-completions and embeddings server, scripted per test."""
+
+    def __init__(self, *, embedding_dimension: int = 384, model: str = "fake-model") -> None:
+        self.default: Step | Responder = Reply("ok")
+        self.embedding_dimension = embedding_dimension
+        self.models = [model]
+        self.requests: list[LLMRequest] = []
+        self.unexpected: list[LLMRequest] = []
+        self._script: list[Step] = []
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host="127.0.0.1", port=0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeLLM is not running: use `async with FakeLLM() as llm:`")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """The ``base_url`` for ``openai.AsyncOpenAI``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- scripting and inspection ---------------------------------------------------------------------
+
+    def script(self, *steps: Step) -> None:
+        """Queue answers for the coming chat requests, in order."""
+        self._script.extend(steps)
+
+    @property
+    def remaining(self) -> int:
+        """How many scripted steps have not been served yet."""
+        return len(self._script)
+
+    @property
+    def chat_requests(self) -> list[LLMRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def embedding_requests(self) -> list[LLMRequest]:
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
+
+    def last_prompt_text(self) -> str:
+        """The last chat request's message contents, joined by newlines."""
+        chats = self.chat_requests
+        if not chats:
+            raise AssertionError("the fake LLM received no chat request")
+        return chats[-1].prompt_text()
+
+    # -- handlers -------------------------------------------------------------------------------------
+
+    async def _record(self, request: web.Request) -> LLMRequest:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        recorded = LLMRequest(request.method, request.path, body, CIMultiDict(request.headers))
+        self.requests.append(recorded)
+        return recorded
+
+    def _next_step(self, body: dict[str, Any]) -> Step:
+        if self._script:
+            return self._script.pop(0)
+        return self.default(body) if callable(self.default) else self.default
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the server shuts down."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), seconds)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = (await self._record(request)).body
+        if not isinstance(body, dict):
+            return _json_response({"error": {"message": "body must be a JSON object", "type": "invalid_request"}}, 400)
+        step = self._next_step(body)
+        if isinstance(step, Stall):
+            await self._sleep(step.seconds)
+            step = step.then or self._default_reply(body)
+        if isinstance(step, Fail):
+            return self._failure(step)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return await self._stream(request, body, step, include_usage)
+        if isinstance(step, BrokenStream):
+            return await self._broken_body(request, body, step)
+        return _json_response(self._completion(body, step))
+
+    def _default_reply(self, body: dict[str, Any]) -> Reply:
+        step = self.default(body) if callable(self.default) else self.default
+        return step if isinstance(step, Reply) else Reply("ok")
+
+    @staticmethod
+    def _failure(step: Fail) -> web.Response:
+        headers = {} if step.retry_after is None else {"retry-after": f"{step.retry_after:g}"}
+        kind = {429: "rate_limit_exceeded"}.get(
+            step.status, "server_error" if step.status >= 500 else "invalid_request"
+        )
+        error = {"error": {"message": step.message, "type": kind, "code": kind, "param": None}}
+        return _json_response(error, step.status, headers)
+
+    @staticmethod
+    def _usage(body: dict[str, Any], reply: Reply | BrokenStream) -> dict[str, int]:
+        prompt = "\n".join(content_text(m.get("content")) for m in body.get("messages", []))
+        prompt_tokens = count_tokens(prompt)
+        completion_tokens = count_tokens(reply.text)
+        if isinstance(reply, Reply):
+            prompt_tokens = prompt_tokens if reply.prompt_tokens is None else reply.prompt_tokens
+            completion_tokens = completion_tokens if reply.completion_tokens is None else reply.completion_tokens
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+    def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.models[0]),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "finish_reason": reply.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": self._usage(body, reply),
+        }
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], step: Reply | BrokenStream, include_usage: bool
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", self.models[0]),
+        }
+
+        async def send(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> None:
+            chunk = {**base, "choices": choices}
+            if include_usage:
+                chunk["usage"] = usage
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        def delta(content: str | None, role: bool = False, finish: str | None = None) -> list[dict[str, Any]]:
+            piece: dict[str, Any] = {"content": content}
+            if role:
+                piece["role"] = "assistant"
+            return [{"index": 0, "delta": piece, "finish_reason": finish, "logprobs": None}]
+
+        if isinstance(step, BrokenStream):
+            await send(delta("", role=True))
+            text = step.text[: step.after_chars]
+            if text:
+                await send(delta(text))
+            self._drop(request)
+            return response
+
+        await send(delta("", role=True))
+        size = max(1, step.chunk_size)
+        for start in range(0, len(step.text), size):
+            if start:
+                await self._sleep(step.delay_between_chunks)
+            await send(delta(step.text[start : start + size]))
+        await send(delta(None, finish=step.finish_reason))
+        if include_usage:
+            await send([], self._usage(body, step))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _broken_body(self, request: web.Request, body: dict[str, Any], step: BrokenStream) -> web.StreamResponse:
+        payload = json.dumps(self._completion(body, Reply(step.text))).encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(payload)
+        await response.prepare(request)
+        await response.write(payload[: max(1, step.after_chars)])
+        self._drop(request)
+        return response
+
+    @staticmethod
+    def _drop(request: web.Request) -> None:
+        """Close the connection under a response in flight: the client sees a truncated body."""
+        if request.transport is not None:
+            request.transport.close()
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = (await self._record(request)).body
+        if not isinstance(body, dict) or "input" not in body:
+            return _json_response({"error": {"message": "'input' is required", "type": "invalid_request"}}, 400)
+        inputs = body["input"]
+        texts = [inputs] if isinstance(inputs, str) else [str(item) for item in inputs]
+        dimension = int(body.get("dimensions") or self.embedding_dimension)
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            vector = embed_text(text, dimension)
+            encoded: Any = base64.b64encode(struct.pack(f"<{dimension}f", *vector)).decode() if as_base64 else vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(count_tokens(text) for text in texts)
+        return _json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", self.models[0]),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        models = [{"id": name, "object": "model", "created": 0, "owned_by": "hearth-tests"} for name in self.models]
+        return _json_response({"object": "list", "data": models})
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        self.unexpected.append(await self._record(request))
+        error = {"message": f"no route {request.method} {request.path}", "type": "invalid_request", "code": "not_found"}
+        return _json_response({"error": error}, 404)
