@@ -19,7 +19,7 @@ from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
 from bot.services.incoming import Author, IncomingMessage, Place
 from bot.services.personas import PersonaService
-from tests.support.fake_llm import FakeLLM
+from tests.fakes.llm_server import FakeLLM
 
 FAST_BACKOFF = Backoff(base_s=0.05, factor=2, cap_s=0.2, jitter=0.1)
 

@@ -15,7 +15,7 @@ from bot.services.directory import Directory
 from bot.services.incoming import Place
 from bot.services.personas import FALLBACK_APOLOGY
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
-from tests.support.fake_llm import BrokenStream, Fail, FakeLLM, Reply, Stall
+from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
 
 
 @pytest.fixture
