@@ -36,8 +36,8 @@ from bot.db import migrations  # noqa: E402
 from bot.db.engine import Database  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
-from tests.support.chat import conversation_service  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
+from tests.support.chat import conversation_service  # noqa: E402
 from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 GUILD_ID = 4242

@@ -29,7 +29,8 @@ def intents() -> discord.Intents:
 class HearthBot(commands.AutoShardedBot):
     """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, **options: Any) -> None:
+        """``options`` go to discord.py's client as they are (tests shorten ``guild_ready_timeout``)."""
         settings = container.settings
         sharding: dict[str, Any] = {}
         if settings.shard_count is not None:
@@ -42,6 +43,7 @@ class HearthBot(commands.AutoShardedBot):
             owner_ids=set(settings.owner_ids),
             help_command=None,
             **sharding,
+            **options,
         )
         self.container = container
 
@@ -67,6 +69,9 @@ class HearthBot(commands.AutoShardedBot):
             "message" if isinstance(context, discord.Message) else "interaction",
             message_id,
         )
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Hearth has slash commands only: text is conversation (the chat cog listens), never a prefix command."""
 
     async def on_ready(self) -> None:
         user = self.user

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Update, and_, bindparam, func, insert, select, update
+from sqlalchemy import Table, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Message, User
@@ -46,7 +46,8 @@ _HISTORY = (
     .outerjoin(GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id))
     .where(
         Message.conversation_id == bindparam("conversation_id"),
-        Message.id <= bindparam("up_to_id"),
+        # Replies finished by earlier turns count even when stored after the messages now being answered.
+        or_(Message.id <= bindparam("up_to_id"), Message.role == "assistant"),
         Message.id.not_in(bindparam("exclude_ids", expanding=True)),
     )
     .order_by(Message.id.desc())
@@ -141,7 +142,8 @@ class ConversationRepository:
     async def history(
         self, conversation_id: int, *, up_to_id: int, exclude_ids: Sequence[int] = (), limit: int
     ) -> list[HistoryRow]:
-        """The last ``limit`` turns up to message ``up_to_id`` but for ``exclude_ids``, oldest first, named."""
+        """The last ``limit`` turns, oldest first, with speakers' names: users' messages up to ``up_to_id`` and
+        every reply so far, but for ``exclude_ids`` (the messages being answered)."""
         parameters = {
             "conversation_id": conversation_id,
             "up_to_id": up_to_id,

@@ -14,8 +14,8 @@ from bot.services.conversation import ConversationService
 from bot.services.directory import Directory
 from bot.services.incoming import Place
 from bot.services.personas import FALLBACK_APOLOGY
-from tests.support.chat import RecordingReply, conversation_service, eventually, message
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
+from tests.support.chat import RecordingReply, conversation_service, eventually, message
 
 
 @pytest.fixture

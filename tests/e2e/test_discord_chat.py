@@ -1,0 +1,234 @@
+"""End to end: gateway events into the real discord.py client, REST calls out, on both database backends.
+
+The fake Discord and the fake LLM are real HTTP servers on 127.0.0.1; everything between them is Hearth.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Message
+from bot.discord.client import HearthBot
+from bot.services.incoming import Place
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.support.bot import running_bot
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM() as server:
+        yield server
+    assert server.unexpected == []
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general", "random", "quiet"], members=[ana])
+        yield fake, ana, guild
+
+
+@pytest.fixture
+async def bot(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> AsyncIterator[HearthBot]:
+    async with running_bot(discord_world[0], db, llm) as running:
+        yield running
+
+
+async def stored_contents(db: Database, role: str) -> list[str]:
+    async with db.session() as session:
+        statement = select(Message.content).where(Message.role == role).order_by(Message.id)
+        return list((await session.scalars(statement)).all())
+
+
+async def stored_eventually(db: Database, role: str, expected: list[str]) -> None:
+    """Replies are stored just after they are delivered: wait (briefly) for the database to catch up."""
+    found: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            while (found := await stored_contents(db, role)) != expected:  # noqa: ASYNC110 (polling the database)
+                await asyncio.sleep(0.02)
+    assert found == expected
+
+
+async def shown(discord: FakeDiscord, channel_id: int, text: str | Callable[[str], bool]) -> dict[str, Any]:
+    """The bot's message in ``channel_id`` once it shows ``text`` (posted whole, or streamed and edited to it)."""
+    matches = text if callable(text) else text.__eq__
+    call = await discord.wait_for_request(
+        lambda call: (
+            call.route in ("create_message", "edit_message")
+            and call.channel_id == channel_id
+            and matches((call.body or {}).get("content") or "")
+        )
+    )
+    assert isinstance(call.response, dict)
+    return call.response
+
+
+async def test_a_mention_gets_a_reply_and_a_reply_to_the_bot_continues_the_conversation(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply("Hi Ana! Lovely to see you."), Reply("You told me you climb on Sundays."))
+
+    asked = await discord.user_message(general, ana, f"{discord.bot.mention} I climb on Sundays")
+    first = await shown(discord, general, "Hi Ana! Lovely to see you.")
+    assert first["message_reference"]["message_id"] == asked["id"], "answers as a Discord reply"
+    assert any(call.channel_id == general for call in discord.typing_calls), "typing shown while writing"
+
+    await discord.user_message(general, ana, "what do I do on Sundays?", referenced_message=first)
+    second = await shown(discord, general, "You told me you climb on Sundays.")
+    prompt = [m["content"] for m in llm.chat_requests[-1].body["messages"]]
+    assert prompt[1:] == [
+        "Ana: @Hearth I climb on Sundays",
+        "Hi Ana! Lovely to see you.",
+        "Ana: what do I do on Sundays?",
+    ]
+    assert await stored_contents(db, "user") == ["@Hearth I climb on Sundays", "what do I do on Sundays?"]
+    await stored_eventually(db, "assistant", [first["content"], second["content"]])
+
+
+async def test_a_dm_gets_a_reply(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    llm.script(Reply("Hello in private!"))
+    await discord.user_message(dm, ana, "psst, hello")
+    await shown(discord, dm, "Hello in private!")
+    assert "a direct message with Ana" in llm.chat_requests[0].body["messages"][0]["content"]
+
+
+async def test_bots_webhooks_itself_blocked_channels_and_idle_chatter_get_silence(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    discord, ana, guild = discord_world
+    other_bot = discord.add_user("otherbot", bot=True)
+    await bot.container.directory.update_guild_settings(_place(guild), {"blocked_channels": [guild.channel("quiet")]})
+    mention = discord.bot.mention
+    await discord.user_message(guild.channel("general"), other_bot, f"{mention} beep")
+    webhook = discord.message_payload(guild.channel("general"), ana, f"{mention} from a webhook")
+    await discord.dispatch("MESSAGE_CREATE", webhook | {"webhook_id": str(discord.snowflake())})
+    await discord.user_message(guild.channel("general"), discord.bot, f"{mention} talking to myself")
+    await discord.user_message(guild.channel("quiet"), ana, f"{mention} are you here?")
+    await discord.user_message(guild.channel("general"), ana, "just chatting among ourselves")
+    # Events are handled in order of arrival: once this one is answered, the ones above were passed over.
+    llm.script(Reply("I'm here."))
+    await discord.user_message(guild.channel("random"), ana, f"{mention} and here?")
+    await shown(discord, guild.channel("random"), "I'm here.")
+
+    assert [m["content"] for m in discord.sent_messages()] == ["I'm here."]
+    assert len(llm.chat_requests) == 1
+    await stored_eventually(db, "user", ["@Hearth and here?"])
+
+
+async def test_a_streamed_answer_appears_at_once_and_is_edited_at_most_once_per_interval(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    text = "Once upon a time there was a very small hearth that warmed a very large house. " * 3
+    llm.script(Reply(text, chunk_size=8, delay_between_chunks=0.03))  # ~0.9 s of streaming
+    started = time.monotonic()
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+
+    first = await discord.wait_for_message(general)
+    assert 0 < len(first["content"]) < len(text), "the first message shows the start of the stream"
+    await discord.wait_for_request(lambda call: call.route == "edit_message" and call.body["content"] == text)
+    elapsed = time.monotonic() - started
+    edits = discord.edits
+    assert 2 <= len(edits) <= elapsed / 0.2 + 2, "edits are throttled to one per interval (plus the final one)"
+    assert [m["content"] for m in discord.sent_messages(general)] == [text]
+
+
+async def test_a_long_answer_is_split_into_messages_that_hold_it_all_in_order(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    text = " ".join(f"This is sentence number {i} of a very long answer." for i in range(102))
+    assert len(text) > 5000
+    llm.script(Reply(text, chunk_size=500))
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me everything")
+
+    await shown(discord, general, lambda shown_text: shown_text.endswith("number 101 of a very long answer."))
+    pieces = [m["content"] for m in discord.sent_messages(general)]
+    assert len(pieces) == 3 and all(len(piece) <= 2000 for piece in pieces)
+    assert "".join(pieces) == text
+
+
+async def test_model_output_cannot_ping_everyone_here_or_roles(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply("@everyone hi <@&123> and @here", chunk_size=4, delay_between_chunks=0.05))
+    await discord.user_message(general, ana, f"{discord.bot.mention} shout!")
+    await discord.wait_for_request(
+        lambda call: call.route == "edit_message" and call.body["content"] == "@everyone hi <@&123> and @here"
+    )
+    sent = [call for call in discord.requests if call.route in ("create_message", "edit_message")]
+    assert len(sent) >= 2
+    for call in sent:
+        allowed = call.body["allowed_mentions"]
+        assert "everyone" not in allowed["parse"] and "roles" not in allowed["parse"]
+        assert not allowed.get("roles") and not allowed.get("users") and not allowed.get("replied_user")
+
+
+async def test_a_rate_limited_model_is_retried_and_the_answer_arrives(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    llm.script(Fail(429, retry_after=0.2), Reply("Sorry for the wait!"))
+    await discord.user_message(guild.channel("general"), ana, f"{discord.bot.mention} hello?")
+    await shown(discord, guild.channel("general"), "Sorry for the wait!")
+    assert len(llm.chat_requests) == 2
+
+
+async def test_when_the_model_keeps_failing_the_bot_apologises_and_keeps_the_message(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Fail(500), Fail(502), Fail(503))
+    llm.default = Fail(500)
+    async with running_bot(discord, db, llm, budget_s=0.5):
+        await discord.user_message(general, ana, f"{discord.bot.mention} are you there?")
+        await shown(discord, general, lambda text: "sorry" in text.lower())
+        assert len(llm.chat_requests) >= 3
+        assert await stored_contents(db, "user") == ["@Hearth are you there?"]
+
+        llm.default = Reply("Back again.")
+        await discord.user_message(general, ana, f"{discord.bot.mention} now?")
+        await shown(discord, general, "Back again.")
+
+
+async def test_two_channels_are_answered_at_the_same_time(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general, random_ = guild.channel("general"), guild.channel("random")
+    slow = "slow " * 40
+    llm.default = lambda body: (
+        Reply(slow, chunk_size=5, delay_between_chunks=0.05) if "slow" in str(body["messages"][-1]) else Reply("quick")
+    )
+    await discord.user_message(general, ana, f"{discord.bot.mention} slow please")
+    await discord.wait_for_message(general)  # the slow answer has started streaming
+    await discord.user_message(random_, ana, f"{discord.bot.mention} quick please")
+    await shown(discord, random_, "quick")
+    assert discord.sent_messages(general)[0]["content"] != slow, "the quick answer did not wait for the slow one"
+    await discord.wait_for_request(lambda call: call.route == "edit_message" and call.body["content"] == slow)
+
+
+def _place(guild: FakeGuild) -> Place:
+    return Place(channel_id=guild.first_channel, guild_id=guild.id, guild_name=guild.name)

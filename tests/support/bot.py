@@ -1,0 +1,51 @@
+"""Running the real HearthBot against the fake Discord, a real database and the fake LLM."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bot.container import Container
+from bot.db.engine import Database
+from bot.discord.client import HearthBot
+from bot.settings import Settings
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.llm_server import FakeLLM
+from tests.support.chat import chat_model
+
+
+def bot_settings(db: Database, llm: FakeLLM, **overrides: Any) -> Settings:
+    """Settings as a deployment would have them, pointing at the test database and the fake LLM."""
+    values: dict[str, Any] = {
+        "discord_token": "fake-token",
+        "database_url": db.engine.url.render_as_string(hide_password=False),
+        "openai_base_url": llm.base_url,
+        "openai_api_key": "test",
+        "llm_model": "fake-model",
+        "stream_edit_interval_seconds": 0.2,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    discord: FakeDiscord, db: Database, llm: FakeLLM, *, budget_s: float = 5.0, **overrides: Any
+) -> AsyncIterator[HearthBot]:
+    """Start HearthBot as ``python -m bot run`` would, connected and ready; close it cleanly afterwards."""
+    container = await Container.create(
+        bot_settings(db, llm, **overrides), chat_model=chat_model(llm.base_url, budget_s=budget_s)
+    )
+    with discord.patch_discord():
+        bot = HearthBot(container, guild_ready_timeout=0.05)
+        task = asyncio.create_task(bot.start("fake-token"))
+        try:
+            await discord.wait_identified()
+            async with asyncio.timeout(5):
+                await bot.wait_until_ready()
+            yield bot
+        finally:
+            await bot.close()
+            await task
+            await container.aclose()
+    assert discord.unexpected == [], f"routes the fake Discord does not know: {discord.unexpected}"
