@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Base
+from tests.support.chat import close_clients
 from tests.support.postgres import create_database, postgres_server
 
 EMBEDDING_DIMENSION = 384
@@ -80,3 +81,10 @@ async def pg(postgres_database: Database) -> Database:
     """PostgreSQL alone, empty: for what only PostgreSQL has (pgvector, row locks)."""
     await _truncate_all(postgres_database)
     return postgres_database
+
+
+@pytest.fixture(autouse=True)
+async def _close_llm_clients() -> AsyncIterator[None]:
+    """LLM clients made by a test are closed after it (their aiohttp sessions would warn otherwise)."""
+    yield
+    await close_clients()

@@ -1,16 +1,18 @@
 """Chat completions from any OpenAI-compatible endpoint, streamed, with retries inside a time budget."""
 
 import asyncio
+import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx2 as httpx
 import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai import AsyncOpenAI
+from openai._constants import RAW_RESPONSE_HEADER
 
 from bot.domain.budget import estimate_tokens
 from bot.domain.prompt import ChatMessage
@@ -73,6 +75,23 @@ def _is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncio.TimeoutError) or module.startswith(("httpx", "httpcore", "aiohttp"))
 
 
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON payloads of a server-sent event stream (``data:`` fields; ends at ``[DONE]`` or EOF)."""
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+            continue
+        if line or not data:
+            continue  # comments, other fields, keep-alive blank lines
+        payload, data = "\n".join(data), []
+        if payload == "[DONE]":
+            return
+        yield json.loads(payload)
+    if data and (payload := "\n".join(data)) != "[DONE]":
+        yield json.loads(payload)
+
+
 class OpenAIChatModel:
     """`ChatModel` over ``openai.AsyncOpenAI``; the client's own retries are off, these are ours."""
 
@@ -126,9 +145,10 @@ class OpenAIChatModel:
         if on_text is not None:
             await on_text("")
         try:
-            # The typed ``chat.completions.create`` runs every message through the SDK's TypedDict transformer,
-            # which costs more CPU than the rest of a turn together. Our body is plain JSON already, so it goes
-            # through the client's public ``post`` (same endpoint, auth, headers, timeouts and stream parsing).
+            # The typed ``chat.completions.create`` runs the request through the SDK's TypedDict transformer and
+            # every streamed chunk through pydantic, which together cost more CPU than the rest of a turn. The body
+            # is plain JSON already and the chunks are read as JSON: same endpoint, auth, headers, timeouts and
+            # error mapping, through the client's public ``post`` with a raw streamed response.
             body: dict[str, Any] = {
                 **options.extra_body,
                 "model": options.model,
@@ -138,23 +158,35 @@ class OpenAIChatModel:
                 "stream": True,
                 "stream_options": {"include_usage": True},
             }
-            stream = await self.client.post(
+            response = await self.client.post(
                 "/chat/completions",
-                cast_to=ChatCompletion,
+                cast_to=httpx.Response,
                 body=body,
-                options={"headers": dict(options.extra_headers)},
+                options={"headers": {**options.extra_headers, RAW_RESPONSE_HEADER: "stream"}},
                 stream=True,
-                stream_cls=AsyncStream[ChatCompletionChunk],
             )
-            async with stream:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    piece = chunk.choices[0].delta.content if chunk.choices else None
+            try:
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # A server that ignores ``stream`` answers with one whole completion.
+                    whole = json.loads(await response.aread())
+                    text = whole["choices"][0]["message"]["content"] or ""
+                    if whole.get("usage"):
+                        usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
+                    if on_text is not None and text:
+                        await on_text(text)
+                async for event in _sse_events(response.aiter_lines()):
+                    if event.get("error"):
+                        raise _Retryable(f"stream error: {event['error']}")
+                    if event.get("usage"):
+                        usage = (int(event["usage"]["prompt_tokens"]), int(event["usage"]["completion_tokens"]))
+                    choices = event.get("choices") or ()
+                    piece = (choices[0].get("delta") or {}).get("content") if choices else None
                     if piece:
                         text += piece
                         if on_text is not None:
                             await on_text(text)
+            finally:
+                await response.aclose()
         except openai.RateLimitError as exc:
             raise _Retryable("rate limited (429)", _retry_after(exc.response)) from exc
         except openai.APIStatusError as exc:
@@ -163,8 +195,8 @@ class OpenAIChatModel:
             raise LLMUnavailable(f"the model endpoint refused the request ({exc.status_code}): {exc.message}") from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise _Retryable(type(exc).__name__) from exc
-        except openai.APIError as exc:  # e.g. an error event inside the stream
-            raise _Retryable(f"stream error: {exc.message}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a garbled chunk
+            raise _Retryable(f"unreadable stream: {exc!r}") from exc
         except Exception as exc:
             if _is_transport_error(exc):
                 raise _Retryable(f"stream broken: {type(exc).__name__}") from exc

@@ -1,6 +1,6 @@
-"""The one place that builds an ``openai.AsyncOpenAI`` client from settings."""
+"""The one place that builds an ``openai.AsyncOpenAI`` client."""
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from bot.errors import ConfigError
 from bot.settings import Settings
@@ -13,12 +13,26 @@ def llm_configured(settings: Settings) -> bool:
     return settings.openai_api_key is not None or settings.openai_base_url is not None
 
 
+def openai_client(*, api_key: str | None, base_url: str | None, timeout: float, max_retries: int = 0) -> AsyncOpenAI:
+    """A client on the SDK's aiohttp transport: a streamed reply costs a third of the CPU it takes on httpx.
+
+    Retries are ours to make (see the chat model), so ``max_retries`` is 0 by default.
+    """
+    return AsyncOpenAI(
+        api_key=api_key or _PLACEHOLDER_KEY,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=DefaultAioHttpClient(timeout=timeout),
+    )
+
+
 def build_openai_client(settings: Settings, *, timeout: float, max_retries: int = 0) -> AsyncOpenAI:
-    """A client for the configured endpoint. Retries are ours to make (see the chat model), so 0 here."""
+    """A client for the configured endpoint, or a clear error saying what to set."""
     if not llm_configured(settings):
         raise ConfigError(
             "no language model is configured: set OPENAI_API_KEY (OpenAI, OpenRouter) or "
             "OPENAI_BASE_URL (e.g. http://localhost:11434/v1 for Ollama) in .env"
         )
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _PLACEHOLDER_KEY
-    return AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=max_retries)
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return openai_client(api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=max_retries)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db.engine import Database
-from bot.db.repositories.conversations import ConversationRepository
+from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.types import utcnow
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
@@ -32,6 +32,7 @@ from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.services.directory import Directory
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
 from bot.services.personas import PersonaService, PersonaView
+from bot.services.recent import RecentTurns
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class ConversationService:
         # channel → (open conversation, its DM user or None, last message time): saves a lookup per message.
         # The database stays the authority: a stale entry only costs the lookup it was meant to save.
         self._open: dict[int, tuple[int, int | None, datetime]] = {}
+        self.recent = RecentTurns(config.history_turns)
         self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
         self._waiting: set[tuple[int, int]] = set()
 
@@ -154,6 +156,12 @@ class ConversationService:
             batch = self._pending.pop(key)
             return await self._answer(incoming, batch, persona, guild.settings if guild else {}, target, started)
 
+    def forget_cached(self) -> None:
+        """Drop what this service remembers of stored rows: call it after deleting users or messages."""
+        self.directory.forget()
+        self._open.clear()
+        self.recent.forget()
+
     async def _store_incoming(self, incoming: IncomingMessage) -> StoredTurn:
         """Store the message (and who and where), retrying briefly on database faults."""
         backoff = Backoff(base_s=0.2, cap_s=2.0)
@@ -165,8 +173,7 @@ class ConversationService:
                 if attempt == _STORE_ATTEMPTS:
                     raise
                 # A cached row may be what failed (deleted elsewhere): look everything up afresh.
-                self.directory.forget()
-                self._open.clear()
+                self.forget_cached()
                 await asyncio.sleep(backoff.delay(attempt))
         raise AssertionError("unreachable")
 
@@ -186,15 +193,17 @@ class ConversationService:
                 discord_message_id=incoming.message_id,
                 image_urls=incoming.image_urls,
             )
-            await repo.touch(conversation_id, at=at)
         self._open[place.channel_id] = (conversation_id, dm_user, at)
+        text = clean_text(incoming.text)
+        speaker = incoming.author.shown_name
+        self.recent.add(conversation_id, HistoryRow(message_id, "user", text, speaker, at))
         return StoredTurn(
             message_row_id=message_id,
             conversation_id=conversation_id,
             user_id=identity.user_id,
             guild_id=identity.guild_id,
-            speaker=incoming.author.shown_name,
-            text=clean_text(incoming.text),
+            speaker=speaker,
+            text=text,
         )
 
     async def _open_conversation(
@@ -220,14 +229,18 @@ class ConversationService:
         started: float,
     ) -> TurnOutcome:
         last = batch[-1]
-        async with self.database.session() as session:
-            # Everything said in the conversation up to now (replies to others included), but this batch itself.
-            history = await ConversationRepository(session).history(
-                last.conversation_id,
-                up_to_id=last.message_row_id,
-                exclude_ids=[turn.message_row_id for turn in batch],
-                limit=self.config.history_turns,
-            )
+        exclude_ids = [turn.message_row_id for turn in batch]
+
+        async def load(limit: int) -> list[HistoryRow]:
+            async with self.database.session() as session:
+                return await ConversationRepository(session).history(
+                    last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, limit=limit
+                )
+
+        # Everything said in the conversation up to now (replies to others included), but this batch itself.
+        history = await self.recent.history(
+            last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
+        )
         place = incoming.place
         request = PromptRequest(
             persona=persona.card,
@@ -297,8 +310,7 @@ class ConversationService:
         at = self.clock()
         try:
             async with self.database.session() as session:
-                repo = ConversationRepository(session)
-                await repo.add_message(
+                message_id = await ConversationRepository(session).add_message(
                     conversation_id=last.conversation_id,
                     user_id=last.user_id,
                     role="assistant",
@@ -309,7 +321,7 @@ class ConversationService:
                     model=completion.model,
                     latency_ms=latency_ms,
                 )
-                await repo.touch(last.conversation_id, at=at)
+            self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", clean_text(text), None, at))
         except SQLAlchemyError:
             log.exception(
                 "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",

@@ -15,6 +15,7 @@ from bot.db.types import utcnow
 from bot.domain.retry import Backoff
 from bot.domain.triggers import MessageSignals
 from bot.llm.chat import OpenAIChatModel
+from bot.llm.openai_client import openai_client
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
 from bot.services.incoming import Author, IncomingMessage, Place
@@ -24,9 +25,20 @@ from tests.fakes.llm_server import FakeLLM
 FAST_BACKOFF = Backoff(base_s=0.05, factor=2, cap_s=0.2, jitter=0.1)
 
 
+_clients: list[AsyncOpenAI] = []
+
+
 def chat_model(base_url: str, *, budget_s: float = 5.0, timeout_s: float = 2.0) -> OpenAIChatModel:
-    client = AsyncOpenAI(base_url=base_url, api_key="test", max_retries=0, timeout=timeout_s)
+    """The production chat model with a quick backoff; its client is closed by :func:`close_clients`."""
+    client = openai_client(api_key="test", base_url=base_url, timeout=timeout_s)
+    _clients.append(client)
     return OpenAIChatModel(client, budget_s=budget_s, backoff=FAST_BACKOFF)
+
+
+async def close_clients() -> None:
+    """Close every client :func:`chat_model` made (their connection pools) — after each test."""
+    while _clients:
+        await _clients.pop().close()
 
 
 def conversation_service(

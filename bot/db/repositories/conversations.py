@@ -14,23 +14,48 @@ from bot.db.repositories._dialect import dialect_name
 # Statements on every reply's path are built once; SQLAlchemy then reuses their compiled form.
 _messages, _conversations = cast(Table, Message.__table__), cast(Table, Conversation.__table__)
 
-_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+_MESSAGE_COLUMNS = (
+    "conversation_id",
+    "user_id",
+    "role",
+    "content",
+    "discord_message_id",
+    "has_images",
+    "image_urls",
+    "token_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "model",
+    "latency_ms",
+    "created_at",
+    "updated_at",
+)
+_INSERT_MESSAGE = (
+    insert(_messages)
+    .values({name: bindparam(f"m_{name}", type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS})
+    .returning(_messages.c.id)
+)
 
 
 def _touch(dialect: str) -> Update:
+    """Move the conversation's last-message time forward (never back) and count the new message."""
     last = _conversations.c.last_message_at
-    at = bindparam("at", type_=last.type)
+    at = bindparam("m_created_at", type_=last.type)
     return (
         update(_conversations)
-        .where(_conversations.c.id == bindparam("conversation_id"))
+        .where(_conversations.c.id == bindparam("m_conversation_id"))
         .values(
             last_message_at=func.greatest(last, at) if dialect == "postgresql" else func.max(last, at),
-            message_count=_conversations.c.message_count + bindparam("messages"),
+            message_count=_conversations.c.message_count + 1,
+            updated_at=bindparam("m_updated_at", type_=last.type),
         )
     )
 
 
-_TOUCH_POSTGRESQL, _TOUCH_SQLITE = _touch("postgresql"), _touch("sqlite")
+_TOUCH_SQLITE = _touch("sqlite")
+# PostgreSQL does both in one round trip: the insert and the update as one statement.
+_inserted = _INSERT_MESSAGE.cte("inserted")
+_ADD_MESSAGE_POSTGRESQL = select(_inserted.c.id).add_cte(_touch("postgresql").cte("touched"))
 
 _HISTORY = (
     select(
@@ -100,10 +125,6 @@ class ConversationRepository:
         await self.session.flush()
         return conversation
 
-    async def touch(self, conversation_id: int, *, at: datetime, messages: int = 1) -> None:
-        statement = _TOUCH_POSTGRESQL if dialect_name(self.session) == "postgresql" else _TOUCH_SQLITE
-        await self.session.execute(statement, {"conversation_id": conversation_id, "at": at, "messages": messages})
-
     async def add_message(
         self,
         *,
@@ -119,24 +140,31 @@ class ConversationRepository:
         model: str | None = None,
         latency_ms: int | None = None,
     ) -> int:
-        """Insert a turn and return its id (one prepared INSERT … RETURNING: this is on every reply's path)."""
+        """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
+
+        On every reply's path, so the statements are built once (and are one statement on PostgreSQL).
+        """
         values = {
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "role": role,
-            "content": content,
-            "discord_message_id": discord_message_id,
-            "has_images": bool(image_urls),
-            "image_urls": list(image_urls),
-            "token_count": completion_tokens,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "model": model,
-            "latency_ms": latency_ms,
-            "created_at": at,
-            "updated_at": at,
+            "m_conversation_id": conversation_id,
+            "m_user_id": user_id,
+            "m_role": role,
+            "m_content": content,
+            "m_discord_message_id": discord_message_id,
+            "m_has_images": bool(image_urls),
+            "m_image_urls": list(image_urls),
+            "m_token_count": completion_tokens,
+            "m_prompt_tokens": prompt_tokens,
+            "m_completion_tokens": completion_tokens,
+            "m_model": model,
+            "m_latency_ms": latency_ms,
+            "m_created_at": at,
+            "m_updated_at": at,
         }
-        message_id: int = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
+        if dialect_name(self.session) == "postgresql":
+            message_id: int = (await self.session.execute(_ADD_MESSAGE_POSTGRESQL, values)).scalar_one()
+            return message_id
+        message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
+        await self.session.execute(_TOUCH_SQLITE, values)
         return message_id
 
     async def history(
