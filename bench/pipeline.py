@@ -37,7 +37,7 @@ from bot.db.engine import Database  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
-from tests.support.chat import conversation_service  # noqa: E402
+from tests.support.chat import close_clients, conversation_service  # noqa: E402
 from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 GUILD_ID = 4242
@@ -162,6 +162,7 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
         await closed_loop(max(args.channels * 5, args.messages // 20))  # warm-up: caches, pools, JIT-free paths
         own_ms, sustained = await open_loop(args.messages, args.rate)
         saturated = await closed_loop(args.messages)
+        await close_clients()
 
     return {
         "backend": args.backend,
