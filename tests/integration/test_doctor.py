@@ -1,0 +1,81 @@
+"""`python -m bot doctor` against a real PostgreSQL with pgvector and the fake LLM endpoint."""
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.engine import URL
+
+from bot.db.engine import Database
+from bot.services.doctor import Check, run_checks
+from bot.settings import Settings
+from tests.fakes.llm_server import FakeLLM
+from tests.support.postgres import create_database
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM(model="fake-model") as server:
+        yield server
+
+
+def settings_for(database_url: str, **values: object) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, **values)  # type: ignore[call-arg]
+
+
+def by_name(checks: list[Check]) -> dict[str, tuple[str, str]]:
+    return {check.name: (check.status, check.detail) for check in checks}
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_ready_postgresql_installation_passes_every_check(pg: Database, llm: FakeLLM) -> None:
+    settings = settings_for(
+        pg.engine.url.render_as_string(hide_password=False),
+        discord_token="token",
+        openai_base_url=llm.base_url,
+        llm_model="fake-model",
+    )
+    checks = by_name(await run_checks(settings))
+
+    assert {name: status for name, (status, _) in checks.items()} == {
+        "settings": "ok",
+        "discord token": "ok",
+        "database": "ok",
+        "schema": "ok",
+        "pgvector": "ok",
+        "llm endpoint": "ok",
+    }
+    assert "(18." in checks["database"][1] and checks["pgvector"][1].startswith("vector 0.8")
+    assert "LLM_MODEL fake-model listed" in checks["llm endpoint"][1]
+    assert [request.path for request in llm.requests] == ["/v1/models"]
+
+
+async def test_what_is_wrong_is_named_and_the_cli_exits_non_zero(
+    postgres_server_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = await create_database(postgres_server_url, f"hearth_doctor_{uuid.uuid4().hex[:8]}")
+    url = empty.render_as_string(hide_password=False)
+    unreachable_llm = f"http://127.0.0.1:{closed_port()}/v1"
+    checks = by_name(await run_checks(settings_for(url, openai_base_url=unreachable_llm)))
+
+    assert checks["discord token"][0] == "fail" and "DISCORD_TOKEN" in checks["discord token"][1]
+    assert checks["database"][0] == "ok"
+    assert checks["schema"] == ("fail", checks["schema"][1]) and "python -m bot db upgrade" in checks["schema"][1]
+    assert checks["pgvector"][0] == "fail", "a database nobody migrated has no vector extension"
+    assert checks["llm endpoint"][0] == "fail" and "unreachable" in checks["llm endpoint"][1]
+
+    from bot import cli
+
+    for name in ("DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "DISCORD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("OPENAI_BASE_URL", unreachable_llm)
+    assert await cli._doctor("/nonexistent/.env") == 1
+    table = capsys.readouterr().out
+    assert "FAIL  schema" in table and "OK    database" in table
