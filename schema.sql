@@ -473,4 +473,12 @@ CREATE INDEX ix_memories_embedding_hnsw ON memories USING hnsw (embedding vector
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
 
+-- Running upgrade 0001 -> 0002
+
+ALTER TABLE memories ADD COLUMN channel_name VARCHAR(100);
+
+CREATE INDEX ix_memories_content_fts ON memories USING gin (to_tsvector('english'::regconfig, content));
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
 COMMIT;

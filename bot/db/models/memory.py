@@ -25,6 +25,7 @@ class Memory(IdMixin, TimestampMixin, Base):
     user_id: Mapped[int | None] = user_fk(nullable=True, index=False)
     guild_id: Mapped[int | None] = guild_fk(index=False)
     channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_name: Mapped[str | None] = mapped_column(String(100))
     conversation_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )

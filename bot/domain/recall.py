@@ -1,0 +1,139 @@
+"""Recalling memories: who may see what, how two rankings become one, and how a memory reads in a prompt.
+
+Pure rules; the memory service brings the rows.
+"""
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.budget import estimate_tokens
+
+# Reciprocal-rank fusion constant: the usual 60 keeps one list's top hit from drowning the other list.
+RRF_K = 60
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class RecallScope:
+    """Where a reply is being written. In a guild: that guild's memories only. In a DM: the user's DM memories
+    and what they made global; never anyone else's DMs."""
+
+    user_id: int
+    guild_id: int | None  # None: a DM
+
+    @property
+    def is_dm(self) -> bool:
+        return self.guild_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A memory that one of the searches found, with what the final ranking needs to know about it."""
+
+    memory_id: int
+    created_at: datetime
+    importance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """How much recency and importance move a memory up, relative to its fused search score (1.0 = double)."""
+
+    # Small: fused scores of neighbouring ranks differ by a few percent, and relevance must lead.
+    recency: float = 0.02
+    recency_half_life: timedelta = timedelta(days=30)
+    importance: float = 0.04
+    # Per search (vectors, words): the lexical search finds names, dates and rare words a small embedding
+    # model blurs, so it counts more.
+    search: tuple[float, ...] = (0.6, 1.0)
+
+
+def search_terms(text: str, *, limit: int = 32) -> list[str]:
+    """The distinct words of a query, lower-cased, in order (for the lexical search)."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if len(word) > 1 or word.isdigit():
+            seen.setdefault(word, None)
+    return list(seen)[:limit]
+
+
+def fuse(
+    rankings: Sequence[Sequence[int]],
+    candidates: Mapping[int, Candidate],
+    *,
+    now: datetime,
+    weights: Weights = Weights(),
+) -> list[int]:
+    """One order from several rankings (best first): reciprocal-rank fusion, then nudged by recency and
+    importance. Ids missing from ``candidates`` are dropped (deleted meanwhile)."""
+    fused: dict[int, float] = {}
+    for index, ranking in enumerate(rankings):
+        weight = weights.search[index] if index < len(weights.search) else 1.0
+        for rank, memory_id in enumerate(ranking):
+            fused[memory_id] = fused.get(memory_id, 0.0) + weight / (RRF_K + rank + 1)
+    scored = []
+    for memory_id, score in fused.items():
+        candidate = candidates.get(memory_id)
+        if candidate is None:
+            continue
+        age_days = max((now - candidate.created_at).total_seconds(), 0.0) / 86400
+        recency = math.exp(-math.log(2) * age_days / (weights.recency_half_life.total_seconds() / 86400))
+        boost = 1.0 + weights.recency * recency + weights.importance * (candidate.importance - 0.5)
+        scored.append((score * boost, memory_id))
+    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [memory_id for _, memory_id in scored]
+
+
+def ago(then: datetime, now: datetime) -> str:
+    """ "just now", "5 minutes ago", "yesterday", "3 weeks ago", "2 years ago"."""
+    seconds = (now - then).total_seconds()
+    if seconds < 90:
+        return "just now"
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    if minutes < 60:
+        return f"{round(minutes)} minutes ago"
+    if hours < 24:
+        return "an hour ago" if round(hours) == 1 else f"{round(hours)} hours ago"
+    if days < 2:
+        return "yesterday"
+    for size, unit in ((365, "year"), (30, "month"), (7, "week")):
+        if days >= size * (2 if unit == "week" else 1):
+            count = int(days // size)
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return f"{int(days)} days ago"
+
+
+def describe(
+    content: str,
+    *,
+    speaker: str | None,
+    kind: str,
+    created_at: datetime,
+    channel_name: str | None,
+    is_dm: bool,
+    now: datetime,
+) -> str:
+    """One memory as the prompt shows it: '3 weeks ago in #general, Ana said: "…"'."""
+    where = "in your DMs" if is_dm else (f"in #{channel_name}" if channel_name else "here")
+    when = ago(created_at, now)
+    if kind == "summary":
+        return f"{when.capitalize()} {where}, you talked about: {content}"
+    if kind == "knowledge":
+        return f"From this server's notes: {content}"
+    who = speaker or "you"
+    return f'{when.capitalize()} {where}, {who} said: "{content}"'
+
+
+def within_budget(lines: Sequence[str], tokens: int) -> list[str]:
+    """The first lines (best first) that fit in ``tokens``."""
+    kept, used = [], 0
+    for line in lines:
+        cost = estimate_tokens(line) + 1
+        if used + cost > tokens:
+            break
+        kept.append(line)
+        used += cost
+    return kept

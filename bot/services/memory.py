@@ -1,0 +1,101 @@
+"""Long-term memory: remembering what was said (embedded in batches) and recalling it, scoped, for a prompt.
+
+Recall runs two searches in the place's scope — vector similarity and full-text — and fuses their rankings
+(see ``bot/domain/recall.py``), so an exact name or date and a paraphrase are both found.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.db.engine import Database
+from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
+from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms, within_budget
+from bot.llm.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    memory: MemoryRow
+    line: str  # as the prompt shows it
+
+
+class MemoryService:
+    def __init__(
+        self, database: Database, embedder: Embedder, *, candidates: int = 50, weights: Weights | None = None
+    ) -> None:
+        self.database = database
+        self.embedder = embedder
+        self.candidates = candidates
+        self.weights = weights or Weights()
+
+    async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
+        """Embed (one batch, off the event loop) and store memories; returns their ids."""
+        if not memories:
+            return []
+        # A message is embedded with its speaker's name, as people ask about it ("what did Ana say about …").
+        vectors = await self.embedder.embed(
+            [f"{m.speaker_name}: {m.content}" if m.speaker_name else m.content for m in memories]
+        )
+        async with self.database.session() as session:
+            return await MemoryRepository(session).add_many(memories, vectors, self.embedder.model_name)
+
+    async def recall(
+        self,
+        query: str,
+        scope: RecallScope,
+        *,
+        now: datetime,
+        limit: int = 10,
+        exclude_message_ids: Sequence[int] = (),
+    ) -> list[Recalled]:
+        """The memories most worth bringing to a reply about ``query``, best first, ``limit`` at most."""
+        if not query.strip():
+            return []
+        vector = await self.embedder.embed_one(query)
+        async with self.database.session() as session:
+            repo = MemoryRepository(session)
+            by_vector = await repo.by_vector(
+                vector,
+                scope,
+                model=self.embedder.model_name,
+                limit=self.candidates,
+                exclude_message_ids=exclude_message_ids,
+            )
+            by_words = await repo.by_words(
+                search_terms(query), scope, limit=self.candidates, exclude_message_ids=exclude_message_ids
+            )
+            rows = await repo.fetch(list({*by_vector, *by_words}))
+        candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
+        order = fuse([by_vector, by_words], candidates, now=now, weights=self.weights)[:limit]
+        return [
+            Recalled(
+                rows[i],
+                describe(
+                    rows[i].content,
+                    speaker=rows[i].speaker_name,
+                    kind=rows[i].kind,
+                    created_at=rows[i].created_at,
+                    channel_name=rows[i].channel_name,
+                    is_dm=scope.is_dm,
+                    now=now,
+                ),
+            )
+            for i in order
+        ]
+
+    async def prompt_section(
+        self,
+        query: str,
+        scope: RecallScope,
+        *,
+        now: datetime,
+        tokens: int,
+        exclude_message_ids: Sequence[int] = (),
+    ) -> str:
+        """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
+        recalled = await self.recall(query, scope, now=now, limit=20, exclude_message_ids=exclude_message_ids)
+        return "\n".join(within_budget([r.line for r in recalled], tokens))
