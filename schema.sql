@@ -477,7 +477,15 @@ INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_vers
 
 ALTER TABLE memories ADD COLUMN channel_name VARCHAR(100);
 
-CREATE INDEX ix_memories_content_fts ON memories USING gin (to_tsvector('english'::regconfig, content));
+ALTER TABLE memories ADD COLUMN context TEXT;
+
+ALTER TABLE memories ADD COLUMN search_text TEXT DEFAULT '' NOT NULL;
+
+UPDATE memories SET search_text = content;
+
+ALTER TABLE memories ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, search_text)) STORED;
+
+CREATE INDEX ix_memories_search_vector ON memories USING gin (search_vector);
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
 

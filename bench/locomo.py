@@ -21,6 +21,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from bot.db.engine import Database  # noqa: E402
 from bot.db.repositories.guilds import GuildRepository  # noqa: E402
 from bot.db.repositories.memories import NewMemory  # noqa: E402
 from bot.db.repositories.users import UserRepository  # noqa: E402
+from bot.domain.memory_text import context_line  # noqa: E402
 from bot.domain.recall import RecallScope  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
@@ -46,17 +48,28 @@ def session_time(text: str) -> datetime:
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
 
 
-def turns_of(conversation: dict[str, Any]) -> list[tuple[str, str, str, datetime]]:
-    """(dia_id, speaker, text, time) for every turn, in order; turns a minute apart within a session."""
-    turns = []
+@dataclass(frozen=True, slots=True)
+class Turn:
+    dia_id: str
+    speaker: str
+    text: str
+    at: datetime
+    previous: str | None  # the turn before, in the same session, as the bot keeps it for context
+
+
+def turns_of(conversation: dict[str, Any]) -> list[Turn]:
+    """Every turn, in order; turns a minute apart within a session."""
+    turns: list[Turn] = []
     number = 1
     while f"session_{number}" in conversation:
         start = session_time(conversation[f"session_{number}_date_time"])
+        previous = None
         for index, turn in enumerate(conversation[f"session_{number}"]):
             text = turn.get("text", "")
             if turn.get("blip_caption"):
                 text = f"{text} [shares a photo: {turn['blip_caption']}]"
-            turns.append((turn["dia_id"], turn["speaker"], text, start + timedelta(minutes=index)))
+            turns.append(Turn(turn["dia_id"], turn["speaker"], text, start + timedelta(minutes=index), previous))
+            previous = context_line(turn["speaker"], text)
         number += 1
     return turns
 
@@ -96,10 +109,10 @@ async def run(path: Path, backend: str) -> dict[str, Any]:
                 speakers = {
                     name: (
                         await UserRepository(session).upsert(
-                            discord_id=100 * number + i, username=name.lower(), display_name=name, seen_at=turns[0][3]
+                            discord_id=100 * number + i, username=name.lower(), display_name=name, seen_at=turns[0].at
                         )
                     ).id
-                    for i, name in enumerate(sorted({t[1] for t in turns}))
+                    for i, name in enumerate(sorted({t.speaker for t in turns}))
                 }
             dia_of: dict[int, str] = {}
             for start in range(0, len(turns), 64):
@@ -108,20 +121,21 @@ async def run(path: Path, backend: str) -> dict[str, Any]:
                     [
                         NewMemory(
                             kind="message",
-                            content=text,
+                            content=turn.text,
                             scope="guild",
-                            created_at=at,
+                            created_at=turn.at,
                             guild_id=guild_id,
-                            user_id=speakers[speaker],
+                            user_id=speakers[turn.speaker],
                             channel_id=channel,
                             channel_name=f"locomo-{number}",
-                            speaker_name=speaker,
+                            speaker_name=turn.speaker,
+                            context=turn.previous,
                         )
-                        for _, speaker, text, at in batch
+                        for turn in batch
                     ]
                 )
-                dia_of.update({memory_id: turn[0] for memory_id, turn in zip(ids, batch, strict=True)})
-            now = turns[-1][3] + timedelta(days=1)
+                dia_of.update({memory_id: turn.dia_id for memory_id, turn in zip(ids, batch, strict=True)})
+            now = turns[-1].at + timedelta(days=1)
             scope = RecallScope(user_id=0, guild_id=guild_id)
             for qa in sample["qa"]:
                 evidence = {e.strip() for e in qa.get("evidence", []) for e in e.split(";") if e.strip()}

@@ -11,9 +11,20 @@ from datetime import datetime, timedelta
 
 from bot.domain.budget import estimate_tokens
 
-# Reciprocal-rank fusion constant: the usual 60 keeps one list's top hit from drowning the other list.
-RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+# Words that say nothing about what is being recalled. PostgreSQL's english configuration drops them anyway;
+# SQLite's FTS5 does not, so the query leaves them out on both.
+_STOPWORDS_TEXT = """
+    a about above after again against all am an and any are as at be been before being below between both
+    but by can could did do does doing don down during each few for from further had has have having he her
+    here hers herself him himself his how i if in into is it its itself just me more most my myself no nor
+    not now of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours yourself
+    yourselves
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +51,26 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Weights:
-    """How much recency and importance move a memory up, relative to its fused search score (1.0 = double)."""
+    """How the searches' rankings are fused, and how much recency and importance then move a memory up,
+    relative to its fused score (1.0 = double)."""
+
+    # Reciprocal-rank fusion constant. Much below the customary 60: the candidate lists are short, and a
+    # memory both searches put near the top should clearly beat one that only one search ranks first.
+    rrf_k: int = 5
 
     # Small: fused scores of neighbouring ranks differ by a few percent, and relevance must lead.
     recency: float = 0.02
     recency_half_life: timedelta = timedelta(days=30)
     importance: float = 0.04
-    # Per search (vectors, words): the lexical search finds names, dates and rare words a small embedding
-    # model blurs, so it counts more.
-    search: tuple[float, ...] = (0.6, 1.0)
+    # Per search (vectors, words): equal say.
+    search: tuple[float, ...] = (1.0, 1.0)
 
 
 def search_terms(text: str, *, limit: int = 32) -> list[str]:
-    """The distinct words of a query, lower-cased, in order (for the lexical search)."""
+    """The distinct words of a query that carry meaning, lower-cased, in order (for the lexical search)."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
-        if len(word) > 1 or word.isdigit():
+        if (len(word) > 1 or word.isdigit()) and word not in STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)[:limit]
 
@@ -73,7 +88,7 @@ def fuse(
     for index, ranking in enumerate(rankings):
         weight = weights.search[index] if index < len(weights.search) else 1.0
         for rank, memory_id in enumerate(ranking):
-            fused[memory_id] = fused.get(memory_id, 0.0) + weight / (RRF_K + rank + 1)
+            fused[memory_id] = fused.get(memory_id, 0.0) + weight / (weights.rrf_k + rank + 1)
     scored = []
     for memory_id, score in fused.items():
         candidate = candidates.get(memory_id)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
+from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms, within_budget
 from bot.llm.embeddings import Embedder
 
@@ -36,10 +37,7 @@ class MemoryService:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
         if not memories:
             return []
-        # A message is embedded with its speaker's name, as people ask about it ("what did Ana say about …").
-        vectors = await self.embedder.embed(
-            [f"{m.speaker_name}: {m.content}" if m.speaker_name else m.content for m in memories]
-        )
+        vectors = await self.embedder.embed([embedding_text(m.speaker_name, m.content, m.context) for m in memories])
         async with self.database.session() as session:
             return await MemoryRepository(session).add_many(memories, vectors, self.embedder.model_name)
 

@@ -15,7 +15,8 @@ class Memory(IdMixin, TimestampMixin, Base):
 
     ``scope``/``guild_id`` say where it may be recalled (see ARCHITECTURE: privacy scopes).
     ``embedding`` stays NULL until the embedder has run; ``embedding_model`` names the model that
-    made it, so a change of model is noticed.
+    made it, so a change of model is noticed. What is embedded and what is word-indexed are decided in
+    ``bot/domain/memory_text.py``.
     """
 
     __tablename__ = "memories"
@@ -37,6 +38,10 @@ class Memory(IdMixin, TimestampMixin, Base):
         BigInteger, ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True
     )
     speaker_name: Mapped[str | None] = mapped_column(CleanString(255))
+    # The turn a message answered: embedded with it, as an answer means little without its question.
+    context: Mapped[str | None] = mapped_column(CleanText)
+    # What the word search indexes (speaker, text, date); PostgreSQL derives a stored tsvector from it.
+    search_text: Mapped[str] = mapped_column(CleanText, nullable=False, server_default="")
     scope: Mapped[str] = mapped_column(String(10), nullable=False)
     importance: Mapped[float] = real(0.5)
     emotional_weight: Mapped[float] = real(0.0)

@@ -5,13 +5,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, func, insert, literal_column, select, text, update
+from sqlalchemy import ARRAY, ColumnElement, Text, and_, cast, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Memory
 from bot.db.repositories._dialect import dialect_name
 from bot.db.types import FloatVector, utcnow
+from bot.domain.memory_text import search_text
 from bot.domain.recall import RecallScope
+
+# BM25's usual constants: how fast repeated words stop counting, and how much a long text is discounted.
+BM25_K1 = 1.2
+BM25_B = 0.75
+_ENGLISH: ColumnElement[str] = literal_column("'english'::regconfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +33,7 @@ class NewMemory:
     conversation_id: int | None = None
     message_id: int | None = None
     speaker_name: str | None = None
+    context: str | None = None  # the turn a message answered (see bot/domain/memory_text.py)
     importance: float = 0.5
 
 
@@ -47,6 +54,10 @@ def scope_filter(scope: RecallScope) -> ColumnElement[bool]:
     if scope.guild_id is not None:
         return Memory.guild_id == scope.guild_id
     return and_(Memory.user_id == scope.user_id, Memory.scope.in_(("dm", "global")))
+
+
+def _not_embedded_with(model: str) -> ColumnElement[bool]:
+    return Memory.embedding_model.is_(None) | (Memory.embedding_model != model)
 
 
 class MemoryRepository:
@@ -71,6 +82,8 @@ class MemoryRepository:
                 "conversation_id": m.conversation_id,
                 "message_id": m.message_id,
                 "speaker_name": m.speaker_name,
+                "context": m.context,
+                "search_text": search_text(m.speaker_name, m.content, m.created_at),
                 "importance": m.importance,
                 "embedding": None if vectors is None else vectors[i],
                 "embedding_model": None if vectors is None else model,
@@ -98,6 +111,23 @@ class MemoryRepository:
             .limit(limit)
         )
         return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
+
+    async def needing_embedding_with_speakers(
+        self, model: str, *, after_id: int, limit: int
+    ) -> list[tuple[int, str, str | None]]:
+        """Like :meth:`needing_embedding`, with each memory's speaker (the embedded text includes it)."""
+        statement = (
+            select(Memory.id, Memory.content, Memory.speaker_name)
+            .where(Memory.id > after_id, _not_embedded_with(model))
+            .order_by(Memory.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1], row[2]) for row in (await self.session.execute(statement)).all()]
+
+    async def count_needing_embedding(self, model: str) -> int:
+        """How many memories have no vector from ``model`` (none at all, or another model's)."""
+        statement = select(func.count()).select_from(Memory).where(_not_embedded_with(model))
+        return int((await self.session.execute(statement)).scalar_one())
 
     async def models_in_use(self) -> dict[str | None, int]:
         """How many memories each embedding model made (None: not embedded yet)."""
@@ -136,15 +166,7 @@ class MemoryRepository:
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
         if dialect_name(self.session) == "postgresql":
-            document = func.to_tsvector(literal_column("'english'::regconfig"), Memory.content)
-            query = func.to_tsquery(literal_column("'english'::regconfig"), " | ".join(terms))
-            statement = (
-                select(Memory.id)
-                .where(document.op("@@")(query), *conditions)
-                .order_by(func.ts_rank_cd(document, query, 1).desc(), Memory.id)
-                .limit(limit)
-            )
-            return list((await self.session.scalars(statement)).all())
+            return await self._bm25_postgresql(terms, conditions, limit)
         match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
         fts = text("SELECT rowid AS id, bm25(memories_fts) AS rank FROM memories_fts WHERE memories_fts MATCH :match")
         found = fts.columns(id=Memory.id.type, rank=Memory.importance.type).subquery("found")
@@ -156,6 +178,36 @@ class MemoryRepository:
             .limit(limit)
         )
         return list((await self.session.scalars(statement, {"match": match})).all())
+
+    async def _bm25_postgresql(
+        self, terms: Sequence[str], conditions: Sequence[ColumnElement[bool]], limit: int
+    ) -> list[int]:
+        """BM25 over the stored tsvectors, as SQLite's FTS5 ranks: each query word counts by its rarity in
+        scope (IDF) and is discounted in longer texts. Chat turns seldom repeat a word, so term frequency
+        is taken as one; the average length is that of the matching texts."""
+        search_vector: ColumnElement[str] = literal_column("memories.search_vector")
+        words = func.unnest(cast(list(terms), ARRAY(Text))).table_valued("term", with_ordinality="n").render_derived()
+        word_query = func.to_tsquery(_ENGLISH, words.c.term)
+        query = select(words.c.n, word_query.label("tsq")).where(func.numnode(word_query) > 0).cte("query")
+        hits = (
+            select(Memory.id, query.c.n, func.length(search_vector).label("length"))
+            .join(query, search_vector.op("@@")(query.c.tsq))
+            .where(*conditions)
+            .cte("hits")
+        )
+        frequency = select(hits.c.n, func.count().label("documents")).group_by(hits.c.n).cte("frequency")
+        total = select(func.count()).select_from(Memory).where(*conditions).scalar_subquery()
+        average_length = select(func.avg(hits.c.length)).scalar_subquery()
+        idf = func.ln(1 + (total - frequency.c.documents + 0.5) / (frequency.c.documents + 0.5))
+        saturation = (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * hits.c.length / average_length))
+        statement = (
+            select(hits.c.id)
+            .join(frequency, frequency.c.n == hits.c.n)
+            .group_by(hits.c.id)
+            .order_by(func.sum(idf * saturation).desc(), hits.c.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(statement)).all())
 
     async def fetch(self, ids: Sequence[int]) -> dict[int, MemoryRow]:
         if not ids:

@@ -87,18 +87,16 @@ def test_schema_sql_is_regenerated_from_the_migrations() -> None:
 
 
 def _made_by_migration_only(diff: Any) -> bool:
-    """The vector's dimension, its HNSW index and the full-text index depend on backend and settings: the
-    migrations own them."""
+    """The vector's dimension, its HNSW index and PostgreSQL's stored tsvector with its index depend on
+    backend and settings: the migrations own them."""
     if isinstance(diff, list) and diff and diff[0][0] == "modify_type" and diff[0][3] == "embedding":
         return True
+    if isinstance(diff, tuple) and diff[0] == "remove_column":
+        return bool(diff[2] == "memories" and diff[3].name == "search_vector")
     return (
         isinstance(diff, tuple)
         and diff[0] == "remove_index"
-        and diff[1].name
-        in (
-            "ix_memories_embedding_hnsw",
-            "ix_memories_content_fts",
-        )
+        and diff[1].name in ("ix_memories_embedding_hnsw", "ix_memories_search_vector")
     )
 
 
