@@ -7,9 +7,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.errors import HearthError
 from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.db.engine import Database
 
 EXIT_USAGE = 2
 
@@ -30,7 +34,22 @@ def _parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision")
     db.add_parser("current", help="show the schema revision of the database and the latest one")
     db.add_parser("schema", help="print the PostgreSQL DDL of the latest schema (this is schema.sql)")
+
+    memory = commands.add_parser("memory", help="long-term memory").add_subparsers(dest="memory_command", required=True)
+    reembed = memory.add_parser("reembed", help="re-embed memories made by another model than EMBEDDING_MODEL")
+    reembed.add_argument("--batch-size", type=_positive_int, default=64, help="memories per batch (default: 64)")
+    memory.add_parser("status", help="count memories per embedding model")
     return parser
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 async def _run(settings: Settings) -> int:
@@ -87,6 +106,79 @@ async def _db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+class _ProgressLine:
+    """``re-embedding 1,234/5,000 (24%)`` on stderr, rewritten in place; ``end`` finishes the line."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done = done
+        percent = done * 100 // total if total else 100
+        print(f"\rre-embedding {done:,}/{total:,} ({percent}%)", end="", file=sys.stderr, flush=True)
+        self._shown = True
+
+    def end(self) -> None:
+        if self._shown:
+            print(file=sys.stderr, flush=True)
+            self._shown = False
+
+
+async def _memory(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db import migrations
+    from bot.db.engine import Database
+    from bot.db.repositories.memories import MemoryRepository
+    from bot.services.reembed import describe_mismatch
+
+    database = Database(settings.database_url)
+    try:
+        await database.check()
+        if await migrations.current_revision(database) != migrations.head_revision():
+            raise HearthError("the database is not at the latest schema: run `python -m bot db upgrade` first")
+        if args.memory_command == "reembed":
+            return await _reembed(database, settings, batch_size=args.batch_size)
+        async with database.session() as session:
+            counts = await MemoryRepository(session).models_in_use()
+    finally:
+        await database.dispose()
+    total = sum(counts.values())
+    if not total:
+        print("no memories yet")
+        return 0
+    for model, count in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0] or "")):
+        print(f"{count:>12,}  {model or '(not embedded)'}")
+    mismatch = describe_mismatch(counts, settings.embedding_model)
+    every = "the one memory uses" if total == 1 else f"all {total:,} memories use"
+    print(mismatch or f"{every} {settings.embedding_model!r}")
+    return 1 if mismatch else 0
+
+
+async def _reembed(database: "Database", settings: Settings, *, batch_size: int) -> int:
+    from bot.llm.embeddings import LocalEmbedder, build_embedder
+    from bot.services.reembed import REEMBED_COMMAND, reembed
+
+    embedder = build_embedder(settings)
+    progress = _ProgressLine()
+    try:
+        if isinstance(embedder, LocalEmbedder):
+            await embedder.load()  # a bad model setting fails here, before any memory is read
+        done = await reembed(database, embedder, batch_size=batch_size, progress=progress)
+    except asyncio.CancelledError:  # Ctrl-C: the batches written so far stay written
+        progress.end()
+        kept = f"{progress.done:,} {'memory' if progress.done == 1 else 'memories'}"
+        print(f"stopped after re-embedding {kept}: run `{REEMBED_COMMAND}` again to continue", file=sys.stderr)
+        raise
+    finally:
+        progress.end()
+        await embedder.aclose()
+    if done:
+        print(f"re-embedded {done:,} {'memory' if done == 1 else 'memories'} with {settings.embedding_model!r}")
+    else:
+        print(f"nothing to re-embed: every memory uses {settings.embedding_model!r}")
+    return 0
+
+
 async def _doctor(env_file: str) -> int:
     from bot.errors import ConfigError
     from bot.services.doctor import Check, render_table, run_checks
@@ -109,6 +201,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await _run(settings)
     if args.command == "chat":
         return await _chat(settings)
+    if args.command == "memory":
+        return await _memory(settings, args)
     return await _db(settings, args)
 
 

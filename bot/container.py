@@ -1,16 +1,25 @@
 """Composition root: builds every long-lived dependency once, from the settings, and hands it out."""
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.db import migrations
 from bot.db.engine import Database
 from bot.llm.chat import ChatModel, OpenAIChatModel
+from bot.llm.embeddings import Embedder, build_embedder
 from bot.llm.openai_client import build_openai_client
+from bot.scheduler import IntervalJob, Scheduler
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
+from bot.services.memory import MemoryService
+from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
+from bot.services.reembed import embedding_model_mismatch
+from bot.services.summaries import ConversationSummaries, SummaryConfig
 from bot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def conversation_config(settings: Settings) -> ConversationConfig:
@@ -32,21 +41,36 @@ class Container:
     settings: Settings
     database: Database
     chat_model: ChatModel
+    embedder: Embedder
     directory: Directory
     personas: PersonaService
+    memory: MemoryService
+    memory_writer: MemoryWriter
+    summaries: ConversationSummaries
     conversation: ConversationService
+    scheduler: Scheduler
+    owns_embedder: bool = True
+    started: bool = field(default=False)
 
     @classmethod
     async def create(
-        cls, settings: Settings, *, migrate: bool = True, chat_model: ChatModel | None = None
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool = True,
+        chat_model: ChatModel | None = None,
+        embedder: Embedder | None = None,
     ) -> "Container":
         """Connect to the database (a clear error if unreachable), bring its schema to head, wire the services.
 
-        Without ``chat_model``, one is built for the configured endpoint (a clear error if there is none).
+        Without ``chat_model``, one is built for the configured endpoint (a clear error if there is none);
+        without ``embedder``, the configured one is built and loaded (the caller keeps a given one).
         """
         if chat_model is None:
             client = build_openai_client(settings, timeout=settings.llm_timeout_seconds)
             chat_model = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        owns_embedder = embedder is None
+        embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
         try:
             await database.check()
@@ -54,14 +78,68 @@ class Container:
                 await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension)
             personas = PersonaService(database)
             await personas.ensure_default()
+            mismatch = await embedding_model_mismatch(database, embedder.model_name)
+            if mismatch:
+                log.warning("%s", mismatch)
+            load = getattr(embedder, "load", None)
+            if load is not None:
+                await load()
         except BaseException:
             await database.dispose()
+            if owns_embedder:
+                await embedder.aclose()
             raise
         directory = Directory(database)
-        conversation = ConversationService(database, chat_model, directory, personas, conversation_config(settings))
-        return cls(settings, database, chat_model, directory, personas, conversation)
+        memory = MemoryService(database, embedder)
+        writer = MemoryWriter(memory, database)
+        summaries = ConversationSummaries(
+            database,
+            chat_model,
+            memory,
+            personas,
+            SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
+        )
+        conversation = ConversationService(
+            database,
+            chat_model,
+            directory,
+            personas,
+            conversation_config(settings),
+            memory=memory,
+            writer=writer,
+        )
+        sweep = timedelta(minutes=settings.memory_sweep_minutes)
+        scheduler = Scheduler([IntervalJob("close-idle-conversations", summaries.close_idle, sweep)])
+        return cls(
+            settings,
+            database,
+            chat_model,
+            embedder,
+            directory,
+            personas,
+            memory,
+            writer,
+            summaries,
+            conversation,
+            scheduler,
+            owns_embedder=owns_embedder,
+        )
+
+    async def start(self) -> None:
+        """Start the background work: memories of messages stored while the bot was away, the memory writer
+        and the scheduler. Call it before messages flow (the catch-up must not race new messages)."""
+        if self.started:
+            return
+        self.started = True
+        await self.memory_writer.catch_up()
+        self.memory_writer.start()
+        self.scheduler.start()
 
     async def aclose(self) -> None:
+        await self.scheduler.stop()
+        await self.memory_writer.stop()
+        if self.owns_embedder:
+            await self.embedder.aclose()
         if isinstance(self.chat_model, OpenAIChatModel):
             await self.chat_model.client.close()
         await self.database.dispose()

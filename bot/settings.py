@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedding_dimension: int = Field(default=384, ge=1, le=16000)
 
+    # Memory
+    memory_sweep_minutes: int = Field(default=5, ge=1)
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 

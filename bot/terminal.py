@@ -55,6 +55,7 @@ class TerminalReply:
 
 async def chat(container: Container, *, lines: AsyncIterator[str] | None = None, out: TextIO = sys.stdout) -> None:
     """Read lines (stdin by default) until EOF or /quit, answering each."""
+    await container.start()
     persona = await container.personas.for_guild(None)
     username = getpass.getuser()
     author = Author(discord_id=LOCAL_USER_ID, username=username, display_name=username)

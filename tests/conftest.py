@@ -21,6 +21,7 @@ from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Base
 from tests.support.chat import close_clients
+from tests.support.embedding import close_shared_embedder
 from tests.support.postgres import create_database, postgres_server
 
 EMBEDDING_DIMENSION = 384
@@ -88,3 +89,9 @@ async def _close_llm_clients() -> AsyncIterator[None]:
     """LLM clients made by a test are closed after it (their aiohttp sessions would warn otherwise)."""
     yield
     await close_clients()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_shared_embedder() -> AsyncIterator[None]:
+    yield
+    await close_shared_embedder()

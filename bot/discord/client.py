@@ -48,6 +48,7 @@ class HearthBot(commands.AutoShardedBot):
         self.container = container
 
     async def setup_hook(self) -> None:
+        await self.container.start()
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)

@@ -4,8 +4,11 @@
 2. Store the user's message first, in one short transaction, so nothing said is lost whatever fails next.
 3. Answer in turns: one turn at a time per channel; messages a user sends while a reply to them is being
    written are answered together by their next turn.
-4. Build the prompt (pure), call the model once, streaming; no transaction is open while it writes.
+4. Recall long-term memories in this place's scope (the query's embedding is started as the message
+   arrives, so it overlaps storing it), build the prompt (pure), call the model once, streaming; no
+   transaction is open while it writes.
 5. Deliver the reply in messages of at most 2000 characters, then store it with its token usage.
+Every stored turn is handed to the memory writer, which embeds and stores it in the background.
 """
 
 import asyncio
@@ -22,15 +25,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db.engine import Database
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
+from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
+from bot.domain.recall import RecallScope
 from bot.domain.retry import Backoff
 from bot.domain.text import clean_text
 from bot.domain.triggers import ChatRules, should_reply
+from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
+from bot.llm.embeddings import Vectors
 from bot.services.directory import Directory
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.memory import MemorySection, MemoryService
+from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService, PersonaView
 from bot.services.recent import RecentTurns
 
@@ -63,6 +72,15 @@ class StoredTurn:
     guild_id: int | None
     speaker: str
     text: str
+    at: datetime
+
+
+def _discard(task: "asyncio.Task[Any]") -> None:
+    """Cancel a task nobody will await, or mark its failure as seen (no "never retrieved" warning)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 class _LockTable:
@@ -111,9 +129,13 @@ class ConversationService:
         personas: PersonaService,
         config: ConversationConfig,
         *,
+        memory: MemoryService | None = None,
+        writer: MemoryWriter | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
+        self.memory = memory
+        self.writer = writer
         self.chat = chat
         self.directory = directory
         self.personas = personas
@@ -135,26 +157,35 @@ class ConversationService:
         if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name):
             return TurnOutcome("ignored")
 
+        # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
+        query_vector = asyncio.create_task(self.memory.embed_query(incoming.text)) if self.memory else None
         try:
-            stored = await self._store_incoming(incoming)
-        except SQLAlchemyError:
-            log.exception(
-                "could not store message %s in channel %s; not answering",
-                incoming.message_id,
-                incoming.place.channel_id,
-            )
-            sent = await self._send_safely(target, [MEMORY_TROUBLE], incoming)
-            return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
+            try:
+                stored = await self._store_incoming(incoming)
+            except SQLAlchemyError:
+                log.exception(
+                    "could not store message %s in channel %s; not answering",
+                    incoming.message_id,
+                    incoming.place.channel_id,
+                )
+                sent = await self._send_safely(target, [MEMORY_TROUBLE], incoming)
+                return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
 
-        key = (incoming.place.channel_id, incoming.author.discord_id)
-        self._pending[key].append(stored)
-        if key in self._waiting:
-            return TurnOutcome("queued")  # the turn already waiting for this user answers it too
-        self._waiting.add(key)
-        async with self._turn_locks.hold(incoming.place.channel_id):
-            self._waiting.discard(key)
-            batch = self._pending.pop(key)
-            return await self._answer(incoming, batch, persona, guild.settings if guild else {}, target, started)
+            key = (incoming.place.channel_id, incoming.author.discord_id)
+            self._pending[key].append(stored)
+            if key in self._waiting:
+                return TurnOutcome("queued")  # the turn already waiting for this user answers it too
+            self._waiting.add(key)
+            async with self._turn_locks.hold(incoming.place.channel_id):
+                self._waiting.discard(key)
+                batch = self._pending.pop(key)
+                # Answering several messages at once: recall by all of them, not by the first one's vector.
+                vector = query_vector if len(batch) == 1 else None
+                guild_settings = guild.settings if guild else {}
+                return await self._answer(incoming, batch, persona, guild_settings, target, started, vector)
+        finally:
+            if query_vector is not None:
+                _discard(query_vector)
 
     def forget_cached(self) -> None:
         """Drop what this service remembers of stored rows: call it after deleting users or messages."""
@@ -197,13 +228,45 @@ class ConversationService:
         text = clean_text(incoming.text)
         speaker = incoming.author.shown_name
         self.recent.add(conversation_id, HistoryRow(message_id, "user", text, speaker, at))
-        return StoredTurn(
+        stored = StoredTurn(
             message_row_id=message_id,
             conversation_id=conversation_id,
             user_id=identity.user_id,
             guild_id=identity.guild_id,
             speaker=speaker,
             text=text,
+            at=at,
+        )
+        self._remember(stored, place.channel_id, place.channel_name, message_id, text, speaker, at)
+        return stored
+
+    def _remember(
+        self,
+        turn: StoredTurn,
+        channel_id: int,
+        channel_name: str | None,
+        message_id: int,
+        text: str,
+        speaker: str | None,
+        at: datetime,
+    ) -> None:
+        """Hand a stored turn to the memory writer (Hearth's own turns have no speaker: "you" in a prompt)."""
+        if self.writer is None or not text.strip():
+            return
+        self.writer.submit(
+            NewMemory(
+                kind="message",
+                content=text,
+                scope="guild" if turn.guild_id is not None else "dm",
+                created_at=at,
+                user_id=turn.user_id,
+                guild_id=turn.guild_id,
+                channel_id=channel_id,
+                channel_name=channel_name,
+                conversation_id=turn.conversation_id,
+                message_id=message_id,
+                speaker_name=speaker,
+            )
         )
 
     async def _open_conversation(
@@ -227,6 +290,7 @@ class ConversationService:
         guild_settings: dict[str, Any],
         target: ReplyTarget,
         started: float,
+        query_vector: "asyncio.Task[Vectors] | None",
     ) -> TurnOutcome:
         last = batch[-1]
         exclude_ids = [turn.message_row_id for turn in batch]
@@ -242,6 +306,11 @@ class ConversationService:
             last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
         )
         place = incoming.place
+        options = self._options(persona, guild_settings)
+        budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
+        recalled = await self._recall(
+            batch, query_vector, [row.message_id for row in history] + exclude_ids, budget.section_budget("memories")
+        )
         request = PromptRequest(
             persona=persona.card,
             speaker=incoming.author.shown_name,
@@ -254,13 +323,11 @@ class ConversationService:
             history=[
                 Turn("assistant" if row.role == "assistant" else "user", row.content, row.speaker) for row in history
             ],
+            sections={"memories": recalled.text},
             is_group=not place.is_dm,
             now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
         )
-        options = self._options(persona, guild_settings)
-        messages = build_prompt(
-            request, Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
-        )
+        messages = build_prompt(request, budget)
 
         try:
             async with target.typing():
@@ -274,7 +341,9 @@ class ConversationService:
 
         sent = await self._send_safely(target, split_message(completion.text), incoming)
         model_ms = completion.seconds * 1000
-        await self._store_reply(incoming, last, completion.text, completion, latency_ms=int(model_ms))
+        await self._store_reply(
+            incoming, last, completion.text, completion, latency_ms=int(model_ms), recalled=recalled.memory_ids
+        )
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
         return TurnOutcome(
             "replied",
@@ -284,6 +353,31 @@ class ConversationService:
             own_ms=own_ms,
             model_ms=model_ms,
         )
+
+    async def _recall(
+        self,
+        batch: list[StoredTurn],
+        query_vector: "asyncio.Task[Vectors] | None",
+        in_history: list[int],
+        tokens: int,
+    ) -> MemorySection:
+        """Long-term memories for the prompt; a fault here costs the section, never the reply."""
+        if self.memory is None or tokens <= 0:
+            return MemorySection("", [])
+        last = batch[-1]
+        try:
+            vector = await query_vector if query_vector is not None else None
+            return await self.memory.prompt_section(
+                "\n".join(turn.text for turn in batch),
+                RecallScope(user_id=last.user_id, guild_id=last.guild_id),
+                now=self.clock(),
+                tokens=tokens,
+                exclude_message_ids=in_history,
+                vector=vector,
+            )
+        except (SQLAlchemyError, HearthError, OSError, RuntimeError):
+            log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
+            return MemorySection("", [])
 
     def _options(self, persona: PersonaView, guild_settings: dict[str, Any]) -> ChatOptions:
         """Model settings: the guild's choice, else the persona's, else the bot's."""
@@ -304,12 +398,21 @@ class ConversationService:
         )
 
     async def _store_reply(
-        self, incoming: IncomingMessage, last: StoredTurn, text: str, completion: Completion, *, latency_ms: int
+        self,
+        incoming: IncomingMessage,
+        last: StoredTurn,
+        text: str,
+        completion: Completion,
+        *,
+        latency_ms: int,
+        recalled: list[int],
     ) -> None:
-        """Store Hearth's reply; a failure here is logged, never shown: the reply was already delivered."""
+        """Store Hearth's reply (and mark the memories it drew on as recalled); a failure here is logged, never
+        shown: the reply was already delivered."""
         at = self.clock()
         try:
             async with self.database.session() as session:
+                await MemoryRepository(session).touch(recalled)
                 message_id = await ConversationRepository(session).add_message(
                     conversation_id=last.conversation_id,
                     user_id=last.user_id,
@@ -321,7 +424,10 @@ class ConversationService:
                     model=completion.model,
                     latency_ms=latency_ms,
                 )
-            self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", clean_text(text), None, at))
+            cleaned = clean_text(text)
+            self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, None, at))
+            place = incoming.place
+            self._remember(last, place.channel_id, place.channel_name, message_id, cleaned, None, at)
         except SQLAlchemyError:
             log.exception(
                 "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",

@@ -13,7 +13,7 @@ from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms, within_budget
-from bot.llm.embeddings import Embedder
+from bot.llm.embeddings import Embedder, Vectors
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 class Recalled:
     memory: MemoryRow
     line: str  # as the prompt shows it
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySection:
+    text: str
+    memory_ids: list[int]  # the memories it shows: mark them recalled (MemoryRepository.touch) once used
 
 
 class MemoryService:
@@ -49,11 +55,15 @@ class MemoryService:
         now: datetime,
         limit: int = 10,
         exclude_message_ids: Sequence[int] = (),
+        vector: Vectors | None = None,
     ) -> list[Recalled]:
-        """The memories most worth bringing to a reply about ``query``, best first, ``limit`` at most."""
+        """The memories most worth bringing to a reply about ``query``, best first, ``limit`` at most.
+
+        ``vector`` is the query's embedding when the caller already has it (see :meth:`embed_query`)."""
         if not query.strip():
             return []
-        vector = await self.embedder.embed_one(query)
+        if vector is None:
+            vector = await self.embed_query(query)
         async with self.database.session() as session:
             repo = MemoryRepository(session)
             by_vector = await repo.by_vector(
@@ -85,6 +95,10 @@ class MemoryService:
             for i in order
         ]
 
+    async def embed_query(self, query: str) -> Vectors:
+        """A query's embedding; started early, it overlaps the work a reply does before it recalls."""
+        return await self.embedder.embed_one(query)
+
     async def prompt_section(
         self,
         query: str,
@@ -93,7 +107,11 @@ class MemoryService:
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
-    ) -> str:
+        vector: Vectors | None = None,
+    ) -> MemorySection:
         """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
-        recalled = await self.recall(query, scope, now=now, limit=20, exclude_message_ids=exclude_message_ids)
-        return "\n".join(within_budget([r.line for r in recalled], tokens))
+        recalled = await self.recall(
+            query, scope, now=now, limit=20, exclude_message_ids=exclude_message_ids, vector=vector
+        )
+        lines = within_budget([r.line for r in recalled], tokens)
+        return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])

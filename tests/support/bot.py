@@ -12,6 +12,7 @@ from bot.settings import Settings
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 from tests.support.chat import chat_model
+from tests.support.embedding import shared_embedder
 
 
 def bot_settings(db: Database, llm: FakeLLM, **overrides: Any) -> Settings:
@@ -34,7 +35,9 @@ async def running_bot(
 ) -> AsyncIterator[HearthBot]:
     """Start HearthBot as ``python -m bot run`` would, connected and ready; close it cleanly afterwards."""
     container = await Container.create(
-        bot_settings(db, llm, **overrides), chat_model=chat_model(llm.base_url, budget_s=budget_s)
+        bot_settings(db, llm, **overrides),
+        chat_model=chat_model(llm.base_url, budget_s=budget_s),
+        embedder=await shared_embedder(),
     )
     with discord.patch_discord():
         bot = HearthBot(container, guild_ready_timeout=0.05)

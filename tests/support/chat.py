@@ -19,6 +19,8 @@ from bot.llm.openai_client import openai_client
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
 from bot.services.incoming import Author, IncomingMessage, Place
+from bot.services.memory import MemoryService
+from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
 from tests.fakes.llm_server import FakeLLM
 
@@ -48,6 +50,8 @@ def conversation_service(
     budget_s: float = 5.0,
     timeout_s: float = 2.0,
     clock: Callable[[], datetime] = utcnow,
+    memory: MemoryService | None = None,
+    writer: MemoryWriter | None = None,
     **config: object,
 ) -> ConversationService:
     settings = ConversationConfig(model="fake-model", **{"edit_interval_s": 0.2, **config})  # type: ignore[arg-type]
@@ -57,6 +61,8 @@ def conversation_service(
         Directory(db),
         PersonaService(db),
         settings,
+        memory=memory,
+        writer=writer,
         clock=clock,
     )
 

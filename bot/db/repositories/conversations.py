@@ -8,7 +8,7 @@ from typing import cast
 from sqlalchemy import Table, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Conversation, GuildMember, Message, User
+from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
 
 # Statements on every reply's path are built once; SQLAlchemy then reuses their compiled form.
@@ -180,6 +180,32 @@ class ConversationRepository:
         }
         rows = (await self.session.execute(_HISTORY, parameters)).all()
         return [HistoryRow(*row) for row in reversed(rows)]
+
+    async def due_for_summary(self, *, idle_before: datetime, since: datetime, limit: int) -> list[Conversation]:
+        """Conversations quiet since ``idle_before`` (and active after ``since``) with at least one exchange and
+        no summary memory yet, oldest first."""
+        summarised = select(Memory.id).where(Memory.conversation_id == Conversation.id, Memory.kind == "summary")
+        statement = (
+            select(Conversation)
+            .where(
+                Conversation.last_message_at < idle_before,
+                Conversation.last_message_at >= since,
+                Conversation.message_count >= 2,
+                ~summarised.exists(),
+            )
+            .order_by(Conversation.last_message_at)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def close_idle(self, *, idle_before: datetime, at: datetime) -> int:
+        """Mark conversations quiet since ``idle_before`` as closed; returns how many."""
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.is_active.is_(True), Conversation.last_message_at < idle_before)
+            .values(is_active=False, closed_at=at)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def messages_by_ids(self, ids: Sequence[int]) -> list[Message]:
         if not ids:

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import ARRAY, ColumnElement, Text, and_, cast, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Memory
+from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
 from bot.db.types import FloatVector, utcnow
 from bot.domain.memory_text import search_text
@@ -47,6 +47,16 @@ class MemoryRow:
     message_id: int | None
     importance: float
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryText:
+    """What a memory's embedding is made from (see ``bot/domain/memory_text.py``)."""
+
+    id: int
+    content: str
+    speaker_name: str | None
+    context: str | None
 
 
 def scope_filter(scope: RecallScope) -> ColumnElement[bool]:
@@ -112,17 +122,15 @@ class MemoryRepository:
         )
         return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
 
-    async def needing_embedding_with_speakers(
-        self, model: str, *, after_id: int, limit: int
-    ) -> list[tuple[int, str, str | None]]:
-        """Like :meth:`needing_embedding`, with each memory's speaker (the embedded text includes it)."""
+    async def needing_embedding_texts(self, model: str, *, after_id: int, limit: int) -> list[MemoryText]:
+        """Like :meth:`needing_embedding`, with all that the embedded text is made of (speaker and context too)."""
         statement = (
-            select(Memory.id, Memory.content, Memory.speaker_name)
+            select(Memory.id, Memory.content, Memory.speaker_name, Memory.context)
             .where(Memory.id > after_id, _not_embedded_with(model))
             .order_by(Memory.id)
             .limit(limit)
         )
-        return [(row[0], row[1], row[2]) for row in (await self.session.execute(statement)).all()]
+        return [MemoryText(*row) for row in (await self.session.execute(statement)).all()]
 
     async def count_needing_embedding(self, model: str) -> int:
         """How many memories have no vector from ``model`` (none at all, or another model's)."""
@@ -208,6 +216,61 @@ class MemoryRepository:
             .limit(limit)
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def messages_without_memory(self, *, limit: int) -> list[NewMemory]:
+        """Stored user and assistant messages that have no memory yet (the newest ``limit``), oldest first, as
+        the memories they should become. Hearth's own turns have no speaker: a prompt shows them as "you"."""
+        speaker = func.coalesce(
+            User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username
+        )
+        statement = (
+            select(
+                Message.id,
+                Message.role,
+                Message.content,
+                Message.created_at,
+                Message.user_id,
+                Message.conversation_id,
+                Conversation.guild_id,
+                Conversation.channel_id,
+                speaker,
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(User, User.id == Message.user_id)
+            .outerjoin(
+                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
+            )
+            .outerjoin(Memory, Memory.message_id == Message.id)
+            .where(Memory.id.is_(None), Message.role.in_(("user", "assistant")))
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [
+            NewMemory(
+                kind="message",
+                content=row.content,
+                scope="dm" if row.guild_id is None else "guild",
+                created_at=row.created_at,
+                user_id=row.user_id,
+                guild_id=row.guild_id,
+                channel_id=row.channel_id,
+                conversation_id=row.conversation_id,
+                message_id=row.id,
+                speaker_name=row[8] if row.role == "user" else None,
+            )
+            for row in reversed(rows)
+        ]
+
+    async def channel_name_of(self, conversation_id: int) -> str | None:
+        """The channel's name as its messages were remembered (Discord names are not stored elsewhere)."""
+        statement = (
+            select(Memory.channel_name)
+            .where(Memory.conversation_id == conversation_id, Memory.channel_name.is_not(None))
+            .order_by(Memory.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(statement)
 
     async def fetch(self, ids: Sequence[int]) -> dict[int, MemoryRow]:
         if not ids:

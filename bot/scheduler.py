@@ -1,0 +1,91 @@
+"""Hearth's clock: APScheduler's AsyncIOScheduler running plain service methods at intervals.
+
+Each job is a coroutine function with no arguments (a bound service method). A job never overlaps itself,
+missed runs collapse into one, and an exception is logged without stopping the job's next runs. Stopping
+waits briefly for running jobs, then cancels them.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalJob:
+    name: str
+    run: Callable[[], Awaitable[Any]]
+    every: timedelta
+    first_after: timedelta = timedelta(seconds=30)  # let start-up settle first
+
+
+class Scheduler:
+    def __init__(self, jobs: Sequence[IntervalJob]) -> None:
+        self.jobs = list(jobs)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None
+
+    def start(self) -> None:
+        """Start on the running event loop (idempotent)."""
+        if self._scheduler is not None:
+            return
+        scheduler = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
+        now = datetime.now(UTC)
+        for job in self.jobs:
+            scheduler.add_job(
+                self._guarded(job),
+                "interval",
+                seconds=job.every.total_seconds(),
+                id=job.name,
+                name=job.name,
+                next_run_time=now + job.first_after,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(job.every.total_seconds()),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def run_now(self, name: str) -> Any:
+        """Run a job at once, outside its schedule (the owner's maintenance commands, tests)."""
+        job = next(job for job in self.jobs if job.name == name)
+        return await job.run()
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is None:
+            return
+        scheduler.shutdown(wait=False)
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _guarded(self, job: IntervalJob) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                await job.run()
+            except Exception:
+                log.exception("scheduled job %s failed; it runs again at its next time", job.name)
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+        return run

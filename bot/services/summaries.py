@@ -1,0 +1,131 @@
+"""Closing idle conversations, and remembering each one as a short summary written by the model.
+
+Runs off the reply path (a scheduler job): one LLM call per closed conversation. A summary is a memory of
+kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk about last
+week" has something to find even when no single message matches. A conversation whose summary could not be
+written (the model was unavailable) is tried again at the next run; its existence is the marker.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.db.engine import Database
+from bot.db.models import Conversation
+from bot.db.repositories.conversations import ConversationRepository, HistoryRow
+from bot.db.repositories.memories import MemoryRepository, NewMemory
+from bot.db.types import utcnow
+from bot.domain.prompt import ChatMessage
+from bot.domain.recall import within_budget
+from bot.errors import HearthError
+from bot.llm.chat import ChatModel, ChatOptions
+from bot.services.memory import MemoryService
+from bot.services.personas import PersonaService
+
+log = logging.getLogger(__name__)
+
+SUMMARY_INSTRUCTIONS = (
+    "You are {name}. Below is a conversation you took part in. Write a summary of it for your own long-term"
+    " memory in two to four sentences: who was there and what was said that will matter later (plans, news,"
+    " feelings, names, dates, promises). Write about yourself as 'I' and about others by name. Reply with the"
+    " summary only."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryConfig:
+    model: str
+    idle: timedelta = timedelta(minutes=60)
+    lookback: timedelta = timedelta(days=30)  # older unsummarised conversations are left alone
+    per_run: int = 20
+    transcript_tokens: int = 3000
+    max_tokens: int = 250
+    temperature: float = 0.3
+
+
+def transcript(rows: Sequence[HistoryRow], persona_name: str, tokens: int) -> str:
+    """The conversation as "Name: text" lines; when too long, its last lines that fit in ``tokens``."""
+    lines = [
+        f"{persona_name}: {row.content}" if row.role == "assistant" else f"{row.speaker or 'Someone'}: {row.content}"
+        for row in rows
+    ]
+    kept = within_budget(list(reversed(lines)), tokens)
+    return ("…\n" if len(kept) < len(lines) else "") + "\n".join(reversed(kept))
+
+
+class ConversationSummaries:
+    def __init__(
+        self,
+        database: Database,
+        chat: ChatModel,
+        memory: MemoryService,
+        personas: PersonaService,
+        config: SummaryConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.chat = chat
+        self.memory = memory
+        self.personas = personas
+        self.config = config
+        self.clock = clock
+
+    async def close_idle(self) -> int:
+        """Close conversations idle longer than the idle setting and summarise them; returns summaries written."""
+        now = self.clock()
+        idle_before = now - self.config.idle
+        async with self.database.session() as session:
+            repo = ConversationRepository(session)
+            await repo.close_idle(idle_before=idle_before, at=now)
+            due = await repo.due_for_summary(
+                idle_before=idle_before, since=now - self.config.lookback, limit=self.config.per_run
+            )
+        written = 0
+        for conversation in due:
+            try:
+                written += await self.summarise(conversation)
+            except (HearthError, SQLAlchemyError, OSError):
+                log.exception("could not summarise conversation %s; trying again next time", conversation.id)
+        return written
+
+    async def summarise(self, conversation: Conversation) -> int:
+        """Write one conversation's summary memory (one LLM call); returns 1 if written, 0 if nothing to say."""
+        async with self.database.session() as session:
+            rows = await ConversationRepository(session).history(conversation.id, up_to_id=2**62, limit=400)
+            channel_name = await MemoryRepository(session).channel_name_of(conversation.id)
+        if not any(row.role == "user" for row in rows):
+            return 0
+        persona = await self.personas.for_guild(conversation.guild_id)
+        messages = [
+            ChatMessage("system", SUMMARY_INSTRUCTIONS.format(name=persona.name)),
+            ChatMessage("user", transcript(rows, persona.name, self.config.transcript_tokens)),
+        ]
+        options = ChatOptions(
+            model=self.config.model, temperature=self.config.temperature, max_tokens=self.config.max_tokens
+        )
+        completion = await self.chat.generate(messages, options)
+        summary = completion.text.strip()
+        if not summary:
+            return 0
+        await self.memory.remember(
+            [
+                NewMemory(
+                    kind="summary",
+                    content=summary,
+                    scope="dm" if conversation.guild_id is None else "guild",
+                    created_at=conversation.last_message_at,
+                    user_id=conversation.user_id,
+                    guild_id=conversation.guild_id,
+                    channel_id=conversation.channel_id,
+                    channel_name=channel_name,
+                    conversation_id=conversation.id,
+                    importance=0.6,
+                )
+            ]
+        )
+        log.info("conversation %s summarised (%d turns)", conversation.id, len(rows))
+        return 1
