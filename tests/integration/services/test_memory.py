@@ -1,0 +1,234 @@
+"""Long-term memory on a real database with the real local embedding model, on both backends: who may recall
+what, how memories read in a prompt, the background writer, and conversation summaries."""
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Conversation, Memory
+from bot.db.repositories.conversations import ConversationRepository
+from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.memories import NewMemory
+from bot.db.repositories.users import UserRepository
+from bot.domain.recall import RecallScope
+from bot.services.memory import MemoryService
+from bot.services.memory_writer import MemoryWriter
+from bot.services.personas import PersonaService
+from bot.services.summaries import ConversationSummaries, SummaryConfig
+from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.support.chat import RecordingReply, chat_model, conversation_service, message
+from tests.support.embedding import shared_embedder
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM() as server:
+        yield server
+    assert server.unexpected == []
+
+
+@pytest.fixture
+async def memory(db: Database) -> MemoryService:
+    return MemoryService(db, await shared_embedder())
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def people_and_places(db: Database) -> dict[str, int]:
+    async with db.session() as session:
+        users, guilds = UserRepository(session), GuildRepository(session)
+        return {
+            "ana": (await users.upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)).id,
+            "ben": (await users.upsert(discord_id=12, username="ben", display_name="Ben", seen_at=NOW)).id,
+            "cosy": (await guilds.upsert(discord_id=901, name="Cosy Corner")).id,
+            "other": (await guilds.upsert(discord_id=902, name="Elsewhere")).id,
+        }
+
+
+def said(
+    content: str, speaker: str, user: int, *, scope: str, guild: int | None = None, days_ago: int = 3
+) -> NewMemory:
+    return NewMemory(
+        kind="message",
+        content=content,
+        scope=scope,
+        created_at=NOW - timedelta(days=days_ago),
+        user_id=user,
+        guild_id=guild,
+        channel_id=500,
+        channel_name="general" if guild else None,
+        speaker_name=speaker,
+    )
+
+
+async def test_each_place_recalls_only_what_it_may(db: Database, memory: MemoryService) -> None:
+    ids = await people_and_places(db)
+    ana, ben, cosy, other = ids["ana"], ids["ben"], ids["cosy"], ids["other"]
+    stored = dict(
+        zip(
+            ["cosy", "other", "ana_dm", "ana_global", "ben_dm"],
+            await memory.remember(
+                [
+                    said("I started learning the cello last month", "Ana", ana, scope="guild", guild=cosy),
+                    said("My cello teacher is called Marta", "Ana", ana, scope="guild", guild=other),
+                    said("I practise the cello every morning before work", "Ana", ana, scope="dm"),
+                    said("My cello is named Bruno", "Ana", ana, scope="global"),
+                    said("Secret: I am planning a surprise cello concert", "Ben", ben, scope="dm"),
+                ]
+            ),
+            strict=True,
+        )
+    )
+
+    async def recalled(scope: RecallScope) -> set[str]:
+        found = {r.memory.id for r in await memory.recall("tell me about the cello", scope, now=NOW)}
+        return {name for name, memory_id in stored.items() if memory_id in found}
+
+    assert await recalled(RecallScope(user_id=ana, guild_id=cosy)) == {"cosy"}
+    assert await recalled(RecallScope(user_id=ben, guild_id=cosy)) == {"cosy"}, "a guild's memories, whoever asks"
+    assert await recalled(RecallScope(user_id=ana, guild_id=other)) == {"other"}
+    assert await recalled(RecallScope(user_id=ana, guild_id=None)) == {"ana_dm", "ana_global"}
+    assert await recalled(RecallScope(user_id=ben, guild_id=None)) == {"ben_dm"}
+
+
+async def test_memories_read_with_when_and_where_and_fit_the_budget(db: Database, memory: MemoryService) -> None:
+    ids = await people_and_places(db)
+    await memory.remember(
+        [said("I adopted a grey cat called Pepper", "Ana", ids["ana"], scope="guild", guild=ids["cosy"], days_ago=21)]
+        + [
+            said(
+                f"Cats are great, fact number {n}: they nap a lot", "Ben", ids["ben"], scope="guild", guild=ids["cosy"]
+            )
+            for n in range(30)
+        ]
+    )
+    scope = RecallScope(user_id=ids["ana"], guild_id=ids["cosy"])
+    best = (await memory.recall("what is my cat called? Pepper", scope, now=NOW))[0]
+    assert best.line == '3 weeks ago in #general, Ana said: "I adopted a grey cat called Pepper"'
+
+    section = await memory.prompt_section("cats", scope, now=NOW, tokens=60)
+    lines = section.text.splitlines()
+    assert 1 <= len(lines) < 20 and len(section.text) <= 60 * 4 + len(lines)
+    assert len(section.memory_ids) == len(lines)
+
+
+async def test_turns_already_in_the_prompt_are_not_recalled_again(db: Database, memory: MemoryService) -> None:
+    ids = await people_and_places(db)
+    ana, cosy = ids["ana"], ids["cosy"]
+    async with db.session() as session:
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=500, guild_id=cosy, user_id=None, at=NOW)
+        message_id = await conversations.add_message(
+            conversation_id=conversation.id, user_id=ana, role="user", content="I love rock climbing", at=NOW
+        )
+    in_history = replace(said("I love rock climbing", "Ana", ana, scope="guild", guild=cosy), message_id=message_id)
+    memory_id, _ = await memory.remember(
+        [in_history, said("climbing gyms are fun", "Ana", ana, scope="guild", guild=cosy)]
+    )
+    scope = RecallScope(user_id=ana, guild_id=cosy)
+    assert memory_id in {r.memory.id for r in await memory.recall("climbing", scope, now=NOW)}
+    again = await memory.recall("climbing", scope, now=NOW, exclude_message_ids=[message_id])
+    assert memory_id not in {r.memory.id for r in again} and again
+
+
+async def test_the_writer_remembers_every_turn_with_its_context_and_a_later_talk_recalls_it(
+    db: Database, llm: FakeLLM, memory: MemoryService
+) -> None:
+    clock = Clock(NOW)
+    writer = MemoryWriter(memory, db)
+    writer.start()
+    service = conversation_service(db, llm, memory=memory, writer=writer, clock=clock)
+    llm.script(Reply("Oh, what kind of dog?"), Reply("A beagle! Lovely."), Reply("Of course I remember."))
+    await service.handle(message("I'm getting a puppy on Saturday", guild=901, mention=True, at=NOW), RecordingReply())
+    await service.handle(message("a beagle called Toast", guild=901, mention=True, at=NOW), RecordingReply())
+    await writer.flush()
+
+    async with db.session() as session:
+        rows = (await session.scalars(select(Memory).order_by(Memory.id))).all()
+    assert [(m.speaker_name, m.content, m.scope) for m in rows] == [
+        ("Ana", "I'm getting a puppy on Saturday", "guild"),
+        (None, "Oh, what kind of dog?", "guild"),
+        ("Ana", "a beagle called Toast", "guild"),
+        (None, "A beagle! Lovely.", "guild"),
+    ]
+    assert rows[0].context is None and rows[2].context == "you: Oh, what kind of dog?"
+    assert all(m.embedding_model == memory.embedder.model_name and m.channel_name == "general" for m in rows)
+
+    clock.now = NOW + timedelta(days=10)  # a new conversation: the old turns are no longer in the history
+    later = message("do you remember my dog's name?", guild=901, mention=True, at=clock.now)
+    await service.handle(later, RecordingReply())
+    await writer.stop()
+    system = llm.chat_requests[-1].body["messages"][0]["content"]
+    assert '10 days ago in #general, Ana said: "a beagle called Toast"' in system
+    assert [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]] == ["Ana: do you remember my dog's name?"]
+
+
+async def test_messages_stored_while_no_writer_ran_are_caught_up(
+    db: Database, llm: FakeLLM, memory: MemoryService
+) -> None:
+    service = conversation_service(db, llm)  # no memory: as if the bot stopped before writing
+    llm.script(Reply("noted"))
+    await service.handle(message("my birthday is on 3 March"), RecordingReply())
+
+    writer = MemoryWriter(memory, db)
+    assert await writer.catch_up() == 2
+    writer.start()
+    await writer.stop()
+    async with db.session() as session:
+        rows = (await session.scalars(select(Memory).order_by(Memory.id))).all()
+    assert [(m.content, m.scope, m.speaker_name) for m in rows] == [
+        ("my birthday is on 3 March", "dm", "Ana"),
+        ("noted", "dm", None),
+    ]
+    assert await writer.catch_up() == 0
+
+
+async def test_an_idle_conversation_is_closed_and_summarised_once_and_retried_after_a_failure(
+    db: Database, llm: FakeLLM, memory: MemoryService
+) -> None:
+    clock = Clock(NOW)
+    service = conversation_service(db, llm, clock=clock)
+    llm.script(Reply("Good luck with the move!"))
+    await service.handle(message("I'm moving to Lisbon in May", guild=901, mention=True, at=NOW), RecordingReply())
+    summaries = ConversationSummaries(
+        db,
+        chat_model(llm.base_url, budget_s=0.5),
+        memory,
+        PersonaService(db),
+        SummaryConfig(model="fake-model"),
+        clock=clock,
+    )
+    assert await summaries.close_idle() == 0, "not idle yet"
+
+    clock.now = NOW + timedelta(minutes=61)
+    llm.script(Fail(400))
+    assert await summaries.close_idle() == 0, "the model refused: nothing written, tried again later"
+    llm.script(Reply("Ana told me she is moving to Lisbon in May; I wished her luck."))
+    assert await summaries.close_idle() == 1
+    assert await summaries.close_idle() == 0, "summarised once"
+
+    request = llm.chat_requests[-1].body["messages"]
+    assert "summary" in request[0]["content"]
+    assert request[1]["content"] == "Ana: I'm moving to Lisbon in May\nHearth: Good luck with the move!"
+    async with db.session() as session:
+        summary = (await session.scalars(select(Memory).where(Memory.kind == "summary"))).one()
+        conversation = (await session.scalars(select(Conversation))).one()
+    assert summary.content.startswith("Ana told me") and summary.scope == "guild"
+    assert summary.conversation_id == conversation.id and summary.created_at == NOW
+    assert not conversation.is_active and conversation.closed_at == NOW + timedelta(minutes=61)
+
+    scope = RecallScope(user_id=summary.user_id or 0, guild_id=summary.guild_id)
+    recalled = await memory.recall("where is Ana moving?", scope, now=NOW + timedelta(days=2))
+    assert recalled[0].line.startswith("2 days ago here, you talked about: Ana told me")
