@@ -34,7 +34,7 @@ class MemoryWriter:
         memory: MemoryService,
         database: Database,
         *,
-        batch_size: int = 16,
+        batch_size: int = 4,
         queue_size: int = 10_000,
         catch_up_limit: int = 5_000,
     ) -> None:
