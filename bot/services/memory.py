@@ -4,6 +4,7 @@ Recall runs two searches in the place's scope — vector similarity and full-tex
 (see ``bot/domain/recall.py``), so an exact name or date and a paraphrase are both found.
 """
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,19 +65,28 @@ class MemoryService:
             return []
         if vector is None:
             vector = await self.embed_query(query)
+        terms = search_terms(query)
+
+        async def nearest() -> list[int]:
+            async with self.database.session() as session:
+                return await MemoryRepository(session).by_vector(
+                    vector,
+                    scope,
+                    model=self.embedder.model_name,
+                    limit=self.candidates,
+                    exclude_message_ids=exclude_message_ids,
+                )
+
+        async def matching() -> list[int]:
+            async with self.database.session() as session:
+                return await MemoryRepository(session).by_words(
+                    terms, scope, limit=self.candidates, exclude_message_ids=exclude_message_ids
+                )
+
+        # Two connections, so the two searches overlap rather than add up.
+        by_vector, by_words = await asyncio.gather(nearest(), matching())
         async with self.database.session() as session:
-            repo = MemoryRepository(session)
-            by_vector = await repo.by_vector(
-                vector,
-                scope,
-                model=self.embedder.model_name,
-                limit=self.candidates,
-                exclude_message_ids=exclude_message_ids,
-            )
-            by_words = await repo.by_words(
-                search_terms(query), scope, limit=self.candidates, exclude_message_ids=exclude_message_ids
-            )
-            rows = await repo.fetch(list({*by_vector, *by_words}))
+            rows = await MemoryRepository(session).fetch(list({*by_vector, *by_words}))
         candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
         order = fuse([by_vector, by_words], candidates, now=now, weights=self.weights)[:limit]
         return [

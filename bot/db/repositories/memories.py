@@ -192,27 +192,49 @@ class MemoryRepository:
     ) -> list[int]:
         """BM25 over the stored tsvectors, as SQLite's FTS5 ranks: each query word counts by its rarity in
         scope (IDF) and is discounted in longer texts. Chat turns seldom repeat a word, so term frequency
-        is taken as one; the average length is that of the matching texts."""
+        is taken as one; the average length is that of the matching texts.
+
+        The GIN index finds the texts matching any word; only those are matched word by word. Each step is
+        materialised once, so the planner cannot re-run one per row of another."""
         search_vector: ColumnElement[str] = literal_column("memories.search_vector")
         words = func.unnest(cast(list(terms), ARRAY(Text))).table_valued("term", with_ordinality="n").render_derived()
         word_query = func.to_tsquery(_ENGLISH, words.c.term)
-        query = select(words.c.n, word_query.label("tsq")).where(func.numnode(word_query) > 0).cte("query")
-        hits = (
-            select(Memory.id, query.c.n, func.length(search_vector).label("length"))
-            .join(query, search_vector.op("@@")(query.c.tsq))
-            .where(*conditions)
-            .cte("hits")
+        query = (
+            select(words.c.n, word_query.label("tsq"))
+            .where(func.numnode(word_query) > 0)
+            .cte("query")
+            .prefix_with("MATERIALIZED")
         )
-        frequency = select(hits.c.n, func.count().label("documents")).group_by(hits.c.n).cte("frequency")
+        any_word = func.to_tsquery(_ENGLISH, " | ".join(terms))
+        matched = (
+            select(Memory.id, search_vector.label("document"), func.length(search_vector).label("length"))
+            .where(search_vector.op("@@")(any_word), *conditions)
+            .cte("matched")
+            .prefix_with("MATERIALIZED")
+        )
+        hits = (
+            select(matched.c.id, matched.c.length, query.c.n)
+            .join(query, matched.c.document.op("@@")(query.c.tsq))
+            .cte("hits")
+            .prefix_with("MATERIALIZED")
+        )
         total = select(func.count()).select_from(Memory).where(*conditions).scalar_subquery()
-        average_length = select(func.avg(hits.c.length)).scalar_subquery()
-        idf = func.ln(1 + (total - frequency.c.documents + 0.5) / (frequency.c.documents + 0.5))
+        frequency = (
+            select(
+                hits.c.n,
+                func.ln(1 + (total - func.count() + 0.5) / (func.count() + 0.5)).label("idf"),
+            )
+            .group_by(hits.c.n)
+            .cte("frequency")
+            .prefix_with("MATERIALIZED")
+        )
+        average_length = select(func.avg(matched.c.length)).scalar_subquery()
         saturation = (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * hits.c.length / average_length))
         statement = (
             select(hits.c.id)
             .join(frequency, frequency.c.n == hits.c.n)
             .group_by(hits.c.id)
-            .order_by(func.sum(idf * saturation).desc(), hits.c.id)
+            .order_by(func.sum(frequency.c.idf * saturation).desc(), hits.c.id)
             .limit(limit)
         )
         return list((await self.session.scalars(statement)).all())
