@@ -1,0 +1,109 @@
+"""Recall rules: query words, rank fusion, and how a memory reads in a prompt."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.domain.memory_text import context_line, embedding_text, search_text
+from bot.domain.recall import Candidate, Weights, ago, describe, fuse, search_terms, within_budget
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_search_terms_keep_meaningful_words_once_in_order() -> None:
+    assert search_terms("When did Caroline go to the LGBTQ support group? Caroline!") == [
+        "caroline",
+        "go",
+        "lgbtq",
+        "support",
+        "group",
+    ]
+    assert search_terms("what is it?") == []
+    assert search_terms("7 cats") == ["7", "cats"]
+
+
+def candidates(*ids: int, days_ago: float = 1.0, importance: float = 0.5) -> dict[int, Candidate]:
+    return {i: Candidate(i, NOW - timedelta(days=days_ago), importance) for i in ids}
+
+
+def test_a_memory_both_searches_rank_high_beats_one_only_a_single_search_ranks_first() -> None:
+    order = fuse([[1, 2, 3], [4, 2, 5]], candidates(1, 2, 3, 4, 5), now=NOW)
+    assert order[0] == 2
+    assert set(order) == {1, 2, 3, 4, 5}
+
+
+def test_recency_and_importance_break_near_ties_but_do_not_override_relevance() -> None:
+    pool = {1: Candidate(1, NOW - timedelta(days=400), 0.5), 2: Candidate(2, NOW, 0.5)}
+    assert fuse([[1, 2], [2, 1]], pool, now=NOW) == [2, 1], "a tie goes to the recent one"
+    pool = {1: Candidate(1, NOW - timedelta(days=400), 0.1), 2: Candidate(2, NOW, 1.0)}
+    assert fuse([[1, 2], [1, 2]], pool, now=NOW)[0] == 1, "both searches agree: relevance leads"
+    heavy = Weights(importance=5.0)
+    assert fuse([[1, 2], [2, 1]], pool, now=NOW, weights=heavy)[0] == 2
+
+
+def test_deleted_memories_drop_out_of_the_fusion() -> None:
+    assert sorted(fuse([[1, 2], [3]], candidates(2, 3), now=NOW)) == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (timedelta(seconds=30), "just now"),
+        (timedelta(minutes=5), "5 minutes ago"),
+        (timedelta(hours=1), "an hour ago"),
+        (timedelta(hours=5), "5 hours ago"),
+        (timedelta(days=1, hours=3), "yesterday"),
+        (timedelta(days=10), "10 days ago"),
+        (timedelta(days=21), "3 weeks ago"),
+        (timedelta(days=65), "2 months ago"),
+        (timedelta(days=800), "2 years ago"),
+    ],
+)
+def test_ago_reads_like_speech(delta: timedelta, expected: str) -> None:
+    assert ago(NOW - delta, NOW) == expected
+
+
+def test_describe_says_when_where_and_who() -> None:
+    three_weeks = NOW - timedelta(days=21)
+    line = describe(
+        "I climb on Sundays",
+        speaker="Ana",
+        kind="message",
+        created_at=three_weeks,
+        channel_name="general",
+        is_dm=False,
+        now=NOW,
+    )
+    assert line == '3 weeks ago in #general, Ana said: "I climb on Sundays"'
+    own = describe(
+        "Sounds fun!", speaker=None, kind="message", created_at=three_weeks, channel_name=None, is_dm=True, now=NOW
+    )
+    assert own == '3 weeks ago in your DMs, you said: "Sounds fun!"'
+    summary = describe(
+        "Ana is moving.",
+        speaker=None,
+        kind="summary",
+        created_at=three_weeks,
+        channel_name="general",
+        is_dm=False,
+        now=NOW,
+    )
+    assert summary == "3 weeks ago in #general, you talked about: Ana is moving."
+
+
+def test_within_budget_keeps_whole_lines_best_first() -> None:
+    lines = ["a" * 40, "b" * 40, "c" * 40]
+    assert within_budget(lines, 23) == lines[:2]
+    assert within_budget(lines, 5) == []
+
+
+def test_memory_texts() -> None:
+    assert embedding_text("Ana", "yes, every Sunday!", "you: do you still climb?") == (
+        "you: do you still climb?\nAna: yes, every Sunday!"
+    )
+    assert embedding_text(None, "a note") == "a note"
+    assert (
+        search_text("Ana", "see you in June", datetime(2023, 5, 8, tzinfo=UTC)) == "Ana: see you in June (8 May 2023)"
+    )
+    long = "word " * 200
+    assert context_line("Ben", long).endswith(" …") and len(context_line("Ben", long)) <= 510
