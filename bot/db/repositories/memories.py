@@ -17,6 +17,8 @@ from bot.domain.recall import RecallScope
 # BM25's usual constants: how fast repeated words stop counting, and how much a long text is discounted.
 BM25_K1 = 1.2
 BM25_B = 0.75
+# A word in this many memories of a place is too common to rank by (see MemoryRepository._bm25_postgresql).
+COMMON_WORD_DOCUMENTS = 1000
 _ENGLISH: ColumnElement[str] = literal_column("'english'::regconfig")
 
 
@@ -194,7 +196,8 @@ class MemoryRepository:
         scope (IDF) and is discounted in longer texts. Chat turns seldom repeat a word, so term frequency
         is taken as one; the average length is that of the matching texts.
 
-        The GIN index finds the texts matching any word; only those are matched word by word. Each step is
+        A word found in :data:`COMMON_WORD_DOCUMENTS` or more memories in scope is left out: it would tell
+        little apart and cost a visit to each of those rows (the vector search still weighs it). Each step is
         materialised once, so the planner cannot re-run one per row of another."""
         search_vector: ColumnElement[str] = literal_column("memories.search_vector")
         words = func.unnest(cast(list(terms), ARRAY(Text))).table_valued("term", with_ordinality="n").render_derived()
@@ -205,37 +208,39 @@ class MemoryRepository:
             .cte("query")
             .prefix_with("MATERIALIZED")
         )
-        any_word = func.to_tsquery(_ENGLISH, " | ".join(terms))
-        matched = (
-            select(Memory.id, search_vector.label("document"), func.length(search_vector).label("length"))
-            .where(search_vector.op("@@")(any_word), *conditions)
-            .cte("matched")
-            .prefix_with("MATERIALIZED")
+        # How many memories in scope hold each word, counting no further than the cut-off.
+        capped = (
+            select(literal_column("1"))
+            .select_from(Memory)
+            .where(search_vector.op("@@")(query.c.tsq), *conditions)
+            .limit(COMMON_WORD_DOCUMENTS)
+            .correlate(query)
+            .subquery("capped")
+        )
+        documents = select(func.count()).select_from(capped).scalar_subquery()
+        frequency = (
+            select(query.c.n, query.c.tsq, documents.label("documents")).cte("frequency").prefix_with("MATERIALIZED")
+        )
+        kept = select(frequency).where(frequency.c.documents < COMMON_WORD_DOCUMENTS).subquery("kept")
+        found = (
+            select(Memory.id, func.length(search_vector).label("length"))
+            .where(search_vector.op("@@")(kept.c.tsq), *conditions)
+            .correlate(kept)
+            .lateral("found")
         )
         hits = (
-            select(matched.c.id, matched.c.length, query.c.n)
-            .join(query, matched.c.document.op("@@")(query.c.tsq))
+            select(found.c.id, found.c.length, kept.c.documents)
+            .select_from(kept)
+            .join(found, literal_column("true"))
             .cte("hits")
             .prefix_with("MATERIALIZED")
         )
         total = select(func.count()).select_from(Memory).where(*conditions).scalar_subquery()
-        frequency = (
-            select(
-                hits.c.n,
-                func.ln(1 + (total - func.count() + 0.5) / (func.count() + 0.5)).label("idf"),
-            )
-            .group_by(hits.c.n)
-            .cte("frequency")
-            .prefix_with("MATERIALIZED")
-        )
-        average_length = select(func.avg(matched.c.length)).scalar_subquery()
+        average_length = select(func.avg(hits.c.length)).scalar_subquery()
+        idf = func.ln(1 + (total - hits.c.documents + 0.5) / (hits.c.documents + 0.5))
         saturation = (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * hits.c.length / average_length))
         statement = (
-            select(hits.c.id)
-            .join(frequency, frequency.c.n == hits.c.n)
-            .group_by(hits.c.id)
-            .order_by(func.sum(frequency.c.idf * saturation).desc(), hits.c.id)
-            .limit(limit)
+            select(hits.c.id).group_by(hits.c.id).order_by(func.sum(idf * saturation).desc(), hits.c.id).limit(limit)
         )
         return list((await self.session.scalars(statement)).all())
 
