@@ -33,7 +33,6 @@ from bot.domain.recall import RecallScope
 from bot.domain.retry import Backoff
 from bot.domain.text import clean_text
 from bot.domain.triggers import ChatRules, should_reply
-from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.llm.embeddings import Vectors
 from bot.services.directory import Directory
@@ -366,16 +365,15 @@ class ConversationService:
             return MemorySection("", [])
         last = batch[-1]
         try:
-            vector = await query_vector if query_vector is not None else None
             return await self.memory.prompt_section(
                 "\n".join(turn.text for turn in batch),
                 RecallScope(user_id=last.user_id, guild_id=last.guild_id),
                 now=self.clock(),
                 tokens=tokens,
                 exclude_message_ids=in_history,
-                vector=vector,
+                vector=query_vector,
             )
-        except (SQLAlchemyError, HearthError, OSError, RuntimeError):
+        except Exception:  # the embedder, the database, anything: answer without memories rather than not at all
             log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
             return MemorySection("", [])
 

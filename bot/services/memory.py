@@ -6,7 +6,7 @@ Recall runs two searches in the place's scope — vector similarity and full-tex
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,21 +56,23 @@ class MemoryService:
         now: datetime,
         limit: int = 10,
         exclude_message_ids: Sequence[int] = (),
-        vector: Vectors | None = None,
+        vector: Awaitable[Vectors] | None = None,
     ) -> list[Recalled]:
         """The memories most worth bringing to a reply about ``query``, best first, ``limit`` at most.
 
-        ``vector`` is the query's embedding when the caller already has it (see :meth:`embed_query`)."""
+        ``vector`` is the query's embedding, when the caller started it already (see :meth:`embed_query`);
+        the word search runs while it is still being computed."""
         if not query.strip():
+            if vector is not None:
+                await vector
             return []
-        if vector is None:
-            vector = await self.embed_query(query)
         terms = search_terms(query)
 
         async def nearest() -> list[int]:
+            query_vector = await (vector if vector is not None else self.embed_query(query))
             async with self.database.session() as session:
                 return await MemoryRepository(session).by_vector(
-                    vector,
+                    query_vector,
                     scope,
                     model=self.embedder.model_name,
                     limit=self.candidates,
@@ -83,7 +85,7 @@ class MemoryService:
                     terms, scope, limit=self.candidates, exclude_message_ids=exclude_message_ids
                 )
 
-        # Two connections, so the two searches overlap rather than add up.
+        # Two connections, so the two searches (and the query's embedding) overlap rather than add up.
         by_vector, by_words = await asyncio.gather(nearest(), matching())
         async with self.database.session() as session:
             rows = await MemoryRepository(session).fetch(list({*by_vector, *by_words}))
@@ -117,7 +119,7 @@ class MemoryService:
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
-        vector: Vectors | None = None,
+        vector: Awaitable[Vectors] | None = None,
     ) -> MemorySection:
         """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
         recalled = await self.recall(

@@ -12,12 +12,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.domain.memory_text import context_line
-from bot.errors import HearthError
 from bot.services.memory import MemoryService
 
 log = logging.getLogger(__name__)
@@ -128,11 +125,7 @@ class MemoryWriter:
             return
         try:
             ids = await self.memory.remember(batch)
-        except (SQLAlchemyError, HearthError, OSError):
-            # Not lost: these messages have no memory, so the next catch-up finds them again.
+        except Exception:  # the embedder or the database: these messages have no memory, so catch-up finds them
             log.exception("could not store %d memories (messages %s …)", len(batch), batch[0].message_id)
-            return
-        except Exception:
-            log.exception("unexpected error storing %d memories", len(batch))
             return
         self.written += len(ids)

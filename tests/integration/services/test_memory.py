@@ -1,7 +1,7 @@
 """Long-term memory on a real database with the real local embedding model, on both backends: who may recall
 what, how memories read in a prompt, the background writer, and conversation summaries."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +15,7 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.recall import RecallScope
+from bot.llm.embeddings import Vectors
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
@@ -232,3 +233,36 @@ async def test_an_idle_conversation_is_closed_and_summarised_once_and_retried_af
     scope = RecallScope(user_id=summary.user_id or 0, guild_id=summary.guild_id)
     recalled = await memory.recall("where is Ana moving?", scope, now=NOW + timedelta(days=2))
     assert recalled[0].line.startswith("2 days ago here, you talked about: Ana told me")
+
+
+class BrokenEmbedder:
+    """An embedder whose model fails on every call (a corrupt download, an out-of-memory error…)."""
+
+    model_name = "broken"
+    dimension = 384
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        raise RuntimeError("the model fell over")
+
+    async def embed_one(self, text: str) -> Vectors:
+        raise RuntimeError("the model fell over")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_memory_fault_costs_the_memories_not_the_reply(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = MemoryService(db, BrokenEmbedder())
+    writer = MemoryWriter(broken, db)
+    writer.start()
+    service = conversation_service(db, llm, memory=broken, writer=writer)
+    llm.script(Reply("Still here!"))
+    target = RecordingReply()
+    outcome = await service.handle(message("are you there?"), target)
+    await writer.stop()
+    assert outcome.status == "replied" and target.sent == [["Still here!"]]
+    assert "could not recall memories" in caplog.text and "could not store" in caplog.text
+    writer = MemoryWriter(MemoryService(db, await shared_embedder()), db)
+    assert await writer.catch_up() == 2, "the turns the broken writer could not remember are caught up later"
