@@ -23,9 +23,11 @@ async def llm() -> AsyncIterator[FakeLLM]:
 
 async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
     await discord.wait_for_request(
-        lambda call: call.route in ("create_message", "edit_message")
-        and call.channel_id == channel_id
-        and (call.body or {}).get("content") == text
+        lambda call: (
+            call.route in ("create_message", "edit_message")
+            and call.channel_id == channel_id
+            and (call.body or {}).get("content") == text
+        )
     )
 
 
