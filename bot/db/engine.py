@@ -31,6 +31,13 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Filtered HNSW scans keep searching until enough rows pass the scope filter (pgvector 0.8): set once
+    per connection rather than once per recall (a SET, not a startup parameter, so poolers accept it)."""
+    # On the raw asyncpg connection, outside any transaction, so a later rollback does not undo it.
+    dbapi_connection.run_async(lambda connection: connection.execute("SET hnsw.iterative_scan = relaxed_order"))
+
+
 def ensure_sqlite_folder(url: URL) -> None:
     """Create the folder of a SQLite file so a fresh checkout needs no manual step."""
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
@@ -48,7 +55,9 @@ def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> 
         return engine
     # No pre-ping (a round trip on every checkout, on every reply's path): a dropped connection fails one
     # statement, which the services retry; recycling keeps connections from going stale behind a proxy.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    event.listen(engine.sync_engine, "connect", _on_postgresql_connect)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -152,8 +152,7 @@ class MemoryRepository:
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
         if dialect_name(self.session) == "postgresql":
-            # Filtered HNSW scans keep searching until enough rows pass the filter (pgvector 0.8).
-            await self.session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            # hnsw.iterative_scan is on for every connection (bot/db/engine.py): the filtered scan finds enough.
             distance = Memory.embedding.op("<=>")(query)
             statement = select(Memory.id).where(*conditions).order_by(distance).limit(limit)
             return list((await self.session.scalars(statement)).all())

@@ -1,8 +1,10 @@
 """The two searches recall fuses, on both backends: nearest vectors and BM25-ranked words, within a scope."""
 
+import contextlib
 from datetime import UTC, datetime
 
 import numpy as np
+from sqlalchemy import text
 
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
@@ -71,3 +73,13 @@ async def test_postgresql_leaves_out_words_too_common_to_rank_by(pg: Database) -
         scope = RecallScope(0, cosy)
         assert await repo.by_words(["hello", "zebra"], scope, limit=5, exclude_message_ids=[]) == [rare]
         assert await repo.by_words(["hello"], scope, limit=5, exclude_message_ids=[]) == []
+
+
+async def test_every_postgresql_connection_keeps_filtered_vector_scans_going(pg: Database) -> None:
+    """Set once per connection (no round trip per recall), and a rolled-back transaction does not undo it."""
+    with contextlib.suppress(RuntimeError):
+        async with pg.session() as session:
+            await session.execute(text("SELECT 1"))
+            raise RuntimeError("roll back")
+    async with pg.session() as session:
+        assert (await session.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
