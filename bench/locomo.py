@@ -15,12 +15,9 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,8 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.db import migrations  # noqa: E402
-from bot.db.engine import Database  # noqa: E402
+from bench.databases import bench_database  # noqa: E402
 from bot.db.repositories.guilds import GuildRepository  # noqa: E402
 from bot.db.repositories.memories import NewMemory  # noqa: E402
 from bot.db.repositories.users import UserRepository  # noqa: E402
@@ -38,7 +34,6 @@ from bot.domain.memory_text import context_line  # noqa: E402
 from bot.domain.recall import RecallScope  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
-from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 KS = (5, 10, 25)
 
@@ -74,32 +69,13 @@ def turns_of(conversation: dict[str, Any]) -> list[Turn]:
     return turns
 
 
-@asynccontextmanager
-async def database(backend: str) -> AsyncIterator[Database]:
-    if backend == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='hearth-locomo-')) / 'bench.db'}")
-        await migrations.upgrade(db, embedding_dimension=384)
-        try:
-            yield db
-        finally:
-            await db.dispose()
-        return
-    with postgres_server() as server:
-        db = Database(await create_database(server, f"hearth_locomo_{uuid.uuid4().hex[:8]}"))
-        await migrations.upgrade(db, embedding_dimension=384)
-        try:
-            yield db
-        finally:
-            await db.dispose()
-
-
 async def run(path: Path, backend: str) -> dict[str, Any]:
     samples = json.loads(await asyncio.to_thread(path.read_text))
     embedder = LocalEmbedder("sentence-transformers/all-MiniLM-L6-v2", 384)
     await embedder.load()
     hits: dict[int, list[dict[int, float]]] = defaultdict(list)
     latencies: list[float] = []
-    async with database(backend) as db:
+    async with bench_database(backend, name="locomo") as db:
         memory = MemoryService(db, embedder)
         for number, sample in enumerate(samples, start=1):
             guild, channel = 1000 + number, 2000 + number

@@ -23,10 +23,8 @@ import json
 import multiprocessing
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -35,8 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.db import migrations  # noqa: E402
-from bot.db.engine import Database  # noqa: E402
+from bench.databases import bench_database  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
@@ -44,7 +41,6 @@ from bot.services.memory import MemoryService  # noqa: E402
 from bot.services.memory_writer import MemoryWriter  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
 from tests.support.chat import close_clients, conversation_service  # noqa: E402
-from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 GUILD_ID = 4242
 TOPICS = (
@@ -109,26 +105,6 @@ def fake_llm_process() -> Iterator[tuple[str, Connection]]:
         process.join(timeout=10)
 
 
-@contextlib.asynccontextmanager
-async def database(backend: str) -> AsyncIterator[Database]:
-    if backend == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
-        db = Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
-        await migrations.upgrade(db, embedding_dimension=384)
-        try:
-            yield db
-        finally:
-            await db.dispose()
-        return
-    with postgres_server() as server:
-        db = Database(await create_database(server, f"hearth_bench_{uuid.uuid4().hex[:8]}"), pool_size=10)
-        await migrations.upgrade(db, embedding_dimension=384)
-        try:
-            yield db
-        finally:
-            await db.dispose()
-
-
 def incoming(user: int, channel: int, text: str) -> IncomingMessage:
     return IncomingMessage(
         author=Author(discord_id=10_000 + user, username=f"user{user}", display_name=f"User {user}"),
@@ -144,7 +120,7 @@ def incoming(user: int, channel: int, text: str) -> IncomingMessage:
 
 async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
     embedder = TimedEmbedder()
-    async with database(args.backend) as db:
+    async with bench_database(args.backend, name="bench", pool_size=10) as db:
         writer = None
         memory = None
         if args.memory:

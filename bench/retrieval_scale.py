@@ -36,11 +36,8 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -53,7 +50,7 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.db import migrations  # noqa: E402
+from bench.databases import bench_database  # noqa: E402
 from bot.db.engine import Database  # noqa: E402
 from bot.db.repositories.guilds import GuildRepository  # noqa: E402
 from bot.db.repositories.memories import MemoryRepository, NewMemory  # noqa: E402
@@ -61,7 +58,6 @@ from bot.db.repositories.users import UserRepository  # noqa: E402
 from bot.domain.recall import RecallScope  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors, normalise_rows  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
-from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -385,28 +381,6 @@ def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
     return round(statistics.median(samples_ms), 2), round(statistics.quantiles(samples_ms, n=100)[94], 2)
 
 
-@asynccontextmanager
-async def database(backend: str) -> AsyncIterator[Database]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="hearth-scale-") as folder:
-            db = Database(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
-            await migrations.upgrade(db, embedding_dimension=DIMENSION)
-            try:
-                yield db
-            finally:
-                await db.dispose()
-        return
-    with postgres_server() as server:
-        name = f"hearth_scale_{uuid.uuid4().hex[:8]}"
-        db = Database(await create_database(server, name))
-        note(f"postgresql: database {name}")
-        await migrations.upgrade(db, embedding_dimension=DIMENSION)
-        try:
-            yield db
-        finally:
-            await db.dispose()
-
-
 async def make_places(db: Database) -> list[Place]:
     rng = random.Random(SEED + 2)
     places = []
@@ -456,7 +430,7 @@ async def run_backend(
     backend: str, sizes: Sequence[int], corpus: Corpus, questions: Sequence[str], queries: PrecomputedQueries
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    async with database(backend) as db:
+    async with bench_database(backend, name="scale", embedding_dimension=DIMENSION) as db:
         places = await make_places(db)
         memory = MemoryService(db, queries)
         scope = RecallScope(user_id=places[0].members[0].user_id, guild_id=places[0].guild_id)

@@ -9,8 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain.budget import estimate_tokens
-
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 # Words that say nothing about what is being recalled. PostgreSQL's english configuration drops them anyway;
@@ -140,15 +138,3 @@ def describe(
         return f"From this server's notes: {content}"
     who = speaker or "you"
     return f'{when.capitalize()} {where}, {who} said: "{content}"'
-
-
-def within_budget(lines: Sequence[str], tokens: int) -> list[str]:
-    """The first lines (best first) that fit in ``tokens``."""
-    kept, used = [], 0
-    for line in lines:
-        cost = estimate_tokens(line) + 1
-        if used + cost > tokens:
-            break
-        kept.append(line)
-        used += cost
-    return kept

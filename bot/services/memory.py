@@ -12,8 +12,9 @@ from datetime import datetime
 
 from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
+from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import embedding_text
-from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms, within_budget
+from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms
 from bot.llm.embeddings import Embedder, Vectors
 
 log = logging.getLogger(__name__)
@@ -125,5 +126,5 @@ class MemoryService:
         recalled = await self.recall(
             query, scope, now=now, limit=20, exclude_message_ids=exclude_message_ids, vector=vector
         )
-        lines = within_budget([r.line for r in recalled], tokens)
+        lines = take_lines_within([r.line for r in recalled], tokens)
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])

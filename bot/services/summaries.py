@@ -18,8 +18,8 @@ from bot.db.models import Conversation
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
+from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
-from bot.domain.recall import within_budget
 from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions
 from bot.services.memory import MemoryService
@@ -52,7 +52,7 @@ def transcript(rows: Sequence[HistoryRow], persona_name: str, tokens: int) -> st
         f"{persona_name}: {row.content}" if row.role == "assistant" else f"{row.speaker or 'Someone'}: {row.content}"
         for row in rows
     ]
-    kept = within_budget(list(reversed(lines)), tokens)
+    kept = take_lines_within(list(reversed(lines)), tokens)
     return ("…\n" if len(kept) < len(lines) else "") + "\n".join(reversed(kept))
 
 

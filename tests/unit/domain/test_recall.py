@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import context_line, embedding_text, search_text
-from bot.domain.recall import Candidate, Weights, ago, describe, fuse, search_terms, within_budget
+from bot.domain.recall import Candidate, Weights, ago, describe, fuse, search_terms
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -91,10 +92,10 @@ def test_describe_says_when_where_and_who() -> None:
     assert summary == "3 weeks ago in #general, you talked about: Ana is moving."
 
 
-def test_within_budget_keeps_whole_lines_best_first() -> None:
+def test_take_lines_within_keeps_whole_lines_best_first() -> None:
     lines = ["a" * 40, "b" * 40, "c" * 40]
-    assert within_budget(lines, 23) == lines[:2]
-    assert within_budget(lines, 5) == []
+    assert take_lines_within(lines, 23) == lines[:2]
+    assert take_lines_within(lines, 5) == []
 
 
 def test_memory_texts() -> None:
