@@ -71,7 +71,6 @@ class StoredTurn:
     guild_id: int | None
     speaker: str
     text: str
-    at: datetime
 
 
 def _discard(task: "asyncio.Task[Any]") -> None:
@@ -234,7 +233,6 @@ class ConversationService:
             guild_id=identity.guild_id,
             speaker=speaker,
             text=text,
-            at=at,
         )
         self._remember(stored, place.channel_id, place.channel_name, message_id, text, speaker, at)
         return stored
