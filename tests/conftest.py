@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Base
+from tests.fakes.llm_server import FakeLLM
 from tests.support.chat import close_clients
 from tests.support.embedding import close_shared_embedder
 from tests.support.postgres import create_database, postgres_server
@@ -82,6 +83,14 @@ async def pg(postgres_database: Database) -> Database:
     """PostgreSQL alone, empty: for what only PostgreSQL has (pgvector, row locks)."""
     await _truncate_all(postgres_database)
     return postgres_database
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    """The fake OpenAI-compatible server; a request to a route it does not know fails the test."""
+    async with FakeLLM() as server:
+        yield server
+    assert server.unexpected == []
 
 
 @pytest.fixture(autouse=True)

@@ -22,13 +22,6 @@ from tests.support.bot import running_bot
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM() as server:
-        yield server
-    assert server.unexpected == []
-
-
-@pytest.fixture
 async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
     async with FakeDiscord() as fake:
         ana = fake.add_user("ana", global_name="Ana")

@@ -3,22 +3,11 @@
 Gateway events go into the real discord.py client; the prompt the fake LLM receives is what is checked.
 """
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM() as server:
-        yield server
-    assert server.unexpected == []
 
 
 async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:

@@ -114,18 +114,9 @@ class MemoryRepository:
             [{"id": memory_id, "embedding": vectors[i], "embedding_model": model} for i, memory_id in enumerate(ids)],
         )
 
-    async def needing_embedding(self, model: str, *, after_id: int, limit: int) -> list[tuple[int, str]]:
-        """Memories without a vector from ``model``, in id order after ``after_id`` (resumable batches)."""
-        statement = (
-            select(Memory.id, Memory.content)
-            .where(Memory.id > after_id, (Memory.embedding_model.is_(None)) | (Memory.embedding_model != model))
-            .order_by(Memory.id)
-            .limit(limit)
-        )
-        return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
-
     async def needing_embedding_texts(self, model: str, *, after_id: int, limit: int) -> list[MemoryText]:
-        """Like :meth:`needing_embedding`, with all that the embedded text is made of (speaker and context too)."""
+        """Memories without a vector from ``model``, in id order after ``after_id`` (resumable batches), with all
+        that their embedded text is made of (content, speaker, context)."""
         statement = (
             select(Memory.id, Memory.content, Memory.speaker_name, Memory.context)
             .where(Memory.id > after_id, _not_embedded_with(model))

@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,13 +15,6 @@ from bot.services.incoming import Place
 from bot.services.personas import FALLBACK_APOLOGY
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM() as server:
-        yield server
-    assert server.unexpected == []
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Long-term memory on a real database with the real local embedding model, on both backends: who may recall
 what, how memories read in a prompt, the background writer, and conversation summaries."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -25,13 +25,6 @@ from tests.support.chat import RecordingReply, chat_model, conversation_service,
 from tests.support.embedding import shared_embedder
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM() as server:
-        yield server
-    assert server.unexpected == []
 
 
 @pytest.fixture
