@@ -489,4 +489,68 @@ CREATE INDEX ix_memories_search_vector ON memories USING gin (search_vector);
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
 
+-- Running upgrade 0002 -> 0003
+
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+
+DROP INDEX ix_memories_search_vector;
+
+CREATE INDEX ix_memories_guild_id_search_vector ON memories USING gin (guild_id, search_vector);
+
+CREATE TABLE memory_words (lexeme TEXT NOT NULL, documents BIGINT NOT NULL, CONSTRAINT pk_memory_words PRIMARY KEY (lexeme));
+
+CREATE FUNCTION memory_words_apply(lexemes TEXT[], changes BIGINT[]) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO memory_words AS words (lexeme, documents)
+    SELECT lexeme, change FROM unnest(lexemes, changes) AS c(lexeme, change) WHERE change <> 0 ORDER BY lexeme
+    ON CONFLICT (lexeme) DO UPDATE SET documents = words.documents + excluded.documents
+$$;
+
+CREATE FUNCTION memory_words_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memory_words_apply(array_agg(lexeme), array_agg(change))
+    FROM (SELECT lexeme, 1 * count(*) AS change FROM new_rows, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme GROUP BY lexeme) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION memory_words_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memory_words_apply(array_agg(lexeme), array_agg(change))
+    FROM (SELECT lexeme, -1 * count(*) AS change FROM old_rows, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme GROUP BY lexeme) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION memory_words_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memory_words_apply(array_agg(lexeme), array_agg(change))
+    FROM (
+        SELECT lexeme, sum(change)::bigint AS change
+        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id,
+        LATERAL (
+            SELECT unnest(tsvector_to_array(n.search_vector)), 1
+            UNION ALL SELECT unnest(tsvector_to_array(o.search_vector)), -1
+        ) AS c(lexeme, change)
+        WHERE n.search_vector IS DISTINCT FROM o.search_vector
+        GROUP BY lexeme
+    ) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION memory_words_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE memory_words;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER memories_words_inserted AFTER INSERT ON memories REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_words_inserted();
+
+CREATE TRIGGER memories_words_deleted AFTER DELETE ON memories REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_words_deleted();
+
+CREATE TRIGGER memories_words_updated AFTER UPDATE ON memories REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_words_updated();
+
+CREATE TRIGGER memories_words_truncated AFTER TRUNCATE ON memories FOR EACH STATEMENT EXECUTE FUNCTION memory_words_truncated();
+
+INSERT INTO memory_words (lexeme, documents) SELECT lexeme, 1 * count(*) AS change FROM memories, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme GROUP BY lexeme;
+
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+
 COMMIT;

@@ -31,11 +31,16 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Set once per connection (SETs, not startup parameters, so poolers accept them):
+# - filtered HNSW scans keep searching until enough rows pass the scope filter (pgvector 0.8);
+# - every statement is planned for its own values: asyncpg prepares statements, and after five runs PostgreSQL
+#   may switch to one generic plan, blind to the query vector or the words searched for (twice as slow here).
+POSTGRESQL_SESSION_SETTINGS = "SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = force_custom_plan"
+
+
 def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
-    """Filtered HNSW scans keep searching until enough rows pass the scope filter (pgvector 0.8): set once
-    per connection rather than once per recall (a SET, not a startup parameter, so poolers accept it)."""
     # On the raw asyncpg connection, outside any transaction, so a later rollback does not undo it.
-    dbapi_connection.run_async(lambda connection: connection.execute("SET hnsw.iterative_scan = relaxed_order"))
+    dbapi_connection.run_async(lambda connection: connection.execute(POSTGRESQL_SESSION_SETTINGS))
 
 
 def ensure_sqlite_folder(url: URL) -> None:
@@ -96,6 +101,15 @@ class Database:
         """A unit of work: commits on success, rolls back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only, outside any transaction: each statement is one round trip, with no BEGIN
+        and COMMIT around it (what a reply's memory searches use). Writes in it would commit at once."""
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with self.sessions(bind=autocommit) as session:
+                yield session
 
     async def check(self) -> None:
         """Connect once, raising :class:`DatabaseUnavailable` with a readable reason on failure."""

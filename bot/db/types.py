@@ -88,6 +88,19 @@ class CleanString(TypeDecorator[str]):
         return None if value is None else clean_text(value)
 
 
+class _PgVector(Vector):
+    """pgvector's column type, sending vectors as text twice as fast as pgvector's own (a query vector is
+    sent on every reply): nine significant digits, exact for float32."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: FloatVector | None) -> str | None:
+            return None if value is None else "[" + ",".join(["%.9g" % x for x in value.tolist()]) + "]"
+
+        return process
+
+
 class Embedding(TypeDecorator[FloatVector]):
     """An embedding vector: pgvector on PostgreSQL, little-endian float32 bytes on SQLite.
 
@@ -100,7 +113,7 @@ class Embedding(TypeDecorator[FloatVector]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(Vector())
+            return dialect.type_descriptor(_PgVector())
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:

@@ -73,6 +73,28 @@ def search_terms(text: str, *, limit: int = 32) -> list[str]:
     return list(seen)[:limit]
 
 
+def words_to_search(documents: Mapping[str, int], budget: int) -> list[str]:
+    """The query words a word search looks up: rarest first, for as long as the memories holding them add up
+    to ``budget`` at most. A rare word tells memories apart and is cheap to look up; a common one is neither
+    (it still counts when the memories found are scored). ``documents``: how many memories hold each word."""
+    chosen: list[str] = []
+    spent = 0
+    for word, count in sorted(documents.items(), key=lambda item: (item[1], item[0])):
+        if count <= 0:
+            continue
+        if spent + count > budget:
+            break
+        chosen.append(word)
+        spent += count
+    return chosen
+
+
+def inverse_document_frequency(documents: int, total: int) -> float:
+    """BM25's weight for a word held by ``documents`` of ``total`` memories (as SQLite's FTS5 computes it):
+    high for rare words, near zero for a word most memories hold."""
+    return math.log(1 + (total - documents + 0.5) / (documents + 0.5))
+
+
 def fuse(
     rankings: Sequence[Sequence[int]],
     candidates: Mapping[int, Candidate],

@@ -69,9 +69,9 @@ class MemoryService:
             return []
         terms = search_terms(query)
 
-        async def nearest() -> list[int]:
+        async def nearest() -> list[MemoryRow]:
             query_vector = await (vector if vector is not None else self.embed_query(query))
-            async with self.database.session() as session:
+            async with self.database.reading() as session:
                 return await MemoryRepository(session).by_vector(
                     query_vector,
                     scope,
@@ -80,18 +80,19 @@ class MemoryService:
                     exclude_message_ids=exclude_message_ids,
                 )
 
-        async def matching() -> list[int]:
-            async with self.database.session() as session:
+        async def matching() -> list[MemoryRow]:
+            async with self.database.reading() as session:
                 return await MemoryRepository(session).by_words(
                     terms, scope, limit=self.candidates, exclude_message_ids=exclude_message_ids
                 )
 
         # Two connections, so the two searches (and the query's embedding) overlap rather than add up.
-        by_vector, by_words = await asyncio.gather(nearest(), matching())
-        async with self.database.session() as session:
-            rows = await MemoryRepository(session).fetch(list({*by_vector, *by_words}))
+        # Two connections, so the two searches (and the query's embedding) overlap rather than add up.
+        by_words, by_vector = await asyncio.gather(matching(), nearest())
+        rows = {row.id: row for row in (*by_vector, *by_words)}
         candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
-        order = fuse([by_vector, by_words], candidates, now=now, weights=self.weights)[:limit]
+        rankings = [[row.id for row in by_vector], [row.id for row in by_words]]
+        order = fuse(rankings, candidates, now=now, weights=self.weights)[:limit]
         return [
             Recalled(
                 rows[i],

@@ -5,21 +5,77 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import ARRAY, ColumnElement, Text, and_, cast, func, insert, literal_column, select, text, update
+from sqlalchemy import ColumnElement, TextClause, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
 from bot.db.types import FloatVector, utcnow
 from bot.domain.memory_text import search_text
-from bot.domain.recall import RecallScope
+from bot.domain.recall import RecallScope, inverse_document_frequency, words_to_search
 
 # BM25's usual constants: how fast repeated words stop counting, and how much a long text is discounted.
 BM25_K1 = 1.2
 BM25_B = 0.75
-# A word in this many memories of a place is too common to rank by (see MemoryRepository._bm25_postgresql).
-COMMON_WORD_DOCUMENTS = 1000
-_ENGLISH: ColumnElement[str] = literal_column("'english'::regconfig")
+# A PostgreSQL word search looks up its rarest words until they are held by this many memories in all (see
+# bot.domain.recall.words_to_search): what bounds its cost as memories pile up.
+WORD_SEARCH_BUDGET = 2000
+
+# How many memories hold each of the query's lexemes, and ('') how many memories there are (migration 0003).
+_WORD_COUNTS = text(
+    "SELECT lexeme, documents FROM memory_words "
+    "WHERE lexeme = ANY(tsvector_to_array(to_tsvector('english', :query)) || ''::text)"
+)
+# The memories in scope holding any searched word (the word index leads with guild_id), each scored by BM25
+# over all the query's lexemes it holds (each counted once: chat turns seldom repeat a word). MATERIALIZED:
+# the search runs once, not once per use.
+_BM25 = f"""
+WITH found AS MATERIALIZED (
+    SELECT id, search_vector, length(search_vector)::float8 AS length FROM memories
+    WHERE search_vector @@ CAST(:words AS tsquery) AND {{scope}}
+      AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
+),
+average AS (SELECT avg(length) AS length FROM found),
+query AS (
+    SELECT CAST(lexeme AS tsquery) AS lexeme, weight
+    FROM unnest(CAST(:lexemes AS text[]), CAST(:weights AS float8[])) AS query(lexeme, weight)
+),
+ranked AS (
+    SELECT found.id, sum(
+        query.weight * {BM25_K1 + 1}::float8
+        / (1 + {BM25_K1}::float8 * ({1 - BM25_B}::float8 + {BM25_B}::float8 * found.length / average.length))
+    ) AS score
+    FROM found CROSS JOIN average JOIN query ON found.search_vector @@ query.lexeme
+    GROUP BY found.id
+    ORDER BY score DESC, found.id
+    LIMIT :limit
+)
+SELECT {{columns}} FROM ranked JOIN memories ON memories.id = ranked.id ORDER BY ranked.score DESC, ranked.id
+"""
+_ROW_COLUMNS = (
+    Memory.id,
+    Memory.kind,
+    Memory.content,
+    Memory.speaker_name,
+    Memory.channel_name,
+    Memory.message_id,
+    Memory.importance,
+    Memory.created_at,
+)  # a MemoryRow, in order
+
+
+def _bm25_statement(scope_condition: str) -> TextClause:
+    columns = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
+    return text(_BM25.format(scope=scope_condition, columns=columns)).columns(*_ROW_COLUMNS)
+
+
+_BM25_IN_GUILD = _bm25_statement("guild_id = :guild_id")
+_BM25_IN_DMS = _bm25_statement("user_id = :user_id AND scope IN ('dm', 'global')")
+
+
+def _tsquery_lexeme(lexeme: str) -> str:
+    """A lexeme as tsquery text: quoted, so it is matched as is (already stemmed), never parsed as operators."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,102 +193,80 @@ class MemoryRepository:
 
     async def by_vector(
         self, query: FloatVector, scope: RecallScope, *, model: str, limit: int, exclude_message_ids: Sequence[int]
-    ) -> list[int]:
-        """Ids of the ``limit`` memories closest to ``query`` (cosine), nearest first."""
+    ) -> list[MemoryRow]:
+        """The ``limit`` memories closest to ``query`` (cosine), nearest first."""
         conditions = [scope_filter(scope), Memory.embedding_model == model]
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
         if dialect_name(self.session) == "postgresql":
             # hnsw.iterative_scan is on for every connection (bot/db/engine.py): the filtered scan finds enough.
             distance = Memory.embedding.op("<=>")(query)
-            statement = select(Memory.id).where(*conditions).order_by(distance).limit(limit)
-            return list((await self.session.scalars(statement)).all())
+            statement = select(*_ROW_COLUMNS).where(*conditions).order_by(distance).limit(limit)
+            return [MemoryRow(*row) for row in (await self.session.execute(statement)).all()]
         # SQLite: exact search in NumPy over the rows in scope (vectors are unit length: dot = cosine).
         rows = (await self.session.execute(select(Memory.id, Memory.embedding).where(*conditions))).all()
         pairs = [(int(row[0]), row[1]) for row in rows if row[1] is not None]
         if not pairs:
             return []
         similarity = np.stack([vector for _, vector in pairs]) @ query.astype(np.float32)
-        best = np.argsort(-similarity, kind="stable")[:limit]
-        return [pairs[i][0] for i in best]
+        nearest = [pairs[i][0] for i in np.argsort(-similarity, kind="stable")[:limit]]
+        found = await self.fetch(nearest)
+        return [found[memory_id] for memory_id in nearest if memory_id in found]
 
     async def by_words(
         self, terms: Sequence[str], scope: RecallScope, *, limit: int, exclude_message_ids: Sequence[int]
-    ) -> list[int]:
-        """Ids of the ``limit`` memories that best match any of ``terms`` (full-text search), best first."""
+    ) -> list[MemoryRow]:
+        """The ``limit`` memories that best match any of ``terms`` (full-text search, BM25), best first."""
         if not terms:
             return []
+        if dialect_name(self.session) == "postgresql":
+            return await self._bm25_postgresql(terms, scope, limit, exclude_message_ids)
         conditions = [scope_filter(scope)]
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
-        if dialect_name(self.session) == "postgresql":
-            return await self._bm25_postgresql(terms, conditions, limit)
         match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
         fts = text("SELECT rowid AS id, bm25(memories_fts) AS rank FROM memories_fts WHERE memories_fts MATCH :match")
         found = fts.columns(id=Memory.id.type, rank=Memory.importance.type).subquery("found")
         statement = (
-            select(Memory.id)
+            select(*_ROW_COLUMNS)
             .join(found, found.c.id == Memory.id)
             .where(*conditions)
             .order_by(found.c.rank, Memory.id)
             .limit(limit)
         )
-        return list((await self.session.scalars(statement, {"match": match})).all())
+        return [MemoryRow(*row) for row in (await self.session.execute(statement, {"match": match})).all()]
 
     async def _bm25_postgresql(
-        self, terms: Sequence[str], conditions: Sequence[ColumnElement[bool]], limit: int
-    ) -> list[int]:
-        """BM25 over the stored tsvectors, as SQLite's FTS5 ranks: each query word counts by its rarity in
-        scope (IDF) and is discounted in longer texts. Chat turns seldom repeat a word, so term frequency
-        is taken as one; the average length is that of the matching texts.
+        self, terms: Sequence[str], scope: RecallScope, limit: int, exclude_message_ids: Sequence[int]
+    ) -> list[MemoryRow]:
+        """BM25 over the stored tsvectors, as SQLite's FTS5 ranks: each query word counts by its rarity among
+        all memories (``memory_words``, kept by triggers), discounted in longer texts (relative to the average
+        length of the memories found).
 
-        A word found in :data:`COMMON_WORD_DOCUMENTS` or more memories in scope is left out: it would tell
-        little apart and cost a visit to each of those rows (the vector search still weighs it). Each step is
-        materialised once, so the planner cannot re-run one per row of another."""
-        search_vector: ColumnElement[str] = literal_column("memories.search_vector")
-        words = func.unnest(cast(list(terms), ARRAY(Text))).table_valued("term", with_ordinality="n").render_derived()
-        word_query = func.to_tsquery(_ENGLISH, words.c.term)
-        query = (
-            select(words.c.n, word_query.label("tsq"))
-            .where(func.numnode(word_query) > 0)
-            .cte("query")
-            .prefix_with("MATERIALIZED")
-        )
-        # How many memories in scope hold each word, counting no further than the cut-off.
-        capped = (
-            select(literal_column("1"))
-            .select_from(Memory)
-            .where(search_vector.op("@@")(query.c.tsq), *conditions)
-            .limit(COMMON_WORD_DOCUMENTS)
-            .correlate(query)
-            .subquery("capped")
-        )
-        documents = select(func.count()).select_from(capped).scalar_subquery()
-        frequency = (
-            select(query.c.n, query.c.tsq, documents.label("documents")).cte("frequency").prefix_with("MATERIALIZED")
-        )
-        kept = select(frequency).where(frequency.c.documents < COMMON_WORD_DOCUMENTS).subquery("kept")
-        found = (
-            select(Memory.id, func.length(search_vector).label("length"))
-            .where(search_vector.op("@@")(kept.c.tsq), *conditions)
-            .correlate(kept)
-            .lateral("found")
-        )
-        hits = (
-            select(found.c.id, found.c.length, kept.c.documents)
-            .select_from(kept)
-            .join(found, literal_column("true"))
-            .cte("hits")
-            .prefix_with("MATERIALIZED")
-        )
-        total = select(func.count()).select_from(Memory).where(*conditions).scalar_subquery()
-        average_length = select(func.avg(hits.c.length)).scalar_subquery()
-        idf = func.ln(1 + (total - hits.c.documents + 0.5) / (hits.c.documents + 0.5))
-        saturation = (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * hits.c.length / average_length))
-        statement = (
-            select(hits.c.id).group_by(hits.c.id).order_by(func.sum(idf * saturation).desc(), hits.c.id).limit(limit)
-        )
-        return list((await self.session.scalars(statement)).all())
+        Only the rarest words are looked up (:data:`WORD_SEARCH_BUDGET`, see
+        :func:`~bot.domain.recall.words_to_search`); the others still score the memories found. The vector
+        search weighs every word."""
+        counts = {
+            str(lexeme): int(documents)
+            for lexeme, documents in await self.session.execute(_WORD_COUNTS, {"query": " ".join(terms)})
+        }
+        total = counts.pop("", 0)
+        searched = words_to_search(counts, WORD_SEARCH_BUDGET)
+        if not searched:
+            return []
+        lexemes = list(counts)
+        parameters = {
+            "words": " | ".join(_tsquery_lexeme(lexeme) for lexeme in searched),
+            "lexemes": [_tsquery_lexeme(lexeme) for lexeme in lexemes],
+            "weights": [inverse_document_frequency(counts[lexeme], total) for lexeme in lexemes],
+            "excluded": list(exclude_message_ids),
+            "limit": limit,
+        }
+        if scope.guild_id is not None:
+            statement, parameters["guild_id"] = _BM25_IN_GUILD, scope.guild_id
+        else:
+            statement, parameters["user_id"] = _BM25_IN_DMS, scope.user_id
+        return [MemoryRow(*row) for row in (await self.session.execute(statement, parameters)).all()]
 
     async def messages_without_memory(self, *, limit: int) -> list[NewMemory]:
         """Stored user and assistant messages that have no memory yet (the newest ``limit``), oldest first, as
@@ -292,16 +326,7 @@ class MemoryRepository:
     async def fetch(self, ids: Sequence[int]) -> dict[int, MemoryRow]:
         if not ids:
             return {}
-        statement = select(
-            Memory.id,
-            Memory.kind,
-            Memory.content,
-            Memory.speaker_name,
-            Memory.channel_name,
-            Memory.message_id,
-            Memory.importance,
-            Memory.created_at,
-        ).where(Memory.id.in_(ids))
+        statement = select(*_ROW_COLUMNS).where(Memory.id.in_(ids))
         return {row[0]: MemoryRow(*row) for row in (await self.session.execute(statement)).all()}
 
     async def touch(self, ids: Sequence[int]) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
-from bot.db.repositories.memories import COMMON_WORD_DOCUMENTS, MemoryRepository, NewMemory
+from bot.db.repositories.memories import WORD_SEARCH_BUDGET, MemoryRepository, MemoryRow, NewMemory
 from bot.domain.recall import RecallScope
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -19,6 +19,10 @@ async def guild(db: Database) -> int:
         return (await GuildRepository(session).upsert(discord_id=1, name="Cosy Corner")).id
 
 
+def ids(rows: list[MemoryRow]) -> list[int]:
+    return [row.id for row in rows]
+
+
 def note(text: str, guild_id: int, speaker: str | None = "Ana") -> NewMemory:
     return NewMemory("message", text, "guild", NOW, guild_id=guild_id, channel_id=5, speaker_name=speaker)
 
@@ -27,15 +31,16 @@ async def test_rare_words_outrank_common_ones_and_speaker_and_date_are_searchabl
     cosy = await guild(db)
     texts = [f"we had pizza again, round {i}" for i in range(40)] + ["the zebra at the zoo ate pizza"]
     async with db.session() as session:
-        ids = await MemoryRepository(session).add_many([note(t, cosy) for t in texts], None, None)
+        added = await MemoryRepository(session).add_many([note(t, cosy) for t in texts], None, None)
         ben = (await MemoryRepository(session).add_many([note("nothing to report", cosy, speaker="Ben")], None, None))[
             0
         ]
     scope = RecallScope(user_id=0, guild_id=cosy)
     async with db.session() as session:
         repo = MemoryRepository(session)
-        assert (await repo.by_words(["pizza", "zebra"], scope, limit=5, exclude_message_ids=[]))[0] == ids[-1]
-        assert await repo.by_words(["ben"], scope, limit=5, exclude_message_ids=[]) == [ben]
+        best = (await repo.by_words(["pizza", "zebra"], scope, limit=5, exclude_message_ids=[]))[0]
+        assert (best.id, best.content, best.speaker_name) == (added[-1], texts[-1], "Ana")
+        assert ids(await repo.by_words(["ben"], scope, limit=5, exclude_message_ids=[])) == [ben]
         assert len(await repo.by_words(["november", "2026"], scope, limit=100, exclude_message_ids=[])) == 42
         assert await repo.by_words(["giraffe"], scope, limit=5, exclude_message_ids=[]) == []
         assert (
@@ -51,7 +56,7 @@ async def test_nearest_vectors_come_first_and_other_models_are_ignored(db: Datab
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     async with db.session() as session:
         repo = MemoryRepository(session)
-        ids = await repo.add_many([note(f"memory {i}", cosy) for i in range(20)], vectors, "model-a")
+        added = await repo.add_many([note(f"memory {i}", cosy) for i in range(20)], vectors, "model-a")
         await repo.add_many([note("from another model", cosy)], vectors[:1], "model-b")
     query = vectors[3] + 0.1 * vectors[8]
     query /= np.linalg.norm(query)
@@ -59,27 +64,54 @@ async def test_nearest_vectors_come_first_and_other_models_are_ignored(db: Datab
         found = await MemoryRepository(session).by_vector(
             query, RecallScope(0, cosy), model="model-a", limit=3, exclude_message_ids=[]
         )
-    assert found[:2] == [ids[3], ids[8]] and len(found) == 3
+    assert ids(found[:2]) == [added[3], added[8]] and len(found) == 3
+    assert found[0].content == "memory 3"
 
 
-async def test_postgresql_leaves_out_words_too_common_to_rank_by(pg: Database) -> None:
+async def test_postgresql_looks_up_only_the_rarest_words_within_its_budget(pg: Database) -> None:
     cosy = await guild(pg)
-    common = [note(f"hello there, number {i}", cosy) for i in range(COMMON_WORD_DOCUMENTS)]
+    common = [note(f"hello there, number {i}", cosy) for i in range(WORD_SEARCH_BUDGET)]
     async with pg.session() as session:
         await MemoryRepository(session).add_many(common, None, None)
         rare = (await MemoryRepository(session).add_many([note("hello zebra", cosy)], None, None))[0]
     async with pg.session() as session:
         repo = MemoryRepository(session)
         scope = RecallScope(0, cosy)
-        assert await repo.by_words(["hello", "zebra"], scope, limit=5, exclude_message_ids=[]) == [rare]
+        assert ids(await repo.by_words(["hello", "zebra"], scope, limit=5, exclude_message_ids=[])) == [rare]
         assert await repo.by_words(["hello"], scope, limit=5, exclude_message_ids=[]) == []
 
 
-async def test_every_postgresql_connection_keeps_filtered_vector_scans_going(pg: Database) -> None:
-    """Set once per connection (no round trip per recall), and a rolled-back transaction does not undo it."""
+async def test_postgresql_word_counts_stay_exact_as_memories_come_and_go(pg: Database) -> None:
+    """The counts BM25 ranks by are kept by triggers: after inserts, an edit and deletes they are still what
+    counting the stored memories gives."""
+    cosy = await guild(pg)
+    counts = text("SELECT lexeme, documents FROM memory_words WHERE documents <> 0 ORDER BY lexeme")
+    recount = text(
+        "SELECT lexeme, count(*) FROM memories, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme "
+        "GROUP BY lexeme ORDER BY lexeme"
+    )
+    async with pg.session() as session:
+        added = await MemoryRepository(session).add_many(
+            [note(t, cosy) for t in ("zebras graze", "a zebra sings", "otters float", "otters, otters")], None, None
+        )
+    async with pg.session() as session:
+        await session.execute(
+            text("UPDATE memories SET search_text = 'Ana: giraffes graze' WHERE id = :id"), {"id": added[0]}
+        )
+        await session.execute(text("DELETE FROM memories WHERE id = ANY(:ids)"), {"ids": added[2:]})
+    async with pg.session() as session:
+        kept = dict((await session.execute(counts)).all())
+        assert kept == dict((await session.execute(recount)).all())
+        assert kept["zebra"] == 1 and kept["giraff"] == 1 and "otter" not in kept
+
+
+async def test_every_postgresql_connection_is_set_up_for_recall(pg: Database) -> None:
+    """Filtered vector scans keep going, statements are planned for their values; set once per connection
+    (no round trip per recall), and a rolled-back transaction does not undo it."""
     with contextlib.suppress(RuntimeError):
         async with pg.session() as session:
             await session.execute(text("SELECT 1"))
             raise RuntimeError("roll back")
     async with pg.session() as session:
         assert (await session.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
+        assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"

@@ -39,6 +39,12 @@ CATALOGUE_QUERIES = {
         FROM pg_constraint co JOIN pg_class cl ON cl.oid = co.conrelid
         JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE n.nspname = 'public' ORDER BY 1, 2""",
     "extensions": "SELECT extname FROM pg_extension ORDER BY 1",
+    "triggers": """
+        SELECT event_object_table, trigger_name, event_manipulation, action_timing, action_statement
+        FROM information_schema.triggers WHERE trigger_schema = 'public' ORDER BY 1, 2, 3""",
+    "functions": """
+        SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' AND p.prokind = 'f' ORDER BY 1""",
     "alembic_version": "SELECT version_num FROM alembic_version",
 }
 
@@ -87,16 +93,18 @@ def test_schema_sql_is_regenerated_from_the_migrations() -> None:
 
 
 def _made_by_migration_only(diff: Any) -> bool:
-    """The vector's dimension, its HNSW index and PostgreSQL's stored tsvector with its index depend on
-    backend and settings: the migrations own them."""
+    """The vector's dimension, its HNSW index, and PostgreSQL's word search (the stored tsvector, its index and
+    the word counts) depend on backend and settings: the migrations own them."""
     if isinstance(diff, list) and diff and diff[0][0] == "modify_type" and diff[0][3] == "embedding":
         return True
     if isinstance(diff, tuple) and diff[0] == "remove_column":
         return bool(diff[2] == "memories" and diff[3].name == "search_vector")
+    if isinstance(diff, tuple) and diff[0] == "remove_table":
+        return bool(diff[1].name == "memory_words")
     return (
         isinstance(diff, tuple)
         and diff[0] == "remove_index"
-        and diff[1].name in ("ix_memories_embedding_hnsw", "ix_memories_search_vector")
+        and diff[1].name in ("ix_memories_embedding_hnsw", "ix_memories_guild_id_search_vector")
     )
 
 
@@ -113,6 +121,8 @@ async def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
     expected = {table.name for table in Base.metadata.sorted_tables} | {"alembic_version"}
     if db.backend == "sqlite":  # the full-text index over memories: an FTS5 table and its shadow tables
         expected |= {"memories_fts", *(f"memories_fts_{part}" for part in ("data", "idx", "docsize", "config"))}
+    else:  # how many memories hold each word, for ranking word matches
+        expected |= {"memory_words"}
 
     def tables(connection: Connection) -> set[str]:
         return set(inspect(connection).get_table_names())

@@ -6,7 +6,16 @@ import pytest
 
 from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import context_line, embedding_text, search_text
-from bot.domain.recall import Candidate, Weights, ago, describe, fuse, search_terms
+from bot.domain.recall import (
+    Candidate,
+    Weights,
+    ago,
+    describe,
+    fuse,
+    inverse_document_frequency,
+    search_terms,
+    words_to_search,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -108,3 +117,17 @@ def test_memory_texts() -> None:
     )
     long = "word " * 200
     assert context_line("Ben", long).endswith(" …") and len(context_line("Ben", long)) <= 510
+
+
+def test_words_are_searched_rarest_first_within_the_budget() -> None:
+    documents = {"pizza": 900, "zebra": 3, "said": 5000, "otter": 40, "ghost": 0}
+    assert words_to_search(documents, 1000) == ["zebra", "otter", "pizza"]
+    assert words_to_search(documents, 100) == ["zebra", "otter"]
+    assert words_to_search(documents, 2) == []
+    assert words_to_search({"b": 5, "a": 5}, 5) == ["a"]  # ties: in word order, so the choice is stable
+
+
+def test_rarer_words_weigh_more_and_no_weight_goes_negative() -> None:
+    weights = [inverse_document_frequency(documents, 1000) for documents in (1, 10, 100, 500, 1000)]
+    assert weights == sorted(weights, reverse=True)
+    assert weights[-1] > 0
