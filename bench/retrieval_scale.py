@@ -26,6 +26,11 @@ HNSW-indexed table is slow, so it is filled once), in transactions of 5,000 rows
 ``MemoryRepository.add_many``; after each step the table is vacuumed and analysed (PostgreSQL: ``VACUUM
 (ANALYZE)``, which also flushes the GIN pending list, as autovacuum would; SQLite: ``ANALYZE``).
 
+PostgreSQL runs with ``shared_buffers = 1GB`` (see ``POSTGRES_SETTINGS``), as docker-compose.yml lets a
+deployment set it (``POSTGRES_SHARED_BUFFERS``): at 200k memories the vector index and the rows take about
+800 MB, and a vector search that reads them from the operating system's cache instead of PostgreSQL's own
+is about half again as slow. The JSON rows name the setting.
+
 There are 220 short questions from the same vocabulary; the first 20 warm up, the other 200 are timed,
 one after the other. Progress and population times go to stderr.
 """
@@ -72,6 +77,7 @@ WARM_UP = 20
 QUESTIONS = 200
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 SEED = 20261101
+POSTGRES_SETTINGS = {"shared_buffers": "1GB"}
 
 # -- vocabulary ---------------------------------------------------------------------------------------------
 
@@ -430,7 +436,8 @@ async def run_backend(
     backend: str, sizes: Sequence[int], corpus: Corpus, questions: Sequence[str], queries: PrecomputedQueries
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    async with bench_database(backend, name="scale", embedding_dimension=DIMENSION) as db:
+    settings = POSTGRES_SETTINGS if backend == "postgresql" else None
+    async with bench_database(backend, name="scale", embedding_dimension=DIMENSION, postgres_settings=settings) as db:
         places = await make_places(db)
         memory = MemoryService(db, queries)
         scope = RecallScope(user_id=places[0].members[0].user_id, guild_id=places[0].guild_id)
@@ -442,7 +449,7 @@ async def run_backend(
             have = size
             p50, p95 = percentiles(await time_recalls(memory, questions, scope))
             note(f"{backend}: {size:,} memories: recall p50 {p50} ms, p95 {p95} ms")
-            rows.append({"backend": backend, "memories": size, "p50_ms": p50, "p95_ms": p95})
+            rows.append({"backend": backend, "memories": size, "p50_ms": p50, "p95_ms": p95, **(settings or {})})
     return rows
 
 

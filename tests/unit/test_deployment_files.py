@@ -9,7 +9,7 @@ import yaml
 from bot.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
+COMPOSE_ONLY = {"POSTGRES_PASSWORD", "POSTGRES_SHARED_BUFFERS"}
 
 
 def _env_example() -> dict[str, tuple[str, str]]:
