@@ -9,7 +9,8 @@ embeddings made while replying, so Hearth's own time can be compared with the pa
 
 Messages arrive at a steady rate (``--rate``, like people typing, not waiting for each other); the figures are
 Hearth's own time per message (message in to reply out, waiting for the channel's earlier turns included,
-model time excluded) and the replies per second it sustained. A second phase sends as fast as replies come
+model time excluded; storing the reply comes after it is out, and delays the channel's next turn, which
+counts it) and the replies per second it sustained. A second phase sends as fast as replies come
 back, for the most it can do (``max_replies_per_s``).
 
     python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 20]

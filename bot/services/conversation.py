@@ -338,10 +338,11 @@ class ConversationService:
 
         sent = await self._send_safely(target, split_message(completion.text), incoming)
         model_ms = completion.seconds * 1000
+        # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
+        own_ms = (time.perf_counter() - started) * 1000 - model_ms
         await self._store_reply(
             incoming, last, completion.text, completion, latency_ms=int(model_ms), recalled=recalled.memory_ids
         )
-        own_ms = (time.perf_counter() - started) * 1000 - model_ms
         return TurnOutcome(
             "replied",
             reply=completion.text,

@@ -71,5 +71,5 @@ class TurnOutcome:
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)
     answered_messages: int = 0
-    own_ms: float = 0.0  # time spent by Hearth itself (storage, prompt, rendering), model time excluded
+    own_ms: float = 0.0  # message in to reply out, model time excluded: Hearth's own share of the wait
     model_ms: float = 0.0

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import ColumnElement, TextClause, and_, func, insert, select, text, update
+from sqlalchemy import ColumnElement, TextualSelect, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
@@ -64,7 +64,7 @@ _ROW_COLUMNS = (
 )  # a MemoryRow, in order
 
 
-def _bm25_statement(scope_condition: str) -> TextClause:
+def _bm25_statement(scope_condition: str) -> TextualSelect:
     columns = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
     return text(_BM25.format(scope=scope_condition, columns=columns)).columns(*_ROW_COLUMNS)
 

@@ -148,7 +148,8 @@ async def test_reembed_converts_every_memory_to_the_configured_model_and_recall_
 
     async def nearest() -> list[int]:
         async with db.session() as session:
-            return await MemoryRepository(session).by_vector(query, scope, model=NEW, limit=10, exclude_message_ids=())
+            found = await MemoryRepository(session).by_vector(query, scope, model=NEW, limit=10, exclude_message_ids=())
+            return [row.id for row in found]
 
     assert await nearest() == current  # before: only the memory the configured model made is seen
 
