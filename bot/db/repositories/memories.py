@@ -19,7 +19,7 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 # A PostgreSQL word search looks up its rarest words until they are held by this many memories in all (see
 # bot.domain.recall.words_to_search): what bounds its cost as memories pile up.
-WORD_SEARCH_BUDGET = 2000
+WORD_SEARCH_BUDGET = 500
 
 # How many memories hold each of the query's lexemes, and ('') how many memories there are (migration 0003).
 _WORD_COUNTS = text(
