@@ -6,10 +6,11 @@
 
 What is timed is retrieval alone: the recall path embeds the query itself, so the service is given an
 embedder that serves query vectors computed beforehand with the real local model (all-MiniLM-L6-v2);
-``p50_ms``/``p95_ms`` are then the vector search, the full-text search, the fetch of the candidates and the
-fusion, in one session, as a reply would run them. The query embedding is timed on its own: ``embed_p95_ms``
-is the real ``LocalEmbedder.embed_one`` on the same questions (measured once, before any database runs, as it
-depends on neither backend nor size; it includes the embedder's 5 ms micro-batching window).
+``p50_ms``/``p95_ms`` are then the vector search and the full-text search (side by side, on two
+connections, each returning its rows) and the fusion, as a reply runs them. The query embedding is timed on
+its own: ``embed_p95_ms`` is the real ``LocalEmbedder.embed_one`` on the same questions (measured once, before
+any database runs, as it depends on neither backend nor size; it includes the embedder's 5 ms micro-batching
+window).
 
 The memories are synthetic, as embedding 200k real texts would take too long on a laptop: chat sentences
 from a seeded generator (templates over a few thousand words — names, hobbies, places, foods, things,
