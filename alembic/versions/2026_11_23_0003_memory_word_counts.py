@@ -3,8 +3,9 @@
 Ranking word matches as BM25 does needs to know how rare each word is. SQLite's FTS5 keeps those counts
 itself; on PostgreSQL they had to be counted at every recall, which grew with the table. ``memory_words``
 keeps them instead: one row per lexeme with the number of memories whose ``search_vector`` holds it (the
-empty lexeme: the number of memories), exact at all times through statement triggers on ``memories`` (insert, update, delete, truncate).
-Lexemes are added in sorted order, so two writers lock the rows in one order and cannot deadlock.
+empty lexeme: the number of memories), exact at all times through statement triggers on ``memories``
+(insert, update, delete, truncate). Lexemes are added in sorted order, so two writers lock the rows in one
+order and cannot deadlock.
 
 The word index now leads with ``guild_id`` (``btree_gin``), so a guild's word search reads that guild's
 postings only; a DM search uses the same index on ``search_vector`` alone.
@@ -23,7 +24,8 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The lexemes of each row in ``rows``, and '' once per row; ``sign`` +1 or -1. Used by the three triggers.
+# The lexemes of each row in ``rows``, and '' once per row; ``sign`` +1 or -1: what the insert and delete
+# triggers apply, and the counts the table starts from.
 _CHANGES = (
     "SELECT lexeme, {sign} * count(*) AS change FROM {rows}, "
     "unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme GROUP BY lexeme"

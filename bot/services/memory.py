@@ -87,7 +87,6 @@ class MemoryService:
                 )
 
         # Two connections, so the two searches (and the query's embedding) overlap rather than add up.
-        # Two connections, so the two searches (and the query's embedding) overlap rather than add up.
         by_words, by_vector = await asyncio.gather(matching(), nearest())
         rows = {row.id: row for row in (*by_vector, *by_words)}
         candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
