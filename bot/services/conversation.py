@@ -409,7 +409,7 @@ class ConversationService:
         at = self.clock()
         try:
             async with self.database.session() as session:
-                await MemoryRepository(session).touch(recalled)
+                await MemoryRepository(session).touch(recalled, now=at)
                 message_id = await ConversationRepository(session).add_message(
                     conversation_id=last.conversation_id,
                     user_id=last.user_id,

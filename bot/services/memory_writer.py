@@ -34,11 +34,13 @@ class MemoryWriter:
         batch_size: int = 4,
         queue_size: int = 10_000,
         catch_up_limit: int = 5_000,
+        yield_s: float = 0.25,
     ) -> None:
         self.memory = memory
         self.database = database
         self.batch_size = batch_size
         self.catch_up_limit = catch_up_limit
+        self.yield_s = yield_s  # the longest a batch waits for replies under way to finish recalling
         self.written = 0  # memories stored by this writer so far
         self._queue: asyncio.Queue[NewMemory | _Stop] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
@@ -104,6 +106,7 @@ class MemoryWriter:
             batch: list[NewMemory] = []
             stop = False
             item = await self._queue.get()
+            await self.memory.until_quiet(self.yield_s)  # what arrives meanwhile joins this batch
             while True:
                 if isinstance(item, _Stop):
                     stop = True

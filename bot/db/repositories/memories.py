@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import ColumnElement, TextualSelect, and_, func, insert, select, text, update
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
-from bot.db.types import FloatVector, utcnow
+from bot.db.types import FloatVector
 from bot.domain.memory_text import search_text
 from bot.domain.recall import RecallScope, inverse_document_frequency, words_to_search
 
@@ -20,6 +20,8 @@ BM25_B = 0.75
 # A PostgreSQL word search looks up its rarest words until they are held by this many memories in all (see
 # bot.domain.recall.words_to_search): what bounds its cost as memories pile up.
 WORD_SEARCH_BUDGET = 500
+# How precisely a memory's last recall is kept (see MemoryRepository.touch): pruning counts in days.
+RECALL_MARK_RESOLUTION = timedelta(days=1)
 
 # How many memories hold each of the query's lexemes, and ('') how many memories there are (migration 0003).
 _WORD_COUNTS = text(
@@ -329,7 +331,13 @@ class MemoryRepository:
         statement = select(*_ROW_COLUMNS).where(Memory.id.in_(ids))
         return {row[0]: MemoryRow(*row) for row in (await self.session.execute(statement)).all()}
 
-    async def touch(self, ids: Sequence[int]) -> None:
-        """Mark memories as just recalled (for pruning: what is used is kept)."""
+    async def touch(self, ids: Sequence[int], *, now: datetime) -> None:
+        """Mark memories as recalled at ``now`` (for pruning: what is used is kept), to the day: a memory marked
+        within :data:`RECALL_MARK_RESOLUTION` is left as it is. Every mark rewrites the whole row, vector and
+        index entries included, which cost more than the reply it followed when done at each recall."""
         if ids:
-            await self.session.execute(update(Memory).where(Memory.id.in_(ids)).values(last_accessed_at=utcnow()))
+            await self.session.execute(
+                update(Memory)
+                .where(Memory.id.in_(ids), Memory.last_accessed_at < now - RECALL_MARK_RESOLUTION)
+                .values(last_accessed_at=now)
+            )

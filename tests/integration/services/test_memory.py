@@ -1,6 +1,7 @@
 """Long-term memory on a real database with the real local embedding model, on both backends: who may recall
 what, how memories read in a prompt, the background writer, and conversation summaries."""
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from bot.db.engine import Database
 from bot.db.models import Conversation, Memory
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.guilds import GuildRepository
-from bot.db.repositories.memories import NewMemory
+from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.recall import RecallScope
 from bot.llm.embeddings import Vectors
@@ -167,6 +168,44 @@ async def test_the_writer_remembers_every_turn_with_its_context_and_a_later_talk
     system = llm.chat_requests[-1].body["messages"][0]["content"]
     assert '10 days ago in #general, Ana said: "a beagle called Toast"' in system
     assert [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]] == ["Ana: do you remember my dog's name?"]
+    async with db.session() as session:
+        toast = await session.scalar(select(Memory).where(Memory.content == "a beagle called Toast"))
+    assert toast is not None and toast.last_accessed_at == clock.now  # marked as recalled, for pruning
+
+
+async def test_a_recall_is_marked_to_the_day_not_at_every_use(db: Database, memory: MemoryService) -> None:
+    ana = (await people_and_places(db))["ana"]
+    ids = await memory.remember([said("I play the oboe", "Ana", ana, scope="dm", days_ago=5)])
+    for at, expected in (
+        (NOW, NOW),  # five days since it was said: marked
+        (NOW + timedelta(hours=20), NOW),  # the same day: left as it is (no rewrite of the row and its vector)
+        (NOW + timedelta(days=2), NOW + timedelta(days=2)),
+    ):
+        async with db.session() as session:
+            await MemoryRepository(session).touch(ids, now=at)
+        async with db.session() as session:
+            assert await session.scalar(select(Memory.last_accessed_at).where(Memory.id == ids[0])) == expected
+
+
+async def test_the_writer_holds_back_while_a_reply_recalls(db: Database, memory: MemoryService) -> None:
+    ana = (await people_and_places(db))["ana"]
+    writer = MemoryWriter(memory, db, yield_s=30)
+    writer.start()
+    vector: asyncio.Future[Vectors] = asyncio.get_running_loop().create_future()
+    recall = asyncio.create_task(memory.recall("oboe", RecallScope(user_id=ana, guild_id=None), now=NOW, vector=vector))
+    await asyncio.sleep(0)  # the recall is under way, waiting for its query's embedding
+    writer.submit(said("I play the oboe", "Ana", ana, scope="dm"))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await writer.flush()
+    assert writer.written == 0
+
+    vector.set_result(await memory.embed_query("oboe"))
+    await recall
+    async with asyncio.timeout(10):
+        await writer.flush()
+    assert writer.written == 1
+    await writer.stop()
 
 
 async def test_messages_stored_while_no_writer_ran_are_caught_up(
