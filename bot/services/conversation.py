@@ -12,11 +12,10 @@ Every stored turn is handed to the memory writer, which embeds and stores it in 
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,8 +34,11 @@ from bot.domain.text import clean_text
 from bot.domain.triggers import ChatRules, should_reply
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.llm.embeddings import Vectors
+from bot.services.companion import CompanionContext
 from bot.services.directory import Directory
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.learning import Learner
+from bot.services.locks import KeyedLocks
 from bot.services.memory import MemorySection, MemoryService
 from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService, PersonaView
@@ -81,27 +83,6 @@ def _discard(task: "asyncio.Task[Any]") -> None:
         task.exception()
 
 
-class _LockTable:
-    """One asyncio.Lock per key, removed again when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class _PreviewThrottle:
     """Shows the streaming text at once, then at most once per ``interval_s``."""
 
@@ -129,18 +110,22 @@ class ConversationService:
         *,
         memory: MemoryService | None = None,
         writer: MemoryWriter | None = None,
+        companion: CompanionContext | None = None,
+        learner: Learner | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.memory = memory
         self.writer = writer
+        self.companion = companion
+        self.learner = learner
         self.chat = chat
         self.directory = directory
         self.personas = personas
         self.config = config
         self.clock = clock
-        self._store_locks = _LockTable()
-        self._turn_locks = _LockTable()
+        self._store_locks = KeyedLocks()
+        self._turn_locks = KeyedLocks()
         # channel → (open conversation, its DM user or None, last message time): saves a lookup per message.
         # The database stays the authority: a stale entry only costs the lookup it was meant to save.
         self._open: dict[int, tuple[int, int | None, datetime]] = {}
@@ -235,6 +220,8 @@ class ConversationService:
             text=text,
         )
         self._remember(stored, place.channel_id, place.channel_name, message_id, text, speaker, at)
+        if self.learner is not None:
+            self.learner.observe(conversation_id)
         return stored
 
     def _remember(
@@ -305,8 +292,14 @@ class ConversationService:
         place = incoming.place
         options = self._options(persona, guild_settings)
         budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
-        recalled = await self._recall(
-            batch, query_vector, [row.message_id for row in history] + exclude_ids, budget.section_budget("memories")
+        recalled, known = await asyncio.gather(
+            self._recall(
+                batch,
+                query_vector,
+                [row.message_id for row in history] + exclude_ids,
+                budget.section_budget("memories"),
+            ),
+            self._companion_sections(batch, persona, budget, query_vector),
         )
         request = PromptRequest(
             persona=persona.card,
@@ -320,7 +313,7 @@ class ConversationService:
             history=[
                 Turn("assistant" if row.role == "assistant" else "user", row.content, row.speaker) for row in history
             ],
-            sections={"memories": recalled.text},
+            sections={**known, "memories": recalled.text},
             is_group=not place.is_dm,
             now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
         )
@@ -375,6 +368,32 @@ class ConversationService:
         except Exception:  # the embedder, the database, anything: answer without memories rather than not at all
             log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
             return MemorySection("", [])
+
+    async def _companion_sections(
+        self,
+        batch: list[StoredTurn],
+        persona: PersonaView,
+        budget: Budget,
+        query_vector: "asyncio.Task[Vectors] | None",
+    ) -> dict[str, str]:
+        """Facts, relationship, mood, opinions and style for the prompt; a fault costs them, never the reply."""
+        if self.companion is None:
+            return {}
+        last = batch[-1]
+        try:
+            return await self.companion.sections(
+                user_id=last.user_id,
+                guild_id=last.guild_id,
+                text="\n".join(turn.text for turn in batch),
+                persona_config=persona.config,
+                budgets={name: budget.section_budget(name) for name in ("facts",)},
+                query_vector=query_vector if len(batch) == 1 else None,
+            )
+        except Exception:
+            log.exception(
+                "could not gather what Hearth knows for conversation %s; answering without", last.conversation_id
+            )
+            return {}
 
     def _options(self, persona: PersonaView, guild_settings: dict[str, Any]) -> ChatOptions:
         """Model settings: the guild's choice, else the persona's, else the bot's."""

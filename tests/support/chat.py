@@ -16,9 +16,11 @@ from bot.domain.retry import Backoff
 from bot.domain.triggers import MessageSignals
 from bot.llm.chat import OpenAIChatModel
 from bot.llm.openai_client import openai_client
+from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
 from bot.services.incoming import Author, IncomingMessage, Place
+from bot.services.learning import Learner
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
@@ -52,6 +54,8 @@ def conversation_service(
     clock: Callable[[], datetime] = utcnow,
     memory: MemoryService | None = None,
     writer: MemoryWriter | None = None,
+    companion: CompanionContext | None = None,
+    learner: Learner | None = None,
     **config: object,
 ) -> ConversationService:
     settings = ConversationConfig(model="fake-model", **{"edit_interval_s": 0.2, **config})  # type: ignore[arg-type]
@@ -63,6 +67,8 @@ def conversation_service(
         settings,
         memory=memory,
         writer=writer,
+        companion=companion,
+        learner=learner,
         clock=clock,
     )
 

@@ -12,7 +12,8 @@ class Conversation(IdMixin, TimestampMixin, Base):
     """A stretch of talk in one channel; a new one starts after an idle gap.
 
     In a guild a conversation belongs to the channel (``user_id`` is NULL: many people talk in it);
-    in a DM it belongs to that one user, so erasing them erases it.
+    in a DM it belongs to that one user, so erasing them erases it. ``learned_message_id`` is the last of
+    its messages the learner has handled (NULL: none), where it resumes after a restart.
     """
 
     __tablename__ = "conversations"
@@ -25,3 +26,4 @@ class Conversation(IdMixin, TimestampMixin, Base):
     message_count: Mapped[int] = counter()
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False, index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    learned_message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -5,7 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import SCOPE_CHECK, guild_fk, real, user_fk
-from bot.db.types import CleanText, UTCDateTime, utcnow
+from bot.db.types import CleanText, Embedding, FloatVector, UTCDateTime, utcnow
 
 FACT_TYPES = ("hobby", "work", "family", "preference", "location", "event", "relationship", "general")
 
@@ -16,6 +16,8 @@ class UserFact(IdMixin, TimestampMixin, Base):
     A changed fact is not overwritten: the old row gets ``valid_to`` and ``superseded_by`` (the new
     row's id) and ``is_active`` false, so history stays and only current facts reach prompts.
     ``scope``/``guild_id`` record where it was learned, which is where it may be used.
+    ``embedding`` (made by ``embedding_model``) lets a new fact be matched with the current ones it restates
+    or contradicts.
     """
 
     __tablename__ = "user_facts"
@@ -40,10 +42,13 @@ class UserFact(IdMixin, TimestampMixin, Base):
     guild_id: Mapped[int | None] = guild_fk(index=False)
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
     superseded_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("user_facts.id", ondelete="SET NULL"))
+    embedding: Mapped[FloatVector | None] = mapped_column(Embedding)
+    embedding_model: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         CheckConstraint(SCOPE_CHECK, name="scope_valid"),
         CheckConstraint("confidence BETWEEN 0 AND 1", name="confidence_range"),
         CheckConstraint("importance BETWEEN 0 AND 1", name="importance_range"),
         Index("ix_user_facts_user_id_scope", "user_id", "scope", "guild_id"),
+        Index("ix_user_facts_guild_id_fact_type", "guild_id", "fact_type"),
     )

@@ -8,6 +8,7 @@ from bot.domain.mood import (
     MOOD_MAP,
     NEUTRAL,
     Mood,
+    baseline_of,
     decayed,
     describe,
     is_significant_change,
@@ -203,3 +204,19 @@ def test_every_mood_has_a_one_line_description() -> None:
 def test_moods_outside_the_plane_are_refused(valence: float, arousal: float) -> None:
     with pytest.raises(ValueError):
         Mood(valence, arousal)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, NEUTRAL),
+        ({"mood_baseline": {"valence": 0.3, "arousal": -0.2}}, Mood(0.3, -0.2)),
+        ({"mood_baseline": {"valence": 4}}, Mood(1.0, 0.0)),  # clamped, not refused
+        ({"mood_baseline": {"valence": "warm"}}, NEUTRAL),
+        ({"mood_baseline": "happy"}, NEUTRAL),
+    ],
+)
+def test_a_persona_baseline_comes_from_its_config_and_a_bad_one_is_neutral(
+    config: dict[str, object], expected: Mood
+) -> None:
+    assert baseline_of(config) == expected

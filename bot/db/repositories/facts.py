@@ -1,0 +1,196 @@
+"""What Hearth learned about people: facts, their history, and the associations between members' facts.
+
+A changed fact is never overwritten: the old row is superseded (inactive, ``valid_to`` set, pointing at its
+successor) so history stays. Where a fact was learned is where it may be used (see :meth:`FactRepository.usable`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import FactAssociation, UserFact
+from bot.db.repositories._dialect import insert_for
+from bot.db.types import FloatVector
+
+
+@dataclass(frozen=True, slots=True)
+class FactRow:
+    id: int
+    user_id: int
+    fact_type: str
+    content: str
+    confidence: float
+    importance: float
+    scope: str  # dm | guild | global
+    guild_id: int | None
+    learned_at: datetime
+    last_referenced_at: datetime | None
+    expiry_date: datetime | None
+    temporal_relevance: str | None
+    is_active: bool
+    valid_to: datetime | None
+    superseded_by: int | None  # the fact that replaced it; None while current, or when retracted
+    source: str
+    embedding: FloatVector | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NewFact:
+    user_id: int
+    fact_type: str
+    content: str
+    scope: str  # dm | guild | global; 'guild' exactly when guild_id is set
+    guild_id: int | None
+    learned_at: datetime
+    confidence: float = 0.8
+    importance: float = 0.5
+    temporal_relevance: str | None = None
+    expiry_date: datetime | None = None
+    source: str = "conversation"
+    extracted_from_message_id: int | None = None
+    extraction_context: str | None = None
+
+
+_ROW_COLUMNS = (
+    UserFact.id,
+    UserFact.user_id,
+    UserFact.fact_type,
+    UserFact.fact_content,
+    UserFact.confidence,
+    UserFact.importance,
+    UserFact.scope,
+    UserFact.guild_id,
+    UserFact.learned_at,
+    UserFact.last_referenced_at,
+    UserFact.expiry_date,
+    UserFact.temporal_relevance,
+    UserFact.is_active,
+    UserFact.valid_to,
+    UserFact.superseded_by,
+    UserFact.source,
+    UserFact.embedding,
+)  # a FactRow, in order
+
+
+def _current(now: datetime) -> ColumnElement[bool]:
+    """Active and not past its expiry."""
+    return and_(UserFact.is_active.is_(True), or_(UserFact.expiry_date.is_(None), UserFact.expiry_date > now))
+
+
+def _place(guild_id: int | None) -> ColumnElement[bool]:
+    """Facts that may be used in a guild (its own and global ones) or in DMs (DM and global ones)."""
+    if guild_id is None:
+        return UserFact.scope.in_(("dm", "global"))
+    return or_(and_(UserFact.scope == "guild", UserFact.guild_id == guild_id), UserFact.scope == "global")
+
+
+class FactRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _rows(self, *conditions: ColumnElement[bool]) -> list[FactRow]:
+        statement = select(*_ROW_COLUMNS).where(*conditions).order_by(UserFact.learned_at, UserFact.id)
+        return [FactRow(*tuple(row)) for row in (await self.session.execute(statement)).all()]
+
+    async def usable(self, user_id: int, *, guild_id: int | None, now: datetime) -> list[FactRow]:
+        """The user's current facts that may be used here (``guild_id`` None: in DMs), oldest first: in a
+        guild, those learned in that guild and global ones; in DMs, DM and global ones. Never another
+        guild's facts, never DM facts in a guild."""
+        return await self._rows(UserFact.user_id == user_id, _current(now), _place(guild_id))
+
+    async def add(self, fact: NewFact, vector: FloatVector | None, model: str | None) -> int:
+        """Insert a current fact (with its embedding, made by ``model``, when given); returns its id."""
+        statement = (
+            insert(UserFact)
+            .values(
+                user_id=fact.user_id,
+                fact_type=fact.fact_type,
+                fact_content=fact.content,
+                confidence=fact.confidence,
+                importance=fact.importance,
+                scope=fact.scope,
+                guild_id=fact.guild_id,
+                learned_at=fact.learned_at,
+                temporal_relevance=fact.temporal_relevance,
+                expiry_date=fact.expiry_date,
+                source=fact.source,
+                extracted_from_message_id=fact.extracted_from_message_id,
+                extraction_context=fact.extraction_context,
+                embedding=vector,
+                embedding_model=None if vector is None else model,
+            )
+            .returning(UserFact.id)
+        )
+        fact_id: int = (await self.session.execute(statement)).scalar_one()
+        return fact_id
+
+    async def refresh(self, fact_id: int, *, confidence: float, at: datetime) -> None:
+        """The fact was said again (or used): new confidence, ``last_referenced_at`` = ``at``."""
+        await self.session.execute(
+            update(UserFact).where(UserFact.id == fact_id).values(confidence=confidence, last_referenced_at=at)
+        )
+
+    async def supersede(self, fact_id: int, *, at: datetime, by: int | None = None) -> None:
+        """End the fact at ``at``: replaced by fact ``by``, or retracted (``by`` None). The row stays, as history."""
+        await self.session.execute(
+            update(UserFact).where(UserFact.id == fact_id).values(is_active=False, valid_to=at, superseded_by=by)
+        )
+
+    async def history(self, user_id: int) -> list[FactRow]:
+        """Every fact about the user, current or not, anywhere, oldest first."""
+        return await self._rows(UserFact.user_id == user_id)
+
+    async def expire(self, now: datetime) -> int:
+        """End the active facts whose expiry date has come (``valid_to`` = their expiry); returns how many."""
+        result = await self.session.execute(
+            update(UserFact)
+            .where(UserFact.is_active.is_(True), UserFact.expiry_date.is_not(None), UserFact.expiry_date <= now)
+            .values(is_active=False, valid_to=UserFact.expiry_date)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def guild_facts_of_others(
+        self, guild_id: int, user_id: int, types: Sequence[str], now: datetime
+    ) -> list[FactRow]:
+        """Current facts of the given types that other members shared in this guild (never their DM or global
+        facts), oldest first: what a shared interest is found among."""
+        if not types:
+            return []
+        return await self._rows(
+            UserFact.scope == "guild",
+            UserFact.guild_id == guild_id,
+            UserFact.fact_type.in_(types),
+            UserFact.user_id != user_id,
+            _current(now),
+        )
+
+    async def associate(self, fact_a: int, fact_b: int, *, kind: str, strength: float, at: datetime) -> None:
+        """Record that two facts go together; stored once per pair (smaller id first), a repeat is ignored."""
+        if fact_a == fact_b:
+            raise ValueError(f"a fact cannot be associated with itself ({fact_a})")
+        first, second = sorted((fact_a, fact_b))
+        statement = (
+            insert_for(self.session, FactAssociation)
+            .values(fact_id_1=first, fact_id_2=second, association_type=kind, strength=strength, discovered_at=at)
+            .on_conflict_do_nothing(index_elements=[FactAssociation.fact_id_1, FactAssociation.fact_id_2])
+        )
+        await self.session.execute(statement)
+
+    async def associations_for(self, fact_ids: Sequence[int]) -> list[tuple[int, int, str, float]]:
+        """Associations touching any of ``fact_ids``: (fact_id_1, fact_id_2, kind, strength), smaller id first."""
+        if not fact_ids:
+            return []
+        statement = (
+            select(
+                FactAssociation.fact_id_1,
+                FactAssociation.fact_id_2,
+                FactAssociation.association_type,
+                FactAssociation.strength,
+            )
+            .where(or_(FactAssociation.fact_id_1.in_(fact_ids), FactAssociation.fact_id_2.in_(fact_ids)))
+            .order_by(FactAssociation.fact_id_1, FactAssociation.fact_id_2)
+        )
+        return [(int(a), int(b), str(kind), float(s)) for a, b, kind, s in (await self.session.execute(statement))]

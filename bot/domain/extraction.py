@@ -1,0 +1,288 @@
+"""What the learner asks the model after a few messages, and how its JSON answer is read.
+
+One call per batch returns everything learned: facts about the human speakers (compared with the known facts
+shown to it, by id), the tone of the exchange, its topics, things to ask about later and nicknames or inside
+jokes. The answer is read leniently where a slip costs nothing (a confidence of 1.2 becomes 1, an unknown fact
+type becomes "general", extra keys and extra list items are dropped) and strictly where guessing would store
+something wrong (a missing field, a wrong type, an unusable date or text): then the whole answer is refused.
+"""
+
+import datetime
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.domain.prompt import ChatMessage
+
+# Same values as the user_facts table's copy in bot.db.models.user_fact.
+FACT_TYPES = ("hobby", "work", "family", "preference", "location", "event", "relationship", "general")
+FALLBACK_TYPE = "general"
+
+MAX_FACT_CHARS = 300
+MAX_TOPIC_CHARS = 60
+MAX_FOLLOW_UP_TOPIC_CHARS = 80
+MAX_QUESTION_CHARS = 300
+MAX_REFERENCE_CHARS = 120  # as bot.domain.relationship keeps them
+MAX_TOPICS = 5
+MAX_FOLLOW_UPS = 3
+MAX_REFERENCES = 3
+# Longer than this is as good as permanent, and keeps expiry dates far from datetime's limits.
+MAX_EXPIRES_IN_DAYS = 3650
+# A transcript line longer than this is cut: facts come from what people say about themselves, not from pastes.
+MAX_LINE_CHARS = 1000
+
+Action = Literal["new", "same", "changed", "retracted"]
+Temporal = Literal["permanent", "long_term", "short_term"]
+ReferenceKind = Literal["nickname", "inside_joke"]
+
+_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```\Z", re.S | re.I)
+
+
+class ExtractionError(ValueError):
+    """The model's answer could not be used; the message says why, briefly."""
+
+
+def _clamped(value: Any, low: float, high: float) -> Any:
+    """A number (or numeric string) brought into [low, high]; anything else is left for pydantic to refuse."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        return min(max(value, low), high)
+    return value
+
+
+def _word(value: Any) -> Any:
+    """ "Long-term " and "long term" read as "long_term"; the Literal check still refuses unknown words."""
+    if isinstance(value, str):
+        return "_".join(value.strip().lower().replace("-", " ").split())
+    return value
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ExtractedFact(_Answer):
+    speaker: str  # the name as it appears in the transcript
+    action: Action = "new"
+    existing_id: int | None = None  # for same/changed/retracted: the id of the known fact
+    type: str = Field(json_schema_extra={"enum": list(FACT_TYPES)})
+    content: str = Field(min_length=1, max_length=MAX_FACT_CHARS)  # third person, e.g. "works as a nurse"
+    confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    temporal: Temporal = "long_term"
+    expires_in_days: int | None = Field(default=None, ge=1, le=MAX_EXPIRES_IN_DAYS)
+
+    @field_validator("action", "temporal", mode="before")
+    @classmethod
+    def _normalize_word(cls, value: Any) -> Any:
+        return _word(value)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        word = _word(value)
+        return word if word in FACT_TYPES else FALLBACK_TYPE
+
+    @field_validator("confidence", "importance", mode="before")
+    @classmethod
+    def _clamp_unit(cls, value: Any) -> Any:
+        return _clamped(value, 0.0, 1.0)
+
+    @field_validator("expires_in_days", mode="before")
+    @classmethod
+    def _clamp_days(cls, value: Any) -> Any:
+        value = _clamped(value, 1, MAX_EXPIRES_IN_DAYS)
+        if isinstance(value, float) and math.isfinite(value):
+            return math.ceil(value)  # "1.5 days" is still going on tomorrow
+        return value
+
+
+class ExtractedTopic(_Answer):
+    name: str = Field(min_length=1, max_length=MAX_TOPIC_CHARS)
+    sentiment: float = Field(default=0.0, ge=-1.0, le=1.0)
+
+    @field_validator("sentiment", mode="before")
+    @classmethod
+    def _clamp_sentiment(cls, value: Any) -> Any:
+        return _clamped(value, -1.0, 1.0)
+
+
+class ExtractedFollowUp(_Answer):
+    speaker: str
+    topic: str = Field(min_length=1, max_length=MAX_FOLLOW_UP_TOPIC_CHARS)
+    date: datetime.date  # when Hearth will ask, "YYYY-MM-DD"
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)  # e.g. "How did the interview go?"
+
+
+class ExtractedReference(_Answer):
+    speaker: str
+    kind: ReferenceKind
+    text: str = Field(min_length=1, max_length=MAX_REFERENCE_CHARS)
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _normalize_kind(cls, value: Any) -> Any:
+        return _word(value)
+
+
+class Extraction(_Answer):
+    facts: list[ExtractedFact] = Field(default_factory=list)
+    sentiment: float = Field(default=0.0, ge=-1.0, le=1.0)  # the exchange's overall tone towards Hearth
+    intensity: float = Field(default=0.3, ge=0.0, le=1.0)
+    topics: list[ExtractedTopic] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_TOPICS})
+    follow_ups: list[ExtractedFollowUp] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_FOLLOW_UPS})
+    references: list[ExtractedReference] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES})
+
+    @field_validator("sentiment", mode="before")
+    @classmethod
+    def _clamp_sentiment(cls, value: Any) -> Any:
+        return _clamped(value, -1.0, 1.0)
+
+    @field_validator("intensity", mode="before")
+    @classmethod
+    def _clamp_intensity(cls, value: Any) -> Any:
+        return _clamped(value, 0.0, 1.0)
+
+    # Extra items are dropped before validation, so a broken sixth topic cannot cost the first five.
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _first_topics(cls, value: Any) -> Any:
+        return value[:MAX_TOPICS] if isinstance(value, list) else value
+
+    @field_validator("follow_ups", mode="before")
+    @classmethod
+    def _first_follow_ups(cls, value: Any) -> Any:
+        return value[:MAX_FOLLOW_UPS] if isinstance(value, list) else value
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _first_references(cls, value: Any) -> Any:
+        return value[:MAX_REFERENCES] if isinstance(value, list) else value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "answer"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def parse_extraction(text: str) -> Extraction:
+    """The answer as an Extraction: one JSON object, bare or in a ``` / ```json fence. Nothing else is searched
+    for JSON, so prose around an object is refused rather than guessed at."""
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced.group(1).strip()
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ExtractionError("the answer is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ExtractionError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return Extraction.model_validate(data)
+    except ValidationError as exc:
+        raise ExtractionError(_short(exc)) from exc
+
+
+def response_format() -> dict[str, Any]:
+    """The OpenAI-style ``response_format`` asking for an Extraction (not strict: servers differ in support)."""
+    return {"type": "json_schema", "json_schema": {"name": "hearth_learning", "schema": Extraction.model_json_schema()}}
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFact:
+    """A stored fact shown to the model so it can say same/changed/retracted by ``id``."""
+
+    id: int
+    speaker: str
+    type: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    speaker: str | None  # None: Hearth itself
+    text: str
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Whitespace collapsed, so a message cannot fake a line ("\\nBob: …") from another speaker."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _instructions(persona_name: str, today: datetime.date) -> str:
+    friday = today + datetime.timedelta(days=(4 - today.weekday()) % 7 or 7)  # the example's "on Friday"
+    saturday = friday + datetime.timedelta(days=1)
+    fact = {"speaker": "Sam", "action": "new", "type": "hobby", "content": "plays the cello", "confidence": 0.9}
+    update = {"speaker": "Sam", "action": "changed", "existing_id": 7, "type": "location", "content": "lives in Lyon"}
+    ask = {"speaker": "Sam", "topic": "audition", "date": saturday.isoformat(), "question": "How did the audition go?"}
+    example = {
+        "facts": [fact, update],
+        "sentiment": 0.5,
+        "intensity": 0.4,
+        "topics": [{"name": "music", "sentiment": 0.7}],
+        "follow_ups": [ask],
+        "references": [],
+    }
+    return f"""You read a chat between {persona_name} (an AI companion) and people, and note what {persona_name} \
+should remember. Today is {today:%A} {today.isoformat()}.
+
+facts: durable facts about the human speakers only, as they stated them: never about {persona_name}, never \
+guesses, jokes, hypotheticals or small talk. "speaker" is the name exactly as in the chat; "content" is short, \
+third person, without the name ("works as a nurse"); "type" is one of {", ".join(FACT_TYPES)}; "confidence" and \
+"importance" are 0..1; "temporal" is permanent, long_term or short_term, with "expires_in_days" when it will stop \
+being true.
+Compare with the known facts and their [id]s: a fact restated is "same", an update is "changed" (new content), \
+one the speaker says is no longer true is "retracted"; give its "existing_id". Anything else is "new". \
+Do not repeat known facts nobody mentioned.
+sentiment: the people's overall tone towards {persona_name}, -1 hostile to 1 warm; intensity: 0 calm to 1 \
+intense. topics: up to {MAX_TOPICS} main topics, with how the people feel about each (-1..1).
+follow_ups: up to {MAX_FOLLOW_UPS} upcoming things a speaker mentioned (an interview, a trip) that \
+{persona_name} could ask about afterwards: "date" is the YYYY-MM-DD day to ask, usually the day after; \
+resolve "tomorrow" or "on Friday" from today (an audition on Friday is {friday}: ask on {saturday}).
+references: up to {MAX_REFERENCES} nicknames a speaker wants {persona_name} to call them, or inside jokes they \
+clearly share with {persona_name} ("kind": nickname or inside_joke).
+Leave lists empty when there is nothing. Answer with ONLY the JSON object, no other text. Example of the shape \
+(not real data):
+{json.dumps(example)}"""
+
+
+def extraction_messages(
+    lines: Sequence[TranscriptLine],
+    known: Sequence[KnownFact],
+    *,
+    persona_name: str,
+    today: datetime.date,
+    max_known: int = 30,
+) -> list[ChatMessage]:
+    """The learner's request. Only the first ``max_known`` known facts are shown, so pass them best first, and
+    treat only the ids shown as known when the answer comes back."""
+    shown = known[: max(max_known, 0)]
+    facts = [f"[{fact.id}] {fact.speaker} ({fact.type}): {_one_line(fact.content, MAX_LINE_CHARS)}" for fact in shown]
+    chat = [
+        f"{persona_name if line.speaker is None else line.speaker}: {_one_line(line.text, MAX_LINE_CHARS)}"
+        for line in lines
+    ]
+    user = "Known facts:\n" + ("\n".join(facts) or "(none)") + "\n\nChat:\n" + "\n".join(chat)
+    return [
+        ChatMessage("system", _instructions(persona_name, today)),
+        ChatMessage("user", user),
+    ]

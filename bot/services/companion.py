@@ -1,0 +1,110 @@
+"""What Hearth knows and feels, as prompt sections: facts about the speaker, the relationship, its mood, its
+opinions on the topics at hand and the speaker's way of writing.
+
+Only what may be used here reaches a prompt: the speaker's facts from this place (this guild, or DMs) and the
+ones they made global; nothing learned about someone who opted out. Mood and opinions are Hearth's own, per
+guild (and one set for DMs).
+"""
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from bot.db.engine import Database
+from bot.db.repositories.companion import (
+    LearningRepository,
+    MoodRepository,
+    OpinionRepository,
+    RelationshipRepository,
+    StyleRepository,
+)
+from bot.db.repositories.facts import FactRepository, FactRow
+from bot.db.types import utcnow
+from bot.domain import mood as moods
+from bot.domain import relationship as relationships
+from bot.domain.budget import take_lines_within
+from bot.domain.facts import StoredFact, fact_line, prompt_order
+from bot.domain.opinions import normalize_topic, voice
+from bot.domain.style import guidance
+from bot.llm.embeddings import Vectors
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# Topics are matched as runs of up to this many words of the message ("rock climbing", "the cello").
+_TOPIC_WORDS = 3
+
+
+def topics_in(text: str, max_words: int = _TOPIC_WORDS) -> list[str]:
+    """Every run of one to ``max_words`` words of ``text``, normalised as opinion topics are."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    runs = {" ".join(words[i : i + n]) for n in range(1, max_words + 1) for i in range(len(words) - n + 1)}
+    return sorted(normalize_topic(run) for run in runs if run)
+
+
+def _stored(row: FactRow) -> StoredFact:
+    return StoredFact(
+        id=row.id,
+        type=row.fact_type,
+        content=row.content,
+        confidence=row.confidence,
+        importance=row.importance,
+        learned_at=row.learned_at,
+        last_referenced_at=row.last_referenced_at,
+        expiry_date=row.expiry_date,
+        is_active=row.is_active,
+    )
+
+
+class CompanionContext:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.database = database
+        self.clock = clock
+
+    async def sections(
+        self,
+        *,
+        user_id: int,
+        guild_id: int | None,
+        text: str,
+        persona_config: Mapping[str, Any],
+        budgets: Mapping[str, int],
+        query_vector: Awaitable[Vectors] | None = None,
+    ) -> dict[str, str]:
+        """Prompt section name → text for a reply to ``user_id`` saying ``text`` here (only sections with
+        something to say); the facts are cut to their budget in whole lines."""
+        now = self.clock()
+        async with self.database.reading() as session:
+            allowed, _ = await LearningRepository(session).learning_allowed([user_id], guild_id)
+            opted_in = user_id in allowed
+            facts = await FactRepository(session).usable(user_id, guild_id=guild_id, now=now) if opted_in else []
+            relationship = await RelationshipRepository(session).get(user_id, guild_id) if opted_in else None
+            style = await StyleRepository(session).get(user_id) if opted_in else None
+            mood = await MoodRepository(session).get(guild_id)
+            opinions = await OpinionRepository(session).get_many(guild_id, topics_in(text)) if text.strip() else {}
+
+        sections: dict[str, str] = {}
+        if facts:
+            relevance: dict[int, float] | None = None
+            vectors = [row for row in facts if row.embedding is not None]
+            if query_vector is not None and vectors:
+                query = await query_vector
+                scores = np.stack([row.embedding for row in vectors if row.embedding is not None]) @ query
+                relevance = {row.id: float(score) for row, score in zip(vectors, scores, strict=True)}
+            ordered = prompt_order([_stored(row) for row in facts], now, relevance)
+            lines = take_lines_within([f"- {fact_line(fact)}" for fact in ordered], budgets.get("facts", 0))
+            if lines:
+                sections["facts"] = "\n".join(lines)
+        if relationship is not None:
+            sections["relationship"] = relationships.describe(relationship, now=now)
+        if mood is not None:
+            baseline = moods.baseline_of(persona_config)
+            current = moods.decayed(mood[0], baseline=baseline, elapsed=now - mood[1])
+            sections["mood"] = moods.describe(current)
+        voiced = [line for opinion in opinions.values() if (line := voice(opinion))]
+        if voiced:
+            sections["opinions"] = "\n".join(sorted(voiced))
+        if style is not None and (advice := guidance(style)):
+            sections["style"] = advice
+        return sections

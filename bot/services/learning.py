@@ -1,0 +1,583 @@
+"""Learning about people, off the reply path: facts, relationship, mood, opinions, style and follow-ups.
+
+The conversation service tells the learner about each stored user message (:meth:`Learner.observe`, never
+waits). A conversation is learned from in batches: once it holds ``batch_messages`` new user messages, or when
+it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
+``bot/domain/extraction.py``); an answer that cannot be used is asked for once more, then the batch is skipped
+with a log line. Everything a batch teaches is written in one transaction, together with the conversation's
+``learned_message_id`` marker, so a batch is applied whole or not at all, and after a restart
+:meth:`Learner.catch_up` finds the conversations whose latest messages were never learned from.
+
+Users who opted out are left out of the transcript the model sees and nothing is stored about them; a guild can
+switch learning off (its ``learning`` setting).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.engine import Database
+from bot.db.repositories.companion import (
+    LearningRepository,
+    MoodRepository,
+    OpinionRepository,
+    RelationshipRepository,
+    StyleRepository,
+    UnlearnedMessage,
+)
+from bot.db.repositories.events import EventRepository
+from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.types import utcnow
+from bot.domain import mood as moods
+from bot.domain import relationship as relationships
+from bot.domain.budget import estimate_tokens
+from bot.domain.extraction import (
+    Extraction,
+    ExtractionError,
+    KnownFact,
+    TranscriptLine,
+    extraction_messages,
+    parse_extraction,
+    response_format,
+)
+from bot.domain.facts import (
+    ASSOCIATION_SIMILARITY,
+    association_strength,
+    association_type,
+    decide,
+    expiry_for,
+    refreshed_confidence,
+)
+from bot.domain.opinions import after_discussion, normalize_topic
+from bot.domain.style import CommunicationStyle, signals_of, updated
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.embeddings import Embedder, Vectors
+from bot.services.locks import KeyedLocks
+from bot.services.personas import PersonaService, PersonaView
+
+log = logging.getLogger(__name__)
+
+# Fact types whose sameness between two members is worth remembering (see bot.domain.facts.association_type).
+_ASSOCIABLE = ("hobby", "preference", "work", "location")
+# A follow-up is due on the evening (UTC) of the day it is about ("my exam is tomorrow": tomorrow evening).
+_FOLLOW_UP_HOUR = time(18, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LearningConfig:
+    model: str
+    enabled: bool = True
+    batch_messages: int = 6  # new user messages in a conversation that make a batch
+    idle: timedelta = timedelta(minutes=2)  # a quiet conversation is learned from with what it has
+    workers: int = 2
+    queue_size: int = 1000
+    batch_limit: int = 40  # messages read per batch (the oldest first; the rest make the next one)
+    transcript_tokens: int = 1500
+    known_facts: int = 8  # per speaker, the stored facts closest to the batch shown to the model
+    max_tokens: int = 800
+    temperature: float = 0.2
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LearnOutcome:
+    status: Literal["learned", "skipped", "nothing", "not_allowed", "unavailable"]
+    messages: int = 0
+    facts_added: int = 0
+    facts_refreshed: int = 0
+    facts_superseded: int = 0
+    llm_calls: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What the learner knows of a conversation between batches."""
+
+    new_user_messages: int = 0
+    last_seen: float = 0.0  # monotonic time of its last observed message
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    pass
+
+
+def _cosine(matrix: Sequence[Vectors], vector: Vectors) -> list[float]:
+    if not matrix:
+        return []
+    return [float(x) for x in np.stack(list(matrix)) @ vector]
+
+
+class Learner:
+    def __init__(
+        self,
+        database: Database,
+        chat: ChatModel,
+        embedder: Embedder,
+        personas: PersonaService,
+        config: LearningConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.database = database
+        self.chat = chat
+        self.embedder = embedder
+        self.personas = personas
+        self.config = config
+        self.clock = clock
+        self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
+        self._queue: asyncio.Queue[int | _Stop] = asyncio.Queue(config.queue_size)
+        self._queued: set[int] = set()
+        self._pending: dict[int, _Pending] = {}
+        self._locks = KeyedLocks()
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle_watch: asyncio.Task[None] | None = None
+        self.llm_calls = 0  # chat requests made so far (retries included)
+        self.batches = 0
+
+    # -- feeding ----------------------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def observe(self, conversation_id: int) -> None:
+        """A user message was stored in this conversation; learn from it with the next batch (never waits)."""
+        if not self.config.enabled:
+            return
+        pending = self._pending.setdefault(conversation_id, _Pending())
+        pending.new_user_messages += 1
+        pending.last_seen = self._monotonic()
+        if pending.new_user_messages >= self.config.batch_messages:
+            self._enqueue(conversation_id)
+
+    def _enqueue(self, conversation_id: int) -> None:
+        self._pending.pop(conversation_id, None)
+        if conversation_id in self._queued:
+            return
+        try:
+            self._queue.put_nowait(conversation_id)
+        except asyncio.QueueFull:
+            log.warning("learning queue full; conversation %s is left for the next catch-up", conversation_id)
+            return
+        self._queued.add(conversation_id)
+
+    def enqueue_idle(self) -> int:
+        """Queue the conversations quiet for ``idle`` with something not yet learned; returns how many."""
+        cutoff = self._monotonic() - self.config.idle.total_seconds()
+        idle = [conversation for conversation, p in self._pending.items() if p.last_seen <= cutoff]
+        for conversation_id in idle:
+            self._enqueue(conversation_id)
+        return len(idle)
+
+    async def catch_up(self, limit: int = 1000) -> int:
+        """Queue the conversations holding user messages that were never learned from (after a restart)."""
+        if not self.config.enabled:
+            return 0
+        async with self.database.session() as session:
+            behind = await LearningRepository(session).conversations_behind(limit=limit)
+        for conversation_id in behind:
+            self._enqueue(conversation_id)
+        if behind:
+            log.info("catching up on learning in %d conversations", len(behind))
+        return len(behind)
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._workers or not self.config.enabled:
+            return
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"learner-{i}") for i in range(max(1, self.config.workers))
+        ]
+        self._idle_watch = asyncio.create_task(self._watch_idle(), name="learner-idle")
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is learned (tests, shutdown)."""
+        await self._queue.join()
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Learn from what is pending (every conversation with new messages), then stop; what does not finish
+        within ``timeout_s`` is caught up at the next start."""
+        if self._idle_watch is not None:
+            self._idle_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_watch
+            self._idle_watch = None
+        workers, self._workers = self._workers, []
+        if not workers:
+            return
+        for conversation_id in list(self._pending):
+            self._enqueue(conversation_id)
+        for _ in workers:
+            await self._queue.put(_Stop())
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*(asyncio.shield(worker) for worker in workers))
+        except TimeoutError:
+            log.warning(
+                "stopping with %d conversations not yet learned from; caught up at the next start", self.backlog
+            )
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _watch_idle(self) -> None:
+        interval = max(1.0, self.config.idle.total_seconds() / 4)
+        while True:
+            await asyncio.sleep(interval)
+            self.enqueue_idle()
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, _Stop):
+                    return
+                self._queued.discard(item)
+                try:
+                    await self.learn(item)
+                except Exception:  # a database fault: the marker did not move, so catch-up finds it again
+                    log.exception("learning from conversation %s failed", item)
+            finally:
+                self._queue.task_done()
+
+    # -- one batch --------------------------------------------------------------------------------------
+
+    async def learn(self, conversation_id: int) -> LearnOutcome:
+        """Learn from the conversation's messages not yet learned from (one batch, at most one LLM answer used)."""
+        async with self._locks.hold(conversation_id):
+            return await self._learn(conversation_id)
+
+    async def _learn(self, conversation_id: int) -> LearnOutcome:
+        now = self.clock()
+        async with self.database.session() as session:
+            repo = LearningRepository(session)
+            messages = await repo.unlearned(conversation_id, limit=self.config.batch_limit)
+            if not messages:
+                return LearnOutcome("nothing")
+            guild_id = messages[-1].guild_id
+            speakers = {m.user_id for m in messages if m.role == "user" and m.user_id is not None}
+            allowed, guild_allows = await repo.learning_allowed(sorted(speakers), guild_id)
+            if not guild_allows or not allowed:
+                await repo.mark_learned(conversation_id, messages[-1].id)
+                return LearnOutcome("not_allowed", messages=len(messages))
+            known = await self._known_facts(session, allowed, guild_id, messages, now)
+        persona = await self.personas.for_guild(guild_id)
+        lines = self._transcript(messages, allowed)
+        names = {
+            m.speaker: m.user_id
+            for m in messages
+            if m.role == "user" and m.user_id is not None and m.user_id in allowed and m.speaker
+        }
+
+        extraction, calls = await self._extract(lines, known, persona.name, now)
+        if extraction is None and calls == 0:
+            return LearnOutcome("unavailable", messages=len(messages))
+        outcome = await self._apply(conversation_id, messages, allowed, names, known, extraction, persona, now)
+        self.batches += 1
+        return LearnOutcome(
+            "learned" if extraction is not None else "skipped",
+            messages=len(messages),
+            facts_added=outcome[0],
+            facts_refreshed=outcome[1],
+            facts_superseded=outcome[2],
+            llm_calls=calls,
+        )
+
+    def _transcript(self, messages: Sequence[UnlearnedMessage], allowed: set[int]) -> list[TranscriptLine]:
+        """The batch as the model sees it: the newest lines that fit, without anyone who opted out."""
+        lines: list[TranscriptLine] = []
+        tokens = 0
+        for message in reversed(messages):
+            if message.role == "user" and message.user_id not in allowed:
+                continue
+            tokens += estimate_tokens(message.content) + 4
+            if lines and tokens > self.config.transcript_tokens:
+                break
+            speaker = None if message.role == "assistant" else (message.speaker or "Someone")
+            lines.append(TranscriptLine(speaker, message.content))
+        return list(reversed(lines))
+
+    async def _known_facts(
+        self,
+        session: AsyncSession,
+        allowed: set[int],
+        guild_id: int | None,
+        messages: Sequence[UnlearnedMessage],
+        now: datetime,
+    ) -> dict[int, tuple[FactRow, str]]:
+        """Per speaker, the stored facts usable here that are closest to what the batch is about."""
+        facts = FactRepository(session)
+        batch_text = "\n".join(m.content for m in messages if m.role == "user" and m.user_id in allowed)
+        speaker_of = {m.user_id: m.speaker or "Someone" for m in messages if m.role == "user" and m.user_id}
+        query: Vectors | None = None
+        chosen: dict[int, tuple[FactRow, str]] = {}
+        for user_id in sorted(allowed):
+            usable = await facts.usable(user_id, guild_id=guild_id, now=now)
+            if len(usable) > self.config.known_facts:
+                if query is None:  # background work: not embed_one, which goes before queued work
+                    query = (await self.embedder.embed([batch_text]))[0]
+                with_vectors = [f for f in usable if f.embedding is not None]
+                scores = _cosine([f.embedding for f in with_vectors if f.embedding is not None], query)
+                ranked = [f for _, f in sorted(zip(scores, with_vectors, strict=True), key=lambda p: -p[0])]
+                usable = (ranked + [f for f in usable if f.embedding is None])[: self.config.known_facts]
+            for fact in usable:
+                chosen[fact.id] = (fact, speaker_of.get(user_id, "Someone"))
+        return chosen
+
+    async def _extract(
+        self, lines: list[TranscriptLine], known: dict[int, tuple[FactRow, str]], persona_name: str, now: datetime
+    ) -> tuple[Extraction | None, int]:
+        """The model's reading of the batch: asked once, and once more if the answer cannot be used."""
+        messages = extraction_messages(
+            lines,
+            [KnownFact(fact.id, speaker, fact.fact_type, fact.content) for fact, speaker in known.values()],
+            persona_name=persona_name,
+            today=now.date(),
+        )
+        extra: dict[str, Any] = dict(self.config.extra_body)
+        if self.config.response_format == "json_schema":
+            extra["response_format"] = response_format()
+        elif self.config.response_format == "json_object":
+            extra["response_format"] = {"type": "json_object"}
+        options = ChatOptions(
+            model=self.config.model,
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
+            extra_body=extra,
+        )
+        calls = 0
+        for attempt in (1, 2):
+            try:
+                self.llm_calls += 1
+                calls += 1
+                completion = await self.chat.generate(messages, options)
+            except LLMUnavailable as exc:
+                log.warning("learning postponed: the model is unavailable (%s)", exc)
+                return None, 0
+            try:
+                return parse_extraction(completion.text), calls
+            except ExtractionError as exc:
+                log.warning("learning answer unusable (attempt %d): %s", attempt, exc)
+        log.warning("skipping a learning batch of %d lines: no usable answer after two attempts", len(lines))
+        return None, calls
+
+    async def _apply(
+        self,
+        conversation_id: int,
+        messages: Sequence[UnlearnedMessage],
+        allowed: set[int],
+        names: dict[str, int],
+        known: dict[int, tuple[FactRow, str]],
+        extraction: Extraction | None,
+        persona: PersonaView,
+        now: datetime,
+    ) -> tuple[int, int, int]:
+        """Write everything the batch taught, and move the marker, in one transaction."""
+        guild_id = messages[-1].guild_id
+        channel_id = messages[-1].channel_id
+        user_messages = [m for m in messages if m.role == "user" and m.user_id in allowed]
+        facts = extraction.facts if extraction is not None else []
+        contents = [fact.content for fact in facts]
+        vectors = await self.embedder.embed(contents) if contents else None
+        baseline = moods.baseline_of(persona.config)
+        added = refreshed = superseded = 0
+
+        async with self.database.session() as session:
+            learning = LearningRepository(session)
+            fact_repo = FactRepository(session)
+            # Style: every message, no model needed.
+            styles = StyleRepository(session)
+            by_user: dict[int, list[UnlearnedMessage]] = {}
+            for message in user_messages:
+                assert message.user_id is not None
+                by_user.setdefault(message.user_id, []).append(message)
+            for writer_id, said in by_user.items():
+                style = await styles.get(writer_id) or CommunicationStyle()
+                for message in said:
+                    style = updated(style, signals_of(message.content))
+                await styles.save(writer_id, style)
+
+            if extraction is not None:
+                for index, fact in enumerate(facts):
+                    user_id = _user_for(fact.speaker, names)
+                    if user_id is None:
+                        continue  # about someone not learned from (opted out, Hearth itself, a stranger)
+                    vector = vectors[index] if vectors is not None else None
+                    own = [row for row, _ in known.values() if row.user_id == user_id]
+                    usable = await fact_repo.usable(user_id, guild_id=guild_id, now=now)
+                    nearest = _nearest(usable, vector)
+                    decision = decide(fact, {row.id for row in own}, nearest)
+                    if decision.kind == "ignore":
+                        continue
+                    if decision.kind == "refresh" and decision.target_id is not None:
+                        old = next((row for row in usable if row.id == decision.target_id), None)
+                        base = old.confidence if old is not None else fact.confidence
+                        await fact_repo.refresh(
+                            decision.target_id, confidence=refreshed_confidence(base, fact.confidence), at=now
+                        )
+                        refreshed += 1
+                        continue
+                    if decision.kind == "retract" and decision.target_id is not None:
+                        await fact_repo.supersede(decision.target_id, at=now)
+                        superseded += 1
+                        continue
+                    new_id = await fact_repo.add(
+                        NewFact(
+                            user_id=user_id,
+                            fact_type=fact.type,
+                            content=fact.content,
+                            scope="guild" if guild_id is not None else "dm",
+                            guild_id=guild_id,
+                            learned_at=now,
+                            confidence=fact.confidence,
+                            importance=fact.importance,
+                            temporal_relevance=fact.temporal,
+                            expiry_date=expiry_for(fact.temporal, fact.expires_in_days, now),
+                            extracted_from_message_id=_last_said_by(messages, user_id),
+                        ),
+                        vector,
+                        self.embedder.model_name if vector is not None else None,
+                    )
+                    added += 1
+                    if decision.kind == "supersede" and decision.target_id is not None:
+                        await fact_repo.supersede(decision.target_id, at=now, by=new_id)
+                        superseded += 1
+                    if guild_id is not None and vector is not None and fact.type in _ASSOCIABLE:
+                        await self._associate(fact_repo, new_id, fact.type, vector, guild_id, user_id, now)
+
+                await self._relationships(session, by_user, extraction, names, guild_id, now)
+                await self._mood(session, guild_id, extraction, baseline, user_messages, now)
+                opinions = OpinionRepository(session)
+                topics = {normalize_topic(t.name): t.sentiment for t in extraction.topics if normalize_topic(t.name)}
+                current = await opinions.get_many(guild_id, list(topics))
+                for topic, sentiment in topics.items():
+                    await opinions.save(
+                        guild_id, after_discussion(current.get(topic), topic=topic, sentiment=sentiment, at=now)
+                    )
+                events = EventRepository(session)
+                for follow_up in extraction.follow_ups:
+                    asker = _user_for(follow_up.speaker, names)
+                    due = datetime.combine(follow_up.date, _FOLLOW_UP_HOUR, tzinfo=UTC)
+                    if asker is None or due <= now:
+                        continue
+                    await events.add_follow_up(
+                        user_id=asker,
+                        guild_id=guild_id,
+                        channel_id=channel_id,
+                        topic=follow_up.topic,
+                        question=follow_up.question,
+                        trigger_at=due,
+                        context={"conversation_id": conversation_id},
+                    )
+            await learning.mark_learned(conversation_id, messages[-1].id)
+        return added, refreshed, superseded
+
+    async def _associate(
+        self,
+        facts: FactRepository,
+        fact_id: int,
+        fact_type: str,
+        vector: Vectors,
+        guild_id: int,
+        user_id: int,
+        now: datetime,
+    ) -> None:
+        """Link a new guild fact to other members' facts it shares (same guild, guild-scoped facts only)."""
+        others = [
+            row
+            for row in await facts.guild_facts_of_others(guild_id, user_id, [fact_type], now)
+            if row.embedding is not None
+        ]
+        for row, similarity in zip(
+            others, _cosine([r.embedding for r in others if r.embedding is not None], vector), strict=True
+        ):
+            if similarity < ASSOCIATION_SIMILARITY:
+                continue
+            kind = association_type(fact_type, row.fact_type, similarity)
+            if kind is not None:
+                await facts.associate(fact_id, row.id, kind=kind, strength=association_strength(similarity), at=now)
+
+    async def _relationships(
+        self,
+        session: AsyncSession,
+        by_user: dict[int, list[UnlearnedMessage]],
+        extraction: Extraction,
+        names: dict[str, int],
+        guild_id: int | None,
+        now: datetime,
+    ) -> None:
+        repo = RelationshipRepository(session)
+        references: dict[int, list[tuple[Literal["nickname", "inside_joke"], str]]] = {}
+        for reference in extraction.references:
+            user_id = _user_for(reference.speaker, names)
+            if user_id is not None:
+                references.setdefault(user_id, []).append((reference.kind, reference.text))
+        for user_id, said in by_user.items():
+            state = await repo.get(user_id, guild_id) or relationships.Relationship()
+            words = sum(len(m.content.split()) for m in said) / len(said)
+            depth = min(1.0, words / 40) * 0.6 + extraction.intensity * 0.4
+            state = relationships.after_exchange(state, sentiment=extraction.sentiment, depth=depth, at=now)
+            for kind, text in references.get(user_id, []):
+                state = relationships.with_reference(state, kind, text)
+            await repo.save(
+                user_id, guild_id, state, message_length=float(sum(len(m.content) for m in said) / len(said))
+            )
+
+    async def _mood(
+        self,
+        session: AsyncSession,
+        guild_id: int | None,
+        extraction: Extraction,
+        baseline: moods.Mood,
+        user_messages: Sequence[UnlearnedMessage],
+        now: datetime,
+    ) -> None:
+        repo = MoodRepository(session)
+        stored = await repo.get(guild_id)
+        before = baseline if stored is None else moods.decayed(stored[0], baseline=baseline, elapsed=now - stored[1])
+        after = moods.nudged(before, sentiment=extraction.sentiment, intensity=extraction.intensity, baseline=baseline)
+        await repo.save(guild_id, after, at=now)
+        # Significant: far enough from the last mood written to the history (or the baseline), so a slow drift
+        # of small steps is recorded too.
+        if moods.is_significant_change(await repo.last_recorded(guild_id) or baseline, after):
+            trigger = user_messages[-1].user_id if user_messages else None
+            await repo.record_change(
+                guild_id,
+                after,
+                at=now,
+                trigger_type="conversation",
+                user_id=trigger,
+                description=f"felt {moods.mood_name(after)} after a conversation",
+            )
+
+
+def _user_for(speaker: str, names: dict[str, int]) -> int | None:
+    """The user a name in the model's answer refers to (as written in the transcript, any case)."""
+    if speaker in names:
+        return names[speaker]
+    folded = {name.casefold(): user for name, user in names.items()}
+    return folded.get(speaker.strip().casefold())
+
+
+def _nearest(rows: Sequence[FactRow], vector: Vectors | None) -> tuple[int, float] | None:
+    candidates = [row for row in rows if row.embedding is not None]
+    if vector is None or not candidates:
+        return None
+    scores = _cosine([row.embedding for row in candidates if row.embedding is not None], vector)
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    return candidates[best].id, scores[best]
+
+
+def _last_said_by(messages: Sequence[UnlearnedMessage], user_id: int) -> int | None:
+    return next((m.id for m in reversed(messages) if m.user_id == user_id and m.role == "user"), None)

@@ -1,0 +1,261 @@
+"""Learning through the real pipeline on both backends: the conversation service stores messages, the learner
+reads them in batches with one call to the (fake, scripted) model, and the next prompts show what it learned —
+only where they may."""
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db.engine import Database
+from bot.db.models import BotState, Conversation, MoodHistory, ScheduledEvent, UserFact, UserRelationship
+from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.users import UserRepository
+from bot.services.companion import CompanionContext
+from bot.services.conversation import ConversationService
+from bot.services.learning import Learner, LearningConfig
+from bot.services.personas import PersonaService
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.chat import RecordingReply, chat_model, conversation_service, message
+from tests.support.embedding import shared_embedder
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+Answer = Callable[[str], str]  # the learning prompt's text → the model's answer
+
+
+class ScriptedModel:
+    """The fake model's behaviour: learning requests (they ask for JSON) get the scripted answers in order;
+    replies get "ok". Each learning answer may read the prompt, as a model does (to cite a known fact's id)."""
+
+    def __init__(self, llm: FakeLLM) -> None:
+        self.answers: list[Answer] = []
+        self.learning_prompts: list[str] = []
+        llm.default = self
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        if "response_format" not in body:
+            return Reply("ok")
+        prompt = "\n".join(str(m["content"]) for m in body["messages"])
+        self.learning_prompts.append(prompt)
+        answer = self.answers.pop(0) if self.answers else (lambda _: json.dumps({"facts": []}))
+        return Reply(answer(prompt))
+
+
+def fact_id(prompt: str, content: str) -> int:
+    found = re.search(r"\[(\d+)\][^\n]*" + re.escape(content), prompt)
+    assert found, f"the learning prompt does not show the known fact {content!r}:\n{prompt}"
+    return int(found.group(1))
+
+
+def extraction(**fields: Any) -> Answer:
+    return lambda _prompt: json.dumps({"sentiment": 0.5, "intensity": 0.5, **fields})
+
+
+def fact(content: str, kind: str, speaker: str = "Ana", **more: Any) -> dict[str, Any]:
+    return {"speaker": speaker, "type": kind, "content": content, "confidence": 0.9, **more}
+
+
+async def setup(
+    db: Database, llm: FakeLLM, *, batch_messages: int = 1, clock: Callable[[], datetime] = lambda: NOW
+) -> tuple[ConversationService, Learner]:
+    learner = Learner(
+        db,
+        chat_model(llm.base_url),
+        await shared_embedder(),
+        PersonaService(db),
+        LearningConfig(model="fake-model", batch_messages=batch_messages, workers=1),
+        clock=clock,
+    )
+    service = conversation_service(db, llm, companion=CompanionContext(db, clock=clock), learner=learner, clock=clock)
+    return service, learner
+
+
+def system_prompt(llm: FakeLLM) -> str:
+    replies = [r for r in llm.chat_requests if "response_format" not in r.body]
+    return str(replies[-1].body["messages"][0]["content"])
+
+
+async def say(service: ConversationService, learner: Learner, text: str, **where: Any) -> None:
+    await service.handle(message(text, at=NOW, **where), RecordingReply())
+    await learner.flush()
+
+
+async def test_a_changed_fact_supersedes_the_old_one_and_the_prompt_holds_only_the_new(
+    db: Database, llm: FakeLLM
+) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    model.answers = [
+        extraction(facts=[fact("works as a nurse", "work"), fact("lives in Berlin", "location")]),
+        lambda prompt: json.dumps(
+            {
+                "facts": [
+                    {
+                        **fact("lives in Lisbon", "location"),
+                        "action": "changed",
+                        "existing_id": fact_id(prompt, "lives in Berlin"),
+                    }
+                ],
+                "sentiment": 0.4,
+            }
+        ),
+    ]
+    await say(service, learner, "I'm a nurse in Berlin")
+    await say(service, learner, "actually I moved to Lisbon last month")
+    await service.handle(message("where do I live now?", at=NOW), RecordingReply())
+    await learner.stop()
+
+    system = system_prompt(llm)
+    facts_section = system.split("## What you know about Ana")[1].split("##")[0]
+    assert "lives in Lisbon" in facts_section and "works as a nurse" in facts_section
+    assert "Berlin" not in system
+    async with db.session() as session:
+        rows = {f.fact_content: f for f in (await session.scalars(select(UserFact))).all()}
+    berlin, lisbon = rows["lives in Berlin"], rows["lives in Lisbon"]
+    assert not berlin.is_active and berlin.superseded_by == lisbon.id and berlin.valid_to == NOW
+    assert lisbon.is_active and lisbon.scope == "dm" and lisbon.guild_id is None
+    assert len(model.learning_prompts) == 3  # one call per batch (here: per message), none retried
+
+
+async def test_one_call_per_batch_and_the_rest_of_the_companion_appears_in_the_prompt(
+    db: Database, llm: FakeLLM
+) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=3)
+    learner.start()
+    topics = [{"name": "bouldering", "sentiment": 0.9}]
+    model.answers = [
+        extraction(
+            facts=[fact("loves bouldering", "hobby")],
+            topics=topics,
+            references=[{"speaker": "Ana", "kind": "nickname", "text": "Nana"}],
+            follow_ups=[
+                {"speaker": "Ana", "topic": "climbing exam", "date": "2026-11-27", "question": "How did it go?"}
+            ],
+        ),
+        extraction(topics=topics),
+        extraction(topics=topics),
+    ]
+    for i in range(9):
+        await say(service, learner, f"bouldering again today!! 🧗 round {i}", guild=901, mention=True)
+    assert len(model.learning_prompts) == 3  # nine messages, batches of three
+    await service.handle(message("any bouldering tips?", guild=901, mention=True, at=NOW), RecordingReply())
+    await learner.stop()  # drains the last, partial batch
+
+    system = system_prompt(llm)
+    assert "## What you know about Ana\n- loves bouldering" in system
+    assert "## You and Ana" in system and "You call them: Nana." in system
+    assert "## Your mood" in system
+    assert "## Your opinions on what is being discussed\nYou love bouldering." in system  # formed: 3 discussions
+    assert "## How Ana writes" in system
+    async with db.session() as session:
+        event = await session.scalar(select(ScheduledEvent))
+        relationship = await session.scalar(select(UserRelationship))
+        states = await session.scalar(select(func.count()).select_from(BotState))
+        history = await session.scalar(select(func.count()).select_from(MoodHistory))
+    assert event is not None and (event.event_type, event.title, event.status) == (
+        "follow_up",
+        "climbing exam",
+        "pending",
+    )
+    assert event.trigger_at.date() == datetime(2026, 11, 27).date() and event.context["question"] == "How did it go?"
+    assert relationship is not None and relationship.total_interactions == 4 and relationship.relationship_score > 0
+    assert states == 1 and history is not None and history >= 1
+
+
+async def test_an_unusable_answer_is_asked_once_more_then_the_batch_is_skipped_whole(
+    db: Database, llm: FakeLLM
+) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+
+    model.answers = [lambda _: "Sure! Ana is a nurse.", extraction(facts=[fact("works as a nurse", "work")])]
+    outcome = await learner.learn(conversation)
+    assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 2, 1)
+
+    await service.handle(message("I also play chess", at=NOW), RecordingReply())
+    model.answers = [lambda _: "not json", lambda _: '{"facts": [{"speaker": "Ana"']  # prose, then cut short
+    outcome = await learner.learn(conversation)
+    assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("skipped", 2, 0)
+    assert (await learner.learn(conversation)).status == "nothing"  # skipped means done: not asked again
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+@pytest.mark.parametrize("who", ["user", "guild"])
+async def test_no_learning_from_someone_who_opted_out_or_where_it_is_off(db: Database, llm: FakeLLM, who: str) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    model.answers = [extraction(facts=[fact("lives in Berlin", "location")])]
+    await say(service, learner, "I live in Berlin", guild=901, mention=True)  # learned: before the switch
+    async with db.session() as session:
+        if who == "user":
+            user = await UserRepository(session).get_by_discord_id(11)
+            assert user is not None
+            (await UserRepository(session).preferences(user.id)).learning_opt_out = True
+        else:
+            guild = await GuildRepository(session).get_by_discord_id(901)
+            assert guild is not None
+            await GuildRepository(session).update_settings(guild.id, {"learning": False})
+    service.forget_cached()
+    model.answers = [extraction(facts=[fact("has a cat", "family")])]
+    await say(service, learner, "my cat is called Miso", guild=901, mention=True)
+    await learner.stop()
+
+    assert len(model.learning_prompts) == 1  # nothing asked after the switch
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["lives in Berlin"]
+    if who == "user":  # and what was learned is not used for them any more
+        assert "What you know about Ana" not in system_prompt(llm) and "You and Ana" not in system_prompt(llm)
+
+
+async def test_facts_stay_where_they_were_learned(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    model.answers = [
+        extraction(facts=[fact("is planning a surprise party for Ben", "event")]),
+        extraction(facts=[fact("is allergic to cats", "general")]),
+    ]
+    await say(service, learner, "I'm planning a surprise party for Ben", guild=901, mention=True)
+    await say(service, learner, "btw I'm allergic to cats")  # a DM
+    await say(service, learner, "hello there", guild=902, mention=True, channel=600)
+    other_guild = system_prompt(llm)
+    await say(service, learner, "hello again", guild=901, mention=True)
+    same_guild = system_prompt(llm)
+    await say(service, learner, "hi in private")
+    dm = system_prompt(llm)
+    await learner.stop()
+
+    assert "surprise party" not in other_guild and "allergic" not in other_guild
+    assert "surprise party" in same_guild and "allergic" not in same_guild  # a DM fact never reaches a guild
+    assert "allergic to cats" in dm and "surprise party" not in dm
+
+
+async def test_messages_never_learned_from_are_caught_up_after_a_restart(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, _ = await setup(db, llm, batch_messages=100)
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())  # then the bot stopped
+
+    _, restarted = await setup(db, llm)
+    model.answers = [extraction(facts=[fact("works as a nurse", "work")])]
+    assert await restarted.catch_up() == 1
+    restarted.start()
+    await restarted.stop()
+    assert await restarted.catch_up() == 0
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+async def _conversations(db: Database) -> list[int]:
+    async with db.session() as session:
+        return list((await session.scalars(select(Conversation.id).order_by(Conversation.id))).all())
