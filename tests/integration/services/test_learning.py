@@ -12,7 +12,16 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.engine import Database
-from bot.db.models import BotState, Conversation, MoodHistory, ScheduledEvent, UserFact, UserRelationship
+from bot.db.models import (
+    BotState,
+    Conversation,
+    FactAssociation,
+    MoodHistory,
+    ScheduledEvent,
+    User,
+    UserFact,
+    UserRelationship,
+)
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.companion import CompanionContext
@@ -259,3 +268,37 @@ async def test_messages_never_learned_from_are_caught_up_after_a_restart(db: Dat
 async def _conversations(db: Database) -> list[int]:
     async with db.session() as session:
         return list((await session.scalars(select(Conversation.id).order_by(Conversation.id))).all())
+
+
+async def test_shared_interests_link_members_of_one_guild_only(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    assert "What you know about" not in (await _first_prompt(service, llm))  # no state yet: no sections
+    learner.start()
+    model.answers = [
+        extraction(facts=[fact("loves bouldering", "hobby")]),
+        extraction(facts=[fact("loves bouldering", "hobby", speaker="Ben")]),
+        extraction(facts=[fact("loves bouldering", "hobby", speaker="Cleo")]),  # another guild
+        extraction(facts=[fact("loves bouldering", "hobby", speaker="Dan")]),  # a DM
+    ]
+    await say(service, learner, "bouldering is my thing", guild=901, mention=True)
+    await say(service, learner, "me too, bouldering!", guild=901, mention=True, user=12, name="ben")
+    await say(service, learner, "I boulder as well", guild=902, mention=True, user=13, name="cleo", channel=600)
+    await say(service, learner, "bouldering rocks", user=14, name="dan", channel=700)
+    await learner.stop()
+
+    async with db.session() as session:
+        owners = {f.id: f.user_id for f in (await session.scalars(select(UserFact))).all()}
+        users = {u.id: u.discord_username for u in (await session.scalars(select(User))).all()}
+        links = (await session.scalars(select(FactAssociation))).all()
+    assert [(users[owners[a.fact_id_1]], users[owners[a.fact_id_2]], a.association_type) for a in links] == [
+        ("ana", "ben", "shared_interest")
+    ]
+
+
+async def _first_prompt(service: ConversationService, llm: FakeLLM) -> str:
+    await service.handle(message("hello, nice to meet you", guild=901, mention=True, at=NOW), RecordingReply())
+    prompt = system_prompt(llm)
+    for section in ("You and Ana", "Your mood", "How Ana writes", "Your opinions"):
+        assert section not in prompt
+    return prompt
