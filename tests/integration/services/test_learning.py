@@ -275,6 +275,7 @@ async def test_shared_interests_link_members_of_one_guild_only(db: Database, llm
     service, learner = await setup(db, llm)
     assert "What you know about" not in (await _first_prompt(service, llm))  # no state yet: no sections
     learner.start()
+    await learner.flush()  # "hello": nothing to learn
     model.answers = [
         extraction(facts=[fact("loves bouldering", "hobby")]),
         extraction(facts=[fact("loves bouldering", "hobby", speaker="Ben")]),
