@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.databases import bench_database  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
+from bot.services.activity import ReplyActivity  # noqa: E402
 from bot.services.companion import CompanionContext  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
 from bot.services.learning import Learner, LearningConfig  # noqa: E402
@@ -153,6 +154,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         writer = None
         memory = None
         learner = None
+        activity = ReplyActivity()  # as the bot wires it: background work holds back while replies are prepared
         if args.memory:
             await embedder.load()
             memory = MemoryService(db, embedder)
@@ -169,6 +171,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             writer=writer,
             companion=CompanionContext(db) if args.memory else None,
             learner=learner,
+            activity=activity,
         )
         users_by_channel = {
             channel: [user for user in range(args.users) if user % args.channels == channel] or [channel]

@@ -10,6 +10,7 @@ from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
 from bot.llm.openai_client import build_openai_client
 from bot.scheduler import IntervalJob, Scheduler
+from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
@@ -106,7 +107,8 @@ class Container:
             raise
         directory = Directory(database)
         memory = MemoryService(database, embedder)
-        writer = MemoryWriter(memory, database)
+        activity = ReplyActivity()
+        writer = MemoryWriter(memory, database, activity=activity)
         summaries = ConversationSummaries(
             database,
             chat_model,
@@ -114,7 +116,7 @@ class Container:
             personas,
             SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
         )
-        learner = Learner(database, chat_model, embedder, personas, learning_config(settings))
+        learner = Learner(database, chat_model, embedder, personas, learning_config(settings), activity=activity)
         conversation = ConversationService(
             database,
             chat_model,
@@ -125,6 +127,7 @@ class Container:
             writer=writer,
             companion=CompanionContext(database),
             learner=learner,
+            activity=activity,
         )
         sweep = timedelta(minutes=settings.memory_sweep_minutes)
         scheduler = Scheduler([IntervalJob("close-idle-conversations", summaries.close_idle, sweep)])

@@ -34,6 +34,7 @@ from bot.domain.text import clean_text
 from bot.domain.triggers import ChatRules, should_reply
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.llm.embeddings import Vectors
+from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.directory import Directory
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
@@ -112,6 +113,7 @@ class ConversationService:
         writer: MemoryWriter | None = None,
         companion: CompanionContext | None = None,
         learner: Learner | None = None,
+        activity: ReplyActivity | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
@@ -119,6 +121,7 @@ class ConversationService:
         self.writer = writer
         self.companion = companion
         self.learner = learner
+        self.activity = activity or ReplyActivity()
         self.chat = chat
         self.directory = directory
         self.personas = personas
@@ -140,6 +143,8 @@ class ConversationService:
         if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name):
             return TurnOutcome("ignored")
 
+        # Until the model is called, background work holds back (see bot/services/activity.py).
+        preparing = self.activity.begin()
         # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
         query_vector = asyncio.create_task(self.memory.embed_query(incoming.text)) if self.memory else None
         try:
@@ -165,8 +170,9 @@ class ConversationService:
                 # Answering several messages at once: recall by all of them, not by the first one's vector.
                 vector = query_vector if len(batch) == 1 else None
                 guild_settings = guild.settings if guild else {}
-                return await self._answer(incoming, batch, persona, guild_settings, target, started, vector)
+                return await self._answer(incoming, batch, persona, guild_settings, target, started, vector, preparing)
         finally:
+            preparing()
             if query_vector is not None:
                 _discard(query_vector)
 
@@ -275,6 +281,7 @@ class ConversationService:
         target: ReplyTarget,
         started: float,
         query_vector: "asyncio.Task[Vectors] | None",
+        prepared: Callable[[], None],
     ) -> TurnOutcome:
         last = batch[-1]
         exclude_ids = [turn.message_row_id for turn in batch]
@@ -318,6 +325,7 @@ class ConversationService:
             now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
         )
         messages = build_prompt(request, budget)
+        prepared()
 
         try:
             async with target.typing():

@@ -59,6 +59,7 @@ from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
 from bot.llm.embeddings import Embedder, Vectors
+from bot.services.activity import ReplyActivity
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService, PersonaView
 
@@ -127,6 +128,8 @@ class Learner:
         *,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] | None = None,
+        activity: ReplyActivity | None = None,
+        yield_s: float = 1.0,
     ) -> None:
         self.database = database
         self.chat = chat
@@ -134,6 +137,8 @@ class Learner:
         self.personas = personas
         self.config = config
         self.clock = clock
+        self.activity = activity
+        self.yield_s = yield_s  # the longest a batch waits for replies being prepared (see ReplyActivity)
         self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
         self._queue: asyncio.Queue[int | _Stop] = asyncio.Queue(config.queue_size)
         self._queued: set[int] = set()
@@ -244,6 +249,8 @@ class Learner:
                 if isinstance(item, _Stop):
                     return
                 self._queued.discard(item)
+                if self.activity is not None:
+                    await self.activity.until_quiet(self.yield_s)
                 try:
                     await self.learn(item)
                 except Exception:  # a database fault: the marker did not move, so catch-up finds it again

@@ -5,9 +5,8 @@ Recall runs two searches in the place's scope — vector similarity and full-tex
 """
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,33 +40,6 @@ class MemoryService:
         self.embedder = embedder
         self.candidates = candidates
         self.weights = weights or Weights()
-        # Recalls under way (someone is waiting for a reply): background writing holds back meanwhile.
-        self._recalling = 0
-        self._quiet = asyncio.Event()
-        self._quiet.set()
-
-    @contextlib.contextmanager
-    def _someone_waiting(self) -> Iterator[None]:
-        self._recalling += 1
-        self._quiet.clear()
-        try:
-            yield
-        finally:
-            self._recalling -= 1
-            if self._recalling == 0:
-                self._quiet.set()
-
-    async def until_quiet(self, timeout_s: float) -> None:
-        """Return once no recall is under way, or after ``timeout_s`` whatever happens.
-
-        Background work (the memory writer) calls this before each batch: on a small host its embedding and
-        insert would otherwise share the CPU with the searches a reply is waiting for. The timeout keeps a
-        busy bot from starving it."""
-        if self._quiet.is_set():
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._quiet.wait()
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
@@ -91,18 +63,6 @@ class MemoryService:
 
         ``vector`` is the query's embedding, when the caller started it already (see :meth:`embed_query`);
         the word search runs while it is still being computed."""
-        with self._someone_waiting():
-            return await self._recall(query, scope, now, limit, exclude_message_ids, vector)
-
-    async def _recall(
-        self,
-        query: str,
-        scope: RecallScope,
-        now: datetime,
-        limit: int,
-        exclude_message_ids: Sequence[int],
-        vector: Awaitable[Vectors] | None,
-    ) -> list[Recalled]:
         if not query.strip():
             if vector is not None:
                 await vector

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.domain.memory_text import context_line
+from bot.services.activity import ReplyActivity
 from bot.services.memory import MemoryService
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,15 @@ class MemoryWriter:
         batch_size: int = 4,
         queue_size: int = 10_000,
         catch_up_limit: int = 5_000,
+        activity: ReplyActivity | None = None,
         yield_s: float = 0.25,
     ) -> None:
         self.memory = memory
         self.database = database
         self.batch_size = batch_size
         self.catch_up_limit = catch_up_limit
-        self.yield_s = yield_s  # the longest a batch waits for replies under way to finish recalling
+        self.activity = activity
+        self.yield_s = yield_s  # the longest a batch waits for replies being prepared (see ReplyActivity)
         self.written = 0  # memories stored by this writer so far
         self._queue: asyncio.Queue[NewMemory | _Stop] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
@@ -106,7 +109,8 @@ class MemoryWriter:
             batch: list[NewMemory] = []
             stop = False
             item = await self._queue.get()
-            await self.memory.until_quiet(self.yield_s)  # what arrives meanwhile joins this batch
+            if self.activity is not None:
+                await self.activity.until_quiet(self.yield_s)  # what arrives meanwhile joins this batch
             while True:
                 if isinstance(item, _Stop):
                     stop = True

@@ -16,6 +16,7 @@ from bot.domain.retry import Backoff
 from bot.domain.triggers import MessageSignals
 from bot.llm.chat import OpenAIChatModel
 from bot.llm.openai_client import openai_client
+from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
@@ -56,6 +57,7 @@ def conversation_service(
     writer: MemoryWriter | None = None,
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
+    activity: ReplyActivity | None = None,
     **config: object,
 ) -> ConversationService:
     settings = ConversationConfig(model="fake-model", **{"edit_interval_s": 0.2, **config})  # type: ignore[arg-type]
@@ -69,6 +71,7 @@ def conversation_service(
         writer=writer,
         companion=companion,
         learner=learner,
+        activity=activity,
         clock=clock,
     )
 

@@ -2,7 +2,6 @@
 what, how memories read in a prompt, the background writer, and conversation summaries."""
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,19 +9,17 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.engine import Database
-from bot.db.models import Conversation, Memory
+from bot.db.models import Memory
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.recall import RecallScope
-from bot.llm.embeddings import Vectors
+from bot.services.activity import ReplyActivity
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
-from bot.services.personas import PersonaService
-from bot.services.summaries import ConversationSummaries, SummaryConfig
-from tests.fakes.llm_server import Fail, FakeLLM, Reply
-from tests.support.chat import RecordingReply, chat_model, conversation_service, message
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.chat import RecordingReply, conversation_service, message
 from tests.support.embedding import shared_embedder
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -187,114 +184,20 @@ async def test_a_recall_is_marked_to_the_day_not_at_every_use(db: Database, memo
             assert await session.scalar(select(Memory.last_accessed_at).where(Memory.id == ids[0])) == expected
 
 
-async def test_the_writer_holds_back_while_a_reply_recalls(db: Database, memory: MemoryService) -> None:
+async def test_the_writer_holds_back_while_a_reply_is_prepared(db: Database, memory: MemoryService) -> None:
     ana = (await people_and_places(db))["ana"]
-    writer = MemoryWriter(memory, db, yield_s=30)
+    activity = ReplyActivity()
+    writer = MemoryWriter(memory, db, activity=activity, yield_s=30)
     writer.start()
-    vector: asyncio.Future[Vectors] = asyncio.get_running_loop().create_future()
-    recall = asyncio.create_task(memory.recall("oboe", RecallScope(user_id=ana, guild_id=None), now=NOW, vector=vector))
-    await asyncio.sleep(0)  # the recall is under way, waiting for its query's embedding
+    preparing = activity.begin()  # a reply is on its way to the model
     writer.submit(said("I play the oboe", "Ana", ana, scope="dm"))
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
             await writer.flush()
     assert writer.written == 0
 
-    vector.set_result(await memory.embed_query("oboe"))
-    await recall
+    preparing()
     async with asyncio.timeout(10):
         await writer.flush()
     assert writer.written == 1
     await writer.stop()
-
-
-async def test_messages_stored_while_no_writer_ran_are_caught_up(
-    db: Database, llm: FakeLLM, memory: MemoryService
-) -> None:
-    service = conversation_service(db, llm)  # no memory: as if the bot stopped before writing
-    llm.script(Reply("noted"))
-    await service.handle(message("my birthday is on 3 March"), RecordingReply())
-
-    writer = MemoryWriter(memory, db)
-    assert await writer.catch_up() == 2
-    writer.start()
-    await writer.stop()
-    async with db.session() as session:
-        rows = (await session.scalars(select(Memory).order_by(Memory.id))).all()
-    assert [(m.content, m.scope, m.speaker_name) for m in rows] == [
-        ("my birthday is on 3 March", "dm", "Ana"),
-        ("noted", "dm", None),
-    ]
-    assert await writer.catch_up() == 0
-
-
-async def test_an_idle_conversation_is_closed_and_summarised_once_and_retried_after_a_failure(
-    db: Database, llm: FakeLLM, memory: MemoryService
-) -> None:
-    clock = Clock(NOW)
-    service = conversation_service(db, llm, clock=clock)
-    llm.script(Reply("Good luck with the move!"))
-    await service.handle(message("I'm moving to Lisbon in May", guild=901, mention=True, at=NOW), RecordingReply())
-    summaries = ConversationSummaries(
-        db,
-        chat_model(llm.base_url, budget_s=0.5),
-        memory,
-        PersonaService(db),
-        SummaryConfig(model="fake-model"),
-        clock=clock,
-    )
-    assert await summaries.close_idle() == 0, "not idle yet"
-
-    clock.now = NOW + timedelta(minutes=61)
-    llm.script(Fail(400))
-    assert await summaries.close_idle() == 0, "the model refused: nothing written, tried again later"
-    llm.script(Reply("Ana told me she is moving to Lisbon in May; I wished her luck."))
-    assert await summaries.close_idle() == 1
-    assert await summaries.close_idle() == 0, "summarised once"
-
-    request = llm.chat_requests[-1].body["messages"]
-    assert "summary" in request[0]["content"]
-    assert request[1]["content"] == "Ana: I'm moving to Lisbon in May\nHearth: Good luck with the move!"
-    async with db.session() as session:
-        summary = (await session.scalars(select(Memory).where(Memory.kind == "summary"))).one()
-        conversation = (await session.scalars(select(Conversation))).one()
-    assert summary.content.startswith("Ana told me") and summary.scope == "guild"
-    assert summary.conversation_id == conversation.id and summary.created_at == NOW
-    assert not conversation.is_active and conversation.closed_at == NOW + timedelta(minutes=61)
-
-    scope = RecallScope(user_id=summary.user_id or 0, guild_id=summary.guild_id)
-    recalled = await memory.recall("where is Ana moving?", scope, now=NOW + timedelta(days=2))
-    assert recalled[0].line.startswith("2 days ago here, you talked about: Ana told me")
-
-
-class BrokenEmbedder:
-    """An embedder whose model fails on every call (a corrupt download, an out-of-memory error…)."""
-
-    model_name = "broken"
-    dimension = 384
-
-    async def embed(self, texts: Sequence[str]) -> Vectors:
-        raise RuntimeError("the model fell over")
-
-    async def embed_one(self, text: str) -> Vectors:
-        raise RuntimeError("the model fell over")
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def test_a_memory_fault_costs_the_memories_not_the_reply(
-    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
-) -> None:
-    broken = MemoryService(db, BrokenEmbedder())
-    writer = MemoryWriter(broken, db)
-    writer.start()
-    service = conversation_service(db, llm, memory=broken, writer=writer)
-    llm.script(Reply("Still here!"))
-    target = RecordingReply()
-    outcome = await service.handle(message("are you there?"), target)
-    await writer.stop()
-    assert outcome.status == "replied" and target.sent == [["Still here!"]]
-    assert "could not recall memories" in caplog.text and "could not store" in caplog.text
-    writer = MemoryWriter(MemoryService(db, await shared_embedder()), db)
-    assert await writer.catch_up() == 2, "the turns the broken writer could not remember are caught up later"
