@@ -278,7 +278,9 @@ class Learner:
             if not guild_allows or not allowed:
                 await repo.mark_learned(conversation_id, messages[-1].id)
                 return LearnOutcome("not_allowed", messages=len(messages))
-            known = await self._known_facts(session, allowed, guild_id, messages, now)
+            facts = FactRepository(session)
+            usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
+        known = await self._known_facts(usable, messages)
         persona = await self.personas.for_guild(guild_id)
         lines = self._transcript(messages, allowed)
         names = {
@@ -316,29 +318,23 @@ class Learner:
         return list(reversed(lines))
 
     async def _known_facts(
-        self,
-        session: AsyncSession,
-        allowed: set[int],
-        guild_id: int | None,
-        messages: Sequence[UnlearnedMessage],
-        now: datetime,
+        self, usable: dict[int, list[FactRow]], messages: Sequence[UnlearnedMessage]
     ) -> dict[int, tuple[FactRow, str]]:
-        """Per speaker, the stored facts usable here that are closest to what the batch is about."""
-        facts = FactRepository(session)
-        batch_text = "\n".join(m.content for m in messages if m.role == "user" and m.user_id in allowed)
+        """Per speaker, the stored facts usable here that are closest to what the batch is about (fact id →
+        the fact and its speaker's name as the transcript shows it)."""
+        batch_text = "\n".join(m.content for m in messages if m.role == "user" and m.user_id in usable)
         speaker_of = {m.user_id: m.speaker or "Someone" for m in messages if m.role == "user" and m.user_id}
         query: Vectors | None = None
         chosen: dict[int, tuple[FactRow, str]] = {}
-        for user_id in sorted(allowed):
-            usable = await facts.usable(user_id, guild_id=guild_id, now=now)
-            if len(usable) > self.config.known_facts:
+        for user_id, facts in usable.items():
+            if len(facts) > self.config.known_facts:
                 if query is None:  # background work: not embed_one, which goes before queued work
                     query = (await self.embedder.embed([batch_text]))[0]
-                with_vectors = [f for f in usable if f.embedding is not None]
+                with_vectors = [f for f in facts if f.embedding is not None]
                 scores = _cosine([f.embedding for f in with_vectors if f.embedding is not None], query)
                 ranked = [f for _, f in sorted(zip(scores, with_vectors, strict=True), key=lambda p: -p[0])]
-                usable = (ranked + [f for f in usable if f.embedding is None])[: self.config.known_facts]
-            for fact in usable:
+                facts = (ranked + [f for f in facts if f.embedding is None])[: self.config.known_facts]
+            for fact in facts:
                 chosen[fact.id] = (fact, speaker_of.get(user_id, "Someone"))
         return chosen
 

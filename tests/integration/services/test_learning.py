@@ -22,6 +22,7 @@ from bot.db.models import (
     UserFact,
     UserRelationship,
 )
+from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.companion import CompanionContext
@@ -303,3 +304,26 @@ async def _first_prompt(service: ConversationService, llm: FakeLLM) -> str:
     for section in ("You and Ana", "Your mood", "How Ana writes", "Your opinions"):
         assert section not in prompt
     return prompt
+
+
+async def test_a_speaker_with_many_facts_shows_the_model_those_closest_to_the_talk(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)
+    await service.handle(message("hi", at=NOW), RecordingReply())
+    embedder = await shared_embedder()
+    unrelated = [f"collects stamps from country number {i}" for i in range(10)]
+    async with db.session() as session:
+        ana = await UserRepository(session).get_by_discord_id(11)
+        assert ana is not None
+        vectors = await embedder.embed([*unrelated, "lives in Berlin"])
+        for i, content in enumerate([*unrelated, "lives in Berlin"]):
+            new = NewFact(
+                user_id=ana.id, fact_type="general", content=content, scope="dm", guild_id=None, learned_at=NOW
+            )
+            await FactRepository(session).add(new, vectors[i], embedder.model_name)
+    await service.handle(message("I just moved out of my flat in Berlin", at=NOW), RecordingReply())
+
+    await learner.learn((await _conversations(db))[0])
+    known = model.learning_prompts[-1].split("Chat:")[0]
+    assert "lives in Berlin" in known
+    assert known.count("collects stamps") == learner.config.known_facts - 1
