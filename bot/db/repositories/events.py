@@ -1,12 +1,81 @@
 """Scheduled events: what Hearth will do later (follow-ups now; birthdays and reminders use the same table)."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Integer, Row, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import ScheduledEvent
+from bot.db.models import Guild, ScheduledEvent
+from bot.db.repositories._dialect import dialect_name
+from bot.domain.recurrence import RECURRENCES, require_aware
+
+# Discord's sharding formula: a guild belongs to shard ``(guild_id >> 22) % shard_count``; DMs to shard 0.
+# The shift is an INTEGER: PostgreSQL has ``bigint >> integer`` but no ``bigint >> bigint``.
+_SHARD_SHIFT = 22
+
+
+@dataclass(frozen=True, slots=True)
+class DueEvent:
+    """A claimed event (status ``triggered``), detached from the session."""
+
+    id: int
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    event_type: str
+    trigger_at: datetime
+    title: str
+    context: dict[str, Any]
+    is_recurring: bool
+    recurrence_rule: str | None
+    attempts: int
+
+
+_DUE_COLUMNS = (
+    ScheduledEvent.id,
+    ScheduledEvent.user_id,
+    ScheduledEvent.guild_id,
+    ScheduledEvent.channel_id,
+    ScheduledEvent.event_type,
+    ScheduledEvent.trigger_at,
+    ScheduledEvent.title,
+    ScheduledEvent.context,
+    ScheduledEvent.is_recurring,
+    ScheduledEvent.recurrence_rule,
+    ScheduledEvent.attempts,
+)
+
+
+def _due_event(row: Row[Any]) -> DueEvent:
+    return DueEvent(
+        id=row.id,
+        user_id=row.user_id,
+        guild_id=row.guild_id,
+        channel_id=row.channel_id,
+        event_type=row.event_type,
+        trigger_at=row.trigger_at,
+        title=row.title,
+        context=dict(row.context or {}),
+        is_recurring=row.is_recurring,
+        recurrence_rule=row.recurrence_rule,
+        attempts=row.attempts,
+    )
+
+
+def _on_shard(shard_id: int, shard_count: int) -> ColumnElement[bool]:
+    """Events whose guild lives on ``shard_id``; events without a guild (DMs) live on shard 0."""
+    if shard_count < 1 or not 0 <= shard_id < shard_count:
+        raise ValueError(
+            f"shard must be (shard_id, shard_count) with 0 <= shard_id < shard_count, got ({shard_id}, {shard_count})"
+        )
+    guilds_here = select(Guild.id).where(
+        Guild.discord_id.op(">>")(literal(_SHARD_SHIFT, Integer)) % shard_count == shard_id
+    )
+    in_guild_here = ScheduledEvent.guild_id.in_(guilds_here)
+    return or_(ScheduledEvent.guild_id.is_(None), in_guild_here) if shard_id == 0 else in_guild_here
 
 
 class EventRepository:
@@ -52,3 +121,153 @@ class EventRepository:
         if event_type is not None:
             statement = statement.where(ScheduledEvent.event_type == event_type)
         return list((await self.session.scalars(statement.order_by(ScheduledEvent.trigger_at))).all())
+
+    async def add(
+        self,
+        *,
+        user_id: int,
+        guild_id: int | None,
+        channel_id: int | None,
+        event_type: str,
+        trigger_at: datetime,
+        title: str,
+        context: dict[str, Any] | None = None,
+        recurrence_rule: str | None = None,
+    ) -> int:
+        """A pending event; recurring when it has a ``recurrence_rule`` (one of ``RECURRENCES``)."""
+        require_aware(trigger_at, "trigger_at")
+        if recurrence_rule is not None and recurrence_rule not in RECURRENCES:
+            raise ValueError(f"recurrence_rule must be one of {', '.join(RECURRENCES)}, got {recurrence_rule!r}")
+        event = ScheduledEvent(
+            user_id=user_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            event_type=event_type,
+            trigger_at=trigger_at,
+            title=title,
+            context=dict(context or {}),
+            is_recurring=recurrence_rule is not None,
+            recurrence_rule=recurrence_rule,
+        )
+        self.session.add(event)
+        await self.session.flush()
+        return event.id
+
+    async def claim_due(self, *, now: datetime, limit: int, shard: tuple[int, int] | None = None) -> list[DueEvent]:
+        """Move up to ``limit`` pending events due by ``now`` to ``triggered`` and return them, oldest first.
+
+        One statement: on PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
+        disjoint batches without waiting; on SQLite the single writer serialises claimers and the ``status``
+        guard keeps a row from being taken twice. The claim is the caller's to commit.
+        """
+        require_aware(now, "now")
+        if limit < 1:
+            return []
+        picked = (
+            select(ScheduledEvent.id)
+            .where(ScheduledEvent.status == "pending", ScheduledEvent.trigger_at <= now)
+            .order_by(ScheduledEvent.trigger_at, ScheduledEvent.id)
+            .limit(limit)
+        )
+        if shard is not None:
+            picked = picked.where(_on_shard(*shard))
+        if dialect_name(self.session) == "postgresql":
+            picked = picked.with_for_update(skip_locked=True, of=ScheduledEvent)
+        due = picked.cte("due")
+        statement = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.id.in_(select(due.c.id)), ScheduledEvent.status == "pending")
+            .values(status="triggered", triggered_at=now, updated_at=now)
+            .returning(*_DUE_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return sorted((_due_event(row) for row in rows), key=lambda event: (event.trigger_at, event.id))
+
+    async def _finish(self, event_id: int, values: dict[str, Any]) -> None:
+        """Apply ``values`` to a claimed (``triggered``) event; other states are left alone."""
+        statement = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.id == event_id, ScheduledEvent.status == "triggered")
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
+        )
+        await self.session.execute(statement)
+
+    async def mark_sent(self, event_id: int, *, at: datetime) -> None:
+        require_aware(at, "at")
+        await self._finish(event_id, {"status": "sent", "triggered_at": at, "updated_at": at})
+
+    async def mark_missed(self, event_id: int, *, at: datetime) -> None:
+        require_aware(at, "at")
+        await self._finish(event_id, {"status": "missed", "triggered_at": at, "updated_at": at})
+
+    async def retry_later(self, event_id: int, *, at: datetime, error: str) -> None:
+        """Put a claimed event back to ``pending`` at ``at``, counting the failed attempt."""
+        require_aware(at, "at")
+        await self._finish(
+            event_id,
+            {
+                "status": "pending",
+                "trigger_at": at,
+                "attempts": ScheduledEvent.attempts + 1,
+                "last_error": error,
+            },
+        )
+
+    async def postpone(self, event_id: int, *, at: datetime) -> None:
+        """Put a claimed event back to ``pending`` at ``at`` without counting an attempt (quiet hours, a cap)."""
+        require_aware(at, "at")
+        await self._finish(event_id, {"status": "pending", "trigger_at": at})
+
+    async def cancel_triggered(self, event_id: int) -> None:
+        """Cancel a claimed event that is not to be sent (its user opted out)."""
+        await self._finish(event_id, {"status": "cancelled"})
+
+    async def mark_failed(self, event_id: int, *, error: str) -> None:
+        """Give up on a claimed event, counting the failed attempt."""
+        await self._finish(event_id, {"status": "failed", "attempts": ScheduledEvent.attempts + 1, "last_error": error})
+
+    async def cancel(self, event_id: int) -> bool:
+        """Cancel a pending event; False when it is not pending (claimed, done or gone)."""
+        statement = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.id == event_id, ScheduledEvent.status == "pending")
+            .values(status="cancelled")
+            .returning(ScheduledEvent.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
+
+    async def schedule_next(self, event: DueEvent, next_at: datetime) -> int:
+        """Insert the next occurrence of the recurring ``event`` at ``next_at`` (from ``next_occurrence``).
+
+        The context is copied, so an anchor day or local time kept there carries over to the next occurrence.
+        Call it in the transaction that claims or marks ``event``, so an occurrence is never lost or doubled.
+        """
+        if not event.is_recurring or event.recurrence_rule is None:
+            raise ValueError(f"event {event.id} does not recur")
+        return await self.add(
+            user_id=event.user_id,
+            guild_id=event.guild_id,
+            channel_id=event.channel_id,
+            event_type=event.event_type,
+            trigger_at=next_at,
+            title=event.title,
+            context=event.context,
+            recurrence_rule=event.recurrence_rule,
+        )
+
+    async def sent_today(self, user_id: int, *, since: datetime, unsolicited_types: Sequence[str]) -> int:
+        """How many events of ``unsolicited_types`` were sent to the user since ``since`` (for a daily cap)."""
+        require_aware(since, "since")
+        types = [unsolicited_types] if isinstance(unsolicited_types, str) else list(unsolicited_types)
+        if not types:
+            return 0
+        statement = select(func.count(ScheduledEvent.id)).where(
+            ScheduledEvent.user_id == user_id,
+            ScheduledEvent.status == "sent",
+            ScheduledEvent.triggered_at >= since,
+            ScheduledEvent.event_type.in_(types),
+        )
+        return int(await self.session.scalar(statement) or 0)

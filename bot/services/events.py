@@ -1,0 +1,242 @@
+"""Proactive messages: reminders, birthdays and follow-ups, fired from ``scheduled_events``.
+
+The scheduler calls :meth:`EventService.tick` every few seconds. A tick claims the due events atomically
+(``EventRepository.claim_due``: two bot processes never fire one event twice), and in the same transaction
+inserts the next occurrence of each recurring one. Each claimed event is then handled on its own:
+
+- late by more than the grace period (the bot was down): marked missed;
+- a reminder the user asked for is always delivered, at once, in a fixed wording (no model needed);
+- an unsolicited message (a birthday greeting, a follow-up) goes only to users who did not opt out, never in
+  their quiet hours (postponed to the end of them), at most ``daily_cap`` a day per user; the model writes
+  it in persona, from the event and what Hearth knows about the user, with a plain fallback if the model is
+  unavailable;
+- delivery goes through a :class:`Notifier` (``bot/discord/notifier.py``); a failure that may pass is retried
+  with backoff a few times, then the event is marked failed with the error.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.db.engine import Database
+from bot.db.repositories.events import DueEvent, EventRepository
+from bot.db.repositories.facts import FactRepository
+from bot.db.repositories.users import UserRepository
+from bot.db.types import utcnow
+from bot.domain.prompt import ChatMessage
+from bot.domain.recurrence import catch_up, in_quiet_hours, local_to_utc, next_occurrence, quiet_hours_end, to_local
+from bot.domain.retry import Backoff
+from bot.errors import HearthError
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.services.personas import PersonaService
+
+log = logging.getLogger(__name__)
+
+UNSOLICITED = ("birthday", "follow_up")
+
+
+class DeliveryFailed(HearthError):
+    """The notifier could not deliver; ``retryable`` when trying again later may work (Discord 5xx, timeouts)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Notifier(Protocol):
+    async def deliver(self, *, user_discord_id: int, channel_id: int | None, text: str) -> Literal["channel", "dm"]:
+        """Send ``text`` to the channel (if Hearth may write there), else by DM; raises DeliveryFailed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventsConfig:
+    model: str
+    grace: timedelta = timedelta(hours=1)  # an event later than this after its time is missed, not sent
+    claim_batch: int = 200
+    concurrency: int = 16  # events handled at once
+    max_attempts: int = 4
+    retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
+    daily_cap: int = 3  # unsolicited messages per user per (local) day
+    shard: tuple[int, int] | None = None  # (shard id, shard count): this process's share of the guilds
+
+
+Outcome = Literal["sent", "missed", "cancelled", "postponed", "retrying", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    discord_id: int
+    name: str
+    tz: ZoneInfo
+    proactive_opt_out: bool
+    quiet: tuple[time, time] | None
+
+
+class EventService:
+    def __init__(
+        self,
+        database: Database,
+        chat: ChatModel,
+        personas: PersonaService,
+        notifier: Notifier,
+        config: EventsConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.chat = chat
+        self.personas = personas
+        self.notifier = notifier
+        self.config = config
+        self.clock = clock
+
+    async def tick(self) -> dict[Outcome, int]:
+        """Claim what is due and handle it; returns how many events ended each way."""
+        now = self.clock()
+        async with self.database.session() as session:
+            events = EventRepository(session)
+            due = await events.claim_due(now=now, limit=self.config.claim_batch, shard=self.config.shard)
+            for event in due:
+                if event.is_recurring and event.recurrence_rule:
+                    await events.schedule_next(event, self._next_time(event))
+        counts: dict[Outcome, int] = {}
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def handle(event: DueEvent) -> None:
+            async with gate:
+                try:
+                    outcome = await self.handle(event, now=now)
+                except Exception:  # a database fault: the event stays triggered; logged for the owner
+                    log.exception("scheduled event %s could not be handled", event.id)
+                    return
+                counts[outcome] = counts.get(outcome, 0) + 1
+
+        await asyncio.gather(*(handle(event) for event in due))
+        return counts
+
+    async def handle(self, event: DueEvent, *, now: datetime) -> Outcome:
+        """Deliver one claimed event, or decide not to (see the module notes)."""
+        if catch_up(event.trigger_at, now, self.config.grace) == "missed":
+            await self._mark(lambda events: events.mark_missed(event.id, at=now))
+            log.info("event %s (%s) missed: due %s", event.id, event.event_type, event.trigger_at.isoformat())
+            return "missed"
+        person = await self._person(event.user_id)
+        if event.event_type in UNSOLICITED:
+            held = await self._hold_back(event, person, now)
+            if held is not None:
+                return held
+        text = await self._compose(event, person)
+        try:
+            await self.notifier.deliver(user_discord_id=person.discord_id, channel_id=event.channel_id, text=text)
+        except DeliveryFailed as exc:
+            return await self._delivery_failed(event, exc, now)
+        await self._mark(lambda events: events.mark_sent(event.id, at=now))
+        return "sent"
+
+    async def _hold_back(self, event: DueEvent, person: _Person, now: datetime) -> Outcome | None:
+        """Why an unsolicited message is not sent now: opted out (cancelled), quiet hours or the daily cap
+        (postponed); None when it may go."""
+        if person.proactive_opt_out:
+            await self._mark(lambda events: events.cancel_triggered(event.id))
+            return "cancelled"
+        if person.quiet is not None and in_quiet_hours(now, person.tz, *person.quiet):
+            later = quiet_hours_end(now, person.tz, *person.quiet)
+            await self._mark(lambda events: events.postpone(event.id, at=later))
+            return "postponed"
+        local_midnight = local_to_utc(datetime.combine(to_local(now, person.tz).date(), time(0)), person.tz)
+        async with self.database.session() as session:
+            sent = await EventRepository(session).sent_today(
+                event.user_id, since=local_midnight, unsolicited_types=UNSOLICITED
+            )
+        if sent >= self.config.daily_cap:
+            tomorrow = local_to_utc(
+                datetime.combine(to_local(now, person.tz).date() + timedelta(days=1), time(10)), person.tz
+            )
+            await self._mark(lambda events: events.postpone(event.id, at=tomorrow))
+            return "postponed"
+        return None
+
+    async def _delivery_failed(self, event: DueEvent, exc: DeliveryFailed, now: datetime) -> Outcome:
+        attempt = event.attempts + 1
+        if exc.retryable and attempt < self.config.max_attempts:
+            later = now + timedelta(seconds=self.config.retry_backoff.delay(attempt))
+            await self._mark(lambda events: events.retry_later(event.id, at=later, error=str(exc)))
+            log.warning("event %s not delivered (%s); attempt %d, retrying at %s", event.id, exc, attempt, later)
+            return "retrying"
+        await self._mark(lambda events: events.mark_failed(event.id, error=str(exc)))
+        log.error("event %s failed after %d attempts: %s", event.id, attempt, exc)
+        return "failed"
+
+    async def _compose(self, event: DueEvent, person: _Person) -> str:
+        if event.event_type == "reminder":
+            return f"⏰ Reminder: {event.title}"
+        fallback = (
+            f"Happy birthday, {person.name}! 🎂"
+            if event.event_type == "birthday"
+            else str(event.context.get("question") or f"How did {event.title} go?")
+        )
+        persona = await self.personas.for_guild(event.guild_id)
+        async with self.database.reading() as session:
+            facts = await FactRepository(session).usable(event.user_id, guild_id=event.guild_id, now=self.clock())
+        known = "\n".join(f"- {fact.content}" for fact in facts[-10:]) or "(nothing yet)"
+        what = (
+            f"It is {person.name}'s birthday today. Write them a short, warm birthday message."
+            if event.event_type == "birthday"
+            else f"Earlier {person.name} mentioned {event.title}. Check in with them about it, e.g. {fallback!r}."
+        )
+        messages = [
+            ChatMessage("system", f"You are {persona.name}. {persona.card.personality}"),
+            ChatMessage(
+                "user",
+                f"{what}\nWhat you know about {person.name}:\n{known}\n"
+                "Write only the message, one to three sentences, in your own voice.",
+            ),
+        ]
+        try:
+            completion = await self.chat.generate(messages, ChatOptions(model=self.config.model, max_tokens=200))
+        except LLMUnavailable as exc:
+            log.warning("event %s: the model is unavailable (%s); sending the plain wording", event.id, exc)
+            return fallback
+        return completion.text.strip() or fallback
+
+    async def _person(self, user_id: int) -> _Person:
+        async with self.database.reading() as session:
+            users = UserRepository(session)
+            user = await users.get(user_id)
+            preferences = await users.preferences(user_id)
+        if user is None:
+            raise HearthError(f"user {user_id} of a scheduled event no longer exists")
+        try:
+            tz = ZoneInfo(preferences.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo("UTC")
+        quiet = None
+        if preferences.quiet_hours_start is not None and preferences.quiet_hours_end is not None:
+            quiet = (preferences.quiet_hours_start, preferences.quiet_hours_end)
+        name = user.custom_name or user.discord_display_name or user.discord_username
+        return _Person(user.discord_id, name, tz, preferences.proactive_opt_out, quiet)
+
+    def _next_time(self, event: DueEvent) -> datetime:
+        """The next occurrence of a recurring event, in its own time zone (kept in its context)."""
+        try:
+            tz = ZoneInfo(str(event.context.get("tz") or "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo("UTC")
+        anchor = event.context.get("anchor_day")
+        wall = event.context.get("local_time")
+        return next_occurrence(
+            event.trigger_at,
+            str(event.recurrence_rule),
+            tz,
+            anchor_day=int(anchor) if anchor else None,
+            local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
+        )
+
+    async def _mark(self, change: Callable[[EventRepository], Awaitable[object]]) -> None:
+        async with self.database.session() as session:
+            await change(EventRepository(session))

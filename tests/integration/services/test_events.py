@@ -1,0 +1,165 @@
+"""Proactive events on a real database (both backends) with a controllable clock: what is sent, postponed,
+missed, retried and failed. Discord itself is covered end to end in tests/e2e; here the notifier records."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import ScheduledEvent
+from bot.db.repositories.events import EventRepository
+from bot.db.repositories.users import UserRepository
+from bot.domain.retry import Backoff
+from bot.services.events import DeliveryFailed, EventsConfig, EventService
+from bot.services.personas import PersonaService
+from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.support.chat import chat_model
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class RecordingNotifier:
+    sent: list[tuple[int, int | None, str]] = field(default_factory=list)
+    failures: list[DeliveryFailed] = field(default_factory=list)  # raised, in order, before anything is sent
+
+    async def deliver(self, *, user_discord_id: int, channel_id: int | None, text: str) -> Literal["channel", "dm"]:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((user_discord_id, channel_id, text))
+        return "channel" if channel_id else "dm"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def ana(db: Database, *, tz: str = "UTC", quiet: tuple[time, time] | None = None, opt_out: bool = False) -> int:
+    async with db.session() as session:
+        users = UserRepository(session)
+        user = await users.upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        preferences = await users.preferences(user.id)
+        preferences.timezone = tz
+        preferences.proactive_opt_out = opt_out
+        if quiet:
+            preferences.quiet_hours_start, preferences.quiet_hours_end = quiet
+        return user.id
+
+
+async def add(db: Database, user_id: int, kind: str, at: datetime, title: str, **more: object) -> int:
+    async with db.session() as session:
+        return await EventRepository(session).add(
+            user_id=user_id, guild_id=None, channel_id=None, event_type=kind, trigger_at=at, title=title, **more
+        )
+
+
+async def rows(db: Database) -> list[ScheduledEvent]:
+    async with db.session() as session:
+        return list((await session.scalars(select(ScheduledEvent).order_by(ScheduledEvent.id))).all())
+
+
+def service(db: Database, llm: FakeLLM, notifier: RecordingNotifier, clock: Clock, **config: object) -> EventService:
+    settings = EventsConfig(model="fake-model", retry_backoff=Backoff(base_s=60, cap_s=60, jitter=0), **config)  # type: ignore[arg-type]
+    model = chat_model(llm.base_url, budget_s=0.5)
+    return EventService(db, model, PersonaService(db), notifier, settings, clock=clock)
+
+
+async def test_a_due_reminder_is_sent_once_and_a_weekly_one_comes_back_next_week(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db, tz="Europe/Lisbon")
+    await add(db, user, "reminder", NOW - timedelta(seconds=5), "call mom")
+    await add(
+        db,
+        user,
+        "reminder",
+        NOW,
+        "water the plants",
+        recurrence_rule="weekly",
+        context={"tz": "Europe/Lisbon", "local_time": "12:00"},
+    )
+    await add(db, user, "reminder", NOW + timedelta(hours=1), "not yet")
+    notifier, clock = RecordingNotifier(), Clock(NOW)
+    events = service(db, llm, notifier, clock)
+
+    assert await events.tick() == {"sent": 2}
+    assert await events.tick() == {}
+    assert sorted(text for _, _, text in notifier.sent) == ["⏰ Reminder: call mom", "⏰ Reminder: water the plants"]
+    assert llm.chat_requests == []  # a reminder needs no model
+    states = [(r.title, r.status, r.trigger_at) for r in await rows(db)]
+    assert ("water the plants", "pending", NOW + timedelta(days=7)) in states
+    assert ("not yet", "pending", NOW + timedelta(hours=1)) in states
+
+
+async def test_an_event_due_while_the_bot_was_down_fires_within_the_grace_period_else_is_missed(
+    db: Database, llm: FakeLLM
+) -> None:
+    user = await ana(db)
+    await add(db, user, "reminder", NOW - timedelta(minutes=30), "recent")
+    await add(db, user, "reminder", NOW - timedelta(hours=3), "stale")
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, Clock(NOW), grace=timedelta(hours=1)).tick() == {"sent": 1, "missed": 1}
+    assert {r.title: r.status for r in await rows(db)} == {"recent": "sent", "stale": "missed"}
+
+
+async def test_a_failed_delivery_is_retried_with_backoff_then_marked_failed(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db)
+    await add(db, user, "reminder", NOW, "call mom")
+    clock = Clock(NOW)
+    notifier = RecordingNotifier(failures=[DeliveryFailed("Discord 503", retryable=True) for _ in range(3)])
+    events = service(db, llm, notifier, clock, max_attempts=3)
+
+    assert await events.tick() == {"retrying": 1}
+    (row,) = await rows(db)
+    assert (row.status, row.attempts, row.trigger_at, row.last_error) == (
+        "pending",
+        1,
+        NOW + timedelta(seconds=60),
+        "Discord 503",
+    )
+    clock.now += timedelta(seconds=61)
+    assert await events.tick() == {"retrying": 1}
+    clock.now += timedelta(seconds=61)
+    assert await events.tick() == {"failed": 1}
+    (row,) = await rows(db)
+    assert (row.status, row.attempts) == ("failed", 3) and notifier.sent == []
+
+
+async def test_unsolicited_messages_respect_opt_out_quiet_hours_and_the_daily_cap(db: Database, llm: FakeLLM) -> None:
+    llm.default = Reply("Happy birthday, Ana! 🎂 Hope the cake is good.")
+    user = await ana(db, tz="Asia/Tokyo", quiet=(time(22, 0), time(8, 0)))  # 12:00 UTC is 21:00 in Tokyo
+    await add(db, user, "birthday", NOW, "birthday")
+    clock = Clock(NOW)
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    assert await events.tick() == {"sent": 1}  # 21:00 local: not quiet yet
+    assert "Ana" in llm.last_prompt_text() and notifier.sent[0][2].startswith("Happy birthday")
+
+    clock.now = NOW + timedelta(hours=2)  # 23:00 in Tokyo: quiet until 08:00 local (23:00 UTC)
+    await add(db, user, "follow_up", clock.now, "exam", context={"question": "How did the exam go?"})
+    assert await events.tick() == {"postponed": 1}
+    follow_up = (await rows(db))[-1]
+    assert (follow_up.status, follow_up.trigger_at) == ("pending", datetime(2026, 11, 23, 23, 0, tzinfo=UTC))
+
+    clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # 08:00 the next local day: the cap starts afresh
+    llm.default = Fail(503)  # down for longer than the retry budget
+    assert await events.tick() == {"sent": 1}
+    assert notifier.sent[-1][2] == "How did the exam go?"  # the model was down: the plain wording
+
+    await add(db, user, "follow_up", clock.now, "trip", context={"question": "How was the trip?"})
+    assert await events.tick() == {"postponed": 1}  # one unsolicited message a day
+
+
+@pytest.mark.parametrize("kind", ["birthday", "follow_up"])
+async def test_nothing_unsolicited_reaches_someone_who_opted_out(db: Database, llm: FakeLLM, kind: str) -> None:
+    user = await ana(db, opt_out=True)
+    await add(db, user, kind, NOW, "exam")
+    await add(db, user, "reminder", NOW, "call mom")  # asked for: always delivered
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, Clock(NOW)).tick() == {"cancelled": 1, "sent": 1}
+    assert [text for _, _, text in notifier.sent] == ["⏰ Reminder: call mom"]
