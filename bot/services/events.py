@@ -96,7 +96,15 @@ class EventService:
         self.clock = clock
 
     async def tick(self) -> dict[Outcome, int]:
-        """Claim what is due and handle it; returns how many events ended each way."""
+        """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
+        events ended each way."""
+        counts: dict[Outcome, int] = {}
+        while True:
+            claimed = await self._tick_once(counts)
+            if claimed < self.config.claim_batch:
+                return counts
+
+    async def _tick_once(self, counts: dict[Outcome, int]) -> int:
         now = self.clock()
         async with self.database.session() as session:
             events = EventRepository(session)
@@ -104,7 +112,6 @@ class EventService:
             for event in due:
                 if event.is_recurring and event.recurrence_rule:
                     await events.schedule_next(event, self._next_time(event))
-        counts: dict[Outcome, int] = {}
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def handle(event: DueEvent) -> None:
@@ -117,7 +124,7 @@ class EventService:
                 counts[outcome] = counts.get(outcome, 0) + 1
 
         await asyncio.gather(*(handle(event) for event in due))
-        return counts
+        return len(due)
 
     async def handle(self, event: DueEvent, *, now: datetime) -> Outcome:
         """Deliver one claimed event, or decide not to (see the module notes)."""

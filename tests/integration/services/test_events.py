@@ -163,3 +163,12 @@ async def test_nothing_unsolicited_reaches_someone_who_opted_out(db: Database, l
     notifier = RecordingNotifier()
     assert await service(db, llm, notifier, Clock(NOW)).tick() == {"cancelled": 1, "sent": 1}
     assert [text for _, _, text in notifier.sent] == ["⏰ Reminder: call mom"]
+
+
+async def test_a_tick_claims_batch_after_batch_until_nothing_due_is_left(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db)
+    for i in range(5):
+        await add(db, user, "reminder", NOW - timedelta(seconds=i), f"task {i}")
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, Clock(NOW), claim_batch=2).tick() == {"sent": 5}
+    assert sorted(text for _, _, text in notifier.sent) == [f"⏰ Reminder: task {i}" for i in range(5)]
