@@ -228,6 +228,34 @@ class EventRepository:
         """Give up on a claimed event, counting the failed attempt."""
         await self._finish(event_id, {"status": "failed", "attempts": ScheduledEvent.attempts + 1, "last_error": error})
 
+    async def cancel_of(self, user_id: int, event_id: int) -> bool:
+        """Cancel one of the user's pending events; False when it is not theirs or not pending."""
+        statement = (
+            update(ScheduledEvent)
+            .where(
+                ScheduledEvent.id == event_id,
+                ScheduledEvent.user_id == user_id,
+                ScheduledEvent.status == "pending",
+            )
+            .values(status="cancelled")
+            .returning(ScheduledEvent.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
+
+    async def cancel_pending(self, user_id: int, event_type: str) -> int:
+        """Cancel every pending event of this type for the user (a birthday that changed); returns how many."""
+        statement = (
+            update(ScheduledEvent)
+            .where(
+                ScheduledEvent.user_id == user_id,
+                ScheduledEvent.event_type == event_type,
+                ScheduledEvent.status == "pending",
+            )
+            .values(status="cancelled")
+            .returning(ScheduledEvent.id)
+        )
+        return len((await self.session.execute(statement)).all())
+
     async def cancel(self, event_id: int) -> bool:
         """Cancel a pending event; False when it is not pending (claimed, done or gone)."""
         statement = (

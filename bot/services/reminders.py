@@ -1,0 +1,130 @@
+"""What a user asks Hearth to do later: reminders, their birthday and their time zone.
+
+The slash commands call these methods; the scheduler (``bot/services/events.py``) fires what they store. A
+phrase that cannot be scheduled raises :class:`~bot.domain.when.WhenError` with a message fit to show the
+user, and nothing is stored.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.db.engine import Database
+from bot.db.repositories.events import EventRepository
+from bot.db.repositories.users import UserRepository
+from bot.db.types import utcnow
+from bot.domain.recurrence import days_in_month, next_birthday
+from bot.domain.when import WhenError, split_reminder
+from bot.errors import HearthError
+
+# A birthday greeting goes out at this local hour (in the user's time zone).
+BIRTHDAY_HOUR = 10
+
+
+class UnknownTimezone(HearthError, ValueError):
+    """Not an IANA time zone name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    id: int
+    what: str
+    at: datetime  # UTC
+    description: str  # how the time reads to the user, e.g. "tomorrow at 09:00"
+    recurrence: str | None
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` ("Europe/Lisbon"), or :class:`UnknownTimezone` with a hint."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UnknownTimezone(
+            f"I don't know the time zone {name!r}: use a name like Europe/Lisbon or America/New_York"
+        ) from None
+
+
+class ReminderService:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.database = database
+        self.clock = clock
+
+    async def remind(self, user_id: int, text: str, *, guild_id: int | None, channel_id: int | None) -> Reminder:
+        """Store a reminder from a sentence ("in 2 hours call mom", "every Monday at 8 water the plants"), read in
+        the user's time zone; raises WhenError (nothing stored) when it cannot be scheduled."""
+        now = self.clock()
+        async with self.database.session() as session:
+            preferences = await UserRepository(session).preferences(user_id)
+            tz = ZoneInfo(preferences.timezone)
+            when, what = split_reminder(text, now=now, tz=tz)
+            context: dict[str, object] = {"tz": preferences.timezone}
+            if when.anchor_day is not None:
+                context["anchor_day"] = when.anchor_day
+            if when.local_time is not None:
+                context["local_time"] = when.local_time.isoformat(timespec="minutes")
+            event_id = await EventRepository(session).add(
+                user_id=user_id,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                event_type="reminder",
+                trigger_at=when.at,
+                title=what[:255],
+                context=context,
+                recurrence_rule=when.recurrence,
+            )
+        return Reminder(event_id, what, when.at, when.description, when.recurrence)
+
+    async def reminders(self, user_id: int) -> list[Reminder]:
+        """The user's pending reminders, soonest first."""
+        async with self.database.session() as session:
+            events = await EventRepository(session).pending(user_id, event_type="reminder")
+        return [
+            Reminder(e.id, e.title, e.trigger_at, e.trigger_at.strftime("%d %b %Y %H:%M UTC"), e.recurrence_rule)
+            for e in events
+        ]
+
+    async def cancel(self, user_id: int, reminder_id: int) -> bool:
+        """Cancel one of the user's pending reminders; False when there is no such reminder of theirs."""
+        async with self.database.session() as session:
+            return await EventRepository(session).cancel_of(user_id, reminder_id)
+
+    async def set_timezone(self, user_id: int, name: str) -> ZoneInfo:
+        tz = time_zone(name)
+        async with self.database.session() as session:
+            (await UserRepository(session).preferences(user_id)).timezone = tz.key
+        return tz
+
+    async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:
+        """Remember the birthday and schedule the greeting (yearly, at BIRTHDAY_HOUR local time; 29 February is
+        greeted on the 28th in other years); returns when the next greeting goes out."""
+        if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
+            raise WhenError(f"There is no day {day} in month {month}.")
+        now = self.clock()
+        async with self.database.session() as session:
+            preferences = await UserRepository(session).preferences(user_id)
+            preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
+            tz = ZoneInfo(preferences.timezone)
+            await EventRepository(session).cancel_pending(user_id, "birthday")
+            at = next_birthday(month, day, now=now, tz=tz, local_hour=BIRTHDAY_HOUR)
+            await EventRepository(session).add(
+                user_id=user_id,
+                guild_id=None,
+                channel_id=None,
+                event_type="birthday",
+                trigger_at=at,
+                title="birthday",
+                context={
+                    "tz": preferences.timezone,
+                    "anchor_day": day,
+                    "local_time": time(BIRTHDAY_HOUR).isoformat("minutes"),
+                },
+                recurrence_rule="yearly",
+            )
+        return at
+
+    async def clear_birthday(self, user_id: int) -> None:
+        async with self.database.session() as session:
+            preferences = await UserRepository(session).preferences(user_id)
+            preferences.birthday_month = preferences.birthday_day = preferences.birth_year = None
+            await EventRepository(session).cancel_pending(user_id, "birthday")

@@ -1,0 +1,86 @@
+"""Reminders, birthdays and time zones as users set them, fired by the event service, on both backends."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db.engine import Database
+from bot.db.models import ScheduledEvent
+from bot.domain.when import WhenError
+from bot.services.reminders import ReminderService, UnknownTimezone
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.events import Clock, RecordingNotifier, ana, rows, service
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday; 12:00 in Lisbon, 21:00 in Tokyo
+
+
+async def test_a_reminder_is_read_in_the_users_time_zone_and_fires_on_time(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db, tz="Asia/Tokyo")
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    soon = await reminders.remind(user, "in 2 hours call mom", guild_id=None, channel_id=None)
+    morning = await reminders.remind(user, "tomorrow at 9 dentist", guild_id=None, channel_id=None)
+    assert (soon.what, soon.at) == ("call mom", NOW + timedelta(hours=2))
+    assert morning.at == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # 09:00 in Tokyo
+    assert [r.what for r in await reminders.reminders(user)] == ["call mom", "dentist"]
+
+    notifier = RecordingNotifier()
+    clock.now = NOW + timedelta(hours=2)
+    assert await service(db, llm, notifier, clock).tick() == {"sent": 1}
+    assert notifier.sent == [(11, None, "⏰ Reminder: call mom")]
+
+
+async def test_a_weekly_reminder_keeps_its_local_time_across_the_clock_change(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db, tz="Europe/Lisbon")
+    clock = Clock(datetime(2027, 3, 20, 12, 0, tzinfo=UTC))  # a Saturday; Lisbon moves to summer time on the 28th
+    weekly = await ReminderService(db, clock=clock).remind(
+        user, "every Monday at 8 water the plants", guild_id=None, channel_id=None
+    )
+    assert (weekly.recurrence, weekly.at) == ("weekly", datetime(2027, 3, 22, 8, 0, tzinfo=UTC))
+    clock.now = weekly.at
+    assert await service(db, llm, RecordingNotifier(), clock).tick() == {"sent": 1}
+    pending = [r for r in await rows(db) if r.status == "pending"]
+    assert [r.trigger_at for r in pending] == [datetime(2027, 3, 29, 7, 0, tzinfo=UTC)]  # 08:00 summer time
+
+
+@pytest.mark.parametrize("phrase", ["call mom", "at 25:00 call mom", "in 2 hours", "on the 31st of February call mom"])
+async def test_a_reminder_that_cannot_be_scheduled_says_why_and_stores_nothing(db: Database, phrase: str) -> None:
+    user = await ana(db)
+    with pytest.raises(WhenError) as error:
+        await ReminderService(db, clock=Clock(NOW)).remind(user, phrase, guild_id=None, channel_id=None)
+    assert str(error.value)
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(ScheduledEvent)) == 0
+
+
+async def test_a_29_february_birthday_is_greeted_in_the_users_morning_every_year(db: Database, llm: FakeLLM) -> None:
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    user = await ana(db, tz="America/New_York")
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    first = await reminders.set_birthday(user, 2, 29)
+    assert first == datetime(2027, 2, 28, 15, 0, tzinfo=UTC)  # 10:00 in New York, 28 February in 2027
+    assert await reminders.set_birthday(user, 2, 29) == first  # set again: still one greeting scheduled
+
+    clock.now = first
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, clock).tick() == {"sent": 1}
+    assert notifier.sent[0][2] == "Happy birthday, Ana! 🎂"
+    pending = [r for r in await rows(db) if r.status == "pending"]
+    assert [r.trigger_at for r in pending] == [datetime(2028, 2, 29, 15, 0, tzinfo=UTC)]  # a leap year again
+
+    await reminders.clear_birthday(user)
+    assert [r for r in await rows(db) if r.status == "pending"] == []
+
+
+async def test_time_zones_and_reminders_are_the_users_own(db: Database) -> None:
+    user = await ana(db)
+    reminders = ReminderService(db, clock=Clock(NOW))
+    with pytest.raises(UnknownTimezone):
+        await reminders.set_timezone(user, "Mars/Olympus_Mons")
+    assert (await reminders.set_timezone(user, "Europe/Lisbon")).key == "Europe/Lisbon"
+    reminder = await reminders.remind(user, "in 1 hour stretch", guild_id=None, channel_id=None)
+    assert not await reminders.cancel(user + 1, reminder.id)  # someone else's: untouched
+    assert await reminders.cancel(user, reminder.id)
+    assert await reminders.reminders(user) == []
