@@ -14,7 +14,9 @@ from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
+from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.learning import Learner, LearningConfig
+from bot.services.maintenance import Maintenance, MaintenanceConfig
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
@@ -51,6 +53,21 @@ def learning_config(settings: Settings) -> LearningConfig:
     )
 
 
+def events_config(settings: Settings) -> EventsConfig:
+    # A process claims only its own guilds' events when it runs exactly one shard of a known count. Otherwise
+    # (one process, auto-sharded, or several shards here) it claims every guild's: claims are atomic, so
+    # processes never send one event twice, but one may claim events of guilds it does not see (they go by DM).
+    shard = None
+    if settings.shard_count is not None and len(settings.shard_ids) == 1:
+        shard = (settings.shard_ids[0], settings.shard_count)
+    return EventsConfig(
+        model=settings.llm_model,
+        grace=timedelta(minutes=settings.events_grace_minutes),
+        daily_cap=settings.proactive_daily_cap,
+        shard=shard,
+    )
+
+
 @dataclass(slots=True)
 class Container:
     settings: Settings
@@ -62,11 +79,13 @@ class Container:
     memory: MemoryService
     memory_writer: MemoryWriter
     summaries: ConversationSummaries
+    maintenance: Maintenance
     learner: Learner
     conversation: ConversationService
     scheduler: Scheduler
     owns_embedder: bool = True
     started: bool = field(default=False)
+    events: EventService | None = None  # proactive messages: built by start() when given a notifier
 
     @classmethod
     async def create(
@@ -129,8 +148,22 @@ class Container:
             learner=learner,
             activity=activity,
         )
-        sweep = timedelta(minutes=settings.memory_sweep_minutes)
-        scheduler = Scheduler([IntervalJob("close-idle-conversations", summaries.close_idle, sweep)])
+        retention = timedelta(days=settings.memory_retention_days) if settings.memory_retention_days else None
+        maintenance = Maintenance(database, personas, summaries, MaintenanceConfig(memory_retention=retention))
+        hourly, daily = timedelta(hours=1), timedelta(days=1)
+        scheduler = Scheduler(
+            [
+                IntervalJob(
+                    "close-idle-conversations",
+                    maintenance.close_idle_conversations,
+                    timedelta(minutes=settings.memory_sweep_minutes),
+                ),
+                IntervalJob("mood-decay", maintenance.decay_moods, hourly),
+                IntervalJob("fact-expiry", maintenance.expire_facts, hourly),
+                IntervalJob("memory-pruning", maintenance.prune_memories, daily, first_after=timedelta(minutes=10)),
+                IntervalJob("token-roll-up", maintenance.roll_up_tokens, daily, first_after=timedelta(minutes=5)),
+            ]
+        )
         return cls(
             settings,
             database,
@@ -141,19 +174,29 @@ class Container:
             memory,
             writer,
             summaries,
+            maintenance,
             learner,
             conversation,
             scheduler,
             owns_embedder=owns_embedder,
         )
 
-    async def start(self) -> None:
+    async def start(self, notifier: Notifier | None = None) -> None:
         """Start the background work: memories of messages stored while the bot was away, the memory writer,
         the learner (catching up on what it missed) and the scheduler. Call it before messages flow (the
-        catch-up must not race new messages)."""
+        catch-up must not race new messages).
+
+        With a ``notifier`` (the Discord client's), proactive messages are sent too: :attr:`events` polls the
+        scheduled events every EVENTS_POLL_SECONDS. Without one (no Discord connection), they wait."""
         if self.started:
             return
         self.started = True
+        if notifier is not None:
+            self.events = EventService(
+                self.database, self.chat_model, self.personas, notifier, events_config(self.settings)
+            )
+            poll = timedelta(seconds=self.settings.events_poll_seconds)
+            self.scheduler.add(IntervalJob("scheduled-events", self.events.tick, poll, first_after=poll))
         await self.memory_writer.catch_up()
         self.memory_writer.start()
         await self.learner.catch_up()

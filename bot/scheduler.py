@@ -36,6 +36,14 @@ class Scheduler:
     def running(self) -> bool:
         return self._scheduler is not None
 
+    def add(self, job: IntervalJob) -> None:
+        """Add a job; on a running scheduler it is scheduled at once (its first run ``first_after`` from now)."""
+        if any(existing.name == job.name for existing in self.jobs):
+            raise ValueError(f"a job named {job.name!r} is already scheduled")
+        self.jobs.append(job)
+        if self._scheduler is not None:
+            self._schedule(self._scheduler, job, datetime.now(UTC))
+
     def start(self) -> None:
         """Start on the running event loop (idempotent)."""
         if self._scheduler is not None:
@@ -43,19 +51,22 @@ class Scheduler:
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
         now = datetime.now(UTC)
         for job in self.jobs:
-            scheduler.add_job(
-                self._guarded(job),
-                "interval",
-                seconds=job.every.total_seconds(),
-                id=job.name,
-                name=job.name,
-                next_run_time=now + job.first_after,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=int(job.every.total_seconds()),
-            )
+            self._schedule(scheduler, job, now)
         scheduler.start()
         self._scheduler = scheduler
+
+    def _schedule(self, scheduler: AsyncIOScheduler, job: IntervalJob, now: datetime) -> None:
+        scheduler.add_job(
+            self._guarded(job),
+            "interval",
+            seconds=job.every.total_seconds(),
+            id=job.name,
+            name=job.name,
+            next_run_time=now + job.first_after,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(job.every.total_seconds())),
+        )
 
     async def run_now(self, name: str) -> Any:
         """Run a job at once, outside its schedule (the owner's maintenance commands, tests)."""

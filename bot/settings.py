@@ -100,6 +100,7 @@ class Settings(BaseSettings):
 
     # Memory
     memory_sweep_minutes: int = Field(default=5, ge=1)
+    memory_retention_days: int = Field(default=365, ge=0)
 
     # Learning (facts, relationship, mood, opinions, style; off the reply path)
     learning_enabled: bool = True
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     learning_idle_seconds: int = Field(default=120, ge=5)
     learning_workers: int = Field(default=2, ge=1, le=16)
     learning_response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+
+    # Proactive messages (reminders, birthday greetings, follow-ups)
+    events_poll_seconds: float = Field(default=1.0, ge=0.5)
+    events_grace_minutes: int = Field(default=60, ge=0)
+    proactive_daily_cap: int = Field(default=3, ge=0)
 
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -48,7 +48,9 @@ class HearthBot(commands.AutoShardedBot):
         self.container = container
 
     async def setup_hook(self) -> None:
-        await self.container.start()
+        from bot.discord.notifier import DiscordNotifier  # it imports SAFE_MENTIONS from here
+
+        await self.container.start(notifier=DiscordNotifier(self))
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import ColumnElement, TextualSelect, and_, func, insert, select, text, update
+from sqlalchemy import ColumnElement, TextualSelect, and_, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
@@ -330,6 +330,21 @@ class MemoryRepository:
             return {}
         statement = select(*_ROW_COLUMNS).where(Memory.id.in_(ids))
         return {row[0]: MemoryRow(*row) for row in (await self.session.execute(statement)).all()}
+
+    async def prune(self, *, older_than: datetime, max_importance: float) -> int:
+        """Delete message memories said before ``older_than`` and not recalled since, of at most
+        ``max_importance``; summaries and knowledge stay. Returns how many went."""
+        statement = (
+            delete(Memory)
+            .where(
+                Memory.kind == "message",
+                Memory.created_at < older_than,
+                Memory.last_accessed_at < older_than,
+                Memory.importance <= max_importance,
+            )
+            .returning(Memory.id)
+        )
+        return len((await self.session.execute(statement)).all())
 
     async def touch(self, ids: Sequence[int], *, now: datetime) -> None:
         """Mark memories as recalled at ``now`` (for pruning: what is used is kept), to the day: a memory marked

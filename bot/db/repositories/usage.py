@@ -1,0 +1,76 @@
+"""Token usage: the daily roll-up of what replies cost, per user and per guild."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Conversation, GuildDailyTokenUsage, Message, UserDailyTokenUsage
+
+
+class UsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def roll_up(self, day: date) -> int:
+        """Recount ``day`` (UTC) from the stored replies into the daily tables (idempotent: the day's rows are
+        replaced); returns how many rows were written."""
+        start = datetime.combine(day, time(0), tzinfo=UTC)
+        replies = (
+            select(
+                Message.user_id,
+                Conversation.guild_id,
+                Message.model,
+                func.count().label("requests"),
+                func.coalesce(func.sum(Message.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(Message.completion_tokens), 0).label("completion_tokens"),
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Message.role == "assistant",
+                Message.model.is_not(None),
+                Message.created_at >= start,
+                Message.created_at < start + timedelta(days=1),
+            )
+            .group_by(Message.user_id, Conversation.guild_id, Message.model)
+        )
+        rows = (await self.session.execute(replies)).all()
+        await self.session.execute(delete(UserDailyTokenUsage).where(UserDailyTokenUsage.day == day))
+        await self.session.execute(delete(GuildDailyTokenUsage).where(GuildDailyTokenUsage.day == day))
+        per_user: dict[tuple[int, str], list[int]] = {}
+        per_guild: dict[tuple[int, str], list[int]] = {}
+        for user_id, guild_id, model, requests, prompt, completion in rows:
+            counts = (int(requests), int(prompt or 0), int(completion or 0))
+            for owner, table in ((user_id, per_user), (guild_id, per_guild)):
+                if owner is None:
+                    continue  # a reply in DMs counts for the user only
+                total = table.setdefault((int(owner), str(model)), [0, 0, 0])
+                for i, count in enumerate(counts):
+                    total[i] += count
+        user_rows = [
+            {
+                "day": day,
+                "user_id": k[0],
+                "model": k[1],
+                "requests": v[0],
+                "prompt_tokens": v[1],
+                "completion_tokens": v[2],
+            }
+            for k, v in per_user.items()
+        ]
+        guild_rows = [
+            {
+                "day": day,
+                "guild_id": k[0],
+                "model": k[1],
+                "requests": v[0],
+                "prompt_tokens": v[1],
+                "completion_tokens": v[2],
+            }
+            for k, v in per_guild.items()
+        ]
+        if user_rows:
+            await self.session.execute(insert(UserDailyTokenUsage), user_rows)
+        if guild_rows:
+            await self.session.execute(insert(GuildDailyTokenUsage), guild_rows)
+        return len(user_rows) + len(guild_rows)

@@ -1,0 +1,83 @@
+"""DiscordNotifier: delivers proactive messages (reminders, greetings, follow-ups) for the EventService.
+
+To the event's channel when Hearth can see it and may write there, else by DM to the user. Discord's errors
+become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, timeouts, network), not for
+what will not (DMs closed, user or channel gone, missing permissions).
+"""
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import aiohttp
+import discord
+
+from bot.discord.client import SAFE_MENTIONS
+from bot.domain.chunking import split_message
+from bot.services.events import DeliveryFailed
+
+if TYPE_CHECKING:
+    from discord.abc import Messageable
+
+log = logging.getLogger(__name__)
+
+# What sending can raise that is Discord's or the network's doing; anything else is a bug and propagates.
+_SEND_ERRORS = (discord.HTTPException, asyncio.TimeoutError, aiohttp.ClientError, OSError)
+
+
+class DiscordNotifier:
+    def __init__(self, bot: discord.Client) -> None:
+        self.bot = bot
+
+    async def deliver(self, *, user_discord_id: int, channel_id: int | None, text: str) -> Literal["channel", "dm"]:
+        """Send ``text`` to ``channel_id`` (if Hearth may write there), else by DM; raises DeliveryFailed."""
+        channel = self._writable_channel(channel_id, user_discord_id) if channel_id is not None else None
+        if channel is not None:
+            try:
+                await self._send(channel, text)
+                return "dm" if isinstance(channel, discord.DMChannel) else "channel"
+            except discord.Forbidden as exc:  # the cached permissions were stale: try the DM instead
+                log.info("may not write in channel %s (%s); sending by DM", channel_id, exc.text or exc.status)
+            except _SEND_ERRORS as exc:
+                raise _delivery_failed(exc, f"channel {channel_id}") from exc
+        try:
+            user = self.bot.get_user(user_discord_id) or await self.bot.fetch_user(user_discord_id)
+            dm = await user.create_dm()
+            await self._send(dm, text)
+        except _SEND_ERRORS as exc:
+            raise _delivery_failed(exc, f"DM to user {user_discord_id}") from exc
+        return "dm"
+
+    def _writable_channel(self, channel_id: int, user_discord_id: int) -> "Messageable | None":
+        """The channel from the cache when Hearth may send there; None when unknown, unwritable or not text."""
+        channel = self.bot.get_channel(channel_id)
+        if isinstance(channel, discord.DMChannel):
+            recipient = channel.recipient
+            return channel if recipient is not None and recipient.id == user_discord_id else None
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel):
+            return None
+        me: discord.Member | None = channel.guild.me  # typed as always there; not before the guild is cached
+        if me is None:
+            return None
+        permissions = channel.permissions_for(me)
+        allowed = (
+            permissions.send_messages_in_threads if isinstance(channel, discord.Thread) else permissions.send_messages
+        )
+        return channel if allowed else None
+
+    @staticmethod
+    async def _send(channel: "Messageable", text: str) -> None:
+        # A failure after the first piece leaves the earlier pieces sent; a retry sends them again (rare: events
+        # are short).
+        for piece in split_message(text):
+            await channel.send(piece, allowed_mentions=SAFE_MENTIONS)
+
+
+def _delivery_failed(exc: Exception, where: str) -> DeliveryFailed:
+    """The DeliveryFailed for a Discord or network error (one of ``_SEND_ERRORS``)."""
+    if isinstance(exc, discord.Forbidden | discord.NotFound):
+        return DeliveryFailed(f"{where}: {exc.status} {exc.text or 'forbidden or gone'}", retryable=False)
+    if isinstance(exc, discord.HTTPException):
+        retryable = isinstance(exc, discord.DiscordServerError) or exc.status >= 500 or exc.status == 429
+        return DeliveryFailed(f"{where}: Discord answered {exc.status} {exc.text}".rstrip(), retryable=retryable)
+    return DeliveryFailed(f"{where}: {type(exc).__name__} {exc}".rstrip(), retryable=True)  # timeouts, network

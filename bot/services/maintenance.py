@@ -1,0 +1,79 @@
+"""Housekeeping the scheduler runs and the owner can run by hand: each a plain method returning a count.
+
+- mood decay (hourly): every stored mood moves toward its persona's baseline for the time since it was set;
+- closing idle conversations and writing their summaries (``ConversationSummaries.close_idle``);
+- fact expiry: facts past their expiry date stop being current (kept, with ``valid_to``);
+- pruning: message memories older than the retention period, never recalled since and of ordinary
+  importance, are deleted (summaries and knowledge stay);
+- the daily token roll-up: yesterday's replies counted per user and per guild.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from bot.db.engine import Database
+from bot.db.repositories.companion import MoodRepository
+from bot.db.repositories.facts import FactRepository
+from bot.db.repositories.memories import MemoryRepository
+from bot.db.repositories.usage import UsageRepository
+from bot.db.types import utcnow
+from bot.domain import mood as moods
+from bot.services.personas import PersonaService
+from bot.services.summaries import ConversationSummaries
+
+# Memories at or below this importance may be pruned once past retention (the default importance is 0.5).
+PRUNABLE_IMPORTANCE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    memory_retention: timedelta | None = timedelta(days=365)  # None: keep every memory
+
+
+class Maintenance:
+    def __init__(
+        self,
+        database: Database,
+        personas: PersonaService,
+        summaries: ConversationSummaries,
+        config: MaintenanceConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.personas = personas
+        self.summaries = summaries
+        self.config = config
+        self.clock = clock
+
+    async def decay_moods(self) -> int:
+        """Let every stored mood settle toward its baseline; returns how many were updated."""
+        now = self.clock()
+        async with self.database.session() as session:
+            repo = MoodRepository(session)
+            states = await repo.all_states()
+            for guild_id, mood, since in states:
+                baseline = moods.baseline_of((await self.personas.for_guild(guild_id)).config)
+                await repo.save(guild_id, moods.decayed(mood, baseline=baseline, elapsed=now - since), at=now)
+        return len(states)
+
+    async def close_idle_conversations(self) -> int:
+        return await self.summaries.close_idle()
+
+    async def expire_facts(self) -> int:
+        async with self.database.session() as session:
+            return await FactRepository(session).expire(self.clock())
+
+    async def prune_memories(self) -> int:
+        if self.config.memory_retention is None:
+            return 0
+        async with self.database.session() as session:
+            return await MemoryRepository(session).prune(
+                older_than=self.clock() - self.config.memory_retention, max_importance=PRUNABLE_IMPORTANCE
+            )
+
+    async def roll_up_tokens(self, day: date | None = None) -> int:
+        """Count ``day``'s replies (default: yesterday, UTC) into the daily usage tables."""
+        async with self.database.session() as session:
+            return await UsageRepository(session).roll_up(day or (self.clock() - timedelta(days=1)).date())

@@ -1,0 +1,110 @@
+"""End to end: proactive messages leave through the real discord.py client, polled by the real scheduler.
+
+A due reminder is put in ``scheduled_events``; the bot's scheduled-events job claims it and the Discord
+notifier posts it to the fake Discord: in its channel when Hearth may write there, else by DM.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import discord as discordpy
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import ScheduledEvent
+from bot.db.repositories.events import EventRepository
+from bot.db.repositories.users import UserRepository
+from bot.db.types import utcnow
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, RestCall
+from tests.fakes.llm_server import FakeLLM
+from tests.support.bot import running_bot
+
+READ_ONLY = discordpy.Permissions(view_channel=True, read_message_history=True).value
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        library = fake.add_guild("Library", channels=["reading-room"], members=[ana], everyone_permissions=READ_ONLY)
+        yield fake, ana, guild, library
+
+
+async def add_reminder(db: Database, user: FakeUser, channel_id: int, title: str) -> int:
+    async with db.session() as session:
+        stored = await UserRepository(session).upsert(
+            discord_id=user.id, username=user.username, display_name=user.global_name, seen_at=utcnow()
+        )
+        return await EventRepository(session).add(
+            user_id=stored.id,
+            guild_id=None,
+            channel_id=channel_id,
+            event_type="reminder",
+            trigger_at=utcnow() - timedelta(seconds=1),
+            title=title,
+        )
+
+
+async def statuses_become(db: Database, expected: dict[int, str]) -> None:
+    """The events' statuses once they are ``expected`` (the row is marked just after delivery)."""
+    found: dict[int, str] = {}
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            while found != expected:
+                async with db.reading() as session:
+                    rows = await session.execute(select(ScheduledEvent.id, ScheduledEvent.status))
+                    found = {event_id: status for event_id, status in rows.all() if event_id in expected}
+                await asyncio.sleep(0.05)
+    assert found == expected
+
+
+def assert_safe_mentions(call: RestCall) -> None:
+    allowed = call.body["allowed_mentions"]
+    assert "everyone" not in allowed["parse"] and "roles" not in allowed["parse"], allowed
+    assert not allowed.get("roles"), allowed
+
+
+async def test_a_due_reminder_is_posted_in_its_channel_without_pings(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5) as bot:
+        assert bot.container.events is not None
+        event_id = await add_reminder(db, ana, general, "water the plants @everyone")
+        call = await discord.wait_for_request(
+            lambda call: call.method == "POST" and call.path == f"/channels/{general}/messages", timeout=5
+        )
+        assert call.body["content"] == "⏰ Reminder: water the plants @everyone"
+        assert_safe_mentions(call)
+        await statuses_become(db, {event_id: "sent"})
+    assert discord.calls("create_dm") == []
+    assert llm.chat_requests == [], "a reminder needs no model"
+
+
+async def test_a_reminder_for_an_unknown_or_read_only_channel_goes_by_dm(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, _, library = discord_world
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        read_only = await add_reminder(db, ana, library.channel("reading-room"), "return the book")
+        unknown = await add_reminder(db, ana, discord.snowflake(), "call mum")
+        opened = await discord.wait_for_request(
+            lambda call: call.method == "POST" and call.path == "/users/@me/channels"
+        )
+        assert int(opened.body["recipient_id"]) == ana.id
+        dm = int(opened.response["id"])
+        first = await discord.wait_for_request(lambda call: call.path == f"/channels/{dm}/messages")
+        second = await discord.wait_for_request(lambda call: call.path == f"/channels/{dm}/messages")
+        assert {first.body["content"], second.body["content"]} == {
+            "⏰ Reminder: return the book",
+            "⏰ Reminder: call mum",
+        }
+        for call in (first, second):
+            assert_safe_mentions(call)
+        await statuses_become(db, {read_only: "sent", unknown: "sent"})
+    assert [call.channel_id for call in discord.calls("create_message")] == [dm, dm], "nothing in the guilds"

@@ -1,0 +1,120 @@
+"""The maintenance jobs on a real database (both backends), each run by hand as the owner would."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import GuildDailyTokenUsage, Memory, UserDailyTokenUsage, UserFact
+from bot.db.repositories.companion import MoodRepository
+from bot.db.repositories.conversations import ConversationRepository
+from bot.db.repositories.facts import FactRepository, NewFact
+from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.memories import MemoryRepository, NewMemory
+from bot.db.repositories.users import UserRepository
+from bot.domain.mood import Mood
+from bot.services.maintenance import Maintenance, MaintenanceConfig
+from bot.services.memory import MemoryService
+from bot.services.personas import PersonaService
+from bot.services.summaries import ConversationSummaries, SummaryConfig
+from tests.fakes.llm_server import FakeLLM
+from tests.support.chat import chat_model
+from tests.support.embedding import shared_embedder
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+async def maintenance(db: Database, llm: FakeLLM, retention_days: int = 30) -> Maintenance:
+    personas = PersonaService(db)
+    summaries = ConversationSummaries(
+        db, chat_model(llm.base_url), MemoryService(db, await shared_embedder()), personas, SummaryConfig("fake-model")
+    )
+    config = MaintenanceConfig(memory_retention=timedelta(days=retention_days))
+    return Maintenance(db, personas, summaries, config, clock=lambda: NOW)
+
+
+async def test_moods_settle_and_expired_facts_stop_being_current(db: Database, llm: FakeLLM) -> None:
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        await MoodRepository(session).save(None, Mood(0.8, 0.8), at=NOW - timedelta(hours=12))  # two half-lives
+        facts = FactRepository(session)
+        for content, expiry in (("has exams this week", NOW - timedelta(hours=1)), ("plays chess", None)):
+            fact = NewFact(user.id, "event", content, "dm", None, NOW - timedelta(days=9), expiry_date=expiry)
+            await facts.add(fact, None, None)
+    jobs = await maintenance(db, llm)
+
+    assert await jobs.decay_moods() == 1
+    assert await jobs.expire_facts() == 1
+    async with db.session() as session:
+        mood, since = await MoodRepository(session).get(None) or (None, None)
+        current = {f.fact_content: f.is_active for f in (await session.scalars(select(UserFact))).all()}
+    assert mood is not None and abs(mood.valence - 0.2) < 1e-6 and abs(mood.arousal - 0.2) < 1e-6 and since == NOW
+    assert current == {"has exams this week": False, "plays chess": True}
+
+
+async def test_old_unused_message_memories_are_pruned_and_the_rest_kept(db: Database, llm: FakeLLM) -> None:
+    old = NOW - timedelta(days=90)
+
+    def memory(content: str, kind: str = "message", importance: float = 0.5) -> NewMemory:
+        return NewMemory(kind=kind, content=content, scope="dm", created_at=old, importance=importance)
+
+    async with db.session() as session:
+        repo = MemoryRepository(session)
+        ids = await repo.add_many(
+            [
+                memory("forgotten"),
+                memory("recalled lately"),
+                memory("a summary", kind="summary"),
+                memory("vital", importance=0.9),
+            ],
+            None,
+            None,
+        )
+        await repo.touch([ids[1]], now=NOW - timedelta(days=2))
+        await repo.add_many([NewMemory(kind="message", content="recent", scope="dm", created_at=NOW)], None, None)
+
+    assert await (await maintenance(db, llm, retention_days=30)).prune_memories() == 1
+    async with db.session() as session:
+        kept = sorted((await session.scalars(select(Memory.content))).all())
+    assert kept == ["a summary", "recalled lately", "recent", "vital"]
+
+
+async def test_a_days_replies_are_rolled_up_per_user_and_guild_and_a_rerun_changes_nothing(
+    db: Database, llm: FakeLLM
+) -> None:
+    yesterday = NOW - timedelta(days=1)
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        guild = await GuildRepository(session).upsert(discord_id=901, name="Cosy Corner")
+        conversations = ConversationRepository(session)
+        in_guild = await conversations.open(channel_id=1, guild_id=guild.id, user_id=None, at=yesterday)
+        in_dm = await conversations.open(channel_id=2, guild_id=None, user_id=user.id, at=yesterday)
+        for conversation, at, prompt in (
+            (in_guild, yesterday, 100),
+            (in_guild, yesterday, 50),
+            (in_dm, yesterday, 7),
+            (in_dm, NOW, 1000),
+        ):
+            await conversations.add_message(
+                conversation_id=conversation.id,
+                user_id=user.id,
+                role="assistant",
+                content="hi",
+                at=at,
+                prompt_tokens=prompt,
+                completion_tokens=10,
+                model="fake-model",
+            )
+    jobs = await maintenance(db, llm)
+    for _ in range(2):
+        assert await jobs.roll_up_tokens() == 2
+    async with db.session() as session:
+        users = [
+            (r.requests, r.prompt_tokens, r.completion_tokens)
+            for r in (await session.scalars(select(UserDailyTokenUsage))).all()
+        ]
+        guilds = [
+            (r.requests, r.prompt_tokens, r.completion_tokens)
+            for r in (await session.scalars(select(GuildDailyTokenUsage))).all()
+        ]
+    assert users == [(3, 157, 30)] and guilds == [(2, 150, 20)]
