@@ -15,6 +15,7 @@ switch learning off (its ``learning`` setting).
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 # Fact types whose sameness between two members is worth remembering (see bot.domain.facts.association_type).
 _ASSOCIABLE = ("hobby", "preference", "work", "location")
+_WORD = re.compile(r"[^\W_]+")
 # A follow-up is due on the evening (UTC) of the day it is about ("my exam is tomorrow": tomorrow evening).
 _FOLLOW_UP_HOUR = time(18, 0)
 
@@ -469,6 +471,7 @@ class Learner:
                         guild_id, after_discussion(current.get(topic), topic=topic, sentiment=sentiment, at=now)
                     )
                 events = EventRepository(session)
+                await self._cancel_follow_ups_brought_up(events, by_user)
                 for follow_up in extraction.follow_ups:
                     asker = _user_for(follow_up.speaker, names)
                     due = datetime.combine(follow_up.date, _FOLLOW_UP_HOUR, tzinfo=UTC)
@@ -485,6 +488,18 @@ class Learner:
                     )
             await learning.mark_learned(conversation_id, messages[-1].id)
         return added, refreshed, superseded
+
+    @staticmethod
+    async def _cancel_follow_ups_brought_up(
+        events: EventRepository, by_user: dict[int, list[UnlearnedMessage]]
+    ) -> None:
+        """A pending follow-up is dropped once its user brings the topic up first ("the exam went great!")."""
+        for user_id, said in by_user.items():
+            words = set(_WORD.findall(" ".join(m.content for m in said).casefold()))
+            for event in await events.pending(user_id, event_type="follow_up"):
+                topic = set(_WORD.findall(event.title.casefold()))
+                if topic and topic <= words:
+                    await events.cancel_of(user_id, event.id)
 
     async def _associate(
         self,

@@ -1,6 +1,7 @@
 """Proactive events on a real database (both backends) with a controllable clock: what is sent, postponed,
 missed, retried and failed. Discord itself is covered end to end in tests/e2e; here the notifier records."""
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -112,3 +113,20 @@ async def test_a_tick_claims_batch_after_batch_until_nothing_due_is_left(db: Dat
     notifier = RecordingNotifier()
     assert await service(db, llm, notifier, Clock(NOW), claim_batch=2).tick() == {"sent": 5}
     assert sorted(text for _, _, text in notifier.sent) == [f"⏰ Reminder: task {i}" for i in range(5)]
+
+
+async def test_two_schedulers_on_one_postgresql_fire_each_of_100_events_exactly_once(
+    pg: Database, llm: FakeLLM
+) -> None:
+    user = await ana(pg)
+    for i in range(100):
+        await add(pg, user, "reminder", NOW - timedelta(seconds=i), f"task {i}")
+    first, second = RecordingNotifier(), RecordingNotifier()
+    clock = Clock(NOW)
+    await asyncio.gather(
+        service(pg, llm, first, clock, claim_batch=7).tick(), service(pg, llm, second, clock, claim_batch=7).tick()
+    )
+    texts = [text for _, _, text in first.sent + second.sent]
+    assert sorted(texts) == sorted(f"⏰ Reminder: task {i}" for i in range(100))  # none twice, none left out
+    assert first.sent and second.sent
+    assert {r.status for r in await rows(pg)} == {"sent"}

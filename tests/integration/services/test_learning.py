@@ -327,3 +327,18 @@ async def test_a_speaker_with_many_facts_shows_the_model_those_closest_to_the_ta
     known = model.learning_prompts[-1].split("Chat:")[0]
     assert "lives in Berlin" in known
     assert known.count("collects stamps") == learner.config.known_facts - 1
+
+
+async def test_a_follow_up_is_dropped_when_the_user_brings_the_topic_up_first(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    exam = {"speaker": "Ana", "topic": "exam", "date": "2026-11-25", "question": "How did the exam go?"}
+    trip = {"speaker": "Ana", "topic": "trip", "date": "2026-11-28", "question": "How was the trip?"}
+    model.answers = [extraction(follow_ups=[exam, trip]), extraction()]
+    await say(service, learner, "my exam is on Tuesday and then a trip on Friday")
+    await say(service, learner, "the exam went great, by the way!")
+    await learner.stop()
+    async with db.session() as session:
+        states = {e.title: e.status for e in (await session.scalars(select(ScheduledEvent))).all()}
+    assert states == {"exam": "cancelled", "trip": "pending"}
