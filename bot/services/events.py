@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.db.engine import Database
+from bot.db.models import User, UserPreferences
 from bot.db.repositories.events import DueEvent, EventRepository
 from bot.db.repositories.facts import FactRepository
 from bot.db.repositories.users import UserRepository
@@ -32,6 +33,7 @@ from bot.domain.recurrence import catch_up, in_quiet_hours, local_to_utc, next_o
 from bot.domain.retry import Backoff
 from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class EventService:
         self.notifier = notifier
         self.config = config
         self.clock = clock
+        self._per_user = KeyedLocks()
 
     async def tick(self) -> dict[Outcome, int]:
         """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
@@ -112,27 +115,44 @@ class EventService:
             for event in due:
                 if event.is_recurring and event.recurrence_rule:
                     await events.schedule_next(event, self._next_time(event))
+        if not due:
+            return 0
+        async with self.database.reading() as session:
+            people = await UserRepository(session).people([event.user_id for event in due])
         gate = asyncio.Semaphore(self.config.concurrency)
+        sent: list[int] = []
 
         async def handle(event: DueEvent) -> None:
             async with gate:
                 try:
-                    outcome = await self.handle(event, now=now)
+                    found = people.get(event.user_id)
+                    if found is None:
+                        raise HearthError(f"user {event.user_id} of a scheduled event no longer exists")
+                    if event.event_type in UNSOLICITED:  # one at a time per user, so the daily cap holds
+                        async with self._per_user.hold(event.user_id):
+                            outcome = await self.handle(event, now=now, person=_person(*found), sent=sent)
+                    else:
+                        outcome = await self.handle(event, now=now, person=_person(*found), sent=sent)
                 except Exception:  # a database fault: the event stays triggered; logged for the owner
                     log.exception("scheduled event %s could not be handled", event.id)
                     return
                 counts[outcome] = counts.get(outcome, 0) + 1
 
         await asyncio.gather(*(handle(event) for event in due))
+        async with self.database.session() as session:
+            await EventRepository(session).mark_sent_many(sent, at=now)
         return len(due)
 
-    async def handle(self, event: DueEvent, *, now: datetime) -> Outcome:
-        """Deliver one claimed event, or decide not to (see the module notes)."""
+    async def handle(
+        self, event: DueEvent, *, now: datetime, person: "_Person | None" = None, sent: list[int] | None = None
+    ) -> Outcome:
+        """Deliver one claimed event, or decide not to (see the module notes). With ``sent``, a delivered
+        event's id is added to it for the caller to mark in bulk, rather than marked here."""
         if catch_up(event.trigger_at, now, self.config.grace) == "missed":
             await self._mark(lambda events: events.mark_missed(event.id, at=now))
             log.info("event %s (%s) missed: due %s", event.id, event.event_type, event.trigger_at.isoformat())
             return "missed"
-        person = await self._person(event.user_id)
+        person = person or await self._person(event.user_id)
         if event.event_type in UNSOLICITED:
             held = await self._hold_back(event, person, now)
             if held is not None:
@@ -142,7 +162,10 @@ class EventService:
             await self.notifier.deliver(user_discord_id=person.discord_id, channel_id=event.channel_id, text=text)
         except DeliveryFailed as exc:
             return await self._delivery_failed(event, exc, now)
-        await self._mark(lambda events: events.mark_sent(event.id, at=now))
+        if sent is not None and event.event_type not in UNSOLICITED:
+            sent.append(event.id)
+        else:  # unsolicited ones at once: the daily cap counts them
+            await self._mark(lambda events: events.mark_sent(event.id, at=now))
         return "sent"
 
     async def _hold_back(self, event: DueEvent, person: _Person, now: datetime) -> Outcome | None:
@@ -213,20 +236,10 @@ class EventService:
 
     async def _person(self, user_id: int) -> _Person:
         async with self.database.reading() as session:
-            users = UserRepository(session)
-            user = await users.get(user_id)
-            preferences = await users.preferences(user_id)
-        if user is None:
+            found = (await UserRepository(session).people([user_id])).get(user_id)
+        if found is None:
             raise HearthError(f"user {user_id} of a scheduled event no longer exists")
-        try:
-            tz = ZoneInfo(preferences.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            tz = ZoneInfo("UTC")
-        quiet = None
-        if preferences.quiet_hours_start is not None and preferences.quiet_hours_end is not None:
-            quiet = (preferences.quiet_hours_start, preferences.quiet_hours_end)
-        name = user.custom_name or user.discord_display_name or user.discord_username
-        return _Person(user.discord_id, name, tz, preferences.proactive_opt_out, quiet)
+        return _person(*found)
 
     def _next_time(self, event: DueEvent) -> datetime:
         """The next occurrence of a recurring event, in its own time zone (kept in its context)."""
@@ -247,3 +260,22 @@ class EventService:
     async def _mark(self, change: Callable[[EventRepository], Awaitable[object]]) -> None:
         async with self.database.session() as session:
             await change(EventRepository(session))
+
+
+def _person(user: User, preferences: UserPreferences | None) -> _Person:
+    """Who an event is for, as the rules need them; no preferences row means the defaults (UTC, opted in)."""
+    zone = preferences.timezone if preferences is not None else "UTC"
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    quiet = None
+    if (
+        preferences is not None
+        and preferences.quiet_hours_start is not None
+        and preferences.quiet_hours_end is not None
+    ):
+        quiet = (preferences.quiet_hours_start, preferences.quiet_hours_end)
+    name = user.custom_name or user.discord_display_name or user.discord_username
+    opted_out = preferences is not None and preferences.proactive_opt_out
+    return _Person(user.discord_id, name, tz, opted_out, quiet)

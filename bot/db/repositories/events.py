@@ -190,13 +190,26 @@ class EventRepository:
             update(ScheduledEvent)
             .where(ScheduledEvent.id == event_id, ScheduledEvent.status == "triggered")
             .values(**values)
-            .execution_options(synchronize_session="fetch")
+            .execution_options(synchronize_session=False)
         )
         await self.session.execute(statement)
 
     async def mark_sent(self, event_id: int, *, at: datetime) -> None:
         require_aware(at, "at")
         await self._finish(event_id, {"status": "sent", "triggered_at": at, "updated_at": at})
+
+    async def mark_sent_many(self, event_ids: Sequence[int], *, at: datetime) -> None:
+        """:meth:`mark_sent` for many events in one statement (a tick's deliveries)."""
+        require_aware(at, "at")
+        if not event_ids:
+            return
+        statement = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.id.in_(event_ids), ScheduledEvent.status == "triggered")
+            .values(status="sent", triggered_at=at, updated_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)
 
     async def mark_missed(self, event_id: int, *, at: datetime) -> None:
         require_aware(at, "at")

@@ -1,5 +1,6 @@
 """Users and their preferences."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -59,3 +60,14 @@ class UserRepository:
         preferences = await self.session.scalar(select(UserPreferences).where(UserPreferences.user_id == user_id))
         assert preferences is not None  # inserted just above
         return preferences
+
+    async def people(self, user_ids: Sequence[int]) -> dict[int, tuple[User, UserPreferences | None]]:
+        """Users with their preferences (None where they never set any), in one query."""
+        if not user_ids:
+            return {}
+        statement = (
+            select(User, UserPreferences)
+            .outerjoin(UserPreferences, UserPreferences.user_id == User.id)
+            .where(User.id.in_(set(user_ids)))
+        )
+        return {user.id: (user, preferences) for user, preferences in (await self.session.execute(statement)).all()}

@@ -130,3 +130,11 @@ async def test_two_schedulers_on_one_postgresql_fire_each_of_100_events_exactly_
     assert sorted(texts) == sorted(f"⏰ Reminder: task {i}" for i in range(100))  # none twice, none left out
     assert first.sent and second.sent
     assert {r.status for r in await rows(pg)} == {"sent"}
+
+
+async def test_the_daily_cap_holds_when_several_greetings_fall_due_in_one_tick(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db)
+    for topic in ("exam", "trip", "party"):
+        await add(db, user, "follow_up", NOW, topic, context={"question": f"How was the {topic}?"})
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, Clock(NOW), daily_cap=2).tick() == {"sent": 2, "postponed": 1}
