@@ -27,6 +27,7 @@ from bot.db.models import (
     UserRelationship,
 )
 from bot.db.repositories._dialect import insert_for
+from bot.db.repositories._names import shown_name
 from bot.db.types import utcnow
 from bot.domain.mood import Mood
 from bot.domain.opinions import Opinion, normalize_topic
@@ -344,9 +345,7 @@ class LearningRepository:
     async def unlearned(self, conversation_id: int, *, limit: int) -> list[UnlearnedMessage]:
         """The conversation's user and assistant turns after its learning marker, oldest first (at most
         ``limit``)."""
-        speaker = func.coalesce(
-            User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username
-        )
+        speaker = shown_name()
         statement = (
             select(
                 Message.id,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
+from bot.db.repositories._names import shown_name
 from bot.db.types import FloatVector
 from bot.domain.memory_text import search_text
 from bot.domain.recall import RecallScope, inverse_document_frequency, words_to_search
@@ -273,9 +274,7 @@ class MemoryRepository:
     async def messages_without_memory(self, *, limit: int) -> list[NewMemory]:
         """Stored user and assistant messages that have no memory yet (the newest ``limit``), oldest first, as
         the memories they should become. Hearth's own turns have no speaker: a prompt shows them as "you"."""
-        speaker = func.coalesce(
-            User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username
-        )
+        speaker = shown_name()
         statement = (
             select(
                 Message.id,
