@@ -62,6 +62,8 @@ class EventsConfig:
     claim_batch: int = 200
     concurrency: int = 16  # events handled at once
     max_attempts: int = 4
+    # A claimed event not finished after this long was left by a process that stopped mid-send: claimed again.
+    stuck_after: timedelta = timedelta(minutes=10)
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
     daily_cap: int = 3  # unsolicited messages per user per (local) day
     shard: tuple[int, int] | None = None  # (shard id, shard count): this process's share of the guilds
@@ -102,6 +104,10 @@ class EventService:
         """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
         events ended each way."""
         counts: dict[Outcome, int] = {}
+        async with self.database.session() as session:
+            stuck = await EventRepository(session).requeue_stuck(claimed_before=self.clock() - self.config.stuck_after)
+        if stuck:
+            log.warning("%d events were claimed but never finished (a stop mid-send?); claiming them again", stuck)
         while True:
             claimed = await self._tick_once(counts)
             if claimed < self.config.claim_batch:

@@ -153,6 +153,19 @@ class EventRepository:
         await self.session.flush()
         return event.id
 
+    async def requeue_stuck(self, *, claimed_before: datetime) -> int:
+        """Put back to ``pending`` the events claimed before ``claimed_before`` and never finished (the process
+        that claimed them stopped mid-send); returns how many. They are claimed again, and a late one is missed."""
+        require_aware(claimed_before, "claimed_before")
+        statement = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.status == "triggered", ScheduledEvent.triggered_at < claimed_before)
+            .values(status="pending")
+            .returning(ScheduledEvent.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len((await self.session.execute(statement)).all())
+
     async def claim_due(self, *, now: datetime, limit: int, shard: tuple[int, int] | None = None) -> list[DueEvent]:
         """Move up to ``limit`` pending events due by ``now`` to ``triggered`` and return them, oldest first.
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from bot.db.engine import Database
+from bot.db.repositories.events import EventRepository
 from bot.services.events import DeliveryFailed
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
@@ -138,3 +139,15 @@ async def test_the_daily_cap_holds_when_several_greetings_fall_due_in_one_tick(d
         await add(db, user, "follow_up", NOW, topic, context={"question": f"How was the {topic}?"})
     notifier = RecordingNotifier()
     assert await service(db, llm, notifier, Clock(NOW), daily_cap=2).tick() == {"sent": 2, "postponed": 1}
+
+
+async def test_events_left_claimed_by_a_stopped_process_are_claimed_again(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db)
+    await add(db, user, "reminder", NOW - timedelta(minutes=15), "call mom")
+    await add(db, user, "reminder", NOW - timedelta(minutes=3), "stretch")
+    async with db.session() as session:  # a process claims both, then dies before sending
+        assert len(await EventRepository(session).claim_due(now=NOW - timedelta(minutes=2), limit=10)) == 2
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, Clock(NOW), stuck_after=timedelta(minutes=1)).tick() == {"sent": 2}
+    assert await service(db, llm, notifier, Clock(NOW), stuck_after=timedelta(minutes=1)).tick() == {}
+    assert sorted(text for _, _, text in notifier.sent) == ["⏰ Reminder: call mom", "⏰ Reminder: stretch"]
