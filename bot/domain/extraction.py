@@ -7,6 +7,7 @@ type becomes "general", extra keys and extra list items are dropped) and strictl
 something wrong (a missing field, a wrong type, an unusable date or text): then the whole answer is refused.
 """
 
+import calendar
 import datetime
 import json
 import math
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.domain.prompt import ChatMessage
 
@@ -125,6 +126,21 @@ class ExtractedFollowUp(_Answer):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)  # e.g. "How did the interview go?"
 
 
+class ExtractedBirthday(_Answer):
+    """A speaker's own birthday, as they said it ("my birthday is on 3 March"); the year only if they gave it."""
+
+    speaker: str
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+    year: int | None = Field(default=None, ge=1900, le=2100)
+
+    @model_validator(mode="after")
+    def _real_day(self) -> "ExtractedBirthday":
+        if self.day > calendar.monthrange(2000, self.month)[1]:  # 2000: a leap year, so 29 February counts
+            raise ValueError(f"there is no day {self.day} in month {self.month}")
+        return self
+
+
 class ExtractedReference(_Answer):
     speaker: str
     kind: ReferenceKind
@@ -143,6 +159,7 @@ class Extraction(_Answer):
     topics: list[ExtractedTopic] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_TOPICS})
     follow_ups: list[ExtractedFollowUp] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_FOLLOW_UPS})
     references: list[ExtractedReference] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES})
+    birthdays: list[ExtractedBirthday] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES})
 
     @field_validator("sentiment", mode="before")
     @classmethod
@@ -260,6 +277,7 @@ follow_ups: up to {MAX_FOLLOW_UPS} upcoming things a speaker mentioned (an inter
 resolve "tomorrow" or "on Friday" from today (an audition on Friday is {friday}: ask on {saturday}).
 references: up to {MAX_REFERENCES} nicknames a speaker wants {persona_name} to call them, or inside jokes they \
 clearly share with {persona_name} ("kind": nickname or inside_joke).
+birthdays: a speaker's own birthday when they state it (month, day, and year only if given).
 Leave lists empty when there is nothing. Answer with ONLY the JSON object, no other text. Example of the shape \
 (not real data):
 {json.dumps(example)}"""

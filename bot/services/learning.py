@@ -35,6 +35,7 @@ from bot.db.repositories.companion import (
 )
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
@@ -63,6 +64,7 @@ from bot.llm.embeddings import Embedder, Vectors
 from bot.services.activity import ReplyActivity
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService, PersonaView
+from bot.services.reminders import ReminderService
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +297,8 @@ class Learner:
         if extraction is None and calls == 0:
             return LearnOutcome("unavailable", messages=len(messages))
         outcome = await self._apply(conversation_id, messages, allowed, names, known, extraction, persona, now)
+        if extraction is not None and extraction.birthdays:
+            await self._birthdays(extraction, names)
         self.batches += 1
         return LearnOutcome(
             "learned" if extraction is not None else "skipped",
@@ -488,6 +492,19 @@ class Learner:
                     )
             await learning.mark_learned(conversation_id, messages[-1].id)
         return added, refreshed, superseded
+
+    async def _birthdays(self, extraction: Extraction, names: dict[str, int]) -> None:
+        """A birthday someone mentions becomes their birthday (greeted yearly) unless they set one already;
+        what they set themselves always wins."""
+        reminders = ReminderService(self.database, clock=self.clock)
+        for birthday in extraction.birthdays:
+            user_id = _user_for(birthday.speaker, names)
+            if user_id is None:
+                continue
+            async with self.database.session() as session:
+                known = (await UserRepository(session).preferences(user_id)).birthday_month is not None
+            if not known:
+                await reminders.set_birthday(user_id, birthday.month, birthday.day, birthday.year)
 
     @staticmethod
     async def _cancel_follow_ups_brought_up(

@@ -342,3 +342,19 @@ async def test_a_follow_up_is_dropped_when_the_user_brings_the_topic_up_first(db
     async with db.session() as session:
         states = {e.title: e.status for e in (await session.scalars(select(ScheduledEvent))).all()}
     assert states == {"exam": "cancelled", "trip": "pending"}
+
+
+async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    model.answers = [
+        extraction(birthdays=[{"speaker": "Ana", "month": 3, "day": 3}]),
+        extraction(birthdays=[{"speaker": "Ana", "month": 7, "day": 9}]),  # a joke, or someone else's: kept as set
+    ]
+    await say(service, learner, "my birthday is on 3 March!")
+    await say(service, learner, "haha or maybe 9 July")
+    await learner.stop()
+    async with db.session() as session:
+        events = (await session.scalars(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))).all()
+    assert [(e.event_type, e.trigger_at) for e in events] == [("birthday", datetime(2027, 3, 3, 10, 0, tzinfo=UTC))]

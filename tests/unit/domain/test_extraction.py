@@ -379,3 +379,10 @@ def test_the_request_stays_compact() -> None:
     system, user = messages()
     assert estimate_tokens(system) < 800
     assert estimate_tokens(user) < 120
+
+
+def test_a_birthday_must_be_a_real_day_and_29_february_is_one() -> None:
+    answer = parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 2, "day": 29}]}')
+    assert [(b.month, b.day, b.year) for b in answer.birthdays] == [(2, 29, None)]
+    with pytest.raises(ExtractionError):
+        parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 4, "day": 31}]}')
