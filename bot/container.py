@@ -54,17 +54,16 @@ def learning_config(settings: Settings) -> LearningConfig:
 
 
 def events_config(settings: Settings) -> EventsConfig:
-    # A process claims only its own guilds' events when it runs exactly one shard of a known count. Otherwise
-    # (one process, auto-sharded, or several shards here) it claims every guild's: claims are atomic, so
-    # processes never send one event twice, but one may claim events of guilds it does not see (they go by DM).
-    shard = None
-    if settings.shard_count is not None and len(settings.shard_ids) == 1:
-        shard = (settings.shard_ids[0], settings.shard_count)
+    # With SHARD_COUNT and SHARD_IDS, a process claims only the events of guilds on its shards (DMs: shard 0).
+    # Otherwise one process runs every shard and claims every event.
+    shards = None
+    if settings.shard_count is not None and settings.shard_ids:
+        shards = (tuple(settings.shard_ids), settings.shard_count)
     return EventsConfig(
         model=settings.llm_model,
         grace=timedelta(minutes=settings.events_grace_minutes),
         daily_cap=settings.proactive_daily_cap,
-        shard=shard,
+        shards=shards,
     )
 
 

@@ -66,7 +66,7 @@ class EventsConfig:
     stuck_after: timedelta = timedelta(minutes=10)
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
     daily_cap: int = 3  # unsolicited messages per user per (local) day
-    shard: tuple[int, int] | None = None  # (shard id, shard count): this process's share of the guilds
+    shards: tuple[tuple[int, ...], int] | None = None  # (shard ids, shard count): this process's guilds
 
 
 Outcome = Literal["sent", "missed", "cancelled", "postponed", "retrying", "failed"]
@@ -117,7 +117,7 @@ class EventService:
         now = self.clock()
         async with self.database.session() as session:
             events = EventRepository(session)
-            due = await events.claim_due(now=now, limit=self.config.claim_batch, shard=self.config.shard)
+            due = await events.claim_due(now=now, limit=self.config.claim_batch, shards=self.config.shards)
             for event in due:
                 if event.is_recurring and event.recurrence_rule:
                     await events.schedule_next(event, self._next_time(event))

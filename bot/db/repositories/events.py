@@ -65,17 +65,18 @@ def _due_event(row: Row[Any]) -> DueEvent:
     )
 
 
-def _on_shard(shard_id: int, shard_count: int) -> ColumnElement[bool]:
-    """Events whose guild lives on ``shard_id``; events without a guild (DMs) live on shard 0."""
-    if shard_count < 1 or not 0 <= shard_id < shard_count:
+def _on_shards(shard_ids: Sequence[int], shard_count: int) -> ColumnElement[bool]:
+    """Events whose guild lives on one of ``shard_ids``; events without a guild (DMs) live on shard 0."""
+    if shard_count < 1 or not shard_ids or not all(0 <= shard_id < shard_count for shard_id in shard_ids):
         raise ValueError(
-            f"shard must be (shard_id, shard_count) with 0 <= shard_id < shard_count, got ({shard_id}, {shard_count})"
+            f"shards must be ids within 0..{shard_count - 1} and a shard count of at least 1, got "
+            f"({list(shard_ids)}, {shard_count})"
         )
     guilds_here = select(Guild.id).where(
-        Guild.discord_id.op(">>")(literal(_SHARD_SHIFT, Integer)) % shard_count == shard_id
+        (Guild.discord_id.op(">>")(literal(_SHARD_SHIFT, Integer)) % shard_count).in_(sorted(set(shard_ids)))
     )
     in_guild_here = ScheduledEvent.guild_id.in_(guilds_here)
-    return or_(ScheduledEvent.guild_id.is_(None), in_guild_here) if shard_id == 0 else in_guild_here
+    return or_(ScheduledEvent.guild_id.is_(None), in_guild_here) if 0 in shard_ids else in_guild_here
 
 
 class EventRepository:
@@ -166,7 +167,9 @@ class EventRepository:
         )
         return len((await self.session.execute(statement)).all())
 
-    async def claim_due(self, *, now: datetime, limit: int, shard: tuple[int, int] | None = None) -> list[DueEvent]:
+    async def claim_due(
+        self, *, now: datetime, limit: int, shards: tuple[Sequence[int], int] | None = None
+    ) -> list[DueEvent]:
         """Move up to ``limit`` pending events due by ``now`` to ``triggered`` and return them, oldest first.
 
         One statement: on PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
@@ -182,8 +185,8 @@ class EventRepository:
             .order_by(ScheduledEvent.trigger_at, ScheduledEvent.id)
             .limit(limit)
         )
-        if shard is not None:
-            picked = picked.where(_on_shard(*shard))
+        if shards is not None:  # (this process's shard ids, the shard count)
+            picked = picked.where(_on_shards(*shards))
         if dialect_name(self.session) == "postgresql":
             picked = picked.with_for_update(skip_locked=True, of=ScheduledEvent)
         due = picked.cte("due")

@@ -34,9 +34,9 @@ async def _add(db: Database, user_id: int, trigger_at: datetime, **fields: Any) 
         return await EventRepository(session).add(user_id=user_id, trigger_at=trigger_at, **values)
 
 
-async def _claim(db: Database, *, limit: int = 10, shard: tuple[int, int] | None = None) -> list[DueEvent]:
+async def _claim(db: Database, *, limit: int = 10, shards: tuple[tuple[int, ...], int] | None = None) -> list[DueEvent]:
     async with db.session() as session:
-        return await EventRepository(session).claim_due(now=NOW, limit=limit, shard=shard)
+        return await EventRepository(session).claim_due(now=NOW, limit=limit, shards=shards)
 
 
 async def _row(db: Database, event_id: int) -> ScheduledEvent:
@@ -93,10 +93,13 @@ async def test_claim_by_shard_follows_discords_formula_with_dms_on_shard_zero(db
     in_guild_1 = await _add(db, user_id, NOW - timedelta(minutes=2), guild_id=guild_1)
     in_dm = await _add(db, user_id, NOW - timedelta(minutes=1))
 
-    assert [event.id for event in await _claim(db, shard=(1, 2))] == [in_guild_1]
-    assert [event.id for event in await _claim(db, shard=(0, 2))] == [in_guild_0, in_dm]
+    assert [event.id for event in await _claim(db, shards=((1,), 2))] == [in_guild_1]
+    assert [event.id for event in await _claim(db, shards=((0,), 2))] == [in_guild_0, in_dm]
+    again_0 = await _add(db, user_id, NOW - timedelta(minutes=3), guild_id=guild_0)
+    again_1 = await _add(db, user_id, NOW - timedelta(minutes=2), guild_id=guild_1)
+    assert [event.id for event in await _claim(db, shards=((0, 1), 2))] == [again_0, again_1]  # a process with both
     with pytest.raises(ValueError, match="shard"):
-        await _claim(db, shard=(2, 2))
+        await _claim(db, shards=((2,), 2))
 
 
 async def test_transitions_after_a_claim(db: Database) -> None:
