@@ -6,8 +6,9 @@ inserts the next occurrence of each recurring one. Each claimed event is then ha
 
 - late by more than the grace period (the bot was down): marked missed;
 - a reminder the user asked for is always delivered, at once, in a fixed wording (no model needed);
-- an unsolicited message (a birthday greeting, a follow-up) goes only to users who did not opt out, never in
-  their quiet hours (postponed to the end of them), at most ``daily_cap`` a day per user; the model writes
+- an unsolicited message (a birthday greeting, a follow-up) goes only to users who did not opt out, and in a
+  guild only if its ``proactive`` setting is not off; never in the user's or the guild's quiet hours (both
+  read in the user's time zone; postponed to their end), at most ``daily_cap`` a day per user; the model writes
   it in persona, from the event and what Hearth knows about the user, with a plain fallback if the model is
   unavailable;
 - delivery goes through a :class:`Notifier` (``bot/discord/notifier.py``); a failure that may pass is retried
@@ -19,13 +20,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.db.engine import Database
 from bot.db.models import User, UserPreferences
 from bot.db.repositories.events import DueEvent, EventRepository
 from bot.db.repositories.facts import FactRepository
+from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.prompt import ChatMessage
@@ -177,11 +179,17 @@ class EventService:
     async def _hold_back(self, event: DueEvent, person: _Person, now: datetime) -> Outcome | None:
         """Why an unsolicited message is not sent now: opted out (cancelled), quiet hours or the daily cap
         (postponed); None when it may go."""
-        if person.proactive_opt_out:
+        guild: dict[str, Any] = {}
+        if event.guild_id is not None:
+            async with self.database.reading() as session:
+                guild = await GuildRepository(session).settings_of(event.guild_id)
+        if person.proactive_opt_out or guild.get("proactive") is False:
             await self._mark(lambda events: events.cancel_triggered(event.id))
             return "cancelled"
-        if person.quiet is not None and in_quiet_hours(now, person.tz, *person.quiet):
-            later = quiet_hours_end(now, person.tz, *person.quiet)
+        # The user's quiet hours and the guild's, both read in the user's time zone.
+        windows = [window for window in (person.quiet, _quiet_hours(guild.get("quiet_hours"))) if window is not None]
+        if any(in_quiet_hours(now, person.tz, *window) for window in windows):
+            later = max(quiet_hours_end(now, person.tz, *window) for window in windows)
             await self._mark(lambda events: events.postpone(event.id, at=later))
             return "postponed"
         local_midnight = local_to_utc(datetime.combine(to_local(now, person.tz).date(), time(0)), person.tz)
@@ -285,3 +293,13 @@ def _person(user: User, preferences: UserPreferences | None) -> _Person:
     name = user.custom_name or user.discord_display_name or user.discord_username
     opted_out = preferences is not None and preferences.proactive_opt_out
     return _Person(user.discord_id, name, tz, opted_out, quiet)
+
+
+def _quiet_hours(setting: object) -> tuple[time, time] | None:
+    """A guild's ``quiet_hours`` setting ({"start": "22:00", "end": "08:00"}); None when unset or unreadable."""
+    if not isinstance(setting, dict):
+        return None
+    try:
+        return time.fromisoformat(str(setting["start"])), time.fromisoformat(str(setting["end"]))
+    except (KeyError, ValueError):
+        return None

@@ -52,10 +52,12 @@ async def ana(db: Database, *, tz: str = "UTC", quiet: tuple[time, time] | None 
         return user.id
 
 
-async def add(db: Database, user_id: int, kind: str, at: datetime, title: str, **more: object) -> int:
+async def add(
+    db: Database, user_id: int, kind: str, at: datetime, title: str, *, guild_id: int | None = None, **more: object
+) -> int:
     async with db.session() as session:
         return await EventRepository(session).add(
-            user_id=user_id, guild_id=None, channel_id=None, event_type=kind, trigger_at=at, title=title, **more
+            user_id=user_id, guild_id=guild_id, channel_id=None, event_type=kind, trigger_at=at, title=title, **more
         )
 
 

@@ -37,6 +37,10 @@ class GuildRepository:
     async def get_by_discord_id(self, discord_id: int) -> Guild | None:
         return await self.session.scalar(select(Guild).where(Guild.discord_id == discord_id))
 
+    async def settings_of(self, guild_id: int) -> dict[str, Any]:
+        """The guild's settings ({} for an unknown guild)."""
+        return dict(await self.session.scalar(select(Guild.settings).where(Guild.id == guild_id)) or {})
+
     async def update_settings(self, guild_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the guild's settings (a key set to None is removed); returns the result."""
         current = await self.session.scalar(select(Guild.settings).where(Guild.id == guild_id).with_for_update())

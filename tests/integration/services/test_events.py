@@ -8,6 +8,7 @@ import pytest
 
 from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository
+from bot.db.repositories.guilds import GuildRepository
 from bot.services.events import DeliveryFailed
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
@@ -151,3 +152,23 @@ async def test_events_left_claimed_by_a_stopped_process_are_claimed_again(db: Da
     assert await service(db, llm, notifier, Clock(NOW), stuck_after=timedelta(minutes=1)).tick() == {"sent": 2}
     assert await service(db, llm, notifier, Clock(NOW), stuck_after=timedelta(minutes=1)).tick() == {}
     assert sorted(text for _, _, text in notifier.sent) == ["⏰ Reminder: call mom", "⏰ Reminder: stretch"]
+
+
+async def test_a_guild_can_switch_unsolicited_messages_off_or_keep_quiet_hours(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db, tz="Europe/Lisbon")  # 12:00 UTC is 12:00 in Lisbon in November
+    async with db.session() as session:
+        guilds = GuildRepository(session)
+        quiet = (await guilds.upsert(discord_id=901, name="Quiet Corner")).id
+        off = (await guilds.upsert(discord_id=902, name="No Pings")).id
+        await guilds.update_settings(quiet, {"quiet_hours": {"start": "11:00", "end": "13:30"}})
+        await guilds.update_settings(off, {"proactive": False})
+    await add(db, user, "follow_up", NOW, "exam", guild_id=quiet, context={"question": "How did it go?"})
+    await add(db, user, "follow_up", NOW, "trip", guild_id=off, context={"question": "How was it?"})
+    await add(db, user, "reminder", NOW, "call mom", guild_id=off)  # asked for: the guild's switch is no matter
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, Clock(NOW)).tick() == {"postponed": 1, "cancelled": 1, "sent": 1}
+    assert {r.title: (r.status, r.trigger_at) for r in await rows(db)} == {
+        "exam": ("pending", datetime(2026, 11, 23, 13, 30, tzinfo=UTC)),
+        "trip": ("cancelled", NOW),
+        "call mom": ("sent", NOW),
+    }
