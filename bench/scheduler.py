@@ -10,14 +10,14 @@ hours, not opted out) and the daily cap of unsolicited messages is set out of re
 records the wall-clock time of each delivery; each event names its own channel, so the notifier knows which
 event it sends.
 
-The events are stored first, then given due times spread evenly over ``--window`` seconds starting just
-after: 40 by default, so 250 events fall due each second, above the rate the target asks Hearth to keep up
-with (``--window 5`` is a burst: it measures how fast a backlog drains, and the delay grows with it). From the first due time, the real ``EventService.tick``
-runs every ``--poll-seconds`` (1 by default, as the bot's ``EVENTS_POLL_SECONDS``) on the wall clock, as the
-bot's interval job does (a tick never overlaps the previous one: a slot that falls while a tick runs is
-skipped), until every event is settled. A tick claims batch after batch until nothing due is left. The claim
-batch and the number of events handled at once are the bot's defaults (``EventsConfig``) unless
-``--claim-batch`` / ``--concurrency`` say otherwise.
+The events are stored first, then given due times spread evenly over ``--window`` seconds starting just after:
+40 by default, so 250 events fall due each second, above the rate the target asks Hearth to keep up with
+(``--window 5`` is a burst: it measures how fast a backlog drains, and the delay grows with it). From the first
+due time, the real ``EventService.tick`` runs every ``--poll-seconds`` (1 by default, as the bot's
+``EVENTS_POLL_SECONDS``) on the wall clock, as the bot's interval job does (a tick never overlaps the previous
+one: a slot that falls while a tick runs is skipped), until every event is settled. A tick claims batch after
+batch until nothing due is left. The claim batch and the number of events handled at once are the bot's defaults
+(``EventsConfig``) unless ``--claim-batch`` / ``--concurrency`` say otherwise.
 
 Figures: ``events_per_s`` is the events sent over the time from the first due time to the last sending;
 ``p50_delay_s`` / ``p95_delay_s`` are the delays from due time to sending; ``ticks``, the p50 and longest
