@@ -68,6 +68,13 @@ def normalise_rows(matrix: npt.ArrayLike) -> Vectors:
     return rows
 
 
+def cosine_to(rows: Sequence[npt.NDArray[np.float32]], vector: Vectors) -> list[float]:
+    """The cosine similarity of each unit-length row to ``vector`` (a dot product; see the module notes)."""
+    if not rows:
+        return []
+    return [float(x) for x in np.stack(list(rows)) @ vector]
+
+
 def _empty(dimension: int) -> Vectors:
     return np.empty((0, dimension), dtype=np.float32)
 

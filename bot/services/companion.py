@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from bot.db.engine import Database
 from bot.db.repositories.companion import (
     LearningRepository,
@@ -29,7 +27,7 @@ from bot.domain.budget import take_lines_within
 from bot.domain.facts import StoredFact, fact_line, prompt_order
 from bot.domain.opinions import normalize_topic, voice
 from bot.domain.style import guidance
-from bot.llm.embeddings import Vectors
+from bot.llm.embeddings import Vectors, cosine_to
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 # Topics are matched as runs of up to this many words of the message ("rock climbing", "the cello").
@@ -90,8 +88,8 @@ class CompanionContext:
             vectors = [row for row in facts if row.embedding is not None]
             if query_vector is not None and vectors:
                 query = await query_vector
-                scores = np.stack([row.embedding for row in vectors if row.embedding is not None]) @ query
-                relevance = {row.id: float(score) for row, score in zip(vectors, scores, strict=True)}
+                scores = cosine_to([row.embedding for row in vectors if row.embedding is not None], query)
+                relevance = {row.id: score for row, score in zip(vectors, scores, strict=True)}
             ordered = prompt_order([_stored(row) for row in facts], now, relevance)
             lines = take_lines_within([f"- {fact_line(fact)}" for fact in ordered], budgets.get("facts", 0))
             if lines:

@@ -16,6 +16,7 @@ inserts the next occurrence of each recurring one. Each claimed event is then ha
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -136,11 +137,10 @@ class EventService:
                     found = people.get(event.user_id)
                     if found is None:
                         raise HearthError(f"user {event.user_id} of a scheduled event no longer exists")
-                    if event.event_type in UNSOLICITED:  # one at a time per user, so the daily cap holds
-                        async with self._per_user.hold(event.user_id):
-                            outcome = await self.handle(event, now=now, person=_person(*found), sent=sent)
-                    else:
-                        outcome = await self.handle(event, now=now, person=_person(*found), sent=sent)
+                    # Unsolicited messages one at a time per user, so the daily cap holds within a tick.
+                    one_by_one = event.event_type in UNSOLICITED
+                    async with self._per_user.hold(event.user_id) if one_by_one else contextlib.nullcontext():
+                        outcome = await self.handle(event, now=now, person=_person_of(*found), sent=sent)
                 except Exception:  # a database fault: the event stays triggered; logged for the owner
                     log.exception("scheduled event %s could not be handled", event.id)
                     return
@@ -253,7 +253,7 @@ class EventService:
             found = (await UserRepository(session).people([user_id])).get(user_id)
         if found is None:
             raise HearthError(f"user {user_id} of a scheduled event no longer exists")
-        return _person(*found)
+        return _person_of(*found)
 
     def _next_time(self, event: DueEvent) -> datetime:
         """The next occurrence of a recurring event, in its own time zone (kept in its context)."""
@@ -276,7 +276,7 @@ class EventService:
             await change(EventRepository(session))
 
 
-def _person(user: User, preferences: UserPreferences | None) -> _Person:
+def _person_of(user: User, preferences: UserPreferences | None) -> _Person:
     """Who an event is for, as the rules need them; no preferences row means the defaults (UTC, opted in)."""
     zone = preferences.timezone if preferences is not None else "UTC"
     try:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import Database
@@ -60,7 +59,7 @@ from bot.domain.facts import (
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
-from bot.llm.embeddings import Embedder, Vectors
+from bot.llm.embeddings import Embedder, Vectors, cosine_to
 from bot.services.activity import ReplyActivity
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService, PersonaView
@@ -113,12 +112,6 @@ class _Pending:
 @dataclass(frozen=True, slots=True)
 class _Stop:
     pass
-
-
-def _cosine(matrix: Sequence[Vectors], vector: Vectors) -> list[float]:
-    if not matrix:
-        return []
-    return [float(x) for x in np.stack(list(matrix)) @ vector]
 
 
 class Learner:
@@ -337,7 +330,7 @@ class Learner:
                 if query is None:  # background work: not embed_one, which goes before queued work
                     query = (await self.embedder.embed([batch_text]))[0]
                 with_vectors = [f for f in facts if f.embedding is not None]
-                scores = _cosine([f.embedding for f in with_vectors if f.embedding is not None], query)
+                scores = cosine_to([f.embedding for f in with_vectors if f.embedding is not None], query)
                 ranked = [f for _, f in sorted(zip(scores, with_vectors, strict=True), key=lambda p: -p[0])]
                 facts = (ranked + [f for f in facts if f.embedding is None])[: self.config.known_facts]
             for fact in facts:
@@ -535,7 +528,7 @@ class Learner:
             if row.embedding is not None
         ]
         for row, similarity in zip(
-            others, _cosine([r.embedding for r in others if r.embedding is not None], vector), strict=True
+            others, cosine_to([r.embedding for r in others if r.embedding is not None], vector), strict=True
         ):
             if similarity < ASSOCIATION_SIMILARITY:
                 continue
@@ -609,7 +602,7 @@ def _nearest(rows: Sequence[FactRow], vector: Vectors | None) -> tuple[int, floa
     candidates = [row for row in rows if row.embedding is not None]
     if vector is None or not candidates:
         return None
-    scores = _cosine([row.embedding for row in candidates if row.embedding is not None], vector)
+    scores = cosine_to([row.embedding for row in candidates if row.embedding is not None], vector)
     best = max(range(len(scores)), key=lambda i: scores[i])
     return candidates[best].id, scores[best]
 
