@@ -15,12 +15,20 @@ from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
 from bot.services.events import EventsConfig, EventService, Notifier
+from bot.services.guild_config import GuildConfigService
+from bot.services.incoming import Place
+from bot.services.knowledge import KnowledgeService
 from bot.services.learning import Learner, LearningConfig
+from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.maintenance import Maintenance, MaintenanceConfig
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
+from bot.services.operations import Operations
 from bot.services.personas import PersonaService
+from bot.services.privacy import PrivacyService
 from bot.services.reembed import embedding_model_mismatch
+from bot.services.reminders import ReminderService
+from bot.services.stats import StatsService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
 from bot.settings import Settings
 
@@ -38,6 +46,7 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         idle=timedelta(minutes=settings.conversation_idle_minutes),
         history_turns=settings.history_turns,
         edit_interval_s=settings.stream_edit_interval_seconds,
+        cooldown_s=settings.user_cooldown_seconds,
     )
 
 
@@ -82,6 +91,14 @@ class Container:
     learner: Learner
     conversation: ConversationService
     scheduler: Scheduler
+    # What the slash commands call.
+    privacy: PrivacyService
+    guild_config: GuildConfigService
+    reminders: ReminderService
+    stats: StatsService
+    knowledge: KnowledgeService
+    operations: Operations
+    cooldowns: Cooldowns
     owns_embedder: bool = True
     started: bool = field(default=False)
     events: EventService | None = None  # proactive messages: built by start() when given a notifier
@@ -135,6 +152,7 @@ class Container:
             SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
         )
         learner = Learner(database, chat_model, embedder, personas, learning_config(settings), activity=activity)
+        cooldowns = Cooldowns()
         conversation = ConversationService(
             database,
             chat_model,
@@ -146,7 +164,15 @@ class Container:
             companion=CompanionContext(database),
             learner=learner,
             activity=activity,
+            cooldowns=cooldowns,
+            quota=TokenQuota(database),
         )
+
+        def erased(discord_id: int) -> None:
+            directory.forget_user(discord_id)
+            conversation.forget_cached()
+
+        privacy = PrivacyService(database, embedder, writer=writer, on_erased=erased)
         retention = timedelta(days=settings.memory_retention_days) if settings.memory_retention_days else None
         maintenance = Maintenance(database, personas, summaries, MaintenanceConfig(memory_retention=retention))
         hourly, daily = timedelta(hours=1), timedelta(days=1)
@@ -177,8 +203,24 @@ class Container:
             learner,
             conversation,
             scheduler,
+            privacy=privacy,
+            guild_config=GuildConfigService(directory),
+            reminders=ReminderService(database),
+            stats=StatsService(database),
+            knowledge=KnowledgeService(database, memory),
+            operations=Operations(database, backup_dir=settings.backup_dir, pg_dump=settings.pg_dump_path),
+            cooldowns=cooldowns,
             owns_embedder=owns_embedder,
         )
+
+    async def cooldown_for(self, guild_id: int | None, guild_name: str | None = None) -> float:
+        """Seconds a user waits between commands: the guild's /config cooldown, else USER_COOLDOWN_SECONDS."""
+        if guild_id is not None:
+            view = await self.directory.guild(Place(channel_id=0, guild_id=guild_id, guild_name=guild_name))
+            chosen = view.settings.get("cooldown") if view is not None else None
+            if isinstance(chosen, int | float):
+                return float(chosen)
+        return self.settings.user_cooldown_seconds
 
     async def start(self, notifier: Notifier | None = None) -> None:
         """Start the background work: memories of messages stored while the bot was away, the memory writer,

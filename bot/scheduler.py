@@ -68,6 +68,14 @@ class Scheduler:
             misfire_grace_time=max(1, int(job.every.total_seconds())),
         )
 
+    def next_runs(self) -> dict[str, datetime | None]:
+        """Each job's next run (None while the scheduler is stopped), for the owner's status."""
+        found: dict[str, datetime | None] = {}
+        for job in self.jobs:
+            scheduled = self._scheduler.get_job(job.name) if self._scheduler is not None else None
+            found[job.name] = scheduled.next_run_time if scheduled is not None else None
+        return found
+
     async def run_now(self, name: str) -> Any:
         """Run a job at once, outside its schedule (the owner's maintenance commands, tests)."""
         job = next(job for job in self.jobs if job.name == name)

@@ -115,8 +115,13 @@ class Settings(BaseSettings):
     events_grace_minutes: int = Field(default=60, ge=0)
     proactive_daily_cap: int = Field(default=3, ge=0)
 
+    # Limits
+    user_cooldown_seconds: float = Field(default=2.0, ge=0, le=60)
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    backup_dir: Path = Path("./backups")
+    pg_dump_path: str = "pg_dump"
 
     @field_validator("owner_ids", "shard_ids", mode="before")
     @classmethod

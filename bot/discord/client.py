@@ -1,19 +1,26 @@
 """HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services."""
 
 import logging
+import time
 from typing import Any
 
 import discord
 from discord.ext import commands
 
 from bot.container import Container
+from bot.discord.tree import HearthTree
 
 log = logging.getLogger(__name__)
 
 # Whatever a model writes, it cannot ping everyone, here or a role. Users only where we mean to.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
 
-EXTENSIONS: tuple[str, ...] = ("bot.discord.cogs.chat",)
+EXTENSIONS: tuple[str, ...] = (
+    "bot.discord.cogs.chat",
+    "bot.discord.cogs.me",
+    "bot.discord.cogs.admin",
+    "bot.discord.cogs.owner",
+)
 
 
 def intents() -> discord.Intents:
@@ -42,10 +49,12 @@ class HearthBot(commands.AutoShardedBot):
             # Empty: discord.py asks Discord who owns the application.
             owner_ids=set(settings.owner_ids),
             help_command=None,
+            tree_cls=HearthTree,
             **sharding,
             **options,
         )
         self.container = container
+        self.started_at = time.monotonic()
 
     async def setup_hook(self) -> None:
         from bot.discord.notifier import DiscordNotifier  # it imports SAFE_MENTIONS from here
@@ -56,6 +65,21 @@ class HearthBot(commands.AutoShardedBot):
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("could not load extension %s", extension)
+        try:
+            await self.sync_commands()
+        except discord.HTTPException:
+            log.exception("could not publish the slash commands; the owner can retry with /owner sync")
+
+    async def sync_commands(self) -> int:
+        """Publish the commands: global ones, and the owner's in DEV_GUILD_ID when set; returns how many.
+
+        Done at every start: Discord replaces the set as a whole and an unchanged set costs nothing, so new
+        or changed commands reach users without a manual step."""
+        synced = len(await self.tree.sync())
+        dev_guild = self.container.settings.dev_guild_id
+        if dev_guild is not None:
+            synced += len(await self.tree.sync(guild=discord.Object(id=dev_guild)))
+        return synced
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         """Log an event handler's failure with the ids needed to find what it was about; never crash."""

@@ -91,6 +91,7 @@ class PromptRequest:
     history: Sequence[Turn] = ()  # earlier turns of this conversation, oldest first
     sections: Mapping[str, str] = field(default_factory=dict)  # section name → text; empty ones are left out
     is_group: bool = False  # label user turns with their speaker's name
+    language: str | None = None  # the guild's chosen language, if any
     now_text: str | None = None  # e.g. "Monday 23 November 2026, 14:05 UTC"
 
 
@@ -112,6 +113,8 @@ def _rules(request: PromptRequest) -> str:
     ]
     if request.now_text:
         lines.insert(1, f"It is now {request.now_text}.")
+    if request.language:
+        lines.append(f"Write in {request.language}, unless the person writes to you in another language.")
     return "\n".join(lines)
 
 

@@ -26,6 +26,8 @@ class ChatRules:
     chat_channels: frozenset[int] = field(default_factory=frozenset)
     blocked_channels: frozenset[int] = field(default_factory=frozenset)
     blocked_users: frozenset[int] = field(default_factory=frozenset)
+    reply_mode: str = "name"  # see bot/domain/guild_settings.py REPLY_MODES
+    chime_in_percent: int = 0  # chance of joining in, unasked, outside chat channels
 
 
 def names_persona(text: str, persona_name: str) -> bool:
@@ -36,7 +38,8 @@ def names_persona(text: str, persona_name: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
 
 
-def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str) -> bool:
+def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str, *, roll: float = 1.0) -> bool:
+    """``roll`` is a uniform draw in [0, 1) made by the caller: below the chime-in share, Hearth joins in unasked."""
     if signals.is_own or signals.author_is_bot or signals.is_webhook:
         return False
     if signals.author_id in rules.blocked_users:
@@ -45,9 +48,12 @@ def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str) -
         return True
     if signals.channel_id in rules.blocked_channels:
         return False
-    return (
-        signals.mentions_bot
-        or signals.replies_to_bot
-        or signals.channel_id in rules.chat_channels
-        or names_persona(signals.text, persona_name)
-    )
+    if signals.channel_id in rules.chat_channels:
+        return True
+    if rules.reply_mode == "chat-only":
+        return False
+    if signals.mentions_bot or signals.replies_to_bot:
+        return True
+    if rules.reply_mode == "name" and names_persona(signals.text, persona_name):
+        return True
+    return roll * 100 < rules.chime_in_percent

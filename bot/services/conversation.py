@@ -9,10 +9,15 @@
    transaction is open while it writes.
 5. Deliver the reply in messages of at most 2000 characters, then store it with its token usage.
 Every stored turn is handed to the memory writer, which embeds and stores it in the background.
+
+Limits hold before the model is called, never before the message is stored: a user answered less than their
+cooldown ago waits out the rest (what they send meanwhile is answered in the same turn); a guild past its daily
+token quota, or a bot the owner put to rest, says so once per channel (per user, when resting) and stays quiet.
 """
 
 import asyncio
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,6 +31,7 @@ from bot.db.engine import Database
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
+from bot.domain import guild_settings
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
@@ -39,6 +45,7 @@ from bot.services.companion import CompanionContext
 from bot.services.directory import Directory
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
+from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.memory import MemorySection, MemoryService
 from bot.services.memory_writer import MemoryWriter
@@ -48,6 +55,14 @@ from bot.services.recent import RecentTurns
 log = logging.getLogger(__name__)
 
 MEMORY_TROUBLE = "I can't reach my memory right now, so I'd rather not answer half-remembering. Try me again soon?"
+RESTING = (
+    "I'm resting for a little while: my keeper is doing some maintenance. I've kept your message, and I'll be"
+    " back soon."
+)
+OVER_QUOTA = (
+    "I've talked so much today that I've reached this server's daily limit. I've kept what you said, and I'll be"
+    " back tomorrow (00:00 UTC)."
+)
 _STORE_ATTEMPTS = 3
 
 
@@ -62,6 +77,7 @@ class ConversationConfig:
     idle: timedelta = timedelta(minutes=60)
     history_turns: int = 40
     edit_interval_s: float = 1.0
+    cooldown_s: float = 2.0  # per user, between the starts of two replies; a guild may set its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +130,18 @@ class ConversationService:
         companion: CompanionContext | None = None,
         learner: Learner | None = None,
         activity: ReplyActivity | None = None,
+        cooldowns: Cooldowns | None = None,
+        quota: TokenQuota | None = None,
         clock: Callable[[], datetime] = utcnow,
+        roll: Callable[[], float] = random.random,
     ) -> None:
         self.database = database
+        self.cooldowns = cooldowns or Cooldowns()
+        self.quota = quota
+        self.roll = roll
+        # The owner's maintenance switch: messages are stored, and answered only with RESTING.
+        self.resting = False
+        self._told: set[tuple[object, ...]] = set()
         self.memory = memory
         self.writer = writer
         self.companion = companion
@@ -140,8 +165,9 @@ class ConversationService:
         started = time.perf_counter()
         guild = await self.directory.guild(incoming.place)
         persona = await self.personas.for_guild(guild.guild_id if guild else None)
-        if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name):
+        if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name, roll=self.roll()):
             return TurnOutcome("ignored")
+        settings = guild_settings.read(guild.settings if guild else {})
 
         # Until the model is called, background work holds back (see bot/services/activity.py).
         preparing = self.activity.begin()
@@ -159,22 +185,55 @@ class ConversationService:
                 sent = await self._send_safely(target, [MEMORY_TROUBLE], incoming)
                 return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
 
+            held = await self._held_back(incoming, stored, settings, target)
+            if held is not None:
+                return held
             key = (incoming.place.channel_id, incoming.author.discord_id)
             self._pending[key].append(stored)
             if key in self._waiting:
                 return TurnOutcome("queued")  # the turn already waiting for this user answers it too
             self._waiting.add(key)
+            cooldown = self.config.cooldown_s if settings.cooldown_s is None else settings.cooldown_s
+            wait = self.cooldowns.remaining(incoming.author.discord_id, cooldown)
+            if wait:
+                await asyncio.sleep(wait)  # what the user sends meanwhile joins this turn
+            self.cooldowns.mark(incoming.author.discord_id)
             async with self._turn_locks.hold(incoming.place.channel_id):
                 self._waiting.discard(key)
                 batch = self._pending.pop(key)
                 # Answering several messages at once: recall by all of them, not by the first one's vector.
                 vector = query_vector if len(batch) == 1 else None
-                guild_settings = guild.settings if guild else {}
-                return await self._answer(incoming, batch, persona, guild_settings, target, started, vector, preparing)
+                return await self._answer(incoming, batch, persona, settings, target, started, vector, preparing)
         finally:
             preparing()
             if query_vector is not None:
                 _discard(query_vector)
+
+    def rest(self, resting: bool) -> None:
+        """The owner's maintenance switch; each channel and user is told again after a new switch."""
+        self.resting = resting
+        self._told = {key for key in self._told if key[0] != "resting"}
+
+    async def _held_back(
+        self, incoming: IncomingMessage, stored: StoredTurn, settings: guild_settings.GuildSettings, target: ReplyTarget
+    ) -> TurnOutcome | None:
+        """RESTING or OVER_QUOTA (said once, then silence) when the model must not be called; else None."""
+        key: tuple[object, ...]
+        if self.resting:
+            notice, key = RESTING, ("resting", incoming.place.channel_id, incoming.author.discord_id)
+        elif (
+            stored.guild_id is not None
+            and self.quota is not None
+            and await self.quota.exhausted(stored.guild_id, settings.daily_token_quota)
+        ):
+            notice, key = OVER_QUOTA, ("quota", self.clock().date(), incoming.place.channel_id)
+        else:
+            return None
+        if key in self._told:
+            return TurnOutcome("held")
+        self._told.add(key)
+        sent = await self._send_safely(target, [notice], incoming)
+        return TurnOutcome("held", reply=notice, sent_ids=sent)
 
     def forget_cached(self) -> None:
         """Drop what this service remembers of stored rows: call it after deleting users or messages."""
@@ -277,7 +336,7 @@ class ConversationService:
         incoming: IncomingMessage,
         batch: list[StoredTurn],
         persona: PersonaView,
-        guild_settings: dict[str, Any],
+        settings: guild_settings.GuildSettings,
         target: ReplyTarget,
         started: float,
         query_vector: "asyncio.Task[Vectors] | None",
@@ -297,7 +356,7 @@ class ConversationService:
             last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
         )
         place = incoming.place
-        options = self._options(persona, guild_settings)
+        options = self._options(persona, settings)
         budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
         recalled, known = await asyncio.gather(
             self._recall(
@@ -322,6 +381,7 @@ class ConversationService:
             ],
             sections={**known, "memories": recalled.text},
             is_group=not place.is_dm,
+            language=settings.language,
             now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
         )
         messages = build_prompt(request, budget)
@@ -341,6 +401,8 @@ class ConversationService:
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
+        if self.quota is not None and last.guild_id is not None:
+            self.quota.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
         await self._store_reply(
             incoming, last, completion.text, completion, latency_ms=int(model_ms), recalled=recalled.memory_ids
         )
@@ -403,20 +465,19 @@ class ConversationService:
             )
             return {}
 
-    def _options(self, persona: PersonaView, guild_settings: dict[str, Any]) -> ChatOptions:
+    def _options(self, persona: PersonaView, settings: guild_settings.GuildSettings) -> ChatOptions:
         """Model settings: the guild's choice, else the persona's, else the bot's."""
         config = self.config
 
-        def pick(key: str, default: Any) -> Any:
-            for source in (guild_settings, persona.config):
-                if source.get(key) is not None:
-                    return source[key]
-            return default
+        def pick(chosen: Any, key: str, default: Any) -> Any:
+            if chosen is not None:
+                return chosen
+            return persona.config[key] if persona.config.get(key) is not None else default
 
         return ChatOptions(
-            model=str(pick("model", config.model)),
-            temperature=float(pick("temperature", config.temperature)),
-            max_tokens=int(pick("max_tokens", config.max_tokens)),
+            model=str(pick(settings.model, "model", config.model)),
+            temperature=float(pick(settings.temperature, "temperature", config.temperature)),
+            max_tokens=int(pick(None, "max_tokens", config.max_tokens)),
             extra_headers=config.extra_headers,
             extra_body=config.extra_body,
         )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
+from bot.domain import guild_settings
 from bot.domain.triggers import ChatRules
 from bot.services.incoming import Author, Place
 
@@ -34,10 +35,13 @@ class GuildView:
 
 
 def rules_from_settings(settings: dict[str, Any]) -> ChatRules:
+    typed = guild_settings.read(settings)
     return ChatRules(
-        chat_channels=frozenset(int(c) for c in settings.get("chat_channels", ())),
+        chat_channels=typed.chat_channels,
         blocked_channels=frozenset(int(c) for c in settings.get("blocked_channels", ())),
         blocked_users=frozenset(int(u) for u in settings.get("blocked_users", ())),
+        reply_mode=typed.reply_mode,
+        chime_in_percent=typed.chime_in_percent,
     )
 
 
@@ -71,6 +75,11 @@ class Directory:
         if guild_id is not None:
             await self._member(session, guild_id, user_id, author, at)
         return Identity(user_id=user_id, guild_id=guild_id)
+
+    async def identify(self, author: Author, place: Place, at: datetime) -> Identity:
+        """:meth:`record` in a unit of work of its own: the row ids behind a Discord user and place."""
+        async with self.database.session() as session:
+            return await self.record(session, author, place, at)
 
     async def guild(self, place: Place) -> GuildView | None:
         """The guild's id, settings and chat rules (None in DMs); creates the guild row on first sight."""

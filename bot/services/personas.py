@@ -1,16 +1,25 @@
-"""Personas: the character Hearth plays in each place, with a default that ships with the bot."""
+"""Personas: the character Hearth plays in each place, with a default that ships with the bot.
+
+Personas with ``guild_id`` NULL are global; a guild may also own personas, one of which may be its default.
+A guild that has no default of its own is played by the global default. A guild never edits a global persona:
+choosing or editing one copies it into a row the guild owns, so no change reaches another guild.
+"""
 
 import asyncio
+import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.engine import Database
 from bot.db.models import Persona
 from bot.db.repositories.personas import PersonaRepository
+from bot.domain.cards import MAX_FIELD_CHARS, MAX_NAME_CHARS, Card, persona_fields
 from bot.domain.prompt import PersonaCard
+from bot.errors import HearthError
 
 DEFAULT_PERSONA: dict[str, Any] = {
     "name": "Hearth",
@@ -30,6 +39,32 @@ DEFAULT_PERSONA: dict[str, Any] = {
 
 FALLBACK_APOLOGY = "Sorry, my thoughts got tangled for a moment. Could you say that again?"
 
+MAX_GUILD_PERSONAS = 50  # personas one guild may store (each up to a few hundred kB of text)
+
+# What a guild may edit, and the longest each may be; name and personality may not be empty.
+EDITABLE_FIELDS: dict[str, int] = {
+    "name": MAX_NAME_CHARS,
+    "personality_prompt": MAX_FIELD_CHARS,
+    "backstory": MAX_FIELD_CHARS,
+    "greeting": MAX_FIELD_CHARS,
+    "example_dialogue": MAX_FIELD_CHARS,
+}
+_REQUIRED_FIELDS = {"name", "personality_prompt"}
+_FIELD_LABELS = {
+    "name": "The name",
+    "personality_prompt": "The personality",
+    "backstory": "The backstory",
+    "greeting": "The greeting",
+    "example_dialogue": "The example dialogue",
+}
+_SPACES = re.compile(r"\s+")
+
+T = TypeVar("T")
+
+
+class PersonaError(HearthError, ValueError):
+    """A persona change that cannot be made; the message says why, for the person who asked."""
+
 
 @dataclass(frozen=True, slots=True)
 class PersonaView:
@@ -37,10 +72,25 @@ class PersonaView:
     name: str
     card: PersonaCard
     config: dict[str, Any] = field(default_factory=dict)
+    greeting: str | None = None
+    owned_by_guild: bool = False  # False: a global persona, shared by every guild that has no own default
+    attributes: dict[str, Any] = field(default_factory=dict)  # e.g. where it came from: a character card
 
     @property
     def apology(self) -> str:
         return str(self.config.get("apology") or FALLBACK_APOLOGY)
+
+    @property
+    def personality_prompt(self) -> str:
+        return self.card.personality
+
+    @property
+    def backstory(self) -> str | None:
+        return self.card.backstory
+
+    @property
+    def example_dialogue(self) -> str | None:
+        return self.card.example_dialogue
 
 
 def _view(persona: Persona) -> PersonaView:
@@ -50,7 +100,58 @@ def _view(persona: Persona) -> PersonaView:
         backstory=persona.backstory,
         example_dialogue=persona.example_dialogue,
     )
-    return PersonaView(id=persona.id, name=persona.name, card=card, config=dict(persona.config))
+    return PersonaView(
+        id=persona.id,
+        name=persona.name,
+        card=card,
+        config=dict(persona.config),
+        greeting=persona.greeting,
+        owned_by_guild=persona.guild_id is not None,
+        attributes=dict(persona.attributes or {}),
+    )
+
+
+def _key(name: str) -> str:
+    """Names compare without regard to case or runs of spaces (done here: SQLite's lower() is ASCII only)."""
+    return _SPACES.sub(" ", name).strip().casefold()
+
+
+def _quoted(text: str) -> str:
+    text = _SPACES.sub(" ", text).strip()
+    return f"“{text[:60]}…”" if len(text) > 60 else f"“{text}”"
+
+
+def _names_list(personas: list[Persona], limit: int = 1000) -> str:
+    """The personas' names for a message, cut to about ``limit`` characters."""
+    names: list[str] = []
+    for index, persona in enumerate(personas):
+        if sum(len(name) + 2 for name in names) + len(persona.name) > limit:
+            names.append(f"and {len(personas) - index} more")
+            break
+        names.append(persona.name)
+    return ", ".join(names)
+
+
+def _validated(changes: dict[str, str | None]) -> dict[str, str | None]:
+    """The edit a guild asked for, checked and tidied: None leaves a field as it is; an empty optional
+    field is cleared; names are one line."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"personas cannot edit {', '.join(sorted(unknown))}")
+    tidy: dict[str, str | None] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        text = value.replace("\r\n", "\n").strip()
+        if key == "name":
+            text = _SPACES.sub(" ", text)
+        label, limit = _FIELD_LABELS[key], EDITABLE_FIELDS[key]
+        if not text and key in _REQUIRED_FIELDS:
+            raise PersonaError(f"{label} cannot be empty.")
+        if len(text) > limit:
+            raise PersonaError(f"{label} may be at most {limit:,} characters long (this one is {len(text):,}).")
+        tidy[key] = text or None
+    return tidy
 
 
 class PersonaService:
@@ -59,6 +160,8 @@ class PersonaService:
         self.ttl_s = ttl_s
         self._cache: dict[int | None, tuple[PersonaView, float]] = {}
         self._creating = asyncio.Lock()
+        # Bumped on every change, so a read that started before a change never caches what it read.
+        self._changes = 0
 
     async def ensure_default(self) -> PersonaView:
         """Create the shipped global persona if there is no global default yet (first start).
@@ -85,10 +188,12 @@ class PersonaService:
         cached = self._cache.get(guild_id)
         if cached is not None and time.monotonic() - cached[1] < self.ttl_s:
             return cached[0]
+        changes = self._changes
         async with self.database.session() as session:
             persona = await PersonaRepository(session).default_for(guild_id)
         view = _view(persona) if persona is not None else await self.ensure_default()
-        self._cache[guild_id] = (view, time.monotonic())
+        if changes == self._changes:
+            self._cache[guild_id] = (view, time.monotonic())
         return view
 
     async def update_global_default(self, **changes: Any) -> PersonaView:
@@ -99,5 +204,153 @@ class PersonaService:
             assert persona is not None
             for key, value in changes.items():
                 setattr(persona, key, value)
+        self._changes += 1
         self._cache.clear()
         return _view(persona)
+
+    # ------------------------------------------------------------------------------------------ per guild
+    # Each takes the guild's row id (``guilds.id``), and each change is seen at once by ``for_guild``.
+
+    async def available(self, guild_id: int) -> list[PersonaView]:
+        """The personas this guild may use: its own first, then the global ones (compare ``id`` with
+        ``for_guild(guild_id).id`` to tell which one speaks there now)."""
+        await self.ensure_default()
+        async with self.database.session() as session:
+            personas = await PersonaRepository(session).usable_in(guild_id)
+        return [_view(persona) for persona in personas]
+
+    async def use(self, guild_id: int, name: str) -> PersonaView:
+        """Make the persona called ``name`` (any case; the guild's own before a global one) speak in the guild.
+
+        A global persona is copied into a row the guild owns, so the guild's later edits stay its own.
+        """
+        await self.ensure_default()
+
+        async def work(repo: PersonaRepository) -> Persona:
+            personas = await repo.usable_in(guild_id)
+            chosen = next((persona for persona in personas if _key(persona.name) == _key(name)), None)
+            if chosen is None:
+                raise PersonaError(
+                    f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
+                )
+            if chosen.guild_id is None:
+                chosen = await self._copy_for(repo, chosen, guild_id)
+            await repo.make_default(chosen.id, guild_id)
+            return chosen
+
+        return _view(await self._change(guild_id, work))
+
+    async def edit(self, guild_id: int, **fields: str | None) -> PersonaView:
+        """Change the guild's persona: ``name``, ``personality_prompt``, ``backstory``, ``greeting`` or
+        ``example_dialogue``. A field given as None is left as it is; ``""`` clears an optional one.
+
+        A guild played by a global persona gets its own copy first, and that copy is what changes.
+        """
+        changes = _validated(fields)
+        await self.ensure_default()
+
+        async def work(repo: PersonaRepository) -> Persona:
+            persona = await repo.default_for(guild_id)
+            assert persona is not None  # ensure_default made the global one
+            if all(getattr(persona, key) == value for key, value in changes.items()):
+                return persona  # e.g. a form sent back unchanged: no copy of a global persona for nothing
+            if persona.guild_id is None:
+                persona = await self._copy_for(repo, persona, guild_id)
+                await repo.make_default(persona.id, guild_id)
+            new_name = changes.get("name")
+            if new_name is not None and _key(new_name) != _key(persona.name):
+                for other in await repo.usable_in(guild_id):
+                    if other.guild_id is not None and other.id != persona.id and _key(other.name) == _key(new_name):
+                        raise PersonaError(
+                            f"This server already has a persona called {_quoted(other.name)}; choose another name."
+                        )
+            for key, value in changes.items():
+                setattr(persona, key, value)
+            await repo.session.flush()
+            return persona
+
+        return _view(await self._change(guild_id, work))
+
+    async def reset(self, guild_id: int) -> PersonaView:
+        """The global default speaks in this guild again; the guild's own personas stay stored."""
+
+        async def work(repo: PersonaRepository) -> None:
+            await repo.clear_default(guild_id)
+
+        await self._change(guild_id, work)
+        return await self.for_guild(guild_id)
+
+    async def import_card(self, guild_id: int, card: Card) -> PersonaView:
+        """Store a character card as the guild's own persona and make it the guild's persona.
+
+        A card named like one of the guild's own personas (any case) replaces that persona's character;
+        its settings (``config``) stay.
+        """
+        fields = persona_fields(card)
+
+        async def work(repo: PersonaRepository) -> Persona:
+            own = [persona for persona in await repo.usable_in(guild_id) if persona.guild_id is not None]
+            persona = next((p for p in own if _key(p.name) == _key(fields["name"])), None)
+            if persona is None:
+                if len(own) >= MAX_GUILD_PERSONAS:
+                    raise PersonaError(
+                        f"This server already stores {len(own)} personas, the most it may keep. "
+                        "Delete one before importing another."
+                    )
+                persona = await repo.add(**fields, guild_id=guild_id, is_default=False)
+            else:
+                for key, value in fields.items():
+                    setattr(persona, key, value)
+                await repo.session.flush()
+            await repo.make_default(persona.id, guild_id)
+            return persona
+
+        return _view(await self._change(guild_id, work))
+
+    async def delete(self, guild_id: int, name: str) -> None:
+        """Delete one of the guild's own personas (global ones cannot be deleted from a guild). If it was
+        the guild's persona, the global default speaks there again."""
+
+        async def work(repo: PersonaRepository) -> None:
+            own = [persona for persona in await repo.usable_in(guild_id) if persona.guild_id is not None]
+            persona = next((p for p in own if _key(p.name) == _key(name)), None)
+            if persona is None:
+                choices = f" Its own are: {_names_list(own)}." if own else " It has none of its own."
+                raise PersonaError(
+                    f"This server has no persona of its own called {_quoted(name)}; only those can be deleted."
+                    + choices
+                )
+            await repo.delete(persona.id)
+
+        await self._change(guild_id, work)
+
+    async def _copy_for(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
+        """A guild-owned copy of a global persona (not yet the guild's default)."""
+        if await repo.count_owned_by(guild_id) >= MAX_GUILD_PERSONAS:
+            raise PersonaError(
+                f"This server already stores {MAX_GUILD_PERSONAS} personas, the most it may keep. "
+                "Delete one of its own first."
+            )
+        return await repo.add(
+            name=persona.name,
+            avatar_url=persona.avatar_url,
+            personality_prompt=persona.personality_prompt,
+            backstory=persona.backstory,
+            greeting=persona.greeting,
+            example_dialogue=persona.example_dialogue,
+            attributes={**persona.attributes, "copied_from": persona.id},
+            config=dict(persona.config),
+            guild_id=guild_id,
+            is_default=False,
+        )
+
+    async def _change(self, guild_id: int, work: Callable[[PersonaRepository], Awaitable[T]]) -> T:
+        """Run ``work`` as one unit of work, after any other change to this guild's personas has finished
+        (so the one-default-per-guild index is never raced), then forget the guild's cached persona."""
+        async with self.database.session() as session:
+            repo = PersonaRepository(session)
+            await repo.lock_guild(guild_id)
+            result = await work(repo)
+        self._changes += 1
+        self._cache.pop(guild_id, None)
+        return result

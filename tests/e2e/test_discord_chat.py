@@ -210,6 +210,7 @@ async def test_two_channels_are_answered_at_the_same_time(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
 ) -> None:
     discord, ana, guild = discord_world
+    bo = discord.add_user("bo")  # another person: one person's own replies are spaced by USER_COOLDOWN_SECONDS
     general, random_ = guild.channel("general"), guild.channel("random")
     slow = "slow " * 40
     llm.default = lambda body: (
@@ -217,7 +218,7 @@ async def test_two_channels_are_answered_at_the_same_time(
     )
     await discord.user_message(general, ana, f"{discord.bot.mention} slow please")
     await discord.wait_for_message(general)  # the slow answer has started streaming
-    await discord.user_message(random_, ana, f"{discord.bot.mention} quick please")
+    await discord.user_message(random_, bo, f"{discord.bot.mention} quick please")
     await shown(discord, random_, "quick")
     assert discord.sent_messages(general)[0]["content"] != slow, "the quick answer did not wait for the slow one"
     await discord.wait_for_request(lambda call: call.route == "edit_message" and call.body["content"] == slow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from discord import app_commands
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes import BrokenStream, Fail, FakeDiscord, FakeGuild, FakeLLM, FakeUser, Reply, Stall
+from tests.fakes.discord_server import FakeAttachment, FakeChannelRef
 from tests.fakes.llm_server import echo_last_user_message
 
 # -- FakeLLM ---------------------------------------------------------------------------------------------
@@ -339,6 +341,8 @@ async def test_deferred_slash_command_and_follow_up(world: World) -> None:
     original = fd.original_response(interaction)
     assert original is not None and original["content"] == "done thinking"
     assert followup.body["content"] == "one more thing" and followup.response["id"] != original["id"]
+    assert fd.response_to(interaction) is original and not fd.is_ephemeral(interaction)
+    assert [m["content"] for m in fd.followups_of(interaction)] == ["one more thing"]
 
 
 @pytest.mark.asyncio
@@ -432,3 +436,429 @@ async def test_auto_sharded_client_gets_each_guild_on_its_shard() -> None:
             await client.close()
             await asyncio.wait_for(task, 5)
         assert not fd.unexpected
+
+
+# -- FakeDiscord: command groups, attachments, autocomplete, buttons and modals ----------------------------
+
+FACTS = ["likes green tea", "lives in Lisbon", "has a cat called Miso"]
+CARD_LIMIT = 8 * 1024 * 1024
+MANAGE_GUILD = discord.Permissions(manage_guild=True)
+
+
+class MoreView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="More", custom_id="memory:more")
+    async def more(self, interaction: discord.Interaction, button: discord.ui.Button[MoreView]) -> None:
+        await interaction.response.edit_message(content=f"all {len(FACTS)} memories", view=None)
+
+    @discord.ui.button(label="Add", custom_id="memory:add")
+    async def add(self, interaction: discord.Interaction, button: discord.ui.Button[MoreView]) -> None:
+        await interaction.response.send_modal(AddFactModal())
+
+
+class AddFactModal(discord.ui.Modal, title="Add a fact"):
+    fact: discord.ui.TextInput[AddFactModal] = discord.ui.TextInput(label="Fact", custom_id="fact")
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="memory:add-fact")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.edit_message(content=f"added {self.fact.value}", view=None)  # the button's message
+
+
+class PersonaModal(discord.ui.Modal, title="Edit persona"):
+    """A text input in an action row (the older layout) and two Labels (what Discord now recommends)."""
+
+    name: discord.ui.TextInput[PersonaModal] = discord.ui.TextInput(label="Name", custom_id="name")
+    prompt: discord.ui.Label[PersonaModal] = discord.ui.Label(
+        text="Prompt",
+        component=discord.ui.TextInput(custom_id="prompt", style=discord.TextStyle.long, required=False),
+    )
+    tone: discord.ui.Label[PersonaModal] = discord.ui.Label(
+        text="Tone",
+        component=discord.ui.Select(
+            custom_id="tone", options=[discord.SelectOption(label=t, value=t) for t in ("warm", "dry")]
+        ),
+    )
+    greeting: discord.ui.TextInput[PersonaModal] = discord.ui.TextInput(
+        label="Greeting", custom_id="greeting", default="Hello!"
+    )
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="persona:edit")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        prompt, tone = self.prompt.component, self.tone.component
+        assert isinstance(prompt, discord.ui.TextInput) and isinstance(tone, discord.ui.Select)
+        answer = f"{self.name.value}|{prompt.value}|{tone.values}|{self.greeting.value}"
+        await interaction.response.send_message(answer, ephemeral=True)
+
+
+class ToolsClient(discord.Client):
+    """Slash commands in groups (two levels), with attachment, channel and autocompleted options, a button and
+    a modal: what Hearth's commands will need."""
+
+    def __init__(self) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+        self.view_sent = asyncio.Event()
+        memory = app_commands.Group(name="memory", description="What Hearth remembers")
+        persona = app_commands.Group(name="persona", description="Hearth's persona")
+        owner = app_commands.Group(
+            name="owner", description="Server upkeep", default_permissions=MANAGE_GUILD, guild_only=True
+        )
+        owner_memory = app_commands.Group(name="memory", description="Memory upkeep", parent=owner)
+
+        @memory.command(name="show", description="Show memories")
+        async def show(interaction: discord.Interaction, limit: int = 3) -> None:
+            await interaction.response.send_message(f"showing {limit}", view=MoreView())
+            self.view_sent.set()
+
+        @memory.command(name="forget", description="Forget a fact")
+        async def forget(interaction: discord.Interaction, fact: str) -> None:
+            await interaction.response.send_message(f"forgot {fact}", ephemeral=True)
+
+        @forget.autocomplete("fact")
+        async def facts(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            return [app_commands.Choice(name=fact, value=fact) for fact in FACTS if current in fact]
+
+        @memory.command(name="export", description="Send me my memories")
+        async def export(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            data = json.dumps({"facts": FACTS}).encode()
+            await interaction.user.send("your memories", file=discord.File(io.BytesIO(data), "memories.json"))
+            await interaction.followup.send("sent to your DMs")  # answers the deferral: stays ephemeral
+            await interaction.followup.send("anything else?", ephemeral=True)
+
+        @persona.command(name="import", description="Import a character card")
+        async def import_card(interaction: discord.Interaction, card: discord.Attachment) -> None:
+            if card.size > CARD_LIMIT:
+                await interaction.response.send_message(f"too big: {card.size} bytes", ephemeral=True)
+                return
+            data = await card.read()
+            await interaction.response.send_message(f"{card.filename} {len(data)} {card.content_type}")
+
+        @persona.command(name="edit", description="Edit the persona")
+        async def edit(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(PersonaModal())
+
+        @owner_memory.command(name="prune", description="Forget old memories")
+        async def prune(
+            interaction: discord.Interaction, days: app_commands.Range[int, 1, 365], channel: discord.TextChannel
+        ) -> None:
+            if not interaction.permissions.manage_guild:
+                await interaction.response.send_message("you need Manage Server", ephemeral=True)
+                return
+            await interaction.response.send_message(f"pruned {days} days in #{channel.name}")
+
+        for group in (memory, persona, owner):
+            self.tree.add_command(group)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+
+@dataclass
+class Tools:
+    fd: FakeDiscord
+    client: ToolsClient
+    guild: FakeGuild
+    alice: FakeUser  # an ordinary member
+    cara: FakeUser  # an administrator
+    dan: FakeUser  # holds Manage Server through a role
+    general: int
+
+
+@pytest_asyncio.fixture
+async def tools() -> AsyncIterator[Tools]:
+    async with FakeDiscord() as fd:
+        alice, cara, dan = fd.add_user("alice"), fd.add_user("cara"), fd.add_user("dan")
+        guild = fd.add_guild("Hearth Test", channels=["general", "random"], members=[alice, dan], admins=[cara])
+        fd.add_role(guild, "Mods", permissions=MANAGE_GUILD.value, members=[dan])
+        with fd.patch_discord():
+            client = ToolsClient()
+            task = asyncio.create_task(client.start("fake-token"))
+            await fd.wait_identified()
+            await asyncio.wait_for(client.wait_until_ready(), 5)
+            yield Tools(fd, client, guild, alice, cara, dan, guild.channel("general"))
+            await client.close()
+            await asyncio.wait_for(task, 5)
+        assert not fd.unexpected, fd.unexpected
+
+
+@pytest.mark.asyncio
+async def test_groups_are_synced_and_a_subcommand_runs(tools: Tools) -> None:
+    fd = tools.fd
+    synced = {c["name"]: c for c in fd.commands()}
+    assert sorted(synced) == ["memory", "owner", "persona"]
+    assert {o["name"]: o["type"] for o in synced["owner"]["options"]} == {"memory": 2}
+    assert synced["owner"]["default_member_permissions"] == str(MANAGE_GUILD.value)
+
+    interaction = fd.command_payload(tools.alice, tools.general, "memory show", {"limit": 2})
+    assert interaction["data"]["name"] == "memory" and interaction["data"]["id"] == synced["memory"]["id"]
+    assert interaction["data"]["options"] == [
+        {"type": 1, "name": "show", "options": [{"name": "limit", "type": 4, "value": 2}]}
+    ]
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+
+    answer = await fd.wait_for_response(interaction)
+    assert answer["content"] == "showing 2" and not fd.is_ephemeral(interaction)
+    assert answer["components"][0]["components"][0]["custom_id"] == "memory:more"
+    assert fd.followups_of(interaction) == []
+
+    await asyncio.wait_for(tools.client.view_sent.wait(), 5)
+    press = fd.component_payload(tools.alice, answer, "memory:more")
+    await fd.dispatch("INTERACTION_CREATE", press)
+    updated = await fd.wait_for_response(press, lambda m: m["components"] == [])
+    assert updated["id"] == answer["id"] and updated["content"] == "all 3 memories"
+    assert fd.response_to(interaction)["content"] == "all 3 memories"
+
+
+@pytest.mark.asyncio
+async def test_a_button_opens_a_modal_whose_submission_updates_the_message(tools: Tools) -> None:
+    fd = tools.fd
+    interaction = fd.command_payload(tools.alice, tools.general, "memory show")
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+    answer = await fd.wait_for_response(interaction)
+    await asyncio.wait_for(tools.client.view_sent.wait(), 5)
+
+    press = fd.component_payload(tools.alice, answer, "memory:add")
+    await fd.dispatch("INTERACTION_CREATE", press)
+    modal = await fd.wait_for_modal(press)
+    submit = fd.modal_submit_payload(tools.alice, tools.general, modal["custom_id"], {"Fact": "likes rain"})
+    assert submit["message"]["id"] == answer["id"]  # Discord names the message whose button opened the modal
+    await fd.dispatch("INTERACTION_CREATE", submit)
+
+    updated = await fd.wait_for_response(submit)
+    assert updated["id"] == answer["id"] and updated["content"] == "added likes rain"
+    assert fd.response_to(interaction)["content"] == "added likes rain"
+
+
+@pytest.mark.asyncio
+async def test_bad_command_payloads_are_refused_before_sending(tools: Tools) -> None:
+    fd, alice, general = tools.fd, tools.alice, tools.general
+    with pytest.raises(ValueError, match="group"):
+        fd.command_payload(alice, general, "memory")
+    with pytest.raises(ValueError, match="no such subcommand"):
+        fd.command_payload(alice, general, "memory shout")
+    with pytest.raises(ValueError, match="no such subcommand"):
+        fd.command_payload(alice, general, "owner prune")  # prune lives in the group owner memory
+    with pytest.raises(ValueError, match="required"):
+        fd.command_payload(alice, general, "memory forget")
+    with pytest.raises(ValueError, match="no option"):
+        fd.command_payload(alice, general, "memory show", {"limt": 2})
+    with pytest.raises(TypeError, match="option type 4"):
+        fd.command_payload(alice, general, "memory show", {"limit": "2"})
+    random = tools.guild.channel("random")
+    with pytest.raises(ValueError, match="outside"):  # days is app_commands.Range[int, 1, 365]
+        fd.command_payload(tools.dan, general, "owner memory prune", {"days": 0, "channel": random})
+
+
+@pytest.mark.asyncio
+async def test_attachment_option_is_read_from_the_fake_cdn(tools: Tools) -> None:
+    fd = tools.fd
+    card = FakeAttachment("card.json", b'{"name": "Ash"}')
+    interaction = fd.command_payload(tools.alice, tools.general, "persona import", {"card": card})
+    [option] = interaction["data"]["options"][0]["options"]
+    assert option["type"] == 11
+    attachment = interaction["data"]["resolved"]["attachments"][option["value"]]
+    assert attachment["size"] == 15 and attachment["url"].startswith(f"http://127.0.0.1:{fd.port}/")
+
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+
+    answer = await fd.wait_for_response(interaction)
+    assert answer["content"] == "card.json 15 application/json"
+    assert fd.downloads == [int(option["value"])]
+    assert fd.attachment_bytes(attachment) == card.data
+
+
+@pytest.mark.asyncio
+async def test_a_ten_megabyte_attachment_reports_its_size(tools: Tools) -> None:
+    fd = tools.fd
+    big = FakeAttachment("huge.png", b"\x89PNG" + bytes(10 * 1024 * 1024))
+    interaction = fd.command_payload(tools.alice, tools.general, "persona import", {"card": big})
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+
+    answer = await fd.wait_for_response(interaction)
+
+    assert answer["content"] == f"too big: {len(big.data)} bytes" and fd.is_ephemeral(interaction)
+    assert fd.downloads == []  # refused by its size, not downloaded
+    [attachment] = interaction["data"]["resolved"]["attachments"].values()
+    assert attachment["content_type"] == "image/png"
+    async with aiohttp.ClientSession() as session, session.get(attachment["url"]) as response:
+        assert len(await response.read()) == len(big.data)  # the CDN serves it whole
+
+    liar = FakeAttachment("small.png", big.data, claimed_size=100)  # Discord says 100 bytes; 10 MB arrive
+    interaction = fd.command_payload(tools.alice, tools.general, "persona import", {"card": liar})
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+    answer = await fd.wait_for_response(interaction)
+    assert answer["content"] == f"small.png {len(big.data)} image/png" and len(fd.downloads) == 2
+
+
+@pytest.mark.asyncio
+async def test_uploads_up_to_the_attachment_limit_are_accepted(tools: Tools) -> None:
+    fd = tools.fd
+    channel = tools.client.get_channel(tools.general)
+    assert isinstance(channel, discord.TextChannel)
+
+    sent = await channel.send(file=discord.File(io.BytesIO(bytes(10 * 1024 * 1024)), "big.bin"))
+    assert sent.attachments[0].size == 10 * 1024 * 1024
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send(file=discord.File(io.BytesIO(bytes(26 * 1024 * 1024)), "huge.bin"))
+    assert refused.value.status == 413 and refused.value.code == 40005
+    assert [call.status for call in fd.calls("create_message")] == [200, 413]
+
+
+@pytest.mark.asyncio
+async def test_autocomplete_choices_are_recorded(tools: Tools) -> None:
+    fd = tools.fd
+    typing = fd.autocomplete_payload(tools.alice, tools.general, "memory forget", focused="fact", value="li")
+    assert typing["type"] == 4
+    assert typing["data"]["options"][0]["options"] == [{"name": "fact", "type": 3, "value": "li", "focused": True}]
+    await fd.dispatch("INTERACTION_CREATE", typing)
+
+    choices = await fd.wait_for_autocomplete(typing)
+
+    assert choices == [{"name": f, "value": f} for f in ("likes green tea", "lives in Lisbon")]
+    assert fd.autocomplete_choices(typing) == choices
+    with pytest.raises(AssertionError, match="autocomplete"):
+        fd.response_to(typing)
+
+    chosen = fd.command_payload(tools.alice, tools.general, "memory forget", {"fact": choices[1]["value"]})
+    await fd.dispatch("INTERACTION_CREATE", chosen)
+    assert (await fd.wait_for_response(chosen))["content"] == "forgot lives in Lisbon"
+    assert fd.is_ephemeral(chosen)
+
+
+@pytest.mark.asyncio
+async def test_modal_is_shown_and_submitted(tools: Tools) -> None:
+    fd = tools.fd
+    opening = fd.command_payload(tools.alice, tools.general, "persona edit")
+    await fd.dispatch("INTERACTION_CREATE", opening)
+
+    modal = await fd.wait_for_modal(opening)
+
+    assert modal["custom_id"] == "persona:edit" and modal["title"] == "Edit persona"
+    assert [c["type"] for c in modal["components"]] == [1, 18, 18, 1]
+    assert sorted(modal["fields"]) == ["greeting", "name", "prompt", "tone"]
+    assert modal["fields"]["prompt"]["label"] == "Prompt" and modal["fields"]["name"]["label"] == "Name"
+    assert fd.modal_shown(opening) == modal
+    with pytest.raises(AssertionError, match="modal"):
+        await fd.wait_for_response(opening, timeout=0.5)
+
+    submit = fd.modal_submit_payload(
+        tools.alice, tools.general, modal["custom_id"], {"name": "Ash", "Prompt": "Be kind", "tone": ["warm"]}
+    )
+    rows = submit["data"]["components"]
+    assert rows[0]["type"] == 1 and rows[0]["components"][0] | {"id": 0} == {
+        "type": 4,
+        "id": 0,
+        "custom_id": "name",
+        "value": "Ash",
+    }
+    assert rows[1]["type"] == 18 and rows[1]["component"]["value"] == "Be kind"
+    assert rows[2]["component"]["values"] == ["warm"]
+    assert rows[3]["components"][0]["value"] == "Hello!"  # left as pre-filled
+    await fd.dispatch("INTERACTION_CREATE", submit)
+
+    answer = await fd.wait_for_response(submit)
+    assert answer["content"] == "Ash|Be kind|['warm']|Hello!" and fd.is_ephemeral(submit)
+
+    with pytest.raises(ValueError, match="required"):
+        fd.modal_submit_payload(tools.alice, tools.general, "persona:edit", {"Prompt": "no name"})
+    with pytest.raises(ValueError, match="no fields"):
+        fd.modal_submit_payload(tools.alice, tools.general, "persona:edit", {"name": "Ash", "colour": "red"})
+
+
+@pytest.mark.asyncio
+async def test_deferred_ephemeral_answer_follow_ups_and_a_dm_file(tools: Tools) -> None:
+    fd = tools.fd
+    interaction = fd.command_payload(tools.alice, tools.general, "memory export")
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+
+    answer = await fd.wait_for_response(interaction)
+    followups = await fd.wait_for_request(lambda c: c.route == "create_followup" and c.status == 200)
+    await fd.wait_for_request(lambda c: c.route == "create_followup" and c is not followups)
+
+    assert fd.callback_of(interaction) == {"type": 5, "data": {"flags": 64}}
+    assert answer["content"] == "sent to your DMs" and fd.is_ephemeral(interaction)
+    assert [(m["content"], m["flags"]) for m in fd.followups_of(interaction)] == [("anything else?", 64)]
+    [dm] = fd.dm_messages(tools.alice)
+    assert dm["content"] == "your memories" and fd.dm_messages(tools.cara) == []
+    [attachment] = dm["attachments"]
+    assert attachment["filename"] == "memories.json"
+    assert json.loads(fd.attachment_bytes(attachment)) == {"facts": FACTS}
+
+
+@pytest.mark.asyncio
+async def test_closed_dms_refuse_the_bot(tools: Tools) -> None:
+    fd = tools.fd
+    user = await tools.client.fetch_user(tools.alice.id)
+    fd.close_dms(tools.alice)
+    with pytest.raises(discord.Forbidden) as refused:
+        await user.send("hello?")
+    assert refused.value.code == 50007 and fd.dm_messages(tools.alice) == []
+
+    fd.close_dms(tools.alice, closed=False)
+    await user.send("hello!")
+    assert [m["content"] for m in fd.dm_messages(tools.alice)] == ["hello!"]
+
+
+@pytest.mark.asyncio
+async def test_manage_server_is_needed(tools: Tools) -> None:
+    fd, general = tools.fd, tools.general
+    random = tools.guild.channel("random")
+    assert not fd.can_use_command(tools.alice, general, "owner memory prune")
+    assert fd.can_use_command(tools.cara, general, "owner memory prune")  # administrator
+    assert fd.can_use_command(tools.dan, general, "owner memory prune")  # Manage Server through a role
+    assert fd.can_use_command(fd.owner, general, "owner")
+    assert fd.can_use_command(tools.alice, general, "memory show")
+    assert not fd.can_use_command(tools.alice, fd.dm_channel(tools.alice), "owner")  # guild only
+    assert fd.can_use_command(tools.alice, fd.dm_channel(tools.alice), "memory")
+    assert not fd.can_use_command(tools.alice, general, "nothing")
+
+    refused = fd.command_payload(tools.alice, general, "owner memory prune", {"days": 30, "channel": random})
+    allowed = fd.command_payload(tools.dan, general, "owner memory prune", {"days": 30, "channel": random})
+    [group] = allowed["data"]["options"]
+    assert (group["type"], group["name"], group["options"][0]["type"], group["options"][0]["name"]) == (
+        2,
+        "memory",
+        1,
+        "prune",
+    )
+    assert group["options"][0]["options"][1] == {"name": "channel", "type": 7, "value": str(random)}
+    assert allowed["data"]["resolved"]["channels"][str(random)]["name"] == "random"
+    for interaction in (refused, allowed):
+        await fd.dispatch("INTERACTION_CREATE", interaction)
+
+    assert (await fd.wait_for_response(refused))["content"] == "you need Manage Server"
+    assert fd.is_ephemeral(refused)
+    assert (await fd.wait_for_response(allowed))["content"] == "pruned 30 days in #random"
+    assert not int(refused["member"]["permissions"]) & MANAGE_GUILD.value
+    assert int(allowed["member"]["permissions"]) & MANAGE_GUILD.value
+
+
+@pytest.mark.asyncio
+async def test_unsynced_commands_take_their_types_from_the_values(tools: Tools) -> None:
+    fd = tools.fd
+    card = FakeAttachment("a.txt", b"hi")
+    payload = fd.command_payload(
+        tools.alice,
+        tools.general,
+        "nowhere deep down",
+        {"who": tools.cara, "where": FakeChannelRef(tools.general), "file": card, "n": 1.5, "ok": True},
+    )
+    [group] = payload["data"]["options"]
+    assert (group["type"], group["options"][0]["type"]) == (2, 1)
+    assert [(o["name"], o["type"]) for o in group["options"][0]["options"]] == [
+        ("who", 6),
+        ("where", 7),
+        ("file", 11),
+        ("n", 10),
+        ("ok", 5),
+    ]
+    resolved = payload["data"]["resolved"]
+    assert set(resolved) == {"users", "members", "channels", "attachments"}
+    assert resolved["members"][str(tools.cara.id)]["permissions"] == str(discord.Permissions.all().value)

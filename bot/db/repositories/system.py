@@ -1,4 +1,4 @@
-"""Questions about the database server itself (doctor, owner status)."""
+"""Questions about the database server itself (doctor, owner status and maintenance)."""
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,3 +23,13 @@ class SystemRepository:
             text("SELECT extversion FROM pg_extension WHERE extname = :name"), {"name": name}
         )
         return None if version is None else str(version)
+
+    async def database_size(self) -> int:
+        """Bytes the database takes on disk (SQLite: the main file's pages, not its WAL)."""
+        if dialect_name(self.session) == "postgresql":
+            size = await self.session.scalar(text("SELECT pg_database_size(current_database())"))
+        else:
+            size = await self.session.scalar(
+                text("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+            )
+        return int(size or 0)

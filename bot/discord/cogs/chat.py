@@ -4,16 +4,10 @@ import discord
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
+from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.domain.triggers import MessageSignals
-from bot.services.incoming import Author, IncomingMessage, Place
-
-
-def _author(message: discord.Message) -> Author:
-    user = message.author
-    nickname = user.nick if isinstance(user, discord.Member) else None
-    roles = tuple(role.name for role in user.roles[1:]) if isinstance(user, discord.Member) else ()
-    return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
+from bot.services.incoming import IncomingMessage, Place
 
 
 def _place(message: discord.Message) -> Place:
@@ -45,7 +39,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         replies_to_bot=_replies_to(message, me),
     )
     return IncomingMessage(
-        author=_author(message),
+        author=author_of(message.author),
         place=_place(message),
         text=message.clean_content,
         created_at=message.created_at,

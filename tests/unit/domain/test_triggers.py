@@ -38,3 +38,29 @@ def test_persona_names_match_whole_words_in_any_case() -> None:
     assert names_persona("what does Mr. Fox think", "Mr. Fox")
     assert not names_persona("admiral", "Mira")
     assert not names_persona("anything", "  ")
+
+
+@pytest.mark.parametrize(
+    ("mode", "case", "answer"),
+    [
+        ("mention", signals(text="hey Hearth, you there?"), False),
+        ("mention", signals(mentions_bot=True), True),
+        ("mention", signals(channel_id=10), True),
+        ("chat-only", signals(mentions_bot=True), False),
+        ("chat-only", signals(replies_to_bot=True), False),
+        ("chat-only", signals(channel_id=10), True),
+        ("chat-only", signals(is_dm=True), True),
+        ("name", signals(text="hey Hearth, you there?"), True),
+    ],
+)
+def test_a_guilds_reply_mode_narrows_who_gets_an_answer(mode: str, case: MessageSignals, answer: bool) -> None:
+    rules = ChatRules(chat_channels=frozenset({10}), reply_mode=mode)
+    assert should_reply(case, rules, "Hearth") is answer
+
+
+def test_chime_in_answers_that_share_of_unaddressed_messages_outside_blocked_channels() -> None:
+    rules = ChatRules(blocked_channels=frozenset({66}), chime_in_percent=25)
+    rolls = [i / 100 for i in range(100)]
+    assert sum(should_reply(signals(), rules, "Hearth", roll=r) for r in rolls) == 25
+    assert not any(should_reply(signals(channel_id=66), rules, "Hearth", roll=r) for r in rolls)
+    assert not should_reply(signals(), ChatRules(), "Hearth", roll=0.0), "0 % never chimes in"

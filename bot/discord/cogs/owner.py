@@ -1,0 +1,183 @@
+"""The owner's commands (``/owner …``): sync, reload, status, maintenance mode, memory jobs, backup, usage and
+shutdown.
+
+Registered only in DEV_GUILD_ID when it is set, otherwise globally and usable in DMs only. Either way the real
+guard is :meth:`Owner.interaction_check`: OWNER_IDS, else the application's owner.
+"""
+
+import asyncio
+import math
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.checks import require_owner
+from bot.discord.client import EXTENSIONS, HearthBot
+from bot.discord.views import Paginator, pages_of
+from bot.errors import HearthError
+from bot.services.reembed import reembed
+
+HEARTH_COLOUR = 0xE8833A
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} B"
+
+
+def _uptime(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h {minutes}m" if days else f"{hours}h {minutes}m"
+
+
+class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's owner: maintenance and operations"):
+    memory = app_commands.Group(name="memory", description="Long-term memory jobs")
+
+    def __init__(self, bot: HearthBot) -> None:
+        self.bot = bot
+        self.container = bot.container
+        self._tasks: set[asyncio.Task[object]] = set()  # fire-and-forget work, held so it is not collected
+        super().__init__()
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        await require_owner(interaction)
+        return True
+
+    @app_commands.command(name="sync", description="Publish the slash commands to Discord (globally or to one server)")
+    @app_commands.describe(guild_id="A server id to sync to alone (commands appear there at once); empty: globally")
+    async def sync(self, interaction: discord.Interaction, guild_id: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if guild_id is None:
+            synced = await self.bot.sync_commands()
+            await interaction.followup.send(f"Synced {synced} commands.", ephemeral=True)
+            return
+        if not guild_id.strip().isdigit():
+            raise HearthError(f"{guild_id!r} is not a server id (a long number).")
+        guild = discord.Object(id=int(guild_id))
+        self.bot.tree.copy_global_to(guild=guild)
+        commands_ = await self.bot.tree.sync(guild=guild)
+        await interaction.followup.send(f"Synced {len(commands_)} commands to server {guild_id}.", ephemeral=True)
+
+    @app_commands.command(name="reload", description="Reload one of Hearth's command modules")
+    @app_commands.describe(extension="The module, e.g. bot.discord.cogs.me")
+    async def reload(self, interaction: discord.Interaction, extension: str) -> None:
+        if extension not in EXTENSIONS:
+            raise HearthError(f"No such module; one of: {', '.join(EXTENSIONS)}.")
+        try:
+            await self.bot.reload_extension(extension)
+        except commands.ExtensionError as exc:
+            raise HearthError(f"Reloading {extension} failed: {exc}") from exc
+        await interaction.response.send_message(f"Reloaded {extension}.", ephemeral=True)
+
+    @reload.autocomplete("extension")
+    async def _extension_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=name, value=name) for name in EXTENSIONS if current in name][:25]
+
+    @app_commands.command(name="status", description="Uptime, latency, guilds, shards, database, queues and jobs")
+    async def status(self, interaction: discord.Interaction) -> None:
+        container = self.container
+        size = await container.operations.database_size()
+        latency = self.bot.latency
+        shards = ", ".join(f"#{sid}: {s.latency * 1000:.0f} ms" for sid, s in sorted(self.bot.shards.items()))
+        jobs = container.scheduler.next_runs()
+        job_lines = [
+            f"{name}: {discord.utils.format_dt(at, 'R') if at else 'stopped'}" for name, at in sorted(jobs.items())
+        ]
+        embed = discord.Embed(title="Hearth status", colour=HEARTH_COLOUR)
+        embed.add_field(name="Uptime", value=_uptime(time.monotonic() - self.bot.started_at))
+        embed.add_field(name="Gateway latency", value=f"{latency * 1000:.0f} ms" if math.isfinite(latency) else "—")
+        embed.add_field(name="Guilds", value=str(len(self.bot.guilds)))
+        embed.add_field(name="Shards", value=shards or "—", inline=False)
+        embed.add_field(name="Database", value=f"{container.database.backend}, {_size(size)}")
+        embed.add_field(name="Learner queue", value=str(container.learner.backlog))
+        embed.add_field(name="Memory queue", value=str(container.memory_writer.backlog))
+        embed.add_field(name="Maintenance mode", value="on" if container.conversation.resting else "off")
+        embed.add_field(name="Scheduled jobs", value="\n".join(job_lines)[:1024] or "—", inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="maintenance", description="Rest: messages are stored and people told Hearth is resting")
+    @app_commands.describe(state="on: rest; off: chat again")
+    async def maintenance(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+        self.container.conversation.rest(state == "on")
+        text = "Resting: messages are kept, and people are told I'm resting." if state == "on" else "Back to chatting."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @memory.command(name="reembed", description="Re-embed every memory made by another embedding model")
+    async def memory_reembed(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        started = time.monotonic()
+        last_shown = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last_shown
+            if time.monotonic() - last_shown >= 2:
+                last_shown = time.monotonic()
+                self._spawn(interaction.edit_original_response(content=f"Re-embedding: {done}/{total}…"))
+
+        done = await reembed(self.container.database, self.container.embedder, progress=progress)
+        await interaction.edit_original_response(
+            content=f"Re-embedded {done} memories in {time.monotonic() - started:.0f} s."
+        )
+
+    @memory.command(name="prune", description="Delete old message memories never recalled (MEMORY_RETENTION_DAYS)")
+    async def memory_prune(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        pruned = await self.container.maintenance.prune_memories()
+        await interaction.followup.send(f"Pruned {pruned} memories.", ephemeral=True)
+
+    @app_commands.command(name="backup", description="Back the database up into BACKUP_DIR")
+    async def backup(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.container.operations.backup()
+        await interaction.followup.send(
+            f"Backed up to `{result.path}` ({_size(result.size_bytes)}, {result.seconds:.1f} s).", ephemeral=True
+        )
+
+    @app_commands.command(name="usage", description="Tokens spent this month, by server")
+    async def usage(self, interaction: discord.Interaction) -> None:
+        now = datetime.now(UTC)
+        since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        rows = await self.container.stats.usage(since)
+        lines = [
+            f"**{discord.utils.escape_markdown(row.name or 'DMs')}** · "
+            f"{row.prompt_tokens + row.completion_tokens:,} tokens ({row.requests:,} replies)"
+            for row in rows
+        ]
+        pages = pages_of(f"Tokens since {since:%d %B}", lines, empty="No replies this month.", colour=HEARTH_COLOUR)
+        await Paginator(interaction.user.id, pages).show(interaction)
+
+    @app_commands.command(name="shutdown", description="Stop Hearth cleanly (queued work is saved first)")
+    async def shutdown(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("Shutting down. Good night! 🔥", ephemeral=True)
+        # After the answer is out: closing ends bot.start(), and the launcher then closes the services.
+        self._spawn(self.bot.close())
+
+
+async def setup(bot: HearthBot) -> None:
+    cog = Owner(bot)
+    dev_guild = bot.container.settings.dev_guild_id
+    if dev_guild is not None:
+        await bot.add_cog(cog, guild=discord.Object(id=dev_guild))
+    else:
+        assert cog.app_command is not None  # a GroupCog always has its group
+        cog.app_command.allowed_contexts = app_commands.AppCommandContext(
+            guild=False, dm_channel=True, private_channel=False
+        )
+        await bot.add_cog(cog)

@@ -1,0 +1,31 @@
+"""Discord users and places as the services' plain values."""
+
+from datetime import UTC, datetime
+
+import discord
+
+from bot.container import Container
+from bot.services.directory import Identity
+from bot.services.incoming import Author, Place
+
+
+def author_of(user: discord.User | discord.Member) -> Author:
+    nickname = user.nick if isinstance(user, discord.Member) else None
+    roles = tuple(role.name for role in user.roles[1:]) if isinstance(user, discord.Member) else ()
+    return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    channel = interaction.channel
+    guild = interaction.guild
+    return Place(
+        channel_id=interaction.channel_id or 0,
+        channel_name=getattr(channel, "name", None),
+        guild_id=interaction.guild_id,
+        guild_name=guild.name if guild else None,
+    )
+
+
+async def identify(container: Container, interaction: discord.Interaction) -> Identity:
+    """The row ids of the person running a command and of the guild it runs in (None in DMs)."""
+    return await container.directory.identify(author_of(interaction.user), place_of(interaction), datetime.now(UTC))

@@ -1,0 +1,84 @@
+"""The command tree: a per-user cooldown before every command, and one error handler for all of them.
+
+Whatever goes wrong in a command reaches :meth:`HearthTree.on_error`: our own errors (a ``HearthError``, whose
+message is written for the user) and failed checks are shown as they are; bad arguments get a plain hint;
+anything else is logged with the ids needed to find it and answered with a short apology. Every such answer is
+ephemeral: only the person who ran the command sees it.
+"""
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import HearthError
+
+log = logging.getLogger(__name__)
+
+SOMETHING_WENT_WRONG = "Something went wrong on my side; it has been logged. Please try again in a moment."
+
+
+def _container(interaction: discord.Interaction) -> Any:
+    return getattr(interaction.client, "container", None)
+
+
+async def tell(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral message, whether or not the interaction was answered (or deferred) already."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def explain(error: app_commands.AppCommandError) -> str | None:
+    """What to tell the user about ``error``; None when it is our fault (logged, then apologised for)."""
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, HearthError):
+        return str(cause)
+    if isinstance(error, app_commands.CheckFailure) and str(error):
+        return str(error)
+    if isinstance(error, app_commands.TransformerError):
+        return f"{error.value!r} is not a valid {error.type.name.lower().replace('_', ' ')} here."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.1f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You can't use that command here."
+    if isinstance(error, app_commands.CommandNotFound):
+        return "I don't know that command any more; Discord may still be updating its list. Try again shortly."
+    return None
+
+
+class HearthTree(app_commands.CommandTree[Any]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """The per-user cooldown (USER_COOLDOWN_SECONDS, or the server's /config cooldown) between commands."""
+        container = _container(interaction)
+        if interaction.type is not discord.InteractionType.application_command or container is None:
+            return True
+        seconds = await container.cooldown_for(
+            interaction.guild_id, interaction.guild.name if interaction.guild else None
+        )
+        left = container.cooldowns.try_acquire(("command", interaction.user.id), seconds)
+        if left:
+            await tell(interaction, f"Slow down a little: try again in {left:.1f} s.")
+            return False
+        return True
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        message = explain(error)
+        if message is None:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "command /%s failed (guild %s, channel %s, user %s, interaction %s)",
+                command,
+                interaction.guild_id,
+                interaction.channel_id,
+                interaction.user.id,
+                interaction.id,
+                exc_info=error,
+            )
+            message = SOMETHING_WENT_WRONG
+        try:
+            await tell(interaction, message)
+        except discord.HTTPException:
+            log.warning("could not tell user %s why interaction %s failed", interaction.user.id, interaction.id)

@@ -1,0 +1,105 @@
+"""Buttons: pages for long lists, and a confirmation for what cannot be undone. Only the person who ran the
+command can press them."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import discord
+
+TIMEOUT_S = 300.0
+
+
+class _OwnedView(discord.ui.View):
+    def __init__(self, owner_id: int, *, timeout: float = TIMEOUT_S) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("Those buttons belong to someone else.", ephemeral=True)
+            return False
+        return True
+
+
+class Paginator(_OwnedView):
+    """Embeds shown one at a time with ◀ ▶; ``page_items`` adds controls that depend on the page shown."""
+
+    def __init__(self, owner_id: int, pages: Sequence[discord.Embed]) -> None:
+        super().__init__(owner_id)
+        self.pages = list(pages) or [discord.Embed(description="Nothing here yet.")]
+        self.index = 0
+        self._update_buttons()
+
+    @property
+    def current(self) -> discord.Embed:
+        embed = self.pages[self.index]
+        if len(self.pages) > 1:
+            embed.set_footer(text=f"Page {self.index + 1} of {len(self.pages)}")
+        return embed
+
+    def _update_buttons(self) -> None:
+        self.previous_page.disabled = self.index == 0
+        self.next_page.disabled = self.index >= len(self.pages) - 1
+        if len(self.pages) <= 1:
+            self.remove_item(self.previous_page)
+            self.remove_item(self.next_page)
+
+    async def show(self, interaction: discord.Interaction, *, ephemeral: bool = True) -> None:
+        """Send the first page as the answer to ``interaction`` (or its follow-up, when deferred)."""
+        if interaction.response.is_done():
+            await interaction.followup.send(embed=self.current, view=self, ephemeral=ephemeral)
+        else:
+            await interaction.response.send_message(embed=self.current, view=self, ephemeral=ephemeral)
+
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        self.index = min(max(self.index + step, 0), len(self.pages) - 1)
+        self._update_buttons()
+        await interaction.response.edit_message(embed=self.current, view=self)
+
+    @discord.ui.button(label="◀", style=discord.ButtonStyle.secondary, custom_id="page:previous")
+    async def previous_page(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="▶", style=discord.ButtonStyle.secondary, custom_id="page:next")
+    async def next_page(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await self._turn(interaction, 1)
+
+
+def pages_of(
+    title: str, lines: Sequence[str], *, per_page: int = 10, empty: str = "Nothing here yet.", colour: int = 0xE8833A
+) -> list[discord.Embed]:
+    """``lines`` as embeds of ``per_page`` lines each (and within Discord's 4096-character description)."""
+    pages: list[discord.Embed] = []
+    chunk: list[str] = []
+    for line in lines:
+        line = line if len(line) <= 1000 else line[:999] + "…"
+        if len(chunk) >= per_page or sum(len(x) + 1 for x in chunk) + len(line) > 4000:
+            pages.append(discord.Embed(title=title, description="\n".join(chunk), colour=colour))
+            chunk = []
+        chunk.append(line)
+    if chunk or not pages:
+        pages.append(discord.Embed(title=title, description="\n".join(chunk) or empty, colour=colour))
+    return pages
+
+
+class Confirm(_OwnedView):
+    """A red button that runs ``action`` once, and a cancel button; the message is edited to the outcome."""
+
+    def __init__(
+        self, owner_id: int, action: Callable[[discord.Interaction], Awaitable[str]], *, label: str = "Yes, do it"
+    ) -> None:
+        super().__init__(owner_id, timeout=120)
+        self.action = action
+        self.confirm.label = label
+
+    @discord.ui.button(label="Yes", style=discord.ButtonStyle.danger, custom_id="confirm:yes")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        self.stop()
+        await interaction.response.defer()
+        outcome = await self.action(interaction)
+        await interaction.edit_original_response(content=outcome, view=None)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="confirm:no")
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled: nothing was changed.", view=None)

@@ -1,0 +1,288 @@
+"""Guild knowledge documents: reading an uploaded file as text, and cutting it into passages worth recalling.
+
+Pure rules; the knowledge service stores and embeds what they return. A passage must make sense on its own,
+as recall shows it without its neighbours, so each one starts with the path of headings it sits under
+("Setting > The Harbour: …"), keeps whole paragraphs together when it can, and otherwise splits at sentence ends,
+repeating the last sentence or two of the passage before it.
+"""
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from bot.errors import HearthError
+
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+MAX_CHUNKS = 2_000
+DOCUMENT_EXTENSIONS = (".txt", ".md", ".markdown")
+
+# Byte order marks, longest first (UTF-32 LE starts with UTF-16 LE's mark).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+# Signatures of common binary files that someone might rename to .txt.
+_BINARY_SIGNATURES = (b"%PDF-", b"PK\x03\x04", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\x7fELF")
+# Control characters a text file may hold: tab, line feed, carriage return, form feed.
+_TEXT_CONTROLS = frozenset("\t\n\r\f")
+# A text with more than this share of other control characters is not prose.
+_MAX_CONTROL_SHARE = 0.01
+# Characters that count as one word when measuring (text without spaces, e.g. Chinese or Japanese).
+_CHARS_PER_WORD = 8
+
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```+|~~~+)")
+# A line that starts its own line of a passage rather than continuing the one before: list items, table rows,
+# quotes.
+_BLOCK_START = re.compile(r"^\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\||>)")
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*\s+")
+_HEADING_DECORATION = "*_` \t"
+_MAX_SETEXT_WORDS = 12
+
+
+class DocumentError(HearthError):
+    """An uploaded document cannot be used; the message says why, fit to show the uploader as is."""
+
+
+def _shown(filename: str) -> str:
+    return f"“{filename.strip()}”" if filename.strip() else "The file"
+
+
+def check_upload(filename: str, size_bytes: int) -> None:
+    """Reject a file by its name and size alone, before it is downloaded (also done by :func:`decode_document`)."""
+    shown = _shown(filename)
+    if not filename.strip().lower().endswith(DOCUMENT_EXTENSIONS):
+        raise DocumentError(f"{shown} is not a text document: upload a .txt or .md file.")
+    if size_bytes > MAX_DOCUMENT_BYTES:
+        raise DocumentError(
+            f"{shown} is too large (limit {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB): split it into smaller files."
+        )
+
+
+def _looks_binary(data: bytes) -> bool:
+    if data.startswith(_BINARY_SIGNATURES) or b"\x00" in data:
+        return True
+    sample = data[:4096]
+    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
+    return controls > len(sample) * _MAX_CONTROL_SHARE
+
+
+def decode_document(data: bytes, filename: str) -> str:
+    """The text of an uploaded .txt or .md file, with line ends made ``\\n``.
+
+    UTF-8 (with or without a byte order mark); UTF-16 or UTF-32 when a byte order mark says so. Anything else
+    (another encoding, a binary file, an empty file) raises :class:`DocumentError` rather than being guessed at:
+    a wrong guess would be stored, embedded and recalled as garbage."""
+    check_upload(filename, len(data))
+    shown = _shown(filename)
+    encoding = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+    if encoding is None and _looks_binary(data):
+        raise DocumentError(f"{shown} looks like a binary file, not text: upload a plain .txt or .md file.")
+    try:
+        text = data.decode(encoding or "utf-8")
+    except UnicodeDecodeError:
+        raise DocumentError(
+            f"{shown} is not UTF-8 text: save it as UTF-8 (most editors offer this under “Save as”) and try again."
+        ) from None
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    controls = sum(1 for char in text if unicodedata.category(char) == "Cc" and char not in _TEXT_CONTROLS)
+    if controls > len(text) * _MAX_CONTROL_SHARE:
+        raise DocumentError(f"{shown} looks like a binary file, not text: upload a plain .txt or .md file.")
+    if not text.strip():
+        raise DocumentError(f"{shown} is empty: there is nothing in it to learn.")
+    return text
+
+
+# --- chunking -------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Section:
+    path: tuple[str, ...]  # the headings it sits under, outermost first
+    paragraphs: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A sentence (or a whole paragraph, or part of an overlong sentence) and the paragraph it belongs to."""
+
+    text: str
+    paragraph: int
+    words: int
+
+
+def _measure(text: str) -> int:
+    """Size in words; a long run of text without spaces counts as one word per few characters."""
+    return max(len(text.split()), math.ceil(len(text) / _CHARS_PER_WORD))
+
+
+def _heading_title(raw: str) -> str:
+    return " ".join(raw.strip(_HEADING_DECORATION).split())
+
+
+def _could_be_title(line: str) -> bool:
+    return len(line.split()) <= _MAX_SETEXT_WORDS and not _BLOCK_START.match(line)
+
+
+def _sections(text: str) -> list[_Section]:
+    """The document as sections (one per heading) of paragraphs: a paragraph's wrapped lines are joined, while
+    list items, table rows and quotes stay lines of their own; headings inside code fences are text."""
+    sections = [_Section((), [])]
+    headings: list[tuple[int, str]] = []
+    block: list[str] = []  # the lines of the paragraph being read
+    fence: str | None = None
+
+    def close_block() -> None:
+        if block:
+            sections[-1].paragraphs.append("\n".join(block))
+            block.clear()
+
+    def open_section(level: int, title: str) -> None:
+        close_block()
+        while headings and headings[-1][0] >= level:
+            headings.pop()
+        if title:
+            headings.append((level, title))
+        sections.append(_Section(tuple(title for _, title in headings), []))
+
+    for line in text.split("\n"):
+        if fence is not None:
+            if line.strip().startswith(fence):
+                fence = None
+                close_block()
+            elif line.strip():
+                block.append(line.rstrip())
+            continue
+        if fenced := _FENCE.match(line):
+            close_block()
+            fence = fenced.group(1)[:3]
+            continue
+        if not line.strip():
+            close_block()
+            continue
+        if heading := _ATX_HEADING.match(line):
+            open_section(len(heading.group(1)), _heading_title(heading.group(2) or ""))
+            continue
+        # A short line underlined with === or --- is a heading; a long paragraph so underlined is text and a rule.
+        underline = _SETEXT_UNDERLINE.match(line)
+        if underline and len(block) == 1 and _could_be_title(block[0]):
+            title = _heading_title(block.pop())
+            open_section(1 if underline.group(1).startswith("=") else 2, title)
+            continue
+        if _THEMATIC_BREAK.match(line):
+            close_block()
+            continue
+        words = " ".join(line.split())
+        if block and not _BLOCK_START.match(line):
+            block[-1] = f"{block[-1]} {words}"
+        else:
+            block.append(words)
+    close_block()
+    return [section for section in sections if section.paragraphs]
+
+
+def _split_long(text: str, max_words: int) -> list[str]:
+    """``text`` (one sentence) in pieces of at most ``max_words`` words, cut between words when it has any."""
+    words = text.split()
+    if len(words) > 1 and all(_measure(word) <= max_words for word in words):
+        pieces: list[str] = []
+        current: list[str] = []
+        for word in words:
+            if current and _measure(" ".join([*current, word])) > max_words:
+                pieces.append(" ".join(current))
+                current = []
+            current.append(word)
+        return [*pieces, " ".join(current)]
+    size = max_words * _CHARS_PER_WORD
+    parts = (text[start : start + size].strip() for start in range(0, len(text), size))
+    return [part for part in parts if part]
+
+
+def _pieces(paragraphs: list[str], max_words: int) -> list[_Piece]:
+    """A section's text as pieces: whole paragraphs when they fit in a chunk, else their sentences."""
+    pieces: list[_Piece] = []
+    for index, paragraph in enumerate(paragraphs):
+        if _measure(paragraph) <= max_words:
+            pieces.append(_Piece(paragraph, index, _measure(paragraph)))
+            continue
+        start = 0
+        sentences = []
+        for match in _SENTENCE_END.finditer(paragraph):
+            sentences.append(paragraph[start : match.end()].strip())
+            start = match.end()
+        sentences.append(paragraph[start:].strip())
+        for sentence in filter(None, sentences):
+            for part in [sentence] if _measure(sentence) <= max_words else _split_long(sentence, max_words):
+                pieces.append(_Piece(part, index, _measure(part)))
+    return pieces
+
+
+def _join(pieces: list[_Piece]) -> str:
+    """Pieces of one paragraph joined by a space; paragraphs (and list items) by a line break."""
+    text = ""
+    for i, piece in enumerate(pieces):
+        if i:
+            text += " " if piece.paragraph == pieces[i - 1].paragraph else "\n"
+        text += piece.text
+    return text
+
+
+def _pack(pieces: list[_Piece], max_words: int, overlap_words: int) -> list[list[_Piece]]:
+    """Pieces packed into chunks of at most ``max_words`` words. A paragraph that fits in a chunk is not split
+    across two. Each chunk after the first starts with the last sentences (``overlap_words`` at most) of the
+    one before, so a passage cut mid-paragraph keeps what its first sentence refers to."""
+    chunks: list[list[_Piece]] = []
+    current: list[_Piece] = []
+    fresh = 0  # how many pieces of ``current`` are new (not carried over from the previous chunk)
+
+    def size(items: list[_Piece]) -> int:
+        return sum(item.words for item in items)
+
+    for i, piece in enumerate(pieces):
+        # A paragraph that would not fit in what is left, but fits in a chunk of its own, starts one.
+        paragraph_words = sum(p.words for p in pieces[i:] if p.paragraph == piece.paragraph)
+        starts_paragraph = i == 0 or pieces[i - 1].paragraph != piece.paragraph
+        moves_whole = starts_paragraph and size(current) + paragraph_words > max_words >= paragraph_words
+        if fresh and (moves_whole or size(current) + piece.words > max_words):
+            chunks.append(current)
+            carried: list[_Piece] = []
+            for previous in reversed(current):
+                if size(carried) + previous.words > overlap_words:
+                    break
+                carried.insert(0, previous)
+            while carried and size(carried) + piece.words > max_words:
+                carried.pop(0)
+            current, fresh = carried, 0
+        current.append(piece)
+        fresh += 1
+    if fresh:
+        chunks.append(current)
+    return chunks
+
+
+def chunk_document(text: str, *, max_words: int = 180, overlap_words: int = 30) -> list[str]:
+    """Passages of ``text`` to embed, in document order, each prefixed with its heading path
+    (``"Setting > The Harbour: …"``) and of at most ``max_words`` words besides it. Raises
+    :class:`DocumentError` when the document would make more than :data:`MAX_CHUNKS` passages."""
+    if max_words < 1 or overlap_words < 0:
+        raise ValueError("max_words must be positive and overlap_words not negative")
+    overlap_words = min(overlap_words, max_words // 2)
+    chunks: list[str] = []
+    for section in _sections(text):
+        prefix = " > ".join(section.path) + ": " if section.path else ""
+        for packed in _pack(_pieces(section.paragraphs, max_words), max_words, overlap_words):
+            body = _join(packed).strip()
+            if body:
+                chunks.append(prefix + body)
+        if len(chunks) > MAX_CHUNKS:
+            raise DocumentError(
+                f"This document is too long: it would make more than {MAX_CHUNKS:,} passages. "
+                "Split it into several smaller documents."
+            )
+    return chunks

@@ -1,0 +1,76 @@
+"""What a guild's admins change with ``/config``: each change checked, stored, and in effect at once.
+
+The rules for each value are in ``bot/domain/guild_settings.py``; this service reads and writes them through
+the :class:`Directory`, which drops its cached copy of the guild's settings on every change.
+"""
+
+from typing import Any
+
+from bot.domain import guild_settings as rules
+from bot.domain.guild_settings import GuildSettings, InvalidSetting
+from bot.services.directory import Directory
+from bot.services.incoming import Place
+
+MAX_CHAT_CHANNELS = 50
+
+
+class GuildConfigService:
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+
+    async def show(self, place: Place) -> GuildSettings:
+        view = await self.directory.guild(place)
+        return rules.read(view.settings if view else {})
+
+    async def _change(self, place: Place, **changes: Any) -> GuildSettings:
+        if place.guild_id is None:
+            raise InvalidSetting("Server settings can only be changed in a server.")
+        return rules.read(await self.directory.update_guild_settings(place, changes))
+
+    async def add_chat_channel(self, place: Place, channel_id: int) -> GuildSettings:
+        channels = set((await self.show(place)).chat_channels)
+        if channel_id not in channels and len(channels) >= MAX_CHAT_CHANNELS:
+            raise InvalidSetting(f"A server can have at most {MAX_CHAT_CHANNELS} chat channels.")
+        return await self._change(place, chat_channels=sorted(channels | {channel_id}))
+
+    async def remove_chat_channel(self, place: Place, channel_id: int) -> GuildSettings:
+        channels = set((await self.show(place)).chat_channels)
+        if channel_id not in channels:
+            raise InvalidSetting("That channel is not a chat channel.")
+        return await self._change(place, chat_channels=sorted(channels - {channel_id}))
+
+    async def set_reply_mode(self, place: Place, mode: str) -> GuildSettings:
+        return await self._change(place, reply_mode=rules.check_reply_mode(mode))
+
+    async def set_chime_in(self, place: Place, percent: float) -> GuildSettings:
+        return await self._change(place, chime_in=rules.check_percent(percent))
+
+    async def set_learning(self, place: Place, on: bool) -> GuildSettings:
+        return await self._change(place, learning=on)
+
+    async def set_proactive(self, place: Place, on: bool) -> GuildSettings:
+        return await self._change(place, proactive=on)
+
+    async def set_quiet_hours(self, place: Place, start: str | None, end: str | None) -> GuildSettings:
+        """Both times set quiet hours (read in each user's time zone); neither clears them."""
+        if start is None and end is None:
+            return await self._change(place, quiet_hours=None)
+        if start is None or end is None:
+            raise InvalidSetting("Give both a start and an end (like 22:00 and 08:00), or neither to clear them.")
+        return await self._change(place, quiet_hours=rules.check_quiet_hours(start, end))
+
+    async def set_language(self, place: Place, language: str | None) -> GuildSettings:
+        return await self._change(place, language=None if language is None else rules.check_language(language))
+
+    async def set_model(self, place: Place, model: str | None) -> GuildSettings:
+        return await self._change(place, model=None if model is None else rules.check_model(model))
+
+    async def set_temperature(self, place: Place, temperature: float | None) -> GuildSettings:
+        value = None if temperature is None else rules.check_temperature(temperature)
+        return await self._change(place, temperature=value)
+
+    async def set_cooldown(self, place: Place, seconds: float | None) -> GuildSettings:
+        return await self._change(place, cooldown=None if seconds is None else rules.check_cooldown(seconds))
+
+    async def set_daily_token_quota(self, place: Place, tokens: int) -> GuildSettings:
+        return await self._change(place, daily_token_quota=rules.check_quota(tokens) or None)

@@ -1,0 +1,196 @@
+"""The owner's maintenance commands that act on the database as a whole: a backup, its size.
+
+A backup is written under a temporary name and renamed into place only when complete, so a failed or
+cancelled run leaves no file that looks like a backup. PostgreSQL is dumped by ``pg_dump`` (custom format,
+restorable with ``pg_restore``), its password passed in the environment, never on the command line, where
+other local users could read it; SQLite is copied page by page through its online backup API, which gives a
+consistent copy while the bot keeps writing.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from bot.db.engine import Database
+from bot.db.repositories.system import SystemRepository
+from bot.db.types import utcnow
+from bot.errors import HearthError
+
+log = logging.getLogger(__name__)
+
+# How long the SQLite backup waits for a writer's lock before giving up (seconds).
+_SQLITE_BUSY_TIMEOUT_S = 30.0
+# asyncpg's ``ssl`` query values that mean the same as libpq's ``sslmode``.
+_SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+
+class BackupError(HearthError):
+    """A backup could not be made; the message says why, for the owner."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    path: Path
+    size_bytes: int
+    seconds: float
+
+
+def pg_dump_command(url: URL, pg_dump: str, target: Path) -> tuple[list[str], dict[str, str]]:
+    """The ``pg_dump`` arguments and the environment for dumping ``url``'s database into ``target``.
+
+    The host may be in the URL's host or, as asyncpg allows (a Unix socket folder), in its ``host`` query
+    parameter. The password goes in ``PGPASSWORD``; ``--no-password`` stops pg_dump from ever prompting."""
+    query = {key: value if isinstance(value, str) else value[-1] for key, value in url.query.items()}
+    host = url.host or query.get("host")
+    port = url.port or query.get("port")
+    arguments = [pg_dump, "--format=custom", "--no-password", f"--file={target}"]
+    if host:
+        arguments.append(f"--host={host}")
+    if port:
+        arguments.append(f"--port={port}")
+    if url.username:
+        arguments.append(f"--username={url.username}")
+    arguments.append(f"--dbname={url.database or 'postgres'}")
+    environment = dict(os.environ)
+    if url.password is not None:
+        environment["PGPASSWORD"] = str(url.password)
+    ssl = query.get("sslmode") or query.get("ssl")
+    if ssl:
+        ssl = ssl.lower()
+        environment["PGSSLMODE"] = ssl if ssl in _SSL_MODES else ("require" if ssl in ("true", "1") else "disable")
+    return arguments, environment
+
+
+def _last_line(output: bytes) -> str:
+    lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "no error message"
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL, or None for an in-memory database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (``?uri=true``)
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if database in ("", ":memory:"):
+            return None
+    return Path(database).expanduser()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of ``source`` (the bot may be writing) as one self-contained file (no WAL)."""
+    with (
+        contextlib.closing(sqlite3.connect(source, timeout=_SQLITE_BUSY_TIMEOUT_S)) as reader,
+        contextlib.closing(sqlite3.connect(target)) as writer,
+    ):
+        reader.backup(writer)
+        writer.execute("PRAGMA journal_mode = DELETE")
+
+
+class Operations:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        backup_dir: Path,
+        pg_dump: str = "pg_dump",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.backup_dir = backup_dir
+        self.pg_dump = pg_dump
+        self.clock = clock
+
+    async def database_size(self) -> int:
+        """Bytes the database takes (PostgreSQL: the whole database; SQLite: the main file)."""
+        async with self.database.reading() as session:
+            return await SystemRepository(session).database_size()
+
+    async def backup(self) -> BackupResult:
+        """Back the database up into ``backup_dir/hearth-YYYYmmdd-HHMMSS.dump`` (PostgreSQL, pg_dump's custom
+        format) or ``.db`` (SQLite, a plain database file); raises :class:`BackupError`."""
+        started = time.monotonic()
+        postgresql = self.database.backend == "postgresql"
+        source = None if postgresql else _sqlite_path(self.database.url)
+        if not postgresql and source is None:
+            raise BackupError("the database is in memory: there is nothing on disk to back up")
+        target = self._target(".dump" if postgresql else ".db")
+        partial = target.with_name(target.name + ".partial")
+        try:
+            if postgresql:
+                await self._pg_dump(partial)
+            else:
+                assert source is not None
+                await self._sqlite_backup(source, partial)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        result = BackupResult(path=target, size_bytes=target.stat().st_size, seconds=time.monotonic() - started)
+        log.info("backup written to %s (%d bytes in %.1f s)", target, result.size_bytes, result.seconds)
+        return result
+
+    def _target(self, suffix: str) -> Path:
+        """A new file name in ``backup_dir`` (created if missing), stamped with the UTC time; ``-2``, ``-3``, …
+        when a backup was already taken in the same second."""
+        try:
+            self.backup_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"cannot create the backup folder {self.backup_dir}: {exc.strerror or exc}") from exc
+        stem = f"hearth-{self.clock().astimezone(UTC).strftime('%Y%m%d-%H%M%S')}"
+        target = self.backup_dir / f"{stem}{suffix}"
+        number = 1
+        while target.exists() or target.with_name(target.name + ".partial").exists():
+            number += 1
+            target = self.backup_dir / f"{stem}-{number}{suffix}"
+        return target
+
+    async def _pg_dump(self, target: Path) -> None:
+        arguments, environment = pg_dump_command(self.database.url, self.pg_dump, target)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *arguments,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=environment,
+            )
+        except OSError as exc:
+            raise BackupError(
+                f"cannot run {self.pg_dump}: {exc.strerror or exc}; install the PostgreSQL client tools "
+                "(pg_dump of the server's major version or newer) or set the path to pg_dump"
+            ) from exc
+        try:
+            _, errors = await process.communicate()
+        except BaseException:  # cancelled: do not leave pg_dump running
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        if process.returncode != 0:
+            raise BackupError(f"pg_dump failed (exit code {process.returncode}): {_last_line(errors)}")
+
+    async def _sqlite_backup(self, source: Path, target: Path) -> None:
+        if not await asyncio.to_thread(source.is_file):
+            raise BackupError(f"the SQLite database {source} does not exist")
+        # In a thread, so the event loop keeps serving; the copy is one step (a copy made in several steps starts
+        # over whenever the bot writes in between), so a cancelled backup waits for that step before cleaning up.
+        copying = asyncio.ensure_future(asyncio.to_thread(_copy_sqlite, source, target))
+        try:
+            await asyncio.shield(copying)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await copying
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise BackupError(f"cannot back up {source}: {exc}") from exc

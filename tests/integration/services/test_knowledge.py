@@ -1,0 +1,227 @@
+"""Guild lore on a real database with the real local embedding model, on both backends: a document becomes the
+guild's knowledge memories, recalled there (by meaning) and nowhere else; replacing and removing it take its
+passages with it; a file that cannot be used, or an upload whose embedding fails, leaves nothing behind."""
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.db.engine import Database
+from bot.db.models import KnowledgeDocument, Memory
+from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.users import UserRepository
+from bot.domain.documents import MAX_DOCUMENT_BYTES, DocumentError, chunk_document
+from bot.domain.recall import RecallScope
+from bot.llm.embeddings import Embedder, EmbeddingUnavailable, Vectors
+from bot.services.knowledge import DocumentView, KnowledgeIngestError, KnowledgeService
+from bot.services.memory import MemoryService
+from tests.support.embedding import shared_embedder
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+BRINEFALL = """# Brinefall
+
+Brinefall is a fishing town on a cold northern coast, founded by smugglers three centuries ago.
+
+## The Harbour
+
+The harbour freezes every winter, and the fishing boats are hauled up onto the shingle until the thaw.
+Captain Mira runs the ferry to the outer islands twice a week.
+
+## The Lighthouse
+
+The lamp on Gull Point is tended by Oona, a retired sea-witch who lives alone in the tower and keeps the
+flame burning through every storm.
+
+## The Market
+
+Every Saturday the square fills with stalls selling smoked herring, rye bread and knitted wool.
+
+# The Council
+
+Brinefall is governed by a council of five elders, elected each spring by the guild of net-makers.
+"""
+
+DUNEHOLD = """# Dunehold
+
+Dunehold is a caravan city in the red desert. Its water comes from a single deep well guarded by the
+Sisters of the Spring.
+"""
+
+
+class Embeddings:
+    """The real embedder, failing from its ``fail_from``-th call on (an endpoint that went away mid-upload)."""
+
+    def __init__(self, real: Embedder, *, fail_from: int) -> None:
+        self.real, self.fail_from, self.calls = real, fail_from, 0
+        self.model_name, self.dimension = real.model_name, real.dimension
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls += 1
+        if self.calls >= self.fail_from:
+            raise EmbeddingUnavailable("the embedding endpoint did not answer.")
+        return await self.real.embed(texts)
+
+    async def embed_one(self, text: str) -> Vectors:
+        return await self.real.embed_one(text)
+
+    async def aclose(self) -> None:
+        """The shared model stays loaded for the other tests."""
+
+
+@pytest.fixture
+async def memory(db: Database) -> MemoryService:
+    return MemoryService(db, await shared_embedder())
+
+
+@pytest.fixture
+async def knowledge(db: Database, memory: MemoryService) -> KnowledgeService:
+    return KnowledgeService(db, memory, batch_size=2, clock=lambda: NOW)
+
+
+async def places(db: Database) -> tuple[int, int, int]:
+    """The ids of two guilds and of an admin."""
+    async with db.session() as session:
+        guilds = GuildRepository(session)
+        admin = await UserRepository(session).upsert(discord_id=7, username="ada", display_name="Ada", seen_at=NOW)
+        town = await guilds.upsert(discord_id=901, name="Brinefall RP")
+        desert = await guilds.upsert(discord_id=902, name="Dunehold RP")
+        return town.id, desert.id, admin.id
+
+
+async def lore_of(db: Database, guild_id: int) -> list[Memory]:
+    async with db.session() as session:
+        return list(
+            (await session.scalars(select(Memory).where(Memory.guild_id == guild_id).order_by(Memory.id))).all()
+        )
+
+
+async def count(db: Database, model: type[Memory] | type[KnowledgeDocument]) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def word_indexed(db: Database, word: str) -> int:
+    """How many memories the word index (SQLite FTS5, PostgreSQL's word counts) holds ``word`` in."""
+    async with db.session() as session:
+        if db.backend == "sqlite":
+            query = text("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH :word")
+            return int(await session.scalar(query, {"word": word}) or 0)
+        query = text(
+            "SELECT coalesce(sum(documents), 0) FROM memory_words "
+            "WHERE lexeme = ANY(tsvector_to_array(to_tsvector('english', :word)))"
+        )
+        return int(await session.scalar(query, {"word": word}) or 0)
+
+
+async def test_a_document_becomes_lore_its_guild_recalls_by_meaning_and_no_other_guild_does(
+    db: Database, memory: MemoryService, knowledge: KnowledgeService
+) -> None:
+    town, desert, admin = await places(db)
+    reports: list[tuple[int, int]] = []
+
+    async def progress(done: int, total: int) -> None:
+        reports.append((done, total))
+
+    data = BRINEFALL.encode()
+    view = await knowledge.add(town, admin, "brinefall.md", "text/markdown; charset=utf-8", data, progress=progress)
+    await knowledge.add(desert, admin, "dunehold.md", None, DUNEHOLD.encode())
+
+    chunks = chunk_document(BRINEFALL)
+    assert len(chunks) == 5 and chunks[2].startswith("Brinefall > The Lighthouse: The lamp on Gull Point")
+    assert view == DocumentView(view.id, "brinefall.md", "completed", 5, len(data), NOW, None)
+    assert await knowledge.list(town) == [view]
+    assert reports == [(0, 5), (2, 5), (4, 5), (5, 5)]
+    stored = await lore_of(db, town)
+    assert [m.content for m in stored] == chunks
+    for m in stored:
+        assert (m.kind, m.scope, m.document_id, m.importance) == ("knowledge", "guild", view.id, 0.6)
+        assert m.embedding is not None and m.embedding_model == memory.embedder.model_name
+
+    question = "Who looks after the light out on the headland?"
+    best = (await memory.recall(question, RecallScope(user_id=admin, guild_id=town), now=NOW))[0]
+    assert best.memory.content == chunks[2]
+    assert best.line == f"From this server's notes: {chunks[2]}"
+    elsewhere = await memory.recall(question, RecallScope(user_id=admin, guild_id=desert), now=NOW)
+    assert elsewhere and all(r.memory.content.startswith("Dunehold:") for r in elsewhere)
+    assert await memory.recall(question, RecallScope(user_id=admin, guild_id=None), now=NOW) == []
+
+
+async def test_the_same_name_replaces_a_document_and_removing_takes_its_passages_in_its_guild_only(
+    db: Database, knowledge: KnowledgeService
+) -> None:
+    town, desert, admin = await places(db)
+    first = await knowledge.add(town, admin, "ferry.md", None, b"# Ferry\n\nThe ferry captain is Mira.")
+    theirs = await knowledge.add(desert, admin, "ferry.md", None, b"# Ferry\n\nThe camel master is Zubair.")
+
+    async def broken_progress(done: int, total: int) -> None:
+        raise RuntimeError("the interaction expired")  # a report that fails does not stop the upload
+
+    upload = b"# Ferry\n\nThe ferry captain is Bartholomew.\n\n## Fares\n\nA crossing costs two silver pennies."
+    second = await knowledge.add(town, None, "ferry.md", "text/plain", upload, progress=broken_progress)
+
+    assert await knowledge.list(town) == [second] and second.chunk_count == 2 and second.id != first.id
+    assert [m.content for m in await lore_of(db, town)] == [
+        "Ferry: The ferry captain is Bartholomew.",
+        "Ferry > Fares: A crossing costs two silver pennies.",
+    ]
+    assert await word_indexed(db, "mira") == 0, "the replaced passages left the word index too"
+    assert await knowledge.list(desert) == [theirs], "another guild's document of the same name stays"
+
+    assert await knowledge.remove(desert, second.id) is None, "a guild cannot remove another guild's document"
+    assert await knowledge.remove(town, 10_000) is None
+    assert await knowledge.list(town) == [second]
+
+    assert await word_indexed(db, "bartholomew") == 1
+    assert await knowledge.remove(town, second.id) == second
+    assert await knowledge.list(town) == [] and await lore_of(db, town) == []
+    assert await word_indexed(db, "bartholomew") == 0
+    assert [m.content for m in await lore_of(db, desert)] == ["Ferry: The camel master is Zubair."]
+
+
+async def test_files_that_cannot_be_used_are_refused_and_store_nothing(
+    db: Database, knowledge: KnowledgeService
+) -> None:
+    town, _, admin = await places(db)
+    uploads = {
+        "map.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01", "looks like a binary file"),
+        "tome.md": (b"# Tome\n\n" + b"word " * (MAX_DOCUMENT_BYTES // 5), "is too large (limit 2 MB)"),
+        "map.png": (b"# Map", "is not a text document"),
+        "headings.md": (b"# Only\n\n## Headings\n", "has only headings"),
+    }
+    for filename, (data, reason) in uploads.items():
+        with pytest.raises(DocumentError, match=re.escape(reason)):
+            await knowledge.add(town, admin, filename, None, data)
+    assert await knowledge.list(town) == []
+    assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory) == 0
+
+
+async def test_an_upload_whose_embedding_fails_is_listed_as_failed_keeps_nothing_and_replaces_nothing(
+    db: Database, knowledge: KnowledgeService
+) -> None:
+    town, _, admin = await places(db)
+    kept = await knowledge.add(town, admin, "lore.md", None, b"# Ferry\n\nThe ferry captain is Mira.")
+    flaky = Embeddings(await shared_embedder(), fail_from=2)
+    failing = KnowledgeService(db, MemoryService(db, flaky), batch_size=2, clock=lambda: NOW)
+
+    with pytest.raises(KnowledgeIngestError) as failed:
+        await failing.add(town, admin, "lore.md", None, BRINEFALL.encode())
+    assert str(failed.value) == (
+        "“lore.md” could not be learned: the embedding endpoint did not answer. "
+        "It is listed as failed; none of it was kept."
+    )
+
+    listed = await knowledge.list(town)
+    assert [(d.name, d.status, d.chunk_count, d.error) for d in listed] == [
+        ("lore.md", "failed", 0, "the embedding endpoint did not answer."),
+        ("lore.md", "completed", 1, None),
+    ]
+    assert listed[1] == kept, "a failed re-upload leaves the old document in place"
+    assert [m.content for m in await lore_of(db, town)] == ["Ferry: The ferry captain is Mira."]
+    assert await word_indexed(db, "smugglers") == 0, "the first batch, stored before the failure, is gone"
+
+    assert await knowledge.remove(town, listed[0].id) == listed[0]
+    assert await knowledge.list(town) == [kept]

@@ -1,0 +1,106 @@
+"""Reading uploaded lore documents as text, and cutting them into passages that make sense alone."""
+
+import itertools
+import re
+
+import pytest
+
+from bot.domain.documents import MAX_CHUNKS, MAX_DOCUMENT_BYTES, DocumentError, chunk_document, decode_document
+
+LORE = "# Setting\n\nBrinefall is a fishing town.\r\nIt was founded by smugglers.\n\n## The Harbour\n\nBoats. Ñandú!\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        LORE.encode("utf-8"),
+        b"\xef\xbb\xbf" + LORE.encode("utf-8"),
+        LORE.encode("utf-16"),  # with its byte order mark, in the machine's byte order
+        b"\xfe\xff" + LORE.encode("utf-16-be"),
+        b"\xff\xfe" + LORE.encode("utf-16-le"),
+    ],
+    ids=["utf-8", "utf-8 with BOM", "utf-16", "utf-16-be", "utf-16-le"],
+)
+def test_text_is_read_in_utf8_or_in_the_encoding_its_bom_names(data: bytes) -> None:
+    assert decode_document(data, "lore.md") == LORE.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "message"),
+    [
+        ("lore.pdf", b"%PDF-1.7 ...", "“lore.pdf” is not a text document: upload a .txt or .md file."),
+        ("lore", b"text", "“lore” is not a text document"),
+        ("map.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "“map.txt” looks like a binary file"),
+        ("data.md", bytes(range(1, 32)) * 20, "“data.md” looks like a binary file"),
+        ("wide.txt", "no byte order mark".encode("utf-16-le"), "“wide.txt” looks like a binary file"),
+        ("old.txt", "Café in Brinefall".encode("cp1252"), "“old.txt” is not UTF-8 text: save it as UTF-8"),
+        ("blank.md", b" \n\n\t\n", "“blank.md” is empty"),
+        ("big.txt", b"a " * (MAX_DOCUMENT_BYTES // 2 + 1), "“big.txt” is too large (limit 2 MB)"),
+    ],
+    ids=["pdf", "no extension", "png renamed", "control bytes", "utf-16 without BOM", "cp1252", "blank", "too large"],
+)
+def test_unusable_files_are_refused_with_a_reason_fit_for_the_uploader(
+    filename: str, data: bytes, message: str
+) -> None:
+    with pytest.raises(DocumentError) as refused:
+        decode_document(data, filename)
+    assert str(refused.value).startswith(message)
+
+
+def test_markdown_is_cut_by_headings_and_paragraphs_each_passage_naming_where_it_sits() -> None:
+    text = (
+        "Intro before any heading.\n\n"
+        "# Setting\n\nBrinefall is a fishing town\non a cold coast.\n\n"
+        "## The Harbour\n\nThe harbour freezes in winter.\n\n- Mira runs the ferry\n- Tom mends nets\n\n"
+        "The Lighthouse\n--------------\n\nOona keeps the light.\n\n"
+        "```\n# a comment, not a heading\n```\n\n"
+        "---\n\n"
+        "# People ##\n\n### **Mira**\n\nMira is the captain.\n"
+    )
+    assert chunk_document(text) == [
+        "Intro before any heading.",
+        "Setting: Brinefall is a fishing town on a cold coast.",
+        "Setting > The Harbour: The harbour freezes in winter.\n- Mira runs the ferry\n- Tom mends nets",
+        "Setting > The Lighthouse: Oona keeps the light.\n# a comment, not a heading",
+        "People > Mira: Mira is the captain.",
+    ]
+
+
+def test_long_text_is_packed_within_the_word_limit_splitting_at_sentence_ends_with_overlap() -> None:
+    sentences = [f"Sentence {i} tells of the tides and the nets." for i in range(60)]  # 9 words each
+    short = "The harbour master is Ada."
+    text = "# Tides\n\n" + " ".join(sentences) + "\n\n" + short + "\n\n" + "Second paragraph about gulls. " * 3
+    chunks = chunk_document(text, max_words=50, overlap_words=12)
+
+    bodies = [chunk.removeprefix("Tides: ") for chunk in chunks]
+    assert all(chunk.startswith("Tides: ") for chunk in chunks)
+    assert all(len(body.split()) <= 50 for body in bodies)
+    # Cuts fall between sentences, and each passage after the first repeats the last sentence before it.
+    for previous, body in itertools.pairwise(bodies):
+        last_sentence = re.split(r"(?<=\.)\s", previous)[-1]
+        assert body.startswith(last_sentence + (" " if last_sentence.startswith("Sentence") else "\n"))
+    assert all(body.rstrip().endswith(".") for body in bodies)
+    # Every sentence is kept, in order.
+    seen = " ".join(bodies)
+    positions = [seen.find(sentence) for sentence in sentences]
+    assert -1 not in positions and positions == sorted(positions)
+    # A paragraph that fits in a passage is not split across two; short ones are packed together.
+    assert bodies[-1] == short + "\n" + "Second paragraph about gulls. " * 2 + "Second paragraph about gulls."
+
+
+def test_a_sentence_longer_than_a_passage_is_cut_between_words_and_text_without_spaces_by_length() -> None:
+    words = " ".join(f"w{i}" for i in range(500))
+    chunks = chunk_document(words, max_words=100, overlap_words=0)
+    assert [len(chunk.split()) for chunk in chunks] == [100] * 5
+    assert " ".join(chunks) == words
+
+    unspaced = "港" * 5000
+    pieces = chunk_document(unspaced, max_words=100, overlap_words=0)
+    assert "".join(pieces) == unspaced and all(len(piece) <= 800 for piece in pieces)
+
+
+def test_no_empty_passages_and_a_cap_on_how_many_a_document_makes() -> None:
+    assert chunk_document("# Only\n\n## Headings\n\n   \n") == []
+    too_many = "\n\n".join(f"# Part {i}\n\nText {i}." for i in range(MAX_CHUNKS + 1))
+    with pytest.raises(DocumentError, match="too long: it would make more than 2,000 passages"):
+        chunk_document(too_many)
