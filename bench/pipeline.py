@@ -172,6 +172,8 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             companion=CompanionContext(db) if args.memory else None,
             learner=learner,
             activity=activity,
+            # The simulated users write faster than people do; the per-user spacing rule is not work to measure.
+            cooldown_s=0.0,
         )
         users_by_channel = {
             channel: [user for user in range(args.users) if user % args.channels == channel] or [channel]

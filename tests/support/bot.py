@@ -24,6 +24,7 @@ def bot_settings(db: Database, llm: FakeLLM, **overrides: Any) -> Settings:
         "openai_api_key": "test",
         "llm_model": "fake-model",
         "stream_edit_interval_seconds": 0.2,
+        "user_cooldown_seconds": 0,  # tests send faster than people do; the cooldown's own test sets it
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 
 from bot.db.engine import Database
 from bot.db.models import Conversation, Message
-from bot.services.conversation import ConversationService
+from bot.services.conversation import RESTING, ConversationService
 from bot.services.directory import Directory
 from bot.services.incoming import Place
 from bot.services.personas import FALLBACK_APOLOGY
@@ -84,6 +84,41 @@ async def test_messages_sent_while_writing_are_answered_together_once(
     assert llm.chat_requests[1].body["messages"][-1]["content"] == "second\nthird"
     assert second_target.sent == [["both at once"]] and third_target.sent == []
     assert [m.content for m in await stored(db, "user")] == ["first", "second", "third"]
+
+
+async def test_within_the_cooldown_a_user_waits_and_what_they_send_meanwhile_joins_the_turn(
+    db: Database, llm: FakeLLM
+) -> None:
+    service = conversation_service(db, llm, cooldown_s=1.0)
+    llm.script(Reply("first answer"), Reply("both at once"))
+    assert (await service.handle(message("first"), RecordingReply())).status == "replied"
+    # Answered already, so without a cooldown "second" would be answered alone, at once.
+    second = asyncio.create_task(service.handle(message("second"), RecordingReply()))
+    async with asyncio.timeout(5):
+        while len(await stored(db, "user")) < 2:  # noqa: ASYNC110 (polling the database: "second" waits its turn)
+            await asyncio.sleep(0.01)
+    third = await service.handle(message("third"), RecordingReply())
+    assert third.status == "queued" and len(llm.chat_requests) == 1
+    answered = await second
+    assert (answered.status, answered.answered_messages) == ("replied", 2)
+    assert len(llm.chat_requests) == 2
+    assert llm.chat_requests[1].body["messages"][-1]["content"] == "second\nthird"
+    other = await service.handle(message("hi", user=12, name="bo"), RecordingReply())
+    assert other.status == "replied", "the cooldown is per user"
+
+
+async def test_the_owners_rest_and_a_spent_quota_keep_the_message_and_call_no_model(db: Database, llm: FakeLLM) -> None:
+    service = conversation_service(db, llm)
+    service.rest(True)
+    target = RecordingReply()
+    outcomes = [await service.handle(message(text), target) for text in ("you there?", "hello??")]
+    assert [o.status for o in outcomes] == ["held", "held"]
+    assert target.sent == [[RESTING]], "told once"
+    assert llm.chat_requests == []
+    assert [m.content for m in await stored(db, "user")] == ["you there?", "hello??"]
+    service.rest(False)
+    llm.script(Reply("back!"))
+    assert (await service.handle(message("and now?"), RecordingReply())).status == "replied"
 
 
 async def test_429_is_retried_after_retry_after(llm: FakeLLM, service: ConversationService) -> None:
