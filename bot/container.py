@@ -151,7 +151,10 @@ class Container:
             personas,
             SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
         )
-        learner = Learner(database, chat_model, embedder, personas, learning_config(settings), activity=activity)
+        quota = TokenQuota(database)  # one count per guild, shared by replies, learning and proactive messages
+        learner = Learner(
+            database, chat_model, embedder, personas, learning_config(settings), activity=activity, quota=quota
+        )
         cooldowns = Cooldowns()
         conversation = ConversationService(
             database,
@@ -165,12 +168,13 @@ class Container:
             learner=learner,
             activity=activity,
             cooldowns=cooldowns,
-            quota=TokenQuota(database),
+            quota=quota,
         )
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)
             conversation.forget_cached()
+            writer.forget_context()
 
         privacy = PrivacyService(database, embedder, writer=writer, on_erased=erased)
         retention = timedelta(days=settings.memory_retention_days) if settings.memory_retention_days else None
@@ -234,7 +238,12 @@ class Container:
         self.started = True
         if notifier is not None:
             self.events = EventService(
-                self.database, self.chat_model, self.personas, notifier, events_config(self.settings)
+                self.database,
+                self.chat_model,
+                self.personas,
+                notifier,
+                events_config(self.settings),
+                quota=self.conversation.quota,
             )
             poll = timedelta(seconds=self.settings.events_poll_seconds)
             self.scheduler.add(IntervalJob("scheduled-events", self.events.tick, poll, first_after=poll))

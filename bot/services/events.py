@@ -32,11 +32,13 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.guild_settings import quiet_hours_of
+from bot.domain.guild_settings import read as read_settings
 from bot.domain.prompt import ChatMessage
 from bot.domain.recurrence import catch_up, in_quiet_hours, local_to_utc, next_occurrence, quiet_hours_end, to_local
 from bot.domain.retry import Backoff
 from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.services.limits import TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService
 
@@ -95,7 +97,9 @@ class EventService:
         config: EventsConfig,
         *,
         clock: Callable[[], datetime] = utcnow,
+        quota: TokenQuota | None = None,
     ) -> None:
+        self.quota = quota  # a guild past its daily token quota gets the plain wording, not a model call
         self.database = database
         self.chat = chat
         self.personas = personas
@@ -227,6 +231,10 @@ class EventService:
         )
         persona = await self.personas.for_guild(event.guild_id)
         async with self.database.reading() as session:
+            if event.guild_id is not None and self.quota is not None:
+                quota = read_settings(await GuildRepository(session).settings_of(event.guild_id)).daily_token_quota
+                if await self.quota.exhausted(event.guild_id, quota):
+                    return fallback
             facts = await FactRepository(session).usable(event.user_id, guild_id=event.guild_id, now=self.clock())
         known = "\n".join(f"- {fact.content}" for fact in facts[-10:]) or "(nothing yet)"
         what = (

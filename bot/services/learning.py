@@ -34,8 +34,10 @@ from bot.db.repositories.companion import (
 )
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
+from bot.domain import guild_settings
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
 from bot.domain.budget import estimate_tokens
@@ -61,6 +63,7 @@ from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
 from bot.services.activity import ReplyActivity
+from bot.services.limits import TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService, PersonaView
 from bot.services.reminders import ReminderService
@@ -126,9 +129,11 @@ class Learner:
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] | None = None,
         activity: ReplyActivity | None = None,
+        quota: TokenQuota | None = None,
         yield_s: float = 1.0,
     ) -> None:
         self.database = database
+        self.quota = quota
         self.chat = chat
         self.embedder = embedder
         self.personas = personas
@@ -275,6 +280,10 @@ class Learner:
             if not guild_allows or not allowed:
                 await repo.mark_learned(conversation_id, messages[-1].id)
                 return LearnOutcome("not_allowed", messages=len(messages))
+            if guild_id is not None and self.quota is not None:
+                quota = guild_settings.read(await GuildRepository(session).settings_of(guild_id)).daily_token_quota
+                if await self.quota.exhausted(guild_id, quota):  # the guild's model budget is spent for today
+                    return LearnOutcome("unavailable", messages=len(messages))
             facts = FactRepository(session)
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
         known = await self._known_facts(usable, messages)

@@ -69,6 +69,11 @@ class MemoryWriter:
         except asyncio.QueueFull:
             log.warning("memory queue full; message %s is left for the next catch-up", memory.message_id)
 
+    def forget_context(self) -> None:
+        """Drop the remembered last turns (the context of the next memories): after a user is erased, nothing
+        they said may ride along into someone else's memory."""
+        self._last_turn.clear()
+
     async def catch_up(self) -> int:
         """Queue stored messages that have no memory yet (newest first, up to ``catch_up_limit``)."""
         async with self.database.session() as session:

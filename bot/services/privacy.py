@@ -15,10 +15,11 @@ from typing import Any
 from bot.db.engine import Database
 from bot.db.repositories.companion import RelationshipRepository, StyleRepository
 from bot.db.repositories.facts import FactRepository, FactRow, NewFact
-from bot.db.repositories.privacy import PrivacyRepository
+from bot.db.repositories.privacy import PrivacyRepository, QuotingMemory
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships
+from bot.domain.memory_text import embedding_text
 from bot.domain.style import guidance
 from bot.errors import HearthError
 from bot.llm.embeddings import Embedder
@@ -127,10 +128,25 @@ class PrivacyService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     await self.writer.flush()
+        conversations: list[int] = []
+        quoting: list[QuotingMemory] = []
         async with self.database.session() as session:
-            repo = UserRepository(session)
-            user = await repo.get_by_discord_id(discord_id)
-            erased = user is not None and await repo.delete(user.id)
+            user = await UserRepository(session).get_by_discord_id(discord_id)
+            if user is not None:
+                conversations = await PrivacyRepository(session).conversations_of(user.id)
+                quoting = await PrivacyRepository(session).memories_quoting(user.id, conversations)
+        erased = False
+        if user is not None:
+            # Their words also live on in others' memories: as the context a reply was embedded with, and in
+            # the summaries of conversations they were part of. Those go too, in the same transaction.
+            texts = [embedding_text(m.speaker_name, m.content) for m in quoting]
+            vectors = await self.embedder.embed(texts) if texts else None
+            async with self.database.session() as session:
+                privacy = PrivacyRepository(session)
+                if vectors is not None:
+                    await privacy.drop_contexts(quoting, vectors, self.embedder.model_name)
+                await privacy.delete_summaries(conversations)
+                erased = await UserRepository(session).delete(user.id)
         if self.on_erased is not None:
             self.on_erased(discord_id)
         return erased

@@ -224,9 +224,18 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     assert done["components"] == []
     assert await rows_referencing(db, ana_id) == {}
     assert await rows_referencing(db, boss_id) == boss_rows, "nobody else's rows are touched"
+    # What Ana said last in #general is not the context of the next memory there either.
+    llm.default = Reply("Welcome back, boss!")
+    await discord.user_message(general, world.boss, f"{discord.bot.mention} anyone around?")
+    await discord.wait_for_request(lambda c: c.route == "edit_message" and "Welcome back" in str(c.body), 10)
+    async with asyncio.timeout(5):
+        while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    await bot.container.memory_writer.flush()
     async with db.session() as session:
-        leftovers = (await session.scalars(select(Memory.content))).all()
-    assert not [m for m in leftovers if "Ana" in m or "climb" in m or "moon" in m]
+        leftovers = (await session.execute(select(Memory.content, Memory.context))).all()
+    assert len(leftovers) >= 4
+    assert not [row for row in leftovers if any(word in str(row) for word in ("Ana", "climb", "moon", "Miso"))]
 
 
 async def rows_referencing(db: Database, user_id: int | None) -> dict[str, int]:

@@ -5,16 +5,26 @@ by both without a change here.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Base, FactAssociation, User, UserFact
+from bot.db.models import Base, FactAssociation, Memory, Message, User, UserFact
+from bot.db.types import FloatVector
+from bot.domain.memory_text import context_line
 
 # Columns that hold vectors: derived from text that is exported anyway, and useless to a person.
 _VECTOR_COLUMNS = {"embedding"}
+
+
+@dataclass(frozen=True, slots=True)
+class QuotingMemory:
+    id: int
+    speaker_name: str | None
+    content: str
 
 
 def _plain(value: Any) -> Any:
@@ -76,8 +86,51 @@ class PrivacyRepository:
         content: str | None = result.scalar_one_or_none()
         return content
 
-    async def facts(self, user_id: int, fact_ids: Sequence[int] | None = None) -> list[UserFact]:
-        statement = select(UserFact).where(UserFact.user_id == user_id).order_by(UserFact.id)
-        if fact_ids is not None:
-            statement = statement.where(UserFact.id.in_(fact_ids))
-        return list((await self.session.scalars(statement)).all())
+    async def conversations_of(self, user_id: int) -> list[int]:
+        """Conversations the user said something in (their DMs, and shared channels)."""
+        statement = select(Message.conversation_id).where(Message.user_id == user_id, Message.role == "user")
+        return sorted(set((await self.session.scalars(statement.distinct())).all()))
+
+    async def memories_quoting(self, user_id: int, conversation_ids: Sequence[int]) -> list[QuotingMemory]:
+        """Other people's memories whose context is one of the user's messages (the turn before theirs).
+
+        Such a context was written as ``context_line(speaker, text)``, so it ends with the message's text as
+        ``context_line`` cuts it; erasing the user must take it out of those memories and their vectors."""
+        if not conversation_ids:
+            return []
+        said = await self.session.scalars(
+            select(Message.content).where(
+                Message.user_id == user_id, Message.role == "user", Message.conversation_id.in_(conversation_ids)
+            )
+        )
+        endings = {context_line(None, text) for text in said.all() if text.strip()}
+        candidates = await self.session.execute(
+            select(Memory.id, Memory.speaker_name, Memory.content, Memory.context).where(
+                Memory.conversation_id.in_(conversation_ids),
+                Memory.context.is_not(None),
+                or_(Memory.user_id.is_(None), Memory.user_id != user_id),
+            )
+        )
+        return [
+            QuotingMemory(row.id, row.speaker_name, row.content)
+            for row in candidates.all()
+            if any(str(row.context).endswith(ending) for ending in endings)
+        ]
+
+    async def drop_contexts(self, memories: Sequence[QuotingMemory], vectors: FloatVector, model: str) -> None:
+        """Forget the context of these memories, with vectors re-made from their own text alone."""
+        for memory, vector in zip(memories, vectors, strict=True):
+            await self.session.execute(
+                update(Memory)
+                .where(Memory.id == memory.id)
+                .values(context=None, embedding=vector, embedding_model=model)
+            )
+
+    async def delete_summaries(self, conversation_ids: Sequence[int]) -> int:
+        """Summaries of these conversations (written by the model from everyone's words, the user's included)."""
+        if not conversation_ids:
+            return 0
+        result = await self.session.execute(
+            delete(Memory).where(Memory.kind == "summary", Memory.conversation_id.in_(conversation_ids))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
