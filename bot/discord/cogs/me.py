@@ -60,7 +60,7 @@ class Me(commands.Cog):
             about.append("**Learning:** off (you opted out; /optin turns it back on)")
         about.append("Forget one fact with /memory forget, or everything with /memory forget-all.")
         for page in pages:
-            page.add_field(name="And", value="\n".join(about)[:1024], inline=False)
+            page.add_field(name="Also", value="\n".join(about)[:1024], inline=False)
         await Paginator(interaction.user.id, pages).show(interaction)
 
     @memory.command(name="forget", description="Make Hearth forget one fact about you, for good")
