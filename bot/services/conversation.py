@@ -231,6 +231,8 @@ class ConversationService:
             return None
         if key in self._told:
             return TurnOutcome("held")
+        if key[0] == "quota":  # yesterday's notices are done with
+            self._told = {told for told in self._told if told[0] != "quota" or told[1] == key[1]}
         self._told.add(key)
         sent = await self._send_safely(target, [notice], incoming)
         return TurnOutcome("held", reply=notice, sent_ids=sent)

@@ -32,7 +32,6 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.guild_settings import quiet_hours_of
-from bot.domain.guild_settings import read as read_settings
 from bot.domain.prompt import ChatMessage
 from bot.domain.recurrence import catch_up, in_quiet_hours, local_to_utc, next_occurrence, quiet_hours_end, to_local
 from bot.domain.retry import Backoff
@@ -229,12 +228,10 @@ class EventService:
             if event.event_type == "birthday"
             else str(event.context.get("question") or f"How did {event.title} go?")
         )
+        if event.guild_id is not None and self.quota is not None and await self.quota.exhausted_in(event.guild_id):
+            return fallback
         persona = await self.personas.for_guild(event.guild_id)
         async with self.database.reading() as session:
-            if event.guild_id is not None and self.quota is not None:
-                quota = read_settings(await GuildRepository(session).settings_of(event.guild_id)).daily_token_quota
-                if await self.quota.exhausted(event.guild_id, quota):
-                    return fallback
             facts = await FactRepository(session).usable(event.user_id, guild_id=event.guild_id, now=self.clock())
         known = "\n".join(f"- {fact.content}" for fact in facts[-10:]) or "(nothing yet)"
         what = (

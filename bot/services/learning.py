@@ -34,10 +34,8 @@ from bot.db.repositories.companion import (
 )
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.facts import FactRepository, FactRow, NewFact
-from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
-from bot.domain import guild_settings
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
 from bot.domain.budget import estimate_tokens
@@ -280,10 +278,8 @@ class Learner:
             if not guild_allows or not allowed:
                 await repo.mark_learned(conversation_id, messages[-1].id)
                 return LearnOutcome("not_allowed", messages=len(messages))
-            if guild_id is not None and self.quota is not None:
-                quota = guild_settings.read(await GuildRepository(session).settings_of(guild_id)).daily_token_quota
-                if await self.quota.exhausted(guild_id, quota):  # the guild's model budget is spent for today
-                    return LearnOutcome("unavailable", messages=len(messages))
+            if guild_id is not None and self.quota is not None and await self.quota.exhausted_in(guild_id):
+                return LearnOutcome("unavailable", messages=len(messages))  # the guild's budget is spent today
             facts = FactRepository(session)
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
         known = await self._known_facts(usable, messages)

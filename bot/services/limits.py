@@ -12,8 +12,10 @@ from datetime import UTC, date, datetime
 from datetime import time as clock_time
 
 from bot.db.engine import Database
+from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.stats import StatsRepository
 from bot.db.types import utcnow
+from bot.domain import guild_settings
 
 
 class Cooldowns:
@@ -68,7 +70,14 @@ class TokenQuota:
         return used
 
     async def exhausted(self, guild_id: int, quota: int | None) -> bool:
+        """Whether the guild spent ``quota`` tokens today (None or 0: no quota, never)."""
         return bool(quota) and await self.used_today(guild_id) >= (quota or 0)
+
+    async def exhausted_in(self, guild_id: int) -> bool:
+        """:meth:`exhausted`, reading the guild's ``daily-token-quota`` setting (row id ``guild_id``)."""
+        async with self.database.reading() as session:
+            settings = await GuildRepository(session).settings_of(guild_id)
+        return await self.exhausted(guild_id, guild_settings.read(settings).daily_token_quota)
 
     def spent(self, guild_id: int, tokens: int) -> None:
         """Count a reply's tokens now, without waiting for the next recount."""
