@@ -164,9 +164,9 @@ class Settings(BaseSettings):
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file, or None for PostgreSQL and in-memory databases."""
-        if not self.is_sqlite or self.database.database in (None, "", ":memory:"):
-            return None
-        return Path(str(self.database.database))
+        from bot.db.engine import sqlite_file  # the engine module pulls in the async drivers: only when asked
+
+        return sqlite_file(self.database)
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:

@@ -43,10 +43,23 @@ def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.run_async(lambda connection: connection.execute(POSTGRESQL_SESSION_SETTINGS))
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database (or a URL of another backend)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (``?uri=true``)
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if database in ("", ":memory:"):
+            return None
+    return Path(database).expanduser()
+
+
 def ensure_sqlite_folder(url: URL) -> None:
     """Create the folder of a SQLite file so a fresh checkout needs no manual step."""
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:

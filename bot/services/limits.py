@@ -8,14 +8,14 @@ each reply's tokens as it is stored.
 
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from datetime import time as clock_time
+from datetime import date, datetime
 
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.stats import StatsRepository
 from bot.db.types import utcnow
 from bot.domain import guild_settings
+from bot.services.stats import start_of_day
 
 
 class Cooldowns:
@@ -46,10 +46,6 @@ class Cooldowns:
         return left
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, clock_time(0), tzinfo=UTC)
-
-
 class TokenQuota:
     """Tokens each guild spent today (UTC), to hold a guild to its ``daily-token-quota``."""
 
@@ -65,7 +61,7 @@ class TokenQuota:
         if cached is not None and cached[0] == today and time.monotonic() - cached[2] < self.refresh_s:
             return cached[1]
         async with self.database.reading() as session:
-            used = await StatsRepository(session).tokens_since(guild_id, _day_start(today))
+            used = await StatsRepository(session).tokens_since(guild_id, start_of_day(self.clock()))
         self._used[guild_id] = (today, used, time.monotonic())
         return used
 

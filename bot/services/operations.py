@@ -9,6 +9,7 @@ consistent copy while the bot keeps writing.
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from bot.db.engine import Database
+from bot.db.engine import Database, sqlite_file
 from bot.db.repositories.system import SystemRepository
 from bot.db.types import utcnow
 from bot.errors import HearthError
@@ -75,18 +76,6 @@ def _last_line(output: bytes) -> str:
     return lines[-1] if lines else "no error message"
 
 
-def _sqlite_path(url: URL) -> Path | None:
-    """The file of a SQLite URL, or None for an in-memory database."""
-    database = url.database or ""
-    if database in ("", ":memory:") or url.query.get("mode") == "memory":
-        return None
-    if database.startswith("file:"):  # a URI filename (``?uri=true``)
-        database = database.removeprefix("file:").split("?", 1)[0]
-        if database in ("", ":memory:"):
-            return None
-    return Path(database).expanduser()
-
-
 def _copy_sqlite(source: Path, target: Path) -> None:
     """A consistent copy of ``source`` (the bot may be writing) as one self-contained file (no WAL)."""
     with (
@@ -121,11 +110,10 @@ class Operations:
         format) or ``.db`` (SQLite, a plain database file); raises :class:`BackupError`."""
         started = time.monotonic()
         postgresql = self.database.backend == "postgresql"
-        source = None if postgresql else _sqlite_path(self.database.url)
+        source = None if postgresql else sqlite_file(self.database.url)
         if not postgresql and source is None:
             raise BackupError("the database is in memory: there is nothing on disk to back up")
-        target = self._target(".dump" if postgresql else ".db")
-        partial = target.with_name(target.name + ".partial")
+        target, partial = self._reserve(".dump" if postgresql else ".db")
         try:
             if postgresql:
                 await self._pg_dump(partial)
@@ -140,20 +128,28 @@ class Operations:
         log.info("backup written to %s (%d bytes in %.1f s)", target, result.size_bytes, result.seconds)
         return result
 
-    def _target(self, suffix: str) -> Path:
-        """A new file name in ``backup_dir`` (created if missing), stamped with the UTC time; ``-2``, ``-3``, …
-        when a backup was already taken in the same second."""
+    def _reserve(self, suffix: str) -> tuple[Path, Path]:
+        """A new file name in ``backup_dir`` (created if missing), stamped with the UTC time (``-2``, ``-3``, …
+        after a backup in the same second), and its ``.partial`` file, created here so that two backups at once
+        never pick the same name."""
         try:
             self.backup_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BackupError(f"cannot create the backup folder {self.backup_dir}: {exc.strerror or exc}") from exc
         stem = f"hearth-{self.clock().astimezone(UTC).strftime('%Y%m%d-%H%M%S')}"
-        target = self.backup_dir / f"{stem}{suffix}"
-        number = 1
-        while target.exists() or target.with_name(target.name + ".partial").exists():
-            number += 1
-            target = self.backup_dir / f"{stem}-{number}{suffix}"
-        return target
+        for number in itertools.count(1):
+            target = self.backup_dir / f"{stem}{'' if number == 1 else f'-{number}'}{suffix}"
+            partial = target.with_name(target.name + ".partial")
+            if target.exists():
+                continue
+            try:
+                partial.open("x").close()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise BackupError(f"cannot write in the backup folder {self.backup_dir}: {exc}") from exc
+            return target, partial
+        raise AssertionError("unreachable")
 
     async def _pg_dump(self, target: Path) -> None:
         arguments, environment = pg_dump_command(self.database.url, self.pg_dump, target)

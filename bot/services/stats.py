@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.engine import Database
 from bot.db.repositories.companion import MoodRepository
 from bot.db.repositories.personas import PersonaRepository
-from bot.db.repositories.stats import StatsRepository
+from bot.db.repositories.stats import GuildTokens, StatsRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 
@@ -43,21 +43,6 @@ class GuildStats:
     @property
     def mood_label(self) -> str:
         return self.mood.label
-
-
-@dataclass(frozen=True, slots=True)
-class GuildUsage:
-    """Replies in one guild since some time; ``guild_id`` and ``name`` None: all DMs together."""
-
-    guild_id: int | None
-    name: str | None
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 def start_of_day(moment: datetime) -> datetime:
@@ -109,16 +94,7 @@ class StatsService:
         async with self.database.reading() as session:
             return await _mood_now(session, guild_id, self.clock())
 
-    async def usage(self, since: datetime) -> list[GuildUsage]:
+    async def usage(self, since: datetime) -> list[GuildTokens]:
         """Tokens per guild since ``since``, most first; DMs are one line with ``guild_id`` None."""
         async with self.database.reading() as session:
-            rows = await StatsRepository(session).tokens_by_guild(since)
-        return [
-            GuildUsage(row.guild_id, row.guild_name, row.requests, row.prompt_tokens, row.completion_tokens)
-            for row in rows
-        ]
-
-    async def tokens_today(self, guild_id: int) -> int:
-        """Tokens spent in the guild (row id) since midnight UTC: what a daily quota compares with."""
-        async with self.database.reading() as session:
-            return await StatsRepository(session).tokens_since(guild_id, start_of_day(self.clock()))
+            return await StatsRepository(session).tokens_by_guild(since)

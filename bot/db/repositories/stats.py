@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, Guild, GuildMember, Message
-from bot.db.types import UTCDateTime
 
 _PROMPT = func.coalesce(func.sum(Message.prompt_tokens), 0)
 _COMPLETION = func.coalesce(func.sum(Message.completion_tokens), 0)
@@ -29,22 +28,6 @@ def _since_filter(since: Any) -> tuple[ColumnElement[bool], ...]:
     )
 
 
-def _tokens_since(dm: bool) -> Select[Any]:
-    since = bindparam("since", type_=UTCDateTime())
-    place = Conversation.guild_id.is_(None) if dm else Conversation.guild_id == bindparam("guild_id")
-    return (
-        select(_PROMPT + _COMPLETION)
-        .select_from(Message)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(place, *_since_filter(since))
-    )
-
-
-# On a reply's path (the daily quota), so built once; a guild and DMs differ in ``= :id`` against ``IS NULL``.
-_TOKENS_SINCE_IN_GUILD = _tokens_since(dm=False)
-_TOKENS_SINCE_IN_DMS = _tokens_since(dm=True)
-
-
 @dataclass(frozen=True, slots=True)
 class GuildTokens:
     """Replies in one guild (``guild_id`` None: all DMs together) and the tokens they took."""
@@ -54,6 +37,10 @@ class GuildTokens:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +53,16 @@ class StatsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def tokens_since(self, guild_id: int | None, since: datetime) -> int:
-        """Prompt plus completion tokens of the replies in this guild (None: DMs) from ``since`` on: one
-        aggregate over the guild's recent conversations."""
-        if guild_id is None:
-            total = await self.session.scalar(_TOKENS_SINCE_IN_DMS, {"since": since})
-        else:
-            total = await self.session.scalar(_TOKENS_SINCE_IN_GUILD, {"since": since, "guild_id": guild_id})
-        return int(total or 0)
+    async def tokens_since(self, guild_id: int, since: datetime) -> int:
+        """Prompt plus completion tokens of the replies in this guild from ``since`` on: one aggregate over the
+        guild's recent conversations."""
+        statement = (
+            select(_PROMPT + _COMPLETION)
+            .select_from(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.guild_id == guild_id, *_since_filter(since))
+        )
+        return int(await self.session.scalar(statement) or 0)
 
     async def tokens_by_guild(self, since: datetime) -> list[GuildTokens]:
         """Per guild (and one row for DMs), replies and tokens from ``since`` on, most tokens first. A request

@@ -16,7 +16,7 @@ from bot.discord.client import HearthBot
 from bot.discord.people import identify, place_of
 from bot.discord.views import Paginator, pages_of
 from bot.domain.cards import MAX_CARD_BYTES, parse_card
-from bot.domain.documents import MAX_DOCUMENT_BYTES
+from bot.domain.documents import MAX_DOCUMENT_BYTES, check_upload
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings
 from bot.errors import HearthError
 from bot.services.personas import PersonaView
@@ -349,6 +349,7 @@ class Admin(commands.Cog):
     async def knowledge_add(self, interaction: discord.Interaction, document: discord.Attachment) -> None:
         here = await identify(self.container, interaction)
         assert here.guild_id is not None
+        check_upload(document.filename, document.size)  # name and size, before downloading it
         data = await _read(document, MAX_DOCUMENT_BYTES, "document")
         await interaction.response.defer(ephemeral=True, thinking=True)
 

@@ -156,8 +156,8 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         rows = await self.container.stats.usage(since)
         lines = [
-            f"**{discord.utils.escape_markdown(row.name or 'DMs')}** · "
-            f"{row.prompt_tokens + row.completion_tokens:,} tokens ({row.requests:,} replies)"
+            f"**{discord.utils.escape_markdown(row.guild_name or 'DMs')}** · "
+            f"{row.total_tokens:,} tokens ({row.requests:,} replies)"
             for row in rows
         ]
         pages = pages_of(f"Tokens since {since:%d %B}", lines, empty="No replies this month.", colour=HEARTH_COLOUR)

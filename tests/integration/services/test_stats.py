@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import Database
 from bot.db.models import BotState, Conversation, Guild, GuildMember, Message, Persona, User
-from bot.db.repositories.stats import StatsRepository
-from bot.services.stats import GuildUsage, StatsService, start_of_day, start_of_month
+from bot.db.repositories.stats import GuildTokens, StatsRepository
+from bot.services.stats import StatsService, start_of_day, start_of_month
 
 # Early on the 2nd of March: today began 90 minutes ago, the month a day before that.
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -134,11 +134,10 @@ async def test_guild_stats_count_messages_members_and_tokens_within_the_utc_day_
     empty = await stats.guild_stats(seeded.guild_empty)
     assert (empty.messages, empty.users_known, empty.tokens_today, empty.tokens_this_month) == (0, 0, 0, 0)
 
-    assert await stats.tokens_today(seeded.guild_a) == 130
-    assert await StatsService(db, clock=lambda: NOW + timedelta(days=1)).tokens_today(seeded.guild_a) == 0
+    tomorrow = await StatsService(db, clock=lambda: NOW + timedelta(days=1)).guild_stats(seeded.guild_a)
+    assert (tomorrow.tokens_today, tomorrow.tokens_this_month) == (0, 196)
     async with db.reading() as session:
         repo = StatsRepository(session)
-        assert await repo.tokens_since(None, TODAY) == 44
         assert await repo.tokens_since(seeded.guild_a, MONTH - timedelta(days=30)) == 196 + 2000 + 18
 
 
@@ -147,9 +146,9 @@ async def test_usage_lists_guilds_by_tokens_with_dms_as_one_line(db: Database) -
     stats = StatsService(db, clock=lambda: NOW)
 
     assert await stats.usage(MONTH) == [
-        GuildUsage(seeded.guild_b, "Beta", requests=1, prompt_tokens=300, completion_tokens=30),
-        GuildUsage(seeded.guild_a, "Alpha", requests=4, prompt_tokens=168, completion_tokens=28),
-        GuildUsage(None, None, requests=1, prompt_tokens=40, completion_tokens=4),
+        GuildTokens(seeded.guild_b, "Beta", requests=1, prompt_tokens=300, completion_tokens=30),
+        GuildTokens(seeded.guild_a, "Alpha", requests=4, prompt_tokens=168, completion_tokens=28),
+        GuildTokens(None, None, requests=1, prompt_tokens=40, completion_tokens=4),
     ]
     today = await stats.usage(TODAY)
     assert [(row.guild_id, row.total_tokens) for row in today] == [
