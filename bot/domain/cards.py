@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.domain.text import normalize_newlines, one_line
 from bot.errors import HearthError
 
 MAX_CARD_BYTES = 8 * 1024 * 1024  # a PNG card with its picture is usually 0.2–3 MB
@@ -84,12 +85,14 @@ class Card:
 
 
 def parse_card(data: bytes, filename: str) -> Card:
-    """Read a character card from a file's bytes; ``filename`` only names the file in error messages."""
-    shown = _shown_filename(filename)
+    """Read a character card from a file's bytes; ``filename`` only names the file in error messages.
+
+    Whoever downloads the file should refuse one over :data:`MAX_CARD_BYTES` before reading it; this is the
+    last guard."""
+    shown = f"“{one_line(filename, 80) or 'the file'}”"
     if len(data) > MAX_CARD_BYTES:
         raise CardError(
-            f"{shown} is {math.ceil(len(data) * 10 / (1024 * 1024)) / 10:.1f} MB; a character card may be at most "
-            f"{MAX_CARD_BYTES // (1024 * 1024)} MB."
+            f"{shown} is {_megabytes(len(data))}; a character card may be at most {_megabytes(MAX_CARD_BYTES)}."
         )
     if data.startswith(PNG_SIGNATURE):
         return _card_from_png(data, shown)
@@ -106,11 +109,10 @@ def parse_card(data: bytes, filename: str) -> Card:
     )
 
 
-def _shown_filename(filename: str) -> str:
-    name = _SPACES.sub(" ", filename).strip() or "the file"
-    if len(name) > 80:
-        name = name[:77] + "…"
-    return f"“{name}”"
+def _megabytes(size: int) -> str:
+    """A size in MB, rounded up to a tenth so a file just over a limit never reads as the limit: "8.1 MB",
+    "8 MB"."""
+    return f"{math.ceil(size * 10 / (1024 * 1024)) / 10:g} MB"
 
 
 def _card_from_png(data: bytes, shown: str) -> Card:
@@ -124,18 +126,18 @@ def _card_from_png(data: bytes, shown: str) -> Card:
             "(the original PNG file, not a screenshot or an image copied from a web page), or its JSON file."
         )
     # Prefer the V3 chunk; if it is broken but a V2 chunk is also there, the V2 one will do.
-    first_error: CardError | None = None
+    errors: list[CardError] = []
     for payload in found:
+        if isinstance(payload, CardError):
+            errors.append(payload)
+            continue
         try:
-            if isinstance(payload, CardError):
-                raise payload
             return _card_from_json_bytes(
                 _decode_base64(payload, shown), shown, inside=f"the character card inside {shown}"
             )
         except CardError as error:
-            first_error = first_error or error
-    assert first_error is not None
-    raise first_error
+            errors.append(error)
+    raise errors[0]  # the preferred chunk's problem
 
 
 def _png_text_chunks(data: bytes, shown: str) -> tuple[dict[str, bytes | CardError], bool]:
@@ -190,8 +192,7 @@ def _inflate(compressed: bytes, shown: str) -> bytes | CardError:
         return CardError(f"The character card inside {shown} is damaged (it cannot be unpacked). Export it again.")
     if inflater.unconsumed_tail:
         return CardError(
-            f"The character card inside {shown} unpacks to more than {MAX_CARD_BYTES // (1024 * 1024)} MB; "
-            "that is too big."
+            f"The character card inside {shown} unpacks to more than {_megabytes(MAX_CARD_BYTES)}; that is too big."
         )
     return text
 
@@ -271,13 +272,13 @@ def _type_name(value: Any) -> str:
 
 
 def _text(fields: Mapping[str, Any], key: str, shown: str, *, limit: int = MAX_FIELD_CHARS) -> str:
-    """A text field: missing or null is empty; CRLF becomes LF; too long or not text is an error."""
+    """A text field: missing or null is empty; line ends become LF; too long or not text is an error."""
     value = fields.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise CardError(f"{shown} is not a valid character card: “{key}” should be text, not {_type_name(value)}.")
-    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = normalize_newlines(value).strip()
     if len(text) > limit:
         raise CardError(
             f"The “{key}” of the character card in {shown} is {len(text):,} characters long; "
@@ -296,7 +297,7 @@ def _text_list(fields: Mapping[str, Any], key: str, shown: str, *, most: int, li
     for item in value:
         if not isinstance(item, str):
             raise CardError(f"{shown} is not a valid character card: “{key}” should hold only text.")
-        text = item.replace("\r\n", "\n").strip()[:limit]
+        text = normalize_newlines(item).strip()[:limit]
         if text and text not in items:
             items.append(text)
     return tuple(items[:most])

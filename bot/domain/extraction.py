@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.domain.prompt import ChatMessage
+from bot.domain.text import one_line
 
 # Same values as the user_facts table's copy in bot.db.models.user_fact.
 FACT_TYPES = ("hobby", "work", "family", "preference", "location", "event", "relationship", "general")
@@ -239,12 +240,6 @@ class TranscriptLine:
     text: str
 
 
-def _one_line(text: str, limit: int) -> str:
-    """Whitespace collapsed, so a message cannot fake a line ("\\nBob: …") from another speaker."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
 def _instructions(persona_name: str, today: datetime.date) -> str:
     friday = today + datetime.timedelta(days=(4 - today.weekday()) % 7 or 7)  # the example's "on Friday"
     saturday = friday + datetime.timedelta(days=1)
@@ -294,9 +289,9 @@ def extraction_messages(
     """The learner's request. Only the first ``max_known`` known facts are shown, so pass them best first, and
     treat only the ids shown as known when the answer comes back."""
     shown = known[: max(max_known, 0)]
-    facts = [f"[{fact.id}] {fact.speaker} ({fact.type}): {_one_line(fact.content, MAX_LINE_CHARS)}" for fact in shown]
+    facts = [f"[{fact.id}] {fact.speaker} ({fact.type}): {one_line(fact.content, MAX_LINE_CHARS)}" for fact in shown]
     chat = [
-        f"{persona_name if line.speaker is None else line.speaker}: {_one_line(line.text, MAX_LINE_CHARS)}"
+        f"{persona_name if line.speaker is None else line.speaker}: {one_line(line.text, MAX_LINE_CHARS)}"
         for line in lines
     ]
     user = "Known facts:\n" + ("\n".join(facts) or "(none)") + "\n\nChat:\n" + "\n".join(chat)

@@ -1,4 +1,4 @@
-"""The one rule for text that reaches storage.
+"""The one rule for text that reaches storage, and two helpers for text people send.
 
 PostgreSQL refuses NUL characters in text and JSON, and neither PostgreSQL nor SQLite can store a lone
 UTF-16 surrogate (it is not valid Unicode). So, on both backends alike, before any text is written:
@@ -7,6 +7,9 @@ UTF-16 surrogate (it is not valid Unicode). So, on both backends alike, before a
 * a lone surrogate (U+D800–U+DFFF) becomes the replacement character U+FFFD.
 
 Everything else (emoji, right-to-left text, zero-width joiners, any length) is kept exactly.
+
+The helpers are not part of that rule; callers choose them for what people send: :func:`one_line` for a name
+or message shown on one line, :func:`normalize_newlines` for pasted or imported text.
 """
 
 import re
@@ -33,3 +36,15 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [clean_json(item) for item in value]
     return value
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line: every run of whitespace (newlines included) becomes one space, and the ends are
+    trimmed, so it cannot fake a line of its own (``"\\nBob: …"``); cut to ``limit`` characters with "…"."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def normalize_newlines(text: str) -> str:
+    """Windows (``\\r\\n``) and old Mac (a lone ``\\r``) line ends become ``\\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")

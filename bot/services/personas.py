@@ -19,6 +19,7 @@ from bot.db.models import Persona
 from bot.db.repositories.personas import PersonaRepository
 from bot.domain.cards import MAX_FIELD_CHARS, MAX_NAME_CHARS, Card, persona_fields
 from bot.domain.prompt import PersonaCard
+from bot.domain.text import normalize_newlines, one_line
 from bot.errors import HearthError
 
 DEFAULT_PERSONA: dict[str, Any] = {
@@ -117,8 +118,21 @@ def _key(name: str) -> str:
 
 
 def _quoted(text: str) -> str:
-    text = _SPACES.sub(" ", text).strip()
-    return f"“{text[:60]}…”" if len(text) > 60 else f"“{text}”"
+    return f"“{one_line(text, 60)}”"
+
+
+def _named(personas: list[Persona], name: str) -> Persona | None:
+    """The first of ``personas`` called ``name`` (see :func:`_key`)."""
+    key = _key(name)
+    return next((persona for persona in personas if _key(persona.name) == key), None)
+
+
+def _check_room(own: list[Persona]) -> None:
+    """Refuse to store one more persona for a guild whose own personas are ``own``, if that is the most allowed."""
+    if len(own) >= MAX_GUILD_PERSONAS:
+        raise PersonaError(
+            f"This server already stores {len(own)} personas, the most it may keep. Delete one of its own first."
+        )
 
 
 def _names_list(personas: list[Persona], limit: int = 1000) -> str:
@@ -142,7 +156,7 @@ def _validated(changes: dict[str, str | None]) -> dict[str, str | None]:
     for key, value in changes.items():
         if value is None:
             continue
-        text = value.replace("\r\n", "\n").strip()
+        text = normalize_newlines(value).strip()
         if key == "name":
             text = _SPACES.sub(" ", text)
         label, limit = _FIELD_LABELS[key], EDITABLE_FIELDS[key]
@@ -162,6 +176,7 @@ class PersonaService:
         self._creating = asyncio.Lock()
         # Bumped on every change, so a read that started before a change never caches what it read.
         self._changes = 0
+        self._ensured = False  # ensure_default has succeeded once in this process
 
     async def ensure_default(self) -> PersonaView:
         """Create the shipped global persona if there is no global default yet (first start).
@@ -177,11 +192,18 @@ class PersonaService:
                         persona = await repo.default_for(None)
                         if persona is None:
                             persona = await repo.add(**DEFAULT_PERSONA, is_default=True, guild_id=None)
-                        return _view(persona)
+                    self._ensured = True
+                    return _view(persona)
                 except IntegrityError:
                     if attempt:
                         raise
             raise AssertionError("unreachable")
+
+    async def _ensure_default_once(self) -> None:
+        """:meth:`ensure_default`, but only until it has succeeded once in this process (a write transaction
+        on every command would be wasted: the global default is never deleted)."""
+        if not self._ensured:
+            await self.ensure_default()
 
     async def for_guild(self, guild_id: int | None) -> PersonaView:
         """The persona that speaks in this guild (``None``: DMs), cached for ``ttl_s``."""
@@ -214,8 +236,8 @@ class PersonaService:
     async def available(self, guild_id: int) -> list[PersonaView]:
         """The personas this guild may use: its own first, then the global ones (compare ``id`` with
         ``for_guild(guild_id).id`` to tell which one speaks there now)."""
-        await self.ensure_default()
-        async with self.database.session() as session:
+        await self._ensure_default_once()
+        async with self.database.reading() as session:
             personas = await PersonaRepository(session).usable_in(guild_id)
         return [_view(persona) for persona in personas]
 
@@ -224,11 +246,11 @@ class PersonaService:
 
         A global persona is copied into a row the guild owns, so the guild's later edits stay its own.
         """
-        await self.ensure_default()
+        await self._ensure_default_once()
 
         async def work(repo: PersonaRepository) -> Persona:
             personas = await repo.usable_in(guild_id)
-            chosen = next((persona for persona in personas if _key(persona.name) == _key(name)), None)
+            chosen = _named(personas, name)
             if chosen is None:
                 raise PersonaError(
                     f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
@@ -247,7 +269,7 @@ class PersonaService:
         A guild played by a global persona gets its own copy first, and that copy is what changes.
         """
         changes = _validated(fields)
-        await self.ensure_default()
+        await self._ensure_default_once()
 
         async def work(repo: PersonaRepository) -> Persona:
             persona = await repo.default_for(guild_id)
@@ -259,11 +281,11 @@ class PersonaService:
                 await repo.make_default(persona.id, guild_id)
             new_name = changes.get("name")
             if new_name is not None and _key(new_name) != _key(persona.name):
-                for other in await repo.usable_in(guild_id):
-                    if other.guild_id is not None and other.id != persona.id and _key(other.name) == _key(new_name):
-                        raise PersonaError(
-                            f"This server already has a persona called {_quoted(other.name)}; choose another name."
-                        )
+                other = _named(await repo.owned_by(guild_id), new_name)  # never ``persona``: its name differs
+                if other is not None:
+                    raise PersonaError(
+                        f"This server already has a persona called {_quoted(other.name)}; choose another name."
+                    )
             for key, value in changes.items():
                 setattr(persona, key, value)
             await repo.session.flush()
@@ -289,14 +311,10 @@ class PersonaService:
         fields = persona_fields(card)
 
         async def work(repo: PersonaRepository) -> Persona:
-            own = [persona for persona in await repo.usable_in(guild_id) if persona.guild_id is not None]
-            persona = next((p for p in own if _key(p.name) == _key(fields["name"])), None)
+            own = await repo.owned_by(guild_id)
+            persona = _named(own, fields["name"])
             if persona is None:
-                if len(own) >= MAX_GUILD_PERSONAS:
-                    raise PersonaError(
-                        f"This server already stores {len(own)} personas, the most it may keep. "
-                        "Delete one before importing another."
-                    )
+                _check_room(own)
                 persona = await repo.add(**fields, guild_id=guild_id, is_default=False)
             else:
                 for key, value in fields.items():
@@ -312,8 +330,8 @@ class PersonaService:
         the guild's persona, the global default speaks there again."""
 
         async def work(repo: PersonaRepository) -> None:
-            own = [persona for persona in await repo.usable_in(guild_id) if persona.guild_id is not None]
-            persona = next((p for p in own if _key(p.name) == _key(name)), None)
+            own = await repo.owned_by(guild_id)
+            persona = _named(own, name)
             if persona is None:
                 choices = f" Its own are: {_names_list(own)}." if own else " It has none of its own."
                 raise PersonaError(
@@ -326,11 +344,7 @@ class PersonaService:
 
     async def _copy_for(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
         """A guild-owned copy of a global persona (not yet the guild's default)."""
-        if await repo.count_owned_by(guild_id) >= MAX_GUILD_PERSONAS:
-            raise PersonaError(
-                f"This server already stores {MAX_GUILD_PERSONAS} personas, the most it may keep. "
-                "Delete one of its own first."
-            )
+        _check_room(await repo.owned_by(guild_id))
         return await repo.add(
             name=persona.name,
             avatar_url=persona.avatar_url,

@@ -2,10 +2,15 @@
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Guild, Persona
+from bot.db.models import Persona
+
+# A write that changes nothing: it makes SQLite take its write lock (Python 3.11's sqlite3 only begins a
+# transaction at the first write, so a leading SELECT … FOR UPDATE would lock nothing there), and on PostgreSQL
+# it locks the row. Raw SQL, so the ORM's ``updated_at`` stamp is left alone.
+_LOCK_GUILD = text("UPDATE guilds SET id = id WHERE id = :guild_id")
 
 
 class PersonaRepository:
@@ -36,13 +41,16 @@ class PersonaRepository:
         await self.session.execute(update(Persona).where(Persona.id == persona_id).values(is_default=True))
 
     async def lock_guild(self, guild_id: int) -> None:
-        """Hold the guild's row until the transaction ends, so two changes to its personas run one after the
-        other (PostgreSQL; SQLite runs writers one at a time anyway). Raises LookupError for an unknown guild."""
-        if await self.session.scalar(select(Guild.id).where(Guild.id == guild_id).with_for_update()) is None:
-            raise LookupError(f"no guild with id {guild_id}")
+        """Make the rest of the transaction wait for any other that locked this guild, and hold the lock until
+        it ends, so two changes to a guild's personas (their name and limit checks included) run one after the
+        other. Call it first: on PostgreSQL it locks the guild's row; on SQLite it takes the database's write
+        lock, so it waits for every other writer.
 
-    async def get(self, persona_id: int) -> Persona | None:
-        return await self.session.get(Persona, persona_id)
+        Raises LookupError for a guild id that is not stored: a programming error (callers pass the id of a
+        guild they already hold), not something a person can cause."""
+        result = await self.session.execute(_LOCK_GUILD, {"guild_id": guild_id})
+        if not getattr(result, "rowcount", 0):
+            raise LookupError(f"no guild with id {guild_id}")
 
     async def usable_in(self, guild_id: int) -> list[Persona]:
         """The personas a guild may use: its own first, then the global ones; each group by id."""
@@ -53,9 +61,10 @@ class PersonaRepository:
         )
         return list((await self.session.scalars(statement)).all())
 
-    async def count_owned_by(self, guild_id: int) -> int:
-        statement = select(func.count()).select_from(Persona).where(Persona.guild_id == guild_id)
-        return int(await self.session.scalar(statement) or 0)
+    async def owned_by(self, guild_id: int) -> list[Persona]:
+        """The guild's own personas (no global ones), by id."""
+        statement = select(Persona).where(Persona.guild_id == guild_id).order_by(Persona.id)
+        return list((await self.session.scalars(statement)).all())
 
     async def clear_default(self, guild_id: int) -> None:
         """The guild has no default of its own any more, so the global default speaks there."""

@@ -162,3 +162,61 @@ async def test_concurrent_imports_leave_one_default_per_guild(db: Database) -> N
 
     defaults = [p for p in await rows(db) if p.guild_id == a and p.is_default]
     assert len(defaults) == 1 and (await personas.for_guild(a)).id == defaults[0].id
+
+
+async def test_concurrent_imports_of_one_name_store_it_once(db: Database) -> None:
+    """The name check runs under the guild's lock on both backends, so racing imports cannot both add."""
+    personas = PersonaService(db)
+    (a,) = await guilds(db, 1)
+    await personas.ensure_default()
+
+    imported = await asyncio.gather(*(personas.import_card(a, card("Mira", personality=f"take {n}")) for n in range(4)))
+
+    own = [p for p in await rows(db) if p.guild_id == a]
+    assert len(own) == 1 and {view.id for view in imported} == {own[0].id} and own[0].is_default
+
+
+async def test_a_guild_may_store_only_so_many_personas(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.services.personas.MAX_GUILD_PERSONAS", 2)
+    personas = PersonaService(db)
+    (a,) = await guilds(db, 1)
+    await personas.import_card(a, card("Mira"))
+    await personas.import_card(a, card("Nyx"))
+    full = r"already stores 2 personas, the most it may keep\. Delete one of its own first\."
+
+    with pytest.raises(PersonaError, match=full):
+        await personas.import_card(a, card("Third"))
+    with pytest.raises(PersonaError, match=full):
+        await personas.use(a, "Hearth")  # would copy the global persona
+    assert (await personas.import_card(a, card("NYX", personality="again"))).name == "NYX"  # a re-import fits
+
+    await personas.delete(a, "nyx")
+    assert (await personas.use(a, "hearth")).owned_by_guild
+
+
+async def test_the_default_is_ensured_once_and_available_only_reads(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    personas = PersonaService(db)
+    (a,) = await guilds(db, 1)
+    calls = 0
+    ensure_default = personas.ensure_default
+
+    async def counted() -> Any:
+        nonlocal calls
+        calls += 1
+        return await ensure_default()
+
+    monkeypatch.setattr(personas, "ensure_default", counted)
+    assert [view.name for view in await personas.available(a)] == ["Hearth"]  # creates the shipped persona
+    await personas.edit(a, greeting="Hi.")
+    await personas.use(a, "Hearth")
+    assert [view.name for view in await personas.available(a)] == ["Hearth", "Hearth"]
+
+    assert calls == 1
+
+
+async def test_locking_an_unknown_guild_is_a_programming_error(db: Database) -> None:
+    async with db.session() as session:
+        with pytest.raises(LookupError, match="no guild with id 999"):
+            await PersonaRepository(session).lock_guild(999)

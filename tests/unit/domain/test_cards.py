@@ -59,6 +59,10 @@ def text(keyword: str, payload: bytes) -> bytes:
     return chunk(b"tEXt", keyword.encode() + b"\x00" + payload)
 
 
+def as_json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
 def ztext(keyword: str, payload: bytes) -> bytes:
     return chunk(b"zTXt", keyword.encode() + b"\x00\x00" + zlib.compress(payload))
 
@@ -131,15 +135,37 @@ def test_a_png_with_both_chunks_is_read_from_ccv3_and_falls_back_to_chara_when_c
     assert parse_card(broken_v3, "m.png").name == "Old Mira"
 
 
+def test_when_every_card_chunk_is_broken_the_preferred_ones_problem_is_reported() -> None:
+    unpackable_v3 = chunk(b"zTXt", b"ccv3\x00\x01" + zlib.compress(encoded(v3())))  # compression method 1: unknown
+    both_broken = png(unpackable_v3, text("chara", b"@@@ not base64 @@@"))
+
+    with pytest.raises(CardError, match=r"inside “m\.png” is damaged \(it cannot be unpacked\)"):
+        parse_card(both_broken, "m.png")
+
+
+def test_windows_and_old_mac_line_ends_become_newlines_in_every_text_field() -> None:
+    card = parse_card(
+        as_json(v2(description="one\r\ntwo\rthree", tags=["a\rb"], alternate_greetings=["hi\r\nthere\r"])), "m.json"
+    )
+
+    assert (card.description, card.tags, card.alternate_greetings) == ("one\ntwo\nthree", ("a\nb",), ("hi\nthere",))
+
+
+def test_a_long_or_multi_line_file_name_is_shown_on_one_line_and_cut() -> None:
+    with pytest.raises(CardError) as raised:
+        parse_card(b"GIF89a", "cat\n  picture" + "s" * 100 + ".gif")
+    with pytest.raises(CardError, match=r"^“the file” is not a character card"):
+        parse_card(b"GIF89a", " \n ")
+
+    shown = str(raised.value).split("”")[0] + "”"
+    assert shown == "“cat picture" + "s" * 68 + "…”"  # 80 characters between the quotes
+
+
 def test_unpadded_and_line_wrapped_base64_is_accepted() -> None:
     payload = encoded(v2()).rstrip(b"=")
     wrapped = b"\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
 
     assert parse_card(png(text("chara", wrapped)), "m.png").name == "Mira"
-
-
-def as_json(value: Any) -> bytes:
-    return json.dumps(value).encode()
 
 
 @pytest.mark.parametrize(
