@@ -6,9 +6,12 @@ as recall shows it without its neighbours, so each one starts with the path of h
 repeating the last sentence or two of the passage before it.
 """
 
+import bisect
+import itertools
 import math
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bot.errors import HearthError
@@ -31,12 +34,16 @@ _BINARY_SIGNATURES = (b"%PDF-", b"PK\x03\x04", b"\x89PNG", b"\xff\xd8\xff", b"GI
 _TEXT_CONTROLS = frozenset("\t\n\r\f")
 # A text with more than this share of other control characters is not prose.
 _MAX_CONTROL_SHARE = 0.01
+# How much of a file (bytes, from its start) is looked at for control characters.
+_SAMPLE_BYTES = 4096
 # Characters that count as one word when measuring (text without spaces, e.g. Chinese or Japanese).
 _CHARS_PER_WORD = 8
 
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+# Possessive quantifiers, and a title that ends at a non-space, so a line with long runs of spaces is not
+# backtracked over in quadratic time.
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?[^ \t])?)?(?:[ \t]++#++)?[ \t]*+$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*+\1){2,}+[ \t]*+$")
 _FENCE = re.compile(r"^ {0,3}(```+|~~~+)")
 # A line that starts its own line of a passage rather than continuing the one before: list items, table rows,
 # quotes.
@@ -55,7 +62,7 @@ def _shown(filename: str) -> str:
 
 
 def check_upload(filename: str, size_bytes: int) -> None:
-    """Reject a file by its name and size alone, before it is downloaded (also done by :func:`decode_document`)."""
+    """Reject a file by its name and size alone, before it is downloaded."""
     shown = _shown(filename)
     if not filename.strip().lower().endswith(DOCUMENT_EXTENSIONS):
         raise DocumentError(f"{shown} is not a text document: upload a .txt or .md file.")
@@ -65,11 +72,14 @@ def check_upload(filename: str, size_bytes: int) -> None:
         )
 
 
-def _looks_binary(data: bytes) -> bool:
-    if data.startswith(_BINARY_SIGNATURES) or b"\x00" in data:
+def _looks_binary(data: bytes, encoding: str | None) -> bool:
+    """Whether ``data`` is a binary file: a known signature, or (in its first few kilobytes) more control
+    characters than text holds. NUL, which no text holds, is looked for in the whole text once it is decoded."""
+    if data.startswith(_BINARY_SIGNATURES):
         return True
-    sample = data[:4096]
-    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
+    # Bytes that do not decode (such as a character cut at the sample's end) are left out of the sample.
+    sample = data[:_SAMPLE_BYTES].decode(encoding or "utf-8", errors="ignore")
+    controls = sum(1 for char in sample if unicodedata.category(char) == "Cc" and char not in _TEXT_CONTROLS)
     return controls > len(sample) * _MAX_CONTROL_SHARE
 
 
@@ -78,22 +88,23 @@ def decode_document(data: bytes, filename: str) -> str:
 
     UTF-8 (with or without a byte order mark); UTF-16 or UTF-32 when a byte order mark says so. Anything else
     (another encoding, a binary file, an empty file) raises :class:`DocumentError` rather than being guessed at:
-    a wrong guess would be stored, embedded and recalled as garbage."""
+    a wrong guess would be stored, embedded and recalled as garbage. The name and size are checked again (see
+    :func:`check_upload`), for a caller that did not."""
     check_upload(filename, len(data))
     shown = _shown(filename)
+    binary = DocumentError(f"{shown} looks like a binary file, not text: upload a plain .txt or .md file.")
     encoding = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
-    if encoding is None and _looks_binary(data):
-        raise DocumentError(f"{shown} looks like a binary file, not text: upload a plain .txt or .md file.")
+    if _looks_binary(data, encoding):
+        raise binary
     try:
         text = data.decode(encoding or "utf-8")
     except UnicodeDecodeError:
         raise DocumentError(
             f"{shown} is not UTF-8 text: save it as UTF-8 (most editors offer this under “Save as”) and try again."
         ) from None
+    if "\x00" in text:  # UTF-16 without a byte order mark, or binary data after a text-like start
+        raise binary
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    controls = sum(1 for char in text if unicodedata.category(char) == "Cc" and char not in _TEXT_CONTROLS)
-    if controls > len(text) * _MAX_CONTROL_SHARE:
-        raise DocumentError(f"{shown} looks like a binary file, not text: upload a plain .txt or .md file.")
     if not text.strip():
         raise DocumentError(f"{shown} is empty: there is nothing in it to learn.")
     return text
@@ -135,12 +146,13 @@ def _sections(text: str) -> list[_Section]:
     list items, table rows and quotes stay lines of their own; headings inside code fences are text."""
     sections = [_Section((), [])]
     headings: list[tuple[int, str]] = []
-    block: list[str] = []  # the lines of the paragraph being read
+    # The paragraph being read: its lines, each as the parts (wrapped lines) joined into it when it is done.
+    block: list[list[str]] = []
     fence: str | None = None
 
     def close_block() -> None:
         if block:
-            sections[-1].paragraphs.append("\n".join(block))
+            sections[-1].paragraphs.append("\n".join(" ".join(parts) for parts in block))
             block.clear()
 
     def open_section(level: int, title: str) -> None:
@@ -157,7 +169,7 @@ def _sections(text: str) -> list[_Section]:
                 fence = None
                 close_block()
             elif line.strip():
-                block.append(line.rstrip())
+                block.append([line.rstrip()])
             continue
         if fenced := _FENCE.match(line):
             close_block()
@@ -170,9 +182,10 @@ def _sections(text: str) -> list[_Section]:
             open_section(len(heading.group(1)), _heading_title(heading.group(2) or ""))
             continue
         # A short line underlined with === or --- is a heading; a long paragraph so underlined is text and a rule.
+        # (Each part holds a word at least: one of more parts than a title's words is no title.)
         underline = _SETEXT_UNDERLINE.match(line)
-        if underline and len(block) == 1 and _could_be_title(block[0]):
-            title = _heading_title(block.pop())
+        if underline and len(block) == 1 and len(block[0]) <= _MAX_SETEXT_WORDS and _could_be_title(" ".join(block[0])):
+            title = _heading_title(" ".join(block.pop()))
             open_section(1 if underline.group(1).startswith("=") else 2, title)
             continue
         if _THEMATIC_BREAK.match(line):
@@ -180,9 +193,9 @@ def _sections(text: str) -> list[_Section]:
             continue
         words = " ".join(line.split())
         if block and not _BLOCK_START.match(line):
-            block[-1] = f"{block[-1]} {words}"
+            block[-1].append(words)
         else:
-            block.append(words)
+            block.append([words])
     close_block()
     return [section for section in sections if section.paragraphs]
 
@@ -190,99 +203,111 @@ def _sections(text: str) -> list[_Section]:
 def _split_long(text: str, max_words: int) -> list[str]:
     """``text`` (one sentence) in pieces of at most ``max_words`` words, cut between words when it has any."""
     words = text.split()
-    if len(words) > 1 and all(_measure(word) <= max_words for word in words):
+    limit = max_words * _CHARS_PER_WORD  # characters a piece may have (see _measure)
+    if len(words) > 1 and max(map(len, words)) <= limit:
+        # ends[k] - 1: the length of the first k words joined by spaces; each piece takes as many words as fit.
+        ends = [0, *itertools.accumulate(len(word) + 1 for word in words)]
         pieces: list[str] = []
-        current: list[str] = []
-        for word in words:
-            if current and _measure(" ".join([*current, word])) > max_words:
-                pieces.append(" ".join(current))
-                current = []
-            current.append(word)
-        return [*pieces, " ".join(current)]
-    size = max_words * _CHARS_PER_WORD
-    parts = (text[start : start + size].strip() for start in range(0, len(text), size))
+        start = 0
+        while start < len(words):
+            stop = min(start + max_words, bisect.bisect_right(ends, ends[start] + limit + 1, start) - 1)
+            pieces.append(" ".join(words[start:stop]))
+            start = stop
+        return pieces
+    parts = (text[start : start + limit].strip() for start in range(0, len(text), limit))
     return [part for part in parts if part]
 
 
-def _pieces(paragraphs: list[str], max_words: int) -> list[_Piece]:
-    """A section's text as pieces: whole paragraphs when they fit in a chunk, else their sentences."""
+def _pieces(paragraph: str, index: int, max_words: int) -> list[_Piece]:
+    """Paragraph number ``index`` of a section as pieces: itself when it fits in a chunk, else its sentences
+    (cut further when longer than a chunk)."""
+    words = _measure(paragraph)
+    if words <= max_words:
+        return [_Piece(paragraph, index, words)]
     pieces: list[_Piece] = []
-    for index, paragraph in enumerate(paragraphs):
-        if _measure(paragraph) <= max_words:
-            pieces.append(_Piece(paragraph, index, _measure(paragraph)))
-            continue
-        start = 0
-        sentences = []
-        for match in _SENTENCE_END.finditer(paragraph):
-            sentences.append(paragraph[start : match.end()].strip())
-            start = match.end()
-        sentences.append(paragraph[start:].strip())
-        for sentence in filter(None, sentences):
-            for part in [sentence] if _measure(sentence) <= max_words else _split_long(sentence, max_words):
-                pieces.append(_Piece(part, index, _measure(part)))
+    start = 0
+    sentences = []
+    for match in _SENTENCE_END.finditer(paragraph):
+        sentences.append(paragraph[start : match.end()].strip())
+        start = match.end()
+    sentences.append(paragraph[start:].strip())
+    for sentence in filter(None, sentences):
+        words = _measure(sentence)
+        if words <= max_words:
+            pieces.append(_Piece(sentence, index, words))
+        else:
+            pieces.extend(_Piece(part, index, _measure(part)) for part in _split_long(sentence, max_words))
     return pieces
 
 
 def _join(pieces: list[_Piece]) -> str:
     """Pieces of one paragraph joined by a space; paragraphs (and list items) by a line break."""
-    text = ""
+    parts: list[str] = []
     for i, piece in enumerate(pieces):
         if i:
-            text += " " if piece.paragraph == pieces[i - 1].paragraph else "\n"
-        text += piece.text
-    return text
+            parts.append(" " if piece.paragraph == pieces[i - 1].paragraph else "\n")
+        parts.append(piece.text)
+    return "".join(parts)
 
 
-def _pack(pieces: list[_Piece], max_words: int, overlap_words: int) -> list[list[_Piece]]:
-    """Pieces packed into chunks of at most ``max_words`` words. A paragraph that fits in a chunk is not split
-    across two. Each chunk after the first starts with the last sentences (``overlap_words`` at most) of the
-    one before, so a passage cut mid-paragraph keeps what its first sentence refers to."""
-    chunks: list[list[_Piece]] = []
-    current: list[_Piece] = []
-    fresh = 0  # how many pieces of ``current`` are new (not carried over from the previous chunk)
+def _carried(chunk: list[_Piece], next_words: int, max_words: int, overlap_words: int) -> tuple[list[_Piece], int]:
+    """What the chunk after ``chunk`` starts with, and its size: the last pieces of ``chunk`` (``overlap_words``
+    at most), fewer if the next piece (``next_words``) would not fit after them."""
+    start, words = len(chunk), 0
+    while start and words + chunk[start - 1].words <= overlap_words:
+        start -= 1
+        words += chunk[start].words
+    while start < len(chunk) and words + next_words > max_words:
+        words -= chunk[start].words
+        start += 1
+    return chunk[start:], words
 
-    def size(items: list[_Piece]) -> int:
-        return sum(item.words for item in items)
 
-    for i, piece in enumerate(pieces):
-        # A paragraph that would not fit in what is left, but fits in a chunk of its own, starts one.
-        paragraph_words = sum(p.words for p in pieces[i:] if p.paragraph == piece.paragraph)
-        starts_paragraph = i == 0 or pieces[i - 1].paragraph != piece.paragraph
-        moves_whole = starts_paragraph and size(current) + paragraph_words > max_words >= paragraph_words
-        if fresh and (moves_whole or size(current) + piece.words > max_words):
-            chunks.append(current)
-            carried: list[_Piece] = []
-            for previous in reversed(current):
-                if size(carried) + previous.words > overlap_words:
-                    break
-                carried.insert(0, previous)
-            while carried and size(carried) + piece.words > max_words:
-                carried.pop(0)
-            current, fresh = carried, 0
-        current.append(piece)
-        fresh += 1
+def _pack(paragraphs: Iterable[list[_Piece]], max_words: int, overlap_words: int) -> Iterator[list[_Piece]]:
+    """A section's paragraphs (as their pieces) packed into chunks of at most ``max_words`` words, yielded as
+    they are made. A paragraph that fits in a chunk is not split across two. Each chunk after the first starts
+    with the last sentences (``overlap_words`` at most) of the one before, so a passage cut mid-paragraph keeps
+    what its first sentence refers to. Each piece is looked at a bounded number of times: linear time."""
+    chunk: list[_Piece] = []
+    size = 0  # words in ``chunk``
+    fresh = False  # whether ``chunk`` holds new pieces (not only the end of the chunk before)
+    for pieces in paragraphs:
+        paragraph_words = sum(piece.words for piece in pieces)
+        for position, piece in enumerate(pieces):
+            # A paragraph that would not fit in what is left, but fits in a chunk of its own, starts one.
+            moves_whole = position == 0 and size + paragraph_words > max_words >= paragraph_words
+            if fresh and (moves_whole or size + piece.words > max_words):
+                yield chunk
+                chunk, size = _carried(chunk, piece.words, max_words, overlap_words)
+                fresh = False
+            chunk.append(piece)
+            size += piece.words
+            fresh = True
     if fresh:
-        chunks.append(current)
-    return chunks
+        yield chunk
 
 
 def chunk_document(text: str, *, max_words: int = 180, overlap_words: int = 30) -> list[str]:
     """Passages of ``text`` to embed, in document order, each prefixed with its heading path
     (``"Setting > The Harbour: …"``) and of at most ``max_words`` words besides it. Raises
-    :class:`DocumentError` when the document would make more than :data:`MAX_CHUNKS` passages."""
+    :class:`DocumentError` as soon as the document would make more than :data:`MAX_CHUNKS` passages.
+
+    Time linear in the text's length (it runs on documents of megabytes; call it off the event loop)."""
     if max_words < 1 or overlap_words < 0:
         raise ValueError("max_words must be positive and overlap_words not negative")
     overlap_words = min(overlap_words, max_words // 2)
     chunks: list[str] = []
     for section in _sections(text):
         prefix = " > ".join(section.path) + ": " if section.path else ""
-        for packed in _pack(_pieces(section.paragraphs, max_words), max_words, overlap_words):
+        paragraphs = (_pieces(paragraph, i, max_words) for i, paragraph in enumerate(section.paragraphs))
+        for packed in _pack(paragraphs, max_words, overlap_words):
             body = _join(packed).strip()
-            if body:
-                chunks.append(prefix + body)
-        if len(chunks) > MAX_CHUNKS:
-            raise DocumentError(
-                f"This document is too long: it would make more than {MAX_CHUNKS:,} passages. "
-                "Split it into several smaller documents."
-            )
+            if not body:
+                continue
+            if len(chunks) == MAX_CHUNKS:
+                raise DocumentError(
+                    f"This document is too long: it would make more than {MAX_CHUNKS:,} passages. "
+                    "Split it into several smaller documents."
+                )
+            chunks.append(prefix + body)
     return chunks

@@ -10,6 +10,7 @@ A file uploaded under the name of one of the guild's documents replaces it, once
 failed re-upload leaves the old lore in place.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,15 @@ def _mime_type(name: str, content_type: str | None) -> str:
     return _MIME_TYPES.get(PurePosixPath(name.lower()).suffix, "text/plain")
 
 
+def _passages(data: bytes, name: str) -> list[str]:
+    """The passages of an uploaded file: up to a second or two of work for a large one, so run in a thread."""
+    return chunk_document(decode_document(data, name))
+
+
+def _gone(name: str) -> DocumentError:
+    return DocumentError(f"“{name}” was removed or replaced while it was being learned.")
+
+
 def _reason(exc: BaseException) -> str:
     """Why a document failed, as an admin may read it: our own errors say it; anything else is not shown."""
     if isinstance(exc, HearthError) and str(exc):
@@ -118,8 +128,7 @@ class KnowledgeService:
         :class:`KnowledgeIngestError` (the document is kept as failed, without passages) when embedding or
         storing fails."""
         name = document_name(filename)
-        text = decode_document(data, name)
-        chunks = chunk_document(text)
+        chunks = await asyncio.to_thread(_passages, data, name)  # off the event loop: Discord's heartbeat goes on
         if not chunks:
             raise DocumentError(f"“{name}” has only headings, no text to learn from.")
         now = self.clock()
@@ -130,13 +139,12 @@ class KnowledgeService:
                 source_name=name,
                 mime_type=_mime_type(name, content_type),
                 size_bytes=len(data),
-                status="processing",
                 now=now,
             )
         try:
             await self._store_chunks(document, chunks, now, progress)
         except _DocumentGone:
-            raise DocumentError(f"“{name}” was removed or replaced while it was being learned.") from None
+            raise _gone(name) from None
         except BaseException as exc:  # cancellation too: a document is never left half-stored as "processing"
             stored = await self._fail(document.id, _reason(exc))
             if not isinstance(exc, Exception):
@@ -148,24 +156,21 @@ class KnowledgeService:
             ) from exc
         async with self.database.session() as session:
             repository = KnowledgeRepository(session)
-            if not await repository.lock(document.id):
-                raise DocumentError(f"“{name}” was removed or replaced while it was being learned.")
-            await repository.set_status(document.id, "completed", now=self.clock(), chunk_count=len(chunks))
+            finished = await repository.set_status(document.id, "completed", now=self.clock(), chunk_count=len(chunks))
+            if finished is None:
+                raise _gone(name)
             replaced = await repository.delete_earlier_named(guild_id, name, before_id=document.id)
-            finished = await repository.get(guild_id, document.id)
         if replaced:
             log.info("knowledge document %s (%r) replaced %s", document.id, name, replaced)
-        assert finished is not None  # locked above, in the same transaction
         return DocumentView.of(finished)
 
     async def _store_chunks(
         self, document: DocumentRow, chunks: Sequence[str], now: datetime, progress: Progress | None
     ) -> None:
-        """Embed and store the passages a batch at a time, each batch attached to the document as it is stored.
+        """Embed and store the passages a batch at a time, each stored as a chunk of the document.
 
-        The embedding is done here rather than through :meth:`MemoryService.remember` so that a batch's memories
-        and their link to the document are written in one transaction: a crash between the two would leave lore
-        that no ``remove`` can reach."""
+        Not through :meth:`MemoryService.remember`, so that each batch is inserted in the transaction that checks
+        (and holds) the document: the chunks of a document removed meanwhile are never left behind."""
         embedder = self.memory.embedder
         total = len(chunks)
         progress = _guarded(progress)
@@ -180,16 +185,15 @@ class KnowledgeService:
                     guild_id=document.guild_id,
                     speaker_name=None,
                     importance=KNOWLEDGE_IMPORTANCE,
+                    document_id=document.id,
                 )
                 for chunk in chunks[start : start + self.batch_size]
             ]
             vectors = await embedder.embed([embedding_text(m.speaker_name, m.content, m.context) for m in batch])
             async with self.database.session() as session:
-                knowledge = KnowledgeRepository(session)
-                if not await knowledge.lock(document.id):
+                if not await KnowledgeRepository(session).lock(document.id):
                     raise _DocumentGone
-                ids = await MemoryRepository(session).add_many(batch, vectors, embedder.model_name)
-                await knowledge.attach_chunks(document.id, ids)
+                await MemoryRepository(session).add_many(batch, vectors, embedder.model_name)
             await progress(start + len(batch), total)
 
     async def _fail(self, document_id: int, reason: str) -> bool:
@@ -198,10 +202,9 @@ class KnowledgeService:
         try:
             async with self.database.session() as session:
                 knowledge = KnowledgeRepository(session)
-                if not await knowledge.lock(document_id):
+                if not await knowledge.set_status(document_id, "failed", now=self.clock(), chunk_count=0, error=reason):
                     return False
                 await knowledge.delete_chunks(document_id)
-                await knowledge.set_status(document_id, "failed", now=self.clock(), chunk_count=0, error=reason)
             return True
         except Exception:
             log.exception("could not mark knowledge document %s as failed", document_id)

@@ -5,7 +5,6 @@ document deletes them, their vectors and their word-index entries. Every read an
 one guild's admins never reach another guild's lore.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,9 +63,9 @@ class KnowledgeRepository:
         source_name: str,
         mime_type: str,
         size_bytes: int,
-        status: str,
         now: datetime,
     ) -> DocumentRow:
+        """Store a document as ``processing``: listed while its chunks are being stored."""
         statement = (
             insert(KnowledgeDocument)
             .values(
@@ -75,7 +74,7 @@ class KnowledgeRepository:
                 source_name=source_name,
                 mime_type=mime_type,
                 size_bytes=size_bytes,
-                status=status,
+                status="processing",
                 created_at=now,
                 updated_at=now,
             )
@@ -85,30 +84,36 @@ class KnowledgeRepository:
 
     async def set_status(
         self, document_id: int, status: str, *, now: datetime, chunk_count: int | None = None, error: str | None = None
-    ) -> None:
-        """Set a document's status and its error (cleared when None); its chunk count too, when given."""
+    ) -> DocumentRow | None:
+        """Set a document's status and its error (cleared when None), its chunk count too when given; returns
+        the document as it now is, None if it is gone (removed, or replaced by a newer upload)."""
         values: dict[str, object] = {"status": status, "error_message": error, "updated_at": now}
         if chunk_count is not None:
             values["chunk_count"] = chunk_count
-        await self.session.execute(
-            update(KnowledgeDocument).where(KnowledgeDocument.id == document_id).values(**values)
+        statement = (
+            update(KnowledgeDocument)
+            .where(KnowledgeDocument.id == document_id)
+            .values(**values)
+            .returning(*_ROW_COLUMNS)
         )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else _document(row)
 
     async def lock(self, document_id: int) -> bool:
-        """Whether the document still exists; on PostgreSQL its row is locked until the transaction ends, so it
-        cannot be deleted while chunks are being attached to it."""
-        statement = select(KnowledgeDocument.id).where(KnowledgeDocument.id == document_id).with_for_update()
-        return await self.session.scalar(statement) is not None
+        """Whether the document still exists, holding it until the transaction ends so that it cannot be deleted
+        while chunks are stored for it. A write (that changes nothing) rather than ``SELECT … FOR UPDATE``: on
+        SQLite a SELECT runs outside the transaction, which only a write begins."""
+        statement = (
+            update(KnowledgeDocument)
+            .where(KnowledgeDocument.id == document_id)
+            .values(updated_at=KnowledgeDocument.updated_at)
+            .returning(KnowledgeDocument.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
 
-    async def attach_chunks(self, document_id: int, memory_ids: Sequence[int]) -> None:
-        """Make memories chunks of a document (so they go when it goes)."""
-        if memory_ids:
-            await self.session.execute(update(Memory).where(Memory.id.in_(memory_ids)).values(document_id=document_id))
-
-    async def delete_chunks(self, document_id: int) -> int:
-        """Delete a document's chunks, keeping the document; returns how many went."""
-        statement = delete(Memory).where(Memory.document_id == document_id).returning(Memory.id)
-        return len((await self.session.execute(statement)).all())
+    async def delete_chunks(self, document_id: int) -> None:
+        """Delete a document's chunks, keeping the document."""
+        await self.session.execute(delete(Memory).where(Memory.document_id == document_id))
 
     async def get(self, guild_id: int, document_id: int) -> DocumentRow | None:
         """One of the guild's documents (None if there is none with that id in that guild)."""

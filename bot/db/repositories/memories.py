@@ -96,6 +96,7 @@ class NewMemory:
     speaker_name: str | None = None
     context: str | None = None  # the turn a message answered (see bot/domain/memory_text.py)
     importance: float = 0.5
+    document_id: int | None = None  # the knowledge document it is a chunk of (deleted with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class MemoryRepository:
                 "context": m.context,
                 "search_text": search_text(m.speaker_name, m.content, m.created_at),
                 "importance": m.importance,
+                "document_id": m.document_id,
                 "embedding": None if vectors is None else vectors[i],
                 "embedding_model": None if vectors is None else model,
                 "created_at": m.created_at,

@@ -3,6 +3,7 @@ guild's knowledge memories, recalled there (by meaning) and nowhere else; replac
 passages with it; a file that cannot be used, or an upload whose embedding fails, leaves nothing behind."""
 
 import re
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select, text
 from bot.db.engine import Database
 from bot.db.models import KnowledgeDocument, Memory
 from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.knowledge import KnowledgeRepository
 from bot.db.repositories.users import UserRepository
 from bot.domain.documents import MAX_DOCUMENT_BYTES, DocumentError, chunk_document
 from bot.domain.recall import RecallScope
@@ -225,3 +227,40 @@ async def test_an_upload_whose_embedding_fails_is_listed_as_failed_keeps_nothing
 
     assert await knowledge.remove(town, listed[0].id) == listed[0]
     assert await knowledge.list(town) == [kept]
+
+
+@pytest.mark.parametrize("removed_after", [2, 5], ids=["between batches", "after the last batch"])
+async def test_a_document_removed_while_it_is_learned_is_refused_and_leaves_no_passages(
+    db: Database, knowledge: KnowledgeService, removed_after: int
+) -> None:
+    town, _, admin = await places(db)
+    removed: list[int] = []
+
+    async def remove_it(done: int, total: int) -> None:
+        if done == removed_after:  # /knowledge remove, landing while the passages are being stored
+            [document] = await knowledge.list(town)
+            assert await knowledge.remove(town, document.id) is not None
+            removed.append(document.id)
+
+    with pytest.raises(DocumentError, match="was removed or replaced while it was being learned"):
+        await knowledge.add(town, admin, "brinefall.md", None, BRINEFALL.encode(), progress=remove_it)
+    assert await knowledge.list(town) == []
+    assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory) == 0
+    async with db.session() as session:  # what tells the upload its document is gone
+        assert await KnowledgeRepository(session).set_status(removed[0], "completed", now=NOW) is None
+
+
+async def test_a_document_is_read_and_cut_off_the_event_loop(
+    db: Database, knowledge: KnowledgeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town, _, admin = await places(db)
+    threads: list[str] = []
+
+    def chunk(text: str) -> list[str]:
+        threads.append(threading.current_thread().name)
+        return chunk_document(text)
+
+    monkeypatch.setattr("bot.services.knowledge.chunk_document", chunk)
+    view = await knowledge.add(town, admin, "ferry.md", None, b"# Ferry\n\nThe ferry captain is Mira.")
+    assert view.chunk_count == 1
+    assert threads and threads[0] != threading.main_thread().name

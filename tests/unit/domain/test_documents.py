@@ -5,7 +5,15 @@ import re
 
 import pytest
 
-from bot.domain.documents import MAX_CHUNKS, MAX_DOCUMENT_BYTES, DocumentError, chunk_document, decode_document
+from bot.domain import documents
+from bot.domain.documents import (
+    MAX_CHUNKS,
+    MAX_DOCUMENT_BYTES,
+    DocumentError,
+    check_upload,
+    chunk_document,
+    decode_document,
+)
 
 LORE = "# Setting\n\nBrinefall is a fishing town.\r\nIt was founded by smugglers.\n\n## The Harbour\n\nBoats. Ñandú!\n"
 
@@ -35,9 +43,26 @@ def test_text_is_read_in_utf8_or_in_the_encoding_its_bom_names(data: bytes) -> N
         ("wide.txt", "no byte order mark".encode("utf-16-le"), "“wide.txt” looks like a binary file"),
         ("old.txt", "Café in Brinefall".encode("cp1252"), "“old.txt” is not UTF-8 text: save it as UTF-8"),
         ("blank.md", b" \n\n\t\n", "“blank.md” is empty"),
+        ("late.txt", b"Plain text. " * 1000 + b"\x00\x01\x02", "“late.txt” looks like a binary file"),
+        (
+            "late.md",
+            "Plain text. ".encode("utf-16") + "Text. ".encode("utf-16-le") * 1000 + b"\x00\x00",
+            "“late.md” looks",
+        ),
         ("big.txt", b"a " * (MAX_DOCUMENT_BYTES // 2 + 1), "“big.txt” is too large (limit 2 MB)"),
     ],
-    ids=["pdf", "no extension", "png renamed", "control bytes", "utf-16 without BOM", "cp1252", "blank", "too large"],
+    ids=[
+        "pdf",
+        "no extension",
+        "png renamed",
+        "control bytes",
+        "utf-16 without BOM",
+        "cp1252",
+        "blank",
+        "NUL after the sample",
+        "NUL after the sample, utf-16",
+        "too large",
+    ],
 )
 def test_unusable_files_are_refused_with_a_reason_fit_for_the_uploader(
     filename: str, data: bytes, message: str
@@ -104,3 +129,59 @@ def test_no_empty_passages_and_a_cap_on_how_many_a_document_makes() -> None:
     too_many = "\n\n".join(f"# Part {i}\n\nText {i}." for i in range(MAX_CHUNKS + 1))
     with pytest.raises(DocumentError, match="too long: it would make more than 2,000 passages"):
         chunk_document(too_many)
+
+
+def test_an_upload_is_refused_by_name_and_size_before_it_is_downloaded() -> None:
+    check_upload("lore.md", MAX_DOCUMENT_BYTES)
+    with pytest.raises(DocumentError, match=r"“lore\.md” is too large"):
+        check_upload("lore.md", MAX_DOCUMENT_BYTES + 1)
+    with pytest.raises(DocumentError, match=r"“lore\.docx” is not a text document"):
+        check_upload("lore.docx", 10)
+
+
+# A megabyte-sized paragraph: 30,000 sentences of 10 words (300,000 words, about 1.6 MB). Chunking it took half a
+# minute when each piece summed the rest of its paragraph; it is linear now, so these tests take a fraction of a
+# second (and would take minutes again if it were not).
+BIG_SENTENCES = [f"Sentence {i} tells of the tides and the fishing nets." for i in range(30_000)]
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["one line", "wrapped lines"])
+def test_a_megabyte_paragraph_is_chunked_in_full_and_in_order(wrapped: bool) -> None:
+    text = ("\n" if wrapped else " ").join(BIG_SENTENCES)
+    chunks = chunk_document(text)
+
+    # 18 sentences (180 words) in the first passage; each one after repeats the last 3 (30 words) and adds 15.
+    assert len(chunks) == 1 + -(-(len(BIG_SENTENCES) - 18) // 15) == MAX_CHUNKS
+    assert chunks[0] == " ".join(BIG_SENTENCES[:18])
+    assert chunks[1] == " ".join(BIG_SENTENCES[15:33])
+    assert chunks[-1] == " ".join(BIG_SENTENCES[29_985:])
+    assert all(len(chunk.split()) <= 180 for chunk in chunks)
+
+    words = " ".join(f"w{i}" for i in range(300_000))  # one sentence: cut every 180 words, nothing repeated
+    cut = chunk_document(words)
+    assert len(cut) == 1_667 and " ".join(cut) == words
+
+
+def test_a_document_over_the_passage_cap_is_refused_as_soon_as_it_reaches_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    joined: list[int] = []
+    join = documents._join
+
+    def counting_join(pieces: list[documents._Piece]) -> str:
+        joined.append(len(pieces))
+        return join(pieces)
+
+    monkeypatch.setattr(documents, "_join", counting_join)
+    # 13 sentences more than the cap holds; and a 2 MB paragraph of one-letter words, 5,556 passages' worth.
+    with pytest.raises(DocumentError, match="more than 2,000 passages"):
+        chunk_document(" ".join([*BIG_SENTENCES, *BIG_SENTENCES[:13]]))
+    assert len(joined) == MAX_CHUNKS + 1
+    joined.clear()
+    with pytest.raises(DocumentError, match="more than 2,000 passages"):
+        chunk_document("a " * (MAX_DOCUMENT_BYTES // 2))
+    assert len(joined) == MAX_CHUNKS + 1, "the passages past the cap were not made"
+
+
+def test_lines_with_long_runs_of_spaces_or_marks_are_read_in_linear_time() -> None:
+    spaces = " " * 200_000  # the heading and rule patterns used to backtrack over these in quadratic time (minutes)
+    text = f"#{spaces}Harbour{spaces}\n\nBoats.\n\n-{' -' * 200_000}\n\nNets{spaces}x"
+    assert chunk_document(text) == ["Harbour: Boats.\nNets x"]
