@@ -31,7 +31,7 @@ async def tell(interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)
 
 
-def explain(error: app_commands.AppCommandError) -> str | None:
+def explain(error: BaseException) -> str | None:
     """What to tell the user about ``error``; None when it is our fault (logged, then apologised for)."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, HearthError):
@@ -65,20 +65,25 @@ class HearthTree(app_commands.CommandTree[Any]):
         return True
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
-        message = explain(error)
-        if message is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "command /%s failed (guild %s, channel %s, user %s, interaction %s)",
-                command,
-                interaction.guild_id,
-                interaction.channel_id,
-                interaction.user.id,
-                interaction.id,
-                exc_info=error,
-            )
-            message = SOMETHING_WENT_WRONG
-        try:
-            await tell(interaction, message)
-        except discord.HTTPException:
-            log.warning("could not tell user %s why interaction %s failed", interaction.user.id, interaction.id)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        await report(interaction, error, f"command /{command}")
+
+
+async def report(interaction: discord.Interaction, error: BaseException, what: str) -> None:
+    """Tell the user what went wrong (privately), logging what is our fault; for commands, buttons and forms."""
+    message = explain(error)
+    if message is None:
+        log.error(
+            "%s failed (guild %s, channel %s, user %s, interaction %s)",
+            what,
+            interaction.guild_id,
+            interaction.channel_id,
+            interaction.user.id,
+            interaction.id,
+            exc_info=error,
+        )
+        message = SOMETHING_WENT_WRONG
+    try:
+        await tell(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not tell user %s why interaction %s failed", interaction.user.id, interaction.id)

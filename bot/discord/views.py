@@ -6,6 +6,8 @@ from typing import Any
 
 import discord
 
+from bot.discord.tree import report
+
 TIMEOUT_S = 300.0
 
 
@@ -19,6 +21,9 @@ class _OwnedView(discord.ui.View):
             await interaction.response.send_message("Those buttons belong to someone else.", ephemeral=True)
             return False
         return True
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /) -> None:
+        await report(interaction, error, f"button {getattr(item, 'custom_id', '?')}")
 
 
 class Paginator(_OwnedView):

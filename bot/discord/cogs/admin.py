@@ -4,7 +4,6 @@ Every command here is checked in :meth:`Admin.interaction_check`, on top of Disc
 server may loosen): a member without Manage Server is refused whatever Discord shows them.
 """
 
-import logging
 from typing import Any, Literal
 
 import discord
@@ -14,14 +13,13 @@ from discord.ext import commands
 from bot.discord.checks import require_admin
 from bot.discord.client import HearthBot
 from bot.discord.people import identify, place_of
+from bot.discord.tree import report
 from bot.discord.views import Paginator, pages_of
 from bot.domain.cards import MAX_CARD_BYTES, parse_card
 from bot.domain.documents import MAX_DOCUMENT_BYTES, check_upload
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings
 from bot.errors import HearthError
 from bot.services.personas import PersonaView
-
-log = logging.getLogger(__name__)
 
 HEARTH_COLOUR = 0xE8833A
 MANAGE_SERVER = discord.Permissions(manage_guild=True)
@@ -144,10 +142,7 @@ class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
         await interaction.response.send_message("Saved.", embed=_persona_embed(persona), ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
-        message = str(error) if isinstance(error, HearthError) else "I couldn't save that; it has been logged."
-        if not isinstance(error, HearthError):
-            self.admin.log_failure(interaction, error)
-        await interaction.response.send_message(message, ephemeral=True)
+        await report(interaction, error, "the persona form")
 
 
 class Admin(commands.Cog):
@@ -180,9 +175,6 @@ class Admin(commands.Cog):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         require_admin(interaction)
         return True
-
-    def log_failure(self, interaction: discord.Interaction, error: Exception) -> None:
-        log.error("admin interaction %s failed (guild %s)", interaction.id, interaction.guild_id, exc_info=error)
 
     async def _changed(self, interaction: discord.Interaction, settings: GuildSettings, what: str) -> None:
         await interaction.response.send_message(what, embed=_settings_embed(settings), ephemeral=True)
