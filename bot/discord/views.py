@@ -56,9 +56,13 @@ class Paginator(_OwnedView):
         else:
             await interaction.response.send_message(embed=self.current, view=self, ephemeral=ephemeral)
 
+    def on_page(self) -> None:
+        """Called when the page shown changes: subclasses add controls for the items on it."""
+
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
         self.index = min(max(self.index + step, 0), len(self.pages) - 1)
         self._update_buttons()
+        self.on_page()
         await interaction.response.edit_message(embed=self.current, view=self)
 
     @discord.ui.button(label="◀", style=discord.ButtonStyle.secondary, custom_id="page:previous")

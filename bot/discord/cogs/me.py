@@ -232,13 +232,13 @@ class RemindersView(Paginator):
         self.cog, self.user_id, self.reminders = cog, user_id, reminders
         self.menu: discord.ui.Select[Any] | None = None
         super().__init__(owner_id, self._pages())
-        self._add_menu()
+        self.on_page()
 
     def _pages(self) -> list[discord.Embed]:
         lines = [f"`#{r.id}` {_when(r)} · {discord.utils.escape_mentions(r.what)}" for r in self.reminders]
         return pages_of("Your reminders", lines, empty="No reminders. Set one with /remind.", colour=HEARTH_COLOUR)
 
-    def _add_menu(self) -> None:
+    def on_page(self) -> None:
         if self.menu is not None:
             self.remove_item(self.menu)
             self.menu = None
@@ -253,12 +253,6 @@ class RemindersView(Paginator):
         self.menu.callback = self._cancel  # type: ignore[method-assign]
         self.add_item(self.menu)
 
-    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
-        self.index = min(max(self.index + step, 0), len(self.pages) - 1)
-        self._update_buttons()
-        self._add_menu()
-        await interaction.response.edit_message(embed=self.current, view=self)
-
     async def _cancel(self, interaction: discord.Interaction) -> None:
         assert self.menu is not None
         reminder_id = int(self.menu.values[0])
@@ -267,7 +261,7 @@ class RemindersView(Paginator):
         self.pages = self._pages()
         self.index = min(self.index, len(self.pages) - 1)
         self._update_buttons()
-        self._add_menu()
+        self.on_page()
         await interaction.response.edit_message(
             content=f"Cancelled reminder #{reminder_id}.", embed=self.current, view=self
         )
