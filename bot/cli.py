@@ -14,6 +14,7 @@ from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from bot.db.engine import Database
+    from bot.domain.cards import Card
 
 EXIT_USAGE = 2
 
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     reembed = memory.add_parser("reembed", help="re-embed memories made by another model than EMBEDDING_MODEL")
     reembed.add_argument("--batch-size", type=_positive_int, default=64, help="memories per batch (default: 64)")
     memory.add_parser("status", help="count memories per embedding model")
+
+    card = commands.add_parser("import-card", help="make a SillyTavern character card the default persona")
+    card.add_argument("path", help="the card: a V1/V2/V3 .json file, or a .png carrying it")
     return parser
 
 
@@ -179,6 +183,40 @@ async def _reembed(database: "Database", settings: Settings, *, batch_size: int)
     return 0
 
 
+def _read_card(path_text: str) -> "Card":
+    from pathlib import Path
+
+    from bot.domain.cards import MAX_CARD_BYTES, parse_card
+
+    path = Path(path_text)
+    try:
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise HearthError(f"{path} is larger than a character card may be ({MAX_CARD_BYTES // (1024 * 1024)} MB)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HearthError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_card(data, path.name)
+
+
+async def _import_card(settings: Settings, path_text: str) -> int:
+    """The card becomes the global default persona: DMs, and every server that did not choose its own."""
+    from bot.db import migrations
+    from bot.db.engine import Database
+    from bot.domain.cards import persona_fields
+    from bot.services.personas import PersonaService
+
+    card = await asyncio.to_thread(_read_card, path_text)
+    database = Database(settings.database_url)
+    try:
+        await database.check()
+        await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension)
+        persona = await PersonaService(database).update_global_default(**persona_fields(card))
+    finally:
+        await database.dispose()
+    print(f"{persona.name} is now the default persona (servers that chose their own with /persona keep theirs)")
+    return 0
+
+
 async def _doctor(env_file: str) -> int:
     from bot.errors import ConfigError
     from bot.services.doctor import Check, render_table, run_checks
@@ -203,6 +241,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await _chat(settings)
     if args.command == "memory":
         return await _memory(settings, args)
+    if args.command == "import-card":
+        return await _import_card(settings, args.path)
     return await _db(settings, args)
 
 

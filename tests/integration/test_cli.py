@@ -1,6 +1,8 @@
 """`python -m bot` as a person runs it: a real process, a real SQLite file or PostgreSQL."""
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +104,18 @@ async def test_start_up_creates_the_sqlite_file_and_migrates_it(
         assert await migrations.current_revision(container.database) == migrations.head_revision()
     finally:
         await container.aclose()
+
+
+def test_import_card_makes_it_the_default_persona_and_a_bad_card_is_one_line(tmp_path: Path) -> None:
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    (tmp_path / "mira.json").write_text(json.dumps(card))
+    imported = hearth("import-card", "mira.json", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith("Mira is now the default persona")
+    with sqlite3.connect(tmp_path / "data" / "hearth.db") as connection:
+        rows = connection.execute("SELECT name, personality_prompt FROM personas WHERE is_default").fetchall()
+    assert rows == [("Mira", "Description: A fox spirit.")]
+
+    (tmp_path / "broken.json").write_text('{"spec": "chara_card_v2", "data": 7}')
+    assert_one_line_error(hearth("import-card", "broken.json", cwd=tmp_path), "broken.json")
+    assert_one_line_error(hearth("import-card", "missing.png", cwd=tmp_path), "cannot read missing.png")
