@@ -101,6 +101,19 @@ async def test_every_published_command_has_a_unique_name_descriptions_and_a_line
             assert world.discord.can_use_command(world.ana, ana_dm, name), name
 
 
+async def test_with_a_dev_guild_the_owner_commands_are_registered_there_alone(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord = world.discord
+    async with running_bot(discord, db, llm, dev_guild_id=world.guild.id):
+        assert "owner" not in {c["name"] for c in discord.commands()}
+        assert [c["name"] for c in discord.commands(world.guild.id)] == ["owner"]
+        _, answer = await run(discord, discord.owner, world.general, "owner status")
+        assert "Uptime" in text_of(answer)
+        _, refused = await run(discord, world.boss, world.general, "owner status")
+        assert refused["content"] == "Only my owner can use that.", "an admin of the dev server is not the owner"
+
+
 async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zone_birthday_and_reminders(
     world: World, bot: HearthBot, db: Database
 ) -> None:
