@@ -9,6 +9,7 @@ import discord
 from bot.discord.tree import report
 
 TIMEOUT_S = 300.0
+HEARTH_COLOUR = 0xE8833A  # the fire's orange, on every embed
 
 
 class _OwnedView(discord.ui.View):
@@ -74,8 +75,17 @@ class Paginator(_OwnedView):
         await self._turn(interaction, 1)
 
 
+def hearth_embed(title: str, description: str | None = None) -> discord.Embed:
+    """An embed in Hearth's colour."""
+    return discord.Embed(title=title, description=description, colour=HEARTH_COLOUR)
+
+
 def pages_of(
-    title: str, lines: Sequence[str], *, per_page: int = 10, empty: str = "Nothing here yet.", colour: int = 0xE8833A
+    title: str,
+    lines: Sequence[str],
+    *,
+    per_page: int = 10,
+    empty: str = "Nothing here yet.",
 ) -> list[discord.Embed]:
     """``lines`` as embeds of ``per_page`` lines each (and within Discord's 4096-character description)."""
     pages: list[discord.Embed] = []
@@ -83,11 +93,11 @@ def pages_of(
     for line in lines:
         line = line if len(line) <= 1000 else line[:999] + "…"
         if len(chunk) >= per_page or sum(len(x) + 1 for x in chunk) + len(line) > 4000:
-            pages.append(discord.Embed(title=title, description="\n".join(chunk), colour=colour))
+            pages.append(hearth_embed(title, "\n".join(chunk)))
             chunk = []
         chunk.append(line)
     if chunk or not pages:
-        pages.append(discord.Embed(title=title, description="\n".join(chunk) or empty, colour=colour))
+        pages.append(hearth_embed(title, "\n".join(chunk) or empty))
     return pages
 
 

@@ -14,14 +14,13 @@ from bot.discord.checks import require_admin
 from bot.discord.client import HearthBot
 from bot.discord.people import identify, place_of
 from bot.discord.tree import report
-from bot.discord.views import Paginator, pages_of
+from bot.discord.views import Paginator, hearth_embed, pages_of
 from bot.domain.cards import MAX_CARD_BYTES, parse_card
 from bot.domain.documents import MAX_DOCUMENT_BYTES, check_upload
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings
 from bot.errors import HearthError
 from bot.services.personas import PersonaView
 
-HEARTH_COLOUR = 0xE8833A
 MANAGE_SERVER = discord.Permissions(manage_guild=True)
 OnOff = Literal["on", "off"]
 
@@ -69,14 +68,14 @@ def _settings_embed(settings: GuildSettings) -> discord.Embed:
         ("Cooldown", value(settings.cooldown_s and f"{settings.cooldown_s:g} s")),
         ("Daily token quota", value(settings.daily_token_quota, "none")),
     ]
-    embed = discord.Embed(title="Settings for this server", colour=HEARTH_COLOUR)
+    embed = hearth_embed("Settings for this server")
     for name, text in rows:
         embed.add_field(name=name, value=text, inline=name not in ("Chat channels", "Reply mode"))
     return embed
 
 
 def _persona_embed(persona: PersonaView) -> discord.Embed:
-    embed = discord.Embed(title=persona.name, description=persona.card.personality[:4000], colour=HEARTH_COLOUR)
+    embed = hearth_embed(persona.name, persona.card.personality[:4000])
     if persona.card.backstory:
         embed.add_field(name="Backstory", value=persona.card.backstory[:1024], inline=False)
     if persona.greeting:
@@ -365,7 +364,7 @@ class Admin(commands.Cog):
             f" · {discord.utils.format_dt(d.created_at, 'd')}"
             for d in documents
         ]
-        pages = pages_of("Lore documents", lines, empty="None yet. Add one with /knowledge add.", colour=HEARTH_COLOUR)
+        pages = pages_of("Lore documents", lines, empty="None yet. Add one with /knowledge add.")
         await Paginator(interaction.user.id, pages).show(interaction)
 
     @knowledge.command(name="remove", description="Remove a lore document and everything Hearth took from it")
@@ -397,7 +396,7 @@ class Admin(commands.Cog):
         here = await identify(self.container, interaction)
         assert here.guild_id is not None
         stats = await self.container.stats.guild_stats(here.guild_id)
-        embed = discord.Embed(title="Hearth in this server", colour=HEARTH_COLOUR)
+        embed = hearth_embed("Hearth in this server")
         embed.add_field(name="Messages", value=f"{stats.messages:,}")
         embed.add_field(name="People known", value=f"{stats.users_known:,}")
         embed.add_field(name="Tokens this month", value=f"{stats.tokens_this_month:,}")

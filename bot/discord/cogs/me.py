@@ -13,10 +13,9 @@ from discord.ext import commands
 
 from bot.discord.client import HearthBot
 from bot.discord.people import identify
-from bot.discord.views import Confirm, Paginator, pages_of
+from bot.discord.views import Confirm, Paginator, hearth_embed, pages_of
 from bot.services.reminders import Reminder
 
-HEARTH_COLOUR = 0xE8833A
 SCOPE_WORDS = {"global": "everywhere", "guild": "this server", "dm": "our DMs"}
 
 
@@ -50,7 +49,7 @@ class Me(commands.Cog):
         me = await identify(self.container, interaction)
         profile = await self.container.privacy.profile(me.user_id, me.guild_id)
         lines = [f"`#{f.id}` {f.content} · *{SCOPE_WORDS.get(f.scope, f.scope)}*" for f in profile.facts]
-        pages = pages_of("What I know about you here", lines, empty="No facts yet.", colour=HEARTH_COLOUR)
+        pages = pages_of("What I know about you here", lines, empty="No facts yet.")
         about = []
         if profile.relationship_level:
             about.append(f"**We are:** {profile.relationship_level} ({profile.relationship_score:.0f}/100)")
@@ -203,7 +202,7 @@ class Me(commands.Cog):
         me = await identify(self.container, interaction)
         persona = await self.container.personas.for_guild(me.guild_id)
         mood = await self.container.stats.mood(me.guild_id)
-        embed = discord.Embed(title=persona.name, description=persona.card.personality[:1000], colour=HEARTH_COLOUR)
+        embed = hearth_embed(persona.name, persona.card.personality[:1000])
         embed.add_field(name="Mood right now", value=str(mood), inline=False)
         embed.add_field(
             name="What I remember",
@@ -236,7 +235,7 @@ class RemindersView(Paginator):
 
     def _pages(self) -> list[discord.Embed]:
         lines = [f"`#{r.id}` {_when(r)} · {discord.utils.escape_mentions(r.what)}" for r in self.reminders]
-        return pages_of("Your reminders", lines, empty="No reminders. Set one with /remind.", colour=HEARTH_COLOUR)
+        return pages_of("Your reminders", lines, empty="No reminders. Set one with /remind.")
 
     def on_page(self) -> None:
         if self.menu is not None:

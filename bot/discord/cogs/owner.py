@@ -18,11 +18,9 @@ from discord.ext import commands
 
 from bot.discord.checks import require_owner
 from bot.discord.client import EXTENSIONS, HearthBot
-from bot.discord.views import Paginator, pages_of
+from bot.discord.views import Paginator, hearth_embed, pages_of
 from bot.errors import HearthError
 from bot.services.reembed import reembed
-
-HEARTH_COLOUR = 0xE8833A
 
 
 def _size(size: int) -> str:
@@ -100,7 +98,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         job_lines = [
             f"{name}: {discord.utils.format_dt(at, 'R') if at else 'stopped'}" for name, at in sorted(jobs.items())
         ]
-        embed = discord.Embed(title="Hearth status", colour=HEARTH_COLOUR)
+        embed = hearth_embed("Hearth status")
         embed.add_field(name="Uptime", value=_uptime(time.monotonic() - self.bot.started_at))
         embed.add_field(name="Gateway latency", value=f"{latency * 1000:.0f} ms" if math.isfinite(latency) else "—")
         embed.add_field(name="Guilds", value=str(len(self.bot.guilds)))
@@ -160,7 +158,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
             f"{row.total_tokens:,} tokens ({row.requests:,} replies)"
             for row in rows
         ]
-        pages = pages_of(f"Tokens since {since:%d %B}", lines, empty="No replies this month.", colour=HEARTH_COLOUR)
+        pages = pages_of(f"Tokens since {since:%d %B}", lines, empty="No replies this month.")
         await Paginator(interaction.user.id, pages).show(interaction)
 
     @app_commands.command(name="shutdown", description="Stop Hearth cleanly (queued work is saved first)")
