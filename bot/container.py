@@ -248,6 +248,7 @@ class Container:
             )
             poll = timedelta(seconds=self.settings.events_poll_seconds)
             self.scheduler.add(IntervalJob("scheduled-events", self.events.tick, poll, first_after=poll))
+        await self.knowledge.recover()
         await self.memory_writer.catch_up()
         self.memory_writer.start()
         await self.learner.catch_up()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath, PureWindowsPath
 
 from bot.db.engine import Database
@@ -209,6 +209,19 @@ class KnowledgeService:
         except Exception:
             log.exception("could not mark knowledge document %s as failed", document_id)
             return False
+
+    async def recover(self, *, stalled_after: timedelta = timedelta(minutes=30)) -> int:
+        """At start: uploads a stopped process left half-done are marked failed and their passages removed (an
+        admin sees why in /knowledge list and uploads again). Only those idle for ``stalled_after``, so another
+        bot process's upload in progress is left alone. Returns how many."""
+        now = self.clock()
+        async with self.database.session() as session:
+            stalled = await KnowledgeRepository(session).fail_stalled(
+                before=now - stalled_after, now=now, error="the bot stopped while learning it; upload it again"
+            )
+        if stalled:
+            log.warning("%d knowledge uploads were interrupted by a stop; marked failed", len(stalled))
+        return len(stalled)
 
     async def remove(self, guild_id: int, document_id: int) -> DocumentView | None:
         """Delete one of the guild's documents and all its passages; returns it as it was, or None when the guild

@@ -111,6 +111,20 @@ class KnowledgeRepository:
         )
         return (await self.session.execute(statement)).first() is not None
 
+    async def fail_stalled(self, *, before: datetime, now: datetime, error: str) -> list[int]:
+        """Mark failed the uploads still pending or processing that have not moved since ``before`` (their
+        process stopped mid-way), deleting the passages they had stored; returns their ids."""
+        statement = (
+            update(KnowledgeDocument)
+            .where(KnowledgeDocument.status.in_(("pending", "processing")), KnowledgeDocument.updated_at < before)
+            .values(status="failed", error_message=error, chunk_count=0, updated_at=now)
+            .returning(KnowledgeDocument.id)
+        )
+        stalled = list((await self.session.scalars(statement)).all())
+        if stalled:
+            await self.session.execute(delete(Memory).where(Memory.document_id.in_(stalled)))
+        return stalled
+
     async def delete_chunks(self, document_id: int) -> None:
         """Delete a document's chunks, keeping the document."""
         await self.session.execute(delete(Memory).where(Memory.document_id == document_id))

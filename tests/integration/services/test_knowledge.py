@@ -5,7 +5,8 @@ passages with it; a file that cannot be used, or an upload whose embedding fails
 import re
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -14,6 +15,7 @@ from bot.db.engine import Database
 from bot.db.models import KnowledgeDocument, Memory
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.knowledge import KnowledgeRepository
+from bot.db.repositories.memories import NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.documents import MAX_DOCUMENT_BYTES, DocumentError, chunk_document
 from bot.domain.recall import RecallScope
@@ -264,3 +266,40 @@ async def test_a_document_is_read_and_cut_off_the_event_loop(
     view = await knowledge.add(town, admin, "ferry.md", None, b"# Ferry\n\nThe ferry captain is Mira.")
     assert view.chunk_count == 1
     assert threads and threads[0] != threading.main_thread().name
+
+
+async def test_at_start_uploads_left_half_done_by_a_stop_are_failed_and_their_passages_removed(
+    db: Database, memory: MemoryService
+) -> None:
+    town, _, admin = await places(db)
+    earlier = KnowledgeService(db, memory, batch_size=2, clock=lambda: NOW - timedelta(hours=1))
+    done = await earlier.add(town, admin, "harbour.md", None, b"# Harbour\n\nBoats leave at dawn.")
+    async with db.session() as session:
+        # An upload that stopped mid-way an hour ago, and one another process started a minute ago.
+        repo = KnowledgeRepository(session)
+        stalled = await repo.add(
+            guild_id=town,
+            uploaded_by_user_id=admin,
+            source_name="old.md",
+            mime_type="text/markdown",
+            size_bytes=10,
+            now=NOW - timedelta(hours=1),
+        )
+        running = await repo.add(
+            guild_id=town,
+            uploaded_by_user_id=admin,
+            source_name="new.md",
+            mime_type="text/markdown",
+            size_bytes=10,
+            now=NOW - timedelta(minutes=1),
+        )
+    chunk = NewMemory(kind="knowledge", content="half", scope="guild", created_at=NOW, guild_id=town)
+    for document in (stalled, running):
+        await memory.remember([replace(chunk, document_id=document.id)])
+
+    assert await KnowledgeService(db, memory, clock=lambda: NOW).recover() == 1
+    statuses = {view.name: (view.status, view.chunk_count) for view in await earlier.list(town)}
+    assert statuses == {"harbour.md": ("completed", 1), "old.md": ("failed", 0), "new.md": ("processing", 0)}
+    async with db.session() as session:
+        owners = (await session.scalars(select(Memory.document_id).where(Memory.kind == "knowledge"))).all()
+    assert sorted(owners) == sorted([done.id, running.id]), "the stalled upload's passage is gone, the others stay"
