@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from bot.db import migrations
 from bot.db.engine import Database
-from bot.domain import guild_settings
 from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
 from bot.llm.openai_client import build_openai_client
@@ -222,7 +221,7 @@ class Container:
         """Seconds a user waits between commands: the guild's /config cooldown, else USER_COOLDOWN_SECONDS."""
         if guild_id is not None:
             view = await self.directory.guild(Place(channel_id=0, guild_id=guild_id, guild_name=guild_name))
-            chosen = guild_settings.read(view.settings).cooldown_s if view is not None else None
+            chosen = view.typed.cooldown_s if view is not None else None
             if chosen is not None:
                 return chosen
         return self.settings.user_cooldown_seconds

@@ -167,7 +167,7 @@ class ConversationService:
         persona = await self.personas.for_guild(guild.guild_id if guild else None)
         if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name, roll=self.roll()):
             return TurnOutcome("ignored")
-        settings = guild_settings.read(guild.settings if guild else {})
+        settings = guild.typed if guild else guild_settings.GuildSettings()
 
         # Until the model is called, background work holds back (see bot/services/activity.py).
         preparing = self.activity.begin()

@@ -17,6 +17,7 @@ from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.domain import guild_settings
+from bot.domain.guild_settings import GuildSettings
 from bot.domain.triggers import ChatRules
 from bot.services.incoming import Author, Place
 
@@ -32,10 +33,10 @@ class GuildView:
     guild_id: int
     settings: dict[str, Any]
     rules: ChatRules
+    typed: GuildSettings  # ``settings`` read once, with their defaults
 
 
-def rules_from_settings(settings: dict[str, Any]) -> ChatRules:
-    typed = guild_settings.read(settings)
+def rules_from_settings(settings: dict[str, Any], typed: GuildSettings) -> ChatRules:
     return ChatRules(
         chat_channels=typed.chat_channels,
         blocked_channels=frozenset(int(c) for c in settings.get("blocked_channels", ())),
@@ -106,7 +107,9 @@ class Directory:
         if not fresh and cached is not None and time.monotonic() - cached[1] < self.settings_ttl_s:
             return cached[0]
         guild = await GuildRepository(session).upsert(discord_id=place.guild_id, name=place.guild_name or "")
-        view = GuildView(guild_id=guild.id, settings=dict(guild.settings), rules=rules_from_settings(guild.settings))
+        settings = dict(guild.settings)
+        typed = guild_settings.read(settings)
+        view = GuildView(guild.id, settings, rules_from_settings(settings, typed), typed)
         self._guilds[place.guild_id] = (view, time.monotonic())
         return view
 
