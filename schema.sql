@@ -567,4 +567,12 @@ UPDATE conversations SET learned_message_id = (SELECT max(messages.id) FROM mess
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
+-- Running upgrade 0004 -> 0005
+
+ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;
+
+ALTER TABLE user_facts ALTER COLUMN embedding SET STORAGE MAIN;
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
 COMMIT;

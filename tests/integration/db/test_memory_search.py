@@ -115,3 +115,24 @@ async def test_every_postgresql_connection_is_set_up_for_recall(pg: Database) ->
     async with pg.session() as session:
         assert (await session.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
         assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
+
+
+async def test_postgresql_keeps_a_memorys_vector_in_its_row(pg: Database) -> None:
+    """A vector out of line costs every exact scan a TOAST fetch per row, and hides that cost from the planner
+    (which then skips the HNSW index): in a memory row past the 2 kB TOAST threshold, the text moves out of line
+    and the vector stays in the row."""
+    cosy = await guild(pg)
+    vector = np.full((1, 384), 1 / np.sqrt(384), dtype=np.float32)
+    long_text = " ".join(f"word{i}" for i in range(120))  # its word index alone is 1.7 kB
+    async with pg.session() as session:
+        [added] = await MemoryRepository(session).add_many([note(long_text, cosy)], vector, "model-a")
+        out_of_line = (
+            await session.execute(
+                text(
+                    "SELECT pg_column_toast_chunk_id(search_vector) IS NOT NULL,"
+                    " pg_column_toast_chunk_id(embedding) IS NOT NULL FROM memories WHERE id = :id"
+                ),
+                {"id": added},
+            )
+        ).one()
+    assert tuple(out_of_line) == (True, False)

@@ -19,15 +19,15 @@ from tests.support.postgres import create_database
 
 SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
 
-# What "the same schema" means: every table, column (type, nullability, default), index and constraint.
+# What "the same schema" means: every table, column (type, nullability, default, storage), index and constraint.
 CATALOGUE_QUERIES = {
     "columns": """
         SELECT table_name, column_name, ordinal_position, data_type, udt_name, character_maximum_length,
                is_nullable, column_default
         FROM information_schema.columns WHERE table_schema = 'public'
         ORDER BY table_name, ordinal_position""",
-    "vector_dimensions": """
-        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+    "column_types_and_storage": """
+        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attstorage
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
