@@ -158,10 +158,10 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         if args.memory:
             await embedder.load()
             memory = MemoryService(db, embedder)
-            writer = MemoryWriter(memory, db)
+            writer = MemoryWriter(memory, db, activity=activity)
             writer.start()
             learner = Learner(
-                db, chat_model(base_url), embedder, PersonaService(db), LearningConfig(model="fake-model")
+                db, chat_model(base_url), embedder, PersonaService(db), LearningConfig(model="fake-model"), activity=activity
             )
             learner.start()
         service = conversation_service(

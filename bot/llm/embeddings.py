@@ -211,6 +211,8 @@ class LocalEmbedder:
             self._pending.extend(pieces)
         if self._batcher is None:
             self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
+        if len(pieces) == 1:  # a query, or a small batch: its vectors reach the caller in one turn of the loop
+            return await pieces[0].future
         # return_exceptions: a failed batch fails every piece, and each of those errors counts as retrieved.
         results = await asyncio.gather(*(piece.future for piece in pieces), return_exceptions=True)
         for result in results:

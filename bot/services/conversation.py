@@ -51,6 +51,7 @@ from bot.services.memory import MemorySection, MemoryService
 from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService, PersonaView
 from bot.services.recent import RecentTurns
+from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +91,6 @@ class StoredTurn:
     guild_id: int | None
     speaker: str
     text: str
-
-
-def _discard(task: "asyncio.Task[Any]") -> None:
-    """Cancel a task nobody will await, or mark its failure as seen (no "never retrieved" warning)."""
-    if not task.done():
-        task.cancel()
-    elif not task.cancelled():
-        task.exception()
 
 
 class _PreviewThrottle:
@@ -174,6 +167,8 @@ class ConversationService:
         # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
         query_vector = asyncio.create_task(self.memory.embed_query(incoming.text)) if self.memory else None
         try:
+            if query_vector is not None:
+                await asyncio.sleep(0)  # the task queues the text for the model now, not once storing first waits
             try:
                 stored = await self._store_incoming(incoming)
             except SQLAlchemyError:
@@ -207,7 +202,7 @@ class ConversationService:
         finally:
             preparing()
             if query_vector is not None:
-                _discard(query_vector)
+                discard(query_vector)
 
     def rest(self, resting: bool) -> None:
         """The owner's maintenance switch; each channel and user is told again after a new switch."""
@@ -360,15 +355,14 @@ class ConversationService:
         place = incoming.place
         options = self._options(persona, settings)
         budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
-        recalled, known = await asyncio.gather(
-            self._recall(
-                batch,
-                query_vector,
-                [row.message_id for row in history] + exclude_ids,
-                budget.section_budget("memories"),
-            ),
-            self._companion_sections(batch, persona, budget, query_vector),
-        )
+        # Recall waits on the query's embedding, what Hearth knows does not: it runs alongside (see tasks.py).
+        knowing = asyncio.create_task(self._companion_sections(batch, persona, budget, query_vector))
+        try:
+            in_history = [row.message_id for row in history] + exclude_ids
+            recalled = await self._recall(batch, query_vector, in_history, budget.section_budget("memories"))
+            known = await knowing
+        finally:
+            discard(knowing)
         request = PromptRequest(
             persona=persona.card,
             speaker=incoming.author.shown_name,

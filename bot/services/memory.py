@@ -16,6 +16,7 @@ from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms
 from bot.llm.embeddings import Embedder, Vectors
+from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,14 @@ class MemoryService:
                     terms, scope, limit=self.candidates, exclude_message_ids=exclude_message_ids
                 )
 
-        # Two connections, so the two searches (and the query's embedding) overlap rather than add up.
-        by_words, by_vector = await asyncio.gather(matching(), nearest())
+        # Two connections, so the two searches (and the query's embedding) overlap rather than add up; the word
+        # search is usually done by the time the vector is, so the vector search runs inline (see tasks.py).
+        searching_words = asyncio.create_task(matching())
+        try:
+            by_vector = await nearest()
+            by_words = await searching_words
+        finally:
+            discard(searching_words)
         rows = {row.id: row for row in (*by_vector, *by_words)}
         candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
         rankings = [[row.id for row in by_vector], [row.id for row in by_words]]

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import ColumnElement, TextualSelect, and_, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, TextualSelect, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories._names import shown_name
-from bot.db.types import FloatVector
+from bot.db.types import Embedding, FloatVector
 from bot.domain.memory_text import search_text
 from bot.domain.recall import RecallScope, inverse_document_frequency, words_to_search
 
@@ -74,6 +74,28 @@ def _bm25_statement(scope_condition: str) -> TextualSelect:
 
 _BM25_IN_GUILD = _bm25_statement("guild_id = :guild_id")
 _BM25_IN_DMS = _bm25_statement("user_id = :user_id AND scope IN ('dm', 'global')")
+
+
+# The memories in scope nearest to the query vector (cosine). Written out, like the word search, so each reply
+# runs one prepared statement: built with the ORM it cost twice the event loop's time, on the path a reply waits
+# on once its query is embedded, and its text changed with the number of excluded messages.
+# hnsw.iterative_scan is on for every connection (bot/db/engine.py): a filtered index scan finds enough rows.
+_NEAREST = """
+SELECT {columns} FROM memories
+WHERE {scope} AND embedding_model = :model
+  AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
+ORDER BY embedding <=> :query LIMIT :limit
+"""
+
+
+def _nearest_statement(scope_condition: str) -> TextualSelect:
+    columns = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
+    statement = text(_NEAREST.format(scope=scope_condition, columns=columns))
+    return statement.bindparams(bindparam("query", type_=Embedding())).columns(*_ROW_COLUMNS)
+
+
+_NEAREST_IN_GUILD = _nearest_statement("guild_id = :guild_id")
+_NEAREST_IN_DMS = _nearest_statement("user_id = :user_id AND scope IN ('dm', 'global')")
 
 
 def _tsquery_lexeme(lexeme: str) -> str:
@@ -200,14 +222,18 @@ class MemoryRepository:
         self, query: FloatVector, scope: RecallScope, *, model: str, limit: int, exclude_message_ids: Sequence[int]
     ) -> list[MemoryRow]:
         """The ``limit`` memories closest to ``query`` (cosine), nearest first."""
+        if dialect_name(self.session) == "postgresql":
+            parameters = {"model": model, "excluded": list(exclude_message_ids), "query": query, "limit": limit}
+            if scope.guild_id is not None:
+                statement, parameters["guild_id"] = _NEAREST_IN_GUILD, scope.guild_id
+            else:
+                statement, parameters["user_id"] = _NEAREST_IN_DMS, scope.user_id
+            # On the session's connection: a plain statement needs none of the ORM's bookkeeping.
+            connection = await self.session.connection()
+            return [MemoryRow(*row) for row in (await connection.execute(statement, parameters)).all()]
         conditions = [scope_filter(scope), Memory.embedding_model == model]
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
-        if dialect_name(self.session) == "postgresql":
-            # hnsw.iterative_scan is on for every connection (bot/db/engine.py): the filtered scan finds enough.
-            distance = Memory.embedding.op("<=>")(query)
-            statement = select(*_ROW_COLUMNS).where(*conditions).order_by(distance).limit(limit)
-            return [MemoryRow(*row) for row in (await self.session.execute(statement)).all()]
         # SQLite: exact search in NumPy over the rows in scope (vectors are unit length: dot = cosine).
         rows = (await self.session.execute(select(Memory.id, Memory.embedding).where(*conditions))).all()
         pairs = [(int(row[0]), row[1]) for row in rows if row[1] is not None]

@@ -1,0 +1,17 @@
+"""Small helpers for tasks a coroutine starts to overlap work, rather than gathering it.
+
+Awaiting the slower step inline and a started task afterwards resumes the caller once, when the slower
+step is done; ``asyncio.gather`` costs an extra turn of the event loop for each step it waits on, which on a
+busy loop is time a reply waits.
+"""
+
+import asyncio
+from typing import Any
+
+
+def discard(task: "asyncio.Task[Any]") -> None:
+    """Cancel a task nobody will await, or mark its failure as seen (no "never retrieved" warning)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
