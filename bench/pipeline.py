@@ -77,17 +77,23 @@ class NullReply:
 
 
 class TimedEmbedder(LocalEmbedder):
-    """The local model, timing each query embedding (``embed_one``: what a reply waits for)."""
+    """The local model, timing each query embedding (``start_one``: what a reply waits for), from the moment
+    it is asked for to the moment its vector is there."""
 
     def __init__(self) -> None:
         super().__init__("sentence-transformers/all-MiniLM-L6-v2", 384)
         self.query_ms: list[float] = []
 
-    async def embed_one(self, text: str) -> Vectors:
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
         started = time.perf_counter()
-        vector = await super().embed_one(text)
-        self.query_ms.append((time.perf_counter() - started) * 1000)
-        return vector
+        future = super().start_one(text)
+
+        def done(future: "asyncio.Future[Vectors]") -> None:
+            if not future.cancelled() and future.exception() is None:
+                self.query_ms.append((time.perf_counter() - started) * 1000)
+
+        future.add_done_callback(done)
+        return future
 
 
 # What the fake model answers the learner (it asks for JSON): a fact, a topic, a mood: enough to write every table.
@@ -161,7 +167,12 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             writer = MemoryWriter(memory, db, activity=activity)
             writer.start()
             learner = Learner(
-                db, chat_model(base_url), embedder, PersonaService(db), LearningConfig(model="fake-model"), activity=activity
+                db,
+                chat_model(base_url),
+                embedder,
+                PersonaService(db),
+                LearningConfig(model="fake-model"),
+                activity=activity,
             )
             learner.start()
         service = conversation_service(

@@ -137,6 +137,7 @@ class _Piece:
     texts: list[str]
     future: asyncio.Future[Vectors]
     urgent: bool = False
+    single: bool = False  # one text, answered as a vector rather than a one-row matrix
 
 
 class LocalEmbedder:
@@ -193,7 +194,24 @@ class LocalEmbedder:
 
     async def embed_one(self, text: str) -> Vectors:
         """A query someone is waiting for: it goes before any queued background work."""
-        return (await self._submit([text], urgent=True)).reshape(-1)
+        return await self.start_one(text)
+
+    def start_one(self, text: str) -> asyncio.Future[Vectors]:
+        """:meth:`embed_one`, queued now rather than when a task first runs; the future holds the vector.
+
+        Awaiting the future itself, the caller resumes as soon as the batch is encoded: a task around
+        :meth:`embed_one` would add a turn of the event loop, on the path a reply waits on."""
+        self._check_open()
+        if self._model is None:  # the first use loads the model
+
+            async def loaded_then_embedded() -> Vectors:
+                await self.load()
+                return await self.start_one(text)
+
+            return asyncio.ensure_future(loaded_then_embedded())
+        piece = _Piece([text], asyncio.get_running_loop().create_future(), urgent=True, single=True)
+        self._enqueue([piece])
+        return piece.future
 
     async def _submit(self, texts: Sequence[str], *, urgent: bool) -> Vectors:
         self._check_open()
@@ -205,13 +223,8 @@ class LocalEmbedder:
             _Piece(list(texts[start : start + self.max_batch]), loop.create_future(), urgent)
             for start in range(0, len(texts), self.max_batch)
         ]
-        if urgent:
-            self._urgent.extend(pieces)
-        else:
-            self._pending.extend(pieces)
-        if self._batcher is None:
-            self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
-        if len(pieces) == 1:  # a query, or a small batch: its vectors reach the caller in one turn of the loop
+        self._enqueue(pieces)
+        if len(pieces) == 1:  # a small batch: its vectors reach the caller in one turn of the loop
             return await pieces[0].future
         # return_exceptions: a failed batch fails every piece, and each of those errors counts as retrieved.
         results = await asyncio.gather(*(piece.future for piece in pieces), return_exceptions=True)
@@ -220,6 +233,12 @@ class LocalEmbedder:
                 raise result
         parts = [result for result in results if not isinstance(result, BaseException)]
         return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+    def _enqueue(self, pieces: list[_Piece]) -> None:
+        for piece in pieces:
+            (self._urgent if piece.urgent else self._pending).append(piece)
+        if self._batcher is None:
+            self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
 
     async def aclose(self) -> None:
         if self._closed:
@@ -283,7 +302,8 @@ class LocalEmbedder:
         offset = 0
         for piece in batch:
             if not piece.future.done():
-                piece.future.set_result(vectors[offset : offset + len(piece.texts)].copy())
+                rows = vectors[offset : offset + len(piece.texts)]
+                piece.future.set_result(rows[0].copy() if piece.single else rows.copy())
             offset += len(piece.texts)
 
     @staticmethod

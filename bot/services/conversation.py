@@ -165,10 +165,8 @@ class ConversationService:
         # Until the model is called, background work holds back (see bot/services/activity.py).
         preparing = self.activity.begin()
         # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
-        query_vector = asyncio.create_task(self.memory.embed_query(incoming.text)) if self.memory else None
+        query_vector = self.memory.start_query(incoming.text) if self.memory else None
         try:
-            if query_vector is not None:
-                await asyncio.sleep(0)  # the task queues the text for the model now, not once storing first waits
             try:
                 stored = await self._store_incoming(incoming)
             except SQLAlchemyError:
@@ -336,7 +334,7 @@ class ConversationService:
         settings: guild_settings.GuildSettings,
         target: ReplyTarget,
         started: float,
-        query_vector: "asyncio.Task[Vectors] | None",
+        query_vector: "asyncio.Future[Vectors] | None",
         prepared: Callable[[], None],
     ) -> TurnOutcome:
         last = batch[-1]
@@ -414,7 +412,7 @@ class ConversationService:
     async def _recall(
         self,
         batch: list[StoredTurn],
-        query_vector: "asyncio.Task[Vectors] | None",
+        query_vector: "asyncio.Future[Vectors] | None",
         in_history: list[int],
         tokens: int,
     ) -> MemorySection:
@@ -440,7 +438,7 @@ class ConversationService:
         batch: list[StoredTurn],
         persona: PersonaView,
         budget: Budget,
-        query_vector: "asyncio.Task[Vectors] | None",
+        query_vector: "asyncio.Future[Vectors] | None",
     ) -> dict[str, str]:
         """Facts, relationship, mood, opinions and style for the prompt; a fault costs them, never the reply."""
         if self.companion is None:

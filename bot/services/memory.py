@@ -15,7 +15,7 @@ from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
 from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms
-from bot.llm.embeddings import Embedder, Vectors
+from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
 from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,16 @@ class MemoryService:
         ]
 
     async def embed_query(self, query: str) -> Vectors:
-        """A query's embedding; started early, it overlaps the work a reply does before it recalls."""
+        """A query's embedding."""
         return await self.embedder.embed_one(query)
+
+    def start_query(self, query: str) -> "asyncio.Future[Vectors]":
+        """A query's embedding, started now so it overlaps the work a reply does before it recalls (pass the
+        future to :meth:`recall` as ``vector``). A local model queues the text at once (see
+        :meth:`LocalEmbedder.start_one`); another embedder is called from a task."""
+        if isinstance(self.embedder, LocalEmbedder):
+            return self.embedder.start_one(query)
+        return asyncio.ensure_future(self.embed_query(query))
 
     async def prompt_section(
         self,

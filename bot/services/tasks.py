@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 
-def discard(task: "asyncio.Task[Any]") -> None:
+def discard(task: "asyncio.Future[Any]") -> None:
     """Cancel a task nobody will await, or mark its failure as seen (no "never retrieved" warning)."""
     if not task.done():
         task.cancel()

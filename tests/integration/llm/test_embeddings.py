@@ -122,6 +122,24 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(local: LocalEmbedd
     assert np.allclose(vector, await local.embed_one("I love climbing"), atol=1e-5)
 
 
+async def test_a_started_query_is_queued_before_its_caller_first_waits(local: LocalEmbedder) -> None:
+    """start_one queues the text at once (a reply stores its message meanwhile), ahead of background texts; a
+    first use still loads the model."""
+    background = asyncio.create_task(local.embed([f"an old message, number {i}" for i in range(8)]))
+    await asyncio.sleep(0)  # the background texts are queued first
+    started = local.start_one("I love climbing")
+    assert [piece.texts for piece in local._urgent] == [["I love climbing"]]
+    vector = await started
+    assert vector.shape == (DIMENSION,) and np.allclose(vector, await local.embed_one("I love climbing"), atol=1e-5)
+    await background
+
+    fresh = LocalEmbedder(MODEL, DIMENSION)
+    try:
+        assert np.allclose(await fresh.start_one("I love climbing"), vector, atol=1e-5)
+    finally:
+        await fresh.aclose()
+
+
 async def test_a_wrong_dimension_is_a_config_error() -> None:
     embedder = LocalEmbedder(MODEL, 768)
     try:
