@@ -373,6 +373,9 @@ class PrecomputedQueries:
     async def embed_one(self, text: str) -> Vectors:
         return self.vectors[text]
 
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        return asyncio.ensure_future(self.embed_one(text))
+
     async def aclose(self) -> None:
         return None
 

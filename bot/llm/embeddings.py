@@ -55,6 +55,11 @@ class Embedder(Protocol):
         """One unit-length float32 vector, shape ``(dimension,)``."""
         ...
 
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        """:meth:`embed_one`, started now: the future holds the vector (a reply starts its query's embedding as
+        the message arrives, and awaits it once it recalls)."""
+        ...
+
     async def aclose(self) -> None:
         """Release the model or the HTTP client; the embedder is not used again."""
         ...
@@ -417,6 +422,9 @@ class OpenAIEmbedder:
 
     async def embed_one(self, text: str) -> Vectors:
         return (await self.embed([text])).reshape(-1)
+
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        return asyncio.ensure_future(self.embed_one(text))
 
     async def aclose(self) -> None:
         if self.close_client:

@@ -15,7 +15,7 @@ from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
 from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms
-from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
+from bot.llm.embeddings import Embedder, Vectors
 from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class MemoryService:
     ) -> list[Recalled]:
         """The memories most worth bringing to a reply about ``query``, best first, ``limit`` at most.
 
-        ``vector`` is the query's embedding, when the caller started it already (see :meth:`embed_query`);
+        ``vector`` is the query's embedding, when the caller started it already (see :meth:`start_query`);
         the word search runs while it is still being computed."""
         if not query.strip():
             if vector is not None:
@@ -71,7 +71,7 @@ class MemoryService:
         terms = search_terms(query)
 
         async def nearest() -> list[MemoryRow]:
-            query_vector = await (vector if vector is not None else self.embed_query(query))
+            query_vector = await (vector if vector is not None else self.embedder.embed_one(query))
             async with self.database.reading() as session:
                 return await MemoryRepository(session).by_vector(
                     query_vector,
@@ -115,17 +115,10 @@ class MemoryService:
             for i in order
         ]
 
-    async def embed_query(self, query: str) -> Vectors:
-        """A query's embedding."""
-        return await self.embedder.embed_one(query)
-
     def start_query(self, query: str) -> "asyncio.Future[Vectors]":
         """A query's embedding, started now so it overlaps the work a reply does before it recalls (pass the
-        future to :meth:`recall` as ``vector``). A local model queues the text at once (see
-        :meth:`LocalEmbedder.start_one`); another embedder is called from a task."""
-        if isinstance(self.embedder, LocalEmbedder):
-            return self.embedder.start_one(query)
-        return asyncio.ensure_future(self.embed_query(query))
+        future to :meth:`recall` as ``vector``)."""
+        return self.embedder.start_one(query)
 
     async def prompt_section(
         self,

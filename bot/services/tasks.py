@@ -1,4 +1,4 @@
-"""Small helpers for tasks a coroutine starts to overlap work, rather than gathering it.
+"""Tasks a coroutine starts to overlap work, awaited in turn rather than gathered.
 
 Awaiting the slower step inline and a started task afterwards resumes the caller once, when the slower
 step is done; ``asyncio.gather`` costs an extra turn of the event loop for each step it waits on, which on a
@@ -9,9 +9,9 @@ import asyncio
 from typing import Any
 
 
-def discard(task: "asyncio.Future[Any]") -> None:
-    """Cancel a task nobody will await, or mark its failure as seen (no "never retrieved" warning)."""
-    if not task.done():
-        task.cancel()
-    elif not task.cancelled():
-        task.exception()
+def discard(future: "asyncio.Future[Any]") -> None:
+    """Cancel a task (or future) nobody will await, or mark its failure as seen (no "never retrieved" warning)."""
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()

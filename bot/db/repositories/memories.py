@@ -67,13 +67,18 @@ _ROW_COLUMNS = (
 )  # a MemoryRow, in order
 
 
+# What scope_filter() says, for the statements written out: a guild's memories, or a user's DM and global ones.
+_IN_GUILD = "guild_id = :guild_id"
+_IN_DMS = "user_id = :user_id AND scope IN ('dm', 'global')"
+_ROW_SQL = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
+
+
 def _bm25_statement(scope_condition: str) -> TextualSelect:
-    columns = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
-    return text(_BM25.format(scope=scope_condition, columns=columns)).columns(*_ROW_COLUMNS)
+    return text(_BM25.format(scope=scope_condition, columns=_ROW_SQL)).columns(*_ROW_COLUMNS)
 
 
-_BM25_IN_GUILD = _bm25_statement("guild_id = :guild_id")
-_BM25_IN_DMS = _bm25_statement("user_id = :user_id AND scope IN ('dm', 'global')")
+_BM25_IN_GUILD = _bm25_statement(_IN_GUILD)
+_BM25_IN_DMS = _bm25_statement(_IN_DMS)
 
 
 # The memories in scope nearest to the query vector (cosine). Written out, like the word search, so each reply
@@ -89,13 +94,12 @@ ORDER BY embedding <=> :query LIMIT :limit
 
 
 def _nearest_statement(scope_condition: str) -> TextualSelect:
-    columns = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
-    statement = text(_NEAREST.format(scope=scope_condition, columns=columns))
+    statement = text(_NEAREST.format(scope=scope_condition, columns=_ROW_SQL))
     return statement.bindparams(bindparam("query", type_=Embedding())).columns(*_ROW_COLUMNS)
 
 
-_NEAREST_IN_GUILD = _nearest_statement("guild_id = :guild_id")
-_NEAREST_IN_DMS = _nearest_statement("user_id = :user_id AND scope IN ('dm', 'global')")
+_NEAREST_IN_GUILD = _nearest_statement(_IN_GUILD)
+_NEAREST_IN_DMS = _nearest_statement(_IN_DMS)
 
 
 def _tsquery_lexeme(lexeme: str) -> str:

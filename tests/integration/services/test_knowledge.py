@@ -2,6 +2,7 @@
 guild's knowledge memories, recalled there (by meaning) and nowhere else; replacing and removing it take its
 passages with it; a file that cannot be used, or an upload whose embedding fails, leaves nothing behind."""
 
+import asyncio
 import re
 import threading
 from collections.abc import Sequence
@@ -71,6 +72,9 @@ class Embeddings:
 
     async def embed_one(self, text: str) -> Vectors:
         return await self.real.embed_one(text)
+
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        return asyncio.ensure_future(self.embed_one(text))
 
     async def aclose(self) -> None:
         """The shared model stays loaded for the other tests."""

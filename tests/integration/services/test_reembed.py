@@ -53,6 +53,9 @@ class HashEmbedder:
     async def embed_one(self, text: str) -> Vectors:
         return self.vector(text)
 
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        return asyncio.ensure_future(self.embed_one(text))
+
     async def aclose(self) -> None:
         pass
 
