@@ -7,8 +7,8 @@ three pages per row (4.4 ms for 2,000 memories), and the planner, which does not
 choosing that scan over the HNSW index (0.45 ms). With STORAGE MAIN the vector stays in the row, and moves out
 only if the row could not otherwise fit a page; the other columns still compress and move out first.
 
-Rows written before this migration keep their out-of-line vectors until they are rewritten (``python -m bot
-memory reembed`` or ``VACUUM FULL memories``); rows written after it are inline. Facts' vectors, compared in
+Rows written before this migration keep their out-of-line vectors until they are rewritten (``VACUUM FULL
+memories``, or re-embedding after a change of model); rows written after it are inline. Facts' vectors, compared in
 full for each reply, get the same storage.
 
 Revision ID: 0005
