@@ -211,9 +211,12 @@ class LocalEmbedder:
 
             async def loaded_then_embedded() -> Vectors:
                 await self.load()
-                return await self.start_one(text)
+                return await self._queue_one(text)
 
             return asyncio.ensure_future(loaded_then_embedded())
+        return self._queue_one(text)
+
+    def _queue_one(self, text: str) -> asyncio.Future[Vectors]:
         piece = _Piece([text], asyncio.get_running_loop().create_future(), urgent=True, single=True)
         self._enqueue([piece])
         return piece.future
