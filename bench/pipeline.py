@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
+from bot.heap import freeze_start_up_heap  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
 from bot.services.activity import ReplyActivity  # noqa: E402
@@ -231,6 +232,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             await asyncio.gather(*tasks)
             return own_ms, len(own_ms) / (time.perf_counter() - started)
 
+        freeze_start_up_heap()  # as `python -m bot run` does once it is wired (see bot/heap.py)
         await closed_loop(max(args.channels * 5, args.messages // 20))  # warm-up: caches, pools, JIT-free paths
         if writer is not None:
             await writer.flush()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.errors import HearthError
+from bot.heap import freeze_start_up_heap
 from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ async def _run(settings: Settings) -> int:
         raise HearthError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
     setup_logging(settings.log_level)
     container = await Container.create(settings)
+    freeze_start_up_heap()
     try:
         await run_bot(container)
     finally:
@@ -77,6 +79,7 @@ async def _chat(settings: Settings) -> int:
     from bot.terminal import chat
 
     container = await Container.create(settings)
+    freeze_start_up_heap()
     try:
         await chat(container)
     finally:
