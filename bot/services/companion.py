@@ -12,13 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import (
-    LearningRepository,
-    MoodRepository,
-    OpinionRepository,
-    RelationshipRepository,
-    StyleRepository,
-)
+from bot.db.repositories.companion import OpinionRepository, SpeakerStateRepository
 from bot.db.repositories.facts import FactRepository, FactRow
 from bot.db.types import utcnow
 from bot.domain import mood as moods
@@ -74,13 +68,13 @@ class CompanionContext:
         something to say); the facts are cut to their budget in whole lines."""
         now = self.clock()
         async with self.database.reading() as session:
-            allowed, _ = await LearningRepository(session).learning_allowed([user_id], guild_id)
-            opted_in = user_id in allowed
+            state = await SpeakerStateRepository(session).get(user_id, guild_id)
+            opted_in = state is not None and not state.learning_opt_out
             facts = await FactRepository(session).usable(user_id, guild_id=guild_id, now=now) if opted_in else []
-            relationship = await RelationshipRepository(session).get(user_id, guild_id) if opted_in else None
-            style = await StyleRepository(session).get(user_id) if opted_in else None
-            mood = await MoodRepository(session).get(guild_id)
             opinions = await OpinionRepository(session).get_many(guild_id, topics_in(text)) if text.strip() else {}
+        relationship = state.relationship if state is not None and opted_in else None
+        style = state.style if state is not None and opted_in else None
+        mood = state.mood if state is not None else None
 
         sections: dict[str, str] = {}
         if facts:

@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -48,6 +60,56 @@ def _in_place(column: Any, guild_id: int | None) -> ColumnElement[bool]:
     return condition
 
 
+_RELATIONSHIP_COLUMNS = (
+    UserRelationship.relationship_score,
+    UserRelationship.total_interactions,
+    UserRelationship.positive_interactions,
+    UserRelationship.negative_interactions,
+    UserRelationship.last_interaction_at,
+    UserRelationship.shared_references,
+)
+
+
+def _relationship(row: Any) -> Relationship:
+    """A row with ``_RELATIONSHIP_COLUMNS`` as a Relationship."""
+    references = row.shared_references or {}
+    return Relationship(
+        score=row.relationship_score,
+        interaction_count=row.total_interactions,
+        positive_count=row.positive_interactions,
+        negative_count=row.negative_interactions,
+        last_interaction_at=row.last_interaction_at,
+        nicknames=tuple(str(n) for n in references.get("nicknames", ())),
+        inside_jokes=tuple(str(j) for j in references.get("inside_jokes", ())),
+    )
+
+
+_STYLE_COLUMNS = (
+    UserCommunicationStyle.preferred_length,
+    UserCommunicationStyle.engagement_signals,
+    UserCommunicationStyle.preferred_formality,
+    UserCommunicationStyle.emoji_affinity,
+    UserCommunicationStyle.humor_affinity,
+    UserCommunicationStyle.detail_preference,
+    UserCommunicationStyle.samples_collected,
+)
+
+
+def _style(row: Any) -> CommunicationStyle:
+    """A row with ``_STYLE_COLUMNS`` as a CommunicationStyle."""
+    mean_words = (row.engagement_signals or {}).get("mean_words")
+    if mean_words is None:  # only the label is known: start from a typical length for it
+        mean_words = TYPICAL_WORDS.get(row.preferred_length, TYPICAL_WORDS["medium"])
+    return CommunicationStyle(
+        mean_words=float(mean_words),
+        formality=row.preferred_formality,
+        emoji_usage=row.emoji_affinity,
+        humor=row.humor_affinity,
+        detail=row.detail_preference,
+        sample_count=row.samples_collected,
+    )
+
+
 class RelationshipRepository:
     """Hearth and one user, per guild (``guild_id`` None: DMs)."""
 
@@ -55,27 +117,11 @@ class RelationshipRepository:
         self.session = session
 
     async def get(self, user_id: int, guild_id: int | None) -> Relationship | None:
-        statement = select(
-            UserRelationship.relationship_score,
-            UserRelationship.total_interactions,
-            UserRelationship.positive_interactions,
-            UserRelationship.negative_interactions,
-            UserRelationship.last_interaction_at,
-            UserRelationship.shared_references,
-        ).where(UserRelationship.user_id == user_id, _in_place(UserRelationship.guild_id, guild_id))
-        row = (await self.session.execute(statement)).one_or_none()
-        if row is None:
-            return None
-        references = row.shared_references or {}
-        return Relationship(
-            score=row.relationship_score,
-            interaction_count=row.total_interactions,
-            positive_count=row.positive_interactions,
-            negative_count=row.negative_interactions,
-            last_interaction_at=row.last_interaction_at,
-            nicknames=tuple(str(n) for n in references.get("nicknames", ())),
-            inside_jokes=tuple(str(j) for j in references.get("inside_jokes", ())),
+        statement = select(*_RELATIONSHIP_COLUMNS).where(
+            UserRelationship.user_id == user_id, _in_place(UserRelationship.guild_id, guild_id)
         )
+        row = (await self.session.execute(statement)).one_or_none()
+        return None if row is None else _relationship(row)
 
     async def save(
         self, user_id: int, guild_id: int | None, state: Relationship, *, message_length: float | None = None
@@ -195,6 +241,19 @@ class MoodRepository:
         return [(row[0], Mood(row[1], row[2]), row[3]) for row in rows]
 
 
+# Built once, as every reply reads it: the place as the unique index spells it (0 for DMs), and the topics.
+_OPINIONS = select(
+    BotOpinion.topic,
+    BotOpinion.sentiment,
+    BotOpinion.interest_level,
+    BotOpinion.discussion_count,
+    BotOpinion.formed_at,
+    BotOpinion.last_reinforced_at,
+).where(
+    _place_key(BotOpinion.guild_id) == bindparam("place"), BotOpinion.topic.in_(bindparam("topics", expanding=True))
+)
+
+
 class OpinionRepository:
     """Hearth's opinions per guild (``guild_id`` None: DMs); topics are stored normalised (lower-case)."""
 
@@ -206,14 +265,8 @@ class OpinionRepository:
         names = sorted({normalize_topic(topic) for topic in topics} - {""})
         if not names:
             return {}
-        statement = select(
-            BotOpinion.topic,
-            BotOpinion.sentiment,
-            BotOpinion.interest_level,
-            BotOpinion.discussion_count,
-            BotOpinion.formed_at,
-            BotOpinion.last_reinforced_at,
-        ).where(_in_place(BotOpinion.guild_id, guild_id), BotOpinion.topic.in_(names))
+        connection = await self.session.connection()
+        result = await connection.execute(_OPINIONS, {"place": guild_id or 0, "topics": names})
         return {
             row.topic: Opinion(
                 topic=row.topic,
@@ -223,7 +276,7 @@ class OpinionRepository:
                 formed_at=row.formed_at,
                 last_discussed_at=row.last_reinforced_at,
             )
-            for row in (await self.session.execute(statement)).all()
+            for row in result.all()
         }
 
     async def save(self, guild_id: int | None, opinion: Opinion) -> None:
@@ -263,29 +316,9 @@ class StyleRepository:
         self.session = session
 
     async def get(self, user_id: int) -> CommunicationStyle | None:
-        statement = select(
-            UserCommunicationStyle.preferred_length,
-            UserCommunicationStyle.engagement_signals,
-            UserCommunicationStyle.preferred_formality,
-            UserCommunicationStyle.emoji_affinity,
-            UserCommunicationStyle.humor_affinity,
-            UserCommunicationStyle.detail_preference,
-            UserCommunicationStyle.samples_collected,
-        ).where(UserCommunicationStyle.user_id == user_id)
+        statement = select(*_STYLE_COLUMNS).where(UserCommunicationStyle.user_id == user_id)
         row = (await self.session.execute(statement)).one_or_none()
-        if row is None:
-            return None
-        mean_words = (row.engagement_signals or {}).get("mean_words")
-        if mean_words is None:  # only the label is known: start from a typical length for it
-            mean_words = TYPICAL_WORDS.get(row.preferred_length, TYPICAL_WORDS["medium"])
-        return CommunicationStyle(
-            mean_words=float(mean_words),
-            formality=row.preferred_formality,
-            emoji_usage=row.emoji_affinity,
-            humor=row.humor_affinity,
-            detail=row.detail_preference,
-            sample_count=row.samples_collected,
-        )
+        return None if row is None else _style(row)
 
     async def save(self, user_id: int, style: CommunicationStyle) -> None:
         """Insert or replace the user's style. ``engagement_signals`` belongs to this repository (written whole)."""
@@ -319,6 +352,72 @@ class StyleRepository:
                     )
                 },
             )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerState:
+    """What a reply reads about its speaker here, and Hearth's mood here."""
+
+    learning_opt_out: bool
+    relationship: Relationship | None
+    style: CommunicationStyle | None
+    mood: tuple[Mood, datetime] | None  # and when it was last set
+
+
+def _speaker_state_statement() -> Select[*tuple[Any, ...]]:
+    """One statement for what would otherwise be four reads on every reply (opt-out, relationship, style,
+    mood): the user's row, with each of the others joined when it exists. ``:place`` is the guild's row id,
+    0 for DMs, matched as the unique indexes spell it (``coalesce(guild_id, 0)``)."""
+    users, preferences = User.__table__, UserPreferences.__table__
+    relationships, styles, states = UserRelationship.__table__, UserCommunicationStyle.__table__, BotState.__table__
+    place: BindParameter[int] = bindparam("place")
+    return (
+        select(
+            preferences.c.learning_opt_out,
+            relationships.c.id.label("relationship_id"),
+            *(relationships.c[column.key] for column in _RELATIONSHIP_COLUMNS),
+            styles.c.id.label("style_id"),
+            *(styles.c[column.key] for column in _STYLE_COLUMNS),
+            states.c.id.label("state_id"),
+            states.c.mood_valence,
+            states.c.mood_arousal,
+            states.c.mood_updated_at,
+        )
+        .select_from(
+            users.outerjoin(preferences, preferences.c.user_id == users.c.id)
+            .outerjoin(
+                relationships,
+                and_(relationships.c.user_id == users.c.id, _place_key(relationships.c.guild_id) == place),
+            )
+            .outerjoin(styles, styles.c.user_id == users.c.id)
+            .outerjoin(states, _place_key(states.c.guild_id) == place)
+        )
+        .where(users.c.id == bindparam("user_id"))
+    )
+
+
+# Built once: a statement made per call costs more of the event loop than PostgreSQL spends running it.
+_SPEAKER_STATE = _speaker_state_statement()
+
+
+class SpeakerStateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int, guild_id: int | None) -> SpeakerState | None:
+        """The speaker's state in this guild (``guild_id`` None: DMs) in one round trip; None if there is no
+        such user (any more)."""
+        connection = await self.session.connection()
+        result = await connection.execute(_SPEAKER_STATE, {"user_id": user_id, "place": guild_id or 0})
+        row = result.one_or_none()
+        if row is None:
+            return None
+        return SpeakerState(
+            learning_opt_out=bool(row.learning_opt_out),
+            relationship=None if row.relationship_id is None else _relationship(row),
+            style=None if row.style_id is None else _style(row),
+            mood=None if row.state_id is None else (Mood(row.mood_valence, row.mood_arousal), row.mood_updated_at),
         )
 
 

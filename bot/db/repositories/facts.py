@@ -7,8 +7,9 @@ successor) so history stays. Where a fact was learned is where it may be used (s
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import FactAssociation, UserFact
@@ -75,16 +76,31 @@ _ROW_COLUMNS = (
 )  # a FactRow, in order
 
 
-def _current(now: datetime) -> ColumnElement[bool]:
+def _current(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """Active and not past its expiry."""
     return and_(UserFact.is_active.is_(True), or_(UserFact.expiry_date.is_(None), UserFact.expiry_date > now))
 
 
-def _place(guild_id: int | None) -> ColumnElement[bool]:
+def _place(guild_id: int | BindParameter[int] | None) -> ColumnElement[bool]:
     """Facts that may be used in a guild (its own and global ones) or in DMs (DM and global ones)."""
     if guild_id is None:
         return UserFact.scope.in_(("dm", "global"))
     return or_(and_(UserFact.scope == "guild", UserFact.guild_id == guild_id), UserFact.scope == "global")
+
+
+def _usable_statement(*, in_guild: bool) -> Select[*tuple[Any, ...]]:
+    """:meth:`FactRepository.usable` for a guild or for DMs, built once: every reply reads it (parameters
+    ``user_id``, ``guild_id``, ``now``)."""
+    place = _place(bindparam("guild_id") if in_guild else None)
+    return (
+        select(*_ROW_COLUMNS)
+        .where(UserFact.user_id == bindparam("user_id"), _current(bindparam("now")), place)
+        .order_by(UserFact.learned_at, UserFact.id)
+    )
+
+
+_USABLE_IN_GUILD = _usable_statement(in_guild=True)
+_USABLE_IN_DMS = _usable_statement(in_guild=False)
 
 
 class FactRepository:
@@ -99,7 +115,10 @@ class FactRepository:
         """The user's current facts that may be used here (``guild_id`` None: in DMs), oldest first: in a
         guild, those learned in that guild and global ones; in DMs, DM and global ones. Never another
         guild's facts, never DM facts in a guild."""
-        return await self._rows(UserFact.user_id == user_id, _current(now), _place(guild_id))
+        statement = _USABLE_IN_DMS if guild_id is None else _USABLE_IN_GUILD
+        connection = await self.session.connection()
+        result = await connection.execute(statement, {"user_id": user_id, "guild_id": guild_id, "now": now})
+        return [FactRow(*tuple(row)) for row in result.all()]
 
     async def add(self, fact: NewFact, vector: FloatVector | None, model: str | None) -> int:
         """Insert a current fact (with its embedding, made by ``model``, when given); returns its id."""

@@ -3,9 +3,10 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
-from sqlalchemy import ColumnElement, TextualSelect, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Table, TextualSelect, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
@@ -158,6 +159,18 @@ def _not_embedded_with(model: str) -> ColumnElement[bool]:
     return Memory.embedding_model.is_(None) | (Memory.embedding_model != model)
 
 
+# Every reply marks what it recalled (built once; ``ids`` expands to one parameter per memory).
+_MEMORIES = cast(Table, Memory.__table__)
+_TOUCH = (
+    update(_MEMORIES)
+    .where(
+        _MEMORIES.c.id.in_(bindparam("ids", expanding=True)),
+        _MEMORIES.c.last_accessed_at < bindparam("marked_before"),
+    )
+    .values(last_accessed_at=bindparam("now"))
+)
+
+
 class MemoryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -281,9 +294,10 @@ class MemoryRepository:
         Only the rarest words are looked up (:data:`WORD_SEARCH_BUDGET`, see
         :func:`~bot.domain.recall.words_to_search`); the others still score the memories found. The vector
         search weighs every word."""
+        connection = await self.session.connection()  # plain statements: none of the ORM's bookkeeping
         counts = {
             str(lexeme): int(documents)
-            for lexeme, documents in await self.session.execute(_WORD_COUNTS, {"query": " ".join(terms)})
+            for lexeme, documents in await connection.execute(_WORD_COUNTS, {"query": " ".join(terms)})
         }
         total = counts.pop("", 0)
         searched = words_to_search(counts, WORD_SEARCH_BUDGET)
@@ -301,7 +315,7 @@ class MemoryRepository:
             statement, parameters["guild_id"] = _BM25_IN_GUILD, scope.guild_id
         else:
             statement, parameters["user_id"] = _BM25_IN_DMS, scope.user_id
-        return [MemoryRow(*row) for row in (await self.session.execute(statement, parameters)).all()]
+        return [MemoryRow(*row) for row in (await connection.execute(statement, parameters)).all()]
 
     async def messages_without_memory(self, *, limit: int) -> list[NewMemory]:
         """Stored user and assistant messages that have no memory yet (the newest ``limit``), oldest first, as
@@ -382,8 +396,7 @@ class MemoryRepository:
         within :data:`RECALL_MARK_RESOLUTION` is left as it is. Every mark rewrites the whole row, vector and
         index entries included, which cost more than the reply it followed when done at each recall."""
         if ids:
-            await self.session.execute(
-                update(Memory)
-                .where(Memory.id.in_(ids), Memory.last_accessed_at < now - RECALL_MARK_RESOLUTION)
-                .values(last_accessed_at=now)
+            connection = await self.session.connection()  # no ORM bookkeeping: no memory is loaded as an object
+            await connection.execute(
+                _TOUCH, {"ids": list(ids), "now": now, "marked_before": now - RECALL_MARK_RESOLUTION}
             )

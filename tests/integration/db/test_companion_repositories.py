@@ -28,6 +28,8 @@ from bot.db.repositories.companion import (
     MoodRepository,
     OpinionRepository,
     RelationshipRepository,
+    SpeakerState,
+    SpeakerStateRepository,
     StyleRepository,
 )
 from bot.db.repositories.conversations import ConversationRepository
@@ -413,6 +415,33 @@ async def test_a_style_stored_without_mean_words_starts_from_its_label(db: Datab
     async with db.session() as session:
         style = await StyleRepository(session).get(ana)
     assert style is not None and (style.preferred_length, style.sample_count) == ("short", 4)
+
+
+async def test_a_speakers_state_is_read_at_once_for_the_place_asked_about(db: Database) -> None:
+    ana, bo = await _user(db, 1, "ana"), await _user(db, 2, "bo")
+    guild, other = await _guild(db, 100, "A"), await _guild(db, 200, "B")
+    in_dms = Relationship(
+        score=30.0, interaction_count=4, positive_count=3, last_interaction_at=T0, nicknames=("Annie",)
+    )
+    in_guild = Relationship(score=55.0, interaction_count=9, positive_count=7, last_interaction_at=T0)
+    style = CommunicationStyle(mean_words=7.5, formality=0.2, emoji_usage=0.9, humor=0.7, detail=0.1, sample_count=3)
+    async with db.session() as session:
+        assert await SpeakerStateRepository(session).get(ana, guild) == SpeakerState(False, None, None, None)
+        assert await SpeakerStateRepository(session).get(ana + bo + 1, guild) is None  # no such user
+        await RelationshipRepository(session).save(ana, None, in_dms)
+        await RelationshipRepository(session).save(ana, guild, in_guild)
+        await StyleRepository(session).save(ana, style)
+        await MoodRepository(session).save(None, Mood(0.2, -0.1), at=T0)
+        await MoodRepository(session).save(guild, Mood(-0.5, 0.5), at=T0 + timedelta(hours=1))
+        (await UserRepository(session).preferences(bo)).learning_opt_out = True
+    async with db.session() as session:
+        state = SpeakerStateRepository(session)
+        assert await state.get(ana, guild) == SpeakerState(
+            False, in_guild, style, (Mood(-0.5, 0.5), T0 + timedelta(hours=1))
+        )
+        assert await state.get(ana, None) == SpeakerState(False, in_dms, style, (Mood(0.2, -0.1), T0))
+        assert await state.get(ana, other) == SpeakerState(False, None, style, None)  # nothing of guild A's there
+        assert await state.get(bo, guild) == SpeakerState(True, None, None, (Mood(-0.5, 0.5), T0 + timedelta(hours=1)))
 
 
 # --- learning ------------------------------------------------------------------------------------------------
