@@ -14,7 +14,9 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    Text,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -38,7 +41,7 @@ from bot.db.models import (
     UserPreferences,
     UserRelationship,
 )
-from bot.db.repositories._dialect import insert_for
+from bot.db.repositories._dialect import dialect_name, insert_for
 from bot.db.repositories._names import shown_name
 from bot.db.types import utcnow
 from bot.domain.mood import Mood
@@ -241,17 +244,22 @@ class MoodRepository:
         return [(row[0], Mood(row[1], row[2]), row[3]) for row in rows]
 
 
-# Built once, as every reply reads it: the place as the unique index spells it (0 for DMs), and the topics.
-_OPINIONS = select(
-    BotOpinion.topic,
-    BotOpinion.sentiment,
-    BotOpinion.interest_level,
-    BotOpinion.discussion_count,
-    BotOpinion.formed_at,
-    BotOpinion.last_reinforced_at,
-).where(
-    _place_key(BotOpinion.guild_id) == bindparam("place"), BotOpinion.topic.in_(bindparam("topics", expanding=True))
-)
+def _opinions_statement(*, topics: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    return select(
+        BotOpinion.topic,
+        BotOpinion.sentiment,
+        BotOpinion.interest_level,
+        BotOpinion.discussion_count,
+        BotOpinion.formed_at,
+        BotOpinion.last_reinforced_at,
+    ).where(_place_key(BotOpinion.guild_id) == bindparam("place"), topics)
+
+
+# Built once, as every reply reads them: the place as the unique index spells it (0 for DMs), and the topics:
+# a message's dozens of word runs as one array on PostgreSQL (one statement, whatever their number), expanded
+# to one parameter each on SQLite.
+_OPINIONS_POSTGRESQL = _opinions_statement(topics=BotOpinion.topic == any_(bindparam("topics", type_=ARRAY(Text))))
+_OPINIONS_SQLITE = _opinions_statement(topics=BotOpinion.topic.in_(bindparam("topics", expanding=True)))
 
 
 class OpinionRepository:
@@ -266,7 +274,8 @@ class OpinionRepository:
         if not names:
             return {}
         connection = await self.session.connection()
-        result = await connection.execute(_OPINIONS, {"place": guild_id or 0, "topics": names})
+        statement = _OPINIONS_POSTGRESQL if dialect_name(self.session) == "postgresql" else _OPINIONS_SQLITE
+        result = await connection.execute(statement, {"place": guild_id or 0, "topics": names})
         return {
             row.topic: Opinion(
                 topic=row.topic,
