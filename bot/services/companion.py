@@ -69,12 +69,13 @@ class CompanionContext:
         now = self.clock()
         async with self.database.reading() as session:
             state = await SpeakerStateRepository(session).get(user_id, guild_id)
-            opted_in = state is not None and not state.learning_opt_out
-            facts = await FactRepository(session).usable(user_id, guild_id=guild_id, now=now) if opted_in else []
+            # Nothing learned about someone who opted out (or is gone) reaches a prompt.
+            known = state if state is not None and not state.learning_opt_out else None
+            facts = await FactRepository(session).usable(user_id, guild_id=guild_id, now=now) if known else []
             opinions = await OpinionRepository(session).get_many(guild_id, topics_in(text)) if text.strip() else {}
-        relationship = state.relationship if state is not None and opted_in else None
-        style = state.style if state is not None and opted_in else None
-        mood = state.mood if state is not None else None
+        relationship = known.relationship if known else None
+        style = known.style if known else None
+        mood = state.mood if state else None
 
         sections: dict[str, str] = {}
         if facts:
