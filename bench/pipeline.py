@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
-from bot.heap import freeze_start_up_heap  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
+from bot.heap import freeze_start_up_heap  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
 from bot.services.activity import ReplyActivity  # noqa: E402
 from bot.services.companion import CompanionContext  # noqa: E402
