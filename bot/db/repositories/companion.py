@@ -43,6 +43,7 @@ from bot.db.models import (
 )
 from bot.db.repositories._dialect import dialect_name, insert_for
 from bot.db.repositories._names import shown_name
+from bot.db.repositories._plain import execute_plain
 from bot.db.types import utcnow
 from bot.domain.mood import Mood
 from bot.domain.opinions import Opinion, normalize_topic
@@ -273,9 +274,8 @@ class OpinionRepository:
         names = sorted({normalize_topic(topic) for topic in topics} - {""})
         if not names:
             return {}
-        connection = await self.session.connection()
         statement = _OPINIONS_POSTGRESQL if dialect_name(self.session) == "postgresql" else _OPINIONS_SQLITE
-        result = await connection.execute(statement, {"place": guild_id or 0, "topics": names})
+        result = await execute_plain(self.session, statement, {"place": guild_id or 0, "topics": names})
         return {
             row.topic: Opinion(
                 topic=row.topic,
@@ -417,8 +417,7 @@ class SpeakerStateRepository:
     async def get(self, user_id: int, guild_id: int | None) -> SpeakerState | None:
         """The speaker's state in this guild (``guild_id`` None: DMs) in one round trip; None if there is no
         such user (any more)."""
-        connection = await self.session.connection()
-        result = await connection.execute(_SPEAKER_STATE, {"user_id": user_id, "place": guild_id or 0})
+        result = await execute_plain(self.session, _SPEAKER_STATE, {"user_id": user_id, "place": guild_id or 0})
         row = result.one_or_none()
         if row is None:
             return None

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import FactAssociation, UserFact
 from bot.db.repositories._dialect import insert_for
+from bot.db.repositories._plain import execute_plain
 from bot.db.types import FloatVector
 
 
@@ -116,8 +117,7 @@ class FactRepository:
         guild, those learned in that guild and global ones; in DMs, DM and global ones. Never another
         guild's facts, never DM facts in a guild."""
         statement = _USABLE_IN_DMS if guild_id is None else _USABLE_IN_GUILD
-        connection = await self.session.connection()
-        result = await connection.execute(statement, {"user_id": user_id, "guild_id": guild_id, "now": now})
+        result = await execute_plain(self.session, statement, {"user_id": user_id, "guild_id": guild_id, "now": now})
         return [FactRow(*tuple(row)) for row in result.all()]
 
     async def add(self, fact: NewFact, vector: FloatVector | None, model: str | None) -> int:

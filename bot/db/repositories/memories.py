@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import Conversation, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories._names import shown_name
+from bot.db.repositories._plain import execute_plain
 from bot.db.types import Embedding, FloatVector
 from bot.domain.memory_text import search_text
 from bot.domain.recall import RecallScope, inverse_document_frequency, words_to_search
@@ -245,9 +246,7 @@ class MemoryRepository:
                 statement, parameters["guild_id"] = _NEAREST_IN_GUILD, scope.guild_id
             else:
                 statement, parameters["user_id"] = _NEAREST_IN_DMS, scope.user_id
-            # On the session's connection: a plain statement needs none of the ORM's bookkeeping.
-            connection = await self.session.connection()
-            return [MemoryRow(*row) for row in (await connection.execute(statement, parameters)).all()]
+            return [MemoryRow(*row) for row in (await execute_plain(self.session, statement, parameters)).all()]
         conditions = [scope_filter(scope), Memory.embedding_model == model]
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
@@ -294,10 +293,9 @@ class MemoryRepository:
         Only the rarest words are looked up (:data:`WORD_SEARCH_BUDGET`, see
         :func:`~bot.domain.recall.words_to_search`); the others still score the memories found. The vector
         search weighs every word."""
-        connection = await self.session.connection()  # plain statements: none of the ORM's bookkeeping
         counts = {
             str(lexeme): int(documents)
-            for lexeme, documents in await connection.execute(_WORD_COUNTS, {"query": " ".join(terms)})
+            for lexeme, documents in await execute_plain(self.session, _WORD_COUNTS, {"query": " ".join(terms)})
         }
         total = counts.pop("", 0)
         searched = words_to_search(counts, WORD_SEARCH_BUDGET)
@@ -315,7 +313,7 @@ class MemoryRepository:
             statement, parameters["guild_id"] = _BM25_IN_GUILD, scope.guild_id
         else:
             statement, parameters["user_id"] = _BM25_IN_DMS, scope.user_id
-        return [MemoryRow(*row) for row in (await connection.execute(statement, parameters)).all()]
+        return [MemoryRow(*row) for row in (await execute_plain(self.session, statement, parameters)).all()]
 
     async def messages_without_memory(self, *, limit: int) -> list[NewMemory]:
         """Stored user and assistant messages that have no memory yet (the newest ``limit``), oldest first, as
@@ -396,7 +394,5 @@ class MemoryRepository:
         within :data:`RECALL_MARK_RESOLUTION` is left as it is. Every mark rewrites the whole row, vector and
         index entries included, which cost more than the reply it followed when done at each recall."""
         if ids:
-            connection = await self.session.connection()  # no ORM bookkeeping: no memory is loaded as an object
-            await connection.execute(
-                _TOUCH, {"ids": list(ids), "now": now, "marked_before": now - RECALL_MARK_RESOLUTION}
-            )
+            parameters = {"ids": list(ids), "now": now, "marked_before": now - RECALL_MARK_RESOLUTION}
+            await execute_plain(self.session, _TOUCH, parameters)
