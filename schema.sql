@@ -575,4 +575,71 @@ ALTER TABLE user_facts ALTER COLUMN embedding SET STORAGE MAIN;
 
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 
+-- Running upgrade 0005 -> 0006
+
+DELETE FROM bot_states WHERE guild_id IS NULL;
+
+DELETE FROM bot_opinions WHERE guild_id IS NULL;
+
+DROP INDEX uq_bot_states_guild_id;
+
+DROP INDEX uq_bot_opinions_guild_id_topic;
+
+ALTER TABLE bot_states ADD COLUMN dm_user_id BIGINT;
+
+ALTER TABLE bot_states ADD CONSTRAINT fk_bot_states_dm_user_id_users FOREIGN KEY(dm_user_id) REFERENCES users (id) ON DELETE CASCADE;
+
+CREATE INDEX ix_bot_states_dm_user_id ON bot_states (dm_user_id);
+
+ALTER TABLE bot_opinions ADD COLUMN dm_user_id BIGINT;
+
+ALTER TABLE bot_opinions ADD CONSTRAINT fk_bot_opinions_dm_user_id_users FOREIGN KEY(dm_user_id) REFERENCES users (id) ON DELETE CASCADE;
+
+CREATE INDEX ix_bot_opinions_dm_user_id ON bot_opinions (dm_user_id);
+
+ALTER TABLE mood_history ADD COLUMN dm_user_id BIGINT;
+
+ALTER TABLE mood_history ADD CONSTRAINT fk_mood_history_dm_user_id_users FOREIGN KEY(dm_user_id) REFERENCES users (id) ON DELETE CASCADE;
+
+CREATE INDEX ix_mood_history_dm_user_id ON mood_history (dm_user_id);
+
+UPDATE mood_history SET dm_user_id = trigger_user_id WHERE guild_id IS NULL;
+
+DELETE FROM mood_history WHERE guild_id IS NULL AND dm_user_id IS NULL;
+
+ALTER TABLE bot_states ADD CONSTRAINT ck_bot_states_one_place CHECK ((guild_id IS NULL) <> (dm_user_id IS NULL));
+
+ALTER TABLE bot_opinions ADD CONSTRAINT ck_bot_opinions_one_place CHECK ((guild_id IS NULL) <> (dm_user_id IS NULL));
+
+ALTER TABLE mood_history ADD CONSTRAINT ck_mood_history_one_place CHECK ((guild_id IS NULL) <> (dm_user_id IS NULL));
+
+CREATE UNIQUE INDEX uq_bot_states_place ON bot_states (coalesce(guild_id, 0), coalesce(dm_user_id, 0));
+
+CREATE UNIQUE INDEX uq_bot_opinions_place_topic ON bot_opinions (coalesce(guild_id, 0), coalesce(dm_user_id, 0), topic);
+
+CREATE TABLE bot_opinion_sources (
+    id BIGSERIAL NOT NULL,
+    opinion_id BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_bot_opinion_sources PRIMARY KEY (id),
+    CONSTRAINT fk_bot_opinion_sources_opinion_id_bot_opinions FOREIGN KEY(opinion_id) REFERENCES bot_opinions (id) ON DELETE CASCADE,
+    CONSTRAINT fk_bot_opinion_sources_user_id_users FOREIGN KEY(user_id) REFERENCES users (id) ON DELETE CASCADE,
+    CONSTRAINT uq_bot_opinion_sources_opinion_id_user_id UNIQUE (opinion_id, user_id)
+);
+
+CREATE INDEX ix_bot_opinion_sources_user_id ON bot_opinion_sources (user_id);
+
+CREATE OR REPLACE FUNCTION memory_words_apply(lexemes TEXT[], changes BIGINT[])
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO memory_words AS words (lexeme, documents)
+    SELECT lexeme, change FROM unnest(lexemes, changes) AS c(lexeme, change) WHERE change <> 0 ORDER BY lexeme
+    ON CONFLICT (lexeme) DO UPDATE SET documents = words.documents + excluded.documents;
+    DELETE FROM memory_words WHERE lexeme = ANY(lexemes) AND documents <= 0
+$$;
+
+DELETE FROM memory_words WHERE documents <= 0;
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
 COMMIT;

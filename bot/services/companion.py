@@ -3,7 +3,8 @@ opinions on the topics at hand and the speaker's way of writing.
 
 Only what may be used here reaches a prompt: the speaker's facts from this place (this guild, or DMs) and the
 ones they made global; nothing learned about someone who opted out. Mood and opinions are Hearth's own, per
-guild (and one set for DMs).
+guild and per DM: each user's DM is a place of its own (``StatePlace``), so what Hearth came to feel or think in
+one person's DM never reaches another's.
 """
 
 import re
@@ -20,6 +21,7 @@ from bot.domain import relationship as relationships
 from bot.domain.budget import take_lines_within
 from bot.domain.facts import StoredFact, fact_line, prompt_order
 from bot.domain.opinions import normalize_topic, voice
+from bot.domain.place import StatePlace
 from bot.domain.style import guidance
 from bot.llm.embeddings import Vectors, cosine_to
 
@@ -72,7 +74,8 @@ class CompanionContext:
             # Nothing learned about someone who opted out (or is gone) reaches a prompt.
             known = state if state is not None and not state.learning_opt_out else None
             facts = await FactRepository(session).usable(user_id, guild_id=guild_id, now=now) if known else []
-            opinions = await OpinionRepository(session).get_many(guild_id, topics_in(text)) if text.strip() else {}
+            place = StatePlace.of(guild_id, user_id)
+            opinions = await OpinionRepository(session).get_many(place, topics_in(text)) if text.strip() else {}
         relationship = known.relationship if known else None
         style = known.style if known else None
         mood = state.mood if state else None

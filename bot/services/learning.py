@@ -57,6 +57,7 @@ from bot.domain.facts import (
     refreshed_confidence,
 )
 from bot.domain.opinions import after_discussion, normalize_topic
+from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
@@ -464,14 +465,17 @@ class Learner:
                         await self._associate(fact_repo, new_id, fact.type, vector, guild_id, user_id, now)
 
                 await self._relationships(session, by_user, extraction, names, guild_id, now)
-                await self._mood(session, guild_id, extraction, baseline, user_messages, now)
-                opinions = OpinionRepository(session)
-                topics = {normalize_topic(t.name): t.sentiment for t in extraction.topics if normalize_topic(t.name)}
-                current = await opinions.get_many(guild_id, list(topics))
-                for topic, sentiment in topics.items():
-                    await opinions.save(
-                        guild_id, after_discussion(current.get(topic), topic=topic, sentiment=sentiment, at=now)
-                    )
+                place = _place_of(messages)
+                if place is not None:  # Hearth's own mood and opinions: this guild's, or this one DM's
+                    await self._mood(session, place, extraction, baseline, user_messages, now)
+                    opinions = OpinionRepository(session)
+                    topics = {
+                        normalize_topic(t.name): t.sentiment for t in extraction.topics if normalize_topic(t.name)
+                    }
+                    current = await opinions.get_many(place, list(topics))
+                    for topic, sentiment in topics.items():
+                        opinion = after_discussion(current.get(topic), topic=topic, sentiment=sentiment, at=now)
+                        await opinions.save(place, opinion, sources=sorted(by_user))
                 events = EventRepository(session)
                 await self._cancel_follow_ups_brought_up(events, by_user)
                 for follow_up in extraction.follow_ups:
@@ -570,29 +574,39 @@ class Learner:
     async def _mood(
         self,
         session: AsyncSession,
-        guild_id: int | None,
+        place: StatePlace,
         extraction: Extraction,
         baseline: moods.Mood,
         user_messages: Sequence[UnlearnedMessage],
         now: datetime,
     ) -> None:
         repo = MoodRepository(session)
-        stored = await repo.get(guild_id)
+        stored = await repo.get(place)
         before = baseline if stored is None else moods.decayed(stored[0], baseline=baseline, elapsed=now - stored[1])
         after = moods.nudged(before, sentiment=extraction.sentiment, intensity=extraction.intensity, baseline=baseline)
-        await repo.save(guild_id, after, at=now)
+        await repo.save(place, after, at=now)
         # Significant: far enough from the last mood written to the history (or the baseline), so a slow drift
         # of small steps is recorded too.
-        if moods.is_significant_change(await repo.last_recorded(guild_id) or baseline, after):
+        if moods.is_significant_change(await repo.last_recorded(place) or baseline, after):
             trigger = user_messages[-1].user_id if user_messages else None
             await repo.record_change(
-                guild_id,
+                place,
                 after,
                 at=now,
                 trigger_type="conversation",
                 user_id=trigger,
                 description=f"felt {moods.mood_name(after)} after a conversation",
             )
+
+
+def _place_of(messages: Sequence[UnlearnedMessage]) -> StatePlace | None:
+    """Where the batch was said: its guild, or the DM of the user it belongs to (None: a DM whose user is
+    unknown, which holds no state of Hearth's)."""
+    last = messages[-1]
+    if last.guild_id is not None:
+        return StatePlace(guild_id=last.guild_id)
+    owner = last.dm_user_id or next((m.user_id for m in messages if m.role == "user" and m.user_id), None)
+    return None if owner is None else StatePlace(dm_user_id=owner)
 
 
 def _user_for(speaker: str, names: dict[str, int]) -> int | None:

@@ -1,6 +1,7 @@
 """Housekeeping the scheduler runs and the owner can run by hand: each a plain method returning a count.
 
-- mood decay (hourly): every stored mood moves toward its persona's baseline for the time since it was set;
+- mood decay (hourly): every stored mood (each guild's, each DM's) moves toward its persona's baseline for the
+  time since it was set;
 - closing idle conversations and writing their summaries (``ConversationSummaries.close_idle``);
 - fact expiry: facts past their expiry date stop being current (kept, with ``valid_to``);
 - pruning: message memories older than the retention period, never recalled since and of ordinary
@@ -53,9 +54,9 @@ class Maintenance:
         async with self.database.session() as session:
             repo = MoodRepository(session)
             states = await repo.all_states()
-            for guild_id, mood, since in states:
-                baseline = moods.baseline_of((await self.personas.for_guild(guild_id)).config)
-                await repo.save(guild_id, moods.decayed(mood, baseline=baseline, elapsed=now - since), at=now)
+            for place, mood, since in states:
+                baseline = moods.baseline_of((await self.personas.for_guild(place.guild_id)).config)
+                await repo.save(place, moods.decayed(mood, baseline=baseline, elapsed=now - since), at=now)
         return len(states)
 
     async def close_idle_conversations(self) -> int:

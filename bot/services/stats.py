@@ -16,6 +16,7 @@ from bot.db.repositories.personas import PersonaRepository
 from bot.db.repositories.stats import GuildTokens, StatsRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
+from bot.domain.place import StatePlace
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +56,10 @@ def start_of_month(moment: datetime) -> datetime:
     return start_of_day(moment).replace(day=1)
 
 
-async def _mood_now(session: AsyncSession, guild_id: int | None, now: datetime) -> MoodNow:
+async def _mood_now(session: AsyncSession, place: StatePlace, now: datetime) -> MoodNow:
     """The stored mood decayed to ``now`` toward the place's persona baseline (the baseline if none is stored)."""
-    stored = await MoodRepository(session).get(guild_id)
-    persona = await PersonaRepository(session).default_for(guild_id)
+    stored = await MoodRepository(session).get(place)
+    persona = await PersonaRepository(session).default_for(place.guild_id)
     baseline = moods.baseline_of(persona.config if persona is not None else {})
     if stored is None:
         return MoodNow(baseline.valence, baseline.arousal, moods.mood_name(baseline), None)
@@ -79,7 +80,7 @@ class StatsService:
             counts = await stats.guild_counts(guild_id)
             today = await stats.tokens_since(guild_id, start_of_day(now))
             month = await stats.tokens_since(guild_id, start_of_month(now))
-            mood = await _mood_now(session, guild_id, now)
+            mood = await _mood_now(session, StatePlace(guild_id=guild_id), now)
         return GuildStats(
             guild_id=guild_id,
             messages=counts.messages,
@@ -89,10 +90,10 @@ class StatsService:
             mood=mood,
         )
 
-    async def mood(self, guild_id: int | None) -> MoodNow:
-        """Hearth's mood in the guild (row id; None: DMs) right now."""
+    async def mood(self, guild_id: int | None, user_id: int) -> MoodNow:
+        """Hearth's mood right now where ``user_id`` (row id) asks: the guild (row id), or (None) their own DM."""
         async with self.database.reading() as session:
-            return await _mood_now(session, guild_id, self.clock())
+            return await _mood_now(session, StatePlace.of(guild_id, user_id), self.clock())
 
     async def usage(self, since: datetime) -> list[GuildTokens]:
         """Tokens per guild since ``since``, most first; DMs are one line with ``guild_id`` None."""

@@ -2,6 +2,7 @@
 
 from bot.db.base import Base
 from bot.db.models.bot_opinion import BotOpinion
+from bot.db.models.bot_opinion_source import BotOpinionSource
 from bot.db.models.bot_state import BotState
 from bot.db.models.conversation import Conversation
 from bot.db.models.fact_association import FactAssociation
@@ -23,6 +24,7 @@ from bot.db.models.user_relationship import UserRelationship
 __all__ = [
     "Base",
     "BotOpinion",
+    "BotOpinionSource",
     "BotState",
     "Conversation",
     "FactAssociation",

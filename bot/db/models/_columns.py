@@ -8,6 +8,8 @@ from sqlalchemy.orm import MappedColumn, mapped_column
 # Where a fact or memory was learned, and so where it may be used (see ARCHITECTURE: privacy scopes).
 SCOPES = ("dm", "guild", "global")
 SCOPE_CHECK = "scope IN ('dm', 'guild', 'global') AND ((scope = 'guild') = (guild_id IS NOT NULL))"
+# Hearth's own state (mood, opinions) is kept in one guild or in one user's DM: exactly one of the two.
+ONE_PLACE_CHECK = "(guild_id IS NULL) <> (dm_user_id IS NULL)"
 
 
 def user_fk(

@@ -1,8 +1,10 @@
 """Hearth's state about people and itself: relationships, mood, opinions, users' styles, and what the learner
 has read.
 
-Rows kept per guild with ``guild_id`` NULL for DMs are unique on ``coalesce(guild_id, 0)`` (see the models),
-so the DM row is one row like any guild's, and the upserts below name that expression as their conflict target.
+Relationships are kept per user and guild, with ``guild_id`` NULL for DMs, unique on ``coalesce(guild_id, 0)``.
+Hearth's own mood and opinions are kept per place: a guild, or one user's DM (``dm_user_id``, see
+``bot/domain/place.py``), unique on ``coalesce(guild_id, 0), coalesce(dm_user_id, 0)``. The upserts below name
+those expressions as their conflict targets.
 """
 
 from collections.abc import Sequence
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
     BotOpinion,
+    BotOpinionSource,
     BotState,
     Conversation,
     Guild,
@@ -47,6 +50,7 @@ from bot.db.repositories._plain import execute_plain
 from bot.db.types import utcnow
 from bot.domain.mood import Mood
 from bot.domain.opinions import Opinion, normalize_topic
+from bot.domain.place import StatePlace
 from bot.domain.relationship import Relationship
 from bot.domain.style import TYPICAL_WORDS, CommunicationStyle
 
@@ -62,6 +66,20 @@ def _in_place(column: Any, guild_id: int | None) -> ColumnElement[bool]:
     """``column`` (a guild_id) names this guild, or is NULL for DMs."""
     condition: ColumnElement[bool] = column.is_(None) if guild_id is None else column == guild_id
     return condition
+
+
+def _at(table: Any, place: StatePlace) -> ColumnElement[bool]:
+    """The rows of ``table`` (with ``guild_id`` and ``dm_user_id``) kept in ``place``."""
+    if place.guild_id is not None:
+        condition: ColumnElement[bool] = table.guild_id == place.guild_id
+    else:
+        condition = and_(table.guild_id.is_(None), table.dm_user_id == place.dm_user_id)
+    return condition
+
+
+def _place_keys(table: Any) -> list[ColumnElement[int]]:
+    """The place as the unique indexes of ``table`` spell it (a conflict target)."""
+    return [_place_key(table.guild_id), _place_key(table.dm_user_id)]
 
 
 _RELATIONSHIP_COLUMNS = (
@@ -170,23 +188,24 @@ class RelationshipRepository:
 
 
 class MoodRepository:
-    """Hearth's mood per guild (``guild_id`` None: DMs) and the history of its significant changes."""
+    """Hearth's mood per place (a guild, or one user's DM) and the history of its significant changes."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, guild_id: int | None) -> tuple[Mood, datetime] | None:
+    async def get(self, place: StatePlace) -> tuple[Mood, datetime] | None:
         """The mood and when it was last set."""
         statement = select(BotState.mood_valence, BotState.mood_arousal, BotState.mood_updated_at).where(
-            _in_place(BotState.guild_id, guild_id)
+            _at(BotState, place)
         )
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else (Mood(row[0], row[1]), row[2])
 
-    async def save(self, guild_id: int | None, mood: Mood, *, at: datetime) -> None:
+    async def save(self, place: StatePlace, mood: Mood, *, at: datetime) -> None:
         insert_ = insert_for(self.session, BotState)
         statement = insert_.values(
-            guild_id=guild_id,
+            guild_id=place.guild_id,
+            dm_user_id=place.dm_user_id,
             mood_valence=mood.valence,
             mood_arousal=mood.arousal,
             mood_updated_at=at,
@@ -194,7 +213,7 @@ class MoodRepository:
         )
         await self.session.execute(
             statement.on_conflict_do_update(
-                index_elements=[_place_key(BotState.guild_id)],
+                index_elements=_place_keys(BotState),
                 set_={
                     "mood_valence": statement.excluded.mood_valence,
                     "mood_arousal": statement.excluded.mood_arousal,
@@ -206,7 +225,7 @@ class MoodRepository:
 
     async def record_change(
         self,
-        guild_id: int | None,
+        place: StatePlace,
         mood: Mood,
         *,
         at: datetime,
@@ -217,7 +236,8 @@ class MoodRepository:
         """Append a row to mood_history: the mood reached at ``at``, and what caused it."""
         await self.session.execute(
             insert(MoodHistory).values(
-                guild_id=guild_id,
+                guild_id=place.guild_id,
+                dm_user_id=place.dm_user_id,
                 valence=mood.valence,
                 arousal=mood.arousal,
                 trigger_type=trigger_type,
@@ -227,22 +247,28 @@ class MoodRepository:
             )
         )
 
-    async def last_recorded(self, guild_id: int | None) -> Mood | None:
+    async def last_recorded(self, place: StatePlace) -> Mood | None:
         """The mood of the latest mood_history row here (significant changes are measured from it)."""
         statement = (
             select(MoodHistory.valence, MoodHistory.arousal)
-            .where(_in_place(MoodHistory.guild_id, guild_id))
+            .where(_at(MoodHistory, place))
             .order_by(MoodHistory.recorded_at.desc(), MoodHistory.id.desc())
             .limit(1)
         )
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else Mood(row[0], row[1])
 
-    async def all_states(self) -> list[tuple[int | None, Mood, datetime]]:
-        """Every stored mood: (guild_id or None for DMs, mood, when it was set)."""
-        statement = select(BotState.guild_id, BotState.mood_valence, BotState.mood_arousal, BotState.mood_updated_at)
+    async def all_states(self) -> list[tuple[StatePlace, Mood, datetime]]:
+        """Every stored mood: (its place, mood, when it was set)."""
+        statement = select(
+            BotState.guild_id,
+            BotState.dm_user_id,
+            BotState.mood_valence,
+            BotState.mood_arousal,
+            BotState.mood_updated_at,
+        )
         rows = (await self.session.execute(statement.order_by(BotState.id))).all()
-        return [(row[0], Mood(row[1], row[2]), row[3]) for row in rows]
+        return [(StatePlace(row[0], row[1]), Mood(row[2], row[3]), row[4]) for row in rows]
 
 
 def _opinions_statement(*, topics: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
@@ -253,10 +279,19 @@ def _opinions_statement(*, topics: ColumnElement[bool]) -> Select[*tuple[Any, ..
         BotOpinion.discussion_count,
         BotOpinion.formed_at,
         BotOpinion.last_reinforced_at,
-    ).where(_place_key(BotOpinion.guild_id) == bindparam("place"), topics)
+    ).where(
+        _place_key(BotOpinion.guild_id) == bindparam("guild"),
+        _place_key(BotOpinion.dm_user_id) == bindparam("dm"),
+        topics,
+    )
 
 
-# Built once, as every reply reads them: the place as the unique index spells it (0 for DMs), and the topics:
+def _place_parameters(place: StatePlace) -> dict[str, int]:
+    """``:guild`` and ``:dm`` as the unique indexes spell a place (0 for the one not set)."""
+    return {"guild": place.guild_id or 0, "dm": place.dm_user_id or 0}
+
+
+# Built once, as every reply reads them: the place as the unique index spells it, and the topics:
 # a message's dozens of word runs as one array on PostgreSQL (one statement, whatever their number), expanded
 # to one parameter each on SQLite.
 _OPINIONS_POSTGRESQL = _opinions_statement(topics=BotOpinion.topic == any_(bindparam("topics", type_=ARRAY(Text))))
@@ -264,18 +299,18 @@ _OPINIONS_SQLITE = _opinions_statement(topics=BotOpinion.topic.in_(bindparam("to
 
 
 class OpinionRepository:
-    """Hearth's opinions per guild (``guild_id`` None: DMs); topics are stored normalised (lower-case)."""
+    """Hearth's opinions per place (a guild, or one user's DM); topics are stored normalised (lower-case)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_many(self, guild_id: int | None, topics: Sequence[str]) -> dict[str, Opinion]:
+    async def get_many(self, place: StatePlace, topics: Sequence[str]) -> dict[str, Opinion]:
         """The stored opinions on ``topics``, keyed by normalised topic (see ``normalize_topic``)."""
         names = sorted({normalize_topic(topic) for topic in topics} - {""})
         if not names:
             return {}
         statement = _OPINIONS_POSTGRESQL if dialect_name(self.session) == "postgresql" else _OPINIONS_SQLITE
-        result = await execute_plain(self.session, statement, {"place": guild_id or 0, "topics": names})
+        result = await execute_plain(self.session, statement, {**_place_parameters(place), "topics": names})
         return {
             row.topic: Opinion(
                 topic=row.topic,
@@ -288,14 +323,17 @@ class OpinionRepository:
             for row in result.all()
         }
 
-    async def save(self, guild_id: int | None, opinion: Opinion) -> None:
-        """Insert or replace the opinion on ``opinion.topic`` (normalised) in this place."""
+    async def save(self, place: StatePlace, opinion: Opinion, *, sources: Sequence[int] = ()) -> None:
+        """Insert or replace the opinion on ``opinion.topic`` (normalised) in this place. ``sources``: the users
+        who spoke in the talk it comes from (recorded for a guild opinion, so erasing one of them erases it;
+        a DM opinion belongs to its DM's user already)."""
         topic = normalize_topic(opinion.topic)
         if not topic:
             raise ValueError("an opinion needs a topic")
         insert_ = insert_for(self.session, BotOpinion)
         statement = insert_.values(
-            guild_id=guild_id,
+            guild_id=place.guild_id,
+            dm_user_id=place.dm_user_id,
             topic=topic,
             sentiment=opinion.sentiment,
             interest_level=opinion.interest,
@@ -303,19 +341,25 @@ class OpinionRepository:
             formed_at=opinion.formed_at,
             last_reinforced_at=opinion.last_discussed_at or utcnow(),
         )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[_place_key(BotOpinion.guild_id), BotOpinion.topic],
-                set_={
-                    "sentiment": statement.excluded.sentiment,
-                    "interest_level": statement.excluded.interest_level,
-                    "discussion_count": statement.excluded.discussion_count,
-                    "formed_at": statement.excluded.formed_at,
-                    "last_reinforced_at": statement.excluded.last_reinforced_at,
-                    "updated_at": statement.excluded.updated_at,
-                },
-            )
+        saved = statement.on_conflict_do_update(
+            index_elements=[*_place_keys(BotOpinion), BotOpinion.topic],
+            set_={
+                "sentiment": statement.excluded.sentiment,
+                "interest_level": statement.excluded.interest_level,
+                "discussion_count": statement.excluded.discussion_count,
+                "formed_at": statement.excluded.formed_at,
+                "last_reinforced_at": statement.excluded.last_reinforced_at,
+                "updated_at": statement.excluded.updated_at,
+            },
         )
+        opinion_id = (await self.session.execute(saved.returning(BotOpinion.id))).scalar_one()
+        if sources and not place.is_dm:
+            insert_source = insert_for(self.session, BotOpinionSource)
+            await self.session.execute(
+                insert_source.values(
+                    [{"opinion_id": opinion_id, "user_id": user_id} for user_id in sorted(set(sources))]
+                ).on_conflict_do_nothing(index_elements=[BotOpinionSource.opinion_id, BotOpinionSource.user_id])
+            )
 
 
 class StyleRepository:
@@ -377,7 +421,8 @@ class SpeakerState:
 def _speaker_state_statement() -> Select[*tuple[Any, ...]]:
     """One statement for what would otherwise be four reads on every reply (opt-out, relationship, style,
     mood): the user's row, with each of the others joined when it exists. ``:place`` is the guild's row id,
-    0 for DMs, matched as the unique indexes spell it (``coalesce(guild_id, 0)``)."""
+    0 for DMs, matched as the unique indexes spell it (``coalesce(guild_id, 0)``); ``:dm`` is the user's row
+    id in a DM, 0 in a guild: Hearth's mood there is the one of that user's DM."""
     users, preferences = User.__table__, UserPreferences.__table__
     relationships, styles, states = UserRelationship.__table__, UserCommunicationStyle.__table__, BotState.__table__
     place: BindParameter[int] = bindparam("place")
@@ -400,7 +445,10 @@ def _speaker_state_statement() -> Select[*tuple[Any, ...]]:
                 and_(relationships.c.user_id == users.c.id, _place_key(relationships.c.guild_id) == place),
             )
             .outerjoin(styles, styles.c.user_id == users.c.id)
-            .outerjoin(states, _place_key(states.c.guild_id) == place)
+            .outerjoin(
+                states,
+                and_(_place_key(states.c.guild_id) == place, _place_key(states.c.dm_user_id) == bindparam("dm")),
+            )
         )
         .where(users.c.id == bindparam("user_id"))
     )
@@ -417,7 +465,9 @@ class SpeakerStateRepository:
     async def get(self, user_id: int, guild_id: int | None) -> SpeakerState | None:
         """The speaker's state in this guild (``guild_id`` None: DMs) in one round trip; None if there is no
         such user (any more)."""
-        result = await execute_plain(self.session, _SPEAKER_STATE, {"user_id": user_id, "place": guild_id or 0})
+        place = StatePlace.of(guild_id, user_id)
+        parameters = {"user_id": user_id, "place": guild_id or 0, "dm": place.dm_user_id or 0}
+        result = await execute_plain(self.session, _SPEAKER_STATE, parameters)
         row = result.one_or_none()
         if row is None:
             return None
@@ -441,6 +491,7 @@ class UnlearnedMessage:
     speaker: str | None  # the author's name as seen in that place; None for Hearth's own turns
     guild_id: int | None
     channel_id: int
+    dm_user_id: int | None = None  # in a DM, the user whose DM it is
 
 
 class LearningRepository:
@@ -463,6 +514,7 @@ class LearningRepository:
                 speaker,
                 Conversation.guild_id,
                 Conversation.channel_id,
+                Conversation.user_id,
             )
             .join(Conversation, Conversation.id == Message.conversation_id)
             .outerjoin(User, User.id == Message.user_id)
@@ -487,6 +539,7 @@ class LearningRepository:
                 speaker=row[5] if row[1] == "user" else None,
                 guild_id=row[6],
                 channel_id=row[7],
+                dm_user_id=row[8] if row[6] is None else None,
             )
             for row in (await self.session.execute(statement)).all()
         ]

@@ -201,7 +201,7 @@ class Me(commands.Cog):
     async def hearth_about(self, interaction: discord.Interaction) -> None:
         me = await identify(self.container, interaction)
         persona = await self.container.personas.for_guild(me.guild_id)
-        mood = await self.container.stats.mood(me.guild_id)
+        mood = await self.container.stats.mood(me.guild_id, me.user_id)
         embed = hearth_embed(persona.name, persona.card.personality[:1000])
         embed.add_field(name="Mood right now", value=str(mood), inline=False)
         embed.add_field(

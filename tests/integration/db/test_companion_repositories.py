@@ -15,6 +15,7 @@ from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import (
     BotOpinion,
+    BotOpinionSource,
     BotState,
     Conversation,
     FactAssociation,
@@ -39,6 +40,7 @@ from bot.db.repositories.users import UserRepository
 from bot.db.types import UTCDateTime
 from bot.domain.mood import Mood
 from bot.domain.opinions import Opinion
+from bot.domain.place import StatePlace
 from bot.domain.relationship import Relationship
 from bot.domain.style import CommunicationStyle
 from tests.conftest import EMBEDDING_DIMENSION
@@ -313,35 +315,39 @@ async def test_relationships_round_trip_per_place_with_one_dm_row(db: Database) 
 
 
 async def test_mood_is_saved_per_place_and_changes_are_recorded(db: Database) -> None:
-    ana = await _user(db, 1, "ana")
+    ana, bo = await _user(db, 1, "ana"), await _user(db, 2, "bo")
     guild = await _guild(db, 100, "A")
+    ana_dm, bo_dm, in_guild = StatePlace(dm_user_id=ana), StatePlace(dm_user_id=bo), StatePlace(guild_id=guild)
     async with db.session() as session:
         repo = MoodRepository(session)
-        assert await repo.get(None) is None
+        assert await repo.get(ana_dm) is None
         assert await repo.all_states() == []
-        await repo.save(None, Mood(0.2, -0.1), at=T0)
-        await repo.save(guild, Mood(-0.5, 0.5), at=T0)
+        await repo.save(ana_dm, Mood(0.2, -0.1), at=T0)
+        await repo.save(in_guild, Mood(-0.5, 0.5), at=T0)
     async with db.session() as session:
         repo = MoodRepository(session)
-        await repo.save(None, Mood(0.6, 0.3), at=T0 + timedelta(hours=2))
-        await repo.record_change(None, Mood(0.6, 0.3), at=T0 + timedelta(hours=2), trigger_type="conversation")
+        await repo.save(ana_dm, Mood(0.6, 0.3), at=T0 + timedelta(hours=2))
+        await repo.record_change(ana_dm, Mood(0.6, 0.3), at=T0 + timedelta(hours=2), trigger_type="conversation")
         await repo.record_change(
-            guild, Mood(-0.5, 0.5), at=T0, trigger_type="conversation", user_id=ana, description="a rude remark"
+            in_guild, Mood(-0.5, 0.5), at=T0, trigger_type="conversation", user_id=ana, description="a rude remark"
         )
     async with db.session() as session:
         repo = MoodRepository(session)
-        assert await repo.get(None) == (Mood(0.6, 0.3), T0 + timedelta(hours=2))
-        assert await repo.get(guild) == (Mood(-0.5, 0.5), T0)
-        assert await repo.get(guild + 1) is None
-        assert sorted(await repo.all_states(), key=lambda s: s[0] or 0) == [
-            (None, Mood(0.6, 0.3), T0 + timedelta(hours=2)),
-            (guild, Mood(-0.5, 0.5), T0),
+        assert await repo.get(ana_dm) == (Mood(0.6, 0.3), T0 + timedelta(hours=2))
+        assert await repo.get(bo_dm) is None, "each DM is a place of its own"
+        assert await repo.last_recorded(bo_dm) is None and await repo.last_recorded(ana_dm) == Mood(0.6, 0.3)
+        assert await repo.get(in_guild) == (Mood(-0.5, 0.5), T0)
+        assert await repo.get(StatePlace(guild_id=guild + 1)) is None
+        assert sorted(await repo.all_states(), key=lambda s: s[0].guild_id or 0) == [
+            (ana_dm, Mood(0.6, 0.3), T0 + timedelta(hours=2)),
+            (in_guild, Mood(-0.5, 0.5), T0),
         ]
         assert await session.scalar(select(func.count()).select_from(BotState)) == 2
         history = (
             await session.execute(
                 select(
                     MoodHistory.guild_id,
+                    MoodHistory.dm_user_id,
                     MoodHistory.valence,
                     MoodHistory.trigger_user_id,
                     MoodHistory.trigger_description,
@@ -350,13 +356,15 @@ async def test_mood_is_saved_per_place_and_changes_are_recorded(db: Database) ->
             )
         ).all()
     assert [tuple(row) for row in history] == [
-        (None, 0.6, None, None, T0 + timedelta(hours=2)),
-        (guild, -0.5, ana, "a rude remark", T0),
+        (None, ana, 0.6, None, None, T0 + timedelta(hours=2)),
+        (guild, None, -0.5, ana, "a rude remark", T0),
     ]
 
 
 async def test_opinions_round_trip_per_place_by_normalised_topic(db: Database) -> None:
+    ana, bo = await _user(db, 1, "ana"), await _user(db, 2, "bo")
     guild = await _guild(db, 100, "A")
+    ana_dm, bo_dm, in_guild = StatePlace(dm_user_id=ana), StatePlace(dm_user_id=bo), StatePlace(guild_id=guild)
     early = Opinion(topic="Rock  Climbing", sentiment=0.4, interest=0.4, discussion_count=1, last_discussed_at=T0)
     formed = Opinion(
         topic="rock climbing",
@@ -368,19 +376,27 @@ async def test_opinions_round_trip_per_place_by_normalised_topic(db: Database) -
     )
     async with db.session() as session:
         repo = OpinionRepository(session)
-        assert await repo.get_many(None, ["rock climbing"]) == {}
-        await repo.save(None, early)
-        await repo.save(guild, Opinion(topic="jazz", sentiment=-0.3, last_discussed_at=T0))
+        assert await repo.get_many(ana_dm, ["rock climbing"]) == {}
+        await repo.save(ana_dm, early, sources=[ana])
+        await repo.save(in_guild, Opinion(topic="jazz", sentiment=-0.3, last_discussed_at=T0), sources=[ana, bo])
     async with db.session() as session:
-        await OpinionRepository(session).save(None, formed)
+        await OpinionRepository(session).save(ana_dm, formed)
+        await OpinionRepository(session).save(
+            in_guild, Opinion(topic="jazz", sentiment=-0.3, last_discussed_at=T0), sources=[bo]
+        )
     async with db.session() as session:
         repo = OpinionRepository(session)
-        assert await repo.get_many(None, ["Rock Climbing", "jazz"]) == {"rock climbing": formed}
-        assert await repo.get_many(guild, ["jazz", "rock climbing"]) == {
+        assert await repo.get_many(ana_dm, ["Rock Climbing", "jazz"]) == {"rock climbing": formed}
+        assert await repo.get_many(bo_dm, ["Rock Climbing", "jazz"]) == {}, "each DM is a place of its own"
+        assert await repo.get_many(in_guild, ["jazz", "rock climbing"]) == {
             "jazz": Opinion(topic="jazz", sentiment=-0.3, last_discussed_at=T0)
         }
-        assert await repo.get_many(guild, []) == {}
+        assert await repo.get_many(in_guild, []) == {}
         assert await session.scalar(select(func.count()).select_from(BotOpinion)) == 2
+        sources = await session.execute(select(BotOpinionSource.opinion_id, BotOpinionSource.user_id))
+        jazz = await session.scalar(select(BotOpinion.id).where(BotOpinion.topic == "jazz"))
+    # Who spoke where a guild opinion was formed, each once; a DM opinion is its user's already.
+    assert sorted(tuple(row) for row in sources.all()) == [(jazz, ana), (jazz, bo)]
 
 
 async def test_styles_round_trip_with_one_row_per_user(db: Database) -> None:
@@ -431,8 +447,8 @@ async def test_a_speakers_state_is_read_at_once_for_the_place_asked_about(db: Da
         await RelationshipRepository(session).save(ana, None, in_dms)
         await RelationshipRepository(session).save(ana, guild, in_guild)
         await StyleRepository(session).save(ana, style)
-        await MoodRepository(session).save(None, Mood(0.2, -0.1), at=T0)
-        await MoodRepository(session).save(guild, Mood(-0.5, 0.5), at=T0 + timedelta(hours=1))
+        await MoodRepository(session).save(StatePlace(dm_user_id=ana), Mood(0.2, -0.1), at=T0)
+        await MoodRepository(session).save(StatePlace(guild_id=guild), Mood(-0.5, 0.5), at=T0 + timedelta(hours=1))
         (await UserRepository(session).preferences(bo)).learning_opt_out = True
     async with db.session() as session:
         state = SpeakerStateRepository(session)
@@ -442,6 +458,7 @@ async def test_a_speakers_state_is_read_at_once_for_the_place_asked_about(db: Da
         assert await state.get(ana, None) == SpeakerState(False, in_dms, style, (Mood(0.2, -0.1), T0))
         assert await state.get(ana, other) == SpeakerState(False, None, style, None)  # nothing of guild A's there
         assert await state.get(bo, guild) == SpeakerState(True, None, None, (Mood(-0.5, 0.5), T0 + timedelta(hours=1)))
+        assert await state.get(bo, None) == SpeakerState(True, None, None, None)  # Ana's DM mood is not Bo's
 
 
 # --- learning ------------------------------------------------------------------------------------------------
@@ -574,5 +591,79 @@ async def test_upgrading_marks_existing_conversations_as_learned(
             markers = dict((await session.execute(select(Conversation.id, Conversation.learned_message_id))).all())
             assert markers == {1: 12, 2: None}
             assert await LearningRepository(session).conversations_behind(limit=10) == []
+    finally:
+        await database.dispose()
+
+
+# --- migration 0006 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrading_gives_each_dm_its_own_state_and_drops_what_no_one_dm_owns(
+    backend: str, tmp_path: Path, postgres_server_url: URL
+) -> None:
+    """The one DM mood and the DM opinions all DMs shared cannot be given to one user: they go (each DM starts
+    from the baseline). A DM mood change is given to the user who caused it; guild state is kept as it was."""
+    if backend == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    else:
+        database = Database(await create_database(postgres_server_url, f"hearth_0006_{uuid.uuid4().hex[:8]}"))
+    at = bindparam("at", type_=UTCDateTime())
+    try:
+        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION, revision="0005")
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, discord_id, discord_username, first_seen_at, last_seen_at, created_at,"
+                    " updated_at) VALUES (1, 11, 'ana', :at, :at, :at, :at)"
+                ).bindparams(at),
+                {"at": T0},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO guilds (id, discord_id, name, joined_at, created_at, updated_at)"
+                    " VALUES (7, 70, 'Cosy', :at, :at, :at)"
+                ).bindparams(at),
+                {"at": T0},
+            )
+            for guild, valence in ((None, -0.7), (7, 0.4)):
+                await connection.execute(
+                    text(
+                        "INSERT INTO bot_states (guild_id, mood_valence, mood_updated_at, first_activated_at,"
+                        " created_at, updated_at) VALUES (:guild, :valence, :at, :at, :at, :at)"
+                    ).bindparams(at),
+                    {"guild": guild, "valence": valence, "at": T0},
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO bot_opinions (guild_id, topic, last_reinforced_at, created_at, updated_at)"
+                        " VALUES (:guild, :topic, :at, :at, :at)"
+                    ).bindparams(at),
+                    {"guild": guild, "topic": f"topic in {guild}", "at": T0},
+                )
+            for guild, trigger in ((None, 1), (None, None), (7, 1)):
+                await connection.execute(
+                    text(
+                        "INSERT INTO mood_history (guild_id, valence, arousal, trigger_type, trigger_user_id,"
+                        " recorded_at, created_at, updated_at) VALUES (:guild, 0.5, 0, 'conversation', :user,"
+                        " :at, :at, :at)"
+                    ).bindparams(at),
+                    {"guild": guild, "user": trigger, "at": T0},
+                )
+        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
+        async with database.session() as session:
+            states = await session.execute(select(BotState.guild_id, BotState.dm_user_id, BotState.mood_valence))
+            opinions = await session.execute(select(BotOpinion.guild_id, BotOpinion.dm_user_id, BotOpinion.topic))
+            history = await session.execute(
+                select(MoodHistory.guild_id, MoodHistory.dm_user_id).order_by(MoodHistory.id)
+            )
+            assert [tuple(row) for row in states.all()] == [(7, None, 0.4)]
+            assert [tuple(row) for row in opinions.all()] == [(7, None, "topic in 7")]
+            assert [tuple(row) for row in history.all()] == [(None, 1), (7, None)]
+            assert await MoodRepository(session).get(StatePlace(dm_user_id=1)) is None
+            await MoodRepository(session).save(StatePlace(dm_user_id=1), Mood(0.1, 0.1), at=T0)
+        await migrations.downgrade(database, revision="0005")  # Ana's own DM mood cannot become everyone's
+        async with database.session() as session:
+            assert (await session.execute(text("SELECT guild_id FROM bot_states"))).all() == [(7,)]
     finally:
         await database.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from bot.db.engine import Database
 from bot.db.models import (
+    BotOpinion,
     BotState,
     Conversation,
     FactAssociation,
@@ -358,3 +359,58 @@ async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Da
     async with db.session() as session:
         events = (await session.scalars(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))).all()
     assert [(e.event_type, e.trigger_at) for e in events] == [("birthday", datetime(2027, 3, 3, 10, 0, tzinfo=UTC))]
+
+
+def section(prompt: str, title: str) -> str | None:
+    """The text of the prompt's ``## title`` section, None if it has none."""
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", prompt, re.MULTILINE | re.DOTALL)
+    return None if found is None else found.group(1).strip()
+
+
+async def guild_state(db: Database) -> list[tuple[Any, ...]]:
+    """Hearth's own state in guilds: moods and opinions, every column that matters."""
+    async with db.session() as session:
+        moods = await session.execute(
+            select(BotState.guild_id, BotState.mood_valence, BotState.mood_arousal, BotState.mood_updated_at)
+            .where(BotState.guild_id.is_not(None))
+            .order_by(BotState.id)
+        )
+        opinions = await session.execute(
+            select(BotOpinion.guild_id, BotOpinion.topic, BotOpinion.sentiment, BotOpinion.discussion_count)
+            .where(BotOpinion.guild_id.is_not(None))
+            .order_by(BotOpinion.id)
+        )
+        return [tuple(row) for row in [*moods.all(), *opinions.all()]]
+
+
+async def test_what_hearth_feels_and_thinks_in_one_dm_stays_in_that_dm(db: Database, llm: FakeLLM) -> None:
+    """Ana's DM shapes Hearth's mood and opinions in Ana's DM only: never in Ben's DM, nor in a guild."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    cheerful = extraction(topics=[{"name": "bouldering", "sentiment": 0.9}], sentiment=0.8, intensity=0.6)
+    grim = extraction(topics=[{"name": "tax audits", "sentiment": -0.9}], sentiment=-0.9, intensity=1.0)
+    model.answers = [cheerful] * 3
+    for _ in range(3):  # an opinion is voiced once formed: three discussions
+        await say(service, learner, "bouldering is the best", guild=901, mention=True)
+    in_guilds = await guild_state(db)
+    model.answers = [grim] * 3
+    for _ in range(3):
+        await say(service, learner, "my tax audits are ruining everything", channel=501)
+    await say(service, learner, "tax audits, again", channel=501)
+    ana_dm = system_prompt(llm)
+    await say(service, learner, "what do you think of tax audits?", user=12, name="ben", channel=502)
+    ben_dm = system_prompt(llm)
+    assert await guild_state(db) == in_guilds, "DM talk changed a guild's mood or opinions"
+    await say(service, learner, "bouldering or tax audits?", guild=901, mention=True, user=12, name="ben")
+    in_guild = system_prompt(llm)
+    await learner.stop()
+
+    assert section(ana_dm, "Your opinions on what is being discussed") == "You dislike tax audits."
+    assert section(ana_dm, "Your mood") is not None
+    assert section(ben_dm, "Your opinions on what is being discussed") is None, "Ana's DM topic reached Ben's DM"
+    assert section(ben_dm, "Your mood") is None, "the mood Ana's DM left reached Ben's DM"
+    assert section(in_guild, "Your opinions on what is being discussed") == "You love bouldering."
+    async with db.session() as session:
+        moods = await session.scalar(select(func.count()).select_from(BotState))
+    assert moods == 3  # the guild's, Ana's DM's, Ben's DM's

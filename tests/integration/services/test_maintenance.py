@@ -13,6 +13,7 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.mood import Mood
+from bot.domain.place import StatePlace
 from bot.services.maintenance import Maintenance, MaintenanceConfig
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
@@ -36,7 +37,8 @@ async def maintenance(db: Database, llm: FakeLLM, retention_days: int = 30) -> M
 async def test_moods_settle_and_expired_facts_stop_being_current(db: Database, llm: FakeLLM) -> None:
     async with db.session() as session:
         user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
-        await MoodRepository(session).save(None, Mood(0.8, 0.8), at=NOW - timedelta(hours=12))  # two half-lives
+        dm = StatePlace(dm_user_id=user.id)
+        await MoodRepository(session).save(dm, Mood(0.8, 0.8), at=NOW - timedelta(hours=12))  # two half-lives
         facts = FactRepository(session)
         for content, expiry in (("has exams this week", NOW - timedelta(hours=1)), ("plays chess", None)):
             fact = NewFact(user.id, "event", content, "dm", None, NOW - timedelta(days=9), expiry_date=expiry)
@@ -46,7 +48,7 @@ async def test_moods_settle_and_expired_facts_stop_being_current(db: Database, l
     assert await jobs.decay_moods() == 1
     assert await jobs.expire_facts() == 1
     async with db.session() as session:
-        mood, since = await MoodRepository(session).get(None) or (None, None)
+        mood, since = await MoodRepository(session).get(dm) or (None, None)
         current = {f.fact_content: f.is_active for f in (await session.scalars(select(UserFact))).all()}
     assert mood is not None and abs(mood.valence - 0.2) < 1e-6 and abs(mood.arousal - 0.2) < 1e-6 and since == NOW
     assert current == {"has exams this week": False, "plays chess": True}

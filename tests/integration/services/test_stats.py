@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import Database
@@ -183,11 +184,15 @@ async def test_the_mood_shown_has_decayed_to_now_toward_the_persona_baseline(db:
     alpha = (await stats.guild_stats(seeded.guild_a)).mood
     assert abs(alpha.valence - 0.2) < 1e-6 and abs(alpha.arousal - 0.2) < 1e-6
     assert (alpha.label, alpha.updated_at) == ("curious", NOW - timedelta(hours=12))
-    assert await stats.mood(seeded.guild_a) == alpha and str(alpha) == "curious"
+    async with db.session() as session:
+        ana, bo = (await session.scalars(select(User.id).order_by(User.id).limit(2))).all()
+        session.add(BotState(dm_user_id=ana, mood_valence=-0.8, mood_updated_at=NOW))  # Ana's DM alone
+    assert await stats.mood(seeded.guild_a, ana) == alpha and str(alpha) == "curious"
     much_later = await StatsService(db, clock=lambda: NOW + timedelta(days=5)).guild_stats(seeded.guild_a)
     assert much_later.mood.label == "neutral" and abs(much_later.mood.valence) < 0.01
 
     beta = (await stats.guild_stats(seeded.guild_b)).mood
     assert (beta.valence, beta.arousal, beta.label, beta.updated_at) == (0.6, -0.6, "relaxed", None)
     assert (await stats.guild_stats(seeded.guild_b)).mood_label == "relaxed"
-    assert (await stats.mood(None)).label == "neutral"  # DMs: nothing stored, no persona
+    assert (await stats.mood(None, bo)).label == "neutral"  # Bo's DM: nothing stored, no persona
+    assert (await stats.mood(None, ana)).valence == -0.8  # Ana's DM: her own
