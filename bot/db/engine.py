@@ -22,9 +22,11 @@ _SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    """Per-connection SQLite set-up: enforce foreign keys (for cascades), WAL for concurrent readers."""
+    """Per-connection SQLite set-up: enforce foreign keys (for cascades), WAL for concurrent readers, and zero
+    what a delete frees, so erased text does not linger in free pages (some builds default it off)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA secure_delete = ON")
     cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")

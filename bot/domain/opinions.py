@@ -8,6 +8,8 @@ share of the room left below 1, so it approaches 1 and never passes it.
 """
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -47,6 +49,32 @@ class Opinion:
 def normalize_topic(topic: str) -> str:
     """Topics are stored lower-case with single spaces, so "Rock  Climbing" and "rock climbing" meet."""
     return " ".join(topic.split()).lower()
+
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# Topics are matched as runs of up to this many words of the message ("rock climbing", "the cello").
+TOPIC_WORDS = 3
+
+
+def topics_in(text: str, max_words: int = TOPIC_WORDS) -> list[str]:
+    """Every run of one to ``max_words`` words of ``text``, normalised as opinion topics are."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    runs = {" ".join(words[i : i + n]) for n in range(1, max_words + 1) for i in range(len(words) - n + 1)}
+    return sorted(normalize_topic(run) for run in runs if run)
+
+
+def topics_said(texts: Iterable[str], topics: Iterable[str]) -> set[str]:
+    """The ``topics`` (as stored) that some text of ``texts`` says in so many words: what would make an opinion
+    on them carry that person's words (erasure)."""
+    by_words = {" ".join(w.lower() for w in _WORD.findall(topic)): topic for topic in topics}
+    by_words.pop("", None)
+    if not by_words:
+        return set()
+    longest = max(len(words.split()) for words in by_words)
+    said: set[str] = set()
+    for text in texts:
+        said.update(by_words[run] for run in topics_in(text, longest) if run in by_words)
+    return said
 
 
 def _clamp(value: float, low: float, high: float) -> float:

@@ -7,7 +7,6 @@ guild and per DM: each user's DM is a place of its own (``StatePlace``), so what
 one person's DM never reaches another's.
 """
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -20,21 +19,10 @@ from bot.domain import mood as moods
 from bot.domain import relationship as relationships
 from bot.domain.budget import take_lines_within
 from bot.domain.facts import StoredFact, fact_line, prompt_order
-from bot.domain.opinions import normalize_topic, voice
+from bot.domain.opinions import topics_in, voice
 from bot.domain.place import StatePlace
 from bot.domain.style import guidance
 from bot.llm.embeddings import Vectors, cosine_to
-
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-# Topics are matched as runs of up to this many words of the message ("rock climbing", "the cello").
-_TOPIC_WORDS = 3
-
-
-def topics_in(text: str, max_words: int = _TOPIC_WORDS) -> list[str]:
-    """Every run of one to ``max_words`` words of ``text``, normalised as opinion topics are."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    runs = {" ".join(words[i : i + n]) for n in range(1, max_words + 1) for i in range(len(words) - n + 1)}
-    return sorted(normalize_topic(run) for run in runs if run)
 
 
 def _stored(row: FactRow) -> StoredFact:

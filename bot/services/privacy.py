@@ -138,7 +138,8 @@ class PrivacyService:
         erased = False
         if user is not None:
             # Their words also live on in others' memories: as the context a reply was embedded with, and in
-            # the summaries of conversations they were part of. Those go too, in the same transaction.
+            # the summaries of conversations they were part of; and in the topics of Hearth's opinions in guilds
+            # they talked in. Those go too, in the same transaction.
             texts = [embedding_text(m.speaker_name, m.content) for m in quoting]
             vectors = await self.embedder.embed(texts) if texts else None
             async with self.database.session() as session:
@@ -146,7 +147,13 @@ class PrivacyService:
                 if vectors is not None:
                     await privacy.drop_contexts(quoting, vectors, self.embedder.model_name)
                 await privacy.delete_summaries(conversations)
+                await privacy.delete_opinions_from(user.id)
                 erased = await UserRepository(session).delete(user.id)
+                await privacy.purge_word_index()
+            # SQLite zeroes what it frees (secure_delete, bot/db/engine.py); the write-ahead log still holds the
+            # pages as they were until a checkpoint empties it.
+            async with self.database.reading() as session:
+                await PrivacyRepository(session).checkpoint()
         if self.on_erased is not None:
             self.on_erased(discord_id)
         return erased

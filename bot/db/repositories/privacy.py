@@ -9,12 +9,24 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Base, FactAssociation, Memory, Message, User, UserFact
+from bot.db.models import (
+    Base,
+    BotOpinion,
+    BotOpinionSource,
+    Conversation,
+    FactAssociation,
+    Memory,
+    Message,
+    User,
+    UserFact,
+)
+from bot.db.repositories._dialect import dialect_name
 from bot.db.types import FloatVector
 from bot.domain.memory_text import context_line
+from bot.domain.opinions import topics_said
 
 # Columns that hold vectors: derived from text that is exported anyway, and useless to a person.
 _VECTOR_COLUMNS = {"embedding"}
@@ -92,7 +104,8 @@ class PrivacyRepository:
         return sorted(set((await self.session.scalars(statement.distinct())).all()))
 
     async def memories_quoting(self, user_id: int, conversation_ids: Sequence[int]) -> list[QuotingMemory]:
-        """Other people's memories whose context is one of the user's messages (the turn before theirs).
+        """Other people's memories whose context is one of the user's messages, or one of Hearth's replies to
+        them (which often repeat their words): the turn before theirs.
 
         Such a context was written as ``context_line(speaker, text)``, so it ends with the message's text as
         ``context_line`` cuts it; erasing the user must take it out of those memories and their vectors."""
@@ -100,7 +113,9 @@ class PrivacyRepository:
             return []
         said = await self.session.scalars(
             select(Message.content).where(
-                Message.user_id == user_id, Message.role == "user", Message.conversation_id.in_(conversation_ids)
+                Message.user_id == user_id,
+                Message.role.in_(("user", "assistant")),
+                Message.conversation_id.in_(conversation_ids),
             )
         )
         endings = {context_line(None, text) for text in said.all() if text.strip()}
@@ -134,3 +149,50 @@ class PrivacyRepository:
             delete(Memory).where(Memory.kind == "summary", Memory.conversation_id.in_(conversation_ids))
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def delete_opinions_from(self, user_id: int) -> int:
+        """Delete the guild opinions whose topic may be the user's words: formed or reinforced in a talk they
+        spoke in (``bot_opinion_sources``), or whose topic they said in so many words in that guild (or
+        Hearth said, answering them) — which also covers opinions formed before sources were recorded. Their
+        DM opinions go with the user row (``dm_user_id`` cascades). Returns how many went."""
+        doomed = set(
+            (
+                await self.session.scalars(
+                    select(BotOpinionSource.opinion_id).where(BotOpinionSource.user_id == user_id)
+                )
+            ).all()
+        )
+        said = await self.session.execute(
+            select(Conversation.guild_id, Message.content)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.user_id == user_id, Conversation.guild_id.is_not(None))
+        )
+        texts_by_guild: dict[int, list[str]] = {}
+        for row in said.all():
+            texts_by_guild.setdefault(int(row.guild_id or 0), []).append(str(row.content))
+        for guild_id, texts in texts_by_guild.items():
+            topics = dict(
+                (
+                    await self.session.execute(
+                        select(BotOpinion.topic, BotOpinion.id).where(BotOpinion.guild_id == guild_id)
+                    )
+                ).all()
+            )
+            doomed.update(topics[topic] for topic in topics_said(texts, topics))
+        if not doomed:
+            return 0
+        await self.session.execute(delete(BotOpinion).where(BotOpinion.id.in_(sorted(doomed))))
+        return len(doomed)
+
+    async def purge_word_index(self) -> None:
+        """SQLite: rewrite the memories' word index (FTS5 ``optimize``). A deleted row's words stay in the old
+        index segments until they are merged; this merges them now, so an erased person's words leave the
+        index with their rows. PostgreSQL keeps no such copies (its word counts drop a word at zero)."""
+        if dialect_name(self.session) == "sqlite":
+            await self.session.execute(text("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')"))
+
+    async def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and empty it (outside a transaction). The
+        log holds earlier versions of the pages an erasure rewrote, erased text included, until then."""
+        if dialect_name(self.session) == "sqlite":
+            await self.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

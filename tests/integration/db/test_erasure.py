@@ -10,6 +10,7 @@ from bot.db.engine import Database
 from bot.db.models import (
     Base,
     BotOpinion,
+    BotOpinionSource,
     BotState,
     Conversation,
     FactAssociation,
@@ -36,15 +37,17 @@ NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 # Rows about the guild or Hearth itself, not about any one user: they stay.
 GUILD_LEVEL = {
     "guilds",
-    "bot_states",
-    "bot_opinions",
     "personas",
     "knowledge_documents",
     "guild_daily_token_usage",
 }
+# Hearth's own state: the guild's stays, each user's DM has its own (erased with them).
+PER_PLACE = {"bot_states", "bot_opinions"}
 
 
-async def _seed_user(session: AsyncSession, guild: Guild, guild_talk: Conversation, name: str) -> User:
+async def _seed_user(
+    session: AsyncSession, guild: Guild, guild_talk: Conversation, opinion: BotOpinion, name: str
+) -> User:
     """One user with a row in every table that can hold something about a user; ``name`` marks them."""
     user = User(discord_id=hash(name) & 0xFFFFFFFF, discord_username=name, discord_display_name=f"{name} display")
     session.add(user)
@@ -84,6 +87,10 @@ async def _seed_user(session: AsyncSession, guild: Guild, guild_talk: Conversati
                 trigger_user_id=user.id,
                 trigger_description=f"{name} was kind",
             ),
+            MoodHistory(dm_user_id=user.id, valence=0.2, arousal=0.1, trigger_type="conversation"),
+            BotState(dm_user_id=user.id, mood_valence=0.3),
+            BotOpinion(dm_user_id=user.id, topic=f"{name}'s secret hobby"),
+            BotOpinionSource(opinion_id=opinion.id, user_id=user.id),
             Memory(
                 kind="message",
                 content=f"{name}: hi all",
@@ -128,10 +135,11 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
         session.add(guild)
         await session.flush()
         guild_talk = Conversation(guild_id=guild.id, channel_id=10)
-        session.add(guild_talk)
+        climbing = BotOpinion(guild_id=guild.id, topic="climbing")
+        session.add_all([guild_talk, climbing])
         await session.flush()
-        ana = await _seed_user(session, guild, guild_talk, "Ana-7f3a")
-        bo = await _seed_user(session, guild, guild_talk, "Bo-91c2")
+        ana = await _seed_user(session, guild, guild_talk, climbing, "Ana-7f3a")
+        bo = await _seed_user(session, guild, guild_talk, climbing, "Bo-91c2")
         ana_facts = (await session.scalars(select(UserFact.id).where(UserFact.user_id == ana.id))).all()
         bo_facts = (await session.scalars(select(UserFact.id).where(UserFact.user_id == bo.id))).all()
         pair = sorted((ana_facts[1], bo_facts[1]))
@@ -147,8 +155,6 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
             [
                 document,
                 BotState(guild_id=guild.id),
-                BotState(guild_id=None),
-                BotOpinion(guild_id=guild.id, topic="climbing"),
                 Persona(name="Hearth", personality_prompt="warm", is_default=True),
                 GuildDailyTokenUsage(day=date(2026, 11, 1), guild_id=guild.id, model="m", requests=2),
             ]
@@ -174,6 +180,8 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
             remaining = await session.scalar(select(func.count()).select_from(table))
             if table.name in GUILD_LEVEL:
                 assert remaining == counts_before[table.name], table.name
+            elif table.name in PER_PLACE:
+                assert remaining == counts_before[table.name] - 1, table.name  # Ana's DM's; the guild's stays
             elif table.name == "conversations":
                 assert remaining == counts_before[table.name] - 1  # Ana's DM; the guild channel's stays
             elif table.name == "fact_associations":

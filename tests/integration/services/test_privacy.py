@@ -1,20 +1,28 @@
 """Erasing someone takes their words out of what others keep too: the context others' memories were embedded
-with, and the summaries of conversations they were part of. On both backends."""
+with, the summaries of conversations they were part of, Hearth's opinions on what they talked about, the word
+index and (SQLite) the database file itself. On both backends."""
 
 import asyncio
+import json
+import shutil
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from bot.db.engine import Database
-from bot.db.models import Memory
+from bot.db.models import BotOpinion, Guild, Memory
 from bot.db.repositories.memories import NewMemory
+from bot.services.companion import CompanionContext
+from bot.services.learning import Learner, LearningConfig
 from bot.services.memory import MemoryService
 from bot.services.memory_writer import MemoryWriter
+from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
-from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.chat import RecordingReply, conversation_service, message
+from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
+from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
 
 GUILD, CHANNEL = 901, 1901
@@ -75,3 +83,142 @@ async def test_erasing_ana_rewrites_the_memories_that_quote_her_and_drops_shared
         assert kept.content == memory_before.content and kept.context is None
         assert kept.embedding is not None and not np.allclose(kept.embedding, memory_before.embedding)
     assert any("visit Porto" in m.content for m in after.values()), "Bo's own words stay"
+
+
+# Words only Ana (erased) and only Bo (kept) ever wrote.
+ANA_WORD, BO_WORD = "qzorbvik", "bxyloquent"
+
+
+def _model(body: dict[str, Any]) -> Reply:
+    """Replies take up what was said (as replies often do); the learner is told the topics and a fact each."""
+    if "response_format" not in body:
+        return Reply(f"Oh, {echo_last_user_message(body).text}? Tell me more!")
+    prompt = "\n".join(str(m["content"]) for m in body["messages"])
+    topics = [{"name": word, "sentiment": 0.6} for word in (ANA_WORD, BO_WORD) if word in prompt]
+    facts = [
+        {"speaker": name, "type": "preference", "content": f"likes {word}", "confidence": 0.9}
+        for name, word in (("Ana", ANA_WORD), ("Bo", BO_WORD))
+        if word in prompt
+    ]
+    return Reply(json.dumps({"facts": facts, "topics": topics, "sentiment": 0.5, "intensity": 0.5}))
+
+
+async def _talk_then_erase_ana(db: Database, llm: FakeLLM) -> dict[str, int]:
+    """Ana and Bo talk in a guild and each in their DM, through the real services; Hearth learns from it; Ana is
+    erased. Returns, per table, the rows that held Ana's word before the erasure."""
+    embedder = await shared_embedder()
+    memory = MemoryService(db, embedder)
+    writer = MemoryWriter(memory, db)
+    learner = Learner(
+        db,
+        chat_model(llm.base_url),
+        embedder,
+        PersonaService(db),
+        LearningConfig(model="fake-model", batch_messages=1, workers=1),
+    )
+    service = conversation_service(
+        db, llm, memory=memory, writer=writer, companion=CompanionContext(db), learner=learner
+    )
+    llm.default = _model
+    writer.start()
+    learner.start()
+    said = [
+        ("ana", 11, GUILD, f"my {ANA_WORD} pastries came out perfect"),
+        ("bo", 12, GUILD, "how do you bake those?"),  # its context: Hearth's reply to Ana, quoting her
+        ("ana", 11, None, f"{ANA_WORD} is my secret, just between us"),
+        ("bo", 12, None, f"{BO_WORD} is my secret"),
+        ("bo", 12, GUILD, f"I prefer {BO_WORD} myself"),
+    ]
+    for name, user, guild, words in said:
+        channel = CHANNEL if guild is not None else 3000 + user
+        await service.handle(
+            message(words, user=user, name=name, guild=guild, channel=channel, mention=True), RecordingReply()
+        )
+        await writer.flush()
+        await learner.flush()
+    async with db.session() as session:
+        guild_id = await session.scalar(select(Guild.id))
+        # Opinions formed before their sources were recorded (migration 0006): one on Ana's words, one not.
+        session.add_all(
+            [
+                BotOpinion(guild_id=guild_id, topic=f"{ANA_WORD} pastries", discussion_count=3),
+                BotOpinion(guild_id=guild_id, topic="gardening", discussion_count=3),
+            ]
+        )
+    before = await _tables_holding(db, ANA_WORD)
+
+    assert await PrivacyService(db, embedder, writer=writer).forget_everything(11)
+    await learner.stop()
+    await writer.stop()
+    return before
+
+
+async def _tables_holding(db: Database, word: str) -> dict[str, int]:
+    """Per table of the database (every one in its catalogue, not only the models'), the rows holding ``word``
+    in any column: text, JSON, tsvector or blob."""
+    found: dict[str, int] = {}
+    async with db.reading() as session:
+        if db.backend == "postgresql":
+            names = (await session.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).all()
+            for name in names:
+                statement = text(f'SELECT count(*) FROM "{name}" AS r WHERE strpos(lower(r::text), :word) > 0')
+                if hits := await session.scalar(statement, {"word": word}):
+                    found[name] = int(hits)
+            return found
+        names = (await session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'table'"))).all()
+        for name in names:
+            rows = (await session.execute(text(f'SELECT * FROM "{name}"'))).all()
+            hits = sum(any(_holds(value, word) for value in row) for row in rows)
+            if hits:
+                found[name] = hits
+    return found
+
+
+def _bytes_of(folder: Path, pattern: str) -> bytes:
+    """The bytes of every file in ``folder`` matching ``pattern`` (the database, its -wal and -shm)."""
+    return b"".join(file.read_bytes() for file in sorted(folder.glob(pattern)))
+
+
+def _holds(value: object, word: str) -> bool:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return word.encode() in bytes(value)
+    return word in str(value).lower()
+
+
+async def test_erasing_ana_leaves_none_of_her_words_in_any_table_and_keeps_bos(db: Database, llm: FakeLLM) -> None:
+    before = await _talk_then_erase_ana(db, llm)
+
+    # Where her word was: her rows, Bo's memory quoting Hearth's reply to her, opinions and the word counts.
+    assert {"messages", "memories", "user_facts", "bot_opinions"} <= set(before), before
+    if db.backend == "postgresql":
+        assert "memory_words" in before, before
+    assert await _tables_holding(db, ANA_WORD) == {}
+    kept = await _tables_holding(db, BO_WORD)
+    assert {"messages", "memories", "user_facts", "bot_opinions"} <= set(kept), kept
+    async with db.session() as session:
+        opinions = (await session.execute(select(BotOpinion.topic, BotOpinion.guild_id.is_(None)))).all()
+        quoting = (await session.scalars(select(Memory.context).where(Memory.context.is_not(None)))).all()
+    assert sorted(tuple(o) for o in opinions) == [(BO_WORD, False), (BO_WORD, True), ("gardening", False)]
+    assert quoting, "sanity: Bo's memories kept the context that was not Ana's"
+
+
+async def test_erased_words_are_not_left_in_the_sqlite_file(
+    tmp_path: Path, sqlite_template: Path, llm: FakeLLM
+) -> None:
+    """In a SQLite build that does not zero freed pages by default (as some do), nothing of Ana's is left in the
+    database file or its write-ahead log once the erasure is done."""
+    path = tmp_path / "hearth.db"
+    shutil.copyfile(sqlite_template, path)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+
+    def build_default_off(connection: Any, _record: Any) -> None:
+        connection.cursor().execute("PRAGMA secure_delete = OFF")
+
+    event.listen(db.engine.sync_engine, "connect", build_default_off, insert=True)  # before Hearth's own set-up
+    try:
+        await _talk_then_erase_ana(db, llm)  # the erasure ends with a checkpoint of its own: none here
+    finally:
+        await db.dispose()
+    stored = _bytes_of(tmp_path, "hearth.db*")
+    assert BO_WORD.encode() in stored, "sanity: the file holds what is kept"
+    assert stored.count(ANA_WORD.encode()) == 0
