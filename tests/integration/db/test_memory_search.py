@@ -103,6 +103,8 @@ async def test_postgresql_word_counts_stay_exact_as_memories_come_and_go(pg: Dat
         kept = dict((await session.execute(counts)).all())
         assert kept == dict((await session.execute(recount)).all())
         assert kept["zebra"] == 1 and kept["giraff"] == 1 and "otter" not in kept
+        # A word no memory holds any more has no row at all (erased words must not stay behind at 0).
+        assert await session.scalar(text("SELECT count(*) FROM memory_words WHERE documents <= 0")) == 0
 
 
 async def test_every_postgresql_connection_is_set_up_for_recall(pg: Database) -> None:

@@ -10,6 +10,8 @@ from bot.domain.opinions import (
     after_discussion,
     is_formed,
     normalize_topic,
+    topics_in,
+    topics_said,
     voice,
     weight_of_next,
 )
@@ -149,3 +151,21 @@ def test_topics_are_normalised() -> None:
 def test_invalid_opinions_are_refused(changes: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Opinion("x", **changes)  # type: ignore[arg-type]
+
+
+def test_a_messages_topics_are_its_runs_of_up_to_three_words() -> None:
+    assert topics_in("Rock climbing, again!") == [
+        "again",
+        "climbing",
+        "climbing again",
+        "rock",
+        "rock climbing",
+        "rock climbing again",
+    ]
+
+
+def test_topics_said_in_so_many_words_are_found_whatever_their_length_case_or_punctuation() -> None:
+    texts = ["I went Rock-Climbing in the Alps last week", "my cat's name is Miso"]
+    topics = ["rock climbing in the alps", "miso", "cats", "the alps", "gardening", "", "in"]
+    assert topics_said(texts, topics) == {"rock climbing in the alps", "miso", "the alps", "in"}
+    assert topics_said([], topics) == set() and topics_said(texts, []) == set()
