@@ -635,7 +635,9 @@ RETURNS void LANGUAGE sql AS $$
     INSERT INTO memory_words AS words (lexeme, documents)
     SELECT lexeme, change FROM unnest(lexemes, changes) AS c(lexeme, change) WHERE change <> 0 ORDER BY lexeme
     ON CONFLICT (lexeme) DO UPDATE SET documents = words.documents + excluded.documents;
-    DELETE FROM memory_words WHERE lexeme = ANY(lexemes) AND documents <= 0
+    DELETE FROM memory_words WHERE documents <= 0 AND lexeme IN (
+        SELECT lexeme FROM unnest(lexemes, changes) AS c(lexeme, change) WHERE change < 0
+    )
 $$;
 
 DELETE FROM memory_words WHERE documents <= 0;

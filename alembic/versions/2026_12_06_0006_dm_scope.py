@@ -41,12 +41,15 @@ RETURNS void LANGUAGE sql AS $$
     ON CONFLICT (lexeme) DO UPDATE SET documents = words.documents + excluded.documents
 $$"""
 # The same, then the lexemes it brought to zero go: no row keeps a word no memory holds (an erased person's).
+# Only a decrease can bring a count to zero, so an insert's trigger looks nothing up.
 _APPLY_DROPPING_ZEROS = """CREATE OR REPLACE FUNCTION memory_words_apply(lexemes TEXT[], changes BIGINT[])
 RETURNS void LANGUAGE sql AS $$
     INSERT INTO memory_words AS words (lexeme, documents)
     SELECT lexeme, change FROM unnest(lexemes, changes) AS c(lexeme, change) WHERE change <> 0 ORDER BY lexeme
     ON CONFLICT (lexeme) DO UPDATE SET documents = words.documents + excluded.documents;
-    DELETE FROM memory_words WHERE lexeme = ANY(lexemes) AND documents <= 0
+    DELETE FROM memory_words WHERE documents <= 0 AND lexeme IN (
+        SELECT lexeme FROM unnest(lexemes, changes) AS c(lexeme, change) WHERE change < 0
+    )
 $$"""
 
 
