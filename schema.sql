@@ -575,4 +575,15 @@ ALTER TABLE user_facts ALTER COLUMN embedding SET STORAGE MAIN;
 
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 
+-- Running upgrade 0005 -> 0008
+
+CREATE TABLE runtime_flags (
+    name VARCHAR(64) NOT NULL,
+    enabled BOOLEAN DEFAULT false NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_runtime_flags PRIMARY KEY (name)
+);
+
+UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0005';
+
 COMMIT;

@@ -106,14 +106,14 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         embed.add_field(name="Database", value=f"{container.database.backend}, {_size(size)}")
         embed.add_field(name="Learner queue", value=str(container.learner.backlog))
         embed.add_field(name="Memory queue", value=str(container.memory_writer.backlog))
-        embed.add_field(name="Maintenance mode", value="on" if container.conversation.resting else "off")
+        embed.add_field(name="Maintenance mode", value="on" if container.coordination.maintenance else "off")
         embed.add_field(name="Scheduled jobs", value="\n".join(job_lines)[:1024] or "—", inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="maintenance", description="Rest: messages are stored and people told Hearth is resting")
     @app_commands.describe(state="on: rest; off: chat again")
     async def maintenance(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
-        self.container.conversation.rest(state == "on")
+        await self.container.coordination.set_maintenance(state == "on")  # every process, and after a restart
         text = "Resting: messages are kept, and people are told I'm resting." if state == "on" else "Back to chatting."
         await interaction.response.send_message(text, ephemeral=True)
 

@@ -21,6 +21,7 @@ from bot.db.models import (
     Message,
     MoodHistory,
     Persona,
+    RuntimeFlag,
     ScheduledEvent,
     User,
     UserCommunicationStyle,
@@ -41,6 +42,7 @@ GUILD_LEVEL = {
     "personas",
     "knowledge_documents",
     "guild_daily_token_usage",
+    "runtime_flags",
 }
 
 
@@ -151,6 +153,7 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
                 BotOpinion(guild_id=guild.id, topic="climbing"),
                 Persona(name="Hearth", personality_prompt="warm", is_default=True),
                 GuildDailyTokenUsage(day=date(2026, 11, 1), guild_id=guild.id, model="m", requests=2),
+                RuntimeFlag(name="maintenance"),
             ]
         )
 
