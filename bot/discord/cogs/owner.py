@@ -164,8 +164,8 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     @app_commands.command(name="shutdown", description="Stop Hearth cleanly (queued work is saved first)")
     async def shutdown(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message("Shutting down. Good night! 🔥", ephemeral=True)
-        # After the answer is out: closing ends bot.start(), and the launcher then closes the services.
-        self._spawn(self.bot.close())
+        # After the answer is out: the stop ends bot.start(), and the launcher then closes the services.
+        self.bot.stop()
 
 
 async def setup(bot: HearthBot) -> None:
