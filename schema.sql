@@ -644,4 +644,15 @@ DELETE FROM memory_words WHERE documents <= 0;
 
 UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
 
+-- Running upgrade 0006 -> 0008
+
+CREATE TABLE runtime_flags (
+    name VARCHAR(64) NOT NULL,
+    enabled BOOLEAN DEFAULT false NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_runtime_flags PRIMARY KEY (name)
+);
+
+UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0006';
+
 COMMIT;

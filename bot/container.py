@@ -13,6 +13,7 @@ from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
+from bot.services.coordination import Coordination
 from bot.services.directory import Directory
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
@@ -99,6 +100,7 @@ class Container:
     knowledge: KnowledgeService
     operations: Operations
     cooldowns: Cooldowns
+    coordination: Coordination
     owns_embedder: bool = True
     started: bool = field(default=False)
     events: EventService | None = None  # proactive messages: built by start() when given a notifier
@@ -177,6 +179,14 @@ class Container:
             writer.forget_context()
 
         privacy = PrivacyService(database, embedder, writer=writer, on_erased=erased)
+        coordination = Coordination(database, conversation, directory, personas)
+        try:
+            await coordination.load()  # maintenance mode, as the owner left it
+        except BaseException:
+            await database.dispose()
+            if owns_embedder:
+                await embedder.aclose()
+            raise
         retention = timedelta(days=settings.memory_retention_days) if settings.memory_retention_days else None
         maintenance = Maintenance(database, personas, summaries, MaintenanceConfig(memory_retention=retention))
         hourly, daily = timedelta(hours=1), timedelta(days=1)
@@ -214,6 +224,7 @@ class Container:
             knowledge=KnowledgeService(database, memory),
             operations=Operations(database, backup_dir=settings.backup_dir, pg_dump=settings.pg_dump_path),
             cooldowns=cooldowns,
+            coordination=coordination,
             owns_embedder=owns_embedder,
         )
 
@@ -227,9 +238,9 @@ class Container:
         return self.settings.user_cooldown_seconds
 
     async def start(self, notifier: Notifier | None = None) -> None:
-        """Start the background work: memories of messages stored while the bot was away, the memory writer,
-        the learner (catching up on what it missed) and the scheduler. Call it before messages flow (the
-        catch-up must not race new messages).
+        """Start the background work: hearing other processes' changes (PostgreSQL), memories of messages
+        stored while the bot was away, the memory writer, the learner (catching up on what it missed) and the
+        scheduler. Call it before messages flow (the catch-up must not race new messages).
 
         With a ``notifier`` (the Discord client's), proactive messages are sent too: :attr:`events` polls the
         scheduled events every EVENTS_POLL_SECONDS. Without one (no Discord connection), they wait."""
@@ -247,6 +258,7 @@ class Container:
             )
             poll = timedelta(seconds=self.settings.events_poll_seconds)
             self.scheduler.add(IntervalJob("scheduled-events", self.events.tick, poll, first_after=poll))
+        await self.coordination.start()
         await self.knowledge.recover()
         await self.memory_writer.catch_up()
         self.memory_writer.start()
@@ -255,6 +267,7 @@ class Container:
         self.scheduler.start()
 
     async def aclose(self) -> None:
+        await self.coordination.stop()
         await self.scheduler.stop()
         await self.learner.stop()
         await self.memory_writer.stop()

@@ -1,7 +1,10 @@
 """HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services."""
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import discord
@@ -14,6 +17,9 @@ log = logging.getLogger(__name__)
 
 # Whatever a model writes, it cannot ping everyone, here or a role. Users only where we mean to.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+
+# How long a stop waits for replies being written (``docker stop`` allows 10 s before it kills, unless told more).
+REPLY_GRACE_S = 10.0
 
 EXTENSIONS: tuple[str, ...] = (
     "bot.discord.cogs.chat",
@@ -31,6 +37,50 @@ def intents() -> discord.Intents:
     wanted.dm_messages = True
     wanted.message_content = True
     return wanted
+
+
+class InFlight:
+    """The message handlers running now, so a stop can let them finish (or cancel them after a while)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the current task as in flight while the block runs."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._idle.set()
+
+    async def finish(self, timeout_s: float, *, hurry: asyncio.Event | None = None) -> int:
+        """Wait up to ``timeout_s`` (or until ``hurry`` is set) for the handlers to end, then cancel the
+        rest and wait for them; returns how many were cancelled."""
+        waits = [asyncio.ensure_future(self._idle.wait())]
+        if hurry is not None:
+            waits.append(asyncio.ensure_future(hurry.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        late = list(self._tasks)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        return len(late)
 
 
 class HearthBot(commands.AutoShardedBot):
@@ -55,6 +105,36 @@ class HearthBot(commands.AutoShardedBot):
         )
         self.container = container
         self.started_at = time.monotonic()
+        self.replying = InFlight()  # the chat cog's handlers of incoming messages
+        self.accepting = True  # False once a stop began: new messages are left alone
+        self._stopping: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
+
+    def stop(self) -> "asyncio.Task[None]":
+        """Stop cleanly (SIGTERM, SIGINT, /owner shutdown): take no new messages, let replies being written
+        finish (up to REPLY_GRACE_S), stop the scheduled jobs, then close the Discord connection, which ends
+        :meth:`start`. The launcher then drains the memory writer and the learner and closes the database.
+        Asked again while stopping, replies still running are cut short."""
+        if self._stopping is None:
+            self.accepting = False  # at once, not when the task first runs
+            self._stopping = asyncio.create_task(self._stop(), name="stop")
+        else:
+            self._hurry.set()
+        return self._stopping
+
+    @property
+    def stopping(self) -> "asyncio.Task[None] | None":
+        return self._stopping
+
+    async def _stop(self) -> None:
+        log.info("stopping: %d replies in flight", len(self.replying))
+        try:
+            await self.container.scheduler.stop()  # a proactive message being sent goes out before Discord closes
+            cut = await self.replying.finish(REPLY_GRACE_S, hurry=self._hurry)
+            if cut:
+                log.warning("stopping: %d replies did not finish in time and were cut short", cut)
+        finally:
+            await self.close()
 
     async def setup_hook(self) -> None:
         from bot.discord.notifier import DiscordNotifier  # it imports SAFE_MENTIONS from here

@@ -1,4 +1,13 @@
-"""Run HearthBot until it is stopped, turning Discord's start-up failures into clear errors."""
+"""Run HearthBot until it is stopped, turning Discord's start-up failures into clear errors.
+
+SIGTERM (``docker stop``) and SIGINT (Ctrl-C) stop it cleanly (:meth:`HearthBot.stop`): no new messages are
+taken, replies being written finish, and :func:`run_bot` returns, so the launcher can drain the background
+work and close the database before the process exits with status 0. A second signal cuts the wait short.
+"""
+
+import asyncio
+import logging
+import signal
 
 import discord
 
@@ -6,15 +15,29 @@ from bot.container import Container
 from bot.discord.client import HearthBot
 from bot.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 async def run_bot(container: Container) -> None:
     token = container.settings.discord_token
     if token is None:
         raise ConfigError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
     bot = HearthBot(container)
+    loop = asyncio.get_running_loop()
+
+    def on_signal(number: signal.Signals) -> None:
+        log.info("%s received: stopping cleanly (send it again to cut replies short)", number.name)
+        bot.stop()
+
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, on_signal, number)
     try:
         async with bot:
             await bot.start(token.get_secret_value())
+            if bot.stopping is not None:
+                await bot.stopping
     except discord.LoginFailure:
         raise ConfigError(
             "Discord rejected DISCORD_TOKEN: copy the bot token again from the Developer Portal"
@@ -24,3 +47,7 @@ async def run_bot(container: Container) -> None:
             "Discord refused the Message Content intent: enable it under Bot → Privileged Gateway Intents "
             "in the Developer Portal (see README)"
         ) from None
+    finally:
+        # The launcher now saves the queued work (bounded): a signal meanwhile must not kill it half-way.
+        for number in STOP_SIGNALS:
+            loop.add_signal_handler(number, log.info, "%s received: already stopping", number.name)

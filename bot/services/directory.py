@@ -3,7 +3,8 @@
 A chat message names its author and guild; writing those rows on every message would double the work of
 a turn. The directory remembers what it last wrote and writes again only when a name changed or the row is
 older than ``refresh`` (so ``last_seen_at`` is accurate to that). Guild settings are cached for ``settings_ttl``
-and dropped at once when changed through :meth:`update_guild_settings`.
+and dropped at once when changed through :meth:`update_guild_settings`; the change is announced to other
+processes on the database, which drop theirs (see bot/services/coordination.py).
 """
 
 import time
@@ -13,8 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.changes import Change
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.repositories.users import UserRepository
 from bot.domain import guild_settings
 from bot.domain.guild_settings import GuildSettings
@@ -56,11 +59,22 @@ class Directory:
         self._users: dict[int, tuple[int, tuple[str, str | None], datetime]] = {}
         self._members: dict[tuple[int, int], tuple[tuple[str | None, tuple[str, ...]], datetime]] = {}
         self._guilds: dict[int, tuple[GuildView, float]] = {}
+        # Bumped whenever cached guilds are dropped, so a read that started before a change never caches it.
+        self._guild_changes = 0
 
     def forget(self) -> None:
         """Drop every cached row (after a database error, or when rows were deleted elsewhere)."""
         self._users.clear()
         self._members.clear()
+        self.forget_guilds()
+
+    def forget_guild(self, discord_id: int) -> None:
+        """Drop the guild's cached settings (another process changed them)."""
+        self._guild_changes += 1
+        self._guilds.pop(discord_id, None)
+
+    def forget_guilds(self) -> None:
+        self._guild_changes += 1
         self._guilds.clear()
 
     def forget_user(self, discord_id: int) -> None:
@@ -97,7 +111,8 @@ class Directory:
         async with self.database.session() as session:
             view = await self._guild(session, place, fresh=True)
             settings = await GuildRepository(session).update_settings(view.guild_id, changes)
-        assert place.guild_id is not None
+            assert place.guild_id is not None
+            await RuntimeRepository(session).announce(Change("guild_settings", place.guild_id))
         self._guilds.pop(place.guild_id, None)
         return settings
 
@@ -106,11 +121,13 @@ class Directory:
         cached = self._guilds.get(place.guild_id)
         if not fresh and cached is not None and time.monotonic() - cached[1] < self.settings_ttl_s:
             return cached[0]
+        changes = self._guild_changes
         guild = await GuildRepository(session).upsert(discord_id=place.guild_id, name=place.guild_name or "")
         settings = dict(guild.settings)
         typed = guild_settings.read(settings)
         view = GuildView(guild.id, settings, rules_from_settings(settings, typed), typed)
-        self._guilds[place.guild_id] = (view, time.monotonic())
+        if changes == self._guild_changes:
+            self._guilds[place.guild_id] = (view, time.monotonic())
         return view
 
     async def _user(self, session: AsyncSession, author: Author, at: datetime) -> int:

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.db.changes import Change
 from bot.db.engine import Database
 from bot.db.models import Persona
 from bot.db.repositories.personas import PersonaRepository
+from bot.db.repositories.runtime import RuntimeRepository
 from bot.domain.cards import MAX_FIELD_CHARS, MAX_NAME_CHARS, Card, persona_fields
 from bot.domain.prompt import PersonaCard
 from bot.domain.text import normalize_newlines, one_line
@@ -226,9 +228,22 @@ class PersonaService:
             assert persona is not None
             for key, value in changes.items():
                 setattr(persona, key, value)
+            await RuntimeRepository(session).announce(Change("persona", None))
+        self.forget_all()
+        return _view(persona)
+
+    def forget(self, guild_id: int | None) -> None:
+        """Drop the guild's cached persona (another process changed it); None: a global persona changed,
+        which any guild may be played by, so every cached one goes."""
+        if guild_id is None:
+            self.forget_all()
+            return
+        self._changes += 1
+        self._cache.pop(guild_id, None)
+
+    def forget_all(self) -> None:
         self._changes += 1
         self._cache.clear()
-        return _view(persona)
 
     # ------------------------------------------------------------------------------------------ per guild
     # Each takes the guild's row id (``guilds.id``), and each change is seen at once by ``for_guild``.
@@ -360,11 +375,12 @@ class PersonaService:
 
     async def _change(self, guild_id: int, work: Callable[[PersonaRepository], Awaitable[T]]) -> T:
         """Run ``work`` as one unit of work, after any other change to this guild's personas has finished
-        (so the one-default-per-guild index is never raced), then forget the guild's cached persona."""
+        (so the one-default-per-guild index is never raced), then forget the guild's cached persona, here and
+        (announced with the change) in every other process on the database."""
         async with self.database.session() as session:
             repo = PersonaRepository(session)
             await repo.lock_guild(guild_id)
             result = await work(repo)
-        self._changes += 1
-        self._cache.pop(guild_id, None)
+            await RuntimeRepository(session).announce(Change("persona", guild_id))
+        self.forget(guild_id)
         return result

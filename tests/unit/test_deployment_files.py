@@ -69,3 +69,13 @@ def test_dockerfile_migrates_then_runs() -> None:
     assert command.index("db upgrade") < command.index("bot run")
     for needed in ("bot", "alembic", "alembic.ini", "pyproject.toml"):
         assert re.search(rf"^COPY .*\b{re.escape(needed)}\b", dockerfile, re.M), needed
+
+
+def test_docker_stop_reaches_the_bot_and_gives_it_time_to_save() -> None:
+    """SIGTERM goes to Python itself (``exec``, not a shell that swallows it), and compose waits long enough
+    for the clean stop: replies in flight, then the memory writer and the learner (bot/discord/client.py)."""
+    command = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    assert "exec python -m bot run" in command
+    bot = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["bot"]
+    grace = bot["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) >= 60

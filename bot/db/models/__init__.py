@@ -13,6 +13,7 @@ from bot.db.models.memory import Memory
 from bot.db.models.message import Message
 from bot.db.models.mood_history import MoodHistory
 from bot.db.models.persona import Persona
+from bot.db.models.runtime_flag import RuntimeFlag
 from bot.db.models.scheduled_event import ScheduledEvent
 from bot.db.models.token_usage import GuildDailyTokenUsage, UserDailyTokenUsage
 from bot.db.models.user import User
@@ -36,6 +37,7 @@ __all__ = [
     "Message",
     "MoodHistory",
     "Persona",
+    "RuntimeFlag",
     "ScheduledEvent",
     "User",
     "UserCommunicationStyle",

@@ -56,10 +56,11 @@ class Chat(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or not (message.content or message.attachments):
-            return
+        if me is None or not self.bot.accepting or not (message.content or message.attachments):
+            return  # no user yet, or stopping: a new turn now could not finish before Discord closes
         incoming = incoming_from(message, me)
-        await self.bot.container.conversation.handle(incoming, MessageReply(message))
+        with self.bot.replying.track():
+            await self.bot.container.conversation.handle(incoming, MessageReply(message))
 
 
 async def setup(bot: HearthBot) -> None:

@@ -106,14 +106,14 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         embed.add_field(name="Database", value=f"{container.database.backend}, {_size(size)}")
         embed.add_field(name="Learner queue", value=str(container.learner.backlog))
         embed.add_field(name="Memory queue", value=str(container.memory_writer.backlog))
-        embed.add_field(name="Maintenance mode", value="on" if container.conversation.resting else "off")
+        embed.add_field(name="Maintenance mode", value="on" if container.coordination.maintenance else "off")
         embed.add_field(name="Scheduled jobs", value="\n".join(job_lines)[:1024] or "—", inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="maintenance", description="Rest: messages are stored and people told Hearth is resting")
     @app_commands.describe(state="on: rest; off: chat again")
     async def maintenance(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
-        self.container.conversation.rest(state == "on")
+        await self.container.coordination.set_maintenance(state == "on")  # every process, and after a restart
         text = "Resting: messages are kept, and people are told I'm resting." if state == "on" else "Back to chatting."
         await interaction.response.send_message(text, ephemeral=True)
 
@@ -164,8 +164,8 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     @app_commands.command(name="shutdown", description="Stop Hearth cleanly (queued work is saved first)")
     async def shutdown(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message("Shutting down. Good night! 🔥", ephemeral=True)
-        # After the answer is out: closing ends bot.start(), and the launcher then closes the services.
-        self._spawn(self.bot.close())
+        # After the answer is out: the stop ends bot.start(), and the launcher then closes the services.
+        self.bot.stop()
 
 
 async def setup(bot: HearthBot) -> None:

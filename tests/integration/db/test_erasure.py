@@ -22,6 +22,7 @@ from bot.db.models import (
     Message,
     MoodHistory,
     Persona,
+    RuntimeFlag,
     ScheduledEvent,
     User,
     UserCommunicationStyle,
@@ -40,6 +41,7 @@ GUILD_LEVEL = {
     "personas",
     "knowledge_documents",
     "guild_daily_token_usage",
+    "runtime_flags",
 }
 # Hearth's own state: the guild's stays, each user's DM has its own (erased with them).
 PER_PLACE = {"bot_states", "bot_opinions"}
@@ -157,6 +159,7 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
                 BotState(guild_id=guild.id),
                 Persona(name="Hearth", personality_prompt="warm", is_default=True),
                 GuildDailyTokenUsage(day=date(2026, 11, 1), guild_id=guild.id, model="m", requests=2),
+                RuntimeFlag(name="maintenance"),
             ]
         )
 

@@ -1,0 +1,122 @@
+"""``docker stop`` (SIGTERM) on a real ``python -m bot run`` process: it stops cleanly, losing nothing.
+
+The bot runs in a process of its own (tests/support/launcher.py points it at the fake Discord); the fake
+Discord and the fake LLM run here, on 127.0.0.1. SIGTERM arrives while a reply is being written.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.db.engine import Database
+from bot.db.models import Conversation, Memory, Message, UserFact
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.llm_server import FakeLLM, Reply, Step
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOW_REPLY = "Sundays on the wall sound wonderful. Which crag do you like best, and who climbs with you?"
+
+
+def model(body: dict[str, Any]) -> Step:
+    """Replies come slowly (about 4 s, streamed); the learner's request (it asks for JSON) learns a fact."""
+    if "response_format" in body:
+        fact = {"speaker": "Ana", "type": "hobby", "content": "climbs on Sundays", "confidence": 0.9}
+        return Reply(json.dumps({"sentiment": 0.5, "intensity": 0.5, "facts": [fact]}))
+    return Reply(SLOW_REPLY, chunk_size=4, delay_between_chunks=0.18)
+
+
+def shows(log: Path, needle: str) -> bool:
+    """Whether the bot's log (its stderr, a small file) shows ``needle`` yet."""
+    return needle in log.read_text(errors="replace")
+
+
+async def logged(log: Path, needle: str, timeout_s: float = 60.0) -> None:
+    """Wait until the bot's log shows ``needle``."""
+    async with asyncio.timeout(timeout_s):
+        while not shows(log, needle):  # noqa: ASYNC110 (another process writes it)
+            await asyncio.sleep(0.05)
+
+
+async def test_sigterm_finishes_the_reply_in_flight_saves_queued_work_and_exits_0(
+    db: Database, llm: FakeLLM, tmp_path: Path
+) -> None:
+    llm.default = model
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        environment |= {
+            "PYTHONPATH": str(ROOT),
+            "FAKE_DISCORD_API": discord.api_base,
+            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+            "DISCORD_TOKEN": "fake-token",
+            "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+            "OPENAI_BASE_URL": llm.base_url,
+            "OPENAI_API_KEY": "test",
+            "LLM_MODEL": "fake-model",
+            "EMBEDDING_PROVIDER": "openai",  # the fake LLM embeds: no local model to load in the bot's process
+            "EMBEDDING_MODEL": "fake-embedding",
+            "STREAM_EDIT_INTERVAL_SECONDS": "0.2",
+            "USER_COOLDOWN_SECONDS": "0",
+        }
+        log = tmp_path / "bot.log"
+        with log.open("wb") as stderr:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.support.launcher",
+                "run",
+                cwd=tmp_path,
+                env=environment,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            await logged(log, "connected as")
+            await discord.user_message(dm, ana, "I climb on Sundays")
+            await discord.wait_for_request(lambda call: call.route == "create_message", timeout=30)  # streaming
+
+            bot.send_signal(signal.SIGTERM)
+            exited = asyncio.create_task(bot.wait())
+            async with asyncio.timeout(60):
+                while not exited.done() and not shows(log, "SIGTERM received"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            if not exited.done():  # the stop began: a message now is left alone
+                await discord.user_message(dm, ana, "are you still there?")
+            async with asyncio.timeout(90):
+                code = await exited
+        finally:
+            if bot.returncode is None:
+                bot.kill()
+                await bot.wait()
+        stderr_text = log.read_text(errors="replace")
+        assert code == 0, stderr_text
+        assert "Traceback" not in stderr_text, stderr_text
+
+        delivered = [
+            (call.body or {}).get("content")
+            for call in discord.requests
+            if call.route in ("create_message", "edit_message") and call.channel_id == dm
+        ]
+        assert delivered[-1] == SLOW_REPLY, "the reply in flight was delivered whole"
+
+    async with db.session() as session:
+        messages = (await session.execute(select(Message.id, Message.role, Message.content).order_by(Message.id))).all()
+        remembered = set((await session.scalars(select(Memory.message_id))).all())
+        facts = (await session.scalars(select(UserFact.fact_content))).all()
+        learned = await session.scalar(select(func.max(Conversation.learned_message_id)))
+    assert [(role, content) for _, role, content in messages] == [
+        ("user", "I climb on Sundays"),
+        ("assistant", SLOW_REPLY),
+    ]
+    assert {message_id for message_id, _, _ in messages} <= remembered, "both turns' memories were written"
+    assert list(facts) == ["climbs on Sundays"], "the learner's pending batch was learned from"
+    assert learned == messages[-1][0], "the conversation is marked learned up to its last turn"
+    chats = [request for request in llm.chat_requests if "response_format" not in request.body]
+    assert len(chats) == 1, "the message sent after SIGTERM was not answered"
