@@ -575,4 +575,16 @@ ALTER TABLE user_facts ALTER COLUMN embedding SET STORAGE MAIN;
 
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 
+-- Running upgrade 0005 -> 0007
+
+ALTER TABLE scheduled_events ADD COLUMN claim_token VARCHAR(32);
+
+ALTER TABLE scheduled_events DROP CONSTRAINT ck_scheduled_events_status_valid;
+
+ALTER TABLE scheduled_events ADD CONSTRAINT ck_scheduled_events_status_valid CHECK (status IN ('pending', 'triggered', 'sending', 'sent', 'unknown', 'cancelled', 'missed', 'failed'));
+
+UPDATE scheduled_events SET status = 'unknown', last_error = 'delivery uncertain: claimed before the upgrade to claim tokens (it may have been sent)' WHERE status = 'triggered';
+
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0005';
+
 COMMIT;

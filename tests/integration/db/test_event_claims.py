@@ -70,7 +70,9 @@ async def test_claim_takes_due_pending_events_oldest_first_up_to_the_limit(db: D
         is_recurring=False,
         recurrence_rule=None,
         attempts=0,
+        claim_token=first[0].claim_token,
     )
+    assert len(first[0].claim_token) == 32 and first[1].claim_token == first[0].claim_token
     assert first[1].context == {"k": [1, 2]}
     assert [event.id for event in await _claim(db, limit=2)] == [exactly_now]
     assert await _claim(db) == []
@@ -107,14 +109,16 @@ async def test_transitions_after_a_claim(db: Database) -> None:
     retried, failed, sent, missed, pending = [
         await _add(db, user_id, NOW - timedelta(minutes=5 - offset)) for offset in range(5)
     ]
-    await _claim(db, limit=4)
+    claimed = {event.id: event for event in await _claim(db, limit=4)}
     later = NOW + timedelta(minutes=10)
     async with db.session() as session:
         repo = EventRepository(session)
-        await repo.retry_later(retried, at=later, error="discord 503")
-        await repo.mark_failed(failed, error="forbidden")
-        await repo.mark_sent(sent, at=NOW + timedelta(seconds=3))
-        await repo.mark_missed(missed, at=NOW + timedelta(seconds=4))
+        for event_id in (retried, failed, sent):
+            assert await repo.begin_send(claimed[event_id], at=NOW + timedelta(seconds=1))
+        assert await repo.retry_later(claimed[retried], at=later, error="discord 503")
+        assert await repo.mark_failed(claimed[failed], error="forbidden")
+        assert await repo.mark_sent(claimed[sent], at=NOW + timedelta(seconds=3))
+        assert await repo.mark_missed(claimed[missed], at=NOW + timedelta(seconds=4))
         assert await repo.cancel(sent) is False  # only pending events can be cancelled
         assert await repo.cancel(pending) is True
         assert await repo.cancel(pending) is False
@@ -137,7 +141,7 @@ async def test_transitions_after_a_claim(db: Database) -> None:
 
     # Marks only apply to claimed events: a finished one is left as it is.
     async with db.session() as session:
-        await EventRepository(session).retry_later(sent, at=later, error="late")
+        assert await EventRepository(session).retry_later(claimed[sent], at=later, error="late") is False
     assert (await _row(db, sent)).status == "sent"
 
 
@@ -162,7 +166,8 @@ async def test_schedule_next_inserts_a_pending_copy_in_the_claims_transaction(db
         [event] = await repo.claim_due(now=NOW, limit=1)
         assert event.is_recurring and event.recurrence_rule == "monthly"
         following = await repo.schedule_next(event, next_at)
-        await repo.mark_sent(event.id, at=NOW)
+        assert await repo.begin_send(event, at=NOW)
+        assert await repo.mark_sent(event, at=NOW)
 
     row = await _row(db, following)
     assert following != original
@@ -213,12 +218,14 @@ async def test_sent_today_counts_sent_events_of_the_given_types_since(db: Databa
             repo = EventRepository(session)
             [claimed] = await repo.claim_due(now=at, limit=1)
             assert claimed.id == event_id
+            if outcome == "missed":
+                await repo.mark_missed(claimed, at=at)
+                continue
+            await repo.begin_send(claimed, at=at)
             if outcome == "sent":
-                await repo.mark_sent(event_id, at=at)
-            elif outcome == "missed":
-                await repo.mark_missed(event_id, at=at)
-            else:
-                await repo.mark_failed(event_id, error="x")
+                await repo.mark_sent(claimed, at=at)
+            elif outcome == "failed":
+                await repo.mark_failed(claimed, error="x")
 
     async with db.session() as session:
         repo = EventRepository(session)
