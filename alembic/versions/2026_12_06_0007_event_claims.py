@@ -52,8 +52,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("claim_token", sa.String(length=32), nullable=True))
     _replace_check(_NEW_STATUSES)
     op.execute(
-        sa.text("UPDATE scheduled_events SET status = 'unknown', last_error = :why WHERE status = 'triggered'")
-        .bindparams(why=_UNCERTAIN_ON_UPGRADE)
+        sa.text(
+            "UPDATE scheduled_events SET status = 'unknown', last_error = :why WHERE status = 'triggered'"
+        ).bindparams(why=_UNCERTAIN_ON_UPGRADE)
     )
 
 

@@ -1,0 +1,58 @@
+"""Faults for the scheduled-event tests: the database fails the statement that marks chosen events sent.
+
+On PostgreSQL the connection really drops (the statement's own backend is terminated, so the driver sees a
+closed connection and the pool discards it); on SQLite the driver raises an I/O error. Either way the event
+has just been delivered, and recording it fails.
+"""
+
+import contextlib
+import sqlite3
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+
+from bot.db.engine import Database
+
+
+@dataclass
+class MarkFaults:
+    """Which events' "sent" marks fail: ``always`` every time, ``once`` the first time only."""
+
+    always: Collection[int]
+    once: Collection[int] = ()
+    failed: list[int] = field(default_factory=list)  # the events whose marks failed, once per failure
+
+
+def _marks_sent(statement: str, parameters: Any) -> set[int]:
+    """The event ids of an UPDATE that sets scheduled events to 'sent' (one event or many); empty otherwise."""
+    if not statement.lstrip().upper().startswith("UPDATE SCHEDULED_EVENTS"):
+        return set()
+    values = list(parameters.values()) if isinstance(parameters, dict) else list(parameters or ())
+    if "sent" not in values:
+        return set()
+    return {value for value in values if isinstance(value, int) and not isinstance(value, bool)}
+
+
+@contextlib.contextmanager
+def failing_marks(database: Database, faults: MarkFaults) -> Iterator[MarkFaults]:
+    """While open, the statements that mark ``faults``' events sent fail as a dropped connection would."""
+
+    def before(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        ids = _marks_sent(statement, parameters)
+        hit = sorted(ids & set(faults.always)) + sorted(
+            event_id for event_id in ids & set(faults.once) if event_id not in faults.failed
+        )
+        if not hit:
+            return
+        faults.failed.extend(hit)
+        if database.backend == "postgresql":
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # raises: the connection is gone
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield faults
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", before)
