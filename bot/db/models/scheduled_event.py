@@ -30,6 +30,7 @@ class ScheduledEvent(IdMixin, TimestampMixin, Base):
     trigger_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     title: Mapped[str] = mapped_column(CleanString(255), nullable=False)
     context: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict, server_default="{}", nullable=False)
+    # True until its next occurrence is scheduled (then the next row carries the recurrence; the rule stays).
     is_recurring: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     recurrence_rule: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(

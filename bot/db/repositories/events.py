@@ -337,13 +337,22 @@ class EventRepository:
         return (await self.session.execute(statement)).scalar_one_or_none() is not None
 
     async def schedule_next(self, event: DueEvent, next_at: datetime) -> int:
-        """Insert the next occurrence of the recurring ``event`` at ``next_at`` (from ``next_occurrence``).
+        """Insert the next occurrence of the recurring ``event`` at ``next_at`` (from ``next_occurrence``), and
+        hand the recurrence over to it: ``event`` stops being recurring (its rule stays, for the record), so a
+        claim of it again (postponed, retried, put back) schedules no second next occurrence.
 
         The context is copied, so an anchor day or local time kept there carries over to the next occurrence.
         Call it in the transaction that claims or marks ``event``, so an occurrence is never lost or doubled.
         """
         if not event.is_recurring or event.recurrence_rule is None:
             raise ValueError(f"event {event.id} does not recur")
+        handed_over = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.id == event.id)
+            .values(is_recurring=False)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(handed_over)
         return await self.add(
             user_id=event.user_id,
             guild_id=event.guild_id,

@@ -180,6 +180,8 @@ async def test_schedule_next_inserts_a_pending_copy_in_the_claims_transaction(db
     )
     assert (row.context, row.is_recurring, row.recurrence_rule) == ({"anchor_day": 31}, True, "monthly")
     assert (row.status, row.trigger_at, row.attempts, row.triggered_at) == ("pending", next_at, 0, None)
+    handed_over = await _row(db, original)  # claimed again later, it would not schedule a second next occurrence
+    assert (handed_over.is_recurring, handed_over.recurrence_rule) == (False, "monthly")
 
     one_off = await _add(db, user_id, NOW - timedelta(minutes=1))
     [claimed] = await _claim(db)
