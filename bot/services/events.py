@@ -24,7 +24,7 @@ sending (still ``triggered`` when its claim went stale) or whose send definitely
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Literal, Protocol
@@ -119,6 +119,9 @@ class EventService:
         self.config = config
         self.clock = clock
         self._per_user = KeyedLocks()
+        # The marks around each send, grouped: the events handled at once share a statement (a round trip each).
+        self._begin_sends = _Grouped(self._begin_sends_now)
+        self._mark_sent = _Grouped(self._mark_sent_now)
 
     async def tick(self) -> dict[Outcome, int]:
         """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
@@ -182,7 +185,7 @@ class EventService:
                 return held
         text = await self._compose(event, person)
         # Committed before the send: from here on the event is never sent again, whatever happens next.
-        if not await self._mark(lambda events: events.begin_send(event, at=self.clock())):
+        if not await self._begin_sends(event):
             log.warning("event %s: its claim went stale (another process took it back); not sending", event.id)
             return "released"
         try:
@@ -198,17 +201,19 @@ class EventService:
         return "sent"
 
     async def _record_sent(self, event: DueEvent) -> None:
-        """Mark a delivered event sent, trying twice (a dropped connection fails one statement). If it cannot be
-        recorded it stays ``sending`` and ends ``unknown`` after ``stuck_after``: never sent again."""
-        for attempt in (1, 2):
-            try:
-                await self._mark(lambda events: events.mark_sent(event, at=self.clock()))
-                return
-            except Exception as exc:
-                if attempt == 2:
-                    log.error("event %s was sent, but recording it failed (%s); it will end 'unknown'", event.id, exc)
-                    return
-                await asyncio.sleep(0.2)
+        """Mark a delivered event sent; on a failure (a dropped connection fails one statement) once more, on its
+        own. If it cannot be recorded it stays ``sending`` and ends ``unknown`` after ``stuck_after``: never sent
+        again."""
+        try:
+            await self._mark_sent(event)
+            return
+        except Exception as exc:
+            log.warning("event %s was sent, but recording it failed (%s); trying again", event.id, exc)
+        await asyncio.sleep(0.2)
+        try:
+            await self._mark_at_once(lambda events: events.mark_sent(event, at=self.clock()))
+        except Exception as exc:
+            log.error("event %s was sent, but recording it failed (%s); it will end 'unknown'", event.id, exc)
 
     async def _uncertain(self, event: DueEvent, error: str) -> Outcome:
         log.error("event %s: %s; not sending it again", event.id, error)
@@ -312,11 +317,57 @@ class EventService:
             local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
         )
 
+    async def _begin_sends_now(self, events: Sequence[DueEvent]) -> set[int]:
+        async with self.database.one_statement_each() as session:
+            return await EventRepository(session).begin_sends(events, at=self.clock())
+
+    async def _mark_sent_now(self, events: Sequence[DueEvent]) -> set[int]:
+        async with self.database.one_statement_each() as session:
+            return await EventRepository(session).mark_sent_each(events, at=self.clock())
+
+    async def _mark_at_once(self, change: Callable[[EventRepository], Awaitable[bool]]) -> bool:
+        """:meth:`_mark` for a change that is one statement, committed as it runs (no BEGIN and COMMIT round
+        trips: every event makes two such changes)."""
+        async with self.database.one_statement_each() as session:
+            return await change(EventRepository(session))
+
     async def _mark(self, change: Callable[[EventRepository], Awaitable[bool]]) -> bool:
         """Run one change of a claimed event in its own committed transaction; False when the claim no longer
         held the event."""
         async with self.database.session() as session:
             return await change(EventRepository(session))
+
+
+class _Grouped:
+    """Group commit for one kind of mark: the events that ask while a statement runs share the next one, so
+    16 events handled at once cost a few round trips rather than 16. Each caller learns whether its own event
+    was marked; a failed statement fails every caller in it (and marks none of them)."""
+
+    def __init__(self, run: Callable[[Sequence[DueEvent]], Awaitable[set[int]]]) -> None:
+        self._run = run
+        self._queue: list[tuple[DueEvent, asyncio.Future[bool]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def __call__(self, event: DueEvent) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                done = await self._run([event for event, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for event, future in batch:
+                    if not future.done():
+                        future.set_result(event.id in done)
 
 
 def _person_of(user: User, preferences: UserPreferences | None) -> _Person:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Row, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Row, bindparam, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Guild, ScheduledEvent
 from bot.db.repositories._dialect import dialect_name
+from bot.db.repositories._plain import execute_plain
 from bot.domain.recurrence import RECURRENCES, require_aware
 
 # Discord's sharding formula: a guild belongs to shard ``(guild_id >> 22) % shard_count``; DMs to shard 0.
@@ -60,6 +61,36 @@ _DUE_COLUMNS = (
 
 # Why an event ends ``unknown``: a send may have happened, so it is never sent again.
 UNCERTAIN_STOPPED = "delivery uncertain: the process sending it stopped before recording the result"
+
+# After the send: from ``sending``, or from ``unknown`` if another process gave up waiting for this one.
+_SENT_OR_NOT = ("sending", "unknown")
+
+
+def _held(*states: str) -> ColumnElement[bool]:
+    """The events of the bound ``event_ids`` that the claim of the bound ``token`` holds in one of ``states``."""
+    in_state = ScheduledEvent.status == states[0]
+    for state in states[1:]:
+        in_state = in_state | (ScheduledEvent.status == state)
+    return (
+        ScheduledEvent.id.in_(bindparam("event_ids", expanding=True))
+        & (ScheduledEvent.claim_token == bindparam("token"))
+        & in_state
+    )
+
+
+# The two marks around every send, built once (each event runs both; see execute_plain).
+_BEGIN_SEND = (
+    update(ScheduledEvent)
+    .where(_held("triggered"))
+    .values(status="sending", triggered_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(ScheduledEvent.id)
+)
+_MARK_SENT = (
+    update(ScheduledEvent)
+    .where(_held(*_SENT_OR_NOT))
+    .values(status="sent", triggered_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(ScheduledEvent.id)
+)
 
 
 def _due_event(row: Row[Any]) -> DueEvent:
@@ -248,15 +279,30 @@ class EventRepository:
     async def begin_send(self, event: DueEvent, *, at: datetime) -> bool:
         """Record that ``event`` is about to be sent (``sending``, at ``at``). Commit it BEFORE sending: False
         means the claim no longer holds it, and it must not be sent."""
-        require_aware(at, "at")
-        return await self._finish(event, ("triggered",), {"status": "sending", "triggered_at": at, "updated_at": at})
+        return event.id in await self.begin_sends([event], at=at)
 
-    # After the send: from ``sending``, or from ``unknown`` if another process gave up waiting for this one.
-    _SENT_OR_NOT = ("sending", "unknown")
+    async def begin_sends(self, events: Sequence[DueEvent], *, at: datetime) -> set[int]:
+        """:meth:`begin_send` for events all about to be sent now (one statement per claim); returns the ids of
+        those still held, the only ones that may be sent."""
+        return await self._by_claim(_BEGIN_SEND, events, at)
 
     async def mark_sent(self, event: DueEvent, *, at: datetime) -> bool:
+        return event.id in await self.mark_sent_each([event], at=at)
+
+    async def mark_sent_each(self, events: Sequence[DueEvent], *, at: datetime) -> set[int]:
+        """:meth:`mark_sent` for events each already sent (one statement per claim); returns the ids marked."""
+        return await self._by_claim(_MARK_SENT, events, at)
+
+    async def _by_claim(self, statement: Any, events: Sequence[DueEvent], at: datetime) -> set[int]:
         require_aware(at, "at")
-        return await self._finish(event, self._SENT_OR_NOT, {"status": "sent", "triggered_at": at, "updated_at": at})
+        claims: dict[str, list[int]] = {}
+        for event in events:
+            claims.setdefault(event.claim_token, []).append(event.id)
+        done: set[int] = set()
+        for token, ids in claims.items():
+            parameters = {"event_ids": ids, "token": token, "at": at}
+            done.update((await execute_plain(self.session, statement, parameters)).scalars())
+        return done
 
     async def mark_uncertain(self, event: DueEvent, *, error: str) -> bool:
         """A send that may or may not have happened: ``unknown``, never sent again."""
@@ -271,7 +317,7 @@ class EventRepository:
         require_aware(at, "at")
         return await self._finish(
             event,
-            self._SENT_OR_NOT,
+            _SENT_OR_NOT,
             {
                 "status": "pending",
                 "trigger_at": at,
@@ -294,7 +340,7 @@ class EventRepository:
     async def mark_failed(self, event: DueEvent, *, error: str) -> bool:
         """Give up on an event whose send definitely failed, counting the attempt."""
         return await self._finish(
-            event, self._SENT_OR_NOT, {"status": "failed", "attempts": ScheduledEvent.attempts + 1, "last_error": error}
+            event, _SENT_OR_NOT, {"status": "failed", "attempts": ScheduledEvent.attempts + 1, "last_error": error}
         )
 
     async def cancel_of(self, user_id: int, event_id: int) -> bool:
