@@ -364,6 +364,10 @@ class _Grouped:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+            except BaseException:  # cancelled (the loop is closing): no caller waits for ever
+                for _, future in batch + self._queue:
+                    future.cancel()
+                raise
             else:
                 for event, future in batch:
                     if not future.done():
