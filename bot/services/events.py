@@ -184,8 +184,11 @@ class EventService:
             if held is not None:
                 return held
         text = await self._compose(event, person)
-        # Committed before the send: from here on the event is never sent again, whatever happens next.
-        if not await self._begin_sends(event):
+        # Committed before the send: from here on the event is never sent again, whatever happens next. If it
+        # fails twice the event stays claimed (not started) and is claimed again after stuck_after.
+        if not await self._grouped_then_alone(
+            event, self._begin_sends, lambda events: events.begin_send(event, at=self.clock())
+        ):
             log.warning("event %s: its claim went stale (another process took it back); not sending", event.id)
             return "released"
         try:
@@ -201,19 +204,29 @@ class EventService:
         return "sent"
 
     async def _record_sent(self, event: DueEvent) -> None:
-        """Mark a delivered event sent; on a failure (a dropped connection fails one statement) once more, on its
-        own. If it cannot be recorded it stays ``sending`` and ends ``unknown`` after ``stuck_after``: never sent
-        again."""
+        """Mark a delivered event sent. If it cannot be recorded it stays ``sending`` and ends ``unknown`` after
+        ``stuck_after``: never sent again."""
         try:
-            await self._mark_sent(event)
-            return
-        except Exception as exc:
-            log.warning("event %s was sent, but recording it failed (%s); trying again", event.id, exc)
-        await asyncio.sleep(0.2)
-        try:
-            await self._mark_at_once(lambda events: events.mark_sent(event, at=self.clock()))
+            await self._grouped_then_alone(
+                event, self._mark_sent, lambda events: events.mark_sent(event, at=self.clock())
+            )
         except Exception as exc:
             log.error("event %s was sent, but recording it failed (%s); it will end 'unknown'", event.id, exc)
+
+    async def _grouped_then_alone(
+        self,
+        event: DueEvent,
+        grouped: "_Grouped",
+        alone: Callable[[EventRepository], Awaitable[bool]],
+    ) -> bool:
+        """One of the marks around a send, in a group; if the group's statement fails (a dropped connection, or
+        another event's fault), once more on its own. Raises when that fails too."""
+        try:
+            return await grouped(event)
+        except Exception as exc:
+            log.warning("event %s: marking it failed (%s); trying again on its own", event.id, exc)
+        await asyncio.sleep(0.2)
+        return await self._mark_at_once(alone)
 
     async def _uncertain(self, event: DueEvent, error: str) -> Outcome:
         log.error("event %s: %s; not sending it again", event.id, error)

@@ -80,6 +80,27 @@ async def test_a_failed_mark_after_the_send_never_sends_again(db: Database, llm:
     assert all(states[event_id][0] == "sent" for event_id in set(ids) - set(faults.always))
 
 
+async def test_a_failed_mark_before_the_send_sends_nothing_then_once_after_stuck_after(
+    db: Database, llm: FakeLLM
+) -> None:
+    """The statement that marks an event as being sent fails: it is not sent, stays claimed, and once the claim
+    is stale it is claimed again and sent, once."""
+    channels = await due_events(db, 12)
+    ids = sorted(channels.values())
+    notifier, clock = RecordingNotifier(), Clock(NOW)
+    events = service(db, llm, notifier, clock, daily_cap=100)
+    with failing_marks(db, MarkFaults(always=ids[::3], status="sending")):
+        await events.tick()
+        assert len(delivered(notifier)) == 8
+        assert {row.id for row in await rows(db) if row.status == "triggered"} == set(ids[::3])
+    clock.now += STUCK + timedelta(minutes=1)
+    assert await events.tick() == {"sent": 4}
+    assert await events.tick() == {}
+    counts = delivered(notifier)
+    assert set(counts) == set(channels) and max(counts.values()) == 1
+    assert {row.status for row in await rows(db)} == {"sent"}
+
+
 async def test_two_schedulers_with_a_dropping_connection_deliver_each_of_120_events_once(
     pg: Database, llm: FakeLLM
 ) -> None:
