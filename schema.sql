@@ -644,7 +644,19 @@ DELETE FROM memory_words WHERE documents <= 0;
 
 UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
 
--- Running upgrade 0006 -> 0008
+-- Running upgrade 0006 -> 0007
+
+ALTER TABLE scheduled_events ADD COLUMN claim_token VARCHAR(32);
+
+ALTER TABLE scheduled_events DROP CONSTRAINT ck_scheduled_events_status_valid;
+
+ALTER TABLE scheduled_events ADD CONSTRAINT ck_scheduled_events_status_valid CHECK (status IN ('pending', 'triggered', 'sending', 'sent', 'unknown', 'cancelled', 'missed', 'failed'));
+
+UPDATE scheduled_events SET status = 'unknown', last_error = 'delivery uncertain: claimed before the upgrade to claim tokens (it may have been sent)' WHERE status = 'triggered';
+
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';
+
+-- Running upgrade 0007 -> 0008
 
 CREATE TABLE runtime_flags (
     name VARCHAR(64) NOT NULL,
@@ -653,6 +665,6 @@ CREATE TABLE runtime_flags (
     CONSTRAINT pk_runtime_flags PRIMARY KEY (name)
 );
 
-UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0006';
+UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';
 
 COMMIT;

@@ -126,6 +126,13 @@ class Database:
             async with self.sessions(bind=autocommit) as session:
                 yield session
 
+    @contextlib.asynccontextmanager
+    async def one_statement_each(self) -> AsyncIterator[AsyncSession]:
+        """A session in which each statement commits on its own (autocommit): for a change that is a single
+        statement, atomic by itself, without the BEGIN and COMMIT round trips of :meth:`session`."""
+        async with self.reading() as session:
+            yield session
+
     async def check(self) -> None:
         """Connect once, raising :class:`DatabaseUnavailable` with a readable reason on failure."""
         try:

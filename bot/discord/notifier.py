@@ -1,8 +1,10 @@
 """DiscordNotifier: delivers proactive messages (reminders, greetings, follow-ups) for the EventService.
 
 To the event's channel when Hearth can see it and may write there, else by DM to the user. Discord's errors
-become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, timeouts, network), not for
-what will not (DMs closed, user or channel gone, missing permissions).
+become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, network), not for what will not
+(DMs closed, user or channel gone, missing permissions). ``maybe_sent`` when the message may have gone out all
+the same (a timeout or a dropped connection once the request had left, or a failure after the first piece of
+a long message): the event service never sends those again.
 """
 
 import asyncio
@@ -38,12 +40,19 @@ class DiscordNotifier:
                 return "dm" if isinstance(channel, discord.DMChannel) else "channel"
             except discord.Forbidden as exc:  # the cached permissions were stale: try the DM instead
                 log.info("may not write in channel %s (%s); sending by DM", channel_id, exc.text or exc.status)
+            except _PartlySent as partly:
+                raise _delivery_failed(partly.error, f"channel {channel_id}", partly=True) from partly.error
             except _SEND_ERRORS as exc:
                 raise _delivery_failed(exc, f"channel {channel_id}") from exc
         try:
             user = self.bot.get_user(user_discord_id) or await self.bot.fetch_user(user_discord_id)
             dm = await user.create_dm()
+        except _SEND_ERRORS as exc:  # nothing was sent yet
+            raise _delivery_failed(exc, f"DM to user {user_discord_id}", sending=False) from exc
+        try:
             await self._send(dm, text)
+        except _PartlySent as partly:
+            raise _delivery_failed(partly.error, f"DM to user {user_discord_id}", partly=True) from partly.error
         except _SEND_ERRORS as exc:
             raise _delivery_failed(exc, f"DM to user {user_discord_id}") from exc
         return "dm"
@@ -67,17 +76,37 @@ class DiscordNotifier:
 
     @staticmethod
     async def _send(channel: "Messageable", text: str) -> None:
-        # A failure after the first piece leaves the earlier pieces sent; a retry sends them again (rare: events
-        # are short).
-        for piece in split_message(text):
-            await channel.send(piece, allowed_mentions=SAFE_MENTIONS)
+        """Send the pieces in order; a failure after the first raises :class:`_PartlySent` (the earlier pieces
+        are out: the message must not be sent again)."""
+        for number, piece in enumerate(split_message(text)):
+            try:
+                await channel.send(piece, allowed_mentions=SAFE_MENTIONS)
+            except _SEND_ERRORS as exc:
+                if number == 0:
+                    raise
+                raise _PartlySent(exc) from exc
 
 
-def _delivery_failed(exc: Exception, where: str) -> DeliveryFailed:
-    """The DeliveryFailed for a Discord or network error (one of ``_SEND_ERRORS``)."""
+class _PartlySent(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _delivery_failed(exc: Exception, where: str, *, partly: bool = False, sending: bool = True) -> DeliveryFailed:
+    """The DeliveryFailed for a Discord or network error (one of ``_SEND_ERRORS``). Discord's answer means the
+    piece was not posted; a timeout or a dropped connection while ``sending`` may have posted it (a failure to
+    connect did not)."""
     if isinstance(exc, discord.Forbidden | discord.NotFound):
-        return DeliveryFailed(f"{where}: {exc.status} {exc.text or 'forbidden or gone'}", retryable=False)
+        return DeliveryFailed(
+            f"{where}: {exc.status} {exc.text or 'forbidden or gone'}", retryable=False, maybe_sent=partly
+        )
     if isinstance(exc, discord.HTTPException):
         retryable = isinstance(exc, discord.DiscordServerError) or exc.status >= 500 or exc.status == 429
-        return DeliveryFailed(f"{where}: Discord answered {exc.status} {exc.text}".rstrip(), retryable=retryable)
-    return DeliveryFailed(f"{where}: {type(exc).__name__} {exc}".rstrip(), retryable=True)  # timeouts, network
+        return DeliveryFailed(
+            f"{where}: Discord answered {exc.status} {exc.text}".rstrip(), retryable=retryable, maybe_sent=partly
+        )
+    in_flight = sending and not isinstance(exc, aiohttp.ClientConnectorError)
+    return DeliveryFailed(
+        f"{where}: {type(exc).__name__} {exc}".rstrip(), retryable=True, maybe_sent=partly or in_flight
+    )

@@ -13,12 +13,18 @@ inserts the next occurrence of each recurring one. Each claimed event is then ha
   unavailable;
 - delivery goes through a :class:`Notifier` (``bot/discord/notifier.py``); a failure that may pass is retried
   with backoff a few times, then the event is marked failed with the error.
+
+At most once, across faults and restarts: each event is marked ``sending`` (under its claim's token, committed)
+just before its own send, and ``sent`` just after. A send that may have happened and was not recorded (the
+process died, the mark after it failed, the notifier cannot tell whether Discord got it) is never repeated: the
+event ends ``unknown``, with an error saying delivery is uncertain. Only an event that provably never started
+sending (still ``triggered`` when its claim went stale) or whose send definitely failed is tried again.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Literal, Protocol
@@ -47,11 +53,15 @@ UNSOLICITED = ("birthday", "follow_up")
 
 
 class DeliveryFailed(HearthError):
-    """The notifier could not deliver; ``retryable`` when trying again later may work (Discord 5xx, timeouts)."""
+    """The notifier could not deliver; ``retryable`` when trying again later may work (Discord 5xx, rate limits).
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    ``maybe_sent`` when the message may have gone out all the same (a timeout after the request left, a failure
+    after the first piece of a long message): then it is never tried again, whatever ``retryable`` says."""
+
+    def __init__(self, message: str, *, retryable: bool, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.maybe_sent = maybe_sent
 
 
 class Notifier(Protocol):
@@ -67,14 +77,17 @@ class EventsConfig:
     claim_batch: int = 200
     concurrency: int = 16  # events handled at once
     max_attempts: int = 4
-    # A claimed event not finished after this long was left by a process that stopped mid-send: claimed again.
+    # A claim not finished after this long was left by a process that stopped: an event that never started
+    # sending is claimed again; one that was being sent ends ``unknown`` (never sent twice).
     stuck_after: timedelta = timedelta(minutes=10)
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
     daily_cap: int = 3  # unsolicited messages per user per (local) day
     shards: tuple[tuple[int, ...], int] | None = None  # (shard ids, shard count): this process's guilds
 
 
-Outcome = Literal["sent", "missed", "cancelled", "postponed", "retrying", "failed"]
+# "unknown": a send that may have happened, not repeated; "released": the claim no longer held the event (another
+# process took it back after ``stuck_after``), so this one left it alone.
+Outcome = Literal["sent", "missed", "cancelled", "postponed", "retrying", "failed", "unknown", "released"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +119,22 @@ class EventService:
         self.config = config
         self.clock = clock
         self._per_user = KeyedLocks()
+        # The marks around each send, grouped: the events handled at once share a statement (a round trip each).
+        self._begin_sends = _Grouped(self._begin_sends_now)
+        self._mark_sent = _Grouped(self._mark_sent_now)
 
     async def tick(self) -> dict[Outcome, int]:
         """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
         events ended each way."""
         counts: dict[Outcome, int] = {}
         async with self.database.session() as session:
-            stuck = await EventRepository(session).requeue_stuck(claimed_before=self.clock() - self.config.stuck_after)
+            stuck, uncertain = await EventRepository(session).requeue_stuck(
+                claimed_before=self.clock() - self.config.stuck_after
+            )
         if stuck:
-            log.warning("%d events were claimed but never finished (a stop mid-send?); claiming them again", stuck)
+            log.warning("%d events were claimed but never started sending (a stop?); claiming them again", stuck)
+        if uncertain:
+            log.error("%d events were being sent when their process stopped; not sending them again", uncertain)
         while True:
             claimed = await self._tick_once(counts)
             if claimed < self.config.claim_batch:
@@ -133,7 +153,6 @@ class EventService:
         async with self.database.reading() as session:
             people = await UserRepository(session).people([event.user_id for event in due])
         gate = asyncio.Semaphore(self.config.concurrency)
-        sent: list[int] = []
 
         async def handle(event: DueEvent) -> None:
             async with gate:
@@ -144,24 +163,19 @@ class EventService:
                     # Unsolicited messages one at a time per user, so the daily cap holds within a tick.
                     one_by_one = event.event_type in UNSOLICITED
                     async with self._per_user.hold(event.user_id) if one_by_one else contextlib.nullcontext():
-                        outcome = await self.handle(event, now=now, person=_person_of(*found), sent=sent)
-                except Exception:  # a database fault: the event stays triggered; logged for the owner
+                        outcome = await self.handle(event, now=now, person=_person_of(*found))
+                except Exception:  # a database fault: the event stays claimed until stuck_after; logged for the owner
                     log.exception("scheduled event %s could not be handled", event.id)
                     return
                 counts[outcome] = counts.get(outcome, 0) + 1
 
         await asyncio.gather(*(handle(event) for event in due))
-        async with self.database.session() as session:
-            await EventRepository(session).mark_sent_many(sent, at=now)
         return len(due)
 
-    async def handle(
-        self, event: DueEvent, *, now: datetime, person: "_Person | None" = None, sent: list[int] | None = None
-    ) -> Outcome:
-        """Deliver one claimed event, or decide not to (see the module notes). With ``sent``, a delivered
-        event's id is added to it for the caller to mark in bulk, rather than marked here."""
+    async def handle(self, event: DueEvent, *, now: datetime, person: "_Person | None" = None) -> Outcome:
+        """Deliver one claimed event, or decide not to (see the module notes)."""
         if catch_up(event.trigger_at, now, self.config.grace) == "missed":
-            await self._mark(lambda events: events.mark_missed(event.id, at=now))
+            await self._mark(lambda events: events.mark_missed(event, at=now))
             log.info("event %s (%s) missed: due %s", event.id, event.event_type, event.trigger_at.isoformat())
             return "missed"
         person = person or await self._person(event.user_id)
@@ -170,15 +184,54 @@ class EventService:
             if held is not None:
                 return held
         text = await self._compose(event, person)
+        # Committed before the send: from here on the event is never sent again, whatever happens next. If it
+        # fails twice the event stays claimed (not started) and is claimed again after stuck_after.
+        if not await self._grouped_then_alone(
+            event, self._begin_sends, lambda events: events.begin_send(event, at=self.clock())
+        ):
+            log.warning("event %s: its claim went stale (another process took it back); not sending", event.id)
+            return "released"
         try:
             await self.notifier.deliver(user_discord_id=person.discord_id, channel_id=event.channel_id, text=text)
         except DeliveryFailed as exc:
+            if exc.maybe_sent:
+                return await self._uncertain(event, f"delivery uncertain: {exc}")
             return await self._delivery_failed(event, exc, now)
-        if sent is not None and event.event_type not in UNSOLICITED:
-            sent.append(event.id)
-        else:  # unsolicited ones at once: the daily cap counts them
-            await self._mark(lambda events: events.mark_sent(event.id, at=now))
+        except Exception as exc:  # a bug in the notifier: the message may have gone out
+            log.exception("event %s: the notifier failed", event.id)
+            return await self._uncertain(event, f"delivery uncertain: {type(exc).__name__}: {exc}")
+        await self._record_sent(event)
         return "sent"
+
+    async def _record_sent(self, event: DueEvent) -> None:
+        """Mark a delivered event sent. If it cannot be recorded it stays ``sending`` and ends ``unknown`` after
+        ``stuck_after``: never sent again."""
+        try:
+            await self._grouped_then_alone(
+                event, self._mark_sent, lambda events: events.mark_sent(event, at=self.clock())
+            )
+        except Exception as exc:
+            log.error("event %s was sent, but recording it failed (%s); it will end 'unknown'", event.id, exc)
+
+    async def _grouped_then_alone(
+        self,
+        event: DueEvent,
+        grouped: "_Grouped",
+        alone: Callable[[EventRepository], Awaitable[bool]],
+    ) -> bool:
+        """One of the marks around a send, in a group; if the group's statement fails (a dropped connection, or
+        another event's fault), once more on its own. Raises when that fails too."""
+        try:
+            return await grouped(event)
+        except Exception as exc:
+            log.warning("event %s: marking it failed (%s); trying again on its own", event.id, exc)
+        await asyncio.sleep(0.2)
+        return await self._mark_at_once(alone)
+
+    async def _uncertain(self, event: DueEvent, error: str) -> Outcome:
+        log.error("event %s: %s; not sending it again", event.id, error)
+        await self._mark(lambda events: events.mark_uncertain(event, error=error))
+        return "unknown"
 
     async def _hold_back(self, event: DueEvent, person: _Person, now: datetime) -> Outcome | None:
         """Why an unsolicited message is not sent now: opted out (cancelled), quiet hours or the daily cap
@@ -188,13 +241,13 @@ class EventService:
             async with self.database.reading() as session:
                 guild = await GuildRepository(session).settings_of(event.guild_id)
         if person.proactive_opt_out or guild.get("proactive") is False:
-            await self._mark(lambda events: events.cancel_triggered(event.id))
+            await self._mark(lambda events: events.cancel_triggered(event))
             return "cancelled"
         # The user's quiet hours and the guild's, both read in the user's time zone.
         windows = [window for window in (person.quiet, quiet_hours_of(guild.get("quiet_hours"))) if window is not None]
         if any(in_quiet_hours(now, person.tz, *window) for window in windows):
             later = max(quiet_hours_end(now, person.tz, *window) for window in windows)
-            await self._mark(lambda events: events.postpone(event.id, at=later))
+            await self._mark(lambda events: events.postpone(event, at=later))
             return "postponed"
         local_midnight = local_to_utc(datetime.combine(to_local(now, person.tz).date(), time(0)), person.tz)
         async with self.database.session() as session:
@@ -205,7 +258,7 @@ class EventService:
             tomorrow = local_to_utc(
                 datetime.combine(to_local(now, person.tz).date() + timedelta(days=1), time(10)), person.tz
             )
-            await self._mark(lambda events: events.postpone(event.id, at=tomorrow))
+            await self._mark(lambda events: events.postpone(event, at=tomorrow))
             return "postponed"
         return None
 
@@ -213,10 +266,10 @@ class EventService:
         attempt = event.attempts + 1
         if exc.retryable and attempt < self.config.max_attempts:
             later = now + timedelta(seconds=self.config.retry_backoff.delay(attempt))
-            await self._mark(lambda events: events.retry_later(event.id, at=later, error=str(exc)))
+            await self._mark(lambda events: events.retry_later(event, at=later, error=str(exc)))
             log.warning("event %s not delivered (%s); attempt %d, retrying at %s", event.id, exc, attempt, later)
             return "retrying"
-        await self._mark(lambda events: events.mark_failed(event.id, error=str(exc)))
+        await self._mark(lambda events: events.mark_failed(event, error=str(exc)))
         log.error("event %s failed after %d attempts: %s", event.id, attempt, exc)
         return "failed"
 
@@ -277,9 +330,61 @@ class EventService:
             local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
         )
 
-    async def _mark(self, change: Callable[[EventRepository], Awaitable[object]]) -> None:
+    async def _begin_sends_now(self, events: Sequence[DueEvent]) -> set[int]:
+        async with self.database.one_statement_each() as session:
+            return await EventRepository(session).begin_sends(events, at=self.clock())
+
+    async def _mark_sent_now(self, events: Sequence[DueEvent]) -> set[int]:
+        async with self.database.one_statement_each() as session:
+            return await EventRepository(session).mark_sent_each(events, at=self.clock())
+
+    async def _mark_at_once(self, change: Callable[[EventRepository], Awaitable[bool]]) -> bool:
+        """:meth:`_mark` for a change that is one statement, committed as it runs (no BEGIN and COMMIT round
+        trips: every event makes two such changes)."""
+        async with self.database.one_statement_each() as session:
+            return await change(EventRepository(session))
+
+    async def _mark(self, change: Callable[[EventRepository], Awaitable[bool]]) -> bool:
+        """Run one change of a claimed event in its own committed transaction; False when the claim no longer
+        held the event."""
         async with self.database.session() as session:
-            await change(EventRepository(session))
+            return await change(EventRepository(session))
+
+
+class _Grouped:
+    """Group commit for one kind of mark: the events that ask while a statement runs share the next one, so
+    16 events handled at once cost a few round trips rather than 16. Each caller learns whether its own event
+    was marked; a failed statement fails every caller in it (and marks none of them)."""
+
+    def __init__(self, run: Callable[[Sequence[DueEvent]], Awaitable[set[int]]]) -> None:
+        self._run = run
+        self._queue: list[tuple[DueEvent, asyncio.Future[bool]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def __call__(self, event: DueEvent) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                done = await self._run([event for event, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            except BaseException:  # cancelled (the loop is closing): no caller waits for ever
+                for _, future in batch + self._queue:
+                    future.cancel()
+                raise
+            else:
+                for event, future in batch:
+                    if not future.done():
+                        future.set_result(event.id in done)
 
 
 def _person_of(user: User, preferences: UserPreferences | None) -> _Person:

@@ -1,15 +1,24 @@
-"""Scheduled events: what Hearth will do later (follow-ups now; birthdays and reminders use the same table)."""
+"""Scheduled events: what Hearth will do later (follow-ups now; birthdays and reminders use the same table).
 
+A claimed event carries the claim's random token, and every change after the claim names it: a process
+changes only the rows it still holds. The states after a claim (see ``EVENT_STATUSES``): ``triggered`` (held,
+not started), ``sending`` (committed just before the send), then ``sent``; ``unknown`` when a send may have
+happened unrecorded. At most once: nothing ``sending`` or ``unknown`` ever goes back to ``pending``, except
+on a delivery that definitely failed.
+"""
+
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Row, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Row, bindparam, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Guild, ScheduledEvent
 from bot.db.repositories._dialect import dialect_name
+from bot.db.repositories._plain import execute_plain
 from bot.domain.recurrence import RECURRENCES, require_aware
 
 # Discord's sharding formula: a guild belongs to shard ``(guild_id >> 22) % shard_count``; DMs to shard 0.
@@ -19,7 +28,7 @@ _SHARD_SHIFT = 22
 
 @dataclass(frozen=True, slots=True)
 class DueEvent:
-    """A claimed event (status ``triggered``), detached from the session."""
+    """A claimed event (status ``triggered``), detached from the session; ``claim_token`` names the claim."""
 
     id: int
     user_id: int
@@ -32,6 +41,7 @@ class DueEvent:
     is_recurring: bool
     recurrence_rule: str | None
     attempts: int
+    claim_token: str
 
 
 _DUE_COLUMNS = (
@@ -46,6 +56,40 @@ _DUE_COLUMNS = (
     ScheduledEvent.is_recurring,
     ScheduledEvent.recurrence_rule,
     ScheduledEvent.attempts,
+    ScheduledEvent.claim_token,
+)
+
+# Why an event ends ``unknown``: a send may have happened, so it is never sent again.
+UNCERTAIN_STOPPED = "delivery uncertain: the process sending it stopped before recording the result"
+
+# After the send: from ``sending``, or from ``unknown`` if another process gave up waiting for this one.
+_SENT_OR_NOT = ("sending", "unknown")
+
+
+def _held(*states: str) -> ColumnElement[bool]:
+    """The events of the bound ``event_ids`` that the claim of the bound ``token`` holds in one of ``states``."""
+    in_state = ScheduledEvent.status == states[0]
+    for state in states[1:]:
+        in_state = in_state | (ScheduledEvent.status == state)
+    return (
+        ScheduledEvent.id.in_(bindparam("event_ids", expanding=True))
+        & (ScheduledEvent.claim_token == bindparam("token"))
+        & in_state
+    )
+
+
+# The two marks around every send, built once (each event runs both; see execute_plain).
+_BEGIN_SEND = (
+    update(ScheduledEvent)
+    .where(_held("triggered"))
+    .values(status="sending", triggered_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(ScheduledEvent.id)
+)
+_MARK_SENT = (
+    update(ScheduledEvent)
+    .where(_held(*_SENT_OR_NOT))
+    .values(status="sent", triggered_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(ScheduledEvent.id)
 )
 
 
@@ -62,6 +106,7 @@ def _due_event(row: Row[Any]) -> DueEvent:
         is_recurring=row.is_recurring,
         recurrence_rule=row.recurrence_rule,
         attempts=row.attempts,
+        claim_token=row.claim_token,
     )
 
 
@@ -154,23 +199,38 @@ class EventRepository:
         await self.session.flush()
         return event.id
 
-    async def requeue_stuck(self, *, claimed_before: datetime) -> int:
-        """Put back to ``pending`` the events claimed before ``claimed_before`` and never finished (the process
-        that claimed them stopped mid-send); returns how many. They are claimed again, and a late one is missed."""
+    async def requeue_stuck(self, *, claimed_before: datetime) -> tuple[int, int]:
+        """Settle the claims made before ``claimed_before`` and never finished (the process that held them
+        stopped); returns (put back, uncertain).
+
+        An event still ``triggered`` provably never started sending: it goes back to ``pending`` (its claim
+        token cleared) and is claimed again, or missed if too late. One left ``sending`` may have been
+        delivered: it becomes ``unknown`` and is never sent again (its token stays, so a process that was only
+        slow can still record the send)."""
         require_aware(claimed_before, "claimed_before")
-        statement = (
+        stale = ScheduledEvent.triggered_at < claimed_before
+        requeued = (
             update(ScheduledEvent)
-            .where(ScheduledEvent.status == "triggered", ScheduledEvent.triggered_at < claimed_before)
-            .values(status="pending")
+            .where(ScheduledEvent.status == "triggered", stale)
+            .values(status="pending", claim_token=None)
             .returning(ScheduledEvent.id)
             .execution_options(synchronize_session=False)
         )
-        return len((await self.session.execute(statement)).all())
+        uncertain = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.status == "sending", stale)
+            .values(status="unknown", last_error=UNCERTAIN_STOPPED)
+            .returning(ScheduledEvent.id)
+            .execution_options(synchronize_session=False)
+        )
+        put_back = len((await self.session.execute(requeued)).all())
+        return put_back, len((await self.session.execute(uncertain)).all())
 
     async def claim_due(
         self, *, now: datetime, limit: int, shards: tuple[Sequence[int], int] | None = None
     ) -> list[DueEvent]:
-        """Move up to ``limit`` pending events due by ``now`` to ``triggered`` and return them, oldest first.
+        """Move up to ``limit`` pending events due by ``now`` to ``triggered`` under a new claim token and return
+        them, oldest first.
 
         One statement: on PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
         disjoint batches without waiting; on SQLite the single writer serialises claimers and the ``status``
@@ -193,69 +253,95 @@ class EventRepository:
         statement = (
             update(ScheduledEvent)
             .where(ScheduledEvent.id.in_(select(due.c.id)), ScheduledEvent.status == "pending")
-            .values(status="triggered", triggered_at=now, updated_at=now)
+            .values(status="triggered", triggered_at=now, updated_at=now, claim_token=secrets.token_hex(16))
             .returning(*_DUE_COLUMNS)
             .execution_options(synchronize_session=False)
         )
         rows = (await self.session.execute(statement)).all()
         return sorted((_due_event(row) for row in rows), key=lambda event: (event.trigger_at, event.id))
 
-    async def _finish(self, event_id: int, values: dict[str, Any]) -> None:
-        """Apply ``values`` to a claimed (``triggered``) event; other states are left alone."""
+    async def _finish(self, event: DueEvent, states: Sequence[str], values: dict[str, Any]) -> bool:
+        """Apply ``values`` to ``event`` if this claim still holds it in one of ``states``; False when it does not
+        (another process took it back, or it is finished): then nothing changes."""
         statement = (
             update(ScheduledEvent)
-            .where(ScheduledEvent.id == event_id, ScheduledEvent.status == "triggered")
+            .where(
+                ScheduledEvent.id == event.id,
+                ScheduledEvent.claim_token == event.claim_token,
+                ScheduledEvent.status.in_(states),
+            )
             .values(**values)
+            .returning(ScheduledEvent.id)
             .execution_options(synchronize_session=False)
         )
-        await self.session.execute(statement)
+        return (await self.session.execute(statement)).first() is not None
 
-    async def mark_sent(self, event_id: int, *, at: datetime) -> None:
-        require_aware(at, "at")
-        await self._finish(event_id, {"status": "sent", "triggered_at": at, "updated_at": at})
+    async def begin_send(self, event: DueEvent, *, at: datetime) -> bool:
+        """Record that ``event`` is about to be sent (``sending``, at ``at``). Commit it BEFORE sending: False
+        means the claim no longer holds it, and it must not be sent."""
+        return event.id in await self.begin_sends([event], at=at)
 
-    async def mark_sent_many(self, event_ids: Sequence[int], *, at: datetime) -> None:
-        """:meth:`mark_sent` for many events in one statement (a tick's deliveries)."""
-        require_aware(at, "at")
-        if not event_ids:
-            return
-        statement = (
-            update(ScheduledEvent)
-            .where(ScheduledEvent.id.in_(event_ids), ScheduledEvent.status == "triggered")
-            .values(status="sent", triggered_at=at, updated_at=at)
-            .execution_options(synchronize_session=False)
-        )
-        await self.session.execute(statement)
+    async def begin_sends(self, events: Sequence[DueEvent], *, at: datetime) -> set[int]:
+        """:meth:`begin_send` for events all about to be sent now (one statement per claim); returns the ids of
+        those still held, the only ones that may be sent."""
+        return await self._by_claim(_BEGIN_SEND, events, at)
 
-    async def mark_missed(self, event_id: int, *, at: datetime) -> None:
-        require_aware(at, "at")
-        await self._finish(event_id, {"status": "missed", "triggered_at": at, "updated_at": at})
+    async def mark_sent(self, event: DueEvent, *, at: datetime) -> bool:
+        return event.id in await self.mark_sent_each([event], at=at)
 
-    async def retry_later(self, event_id: int, *, at: datetime, error: str) -> None:
-        """Put a claimed event back to ``pending`` at ``at``, counting the failed attempt."""
+    async def mark_sent_each(self, events: Sequence[DueEvent], *, at: datetime) -> set[int]:
+        """:meth:`mark_sent` for events each already sent (one statement per claim); returns the ids marked."""
+        return await self._by_claim(_MARK_SENT, events, at)
+
+    async def _by_claim(self, statement: Any, events: Sequence[DueEvent], at: datetime) -> set[int]:
         require_aware(at, "at")
-        await self._finish(
-            event_id,
+        claims: dict[str, list[int]] = {}
+        for event in events:
+            claims.setdefault(event.claim_token, []).append(event.id)
+        done: set[int] = set()
+        for token, ids in claims.items():
+            parameters = {"event_ids": ids, "token": token, "at": at}
+            done.update((await execute_plain(self.session, statement, parameters)).scalars())
+        return done
+
+    async def mark_uncertain(self, event: DueEvent, *, error: str) -> bool:
+        """A send that may or may not have happened: ``unknown``, never sent again."""
+        return await self._finish(event, ("sending",), {"status": "unknown", "last_error": error})
+
+    async def mark_missed(self, event: DueEvent, *, at: datetime) -> bool:
+        require_aware(at, "at")
+        return await self._finish(event, ("triggered",), {"status": "missed", "triggered_at": at, "updated_at": at})
+
+    async def retry_later(self, event: DueEvent, *, at: datetime, error: str) -> bool:
+        """Put an event whose send definitely failed back to ``pending`` at ``at``, counting the attempt."""
+        require_aware(at, "at")
+        return await self._finish(
+            event,
+            _SENT_OR_NOT,
             {
                 "status": "pending",
                 "trigger_at": at,
                 "attempts": ScheduledEvent.attempts + 1,
                 "last_error": error,
+                "claim_token": None,
             },
         )
 
-    async def postpone(self, event_id: int, *, at: datetime) -> None:
-        """Put a claimed event back to ``pending`` at ``at`` without counting an attempt (quiet hours, a cap)."""
+    async def postpone(self, event: DueEvent, *, at: datetime) -> bool:
+        """Put a claimed, unsent event back to ``pending`` at ``at`` without counting an attempt (quiet hours, a
+        cap)."""
         require_aware(at, "at")
-        await self._finish(event_id, {"status": "pending", "trigger_at": at})
+        return await self._finish(event, ("triggered",), {"status": "pending", "trigger_at": at, "claim_token": None})
 
-    async def cancel_triggered(self, event_id: int) -> None:
+    async def cancel_triggered(self, event: DueEvent) -> bool:
         """Cancel a claimed event that is not to be sent (its user opted out)."""
-        await self._finish(event_id, {"status": "cancelled"})
+        return await self._finish(event, ("triggered",), {"status": "cancelled"})
 
-    async def mark_failed(self, event_id: int, *, error: str) -> None:
-        """Give up on a claimed event, counting the failed attempt."""
-        await self._finish(event_id, {"status": "failed", "attempts": ScheduledEvent.attempts + 1, "last_error": error})
+    async def mark_failed(self, event: DueEvent, *, error: str) -> bool:
+        """Give up on an event whose send definitely failed, counting the attempt."""
+        return await self._finish(
+            event, _SENT_OR_NOT, {"status": "failed", "attempts": ScheduledEvent.attempts + 1, "last_error": error}
+        )
 
     async def cancel_of(self, user_id: int, event_id: int) -> bool:
         """Cancel one of the user's pending events; False when it is not theirs or not pending."""
@@ -297,13 +383,22 @@ class EventRepository:
         return (await self.session.execute(statement)).scalar_one_or_none() is not None
 
     async def schedule_next(self, event: DueEvent, next_at: datetime) -> int:
-        """Insert the next occurrence of the recurring ``event`` at ``next_at`` (from ``next_occurrence``).
+        """Insert the next occurrence of the recurring ``event`` at ``next_at`` (from ``next_occurrence``), and
+        hand the recurrence over to it: ``event`` stops being recurring (its rule stays, for the record), so a
+        claim of it again (postponed, retried, put back) schedules no second next occurrence.
 
         The context is copied, so an anchor day or local time kept there carries over to the next occurrence.
         Call it in the transaction that claims or marks ``event``, so an occurrence is never lost or doubled.
         """
         if not event.is_recurring or event.recurrence_rule is None:
             raise ValueError(f"event {event.id} does not recur")
+        handed_over = (
+            update(ScheduledEvent)
+            .where(ScheduledEvent.id == event.id)
+            .values(is_recurring=False)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(handed_over)
         return await self.add(
             user_id=event.user_id,
             guild_id=event.guild_id,
@@ -316,14 +411,15 @@ class EventRepository:
         )
 
     async def sent_today(self, user_id: int, *, since: datetime, unsolicited_types: Sequence[str]) -> int:
-        """How many events of ``unsolicited_types`` were sent to the user since ``since`` (for a daily cap)."""
+        """How many events of ``unsolicited_types`` were sent to the user since ``since`` (for a daily cap); one
+        being sent, or that may have been, counts."""
         require_aware(since, "since")
         types = [unsolicited_types] if isinstance(unsolicited_types, str) else list(unsolicited_types)
         if not types:
             return 0
         statement = select(func.count(ScheduledEvent.id)).where(
             ScheduledEvent.user_id == user_id,
-            ScheduledEvent.status == "sent",
+            ScheduledEvent.status.in_(("sending", "sent", "unknown")),
             ScheduledEvent.triggered_at >= since,
             ScheduledEvent.event_type.in_(types),
         )

@@ -1,17 +1,25 @@
 """The scheduler's claim on due events and the transitions after it, on SQLite and on PostgreSQL."""
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from alembic.script import ScriptDirectory
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.engine import URL
 
+from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import ScheduledEvent
 from bot.db.repositories.events import DueEvent, EventRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
+from bot.db.types import UTCDateTime
+from tests.conftest import EMBEDDING_DIMENSION
+from tests.support.postgres import create_database
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Discord ids whose shard under two shards is (id >> 22) % 2.
@@ -70,7 +78,9 @@ async def test_claim_takes_due_pending_events_oldest_first_up_to_the_limit(db: D
         is_recurring=False,
         recurrence_rule=None,
         attempts=0,
+        claim_token=first[0].claim_token,
     )
+    assert len(first[0].claim_token) == 32 and first[1].claim_token == first[0].claim_token
     assert first[1].context == {"k": [1, 2]}
     assert [event.id for event in await _claim(db, limit=2)] == [exactly_now]
     assert await _claim(db) == []
@@ -107,14 +117,16 @@ async def test_transitions_after_a_claim(db: Database) -> None:
     retried, failed, sent, missed, pending = [
         await _add(db, user_id, NOW - timedelta(minutes=5 - offset)) for offset in range(5)
     ]
-    await _claim(db, limit=4)
+    claimed = {event.id: event for event in await _claim(db, limit=4)}
     later = NOW + timedelta(minutes=10)
     async with db.session() as session:
         repo = EventRepository(session)
-        await repo.retry_later(retried, at=later, error="discord 503")
-        await repo.mark_failed(failed, error="forbidden")
-        await repo.mark_sent(sent, at=NOW + timedelta(seconds=3))
-        await repo.mark_missed(missed, at=NOW + timedelta(seconds=4))
+        for event_id in (retried, failed, sent):
+            assert await repo.begin_send(claimed[event_id], at=NOW + timedelta(seconds=1))
+        assert await repo.retry_later(claimed[retried], at=later, error="discord 503")
+        assert await repo.mark_failed(claimed[failed], error="forbidden")
+        assert await repo.mark_sent(claimed[sent], at=NOW + timedelta(seconds=3))
+        assert await repo.mark_missed(claimed[missed], at=NOW + timedelta(seconds=4))
         assert await repo.cancel(sent) is False  # only pending events can be cancelled
         assert await repo.cancel(pending) is True
         assert await repo.cancel(pending) is False
@@ -137,7 +149,7 @@ async def test_transitions_after_a_claim(db: Database) -> None:
 
     # Marks only apply to claimed events: a finished one is left as it is.
     async with db.session() as session:
-        await EventRepository(session).retry_later(sent, at=later, error="late")
+        assert await EventRepository(session).retry_later(claimed[sent], at=later, error="late") is False
     assert (await _row(db, sent)).status == "sent"
 
 
@@ -162,7 +174,8 @@ async def test_schedule_next_inserts_a_pending_copy_in_the_claims_transaction(db
         [event] = await repo.claim_due(now=NOW, limit=1)
         assert event.is_recurring and event.recurrence_rule == "monthly"
         following = await repo.schedule_next(event, next_at)
-        await repo.mark_sent(event.id, at=NOW)
+        assert await repo.begin_send(event, at=NOW)
+        assert await repo.mark_sent(event, at=NOW)
 
     row = await _row(db, following)
     assert following != original
@@ -175,6 +188,8 @@ async def test_schedule_next_inserts_a_pending_copy_in_the_claims_transaction(db
     )
     assert (row.context, row.is_recurring, row.recurrence_rule) == ({"anchor_day": 31}, True, "monthly")
     assert (row.status, row.trigger_at, row.attempts, row.triggered_at) == ("pending", next_at, 0, None)
+    handed_over = await _row(db, original)  # claimed again later, it would not schedule a second next occurrence
+    assert (handed_over.is_recurring, handed_over.recurrence_rule) == (False, "monthly")
 
     one_off = await _add(db, user_id, NOW - timedelta(minutes=1))
     [claimed] = await _claim(db)
@@ -213,12 +228,14 @@ async def test_sent_today_counts_sent_events_of_the_given_types_since(db: Databa
             repo = EventRepository(session)
             [claimed] = await repo.claim_due(now=at, limit=1)
             assert claimed.id == event_id
+            if outcome == "missed":
+                await repo.mark_missed(claimed, at=at)
+                continue
+            await repo.begin_send(claimed, at=at)
             if outcome == "sent":
-                await repo.mark_sent(event_id, at=at)
-            elif outcome == "missed":
-                await repo.mark_missed(event_id, at=at)
-            else:
-                await repo.mark_failed(event_id, error="x")
+                await repo.mark_sent(claimed, at=at)
+            elif outcome == "failed":
+                await repo.mark_failed(claimed, error="x")
 
     async with db.session() as session:
         repo = EventRepository(session)
@@ -273,3 +290,85 @@ async def test_concurrent_claimers_on_postgresql_share_the_work_without_overlap(
     assert set(first) & set(second) == set()
     assert len(first) + len(second) == len(ids)
     assert first and second
+
+
+async def test_a_stale_claim_is_put_back_only_if_it_never_started_sending(db: Database) -> None:
+    """Past ``stuck_after``: a claimed event that never started sending goes back to pending (and the old claim
+    can no longer touch it); one left ``sending`` may have been delivered, so it ends ``unknown``, never pending.
+    The process that was only slow can still record its send."""
+    user_id = await _user(db)
+    idle, sending, done = [await _add(db, user_id, NOW - timedelta(minutes=3 - offset)) for offset in range(3)]
+    claimed = {event.id: event for event in await _claim(db)}
+    async with db.session() as session:
+        repo = EventRepository(session)
+        assert await repo.begin_send(claimed[sending], at=NOW)
+        assert await repo.begin_send(claimed[done], at=NOW)
+        assert await repo.mark_sent(claimed[done], at=NOW)
+        assert await repo.begin_send(claimed[done], at=NOW) is False  # sent: never sent again
+    async with db.session() as session:
+        assert await EventRepository(session).requeue_stuck(claimed_before=NOW) == (0, 0)  # not stale yet
+    async with db.session() as session:
+        assert await EventRepository(session).requeue_stuck(claimed_before=NOW + timedelta(minutes=10)) == (1, 1)
+
+    row = await _row(db, idle)
+    assert (row.status, row.claim_token) == ("pending", None)
+    row = await _row(db, sending)
+    assert row.status == "unknown" and str(row.last_error).startswith("delivery uncertain")
+    assert (await _row(db, done)).status == "sent"
+    async with db.session() as session:
+        repo = EventRepository(session)
+        assert await repo.begin_send(claimed[idle], at=NOW) is False  # the old claim no longer holds it
+        assert await repo.mark_sent(claimed[sending], at=NOW) is True  # its process was slow, not gone
+    [again] = await _claim(db)
+    assert again.id == idle and again.claim_token != claimed[idle].claim_token
+    async with db.session() as session:
+        repo = EventRepository(session)
+        assert await repo.mark_missed(claimed[idle], at=NOW) is False
+        assert await repo.begin_send(again, at=NOW) is True
+        assert await repo.mark_sent(again, at=NOW) is True
+    assert [(await _row(db, event_id)).status for event_id in (idle, sending, done)] == ["sent"] * 3
+
+
+# --- migration 0007 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrading_settles_claims_made_before_claim_tokens(
+    backend: str, tmp_path: Path, postgres_server_url: URL
+) -> None:
+    """An event left ``triggered`` by the older version may have been delivered (it marked a batch sent only
+    after all its sends): it becomes ``unknown``, never sent again. On downgrade, ``sending`` and ``unknown``
+    become ``failed``, which the older version does not send again either."""
+    before = ScriptDirectory.from_config(migrations.alembic_config(embedding_dimension=0)).get_revision("0007")
+    assert before is not None and isinstance(before.down_revision, str)
+    if backend == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    else:
+        database = Database(await create_database(postgres_server_url, f"hearth_0007_{uuid.uuid4().hex[:8]}"))
+    try:
+        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION, revision=before.down_revision)
+        user_id = await _user(database)
+        async with database.engine.begin() as connection:
+            for event_id, status in ((1, "pending"), (2, "triggered"), (3, "sent")):
+                await connection.execute(
+                    text(
+                        "INSERT INTO scheduled_events (id, user_id, event_type, trigger_at, title, context,"
+                        " is_recurring, status, attempts, created_at, updated_at)"
+                        " VALUES (:id, :user, 'reminder', :at, 't', '{}', false, :status, 0, :at, :at)"
+                    ).bindparams(bindparam("at", type_=UTCDateTime())),
+                    {"id": event_id, "user": user_id, "status": status, "at": NOW},
+                )
+        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
+        states = {event_id: (await _row(database, event_id)) for event_id in (1, 2, 3)}
+        assert {event_id: row.status for event_id, row in states.items()} == {1: "pending", 2: "unknown", 3: "sent"}
+        assert str(states[2].last_error).startswith("delivery uncertain")
+
+        [claimed] = await _claim(database)
+        async with database.session() as session:
+            assert await EventRepository(session).begin_send(claimed, at=NOW)  # the new state is allowed
+        await migrations.downgrade(database, revision=before.down_revision)
+        async with database.engine.connect() as connection:
+            found = dict((await connection.execute(text("SELECT id, status FROM scheduled_events"))).all())
+        assert found == {1: "failed", 2: "failed", 3: "sent"}
+    finally:
+        await database.dispose()

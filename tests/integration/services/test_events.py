@@ -172,3 +172,23 @@ async def test_a_guild_can_switch_unsolicited_messages_off_or_keep_quiet_hours(d
         "trip": ("cancelled", NOW),
         "call mom": ("sent", NOW),
     }
+
+
+async def test_a_recurring_greeting_held_back_and_claimed_again_schedules_one_next_occurrence(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A yearly birthday postponed by the daily cap goes back to pending and is claimed again the next day: its
+    next year's occurrence is scheduled once, not once per claim (which would greet twice next year)."""
+    llm.default = Reply("Happy birthday, Ana!")
+    user = await ana(db)
+    await add(db, user, "follow_up", NOW, "exam", context={"question": "How did the exam go?"})
+    await add(db, user, "birthday", NOW + timedelta(minutes=1), "birthday", recurrence_rule="yearly")
+    clock = Clock(NOW)
+    events = service(db, llm, RecordingNotifier(), clock, daily_cap=1)
+    assert await events.tick() == {"sent": 1}
+    clock.now = NOW + timedelta(minutes=1)
+    assert await events.tick() == {"postponed": 1}  # the day's one unsolicited message went out
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # tomorrow at 10:00, where the cap postponed it
+    assert await events.tick() == {"sent": 1}
+    birthdays = [(r.status, r.trigger_at.year) for r in await rows(db) if r.event_type == "birthday"]
+    assert sorted(birthdays) == [("pending", NOW.year + 1), ("sent", NOW.year)]
