@@ -13,6 +13,12 @@ Every stored turn is handed to the memory writer, which embeds and stores it in 
 Limits hold before the model is called, never before the message is stored: a user answered less than their
 cooldown ago waits out the rest (what they send meanwhile is answered in the same turn); a guild past its daily
 token quota, or a bot the owner put to rest, says so once per channel (per user, when resting) and stays quiet.
+
+The database may be restarting or dropping connections at any moment. Storing a message retries with backoff
+for up to ``store_budget_s`` (longer than a restart takes); everything else a reply reads degrades: the guild's
+settings and persona fall back to what was last read (or the defaults), the quota to "not spent", history and
+memories to none. A message that truly cannot be stored gets a reply saying so; nothing raises out of
+:meth:`ConversationService.handle` for a database fault.
 """
 
 import asyncio
@@ -25,37 +31,38 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
 from bot.domain import guild_settings
 from bot.domain.chunking import DISCORD_LIMIT, split_message
-from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
+from bot.domain.prompt import Budget, PersonaCard, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
-from bot.domain.retry import Backoff
+from bot.domain.retry import Backoff, fits_budget
 from bot.domain.text import clean_text
 from bot.domain.triggers import ChatRules, should_reply
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.llm.embeddings import Vectors
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
-from bot.services.directory import Directory
+from bot.services.directory import Directory, GuildView, Identity
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
 from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.memory import MemorySection, MemoryService
 from bot.services.memory_writer import MemoryWriter
-from bot.services.personas import PersonaService, PersonaView
+from bot.services.personas import DEFAULT_PERSONA, PersonaService, PersonaView
 from bot.services.recent import RecentTurns
 from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
 
-MEMORY_TROUBLE = "I can't reach my memory right now, so I'd rather not answer half-remembering. Try me again soon?"
+MEMORY_TROUBLE = (
+    "I can't reach my memory right now, so I couldn't keep what you just said, and I'd rather not answer"
+    " half-remembering. Could you tell me again in a little while?"
+)
 RESTING = (
     "I'm resting for a little while: my keeper is doing some maintenance. I've kept your message, and I'll be"
     " back soon."
@@ -64,7 +71,19 @@ OVER_QUOTA = (
     "I've talked so much today that I've reached this server's daily limit. I've kept what you said, and I'll be"
     " back tomorrow (00:00 UTC)."
 )
-_STORE_ATTEMPTS = 3
+# Who speaks when not even the persona can be read (the database down since start-up).
+_DEFAULT_VIEW = PersonaView(
+    id=0,
+    name=DEFAULT_PERSONA["name"],
+    card=PersonaCard(
+        name=DEFAULT_PERSONA["name"],
+        personality=DEFAULT_PERSONA["personality_prompt"],
+        backstory=DEFAULT_PERSONA["backstory"],
+        example_dialogue=DEFAULT_PERSONA["example_dialogue"],
+    ),
+    config=dict(DEFAULT_PERSONA["config"]),
+    greeting=DEFAULT_PERSONA["greeting"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,7 @@ class ConversationConfig:
     history_turns: int = 40
     edit_interval_s: float = 1.0
     cooldown_s: float = 2.0  # per user, between the starts of two replies; a guild may set its own
+    store_budget_s: float = 30.0  # how long storing a message keeps retrying a failing database (a restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +173,15 @@ class ConversationService:
         self.recent = RecentTurns(config.history_turns)
         self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
         self._waiting: set[tuple[int, int]] = set()
+        # The last guild settings and persona read for each place (Discord guild id, None: DMs): what a reply
+        # uses while the database cannot be read. Unlike the caches behind them, never dropped after a fault.
+        self._last_guild: dict[int, GuildView] = {}
+        self._last_persona: dict[int | None, PersonaView] = {}
 
     async def handle(self, incoming: IncomingMessage, target: ReplyTarget) -> TurnOutcome:
         started = time.perf_counter()
-        guild = await self.directory.guild(incoming.place)
-        persona = await self.personas.for_guild(guild.guild_id if guild else None)
+        guild = await self._guild_of(incoming)
+        persona = await self._persona_of(incoming, guild)
         if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name, roll=self.roll()):
             return TurnOutcome("ignored")
         settings = guild.typed if guild else guild_settings.GuildSettings()
@@ -169,7 +193,7 @@ class ConversationService:
         try:
             try:
                 stored = await self._store_incoming(incoming)
-            except SQLAlchemyError:
+            except DATABASE_FAULTS:
                 log.exception(
                     "could not store message %s in channel %s; not answering",
                     incoming.message_id,
@@ -196,11 +220,44 @@ class ConversationService:
                 batch = self._pending.pop(key)
                 # Answering several messages at once: recall by all of them, not by the first one's vector.
                 vector = query_vector if len(batch) == 1 else None
-                return await self._answer(incoming, batch, persona, settings, target, started, vector, preparing)
+                try:
+                    return await self._answer(incoming, batch, persona, settings, target, started, vector, preparing)
+                except DATABASE_FAULTS:  # stored, so not lost; whatever was not guarded must not cost the answer
+                    log.exception("database fault while answering in channel %s", incoming.place.channel_id)
+                    sent = await self._send_safely(target, [persona.apology], incoming)
+                    return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
         finally:
             preparing()
             if query_vector is not None:
                 discard(query_vector)
+
+    async def _guild_of(self, incoming: IncomingMessage) -> GuildView | None:
+        """The guild's settings, or what was last read of them while the database cannot be read."""
+        place = incoming.place
+        if place.guild_id is None:
+            return None
+        try:
+            view = await self.directory.guild(place)
+        except DATABASE_FAULTS as exc:
+            log.warning("guild %s settings unreadable (%s); using the last ones read", place.guild_id, exc)
+            return self._last_guild.get(place.guild_id)
+        if view is not None:
+            self._last_guild[place.guild_id] = view
+        return view
+
+    async def _persona_of(self, incoming: IncomingMessage, guild: GuildView | None) -> PersonaView:
+        """The persona that speaks here, or the last one read here (else the default) while the database is down."""
+        key = incoming.place.guild_id
+        last = self._last_persona.get(key)
+        if key is not None and guild is None:  # the guild itself could not be read: nor can its persona
+            return last or _DEFAULT_VIEW
+        try:
+            persona = await self.personas.for_guild(guild.guild_id if guild else None)
+        except DATABASE_FAULTS as exc:
+            log.warning("persona for guild %s unreadable (%s); using the last one read", key, exc)
+            return last or _DEFAULT_VIEW
+        self._last_persona[key] = persona
+        return persona
 
     def rest(self, resting: bool) -> None:
         """The owner's maintenance switch; each channel and user is told again after a new switch."""
@@ -214,11 +271,7 @@ class ConversationService:
         key: tuple[object, ...]
         if self.resting:
             notice, key = RESTING, ("resting", incoming.place.channel_id, incoming.author.discord_id)
-        elif (
-            stored.guild_id is not None
-            and self.quota is not None
-            and await self.quota.exhausted(stored.guild_id, settings.daily_token_quota)
-        ):
+        elif stored.guild_id is not None and await self._over_quota(stored.guild_id, settings):
             notice, key = OVER_QUOTA, ("quota", self.clock().date(), incoming.place.channel_id)
         else:
             return None
@@ -230,6 +283,16 @@ class ConversationService:
         sent = await self._send_safely(target, [notice], incoming)
         return TurnOutcome("held", reply=notice, sent_ids=sent)
 
+    async def _over_quota(self, guild_id: int, settings: guild_settings.GuildSettings) -> bool:
+        """Whether the guild spent its daily tokens; when that cannot be counted, it did not."""
+        if self.quota is None:
+            return False
+        try:
+            return await self.quota.exhausted(guild_id, settings.daily_token_quota)
+        except DATABASE_FAULTS as exc:
+            log.warning("could not count guild %s's tokens (%s); answering", guild_id, exc)
+            return False
+
     def forget_cached(self) -> None:
         """Drop what this service remembers of stored rows: call it after deleting users or messages."""
         self.directory.forget()
@@ -237,36 +300,40 @@ class ConversationService:
         self.recent.forget()
 
     async def _store_incoming(self, incoming: IncomingMessage) -> StoredTurn:
-        """Store the message (and who and where), retrying briefly on database faults."""
-        backoff = Backoff(base_s=0.2, cap_s=2.0)
-        for attempt in range(1, _STORE_ATTEMPTS + 1):
+        """Store the message (and who and where), retrying with backoff for up to ``store_budget_s`` while the
+        database fails (a restart takes seconds; killed connections fail one statement each)."""
+        backoff = Backoff(base_s=0.1, cap_s=2.0)
+        began = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 async with self._store_locks.hold(incoming.place.channel_id):
-                    return await self._store_once(incoming)
-            except SQLAlchemyError:
-                if attempt == _STORE_ATTEMPTS:
+                    return await self._store_once(incoming, retry=attempt > 1)
+            except DATABASE_FAULTS as exc:
+                wait = backoff.delay(attempt)
+                if not fits_budget(time.monotonic() - began, wait, self.config.store_budget_s):
                     raise
+                log.warning("storing message %s failed (%s); retrying in %.1f s", incoming.message_id, exc, wait)
                 # A cached row may be what failed (deleted elsewhere): look everything up afresh.
                 self.forget_cached()
-                await asyncio.sleep(backoff.delay(attempt))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(wait)
 
-    async def _store_once(self, incoming: IncomingMessage) -> StoredTurn:
+    async def _store_once(self, incoming: IncomingMessage, *, retry: bool = False) -> StoredTurn:
+        """One try at storing; on a ``retry`` the message may be there already (its commit went through but the
+        answer was lost with the connection), and is not stored twice."""
         at, place = incoming.created_at, incoming.place
         async with self.database.session() as session:
             identity = await self.directory.record(session, incoming.author, place, at)
             repo = ConversationRepository(session)
             dm_user = identity.user_id if place.is_dm else None
-            conversation_id = await self._open_conversation(repo, place.channel_id, identity.guild_id, dm_user, at)
-            message_id = await repo.add_message(
-                conversation_id=conversation_id,
-                user_id=identity.user_id,
-                role="user",
-                content=incoming.text,
-                at=at,
-                discord_message_id=incoming.message_id,
-                image_urls=incoming.image_urls,
-            )
+            found = None
+            if retry and incoming.message_id is not None:
+                found = await repo.find_user_message(discord_message_id=incoming.message_id, user_id=identity.user_id)
+            if found is not None:
+                conversation_id, message_id = found
+            else:
+                conversation_id, message_id = await self._add_incoming(repo, incoming, identity, dm_user)
         self._open[place.channel_id] = (conversation_id, dm_user, at)
         text = clean_text(incoming.text)
         speaker = incoming.author.shown_name
@@ -283,6 +350,23 @@ class ConversationService:
         if self.learner is not None:
             self.learner.observe(conversation_id)
         return stored
+
+    async def _add_incoming(
+        self, repo: ConversationRepository, incoming: IncomingMessage, identity: Identity, dm_user: int | None
+    ) -> tuple[int, int]:
+        """Add the user's message to the channel's open conversation; returns (conversation id, message id)."""
+        at, place = incoming.created_at, incoming.place
+        conversation_id = await self._open_conversation(repo, place.channel_id, identity.guild_id, dm_user, at)
+        message_id = await repo.add_message(
+            conversation_id=conversation_id,
+            user_id=identity.user_id,
+            role="user",
+            content=incoming.text,
+            at=at,
+            discord_message_id=incoming.message_id,
+            image_urls=incoming.image_urls,
+        )
+        return conversation_id, message_id
 
     def _remember(
         self,
@@ -347,9 +431,13 @@ class ConversationService:
                 )
 
         # Everything said in the conversation up to now (replies to others included), but this batch itself.
-        history = await self.recent.history(
-            last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
-        )
+        try:
+            history = await self.recent.history(
+                last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
+            )
+        except DATABASE_FAULTS as exc:  # a fault costs the history, never the reply
+            log.warning("could not read conversation %s's history (%s); answering without", last.conversation_id, exc)
+            history = []
         place = incoming.place
         options = self._options(persona, settings)
         budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
@@ -507,7 +595,7 @@ class ConversationService:
             self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, None, at))
             place = incoming.place
             self._remember(last, place.channel_id, place.channel_name, message_id, cleaned, None, at)
-        except SQLAlchemyError:
+        except DATABASE_FAULTS:
             log.exception(
                 "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",
                 incoming.place.guild_id,

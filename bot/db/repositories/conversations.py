@@ -167,6 +167,22 @@ class ConversationRepository:
         await self.session.execute(_TOUCH_SQLITE, values)
         return message_id
 
+    async def find_user_message(self, *, discord_message_id: int, user_id: int) -> tuple[int, int] | None:
+        """(conversation id, message id) of the user's message stored for this Discord message, if any."""
+        row = (
+            await self.session.execute(
+                select(Message.conversation_id, Message.id)
+                .where(
+                    Message.discord_message_id == discord_message_id,
+                    Message.user_id == user_id,
+                    Message.role == "user",
+                )
+                .order_by(Message.id)
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
     async def history(
         self, conversation_id: int, *, up_to_id: int, exclude_ids: Sequence[int] = (), limit: int
     ) -> list[HistoryRow]:

@@ -1,5 +1,7 @@
 """Chat: every message the bot can see goes to the conversation service, which decides whether to answer."""
 
+import logging
+
 import discord
 from discord.ext import commands
 
@@ -8,6 +10,8 @@ from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.domain.triggers import MessageSignals
 from bot.services.incoming import IncomingMessage, Place
+
+log = logging.getLogger(__name__)
 
 
 def _place(message: discord.Message) -> Place:
@@ -58,8 +62,16 @@ class Chat(commands.Cog):
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
             return
-        incoming = incoming_from(message, me)
-        await self.bot.container.conversation.handle(incoming, MessageReply(message))
+        try:
+            incoming = incoming_from(message, me)
+            await self.bot.container.conversation.handle(incoming, MessageReply(message))
+        except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
+            log.exception(
+                "could not handle message %s (guild %s, channel %s)",
+                message.id,
+                message.guild.id if message.guild else None,
+                message.channel.id,
+            )
 
 
 async def setup(bot: HearthBot) -> None:
