@@ -27,9 +27,11 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.exc import DataError, IntegrityError
 
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
@@ -113,6 +115,29 @@ class StoredTurn:
     text: str
 
 
+def _storable(incoming: IncomingMessage) -> IncomingMessage:
+    """The message with its text and every name cleaned as storage requires (see bot/domain/text.py): a NUL or
+    a lone surrogate anywhere would fail the insert, the embedder and the model's request alike."""
+    author, place = incoming.author, incoming.place
+
+    def clean(value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
+    return replace(
+        incoming,
+        text=clean_text(incoming.text),
+        author=replace(
+            author,
+            username=clean_text(author.username),
+            display_name=clean(author.display_name),
+            nickname=clean(author.nickname),
+            roles=tuple(clean_text(role) for role in author.roles),
+        ),
+        place=replace(place, channel_name=clean(place.channel_name), guild_name=clean(place.guild_name)),
+        signals=replace(incoming.signals, text=clean_text(incoming.signals.text)),
+    )
+
+
 class _PreviewThrottle:
     """Shows the streaming text at once, then at most once per ``interval_s``."""
 
@@ -180,6 +205,7 @@ class ConversationService:
 
     async def handle(self, incoming: IncomingMessage, target: ReplyTarget) -> TurnOutcome:
         started = time.perf_counter()
+        incoming = _storable(incoming)
         guild = await self._guild_of(incoming)
         persona = await self._persona_of(incoming, guild)
         if not should_reply(incoming.signals, guild.rules if guild else ChatRules(), persona.name, roll=self.roll()):
@@ -312,7 +338,8 @@ class ConversationService:
                     return await self._store_once(incoming, retry=attempt > 1)
             except DATABASE_FAULTS as exc:
                 wait = backoff.delay(attempt)
-                if not fits_budget(time.monotonic() - began, wait, self.config.store_budget_s):
+                refused = isinstance(exc, IntegrityError | DataError)  # the row itself, not the database: no retry
+                if refused or not fits_budget(time.monotonic() - began, wait, self.config.store_budget_s):
                     raise
                 log.warning("storing message %s failed (%s); retrying in %.1f s", incoming.message_id, exc, wait)
                 # A cached row may be what failed (deleted elsewhere): look everything up afresh.

@@ -5,7 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import user_fk
-from bot.db.types import CleanText, PortableJSON
+from bot.db.types import CleanText, DiscordId, PortableJSON
 
 ROLES = ("user", "assistant", "system")
 
@@ -24,7 +24,7 @@ class Message(IdMixin, TimestampMixin, Base):
         BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
     )
     user_id: Mapped[int | None] = user_fk(nullable=True)
-    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    discord_message_id: Mapped[int | None] = mapped_column(DiscordId, index=True)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
     has_images: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)

@@ -1,12 +1,12 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, String, false
+from sqlalchemy import Boolean, CheckConstraint, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import counter, guild_fk, user_fk
-from bot.db.types import CleanString, CleanText, PortableJSON, UTCDateTime
+from bot.db.types import CleanString, CleanText, DiscordId, PortableJSON, UTCDateTime
 
 EVENT_STATUSES = ("pending", "triggered", "sent", "cancelled", "missed", "failed")
 
@@ -22,7 +22,7 @@ class ScheduledEvent(IdMixin, TimestampMixin, Base):
 
     user_id: Mapped[int] = user_fk()
     guild_id: Mapped[int | None] = guild_fk()
-    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(DiscordId)
     event_type: Mapped[str] = mapped_column(String(50), nullable=False)
     trigger_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     title: Mapped[str] = mapped_column(CleanString(255), nullable=False)
