@@ -575,4 +575,12 @@ ALTER TABLE user_facts ALTER COLUMN embedding SET STORAGE MAIN;
 
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 
+-- Running upgrade 0005 -> 0009
+
+ALTER TABLE messages ADD COLUMN awaiting_reply BOOLEAN DEFAULT false NOT NULL;
+
+CREATE INDEX ix_messages_awaiting_reply ON messages (created_at) WHERE awaiting_reply;
+
+UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0005';
+
 COMMIT;

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 
 from bot.db.engine import DATABASE_FAULTS, Database
-from bot.db.repositories.conversations import ConversationRepository, HistoryRow
+from bot.db.repositories.conversations import AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
 from bot.domain import guild_settings
@@ -43,13 +43,13 @@ from bot.domain.prompt import Budget, PersonaCard, PromptRequest, Turn, build_pr
 from bot.domain.recall import RecallScope
 from bot.domain.retry import Backoff, fits_budget
 from bot.domain.text import clean_text
-from bot.domain.triggers import ChatRules, should_reply
+from bot.domain.triggers import ChatRules, MessageSignals, should_reply
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.llm.embeddings import Vectors
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.directory import Directory, GuildView, Identity
-from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.incoming import Author, IncomingMessage, Place, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
 from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.locks import KeyedLocks
@@ -113,6 +113,39 @@ class StoredTurn:
     guild_id: int | None
     speaker: str
     text: str
+
+
+def _nothing() -> None:
+    pass
+
+
+def _incoming_of(row: AwaitingMessage) -> IncomingMessage:
+    """A stored message as the front end would have handed it in (the channel's name is not stored)."""
+    author = Author(
+        discord_id=row.author_discord_id, username=row.username, display_name=row.display_name, nickname=row.nickname
+    )
+    place = Place(channel_id=row.channel_id, guild_id=row.guild_discord_id, guild_name=row.guild_name)
+    return IncomingMessage(
+        author=author,
+        place=place,
+        text=row.content,
+        created_at=row.created_at,
+        signals=MessageSignals(
+            text=row.content, author_id=row.author_discord_id, channel_id=row.channel_id, is_dm=place.is_dm
+        ),
+        message_id=row.discord_message_id,
+    )
+
+
+def _stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
+    return StoredTurn(
+        message_row_id=row.message_id,
+        conversation_id=row.conversation_id,
+        user_id=row.user_id,
+        guild_id=row.guild_id,
+        speaker=incoming.author.shown_name,
+        text=row.content,
+    )
 
 
 def _storable(incoming: IncomingMessage) -> IncomingMessage:
@@ -230,6 +263,7 @@ class ConversationService:
 
             held = await self._held_back(incoming, stored, settings, target)
             if held is not None:
+                await self._settle([stored])
                 return held
             key = (incoming.place.channel_id, incoming.author.discord_id)
             self._pending[key].append(stored)
@@ -250,6 +284,7 @@ class ConversationService:
                     return await self._answer(incoming, batch, persona, settings, target, started, vector, preparing)
                 except DATABASE_FAULTS:  # stored, so not lost; whatever was not guarded must not cost the answer
                     log.exception("database fault while answering in channel %s", incoming.place.channel_id)
+                    await self._settle(batch)
                     sent = await self._send_safely(target, [persona.apology], incoming)
                     return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
         finally:
@@ -392,6 +427,7 @@ class ConversationService:
             at=at,
             discord_message_id=incoming.message_id,
             image_urls=incoming.image_urls,
+            awaiting_reply=not self.resting,  # resting: said so, and not answered after a restart either
         )
         return conversation_id, message_id
 
@@ -447,6 +483,8 @@ class ConversationService:
         started: float,
         query_vector: "asyncio.Future[Vectors] | None",
         prepared: Callable[[], None],
+        *,
+        was_away: bool = False,
     ) -> TurnOutcome:
         last = batch[-1]
         exclude_ids = [turn.message_row_id for turn in batch]
@@ -492,6 +530,7 @@ class ConversationService:
             is_group=not place.is_dm,
             language=settings.language,
             now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
+            was_away=was_away,
         )
         messages = build_prompt(request, budget)
         prepared()
@@ -503,6 +542,7 @@ class ConversationService:
                 )
         except LLMUnavailable as exc:
             log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+            await self._settle(batch)
             sent = await self._send_safely(target, [persona.apology], incoming)
             return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
 
@@ -513,7 +553,12 @@ class ConversationService:
         if self.quota is not None and last.guild_id is not None:
             self.quota.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
         await self._store_reply(
-            incoming, last, completion.text, completion, latency_ms=int(model_ms), recalled=recalled.memory_ids
+            incoming,
+            batch,
+            completion.text,
+            completion,
+            latency_ms=int(model_ms),
+            recalled=recalled.memory_ids,
         )
         return TurnOutcome(
             "replied",
@@ -594,20 +639,22 @@ class ConversationService:
     async def _store_reply(
         self,
         incoming: IncomingMessage,
-        last: StoredTurn,
+        batch: list[StoredTurn],
         text: str,
         completion: Completion,
         *,
         latency_ms: int,
         recalled: list[int],
     ) -> None:
-        """Store Hearth's reply (and mark the memories it drew on as recalled); a failure here is logged, never
-        shown: the reply was already delivered."""
-        at = self.clock()
+        """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
+        answered); a failure here is logged, never shown: the reply was already delivered."""
+        at, last = self.clock(), batch[-1]
         try:
             async with self.database.session() as session:
                 await MemoryRepository(session).touch(recalled, now=at)
-                message_id = await ConversationRepository(session).add_message(
+                conversations = ConversationRepository(session)
+                await conversations.settle([turn.message_row_id for turn in batch])
+                message_id = await conversations.add_message(
                     conversation_id=last.conversation_id,
                     user_id=last.user_id,
                     role="assistant",
@@ -630,6 +677,65 @@ class ConversationService:
                 incoming.message_id,
                 last.conversation_id,
             )
+
+    async def _settle(self, batch: list[StoredTurn]) -> None:
+        """The batch's turn is over without a stored reply (held back, apologised): not for catching up later."""
+        try:
+            async with self.database.session() as session:
+                await ConversationRepository(session).settle([turn.message_row_id for turn in batch])
+        except DATABASE_FAULTS as exc:
+            log.warning("could not mark messages %s as handled (%s)", [t.message_row_id for t in batch], exc)
+
+    async def catch_up(
+        self,
+        within: timedelta,
+        target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
+        *,
+        limit: int = 500,
+    ) -> int:
+        """Answer the messages stored in the last ``within`` that never got their reply (the bot stopped before
+        it), oldest first, telling the model it was away; returns how many turns were answered.
+
+        ``target_for`` gives where to answer a message, or None when this process cannot (another shard's
+        channel): those are left for the process that can. Each message is claimed in the database before it is
+        answered, so it is answered once, across restarts and processes (a crash mid-answer loses that answer
+        rather than repeating it)."""
+        if within <= timedelta(0) or self.resting:
+            return 0
+        async with self.database.session() as session:
+            waiting = await ConversationRepository(session).awaiting_reply(since=self.clock() - within, limit=limit)
+        reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
+        for row in waiting:
+            incoming = _incoming_of(row)
+            target = await target_for(incoming)
+            if target is not None:
+                reachable.append((row, incoming, target))
+        async with self.database.session() as session:
+            claimed = set(await ConversationRepository(session).settle([row.message_id for row, _, _ in reachable]))
+        # One turn per person and channel, as live messages sent together are answered together.
+        turns: dict[tuple[int, int], list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]]] = {}
+        for item in reachable:
+            if item[0].message_id in claimed:
+                turns.setdefault((item[0].channel_id, item[0].author_discord_id), []).append(item)
+        answered = 0
+        for items in turns.values():
+            row, incoming, target = items[-1]
+            try:
+                guild = await self._guild_of(incoming)
+                persona = await self._persona_of(incoming, guild)
+                settings = guild.typed if guild else guild_settings.GuildSettings()
+                batch = [_stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
+                async with self._turn_locks.hold(row.channel_id):
+                    outcome = await self._answer(
+                        incoming, batch, persona, settings, target, time.perf_counter(), None, _nothing, was_away=True
+                    )
+            except Exception:  # one message must not stop the others being answered
+                log.exception("could not catch up on message %s in channel %s", row.message_id, row.channel_id)
+                continue
+            answered += outcome.status == "replied"
+        if waiting:
+            log.info("caught up: %d of %d waiting messages answered in %d turns", len(claimed), len(waiting), answered)
+        return answered
 
     async def _send_safely(self, target: ReplyTarget, pieces: list[str], incoming: IncomingMessage) -> list[int]:
         try:

@@ -1,0 +1,68 @@
+"""A message stored just before the bot stopped is answered once after it starts again, on both backends."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Message
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM, Reply, Stall
+from tests.support.bot import running_bot
+from tests.support.chat import RecordingReply, conversation_service, eventually, message
+
+AWAY = "Sorry, I was away for a bit! Yes, I'm here."
+AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+async def user_messages(db: Database) -> list[str]:
+    async with db.session() as session:
+        statement = select(Message.content).where(Message.role == "user").order_by(Message.id)
+        return list((await session.scalars(statement)).all())
+
+
+async def test_a_message_left_unanswered_when_the_bot_stopped_is_answered_once_after_restarts(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    # Hearth stores the message, calls the model… and stops before the answer comes: as a crash would leave it.
+    posted = discord.message_payload(general, ana, f"{discord.bot.mention} are you still there?")
+    before = conversation_service(db, llm)
+    llm.script(Stall(60))
+    incoming = message("@Hearth are you still there?", user=ana.id, channel=general, guild=guild.id, mention=True)
+    turn = asyncio.create_task(before.handle(replace(incoming, message_id=int(posted["id"])), RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    assert await user_messages(db) == ["@Hearth are you still there?"]
+
+    def answering(body: dict[str, Any]) -> Reply:  # the reply to the missed message; "ok" to anything else
+        return Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+
+    llm.default = answering
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+        replies = discord.sent_messages(general)
+    assert [m["content"] for m in replies] == [AWAY]
+    assert replies[0]["message_reference"]["message_id"] == posted["id"], "answers the message it missed"
+    call = next(call for call in discord.calls("create_message") if call.channel_id == general)
+    assert (call.body or {})["allowed_mentions"]["parse"] == [], "pings nobody"
+    caught_up = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert len(caught_up) == 1 and caught_up[0][-1]["content"].endswith("are you still there?")
+
+    async with running_bot(discord, db, llm) as bot:  # started again: nothing is answered twice
+        await bot.caught_up.wait()
+    assert len(discord.sent_messages(general)) == 1
+    assert sum(AWAY_NOTE in r.body["messages"][0]["content"] for r in llm.chat_requests) == 1
