@@ -373,7 +373,8 @@ class ConversationService:
                     return await self._store_once(incoming, retry=attempt > 1)
             except DATABASE_FAULTS as exc:
                 wait = backoff.delay(attempt)
-                refused = isinstance(exc, IntegrityError | DataError)  # the row itself, not the database: no retry
+                # The database refusing the row: once with fresh lookups (a cached row deleted elsewhere), no more.
+                refused = isinstance(exc, IntegrityError | DataError) and attempt > 1
                 if refused or not fits_budget(time.monotonic() - began, wait, self.config.store_budget_s):
                     raise
                 log.warning("storing message %s failed (%s); retrying in %.1f s", incoming.message_id, exc, wait)
