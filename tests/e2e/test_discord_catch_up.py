@@ -1,4 +1,5 @@
-"""A message stored just before the bot stopped is answered once after it starts again, on both backends."""
+"""Messages stored just before the bot stopped (in a channel, in a DM) are answered once after it starts again,
+on both backends."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ async def user_messages(db: Database) -> list[str]:
         return list((await session.scalars(statement)).all())
 
 
-async def test_a_message_left_unanswered_when_the_bot_stopped_is_answered_once_after_restarts(
+async def test_messages_left_unanswered_when_the_bot_stopped_are_answered_once_after_restarts(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
     discord, ana, guild = discord_world
@@ -46,7 +47,16 @@ async def test_a_message_left_unanswered_when_the_bot_stopped_is_answered_once_a
     turn = asyncio.create_task(before.handle(replace(incoming, message_id=int(posted["id"])), RecordingReply()))
     await eventually(lambda: llm.chat_requests)
     turn.cancel()
-    assert await user_messages(db) == ["@Hearth are you still there?"]
+    # And a DM, left the same way (after a restart Hearth has no DM channel cached: it opens one).
+    dm = discord.dm_channel(ana)
+    dm_posted = discord.message_payload(dm, ana, "psst, did you get my note?")
+    llm.script(Stall(60))
+    in_dm = replace(message("psst, did you get my note?", user=ana.id, channel=dm), message_id=int(dm_posted["id"]))
+    calls = len(llm.chat_requests)
+    dm_turn = asyncio.create_task(before.handle(in_dm, RecordingReply()))
+    await eventually(lambda: len(llm.chat_requests) > calls)
+    dm_turn.cancel()
+    assert await user_messages(db) == ["@Hearth are you still there?", "psst, did you get my note?"]
 
     def answering(body: dict[str, Any]) -> Reply:  # the reply to the missed message; "ok" to anything else
         return Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
@@ -56,13 +66,18 @@ async def test_a_message_left_unanswered_when_the_bot_stopped_is_answered_once_a
         await bot.caught_up.wait()
         replies = discord.sent_messages(general)
     assert [m["content"] for m in replies] == [AWAY]
+    assert [m["content"] for m in discord.dm_messages(ana)] == [AWAY]
+    assert discord.dm_messages(ana)[0]["message_reference"]["message_id"] == dm_posted["id"]
     assert replies[0]["message_reference"]["message_id"] == posted["id"], "answers the message it missed"
     call = next(call for call in discord.calls("create_message") if call.channel_id == general)
     assert (call.body or {})["allowed_mentions"]["parse"] == [], "pings nobody"
     caught_up = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
-    assert len(caught_up) == 1 and caught_up[0][-1]["content"].endswith("are you still there?")
+    assert sorted(turn[-1]["content"].split(": ", 1)[-1] for turn in caught_up) == [
+        "@Hearth are you still there?",
+        "psst, did you get my note?",
+    ]
 
     async with running_bot(discord, db, llm) as bot:  # started again: nothing is answered twice
         await bot.caught_up.wait()
-    assert len(discord.sent_messages(general)) == 1
-    assert sum(AWAY_NOTE in r.body["messages"][0]["content"] for r in llm.chat_requests) == 1
+    assert (len(discord.sent_messages(general)), len(discord.dm_messages(ana))) == (1, 1)
+    assert sum(AWAY_NOTE in r.body["messages"][0]["content"] for r in llm.chat_requests) == 2
