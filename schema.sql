@@ -667,4 +667,12 @@ CREATE TABLE runtime_flags (
 
 UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';
 
+-- Running upgrade 0008 -> 0009
+
+ALTER TABLE messages ADD COLUMN awaiting_reply BOOLEAN DEFAULT false NOT NULL;
+
+CREATE INDEX ix_messages_awaiting_reply ON messages (created_at) WHERE awaiting_reply;
+
+UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
+
 COMMIT;

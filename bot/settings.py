@@ -90,6 +90,7 @@ class Settings(BaseSettings):
 
     # Conversation
     conversation_idle_minutes: int = Field(default=60, ge=1)
+    catch_up_minutes: int = Field(default=10, ge=0, le=1440)  # 0: do not answer what came while stopped
     history_turns: int = Field(default=40, ge=0, le=500)
     stream_edit_interval_seconds: float = Field(default=1.0, ge=0.2)
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import getpass
+import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
@@ -11,6 +12,8 @@ from bot.container import Container
 from bot.db.types import utcnow
 from bot.domain.triggers import MessageSignals
 from bot.services.incoming import Author, IncomingMessage, Place
+
+log = logging.getLogger(__name__)
 
 # The terminal's user and "DM channel" use ids no Discord snowflake has.
 LOCAL_USER_ID = 1
@@ -73,7 +76,12 @@ async def chat(container: Container, *, lines: AsyncIterator[str] | None = None,
             created_at=utcnow(),
             signals=MessageSignals(text=text, author_id=LOCAL_USER_ID, channel_id=LOCAL_CHANNEL_ID, is_dm=True),
         )
-        await container.conversation.handle(incoming, TerminalReply(out, persona.name))
+        try:
+            await container.conversation.handle(incoming, TerminalReply(out, persona.name))
+        except Exception:  # one failed line must not end the session
+            log.exception("could not answer that line")
+            out.write("(something went wrong answering that; the log says what. Try again?)\n")
+            out.flush()
 
 
 async def _stdin_lines() -> AsyncIterator[str]:

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -38,6 +39,47 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 # - every statement is planned for its own values: asyncpg prepares statements, and after five runs PostgreSQL
 #   may switch to one generic plan, blind to the query vector or the words searched for (twice as slow here).
 POSTGRESQL_SESSION_SETTINGS = "SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = force_custom_plan"
+
+
+# What a database that is restarting, unreachable or dropping connections raises. SQLAlchemy wraps what a
+# statement raises, but not always what connecting raises: a missing socket is a bare FileNotFoundError, a
+# server still starting up asyncpg's CannotConnectNowError.
+DATABASE_FAULTS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    OSError,
+    TimeoutError,
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+# asyncpg errors that mean the connection (or the server behind it) is gone, not that the statement was wrong.
+_GONE = (
+    asyncpg.ConnectionDoesNotExistError,  # closed in the middle of an operation
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,  # pg_terminate_backend, or a fast shutdown
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+)
+
+
+def _is_gone(error: BaseException | None) -> bool:
+    if isinstance(error, asyncpg.InterfaceError):
+        return "closed" in str(error)  # "connection is closed", not a misuse such as overlapping operations
+    return isinstance(error, _GONE)
+
+
+def _on_postgresql_error(context: ExceptionContext) -> None:
+    """Treat a dead connection as a disconnect, whatever SQLAlchemy's asyncpg dialect makes of it.
+
+    The dialect asks asyncpg whether the connection is closed, which it may not know yet right after the
+    server said goodbye; the connection would go back to the pool and fail the next statement too. A
+    disconnect makes SQLAlchemy drop this connection and every other one pooled before it, so after a restart
+    one statement fails rather than one per pooled connection, and the next checkout connects afresh."""
+    original = context.original_exception
+    if _is_gone(original) or _is_gone(original.__cause__):
+        context.is_disconnect = True
 
 
 def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -74,9 +116,11 @@ def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> 
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
     # No pre-ping (a round trip on every checkout, on every reply's path): a dropped connection fails one
-    # statement, which the services retry; recycling keeps connections from going stale behind a proxy.
+    # statement, which the services retry, and empties the pool (see _on_postgresql_error); recycling keeps
+    # connections from going stale behind a proxy.
     engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
     event.listen(engine.sync_engine, "connect", _on_postgresql_connect)
+    event.listen(engine.sync_engine, "handle_error", _on_postgresql_error)
     return engine
 
 

@@ -5,6 +5,7 @@
 * :class:`CleanText` / :class:`CleanString`: text passed through :func:`bot.domain.text.clean_text`.
 * :class:`Embedding`: pgvector ``vector`` on PostgreSQL, a float32 blob on SQLite; NumPy arrays both ways.
 * :data:`BigIntPK`: BIGINT ids that still autoincrement on SQLite (which only does so for INTEGER).
+* :class:`DiscordId`: a Discord snowflake (0 to 2**64 - 1) in a signed BIGINT.
 """
 
 from datetime import UTC, datetime
@@ -26,6 +27,34 @@ FloatVector = npt.NDArray[np.float32]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_TWO_63, _TWO_64 = 2**63, 2**64
+
+
+class DiscordId(TypeDecorator[int]):
+    """A Discord id: an unsigned 64-bit snowflake kept in a signed BIGINT, which both backends have.
+
+    Ids up to 2**63 - 1 (every real snowflake for centuries yet) are stored as they are; larger ones, which
+    anyone can send in a crafted request, wrap around to the negative half (``id - 2**64``) and come back
+    unchanged, so storing and looking up by id work for every value a snowflake can hold. SQL that orders or
+    computes on the column sees the stored value: only ids past 2**63 - 1 would sort (or shard) differently.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if not 0 <= value < _TWO_64:
+            raise ValueError(f"not a Discord id: {value}")
+        return value - _TWO_64 if value >= _TWO_63 else value
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return value + _TWO_64 if value < 0 else value
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -5,13 +5,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import discord
 from discord.ext import commands
 
 from bot.container import Container
+from bot.discord.render import ChannelReply
 from bot.discord.tree import HearthTree
+from bot.services.incoming import IncomingMessage, ReplyTarget
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,8 @@ class HearthBot(commands.AutoShardedBot):
         )
         self.container = container
         self.started_at = time.monotonic()
+        self._catching_up: asyncio.Task[None] | None = None  # once per process, at the first ready
+        self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
         self.replying = InFlight()  # the chat cog's handlers of incoming messages
         self.accepting = True  # False once a stop began: new messages are left alone
         self._stopping: asyncio.Task[None] | None = None
@@ -183,3 +188,32 @@ class HearthBot(commands.AutoShardedBot):
     async def on_ready(self) -> None:
         user = self.user
         log.info("connected as %s (%s) in %d guilds", user, user.id if user else "?", len(self.guilds))
+        minutes = self.container.settings.catch_up_minutes
+        if self._catching_up is None:
+            self._catching_up = asyncio.create_task(self._catch_up(timedelta(minutes=minutes)), name="catch-up")
+
+    async def _catch_up(self, within: timedelta) -> None:
+        """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
+        try:
+            with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
+                await self.container.conversation.catch_up(within, self._reply_target)
+        except Exception:
+            log.exception("could not catch up on messages that arrived while Hearth was stopped")
+        finally:
+            self.caught_up.set()
+
+    async def _reply_target(self, incoming: IncomingMessage) -> ReplyTarget | None:
+        """Where to answer a stored message now, or None when this process cannot reach its channel (another
+        shard's guild; DMs belong to shard 0)."""
+        place = incoming.place
+        channel: Any = self.get_channel(place.channel_id)
+        if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
+            try:
+                person = self.get_user(incoming.author.discord_id) or await self.fetch_user(incoming.author.discord_id)
+                channel = await person.create_dm()
+            except discord.HTTPException as exc:
+                log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
+                return None
+        if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
+            return None
+        return ChannelReply(channel, place.channel_id, incoming.message_id)

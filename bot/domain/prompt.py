@@ -93,6 +93,7 @@ class PromptRequest:
     is_group: bool = False  # label user turns with their speaker's name
     language: str | None = None  # the guild's chosen language, if any
     now_text: str | None = None  # e.g. "Monday 23 November 2026, 14:05 UTC"
+    was_away: bool = False  # the current messages arrived while Hearth was offline (answered after a restart)
 
 
 def _persona_block(persona: PersonaCard, budget: int) -> str:
@@ -113,6 +114,11 @@ def _rules(request: PromptRequest) -> str:
     ]
     if request.now_text:
         lines.insert(1, f"It is now {request.now_text}.")
+    if request.was_away:
+        lines.append(
+            "You were away for a while and have just come back: the latest message arrived while you were gone."
+            " If it fits your character, say briefly that you were away before you answer."
+        )
     if request.language:
         lines.append(f"Write in {request.language}, unless the person writes to you in another language.")
     return "\n".join(lines)

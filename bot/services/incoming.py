@@ -67,7 +67,9 @@ class ReplyTarget(Protocol):
 class TurnOutcome:
     """What happened to an incoming message."""
 
-    status: str  # "ignored" | "queued" (answered with a later turn) | "replied" | "apologised"
+    # "ignored" | "queued" (answered with a later turn) | "replied" | "apologised" | "held" (resting, quota)
+    # | "kept" (stored while stopping, answered after the restart) | "lost" (could not be kept while stopping)
+    status: str
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)
     answered_messages: int = 0

@@ -15,6 +15,7 @@ from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
 from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms
+from bot.domain.text import clean_text
 from bot.llm.embeddings import Embedder, Vectors
 from bot.services.tasks import discard
 
@@ -68,6 +69,7 @@ class MemoryService:
             if vector is not None:
                 await vector
             return []
+        query = clean_text(query)
         terms = search_terms(query)
 
         async def nearest() -> list[MemoryRow]:
@@ -118,7 +120,7 @@ class MemoryService:
     def start_query(self, query: str) -> "asyncio.Future[Vectors]":
         """A query's embedding, started now so it overlaps the work a reply does before it recalls (pass the
         future to :meth:`recall` as ``vector``)."""
-        return self.embedder.start_one(query)
+        return self.embedder.start_one(clean_text(query))  # a lone surrogate cannot be encoded for the model
 
     async def prompt_section(
         self,

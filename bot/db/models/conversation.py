@@ -5,7 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import counter, guild_fk, user_fk
-from bot.db.types import UTCDateTime, utcnow
+from bot.db.types import DiscordId, UTCDateTime, utcnow
 
 
 class Conversation(IdMixin, TimestampMixin, Base):
@@ -20,7 +20,7 @@ class Conversation(IdMixin, TimestampMixin, Base):
 
     user_id: Mapped[int | None] = user_fk(nullable=True)
     guild_id: Mapped[int | None] = guild_fk()
-    channel_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    channel_id: Mapped[int] = mapped_column(DiscordId, nullable=False, index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
     message_count: Mapped[int] = counter()

@@ -5,7 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import SCOPE_CHECK, guild_fk, real, user_fk
-from bot.db.types import CleanString, CleanText, Embedding, FloatVector, UTCDateTime, utcnow
+from bot.db.types import CleanString, CleanText, DiscordId, Embedding, FloatVector, UTCDateTime, utcnow
 
 MEMORY_KINDS = ("message", "summary", "fact", "knowledge")
 
@@ -25,7 +25,7 @@ class Memory(IdMixin, TimestampMixin, Base):
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
     user_id: Mapped[int | None] = user_fk(nullable=True, index=False)
     guild_id: Mapped[int | None] = guild_fk(index=False)
-    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(DiscordId)
     channel_name: Mapped[str | None] = mapped_column(String(100))
     conversation_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), index=True

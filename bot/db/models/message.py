@@ -1,11 +1,11 @@
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, false
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import user_fk
-from bot.db.types import CleanText, PortableJSON
+from bot.db.types import CleanText, DiscordId, PortableJSON
 
 ROLES = ("user", "assistant", "system")
 
@@ -24,7 +24,7 @@ class Message(IdMixin, TimestampMixin, Base):
         BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
     )
     user_id: Mapped[int | None] = user_fk(nullable=True)
-    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    discord_message_id: Mapped[int | None] = mapped_column(DiscordId, index=True)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
     has_images: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
@@ -34,9 +34,17 @@ class Message(IdMixin, TimestampMixin, Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(255))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    # A user's message Hearth means to answer, until its turn is over: what start-up catches up on.
+    awaiting_reply: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
 
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
         Index("ix_messages_created_at", "created_at"),
+        Index(
+            "ix_messages_awaiting_reply",
+            "created_at",
+            postgresql_where=text("awaiting_reply"),
+            sqlite_where=text("awaiting_reply = 1"),
+        ),
     )

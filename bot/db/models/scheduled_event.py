@@ -1,12 +1,12 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, String, false
+from sqlalchemy import Boolean, CheckConstraint, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import counter, guild_fk, user_fk
-from bot.db.types import CleanString, CleanText, PortableJSON, UTCDateTime
+from bot.db.types import CleanString, CleanText, DiscordId, PortableJSON, UTCDateTime
 
 # pending → triggered (claimed) → sending (committed just before the send) → sent; ``unknown`` when a send may
 # have happened but was not recorded (never sent again); missed, cancelled, failed end an event unsent.
@@ -25,7 +25,7 @@ class ScheduledEvent(IdMixin, TimestampMixin, Base):
 
     user_id: Mapped[int] = user_fk()
     guild_id: Mapped[int | None] = guild_fk()
-    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(DiscordId)
     event_type: Mapped[str] = mapped_column(String(50), nullable=False)
     trigger_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     title: Mapped[str] = mapped_column(CleanString(255), nullable=False)

@@ -1,10 +1,10 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, true
+from sqlalchemy import Boolean, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
-from bot.db.types import CleanString, UTCDateTime, utcnow
+from bot.db.types import CleanString, DiscordId, UTCDateTime, utcnow
 
 
 class User(IdMixin, TimestampMixin, Base):
@@ -12,7 +12,7 @@ class User(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "users"
 
-    discord_id: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=False)
+    discord_id: Mapped[int] = mapped_column(DiscordId, unique=True, nullable=False)
     discord_username: Mapped[str] = mapped_column(CleanString(255), nullable=False)
     discord_display_name: Mapped[str | None] = mapped_column(CleanString(255))
     custom_name: Mapped[str | None] = mapped_column(CleanString(255))

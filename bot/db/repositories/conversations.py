@@ -3,12 +3,12 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Conversation, GuildMember, Memory, Message, User
+from bot.db.models import Conversation, Guild, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
 
 # Statements on every reply's path are built once; SQLAlchemy then reuses their compiled form.
@@ -27,6 +27,7 @@ _MESSAGE_COLUMNS = (
     "completion_tokens",
     "model",
     "latency_ms",
+    "awaiting_reply",
     "created_at",
     "updated_at",
 )
@@ -91,6 +92,54 @@ class HistoryRow:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AwaitingMessage:
+    """A user's message still awaiting Hearth's reply, with who wrote it and where (Discord ids)."""
+
+    message_id: int
+    conversation_id: int
+    user_id: int
+    guild_id: int | None  # guilds.id; None in a DM
+    content: str
+    created_at: datetime
+    discord_message_id: int | None
+    channel_id: int
+    author_discord_id: int
+    username: str
+    display_name: str | None
+    nickname: str | None
+    guild_discord_id: int | None
+    guild_name: str | None
+
+
+_AWAITING = (
+    select(
+        Message.id,
+        Message.conversation_id,
+        Message.user_id,
+        Conversation.guild_id,
+        Message.content,
+        Message.created_at,
+        Message.discord_message_id,
+        Conversation.channel_id,
+        User.discord_id,
+        User.discord_username,
+        User.discord_display_name,
+        GuildMember.guild_nickname,
+        Guild.discord_id,
+        Guild.name,
+    )
+    .select_from(Message)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .join(User, User.id == Message.user_id)
+    .outerjoin(Guild, Guild.id == Conversation.guild_id)
+    .outerjoin(GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id))
+    .where(Message.awaiting_reply, Message.role == "user", Message.created_at >= bindparam("since"))
+    .order_by(Message.id)
+    .limit(bindparam("limit"))
+)
+
+
 class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -139,6 +188,7 @@ class ConversationRepository:
         completion_tokens: int | None = None,
         model: str | None = None,
         latency_ms: int | None = None,
+        awaiting_reply: bool = False,
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
 
@@ -157,6 +207,7 @@ class ConversationRepository:
             "m_completion_tokens": completion_tokens,
             "m_model": model,
             "m_latency_ms": latency_ms,
+            "m_awaiting_reply": awaiting_reply,
             "m_created_at": at,
             "m_updated_at": at,
         }
@@ -166,6 +217,41 @@ class ConversationRepository:
         message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
         await self.session.execute(_TOUCH_SQLITE, values)
         return message_id
+
+    async def find_user_message(self, *, discord_message_id: int, user_id: int) -> tuple[int, int] | None:
+        """(conversation id, message id) of the user's message stored for this Discord message, if any."""
+        row = (
+            await self.session.execute(
+                select(Message.conversation_id, Message.id)
+                .where(
+                    Message.discord_message_id == discord_message_id,
+                    Message.user_id == user_id,
+                    Message.role == "user",
+                )
+                .order_by(Message.id)
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def awaiting_reply(self, *, since: datetime, limit: int) -> list[AwaitingMessage]:
+        """Users' messages stored since ``since`` and still awaiting a reply, oldest first."""
+        rows = (await self.session.execute(_AWAITING, {"since": since, "limit": limit})).all()
+        return [AwaitingMessage(*cast(tuple[Any, ...], row)) for row in rows]
+
+    async def settle(self, message_ids: Sequence[int]) -> list[int]:
+        """Mark messages as no longer awaiting a reply; returns those that were (a claim: of two processes
+        settling the same message, one gets it)."""
+        if not message_ids:
+            return []
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.id.in_(list(message_ids)), Message.awaiting_reply)
+            .values(awaiting_reply=False)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted(result.scalars().all())
 
     async def history(
         self, conversation_id: int, *, up_to_id: int, exclude_ids: Sequence[int] = (), limit: int

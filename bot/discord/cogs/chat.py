@@ -1,5 +1,7 @@
 """Chat: every message the bot can see goes to the conversation service, which decides whether to answer."""
 
+import logging
+
 import discord
 from discord.ext import commands
 
@@ -8,6 +10,8 @@ from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.domain.triggers import MessageSignals
 from bot.services.incoming import IncomingMessage, Place
+
+log = logging.getLogger(__name__)
 
 
 def _place(message: discord.Message) -> Place:
@@ -56,11 +60,23 @@ class Chat(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or not self.bot.accepting or not (message.content or message.attachments):
-            return  # no user yet, or stopping: a new turn now could not finish before Discord closes
-        incoming = incoming_from(message, me)
-        with self.bot.replying.track():
-            await self.bot.container.conversation.handle(incoming, MessageReply(message))
+        if me is None or not (message.content or message.attachments):
+            return
+        conversation = self.bot.container.conversation
+        try:
+            incoming = incoming_from(message, me)
+            with self.bot.replying.track():
+                if self.bot.accepting:
+                    await conversation.handle(incoming, MessageReply(message))
+                else:  # stopping: kept, and answered by the next start's catch-up
+                    await conversation.keep(incoming)
+        except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
+            log.exception(
+                "could not handle message %s (guild %s, channel %s)",
+                message.id,
+                message.guild.id if message.guild else None,
+                message.channel.id,
+            )
 
 
 async def setup(bot: HearthBot) -> None:

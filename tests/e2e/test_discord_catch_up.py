@@ -1,0 +1,83 @@
+"""Messages stored just before the bot stopped (in a channel, in a DM) are answered once after it starts again,
+on both backends."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Message
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM, Reply, Stall
+from tests.support.bot import running_bot
+from tests.support.chat import RecordingReply, conversation_service, eventually, message
+
+AWAY = "Sorry, I was away for a bit! Yes, I'm here."
+AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+async def user_messages(db: Database) -> list[str]:
+    async with db.session() as session:
+        statement = select(Message.content).where(Message.role == "user").order_by(Message.id)
+        return list((await session.scalars(statement)).all())
+
+
+async def test_messages_left_unanswered_when_the_bot_stopped_are_answered_once_after_restarts(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    # Hearth stores the message, calls the model… and stops before the answer comes: as a crash would leave it.
+    posted = discord.message_payload(general, ana, f"{discord.bot.mention} are you still there?")
+    before = conversation_service(db, llm)
+    llm.script(Stall(60))
+    incoming = message("@Hearth are you still there?", user=ana.id, channel=general, guild=guild.id, mention=True)
+    turn = asyncio.create_task(before.handle(replace(incoming, message_id=int(posted["id"])), RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    # And a DM, left the same way (after a restart Hearth has no DM channel cached: it opens one).
+    dm = discord.dm_channel(ana)
+    dm_posted = discord.message_payload(dm, ana, "psst, did you get my note?")
+    llm.script(Stall(60))
+    in_dm = replace(message("psst, did you get my note?", user=ana.id, channel=dm), message_id=int(dm_posted["id"]))
+    calls = len(llm.chat_requests)
+    dm_turn = asyncio.create_task(before.handle(in_dm, RecordingReply()))
+    await eventually(lambda: len(llm.chat_requests) > calls)
+    dm_turn.cancel()
+    assert await user_messages(db) == ["@Hearth are you still there?", "psst, did you get my note?"]
+
+    def answering(body: dict[str, Any]) -> Reply:  # the reply to the missed message; "ok" to anything else
+        return Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+
+    llm.default = answering
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+        replies = discord.sent_messages(general)
+    assert [m["content"] for m in replies] == [AWAY]
+    assert [m["content"] for m in discord.dm_messages(ana)] == [AWAY]
+    assert discord.dm_messages(ana)[0]["message_reference"]["message_id"] == dm_posted["id"]
+    assert replies[0]["message_reference"]["message_id"] == posted["id"], "answers the message it missed"
+    call = next(call for call in discord.calls("create_message") if call.channel_id == general)
+    assert (call.body or {})["allowed_mentions"]["parse"] == [], "pings nobody"
+    caught_up = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert sorted(turn[-1]["content"].split(": ", 1)[-1] for turn in caught_up) == [
+        "@Hearth are you still there?",
+        "psst, did you get my note?",
+    ]
+
+    async with running_bot(discord, db, llm) as bot:  # started again: nothing is answered twice
+        await bot.caught_up.wait()
+    assert (len(discord.sent_messages(general)), len(discord.dm_messages(ana))) == (1, 1)
+    assert sum(AWAY_NOTE in r.body["messages"][0]["content"] for r in llm.chat_requests) == 2

@@ -1,0 +1,155 @@
+"""Nothing said is lost, and nothing escapes, while PostgreSQL restarts or its connections are killed.
+
+The restart and killed-connection tests run their own embedded server (never the session's shared one):
+≥ 60 messages arrive over time while the server is restarted (``pg_ctl restart -m fast``) or every Hearth
+connection is killed six times (``pg_terminate_backend``). Afterwards every message is a stored row, every
+sender got an answer, and ``ConversationService.handle`` raised nothing.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.db import migrations
+from bot.db.engine import Database
+from bot.db.models import Message
+from bot.services.companion import CompanionContext
+from bot.services.conversation import MEMORY_TROUBLE, ConversationService
+from bot.services.incoming import Place
+from bot.services.limits import TokenQuota
+from bot.services.memory import MemoryService
+from tests.conftest import EMBEDDING_DIMENSION
+from tests.fakes.llm_server import FakeLLM
+from tests.support.chat import RecordingReply, conversation_service, eventually, message
+from tests.support.embedding import shared_embedder
+from tests.support.postgres import OwnPostgres, create_database, own_postgres_server
+
+MESSAGES = 60
+GAP_S = 0.05  # between two messages: the faults land while messages are arriving and being answered
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[OwnPostgres]:
+    with own_postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def own_db(own_server: OwnPostgres) -> AsyncIterator[Database]:
+    url = await create_database(own_server.url, f"hearth_fault_{uuid.uuid4().hex[:8]}")
+    database = Database(url)
+    await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
+    yield database
+    await database.dispose()
+
+
+async def send_through_faults(
+    service: ConversationService, faults: dict[int, Callable[[], Awaitable[object]]]
+) -> tuple[list[RecordingReply], list[BaseException]]:
+    """Send MESSAGES messages GAP_S apart (guild mentions and DMs, each its own sender), running ``faults[i]``
+    alongside just before message ``i``; returns each message's front end and what escaped ``handle``."""
+    targets = [RecordingReply() for _ in range(MESSAGES)]
+    escaped: list[BaseException] = []
+    tasks: list[asyncio.Task[object]] = []
+
+    async def one(index: int) -> None:
+        text, user, name = f"message number {index}", 1000 + index, f"user{index}"
+        if index % 2:  # a mention in one of the guild's channels
+            incoming = message(text, user=user, name=name, channel=700 + index % 4, guild=42, mention=True)
+        else:  # a DM
+            incoming = message(text, user=user, name=name, channel=9000 + index)
+        try:
+            await service.handle(incoming, targets[index])
+        except BaseException as exc:  # counting whatever escapes is the point
+            escaped.append(exc)
+
+    for index in range(MESSAGES):
+        if index in faults:
+            tasks.append(asyncio.create_task(faults[index]()))
+        tasks.append(asyncio.create_task(one(index)))
+        await asyncio.sleep(GAP_S)
+    await asyncio.gather(*tasks)
+    return targets, escaped
+
+
+async def wired(db: Database, llm: FakeLLM) -> ConversationService:
+    """The service as the bot wires it (memories, what Hearth knows, the guild's quota counted from the
+    database), warmed up by one message in the guild."""
+    memory = MemoryService(db, await shared_embedder())
+    service = conversation_service(db, llm, memory=memory, companion=CompanionContext(db))
+    service.quota = TokenQuota(db, refresh_s=0.0)  # counted from the database on every message
+    await service.handle(message("warm up", user=1, guild=42, channel=700, mention=True), RecordingReply())
+    await service.directory.update_guild_settings(Place(channel_id=700, guild_id=42), {"daily_token_quota": 10**9})
+    return service
+
+
+async def stored_user_messages(db: Database) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(Message).where(Message.role == "user")) or 0)
+
+
+async def test_nothing_is_lost_while_postgresql_restarts(
+    own_server: OwnPostgres, own_db: Database, llm: FakeLLM
+) -> None:
+    service = await wired(own_db, llm)
+
+    targets, escaped = await send_through_faults(service, {MESSAGES // 4: own_server.restart})
+
+    assert escaped == []
+    assert await stored_user_messages(own_db) == MESSAGES + 1
+    assert [len(target.sent) for target in targets] == [1] * MESSAGES, "every sender is answered"
+
+
+async def test_nothing_is_lost_while_connections_are_killed(
+    own_server: OwnPostgres, own_db: Database, llm: FakeLLM
+) -> None:
+    service = await wired(own_db, llm)
+    name = own_db.url.database
+    assert name is not None
+
+    async def kill() -> int:
+        return await own_server.terminate_backends(name)
+
+    faults: dict[int, Callable[[], Awaitable[object]]] = {5 + 9 * i: kill for i in range(6)}
+    targets, escaped = await send_through_faults(service, faults)
+
+    assert escaped == []
+    assert await stored_user_messages(own_db) == MESSAGES + 1
+    assert [len(target.sent) for target in targets] == [1] * MESSAGES, "every sender is answered"
+
+
+async def test_storing_outlasts_a_long_fault_and_a_message_that_cannot_be_stored_is_answered_kindly(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storing keeps trying for its time budget, not a number of tries: a fault that outlasts many tries is
+    ridden out; a fault that outlasts the budget gets MEMORY_TROUBLE, and nothing raises."""
+    service = conversation_service(db, llm, store_budget_s=60.0)
+    caplog.set_level(logging.WARNING, logger="bot.services.conversation")
+
+    async def table(old: str, new: str) -> None:
+        async with db.session() as session:
+            await session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    await table("messages", "messages_away")  # every try to store now fails
+    try:
+        target = RecordingReply()
+        turn = asyncio.create_task(service.handle(message("are you there?"), target))
+        await eventually(lambda: caplog.text.count("retrying in") >= 6, timeout_s=60)
+    finally:
+        await table("messages_away", "messages")
+    outcome = await turn
+    assert outcome.status == "replied" and len(target.sent) == 1
+    assert await stored_user_messages(db) == 1
+
+    short = conversation_service(db, llm, store_budget_s=0.5)
+    await table("messages", "messages_away")
+    try:
+        target = RecordingReply()
+        outcome = await short.handle(message("and now?"), target)
+    finally:
+        await table("messages_away", "messages")
+    assert outcome.status == "apologised" and target.sent == [[MEMORY_TROUBLE]]
