@@ -259,8 +259,8 @@ def load_model_folder(folder: Path) -> tuple[BertConfig, onnx.ModelProto]:
 
 
 def max_tokens_of(folder: Path, config: BertConfig) -> int:
-    """The longest input in tokens, as sentence-transformers truncates it (``max_seq_length``, 256 for
-    all-MiniLM-L6-v2: the model was trained on no longer texts), never past the position table."""
+    """The longest input in tokens, where sentence-transformers cuts a text (``max_seq_length``: 256 for
+    all-MiniLM-L6-v2), never past the position table."""
     settings = folder / "sentence_bert_config.json"
     if settings.is_file():
         limit = json.loads(settings.read_text(encoding="utf-8")).get("max_seq_length")
@@ -303,7 +303,6 @@ class OnnxSentenceEncoder:
         self._tokenizer.no_padding()  # the file pads every text to 128 tokens; batches are padded here
         self._tokenizer.enable_truncation(self.max_tokens)
         release_free_memory()  # building the graph freed several copies of the weights
-
 
     def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """The mean-pooled (not normalised) row of each text, in the order given."""
