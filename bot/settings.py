@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     stream_edit_interval_seconds: float = Field(default=1.0, ge=0.2)
 
     # Embeddings
-    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_provider: Literal["local", "sentence-transformers", "openai"] = "local"
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedding_dimension: int = Field(default=384, ge=1, le=16000)
 

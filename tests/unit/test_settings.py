@@ -54,7 +54,11 @@ def test_database_urls_are_pinned_to_the_async_driver(given: str, expected: str)
         ("DATABASE_URL", "mysql://u@h/db", "DATABASE_URL: unsupported database driver 'mysql'"),
         ("DATABASE_URL", "postgresql://u@h", "names no database"),
         ("OWNER_IDS", "12,abc", "OWNER_IDS: expected comma-separated whole numbers"),
-        ("EMBEDDING_PROVIDER", "magic", "EMBEDDING_PROVIDER: Input should be 'local' or 'openai'"),
+        (
+            "EMBEDDING_PROVIDER",
+            "magic",
+            "EMBEDDING_PROVIDER: Input should be 'local', 'sentence-transformers' or 'openai'",
+        ),
         ("SHARD_IDS", "0,1", "SHARD_IDS is set but SHARD_COUNT is not"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL"),
     ],

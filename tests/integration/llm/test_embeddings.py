@@ -1,9 +1,11 @@
 """Embedders end to end: the real all-MiniLM-L6-v2 on this machine, and the OpenAI one against the fake server."""
 
 import asyncio
+import json
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import openai
@@ -16,6 +18,7 @@ from bot.llm.embeddings import (
     EmbeddingUnavailable,
     LocalEmbedder,
     OpenAIEmbedder,
+    SentenceTransformersEmbedder,
     build_embedder,
     normalise_rows,
     offline_model_path,
@@ -25,6 +28,8 @@ from tests.fakes.llm_server import Fail, FakeLLM
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
+# all-MiniLM-L6-v2's vectors made by sentence-transformers on torch (tests/support/minilm_reference.py).
+REFERENCE = Path(__file__).resolve().parents[2] / "data" / "minilm_reference.json"
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -152,11 +157,69 @@ async def test_a_wrong_dimension_is_a_config_error() -> None:
     )
 
 
-async def test_missing_sentence_transformers_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # makes the import fail
+async def test_vectors_match_the_reference_model_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ONNX model gives the vectors sentence-transformers/torch gives, one text at a time and all in one
+    batch (padding, long texts cut at 256 tokens, emoji, CJK, blank texts), with torch not importable."""
+    for library in ("torch", "sentence_transformers", "transformers"):
+        monkeypatch.setitem(sys.modules, library, None)  # makes the import fail
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    assert reference["model"] == MODEL
+    sentences: list[str] = reference["sentences"]
+    expected = np.array(reference["vectors"], dtype=np.float32)
+    assert expected.shape == (len(sentences), DIMENSION) and len(sentences) >= 20
+
     embedder = LocalEmbedder(MODEL, DIMENSION)
     try:
-        with pytest.raises(ConfigError, match=r"pip install .*sentence-transformers"):
+        one_by_one = np.stack([await embedder.embed_one(text) for text in sentences])
+        together = await embedder.embed(sentences)
+    finally:
+        await embedder.aclose()
+    for name, vectors in (("one by one", one_by_one), ("in one batch", together)):
+        similarities = np.sum(vectors * expected, axis=1)
+        worst = int(np.argmin(similarities))
+        assert similarities[worst] >= 0.999, f"{name}: cosine {similarities[worst]:.5f} for {sentences[worst]!r}"
+
+
+async def test_a_model_folder_can_be_named_by_its_path(local: LocalEmbedder) -> None:
+    folder = offline_model_path(MODEL)
+    assert folder is not None
+    embedder = LocalEmbedder(str(folder), DIMENSION)
+    try:
+        assert np.allclose(await embedder.embed_one("I love climbing"), await local.embed_one("I love climbing"))
+    finally:
+        await embedder.aclose()
+
+
+async def test_text_that_is_not_valid_unicode_is_embedded(local: LocalEmbedder) -> None:
+    vectors = await local.embed(["broken \ud800 surrogate", "nul \x00 byte"])
+    assert vectors.shape == (2, DIMENSION) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+async def test_a_model_that_is_not_on_this_machine_is_a_config_error() -> None:
+    embedder = LocalEmbedder("BAAI/bge-small-en-v1.5", DIMENSION)
+    try:
+        with pytest.raises(ConfigError, match=r"never downloads one.*pip install -e '\.\[torch\]'"):
+            await embedder.load()
+    finally:
+        await embedder.aclose()
+
+
+async def test_missing_onnxruntime_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes the import fail
+    monkeypatch.delitem(sys.modules, "bot.llm.bert_onnx", raising=False)  # imported afresh, and restored after
+    embedder = LocalEmbedder(MODEL, DIMENSION)
+    try:
+        with pytest.raises(ConfigError, match=r"needs onnxruntime.*pip install -e \."):
+            await embedder.embed_one("hello")
+    finally:
+        await embedder.aclose()
+
+
+async def test_missing_torch_is_a_config_error_for_sentence_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # makes the import fail
+    embedder = SentenceTransformersEmbedder(MODEL, DIMENSION)
+    try:
+        with pytest.raises(ConfigError, match=r"pip install -e '\.\[torch\]'"):
             await embedder.embed_one("hello")
     finally:
         await embedder.aclose()
@@ -281,9 +344,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("clean_environment")
 async def test_build_embedder_follows_the_settings() -> None:
     local = build_embedder(load_settings(env_file=None))
-    assert isinstance(local, LocalEmbedder) and not local.loaded
+    assert type(local) is LocalEmbedder and not local.loaded
     assert (local.model_name, local.dimension) == (MODEL, DIMENSION)
     await local.aclose()
+
+    torch = build_embedder(load_settings(env_file=None, embedding_provider="sentence-transformers"))
+    assert isinstance(torch, SentenceTransformersEmbedder) and not torch.loaded
+    await torch.aclose()
 
     remote = build_embedder(
         load_settings(
