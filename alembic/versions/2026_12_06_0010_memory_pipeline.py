@@ -80,6 +80,8 @@ def upgrade() -> None:
         postgresql_where=sa.text("embedding IS NULL"),
         sqlite_where=sa.text("embedding IS NULL"),
     )
+    if op.get_context().as_sql:  # the DDL for a new database (schema.sql): no rows to write
+        return
     connection = op.get_bind()
     after = 0
     while True:

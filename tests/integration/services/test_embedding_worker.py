@@ -104,8 +104,14 @@ async def test_a_burst_far_above_the_embedding_rate_loses_nothing(db: Database, 
     await asyncio.gather(
         *(
             service.handle(
-                message(f"burst message {i}", user=100 + i % 20, name=f"user{i % 20}", channel=700 + i % 10,
-                        guild=GUILD, mention=True),
+                message(
+                    f"burst message {i}",
+                    user=100 + i % 20,
+                    name=f"user{i % 20}",
+                    channel=700 + i % 10,
+                    guild=GUILD,
+                    mention=True,
+                ),
                 RecordingReply(),
             )
             for i in range(200)
@@ -153,8 +159,9 @@ async def test_two_processes_on_one_postgresql_never_embed_the_same_row_twice(pg
         )
         await MemoryRepository(session).add_many(
             [
-                NewMemory(kind="message", content=f"memory {i}", scope="dm", created_at=datetime.now(UTC),
-                          user_id=user.id)
+                NewMemory(
+                    kind="message", content=f"memory {i}", scope="dm", created_at=datetime.now(UTC), user_id=user.id
+                )
                 for i in range(300)
             ],
             None,
@@ -193,8 +200,16 @@ async def test_a_vector_made_from_a_context_erased_meanwhile_is_not_stored(db: D
         )
         repo = MemoryRepository(session)
         [memory_id] = await repo.add_many(
-            [NewMemory(kind="message", content="me too", scope="dm", created_at=datetime.now(UTC), user_id=user.id,
-                       context="Bo: I love Porto")],
+            [
+                NewMemory(
+                    kind="message",
+                    content="me too",
+                    scope="dm",
+                    created_at=datetime.now(UTC),
+                    user_id=user.id,
+                    context="Bo: I love Porto",
+                )
+            ],
             None,
             None,
         )
