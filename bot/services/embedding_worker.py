@@ -6,9 +6,11 @@ this process. This worker embeds what has no vector yet. Each batch claims the o
 PostgreSQL locked with ``FOR UPDATE SKIP LOCKED`` until the batch commits, so several processes sharing the
 database each embed rows of their own, never the same one), embeds them and stores the vectors.
 
-Replies come first: a batch starts once no reply is being prepared (or after ``yield_s``, see
-``ReplyActivity``), and its texts go to the embedder in chunks of ``chunk_size``, so a query someone waits for
-(which the embedder puts before background work) waits for one chunk at most, never for a whole batch.
+Replies come first: a batch's texts go to the embedder in chunks of ``chunk_size``, so a query someone waits
+for (which the embedder puts before background work) waits for one chunk at most, never for a whole batch. While
+the backlog is short, a batch also waits until no reply is being prepared (or ``yield_s``, see
+``ReplyActivity``), so stragglers join it; once a full batch is waiting, batches follow each other without that
+pause, or a busy bot would fall behind for good.
 
 The worker sleeps until woken (:meth:`wake`: a turn stored, an erasure) or ``poll_s`` passes (rows written by
 another process, or left by a failure). Stopping leaves unembedded rows where they are; the next start simply
@@ -110,12 +112,15 @@ class EmbeddingWorker:
     async def _run(self) -> None:
         backoff = Backoff(base_s=0.5, cap_s=30.0)
         failures = 0
+        behind = False  # the last batch was full: more are waiting
         while not self._stopping:
             asked = self._asked
             try:
-                if self.activity is not None:
+                if self.activity is not None and not behind:
                     await self.activity.until_quiet(self.yield_s)
+                size = self._size
                 done = await self.embed_batch()
+                behind = done >= size
             except DATABASE_FAULTS as exc:  # a restart or a dropped connection: the rows wait in the database
                 failures += 1
                 log.warning("could not embed memories (%s); retrying", exc)
