@@ -29,7 +29,7 @@ excluded. Figures:
   message sent (the learner is drained at the end, so its last partial batches count).
 
     python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 20]
-                              [--saturation-rates 20,30,40,50,60,80,100] [--saturation-seconds 30]
+                              [--saturation-rates 10,20,30,40,50,60,80,100] [--saturation-seconds 30]
                               [--backend postgresql|sqlite] [--no-memory] [--json]
 """
 
@@ -419,8 +419,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--saturation-rates",
         type=lambda value: [float(rate) for rate in value.split(",")],
-        default=[20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0],
-        help="offered rates stepped through for the saturation figure (default 20,30,40,50,60,80,100)",
+        default=[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0],
+        help="offered rates stepped through for the saturation figure (default 10,20,30,40,50,60,80,100)",
     )
     parser.add_argument("--saturation-seconds", type=float, default=30.0, help="length of each step (default 30)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="no embeddings, no recall")
