@@ -675,4 +675,10 @@ CREATE INDEX ix_messages_awaiting_reply ON messages (created_at) WHERE awaiting_
 
 UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
 
+-- Running upgrade 0009 -> 0010
+
+CREATE INDEX ix_memories_unembedded ON memories (id) WHERE embedding IS NULL;
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
+
 COMMIT;

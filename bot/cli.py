@@ -155,8 +155,15 @@ async def _memory(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     for model, count in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0] or "")):
         print(f"{count:>12,}  {model or '(not embedded)'}")
+    waiting = counts.get(None, 0)
+    if waiting:
+        waits = "memory waits" if waiting == 1 else "memories wait"
+        print(f"{waiting:,} {waits} for a vector: the bot's embedding worker adds it while the bot runs")
     mismatch = describe_mismatch(counts, settings.embedding_model)
-    every = "the one memory uses" if total == 1 else f"all {total:,} memories use"
+    embedded = total - waiting
+    every = "the one embedded memory uses" if embedded == 1 else f"all {embedded:,} embedded memories use"
+    if not waiting:
+        every = "the one memory uses" if total == 1 else f"all {total:,} memories use"
     print(mismatch or f"{every} {settings.embedding_model!r}")
     return 1 if mismatch else 0
 

@@ -15,6 +15,7 @@ from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.coordination import Coordination
 from bot.services.directory import Directory
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
@@ -23,7 +24,6 @@ from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.maintenance import Maintenance, MaintenanceConfig
 from bot.services.memory import MemoryService
-from bot.services.memory_writer import MemoryWriter
 from bot.services.operations import Operations
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
@@ -86,7 +86,7 @@ class Container:
     directory: Directory
     personas: PersonaService
     memory: MemoryService
-    memory_writer: MemoryWriter
+    embedding_worker: EmbeddingWorker
     summaries: ConversationSummaries
     maintenance: Maintenance
     learner: Learner
@@ -145,7 +145,7 @@ class Container:
         directory = Directory(database)
         memory = MemoryService(database, embedder)
         activity = ReplyActivity()
-        writer = MemoryWriter(memory, database, activity=activity)
+        worker = EmbeddingWorker(database, embedder, activity=activity)
         summaries = ConversationSummaries(
             database,
             chat_model,
@@ -165,7 +165,7 @@ class Container:
             personas,
             conversation_config(settings),
             memory=memory,
-            writer=writer,
+            worker=worker,
             companion=CompanionContext(database),
             learner=learner,
             activity=activity,
@@ -175,10 +175,9 @@ class Container:
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)
-            conversation.forget_cached()
-            writer.forget_context()
+            conversation.forget_cached()  # the recent turns that give a new memory its context, among others
 
-        privacy = PrivacyService(database, embedder, writer=writer, on_erased=erased)
+        privacy = PrivacyService(database, embedder, worker=worker, on_erased=erased)
         coordination = Coordination(database, conversation, directory, personas)
         try:
             await coordination.load()  # maintenance mode, as the owner left it
@@ -211,7 +210,7 @@ class Container:
             directory,
             personas,
             memory,
-            writer,
+            worker,
             summaries,
             maintenance,
             learner,
@@ -238,9 +237,9 @@ class Container:
         return self.settings.user_cooldown_seconds
 
     async def start(self, notifier: Notifier | None = None) -> None:
-        """Start the background work: hearing other processes' changes (PostgreSQL), memories of messages
-        stored while the bot was away, the memory writer, the learner (catching up on what it missed) and the
-        scheduler. Call it before messages flow (the catch-up must not race new messages).
+        """Start the background work: hearing other processes' changes (PostgreSQL), the embedding worker
+        (continuing with the memories still without a vector), the learner (catching up on what it missed) and
+        the scheduler. Call it before messages flow (the catch-up must not race new messages).
 
         With a ``notifier`` (the Discord client's), proactive messages are sent too: :attr:`events` polls the
         scheduled events every EVENTS_POLL_SECONDS. Without one (no Discord connection), they wait."""
@@ -260,8 +259,7 @@ class Container:
             self.scheduler.add(IntervalJob("scheduled-events", self.events.tick, poll, first_after=poll))
         await self.coordination.start()
         await self.knowledge.recover()
-        await self.memory_writer.catch_up()
-        self.memory_writer.start()
+        self.embedding_worker.start()
         await self.learner.catch_up()
         self.learner.start()
         self.scheduler.start()
@@ -270,7 +268,7 @@ class Container:
         await self.coordination.stop()
         await self.scheduler.stop()
         await self.learner.stop()
-        await self.memory_writer.stop()
+        await self.embedding_worker.stop()
         if self.owns_embedder:
             await self.embedder.aclose()
         if isinstance(self.chat_model, OpenAIChatModel):

@@ -118,7 +118,7 @@ class HearthBot(commands.AutoShardedBot):
     def stop(self) -> "asyncio.Task[None]":
         """Stop cleanly (SIGTERM, SIGINT, /owner shutdown): take no new messages, let replies being written
         finish (up to REPLY_GRACE_S), stop the scheduled jobs, then close the Discord connection, which ends
-        :meth:`start`. The launcher then drains the memory writer and the learner and closes the database.
+        :meth:`start`. The launcher then stops the embedding worker, drains the learner and closes the database.
         Asked again while stopping, replies still running are cut short."""
         if self._stopping is None:
             self.accepting = False  # at once, not when the task first runs

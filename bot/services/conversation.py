@@ -8,7 +8,8 @@
    arrives, so it overlaps storing it), build the prompt (pure), call the model once, streaming; no
    transaction is open while it writes.
 5. Deliver the reply in messages of at most 2000 characters, then store it with its token usage.
-Every stored turn is handed to the memory writer, which embeds and stores it in the background.
+Every stored turn's memory is written in the transaction that stores it, without a vector (the word search
+finds it at once); the embedding worker fills the vector in the background (bot/services/embedding_worker.py).
 
 Limits hold before the model is called, never before the message is stored: a user answered less than their
 cooldown ago waits out the rest (what they send meanwhile is answered in the same turn); a guild past its daily
@@ -32,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.conversations import AwaitingMessage, ConversationRepository, HistoryRow
@@ -39,6 +41,7 @@ from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
 from bot.domain import guild_settings
 from bot.domain.chunking import DISCORD_LIMIT, split_message
+from bot.domain.memory_text import context_line
 from bot.domain.prompt import Budget, PersonaCard, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
 from bot.domain.retry import Backoff, fits_budget
@@ -49,12 +52,12 @@ from bot.llm.embeddings import Vectors
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.directory import Directory, GuildView, Identity
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.incoming import Author, IncomingMessage, Place, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
 from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.memory import MemorySection, MemoryService
-from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import DEFAULT_PERSONA, PersonaService, PersonaView
 from bot.services.recent import RecentTurns
 from bot.services.tasks import discard
@@ -197,7 +200,7 @@ class ConversationService:
         config: ConversationConfig,
         *,
         memory: MemoryService | None = None,
-        writer: MemoryWriter | None = None,
+        worker: EmbeddingWorker | None = None,
         companion: CompanionContext | None = None,
         learner: Learner | None = None,
         activity: ReplyActivity | None = None,
@@ -214,7 +217,8 @@ class ConversationService:
         self.resting = False
         self._told: set[tuple[object, ...]] = set()
         self.memory = memory
-        self.writer = writer
+        # Turns are remembered (a memory row with each stored message) when there is a worker to embed them.
+        self.worker = worker
         self.companion = companion
         self.learner = learner
         self.activity = activity or ReplyActivity()
@@ -409,23 +413,26 @@ class ConversationService:
             found = None
             if retry and incoming.message_id is not None:
                 found = await repo.find_user_message(discord_message_id=incoming.message_id, user_id=identity.user_id)
-            if found is not None:
+            text = clean_text(incoming.text)
+            speaker = incoming.author.shown_name
+            if found is not None:  # stored with its memory, in the transaction whose answer was lost
                 conversation_id, message_id = found
             else:
                 conversation_id, message_id = await self._add_incoming(repo, incoming, identity, dm_user)
+            stored = StoredTurn(
+                message_row_id=message_id,
+                conversation_id=conversation_id,
+                user_id=identity.user_id,
+                guild_id=identity.guild_id,
+                speaker=speaker,
+                text=text,
+            )
+            if found is None:
+                await self._remember(session, stored, place, message_id, text, speaker, at)
         self._open[place.channel_id] = (conversation_id, dm_user, at)
-        text = clean_text(incoming.text)
-        speaker = incoming.author.shown_name
         self.recent.add(conversation_id, HistoryRow(message_id, "user", text, speaker, at))
-        stored = StoredTurn(
-            message_row_id=message_id,
-            conversation_id=conversation_id,
-            user_id=identity.user_id,
-            guild_id=identity.guild_id,
-            speaker=speaker,
-            text=text,
-        )
-        self._remember(stored, place.channel_id, place.channel_name, message_id, text, speaker, at)
+        if self.worker is not None:
+            self.worker.wake()
         if self.learner is not None:
             self.learner.observe(conversation_id)
         return stored
@@ -448,34 +455,38 @@ class ConversationService:
         )
         return conversation_id, message_id
 
-    def _remember(
+    async def _remember(
         self,
+        session: AsyncSession,
         turn: StoredTurn,
-        channel_id: int,
-        channel_name: str | None,
+        place: Place,
         message_id: int,
         text: str,
         speaker: str | None,
         at: datetime,
     ) -> None:
-        """Hand a stored turn to the memory writer (Hearth's own turns have no speaker: "you" in a prompt)."""
-        if self.writer is None or not text.strip():
+        """Write a stored turn's memory in the transaction that stores it, without a vector (the embedding worker
+        adds it). Hearth's own turns have no speaker ("you" in a prompt). Its context, the turn before it, comes
+        from the recent turns this process knows of (none for a conversation's first turn after a start)."""
+        if self.worker is None or not text.strip():
             return
-        self.writer.submit(
-            NewMemory(
-                kind="message",
-                content=text,
-                scope="guild" if turn.guild_id is not None else "dm",
-                created_at=at,
-                user_id=turn.user_id,
-                guild_id=turn.guild_id,
-                channel_id=channel_id,
-                channel_name=channel_name,
-                conversation_id=turn.conversation_id,
-                message_id=message_id,
-                speaker_name=speaker,
-            )
+        before = self.recent.last(turn.conversation_id)
+        context = context_line(before.speaker or "you", before.content) if before is not None else None
+        memory = NewMemory(
+            kind="message",
+            content=text,
+            scope="guild" if turn.guild_id is not None else "dm",
+            created_at=at,
+            user_id=turn.user_id,
+            guild_id=turn.guild_id,
+            channel_id=place.channel_id,
+            channel_name=place.channel_name,
+            conversation_id=turn.conversation_id,
+            message_id=message_id,
+            speaker_name=speaker,
+            context=context,
         )
+        await MemoryRepository(session).add_many([memory], None, None)
 
     async def _open_conversation(
         self, repo: ConversationRepository, channel_id: int, guild_id: int | None, dm_user: int | None, at: datetime
@@ -682,10 +693,11 @@ class ConversationService:
                     model=completion.model,
                     latency_ms=latency_ms,
                 )
-            cleaned = clean_text(text)
+                cleaned = clean_text(text)
+                await self._remember(session, last, incoming.place, message_id, cleaned, None, at)
             self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, None, at))
-            place = incoming.place
-            self._remember(last, place.channel_id, place.channel_name, message_id, cleaned, None, at)
+            if self.worker is not None:
+                self.worker.wake()
         except DATABASE_FAULTS:
             log.exception(
                 "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",

@@ -5,8 +5,6 @@ resolves both with :meth:`Directory.identify`. Erasure is real: the user row is 
 them goes with it (foreign keys cascade; see ``tests/integration/db/test_erasure.py``).
 """
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +17,10 @@ from bot.db.repositories.privacy import PrivacyRepository, QuotingMemory
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships
-from bot.domain.memory_text import embedding_text
 from bot.domain.style import guidance
 from bot.errors import HearthError
 from bot.llm.embeddings import Embedder
-from bot.services.memory_writer import MemoryWriter
+from bot.services.embedding_worker import EmbeddingWorker
 
 MAX_REMEMBER_CHARS = 500
 
@@ -53,13 +50,13 @@ class PrivacyService:
         database: Database,
         embedder: Embedder,
         *,
-        writer: MemoryWriter | None = None,
+        worker: EmbeddingWorker | None = None,
         on_erased: Callable[[int], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.embedder = embedder
-        self.writer = writer
+        self.worker = worker
         self.on_erased = on_erased
         self.clock = clock
 
@@ -122,12 +119,6 @@ class PrivacyService:
 
     async def forget_everything(self, discord_id: int) -> bool:
         """Erase the user and everything about them, everywhere; False if Hearth held nothing."""
-        if self.writer is not None:
-            # Memories still queued are written first, so the cascade takes them too. (Were one written after,
-            # its foreign key to the erased user would refuse it.)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    await self.writer.flush()
         conversations: list[int] = []
         quoting: list[QuotingMemory] = []
         async with self.database.session() as session:
@@ -139,13 +130,11 @@ class PrivacyService:
         if user is not None:
             # Their words also live on in others' memories: as the context a reply was embedded with, and in
             # the summaries of conversations they were part of; and in the topics of Hearth's opinions in guilds
-            # they talked in. Those go too, in the same transaction.
-            texts = [embedding_text(m.speaker_name, m.content) for m in quoting]
-            vectors = await self.embedder.embed(texts) if texts else None
+            # they talked in. Those go too, in the same transaction. A memory that quoted them loses its context
+            # and its vector; the embedding worker re-embeds it from its own text alone.
             async with self.database.session() as session:
                 privacy = PrivacyRepository(session)
-                if vectors is not None:
-                    await privacy.drop_contexts(quoting, vectors, self.embedder.model_name)
+                await privacy.drop_contexts(quoting)
                 await privacy.delete_summaries(conversations)
                 await privacy.delete_opinions_from(user.id)
                 erased = await UserRepository(session).delete(user.id)
@@ -156,6 +145,8 @@ class PrivacyService:
                 await PrivacyRepository(session).checkpoint()
         if self.on_erased is not None:
             self.on_erased(discord_id)
+        if quoting and self.worker is not None:
+            self.worker.wake()
         return erased
 
     async def export(self, discord_id: int) -> dict[str, Any]:

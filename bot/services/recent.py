@@ -34,6 +34,11 @@ class RecentTurns:
         bisect.insort(entry.rows, row, key=lambda r: r.message_id)
         self._trim(entry)
 
+    def last(self, conversation_id: int) -> HistoryRow | None:
+        """The latest turn known of the conversation (stored by this process, or read), if any."""
+        entry = self._conversations.get(conversation_id)
+        return entry.rows[-1] if entry is not None and entry.rows else None
+
     async def history(
         self,
         conversation_id: int,

@@ -1,7 +1,8 @@
 """Changing the embedding model: noticing memories embedded by another model, and re-embedding them.
 
 Recall compares a question's vector only with vectors from the same model, so memories embedded by an earlier
-model (or not embedded at all) are invisible to the vector search until they are re-embedded.
+model are invisible to the vector search until they are re-embedded. Memories not embedded at all are the
+embedding worker's backlog (bot/services/embedding_worker.py), not a mismatch: it embeds them while the bot runs.
 """
 
 from collections.abc import Callable
@@ -21,9 +22,10 @@ def _memories(count: int) -> str:
 
 
 def describe_mismatch(counts: dict[str | None, int], model_name: str) -> str | None:
-    """One sentence for an operator about the memories ``model_name`` did not embed; None when there are none."""
+    """One sentence for an operator about the memories another model embedded; None when there are none (those
+    without a vector yet wait for the embedding worker)."""
     others = sorted(
-        ((model, count) for model, count in counts.items() if model != model_name and count > 0),
+        ((model, count) for model, count in counts.items() if model not in (model_name, None) and count > 0),
         key=lambda pair: (-pair[1], pair[0] or ""),
     )
     if not others:
@@ -34,12 +36,8 @@ def describe_mismatch(counts: dict[str | None, int], model_name: str) -> str | N
     if len(others) == 1:
         model, count = others[0]
         verb = "was" if count == 1 else "were"
-        done = f"embedded with {model!r}" if model is not None else "not embedded yet"
-        return f"{_memories(count)} {verb} {done} (not the configured {model_name!r}): {advice}"
-    parts = [
-        f"{count:,} embedded with {model!r}" if model is not None else f"{count:,} not embedded yet"
-        for model, count in others
-    ]
+        return f"{_memories(count)} {verb} embedded with {model!r} (not the configured {model_name!r}): {advice}"
+    parts = [f"{count:,} embedded with {model!r}" for model, count in others]
     verb = "has" if total == 1 else "have"
     return f"{_memories(total)} {verb} no vector from the configured {model_name!r} ({', '.join(parts)}): {advice}"
 

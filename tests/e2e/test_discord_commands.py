@@ -214,7 +214,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     await run(discord, ana, discord.dm_channel(ana), "remember", {"text": "My secret is the moon"})
     await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": "stretch"})
     await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
-    await bot.container.memory_writer.flush()
+    await bot.container.embedding_worker.flush()
 
     payload, answer = await run(discord, ana, general, "memory export")
     assert discord.is_ephemeral(payload) and answer["content"] == "Sent to your DMs."
@@ -244,7 +244,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     async with asyncio.timeout(5):
         while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
             await asyncio.sleep(0.05)
-    await bot.container.memory_writer.flush()
+    await bot.container.embedding_worker.flush()
     async with db.session() as session:
         leftovers = (await session.execute(select(Memory.content, Memory.context))).all()
     assert len(leftovers) >= 4

@@ -56,4 +56,4 @@ async def test_a_secret_told_in_a_dm_stays_there_while_a_guild_remembers_across_
 
 async def flushed(bot: HearthBot) -> None:
     """Memories are written in the background: wait until everything said so far is stored."""
-    await bot.container.memory_writer.flush()
+    await bot.container.embedding_worker.flush()

@@ -20,10 +20,10 @@ from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.directory import Directory
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.incoming import Author, IncomingMessage, Place
 from bot.services.learning import Learner
 from bot.services.memory import MemoryService
-from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
 from tests.fakes.llm_server import FakeLLM
 
@@ -54,7 +54,7 @@ def conversation_service(
     timeout_s: float = 2.0,
     clock: Callable[[], datetime] = utcnow,
     memory: MemoryService | None = None,
-    writer: MemoryWriter | None = None,
+    worker: EmbeddingWorker | None = None,
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
     activity: ReplyActivity | None = None,
@@ -70,7 +70,7 @@ def conversation_service(
         PersonaService(db),
         settings,
         memory=memory,
-        writer=writer,
+        worker=worker,
         companion=companion,
         learner=learner,
         activity=activity,

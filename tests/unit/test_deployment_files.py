@@ -73,7 +73,7 @@ def test_dockerfile_migrates_then_runs() -> None:
 
 def test_docker_stop_reaches_the_bot_and_gives_it_time_to_save() -> None:
     """SIGTERM goes to Python itself (``exec``, not a shell that swallows it), and compose waits long enough
-    for the clean stop: replies in flight, then the memory writer and the learner (bot/discord/client.py)."""
+    for the clean stop: replies in flight, then the embedding worker and the learner (bot/discord/client.py)."""
     command = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
     assert "exec python -m bot run" in command
     bot = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["bot"]

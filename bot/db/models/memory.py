@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
@@ -14,7 +14,8 @@ class Memory(IdMixin, TimestampMixin, Base):
     """A piece of long-term memory: text, where it came from, and its embedding.
 
     ``scope``/``guild_id`` say where it may be recalled (see ARCHITECTURE: privacy scopes).
-    ``embedding`` stays NULL until the embedder has run; ``embedding_model`` names the model that
+    ``embedding`` stays NULL until the embedding worker has run (a message's memory is written with the
+    message, without a vector; the word search finds it at once); ``embedding_model`` names the model that
     made it, so a change of model is noticed. What is embedded and what is word-indexed are decided in
     ``bot/domain/memory_text.py``.
     """
@@ -57,4 +58,11 @@ class Memory(IdMixin, TimestampMixin, Base):
         Index("ix_memories_guild_id_kind", "guild_id", "kind"),
         Index("ix_memories_user_id_scope", "user_id", "scope"),
         Index("ix_memories_created_at", "created_at"),
+        # The rows the embedding worker has still to embed (bot/services/embedding_worker.py), oldest first.
+        Index(
+            "ix_memories_unembedded",
+            "id",
+            postgresql_where=text("embedding IS NULL"),
+            sqlite_where=text("embedding IS NULL"),
+        ),
     )

@@ -1,6 +1,6 @@
 """Memories: writing them, and the two searches the retriever fuses (vectors and words), within a scope."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -9,9 +9,8 @@ import numpy as np
 from sqlalchemy import ColumnElement, Table, TextualSelect, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Conversation, GuildMember, Memory, Message, User
+from bot.db.models import Memory
 from bot.db.repositories._dialect import dialect_name
-from bot.db.repositories._names import shown_name
 from bot.db.repositories._plain import execute_plain
 from bot.db.types import Embedding, FloatVector
 from bot.domain.memory_text import search_text
@@ -89,7 +88,7 @@ _BM25_IN_DMS = _bm25_statement(_IN_DMS)
 # hnsw.iterative_scan is on for every connection (bot/db/engine.py): a filtered index scan finds enough rows.
 _NEAREST = """
 SELECT {columns} FROM memories
-WHERE {scope} AND embedding_model = :model
+WHERE {scope} AND embedding_model = :model AND embedding IS NOT NULL
   AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
 ORDER BY embedding <=> :query LIMIT :limit
 """
@@ -170,6 +169,16 @@ _TOUCH = (
     )
     .values(last_accessed_at=bindparam("now"))
 )
+# The embedding worker's write: one prepared statement run for every row of a batch.
+_FILL = (
+    update(_MEMORIES)
+    .where(
+        _MEMORIES.c.id == bindparam("memory_id"),
+        _MEMORIES.c.embedding.is_(None),
+        _MEMORIES.c.context.is_not_distinct_from(bindparam("embedded_context", type_=_MEMORIES.c.context.type)),
+    )
+    .values(embedding=bindparam("vector", type_=Embedding()), embedding_model=bindparam("model"))
+)
 
 
 class MemoryRepository:
@@ -215,6 +224,43 @@ class MemoryRepository:
             [{"id": memory_id, "embedding": vectors[i], "embedding_model": model} for i, memory_id in enumerate(ids)],
         )
 
+    async def claim_unembedded(self, limit: int, *, skip: Collection[int] = ()) -> list[MemoryText]:
+        """The oldest ``limit`` memories without a vector, with what their embedded text is made of.
+
+        On PostgreSQL the rows are locked until the transaction ends (``FOR UPDATE SKIP LOCKED``): another
+        process's worker claiming meanwhile skips them and takes the next ones, so no row is embedded twice.
+        SQLite serves one process, whose single worker claims in turn. ``skip``: rows the embedder failed on."""
+        conditions = [Memory.embedding.is_(None)]
+        if skip:
+            conditions.append(Memory.id.not_in(sorted(skip)))
+        statement = (
+            select(Memory.id, Memory.content, Memory.speaker_name, Memory.context)
+            .where(*conditions)
+            .order_by(Memory.id)
+            .limit(limit)
+        )
+        if dialect_name(self.session) == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        return [MemoryText(*row) for row in (await self.session.execute(statement)).all()]
+
+    async def fill_embeddings(self, rows: Sequence[MemoryText], vectors: FloatVector, model: str) -> None:
+        """Store the vectors of claimed rows, row for row; a row whose vector was set meanwhile, or whose context
+        changed since it was read (an erasure took it out), is left as it is: its vector would be stale."""
+        if rows:
+            connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py), many rows at once
+            await connection.execute(
+                _FILL,
+                [
+                    {"memory_id": row.id, "embedded_context": row.context, "vector": vectors[i], "model": model}
+                    for i, row in enumerate(rows)
+                ],
+            )
+
+    async def count_unembedded(self) -> int:
+        """How many memories wait for a vector: the embedding worker's backlog."""
+        statement = select(func.count()).select_from(Memory).where(Memory.embedding.is_(None))
+        return int((await self.session.execute(statement)).scalar_one())
+
     async def needing_embedding_texts(self, model: str, *, after_id: int, limit: int) -> list[MemoryText]:
         """Memories without a vector from ``model``, in id order after ``after_id`` (resumable batches), with all
         that their embedded text is made of (content, speaker, context)."""
@@ -247,7 +293,7 @@ class MemoryRepository:
             else:
                 statement, parameters["user_id"] = _NEAREST_IN_DMS, scope.user_id
             return [MemoryRow(*row) for row in (await execute_plain(self.session, statement, parameters)).all()]
-        conditions = [scope_filter(scope), Memory.embedding_model == model]
+        conditions = [scope_filter(scope), Memory.embedding_model == model, Memory.embedding.is_not(None)]
         if exclude_message_ids:
             conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
         # SQLite: exact search in NumPy over the rows in scope (vectors are unit length: dot = cosine).
@@ -314,49 +360,6 @@ class MemoryRepository:
         else:
             statement, parameters["user_id"] = _BM25_IN_DMS, scope.user_id
         return [MemoryRow(*row) for row in (await execute_plain(self.session, statement, parameters)).all()]
-
-    async def messages_without_memory(self, *, limit: int) -> list[NewMemory]:
-        """Stored user and assistant messages that have no memory yet (the newest ``limit``), oldest first, as
-        the memories they should become. Hearth's own turns have no speaker: a prompt shows them as "you"."""
-        speaker = shown_name()
-        statement = (
-            select(
-                Message.id,
-                Message.role,
-                Message.content,
-                Message.created_at,
-                Message.user_id,
-                Message.conversation_id,
-                Conversation.guild_id,
-                Conversation.channel_id,
-                speaker,
-            )
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .outerjoin(User, User.id == Message.user_id)
-            .outerjoin(
-                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
-            )
-            .outerjoin(Memory, Memory.message_id == Message.id)
-            .where(Memory.id.is_(None), Message.role.in_(("user", "assistant")))
-            .order_by(Message.id.desc())
-            .limit(limit)
-        )
-        rows = (await self.session.execute(statement)).all()
-        return [
-            NewMemory(
-                kind="message",
-                content=row.content,
-                scope="dm" if row.guild_id is None else "guild",
-                created_at=row.created_at,
-                user_id=row.user_id,
-                guild_id=row.guild_id,
-                channel_id=row.channel_id,
-                conversation_id=row.conversation_id,
-                message_id=row.id,
-                speaker_name=row[8] if row.role == "user" else None,
-            )
-            for row in reversed(rows)
-        ]
 
     async def channel_name_of(self, conversation_id: int) -> str | None:
         """The channel's name as its messages were remembered (Discord names are not stored elsewhere)."""

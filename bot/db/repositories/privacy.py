@@ -24,7 +24,6 @@ from bot.db.models import (
     UserFact,
 )
 from bot.db.repositories._dialect import dialect_name
-from bot.db.types import FloatVector
 from bot.domain.memory_text import context_line
 from bot.domain.opinions import topics_said
 
@@ -132,13 +131,15 @@ class PrivacyRepository:
             if any(str(row.context).endswith(ending) for ending in endings)
         ]
 
-    async def drop_contexts(self, memories: Sequence[QuotingMemory], vectors: FloatVector, model: str) -> None:
-        """Forget the context of these memories, with vectors re-made from their own text alone."""
-        for memory, vector in zip(memories, vectors, strict=True):
+    async def drop_contexts(self, memories: Sequence[QuotingMemory]) -> None:
+        """Forget the context of these memories, and their vectors (made with it): the embedding worker re-makes
+        them from the memories' own text alone. On PostgreSQL a row the worker is embedding right now is locked;
+        this waits for it, then clears the vector it stored."""
+        if memories:
             await self.session.execute(
                 update(Memory)
-                .where(Memory.id == memory.id)
-                .values(context=None, embedding=vector, embedding_model=model)
+                .where(Memory.id.in_([memory.id for memory in memories]))
+                .values(context=None, embedding=None, embedding_model=None)
             )
 
     async def delete_summaries(self, conversation_ids: Sequence[int]) -> int:

@@ -105,7 +105,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         embed.add_field(name="Shards", value=shards or "—", inline=False)
         embed.add_field(name="Database", value=f"{container.database.backend}, {_size(size)}")
         embed.add_field(name="Learner queue", value=str(container.learner.backlog))
-        embed.add_field(name="Memory queue", value=str(container.memory_writer.backlog))
+        embed.add_field(name="Memories to embed", value=str(await container.embedding_worker.backlog()))
         embed.add_field(name="Maintenance mode", value="on" if container.coordination.maintenance else "off")
         embed.add_field(name="Scheduled jobs", value="\n".join(job_lines)[:1024] or "—", inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)

@@ -10,9 +10,9 @@ from bot.db.engine import Database
 from bot.db.models import Conversation, Guild, Message, User
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.incoming import Author, IncomingMessage, Place
 from bot.services.memory import MemoryService
-from bot.services.memory_writer import MemoryWriter
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.chat import RecordingReply, conversation_service, message
 from tests.support.embedding import shared_embedder
@@ -37,18 +37,18 @@ async def stored_user_texts(db: Database) -> list[str]:
 
 async def test_a_lone_surrogate_is_stored_answered_and_recalled_with_memories(db: Database, llm: FakeLLM) -> None:
     memory = MemoryService(db, await shared_embedder())
-    writer = MemoryWriter(memory, db)
-    writer.start()
+    worker = EmbeddingWorker(db, memory.embedder)
+    worker.start()
     clock = Clock(NOW)
-    service = conversation_service(db, llm, memory=memory, writer=writer, clock=clock)
+    service = conversation_service(db, llm, memory=memory, worker=worker, clock=clock)
     llm.script(Reply("A beagle! Lovely."), Reply("Toast, of course."))
     await service.handle(message("my beagle is called Toast", at=NOW), RecordingReply())
-    await writer.flush()
+    await worker.flush()
 
     clock.now = NOW + timedelta(days=10)  # a new conversation: only memory can bring the beagle back
     target = RecordingReply()
     outcome = await service.handle(message("what is my dog called? \ud800", at=clock.now), target)
-    await writer.stop()
+    await worker.stop()
 
     assert outcome.status == "replied" and target.sent == [["Toast, of course."]]
     assert await stored_user_texts(db) == ["my beagle is called Toast", "what is my dog called? \ufffd"]

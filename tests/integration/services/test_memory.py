@@ -1,5 +1,5 @@
 """Long-term memory on a real database with the real local embedding model, on both backends: who may recall
-what, how memories read in a prompt, the background writer, and conversation summaries."""
+what, how memories read in a prompt, the embedding worker, and conversation summaries."""
 
 import asyncio
 from dataclasses import replace
@@ -16,8 +16,8 @@ from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.recall import RecallScope
 from bot.services.activity import ReplyActivity
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.memory import MemoryService
-from bot.services.memory_writer import MemoryWriter
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.chat import RecordingReply, conversation_service, message
 from tests.support.embedding import shared_embedder
@@ -135,17 +135,17 @@ async def test_turns_already_in_the_prompt_are_not_recalled_again(db: Database, 
     assert memory_id not in {r.memory.id for r in again} and again
 
 
-async def test_the_writer_remembers_every_turn_with_its_context_and_a_later_talk_recalls_it(
+async def test_every_turn_is_remembered_with_its_context_and_a_later_talk_recalls_it(
     db: Database, llm: FakeLLM, memory: MemoryService
 ) -> None:
     clock = Clock(NOW)
-    writer = MemoryWriter(memory, db)
-    writer.start()
-    service = conversation_service(db, llm, memory=memory, writer=writer, clock=clock)
+    worker = EmbeddingWorker(db, memory.embedder)
+    worker.start()
+    service = conversation_service(db, llm, memory=memory, worker=worker, clock=clock)
     llm.script(Reply("Oh, what kind of dog?"), Reply("A beagle! Lovely."), Reply("Of course I remember."))
     await service.handle(message("I'm getting a puppy on Saturday", guild=901, mention=True, at=NOW), RecordingReply())
     await service.handle(message("a beagle called Toast", guild=901, mention=True, at=NOW), RecordingReply())
-    await writer.flush()
+    await worker.flush()
 
     async with db.session() as session:
         rows = (await session.scalars(select(Memory).order_by(Memory.id))).all()
@@ -161,7 +161,7 @@ async def test_the_writer_remembers_every_turn_with_its_context_and_a_later_talk
     clock.now = NOW + timedelta(days=10)  # a new conversation: the old turns are no longer in the history
     later = message("do you remember my dog's name?", guild=901, mention=True, at=clock.now)
     await service.handle(later, RecordingReply())
-    await writer.stop()
+    await worker.stop()
     system = llm.chat_requests[-1].body["messages"][0]["content"]
     assert '10 days ago in #general, Ana said: "a beagle called Toast"' in system
     assert [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]] == ["Ana: do you remember my dog's name?"]
@@ -184,20 +184,21 @@ async def test_a_recall_is_marked_to_the_day_not_at_every_use(db: Database, memo
             assert await session.scalar(select(Memory.last_accessed_at).where(Memory.id == ids[0])) == expected
 
 
-async def test_the_writer_holds_back_while_a_reply_is_prepared(db: Database, memory: MemoryService) -> None:
+async def test_the_worker_holds_back_while_a_reply_is_prepared(db: Database, memory: MemoryService) -> None:
     ana = (await people_and_places(db))["ana"]
     activity = ReplyActivity()
-    writer = MemoryWriter(memory, db, activity=activity, yield_s=30)
-    writer.start()
+    worker = EmbeddingWorker(db, memory.embedder, activity=activity, yield_s=30)
+    worker.start()
     preparing = activity.begin()  # a reply is on its way to the model
-    writer.submit(said("I play the oboe", "Ana", ana, scope="dm"))
+    async with db.session() as session:
+        await MemoryRepository(session).add_many([said("I play the oboe", "Ana", ana, scope="dm")], None, None)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
-            await writer.flush()
-    assert writer.written == 0
+            await worker.flush()
+    assert worker.embedded == 0 and await worker.backlog() == 1
 
     preparing()
     async with asyncio.timeout(10):
-        await writer.flush()
-    assert writer.written == 1
-    await writer.stop()
+        await worker.flush()
+    assert worker.embedded == 1 and await worker.backlog() == 0
+    await worker.stop()

@@ -16,9 +16,9 @@ from bot.db.engine import Database
 from bot.db.models import BotOpinion, Guild, Memory
 from bot.db.repositories.memories import NewMemory
 from bot.services.companion import CompanionContext
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.learning import Learner, LearningConfig
 from bot.services.memory import MemoryService
-from bot.services.memory_writer import MemoryWriter
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
@@ -33,9 +33,9 @@ async def test_erasing_ana_rewrites_the_memories_that_quote_her_and_drops_shared
 ) -> None:
     embedder = await shared_embedder()
     memory = MemoryService(db, embedder)
-    writer = MemoryWriter(memory, db)
-    writer.start()
-    service = conversation_service(db, llm, memory=memory, writer=writer)
+    worker = EmbeddingWorker(db, memory.embedder)
+    worker.start()
+    service = conversation_service(db, llm, memory=memory, worker=worker)
     llm.default = Reply("Sounds lovely!")
     said = [("ana", 11, "my sister Marta moves to Porto in May"), ("bo", 12, "I should visit Porto too")]
     # Said at the same moment: Bo's message is stored right after Ana's, so hers is its context.
@@ -47,7 +47,7 @@ async def test_erasing_ana_rewrites_the_memories_that_quote_her_and_drops_shared
             for name, user, text in said
         )
     )
-    await writer.flush()
+    await worker.flush()
     async with db.session() as session:
         conversation = (await session.scalars(select(Memory.conversation_id))).first()
     await memory.remember(
@@ -70,9 +70,10 @@ async def test_erasing_ana_rewrites_the_memories_that_quote_her_and_drops_shared
     ]
     assert quoting, "sanity: a memory of Bo's talk was embedded with Ana's line as its context"
 
-    privacy = PrivacyService(db, embedder, writer=writer)
+    privacy = PrivacyService(db, embedder, worker=worker)
     assert await privacy.forget_everything(11)
-    await writer.stop()
+    await worker.flush()  # the memories that quoted her, re-embedded from their own text
+    await worker.stop()
 
     async with db.session() as session:
         after = {m.id: m for m in (await session.scalars(select(Memory))).all()}
@@ -108,7 +109,7 @@ async def _talk_then_erase_ana(db: Database, llm: FakeLLM) -> dict[str, int]:
     erased. Returns, per table, the rows that held Ana's word before the erasure."""
     embedder = await shared_embedder()
     memory = MemoryService(db, embedder)
-    writer = MemoryWriter(memory, db)
+    worker = EmbeddingWorker(db, memory.embedder)
     learner = Learner(
         db,
         chat_model(llm.base_url),
@@ -117,10 +118,10 @@ async def _talk_then_erase_ana(db: Database, llm: FakeLLM) -> dict[str, int]:
         LearningConfig(model="fake-model", batch_messages=1, workers=1),
     )
     service = conversation_service(
-        db, llm, memory=memory, writer=writer, companion=CompanionContext(db), learner=learner
+        db, llm, memory=memory, worker=worker, companion=CompanionContext(db), learner=learner
     )
     llm.default = _model
-    writer.start()
+    worker.start()
     learner.start()
     said = [
         ("ana", 11, GUILD, f"my {ANA_WORD} pastries came out perfect"),
@@ -134,7 +135,7 @@ async def _talk_then_erase_ana(db: Database, llm: FakeLLM) -> dict[str, int]:
         await service.handle(
             message(words, user=user, name=name, guild=guild, channel=channel, mention=True), RecordingReply()
         )
-        await writer.flush()
+        await worker.flush()
         await learner.flush()
     async with db.session() as session:
         guild_id = await session.scalar(select(Guild.id))
@@ -147,9 +148,10 @@ async def _talk_then_erase_ana(db: Database, llm: FakeLLM) -> dict[str, int]:
         )
     before = await _tables_holding(db, ANA_WORD)
 
-    assert await PrivacyService(db, embedder, writer=writer).forget_everything(11)
+    assert await PrivacyService(db, embedder, worker=worker).forget_everything(11)
     await learner.stop()
-    await writer.stop()
+    await worker.flush()
+    await worker.stop()
     return before
 
 

@@ -116,23 +116,25 @@ async def test_the_warning_names_the_count_both_models_and_the_command(db: Datab
     )
 
 
-async def test_the_warning_breaks_down_several_models_and_memories_without_a_vector(db: Database) -> None:
+async def test_the_warning_breaks_down_several_models(db: Database) -> None:
     await store(db, memories(5), OLD)
     await store(db, memories(1), "fake-older")
     await store(db, memories(2), None)
     await store(db, memories(4), NEW)
     assert await embedding_model_mismatch(db, NEW) == (
-        "8 memories have no vector from the configured 'fake-new' "
-        "(5 embedded with 'fake-old', 2 not embedded yet, 1 embedded with 'fake-older'): "
+        "6 memories have no vector from the configured 'fake-new' "
+        "(5 embedded with 'fake-old', 1 embedded with 'fake-older'): "
         "recall ignores them until you run `python -m bot memory reembed`."
     )
 
 
-async def test_one_memory_without_a_vector_reads_in_the_singular(db: Database) -> None:
-    await store(db, memories(1), None)
+async def test_memories_not_embedded_yet_are_the_workers_backlog_not_a_mismatch(db: Database) -> None:
+    await store(db, memories(2), None)
+    assert await embedding_model_mismatch(db, NEW) is None
+    await store(db, memories(1), OLD)
     message = await embedding_model_mismatch(db, NEW)
     assert message is not None
-    assert message.startswith("1 memory was not embedded yet (not the configured 'fake-new'): recall ignores it ")
+    assert message.startswith("1 memory was embedded with 'fake-old' (not the configured 'fake-new'): recall ignores")
 
 
 # -- re-embedding ------------------------------------------------------------------------------------------
@@ -257,6 +259,7 @@ def test_memory_status_counts_per_model_and_warns(
         "       1,500  fake-old",
         "           3  fake-new",
         "           2  (not embedded)",
-        "1,502 memories have no vector from the configured 'fake-new' (1,500 embedded with 'fake-old', "
-        "2 not embedded yet): recall ignores them until you run `python -m bot memory reembed`.",
+        "2 memories wait for a vector: the bot's embedding worker adds it while the bot runs",
+        "1,500 memories were embedded with 'fake-old' (not the configured 'fake-new'): "
+        "recall ignores them until you run `python -m bot memory reembed`.",
     ]
