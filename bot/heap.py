@@ -1,9 +1,9 @@
 """Keep the garbage collector's full passes short once start-up is done.
 
-Start-up leaves several hundred thousand objects that live as long as the process: torch, transformers and
-the embedding model, SQLAlchemy's mappers, discord.py's and openai's modules. CPython's full collection walks
-every one of them, with the event loop stopped: measured with the local model loaded, each took 250–500 ms
-and came every 15 seconds or so under load, which held up every reply in flight. Frozen, they are skipped,
+Start-up leaves hundreds of thousands of objects that live as long as the process: SQLAlchemy's mappers,
+discord.py's, openai's and the embedding runtime's modules. CPython's full collection walks every one of them,
+with the event loop stopped: measured when the model ran on torch (about 640,000 objects), each took
+250–500 ms and came every 15 seconds or so under load, which held up every reply in flight. Frozen, they are skipped,
 and a full pass only walks what was made since (well under a millisecond at the same load).
 """
 
