@@ -1,6 +1,5 @@
 """Facts, relationships, mood, opinions, styles and the learner's marker, through real rows on both backends."""
 
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +43,7 @@ from bot.domain.place import StatePlace
 from bot.domain.relationship import Relationship
 from bot.domain.style import CommunicationStyle
 from tests.conftest import EMBEDDING_DIMENSION
-from tests.support.postgres import create_database
+from tests.support.migrated import database_at
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -563,12 +562,7 @@ async def test_upgrading_marks_existing_conversations_as_learned(
     backend: str, tmp_path: Path, postgres_server_url: URL
 ) -> None:
     """Existing history is not learned from after the upgrade: each conversation's marker is its last message."""
-    if backend == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
-    else:
-        database = Database(await create_database(postgres_server_url, f"hearth_0004_{uuid.uuid4().hex[:8]}"))
-    try:
-        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION, revision="0003")
+    async with database_at(backend, "0003", tmp_path=tmp_path, server_url=postgres_server_url) as database:
         async with database.engine.begin() as connection:
             for conversation in (1, 2):
                 await connection.execute(
@@ -591,8 +585,6 @@ async def test_upgrading_marks_existing_conversations_as_learned(
             markers = dict((await session.execute(select(Conversation.id, Conversation.learned_message_id))).all())
             assert markers == {1: 12, 2: None}
             assert await LearningRepository(session).conversations_behind(limit=10) == []
-    finally:
-        await database.dispose()
 
 
 # --- migration 0006 ------------------------------------------------------------------------------------------
@@ -604,13 +596,8 @@ async def test_upgrading_gives_each_dm_its_own_state_and_drops_what_no_one_dm_ow
 ) -> None:
     """The one DM mood and the DM opinions all DMs shared cannot be given to one user: they go (each DM starts
     from the baseline). A DM mood change is given to the user who caused it; guild state is kept as it was."""
-    if backend == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
-    else:
-        database = Database(await create_database(postgres_server_url, f"hearth_0006_{uuid.uuid4().hex[:8]}"))
     at = bindparam("at", type_=UTCDateTime())
-    try:
-        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION, revision="0005")
+    async with database_at(backend, "0005", tmp_path=tmp_path, server_url=postgres_server_url) as database:
         async with database.engine.begin() as connection:
             await connection.execute(
                 text(
@@ -665,5 +652,3 @@ async def test_upgrading_gives_each_dm_its_own_state_and_drops_what_no_one_dm_ow
         await migrations.downgrade(database, revision="0005")  # Ana's own DM mood cannot become everyone's
         async with database.session() as session:
             assert (await session.execute(text("SELECT guild_id FROM bot_states"))).all() == [(7,)]
-    finally:
-        await database.dispose()

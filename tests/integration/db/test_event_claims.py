@@ -1,7 +1,6 @@
 """The scheduler's claim on due events and the transitions after it, on SQLite and on PostgreSQL."""
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import UTCDateTime
 from tests.conftest import EMBEDDING_DIMENSION
-from tests.support.postgres import create_database
+from tests.support.migrated import database_at
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Discord ids whose shard under two shards is (id >> 22) % 2.
@@ -341,12 +340,9 @@ async def test_upgrading_settles_claims_made_before_claim_tokens(
     become ``failed``, which the older version does not send again either."""
     before = ScriptDirectory.from_config(migrations.alembic_config(embedding_dimension=0)).get_revision("0007")
     assert before is not None and isinstance(before.down_revision, str)
-    if backend == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
-    else:
-        database = Database(await create_database(postgres_server_url, f"hearth_0007_{uuid.uuid4().hex[:8]}"))
-    try:
-        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION, revision=before.down_revision)
+    async with database_at(
+        backend, before.down_revision, tmp_path=tmp_path, server_url=postgres_server_url
+    ) as database:
         user_id = await _user(database)
         async with database.engine.begin() as connection:
             for event_id, status in ((1, "pending"), (2, "triggered"), (3, "sent")):
@@ -370,5 +366,3 @@ async def test_upgrading_settles_claims_made_before_claim_tokens(
         async with database.engine.connect() as connection:
             found = dict((await connection.execute(text("SELECT id, status FROM scheduled_events"))).all())
         assert found == {1: "failed", 2: "failed", 3: "sent"}
-    finally:
-        await database.dispose()

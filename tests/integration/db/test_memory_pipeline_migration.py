@@ -1,7 +1,6 @@
 """Migration 0010: stored turns that had no memory yet (still queued in memory when the older version stopped)
 get one, without a vector, so the embedding worker embeds them and the word search finds them at once."""
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 
 from bot.db import migrations
-from bot.db.engine import Database
 from bot.db.models import Memory
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.guilds import GuildRepository
@@ -18,7 +16,7 @@ from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.recall import RecallScope
 from tests.conftest import EMBEDDING_DIMENSION
-from tests.support.postgres import create_database
+from tests.support.migrated import database_at
 
 SAID_AT = datetime(2026, 5, 8, 12, 0, tzinfo=UTC)
 
@@ -27,12 +25,7 @@ SAID_AT = datetime(2026, 5, 8, 12, 0, tzinfo=UTC)
 async def test_upgrading_writes_the_memories_of_turns_that_had_none(
     backend: str, tmp_path: Path, postgres_server_url: URL
 ) -> None:
-    if backend == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
-    else:
-        database = Database(await create_database(postgres_server_url, f"hearth_0010_{uuid.uuid4().hex[:8]}"))
-    try:
-        await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION, revision="0009")
+    async with database_at(backend, "0009", tmp_path=tmp_path, server_url=postgres_server_url) as database:
         async with database.session() as session:
             user = await UserRepository(session).upsert(
                 discord_id=11, username="ana", display_name="Ana", seen_at=SAID_AT
@@ -89,5 +82,3 @@ async def test_upgrading_writes_the_memories_of_turns_that_had_none(
         await migrations.downgrade(database, revision="0009")
         async with database.reading() as session:
             assert len((await session.scalars(select(Memory.id))).all()) == 3, "the memories written stay"
-    finally:
-        await database.dispose()
