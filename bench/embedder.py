@@ -6,7 +6,7 @@ The real ``LocalEmbedder`` (ONNX Runtime, the bot's settings: one thread on a 2-
 embedder the same way instead (it needs the ``torch`` extra). ``rss_mb`` is the process's resident memory
 after all that, with the bot's own modules imported (``bot.container``, ``bot.discord.client``).
 
-    python bench/embedder.py [--calls 300] [--batches 30] [--torch] [--json]
+    python bench/embedder.py [--calls 300] [--batches 30] [--precision int8|fp32] [--torch] [--json]
 """
 
 import argparse
@@ -44,8 +44,8 @@ def rss_mb() -> float | None:
     return None
 
 
-async def run(calls: int, batches: int, torch: bool) -> dict[str, Any]:
-    embedder = SentenceTransformersEmbedder(MODEL, 384) if torch else LocalEmbedder(MODEL, 384)
+async def run(calls: int, batches: int, torch: bool, precision: str) -> dict[str, Any]:
+    embedder = SentenceTransformersEmbedder(MODEL, 384) if torch else LocalEmbedder(MODEL, 384, precision=precision)
     started = time.perf_counter()
     await embedder.load()
     load_s = time.perf_counter() - started
@@ -68,7 +68,7 @@ async def run(calls: int, batches: int, torch: bool) -> dict[str, Any]:
     finally:
         await embedder.aclose()
     return {
-        "backend": "sentence-transformers/torch" if torch else "onnxruntime fp32",
+        "backend": "sentence-transformers/torch" if torch else f"onnxruntime {precision}",
         "threads": embedder.threads,
         "load_s": round(load_s, 2),
         "single_p50_ms": round(statistics.median(single), 2),
@@ -84,9 +84,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--torch", action="store_true", help="measure sentence-transformers/torch instead")
+    parser.add_argument(
+        "--precision", choices=("int8", "fp32"), default="int8", help="the local model's (EMBEDDING_PRECISION)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(run(args.calls, args.batches, args.torch))
+    result = asyncio.run(run(args.calls, args.batches, args.torch, args.precision))
     if args.json:
         print(json.dumps(result))
         return

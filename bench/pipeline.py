@@ -331,8 +331,8 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
                 idle_ms.append((time.perf_counter() - started) * 1000)
             texts = [f"User {i}: message {i}: {TOPICS[i % len(TOPICS)]}" for i in range(256)]
             started = time.perf_counter()
-            for start in range(0, len(texts), worker.chunk_size if worker is not None else 8):
-                await embedder.embed(texts[start : start + (worker.chunk_size if worker is not None else 8)])
+            for start in range(0, len(texts), worker.batch_size if worker is not None else 32):
+                await embedder.embed(texts[start : start + (worker.batch_size if worker is not None else 32)])
             embed_per_s = len(texts) / (time.perf_counter() - started)
 
         embedder.query_ms.clear()

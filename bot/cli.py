@@ -136,6 +136,7 @@ async def _memory(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database
     from bot.db.repositories.memories import MemoryRepository
+    from bot.llm.embeddings import configured_vectors
     from bot.services.reembed import describe_mismatch
 
     database = Database(settings.database_url)
@@ -159,12 +160,13 @@ async def _memory(settings: Settings, args: argparse.Namespace) -> int:
     if waiting:
         waits = "memory waits" if waiting == 1 else "memories wait"
         print(f"{waiting:,} {waits} for a vector: the bot's embedding worker adds it while the bot runs")
-    mismatch = describe_mismatch(counts, settings.embedding_model)
+    configured = configured_vectors(settings)
+    mismatch = describe_mismatch(counts, configured)
     embedded = total - waiting
     every = "the one embedded memory uses" if embedded == 1 else f"all {embedded:,} embedded memories use"
     if not waiting:
         every = "the one memory uses" if total == 1 else f"all {total:,} memories use"
-    print(mismatch or f"{every} {settings.embedding_model!r}")
+    print(mismatch or f"{every} {configured!r}")
     return 1 if mismatch else 0
 
 
@@ -187,9 +189,9 @@ async def _reembed(database: "Database", settings: Settings, *, batch_size: int)
         progress.end()
         await embedder.aclose()
     if done:
-        print(f"re-embedded {done:,} {'memory' if done == 1 else 'memories'} with {settings.embedding_model!r}")
+        print(f"re-embedded {done:,} {'memory' if done == 1 else 'memories'} with {embedder.model_name!r}")
     else:
-        print(f"nothing to re-embed: every memory uses {settings.embedding_model!r}")
+        print(f"nothing to re-embed: every memory uses {embedder.model_name!r}")
     return 0
 
 

@@ -8,6 +8,7 @@ Hugging Face ``BertModel`` checkpoint (as all-MiniLM-L6-v2 ships it).
 
 import ctypes
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Mapping
@@ -21,6 +22,9 @@ import onnx
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
+
+# What the feed-forward layers may run in: "int8" (see quantize_feed_forward) or "fp32".
+PRECISIONS = ("int8", "fp32")
 
 # ONNX opset: 20 has Gelu and LayerNormalization as standard operators (ONNX Runtime supports it since 1.17).
 OPSET = 20
@@ -241,6 +245,42 @@ def build_bert_encoder(config: BertConfig, weights: Mapping[str, npt.NDArray[Any
     )
 
 
+def quantize_feed_forward(path: Path) -> Path:
+    """The model at ``path`` with its feed-forward layers in int8, written next to it.
+
+    ONNX Runtime's dynamic quantization: the weights are stored as int8 with one scale per output channel, and
+    each layer's input is quantized as it arrives. Only the feed-forward layers (384 to 1,536 to 384 in
+    all-MiniLM-L6-v2: two thirds of the multiply-adds) are quantized; attention, layer norms and pooling stay
+    fp32. Measured on LoCoMo's dev conversations this keeps recall where fp32 has it (R@10 75.6 vs 76.1 on
+    PostgreSQL, 75.8 vs 75.4 on SQLite) while encoding about 1.6 times as many texts per second; quantizing the
+    attention projections too is faster still but loses about a point of recall, and one scale per matrix
+    instead of per channel moves the vectors much further (cosine to fp32 down to 0.91).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(path))
+    feed_forward = [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul" and node.name.endswith((".up.mm", ".down.mm"))
+    ]
+    del model
+    quantized = path.with_name(f"{path.stem}.int8.onnx")
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)
+    try:
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=feed_forward)
+    finally:
+        root.removeFilter(_no_preprocessing_advice)
+    return quantized
+
+
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """Drops the quantizer's advice to pre-process the model (logged on the root logger at every load): the
+    graph built here needs no shape inference for its weights, so the advice is not for the operator."""
+    return not record.getMessage().startswith("Please consider to run pre-processing")
+
+
 def load_model_folder(folder: Path) -> tuple[BertConfig, onnx.ModelProto]:
     """The config and the graph of a sentence-transformers BERT model saved in ``folder`` (a copy of the
     model's repository: config.json, model.safetensors, tokenizer.json, 1_Pooling/)."""
@@ -274,14 +314,20 @@ class OnnxSentenceEncoder:
 
     ``encode`` takes texts in any order and length: they are tokenized (cut at the model's ``max_seq_length``),
     sorted by length and run in groups of at most ``token_budget`` padded tokens, so short texts are not padded
-    to a long one's length and a large batch of long texts never holds a huge attention matrix in memory.
+    to a long one's length and a large batch of long texts never holds a huge attention matrix in memory
+    (in int8, one text at a time: see ``one_at_a_time``).
     """
 
-    def __init__(self, folder: Path, *, threads: int, token_budget: int = 2048) -> None:
+    def __init__(self, folder: Path, *, threads: int, precision: str = "int8", token_budget: int = 2048) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         config, model = load_model_folder(folder)
         self.dimension = config.hidden_size
         self.max_tokens = max_tokens_of(folder, config)
         self.token_budget = max(token_budget, self.max_tokens)
+        # Dynamic quantization scales a layer's input by the largest value in the whole batch, so in int8 a
+        # text's vector would depend on the texts it is batched with: each text runs alone instead.
+        self.one_at_a_time = precision == "int8"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -298,6 +344,8 @@ class OnnxSentenceEncoder:
             path = Path(scratch) / "model.onnx"
             path.write_bytes(model.SerializeToString())
             del model
+            if precision == "int8":
+                path = quantize_feed_forward(path)
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()  # the file pads every text to 128 tokens; batches are padded here
@@ -313,7 +361,11 @@ class OnnxSentenceEncoder:
         while start < len(order):
             end = start + 1
             # Sorted by length, so the group's padded size is its count times its last text's length.
-            while end < len(order) and (end - start + 1) * len(ids[order[end]]) <= self.token_budget:
+            while (
+                not self.one_at_a_time
+                and end < len(order)
+                and (end - start + 1) * len(ids[order[end]]) <= self.token_budget
+            ):
                 end += 1
             group = order[start:end]
             width = len(ids[group[-1]])

@@ -114,6 +114,12 @@ def offline_model_path(model_name: str) -> Path | None:
     return path if (path / "modules.json").is_file() else None
 
 
+def vector_model_name(model_name: str, precision: str) -> str:
+    """The label of vectors a local model makes at ``precision``: the model's name, with ``@int8`` when its
+    dense layers run quantized."""
+    return model_name if precision == "fp32" else f"{model_name}@{precision}"
+
+
 def default_threads() -> int:
     """Threads for encoding: every core but one, which stays free for the event loop and the database.
 
@@ -149,8 +155,10 @@ class LocalEmbedder:
     All model work (loading included) runs on one dedicated thread, so the event loop never waits on the model
     and the model never competes with itself. A query someone is waiting for (``start_one``/``embed_one``) is
     encoded at once, in a batch of its own, with any other queries that arrived meanwhile; background
-    ``embed`` calls that arrive within ``batch_window_s`` of each other are encoded together, up to
-    ``max_batch`` texts, and a query arriving during that window does not wait for it.
+    ``embed`` calls that arrive within ``batch_window_s`` of each other are taken together, up to
+    ``max_batch`` texts, and a query arriving during that window does not wait for it. Their texts go to the
+    model ``background_step`` at a time (one by default: on a CPU a text alone costs no more than in a padded
+    batch), and a query that arrives meanwhile is encoded before the next step.
     """
 
     def __init__(
@@ -161,11 +169,18 @@ class LocalEmbedder:
         max_batch: int = 64,
         batch_window_s: float = 0.005,
         threads: int | None = None,
+        precision: str = "int8",
+        background_step: int = 1,
     ) -> None:
-        self.model_name = model_name
+        self.source_model = model_name  # the folder the weights come from
+        self.precision = precision
+        # What the stored vectors are labelled with: int8 vectors differ slightly from fp32 ones, so a change of
+        # precision is a change of model for recall and `memory reembed`.
+        self.model_name = vector_model_name(model_name, precision)
         self.dimension = dimension
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
+        self.background_step = max(1, background_step)
         self.threads = threads or default_threads()
         self.batches_encoded = 0  # encode calls made so far (the load-time probe excluded)
         self._model: SentenceEncoder | None = None
@@ -301,15 +316,26 @@ class LocalEmbedder:
             self._fail(batch, RuntimeError("the embedder was closed"))
             return
         texts = [text for piece in batch for text in piece.texts]
+        urgent = any(piece.urgent for piece in batch)
+        # Background texts go to the model thread a few at a time, and queries that arrive meanwhile are
+        # encoded between them: a reply waits for at most ``background_step`` texts, never for a whole batch.
+        step = len(texts) if urgent else self.background_step
         loop = asyncio.get_running_loop()
+        parts: list[Vectors] = []
         try:
-            vectors = await loop.run_in_executor(self._executor, self._encode_sync, model, texts)
+            for start in range(0, len(texts), step):
+                if not urgent and self._urgent:
+                    await self._encode(self._take_batch(self._urgent))
+                parts.append(
+                    await loop.run_in_executor(self._executor, self._encode_sync, model, texts[start : start + step])
+                )
         except asyncio.CancelledError:
             self._fail(batch, RuntimeError("the embedder was closed"))
             raise
         except Exception as exc:
             self._fail(batch, exc)
             return
+        vectors = parts[0] if len(parts) == 1 else np.vstack(parts)
         self.batches_encoded += 1
         offset = 0
         for piece in batch:
@@ -340,11 +366,11 @@ class LocalEmbedder:
             probe = self._encode_sync(model, ["dimension probe"])  # also warms up the first forward pass
         except Exception as exc:
             raise ConfigError(
-                f"could not run the embedding model {self.model_name!r}: {type(exc).__name__}: {exc}"
+                f"could not run the embedding model {self.source_model!r}: {type(exc).__name__}: {exc}"
             ) from exc
         actual = int(probe.shape[1])
         if actual != self.dimension:
-            raise _dimension_mismatch(self.model_name, self.dimension, actual)
+            raise _dimension_mismatch(self.source_model, self.dimension, actual)
         return model
 
     def _load_sync(self) -> SentenceEncoder:
@@ -356,18 +382,18 @@ class LocalEmbedder:
                 "EMBEDDING_PROVIDER=local needs onnxruntime, onnx and tokenizers: pip install hearth's "
                 f"dependencies again (pip install -e .) or set EMBEDDING_PROVIDER=openai [{exc}]"
             ) from exc
-        folder = local_model_folder(self.model_name)
+        folder = local_model_folder(self.source_model)
         try:
-            return OnnxSentenceEncoder(folder, threads=self.threads)
+            return OnnxSentenceEncoder(folder, threads=self.threads, precision=self.precision)
         except UnsupportedModel as exc:
             raise ConfigError(
-                f"EMBEDDING_PROVIDER=local cannot run {self.model_name!r}: {exc}. It runs BERT models with mean "
+                f"EMBEDDING_PROVIDER=local cannot run {self.source_model!r}: {exc}. It runs BERT models with mean "
                 "pooling; for others install the torch extra (pip install -e '.[torch]') and set "
                 "EMBEDDING_PROVIDER=sentence-transformers"
             ) from exc
         except Exception as exc:
             raise ConfigError(
-                f"could not load the embedding model {self.model_name!r}: {type(exc).__name__}: {exc}"
+                f"could not load the embedding model {self.source_model!r}: {type(exc).__name__}: {exc}"
             ) from exc
 
 
@@ -419,7 +445,7 @@ class SentenceTransformersEmbedder(LocalEmbedder):
     """
 
     def __init__(self, model_name: str, dimension: int, *, device: str | None = "cpu", **kwargs: Any) -> None:
-        super().__init__(model_name, dimension, **kwargs)
+        super().__init__(model_name, dimension, precision="fp32", **kwargs)
         self.device = device
 
     def _load_sync(self) -> SentenceEncoder:
@@ -435,15 +461,15 @@ class SentenceTransformersEmbedder(LocalEmbedder):
         torch.set_num_threads(self.threads)
         with contextlib.suppress(RuntimeError):  # allowed only before any parallel work in the process
             torch.set_num_interop_threads(1)
-        offline = offline_model_path(self.model_name)
+        offline = offline_model_path(self.source_model)
         try:
             if offline is not None:
                 model = library.SentenceTransformer(str(offline), device=self.device, local_files_only=True)
             else:
-                model = library.SentenceTransformer(self.model_name, device=self.device)
+                model = library.SentenceTransformer(self.source_model, device=self.device)
         except Exception as exc:
             raise ConfigError(
-                f"could not load the embedding model {self.model_name!r}: {type(exc).__name__}: {exc}"
+                f"could not load the embedding model {self.source_model!r}: {type(exc).__name__}: {exc}"
             ) from exc
         return _TorchEncoder(model)
 
@@ -571,4 +597,11 @@ def build_embedder(settings: Settings) -> Embedder:
             send_dimensions=native is not None and native != settings.embedding_dimension,
             budget_s=settings.llm_retry_budget_seconds,
         )
-    return LocalEmbedder(settings.embedding_model, settings.embedding_dimension)
+    return LocalEmbedder(settings.embedding_model, settings.embedding_dimension, precision=settings.embedding_precision)
+
+
+def configured_vectors(settings: Settings) -> str:
+    """The model name the configured embedder labels its vectors with (what recall and `memory status` match)."""
+    if settings.embedding_provider == "local":
+        return vector_model_name(settings.embedding_model, settings.embedding_precision)
+    return settings.embedding_model

@@ -6,9 +6,9 @@ this process. This worker embeds what has no vector yet. Each batch claims the o
 PostgreSQL locked with ``FOR UPDATE SKIP LOCKED`` until the batch commits, so several processes sharing the
 database each embed rows of their own, never the same one), embeds them and stores the vectors.
 
-Replies come first: a batch's texts go to the embedder in chunks of ``chunk_size``, so a query someone waits
-for (which the embedder puts before background work) waits for one chunk at most, never for a whole batch. While
-the backlog is short, a batch also waits until no reply is being prepared (or ``yield_s``, see
+Replies come first: the embedder encodes a batch's texts one at a time and puts a query someone waits for
+before the next one, so a reply never waits for a whole batch.
+While the backlog is short, a batch also waits until no reply is being prepared (or ``yield_s``, see
 ``ReplyActivity``), so stragglers join it; once a full batch is waiting, batches follow each other without that
 pause, or a busy bot would fall behind for good.
 
@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-
-import numpy as np
 
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.memories import MemoryRepository, MemoryText
@@ -41,17 +39,15 @@ class EmbeddingWorker:
         embedder: Embedder,
         *,
         batch_size: int = 32,
-        chunk_size: int = 8,
         activity: ReplyActivity | None = None,
         yield_s: float = 0.25,
         poll_s: float = 5.0,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1:
-            raise ValueError("batch_size and chunk_size must be at least 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.database = database
         self.embedder = embedder
         self.batch_size = batch_size  # rows per claim: one read and one write for that many vectors
-        self.chunk_size = chunk_size  # texts per call to the embedder: what a waiting query may wait behind
         self.activity = activity
         self.yield_s = yield_s
         self.poll_s = poll_s
@@ -174,14 +170,10 @@ class EmbeddingWorker:
     async def _vectors(self, rows: Sequence[MemoryText]) -> Vectors:
         texts = [embedding_text(row.speaker_name, row.content, row.context) for row in rows]
         try:
-            parts = [
-                await self.embedder.embed(texts[start : start + self.chunk_size])
-                for start in range(0, len(texts), self.chunk_size)
-            ]
+            return await self.embedder.embed(texts)
         except Exception:
             if len(rows) == 1:
                 log.error("memory %s cannot be embedded; it waits for the next start", rows[0].id)
                 self._skipped.add(rows[0].id)
             self._size = max(1, len(rows) // 2)
             raise
-        return parts[0] if len(parts) == 1 else np.vstack(parts)

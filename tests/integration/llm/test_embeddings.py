@@ -20,6 +20,7 @@ from bot.llm.embeddings import (
     OpenAIEmbedder,
     SentenceTransformersEmbedder,
     build_embedder,
+    configured_vectors,
     normalise_rows,
     offline_model_path,
 )
@@ -116,6 +117,19 @@ async def test_the_event_loop_keeps_ticking_while_a_large_batch_encodes(local: L
     assert len(ticks) > 50 and gaps.max() < 0.5, f"longest stall {gaps.max():.3f}s over {len(ticks)} ticks"
 
 
+async def test_a_query_is_encoded_between_the_texts_of_a_background_batch(local: LocalEmbedder) -> None:
+    """A reply's query waits for the background text being encoded, not for the rest of the batch."""
+    texts = [f"an old message, number {i}, about the long walk we took along the river last spring" for i in range(64)]
+    background = asyncio.create_task(local.embed(texts))
+    await asyncio.sleep(0.03)  # past the batching window: its first texts are being encoded
+    assert not background.done()
+    query = await local.embed_one("I love climbing")
+    assert not background.done(), "the query was answered before the background batch finished"
+    vectors = await background
+    assert np.allclose(query, await local.embed_one("I love climbing"), atol=1e-5)
+    assert np.allclose(vectors[63], await local.embed_one(texts[63]), atol=1e-5)
+
+
 async def test_a_cancelled_caller_does_not_disturb_the_others(local: LocalEmbedder) -> None:
     doomed = asyncio.create_task(local.embed_one("never mind"))
     kept = asyncio.create_task(local.embed_one("I love climbing"))
@@ -157,7 +171,14 @@ async def test_a_wrong_dimension_is_a_config_error() -> None:
     )
 
 
-async def test_vectors_match_the_reference_model_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+# fp32 computes the reference's vectors (rounding apart). int8 feed-forward layers move them a little: on 400
+# LoCoMo turns the cosine to fp32 is 0.986 at worst and 0.994 on average, on these sentences 0.980 at worst (a
+# text of two punctuation marks) and 0.991 on average, and recall on LoCoMo's dev split stays where fp32 has it
+# (see bot/llm/bert_onnx.py). Below these bounds the quantization would be broken, not just coarse.
+@pytest.mark.parametrize(("precision", "least_cosine", "mean_cosine"), [("fp32", 0.999, 0.9999), ("int8", 0.97, 0.985)])
+async def test_vectors_match_the_reference_model_without_torch(
+    monkeypatch: pytest.MonkeyPatch, precision: str, least_cosine: float, mean_cosine: float
+) -> None:
     """The ONNX model gives the vectors sentence-transformers/torch gives, one text at a time and all in one
     batch (padding, long texts cut at 256 tokens, emoji, CJK, blank texts), with torch not importable."""
     for library in ("torch", "sentence_transformers", "transformers"):
@@ -168,7 +189,7 @@ async def test_vectors_match_the_reference_model_without_torch(monkeypatch: pyte
     expected = np.array(reference["vectors"], dtype=np.float32)
     assert expected.shape == (len(sentences), DIMENSION) and len(sentences) >= 20
 
-    embedder = LocalEmbedder(MODEL, DIMENSION)
+    embedder = LocalEmbedder(MODEL, DIMENSION, precision=precision)
     try:
         one_by_one = np.stack([await embedder.embed_one(text) for text in sentences])
         together = await embedder.embed(sentences)
@@ -177,7 +198,7 @@ async def test_vectors_match_the_reference_model_without_torch(monkeypatch: pyte
     for name, vectors in (("one by one", one_by_one), ("in one batch", together)):
         similarities = np.sum(vectors * expected, axis=1)
         worst = int(np.argmin(similarities))
-        assert similarities[worst] >= 0.999, f"{name}: cosine {similarities[worst]:.5f} for {sentences[worst]!r}"
+        assert similarities[worst] >= least_cosine, f"{name}: cosine {similarities[worst]:.5f} for {sentences[worst]!r}"
 
 
 async def test_a_model_folder_can_be_named_by_its_path(local: LocalEmbedder) -> None:
@@ -343,10 +364,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("clean_environment")
 async def test_build_embedder_follows_the_settings() -> None:
-    local = build_embedder(load_settings(env_file=None))
+    settings = load_settings(env_file=None)
+    local = build_embedder(settings)
     assert type(local) is LocalEmbedder and not local.loaded
-    assert (local.model_name, local.dimension) == (MODEL, DIMENSION)
+    assert (local.model_name, local.dimension, local.precision) == (f"{MODEL}@int8", DIMENSION, "int8")
+    assert configured_vectors(settings) == local.model_name
     await local.aclose()
+    settings = load_settings(env_file=None, embedding_precision="fp32")
+    full = build_embedder(settings)
+    assert isinstance(full, LocalEmbedder) and full.model_name == MODEL == configured_vectors(settings)
+    await full.aclose()
 
     torch = build_embedder(load_settings(env_file=None, embedding_provider="sentence-transformers"))
     assert isinstance(torch, SentenceTransformersEmbedder) and not torch.loaded

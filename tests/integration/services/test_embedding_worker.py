@@ -97,7 +97,7 @@ async def test_a_burst_far_above_the_embedding_rate_loses_nothing(db: Database, 
     embeds at most 16 every 0.1 s (about 160 a second at best, far below the rate they arrive): every stored
     turn still ends with its memory and a vector, each embedded once."""
     embedder = RecordingEmbedder(await shared_embedder(), delay_s=0.1)
-    worker = EmbeddingWorker(db, embedder, batch_size=16, chunk_size=16, activity=ReplyActivity(), yield_s=0.01)
+    worker = EmbeddingWorker(db, embedder, batch_size=16, activity=ReplyActivity(), yield_s=0.01)
     worker.start()
     service = conversation_service(db, llm, memory=MemoryService(db, embedder), worker=worker)
     llm.default = Reply("Noted!")
@@ -130,7 +130,7 @@ async def test_a_burst_far_above_the_embedding_rate_loses_nothing(db: Database, 
 
 async def test_a_restart_continues_with_the_memories_left_without_a_vector(db: Database, llm: FakeLLM) -> None:
     slow = RecordingEmbedder(await shared_embedder(), delay_s=0.2)
-    first = EmbeddingWorker(db, slow, batch_size=4, chunk_size=4)
+    first = EmbeddingWorker(db, slow, batch_size=4)
     first.start()
     service = conversation_service(db, llm, memory=MemoryService(db, slow), worker=first)
     llm.default = Reply("Noted!")
@@ -170,8 +170,8 @@ async def test_two_processes_on_one_postgresql_never_embed_the_same_row_twice(pg
     inner = await shared_embedder()
     recorders = [RecordingEmbedder(inner, delay_s=0.02), RecordingEmbedder(inner, delay_s=0.02)]
     workers = [
-        EmbeddingWorker(pg, recorders[0], batch_size=8, chunk_size=8),
-        EmbeddingWorker(other, recorders[1], batch_size=8, chunk_size=8),
+        EmbeddingWorker(pg, recorders[0], batch_size=8),
+        EmbeddingWorker(other, recorders[1], batch_size=8),
     ]
     try:
         for worker in workers:

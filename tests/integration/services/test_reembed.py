@@ -228,14 +228,14 @@ async def test_the_repository_counts_and_lists_what_needs_embedding(db: Database
 def test_memory_status_counts_per_model_and_warns(
     tmp_path: Path, sqlite_template: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("DATABASE_URL", "EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "EMBEDDING_DIMENSION"):
+    for name in ("DATABASE_URL", "EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "EMBEDDING_DIMENSION", "EMBEDDING_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "hearth.db"
     shutil.copyfile(sqlite_template, path)
     env_file = tmp_path / ".env"
     env_file.write_text(
         f"DATABASE_URL=sqlite+aiosqlite:///{path}\nEMBEDDING_PROVIDER=local\n"
-        f"EMBEDDING_MODEL={NEW}\nEMBEDDING_DIMENSION={EMBEDDING_DIMENSION}\n"
+        f"EMBEDDING_MODEL={NEW}\nEMBEDDING_DIMENSION={EMBEDDING_DIMENSION}\nEMBEDDING_PRECISION=fp32\n"
     )
 
     assert main(["--env-file", str(env_file), "memory", "status"]) == 0
@@ -263,3 +263,11 @@ def test_memory_status_counts_per_model_and_warns(
         "1,500 memories were embedded with 'fake-old' (not the configured 'fake-new'): "
         "recall ignores them until you run `python -m bot memory reembed`.",
     ]
+
+    # The same model with its feed-forward layers in int8 makes slightly different vectors: another label.
+    env_file.write_text(env_file.read_text().replace("EMBEDDING_PRECISION=fp32", "EMBEDDING_PRECISION=int8"))
+    assert main(["--env-file", str(env_file), "memory", "status"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "1,503 memories have no vector from the configured 'fake-new@int8' (1,500 embedded with 'fake-old', "
+        "3 embedded with 'fake-new'): recall ignores them until you run `python -m bot memory reembed`."
+    )
