@@ -25,10 +25,11 @@ WORD_SEARCH_BUDGET = 500
 # How precisely a memory's last recall is kept (see MemoryRepository.touch): pruning counts in days.
 RECALL_MARK_RESOLUTION = timedelta(days=1)
 
-# How many memories hold each of the query's lexemes, and ('') how many memories there are (migration 0003).
+# How many memories in the scope hold each of the query's lexemes, and ('') how many memories the scope holds
+# (migration 0012): a guild's counts (its id, user 0), or a user's DMs' (guild 0, the user's id).
 _WORD_COUNTS = text(
-    "SELECT lexeme, documents FROM memory_words "
-    "WHERE lexeme = ANY(tsvector_to_array(to_tsvector('english', :query)) || ''::text)"
+    "SELECT lexeme, documents FROM memory_words WHERE guild_id = :guild_id AND user_id = :user_id "
+    "AND lexeme = ANY(tsvector_to_array(to_tsvector('english', :query)) || ''::text)"
 )
 # The memories in scope holding any searched word (the word index leads with guild_id), each scored by BM25
 # over all the query's lexemes it holds (each counted once: chat turns seldom repeat a word). MATERIALIZED:
@@ -333,15 +334,22 @@ class MemoryRepository:
         self, terms: Sequence[str], scope: RecallScope, limit: int, exclude_message_ids: Sequence[int]
     ) -> list[MemoryRow]:
         """BM25 over the stored tsvectors, as SQLite's FTS5 ranks: each query word counts by its rarity among
-        all memories (``memory_words``, kept by triggers), discounted in longer texts (relative to the average
-        length of the memories found).
+        the memories in ``scope`` (``memory_words``, kept per scope by triggers), discounted in longer texts
+        (relative to the average length of the memories found, all in scope). Nothing said in another scope
+        moves how a scope's memories rank.
 
         Only the rarest words are looked up (:data:`WORD_SEARCH_BUDGET`, see
         :func:`~bot.domain.recall.words_to_search`); the others still score the memories found. The vector
         search weighs every word."""
+        if scope.guild_id is not None:
+            in_scope = {"guild_id": scope.guild_id, "user_id": 0}
+        else:
+            in_scope = {"guild_id": 0, "user_id": scope.user_id}
         counts = {
             str(lexeme): int(documents)
-            for lexeme, documents in await execute_plain(self.session, _WORD_COUNTS, {"query": " ".join(terms)})
+            for lexeme, documents in await execute_plain(
+                self.session, _WORD_COUNTS, {"query": " ".join(terms), **in_scope}
+            )
         }
         total = counts.pop("", 0)
         searched = words_to_search(counts, WORD_SEARCH_BUDGET)
