@@ -75,6 +75,39 @@ _IN_DMS = "user_id = :user_id AND scope IN ('dm', 'global')"
 _ROW_SQL = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
 
 
+# SQLite's word search (see MemoryRepository._bm25_sqlite), built for the query's words: how many memories in
+# scope hold each word, then the memories in scope holding any, scored as _BM25 scores them. A memory's
+# length is its words (spaces + 1: what FTS5 would count, give or take punctuation).
+_SQLITE_IN_GUILD = "memories.guild_id = :guild_id"
+_SQLITE_IN_DMS = "memories.user_id = :user_id AND memories.scope IN ('dm', 'global')"
+# CROSS JOIN: SQLite takes the tables in the order written, the word's matches first; left to choose, it would
+# walk the scope's rows and ask FTS5 once for each (a hundred times slower at 20k memories).
+_SQLITE_TERM_COUNT = (
+    "SELECT {term}, count(*) FROM memories_fts CROSS JOIN memories ON memories.id = memories_fts.rowid "
+    "WHERE memories_fts MATCH :match_{term} AND {scope}"
+)
+_SQLITE_TERM_HITS = "SELECT rowid, :weight_{term} FROM memories_fts WHERE memories_fts MATCH :match_{term}"
+_SQLITE_BM25 = f"""
+WITH hits(id, weight) AS ({{hits}}),
+found AS (
+    SELECT memories.id AS id, sum(hits.weight) AS weight,
+           length(memories.search_text) - length(replace(memories.search_text, ' ', '')) + 1 AS length
+    FROM hits CROSS JOIN memories ON memories.id = hits.id
+    WHERE {{scope}}
+    GROUP BY memories.id
+),
+average AS (SELECT avg(length) AS length FROM found),
+ranked AS (
+    SELECT found.id AS id, found.weight * {BM25_K1 + 1}
+        / (1 + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * found.length / average.length)) AS score
+    FROM found CROSS JOIN average
+    ORDER BY score DESC, found.id
+    LIMIT :limit
+)
+SELECT {{columns}} FROM ranked JOIN memories ON memories.id = ranked.id ORDER BY ranked.score DESC, ranked.id
+"""
+
+
 def _bm25_statement(scope_condition: str) -> TextualSelect:
     return text(_BM25.format(scope=scope_condition, columns=_ROW_SQL)).columns(*_ROW_COLUMNS)
 
@@ -315,20 +348,53 @@ class MemoryRepository:
             return []
         if dialect_name(self.session) == "postgresql":
             return await self._bm25_postgresql(terms, scope, limit, exclude_message_ids)
-        conditions = [scope_filter(scope)]
-        if exclude_message_ids:
-            conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
-        match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
-        fts = text("SELECT rowid AS id, bm25(memories_fts) AS rank FROM memories_fts WHERE memories_fts MATCH :match")
-        found = fts.columns(id=Memory.id.type, rank=Memory.importance.type).subquery("found")
-        statement = (
-            select(*_ROW_COLUMNS)
-            .join(found, found.c.id == Memory.id)
-            .where(*conditions)
-            .order_by(found.c.rank, Memory.id)
-            .limit(limit)
+        return await self._bm25_sqlite(terms, scope, limit, exclude_message_ids)
+
+    async def _bm25_sqlite(
+        self, terms: Sequence[str], scope: RecallScope, limit: int, exclude_message_ids: Sequence[int]
+    ) -> list[MemoryRow]:
+        """BM25 as on PostgreSQL, with FTS5 finding the matches: each word counts by its rarity among the
+        memories in ``scope`` (counted at each search: the FTS5 index reads a word's matches whatever the
+        scope), discounted in longer texts (in words, relative to the average of the memories found).
+
+        FTS5's own ``bm25()`` takes its statistics (memories, each word's matches, average length) from the
+        whole table: another guild's talk would move how this one's memories rank."""
+        parameters: dict[str, object]
+        if scope.guild_id is not None:
+            in_scope, parameters = _SQLITE_IN_GUILD, {"guild_id": scope.guild_id}
+        else:
+            in_scope, parameters = _SQLITE_IN_DMS, {"user_id": scope.user_id}
+        for i, term in enumerate(terms):
+            parameters[f"match_{i}"] = '"' + term.replace('"', "") + '"'
+        counting = " UNION ALL ".join(
+            [_SQLITE_TERM_COUNT.format(term=i, scope=in_scope) for i in range(len(terms))]
+            + [f"SELECT -1, count(*) FROM memories WHERE {in_scope}"]
         )
-        return [MemoryRow(*row) for row in (await self.session.execute(statement, {"match": match})).all()]
+        counts = {
+            int(term): int(documents)
+            for term, documents in await execute_plain(self.session, text(counting), parameters)
+        }
+        total = counts.pop(-1, 0)
+        held = [i for i in range(len(terms)) if counts.get(i, 0) > 0]
+        if not held:
+            return []
+        for i in held:
+            parameters[f"weight_{i}"] = inverse_document_frequency(counts[i], total)
+        excluded = ""
+        if exclude_message_ids:
+            excluded = " AND (memories.message_id IS NULL OR memories.message_id NOT IN :excluded)"
+            parameters["excluded"] = list(exclude_message_ids)
+        statement = text(
+            _SQLITE_BM25.format(
+                hits=" UNION ALL ".join(_SQLITE_TERM_HITS.format(term=i) for i in held),
+                scope=in_scope + excluded,
+                columns=_ROW_SQL,
+            )
+        ).columns(*_ROW_COLUMNS)
+        if exclude_message_ids:
+            statement = statement.bindparams(bindparam("excluded", expanding=True))
+        rows = await execute_plain(self.session, statement, {**parameters, "limit": limit})
+        return [MemoryRow(*row) for row in rows.all()]
 
     async def _bm25_postgresql(
         self, terms: Sequence[str], scope: RecallScope, limit: int, exclude_message_ids: Sequence[int]
