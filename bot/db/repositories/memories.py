@@ -22,6 +22,9 @@ BM25_B = 0.75
 # A PostgreSQL word search looks up its rarest words until they are held by this many memories in all (see
 # bot.domain.recall.words_to_search): what bounds its cost as memories pile up.
 WORD_SEARCH_BUDGET = 500
+# How many rows PostgreSQL's vector index is asked for, per memory a vector search returns: the nearest of them
+# are kept, in exact order (see _NEAREST).
+VECTOR_CANDIDATES_PER_RESULT = 2
 # How precisely a memory's last recall is kept (see MemoryRepository.touch): pruning counts in days.
 RECALL_MARK_RESOLUTION = timedelta(days=1)
 
@@ -119,12 +122,19 @@ _BM25_IN_DMS = _bm25_statement(_IN_DMS)
 # The memories in scope nearest to the query vector (cosine). Written out, like the word search, so each reply
 # runs one prepared statement: built with the ORM it cost twice the event loop's time, on the path a reply waits
 # on once its query is embedded, and its text changed with the number of excluded messages.
-# hnsw.iterative_scan is on for every connection (bot/db/engine.py): a filtered index scan finds enough rows.
+# PostgreSQL's HNSW index is one graph over every scope, filtered as it is walked: hnsw.iterative_scan (set on
+# every connection with hnsw.ef_search, bot/db/engine.py) keeps the walk going until enough rows pass the scope
+# filter, but hands them over only roughly nearest first. So the walk is asked for VECTOR_CANDIDATES_PER_RESULT
+# times as many rows as wanted, and those are put in exact order of distance before the nearest are kept.
 _NEAREST = """
-SELECT {columns} FROM memories
-WHERE {scope} AND embedding_model = :model AND embedding IS NOT NULL
-  AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
-ORDER BY embedding <=> :query LIMIT :limit
+WITH nearest AS MATERIALIZED (
+    SELECT id, embedding <=> :query AS distance FROM memories
+    WHERE {scope} AND embedding_model = :model AND embedding IS NOT NULL
+      AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
+    ORDER BY embedding <=> :query LIMIT :candidates
+)
+SELECT {columns} FROM nearest JOIN memories ON memories.id = nearest.id
+ORDER BY nearest.distance, nearest.id LIMIT :limit
 """
 
 
@@ -321,7 +331,13 @@ class MemoryRepository:
     ) -> list[MemoryRow]:
         """The ``limit`` memories closest to ``query`` (cosine), nearest first."""
         if dialect_name(self.session) == "postgresql":
-            parameters = {"model": model, "excluded": list(exclude_message_ids), "query": query, "limit": limit}
+            parameters = {
+                "model": model,
+                "excluded": list(exclude_message_ids),
+                "query": query,
+                "candidates": limit * VECTOR_CANDIDATES_PER_RESULT,
+                "limit": limit,
+            }
             if scope.guild_id is not None:
                 statement, parameters["guild_id"] = _NEAREST_IN_GUILD, scope.guild_id
             else:

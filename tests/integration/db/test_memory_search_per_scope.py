@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime
 
+import numpy as np
+from sqlalchemy import text
+
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
@@ -65,3 +68,31 @@ async def test_a_scopes_word_ranking_does_not_move_when_other_scopes_talk(db: Da
         await repo.add_many([said(f"{chatter} {i}", guild_id=busy, user_id=ben) for i in range(150)], None, None)
         await repo.add_many([said(f"{chatter} {i}", user_id=ben) for i in range(150)], None, None)
     assert await rankings() == before
+
+
+async def test_a_small_scope_among_many_memories_still_gets_its_nearest(db: Database) -> None:
+    """PostgreSQL's vector index is searched across every scope and filtered after: a guild holding 1% of the
+    memories must still get its own nearest ones, all of them and in order, not just those that happened to
+    pass the filter among the index's first candidates. (PostgreSQL takes the index on large tables; this one
+    is small, so sorting is ruled out to make it. SQLite searches exactly.)"""
+    cosy, busy, ana, ben = await places(db)
+    rng = np.random.default_rng(21)
+    vectors = rng.normal(size=(3030, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    async with db.session() as session:
+        repo = MemoryRepository(session)
+        await repo.add_many([said(f"busy {i}", guild_id=busy, user_id=ben) for i in range(3000)], vectors[:3000], "m")
+        own = await repo.add_many(
+            [said(f"cosy {i}", guild_id=cosy, user_id=ana) for i in range(30)], vectors[3000:], "m"
+        )
+    for seed in range(5):
+        query = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+        query /= np.linalg.norm(query)
+        nearest = [own[i] for i in np.argsort(-(vectors[3000:] @ query))[:10]]
+        async with db.session() as session:
+            if db.backend == "postgresql":
+                await session.execute(text("SET LOCAL enable_sort = off"))
+            found = await MemoryRepository(session).by_vector(
+                query, RecallScope(ana, cosy), model="m", limit=10, exclude_message_ids=[]
+            )
+        assert [row.id for row in found] == nearest
