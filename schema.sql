@@ -681,4 +681,85 @@ CREATE INDEX ix_memories_unembedded ON memories (id) WHERE embedding IS NULL;
 
 UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
 
+-- Running upgrade 0010 -> 0012
+
+DROP TRIGGER memories_words_truncated ON memories;
+
+DROP TRIGGER memories_words_updated ON memories;
+
+DROP TRIGGER memories_words_deleted ON memories;
+
+DROP TRIGGER memories_words_inserted ON memories;
+
+DROP FUNCTION memory_words_updated();
+
+DROP FUNCTION memory_words_deleted();
+
+DROP FUNCTION memory_words_inserted();
+
+DROP FUNCTION memory_words_apply(TEXT[], BIGINT[]);
+
+DROP TABLE memory_words;
+
+CREATE TABLE memory_words (guild_id BIGINT NOT NULL, user_id BIGINT NOT NULL, lexeme TEXT NOT NULL, documents BIGINT NOT NULL, CONSTRAINT pk_memory_words PRIMARY KEY (guild_id, user_id, lexeme));
+
+CREATE FUNCTION memory_words_apply(guild_ids BIGINT[], user_ids BIGINT[], lexemes TEXT[], changes BIGINT[])
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO memory_words AS words (guild_id, user_id, lexeme, documents)
+    SELECT guild_id, user_id, lexeme, change
+    FROM unnest(guild_ids, user_ids, lexemes, changes) AS c(guild_id, user_id, lexeme, change)
+    WHERE change <> 0 ORDER BY guild_id, user_id, lexeme
+    ON CONFLICT (guild_id, user_id, lexeme) DO UPDATE SET documents = words.documents + excluded.documents;
+    DELETE FROM memory_words AS words
+    USING unnest(guild_ids, user_ids, lexemes, changes) AS c(guild_id, user_id, lexeme, change)
+    WHERE c.change < 0 AND words.documents <= 0
+      AND (words.guild_id, words.user_id, words.lexeme) = (c.guild_id, c.user_id, c.lexeme)
+$$;
+
+CREATE FUNCTION memory_words_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memory_words_apply(array_agg(scope_guild), array_agg(scope_user), array_agg(lexeme), array_agg(change))
+    FROM (SELECT scope_guild, scope_user, lexeme, 1 * count(*) AS change FROM new_rows AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION memory_words_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memory_words_apply(array_agg(scope_guild), array_agg(scope_user), array_agg(lexeme), array_agg(change))
+    FROM (SELECT scope_guild, scope_user, lexeme, -1 * count(*) AS change FROM old_rows AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION memory_words_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memory_words_apply(array_agg(scope_guild), array_agg(scope_user), array_agg(lexeme), array_agg(change))
+    FROM (
+        SELECT scope_guild, scope_user, lexeme, sum(change)::bigint AS change
+        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id,
+        LATERAL (
+            SELECT s.*, lexeme, 1 FROM (SELECT coalesce(n.guild_id, 0), CASE WHEN n.guild_id IS NULL THEN coalesce(n.user_id, 0) ELSE 0 END) AS s,
+                unnest(tsvector_to_array(n.search_vector) || ''::text) AS lexeme
+            UNION ALL
+            SELECT s.*, lexeme, -1 FROM (SELECT coalesce(o.guild_id, 0), CASE WHEN o.guild_id IS NULL THEN coalesce(o.user_id, 0) ELSE 0 END) AS s,
+                unnest(tsvector_to_array(o.search_vector) || ''::text) AS lexeme
+        ) AS c(scope_guild, scope_user, lexeme, change)
+        WHERE n.search_vector IS DISTINCT FROM o.search_vector
+           OR n.guild_id IS DISTINCT FROM o.guild_id OR n.user_id IS DISTINCT FROM o.user_id
+        GROUP BY scope_guild, scope_user, lexeme
+    ) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER memories_words_inserted AFTER INSERT ON memories REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_words_inserted();
+
+CREATE TRIGGER memories_words_deleted AFTER DELETE ON memories REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_words_deleted();
+
+CREATE TRIGGER memories_words_updated AFTER UPDATE ON memories REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memory_words_updated();
+
+CREATE TRIGGER memories_words_truncated AFTER TRUNCATE ON memories FOR EACH STATEMENT EXECUTE FUNCTION memory_words_truncated();
+
+INSERT INTO memory_words (guild_id, user_id, lexeme, documents) SELECT scope_guild, scope_user, lexeme, 1 * count(*) AS change FROM memories AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme;
+
+UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0010';
+
 COMMIT;

@@ -34,6 +34,12 @@ is about half again as slow. The JSON rows name the setting.
 
 There are 220 short questions from the same vocabulary; the first 20 warm up, the other 200 are timed,
 one after the other. Progress and population times go to stderr.
+
+On PostgreSQL the vector search is approximate (HNSW). For each timed question, the ``RECALL_AT`` nearest
+memories it returns (``MemoryRepository.by_vector``, as recall runs it) are compared with those of an exact
+scan (the same statement with index scans off, so PostgreSQL sorts every row in scope by distance):
+``hnsw_recall_at_50`` is the share of the exact top 50 that the index search found, averaged over the
+questions (SQLite searches exactly: 1.0).
 """
 
 import argparse
@@ -79,6 +85,7 @@ QUESTIONS = 200
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 SEED = 20261101
 POSTGRES_SETTINGS = {"shared_buffers": "1GB"}
+RECALL_AT = 50  # as many nearest memories as recall asks for (MemoryService's candidates)
 
 # -- vocabulary ---------------------------------------------------------------------------------------------
 
@@ -436,6 +443,27 @@ async def time_recalls(memory: MemoryService, questions: Sequence[str], scope: R
     return samples
 
 
+async def vector_recall(
+    db: Database, queries: PrecomputedQueries, questions: Sequence[str], scope: RecallScope
+) -> float:
+    """The mean share of each question's exact ``RECALL_AT`` nearest memories that the real vector search finds."""
+    shares = []
+    for question in questions[WARM_UP:]:
+        vector = queries.vectors[question]
+        async with db.reading() as session:
+            found = await MemoryRepository(session).by_vector(
+                vector, scope, model=MODEL, limit=RECALL_AT, exclude_message_ids=[]
+            )
+        async with db.session() as session:
+            if db.backend == "postgresql":  # no index scan: every row in scope, sorted by distance
+                await session.execute(text("SET LOCAL enable_indexscan = off"))
+            exact = await MemoryRepository(session).by_vector(
+                vector, scope, model=MODEL, limit=RECALL_AT, exclude_message_ids=[]
+            )
+        shares.append(len({row.id for row in found} & {row.id for row in exact}) / max(len(exact), 1))
+    return round(statistics.fmean(shares), 4)
+
+
 async def run_backend(
     backend: str, sizes: Sequence[int], corpus: Corpus, questions: Sequence[str], queries: PrecomputedQueries
 ) -> list[dict[str, Any]]:
@@ -453,7 +481,18 @@ async def run_backend(
             have = size
             p50, p95 = percentiles(await time_recalls(memory, questions, scope))
             note(f"{backend}: {size:,} memories: recall p50 {p50} ms, p95 {p95} ms")
-            rows.append({"backend": backend, "memories": size, "p50_ms": p50, "p95_ms": p95, **(settings or {})})
+            recall_at = await vector_recall(db, queries, questions, scope)
+            note(f"{backend}: {size:,} memories: vector search recall@{RECALL_AT} vs an exact scan {recall_at}")
+            rows.append(
+                {
+                    "backend": backend,
+                    "memories": size,
+                    "p50_ms": p50,
+                    "p95_ms": p95,
+                    "hnsw_recall_at_50": recall_at,
+                    **(settings or {}),
+                }
+            )
     return rows
 
 
@@ -504,10 +543,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(rows))
         return
     print(f"Memory recall latency, {QUESTIONS} questions after {WARM_UP} warm-up, queried guild holds 1/4 of rows")
-    print(f"{'backend':<12}{'memories':>10}{'p50_ms':>10}{'p95_ms':>10}{'embed_p95_ms':>14}")
+    print(f"{'backend':<12}{'memories':>10}{'p50_ms':>10}{'p95_ms':>10}{'recall@50':>11}{'embed_p95_ms':>14}")
     for row in rows:
         print(
-            f"{row['backend']:<12}{row['memories']:>10,}{row['p50_ms']:>10}{row['p95_ms']:>10}{row['embed_p95_ms']:>14}"
+            f"{row['backend']:<12}{row['memories']:>10,}{row['p50_ms']:>10}{row['p95_ms']:>10}"
+            f"{row['hnsw_recall_at_50']:>11}{row['embed_p95_ms']:>14}"
         )
 
 

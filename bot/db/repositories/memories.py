@@ -22,13 +22,17 @@ BM25_B = 0.75
 # A PostgreSQL word search looks up its rarest words until they are held by this many memories in all (see
 # bot.domain.recall.words_to_search): what bounds its cost as memories pile up.
 WORD_SEARCH_BUDGET = 500
+# How many rows PostgreSQL's vector index is asked for, per memory a vector search returns: the nearest of them
+# are kept, in exact order (see _NEAREST).
+VECTOR_CANDIDATES_PER_RESULT = 2
 # How precisely a memory's last recall is kept (see MemoryRepository.touch): pruning counts in days.
 RECALL_MARK_RESOLUTION = timedelta(days=1)
 
-# How many memories hold each of the query's lexemes, and ('') how many memories there are (migration 0003).
+# How many memories in the scope hold each of the query's lexemes, and ('') how many memories the scope holds
+# (migration 0012): a guild's counts (its id, user 0), or a user's DMs' (guild 0, the user's id).
 _WORD_COUNTS = text(
-    "SELECT lexeme, documents FROM memory_words "
-    "WHERE lexeme = ANY(tsvector_to_array(to_tsvector('english', :query)) || ''::text)"
+    "SELECT lexeme, documents FROM memory_words WHERE guild_id = :guild_id AND user_id = :user_id "
+    "AND lexeme = ANY(tsvector_to_array(to_tsvector('english', :query)) || ''::text)"
 )
 # The memories in scope holding any searched word (the word index leads with guild_id), each scored by BM25
 # over all the query's lexemes it holds (each counted once: chat turns seldom repeat a word). MATERIALIZED:
@@ -74,6 +78,39 @@ _IN_DMS = "user_id = :user_id AND scope IN ('dm', 'global')"
 _ROW_SQL = ", ".join(f"memories.{column.key}" for column in _ROW_COLUMNS)
 
 
+# SQLite's word search (see MemoryRepository._bm25_sqlite), built for the query's words: how many memories in
+# scope hold each word, then the memories in scope holding any, scored as _BM25 scores them. A memory's
+# length is its words (spaces + 1: what FTS5 would count, give or take punctuation).
+_SQLITE_IN_GUILD = "memories.guild_id = :guild_id"
+_SQLITE_IN_DMS = "memories.user_id = :user_id AND memories.scope IN ('dm', 'global')"
+# CROSS JOIN: SQLite takes the tables in the order written, the word's matches first; left to choose, it would
+# walk the scope's rows and ask FTS5 once for each (a hundred times slower at 20k memories).
+_SQLITE_TERM_COUNT = (
+    "SELECT {term}, count(*) FROM memories_fts CROSS JOIN memories ON memories.id = memories_fts.rowid "
+    "WHERE memories_fts MATCH :match_{term} AND {scope}"
+)
+_SQLITE_TERM_HITS = "SELECT rowid, :weight_{term} FROM memories_fts WHERE memories_fts MATCH :match_{term}"
+_SQLITE_BM25 = f"""
+WITH hits(id, weight) AS ({{hits}}),
+found AS (
+    SELECT memories.id AS id, sum(hits.weight) AS weight,
+           length(memories.search_text) - length(replace(memories.search_text, ' ', '')) + 1 AS length
+    FROM hits CROSS JOIN memories ON memories.id = hits.id
+    WHERE {{scope}}
+    GROUP BY memories.id
+),
+average AS (SELECT avg(length) AS length FROM found),
+ranked AS (
+    SELECT found.id AS id, found.weight * {BM25_K1 + 1}
+        / (1 + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * found.length / average.length)) AS score
+    FROM found CROSS JOIN average
+    ORDER BY score DESC, found.id
+    LIMIT :limit
+)
+SELECT {{columns}} FROM ranked JOIN memories ON memories.id = ranked.id ORDER BY ranked.score DESC, ranked.id
+"""
+
+
 def _bm25_statement(scope_condition: str) -> TextualSelect:
     return text(_BM25.format(scope=scope_condition, columns=_ROW_SQL)).columns(*_ROW_COLUMNS)
 
@@ -85,12 +122,19 @@ _BM25_IN_DMS = _bm25_statement(_IN_DMS)
 # The memories in scope nearest to the query vector (cosine). Written out, like the word search, so each reply
 # runs one prepared statement: built with the ORM it cost twice the event loop's time, on the path a reply waits
 # on once its query is embedded, and its text changed with the number of excluded messages.
-# hnsw.iterative_scan is on for every connection (bot/db/engine.py): a filtered index scan finds enough rows.
+# PostgreSQL's HNSW index is one graph over every scope, filtered as it is walked: hnsw.iterative_scan (set on
+# every connection with hnsw.ef_search, bot/db/engine.py) keeps the walk going until enough rows pass the scope
+# filter, but hands them over only roughly nearest first. So the walk is asked for VECTOR_CANDIDATES_PER_RESULT
+# times as many rows as wanted, and those are put in exact order of distance before the nearest are kept.
 _NEAREST = """
-SELECT {columns} FROM memories
-WHERE {scope} AND embedding_model = :model AND embedding IS NOT NULL
-  AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
-ORDER BY embedding <=> :query LIMIT :limit
+WITH nearest AS MATERIALIZED (
+    SELECT id, embedding <=> :query AS distance FROM memories
+    WHERE {scope} AND embedding_model = :model AND embedding IS NOT NULL
+      AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
+    ORDER BY embedding <=> :query LIMIT :candidates
+)
+SELECT {columns} FROM nearest JOIN memories ON memories.id = nearest.id
+ORDER BY nearest.distance, nearest.id LIMIT :limit
 """
 
 
@@ -287,7 +331,13 @@ class MemoryRepository:
     ) -> list[MemoryRow]:
         """The ``limit`` memories closest to ``query`` (cosine), nearest first."""
         if dialect_name(self.session) == "postgresql":
-            parameters = {"model": model, "excluded": list(exclude_message_ids), "query": query, "limit": limit}
+            parameters = {
+                "model": model,
+                "excluded": list(exclude_message_ids),
+                "query": query,
+                "candidates": limit * VECTOR_CANDIDATES_PER_RESULT,
+                "limit": limit,
+            }
             if scope.guild_id is not None:
                 statement, parameters["guild_id"] = _NEAREST_IN_GUILD, scope.guild_id
             else:
@@ -314,34 +364,74 @@ class MemoryRepository:
             return []
         if dialect_name(self.session) == "postgresql":
             return await self._bm25_postgresql(terms, scope, limit, exclude_message_ids)
-        conditions = [scope_filter(scope)]
-        if exclude_message_ids:
-            conditions.append(Memory.message_id.is_(None) | Memory.message_id.not_in(exclude_message_ids))
-        match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
-        fts = text("SELECT rowid AS id, bm25(memories_fts) AS rank FROM memories_fts WHERE memories_fts MATCH :match")
-        found = fts.columns(id=Memory.id.type, rank=Memory.importance.type).subquery("found")
-        statement = (
-            select(*_ROW_COLUMNS)
-            .join(found, found.c.id == Memory.id)
-            .where(*conditions)
-            .order_by(found.c.rank, Memory.id)
-            .limit(limit)
+        return await self._bm25_sqlite(terms, scope, limit, exclude_message_ids)
+
+    async def _bm25_sqlite(
+        self, terms: Sequence[str], scope: RecallScope, limit: int, exclude_message_ids: Sequence[int]
+    ) -> list[MemoryRow]:
+        """BM25 as on PostgreSQL, with FTS5 finding the matches: each word counts by its rarity among the
+        memories in ``scope`` (counted at each search: the FTS5 index reads a word's matches whatever the
+        scope), discounted in longer texts (in words, relative to the average of the memories found).
+
+        FTS5's own ``bm25()`` takes its statistics (memories, each word's matches, average length) from the
+        whole table: another guild's talk would move how this one's memories rank."""
+        parameters: dict[str, object]
+        if scope.guild_id is not None:
+            in_scope, parameters = _SQLITE_IN_GUILD, {"guild_id": scope.guild_id}
+        else:
+            in_scope, parameters = _SQLITE_IN_DMS, {"user_id": scope.user_id}
+        for i, term in enumerate(terms):
+            parameters[f"match_{i}"] = '"' + term.replace('"', "") + '"'
+        counting = " UNION ALL ".join(
+            [_SQLITE_TERM_COUNT.format(term=i, scope=in_scope) for i in range(len(terms))]
+            + [f"SELECT -1, count(*) FROM memories WHERE {in_scope}"]
         )
-        return [MemoryRow(*row) for row in (await self.session.execute(statement, {"match": match})).all()]
+        counts = {
+            int(term): int(documents)
+            for term, documents in await execute_plain(self.session, text(counting), parameters)
+        }
+        total = counts.pop(-1, 0)
+        held = [i for i in range(len(terms)) if counts.get(i, 0) > 0]
+        if not held:
+            return []
+        for i in held:
+            parameters[f"weight_{i}"] = inverse_document_frequency(counts[i], total)
+        excluded = ""
+        if exclude_message_ids:
+            excluded = " AND (memories.message_id IS NULL OR memories.message_id NOT IN :excluded)"
+            parameters["excluded"] = list(exclude_message_ids)
+        statement = text(
+            _SQLITE_BM25.format(
+                hits=" UNION ALL ".join(_SQLITE_TERM_HITS.format(term=i) for i in held),
+                scope=in_scope + excluded,
+                columns=_ROW_SQL,
+            )
+        ).columns(*_ROW_COLUMNS)
+        if exclude_message_ids:
+            statement = statement.bindparams(bindparam("excluded", expanding=True))
+        rows = await execute_plain(self.session, statement, {**parameters, "limit": limit})
+        return [MemoryRow(*row) for row in rows.all()]
 
     async def _bm25_postgresql(
         self, terms: Sequence[str], scope: RecallScope, limit: int, exclude_message_ids: Sequence[int]
     ) -> list[MemoryRow]:
         """BM25 over the stored tsvectors, as SQLite's FTS5 ranks: each query word counts by its rarity among
-        all memories (``memory_words``, kept by triggers), discounted in longer texts (relative to the average
-        length of the memories found).
+        the memories in ``scope`` (``memory_words``, kept per scope by triggers), discounted in longer texts
+        (relative to the average length of the memories found, all in scope). Nothing said in another scope
+        moves how a scope's memories rank.
 
         Only the rarest words are looked up (:data:`WORD_SEARCH_BUDGET`, see
         :func:`~bot.domain.recall.words_to_search`); the others still score the memories found. The vector
         search weighs every word."""
+        if scope.guild_id is not None:
+            in_scope = {"guild_id": scope.guild_id, "user_id": 0}
+        else:
+            in_scope = {"guild_id": 0, "user_id": scope.user_id}
         counts = {
             str(lexeme): int(documents)
-            for lexeme, documents in await execute_plain(self.session, _WORD_COUNTS, {"query": " ".join(terms)})
+            for lexeme, documents in await execute_plain(
+                self.session, _WORD_COUNTS, {"query": " ".join(terms), **in_scope}
+            )
         }
         total = counts.pop("", 0)
         searched = words_to_search(counts, WORD_SEARCH_BUDGET)

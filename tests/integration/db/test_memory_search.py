@@ -9,6 +9,7 @@ from sqlalchemy import text
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import WORD_SEARCH_BUDGET, MemoryRepository, MemoryRow, NewMemory
+from bot.db.repositories.users import UserRepository
 from bot.domain.recall import RecallScope
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -82,27 +83,42 @@ async def test_postgresql_looks_up_only_the_rarest_words_within_its_budget(pg: D
 
 
 async def test_postgresql_word_counts_stay_exact_as_memories_come_and_go(pg: Database) -> None:
-    """The counts BM25 ranks by are kept by triggers: after inserts, an edit and deletes they are still what
-    counting the stored memories gives."""
+    """The counts BM25 ranks by are kept per scope by triggers: after inserts, an edit, a move from a guild to
+    someone's DMs and deletes they are still what counting the stored memories of each scope gives."""
     cosy = await guild(pg)
-    counts = text("SELECT lexeme, documents FROM memory_words WHERE documents <> 0 ORDER BY lexeme")
-    recount = text(
-        "SELECT lexeme, count(*) FROM memories, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme "
-        "GROUP BY lexeme ORDER BY lexeme"
-    )
     async with pg.session() as session:
-        added = await MemoryRepository(session).add_many(
-            [note(t, cosy) for t in ("zebras graze", "a zebra sings", "otters float", "otters, otters")], None, None
+        ana = (await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)).id
+    counts = text(
+        "SELECT guild_id, user_id, lexeme, documents FROM memory_words WHERE documents <> 0 "
+        "ORDER BY guild_id, user_id, lexeme"
+    )
+    recount = text(
+        "SELECT coalesce(guild_id, 0), CASE WHEN guild_id IS NULL THEN user_id ELSE 0 END AS user_id, lexeme, "
+        "count(*) FROM memories, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme "
+        "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    )
+    texts = ("zebras graze", "a zebra sings", "otters float", "otters, otters", "a zebra naps")
+    async with pg.session() as session:
+        added = await MemoryRepository(session).add_many([note(t, cosy) for t in texts], None, None)
+        await MemoryRepository(session).add_many(
+            [NewMemory("message", "my zebra secret", "dm", NOW, user_id=ana)], None, None
         )
     async with pg.session() as session:
         await session.execute(
             text("UPDATE memories SET search_text = 'Ana: giraffes graze' WHERE id = :id"), {"id": added[0]}
         )
-        await session.execute(text("DELETE FROM memories WHERE id = ANY(:ids)"), {"ids": added[2:]})
+        await session.execute(
+            text("UPDATE memories SET guild_id = NULL, user_id = :ana, scope = 'dm' WHERE id = :id"),
+            {"id": added[4], "ana": ana},
+        )
+        await session.execute(text("DELETE FROM memories WHERE id = ANY(:ids)"), {"ids": added[2:4]})
     async with pg.session() as session:
-        kept = dict((await session.execute(counts)).all())
-        assert kept == dict((await session.execute(recount)).all())
-        assert kept["zebra"] == 1 and kept["giraff"] == 1 and "otter" not in kept
+        kept = [tuple(row) for row in (await session.execute(counts)).all()]
+        assert kept == [tuple(row) for row in (await session.execute(recount)).all()]
+        in_cosy = {lexeme: documents for guild_id, _, lexeme, documents in kept if guild_id == cosy}
+        in_dms = {lexeme: documents for _, user_id, lexeme, documents in kept if user_id == ana}
+        assert (in_cosy[""], in_cosy["zebra"], in_cosy["giraff"], "otter" in in_cosy) == (2, 1, 1, False)
+        assert (in_dms[""], in_dms["zebra"]) == (2, 2)
         # A word no memory holds any more has no row at all (erased words must not stay behind at 0).
         assert await session.scalar(text("SELECT count(*) FROM memory_words WHERE documents <= 0")) == 0
 
