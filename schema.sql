@@ -762,4 +762,70 @@ INSERT INTO memory_words (guild_id, user_id, lexeme, documents) SELECT scope_gui
 
 UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0010';
 
+-- Running upgrade 0012 -> 0013
+
+CREATE TABLE memory_word_changes (guild_id BIGINT NOT NULL, user_id BIGINT NOT NULL, lexeme TEXT NOT NULL, change BIGINT NOT NULL);
+
+CREATE INDEX ix_memory_word_changes_scope_lexeme ON memory_word_changes (guild_id, user_id, lexeme);
+
+CREATE OR REPLACE FUNCTION memory_words_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO memory_word_changes (guild_id, user_id, lexeme, change) SELECT * FROM (SELECT scope_guild, scope_user, lexeme, 1 * count(*) AS change FROM new_rows AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme) AS c WHERE c.change <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION memory_words_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO memory_word_changes (guild_id, user_id, lexeme, change) SELECT * FROM (SELECT scope_guild, scope_user, lexeme, -1 * count(*) AS change FROM old_rows AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme) AS c WHERE c.change <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION memory_words_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO memory_word_changes (guild_id, user_id, lexeme, change) SELECT * FROM (
+        SELECT scope_guild, scope_user, lexeme, sum(change)::bigint AS change
+        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id,
+        LATERAL (
+            SELECT s.*, lexeme, 1 FROM (SELECT coalesce(n.guild_id, 0), CASE WHEN n.guild_id IS NULL THEN coalesce(n.user_id, 0) ELSE 0 END) AS s,
+                unnest(tsvector_to_array(n.search_vector) || ''::text) AS lexeme
+            UNION ALL
+            SELECT s.*, lexeme, -1 FROM (SELECT coalesce(o.guild_id, 0), CASE WHEN o.guild_id IS NULL THEN coalesce(o.user_id, 0) ELSE 0 END) AS s,
+                unnest(tsvector_to_array(o.search_vector) || ''::text) AS lexeme
+        ) AS c(scope_guild, scope_user, lexeme, change)
+        WHERE n.search_vector IS DISTINCT FROM o.search_vector
+           OR n.guild_id IS DISTINCT FROM o.guild_id OR n.user_id IS DISTINCT FROM o.user_id
+        GROUP BY scope_guild, scope_user, lexeme) AS c WHERE c.change <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION memory_words_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE memory_words, memory_word_changes;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION memory_words_fold() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    guild_ids BIGINT[];
+    user_ids BIGINT[];
+    lexemes TEXT[];
+    changes BIGINT[];
+BEGIN
+    WITH taken AS (DELETE FROM memory_word_changes RETURNING guild_id, user_id, lexeme, change)
+    SELECT array_agg(guild_id), array_agg(user_id), array_agg(lexeme), array_agg(change)
+    INTO guild_ids, user_ids, lexemes, changes
+    FROM (SELECT guild_id, user_id, lexeme, sum(change)::bigint AS change FROM taken GROUP BY 1, 2, 3) AS summed;
+    IF lexemes IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM memory_words_apply(guild_ids, user_ids, lexemes, changes);
+    RETURN cardinality(lexemes);
+END $$;
+
+CREATE VIEW memory_word_counts AS SELECT guild_id, user_id, lexeme, sum(documents)::bigint AS documents FROM (SELECT guild_id, user_id, lexeme, documents FROM memory_words UNION ALL SELECT guild_id, user_id, lexeme, change FROM memory_word_changes) AS counted GROUP BY guild_id, user_id, lexeme;
+
+SELECT memory_words_fold();
+
+UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
+
 COMMIT;

@@ -128,6 +128,8 @@ class EmbeddingWorker:
                 await self._sleep(backoff.delay(failures))
                 continue
             failures = 0
+            if self.database.backend == "postgresql":
+                await self._fold_word_counts()
             if done:
                 continue
             async with self._idle:
@@ -143,6 +145,15 @@ class EmbeddingWorker:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
         self._wake.clear()
+
+    async def _fold_word_counts(self) -> None:
+        """The word counts' changes that stored memories appended, folded in (see migration 0013): off the reply
+        path, in a short transaction of its own. A failure leaves them for the next pass."""
+        try:
+            async with self.database.session() as session:
+                await MemoryRepository(session).fold_word_counts()
+        except DATABASE_FAULTS as exc:
+            log.warning("could not fold the memories' word counts (%s); trying again later", exc)
 
     async def embed_batch(self) -> int:
         """Claim, embed and store one batch of the oldest memories without a vector; returns how many."""

@@ -29,9 +29,10 @@ VECTOR_CANDIDATES_PER_RESULT = 2
 RECALL_MARK_RESOLUTION = timedelta(days=1)
 
 # How many memories in the scope hold each of the query's lexemes, and ('') how many memories the scope holds
-# (migration 0012): a guild's counts (its id, user 0), or a user's DMs' (guild 0, the user's id).
+# (migration 0012): a guild's counts (its id, user 0), or a user's DMs' (guild 0, the user's id). The view adds
+# the folded counts and the changes not folded yet (migration 0013), so it is exact at once.
 _WORD_COUNTS = text(
-    "SELECT lexeme, documents FROM memory_words WHERE guild_id = :guild_id AND user_id = :user_id "
+    "SELECT lexeme, documents FROM memory_word_counts WHERE guild_id = :guild_id AND user_id = :user_id "
     "AND lexeme = ANY(tsvector_to_array(to_tsvector('english', :query)) || ''::text)"
 )
 # The memories in scope holding any searched word (the word index leads with guild_id), each scored by BM25
@@ -450,6 +451,14 @@ class MemoryRepository:
         else:
             statement, parameters["user_id"] = _BM25_IN_DMS, scope.user_id
         return [MemoryRow(*row) for row in (await execute_plain(self.session, statement, parameters)).all()]
+
+    async def fold_word_counts(self) -> int:
+        """PostgreSQL: move the word counts' changes that storing and deleting memories appended into the counts
+        (migration 0013); returns how many counts changed. Storing a memory only appends, so writers never wait
+        on each other's counts; this runs off the reply path. SQLite's FTS5 index needs nothing of the kind."""
+        if dialect_name(self.session) != "postgresql":
+            return 0
+        return int(await self.session.scalar(text("SELECT memory_words_fold()")) or 0)
 
     async def channel_name_of(self, conversation_id: int) -> str | None:
         """The channel's name as its messages were remembered (Discord names are not stored elsewhere)."""

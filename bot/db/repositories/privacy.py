@@ -186,11 +186,14 @@ class PrivacyRepository:
         return len(doomed)
 
     async def purge_word_index(self) -> None:
-        """SQLite: rewrite the memories' word index (FTS5 ``optimize``). A deleted row's words stay in the old
-        index segments until they are merged; this merges them now, so an erased person's words leave the
-        index with their rows. PostgreSQL keeps no such copies (its word counts drop a word at zero)."""
+        """Leave no deleted row's words in the word index. SQLite: rewrite the memories' word index (FTS5
+        ``optimize``): a deleted row's words stay in the old index segments until they are merged. PostgreSQL:
+        fold the word counts' pending changes (an erased memory's words are among them) into the counts, which
+        drop a word at zero."""
         if dialect_name(self.session) == "sqlite":
             await self.session.execute(text("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')"))
+        else:
+            await self.session.execute(text("SELECT memory_words_fold()"))
 
     async def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the database file and empty it (outside a transaction). The

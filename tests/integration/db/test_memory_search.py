@@ -89,9 +89,10 @@ async def test_postgresql_word_counts_stay_exact_as_memories_come_and_go(pg: Dat
     async with pg.session() as session:
         ana = (await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)).id
     counts = text(
-        "SELECT guild_id, user_id, lexeme, documents FROM memory_words WHERE documents <> 0 "
+        "SELECT guild_id, user_id, lexeme, documents FROM memory_word_counts WHERE documents <> 0 "
         "ORDER BY guild_id, user_id, lexeme"
     )
+    folded = text("SELECT guild_id, user_id, lexeme, documents FROM memory_words ORDER BY guild_id, user_id, lexeme")
     recount = text(
         "SELECT coalesce(guild_id, 0), CASE WHEN guild_id IS NULL THEN user_id ELSE 0 END AS user_id, lexeme, "
         "count(*) FROM memories, unnest(tsvector_to_array(search_vector) || ''::text) AS lexeme "
@@ -113,14 +114,44 @@ async def test_postgresql_word_counts_stay_exact_as_memories_come_and_go(pg: Dat
         )
         await session.execute(text("DELETE FROM memories WHERE id = ANY(:ids)"), {"ids": added[2:4]})
     async with pg.session() as session:
-        kept = [tuple(row) for row in (await session.execute(counts)).all()]
-        assert kept == [tuple(row) for row in (await session.execute(recount)).all()]
+        # What a search reads is exact at once: the counts plus the changes not folded in yet.
+        counted = [tuple(row) for row in (await session.execute(counts)).all()]
+        assert counted == [tuple(row) for row in (await session.execute(recount)).all()]
+        assert await MemoryRepository(session).fold_word_counts() > 0
+    async with pg.session() as session:
+        kept = [tuple(row) for row in (await session.execute(folded)).all()]
+        assert kept == counted
+        assert await session.scalar(text("SELECT count(*) FROM memory_word_changes")) == 0
         in_cosy = {lexeme: documents for guild_id, _, lexeme, documents in kept if guild_id == cosy}
         in_dms = {lexeme: documents for _, user_id, lexeme, documents in kept if user_id == ana}
         assert (in_cosy[""], in_cosy["zebra"], in_cosy["giraff"], "otter" in in_cosy) == (2, 1, 1, False)
         assert (in_dms[""], in_dms["zebra"]) == (2, 2)
         # A word no memory holds any more has no row at all (erased words must not stay behind at 0).
         assert await session.scalar(text("SELECT count(*) FROM memory_words WHERE documents <= 0")) == 0
+
+
+async def test_storing_a_memory_never_waits_for_the_word_counts(pg: Database) -> None:
+    """Writers append changes rather than update shared counts: while another transaction holds every count of
+    a guild locked (as a slow writer used to), a memory of that guild is still stored at once, and a word search
+    finds it."""
+    cosy = await guild(pg)
+    async with pg.session() as session:
+        await MemoryRepository(session).add_many([note("the lighthouse keeper", cosy)], None, None)
+        await MemoryRepository(session).fold_word_counts()
+    async with pg.session() as holder:
+        locked = await holder.scalar(
+            text("SELECT count(*) FROM (SELECT 1 FROM memory_words WHERE guild_id = :guild FOR UPDATE) AS held"),
+            {"guild": cosy},
+        )
+        assert locked >= 3, "sanity: the guild's counts are locked"
+        async with pg.session() as writer:
+            await writer.execute(text("SET LOCAL lock_timeout = '2s'"))
+            await MemoryRepository(writer).add_many([note("another lighthouse story", cosy)], None, None)
+    async with pg.session() as session:
+        found = await MemoryRepository(session).by_words(
+            ["lighthouse"], RecallScope(0, cosy), limit=5, exclude_message_ids=[]
+        )
+    assert sorted(row.content for row in found) == ["another lighthouse story", "the lighthouse keeper"]
 
 
 async def test_every_postgresql_connection_is_set_up_for_recall(pg: Database) -> None:

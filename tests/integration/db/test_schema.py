@@ -100,11 +100,12 @@ def _made_by_migration_only(diff: Any) -> bool:
     if isinstance(diff, tuple) and diff[0] == "remove_column":
         return bool(diff[2] == "memories" and diff[3].name == "search_vector")
     if isinstance(diff, tuple) and diff[0] == "remove_table":
-        return bool(diff[1].name == "memory_words")
+        return bool(diff[1].name in ("memory_words", "memory_word_changes"))
     return (
         isinstance(diff, tuple)
         and diff[0] == "remove_index"
-        and diff[1].name in ("ix_memories_embedding_hnsw", "ix_memories_guild_id_search_vector")
+        and diff[1].name
+        in ("ix_memories_embedding_hnsw", "ix_memories_guild_id_search_vector", "ix_memory_word_changes_scope_lexeme")
     )
 
 
@@ -122,7 +123,7 @@ async def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
     if db.backend == "sqlite":  # the full-text index over memories: an FTS5 table and its shadow tables
         expected |= {"memories_fts", *(f"memories_fts_{part}" for part in ("data", "idx", "docsize", "config"))}
     else:  # how many memories hold each word, for ranking word matches
-        expected |= {"memory_words"}
+        expected |= {"memory_words", "memory_word_changes"}
 
     def tables(connection: Connection) -> set[str]:
         return set(inspect(connection).get_table_names())

@@ -119,7 +119,7 @@ async def word_indexed(db: Database, word: str) -> int:
             query = text("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH :word")
             return int(await session.scalar(query, {"word": word}) or 0)
         query = text(
-            "SELECT coalesce(sum(documents), 0) FROM memory_words "
+            "SELECT coalesce(sum(documents), 0) FROM memory_word_counts "
             "WHERE lexeme = ANY(tsvector_to_array(to_tsvector('english', :word)))"
         )
         return int(await session.scalar(query, {"word": word}) or 0)
