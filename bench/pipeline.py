@@ -25,6 +25,10 @@ excluded. Figures:
   before the load), and it shows no upward trend: the least-squares slope of samples taken every 0.25 s over
   the step's second half (``backlog_trend_per_s``) is at most 1% of that per second, i.e. it would take over
   100 s to grow by one second of embedding. Stepping stops at the first rate that is not bounded.
+- ``cpu_ms_per_message``: CPU time per message of the run at ``--rate``, its background work (embedding,
+  learning) included: ``bot`` this process's, ``database`` PostgreSQL's (see bench/cpu.py). Two cores give
+  2,000 ms a second, so this bounds what a machine can sustain, and it moves far less than wall-clock
+  figures when other work shares the machine;
 - ``llm_calls_per_message``: every chat request the fake served, replies and learning, over every user
   message sent (the learner is drained at the end, so its last partial batches count).
 
@@ -51,6 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import CpuMeter  # noqa: E402
 from bench.databases import bench_database  # noqa: E402
 from bot.db.engine import Database  # noqa: E402
 from bot.db.models import Memory, Message  # noqa: E402
@@ -336,10 +341,18 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             embed_per_s = len(texts) / (time.perf_counter() - started)
 
         embedder.query_ms.clear()
+        meter = await CpuMeter.of(db)
+        cpu_before = meter.seconds()
+        handled_before = counter
         own_ms, sustained = await open_loop(args.messages, args.rate)
         query_ms = list(embedder.query_ms)
         backlog = await worker.backlog() if worker is not None else 0
-        await settle()
+        await settle()  # the run's background work (embedding, learning) is part of its cost
+        cpu_after = meter.seconds()
+        per_message = {
+            name: round((after - before) * 1000 / max(1, counter - handled_before), 2)
+            for name, before, after in zip(("bot", "database"), cpu_before, cpu_after, strict=True)
+        }
         saturated = await closed_loop(args.messages)
         await settle()
 
@@ -396,6 +409,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         "p50_ms": round(statistics.median(own_ms), 2),
         "p95_ms": p95(own_ms),
         "replies_per_s": round(sustained, 1),
+        "cpu_ms_per_message": per_message,
         "max_replies_per_s": round(saturated, 1),
         "memory": args.memory,
         "embed_idle_p95_ms": p95(idle_ms),
