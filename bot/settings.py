@@ -121,6 +121,8 @@ class Settings(BaseSettings):
 
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # None: no /metrics and /healthz server
+    metrics_host: str = "127.0.0.1"
     backup_dir: Path = Path("./backups")
     pg_dump_path: str = "pg_dump"
 

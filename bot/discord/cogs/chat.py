@@ -62,20 +62,19 @@ class Chat(commands.Cog):
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
             return
-        conversation = self.bot.container.conversation
+        container = self.bot.container
+        guild_id = message.guild.id if message.guild else None
         try:
             incoming = incoming_from(message, me)
             with self.bot.replying.track():
                 if self.bot.accepting:
-                    await conversation.handle(incoming, MessageReply(message))
+                    outcome = await container.conversation.handle(incoming, MessageReply(message))
                 else:  # stopping: kept, and answered by the next start's catch-up
-                    await conversation.keep(incoming)
+                    outcome = await container.conversation.keep(incoming)
+            container.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
         except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
             log.exception(
-                "could not handle message %s (guild %s, channel %s)",
-                message.id,
-                message.guild.id if message.guild else None,
-                message.channel.id,
+                "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
             )
 
 

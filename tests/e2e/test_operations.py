@@ -1,0 +1,94 @@
+"""Running Hearth as a service, end to end: /metrics and /healthz served by the bot itself.
+
+The real HearthBot against the fake Discord and the fake LLM (real HTTP servers on 127.0.0.1), on both
+databases; /metrics and /healthz are read over HTTP and /metrics parsed with Prometheus' own parser.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from bot.db.engine import Database
+from bot.discord.client import HearthBot
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.support.bot import running_bot
+from tests.support.observability import Samples, healthz, sample, scrape
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+def port_of(bot: HearthBot) -> int:
+    assert bot.ops_server is not None, "METRICS_PORT is set: the bot serves /metrics and /healthz"
+    return bot.ops_server.port
+
+
+async def scraped_when(bot: HearthBot, condition: Callable[[Samples], bool]) -> Samples:
+    """/metrics once ``condition`` holds (a reply is counted just after it is stored)."""
+    samples: Samples = {}
+    async with asyncio.timeout(5):
+        while not condition(samples := await scrape(port_of(bot))):  # noqa: ASYNC110 (polling over HTTP)
+            await asyncio.sleep(0.05)
+    return samples
+
+
+async def test_metrics_count_a_reply_with_its_latencies_model_call_and_rate_limit_waits(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Fail(429, retry_after=0.05), Reply("Hello Ana, lovely to see you!"))
+    discord.fail("create_message", 429, retry_after=0.25)  # discord.py waits it out, then sends
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        before = await scrape(port_of(bot))
+        assert sample(before, "hearth_replies_total", outcome="replied") is None, "nothing counted before a reply"
+
+        await discord.user_message(general, ana, f"{discord.bot.mention} hi there")
+        await discord.wait_for_request(
+            lambda call: (
+                call.route in ("create_message", "edit_message")
+                and (call.body or {}).get("content") == "Hello Ana, lovely to see you!"
+            )
+        )
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="replied") == 1)
+
+    for histogram in ("hearth_reply_own_seconds", "hearth_reply_model_seconds"):
+        assert sample(samples, f"{histogram}_count") == 1, histogram
+        assert sample(samples, f"{histogram}_bucket", le="+Inf") == 1, histogram
+        assert sum(1 for name, _ in samples if name == f"{histogram}_bucket") > 5, "buckets are exposed"
+    model_s = sample(samples, "hearth_reply_model_seconds_sum")
+    assert model_s is not None and model_s >= 0.05, "the model's time includes the wait after its 429"
+    reply = {"model": "fake-model", "purpose": "reply"}
+    assert sample(samples, "hearth_model_calls_total", **reply, result="ok") == 1
+    assert sample(samples, "hearth_model_errors_total", purpose="reply", kind="rate_limited") == 1
+    assert (sample(samples, "hearth_model_tokens_total", **reply, kind="prompt") or 0) > 0
+    assert (sample(samples, "hearth_model_tokens_total", **reply, kind="completion") or 0) > 0
+    assert sample(samples, "hearth_discord_rate_limits_total", scope="route") == 1
+    assert sample(samples, "hearth_discord_rate_limit_wait_seconds_total") == pytest.approx(0.25)
+    backlog = sample(samples, "hearth_memory_embedding_backlog")
+    assert backlog is not None and 0 <= backlog <= 2, "read from the database: the turn's two memories at most"
+    assert sample(samples, "hearth_learner_backlog") == 0
+    assert sample(samples, "hearth_replies_total", outcome="failed") is None
+
+
+async def test_healthz_is_503_until_the_gateway_is_ready_then_200(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord = discord_world[0]
+    let_in = discord.hold_ready()
+    async with running_bot(discord, db, llm, ready=False, metrics_port=0) as bot:
+        status, body = await healthz(port_of(bot))
+        assert (status, body) == (503, {"status": "unavailable", "gateway": "disconnected", "database": "ok"})
+
+        let_in.set()
+        async with asyncio.timeout(5):
+            await bot.wait_until_ready()
+        status, body = await healthz(port_of(bot))
+        assert (status, body) == (200, {"status": "ok", "gateway": "connected", "database": "ok"})
