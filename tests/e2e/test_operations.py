@@ -1,20 +1,27 @@
-"""Running Hearth as a service, end to end: /metrics and /healthz served by the bot itself.
+"""Running Hearth as a service, end to end: /metrics and /healthz served by the bot itself, and its log lines.
 
 The real HearthBot against the fake Discord and the fake LLM (real HTTP servers on 127.0.0.1), on both
 databases; /metrics and /healthz are read over HTTP and /metrics parsed with Prometheus' own parser.
 """
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
+from bot.log import secrets_of, setup_logging
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
-from tests.support.observability import Samples, healthz, sample, scrape
+from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
+
+DISCORD_TOKEN = "MTIzNDU2Nzg5MDEy.secret-discord-token"
+API_KEY = "sk-live-secret-api-key-0123456789"
 
 
 @pytest.fixture
@@ -92,3 +99,31 @@ async def test_healthz_is_503_until_the_gateway_is_ready_then_200(
             await bot.wait_until_ready()
         status, body = await healthz(port_of(bot))
         assert (status, body) == (200, {"status": "ok", "gateway": "connected", "database": "ok"})
+
+
+async def test_json_log_lines_carry_the_turn_ids_and_no_secret(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    # Some providers echo the key they were given in their error; Hearth logs that error.
+    llm.script(Fail(401, message=f"Incorrect API key provided: {API_KEY}"))
+    lines = io.StringIO()
+    with restored_logging():
+        async with running_bot(discord, db, llm, discord_token=DISCORD_TOKEN, openai_api_key=API_KEY) as bot:
+            setup_logging("INFO", log_format="json", secrets=secrets_of(bot.container.settings), stream=lines)
+            asked = await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+            await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == general)
+
+    output = lines.getvalue()
+    entries: list[dict[str, Any]] = [json.loads(line) for line in output.splitlines()]
+    assert entries and all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+    turn = [entry for entry in entries if entry["logger"] == "bot.services.conversation" and entry["level"] == "ERROR"]
+    assert len(turn) == 1, output
+    assert turn[0]["message"].startswith("no reply for channel")
+    ids = {key: turn[0].get(key) for key in ("guild_id", "channel_id", "user_id", "message_id")}
+    assert ids == {"guild_id": guild.id, "channel_id": general, "user_id": ana.id, "message_id": int(asked["id"])}
+    assert "Incorrect API key provided: [redacted]" in turn[0]["message"]
+    assert API_KEY not in output and DISCORD_TOKEN not in output
+    background = [entry for entry in entries if entry["logger"].startswith(("bot.services.learning", "apscheduler"))]
+    assert all("user_id" not in entry for entry in background), "background work logs without a turn's ids"
