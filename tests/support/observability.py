@@ -1,5 +1,6 @@
 """Reading Hearth's /metrics and /healthz over HTTP, and putting logging back as it was after a test."""
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -30,6 +32,16 @@ async def scrape(port: int) -> Samples:
 
 def sample(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
+
+
+async def counted(registry: CollectorRegistry, name: str, expected: float, **labels: str) -> None:
+    """Wait (briefly) until the sample ``name{labels}`` of ``registry`` is ``expected``."""
+    found = None
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            while (found := registry.get_sample_value(name, labels)) != expected:  # noqa: ASYNC110 (polling)
+                await asyncio.sleep(0.02)
+    assert found == expected, f"{name}{labels}: {found}"
 
 
 async def healthz(port: int) -> tuple[int, dict[str, Any]]:
