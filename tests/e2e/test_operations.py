@@ -1,13 +1,19 @@
 """Running Hearth as a service, end to end: /metrics and /healthz served by the bot itself, and its log lines.
 
 The real HearthBot against the fake Discord and the fake LLM (real HTTP servers on 127.0.0.1), on both
-databases; /metrics and /healthz are read over HTTP and /metrics parsed with Prometheus' own parser.
+databases; /metrics and /healthz are read over HTTP and /metrics parsed with Prometheus' own parser. The last
+test runs ``python -m bot run`` in a process of its own (tests/support/launcher.py), set up from its environment.
 """
 
 import asyncio
 import io
 import json
+import os
+import re
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +26,7 @@ from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
 
+ROOT = Path(__file__).resolve().parents[2]
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEy.secret-discord-token"
 API_KEY = "sk-live-secret-api-key-0123456789"
 
@@ -127,3 +134,67 @@ async def test_json_log_lines_carry_the_turn_ids_and_no_secret(
     assert API_KEY not in output and DISCORD_TOKEN not in output
     background = [entry for entry in entries if entry["logger"].startswith(("bot.services.learning", "apscheduler"))]
     assert all("user_id" not in entry for entry in background), "background work logs without a turn's ids"
+
+
+async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_secrets(
+    db: Database, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """The real launcher in a process of its own, set up from the environment as a deployment is."""
+    llm.script(Reply("Hello from a real process!"))
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        environment |= {
+            "PYTHONPATH": str(ROOT),
+            "FAKE_DISCORD_API": discord.api_base,
+            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+            "OPENAI_BASE_URL": llm.base_url,
+            "OPENAI_API_KEY": API_KEY,
+            "LLM_MODEL": "fake-model",
+            "EMBEDDING_PROVIDER": "openai",  # the fake LLM embeds: no local model to load in the bot's process
+            "EMBEDDING_MODEL": "fake-embedding",
+            "USER_COOLDOWN_SECONDS": "0",
+            "LOG_FORMAT": "json",
+            "METRICS_PORT": "0",  # any free port: the bot logs the one it took
+        }
+        log = tmp_path / "bot.log"
+        with log.open("wb") as stderr:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "tests.support.launcher", "run"),
+                cwd=tmp_path,
+                env=environment,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            port = 0
+            async with asyncio.timeout(60):
+                while not port:  # another process writes the log
+                    await asyncio.sleep(0.05)
+                    serving = re.search(r"serving /metrics and /healthz on http://127\.0\.0\.1:(\d+)", log.read_text())
+                    port = int(serving.group(1)) if serving else 0
+                while (await healthz(port))[0] != 200:  # noqa: ASYNC110 (polling over HTTP)
+                    await asyncio.sleep(0.1)
+
+            await discord.user_message(dm, ana, "hello there")
+            await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == dm)
+            async with asyncio.timeout(10):
+                while sample(await scrape(port), "hearth_replies_total", outcome="replied") != 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            bot.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                code = await bot.wait()
+        finally:
+            if bot.returncode is None:
+                bot.kill()
+                await bot.wait()
+
+    output = log.read_text()
+    assert code == 0, output
+    entries = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
+    assert {"bot.discord.client", "bot.observability.server"} <= {entry["logger"] for entry in entries}
+    assert DISCORD_TOKEN not in output and API_KEY not in output
