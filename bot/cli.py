@@ -60,11 +60,11 @@ def _positive_int(value: str) -> int:
 async def _run(settings: Settings) -> int:
     from bot.container import Container
     from bot.discord.runner import run_bot
-    from bot.log import setup_logging
+    from bot.log import secrets_of, setup_logging
 
     if settings.discord_token is None:
         raise HearthError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, log_format=settings.log_format, secrets=secrets_of(settings))
     container = await Container.create(settings)
     freeze_start_up_heap()
     try:

@@ -5,6 +5,7 @@ Every embedder returns float32 rows of unit length, so a dot product between two
 
 import asyncio
 import contextlib
+import contextvars
 import importlib
 import logging
 import os
@@ -262,7 +263,10 @@ class LocalEmbedder:
             if piece.urgent:
                 self._query_arrived.set()
         if self._batcher is None:
-            self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
+            # A context of its own: started by whichever message came first, it must not log with that one's ids.
+            self._batcher = asyncio.create_task(
+                self._run_batches(), name="embedding-batcher", context=contextvars.Context()
+            )
 
     async def aclose(self) -> None:
         if self._closed:

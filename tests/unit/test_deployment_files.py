@@ -63,6 +63,16 @@ def test_compose_runs_pgvector_with_a_healthcheck_and_the_bot_after_it() -> None
     assert used <= _env_example().keys(), "every variable compose reads is documented"
 
 
+def test_compose_scrapes_metrics_on_its_network_and_checks_health_with_healthz() -> None:
+    bot = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["bot"]
+    port = bot["environment"]["METRICS_PORT"]
+    assert bot["environment"]["METRICS_HOST"] == "0.0.0.0" and bot["expose"] == [port]
+    assert "ports" not in bot, "the metrics endpoint has no authentication: never published on the host"
+    check = " ".join(bot["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/healthz" in check
+    assert Settings(_env_file=None, metrics_port=port).metrics_port == int(port)  # type: ignore[call-arg]
+
+
 def test_dockerfile_migrates_then_runs() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     command = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
