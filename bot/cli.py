@@ -300,12 +300,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_dispatch(args))
     except HearthError as exc:
+        error: BaseException = exc
         status, line = exc.exit_code, str(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:
+        error = exc
         status, line = _unexpected(exc)
     print(f"hearth: {line}", file=sys.stderr)
     if debug:
-        traceback.print_exc()
+        traceback.print_exception(error)
     return status

@@ -100,7 +100,7 @@ MODEL = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": f"{NOBODY}/v1"}
     [
         ("LLM_EXTRA_HEADERS", "{bad", "not valid JSON"),
         ("LLM_EXTRA_BODY", "{'top_p': 0.9}", "JSON needs double quotes"),
-        ("DATABASE_URL", "postgresql+asyncpg://hearth:pw@localhost:abc/hearth", "port in the URL is not a whole number"),
+        ("DATABASE_URL", "postgresql+asyncpg://hearth:pw@localhost:abc/hearth", "port in the URL is not a whole"),
         ("EMBEDDING_PROVIDER", "bogus", "'local', 'sentence-transformers' or 'openai', not 'bogus'"),
     ],
 )
@@ -173,14 +173,18 @@ async def test_db_refuses_unknown_revisions_and_the_wrong_direction(tmp_path: Pa
     backwards = one_line(await hearth("db", "upgrade", "0003", cwd=tmp_path), 3, f"at {head}, past 0003")
     assert "python -m bot db downgrade 0003" in backwards
     one_line(await hearth("db", "downgrade", "nonsense", cwd=tmp_path), 2, "no revision 'nonsense'", "0001", head)
-    assert "up to date" in (await hearth("db", "current", cwd=tmp_path)).stdout, "neither changed the database"
+    debug = await hearth("--debug", "db", "downgrade", "nonsense", cwd=tmp_path)
+    assert debug.returncode == 2 and debug.stderr.startswith("hearth: there is no revision 'nonsense'")
+    assert "Traceback" in debug.stderr, "--debug adds the traceback after the line"
+    assert "up to date" in (await hearth("db", "current", cwd=tmp_path)).stdout, "nothing changed the database"
 
     assert (await hearth("db", "downgrade", "0005", cwd=tmp_path)).returncode == 0
     one_line(await hearth("db", "downgrade", "0007", cwd=tmp_path), 3, "at 0005, before 0007", "db upgrade 0007")
 
     with contextlib.closing(sqlite3.connect(tmp_path / "data" / "hearth.db")) as connection, connection:
         connection.execute("UPDATE alembic_version SET version_num = '9999'")  # migrated by a newer Hearth
-    one_line(await hearth("db", "upgrade", cwd=tmp_path), 3, "revision 9999, which this version of Hearth does not know")
+    newer = await hearth("db", "upgrade", cwd=tmp_path)
+    one_line(newer, 3, "revision 9999, which this version of Hearth does not know")
     current = await hearth("db", "current", cwd=tmp_path)
     assert current.returncode == 1 and "ahead: a newer version of Hearth" in current.stdout
 
