@@ -274,3 +274,40 @@ async def test_chat_keeps_log_lines_out_of_the_reply_and_prints_nothing_after_le
     assert lines[4:] == ["Hearth: hello there, friend", "you> ", ""], "the reply has its line; nothing after"
     assert "Loading" not in terminal.screen.decode() and "%|" not in terminal.screen.decode(), "no progress bar"
     assert len(llm.chat_requests) > 3, "the learner did call the model at the end, and its warnings stayed quiet"
+
+
+@contextlib.contextmanager
+def discord_at(base: str) -> Iterator[None]:
+    from discord.http import Route
+
+    old, Route.BASE = Route.BASE, base
+    try:
+        yield
+    finally:
+        Route.BASE = old
+
+
+async def test_the_token_probe_names_what_is_wrong_with_the_way_to_discord() -> None:
+    """Host not found and a server that never answers, as doctor and run describe them."""
+    from bot.discord.probe import check_token
+
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # the request, left unanswered
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with discord_at("http://nobody.invalid/api/v10"):
+            unknown_host = await check_token("token", timeout_s=5)
+        with discord_at(f"http://127.0.0.1:{port}/api/v10"):
+            silence = await check_token("token", timeout_s=0.5)
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+    assert (unknown_host.status, unknown_host.detail.split(" (")[0]) == ("unreachable", "host not found")
+    assert (silence.status, silence.detail) == ("unreachable", "timed out")
