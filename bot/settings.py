@@ -66,6 +66,8 @@ def normalise_database_url(raw: str) -> URL:
     """Parse a DATABASE_URL and pin it to the async driver Hearth uses for that backend."""
     try:
         url = make_url(raw.strip())
+    except ValueError:  # make_url's int() of the port
+        raise ValueError("the port in the URL is not a whole number (e.g. …@localhost:5432/hearth)") from None
     except ArgumentError:
         raise ValueError(
             "not a database URL; expected e.g. sqlite+aiosqlite:///./data/hearth.db "
@@ -208,6 +210,8 @@ class Settings(BaseSettings):
         return sqlite_file(self.database)
 
 
+# Settings whose values never appear in an error message (a URL may carry a password).
+_SECRET_SETTINGS = {"DISCORD_TOKEN", "OPENAI_API_KEY", "DATABASE_PASSWORD", "DATABASE_URL", "LLM_EXTRA_HEADERS"}
 _FIELD_IN_SETTINGS_ERROR = re.compile(r'field "(\w+)"')
 
 
@@ -243,6 +247,9 @@ def load_settings(
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             inside = "".join(f"[{part!r}]" for part in error["loc"][1:])  # a key of a JSON setting, say
             message = str(error["msg"]).removeprefix("Value error, ")
+            given = error.get("input")
+            if isinstance(given, str) and name not in _SECRET_SETTINGS and len(given) <= 60:
+                message += f", not {given!r}"
             problems.append(f"{name}{inside}: {message}")
         raise ConfigError(
             "invalid settings: " + "; ".join(problems) + " (set them in .env or the environment)"
