@@ -126,8 +126,8 @@ class TerminalReply:
 
     async def preview(self, text: str) -> None:
         self._start()
-        if not text.startswith(self.shown):  # the model restarted after a fault
-            self.screen.write("\n" + self._indent)
+        if not text.startswith(self.shown):  # the model restarted after a fault: start again below
+            self.screen.write(self._indent if self.screen.interrupted else "\n" + self._indent)
             self.shown = ""
         elif self.screen.interrupted:  # a log line ended the reply's line: go on below it
             self.screen.write(self._indent)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL
 
 from bot.db import migrations
 from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.postgres import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,9 +253,16 @@ def terminal_factory() -> Iterator[list[Terminal]]:
 async def test_chat_keeps_log_lines_out_of_the_reply_and_prints_nothing_after_leaving(
     tmp_path: Path, llm: FakeLLM, terminal_factory: list[Terminal]
 ) -> None:
-    # Two server errors, retried (each a warning), then the reply; learning answers are not JSON, so the learner
-    # warns when it reads the turn, which is when the chat ends.
-    llm.script(Fail(500), Fail(500), Reply("hello there, friend", chunk_size=3))
+    # First two server errors, retried (each a warning), then the reply; then a reply that breaks off after its
+    # first word, retried. Learning answers are not JSON, so the learner warns when it reads the turns, which
+    # is when the chat ends.
+    llm.script(
+        Fail(500),
+        Fail(500),
+        Reply("hello there, friend", chunk_size=3),
+        BrokenStream("this answer breaks off", after_chars=5),
+        Reply("second try", chunk_size=3),
+    )
     env = environment(None, {"OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": llm.models[0]})
     terminal = Terminal(tmp_path, env)
     terminal_factory.append(terminal)
@@ -263,17 +270,21 @@ async def test_chat_keeps_log_lines_out_of_the_reply_and_prints_nothing_after_le
     await asyncio.to_thread(terminal.wait_for, "you> ")
     terminal.type(b"hi\n")
     await asyncio.to_thread(terminal.wait_for, "you> ", count=2)
+    terminal.type(b"and again\n")
+    await asyncio.to_thread(terminal.wait_for, "you> ", count=3)
     terminal.type(b"\x04")  # Ctrl-D
     lines = await asyncio.to_thread(terminal.finish)
 
     assert terminal.process.returncode == 0
-    assert lines[0] == "Talking to Hearth. Ctrl-D or /quit to leave."
-    assert lines[1] == "you> hi"
-    retries = lines[2:4]
-    assert all(line.startswith("model call failed (server error 500); retry") for line in retries), lines
-    assert lines[4:] == ["Hearth: hello there, friend", "you> ", ""], "the reply has its line; nothing after"
+    retried = "model call failed (server error 500); retry"
+    assert lines[:2] == ["Talking to Hearth. Ctrl-D or /quit to leave.", "you> hi"]
+    assert [line.startswith(retried) for line in lines[2:4]] == [True, True], lines
+    assert lines[4:6] == ["Hearth: hello there, friend", "you> and again"], "the reply has a line of its own"
+    # The broken answer's first word shows; the warning ends its line; the retried answer goes on below.
+    assert lines[6] == "Hearth: this " and lines[7].startswith("model call failed ("), lines
+    assert lines[8:] == [" " * len("Hearth: ") + "second try", "you> ", ""], "nothing after leaving"
     assert "Loading" not in terminal.screen.decode() and "%|" not in terminal.screen.decode(), "no progress bar"
-    assert len(llm.chat_requests) > 3, "the learner did call the model at the end, and its warnings stayed quiet"
+    assert len(llm.chat_requests) > 5, "the learner did call the model at the end, and its warnings stayed quiet"
 
 
 @contextlib.contextmanager
