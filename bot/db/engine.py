@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.errors import DatabaseUnavailable
+from bot.errors import DatabaseUnavailable, describe_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,10 @@ def describe_failure(url: URL, exc: BaseException) -> str:
     cause: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         cause = exc.orig
-    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if isinstance(cause, OSError | TimeoutError):  # refused, host not found, timed out: say which, plainly
+        reason = describe_connection_error(cause)
+    else:
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     return f"cannot use the database at {where}: {reason}"
 
 

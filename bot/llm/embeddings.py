@@ -442,6 +442,17 @@ class _TorchEncoder:
         return np.asarray(raw, dtype=np.float32)
 
 
+def _quiet_progress_bars() -> None:
+    """transformers and the Hugging Face hub draw progress bars while loading weights: not on Hearth's terminal
+    (`chat`) nor in its log."""
+    for module, switch in (
+        ("transformers.utils.logging", "disable_progress_bar"),
+        ("huggingface_hub.utils", "disable_progress_bars"),
+    ):
+        with contextlib.suppress(ImportError, AttributeError):
+            getattr(importlib.import_module(module), switch)()
+
+
 class SentenceTransformersEmbedder(LocalEmbedder):
     """Any sentence-transformers model through torch (the optional ``torch`` extra), behind the same batcher.
 
@@ -461,6 +472,7 @@ class SentenceTransformersEmbedder(LocalEmbedder):
                 "EMBEDDING_PROVIDER=sentence-transformers needs torch and sentence-transformers: "
                 f"pip install -e '.[torch]' (or set EMBEDDING_PROVIDER=local) [{exc}]"
             ) from exc
+        _quiet_progress_bars()
         # Set on this thread, the one that runs every forward pass (OpenMP keeps its thread count per thread).
         torch.set_num_threads(self.threads)
         with contextlib.suppress(RuntimeError):  # allowed only before any parallel work in the process
