@@ -1,15 +1,20 @@
 """`python -m bot` / `hearth`: run the bot, manage the database, check the installation.
 
-Errors a person can fix (settings, an unreachable database) print as one line and exit with status 2.
+Whatever stops a command is one line on stderr, ``hearth: …``, and an exit status that says where to look
+(the README's "Exit codes" table): 2 the command line or the settings, 3 the database, 4 Discord unreachable,
+5 Discord refused the bot, 1 a check that found a problem or an error Hearth did not expect. ``--debug`` (or
+LOG_LEVEL=DEBUG in the environment) adds the traceback.
 """
 
 import argparse
 import asyncio
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.errors import HearthError
+from bot.errors import ConfigError, HearthError, SchemaError
 from bot.heap import freeze_start_up_heap
 from bot.settings import Settings, load_settings
 
@@ -17,12 +22,16 @@ if TYPE_CHECKING:
     from bot.db.engine import Database
     from bot.domain.cards import Card
 
+EXIT_PROBLEM = 1  # a check found something to fix, or an error Hearth does not know
 EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C outside `run` (which stops cleanly with 0)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hearth", description="Hearth, a Discord companion that remembers.")
-    parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
+    parser.add_argument("--env-file", help="settings file to read (default: .env, if there is one)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not just its line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="migrate the database and run the bot")
@@ -59,12 +68,17 @@ def _positive_int(value: str) -> int:
 
 async def _run(settings: Settings) -> int:
     from bot.container import Container
+    from bot.discord.probe import wait_for_discord
     from bot.discord.runner import run_bot
-    from bot.log import setup_logging
+    from bot.llm.openai_client import require_llm
+    from bot.log import secrets_of, setup_logging
 
     if settings.discord_token is None:
-        raise HearthError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
-    setup_logging(settings.log_level)
+        raise ConfigError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
+    require_llm(settings)  # no model configured: say so before anything else
+    setup_logging(settings.log_level, log_format=settings.log_format, secrets=secrets_of(settings))
+    # Before migrating and loading the embedding model: a wrong token or no way to Discord is known in seconds.
+    await wait_for_discord(settings.discord_token.get_secret_value(), budget_s=settings.discord_connect_retry_seconds)
     container = await Container.create(settings)
     freeze_start_up_heap()
     try:
@@ -76,14 +90,17 @@ async def _run(settings: Settings) -> int:
 
 async def _chat(settings: Settings) -> int:
     from bot.container import Container
-    from bot.terminal import chat
+    from bot.terminal import Screen, chat, logging_to
 
-    container = await Container.create(settings)
-    freeze_start_up_heap()
-    try:
-        await chat(container)
-    finally:
-        await container.aclose()
+    screen = Screen(sys.stdout, sys.stderr)
+    with logging_to(screen, debug=settings.log_level == "DEBUG"):
+        container = await Container.create(settings)
+        freeze_start_up_heap()
+        try:
+            await chat(container, screen=screen)
+        finally:
+            screen.close()  # what the background work still logs while it stops is not printed after the chat
+            await container.aclose()
     return 0
 
 
@@ -106,6 +123,8 @@ async def _db(settings: Settings, args: argparse.Namespace) -> int:
         else:
             current, head = await migrations.current_revision(database), migrations.head_revision()
             state = "up to date" if current == head else "behind: run `python -m bot db upgrade`"
+            if current is not None and not migrations.is_known(current):
+                state = "ahead: a newer version of Hearth migrated this database"
             print(f"current: {current or 'none'}\nhead:    {head}\n{state}")
             return 0 if current == head else 1
     finally:
@@ -143,7 +162,7 @@ async def _memory(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await database.check()
         if await migrations.current_revision(database) != migrations.head_revision():
-            raise HearthError("the database is not at the latest schema: run `python -m bot db upgrade` first")
+            raise SchemaError("the database is not at the latest schema: run `python -m bot db upgrade` first")
         if args.memory_command == "reembed":
             return await _reembed(database, settings, batch_size=args.batch_size)
         async with database.session() as session:
@@ -229,24 +248,29 @@ async def _import_card(settings: Settings, path_text: str) -> int:
     return 0
 
 
-async def _doctor(env_file: str) -> int:
-    from bot.errors import ConfigError
+def _settings(env_file: str | None) -> Settings:
+    """From ``--env-file`` (which must then exist), else from ``.env`` if there is one, and the environment."""
+    return load_settings(env_file or ".env", env_file_required=env_file is not None)
+
+
+async def _doctor(env_file: str | None) -> int:
+    from bot.discord.probe import check_token
     from bot.services.doctor import Check, render_table, run_checks
 
     try:
-        settings = load_settings(env_file)
+        settings = _settings(env_file)
     except ConfigError as exc:
         checks = [Check("settings", "fail", str(exc))]
     else:
-        checks = await run_checks(settings)
+        checks = await run_checks(settings, check_token=check_token)
     print(render_table(checks))
-    return 1 if any(check.status == "fail" for check in checks) else 0
+    return EXIT_PROBLEM if any(check.status == "fail" for check in checks) else 0
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         return await _doctor(args.env_file)
-    settings = load_settings(args.env_file)
+    settings = _settings(args.env_file)
     if args.command == "run":
         return await _run(settings)
     if args.command == "chat":
@@ -258,12 +282,34 @@ async def _dispatch(args: argparse.Namespace) -> int:
     return await _db(settings, args)
 
 
+def _unexpected(exc: BaseException) -> tuple[int, str]:
+    """The exit status and line for an exception that is not one of ours."""
+    import sqlite3
+
+    import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    if isinstance(exc, SQLAlchemyError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError):
+        return EXIT_DATABASE, f"the database failed: {reason}"
+    return EXIT_PROBLEM, f"unexpected error: {reason} (run again with --debug to see where)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = args.debug or os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
     try:
         return asyncio.run(_dispatch(args))
     except HearthError as exc:
-        print(f"hearth: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        error: BaseException = exc
+        status, line = exc.exit_code, str(exc)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        error = exc
+        status, line = _unexpected(exc)
+    print(f"hearth: {line}", file=sys.stderr)
+    if debug:
+        traceback.print_exception(error)
+    return status

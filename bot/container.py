@@ -8,7 +8,9 @@ from bot.db import migrations
 from bot.db.engine import Database
 from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
+from bot.llm.metered import MeteredChatModel
 from bot.llm.openai_client import build_openai_client
+from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
@@ -102,6 +104,7 @@ class Container:
     cooldowns: Cooldowns
     coordination: Coordination
     owns_embedder: bool = True
+    metrics: Metrics = field(default_factory=Metrics)  # this bot's own registry: several bots, several registries
     started: bool = field(default=False)
     events: EventService | None = None  # proactive messages: built by start() when given a notifier
 
@@ -142,25 +145,35 @@ class Container:
             if owns_embedder:
                 await embedder.aclose()
             raise
+        metrics = Metrics()
+        database.on_error(metrics.database_error)
         directory = Directory(database)
         memory = MemoryService(database, embedder)
         activity = ReplyActivity()
         worker = EmbeddingWorker(database, embedder, activity=activity)
+        metrics.watch_embedding_backlog(worker.backlog)
         summaries = ConversationSummaries(
             database,
-            chat_model,
+            MeteredChatModel(chat_model, metrics, "summary"),
             memory,
             personas,
             SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
         )
         quota = TokenQuota(database)  # one count per guild, shared by replies, learning and proactive messages
         learner = Learner(
-            database, chat_model, embedder, personas, learning_config(settings), activity=activity, quota=quota
+            database,
+            MeteredChatModel(chat_model, metrics, "learning"),
+            embedder,
+            personas,
+            learning_config(settings),
+            activity=activity,
+            quota=quota,
         )
+        metrics.watch_learner_backlog(lambda: learner.backlog)
         cooldowns = Cooldowns()
         conversation = ConversationService(
             database,
-            chat_model,
+            MeteredChatModel(chat_model, metrics, "reply"),
             directory,
             personas,
             conversation_config(settings),
@@ -225,6 +238,7 @@ class Container:
             cooldowns=cooldowns,
             coordination=coordination,
             owns_embedder=owns_embedder,
+            metrics=metrics,
         )
 
     async def cooldown_for(self, guild_id: int | None, guild_name: str | None = None) -> float:
@@ -247,16 +261,20 @@ class Container:
             return
         self.started = True
         if notifier is not None:
-            self.events = EventService(
+            events = self.events = EventService(
                 self.database,
-                self.chat_model,
+                MeteredChatModel(self.chat_model, self.metrics, "proactive"),
                 self.personas,
                 notifier,
                 events_config(self.settings),
                 quota=self.conversation.quota,
             )
+
+            async def tick() -> None:
+                self.metrics.events_handled((await events.tick()).items())
+
             poll = timedelta(seconds=self.settings.events_poll_seconds)
-            self.scheduler.add(IntervalJob("scheduled-events", self.events.tick, poll, first_after=poll))
+            self.scheduler.add(IntervalJob("scheduled-events", tick, poll, first_after=poll))
         await self.coordination.start()
         await self.knowledge.recover()
         self.embedding_worker.start()

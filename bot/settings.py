@@ -4,11 +4,13 @@ Nothing reads the environment at import time; the launcher calls :func:`load_set
 result down. Every field here is documented in `.env.example`.
 """
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -26,6 +28,10 @@ _DRIVER_ALIASES = {
 }
 
 IntList = Annotated[list[int], NoDecode]
+# JSON objects are parsed by a validator of ours, so a malformed one is a validation error naming the setting
+# (pydantic-settings' own decoding raises an exception that names neither the setting nor what is wrong).
+JsonObject = Annotated[dict[str, Any], NoDecode]
+JsonHeaders = Annotated[dict[str, str], NoDecode]
 
 
 def _split_ints(value: Any) -> Any:
@@ -40,10 +46,28 @@ def _split_ints(value: Any) -> Any:
     return value
 
 
+def _json_object(value: Any) -> Any:
+    """Parse a JSON object given as text; anything else goes on to pydantic's own checks."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        hint = ", and JSON needs double quotes" if "'" in value else ""
+        raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos + 1}{hint})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"expected a JSON object ({{...}}), not {type(parsed).__name__}")
+    return parsed
+
+
 def normalise_database_url(raw: str) -> URL:
     """Parse a DATABASE_URL and pin it to the async driver Hearth uses for that backend."""
     try:
         url = make_url(raw.strip())
+    except ValueError:  # make_url's int() of the port
+        raise ValueError("the port in the URL is not a whole number (e.g. …@localhost:5432/hearth)") from None
     except ArgumentError:
         raise ValueError(
             "not a database URL; expected e.g. sqlite+aiosqlite:///./data/hearth.db "
@@ -70,9 +94,13 @@ class Settings(BaseSettings):
     dev_guild_id: int | None = None
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: IntList = Field(default_factory=list)
+    # At start, how long to keep trying an unreachable Discord (with backoff) before giving up.
+    discord_connect_retry_seconds: float = Field(default=60.0, ge=0)
 
     # Storage
     database_url: str = DEFAULT_DATABASE_URL
+    # Replaces the password in DATABASE_URL, taken as is: any character works, none needs URL-escaping.
+    database_password: SecretStr | None = None
     database_echo: bool = False
     database_pool_size: int = Field(default=5, ge=1)
 
@@ -85,8 +113,8 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(default=8192, ge=1024)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_retry_budget_seconds: float = Field(default=45.0, gt=0)
-    llm_extra_headers: dict[str, str] = Field(default_factory=dict)
-    llm_extra_body: dict[str, Any] = Field(default_factory=dict)
+    llm_extra_headers: JsonHeaders = Field(default_factory=dict)
+    llm_extra_body: JsonObject = Field(default_factory=dict)
 
     # Conversation
     conversation_idle_minutes: int = Field(default=60, ge=1)
@@ -122,6 +150,9 @@ class Settings(BaseSettings):
 
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # None: no /metrics and /healthz server
+    metrics_host: str = "127.0.0.1"
     backup_dir: Path = Path("./backups")
     pg_dump_path: str = "pg_dump"
 
@@ -133,20 +164,37 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("expected comma-separated whole numbers, e.g. 123,456") from None
 
+    @field_validator("llm_extra_headers", "llm_extra_body", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return _json_object(value)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value).render_as_string(hide_password=False)
 
-    @field_validator("discord_token", "openai_api_key", "openai_base_url", mode="before")
+    @field_validator("discord_token", "openai_api_key", "openai_base_url", "database_password", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _password(self) -> "Settings":
+        if self.database_password is not None and not self.is_sqlite:
+            url = self.database.set(password=self.database_password.get_secret_value())
+            self.database_url = url.render_as_string(hide_password=False)  # escaped: @ : / and % stay the password's
+        return self
 
     @model_validator(mode="after")
     def _shards(self) -> "Settings":
@@ -171,16 +219,55 @@ class Settings(BaseSettings):
         return sqlite_file(self.database)
 
 
-def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
-    """Build :class:`Settings`, turning validation errors into one readable :class:`ConfigError`."""
+# Settings whose values never appear in an error message (a URL may carry a password).
+_SECRET_SETTINGS = {"DISCORD_TOKEN", "OPENAI_API_KEY", "DATABASE_PASSWORD", "DATABASE_URL", "LLM_EXTRA_HEADERS"}
+_FIELD_IN_SETTINGS_ERROR = re.compile(r'field "(\w+)"')
+
+
+def _check_env_file(env_file: str | Path | None, *, required: bool) -> None:
+    """A settings file that exists must be readable UTF-8 text; one named on the command line must exist."""
+    if env_file is None:
+        return
+    path = Path(env_file)
+    if not required and not path.exists():
+        return
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read the settings file {path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc.strerror or exc}") from None
+
+
+def load_settings(
+    env_file: str | Path | None = ".env", *, env_file_required: bool = False, **overrides: Any
+) -> Settings:
+    """Build :class:`Settings`, turning every way settings can be wrong into one readable :class:`ConfigError`.
+
+    ``env_file_required``: the file was named by the user (``--env-file``), so a missing one is an error, not
+    the absence of optional settings.
+    """
+    _check_env_file(env_file, required=env_file_required)
     try:
         return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            inside = "".join(f"[{part!r}]" for part in error["loc"][1:])  # a key of a JSON setting, say
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}: {message}")
+            given = error.get("input")
+            if isinstance(given, str) and name not in _SECRET_SETTINGS and len(given) <= 60:
+                message += f", not {given!r}"
+            problems.append(f"{name}{inside}: {message}")
         raise ConfigError(
             "invalid settings: " + "; ".join(problems) + " (set them in .env or the environment)"
+        ) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        field = _FIELD_IN_SETTINGS_ERROR.search(str(exc))
+        name = field.group(1).upper() if field else "settings"
+        cause = exc.__cause__
+        reason = f"{cause}" if cause is not None else str(exc)
+        raise ConfigError(
+            f"invalid settings: {name}: cannot parse the value ({reason}) (set it in .env or the environment)"
         ) from None

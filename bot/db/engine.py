@@ -3,7 +3,7 @@
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.errors import DatabaseUnavailable
+from bot.errors import DatabaseUnavailable, describe_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,16 @@ def _is_gone(error: BaseException | None) -> bool:
     if isinstance(error, asyncpg.InterfaceError):
         return "closed" in str(error)  # "connection is closed", not a misuse such as overlapping operations
     return isinstance(error, _GONE)
+
+
+def fault_kind(exc: BaseException) -> str:
+    """ "connection" for a database that cannot be reached or a connection lost; else the error's class name."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "connection"
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if _is_gone(original) or _is_gone(original.__cause__) or isinstance(original, TimeoutError):
+        return "connection"
+    return type(exc).__name__
 
 
 def _on_postgresql_error(context: ExceptionContext) -> None:
@@ -135,7 +145,10 @@ def describe_failure(url: URL, exc: BaseException) -> str:
     cause: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         cause = exc.orig
-    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if isinstance(cause, OSError | TimeoutError):  # refused, host not found, timed out: say which, plainly
+        reason = describe_connection_error(cause)
+    else:
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     return f"cannot use the database at {where}: {reason}"
 
 
@@ -149,6 +162,7 @@ class Database:
         self.url = make_url(url)
         self.engine = create_engine(self.url, echo=echo, pool_size=pool_size)
         self.sessions = session_factory(self.engine)
+        self._on_error: Callable[[str], None] | None = None
 
     @property
     def backend(self) -> str:
@@ -158,17 +172,25 @@ class Database:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits on success, rolls back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except DATABASE_FAULTS as exc:
+            self._failed(exc)
+            raise
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only, outside any transaction: each statement is one round trip, with no BEGIN
         and COMMIT around it (what a reply's memory searches use). Writes in it would commit at once."""
-        async with self.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            async with self.sessions(bind=autocommit) as session:
-                yield session
+        try:
+            async with self.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                async with self.sessions(bind=autocommit) as session:
+                    yield session
+        except DATABASE_FAULTS as exc:
+            self._failed(exc)
+            raise
 
     @contextlib.asynccontextmanager
     async def one_statement_each(self) -> AsyncIterator[AsyncSession]:
@@ -183,7 +205,18 @@ class Database:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except _CONNECT_ERRORS as exc:
+            self._failed(exc)
             raise DatabaseUnavailable(describe_failure(self.url, exc)) from exc
+
+    def on_error(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback`` with the kind of each database fault that ends a unit of work (:meth:`session`,
+        :meth:`reading`, :meth:`check`): "connection" when the database could not be reached or the connection
+        was lost, else the error's class name. For the metrics; the error itself propagates as before."""
+        self._on_error = callback
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._on_error is not None:
+            self._on_error(fault_kind(exc))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,15 +1,18 @@
 """Run Alembic migrations from inside Hearth (start-up, ``python -m bot db …``, tests)."""
 
 import io
+import re
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 
 from bot.db.engine import Database
+from bot.errors import ConfigError, SchemaError
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,23 +48,101 @@ def head_revision() -> str:
     return head
 
 
+# Relative targets (``-1``, ``+2``, ``head-1``): alembic resolves them against the database, so they are not
+# checked here beforehand.
+_RELATIVE = re.compile(r"[+-]\d+$")
+
+
+def _resolve(script: ScriptDirectory, revision: str) -> str | None:
+    """The full id of a target revision (None: base), or a :class:`ConfigError` naming the ones there are."""
+    try:
+        found = script.get_revision(revision)
+    except CommandError:
+        known = [each.revision for each in script.walk_revisions()]
+        raise ConfigError(
+            f"there is no revision {revision!r}: give head, base or one of {', '.join(reversed(known))}"
+        ) from None
+    return found.revision if found is not None else None
+
+
+def _database_revision(script: ScriptDirectory, connection: Connection) -> tuple[str | None, set[str]]:
+    """The database's revision and every revision up to it (itself included), or a :class:`SchemaError` if
+    this version of Hearth does not know it (a newer one migrated the database)."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return None, set()
+    try:
+        return current, {each.revision for each in script.walk_revisions("base", current)}
+    except CommandError:
+        raise SchemaError(
+            f"the database is at revision {current}, which this version of Hearth does not know (its latest is "
+            f"{script.get_current_head()}): a newer Hearth migrated it; run that version, or downgrade the database "
+            "with it first"
+        ) from None
+
+
+def _checked(script: ScriptDirectory, connection: Connection, revision: str, *, forward: bool) -> None:
+    """Refuse, with one line, what alembic would do silently or with a traceback: an unknown target, an
+    ``upgrade`` to a revision the database is already past, a ``downgrade`` to one it has not reached."""
+    if _RELATIVE.search(revision):
+        _database_revision(script, connection)
+        return
+    target = _resolve(script, revision)
+    current, reached = _database_revision(script, connection)
+    if target is None or target == current:
+        return
+    if forward and target in reached:
+        raise SchemaError(
+            f"the database is at {current}, past {target}: `db upgrade` only moves forward; "
+            f"to go back, run `python -m bot db downgrade {target}`"
+        )
+    if not forward and target not in reached:
+        raise SchemaError(
+            f"the database is at {current or 'base (empty)'}, before {target}: `db downgrade` only moves back; "
+            f"to go forward, run `python -m bot db upgrade {target}`"
+        )
+
+
+def _run_alembic(config: Config, connection: Connection, revision: str, *, forward: bool) -> None:
+    script = ScriptDirectory.from_config(config)
+    _checked(script, connection, revision, forward=forward)
+    config.attributes["connection"] = connection
+    try:
+        if forward:
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+    except CommandError as exc:  # what the checks above do not foresee, still as one line
+        raise SchemaError(f"cannot migrate the database to {revision}: {exc}") from exc
+
+
+def is_known(revision: str) -> bool:
+    """Whether this version of Hearth has the migration ``revision`` (a newer one may have migrated further)."""
+    script = ScriptDirectory.from_config(alembic_config(embedding_dimension=0))
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 async def upgrade(database: Database, *, embedding_dimension: int, revision: str = "head") -> None:
+    """Migrate forward to ``revision``; a :class:`ConfigError` for an unknown one, a :class:`SchemaError` if
+    the database is already past it or at a revision this version does not know."""
     config = alembic_config(embedding_dimension=embedding_dimension)
 
     def run(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        _run_alembic(config, connection, revision, forward=True)
 
     async with database.engine.begin() as connection:
         await connection.run_sync(run)
 
 
 async def downgrade(database: Database, *, revision: str) -> None:
+    """Migrate back to ``revision`` (``base``: empty); errors as for :func:`upgrade`."""
     config = alembic_config(embedding_dimension=0)
 
     def run(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+        _run_alembic(config, connection, revision, forward=False)
 
     async with database.engine.begin() as connection:
         await connection.run_sync(run)

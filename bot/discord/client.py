@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
 from bot.container import Container
 from bot.discord.render import ChannelReply
 from bot.discord.tree import HearthTree
+from bot.observability.health import Health
+from bot.observability.metrics import Metrics
+from bot.observability.server import OpsServer
 from bot.services.incoming import IncomingMessage, ReplyTarget
 
 log = logging.getLogger(__name__)
@@ -86,6 +90,27 @@ class InFlight:
         return len(late)
 
 
+def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Counts Discord's 429 answers and the waits they ask for (discord.py sleeps them out and retries)."""
+
+    async def on_request_end(
+        _session: aiohttp.ClientSession, _context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        response = params.response
+        if response.status != 429:
+            return
+        headers = response.headers
+        try:
+            seconds = float(headers.get("Retry-After", 0))
+        except ValueError:
+            seconds = 0.0
+        metrics.rate_limited(seconds, scope=headers.get("X-RateLimit-Scope") or "route")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    return trace
+
+
 class HearthBot(commands.AutoShardedBot):
     """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
 
@@ -103,6 +128,7 @@ class HearthBot(commands.AutoShardedBot):
             owner_ids=set(settings.owner_ids),
             help_command=None,
             tree_cls=HearthTree,
+            http_trace=rate_limit_trace(container.metrics),
             **sharding,
             **options,
         )
@@ -114,6 +140,18 @@ class HearthBot(commands.AutoShardedBot):
         self.accepting = True  # False once a stop began: new messages are left alone
         self._stopping: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
+        self.ops_server: OpsServer | None = None  # /metrics and /healthz, when METRICS_PORT is set
+        if settings.metrics_port is not None:
+            health = Health(container.database, self.gateway_connected)
+            self.ops_server = OpsServer(
+                container.metrics, health, host=settings.metrics_host, port=settings.metrics_port
+            )
+
+    def gateway_connected(self) -> bool:
+        """Ready (every shard identified, the guilds received), and no shard's connection down right now."""
+        if not self.is_ready() or self.is_closed():
+            return False
+        return all(not shard.is_closed() for shard in self.shards.values())
 
     def stop(self) -> "asyncio.Task[None]":
         """Stop cleanly (SIGTERM, SIGINT, /owner shutdown): take no new messages, let replies being written
@@ -144,6 +182,8 @@ class HearthBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         from bot.discord.notifier import DiscordNotifier  # it imports SAFE_MENTIONS from here
 
+        if self.ops_server is not None:  # first: /healthz says 503 while Hearth starts, not nothing
+            await self.ops_server.start()
         await self.container.start(notifier=DiscordNotifier(self))
         for extension in EXTENSIONS:
             try:
@@ -182,6 +222,13 @@ class HearthBot(commands.AutoShardedBot):
             message_id,
         )
 
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self.ops_server is not None:
+                await self.ops_server.stop()
+
     async def on_message(self, message: discord.Message, /) -> None:
         """Hearth has slash commands only: text is conversation (the chat cog listens), never a prefix command."""
 
@@ -196,7 +243,8 @@ class HearthBot(commands.AutoShardedBot):
         """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
-                await self.container.conversation.catch_up(within, self._reply_target)
+                answered = await self.container.conversation.catch_up(within, self._reply_target)
+            self.container.metrics.caught_up(answered)
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
         finally:

@@ -9,11 +9,13 @@ import asyncio
 import logging
 import signal
 
+import aiohttp
 import discord
 
 from bot.container import Container
 from bot.discord.client import HearthBot
-from bot.errors import ConfigError
+from bot.discord.probe import INVALID_TOKEN
+from bot.errors import ConfigError, DiscordRejected, DiscordUnavailable, describe_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,16 @@ async def run_bot(container: Container) -> None:
             if bot.stopping is not None:
                 await bot.stopping
     except discord.LoginFailure:
-        raise ConfigError(
-            "Discord rejected DISCORD_TOKEN: copy the bot token again from the Developer Portal"
-        ) from None
+        raise DiscordRejected(INVALID_TOKEN) from None
     except discord.PrivilegedIntentsRequired:
-        raise ConfigError(
+        raise DiscordRejected(
             "Discord refused the Message Content intent: enable it under Bot → Privileged Gateway Intents "
             "in the Developer Portal (see README)"
         ) from None
+    except discord.HTTPException as exc:  # an outage while logging in (the probe before start got through)
+        raise DiscordUnavailable(f"Discord answered {exc.status} during start-up: {exc.text}") from None
+    except (discord.GatewayNotFound, aiohttp.ClientError) as exc:
+        raise DiscordUnavailable(f"lost Discord while connecting: {describe_connection_error(exc)}") from None
     finally:
         # The launcher now saves the queued work (bounded): a signal meanwhile must not kill it half-way.
         for number in STOP_SIGNALS:

@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import HearthError
+from bot.observability.logs import set_log_context
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,15 @@ def explain(error: BaseException) -> str | None:
 
 class HearthTree(app_commands.CommandTree[Any]):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """The per-user cooldown (USER_COOLDOWN_SECONDS, or the server's /config cooldown) between commands."""
+        """The per-user cooldown (USER_COOLDOWN_SECONDS, or the server's /config cooldown) between commands.
+
+        First, the interaction's ids go into the log context of the task that runs it (one per interaction)."""
+        set_log_context(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            interaction_id=interaction.id,
+        )
         container = _container(interaction)
         if interaction.type is not discord.InteractionType.application_command or container is None:
             return True

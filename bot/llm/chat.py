@@ -25,7 +25,13 @@ TextCallback = Callable[[str], Awaitable[None]]
 
 
 class LLMUnavailable(HearthError):
-    """The model could not answer within the retry budget, or refused the request outright."""
+    """The model could not answer within the retry budget, or refused the request outright.
+
+    ``faults`` are the kinds of the failed attempts, in order (see :class:`Completion`)."""
+
+    def __init__(self, message: str, *, faults: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.faults = tuple(faults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,9 @@ class Completion:
     completion_tokens: int
     attempts: int
     seconds: float  # wall time spent waiting for the model, retries included
+    # The kinds of the attempts that failed before this answer: rate_limited, server_error, timeout, connection,
+    # bad_stream, empty (and refused, which ends the call).
+    faults: tuple[str, ...] = ()
 
 
 class ChatModel(Protocol):
@@ -56,9 +65,10 @@ class ChatModel(Protocol):
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after_s: float | None = None, *, kind: str) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
+        self.kind = kind
 
 
 def _retry_after(response: Any) -> float | None:
@@ -113,15 +123,22 @@ class OpenAIChatModel:
     ) -> Completion:
         started = time.monotonic()
         attempt = 0
+        faults: list[str] = []
         while True:
             attempt += 1
             try:
                 text, usage = await self._stream_once(messages, options, on_text)
+            except LLMUnavailable as refused:
+                refused.faults = (*faults, "refused")
+                raise
             except _Retryable as fault:
+                faults.append(fault.kind)
                 elapsed = time.monotonic() - started
                 wait = self.backoff.delay(attempt, retry_after_s=fault.retry_after_s, rng=self.rng)
                 if not fits_budget(elapsed, wait, self.budget_s):
-                    raise LLMUnavailable(f"the model did not answer after {attempt} attempts: {fault}") from fault
+                    raise LLMUnavailable(
+                        f"the model did not answer after {attempt} attempts: {fault}", faults=faults
+                    ) from fault
                 log.warning("model call failed (%s); retry %d in %.2fs", fault, attempt, wait)
                 await asyncio.sleep(wait)
                 continue
@@ -136,6 +153,7 @@ class OpenAIChatModel:
                 completion_tokens=completion_tokens,
                 attempts=attempt,
                 seconds=time.monotonic() - started,
+                faults=tuple(faults),
             )
 
     async def _stream_once(
@@ -176,7 +194,7 @@ class OpenAIChatModel:
                         await on_text(text)
                 async for event in _sse_events(response.aiter_lines()):
                     if event.get("error"):
-                        raise _Retryable(f"stream error: {event['error']}")
+                        raise _Retryable(f"stream error: {event['error']}", kind="bad_stream")
                     if event.get("usage"):
                         usage = (int(event["usage"]["prompt_tokens"]), int(event["usage"]["completion_tokens"]))
                     choices = event.get("choices") or ()
@@ -188,19 +206,24 @@ class OpenAIChatModel:
             finally:
                 await response.aclose()
         except openai.RateLimitError as exc:
-            raise _Retryable("rate limited (429)", _retry_after(exc.response)) from exc
+            raise _Retryable("rate limited (429)", _retry_after(exc.response), kind="rate_limited") from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
-                raise _Retryable(f"server error {exc.status_code}", _retry_after(exc.response)) from exc
+                raise _Retryable(
+                    f"server error {exc.status_code}", _retry_after(exc.response), kind="server_error"
+                ) from exc
             raise LLMUnavailable(f"the model endpoint refused the request ({exc.status_code}): {exc.message}") from exc
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise _Retryable(type(exc).__name__) from exc
+        except openai.APITimeoutError as exc:  # before APIConnectionError, its base class
+            raise _Retryable(type(exc).__name__, kind="timeout") from exc
+        except openai.APIConnectionError as exc:
+            raise _Retryable(type(exc).__name__, kind="connection") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a garbled chunk
-            raise _Retryable(f"unreadable stream: {exc!r}") from exc
+            raise _Retryable(f"unreadable stream: {exc!r}", kind="bad_stream") from exc
         except Exception as exc:
             if _is_transport_error(exc):
-                raise _Retryable(f"stream broken: {type(exc).__name__}") from exc
+                kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
+                raise _Retryable(f"stream broken: {type(exc).__name__}", kind=kind) from exc
             raise
         if not text.strip():
-            raise _Retryable("empty answer")
+            raise _Retryable("empty answer", kind="empty")
         return text, usage

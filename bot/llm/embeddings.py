@@ -5,6 +5,7 @@ Every embedder returns float32 rows of unit length, so a dot product between two
 
 import asyncio
 import contextlib
+import contextvars
 import importlib
 import logging
 import os
@@ -262,7 +263,10 @@ class LocalEmbedder:
             if piece.urgent:
                 self._query_arrived.set()
         if self._batcher is None:
-            self._batcher = asyncio.create_task(self._run_batches(), name="embedding-batcher")
+            # A context of its own: started by whichever message came first, it must not log with that one's ids.
+            self._batcher = asyncio.create_task(
+                self._run_batches(), name="embedding-batcher", context=contextvars.Context()
+            )
 
     async def aclose(self) -> None:
         if self._closed:
@@ -438,6 +442,17 @@ class _TorchEncoder:
         return np.asarray(raw, dtype=np.float32)
 
 
+def _quiet_progress_bars() -> None:
+    """transformers and the Hugging Face hub draw progress bars while loading weights: not on Hearth's terminal
+    (`chat`) nor in its log."""
+    for module, switch in (
+        ("transformers.utils.logging", "disable_progress_bar"),
+        ("huggingface_hub.utils", "disable_progress_bars"),
+    ):
+        with contextlib.suppress(ImportError, AttributeError):
+            getattr(importlib.import_module(module), switch)()
+
+
 class SentenceTransformersEmbedder(LocalEmbedder):
     """Any sentence-transformers model through torch (the optional ``torch`` extra), behind the same batcher.
 
@@ -457,6 +472,7 @@ class SentenceTransformersEmbedder(LocalEmbedder):
                 "EMBEDDING_PROVIDER=sentence-transformers needs torch and sentence-transformers: "
                 f"pip install -e '.[torch]' (or set EMBEDDING_PROVIDER=local) [{exc}]"
             ) from exc
+        _quiet_progress_bars()
         # Set on this thread, the one that runs every forward pass (OpenMP keeps its thread count per thread).
         torch.set_num_threads(self.threads)
         with contextlib.suppress(RuntimeError):  # allowed only before any parallel work in the process

@@ -27,12 +27,17 @@ def openai_client(*, api_key: str | None, base_url: str | None, timeout: float, 
     )
 
 
-def build_openai_client(settings: Settings, *, timeout: float, max_retries: int = 0) -> AsyncOpenAI:
-    """A client for the configured endpoint, or a clear error saying what to set."""
+def require_llm(settings: Settings) -> None:
+    """A clear error saying what to set when no model endpoint is configured."""
     if not llm_configured(settings):
         raise ConfigError(
             "no language model is configured: set OPENAI_API_KEY (OpenAI, OpenRouter) or "
             "OPENAI_BASE_URL (e.g. http://localhost:11434/v1 for Ollama) in .env"
         )
+
+
+def build_openai_client(settings: Settings, *, timeout: float, max_retries: int = 0) -> AsyncOpenAI:
+    """A client for the configured endpoint, or a clear error saying what to set."""
+    require_llm(settings)
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return openai_client(api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=max_retries)

@@ -1,15 +1,16 @@
 """`python -m bot doctor`: is this installation ready to run?"""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import openai
 
 from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.repositories.system import SystemRepository
-from bot.errors import HearthError
+from bot.errors import HearthError, describe_connection_error
 from bot.llm.openai_client import build_openai_client, llm_configured
 from bot.settings import Settings
 
@@ -25,10 +26,30 @@ class Check:
     detail: str
 
 
-def _discord_token(settings: Settings) -> Check:
+class TokenCheck(Protocol):
+    """What a token probe answers (``bot.discord.probe.TokenCheck``; services do not import discord)."""
+
+    @property
+    def status(self) -> Literal["ok", "invalid", "unreachable"]: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+TokenProbe = Callable[[str], Awaitable[TokenCheck]]
+
+
+async def _discord_token(settings: Settings, check_token: TokenProbe | None) -> Check:
     if settings.discord_token is None:
         return Check("discord token", "fail", "DISCORD_TOKEN is not set (put it in .env)")
-    return Check("discord token", "ok", "set")
+    if check_token is None:
+        return Check("discord token", "ok", "set (not checked with Discord)")
+    result = await check_token(settings.discord_token.get_secret_value())
+    if result.status == "ok":
+        return Check("discord token", "ok", result.detail)
+    if result.status == "invalid":
+        return Check("discord token", "fail", result.detail)
+    return Check("discord token", "fail", f"set, but Discord is unreachable: {result.detail}")
 
 
 async def _database_checks(settings: Settings) -> list[Check]:
@@ -47,6 +68,9 @@ async def _database_checks(settings: Settings) -> list[Check]:
         current, head = await migrations.current_revision(database), migrations.head_revision()
         if current == head:
             checks.append(Check("schema", "ok", f"at head ({head})"))
+        elif current is not None and not migrations.is_known(current):
+            detail = f"at {current}, newer than this version of Hearth knows (its head is {head})"
+            checks.append(Check("schema", "fail", detail))
         else:
             checks.append(
                 Check(
@@ -77,17 +101,21 @@ async def _llm(settings: Settings) -> Check:
     except openai.APIStatusError as exc:
         return Check("llm endpoint", "fail", f"{where} answered {exc.status_code}: {exc.message}")
     except openai.APIError as exc:
-        return Check("llm endpoint", "fail", f"{where} unreachable: {exc.message}")
+        return Check("llm endpoint", "fail", f"{where} unreachable: {describe_connection_error(exc)}")
     finally:
         await client.close()
     listed = "listed" if settings.llm_model in models else "not listed (may still work)"
     return Check("llm endpoint", "ok", f"{where}: {len(models)} models; LLM_MODEL {settings.llm_model} {listed}")
 
 
-async def run_checks(settings: Settings) -> list[Check]:
-    """Every check, in the order a person would fix them; the slow probes run side by side."""
-    database_checks, llm_check = await asyncio.gather(_database_checks(settings), _llm(settings))
-    return [Check("settings", "ok", "valid"), _discord_token(settings), *database_checks, llm_check]
+async def run_checks(settings: Settings, *, check_token: TokenProbe | None = None) -> list[Check]:
+    """Every check, in the order a person would fix them; the slow probes run side by side.
+
+    ``check_token`` asks Discord about the token (the CLI passes ``bot.discord.probe.check_token``)."""
+    token_check, database_checks, llm_check = await asyncio.gather(
+        _discord_token(settings, check_token), _database_checks(settings), _llm(settings)
+    )
+    return [Check("settings", "ok", "valid"), token_check, *database_checks, llm_check]
 
 
 def render_table(checks: list[Check]) -> str:

@@ -21,6 +21,7 @@ from bot.db.types import utcnow
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM
 from tests.support.bot import running_bot
+from tests.support.observability import counted
 
 READ_ONLY = discordpy.Permissions(view_channel=True, read_message_history=True).value
 
@@ -82,6 +83,7 @@ async def test_a_due_reminder_is_posted_in_its_channel_without_pings(
         assert call.body["content"] == "⏰ Reminder: water the plants @everyone"
         assert_safe_mentions(call)
         await statuses_become(db, {event_id: "sent"})
+        await counted(bot.container.metrics.registry, "hearth_scheduled_events_total", 1, outcome="sent")
     assert discord.calls("create_dm") == []
     assert llm.chat_requests == [], "a reminder needs no model"
 

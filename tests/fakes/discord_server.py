@@ -402,6 +402,8 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._ready_gate = asyncio.Event()
+        self._ready_gate.set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -1266,6 +1268,15 @@ class FakeDiscord:
         """
         await self._wait(lambda: sum(s.ready for s in self._sessions) >= shards, timeout, "identify")
 
+    def hold_ready(self) -> asyncio.Event:
+        """Answer IDENTIFY with READY only once the returned event is set (a gateway slow to let the bot in)."""
+        self._ready_gate.clear()
+        return self._ready_gate
+
+    async def wait_identify_sent(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until a client has sent IDENTIFY (READY may be held back: see :meth:`hold_ready`)."""
+        await self._wait(lambda: bool(self.identifies), timeout, "send IDENTIFY")
+
     async def wait_resumed(self, timeout: float = 5.0, *, count: int = 1) -> None:  # noqa: ASYNC109
         """Wait until clients have RESUMEd ``count`` sessions in all (see :meth:`request_reconnect`)."""
         await self._wait(lambda: len(self.resumes) >= count, timeout, "resume")
@@ -1307,6 +1318,8 @@ class FakeDiscord:
             shard = data.get("shard") or (0, 1)
             session.shard = (int(shard[0]), int(shard[1]))
             self._known_sessions[session.session_id] = session.shard
+            await self._notify()
+            await self._ready_gate.wait()
             await self._ready(session)
         elif op == RESUME:
             if data.get("session_id") not in self._known_sessions:

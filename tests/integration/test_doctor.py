@@ -3,6 +3,7 @@
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
@@ -57,7 +58,7 @@ async def test_a_ready_postgresql_installation_passes_every_check(pg: Database, 
 
 
 async def test_what_is_wrong_is_named_and_the_cli_exits_non_zero(
-    postgres_server_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, postgres_server_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     empty = await create_database(postgres_server_url, f"hearth_doctor_{uuid.uuid4().hex[:8]}")
     url = empty.render_as_string(hide_password=False)
@@ -68,7 +69,7 @@ async def test_what_is_wrong_is_named_and_the_cli_exits_non_zero(
     assert checks["database"][0] == "ok"
     assert checks["schema"] == ("fail", checks["schema"][1]) and "python -m bot db upgrade" in checks["schema"][1]
     assert checks["pgvector"][0] == "fail", "a database nobody migrated has no vector extension"
-    assert checks["llm endpoint"][0] == "fail" and "unreachable" in checks["llm endpoint"][1]
+    assert checks["llm endpoint"] == ("fail", f"{unreachable_llm} unreachable: connection refused")
 
     from bot import cli
 
@@ -76,6 +77,7 @@ async def test_what_is_wrong_is_named_and_the_cli_exits_non_zero(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("OPENAI_BASE_URL", unreachable_llm)
-    assert await cli._doctor("/nonexistent/.env") == 1
+    monkeypatch.chdir(tmp_path)  # no .env there
+    assert await cli._doctor(None) == 1
     table = capsys.readouterr().out
     assert "FAIL  schema" in table and "OK    database" in table

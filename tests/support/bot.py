@@ -32,9 +32,16 @@ def bot_settings(db: Database, llm: FakeLLM, **overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    discord: FakeDiscord, db: Database, llm: FakeLLM, *, budget_s: float = 5.0, **overrides: Any
+    discord: FakeDiscord,
+    db: Database,
+    llm: FakeLLM,
+    *,
+    budget_s: float = 5.0,
+    ready: bool = True,
+    **overrides: Any,
 ) -> AsyncIterator[HearthBot]:
-    """Start HearthBot as ``python -m bot run`` would, connected and ready; close it cleanly afterwards."""
+    """Start HearthBot as ``python -m bot run`` would, connected and ready (unless ``ready`` is False: then as
+    soon as it is set up); close it cleanly afterwards."""
     container = await Container.create(
         bot_settings(db, llm, **overrides),
         chat_model=chat_model(llm.base_url, budget_s=budget_s),
@@ -44,9 +51,12 @@ async def running_bot(
         bot = HearthBot(container, guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start("fake-token"))
         try:
-            await discord.wait_identified()
-            async with asyncio.timeout(5):
-                await bot.wait_until_ready()
+            if ready:
+                await discord.wait_identified()
+                async with asyncio.timeout(5):
+                    await bot.wait_until_ready()
+            else:
+                await discord.wait_identify_sent()  # set up (setup_hook runs before IDENTIFY)
             yield bot
         finally:
             await bot.close()

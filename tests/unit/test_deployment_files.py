@@ -55,12 +55,43 @@ def test_compose_runs_pgvector_with_a_healthcheck_and_the_bot_after_it() -> None
 
     assert bot["build"] == "." and bot["env_file"] == ".env"
     assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
-    url = bot["environment"]["DATABASE_URL"]
-    env = postgres["environment"]
-    assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/" in url
-    assert url.endswith("/" + env["POSTGRES_DB"]) and f"//{env['POSTGRES_USER']}:" in url
     used = set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()))
     assert used <= _env_example().keys(), "every variable compose reads is documented"
+
+
+def test_compose_scrapes_metrics_on_its_network_and_checks_health_with_healthz() -> None:
+    bot = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["bot"]
+    port = bot["environment"]["METRICS_PORT"]
+    assert bot["environment"]["METRICS_HOST"] == "0.0.0.0" and bot["expose"] == [port]
+    assert "ports" not in bot, "the metrics endpoint has no authentication: never published on the host"
+    check = " ".join(bot["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/healthz" in check
+    assert Settings(_env_file=None, metrics_port=port).metrics_port == int(port)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("password", ["hearth", "p@ss:w/rd%?#&=+ é"])
+def test_compose_gives_the_bot_any_postgres_password(monkeypatch: pytest.MonkeyPatch, password: str) -> None:
+    """The bot's settings as compose sets them, with POSTGRES_PASSWORD substituted as compose does: the URL is
+    built from parts, so no character of the password can break it."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    postgres, bot = compose["services"]["postgres"], compose["services"]["bot"]
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in bot["environment"].items():
+        monkeypatch.setenv(name, re.sub(r"\$\{POSTGRES_PASSWORD(:-[^}]*)?\}", lambda _: password, str(value)))
+
+    url = load_settings(env_file=None).database
+    env = postgres["environment"]
+    assert url.drivername == "postgresql+asyncpg"
+    assert (url.username, url.password, url.host, url.port) == (env["POSTGRES_USER"], password, "postgres", 5432)
+    assert url.database == env["POSTGRES_DB"]
+
+
+def test_compose_does_not_restart_a_bot_that_cannot_start_forever() -> None:
+    """A missing token exits with status 2 at every start: Docker gives up after a few tries (README)."""
+    bot = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["bot"]
+    policy, _, retries = bot["restart"].partition(":")
+    assert policy == "on-failure" and 1 <= int(retries) <= 10
 
 
 def test_dockerfile_migrates_then_runs() -> None:

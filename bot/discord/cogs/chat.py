@@ -9,6 +9,7 @@ from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.domain.triggers import MessageSignals
+from bot.observability.logs import log_context
 from bot.services.incoming import IncomingMessage, Place
 
 log = logging.getLogger(__name__)
@@ -62,21 +63,23 @@ class Chat(commands.Cog):
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
             return
-        conversation = self.bot.container.conversation
-        try:
-            incoming = incoming_from(message, me)
-            with self.bot.replying.track():
-                if self.bot.accepting:
-                    await conversation.handle(incoming, MessageReply(message))
-                else:  # stopping: kept, and answered by the next start's catch-up
-                    await conversation.keep(incoming)
-        except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
-            log.exception(
-                "could not handle message %s (guild %s, channel %s)",
-                message.id,
-                message.guild.id if message.guild else None,
-                message.channel.id,
-            )
+        container = self.bot.container
+        guild_id = message.guild.id if message.guild else None
+        with log_context(
+            guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
+        ):
+            try:
+                incoming = incoming_from(message, me)
+                with self.bot.replying.track():
+                    if self.bot.accepting:
+                        outcome = await container.conversation.handle(incoming, MessageReply(message))
+                    else:  # stopping: kept, and answered by the next start's catch-up
+                        outcome = await container.conversation.keep(incoming)
+                container.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
+            except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
+                log.exception(
+                    "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
+                )
 
 
 async def setup(bot: HearthBot) -> None:

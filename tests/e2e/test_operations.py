@@ -1,0 +1,200 @@
+"""Running Hearth as a service, end to end: /metrics and /healthz served by the bot itself, and its log lines.
+
+The real HearthBot against the fake Discord and the fake LLM (real HTTP servers on 127.0.0.1), on both
+databases; /metrics and /healthz are read over HTTP and /metrics parsed with Prometheus' own parser. The last
+test runs ``python -m bot run`` in a process of its own (tests/support/launcher.py), set up from its environment.
+"""
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.db.engine import Database
+from bot.discord.client import HearthBot
+from bot.log import secrets_of, setup_logging
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.support.bot import running_bot
+from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
+
+ROOT = Path(__file__).resolve().parents[2]
+DISCORD_TOKEN = "MTIzNDU2Nzg5MDEy.secret-discord-token"
+API_KEY = "sk-live-secret-api-key-0123456789"
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+def port_of(bot: HearthBot) -> int:
+    assert bot.ops_server is not None, "METRICS_PORT is set: the bot serves /metrics and /healthz"
+    return bot.ops_server.port
+
+
+async def scraped_when(bot: HearthBot, condition: Callable[[Samples], bool]) -> Samples:
+    """/metrics once ``condition`` holds (a reply is counted just after it is stored)."""
+    samples: Samples = {}
+    async with asyncio.timeout(5):
+        while not condition(samples := await scrape(port_of(bot))):  # noqa: ASYNC110 (polling over HTTP)
+            await asyncio.sleep(0.05)
+    return samples
+
+
+async def test_metrics_count_a_reply_with_its_latencies_model_call_and_rate_limit_waits(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Fail(429, retry_after=0.05), Reply("Hello Ana, lovely to see you!"))
+    discord.fail("create_message", 429, retry_after=0.25)  # discord.py waits it out, then sends
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        before = await scrape(port_of(bot))
+        assert sample(before, "hearth_replies_total", outcome="replied") is None, "nothing counted before a reply"
+
+        await discord.user_message(general, ana, f"{discord.bot.mention} hi there")
+        await discord.wait_for_request(
+            lambda call: (
+                call.route in ("create_message", "edit_message")
+                and (call.body or {}).get("content") == "Hello Ana, lovely to see you!"
+            )
+        )
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="replied") == 1)
+
+    for histogram in ("hearth_reply_own_seconds", "hearth_reply_model_seconds"):
+        assert sample(samples, f"{histogram}_count") == 1, histogram
+        assert sample(samples, f"{histogram}_bucket", le="+Inf") == 1, histogram
+        assert sum(1 for name, _ in samples if name == f"{histogram}_bucket") > 5, "buckets are exposed"
+    model_s = sample(samples, "hearth_reply_model_seconds_sum")
+    assert model_s is not None and model_s >= 0.05, "the model's time includes the wait after its 429"
+    reply = {"model": "fake-model", "purpose": "reply"}
+    assert sample(samples, "hearth_model_calls_total", **reply, result="ok") == 1
+    assert sample(samples, "hearth_model_errors_total", purpose="reply", kind="rate_limited") == 1
+    assert (sample(samples, "hearth_model_tokens_total", **reply, kind="prompt") or 0) > 0
+    assert (sample(samples, "hearth_model_tokens_total", **reply, kind="completion") or 0) > 0
+    assert sample(samples, "hearth_discord_rate_limits_total", scope="route") == 1
+    assert sample(samples, "hearth_discord_rate_limit_wait_seconds_total") == pytest.approx(0.25)
+    backlog = sample(samples, "hearth_memory_embedding_backlog")
+    assert backlog is not None and 0 <= backlog <= 2, "read from the database: the turn's two memories at most"
+    assert sample(samples, "hearth_learner_backlog") == 0
+    assert sample(samples, "hearth_replies_total", outcome="failed") is None
+
+
+async def test_healthz_is_503_until_the_gateway_is_ready_then_200(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord = discord_world[0]
+    let_in = discord.hold_ready()
+    async with running_bot(discord, db, llm, ready=False, metrics_port=0) as bot:
+        status, body = await healthz(port_of(bot))
+        assert (status, body) == (503, {"status": "unavailable", "gateway": "disconnected", "database": "ok"})
+
+        let_in.set()
+        async with asyncio.timeout(5):
+            await bot.wait_until_ready()
+        status, body = await healthz(port_of(bot))
+        assert (status, body) == (200, {"status": "ok", "gateway": "connected", "database": "ok"})
+
+
+async def test_json_log_lines_carry_the_turn_ids_and_no_secret(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    # Some providers echo the key they were given in their error; Hearth logs that error.
+    llm.script(Fail(401, message=f"Incorrect API key provided: {API_KEY}"))
+    lines = io.StringIO()
+    with restored_logging():
+        async with running_bot(discord, db, llm, discord_token=DISCORD_TOKEN, openai_api_key=API_KEY) as bot:
+            setup_logging("INFO", log_format="json", secrets=secrets_of(bot.container.settings), stream=lines)
+            asked = await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+            await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == general)
+
+    output = lines.getvalue()
+    entries: list[dict[str, Any]] = [json.loads(line) for line in output.splitlines()]
+    assert entries and all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+    turn = [entry for entry in entries if entry["logger"] == "bot.services.conversation" and entry["level"] == "ERROR"]
+    assert len(turn) == 1, output
+    assert turn[0]["message"].startswith("no reply for channel")
+    ids = {key: turn[0].get(key) for key in ("guild_id", "channel_id", "user_id", "message_id")}
+    assert ids == {"guild_id": guild.id, "channel_id": general, "user_id": ana.id, "message_id": int(asked["id"])}
+    assert "Incorrect API key provided: [redacted]" in turn[0]["message"]
+    assert API_KEY not in output and DISCORD_TOKEN not in output
+    background = [entry for entry in entries if entry["logger"].startswith(("bot.services.learning", "apscheduler"))]
+    assert all("user_id" not in entry for entry in background), "background work logs without a turn's ids"
+
+
+async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_secrets(
+    db: Database, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """The real launcher in a process of its own, set up from the environment as a deployment is."""
+    llm.script(Reply("Hello from a real process!"))
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        environment |= {
+            "PYTHONPATH": str(ROOT),
+            "FAKE_DISCORD_API": discord.api_base,
+            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+            "OPENAI_BASE_URL": llm.base_url,
+            "OPENAI_API_KEY": API_KEY,
+            "LLM_MODEL": "fake-model",
+            "EMBEDDING_PROVIDER": "openai",  # the fake LLM embeds: no local model to load in the bot's process
+            "EMBEDDING_MODEL": "fake-embedding",
+            "USER_COOLDOWN_SECONDS": "0",
+            "LOG_FORMAT": "json",
+            "METRICS_PORT": "0",  # any free port: the bot logs the one it took
+        }
+        log = tmp_path / "bot.log"
+        with log.open("wb") as stderr:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "tests.support.launcher", "run"),
+                cwd=tmp_path,
+                env=environment,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            port = 0
+            async with asyncio.timeout(60):
+                while not port:  # another process writes the log
+                    await asyncio.sleep(0.05)
+                    serving = re.search(r"serving /metrics and /healthz on http://127\.0\.0\.1:(\d+)", log.read_text())
+                    port = int(serving.group(1)) if serving else 0
+                while (await healthz(port))[0] != 200:  # noqa: ASYNC110 (polling over HTTP)
+                    await asyncio.sleep(0.1)
+
+            await discord.user_message(dm, ana, "hello there")
+            await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == dm)
+            async with asyncio.timeout(10):
+                while sample(await scrape(port), "hearth_replies_total", outcome="replied") != 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            bot.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                code = await bot.wait()
+        finally:
+            if bot.returncode is None:
+                bot.kill()
+                await bot.wait()
+
+    output = log.read_text()
+    assert code == 0, output
+    entries = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
+    assert {"bot.discord.client", "bot.observability.server"} <= {entry["logger"] for entry in entries}
+    assert DISCORD_TOKEN not in output and API_KEY not in output

@@ -1,0 +1,39 @@
+"""The operations server on its own: a database that does not answer makes /healthz say 503."""
+
+import socket
+
+import pytest
+
+from bot.db.engine import Database
+from bot.errors import ConfigError
+from bot.observability.health import Health
+from bot.observability.metrics import Metrics
+from bot.observability.server import OpsServer
+from tests.support.observability import healthz, sample, scrape
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (connecting is refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_healthz_is_503_when_the_database_refuses_and_the_error_is_counted() -> None:
+    database = Database(f"postgresql+asyncpg://hearth:secret@127.0.0.1:{closed_port()}/hearth")
+    metrics = Metrics()
+    database.on_error(metrics.database_error)
+    server = OpsServer(metrics, Health(database, lambda: True), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        status, body = await healthz(server.port)
+        assert (status, body) == (503, {"status": "unavailable", "gateway": "connected", "database": "unreachable"})
+        samples = await scrape(server.port)
+        assert sample(samples, "hearth_database_errors_total", kind="connection") == 1
+
+        taken = OpsServer(metrics, Health(database, lambda: True), host="127.0.0.1", port=server.port)
+        with pytest.raises(ConfigError, match="METRICS_PORT"):
+            await taken.start()
+    finally:
+        await server.stop()
+        await database.dispose()

@@ -1,0 +1,324 @@
+"""Every way a start can fail is one line on stderr and a documented exit status, never a traceback.
+
+Real processes, as a person runs them (``python -m bot …`` through tests/support/launcher.py, which points
+discord.py at a fake Discord), against a temporary SQLite file, the embedded PostgreSQL, a port nobody listens
+on, a fake Discord that answers 401 and the fake LLM endpoint.
+"""
+
+import asyncio
+import contextlib
+import os
+import pty
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from bot.db import migrations
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
+from tests.support.postgres import create_database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+NOBODY = f"http://127.0.0.1:{closed_port()}"  # a port that refuses connections
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def environment(discord: FakeDiscord | None, env: dict[str, str]) -> dict[str, str]:
+    """Only the given settings (no .env is read from the temporary folder), Discord where ``discord`` is."""
+    values = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    values["PYTHONPATH"] = str(ROOT)
+    values["FAKE_DISCORD_API"] = discord.api_base if discord else f"{NOBODY}/api/v10"
+    values["FAKE_DISCORD_GATEWAY"] = discord.gateway_url if discord else NOBODY.replace("http", "ws")
+    return values | env
+
+
+async def hearth(*args: str, cwd: Path, discord: FakeDiscord | None = None, **env: str) -> Result:
+    """``python -m bot ARGS`` in ``cwd``, with discord.py pointed at ``discord`` (else at a refused port)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.launcher",
+        *args,
+        cwd=cwd,
+        env=environment(discord, env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())
+
+
+def one_line(result: Result, status: int, *needles: str) -> str:
+    """The line that says what stopped the command: the last on stderr, after at most two log lines."""
+    assert result.returncode == status, result
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 3, result.stderr
+    line = lines[-1]
+    assert line.startswith("hearth: "), line
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def doctor_row(result: Result, name: str) -> str:
+    assert "Traceback" not in result.stderr + result.stdout
+    return next(line for line in result.stdout.splitlines() if line[6:].startswith(name))
+
+
+MODEL = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": f"{NOBODY}/v1"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "what"),
+    [
+        ("LLM_EXTRA_HEADERS", "{bad", "not valid JSON"),
+        ("LLM_EXTRA_BODY", "{'top_p': 0.9}", "JSON needs double quotes"),
+        ("DATABASE_URL", "postgresql+asyncpg://hearth:pw@localhost:abc/hearth", "port in the URL is not a whole"),
+        ("EMBEDDING_PROVIDER", "bogus", "'local', 'sentence-transformers' or 'openai', not 'bogus'"),
+    ],
+)
+async def test_a_malformed_setting_is_one_line_naming_it_in_every_command(
+    tmp_path: Path, name: str, value: str, what: str
+) -> None:
+    commands = [("run",), ("chat",), ("db", "current"), ("doctor",)]
+    run, chat, db, doctor = await asyncio.gather(
+        *(hearth(*command, cwd=tmp_path, **MODEL, **{name: value}) for command in commands)
+    )
+    for result in (run, chat, db):
+        one_line(result, 2, f"invalid settings: {name}", what)
+    assert doctor.returncode == 1 and doctor.stderr == ""
+    row = doctor_row(doctor, "settings")
+    assert row.startswith("FAIL") and name in row and what in row
+    assert "pw@" not in run.stderr + doctor.stdout, "a URL's password is never echoed"
+
+
+async def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "latin1.env").write_bytes(b"LLM_MODEL=caf\xe9\n")
+    missing, undecodable, db_missing, doctor = await asyncio.gather(
+        hearth("--env-file", "nope.env", "run", cwd=tmp_path, **MODEL),
+        hearth("--env-file", "latin1.env", "chat", cwd=tmp_path, **MODEL),
+        hearth("--env-file", "nope.env", "db", "upgrade", cwd=tmp_path),
+        hearth("--env-file", "nope.env", "doctor", cwd=tmp_path, **MODEL),
+    )
+    one_line(missing, 2, "cannot read the settings file nope.env: No such file or directory")
+    one_line(undecodable, 2, "cannot read the settings file latin1.env: not UTF-8 text")
+    one_line(db_missing, 2, "nope.env")
+    assert not (tmp_path / "data").exists(), "nothing was done with the settings it could not read"
+    assert doctor.returncode == 1 and "nope.env" in doctor_row(doctor, "settings")
+
+
+async def test_an_invalid_token_or_an_unreachable_discord_stops_run_before_the_database(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord:
+        discord.fail("get_me", 401, message="401: Unauthorized", times=10)
+        rejected, unreachable = await asyncio.gather(
+            hearth("run", cwd=tmp_path, discord=discord, **MODEL),
+            hearth("run", cwd=tmp_path, DISCORD_CONNECT_RETRY_SECONDS="2", **MODEL),
+        )
+    one_line(rejected, 5, "Discord rejected DISCORD_TOKEN")
+    line = one_line(unreachable, 4, "cannot reach Discord", "connection refused", "DISCORD_CONNECT_RETRY_SECONDS")
+    assert "tried 2 times" in line, "retried with backoff before giving up"
+    assert "trying again in" in unreachable.stderr.splitlines()[0]
+    assert not (tmp_path / "data").exists(), "neither touched the database"
+
+
+async def test_a_database_that_refuses_is_one_line_without_the_password(
+    tmp_path: Path, postgres_server_url: URL
+) -> None:
+    refused = f"postgresql+asyncpg://hearth:s3cret@127.0.0.1:{closed_port()}/hearth"
+    database = await create_database(postgres_server_url, f"hearth_refuses_{uuid.uuid4().hex[:8]}")
+    no_such_role = database.set(username="nobody", password="s3cret").render_as_string(hide_password=False)
+    async with FakeDiscord() as discord:
+        run, db, role = await asyncio.gather(
+            hearth("run", cwd=tmp_path, discord=discord, DATABASE_URL=refused, **MODEL),
+            hearth("db", "upgrade", cwd=tmp_path, DATABASE_URL=refused),
+            hearth("db", "current", cwd=tmp_path, DATABASE_URL=no_such_role),
+        )
+    one_line(run, 3, "cannot use the database at postgresql+asyncpg://hearth:***@127.0.0.1", "connection refused")
+    one_line(db, 3, "connection refused")
+    one_line(role, 3, 'role "nobody" does not exist')
+    assert "s3cret" not in run.stderr + db.stderr + role.stderr
+
+
+async def test_db_refuses_unknown_revisions_and_the_wrong_direction(tmp_path: Path) -> None:
+    head = migrations.head_revision()
+    assert (await hearth("db", "upgrade", cwd=tmp_path)).returncode == 0
+
+    backwards = one_line(await hearth("db", "upgrade", "0003", cwd=tmp_path), 3, f"at {head}, past 0003")
+    assert "python -m bot db downgrade 0003" in backwards
+    one_line(await hearth("db", "downgrade", "nonsense", cwd=tmp_path), 2, "no revision 'nonsense'", "0001", head)
+    debug = await hearth("--debug", "db", "downgrade", "nonsense", cwd=tmp_path)
+    assert debug.returncode == 2 and debug.stderr.startswith("hearth: there is no revision 'nonsense'")
+    assert "Traceback" in debug.stderr, "--debug adds the traceback after the line"
+    assert "up to date" in (await hearth("db", "current", cwd=tmp_path)).stdout, "nothing changed the database"
+
+    assert (await hearth("db", "downgrade", "0005", cwd=tmp_path)).returncode == 0
+    one_line(await hearth("db", "downgrade", "0007", cwd=tmp_path), 3, "at 0005, before 0007", "db upgrade 0007")
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "hearth.db")) as connection, connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")  # migrated by a newer Hearth
+    newer = await hearth("db", "upgrade", cwd=tmp_path)
+    one_line(newer, 3, "revision 9999, which this version of Hearth does not know")
+    current = await hearth("db", "current", cwd=tmp_path)
+    assert current.returncode == 1 and "ahead: a newer version of Hearth" in current.stdout
+
+
+async def test_doctor_checks_the_token_with_discord_and_says_refused(tmp_path: Path, llm: FakeLLM) -> None:
+    settings = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": llm.models[0]}
+    async with FakeDiscord() as valid, FakeDiscord() as rejecting:
+        rejecting.fail("get_me", 401, message="401: Unauthorized", times=10)
+        ok, invalid, unreachable = await asyncio.gather(
+            hearth("doctor", cwd=tmp_path, discord=valid, **settings),
+            hearth("doctor", cwd=tmp_path, discord=rejecting, **settings),
+            hearth("doctor", cwd=tmp_path, **MODEL),
+        )
+    assert doctor_row(ok, "discord token") == f"OK    discord token  valid: the bot Hearth (id {valid.bot.id})"
+    assert doctor_row(ok, "llm endpoint").startswith("OK")
+    assert doctor_row(invalid, "discord token").startswith("FAIL  discord token  Discord rejected DISCORD_TOKEN")
+    assert doctor_row(unreachable, "discord token").endswith("Discord is unreachable: connection refused")
+    assert doctor_row(unreachable, "llm endpoint").endswith(f"{NOBODY}/v1 unreachable: connection refused")
+    assert [result.returncode for result in (invalid, unreachable)] == [1, 1]
+
+
+class Terminal:
+    """A pseudo-terminal running ``python -m bot chat``: what a person sees, echo of what they type included."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.master, child = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "chat"], cwd=cwd, env=env, stdin=child, stdout=child, stderr=child
+        )
+        os.close(child)
+        self.screen = b""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError):  # EIO: the process closed the terminal
+            while chunk := os.read(self.master, 4096):
+                self.screen += chunk
+
+    def wait_for(self, text: str, *, count: int = 1, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.screen.decode(errors="replace").count(text) < count:
+            assert time.monotonic() < deadline, f"no {text!r} on the screen: {self.screen!r}"
+            time.sleep(0.05)
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def finish(self) -> list[str]:
+        self.process.wait(timeout=90)
+        self._reader.join(timeout=10)
+        os.close(self.master)
+        return self.screen.decode().split("\r\n")
+
+
+@pytest.fixture
+def terminal_factory() -> Iterator[list[Terminal]]:
+    made: list[Terminal] = []
+    yield made
+    for terminal in made:
+        if terminal.process.poll() is None:
+            terminal.process.kill()
+            terminal.process.wait()
+
+
+async def test_chat_keeps_log_lines_out_of_the_reply_and_prints_nothing_after_leaving(
+    tmp_path: Path, llm: FakeLLM, terminal_factory: list[Terminal]
+) -> None:
+    # First two server errors, retried (each a warning), then the reply; then a reply that breaks off after its
+    # first word, retried. Learning answers are not JSON, so the learner warns when it reads the turns, which
+    # is when the chat ends.
+    llm.script(
+        Fail(500),
+        Fail(500),
+        Reply("hello there, friend", chunk_size=3),
+        BrokenStream("this answer breaks off", after_chars=5),
+        Reply("second try", chunk_size=3),
+    )
+    env = environment(None, {"OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": llm.models[0]})
+    terminal = Terminal(tmp_path, env)
+    terminal_factory.append(terminal)
+
+    await asyncio.to_thread(terminal.wait_for, "you> ")
+    terminal.type(b"hi\n")
+    await asyncio.to_thread(terminal.wait_for, "you> ", count=2)
+    terminal.type(b"and again\n")
+    await asyncio.to_thread(terminal.wait_for, "you> ", count=3)
+    terminal.type(b"\x04")  # Ctrl-D
+    lines = await asyncio.to_thread(terminal.finish)
+
+    assert terminal.process.returncode == 0
+    retried = "model call failed (server error 500); retry"
+    assert lines[:2] == ["Talking to Hearth. Ctrl-D or /quit to leave.", "you> hi"]
+    assert [line.startswith(retried) for line in lines[2:4]] == [True, True], lines
+    assert lines[4:6] == ["Hearth: hello there, friend", "you> and again"], "the reply has a line of its own"
+    # The broken answer's first word shows; the warning ends its line; the retried answer goes on below.
+    assert lines[6] == "Hearth: this " and lines[7].startswith("model call failed ("), lines
+    assert lines[8:] == [" " * len("Hearth: ") + "second try", "you> ", ""], "nothing after leaving"
+    assert "Loading" not in terminal.screen.decode() and "%|" not in terminal.screen.decode(), "no progress bar"
+    assert len(llm.chat_requests) > 5, "the learner did call the model at the end, and its warnings stayed quiet"
+
+
+@contextlib.contextmanager
+def discord_at(base: str) -> Iterator[None]:
+    from discord.http import Route
+
+    old, Route.BASE = Route.BASE, base
+    try:
+        yield
+    finally:
+        Route.BASE = old
+
+
+async def test_the_token_probe_names_what_is_wrong_with_the_way_to_discord() -> None:
+    """Host not found and a server that never answers, as doctor and run describe them."""
+    from bot.discord.probe import check_token
+
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # the request, left unanswered
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with discord_at("http://nobody.invalid/api/v10"):
+            unknown_host = await check_token("token", timeout_s=5)
+        with discord_at(f"http://127.0.0.1:{port}/api/v10"):
+            silence = await check_token("token", timeout_s=0.5)
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+    assert (unknown_host.status, unknown_host.detail.split(" (")[0]) == ("unreachable", "host not found")
+    assert (silence.status, silence.detail) == ("unreachable", "timed out")
