@@ -20,7 +20,8 @@ excluded. Figures:
 - ``memories_dropped``: stored turns without a memory row at the very end (must be 0);
 - ``max_replies_per_s``: every channel sends as soon as its last message is answered (the most it can do);
 - ``saturation_per_s``: the highest offered rate (stepped through ``--saturation-rates``, each for
-  ``--saturation-seconds``, starting from an empty backlog) at which the embedding backlog stays bounded:
+  ``--saturation-seconds``, starting from an empty backlog) at which replies keep up (messages answered per
+  second over the step, ``answered_per_s``, at least 95% of the offered rate) and the embedding backlog stays bounded:
   at the end of the step it is at most what one second of embedding clears (``embed_per_s``, measured
   before the load), and it shows no upward trend: the least-squares slope of samples taken every 0.25 s over
   the step's second half (``backlog_trend_per_s``) is at most 1% of that per second, i.e. it would take over
@@ -296,16 +297,20 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
 
         async def open_loop(
             count: int, rate: float, *, on_tick: "Callable[[float], Awaitable[None]] | None" = None
-        ) -> tuple[list[float], float]:
+        ) -> tuple[list[float], float, float]:
             """Messages arrive at ``rate`` per second whatever happens; returns own times (from each message's
-            due arrival to its reply handed out, the model's time excluded) and replies per second."""
+            due arrival to its reply handed out, the model's time excluded), replies per second, and messages
+            answered per second (a reply answers every message its person sent meanwhile)."""
             own_ms: list[float] = []
+            answered = 0
 
             async def one(arrival: float) -> None:
+                nonlocal answered
                 reply = NullReply()
                 outcome = await service.handle(next_message(), reply)
                 if outcome.status == "replied" and reply.sent_at is not None:
                     own_ms.append((reply.sent_at - arrival) * 1000 - (outcome.model_ms or 0.0))
+                    answered += outcome.answered_messages
 
             tasks = []
             started = time.perf_counter()
@@ -320,7 +325,8 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
                     next_tick += 0.25
                     tasks.append(asyncio.create_task(on_tick(time.perf_counter() - started)))
             await asyncio.gather(*tasks)
-            return own_ms, len(own_ms) / (time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            return own_ms, len(own_ms) / elapsed, answered / elapsed
 
         freeze_start_up_heap()  # as `python -m bot run` does once it is wired (see bot/heap.py)
         await closed_loop(max(args.channels * 5, args.messages // 20))  # warm-up: caches, pools, JIT-free paths
@@ -344,7 +350,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         meter = await CpuMeter.of(db)
         cpu_before = meter.seconds()
         handled_before = counter
-        own_ms, sustained = await open_loop(args.messages, args.rate)
+        own_ms, sustained, _ = await open_loop(args.messages, args.rate)
         query_ms = list(embedder.query_ms)
         backlog = await worker.backlog() if worker is not None else 0
         await settle()  # the run's background work (embedding, learning) is part of its cost
@@ -362,19 +368,23 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             bound = max(1.0, embed_per_s)  # what one second of embedding clears
             for rate in args.saturation_rates:
                 samples: list[tuple[float, int]] = []
-                step_own, step_replies = await open_loop(
+                step_own, step_replies, step_answered = await open_loop(
                     int(rate * args.saturation_seconds), rate, on_tick=backlog_sampler(worker, samples)
                 )
                 end = await worker.backlog()
                 half = args.saturation_seconds / 2
                 trend = _slope([(t, b) for t, b in samples if t >= half])
                 # Bounded: the backlog ends within one second of embedding, and does not trend upwards (at the
-                # trend of the second half it would take over 100 s to grow by one second of embedding).
-                bounded = end <= bound and trend <= bound / 100
+                # trend of the second half it would take over 100 s to grow by one second of embedding); and the
+                # replies keep up (a bot that answers more slowly than people write also stores turns more
+                # slowly, and its backlog could look bounded while it falls behind).
+                kept_up = step_answered >= 0.95 * rate
+                bounded = end <= bound and trend <= bound / 100 and kept_up
                 steps.append(
                     {
                         "offered_per_s": rate,
                         "replies_per_s": round(step_replies, 1),
+                        "answered_per_s": round(step_answered, 1),
                         "p95_ms": round(statistics.quantiles(step_own, n=100)[94], 2) if len(step_own) > 1 else None,
                         "backlog_at_end": end,
                         "backlog_trend_per_s": round(trend, 2),
