@@ -44,7 +44,7 @@ WITH found AS MATERIALIZED (
     WHERE search_vector @@ CAST(:words AS tsquery) AND {{scope}}
       AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))
 ),
-average AS (SELECT avg(length) AS length FROM found),
+average AS MATERIALIZED (SELECT avg(length) AS length FROM found),
 query AS (
     SELECT CAST(lexeme AS tsquery) AS lexeme, weight
     FROM unnest(CAST(:lexemes AS text[]), CAST(:weights AS float8[])) AS query(lexeme, weight)
@@ -100,7 +100,7 @@ found AS (
     WHERE {{scope}}
     GROUP BY memories.id
 ),
-average AS (SELECT avg(length) AS length FROM found),
+average AS MATERIALIZED (SELECT avg(length) AS length FROM found),
 ranked AS (
     SELECT found.id AS id, found.weight * {BM25_K1 + 1}
         / (1 + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * found.length / average.length)) AS score
