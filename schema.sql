@@ -681,4 +681,12 @@ CREATE INDEX ix_memories_unembedded ON memories (id) WHERE embedding IS NULL;
 
 UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
 
+-- Running upgrade 0010 -> 0011
+
+CREATE INDEX ix_memories_conversation_id_id ON memories (conversation_id, id);
+
+DROP INDEX ix_memories_conversation_id;
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
+
 COMMIT;
