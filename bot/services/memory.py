@@ -23,6 +23,10 @@ from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
 
+# About the fewest tokens a memory takes in the prompt ('Yesterday in #general, Ana said: "ok"' and its newline): how
+# many to recall so that a section of any budget can be filled.
+MIN_LINE_TOKENS = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Recalled:
@@ -154,7 +158,12 @@ class MemoryService:
     ) -> MemorySection:
         """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
         recalled = await self.recall(
-            query, scope, now=now, limit=20, exclude_message_ids=exclude_message_ids, vector=vector
+            query,
+            scope,
+            now=now,
+            limit=max(tokens // MIN_LINE_TOKENS, 1),
+            exclude_message_ids=exclude_message_ids,
+            vector=vector,
         )
         lines = take_lines_within([r.line for r in recalled], tokens)
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])

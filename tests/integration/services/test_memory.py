@@ -14,6 +14,7 @@ from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
+from bot.domain.budget import estimate_tokens
 from bot.domain.recall import RecallScope
 from bot.services.activity import ReplyActivity
 from bot.services.embedding_worker import EmbeddingWorker
@@ -268,3 +269,16 @@ async def test_neighbours_never_bring_what_the_place_may_not_recall(db: Database
     assert await recalled(RecallScope(ben, other)) == {other_guild}
     assert await recalled(RecallScope(ana, None)) == {ana_dm}
     assert await recalled(RecallScope(ben, None)) == {ben_dm}
+
+
+async def test_the_memory_section_fills_its_budget_however_many_memories_that_takes(
+    db: Database, memory: MemoryService
+) -> None:
+    ids = await people_and_places(db)
+    await memory.remember(
+        [said(f"tea note {n}", "Ana", ids["ana"], scope="guild", guild=ids["cosy"]) for n in range(60)]
+    )
+    section = await memory.prompt_section("tea", RecallScope(ids["ana"], ids["cosy"]), now=NOW, tokens=1000)
+    lines = section.text.splitlines()
+    assert len(lines) == len(section.memory_ids) > 40, "short memories: many fit"
+    assert estimate_tokens(section.text) <= 1000
