@@ -28,9 +28,7 @@ class Memory(IdMixin, TimestampMixin, Base):
     guild_id: Mapped[int | None] = guild_fk(index=False)
     channel_id: Mapped[int | None] = mapped_column(DiscordId)
     channel_name: Mapped[str | None] = mapped_column(String(100))
-    conversation_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"))
     message_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
