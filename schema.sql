@@ -681,7 +681,15 @@ CREATE INDEX ix_memories_unembedded ON memories (id) WHERE embedding IS NULL;
 
 UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
 
--- Running upgrade 0010 -> 0012
+-- Running upgrade 0010 -> 0011
+
+CREATE INDEX ix_memories_conversation_id_id ON memories (conversation_id, id);
+
+DROP INDEX ix_memories_conversation_id;
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
+
+-- Running upgrade 0011 -> 0012
 
 DROP TRIGGER memories_words_truncated ON memories;
 
@@ -760,7 +768,7 @@ CREATE TRIGGER memories_words_truncated AFTER TRUNCATE ON memories FOR EACH STAT
 
 INSERT INTO memory_words (guild_id, user_id, lexeme, documents) SELECT scope_guild, scope_user, lexeme, 1 * count(*) AS change FROM memories AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme;
 
-UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0010';
+UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011';
 
 -- Running upgrade 0012 -> 0013
 

@@ -1,11 +1,21 @@
 """Evidence recall of Hearth's memory on LoCoMo-format conversations.
 
-Every turn is stored as a message memory through the real memory service on a real database (each
-conversation a guild channel, each speaker a user, each session's date as the timestamp, image captions as
-text); every question is asked through the real retriever in that conversation's scope. Recall@k is the share
-of a question's evidence turns found in the top k, averaged over questions.
+Every turn is stored as the bot stores it: a message memory written without a vector (each conversation a
+guild channel, each session a conversation in it, each speaker a user, each session's date as the timestamp,
+image captions as text, the turn before as context), then embedded by the real embedding worker before any
+question is asked. Every question is asked through the real memory service in that conversation's scope.
 
-    python bench/locomo.py PATH [--backend postgresql|sqlite] [--json]
+Recall@k is the share of a question's evidence turns found in the top k, averaged over questions.
+``recall_at_budget`` is the same share among the memories that actually enter the prompt: the memory section
+the bot builds for that question within its real token budget (default settings), put through the bot's
+prompt builder. ``memory_tokens`` is that section's size in the prompt. ``latency_ms`` times the bot's recall
+for a prompt (``MemoryService.prompt_section``).
+
+    python bench/locomo.py PATH [--backend postgresql|sqlite] [--json] [--conversation N ...]
+
+Figures are given pooled over all questions and per conversation (``per_conversation``): a method tuned on
+some conversations is judged on the others (leave one conversation out). ``--conversation`` (1-based, may be
+repeated) runs only those.
 
 LoCoMo (snap-research) is CC BY-NC 4.0; it is not shipped with Hearth.
 """
@@ -13,12 +23,12 @@ LoCoMo (snap-research) is CC BY-NC 4.0; it is not shipped with Hearth.
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,15 +37,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import bench_database  # noqa: E402
+from bot.db.engine import Database  # noqa: E402
+from bot.db.repositories.conversations import ConversationRepository  # noqa: E402
 from bot.db.repositories.guilds import GuildRepository  # noqa: E402
-from bot.db.repositories.memories import NewMemory  # noqa: E402
+from bot.db.repositories.memories import MemoryRepository, NewMemory  # noqa: E402
 from bot.db.repositories.users import UserRepository  # noqa: E402
+from bot.domain.budget import estimate_tokens  # noqa: E402
 from bot.domain.memory_text import context_line  # noqa: E402
+from bot.domain.prompt import SECTION_TITLES, Budget, PersonaCard, PromptRequest, Turn, build_prompt  # noqa: E402
 from bot.domain.recall import RecallScope  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder  # noqa: E402
+from bot.services.embedding_worker import EmbeddingWorker  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
+from bot.settings import Settings  # noqa: E402
 
 KS = (5, 10, 25)
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+_DIA_ID = re.compile(r"D(\d+):(\d+)")
 
 
 def session_time(text: str) -> datetime:
@@ -44,17 +62,18 @@ def session_time(text: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Turn:
+class Spoken:
     dia_id: str
+    session: int
     speaker: str
     text: str
     at: datetime
     previous: str | None  # the turn before, in the same session, as the bot keeps it for context
 
 
-def turns_of(conversation: dict[str, Any]) -> list[Turn]:
+def turns_of(conversation: dict[str, Any]) -> list[Spoken]:
     """Every turn, in order; turns a minute apart within a session."""
-    turns: list[Turn] = []
+    turns: list[Spoken] = []
     number = 1
     while f"session_{number}" in conversation:
         start = session_time(conversation[f"session_{number}_date_time"])
@@ -63,82 +82,187 @@ def turns_of(conversation: dict[str, Any]) -> list[Turn]:
             text = turn.get("text", "")
             if turn.get("blip_caption"):
                 text = f"{text} [shares a photo: {turn['blip_caption']}]"
-            turns.append(Turn(turn["dia_id"], turn["speaker"], text, start + timedelta(minutes=index), previous))
+            dia_id = "D{}:{}".format(*_DIA_ID.match(turn["dia_id"]).groups())  # type: ignore[union-attr]
+            turns.append(Spoken(dia_id, number, turn["speaker"], text, start + timedelta(minutes=index), previous))
             previous = context_line(turn["speaker"], text)
         number += 1
     return turns
 
 
-async def run(path: Path, backend: str) -> dict[str, Any]:
+def evidence_of(qa: dict[str, Any]) -> set[str]:
+    """The evidence turns' ids, normalised ("D30:05" is "D30:5"; "D8:6; D9:17" is two)."""
+    return {f"D{int(s)}:{int(t)}" for entry in qa.get("evidence", []) for s, t in _DIA_ID.findall(entry)}
+
+
+@dataclass
+class Scores:
+    """Per question: category, recall at each k, recall of the prompt's memory section, its tokens."""
+
+    rows: list[tuple[int, dict[int, float], float, int]] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+
+    def recall(self, categories: Sequence[int]) -> dict[str, float]:
+        rows = [row for row in self.rows if row[0] in categories]
+        return {str(k): _mean([r[1][k] for r in rows]) for k in KS}
+
+    def summary(self) -> dict[str, Any]:
+        tokens = sorted(row[3] for row in self.rows)
+        return {
+            "questions": len(self.rows),
+            "recall": self.recall([1, 2, 3, 4, 5]),
+            "recall_1_4": self.recall([1, 2, 3, 4]),
+            "recall_at_budget": _mean([row[2] for row in self.rows]),
+            "recall_at_budget_1_4": _mean([row[2] for row in self.rows if row[0] != 5]),
+            "per_category": {
+                str(c): {
+                    "name": CATEGORIES.get(c, "?"),
+                    "questions": sum(1 for row in self.rows if row[0] == c),
+                    **self.recall([c]),
+                    "at_budget": _mean([row[2] for row in self.rows if row[0] == c]),
+                }
+                for c in sorted({row[0] for row in self.rows})
+            },
+            "memory_tokens": {"mean": round(statistics.fmean(tokens), 1), "p95": _p95(tokens)},
+        }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(100 * statistics.fmean(values), 1) if values else 0.0
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return round(statistics.quantiles(ordered, n=100)[94], 2) if len(ordered) > 1 else float(ordered[0])
+
+
+# The bot's prompt budget with the default settings (LLM_CONTEXT_TOKENS, LLM_MAX_TOKENS).
+BUDGET = Budget(
+    context_tokens=Settings.model_fields["llm_context_tokens"].default,
+    reply_tokens=Settings.model_fields["llm_max_tokens"].default,
+)
+PERSONA = PersonaCard(name="Hearth", personality="A warm companion.")
+
+
+def shown_in_prompt(section_text: str, lines: dict[int, str]) -> tuple[list[int], int]:
+    """Which memories the bot's prompt builder keeps whole in the prompt, and the section's size there."""
+    request = PromptRequest(
+        persona=PERSONA,
+        speaker="someone",
+        place="#locomo",
+        current=[Turn("user", "?")],
+        sections={"memories": section_text},
+        is_group=True,
+    )
+    system = build_prompt(request, BUDGET)[0].content
+    heading = "## " + SECTION_TITLES["memories"]
+    start = system.find(heading)
+    if start < 0:
+        return [], 0
+    block = system[start:].split("\n\n## ", 1)[0]
+    shown = [memory_id for memory_id, line in lines.items() if line in block.split("\n")]
+    return shown, estimate_tokens(block)
+
+
+async def store(db: Database, embedder: LocalEmbedder, number: int, turns: list[Spoken]) -> dict[int, str]:
+    """Write the turns' memories as the bot does (no vector), let the embedding worker embed them; returns the
+    dia_id of each memory."""
+    guild, channel = 1000 + number, 2000 + number
+    async with db.session() as session:
+        guild_id = (await GuildRepository(session).upsert(discord_id=guild, name=f"LoCoMo {number}")).id
+        speakers = {
+            name: (
+                await UserRepository(session).upsert(
+                    discord_id=100 * number + i, username=name.lower(), display_name=name, seen_at=turns[0].at
+                )
+            ).id
+            for i, name in enumerate(sorted({t.speaker for t in turns}))
+        }
+    dia_of: dict[int, str] = {}
+    for session_number in sorted({t.session for t in turns}):
+        in_session = [t for t in turns if t.session == session_number]
+        async with db.session() as session:
+            conversation = await ConversationRepository(session).open(
+                channel_id=channel, guild_id=guild_id, user_id=None, at=in_session[0].at
+            )
+            ids = await MemoryRepository(session).add_many(
+                [
+                    NewMemory(
+                        kind="message",
+                        content=turn.text,
+                        scope="guild",
+                        created_at=turn.at,
+                        guild_id=guild_id,
+                        user_id=speakers[turn.speaker],
+                        channel_id=channel,
+                        channel_name=f"locomo-{number}",
+                        conversation_id=conversation.id,
+                        speaker_name=turn.speaker,
+                        context=turn.previous,
+                    )
+                    for turn in in_session
+                ],
+                None,
+                None,
+            )
+        dia_of.update({memory_id: turn.dia_id for memory_id, turn in zip(ids, in_session, strict=True)})
+    await EmbeddingWorker(db, embedder).flush()  # not started: embeds every row without a vector, here
+    return dia_of
+
+
+async def ask(
+    memory: MemoryService, scores: Scores, sample: dict[str, Any], dia_of: dict[int, str], guild_id: int, now: datetime
+) -> None:
+    scope = RecallScope(user_id=0, guild_id=guild_id)
+    tokens = BUDGET.section_budget("memories")
+    for qa in sample["qa"]:
+        evidence = evidence_of(qa)
+        if not evidence or "question" not in qa:
+            continue
+        recalled = await memory.recall(qa["question"], scope, now=now, limit=max(KS))
+        found = [dia_of.get(r.memory.id) for r in recalled]
+        started = time.perf_counter()
+        section = await memory.prompt_section(qa["question"], scope, now=now, tokens=tokens)
+        scores.latencies.append((time.perf_counter() - started) * 1000)
+        lines = dict(zip(section.memory_ids, section.text.split("\n"), strict=False))
+        shown, size = shown_in_prompt(section.text, lines)
+        at_budget = len(evidence & {dia_of.get(i) for i in shown}) / len(evidence)
+        scores.rows.append(
+            (int(qa["category"]), {k: len(evidence & set(found[:k])) / len(evidence) for k in KS}, at_budget, size)
+        )
+
+
+async def run(path: Path, backend: str, conversations: Sequence[int] = ()) -> dict[str, Any]:
     samples = json.loads(await asyncio.to_thread(path.read_text))
+    chosen = [(n, s) for n, s in enumerate(samples, start=1) if not conversations or n in conversations]
     embedder = LocalEmbedder("sentence-transformers/all-MiniLM-L6-v2", 384)
     await embedder.load()
-    hits: dict[int, list[dict[int, float]]] = defaultdict(list)
-    latencies: list[float] = []
+    pooled = Scores()
+    per_conversation: dict[str, Any] = {}
     async with bench_database(backend, name="locomo") as db:
         memory = MemoryService(db, embedder)
-        for number, sample in enumerate(samples, start=1):
-            guild, channel = 1000 + number, 2000 + number
+        for number, sample in chosen:
             turns = turns_of(sample["conversation"])
-            async with db.session() as session:
-                guild_id = (await GuildRepository(session).upsert(discord_id=guild, name=f"LoCoMo {number}")).id
-                speakers = {
-                    name: (
-                        await UserRepository(session).upsert(
-                            discord_id=100 * number + i, username=name.lower(), display_name=name, seen_at=turns[0].at
-                        )
-                    ).id
-                    for i, name in enumerate(sorted({t.speaker for t in turns}))
-                }
-            dia_of: dict[int, str] = {}
-            for start in range(0, len(turns), 64):
-                batch = turns[start : start + 64]
-                ids = await memory.remember(
-                    [
-                        NewMemory(
-                            kind="message",
-                            content=turn.text,
-                            scope="guild",
-                            created_at=turn.at,
-                            guild_id=guild_id,
-                            user_id=speakers[turn.speaker],
-                            channel_id=channel,
-                            channel_name=f"locomo-{number}",
-                            speaker_name=turn.speaker,
-                            context=turn.previous,
-                        )
-                        for turn in batch
-                    ]
-                )
-                dia_of.update({memory_id: turn.dia_id for memory_id, turn in zip(ids, batch, strict=True)})
-            now = turns[-1].at + timedelta(days=1)
-            scope = RecallScope(user_id=0, guild_id=guild_id)
-            for qa in sample["qa"]:
-                evidence = {e.strip() for e in qa.get("evidence", []) for e in e.split(";") if e.strip()}
-                if not evidence or "question" not in qa:
-                    continue
-                started = time.perf_counter()
-                recalled = await memory.recall(qa["question"], scope, now=now, limit=max(KS))
-                latencies.append((time.perf_counter() - started) * 1000)
-                found = [dia_of.get(r.memory.id) for r in recalled]
-                hits[int(qa["category"])].append({k: len(evidence & set(found[:k])) / len(evidence) for k in KS})
+            dia_of = await store(db, embedder, number, turns)
+            async with db.reading() as session:
+                guild_id = (await GuildRepository(session).upsert(discord_id=1000 + number, name="")).id
+            scores = Scores()
+            await ask(memory, scores, sample, dia_of, guild_id, turns[-1].at + timedelta(days=1))
+            pooled.rows += scores.rows
+            pooled.latencies += scores.latencies
+            summary = scores.summary()
+            per_conversation[sample.get("sample_id", str(number))] = {
+                "questions": summary["questions"],
+                "recall": summary["recall"],
+                "recall_at_budget": summary["recall_at_budget"],
+                "multi_hop": summary["per_category"].get("1", {}),
+            }
     await embedder.aclose()
-
-    def mean_recall(categories: Sequence[int]) -> dict[str, float]:
-        rows = [row for c in categories for row in hits.get(c, [])]
-        return {str(k): round(100 * statistics.fmean(r[k] for r in rows), 1) if rows else 0.0 for k in KS}
-
-    ordered = sorted(latencies)
     return {
         "backend": backend,
-        "questions": sum(len(v) for v in hits.values()),
-        "recall": mean_recall([1, 2, 3, 4, 5]),
-        "recall_1_4": mean_recall([1, 2, 3, 4]),
-        "per_category": {str(c): {"questions": len(hits[c]), **mean_recall([c])} for c in sorted(hits)},
-        "latency_ms": {
-            "p50": round(statistics.median(ordered), 2),
-            "p95": round(statistics.quantiles(ordered, n=100)[94], 2),
-        },
+        **pooled.summary(),
+        "per_conversation": per_conversation,
+        "memory_budget_tokens": BUDGET.section_budget("memories"),
+        "latency_ms": {"p50": round(statistics.median(pooled.latencies), 2), "p95": _p95(pooled.latencies)},
     }
 
 
@@ -146,9 +270,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path)
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--conversation", type=int, action="append", default=[], help="1-based; repeatable")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.path, args.backend))
+    result = asyncio.run(run(args.path, args.backend, args.conversation))
     if args.json:
         print(json.dumps(result))
         return
@@ -156,8 +281,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("  categories 1-5: " + "  ".join(f"R@{k} {v}" for k, v in result["recall"].items()))
     print("  categories 1-4: " + "  ".join(f"R@{k} {v}" for k, v in result["recall_1_4"].items()))
     for category, row in result["per_category"].items():
-        print(f"  category {category} ({row['questions']}): " + "  ".join(f"R@{k} {row[str(k)]}" for k in KS))
-    print(f"  retrieval latency: p50 {result['latency_ms']['p50']} ms, p95 {result['latency_ms']['p95']} ms")
+        print(
+            f"  category {category} {row['name']} ({row['questions']}): "
+            + "  ".join(f"R@{k} {row[str(k)]}" for k in KS)
+            + f"  at budget {row['at_budget']}"
+        )
+    tokens = result["memory_tokens"]
+    print(
+        f"  in the prompt ({result['memory_budget_tokens']}-token budget): recall {result['recall_at_budget']},"
+        f" memory tokens mean {tokens['mean']}, p95 {tokens['p95']}"
+    )
+    for name, row in result["per_conversation"].items():
+        recall = row["recall"]
+        print(
+            f"  {name} ({row['questions']}): R@5 {recall['5']}  R@10 {recall['10']}  R@25 {recall['25']}"
+            f"  at budget {row['recall_at_budget']}  multi-hop R@10 {row['multi_hop'].get('10', 0.0)}"
+        )
+    print(f"  recall latency: p50 {result['latency_ms']['p50']} ms, p95 {result['latency_ms']['p95']} ms")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Writers in different guilds no longer update the same rows (the memory count was
 The table is rebuilt from the memories it counts. Downgrade: the database-wide counts, rebuilt the same way.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06 05:00:00
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -27,7 +27,9 @@ SECTION_TITLES: dict[str, str] = {
 DEFAULT_SECTION_BUDGETS: dict[str, int] = {
     "persona": 1200,
     "facts": 300,
-    "memories": 600,
+    # About 20 recalled memories: what was said is what people expect a companion to remember, and the turn
+    # that answers a question often ranks just below it (see bench/locomo.py's recall_at_budget).
+    "memories": 1000,
     "relationship": 120,
     "mood": 80,
     "opinions": 150,

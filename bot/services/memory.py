@@ -1,7 +1,9 @@
 """Long-term memory: remembering what was said (embedded in batches) and recalling it, scoped, for a prompt.
 
 Recall runs two searches in the place's scope — vector similarity and full-text — and fuses their rankings
-(see ``bot/domain/recall.py``), so an exact name or date and a paraphrase are both found.
+(see ``bot/domain/recall.py``), so an exact name or date and a paraphrase are both found. The turns next to the
+best of them then share in their scores (``spread``): an answer that shares no word with the question is found
+through the question it answers.
 """
 
 import asyncio
@@ -14,12 +16,16 @@ from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
 from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import embedding_text
-from bot.domain.recall import Candidate, RecallScope, Weights, describe, fuse, search_terms
+from bot.domain.recall import Candidate, RecallScope, Weights, describe, fused_scores, order, search_terms, spread
 from bot.domain.text import clean_text
 from bot.llm.embeddings import Embedder, Vectors
 from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
+
+# About the fewest tokens a memory takes in the prompt ('Yesterday in #general, Ana said: "ok"' and its newline): how
+# many to recall so that a section of any budget can be filled.
+MIN_LINE_TOKENS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +42,18 @@ class MemorySection:
 
 class MemoryService:
     def __init__(
-        self, database: Database, embedder: Embedder, *, candidates: int = 50, weights: Weights | None = None
+        self,
+        database: Database,
+        embedder: Embedder,
+        *,
+        candidates: int = 50,
+        neighbours_of: int = 20,
+        weights: Weights | None = None,
     ) -> None:
         self.database = database
         self.embedder = embedder
-        self.candidates = candidates
+        self.candidates = candidates  # per search
+        self.neighbours_of = neighbours_of  # the best fused memories whose neighbours are brought in
         self.weights = weights or Weights()
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
@@ -98,9 +111,20 @@ class MemoryService:
         finally:
             discard(searching_words)
         rows = {row.id: row for row in (*by_vector, *by_words)}
+        scores = fused_scores([[row.id for row in by_vector], [row.id for row in by_words]], weights=self.weights)
+        if self.weights.neighbour_turns > 0 and self.weights.neighbour_share > 0:
+            best = sorted((i for i in scores if rows[i].kind == "message"), key=lambda i: (-scores[i], i))
+            async with self.database.reading() as session:
+                neighbours, near = await MemoryRepository(session).neighbours(
+                    best[: self.neighbours_of],
+                    scope,
+                    turns=self.weights.neighbour_turns,
+                    exclude_message_ids=exclude_message_ids,
+                )
+            rows.update(near)
+            scores = spread(scores, neighbours, weights=self.weights)
         candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
-        rankings = [[row.id for row in by_vector], [row.id for row in by_words]]
-        order = fuse(rankings, candidates, now=now, weights=self.weights)[:limit]
+        ranked = order(scores, candidates, now=now, weights=self.weights)[:limit]
         return [
             Recalled(
                 rows[i],
@@ -114,7 +138,7 @@ class MemoryService:
                     now=now,
                 ),
             )
-            for i in order
+            for i in ranked
         ]
 
     def start_query(self, query: str) -> "asyncio.Future[Vectors]":
@@ -134,7 +158,12 @@ class MemoryService:
     ) -> MemorySection:
         """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
         recalled = await self.recall(
-            query, scope, now=now, limit=20, exclude_message_ids=exclude_message_ids, vector=vector
+            query,
+            scope,
+            now=now,
+            limit=max(tokens // MIN_LINE_TOKENS, 1),
+            exclude_message_ids=exclude_message_ids,
+            vector=vector,
         )
         lines = take_lines_within([r.line for r in recalled], tokens)
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])

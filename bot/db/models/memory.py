@@ -28,9 +28,7 @@ class Memory(IdMixin, TimestampMixin, Base):
     guild_id: Mapped[int | None] = guild_fk(index=False)
     channel_id: Mapped[int | None] = mapped_column(DiscordId)
     channel_name: Mapped[str | None] = mapped_column(String(100))
-    conversation_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"))
     message_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
@@ -58,6 +56,8 @@ class Memory(IdMixin, TimestampMixin, Base):
         Index("ix_memories_guild_id_kind", "guild_id", "kind"),
         Index("ix_memories_user_id_scope", "user_id", "scope"),
         Index("ix_memories_created_at", "created_at"),
+        # A memory's neighbours in its conversation, in order (MemoryRepository.neighbours).
+        Index("ix_memories_conversation_id_id", "conversation_id", "id"),
         # The rows the embedding worker has still to embed (bot/services/embedding_worker.py), oldest first.
         Index(
             "ix_memories_unembedded",

@@ -1,12 +1,30 @@
 """Memories: writing them, and the two searches the retriever fuses (vectors and words), within a scope."""
 
+import itertools
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import ColumnElement, Table, TextualSelect, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Integer,
+    Table,
+    TextualSelect,
+    and_,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Memory
@@ -14,7 +32,7 @@ from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories._plain import execute_plain
 from bot.db.types import Embedding, FloatVector
 from bot.domain.memory_text import search_text
-from bot.domain.recall import RecallScope, inverse_document_frequency, words_to_search
+from bot.domain.recall import Neighbour, RecallScope, inverse_document_frequency, words_to_search
 
 # BM25's usual constants: how fast repeated words stop counting, and how much a long text is discounted.
 BM25_K1 = 1.2
@@ -151,6 +169,64 @@ _NEAREST_IN_DMS = _nearest_statement(_IN_DMS)
 def _tsquery_lexeme(lexeme: str) -> str:
     """A lexeme as tsquery text: quoted, so it is matched as is (already stemmed), never parsed as operators."""
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# The message memories just before (side -1) and just after (side 1) each of some memories in its conversation,
+# a few entries of ix_memories_conversation_id_id each however long the conversation, with their rows and
+# whether the reply's scope may recall them (``allowed``): turns it may not still count as turns in between.
+# One prepared statement per backend (PostgreSQL walks the index in a LATERAL join; SQLite, which has none,
+# looks the few ids up in a correlated subquery).
+_NEAR_POSTGRESQL = """
+WITH near AS (
+    SELECT seed.id AS of, near.side, near.id FROM memories AS seed
+    CROSS JOIN LATERAL (
+        (SELECT -1 AS side, m.id FROM memories AS m
+         WHERE m.conversation_id = seed.conversation_id AND m.kind = 'message' AND m.id < seed.id
+         ORDER BY m.id DESC LIMIT :turns)
+        UNION ALL
+        (SELECT 1 AS side, m.id FROM memories AS m
+         WHERE m.conversation_id = seed.conversation_id AND m.kind = 'message' AND m.id > seed.id
+         ORDER BY m.id LIMIT :turns)
+    ) AS near
+    WHERE seed.id = ANY(CAST(:ids AS bigint[]))
+)
+SELECT near.of, near.side, {columns},
+       ({scope} AND (message_id IS NULL OR message_id <> ALL(CAST(:excluded AS bigint[])))) AS allowed
+FROM near JOIN memories ON memories.id = near.id
+"""
+_NEAR_SQLITE = """
+WITH seeds AS (
+    SELECT id, conversation_id FROM memories WHERE id IN (SELECT value FROM json_each(:ids))
+),
+near AS (
+    SELECT seeds.id AS of, -1 AS side, m.id FROM seeds JOIN memories AS m ON m.id IN (
+        SELECT b.id FROM memories AS b
+        WHERE b.conversation_id = seeds.conversation_id AND b.kind = 'message' AND b.id < seeds.id
+        ORDER BY b.id DESC LIMIT :turns)
+    UNION ALL
+    SELECT seeds.id AS of, 1 AS side, m.id FROM seeds JOIN memories AS m ON m.id IN (
+        SELECT a.id FROM memories AS a
+        WHERE a.conversation_id = seeds.conversation_id AND a.kind = 'message' AND a.id > seeds.id
+        ORDER BY a.id LIMIT :turns)
+)
+SELECT near.of, near.side, {columns},
+       ({scope} AND (message_id IS NULL OR message_id NOT IN (SELECT value FROM json_each(:excluded)))) AS allowed
+FROM near JOIN memories ON memories.id = near.id
+"""
+
+
+def _near_statement(template: str, scope_condition: str) -> TextualSelect:
+    return text(template.format(scope=scope_condition, columns=_ROW_SQL)).columns(
+        column("of", BigInteger), column("side", Integer), *_ROW_COLUMNS, column("allowed", Boolean)
+    )
+
+
+_NEAR = {
+    ("postgresql", True): _near_statement(_NEAR_POSTGRESQL, _IN_GUILD),
+    ("postgresql", False): _near_statement(_NEAR_POSTGRESQL, _IN_DMS),
+    ("sqlite", True): _near_statement(_NEAR_SQLITE, _IN_GUILD),
+    ("sqlite", False): _near_statement(_NEAR_SQLITE, _IN_DMS),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +535,37 @@ class MemoryRepository:
         if dialect_name(self.session) != "postgresql":
             return 0
         return int(await self.session.scalar(text("SELECT memory_words_fold()")) or 0)
+
+    async def neighbours(
+        self, ids: Sequence[int], scope: RecallScope, *, turns: int, exclude_message_ids: Sequence[int]
+    ) -> tuple[list[Neighbour], dict[int, MemoryRow]]:
+        """The message memories up to ``turns`` turns before and after each of ``ids`` in its conversation (a
+        memory without a conversation has none), with their rows: only those ``scope`` may recall, and not
+        those of ``exclude_message_ids`` (which still count as turns in between)."""
+        if not ids or turns < 1:
+            return [], {}
+        backend = dialect_name(self.session)
+        parameters: dict[str, Any] = {"turns": turns}
+        if backend == "postgresql":
+            parameters.update(ids=list(ids), excluded=list(exclude_message_ids))
+        else:
+            parameters.update(ids=json.dumps(list(ids)), excluded=json.dumps(list(exclude_message_ids)))
+        if scope.guild_id is not None:
+            parameters["guild_id"] = scope.guild_id
+        else:
+            parameters["user_id"] = scope.user_id
+        statement = _NEAR[(backend, scope.guild_id is not None)]
+        near = list((await execute_plain(self.session, statement, parameters)).all())
+        # Nearest first on each side: ids falling before a memory, rising after it.
+        near.sort(key=lambda row: (row[0], row[1], row[1] * row[2]))
+        found: list[Neighbour] = []
+        rows: dict[int, MemoryRow] = {}
+        for (of, _side), group in itertools.groupby(near, key=lambda row: (row[0], row[1])):
+            for distance, row in enumerate(group, start=1):
+                if row[-1]:
+                    found.append(Neighbour(int(of), int(row[2]), distance))
+                    rows[int(row[2])] = MemoryRow(*row[2:-1])
+        return found, rows
 
     async def channel_name_of(self, conversation_id: int) -> str | None:
         """The channel's name as its messages were remembered (Discord names are not stored elsewhere)."""

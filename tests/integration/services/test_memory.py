@@ -14,6 +14,7 @@ from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
+from bot.domain.budget import estimate_tokens
 from bot.domain.recall import RecallScope
 from bot.services.activity import ReplyActivity
 from bot.services.embedding_worker import EmbeddingWorker
@@ -202,3 +203,82 @@ async def test_the_worker_holds_back_while_a_reply_is_prepared(db: Database, mem
         await worker.flush()
     assert worker.embedded == 1 and await worker.backlog() == 0
     await worker.stop()
+
+
+async def talk(
+    db: Database, memory: MemoryService, channel: int, guild: int | None, turns: list[NewMemory]
+) -> list[int]:
+    """Store ``turns`` as one conversation in ``channel``, in order; returns their memory ids."""
+    async with db.session() as session:
+        conversation = await ConversationRepository(session).open(
+            channel_id=channel, guild_id=guild, user_id=None if guild else turns[0].user_id, at=turns[0].created_at
+        )
+    return await memory.remember([replace(turn, conversation_id=conversation.id) for turn in turns])
+
+
+async def test_the_reply_to_what_was_found_is_recalled_with_it(db: Database, memory: MemoryService) -> None:
+    ids = await people_and_places(db)
+    ana, ben, cosy = ids["ana"], ids["ben"], ids["cosy"]
+    question, answer, _ = await talk(
+        db,
+        memory,
+        500,
+        cosy,
+        [
+            said("Could somebody lend me a ladder for the weekend?", "Ana", ana, scope="guild", guild=cosy),
+            said("Sure thing! I can bring it over tomorrow", "Ben", ben, scope="guild", guild=cosy),
+            said("Did anyone watch the match last night?", "Ana", ana, scope="guild", guild=cosy, days_ago=2),
+        ],
+    )
+    # Other talk about ladders, each a conversation of its own turn.
+    for n, text in enumerate(["Ladders scare me a little", "Our ladder is in the garage", "I bought a new ladder"]):
+        await talk(db, memory, 600 + n, cosy, [said(text, "Ben", ben, scope="guild", guild=cosy, days_ago=5)])
+
+    recalled = [
+        r.memory.id for r in await memory.recall("Who can lend Ana a ladder?", RecallScope(ana, cosy), now=NOW, limit=3)
+    ]
+    assert question in recalled and answer in recalled, "the answer shares no word with the question"
+
+
+async def test_neighbours_never_bring_what_the_place_may_not_recall(db: Database, memory: MemoryService) -> None:
+    ids = await people_and_places(db)
+    ana, ben, cosy, other = ids["ana"], ids["ben"], ids["cosy"], ids["other"]
+    async with db.session() as session:
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=500, guild_id=cosy, user_id=None, at=NOW)
+        in_history = await conversations.add_message(
+            conversation_id=conversation.id, user_id=ben, role="user", content="I'll take the blue one", at=NOW
+        )
+    # One conversation whose turns belong to different places (as no real one would): whatever sits next to a
+    # strong match is recalled only where it may be.
+    turns = [
+        said("Ben's secret: the blue kayak is a birthday gift", "Ben", ben, scope="dm"),
+        said("Elsewhere: we rent kayaks by the hour", "Ana", ana, scope="guild", guild=other),
+        said("Which kayak should I buy, the red or the blue one?", "Ana", ana, scope="guild", guild=cosy),
+        replace(said("I'll take the blue one", "Ben", ben, scope="guild", guild=cosy), message_id=in_history),
+        said("Ana's diary: kayaking calms me", "Ana", ana, scope="dm"),
+    ]
+    stored = await memory.remember([replace(turn, conversation_id=conversation.id) for turn in turns])
+    ben_dm, other_guild, match, excluded, ana_dm = stored
+
+    async def recalled(scope: RecallScope, **options: list[int]) -> set[int]:
+        return {r.memory.id for r in await memory.recall("kayak red or blue", scope, now=NOW, limit=50, **options)}
+
+    assert await recalled(RecallScope(ana, cosy)) == {match, excluded}
+    assert await recalled(RecallScope(ana, cosy), exclude_message_ids=[in_history]) == {match}
+    assert await recalled(RecallScope(ben, other)) == {other_guild}
+    assert await recalled(RecallScope(ana, None)) == {ana_dm}
+    assert await recalled(RecallScope(ben, None)) == {ben_dm}
+
+
+async def test_the_memory_section_fills_its_budget_however_many_memories_that_takes(
+    db: Database, memory: MemoryService
+) -> None:
+    ids = await people_and_places(db)
+    await memory.remember(
+        [said(f"tea note {n}", "Ana", ids["ana"], scope="guild", guild=ids["cosy"]) for n in range(60)]
+    )
+    section = await memory.prompt_section("tea", RecallScope(ids["ana"], ids["cosy"]), now=NOW, tokens=1000)
+    lines = section.text.splitlines()
+    assert len(lines) == len(section.memory_ids) > 40, "short memories: many fit"
+    assert estimate_tokens(section.text) <= 1000

@@ -8,12 +8,16 @@ from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import context_line, embedding_text, search_text
 from bot.domain.recall import (
     Candidate,
+    Neighbour,
     Weights,
     ago,
     describe,
     fuse,
+    fused_scores,
     inverse_document_frequency,
+    order,
     search_terms,
+    spread,
     words_to_search,
 )
 
@@ -53,6 +57,25 @@ def test_recency_and_importance_break_near_ties_but_do_not_override_relevance() 
 
 def test_deleted_memories_drop_out_of_the_fusion() -> None:
     assert sorted(fuse([[1, 2], [3]], candidates(2, 3), now=NOW)) == [2, 3]
+
+
+def test_neighbours_share_in_a_match_by_distance_and_a_match_never_loses() -> None:
+    scores = {1: 1.0, 9: 0.1}
+    near = [Neighbour(1, 2, 1), Neighbour(1, 3, 2), Neighbour(1, 4, 3), Neighbour(1, 9, 1), Neighbour(7, 5, 1)]
+    spread_ = spread(scores, near, weights=Weights(neighbour_share=0.5, neighbour_turns=2))
+    assert spread_[1] == 1.0, "a found memory keeps its own score"
+    assert spread_[2] == 0.5 and spread_[3] == 0.25, "half one turn away, a quarter two turns away"
+    assert 4 not in spread_ and 5 not in spread_, "too far, or next to nothing that was found"
+    assert spread_[9] == 0.1 + 0.5, "a found neighbour adds the share to its own score"
+
+
+def test_a_turn_next_to_two_matches_takes_the_larger_share_once() -> None:
+    scores = fused_scores([[1, 3], [3, 1]])
+    near = [Neighbour(1, 2, 1), Neighbour(3, 2, 1), Neighbour(3, 4, 1)]
+    spread_ = spread(scores, near)
+    assert spread_[2] == spread_[4] == scores[3] * Weights().neighbour_share, "the strongest match gives, once"
+    ranked = order(spread_, candidates(1, 2, 3, 4), now=NOW)
+    assert ranked[:2] == [1, 3], "the matches themselves stay first"
 
 
 @pytest.mark.parametrize(
