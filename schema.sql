@@ -768,6 +768,10 @@ CREATE TRIGGER memories_words_truncated AFTER TRUNCATE ON memories FOR EACH STAT
 
 INSERT INTO memory_words (guild_id, user_id, lexeme, documents) SELECT scope_guild, scope_user, lexeme, 1 * count(*) AS change FROM memories AS r CROSS JOIN LATERAL (SELECT coalesce(r.guild_id, 0), CASE WHEN r.guild_id IS NULL THEN coalesce(r.user_id, 0) ELSE 0 END) AS s(scope_guild, scope_user) CROSS JOIN LATERAL unnest(tsvector_to_array(r.search_vector) || ''::text) AS lexeme GROUP BY scope_guild, scope_user, lexeme;
 
+ALTER INDEX ix_memories_embedding_hnsw SET (ef_construction = 200);
+
+REINDEX INDEX ix_memories_embedding_hnsw;
+
 UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011';
 
 -- Running upgrade 0012 -> 0013

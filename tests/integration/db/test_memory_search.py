@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import numpy as np
 from sqlalchemy import text
 
-from bot.db.engine import Database
+from bot.db.engine import HNSW_EF_SEARCH, Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import WORD_SEARCH_BUDGET, MemoryRepository, MemoryRow, NewMemory
 from bot.db.repositories.users import UserRepository
@@ -163,6 +163,7 @@ async def test_every_postgresql_connection_is_set_up_for_recall(pg: Database) ->
             raise RuntimeError("roll back")
     async with pg.session() as session:
         assert (await session.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
+        assert (await session.execute(text("SHOW hnsw.ef_search"))).scalar() == str(HNSW_EF_SEARCH)
         assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
 
 

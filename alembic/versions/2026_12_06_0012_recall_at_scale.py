@@ -1,4 +1,4 @@
-"""word counts per scope: BM25's word statistics counted within each place memories are recalled in (PostgreSQL)
+"""recall at scale: word counts per scope, and a vector index that finds more of the nearest (PostgreSQL)
 
 ``memory_words`` counted how many memories hold each lexeme across the whole database, so how rare a word
 was in one guild, and so how that guild's word search ranked its own memories, moved whenever another guild
@@ -10,6 +10,13 @@ one order and cannot deadlock; a memory that moves to another scope (never done 
 Writers in different guilds no longer update the same rows (the memory count was one row for all).
 
 The table is rebuilt from the memories it counts. Downgrade: the database-wide counts, rebuilt the same way.
+
+``ix_memories_embedding_hnsw`` is rebuilt with ``ef_construction = 200`` (pgvector's default: 64), a better
+connected graph: a guild holding a quarter of 200k memories found 0.89 of its exact 50 nearest at the default
+``hnsw.ef_search`` instead of 0.77, and 0.96 instead of 0.89 at the ``hnsw.ef_search`` of 400 every connection
+now sets (``bot/db/engine.py``; ``bench/retrieval_scale.py``). Each new vector costs the embedding worker more to
+insert. The rebuild reads every vector once and blocks writes to ``memories`` while it runs (about two minutes
+for 200k memories on two cores); downgrade rebuilds it with the default.
 
 Revision ID: 0012
 Revises: 0011
@@ -104,6 +111,8 @@ END $$""",
     "CREATE TRIGGER memories_words_truncated AFTER TRUNCATE ON memories "
     "FOR EACH STATEMENT EXECUTE FUNCTION memory_words_truncated()",
     "INSERT INTO memory_words (guild_id, user_id, lexeme, documents) " + _CHANGES.format(sign=1, rows="memories"),
+    "ALTER INDEX ix_memories_embedding_hnsw SET (ef_construction = 200)",
+    "REINDEX INDEX ix_memories_embedding_hnsw",
 )
 
 # As revisions 0003 and 0006 left them: one count per lexeme for the whole database.
@@ -169,6 +178,8 @@ END $$""",
     "CREATE TRIGGER memories_words_truncated AFTER TRUNCATE ON memories "
     "FOR EACH STATEMENT EXECUTE FUNCTION memory_words_truncated()",
     "INSERT INTO memory_words (lexeme, documents) " + _GLOBAL_CHANGES.format(sign=1, rows="memories"),
+    "ALTER INDEX ix_memories_embedding_hnsw RESET (ef_construction)",
+    "REINDEX INDEX ix_memories_embedding_hnsw",
 )
 
 
