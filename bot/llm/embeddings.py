@@ -315,6 +315,8 @@ class LocalEmbedder:
         return batch
 
     async def _encode(self, batch: list[_Piece]) -> None:
+        if not batch:  # every query that was waiting has been cancelled
+            return
         model = self._model
         if model is None:  # closed between enqueueing and now
             self._fail(batch, RuntimeError("the embedder was closed"))

@@ -130,6 +130,20 @@ async def test_a_query_is_encoded_between_the_texts_of_a_background_batch(local:
     assert np.allclose(vectors[63], await local.embed_one(texts[63]), atol=1e-5)
 
 
+async def test_a_query_cancelled_during_a_background_batch_does_not_fail_the_batch(local: LocalEmbedder) -> None:
+    texts = [
+        f"an old message, number {i}, about the garden and the tomatoes that finally turned red" for i in range(32)
+    ]
+    background = asyncio.create_task(local.embed(texts))
+    await asyncio.sleep(0.03)  # its first texts are being encoded
+    query = asyncio.create_task(local.embed_one("never mind"))
+    await asyncio.sleep(0)  # queued to go before the next background text
+    query.cancel()
+    vectors = await background
+    assert vectors.shape == (32, DIMENSION)
+    assert np.allclose(vectors[31], await local.embed_one(texts[31]), atol=1e-5)
+
+
 async def test_a_cancelled_caller_does_not_disturb_the_others(local: LocalEmbedder) -> None:
     doomed = asyncio.create_task(local.embed_one("never mind"))
     kept = asyncio.create_task(local.embed_one("I love climbing"))
