@@ -6,7 +6,6 @@ Discord and the fake LLM run here, on 127.0.0.1. SIGTERM arrives while a reply i
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,8 +17,8 @@ from bot.db.engine import Database
 from bot.db.models import Conversation, Memory, Message, UserFact
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply, Step
+from tests.support.process import bot_environment
 
-ROOT = Path(__file__).resolve().parents[2]
 SLOW_REPLY = "Sundays on the wall sound wonderful. Which crag do you like best, and who climbs with you?"
 
 
@@ -50,21 +49,7 @@ async def test_sigterm_finishes_the_reply_in_flight_saves_queued_work_and_exits_
     async with FakeDiscord() as discord:
         ana = discord.add_user("ana", global_name="Ana")
         dm = discord.dm_channel(ana)
-        environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-        environment |= {
-            "PYTHONPATH": str(ROOT),
-            "FAKE_DISCORD_API": discord.api_base,
-            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
-            "DISCORD_TOKEN": "fake-token",
-            "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
-            "OPENAI_BASE_URL": llm.base_url,
-            "OPENAI_API_KEY": "test",
-            "LLM_MODEL": "fake-model",
-            "EMBEDDING_PROVIDER": "openai",  # the fake LLM embeds: no local model to load in the bot's process
-            "EMBEDDING_MODEL": "fake-embedding",
-            "STREAM_EDIT_INTERVAL_SECONDS": "0.2",
-            "USER_COOLDOWN_SECONDS": "0",
-        }
+        environment = bot_environment(discord, db, llm) | {"STREAM_EDIT_INTERVAL_SECONDS": "0.2"}
         log = tmp_path / "bot.log"
         with log.open("wb") as stderr:
             bot = await asyncio.create_subprocess_exec(

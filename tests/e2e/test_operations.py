@@ -8,7 +8,6 @@ test runs ``python -m bot run`` in a process of its own (tests/support/launcher.
 import asyncio
 import io
 import json
-import os
 import re
 import signal
 import sys
@@ -25,8 +24,8 @@ from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
+from tests.support.process import bot_environment
 
-ROOT = Path(__file__).resolve().parents[2]
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEy.secret-discord-token"
 API_KEY = "sk-live-secret-api-key-0123456789"
 
@@ -144,19 +143,8 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
     async with FakeDiscord() as discord:
         ana = discord.add_user("ana", global_name="Ana")
         dm = discord.dm_channel(ana)
-        environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        environment = bot_environment(discord, db, llm, token=DISCORD_TOKEN, api_key=API_KEY)
         environment |= {
-            "PYTHONPATH": str(ROOT),
-            "FAKE_DISCORD_API": discord.api_base,
-            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
-            "OPENAI_BASE_URL": llm.base_url,
-            "OPENAI_API_KEY": API_KEY,
-            "LLM_MODEL": "fake-model",
-            "EMBEDDING_PROVIDER": "openai",  # the fake LLM embeds: no local model to load in the bot's process
-            "EMBEDDING_MODEL": "fake-embedding",
-            "USER_COOLDOWN_SECONDS": "0",
             "LOG_FORMAT": "json",
             "METRICS_PORT": "0",  # any free port: the bot logs the one it took
         }

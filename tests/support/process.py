@@ -1,0 +1,31 @@
+"""The environment of a bot started as its own process (``python -m tests.support.launcher run``), set up as a
+deployment is: everything from environment variables, pointed at the fake Discord and the fake model."""
+
+import os
+from pathlib import Path
+
+from bot.db.engine import Database
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.llm_server import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bot_environment(
+    discord: FakeDiscord, database: Database, llm: FakeLLM, *, token: str = "fake-token", api_key: str = "test"
+) -> dict[str, str]:
+    """What the bot's process needs, and nothing else of this one's environment; add settings to taste."""
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    return environment | {
+        "PYTHONPATH": str(ROOT),
+        "FAKE_DISCORD_API": discord.api_base,
+        "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+        "DISCORD_TOKEN": token,
+        "DATABASE_URL": database.engine.url.render_as_string(hide_password=False),
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": api_key,
+        "LLM_MODEL": "fake-model",
+        "EMBEDDING_PROVIDER": "openai",  # the fake LLM embeds: no local model to load in the bot's process
+        "EMBEDDING_MODEL": "fake-embedding",
+        "USER_COOLDOWN_SECONDS": "0",
+    }
