@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import OpinionRepository, SpeakerStateRepository
 from bot.db.repositories.facts import FactRepository, FactRow
+from bot.db.repositories.opinions import OpinionRepository
+from bot.db.repositories.speaker_state import SpeakerStateRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships

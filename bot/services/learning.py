@@ -24,16 +24,13 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import (
-    LearningRepository,
-    MoodRepository,
-    OpinionRepository,
-    RelationshipRepository,
-    StyleRepository,
-    UnlearnedMessage,
-)
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.repositories.learning import LearningRepository, UnlearnedMessage
+from bot.db.repositories.moods import MoodRepository
+from bot.db.repositories.opinions import OpinionRepository
+from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods

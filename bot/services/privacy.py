@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import RelationshipRepository, StyleRepository
 from bot.db.repositories.facts import FactRepository, FactRow, NewFact
 from bot.db.repositories.privacy import PrivacyRepository, QuotingMemory
+from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships

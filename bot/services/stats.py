@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import MoodRepository
+from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.personas import PersonaRepository
 from bot.db.repositories.stats import GuildTokens, StatsRepository
 from bot.db.types import utcnow
