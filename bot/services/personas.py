@@ -224,10 +224,10 @@ class PersonaService:
         """Edit the global default persona (name, personality_prompt, backstory, …)."""
         await self.ensure_default()
         async with self.database.session() as session:
-            persona = await PersonaRepository(session).default_for(None)
+            repo = PersonaRepository(session)
+            persona = await repo.default_for(None)
             assert persona is not None
-            for key, value in changes.items():
-                setattr(persona, key, value)
+            await repo.change(persona, changes)
             await RuntimeRepository(session).announce(Change("persona", None))
         self.forget_all()
         return _view(persona)
@@ -301,10 +301,7 @@ class PersonaService:
                     raise PersonaError(
                         f"This server already has a persona called {_quoted(other.name)}; choose another name."
                     )
-            for key, value in changes.items():
-                setattr(persona, key, value)
-            await repo.session.flush()
-            return persona
+            return await repo.change(persona, changes)
 
         return _view(await self._change(guild_id, work))
 
@@ -332,9 +329,7 @@ class PersonaService:
                 _check_room(own)
                 persona = await repo.add(**fields, guild_id=guild_id, is_default=False)
             else:
-                for key, value in fields.items():
-                    setattr(persona, key, value)
-                await repo.session.flush()
+                await repo.change(persona, fields)
             await repo.make_default(persona.id, guild_id)
             return persona
 
