@@ -32,12 +32,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.db.engine import DATABASE_FAULTS, Database
+from bot.db.errors import DataError, IntegrityError
 from bot.db.repositories.conversations import AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
+from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import guild_settings
 from bot.domain.chunking import DISCORD_LIMIT, split_message

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.facts import FactRepository, NewFact
@@ -32,6 +30,7 @@ from bot.db.repositories.opinions import OpinionRepository
 from bot.db.repositories.relationships import RelationshipRepository
 from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
+from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships

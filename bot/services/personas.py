@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.db.changes import Change
 from bot.db.engine import Database
+from bot.db.errors import IntegrityError
 from bot.db.models import Persona
 from bot.db.repositories.personas import PersonaRepository
 from bot.db.repositories.runtime import RuntimeRepository
