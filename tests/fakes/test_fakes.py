@@ -19,7 +19,7 @@ from discord import app_commands
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes import BrokenStream, Fail, FakeDiscord, FakeGuild, FakeLLM, FakeUser, Reply, Stall
-from tests.fakes.discord_server import FakeAttachment, FakeChannelRef
+from tests.fakes.discord import FakeAttachment, FakeChannelRef
 from tests.fakes.llm_server import echo_last_user_message
 
 # -- FakeLLM ---------------------------------------------------------------------------------------------
