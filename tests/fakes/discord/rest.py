@@ -158,7 +158,7 @@ class Rest(Gateway):
     def routes(self) -> list[Route]:
         """Every route the fake answers (the server registers them at start); a layer adds its own by extending
         this list. A call to any other path answers 404 and is kept in :attr:`unexpected`."""
-        message = "/channels/{channel_id}/messages/{message_id}"
+        message = r"/channels/{channel_id}/messages/{message_id:\d+}"  # ids only: .../messages/pins is another route
         return [
             ("GET", "/gateway", "get_gateway", lambda call: {"url": self.gateway_url}),
             ("GET", "/gateway/bot", "get_bot_gateway", self._bot_gateway),
