@@ -1,6 +1,7 @@
 """The conversation pipeline on a real database, against the fake LLM server, on both backends."""
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -105,6 +106,25 @@ async def test_within_the_cooldown_a_user_waits_and_what_they_send_meanwhile_joi
     assert llm.chat_requests[1].body["messages"][-1]["content"] == "second\nthird"
     other = await service.handle(message("hi", user=12, name="bo"), RecordingReply())
     assert other.status == "replied", "the cooldown is per user"
+
+
+async def test_a_turn_cancelled_during_the_cooldown_does_not_silence_the_user(db: Database, llm: FakeLLM) -> None:
+    """A handler cancelled while its user waits out the cooldown (the bot stopping, a task torn down) leaves
+    the message stored; the user's next message gets a turn of its own rather than joining one that is gone."""
+    service = conversation_service(db, llm, cooldown_s=0.5)
+    llm.script(Reply("first answer"), Reply("still here"))
+    assert (await service.handle(message("first"), RecordingReply())).status == "replied"
+    waiting = asyncio.create_task(service.handle(message("second"), RecordingReply()))
+    async with asyncio.timeout(5):
+        while len(await stored(db, "user")) < 2:  # noqa: ASYNC110 (polling the database: "second" waits its turn)
+            await asyncio.sleep(0.01)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    target = RecordingReply()
+    later = await service.handle(message("third"), target)
+    assert later.status == "replied" and target.sent == [["still here"]]
+    assert llm.chat_requests[-1].body["messages"][-1]["content"] == "third"
 
 
 async def test_the_owners_rest_and_a_spent_quota_keep_the_message_and_call_no_model(db: Database, llm: FakeLLM) -> None:
