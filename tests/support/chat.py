@@ -126,6 +126,7 @@ def message(
     guild: int | None = None,
     at: datetime | None = None,
     mention: bool = False,
+    role_ids: frozenset[int] = frozenset(),
 ) -> IncomingMessage:
     """An incoming message as the Discord layer would build it."""
     return IncomingMessage(
@@ -134,7 +135,12 @@ def message(
         text=text,
         created_at=at or datetime.now(UTC),
         signals=MessageSignals(
-            text=text, author_id=user, channel_id=channel, is_dm=guild is None, mentions_bot=mention
+            text=text,
+            author_id=user,
+            channel_id=channel,
+            is_dm=guild is None,
+            mentions_bot=mention,
+            author_role_ids=role_ids,
         ),
         message_id=next(_message_ids),
     )

@@ -59,6 +59,8 @@ class ConversationService:
         memory: Recollection,
         activity: ReplyActivity,
         config: ConversationConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.intake = intake
         self.store = store
@@ -69,6 +71,7 @@ class ConversationService:
         self.memory = memory
         self.activity = activity
         self.config = config
+        self.clock = clock
 
     @property
     def directory(self) -> Directory:
@@ -81,6 +84,11 @@ class ConversationService:
     def rest(self, resting: bool) -> None:
         """The owner's maintenance switch: messages are stored, and answered only with RESTING (once)."""
         self.holds.rest(resting)
+
+    async def reset(self, channel_id: int) -> bool:
+        """``/conversation reset``: the channel's next message starts a conversation with empty history (what
+        Hearth remembers long-term and knows of people stays). False when no conversation was going."""
+        return await self.store.reset(channel_id, at=self.clock()) > 0
 
     def forget_cached(self) -> None:
         """Drop what the stages remember of stored rows: call it after deleting users or messages."""
@@ -209,7 +217,16 @@ def build(
     responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock)
     catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
     return ConversationService(
-        intake, store, holds, turns, responder, catching_up, recollection, activity or ReplyActivity(), config
+        intake,
+        store,
+        holds,
+        turns,
+        responder,
+        catching_up,
+        recollection,
+        activity or ReplyActivity(),
+        config,
+        clock=clock,
     )
 
 

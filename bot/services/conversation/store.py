@@ -66,6 +66,17 @@ class TurnStore:
         self._open: dict[int, tuple[int, int | None, datetime]] = {}
         self.recent = RecentTurns(history_turns)
 
+    async def reset(self, channel_id: int, *, at: datetime) -> int:
+        """End the channel's current conversation: its next message starts a new one, with no history. Memories
+        and facts stay. Returns how many conversations were closed (0: none was going)."""
+        async with self._locks.hold(channel_id):  # not between a message's lookup of its conversation and its insert
+            async with self.database.session() as session:
+                closed = await ConversationRepository(session).close_in_channel(channel_id=channel_id, at=at)
+            self._open.pop(channel_id, None)
+        for conversation_id in closed:
+            self.recent.forget(conversation_id)
+        return len(closed)
+
     def forget(self) -> None:
         """Drop what this store remembers of stored rows: call it after deleting users or messages."""
         self.directory.forget()
