@@ -15,6 +15,7 @@ from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
+from bot.services.conversation import build as build_conversation
 from bot.services.coordination import Coordination
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
@@ -171,7 +172,7 @@ class Container:
         )
         metrics.watch_learner_backlog(lambda: learner.backlog)
         cooldowns = Cooldowns()
-        conversation = ConversationService(
+        conversation = build_conversation(
             database,
             MeteredChatModel(chat_model, metrics, "reply"),
             directory,
@@ -267,7 +268,7 @@ class Container:
                 self.personas,
                 notifier,
                 events_config(self.settings),
-                quota=self.conversation.quota,
+                quota=self.conversation.holds.quota,
             )
 
             async def tick() -> None:

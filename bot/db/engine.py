@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -63,6 +63,8 @@ DATABASE_FAULTS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+# Of those, the database refusing a row (a constraint, a value it cannot take): retrying the same row is futile.
+DATABASE_REFUSALS: tuple[type[BaseException], ...] = (IntegrityError, DataError)
 
 # asyncpg errors that mean the connection (or the server behind it) is gone, not that the statement was wrong.
 _GONE = (

@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -190,6 +191,7 @@ class LocalEmbedder:
         self._pending: deque[_Piece] = deque()
         self._urgent: deque[_Piece] = deque()  # queries someone is waiting for: encoded first, on their own
         self._query_arrived = asyncio.Event()  # cuts a background batch's window short
+        self._query_waiting = threading.Event()  # read by the model thread: stop a background batch for a query
         self._batcher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -262,6 +264,7 @@ class LocalEmbedder:
             (self._urgent if piece.urgent else self._pending).append(piece)
             if piece.urgent:
                 self._query_arrived.set()
+                self._query_waiting.set()
         if self._batcher is None:
             # A context of its own: started by whichever message came first, it must not log with that one's ids.
             self._batcher = asyncio.create_task(
@@ -312,6 +315,8 @@ class LocalEmbedder:
                 break
             batch.append(queue.popleft())
             size += len(piece.texts)
+        if queue is self._urgent and not queue:
+            self._query_waiting.clear()  # every waiting query is taken: background batches may run on
         return batch
 
     async def _encode(self, batch: list[_Piece]) -> None:
@@ -323,18 +328,21 @@ class LocalEmbedder:
             return
         texts = [text for piece in batch for text in piece.texts]
         urgent = any(piece.urgent for piece in batch)
-        # Background texts go to the model thread a few at a time, and queries that arrive meanwhile are
-        # encoded between them: a reply waits for at most ``background_step`` texts, never for a whole batch.
-        step = len(texts) if urgent else self.background_step
         loop = asyncio.get_running_loop()
         parts: list[Vectors] = []
         try:
-            for start in range(0, len(texts), step):
-                if not urgent and self._urgent:
+            if urgent:
+                parts.append(await loop.run_in_executor(self._executor, self._encode_sync, model, texts))
+            # Background texts are encoded on the model thread ``background_step`` at a time; it stops after the
+            # step under way when a query arrives, the query is encoded, then the batch goes on. A reply waits for
+            # at most one step, and a busy event loop does not slow the batch: it is not needed between steps.
+            done = 0
+            while not urgent and done < len(texts):
+                if self._urgent:
                     await self._encode(self._take_batch(self._urgent))
-                parts.append(
-                    await loop.run_in_executor(self._executor, self._encode_sync, model, texts[start : start + step])
-                )
+                part = await loop.run_in_executor(self._executor, self._encode_until_query, model, texts[done:])
+                parts.append(part)
+                done += len(part)
         except asyncio.CancelledError:
             self._fail(batch, RuntimeError("the embedder was closed"))
             raise
@@ -365,6 +373,15 @@ class LocalEmbedder:
     @staticmethod
     def _encode_sync(model: SentenceEncoder, texts: list[str]) -> Vectors:
         return normalise_rows(model.encode(texts))
+
+    def _encode_until_query(self, model: SentenceEncoder, texts: list[str]) -> Vectors:
+        """The first of ``texts`` (``background_step`` at a time) up to when a query is waiting: at least one step."""
+        parts: list[Vectors] = []
+        for start in range(0, len(texts), self.background_step):
+            parts.append(self._encode_sync(model, texts[start : start + self.background_step]))
+            if self._query_waiting.is_set() or self._closed:
+                break
+        return parts[0] if len(parts) == 1 else np.vstack(parts)
 
     def _load_checked(self) -> SentenceEncoder:
         model = self._load_sync()

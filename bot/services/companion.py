@@ -7,7 +7,7 @@ guild and per DM: each user's DM is a place of its own (``StatePlace``), so what
 one person's DM never reaches another's.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,24 @@ from bot.domain.facts import fact_line, prompt_order
 from bot.domain.opinions import topics_in, voice
 from bot.domain.place import StatePlace
 from bot.domain.style import guidance
-from bot.llm.embeddings import Vectors, cosine_to
+from bot.llm.embeddings import cosine_to
+from bot.services.memory import Query
+
+
+class NoCompanion:
+    """The companion switched off: no facts, relationship, mood, opinions or style in prompts."""
+
+    async def sections(
+        self,
+        *,
+        user_id: int,
+        guild_id: int | None,
+        text: str,
+        persona_config: Mapping[str, Any],
+        budgets: Mapping[str, int],
+        query: Query | None = None,
+    ) -> dict[str, str]:
+        return {}
 
 
 class CompanionContext:
@@ -39,7 +56,7 @@ class CompanionContext:
         text: str,
         persona_config: Mapping[str, Any],
         budgets: Mapping[str, int],
-        query_vector: Awaitable[Vectors] | None = None,
+        query: Query | None = None,
     ) -> dict[str, str]:
         """Prompt section name → text for a reply to ``user_id`` saying ``text`` here (only sections with
         something to say); the facts are cut to their budget in whole lines."""
@@ -59,9 +76,10 @@ class CompanionContext:
         if facts:
             relevance: dict[int, float] | None = None
             vectors = [row for row in facts if row.embedding is not None]
-            if query_vector is not None and vectors:
-                query = await query_vector
-                scores = cosine_to([row.embedding for row in vectors if row.embedding is not None], query)
+            if query is not None and query.embedded and vectors:
+                scores = cosine_to(
+                    [row.embedding for row in vectors if row.embedding is not None], await query.vector()
+                )
                 relevance = {row.id: score for row, score in zip(vectors, scores, strict=True)}
             ordered = prompt_order(facts, now, relevance)
             lines = take_lines_within([f"- {fact_line(fact)}" for fact in ordered], budgets.get("facts", 0))

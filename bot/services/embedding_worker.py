@@ -20,6 +20,7 @@ continues with them. Nothing is queued in memory, so nothing can be dropped.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from bot.db.engine import DATABASE_FAULTS, Database
@@ -42,6 +43,7 @@ class EmbeddingWorker:
         activity: ReplyActivity | None = None,
         yield_s: float = 0.25,
         poll_s: float = 5.0,
+        fold_every_s: float = 1.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -51,6 +53,7 @@ class EmbeddingWorker:
         self.activity = activity
         self.yield_s = yield_s
         self.poll_s = poll_s
+        self.fold_every_s = fold_every_s
         self.embedded = 0  # vectors this worker stored so far
         self._wake = asyncio.Event()
         self._asked = 0  # bumped by wake(); a pass that finds nothing after it answers every flush() up to it
@@ -109,6 +112,7 @@ class EmbeddingWorker:
         backoff = Backoff(base_s=0.5, cap_s=30.0)
         failures = 0
         behind = False  # the last batch was full: more are waiting
+        folded = time.monotonic()  # when the word counts were last folded
         while not self._stopping:
             asked = self._asked
             try:
@@ -128,8 +132,11 @@ class EmbeddingWorker:
                 await self._sleep(backoff.delay(failures))
                 continue
             failures = 0
-            if self.database.backend == "postgresql":
+            # Folded when the worker catches up, and at most every ``fold_every_s`` while it is busy: each fold is
+            # a statement and a transaction, and after every batch a busy bot folded about once per message.
+            if self.database.backend == "postgresql" and (not done or time.monotonic() >= folded + self.fold_every_s):
                 await self._fold_word_counts()
+                folded = time.monotonic()
             if done:
                 continue
             async with self._idle:

@@ -8,7 +8,7 @@ through the question it answers.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +40,49 @@ class MemorySection:
     memory_ids: list[int]  # the memories it shows: mark them recalled (MemoryRepository.touch) once used
 
 
+class Query:
+    """What a reply recalls by: its text, and that text's embedding, started when the query is made (as the
+    message arrives, so it overlaps storing it). Made by :meth:`MemoryService.query`; :meth:`close` it when
+    done, used or not."""
+
+    def __init__(self, text: str, embedding: "asyncio.Future[Vectors] | None" = None) -> None:
+        self.text = text
+        self._embedding = embedding
+
+    @property
+    def embedded(self) -> bool:
+        """Whether there is an embedding to wait for (there is none when memory is off)."""
+        return self._embedding is not None
+
+    async def vector(self) -> Vectors:
+        if self._embedding is None:
+            raise LookupError("this query is not embedded")
+        return await self._embedding
+
+    def close(self) -> None:
+        """Done with the query: an embedding still under way is dropped, a failed one is not logged as unread."""
+        if self._embedding is not None:
+            discard(self._embedding)
+
+
+class NoRecall:
+    """Long-term memory switched off: queries are not embedded, and the prompt has no memory section."""
+
+    def query(self, text: str) -> Query:
+        return Query(clean_text(text))
+
+    async def prompt_section(
+        self,
+        query: Query,
+        scope: RecallScope,
+        *,
+        now: datetime,
+        tokens: int,
+        exclude_message_ids: Sequence[int] = (),
+    ) -> MemorySection:
+        return MemorySection("", [])
+
+
 class MemoryService:
     def __init__(
         self,
@@ -66,27 +109,27 @@ class MemoryService:
 
     async def recall(
         self,
-        query: str,
+        query: "str | Query",
         scope: RecallScope,
         *,
         now: datetime,
         limit: int = 10,
         exclude_message_ids: Sequence[int] = (),
-        vector: Awaitable[Vectors] | None = None,
     ) -> list[Recalled]:
         """The memories most worth bringing to a reply about ``query``, best first, ``limit`` at most.
 
-        ``vector`` is the query's embedding, when the caller started it already (see :meth:`start_query`);
-        the word search runs while it is still being computed."""
-        if not query.strip():
-            if vector is not None:
-                await vector
+        A :class:`Query` made earlier (see :meth:`query`) brings its embedding, started already: the word search
+        runs while it is still being computed."""
+        prepared = query if isinstance(query, Query) and query.embedded else None
+        text = clean_text(query.text if isinstance(query, Query) else query)
+        if not text.strip():
+            if prepared is not None:
+                await prepared.vector()
             return []
-        query = clean_text(query)
-        terms = search_terms(query)
+        terms = search_terms(text)
 
         async def nearest() -> list[MemoryRow]:
-            query_vector = await (vector if vector is not None else self.embedder.embed_one(query))
+            query_vector = await (prepared.vector() if prepared is not None else self.embedder.embed_one(text))
             async with self.database.reading() as session:
                 return await MemoryRepository(session).by_vector(
                     query_vector,
@@ -141,20 +184,19 @@ class MemoryService:
             for i in ranked
         ]
 
-    def start_query(self, query: str) -> "asyncio.Future[Vectors]":
-        """A query's embedding, started now so it overlaps the work a reply does before it recalls (pass the
-        future to :meth:`recall` as ``vector``)."""
-        return self.embedder.start_one(clean_text(query))  # a lone surrogate cannot be encoded for the model
+    def query(self, text: str) -> Query:
+        """A query whose embedding starts now, so it overlaps the work a reply does before it recalls."""
+        text = clean_text(text)  # a lone surrogate cannot be encoded for the model
+        return Query(text, self.embedder.start_one(text))
 
     async def prompt_section(
         self,
-        query: str,
+        query: "str | Query",
         scope: RecallScope,
         *,
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
-        vector: Awaitable[Vectors] | None = None,
     ) -> MemorySection:
         """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
         recalled = await self.recall(
@@ -163,7 +205,6 @@ class MemoryService:
             now=now,
             limit=max(tokens // MIN_LINE_TOKENS, 1),
             exclude_message_ids=exclude_message_ids,
-            vector=vector,
         )
         lines = take_lines_within([r.line for r in recalled], tokens)
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])

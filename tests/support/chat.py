@@ -18,11 +18,12 @@ from bot.llm.chat import OpenAIChatModel
 from bot.llm.openai_client import openai_client
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext
-from bot.services.conversation import ConversationConfig, ConversationService
+from bot.services.conversation import ConversationConfig, ConversationService, build
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.incoming import Author, IncomingMessage, Place
 from bot.services.learning import Learner
+from bot.services.limits import TokenQuota
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 from tests.fakes.llm_server import FakeLLM
@@ -58,12 +59,13 @@ def conversation_service(
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
     activity: ReplyActivity | None = None,
+    quota: TokenQuota | None = None,
     **config: object,
 ) -> ConversationService:
     # No per-user cooldown unless a test asks for one: tests (and the benchmark) send faster than people do.
     defaults = {"edit_interval_s": 0.2, "cooldown_s": 0.0}
     settings = ConversationConfig(model="fake-model", **{**defaults, **config})  # type: ignore[arg-type]
-    return ConversationService(
+    return build(
         db,
         chat_model(llm if isinstance(llm, str) else llm.base_url, budget_s=budget_s, timeout_s=timeout_s),
         Directory(db),
@@ -74,6 +76,7 @@ def conversation_service(
         companion=companion,
         learner=learner,
         activity=activity,
+        quota=quota,
         clock=clock,
     )
 
@@ -123,6 +126,7 @@ def message(
     guild: int | None = None,
     at: datetime | None = None,
     mention: bool = False,
+    role_ids: frozenset[int] = frozenset(),
 ) -> IncomingMessage:
     """An incoming message as the Discord layer would build it."""
     return IncomingMessage(
@@ -131,7 +135,12 @@ def message(
         text=text,
         created_at=at or datetime.now(UTC),
         signals=MessageSignals(
-            text=text, author_id=user, channel_id=channel, is_dm=guild is None, mentions_bot=mention
+            text=text,
+            author_id=user,
+            channel_id=channel,
+            is_dm=guild is None,
+            mentions_bot=mention,
+            author_role_ids=role_ids,
         ),
         message_id=next(_message_ids),
     )

@@ -80,8 +80,9 @@ async def wired(db: Database, llm: FakeLLM) -> ConversationService:
     """The service as the bot wires it (memories, what Hearth knows, the guild's quota counted from the
     database), warmed up by one message in the guild."""
     memory = MemoryService(db, await shared_embedder())
-    service = conversation_service(db, llm, memory=memory, companion=CompanionContext(db))
-    service.quota = TokenQuota(db, refresh_s=0.0)  # counted from the database on every message
+    # The guild's quota counted from the database on every message.
+    quota = TokenQuota(db, refresh_s=0.0)
+    service = conversation_service(db, llm, memory=memory, companion=CompanionContext(db), quota=quota)
     await service.handle(message("warm up", user=1, guild=42, channel=700, mention=True), RecordingReply())
     await service.directory.update_guild_settings(Place(channel_id=700, guild_id=42), {"daily_token_quota": 10**9})
     return service

@@ -24,8 +24,7 @@ async def test_a_spent_quota_stops_replies_learning_and_written_greetings_in_tha
     db: Database, llm: FakeLLM
 ) -> None:
     quota = TokenQuota(db)
-    service = conversation_service(db, llm)
-    service.quota = quota
+    service = conversation_service(db, llm, quota=quota)
     llm.default = Reply("Happy to chat!")
     for guild in (QUIET, BUSY):
         turn = await service.handle(

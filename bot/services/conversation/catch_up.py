@@ -1,0 +1,120 @@
+"""Answering, after a start, the messages stored before a stop that never got their reply.
+
+Discord does not send a stopped bot what it missed, but every message Hearth would answer was stored first,
+marked as awaiting its reply. Each is claimed in the database before it is answered, so it is answered once,
+across restarts and processes (a crash mid-answer loses that answer rather than repeating it).
+"""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.db.repositories.conversations import AwaitingMessage
+from bot.domain.triggers import MessageSignals
+from bot.services.conversation.config import StoredTurn
+from bot.services.conversation.holds import Holds
+from bot.services.conversation.intake import Intake
+from bot.services.conversation.responder import Responder
+from bot.services.conversation.store import TurnStore
+from bot.services.conversation.turns import Turns
+from bot.services.incoming import Author, IncomingMessage, Place, ReplyTarget
+
+log = logging.getLogger(__name__)
+
+
+def incoming_of(row: AwaitingMessage) -> IncomingMessage:
+    """A stored message as the front end would have handed it in (the channel's name is not stored)."""
+    author = Author(
+        discord_id=row.author_discord_id, username=row.username, display_name=row.display_name, nickname=row.nickname
+    )
+    place = Place(channel_id=row.channel_id, guild_id=row.guild_discord_id, guild_name=row.guild_name)
+    return IncomingMessage(
+        author=author,
+        place=place,
+        text=row.content,
+        created_at=row.created_at,
+        signals=MessageSignals(
+            text=row.content, author_id=row.author_discord_id, channel_id=row.channel_id, is_dm=place.is_dm
+        ),
+        message_id=row.discord_message_id,
+    )
+
+
+def _stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
+    return StoredTurn(
+        message_row_id=row.message_id,
+        conversation_id=row.conversation_id,
+        user_id=row.user_id,
+        guild_id=row.guild_id,
+        speaker=incoming.author.shown_name,
+        text=row.content,
+    )
+
+
+class CatchUp:
+    def __init__(
+        self,
+        intake: Intake,
+        store: TurnStore,
+        turns: Turns,
+        holds: Holds,
+        responder: Responder,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.intake = intake
+        self.store = store
+        self.turns = turns
+        self.holds = holds
+        self.responder = responder
+        self.clock = clock
+
+    async def run(
+        self,
+        within: timedelta,
+        target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
+        *,
+        limit: int = 500,
+    ) -> int:
+        """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
+        model it was away; returns how many turns were answered. ``target_for`` gives where to answer a message,
+        or None when this process cannot (another shard's channel): those are left for the process that can."""
+        if within <= timedelta(0) or self.holds.resting:
+            return 0
+        waiting = await self.store.awaiting_reply(since=self.clock() - within, limit=limit)
+        reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
+        for row in waiting:
+            incoming = incoming_of(row)
+            target = await target_for(incoming)
+            if target is not None:
+                reachable.append((row, incoming, target))
+        claimed = set(await self.store.settle([row.message_id for row, _, _ in reachable]))
+        # One turn per person and channel, as live messages sent together are answered together.
+        turns: dict[tuple[int, int], list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]]] = {}
+        for item in reachable:
+            if item[0].message_id in claimed:
+                turns.setdefault((item[0].channel_id, item[0].author_discord_id), []).append(item)
+        answered = 0
+        for items in turns.values():
+            row, incoming, target = items[-1]
+            try:
+                decision = await self.intake.place_of(incoming)
+                batch = [_stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
+                async with self.turns.channel(row.channel_id):
+                    outcome = await self.responder.answer(
+                        incoming,
+                        batch,
+                        decision.persona,
+                        decision.settings,
+                        target,
+                        started=time.perf_counter(),
+                        was_away=True,
+                    )
+            except Exception:  # one message must not stop the others being answered
+                log.exception("could not catch up on message %s in channel %s", row.message_id, row.channel_id)
+                continue
+            answered += outcome.status == "replied"
+        if waiting:
+            log.info("caught up: %d of %d waiting messages answered in %d turns", len(claimed), len(waiting), answered)
+        return answered

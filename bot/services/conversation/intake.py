@@ -1,0 +1,103 @@
+"""Intake, the first stage of a message: clean it, then decide whether Hearth answers it here.
+
+Deciding reads the place's guild settings and persona. While the database cannot be read, what was last read
+for that place stands in (or the defaults), so a database fault never decides that Hearth stays silent.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bot.db.engine import DATABASE_FAULTS
+from bot.domain import guild_settings
+from bot.domain.text import clean_text
+from bot.domain.triggers import ChatRules, should_reply
+from bot.services.conversation.config import DEFAULT_VIEW
+from bot.services.directory import Directory, GuildView
+from bot.services.incoming import IncomingMessage
+from bot.services.personas import PersonaService, PersonaView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Hearth answers this message: who speaks, and under which guild settings."""
+
+    guild: GuildView | None  # None in DMs
+    persona: PersonaView
+    settings: guild_settings.GuildSettings
+
+
+def storable(incoming: IncomingMessage) -> IncomingMessage:
+    """The message with its text and every name cleaned as storage requires (see bot/domain/text.py): a NUL or
+    a lone surrogate anywhere would fail the insert, the embedder and the model's request alike."""
+    author, place = incoming.author, incoming.place
+
+    def clean(value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
+    return replace(
+        incoming,
+        text=clean_text(incoming.text),
+        author=replace(
+            author,
+            username=clean_text(author.username),
+            display_name=clean(author.display_name),
+            nickname=clean(author.nickname),
+            roles=tuple(clean_text(role) for role in author.roles),
+        ),
+        place=replace(place, channel_name=clean(place.channel_name), guild_name=clean(place.guild_name)),
+        signals=replace(incoming.signals, text=clean_text(incoming.signals.text)),
+    )
+
+
+class Intake:
+    def __init__(self, directory: Directory, personas: PersonaService, *, roll: Callable[[], float]) -> None:
+        self.directory = directory
+        self.personas = personas
+        self.roll = roll
+        # The last guild settings and persona read for each place (Discord guild id, None: DMs): what a reply
+        # uses while the database cannot be read. Unlike the caches behind them, never dropped after a fault.
+        self._last_guild: dict[int, GuildView] = {}
+        self._last_persona: dict[int | None, PersonaView] = {}
+
+    async def decide(self, incoming: IncomingMessage) -> Decision | None:
+        """Who answers ``incoming`` (a cleaned message) and how, or None when Hearth stays out of it."""
+        decision = await self.place_of(incoming)
+        rules = decision.guild.rules if decision.guild else ChatRules()
+        if not should_reply(incoming.signals, rules, decision.persona.name, roll=self.roll()):
+            return None
+        return decision
+
+    async def place_of(self, incoming: IncomingMessage) -> Decision:
+        """The guild's settings and the persona that speaks where ``incoming`` was said."""
+        guild = await self._guild_of(incoming)
+        persona = await self._persona_of(incoming, guild)
+        return Decision(guild, persona, guild.typed if guild else guild_settings.GuildSettings())
+
+    async def _guild_of(self, incoming: IncomingMessage) -> GuildView | None:
+        place = incoming.place
+        if place.guild_id is None:
+            return None
+        try:
+            view = await self.directory.guild(place)
+        except DATABASE_FAULTS as exc:
+            log.warning("guild %s settings unreadable (%s); using the last ones read", place.guild_id, exc)
+            return self._last_guild.get(place.guild_id)
+        if view is not None:
+            self._last_guild[place.guild_id] = view
+        return view
+
+    async def _persona_of(self, incoming: IncomingMessage, guild: GuildView | None) -> PersonaView:
+        key = incoming.place.guild_id
+        last = self._last_persona.get(key)
+        if key is not None and guild is None:  # the guild itself could not be read: nor can its persona
+            return last or DEFAULT_VIEW
+        try:
+            persona = await self.personas.for_guild(guild.guild_id if guild else None)
+        except DATABASE_FAULTS as exc:
+            log.warning("persona for guild %s unreadable (%s); using the last one read", key, exc)
+            return last or DEFAULT_VIEW
+        self._last_persona[key] = persona
+        return persona

@@ -1,0 +1,253 @@
+"""The responder, the last stage: a turn's reply, from what Hearth knows to the stored answer.
+
+It reads the conversation's history, recalls long-term memories in this place's scope and what Hearth knows of
+the speaker (the two at once), builds the prompt (pure, bot/domain/prompt.py), calls the model once, streaming
+a preview, with no transaction open while it writes; then delivers the reply in messages of at most 2,000
+characters and stores it with its token usage. A fault in what the prompt reads costs that part of the prompt,
+never the reply; a model that cannot answer gets the persona's apology.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.db.engine import DATABASE_FAULTS
+from bot.domain import guild_settings
+from bot.domain.chunking import split_message
+from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
+from bot.domain.recall import RecallScope
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.services.conversation.config import ConversationConfig, StoredTurn
+from bot.services.conversation.delivery import PreviewThrottle, send_safely
+from bot.services.conversation.holds import Holds
+from bot.services.conversation.store import TurnStore
+from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.memory import MemorySection, Query
+from bot.services.personas import PersonaView
+from bot.services.tasks import discard
+
+log = logging.getLogger(__name__)
+
+
+class Recollection(Protocol):
+    """Long-term memory as a reply uses it (MemoryService, or NoRecall when memory is off)."""
+
+    def query(self, text: str) -> Query: ...
+
+    async def prompt_section(
+        self,
+        query: Query,
+        scope: RecallScope,
+        *,
+        now: datetime,
+        tokens: int,
+        exclude_message_ids: Sequence[int] = (),
+    ) -> MemorySection: ...
+
+
+class Knowledge(Protocol):
+    """What Hearth knows and feels, as prompt sections (CompanionContext, or NoCompanion)."""
+
+    async def sections(
+        self,
+        *,
+        user_id: int,
+        guild_id: int | None,
+        text: str,
+        persona_config: Mapping[str, Any],
+        budgets: Mapping[str, int],
+        query: Query | None = None,
+    ) -> dict[str, str]: ...
+
+
+def _nothing() -> None:
+    pass
+
+
+class Responder:
+    def __init__(
+        self,
+        chat: ChatModel,
+        store: TurnStore,
+        memory: Recollection,
+        companion: Knowledge,
+        holds: Holds,
+        config: ConversationConfig,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.chat = chat
+        self.store = store
+        self.memory = memory
+        self.companion = companion
+        self.holds = holds
+        self.config = config
+        self.clock = clock
+
+    async def answer(
+        self,
+        incoming: IncomingMessage,
+        batch: list[StoredTurn],
+        persona: PersonaView,
+        settings: guild_settings.GuildSettings,
+        target: ReplyTarget,
+        *,
+        started: float,
+        query: Query | None = None,
+        prepared: Callable[[], None] = _nothing,
+        was_away: bool = False,
+    ) -> TurnOutcome:
+        """Answer ``batch`` (the last message of which is ``incoming``) and store the reply. ``query``: the
+        single message's query made as it arrived (a batch of several, or none given, is queried afresh by all
+        its messages); ``prepared`` is called once the model is about to be called; ``started``: when the
+        message arrived (``time.perf_counter``), for the reply's own time."""
+        if query is None or len(batch) > 1:
+            query = self.memory.query("\n".join(turn.text for turn in batch))
+        try:
+            return await self._answer(incoming, batch, persona, settings, target, started, query, prepared, was_away)
+        finally:
+            query.close()
+
+    async def _answer(
+        self,
+        incoming: IncomingMessage,
+        batch: list[StoredTurn],
+        persona: PersonaView,
+        settings: guild_settings.GuildSettings,
+        target: ReplyTarget,
+        started: float,
+        query: Query,
+        prepared: Callable[[], None],
+        was_away: bool,
+    ) -> TurnOutcome:
+        last = batch[-1]
+        exclude_ids = [turn.message_row_id for turn in batch]
+        try:
+            history = await self.store.history(batch)
+        except DATABASE_FAULTS as exc:  # a fault costs the history, never the reply
+            log.warning("could not read conversation %s's history (%s); answering without", last.conversation_id, exc)
+            history = []
+        place = incoming.place
+        options = self.options(persona, settings)
+        budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
+        # Recall waits on the query's embedding, what Hearth knows does not: it runs alongside (see tasks.py).
+        knowing = asyncio.create_task(self._companion_sections(batch, persona, budget, query))
+        try:
+            in_history = [row.message_id for row in history] + exclude_ids
+            recalled = await self._recall(batch, query, in_history, budget.section_budget("memories"))
+            known = await knowing
+        finally:
+            discard(knowing)
+        request = PromptRequest(
+            persona=persona.card,
+            speaker=incoming.author.shown_name,
+            place=(
+                f"a direct message with {incoming.author.shown_name}"
+                if place.is_dm
+                else f"#{place.channel_name or 'a channel'} in {place.guild_name or 'a server'}"
+            ),
+            current=[Turn("user", turn.text, turn.speaker) for turn in batch],
+            history=[
+                Turn("assistant" if row.role == "assistant" else "user", row.content, row.speaker) for row in history
+            ],
+            sections={**known, "memories": recalled.text},
+            is_group=not place.is_dm,
+            language=settings.language,
+            now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
+            was_away=was_away,
+        )
+        messages = build_prompt(request, budget)
+        prepared()
+
+        try:
+            async with target.typing():
+                completion = await self.chat.generate(
+                    messages, options, on_text=PreviewThrottle(target, self.config.edit_interval_s)
+                )
+        except LLMUnavailable as exc:
+            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+            await self.store.settle_quietly(batch)
+            sent = await send_safely(target, [persona.apology], incoming)
+            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
+
+        sent = await send_safely(target, split_message(completion.text), incoming)
+        model_ms = completion.seconds * 1000
+        # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
+        own_ms = (time.perf_counter() - started) * 1000 - model_ms
+        self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
+        await self.store.store_reply(
+            incoming,
+            batch,
+            completion.text,
+            at=self.clock(),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            model=completion.model,
+            latency_ms=int(model_ms),
+            recalled=recalled.memory_ids,
+        )
+        return TurnOutcome(
+            "replied",
+            reply=completion.text,
+            sent_ids=sent,
+            answered_messages=len(batch),
+            own_ms=own_ms,
+            model_ms=model_ms,
+        )
+
+    async def _recall(self, batch: list[StoredTurn], query: Query, in_history: list[int], tokens: int) -> MemorySection:
+        """Long-term memories for the prompt; a fault here costs the section, never the reply."""
+        if tokens <= 0:
+            return MemorySection("", [])
+        last = batch[-1]
+        try:
+            return await self.memory.prompt_section(
+                query,
+                RecallScope(user_id=last.user_id, guild_id=last.guild_id),
+                now=self.clock(),
+                tokens=tokens,
+                exclude_message_ids=in_history,
+            )
+        except Exception:  # the embedder, the database, anything: answer without memories rather than not at all
+            log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
+            return MemorySection("", [])
+
+    async def _companion_sections(
+        self, batch: list[StoredTurn], persona: PersonaView, budget: Budget, query: Query
+    ) -> dict[str, str]:
+        """Facts, relationship, mood, opinions and style for the prompt; a fault costs them, never the reply."""
+        last = batch[-1]
+        try:
+            return await self.companion.sections(
+                user_id=last.user_id,
+                guild_id=last.guild_id,
+                text=query.text,
+                persona_config=persona.config,
+                budgets={name: budget.section_budget(name) for name in ("facts",)},
+                query=query,
+            )
+        except Exception:
+            log.exception(
+                "could not gather what Hearth knows for conversation %s; answering without", last.conversation_id
+            )
+            return {}
+
+    def options(self, persona: PersonaView, settings: guild_settings.GuildSettings) -> ChatOptions:
+        """Model settings: the guild's choice, else the persona's, else the bot's."""
+        config = self.config
+
+        def pick(chosen: Any, key: str, default: Any) -> Any:
+            if chosen is not None:
+                return chosen
+            return persona.config[key] if persona.config.get(key) is not None else default
+
+        return ChatOptions(
+            model=str(pick(settings.model, "model", config.model)),
+            temperature=float(pick(settings.temperature, "temperature", config.temperature)),
+            max_tokens=int(pick(None, "max_tokens", config.max_tokens)),
+            extra_headers=config.extra_headers,
+            extra_body=config.extra_body,
+        )

@@ -1,0 +1,238 @@
+"""A message's way through Hearth, stage by stage (each in a module of this package):
+
+1. intake: clean the message and decide whether to answer it (pure rules on the message and the guild's
+   settings, see bot/domain/triggers.py);
+2. store: the user's message first, in one short transaction with its memory, so nothing said is lost
+   whatever fails next;
+3. holds: the owner's rest switch and the guild's daily quota hold back the model (said once, then silence);
+4. turns: one turn at a time per channel, a user's messages sent while their turn waits joining it, and the
+   user's cooldown;
+5. responder: history, memories and what Hearth knows; the prompt; the model, streaming; delivery; the reply
+   stored.
+
+The query's embedding starts as the message arrives, so it overlaps storing it. Nothing raises out of
+:meth:`ConversationService.handle` for a database fault: a message that truly cannot be stored gets a reply
+saying so, and a fault later costs the reply at most (an apology), never the stored message.
+"""
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.db.engine import DATABASE_FAULTS, Database
+from bot.db.types import utcnow
+from bot.llm.chat import ChatModel
+from bot.services.activity import ReplyActivity
+from bot.services.companion import CompanionContext, NoCompanion
+from bot.services.conversation.catch_up import CatchUp
+from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
+from bot.services.conversation.delivery import send_safely
+from bot.services.conversation.holds import Holds
+from bot.services.conversation.intake import Intake, storable
+from bot.services.conversation.responder import Knowledge, Recollection, Responder
+from bot.services.conversation.store import TurnStore
+from bot.services.conversation.turns import Turns
+from bot.services.directory import Directory
+from bot.services.embedding_worker import EmbeddingWorker
+from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.learning import Learner
+from bot.services.limits import Cooldowns, TokenQuota
+from bot.services.memory import MemoryService, NoRecall
+from bot.services.personas import PersonaService
+
+log = logging.getLogger(__name__)
+
+
+class ConversationService:
+    """The stages put together: what the front ends call (see the module's docstring, and :func:`build`)."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        store: TurnStore,
+        holds: Holds,
+        turns: Turns,
+        responder: Responder,
+        catching_up: CatchUp,
+        memory: Recollection,
+        activity: ReplyActivity,
+        config: ConversationConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.intake = intake
+        self.store = store
+        self.holds = holds
+        self.turns = turns
+        self.responder = responder
+        self.catching_up = catching_up
+        self.memory = memory
+        self.activity = activity
+        self.config = config
+        self.clock = clock
+
+    @property
+    def directory(self) -> Directory:
+        return self.intake.directory
+
+    @property
+    def resting(self) -> bool:
+        return self.holds.resting
+
+    def rest(self, resting: bool) -> None:
+        """The owner's maintenance switch: messages are stored, and answered only with RESTING (once)."""
+        self.holds.rest(resting)
+
+    async def reset(self, channel_id: int) -> bool:
+        """``/conversation reset``: the channel's next message starts a conversation with empty history (what
+        Hearth remembers long-term and knows of people stays). False when no conversation was going."""
+        return await self.store.reset(channel_id, at=self.clock()) > 0
+
+    def forget_cached(self) -> None:
+        """Drop what the stages remember of stored rows: call it after deleting users or messages."""
+        self.store.forget()
+
+    async def handle(self, incoming: IncomingMessage, target: ReplyTarget) -> TurnOutcome:
+        started = time.perf_counter()
+        incoming = storable(incoming)
+        decision = await self.intake.decide(incoming)
+        if decision is None:
+            return TurnOutcome("ignored")
+        # Until the model is called, background work holds back (see bot/services/activity.py).
+        preparing = self.activity.begin()
+        # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
+        query = self.memory.query(incoming.text)
+        try:
+            try:
+                stored = await self.store.store_incoming(incoming, awaiting_reply=not self.holds.resting)
+            except DATABASE_FAULTS:
+                log.exception(
+                    "could not store message %s in channel %s; not answering",
+                    incoming.message_id,
+                    incoming.place.channel_id,
+                )
+                sent = await send_safely(target, [MEMORY_TROUBLE], incoming)
+                return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
+
+            held, notice = await self.holds.held(
+                channel_id=incoming.place.channel_id,
+                user_id=incoming.author.discord_id,
+                guild_id=stored.guild_id,
+                settings=decision.settings,
+            )
+            if held:
+                await self.store.settle_quietly([stored])
+                if notice is None:
+                    return TurnOutcome("held")
+                return TurnOutcome("held", reply=notice, sent_ids=await send_safely(target, [notice], incoming))
+
+            settings = decision.settings
+            cooldown = self.config.cooldown_s if settings.cooldown_s is None else settings.cooldown_s
+            channel, user = incoming.place.channel_id, incoming.author.discord_id
+            async with self.turns.turn(channel, user, stored, cooldown_s=cooldown) as batch:
+                if batch is None:
+                    return TurnOutcome("queued")  # the turn already waiting for this user answers it too
+                try:
+                    return await self.responder.answer(
+                        incoming,
+                        batch,
+                        decision.persona,
+                        settings,
+                        target,
+                        started=started,
+                        query=query,
+                        prepared=preparing,
+                    )
+                except DATABASE_FAULTS:  # stored, so not lost; whatever was not guarded must not cost the answer
+                    log.exception("database fault while answering in channel %s", channel)
+                    await self.store.settle_quietly(batch)
+                    apology = decision.persona.apology
+                    sent = await send_safely(target, [apology], incoming)
+                    return TurnOutcome("apologised", reply=apology, sent_ids=sent, answered_messages=len(batch))
+        finally:
+            preparing()
+            query.close()
+
+    async def keep(self, incoming: IncomingMessage) -> TurnOutcome:
+        """Store a message Hearth would answer, without answering it now: the bot is stopping, and a turn begun
+        now could not finish before Discord closes. It stays awaiting its reply, so the next start's catch-up
+        answers it (Discord does not send a stopped bot what it missed)."""
+        incoming = storable(incoming)
+        if await self.intake.decide(incoming) is None:
+            return TurnOutcome("ignored")
+        try:
+            await self.store.store_incoming(incoming, awaiting_reply=not self.holds.resting)
+        except DATABASE_FAULTS:
+            log.exception("could not keep message %s while stopping", incoming.message_id)
+            return TurnOutcome("lost")
+        return TurnOutcome("kept")
+
+    async def catch_up(
+        self,
+        within: timedelta,
+        target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
+        *,
+        limit: int = 500,
+    ) -> int:
+        """Answer the messages stored in the last ``within`` that never got their reply (see catch_up.py)."""
+        return await self.catching_up.run(within, target_for, limit=limit)
+
+
+def build(
+    database: Database,
+    chat: ChatModel,
+    directory: Directory,
+    personas: PersonaService,
+    config: ConversationConfig,
+    *,
+    memory: MemoryService | None = None,
+    worker: EmbeddingWorker | None = None,
+    companion: CompanionContext | None = None,
+    learner: Learner | None = None,
+    activity: ReplyActivity | None = None,
+    cooldowns: Cooldowns | None = None,
+    quota: TokenQuota | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    roll: Callable[[], float] = random.random,
+) -> ConversationService:
+    """The stages wired together; a feature left out (memory, the companion, learning, quotas) is switched off.
+    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them."""
+    store = TurnStore(
+        database,
+        directory,
+        idle=config.idle,
+        history_turns=config.history_turns,
+        store_budget_s=config.store_budget_s,
+        remember=worker is not None,
+        remembered=worker.wake if worker is not None else _nothing,
+        observed=learner.observe if learner is not None else _ignore,
+    )
+    recollection: Recollection = memory if memory is not None else NoRecall()
+    knowledge: Knowledge = companion if companion is not None else NoCompanion()
+    intake = Intake(directory, personas, roll=roll)
+    holds = Holds(quota, clock=clock)
+    turns = Turns(cooldowns or Cooldowns())
+    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock)
+    catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
+    return ConversationService(
+        intake,
+        store,
+        holds,
+        turns,
+        responder,
+        catching_up,
+        recollection,
+        activity or ReplyActivity(),
+        config,
+        clock=clock,
+    )
+
+
+def _nothing() -> None:
+    pass
+
+
+def _ignore(_: int) -> None:
+    pass

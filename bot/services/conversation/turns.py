@@ -1,0 +1,54 @@
+"""Turns, the second stage: when a stored message is answered.
+
+One turn at a time per channel, so replies come in the order people wrote. Messages a user sends while their
+turn waits (their cooldown, or another turn in the channel) join it and are answered together. A user answered
+less than their cooldown ago waits out the rest.
+"""
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from bot.services.conversation.config import StoredTurn
+from bot.services.limits import Cooldowns
+from bot.services.locks import KeyedLocks
+
+
+class Turns:
+    def __init__(self, cooldowns: Cooldowns) -> None:
+        self.cooldowns = cooldowns
+        self._locks = KeyedLocks()
+        self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
+        self._waiting: set[tuple[int, int]] = set()
+
+    @contextlib.asynccontextmanager
+    async def turn(
+        self, channel_id: int, user_id: int, stored: StoredTurn, *, cooldown_s: float
+    ) -> AsyncIterator[list[StoredTurn] | None]:
+        """The batch of the user's messages this turn answers, the channel held until the block ends; None when a
+        turn already waiting for this user will answer ``stored`` too."""
+        key = (channel_id, user_id)
+        self._pending[key].append(stored)
+        if key in self._waiting:
+            yield None
+            return
+        self._waiting.add(key)
+        taken = False
+        try:
+            wait = self.cooldowns.remaining(user_id, cooldown_s)
+            if wait:
+                await asyncio.sleep(wait)  # what the user sends meanwhile joins this turn
+            self.cooldowns.mark(user_id)
+            async with self._locks.hold(channel_id):
+                self._waiting.discard(key)
+                batch, taken = self._pending.pop(key), True
+                yield batch
+        finally:
+            if not taken:  # cancelled before its turn: its messages stay stored, awaiting a reply
+                self._waiting.discard(key)
+                self._pending.pop(key, None)
+
+    def channel(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """The channel held for a turn that is not a live message's (catching up after a restart)."""
+        return self._locks.hold(channel_id)
