@@ -840,4 +840,23 @@ SELECT memory_words_fold();
 
 UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
 
+-- Running upgrade 0013 -> 0018
+
+CREATE TABLE channel_personas (
+    channel_id BIGINT NOT NULL,
+    guild_id BIGINT NOT NULL,
+    persona_id BIGINT NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_channel_personas PRIMARY KEY (channel_id),
+    CONSTRAINT fk_channel_personas_guild_id_guilds FOREIGN KEY(guild_id) REFERENCES guilds (id) ON DELETE CASCADE,
+    CONSTRAINT fk_channel_personas_persona_id_personas FOREIGN KEY(persona_id) REFERENCES personas (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_channel_personas_guild_id ON channel_personas (guild_id);
+
+CREATE INDEX ix_channel_personas_persona_id ON channel_personas (persona_id);
+
+UPDATE alembic_version SET version_num='0018' WHERE alembic_version.version_num = '0013';
+
 COMMIT;
