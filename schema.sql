@@ -859,4 +859,26 @@ CREATE INDEX ix_channel_personas_persona_id ON channel_personas (persona_id);
 
 UPDATE alembic_version SET version_num='0018' WHERE alembic_version.version_num = '0013';
 
+-- Running upgrade 0018 -> 0019
+
+CREATE TABLE reply_alternatives (
+    id BIGSERIAL NOT NULL,
+    message_id BIGINT NOT NULL,
+    position INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    model VARCHAR(255),
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    is_shown BOOLEAN DEFAULT false NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_reply_alternatives PRIMARY KEY (id),
+    CONSTRAINT fk_reply_alternatives_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id) ON DELETE CASCADE,
+    CONSTRAINT uq_reply_alternatives_message_id_position UNIQUE (message_id, position)
+);
+
+CREATE INDEX ix_reply_alternatives_message_id ON reply_alternatives (message_id);
+
+UPDATE alembic_version SET version_num='0019' WHERE alembic_version.version_num = '0018';
+
 COMMIT;

@@ -14,6 +14,7 @@ from bot.db.models.memory import Memory
 from bot.db.models.message import Message
 from bot.db.models.mood_history import MoodHistory
 from bot.db.models.persona import Persona
+from bot.db.models.reply_alternative import ReplyAlternative
 from bot.db.models.runtime_flag import RuntimeFlag
 from bot.db.models.scheduled_event import ScheduledEvent
 from bot.db.models.token_usage import GuildDailyTokenUsage, UserDailyTokenUsage
@@ -39,6 +40,7 @@ __all__ = [
     "Message",
     "MoodHistory",
     "Persona",
+    "ReplyAlternative",
     "RuntimeFlag",
     "ScheduledEvent",
     "User",

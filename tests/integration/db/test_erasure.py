@@ -23,6 +23,7 @@ from bot.db.models import (
     Message,
     MoodHistory,
     Persona,
+    ReplyAlternative,
     RuntimeFlag,
     ScheduledEvent,
     User,
@@ -116,6 +117,8 @@ async def _seed_user(
             ),
             Memory(kind="fact", content=f"{name} lives in Lisbon", user_id=user.id, scope="dm", fact_id=fact.id),
             UserDailyTokenUsage(day=date(2026, 11, 1), user_id=user.id, model="m", requests=1, prompt_tokens=9),
+            # The first answer to a regenerated reply, kept as a branch of the turn.
+            ReplyAlternative(message_id=answer.id, position=1, content=f"hi {name}"),
         ]
     )
     await session.flush()
