@@ -13,7 +13,8 @@ import discord
 from discord.ext import commands
 
 from bot.container import Container
-from bot.discord.render import ChannelReply
+from bot.discord.notifier import DiscordNotifier
+from bot.discord.render import SAFE_MENTIONS, ChannelReply
 from bot.discord.tree import HearthTree
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
@@ -21,9 +22,6 @@ from bot.observability.server import OpsServer
 from bot.services.incoming import IncomingMessage, ReplyTarget
 
 log = logging.getLogger(__name__)
-
-# Whatever a model writes, it cannot ping everyone, here or a role. Users only where we mean to.
-SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
 
 # How long a stop waits for replies being written (``docker stop`` allows 10 s before it kills, unless told more).
 REPLY_GRACE_S = 10.0
@@ -180,8 +178,6 @@ class HearthBot(commands.AutoShardedBot):
             await self.close()
 
     async def setup_hook(self) -> None:
-        from bot.discord.notifier import DiscordNotifier  # it imports SAFE_MENTIONS from here
-
         if self.ops_server is not None:  # first: /healthz says 503 while Hearth starts, not nothing
             await self.ops_server.start()
         await self.container.start(notifier=DiscordNotifier(self))
