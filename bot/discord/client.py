@@ -1,4 +1,9 @@
-"""HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services."""
+"""HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services.
+
+The bot carries :class:`~bot.services.bundle.Services`, from which each extension (``bot/discord/exts/``) takes
+what its cog calls, and a :class:`Runtime` (the launcher's background work) that it starts once set up and
+pauses when it stops.
+"""
 
 import asyncio
 import contextlib
@@ -6,19 +11,22 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import discord
 from discord.ext import commands
 
-from bot.container import Container
+from bot.db.engine import Database
+from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
 from bot.discord.render import SAFE_MENTIONS, ChannelReply
 from bot.discord.tree import HearthTree
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
+from bot.services.bundle import Services
+from bot.services.events import Notifier
 from bot.services.incoming import IncomingMessage, ReplyTarget
 
 log = logging.getLogger(__name__)
@@ -26,12 +34,17 @@ log = logging.getLogger(__name__)
 # How long a stop waits for replies being written (``docker stop`` allows 10 s before it kills, unless told more).
 REPLY_GRACE_S = 10.0
 
-EXTENSIONS: tuple[str, ...] = (
-    "bot.discord.cogs.chat",
-    "bot.discord.cogs.me",
-    "bot.discord.cogs.admin",
-    "bot.discord.cogs.owner",
-)
+
+class Runtime(Protocol):
+    """The background work the launcher built beside the bot (the Container is one)."""
+
+    database: Database  # for /healthz
+
+    async def start(self, notifier: Notifier | None = None) -> None:
+        """Start the background work, sending proactive messages through ``notifier``."""
+
+    async def stop_jobs(self) -> None:
+        """Stop the scheduled jobs (the bot is stopping)."""
 
 
 def intents() -> discord.Intents:
@@ -112,9 +125,9 @@ def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
 class HearthBot(commands.AutoShardedBot):
     """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
 
-    def __init__(self, container: Container, **options: Any) -> None:
+    def __init__(self, services: Services, runtime: Runtime, **options: Any) -> None:
         """``options`` go to discord.py's client as they are (tests shorten ``guild_ready_timeout``)."""
-        settings = container.settings
+        settings = services.settings
         sharding: dict[str, Any] = {}
         if settings.shard_count is not None:
             sharding = {"shard_count": settings.shard_count, "shard_ids": settings.shard_ids or None}
@@ -126,11 +139,12 @@ class HearthBot(commands.AutoShardedBot):
             owner_ids=set(settings.owner_ids),
             help_command=None,
             tree_cls=HearthTree,
-            http_trace=rate_limit_trace(container.metrics),
+            http_trace=rate_limit_trace(services.metrics),
             **sharding,
             **options,
         )
-        self.container = container
+        self.services = services
+        self.runtime = runtime
         self.started_at = time.monotonic()
         self._catching_up: asyncio.Task[None] | None = None  # once per process, at the first ready
         self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
@@ -140,9 +154,9 @@ class HearthBot(commands.AutoShardedBot):
         self._hurry = asyncio.Event()
         self.ops_server: OpsServer | None = None  # /metrics and /healthz, when METRICS_PORT is set
         if settings.metrics_port is not None:
-            health = Health(container.database, self.gateway_connected)
+            health = Health(runtime.database, self.gateway_connected)
             self.ops_server = OpsServer(
-                container.metrics, health, host=settings.metrics_host, port=settings.metrics_port
+                services.metrics, health, host=settings.metrics_host, port=settings.metrics_port
             )
 
     def gateway_connected(self) -> bool:
@@ -170,7 +184,7 @@ class HearthBot(commands.AutoShardedBot):
     async def _stop(self) -> None:
         log.info("stopping: %d replies in flight", len(self.replying))
         try:
-            await self.container.scheduler.stop()  # a proactive message being sent goes out before Discord closes
+            await self.runtime.stop_jobs()  # a proactive message being sent goes out before Discord closes
             cut = await self.replying.finish(REPLY_GRACE_S, hurry=self._hurry)
             if cut:
                 log.warning("stopping: %d replies did not finish in time and were cut short", cut)
@@ -180,7 +194,10 @@ class HearthBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         if self.ops_server is not None:  # first: /healthz says 503 while Hearth starts, not nothing
             await self.ops_server.start()
-        await self.container.start(notifier=DiscordNotifier(self))
+        await self.runtime.start(notifier=DiscordNotifier(self))
+        known = {short_name(extension) for extension in EXTENSIONS}
+        for unknown in sorted(set(self.services.settings.disabled_extensions) - known):
+            log.warning("DISABLED_EXTENSIONS names %r, which is not one of: %s", unknown, ", ".join(sorted(known)))
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)
@@ -197,7 +214,7 @@ class HearthBot(commands.AutoShardedBot):
         Done at every start: Discord replaces the set as a whole and an unchanged set costs nothing, so new
         or changed commands reach users without a manual step."""
         synced = len(await self.tree.sync())
-        dev_guild = self.container.settings.dev_guild_id
+        dev_guild = self.services.settings.dev_guild_id
         if dev_guild is not None:
             synced += len(await self.tree.sync(guild=discord.Object(id=dev_guild)))
         return synced
@@ -231,16 +248,18 @@ class HearthBot(commands.AutoShardedBot):
     async def on_ready(self) -> None:
         user = self.user
         log.info("connected as %s (%s) in %d guilds", user, user.id if user else "?", len(self.guilds))
-        minutes = self.container.settings.catch_up_minutes
-        if self._catching_up is None:
+        minutes = self.services.settings.catch_up_minutes
+        if "bot.discord.exts.chat" not in self.extensions:  # a bot without conversation answers nothing late
+            self.caught_up.set()
+        elif self._catching_up is None:
             self._catching_up = asyncio.create_task(self._catch_up(timedelta(minutes=minutes)), name="catch-up")
 
     async def _catch_up(self, within: timedelta) -> None:
         """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
-                answered = await self.container.conversation.catch_up(within, self._reply_target)
-            self.container.metrics.caught_up(answered)
+                answered = await self.services.conversation.catch_up(within, self._reply_target)
+            self.services.metrics.caught_up(answered)
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
         finally:

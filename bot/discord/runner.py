@@ -23,10 +23,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run_bot(container: Container) -> None:
+    """Run the bot on ``container``'s services until it stops."""
     token = container.settings.discord_token
     if token is None:
         raise ConfigError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
-    bot = HearthBot(container)
+    bot = HearthBot(container.services(), container)
     loop = asyncio.get_running_loop()
 
     def on_signal(number: signal.Signals) -> None:

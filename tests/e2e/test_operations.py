@@ -117,7 +117,7 @@ async def test_json_log_lines_carry_the_turn_ids_and_no_secret(
     lines = io.StringIO()
     with restored_logging():
         async with running_bot(discord, db, llm, discord_token=DISCORD_TOKEN, openai_api_key=API_KEY) as bot:
-            setup_logging("INFO", log_format="json", secrets=secrets_of(bot.container.settings), stream=lines)
+            setup_logging("INFO", log_format="json", secrets=secrets_of(bot.services.settings), stream=lines)
             asked = await discord.user_message(general, ana, f"{discord.bot.mention} hello")
             await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == general)
 

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from bot.container import Container
 from bot.db.engine import Database
@@ -48,7 +48,7 @@ async def running_bot(
         embedder=await shared_embedder(),
     )
     with discord.patch_discord():
-        bot = HearthBot(container, guild_ready_timeout=0.05)
+        bot = HearthBot(container.services(), container, guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start("fake-token"))
         try:
             if ready:
@@ -63,3 +63,8 @@ async def running_bot(
             await task
             await container.aclose()
     assert discord.unexpected == [], f"routes the fake Discord does not know: {discord.unexpected}"
+
+
+def container_of(bot: HearthBot) -> Container:
+    """The Container a bot of :func:`running_bot` runs on, for what a test reaches beyond the bot's services."""
+    return cast(Container, bot.runtime)
