@@ -2,7 +2,8 @@
 
 The bot carries :class:`~bot.services.bundle.Services`, from which each extension (``bot/discord/exts/``) takes
 what its cog calls, and a :class:`Runtime` (the launcher's background work) that it starts once set up and
-pauses when it stops.
+pauses when it stops. Commands are published to Discord only when asked: ``sync_commands`` at start
+(``python -m bot run --sync-commands``) or ``/owner sync``.
 """
 
 import asyncio
@@ -125,8 +126,9 @@ def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
 class HearthBot(commands.AutoShardedBot):
     """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
 
-    def __init__(self, services: Services, runtime: Runtime, **options: Any) -> None:
-        """``options`` go to discord.py's client as they are (tests shorten ``guild_ready_timeout``)."""
+    def __init__(self, services: Services, runtime: Runtime, *, sync_commands: bool = False, **options: Any) -> None:
+        """``sync_commands``: publish the command tree once set up. ``options`` go to discord.py's client as they
+        are (tests shorten ``guild_ready_timeout``)."""
         settings = services.settings
         sharding: dict[str, Any] = {}
         if settings.shard_count is not None:
@@ -145,6 +147,7 @@ class HearthBot(commands.AutoShardedBot):
         )
         self.services = services
         self.runtime = runtime
+        self.syncs_at_start = sync_commands
         self.started_at = time.monotonic()
         self._catching_up: asyncio.Task[None] | None = None  # once per process, at the first ready
         self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
@@ -203,16 +206,18 @@ class HearthBot(commands.AutoShardedBot):
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("could not load extension %s", extension)
+        if not self.syncs_at_start:
+            return
         try:
-            await self.sync_commands()
+            log.info("published %d slash commands", await self.sync_commands())
         except discord.HTTPException:
             log.exception("could not publish the slash commands; the owner can retry with /owner sync")
 
     async def sync_commands(self) -> int:
         """Publish the commands: global ones, and the owner's in DEV_GUILD_ID when set; returns how many.
 
-        Done at every start: Discord replaces the set as a whole and an unchanged set costs nothing, so new
-        or changed commands reach users without a manual step."""
+        Only when asked (``--sync-commands``, ``/owner sync``): Discord limits how often a bot may replace its
+        commands, and they change only when Hearth is upgraded or DISABLED_EXTENSIONS changes."""
         synced = len(await self.tree.sync())
         dev_guild = self.services.settings.dev_guild_id
         if dev_guild is not None:

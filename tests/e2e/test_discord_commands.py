@@ -101,6 +101,20 @@ async def test_every_published_command_has_a_unique_name_descriptions_and_a_line
             assert world.discord.can_use_command(world.ana, ana_dm, name), name
 
 
+async def test_a_start_publishes_no_commands_unless_asked_and_owner_sync_publishes_them(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord = world.discord
+    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id) as bot:
+        assert discord.commands() == [] and discord.commands(world.guild.id) == []
+        await bot.sync_commands()  # what /owner sync runs
+        assert {"memory", "config", "hearth"} <= {c["name"] for c in discord.commands()}
+        assert [c["name"] for c in discord.commands(world.guild.id)] == ["owner"]
+    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id):
+        _, answer = await run(discord, discord.owner, world.general, "owner sync")  # published: usable at once
+        assert re.fullmatch(r"Synced \d+ commands\.", answer["content"])
+
+
 async def test_with_a_dev_guild_the_owner_commands_are_registered_there_alone(
     world: World, db: Database, llm: FakeLLM
 ) -> None:

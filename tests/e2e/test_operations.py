@@ -152,7 +152,7 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
         with log.open("wb") as stderr:
             bot = await asyncio.create_subprocess_exec(
                 sys.executable,
-                *("-m", "tests.support.launcher", "run"),
+                *("-m", "tests.support.launcher", "run", "--sync-commands"),
                 cwd=tmp_path,
                 env=environment,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -167,6 +167,7 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
                     port = int(serving.group(1)) if serving else 0
                 while (await healthz(port))[0] != 200:  # noqa: ASYNC110 (polling over HTTP)
                     await asyncio.sleep(0.1)
+            assert {"memory", "config", "owner"} <= {c["name"] for c in discord.commands()}, "--sync-commands"
 
             await discord.user_message(dm, ana, "hello there")
             await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == dm)
