@@ -443,6 +443,9 @@ async def test_commands_have_a_cooldown_and_a_spent_quota_stops_the_model_until_
         await run(discord, ana, general, "hearth about")
         payload, answer = await run(discord, ana, general, "hearth about")
         assert discord.is_ephemeral(payload) and answer["content"].startswith("Slow down a little")
+        await bot.services.guild_config.set_cooldown(place_of_fake(world), 0)  # the server's /config cooldown wins
+        _, answer = await run(discord, ana, general, "hearth about")
+        assert "Mood right now" in text_of(answer)
 
         await bot.services.guild_config.set_daily_token_quota(place_of_fake(world), 1)
         llm.default = Reply("Hello there!")
