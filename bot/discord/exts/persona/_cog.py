@@ -36,9 +36,9 @@ def _persona_embed(persona: PersonaView) -> discord.Embed:
 class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
     """Discord's form for the persona's long texts (slash options cannot hold line breaks)."""
 
-    def __init__(self, admin: "Persona", guild_id: int, persona: PersonaView) -> None:
+    def __init__(self, cog: "Persona", guild_id: int, persona: PersonaView) -> None:
         super().__init__()
-        self.admin, self.guild_id = admin, guild_id
+        self.cog, self.guild_id = cog, guild_id
         self.name_input: discord.ui.TextInput[Any] = discord.ui.TextInput(
             label="Name", default=persona.name, max_length=100, custom_id="persona:name"
         )
@@ -77,7 +77,7 @@ class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
             self.add_item(item)
 
     async def on_submit(self, interaction: discord.Interaction, /) -> None:
-        persona = await self.admin.persona_service.edit(
+        persona = await self.cog.persona_service.edit(
             self.guild_id,
             name=self.name_input.value,
             personality_prompt=self.personality.value,
