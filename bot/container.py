@@ -13,6 +13,7 @@ from bot.llm.openai_client import build_openai_client
 from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
+from bot.services.bundle import Services
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.conversation import build as build_conversation
@@ -21,10 +22,9 @@ from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
-from bot.services.incoming import Place
 from bot.services.knowledge import KnowledgeService
 from bot.services.learning import Learner, LearningConfig
-from bot.services.limits import Cooldowns, TokenQuota
+from bot.services.limits import CommandCooldown, Cooldowns, TokenQuota
 from bot.services.maintenance import Maintenance, MaintenanceConfig
 from bot.services.memory import MemoryService
 from bot.services.operations import Operations
@@ -33,6 +33,7 @@ from bot.services.privacy import PrivacyService
 from bot.services.reembed import embedding_model_mismatch
 from bot.services.reminders import ReminderService
 from bot.services.stats import StatsService
+from bot.services.status import StatusService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
 from bot.settings import Settings
 
@@ -102,6 +103,7 @@ class Container:
     stats: StatsService
     knowledge: KnowledgeService
     operations: Operations
+    status: StatusService
     cooldowns: Cooldowns
     coordination: Coordination
     owns_embedder: bool = True
@@ -236,20 +238,38 @@ class Container:
             stats=StatsService(database),
             knowledge=KnowledgeService(database, memory),
             operations=Operations(database, backup_dir=settings.backup_dir, pg_dump=settings.pg_dump_path),
+            status=StatusService(
+                database,
+                learner=learner,
+                worker=worker,
+                coordination=coordination,
+                scheduler=scheduler,
+                maintenance=maintenance,
+                embedder=embedder,
+            ),
             cooldowns=cooldowns,
             coordination=coordination,
             owns_embedder=owns_embedder,
             metrics=metrics,
         )
 
-    async def cooldown_for(self, guild_id: int | None, guild_name: str | None = None) -> float:
-        """Seconds a user waits between commands: the guild's /config cooldown, else USER_COOLDOWN_SECONDS."""
-        if guild_id is not None:
-            view = await self.directory.guild(Place(channel_id=0, guild_id=guild_id, guild_name=guild_name))
-            chosen = view.typed.cooldown_s if view is not None else None
-            if chosen is not None:
-                return chosen
-        return self.settings.user_cooldown_seconds
+    def services(self) -> Services:
+        """What the front ends call (the Discord extensions take theirs from it)."""
+        return Services(
+            settings=self.settings,
+            conversation=self.conversation,
+            directory=self.directory,
+            personas=self.personas,
+            privacy=self.privacy,
+            guild_config=self.guild_config,
+            reminders=self.reminders,
+            stats=self.stats,
+            knowledge=self.knowledge,
+            operations=self.operations,
+            status=self.status,
+            command_cooldown=CommandCooldown(self.directory, self.cooldowns, self.settings.user_cooldown_seconds),
+            metrics=self.metrics,
+        )
 
     async def start(self, notifier: Notifier | None = None) -> None:
         """Start the background work: hearing other processes' changes (PostgreSQL), the embedding worker
@@ -282,6 +302,10 @@ class Container:
         await self.learner.catch_up()
         self.learner.start()
         self.scheduler.start()
+
+    async def stop_jobs(self) -> None:
+        """Stop the scheduled jobs (a proactive message being sent goes out first), when the bot begins to stop."""
+        await self.scheduler.stop()
 
     async def aclose(self) -> None:
         await self.coordination.stop()

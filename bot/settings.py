@@ -18,6 +18,7 @@ from bot.errors import ConfigError
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hearth.db"
 
 IntList = Annotated[list[int], NoDecode]
+WordList = Annotated[list[str], NoDecode]
 # JSON objects are parsed by a validator of ours, so a malformed one is a validation error naming the setting
 # (pydantic-settings' own decoding raises an exception that names neither the setting nor what is wrong).
 JsonObject = Annotated[dict[str, Any], NoDecode]
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     shard_ids: IntList = Field(default_factory=list)
     # At start, how long to keep trying an unreachable Discord (with backoff) before giving up.
     discord_connect_retry_seconds: float = Field(default=60.0, ge=0)
+    # Features whose commands (or, for `chat`, conversation) this bot does not offer, e.g. knowledge,stats.
+    disabled_extensions: WordList = Field(default_factory=list)
 
     # Storage
     database_url: str = DEFAULT_DATABASE_URL
@@ -133,6 +136,13 @@ class Settings(BaseSettings):
             return _split_ints(value)
         except ValueError:
             raise ValueError("expected comma-separated whole numbers, e.g. 123,456") from None
+
+    @field_validator("disabled_extensions", mode="before")
+    @classmethod
+    def _comma_separated_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.strip().strip("[]").split(",") if part.strip()]
+        return value
 
     @field_validator("llm_extra_headers", "llm_extra_body", mode="before")
     @classmethod

@@ -5,6 +5,8 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
+# What Hearth itself sends (commands' answers, reminders) pings no one but users, and only where it means to.
+SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
 # Model output pings nobody: not everyone/here, not roles, not users, not even the person replied to.
 MODEL_MENTIONS = discord.AllowedMentions.none()
 

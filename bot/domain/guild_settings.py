@@ -153,6 +153,14 @@ def check_temperature(value: float) -> float:
     return round(value, 2)
 
 
+def cooldown_s(settings: GuildSettings | None, default_s: float) -> float:
+    """Seconds a member waits between two replies or two commands: the server's ``/config cooldown`` when it
+    chose one, else the bot's ``default_s`` (USER_COOLDOWN_SECONDS); DMs (``settings`` None) use the default."""
+    if settings is None or settings.cooldown_s is None:
+        return default_s
+    return settings.cooldown_s
+
+
 def check_cooldown(value: float) -> float:
     if not 0 <= value <= MAX_COOLDOWN_S:
         raise InvalidSetting(f"The cooldown is from 0 to {MAX_COOLDOWN_S:g} seconds, not {value:g}.")

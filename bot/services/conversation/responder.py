@@ -19,7 +19,7 @@ from bot.domain import guild_settings
 from bot.domain.chunking import split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewThrottle, send_safely
 from bot.services.conversation.holds import Holds
@@ -124,11 +124,66 @@ class Responder:
         was_away: bool,
     ) -> TurnOutcome:
         last = batch[-1]
+        try:
+            completion, recalled = await self.compose(
+                incoming, batch, persona, settings, target, query=query, prepared=prepared, was_away=was_away
+            )
+        except LLMUnavailable as exc:
+            place = incoming.place
+            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+            await self.store.settle_quietly(batch)
+            sent = await send_safely(target, [persona.apology], incoming)
+            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
+
+        sent = await send_safely(target, split_message(completion.text), incoming)
+        model_ms = completion.seconds * 1000
+        # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
+        own_ms = (time.perf_counter() - started) * 1000 - model_ms
+        self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
+        await self.store.store_reply(
+            incoming,
+            batch,
+            completion.text,
+            at=self.clock(),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            model=completion.model,
+            latency_ms=int(model_ms),
+            recalled=recalled.memory_ids,
+            shown_in=sent[-1] if sent else None,
+        )
+        return TurnOutcome(
+            "replied",
+            reply=completion.text,
+            sent_ids=sent,
+            answered_messages=len(batch),
+            own_ms=own_ms,
+            model_ms=model_ms,
+        )
+
+    async def compose(
+        self,
+        incoming: IncomingMessage,
+        batch: list[StoredTurn],
+        persona: PersonaView,
+        settings: guild_settings.GuildSettings,
+        target: ReplyTarget,
+        *,
+        query: Query,
+        prepared: Callable[[], None] = _nothing,
+        was_away: bool = False,
+        leave_out: Sequence[int] = (),
+    ) -> tuple[Completion, MemorySection]:
+        """The model's reply to ``batch`` (streamed to ``target``'s preview, not sent) and the memories its prompt
+        showed. ``leave_out``: stored turns the prompt must not show (the reply being regenerated). Raises
+        LLMUnavailable when the model cannot answer."""
         exclude_ids = [turn.message_row_id for turn in batch]
         try:
-            history = await self.store.history(batch)
+            history = await self.store.history(batch, leave_out=leave_out)
         except DATABASE_FAULTS as exc:  # a fault costs the history, never the reply
-            log.warning("could not read conversation %s's history (%s); answering without", last.conversation_id, exc)
+            log.warning(
+                "could not read conversation %s's history (%s); answering without", batch[-1].conversation_id, exc
+            )
             history = []
         place = incoming.place
         options = self.options(persona, settings)
@@ -136,7 +191,7 @@ class Responder:
         # Recall waits on the query's embedding, what Hearth knows does not: it runs alongside (see tasks.py).
         knowing = asyncio.create_task(self._companion_sections(batch, persona, budget, query))
         try:
-            in_history = [row.message_id for row in history] + exclude_ids
+            in_history = [row.message_id for row in history] + exclude_ids + list(leave_out)
             recalled = await self._recall(batch, query, in_history, budget.section_budget("memories"))
             known = await knowing
         finally:
@@ -161,42 +216,11 @@ class Responder:
         )
         messages = build_prompt(request, budget)
         prepared()
-
-        try:
-            async with target.typing():
-                completion = await self.chat.generate(
-                    messages, options, on_text=PreviewThrottle(target, self.config.edit_interval_s)
-                )
-        except LLMUnavailable as exc:
-            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
-            await self.store.settle_quietly(batch)
-            sent = await send_safely(target, [persona.apology], incoming)
-            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
-
-        sent = await send_safely(target, split_message(completion.text), incoming)
-        model_ms = completion.seconds * 1000
-        # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
-        own_ms = (time.perf_counter() - started) * 1000 - model_ms
-        self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
-        await self.store.store_reply(
-            incoming,
-            batch,
-            completion.text,
-            at=self.clock(),
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            model=completion.model,
-            latency_ms=int(model_ms),
-            recalled=recalled.memory_ids,
-        )
-        return TurnOutcome(
-            "replied",
-            reply=completion.text,
-            sent_ids=sent,
-            answered_messages=len(batch),
-            own_ms=own_ms,
-            model_ms=model_ms,
-        )
+        async with target.typing():
+            completion = await self.chat.generate(
+                messages, options, on_text=PreviewThrottle(target, self.config.edit_interval_s)
+            )
+        return completion, recalled
 
     async def _recall(self, batch: list[StoredTurn], query: Query, in_history: list[int], tokens: int) -> MemorySection:
         """Long-term memories for the prompt; a fault here costs the section, never the reply."""

@@ -26,6 +26,7 @@ from bot.db.types import utcnow
 from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
+from bot.services.conversation.branches import Branches
 from bot.services.conversation.catch_up import CatchUp
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_safely
@@ -56,6 +57,7 @@ class ConversationService:
         turns: Turns,
         responder: Responder,
         catching_up: CatchUp,
+        branches: Branches,
         memory: Recollection,
         activity: ReplyActivity,
         config: ConversationConfig,
@@ -68,6 +70,7 @@ class ConversationService:
         self.turns = turns
         self.responder = responder
         self.catching_up = catching_up
+        self.branches = branches  # 🔄 and ◀ ▶ on a reply (see branches.py)
         self.memory = memory
         self.activity = activity
         self.config = config
@@ -216,6 +219,7 @@ def build(
     turns = Turns(cooldowns or Cooldowns())
     responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock)
     catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
+    branches = Branches(database, intake, store, responder, clock=clock)
     return ConversationService(
         intake,
         store,
@@ -223,6 +227,7 @@ def build(
         turns,
         responder,
         catching_up,
+        branches,
         recollection,
         activity or ReplyActivity(),
         config,

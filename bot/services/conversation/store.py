@@ -216,11 +216,11 @@ class TurnStore:
 
     # -- reading ----------------------------------------------------------------------------------------------
 
-    async def history(self, batch: Sequence[StoredTurn]) -> list[HistoryRow]:
+    async def history(self, batch: Sequence[StoredTurn], *, leave_out: Sequence[int] = ()) -> list[HistoryRow]:
         """Everything said in the batch's conversation up to it (replies to others included), the batch itself
-        left out: from this process's recent turns, else read from the database."""
+        and ``leave_out`` left out: from this process's recent turns, else read from the database."""
         last = batch[-1]
-        exclude_ids = [turn.message_row_id for turn in batch]
+        exclude_ids = [turn.message_row_id for turn in batch] + list(leave_out)
 
         async def load(limit: int) -> list[HistoryRow]:
             async with self.database.session() as session:
@@ -251,9 +251,11 @@ class TurnStore:
         model: str | None,
         latency_ms: int,
         recalled: Sequence[int],
+        shown_in: int | None = None,
     ) -> None:
         """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
-        answered); a failure here is logged, never shown: the reply was already delivered."""
+        answered); a failure here is logged, never shown: the reply was already delivered. ``shown_in``: the
+        Discord message that shows its end (where its buttons are)."""
         last = batch[-1]
         try:
             async with self.database.session() as session:
@@ -270,6 +272,7 @@ class TurnStore:
                     completion_tokens=completion_tokens,
                     model=model,
                     latency_ms=latency_ms,
+                    discord_message_id=shown_in,
                 )
                 cleaned = clean_text(text)
                 await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, None, at)
@@ -284,6 +287,12 @@ class TurnStore:
                 incoming.message_id,
                 last.conversation_id,
             )
+
+    def rewritten(self, conversation_id: int, message_id: int, content: str) -> None:
+        """A stored turn's text changed (another alternative of a reply shown): the history follows it."""
+        self.recent.replace(conversation_id, message_id, content)
+        if self.remember:
+            self.remembered()
 
     async def settle(self, message_ids: Sequence[int]) -> list[int]:
         """Mark messages as no longer awaiting a reply; returns those this call claimed (another process may

@@ -10,6 +10,8 @@ from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
+from bot.observability.metrics import Metrics
+from bot.services.conversation import ConversationService
 from bot.services.incoming import IncomingMessage, Place
 
 log = logging.getLogger(__name__)
@@ -55,15 +57,16 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
 
 
 class Chat(commands.Cog):
-    def __init__(self, bot: HearthBot) -> None:
-        self.bot = bot
+    def __init__(self, bot: HearthBot, conversation: ConversationService, metrics: Metrics) -> None:
+        self.bot = bot  # its user, and whether it is stopping
+        self.conversation = conversation
+        self.metrics = metrics
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
             return
-        container = self.bot.container
         guild_id = message.guild.id if message.guild else None
         with log_context(
             guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
@@ -72,15 +75,11 @@ class Chat(commands.Cog):
                 incoming = incoming_from(message, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
-                        outcome = await container.conversation.handle(incoming, MessageReply(message))
+                        outcome = await self.conversation.handle(incoming, MessageReply(message))
                     else:  # stopping: kept, and answered by the next start's catch-up
-                        outcome = await container.conversation.keep(incoming)
-                container.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
+                        outcome = await self.conversation.keep(incoming)
+                self.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
             except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
                 log.exception(
                     "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
                 )
-
-
-async def setup(bot: HearthBot) -> None:
-    await bot.add_cog(Chat(bot))
