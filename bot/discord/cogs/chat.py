@@ -8,6 +8,7 @@ from discord.ext import commands
 from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply
+from bot.domain.images import Attachment, shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
 from bot.services.incoming import IncomingMessage, Place
@@ -50,7 +51,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
-        image_urls=tuple(a.url for a in message.attachments if (a.content_type or "").startswith("image/")),
+        image_urls=shown_images([Attachment(a.url, a.content_type, a.size) for a in message.attachments]),
     )
 
 
