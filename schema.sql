@@ -840,4 +840,12 @@ SELECT memory_words_fold();
 
 UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
 
+-- Running upgrade 0013 -> 0017
+
+ALTER TABLE messages ADD COLUMN images_pending BOOLEAN DEFAULT false NOT NULL;
+
+CREATE INDEX ix_messages_images_pending ON messages (id) WHERE images_pending;
+
+UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0013';
+
 COMMIT;

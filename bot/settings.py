@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     llm_retry_budget_seconds: float = Field(default=45.0, gt=0)
     llm_extra_headers: JsonHeaders = Field(default_factory=dict)
     llm_extra_body: JsonObject = Field(default_factory=dict)
+    # Show the model the images people send (as image_url parts) and describe them into memories.
+    llm_vision: bool = True
 
     # Conversation
     conversation_idle_minutes: int = Field(default=60, ge=1)
