@@ -37,7 +37,8 @@ class Message(IdMixin, TimestampMixin, Base):
     # A user's message Hearth means to answer, until its turn is over: what start-up catches up on.
     awaiting_reply: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     # A user's message whose images are still to be described for its memory (bot/services/image_describer.py).
-    images_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    # No Python-side default: inserts leave it out (the database's default), so they work before revision 0017.
+    images_pending: Mapped[bool] = mapped_column(Boolean, server_default=false(), nullable=False)
 
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),

@@ -28,7 +28,6 @@ _MESSAGE_COLUMNS = (
     "model",
     "latency_ms",
     "awaiting_reply",
-    "images_pending",
     "created_at",
     "updated_at",
 )
@@ -210,15 +209,16 @@ class ConversationRepository:
             "m_model": model,
             "m_latency_ms": latency_ms,
             "m_awaiting_reply": awaiting_reply,
-            "m_images_pending": images_pending and bool(image_urls),
             "m_created_at": at,
             "m_updated_at": at,
         }
         if dialect_name(self.session) == "postgresql":
             message_id: int = (await self.session.execute(_ADD_MESSAGE_POSTGRESQL, values)).scalar_one()
-            return message_id
-        message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
-        await self.session.execute(_TOUCH_SQLITE, values)
+        else:
+            message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
+            await self.session.execute(_TOUCH_SQLITE, values)
+        if images_pending and image_urls:  # rare: a statement of its own keeps the common insert as it was
+            await self.session.execute(update(Message).where(Message.id == message_id).values(images_pending=True))
         return message_id
 
     async def find_user_message(self, *, discord_message_id: int, user_id: int) -> tuple[int, int] | None:
