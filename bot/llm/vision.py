@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
+from bot.domain.memory_text import with_images
 from bot.domain.prompt import ChatMessage
 from bot.llm.chat import ChatModel, ChatOptions, Completion, ImageRefused, TextCallback
 
@@ -41,7 +42,12 @@ class Vision:
 
 
 def without_images(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    return [replace(m, images=()) if m.images else m for m in messages]
+    """The messages with each image left as an ``[image]`` mark: the model knows something was sent that it
+    cannot see (a message of only a photo would otherwise read as empty)."""
+    return [
+        replace(m, content=with_images(m.content, [None] * len(m.images)), images=()) if m.images else m
+        for m in messages
+    ]
 
 
 class VisionGate:

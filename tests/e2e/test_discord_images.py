@@ -104,7 +104,7 @@ async def test_a_model_refusing_images_gets_the_turn_without_them_and_no_image_a
                 await answered(discord, dm, "I can't see pictures, but tell me about it!")
                 refused, retried = llm.reply_requests
                 assert len(image_parts(refused)) == 1
-                assert image_parts(retried) == [] and "my new bike" in retried.prompt_text()
+                assert image_parts(retried) == [] and "my new bike\n[image]" in retried.prompt_text()
 
                 llm.script(Reply("Still can't see it."))
                 helmet = await discord.user_message(dm, ana, "and my helmet", attachments=[("helmet.png", PNG)])
@@ -131,4 +131,4 @@ async def test_with_vision_off_no_image_is_sent_or_described(db: Database, llm: 
             await settled(bot)
             assert all(image_parts(r) == [] for r in llm.chat_requests)
             assert llm.description_requests == []
-            assert "the view tonight" in llm.reply_requests[0].prompt_text()
+            assert "the view tonight\n[image]" in llm.reply_requests[0].prompt_text()
