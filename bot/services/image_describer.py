@@ -122,6 +122,11 @@ class ImageDescriber:
                 log.warning("could not describe images (%s); retrying", exc)
                 await self._sleep(backoff.delay(failures))
                 continue
+            except Exception:  # whatever else: the worker carries on (the message taken is left with "[image]")
+                failures += 1
+                log.exception("could not describe images; carrying on")
+                await self._sleep(backoff.delay(failures))
+                continue
             failures = 0
             if done:
                 continue
