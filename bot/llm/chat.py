@@ -16,6 +16,7 @@ from openai._constants import RAW_RESPONSE_HEADER
 
 from bot.domain.budget import estimate_tokens
 from bot.domain.prompt import ChatMessage
+from bot.domain.reasoning import ReasoningFilter, strip_reasoning
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import HearthError
 
@@ -159,7 +160,9 @@ class OpenAIChatModel:
     async def _stream_once(
         self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None
     ) -> tuple[str, tuple[int, int] | None]:
-        text, usage = "", None
+        # Only the answer is kept: a reasoning model's <think>…</think> and its ``reasoning_content`` (or
+        # ``reasoning``) deltas are never shown, stored, remembered or learned from.
+        text, usage, hider = "", None, ReasoningFilter()
         if on_text is not None:
             await on_text("")
         try:
@@ -184,10 +187,11 @@ class OpenAIChatModel:
                 stream=True,
             )
             try:
-                if response.headers.get("content-type", "").startswith("application/json"):
+                whole_answer = response.headers.get("content-type", "").startswith("application/json")
+                if whole_answer:
                     # A server that ignores ``stream`` answers with one whole completion.
                     whole = json.loads(await response.aread())
-                    text = whole["choices"][0]["message"]["content"] or ""
+                    text = strip_reasoning(whole["choices"][0]["message"]["content"] or "")
                     if whole.get("usage"):
                         usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
                     if on_text is not None and text:
@@ -200,9 +204,15 @@ class OpenAIChatModel:
                     choices = event.get("choices") or ()
                     piece = (choices[0].get("delta") or {}).get("content") if choices else None
                     if piece:
-                        text += piece
-                        if on_text is not None:
-                            await on_text(text)
+                        shown = hider.feed(piece)
+                        if shown != text:
+                            text = shown
+                            if on_text is not None:
+                                await on_text(text)
+                if not whole_answer and (shown := hider.finish()) != text:
+                    text = shown
+                    if on_text is not None:
+                        await on_text(text)
             finally:
                 await response.aclose()
         except openai.RateLimitError as exc:
