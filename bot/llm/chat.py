@@ -28,11 +28,13 @@ TextCallback = Callable[[str], Awaitable[None]]
 class LLMUnavailable(HearthError):
     """The model could not answer within the retry budget, or refused the request outright.
 
-    ``faults`` are the kinds of the failed attempts, in order (see :class:`Completion`)."""
+    ``faults`` are the kinds of the failed attempts, in order (see :class:`Completion`); ``models`` the models
+    that failed, in the order they were tried (empty: the one asked for)."""
 
-    def __init__(self, message: str, *, faults: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, *, faults: Sequence[str] = (), models: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.faults = tuple(faults)
+        self.models = tuple(models)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class Completion:
     # The kinds of the attempts that failed before this answer: rate_limited, server_error, timeout, connection,
     # bad_stream, empty (and refused, which ends the call).
     faults: tuple[str, ...] = ()
+    # The models that failed before ``model`` answered (see bot/llm/fallback.py).
+    fell_back_from: tuple[str, ...] = ()
 
 
 class ChatModel(Protocol):
