@@ -11,6 +11,7 @@ from bot.llm.embeddings import Embedder, build_embedder
 from bot.llm.fallback import FallbackChatModel
 from bot.llm.metered import MeteredChatModel
 from bot.llm.openai_client import build_fallback_client, build_openai_client
+from bot.llm.tokens import counter_for, tokenizer_name
 from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
@@ -198,7 +199,9 @@ class Container:
             activity=activity,
             cooldowns=cooldowns,
             quota=quota,
+            token_counter=counter_for,
         )
+        log.info("prompt tokens of %s are counted with %s", settings.llm_model, tokenizer_name(settings.llm_model))
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)

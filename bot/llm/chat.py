@@ -14,11 +14,11 @@ import openai
 from openai import AsyncOpenAI
 from openai._constants import RAW_RESPONSE_HEADER
 
-from bot.domain.budget import estimate_tokens
 from bot.domain.prompt import ChatMessage
 from bot.domain.reasoning import ReasoningFilter, strip_reasoning
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import HearthError
+from bot.llm.tokens import counter_for
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,8 @@ class OpenAIChatModel:
                 log.warning("model call failed (%s); retry %d in %.2fs", fault, attempt, wait)
                 await asyncio.sleep(wait)
                 continue
-            prompt_tokens, completion_tokens = usage or (
-                sum(estimate_tokens(m.content) for m in messages),
-                estimate_tokens(text),
-            )
+            count = counter_for(options.model)  # when the server reports no usage
+            prompt_tokens, completion_tokens = usage or (sum(count(m.content) for m in messages), count(text))
             return Completion(
                 text=text,
                 model=options.model,

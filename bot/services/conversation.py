@@ -40,6 +40,7 @@ from bot.db.repositories.conversations import AwaitingMessage, ConversationRepos
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
 from bot.domain import guild_settings
+from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.domain.memory_text import context_line
 from bot.domain.prompt import Budget, PersonaCard, PromptRequest, Turn, build_prompt
@@ -208,8 +209,10 @@ class ConversationService:
         quota: TokenQuota | None = None,
         clock: Callable[[], datetime] = utcnow,
         roll: Callable[[], float] = random.random,
+        token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
     ) -> None:
         self.database = database
+        self.token_counter = token_counter  # model name → how its prompt is counted (bot/llm/tokens.py)
         self.cooldowns = cooldowns or Cooldowns()
         self.quota = quota
         self.roll = roll
@@ -533,12 +536,16 @@ class ConversationService:
             history = []
         place = incoming.place
         options = self._options(persona, settings)
-        budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
+        budget = Budget(
+            context_tokens=self.config.context_tokens,
+            reply_tokens=options.max_tokens,
+            count=self.token_counter(options.model),
+        )
         # Recall waits on the query's embedding, what Hearth knows does not: it runs alongside (see tasks.py).
         knowing = asyncio.create_task(self._companion_sections(batch, persona, budget, query_vector))
         try:
             in_history = [row.message_id for row in history] + exclude_ids
-            recalled = await self._recall(batch, query_vector, in_history, budget.section_budget("memories"))
+            recalled = await self._recall(batch, query_vector, in_history, budget)
             known = await knowing
         finally:
             discard(knowing)
@@ -602,9 +609,10 @@ class ConversationService:
         batch: list[StoredTurn],
         query_vector: "asyncio.Future[Vectors] | None",
         in_history: list[int],
-        tokens: int,
+        budget: Budget,
     ) -> MemorySection:
         """Long-term memories for the prompt; a fault here costs the section, never the reply."""
+        tokens = budget.section_budget("memories")
         if self.memory is None or tokens <= 0:
             return MemorySection("", [])
         last = batch[-1]
@@ -616,6 +624,7 @@ class ConversationService:
                 tokens=tokens,
                 exclude_message_ids=in_history,
                 vector=query_vector,
+                count=budget.count,
             )
         except Exception:  # the embedder, the database, anything: answer without memories rather than not at all
             log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
@@ -640,6 +649,7 @@ class ConversationService:
                 persona_config=persona.config,
                 budgets={name: budget.section_budget(name) for name in ("facts",)},
                 query_vector=query_vector if len(batch) == 1 else None,
+                count=budget.count,
             )
         except Exception:
             log.exception(
