@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import Memory, Message
+from bot.domain.budget import estimate_tokens
+from bot.llm.tokens import counter_for
 from bot.services.incoming import Place
 from tests.e2e.test_discord_chat import shown, stored_eventually
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
@@ -123,3 +125,26 @@ async def test_a_404_falls_back_at_once_behind_the_guilds_own_model(
         await stored_eventually(db, "assistant", ["b again."])
         rows = await _rows(db, select(Message.model).where(Message.role == "assistant"))
         assert rows == [("b",)]
+
+
+async def test_an_openai_models_prompt_fits_its_window_by_the_tokenizers_count(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    count = counter_for("gpt-4o-mini")
+    japanese = "毎週日曜日に妹とジムでクライミングをしています。来週はリヨン近くの大きな岩場に挑戦します。" * 4
+    llm.default = Reply("そうなんだ！")
+    settings = {"llm_model": "gpt-4o-mini", "llm_context_tokens": 1024, "llm_max_tokens": 100}
+    async with running_bot(discord, db, llm, **settings):
+        for turn in range(6):
+            await discord.user_message(dm, ana, f"{turn}: {japanese}")
+            await stored_eventually(db, "assistant", ["そうなんだ！"] * (turn + 1))
+
+    replies = [request for request in llm.chat_requests if request.messages[0]["content"].startswith("You are")]
+    last = replies[-1]
+    assert len(replies) == 6 and last.body["model"] == "gpt-4o-mini"
+    sent = sum(count(message["content"]) + 4 for message in last.messages)
+    assert sent <= (1024 - 100) * 0.95, "the prompt fits the window as the model's tokenizer counts it"
+    assert sum(estimate_tokens(message["content"]) + 4 for message in last.messages) < sent / 2
+    assert len(last.messages) >= 3, "some history still fits"
