@@ -4,9 +4,11 @@ from typing import Any
 
 import pytest
 
+from bot.container import with_fallbacks
 from bot.domain.prompt import ChatMessage
 from bot.llm.chat import ChatOptions, LLMUnavailable
 from bot.llm.fallback import FallbackChatModel
+from bot.settings import Settings
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Step
 from tests.support.chat import chat_model
 
@@ -63,3 +65,21 @@ async def test_when_every_model_fails_the_error_names_them_all(llm: FakeLLM) -> 
         await chain.generate(ASK, ChatOptions(model="a"))
     assert failed.value.models == ("a", "b", "c")
     assert _asked(llm) == ["a", "b", "c"]
+
+
+async def test_a_fallback_endpoint_never_gets_the_primarys_key(llm: FakeLLM) -> None:
+    llm.default = _by_model({"a": Fail(404), "b": Reply("from b")})
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        openai_api_key="primary-secret",
+        llm_fallback_models="b",
+        llm_fallback_base_url=llm.base_url,
+    )
+    chain = with_fallbacks(chat_model(llm.base_url), settings)
+    try:
+        assert (await chain.generate(ASK, ChatOptions(model="a"))).model == "b"
+    finally:
+        assert isinstance(chain, FallbackChatModel)
+        await chain.aclose()
+    keys = {request.body["model"]: request.headers["authorization"] for request in llm.chat_requests}
+    assert keys == {"a": "Bearer test", "b": "Bearer not-needed"}
