@@ -8,8 +8,10 @@ from bot.db import migrations
 from bot.db.engine import Database
 from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
+from bot.llm.fallback import FallbackChatModel
 from bot.llm.metered import MeteredChatModel
-from bot.llm.openai_client import build_openai_client
+from bot.llm.openai_client import build_fallback_client, build_openai_client
+from bot.llm.tokens import counter_for, tokenizer_name
 from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
@@ -81,6 +83,18 @@ def events_config(settings: Settings) -> EventsConfig:
     )
 
 
+def with_fallbacks(chat_model: ChatModel, settings: Settings) -> ChatModel:
+    """``chat_model`` followed by the ``LLM_FALLBACK_MODELS``, if any (on their own endpoint, if one is set)."""
+    if not settings.llm_fallback_models:
+        return chat_model
+    client = build_fallback_client(settings, timeout=settings.llm_timeout_seconds)
+    fallback = None
+    if client is not None:
+        fallback = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        log.info("fallback models %s on %s", ", ".join(settings.llm_fallback_models), client.base_url)
+    return FallbackChatModel(chat_model, settings.llm_fallback_models, fallback=fallback)
+
+
 @dataclass(slots=True)
 class Container:
     settings: Settings
@@ -128,6 +142,7 @@ class Container:
         if chat_model is None:
             client = build_openai_client(settings, timeout=settings.llm_timeout_seconds)
             chat_model = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        chat_model = with_fallbacks(chat_model, settings)
         owns_embedder = embedder is None
         embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
@@ -187,7 +202,9 @@ class Container:
             activity=activity,
             cooldowns=cooldowns,
             quota=quota,
+            token_counter=counter_for,
         )
+        log.info("prompt tokens of %s are counted with %s", settings.llm_model, tokenizer_name(settings.llm_model))
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)
@@ -314,6 +331,8 @@ class Container:
         await self.embedding_worker.stop()
         if self.owns_embedder:
             await self.embedder.aclose()
-        if isinstance(self.chat_model, OpenAIChatModel):
+        if isinstance(self.chat_model, FallbackChatModel):
+            await self.chat_model.aclose()
+        elif isinstance(self.chat_model, OpenAIChatModel):
             await self.chat_model.client.close()
         await self.database.dispose()

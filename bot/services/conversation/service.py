@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.types import utcnow
+from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
@@ -199,9 +200,11 @@ def build(
     quota: TokenQuota | None = None,
     clock: Callable[[], datetime] = utcnow,
     roll: Callable[[], float] = random.random,
+    token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
 ) -> ConversationService:
     """The stages wired together; a feature left out (memory, the companion, learning, quotas) is switched off.
-    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them."""
+    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them.
+    ``token_counter``: model name → how a prompt for it is counted (bot/llm/tokens.py)."""
     store = TurnStore(
         database,
         directory,
@@ -217,7 +220,7 @@ def build(
     intake = Intake(directory, personas, roll=roll)
     holds = Holds(quota, clock=clock)
     turns = Turns(cooldowns or Cooldowns())
-    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock)
+    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock, token_counter=token_counter)
     catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
     branches = Branches(database, intake, store, responder, clock=clock)
     return ConversationService(
