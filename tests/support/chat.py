@@ -98,7 +98,7 @@ class RecordingReply:
     async def preview(self, text: str) -> None:
         self.previews.append(text)
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         self.sent.append(list(pieces))
         return [next(self._ids) for _ in pieces]
 

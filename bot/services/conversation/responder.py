@@ -140,7 +140,7 @@ class Responder:
             sent = await send_safely(target, [persona.apology], incoming)
             return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
 
-        sent = await send_safely(target, split_message(completion.text), incoming)
+        sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms

@@ -3,11 +3,13 @@
 import logging
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply
+from bot.discord.reply_buttons import reply_view
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
 from bot.observability.metrics import Metrics
@@ -44,6 +46,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         is_own=message.author.id == me.id,
         mentions_bot=me in message.mentions,
         replies_to_bot=_replies_to(message, me),
+        author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
     )
     return IncomingMessage(
         author=author_of(message.author),
@@ -57,6 +60,8 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
 
 
 class Chat(commands.Cog):
+    conversation_group = app_commands.Group(name="conversation", description="This channel's conversation with Hearth")
+
     def __init__(self, bot: HearthBot, conversation: ConversationService, metrics: Metrics) -> None:
         self.bot = bot  # its user, and whether it is stopping
         self.conversation = conversation
@@ -75,7 +80,7 @@ class Chat(commands.Cog):
                 incoming = incoming_from(message, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
-                        outcome = await self.conversation.handle(incoming, MessageReply(message))
+                        outcome = await self.conversation.handle(incoming, MessageReply(message, reply_view))
                     else:  # stopping: kept, and answered by the next start's catch-up
                         outcome = await self.conversation.keep(incoming)
                 self.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
@@ -83,3 +88,18 @@ class Chat(commands.Cog):
                 log.exception(
                     "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
                 )
+
+    @conversation_group.command(name="reset", description="Start this channel's conversation afresh")
+    async def conversation_reset(self, interaction: discord.Interaction) -> None:
+        """Any member, in the channel: the next message starts with no history. What Hearth remembers long-term
+        and knows of people stays (forgotten with /memory forget)."""
+        if interaction.channel_id is None:
+            return
+        ended = await self.conversation.reset(interaction.channel_id)
+        said = (
+            "Fresh start: I'll pick up from your next message without the conversation so far. What I remember "
+            "about people stays (see /memory)."
+            if ended
+            else "There's no conversation going on here to reset."
+        )
+        await interaction.response.send_message(said, ephemeral=True)
