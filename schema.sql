@@ -840,12 +840,53 @@ SELECT memory_words_fold();
 
 UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
 
--- Running upgrade 0013 -> 0017
+-- Running upgrade 0013 -> 0018
+
+CREATE TABLE channel_personas (
+    channel_id BIGINT NOT NULL,
+    guild_id BIGINT NOT NULL,
+    persona_id BIGINT NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_channel_personas PRIMARY KEY (channel_id),
+    CONSTRAINT fk_channel_personas_guild_id_guilds FOREIGN KEY(guild_id) REFERENCES guilds (id) ON DELETE CASCADE,
+    CONSTRAINT fk_channel_personas_persona_id_personas FOREIGN KEY(persona_id) REFERENCES personas (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_channel_personas_guild_id ON channel_personas (guild_id);
+
+CREATE INDEX ix_channel_personas_persona_id ON channel_personas (persona_id);
+
+UPDATE alembic_version SET version_num='0018' WHERE alembic_version.version_num = '0013';
+
+-- Running upgrade 0018 -> 0019
+
+CREATE TABLE reply_alternatives (
+    id BIGSERIAL NOT NULL,
+    message_id BIGINT NOT NULL,
+    position INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    model VARCHAR(255),
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    is_shown BOOLEAN DEFAULT false NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_reply_alternatives PRIMARY KEY (id),
+    CONSTRAINT fk_reply_alternatives_message_id_messages FOREIGN KEY(message_id) REFERENCES messages (id) ON DELETE CASCADE,
+    CONSTRAINT uq_reply_alternatives_message_id_position UNIQUE (message_id, position)
+);
+
+CREATE INDEX ix_reply_alternatives_message_id ON reply_alternatives (message_id);
+
+UPDATE alembic_version SET version_num='0019' WHERE alembic_version.version_num = '0018';
+
+-- Running upgrade 0019 -> 0017
 
 ALTER TABLE messages ADD COLUMN images_pending BOOLEAN DEFAULT false NOT NULL;
 
 CREATE INDEX ix_messages_images_pending ON messages (id) WHERE images_pending;
 
-UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0013';
+UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0019';
 
 COMMIT;

@@ -106,7 +106,7 @@ class NullReply:
     async def preview(self, text: str) -> None:
         return None
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if self.sent_at is None:
             self.sent_at = time.perf_counter()
         return list(range(len(pieces)))

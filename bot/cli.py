@@ -34,7 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not just its line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("run", help="migrate the database and run the bot")
+    run = commands.add_parser("run", help="migrate the database and run the bot")
+    run.add_argument(
+        "--sync-commands",
+        action="store_true",
+        help="publish the slash commands to Discord once connected (first start, and after an upgrade)",
+    )
     commands.add_parser("chat", help="talk to Hearth in this terminal (as a DM)")
     commands.add_parser("doctor", help="check settings, database, pgvector and the LLM endpoint")
 
@@ -66,7 +71,7 @@ def _positive_int(value: str) -> int:
     return number
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, *, sync_commands: bool = False) -> int:
     from bot.container import Container
     from bot.discord.probe import wait_for_discord
     from bot.discord.runner import run_bot
@@ -82,7 +87,7 @@ async def _run(settings: Settings) -> int:
     container = await Container.create(settings)
     freeze_start_up_heap()
     try:
-        await run_bot(container)
+        await run_bot(container, sync_commands=sync_commands)
     finally:
         await container.aclose()
     return 0
@@ -272,7 +277,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await _doctor(args.env_file)
     settings = _settings(args.env_file)
     if args.command == "run":
-        return await _run(settings)
+        return await _run(settings, sync_commands=args.sync_commands)
     if args.command == "chat":
         return await _chat(settings)
     if args.command == "memory":

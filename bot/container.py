@@ -8,12 +8,15 @@ from bot.db import migrations
 from bot.db.engine import Database
 from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
+from bot.llm.fallback import FallbackChatModel
 from bot.llm.metered import MeteredChatModel
-from bot.llm.openai_client import build_openai_client
+from bot.llm.openai_client import build_fallback_client, build_openai_client
+from bot.llm.tokens import counter_for, tokenizer_name
 from bot.llm.vision import Vision, VisionGate
 from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
+from bot.services.bundle import Services
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService
 from bot.services.conversation import build as build_conversation
@@ -23,10 +26,9 @@ from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
 from bot.services.image_describer import ImageDescriber
-from bot.services.incoming import Place
 from bot.services.knowledge import KnowledgeService
 from bot.services.learning import Learner, LearningConfig
-from bot.services.limits import Cooldowns, TokenQuota
+from bot.services.limits import CommandCooldown, Cooldowns, TokenQuota
 from bot.services.maintenance import Maintenance, MaintenanceConfig
 from bot.services.memory import MemoryService
 from bot.services.operations import Operations
@@ -35,6 +37,7 @@ from bot.services.privacy import PrivacyService
 from bot.services.reembed import embedding_model_mismatch
 from bot.services.reminders import ReminderService
 from bot.services.stats import StatsService
+from bot.services.status import StatusService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
 from bot.settings import Settings
 
@@ -82,6 +85,18 @@ def events_config(settings: Settings) -> EventsConfig:
     )
 
 
+def with_fallbacks(chat_model: ChatModel, settings: Settings) -> ChatModel:
+    """``chat_model`` followed by the ``LLM_FALLBACK_MODELS``, if any (on their own endpoint, if one is set)."""
+    if not settings.llm_fallback_models:
+        return chat_model
+    client = build_fallback_client(settings, timeout=settings.llm_timeout_seconds)
+    fallback = None
+    if client is not None:
+        fallback = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        log.info("fallback models %s on %s", ", ".join(settings.llm_fallback_models), client.base_url)
+    return FallbackChatModel(chat_model, settings.llm_fallback_models, fallback=fallback)
+
+
 @dataclass(slots=True)
 class Container:
     settings: Settings
@@ -104,6 +119,7 @@ class Container:
     stats: StatsService
     knowledge: KnowledgeService
     operations: Operations
+    status: StatusService
     cooldowns: Cooldowns
     coordination: Coordination
     owns_embedder: bool = True
@@ -129,6 +145,7 @@ class Container:
         if chat_model is None:
             client = build_openai_client(settings, timeout=settings.llm_timeout_seconds)
             chat_model = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        chat_model = with_fallbacks(chat_model, settings)
         owns_embedder = embedder is None
         embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
@@ -202,7 +219,9 @@ class Container:
             activity=activity,
             cooldowns=cooldowns,
             quota=quota,
+            token_counter=counter_for,
         )
+        log.info("prompt tokens of %s are counted with %s", settings.llm_model, tokenizer_name(settings.llm_model))
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)
@@ -253,6 +272,15 @@ class Container:
             stats=StatsService(database),
             knowledge=KnowledgeService(database, memory),
             operations=Operations(database, backup_dir=settings.backup_dir, pg_dump=settings.pg_dump_path),
+            status=StatusService(
+                database,
+                learner=learner,
+                worker=worker,
+                coordination=coordination,
+                scheduler=scheduler,
+                maintenance=maintenance,
+                embedder=embedder,
+            ),
             cooldowns=cooldowns,
             coordination=coordination,
             owns_embedder=owns_embedder,
@@ -260,14 +288,23 @@ class Container:
             image_describer=describer,
         )
 
-    async def cooldown_for(self, guild_id: int | None, guild_name: str | None = None) -> float:
-        """Seconds a user waits between commands: the guild's /config cooldown, else USER_COOLDOWN_SECONDS."""
-        if guild_id is not None:
-            view = await self.directory.guild(Place(channel_id=0, guild_id=guild_id, guild_name=guild_name))
-            chosen = view.typed.cooldown_s if view is not None else None
-            if chosen is not None:
-                return chosen
-        return self.settings.user_cooldown_seconds
+    def services(self) -> Services:
+        """What the front ends call (the Discord extensions take theirs from it)."""
+        return Services(
+            settings=self.settings,
+            conversation=self.conversation,
+            directory=self.directory,
+            personas=self.personas,
+            privacy=self.privacy,
+            guild_config=self.guild_config,
+            reminders=self.reminders,
+            stats=self.stats,
+            knowledge=self.knowledge,
+            operations=self.operations,
+            status=self.status,
+            command_cooldown=CommandCooldown(self.directory, self.cooldowns, self.settings.user_cooldown_seconds),
+            metrics=self.metrics,
+        )
 
     async def start(self, notifier: Notifier | None = None) -> None:
         """Start the background work: hearing other processes' changes (PostgreSQL), the embedding worker
@@ -303,6 +340,10 @@ class Container:
         self.learner.start()
         self.scheduler.start()
 
+    async def stop_jobs(self) -> None:
+        """Stop the scheduled jobs (a proactive message being sent goes out first), when the bot begins to stop."""
+        await self.scheduler.stop()
+
     async def aclose(self) -> None:
         await self.coordination.stop()
         await self.scheduler.stop()
@@ -312,6 +353,8 @@ class Container:
         await self.embedding_worker.stop()
         if self.owns_embedder:
             await self.embedder.aclose()
-        if isinstance(self.chat_model, OpenAIChatModel):
+        if isinstance(self.chat_model, FallbackChatModel):
+            await self.chat_model.aclose()
+        elif isinstance(self.chat_model, OpenAIChatModel):
             await self.chat_model.client.close()
         await self.database.dispose()

@@ -28,6 +28,8 @@ _DRIVER_ALIASES = {
 }
 
 IntList = Annotated[list[int], NoDecode]
+WordList = Annotated[list[str], NoDecode]
+StrList = Annotated[list[str], NoDecode]
 # JSON objects are parsed by a validator of ours, so a malformed one is a validation error naming the setting
 # (pydantic-settings' own decoding raises an exception that names neither the setting nor what is wrong).
 JsonObject = Annotated[dict[str, Any], NoDecode]
@@ -96,6 +98,8 @@ class Settings(BaseSettings):
     shard_ids: IntList = Field(default_factory=list)
     # At start, how long to keep trying an unreachable Discord (with backoff) before giving up.
     discord_connect_retry_seconds: float = Field(default=60.0, ge=0)
+    # Features whose commands (or, for `chat`, conversation) this bot does not offer, e.g. knowledge,stats.
+    disabled_extensions: WordList = Field(default_factory=list)
 
     # Storage
     database_url: str = DEFAULT_DATABASE_URL
@@ -115,6 +119,10 @@ class Settings(BaseSettings):
     llm_retry_budget_seconds: float = Field(default=45.0, gt=0)
     llm_extra_headers: JsonHeaders = Field(default_factory=dict)
     llm_extra_body: JsonObject = Field(default_factory=dict)
+    # Tried in order when the model asked for cannot answer; on the same endpoint unless a base URL is given.
+    llm_fallback_models: StrList = Field(default_factory=list)
+    llm_fallback_base_url: str | None = None
+    llm_fallback_api_key: SecretStr | None = None
     # Show the model the images people send (as image_url parts) and describe them into memories.
     llm_vision: bool = True
 
@@ -166,6 +174,20 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("expected comma-separated whole numbers, e.g. 123,456") from None
 
+    @field_validator("disabled_extensions", mode="before")
+    @classmethod
+    def _comma_separated_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.strip().strip("[]").split(",") if part.strip()]
+        return value
+
+    @field_validator("llm_fallback_models", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
     @field_validator("llm_extra_headers", "llm_extra_body", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
@@ -186,7 +208,15 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value).render_as_string(hide_password=False)
 
-    @field_validator("discord_token", "openai_api_key", "openai_base_url", "database_password", mode="before")
+    @field_validator(
+        "discord_token",
+        "openai_api_key",
+        "openai_base_url",
+        "llm_fallback_base_url",
+        "llm_fallback_api_key",
+        "database_password",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -135,7 +135,7 @@ class TerminalReply:
         self.screen.write(text[len(self.shown) :])
         self.shown = text
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         await self.preview("".join(pieces))
         self.screen.write("\n")
         return []

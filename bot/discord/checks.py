@@ -6,6 +6,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+# Discord's hint for the admin commands (a server may change it; :func:`require_admin` is the real check).
+MANAGE_SERVER = discord.Permissions(manage_guild=True)
+
 
 class NotAdmin(app_commands.CheckFailure):
     def __init__(self) -> None:

@@ -1,4 +1,10 @@
-"""HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services."""
+"""HearthBot: the discord.py client. Dependencies come in from the launcher; logic lives in services.
+
+The bot carries :class:`~bot.services.bundle.Services`, from which each extension (``bot/discord/exts/``) takes
+what its cog calls, and a :class:`Runtime` (the launcher's background work) that it starts once set up and
+pauses when it stops. Commands are published to Discord only when asked: ``sync_commands`` at start
+(``python -m bot run --sync-commands``) or ``/owner sync``.
+"""
 
 import asyncio
 import contextlib
@@ -6,34 +12,41 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import discord
 from discord.ext import commands
 
-from bot.container import Container
-from bot.discord.render import ChannelReply
+from bot.db.engine import Database
+from bot.discord.exts import EXTENSIONS, short_name
+from bot.discord.notifier import DiscordNotifier
+from bot.discord.render import SAFE_MENTIONS, ChannelReply
+from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
+from bot.services.bundle import Services
+from bot.services.events import Notifier
 from bot.services.incoming import IncomingMessage, ReplyTarget
 
 log = logging.getLogger(__name__)
 
-# Whatever a model writes, it cannot ping everyone, here or a role. Users only where we mean to.
-SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
-
 # How long a stop waits for replies being written (``docker stop`` allows 10 s before it kills, unless told more).
 REPLY_GRACE_S = 10.0
 
-EXTENSIONS: tuple[str, ...] = (
-    "bot.discord.cogs.chat",
-    "bot.discord.cogs.me",
-    "bot.discord.cogs.admin",
-    "bot.discord.cogs.owner",
-)
+
+class Runtime(Protocol):
+    """The background work the launcher built beside the bot (the Container is one)."""
+
+    database: Database  # for /healthz
+
+    async def start(self, notifier: Notifier | None = None) -> None:
+        """Start the background work, sending proactive messages through ``notifier``."""
+
+    async def stop_jobs(self) -> None:
+        """Stop the scheduled jobs (the bot is stopping)."""
 
 
 def intents() -> discord.Intents:
@@ -114,9 +127,10 @@ def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
 class HearthBot(commands.AutoShardedBot):
     """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
 
-    def __init__(self, container: Container, **options: Any) -> None:
-        """``options`` go to discord.py's client as they are (tests shorten ``guild_ready_timeout``)."""
-        settings = container.settings
+    def __init__(self, services: Services, runtime: Runtime, *, sync_commands: bool = False, **options: Any) -> None:
+        """``sync_commands``: publish the command tree once set up. ``options`` go to discord.py's client as they
+        are (tests shorten ``guild_ready_timeout``)."""
+        settings = services.settings
         sharding: dict[str, Any] = {}
         if settings.shard_count is not None:
             sharding = {"shard_count": settings.shard_count, "shard_ids": settings.shard_ids or None}
@@ -128,11 +142,13 @@ class HearthBot(commands.AutoShardedBot):
             owner_ids=set(settings.owner_ids),
             help_command=None,
             tree_cls=HearthTree,
-            http_trace=rate_limit_trace(container.metrics),
+            http_trace=rate_limit_trace(services.metrics),
             **sharding,
             **options,
         )
-        self.container = container
+        self.services = services
+        self.runtime = runtime
+        self.syncs_at_start = sync_commands
         self.started_at = time.monotonic()
         self._catching_up: asyncio.Task[None] | None = None  # once per process, at the first ready
         self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
@@ -142,9 +158,9 @@ class HearthBot(commands.AutoShardedBot):
         self._hurry = asyncio.Event()
         self.ops_server: OpsServer | None = None  # /metrics and /healthz, when METRICS_PORT is set
         if settings.metrics_port is not None:
-            health = Health(container.database, self.gateway_connected)
+            health = Health(runtime.database, self.gateway_connected)
             self.ops_server = OpsServer(
-                container.metrics, health, host=settings.metrics_host, port=settings.metrics_port
+                services.metrics, health, host=settings.metrics_host, port=settings.metrics_port
             )
 
     def gateway_connected(self) -> bool:
@@ -172,7 +188,7 @@ class HearthBot(commands.AutoShardedBot):
     async def _stop(self) -> None:
         log.info("stopping: %d replies in flight", len(self.replying))
         try:
-            await self.container.scheduler.stop()  # a proactive message being sent goes out before Discord closes
+            await self.runtime.stop_jobs()  # a proactive message being sent goes out before Discord closes
             cut = await self.replying.finish(REPLY_GRACE_S, hurry=self._hurry)
             if cut:
                 log.warning("stopping: %d replies did not finish in time and were cut short", cut)
@@ -180,28 +196,31 @@ class HearthBot(commands.AutoShardedBot):
             await self.close()
 
     async def setup_hook(self) -> None:
-        from bot.discord.notifier import DiscordNotifier  # it imports SAFE_MENTIONS from here
-
         if self.ops_server is not None:  # first: /healthz says 503 while Hearth starts, not nothing
             await self.ops_server.start()
-        await self.container.start(notifier=DiscordNotifier(self))
+        await self.runtime.start(notifier=DiscordNotifier(self))
+        known = {short_name(extension) for extension in EXTENSIONS}
+        for unknown in sorted(set(self.services.settings.disabled_extensions) - known):
+            log.warning("DISABLED_EXTENSIONS names %r, which is not one of: %s", unknown, ", ".join(sorted(known)))
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("could not load extension %s", extension)
+        if not self.syncs_at_start:
+            return
         try:
-            await self.sync_commands()
+            log.info("published %d slash commands", await self.sync_commands())
         except discord.HTTPException:
             log.exception("could not publish the slash commands; the owner can retry with /owner sync")
 
     async def sync_commands(self) -> int:
         """Publish the commands: global ones, and the owner's in DEV_GUILD_ID when set; returns how many.
 
-        Done at every start: Discord replaces the set as a whole and an unchanged set costs nothing, so new
-        or changed commands reach users without a manual step."""
+        Only when asked (``--sync-commands``, ``/owner sync``): Discord limits how often a bot may replace its
+        commands, and they change only when Hearth is upgraded or DISABLED_EXTENSIONS changes."""
         synced = len(await self.tree.sync())
-        dev_guild = self.container.settings.dev_guild_id
+        dev_guild = self.services.settings.dev_guild_id
         if dev_guild is not None:
             synced += len(await self.tree.sync(guild=discord.Object(id=dev_guild)))
         return synced
@@ -235,16 +254,18 @@ class HearthBot(commands.AutoShardedBot):
     async def on_ready(self) -> None:
         user = self.user
         log.info("connected as %s (%s) in %d guilds", user, user.id if user else "?", len(self.guilds))
-        minutes = self.container.settings.catch_up_minutes
-        if self._catching_up is None:
+        minutes = self.services.settings.catch_up_minutes
+        if "bot.discord.exts.chat" not in self.extensions:  # a bot without conversation answers nothing late
+            self.caught_up.set()
+        elif self._catching_up is None:
             self._catching_up = asyncio.create_task(self._catch_up(timedelta(minutes=minutes)), name="catch-up")
 
     async def _catch_up(self, within: timedelta) -> None:
         """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
-                answered = await self.container.conversation.catch_up(within, self._reply_target)
-            self.container.metrics.caught_up(answered)
+                answered = await self.services.conversation.catch_up(within, self._reply_target)
+            self.services.metrics.caught_up(answered)
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
         finally:
@@ -264,4 +285,4 @@ class HearthBot(commands.AutoShardedBot):
                 return None
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
             return None
-        return ChannelReply(channel, place.channel_id, incoming.message_id)
+        return ChannelReply(channel, place.channel_id, incoming.message_id, reply_view)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import aiohttp
 import discord
 
-from bot.discord.client import SAFE_MENTIONS
+from bot.discord.render import SAFE_MENTIONS
 from bot.domain.chunking import split_message
 from bot.services.events import DeliveryFailed
 

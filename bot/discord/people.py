@@ -4,8 +4,7 @@ from datetime import UTC, datetime
 
 import discord
 
-from bot.container import Container
-from bot.services.directory import Identity
+from bot.services.directory import Directory, Identity
 from bot.services.incoming import Author, Place
 
 
@@ -26,6 +25,6 @@ def place_of(interaction: discord.Interaction) -> Place:
     )
 
 
-async def identify(container: Container, interaction: discord.Interaction) -> Identity:
+async def identify(directory: Directory, interaction: discord.Interaction) -> Identity:
     """The row ids of the person running a command and of the guild it runs in (None in DMs)."""
-    return await container.directory.identify(author_of(interaction.user), place_of(interaction), datetime.now(UTC))
+    return await directory.identify(author_of(interaction.user), place_of(interaction), datetime.now(UTC))

@@ -22,11 +22,12 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-async def run_bot(container: Container) -> None:
+async def run_bot(container: Container, *, sync_commands: bool = False) -> None:
+    """Run the bot on ``container``'s services until it stops; ``sync_commands``: publish the commands once set up."""
     token = container.settings.discord_token
     if token is None:
         raise ConfigError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
-    bot = HearthBot(container)
+    bot = HearthBot(container.services(), container, sync_commands=sync_commands)
     loop = asyncio.get_running_loop()
 
     def on_signal(number: signal.Signals) -> None:

@@ -12,16 +12,18 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.discord.people import place_of
 from bot.errors import HearthError
 from bot.observability.logs import set_log_context
+from bot.services.bundle import Services
 
 log = logging.getLogger(__name__)
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side; it has been logged. Please try again in a moment."
 
 
-def _container(interaction: discord.Interaction) -> Any:
-    return getattr(interaction.client, "container", None)
+def _services(interaction: discord.Interaction) -> Services | None:
+    return getattr(interaction.client, "services", None)
 
 
 async def tell(interaction: discord.Interaction, text: str) -> None:
@@ -61,13 +63,10 @@ class HearthTree(app_commands.CommandTree[Any]):
             user_id=interaction.user.id,
             interaction_id=interaction.id,
         )
-        container = _container(interaction)
-        if interaction.type is not discord.InteractionType.application_command or container is None:
+        services = _services(interaction)
+        if interaction.type is not discord.InteractionType.application_command or services is None:
             return True
-        seconds = await container.cooldown_for(
-            interaction.guild_id, interaction.guild.name if interaction.guild else None
-        )
-        left = container.cooldowns.try_acquire(("command", interaction.user.id), seconds)
+        left = await services.command_cooldown.try_acquire(interaction.user.id, place_of(interaction))
         if left:
             await tell(interaction, f"Slow down a little: try again in {left:.1f} s.")
             return False

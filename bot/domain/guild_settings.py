@@ -34,6 +34,9 @@ class GuildSettings:
     """The typed view of ``guilds.settings``; unset keys take the documented defaults (None: the bot's own)."""
 
     chat_channels: frozenset[int] = frozenset()
+    blocked_users: frozenset[int] = frozenset()  # Discord user ids: neither answered nor learned from
+    blocked_channels: frozenset[int] = frozenset()  # Discord channel ids where Hearth says nothing
+    allowed_roles: frozenset[int] = frozenset()  # when any: only members with one of these roles are answered
     reply_mode: ReplyMode = DEFAULT_REPLY_MODE
     chime_in_percent: int = 0
     learning: bool = True
@@ -70,12 +73,22 @@ def quiet_hours_of(value: Any) -> tuple[time, time] | None:
         return None
 
 
+def _ids(values: Any) -> frozenset[int]:
+    """A stored list of Discord ids; what does not read as a positive id is left out."""
+    if not isinstance(values, list | tuple):
+        return frozenset()
+    return frozenset(value for value in (_int_or(item, 0) for item in values) if value > 0)
+
+
 def read(settings: dict[str, Any]) -> GuildSettings:
     """The typed settings; a stored value that no longer reads is treated as unset, never as an error."""
     mode = settings.get("reply_mode")
     quota = _int_or(settings.get("daily_token_quota"), 0)
     return GuildSettings(
-        chat_channels=frozenset(_int_or(c, 0) for c in settings.get("chat_channels", ()) if _int_or(c, 0)),
+        chat_channels=_ids(settings.get("chat_channels", [])),
+        blocked_users=_ids(settings.get("blocked_users", [])),
+        blocked_channels=_ids(settings.get("blocked_channels", [])),
+        allowed_roles=_ids(settings.get("allowed_roles", [])),
         reply_mode=mode if mode in REPLY_MODES else DEFAULT_REPLY_MODE,
         chime_in_percent=min(max(_int_or(settings.get("chime_in"), 0), 0), 100),
         learning=settings.get("learning") is not False,
@@ -138,6 +151,14 @@ def check_temperature(value: float) -> float:
     if not 0 <= value <= 2:
         raise InvalidSetting(f"Temperature goes from 0 (steady) to 2 (wild), not {value:g}.")
     return round(value, 2)
+
+
+def cooldown_s(settings: GuildSettings | None, default_s: float) -> float:
+    """Seconds a member waits between two replies or two commands: the server's ``/config cooldown`` when it
+    chose one, else the bot's ``default_s`` (USER_COOLDOWN_SECONDS); DMs (``settings`` None) use the default."""
+    if settings is None or settings.cooldown_s is None:
+        return default_s
+    return settings.cooldown_s
 
 
 def check_cooldown(value: float) -> float:

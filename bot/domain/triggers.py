@@ -17,6 +17,7 @@ class MessageSignals:
     is_own: bool = False
     mentions_bot: bool = False
     replies_to_bot: bool = False
+    author_role_ids: frozenset[int] = frozenset()  # the author's roles in the guild (none in DMs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class ChatRules:
     chat_channels: frozenset[int] = field(default_factory=frozenset)
     blocked_channels: frozenset[int] = field(default_factory=frozenset)
     blocked_users: frozenset[int] = field(default_factory=frozenset)
+    allowed_roles: frozenset[int] = field(default_factory=frozenset)  # when any, only their members are answered
     reply_mode: str = "name"  # see bot/domain/guild_settings.py REPLY_MODES
     chime_in_percent: int = 0  # chance of joining in, unasked, outside chat channels
 
@@ -47,6 +49,8 @@ def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str, *
     if signals.is_dm:
         return True
     if signals.channel_id in rules.blocked_channels:
+        return False
+    if rules.allowed_roles and not rules.allowed_roles & signals.author_role_ids:
         return False
     if signals.channel_id in rules.chat_channels:
         return True

@@ -69,5 +69,6 @@ class VisionGate:
             return await self.inner.generate(messages, options, on_text)
         except ImageRefused as refused:
             completion = await self.inner.generate(without_images(messages), options, on_text)
-            self.vision.text_only(options.model, str(refused))
+            # The model that refused: the one asked for, or a fallback model standing in for it (bot/llm/fallback.py).
+            self.vision.text_only(refused.models[0] if refused.models else options.model, str(refused))
             return completion

@@ -42,8 +42,9 @@ class GuildView:
 def rules_from_settings(settings: dict[str, Any], typed: GuildSettings) -> ChatRules:
     return ChatRules(
         chat_channels=typed.chat_channels,
-        blocked_channels=frozenset(int(c) for c in settings.get("blocked_channels", ())),
-        blocked_users=frozenset(int(u) for u in settings.get("blocked_users", ())),
+        blocked_channels=typed.blocked_channels,
+        blocked_users=typed.blocked_users,
+        allowed_roles=typed.allowed_roles,
         reply_mode=typed.reply_mode,
         chime_in_percent=typed.chime_in_percent,
     )

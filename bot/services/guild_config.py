@@ -12,6 +12,7 @@ from bot.services.directory import Directory
 from bot.services.incoming import Place
 
 MAX_CHAT_CHANNELS = 50
+MAX_LISTED = 200  # blocked users, blocked channels, allowed roles: each list at most this long
 
 
 class GuildConfigService:
@@ -38,6 +39,39 @@ class GuildConfigService:
         if channel_id not in channels:
             raise InvalidSetting("That channel is not a chat channel.")
         return await self._change(place, chat_channels=sorted(channels - {channel_id}))
+
+    async def _listed(self, place: Place, key: str, value: int, *, on: bool, absent: str) -> GuildSettings:
+        """Add ``value`` to (``on``) or take it from one of the settings' lists of ids."""
+        current: frozenset[int] = getattr(await self.show(place), key)
+        if on:
+            if value not in current and len(current) >= MAX_LISTED:
+                raise InvalidSetting(f"That list is full ({MAX_LISTED}); remove someone first.")
+            return await self._change(place, **{key: sorted(current | {value})})
+        if value not in current:
+            raise InvalidSetting(absent)
+        return await self._change(place, **{key: sorted(current - {value})})
+
+    async def block_user(self, place: Place, user_id: int) -> GuildSettings:
+        """Hearth neither answers nor learns from this member here (their messages are not stored)."""
+        return await self._listed(place, "blocked_users", user_id, on=True, absent="")
+
+    async def unblock_user(self, place: Place, user_id: int) -> GuildSettings:
+        return await self._listed(place, "blocked_users", user_id, on=False, absent="That member is not blocked.")
+
+    async def block_channel(self, place: Place, channel_id: int) -> GuildSettings:
+        return await self._listed(place, "blocked_channels", channel_id, on=True, absent="")
+
+    async def unblock_channel(self, place: Place, channel_id: int) -> GuildSettings:
+        return await self._listed(
+            place, "blocked_channels", channel_id, on=False, absent="That channel is not blocked."
+        )
+
+    async def add_role(self, place: Place, role_id: int) -> GuildSettings:
+        """Once any role is set, only members with one of the roles are answered (in every channel)."""
+        return await self._listed(place, "allowed_roles", role_id, on=True, absent="")
+
+    async def remove_role(self, place: Place, role_id: int) -> GuildSettings:
+        return await self._listed(place, "allowed_roles", role_id, on=False, absent="That role is not on the list.")
 
     async def set_reply_mode(self, place: Place, mode: str) -> GuildSettings:
         return await self._change(place, reply_mode=rules.check_reply_mode(mode))

@@ -1,5 +1,5 @@
-"""Limits that keep one person or one server from using up Hearth: a per-user cooldown and a guild's daily
-token quota.
+"""Limits that keep one person or one server from using up Hearth: a per-user cooldown (between replies, and
+between slash commands) and a guild's daily token quota.
 
 Both live in memory. The quota is counted from the replies stored in the database (so a restart, or another
 process on the same database, is caught up within ``refresh_s``) and kept current between counts by adding
@@ -15,6 +15,8 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.stats import StatsRepository
 from bot.db.types import utcnow
 from bot.domain import guild_settings
+from bot.services.directory import Directory
+from bot.services.incoming import Place
 from bot.services.stats import start_of_day
 
 
@@ -44,6 +46,25 @@ class Cooldowns:
         if left == 0:
             self.mark(key)
         return left
+
+
+class CommandCooldown:
+    """The wait between two slash commands of one person: the server's ``/config cooldown``, else
+    ``default_s`` (USER_COOLDOWN_SECONDS)."""
+
+    def __init__(self, directory: Directory, cooldowns: Cooldowns, default_s: float) -> None:
+        self.directory = directory
+        self.cooldowns = cooldowns
+        self.default_s = default_s
+
+    async def seconds_for(self, place: Place) -> float:
+        view = await self.directory.guild(place)
+        return guild_settings.cooldown_s(view.typed if view is not None else None, self.default_s)
+
+    async def try_acquire(self, user_discord_id: int, place: Place) -> float:
+        """0 (and the command counted) if the user may run a command now; otherwise the seconds left."""
+        seconds = await self.seconds_for(place)
+        return self.cooldowns.try_acquire(("command", user_discord_id), seconds)
 
 
 class TokenQuota:

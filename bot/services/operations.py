@@ -3,8 +3,8 @@
 A backup is written under a temporary name and renamed into place only when complete, so a failed or
 cancelled run leaves no file that looks like a backup. PostgreSQL is dumped by ``pg_dump`` (custom format,
 restorable with ``pg_restore``), its password passed in the environment, never on the command line, where
-other local users could read it; SQLite is copied page by page through its online backup API, which gives a
-consistent copy while the bot keeps writing.
+other local users could read it; SQLite is copied page by page through its online backup API
+(:mod:`bot.db.repositories.backups`), which gives a consistent copy while the bot keeps writing.
 """
 
 import asyncio
@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +21,13 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from bot.db.engine import Database, sqlite_file
+from bot.db.repositories.backups import CopyFailed, copy_sqlite
 from bot.db.repositories.system import SystemRepository
 from bot.db.types import utcnow
 from bot.errors import HearthError
 
 log = logging.getLogger(__name__)
 
-# How long the SQLite backup waits for a writer's lock before giving up (seconds).
-_SQLITE_BUSY_TIMEOUT_S = 30.0
 # asyncpg's ``ssl`` query values that mean the same as libpq's ``sslmode``.
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
@@ -74,16 +72,6 @@ def pg_dump_command(url: URL, pg_dump: str, target: Path) -> tuple[list[str], di
 def _last_line(output: bytes) -> str:
     lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[-1] if lines else "no error message"
-
-
-def _copy_sqlite(source: Path, target: Path) -> None:
-    """A consistent copy of ``source`` (the bot may be writing) as one self-contained file (no WAL)."""
-    with (
-        contextlib.closing(sqlite3.connect(source, timeout=_SQLITE_BUSY_TIMEOUT_S)) as reader,
-        contextlib.closing(sqlite3.connect(target)) as writer,
-    ):
-        reader.backup(writer)
-        writer.execute("PRAGMA journal_mode = DELETE")
 
 
 class Operations:
@@ -181,12 +169,12 @@ class Operations:
             raise BackupError(f"the SQLite database {source} does not exist")
         # In a thread, so the event loop keeps serving; the copy is one step (a copy made in several steps starts
         # over whenever the bot writes in between), so a cancelled backup waits for that step before cleaning up.
-        copying = asyncio.ensure_future(asyncio.to_thread(_copy_sqlite, source, target))
+        copying = asyncio.ensure_future(asyncio.to_thread(copy_sqlite, source, target))
         try:
             await asyncio.shield(copying)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await copying
             raise
-        except (sqlite3.Error, OSError) as exc:
+        except CopyFailed as exc:
             raise BackupError(f"cannot back up {source}: {exc}") from exc

@@ -175,6 +175,8 @@ class PersonaService:
         self.database = database
         self.ttl_s = ttl_s
         self._cache: dict[int | None, tuple[PersonaView, float]] = {}
+        # Discord channel id → (its guild's row id, the persona it plays instead of the guild's or None, read at).
+        self._channels: dict[int, tuple[int, PersonaView | None, float]] = {}
         self._creating = asyncio.Lock()
         # Bumped on every change, so a read that started before a change never caches what it read.
         self._changes = 0
@@ -240,10 +242,25 @@ class PersonaService:
             return
         self._changes += 1
         self._cache.pop(guild_id, None)
+        self._channels = {channel: entry for channel, entry in self._channels.items() if entry[0] != guild_id}
 
     def forget_all(self) -> None:
         self._changes += 1
         self._cache.clear()
+        self._channels.clear()
+
+    async def for_channel(self, guild_id: int, channel_id: int) -> PersonaView:
+        """The persona that speaks in one of the guild's channels: the channel's own (``/persona channel``),
+        else the guild's; cached for ``ttl_s``."""
+        cached = self._channels.get(channel_id)
+        if cached is None or cached[0] != guild_id or time.monotonic() - cached[2] >= self.ttl_s:
+            changes = self._changes
+            async with self.database.reading() as session:
+                chosen = await PersonaRepository(session).chosen_for_channel(channel_id)
+            cached = (guild_id, _view(chosen) if chosen is not None else None, time.monotonic())
+            if changes == self._changes:
+                self._channels[channel_id] = cached
+        return cached[1] if cached[1] is not None else await self.for_guild(guild_id)
 
     # ------------------------------------------------------------------------------------------ per guild
     # Each takes the guild's row id (``guilds.id``), and each change is seen at once by ``for_guild``.
@@ -356,6 +373,35 @@ class PersonaService:
             await repo.delete(persona.id)
 
         await self._change(guild_id, work)
+
+    async def use_in_channel(self, guild_id: int, channel_id: int, name: str) -> PersonaView:
+        """Make the persona called ``name`` speak in one channel of the guild instead of the guild's (a global
+        one is copied for the guild first, as :meth:`use` does)."""
+        await self._ensure_default_once()
+
+        async def work(repo: PersonaRepository) -> Persona:
+            personas = await repo.usable_in(guild_id)
+            chosen = _named(personas, name)
+            if chosen is None:
+                raise PersonaError(
+                    f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
+                )
+            if chosen.guild_id is None:
+                chosen = await self._copy_for(repo, chosen, guild_id)
+            await repo.choose_for_channel(channel_id=channel_id, guild_id=guild_id, persona_id=chosen.id)
+            return chosen
+
+        return _view(await self._change(guild_id, work))
+
+    async def reset_channel(self, guild_id: int, channel_id: int) -> PersonaView:
+        """The channel plays the guild's persona again; returns that persona."""
+
+        async def work(repo: PersonaRepository) -> bool:
+            return await repo.clear_channel(channel_id)
+
+        if not await self._change(guild_id, work):
+            raise PersonaError("This channel already plays the server's persona.")
+        return await self.for_guild(guild_id)
 
     async def _copy_for(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
         """A guild-owned copy of a global persona (not yet the guild's default)."""

@@ -34,6 +34,15 @@ class RecentTurns:
         bisect.insort(entry.rows, row, key=lambda r: r.message_id)
         self._trim(entry)
 
+    def replace(self, conversation_id: int, message_id: int, content: str) -> None:
+        """A known turn's text changed (a regenerated reply); nothing happens for a turn not held here."""
+        entry = self._conversations.get(conversation_id)
+        if entry is None:
+            return
+        for index, row in enumerate(entry.rows):
+            if row.message_id == message_id:
+                entry.rows[index] = HistoryRow(row.message_id, row.role, content, row.speaker, row.created_at)
+
     def last(self, conversation_id: int) -> HistoryRow | None:
         """The latest turn known of the conversation (stored by this process, or read), if any."""
         entry = self._conversations.get(conversation_id)

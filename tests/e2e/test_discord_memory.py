@@ -7,7 +7,7 @@ from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.bot import running_bot
+from tests.support.bot import container_of, running_bot
 
 
 async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
@@ -56,4 +56,4 @@ async def test_a_secret_told_in_a_dm_stays_there_while_a_guild_remembers_across_
 
 async def flushed(bot: HearthBot) -> None:
     """Memories are written in the background: wait until everything said so far is stored."""
-    await bot.container.embedding_worker.flush()
+    await container_of(bot).embedding_worker.flush()

@@ -117,7 +117,7 @@ async def test_json_log_lines_carry_the_turn_ids_and_no_secret(
     lines = io.StringIO()
     with restored_logging():
         async with running_bot(discord, db, llm, discord_token=DISCORD_TOKEN, openai_api_key=API_KEY) as bot:
-            setup_logging("INFO", log_format="json", secrets=secrets_of(bot.container.settings), stream=lines)
+            setup_logging("INFO", log_format="json", secrets=secrets_of(bot.services.settings), stream=lines)
             asked = await discord.user_message(general, ana, f"{discord.bot.mention} hello")
             await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == general)
 
@@ -152,7 +152,7 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
         with log.open("wb") as stderr:
             bot = await asyncio.create_subprocess_exec(
                 sys.executable,
-                *("-m", "tests.support.launcher", "run"),
+                *("-m", "tests.support.launcher", "run", "--sync-commands"),
                 cwd=tmp_path,
                 env=environment,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -167,6 +167,7 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
                     port = int(serving.group(1)) if serving else 0
                 while (await healthz(port))[0] != 200:  # noqa: ASYNC110 (polling over HTTP)
                     await asyncio.sleep(0.1)
+            assert {"memory", "config", "owner"} <= {c["name"] for c in discord.commands()}, "--sync-commands"
 
             await discord.user_message(dm, ana, "hello there")
             await discord.wait_for_request(lambda call: call.route == "create_message" and call.channel_id == dm)

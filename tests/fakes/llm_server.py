@@ -53,7 +53,9 @@ __all__ = [
 class Reply:
     """A successful answer; streamed in ``chunk_size`` pieces, ``delay_between_chunks`` seconds apart.
 
-    Token usage defaults to a rough count (about four characters a token).
+    Token usage defaults to a rough count (about four characters a token). ``reasoning`` is streamed first as
+    ``reasoning_content`` deltas, as vLLM and DeepSeek send a reasoning model's thinking (and put in the whole
+    completion's message when not streaming).
     """
 
     text: str = "ok"
@@ -62,6 +64,7 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -360,7 +363,12 @@ class FakeLLM:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "message": {
+                        "role": "assistant",
+                        "content": reply.text,
+                        "refusal": None,
+                        **({"reasoning_content": reply.reasoning} if reply.reasoning else {}),
+                    },
                     "finish_reason": reply.finish_reason,
                     "logprobs": None,
                 }
@@ -402,6 +410,10 @@ class FakeLLM:
 
         await send(delta("", role=True))
         size = max(1, step.chunk_size)
+        thinking = step.reasoning or ""
+        for start in range(0, len(thinking), size):
+            piece = {"content": None, "reasoning_content": thinking[start : start + size]}
+            await send([{"index": 0, "delta": piece, "finish_reason": None, "logprobs": None}])
         for start in range(0, len(step.text), size):
             if start:
                 await self._sleep(step.delay_between_chunks)

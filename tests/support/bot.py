@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from bot.container import Container
 from bot.db.engine import Database
@@ -38,17 +38,19 @@ async def running_bot(
     *,
     budget_s: float = 5.0,
     ready: bool = True,
+    sync_commands: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[HearthBot]:
-    """Start HearthBot as ``python -m bot run`` would, connected and ready (unless ``ready`` is False: then as
-    soon as it is set up); close it cleanly afterwards."""
+    """Start HearthBot as ``python -m bot run --sync-commands`` would (without ``sync_commands``: as ``python -m
+    bot run``), connected and ready (unless ``ready`` is False: then as soon as it is set up); close it cleanly
+    afterwards."""
     container = await Container.create(
         bot_settings(db, llm, **overrides),
         chat_model=chat_model(llm.base_url, budget_s=budget_s),
         embedder=await shared_embedder(),
     )
     with discord.patch_discord():
-        bot = HearthBot(container, guild_ready_timeout=0.05)
+        bot = HearthBot(container.services(), container, sync_commands=sync_commands, guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start("fake-token"))
         try:
             if ready:
@@ -63,3 +65,8 @@ async def running_bot(
             await task
             await container.aclose()
     assert discord.unexpected == [], f"routes the fake Discord does not know: {discord.unexpected}"
+
+
+def container_of(bot: HearthBot) -> Container:
+    """The Container a bot of :func:`running_bot` runs on, for what a test reaches beyond the bot's services."""
+    return cast(Container, bot.runtime)

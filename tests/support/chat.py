@@ -101,7 +101,7 @@ class RecordingReply:
     async def preview(self, text: str) -> None:
         self.previews.append(text)
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         self.sent.append(list(pieces))
         return [next(self._ids) for _ in pieces]
 
@@ -129,6 +129,7 @@ def message(
     guild: int | None = None,
     at: datetime | None = None,
     mention: bool = False,
+    role_ids: frozenset[int] = frozenset(),
 ) -> IncomingMessage:
     """An incoming message as the Discord layer would build it."""
     return IncomingMessage(
@@ -137,7 +138,12 @@ def message(
         text=text,
         created_at=at or datetime.now(UTC),
         signals=MessageSignals(
-            text=text, author_id=user, channel_id=channel, is_dm=guild is None, mentions_bot=mention
+            text=text,
+            author_id=user,
+            channel_id=channel,
+            is_dm=guild is None,
+            mentions_bot=mention,
+            author_role_ids=role_ids,
         ),
         message_id=next(_message_ids),
     )

@@ -4,6 +4,7 @@ from bot.db.base import Base
 from bot.db.models.bot_opinion import BotOpinion
 from bot.db.models.bot_opinion_source import BotOpinionSource
 from bot.db.models.bot_state import BotState
+from bot.db.models.channel_persona import ChannelPersona
 from bot.db.models.conversation import Conversation
 from bot.db.models.fact_association import FactAssociation
 from bot.db.models.guild import Guild
@@ -13,6 +14,7 @@ from bot.db.models.memory import Memory
 from bot.db.models.message import Message
 from bot.db.models.mood_history import MoodHistory
 from bot.db.models.persona import Persona
+from bot.db.models.reply_alternative import ReplyAlternative
 from bot.db.models.runtime_flag import RuntimeFlag
 from bot.db.models.scheduled_event import ScheduledEvent
 from bot.db.models.token_usage import GuildDailyTokenUsage, UserDailyTokenUsage
@@ -27,6 +29,7 @@ __all__ = [
     "BotOpinion",
     "BotOpinionSource",
     "BotState",
+    "ChannelPersona",
     "Conversation",
     "FactAssociation",
     "Guild",
@@ -37,6 +40,7 @@ __all__ = [
     "Message",
     "MoodHistory",
     "Persona",
+    "ReplyAlternative",
     "RuntimeFlag",
     "ScheduledEvent",
     "User",

@@ -305,6 +305,16 @@ class ConversationRepository:
         )
         return list((await self.session.scalars(statement)).all())
 
+    async def close_in_channel(self, *, channel_id: int, at: datetime) -> list[int]:
+        """Close the channel's active conversations (a DM channel is one person's); returns their ids."""
+        statement = (
+            update(Conversation)
+            .where(Conversation.channel_id == channel_id, Conversation.is_active.is_(True))
+            .values(is_active=False, closed_at=at)
+            .returning(Conversation.id)
+        )
+        return [int(row) for row in (await self.session.scalars(statement)).all()]
+
     async def close_idle(self, *, idle_before: datetime, at: datetime) -> int:
         """Mark conversations quiet since ``idle_before`` as closed; returns how many."""
         result = await self.session.execute(

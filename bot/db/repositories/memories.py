@@ -561,6 +561,33 @@ class MemoryRepository:
             statement, parameters["user_id"] = _BM25_IN_DMS, scope.user_id
         return [MemoryRow(*row) for row in (await execute_plain(self.session, statement, parameters)).all()]
 
+    async def rewrite_message_memory(self, message_id: int, content: str) -> bool:
+        """The memory of a turn whose text changed (a regenerated reply shown instead): written anew, without a
+        vector (the embedding worker makes one), so its text, words and vector always agree. False when the
+        turn has no memory (memory off, or an empty turn)."""
+        old = await self.session.scalar(select(Memory).where(Memory.message_id == message_id, Memory.kind == "message"))
+        if old is None:
+            return False
+        renewed = NewMemory(
+            kind=old.kind,
+            content=content,
+            scope=old.scope,
+            created_at=old.created_at,
+            user_id=old.user_id,
+            guild_id=old.guild_id,
+            channel_id=old.channel_id,
+            channel_name=old.channel_name,
+            conversation_id=old.conversation_id,
+            message_id=old.message_id,
+            speaker_name=old.speaker_name,
+            context=old.context,
+            importance=old.importance,
+        )
+        await self.session.delete(old)
+        await self.session.flush()
+        await self.add_many([renewed], None, None)
+        return True
+
     async def fold_word_counts(self) -> int:
         """PostgreSQL: move the word counts' changes that storing and deleting memories appended into the counts
         (migration 0013); returns how many counts changed. Storing a memory only appends, so writers never wait

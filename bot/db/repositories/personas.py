@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Persona
+from bot.db.models import ChannelPersona, Persona
 
 # A write that changes nothing: it makes SQLite take its write lock (Python 3.11's sqlite3 only begins a
 # transaction at the first write, so a leading SELECT … FOR UPDATE would lock nothing there), and on PostgreSQL
@@ -74,3 +74,25 @@ class PersonaRepository:
 
     async def delete(self, persona_id: int) -> None:
         await self.session.execute(delete(Persona).where(Persona.id == persona_id))
+
+    async def chosen_for_channel(self, channel_id: int) -> Persona | None:
+        """The persona a channel plays instead of its guild's (``/persona channel``), if it was given one."""
+        statement = (
+            select(Persona)
+            .join(ChannelPersona, ChannelPersona.persona_id == Persona.id)
+            .where(ChannelPersona.channel_id == channel_id)
+        )
+        return await self.session.scalar(statement)
+
+    async def choose_for_channel(self, *, channel_id: int, guild_id: int, persona_id: int) -> None:
+        choice = await self.session.get(ChannelPersona, channel_id)
+        if choice is None:
+            self.session.add(ChannelPersona(channel_id=channel_id, guild_id=guild_id, persona_id=persona_id))
+        else:
+            choice.guild_id, choice.persona_id = guild_id, persona_id
+        await self.session.flush()
+
+    async def clear_channel(self, channel_id: int) -> bool:
+        """The channel plays its guild's persona again; False when it had no choice of its own."""
+        result = await self.session.execute(delete(ChannelPersona).where(ChannelPersona.channel_id == channel_id))
+        return bool(getattr(result, "rowcount", 0))

@@ -20,6 +20,7 @@ from bot.db.models import (
     FactAssociation,
     Memory,
     Message,
+    ReplyAlternative,
     User,
     UserFact,
 )
@@ -86,6 +87,20 @@ class PrivacyRepository:
         )
         if links:
             found[FactAssociation.__tablename__] = [{k: _plain(v) for k, v in row.items()} for row in links]
+        # The answers a regenerated reply to the user got: rows of their messages, without a user column.
+        alternatives = (
+            (
+                await self.session.execute(
+                    select(ReplyAlternative.__table__)
+                    .where(ReplyAlternative.message_id.in_(select(Message.id).where(Message.user_id == user_id)))
+                    .order_by(ReplyAlternative.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        if alternatives:
+            found[ReplyAlternative.__tablename__] = [{k: _plain(v) for k, v in row.items()} for row in alternatives]
         return found
 
     async def delete_fact(self, user_id: int, fact_id: int) -> str | None:

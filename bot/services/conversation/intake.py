@@ -60,7 +60,7 @@ class Intake:
         # The last guild settings and persona read for each place (Discord guild id, None: DMs): what a reply
         # uses while the database cannot be read. Unlike the caches behind them, never dropped after a fault.
         self._last_guild: dict[int, GuildView] = {}
-        self._last_persona: dict[int | None, PersonaView] = {}
+        self._last_persona: dict[tuple[int, int] | None, PersonaView] = {}  # (guild, channel); None: DMs
 
     async def decide(self, incoming: IncomingMessage) -> Decision | None:
         """Who answers ``incoming`` (a cleaned message) and how, or None when Hearth stays out of it."""
@@ -90,14 +90,19 @@ class Intake:
         return view
 
     async def _persona_of(self, incoming: IncomingMessage, guild: GuildView | None) -> PersonaView:
-        key = incoming.place.guild_id
+        """The channel's persona, else the guild's (in DMs, the global one)."""
+        place = incoming.place
+        key = (place.guild_id, place.channel_id) if place.guild_id is not None else None
         last = self._last_persona.get(key)
         if key is not None and guild is None:  # the guild itself could not be read: nor can its persona
             return last or DEFAULT_VIEW
         try:
-            persona = await self.personas.for_guild(guild.guild_id if guild else None)
+            if guild is None:
+                persona = await self.personas.for_guild(None)
+            else:
+                persona = await self.personas.for_channel(guild.guild_id, incoming.place.channel_id)
         except DATABASE_FAULTS as exc:
-            log.warning("persona for guild %s unreadable (%s); using the last one read", key, exc)
+            log.warning("persona for guild %s unreadable (%s); using the last one read", place.guild_id, exc)
             return last or DEFAULT_VIEW
         self._last_persona[key] = persona
         return persona

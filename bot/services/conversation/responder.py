@@ -16,10 +16,11 @@ from typing import Any, Protocol
 
 from bot.db.engine import DATABASE_FAULTS
 from bot.domain import guild_settings
+from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.domain.chunking import split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
 from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewThrottle, send_safely
 from bot.services.conversation.holds import Holds
@@ -45,6 +46,7 @@ class Recollection(Protocol):
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
+        count: TokenCounter = estimate_tokens,
     ) -> MemorySection: ...
 
 
@@ -60,6 +62,7 @@ class Knowledge(Protocol):
         persona_config: Mapping[str, Any],
         budgets: Mapping[str, int],
         query: Query | None = None,
+        count: TokenCounter = estimate_tokens,
     ) -> dict[str, str]: ...
 
 
@@ -78,8 +81,10 @@ class Responder:
         config: ConversationConfig,
         *,
         clock: Callable[[], datetime],
+        token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
     ) -> None:
         self.chat = chat
+        self.token_counter = token_counter  # model name → how its prompt is counted (bot/llm/tokens.py)
         self.store = store
         self.memory = memory
         self.companion = companion
@@ -124,20 +129,79 @@ class Responder:
         was_away: bool,
     ) -> TurnOutcome:
         last = batch[-1]
+        try:
+            completion, recalled = await self.compose(
+                incoming, batch, persona, settings, target, query=query, prepared=prepared, was_away=was_away
+            )
+        except LLMUnavailable as exc:
+            place = incoming.place
+            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+            await self.store.settle_quietly(batch)
+            sent = await send_safely(target, [persona.apology], incoming)
+            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
+
+        sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
+        model_ms = completion.seconds * 1000
+        # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
+        own_ms = (time.perf_counter() - started) * 1000 - model_ms
+        self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
+        await self.store.store_reply(
+            incoming,
+            batch,
+            completion.text,
+            at=self.clock(),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            model=completion.model,
+            latency_ms=int(model_ms),
+            recalled=recalled.memory_ids,
+            shown_in=sent[-1] if sent else None,
+        )
+        return TurnOutcome(
+            "replied",
+            reply=completion.text,
+            sent_ids=sent,
+            answered_messages=len(batch),
+            own_ms=own_ms,
+            model_ms=model_ms,
+        )
+
+    async def compose(
+        self,
+        incoming: IncomingMessage,
+        batch: list[StoredTurn],
+        persona: PersonaView,
+        settings: guild_settings.GuildSettings,
+        target: ReplyTarget,
+        *,
+        query: Query,
+        prepared: Callable[[], None] = _nothing,
+        was_away: bool = False,
+        leave_out: Sequence[int] = (),
+    ) -> tuple[Completion, MemorySection]:
+        """The model's reply to ``batch`` (streamed to ``target``'s preview, not sent) and the memories its prompt
+        showed. ``leave_out``: stored turns the prompt must not show (the reply being regenerated). Raises
+        LLMUnavailable when the model cannot answer."""
         exclude_ids = [turn.message_row_id for turn in batch]
         try:
-            history = await self.store.history(batch)
+            history = await self.store.history(batch, leave_out=leave_out)
         except DATABASE_FAULTS as exc:  # a fault costs the history, never the reply
-            log.warning("could not read conversation %s's history (%s); answering without", last.conversation_id, exc)
+            log.warning(
+                "could not read conversation %s's history (%s); answering without", batch[-1].conversation_id, exc
+            )
             history = []
         place = incoming.place
         options = self.options(persona, settings)
-        budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
+        budget = Budget(
+            context_tokens=self.config.context_tokens,
+            reply_tokens=options.max_tokens,
+            count=self.token_counter(options.model),
+        )
         # Recall waits on the query's embedding, what Hearth knows does not: it runs alongside (see tasks.py).
         knowing = asyncio.create_task(self._companion_sections(batch, persona, budget, query))
         try:
-            in_history = [row.message_id for row in history] + exclude_ids
-            recalled = await self._recall(batch, query, in_history, budget.section_budget("memories"))
+            in_history = [row.message_id for row in history] + exclude_ids + list(leave_out)
+            recalled = await self._recall(batch, query, in_history, budget)
             known = await knowing
         finally:
             discard(knowing)
@@ -161,45 +225,17 @@ class Responder:
         )
         messages = build_prompt(request, budget)
         prepared()
+        async with target.typing():
+            completion = await self.chat.generate(
+                messages, options, on_text=PreviewThrottle(target, self.config.edit_interval_s)
+            )
+        return completion, recalled
 
-        try:
-            async with target.typing():
-                completion = await self.chat.generate(
-                    messages, options, on_text=PreviewThrottle(target, self.config.edit_interval_s)
-                )
-        except LLMUnavailable as exc:
-            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
-            await self.store.settle_quietly(batch)
-            sent = await send_safely(target, [persona.apology], incoming)
-            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
-
-        sent = await send_safely(target, split_message(completion.text), incoming)
-        model_ms = completion.seconds * 1000
-        # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
-        own_ms = (time.perf_counter() - started) * 1000 - model_ms
-        self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
-        await self.store.store_reply(
-            incoming,
-            batch,
-            completion.text,
-            at=self.clock(),
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            model=completion.model,
-            latency_ms=int(model_ms),
-            recalled=recalled.memory_ids,
-        )
-        return TurnOutcome(
-            "replied",
-            reply=completion.text,
-            sent_ids=sent,
-            answered_messages=len(batch),
-            own_ms=own_ms,
-            model_ms=model_ms,
-        )
-
-    async def _recall(self, batch: list[StoredTurn], query: Query, in_history: list[int], tokens: int) -> MemorySection:
+    async def _recall(
+        self, batch: list[StoredTurn], query: Query, in_history: list[int], budget: Budget
+    ) -> MemorySection:
         """Long-term memories for the prompt; a fault here costs the section, never the reply."""
+        tokens = budget.section_budget("memories")
         if tokens <= 0:
             return MemorySection("", [])
         last = batch[-1]
@@ -210,6 +246,7 @@ class Responder:
                 now=self.clock(),
                 tokens=tokens,
                 exclude_message_ids=in_history,
+                count=budget.count,
             )
         except Exception:  # the embedder, the database, anything: answer without memories rather than not at all
             log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
@@ -228,6 +265,7 @@ class Responder:
                 persona_config=persona.config,
                 budgets={name: budget.section_budget(name) for name in ("facts",)},
                 query=query,
+                count=budget.count,
             )
         except Exception:
             log.exception(

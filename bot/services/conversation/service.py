@@ -23,9 +23,11 @@ from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.types import utcnow
+from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
+from bot.services.conversation.branches import Branches
 from bot.services.conversation.catch_up import CatchUp
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_safely
@@ -57,9 +59,12 @@ class ConversationService:
         turns: Turns,
         responder: Responder,
         catching_up: CatchUp,
+        branches: Branches,
         memory: Recollection,
         activity: ReplyActivity,
         config: ConversationConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.intake = intake
         self.store = store
@@ -67,9 +72,11 @@ class ConversationService:
         self.turns = turns
         self.responder = responder
         self.catching_up = catching_up
+        self.branches = branches  # 🔄 and ◀ ▶ on a reply (see branches.py)
         self.memory = memory
         self.activity = activity
         self.config = config
+        self.clock = clock
 
     @property
     def directory(self) -> Directory:
@@ -82,6 +89,11 @@ class ConversationService:
     def rest(self, resting: bool) -> None:
         """The owner's maintenance switch: messages are stored, and answered only with RESTING (once)."""
         self.holds.rest(resting)
+
+    async def reset(self, channel_id: int) -> bool:
+        """``/conversation reset``: the channel's next message starts a conversation with empty history (what
+        Hearth remembers long-term and knows of people stays). False when no conversation was going."""
+        return await self.store.reset(channel_id, at=self.clock()) > 0
 
     def forget_cached(self) -> None:
         """Drop what the stages remember of stored rows: call it after deleting users or messages."""
@@ -190,10 +202,12 @@ def build(
     quota: TokenQuota | None = None,
     clock: Callable[[], datetime] = utcnow,
     roll: Callable[[], float] = random.random,
+    token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
 ) -> ConversationService:
     """The stages wired together; a feature left out (memory, the companion, learning, quotas) is switched off.
     Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them, and
-    their images described into those memories when there is a ``describer``."""
+    their images described into those memories when there is a ``describer``.
+    ``token_counter``: model name → how a prompt for it is counted (bot/llm/tokens.py)."""
     store = TurnStore(
         database,
         directory,
@@ -211,10 +225,21 @@ def build(
     intake = Intake(directory, personas, roll=roll)
     holds = Holds(quota, clock=clock)
     turns = Turns(cooldowns or Cooldowns())
-    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock)
+    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock, token_counter=token_counter)
     catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
+    branches = Branches(database, intake, store, responder, clock=clock)
     return ConversationService(
-        intake, store, holds, turns, responder, catching_up, recollection, activity or ReplyActivity(), config
+        intake,
+        store,
+        holds,
+        turns,
+        responder,
+        catching_up,
+        branches,
+        recollection,
+        activity or ReplyActivity(),
+        config,
+        clock=clock,
     )
 
 

@@ -72,6 +72,17 @@ class TurnStore:
         self._open: dict[int, tuple[int, int | None, datetime]] = {}
         self.recent = RecentTurns(history_turns)
 
+    async def reset(self, channel_id: int, *, at: datetime) -> int:
+        """End the channel's current conversation: its next message starts a new one, with no history. Memories
+        and facts stay. Returns how many conversations were closed (0: none was going)."""
+        async with self._locks.hold(channel_id):  # not between a message's lookup of its conversation and its insert
+            async with self.database.session() as session:
+                closed = await ConversationRepository(session).close_in_channel(channel_id=channel_id, at=at)
+            self._open.pop(channel_id, None)
+        for conversation_id in closed:
+            self.recent.forget(conversation_id)
+        return len(closed)
+
     def forget(self) -> None:
         """Drop what this store remembers of stored rows: call it after deleting users or messages."""
         self.directory.forget()
@@ -216,11 +227,11 @@ class TurnStore:
 
     # -- reading ----------------------------------------------------------------------------------------------
 
-    async def history(self, batch: Sequence[StoredTurn]) -> list[HistoryRow]:
+    async def history(self, batch: Sequence[StoredTurn], *, leave_out: Sequence[int] = ()) -> list[HistoryRow]:
         """Everything said in the batch's conversation up to it (replies to others included), the batch itself
-        left out: from this process's recent turns, else read from the database."""
+        and ``leave_out`` left out: from this process's recent turns, else read from the database."""
         last = batch[-1]
-        exclude_ids = [turn.message_row_id for turn in batch]
+        exclude_ids = [turn.message_row_id for turn in batch] + list(leave_out)
 
         async def load(limit: int) -> list[HistoryRow]:
             async with self.database.session() as session:
@@ -251,9 +262,11 @@ class TurnStore:
         model: str | None,
         latency_ms: int,
         recalled: Sequence[int],
+        shown_in: int | None = None,
     ) -> None:
         """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
-        answered); a failure here is logged, never shown: the reply was already delivered."""
+        answered); a failure here is logged, never shown: the reply was already delivered. ``shown_in``: the
+        Discord message that shows its end (where its buttons are)."""
         last = batch[-1]
         try:
             async with self.database.session() as session:
@@ -270,6 +283,7 @@ class TurnStore:
                     completion_tokens=completion_tokens,
                     model=model,
                     latency_ms=latency_ms,
+                    discord_message_id=shown_in,
                 )
                 cleaned = clean_text(text)
                 await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, None, at)
@@ -284,6 +298,12 @@ class TurnStore:
                 incoming.message_id,
                 last.conversation_id,
             )
+
+    def rewritten(self, conversation_id: int, message_id: int, content: str) -> None:
+        """A stored turn's text changed (another alternative of a reply shown): the history follows it."""
+        self.recent.replace(conversation_id, message_id, content)
+        if self.remember:
+            self.remembered()
 
     async def settle(self, message_ids: Sequence[int]) -> list[int]:
         """Mark messages as no longer awaiting a reply; returns those this call claimed (another process may

@@ -12,6 +12,7 @@ from bot.db.models import (
     BotOpinion,
     BotOpinionSource,
     BotState,
+    ChannelPersona,
     Conversation,
     FactAssociation,
     Guild,
@@ -22,6 +23,7 @@ from bot.db.models import (
     Message,
     MoodHistory,
     Persona,
+    ReplyAlternative,
     RuntimeFlag,
     ScheduledEvent,
     User,
@@ -39,6 +41,7 @@ NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 GUILD_LEVEL = {
     "guilds",
     "personas",
+    "channel_personas",
     "knowledge_documents",
     "guild_daily_token_usage",
     "runtime_flags",
@@ -114,6 +117,8 @@ async def _seed_user(
             ),
             Memory(kind="fact", content=f"{name} lives in Lisbon", user_id=user.id, scope="dm", fact_id=fact.id),
             UserDailyTokenUsage(day=date(2026, 11, 1), user_id=user.id, model="m", requests=1, prompt_tokens=9),
+            # The first answer to a regenerated reply, kept as a branch of the turn.
+            ReplyAlternative(message_id=answer.id, position=1, content=f"hi {name}"),
         ]
     )
     await session.flush()
@@ -158,10 +163,14 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
                 document,
                 BotState(guild_id=guild.id),
                 Persona(name="Hearth", personality_prompt="warm", is_default=True),
+                mira := Persona(name="Mira", personality_prompt="dry", guild_id=guild.id),
                 GuildDailyTokenUsage(day=date(2026, 11, 1), guild_id=guild.id, model="m", requests=2),
                 RuntimeFlag(name="maintenance"),
             ]
         )
+
+    async with db.session() as session:
+        session.add(ChannelPersona(channel_id=11, guild_id=guild.id, persona_id=mira.id))
 
     async with db.session() as session:
         counts_before = {

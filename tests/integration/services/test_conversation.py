@@ -4,14 +4,17 @@ import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select
 
 from bot.db.engine import Database
 from bot.db.models import Conversation, Message
+from bot.domain.guild_settings import InvalidSetting
 from bot.services.conversation import RESTING, ConversationService
 from bot.services.directory import Directory
+from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
 from bot.services.personas import FALLBACK_APOLOGY
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
@@ -248,6 +251,51 @@ async def test_guild_rules_decide_who_is_answered_and_only_answered_messages_are
     ]
     assert [o.status for o in outcomes] == ["replied", "ignored", "replied", "ignored", "ignored"]
     assert [m.content for m in await stored(db, "user")] == ["anyone?", "hey Hearth"]
+
+
+async def test_admins_block_people_and_channels_and_gate_by_role(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    """What /config block-user, block-channel and roles change: a blocked person's messages are neither
+    answered nor stored (so never learned from) until unblocked; with roles set, only their members."""
+    guild, place = 9100, Place(channel_id=1, guild_id=9100, guild_name="Cosy Corner")
+    config = GuildConfigService(service.directory)
+
+    async def status(text: str, **kwargs: Any) -> str:
+        return (await service.handle(message(text, guild=guild, mention=True, **kwargs), RecordingReply())).status
+
+    assert await status("hi", user=66) == "replied"  # the guild is known from here on
+    await config.block_user(place, 66)
+    await config.block_channel(place, 702)
+    calls = len(llm.chat_requests)
+    assert [await status("me again", user=66), await status("in here?", user=12, channel=702)] == ["ignored"] * 2
+    assert len(llm.chat_requests) == calls
+    await config.unblock_user(place, 66)
+    assert await status("back?", user=66) == "replied"
+    await config.add_role(place, 555)
+    assert await status("no role", user=12) == "ignored"
+    assert await status("with the role", user=12, role_ids=frozenset({555, 9})) == "replied"
+    await config.remove_role(place, 555)
+    assert await status("anyone now", user=12) == "replied"
+    assert [m.content for m in await stored(db, "user")] == ["hi", "back?", "with the role", "anyone now"]
+    shown = await config.show(place)
+    assert (shown.blocked_users, shown.blocked_channels, shown.allowed_roles) == (frozenset(), {702}, frozenset())
+    with pytest.raises(InvalidSetting, match="not blocked"):
+        await config.unblock_user(place, 66)
+
+
+async def test_a_reset_starts_the_channels_next_turn_with_no_history(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    for channel in (31, 32):
+        await service.handle(message("my cat is called Miso", channel=channel), RecordingReply())
+    assert await service.reset(31) is True
+    assert await service.reset(31) is False, "nothing is going on there any more"
+    await service.handle(message("what is my cat called?", channel=31), RecordingReply())
+    assert [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]] == ["what is my cat called?"]
+    await service.handle(message("and now?", channel=32), RecordingReply())
+    kept = [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]]
+    assert kept[0] == "my cat is called Miso" and kept[-1] == "and now?"
 
 
 async def test_other_speakers_are_named_in_a_guild_prompt(llm: FakeLLM, service: ConversationService) -> None:

@@ -12,7 +12,11 @@ from bot.db.models import Persona
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.personas import PersonaRepository
 from bot.domain.cards import Card, parse_card
+from bot.services.incoming import IncomingMessage
 from bot.services.personas import DEFAULT_PERSONA, PersonaError, PersonaService
+from tests.fakes.llm_server import FakeLLM
+from tests.support.chat import RecordingReply, conversation_service
+from tests.support.chat import message as incoming_message
 
 
 async def guilds(db: Database, *discord_ids: int) -> list[int]:
@@ -220,3 +224,33 @@ async def test_locking_an_unknown_guild_is_a_programming_error(db: Database) -> 
     async with db.session() as session:
         with pytest.raises(LookupError, match="no guild with id 999"):
             await PersonaRepository(session).lock_guild(999)
+
+
+async def test_a_channel_plays_its_own_persona_until_reset(db: Database, llm: FakeLLM) -> None:
+    service = conversation_service(db, llm)
+    here = incoming_message("hi", guild=77, channel=701, mention=True)
+    there = incoming_message("hi", guild=77, channel=702, mention=True)
+    await service.handle(here, RecordingReply())  # the guild is known from here on
+    personas = service.intake.personas
+    view = await service.directory.guild(here.place)
+    assert view is not None
+    await personas.import_card(view.guild_id, card("Mira"))
+    await personas.use(view.guild_id, DEFAULT_PERSONA["name"])  # the server plays the default again
+
+    async def speaker(incoming: IncomingMessage) -> str:
+        await service.handle(incoming, RecordingReply())
+        return str(llm.chat_requests[-1].body["messages"][0]["content"])
+
+    chosen = await personas.use_in_channel(view.guild_id, 701, "mira")
+    assert chosen.name == "Mira"
+    assert "Mira" in await speaker(here) and "Mira" not in await speaker(there)
+    with pytest.raises(PersonaError, match="no persona called"):
+        await personas.use_in_channel(view.guild_id, 701, "nobody")
+    await personas.reset_channel(view.guild_id, 701)
+    assert "Mira" not in await speaker(here)
+    with pytest.raises(PersonaError, match="already plays"):
+        await personas.reset_channel(view.guild_id, 701)
+    # Deleting the persona ends the channel's choice with it.
+    await personas.use_in_channel(view.guild_id, 702, "Mira")
+    await personas.delete(view.guild_id, "Mira")
+    assert "Mira" not in await speaker(there)

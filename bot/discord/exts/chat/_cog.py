@@ -3,14 +3,18 @@
 import logging
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply
+from bot.discord.reply_buttons import reply_view
 from bot.domain.images import Attachment, shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
+from bot.observability.metrics import Metrics
+from bot.services.conversation import ConversationService
 from bot.services.incoming import IncomingMessage, Place
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         is_own=message.author.id == me.id,
         mentions_bot=me in message.mentions,
         replies_to_bot=_replies_to(message, me),
+        author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
     )
     return IncomingMessage(
         author=author_of(message.author),
@@ -56,15 +61,18 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
 
 
 class Chat(commands.Cog):
-    def __init__(self, bot: HearthBot) -> None:
-        self.bot = bot
+    conversation_group = app_commands.Group(name="conversation", description="This channel's conversation with Hearth")
+
+    def __init__(self, bot: HearthBot, conversation: ConversationService, metrics: Metrics) -> None:
+        self.bot = bot  # its user, and whether it is stopping
+        self.conversation = conversation
+        self.metrics = metrics
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
             return
-        container = self.bot.container
         guild_id = message.guild.id if message.guild else None
         with log_context(
             guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
@@ -73,15 +81,26 @@ class Chat(commands.Cog):
                 incoming = incoming_from(message, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
-                        outcome = await container.conversation.handle(incoming, MessageReply(message))
+                        outcome = await self.conversation.handle(incoming, MessageReply(message, reply_view))
                     else:  # stopping: kept, and answered by the next start's catch-up
-                        outcome = await container.conversation.keep(incoming)
-                container.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
+                        outcome = await self.conversation.keep(incoming)
+                self.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
             except Exception:  # the service keeps what it can and says what it could not; nothing more to do here
                 log.exception(
                     "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
                 )
 
-
-async def setup(bot: HearthBot) -> None:
-    await bot.add_cog(Chat(bot))
+    @conversation_group.command(name="reset", description="Start this channel's conversation afresh")
+    async def conversation_reset(self, interaction: discord.Interaction) -> None:
+        """Any member, in the channel: the next message starts with no history. What Hearth remembers long-term
+        and knows of people stays (forgotten with /memory forget)."""
+        if interaction.channel_id is None:
+            return
+        ended = await self.conversation.reset(interaction.channel_id)
+        said = (
+            "Fresh start: I'll pick up from your next message without the conversation so far. What I remember "
+            "about people stays (see /memory)."
+            if ended
+            else "There's no conversation going on here to reset."
+        )
+        await interaction.response.send_message(said, ephemeral=True)

@@ -2,7 +2,8 @@
 shutdown.
 
 Registered only in DEV_GUILD_ID when it is set, otherwise globally and usable in DMs only. Either way the real
-guard is :meth:`Owner.interaction_check`: OWNER_IDS, else the application's owner.
+guard is :meth:`Owner.interaction_check`: OWNER_IDS, else the application's owner. What the commands read and
+start is the status service's (``bot/services/status.py``) and the backup's (``bot/services/operations.py``).
 """
 
 import asyncio
@@ -17,10 +18,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.checks import require_owner
-from bot.discord.client import EXTENSIONS, HearthBot
+from bot.discord.client import HearthBot
+from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.views import Paginator, hearth_embed, pages_of
 from bot.errors import HearthError
-from bot.services.reembed import reembed
+from bot.services.operations import Operations
+from bot.services.stats import StatsService
+from bot.services.status import StatusService
 
 
 def _size(size: int) -> str:
@@ -41,9 +45,11 @@ def _uptime(seconds: float) -> str:
 class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's owner: maintenance and operations"):
     memory = app_commands.Group(name="memory", description="Long-term memory jobs")
 
-    def __init__(self, bot: HearthBot) -> None:
-        self.bot = bot
-        self.container = bot.container
+    def __init__(self, bot: HearthBot, status: StatusService, operations: Operations, stats: StatsService) -> None:
+        self.bot = bot  # the gateway's figures, the command tree, the extensions, and stopping
+        self.status_service = status
+        self.operations = operations
+        self.stats = stats
         self._tasks: set[asyncio.Task[object]] = set()  # fire-and-forget work, held so it is not collected
         super().__init__()
 
@@ -72,8 +78,9 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         await interaction.followup.send(f"Synced {len(commands_)} commands to server {guild_id}.", ephemeral=True)
 
     @app_commands.command(name="reload", description="Reload one of Hearth's command modules")
-    @app_commands.describe(extension="The module, e.g. bot.discord.cogs.me")
+    @app_commands.describe(extension="The module, e.g. bot.discord.exts.memory (or just memory)")
     async def reload(self, interaction: discord.Interaction, extension: str) -> None:
+        extension = next((name for name in EXTENSIONS if extension in (name, short_name(name))), extension)
         if extension not in EXTENSIONS:
             raise HearthError(f"No such module; one of: {', '.join(EXTENSIONS)}.")
         try:
@@ -90,30 +97,29 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
 
     @app_commands.command(name="status", description="Uptime, latency, guilds, shards, database, queues and jobs")
     async def status(self, interaction: discord.Interaction) -> None:
-        container = self.container
-        size = await container.operations.database_size()
+        snapshot = await self.status_service.snapshot()
         latency = self.bot.latency
         shards = ", ".join(f"#{sid}: {s.latency * 1000:.0f} ms" for sid, s in sorted(self.bot.shards.items()))
-        jobs = container.scheduler.next_runs()
         job_lines = [
-            f"{name}: {discord.utils.format_dt(at, 'R') if at else 'stopped'}" for name, at in sorted(jobs.items())
+            f"{name}: {discord.utils.format_dt(at, 'R') if at else 'stopped'}"
+            for name, at in sorted(snapshot.jobs.items())
         ]
         embed = hearth_embed("Hearth status")
         embed.add_field(name="Uptime", value=_uptime(time.monotonic() - self.bot.started_at))
         embed.add_field(name="Gateway latency", value=f"{latency * 1000:.0f} ms" if math.isfinite(latency) else "—")
         embed.add_field(name="Guilds", value=str(len(self.bot.guilds)))
         embed.add_field(name="Shards", value=shards or "—", inline=False)
-        embed.add_field(name="Database", value=f"{container.database.backend}, {_size(size)}")
-        embed.add_field(name="Learner queue", value=str(container.learner.backlog))
-        embed.add_field(name="Memories to embed", value=str(await container.embedding_worker.backlog()))
-        embed.add_field(name="Maintenance mode", value="on" if container.coordination.maintenance else "off")
+        embed.add_field(name="Database", value=f"{snapshot.backend}, {_size(snapshot.database_bytes)}")
+        embed.add_field(name="Learner queue", value=str(snapshot.learner_backlog))
+        embed.add_field(name="Memories to embed", value=str(snapshot.embedding_backlog))
+        embed.add_field(name="Maintenance mode", value="on" if snapshot.maintenance else "off")
         embed.add_field(name="Scheduled jobs", value="\n".join(job_lines)[:1024] or "—", inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="maintenance", description="Rest: messages are stored and people told Hearth is resting")
     @app_commands.describe(state="on: rest; off: chat again")
     async def maintenance(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
-        await self.container.coordination.set_maintenance(state == "on")  # every process, and after a restart
+        await self.status_service.set_maintenance(state == "on")  # every process, and after a restart
         text = "Resting: messages are kept, and people are told I'm resting." if state == "on" else "Back to chatting."
         await interaction.response.send_message(text, ephemeral=True)
 
@@ -129,7 +135,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
                 last_shown = time.monotonic()
                 self._spawn(interaction.edit_original_response(content=f"Re-embedding: {done}/{total}…"))
 
-        done = await reembed(self.container.database, self.container.embedder, progress=progress)
+        done = await self.status_service.reembed(progress)
         await interaction.edit_original_response(
             content=f"Re-embedded {done} memories in {time.monotonic() - started:.0f} s."
         )
@@ -137,13 +143,13 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     @memory.command(name="prune", description="Delete old message memories never recalled (MEMORY_RETENTION_DAYS)")
     async def memory_prune(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        pruned = await self.container.maintenance.prune_memories()
+        pruned = await self.status_service.prune_memories()
         await interaction.followup.send(f"Pruned {pruned} memories.", ephemeral=True)
 
     @app_commands.command(name="backup", description="Back the database up into BACKUP_DIR")
     async def backup(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await self.container.operations.backup()
+        result = await self.operations.backup()
         await interaction.followup.send(
             f"Backed up to `{result.path}` ({_size(result.size_bytes)}, {result.seconds:.1f} s).", ephemeral=True
         )
@@ -152,7 +158,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     async def usage(self, interaction: discord.Interaction) -> None:
         now = datetime.now(UTC)
         since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        rows = await self.container.stats.usage(since)
+        rows = await self.stats.usage(since)
         lines = [
             f"**{discord.utils.escape_markdown(row.guild_name or 'DMs')}** · "
             f"{row.total_tokens:,} tokens ({row.requests:,} replies)"
@@ -166,16 +172,3 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         await interaction.response.send_message("Shutting down. Good night! 🔥", ephemeral=True)
         # After the answer is out: the stop ends bot.start(), and the launcher then closes the services.
         self.bot.stop()
-
-
-async def setup(bot: HearthBot) -> None:
-    cog = Owner(bot)
-    dev_guild = bot.container.settings.dev_guild_id
-    if dev_guild is not None:
-        await bot.add_cog(cog, guild=discord.Object(id=dev_guild))
-    else:
-        assert cog.app_command is not None  # a GroupCog always has its group
-        cog.app_command.allowed_contexts = app_commands.AppCommandContext(
-            guild=False, dm_channel=True, private_channel=False
-        )
-        await bot.add_cog(cog)

@@ -1,0 +1,195 @@
+"""Regenerated replies: the reply a 🔄 was pressed on, the messages it answered, and its alternatives."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Conversation, Guild, GuildMember, Message, ReplyAlternative, User
+from bot.db.repositories.conversations import AwaitingMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SentReply:
+    """A reply Hearth sent, found by the Discord message that shows it, as regenerating it needs."""
+
+    message_id: int
+    conversation_id: int
+    answered_discord_id: int | None  # the person it answered (None: erased since)
+    content: str
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    created_at: datetime
+    latest: bool  # no reply came after it in its conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    position: int
+    content: str
+    is_shown: bool
+
+
+class AlternativeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def reply_shown_in(self, discord_message_id: int) -> SentReply | None:
+        """The reply whose last Discord message is ``discord_message_id``."""
+        reply = (
+            await self.session.execute(
+                select(
+                    Message.id,
+                    Message.conversation_id,
+                    User.discord_id,
+                    Message.content,
+                    Message.model,
+                    Message.prompt_tokens,
+                    Message.completion_tokens,
+                    Message.created_at,
+                )
+                .outerjoin(User, User.id == Message.user_id)
+                .where(Message.discord_message_id == discord_message_id, Message.role == "assistant")
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if reply is None:
+            return None
+        later = await self.session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == reply[1], Message.role == "assistant", Message.id > reply[0])
+        )
+        return SentReply(
+            message_id=reply[0],
+            conversation_id=reply[1],
+            answered_discord_id=reply[2],
+            content=reply[3],
+            model=reply[4],
+            prompt_tokens=reply[5],
+            completion_tokens=reply[6],
+            created_at=reply[7],
+            latest=not later,
+        )
+
+    async def answered_by(self, reply: SentReply) -> list[AwaitingMessage]:
+        """The user's messages the reply answered: theirs since the reply before it in the conversation, as
+        catch-up reads messages (with who wrote them and where)."""
+        before = (
+            select(func.coalesce(func.max(Message.id), 0))
+            .where(
+                Message.conversation_id == reply.conversation_id,
+                Message.role == "assistant",
+                Message.id < reply.message_id,
+            )
+            .scalar_subquery()
+        )
+        answered_user = select(Message.user_id).where(Message.id == reply.message_id).scalar_subquery()
+        statement = (
+            select(
+                Message.id,
+                Message.conversation_id,
+                Message.user_id,
+                Conversation.guild_id,
+                Message.content,
+                Message.created_at,
+                Message.discord_message_id,
+                Conversation.channel_id,
+                User.discord_id,
+                User.discord_username,
+                User.discord_display_name,
+                GuildMember.guild_nickname,
+                Guild.discord_id,
+                Guild.name,
+            )
+            .select_from(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(User, User.id == Message.user_id)
+            .outerjoin(Guild, Guild.id == Conversation.guild_id)
+            .outerjoin(
+                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
+            )
+            .where(
+                Message.conversation_id == reply.conversation_id,
+                Message.role == "user",
+                Message.user_id == answered_user,
+                Message.id > before,
+                Message.id < reply.message_id,
+            )
+            .order_by(Message.id)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [AwaitingMessage(*cast(tuple[Any, ...], row)) for row in rows]
+
+    async def of(self, message_id: int) -> list[Alternative]:
+        """The reply's alternatives in the order they were asked for (none until it was first regenerated)."""
+        rows = await self.session.execute(
+            select(ReplyAlternative.position, ReplyAlternative.content, ReplyAlternative.is_shown)
+            .where(ReplyAlternative.message_id == message_id)
+            .order_by(ReplyAlternative.position)
+        )
+        return [Alternative(*row) for row in rows.all()]
+
+    async def add(
+        self,
+        message_id: int,
+        position: int,
+        content: str,
+        *,
+        model: str | None,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+    ) -> None:
+        self.session.add(
+            ReplyAlternative(
+                message_id=message_id,
+                position=position,
+                content=content,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+        )
+        await self.session.flush()
+
+    async def show(self, message_id: int, position: int, *, at: datetime) -> str:
+        """Make the alternative at ``position`` the reply the conversation continues from; returns its text."""
+        chosen = (
+            await self.session.execute(
+                select(
+                    ReplyAlternative.content,
+                    ReplyAlternative.model,
+                    ReplyAlternative.prompt_tokens,
+                    ReplyAlternative.completion_tokens,
+                ).where(ReplyAlternative.message_id == message_id, ReplyAlternative.position == position)
+            )
+        ).one()
+        await self.session.execute(
+            update(ReplyAlternative)
+            .where(ReplyAlternative.message_id == message_id)
+            .values(is_shown=ReplyAlternative.position == position, updated_at=at)
+        )
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                content=chosen[0],
+                model=chosen[1],
+                prompt_tokens=chosen[2],
+                completion_tokens=chosen[3],
+                token_count=chosen[3],
+                updated_at=at,
+            )
+        )
+        return str(chosen[0])
+
+
+def positions(alternatives: Sequence[Alternative]) -> tuple[int, int]:
+    """(the shown alternative's position, how many there are); (1, 1) for a reply never regenerated."""
+    shown = next((a.position for a in alternatives if a.is_shown), 1)
+    return shown, max(len(alternatives), 1)

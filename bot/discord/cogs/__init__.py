@@ -1,1 +1,0 @@
-"""Cogs: each parses Discord objects into plain values, calls one service, renders the result."""

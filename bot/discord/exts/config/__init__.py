@@ -1,0 +1,11 @@
+"""/config: a server's settings, for its admins."""
+
+from bot.discord.client import HearthBot
+from bot.discord.exts import declined
+from bot.discord.exts.config._cog import Config
+
+
+async def setup(bot: HearthBot) -> None:
+    if declined(bot, __name__):
+        return
+    await bot.add_cog(Config(bot.services.guild_config))

@@ -1,0 +1,210 @@
+"""/config: how Hearth behaves in a server (admins: Manage Server).
+
+Every command here is checked in ``interaction_check``, on top of Discord's permission hint (which a server
+may loosen): a member without Manage Server is refused whatever Discord shows them.
+"""
+
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.checks import MANAGE_SERVER, require_admin
+from bot.discord.people import place_of
+from bot.discord.views import hearth_embed
+from bot.domain.guild_settings import REPLY_MODES, GuildSettings
+from bot.services.guild_config import GuildConfigService
+
+OnOff = Literal["on", "off"]
+
+
+def _settings_embed(settings: GuildSettings) -> discord.Embed:
+    def value(setting: object, default: str = "the bot's default") -> str:
+        return default if setting is None else str(setting)
+
+    channels = " ".join(f"<#{c}>" for c in sorted(settings.chat_channels)) or "none"
+    quiet = (
+        f"{settings.quiet_hours[0].isoformat('minutes')}–{settings.quiet_hours[1].isoformat('minutes')}"
+        if settings.quiet_hours
+        else "none"
+    )
+
+    def listed(ids: frozenset[int], mention: str) -> str:
+        text = " ".join(mention.format(i) for i in sorted(ids)[:40])
+        return (text + (" …" if len(ids) > 40 else "")) or "none"
+
+    rows = [
+        ("Chat channels", channels),
+        ("Blocked members", listed(settings.blocked_users, "<@{}>")),
+        ("Blocked channels", listed(settings.blocked_channels, "<#{}>")),
+        ("Only these roles", listed(settings.allowed_roles, "<@&{}>") if settings.allowed_roles else "everyone"),
+        ("Reply mode", f"{settings.reply_mode}: {REPLY_MODES[settings.reply_mode]}"),
+        ("Chime-in", f"{settings.chime_in_percent}%"),
+        ("Learning", "on" if settings.learning else "off"),
+        ("Proactive messages", "on" if settings.proactive else "off"),
+        ("Quiet hours", quiet),
+        ("Language", value(settings.language, "whatever people write in")),
+        ("Model", value(settings.model)),
+        ("Temperature", value(settings.temperature)),
+        ("Cooldown", value(settings.cooldown_s and f"{settings.cooldown_s:g} s")),
+        ("Daily token quota", value(settings.daily_token_quota, "none")),
+    ]
+    embed = hearth_embed("Settings for this server")
+    for name, text in rows:
+        wide = ("Chat channels", "Reply mode", "Blocked members", "Blocked channels", "Only these roles")
+        embed.add_field(name=name, value=text, inline=name not in wide)
+    return embed
+
+
+class Config(commands.Cog):
+    config = app_commands.Group(
+        name="config",
+        description="How Hearth behaves in this server",
+        default_permissions=MANAGE_SERVER,
+        guild_only=True,
+    )
+    chat_channel = app_commands.Group(
+        name="chat-channel", description="Channels where Hearth answers every message", parent=config
+    )
+
+    roles = app_commands.Group(
+        name="roles", description="When any role is set, only members with one of them are answered", parent=config
+    )
+
+    def __init__(self, guild_config: GuildConfigService) -> None:
+        self.guild_config = guild_config
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        require_admin(interaction)
+        return True
+
+    async def _changed(self, interaction: discord.Interaction, settings: GuildSettings, what: str) -> None:
+        await interaction.response.send_message(what, embed=_settings_embed(settings), ephemeral=True)
+
+    # -- /config ------------------------------------------------------------------------------------
+
+    @config.command(name="show", description="Show this server's settings")
+    async def config_show(self, interaction: discord.Interaction) -> None:
+        settings = await self.guild_config.show(place_of(interaction))
+        await interaction.response.send_message(embed=_settings_embed(settings), ephemeral=True)
+
+    @chat_channel.command(name="add", description="Hearth answers every message in this channel")
+    @app_commands.describe(channel="The channel")
+    async def chat_channel_add(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        settings = await self.guild_config.add_chat_channel(place_of(interaction), channel.id)
+        await self._changed(interaction, settings, f"I'll answer every message in {channel.mention}.")
+
+    @chat_channel.command(name="remove", description="Hearth answers in this channel only when addressed")
+    @app_commands.describe(channel="The channel")
+    async def chat_channel_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        settings = await self.guild_config.remove_chat_channel(place_of(interaction), channel.id)
+        await self._changed(interaction, settings, f"{channel.mention} is no longer a chat channel.")
+
+    @config.command(name="block-user", description="Hearth neither answers nor learns from this member")
+    @app_commands.describe(user="The member")
+    async def config_block_user(self, interaction: discord.Interaction, user: discord.Member) -> None:
+        settings = await self.guild_config.block_user(place_of(interaction), user.id)
+        await self._changed(interaction, settings, f"I won't answer or learn from {user.mention} here.")
+
+    @config.command(name="unblock-user", description="Hearth answers this member again")
+    @app_commands.describe(user="The member")
+    async def config_unblock_user(self, interaction: discord.Interaction, user: discord.Member) -> None:
+        settings = await self.guild_config.unblock_user(place_of(interaction), user.id)
+        await self._changed(interaction, settings, f"{user.mention} can talk to me again.")
+
+    @config.command(name="block-channel", description="Hearth says nothing in this channel")
+    @app_commands.describe(channel="The channel")
+    async def config_block_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        settings = await self.guild_config.block_channel(place_of(interaction), channel.id)
+        await self._changed(interaction, settings, f"I'll stay quiet in {channel.mention}.")
+
+    @config.command(name="unblock-channel", description="Hearth may talk in this channel again")
+    @app_commands.describe(channel="The channel")
+    async def config_unblock_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        settings = await self.guild_config.unblock_channel(place_of(interaction), channel.id)
+        await self._changed(interaction, settings, f"I may talk in {channel.mention} again.")
+
+    @roles.command(name="add", description="Only members with one of the listed roles are answered")
+    @app_commands.describe(role="The role")
+    async def roles_add(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        settings = await self.guild_config.add_role(place_of(interaction), role.id)
+        await self._changed(interaction, settings, f"Members with {role.mention} may talk to me.")
+
+    @roles.command(name="remove", description="Take a role off the list (an empty list: everyone is answered)")
+    @app_commands.describe(role="The role")
+    async def roles_remove(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        settings = await self.guild_config.remove_role(place_of(interaction), role.id)
+        shown = "Everyone may talk to me again." if not settings.allowed_roles else f"{role.mention} is off the list."
+        await self._changed(interaction, settings, shown)
+
+    @config.command(name="reply-mode", description="When Hearth answers outside chat channels")
+    @app_commands.describe(
+        mode="mention: only @mentions and replies; name: also its name; chat-only: chat channels only"
+    )
+    @app_commands.choices(mode=[app_commands.Choice(name=f"{m}: {d}"[:100], value=m) for m, d in REPLY_MODES.items()])
+    async def config_reply_mode(self, interaction: discord.Interaction, mode: str) -> None:
+        settings = await self.guild_config.set_reply_mode(place_of(interaction), mode)
+        await self._changed(interaction, settings, f"Reply mode: {settings.reply_mode}.")
+
+    @config.command(name="chime-in", description="Chance (0–100 %) that Hearth joins a conversation unasked")
+    @app_commands.describe(percent="0 never joins in; 100 answers everything")
+    async def config_chime_in(self, interaction: discord.Interaction, percent: int) -> None:
+        settings = await self.guild_config.set_chime_in(place_of(interaction), percent)
+        await self._changed(interaction, settings, f"Chime-in: {settings.chime_in_percent}%.")
+
+    @config.command(name="learning", description="Whether Hearth learns facts about people here")
+    @app_commands.describe(state="on or off")
+    async def config_learning(self, interaction: discord.Interaction, state: OnOff) -> None:
+        settings = await self.guild_config.set_learning(place_of(interaction), state == "on")
+        await self._changed(interaction, settings, f"Learning is {state}.")
+
+    @config.command(name="proactive", description="Whether Hearth sends birthday greetings and follow-ups here")
+    @app_commands.describe(state="on or off")
+    async def config_proactive(self, interaction: discord.Interaction, state: OnOff) -> None:
+        settings = await self.guild_config.set_proactive(place_of(interaction), state == "on")
+        await self._changed(interaction, settings, f"Proactive messages are {state}.")
+
+    @config.command(name="quiet-hours", description="Hours without unsolicited messages (each member's local time)")
+    @app_commands.describe(start="Start, HH:MM (leave both empty to clear)", end="End, HH:MM")
+    async def config_quiet_hours(
+        self, interaction: discord.Interaction, start: str | None = None, end: str | None = None
+    ) -> None:
+        settings = await self.guild_config.set_quiet_hours(place_of(interaction), start, end)
+        await self._changed(interaction, settings, "Quiet hours updated.")
+
+    @config.command(name="language", description="The language Hearth writes in here")
+    @app_commands.describe(language="e.g. Portuguese; leave empty to follow whatever people write in")
+    async def config_language(self, interaction: discord.Interaction, language: str | None = None) -> None:
+        settings = await self.guild_config.set_language(place_of(interaction), language)
+        await self._changed(interaction, settings, "Language updated.")
+
+    @config.command(name="model", description="The model Hearth uses here")
+    @app_commands.describe(model="A model name your endpoint knows; leave empty for the bot's default")
+    async def config_model(self, interaction: discord.Interaction, model: str | None = None) -> None:
+        settings = await self.guild_config.set_model(place_of(interaction), model)
+        await self._changed(interaction, settings, "Model updated.")
+
+    @config.command(name="temperature", description="How adventurous replies are (0–2)")
+    @app_commands.describe(value="0 steady … 2 wild; leave empty for the bot's default")
+    async def config_temperature(
+        self, interaction: discord.Interaction, value: app_commands.Range[float, 0.0, 2.0] | None = None
+    ) -> None:
+        settings = await self.guild_config.set_temperature(place_of(interaction), value)
+        await self._changed(interaction, settings, "Temperature updated.")
+
+    @config.command(name="cooldown", description="Seconds each member waits between replies and between commands")
+    @app_commands.describe(seconds="0–60; leave empty for the bot's default")
+    async def config_cooldown(
+        self, interaction: discord.Interaction, seconds: app_commands.Range[float, 0.0, 60.0] | None = None
+    ) -> None:
+        settings = await self.guild_config.set_cooldown(place_of(interaction), seconds)
+        await self._changed(interaction, settings, "Cooldown updated.")
+
+    @config.command(name="daily-token-quota", description="Most model tokens Hearth spends here per day (0: no limit)")
+    @app_commands.describe(tokens="Tokens per day (UTC); 0 removes the quota")
+    async def config_daily_token_quota(
+        self, interaction: discord.Interaction, tokens: app_commands.Range[int, 0, None]
+    ) -> None:
+        settings = await self.guild_config.set_daily_token_quota(place_of(interaction), tokens)
+        await self._changed(interaction, settings, "Daily token quota updated.")

@@ -1,0 +1,191 @@
+"""/persona: the character Hearth plays in a server (admins: Manage Server).
+
+Every command here is checked in ``interaction_check``, on top of Discord's permission hint (which a server
+may loosen): a member without Manage Server is refused whatever Discord shows them.
+"""
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.attachments import read_attachment
+from bot.discord.checks import MANAGE_SERVER, require_admin
+from bot.discord.people import identify
+from bot.discord.tree import report
+from bot.discord.views import hearth_embed
+from bot.domain.cards import MAX_CARD_BYTES, parse_card
+from bot.errors import HearthError
+from bot.services.directory import Directory
+from bot.services.personas import PersonaService, PersonaView
+
+
+def _persona_embed(persona: PersonaView) -> discord.Embed:
+    embed = hearth_embed(persona.name, persona.card.personality[:4000])
+    if persona.card.backstory:
+        embed.add_field(name="Backstory", value=persona.card.backstory[:1024], inline=False)
+    if persona.greeting:
+        embed.add_field(name="Greeting", value=persona.greeting[:1024], inline=False)
+    if persona.card.example_dialogue:
+        embed.add_field(name="Example dialogue", value=persona.card.example_dialogue[:1024], inline=False)
+    embed.set_footer(text="This server's own persona" if persona.owned_by_guild else "The bot's shared persona")
+    return embed
+
+
+class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
+    """Discord's form for the persona's long texts (slash options cannot hold line breaks)."""
+
+    def __init__(self, cog: "Persona", guild_id: int, persona: PersonaView) -> None:
+        super().__init__()
+        self.cog, self.guild_id = cog, guild_id
+        self.name_input: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Name", default=persona.name, max_length=100, custom_id="persona:name"
+        )
+        self.personality: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Personality",
+            style=discord.TextStyle.paragraph,
+            default=persona.card.personality,
+            max_length=4000,
+            custom_id="persona:personality",
+        )
+        self.backstory: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Backstory",
+            style=discord.TextStyle.paragraph,
+            default=persona.card.backstory or "",
+            max_length=4000,
+            required=False,
+            custom_id="persona:backstory",
+        )
+        self.greeting: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Greeting",
+            style=discord.TextStyle.paragraph,
+            default=persona.greeting or "",
+            max_length=2000,
+            required=False,
+            custom_id="persona:greeting",
+        )
+        self.example: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Example dialogue",
+            style=discord.TextStyle.paragraph,
+            default=persona.card.example_dialogue or "",
+            max_length=4000,
+            required=False,
+            custom_id="persona:example_dialogue",
+        )
+        for item in (self.name_input, self.personality, self.backstory, self.greeting, self.example):
+            self.add_item(item)
+
+    async def on_submit(self, interaction: discord.Interaction, /) -> None:
+        persona = await self.cog.persona_service.edit(
+            self.guild_id,
+            name=self.name_input.value,
+            personality_prompt=self.personality.value,
+            backstory=self.backstory.value,
+            greeting=self.greeting.value,
+            example_dialogue=self.example.value,
+        )
+        await interaction.response.send_message("Saved.", embed=_persona_embed(persona), ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
+        await report(interaction, error, "the persona form")
+
+
+class Persona(commands.Cog):
+    persona = app_commands.Group(
+        name="persona",
+        description="The character Hearth plays in this server",
+        default_permissions=MANAGE_SERVER,
+        guild_only=True,
+    )
+
+    def __init__(self, personas: PersonaService, directory: Directory) -> None:
+        self.persona_service = personas
+        self.directory = directory
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        require_admin(interaction)
+        return True
+
+    @persona.command(name="show", description="The persona Hearth plays here")
+    async def persona_show(self, interaction: discord.Interaction) -> None:
+        here = await identify(self.directory, interaction)
+        if here.guild_id is not None and interaction.channel_id is not None:  # this channel's own, else the server's
+            persona = await self.persona_service.for_channel(here.guild_id, interaction.channel_id)
+        else:
+            persona = await self.persona_service.for_guild(here.guild_id)
+        await interaction.response.send_message(embed=_persona_embed(persona), ephemeral=True)
+
+    @persona.command(name="set", description="Play one of the stored personas here")
+    @app_commands.describe(name="The persona's name (start typing to search)")
+    async def persona_set(self, interaction: discord.Interaction, name: str) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None
+        persona = await self.persona_service.use(here.guild_id, name)
+        await interaction.response.send_message(f"I'm {persona.name} here now.", ephemeral=True)
+
+    @persona_set.autocomplete("name")
+    async def _persona_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            return []  # autocomplete skips the cog's check: admins only see the names
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None
+        names = sorted({p.name for p in await self.persona_service.available(here.guild_id)})
+        wanted = current.strip().lower()
+        return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names if wanted in n.lower()][:25]
+
+    @persona.command(name="edit", description="Edit this server's persona in a form")
+    async def persona_edit(self, interaction: discord.Interaction) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None
+        persona = await self.persona_service.for_guild(here.guild_id)
+        too_long = [
+            label
+            for label, text in (
+                ("personality", persona.card.personality),
+                ("example dialogue", persona.card.example_dialogue),
+            )
+            if text and len(text) > 4000
+        ]
+        if too_long:
+            raise HearthError(
+                f"This persona's {' and '.join(too_long)} is longer than a Discord form holds (4000 characters); "
+                "change it by importing a character card with /persona import."
+            )
+        await interaction.response.send_modal(PersonaEditor(self, here.guild_id, persona))
+
+    @persona.command(name="channel", description="Play another stored persona in this channel only")
+    @app_commands.describe(name="The persona's name (start typing to search)")
+    async def persona_channel(self, interaction: discord.Interaction, name: str) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None and interaction.channel_id is not None
+        persona = await self.persona_service.use_in_channel(here.guild_id, interaction.channel_id, name)
+        await interaction.response.send_message(f"I'm {persona.name} in this channel now.", ephemeral=True)
+
+    persona_channel.autocomplete("name")(_persona_choices)
+
+    @persona.command(name="channel-reset", description="This channel plays the server's persona again")
+    async def persona_channel_reset(self, interaction: discord.Interaction) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None and interaction.channel_id is not None
+        persona = await self.persona_service.reset_channel(here.guild_id, interaction.channel_id)
+        await interaction.response.send_message(f"Back to {persona.name} in this channel.", ephemeral=True)
+
+    @persona.command(name="reset", description="Go back to the bot's shared persona here")
+    async def persona_reset(self, interaction: discord.Interaction) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None
+        persona = await self.persona_service.reset(here.guild_id)
+        await interaction.response.send_message(f"Back to {persona.name}.", ephemeral=True)
+
+    @persona.command(name="import", description="Import a SillyTavern character card (V2/V3 JSON or PNG)")
+    @app_commands.describe(card="The card: a .json file, or a .png with the card inside")
+    async def persona_import(self, interaction: discord.Interaction, card: discord.Attachment) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None
+        data = await read_attachment(card, MAX_CARD_BYTES, "card")
+        parsed = parse_card(data, card.filename)
+        persona = await self.persona_service.import_card(here.guild_id, parsed)
+        await interaction.response.send_message(
+            f"Imported {persona.name}; I play them here now.", embed=_persona_embed(persona), ephemeral=True
+        )

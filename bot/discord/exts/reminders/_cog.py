@@ -1,0 +1,133 @@
+"""Your birthday, time zone and reminders. Answers are ephemeral: only you see them."""
+
+import zoneinfo
+from functools import cache
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.people import identify
+from bot.discord.views import Paginator, pages_of
+from bot.services.directory import Directory
+from bot.services.reminders import Reminder, ReminderService
+
+
+@cache
+def _time_zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def _choice_name(text: str) -> str:
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _when(reminder: Reminder) -> str:
+    return discord.utils.format_dt(reminder.at, "f") + f" ({discord.utils.format_dt(reminder.at, 'R')})"
+
+
+class Reminders(commands.Cog):
+    birthday = app_commands.Group(name="birthday", description="Your birthday, so Hearth can greet you")
+    timezone = app_commands.Group(name="timezone", description="Your time zone, for reminders and greetings")
+
+    def __init__(self, reminders: ReminderService, directory: Directory) -> None:
+        self.reminder_service = reminders
+        self.directory = directory
+
+    @birthday.command(name="set", description="Set your birthday, so Hearth can greet you on the day")
+    @app_commands.describe(month="Month, 1–12", day="Day of the month", year="Year of birth (optional)")
+    async def birthday_set(
+        self,
+        interaction: discord.Interaction,
+        month: app_commands.Range[int, 1, 12],
+        day: app_commands.Range[int, 1, 31],
+        year: app_commands.Range[int, 1900, 2100] | None = None,
+    ) -> None:
+        me = await identify(self.directory, interaction)
+        at = await self.reminder_service.set_birthday(me.user_id, month, day, year)
+        await interaction.response.send_message(
+            f"Noted! I'll greet you {discord.utils.format_dt(at, 'D')}, and every year after.", ephemeral=True
+        )
+
+    @birthday.command(name="clear", description="Forget your birthday")
+    async def birthday_clear(self, interaction: discord.Interaction) -> None:
+        me = await identify(self.directory, interaction)
+        await self.reminder_service.clear_birthday(me.user_id)
+        await interaction.response.send_message("Your birthday is forgotten.", ephemeral=True)
+
+    @timezone.command(name="set", description="Set your time zone (an IANA name like Europe/Lisbon)")
+    @app_commands.describe(name="Your time zone, e.g. Europe/Lisbon (start typing to search)")
+    async def timezone_set(self, interaction: discord.Interaction, name: str) -> None:
+        me = await identify(self.directory, interaction)
+        tz = await self.reminder_service.set_timezone(me.user_id, name)
+        await interaction.response.send_message(f"Your time zone is now {tz.key}.", ephemeral=True)
+
+    @timezone_set.autocomplete("name")
+    async def _zone_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        wanted = current.strip().lower().replace(" ", "_")
+        zones = [zone for zone in _time_zones() if wanted in zone.lower()]
+        return [app_commands.Choice(name=zone, value=zone) for zone in zones[:25]]
+
+    @app_commands.command(name="remind", description="Have Hearth remind you of something")
+    @app_commands.describe(when="When, e.g. in 2 hours, tomorrow at 9, every Monday at 8", what="What to remind you of")
+    async def remind(self, interaction: discord.Interaction, when: str, what: str) -> None:
+        me = await identify(self.directory, interaction)
+        reminder = await self.reminder_service.remind(
+            me.user_id, f"{when} {what}", guild_id=me.guild_id, channel_id=interaction.channel_id
+        )
+        again = f", then {reminder.recurrence}" if reminder.recurrence else ""
+        await interaction.response.send_message(
+            f"⏰ I'll remind you {_when(reminder)}{again}: {discord.utils.escape_mentions(reminder.what)}",
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="reminders", description="Your reminders: see them and cancel any")
+    async def reminders(self, interaction: discord.Interaction) -> None:
+        me = await identify(self.directory, interaction)
+        view = RemindersView(
+            self.reminder_service, interaction.user.id, me.user_id, await self.reminder_service.reminders(me.user_id)
+        )
+        await view.show(interaction)
+
+
+class RemindersView(Paginator):
+    """The user's reminders, ten to a page, with a menu to cancel one on the page shown."""
+
+    def __init__(self, service: ReminderService, owner_id: int, user_id: int, reminders: list[Reminder]) -> None:
+        self.service, self.user_id, self.reminders = service, user_id, reminders
+        self.menu: discord.ui.Select[Any] | None = None
+        super().__init__(owner_id, self._pages())
+        self.on_page()
+
+    def _pages(self) -> list[discord.Embed]:
+        lines = [f"`#{r.id}` {_when(r)} · {discord.utils.escape_mentions(r.what)}" for r in self.reminders]
+        return pages_of("Your reminders", lines, empty="No reminders. Set one with /remind.")
+
+    def on_page(self) -> None:
+        if self.menu is not None:
+            self.remove_item(self.menu)
+            self.menu = None
+        shown = self.reminders[self.index * 10 : self.index * 10 + 10]
+        if not shown:
+            return
+        self.menu = discord.ui.Select(
+            placeholder="Cancel a reminder…",
+            custom_id="reminders:cancel",
+            options=[discord.SelectOption(label=_choice_name(f"#{r.id} {r.what}"), value=str(r.id)) for r in shown],
+        )
+        self.menu.callback = self._cancel  # type: ignore[method-assign]
+        self.add_item(self.menu)
+
+    async def _cancel(self, interaction: discord.Interaction) -> None:
+        assert self.menu is not None
+        reminder_id = int(self.menu.values[0])
+        await self.service.cancel(self.user_id, reminder_id)
+        self.reminders = await self.service.reminders(self.user_id)
+        self.pages = self._pages()
+        self.index = min(self.index, len(self.pages) - 1)
+        self._update_buttons()
+        self.on_page()
+        await interaction.response.edit_message(
+            content=f"Cancelled reminder #{reminder_id}.", embed=self.current, view=self
+        )

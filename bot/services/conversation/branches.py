@@ -1,0 +1,169 @@
+"""Regenerating a reply (🔄) and moving between its answers (◀ ▶), each kept as a branch of the turn.
+
+Only the person the reply answered may do either, while the reply is the latest in its conversation (a later
+turn was built on it) and younger than ``expiry``. Regenerating asks the model again with the same context:
+the same messages answered, the history before them, memories and what Hearth knows. The answer shown last
+is the one the conversation continues from: the turn's stored message holds it, so the next prompt's
+history, the learner and summaries read it, and the turn's memory is written anew from it (and embedded
+again). The others stay stored as the turn's alternatives.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from bot.db.engine import Database
+from bot.db.repositories.alternatives import AlternativeRepository, SentReply, positions
+from bot.db.repositories.memories import MemoryRepository
+from bot.domain.text import clean_text
+from bot.llm.chat import Completion, LLMUnavailable
+from bot.services.conversation.catch_up import incoming_of
+from bot.services.conversation.config import StoredTurn
+from bot.services.conversation.intake import Intake
+from bot.services.conversation.responder import Responder
+from bot.services.conversation.store import TurnStore
+from bot.services.incoming import ReplyTarget
+from bot.services.locks import KeyedLocks
+
+log = logging.getLogger(__name__)
+
+BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "unavailable"]
+
+
+@dataclass(frozen=True, slots=True)
+class BranchOutcome:
+    """What a press did: ``shown`` with the answer now shown (``position`` of ``count``), else why not."""
+
+    status: BranchStatus
+    text: str = ""
+    position: int = 1
+    count: int = 1
+
+
+class Branches:
+    def __init__(
+        self,
+        database: Database,
+        intake: Intake,
+        store: TurnStore,
+        responder: Responder,
+        *,
+        clock: Callable[[], datetime],
+        expiry: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.database = database
+        self.intake = intake
+        self.store = store
+        self.responder = responder
+        self.clock = clock
+        self.expiry = expiry
+        self._locks = KeyedLocks()  # one press at a time per reply
+
+    async def check(self, shown_in: int, requester: int) -> BranchOutcome:
+        """Whether ``requester`` may press the buttons on ``shown_in`` now (``shown``), else why not."""
+        return (await self._pressable(shown_in, requester))[1]
+
+    async def regenerate(self, shown_in: int, requester: int, target: ReplyTarget) -> BranchOutcome:
+        """🔄 on the Discord message ``shown_in`` by the Discord user ``requester``: a new answer, streamed to
+        ``target``'s preview, then shown and kept as the turn's latest alternative."""
+        async with self._locks.hold(shown_in):
+            reply, refusal = await self._pressable(shown_in, requester)
+            if reply is None:
+                return refusal
+            async with self.database.reading() as session:
+                answered = await AlternativeRepository(session).answered_by(reply)
+            if not answered:  # the messages it answered are gone (erased)
+                return BranchOutcome("unknown")
+            incoming = incoming_of(answered[-1])
+            batch = [
+                StoredTurn(
+                    row.message_id,
+                    row.conversation_id,
+                    row.user_id,
+                    row.guild_id,
+                    incoming.author.shown_name,
+                    row.content,
+                )
+                for row in answered
+            ]
+            decision = await self.intake.place_of(incoming)
+            query = self.responder.memory.query("\n".join(turn.text for turn in batch))
+            try:
+                completion, _ = await self.responder.compose(
+                    incoming,
+                    batch,
+                    decision.persona,
+                    decision.settings,
+                    target,
+                    query=query,
+                    leave_out=[reply.message_id],
+                )
+            except LLMUnavailable as exc:
+                log.error("could not regenerate reply %s: %s", reply.message_id, exc)
+                return BranchOutcome("unavailable")
+            finally:
+                query.close()
+            return await self._keep(reply, completion)
+
+    async def step(self, shown_in: int, requester: int, by: int) -> BranchOutcome:
+        """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends)."""
+        async with self._locks.hold(shown_in):
+            reply, refusal = await self._pressable(shown_in, requester)
+            if reply is None:
+                return refusal
+            async with self.database.session() as session:
+                repository = AlternativeRepository(session)
+                alternatives = await repository.of(reply.message_id)
+                shown, count = positions(alternatives)
+                wanted = min(max(shown + by, 1), count)
+                if wanted == shown:
+                    return BranchOutcome("shown", reply.content, shown, count)
+                text = await repository.show(reply.message_id, wanted, at=self.clock())
+                await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
+            self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
+            return BranchOutcome("shown", text, wanted, count)
+
+    async def _pressable(self, shown_in: int, requester: int) -> tuple[SentReply | None, BranchOutcome]:
+        async with self.database.reading() as session:
+            reply = await AlternativeRepository(session).reply_shown_in(shown_in)
+        if reply is None:
+            return None, BranchOutcome("unknown")
+        if reply.answered_discord_id != requester:
+            return None, BranchOutcome("not_yours")
+        if self.clock() - reply.created_at > self.expiry:
+            return None, BranchOutcome("expired")
+        if not reply.latest:
+            return None, BranchOutcome("moved_on")
+        return reply, BranchOutcome("shown")
+
+    async def _keep(self, reply: SentReply, completion: Completion) -> BranchOutcome:
+        """Store ``completion`` as the reply's newest alternative and show it (the first answer is kept as the
+        first alternative the first time)."""
+        at = self.clock()
+        async with self.database.session() as session:
+            repository = AlternativeRepository(session)
+            alternatives = await repository.of(reply.message_id)
+            if not alternatives:
+                await repository.add(
+                    reply.message_id,
+                    1,
+                    reply.content,
+                    model=reply.model,
+                    prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens,
+                )
+            position = max((a.position for a in alternatives), default=1) + 1
+            await repository.add(
+                reply.message_id,
+                position,
+                completion.text,
+                model=completion.model,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+            )
+            text = await repository.show(reply.message_id, position, at=at)
+            await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
+        self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
+        return BranchOutcome("shown", text, position, position)
