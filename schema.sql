@@ -881,12 +881,31 @@ CREATE INDEX ix_reply_alternatives_message_id ON reply_alternatives (message_id)
 
 UPDATE alembic_version SET version_num='0019' WHERE alembic_version.version_num = '0018';
 
--- Running upgrade 0019 -> 0017
+-- Running upgrade 0019 -> 0020
+
+CREATE TABLE channel_casts (
+    channel_id BIGINT NOT NULL,
+    persona_id BIGINT NOT NULL,
+    guild_id BIGINT NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_channel_casts PRIMARY KEY (channel_id, persona_id),
+    CONSTRAINT fk_channel_casts_guild_id_guilds FOREIGN KEY(guild_id) REFERENCES guilds (id) ON DELETE CASCADE,
+    CONSTRAINT fk_channel_casts_persona_id_personas FOREIGN KEY(persona_id) REFERENCES personas (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_channel_casts_guild_id ON channel_casts (guild_id);
+
+CREATE INDEX ix_channel_casts_persona_id ON channel_casts (persona_id);
+
+UPDATE alembic_version SET version_num='0020' WHERE alembic_version.version_num = '0019';
+
+-- Running upgrade 0020 -> 0017
 
 ALTER TABLE messages ADD COLUMN images_pending BOOLEAN DEFAULT false NOT NULL;
 
 CREATE INDEX ix_messages_images_pending ON messages (id) WHERE images_pending;
 
-UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0019';
+UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0020';
 
 COMMIT;

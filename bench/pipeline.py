@@ -106,6 +106,9 @@ class NullReply:
     async def preview(self, text: str) -> None:
         return None
 
+    def speaking_as(self, name: str, avatar_url: str | None) -> "NullReply":
+        return self
+
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if self.sent_at is None:
             self.sent_at = time.perf_counter()

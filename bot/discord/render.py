@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import discord
 
@@ -12,16 +13,25 @@ MODEL_MENTIONS = discord.AllowedMentions.none()
 
 
 Controls = Callable[[], discord.ui.View]
+# Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
+Characters = Callable[[str, str | None], Any]
 
 
 class _StreamedReply:
     """A reply shown in ``channel``: the first piece opened by :meth:`_open` (and edited while it streams), the
     rest sent after it. ``controls`` makes the buttons a regenerable reply's last piece carries."""
 
-    def __init__(self, channel: discord.abc.Messageable, controls: Controls | None = None) -> None:
+    def __init__(
+        self, channel: discord.abc.Messageable, controls: Controls | None = None, characters: Characters | None = None
+    ) -> None:
         self.channel = channel
         self.controls = controls
+        self.characters = characters
         self.first: discord.Message | None = None
+
+    def speaking_as(self, name: str, avatar_url: str | None) -> Any:
+        """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
+        return self if self.characters is None else self.characters(name, avatar_url)
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return self.channel.typing()
@@ -57,8 +67,10 @@ class _StreamedReply:
 class MessageReply(_StreamedReply):
     """Shows a reply to ``message``: the first piece as a Discord reply to it."""
 
-    def __init__(self, message: discord.Message, controls: Controls | None = None) -> None:
-        super().__init__(message.channel, controls)
+    def __init__(
+        self, message: discord.Message, controls: Controls | None = None, characters: Characters | None = None
+    ) -> None:
+        super().__init__(message.channel, controls, characters)
         self.message = message
 
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:

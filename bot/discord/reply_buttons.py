@@ -55,6 +55,9 @@ class _EditedReply:
     def typing(self) -> AbstractAsyncContextManager[None]:
         return self.message.channel.typing()
 
+    def speaking_as(self, name: str, avatar_url: str | None) -> "_EditedReply":
+        return self
+
     async def preview(self, text: str) -> None:
         self.message = await self.message.edit(content=shown_text(text), allowed_mentions=MODEL_MENTIONS)
 

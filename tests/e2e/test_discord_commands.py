@@ -359,7 +359,7 @@ async def test_members_without_manage_server_are_refused_every_admin_command(
 ) -> None:
     discord, ana, general = world.discord, world.ana, world.general
     admin = [(n, d) for n, d, top in leaves(discord.commands()) if top["name"] in ADMIN_COMMANDS]
-    assert len(admin) == 30
+    assert len(admin) == 32
     await run(discord, world.boss, general, "config show")  # the guild row exists
     before = await guild_settings(db)
     for name, definition in admin:

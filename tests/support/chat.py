@@ -91,6 +91,7 @@ class RecordingReply:
     typing_entered: int = 0
     previews: list[str] = field(default_factory=list)
     sent: list[list[str]] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)  # cast characters it was asked to speak as
     _ids: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1000))
 
     @contextlib.asynccontextmanager
@@ -100,6 +101,10 @@ class RecordingReply:
 
     async def preview(self, text: str) -> None:
         self.previews.append(text)
+
+    def speaking_as(self, name: str, avatar_url: str | None) -> "RecordingReply":
+        self.speakers.append(name)
+        return self
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         self.sent.append(list(pieces))

@@ -134,6 +134,8 @@ class ConversationService:
                 return TurnOutcome("held", reply=notice, sent_ids=await send_safely(target, [notice], incoming))
 
             settings = decision.settings
+            if decision.in_cast:
+                target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
             cooldown = self.config.cooldown_s if settings.cooldown_s is None else settings.cooldown_s
             channel, user = incoming.place.channel_id, incoming.author.discord_id
             async with self.turns.turn(channel, user, stored, cooldown_s=cooldown) as batch:

@@ -1,5 +1,6 @@
 """Chat: every message the bot can see goes to the conversation service, which decides whether to answer."""
 
+import functools
 import logging
 
 import discord
@@ -10,6 +11,7 @@ from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.discord.reply_buttons import reply_view
+from bot.discord.webhooks import ChannelWebhooks, CharacterReply
 from bot.domain.images import Attachment, shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
@@ -36,6 +38,15 @@ def _replies_to(message: discord.Message, user: discord.abc.User) -> bool:
     return isinstance(resolved, discord.Message) and resolved.author.id == user.id
 
 
+def _replied_webhook_name(message: discord.Message) -> str | None:
+    """The name on the webhook message this one replies to (a cast character's), if it does."""
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    if isinstance(resolved, discord.Message) and resolved.webhook_id is not None:
+        return resolved.author.display_name
+    return None
+
+
 def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
     signals = MessageSignals(
         text=message.content,
@@ -48,6 +59,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         mentions_bot=me in message.mentions,
         replies_to_bot=_replies_to(message, me),
         author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
+        replied_to_webhook_name=_replied_webhook_name(message),
     )
     return IncomingMessage(
         author=author_of(message.author),
@@ -67,6 +79,7 @@ class Chat(commands.Cog):
         self.bot = bot  # its user, and whether it is stopping
         self.conversation = conversation
         self.metrics = metrics
+        self.webhooks = ChannelWebhooks(lambda: bot.user)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -81,7 +94,10 @@ class Chat(commands.Cog):
                 incoming = incoming_from(message, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
-                        outcome = await self.conversation.handle(incoming, MessageReply(message, reply_view))
+                        target = MessageReply(
+                            message, reply_view, functools.partial(CharacterReply, message.channel, self.webhooks)
+                        )
+                        outcome = await self.conversation.handle(incoming, target)
                     else:  # stopping: kept, and answered by the next start's catch-up
                         outcome = await self.conversation.keep(incoming)
                 self.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
