@@ -900,4 +900,12 @@ CREATE INDEX ix_channel_casts_persona_id ON channel_casts (persona_id);
 
 UPDATE alembic_version SET version_num='0020' WHERE alembic_version.version_num = '0019';
 
+-- Running upgrade 0020 -> 0017
+
+ALTER TABLE messages ADD COLUMN images_pending BOOLEAN DEFAULT false NOT NULL;
+
+CREATE INDEX ix_messages_images_pending ON messages (id) WHERE images_pending;
+
+UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0020';
+
 COMMIT;

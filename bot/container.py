@@ -12,6 +12,7 @@ from bot.llm.fallback import FallbackChatModel
 from bot.llm.metered import MeteredChatModel
 from bot.llm.openai_client import build_fallback_client, build_openai_client
 from bot.llm.tokens import counter_for, tokenizer_name
+from bot.llm.vision import Vision, VisionGate
 from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
@@ -24,6 +25,7 @@ from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
+from bot.services.image_describer import ImageDescriber
 from bot.services.knowledge import KnowledgeService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import CommandCooldown, Cooldowns, TokenQuota
@@ -124,6 +126,7 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)  # this bot's own registry: several bots, several registries
     started: bool = field(default=False)
     events: EventService | None = None  # proactive messages: built by start() when given a notifier
+    image_describer: ImageDescriber | None = None  # None while LLM_VISION is off
 
     @classmethod
     async def create(
@@ -189,9 +192,22 @@ class Container:
         )
         metrics.watch_learner_backlog(lambda: learner.backlog)
         cooldowns = Cooldowns()
+        vision = Vision(enabled=settings.llm_vision)
+        describer = (
+            ImageDescriber(
+                database,
+                MeteredChatModel(chat_model, metrics, "describe"),
+                vision,
+                model=settings.llm_model,
+                rewritten=worker.wake,
+                activity=activity,
+            )
+            if settings.llm_vision
+            else None
+        )
         conversation = build_conversation(
             database,
-            MeteredChatModel(chat_model, metrics, "reply"),
+            MeteredChatModel(VisionGate(chat_model, vision), metrics, "reply"),
             directory,
             personas,
             conversation_config(settings),
@@ -199,6 +215,7 @@ class Container:
             worker=worker,
             companion=CompanionContext(database),
             learner=learner,
+            describer=describer,
             activity=activity,
             cooldowns=cooldowns,
             quota=quota,
@@ -268,6 +285,7 @@ class Container:
             coordination=coordination,
             owns_embedder=owns_embedder,
             metrics=metrics,
+            image_describer=describer,
         )
 
     def services(self) -> Services:
@@ -316,6 +334,8 @@ class Container:
         await self.coordination.start()
         await self.knowledge.recover()
         self.embedding_worker.start()
+        if self.image_describer is not None:
+            self.image_describer.start()
         await self.learner.catch_up()
         self.learner.start()
         self.scheduler.start()
@@ -328,6 +348,8 @@ class Container:
         await self.coordination.stop()
         await self.scheduler.stop()
         await self.learner.stop()
+        if self.image_describer is not None:
+            await self.image_describer.stop()
         await self.embedding_worker.stop()
         if self.owns_embedder:
             await self.embedder.aclose()

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     llm_fallback_models: StrList = Field(default_factory=list)
     llm_fallback_base_url: str | None = None
     llm_fallback_api_key: SecretStr | None = None
+    # Show the model the images people send (as image_url parts) and describe them into memories.
+    llm_vision: bool = True
 
     # Conversation
     conversation_idle_minutes: int = Field(default=60, ge=1)

@@ -38,10 +38,18 @@ DEFAULT_SECTION_BUDGETS: dict[str, int] = {
 }
 
 
+# What one image is counted as in the prompt's budget: what OpenAI charges for a 1024×1024 image in detail.
+IMAGE_TOKENS = 765
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """A message of the prompt. ``images``: links of images shown with a user message (sent as content parts
+    after its text, see bot/llm/chat.py)."""
+
     role: Role
     content: str
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,7 @@ class Turn:
     role: Literal["user", "assistant"]
     text: str
     speaker: str | None = None
+    images: tuple[str, ...] = ()  # links of images sent with a user turn being answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +160,11 @@ def render_turn(turn: Turn, *, is_group: bool) -> ChatMessage:
 def _merge_current(current: Sequence[Turn], is_group: bool) -> ChatMessage:
     """Several messages sent while Hearth was writing are answered together, as one user turn."""
     rendered = [render_turn(turn, is_group=is_group).content for turn in current]
-    return ChatMessage("user", "\n".join(rendered))
+    return ChatMessage("user", "\n".join(rendered), images=tuple(url for turn in current for url in turn.images))
 
 
 def message_tokens(message: ChatMessage, count: TokenCounter = estimate_tokens) -> int:
-    return count(message.content) + MESSAGE_OVERHEAD_TOKENS
+    return count(message.content) + MESSAGE_OVERHEAD_TOKENS + IMAGE_TOKENS * len(message.images)
 
 
 def build_prompt(request: PromptRequest, budget: Budget | None = None) -> list[ChatMessage]:
@@ -175,8 +184,10 @@ def build_prompt(request: PromptRequest, budget: Budget | None = None) -> list[C
     remaining = budget.prompt_tokens - message_tokens(system, count)
     if message_tokens(current, count) > remaining // 2:
         # A very long message keeps its start; the answer is about what it opens with.
-        allowance = max(remaining // 2 - MESSAGE_OVERHEAD_TOKENS, 1)
-        current = ChatMessage("user", truncate_to_tokens(current.content, allowance, count=count))
+        allowance = max(remaining // 2 - MESSAGE_OVERHEAD_TOKENS - IMAGE_TOKENS * len(current.images), 1)
+        current = ChatMessage(
+            "user", truncate_to_tokens(current.content, allowance, count=count), images=current.images
+        )
     remaining -= message_tokens(current, count)
 
     history: list[ChatMessage] = []

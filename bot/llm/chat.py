@@ -37,6 +37,11 @@ class LLMUnavailable(HearthError):
         self.models = tuple(models)
 
 
+class ImageRefused(LLMUnavailable):
+    """The endpoint refused (HTTP 400) a request that carried images: most likely ``models[0]`` cannot see them
+    (a text-only model), or cannot fetch them. See bot/llm/vision.py."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChatOptions:
     model: str
@@ -74,6 +79,15 @@ class _Retryable(Exception):
         super().__init__(reason)
         self.retry_after_s = retry_after_s
         self.kind = kind
+
+
+def wire_message(message: ChatMessage) -> dict[str, Any]:
+    """A prompt message as the chat completions API takes it: plain text, or its text and images as parts."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    return {"role": message.role, "content": parts}
 
 
 def _retry_after(response: Any) -> float | None:
@@ -175,7 +189,7 @@ class OpenAIChatModel:
             body: dict[str, Any] = {
                 **options.extra_body,
                 "model": options.model,
-                "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "messages": [wire_message(m) for m in messages],
                 "temperature": options.temperature,
                 "max_tokens": options.max_tokens,
                 "stream": True,
@@ -224,7 +238,10 @@ class OpenAIChatModel:
                 raise _Retryable(
                     f"server error {exc.status_code}", _retry_after(exc.response), kind="server_error"
                 ) from exc
-            raise LLMUnavailable(f"the model endpoint refused the request ({exc.status_code}): {exc.message}") from exc
+            refused = f"the model endpoint refused the request ({exc.status_code}): {exc.message}"
+            if exc.status_code == 400 and any(m.images for m in messages):
+                raise ImageRefused(refused, models=[options.model]) from exc
+            raise LLMUnavailable(refused) from exc
         except openai.APITimeoutError as exc:  # before APIConnectionError, its base class
             raise _Retryable(type(exc).__name__, kind="timeout") from exc
         except openai.APIConnectionError as exc:

@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from bot.domain.prompt import ChatMessage
-from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, OpenAIChatModel, TextCallback
+from bot.llm.chat import (
+    ChatModel,
+    ChatOptions,
+    Completion,
+    ImageRefused,
+    LLMUnavailable,
+    OpenAIChatModel,
+    TextCallback,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,8 @@ class FallbackChatModel:
                 completion = await model.generate(
                     messages, dataclasses.replace(options, model=name), watch if on_text is not None else None
                 )
+            except ImageRefused:  # not down: answered without the images, by the caller (bot/llm/vision.py)
+                raise
             except LLMUnavailable as exc:
                 self._failed_at[name] = self.clock()
                 failed.append(name)

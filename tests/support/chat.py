@@ -21,6 +21,7 @@ from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService, build
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
+from bot.services.image_describer import ImageDescriber
 from bot.services.incoming import Author, IncomingMessage, Place
 from bot.services.learning import Learner
 from bot.services.limits import TokenQuota
@@ -58,6 +59,7 @@ def conversation_service(
     worker: EmbeddingWorker | None = None,
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
+    describer: ImageDescriber | None = None,
     activity: ReplyActivity | None = None,
     quota: TokenQuota | None = None,
     **config: object,
@@ -75,6 +77,7 @@ def conversation_service(
         worker=worker,
         companion=companion,
         learner=learner,
+        describer=describer,
         activity=activity,
         quota=quota,
         clock=clock,

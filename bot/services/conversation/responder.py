@@ -213,7 +213,7 @@ class Responder:
                 if place.is_dm
                 else f"#{place.channel_name or 'a channel'} in {place.guild_name or 'a server'}"
             ),
-            current=[Turn("user", turn.text, turn.speaker) for turn in batch],
+            current=[Turn("user", turn.text, turn.speaker, images=turn.images) for turn in batch],
             history=[
                 Turn("assistant" if row.role == "assistant" else "user", row.content, row.speaker) for row in history
             ],

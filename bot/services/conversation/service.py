@@ -38,6 +38,7 @@ from bot.services.conversation.store import TurnStore
 from bot.services.conversation.turns import Turns
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
+from bot.services.image_describer import ImageDescriber
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
 from bot.services.limits import Cooldowns, TokenQuota
@@ -197,6 +198,7 @@ def build(
     worker: EmbeddingWorker | None = None,
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
+    describer: ImageDescriber | None = None,
     activity: ReplyActivity | None = None,
     cooldowns: Cooldowns | None = None,
     quota: TokenQuota | None = None,
@@ -205,7 +207,8 @@ def build(
     token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
 ) -> ConversationService:
     """The stages wired together; a feature left out (memory, the companion, learning, quotas) is switched off.
-    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them.
+    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them, and
+    their images described into those memories when there is a ``describer``.
     ``token_counter``: model name → how a prompt for it is counted (bot/llm/tokens.py)."""
     store = TurnStore(
         database,
@@ -216,6 +219,8 @@ def build(
         remember=worker is not None,
         remembered=worker.wake if worker is not None else _nothing,
         observed=learner.observe if learner is not None else _ignore,
+        describe=describer is not None,
+        images_stored=describer.wake if describer is not None else _nothing,
     )
     recollection: Recollection = memory if memory is not None else NoRecall()
     knowledge: Knowledge = companion if companion is not None else NoCompanion()

@@ -12,6 +12,7 @@ from bot.discord.people import author_of
 from bot.discord.render import MessageReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import ChannelWebhooks, CharacterReply
+from bot.domain.images import Attachment, shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
 from bot.observability.metrics import Metrics
@@ -67,7 +68,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
-        image_urls=tuple(a.url for a in message.attachments if (a.content_type or "").startswith("image/")),
+        image_urls=shown_images([Attachment(a.url, a.content_type, a.size) for a in message.attachments]),
     )
 
 
