@@ -8,7 +8,7 @@ then writes the description into the turn's memory. A small partial index finds 
 Every message stored before this revision counts as done (false): the links of older images have expired.
 
 Revision ID: 0017
-Revises: 0020
+Revises: 0016
 Create Date: 2026-12-06 07:30:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0020"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

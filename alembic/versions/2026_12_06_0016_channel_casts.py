@@ -2,8 +2,8 @@
 
 ``/persona cast add`` records them; deleting the persona or the guild deletes the entry. Nothing to carry over.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-06 09:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020"
-down_revision: str | None = "0019"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
