@@ -840,7 +840,7 @@ SELECT memory_words_fold();
 
 UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
 
--- Running upgrade 0013 -> 0018
+-- Running upgrade 0013 -> 0014
 
 CREATE TABLE channel_personas (
     channel_id BIGINT NOT NULL,
@@ -857,9 +857,9 @@ CREATE INDEX ix_channel_personas_guild_id ON channel_personas (guild_id);
 
 CREATE INDEX ix_channel_personas_persona_id ON channel_personas (persona_id);
 
-UPDATE alembic_version SET version_num='0018' WHERE alembic_version.version_num = '0013';
+UPDATE alembic_version SET version_num='0014' WHERE alembic_version.version_num = '0013';
 
--- Running upgrade 0018 -> 0019
+-- Running upgrade 0014 -> 0015
 
 CREATE TABLE reply_alternatives (
     id BIGSERIAL NOT NULL,
@@ -879,6 +879,33 @@ CREATE TABLE reply_alternatives (
 
 CREATE INDEX ix_reply_alternatives_message_id ON reply_alternatives (message_id);
 
-UPDATE alembic_version SET version_num='0019' WHERE alembic_version.version_num = '0018';
+UPDATE alembic_version SET version_num='0015' WHERE alembic_version.version_num = '0014';
+
+-- Running upgrade 0015 -> 0016
+
+CREATE TABLE channel_casts (
+    channel_id BIGINT NOT NULL,
+    persona_id BIGINT NOT NULL,
+    guild_id BIGINT NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_channel_casts PRIMARY KEY (channel_id, persona_id),
+    CONSTRAINT fk_channel_casts_guild_id_guilds FOREIGN KEY(guild_id) REFERENCES guilds (id) ON DELETE CASCADE,
+    CONSTRAINT fk_channel_casts_persona_id_personas FOREIGN KEY(persona_id) REFERENCES personas (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_channel_casts_guild_id ON channel_casts (guild_id);
+
+CREATE INDEX ix_channel_casts_persona_id ON channel_casts (persona_id);
+
+UPDATE alembic_version SET version_num='0016' WHERE alembic_version.version_num = '0015';
+
+-- Running upgrade 0016 -> 0017
+
+ALTER TABLE messages ADD COLUMN images_pending BOOLEAN DEFAULT false NOT NULL;
+
+CREATE INDEX ix_messages_images_pending ON messages (id) WHERE images_pending;
+
+UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0016';
 
 COMMIT;

@@ -30,12 +30,17 @@ excluded. Figures:
   learning) included: ``bot`` this process's, ``database`` PostgreSQL's (see bench/cpu.py). Two cores give
   2,000 ms a second, so this bounds what a machine can sustain, and it moves far less than wall-clock
   figures when other work shares the machine;
-- ``llm_calls_per_message``: every chat request the fake served, replies and learning, over every user
-  message sent (the learner is drained at the end, so its last partial batches count).
+- ``llm_calls_per_message``: every chat request the fake served, replies, learning and image descriptions,
+  over every user message sent (the learner and the image describer are drained at the end, so their last
+  calls count); ``image_descriptions``: how many of those described images.
+
+``--image-share`` (default 0) is the share of messages sent with an image (a link, as Discord's are): the model
+is shown it, and the image describer asks the fake model once per such message for its description, written
+into the turn's memory (which is then embedded again).
 
     python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 20]
                               [--saturation-rates 10,20,30,40,50,60,80,100] [--saturation-seconds 30]
-                              [--backend postgresql|sqlite] [--no-memory] [--json]
+                              [--backend postgresql|sqlite] [--no-memory] [--image-share 0.1] [--json]
 """
 
 import argparse
@@ -63,9 +68,11 @@ from bot.db.models import Memory, Message  # noqa: E402
 from bot.domain.triggers import MessageSignals  # noqa: E402
 from bot.heap import freeze_start_up_heap  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors  # noqa: E402
+from bot.llm.vision import Vision  # noqa: E402
 from bot.services.activity import ReplyActivity  # noqa: E402
 from bot.services.companion import CompanionContext  # noqa: E402
 from bot.services.embedding_worker import EmbeddingWorker  # noqa: E402
+from bot.services.image_describer import ImageDescriber  # noqa: E402
 from bot.services.incoming import Author, IncomingMessage, Place  # noqa: E402
 from bot.services.learning import Learner, LearningConfig  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
@@ -99,7 +106,10 @@ class NullReply:
     async def preview(self, text: str) -> None:
         return None
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    def speaking_as(self, name: str, avatar_url: str | None) -> "NullReply":
+        return self
+
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if self.sent_at is None:
             self.sent_at = time.perf_counter()
         return list(range(len(pieces)))
@@ -181,7 +191,7 @@ def fake_llm_process() -> Iterator[tuple[str, Connection]]:
         process.join(timeout=10)
 
 
-def incoming(user: int, channel: int, text: str) -> IncomingMessage:
+def incoming(user: int, channel: int, text: str, images: tuple[str, ...] = ()) -> IncomingMessage:
     return IncomingMessage(
         author=Author(discord_id=10_000 + user, username=f"user{user}", display_name=f"User {user}"),
         place=Place(channel_id=20_000 + channel, channel_name=f"room-{channel}", guild_id=GUILD_ID, guild_name="Bench"),
@@ -191,6 +201,7 @@ def incoming(user: int, channel: int, text: str) -> IncomingMessage:
             text=text, author_id=10_000 + user, channel_id=20_000 + channel, is_dm=False, mentions_bot=True
         ),
         message_id=None,
+        image_urls=images,
     )
 
 
@@ -236,6 +247,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         worker = None
         memory = None
         learner = None
+        describer = None
         activity = ReplyActivity()  # as the bot wires it: background work holds back while replies are prepared
         if args.memory:
             await embedder.load()
@@ -251,6 +263,10 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
                 activity=activity,
             )
             learner.start()
+            describer = ImageDescriber(
+                db, chat_model(base_url), Vision(), model="fake-model", rewritten=worker.wake, activity=activity
+            )
+            describer.start()
         service = conversation_service(
             db,
             base_url,
@@ -258,6 +274,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             worker=worker,
             companion=CompanionContext(db) if args.memory else None,
             learner=learner,
+            describer=describer,
             activity=activity,
             # The simulated users write faster than people do; the per-user spacing rule is not work to measure.
             cooldown_s=0.0,
@@ -275,10 +292,16 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
             user = users[(counter // args.channels) % len(users)]
             counter += 1
             topic = TOPICS[counter % len(TOPICS)]
-            return incoming(user, channel, f"message {counter}: {topic}, says user {user}")
+            # Spread evenly: every message whose share of images crosses a whole number carries one.
+            pictured = int(counter * args.image_share) > int((counter - 1) * args.image_share)
+            images = (f"https://cdn.example.org/attachments/{channel}/{counter}/photo.png",) if pictured else ()
+            return incoming(user, channel, f"message {counter}: {topic}, says user {user}", images)
 
         async def settle() -> None:
-            """Let background work finish: every memory embedded, every conversation learned from."""
+            """Let background work finish: every image described, every memory embedded, every conversation
+            learned from."""
+            if describer is not None:
+                await describer.flush()
             if worker is not None:
                 await worker.flush()
             if learner is not None:
@@ -398,6 +421,9 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
 
         if learner is not None:
             await learner.stop(timeout_s=120)  # learns from what is pending: its calls count
+        if describer is not None:
+            await describer.flush()
+            await describer.stop()
         if worker is not None:
             await worker.flush()
             await worker.stop(timeout_s=60)
@@ -431,6 +457,8 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         "saturation_steps": steps,
         "llm_calls_per_message": round(llm_calls / counter, 3),
         "learning_batches": learner.batches if learner is not None else 0,
+        "image_share": args.image_share,
+        "image_descriptions": describer.calls if describer is not None else 0,
     }
 
 
@@ -448,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--saturation-seconds", type=float, default=30.0, help="length of each step (default 30)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="no embeddings, no recall")
+    parser.add_argument(
+        "--image-share", type=float, default=0.0, help="share of messages sent with an image (default 0)"
+    )
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -467,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"highest offered rate with a bounded embedding backlog: {result['saturation_per_s']} messages/s\n"
         f"sustained: {result['replies_per_s']} replies/s; at saturation: {result['max_replies_per_s']} replies/s\n"
         f"model calls per user message, learning included: {result['llm_calls_per_message']}"
-        f" ({result['learning_batches']} learning batches)"
+        f" ({result['learning_batches']} learning batches, {result['image_descriptions']} image descriptions)"
     )
 
 

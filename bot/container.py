@@ -8,8 +8,11 @@ from bot.db import migrations
 from bot.db.engine import Database
 from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
+from bot.llm.fallback import FallbackChatModel
 from bot.llm.metered import MeteredChatModel
-from bot.llm.openai_client import build_openai_client
+from bot.llm.openai_client import build_fallback_client, build_openai_client
+from bot.llm.tokens import counter_for, tokenizer_name
+from bot.llm.vision import Vision, VisionGate
 from bot.observability.metrics import Metrics
 from bot.scheduler import IntervalJob, Scheduler
 from bot.services.activity import ReplyActivity
@@ -22,6 +25,7 @@ from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
+from bot.services.image_describer import ImageDescriber
 from bot.services.knowledge import KnowledgeService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import CommandCooldown, Cooldowns, TokenQuota
@@ -81,6 +85,18 @@ def events_config(settings: Settings) -> EventsConfig:
     )
 
 
+def with_fallbacks(chat_model: ChatModel, settings: Settings) -> ChatModel:
+    """``chat_model`` followed by the ``LLM_FALLBACK_MODELS``, if any (on their own endpoint, if one is set)."""
+    if not settings.llm_fallback_models:
+        return chat_model
+    client = build_fallback_client(settings, timeout=settings.llm_timeout_seconds)
+    fallback = None
+    if client is not None:
+        fallback = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        log.info("fallback models %s on %s", ", ".join(settings.llm_fallback_models), client.base_url)
+    return FallbackChatModel(chat_model, settings.llm_fallback_models, fallback=fallback)
+
+
 @dataclass(slots=True)
 class Container:
     settings: Settings
@@ -110,6 +126,7 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)  # this bot's own registry: several bots, several registries
     started: bool = field(default=False)
     events: EventService | None = None  # proactive messages: built by start() when given a notifier
+    image_describer: ImageDescriber | None = None  # None while LLM_VISION is off
 
     @classmethod
     async def create(
@@ -128,6 +145,7 @@ class Container:
         if chat_model is None:
             client = build_openai_client(settings, timeout=settings.llm_timeout_seconds)
             chat_model = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
+        chat_model = with_fallbacks(chat_model, settings)
         owns_embedder = embedder is None
         embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
@@ -174,9 +192,22 @@ class Container:
         )
         metrics.watch_learner_backlog(lambda: learner.backlog)
         cooldowns = Cooldowns()
+        vision = Vision(enabled=settings.llm_vision)
+        describer = (
+            ImageDescriber(
+                database,
+                MeteredChatModel(chat_model, metrics, "describe"),
+                vision,
+                model=settings.llm_model,
+                rewritten=worker.wake,
+                activity=activity,
+            )
+            if settings.llm_vision
+            else None
+        )
         conversation = build_conversation(
             database,
-            MeteredChatModel(chat_model, metrics, "reply"),
+            MeteredChatModel(VisionGate(chat_model, vision), metrics, "reply"),
             directory,
             personas,
             conversation_config(settings),
@@ -184,10 +215,13 @@ class Container:
             worker=worker,
             companion=CompanionContext(database),
             learner=learner,
+            describer=describer,
             activity=activity,
             cooldowns=cooldowns,
             quota=quota,
+            token_counter=counter_for,
         )
+        log.info("prompt tokens of %s are counted with %s", settings.llm_model, tokenizer_name(settings.llm_model))
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)
@@ -251,6 +285,7 @@ class Container:
             coordination=coordination,
             owns_embedder=owns_embedder,
             metrics=metrics,
+            image_describer=describer,
         )
 
     def services(self) -> Services:
@@ -299,6 +334,8 @@ class Container:
         await self.coordination.start()
         await self.knowledge.recover()
         self.embedding_worker.start()
+        if self.image_describer is not None:
+            self.image_describer.start()
         await self.learner.catch_up()
         self.learner.start()
         self.scheduler.start()
@@ -311,9 +348,13 @@ class Container:
         await self.coordination.stop()
         await self.scheduler.stop()
         await self.learner.stop()
+        if self.image_describer is not None:
+            await self.image_describer.stop()
         await self.embedding_worker.stop()
         if self.owns_embedder:
             await self.embedder.aclose()
-        if isinstance(self.chat_model, OpenAIChatModel):
+        if isinstance(self.chat_model, FallbackChatModel):
+            await self.chat_model.aclose()
+        elif isinstance(self.chat_model, OpenAIChatModel):
             await self.chat_model.client.close()
         await self.database.dispose()

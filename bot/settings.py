@@ -19,6 +19,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hearth.db"
 
 IntList = Annotated[list[int], NoDecode]
 WordList = Annotated[list[str], NoDecode]
+StrList = Annotated[list[str], NoDecode]
 # JSON objects are parsed by a validator of ours, so a malformed one is a validation error naming the setting
 # (pydantic-settings' own decoding raises an exception that names neither the setting nor what is wrong).
 JsonObject = Annotated[dict[str, Any], NoDecode]
@@ -88,6 +89,12 @@ class Settings(BaseSettings):
     llm_retry_budget_seconds: float = Field(default=45.0, gt=0)
     llm_extra_headers: JsonHeaders = Field(default_factory=dict)
     llm_extra_body: JsonObject = Field(default_factory=dict)
+    # Tried in order when the model asked for cannot answer; on the same endpoint unless a base URL is given.
+    llm_fallback_models: StrList = Field(default_factory=list)
+    llm_fallback_base_url: str | None = None
+    llm_fallback_api_key: SecretStr | None = None
+    # Show the model the images people send (as image_url parts) and describe them into memories.
+    llm_vision: bool = True
 
     # Conversation
     conversation_idle_minutes: int = Field(default=60, ge=1)
@@ -144,6 +151,13 @@ class Settings(BaseSettings):
             return [part.strip().lower() for part in value.strip().strip("[]").split(",") if part.strip()]
         return value
 
+    @field_validator("llm_fallback_models", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
     @field_validator("llm_extra_headers", "llm_extra_body", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
@@ -164,7 +178,15 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value).render_as_string(hide_password=False)
 
-    @field_validator("discord_token", "openai_api_key", "openai_base_url", "database_password", mode="before")
+    @field_validator(
+        "discord_token",
+        "openai_api_key",
+        "openai_base_url",
+        "llm_fallback_base_url",
+        "llm_fallback_api_key",
+        "database_password",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -135,7 +135,10 @@ class TerminalReply:
         self.screen.write(text[len(self.shown) :])
         self.shown = text
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    def speaking_as(self, name: str, avatar_url: str | None) -> "TerminalReply":
+        return self
+
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         await self.preview("".join(pieces))
         self.screen.write("\n")
         return []

@@ -22,6 +22,7 @@ from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
 from bot.discord.render import SAFE_MENTIONS, ChannelReply
+from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
@@ -284,4 +285,4 @@ class HearthBot(commands.AutoShardedBot):
                 return None
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
             return None
-        return ChannelReply(channel, place.channel_id, incoming.message_id)
+        return ChannelReply(channel, place.channel_id, incoming.message_id, reply_view)

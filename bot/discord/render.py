@@ -1,7 +1,8 @@
 """Rendering replies on Discord: the ReplyTarget for a message, and mention safety."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import discord
 
@@ -11,18 +12,31 @@ SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True,
 MODEL_MENTIONS = discord.AllowedMentions.none()
 
 
+Controls = Callable[[], discord.ui.View]
+# Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
+Characters = Callable[[str, str | None], Any]
+
+
 class _StreamedReply:
     """A reply shown in ``channel``: the first piece opened by :meth:`_open` (and edited while it streams), the
-    rest sent after it."""
+    rest sent after it. ``controls`` makes the buttons a regenerable reply's last piece carries."""
 
-    def __init__(self, channel: discord.abc.Messageable) -> None:
+    def __init__(
+        self, channel: discord.abc.Messageable, controls: Controls | None = None, characters: Characters | None = None
+    ) -> None:
         self.channel = channel
+        self.controls = controls
+        self.characters = characters
         self.first: discord.Message | None = None
+
+    def speaking_as(self, name: str, avatar_url: str | None) -> Any:
+        """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
+        return self if self.characters is None else self.characters(name, avatar_url)
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return self.channel.typing()
 
-    async def _open(self, text: str) -> discord.Message:
+    async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
         raise NotImplementedError
 
     async def preview(self, text: str) -> None:
@@ -31,45 +45,55 @@ class _StreamedReply:
         else:
             self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
+        controls = self.controls if regenerable else None
+        alone = len(pieces) == 1
         if self.first is None:
-            self.first = await self._open(pieces[0])
-        elif self.first.content != pieces[0]:
-            self.first = await self.first.edit(content=pieces[0], allowed_mentions=MODEL_MENTIONS)
+            self.first = await self._open(
+                pieces[0], controls() if alone and controls is not None else discord.utils.MISSING
+            )
+        elif self.first.content != pieces[0] or (alone and controls is not None):
+            view = controls() if alone and controls is not None else discord.utils.MISSING
+            self.first = await self.first.edit(content=pieces[0], allowed_mentions=MODEL_MENTIONS, view=view)
         sent = [self.first.id]
-        for piece in pieces[1:]:
-            sent.append((await self.channel.send(piece, allowed_mentions=MODEL_MENTIONS)).id)
+        for index, piece in enumerate(pieces[1:], start=2):
+            view = controls() if index == len(pieces) and controls is not None else discord.utils.MISSING
+            sent.append((await self.channel.send(piece, allowed_mentions=MODEL_MENTIONS, view=view)).id)
         return sent
 
 
 class MessageReply(_StreamedReply):
     """Shows a reply to ``message``: the first piece as a Discord reply to it."""
 
-    def __init__(self, message: discord.Message) -> None:
-        super().__init__(message.channel)
+    def __init__(
+        self, message: discord.Message, controls: Controls | None = None, characters: Characters | None = None
+    ) -> None:
+        super().__init__(message.channel, controls, characters)
         self.message = message
 
-    async def _open(self, text: str) -> discord.Message:
-        return await self.message.reply(text, allowed_mentions=MODEL_MENTIONS, mention_author=False)
+    async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
+        return await self.message.reply(text, allowed_mentions=MODEL_MENTIONS, mention_author=False, view=view)
 
 
 class ChannelReply(_StreamedReply):
     """Shows a reply in ``channel`` when there is no Message object to reply to (catching up after a restart):
     the first piece as a Discord reply to ``reply_to`` if that message still exists, else as a plain message."""
 
-    def __init__(self, channel: discord.abc.Messageable, channel_id: int, reply_to: int | None) -> None:
-        super().__init__(channel)
+    def __init__(
+        self, channel: discord.abc.Messageable, channel_id: int, reply_to: int | None, controls: Controls | None = None
+    ) -> None:
+        super().__init__(channel, controls)
         self.reference = (
             discord.MessageReference(message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False)
             if reply_to is not None
             else None
         )
 
-    async def _open(self, text: str) -> discord.Message:
+    async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
         if self.reference is None:
-            return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS)
+            return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
         return await self.channel.send(
-            text, reference=self.reference, allowed_mentions=MODEL_MENTIONS, mention_author=False
+            text, reference=self.reference, allowed_mentions=MODEL_MENTIONS, mention_author=False, view=view
         )

@@ -3,6 +3,7 @@
 The same rules apply when a memory is stored and when it is re-embedded, so both live here.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 
@@ -30,3 +31,10 @@ def search_text(speaker_name: str | None, content: str, created_at: datetime) ->
     """
     said = f"{speaker_name}: {content}" if speaker_name else content
     return f"{said} ({created_at.day} {created_at:%B %Y})"
+
+
+def with_images(content: str, descriptions: Sequence[str | None]) -> str:
+    """A turn's memory text with the images sent with it: ``[image: what it shows]`` for each one described,
+    ``[image]`` until it is (or when it cannot be). A photo is recalled by what it showed, as its link expires."""
+    marks = [f"[image: {d}]" if d else "[image]" for d in descriptions]
+    return "\n".join([content, *marks]) if content else "\n".join(marks)

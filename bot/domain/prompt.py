@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.domain.budget import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, truncate_to_tokens
+from bot.domain.budget import MESSAGE_OVERHEAD_TOKENS, TokenCounter, estimate_tokens, truncate_to_tokens
 
 Role = Literal["system", "user", "assistant"]
 
@@ -38,10 +38,18 @@ DEFAULT_SECTION_BUDGETS: dict[str, int] = {
 }
 
 
+# What one image is counted as in the prompt's budget: what OpenAI charges for a 1024×1024 image in detail.
+IMAGE_TOKENS = 765
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """A message of the prompt. ``images``: links of images shown with a user message (sent as content parts
+    after its text, see bot/llm/chat.py)."""
+
     role: Role
     content: str
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,7 @@ class Turn:
     role: Literal["user", "assistant"]
     text: str
     speaker: str | None = None
+    images: tuple[str, ...] = ()  # links of images sent with a user turn being answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,8 @@ class Budget:
     safety_margin: float = 0.05
     # The system prompt may take at most this share of the prompt; history and the message get the rest.
     system_share: float = 0.6
+    # How text is counted: the model's tokenizer where one is known (bot/llm/tokens.py), else the estimate.
+    count: TokenCounter = estimate_tokens
 
     @property
     def prompt_tokens(self) -> int:
@@ -98,13 +109,13 @@ class PromptRequest:
     was_away: bool = False  # the current messages arrived while Hearth was offline (answered after a restart)
 
 
-def _persona_block(persona: PersonaCard, budget: int) -> str:
+def _persona_block(persona: PersonaCard, budget: int, count: TokenCounter) -> str:
     parts = [f"You are {persona.name}. {persona.personality.strip()}"]
     if persona.backstory:
         parts.append(f"Backstory: {persona.backstory.strip()}")
     if persona.example_dialogue:
         parts.append(f"How you talk, for example:\n{persona.example_dialogue.strip()}")
-    return truncate_to_tokens("\n\n".join(parts), budget)
+    return truncate_to_tokens("\n\n".join(parts), budget, count=count)
 
 
 def _rules(request: PromptRequest) -> str:
@@ -134,7 +145,7 @@ def _section_blocks(request: PromptRequest, budget: Budget) -> list[str]:
         if not text or allowance <= 0:
             continue
         heading = "## " + title.format(speaker=request.speaker)
-        body = truncate_to_tokens(text, allowance - estimate_tokens(heading) - 1)
+        body = truncate_to_tokens(text, allowance - budget.count(heading) - 1, count=budget.count)
         if body:
             blocks.append(f"{heading}\n{body}")
     return blocks
@@ -149,19 +160,20 @@ def render_turn(turn: Turn, *, is_group: bool) -> ChatMessage:
 def _merge_current(current: Sequence[Turn], is_group: bool) -> ChatMessage:
     """Several messages sent while Hearth was writing are answered together, as one user turn."""
     rendered = [render_turn(turn, is_group=is_group).content for turn in current]
-    return ChatMessage("user", "\n".join(rendered))
+    return ChatMessage("user", "\n".join(rendered), images=tuple(url for turn in current for url in turn.images))
 
 
-def message_tokens(message: ChatMessage) -> int:
-    return estimate_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
+def message_tokens(message: ChatMessage, count: TokenCounter = estimate_tokens) -> int:
+    return count(message.content) + MESSAGE_OVERHEAD_TOKENS + IMAGE_TOKENS * len(message.images)
 
 
 def build_prompt(request: PromptRequest, budget: Budget | None = None) -> list[ChatMessage]:
-    """The messages to send, never more than ``budget.prompt_tokens`` by estimate."""
+    """The messages to send, never more than ``budget.prompt_tokens`` as ``budget.count`` counts them."""
     budget = budget or Budget()
+    count = budget.count
     system_text = "\n\n".join(
         [
-            _persona_block(request.persona, budget.section_budget("persona")),
+            _persona_block(request.persona, budget.section_budget("persona"), count),
             _rules(request),
             *_section_blocks(request, budget),
         ]
@@ -169,17 +181,19 @@ def build_prompt(request: PromptRequest, budget: Budget | None = None) -> list[C
     system = ChatMessage("system", system_text)
     current = _merge_current(request.current, request.is_group)
 
-    remaining = budget.prompt_tokens - message_tokens(system)
-    if message_tokens(current) > remaining // 2:
+    remaining = budget.prompt_tokens - message_tokens(system, count)
+    if message_tokens(current, count) > remaining // 2:
         # A very long message keeps its start; the answer is about what it opens with.
-        allowance = max(remaining // 2 - MESSAGE_OVERHEAD_TOKENS, 1)
-        current = ChatMessage("user", truncate_to_tokens(current.content, allowance))
-    remaining -= message_tokens(current)
+        allowance = max(remaining // 2 - MESSAGE_OVERHEAD_TOKENS - IMAGE_TOKENS * len(current.images), 1)
+        current = ChatMessage(
+            "user", truncate_to_tokens(current.content, allowance, count=count), images=current.images
+        )
+    remaining -= message_tokens(current, count)
 
     history: list[ChatMessage] = []
     for turn in reversed(request.history):
         message = render_turn(turn, is_group=request.is_group)
-        cost = message_tokens(message)
+        cost = message_tokens(message, count)
         if cost > remaining:
             break
         history.append(message)
@@ -188,5 +202,5 @@ def build_prompt(request: PromptRequest, budget: Budget | None = None) -> list[C
     return [system, *history, current]
 
 
-def prompt_tokens(messages: Sequence[ChatMessage]) -> int:
-    return sum(message_tokens(message) for message in messages)
+def prompt_tokens(messages: Sequence[ChatMessage], count: TokenCounter = estimate_tokens) -> int:
+    return sum(message_tokens(message, count) for message in messages)

@@ -1,6 +1,7 @@
 """When Hearth answers a message: a pure decision on facts the Discord layer already knows."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -18,6 +19,7 @@ class MessageSignals:
     mentions_bot: bool = False
     replies_to_bot: bool = False
     author_role_ids: frozenset[int] = frozenset()  # the author's roles in the guild (none in DMs)
+    replied_to_webhook_name: str | None = None  # the name shown on a webhook message it replies to (a character)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +63,16 @@ def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str, *
     if rules.reply_mode == "name" and names_persona(signals.text, persona_name):
         return True
     return roll * 100 < rules.chime_in_percent
+
+
+def addressed_character(signals: MessageSignals, names: Sequence[str]) -> str | None:
+    """Which of a channel's cast ``names`` a message is for: the one whose message it replies to, else the first
+    it names as a word of its own; None when it is for none of them."""
+    replied = (signals.replied_to_webhook_name or "").strip().casefold()
+    for name in names:
+        if replied and name.strip().casefold() == replied:
+            return name
+    for name in names:
+        if names_persona(signals.text, name):
+            return name
+    return None

@@ -14,10 +14,11 @@ import openai
 from openai import AsyncOpenAI
 from openai._constants import RAW_RESPONSE_HEADER
 
-from bot.domain.budget import estimate_tokens
 from bot.domain.prompt import ChatMessage
+from bot.domain.reasoning import ReasoningFilter, strip_reasoning
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import HearthError
+from bot.llm.tokens import counter_for
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,18 @@ TextCallback = Callable[[str], Awaitable[None]]
 class LLMUnavailable(HearthError):
     """The model could not answer within the retry budget, or refused the request outright.
 
-    ``faults`` are the kinds of the failed attempts, in order (see :class:`Completion`)."""
+    ``faults`` are the kinds of the failed attempts, in order (see :class:`Completion`); ``models`` the models
+    that failed, in the order they were tried (empty: the one asked for)."""
 
-    def __init__(self, message: str, *, faults: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, *, faults: Sequence[str] = (), models: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.faults = tuple(faults)
+        self.models = tuple(models)
+
+
+class ImageRefused(LLMUnavailable):
+    """The endpoint refused (HTTP 400) a request that carried images: most likely ``models[0]`` cannot see them
+    (a text-only model), or cannot fetch them. See bot/llm/vision.py."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,8 @@ class Completion:
     # The kinds of the attempts that failed before this answer: rate_limited, server_error, timeout, connection,
     # bad_stream, empty (and refused, which ends the call).
     faults: tuple[str, ...] = ()
+    # The models that failed before ``model`` answered (see bot/llm/fallback.py).
+    fell_back_from: tuple[str, ...] = ()
 
 
 class ChatModel(Protocol):
@@ -69,6 +79,15 @@ class _Retryable(Exception):
         super().__init__(reason)
         self.retry_after_s = retry_after_s
         self.kind = kind
+
+
+def wire_message(message: ChatMessage) -> dict[str, Any]:
+    """A prompt message as the chat completions API takes it: plain text, or its text and images as parts."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    return {"role": message.role, "content": parts}
 
 
 def _retry_after(response: Any) -> float | None:
@@ -142,10 +161,8 @@ class OpenAIChatModel:
                 log.warning("model call failed (%s); retry %d in %.2fs", fault, attempt, wait)
                 await asyncio.sleep(wait)
                 continue
-            prompt_tokens, completion_tokens = usage or (
-                sum(estimate_tokens(m.content) for m in messages),
-                estimate_tokens(text),
-            )
+            count = counter_for(options.model)  # when the server reports no usage
+            prompt_tokens, completion_tokens = usage or (sum(count(m.content) for m in messages), count(text))
             return Completion(
                 text=text,
                 model=options.model,
@@ -159,7 +176,9 @@ class OpenAIChatModel:
     async def _stream_once(
         self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None
     ) -> tuple[str, tuple[int, int] | None]:
-        text, usage = "", None
+        # Only the answer is kept: a reasoning model's <think>…</think> and its ``reasoning_content`` (or
+        # ``reasoning``) deltas are never shown, stored, remembered or learned from.
+        text, usage, hider = "", None, ReasoningFilter()
         if on_text is not None:
             await on_text("")
         try:
@@ -170,7 +189,7 @@ class OpenAIChatModel:
             body: dict[str, Any] = {
                 **options.extra_body,
                 "model": options.model,
-                "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "messages": [wire_message(m) for m in messages],
                 "temperature": options.temperature,
                 "max_tokens": options.max_tokens,
                 "stream": True,
@@ -184,10 +203,11 @@ class OpenAIChatModel:
                 stream=True,
             )
             try:
-                if response.headers.get("content-type", "").startswith("application/json"):
+                whole_answer = response.headers.get("content-type", "").startswith("application/json")
+                if whole_answer:
                     # A server that ignores ``stream`` answers with one whole completion.
                     whole = json.loads(await response.aread())
-                    text = whole["choices"][0]["message"]["content"] or ""
+                    text = strip_reasoning(whole["choices"][0]["message"]["content"] or "")
                     if whole.get("usage"):
                         usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
                     if on_text is not None and text:
@@ -200,9 +220,15 @@ class OpenAIChatModel:
                     choices = event.get("choices") or ()
                     piece = (choices[0].get("delta") or {}).get("content") if choices else None
                     if piece:
-                        text += piece
-                        if on_text is not None:
-                            await on_text(text)
+                        shown = hider.feed(piece)
+                        if shown != text:
+                            text = shown
+                            if on_text is not None:
+                                await on_text(text)
+                if not whole_answer and (shown := hider.finish()) != text:
+                    text = shown
+                    if on_text is not None:
+                        await on_text(text)
             finally:
                 await response.aclose()
         except openai.RateLimitError as exc:
@@ -212,7 +238,10 @@ class OpenAIChatModel:
                 raise _Retryable(
                     f"server error {exc.status_code}", _retry_after(exc.response), kind="server_error"
                 ) from exc
-            raise LLMUnavailable(f"the model endpoint refused the request ({exc.status_code}): {exc.message}") from exc
+            refused = f"the model endpoint refused the request ({exc.status_code}): {exc.message}"
+            if exc.status_code == 400 and any(m.images for m in messages):
+                raise ImageRefused(refused, models=[options.model]) from exc
+            raise LLMUnavailable(refused) from exc
         except openai.APITimeoutError as exc:  # before APIConnectionError, its base class
             raise _Retryable(type(exc).__name__, kind="timeout") from exc
         except openai.APIConnectionError as exc:

@@ -8,7 +8,9 @@ from bot.observability.metrics import Metrics
 
 
 class MeteredChatModel:
-    """Wraps the model a service is given; ``purpose`` is what the service asks it for (reply, learning, …)."""
+    """Wraps the model a service is given; ``purpose`` is what the service asks it for (reply, learning, …).
+
+    Calls and tokens are counted for the model that answered; a fallback chain's failed models count as failed."""
 
     def __init__(self, inner: ChatModel, metrics: Metrics, purpose: str) -> None:
         self.inner = inner
@@ -21,10 +23,14 @@ class MeteredChatModel:
         try:
             completion = await self.inner.generate(messages, options, on_text)
         except LLMUnavailable as exc:
-            self.metrics.model_failed(model=options.model, purpose=self.purpose, faults=exc.faults)
+            models = exc.models or (options.model,)
+            for index, model in enumerate(models):
+                self.metrics.model_failed(model=model, purpose=self.purpose, faults=exc.faults if index == 0 else ())
             raise
+        for model in completion.fell_back_from:
+            self.metrics.model_failed(model=model, purpose=self.purpose, faults=())
         self.metrics.model_answered(
-            model=options.model,
+            model=completion.model,
             purpose=self.purpose,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,

@@ -41,3 +41,15 @@ def build_openai_client(settings: Settings, *, timeout: float, max_retries: int 
     require_llm(settings)
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return openai_client(api_key=key, base_url=settings.openai_base_url, timeout=timeout, max_retries=max_retries)
+
+
+def build_fallback_client(settings: Settings, *, timeout: float) -> AsyncOpenAI | None:
+    """A client for the fallback models' own endpoint, or None when they share the primary's.
+
+    ``LLM_FALLBACK_BASE_URL`` is sent ``LLM_FALLBACK_API_KEY`` only, never the primary's key (another host);
+    ``LLM_FALLBACK_API_KEY`` alone is the primary endpoint with another key (another account, another quota)."""
+    if settings.llm_fallback_base_url is None and settings.llm_fallback_api_key is None:
+        return None
+    key = settings.llm_fallback_api_key.get_secret_value() if settings.llm_fallback_api_key else None
+    base_url = settings.llm_fallback_base_url or settings.openai_base_url
+    return openai_client(api_key=key, base_url=base_url, timeout=timeout)

@@ -18,7 +18,7 @@ from bot.db.repositories.speaker_state import SpeakerStateRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
-from bot.domain.budget import take_lines_within
+from bot.domain.budget import TokenCounter, estimate_tokens, take_lines_within
 from bot.domain.facts import fact_line, prompt_order
 from bot.domain.opinions import topics_in, voice
 from bot.domain.place import StatePlace
@@ -39,6 +39,7 @@ class NoCompanion:
         persona_config: Mapping[str, Any],
         budgets: Mapping[str, int],
         query: Query | None = None,
+        count: TokenCounter = estimate_tokens,
     ) -> dict[str, str]:
         return {}
 
@@ -57,6 +58,7 @@ class CompanionContext:
         persona_config: Mapping[str, Any],
         budgets: Mapping[str, int],
         query: Query | None = None,
+        count: TokenCounter = estimate_tokens,
     ) -> dict[str, str]:
         """Prompt section name → text for a reply to ``user_id`` saying ``text`` here (only sections with
         something to say); the facts are cut to their budget in whole lines."""
@@ -82,7 +84,9 @@ class CompanionContext:
                 )
                 relevance = {row.id: score for row, score in zip(vectors, scores, strict=True)}
             ordered = prompt_order(facts, now, relevance)
-            lines = take_lines_within([f"- {fact_line(fact)}" for fact in ordered], budgets.get("facts", 0))
+            lines = take_lines_within(
+                [f"- {fact_line(fact)}" for fact in ordered], budgets.get("facts", 0), count=count
+            )
             if lines:
                 sections["facts"] = "\n".join(lines)
         if relationship is not None:

@@ -58,8 +58,13 @@ class ReplyTarget(Protocol):
         """The reply so far, while it streams in (called at most once per edit interval)."""
         ...
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
-        """The final reply, already split into messages; returns the ids of the messages that hold it."""
+    def speaking_as(self, name: str, avatar_url: str | None) -> "ReplyTarget":
+        """Where a cast character's reply goes: shown under its own name (and avatar), not the bot's."""
+        ...
+
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
+        """The final reply, already split into messages; returns the ids of the messages that hold it.
+        ``regenerable``: a model's reply, which its reader may ask to have answered again (not a notice)."""
         ...
 
 

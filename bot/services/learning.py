@@ -34,7 +34,6 @@ from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
-from bot.domain.budget import estimate_tokens
 from bot.domain.extraction import (
     Extraction,
     ExtractionError,
@@ -58,6 +57,7 @@ from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
+from bot.llm.tokens import counter_for
 from bot.services.activity import ReplyActivity
 from bot.services.limits import TokenQuota
 from bot.services.locks import KeyedLocks
@@ -309,10 +309,11 @@ class Learner:
         """The batch as the model sees it: the newest lines that fit, without anyone who opted out."""
         lines: list[TranscriptLine] = []
         tokens = 0
+        count = counter_for(self.config.model)  # the model's tokenizer where one is known (bot/llm/tokens.py)
         for message in reversed(messages):
             if message.role == "user" and message.user_id not in allowed:
                 continue
-            tokens += estimate_tokens(message.content) + 4
+            tokens += count(message.content) + 4
             if lines and tokens > self.config.transcript_tokens:
                 break
             speaker = None if message.role == "assistant" else (message.speaker or "Someone")

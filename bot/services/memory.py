@@ -14,7 +14,7 @@ from datetime import datetime
 
 from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
-from bot.domain.budget import take_lines_within
+from bot.domain.budget import TokenCounter, estimate_tokens, take_lines_within
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import Candidate, RecallScope, Weights, describe, fused_scores, order, search_terms, spread
 from bot.domain.text import clean_text
@@ -79,6 +79,7 @@ class NoRecall:
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
+        count: TokenCounter = estimate_tokens,
     ) -> MemorySection:
         return MemorySection("", [])
 
@@ -197,8 +198,9 @@ class MemoryService:
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
+        count: TokenCounter = estimate_tokens,
     ) -> MemorySection:
-        """The prompt's memory section: recalled memories, best first, cut to ``tokens``."""
+        """The prompt's memory section: recalled memories, best first, cut to ``tokens`` as ``count`` counts."""
         recalled = await self.recall(
             query,
             scope,
@@ -206,5 +208,5 @@ class MemoryService:
             limit=max(tokens // MIN_LINE_TOKENS, 1),
             exclude_message_ids=exclude_message_ids,
         )
-        lines = take_lines_within([r.line for r in recalled], tokens)
+        lines = take_lines_within([r.line for r in recalled], tokens, count=count)
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])

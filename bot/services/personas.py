@@ -64,6 +64,9 @@ _SPACES = re.compile(r"\s+")
 T = TypeVar("T")
 
 
+MAX_CAST = 10  # characters in one channel's cast
+
+
 class PersonaError(HearthError, ValueError):
     """A persona change that cannot be made; the message says why, for the person who asked."""
 
@@ -77,6 +80,7 @@ class PersonaView:
     greeting: str | None = None
     owned_by_guild: bool = False  # False: a global persona, shared by every guild that has no own default
     attributes: dict[str, Any] = field(default_factory=dict)  # e.g. where it came from: a character card
+    avatar_url: str | None = None  # shown when it speaks as a cast character, through a webhook
 
     @property
     def apology(self) -> str:
@@ -110,6 +114,7 @@ def _view(persona: Persona) -> PersonaView:
         greeting=persona.greeting,
         owned_by_guild=persona.guild_id is not None,
         attributes=dict(persona.attributes or {}),
+        avatar_url=persona.avatar_url,
     )
 
 
@@ -176,6 +181,8 @@ class PersonaService:
         self._cache: dict[int | None, tuple[PersonaView, float]] = {}
         # Discord channel id → (its guild's row id, the persona it plays instead of the guild's or None, read at).
         self._channels: dict[int, tuple[int, PersonaView | None, float]] = {}
+        # Discord channel id → (its guild's row id, its cast, read at).
+        self._casts: dict[int, tuple[int, list[PersonaView], float]] = {}
         self._creating = asyncio.Lock()
         # Bumped on every change, so a read that started before a change never caches what it read.
         self._changes = 0
@@ -242,11 +249,13 @@ class PersonaService:
         self._changes += 1
         self._cache.pop(guild_id, None)
         self._channels = {channel: entry for channel, entry in self._channels.items() if entry[0] != guild_id}
+        self._casts = {channel: entry for channel, entry in self._casts.items() if entry[0] != guild_id}
 
     def forget_all(self) -> None:
         self._changes += 1
         self._cache.clear()
         self._channels.clear()
+        self._casts.clear()
 
     async def for_channel(self, guild_id: int, channel_id: int) -> PersonaView:
         """The persona that speaks in one of the guild's channels: the channel's own (``/persona channel``),
@@ -396,6 +405,55 @@ class PersonaService:
         if not await self._change(guild_id, work):
             raise PersonaError("This channel already plays the server's persona.")
         return await self.for_guild(guild_id)
+
+    async def cast(self, guild_id: int, channel_id: int) -> list[PersonaView]:
+        """The characters of a channel's cast (``/persona cast add``), by name; cached for ``ttl_s``."""
+        cached = self._casts.get(channel_id)
+        if cached is None or cached[0] != guild_id or time.monotonic() - cached[2] >= self.ttl_s:
+            changes = self._changes
+            async with self.database.reading() as session:
+                members = await PersonaRepository(session).cast_of(channel_id)
+            cached = (guild_id, [_view(persona) for persona in members], time.monotonic())
+            if changes == self._changes:
+                self._casts[channel_id] = cached
+        return cached[1]
+
+    async def cast_add(self, guild_id: int, channel_id: int, name: str) -> PersonaView:
+        """Put the persona called ``name`` into the channel's cast (a global one is copied for the guild first)."""
+        await self._ensure_default_once()
+
+        async def work(repo: PersonaRepository) -> Persona:
+            personas = await repo.usable_in(guild_id)
+            chosen = _named(personas, name)
+            if chosen is None:
+                raise PersonaError(
+                    f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
+                )
+            cast = await repo.cast_of(channel_id)
+            if any(_key(member.name) == _key(chosen.name) for member in cast):
+                raise PersonaError(f"{_quoted(chosen.name)} is in this channel's cast already.")
+            if len(cast) >= MAX_CAST:
+                raise PersonaError(f"A channel's cast holds at most {MAX_CAST} characters; remove one first.")
+            if chosen.guild_id is None:
+                chosen = await self._copy_for(repo, chosen, guild_id)
+            await repo.add_to_cast(channel_id=channel_id, guild_id=guild_id, persona_id=chosen.id)
+            return chosen
+
+        return _view(await self._change(guild_id, work))
+
+    async def cast_remove(self, guild_id: int, channel_id: int, name: str) -> PersonaView:
+        """Take the character called ``name`` out of the channel's cast (it stays stored)."""
+
+        async def work(repo: PersonaRepository) -> Persona:
+            cast = await repo.cast_of(channel_id)
+            member = _named(cast, name)
+            if member is None:
+                names = ", ".join(_quoted(m.name) for m in cast) or "nobody yet"
+                raise PersonaError(f"{_quoted(name)} is not in this channel's cast (it has {names}).")
+            await repo.remove_from_cast(channel_id=channel_id, persona_id=member.id)
+            return member
+
+        return _view(await self._change(guild_id, work))
 
     async def _copy_for(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
         """A guild-owned copy of a global persona (not yet the guild's default)."""

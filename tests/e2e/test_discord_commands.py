@@ -359,12 +359,13 @@ async def test_members_without_manage_server_are_refused_every_admin_command(
 ) -> None:
     discord, ana, general = world.discord, world.ana, world.general
     admin = [(n, d) for n, d, top in leaves(discord.commands()) if top["name"] in ADMIN_COMMANDS]
-    assert len(admin) == 22
+    assert len(admin) == 32
     await run(discord, world.boss, general, "config show")  # the guild row exists
     before = await guild_settings(db)
     for name, definition in admin:
         assert not discord.can_use_command(ana, general, name), "Discord hides it from members…"
-        payload, answer = await run(discord, ana, general, name, some_options(definition, general))
+        options = some_options(definition, general, user_id=world.boss.id, role_id=world.guild.id)
+        payload, answer = await run(discord, ana, general, name, options)
         assert discord.is_ephemeral(payload), name
         assert answer["content"] == "Only members with the Manage Server permission can change how I work here.", name
     assert await guild_settings(db) == before

@@ -1,8 +1,11 @@
 """A fake OpenAI-compatible API: a real aiohttp server on 127.0.0.1 that the real ``openai`` client talks to.
 
 Script the answers per test with :meth:`FakeLLM.script`; when the script runs out, :attr:`FakeLLM.default`
-answers. Every request is recorded so tests can assert on the prompt; unknown routes answer 404 and are kept
-in :attr:`FakeLLM.unexpected`::
+answers. Requests to describe images (Hearth's image describer) are answered apart, never from the script, with
+:attr:`FakeLLM.image_descriptions` (else a sentence naming the file); a model in :attr:`FakeLLM.text_only_models`
+refuses any request carrying an image with 400, as a text-only model behind a real endpoint does. Every request
+is recorded so tests can assert on the prompt; unknown routes answer 404 and are kept in
+:attr:`FakeLLM.unexpected`::
 
     async with FakeLLM() as llm:
         llm.script(Fail(429, retry_after=0.1), Reply("hello", chunk_size=2))
@@ -42,6 +45,7 @@ __all__ = [
     "count_tokens",
     "echo_last_user_message",
     "embed_text",
+    "image_urls",
 ]
 
 
@@ -49,7 +53,9 @@ __all__ = [
 class Reply:
     """A successful answer; streamed in ``chunk_size`` pieces, ``delay_between_chunks`` seconds apart.
 
-    Token usage defaults to a rough count (about four characters a token).
+    Token usage defaults to a rough count (about four characters a token). ``reasoning`` is streamed first as
+    ``reasoning_content`` deltas, as vLLM and DeepSeek send a reasoning model's thinking (and put in the whole
+    completion's message when not streaming).
     """
 
     text: str = "ok"
@@ -58,6 +64,7 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,17 @@ class LLMRequest:
     at: float = field(default_factory=time.monotonic)
 
     @property
+    def images(self) -> list[str]:
+        """The links of every image sent in this request, in order."""
+        return [url for message in self.messages for url in image_urls(message.get("content"))]
+
+    @property
+    def is_description(self) -> bool:
+        """A request to describe images (answered apart from the script)."""
+        system = [content_text(m.get("content")) for m in self.messages if m.get("role") == "system"]
+        return bool(self.images) and any(text.startswith(DESCRIBE_INSTRUCTION) for text in system)
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
         """The chat messages sent (empty for other routes)."""
         if isinstance(self.body, dict) and isinstance(self.body.get("messages"), list):
@@ -109,6 +127,21 @@ class LLMRequest:
     def prompt_text(self) -> str:
         """All message contents joined by newlines."""
         return "\n".join(content_text(message.get("content")) for message in self.messages)
+
+
+def image_urls(content: Any) -> list[str]:
+    """The links of a message ``content``'s image parts, in order."""
+    if not isinstance(content, list):
+        return []
+    return [
+        str(part["image_url"]["url"])
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "image_url" and isinstance(part.get("image_url"), dict)
+    ]
+
+
+# How a request to describe images opens its system message (bot/domain/images.py).
+DESCRIBE_INSTRUCTION = "Describe each image"
 
 
 def content_text(content: Any) -> str:
@@ -163,6 +196,9 @@ class FakeLLM:
         self.models = [model]
         self.requests: list[LLMRequest] = []
         self.unexpected: list[LLMRequest] = []
+        # An image's file name → what a description request answers for it.
+        self.image_descriptions: dict[str, str] = {}
+        self.text_only_models: set[str] = set()
         self._script: list[Step] = []
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -221,6 +257,15 @@ class FakeLLM:
     def embedding_requests(self) -> list[LLMRequest]:
         return [r for r in self.requests if r.path.endswith("/embeddings")]
 
+    @property
+    def description_requests(self) -> list[LLMRequest]:
+        return [r for r in self.chat_requests if r.is_description]
+
+    @property
+    def reply_requests(self) -> list[LLMRequest]:
+        """Chat requests other than image descriptions."""
+        return [r for r in self.chat_requests if not r.is_description]
+
     def last_prompt_text(self) -> str:
         """The last chat request's message contents, joined by newlines."""
         chats = self.chat_requests
@@ -252,10 +297,17 @@ class FakeLLM:
                 await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = (await self._record(request)).body
+        recorded = await self._record(request)
+        body = recorded.body
         if not isinstance(body, dict):
             return _json_response({"error": {"message": "body must be a JSON object", "type": "invalid_request"}}, 400)
-        step = self._next_step(body)
+        step: Step
+        if recorded.images and body.get("model") in self.text_only_models:
+            step = Fail(400, message="Invalid content type. image_url is only supported by certain models.")
+        elif recorded.is_description:
+            step = Reply(self._describe(recorded.images), chunk_size=64)
+        else:
+            step = self._next_step(body)
         if isinstance(step, Stall):
             await self._sleep(step.seconds)
             step = step.then or self._default_reply(body)
@@ -267,6 +319,13 @@ class FakeLLM:
         if isinstance(step, BrokenStream):
             return await self._broken_body(request, body, step)
         return _json_response(self._completion(body, step))
+
+    def _describe(self, urls: list[str]) -> str:
+        lines = []
+        for number, url in enumerate(urls, 1):
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            lines.append(f"{number}. {self.image_descriptions.get(name, f'an image called {name}')}")
+        return "\n".join(lines)
 
     def _default_reply(self, body: dict[str, Any]) -> Reply:
         step = self.default(body) if callable(self.default) else self.default
@@ -304,7 +363,12 @@ class FakeLLM:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "message": {
+                        "role": "assistant",
+                        "content": reply.text,
+                        "refusal": None,
+                        **({"reasoning_content": reply.reasoning} if reply.reasoning else {}),
+                    },
                     "finish_reason": reply.finish_reason,
                     "logprobs": None,
                 }
@@ -346,6 +410,10 @@ class FakeLLM:
 
         await send(delta("", role=True))
         size = max(1, step.chunk_size)
+        thinking = step.reasoning or ""
+        for start in range(0, len(thinking), size):
+            piece = {"content": None, "reasoning_content": thinking[start : start + size]}
+            await send([{"index": 0, "delta": piece, "finish_reason": None, "logprobs": None}])
         for start in range(0, len(step.text), size):
             if start:
                 await self._sleep(step.delay_between_chunks)

@@ -21,6 +21,7 @@ from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationConfig, ConversationService, build
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
+from bot.services.image_describer import ImageDescriber
 from bot.services.incoming import Author, IncomingMessage, Place
 from bot.services.learning import Learner
 from bot.services.limits import TokenQuota
@@ -58,6 +59,7 @@ def conversation_service(
     worker: EmbeddingWorker | None = None,
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
+    describer: ImageDescriber | None = None,
     activity: ReplyActivity | None = None,
     quota: TokenQuota | None = None,
     **config: object,
@@ -75,6 +77,7 @@ def conversation_service(
         worker=worker,
         companion=companion,
         learner=learner,
+        describer=describer,
         activity=activity,
         quota=quota,
         clock=clock,
@@ -88,6 +91,7 @@ class RecordingReply:
     typing_entered: int = 0
     previews: list[str] = field(default_factory=list)
     sent: list[list[str]] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)  # cast characters it was asked to speak as
     _ids: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1000))
 
     @contextlib.asynccontextmanager
@@ -98,7 +102,11 @@ class RecordingReply:
     async def preview(self, text: str) -> None:
         self.previews.append(text)
 
-    async def send(self, pieces: Sequence[str]) -> list[int]:
+    def speaking_as(self, name: str, avatar_url: str | None) -> "RecordingReply":
+        self.speakers.append(name)
+        return self
+
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         self.sent.append(list(pieces))
         return [next(self._ids) for _ in pieces]
 

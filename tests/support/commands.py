@@ -40,8 +40,9 @@ def leaves(commands: list[JSON]) -> Iterator[tuple[str, JSON, JSON]]:
                 yield f"{command['name']} {sub['name']} {leaf['name']}", leaf, command
 
 
-def some_options(definition: JSON, channel_id: int) -> dict[str, Any]:
-    """A value for each required option of a leaf command, of the type it declares."""
+def some_options(definition: JSON, channel_id: int, *, user_id: int = 0, role_id: int = 0) -> dict[str, Any]:
+    """A value for each required option of a leaf command, of the type it declares (``user_id`` and ``role_id``
+    for user and role options: ids the fake's world holds)."""
     values: dict[str, Any] = {}
     for option in definition.get("options") or []:
         if not option.get("required"):
@@ -53,7 +54,9 @@ def some_options(definition: JSON, channel_id: int) -> dict[str, Any]:
             3: "Europe/Lisbon",
             4: 1,
             5: True,
+            6: user_id,
             7: channel_id,
+            8: role_id,
             10: 1.0,
             11: FakeAttachment("notes.txt", b"hello"),
         }[option["type"]]

@@ -88,3 +88,12 @@ def test_blank_secrets_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "")
     settings = load_settings(env_file=None)
     assert settings.discord_token is None and settings.openai_base_url is None
+
+
+def test_fallback_models_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(env_file=None).llm_fallback_models == []
+    monkeypatch.setenv("LLM_FALLBACK_MODELS", " gpt-4.1-mini, llama3.1:8b ,,")
+    monkeypatch.setenv("LLM_FALLBACK_BASE_URL", " ")
+    settings = load_settings(env_file=None)
+    assert settings.llm_fallback_models == ["gpt-4.1-mini", "llama3.1:8b"]
+    assert settings.llm_fallback_base_url is None and settings.llm_fallback_api_key is None

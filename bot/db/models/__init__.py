@@ -4,6 +4,7 @@ from bot.db.base import Base
 from bot.db.models.bot_opinion import BotOpinion
 from bot.db.models.bot_opinion_source import BotOpinionSource
 from bot.db.models.bot_state import BotState
+from bot.db.models.channel_cast import ChannelCast
 from bot.db.models.channel_persona import ChannelPersona
 from bot.db.models.conversation import Conversation
 from bot.db.models.fact_association import FactAssociation
@@ -29,6 +30,7 @@ __all__ = [
     "BotOpinion",
     "BotOpinionSource",
     "BotState",
+    "ChannelCast",
     "ChannelPersona",
     "Conversation",
     "FactAssociation",

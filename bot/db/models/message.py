@@ -36,6 +36,9 @@ class Message(IdMixin, TimestampMixin, Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     # A user's message Hearth means to answer, until its turn is over: what start-up catches up on.
     awaiting_reply: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    # A user's message whose images are still to be described for its memory (bot/services/image_describer.py).
+    # No Python-side default: inserts leave it out (the database's default), so they work before revision 0017.
+    images_pending: Mapped[bool] = mapped_column(Boolean, server_default=false(), nullable=False)
 
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),
@@ -46,5 +49,11 @@ class Message(IdMixin, TimestampMixin, Base):
             "created_at",
             postgresql_where=text("awaiting_reply"),
             sqlite_where=text("awaiting_reply = 1"),
+        ),
+        Index(
+            "ix_messages_images_pending",
+            "id",
+            postgresql_where=text("images_pending"),
+            sqlite_where=text("images_pending = 1"),
         ),
     )

@@ -189,6 +189,7 @@ class ConversationRepository:
         model: str | None = None,
         latency_ms: int | None = None,
         awaiting_reply: bool = False,
+        images_pending: bool = False,
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
 
@@ -213,9 +214,11 @@ class ConversationRepository:
         }
         if dialect_name(self.session) == "postgresql":
             message_id: int = (await self.session.execute(_ADD_MESSAGE_POSTGRESQL, values)).scalar_one()
-            return message_id
-        message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
-        await self.session.execute(_TOUCH_SQLITE, values)
+        else:
+            message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
+            await self.session.execute(_TOUCH_SQLITE, values)
+        if images_pending and image_urls:  # rare: a statement of its own keeps the common insert as it was
+            await self.session.execute(update(Message).where(Message.id == message_id).values(images_pending=True))
         return message_id
 
     async def find_user_message(self, *, discord_message_id: int, user_id: int) -> tuple[int, int] | None:
@@ -233,6 +236,24 @@ class ConversationRepository:
             )
         ).first()
         return None if row is None else (row[0], row[1])
+
+    async def with_images_pending(self, *, limit: int) -> list[int]:
+        """Ids of messages whose images are still to be described, oldest first."""
+        statement = select(Message.id).where(Message.images_pending).order_by(Message.id).limit(limit)
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def claim_images(self, message_id: int) -> tuple[str, list[str]] | None:
+        """Take a message's images to describe (its text and image links), clearing its pending flag: None when
+        another process took them first. The flag cleared first, a crash costs the description, never a second
+        model call."""
+        statement = (
+            update(Message)
+            .where(Message.id == message_id, Message.images_pending)
+            .values(images_pending=False)
+            .returning(Message.content, Message.image_urls)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], [str(url) for url in row[1] or ()])
 
     async def awaiting_reply(self, *, since: datetime, limit: int) -> list[AwaitingMessage]:
         """Users' messages stored since ``since`` and still awaiting a reply, oldest first."""

@@ -297,6 +297,7 @@ _FILL = (
         _MEMORIES.c.id == bindparam("memory_id"),
         _MEMORIES.c.embedding.is_(None),
         _MEMORIES.c.context.is_not_distinct_from(bindparam("embedded_context", type_=_MEMORIES.c.context.type)),
+        _MEMORIES.c.content == bindparam("embedded_content", type_=_MEMORIES.c.content.type),
     )
     .values(embedding=bindparam("vector", type_=Embedding()), embedding_model=bindparam("model"))
 )
@@ -366,16 +367,48 @@ class MemoryRepository:
 
     async def fill_embeddings(self, rows: Sequence[MemoryText], vectors: FloatVector, model: str) -> None:
         """Store the vectors of claimed rows, row for row; a row whose vector was set meanwhile, or whose context
-        changed since it was read (an erasure took it out), is left as it is: its vector would be stale."""
+        or content changed since it was read (an erasure took its context out, an image's description was
+        added), is left as it is: its vector would be stale."""
         if rows:
             connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py), many rows at once
             await connection.execute(
                 _FILL,
                 [
-                    {"memory_id": row.id, "embedded_context": row.context, "vector": vectors[i], "model": model}
+                    {
+                        "memory_id": row.id,
+                        "embedded_context": row.context,
+                        "embedded_content": row.content,
+                        "vector": vectors[i],
+                        "model": model,
+                    }
                     for i, row in enumerate(rows)
                 ],
             )
+
+    async def of_message(self, message_id: int) -> tuple[int, str | None, datetime] | None:
+        """The memory of a stored turn: its id, speaker and time (None if the turn has none)."""
+        statement = (
+            select(Memory.id, Memory.speaker_name, Memory.created_at)
+            .where(Memory.message_id == message_id, Memory.kind == "message")
+            .order_by(Memory.id)
+            .limit(1)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    async def rewrite(self, memory_id: int, content: str, *, created_at: datetime, speaker_name: str | None) -> None:
+        """Give a memory new text (an image's description added): its word search follows at once, and its vector
+        is cleared, so the embedding worker makes it again from the new text."""
+        await self.session.execute(
+            update(Memory)
+            .where(Memory.id == memory_id)
+            .values(
+                content=content,
+                search_text=search_text(speaker_name, content, created_at),
+                embedding=None,
+                embedding_model=None,
+            )
+        )
 
     async def count_unembedded(self) -> int:
         """How many memories wait for a vector: the embedding worker's backlog."""

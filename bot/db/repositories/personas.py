@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import ChannelPersona, Persona
+from bot.db.models import ChannelCast, ChannelPersona, Persona
 
 # A write that changes nothing: it makes SQLite take its write lock (Python 3.11's sqlite3 only begins a
 # transaction at the first write, so a leading SELECT … FOR UPDATE would lock nothing there), and on PostgreSQL
@@ -105,3 +105,22 @@ class PersonaRepository:
         """The channel plays its guild's persona again; False when it had no choice of its own."""
         result = await self.session.execute(delete(ChannelPersona).where(ChannelPersona.channel_id == channel_id))
         return bool(getattr(result, "rowcount", 0))
+
+    async def cast_of(self, channel_id: int) -> list[Persona]:
+        """The characters in a channel's cast, in the order they joined it."""
+        statement = (
+            select(Persona)
+            .join(ChannelCast, ChannelCast.persona_id == Persona.id)
+            .where(ChannelCast.channel_id == channel_id)
+            .order_by(ChannelCast.created_at, Persona.id)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def add_to_cast(self, *, channel_id: int, guild_id: int, persona_id: int) -> None:
+        self.session.add(ChannelCast(channel_id=channel_id, guild_id=guild_id, persona_id=persona_id))
+        await self.session.flush()
+
+    async def remove_from_cast(self, *, channel_id: int, persona_id: int) -> None:
+        await self.session.execute(
+            delete(ChannelCast).where(ChannelCast.channel_id == channel_id, ChannelCast.persona_id == persona_id)
+        )

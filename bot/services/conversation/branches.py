@@ -61,6 +61,10 @@ class Branches:
         self.expiry = expiry
         self._locks = KeyedLocks()  # one press at a time per reply
 
+    async def check(self, shown_in: int, requester: int) -> BranchOutcome:
+        """Whether ``requester`` may press the buttons on ``shown_in`` now (``shown``), else why not."""
+        return (await self._pressable(shown_in, requester))[1]
+
     async def regenerate(self, shown_in: int, requester: int, target: ReplyTarget) -> BranchOutcome:
         """🔄 on the Discord message ``shown_in`` by the Discord user ``requester``: a new answer, streamed to
         ``target``'s preview, then shown and kept as the turn's latest alternative."""

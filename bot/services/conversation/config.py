@@ -59,3 +59,4 @@ class StoredTurn:
     guild_id: int | None
     speaker: str
     text: str
+    images: tuple[str, ...] = ()  # links of the images the model is shown with it

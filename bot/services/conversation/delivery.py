@@ -26,10 +26,12 @@ class PreviewThrottle:
         await self.target.preview(text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…")
 
 
-async def send_safely(target: ReplyTarget, pieces: Sequence[str], incoming: IncomingMessage) -> list[int]:
+async def send_safely(
+    target: ReplyTarget, pieces: Sequence[str], incoming: IncomingMessage, *, regenerable: bool = False
+) -> list[int]:
     """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged)."""
     try:
-        return await target.send(pieces)
+        return await target.send(pieces, regenerable=regenerable)
     except Exception:
         log.exception(
             "could not deliver a reply (guild %s, channel %s, message %s)",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from bot.db.engine import DATABASE_FAULTS
 from bot.domain import guild_settings
 from bot.domain.text import clean_text
-from bot.domain.triggers import ChatRules, should_reply
+from bot.domain.triggers import ChatRules, addressed_character, should_reply
 from bot.services.conversation.config import DEFAULT_VIEW
 from bot.services.directory import Directory, GuildView
 from bot.services.incoming import IncomingMessage
@@ -27,6 +27,7 @@ class Decision:
     guild: GuildView | None  # None in DMs
     persona: PersonaView
     settings: guild_settings.GuildSettings
+    in_cast: bool = False  # ``persona`` is a character of the channel's cast: it speaks through the webhook
 
 
 def storable(incoming: IncomingMessage) -> IncomingMessage:
@@ -66,9 +67,29 @@ class Intake:
         """Who answers ``incoming`` (a cleaned message) and how, or None when Hearth stays out of it."""
         decision = await self.place_of(incoming)
         rules = decision.guild.rules if decision.guild else ChatRules()
+        character = await self._character_for(incoming, decision)
+        if character is not None:
+            # Named or replied to, a character is addressed as the bot is when mentioned; the guild's rules on
+            # who and where (blocks, roles, blocked channels) still hold.
+            signals = replace(incoming.signals, mentions_bot=True)
+            if not should_reply(signals, rules, character.name, roll=self.roll()):
+                return None
+            return replace(decision, persona=character, in_cast=True)
         if not should_reply(incoming.signals, rules, decision.persona.name, roll=self.roll()):
             return None
         return decision
+
+    async def _character_for(self, incoming: IncomingMessage, decision: Decision) -> PersonaView | None:
+        """The cast character ``incoming`` names or replies to, if the channel has a cast."""
+        if decision.guild is None:
+            return None
+        try:
+            cast = await self.personas.cast(decision.guild.guild_id, incoming.place.channel_id)
+        except DATABASE_FAULTS as exc:
+            log.warning("channel %s's cast unreadable (%s); answering as the bot", incoming.place.channel_id, exc)
+            return None
+        name = addressed_character(incoming.signals, [member.name for member in cast])
+        return next((member for member in cast if member.name == name), None)
 
     async def place_of(self, incoming: IncomingMessage) -> Decision:
         """The guild's settings and the persona that speaks where ``incoming`` was said."""

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from bot.db.engine import DATABASE_FAULTS
 from bot.domain import guild_settings
+from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.domain.chunking import split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
@@ -45,6 +46,7 @@ class Recollection(Protocol):
         now: datetime,
         tokens: int,
         exclude_message_ids: Sequence[int] = (),
+        count: TokenCounter = estimate_tokens,
     ) -> MemorySection: ...
 
 
@@ -60,6 +62,7 @@ class Knowledge(Protocol):
         persona_config: Mapping[str, Any],
         budgets: Mapping[str, int],
         query: Query | None = None,
+        count: TokenCounter = estimate_tokens,
     ) -> dict[str, str]: ...
 
 
@@ -78,8 +81,10 @@ class Responder:
         config: ConversationConfig,
         *,
         clock: Callable[[], datetime],
+        token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
     ) -> None:
         self.chat = chat
+        self.token_counter = token_counter  # model name → how its prompt is counted (bot/llm/tokens.py)
         self.store = store
         self.memory = memory
         self.companion = companion
@@ -135,7 +140,7 @@ class Responder:
             sent = await send_safely(target, [persona.apology], incoming)
             return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
 
-        sent = await send_safely(target, split_message(completion.text), incoming)
+        sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
@@ -187,12 +192,16 @@ class Responder:
             history = []
         place = incoming.place
         options = self.options(persona, settings)
-        budget = Budget(context_tokens=self.config.context_tokens, reply_tokens=options.max_tokens)
+        budget = Budget(
+            context_tokens=self.config.context_tokens,
+            reply_tokens=options.max_tokens,
+            count=self.token_counter(options.model),
+        )
         # Recall waits on the query's embedding, what Hearth knows does not: it runs alongside (see tasks.py).
         knowing = asyncio.create_task(self._companion_sections(batch, persona, budget, query))
         try:
             in_history = [row.message_id for row in history] + exclude_ids + list(leave_out)
-            recalled = await self._recall(batch, query, in_history, budget.section_budget("memories"))
+            recalled = await self._recall(batch, query, in_history, budget)
             known = await knowing
         finally:
             discard(knowing)
@@ -204,7 +213,7 @@ class Responder:
                 if place.is_dm
                 else f"#{place.channel_name or 'a channel'} in {place.guild_name or 'a server'}"
             ),
-            current=[Turn("user", turn.text, turn.speaker) for turn in batch],
+            current=[Turn("user", turn.text, turn.speaker, images=turn.images) for turn in batch],
             history=[
                 Turn("assistant" if row.role == "assistant" else "user", row.content, row.speaker) for row in history
             ],
@@ -222,8 +231,11 @@ class Responder:
             )
         return completion, recalled
 
-    async def _recall(self, batch: list[StoredTurn], query: Query, in_history: list[int], tokens: int) -> MemorySection:
+    async def _recall(
+        self, batch: list[StoredTurn], query: Query, in_history: list[int], budget: Budget
+    ) -> MemorySection:
         """Long-term memories for the prompt; a fault here costs the section, never the reply."""
+        tokens = budget.section_budget("memories")
         if tokens <= 0:
             return MemorySection("", [])
         last = batch[-1]
@@ -234,6 +246,7 @@ class Responder:
                 now=self.clock(),
                 tokens=tokens,
                 exclude_message_ids=in_history,
+                count=budget.count,
             )
         except Exception:  # the embedder, the database, anything: answer without memories rather than not at all
             log.exception("could not recall memories for conversation %s; answering without", last.conversation_id)
@@ -252,6 +265,7 @@ class Responder:
                 persona_config=persona.config,
                 budgets={name: budget.section_budget(name) for name in ("facts",)},
                 query=query,
+                count=budget.count,
             )
         except Exception:
             log.exception(

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.types import utcnow
+from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
@@ -37,6 +38,7 @@ from bot.services.conversation.store import TurnStore
 from bot.services.conversation.turns import Turns
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
+from bot.services.image_describer import ImageDescriber
 from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
 from bot.services.limits import Cooldowns, TokenQuota
@@ -132,6 +134,8 @@ class ConversationService:
                 return TurnOutcome("held", reply=notice, sent_ids=await send_safely(target, [notice], incoming))
 
             settings = decision.settings
+            if decision.in_cast:
+                target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
             cooldown = self.config.cooldown_s if settings.cooldown_s is None else settings.cooldown_s
             channel, user = incoming.place.channel_id, incoming.author.discord_id
             async with self.turns.turn(channel, user, stored, cooldown_s=cooldown) as batch:
@@ -194,14 +198,18 @@ def build(
     worker: EmbeddingWorker | None = None,
     companion: CompanionContext | None = None,
     learner: Learner | None = None,
+    describer: ImageDescriber | None = None,
     activity: ReplyActivity | None = None,
     cooldowns: Cooldowns | None = None,
     quota: TokenQuota | None = None,
     clock: Callable[[], datetime] = utcnow,
     roll: Callable[[], float] = random.random,
+    token_counter: Callable[[str], TokenCounter] = lambda model: estimate_tokens,
 ) -> ConversationService:
     """The stages wired together; a feature left out (memory, the companion, learning, quotas) is switched off.
-    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them."""
+    Turns are remembered (a memory row with each stored message) when there is a ``worker`` to embed them, and
+    their images described into those memories when there is a ``describer``.
+    ``token_counter``: model name → how a prompt for it is counted (bot/llm/tokens.py)."""
     store = TurnStore(
         database,
         directory,
@@ -211,13 +219,15 @@ def build(
         remember=worker is not None,
         remembered=worker.wake if worker is not None else _nothing,
         observed=learner.observe if learner is not None else _ignore,
+        describe=describer is not None,
+        images_stored=describer.wake if describer is not None else _nothing,
     )
     recollection: Recollection = memory if memory is not None else NoRecall()
     knowledge: Knowledge = companion if companion is not None else NoCompanion()
     intake = Intake(directory, personas, roll=roll)
     holds = Holds(quota, clock=clock)
     turns = Turns(cooldowns or Cooldowns())
-    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock)
+    responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock, token_counter=token_counter)
     catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
     branches = Branches(database, intake, store, responder, clock=clock)
     return ConversationService(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
 from bot.db.repositories.conversations import AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
-from bot.domain.memory_text import context_line
+from bot.domain.memory_text import context_line, with_images
 from bot.domain.retry import Backoff, fits_budget
 from bot.domain.text import clean_text
 from bot.services.conversation.config import StoredTurn
@@ -39,7 +39,9 @@ class TurnStore:
 
     ``remember``: write a memory row with each stored turn (long-term memory is on); ``remembered`` is told
     when such rows were written (the embedding worker's wake-up), ``observed`` which conversation a user's
-    message was added to (the learner's)."""
+    message was added to (the learner's). ``describe``: a remembered message's images are to be described into
+    its memory (left pending in the database), and ``images_stored`` is told when there are some (the image
+    describer's wake-up)."""
 
     def __init__(
         self,
@@ -52,6 +54,8 @@ class TurnStore:
         remember: bool,
         remembered: Callable[[], None] = _nothing,
         observed: Callable[[int], None] = _nothing,
+        describe: bool = False,
+        images_stored: Callable[[], None] = _nothing,
     ) -> None:
         self.database = database
         self.directory = directory
@@ -60,6 +64,8 @@ class TurnStore:
         self.remember = remember
         self.remembered = remembered
         self.observed = observed
+        self.describe = describe and remember
+        self.images_stored = images_stored
         self._locks = KeyedLocks()
         # channel → (open conversation, its DM user or None, last message time): saves a lookup per message.
         # The database stays the authority: a stale entry only costs the lookup it was meant to save.
@@ -134,13 +140,17 @@ class TurnStore:
                 guild_id=identity.guild_id,
                 speaker=speaker,
                 text=text,
+                images=incoming.image_urls,
             )
             if found is None:
-                await self._memory_of(MemoryRepository(session), stored, place, message_id, text, speaker, at)
+                remembered = with_images(text, [None] * len(incoming.image_urls)) if incoming.image_urls else text
+                await self._memory_of(MemoryRepository(session), stored, place, message_id, remembered, speaker, at)
         self._open[place.channel_id] = (conversation_id, dm_user, at)
         self.recent.add(conversation_id, HistoryRow(message_id, "user", text, speaker, at))
         if self.remember:
             self.remembered()
+        if self.describe and incoming.image_urls:
+            self.images_stored()
         self.observed(conversation_id)
         return stored
 
@@ -165,6 +175,7 @@ class TurnStore:
             discord_message_id=incoming.message_id,
             image_urls=incoming.image_urls,
             awaiting_reply=awaiting_reply,
+            images_pending=self.describe,
         )
         return conversation_id, message_id
 

@@ -12,6 +12,7 @@ from bot.db.models import (
     BotOpinion,
     BotOpinionSource,
     BotState,
+    ChannelCast,
     ChannelPersona,
     Conversation,
     FactAssociation,
@@ -42,6 +43,7 @@ GUILD_LEVEL = {
     "guilds",
     "personas",
     "channel_personas",
+    "channel_casts",
     "knowledge_documents",
     "guild_daily_token_usage",
     "runtime_flags",
@@ -171,6 +173,7 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
 
     async with db.session() as session:
         session.add(ChannelPersona(channel_id=11, guild_id=guild.id, persona_id=mira.id))
+        session.add(ChannelCast(channel_id=12, guild_id=guild.id, persona_id=mira.id))
 
     async with db.session() as session:
         counts_before = {

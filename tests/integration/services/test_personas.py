@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -254,3 +255,36 @@ async def test_a_channel_plays_its_own_persona_until_reset(db: Database, llm: Fa
     await personas.use_in_channel(view.guild_id, 702, "Mira")
     await personas.delete(view.guild_id, "Mira")
     assert "Mira" not in await speaker(there)
+
+
+async def test_a_cast_character_answers_when_named_or_replied_to(db: Database, llm: FakeLLM) -> None:
+    service = conversation_service(db, llm)
+    first = incoming_message("hi", guild=78, channel=801, mention=True)
+    await service.handle(first, RecordingReply())  # the guild is known from here on
+    personas = service.intake.personas
+    view = await service.directory.guild(first.place)
+    assert view is not None
+    await personas.import_card(view.guild_id, card("Mira"))
+    await personas.use(view.guild_id, DEFAULT_PERSONA["name"])
+    assert (await personas.cast_add(view.guild_id, 801, "mira")).name == "Mira"
+    with pytest.raises(PersonaError, match="already"):
+        await personas.cast_add(view.guild_id, 801, "Mira")
+
+    async def speakers(text: str, **signals: Any) -> tuple[list[str], str]:
+        target = RecordingReply()
+        incoming = incoming_message(text, guild=78, channel=801)
+        incoming = replace(incoming, signals=replace(incoming.signals, **signals))
+        await service.handle(incoming, target)
+        return target.speakers, str(llm.chat_requests[-1].body["messages"][0]["content"])
+
+    named, prompt = await speakers("Mira, how is the lighthouse?")
+    assert named == ["Mira"] and "lighthouse" in prompt
+    replied, _ = await speakers("and then?", replied_to_webhook_name="mira")
+    assert replied == ["Mira"]
+    asked = len(llm.chat_requests)
+    assert (await speakers("Miranda is not her", mentions_bot=True))[0] == []
+    assert "lighthouse" not in str(llm.chat_requests[asked:][-1].body["messages"][0]["content"])
+    await personas.cast_remove(view.guild_id, 801, "Mira")
+    asked = len(llm.chat_requests)
+    await service.handle(incoming_message("Mira?", guild=78, channel=801), RecordingReply())
+    assert len(llm.chat_requests) == asked, "no longer in the cast: naming her is not addressing Hearth"

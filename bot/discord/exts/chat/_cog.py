@@ -1,13 +1,18 @@
 """Chat: every message the bot can see goes to the conversation service, which decides whether to answer."""
 
+import functools
 import logging
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply
+from bot.discord.reply_buttons import reply_view
+from bot.discord.webhooks import ChannelWebhooks, CharacterReply
+from bot.domain.images import Attachment, shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
 from bot.observability.metrics import Metrics
@@ -33,6 +38,15 @@ def _replies_to(message: discord.Message, user: discord.abc.User) -> bool:
     return isinstance(resolved, discord.Message) and resolved.author.id == user.id
 
 
+def _replied_webhook_name(message: discord.Message) -> str | None:
+    """The name on the webhook message this one replies to (a cast character's), if it does."""
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    if isinstance(resolved, discord.Message) and resolved.webhook_id is not None:
+        return resolved.author.display_name
+    return None
+
+
 def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
     signals = MessageSignals(
         text=message.content,
@@ -44,6 +58,8 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         is_own=message.author.id == me.id,
         mentions_bot=me in message.mentions,
         replies_to_bot=_replies_to(message, me),
+        author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
+        replied_to_webhook_name=_replied_webhook_name(message),
     )
     return IncomingMessage(
         author=author_of(message.author),
@@ -52,15 +68,18 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
-        image_urls=tuple(a.url for a in message.attachments if (a.content_type or "").startswith("image/")),
+        image_urls=shown_images([Attachment(a.url, a.content_type, a.size) for a in message.attachments]),
     )
 
 
 class Chat(commands.Cog):
+    conversation_group = app_commands.Group(name="conversation", description="This channel's conversation with Hearth")
+
     def __init__(self, bot: HearthBot, conversation: ConversationService, metrics: Metrics) -> None:
         self.bot = bot  # its user, and whether it is stopping
         self.conversation = conversation
         self.metrics = metrics
+        self.webhooks = ChannelWebhooks(lambda: bot.user)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -75,7 +94,10 @@ class Chat(commands.Cog):
                 incoming = incoming_from(message, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
-                        outcome = await self.conversation.handle(incoming, MessageReply(message))
+                        target = MessageReply(
+                            message, reply_view, functools.partial(CharacterReply, message.channel, self.webhooks)
+                        )
+                        outcome = await self.conversation.handle(incoming, target)
                     else:  # stopping: kept, and answered by the next start's catch-up
                         outcome = await self.conversation.keep(incoming)
                 self.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
@@ -83,3 +105,18 @@ class Chat(commands.Cog):
                 log.exception(
                     "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
                 )
+
+    @conversation_group.command(name="reset", description="Start this channel's conversation afresh")
+    async def conversation_reset(self, interaction: discord.Interaction) -> None:
+        """Any member, in the channel: the next message starts with no history. What Hearth remembers long-term
+        and knows of people stays (forgotten with /memory forget)."""
+        if interaction.channel_id is None:
+            return
+        ended = await self.conversation.reset(interaction.channel_id)
+        said = (
+            "Fresh start: I'll pick up from your next message without the conversation so far. What I remember "
+            "about people stays (see /memory)."
+            if ended
+            else "There's no conversation going on here to reset."
+        )
+        await interaction.response.send_message(said, ephemeral=True)

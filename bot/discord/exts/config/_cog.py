@@ -29,8 +29,16 @@ def _settings_embed(settings: GuildSettings) -> discord.Embed:
         if settings.quiet_hours
         else "none"
     )
+
+    def listed(ids: frozenset[int], mention: str) -> str:
+        text = " ".join(mention.format(i) for i in sorted(ids)[:40])
+        return (text + (" …" if len(ids) > 40 else "")) or "none"
+
     rows = [
         ("Chat channels", channels),
+        ("Blocked members", listed(settings.blocked_users, "<@{}>")),
+        ("Blocked channels", listed(settings.blocked_channels, "<#{}>")),
+        ("Only these roles", listed(settings.allowed_roles, "<@&{}>") if settings.allowed_roles else "everyone"),
         ("Reply mode", f"{settings.reply_mode}: {REPLY_MODES[settings.reply_mode]}"),
         ("Chime-in", f"{settings.chime_in_percent}%"),
         ("Learning", "on" if settings.learning else "off"),
@@ -44,7 +52,8 @@ def _settings_embed(settings: GuildSettings) -> discord.Embed:
     ]
     embed = hearth_embed("Settings for this server")
     for name, text in rows:
-        embed.add_field(name=name, value=text, inline=name not in ("Chat channels", "Reply mode"))
+        wide = ("Chat channels", "Reply mode", "Blocked members", "Blocked channels", "Only these roles")
+        embed.add_field(name=name, value=text, inline=name not in wide)
     return embed
 
 
@@ -57,6 +66,10 @@ class Config(commands.Cog):
     )
     chat_channel = app_commands.Group(
         name="chat-channel", description="Channels where Hearth answers every message", parent=config
+    )
+
+    roles = app_commands.Group(
+        name="roles", description="When any role is set, only members with one of them are answered", parent=config
     )
 
     def __init__(self, guild_config: GuildConfigService) -> None:
@@ -87,6 +100,43 @@ class Config(commands.Cog):
     async def chat_channel_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         settings = await self.guild_config.remove_chat_channel(place_of(interaction), channel.id)
         await self._changed(interaction, settings, f"{channel.mention} is no longer a chat channel.")
+
+    @config.command(name="block-user", description="Hearth neither answers nor learns from this member")
+    @app_commands.describe(user="The member")
+    async def config_block_user(self, interaction: discord.Interaction, user: discord.Member) -> None:
+        settings = await self.guild_config.block_user(place_of(interaction), user.id)
+        await self._changed(interaction, settings, f"I won't answer or learn from {user.mention} here.")
+
+    @config.command(name="unblock-user", description="Hearth answers this member again")
+    @app_commands.describe(user="The member")
+    async def config_unblock_user(self, interaction: discord.Interaction, user: discord.Member) -> None:
+        settings = await self.guild_config.unblock_user(place_of(interaction), user.id)
+        await self._changed(interaction, settings, f"{user.mention} can talk to me again.")
+
+    @config.command(name="block-channel", description="Hearth says nothing in this channel")
+    @app_commands.describe(channel="The channel")
+    async def config_block_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        settings = await self.guild_config.block_channel(place_of(interaction), channel.id)
+        await self._changed(interaction, settings, f"I'll stay quiet in {channel.mention}.")
+
+    @config.command(name="unblock-channel", description="Hearth may talk in this channel again")
+    @app_commands.describe(channel="The channel")
+    async def config_unblock_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        settings = await self.guild_config.unblock_channel(place_of(interaction), channel.id)
+        await self._changed(interaction, settings, f"I may talk in {channel.mention} again.")
+
+    @roles.command(name="add", description="Only members with one of the listed roles are answered")
+    @app_commands.describe(role="The role")
+    async def roles_add(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        settings = await self.guild_config.add_role(place_of(interaction), role.id)
+        await self._changed(interaction, settings, f"Members with {role.mention} may talk to me.")
+
+    @roles.command(name="remove", description="Take a role off the list (an empty list: everyone is answered)")
+    @app_commands.describe(role="The role")
+    async def roles_remove(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        settings = await self.guild_config.remove_role(place_of(interaction), role.id)
+        shown = "Everyone may talk to me again." if not settings.allowed_roles else f"{role.mention} is off the list."
+        await self._changed(interaction, settings, shown)
 
     @config.command(name="reply-mode", description="When Hearth answers outside chat channels")
     @app_commands.describe(

@@ -99,6 +99,10 @@ class Persona(commands.Cog):
         guild_only=True,
     )
 
+    cast = app_commands.Group(
+        name="cast", description="Characters that answer in this channel when named or replied to", parent=persona
+    )
+
     def __init__(self, personas: PersonaService, directory: Directory) -> None:
         self.persona_service = personas
         self.directory = directory
@@ -110,7 +114,10 @@ class Persona(commands.Cog):
     @persona.command(name="show", description="The persona Hearth plays here")
     async def persona_show(self, interaction: discord.Interaction) -> None:
         here = await identify(self.directory, interaction)
-        persona = await self.persona_service.for_guild(here.guild_id)
+        if here.guild_id is not None and interaction.channel_id is not None:  # this channel's own, else the server's
+            persona = await self.persona_service.for_channel(here.guild_id, interaction.channel_id)
+        else:
+            persona = await self.persona_service.for_guild(here.guild_id)
         await interaction.response.send_message(embed=_persona_embed(persona), ephemeral=True)
 
     @persona.command(name="set", description="Play one of the stored personas here")
@@ -150,6 +157,54 @@ class Persona(commands.Cog):
                 "change it by importing a character card with /persona import."
             )
         await interaction.response.send_modal(PersonaEditor(self, here.guild_id, persona))
+
+    @persona.command(name="channel", description="Play another stored persona in this channel only")
+    @app_commands.describe(name="The persona's name (start typing to search)")
+    async def persona_channel(self, interaction: discord.Interaction, name: str) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None and interaction.channel_id is not None
+        persona = await self.persona_service.use_in_channel(here.guild_id, interaction.channel_id, name)
+        await interaction.response.send_message(f"I'm {persona.name} in this channel now.", ephemeral=True)
+
+    persona_channel.autocomplete("name")(_persona_choices)
+
+    @persona.command(name="channel-reset", description="This channel plays the server's persona again")
+    async def persona_channel_reset(self, interaction: discord.Interaction) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None and interaction.channel_id is not None
+        persona = await self.persona_service.reset_channel(here.guild_id, interaction.channel_id)
+        await interaction.response.send_message(f"Back to {persona.name} in this channel.", ephemeral=True)
+
+    @cast.command(name="add", description="A character that answers here when named or replied to")
+    @app_commands.describe(name="The persona's name (start typing to search)")
+    async def cast_add(self, interaction: discord.Interaction, name: str) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None and interaction.channel_id is not None
+        character = await self.persona_service.cast_add(here.guild_id, interaction.channel_id, name)
+        said = f"{character.name} joins this channel's cast: name them or reply to them and they answer."
+        channel = interaction.channel
+        me = interaction.guild.me if interaction.guild else None
+        webhooks_allowed = (
+            not isinstance(channel, discord.abc.GuildChannel)
+            or me is None
+            or channel.permissions_for(me).manage_webhooks
+        )
+        if not webhooks_allowed:
+            said += (
+                " I don't have the Manage Webhooks permission here, so they will speak through me, with their"
+                " name in front, until I'm given it."
+            )
+        await interaction.response.send_message(said, ephemeral=True)
+
+    cast_add.autocomplete("name")(_persona_choices)
+
+    @cast.command(name="remove", description="Take a character out of this channel's cast")
+    @app_commands.describe(name="The character's name")
+    async def cast_remove(self, interaction: discord.Interaction, name: str) -> None:
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None and interaction.channel_id is not None
+        character = await self.persona_service.cast_remove(here.guild_id, interaction.channel_id, name)
+        await interaction.response.send_message(f"{character.name} left this channel's cast.", ephemeral=True)
 
     @persona.command(name="reset", description="Go back to the bot's shared persona here")
     async def persona_reset(self, interaction: discord.Interaction) -> None:

@@ -2,7 +2,7 @@
 
 ``/persona channel`` records the choice; deleting the persona or the guild deletes it. Nothing to carry over.
 
-Revision ID: 0018
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-06 08:00:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
+revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -3,8 +3,8 @@
 🔄 asks the model again for the same turn; ◀ ▶ move between the answers. The turn's ``messages`` row holds
 the answer shown last; every answer (the first included) is a row here. Nothing to carry over.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-06 08:30:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,126 @@
+"""The buttons under a reply: 🔄 asks for another answer, ◀ ▶ move between the answers (see
+bot/services/conversation/branches.py for who may press them, and when).
+
+They are dynamic items: what a press needs is in the custom_id (``hearth:reply:<action>``) and the message it is
+on, so the buttons keep working after a restart, with no view held in memory.
+"""
+
+import logging
+import re
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+
+from bot.discord.render import MODEL_MENTIONS
+from bot.domain.chunking import DISCORD_LIMIT
+from bot.services.conversation.branches import Branches, BranchOutcome
+
+if TYPE_CHECKING:
+    from bot.discord.client import HearthBot
+
+log = logging.getLogger(__name__)
+
+REFUSALS = {
+    "not_yours": "That's not yours to change: only the person I answered can do that.",
+    "expired": "This reply is more than a day old; it can't be changed any more.",
+    "moved_on": "The conversation has moved on: only my latest reply can be changed.",
+    "unknown": "I don't have this reply any more.",
+    "unavailable": "I couldn't come up with another answer just now. Try again in a little while.",
+}
+
+
+def shown_text(text: str) -> str:
+    """An answer as one message shows it (an answer longer than a message is cut, and kept whole)."""
+    return text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"
+
+
+def reply_view(position: int = 1, count: int = 1) -> discord.ui.View:
+    """🔄, and once there are several answers ◀ *position/count* ▶."""
+    view = discord.ui.View(timeout=None)
+    if count > 1:
+        view.add_item(ReplyButton("prev", disabled=position <= 1))
+        view.add_item(discord.ui.Button(label=f"{position}/{count}", disabled=True, custom_id="hearth:reply:shown"))
+        view.add_item(ReplyButton("next", disabled=position >= count))
+    view.add_item(ReplyButton("regen"))
+    return view
+
+
+class _EditedReply:
+    """Where a regenerated answer streams to: the message the button is on, edited as it comes."""
+
+    def __init__(self, message: discord.Message) -> None:
+        self.message = message
+
+    def typing(self) -> AbstractAsyncContextManager[None]:
+        return self.message.channel.typing()
+
+    def speaking_as(self, name: str, avatar_url: str | None) -> "_EditedReply":
+        return self
+
+    async def preview(self, text: str) -> None:
+        self.message = await self.message.edit(content=shown_text(text), allowed_mentions=MODEL_MENTIONS)
+
+    async def send(self, pieces: Any, *, regenerable: bool = False) -> list[int]:
+        return [self.message.id]  # never called: a regenerated answer is shown by editing
+
+
+_LOOKS = {
+    "regen": ("🔄", "Another answer"),
+    "prev": ("◀", "The previous answer"),
+    "next": ("▶", "The next answer"),
+}
+
+
+class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hearth:reply:(?P<action>regen|prev|next)"):
+    def __init__(self, action: str, *, disabled: bool = False) -> None:
+        emoji, _ = _LOOKS[action]
+        super().__init__(
+            discord.ui.Button(
+                emoji=emoji,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"hearth:reply:{action}",
+                disabled=disabled,
+            )
+        )
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> "ReplyButton":
+        return cls(match["action"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        message = interaction.message
+        if message is None:
+            return
+        branches: Branches = cast("HearthBot", interaction.client).services.conversation.branches
+        if self.action == "regen":
+            refusal = await branches.check(message.id, interaction.user.id)
+            if refusal.status != "shown":
+                await self._show(interaction, message, refusal, deferred=False)
+                return
+            await interaction.response.defer()  # the model takes longer than Discord waits for an answer
+            outcome = await branches.regenerate(message.id, interaction.user.id, _EditedReply(message))
+            await self._show(interaction, message, outcome, deferred=True)
+        else:
+            outcome = await branches.step(message.id, interaction.user.id, -1 if self.action == "prev" else 1)
+            await self._show(interaction, message, outcome, deferred=False)
+
+    @staticmethod
+    async def _show(
+        interaction: discord.Interaction, message: discord.Message, outcome: BranchOutcome, *, deferred: bool
+    ) -> None:
+        if outcome.status != "shown":
+            said = REFUSALS[outcome.status]
+            if deferred:
+                await interaction.followup.send(said, ephemeral=True)
+            else:
+                await interaction.response.send_message(said, ephemeral=True)
+            return
+        content, view = shown_text(outcome.text), reply_view(outcome.position, outcome.count)
+        if deferred:
+            await message.edit(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
+        else:
+            await interaction.response.edit_message(content=content, view=view, allowed_mentions=MODEL_MENTIONS)

@@ -1,0 +1,111 @@
+"""Cast characters speak through one webhook per channel, made by Hearth on first use and reused after."""
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import discord
+
+from bot.discord.render import MODEL_MENTIONS
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_NAME = "Hearth cast"
+
+
+class ChannelWebhooks:
+    """The webhook Hearth speaks through in each channel: found among the channel's own (one Hearth made), else
+    created; None where Hearth may not manage webhooks (said once per channel in the log)."""
+
+    def __init__(self, me: Callable[[], discord.abc.Snowflake | None]) -> None:
+        self.me = me  # the bot's user, known once it has logged in
+        self._hooks: dict[int, discord.Webhook] = {}
+        self._refused: set[int] = set()
+
+    async def of(self, channel: discord.abc.Messageable) -> discord.Webhook | None:
+        if not isinstance(channel, discord.TextChannel):
+            return None  # threads and DMs: no webhooks of their own
+        hook = self._hooks.get(channel.id)
+        if hook is not None:
+            return hook
+        me = self.me()
+        try:
+            hook = next(
+                (h for h in await channel.webhooks() if h.user and me and h.user.id == me.id and h.token), None
+            ) or await channel.create_webhook(name=WEBHOOK_NAME, reason="Characters of this channel's cast")
+        except discord.Forbidden:
+            if channel.id not in self._refused:
+                self._refused.add(channel.id)
+                log.warning("no Manage Webhooks permission in channel %s: its cast speaks as the bot", channel.id)
+            return None
+        self._hooks[channel.id] = hook
+        return hook
+
+    def forget(self, channel_id: int) -> None:
+        """The webhook was deleted (by an admin): make or find another next time."""
+        self._hooks.pop(channel_id, None)
+
+
+class CharacterReply:
+    """A cast character's reply in ``channel``: sent through the channel's webhook under the character's name
+    and avatar; where there is no webhook, by the bot with the name in front. Its replies carry no buttons (a
+    webhook's message cannot be regenerated as the character)."""
+
+    def __init__(
+        self, channel: discord.abc.Messageable, webhooks: ChannelWebhooks, name: str, avatar_url: str | None
+    ) -> None:
+        self.channel = channel
+        self.webhooks = webhooks
+        self.name = name[:80]  # Discord's limit for a webhook's username
+        self.avatar_url = avatar_url
+        self.first: discord.Message | discord.WebhookMessage | None = None
+
+    def typing(self) -> AbstractAsyncContextManager[None]:
+        return self.channel.typing()
+
+    def speaking_as(self, name: str, avatar_url: str | None) -> "CharacterReply":
+        return CharacterReply(self.channel, self.webhooks, name, avatar_url)
+
+    async def preview(self, text: str) -> None:
+        await self._show(text)
+
+    async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
+        if not pieces:
+            return []
+        sent = [(await self._show(pieces[0])).id]
+        for piece in pieces[1:]:
+            sent.append((await self._post(piece)).id)
+        return sent
+
+    async def _show(self, text: str) -> discord.Message | discord.WebhookMessage:
+        """The first message: posted, then edited as the reply streams in."""
+        if self.first is None:
+            self.first = await self._post(text)
+        elif self.first.content != self._shown(text):
+            if isinstance(self.first, discord.WebhookMessage):
+                self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
+            else:
+                self.first = await self.first.edit(content=self._shown(text), allowed_mentions=MODEL_MENTIONS)
+        return self.first
+
+    async def _post(self, text: str) -> discord.Message | discord.WebhookMessage:
+        hook = await self.webhooks.of(self.channel)
+        if hook is not None:
+            try:
+                return await hook.send(
+                    text,
+                    username=self.name,
+                    avatar_url=self.avatar_url or discord.utils.MISSING,
+                    allowed_mentions=MODEL_MENTIONS,
+                    wait=True,
+                )
+            except discord.NotFound:  # deleted by an admin: the next message makes another
+                self.webhooks.forget(getattr(self.channel, "id", 0))
+        return await self.channel.send(self._shown(text), allowed_mentions=MODEL_MENTIONS)
+
+    def _shown(self, text: str) -> str:
+        """As the bot posts it when there is no webhook: the character's name in front (within 2,000)."""
+        if isinstance(self.first, discord.WebhookMessage):
+            return text
+        shown = f"**{self.name}:** {text}"
+        return shown if len(shown) <= 2000 else shown[:1999] + "…"

@@ -1,0 +1,74 @@
+"""Images in chat requests: whether they are sent, and to which models.
+
+Images are sent while ``LLM_VISION`` is on, to every model not yet known to be text-only. A model is known to be
+text-only, for the rest of this process, once its endpoint refused a request with images (HTTP 400) and then
+answered the same request without them: so a request refused for another reason (too long, say) teaches
+nothing. Hearth says so once in its log (a warning naming the model); the reply is the one without images.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from bot.domain.memory_text import with_images
+from bot.domain.prompt import ChatMessage
+from bot.llm.chat import ChatModel, ChatOptions, Completion, ImageRefused, TextCallback
+
+log = logging.getLogger(__name__)
+
+
+class Vision:
+    """What this process knows of which models see images; shared by everything that sends them."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._text_only: set[str] = set()
+
+    def sees(self, model: str) -> bool:
+        """Whether images may be sent to ``model``."""
+        return self.enabled and model not in self._text_only
+
+    def text_only(self, model: str, reason: str) -> None:
+        """``model`` cannot take images: never send it any again in this process (said once in the log)."""
+        if model in self._text_only:
+            return
+        self._text_only.add(model)
+        log.warning(
+            "model %s refused a request with images and answered it without them: treating it as text-only"
+            " from now on (%s). Set LLM_VISION=false to stop sending images at all.",
+            model,
+            reason,
+        )
+
+
+def without_images(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The messages with each image left as an ``[image]`` mark: the model knows something was sent that it
+    cannot see (a message of only a photo would otherwise read as empty)."""
+    return [
+        replace(m, content=with_images(m.content, [None] * len(m.images)), images=()) if m.images else m
+        for m in messages
+    ]
+
+
+class VisionGate:
+    """A :class:`ChatModel` that sends images only where :class:`Vision` allows, and answers a request whose
+    images were refused without them (see the module's docstring)."""
+
+    def __init__(self, inner: ChatModel, vision: Vision) -> None:
+        self.inner = inner
+        self.vision = vision
+
+    async def generate(
+        self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None = None
+    ) -> Completion:
+        if not any(m.images for m in messages):
+            return await self.inner.generate(messages, options, on_text)
+        if not self.vision.sees(options.model):
+            return await self.inner.generate(without_images(messages), options, on_text)
+        try:
+            return await self.inner.generate(messages, options, on_text)
+        except ImageRefused as refused:
+            completion = await self.inner.generate(without_images(messages), options, on_text)
+            # The model that refused: the one asked for, or a fallback model standing in for it (bot/llm/fallback.py).
+            self.vision.text_only(refused.models[0] if refused.models else options.model, str(refused))
+            return completion

@@ -1,0 +1,184 @@
+"""Describing the images people send into the memory of their turn, in the background, oldest first.
+
+A message with images is stored with its memory (``look at this`` followed by ``[image]`` for each image) and
+left pending in the database (``messages.images_pending``). This worker takes each such message, asks the model
+once to describe all its images in a sentence each (bot/domain/images.py), and rewrites the memory's text with
+them (``[image: a ginger cat asleep on a laptop]``), so "what was in the photo I sent last week?" finds it by
+words at once, and by meaning once the embedding worker has made its vector again from the new text (the
+rewrite clears it; a vector being made meanwhile from the old text is not stored, see
+``MemoryRepository.fill_embeddings``).
+
+Off the reply path: it waits while a reply is being prepared (see ``ReplyActivity``). At most one model call per
+message (so at most one per image): a message is claimed by clearing its flag before the call, so neither another
+process nor a restart describes it again, and a call that fails leaves the memory with its ``[image]`` marks.
+Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from bot.db.engine import DATABASE_FAULTS, Database
+from bot.db.repositories.conversations import ConversationRepository
+from bot.db.repositories.memories import MemoryRepository
+from bot.domain.images import describe_request, parse_descriptions
+from bot.domain.memory_text import with_images
+from bot.domain.retry import Backoff
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.vision import Vision
+from bot.services.activity import ReplyActivity
+
+log = logging.getLogger(__name__)
+
+# Room for a sentence per image in the answer.
+TOKENS_PER_DESCRIPTION = 80
+
+
+def _nothing() -> None:
+    pass
+
+
+class ImageDescriber:
+    def __init__(
+        self,
+        database: Database,
+        chat: ChatModel,
+        vision: Vision,
+        *,
+        model: str,
+        rewritten: Callable[[], None] = _nothing,
+        activity: ReplyActivity | None = None,
+        yield_s: float = 0.25,
+        batch_size: int = 8,
+        poll_s: float = 30.0,
+    ) -> None:
+        self.database = database
+        self.chat = chat
+        self.vision = vision
+        self.model = model
+        self.rewritten = rewritten  # a memory's text changed: its vector is to be made again
+        self.activity = activity
+        self.yield_s = yield_s
+        self.batch_size = batch_size
+        self.poll_s = poll_s
+        self.calls = 0  # model calls made so far
+        self.described = 0  # messages whose memory now holds a description
+        self._wake = asyncio.Event()
+        self._asked = 0
+        self._answered = 0
+        self._idle = asyncio.Condition()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="image-describer")
+
+    def wake(self) -> None:
+        """A message with images to describe was stored."""
+        self._asked += 1
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until every message stored before this call is described (tests, the bench); when the worker is
+        not running, describe them here."""
+        if self._task is None:
+            while await self.describe_pending():
+                pass
+            return
+        self.wake()
+        target = self._asked
+        async with self._idle:
+            await self._idle.wait_for(lambda: self._answered >= target or self._task is None)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the message under way (within ``timeout_s``), then stop; the rest waits for the next start."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._idle:
+            self._idle.notify_all()
+
+    async def _run(self) -> None:
+        backoff = Backoff(base_s=0.5, cap_s=30.0)
+        failures = 0
+        while not self._stopping:
+            asked = self._asked
+            try:
+                done = await self.describe_pending()
+            except DATABASE_FAULTS as exc:  # the messages wait in the database
+                failures += 1
+                log.warning("could not describe images (%s); retrying", exc)
+                await self._sleep(backoff.delay(failures))
+                continue
+            except Exception:  # whatever else: the worker carries on (the message taken is left with "[image]")
+                failures += 1
+                log.exception("could not describe images; carrying on")
+                await self._sleep(backoff.delay(failures))
+                continue
+            failures = 0
+            if done:
+                continue
+            async with self._idle:
+                self._answered = max(self._answered, asked)
+                self._idle.notify_all()
+            await self._sleep(self.poll_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        self._wake.clear()
+
+    async def describe_pending(self) -> int:
+        """Describe the oldest messages with images pending (one batch); returns how many were taken."""
+        async with self.database.reading() as session:
+            pending = await ConversationRepository(session).with_images_pending(limit=self.batch_size)
+        for message_id in pending:
+            if self._stopping:
+                break
+            await self.describe(message_id)
+        return len(pending)
+
+    async def describe(self, message_id: int) -> None:
+        """Claim one message's images, describe them with one model call and write that into its memory."""
+        async with self.database.session() as session:
+            claimed = await ConversationRepository(session).claim_images(message_id)
+            memory = await MemoryRepository(session).of_message(message_id) if claimed is not None else None
+        if claimed is None or memory is None:
+            return
+        text, urls = claimed
+        if not urls or not self.vision.sees(self.model):
+            return
+        if self.activity is not None:
+            await self.activity.until_quiet(self.yield_s)
+        options = ChatOptions(model=self.model, temperature=0.2, max_tokens=TOKENS_PER_DESCRIPTION * len(urls))
+        self.calls += 1
+        try:
+            completion = await self.chat.generate(describe_request(urls, text), options)
+        except LLMUnavailable as exc:  # a link expired, a model that cannot see: the memory keeps "[image]"
+            log.warning("could not describe the images of message %s: %s", message_id, exc)
+            return
+        descriptions = parse_descriptions(completion.text, len(urls))
+        if not any(descriptions):
+            return
+        memory_id, speaker, created_at = memory
+        async with self.database.session() as session:
+            await MemoryRepository(session).rewrite(
+                memory_id, with_images(text, descriptions), created_at=created_at, speaker_name=speaker
+            )
+        self.described += 1
+        self.rewritten()

@@ -1,0 +1,114 @@
+"""End to end: 🔄 and ◀ ▶ under a reply, pressed through the real discord.py client against the fake Discord."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Memory, Message, ReplyAlternative
+from bot.discord.client import HearthBot
+from bot.discord.reply_buttons import REFUSALS
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.bot import running_bot
+
+JSON = dict[str, Any]
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana, bo = fake.add_user("ana", global_name="Ana"), fake.add_user("bo", global_name="Bo")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana, bo])
+        yield fake, ana, bo, guild
+
+
+@pytest.fixture
+async def bot(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> AsyncIterator[HearthBot]:
+    async with running_bot(world[0], db, llm) as running:
+        yield running
+
+
+def buttons(message: JSON) -> list[str]:
+    """The message's buttons as people see them: emoji, or label for the position."""
+    return [
+        (button.get("emoji") or {}).get("name") or button.get("label") or ""
+        for row in message.get("components") or []
+        for button in row.get("components") or []
+    ]
+
+
+async def stored_as_shown_in(db: Database, message: JSON) -> None:
+    """Replies are stored just after they are delivered: wait (briefly) until this one is."""
+    async with asyncio.timeout(5):
+        while True:
+            async with db.session() as session:
+                found = await session.scalar(
+                    select(Message.id).where(
+                        Message.discord_message_id == int(message["id"]), Message.role == "assistant"
+                    )
+                )
+            if found is not None:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def press(discord: FakeDiscord, user: FakeUser, message: JSON, action: str, **wait: Any) -> tuple[JSON, JSON]:
+    payload = discord.component_payload(user, message, f"hearth:reply:{action}")
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    return payload, await discord.wait_for_response(payload, **wait)
+
+
+async def test_regenerate_keeps_both_answers_and_the_conversation_goes_on_from_the_one_shown(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    discord, ana, bo, guild = world
+    general = guild.channel("general")
+    llm.script(
+        Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."), Reply("Glad you liked it!")
+    )
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+    reply = await discord.wait_for_message(general)
+    await discord.wait_for_request(
+        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
+    )
+    await stored_as_shown_in(db, reply)
+    asked = len(llm.chat_requests)
+
+    # Someone else's press: a private refusal, and no model call.
+    payload, refusal = await press(discord, bo, reply, "regen")
+    assert discord.is_ephemeral(payload) and refusal["content"] == REFUSALS["not_yours"]
+    assert len(llm.chat_requests) == asked
+
+    # Ana's press: one new model call with the same turn, shown in place with ◀ 2/2 ▶ 🔄.
+    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+    assert len(llm.chat_requests) == asked + 1
+    again = llm.chat_requests[-1].body["messages"]
+    assert again[-1]["content"] == "Ana: @Hearth tell me a story"
+    assert all("lighthouse" not in m["content"] for m in again), "the answer being replaced is not in its context"
+    assert shown["id"] == reply["id"] and buttons(shown) == ["◀", "2/2", "▶", "🔄"]
+
+    # ◀ goes back to the first answer, and the conversation goes on from it.
+    _, back = await press(discord, ana, shown, "prev", predicate=lambda m: "lighthouse" in m["content"])
+    assert back["content"] == "A lighthouse keeper story." and buttons(back) == ["◀", "1/2", "▶", "🔄"]
+    await discord.user_message(general, ana, "that was lovely", referenced_message=back)
+    answered = await discord.wait_for_request(lambda call: call.route == "create_message" and "Glad" in str(call.body))
+    assert isinstance(answered.response, dict)
+    await stored_as_shown_in(db, answered.response)
+    history = [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]]
+    assert "A lighthouse keeper story." in history and not any("Miso" in text for text in history)
+
+    async with db.session() as session:
+        kept = (await session.scalars(select(ReplyAlternative.content).order_by(ReplyAlternative.position))).all()
+        remembered = (await session.scalars(select(Memory.content).where(Memory.kind == "message"))).all()
+    assert list(kept) == ["A lighthouse keeper story.", "A story about a cat called Miso."]
+    assert "A lighthouse keeper story." in remembered and not any("Miso" in text for text in remembered)
+
+    # The conversation moved on: the old reply's buttons say so.
+    payload, late = await press(discord, ana, back, "next")
+    assert discord.is_ephemeral(payload) and late["content"] == REFUSALS["moved_on"]

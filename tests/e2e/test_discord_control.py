@@ -1,0 +1,134 @@
+"""End to end: what admins and members control on Discord (block lists, roles, reset, channel personas),
+through the real discord.py client against the fake Discord and the real openai client against the fake model."""
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bot.db.engine import Database
+from bot.discord.client import HearthBot
+from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM
+from tests.support.bot import running_bot
+from tests.support.chat import eventually
+from tests.support.commands import run
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    ana: FakeUser  # a member
+    bo: FakeUser  # a member with the "friends" role
+    boss: FakeUser  # Manage Server
+    guild: FakeGuild
+    friends: int  # a role id
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with FakeDiscord() as fake:
+        ana, bo, boss = fake.add_user("ana"), fake.add_user("bo"), fake.add_user("boss")
+        guild = fake.add_guild("Cosy Corner", channels=["general", "garden"], members=[ana, bo], admins=[boss])
+        friends = fake.add_role(guild, "friends", members=[bo, boss])
+        yield World(fake, ana, bo, boss, guild, friends)
+
+
+@pytest.fixture
+async def bot(world: World, db: Database, llm: FakeLLM) -> AsyncIterator[HearthBot]:
+    async with running_bot(world.discord, db, llm) as running:
+        yield running
+
+
+_markers = itertools.count()
+
+
+async def answered(world: World, llm: FakeLLM, channel: int, user: FakeUser, text: str) -> bool:
+    """Whether a mention from ``user`` reached the model. A marker the boss sends after it, always answered, is
+    a turn that comes after the first message's in the channel; a moment more covers a first message that was
+    slower to be read than the marker."""
+    asked, marker = len(llm.chat_requests), f"marker {next(_markers)}"
+
+    def reached() -> bool:
+        return any(text in str(request.body["messages"][-1]) for request in llm.chat_requests[asked:])
+
+    await world.discord.user_message(channel, user, f"{world.discord.bot.mention} {text}")
+    await world.discord.user_message(channel, world.boss, f"{world.discord.bot.mention} {marker}")
+    await eventually(lambda: any(marker in str(r.body["messages"][-1]) for r in llm.chat_requests[asked:]))
+    if not reached():
+        await asyncio.sleep(0.3)
+    return reached()
+
+
+def request_saying(llm: FakeLLM, text: str) -> JSON:
+    """The last chat request whose last message holds ``text``."""
+    return next(r.body for r in reversed(llm.chat_requests) if text in str(r.body["messages"][-1]))
+
+
+async def test_a_blocked_member_gets_no_reply_and_no_model_call_until_unblocked(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    general = world.guild.channel("general")
+    await run(world.discord, world.boss, general, "config block-user", {"user": world.ana})
+    assert not await answered(world, llm, general, world.ana, "hello?")
+    _, shown = await run(world.discord, world.boss, general, "config show")
+    assert f"<@{world.ana.id}>" in str(shown["embeds"])
+    await run(world.discord, world.boss, general, "config unblock-user", {"user": world.ana})
+    assert await answered(world, llm, general, world.ana, "back again")
+
+
+async def test_with_a_role_set_only_its_members_are_answered(world: World, bot: HearthBot, llm: FakeLLM) -> None:
+    general = world.guild.channel("general")
+    await run(world.discord, world.boss, general, "config roles add", {"role": world.friends})
+    await run(world.discord, world.boss, general, "config roles add", {"role": world.guild.id})  # not @everyone…
+    await run(world.discord, world.boss, general, "config roles remove", {"role": world.guild.id})
+    assert not await answered(world, llm, general, world.ana, "can I talk?")
+    assert await answered(world, llm, general, world.bo, "and me?")
+
+
+async def test_a_reset_empties_the_channels_history_and_leaves_other_channels_alone(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    general, garden = world.guild.channel("general"), world.guild.channel("garden")
+    for channel in (general, garden):
+        assert await answered(world, llm, channel, world.ana, "my cat is called Miso")
+    payload, said = await run(world.discord, world.ana, general, "conversation reset")
+    assert world.discord.is_ephemeral(payload) and "Fresh start" in said["content"]
+    assert await answered(world, llm, general, world.ana, "what is my cat called?")
+    earlier = [m["content"] for m in request_saying(llm, "what is my cat called?")["messages"][1:]]
+    assert earlier == ["ana: @Hearth what is my cat called?"], earlier
+    assert await answered(world, llm, garden, world.ana, "and here?")
+    kept = [m["content"] for m in request_saying(llm, "and here?")["messages"][1:]]
+    assert "ana: @Hearth my cat is called Miso" in kept
+
+
+async def test_a_channel_plays_its_own_persona(world: World, bot: HearthBot, llm: FakeLLM) -> None:
+    general, garden = world.guild.channel("general"), world.guild.channel("garden")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(
+        world.discord,
+        world.boss,
+        general,
+        "persona import",
+        {"card": FakeAttachment("mira.json", json.dumps(card).encode())},
+    )
+    await run(world.discord, world.boss, general, "persona set", {"name": "Hearth"})  # the server: the default again
+    _, said = await run(world.discord, world.boss, garden, "persona channel", {"name": "mira"})
+    assert said["content"] == "I'm Mira in this channel now."
+
+    def speaker(text: str) -> str:
+        return str(request_saying(llm, text)["messages"][0]["content"])  # the system prompt
+
+    assert await answered(world, llm, garden, world.ana, "who are you?")
+    assert "A fox spirit." in speaker("who are you?")
+    assert await answered(world, llm, general, world.ana, "and you?")
+    assert "A fox spirit." not in speaker("and you?")
+    await run(world.discord, world.boss, garden, "persona channel-reset")
+    assert await answered(world, llm, garden, world.ana, "and now?")
+    assert "A fox spirit." not in speaker("and now?")

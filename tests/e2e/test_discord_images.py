@@ -1,0 +1,137 @@
+"""End to end, on both backends: the images people send reach the model, are remembered as descriptions, and a
+model that cannot see them is noticed once.
+
+Real discord.py against the fake Discord (attachments on its CDN), the real ``openai`` client against the fake
+LLM; what is checked is what the model was sent.
+"""
+
+import logging
+
+import pytest
+
+from bot.db.engine import Database
+from bot.discord.client import HearthBot
+from bot.domain.images import MAX_IMAGE_BYTES
+from tests.fakes.discord_server import FakeAttachment, FakeDiscord
+from tests.fakes.llm_server import FakeLLM, LLMRequest, Reply
+from tests.support.bot import container_of, running_bot
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
+    await discord.wait_for_request(
+        lambda call: (
+            call.route in ("create_message", "edit_message")
+            and call.channel_id == channel_id
+            and (call.body or {}).get("content") == text
+        )
+    )
+
+
+async def settled(bot: HearthBot) -> None:
+    """Images described and every memory embedded: what the background work does after a turn."""
+    container = container_of(bot)
+    if container.image_describer is not None:
+        await container.image_describer.flush()
+    await container.embedding_worker.flush()
+
+
+def image_parts(request: LLMRequest) -> list[dict[str, object]]:
+    return [
+        part
+        for message in request.messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
+
+
+async def test_an_image_is_shown_with_its_message_and_recalled_later_by_what_it_showed(
+    db: Database, llm: FakeLLM
+) -> None:
+    llm.image_descriptions["cat.png"] = "a ginger cat asleep on a laptop keyboard"
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        guild = discord.add_guild("Cosy Corner", channels=["general", "random"], members=[ana])
+        general, random = guild.channel("general"), guild.channel("random")
+        async with running_bot(discord, db, llm) as bot:
+            mention = discord.bot.mention
+            llm.script(Reply("What a sleepy cat!"))
+            sent = await discord.user_message(
+                random,
+                ana,
+                f"{mention} look who took my seat",
+                attachments=[
+                    ("cat.png", PNG),
+                    ("notes.txt", b"not an image"),
+                    FakeAttachment("huge.png", PNG, claimed_size=MAX_IMAGE_BYTES + 1),
+                ],
+            )
+            await answered(discord, random, "What a sleepy cat!")
+            (reply,) = llm.reply_requests
+            cat_url = sent["attachments"][0]["url"]
+            # The image is a part of the user message it came with, after its text; other files are left out.
+            user = reply.messages[-1]
+            assert user["role"] == "user" and user["content"][0]["type"] == "text"
+            assert "look who took my seat" in user["content"][0]["text"]
+            assert image_parts(reply) == [{"type": "image_url", "image_url": {"url": cat_url}}]
+
+            await settled(bot)
+            # One description call for the message, off the reply path.
+            assert [r.images for r in llm.description_requests] == [[cat_url]]
+
+            # Another channel, another conversation: the photo is recalled from memory, by what it showed.
+            llm.script(Reply("Your cat, asleep on the keyboard."))
+            await discord.user_message(general, ana, f"{mention} what was on my keyboard in that photo?")
+            await answered(discord, general, "Your cat, asleep on the keyboard.")
+            later = llm.reply_requests[-1]
+            assert "look who took my seat\n[image: a ginger cat asleep on a laptop keyboard]" in later.prompt_text()
+            assert image_parts(later) == []
+
+
+@pytest.mark.parametrize("fallbacks", [[], ["backup-model"]], ids=["alone", "with-fallback"])
+async def test_a_model_refusing_images_gets_the_turn_without_them_and_no_image_again(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture, fallbacks: list[str]
+) -> None:
+    """With fallback models too: a refused image is no reason to pass the turn to another model."""
+    llm.text_only_models.add("fake-model")  # answers 400 to any request with an image
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        async with running_bot(discord, db, llm, llm_fallback_models=fallbacks) as bot:
+            with caplog.at_level(logging.WARNING, logger="bot.llm.vision"):
+                llm.script(Reply("I can't see pictures, but tell me about it!"))
+                await discord.user_message(dm, ana, "my new bike", attachments=[("bike.png", PNG)])
+                await answered(discord, dm, "I can't see pictures, but tell me about it!")
+                refused, retried = llm.reply_requests
+                assert len(image_parts(refused)) == 1
+                assert image_parts(retried) == [] and "my new bike\n[image]" in retried.prompt_text()
+                assert [r.body["model"] for r in (refused, retried)] == ["fake-model", "fake-model"]
+
+                llm.script(Reply("Still can't see it."))
+                helmet = await discord.user_message(dm, ana, "and my helmet", attachments=[("helmet.png", PNG)])
+                await answered(discord, dm, "Still can't see it.")
+                await settled(bot)
+            later = llm.reply_requests[2:]
+            assert len(later) == 1 and image_parts(later[0]) == []
+            assert "and my helmet" in later[0].prompt_text()
+            # The model known to be text-only is not sent the next image at all, for a reply or a description.
+            helmet_url = helmet["attachments"][0]["url"]
+            assert not any(helmet_url in r.images for r in llm.chat_requests)
+            warnings = [r for r in caplog.records if r.name == "bot.llm.vision"]
+            assert len(warnings) == 1 and "fake-model" in warnings[0].getMessage()
+
+
+async def test_with_vision_off_no_image_is_sent_or_described(db: Database, llm: FakeLLM) -> None:
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        async with running_bot(discord, db, llm, llm_vision=False) as bot:
+            llm.script(Reply("Lovely sunset."))
+            await discord.user_message(dm, ana, "the view tonight", attachments=[("sunset.png", PNG)])
+            await answered(discord, dm, "Lovely sunset.")
+            await settled(bot)
+            assert all(image_parts(r) == [] for r in llm.chat_requests)
+            assert llm.description_requests == []
+            assert "the view tonight\n[image]" in llm.reply_requests[0].prompt_text()

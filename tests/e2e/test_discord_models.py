@@ -1,0 +1,150 @@
+"""End to end: what today's models do — reasoning models' thinking stays hidden, fallback models step in.
+
+The real discord.py client against the fake Discord, the real ``openai`` client against the fake LLM, on both
+database backends.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Memory, Message
+from bot.domain.budget import estimate_tokens
+from bot.llm.tokens import counter_for
+from bot.services.incoming import Place
+from tests.e2e.test_discord_chat import shown, stored_eventually
+from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step
+from tests.support.bot import container_of, running_bot
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+async def _rows(db: Database, statement: Any) -> list[Any]:
+    async with db.session() as session:
+        return list((await session.execute(statement)).all())
+
+
+async def test_a_reasoning_models_thinking_reaches_no_message_edit_row_or_learner(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    # Thinking twice over, as servers send it: reasoning_content deltas, then <think> in the content itself,
+    # cut into pieces of 3 characters so both tags arrive split, slowly enough for the preview to be edited.
+    llm.script(
+        Reply(
+            "<think>secret plan: flatter Ana</think>\n\nVisible answer, streamed in small pieces.",
+            chunk_size=3,
+            delay_between_chunks=0.02,
+            reasoning="secret musing about Ana",
+        )
+    )
+    async with running_bot(discord, db, llm) as bot:
+        await discord.user_message(general, ana, f"{discord.bot.mention} what do you think?")
+        await shown(discord, general, "Visible answer, streamed in small pieces.")
+        await stored_eventually(db, "assistant", ["Visible answer, streamed in small pieces."])
+
+        shown_texts = [
+            (call.body or {}).get("content") or ""
+            for call in discord.requests
+            if call.route in ("create_message", "edit_message")
+        ]
+        assert len(shown_texts) >= 3, "the preview was edited while the answer streamed"
+        assert not [text for text in shown_texts if "secret" in text or "think>" in text]
+        assert all("Visible answer, streamed in small pieces.".startswith(text) for text in shown_texts)
+
+        memories = [row.content for row in await _rows(db, select(Memory.content))]
+        contexts = [row.context or "" for row in await _rows(db, select(Memory.context))]
+        assert "Visible answer, streamed in small pieces." in memories
+        assert not [text for text in memories + contexts if "secret" in text]
+
+        conversation_id = (await _rows(db, select(Message.conversation_id).where(Message.role == "assistant")))[0][0]
+        llm.default = Reply('{"facts": []}')
+        await container_of(bot).learner.learn(conversation_id)
+        learner_prompt = llm.chat_requests[-1].prompt_text()
+        assert "Visible answer, streamed in small pieces." in learner_prompt
+        assert "secret" not in learner_prompt
+
+
+def _by_model(answers: dict[str, Step]) -> Any:
+    """A responder that answers each model its own way."""
+    return lambda body: answers[body["model"]]
+
+
+async def test_when_the_primary_model_keeps_failing_a_fallback_answers_and_its_usage_is_recorded(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.default = _by_model({"fake-model": Fail(500), "b": Reply("b steps in.", prompt_tokens=321)})
+    async with running_bot(discord, db, llm, budget_s=0.5, llm_fallback_models="b") as bot:
+        await discord.user_message(general, ana, f"{discord.bot.mention} are you there?")
+        await shown(discord, general, "b steps in.")
+        await stored_eventually(db, "assistant", ["b steps in."])
+
+        models = [request.body["model"] for request in llm.chat_requests]
+        assert models[-1] == "b" and models.count("b") == 1
+        assert models.count("fake-model") >= 2, "the primary was retried within its budget first"
+        rows = await _rows(db, select(Message.model, Message.prompt_tokens).where(Message.role == "assistant"))
+        assert rows == [("b", 321)]
+        metrics = (await container_of(bot).metrics.exposition()).decode()
+        assert 'hearth_model_calls_total{model="b",purpose="reply",result="ok"} 1.0' in metrics
+        assert 'hearth_model_calls_total{model="fake-model",purpose="reply",result="failed"} 1.0' in metrics
+        assert 'hearth_model_tokens_total{kind="prompt",model="b",purpose="reply"} 321.0' in metrics
+
+
+async def test_a_404_falls_back_at_once_behind_the_guilds_own_model(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.default = _by_model(
+        {
+            "guild-model": Fail(404, message="The model `guild-model` does not exist"),
+            "fake-model": Reply("never asked"),
+            "b": Reply("b again."),
+        }
+    )
+    async with running_bot(discord, db, llm, budget_s=5.0, llm_fallback_models="b") as bot:
+        place = Place(channel_id=general, guild_id=guild.id, guild_name=guild.name)
+        await container_of(bot).directory.update_guild_settings(place, {"model": "guild-model"})
+        await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+        await shown(discord, general, "b again.")
+
+        assert [request.body["model"] for request in llm.chat_requests] == ["guild-model", "b"]
+        await stored_eventually(db, "assistant", ["b again."])
+        rows = await _rows(db, select(Message.model).where(Message.role == "assistant"))
+        assert rows == [("b",)]
+
+
+async def test_an_openai_models_prompt_fits_its_window_by_the_tokenizers_count(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    count = counter_for("gpt-4o-mini")
+    japanese = "毎週日曜日に妹とジムでクライミングをしています。来週はリヨン近くの大きな岩場に挑戦します。" * 4
+    llm.default = Reply("そうなんだ！")
+    settings = {"llm_model": "gpt-4o-mini", "llm_context_tokens": 1024, "llm_max_tokens": 100}
+    async with running_bot(discord, db, llm, **settings):
+        for turn in range(6):
+            await discord.user_message(dm, ana, f"{turn}: {japanese}")
+            await stored_eventually(db, "assistant", ["そうなんだ！"] * (turn + 1))
+
+    replies = [request for request in llm.chat_requests if request.messages[0]["content"].startswith("You are")]
+    last = replies[-1]
+    assert len(replies) == 6 and last.body["model"] == "gpt-4o-mini"
+    sent = sum(count(message["content"]) + 4 for message in last.messages)
+    assert sent <= (1024 - 100) * 0.95, "the prompt fits the window as the model's tokenizer counts it"
+    assert sum(estimate_tokens(message["content"]) + 4 for message in last.messages) < sent / 2
+    assert len(last.messages) >= 3, "some history still fits"

@@ -1,0 +1,85 @@
+"""The fallback chain over the real chat model and ``openai`` client, against the fake LLM server."""
+
+from typing import Any
+
+import pytest
+
+from bot.container import with_fallbacks
+from bot.domain.prompt import ChatMessage
+from bot.llm.chat import ChatOptions, LLMUnavailable
+from bot.llm.fallback import FallbackChatModel
+from bot.settings import Settings
+from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Step
+from tests.support.chat import chat_model
+
+ASK = [ChatMessage("user", "hello?")]
+
+
+def _by_model(answers: dict[str, Step]) -> Any:
+    return lambda body: answers[body["model"]]
+
+
+def _asked(llm: FakeLLM) -> list[str]:
+    return [request.body["model"] for request in llm.chat_requests]
+
+
+async def test_once_part_of_an_answer_was_shown_no_other_model_takes_over(llm: FakeLLM) -> None:
+    llm.default = _by_model({"a": BrokenStream("Half an answer that breaks", after_chars=8), "b": Reply("b")})
+    chain = FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["b"])
+    shown: list[str] = []
+
+    async def preview(text: str) -> None:
+        shown.append(text)
+
+    with pytest.raises(LLMUnavailable) as failed:
+        await chain.generate(ASK, ChatOptions(model="a"), on_text=preview)
+    assert "Half an " in shown
+    assert set(_asked(llm)) == {"a"}, "the fallback was never asked"
+    assert failed.value.models == ("a",)
+    # Asked again without a preview: "a" just failed, so it rests behind "b", which answers.
+    assert (await chain.generate(ASK, ChatOptions(model="a"))).model == "b"
+
+
+async def test_a_model_that_failed_is_tried_last_for_a_while(llm: FakeLLM) -> None:
+    now = [1000.0]
+    llm.default = _by_model({"a": Fail(404, message="no such model"), "b": Reply("from b"), "c": Reply("from c")})
+    chain = FallbackChatModel(chat_model(llm.base_url), ["b", "c"], clock=lambda: now[0])
+
+    first = await chain.generate(ASK, ChatOptions(model="a"))
+    assert (first.text, first.model, first.fell_back_from) == ("from b", "b", ("a",))
+    assert _asked(llm) == ["a", "b"], "a 404 is not retried"
+
+    second = await chain.generate(ASK, ChatOptions(model="a"))
+    assert (second.model, second.fell_back_from) == ("b", ())
+    assert _asked(llm) == ["a", "b", "b"], "a model that just failed waits behind the others"
+
+    now[0] += 61
+    await chain.generate(ASK, ChatOptions(model="a"))
+    assert _asked(llm) == ["a", "b", "b", "a", "b"], "after its rest it is first again"
+
+
+async def test_when_every_model_fails_the_error_names_them_all(llm: FakeLLM) -> None:
+    llm.default = Fail(400, message="maximum context length exceeded")
+    chain = FallbackChatModel(chat_model(llm.base_url), ["b", "c"])
+    with pytest.raises(LLMUnavailable) as failed:
+        await chain.generate(ASK, ChatOptions(model="a"))
+    assert failed.value.models == ("a", "b", "c")
+    assert _asked(llm) == ["a", "b", "c"]
+
+
+async def test_a_fallback_endpoint_never_gets_the_primarys_key(llm: FakeLLM) -> None:
+    llm.default = _by_model({"a": Fail(404), "b": Reply("from b")})
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        openai_api_key="primary-secret",
+        llm_fallback_models="b",
+        llm_fallback_base_url=llm.base_url,
+    )
+    chain = with_fallbacks(chat_model(llm.base_url), settings)
+    try:
+        assert (await chain.generate(ASK, ChatOptions(model="a"))).model == "b"
+    finally:
+        assert isinstance(chain, FallbackChatModel)
+        await chain.aclose()
+    keys = {request.body["model"]: request.headers["authorization"] for request in llm.chat_requests}
+    assert keys == {"a": "Bearer test", "b": "Bearer not-needed"}
