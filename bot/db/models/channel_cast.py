@@ -3,6 +3,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, TimestampMixin
 from bot.db.models._columns import guild_fk
+from bot.db.types import DiscordId
 
 
 class ChannelCast(TimestampMixin, Base):
@@ -11,7 +12,7 @@ class ChannelCast(TimestampMixin, Base):
 
     __tablename__ = "channel_casts"
 
-    channel_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # Discord's id
+    channel_id: Mapped[int] = mapped_column(DiscordId, primary_key=True, autoincrement=False)
     persona_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("personas.id", ondelete="CASCADE"), primary_key=True, index=True
     )

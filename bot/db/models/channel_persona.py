@@ -3,6 +3,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, TimestampMixin
 from bot.db.models._columns import guild_fk
+from bot.db.types import DiscordId
 
 
 class ChannelPersona(TimestampMixin, Base):
@@ -12,7 +13,7 @@ class ChannelPersona(TimestampMixin, Base):
 
     __tablename__ = "channel_personas"
 
-    channel_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # Discord's id
+    channel_id: Mapped[int] = mapped_column(DiscordId, primary_key=True, autoincrement=False)
     guild_id: Mapped[int] = guild_fk(nullable=False)
     persona_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("personas.id", ondelete="CASCADE"), nullable=False, index=True
