@@ -292,11 +292,12 @@ def _unexpected(exc: BaseException) -> tuple[int, str]:
     import sqlite3
 
     import asyncpg
-    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db.errors import StorageError
 
     text = str(exc).strip()
     reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-    if isinstance(exc, SQLAlchemyError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError):
+    if isinstance(exc, StorageError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError):
         return EXIT_DATABASE, f"the database failed: {reason}"
     return EXIT_PROBLEM, f"unexpected error: {reason} (run again with --debug to see where)"
 

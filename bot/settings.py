@@ -11,21 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
+from bot.db.urls import URL, make_url, normalise_database_url
 from bot.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hearth.db"
-
-# Drivers Hearth speaks, and the spellings users commonly paste that mean the same thing.
-_DRIVER_ALIASES = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
 
 IntList = Annotated[list[int], NoDecode]
 WordList = Annotated[list[str], NoDecode]
@@ -62,26 +52,6 @@ def _json_object(value: Any) -> Any:
     if not isinstance(parsed, dict):
         raise ValueError(f"expected a JSON object ({{...}}), not {type(parsed).__name__}")
     return parsed
-
-
-def normalise_database_url(raw: str) -> URL:
-    """Parse a DATABASE_URL and pin it to the async driver Hearth uses for that backend."""
-    try:
-        url = make_url(raw.strip())
-    except ValueError:  # make_url's int() of the port
-        raise ValueError("the port in the URL is not a whole number (e.g. …@localhost:5432/hearth)") from None
-    except ArgumentError:
-        raise ValueError(
-            "not a database URL; expected e.g. sqlite+aiosqlite:///./data/hearth.db "
-            "or postgresql+asyncpg://user:password@host:5432/hearth"
-        ) from None
-    driver = _DRIVER_ALIASES.get(url.drivername)
-    if driver is None:
-        raise ValueError(f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg")
-    url = url.set(drivername=driver)
-    if driver.startswith("postgresql") and not url.database:
-        raise ValueError("the PostgreSQL URL names no database (…/DBNAME at the end)")
-    return url
 
 
 class Settings(BaseSettings):

@@ -8,9 +8,12 @@ fact a new one acts on.
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from bot.domain.extraction import MAX_EXPIRES_IN_DAYS, ExtractedFact
 
@@ -48,15 +51,26 @@ _ACTION_DECISIONS: dict[str, DecisionKind] = {"same": "refresh", "changed": "sup
 
 @dataclass(frozen=True, slots=True)
 class StoredFact:
+    """A fact Hearth holds about someone, current or not: what the fact repository returns, and what these rules
+    and the services read."""
+
     id: int
-    type: str
+    user_id: int
+    fact_type: str
     content: str
     confidence: float
     importance: float
+    scope: str  # dm | guild | global
+    guild_id: int | None
     learned_at: datetime
     last_referenced_at: datetime | None = None
     expiry_date: datetime | None = None
+    temporal_relevance: str | None = None
     is_active: bool = True
+    valid_to: datetime | None = None
+    superseded_by: int | None = None  # the fact that replaced it; None while current, or when retracted
+    source: str = "conversation"
+    embedding: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,32 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import OpinionRepository, SpeakerStateRepository
-from bot.db.repositories.facts import FactRepository, FactRow
+from bot.db.repositories.facts import FactRepository
+from bot.db.repositories.opinions import OpinionRepository
+from bot.db.repositories.speaker_state import SpeakerStateRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
 from bot.domain.budget import TokenCounter, estimate_tokens, take_lines_within
-from bot.domain.facts import StoredFact, fact_line, prompt_order
+from bot.domain.facts import fact_line, prompt_order
 from bot.domain.opinions import topics_in, voice
 from bot.domain.place import StatePlace
 from bot.domain.style import guidance
 from bot.llm.embeddings import cosine_to
 from bot.services.memory import Query
-
-
-def _stored(row: FactRow) -> StoredFact:
-    return StoredFact(
-        id=row.id,
-        type=row.fact_type,
-        content=row.content,
-        confidence=row.confidence,
-        importance=row.importance,
-        learned_at=row.learned_at,
-        last_referenced_at=row.last_referenced_at,
-        expiry_date=row.expiry_date,
-        is_active=row.is_active,
-    )
 
 
 class NoCompanion:
@@ -96,7 +83,7 @@ class CompanionContext:
                     [row.embedding for row in vectors if row.embedding is not None], await query.vector()
                 )
                 relevance = {row.id: score for row, score in zip(vectors, scores, strict=True)}
-            ordered = prompt_order([_stored(row) for row in facts], now, relevance)
+            ordered = prompt_order(facts, now, relevance)
             lines = take_lines_within(
                 [f"- {fact_line(fact)}" for fact in ordered], budgets.get("facts", 0), count=count
             )

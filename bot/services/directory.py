@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.db.changes import Change
 from bot.db.engine import Database
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.repositories.users import UserRepository
+from bot.db.session import AsyncSession
 from bot.domain import guild_settings
 from bot.domain.guild_settings import GuildSettings
 from bot.domain.triggers import ChatRules

@@ -21,20 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.db.engine import Database
-from bot.db.repositories.companion import (
-    LearningRepository,
-    MoodRepository,
-    OpinionRepository,
-    RelationshipRepository,
-    StyleRepository,
-    UnlearnedMessage,
-)
 from bot.db.repositories.events import EventRepository
-from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.repositories.facts import FactRepository, NewFact
+from bot.db.repositories.learning import LearningRepository, UnlearnedMessage
+from bot.db.repositories.moods import MoodRepository
+from bot.db.repositories.opinions import OpinionRepository
+from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
+from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
@@ -49,6 +45,7 @@ from bot.domain.extraction import (
 )
 from bot.domain.facts import (
     ASSOCIATION_SIMILARITY,
+    StoredFact,
     association_strength,
     association_type,
     decide,
@@ -324,14 +321,14 @@ class Learner:
         return list(reversed(lines))
 
     async def _known_facts(
-        self, usable: dict[int, list[FactRow]], messages: Sequence[UnlearnedMessage]
-    ) -> dict[int, tuple[FactRow, str]]:
+        self, usable: dict[int, list[StoredFact]], messages: Sequence[UnlearnedMessage]
+    ) -> dict[int, tuple[StoredFact, str]]:
         """Per speaker, the stored facts usable here that are closest to what the batch is about (fact id →
         the fact and its speaker's name as the transcript shows it)."""
         batch_text = "\n".join(m.content for m in messages if m.role == "user" and m.user_id in usable)
         speaker_of = {m.user_id: m.speaker or "Someone" for m in messages if m.role == "user" and m.user_id}
         query: Vectors | None = None
-        chosen: dict[int, tuple[FactRow, str]] = {}
+        chosen: dict[int, tuple[StoredFact, str]] = {}
         for user_id, facts in usable.items():
             if len(facts) > self.config.known_facts:
                 if query is None:  # background work: not embed_one, which goes before queued work
@@ -345,7 +342,7 @@ class Learner:
         return chosen
 
     async def _extract(
-        self, lines: list[TranscriptLine], known: dict[int, tuple[FactRow, str]], persona_name: str, now: datetime
+        self, lines: list[TranscriptLine], known: dict[int, tuple[StoredFact, str]], persona_name: str, now: datetime
     ) -> tuple[Extraction | None, int]:
         """The model's reading of the batch: asked once, and once more if the answer cannot be used."""
         messages = extraction_messages(
@@ -387,7 +384,7 @@ class Learner:
         messages: Sequence[UnlearnedMessage],
         allowed: set[int],
         names: dict[str, int],
-        known: dict[int, tuple[FactRow, str]],
+        known: dict[int, tuple[StoredFact, str]],
         extraction: Extraction | None,
         persona: PersonaView,
         now: datetime,
@@ -618,7 +615,7 @@ def _user_for(speaker: str, names: dict[str, int]) -> int | None:
     return folded.get(speaker.strip().casefold())
 
 
-def _nearest(rows: Sequence[FactRow], vector: Vectors | None) -> tuple[int, float] | None:
+def _nearest(rows: Sequence[StoredFact], vector: Vectors | None) -> tuple[int, float] | None:
     candidates = [row for row in rows if row.embedding is not None]
     if vector is None or not candidates:
         return None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import MoodRepository
 from bot.db.repositories.facts import FactRepository
 from bot.db.repositories.memories import MemoryRepository
+from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.usage import UsageRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import URL
-
 from bot.db.engine import Database, sqlite_file
 from bot.db.repositories.backups import CopyFailed, copy_sqlite
 from bot.db.repositories.system import SystemRepository
 from bot.db.types import utcnow
+from bot.db.urls import URL
 from bot.errors import HearthError
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.db.changes import Change
 from bot.db.engine import Database
+from bot.db.errors import IntegrityError
 from bot.db.models import Persona
 from bot.db.repositories.personas import PersonaRepository
 from bot.db.repositories.runtime import RuntimeRepository
@@ -233,10 +232,10 @@ class PersonaService:
         """Edit the global default persona (name, personality_prompt, backstory, …)."""
         await self.ensure_default()
         async with self.database.session() as session:
-            persona = await PersonaRepository(session).default_for(None)
+            repo = PersonaRepository(session)
+            persona = await repo.default_for(None)
             assert persona is not None
-            for key, value in changes.items():
-                setattr(persona, key, value)
+            await repo.change(persona, changes)
             await RuntimeRepository(session).announce(Change("persona", None))
         self.forget_all()
         return _view(persona)
@@ -327,10 +326,7 @@ class PersonaService:
                     raise PersonaError(
                         f"This server already has a persona called {_quoted(other.name)}; choose another name."
                     )
-            for key, value in changes.items():
-                setattr(persona, key, value)
-            await repo.session.flush()
-            return persona
+            return await repo.change(persona, changes)
 
         return _view(await self._change(guild_id, work))
 
@@ -358,9 +354,7 @@ class PersonaService:
                 _check_room(own)
                 persona = await repo.add(**fields, guild_id=guild_id, is_default=False)
             else:
-                for key, value in fields.items():
-                    setattr(persona, key, value)
-                await repo.session.flush()
+                await repo.change(persona, fields)
             await repo.make_default(persona.id, guild_id)
             return persona
 

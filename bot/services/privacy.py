@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from bot.db.engine import Database
-from bot.db.repositories.companion import RelationshipRepository, StyleRepository
-from bot.db.repositories.facts import FactRepository, FactRow, NewFact
+from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.privacy import PrivacyRepository, QuotingMemory
+from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships
+from bot.domain.facts import StoredFact
 from bot.domain.style import guidance
 from bot.errors import HearthError
 from bot.llm.embeddings import Embedder
@@ -37,7 +39,7 @@ class OptedOut(HearthError):
 class Profile:
     """What Hearth knows about someone in one place (facts usable there, relationship, style)."""
 
-    facts: list[FactRow]
+    facts: list[StoredFact]
     relationship_level: str | None
     relationship_score: float | None
     style: str | None
@@ -79,7 +81,7 @@ class PrivacyService:
             opted_out=preferences.learning_opt_out,
         )
 
-    async def facts_here(self, user_id: int, guild_id: int | None) -> list[FactRow]:
+    async def facts_here(self, user_id: int, guild_id: int | None) -> list[StoredFact]:
         async with self.database.reading() as session:
             return await FactRepository(session).usable(user_id, guild_id=guild_id, now=self.clock())
 

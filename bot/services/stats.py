@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.db.engine import Database
-from bot.db.repositories.companion import MoodRepository
+from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.personas import PersonaRepository
 from bot.db.repositories.stats import GuildTokens, StatsRepository
+from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain.place import StatePlace

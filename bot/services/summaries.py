@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.db.engine import Database
+from bot.db.errors import StorageError
 from bot.db.models import Conversation
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
@@ -88,7 +87,7 @@ class ConversationSummaries:
         for conversation in due:
             try:
                 written += await self.summarise(conversation)
-            except (HearthError, SQLAlchemyError, OSError):
+            except (HearthError, StorageError, OSError):
                 log.exception("could not summarise conversation %s; trying again next time", conversation.id)
         return written
 

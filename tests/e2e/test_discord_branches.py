@@ -11,7 +11,7 @@ from bot.db.engine import Database
 from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
 

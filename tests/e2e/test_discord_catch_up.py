@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import Message
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply, Stall
 from tests.support.bot import running_bot
 from tests.support.chat import RecordingReply, conversation_service, eventually, message

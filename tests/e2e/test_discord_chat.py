@@ -16,7 +16,7 @@ from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
 from bot.services.incoming import Place
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 

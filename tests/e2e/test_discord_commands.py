@@ -20,7 +20,7 @@ from bot.db.engine import Database
 from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
 from bot.discord.client import HearthBot
 from bot.services.incoming import Author, Place
-from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import container_of, running_bot
 from tests.support.commands import leaves, run, some_options, text_of

@@ -12,7 +12,7 @@ import pytest
 
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
-from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM
 from tests.support.bot import running_bot
 from tests.support.chat import eventually

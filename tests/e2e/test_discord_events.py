@@ -18,7 +18,7 @@ from bot.db.models import ScheduledEvent
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, RestCall
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM
 from tests.support.bot import container_of, running_bot
 from tests.support.observability import counted

@@ -12,7 +12,7 @@ import pytest
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from bot.domain.images import MAX_IMAGE_BYTES
-from tests.fakes.discord_server import FakeAttachment, FakeDiscord
+from tests.fakes.discord import FakeAttachment, FakeDiscord
 from tests.fakes.llm_server import FakeLLM, LLMRequest, Reply
 from tests.support.bot import container_of, running_bot
 

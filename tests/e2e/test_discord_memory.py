@@ -5,7 +5,7 @@ Gateway events go into the real discord.py client; the prompt the fake LLM recei
 
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import container_of, running_bot
 

@@ -16,7 +16,7 @@ from bot.domain.budget import estimate_tokens
 from bot.llm.tokens import counter_for
 from bot.services.incoming import Place
 from tests.e2e.test_discord_chat import shown, stored_eventually
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step
 from tests.support.bot import container_of, running_bot
 

@@ -17,7 +17,7 @@ import bot.discord.exts as exts
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from bot.discord.exts import EXTENSIONS
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 from tests.support.bot import running_bot
 

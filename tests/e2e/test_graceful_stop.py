@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from bot.db.engine import Database
 from bot.db.models import Conversation, Memory, Message, UserFact
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.process import bot_environment
 

@@ -20,7 +20,7 @@ import pytest
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from bot.log import secrets_of, setup_logging
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.observability import Samples, healthz, restored_logging, sample, scrape

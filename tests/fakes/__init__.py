@@ -1,6 +1,6 @@
 """Fakes of what lies beyond the network: Discord (gateway and REST) and an OpenAI-compatible API."""
 
-from tests.fakes.discord_server import (
+from tests.fakes.discord import (
     DEFAULT_EVERYONE_PERMISSIONS,
     FakeChannel,
     FakeDiscord,

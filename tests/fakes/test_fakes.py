@@ -19,7 +19,8 @@ from discord import app_commands
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes import BrokenStream, Fail, FakeDiscord, FakeGuild, FakeLLM, FakeUser, Reply, Stall
-from tests.fakes.discord_server import FakeAttachment, FakeChannelRef
+from tests.fakes.discord import FakeAttachment, FakeChannelRef, RestCall
+from tests.fakes.discord.rest import Route
 from tests.fakes.llm_server import echo_last_user_message
 
 # -- FakeLLM ---------------------------------------------------------------------------------------------
@@ -269,6 +270,47 @@ async def test_mention_gets_a_pong(world: World) -> None:
     assert seen.author.id == world.alice.id and isinstance(seen.author, discord.Member)
     assert world.client.user in seen.mentions
     assert fd.sent_messages(world.general) == [reply]
+
+
+class PinningDiscord(FakeDiscord):
+    """The fake with a route of a test's own, added as the package docstring says: a handler, and its entry in
+    ``routes()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinned: list[int] = []
+
+    def routes(self) -> list[Route]:
+        return [*super().routes(), ("GET", "/channels/{channel_id}/messages/pins", "pins", self._pins)]
+
+    def _pins(self, call: RestCall) -> dict[str, object]:
+        channel = self._channel(call.channel_id)  # 404 Unknown Channel, as every route
+        found = [self._stored(i) for i in self.pinned if int(self._stored(i)["channel_id"]) == channel.id]
+        return {"items": [{"pinned_at": m["timestamp"], "message": m} for m in found], "has_more": False}
+
+
+@pytest.mark.asyncio
+async def test_a_test_adds_a_route_by_extending_routes() -> None:
+    async with PinningDiscord() as fd:
+        alice = fd.add_user("alice")
+        guild = fd.add_guild(members=[alice])
+        general = guild.channel("general")
+        fd.pinned.append(int(fd.message_payload(general, alice, "pin me")["id"]))
+        with fd.patch_discord():
+            client = PingClient()
+            task = asyncio.create_task(client.start("fake-token"))
+            await fd.wait_identified()
+            await asyncio.wait_for(client.wait_until_ready(), 5)
+            channel = client.get_channel(general)
+            assert isinstance(channel, discord.TextChannel)
+
+            pins = [message async for message in channel.pins()]
+
+            await client.close()
+            await asyncio.wait_for(task, 5)
+        assert [(m.id, m.content, m.author.id) for m in pins] == [(fd.pinned[0], "pin me", alice.id)]
+        assert [call.channel_id for call in fd.calls("pins")] == [general]
+        assert not fd.unexpected, fd.unexpected
 
 
 @pytest.mark.asyncio

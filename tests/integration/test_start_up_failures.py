@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.db import migrations
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.postgres import create_database
 

@@ -9,7 +9,7 @@ from bot.container import Container
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from bot.settings import Settings
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder

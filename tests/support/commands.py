@@ -3,7 +3,7 @@
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tests.fakes.discord_server import FakeAttachment, FakeDiscord, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeUser
 
 JSON = dict[str, Any]
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2

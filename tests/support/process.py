@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from bot.db.engine import Database
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]

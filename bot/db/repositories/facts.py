@@ -5,7 +5,7 @@ successor) so history stays. Where a fact was learned is where it may be used (s
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,27 +16,7 @@ from bot.db.models import FactAssociation, UserFact
 from bot.db.repositories._dialect import insert_for
 from bot.db.repositories._plain import execute_plain
 from bot.db.types import FloatVector
-
-
-@dataclass(frozen=True, slots=True)
-class FactRow:
-    id: int
-    user_id: int
-    fact_type: str
-    content: str
-    confidence: float
-    importance: float
-    scope: str  # dm | guild | global
-    guild_id: int | None
-    learned_at: datetime
-    last_referenced_at: datetime | None
-    expiry_date: datetime | None
-    temporal_relevance: str | None
-    is_active: bool
-    valid_to: datetime | None
-    superseded_by: int | None  # the fact that replaced it; None while current, or when retracted
-    source: str
-    embedding: FloatVector | None = field(default=None, compare=False, repr=False)
+from bot.domain.facts import StoredFact
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +54,7 @@ _ROW_COLUMNS = (
     UserFact.superseded_by,
     UserFact.source,
     UserFact.embedding,
-)  # a FactRow, in order
+)  # a StoredFact, in order
 
 
 def _current(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
@@ -108,17 +88,17 @@ class FactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _rows(self, *conditions: ColumnElement[bool]) -> list[FactRow]:
+    async def _rows(self, *conditions: ColumnElement[bool]) -> list[StoredFact]:
         statement = select(*_ROW_COLUMNS).where(*conditions).order_by(UserFact.learned_at, UserFact.id)
-        return [FactRow(*tuple(row)) for row in (await self.session.execute(statement)).all()]
+        return [StoredFact(*tuple(row)) for row in (await self.session.execute(statement)).all()]
 
-    async def usable(self, user_id: int, *, guild_id: int | None, now: datetime) -> list[FactRow]:
+    async def usable(self, user_id: int, *, guild_id: int | None, now: datetime) -> list[StoredFact]:
         """The user's current facts that may be used here (``guild_id`` None: in DMs), oldest first: in a
         guild, those learned in that guild and global ones; in DMs, DM and global ones. Never another
         guild's facts, never DM facts in a guild."""
         statement = _USABLE_IN_DMS if guild_id is None else _USABLE_IN_GUILD
         result = await execute_plain(self.session, statement, {"user_id": user_id, "guild_id": guild_id, "now": now})
-        return [FactRow(*tuple(row)) for row in result.all()]
+        return [StoredFact(*tuple(row)) for row in result.all()]
 
     async def add(self, fact: NewFact, vector: FloatVector | None, model: str | None) -> int:
         """Insert a current fact (with its embedding, made by ``model``, when given); returns its id."""
@@ -158,7 +138,7 @@ class FactRepository:
             update(UserFact).where(UserFact.id == fact_id).values(is_active=False, valid_to=at, superseded_by=by)
         )
 
-    async def history(self, user_id: int) -> list[FactRow]:
+    async def history(self, user_id: int) -> list[StoredFact]:
         """Every fact about the user, current or not, anywhere, oldest first."""
         return await self._rows(UserFact.user_id == user_id)
 
@@ -173,7 +153,7 @@ class FactRepository:
 
     async def guild_facts_of_others(
         self, guild_id: int, user_id: int, types: Sequence[str], now: datetime
-    ) -> list[FactRow]:
+    ) -> list[StoredFact]:
         """Current facts of the given types that other members shared in this guild (never their DM or global
         facts), oldest first: what a shared interest is found among."""
         if not types:

@@ -1,5 +1,6 @@
 """Personas: the characters Hearth plays."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
@@ -31,6 +32,14 @@ class PersonaRepository:
     async def add(self, **fields: Any) -> Persona:
         persona = Persona(**fields)
         self.session.add(persona)
+        await self.session.flush()
+        return persona
+
+    async def change(self, persona: Persona, changes: Mapping[str, Any]) -> Persona:
+        """Set the given fields of ``persona`` (one this session read or added) and write them now, so a
+        unique index a change breaks fails here rather than at commit."""
+        for key, value in changes.items():
+            setattr(persona, key, value)
         await self.session.flush()
         return persona
 

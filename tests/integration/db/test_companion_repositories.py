@@ -23,18 +23,15 @@ from bot.db.models import (
     UserFact,
     UserRelationship,
 )
-from bot.db.repositories.companion import (
-    LearningRepository,
-    MoodRepository,
-    OpinionRepository,
-    RelationshipRepository,
-    SpeakerState,
-    SpeakerStateRepository,
-    StyleRepository,
-)
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.learning import LearningRepository
+from bot.db.repositories.moods import MoodRepository
+from bot.db.repositories.opinions import OpinionRepository
+from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.speaker_state import SpeakerState, SpeakerStateRepository
+from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import UTCDateTime
 from bot.domain.mood import Mood

@@ -6,11 +6,11 @@ from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import GuildDailyTokenUsage, Memory, UserDailyTokenUsage, UserFact
-from bot.db.repositories.companion import MoodRepository
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
+from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.users import UserRepository
 from bot.domain.mood import Mood
 from bot.domain.place import StatePlace

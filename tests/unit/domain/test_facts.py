@@ -43,10 +43,13 @@ def extracted(action: Any = "new", existing_id: int | None = None, confidence: f
 
 def stored(fact_id: int, **fields: Any) -> StoredFact:
     values: dict[str, Any] = {
-        "type": "hobby",
+        "user_id": 1,
+        "fact_type": "hobby",
         "content": f"fact {fact_id}",
         "confidence": 0.8,
         "importance": 0.5,
+        "scope": "dm",
+        "guild_id": None,
         "learned_at": T0,
         **fields,
     }

@@ -1,0 +1,118 @@
+"""What the learner has read: its marker in each conversation, and whether it may learn at all."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Conversation, Guild, GuildMember, Message, User, UserPreferences
+from bot.db.repositories._names import shown_name
+
+
+@dataclass(frozen=True, slots=True)
+class UnlearnedMessage:
+    """A stored turn the learner has not handled yet, with where it was said."""
+
+    id: int
+    role: str  # user | assistant
+    user_id: int | None  # the author of a user turn; the person answered, for an assistant turn
+    content: str
+    created_at: datetime
+    speaker: str | None  # the author's name as seen in that place; None for Hearth's own turns
+    guild_id: int | None
+    channel_id: int
+    dm_user_id: int | None = None  # in a DM, the user whose DM it is
+
+
+class LearningRepository:
+    """Where the learner stands in each conversation, and whether it may learn at all."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def unlearned(self, conversation_id: int, *, limit: int) -> list[UnlearnedMessage]:
+        """The conversation's user and assistant turns after its learning marker, oldest first (at most
+        ``limit``)."""
+        speaker = shown_name()
+        statement = (
+            select(
+                Message.id,
+                Message.role,
+                Message.user_id,
+                Message.content,
+                Message.created_at,
+                speaker,
+                Conversation.guild_id,
+                Conversation.channel_id,
+                Conversation.user_id,
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(User, User.id == Message.user_id)
+            .outerjoin(
+                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
+            )
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.id > func.coalesce(Conversation.learned_message_id, 0),
+                Message.role.in_(("user", "assistant")),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return [
+            UnlearnedMessage(
+                id=row[0],
+                role=row[1],
+                user_id=row[2],
+                content=row[3],
+                created_at=row[4],
+                speaker=row[5] if row[1] == "user" else None,
+                guild_id=row[6],
+                channel_id=row[7],
+                dm_user_id=row[8] if row[6] is None else None,
+            )
+            for row in (await self.session.execute(statement)).all()
+        ]
+
+    async def conversations_behind(self, *, limit: int) -> list[int]:
+        """Conversations holding a user message after their learning marker (what a restart must catch up on),
+        least recently active first."""
+        pending = select(Message.id).where(
+            Message.conversation_id == Conversation.id,
+            Message.role == "user",
+            Message.id > func.coalesce(Conversation.learned_message_id, 0),
+        )
+        statement = (
+            select(Conversation.id)
+            .where(pending.exists())
+            .order_by(Conversation.last_message_at, Conversation.id)
+            .limit(limit)
+        )
+        return [int(conversation_id) for conversation_id in (await self.session.scalars(statement)).all()]
+
+    async def mark_learned(self, conversation_id: int, up_to_message_id: int) -> None:
+        """Move the conversation's learning marker to ``up_to_message_id``; it never moves backwards."""
+        marker = Conversation.learned_message_id
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, or_(marker.is_(None), marker < up_to_message_id))
+            .values(learned_message_id=up_to_message_id)
+        )
+
+    async def learning_allowed(self, user_ids: Sequence[int], guild_id: int | None) -> tuple[set[int], bool]:
+        """(the users among ``user_ids`` who did not opt out of learning — no preferences row means they did not —,
+        whether the guild allows learning: its ``settings["learning"]`` is not false; always in DMs)."""
+        allowed = set(user_ids)
+        if allowed:
+            opted_out = await self.session.scalars(
+                select(UserPreferences.user_id).where(
+                    UserPreferences.user_id.in_(allowed), UserPreferences.learning_opt_out.is_(True)
+                )
+            )
+            allowed -= set(opted_out.all())
+        if guild_id is None:
+            return allowed, True
+        settings = await self.session.scalar(select(Guild.settings).where(Guild.id == guild_id))
+        return allowed, (settings or {}).get("learning", True) is not False

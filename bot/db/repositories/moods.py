@@ -1,0 +1,96 @@
+"""Hearth's mood per place (a guild, or one user's DM) and the history of its significant changes."""
+
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import BotState, MoodHistory
+from bot.db.repositories._dialect import insert_for
+from bot.db.repositories._places import at_place, place_keys
+from bot.domain.mood import Mood
+from bot.domain.place import StatePlace
+
+
+class MoodRepository:
+    """Hearth's mood per place (a guild, or one user's DM) and the history of its significant changes."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, place: StatePlace) -> tuple[Mood, datetime] | None:
+        """The mood and when it was last set."""
+        statement = select(BotState.mood_valence, BotState.mood_arousal, BotState.mood_updated_at).where(
+            at_place(BotState, place)
+        )
+        row = (await self.session.execute(statement)).one_or_none()
+        return None if row is None else (Mood(row[0], row[1]), row[2])
+
+    async def save(self, place: StatePlace, mood: Mood, *, at: datetime) -> None:
+        insert_ = insert_for(self.session, BotState)
+        statement = insert_.values(
+            guild_id=place.guild_id,
+            dm_user_id=place.dm_user_id,
+            mood_valence=mood.valence,
+            mood_arousal=mood.arousal,
+            mood_updated_at=at,
+            first_activated_at=at,
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=place_keys(BotState),
+                set_={
+                    "mood_valence": statement.excluded.mood_valence,
+                    "mood_arousal": statement.excluded.mood_arousal,
+                    "mood_updated_at": statement.excluded.mood_updated_at,
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+        )
+
+    async def record_change(
+        self,
+        place: StatePlace,
+        mood: Mood,
+        *,
+        at: datetime,
+        trigger_type: str,
+        user_id: int | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Append a row to mood_history: the mood reached at ``at``, and what caused it."""
+        await self.session.execute(
+            insert(MoodHistory).values(
+                guild_id=place.guild_id,
+                dm_user_id=place.dm_user_id,
+                valence=mood.valence,
+                arousal=mood.arousal,
+                trigger_type=trigger_type,
+                trigger_user_id=user_id,
+                trigger_description=description,
+                recorded_at=at,
+            )
+        )
+
+    async def last_recorded(self, place: StatePlace) -> Mood | None:
+        """The mood of the latest mood_history row here (significant changes are measured from it)."""
+        statement = (
+            select(MoodHistory.valence, MoodHistory.arousal)
+            .where(at_place(MoodHistory, place))
+            .order_by(MoodHistory.recorded_at.desc(), MoodHistory.id.desc())
+            .limit(1)
+        )
+        row = (await self.session.execute(statement)).one_or_none()
+        return None if row is None else Mood(row[0], row[1])
+
+    async def all_states(self) -> list[tuple[StatePlace, Mood, datetime]]:
+        """Every stored mood: (its place, mood, when it was set)."""
+        statement = select(
+            BotState.guild_id,
+            BotState.dm_user_id,
+            BotState.mood_valence,
+            BotState.mood_arousal,
+            BotState.mood_updated_at,
+        )
+        rows = (await self.session.execute(statement.order_by(BotState.id))).all()
+        return [(StatePlace(row[0], row[1]), Mood(row[2], row[3]), row[4]) for row in rows]

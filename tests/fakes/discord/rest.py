@@ -1,0 +1,345 @@
+"""The fake Discord's REST API: routing, recording every call, scripted failures, the CDN, and the routes for
+users, members, DMs, channels and messages (interactions and commands add theirs in :mod:`.interactions`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from tests.fakes.discord.gateway import DISPATCH, Gateway
+from tests.fakes.discord.payloads import JSON
+from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT, ApiError, FakeUser, UploadedFile
+
+API_PREFIX = "/api/v10"
+
+
+@dataclass
+class RestCall:
+    """One REST request: ``route`` is the fake's name for it (``create_message``, ``edit_message``, …)."""
+
+    method: str
+    path: str
+    route: str
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any
+    files: list[UploadedFile]
+    headers: Mapping[str, str]
+    status: int = 0
+    response: Any = None
+
+    @property
+    def channel_id(self) -> int | None:
+        value = self.params.get("channel_id")
+        return int(value) if value is not None else None
+
+
+@dataclass
+class _ScriptedFailure:
+    route: str
+    status: int
+    times: int
+    retry_after: float
+    message: str
+    code: int
+
+
+Handler = Callable[[RestCall], Any]
+Route = tuple[str, str, str, Handler]  # method, path under API_PREFIX, the fake's name for it, handler
+
+
+def _json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    # body=bytes, not text=: with text aiohttp appends "; charset=utf-8", and discord.py would see a str.
+    return web.Response(
+        body=json.dumps(payload).encode(), status=status, headers=headers, content_type="application/json"
+    )
+
+
+class Rest(Gateway):
+    """The REST side: each route a handler of a :class:`RestCall`, recorded in :attr:`requests` once answered."""
+
+    def __init__(self, bot_name: str = "Hearth", *, echo_bot_messages: bool = True, **options: Any) -> None:
+        super().__init__(bot_name, **options)
+        self.echo_bot_messages = echo_bot_messages
+        self.requests: list[RestCall] = []
+        self.unexpected: list[RestCall] = []
+        self.downloads: list[int] = []  # ids of attachments fetched from the CDN, in order
+        self._sent_ids: list[int] = []
+        self._failures: list[_ScriptedFailure] = []
+        self._claimed: set[int] = set()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    def calls(self, route: str) -> list[RestCall]:
+        """Recorded REST calls of one route, e.g. ``calls("create_message")``."""
+        return [call for call in self.requests if call.route == route]
+
+    def sent_messages(self, channel_id: int | None = None) -> list[JSON]:
+        """Messages the bot created with POST /channels/{id}/messages, in order, as they are now (after edits).
+
+        Deleted messages are left out (see :attr:`deleted_message_ids`).
+        """
+        found = [self.messages[mid] for mid in self._sent_ids if mid in self.messages]
+        return [m for m in found if channel_id is None or int(m["channel_id"]) == channel_id]
+
+    @property
+    def edits(self) -> list[RestCall]:
+        """Message edits: channel messages and interaction webhook messages."""
+        return [call for call in self.requests if call.route in ("edit_message", "edit_webhook_message")]
+
+    @property
+    def typing_calls(self) -> list[RestCall]:
+        return self.calls("typing")
+
+    def dm_messages(self, user: FakeUser) -> list[JSON]:
+        """Messages the bot sent to ``user``'s DM channel (``POST /channels/{dm}/messages``), as they are now."""
+        channel = next((c for c in self.channels.values() if c.recipient == user), None)
+        return self.sent_messages(channel.id) if channel is not None else []
+
+    def fail(
+        self,
+        route: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float = 0.05,
+        message: str = "scripted failure",
+        code: int = 0,
+    ) -> None:
+        """Answer the next ``times`` calls of ``route`` with ``status``.
+
+        A 429 carries ``retry_after`` and a ``Via`` header, so discord.py sleeps and retries; note that
+        discord.py also retries 500/502/504 itself, sleeping 1 s, 3 s, ….
+        """
+        self._failures.append(_ScriptedFailure(route, status, times, retry_after, message, code))
+
+    async def wait_for_request(self, predicate: Callable[[RestCall], bool], timeout: float = 5.0) -> RestCall:  # noqa: ASYNC109
+        """The earliest call matching ``predicate`` that no earlier wait returned, waiting until one is answered.
+
+        The client may still be reading the answer when this returns: to act on its result (say, press a
+        button on a message just sent), wait for something the client does afterwards.
+        """
+
+        def find() -> RestCall | None:
+            for index, call in enumerate(self.requests):
+                if index not in self._claimed and predicate(call):
+                    self._claimed.add(index)
+                    return call
+            return None
+
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                while (call := find()) is None:
+                    await self._changed.wait()
+                return call
+        except TimeoutError:
+            seen = "\n  ".join(f"{c.method} {c.path} -> {c.status}" for c in self.requests) or "(none)"
+            raise AssertionError(f"no matching Discord request within {timeout}s; recorded:\n  {seen}") from None
+
+    async def wait_for_message(self, channel_id: int | None = None, timeout: float = 5.0) -> JSON:  # noqa: ASYNC109
+        """The next message the bot creates (in ``channel_id``, if given), as answered to the client."""
+        call = await self.wait_for_request(
+            lambda c: c.route == "create_message" and (channel_id is None or c.channel_id == channel_id), timeout
+        )
+        assert isinstance(call.response, dict)
+        return call.response
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        """Every route the fake answers (the server registers them at start); a layer adds its own by extending
+        this list. A call to any other path answers 404 and is kept in :attr:`unexpected`."""
+        message = r"/channels/{channel_id}/messages/{message_id:\d+}"  # ids only: .../messages/pins is another route
+        return [
+            ("GET", "/gateway", "get_gateway", lambda call: {"url": self.gateway_url}),
+            ("GET", "/gateway/bot", "get_bot_gateway", self._bot_gateway),
+            ("GET", "/users/@me", "get_me", lambda call: self.bot.payload() | {"verified": True, "flags": 0}),
+            ("GET", "/oauth2/applications/@me", "application_info", self._application),
+            ("GET", "/applications/@me", "application_info", self._application),
+            ("POST", "/users/@me/channels", "create_dm", self._create_dm),
+            ("GET", "/users/{user_id}", "get_user", self._get_user),
+            ("GET", "/guilds/{guild_id}/members/{user_id}", "get_member", self._get_member),
+            ("GET", "/channels/{channel_id}", "get_channel", lambda call: self._channel(call.channel_id).payload()),
+            ("POST", "/channels/{channel_id}/typing", "typing", self._typing),
+            ("GET", "/channels/{channel_id}/messages", "history", self._history),
+            ("POST", "/channels/{channel_id}/messages", "create_message", self._create_message),
+            ("GET", message, "get_message", lambda call: self._stored(call.params["message_id"])),
+            ("PATCH", message, "edit_message", self._edit_message),
+            ("DELETE", message, "delete_message", self._delete_message),
+            ("PUT", message + "/reactions/{emoji}/@me", "add_reaction", lambda call: None),
+            ("DELETE", message + "/reactions/{emoji}/@me", "remove_reaction", lambda call: None),
+        ]
+
+    def _endpoint(self, route: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            call = await self._record(request, route)
+            failure = next((f for f in self._failures if f.route == route and f.times > 0), None)
+            headers: dict[str, str] = {}
+            if failure is not None:
+                failure.times -= 1
+                call.status = failure.status
+                call.response = {"message": failure.message, "code": failure.code}
+                if failure.status == 429:
+                    call.response |= {"retry_after": failure.retry_after, "global": False}
+                    headers = {"Via": "1.1 google", "Retry-After": f"{failure.retry_after:g}"}
+            else:
+                try:
+                    if any(len(file.data) > ATTACHMENT_SIZE_LIMIT for file in call.files):
+                        raise ApiError(413, 40005, "Request entity too large")
+                    call.response = handler(call)
+                    call.status = 200 if call.response is not None else 204
+                except ApiError as error:
+                    call.status, call.response = error.status, {"message": error.message, "code": error.code}
+            if route == "unknown":
+                self.unexpected.append(call)
+            elif self.echo_bot_messages and call.status in (200, 204):
+                await self._echo(call)
+            answer = (
+                web.Response(status=204) if call.status == 204 else _json_response(call.response, call.status, headers)
+            )
+            await answer.prepare(request)
+            await answer.write_eof()  # answered before waiters hear of the call
+            self.requests.append(call)
+            await self._notify()
+            return answer
+
+        return endpoint
+
+    async def _record(self, request: web.Request, route: str) -> RestCall:
+        body: Any = None
+        files: list[UploadedFile] = []
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    files.append(UploadedFile(name, value.filename, value.content_type, value.file.read()))
+                elif name == "payload_json":
+                    body = json.loads(str(value))
+        else:
+            raw = await request.read()
+            if raw:
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = raw.decode(errors="replace")
+        path = request.path.removeprefix(API_PREFIX)
+        return RestCall(
+            request.method,
+            path,
+            route,
+            dict(request.match_info),
+            dict(request.query),
+            body,
+            files,
+            CIMultiDict(request.headers),
+        )
+
+    async def _echo(self, call: RestCall) -> None:
+        """Tell the gateway about the bot's own message changes, as Discord does."""
+        if call.route == "create_message":
+            event, payload = "MESSAGE_CREATE", dict(call.response)
+            guild = self.guilds.get(int(payload.get("guild_id") or 0))
+            if guild is not None:
+                payload["member"] = self.member_payload(guild, self.bot, with_user=False)
+        elif call.route == "edit_message":
+            event, payload = "MESSAGE_UPDATE", call.response
+        elif call.route == "delete_message":
+            channel = self.channels[int(call.params["channel_id"])]
+            event, payload = "MESSAGE_DELETE", {"id": call.params["message_id"], "channel_id": str(channel.id)}
+            if channel.guild_id is not None:
+                payload["guild_id"] = str(channel.guild_id)
+        else:
+            return
+        for session in self._sessions_for(event, payload, None):
+            await session.send(DISPATCH, payload, event)
+
+    def _unknown(self, call: RestCall) -> Any:
+        raise ApiError(404, 0, f"404: Not Found ({call.method} {call.path})")
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        stored = self._files.get(int(request.match_info["attachment_id"]))
+        if stored is None:
+            raise web.HTTPNotFound()
+        self.downloads.append(int(request.match_info["attachment_id"]))
+        return web.Response(body=stored.data, content_type=stored.content_type)
+
+    # -- handlers -------------------------------------------------------------------------------------
+
+    def _bot_gateway(self, call: RestCall) -> JSON:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return {"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit}
+
+    def _application(self, call: RestCall) -> JSON:
+        return {
+            "id": str(self.application_id),
+            "name": self.bot.username,
+            "icon": None,
+            "description": "",
+            "rpc_origins": [],
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "bot": self.bot.payload(),
+            "owner": self.owner.payload(),
+            "team": None,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "interactions_endpoint_url": None,
+            "redirect_uris": [],
+            "tags": [],
+            "approximate_guild_count": len(self.guilds),
+        }
+
+    def _get_user(self, call: RestCall) -> JSON:
+        user = self.users.get(int(call.params["user_id"]))
+        if user is None:
+            raise ApiError(404, 10013, "Unknown User")
+        return user.payload()
+
+    def _get_member(self, call: RestCall) -> JSON:
+        guild = self.guilds.get(int(call.params["guild_id"]))
+        if guild is None:
+            raise ApiError(404, 10004, "Unknown Guild")
+        user = next((u for u in guild.members if u.id == int(call.params["user_id"])), None)
+        if user is None:
+            raise ApiError(404, 10007, "Unknown Member")
+        return self.member_payload(guild, user)
+
+    def _create_dm(self, call: RestCall) -> JSON:
+        user = self.users.get(int(call.body["recipient_id"]))
+        if user is None:
+            raise ApiError(400, 50007, "Cannot send messages to this user")
+        return self.channels[self.dm_channel(user)].payload()
+
+    def _typing(self, call: RestCall) -> None:
+        self._channel(call.channel_id)
+
+    def _history(self, call: RestCall) -> list[JSON]:
+        channel_id = self._channel(call.channel_id).id
+        limit = int(call.query.get("limit", 50))
+        before, after = int(call.query.get("before", 1 << 63)), int(call.query.get("after", 0))
+        found = [m for mid, m in self.messages.items() if int(m["channel_id"]) == channel_id and after < mid < before]
+        found.sort(key=lambda m: int(m["id"]), reverse=True)
+        return found[:limit] if "after" not in call.query else found[-limit:]
+
+    def _create_message(self, call: RestCall) -> JSON:
+        channel = self._channel(call.channel_id)
+        if channel.recipient is not None and channel.recipient.id in self._closed_dms:
+            raise ApiError(403, 50007, "Cannot send messages to this user")
+        message = self._message(channel.id, self.bot, call.body or {}, call.files)
+        self._sent_ids.append(int(message["id"]))
+        return message
+
+    def _edit_message(self, call: RestCall) -> JSON:
+        return self._edit(self._stored(call.params["message_id"]), call.body or {}, call.files)
+
+    def _delete_message(self, call: RestCall) -> None:
+        self._delete(self._stored(call.params["message_id"]))

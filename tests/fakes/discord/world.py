@@ -1,0 +1,428 @@
+"""The fake Discord's world: users, guilds with their channels, roles and members, DM channels, and every
+message and attachment, with the lookups that fail as Discord's API does (:class:`ApiError`).
+
+Nothing here speaks a protocol: :mod:`.gateway`, :mod:`.rest` and :mod:`.interactions` build on :class:`World`.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import discord
+
+from tests.fakes.discord.payloads import JSON, guild_payload, member_payload, now
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+ATTACHMENT_SIZE_LIMIT = 25 * 1024 * 1024
+
+DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+    use_external_emojis=True,
+    use_application_commands=True,
+).value
+ALL_PERMISSIONS = discord.Permissions.all().value
+ADMINISTRATOR = discord.Permissions(administrator=True).value
+# Message flags.
+EPHEMERAL, LOADING = 1 << 6, 1 << 7
+
+
+def _content_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+class ApiError(Exception):
+    """Answer the current REST call with a Discord-style error (raised by lookups and handlers alike)."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    id: int
+    username: str
+    bot: bool = False
+    global_name: str | None = None
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def payload(self) -> JSON:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "discriminator": "0",
+            "global_name": self.global_name,
+            "avatar": None,
+            "bot": self.bot,
+            "public_flags": 0,
+        }
+
+
+@dataclass
+class FakeChannel:
+    id: int
+    type: int  # 0 guild text, 1 DM
+    name: str | None = None
+    guild_id: int | None = None
+    position: int = 0
+    recipient: FakeUser | None = None
+    extra: JSON = field(default_factory=dict)
+
+    def payload(self) -> JSON:
+        if self.type == discord.ChannelType.private.value:
+            assert self.recipient is not None
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "recipients": [self.recipient.payload()],
+                "last_message_id": None,
+            }
+        data: JSON = {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "position": self.position,
+            "permission_overwrites": [],
+            "topic": None,
+            "nsfw": False,
+            "parent_id": None,
+            "rate_limit_per_user": 0,
+            "last_message_id": None,
+            "flags": 0,
+        }
+        return {**data, **self.extra}
+
+
+@dataclass
+class FakeGuild:
+    id: int
+    name: str
+    owner_id: int
+    channels: dict[str, int]
+    members: list[FakeUser]
+    roles: list[JSON]
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
+
+    def channel(self, name: str) -> int:
+        """A channel's id by name."""
+        return self.channels[name]
+
+    @property
+    def first_channel(self) -> int:
+        return next(iter(self.channels.values()))
+
+    def permissions_of(self, user_id: int) -> int:
+        """Guild-level permissions (channel overwrites are ignored)."""
+        if user_id == self.owner_id:
+            return ALL_PERMISSIONS
+        held = set(self.member_roles.get(user_id, [])) | {self.id}
+        value = 0
+        for role in self.roles:
+            if int(role["id"]) in held:
+                value |= int(role["permissions"])
+        return ALL_PERMISSIONS if value & ADMINISTRATOR else value
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    field_name: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FakeAttachment:
+    """A file a user attaches to an ATTACHMENT command option, a modal's file upload or a message.
+
+    The fake keeps ``data`` on its CDN, so discord.py's ``Attachment.read()`` downloads it, and reports
+    ``size=len(data)`` unless ``claimed_size`` says otherwise (to test a bot that checks the bytes it gets);
+    ``content_type`` defaults to a guess from ``filename``.
+    """
+
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    claimed_size: int | None = None
+
+    def uploaded(self, field_name: str = "files[0]") -> UploadedFile:
+        return UploadedFile(field_name, self.filename, self.content_type or _content_type(self.filename), self.data)
+
+
+@dataclass(frozen=True)
+class FakeChannelRef:
+    """A CHANNEL option's value for a command the fake has not seen synced (else a bare channel id will do)."""
+
+    id: int
+
+
+class World:
+    """Who and what exists, and every message: the state the gateway, REST and interactions read and change."""
+
+    def __init__(self, bot_name: str = "Hearth", *, shard_count: int = 1) -> None:
+        """``shard_count``: guilds are spread round-robin over that many shards (see :meth:`add_guild`)."""
+        self.shard_count = shard_count
+        self._last_snowflake = 0
+        self._port: int | None = None  # where the world is served, once the server runs
+        self.users: dict[int, FakeUser] = {}
+        self.guilds: dict[int, FakeGuild] = {}
+        self.channels: dict[int, FakeChannel] = {}
+        self.messages: dict[int, JSON] = {}
+        self.deleted_message_ids: list[int] = []
+        self._files: dict[int, UploadedFile] = {}
+        self._closed_dms: set[int] = set()
+        self.bot = self.add_user(bot_name, bot=True)
+        self.application_id = self.bot.id
+        self.owner = self.add_user("owner")
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeDiscord is not running: use `async with FakeDiscord() as fd:`")
+        return self._port
+
+    # -- building the world ---------------------------------------------------------------------------
+
+    def snowflake(self) -> int:
+        """A new snowflake carrying the time, each at least a millisecond after the last (ids spread over shards)."""
+        value = max(self._last_snowflake + (1 << 22), (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22)
+        self._last_snowflake = value
+        return value
+
+    def add_user(self, username: str, *, bot: bool = False, global_name: str | None = None) -> FakeUser:
+        user = FakeUser(self.snowflake(), username, bot, global_name)
+        self.users[user.id] = user
+        return user
+
+    def add_guild(
+        self,
+        name: str = "Hearth Test",
+        *,
+        channels: Sequence[str | JSON] = ("general",),
+        members: Iterable[FakeUser] = (),
+        owner: FakeUser | None = None,
+        everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        admins: Iterable[FakeUser] = (),
+    ) -> FakeGuild:
+        """A guild holding the bot, the owner (default: :attr:`owner`), ``members`` and ``admins``.
+
+        ``channels`` are text-channel names, or dicts merged into a channel payload (with a ``name``).
+        ``admins`` get an "Admin" role with the Administrator permission (so every permission, Manage Server
+        included); other members hold only ``everyone_permissions``. For one permission alone use
+        :meth:`add_role`, e.g. ``add_role(guild, "Mods", permissions=discord.Permissions(manage_guild=True).value,
+        members=[ben])``. Guilds added after the client identified need
+        ``await fd.dispatch("GUILD_CREATE", fd.guild_payload(g))``.
+        """
+        owner = owner or self.owner
+        admins = list(admins)
+        guild_id = self.snowflake()
+        while (guild_id >> 22) % self.shard_count != len(self.guilds) % self.shard_count:  # round-robin over shards
+            guild_id = self.snowflake()
+        everyone = {"id": str(guild_id), "name": "@everyone", "permissions": str(everyone_permissions), "position": 0}
+        everyone |= {"color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
+        people = list({u.id: u for u in (self.bot, owner, *members, *admins)}.values())
+        guild = FakeGuild(guild_id, name, owner.id, {}, people, [everyone])
+        self.guilds[guild_id] = guild
+        for spec in channels:
+            extra = {"name": spec} if isinstance(spec, str) else dict(spec)
+            channel = FakeChannel(
+                self.snowflake(),
+                type=int(extra.pop("type", 0)),
+                name=str(extra.pop("name")),
+                guild_id=guild_id,
+                position=len(guild.channels),
+                extra=extra,
+            )
+            self.channels[channel.id] = channel
+            guild.channels[str(channel.name)] = channel.id
+        if admins:
+            self.add_role(guild, "Admin", permissions=ADMINISTRATOR, members=admins)
+        return guild
+
+    def add_role(self, guild: FakeGuild, name: str, *, permissions: int = 0, members: Iterable[FakeUser] = ()) -> int:
+        """A role with ``permissions``, given to ``members``; returns its id."""
+        role_id = self.snowflake()
+        role = {"id": str(role_id), "name": name, "permissions": str(permissions), "position": len(guild.roles)}
+        guild.roles.append(role | {"color": 0, "hoist": False, "managed": False, "mentionable": True, "flags": 0})
+        for member in members:
+            guild.member_roles.setdefault(member.id, []).append(role_id)
+        return role_id
+
+    def close_dms(self, user: FakeUser, closed: bool = True) -> None:
+        """Make the bot's DMs to ``user`` fail (403, code 50007) as when they closed them; ``closed=False`` reopens."""
+        if closed:
+            self._closed_dms.add(user.id)
+        else:
+            self._closed_dms.discard(user.id)
+
+    def dm_channel(self, user: FakeUser) -> int:
+        """The id of the DM channel between the bot and ``user`` (created on first use)."""
+        for channel in self.channels.values():
+            if channel.recipient == user:
+                return channel.id
+        channel = FakeChannel(self.snowflake(), type=discord.ChannelType.private.value, recipient=user)
+        self.channels[channel.id] = channel
+        return channel.id
+
+    def member_payload(self, guild: FakeGuild, user: FakeUser, *, with_user: bool = True) -> JSON:
+        """A member of ``guild`` as Discord sends one (``with_user=False``: without its ``user``, as in messages)."""
+        return member_payload(guild, user, with_user=with_user)
+
+    def guild_payload(self, guild: FakeGuild) -> JSON:
+        """A GUILD_CREATE payload for ``guild``."""
+        return guild_payload(guild, self.channels)
+
+    def message_payload(
+        self,
+        channel_id: int,
+        author: FakeUser,
+        content: str,
+        *,
+        mentions: Iterable[FakeUser] = (),
+        referenced_message: JSON | None = None,
+        attachments: Sequence[tuple[str, bytes] | FakeAttachment] = (),
+        guild_id: int | None = None,
+    ) -> JSON:
+        """A MESSAGE_CREATE payload from ``author`` (stored, so replies can reference it).
+
+        ``guild_id`` defaults to the channel's guild; a DM channel (see :meth:`dm_channel`) has none.
+        Users mentioned in ``content`` as ``<@id>`` are added to ``mentions``.
+        """
+        guild_id = guild_id or self._channel(channel_id).guild_id
+        guild = self.guilds.get(guild_id) if guild_id else None
+        message = self._message(channel_id, author, {"content": content}, [])
+        files = [file if isinstance(file, FakeAttachment) else FakeAttachment(*file) for file in attachments]
+        message["attachments"] = [
+            self._store_attachment(channel_id, file.uploaded(f"files[{i}]"))
+            | ({"size": file.claimed_size} if file.claimed_size is not None else {})
+            for i, file in enumerate(files)
+        ]
+        mentioned = {u.id: u for u in self._mentioned(content)} | {u.id: u for u in mentions}
+        message["mentions"] = [
+            u.payload() | ({"member": self.member_payload(guild, u, with_user=False)} if guild else {})
+            for u in mentioned.values()
+        ]
+        if guild is not None:
+            message["guild_id"] = str(guild.id)
+            message["member"] = self.member_payload(guild, author, with_user=False)
+        if referenced_message is not None:
+            self._refer(message, referenced_message)
+        return message
+
+    def attachment_bytes(self, attachment: Mapping[str, Any]) -> bytes:
+        """The bytes of an attachment on the fake's CDN: ``attachment`` is a message's attachment dict."""
+        stored = self._files.get(int(attachment["id"]))
+        if stored is None:
+            raise AssertionError(f"no attachment {attachment['id']} on the fake's CDN")
+        return stored.data
+
+    # -- messages and lookups -------------------------------------------------------------------------
+
+    def _channel(self, channel_id: int | None) -> FakeChannel:
+        channel = self.channels.get(channel_id or 0)
+        if channel is None:
+            raise ApiError(404, 10003, "Unknown Channel")
+        return channel
+
+    def _stored(self, message_id: str | int) -> JSON:
+        message = self.messages.get(int(message_id))
+        if message is None:
+            raise ApiError(404, 10008, "Unknown Message")
+        return message
+
+    def _mentioned(self, content: str) -> list[FakeUser]:
+        ids = (int(found) for found in re.findall(r"<@!?(\d+)>", content))
+        return [self.users[i] for i in ids if i in self.users]
+
+    def _store_attachment(self, channel_id: int, file: UploadedFile) -> JSON:
+        attachment_id = self.snowflake()
+        self._files[attachment_id] = file
+        url = f"http://127.0.0.1:{self.port}/attachments/{channel_id}/{attachment_id}/{quote(file.filename)}"
+        return {
+            "id": str(attachment_id),
+            "filename": file.filename,
+            "size": len(file.data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": file.content_type,
+        }
+
+    def _refer(self, message: JSON, referenced: JSON | None, reference: JSON | None = None) -> None:
+        reference = reference or {"message_id": referenced["id"] if referenced else None}
+        reference = {"channel_id": message["channel_id"], **reference, "type": 0}
+        reference = {k: str(v) if k.endswith("_id") and v is not None else v for k, v in reference.items()}
+        if "guild_id" in message:
+            reference.setdefault("guild_id", message["guild_id"])
+        message["message_reference"] = reference
+        message["referenced_message"] = referenced
+        message["type"] = discord.MessageType.reply.value
+
+    def _message(self, channel_id: int, author: FakeUser, body: JSON, files: Sequence[UploadedFile]) -> JSON:
+        """A new stored message from ``author`` built from a create-message body (JSON or ``payload_json``)."""
+        content = body.get("content") or ""
+        channel = self._channel(channel_id)
+        message: JSON = {
+            "id": str(self.snowflake()),
+            "channel_id": str(channel_id),
+            "author": author.payload(),
+            "content": content,
+            "timestamp": now(),
+            "edited_timestamp": None,
+            "tts": bool(body.get("tts")),
+            "mention_everyone": False,
+            "mentions": [u.payload() for u in self._mentioned(content)],
+            "mention_roles": [],
+            "attachments": [self._store_attachment(channel_id, f) for f in files],
+            "embeds": body.get("embeds") or [],
+            "components": body.get("components") or [],
+            "pinned": False,
+            "type": 0,
+            "flags": int(body.get("flags") or 0),
+        }
+        if channel.guild_id is not None:
+            message["guild_id"] = str(channel.guild_id)
+        if "allowed_mentions" in body:
+            message["allowed_mentions"] = body["allowed_mentions"]  # not in Discord's answer: kept for assertions
+        if body.get("message_reference"):
+            reference = body["message_reference"]
+            self._refer(message, self.messages.get(int(reference["message_id"])), reference)
+        self.messages[int(message["id"])] = message
+        return message
+
+    def _edit(self, message: JSON, body: JSON, files: Sequence[UploadedFile]) -> JSON:
+        for key in ("content", "embeds", "components", "allowed_mentions"):
+            if key in body:
+                message[key] = body[key] if body[key] is not None else ("" if key == "content" else [])
+        if "flags" in body:  # an edit cannot make a message ephemeral or not, nor stop a deferral's loading
+            fixed = int(message.get("flags") or 0) & (EPHEMERAL | LOADING)
+            message["flags"] = (int(body["flags"] or 0) & ~(EPHEMERAL | LOADING)) | fixed
+        if "content" in body:
+            message["mentions"] = [u.payload() for u in self._mentioned(message["content"])]
+        if "attachments" in body:
+            kept = {str(a.get("id")) for a in body["attachments"] or []}
+            message["attachments"] = [a for a in message["attachments"] if a["id"] in kept]
+        message["attachments"] = message["attachments"] + [
+            self._store_attachment(int(message["channel_id"]), f) for f in files
+        ]
+        message["edited_timestamp"] = now()
+        return message
+
+    def _delete(self, message: JSON) -> None:
+        del self.messages[int(message["id"])]
+        self.deleted_message_ids.append(int(message["id"]))
