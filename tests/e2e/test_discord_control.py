@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import discord
 import pytest
 
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.llm_server import FakeLLM
+from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
 from tests.support.commands import run
@@ -37,6 +38,7 @@ async def world() -> AsyncIterator[World]:
         ana, bo, boss = fake.add_user("ana"), fake.add_user("bo"), fake.add_user("boss")
         guild = fake.add_guild("Cosy Corner", channels=["general", "garden"], members=[ana, bo], admins=[boss])
         friends = fake.add_role(guild, "friends", members=[bo, boss])
+        fake.add_role(guild, "hooks", permissions=discord.Permissions(manage_webhooks=True).value, members=[fake.bot])
         yield World(fake, ana, bo, boss, guild, friends)
 
 
@@ -132,3 +134,53 @@ async def test_a_channel_plays_its_own_persona(world: World, bot: HearthBot, llm
     await run(world.discord, world.boss, garden, "persona channel-reset")
     assert await answered(world, llm, garden, world.ana, "and now?")
     assert "A fox spirit." not in speaker("and now?")
+
+
+async def test_a_cast_character_named_or_replied_to_answers_through_the_webhook(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord_, general = world.discord, world.guild.channel("general")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    mira = FakeAttachment("mira.json", json.dumps(card).encode())
+    await run(discord_, world.boss, general, "persona import", {"card": mira})
+    await run(discord_, world.boss, general, "persona set", {"name": "Hearth"})  # the server: the default again
+    _, said = await run(discord_, world.boss, general, "persona cast add", {"name": "mira"})
+    assert "joins this channel's cast" in said["content"] and "Manage Webhooks" not in said["content"]
+
+    llm.script(Reply("The sea, @everyone, always the sea."), Reply("Stars, and the lamp."))
+    await discord_.user_message(general, world.ana, "Mira, what do you see from up there?")
+    await eventually(lambda: len(discord_.webhook_messages(general)) == 1)
+    [spoken] = discord_.webhook_messages(general)
+    assert spoken["author"]["username"] == "Mira" and spoken["content"] == "The sea, @everyone, always the sea."
+    assert spoken["allowed_mentions"]["parse"] == [], "a character's reply pings nobody either"
+    assert "A fox spirit." in str(request_saying(llm, "what do you see")["messages"][0]["content"])
+
+    await discord_.user_message(general, world.ana, "and at night?", referenced_message=spoken)
+    await eventually(lambda: len(discord_.webhook_messages(general)) == 2)
+    assert discord_.webhook_messages(general)[-1]["content"] == "Stars, and the lamp."
+    assert "A fox spirit." in str(request_saying(llm, "and at night?")["messages"][0]["content"])
+    assert len(discord_.channel_webhooks) == 1, "one webhook, made once and reused"
+
+    # The bot itself still answers as the server's persona, in its own name.
+    assert await answered(world, llm, general, world.ana, "and you, Hearth?")
+    assert "A fox spirit." not in str(request_saying(llm, "and you, Hearth?")["messages"][0]["content"])
+    assert len(discord_.webhook_messages(general)) == 2
+
+
+async def test_without_manage_webhooks_a_character_speaks_through_the_bot_with_its_name(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord_, general = world.discord, world.guild.channel("general")
+    world.guild.member_roles[discord_.bot.id] = []  # Discord now refuses the bot's webhook calls
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(
+        discord_, world.boss, general, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())}
+    )
+    await run(discord_, world.boss, general, "persona cast add", {"name": "Mira"})
+    llm.script(Reply("Hello from the rocks."))
+    await discord_.user_message(general, world.ana, "Mira? are you there?")
+    sent = await discord_.wait_for_request(
+        lambda call: call.route in ("create_message", "edit_message") and "Hello from the rocks." in str(call.body)
+    )
+    assert (sent.body or {})["content"] == "**Mira:** Hello from the rocks."
+    assert discord_.webhook_messages(general) == [] and discord_.calls("channel_webhooks")[-1].status == 403

@@ -17,6 +17,7 @@ from tests.fakes.discord.world import (
     ATTACHMENT_SIZE_LIMIT,
     EPHEMERAL,
     LOADING,
+    MANAGE_WEBHOOKS,
     ApiError,
     FakeAttachment,
     FakeChannel,
@@ -96,6 +97,7 @@ class Interactions(Rest):
         self._callbacks: dict[int, JSON] = {}
         self._originals: dict[str, int] = {}
         self._followups: dict[str, list[int]] = {}
+        self.channel_webhooks: dict[int, JSON] = {}  # webhooks the bot made in channels, by id
 
     # -- what users send ------------------------------------------------------------------------------
 
@@ -610,6 +612,8 @@ class Interactions(Rest):
             ("POST", webhook, "create_followup", self._create_followup),
             ("GET", webhook + "/messages/{message_id}", "get_webhook_message", self._webhook_message),
             ("PATCH", webhook + "/messages/{message_id}", "edit_webhook_message", self._edit_webhook_message),
+            ("GET", "/channels/{channel_id}/webhooks", "channel_webhooks", self._channel_webhooks),
+            ("POST", "/channels/{channel_id}/webhooks", "create_webhook", self._create_webhook),
             ("DELETE", webhook + "/messages/{message_id}", "delete_webhook_message", self._delete_webhook_message),
             ("GET", commands, "get_commands", lambda call: self.commands(None)),
             ("PUT", commands, "sync_commands", self._sync_commands),
@@ -682,7 +686,62 @@ class Interactions(Rest):
             message_id = str(original)
         return self._stored(message_id)
 
-    def _create_followup(self, call: RestCall) -> JSON:
+    # A channel webhook's routes have the same shape as an interaction's (/webhooks/{id}/{token}): the id tells
+    # them apart. The bot needs Manage Webhooks to list or make them, as on Discord.
+
+    def _may_manage_webhooks(self, channel_id: int) -> FakeChannel:
+        channel = self._channel(channel_id)
+        guild = self.guilds.get(channel.guild_id or 0)
+        if guild is None or not guild.permissions_of(self.bot.id) & MANAGE_WEBHOOKS:
+            raise ApiError(403, 50013, "Missing Permissions")
+        return channel
+
+    def _channel_webhooks(self, call: RestCall) -> list[JSON]:
+        channel = self._may_manage_webhooks(self._channel(call.channel_id).id)
+        return [hook for hook in self.channel_webhooks.values() if int(hook["channel_id"]) == channel.id]
+
+    def _create_webhook(self, call: RestCall) -> JSON:
+        channel = self._may_manage_webhooks(self._channel(call.channel_id).id)
+        hook_id = self.snowflake()
+        hook: JSON = {
+            "id": str(hook_id),
+            "type": 1,
+            "guild_id": str(channel.guild_id),
+            "channel_id": str(channel.id),
+            "name": (call.body or {}).get("name") or "webhook",
+            "avatar": None,
+            "token": f"hook-{hook_id}",
+            "application_id": str(self.application_id),
+            "user": self.bot.payload(),
+        }
+        self.channel_webhooks[hook_id] = hook
+        return hook
+
+    def _channel_webhook(self, call: RestCall) -> JSON | None:
+        hook = self.channel_webhooks.get(int(call.params["application_id"]))
+        if hook is not None and hook["token"] != call.params["token"]:
+            raise ApiError(401, 50027, "Invalid Webhook Token")
+        return hook
+
+    def _execute_webhook(self, hook: JSON, call: RestCall) -> JSON | None:
+        body = call.body or {}
+        author = FakeUser(int(hook["id"]), str(body.get("username") or hook["name"]), bot=True)
+        message = self._message(int(hook["channel_id"]), author, body, call.files)
+        message["webhook_id"] = hook["id"]
+        message["author"] = message["author"] | {"avatar": None, "discriminator": "0000", "global_name": None}
+        if body.get("avatar_url"):
+            message["author_avatar_url"] = body["avatar_url"]  # not in Discord's answer: kept for assertions
+        return message if call.query.get("wait") in ("true", "True", "1") else None
+
+    def webhook_messages(self, channel_id: int) -> list[JSON]:
+        """Messages sent through channel webhooks in ``channel_id``, oldest first, as they are now."""
+        found = [m for m in self.messages.values() if m.get("webhook_id") and int(m["channel_id"]) == channel_id]
+        return sorted(found, key=lambda m: int(m["id"]))
+
+    def _create_followup(self, call: RestCall) -> JSON | None:
+        hook = self._channel_webhook(call)
+        if hook is not None:
+            return self._execute_webhook(hook, call)
         interaction = self._interaction_for(call)
         if int(interaction["id"]) not in self._acknowledged:
             raise ApiError(404, 10015, "Unknown Webhook")
@@ -699,6 +758,12 @@ class Interactions(Rest):
         return self._webhook_target(call)
 
     def _edit_webhook_message(self, call: RestCall) -> JSON:
+        hook = self._channel_webhook(call)
+        if hook is not None:
+            sent = self._stored(call.params["message_id"])
+            if sent.get("webhook_id") != hook["id"]:
+                raise ApiError(404, 10008, "Unknown Message")
+            return self._edit(sent, call.body or {}, call.files)
         message = self._edit(self._webhook_target(call), call.body or {}, call.files)
         message["flags"] = int(message.get("flags") or 0) & ~LOADING
         return message

@@ -34,6 +34,7 @@ DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
 ).value
 ALL_PERMISSIONS = discord.Permissions.all().value
 ADMINISTRATOR = discord.Permissions(administrator=True).value
+MANAGE_WEBHOOKS = discord.Permissions(manage_webhooks=True).value
 # Message flags.
 EPHEMERAL, LOADING = 1 << 6, 1 << 7
 
