@@ -112,3 +112,20 @@ async def test_regenerate_keeps_both_answers_and_the_conversation_goes_on_from_t
     # The conversation moved on: the old reply's buttons say so.
     payload, late = await press(discord, ana, back, "next")
     assert discord.is_ephemeral(payload) and late["content"] == REFUSALS["moved_on"]
+
+
+async def test_the_buttons_of_a_reply_sent_before_a_restart_still_work(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm):
+        await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+        reply = await discord.wait_for_message(general)
+        await stored_as_shown_in(db, reply)
+    asked = [request.body["messages"][-1]["content"] for request in llm.chat_requests]
+    async with running_bot(discord, db, llm):  # a new process: no view of the old one is held anywhere
+        _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "2/2" in str(m["components"]))
+    assert buttons(shown) == ["◀", "2/2", "▶", "🔄"]
+    again = [request.body["messages"][-1]["content"] for request in llm.chat_requests][len(asked) :]
+    assert again == ["Ana: @Hearth hello"], "one model call, for the same turn"
