@@ -26,7 +26,8 @@ REFUSALS = {
     "expired": "This reply is more than a day old; it can't be changed any more.",
     "moved_on": "The conversation has moved on: only my latest reply can be changed.",
     "unknown": "I don't have this reply any more.",
-    "unavailable": "I couldn't come up with another answer just now. Try again in a little while.",
+    "unavailable": "I can't come up with another answer just now (I may be resting, or this server's daily limit is"
+    " reached). Try again in a little while.",
 }
 
 

@@ -14,6 +14,7 @@ from bot.discord.reply_buttons import REFUSALS
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
+from tests.support.chat import eventually
 
 JSON = dict[str, Any]
 
@@ -129,3 +130,21 @@ async def test_the_buttons_of_a_reply_sent_before_a_restart_still_work(
     assert buttons(shown) == ["◀", "2/2", "▶", "🔄"]
     again = [request.body["messages"][-1]["content"] for request in llm.chat_requests][len(asked) :]
     assert again == ["Ana: @Hearth hello"], "one model call, for the same turn"
+
+
+async def test_while_hearth_rests_a_press_asks_no_model(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+    reply = await discord.wait_for_message(general)
+    await stored_as_shown_in(db, reply)
+    bot.services.conversation.rest(True)  # the owner's maintenance switch
+    asked = len(llm.chat_requests)
+    payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    await eventually(lambda: discord.followups_of(payload))
+    [refusal] = discord.followups_of(payload)
+    assert refusal["content"] == REFUSALS["unavailable"] and refusal["flags"] & 64, "said privately"
+    assert len(llm.chat_requests) == asked

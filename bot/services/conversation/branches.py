@@ -21,6 +21,7 @@ from bot.domain.text import clean_text
 from bot.llm.chat import Completion, LLMUnavailable
 from bot.services.conversation.catch_up import incoming_of
 from bot.services.conversation.config import StoredTurn
+from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake
 from bot.services.conversation.responder import Responder
 from bot.services.conversation.store import TurnStore
@@ -49,6 +50,7 @@ class Branches:
         intake: Intake,
         store: TurnStore,
         responder: Responder,
+        holds: Holds,
         *,
         clock: Callable[[], datetime],
         expiry: timedelta = timedelta(hours=24),
@@ -57,6 +59,7 @@ class Branches:
         self.intake = intake
         self.store = store
         self.responder = responder
+        self.holds = holds
         self.clock = clock
         self.expiry = expiry
         self._locks = KeyedLocks()  # one press at a time per reply
@@ -89,6 +92,8 @@ class Branches:
                 for row in answered
             ]
             decision = await self.intake.place_of(incoming)
+            if await self.holds.stopped(batch[-1].guild_id, decision.settings):  # resting, or the quota is spent
+                return BranchOutcome("unavailable")
             query = self.responder.memory.query("\n".join(turn.text for turn in batch))
             try:
                 completion, _ = await self.responder.compose(
@@ -105,6 +110,7 @@ class Branches:
                 return BranchOutcome("unavailable")
             finally:
                 query.close()
+            self.holds.spent(batch[-1].guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
             return await self._keep(reply, completion)
 
     async def step(self, shown_in: int, requester: int, by: int) -> BranchOutcome:

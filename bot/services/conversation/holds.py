@@ -46,6 +46,11 @@ class Holds:
         self._told.add(key)
         return True, notice
 
+    async def stopped(self, guild_id: int | None, settings: guild_settings.GuildSettings) -> bool:
+        """Whether the model must not be called here now (resting, or the guild's quota spent), with nothing
+        said: for what asks the model again outside a turn (regenerating a reply)."""
+        return self.resting or (guild_id is not None and await self._over_quota(guild_id, settings))
+
     def spent(self, guild_id: int | None, tokens: int) -> None:
         """A reply's tokens, counted against its guild's quota."""
         if self.quota is not None and guild_id is not None:
