@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sync-commands",
         action="store_true",
-        help="publish the slash commands to Discord once connected (first start, and after an upgrade)",
+        help="publish the slash commands even when Discord already has the same ones (a start publishes them if not)",
     )
     commands.add_parser("chat", help="talk to Hearth in this terminal (as a DM)")
     commands.add_parser("doctor", help="check settings, database, pgvector and the LLM endpoint")

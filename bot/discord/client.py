@@ -2,15 +2,16 @@
 
 The bot carries :class:`~bot.services.bundle.Services`, from which each extension (``bot/discord/exts/``) takes
 what its cog calls, and a :class:`Runtime` (the launcher's background work) that it starts once set up and
-pauses when it stops. Commands are published to Discord only when asked: ``sync_commands`` at start
-(``python -m bot run --sync-commands``) or ``/owner sync``.
+pauses when it stops. At start the commands are published when Discord's differ from the bot's (one read
+tells), or whatever Discord has with ``sync_commands`` (``python -m bot run --sync-commands``); ``/owner sync``
+publishes them too.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -124,6 +125,27 @@ def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
     return trace
 
 
+def command_shapes(payloads: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """What tells two lists of slash commands apart (names, descriptions, types, options and their choices,
+    default permissions), in a form that compares equal whichever side of Discord's API they come from."""
+
+    def shape(payload: Mapping[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            key: payload[key] for key in ("name", "description", "type") if payload.get(key) is not None
+        }
+        if payload.get("required"):
+            found["required"] = True
+        if payload.get("choices"):
+            found["choices"] = [(choice["name"], choice["value"]) for choice in payload["choices"]]
+        if payload.get("options"):
+            found["options"] = [shape(option) for option in payload["options"]]
+        if payload.get("default_member_permissions") not in (None, ""):
+            found["default_member_permissions"] = str(payload["default_member_permissions"])
+        return found
+
+    return sorted((shape(payload) for payload in payloads), key=lambda command: str(command.get("name")))
+
+
 class HearthBot(commands.AutoShardedBot):
     """Auto-sharded, so SHARD_COUNT/SHARD_IDS split a large deployment over several processes."""
 
@@ -207,18 +229,32 @@ class HearthBot(commands.AutoShardedBot):
                 await self.load_extension(extension)
             except commands.ExtensionError:
                 log.exception("could not load extension %s", extension)
-        if not self.syncs_at_start:
-            return
         try:
-            log.info("published %d slash commands", await self.sync_commands())
+            if self.syncs_at_start:
+                log.info("published %d slash commands", await self.sync_commands())
+            elif await self._published_commands_differ():
+                log.info("the slash commands differ from those Discord has: published %d", await self.sync_commands())
         except discord.HTTPException:
             log.exception("could not publish the slash commands; the owner can retry with /owner sync")
+
+    async def _published_commands_differ(self) -> bool:
+        """Whether Discord's global commands are not this bot's (a first start, an upgrade, another
+        DISABLED_EXTENSIONS): one read, where publishing replaces them all and is rate-limited per day."""
+        published = []
+        for command in await self.tree.fetch_commands():
+            permissions = command.default_member_permissions  # not in AppCommand.to_dict()
+            published.append(
+                dict(command.to_dict()) | {"default_member_permissions": permissions and permissions.value}
+            )
+        ours = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        return command_shapes(published) != command_shapes(ours)
 
     async def sync_commands(self) -> int:
         """Publish the commands: global ones, and the owner's in DEV_GUILD_ID when set; returns how many.
 
-        Only when asked (``--sync-commands``, ``/owner sync``): Discord limits how often a bot may replace its
-        commands, and they change only when Hearth is upgraded or DISABLED_EXTENSIONS changes."""
+        At start only when Discord's differ from the bot's, or when asked (``--sync-commands``, ``/owner sync``):
+        Discord limits how often a bot may replace its commands, and they change only when Hearth is upgraded or
+        DISABLED_EXTENSIONS changes."""
         synced = len(await self.tree.sync())
         dev_guild = self.services.settings.dev_guild_id
         if dev_guild is not None:

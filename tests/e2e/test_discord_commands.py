@@ -101,17 +101,21 @@ async def test_every_published_command_has_a_unique_name_descriptions_and_a_line
             assert world.discord.can_use_command(world.ana, ana_dm, name), name
 
 
-async def test_a_start_publishes_no_commands_unless_asked_and_owner_sync_publishes_them(
+async def test_a_start_publishes_the_commands_only_when_discords_differ_and_owner_sync_publishes_them(
     world: World, db: Database, llm: FakeLLM
 ) -> None:
     discord = world.discord
-    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id) as bot:
-        assert discord.commands() == [] and discord.commands(world.guild.id) == []
-        await bot.sync_commands()  # what /owner sync runs
+    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id):
+        # A first start: Discord has none of them, so they are published, the owner's in the dev server.
         assert {"memory", "config", "hearth"} <= {c["name"] for c in discord.commands()}
         assert [c["name"] for c in discord.commands(world.guild.id)] == ["owner"]
-    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id):
-        _, answer = await run(discord, discord.owner, world.general, "owner sync")  # published: usable at once
+    published = len(discord.calls("sync_commands"))
+    async with running_bot(discord, db, llm, sync_commands=False, dev_guild_id=world.guild.id) as bot:
+        assert len(discord.calls("sync_commands")) == published, "the same commands: read, not published again"
+        assert len(discord.calls("get_commands")) == 2
+        await bot.sync_commands()  # what /owner sync runs
+        assert len(discord.calls("sync_commands")) == published + 1
+        _, answer = await run(discord, discord.owner, world.general, "owner sync")
         assert re.fullmatch(r"Synced \d+ commands\.", answer["content"])
 
 
