@@ -38,6 +38,9 @@ class ChannelWebhooks:
                 self._refused.add(channel.id)
                 log.warning("no Manage Webhooks permission in channel %s: its cast speaks as the bot", channel.id)
             return None
+        except discord.HTTPException as exc:  # e.g. the channel holds as many webhooks as Discord allows
+            log.warning("could not make a webhook in channel %s (%s): its cast speaks as the bot", channel.id, exc)
+            return None
         self._hooks[channel.id] = hook
         return hook
 
@@ -99,7 +102,7 @@ class CharacterReply:
                     allowed_mentions=MODEL_MENTIONS,
                     wait=True,
                 )
-            except discord.NotFound:  # deleted by an admin: the next message makes another
+            except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
                 self.webhooks.forget(getattr(self.channel, "id", 0))
         return await self.channel.send(self._shown(text), allowed_mentions=MODEL_MENTIONS)
 
