@@ -62,6 +62,9 @@ DATABASE_FAULTS: tuple[type[BaseException], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A connection killed in the middle of an operation can leave asyncpg's protocol in a state it reports this
+    # way ("cannot switch to state …"); like a dropped connection, the next try gets a fresh one.
+    asyncpg.InternalClientError,
 )
 # Of those, the database refusing a row (a constraint, a value it cannot take): retrying the same row is futile.
 DATABASE_REFUSALS: tuple[type[BaseException], ...] = (IntegrityError, DataError)
