@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Conversation, Guild, GuildMember, Message, ReplyAlternative, User
-from bot.db.repositories.conversations import AwaitingMessage
+from bot.db.models import Message, ReplyAlternative, User
+from bot.db.repositories.conversations import USER_MESSAGES_WITH_AUTHORS, AwaitingMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,39 +90,12 @@ class AlternativeRepository:
             .scalar_subquery()
         )
         answered_user = select(Message.user_id).where(Message.id == reply.message_id).scalar_subquery()
-        statement = (
-            select(
-                Message.id,
-                Message.conversation_id,
-                Message.user_id,
-                Conversation.guild_id,
-                Message.content,
-                Message.created_at,
-                Message.discord_message_id,
-                Conversation.channel_id,
-                User.discord_id,
-                User.discord_username,
-                User.discord_display_name,
-                GuildMember.guild_nickname,
-                Guild.discord_id,
-                Guild.name,
-            )
-            .select_from(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .join(User, User.id == Message.user_id)
-            .outerjoin(Guild, Guild.id == Conversation.guild_id)
-            .outerjoin(
-                GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id)
-            )
-            .where(
-                Message.conversation_id == reply.conversation_id,
-                Message.role == "user",
-                Message.user_id == answered_user,
-                Message.id > before,
-                Message.id < reply.message_id,
-            )
-            .order_by(Message.id)
-        )
+        statement = USER_MESSAGES_WITH_AUTHORS.where(
+            Message.conversation_id == reply.conversation_id,
+            Message.user_id == answered_user,
+            Message.id > before,
+            Message.id < reply.message_id,
+        ).order_by(Message.id)
         rows = (await self.session.execute(statement)).all()
         return [AwaitingMessage(*cast(tuple[Any, ...], row)) for row in rows]
 

@@ -112,7 +112,8 @@ class AwaitingMessage:
     guild_name: str | None
 
 
-_AWAITING = (
+# A user's message with who wrote it and where, as an AwaitingMessage holds it (a ``where`` picks which).
+USER_MESSAGES_WITH_AUTHORS = (
     select(
         Message.id,
         Message.conversation_id,
@@ -134,7 +135,10 @@ _AWAITING = (
     .join(User, User.id == Message.user_id)
     .outerjoin(Guild, Guild.id == Conversation.guild_id)
     .outerjoin(GuildMember, and_(GuildMember.user_id == Message.user_id, GuildMember.guild_id == Conversation.guild_id))
-    .where(Message.awaiting_reply, Message.role == "user", Message.created_at >= bindparam("since"))
+    .where(Message.role == "user")
+)
+_AWAITING = (
+    USER_MESSAGES_WITH_AUTHORS.where(Message.awaiting_reply, Message.created_at >= bindparam("since"))
     .order_by(Message.id)
     .limit(bindparam("limit"))
 )
