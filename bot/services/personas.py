@@ -174,6 +174,15 @@ def _validated(changes: dict[str, str | None]) -> dict[str, str | None]:
     return tidy
 
 
+async def _usable_named(repo: PersonaRepository, guild_id: int, name: str) -> Persona:
+    """The persona called ``name`` (any case; the guild's own before a global one) that the guild may use."""
+    personas = await repo.usable_in(guild_id)
+    chosen = _named(personas, name)
+    if chosen is None:
+        raise PersonaError(f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}.")
+    return chosen
+
+
 class PersonaService:
     def __init__(self, database: Database, *, ttl_s: float = 60.0) -> None:
         self.database = database
@@ -289,14 +298,7 @@ class PersonaService:
         await self._ensure_default_once()
 
         async def work(repo: PersonaRepository) -> Persona:
-            personas = await repo.usable_in(guild_id)
-            chosen = _named(personas, name)
-            if chosen is None:
-                raise PersonaError(
-                    f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
-                )
-            if chosen.guild_id is None:
-                chosen = await self._copy_for(repo, chosen, guild_id)
+            chosen = await self._owned(repo, await _usable_named(repo, guild_id, name), guild_id)
             await repo.make_default(chosen.id, guild_id)
             return chosen
 
@@ -383,14 +385,7 @@ class PersonaService:
         await self._ensure_default_once()
 
         async def work(repo: PersonaRepository) -> Persona:
-            personas = await repo.usable_in(guild_id)
-            chosen = _named(personas, name)
-            if chosen is None:
-                raise PersonaError(
-                    f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
-                )
-            if chosen.guild_id is None:
-                chosen = await self._copy_for(repo, chosen, guild_id)
+            chosen = await self._owned(repo, await _usable_named(repo, guild_id, name), guild_id)
             await repo.choose_for_channel(channel_id=channel_id, guild_id=guild_id, persona_id=chosen.id)
             return chosen
 
@@ -423,19 +418,13 @@ class PersonaService:
         await self._ensure_default_once()
 
         async def work(repo: PersonaRepository) -> Persona:
-            personas = await repo.usable_in(guild_id)
-            chosen = _named(personas, name)
-            if chosen is None:
-                raise PersonaError(
-                    f"There is no persona called {_quoted(name)} here. You can choose: {_names_list(personas)}."
-                )
+            chosen = await _usable_named(repo, guild_id, name)
             cast = await repo.cast_of(channel_id)
             if any(_key(member.name) == _key(chosen.name) for member in cast):
                 raise PersonaError(f"{_quoted(chosen.name)} is in this channel's cast already.")
             if len(cast) >= MAX_CAST:
                 raise PersonaError(f"A channel's cast holds at most {MAX_CAST} characters; remove one first.")
-            if chosen.guild_id is None:
-                chosen = await self._copy_for(repo, chosen, guild_id)
+            chosen = await self._owned(repo, chosen, guild_id)
             await repo.add_to_cast(channel_id=channel_id, guild_id=guild_id, persona_id=chosen.id)
             return chosen
 
@@ -454,6 +443,10 @@ class PersonaService:
             return member
 
         return _view(await self._change(guild_id, work))
+
+    async def _owned(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
+        """``persona`` as a row the guild owns: a global one is copied, so the guild's later edits stay its own."""
+        return persona if persona.guild_id is not None else await self._copy_for(repo, persona, guild_id)
 
     async def _copy_for(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
         """A guild-owned copy of a global persona (not yet the guild's default)."""
