@@ -35,6 +35,7 @@ from bot.db.types import utcnow
 from bot.domain import mood as moods
 from bot.domain import relationship as relationships
 from bot.domain.extraction import (
+    ExtractedFact,
     Extraction,
     ExtractionError,
     KnownFact,
@@ -394,8 +395,7 @@ class Learner:
         channel_id = messages[-1].channel_id
         user_messages = [m for m in messages if m.role == "user" and m.user_id in allowed]
         facts = extraction.facts if extraction is not None else []
-        contents = [fact.content for fact in facts]
-        vectors = await self.embedder.embed(contents) if contents else None
+        vectors = await self._fact_vectors(facts, names, known)
         baseline = moods.baseline_of(persona.config)
         added = refreshed = superseded = 0
 
@@ -419,7 +419,7 @@ class Learner:
                     user_id = _user_for(fact.speaker, names)
                     if user_id is None:
                         continue  # about someone not learned from (opted out, Hearth itself, a stranger)
-                    vector = vectors[index] if vectors is not None else None
+                    vector = vectors[index]
                     own = [row for row, _ in known.values() if row.user_id == user_id]
                     usable = await fact_repo.usable(user_id, guild_id=guild_id, now=now)
                     nearest = _nearest(usable, vector)
@@ -492,6 +492,29 @@ class Learner:
                     )
             await learning.mark_learned(conversation_id, messages[-1].id)
         return added, refreshed, superseded
+
+    async def _fact_vectors(
+        self,
+        facts: Sequence[ExtractedFact],
+        names: dict[str, int],
+        known: dict[int, tuple[StoredFact, str]],
+    ) -> list[Vectors]:
+        """Each fact's vector. A fact its speaker already has word for word takes that fact's stored vector (the
+        same text embeds the same): models restate what they were shown, and the model thread is the scarcest
+        part of a busy bot. The others are embedded together."""
+        stored = {
+            (row.user_id, row.content.strip()): row.embedding for row, _ in known.values() if row.embedding is not None
+        }
+        vectors: list[Vectors | None] = [
+            stored.get((user_id, fact.content.strip())) if (user_id := _user_for(fact.speaker, names)) else None
+            for fact in facts
+        ]
+        missing = [index for index, vector in enumerate(vectors) if vector is None]
+        if missing:
+            fresh = await self.embedder.embed([facts[index].content for index in missing])
+            for index, row in zip(missing, fresh, strict=True):
+                vectors[index] = row
+        return [vector for vector in vectors if vector is not None]
 
     async def _birthdays(self, extraction: Extraction, names: dict[str, int]) -> None:
         """A birthday someone mentions becomes their birthday (greeted yearly) unless they set one already;

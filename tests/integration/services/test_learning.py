@@ -2,9 +2,10 @@
 reads them in batches with one call to the (fake, scripted) model, and the next prompts show what it learned —
 only where they may."""
 
+import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from bot.db.models import (
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
+from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
@@ -71,13 +73,43 @@ def fact(content: str, kind: str, speaker: str = "Ana", **more: Any) -> dict[str
     return {"speaker": speaker, "type": kind, "content": content, "confidence": 0.9, **more}
 
 
+class TextsEmbedded:
+    """The session's embedder, noting every text it is asked to embed."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dimension = inner.dimension
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self.texts.extend(texts)
+        return await self.inner.embed(texts)
+
+    async def embed_one(self, text: str) -> Vectors:
+        self.texts.append(text)
+        return await self.inner.embed_one(text)
+
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        self.texts.append(text)
+        return self.inner.start_one(text)
+
+    async def aclose(self) -> None:
+        pass
+
+
 async def setup(
-    db: Database, llm: FakeLLM, *, batch_messages: int = 1, clock: Callable[[], datetime] = lambda: NOW
+    db: Database,
+    llm: FakeLLM,
+    *,
+    batch_messages: int = 1,
+    clock: Callable[[], datetime] = lambda: NOW,
+    embedder: Embedder | None = None,
 ) -> tuple[ConversationService, Learner]:
     learner = Learner(
         db,
         chat_model(llm.base_url),
-        await shared_embedder(),
+        embedder or await shared_embedder(),
         PersonaService(db),
         LearningConfig(model="fake-model", batch_messages=batch_messages, workers=1),
         clock=clock,
@@ -132,6 +164,30 @@ async def test_a_changed_fact_supersedes_the_old_one_and_the_prompt_holds_only_t
     assert not berlin.is_active and berlin.superseded_by == lisbon.id and berlin.valid_to == NOW
     assert lisbon.is_active and lisbon.scope == "dm" and lisbon.guild_id is None
     assert len(model.learning_prompts) == 3  # one call per batch (here: per message), none retried
+
+
+async def test_a_fact_restated_word_for_word_is_refreshed_without_being_embedded_again(
+    db: Database, llm: FakeLLM
+) -> None:
+    model = ScriptedModel(llm)
+    embedder = TextsEmbedded(await shared_embedder())
+    service, learner = await setup(db, llm, embedder=embedder)
+    learner.start()
+    model.answers = [
+        extraction(facts=[fact("plays the cello", "hobby")]),
+        extraction(facts=[fact("plays the cello", "hobby"), fact("has a cat called Miso", "pet")]),
+    ]
+    await say(service, learner, "I play the cello")
+    await say(service, learner, "cello practice again, then I fed Miso")
+    await learner.stop()
+
+    async with db.session() as session:
+        rows = (await session.scalars(select(UserFact))).all()
+    cello = [row for row in rows if row.fact_content == "plays the cello"]
+    assert len(cello) == 1 and cello[0].confidence > 0.9  # the same fact, confirmed
+    assert any(row.fact_content == "has a cat called Miso" and row.embedding is not None for row in rows)
+    assert embedder.texts.count("plays the cello") == 1
+    assert "has a cat called Miso" in embedder.texts
 
 
 async def test_one_call_per_batch_and_the_rest_of_the_companion_appears_in_the_prompt(
