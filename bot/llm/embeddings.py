@@ -6,11 +6,11 @@ Every embedder returns float32 rows of unit length, so a dot product between two
 import asyncio
 import contextlib
 import contextvars
+import functools
 import importlib
 import logging
 import os
 import random
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -191,7 +191,6 @@ class LocalEmbedder:
         self._pending: deque[_Piece] = deque()
         self._urgent: deque[_Piece] = deque()  # queries someone is waiting for: encoded first, on their own
         self._query_arrived = asyncio.Event()  # cuts a background batch's window short
-        self._query_waiting = threading.Event()  # read by the model thread: stop a background batch for a query
         self._batcher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -264,7 +263,6 @@ class LocalEmbedder:
             (self._urgent if piece.urgent else self._pending).append(piece)
             if piece.urgent:
                 self._query_arrived.set()
-                self._query_waiting.set()
         if self._batcher is None:
             # A context of its own: started by whichever message came first, it must not log with that one's ids.
             self._batcher = asyncio.create_task(
@@ -315,8 +313,6 @@ class LocalEmbedder:
                 break
             batch.append(queue.popleft())
             size += len(piece.texts)
-        if queue is self._urgent and not queue:
-            self._query_waiting.clear()  # every waiting query is taken: background batches may run on
         return batch
 
     async def _encode(self, batch: list[_Piece]) -> None:
@@ -327,32 +323,28 @@ class LocalEmbedder:
             self._fail(batch, RuntimeError("the embedder was closed"))
             return
         texts = [text for piece in batch for text in piece.texts]
-        urgent = any(piece.urgent for piece in batch)
         loop = asyncio.get_running_loop()
-        parts: list[Vectors] = []
         try:
-            if urgent:
-                parts.append(await loop.run_in_executor(self._executor, self._encode_sync, model, texts))
-            # Background texts are encoded on the model thread ``background_step`` at a time; it stops after the
-            # step under way when a query arrives, the query is encoded, then the batch goes on. A reply waits for
-            # at most one step, and a busy event loop does not slow the batch: it is not needed between steps.
-            done = 0
-            while not urgent and done < len(texts):
-                if self._urgent:
-                    await self._encode(self._take_batch(self._urgent))
-                part = await loop.run_in_executor(self._executor, self._encode_until_query, model, texts[done:])
-                parts.append(part)
-                done += len(part)
+            if any(piece.urgent for piece in batch):
+                vectors = await loop.run_in_executor(self._executor, self._encode_sync, model, texts)
+            else:
+                # Background texts go to the model ``background_step`` at a time, and queries that arrive
+                # meanwhile are encoded between steps and answered from the model thread: a reply waits for at most
+                # one step, and the model never waits for a busy event loop to hand it the rest of the batch.
+                vectors = await loop.run_in_executor(self._executor, self._encode_between_queries, model, texts, loop)
         except asyncio.CancelledError:
             self._fail(batch, RuntimeError("the embedder was closed"))
             raise
         except Exception as exc:
             self._fail(batch, exc)
             return
-        vectors = parts[0] if len(parts) == 1 else np.vstack(parts)
+        self._deliver(batch, vectors)
+
+    def _deliver(self, pieces: list[_Piece], vectors: Vectors) -> None:
+        """On the event loop: each waiting piece's rows (a cancelled caller's are dropped)."""
         self.batches_encoded += 1
         offset = 0
-        for piece in batch:
+        for piece in pieces:
             if not piece.future.done():
                 rows = vectors[offset : offset + len(piece.texts)]
                 piece.future.set_result(rows[0].copy() if piece.single else rows.copy())
@@ -374,14 +366,40 @@ class LocalEmbedder:
     def _encode_sync(model: SentenceEncoder, texts: list[str]) -> Vectors:
         return normalise_rows(model.encode(texts))
 
-    def _encode_until_query(self, model: SentenceEncoder, texts: list[str]) -> Vectors:
-        """The first of ``texts`` (``background_step`` at a time) up to when a query is waiting: at least one step."""
+    def _encode_between_queries(
+        self, model: SentenceEncoder, texts: list[str], loop: asyncio.AbstractEventLoop
+    ) -> Vectors:
+        """All of ``texts``, ``background_step`` at a time; before each step, the queries waiting are encoded
+        and their vectors handed to the event loop."""
         parts: list[Vectors] = []
         for start in range(0, len(texts), self.background_step):
+            if self._urgent:
+                self._answer_queries(model, loop)
+            if self._closed:
+                raise RuntimeError("the embedder was closed")
             parts.append(self._encode_sync(model, texts[start : start + self.background_step]))
-            if self._query_waiting.is_set() or self._closed:
-                break
         return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+    def _answer_queries(self, model: SentenceEncoder, loop: asyncio.AbstractEventLoop) -> None:
+        """On the model thread: encode every query waiting now, in one batch; the loop sets their results."""
+        pieces: list[_Piece] = []
+        while True:
+            try:
+                piece = self._urgent.popleft()  # the loop only appends meanwhile: deque ends are thread-safe
+            except IndexError:
+                break
+            if not piece.future.done():  # its caller may have been cancelled
+                pieces.append(piece)
+        if not pieces:
+            return
+        try:
+            vectors = self._encode_sync(model, [text for piece in pieces for text in piece.texts])
+        except Exception as exc:
+            answer = functools.partial(self._fail, pieces, exc)
+        else:
+            answer = functools.partial(self._deliver, pieces, vectors)
+        with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile: no one is waiting any more
+            loop.call_soon_threadsafe(answer)
 
     def _load_checked(self) -> SentenceEncoder:
         model = self._load_sync()
