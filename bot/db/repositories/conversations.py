@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, Guild, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
+from bot.db.repositories._plain import execute_plain
 
 # Statements on every reply's path are built once; SQLAlchemy then reuses their compiled form.
 _messages, _conversations = cast(Table, Message.__table__), cast(Table, Conversation.__table__)
@@ -143,6 +144,14 @@ _AWAITING = (
     .limit(bindparam("limit"))
 )
 
+# A reply's claim on the messages it answers (see ConversationRepository.settle).
+_SETTLE = (
+    update(_messages)
+    .where(_messages.c.id.in_(bindparam("ids", expanding=True)), _messages.c.awaiting_reply)
+    .values(awaiting_reply=False)
+    .returning(_messages.c.id)
+)
+
 
 class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -269,13 +278,7 @@ class ConversationRepository:
         settling the same message, one gets it)."""
         if not message_ids:
             return []
-        result = await self.session.execute(
-            update(Message)
-            .where(Message.id.in_(list(message_ids)), Message.awaiting_reply)
-            .values(awaiting_reply=False)
-            .returning(Message.id)
-            .execution_options(synchronize_session=False)
-        )
+        result = await execute_plain(self.session, _SETTLE, {"ids": list(message_ids)})
         return sorted(result.scalars().all())
 
     async def history(

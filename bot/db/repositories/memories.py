@@ -289,6 +289,8 @@ _TOUCH = (
     )
     .values(last_accessed_at=bindparam("now"))
 )
+# Memories as every turn stores them (with the message, in its transaction), ids back in the order given.
+_INSERT = insert(_MEMORIES).returning(_MEMORIES.c.id, sort_by_parameter_order=True)
 # The embedding worker's write: one prepared statement run for every row of a batch.
 _FILL = (
     update(_MEMORIES)
@@ -336,7 +338,8 @@ class MemoryRepository:
             }
             for i, m in enumerate(memories)
         ]
-        result = await self.session.execute(insert(Memory).returning(Memory.id, sort_by_parameter_order=True), rows)
+        connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py): two per message
+        result = await connection.execute(_INSERT, rows)
         return list(result.scalars().all())
 
     async def set_embeddings(self, ids: Sequence[int], vectors: FloatVector, model: str) -> None:
