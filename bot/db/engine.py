@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from bot.db.types import vector_from_postgresql, vector_to_postgresql
 from bot.errors import DatabaseUnavailable, describe_connection_error
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,25 @@ def _on_postgresql_error(context: ExceptionContext) -> None:
 
 def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
     # On the raw asyncpg connection, outside any transaction, so a later rollback does not undo it.
-    dbapi_connection.run_async(lambda connection: connection.execute(POSTGRESQL_SESSION_SETTINGS))
+    dbapi_connection.run_async(_prepare_postgresql_connection)
+
+
+async def _prepare_postgresql_connection(connection: asyncpg.Connection) -> None:
+    """The session settings, and pgvector's binary form for vectors (see ``bot.db.types``), in whichever
+    schema the extension was installed. A database the migrations have not reached yet has no vector type:
+    :func:`bot.db.migrations.upgrade` drops its connections once it has made one."""
+    await connection.execute(POSTGRESQL_SESSION_SETTINGS)
+    schema = await connection.fetchval(_VECTOR_SCHEMA)
+    if schema is not None:
+        await connection.set_type_codec(
+            "vector", schema=schema, encoder=vector_to_postgresql, decoder=vector_from_postgresql, format="binary"
+        )
+
+
+_VECTOR_SCHEMA = (
+    "SELECT n.nspname FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace "
+    "WHERE t.typname = 'vector' ORDER BY n.nspname = 'public' DESC LIMIT 1"
+)
 
 
 def sqlite_file(url: URL) -> Path | None:

@@ -135,6 +135,7 @@ async def upgrade(database: Database, *, embedding_dimension: int, revision: str
 
     async with database.engine.begin() as connection:
         await connection.run_sync(run)
+    await _reconnect(database)
 
 
 async def downgrade(database: Database, *, revision: str) -> None:
@@ -146,6 +147,13 @@ async def downgrade(database: Database, *, revision: str) -> None:
 
     async with database.engine.begin() as connection:
         await connection.run_sync(run)
+    await _reconnect(database)
+
+
+async def _reconnect(database: Database) -> None:
+    """Drop the pooled connections: those opened before the migration made (or dropped) the vector type would
+    not know it (see ``bot.db.engine``); the next ones do."""
+    await database.engine.dispose()
 
 
 async def current_revision(database: Database) -> str | None:

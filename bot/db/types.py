@@ -8,6 +8,7 @@
 * :class:`DiscordId`: a Discord snowflake (0 to 2**64 - 1) in a signed BIGINT.
 """
 
+import struct
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,16 +119,32 @@ class CleanString(TypeDecorator[str]):
 
 
 class _PgVector(Vector):
-    """pgvector's column type, sending vectors as text twice as fast as pgvector's own (a query vector is
-    sent on every reply): nine significant digits, exact for float32."""
+    """pgvector's column type, its values passed to asyncpg as NumPy arrays: each connection sends and reads them
+    in pgvector's binary form (:func:`vector_to_postgresql`, registered in ``bot/db/engine.py``). As text, a
+    vector took 70 µs of the event loop to write and as long to read back, three or four times per message."""
 
     cache_ok = True
+    # Parameters are written ``$1::VECTOR``: in a multi-row insert's VALUES list an uncast parameter has no type
+    # for asyncpg to choose the codec by.
+    render_bind_cast = True
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        def process(value: FloatVector | None) -> str | None:
-            return None if value is None else "[" + ",".join([f"{x:.9g}" for x in value.tolist()]) + "]"
+        return None  # Embedding has made the array already
 
-        return process
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        return None  # the connection's codec has read it
+
+
+def vector_to_postgresql(value: FloatVector) -> bytes:
+    """pgvector's binary form of a vector: its dimensions and a reserved zero (big-endian 16-bit each), then each
+    value as a big-endian float32."""
+    array = np.asarray(value, dtype=">f4")
+    return struct.pack(">HH", array.size, 0) + array.tobytes()
+
+
+def vector_from_postgresql(data: bytes) -> FloatVector:
+    dimensions, _reserved = struct.unpack_from(">HH", data)
+    return np.frombuffer(data, dtype=">f4", count=dimensions, offset=4).astype(np.float32)
 
 
 class Embedding(TypeDecorator[FloatVector]):
