@@ -277,9 +277,13 @@ class LocalEmbedder:
             self._batcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._batcher
-        self._fail([*self._urgent, *self._pending], RuntimeError("the embedder was closed"))
-        self._urgent.clear()
-        self._pending.clear()
+        # Taken one by one: the model thread may still be taking queries from the same queue.
+        waiting: list[_Piece] = []
+        for queue in (self._urgent, self._pending):
+            with contextlib.suppress(IndexError):
+                while queue:
+                    waiting.append(queue.popleft())
+        self._fail(waiting, RuntimeError("the embedder was closed"))
         self._model = None
         # The thread may still be finishing one batch; it ends on its own, nothing waits for it.
         self._executor.shutdown(wait=False, cancel_futures=True)
