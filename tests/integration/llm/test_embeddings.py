@@ -268,6 +268,24 @@ async def test_a_closed_embedder_refuses_work() -> None:
         await embedder.embed_one("hello")
 
 
+async def test_closing_during_a_background_batch_fails_every_waiting_caller() -> None:
+    """Whatever is queued or under way when the embedder closes ends with an error, none waits for ever."""
+    embedder = LocalEmbedder(MODEL, DIMENSION)
+    await embedder.load()
+    background = asyncio.create_task(embedder.embed([f"an old message, number {i}, about the sea" for i in range(64)]))
+    await asyncio.sleep(0.03)  # its first texts are being encoded
+    queries = [embedder.start_one(f"question {i}") for i in range(5)]
+    later = asyncio.create_task(embedder.embed(["queued behind the batch"]))
+    await asyncio.sleep(0)
+    await embedder.aclose()
+    async with asyncio.timeout(10):
+        outcomes = await asyncio.gather(background, later, *queries, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, RuntimeError) and "closed" in str(outcome)
+    assert isinstance(outcomes[0], RuntimeError) and isinstance(outcomes[1], RuntimeError)
+
+
 def test_normalise_rows_leaves_zero_rows_alone() -> None:
     rows = normalise_rows([[3.0, 4.0], [0.0, 0.0]])
     assert rows.dtype == np.float32
