@@ -301,8 +301,8 @@ class FlakyLLM(FakeLLM):
     (The fake's own script covers chat completions only.)
     """
 
-    def __init__(self, **kwargs: int) -> None:
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self.embedding_faults: list[Fail | float] = []  # a Fail, or seconds to stall before answering
 
     async def _embeddings(self, request: web.Request) -> web.Response:
