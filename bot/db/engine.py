@@ -165,8 +165,11 @@ def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> 
         return engine
     # No pre-ping (a round trip on every checkout, on every reply's path): a dropped connection fails one
     # statement, which the services retry, and empties the pool (see _on_postgresql_error); recycling keeps
-    # connections from going stale behind a proxy.
-    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    # connections from going stale behind a proxy. Up to three times ``pool_size`` connections, opened as they are
+    # needed and then kept: as overflow beyond ``pool_size`` they were closed as soon as they were returned, and
+    # under load the pool opened about two a second, each a new server process that learns the types and plans
+    # every statement afresh.
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size * 3, max_overflow=0, pool_recycle=1800)
     event.listen(engine.sync_engine, "connect", _on_postgresql_connect)
     event.listen(engine.sync_engine, "handle_error", _on_postgresql_error)
     return engine
