@@ -34,6 +34,8 @@ from typing import Any, Self
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.fakes.local_http import serve_locally
+
 __all__ = [
     "BrokenStream",
     "Fail",
@@ -212,11 +214,7 @@ class FakeLLM:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host="127.0.0.1", port=0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_locally(app)
         return self
 
     async def __aexit__(

@@ -15,6 +15,7 @@ from discord.http import Route
 from tests.fakes.discord.interactions import Interactions
 from tests.fakes.discord.rest import API_PREFIX
 from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT
+from tests.fakes.local_http import serve_locally
 
 
 class FakeDiscord(Interactions):
@@ -46,11 +47,7 @@ class FakeDiscord(Interactions):
             app.router.add_route(method, API_PREFIX + path, self._endpoint(name, handler))
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._attachment)
         app.router.add_route("*", "/{tail:.*}", self._endpoint("unknown", self._unknown))
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host="127.0.0.1", port=0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_locally(app)
         return self
 
     async def __aexit__(
