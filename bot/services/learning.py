@@ -27,7 +27,7 @@ from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.learning import LearningRepository, UnlearnedMessage
 from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.opinions import OpinionRepository
-from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.relationships import Exchange, RelationshipRepository
 from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.session import AsyncSession
@@ -408,11 +408,14 @@ class Learner:
             for message in user_messages:
                 assert message.user_id is not None
                 by_user.setdefault(message.user_id, []).append(message)
+            known_styles = await styles.get_many(by_user)
+            new_styles: dict[int, CommunicationStyle] = {}
             for writer_id, said in by_user.items():
-                style = await styles.get(writer_id) or CommunicationStyle()
+                style = known_styles.get(writer_id) or CommunicationStyle()
                 for message in said:
                     style = updated(style, signals_of(message.content))
-                await styles.save(writer_id, style)
+                new_styles[writer_id] = style
+            await styles.save_many(new_styles)
 
             if extraction is not None:
                 for index, fact in enumerate(facts):
@@ -581,16 +584,17 @@ class Learner:
             user_id = _user_for(reference.speaker, names)
             if user_id is not None:
                 references.setdefault(user_id, []).append((reference.kind, reference.text))
+        known = await repo.get_many(by_user, guild_id)
+        exchanges: dict[int, Exchange] = {}
         for user_id, said in by_user.items():
-            state = await repo.get(user_id, guild_id) or relationships.Relationship()
+            state = known.get(user_id) or relationships.Relationship()
             words = sum(len(m.content.split()) for m in said) / len(said)
             depth = min(1.0, words / 40) * 0.6 + extraction.intensity * 0.4
             state = relationships.after_exchange(state, sentiment=extraction.sentiment, depth=depth, at=now)
             for kind, text in references.get(user_id, []):
                 state = relationships.with_reference(state, kind, text)
-            await repo.save(
-                user_id, guild_id, state, message_length=float(sum(len(m.content) for m in said) / len(said))
-            )
+            exchanges[user_id] = Exchange(state, float(sum(len(m.content) for m in said) / len(said)))
+        await repo.save_many(guild_id, exchanges)
 
     async def _mood(
         self,

@@ -1,12 +1,14 @@
 """How each user writes: one communication style per user."""
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import UserCommunicationStyle
-from bot.db.repositories._dialect import insert_for
+from bot.db.repositories._dialect import dialect_name
 from bot.domain.style import TYPICAL_WORDS, CommunicationStyle
 
 STYLE_COLUMNS = (
@@ -42,40 +44,59 @@ class StyleRepository:
         self.session = session
 
     async def get(self, user_id: int) -> CommunicationStyle | None:
-        statement = select(*STYLE_COLUMNS).where(UserCommunicationStyle.user_id == user_id)
-        row = (await self.session.execute(statement)).one_or_none()
-        return None if row is None else style_of(row)
+        return (await self.get_many([user_id])).get(user_id)
+
+    async def get_many(self, user_ids: Collection[int]) -> dict[int, CommunicationStyle]:
+        """The styles of those of ``user_ids`` that have one."""
+        statement = select(UserCommunicationStyle.user_id, *STYLE_COLUMNS).where(
+            UserCommunicationStyle.user_id.in_(sorted(user_ids))
+        )
+        return {row.user_id: style_of(row) for row in (await self.session.execute(statement)).all()}
 
     async def save(self, user_id: int, style: CommunicationStyle) -> None:
-        """Insert or replace the user's style. ``engagement_signals`` belongs to this repository (written whole)."""
-        insert_ = insert_for(self.session, UserCommunicationStyle)
-        statement = insert_.values(
-            user_id=user_id,
-            preferred_length=style.preferred_length,
-            preferred_formality=style.formality,
-            emoji_affinity=style.emoji_usage,
-            humor_affinity=style.humor,
-            detail_preference=style.detail,
-            engagement_signals={"mean_words": style.mean_words},
-            samples_collected=style.sample_count,
-            confidence=style.confidence,
-        )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[UserCommunicationStyle.user_id],
-                set_={
-                    name: statement.excluded[name]
-                    for name in (
-                        "preferred_length",
-                        "preferred_formality",
-                        "emoji_affinity",
-                        "humor_affinity",
-                        "detail_preference",
-                        "engagement_signals",
-                        "samples_collected",
-                        "confidence",
-                        "updated_at",
-                    )
-                },
-            )
-        )
+        await self.save_many({user_id: style})
+
+    async def save_many(self, styles: Mapping[int, CommunicationStyle]) -> None:
+        """Insert or replace each user's style, in one prepared statement run for every row (in user order, so
+        two processes saving the same users lock them in the same order). ``engagement_signals`` belongs to this
+        repository (written whole)."""
+        if not styles:
+            return
+        rows = [
+            {
+                "user_id": user_id,
+                "preferred_length": style.preferred_length,
+                "preferred_formality": style.formality,
+                "emoji_affinity": style.emoji_usage,
+                "humor_affinity": style.humor,
+                "detail_preference": style.detail,
+                "engagement_signals": {"mean_words": style.mean_words},
+                "samples_collected": style.sample_count,
+                "confidence": style.confidence,
+            }
+            for user_id, style in sorted(styles.items())
+        ]
+        connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py)
+        await connection.execute(_UPSERT[dialect_name(self.session)], rows)
+
+
+def _upsert(insert: Any) -> Any:
+    """Insert a user's style, or replace every column of it but the user (built once per backend)."""
+    statement = insert(UserCommunicationStyle.__table__)
+    replaced = (
+        "preferred_length",
+        "preferred_formality",
+        "emoji_affinity",
+        "humor_affinity",
+        "detail_preference",
+        "engagement_signals",
+        "samples_collected",
+        "confidence",
+        "updated_at",
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[UserCommunicationStyle.user_id], set_={name: statement.excluded[name] for name in replaced}
+    )
+
+
+_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}

@@ -29,7 +29,7 @@ from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.learning import LearningRepository
 from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.opinions import OpinionRepository
-from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.relationships import Exchange, RelationshipRepository
 from bot.db.repositories.speaker_state import SpeakerState, SpeakerStateRepository
 from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
@@ -308,6 +308,34 @@ async def test_relationships_round_trip_per_place_with_one_dm_row(db: Database) 
     assert dm.first_interaction_at == T0
     assert dm.shared_references == {"nicknames": ["Annie", "A"], "inside_jokes": ["the penguin incident"]}
     assert in_guild.guild_id == guild and in_guild.avg_message_length == 0.0
+
+
+async def test_relationships_of_several_users_are_read_and_stored_together(db: Database) -> None:
+    """What the learner does once per batch: each row keeps its own running mean, and a state without a last
+    interaction leaves the stored one as it was."""
+    ana, bo, cy = [await _user(db, n, name) for n, name in enumerate(("ana", "bo", "cy"), start=1)]
+    known = Relationship(score=20.0, interaction_count=1, last_interaction_at=T0)
+    async with db.session() as session:
+        await RelationshipRepository(session).save(ana, None, known, message_length=10)
+    async with db.session() as session:
+        repo = RelationshipRepository(session)
+        assert await repo.get_many([ana, bo, cy], None) == {ana: known}
+        await repo.save_many(
+            None,
+            {
+                bo: Exchange(Relationship(score=5.0, interaction_count=1, last_interaction_at=T0), 8),
+                ana: Exchange(replace(known, score=30.0, interaction_count=2, last_interaction_at=None), 30),
+            },
+        )
+    async with db.session() as session:
+        stored = await RelationshipRepository(session).get_many([ana, bo, cy], None)
+        rows = (await session.execute(select(UserRelationship.user_id, UserRelationship.avg_message_length))).all()
+    means = {user_id: mean for user_id, mean in rows}
+    assert stored == {
+        ana: replace(known, score=30.0, interaction_count=2),  # its last interaction kept
+        bo: Relationship(score=5.0, interaction_count=1, last_interaction_at=T0),
+    }
+    assert means == {ana: pytest.approx(20.0), bo: pytest.approx(8.0)}  # ana: (10 + 30) / 2
 
 
 async def test_mood_is_saved_per_place_and_changes_are_recorded(db: Database) -> None:
