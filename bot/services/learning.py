@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
@@ -508,16 +508,13 @@ class Learner:
         stored = {
             (row.user_id, row.content.strip()): row.embedding for row, _ in known.values() if row.embedding is not None
         }
-        vectors: list[Vectors | None] = [
+        reused: list[Vectors | None] = [
             stored.get((user_id, fact.content.strip())) if (user_id := _user_for(fact.speaker, names)) else None
             for fact in facts
         ]
-        missing = [index for index, vector in enumerate(vectors) if vector is None]
-        if missing:
-            fresh = await self.embedder.embed([facts[index].content for index in missing])
-            for index, row in zip(missing, fresh, strict=True):
-                vectors[index] = row
-        return [vector for vector in vectors if vector is not None]
+        missing = [fact.content for fact, vector in zip(facts, reused, strict=True) if vector is None]
+        fresh: Iterator[Vectors] = iter(await self.embedder.embed(missing) if missing else [])
+        return [vector if vector is not None else next(fresh) for vector in reused]
 
     async def _birthdays(self, extraction: Extraction, names: dict[str, int]) -> None:
         """A birthday someone mentions becomes their birthday (greeted yearly) unless they set one already;
