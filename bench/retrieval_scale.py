@@ -67,7 +67,7 @@ from bot.db.engine import Database  # noqa: E402
 from bot.db.repositories.guilds import GuildRepository  # noqa: E402
 from bot.db.repositories.memories import MemoryRepository, NewMemory  # noqa: E402
 from bot.db.repositories.users import UserRepository  # noqa: E402
-from bot.domain.recall import RecallScope  # noqa: E402
+from bot.domain.recall import Names, RecallScope, without_names  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder, Vectors, normalise_rows  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
 
@@ -504,7 +504,11 @@ async def run(backends: Sequence[str], sizes: Sequence[int] | None) -> list[dict
     note(f"{ANCHORS} anchor sentences embedded in {time.perf_counter() - started:.1f}s")
     note(f"vocabulary: {corpus.vocabulary.size:,} distinct words")
     questions = corpus.questions(WARM_UP + QUESTIONS)
-    queries = PrecomputedQueries(MODEL, DIMENSION, dict(zip(questions, await embedder.embed(questions), strict=True)))
+    # Recall embeds a question without the names of the people in its place (see ``without_names``): the
+    # vectors of both forms are made here (a question names one person at most, in its place or not).
+    everyone = Names.of(NAMES)
+    texts = sorted({form for question in questions for form in (question, without_names(question, everyone))})
+    queries = PrecomputedQueries(MODEL, DIMENSION, dict(zip(texts, await embedder.embed(texts), strict=True)))
 
     for question in questions[:WARM_UP]:
         await embedder.embed_one(question)

@@ -3,6 +3,7 @@
 Pure rules; the memory service brings the rows.
 """
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -87,6 +88,67 @@ def search_terms(text: str, *, limit: int = 32) -> list[str]:
         if (len(word) > 1 or word.isdigit()) and word not in STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """People's names, ready to be looked up in a text (lower-cased, as runs of words)."""
+
+    keys: frozenset[str]
+    longest: int  # words in the longest name
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> "Names":
+        """Names of one to four words; names that are common little words ("Will") are left out."""
+        keys = frozenset(
+            key
+            for name in names
+            if len(key := " ".join(_WORD.findall(name.lower()))) > 1 and key not in STOPWORDS and key.count(" ") < 4
+        )
+        return cls(keys, max((key.count(" ") + 1 for key in keys), default=0))
+
+
+def without_names(text: str, names: Names) -> str:
+    """``text`` with every mention of ``names`` left out ("What did Ana paint?" becomes "What did paint?"), for
+    the query's embedding only: a name means little to a sentence model, while every remembered turn carries
+    names (its speaker's, and whoever it addresses), so a name in the question pulls in turns that merely
+    mention that person. Who said what is still matched, by the word search (which indexes the speaker's name).
+    Whole words, any case, with a possessive "'s"; the text unchanged when nothing meaningful would remain. Each
+    run of words is looked up, so a place with thousands of names costs no more than one with two."""
+    if not names.keys:
+        return text
+    wanted, longest = names.keys, names.longest
+    words = list(_WORD.finditer(text))
+    cut: list[tuple[int, int]] = []
+    i = 0
+    while i < len(words):
+        for size in range(min(longest, len(words) - i), 0, -1):
+            run = words[i : i + size]
+            if " ".join(w.group().lower() for w in run) in wanted and _adjacent(text, run):
+                end = run[-1].end()
+                possessive = _POSSESSIVE.match(text, end)
+                cut.append((run[0].start(), possessive.end() if possessive else end))
+                i += size
+                break
+        else:
+            i += 1
+    if not cut:
+        return text
+    kept, start = [], 0
+    for begin, end in cut:
+        kept.append(text[start:begin])
+        start = end
+    kept.append(text[start:])
+    stripped = " ".join(" ".join(kept).split())
+    return stripped if search_terms(stripped) else text
+
+
+_POSSESSIVE = re.compile(r"['’]s\b", re.IGNORECASE)
+
+
+def _adjacent(text: str, run: Sequence[re.Match[str]]) -> bool:
+    """Whether the words of ``run`` are separated by spaces only (a name, not words across punctuation)."""
+    return all(not text[a.end() : b.start()].strip() for a, b in itertools.pairwise(run))
 
 
 def words_to_search(documents: Mapping[str, int], budget: int) -> list[str]:

@@ -3,11 +3,13 @@
 Recall runs two searches in the place's scope — vector similarity and full-text — and fuses their rankings
 (see ``bot/domain/recall.py``), so an exact name or date and a paraphrase are both found. The turns next to the
 best of them then share in their scores (``spread``): an answer that shares no word with the question is found
-through the question it answers.
+through the question it answers. The vector search embeds the query without the names of the people in scope
+(``without_names``): names are for the word search.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +18,18 @@ from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
 from bot.domain.budget import TokenCounter, estimate_tokens, take_lines_within
 from bot.domain.memory_text import embedding_text
-from bot.domain.recall import Candidate, RecallScope, Weights, describe, fused_scores, order, search_terms, spread
+from bot.domain.recall import (
+    Candidate,
+    Names,
+    RecallScope,
+    Weights,
+    describe,
+    fused_scores,
+    order,
+    search_terms,
+    spread,
+    without_names,
+)
 from bot.domain.text import clean_text
 from bot.llm.embeddings import Embedder, Vectors
 from bot.services.tasks import discard
@@ -93,12 +106,17 @@ class MemoryService:
         candidates: int = 50,
         neighbours_of: int = 20,
         weights: Weights | None = None,
+        names_ttl_s: float = 600.0,
     ) -> None:
         self.database = database
         self.embedder = embedder
         self.candidates = candidates  # per search
         self.neighbours_of = neighbours_of  # the best fused memories whose neighbours are brought in
         self.weights = weights or Weights()
+        # The names of the people in each scope, read at most once per ``names_ttl_s``: someone new is left in
+        # the query's embedding until then, which only costs that query a little precision.
+        self.names_ttl_s = names_ttl_s
+        self._names: dict[RecallScope, tuple[float, Names]] = {}
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
@@ -130,7 +148,11 @@ class MemoryService:
         terms = search_terms(text)
 
         async def nearest() -> list[MemoryRow]:
-            query_vector = await (prepared.vector() if prepared is not None else self.embedder.embed_one(text))
+            meaning = without_names(text, await self._names_in(scope))
+            if prepared is not None and meaning == text:
+                query_vector = await prepared.vector()
+            else:  # the prepared embedding (of the text with its names) is left to the query's close()
+                query_vector = await self.embedder.embed_one(meaning)
             async with self.database.reading() as session:
                 return await MemoryRepository(session).by_vector(
                     query_vector,
@@ -184,6 +206,18 @@ class MemoryService:
             )
             for i in ranked
         ]
+
+    async def _names_in(self, scope: RecallScope) -> Names:
+        now = time.monotonic()
+        cached = self._names.get(scope)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.database.reading() as session:
+            names = Names.of(await MemoryRepository(session).speaker_names(scope))
+        if len(self._names) >= 10_000:  # many DMs: forget what has expired
+            self._names = {key: entry for key, entry in self._names.items() if entry[0] > now}
+        self._names[scope] = (now + self.names_ttl_s, names)
+        return names
 
     def query(self, text: str) -> Query:
         """A query whose embedding starts now, so it overlaps the work a reply does before it recalls."""

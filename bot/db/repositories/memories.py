@@ -629,6 +629,11 @@ class MemoryRepository:
                     rows[int(row[2])] = MemoryRow(*row[2:-1])
         return found, rows
 
+    async def speaker_names(self, scope: RecallScope) -> set[str]:
+        """The names of everyone whose words ``scope`` may recall (as their memories were stored)."""
+        statement = select(Memory.speaker_name).where(scope_filter(scope), Memory.speaker_name.is_not(None)).distinct()
+        return {name for name in (await self.session.scalars(statement)).all() if name}
+
     async def channel_name_of(self, conversation_id: int) -> str | None:
         """The channel's name as its messages were remembered (Discord names are not stored elsewhere)."""
         statement = (

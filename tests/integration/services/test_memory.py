@@ -2,6 +2,7 @@
 what, how memories read in a prompt, the embedding worker, and conversation summaries."""
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.budget import estimate_tokens
 from bot.domain.recall import RecallScope
+from bot.llm.embeddings import LocalEmbedder, Vectors
 from bot.services.activity import ReplyActivity
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.memory import MemoryService
@@ -282,3 +284,62 @@ async def test_the_memory_section_fills_its_budget_however_many_memories_that_ta
     lines = section.text.splitlines()
     assert len(lines) == len(section.memory_ids) > 40, "short memories: many fit"
     assert estimate_tokens(section.text) <= 1000
+
+
+class Listening:
+    """The real embedder, noting each query text it is asked to embed."""
+
+    def __init__(self, embedder: LocalEmbedder) -> None:
+        self.embedder = embedder
+        self.model_name, self.dimension = embedder.model_name, embedder.dimension
+        self.queries: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        return await self.embedder.embed(texts)
+
+    async def embed_one(self, text: str) -> Vectors:
+        return await self.start_one(text)
+
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        self.queries.append(text)
+        return self.embedder.start_one(text)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_query_is_embedded_without_the_names_of_the_people_in_its_place(db: Database) -> None:
+    ids = await people_and_places(db)
+    ana, ben, cosy, other = ids["ana"], ids["ben"], ids["cosy"], ids["other"]
+    embedder = Listening(await shared_embedder())
+    memory = MemoryService(db, embedder)
+    cello, *_ = await memory.remember(
+        [
+            said("I practise the cello every morning before work", "Ana", ana, scope="guild", guild=cosy),
+            said("Thanks Ana, you are the best, Ana", "Ben", ben, scope="guild", guild=cosy),
+            said("Cleo plays the violin", "Cleo", ben, scope="guild", guild=other),
+        ]
+    )
+    scope = RecallScope(ben, cosy)
+
+    # A name means little to the model, and every turn that greets Ana would match it: the vector search looks
+    # for the meaning, the word search for the name. Cleo has said nothing here: her name is kept.
+    recalled = await memory.recall("What instrument does ANA play, and Cleo's?", scope, now=NOW, limit=1)
+    assert embedder.queries == ["What instrument does play, and Cleo's?"]
+    assert [r.memory.id for r in recalled] == [cello]
+
+    # A query made as the message arrives is embedded as it is; it is embedded again only when it names someone.
+    for text, embedded in (
+        ("what does she play", ["what does she play"]),
+        ("Ana plays what", ["Ana plays what", "plays what"]),
+    ):
+        embedder.queries.clear()
+        query = memory.query(text)
+        await memory.recall(query, scope, now=NOW)
+        query.close()
+        assert embedder.queries == embedded
+
+    # Only a name is not a question about nothing: it is embedded as it is.
+    embedder.queries.clear()
+    await memory.recall("Ana?", scope, now=NOW)
+    assert embedder.queries == ["Ana?"]

@@ -8,6 +8,7 @@ from bot.domain.budget import take_lines_within
 from bot.domain.memory_text import context_line, embedding_text, search_text
 from bot.domain.recall import (
     Candidate,
+    Names,
     Neighbour,
     Weights,
     ago,
@@ -18,6 +19,7 @@ from bot.domain.recall import (
     order,
     search_terms,
     spread,
+    without_names,
     words_to_search,
 )
 
@@ -154,3 +156,19 @@ def test_rarer_words_weigh_more_and_no_weight_goes_negative() -> None:
     weights = [inverse_document_frequency(documents, 1000) for documents in (1, 10, 100, 500, 1000)]
     assert weights == sorted(weights, reverse=True)
     assert weights[-1] > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("What did Melanie paint?", "What did paint?"),
+        ("what are melanie's pets called", "what are pets called"),
+        ("Did Ana Lopez and Ana go?", "Did and go?"),  # the longer name first
+        ("Anastasia is not Ana", "Anastasia is not"),  # whole words only
+        ("Will Will come?", "Will Will come?"),  # a name that is a little word is kept
+        ("Melanie?", "Melanie?"),  # nothing would be left to search by
+        ("Ana, Lopez and I", ", Lopez and I"),  # a name is words in a row, not across punctuation
+    ],
+)
+def test_names_are_left_out_of_what_a_query_means(text: str, expected: str) -> None:
+    assert without_names(text, Names.of(["Melanie", "Ana", "Ana Lopez", "Will", "X"])) == expected
