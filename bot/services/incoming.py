@@ -35,6 +35,10 @@ class Place:
     def is_dm(self) -> bool:
         return self.guild_id is None
 
+    def memory_key(self, author_id: int) -> str:
+        """Whose memories a message here may recall, as one key: the server's, or the author's DMs'."""
+        return f"dm:{author_id}" if self.guild_id is None else f"guild:{self.guild_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from bot.db.engine import Database
 from bot.db.repositories.memories import MemoryRepository, MemoryRow, NewMemory
@@ -36,6 +37,8 @@ from bot.services.tasks import discard
 
 log = logging.getLogger(__name__)
 
+_Key = TypeVar("_Key")
+
 # About the fewest tokens a memory takes in the prompt ('Yesterday in #general, Ana said: "ok"' and its newline): how
 # many to recall so that a section of any budget can be filled.
 MIN_LINE_TOKENS = 10
@@ -58,9 +61,18 @@ class Query:
     message arrives, so it overlaps storing it). Made by :meth:`MemoryService.query`; :meth:`close` it when
     done, used or not."""
 
-    def __init__(self, text: str, embedding: "asyncio.Future[Vectors] | None" = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        embedding: "asyncio.Future[Vectors] | None" = None,
+        *,
+        embedded_text: str | None = None,
+        place: str | None = None,
+    ) -> None:
         self.text = text
         self._embedding = embedding
+        self.embedded_text = text if embedded_text is None else embedded_text  # what ``embedding`` is of
+        self.place = place  # where it was asked (see MemoryService.query)
 
     @property
     def embedded(self) -> bool:
@@ -81,8 +93,8 @@ class Query:
 class NoRecall:
     """Long-term memory switched off: queries are not embedded, and the prompt has no memory section."""
 
-    def query(self, text: str) -> Query:
-        return Query(clean_text(text))
+    def query(self, text: str, *, place: str | None = None) -> Query:
+        return Query(clean_text(text), place=place)
 
     async def prompt_section(
         self,
@@ -117,6 +129,7 @@ class MemoryService:
         # the query's embedding until then, which only costs that query a little precision.
         self.names_ttl_s = names_ttl_s
         self._names: dict[RecallScope, tuple[float, Names]] = {}
+        self._names_at: dict[str, tuple[float, Names]] = {}  # the same, by the place a query is made in
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
@@ -148,10 +161,13 @@ class MemoryService:
         terms = search_terms(text)
 
         async def nearest() -> list[MemoryRow]:
-            meaning = without_names(text, await self._names_in(scope))
-            if prepared is not None and meaning == text:
+            names = await self._names_in(scope)
+            if isinstance(query, Query) and query.place is not None:
+                _keep(self._names_at, query.place, self._names[scope])
+            meaning = without_names(text, names)
+            if prepared is not None and meaning == prepared.embedded_text:
                 query_vector = await prepared.vector()
-            else:  # the prepared embedding (of the text with its names) is left to the query's close()
+            else:  # the place's names were not known yet: the prepared embedding is left to the query's close()
                 query_vector = await self.embedder.embed_one(meaning)
             async with self.database.reading() as session:
                 return await MemoryRepository(session).by_vector(
@@ -208,21 +224,22 @@ class MemoryService:
         ]
 
     async def _names_in(self, scope: RecallScope) -> Names:
-        now = time.monotonic()
         cached = self._names.get(scope)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         async with self.database.reading() as session:
             names = Names.of(await MemoryRepository(session).speaker_names(scope))
-        if len(self._names) >= 10_000:  # many DMs: forget what has expired
-            self._names = {key: entry for key, entry in self._names.items() if entry[0] > now}
-        self._names[scope] = (now + self.names_ttl_s, names)
+        _keep(self._names, scope, (time.monotonic() + self.names_ttl_s, names))
         return names
 
-    def query(self, text: str) -> Query:
-        """A query whose embedding starts now, so it overlaps the work a reply does before it recalls."""
+    def query(self, text: str, *, place: str | None = None) -> Query:
+        """A query whose embedding starts now, so it overlaps the work a reply does before it recalls. ``place``
+        names where it is asked (a server, or one person's DMs): once a recall there has read the names of its
+        people, a query made there is embedded without them from the start (see :meth:`recall`)."""
         text = clean_text(text)  # a lone surrogate cannot be encoded for the model
-        return Query(text, self.embedder.start_one(text))
+        cached = self._names_at.get(place) if place is not None else None
+        meaning = without_names(text, cached[1]) if cached is not None and cached[0] > time.monotonic() else text
+        return Query(text, self.embedder.start_one(meaning), embedded_text=meaning, place=place)
 
     async def prompt_section(
         self,
@@ -244,3 +261,12 @@ class MemoryService:
         )
         lines = take_lines_within([r.line for r in recalled], tokens, count=count)
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])
+
+
+def _keep(cache: dict[_Key, tuple[float, Names]], key: _Key, entry: tuple[float, Names]) -> None:
+    """Cache ``entry`` (expiry, names) under ``key``; past 10,000 keys (many DMs), forget what has expired."""
+    if len(cache) >= 10_000 and key not in cache:
+        now = time.monotonic()
+        for stale in [k for k, (expires, _) in cache.items() if expires <= now]:
+            del cache[stale]
+    cache[key] = entry

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class Recollection(Protocol):
     """Long-term memory as a reply uses it (MemoryService, or NoRecall when memory is off)."""
 
-    def query(self, text: str) -> Query: ...
+    def query(self, text: str, *, place: str | None = None) -> Query: ...
 
     async def prompt_section(
         self,

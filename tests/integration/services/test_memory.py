@@ -328,13 +328,15 @@ async def test_a_query_is_embedded_without_the_names_of_the_people_in_its_place(
     assert embedder.queries == ["What instrument does play, and Cleo's?"]
     assert [r.memory.id for r in recalled] == [cello]
 
-    # A query made as the message arrives is embedded as it is; it is embedded again only when it names someone.
+    # A query made as a message arrives starts embedding at once: as it is, until a recall in its place has
+    # read the names there; from then on, without them.
     for text, embedded in (
-        ("what does she play", ["what does she play"]),
         ("Ana plays what", ["Ana plays what", "plays what"]),
+        ("and ana's sister?", ["and sister?"]),
+        ("what does she play", ["what does she play"]),
     ):
         embedder.queries.clear()
-        query = memory.query(text)
+        query = memory.query(text, place="guild:901")
         await memory.recall(query, scope, now=NOW)
         query.close()
         assert embedder.queries == embedded
