@@ -130,6 +130,7 @@ class MemoryService:
         self.names_ttl_s = names_ttl_s
         self._names: dict[RecallScope, tuple[float, Names]] = {}
         self._names_at: dict[str, tuple[float, Names]] = {}  # the same, by the place a query is made in
+        self._loading_names: dict[RecallScope, asyncio.Future[Names]] = {}
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
@@ -227,6 +228,15 @@ class MemoryService:
         cached = self._names.get(scope)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # Replies arriving together in a new place read its names once, not once each.
+        loading = self._loading_names.get(scope)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read_names(scope))
+            self._loading_names[scope] = loading
+            loading.add_done_callback(lambda _: self._loading_names.pop(scope, None))
+        return await asyncio.shield(loading)
+
+    async def _read_names(self, scope: RecallScope) -> Names:
         async with self.database.reading() as session:
             names = Names.of(await MemoryRepository(session).speaker_names(scope))
         _keep(self._names, scope, (time.monotonic() + self.names_ttl_s, names))
