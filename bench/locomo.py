@@ -11,11 +11,17 @@ the bot builds for that question within its real token budget (default settings)
 prompt builder. ``memory_tokens`` is that section's size in the prompt. ``latency_ms`` times the bot's recall
 for a prompt (``MemoryService.prompt_section``).
 
-    python bench/locomo.py PATH [--backend postgresql|sqlite] [--json] [--conversation N ...]
+    python bench/locomo.py PATH [--backend postgresql|sqlite] [--json] [--conversation N ...] [--loo]
 
 Figures are given pooled over all questions and per conversation (``per_conversation``): a method tuned on
 some conversations is judged on the others (leave one conversation out). ``--conversation`` (1-based, may be
 repeated) runs only those.
+
+``--loo`` checks recall's constants that way: every setting of ``LOO_GRID`` (the fusion's ``rrf_k``, the
+neighbours' share and reach, the two searches' weights; Hearth's defaults among them) answers every question;
+for each conversation, the setting with the best R@10 on the other conversations' questions is chosen and
+measured on the held-out one (``held_out``), next to the defaults' figure there. ``chosen_on_all`` is what all
+conversations together would choose. A default that is not chosen held out was fitted to the data.
 
 LoCoMo (snap-research) is CC BY-NC 4.0; it is not shipped with Hearth.
 """
@@ -28,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,7 @@ from bot.db.repositories.users import UserRepository  # noqa: E402
 from bot.domain.budget import estimate_tokens  # noqa: E402
 from bot.domain.memory_text import context_line  # noqa: E402
 from bot.domain.prompt import SECTION_TITLES, Budget, PersonaCard, PromptRequest, Turn, build_prompt  # noqa: E402
-from bot.domain.recall import RecallScope  # noqa: E402
+from bot.domain.recall import RecallScope, Weights  # noqa: E402
 from bot.llm.embeddings import LocalEmbedder  # noqa: E402
 from bot.services.embedding_worker import EmbeddingWorker  # noqa: E402
 from bot.services.memory import MemoryService  # noqa: E402
@@ -266,13 +272,112 @@ async def run(path: Path, backend: str, conversations: Sequence[int] = ()) -> di
     }
 
 
+# Recall's constants and their neighbours: Hearth's defaults first.
+LOO_GRID: dict[str, Weights] = {
+    "defaults": Weights(),
+    "rrf_k=1": replace(Weights(), rrf_k=1),
+    "rrf_k=5": replace(Weights(), rrf_k=5),
+    "rrf_k=10": replace(Weights(), rrf_k=10),
+    "neighbour_share=0.35": replace(Weights(), neighbour_share=0.35),
+    "neighbour_share=0.7": replace(Weights(), neighbour_share=0.7),
+    "neighbour_turns=1": replace(Weights(), neighbour_turns=1),
+    "neighbour_turns=3": replace(Weights(), neighbour_turns=3),
+    "vectors x1.5": replace(Weights(), search=(1.5, 1.0)),
+    "words x1.5": replace(Weights(), search=(1.0, 1.5)),
+}
+
+
+async def recall_at_10(
+    memory: MemoryService, sample: dict[str, Any], dia_of: dict[int, str], guild_id: int, now: datetime
+) -> list[tuple[int, float, float]]:
+    """Per question: category, R@10, R@5."""
+    scope = RecallScope(user_id=0, guild_id=guild_id)
+    rows = []
+    for qa in sample["qa"]:
+        evidence = evidence_of(qa)
+        if not evidence or "question" not in qa:
+            continue
+        found = [dia_of.get(r.memory.id) for r in await memory.recall(qa["question"], scope, now=now, limit=10)]
+        rows.append(
+            (
+                int(qa["category"]),
+                len(evidence & set(found)) / len(evidence),
+                len(evidence & set(found[:5])) / len(evidence),
+            )
+        )
+    return rows
+
+
+async def leave_one_out(path: Path, backend: str) -> dict[str, Any]:
+    """Every ``LOO_GRID`` setting on every conversation; each conversation judged by what the others choose."""
+    samples = json.loads(await asyncio.to_thread(path.read_text))
+    embedder = LocalEmbedder("sentence-transformers/all-MiniLM-L6-v2", 384)
+    await embedder.load()
+    names = [sample.get("sample_id", str(n)) for n, sample in enumerate(samples, start=1)]
+    results: dict[str, dict[str, list[tuple[int, float, float]]]] = {setting: {} for setting in LOO_GRID}
+    async with bench_database(backend, name="locomo") as db:
+        stored = []
+        for number, sample in enumerate(samples, start=1):
+            turns = turns_of(sample["conversation"])
+            dia_of = await store(db, embedder, number, turns)
+            async with db.reading() as session:
+                guild_id = (await GuildRepository(session).upsert(discord_id=1000 + number, name="")).id
+            stored.append((sample, dia_of, guild_id, turns[-1].at + timedelta(days=1)))
+        for setting, weights in LOO_GRID.items():
+            memory = MemoryService(db, embedder, weights=weights)
+            for name, (sample, dia_of, guild_id, now) in zip(names, stored, strict=True):
+                results[setting][name] = await recall_at_10(memory, sample, dia_of, guild_id, now)
+    await embedder.aclose()
+
+    def r10(setting: str, conversations: Sequence[str]) -> float:
+        return _mean([row[1] for name in conversations for row in results[setting][name]])
+
+    def figures(setting: str, name: str) -> dict[str, float]:
+        rows = results[setting][name]
+        return {
+            "R@5": _mean([row[2] for row in rows]),
+            "R@10": _mean([row[1] for row in rows]),
+            "multi_hop_R@10": _mean([row[1] for row in rows if row[0] == 1]),
+        }
+
+    held_out = {}
+    for name in names:
+        others = [other for other in names if other != name]
+        chosen = max(LOO_GRID, key=lambda setting: (r10(setting, others), setting == "defaults"))
+        held_out[name] = {"chosen": chosen, **figures(chosen, name), "defaults": figures("defaults", name)}
+    return {
+        "backend": backend,
+        "held_out": held_out,
+        "held_out_R@10_pooled": _mean([row[1] for name in names for row in results[held_out[name]["chosen"]][name]]),
+        "defaults_R@10_pooled": r10("defaults", names),
+        "chosen_on_all": max(LOO_GRID, key=lambda setting: (r10(setting, names), setting == "defaults")),
+        "R@10_by_setting": {setting: r10(setting, names) for setting in LOO_GRID},
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path)
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--conversation", type=int, action="append", default=[], help="1-based; repeatable")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--loo", action="store_true", help="choose recall's constants leaving one conversation out")
     args = parser.parse_args(argv)
+    if args.loo:
+        loo = asyncio.run(leave_one_out(args.path, args.backend))
+        if args.json:
+            print(json.dumps(loo))
+            return
+        print(f"Leave one conversation out ({args.backend}): R@10 by setting, all conversations")
+        for setting, value in loo["R@10_by_setting"].items():
+            print(f"  {setting}: {value}")
+        for name, row in loo["held_out"].items():
+            print(
+                f"  {name} held out: chose {row['chosen']}, R@5 {row['R@5']} R@10 {row['R@10']}"
+                f" multi-hop {row['multi_hop_R@10']} (defaults: R@10 {row['defaults']['R@10']})"
+            )
+        print(f"  held-out R@10 pooled {loo['held_out_R@10_pooled']} (defaults {loo['defaults_R@10_pooled']})")
+        return
     result = asyncio.run(run(args.path, args.backend, args.conversation))
     if args.json:
         print(json.dumps(result))
