@@ -35,10 +35,6 @@ class Place:
     def is_dm(self) -> bool:
         return self.guild_id is None
 
-    def memory_key(self, author_id: int) -> str:
-        """Whose memories a message here may recall, as one key: the server's, or the author's DMs'."""
-        return f"dm:{author_id}" if self.guild_id is None else f"guild:{self.guild_id}"
-
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
@@ -49,6 +45,11 @@ class IncomingMessage:
     signals: MessageSignals
     message_id: int | None = None
     image_urls: tuple[str, ...] = ()
+
+    @property
+    def memory_place(self) -> str:
+        """Whose memories a reply to it may recall, as one key: the server's, or the author's DMs'."""
+        return f"guild:{self.place.guild_id}" if self.place.guild_id is not None else f"dm:{self.author.discord_id}"
 
 
 class ReplyTarget(Protocol):

@@ -94,7 +94,7 @@ class Branches:
             decision = await self.intake.place_of(incoming)
             if await self.holds.stopped(batch[-1].guild_id, decision.settings):  # resting, or the quota is spent
                 return BranchOutcome("unavailable")
-            query = self.responder.memory.query("\n".join(turn.text for turn in batch))
+            query = self.responder.memory.query("\n".join(turn.text for turn in batch), place=incoming.memory_place)
             try:
                 completion, _ = await self.responder.compose(
                     incoming,

@@ -110,7 +110,7 @@ class Responder:
         its messages); ``prepared`` is called once the model is about to be called; ``started``: when the
         message arrived (``time.perf_counter``), for the reply's own time."""
         if query is None or len(batch) > 1:
-            query = self.memory.query("\n".join(turn.text for turn in batch))
+            query = self.memory.query("\n".join(turn.text for turn in batch), place=incoming.memory_place)
         try:
             return await self._answer(incoming, batch, persona, settings, target, started, query, prepared, was_away)
         finally:

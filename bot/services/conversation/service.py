@@ -108,7 +108,7 @@ class ConversationService:
         # Until the model is called, background work holds back (see bot/services/activity.py).
         preparing = self.activity.begin()
         # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
-        query = self.memory.query(incoming.text, place=incoming.place.memory_key(incoming.author.discord_id))
+        query = self.memory.query(incoming.text, place=incoming.memory_place)
         try:
             try:
                 stored = await self.store.store_incoming(incoming, awaiting_reply=not self.holds.resting)
