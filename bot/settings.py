@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "sentence-transformers", "openai"] = "local"
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedding_dimension: int = Field(default=384, ge=1, le=16000)
-    embedding_precision: Literal["int8", "fp32"] = "int8"  # local: the feed-forward layers' precision
+    embedding_precision: Literal["int8", "fp32"] = "int8"  # local: the linear layers' precision
 
     # Memory
     memory_sweep_minutes: int = Field(default=5, ge=1)

@@ -23,7 +23,7 @@ import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
 
-# What the feed-forward layers may run in: "int8" (see quantize_feed_forward) or "fp32".
+# What the model's linear layers may run in: "int8" (see quantize_linear_layers) or "fp32".
 PRECISIONS = ("int8", "fp32")
 
 # ONNX opset: 20 has Gelu and LayerNormalization as standard operators (ONNX Runtime supports it since 1.17).
@@ -245,31 +245,36 @@ def build_bert_encoder(config: BertConfig, weights: Mapping[str, npt.NDArray[Any
     )
 
 
-def quantize_feed_forward(path: Path) -> Path:
-    """The model at ``path`` with its feed-forward layers in int8, written next to it.
+def quantize_linear_layers(path: Path) -> Path:
+    """The model at ``path`` with its linear layers in int8, written next to it.
 
     ONNX Runtime's dynamic quantization: the weights are stored as int8 with one scale per output channel, and
-    each layer's input is quantized as it arrives. Only the feed-forward layers (384 to 1,536 to 384 in
-    all-MiniLM-L6-v2: two thirds of the multiply-adds) are quantized; attention, layer norms and pooling stay
-    fp32. Measured on LoCoMo's dev conversations this keeps recall where fp32 has it (R@10 75.6 vs 76.1 on
-    PostgreSQL, 75.8 vs 75.4 on SQLite) while encoding about 1.6 times as many texts per second; quantizing the
-    attention projections too is faster still but loses about a point of recall, and one scale per matrix
-    instead of per channel moves the vectors much further (cosine to fp32 down to 0.91).
+    each layer's input is quantized as it arrives. Every weight matrix is quantized: the attention's query, key
+    and value projection and its output, and the feed-forward layers (384 to 1,536 to 384 in
+    all-MiniLM-L6-v2); the attention scores (two activations multiplied), layer norms and pooling stay fp32.
+
+    Measured on the 2-core development machine, one thread, for a chat turn with its context (about 35
+    tokens): 2.0 ms a text against 3.0 ms with the feed-forward layers alone in int8 (and about 4.5 ms in
+    fp32). The cosine to fp32 is 0.989 on average on the reference sentences (0.973 at worst, for "?!"), and
+    LoCoMo's dev recall stays: R@5/10/25 70.7 / 83.0 / 88.9 on PostgreSQL against 70.7 / 82.2 / 88.9 with the
+    feed-forward layers alone. One scale per matrix instead of per channel moves the vectors much further
+    (cosine to fp32 down to 0.91).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(path))
-    feed_forward = [
+    weights = {initializer.name for initializer in model.graph.initializer}
+    linear = [
         node.name
         for node in model.graph.node
-        if node.op_type == "MatMul" and node.name.endswith((".up.mm", ".down.mm"))
+        if node.op_type == "MatMul" and any(name in weights for name in node.input)
     ]
     del model
     quantized = path.with_name(f"{path.stem}.int8.onnx")
     root = logging.getLogger()
     root.addFilter(_no_preprocessing_advice)
     try:
-        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=feed_forward)
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=linear)
     finally:
         root.removeFilter(_no_preprocessing_advice)
     return quantized
@@ -345,7 +350,7 @@ class OnnxSentenceEncoder:
             path.write_bytes(model.SerializeToString())
             del model
             if precision == "int8":
-                path = quantize_feed_forward(path)
+                path = quantize_linear_layers(path)
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()  # the file pads every text to 128 tokens; batches are padded here

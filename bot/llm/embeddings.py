@@ -116,10 +116,18 @@ def offline_model_path(model_name: str) -> Path | None:
     return path if (path / "modules.json").is_file() else None
 
 
+# How each precision's vectors are labelled after the model's name. "int8-linear": every linear layer in int8
+# (``@int8`` labelled the vectors of earlier versions, which quantized the feed-forward layers alone: they
+# differ a little, so they are not mixed).
+VECTOR_LABELS = {"fp32": "", "int8": "@int8-linear"}
+
+
 def vector_model_name(model_name: str, precision: str) -> str:
-    """The label of vectors a local model makes at ``precision``: the model's name, with ``@int8`` when its
-    dense layers run quantized."""
-    return model_name if precision == "fp32" else f"{model_name}@{precision}"
+    """The label of vectors a local model makes at ``precision``: the model's name, with ``@int8-linear`` when
+    its linear layers run quantized."""
+    if precision not in VECTOR_LABELS:
+        raise ValueError(f"precision must be one of {', '.join(VECTOR_LABELS)}, not {precision!r}")
+    return model_name + VECTOR_LABELS[precision]
 
 
 def default_threads() -> int:

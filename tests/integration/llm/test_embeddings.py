@@ -185,11 +185,11 @@ async def test_a_wrong_dimension_is_a_config_error() -> None:
     )
 
 
-# fp32 computes the reference's vectors (rounding apart). int8 feed-forward layers move them a little: on 400
-# LoCoMo turns the cosine to fp32 is 0.986 at worst and 0.994 on average, on these sentences 0.980 at worst (a
-# text of two punctuation marks) and 0.991 on average, and recall on LoCoMo's dev split stays where fp32 has it
-# (see bot/llm/bert_onnx.py). Below these bounds the quantization would be broken, not just coarse.
-@pytest.mark.parametrize(("precision", "least_cosine", "mean_cosine"), [("fp32", 0.999, 0.9999), ("int8", 0.97, 0.985)])
+# fp32 computes the reference's vectors (rounding apart). int8 linear layers move them a little: on these
+# sentences the cosine to fp32 is 0.973 at worst (a text of two punctuation marks) and 0.989 on average, and
+# recall on LoCoMo's dev split stays where it was (see bot/llm/bert_onnx.py). Below these bounds the
+# quantization would be broken, not just coarse.
+@pytest.mark.parametrize(("precision", "least_cosine", "mean_cosine"), [("fp32", 0.999, 0.9999), ("int8", 0.965, 0.98)])
 async def test_vectors_match_the_reference_model_without_torch(
     monkeypatch: pytest.MonkeyPatch, precision: str, least_cosine: float, mean_cosine: float
 ) -> None:
@@ -399,7 +399,7 @@ async def test_build_embedder_follows_the_settings() -> None:
     settings = load_settings(env_file=None)
     local = build_embedder(settings)
     assert type(local) is LocalEmbedder and not local.loaded
-    assert (local.model_name, local.dimension, local.precision) == (f"{MODEL}@int8", DIMENSION, "int8")
+    assert (local.model_name, local.dimension, local.precision) == (f"{MODEL}@int8-linear", DIMENSION, "int8")
     assert configured_vectors(settings) == local.model_name
     await local.aclose()
     settings = load_settings(env_file=None, embedding_precision="fp32")

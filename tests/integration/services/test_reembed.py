@@ -264,10 +264,10 @@ def test_memory_status_counts_per_model_and_warns(
         "recall ignores them until you run `python -m bot memory reembed`.",
     ]
 
-    # The same model with its feed-forward layers in int8 makes slightly different vectors: another label.
+    # The same model with its linear layers in int8 makes slightly different vectors: another label.
     env_file.write_text(env_file.read_text().replace("EMBEDDING_PRECISION=fp32", "EMBEDDING_PRECISION=int8"))
     assert main(["--env-file", str(env_file), "memory", "status"]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "1,503 memories have no vector from the configured 'fake-new@int8' (1,500 embedded with 'fake-old', "
+        "1,503 memories have no vector from the configured 'fake-new@int8-linear' (1,500 embedded with 'fake-old', "
         "3 embedded with 'fake-new'): recall ignores them until you run `python -m bot memory reembed`."
     )
