@@ -341,7 +341,7 @@ async def test_a_query_is_embedded_without_the_names_of_the_people_in_its_place(
         query.close()
         assert embedder.queries == embedded
 
-    # Only a name is not a question about nothing: it is embedded as it is.
+    # A question that is only a name keeps it: nothing else would be left to embed.
     embedder.queries.clear()
     await memory.recall("Ana?", scope, now=NOW)
     assert embedder.queries == ["Ana?"]
