@@ -38,6 +38,7 @@ from bot.services.tasks import discard
 log = logging.getLogger(__name__)
 
 _Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 # About the fewest tokens a memory takes in the prompt ('Yesterday in #general, Ana said: "ok"' and its newline): how
 # many to recall so that a section of any budget can be filled.
@@ -125,12 +126,12 @@ class MemoryService:
         self.candidates = candidates  # per search
         self.neighbours_of = neighbours_of  # the best fused memories whose neighbours are brought in
         self.weights = weights or Weights()
-        # The names of the people in each scope, read at most once per ``names_ttl_s``: someone new is left in
-        # the query's embedding until then, which only costs that query a little precision.
+        # The names of the people in each scope (when they were read, and the names), and by the place a query
+        # is made in; see _names_in.
         self.names_ttl_s = names_ttl_s
         self._names: dict[RecallScope, tuple[float, Names]] = {}
-        self._names_at: dict[str, tuple[float, Names]] = {}  # the same, by the place a query is made in
-        self._loading_names: dict[RecallScope, asyncio.Future[Names]] = {}
+        self._names_at: dict[str, Names] = {}
+        self._reading_names: dict[RecallScope, asyncio.Future[Names]] = {}
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
@@ -164,7 +165,7 @@ class MemoryService:
         async def nearest() -> list[MemoryRow]:
             names = await self._names_in(scope)
             if isinstance(query, Query) and query.place is not None:
-                _keep(self._names_at, query.place, self._names[scope])
+                _put_bounded(self._names_at, query.place, names)
             meaning = without_names(text, names)
             if prepared is not None and meaning == prepared.embedded_text:
                 query_vector = await prepared.vector()
@@ -225,21 +226,35 @@ class MemoryService:
         ]
 
     async def _names_in(self, scope: RecallScope) -> Names:
+        """The names of the people whose words ``scope`` holds. Only the first recall in a place waits for them;
+        later ones use what was read, and a read older than ``names_ttl_s`` is redone in the background (someone
+        new is left in the query's embedding until then, which only costs that query a little precision)."""
         cached = self._names.get(scope)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        # Replies arriving together in a new place read its names once, not once each.
-        loading = self._loading_names.get(scope)
-        if loading is None:
-            loading = asyncio.ensure_future(self._read_names(scope))
-            self._loading_names[scope] = loading
-            loading.add_done_callback(lambda _: self._loading_names.pop(scope, None))
-        return await asyncio.shield(loading)
+        if cached is None:
+            return await asyncio.shield(self._read_names(scope))
+        if time.monotonic() - cached[0] > self.names_ttl_s:
+            self._read_names(scope)
+        return cached[1]
 
-    async def _read_names(self, scope: RecallScope) -> Names:
+    def _read_names(self, scope: RecallScope) -> "asyncio.Future[Names]":
+        """Reads ``scope``'s names into the cache, once however many replies ask for them at the same time."""
+        reading = self._reading_names.get(scope)
+        if reading is None:
+            reading = asyncio.ensure_future(self._fetch_names(scope))
+            self._reading_names[scope] = reading
+
+            def done(future: "asyncio.Future[Names]") -> None:
+                self._reading_names.pop(scope, None)
+                if not future.cancelled() and (error := future.exception()) is not None:
+                    log.warning("could not read the names of the people recalled in %s: %s", scope, error)
+
+            reading.add_done_callback(done)
+        return reading
+
+    async def _fetch_names(self, scope: RecallScope) -> Names:
         async with self.database.reading() as session:
             names = Names.of(await MemoryRepository(session).speaker_names(scope))
-        _keep(self._names, scope, (time.monotonic() + self.names_ttl_s, names))
+        _put_bounded(self._names, scope, (time.monotonic(), names))
         return names
 
     def query(self, text: str, *, place: str | None = None) -> Query:
@@ -247,8 +262,8 @@ class MemoryService:
         names where it is asked (a server, or one person's DMs): once a recall there has read the names of its
         people, a query made there is embedded without them from the start (see :meth:`recall`)."""
         text = clean_text(text)  # a lone surrogate cannot be encoded for the model
-        cached = self._names_at.get(place) if place is not None else None
-        meaning = without_names(text, cached[1]) if cached is not None and cached[0] > time.monotonic() else text
+        names = self._names_at.get(place) if place is not None else None
+        meaning = without_names(text, names) if names is not None else text
         return Query(text, self.embedder.start_one(meaning), embedded_text=meaning, place=place)
 
     async def prompt_section(
@@ -273,10 +288,9 @@ class MemoryService:
         return MemorySection("\n".join(lines), [r.memory.id for r in recalled[: len(lines)]])
 
 
-def _keep(cache: dict[_Key, tuple[float, Names]], key: _Key, entry: tuple[float, Names]) -> None:
-    """Cache ``entry`` (expiry, names) under ``key``; past 10,000 keys (many DMs), forget what has expired."""
-    if len(cache) >= 10_000 and key not in cache:
-        now = time.monotonic()
-        for stale in [k for k, (expires, _) in cache.items() if expires <= now]:
-            del cache[stale]
-    cache[key] = entry
+def _put_bounded(cache: dict[_Key, _Value], key: _Key, value: _Value) -> None:
+    """``cache[key] = value``, forgetting the entry put longest ago past 10,000 keys (a bot in many DMs)."""
+    cache.pop(key, None)
+    cache[key] = value
+    if len(cache) > 10_000:
+        del cache[next(iter(cache))]
