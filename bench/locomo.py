@@ -237,6 +237,33 @@ async def ask(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A conversation as the bench stored it: its name, sample, each memory's dia_id, its guild, when it is
+    asked about."""
+
+    name: str
+    sample: dict[str, Any]
+    dia_of: dict[int, str]
+    guild_id: int
+    now: datetime
+
+
+async def stored(db: Database, embedder: LocalEmbedder, number: int, sample: dict[str, Any]) -> Stored:
+    """The ``number``-th conversation stored and embedded (see :func:`store`), asked about a day after it ends."""
+    turns = turns_of(sample["conversation"])
+    dia_of = await store(db, embedder, number, turns)
+    async with db.reading() as session:
+        guild_id = (await GuildRepository(session).upsert(discord_id=1000 + number, name="")).id
+    return Stored(str(sample.get("sample_id", number)), sample, dia_of, guild_id, turns[-1].at + timedelta(days=1))
+
+
+async def asked(memory: MemoryService, conversation: Stored) -> Scores:
+    scores = Scores()
+    await ask(memory, scores, conversation.sample, conversation.dia_of, conversation.guild_id, conversation.now)
+    return scores
+
+
 async def run(path: Path, backend: str, conversations: Sequence[int] = ()) -> dict[str, Any]:
     samples = json.loads(await asyncio.to_thread(path.read_text))
     chosen = [(n, s) for n, s in enumerate(samples, start=1) if not conversations or n in conversations]
@@ -247,16 +274,12 @@ async def run(path: Path, backend: str, conversations: Sequence[int] = ()) -> di
     async with bench_database(backend, name="locomo") as db:
         memory = MemoryService(db, embedder)
         for number, sample in chosen:
-            turns = turns_of(sample["conversation"])
-            dia_of = await store(db, embedder, number, turns)
-            async with db.reading() as session:
-                guild_id = (await GuildRepository(session).upsert(discord_id=1000 + number, name="")).id
-            scores = Scores()
-            await ask(memory, scores, sample, dia_of, guild_id, turns[-1].at + timedelta(days=1))
+            conversation = await stored(db, embedder, number, sample)
+            scores = await asked(memory, conversation)
             pooled.rows += scores.rows
             pooled.latencies += scores.latencies
             summary = scores.summary()
-            per_conversation[sample.get("sample_id", str(number))] = {
+            per_conversation[conversation.name] = {
                 "questions": summary["questions"],
                 "recall": summary["recall"],
                 "recall_at_budget": summary["recall_at_budget"],
@@ -287,70 +310,48 @@ LOO_GRID: dict[str, Weights] = {
 }
 
 
-async def recall_at_10(
-    memory: MemoryService, sample: dict[str, Any], dia_of: dict[int, str], guild_id: int, now: datetime
-) -> list[tuple[int, float, float]]:
-    """Per question: category, R@10, R@5."""
-    scope = RecallScope(user_id=0, guild_id=guild_id)
-    rows = []
-    for qa in sample["qa"]:
-        evidence = evidence_of(qa)
-        if not evidence or "question" not in qa:
-            continue
-        found = [dia_of.get(r.memory.id) for r in await memory.recall(qa["question"], scope, now=now, limit=10)]
-        rows.append(
-            (
-                int(qa["category"]),
-                len(evidence & set(found)) / len(evidence),
-                len(evidence & set(found[:5])) / len(evidence),
-            )
-        )
-    return rows
-
-
 async def leave_one_out(path: Path, backend: str) -> dict[str, Any]:
     """Every ``LOO_GRID`` setting on every conversation; each conversation judged by what the others choose."""
     samples = json.loads(await asyncio.to_thread(path.read_text))
     embedder = LocalEmbedder("sentence-transformers/all-MiniLM-L6-v2", 384)
     await embedder.load()
-    names = [sample.get("sample_id", str(n)) for n, sample in enumerate(samples, start=1)]
-    results: dict[str, dict[str, list[tuple[int, float, float]]]] = {setting: {} for setting in LOO_GRID}
+    results: dict[str, dict[str, Scores]] = {setting: {} for setting in LOO_GRID}
     async with bench_database(backend, name="locomo") as db:
-        stored = []
-        for number, sample in enumerate(samples, start=1):
-            turns = turns_of(sample["conversation"])
-            dia_of = await store(db, embedder, number, turns)
-            async with db.reading() as session:
-                guild_id = (await GuildRepository(session).upsert(discord_id=1000 + number, name="")).id
-            stored.append((sample, dia_of, guild_id, turns[-1].at + timedelta(days=1)))
+        conversations = [await stored(db, embedder, n, sample) for n, sample in enumerate(samples, start=1)]
         for setting, weights in LOO_GRID.items():
             memory = MemoryService(db, embedder, weights=weights)
-            for name, (sample, dia_of, guild_id, now) in zip(names, stored, strict=True):
-                results[setting][name] = await recall_at_10(memory, sample, dia_of, guild_id, now)
+            for conversation in conversations:
+                results[setting][conversation.name] = await asked(memory, conversation)
     await embedder.aclose()
+    names = [conversation.name for conversation in conversations]
 
-    def r10(setting: str, conversations: Sequence[str]) -> float:
-        return _mean([row[1] for name in conversations for row in results[setting][name]])
+    def r10(setting: str, among: Sequence[str]) -> float:
+        return _mean([row[1][10] for name in among for row in results[setting][name].rows])
 
     def figures(setting: str, name: str) -> dict[str, float]:
-        rows = results[setting][name]
+        summary = results[setting][name].summary()
         return {
-            "R@5": _mean([row[2] for row in rows]),
-            "R@10": _mean([row[1] for row in rows]),
-            "multi_hop_R@10": _mean([row[1] for row in rows if row[0] == 1]),
+            "R@5": summary["recall"]["5"],
+            "R@10": summary["recall"]["10"],
+            "multi_hop_R@10": summary["per_category"].get("1", {}).get("10", 0.0),
+            "recall_at_budget": summary["recall_at_budget"],
         }
+
+    def choose(among: Sequence[str]) -> str:
+        return max(LOO_GRID, key=lambda setting: (r10(setting, among), setting == "defaults"))
 
     held_out = {}
     for name in names:
-        others = [other for other in names if other != name]
-        chosen = max(LOO_GRID, key=lambda setting: (r10(setting, others), setting == "defaults"))
+        chosen = choose([other for other in names if other != name])
         held_out[name] = {"chosen": chosen, **figures(chosen, name), "defaults": figures("defaults", name)}
     return {
         "backend": backend,
         "held_out": held_out,
-        "held_out_R@10_pooled": _mean([row[1] for name in names for row in results[held_out[name]["chosen"]][name]]),
+        "held_out_R@10_pooled": _mean(
+            [row[1][10] for name in names for row in results[held_out[name]["chosen"]][name].rows]
+        ),
         "defaults_R@10_pooled": r10("defaults", names),
-        "chosen_on_all": max(LOO_GRID, key=lambda setting: (r10(setting, names), setting == "defaults")),
+        "chosen_on_all": choose(names),
         "R@10_by_setting": {setting: r10(setting, names) for setting in LOO_GRID},
     }
 
