@@ -908,4 +908,10 @@ CREATE INDEX ix_messages_images_pending ON messages (id) WHERE images_pending;
 
 UPDATE alembic_version SET version_num='0017' WHERE alembic_version.version_num = '0016';
 
+-- Running upgrade 0017 -> 0018
+
+ALTER TABLE memories SET (toast_tuple_target = 8160);
+
+UPDATE alembic_version SET version_num='0018' WHERE alembic_version.version_num = '0017';
+
 COMMIT;
