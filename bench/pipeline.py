@@ -34,13 +34,18 @@ excluded. Figures:
   over every user message sent (the learner and the image describer are drained at the end, so their last
   calls count); ``image_descriptions``: how many of those described images.
 
+``--reply-chars`` sets how long the model's chat replies are (by default one short sentence, 37 characters);
+every reply is remembered, so longer ones cost the embedder more (a reply with the turn it answers, and the
+next user turn with the start of the reply as its context).
+
 ``--image-share`` (default 0) is the share of messages sent with an image (a link, as Discord's are): the model
 is shown it, and the image describer asks the fake model once per such message for its description, written
 into the turn's memory (which is then embedded again).
 
     python bench/pipeline.py [--users 40] [--channels 8] [--messages 2000] [--rate 20]
                               [--saturation-rates 10,20,30,40,50,60,80,100] [--saturation-seconds 30]
-                              [--backend postgresql|sqlite] [--no-memory] [--image-share 0.1] [--json]
+                              [--backend postgresql|sqlite] [--no-memory] [--image-share 0.1]
+                              [--reply-chars 300] [--json]
 """
 
 import argparse
@@ -157,18 +162,40 @@ def _learned(body: dict[str, object]) -> str:
     )
 
 
-def _answer(body: dict[str, object]) -> Reply:
-    if "response_format" in body:
-        return Reply(_learned(body), chunk_size=200)
-    return Reply("Sounds lovely! Tell me more about it.", chunk_size=12)
+SHORT_REPLY = "Sounds lovely! Tell me more about it."
+# What a longer reply is made of (``--reply-chars``): a companion's kind of sentences, in turn.
+_REPLY_SENTENCES = (
+    "Oh, that sounds like a lot to carry this week.",
+    "I remember you mentioning something like that before, and it stuck with me.",
+    "Honestly, I think you handled it better than most people would have.",
+    "What was the best part of it for you, if you had to pick one thing?",
+    "Sometimes the small routines are what keep everything else together.",
+    "I'd love to hear how it goes, so tell me when you know more!",
+)
 
 
-def _serve_fake_llm(connection: Connection) -> None:
+def reply_text(chars: int) -> str:
+    """The fake model's chat reply: the short default, or sentences adding up to about ``chars`` characters."""
+    if chars <= 0:
+        return SHORT_REPLY
+    sentences: list[str] = []
+    while sum(len(sentence) + 1 for sentence in sentences) < chars:
+        sentences.append(_REPLY_SENTENCES[len(sentences) % len(_REPLY_SENTENCES)])
+    return " ".join(sentences)
+
+
+def _serve_fake_llm(connection: Connection, reply_chars: int) -> None:
     """The fake model, in its own process: answers until told "stop"; "count" asks how many chats it served."""
+    chat_reply = reply_text(reply_chars)
+
+    def answer(body: dict[str, object]) -> Reply:
+        if "response_format" in body:
+            return Reply(_learned(body), chunk_size=200)
+        return Reply(chat_reply, chunk_size=12)
 
     async def serve() -> None:
         async with FakeLLM() as llm:
-            llm.default = _answer
+            llm.default = answer
             connection.send(llm.base_url)
             loop = asyncio.get_running_loop()
             while (command := await loop.run_in_executor(None, connection.recv)) != "stop":
@@ -179,9 +206,11 @@ def _serve_fake_llm(connection: Connection) -> None:
 
 
 @contextlib.contextmanager
-def fake_llm_process() -> Iterator[tuple[str, Connection]]:
+def fake_llm_process(reply_chars: int = 0) -> Iterator[tuple[str, Connection]]:
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=_serve_fake_llm, args=(child,), daemon=True)
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_fake_llm, args=(child, reply_chars), daemon=True
+    )
     process.start()
     base_url = parent.recv()
     try:
@@ -458,6 +487,7 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
         "llm_calls_per_message": round(llm_calls / counter, 3),
         "learning_batches": learner.batches if learner is not None else 0,
         "image_share": args.image_share,
+        "reply_chars": args.reply_chars,
         "image_descriptions": describer.calls if describer is not None else 0,
     }
 
@@ -479,10 +509,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--image-share", type=float, default=0.0, help="share of messages sent with an image (default 0)"
     )
+    parser.add_argument(
+        "--reply-chars",
+        type=int,
+        default=0,
+        help=f"length of the model's chat replies (default 0: {SHORT_REPLY!r}); each is remembered and embedded",
+    )
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    with fake_llm_process() as (base_url, fake):
+    with fake_llm_process(args.reply_chars) as (base_url, fake):
         result = asyncio.run(run(args, base_url, fake))
     if args.json:
         print(json.dumps(result))
