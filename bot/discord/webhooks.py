@@ -1,6 +1,7 @@
 """Cast characters speak through one webhook per channel, made by Hearth on first use and reused after."""
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
@@ -11,16 +12,23 @@ from bot.discord.render import MODEL_MENTIONS
 log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "Hearth cast"
+# After Discord refuses a channel's webhook (no permission, or as many webhooks as it allows), how long its
+# cast speaks as the bot before Hearth asks again: not once per message, each a request against the rate limit.
+RETRY_REFUSED_AFTER_S = 300.0
 
 
 class ChannelWebhooks:
     """The webhook Hearth speaks through in each channel: found among the channel's own (one Hearth made), else
-    created; None where Hearth may not manage webhooks (said once per channel in the log)."""
+    created; None where Hearth may not manage webhooks (said once in the log until it may again)."""
 
-    def __init__(self, me: Callable[[], discord.abc.Snowflake | None]) -> None:
+    def __init__(
+        self, me: Callable[[], discord.abc.Snowflake | None], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.me = me  # the bot's user, known once it has logged in
+        self.clock = clock
         self._hooks: dict[int, discord.Webhook] = {}
-        self._refused: set[int] = set()
+        self._refused_until: dict[int, float] = {}  # channel → when to ask Discord again
+        self._said_refused: set[int] = set()
 
     async def of(self, channel: discord.abc.Messageable) -> discord.Webhook | None:
         if not isinstance(channel, discord.TextChannel):
@@ -28,21 +36,31 @@ class ChannelWebhooks:
         hook = self._hooks.get(channel.id)
         if hook is not None:
             return hook
+        if not channel.permissions_for(channel.guild.me).manage_webhooks:  # known here: no request to be refused
+            self._refused(channel.id, "no Manage Webhooks permission")
+            return None
+        if self.clock() < self._refused_until.get(channel.id, 0.0):
+            return None
         me = self.me()
         try:
             hook = next(
                 (h for h in await channel.webhooks() if h.user and me and h.user.id == me.id and h.token), None
             ) or await channel.create_webhook(name=WEBHOOK_NAME, reason="Characters of this channel's cast")
-        except discord.Forbidden:
-            if channel.id not in self._refused:
-                self._refused.add(channel.id)
-                log.warning("no Manage Webhooks permission in channel %s: its cast speaks as the bot", channel.id)
+        except discord.HTTPException as exc:  # Forbidden, or the channel holds as many webhooks as Discord allows
+            if not isinstance(exc, discord.DiscordServerError):  # an outage passes: ask again next time
+                self._refused_until[channel.id] = self.clock() + RETRY_REFUSED_AFTER_S
+            reason = "no Manage Webhooks permission" if isinstance(exc, discord.Forbidden) else str(exc)
+            self._refused(channel.id, reason)
             return None
-        except discord.HTTPException as exc:  # e.g. the channel holds as many webhooks as Discord allows
-            log.warning("could not make a webhook in channel %s (%s): its cast speaks as the bot", channel.id, exc)
-            return None
+        self._refused_until.pop(channel.id, None)
+        self._said_refused.discard(channel.id)
         self._hooks[channel.id] = hook
         return hook
+
+    def _refused(self, channel_id: int, reason: str) -> None:
+        if channel_id not in self._said_refused:
+            self._said_refused.add(channel_id)
+            log.warning("no webhook in channel %s (%s): its cast speaks as the bot", channel_id, reason)
 
     def forget(self, channel_id: int) -> None:
         """The webhook was deleted (by an admin): make or find another next time."""

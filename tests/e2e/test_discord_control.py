@@ -184,3 +184,11 @@ async def test_without_manage_webhooks_a_character_speaks_through_the_bot_with_i
     )
     assert (sent.body or {})["content"] == "**Mira:** Hello from the rocks."
     assert discord_.webhook_messages(general) == [] and discord_.calls("channel_webhooks")[-1].status == 403
+
+    # Refused once, the channel's cast speaks as the bot for a while without asking Discord again each message.
+    llm.script(Reply("Still here."))
+    await discord_.user_message(general, world.ana, "Mira, still there?")
+    await discord_.wait_for_request(
+        lambda call: call.route in ("create_message", "edit_message") and "**Mira:** Still here." in str(call.body)
+    )
+    assert len(discord_.calls("channel_webhooks")) == 1
