@@ -21,11 +21,8 @@ class ChannelWebhooks:
     """The webhook Hearth speaks through in each channel: found among the channel's own (one Hearth made), else
     created; None where Hearth may not manage webhooks (said once in the log until it may again)."""
 
-    def __init__(
-        self, me: Callable[[], discord.abc.Snowflake | None], *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, me: Callable[[], discord.abc.Snowflake | None]) -> None:
         self.me = me  # the bot's user, known once it has logged in
-        self.clock = clock
         self._hooks: dict[int, discord.Webhook] = {}
         self._refused_until: dict[int, float] = {}  # channel → when to ask Discord again
         self._said_refused: set[int] = set()
@@ -39,7 +36,7 @@ class ChannelWebhooks:
         if not channel.permissions_for(channel.guild.me).manage_webhooks:  # known here: no request to be refused
             self._refused(channel.id, "no Manage Webhooks permission")
             return None
-        if self.clock() < self._refused_until.get(channel.id, 0.0):
+        if time.monotonic() < self._refused_until.get(channel.id, 0.0):
             return None
         me = self.me()
         try:
@@ -48,7 +45,7 @@ class ChannelWebhooks:
             ) or await channel.create_webhook(name=WEBHOOK_NAME, reason="Characters of this channel's cast")
         except discord.HTTPException as exc:  # Forbidden, or the channel holds as many webhooks as Discord allows
             if not isinstance(exc, discord.DiscordServerError):  # an outage passes: ask again next time
-                self._refused_until[channel.id] = self.clock() + RETRY_REFUSED_AFTER_S
+                self._refused_until[channel.id] = time.monotonic() + RETRY_REFUSED_AFTER_S
             reason = "no Manage Webhooks permission" if isinstance(exc, discord.Forbidden) else str(exc)
             self._refused(channel.id, reason)
             return None
