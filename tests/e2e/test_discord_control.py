@@ -192,3 +192,27 @@ async def test_without_manage_webhooks_a_character_speaks_through_the_bot_with_i
         lambda call: call.route in ("create_message", "edit_message") and "**Mira:** Still here." in str(call.body)
     )
     assert len(discord_.calls("channel_webhooks")) == 1
+
+
+async def test_a_cast_asks_discord_for_no_webhook_where_the_bot_knows_it_may_not_manage_them(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    discord_, general = world.discord, world.guild.channel("general")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(
+        discord_, world.boss, general, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())}
+    )
+    await run(discord_, world.boss, general, "persona cast add", {"name": "Mira"})
+    # An admin takes the bot's roles away, and Discord tells the bot.
+    world.guild.member_roles[discord_.bot.id] = []
+    update = {**discord_.member_payload(world.guild, discord_.bot), "guild_id": str(world.guild.id)}
+    await discord_.dispatch("GUILD_MEMBER_UPDATE", update)
+
+    llm.script(Reply("Hello from the rocks."))
+    await discord_.user_message(general, world.ana, "Mira? are you there?")
+    await discord_.wait_for_request(
+        lambda call: (
+            call.route in ("create_message", "edit_message") and "**Mira:** Hello from the rocks." in str(call.body)
+        )
+    )
+    assert discord_.calls("channel_webhooks") == [] and discord_.webhook_messages(general) == []
