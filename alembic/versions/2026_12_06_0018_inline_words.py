@@ -6,8 +6,8 @@ of the other columns: the word search reads the tsvector of every memory it find
 ``WORD_SEARCH_BUDGET`` of them), and each read went through the TOAST index and table, seven page reads per
 memory instead of one. Raising the table's ``toast_tuple_target`` to its most (a page) keeps a row whole
 unless it cannot otherwise fit a page: on a run of bench/pipeline.py the word search took 2.2 to 2.4 ms instead
-of 2.9 to 3.0, and PostgreSQL's CPU per message fell 4 to 10%. A memory's row is no larger: what it holds
-simply stays in it.
+of 2.9 to 3.0, and PostgreSQL's CPU per message fell 4 to 10%. Nothing is stored twice: what went to the TOAST
+table stays in the row, so the table's pages hold a little fewer rows and its TOAST table less.
 
 Rows written before this revision keep their out-of-line word index until they are rewritten (``VACUUM FULL
 memories``); rows written or embedded after it keep it inline.
