@@ -34,7 +34,7 @@ class ChannelWebhooks:
         if hook is not None:
             return hook
         if not channel.permissions_for(channel.guild.me).manage_webhooks:  # known here: no request to be refused
-            self._refused(channel.id, "no Manage Webhooks permission")
+            self._say_refused(channel.id, "no Manage Webhooks permission")
             return None
         if time.monotonic() < self._refused_until.get(channel.id, 0.0):
             return None
@@ -47,14 +47,14 @@ class ChannelWebhooks:
             if not isinstance(exc, discord.DiscordServerError):  # an outage passes: ask again next time
                 self._refused_until[channel.id] = time.monotonic() + RETRY_REFUSED_AFTER_S
             reason = "no Manage Webhooks permission" if isinstance(exc, discord.Forbidden) else str(exc)
-            self._refused(channel.id, reason)
+            self._say_refused(channel.id, reason)
             return None
         self._refused_until.pop(channel.id, None)
         self._said_refused.discard(channel.id)
         self._hooks[channel.id] = hook
         return hook
 
-    def _refused(self, channel_id: int, reason: str) -> None:
+    def _say_refused(self, channel_id: int, reason: str) -> None:
         if channel_id not in self._said_refused:
             self._said_refused.add(channel_id)
             log.warning("no webhook in channel %s (%s): its cast speaks as the bot", channel_id, reason)
