@@ -1,6 +1,8 @@
 """DiscordNotifier: delivers proactive messages (reminders, greetings, follow-ups) for the EventService.
 
-To the event's channel when Hearth can see it and may write there, else by DM to the user. Discord's errors
+To the event's channel when Hearth can see it and may write there (addressed to the user, who is pinged), else
+by DM to the user. The message may ping its user and nobody else: a reminder's title is what its user wrote and
+a greeting or follow-up is the model's words, and neither may ping another member, a role or everyone. Discord's errors
 become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, network), not for what will not
 (DMs closed, user or channel gone, missing permissions). ``maybe_sent`` when the message may have gone out all
 the same (a timeout or a dropped connection once the request had left, or a failure after the first piece of
@@ -14,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 import aiohttp
 import discord
 
-from bot.discord.render import SAFE_MENTIONS
 from bot.domain.chunking import split_message
 from bot.services.events import DeliveryFailed
 
@@ -34,9 +35,11 @@ class DiscordNotifier:
     async def deliver(self, *, user_discord_id: int, channel_id: int | None, text: str) -> Literal["channel", "dm"]:
         """Send ``text`` to ``channel_id`` (if Hearth may write there), else by DM; raises DeliveryFailed."""
         channel = self._writable_channel(channel_id, user_discord_id) if channel_id is not None else None
+        only_them = _only_pinging(user_discord_id)
         if channel is not None:
+            addressed = text if isinstance(channel, discord.DMChannel) else f"<@{user_discord_id}> {text}"
             try:
-                await self._send(channel, text)
+                await self._send(channel, addressed, only_them)
                 return "dm" if isinstance(channel, discord.DMChannel) else "channel"
             except discord.Forbidden as exc:  # the cached permissions were stale: try the DM instead
                 log.info("may not write in channel %s (%s); sending by DM", channel_id, exc.text or exc.status)
@@ -50,7 +53,7 @@ class DiscordNotifier:
         except _SEND_ERRORS as exc:  # nothing was sent yet
             raise _delivery_failed(exc, f"DM to user {user_discord_id}", sending=False) from exc
         try:
-            await self._send(dm, text)
+            await self._send(dm, text, only_them)
         except _PartlySent as partly:
             raise _delivery_failed(partly.error, f"DM to user {user_discord_id}", partly=True) from partly.error
         except _SEND_ERRORS as exc:
@@ -75,16 +78,22 @@ class DiscordNotifier:
         return channel if allowed else None
 
     @staticmethod
-    async def _send(channel: "Messageable", text: str) -> None:
+    async def _send(channel: "Messageable", text: str, mentions: discord.AllowedMentions) -> None:
         """Send the pieces in order; a failure after the first raises :class:`_PartlySent` (the earlier pieces
         are out: the message must not be sent again)."""
         for number, piece in enumerate(split_message(text)):
             try:
-                await channel.send(piece, allowed_mentions=SAFE_MENTIONS)
+                await channel.send(piece, allowed_mentions=mentions)
             except _SEND_ERRORS as exc:
                 if number == 0:
                     raise
                 raise _PartlySent(exc) from exc
+
+
+def _only_pinging(user_discord_id: int) -> discord.AllowedMentions:
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(user_discord_id)], replied_user=False
+    )
 
 
 class _PartlySent(Exception):

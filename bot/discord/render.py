@@ -6,7 +6,8 @@ from typing import Any
 
 import discord
 
-# What Hearth itself sends (commands' answers, reminders) pings no one but users, and only where it means to.
+# What Hearth itself sends (commands' answers) pings no one but users, and only where it means to; proactive
+# messages ping their own user alone (bot/discord/notifier.py).
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
 # Model output pings nobody: not everyone/here, not roles, not users, not even the person replied to.
 MODEL_MENTIONS = discord.AllowedMentions.none()

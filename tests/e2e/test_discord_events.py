@@ -1,7 +1,8 @@
 """End to end: proactive messages leave through the real discord.py client, polled by the real scheduler.
 
 A due reminder is put in ``scheduled_events``; the bot's scheduled-events job claims it and the Discord
-notifier posts it to the fake Discord: in its channel when Hearth may write there, else by DM.
+notifier posts it to the fake Discord: in its channel when Hearth may write there, addressed to its user, else
+by DM. Whatever its text says (its user's words, or the model's for a follow-up), it may ping its user alone.
 """
 
 import asyncio
@@ -19,7 +20,7 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, RestCall
-from tests.fakes.llm_server import FakeLLM
+from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import container_of, running_bot
 from tests.support.observability import counted
 
@@ -63,13 +64,15 @@ async def statuses_become(db: Database, expected: dict[int, str]) -> None:
     assert found == expected
 
 
-def assert_safe_mentions(call: RestCall) -> None:
+def assert_pings_only(call: RestCall, user: FakeUser) -> None:
+    """Discord pings whom ``allowed_mentions`` lets it: nobody by kind (``parse``), ``user`` by id."""
     allowed = call.body["allowed_mentions"]
-    assert "everyone" not in allowed["parse"] and "roles" not in allowed["parse"], allowed
-    assert not allowed.get("roles"), allowed
+    assert allowed["parse"] == [], allowed
+    assert [int(user_id) for user_id in allowed.get("users", [])] == [user.id], allowed
+    assert not allowed.get("roles") and not allowed.get("replied_user"), allowed
 
 
-async def test_a_due_reminder_is_posted_in_its_channel_without_pings(
+async def test_a_due_reminder_is_posted_in_its_channel_pinging_its_user_alone(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
     discord, ana, guild, _ = discord_world
@@ -80,8 +83,8 @@ async def test_a_due_reminder_is_posted_in_its_channel_without_pings(
         call = await discord.wait_for_request(
             lambda call: call.method == "POST" and call.path == f"/channels/{general}/messages", timeout=5
         )
-        assert call.body["content"] == "⏰ Reminder: water the plants @everyone"
-        assert_safe_mentions(call)
+        assert call.body["content"] == f"<@{ana.id}> ⏰ Reminder: water the plants @everyone"
+        assert_pings_only(call, ana)
         await statuses_become(db, {event_id: "sent"})
         await counted(bot.services.metrics.registry, "hearth_scheduled_events_total", 1, outcome="sent")
     assert discord.calls("create_dm") == []
@@ -107,6 +110,37 @@ async def test_a_reminder_for_an_unknown_or_read_only_channel_goes_by_dm(
             "⏰ Reminder: call mum",
         }
         for call in (first, second):
-            assert_safe_mentions(call)
+            assert_pings_only(call, ana)
         await statuses_become(db, {read_only: "sent", unknown: "sent"})
     assert [call.channel_id for call in discord.calls("create_message")] == [dm, dm], "nothing in the guilds"
+
+
+async def test_a_follow_up_pings_its_user_alone_whatever_the_model_writes(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    someone, role = discord.snowflake(), discord.snowflake()
+    written = f"<@{someone}>, <@&{role}> and @everyone: how did the exam go?"
+    llm.script(Reply(written))
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        async with db.session() as session:
+            stored = await UserRepository(session).upsert(
+                discord_id=ana.id, username=ana.username, display_name=ana.global_name, seen_at=utcnow()
+            )
+            event_id = await EventRepository(session).add_follow_up(
+                user_id=stored.id,
+                guild_id=None,
+                channel_id=general,
+                topic="the exam",
+                question="How did the exam go?",
+                trigger_at=utcnow() - timedelta(seconds=1),
+            )
+        assert event_id is not None
+        call = await discord.wait_for_request(
+            lambda call: call.method == "POST" and call.path == f"/channels/{general}/messages", timeout=5
+        )
+        assert call.body["content"] == f"<@{ana.id}> {written}"
+        assert_pings_only(call, ana)
+        await statuses_become(db, {event_id: "sent"})
+    assert len(llm.chat_requests) == 1, "the follow-up was the model's"
