@@ -340,16 +340,15 @@ async def leave_one_out(path: Path, backend: str) -> dict[str, Any]:
     def choose(among: Sequence[str]) -> str:
         return max(LOO_GRID, key=lambda setting: (r10(setting, among), setting == "defaults"))
 
-    held_out = {}
-    for name in names:
-        chosen = choose([other for other in names if other != name])
-        held_out[name] = {"chosen": chosen, **figures(chosen, name), "defaults": figures("defaults", name)}
+    chosen = {name: choose([other for other in names if other != name]) for name in names}
+    held_out = {
+        name: {"chosen": chosen[name], **figures(chosen[name], name), "defaults": figures("defaults", name)}
+        for name in names
+    }
     return {
         "backend": backend,
         "held_out": held_out,
-        "held_out_R@10_pooled": _mean(
-            [row[1][10] for name in names for row in results[held_out[name]["chosen"]][name].rows]
-        ),
+        "held_out_R@10_pooled": _mean([row[1][10] for name in names for row in results[chosen[name]][name].rows]),
         "defaults_R@10_pooled": r10("defaults", names),
         "chosen_on_all": choose(names),
         "R@10_by_setting": {setting: r10(setting, names) for setting in LOO_GRID},

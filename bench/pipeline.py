@@ -57,11 +57,12 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -250,7 +251,9 @@ async def turns_without_memory(db: Database) -> int:
     return int(turns or 0) - int(remembered or 0)
 
 
-def backlog_sampler(worker: EmbeddingWorker, samples: list[tuple[float, int]]) -> Callable[[float], Awaitable[None]]:
+def backlog_sampler(
+    worker: EmbeddingWorker, samples: list[tuple[float, int]]
+) -> Callable[[float], Coroutine[Any, Any, None]]:
     """What notes the backlog at a moment of a run into ``samples``."""
 
     async def sample(at: float) -> None:
@@ -343,12 +346,13 @@ async def run(args: argparse.Namespace, base_url: str, fake: Connection) -> dict
                 for _ in range(turns):
                     await service.handle(next_message(), NullReply())
 
+            sent: int = count // args.channels * args.channels
             started = time.perf_counter()
             await asyncio.gather(*(channel_worker(count // args.channels) for _ in range(args.channels)))
-            return (count // args.channels * args.channels) / (time.perf_counter() - started)
+            return sent / (time.perf_counter() - started)
 
         async def open_loop(
-            count: int, rate: float, *, on_tick: "Callable[[float], Awaitable[None]] | None" = None
+            count: int, rate: float, *, on_tick: "Callable[[float], Coroutine[Any, Any, None]] | None" = None
         ) -> tuple[list[float], float, float]:
             """Messages arrive at ``rate`` per second whatever happens; returns own times (from each message's
             due arrival to its reply handed out, the model's time excluded), replies per second, and messages

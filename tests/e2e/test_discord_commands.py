@@ -53,8 +53,14 @@ async def world() -> AsyncIterator[World]:
 
 @pytest.fixture
 async def bot(world: World, db: Database, llm: FakeLLM, tmp_path: Path) -> AsyncIterator[HearthBot]:
-    options = {"user_cooldown_seconds": 0, "backup_dir": tmp_path / "backups", "pg_dump_path": str(PG_DUMP)}
-    async with running_bot(world.discord, db, llm, **options) as running:
+    async with running_bot(
+        world.discord,
+        db,
+        llm,
+        user_cooldown_seconds=0,
+        backup_dir=tmp_path / "backups",
+        pg_dump_path=str(PG_DUMP),
+    ) as running:
         yield running
 
 
@@ -290,7 +296,7 @@ async def test_admins_configure_the_persona_lore_and_settings(world: World, bot:
 
     _, answer = await run(discord, boss, general, "config chat-channel add", {"channel": lore})
     assert f"<#{lore}>" in text_of(answer)
-    steps = [
+    steps: list[tuple[str, dict[str, object], str, object]] = [
         ("config reply-mode", {"mode": "mention"}, "reply_mode", "mention"),
         ("config chime-in", {"percent": 15}, "chime_in", 15),
         ("config learning", {"state": "off"}, "learning", False),
@@ -380,20 +386,24 @@ async def test_non_owners_are_refused_every_owner_command_and_the_owner_runs_the
     world: World, bot: HearthBot, db: Database, llm: FakeLLM, tmp_path: Path
 ) -> None:
     discord, boss, owner = world.discord, world.boss, world.discord.owner
+
+    def resting() -> bool:  # read again each time: the commands in between switch it
+        return bot.services.conversation.resting
+
     owner_commands = [(n, d) for n, d, top in leaves(discord.commands()) if top["name"] == "owner"]
     assert len(owner_commands) == 9
     for name, definition in owner_commands:
         dm = discord.dm_channel(boss)
         payload, answer = await run(discord, boss, dm, name, some_options(definition, dm))
         assert discord.is_ephemeral(payload) and answer["content"] == "Only my owner can use that.", name
-    assert bot.services.conversation.resting is False
+    assert resting() is False
 
     dm = discord.dm_channel(owner)
     _, status = await run(discord, owner, dm, "owner status")
     for needle in ("Uptime", "Guilds: 1", "Learner queue", "scheduled-events", db.backend):
         assert needle in text_of(status), needle
     _, answer = await run(discord, owner, dm, "owner maintenance", {"state": "on"})
-    assert bot.services.conversation.resting
+    assert resting()
     await discord.user_message(world.general, world.ana, f"{discord.bot.mention} are you there?")
     rest = await discord.wait_for_message(world.general)
     assert "resting" in rest["content"] and llm.chat_requests == []
@@ -421,7 +431,7 @@ async def test_bad_input_gets_a_clear_private_error_and_changes_nothing(
     discord, boss, ana, general = world.discord, world.boss, world.ana, world.general
     await run(discord, boss, general, "config show")
     before = await guild_settings(db)
-    cases = [
+    cases: list[tuple[FakeUser, str, dict[str, object]]] = [
         (boss, "persona import", {"card": FakeAttachment("card.json", b'{"spec": "chara_card_v2", "data": 7}')}),
         (boss, "persona import", {"card": FakeAttachment("huge.png", b"\x89PNG" + b"\0" * (10 * 1024 * 1024))}),
         (boss, "knowledge add", {"document": FakeAttachment("huge.md", b"lore " * (2 * 1024 * 1024))}),

@@ -135,8 +135,7 @@ async def test_an_openai_models_prompt_fits_its_window_by_the_tokenizers_count(
     count = counter_for("gpt-4o-mini")
     japanese = "毎週日曜日に妹とジムでクライミングをしています。来週はリヨン近くの大きな岩場に挑戦します。" * 4
     llm.default = Reply("そうなんだ！")
-    settings = {"llm_model": "gpt-4o-mini", "llm_context_tokens": 1024, "llm_max_tokens": 100}
-    async with running_bot(discord, db, llm, **settings):
+    async with running_bot(discord, db, llm, llm_model="gpt-4o-mini", llm_context_tokens=1024, llm_max_tokens=100):
         for turn in range(6):
             await discord.user_message(dm, ana, f"{turn}: {japanese}")
             await stored_eventually(db, "assistant", ["そうなんだ！"] * (turn + 1))

@@ -4,6 +4,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL
@@ -21,8 +22,8 @@ async def llm() -> AsyncIterator[FakeLLM]:
         yield server
 
 
-def settings_for(database_url: str, **values: object) -> Settings:
-    return Settings(_env_file=None, database_url=database_url, **values)  # type: ignore[call-arg]
+def settings_for(database_url: str, **values: Any) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, **values)
 
 
 def by_name(checks: list[Check]) -> dict[str, tuple[str, str]]:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,15 +56,18 @@ def environment(discord: FakeDiscord | None, env: dict[str, str]) -> dict[str, s
     return values | env
 
 
-async def hearth(*args: str, cwd: Path, discord: FakeDiscord | None = None, **env: str) -> Result:
-    """``python -m bot ARGS`` in ``cwd``, with discord.py pointed at ``discord`` (else at a refused port)."""
+async def hearth(
+    *args: str, cwd: Path, discord: FakeDiscord | None = None, env: Mapping[str, str] | None = None
+) -> Result:
+    """``python -m bot ARGS`` in ``cwd`` with the settings ``env``, discord.py pointed at ``discord`` (else at a
+    refused port)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.support.launcher",
         *args,
         cwd=cwd,
-        env=environment(discord, env),
+        env=environment(discord, dict(env or {})),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -109,7 +112,7 @@ async def test_a_malformed_setting_is_one_line_naming_it_in_every_command(
 ) -> None:
     commands = [("run",), ("chat",), ("db", "current"), ("doctor",)]
     run, chat, db, doctor = await asyncio.gather(
-        *(hearth(*command, cwd=tmp_path, **MODEL, **{name: value}) for command in commands)
+        *(hearth(*command, cwd=tmp_path, env={**MODEL, name: value}) for command in commands)
     )
     for result in (run, chat, db):
         one_line(result, 2, f"invalid settings: {name}", what)
@@ -122,10 +125,10 @@ async def test_a_malformed_setting_is_one_line_naming_it_in_every_command(
 async def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "latin1.env").write_bytes(b"LLM_MODEL=caf\xe9\n")
     missing, undecodable, db_missing, doctor = await asyncio.gather(
-        hearth("--env-file", "nope.env", "run", cwd=tmp_path, **MODEL),
-        hearth("--env-file", "latin1.env", "chat", cwd=tmp_path, **MODEL),
+        hearth("--env-file", "nope.env", "run", cwd=tmp_path, env=MODEL),
+        hearth("--env-file", "latin1.env", "chat", cwd=tmp_path, env=MODEL),
         hearth("--env-file", "nope.env", "db", "upgrade", cwd=tmp_path),
-        hearth("--env-file", "nope.env", "doctor", cwd=tmp_path, **MODEL),
+        hearth("--env-file", "nope.env", "doctor", cwd=tmp_path, env=MODEL),
     )
     one_line(missing, 2, "cannot read the settings file nope.env: No such file or directory")
     one_line(undecodable, 2, "cannot read the settings file latin1.env: not UTF-8 text")
@@ -138,8 +141,8 @@ async def test_an_invalid_token_or_an_unreachable_discord_stops_run_before_the_d
     async with FakeDiscord() as discord:
         discord.fail("get_me", 401, message="401: Unauthorized", times=10)
         rejected, unreachable = await asyncio.gather(
-            hearth("run", cwd=tmp_path, discord=discord, **MODEL),
-            hearth("run", cwd=tmp_path, DISCORD_CONNECT_RETRY_SECONDS="2", **MODEL),
+            hearth("run", cwd=tmp_path, discord=discord, env=MODEL),
+            hearth("run", cwd=tmp_path, env={"DISCORD_CONNECT_RETRY_SECONDS": "2", **MODEL}),
         )
     one_line(rejected, 5, "Discord rejected DISCORD_TOKEN")
     line = one_line(unreachable, 4, "cannot reach Discord", "connection refused", "DISCORD_CONNECT_RETRY_SECONDS")
@@ -156,9 +159,9 @@ async def test_a_database_that_refuses_is_one_line_without_the_password(
     no_such_role = database.set(username="nobody", password="s3cret").render_as_string(hide_password=False)
     async with FakeDiscord() as discord:
         run, db, role = await asyncio.gather(
-            hearth("run", cwd=tmp_path, discord=discord, DATABASE_URL=refused, **MODEL),
-            hearth("db", "upgrade", cwd=tmp_path, DATABASE_URL=refused),
-            hearth("db", "current", cwd=tmp_path, DATABASE_URL=no_such_role),
+            hearth("run", cwd=tmp_path, discord=discord, env={"DATABASE_URL": refused, **MODEL}),
+            hearth("db", "upgrade", cwd=tmp_path, env={"DATABASE_URL": refused}),
+            hearth("db", "current", cwd=tmp_path, env={"DATABASE_URL": no_such_role}),
         )
     one_line(run, 3, "cannot use the database at postgresql+asyncpg://hearth:***@127.0.0.1", "connection refused")
     one_line(db, 3, "connection refused")
@@ -194,9 +197,9 @@ async def test_doctor_checks_the_token_with_discord_and_says_refused(tmp_path: P
     async with FakeDiscord() as valid, FakeDiscord() as rejecting:
         rejecting.fail("get_me", 401, message="401: Unauthorized", times=10)
         ok, invalid, unreachable = await asyncio.gather(
-            hearth("doctor", cwd=tmp_path, discord=valid, **settings),
-            hearth("doctor", cwd=tmp_path, discord=rejecting, **settings),
-            hearth("doctor", cwd=tmp_path, **MODEL),
+            hearth("doctor", cwd=tmp_path, discord=valid, env=settings),
+            hearth("doctor", cwd=tmp_path, discord=rejecting, env=settings),
+            hearth("doctor", cwd=tmp_path, env=MODEL),
         )
     assert doctor_row(ok, "discord token") == f"OK    discord token  valid: the bot Hearth (id {valid.bot.id})"
     assert doctor_row(ok, "llm endpoint").startswith("OK")

@@ -27,7 +27,7 @@ def bot_settings(db: Database, llm: FakeLLM, **overrides: Any) -> Settings:
         "user_cooldown_seconds": 0,  # tests send faster than people do; the cooldown's own test sets it
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @contextlib.asynccontextmanager

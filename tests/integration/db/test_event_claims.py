@@ -364,5 +364,6 @@ async def test_upgrading_settles_claims_made_before_claim_tokens(
             assert await EventRepository(session).begin_send(claimed, at=NOW)  # the new state is allowed
         await migrations.downgrade(database, revision=before.down_revision)
         async with database.engine.connect() as connection:
-            found = dict((await connection.execute(text("SELECT id, status FROM scheduled_events"))).all())
+            result = await connection.execute(text("SELECT id, status FROM scheduled_events"))
+            found: dict[int, str] = dict(result.all())
         assert found == {1: "failed", 2: "failed", 3: "sent"}

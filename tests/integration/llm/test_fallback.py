@@ -69,7 +69,7 @@ async def test_when_every_model_fails_the_error_names_them_all(llm: FakeLLM) -> 
 
 async def test_a_fallback_endpoint_never_gets_the_primarys_key(llm: FakeLLM) -> None:
     llm.default = _by_model({"a": Fail(404), "b": Reply("from b")})
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         openai_api_key="primary-secret",
         llm_fallback_models="b",

@@ -279,7 +279,8 @@ async def test_admins_block_people_and_channels_and_gate_by_role(
     assert await status("anyone now", user=12) == "replied"
     assert [m.content for m in await stored(db, "user")] == ["hi", "back?", "with the role", "anyone now"]
     shown = await config.show(place)
-    assert (shown.blocked_users, shown.blocked_channels, shown.allowed_roles) == (frozenset(), {702}, frozenset())
+    listed = (shown.blocked_users, shown.blocked_channels, shown.allowed_roles)
+    assert listed == (frozenset(), frozenset({702}), frozenset())
     with pytest.raises(InvalidSetting, match="not blocked"):
         await config.unblock_user(place, 66)
 

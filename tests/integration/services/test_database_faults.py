@@ -9,7 +9,8 @@ sender got an answer, and ``ConversationService.handle`` raised nothing.
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -48,7 +49,7 @@ async def own_db(own_server: OwnPostgres) -> AsyncIterator[Database]:
 
 
 async def send_through_faults(
-    service: ConversationService, faults: dict[int, Callable[[], Awaitable[object]]]
+    service: ConversationService, faults: dict[int, Callable[[], Coroutine[Any, Any, object]]]
 ) -> tuple[list[RecordingReply], list[BaseException]]:
     """Send MESSAGES messages GAP_S apart (guild mentions and DMs, each its own sender), running ``faults[i]``
     alongside just before message ``i``; returns each message's front end and what escaped ``handle``."""
@@ -115,7 +116,7 @@ async def test_nothing_is_lost_while_connections_are_killed(
     async def kill() -> int:
         return await own_server.terminate_backends(name)
 
-    faults: dict[int, Callable[[], Awaitable[object]]] = {5 + 9 * i: kill for i in range(6)}
+    faults: dict[int, Callable[[], Coroutine[Any, Any, object]]] = {5 + 9 * i: kill for i in range(6)}
     targets, escaped = await send_through_faults(service, faults)
 
     assert escaped == []

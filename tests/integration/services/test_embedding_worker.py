@@ -6,9 +6,10 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from bot.db.engine import Database
 from bot.db.models import Memory, Message
@@ -219,7 +220,9 @@ async def test_a_vector_made_from_a_context_erased_meanwhile_is_not_stored(db: D
     vectors = await embedder.embed(["Bo: I love Porto\nme too"])
     if stale:
         async with db.session() as session:
-            await session.execute(Memory.__table__.update().where(Memory.id == memory_id).values(context=None))
+            await session.execute(
+                cast(Table, Memory.__table__).update().where(Memory.id == memory_id).values(context=None)
+            )
     async with db.session() as session:
         await MemoryRepository(session).fill_embeddings(claimed, vectors, embedder.model_name)
     async with db.reading() as session:

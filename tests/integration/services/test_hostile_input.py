@@ -83,6 +83,7 @@ async def test_nul_and_surrogates_in_every_name_and_the_text_are_stored_and_answ
         guild = await GuildRepository(session).get_by_discord_id(901)
     assert user is not None and (user.discord_username, user.discord_display_name) == ("ana\ufffd", "Ana\ufffd")
     assert guild is not None and guild.name == "Cosy\ufffd"
+    assert hostile.message_id is not None
     again = await service.handle(replace(hostile, text="still me", message_id=hostile.message_id + 1), target)
     assert again.status == "replied"
 

@@ -8,9 +8,13 @@ from bot.domain.chunking import DISCORD_LIMIT, open_fence_language, split_messag
 def _prose(seed: int, paragraphs: int) -> str:
     rng = random.Random(seed)
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "emoji 🔥", "שלום"]
-    sentences = lambda n: " ".join(  # noqa: E731
-        " ".join(rng.choice(words) for _ in range(rng.randint(3, 14))) + rng.choice([".", "!", "?"]) for _ in range(n)
-    )
+
+    def sentences(n: int) -> str:
+        return " ".join(
+            " ".join(rng.choice(words) for _ in range(rng.randint(3, 14))) + rng.choice([".", "!", "?"])
+            for _ in range(n)
+        )
+
     return "\n\n".join(sentences(rng.randint(1, 12)) for _ in range(paragraphs))
 
 

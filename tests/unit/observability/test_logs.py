@@ -19,7 +19,7 @@ GATEWAY_KEY = "gw-bearer-secret-42"
 
 def settings() -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         discord_token=TOKEN,
         openai_api_key=KEY,
         database_url="postgresql+asyncpg://hearth:p%40ss%3Aw%2Frd-secret@db:5432/hearth",
