@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 from bot.domain.prompt import ChatMessage
 
+# The image types the model is shown: those vision endpoints take (OpenAI's list). Another image/… file (an SVG,
+# a HEIC or TIFF photo) is ignored like any other file: an endpoint refuses a request carrying it, and a refusal
+# makes Hearth treat the model as text-only for the rest of the process (bot/llm/vision.py).
+SHOWN_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # At most this many images of a message are shown to the model (and described); the rest are ignored.
 MAX_IMAGES_PER_MESSAGE = 4
 # An attachment larger than this is not shown: vision endpoints refuse large files (OpenAI at 20 MB), and a
@@ -32,14 +36,20 @@ class Attachment:
 
 
 def shown_images(attachments: Sequence[Attachment]) -> tuple[str, ...]:
-    """The links of the attachments the model is shown: images (by their content type) no larger than
-    :data:`MAX_IMAGE_BYTES`, the first :data:`MAX_IMAGES_PER_MESSAGE` of them. Other files are ignored."""
+    """The links of the attachments the model is shown: images of the :data:`SHOWN_TYPES` (by their content
+    type) no larger than :data:`MAX_IMAGE_BYTES`, the first :data:`MAX_IMAGES_PER_MESSAGE` of them. Other files
+    are ignored."""
     images = [
         a.url
         for a in attachments
-        if (a.content_type or "").lower().startswith("image/") and 0 < a.size <= MAX_IMAGE_BYTES and a.url
+        if _media_type(a.content_type) in SHOWN_TYPES and 0 < a.size <= MAX_IMAGE_BYTES and a.url
     ]
     return tuple(images[:MAX_IMAGES_PER_MESSAGE])
+
+
+def _media_type(content_type: str | None) -> str:
+    """``"image/png"`` of ``"IMAGE/PNG; charset=binary"``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 # The instruction a description request opens with (the fake model in the tests knows it by these words).

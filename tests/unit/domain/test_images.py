@@ -10,16 +10,20 @@ from bot.domain.memory_text import with_images
 from bot.domain.prompt import IMAGE_TOKENS, Budget, PersonaCard, PromptRequest, Turn, build_prompt, prompt_tokens
 
 
-def test_only_images_within_the_size_limit_are_shown_and_at_most_four() -> None:
+def test_only_images_endpoints_take_within_the_size_limit_are_shown_and_at_most_four() -> None:
     files = [
         Attachment("https://cdn/a.png", "image/png", 1000),
         Attachment("https://cdn/notes.txt", "text/plain", 10),
+        Attachment("https://cdn/logo.svg", "image/svg+xml", 10),
+        Attachment("https://cdn/photo.heic", "image/heic", 10),
+        Attachment("https://cdn/scan.tiff", "image/tiff", 10),
         Attachment("https://cdn/huge.jpg", "image/jpeg", MAX_IMAGE_BYTES + 1),
         Attachment("https://cdn/unknown", None, 10),
+        Attachment("https://cdn/b.jpg", "image/jpeg; charset=binary", 10),
         *(Attachment(f"https://cdn/{i}.webp", "IMAGE/WEBP", MAX_IMAGE_BYTES) for i in range(5)),
     ]
     shown = shown_images(files)
-    assert shown == ("https://cdn/a.png", "https://cdn/0.webp", "https://cdn/1.webp", "https://cdn/2.webp")
+    assert shown == ("https://cdn/a.png", "https://cdn/b.jpg", "https://cdn/0.webp", "https://cdn/1.webp")
     assert len(shown) == MAX_IMAGES_PER_MESSAGE
 
 
