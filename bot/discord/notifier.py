@@ -2,11 +2,12 @@
 
 To the event's channel when Hearth can see it and may write there (addressed to the user, who is pinged), else
 by DM to the user. The message may ping its user and nobody else: a reminder's title is what its user wrote and
-a greeting or follow-up is the model's words, and neither may ping another member, a role or everyone. Discord's errors
-become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, network), not for what will not
-(DMs closed, user or channel gone, missing permissions). ``maybe_sent`` when the message may have gone out all
-the same (a timeout or a dropped connection once the request had left, or a failure after the first piece of
-a long message): the event service never sends those again.
+a greeting or follow-up is the model's words, and neither may ping another member, a role or everyone.
+
+Discord's errors become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, network), not
+for what will not (DMs closed, user or channel gone, missing permissions). ``maybe_sent`` when the message may
+have gone out all the same (a timeout or a dropped connection once the request had left, or a failure after the
+first piece of a long message): the event service never sends those again.
 """
 
 import asyncio
