@@ -1,9 +1,11 @@
 """Images in chat requests: whether they are sent, and to which models.
 
-Images are sent while ``LLM_VISION`` is on, to every model not yet known to be text-only. A model is known to be
-text-only, for the rest of this process, once its endpoint refused a request with images (HTTP 400) and then
-answered the same request without them: so a request refused for another reason (too long, say) teaches
-nothing. Hearth says so once in its log (a warning naming the model); the reply is the one without images.
+Images are sent while ``LLM_VISION`` is on, to every model not yet known to be text-only. A refused request
+(HTTP 400) is answered again without its images. A model is known to be text-only, for the rest of this process,
+once that happened twice in a row (no request with images answered in between): a request refused for another
+reason (too long, say) teaches nothing, since it fails without images too, and neither does one image the
+endpoint could not use (a link it failed to fetch), since the next image goes through. Hearth says so once in its
+log (a warning naming the model); each reply is the one without images.
 """
 
 import logging
@@ -16,6 +18,9 @@ from bot.llm.chat import ChatModel, ChatOptions, Completion, ImageRefused, TextC
 
 log = logging.getLogger(__name__)
 
+# Refusals in a row (no request with images answered in between) that make a model text-only for the process.
+REFUSALS_TO_TEXT_ONLY = 2
+
 
 class Vision:
     """What this process knows of which models see images; shared by everything that sends them."""
@@ -23,20 +28,33 @@ class Vision:
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
         self._text_only: set[str] = set()
+        self._refused_in_a_row: dict[str, int] = {}
 
     def sees(self, model: str) -> bool:
         """Whether images may be sent to ``model``."""
         return self.enabled and model not in self._text_only
 
-    def text_only(self, model: str, reason: str) -> None:
-        """``model`` cannot take images: never send it any again in this process (said once in the log)."""
+    def saw(self, model: str) -> None:
+        """``model`` answered a request with images: an earlier refusal was about those images, not the model."""
+        self._refused_in_a_row.pop(model, None)
+
+    def refused(self, model: str, reason: str) -> None:
+        """``model`` refused a request with images and answered it without them; the second time in a row it is
+        taken for text-only and sent no image again in this process (said once in the log)."""
         if model in self._text_only:
             return
+        refusals = self._refused_in_a_row.get(model, 0) + 1
+        if refusals < REFUSALS_TO_TEXT_ONLY:
+            self._refused_in_a_row[model] = refusals
+            log.info("model %s refused a request with images; answered without them (%s)", model, reason)
+            return
+        self._refused_in_a_row.pop(model, None)
         self._text_only.add(model)
         log.warning(
-            "model %s refused a request with images and answered it without them: treating it as text-only"
-            " from now on (%s). Set LLM_VISION=false to stop sending images at all.",
+            "model %s refused requests with images %d times in a row and answered them without: treating it as"
+            " text-only from now on (%s). Set LLM_VISION=false to stop sending images at all.",
             model,
+            refusals,
             reason,
         )
 
@@ -66,9 +84,11 @@ class VisionGate:
         if not self.vision.sees(options.model):
             return await self.inner.generate(without_images(messages), options, on_text)
         try:
-            return await self.inner.generate(messages, options, on_text)
+            completion = await self.inner.generate(messages, options, on_text)
         except ImageRefused as refused:
             completion = await self.inner.generate(without_images(messages), options, on_text)
             # The model that refused: the one asked for, or a fallback model standing in for it (bot/llm/fallback.py).
-            self.vision.text_only(refused.models[0] if refused.models else options.model, str(refused))
+            self.vision.refused(refused.models[0] if refused.models else options.model, str(refused))
             return completion
+        self.vision.saw(completion.model)
+        return completion

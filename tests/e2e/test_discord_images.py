@@ -13,7 +13,7 @@ from bot.db.engine import Database
 from bot.discord.client import HearthBot
 from bot.domain.images import MAX_IMAGE_BYTES
 from tests.fakes.discord import FakeAttachment, FakeDiscord
-from tests.fakes.llm_server import FakeLLM, LLMRequest, Reply
+from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
 from tests.support.bot import container_of, running_bot
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -91,36 +91,65 @@ async def test_an_image_is_shown_with_its_message_and_recalled_later_by_what_it_
 
 
 @pytest.mark.parametrize("fallbacks", [[], ["backup-model"]], ids=["alone", "with-fallback"])
-async def test_a_model_refusing_images_gets_the_turn_without_them_and_no_image_again(
+async def test_a_model_refusing_images_twice_in_a_row_gets_turns_without_them_and_no_image_again(
     db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture, fallbacks: list[str]
 ) -> None:
-    """With fallback models too: a refused image is no reason to pass the turn to another model."""
+    """With fallback models too: a refused image is no reason to pass the turn to another model. One refusal could
+    be that image's doing (a link the endpoint failed to fetch); the second in a row is the model's."""
     llm.text_only_models.add("fake-model")  # answers 400 to any request with an image
     async with FakeDiscord() as discord:
         ana = discord.add_user("ana", global_name="Ana")
         dm = discord.dm_channel(ana)
         async with running_bot(discord, db, llm, llm_fallback_models=fallbacks) as bot:
             with caplog.at_level(logging.WARNING, logger="bot.llm.vision"):
-                llm.script(Reply("I can't see pictures, but tell me about it!"))
-                await discord.user_message(dm, ana, "my new bike", attachments=[("bike.png", PNG)])
-                await answered(discord, dm, "I can't see pictures, but tell me about it!")
-                refused, retried = llm.reply_requests
-                assert len(image_parts(refused)) == 1
-                assert image_parts(retried) == [] and "my new bike\n[image]" in retried.prompt_text()
-                assert [r.body["model"] for r in (refused, retried)] == ["fake-model", "fake-model"]
+                for said, answer in (
+                    ("my new bike", "I can't see pictures, but tell me about it!"),
+                    ("and my helmet", "Still can't see it."),
+                ):
+                    llm.script(Reply(answer))
+                    await discord.user_message(dm, ana, said, attachments=[(f"{said}.png", PNG)])
+                    await answered(discord, dm, answer)
+                    refused, retried = llm.reply_requests[-2:]
+                    assert len(image_parts(refused)) == 1
+                    assert image_parts(retried) == [] and f"{said}\n[image]" in retried.prompt_text()
+                    assert [r.body["model"] for r in (refused, retried)] == ["fake-model", "fake-model"]
+                    if said == "my new bike":
+                        assert not [r for r in caplog.records if r.name == "bot.llm.vision"], "once proves nothing"
 
-                llm.script(Reply("Still can't see it."))
-                helmet = await discord.user_message(dm, ana, "and my helmet", attachments=[("helmet.png", PNG)])
-                await answered(discord, dm, "Still can't see it.")
+                llm.script(Reply("Gloves, nice."))
+                gloves = await discord.user_message(dm, ana, "and my gloves", attachments=[("gloves.png", PNG)])
+                await answered(discord, dm, "Gloves, nice.")
                 await settled(bot)
-            later = llm.reply_requests[2:]
+            later = llm.reply_requests[4:]
             assert len(later) == 1 and image_parts(later[0]) == []
-            assert "and my helmet" in later[0].prompt_text()
+            assert "and my gloves" in later[0].prompt_text()
             # The model known to be text-only is not sent the next image at all, for a reply or a description.
-            helmet_url = helmet["attachments"][0]["url"]
-            assert not any(helmet_url in r.images for r in llm.chat_requests)
+            gloves_url = gloves["attachments"][0]["url"]
+            assert not any(gloves_url in r.images for r in llm.chat_requests)
             warnings = [r for r in caplog.records if r.name == "bot.llm.vision"]
             assert len(warnings) == 1 and "fake-model" in warnings[0].getMessage()
+
+
+async def test_an_image_refused_once_does_not_stop_the_next_ones(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A vision model's endpoint that fails on one image (here: could not download it) answers that turn without
+    it, and the next images are sent as before: a refusal counts against the model only when the one before it
+    did too, with no image answered in between."""
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        async with running_bot(discord, db, llm):
+            with caplog.at_level(logging.WARNING, logger="bot.llm.vision"):
+                for number, refused in enumerate((True, False, True, False)):
+                    if refused:
+                        llm.script(Fail(400, message="Timeout while downloading the image."))
+                    llm.script(Reply(f"answer {number}"))
+                    await discord.user_message(dm, ana, f"photo {number}", attachments=[(f"p{number}.png", PNG)])
+                    await answered(discord, dm, f"answer {number}")
+    replies = [r for r in llm.reply_requests if "response_format" not in r.body]  # not the learner's
+    assert [len(image_parts(r)) for r in replies] == [1, 0, 1, 1, 0, 1]
+    assert not [r for r in caplog.records if r.name == "bot.llm.vision"], "no model was taken for text-only"
 
 
 async def test_with_vision_off_no_image_is_sent_or_described(db: Database, llm: FakeLLM) -> None:
