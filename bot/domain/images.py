@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from bot.domain.prompt import ChatMessage
 
 # The image types the model is shown: those vision endpoints take (OpenAI's list). Another image/… file (an SVG,
-# a HEIC or TIFF photo) is ignored like any other file: an endpoint refuses a request carrying it, and a refusal
-# makes Hearth treat the model as text-only for the rest of the process (bot/llm/vision.py).
+# a HEIC or TIFF photo) is ignored like any other file: an endpoint refuses a request carrying it, and refusals
+# make Hearth treat the model as text-only for the rest of the process (bot/llm/vision.py).
 SHOWN_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # At most this many images of a message are shown to the model (and described); the rest are ignored.
 MAX_IMAGES_PER_MESSAGE = 4
