@@ -81,3 +81,30 @@ async def test_messages_left_unanswered_when_the_bot_stopped_are_answered_once_a
         await bot.caught_up.wait()
     assert (len(discord.sent_messages(general)), len(discord.dm_messages(ana))) == (1, 1)
     assert sum(AWAY_NOTE in r.body["messages"][0]["content"] for r in llm.chat_requests) == 2
+
+
+async def test_an_image_sent_while_the_bot_was_stopped_is_shown_when_it_catches_up(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    posted = discord.message_payload(dm, ana, "look what I found on the beach")
+    photo = f"https://cdn.discordapp.com/attachments/{dm}/{posted['id']}/shell.png"
+    before = conversation_service(db, llm)
+    llm.script(Stall(60))
+    incoming = replace(
+        message("look what I found on the beach", user=ana.id, channel=dm),
+        message_id=int(posted["id"]),
+        image_urls=(photo,),
+    )
+    turn = asyncio.create_task(before.handle(incoming, RecordingReply()))
+    await eventually(lambda: llm.reply_requests)
+    turn.cancel()
+    assert llm.reply_requests[0].images == [photo], "shown with the message as it came"
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert [m["content"] for m in discord.dm_messages(ana)] == [AWAY]
+    caught_up = [r for r in llm.reply_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert len(caught_up) == 1 and caught_up[0].images == [photo], "and shown again when it is answered"

@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,7 +96,7 @@ class AlternativeRepository:
             Message.id < reply.message_id,
         ).order_by(Message.id)
         rows = (await self.session.execute(statement)).all()
-        return [AwaitingMessage(*cast(tuple[Any, ...], row)) for row in rows]
+        return [AwaitingMessage.of_row(row) for row in rows]
 
     async def of(self, message_id: int) -> list[Alternative]:
         """The reply's alternatives in the order they were asked for (none until it was first regenerated)."""

@@ -1,7 +1,7 @@
 """Conversations and their messages."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -111,6 +111,13 @@ class AwaitingMessage:
     nickname: str | None
     guild_discord_id: int | None
     guild_name: str | None
+    image_urls: tuple[str, ...] = field(default=(), kw_only=True)  # the links of the images shown with it
+
+    @classmethod
+    def of_row(cls, row: Any) -> "AwaitingMessage":
+        """From a row of :data:`USER_MESSAGES_WITH_AUTHORS`."""
+        *columns, image_urls = row
+        return cls(*columns, image_urls=tuple(image_urls or ()))
 
 
 # A user's message with who wrote it and where, as an AwaitingMessage holds it (a ``where`` picks which).
@@ -130,6 +137,7 @@ USER_MESSAGES_WITH_AUTHORS = (
         GuildMember.guild_nickname,
         Guild.discord_id,
         Guild.name,
+        Message.image_urls,
     )
     .select_from(Message)
     .join(Conversation, Conversation.id == Message.conversation_id)
@@ -271,7 +279,7 @@ class ConversationRepository:
     async def awaiting_reply(self, *, since: datetime, limit: int) -> list[AwaitingMessage]:
         """Users' messages stored since ``since`` and still awaiting a reply, oldest first."""
         rows = (await self.session.execute(_AWAITING, {"since": since, "limit": limit})).all()
-        return [AwaitingMessage(*cast(tuple[Any, ...], row)) for row in rows]
+        return [AwaitingMessage.of_row(row) for row in rows]
 
     async def settle(self, message_ids: Sequence[int]) -> list[int]:
         """Mark messages as no longer awaiting a reply; returns those that were (a claim: of two processes

@@ -38,6 +38,7 @@ def incoming_of(row: AwaitingMessage) -> IncomingMessage:
             text=row.content, author_id=row.author_discord_id, channel_id=row.channel_id, is_dm=place.is_dm
         ),
         message_id=row.discord_message_id,
+        image_urls=row.image_urls,
     )
 
 
@@ -49,6 +50,8 @@ def _stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
         guild_id=row.guild_id,
         speaker=incoming.author.shown_name,
         text=row.content,
+        # Shown as a live message's are: CATCH_UP_MINUTES is at most a day, about how long Discord's links last.
+        images=row.image_urls,
     )
 
 
