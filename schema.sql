@@ -914,4 +914,10 @@ ALTER TABLE memories SET (toast_tuple_target = 8160);
 
 UPDATE alembic_version SET version_num='0018' WHERE alembic_version.version_num = '0017';
 
+-- Running upgrade 0018 -> 0019
+
+ALTER TABLE messages ADD COLUMN speaker_name VARCHAR(100);
+
+UPDATE alembic_version SET version_num='0019' WHERE alembic_version.version_num = '0018';
+
 COMMIT;

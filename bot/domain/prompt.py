@@ -62,7 +62,8 @@ class PersonaCard:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """A past or present turn. ``speaker`` is the display name of a user turn (None for Hearth's own)."""
+    """A past or present turn. ``speaker`` is the display name of a user turn; of a reply, the cast character who
+    said it (None: the channel's own persona)."""
 
     role: Literal["user", "assistant"]
     text: str
@@ -107,6 +108,7 @@ class PromptRequest:
     language: str | None = None  # the guild's chosen language, if any
     now_text: str | None = None  # e.g. "Monday 23 November 2026, 14:05 UTC"
     was_away: bool = False  # the current messages arrived while Hearth was offline (answered after a restart)
+    host: str | None = None  # when ``persona`` is a cast character: the channel's own persona's name
 
 
 def _persona_block(persona: PersonaCard, budget: int, count: TokenCounter) -> str:
@@ -151,10 +153,18 @@ def _section_blocks(request: PromptRequest, budget: Budget) -> list[str]:
     return blocks
 
 
-def render_turn(turn: Turn, *, is_group: bool) -> ChatMessage:
-    if turn.role == "user" and is_group and turn.speaker:
+def render_turn(turn: Turn, *, is_group: bool, me: str | None = None, host: str | None = None) -> ChatMessage:
+    """A turn as a prompt message. A reply is the model's own (``assistant``) only when ``me`` said it: in a channel
+    with a cast another character's line, or the channel's persona's (``host``) to a character, is shown as that
+    speaker's, so no one takes another's words for their own."""
+    if turn.role == "assistant":
+        said_by = turn.speaker or host
+        if said_by is not None and said_by != me:
+            return ChatMessage("user", f"{said_by}: {turn.text}")
+        return ChatMessage("assistant", turn.text)
+    if is_group and turn.speaker:
         return ChatMessage("user", f"{turn.speaker}: {turn.text}")
-    return ChatMessage(turn.role, turn.text)
+    return ChatMessage("user", turn.text)
 
 
 def _merge_current(current: Sequence[Turn], is_group: bool) -> ChatMessage:
@@ -192,7 +202,7 @@ def build_prompt(request: PromptRequest, budget: Budget | None = None) -> list[C
 
     history: list[ChatMessage] = []
     for turn in reversed(request.history):
-        message = render_turn(turn, is_group=request.is_group)
+        message = render_turn(turn, is_group=request.is_group, me=request.persona.name, host=request.host)
         cost = message_tokens(message, count)
         if cost > remaining:
             break

@@ -46,9 +46,12 @@ class SummaryConfig:
 
 
 def transcript(rows: Sequence[HistoryRow], persona_name: str, tokens: int) -> str:
-    """The conversation as "Name: text" lines; when too long, its last lines that fit in ``tokens``."""
+    """The conversation as "Name: text" lines (a reply under the cast character who said it, else
+    ``persona_name``); when too long, its last lines that fit in ``tokens``."""
     lines = [
-        f"{persona_name}: {row.content}" if row.role == "assistant" else f"{row.speaker or 'Someone'}: {row.content}"
+        f"{row.speaker or persona_name}: {row.content}"
+        if row.role == "assistant"
+        else f"{row.speaker or 'Someone'}: {row.content}"
         for row in rows
     ]
     kept = take_lines_within(list(reversed(lines)), tokens)

@@ -163,8 +163,23 @@ async def test_a_cast_character_named_or_replied_to_answers_through_the_webhook(
 
     # The bot itself still answers as the server's persona, in its own name.
     assert await answered(world, llm, general, world.ana, "and you, Hearth?")
-    assert "A fox spirit." not in str(request_saying(llm, "and you, Hearth?")["messages"][0]["content"])
+    hearth_saw = request_saying(llm, "and you, Hearth?")["messages"]
+    assert "A fox spirit." not in str(hearth_saw[0]["content"])
     assert len(discord_.webhook_messages(general)) == 2
+    # Who said what stays told apart: Mira's lines are hers, not Hearth's, and Mira's are her own to her.
+    assert {"role": "user", "content": "Mira: Stars, and the lamp."} in hearth_saw
+    assert not [m for m in hearth_saw if m["role"] == "assistant" and "lamp" in str(m["content"])]
+    mira_saw = request_saying(llm, "and at night?")["messages"]
+    assert {"role": "assistant", "content": "The sea, @everyone, always the sea."} in mira_saw
+    llm.script(Reply("Only the stars."))
+    await discord_.user_message(general, world.ana, "Mira, and what does Hearth see?")
+    await eventually(lambda: len(discord_.webhook_messages(general)) == 3)
+    mira_saw = request_saying(llm, "what does Hearth see")["messages"]
+    hearths_line = next(m for m in mira_saw if "Hearth:" in str(m["content"]) and m["role"] == "user")
+    assert [m for m in mira_saw if m["role"] == "assistant"] == [
+        {"role": "assistant", "content": "The sea, @everyone, always the sea."},
+        {"role": "assistant", "content": "Stars, and the lamp."},
+    ], f"Hearth's reply is not Mira's: {hearths_line}"
 
 
 async def test_without_manage_webhooks_a_character_speaks_through_the_bot_with_its_name(

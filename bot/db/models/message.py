@@ -5,7 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
 from bot.db.models._columns import user_fk
-from bot.db.types import CleanText, DiscordId, PortableJSON
+from bot.db.types import CleanString, CleanText, DiscordId, PortableJSON
 
 ROLES = ("user", "assistant", "system")
 
@@ -27,6 +27,9 @@ class Message(IdMixin, TimestampMixin, Base):
     discord_message_id: Mapped[int | None] = mapped_column(DiscordId, index=True)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
+    # The cast character who said an assistant turn (``/persona cast``); NULL when Hearth spoke as its persona.
+    # Set apart from the insert (ConversationRepository.add_message), which works before revision 0019.
+    speaker_name: Mapped[str | None] = mapped_column(CleanString(100))
     has_images: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     image_urls: Mapped[list[Any]] = mapped_column(PortableJSON, default=list, server_default="[]", nullable=False)
     token_count: Mapped[int | None] = mapped_column(Integer)

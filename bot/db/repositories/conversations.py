@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, Guild, GuildMember, Memory, Message, User
@@ -64,7 +64,14 @@ _HISTORY = (
         Message.id,
         Message.role,
         Message.content,
-        func.coalesce(User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username),
+        # A reply's speaker is the cast character who said it (NULL: Hearth as its persona); a user turn's, its
+        # author as people in that place see them. A reply's user is the person answered, not its speaker.
+        case(
+            (Message.role == "assistant", Message.speaker_name),
+            else_=func.coalesce(
+                User.custom_name, GuildMember.guild_nickname, User.discord_display_name, User.discord_username
+            ),
+        ),
         Message.created_at,
     )
     .select_from(Message)
@@ -84,7 +91,8 @@ _HISTORY = (
 
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
-    """A stored turn with its speaker's name as people in that place see it."""
+    """A stored turn with its speaker's name as people in that place see it (a reply's: the cast character who
+    said it, None when Hearth spoke as its persona)."""
 
     message_id: int
     role: str
@@ -203,6 +211,7 @@ class ConversationRepository:
         role: str,
         content: str,
         at: datetime,
+        speaker_name: str | None = None,
         discord_message_id: int | None = None,
         image_urls: Sequence[str] = (),
         prompt_tokens: int | None = None,
@@ -213,6 +222,7 @@ class ConversationRepository:
         images_pending: bool = False,
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
+        ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona).
 
         On every reply's path, so the statements are built once (and are one statement on PostgreSQL).
         """
@@ -238,8 +248,13 @@ class ConversationRepository:
         else:
             message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
             await self.session.execute(_TOUCH_SQLITE, values)
-        if images_pending and image_urls:  # rare: a statement of its own keeps the common insert as it was
+        # Rare, so statements of their own: the common insert stays as it was (and works on older schemas).
+        if images_pending and image_urls:
             await self.session.execute(update(Message).where(Message.id == message_id).values(images_pending=True))
+        if speaker_name is not None:
+            await self.session.execute(
+                update(Message).where(Message.id == message_id).values(speaker_name=speaker_name)
+            )
         return message_id
 
     async def find_user_message(self, *, discord_message_id: int, user_id: int) -> tuple[int, int] | None:

@@ -28,6 +28,7 @@ class Decision:
     persona: PersonaView
     settings: guild_settings.GuildSettings
     in_cast: bool = False  # ``persona`` is a character of the channel's cast: it speaks through the webhook
+    host: str | None = None  # then: the name of the channel's own persona, whose replies carry no speaker
 
 
 def storable(incoming: IncomingMessage) -> IncomingMessage:
@@ -74,7 +75,7 @@ class Intake:
             signals = replace(incoming.signals, mentions_bot=True)
             if not should_reply(signals, rules, character.name, roll=self.roll()):
                 return None
-            return replace(decision, persona=character, in_cast=True)
+            return replace(decision, persona=character, in_cast=True, host=decision.persona.name)
         if not should_reply(incoming.signals, rules, decision.persona.name, roll=self.roll()):
             return None
         return decision

@@ -104,15 +104,20 @@ class Responder:
         query: Query | None = None,
         prepared: Callable[[], None] = _nothing,
         was_away: bool = False,
+        host: str | None = None,
     ) -> TurnOutcome:
         """Answer ``batch`` (the last message of which is ``incoming``) and store the reply. ``query``: the
         single message's query made as it arrived (a batch of several, or none given, is queried afresh by all
         its messages); ``prepared`` is called once the model is about to be called; ``started``: when the
-        message arrived (``time.perf_counter``), for the reply's own time."""
+        message arrived (``time.perf_counter``), for the reply's own time. ``host``: when ``persona`` is a
+        character of the channel's cast, the channel's own persona's name (the reply is stored as the
+        character's)."""
         if query is None or len(batch) > 1:
             query = self.memory.query("\n".join(turn.text for turn in batch), place=incoming.memory_place)
         try:
-            return await self._answer(incoming, batch, persona, settings, target, started, query, prepared, was_away)
+            return await self._answer(
+                incoming, batch, persona, settings, target, started, query, prepared, was_away, host
+            )
         finally:
             query.close()
 
@@ -127,11 +132,20 @@ class Responder:
         query: Query,
         prepared: Callable[[], None],
         was_away: bool,
+        host: str | None,
     ) -> TurnOutcome:
         last = batch[-1]
         try:
             completion, recalled = await self.compose(
-                incoming, batch, persona, settings, target, query=query, prepared=prepared, was_away=was_away
+                incoming,
+                batch,
+                persona,
+                settings,
+                target,
+                query=query,
+                prepared=prepared,
+                was_away=was_away,
+                host=host,
             )
         except LLMUnavailable as exc:
             place = incoming.place
@@ -156,6 +170,7 @@ class Responder:
             latency_ms=int(model_ms),
             recalled=recalled.memory_ids,
             shown_in=sent[-1] if sent else None,
+            speaker=persona.name if host is not None else None,
         )
         return TurnOutcome(
             "replied",
@@ -178,6 +193,7 @@ class Responder:
         prepared: Callable[[], None] = _nothing,
         was_away: bool = False,
         leave_out: Sequence[int] = (),
+        host: str | None = None,
     ) -> tuple[Completion, MemorySection]:
         """The model's reply to ``batch`` (streamed to ``target``'s preview, not sent) and the memories its prompt
         showed. ``leave_out``: stored turns the prompt must not show (the reply being regenerated). Raises
@@ -222,6 +238,7 @@ class Responder:
             language=settings.language,
             now_text=self.clock().strftime("%A %d %B %Y, %H:%M UTC"),
             was_away=was_away,
+            host=host,
         )
         messages = build_prompt(request, budget)
         prepared()

@@ -151,6 +151,7 @@ class ConversationService:
                         started=started,
                         query=query,
                         prepared=preparing,
+                        host=decision.host,
                     )
                 except DATABASE_FAULTS:  # stored, so not lost; whatever was not guarded must not cost the answer
                     log.exception("database fault while answering in channel %s", channel)

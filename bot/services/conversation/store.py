@@ -203,8 +203,9 @@ class TurnStore:
         at: datetime,
     ) -> None:
         """Write a stored turn's memory in the transaction that stores it, without a vector (the embedding worker
-        adds it). Hearth's own turns have no speaker ("you" in a prompt). Its context, the turn before it, comes
-        from the recent turns this process knows of (none for a conversation's first turn after a start)."""
+        adds it). Hearth's own turns have no speaker ("you" in a prompt), a cast character's carry its name. Its
+        context, the turn before it, comes from the recent turns this process knows of (none for a conversation's
+        first turn after a start)."""
         if not self.remember or not text.strip():
             return
         before = self.recent.last(turn.conversation_id)
@@ -263,10 +264,12 @@ class TurnStore:
         latency_ms: int,
         recalled: Sequence[int],
         shown_in: int | None = None,
+        speaker: str | None = None,
     ) -> None:
         """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
         answered); a failure here is logged, never shown: the reply was already delivered. ``shown_in``: the
-        Discord message that shows its end (where its buttons are)."""
+        Discord message that shows its end (where its buttons are). ``speaker``: the cast character who said it
+        (None: the channel's own persona), kept with the reply and its memory."""
         last = batch[-1]
         try:
             async with self.database.session() as session:
@@ -284,10 +287,11 @@ class TurnStore:
                     model=model,
                     latency_ms=latency_ms,
                     discord_message_id=shown_in,
+                    speaker_name=speaker,
                 )
                 cleaned = clean_text(text)
-                await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, None, at)
-            self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, None, at))
+                await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, speaker, at)
+            self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, speaker, at))
             if self.remember:
                 self.remembered()
         except DATABASE_FAULTS:
