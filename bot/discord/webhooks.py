@@ -26,6 +26,8 @@ class ChannelWebhooks:
         self._hooks: dict[int, discord.Webhook] = {}
         self._refused_until: dict[int, float] = {}  # channel → when to ask Discord again
         self._said_refused: set[int] = set()
+        # Names Discord refuses as a webhook message's author (with "clyde" or "discord" in them, say).
+        self.refused_names: set[str] = set()
 
     async def of(self, channel: discord.abc.Messageable) -> discord.Webhook | None:
         if not isinstance(channel, discord.TextChannel):
@@ -107,7 +109,7 @@ class CharacterReply:
         return self.first
 
     async def _post(self, text: str) -> discord.Message | discord.WebhookMessage:
-        hook = await self.webhooks.of(self.channel)
+        hook = await self.webhooks.of(self.channel) if self.name not in self.webhooks.refused_names else None
         if hook is not None:
             try:
                 return await hook.send(
@@ -119,6 +121,13 @@ class CharacterReply:
                 )
             except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
                 self.webhooks.forget(getattr(self.channel, "id", 0))
+            except discord.HTTPException as exc:
+                if exc.status != 400:
+                    raise
+                # The webhook is fine, the message as this character is not (Discord refuses names with "clyde" or
+                # "discord" in them for a webhook's author): the bot says it, the name in front, from now on.
+                self.webhooks.refused_names.add(self.name)
+                log.warning("Discord refused a webhook message as %r (%s): it speaks through the bot", self.name, exc)
         return await self.channel.send(self._shown(text), allowed_mentions=MODEL_MENTIONS)
 
     def _shown(self, text: str) -> str:

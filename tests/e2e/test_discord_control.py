@@ -182,6 +182,31 @@ async def test_a_cast_character_named_or_replied_to_answers_through_the_webhook(
     ], f"Hearth's reply is not Mira's: {hearths_line}"
 
 
+async def test_a_character_whose_name_discord_refuses_for_a_webhook_speaks_through_the_bot(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """Discord refuses a webhook message whose author's name holds "clyde" or "discord": the character's reply
+    goes out as the bot with its name in front instead of not at all, and the webhook is not tried again."""
+    discord_, general = world.discord, world.guild.channel("general")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Clyde", "description": "A sailor."}}
+    await run(
+        discord_, world.boss, general, "persona import", {"card": FakeAttachment("c.json", json.dumps(card).encode())}
+    )
+    await run(discord_, world.boss, general, "persona cast add", {"name": "Clyde"})
+    llm.script(Reply("Ahoy there."), Reply("Fair winds."))
+    for asked, answer in (("Clyde, are you aboard?", "Ahoy there."), ("Clyde, and tomorrow?", "Fair winds.")):
+        await discord_.user_message(general, world.ana, asked)
+        shown = f"**Clyde:** {answer}"
+
+        def posted(shown: str = shown) -> bool:
+            return shown in [m["content"] for m in discord_.sent_messages(general)]
+
+        await eventually(posted)
+    assert discord_.webhook_messages(general) == []
+    executed = [call for call in discord_.requests if call.method == "POST" and call.path.startswith("/webhooks/")]
+    assert len(executed) == 1, "refused once, then not asked again"
+
+
 async def test_without_manage_webhooks_a_character_speaks_through_the_bot_with_its_name(
     world: World, bot: HearthBot, llm: FakeLLM
 ) -> None:

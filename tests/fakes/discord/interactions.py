@@ -725,7 +725,11 @@ class Interactions(Rest):
 
     def _execute_webhook(self, hook: JSON, call: RestCall) -> JSON | None:
         body = call.body or {}
-        author = FakeUser(int(hook["id"]), str(body.get("username") or hook["name"]), bot=True)
+        username = str(body.get("username") or hook["name"])
+        # Discord refuses these as a webhook message's author, whatever the case.
+        if any(word in username.lower() for word in ("clyde", "discord")) or username.lower() in ("everyone", "here"):
+            raise ApiError(400, 50035, "Invalid Form Body")
+        author = FakeUser(int(hook["id"]), username, bot=True)
         message = self._message(int(hook["channel_id"]), author, body, call.files)
         message["webhook_id"] = hook["id"]
         message["author"] = message["author"] | {"avatar": None, "discriminator": "0000", "global_name": None}
