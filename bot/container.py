@@ -227,7 +227,9 @@ class Container:
             directory.forget_user(discord_id)
             conversation.forget_cached()  # the recent turns that give a new memory its context, among others
 
-        privacy = PrivacyService(database, embedder, worker=worker, on_erased=erased)
+        privacy = PrivacyService(
+            database, embedder, worker=worker, on_erased=erased, on_turns_deleted=conversation.forget_cached
+        )
         coordination = Coordination(database, conversation, directory, personas)
         try:
             await coordination.load()  # maintenance mode, as the owner left it

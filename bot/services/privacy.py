@@ -5,7 +5,7 @@ resolves both with :meth:`Directory.identify`. Erasure is real: the user row is 
 them goes with it (foreign keys cascade; see ``tests/integration/db/test_erasure.py``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,12 +54,14 @@ class PrivacyService:
         *,
         worker: EmbeddingWorker | None = None,
         on_erased: Callable[[int], None] | None = None,
+        on_turns_deleted: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.embedder = embedder
         self.worker = worker
         self.on_erased = on_erased
+        self.on_turns_deleted = on_turns_deleted  # cached history may hold them
         self.clock = clock
 
     async def profile(self, user_id: int, guild_id: int | None) -> Profile:
@@ -150,6 +152,23 @@ class PrivacyService:
         if quoting and self.worker is not None:
             self.worker.wake()
         return erased
+
+    async def forget_deleted_messages(self, discord_message_ids: Sequence[int]) -> int:
+        """People deleted these messages on Discord: Hearth forgets them. Each stored turn goes with its memory,
+        the context it gave the next turn's memory (embedded again without it) and the summaries of its
+        conversation, which may retell it. What was learned from it stays until its person forgets that
+        (/memory). Returns how many turns went (none for a message Hearth never stored)."""
+        async with self.database.session() as session:
+            privacy = PrivacyRepository(session)
+            deleted = await privacy.delete_user_turns(discord_message_ids)
+            quoting = await privacy.memories_quoting_turns(deleted)
+            await privacy.drop_contexts(quoting)
+            await privacy.delete_summaries(sorted({turn.conversation_id for turn in deleted}))
+        if deleted and self.on_turns_deleted is not None:
+            self.on_turns_deleted()
+        if quoting and self.worker is not None:
+            self.worker.wake()
+        return len(deleted)
 
     async def export(self, discord_id: int) -> dict[str, Any]:
         """Everything held about the user, table by table (vectors left out: they are derived from the text)."""

@@ -3,7 +3,12 @@
 Gateway events go into the real discord.py client; the prompt the fake LLM receives is what is checked.
 """
 
+import asyncio
+
+from sqlalchemy import func, or_, select
+
 from bot.db.engine import Database
+from bot.db.models import Memory, Message
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -57,3 +62,51 @@ async def test_a_secret_told_in_a_dm_stays_there_while_a_guild_remembers_across_
 async def flushed(bot: HearthBot) -> None:
     """Memories are written in the background: wait until everything said so far is stored."""
     await container_of(bot).embedding_worker.flush()
+
+
+async def said_anywhere(db: Database, words: str) -> bool:
+    """Whether any stored turn or memory holds ``words``, in its text or in its context."""
+    async with db.reading() as session:
+        turns = await session.scalar(select(func.count()).where(Message.content.contains(words)))
+        memories = await session.scalar(
+            select(func.count()).where(or_(Memory.content.contains(words), Memory.context.contains(words)))
+        )
+    return bool(turns or memories)
+
+
+async def forgotten(db: Database, words: str) -> None:
+    """Wait until nothing stored holds ``words`` (the deletion is handled as the bot receives it)."""
+    async with asyncio.timeout(5):
+        while True:
+            if not await said_anywhere(db, words):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_message_its_author_deletes_on_discord_is_forgotten(db: Database, llm: FakeLLM) -> None:
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        general = guild.channel("general")
+        async with running_bot(discord, db, llm) as bot:
+            mention = discord.bot.mention
+            llm.script(Reply("Noted!"), Reply("Lovely, which trail?"))
+            secret = await discord.user_message(general, ana, f"{mention} my locker code is 4417")
+            await answered(discord, general, "Noted!")
+            await discord.user_message(general, ana, f"{mention} I go hiking on Sundays")
+            await answered(discord, general, "Lovely, which trail?")
+            await flushed(bot)
+            assert await said_anywhere(db, "4417")  # the turn, its memory, and the reply's memory's context
+
+            await discord.dispatch(
+                "MESSAGE_DELETE", {"id": secret["id"], "channel_id": str(general), "guild_id": str(guild.id)}
+            )
+            await forgotten(db, "4417")
+            llm.script(Reply("I don't know it."))
+            await discord.user_message(general, ana, f"{mention} what is my locker code?")
+            await answered(discord, general, "I don't know it.")
+            prompt = llm.chat_requests[-1].prompt_text()
+            assert "4417" not in prompt, "neither in the conversation shown nor among the memories"
+            assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
+            await flushed(bot)
+            assert not await said_anywhere(db, "4417")

@@ -33,6 +33,14 @@ _VECTOR_COLUMNS = {"embedding"}
 
 
 @dataclass(frozen=True, slots=True)
+class DeletedTurn:
+    """A person's turn deleted from the database: the conversation it was in, and what it said."""
+
+    conversation_id: int
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
 class QuotingMemory:
     id: int
     speaker_name: str | None
@@ -132,19 +140,41 @@ class PrivacyRepository:
                 Message.conversation_id.in_(conversation_ids),
             )
         )
-        endings = {context_line(None, text) for text in said.all() if text.strip()}
-        candidates = await self.session.execute(
-            select(Memory.id, Memory.speaker_name, Memory.content, Memory.context).where(
-                Memory.conversation_id.in_(conversation_ids),
-                Memory.context.is_not(None),
-                or_(Memory.user_id.is_(None), Memory.user_id != user_id),
-            )
+        others = or_(Memory.user_id.is_(None), Memory.user_id != user_id)
+        return await self._quoting(conversation_ids, said.all(), others)
+
+    async def memories_quoting_turns(self, turns: Sequence[DeletedTurn]) -> list[QuotingMemory]:
+        """The memories whose context is one of ``turns`` (the turn after it, whoever said that)."""
+        conversation_ids = sorted({turn.conversation_id for turn in turns})
+        return await self._quoting(conversation_ids, [turn.content for turn in turns], None)
+
+    async def _quoting(
+        self, conversation_ids: Sequence[int], texts: Sequence[str], whose: Any | None
+    ) -> list[QuotingMemory]:
+        endings = {context_line(None, said) for said in texts if said.strip()}
+        if not conversation_ids or not endings:
+            return []
+        statement = select(Memory.id, Memory.speaker_name, Memory.content, Memory.context).where(
+            Memory.conversation_id.in_(conversation_ids), Memory.context.is_not(None)
         )
+        candidates = await self.session.execute(statement if whose is None else statement.where(whose))
         return [
             QuotingMemory(row.id, row.speaker_name, row.content)
             for row in candidates.all()
             if any(str(row.context).endswith(ending) for ending in endings)
         ]
+
+    async def delete_user_turns(self, discord_message_ids: Sequence[int]) -> list[DeletedTurn]:
+        """Delete the people's turns stored for these Discord messages, their memories with them (by cascade);
+        returns what they were."""
+        if not discord_message_ids:
+            return []
+        result = await self.session.execute(
+            delete(Message)
+            .where(Message.discord_message_id.in_(list(discord_message_ids)), Message.role == "user")
+            .returning(Message.conversation_id, Message.content)
+        )
+        return [DeletedTurn(int(row.conversation_id), str(row.content)) for row in result.all()]
 
     async def drop_contexts(self, memories: Sequence[QuotingMemory]) -> None:
         """Forget the context of these memories, and their vectors (made with it): the embedding worker re-makes

@@ -9,7 +9,7 @@ from bot.discord.reply_buttons import ReplyButton
 async def setup(bot: HearthBot) -> None:
     if declined(bot, __name__):
         return
-    await bot.add_cog(Chat(bot, bot.services.conversation, bot.services.metrics))
+    await bot.add_cog(Chat(bot, bot.services.conversation, bot.services.privacy, bot.services.metrics))
     bot.add_dynamic_items(ReplyButton)  # 🔄 ◀ ▶ under replies, also those sent before a restart
 
 

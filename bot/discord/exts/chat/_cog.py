@@ -18,6 +18,7 @@ from bot.observability.logs import log_context
 from bot.observability.metrics import Metrics
 from bot.services.conversation import ConversationService
 from bot.services.incoming import IncomingMessage, Place
+from bot.services.privacy import PrivacyService
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,12 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
 class Chat(commands.Cog):
     conversation_group = app_commands.Group(name="conversation", description="This channel's conversation with Hearth")
 
-    def __init__(self, bot: HearthBot, conversation: ConversationService, metrics: Metrics) -> None:
+    def __init__(
+        self, bot: HearthBot, conversation: ConversationService, privacy: PrivacyService, metrics: Metrics
+    ) -> None:
         self.bot = bot  # its user, and whether it is stopping
         self.conversation = conversation
+        self.privacy = privacy
         self.metrics = metrics
         self.webhooks = ChannelWebhooks(lambda: bot.user)
 
@@ -105,6 +109,24 @@ class Chat(commands.Cog):
                 log.exception(
                     "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
                 )
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """Someone deleted a message (theirs, or a moderator did): Hearth forgets it, as they would expect."""
+        await self._forget_deleted([payload.message_id], payload.channel_id)
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget_deleted(sorted(payload.message_ids), payload.channel_id)
+
+    async def _forget_deleted(self, message_ids: list[int], channel_id: int) -> None:
+        try:
+            forgotten = await self.privacy.forget_deleted_messages(message_ids)
+        except Exception:  # the event is gone once missed: say so, the person can still use /memory
+            log.exception("could not forget %d deleted messages of channel %s", len(message_ids), channel_id)
+            return
+        if forgotten:
+            log.info("forgot %d deleted messages of channel %s", forgotten, channel_id)
 
     @conversation_group.command(name="reset", description="Start this channel's conversation afresh")
     async def conversation_reset(self, interaction: discord.Interaction) -> None:
