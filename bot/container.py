@@ -228,7 +228,7 @@ class Container:
             conversation.forget_cached()  # the recent turns that give a new memory its context, among others
 
         privacy = PrivacyService(
-            database, embedder, worker=worker, on_erased=erased, on_turns_deleted=conversation.forget_cached
+            database, embedder, worker=worker, on_erased=erased, on_turns_changed=conversation.forget_cached
         )
         coordination = Coordination(database, conversation, directory, personas)
         try:

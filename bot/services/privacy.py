@@ -20,6 +20,7 @@ from bot.db.types import utcnow
 from bot.domain import relationship as relationships
 from bot.domain.facts import StoredFact
 from bot.domain.style import guidance
+from bot.domain.text import clean_text
 from bot.errors import HearthError
 from bot.llm.embeddings import Embedder
 from bot.services.embedding_worker import EmbeddingWorker
@@ -54,14 +55,14 @@ class PrivacyService:
         *,
         worker: EmbeddingWorker | None = None,
         on_erased: Callable[[int], None] | None = None,
-        on_turns_deleted: Callable[[], None] | None = None,
+        on_turns_changed: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.embedder = embedder
         self.worker = worker
         self.on_erased = on_erased
-        self.on_turns_deleted = on_turns_deleted  # cached history may hold them
+        self.on_turns_changed = on_turns_changed  # cached history may hold deleted or edited turns
         self.clock = clock
 
     async def profile(self, user_id: int, guild_id: int | None) -> Profile:
@@ -164,11 +165,29 @@ class PrivacyService:
             quoting = await privacy.memories_quoting_turns(deleted)
             await privacy.drop_contexts(quoting)
             await privacy.delete_summaries(sorted({turn.conversation_id for turn in deleted}))
-        if deleted and self.on_turns_deleted is not None:
-            self.on_turns_deleted()
+        if deleted and self.on_turns_changed is not None:
+            self.on_turns_changed()
         if quoting and self.worker is not None:
             self.worker.wake()
         return len(deleted)
+
+    async def follow_edited_message(self, discord_message_id: int, text: str) -> bool:
+        """A person edited a message on Discord: Hearth keeps the new text. The stored turn and its memory are
+        rewritten (the memory embedded again); the old words go from where they were quoted, as after a
+        deletion: the next turn's memory context and the conversation's summaries. False when Hearth stored no
+        such turn or its text did not change (Discord also reports an edit when a link's preview arrives)."""
+        async with self.database.session() as session:
+            privacy = PrivacyRepository(session)
+            before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
+            if before is None:
+                return False
+            await privacy.drop_contexts(await privacy.memories_quoting_turns([before]))
+            await privacy.delete_summaries([before.conversation_id])
+        if self.on_turns_changed is not None:
+            self.on_turns_changed()
+        if self.worker is not None:
+            self.worker.wake()
+        return True
 
     async def export(self, discord_id: int) -> dict[str, Any]:
         """Everything held about the user, table by table (vectors left out: they are derived from the text)."""

@@ -110,3 +110,30 @@ async def test_a_message_its_author_deletes_on_discord_is_forgotten(db: Database
             assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
             await flushed(bot)
             assert not await said_anywhere(db, "4417")
+
+
+async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(db: Database, llm: FakeLLM) -> None:
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        general = guild.channel("general")
+        async with running_bot(discord, db, llm) as bot:
+            mention = discord.bot.mention
+            llm.script(Reply("Noted!"))
+            said = await discord.user_message(general, ana, f"{mention} my locker code is 4417")
+            await answered(discord, general, "Noted!")
+            await flushed(bot)
+
+            await discord.dispatch("MESSAGE_UPDATE", {**said, "content": f"{mention} my locker is the blue one"})
+            await forgotten(db, "4417")
+            await flushed(bot)
+            llm.script(Reply("The blue one."))
+            await discord.user_message(general, ana, f"{mention} which locker is mine?")
+            await answered(discord, general, "The blue one.")
+            prompt = llm.chat_requests[-1].prompt_text()
+            assert "4417" not in prompt and "@Hearth my locker is the blue one" in prompt
+            assert not await said_anywhere(db, "4417")
+            async with db.reading() as session:
+                memory = await session.scalar(select(Memory).where(Memory.message_id.is_not(None)).order_by(Memory.id))
+            assert memory is not None and memory.content == "@Hearth my locker is the blue one"
+            assert memory.embedding is not None, "embedded again from its new text"

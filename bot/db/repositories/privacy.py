@@ -25,6 +25,7 @@ from bot.db.models import (
     UserFact,
 )
 from bot.db.repositories._dialect import dialect_name
+from bot.db.repositories.memories import MemoryRepository
 from bot.domain.memory_text import context_line
 from bot.domain.opinions import topics_said
 
@@ -33,8 +34,8 @@ _VECTOR_COLUMNS = {"embedding"}
 
 
 @dataclass(frozen=True, slots=True)
-class DeletedTurn:
-    """A person's turn deleted from the database: the conversation it was in, and what it said."""
+class PastTurn:
+    """A person's turn as it was before it was deleted or edited: its conversation, and what it said."""
 
     conversation_id: int
     content: str
@@ -143,7 +144,7 @@ class PrivacyRepository:
         others = or_(Memory.user_id.is_(None), Memory.user_id != user_id)
         return await self._quoting(conversation_ids, said.all(), others)
 
-    async def memories_quoting_turns(self, turns: Sequence[DeletedTurn]) -> list[QuotingMemory]:
+    async def memories_quoting_turns(self, turns: Sequence[PastTurn]) -> list[QuotingMemory]:
         """The memories whose context is one of ``turns`` (the turn after it, whoever said that)."""
         conversation_ids = sorted({turn.conversation_id for turn in turns})
         return await self._quoting(conversation_ids, [turn.content for turn in turns], None)
@@ -164,7 +165,37 @@ class PrivacyRepository:
             if any(str(row.context).endswith(ending) for ending in endings)
         ]
 
-    async def delete_user_turns(self, discord_message_ids: Sequence[int]) -> list[DeletedTurn]:
+    async def edit_user_turn(self, discord_message_id: int, content: str) -> PastTurn | None:
+        """Give the person's turn stored for this Discord message its new text, and its memory too (with the marks
+        of its images kept, its vector cleared for the embedding worker to remake); the turn as it was, or None
+        when none is stored or its text is unchanged."""
+        found = (
+            await self.session.execute(
+                select(Message.id, Message.conversation_id, Message.content).where(
+                    Message.discord_message_id == discord_message_id, Message.role == "user"
+                )
+            )
+        ).first()
+        if found is None or found.content == content:
+            return None
+        await self.session.execute(update(Message).where(Message.id == found.id).values(content=content))
+        memories = MemoryRepository(self.session)
+        memory = (
+            await self.session.execute(
+                select(Memory.id, Memory.content, Memory.speaker_name, Memory.created_at).where(
+                    Memory.message_id == found.id, Memory.kind == "message"
+                )
+            )
+        ).first()
+        if memory is not None:
+            # A turn's memory is its text, then a line per image it carried ("[image: …]"): those stay.
+            rest = memory.content[len(found.content) :] if memory.content.startswith(found.content) else ""
+            await memories.rewrite(
+                memory.id, content + rest, created_at=memory.created_at, speaker_name=memory.speaker_name
+            )
+        return PastTurn(int(found.conversation_id), str(found.content))
+
+    async def delete_user_turns(self, discord_message_ids: Sequence[int]) -> list[PastTurn]:
         """Delete the people's turns stored for these Discord messages, their memories with them (by cascade);
         returns what they were."""
         if not discord_message_ids:
@@ -174,7 +205,7 @@ class PrivacyRepository:
             .where(Message.discord_message_id.in_(list(discord_message_ids)), Message.role == "user")
             .returning(Message.conversation_id, Message.content)
         )
-        return [DeletedTurn(int(row.conversation_id), str(row.content)) for row in result.all()]
+        return [PastTurn(int(row.conversation_id), str(row.content)) for row in result.all()]
 
     async def drop_contexts(self, memories: Sequence[QuotingMemory]) -> None:
         """Forget the context of these memories, and their vectors (made with it): the embedding worker re-makes

@@ -119,6 +119,22 @@ class Chat(commands.Cog):
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self._forget_deleted(sorted(payload.message_ids), payload.channel_id)
 
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """Someone edited a message: Hearth keeps the new text. Its own replies (edited as they stream) and
+        webhooks' are not people's; an update without content is a link preview arriving."""
+        message = payload.message
+        me = self.bot.user
+        if "content" not in payload.data or message.webhook_id is not None or (me and message.author.id == me.id):
+            return
+        try:
+            followed = await self.privacy.follow_edited_message(message.id, message.clean_content)
+        except Exception:
+            log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
+            return
+        if followed:
+            log.info("followed the edit of message %s in channel %s", message.id, payload.channel_id)
+
     async def _forget_deleted(self, message_ids: list[int], channel_id: int) -> None:
         try:
             forgotten = await self.privacy.forget_deleted_messages(message_ids)
