@@ -4,13 +4,16 @@ Gateway events go into the real discord.py client; the prompt the fake LLM recei
 """
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy import func, or_, select
 
 from bot.db.engine import Database
 from bot.db.models import Memory, Message
 from bot.discord.client import HearthBot
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord.payloads import JSON
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import container_of, running_bot
 
@@ -83,57 +86,70 @@ async def forgotten(db: Database, words: str) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_a_message_its_author_deletes_on_discord_is_forgotten(db: Database, llm: FakeLLM) -> None:
+@pytest.fixture
+async def cosy() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    """Ana in a server with one channel."""
     async with FakeDiscord() as discord:
         ana = discord.add_user("ana", global_name="Ana")
-        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
-        general = guild.channel("general")
-        async with running_bot(discord, db, llm) as bot:
-            mention = discord.bot.mention
-            llm.script(Reply("Noted!"), Reply("Lovely, which trail?"))
-            secret = await discord.user_message(general, ana, f"{mention} my locker code is 4417")
-            await answered(discord, general, "Noted!")
-            await discord.user_message(general, ana, f"{mention} I go hiking on Sundays")
-            await answered(discord, general, "Lovely, which trail?")
-            await flushed(bot)
-            assert await said_anywhere(db, "4417")  # the turn, its memory, and the reply's memory's context
-
-            await discord.dispatch(
-                "MESSAGE_DELETE", {"id": secret["id"], "channel_id": str(general), "guild_id": str(guild.id)}
-            )
-            await forgotten(db, "4417")
-            llm.script(Reply("I don't know it."))
-            await discord.user_message(general, ana, f"{mention} what is my locker code?")
-            await answered(discord, general, "I don't know it.")
-            prompt = llm.chat_requests[-1].prompt_text()
-            assert "4417" not in prompt, "neither in the conversation shown nor among the memories"
-            assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
-            await flushed(bot)
-            assert not await said_anywhere(db, "4417")
+        yield discord, ana, discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
 
 
-async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(db: Database, llm: FakeLLM) -> None:
-    async with FakeDiscord() as discord:
-        ana = discord.add_user("ana", global_name="Ana")
-        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
-        general = guild.channel("general")
-        async with running_bot(discord, db, llm) as bot:
-            mention = discord.bot.mention
-            llm.script(Reply("Noted!"))
-            said = await discord.user_message(general, ana, f"{mention} my locker code is 4417")
-            await answered(discord, general, "Noted!")
-            await flushed(bot)
+async def tell_the_code(discord: FakeDiscord, ana: FakeUser, general: int, llm: FakeLLM) -> JSON:
+    """Ana tells Hearth her locker code; the message as Discord sent it."""
+    llm.script(Reply("Noted!"))
+    said = await discord.user_message(general, ana, f"{discord.bot.mention} my locker code is 4417")
+    await answered(discord, general, "Noted!")
+    return said
 
-            await discord.dispatch("MESSAGE_UPDATE", {**said, "content": f"{mention} my locker is the blue one"})
-            await forgotten(db, "4417")
-            await flushed(bot)
-            llm.script(Reply("The blue one."))
-            await discord.user_message(general, ana, f"{mention} which locker is mine?")
-            await answered(discord, general, "The blue one.")
-            prompt = llm.chat_requests[-1].prompt_text()
-            assert "4417" not in prompt and "@Hearth my locker is the blue one" in prompt
-            assert not await said_anywhere(db, "4417")
-            async with db.reading() as session:
-                memory = await session.scalar(select(Memory).where(Memory.message_id.is_not(None)).order_by(Memory.id))
-            assert memory is not None and memory.content == "@Hearth my locker is the blue one"
-            assert memory.embedding is not None, "embedded again from its new text"
+
+async def test_a_message_its_author_deletes_on_discord_is_forgotten(
+    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = cosy
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm) as bot:
+        mention = discord.bot.mention
+        secret = await tell_the_code(discord, ana, general, llm)
+        llm.script(Reply("Lovely, which trail?"))
+        await discord.user_message(general, ana, f"{mention} I go hiking on Sundays")
+        await answered(discord, general, "Lovely, which trail?")
+        await flushed(bot)
+        assert await said_anywhere(db, "4417")  # the turn, its memory, and the reply's memory's context
+
+        await discord.dispatch(
+            "MESSAGE_DELETE", {"id": secret["id"], "channel_id": str(general), "guild_id": str(guild.id)}
+        )
+        await forgotten(db, "4417")
+        llm.script(Reply("I don't know it."))
+        await discord.user_message(general, ana, f"{mention} what is my locker code?")
+        await answered(discord, general, "I don't know it.")
+        prompt = llm.chat_requests[-1].prompt_text()
+        assert "4417" not in prompt, "neither in the conversation shown nor among the memories"
+        assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
+        await flushed(bot)
+        assert not await said_anywhere(db, "4417")
+
+
+async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(
+    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = cosy
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm) as bot:
+        mention = discord.bot.mention
+        said = await tell_the_code(discord, ana, general, llm)
+        await flushed(bot)
+
+        await discord.dispatch("MESSAGE_UPDATE", {**said, "content": f"{mention} my locker is the blue one"})
+        await forgotten(db, "4417")
+        await flushed(bot)
+        llm.script(Reply("The blue one."))
+        await discord.user_message(general, ana, f"{mention} which locker is mine?")
+        await answered(discord, general, "The blue one.")
+        prompt = llm.chat_requests[-1].prompt_text()
+        assert "4417" not in prompt and "@Hearth my locker is the blue one" in prompt
+        assert not await said_anywhere(db, "4417")
+        async with db.reading() as session:
+            memory = await session.scalar(select(Memory).where(Memory.message_id.is_not(None)).order_by(Memory.id))
+        assert memory is not None and memory.content == "@Hearth my locker is the blue one"
+        assert memory.embedding is not None, "embedded again from its new text"
