@@ -155,13 +155,14 @@ class PrivacyService:
         return erased
 
     async def forget_deleted_messages(self, discord_message_ids: Sequence[int]) -> int:
-        """People deleted these messages on Discord: Hearth forgets them. Each stored turn goes with its memory,
-        the context it gave the next turn's memory (embedded again without it) and the summaries of its
-        conversation, which may retell it. What was learned from it stays until its person forgets that
-        (/memory). Returns how many turns went (none for a message Hearth never stored)."""
+        """These messages were deleted on Discord (by their author, or a moderator; Hearth's own replies too):
+        Hearth forgets them. Each stored turn goes with its memory, the context it gave the next turn's memory
+        (embedded again without it) and the summaries of its conversation, which may retell it. What was learned
+        from it stays until its person forgets that (/memory). Returns how many turns went (none for a message
+        Hearth never stored)."""
         async with self.database.session() as session:
             privacy = PrivacyRepository(session)
-            deleted = await privacy.delete_user_turns(discord_message_ids)
+            deleted = await privacy.delete_turns(discord_message_ids)
             quoting = await privacy.memories_quoting_turns(deleted)
             await privacy.drop_contexts(quoting)
             await privacy.delete_summaries(sorted({turn.conversation_id for turn in deleted}))

@@ -130,6 +130,29 @@ async def test_a_message_its_author_deletes_on_discord_is_forgotten(
         assert not await said_anywhere(db, "4417")
 
 
+async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(
+    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = cosy
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm) as bot:
+        mention = discord.bot.mention
+        llm.script(Reply("Your code is 4417, I'll shout it to everyone!"))
+        await discord.user_message(general, ana, f"{mention} what was my code again?")
+        await answered(discord, general, "Your code is 4417, I'll shout it to everyone!")
+        await flushed(bot)
+        [reply] = discord.sent_messages(general)
+        await discord.dispatch(
+            "MESSAGE_DELETE", {"id": reply["id"], "channel_id": str(general), "guild_id": str(guild.id)}
+        )
+        await forgotten(db, "4417")
+        llm.script(Reply("Sorry about that."))
+        await discord.user_message(general, ana, f"{mention} that was not nice")
+        await answered(discord, general, "Sorry about that.")
+        prompt = llm.chat_requests[-1].prompt_text()
+        assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
+
+
 async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(
     cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:

@@ -35,7 +35,7 @@ _VECTOR_COLUMNS = {"embedding"}
 
 @dataclass(frozen=True, slots=True)
 class PastTurn:
-    """A person's turn as it was before it was deleted or edited: its conversation, and what it said."""
+    """A turn as it was before it was deleted or edited: its conversation, and what it said."""
 
     conversation_id: int
     content: str
@@ -195,14 +195,15 @@ class PrivacyRepository:
             )
         return PastTurn(int(found.conversation_id), str(found.content))
 
-    async def delete_user_turns(self, discord_message_ids: Sequence[int]) -> list[PastTurn]:
-        """Delete the people's turns stored for these Discord messages, their memories with them (by cascade);
+    async def delete_turns(self, discord_message_ids: Sequence[int]) -> list[PastTurn]:
+        """Delete the turns stored for these Discord messages: people's, and Hearth's replies (known by the
+        message that shows a reply's end), their memories and a reply's alternatives with them (by cascade);
         returns what they were."""
         if not discord_message_ids:
             return []
         result = await self.session.execute(
             delete(Message)
-            .where(Message.discord_message_id.in_(list(discord_message_ids)), Message.role == "user")
+            .where(Message.discord_message_id.in_(list(discord_message_ids)), Message.role.in_(("user", "assistant")))
             .returning(Message.conversation_id, Message.content)
         )
         return [PastTurn(int(row.conversation_id), str(row.content)) for row in result.all()]

@@ -112,7 +112,8 @@ class Chat(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        """Someone deleted a message (theirs, or a moderator did): Hearth forgets it, as they would expect."""
+        """Someone deleted a message (theirs, or a moderator did, Hearth's own replies included): Hearth forgets
+        it, as they would expect."""
         await self._forget_deleted([payload.message_id], payload.channel_id)
 
     @commands.Cog.listener()
