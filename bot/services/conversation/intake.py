@@ -27,8 +27,13 @@ class Decision:
     guild: GuildView | None  # None in DMs
     persona: PersonaView
     settings: guild_settings.GuildSettings
-    in_cast: bool = False  # ``persona`` is a character of the channel's cast: it speaks through the webhook
-    host: str | None = None  # then: the name of the channel's own persona, whose replies carry no speaker
+    # Set when ``persona`` is a character of the channel's cast (it speaks through the webhook): the name of the
+    # channel's own persona, whose replies carry no speaker.
+    host: str | None = None
+
+    @property
+    def in_cast(self) -> bool:
+        return self.host is not None
 
 
 def storable(incoming: IncomingMessage) -> IncomingMessage:
@@ -75,7 +80,7 @@ class Intake:
             signals = replace(incoming.signals, mentions_bot=True)
             if not should_reply(signals, rules, character.name, roll=self.roll()):
                 return None
-            return replace(decision, persona=character, in_cast=True, host=decision.persona.name)
+            return replace(decision, persona=character, host=decision.persona.name)
         if not should_reply(incoming.signals, rules, decision.persona.name, roll=self.roll()):
             return None
         return decision
