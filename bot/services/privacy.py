@@ -163,13 +163,9 @@ class PrivacyService:
         async with self.database.session() as session:
             privacy = PrivacyRepository(session)
             deleted = await privacy.delete_turns(discord_message_ids)
-            quoting = await privacy.memories_quoting_turns(deleted)
-            await privacy.drop_contexts(quoting)
-            await privacy.delete_summaries(sorted({turn.conversation_id for turn in deleted}))
-        if deleted and self.on_turns_changed is not None:
-            self.on_turns_changed()
-        if quoting and self.worker is not None:
-            self.worker.wake()
+            unquoted = await privacy.unquote(deleted)
+        if deleted:
+            self._turns_changed(reembed=unquoted)
         return len(deleted)
 
     async def follow_edited_message(self, discord_message_id: int, text: str) -> bool:
@@ -182,13 +178,15 @@ class PrivacyService:
             before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
             if before is None:
                 return False
-            await privacy.drop_contexts(await privacy.memories_quoting_turns([before]))
-            await privacy.delete_summaries([before.conversation_id])
+            await privacy.unquote([before])
+        self._turns_changed(reembed=True)  # the turn's own memory has new text
+        return True
+
+    def _turns_changed(self, *, reembed: bool) -> None:
         if self.on_turns_changed is not None:
             self.on_turns_changed()
-        if self.worker is not None:
+        if reembed and self.worker is not None:
             self.worker.wake()
-        return True
 
     async def export(self, discord_id: int) -> dict[str, Any]:
         """Everything held about the user, table by table (vectors left out: they are derived from the text)."""

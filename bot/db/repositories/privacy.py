@@ -144,10 +144,15 @@ class PrivacyRepository:
         others = or_(Memory.user_id.is_(None), Memory.user_id != user_id)
         return await self._quoting(conversation_ids, said.all(), others)
 
-    async def memories_quoting_turns(self, turns: Sequence[PastTurn]) -> list[QuotingMemory]:
-        """The memories whose context is one of ``turns`` (the turn after it, whoever said that)."""
+    async def unquote(self, turns: Sequence[PastTurn]) -> bool:
+        """Take the words of ``turns`` (deleted, or edited since) out of where they were quoted: the context of
+        the memory after each (dropped with its vector) and the summaries of their conversations. True when a
+        memory lost its vector, for the embedding worker to remake."""
         conversation_ids = sorted({turn.conversation_id for turn in turns})
-        return await self._quoting(conversation_ids, [turn.content for turn in turns], None)
+        quoting = await self._quoting(conversation_ids, [turn.content for turn in turns], None)
+        await self.drop_contexts(quoting)
+        await self.delete_summaries(conversation_ids)
+        return bool(quoting)
 
     async def _quoting(
         self, conversation_ids: Sequence[int], texts: Sequence[str], whose: Any | None
