@@ -27,7 +27,7 @@ class ChannelWebhooks:
         self._refused_until: dict[int, float] = {}  # channel → when to ask Discord again
         self._said_refused: set[int] = set()
         # Names Discord refuses as a webhook message's author (with "clyde" or "discord" in them, say).
-        self.refused_names: set[str] = set()
+        self._refused_names: set[str] = set()
 
     async def of(self, channel: discord.abc.Messageable) -> discord.Webhook | None:
         if not isinstance(channel, discord.TextChannel):
@@ -60,6 +60,15 @@ class ChannelWebhooks:
         if channel_id not in self._said_refused:
             self._said_refused.add(channel_id)
             log.warning("no webhook in channel %s (%s): its cast speaks as the bot", channel_id, reason)
+
+    def takes_name(self, name: str) -> bool:
+        """Whether a webhook message may go out under ``name`` (not yet refused by Discord)."""
+        return name not in self._refused_names
+
+    def name_refused(self, name: str, reason: object) -> None:
+        """Discord refused a webhook message under ``name`` (a 400): its character speaks through the bot."""
+        self._refused_names.add(name)
+        log.warning("Discord refused a webhook message as %r (%s): it speaks through the bot", name, reason)
 
     def forget(self, channel_id: int) -> None:
         """The webhook was deleted (by an admin): make or find another next time."""
@@ -109,7 +118,7 @@ class CharacterReply:
         return self.first
 
     async def _post(self, text: str) -> discord.Message | discord.WebhookMessage:
-        hook = await self.webhooks.of(self.channel) if self.name not in self.webhooks.refused_names else None
+        hook = await self.webhooks.of(self.channel) if self.webhooks.takes_name(self.name) else None
         if hook is not None:
             try:
                 return await hook.send(
@@ -126,8 +135,7 @@ class CharacterReply:
                     raise
                 # The webhook is fine, the message as this character is not (Discord refuses names with "clyde" or
                 # "discord" in them for a webhook's author): the bot says it, the name in front, from now on.
-                self.webhooks.refused_names.add(self.name)
-                log.warning("Discord refused a webhook message as %r (%s): it speaks through the bot", self.name, exc)
+                self.webhooks.name_refused(self.name, exc)
         return await self.channel.send(self._shown(text), allowed_mentions=MODEL_MENTIONS)
 
     def _shown(self, text: str) -> str:
