@@ -102,6 +102,19 @@ async def tell_the_code(discord: FakeDiscord, ana: FakeUser, general: int, llm: 
     return said
 
 
+async def prompt_answering(discord: FakeDiscord, llm: FakeLLM, channel: int, user: FakeUser, text: str) -> str:
+    """``user`` says ``text`` to Hearth in ``channel``; the prompt of the reply (which says "ok")."""
+    llm.script(Reply("ok"))
+    await discord.user_message(channel, user, f"{discord.bot.mention} {text}")
+    await answered(discord, channel, "ok")
+    return llm.chat_requests[-1].prompt_text()
+
+
+async def delete_on_discord(discord: FakeDiscord, guild: FakeGuild, message: JSON) -> None:
+    payload = {"id": message["id"], "channel_id": message["channel_id"], "guild_id": str(guild.id)}
+    await discord.dispatch("MESSAGE_DELETE", payload)
+
+
 async def test_a_message_its_author_deletes_on_discord_is_forgotten(
     cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
@@ -116,14 +129,9 @@ async def test_a_message_its_author_deletes_on_discord_is_forgotten(
         await flushed(bot)
         assert await said_anywhere(db, "4417")  # the turn, its memory, and the reply's memory's context
 
-        await discord.dispatch(
-            "MESSAGE_DELETE", {"id": secret["id"], "channel_id": str(general), "guild_id": str(guild.id)}
-        )
+        await delete_on_discord(discord, guild, secret)
         await forgotten(db, "4417")
-        llm.script(Reply("I don't know it."))
-        await discord.user_message(general, ana, f"{mention} what is my locker code?")
-        await answered(discord, general, "I don't know it.")
-        prompt = llm.chat_requests[-1].prompt_text()
+        prompt = await prompt_answering(discord, llm, general, ana, "what is my locker code?")
         assert "4417" not in prompt, "neither in the conversation shown nor among the memories"
         assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
         await flushed(bot)
@@ -142,14 +150,9 @@ async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(
         await answered(discord, general, "Your code is 4417, I'll shout it to everyone!")
         await flushed(bot)
         [reply] = discord.sent_messages(general)
-        await discord.dispatch(
-            "MESSAGE_DELETE", {"id": reply["id"], "channel_id": str(general), "guild_id": str(guild.id)}
-        )
+        await delete_on_discord(discord, guild, reply)
         await forgotten(db, "4417")
-        llm.script(Reply("Sorry about that."))
-        await discord.user_message(general, ana, f"{mention} that was not nice")
-        await answered(discord, general, "Sorry about that.")
-        prompt = llm.chat_requests[-1].prompt_text()
+        prompt = await prompt_answering(discord, llm, general, ana, "that was not nice")
         assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
 
 
@@ -166,10 +169,7 @@ async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(
         await discord.dispatch("MESSAGE_UPDATE", {**said, "content": f"{mention} my locker is the blue one"})
         await forgotten(db, "4417")
         await flushed(bot)
-        llm.script(Reply("The blue one."))
-        await discord.user_message(general, ana, f"{mention} which locker is mine?")
-        await answered(discord, general, "The blue one.")
-        prompt = llm.chat_requests[-1].prompt_text()
+        prompt = await prompt_answering(discord, llm, general, ana, "which locker is mine?")
         assert "4417" not in prompt and "@Hearth my locker is the blue one" in prompt
         assert not await said_anywhere(db, "4417")
         async with db.reading() as session:
