@@ -920,4 +920,10 @@ ALTER TABLE messages ADD COLUMN speaker_name VARCHAR(100);
 
 UPDATE alembic_version SET version_num='0019' WHERE alembic_version.version_num = '0018';
 
+-- Running upgrade 0019 -> 0020
+
+CREATE INDEX ix_user_facts_extracted_from_message_id ON user_facts (extracted_from_message_id);
+
+UPDATE alembic_version SET version_num='0020' WHERE alembic_version.version_num = '0019';
+
 COMMIT;

@@ -83,6 +83,7 @@ class ExtractedFact(_Answer):
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
     temporal: Temporal = "long_term"
     expires_in_days: int | None = Field(default=None, ge=1, le=MAX_EXPIRES_IN_DAYS)
+    line: int | None = None  # the number of the chat line that states it, as the transcript shows them
 
     @field_validator("action", "temporal", mode="before")
     @classmethod
@@ -109,6 +110,15 @@ class ExtractedFact(_Answer):
         if isinstance(value, float) and math.isfinite(value):
             return math.ceil(value)  # "1.5 days" is still going on tomorrow
         return value
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_or_none(cls, value: Any) -> Any:
+        """A line number the answer got wrong costs only the link to it: the learner falls back to the
+        speaker's last line."""
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ExtractedTopic(_Answer):
@@ -251,8 +261,22 @@ class TranscriptLine:
 def _instructions(persona_name: str, today: datetime.date) -> str:
     friday = today + datetime.timedelta(days=(4 - today.weekday()) % 7 or 7)  # the example's "on Friday"
     saturday = friday + datetime.timedelta(days=1)
-    fact = {"speaker": "Sam", "action": "new", "type": "hobby", "content": "plays the cello", "confidence": 0.9}
-    update = {"speaker": "Sam", "action": "changed", "existing_id": 7, "type": "location", "content": "lives in Lyon"}
+    fact = {
+        "speaker": "Sam",
+        "line": 2,
+        "action": "new",
+        "type": "hobby",
+        "content": "plays the cello",
+        "confidence": 0.9,
+    }
+    update = {
+        "speaker": "Sam",
+        "line": 5,
+        "action": "changed",
+        "existing_id": 7,
+        "type": "location",
+        "content": "lives in Lyon",
+    }
     ask = {"speaker": "Sam", "topic": "audition", "date": saturday.isoformat(), "question": "How did the audition go?"}
     example = {
         "facts": [fact, update],
@@ -266,7 +290,8 @@ def _instructions(persona_name: str, today: datetime.date) -> str:
 should remember. Today is {today:%A} {today.isoformat()}.
 
 facts: durable facts about the human speakers only, as they stated them: never about {persona_name}, never \
-guesses, jokes, hypotheticals or small talk. "speaker" is the name exactly as in the chat; "content" is short, \
+guesses, jokes, hypotheticals or small talk. "speaker" is the name exactly as in the chat; "line" is the \
+number of the chat line where they say it; "content" is short, \
 third person, without the name ("works as a nurse"); "type" is one of {", ".join(FACT_TYPES)}; "confidence" and \
 "importance" are 0..1; "temporal" is permanent, long_term or short_term, with "expires_in_days" when it will stop \
 being true.
@@ -295,12 +320,13 @@ def extraction_messages(
     max_known: int = 30,
 ) -> list[ChatMessage]:
     """The learner's request. Only the first ``max_known`` known facts are shown, so pass them best first, and
-    treat only the ids shown as known when the answer comes back."""
+    treat only the ids shown as known when the answer comes back. Chat lines are numbered from 1, in the order
+    given: a fact's ``line`` is an index into ``lines`` plus one."""
     shown = known[: max(max_known, 0)]
     facts = [f"[{fact.id}] {fact.speaker} ({fact.type}): {one_line(fact.content, MAX_LINE_CHARS)}" for fact in shown]
     chat = [
-        f"{persona_name if line.speaker is None else line.speaker}: {one_line(line.text, MAX_LINE_CHARS)}"
-        for line in lines
+        f"({number}) {persona_name if line.speaker is None else line.speaker}: {one_line(line.text, MAX_LINE_CHARS)}"
+        for number, line in enumerate(lines, start=1)
     ]
     user = "Known facts:\n" + ("\n".join(facts) or "(none)") + "\n\nChat:\n" + "\n".join(chat)
     return [

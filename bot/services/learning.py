@@ -283,7 +283,8 @@ class Learner:
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
         known = await self._known_facts(usable, messages)
         persona = await self.personas.for_guild(guild_id)
-        lines = self._transcript(messages, allowed)
+        shown = self._transcript(messages, allowed)
+        lines = [TranscriptLine(None if m.role == "assistant" else (m.speaker or "Someone"), m.content) for m in shown]
         names = {
             m.speaker: m.user_id
             for m in messages
@@ -293,7 +294,7 @@ class Learner:
         extraction, calls = await self._extract(lines, known, persona.name, now)
         if extraction is None and calls == 0:
             return LearnOutcome("unavailable", messages=len(messages))
-        outcome = await self._apply(conversation_id, messages, allowed, names, known, extraction, persona, now)
+        outcome = await self._apply(conversation_id, messages, shown, allowed, names, known, extraction, persona, now)
         if extraction is not None and extraction.birthdays:
             await self._birthdays(extraction, names)
         self.batches += 1
@@ -306,20 +307,20 @@ class Learner:
             llm_calls=calls,
         )
 
-    def _transcript(self, messages: Sequence[UnlearnedMessage], allowed: set[int]) -> list[TranscriptLine]:
-        """The batch as the model sees it: the newest lines that fit, without anyone who opted out."""
-        lines: list[TranscriptLine] = []
+    def _transcript(self, messages: Sequence[UnlearnedMessage], allowed: set[int]) -> list[UnlearnedMessage]:
+        """The messages the model is shown, in order (its chat lines, numbered from 1): the newest that fit,
+        without anyone who opted out."""
+        shown: list[UnlearnedMessage] = []
         tokens = 0
         count = counter_for(self.config.model)  # the model's tokenizer where one is known (bot/llm/tokens.py)
         for message in reversed(messages):
             if message.role == "user" and message.user_id not in allowed:
                 continue
             tokens += count(message.content) + 4
-            if lines and tokens > self.config.transcript_tokens:
+            if shown and tokens > self.config.transcript_tokens:
                 break
-            speaker = None if message.role == "assistant" else (message.speaker or "Someone")
-            lines.append(TranscriptLine(speaker, message.content))
-        return list(reversed(lines))
+            shown.append(message)
+        return list(reversed(shown))
 
     async def _known_facts(
         self, usable: dict[int, list[StoredFact]], messages: Sequence[UnlearnedMessage]
@@ -383,6 +384,7 @@ class Learner:
         self,
         conversation_id: int,
         messages: Sequence[UnlearnedMessage],
+        shown: Sequence[UnlearnedMessage],
         allowed: set[int],
         names: dict[str, int],
         known: dict[int, tuple[StoredFact, str]],
@@ -418,10 +420,15 @@ class Learner:
             await styles.save_many(new_styles)
 
             if extraction is not None:
+                read = {m.id: m.content for m in user_messages}
+                unchanged = await learning.unchanged(read) if facts else set()
                 for index, fact in enumerate(facts):
                     user_id = _user_for(fact.speaker, names)
                     if user_id is None:
                         continue  # about someone not learned from (opted out, Hearth itself, a stranger)
+                    source = _source_of(fact.line, shown, messages, user_id)
+                    if source not in unchanged:
+                        continue  # its message was deleted or edited while the model read it
                     vector = vectors[index]
                     own = [row for row, _ in known.values() if row.user_id == user_id]
                     usable = await fact_repo.usable(user_id, guild_id=guild_id, now=now)
@@ -453,7 +460,7 @@ class Learner:
                             importance=fact.importance,
                             temporal_relevance=fact.temporal,
                             expiry_date=expiry_for(fact.temporal, fact.expires_in_days, now),
-                            extracted_from_message_id=_last_said_by(messages, user_id),
+                            extracted_from_message_id=source,
                         ),
                         vector,
                         self.embedder.model_name if vector is not None else None,
@@ -648,5 +655,13 @@ def _nearest(rows: Sequence[StoredFact], vector: Vectors | None) -> tuple[int, f
     return candidates[best].id, scores[best]
 
 
-def _last_said_by(messages: Sequence[UnlearnedMessage], user_id: int) -> int | None:
+def _source_of(
+    line: int | None, shown: Sequence[UnlearnedMessage], messages: Sequence[UnlearnedMessage], user_id: int
+) -> int | None:
+    """The message a fact about ``user_id`` was learned from: the chat line the model named, when that line is
+    theirs; else their last message in the batch (a model that gives no line, or a wrong one)."""
+    if line is not None and 1 <= line <= len(shown):
+        said = shown[line - 1]
+        if said.role == "user" and said.user_id == user_id:
+            return said.id
     return next((m.id for m in reversed(messages) if m.user_id == user_id and m.role == "user"), None)

@@ -157,13 +157,13 @@ class PrivacyService:
     async def forget_deleted_messages(self, discord_message_ids: Sequence[int]) -> int:
         """These messages were deleted on Discord (by their author, or a moderator; Hearth's own replies too):
         Hearth forgets them. Each stored turn goes with its memory, the context it gave the next turn's memory
-        (embedded again without it) and the summaries of its conversation, which may retell it. What was learned
-        from it stays until its person forgets that (/memory). Returns how many turns went (none for a message
-        Hearth never stored)."""
+        (embedded again without it), the summaries of its conversation, which may retell it, and the facts
+        learned from it. Returns how many turns went (none for a message Hearth never stored)."""
         async with self.database.session() as session:
             privacy = PrivacyRepository(session)
             deleted = await privacy.delete_turns(discord_message_ids)
             unquoted = await privacy.unquote(deleted)
+            await FactRepository(session).forget_learned_from([turn.message_id for turn in deleted], now=self.clock())
         if deleted:
             self._turns_changed(reembed=unquoted)
         return len(deleted)
@@ -171,14 +171,17 @@ class PrivacyService:
     async def follow_edited_message(self, discord_message_id: int, text: str) -> bool:
         """A person edited a message on Discord: Hearth keeps the new text. The stored turn and its memory are
         rewritten (the memory embedded again); the old words go from where they were quoted, as after a
-        deletion: the next turn's memory context and the conversation's summaries. False when Hearth stored no
-        such turn or its text did not change (Discord also reports an edit when a link's preview arrives)."""
+        deletion: the next turn's memory context and the conversation's summaries, and the facts learned from
+        them (an edit often takes something back; a fact still true is learned again when it comes up). False
+        when Hearth stored no such turn or its text did not change (Discord also reports an edit when a link's
+        preview arrives)."""
         async with self.database.session() as session:
             privacy = PrivacyRepository(session)
             before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
             if before is None:
                 return False
             await privacy.unquote([before])
+            await FactRepository(session).forget_learned_from([before.message_id], now=self.clock())
         self._turns_changed(reembed=True)  # the turn's own memory has new text
         return True
 

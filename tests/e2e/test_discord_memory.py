@@ -4,17 +4,20 @@ Gateway events go into the real discord.py client; the prompt the fake LLM recei
 """
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, or_, select
 
 from bot.db.engine import Database
-from bot.db.models import Memory, Message
+from bot.db.models import Memory, Message, UserFact
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.discord.payloads import JSON
-from tests.fakes.llm_server import FakeLLM, Reply
+from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.bot import container_of, running_bot
 
 
@@ -176,3 +179,67 @@ async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(
             memory = await session.scalar(select(Memory).where(Memory.message_id.is_not(None)).order_by(Memory.id))
         assert memory is not None and memory.content == "@Hearth my locker is the blue one"
         assert memory.embedding is not None, "embedded again from its new text"
+
+
+def learns_where_ana_lives(body: dict[str, Any]) -> Step:
+    """The model's learning: where Ana lives, from the chat line that says so, citing that line, as a change of
+    the known fact when there is one (replies are scripted by the test)."""
+    prompt = "\n".join(str(m["content"]) for m in body["messages"])
+    facts = []
+    for line, city in re.findall(r"^\((\d+)\) Ana: .*?I (?:live in|moved to) (\w+)", prompt, re.M):
+        fact = {"speaker": "Ana", "line": int(line), "type": "location", "content": f"lives in {city}"}
+        known = re.search(r"^\[(\d+)\] Ana \(location\): lives in", prompt, re.M)
+        facts.append(fact | ({"action": "changed", "existing_id": int(known[1])} if known else {}))
+    return Reply(json.dumps({"facts": facts}))
+
+
+async def where_ana_lives(db: Database) -> dict[str, bool]:
+    """Every fact about Ana: its text, and whether it is current."""
+    async with db.reading() as session:
+        rows = await session.execute(select(UserFact.fact_content, UserFact.is_active))
+    return {row.fact_content: row.is_active for row in rows.all()}
+
+
+async def until_facts(db: Database, expected: dict[str, bool]) -> None:
+    """Wait until the facts about Ana are ``expected`` (learning and forgetting run in the background)."""
+    async with asyncio.timeout(5):
+        while True:
+            if await where_ana_lives(db) == expected:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_what_was_learned_from_a_deleted_or_edited_message_is_forgotten(
+    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = cosy
+    general = guild.channel("general")
+    llm.default = learns_where_ana_lives
+    async with running_bot(discord, db, llm, learning_batch_messages=1, user_cooldown_seconds=0):
+        mention = discord.bot.mention
+        llm.script(Reply("How lovely!"))
+        paris = await discord.user_message(general, ana, f"{mention} I live in Paris, by the canal")
+        await until_facts(db, {"lives in Paris": True})
+        llm.script(Reply("Congratulations!"))
+        lyon = await discord.user_message(general, ana, f"{mention} big news: I moved to Lyon!")
+        await until_facts(db, {"lives in Paris": False, "lives in Lyon": True})
+        await answered(discord, general, "Congratulations!")
+
+        await delete_on_discord(discord, guild, lyon)
+        await until_facts(db, {"lives in Paris": True})
+        prompt = await reply_prompt(discord, llm, general, ana, "where do I live?", "Lovely.")
+        assert "lives in Paris" in prompt and "Lyon" not in prompt, "the move taken back, Paris is current again"
+
+        await discord.dispatch("MESSAGE_UPDATE", {**paris, "content": f"{mention} I live by a canal"})
+        await until_facts(db, {})
+        prompt = await reply_prompt(discord, llm, general, ana, "and now?", "By a canal.")
+        assert "Paris" not in prompt and "I live by a canal" in prompt
+
+
+async def reply_prompt(discord: FakeDiscord, llm: FakeLLM, channel: int, user: FakeUser, text: str, reply: str) -> str:
+    """``user`` says ``text`` to Hearth, which answers ``reply``; the prompt of that reply (not of the learning
+    that may follow it)."""
+    llm.script(Reply(reply))
+    await discord.user_message(channel, user, f"{discord.bot.mention} {text}")
+    await answered(discord, channel, reply)
+    return next(r.prompt_text() for r in reversed(llm.chat_requests) if "response_format" not in r.body)

@@ -17,7 +17,8 @@ class UserFact(IdMixin, TimestampMixin, Base):
     row's id) and ``is_active`` false, so history stays and only current facts reach prompts.
     ``scope``/``guild_id`` record where it was learned, which is where it may be used.
     ``embedding`` (made by ``embedding_model``) lets a new fact be matched with the current ones it restates
-    or contradicts.
+    or contradicts. ``extracted_from_message_id`` is the message it was learned from (a ``messages.id``):
+    deleting or editing that message on Discord forgets the fact.
     """
 
     __tablename__ = "user_facts"
@@ -36,7 +37,7 @@ class UserFact(IdMixin, TimestampMixin, Base):
     importance: Mapped[float] = real(0.5)
     temporal_relevance: Mapped[str | None] = mapped_column(String(20))
     expiry_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    extracted_from_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    extracted_from_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # messages.id, no FK
     extraction_context: Mapped[str | None] = mapped_column(CleanText)
     scope: Mapped[str] = mapped_column(String(10), nullable=False)
     guild_id: Mapped[int | None] = guild_fk(index=False)

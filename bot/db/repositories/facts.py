@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, insert, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import FactAssociation, UserFact
@@ -137,6 +137,35 @@ class FactRepository:
         await self.session.execute(
             update(UserFact).where(UserFact.id == fact_id).values(is_active=False, valid_to=at, superseded_by=by)
         )
+
+    async def forget_learned_from(self, message_ids: Sequence[int], *, now: datetime) -> int:
+        """Delete the facts learned from these messages, current or past, with what hangs on them (their
+        memories and associations, by cascade). A current fact among them that had replaced another brings
+        that one back, unless it was learned from these messages too or has expired since: taking back "I
+        moved to Lyon" leaves "lives in Paris" current again. Returns how many facts went."""
+        if not message_ids:
+            return 0
+        learned = (
+            await self.session.execute(
+                select(UserFact.id, UserFact.is_active).where(UserFact.extracted_from_message_id.in_(list(message_ids)))
+            )
+        ).all()
+        if not learned:
+            return 0
+        doomed = [row.id for row in learned]
+        current = [row.id for row in learned if row.is_active]
+        if current:
+            await self.session.execute(
+                update(UserFact)
+                .where(
+                    UserFact.superseded_by.in_(current),
+                    UserFact.id.not_in(doomed),
+                    or_(UserFact.expiry_date.is_(None), UserFact.expiry_date > now),
+                )
+                .values(is_active=True, valid_to=None, superseded_by=None)
+            )
+        await self.session.execute(delete(UserFact).where(UserFact.id.in_(doomed)))
+        return len(doomed)
 
     async def history(self, user_id: int) -> list[StoredFact]:
         """Every fact about the user, current or not, anywhere, oldest first."""

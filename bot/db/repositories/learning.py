@@ -1,6 +1,6 @@
 """What the learner has read: its marker in each conversation, and whether it may learn at all."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,6 +91,19 @@ class LearningRepository:
             .limit(limit)
         )
         return [int(conversation_id) for conversation_id in (await self.session.scalars(statement)).all()]
+
+    async def unchanged(self, read: Mapping[int, str]) -> set[int]:
+        """Which of these messages (id → the text the model read) are still stored with that text, held until
+        the transaction ends (on PostgreSQL, a shared row lock): a message deleted or edited while the model
+        read it teaches nothing, and one deleted or edited after this waits for what was learned from it to be
+        written, then takes it away (``FactRepository.forget_learned_from``). The text is compared, not only
+        the id: SQLite gives a new row the id of the last one if that was deleted."""
+        if not read:
+            return set()
+        rows = await self.session.execute(
+            select(Message.id, Message.content).where(Message.id.in_(list(read))).with_for_update(read=True)
+        )
+        return {row.id for row in rows.all() if read.get(row.id) == row.content}
 
     async def mark_learned(self, conversation_id: int, up_to_message_id: int) -> None:
         """Move the conversation's learning marker to ``up_to_message_id``; it never moves backwards."""

@@ -35,8 +35,9 @@ _VECTOR_COLUMNS = {"embedding"}
 
 @dataclass(frozen=True, slots=True)
 class PastTurn:
-    """A turn as it was before it was deleted or edited: its conversation, and what it said."""
+    """A turn as it was before it was deleted or edited: the stored message, its conversation, what it said."""
 
+    message_id: int
     conversation_id: int
     content: str
 
@@ -198,7 +199,7 @@ class PrivacyRepository:
             await memories.rewrite(
                 memory.id, content + rest, created_at=memory.created_at, speaker_name=memory.speaker_name
             )
-        return PastTurn(int(found.conversation_id), str(found.content))
+        return PastTurn(int(found.id), int(found.conversation_id), str(found.content))
 
     async def delete_turns(self, discord_message_ids: Sequence[int]) -> list[PastTurn]:
         """Delete the turns stored for these Discord messages: people's, and Hearth's replies (known by the
@@ -209,9 +210,9 @@ class PrivacyRepository:
         result = await self.session.execute(
             delete(Message)
             .where(Message.discord_message_id.in_(list(discord_message_ids)), Message.role.in_(("user", "assistant")))
-            .returning(Message.conversation_id, Message.content)
+            .returning(Message.id, Message.conversation_id, Message.content)
         )
-        return [PastTurn(int(row.conversation_id), str(row.content)) for row in result.all()]
+        return [PastTurn(int(row.id), int(row.conversation_id), str(row.content)) for row in result.all()]
 
     async def drop_contexts(self, memories: Sequence[QuotingMemory]) -> None:
         """Forget the context of these memories, and their vectors (made with it): the embedding worker re-makes

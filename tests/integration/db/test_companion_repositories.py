@@ -196,6 +196,51 @@ async def test_supersede_keeps_history_and_refresh_marks_use(db: Database) -> No
     assert [f.id for f in usable] == [new]
 
 
+async def test_forgetting_a_message_takes_its_facts_and_brings_back_what_they_replaced(db: Database) -> None:
+    ana = await _user(db, 1, "ana")
+    days = [T0 + timedelta(days=n) for n in range(6)]
+    porto = await _add(db, _fact(ana, "lives in Porto", fact_type="location", extracted_from_message_id=1))
+    lisbon = await _add(db, _fact(ana, "lives in Lisbon", fact_type="location", extracted_from_message_id=2))
+    faro = await _add(db, _fact(ana, "lives in Faro", fact_type="location", extracted_from_message_id=3))
+    trip = await _add(db, _fact(ana, "is in Rome", expiry_date=days[2], extracted_from_message_id=4))
+    home = await _add(db, _fact(ana, "is home", extracted_from_message_id=5))
+    cello = await _add(db, _fact(ana, "plays the cello", extracted_from_message_id=6))
+    async with db.session() as session:
+        repo = FactRepository(session)
+        await repo.supersede(porto, at=days[1], by=lisbon)  # Porto → Lisbon → Faro
+        await repo.supersede(lisbon, at=days[2], by=faro)
+        await repo.supersede(trip, at=days[1], by=home)  # ended by "home", then past its own expiry too
+
+    async def forget(*message_ids: int) -> dict[int, tuple[bool, int | None]]:
+        async with db.session() as session:
+            await FactRepository(session).forget_learned_from(message_ids, now=days[4])
+            rows = await session.execute(select(UserFact.id, UserFact.is_active, UserFact.superseded_by))
+            return {row.id: (row.is_active, row.superseded_by) for row in rows.all()}
+
+    # A past fact goes alone: Faro stays current, Porto stays past (its successor is gone).
+    assert await forget(2) == {
+        porto: (False, None),
+        faro: (True, None),
+        trip: (False, home),
+        home: (True, None),
+        cello: (True, None),
+    }
+    # The current one goes: nothing it replaced is left to come back (Lisbon went); a fact past its expiry
+    # stays ended; others are untouched; a message nothing was learned from changes nothing.
+    assert await forget(3, 5, 99) == {porto: (False, None), trip: (False, None), cello: (True, None)}
+
+    lyon = await _add(db, _fact(ana, "lives in Lyon", fact_type="location", extracted_from_message_id=7))
+    nice = await _add(db, _fact(ana, "lives in Nice", fact_type="location", extracted_from_message_id=8))
+    async with db.session() as session:
+        await FactRepository(session).supersede(lyon, at=days[3], by=nice)
+    after = await forget(8)
+    assert after[lyon] == (True, None), "taking back the move to Nice leaves Lyon current again"
+    async with db.session() as session:
+        usable = await FactRepository(session).usable(ana, guild_id=None, now=days[4])
+        valid_to = await session.scalar(select(UserFact.valid_to).where(UserFact.id == lyon))
+    assert {f.content for f in usable} == {"plays the cello", "lives in Lyon"} and valid_to is None
+
+
 async def test_expire_ends_facts_past_their_expiry_once(db: Database) -> None:
     ana = await _user(db, 1, "ana")
     past = await _add(db, _fact(ana, "has a cold", expiry_date=T0 - timedelta(days=1)))

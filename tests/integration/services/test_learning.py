@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.db.engine import Database
 from bot.db.models import (
@@ -18,6 +18,7 @@ from bot.db.models import (
     BotState,
     Conversation,
     FactAssociation,
+    Message,
     MoodHistory,
     ScheduledEvent,
     User,
@@ -306,6 +307,77 @@ async def test_facts_stay_where_they_were_learned(db: Database, llm: FakeLLM) ->
     assert "surprise party" not in other_guild and "allergic" not in other_guild
     assert "surprise party" in same_guild and "allergic" not in same_guild  # a DM fact never reaches a guild
     assert "allergic to cats" in dm and "surprise party" not in dm
+
+
+def line_saying(prompt: str, words: str) -> int:
+    """The number of the chat line holding ``words``, as the learning prompt shows it."""
+    found = re.search(r"^\((\d+)\) [^\n]*" + re.escape(words), prompt, re.M)
+    assert found, f"no chat line says {words!r}:\n{prompt}"
+    return int(found.group(1))
+
+
+async def sources(db: Database) -> dict[str, str | None]:
+    """Each fact, and the text of the message it is linked to."""
+    async with db.session() as session:
+        said: dict[int | None, str] = dict((await session.execute(select(Message.id, Message.content))).all())
+        facts = (await session.execute(select(UserFact.fact_content, UserFact.extracted_from_message_id))).all()
+    return {content: said.get(source) for content, source in facts}
+
+
+async def test_a_fact_is_linked_to_the_line_that_states_it_or_else_to_its_speakers_last(
+    db: Database, llm: FakeLLM
+) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=3)
+    learner.start()
+    model.answers = [
+        lambda prompt: json.dumps(
+            {
+                "facts": [
+                    fact("plays the cello", "hobby", line=line_saying(prompt, "I play the cello")),
+                    fact("runs on Sundays", "hobby", line=line_saying(prompt, "ok")),  # Hearth's line
+                    fact("has a cat", "general", line=99),
+                    fact("likes tea", "preference", line="two"),
+                    fact("bakes bread", "hobby"),
+                ]
+            }
+        )
+    ]
+    for text in ("I play the cello", "and I run on Sundays, bake bread, drink tea", "my cat says hi"):
+        await service.handle(message(text, at=NOW), RecordingReply())
+    await learner.stop()
+
+    last = "my cat says hi"
+    assert await sources(db) == {
+        "plays the cello": "I play the cello",
+        "runs on Sundays": last,
+        "has a cat": last,
+        "likes tea": last,
+        "bakes bread": last,
+    }
+
+
+async def test_a_message_deleted_while_the_model_reads_it_teaches_nothing(db: Database, llm: FakeLLM) -> None:
+    service, learner = await setup(db, llm)
+    deletions: list[asyncio.Task[None]] = []
+
+    async def delete_the_message() -> None:
+        async with db.session() as session:
+            await session.execute(delete(Message).where(Message.content == "I'm a nurse"))
+
+    def model(body: dict[str, Any]) -> Reply:
+        if "response_format" not in body:
+            return Reply("ok")
+        deletions.append(asyncio.create_task(delete_the_message()))  # its author deletes it meanwhile
+        answer = json.dumps({"facts": [fact("works as a nurse", "work", line=1)]})
+        return Reply(answer, chunk_size=16, delay_between_chunks=0.1)
+
+    llm.default = model
+    learner.start()
+    await say(service, learner, "I'm a nurse")
+    await learner.stop()
+    await asyncio.gather(*deletions)
+    assert len(deletions) == 1 and await sources(db) == {}
 
 
 async def test_messages_never_learned_from_are_caught_up_after_a_restart(db: Database, llm: FakeLLM) -> None:

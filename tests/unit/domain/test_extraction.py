@@ -322,10 +322,21 @@ def test_the_request_shows_the_known_facts_with_their_ids_and_the_transcript() -
     _, user = messages()
     assert "[12] Ana (work): works as a nurse" in user
     assert "[40] Bo (location): lives in Oslo" in user
-    assert "Ana: I start at the hospital on Monday!" in user
-    assert "Ember: That's wonderful, congratulations!" in user
-    assert "Bo: proud of you ana" in user
-    assert user.index("[40]") < user.index("Ana: I start") < user.index("Ember: That's") < user.index("Bo: proud")
+    assert "\n(1) Ana: I start at the hospital on Monday!\n" in user
+    assert "\n(2) Ember: That's wonderful, congratulations!\n" in user
+    assert user.endswith("\n(3) Bo: proud of you ana")
+    assert user.index("[40]") < user.index("Ana: I start")
+
+
+def test_a_fact_names_the_line_that_states_it_and_a_wrong_line_number_is_dropped() -> None:
+    lines = [
+        parse_extraction(json.dumps({"facts": [{"speaker": "Ana", "type": "work", "content": "x", "line": line}]}))
+        .facts[0]
+        .line
+        for line in (3, "4", " 5 ", "two", 2.5, True, None, [1])
+    ]
+    assert lines == [3, 4, 5, None, None, None, None, None]
+    assert parse_extraction('{"facts": [{"speaker": "Ana", "type": "work", "content": "x"}]}').facts[0].line is None
 
 
 def test_the_instructions_give_today_with_its_weekday_and_name_the_persona() -> None:
