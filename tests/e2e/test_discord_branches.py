@@ -17,6 +17,7 @@ from tests.support.bot import running_bot
 from tests.support.chat import eventually
 
 JSON = dict[str, Any]
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 @pytest.fixture
@@ -113,6 +114,26 @@ async def test_regenerate_keeps_both_answers_and_the_conversation_goes_on_from_t
     # The conversation moved on: the old reply's buttons say so.
     payload, late = await press(discord, ana, back, "next")
     assert discord.is_ephemeral(payload) and late["content"] == REFUSALS["moved_on"]
+
+
+async def test_a_regenerated_reply_sees_the_photo_it_answers(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("A tabby, I think."), Reply("A ginger tabby, curled up."))
+    sent = await discord.user_message(
+        general, ana, f"{discord.bot.mention} what cat is this?", attachments=[("cat.png", PNG)]
+    )
+    reply = await discord.wait_for_message(general)
+    await stored_as_shown_in(db, reply)
+
+    await press(discord, ana, reply, "regen", predicate=lambda m: buttons(m) == ["◀", "2/2", "▶", "🔄"])
+    first, again = llm.reply_requests[-2:]
+    assert first.images == again.images == [sent["attachments"][0]["url"]]
+    async with db.session() as session:
+        kept = (await session.scalars(select(ReplyAlternative.content).order_by(ReplyAlternative.position))).all()
+    assert list(kept) == ["A tabby, I think.", "A ginger tabby, curled up."]
 
 
 async def test_the_buttons_of_a_reply_sent_before_a_restart_still_work(

@@ -19,8 +19,7 @@ from bot.db.repositories.alternatives import AlternativeRepository, SentReply, p
 from bot.db.repositories.memories import MemoryRepository
 from bot.domain.text import clean_text
 from bot.llm.chat import Completion, LLMUnavailable
-from bot.services.conversation.catch_up import incoming_of
-from bot.services.conversation.config import StoredTurn
+from bot.services.conversation.catch_up import incoming_of, stored_of
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake
 from bot.services.conversation.responder import Responder
@@ -80,17 +79,7 @@ class Branches:
             if not answered:  # the messages it answered are gone (erased)
                 return BranchOutcome("unknown")
             incoming = incoming_of(answered[-1])
-            batch = [
-                StoredTurn(
-                    row.message_id,
-                    row.conversation_id,
-                    row.user_id,
-                    row.guild_id,
-                    incoming.author.shown_name,
-                    row.content,
-                )
-                for row in answered
-            ]
+            batch = [stored_of(row, incoming) for row in answered]  # with their images, as they were answered
             decision = await self.intake.place_of(incoming)
             if await self.holds.stopped(batch[-1].guild_id, decision.settings):  # resting, or the quota is spent
                 return BranchOutcome("unavailable")

@@ -42,7 +42,8 @@ def incoming_of(row: AwaitingMessage) -> IncomingMessage:
     )
 
 
-def _stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
+def stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
+    """The turn ``row`` makes in a batch answered as ``incoming`` (its author's name as shown there)."""
     return StoredTurn(
         message_row_id=row.message_id,
         conversation_id=row.conversation_id,
@@ -50,7 +51,8 @@ def _stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
         guild_id=row.guild_id,
         speaker=incoming.author.shown_name,
         text=row.content,
-        # Shown as a live message's are: CATCH_UP_MINUTES is at most a day, about how long Discord's links last.
+        # Shown as a live message's are: catch-up and the 🔄 button reach back at most a day, about how long
+        # Discord's links last (a link that has expired costs the model a refused call, not the reply).
         images=row.image_urls,
     )
 
@@ -103,7 +105,7 @@ class CatchUp:
             row, incoming, target = items[-1]
             try:
                 decision = await self.intake.place_of(incoming)
-                batch = [_stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
+                batch = [stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
                 async with self.turns.channel(row.channel_id):
                     outcome = await self.responder.answer(
                         incoming,
