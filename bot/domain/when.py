@@ -642,6 +642,18 @@ def _clean_what(what: str) -> str:
     return _WHAT_CONNECTORS.sub("", what).strip(_WHAT_EDGES)
 
 
+def read_reminder(when: str, what: str, *, now: datetime, tz: ZoneInfo) -> tuple[When, str]:
+    """A reminder given as its time phrase and its words apart (the two fields of ``/remind``).
+
+    The time comes from ``when`` alone: a time in ``what`` ("team meeting on Friday at 3") is part of the words.
+    """
+    at = parse_when(when, now=now, tz=tz)
+    words = _clean_what(what)
+    if not words:
+        raise WhenError(f"Tell me what to remind you of {_quote(when)}, like 'call mom'.")
+    return at, words
+
+
 def split_reminder(text: str, *, now: datetime, tz: ZoneInfo) -> tuple[When, str]:
     """Split a whole reminder ("in 2 hours call mom", "call mom tomorrow at 9") into its time and its "what".
 

@@ -15,7 +15,7 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.recurrence import days_in_month, next_birthday
-from bot.domain.when import WhenError, split_reminder
+from bot.domain.when import When, WhenError, read_reminder
 from bot.errors import HearthError
 
 # A birthday greeting goes out at this local hour (in the user's time zone).
@@ -50,30 +50,26 @@ class ReminderService:
         self.database = database
         self.clock = clock
 
-    async def remind(self, user_id: int, text: str, *, guild_id: int | None, channel_id: int | None) -> Reminder:
-        """Store a reminder from a sentence ("in 2 hours call mom", "every Monday at 8 water the plants"), read in
-        the user's time zone; raises WhenError (nothing stored) when it cannot be scheduled."""
+    async def remind(
+        self, user_id: int, when: str, what: str, *, guild_id: int | None, channel_id: int | None
+    ) -> Reminder:
+        """Store a reminder of ``what`` at ``when`` ("in 2 hours", "every Monday at 8"), read in the user's time
+        zone; raises WhenError (nothing stored) when it cannot be scheduled."""
         now = self.clock()
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)
-            tz = ZoneInfo(preferences.timezone)
-            when, what = split_reminder(text, now=now, tz=tz)
-            context: dict[str, object] = {"tz": preferences.timezone}
-            if when.anchor_day is not None:
-                context["anchor_day"] = when.anchor_day
-            if when.local_time is not None:
-                context["local_time"] = when.local_time.isoformat(timespec="minutes")
+            schedule, words = read_reminder(when, what, now=now, tz=ZoneInfo(preferences.timezone))
             event_id = await EventRepository(session).add(
                 user_id=user_id,
                 guild_id=guild_id,
                 channel_id=channel_id,
                 event_type="reminder",
-                trigger_at=when.at,
-                title=what[:255],
-                context=context,
-                recurrence_rule=when.recurrence,
+                trigger_at=schedule.at,
+                title=words[:255],
+                context=_reminder_context(schedule, preferences.timezone),
+                recurrence_rule=schedule.recurrence,
             )
-        return Reminder(event_id, what, when.at, when.description, when.recurrence)
+        return Reminder(event_id, words, schedule.at, schedule.description, schedule.recurrence)
 
     async def reminders(self, user_id: int) -> list[Reminder]:
         """The user's pending reminders, soonest first."""
@@ -128,3 +124,13 @@ class ReminderService:
             preferences = await UserRepository(session).preferences(user_id)
             preferences.birthday_month = preferences.birthday_day = preferences.birth_year = None
             await EventRepository(session).cancel_pending(user_id, "birthday")
+
+
+def _reminder_context(when: When, tz_name: str) -> dict[str, object]:
+    """What a repeating reminder needs to find its next time: its zone, and its day and wall-clock time."""
+    context: dict[str, object] = {"tz": tz_name}
+    if when.anchor_day is not None:
+        context["anchor_day"] = when.anchor_day
+    if when.local_time is not None:
+        context["local_time"] = when.local_time.isoformat(timespec="minutes")
+    return context

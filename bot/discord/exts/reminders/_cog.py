@@ -74,7 +74,7 @@ class Reminders(commands.Cog):
     async def remind(self, interaction: discord.Interaction, when: str, what: str) -> None:
         me = await identify(self.directory, interaction)
         reminder = await self.reminder_service.remind(
-            me.user_id, f"{when} {what}", guild_id=me.guild_id, channel_id=interaction.channel_id
+            me.user_id, when, what, guild_id=me.guild_id, channel_id=interaction.channel_id
         )
         again = f", then {reminder.recurrence}" if reminder.recurrence else ""
         await interaction.response.send_message(
