@@ -111,6 +111,16 @@ def next_birthday(month: int, day: int, *, now: datetime, tz: ZoneInfo, local_ho
     return greeting
 
 
+def same_wall_clock_in(at: datetime, was: ZoneInfo, tz: ZoneInfo, *, now: datetime) -> datetime:
+    """The instant whose local date and time in ``tz`` are those of ``at`` in ``was``, in UTC: a greeting at
+    10:00 stays at 10:00 when its user moves to another zone. ``at`` itself when that instant has already
+    passed, so the occurrence is neither skipped nor sent twice."""
+    require_aware(at, "at")
+    require_aware(now, "now")
+    moved = local_to_utc(to_local(at, was), tz)
+    return moved if moved > now else at
+
+
 def in_quiet_hours(now: datetime, tz: ZoneInfo, start: time, end: time) -> bool:
     """Whether ``now`` falls in the local window [start, end), which may cross midnight (22:00–08:00).
 

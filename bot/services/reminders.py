@@ -14,7 +14,7 @@ from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
-from bot.domain.recurrence import days_in_month, next_birthday
+from bot.domain.recurrence import days_in_month, next_birthday, same_wall_clock_in
 from bot.domain.when import When, WhenError, read_reminder
 from bot.errors import HearthError
 
@@ -86,9 +86,15 @@ class ReminderService:
             return await EventRepository(session).cancel_of(user_id, reminder_id)
 
     async def set_timezone(self, user_id: int, name: str) -> ZoneInfo:
+        """Set the user's time zone; their birthday greeting moves to BIRTHDAY_HOUR there."""
         tz = time_zone(name)
+        now = self.clock()
         async with self.database.session() as session:
             (await UserRepository(session).preferences(user_id)).timezone = tz.key
+            for greeting in await EventRepository(session).pending(user_id, event_type="birthday"):
+                was = _zone_or_utc(greeting.context.get("tz"))
+                greeting.trigger_at = same_wall_clock_in(greeting.trigger_at, was, tz, now=now)
+                greeting.context = {**greeting.context, "tz": tz.key}  # and so its next years
         return tz
 
     async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:
@@ -134,3 +140,10 @@ def _reminder_context(when: When, tz_name: str) -> dict[str, object]:
     if when.local_time is not None:
         context["local_time"] = when.local_time.isoformat(timespec="minutes")
     return context
+
+
+def _zone_or_utc(name: object) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(name or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

