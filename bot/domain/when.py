@@ -36,6 +36,7 @@ from bot.domain.recurrence import (
 from bot.errors import HearthError
 
 MAX_AHEAD = timedelta(days=5 * 366)
+MAX_REMINDER_LENGTH = 255  # characters of a reminder's words: all of them are kept, and sent
 DEFAULT_TIME = time(9, 0)
 DAYPART_TIMES: dict[str, time] = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20)}
 EXAMPLES = "Try 'in 2 hours', 'tomorrow at 9' or 'every Monday at 8'."
@@ -651,6 +652,8 @@ def read_reminder(when: str, what: str, *, now: datetime, tz: ZoneInfo) -> tuple
     words = _clean_what(what)
     if not words:
         raise WhenError(f"Tell me what to remind you of {_quote(when)}, like 'call mom'.")
+    if len(words) > MAX_REMINDER_LENGTH:
+        raise WhenError(f"Keep a reminder to {MAX_REMINDER_LENGTH} characters; this one has {len(words)}.")
     return at, words
 
 

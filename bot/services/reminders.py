@@ -65,7 +65,7 @@ class ReminderService:
                 channel_id=channel_id,
                 event_type="reminder",
                 trigger_at=schedule.at,
-                title=words[:255],
+                title=words,
                 context=_reminder_context(schedule, preferences.timezone),
                 recurrence_rule=schedule.recurrence,
             )

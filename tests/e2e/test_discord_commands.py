@@ -237,6 +237,20 @@ async def test_remind_takes_the_time_from_when_alone_whatever_what_says(
     assert await count(db, ScheduledEvent) == 1, "nothing stored for a time that was not understood"
 
 
+async def test_a_reminder_is_kept_whole_and_one_too_long_to_keep_is_refused_before_it_is_sent(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    longest = "buy " + "milk, eggs, " * 20 + "bread"
+    longest += "!" * (255 - len(longest))
+    _, answer = await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": longest})
+    assert answer["content"].endswith(f": {longest}")
+    async with db.session() as session:
+        assert (await session.scalars(select(ScheduledEvent.title))).all() == [longest]
+    with pytest.raises(ValueError, match="outside"):  # Discord's client refuses to send it, as it says
+        discord.command_payload(ana, general, "remind", {"when": "in 1 hour", "what": longest + "?"})
+
+
 async def test_a_new_time_zone_moves_the_birthday_greeting_to_ten_in_the_morning_there(
     world: World, bot: HearthBot, db: Database
 ) -> None:

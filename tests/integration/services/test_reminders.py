@@ -46,7 +46,13 @@ async def test_a_weekly_reminder_keeps_its_local_time_across_the_clock_change(db
 
 @pytest.mark.parametrize(
     ("when", "what"),
-    [("call mom", "call mom"), ("at 25:00", "call mom"), ("in 2 hours", " - "), ("on the 31st of February", "call")],
+    [
+        ("call mom", "call mom"),
+        ("at 25:00", "call mom"),
+        ("in 2 hours", " - "),
+        ("on the 31st of February", "call"),
+        ("in 2 hours", "call mom " * 30),  # longer than a reminder may be: refused, not cut
+    ],
 )
 async def test_a_reminder_that_cannot_be_scheduled_says_why_and_stores_nothing(
     db: Database, when: str, what: str

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.discord.people import identify
 from bot.discord.views import Paginator, pages_of
+from bot.domain.when import MAX_REMINDER_LENGTH
 from bot.services.directory import Directory
 from bot.services.reminders import Reminder, ReminderService
 
@@ -71,7 +72,12 @@ class Reminders(commands.Cog):
 
     @app_commands.command(name="remind", description="Have Hearth remind you of something")
     @app_commands.describe(when="When, e.g. in 2 hours, tomorrow at 9, every Monday at 8", what="What to remind you of")
-    async def remind(self, interaction: discord.Interaction, when: str, what: str) -> None:
+    async def remind(
+        self,
+        interaction: discord.Interaction,
+        when: str,
+        what: app_commands.Range[str, 1, MAX_REMINDER_LENGTH],
+    ) -> None:
         me = await identify(self.directory, interaction)
         reminder = await self.reminder_service.remind(
             me.user_id, when, what, guild_id=me.guild_id, channel_id=interaction.channel_id
