@@ -40,7 +40,6 @@ MAX_REMINDER_LENGTH = 255  # characters of a reminder's words: all of them are k
 DEFAULT_TIME = time(9, 0)
 DAYPART_TIMES: dict[str, time] = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20)}
 EXAMPLES = "Try 'in 2 hours', 'tomorrow at 9' or 'every Monday at 8'."
-SENTENCE_EXAMPLES = "Try 'in 2 hours call mom', 'call mom tomorrow at 9' or 'every Monday at 8 water the plants'."
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTH_NAMES = (
@@ -88,10 +87,8 @@ _ORDINAL_SUFFIXES = ("st", "nd", "rd", "th")
 _TOKEN = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}:\d{2}|-?\d+(?:\.\d+)?|[a-z]+|\S")
 _INTEGER = re.compile(r"\d+")
 _AMOUNT = re.compile(r"-?\d+(?:\.\d+)?")
-_LEAD_IN = re.compile(r"^\s*(?:please\s+)?remind\s+me\b", re.IGNORECASE)
 _WHAT_EDGES = " \t\n,;:-–—"
 _WHAT_CONNECTORS = re.compile(r"^(?:to|that|about|of)(?:\s+|$)", re.IGNORECASE)
-_MAX_PHRASE_WORDS = 12
 
 
 class WhenError(HearthError, ValueError):
@@ -655,31 +652,3 @@ def read_reminder(when: str, what: str, *, now: datetime, tz: ZoneInfo) -> tuple
     if len(words) > MAX_REMINDER_LENGTH:
         raise WhenError(f"Keep a reminder to {MAX_REMINDER_LENGTH} characters; this one has {len(words)}.")
     return at, words
-
-
-def split_reminder(text: str, *, now: datetime, tz: ZoneInfo) -> tuple[When, str]:
-    """Split a whole reminder ("in 2 hours call mom", "call mom tomorrow at 9") into its time and its "what".
-
-    The time phrase is looked for at the start and at the end of the sentence, longest first (a tie goes to the
-    start); the first reading that parses decides, so "at 25:00 call mom" is told about 25:00 rather than that no
-    time was found. A leading "remind me (to)" is dropped.
-    """
-    require_aware(now, "now")
-    body = _LEAD_IN.sub("", text, count=1)
-    words = [(match.start(), match.end()) for match in re.finditer(r"\S+", body)]
-    if not words:
-        raise WhenError(f"Tell me when and what. {SENTENCE_EXAMPLES}")
-    count = len(words)
-    for length in range(min(count, _MAX_PHRASE_WORDS), 0, -1):
-        for first in dict.fromkeys((0, count - length)):
-            start, end = words[first][0], words[first + length - 1][1]
-            phrase = body[start:end]
-            slots = _parse(_normalize(phrase))
-            if slots is None:
-                continue
-            when = _resolve(slots, phrase, now, tz)
-            what = _clean_what(body[:start] + " " + body[end:])
-            if not what:
-                raise WhenError(f"Tell me what to remind you of after {_quote(phrase)}, like 'in 2 hours call mom'.")
-            return when, what
-    raise WhenError(f"I couldn't find a time in {_quote(text)}. {SENTENCE_EXAMPLES}")
