@@ -44,6 +44,8 @@ class DiscordNotifier:
                 return "dm" if isinstance(channel, discord.DMChannel) else "channel"
             except discord.Forbidden as exc:  # the cached permissions were stale: try the DM instead
                 log.info("may not write in channel %s (%s); sending by DM", channel_id, exc.text or exc.status)
+            except discord.NotFound as exc:  # deleted, and the cache had not heard yet: as for an unknown channel
+                log.info("channel %s is gone (%s); sending by DM", channel_id, exc.text or exc.status)
             except _PartlySent as partly:
                 raise _delivery_failed(partly.error, f"channel {channel_id}", partly=True) from partly.error
             except _SEND_ERRORS as exc:

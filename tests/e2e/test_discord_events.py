@@ -115,6 +115,23 @@ async def test_a_reminder_for_an_unknown_or_read_only_channel_goes_by_dm(
     assert [call.channel_id for call in discord.calls("create_message")] == [dm, dm], "nothing in the guilds"
 
 
+async def test_a_reminder_whose_channel_was_deleted_unheard_goes_by_dm(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        del discord.channels[general]  # gone on Discord; the bot's cache still has it (no CHANNEL_DELETE came)
+        event_id = await add_reminder(db, ana, general, "feed the cat")
+        opened = await discord.wait_for_request(lambda call: call.route == "create_dm")
+        dm = int(opened.response["id"])
+        sent = await discord.wait_for_request(lambda call: call.path == f"/channels/{dm}/messages")
+        assert sent.body["content"] == "⏰ Reminder: feed the cat"
+        await statuses_become(db, {event_id: "sent"})
+    refused = [call for call in discord.calls("create_message") if call.channel_id == general]
+    assert [call.status for call in refused] == [404], "tried in its channel first, as the cache said it was there"
+
+
 async def test_a_follow_up_pings_its_user_alone_whatever_the_model_writes(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
