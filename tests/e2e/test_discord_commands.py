@@ -251,6 +251,32 @@ async def test_a_reminder_is_kept_whole_and_one_too_long_to_keep_is_refused_befo
         discord.command_payload(ana, general, "remind", {"when": "in 1 hour", "what": longest + "?"})
 
 
+async def test_cancelling_from_a_list_older_than_the_reminders_sending_says_so(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    await run(discord, ana, general, "remind", {"when": "every day at 9", "what": "stretch"})
+    payload, listing = await run(discord, ana, general, "reminders")
+    menu = listing["components"][0]["components"][0]
+    [listed] = [option["value"] for option in menu["options"]]
+    async with db.session() as session:  # its time comes while the list is open
+        due = await session.get_one(ScheduledEvent, int(listed))
+        due.trigger_at = datetime.now(UTC) - timedelta(seconds=1)
+    await discord.wait_for_request(lambda call: call.route == "create_message" and "stretch" in str(call.body))
+    async with asyncio.timeout(5):  # marked sent just after, with tomorrow's one scheduled
+        while True:
+            if await count(db, ScheduledEvent, ScheduledEvent.status == "sent") == 1:
+                break
+            await asyncio.sleep(0.05)
+
+    pick = discord.component_payload(ana, listing, menu["custom_id"], component_type=3, values=[listed])
+    await discord.dispatch("INTERACTION_CREATE", pick)
+    updated = await discord.wait_for_response(payload, lambda m: f"#{listed}" in (m.get("content") or ""))
+    assert updated["content"].startswith(f"Reminder #{listed} had already gone out")
+    assert "stretch" in text_of(updated), "the list shows the next one, still to cancel"
+    assert await count(db, ScheduledEvent, ScheduledEvent.status == "pending") == 1
+
+
 async def test_a_new_time_zone_moves_the_birthday_greeting_to_ten_in_the_morning_there(
     world: World, bot: HearthBot, db: Database
 ) -> None:

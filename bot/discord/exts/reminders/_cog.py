@@ -128,12 +128,16 @@ class RemindersView(Paginator):
     async def _cancel(self, interaction: discord.Interaction) -> None:
         assert self.menu is not None
         reminder_id = int(self.menu.values[0])
-        await self.service.cancel(self.user_id, reminder_id)
+        cancelled = await self.service.cancel(self.user_id, reminder_id)
         self.reminders = await self.service.reminders(self.user_id)
         self.pages = self._pages()
         self.index = min(self.index, len(self.pages) - 1)
         self._update_buttons()
         self.on_page()
-        await interaction.response.edit_message(
-            content=f"Cancelled reminder #{reminder_id}.", embed=self.current, view=self
+        # The list may be older than the reminder's sending: a repeating one's next time has a new number.
+        said = (
+            f"Cancelled reminder #{reminder_id}."
+            if cancelled
+            else f"Reminder #{reminder_id} had already gone out or been cancelled; here is the list as it is now."
         )
+        await interaction.response.edit_message(content=said, embed=self.current, view=self)
