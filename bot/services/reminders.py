@@ -31,8 +31,7 @@ class Reminder:
     id: int
     what: str
     at: datetime  # UTC
-    description: str  # how the time reads to the user, e.g. "tomorrow at 09:00"
-    recurrence: str | None
+    recurrence: str | None  # daily, weekly, monthly or yearly: repeats
 
 
 def time_zone(name: str) -> ZoneInfo:
@@ -69,16 +68,13 @@ class ReminderService:
                 context=_reminder_context(schedule, preferences.timezone),
                 recurrence_rule=schedule.recurrence,
             )
-        return Reminder(event_id, words, schedule.at, schedule.description, schedule.recurrence)
+        return Reminder(event_id, words, schedule.at, schedule.recurrence)
 
     async def reminders(self, user_id: int) -> list[Reminder]:
         """The user's pending reminders, soonest first."""
         async with self.database.session() as session:
             events = await EventRepository(session).pending(user_id, event_type="reminder")
-        return [
-            Reminder(e.id, e.title, e.trigger_at, e.trigger_at.strftime("%d %b %Y %H:%M UTC"), e.recurrence_rule)
-            for e in events
-        ]
+        return [Reminder(e.id, e.title, e.trigger_at, e.recurrence_rule) for e in events]
 
     async def cancel(self, user_id: int, reminder_id: int) -> bool:
         """Cancel one of the user's pending reminders; False when there is no such reminder of theirs."""

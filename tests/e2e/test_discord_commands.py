@@ -272,8 +272,9 @@ async def test_cancelling_from_a_list_older_than_the_reminders_sending_says_so(
     pick = discord.component_payload(ana, listing, menu["custom_id"], component_type=3, values=[listed])
     await discord.dispatch("INTERACTION_CREATE", pick)
     updated = await discord.wait_for_response(payload, lambda m: f"#{listed}" in (m.get("content") or ""))
+    assert ", then daily · stretch" in text_of(listing), "the list says which reminders repeat"
     assert updated["content"].startswith(f"Reminder #{listed} had already gone out")
-    assert "stretch" in text_of(updated), "the list shows the next one, still to cancel"
+    assert ", then daily · stretch" in text_of(updated), "the list shows the next one, still to cancel"
     assert await count(db, ScheduledEvent, ScheduledEvent.status == "pending") == 1
 
 

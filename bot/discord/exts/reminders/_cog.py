@@ -25,7 +25,9 @@ def _choice_name(text: str) -> str:
 
 
 def _when(reminder: Reminder) -> str:
-    return discord.utils.format_dt(reminder.at, "f") + f" ({discord.utils.format_dt(reminder.at, 'R')})"
+    """Its next time, in each reader's own time zone, and how it repeats (", then weekly")."""
+    at = discord.utils.format_dt(reminder.at, "f") + f" ({discord.utils.format_dt(reminder.at, 'R')})"
+    return at + (f", then {reminder.recurrence}" if reminder.recurrence else "")
 
 
 class Reminders(commands.Cog):
@@ -82,9 +84,8 @@ class Reminders(commands.Cog):
         reminder = await self.reminder_service.remind(
             me.user_id, when, what, guild_id=me.guild_id, channel_id=interaction.channel_id
         )
-        again = f", then {reminder.recurrence}" if reminder.recurrence else ""
         await interaction.response.send_message(
-            f"⏰ I'll remind you {_when(reminder)}{again}: {discord.utils.escape_mentions(reminder.what)}",
+            f"⏰ I'll remind you {_when(reminder)}: {discord.utils.escape_mentions(reminder.what)}",
             ephemeral=True,
         )
 
