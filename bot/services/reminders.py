@@ -82,15 +82,18 @@ class ReminderService:
             return await EventRepository(session).cancel_of(user_id, reminder_id)
 
     async def set_timezone(self, user_id: int, name: str) -> ZoneInfo:
-        """Set the user's time zone; their birthday greeting moves to BIRTHDAY_HOUR there."""
+        """Set the user's time zone. What comes back at a time of their day moves with them: the birthday
+        greeting (BIRTHDAY_HOUR) and repeating reminders keep their local time in the new zone, this time and
+        the next ones; a one-off reminder keeps the moment it was set for."""
         tz = time_zone(name)
         now = self.clock()
         async with self.database.session() as session:
             (await UserRepository(session).preferences(user_id)).timezone = tz.key
-            for greeting in await EventRepository(session).pending(user_id, event_type="birthday"):
-                was = _zone_or_utc(greeting.context.get("tz"))
-                greeting.trigger_at = same_wall_clock_in(greeting.trigger_at, was, tz, now=now)
-                greeting.context = {**greeting.context, "tz": tz.key}  # and so its next years
+            for event in await EventRepository(session).pending(user_id):
+                if event.event_type == "birthday" or (event.event_type == "reminder" and event.is_recurring):
+                    was = _zone_or_utc(event.context.get("tz"))
+                    event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
+                    event.context = {**event.context, "tz": tz.key}  # and so its next times
         return tz
 
     async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:

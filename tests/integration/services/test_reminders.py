@@ -44,6 +44,26 @@ async def test_a_weekly_reminder_keeps_its_local_time_across_the_clock_change(db
     assert [r.trigger_at for r in pending] == [datetime(2027, 3, 29, 7, 0, tzinfo=UTC)]  # 08:00 summer time
 
 
+async def test_a_new_time_zone_moves_repeating_reminders_to_their_time_of_day_there(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db)  # on the UTC default
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    weekly = await reminders.remind(user, "every Monday at 8", "water the plants", guild_id=None, channel_id=None)
+    once = await reminders.remind(user, "in 2 hours", "call mom", guild_id=None, channel_id=None)
+    assert weekly.at == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+    await reminders.set_timezone(user, "America/Los_Angeles")  # UTC-8 in November
+    assert {r.what: r.at for r in await reminders.reminders(user)} == {
+        "call mom": once.at,  # set for a moment, not a time of day
+        "water the plants": datetime(2026, 11, 30, 16, 0, tzinfo=UTC),  # 08:00 in Los Angeles
+    }
+    assert await reminders.cancel(user, once.id)
+    clock.now = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    assert await service(db, llm, RecordingNotifier(), clock).tick() == {"sent": 1}
+    pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
+    assert pending == [datetime(2026, 12, 7, 16, 0, tzinfo=UTC)], "and the Mondays after, at 08:00 there too"
+
+
 @pytest.mark.parametrize(
     ("when", "what"),
     [
