@@ -19,7 +19,7 @@ from discord import app_commands
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes import BrokenStream, Fail, FakeDiscord, FakeGuild, FakeLLM, FakeUser, Reply, Stall
-from tests.fakes.discord import FakeAttachment, FakeChannelRef, RestCall
+from tests.fakes.discord import FakeAttachment, FakeChannelRef, RestCall, limits
 from tests.fakes.discord.rest import Route
 from tests.fakes.llm_server import echo_last_user_message
 
@@ -414,6 +414,35 @@ async def test_rate_limited_send_is_retried(world: World) -> None:
 
     assert sent.content == "patience"
     assert [call.status for call in fd.calls("create_message")] == [429, 200]
+
+
+@pytest.mark.asyncio
+async def test_messages_over_discords_limits_are_refused(world: World) -> None:
+    channel = world.client.get_channel(world.general)
+    assert isinstance(channel, discord.TextChannel)
+    big = discord.Embed(title="t", description="d" * 4096)
+    for name in ("a", "b"):
+        big.add_field(name=name, value="v" * 1000)  # each part within its limit; 6000 exceeded in all
+    refused: list[tuple[str | None, list[discord.Embed]]] = [
+        ("x" * 2001, []),
+        (None, [big]),
+        (None, [discord.Embed(description="d" * 4097)]),
+    ]
+
+    for content, embeds in refused:
+        with pytest.raises(discord.HTTPException) as error:
+            await channel.send(content, embeds=embeds)
+        assert (error.value.status, error.value.code) == (400, 50035), (content, embeds)
+    sent = await channel.send("x" * 2000, embed=discord.Embed(description="d" * 4096))
+
+    assert len(sent.content) == 2000 and [c.status for c in world.fd.calls("create_message")] == [400, 400, 400, 200]
+    assert limits.autocomplete_problems({"choices": [{"name": "n" * 101, "value": "v"}]})
+    assert limits.autocomplete_problems({"choices": [{"name": str(i), "value": i} for i in range(26)]})
+    field = {"type": 4, "custom_id": "greeting", "label": "Greeting", "max_length": 2000, "value": "g" * 2001}
+    assert limits.modal_problems({"title": "Edit", "components": [{"type": 1, "components": [field]}]})
+    assert not limits.modal_problems(
+        {"title": "Edit", "components": [{"type": 18, "component": field | {"max_length": 4000}}]}
+    )
 
 
 @pytest.mark.asyncio

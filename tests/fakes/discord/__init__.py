@@ -39,6 +39,8 @@ Each module is one layer, and :class:`FakeDiscord` is all of them (each class ex
 - ``world.py``: :class:`World`, the users, guilds, channels, messages and attachments, and the lookups that
   fail as Discord does (:class:`ApiError`, e.g. 404 Unknown Channel);
 - ``payloads.py``: JSON that several layers send (members, GUILD_CREATE);
+- ``limits.py``: Discord's limits on what a bot sends (message content, embeds, components, autocomplete
+  choices, modals); a body over one answers 400, code 50035, before anything is stored or acknowledged;
 - ``gateway.py``: :class:`Gateway`, the websocket: handshake, heartbeats, RESUME, ``dispatch``;
 - ``rest.py``: :class:`Rest`, routing, recording (:class:`RestCall`), scripted failures, the CDN, and the
   user, channel and message routes;

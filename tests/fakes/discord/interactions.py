@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tests.fakes.discord.limits import autocomplete_problems, message_problems, modal_problems
 from tests.fakes.discord.payloads import JSON
 from tests.fakes.discord.rest import Rest, RestCall, Route
 from tests.fakes.discord.world import (
@@ -24,6 +25,7 @@ from tests.fakes.discord.world import (
     FakeChannelRef,
     FakeGuild,
     FakeUser,
+    refuse_invalid,
 )
 
 # Interaction types.
@@ -84,6 +86,15 @@ def _check_option(definition: JSON, value: object, what: str) -> None:
         return
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{what}: {value!r} is outside [{low}, {high}] (lengths for text)")
+
+
+def _callback_problems(kind: int, data: JSON) -> list[str]:
+    """What Discord refuses in an interaction callback's ``data``, by callback type."""
+    if kind == AUTOCOMPLETE_RESULT:
+        return autocomplete_problems(data)
+    if kind == MODAL:
+        return modal_problems(data)
+    return message_problems(data)
 
 
 class Interactions(Rest):
@@ -637,6 +648,7 @@ class Interactions(Rest):
             )
         if updates:
             self._stored(interaction["message"]["id"])  # Unknown Message if it was deleted
+        refuse_invalid(_callback_problems(kind, data))  # before acknowledging: a refused answer answers nothing
         self._acknowledged.add(interaction_id)
         self._callbacks[interaction_id] = call.body
         message: JSON | None = None

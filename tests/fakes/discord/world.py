@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import discord
 
+from tests.fakes.discord.limits import message_problems
 from tests.fakes.discord.payloads import JSON, guild_payload, member_payload, now
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -49,6 +50,12 @@ class ApiError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+def refuse_invalid(problems: Sequence[str]) -> None:
+    """Refuse the current call as Discord refuses a body over its limits (see :mod:`.limits`)."""
+    if problems:
+        raise ApiError(400, 50035, "Invalid Form Body: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -307,7 +314,7 @@ class World:
         """
         guild_id = guild_id or self._channel(channel_id).guild_id
         guild = self.guilds.get(guild_id) if guild_id else None
-        message = self._message(channel_id, author, {"content": content}, [])
+        message = self._message(channel_id, author, {"content": content}, [], from_user=True)
         files = [file if isinstance(file, FakeAttachment) else FakeAttachment(*file) for file in attachments]
         message["attachments"] = [
             self._store_attachment(channel_id, file.uploaded(f"files[{i}]"))
@@ -374,8 +381,13 @@ class World:
         message["referenced_message"] = referenced
         message["type"] = discord.MessageType.reply.value
 
-    def _message(self, channel_id: int, author: FakeUser, body: JSON, files: Sequence[UploadedFile]) -> JSON:
-        """A new stored message from ``author`` built from a create-message body (JSON or ``payload_json``)."""
+    def _message(
+        self, channel_id: int, author: FakeUser, body: JSON, files: Sequence[UploadedFile], *, from_user: bool = False
+    ) -> JSON:
+        """A new stored message from ``author`` built from a create-message body (JSON or ``payload_json``),
+        refused if over Discord's limits for what a bot sends (a user's message, ``from_user``, is not checked)."""
+        if not from_user:
+            refuse_invalid(message_problems(body))
         content = body.get("content") or ""
         channel = self._channel(channel_id)
         message: JSON = {
@@ -407,6 +419,7 @@ class World:
         return message
 
     def _edit(self, message: JSON, body: JSON, files: Sequence[UploadedFile]) -> JSON:
+        refuse_invalid(message_problems(body))
         for key in ("content", "embeds", "components", "allowed_mentions"):
             if key in body:
                 message[key] = body[key] if body[key] is not None else ("" if key == "content" else [])
