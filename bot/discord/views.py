@@ -10,6 +10,10 @@ from bot.discord.tree import report
 
 TIMEOUT_S = 300.0
 HEARTH_COLOUR = 0xE8833A  # the fire's orange, on every embed
+# Discord refuses a message whose embeds hold more than this (titles, descriptions, fields, footers together).
+EMBED_TOTAL_CHARS = 6000
+EMBED_DESCRIPTION_CHARS = 4096
+FIELD_VALUE_CHARS = 1024
 
 
 class _OwnedView(discord.ui.View):
@@ -78,6 +82,19 @@ class Paginator(_OwnedView):
 def hearth_embed(title: str, description: str | None = None) -> discord.Embed:
     """An embed in Hearth's colour."""
     return discord.Embed(title=title, description=description, colour=HEARTH_COLOUR)
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def describe_in_room_left(embed: discord.Embed, text: str) -> discord.Embed:
+    """Give ``embed`` ``text`` as its description, cut to what its fields, title and footer leave of the
+    6000 characters Discord allows in all."""
+    embed.description = None
+    embed.description = clipped(text, min(EMBED_DESCRIPTION_CHARS, EMBED_TOTAL_CHARS - len(embed)))
+    return embed
 
 
 def pages_of(

@@ -435,6 +435,27 @@ async def test_admins_configure_the_persona_lore_and_settings(world: World, bot:
     assert answer["content"].startswith("Slow down a little")
 
 
+async def test_a_rich_character_card_is_imported_and_shown_within_discords_embed_limits(
+    world: World, bot: HearthBot
+) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+    data = {
+        "name": "Mira",
+        "description": "She keeps the lighthouse on the north cape. " * 120,  # a long prompt, as most cards have
+        "first_mes": "*Mira looks up from the lamp.* Welcome, traveller. " * 30,
+        "mes_example": "<START>\n{{user}}: Is the light on tonight?\n{{char}}: It always is, friend.\n" * 30,
+    }
+    card = FakeAttachment("mira.json", json.dumps({"spec": "chara_card_v2", "data": data}).encode())
+
+    _, imported = await run(discord, boss, general, "persona import", {"card": card})
+    _, shown = await run(discord, boss, general, "persona show")
+
+    assert imported["content"] == "Imported Mira; I play them here now."
+    for answer in (imported, shown):
+        assert "She keeps the lighthouse" in text_of(answer), text_of(answer)
+        assert {"Greeting", "Example dialogue"} <= {f["name"] for f in answer["embeds"][0]["fields"]}
+
+
 async def guild_row(db: Database) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(Guild.id)) or 0)

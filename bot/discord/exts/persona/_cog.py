@@ -14,7 +14,7 @@ from bot.discord.attachments import read_attachment
 from bot.discord.checks import MANAGE_SERVER, require_admin
 from bot.discord.people import identify
 from bot.discord.tree import report
-from bot.discord.views import hearth_embed
+from bot.discord.views import FIELD_VALUE_CHARS, clipped, describe_in_room_left, hearth_embed
 from bot.domain.cards import MAX_CARD_BYTES, parse_card
 from bot.errors import HearthError
 from bot.services.directory import Directory
@@ -22,15 +22,17 @@ from bot.services.personas import PersonaService, PersonaView
 
 
 def _persona_embed(persona: PersonaView) -> discord.Embed:
-    embed = hearth_embed(persona.name, persona.card.personality[:4000])
-    if persona.card.backstory:
-        embed.add_field(name="Backstory", value=persona.card.backstory[:1024], inline=False)
-    if persona.greeting:
-        embed.add_field(name="Greeting", value=persona.greeting[:1024], inline=False)
-    if persona.card.example_dialogue:
-        embed.add_field(name="Example dialogue", value=persona.card.example_dialogue[:1024], inline=False)
+    """The persona at a glance: each long text shortened, the personality to what the others leave."""
+    embed = hearth_embed(persona.name)
+    for name, text in (
+        ("Backstory", persona.card.backstory),
+        ("Greeting", persona.greeting),
+        ("Example dialogue", persona.card.example_dialogue),
+    ):
+        if text:
+            embed.add_field(name=name, value=clipped(text, FIELD_VALUE_CHARS), inline=False)
     embed.set_footer(text="This server's own persona" if persona.owned_by_guild else "The bot's shared persona")
-    return embed
+    return describe_in_room_left(embed, persona.card.personality)
 
 
 class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
