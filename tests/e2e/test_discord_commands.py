@@ -456,6 +456,29 @@ async def test_a_rich_character_card_is_imported_and_shown_within_discords_embed
         assert {"Greeting", "Example dialogue"} <= {f["name"] for f in answer["embeds"][0]["fields"]}
 
 
+async def test_the_persona_form_opens_with_a_long_greeting_and_says_when_a_text_is_too_long_for_it(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+    greeting = "*Mira looks up from the lamp.* Welcome, traveller. " * 50  # 2550 characters, as cards often have
+    data = {"name": "Mira", "description": "She keeps the lighthouse.", "first_mes": greeting}
+    card = FakeAttachment("mira.json", json.dumps({"spec": "chara_card_v2", "data": data}).encode())
+    await run(discord, boss, general, "persona import", {"card": card})
+
+    edit = discord.command_payload(boss, general, "persona edit")
+    await discord.dispatch("INTERACTION_CREATE", edit)
+    modal = await discord.wait_for_modal(edit)
+    submit = discord.modal_submit_payload(boss, general, modal["custom_id"], {"persona:name": "Mira of the Cape"})
+    await discord.dispatch("INTERACTION_CREATE", submit)
+    assert (await discord.wait_for_response(submit))["content"] == "Saved."
+    saved = await bot.services.personas.for_guild(await guild_row(db))
+    assert (saved.name, saved.greeting) == ("Mira of the Cape", greeting.strip())
+
+    await bot.services.personas.edit(await guild_row(db), greeting="Welcome. " * 500)  # longer than any form holds
+    _, refused = await run(discord, boss, general, "persona edit")
+    assert "greeting is longer than a Discord form holds" in refused["content"]
+
+
 async def guild_row(db: Database) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(Guild.id)) or 0)

@@ -35,6 +35,10 @@ def _persona_embed(persona: PersonaView) -> discord.Embed:
     return describe_in_room_left(embed, persona.card.personality)
 
 
+# The most a Discord form's text input holds (and what each of the persona's long texts may be edited up to).
+FORM_TEXT_CHARS = 4000
+
+
 class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
     """Discord's form for the persona's long texts (slash options cannot hold line breaks)."""
 
@@ -48,14 +52,14 @@ class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
             label="Personality",
             style=discord.TextStyle.paragraph,
             default=persona.card.personality,
-            max_length=4000,
+            max_length=FORM_TEXT_CHARS,
             custom_id="persona:personality",
         )
         self.backstory: discord.ui.TextInput[Any] = discord.ui.TextInput(
             label="Backstory",
             style=discord.TextStyle.paragraph,
             default=persona.card.backstory or "",
-            max_length=4000,
+            max_length=FORM_TEXT_CHARS,
             required=False,
             custom_id="persona:backstory",
         )
@@ -63,7 +67,7 @@ class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
             label="Greeting",
             style=discord.TextStyle.paragraph,
             default=persona.greeting or "",
-            max_length=2000,
+            max_length=FORM_TEXT_CHARS,
             required=False,
             custom_id="persona:greeting",
         )
@@ -71,12 +75,23 @@ class PersonaEditor(discord.ui.Modal, title="Edit the persona"):
             label="Example dialogue",
             style=discord.TextStyle.paragraph,
             default=persona.card.example_dialogue or "",
-            max_length=4000,
+            max_length=FORM_TEXT_CHARS,
             required=False,
             custom_id="persona:example_dialogue",
         )
-        for item in (self.name_input, self.personality, self.backstory, self.greeting, self.example):
+        self.inputs = {
+            "name": self.name_input,
+            "personality": self.personality,
+            "backstory": self.backstory,
+            "greeting": self.greeting,
+            "example dialogue": self.example,
+        }
+        for item in self.inputs.values():
             self.add_item(item)
+
+    def too_long(self) -> list[str]:
+        """The fields whose text is longer than their input holds: Discord refuses a form pre-filled so."""
+        return [name for name, item in self.inputs.items() if len(item.default or "") > (item.max_length or 0)]
 
     async def on_submit(self, interaction: discord.Interaction, /) -> None:
         persona = await self.cog.persona_service.edit(
@@ -145,20 +160,14 @@ class Persona(commands.Cog):
         here = await identify(self.directory, interaction)
         assert here.guild_id is not None
         persona = await self.persona_service.for_guild(here.guild_id)
-        too_long = [
-            label
-            for label, text in (
-                ("personality", persona.card.personality),
-                ("example dialogue", persona.card.example_dialogue),
-            )
-            if text and len(text) > 4000
-        ]
-        if too_long:
+        editor = PersonaEditor(self, here.guild_id, persona)
+        if too_long := editor.too_long():
             raise HearthError(
-                f"This persona's {' and '.join(too_long)} is longer than a Discord form holds (4000 characters); "
-                "change it by importing a character card with /persona import."
+                f"This persona's {' and '.join(too_long)} {'is' if len(too_long) == 1 else 'are'} longer than a "
+                f"Discord form holds ({FORM_TEXT_CHARS} characters); change it by importing a character card with "
+                "/persona import."
             )
-        await interaction.response.send_modal(PersonaEditor(self, here.guild_id, persona))
+        await interaction.response.send_modal(editor)
 
     @persona.command(name="channel", description="Play another stored persona in this channel only")
     @app_commands.describe(name="The persona's name (start typing to search)")
