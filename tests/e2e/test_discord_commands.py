@@ -21,7 +21,7 @@ from bot.db.engine import Database
 from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
 from bot.discord.client import HearthBot
 from bot.services.incoming import Author, Place
-from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import container_of, running_bot
 from tests.support.commands import leaves, run, some_options, text_of
@@ -477,6 +477,29 @@ async def test_the_persona_form_opens_with_a_long_greeting_and_says_when_a_text_
     await bot.services.personas.edit(await guild_row(db), greeting="Welcome. " * 500)  # longer than any form holds
     _, refused = await run(discord, boss, general, "persona edit")
     assert "greeting is longer than a Discord form holds" in refused["content"]
+
+
+async def test_a_card_or_document_that_downloads_slowly_is_acknowledged_before_it_arrives(
+    world: World, bot: HearthBot
+) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+    card = {"spec": "chara_card_v2", "data": {"name": "Mira", "description": "A fox spirit."}}
+    uploads = [
+        ("persona import", {"card": FakeAttachment("mira.json", json.dumps(card).encode())}, "Imported Mira"),
+        ("knowledge add", {"document": FakeAttachment("harbour.md", b"Boats leave at dawn.\n")}, "Added harbour.md"),
+    ]
+    for name, options, outcome in uploads:
+        payload = discord.command_payload(boss, general, name, options)
+
+        def acknowledged(call: RestCall, interaction_id: str = payload["id"]) -> bool:
+            return call.route == "interaction_callback" and call.params["interaction_id"] == interaction_id
+
+        with discord.slow_cdn():
+            await discord.dispatch("INTERACTION_CREATE", payload)
+            await discord.wait_for_request(acknowledged)
+            assert discord.is_ephemeral(payload), name  # "thinking…", privately, while the file comes
+        answer = await discord.wait_for_response(payload, lambda message: "…" not in (message.get("content") or ""))
+        assert answer["content"].startswith(outcome), (name, answer["content"])
 
 
 async def guild_row(db: Database) -> int:

@@ -5,8 +5,9 @@ users, members, DMs, channels and messages (interactions and commands add theirs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,21 @@ class Rest(Gateway):
         self.requests: list[RestCall] = []
         self.unexpected: list[RestCall] = []
         self.downloads: list[int] = []  # ids of attachments fetched from the CDN, in order
+        self._cdn_open = asyncio.Event()
+        self._cdn_open.set()
         self._sent_ids: list[int] = []
         self._failures: list[_ScriptedFailure] = []
         self._claimed: set[int] = set()
+
+    @contextlib.contextmanager
+    def slow_cdn(self) -> Iterator[None]:
+        """Keep every attachment download waiting until the block ends, as a slow CDN would (longer than
+        Discord's 3 seconds to answer an interaction), so a test sees what the bot does meanwhile."""
+        self._cdn_open.clear()
+        try:
+            yield
+        finally:
+            self._cdn_open.set()
 
     @property
     def api_base(self) -> str:
@@ -270,6 +283,7 @@ class Rest(Gateway):
         if stored is None:
             raise web.HTTPNotFound()
         self.downloads.append(int(request.match_info["attachment_id"]))
+        await self._cdn_open.wait()
         return web.Response(body=stored.data, content_type=stored.content_type)
 
     # -- handlers -------------------------------------------------------------------------------------

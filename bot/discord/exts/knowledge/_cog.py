@@ -37,11 +37,11 @@ class Knowledge(commands.Cog):
     @knowledge.command(name="add", description="Add a lore document (.txt or .md) Hearth can draw on here")
     @app_commands.describe(document="A .txt or .md file")
     async def knowledge_add(self, interaction: discord.Interaction, document: discord.Attachment) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # downloading and reading take a while
         here = await identify(self.directory, interaction)
         assert here.guild_id is not None
         check_upload(document.filename, document.size)  # name and size, before downloading it
         data = await read_attachment(document, MAX_DOCUMENT_BYTES, "document")
-        await interaction.response.defer(ephemeral=True, thinking=True)
 
         async def progress(done: int, total: int) -> None:
             await interaction.edit_original_response(content=f"Reading {document.filename}: {done}/{total} passages…")

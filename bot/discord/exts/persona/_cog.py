@@ -227,11 +227,12 @@ class Persona(commands.Cog):
     @persona.command(name="import", description="Import a SillyTavern character card (V2/V3 JSON or PNG)")
     @app_commands.describe(card="The card: a .json file, or a .png with the card inside")
     async def persona_import(self, interaction: discord.Interaction, card: discord.Attachment) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # a card of megabytes may come slowly
         here = await identify(self.directory, interaction)
         assert here.guild_id is not None
         data = await read_attachment(card, MAX_CARD_BYTES, "card")
         parsed = parse_card(data, card.filename)
         persona = await self.persona_service.import_card(here.guild_id, parsed)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"Imported {persona.name}; I play them here now.", embed=_persona_embed(persona), ephemeral=True
         )
