@@ -502,6 +502,21 @@ async def test_a_card_or_document_that_downloads_slowly_is_acknowledged_before_i
         assert answer["content"].startswith(outcome), (name, answer["content"])
 
 
+async def test_a_server_with_the_most_chat_channels_still_sees_and_changes_its_settings(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+    for _ in range(49):  # one short of the most a server may have
+        await bot.services.guild_config.add_chat_channel(place_of_fake(world), discord.snowflake())
+
+    _, added = await run(discord, boss, general, "config chat-channel add", {"channel": general})
+    _, shown = await run(discord, boss, general, "config show")
+
+    assert len((await guild_settings(db))["chat_channels"]) == 50  # type: ignore[arg-type]
+    assert added["content"] == f"I'll answer every message in <#{general}>."
+    assert "Chat channels" in text_of(shown) and "…" in text_of(shown)
+
+
 async def guild_row(db: Database) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(Guild.id)) or 0)

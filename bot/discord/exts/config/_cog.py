@@ -19,26 +19,30 @@ from bot.services.guild_config import GuildConfigService
 OnOff = Literal["on", "off"]
 
 
+# Mentions shown in one field: 40 of 23 characters fit the 1024 Discord allows a field's value.
+MAX_MENTIONS_SHOWN = 40
+
+
+def _listed(ids: frozenset[int], mention: str) -> str:
+    """The first ids as mentions (``mention`` formats one), "…" for the rest; "none" when there are none."""
+    text = " ".join(mention.format(i) for i in sorted(ids)[:MAX_MENTIONS_SHOWN])
+    return (text + (" …" if len(ids) > MAX_MENTIONS_SHOWN else "")) or "none"
+
+
 def _settings_embed(settings: GuildSettings) -> discord.Embed:
     def value(setting: object, default: str = "the bot's default") -> str:
         return default if setting is None else str(setting)
 
-    channels = " ".join(f"<#{c}>" for c in sorted(settings.chat_channels)) or "none"
     quiet = (
         f"{settings.quiet_hours[0].isoformat('minutes')}–{settings.quiet_hours[1].isoformat('minutes')}"
         if settings.quiet_hours
         else "none"
     )
-
-    def listed(ids: frozenset[int], mention: str) -> str:
-        text = " ".join(mention.format(i) for i in sorted(ids)[:40])
-        return (text + (" …" if len(ids) > 40 else "")) or "none"
-
     rows = [
-        ("Chat channels", channels),
-        ("Blocked members", listed(settings.blocked_users, "<@{}>")),
-        ("Blocked channels", listed(settings.blocked_channels, "<#{}>")),
-        ("Only these roles", listed(settings.allowed_roles, "<@&{}>") if settings.allowed_roles else "everyone"),
+        ("Chat channels", _listed(settings.chat_channels, "<#{}>")),
+        ("Blocked members", _listed(settings.blocked_users, "<@{}>")),
+        ("Blocked channels", _listed(settings.blocked_channels, "<#{}>")),
+        ("Only these roles", _listed(settings.allowed_roles, "<@&{}>") if settings.allowed_roles else "everyone"),
         ("Reply mode", f"{settings.reply_mode}: {REPLY_MODES[settings.reply_mode]}"),
         ("Chime-in", f"{settings.chime_in_percent}%"),
         ("Learning", "on" if settings.learning else "off"),
