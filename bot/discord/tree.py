@@ -26,8 +26,15 @@ def _services(interaction: discord.Interaction) -> Services | None:
     return getattr(interaction.client, "services", None)
 
 
+# Discord refuses a message of more characters than this.
+MESSAGE_CHARS = 2000
+
+
 async def tell(interaction: discord.Interaction, text: str) -> None:
-    """An ephemeral message, whether or not the interaction was answered (or deferred) already."""
+    """An ephemeral message, whether or not the interaction was answered (or deferred) already; cut to what
+    Discord takes (an error may quote what the user typed, and an option may hold 6000 characters)."""
+    if len(text) > MESSAGE_CHARS:
+        text = text[: MESSAGE_CHARS - 1] + "…"
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True)
     else:

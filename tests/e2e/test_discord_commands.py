@@ -595,8 +595,9 @@ async def test_bad_input_gets_a_clear_private_error_and_changes_nothing(
         (boss, "knowledge add", {"document": FakeAttachment("huge.md", b"lore " * (2 * 1024 * 1024))}),
         (boss, "config chime-in", {"percent": -5}),
         (ana, "timezone set", {"name": "Mars/Olympus_Mons"}),
+        (ana, "timezone set", {"name": "Mars/" + "Olympus_Mons" * 400}),  # quoted back: cut to fit a message
     ]
-    expected = ["card", "MB", "MB", "from 0 to 100", "time zone"]
+    expected = ["card", "MB", "MB", "from 0 to 100", "time zone", "time zone"]
     for (user, name, options), needle in zip(cases, expected, strict=True):
         payload, answer = await run(discord, user, general, name, options)
         assert discord.is_ephemeral(payload), name
