@@ -251,6 +251,13 @@ async def test_a_reminder_is_kept_whole_and_one_too_long_to_keep_is_refused_befo
         discord.command_payload(ana, general, "remind", {"when": "in 1 hour", "what": longest + "?"})
 
 
+async def test_a_fact_is_shown_as_it_was_written_whatever_markdown_it_holds(world: World, bot: HearthBot) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    await run(discord, ana, general, "remember", {"text": "my handle is __star_gazer__ and I love *rain*"})
+    _, shown = await run(discord, ana, general, "memory show")
+    assert r"my handle is \_\_star\_gazer\_\_ and I love \*rain\*" in text_of(shown)
+
+
 async def test_cancelling_from_a_list_older_than_the_reminders_sending_says_so(
     world: World, bot: HearthBot, db: Database
 ) -> None:

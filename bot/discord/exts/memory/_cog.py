@@ -33,7 +33,10 @@ class Memory(commands.Cog):
     async def memory_show(self, interaction: discord.Interaction) -> None:
         me = await identify(self.directory, interaction)
         profile = await self.privacy.profile(me.user_id, me.guild_id)
-        lines = [f"`#{f.id}` {f.content} · *{SCOPE_WORDS.get(f.scope, f.scope)}*" for f in profile.facts]
+        lines = [
+            f"`#{f.id}` {discord.utils.escape_markdown(f.content)} · *{SCOPE_WORDS.get(f.scope, f.scope)}*"
+            for f in profile.facts
+        ]
         pages = pages_of("What I know about you here", lines, empty="No facts yet.")
         about = []
         if profile.relationship_level:
