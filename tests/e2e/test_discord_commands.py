@@ -583,6 +583,8 @@ async def test_non_owners_are_refused_every_owner_command_and_the_owner_runs_the
     assert answer["content"] == "Reloaded bot.discord.exts.memory."
     _, answer = await run(discord, owner, dm, "owner sync")
     assert re.fullmatch(r"Synced \d+ commands\.", answer["content"])
+    _, answer = await run(discord, owner, dm, "owner sync", {"guild_id": str(discord.snowflake())})
+    assert answer["content"].startswith("I can't publish commands in server") and "not in it" in answer["content"]
     _, answer = await run(discord, owner, dm, "owner shutdown")
     assert "Shutting down" in answer["content"]
     async with asyncio.timeout(5):

@@ -791,6 +791,8 @@ class Interactions(Rest):
         guild_id = int(call.params["guild_id"]) if "guild_id" in call.params else None
         if int(call.params["application_id"]) != self.application_id:
             raise ApiError(403, 50001, "Missing Access")
+        if guild_id is not None and guild_id not in self.guilds:  # a server the bot is not in
+            raise ApiError(403, 50001, "Missing Access")
         previous = {(c["name"], c.get("type", 1)): c["id"] for c in self._commands.get(guild_id, [])}
         synced = []
         for command in call.body or []:

@@ -74,7 +74,14 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
             raise HearthError(f"{guild_id!r} is not a server id (a long number).")
         guild = discord.Object(id=int(guild_id))
         self.bot.tree.copy_global_to(guild=guild)
-        commands_ = await self.bot.tree.sync(guild=guild)
+        try:
+            commands_ = await self.bot.tree.sync(guild=guild)
+        except discord.Forbidden as exc:
+            self.bot.tree.clear_commands(guild=guild)
+            raise HearthError(
+                f"I can't publish commands in server {guild_id}: I'm not in it, or was invited there without the"
+                " applications.commands scope."
+            ) from exc
         await interaction.followup.send(f"Synced {len(commands_)} commands to server {guild_id}.", ephemeral=True)
 
     @app_commands.command(name="reload", description="Reload one of Hearth's command modules")
