@@ -9,7 +9,9 @@ with a log line. Everything a batch teaches is written in one transaction, toget
 :meth:`Learner.catch_up` finds the conversations whose latest messages were never learned from.
 
 Users who opted out are left out of the transcript the model sees and nothing is stored about them; a guild can
-switch learning off (its ``learning`` setting).
+switch learning off (its ``learning`` setting). Who may be learned about is checked again in the transaction
+that writes a batch: when someone opted out (or was erased, or the guild switched learning off) while the model
+read the batch, its answer is dropped and the batch is read again without them.
 """
 
 import asyncio
@@ -93,7 +95,8 @@ class LearningConfig:
 
 @dataclass(frozen=True, slots=True)
 class LearnOutcome:
-    status: Literal["learned", "skipped", "nothing", "not_allowed", "unavailable"]
+    # withdrawn: someone in the batch may no longer be learned about; nothing was written, the marker did not move
+    status: Literal["learned", "skipped", "nothing", "not_allowed", "unavailable", "withdrawn"]
     messages: int = 0
     facts_added: int = 0
     facts_refreshed: int = 0
@@ -262,7 +265,11 @@ class Learner:
     async def learn(self, conversation_id: int) -> LearnOutcome:
         """Learn from the conversation's messages not yet learned from (one batch, at most one LLM answer used)."""
         async with self._locks.hold(conversation_id):
-            return await self._learn(conversation_id)
+            outcome = await self._learn(conversation_id)
+            if outcome.status == "withdrawn":  # read again, without whoever opted out meanwhile
+                log.info("conversation %s: someone opted out while it was read; reading it again", conversation_id)
+                outcome = await self._learn(conversation_id)
+            return outcome
 
     async def _learn(self, conversation_id: int) -> LearnOutcome:
         now = self.clock()
@@ -295,6 +302,8 @@ class Learner:
         if extraction is None and calls == 0:
             return LearnOutcome("unavailable", messages=len(messages))
         outcome = await self._apply(conversation_id, messages, shown, allowed, names, known, extraction, persona, now)
+        if outcome is None:
+            return LearnOutcome("withdrawn", messages=len(messages), llm_calls=calls)
         if extraction is not None and extraction.birthdays:
             await self._birthdays(extraction, names)
         self.batches += 1
@@ -391,8 +400,9 @@ class Learner:
         extraction: Extraction | None,
         persona: PersonaView,
         now: datetime,
-    ) -> tuple[int, int, int]:
-        """Write everything the batch taught, and move the marker, in one transaction."""
+    ) -> tuple[int, int, int] | None:
+        """Write everything the batch taught, and move the marker, in one transaction; None (and nothing
+        written) when someone in ``allowed`` may no longer be learned about."""
         guild_id = messages[-1].guild_id
         channel_id = messages[-1].channel_id
         user_messages = [m for m in messages if m.role == "user" and m.user_id in allowed]
@@ -403,6 +413,8 @@ class Learner:
 
         async with self.database.session() as session:
             learning = LearningRepository(session)
+            if not await _still_allowed(learning, allowed, guild_id):
+                return None
             fact_repo = FactRepository(session)
             # Style: every message, no model needed.
             styles = StyleRepository(session)
@@ -532,7 +544,8 @@ class Learner:
             if user_id is None:
                 continue
             async with self.database.session() as session:
-                known = (await UserRepository(session).preferences(user_id)).birthday_month is not None
+                preferences = await UserRepository(session).preferences(user_id)
+                known = preferences.birthday_month is not None or preferences.learning_opt_out
             if not known:
                 await reminders.set_birthday(user_id, birthday.month, birthday.day, birthday.year)
 
@@ -626,6 +639,13 @@ class Learner:
                 user_id=trigger,
                 description=f"felt {moods.mood_name(after)} after a conversation",
             )
+
+
+async def _still_allowed(learning: LearningRepository, allowed: set[int], guild_id: int | None) -> bool:
+    """Whether everyone the batch was read for may still be learned about there: the model takes seconds, and
+    /optout, an erasure or the guild's switch may come meanwhile."""
+    now_allowed, guild_allows = await learning.learning_allowed(sorted(allowed), guild_id)
+    return guild_allows and now_allowed == allowed
 
 
 def _place_of(messages: Sequence[UnlearnedMessage]) -> StatePlace | None:

@@ -1,11 +1,12 @@
 """A fake OpenAI-compatible API: a real aiohttp server on 127.0.0.1 that the real ``openai`` client talks to.
 
 Script the answers per test with :meth:`FakeLLM.script`; when the script runs out, :attr:`FakeLLM.default`
-answers. Requests to describe images (Hearth's image describer) are answered apart, never from the script, with
-:attr:`FakeLLM.image_descriptions` (else a sentence naming the file); a model in :attr:`FakeLLM.text_only_models`
-refuses any request carrying an image with 400, as a text-only model behind a real endpoint does. Every request
-is recorded so tests can assert on the prompt; unknown routes answer 404 and are kept in
-:attr:`FakeLLM.unexpected`::
+answers (a function of the request body may be a coroutine: the answer waits for it, so a test can change
+something while the model is "thinking"). Requests to describe images (Hearth's image describer) are answered
+apart, never from the script, with :attr:`FakeLLM.image_descriptions` (else a sentence naming the file); a model
+in :attr:`FakeLLM.text_only_models` refuses any request carrying an image with 400, as a text-only model behind
+a real endpoint does. Every request is recorded so tests can assert on the prompt; unknown routes answer 404 and
+are kept in :attr:`FakeLLM.unexpected`::
 
     async with FakeLLM() as llm:
         llm.script(Fail(429, retry_after=0.1), Reply("hello", chunk_size=2))
@@ -19,6 +20,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import inspect
 import json
 import math
 import random
@@ -26,7 +28,7 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -95,7 +97,7 @@ class BrokenStream:
 
 
 Step = Reply | Fail | Stall | BrokenStream
-Responder = Callable[[dict[str, Any]], Step]
+Responder = Callable[[dict[str, Any]], Step | Awaitable[Step]]  # a coroutine answers once it is done
 
 
 @dataclass(frozen=True)
@@ -283,10 +285,13 @@ class FakeLLM:
         self.requests.append(recorded)
         return recorded
 
-    def _next_step(self, body: dict[str, Any]) -> Step:
+    async def _next_step(self, body: dict[str, Any]) -> Step:
         if self._script:
             return self._script.pop(0)
-        return self.default(body) if callable(self.default) else self.default
+        if not callable(self.default):
+            return self.default
+        step = self.default(body)
+        return await step if inspect.isawaitable(step) else step
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the server shuts down."""
@@ -305,10 +310,10 @@ class FakeLLM:
         elif recorded.is_description:
             step = Reply(self._describe(recorded.images), chunk_size=64)
         else:
-            step = self._next_step(body)
+            step = await self._next_step(body)
         if isinstance(step, Stall):
             await self._sleep(step.seconds)
-            step = step.then or self._default_reply(body)
+            step = step.then or await self._default_reply(body)
         if isinstance(step, Fail):
             return self._failure(step)
         if body.get("stream"):
@@ -325,8 +330,10 @@ class FakeLLM:
             lines.append(f"{number}. {self.image_descriptions.get(name, f'an image called {name}')}")
         return "\n".join(lines)
 
-    def _default_reply(self, body: dict[str, Any]) -> Reply:
+    async def _default_reply(self, body: dict[str, Any]) -> Reply:
         step = self.default(body) if callable(self.default) else self.default
+        if inspect.isawaitable(step):
+            step = await step
         return step if isinstance(step, Reply) else Reply("ok")
 
     @staticmethod

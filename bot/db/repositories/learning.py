@@ -115,9 +115,12 @@ class LearningRepository:
         )
 
     async def learning_allowed(self, user_ids: Sequence[int], guild_id: int | None) -> tuple[set[int], bool]:
-        """(the users among ``user_ids`` who did not opt out of learning — no preferences row means they did not —,
-        whether the guild allows learning: its ``settings["learning"]`` is not false; always in DMs)."""
+        """(the users among ``user_ids`` who are still there — not erased — and did not opt out of learning — no
+        preferences row means they did not —, whether the guild allows learning: its ``settings["learning"]`` is
+        not false; always in DMs)."""
         allowed = set(user_ids)
+        if allowed:
+            allowed &= set((await self.session.scalars(select(User.id).where(User.id.in_(allowed)))).all())
         if allowed:
             opted_out = await self.session.scalars(
                 select(UserPreferences.user_id).where(

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from bot.db.engine import Database
 from bot.db.models import (
     BotOpinion,
+    BotOpinionSource,
     BotState,
     Conversation,
     FactAssociation,
@@ -22,6 +23,7 @@ from bot.db.models import (
     MoodHistory,
     ScheduledEvent,
     User,
+    UserCommunicationStyle,
     UserFact,
     UserRelationship,
 )
@@ -33,6 +35,7 @@ from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.personas import PersonaService
+from bot.services.privacy import PrivacyService
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
@@ -378,6 +381,70 @@ async def test_a_message_deleted_while_the_model_reads_it_teaches_nothing(db: Da
     await learner.stop()
     await asyncio.gather(*deletions)
     assert len(deletions) == 1 and await sources(db) == {}
+
+
+@pytest.mark.parametrize("change", ["optout", "forget-all"])
+async def test_someone_who_opts_out_or_is_erased_while_the_model_reads_them_is_not_learned_about(
+    db: Database, llm: FakeLLM, change: str
+) -> None:
+    service, learner = await setup(db, llm, batch_messages=2)
+    privacy = PrivacyService(db, await shared_embedder())
+    prompts: list[str] = []
+
+    async def model(body: dict[str, Any]) -> Reply:
+        if "response_format" not in body:
+            return Reply("ok")
+        prompts.append("\n".join(str(m["content"]) for m in body["messages"]))
+        if len(prompts) > 1:  # read again: only Ben's line is left
+            return Reply(json.dumps({"facts": [fact("plays chess", "hobby", speaker="Ben")]}))
+        async with db.session() as session:
+            ana = await UserRepository(session).get_by_discord_id(11)
+        assert ana is not None
+        if change == "optout":  # Ana runs /optout while the model reads her
+            await privacy.set_learning(ana.id, opted_out=True)
+        else:
+            await privacy.forget_everything(11)
+        answer = {
+            "sentiment": 0.8,
+            "intensity": 0.8,
+            "facts": [fact("has a cat called Miso", "family"), fact("plays chess", "hobby", speaker="Ben")],
+            "topics": [{"name": "cats", "sentiment": 0.9}],
+            "references": [{"speaker": "Ana", "kind": "nickname", "text": "Nana"}],
+            "follow_ups": [{"speaker": "Ana", "topic": "vet visit", "date": "2026-11-27", "question": "How's Miso?"}],
+            "birthdays": [{"speaker": "Ana", "month": 5, "day": 4}],
+        }
+        return Reply(json.dumps(answer))
+
+    llm.default = model
+    learner.start()
+    await say(service, learner, "my cat Miso sees the vet Friday, my birthday is May 4", guild=901, mention=True)
+    await say(service, learner, "I play chess every evening", guild=901, mention=True, user=12, name="ben")
+    await learner.stop()
+
+    assert await sources(db) == {"plays chess": "I play chess every evening"}
+    assert len(prompts) == 2 and "Miso" not in prompts[1]  # the batch was read again, without her
+    assert await learned_about(db, 11) == ({} if change == "optout" else None)
+
+
+async def learned_about(db: Database, discord_id: int) -> dict[str, int] | None:
+    """What learning wrote about someone, beyond facts: table → rows (None: the person is not stored)."""
+    async with db.session() as session:
+        user = await UserRepository(session).get_by_discord_id(discord_id)
+        if user is None:
+            return None
+        birthday = (await UserRepository(session).preferences(user.id)).birthday_month
+        found = {"birthday": 0 if birthday is None else 1}
+        for column in (
+            UserCommunicationStyle.user_id,
+            UserRelationship.user_id,
+            ScheduledEvent.user_id,
+            BotOpinionSource.user_id,
+            MoodHistory.trigger_user_id,
+        ):
+            found[str(column)] = int(
+                await session.scalar(select(func.count()).select_from(column.table).where(column == user.id)) or 0
+            )
+    return {table: rows for table, rows in found.items() if rows}
 
 
 async def test_messages_never_learned_from_are_caught_up_after_a_restart(db: Database, llm: FakeLLM) -> None:
