@@ -358,6 +358,57 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     assert not [row for row in leftovers if any(word in str(row) for word in ("Ana", "climb", "moon", "Miso"))]
 
 
+@pytest.mark.parametrize("dms", ["open", "closed"])
+async def test_an_export_larger_than_discords_file_limit_comes_whole_in_parts(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM, dms: str
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+    await discord.wait_for_request(lambda c: c.route == "edit_message", 10)
+    said = await add_long_talk(db, ana, lines=3000)  # some 12 MB of JSON: a year of long messages
+    discord.close_dms(ana, closed=dms == "closed")
+
+    payload, answer = await run(discord, ana, general, "memory export")
+    if dms == "open":
+        assert discord.is_ephemeral(payload) and answer["content"].startswith("Sent to your DMs")
+        sent = discord.dm_messages(ana)
+    else:
+        assert answer["content"].startswith("Your DMs are closed")
+        named = re.fullmatch(r"hearth-export-1-of-(\d+)\.json", answer["attachments"][0]["filename"])
+        assert named is not None
+        for _ in range(int(named[1])):  # the answer, then a follow-up for each further part
+            await discord.wait_for_request(
+                lambda c: c.route == "create_followup" and c.params["token"] == payload["token"], 10
+            )
+        sent = [answer, *discord.followups_of(payload)]
+        assert all(message["flags"] & 64 for message in sent[1:]), "only Ana sees them"
+    files = [attachment for message in sent for attachment in message.get("attachments") or []]
+    assert len(files) > 1 and all(file["size"] <= 10 * 1024 * 1024 for file in files)
+    parts = [json.loads(discord.attachment_bytes(file)) for file in files]
+    assert [part["part"] for part in parts] == [f"{n} of {len(parts)}" for n in range(1, len(parts) + 1)]
+    exported = {row["content"] for part in parts for row in part["tables"].get("messages", [])}
+    assert said <= exported and len(exported) == len(said) + 2  # with "hello" and the reply to it
+    assert all(part["discord_user_id"] == str(ana.id) for part in parts)
+
+
+async def add_long_talk(db: Database, user: FakeUser, *, lines: int) -> set[str]:
+    """Store ``lines`` long messages of ``user`` in their conversation; their texts."""
+    async with db.session() as session:
+        user_id, conversation_id = (
+            await session.execute(
+                select(Message.user_id, Message.conversation_id)
+                .join(User, User.id == Message.user_id)
+                .where(User.discord_id == user.id)
+                .limit(1)
+            )
+        ).one()
+        texts = [f"line {n}: " + "all about my week, " * 200 for n in range(lines)]
+        session.add_all(
+            Message(conversation_id=conversation_id, user_id=user_id, role="user", content=t) for t in texts
+        )
+    return set(texts)
+
+
 async def rows_referencing(db: Database, user_id: int | None) -> dict[str, int]:
     """Table → rows that still reference ``user_id`` through any foreign key to users (or are the user)."""
     found: dict[str, int] = {}

@@ -30,7 +30,7 @@ Slash commands, as Discord sends them once the bot has synced its tree (``/memor
 
 Every REST answer carries ``Content-Type: application/json`` exactly (discord.py compares the header string)
 or is a bare 204. Unknown routes answer 404 and are kept in ``FakeDiscord.unexpected``. Uploads over
-Discord's 25 MiB attachment limit answer 413 (code 40005).
+Discord's 10 MiB attachment limit answer 413 (code 40005).
 
 ## Where things are
 

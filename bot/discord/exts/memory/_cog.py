@@ -1,8 +1,9 @@
 """What Hearth knows about you: see it, add to it, export it, erase it, and opt out of learning. Answers are
 ephemeral: only you see them."""
 
+import functools
 import io
-import json
+from collections.abc import Awaitable, Callable
 
 import discord
 from discord import app_commands
@@ -10,10 +11,18 @@ from discord.ext import commands
 
 from bot.discord.people import identify
 from bot.discord.views import Confirm, Paginator, pages_of
+from bot.domain.export import ExportFile, export_files
 from bot.services.directory import Directory
 from bot.services.privacy import PrivacyService
 
+CANNOT_MESSAGE_USER = 50007  # Discord's error code for a DM the person does not accept
 SCOPE_WORDS = {"global": "everywhere", "guild": "this server", "dm": "our DMs"}
+
+
+async def _send_files(send: Callable[..., Awaitable[object]], text: str, files: list[ExportFile]) -> None:
+    """Send the files one to a message (Discord's limit is per upload), ``text`` with the first."""
+    for number, file in enumerate(files):
+        await send(text if number == 0 else None, file=discord.File(io.BytesIO(file.data), filename=file.name))
 
 
 def _choice_name(text: str) -> str:
@@ -85,15 +94,22 @@ class Memory(commands.Cog):
     async def memory_export(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         data = await self.privacy.export(interaction.user.id)
-        payload = json.dumps(data, ensure_ascii=False, indent=2).encode()
-        file = discord.File(io.BytesIO(payload), filename="hearth-export.json")
+        # A DM takes files up to Discord's default limit (no server boosts there); larger exports come in parts.
+        files = export_files(data, min(interaction.filesize_limit, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES))
+        several = f", in {len(files)} files (each is as large as Discord lets me send)" if len(files) > 1 else ""
         try:
-            await interaction.user.send("Here is everything I hold about you.", file=file)
-        except discord.HTTPException:  # DMs closed: hand it over here, where only they can see it
-            file = discord.File(io.BytesIO(payload), filename="hearth-export.json")
-            await interaction.followup.send("Your DMs are closed, so here it is:", file=file, ephemeral=True)
+            await _send_files(interaction.user.send, f"Here is everything I hold about you{several}.", files)
+        except discord.HTTPException as error:
+            if error.code != CANNOT_MESSAGE_USER and not isinstance(error, discord.Forbidden):
+                raise
+            # DMs closed: hand it over here, where only they can see it.
+            await _send_files(
+                functools.partial(interaction.followup.send, ephemeral=True),
+                f"Your DMs are closed, so here it is{several}:",
+                files,
+            )
             return
-        await interaction.followup.send("Sent to your DMs.", ephemeral=True)
+        await interaction.followup.send(f"Sent to your DMs{several}.", ephemeral=True)
 
     # -- facts you give, and learning ---------------------------------------------------------------
 
