@@ -199,7 +199,10 @@ class PrivacyService:
         return {
             "discord_user_id": str(discord_id),
             "exported_at": self.clock().isoformat(),
-            "about": "Everything Hearth stores about you, table by table. Embedding vectors are left out.",
+            "about": (
+                "Everything Hearth stores about you, table by table. Embedding vectors are left out, and so is what "
+                "others said (the message before yours that a memory of yours is kept with)."
+            ),
             "tables": tables,
         }
 

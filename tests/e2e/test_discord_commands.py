@@ -22,7 +22,7 @@ from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Perso
 from bot.discord.client import HearthBot
 from bot.services.incoming import Author, Place
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
-from tests.fakes.llm_server import FakeLLM, Reply
+from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
 from tests.support.bot import container_of, running_bot
 from tests.support.commands import leaves, run, some_options, text_of
 
@@ -356,6 +356,27 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
         leftovers = (await session.execute(select(Memory.content, Memory.context))).all()
     assert len(leftovers) >= 4
     assert not [row for row in leftovers if any(word in str(row) for word in ("Ana", "climb", "moon", "Miso"))]
+
+
+async def test_an_export_holds_nothing_someone_else_said(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    llm.default = echo_last_user_message  # Hearth's replies repeat what they answer
+    await discord.user_message(general, world.boss, f"{discord.bot.mention} my new job at Acme is still a secret")
+    await discord.wait_for_request(lambda c: c.route == "edit_message" and "Acme" in str(c.body), 10)
+    async with asyncio.timeout(5):
+        while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    await discord.user_message(general, ana, f"{discord.bot.mention} I'm Ana and I climb")
+    await discord.wait_for_request(lambda c: c.route == "edit_message" and "climb" in str(c.body), 10)
+    async with db.session() as session:
+        quoted = await session.scalar(select(Memory.context).where(Memory.content.contains("I climb")))
+    assert quoted is not None and "Acme" in quoted, "Ana's words are remembered after what they answered"
+
+    await run(discord, ana, general, "memory export")
+    exported = discord.attachment_bytes(discord.dm_messages(ana)[-1]["attachments"][0]).decode()
+    assert "I climb" in exported and "Acme" not in exported and "boss" not in exported.lower()
 
 
 @pytest.mark.parametrize("dms", ["open", "closed"])

@@ -31,6 +31,9 @@ from bot.domain.opinions import topics_said
 
 # Columns that hold vectors: derived from text that is exported anyway, and useless to a person.
 _VECTOR_COLUMNS = {"embedding"}
+# Columns of the person's rows that hold what others said: a memory's context is the turn before it, which is
+# often someone else's message, or Hearth's reply to someone else. The person's own turns are exported anyway.
+_OTHERS_WORDS = {(Memory.__tablename__, "context")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _exported(table_name: str, column: str) -> bool:
+    return column not in _VECTOR_COLUMNS and (table_name, column) not in _OTHERS_WORDS
+
+
 def _user_columns(table: Table) -> list[Any]:
     return [column for column in table.columns if any(fk.column.table.name == "users" for fk in column.foreign_keys)]
 
@@ -69,7 +76,8 @@ class PrivacyRepository:
         self.session = session
 
     async def rows_about(self, user_id: int) -> dict[str, list[dict[str, Any]]]:
-        """Table name → the rows that reference the user (every column but vectors), and the user row itself."""
+        """Table name → the rows that reference the user (every column but vectors and others' words), and the
+        user row itself."""
         found: dict[str, list[dict[str, Any]]] = {}
         for table in Base.metadata.sorted_tables:
             if table.name == User.__tablename__:
@@ -81,7 +89,7 @@ class PrivacyRepository:
             rows = (await self.session.execute(select(table).where(condition).order_by(table.c.id))).mappings().all()
             if rows:
                 found[table.name] = [
-                    {key: _plain(value) for key, value in row.items() if key not in _VECTOR_COLUMNS} for row in rows
+                    {key: _plain(value) for key, value in row.items() if _exported(table.name, key)} for row in rows
                 ]
         fact_ids = select(UserFact.id).where(UserFact.user_id == user_id)
         links = (
