@@ -24,13 +24,16 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "hearth_changes"
 
-ChangeKind = Literal["maintenance", "guild_settings", "persona"]
+ChangeKind = Literal["maintenance", "guild_settings", "persona", "turns", "erased"]
+CHANGE_KINDS: tuple[ChangeKind, ...] = ("maintenance", "guild_settings", "persona", "turns", "erased")
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """``maintenance``: ``key`` is 1 (on) or 0 (off). ``guild_settings``: ``key`` is the guild's Discord id.
-    ``persona``: ``key`` is the guild's row id, or None for the global personas (every guild may use them)."""
+    ``persona``: ``key`` is the guild's row id, or None for the global personas (every guild may use them).
+    ``turns``: stored turns were deleted or rewritten (a message deleted or edited on Discord); no key.
+    ``erased``: a person was erased; ``key`` is their Discord id."""
 
     kind: ChangeKind
     key: int | None = None
@@ -46,7 +49,7 @@ class Change:
             kind, key = data["kind"], data.get("key")
         except (ValueError, TypeError, KeyError):
             return None
-        if kind not in ("maintenance", "guild_settings", "persona") or not (key is None or isinstance(key, int)):
+        if kind not in CHANGE_KINDS or not (key is None or isinstance(key, int)):
             return None
         return cls(kind, key)
 
@@ -67,6 +70,7 @@ class ChangeListener:
         self.backoff = backoff or Backoff(base_s=0.1, cap_s=2.0)
         self.ping_s = ping_s
         self.connections = 0  # how many times it has connected (the first time included)
+        self.heard = 0  # how many changes it has handed on
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -132,3 +136,4 @@ class ChangeListener:
             log.warning("ignoring a change notification this version does not understand: %.200s", payload)
             return
         self.on_change(change)
+        self.heard += 1

@@ -1,11 +1,14 @@
-"""What several bot processes on one database agree on: maintenance mode, guild settings and personas.
+"""What several bot processes on one database agree on: maintenance mode, guild settings, personas, and what
+was forgotten.
 
 Maintenance mode is a row (``runtime_flags``), so it holds in every process and survives a restart; each
-process reads it at start and applies it to its :class:`ConversationService`. Guild settings and personas are
-cached per process; a change made in one process is announced in its transaction (PostgreSQL ``NOTIFY``) and
-the others drop that cache entry when they hear it, well within a second. Whenever the listening connection
-is (re)opened, every cached guild setting and persona is dropped and the flag re-read, since notifications
-sent while it was down are lost. SQLite serves one process: nothing to listen for, the flag is still kept.
+process reads it at start and applies it to its :class:`ConversationService`. Guild settings, personas, people
+and the recent turns of conversations are cached per process; a change made in one process is announced in its
+transaction (PostgreSQL ``NOTIFY``) and the others drop what they cached when they hear it, well within a
+second: a message deleted or edited on Discord, or a person erased, must not live on in another process's
+prompts. Whenever the listening connection is (re)opened, every such cache is dropped and the flag re-read,
+since notifications sent while it was down are lost. SQLite serves one process: nothing to listen for, the
+flag is still kept.
 """
 
 import asyncio
@@ -79,10 +82,17 @@ class Coordination:
         elif change.kind == "guild_settings":
             if change.key is not None:
                 self.directory.forget_guild(change.key)
-        else:
+        elif change.kind == "persona":
             self.personas.forget(change.key)
+        elif change.kind == "erased":
+            if change.key is not None:
+                self.directory.forget_user(change.key)
+            self.conversation.forget_cached()
+        else:  # turns
+            self.conversation.forget_cached()
 
     async def _caught_up(self) -> None:
-        self.directory.forget_guilds()
+        self.directory.forget()
         self.personas.forget_all()
+        self.conversation.forget_cached()
         await self.load()

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.db.changes import Change
 from bot.db.engine import Database
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.privacy import PrivacyRepository, QuotingMemory
 from bot.db.repositories.relationships import RelationshipRepository
+from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
@@ -144,6 +146,7 @@ class PrivacyService:
                 await privacy.delete_opinions_from(user.id)
                 erased = await UserRepository(session).delete(user.id)
                 await privacy.purge_word_index()
+                await RuntimeRepository(session).announce(Change("erased", discord_id))  # other processes' caches
             # SQLite zeroes what it frees (secure_delete, bot/db/engine.py); the write-ahead log still holds the
             # pages as they were until a checkpoint empties it.
             async with self.database.reading() as session:
@@ -164,6 +167,8 @@ class PrivacyService:
             deleted = await privacy.delete_turns(discord_message_ids)
             unquoted = await privacy.unquote(deleted)
             await FactRepository(session).forget_learned_from([turn.message_id for turn in deleted], now=self.clock())
+            if deleted:
+                await RuntimeRepository(session).announce(Change("turns"))  # other processes' cached history
         if deleted:
             self._turns_changed(reembed=unquoted)
         return len(deleted)
@@ -182,6 +187,7 @@ class PrivacyService:
                 return False
             await privacy.unquote([before])
             await FactRepository(session).forget_learned_from([before.message_id], now=self.clock())
+            await RuntimeRepository(session).announce(Change("turns"))
         self._turns_changed(reembed=True)  # the turn's own memory has new text
         return True
 

@@ -121,6 +121,38 @@ async def test_a_persona_change_in_one_process_is_played_by_the_other(pg: Databa
         assert "You are Mira." in llm.chat_requests[-1].body["messages"][0]["content"]
 
 
+async def test_a_message_deleted_or_a_person_erased_in_one_process_leaves_the_others_prompts(
+    pg: Database, llm: FakeLLM
+) -> None:
+    async with bot_process(pg, llm) as first, bot_process(pg, llm) as second:
+
+        async def say(text: str, user: int, name: str) -> str:
+            """``text`` said in the channel, answered by the second process; the prompt of its reply."""
+            said = message(text, user=user, name=name, guild=GUILD, channel=CHANNEL, mention=True)
+            llm.script(Reply("ok"))
+            await second.conversation.handle(said, RecordingReply())
+            return llm.chat_requests[-1].prompt_text()
+
+        secret = message("my locker code is 4417", user=7, name="ana", guild=GUILD, channel=CHANNEL, mention=True)
+        llm.script(Reply("Noted!"))
+        await second.conversation.handle(secret, RecordingReply())  # its history now cached in the second
+        assert "4417" in await say("I like tea", 7, "ana")
+
+        assert secret.message_id is not None
+        listener = second.coordination.listener
+        assert listener is not None
+        heard = listener.heard
+        await first.privacy.forget_deleted_messages([secret.message_id])  # deleted on Discord, heard by the first
+        await seen_within(lambda: listener.heard > heard)
+        assert "4417" not in await say("what was my code?", 7, "ana")
+
+        heard = listener.heard
+        await first.privacy.forget_everything(7)  # /memory forget-all, run where the first process answers
+        await seen_within(lambda: listener.heard > heard)
+        prompt = await say("hello, I'm new here", 8, "ben")
+        assert "I like tea" not in prompt and "what was my code?" not in prompt, "Ana's words left every process"
+
+
 async def test_changes_are_seen_after_the_listening_connection_is_killed(pg: Database, llm: FakeLLM) -> None:
     async with bot_process(pg, llm) as first, bot_process(pg, llm) as second:
         listener = second.coordination.listener
