@@ -184,9 +184,17 @@ class Settings(BaseSettings):
         "openai_base_url",
         "llm_fallback_base_url",
         "llm_fallback_api_key",
-        "database_password",
         mode="before",
     )
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        """Without the spaces and line break around it: a secret read from a file (Docker, Kubernetes) often ends
+        in a newline, which no HTTP header may hold. Blank means not set."""
+        if not isinstance(value, str):
+            return value
+        return value.strip() or None
+
+    @field_validator("database_password", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -209,6 +209,19 @@ async def test_doctor_checks_the_token_with_discord_and_says_refused(tmp_path: P
     assert [result.returncode for result in (invalid, unreachable)] == [1, 1]
 
 
+async def test_a_token_pasted_with_a_line_break_is_used_without_it(tmp_path: Path) -> None:
+    """A secret read from a file (Docker, Kubernetes) often ends in a newline, which no HTTP header may hold."""
+    pasted = {**MODEL, "DISCORD_TOKEN": "token\n", "OPENAI_API_KEY": " sk-key\n"}
+    async with FakeDiscord() as valid, FakeDiscord() as rejecting:
+        rejecting.fail("get_me", 401, message="401: Unauthorized", times=10)
+        doctor, rejected = await asyncio.gather(
+            hearth("doctor", cwd=tmp_path, discord=valid, env=pasted),
+            hearth("run", cwd=tmp_path, discord=rejecting, env=pasted),
+        )
+    assert doctor_row(doctor, "discord token").startswith("OK    discord token  valid: the bot Hearth")
+    one_line(rejected, 5, "Discord rejected DISCORD_TOKEN")
+
+
 class Terminal:
     """A pseudo-terminal running ``python -m bot chat``: what a person sees, echo of what they type included."""
 
