@@ -30,6 +30,38 @@ def normalise_database_url(raw: str) -> URL:
     if driver is None:
         raise ValueError(f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg")
     url = url.set(drivername=driver)
-    if driver.startswith("postgresql") and not url.database:
-        raise ValueError("the PostgreSQL URL names no database (…/DBNAME at the end)")
+    if driver.startswith("postgresql"):
+        if not url.database:
+            raise ValueError("the PostgreSQL URL names no database (…/DBNAME at the end)")
+        url = _asyncpg_options(url)
+    return url
+
+
+# The query options asyncpg takes from a URL (SQLAlchemy passes each to ``asyncpg.connect`` as a string).
+_ASYNCPG_OPTIONS = (
+    "host",
+    "port",
+    "ssl",
+    "passfile",
+    "target_session_attrs",
+    "krbsrvname",
+    "gsslib",
+    "prepared_statement_cache_size",
+)
+
+
+def _asyncpg_options(url: URL) -> URL:
+    """libpq's ``sslmode`` (in the URLs hosted PostgreSQL hands out) as asyncpg's ``ssl``, which takes the same
+    values; any other option asyncpg does not take is an error naming it, rather than a TypeError on connect."""
+    if "sslmode" in url.query:
+        sslmode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"])
+        if "ssl" not in url.query:
+            url = url.update_query_dict({"ssl": sslmode})
+    unknown = [name for name in url.query if name not in _ASYNCPG_OPTIONS]
+    if unknown:
+        raise ValueError(
+            f"the PostgreSQL driver (asyncpg) takes no option {unknown[0]!r}: remove it from the URL "
+            f"(it takes sslmode and {', '.join(_ASYNCPG_OPTIONS)})"
+        )
     return url

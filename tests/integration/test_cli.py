@@ -80,6 +80,21 @@ async def test_db_upgrade_and_downgrade_on_postgresql(tmp_path: Path, postgres_s
     assert downgraded.returncode == 0 and "base (empty)" in downgraded.stdout
 
 
+async def test_a_libpq_connection_string_works_or_names_the_option_to_remove(
+    tmp_path: Path, postgres_server_url: URL
+) -> None:
+    """Hosted PostgreSQL hands out libpq URLs: ``?sslmode=require`` means asyncpg's ``ssl``; an option asyncpg
+    cannot honour is one line naming it (the server here is on a Unix socket, where TLS does not apply)."""
+    database = await create_database(postgres_server_url, "hearth_libpq")
+    with_sslmode = database.update_query_dict({"sslmode": "require"}).render_as_string(hide_password=False)
+    current = hearth("db", "current", cwd=tmp_path, DATABASE_URL=with_sslmode)
+    assert current.returncode == 1 and "behind" in current.stdout, current.stderr
+
+    channel_binding = f"{with_sslmode}&channel_binding=require"
+    result = hearth("db", "current", cwd=tmp_path, DATABASE_URL=channel_binding)
+    assert_one_line_error(result, "DATABASE_URL", "channel_binding", "remove it")
+
+
 def test_db_schema_prints_schema_sql(tmp_path: Path) -> None:
     result = hearth("db", "schema", cwd=tmp_path)
     assert result.returncode == 0
