@@ -148,10 +148,19 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def ensure_sqlite_folder(url: URL) -> None:
-    """Create the folder of a SQLite file so a fresh checkout needs no manual step."""
+    """Create the folder of a SQLite file so a fresh checkout needs no manual step; raise
+    :class:`DatabaseUnavailable` saying what is in the way if it cannot be made."""
     path = sqlite_file(url)
-    if path is not None:
+    if path is None:
+        return
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, FileExistsError) else (exc.strerror or str(exc))
+        raise DatabaseUnavailable(
+            f"cannot create the folder {path.parent} for the SQLite database ({reason}): create it where the bot "
+            "may write, or set DATABASE_URL to a file in such a folder"
+        ) from exc
 
 
 def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:

@@ -52,14 +52,21 @@ async def _discord_token(settings: Settings, check_token: TokenProbe | None) -> 
     return Check("discord token", "fail", f"set, but Discord is unreachable: {result.detail}")
 
 
+def _unusable(exc: HearthError) -> list[Check]:
+    skipped = [Check(name, "skip", "database unreachable") for name in ("schema", "pgvector")]
+    return [Check("database", "fail", str(exc)), *skipped]
+
+
 async def _database_checks(settings: Settings) -> list[Check]:
-    database = Database(settings.database_url)
+    try:
+        database = Database(settings.database_url)
+    except HearthError as exc:  # the SQLite file's folder cannot be made
+        return _unusable(exc)
     try:
         try:
             await database.check()
         except HearthError as exc:
-            skipped = [Check(name, "skip", "database unreachable") for name in ("schema", "pgvector")]
-            return [Check("database", "fail", str(exc)), *skipped]
+            return _unusable(exc)
         async with database.session() as session:
             version = await SystemRepository(session).server_version()
             vector = await SystemRepository(session).extension_version("vector")

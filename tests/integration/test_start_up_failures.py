@@ -169,6 +169,22 @@ async def test_a_database_that_refuses_is_one_line_without_the_password(
     assert "s3cret" not in run.stderr + db.stderr + role.stderr
 
 
+async def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """The folder of the SQLite file is created, unless something is in the way (here a file; a volume the bot
+    may not write to is the same)."""
+    (tmp_path / "data").write_text("not a folder")
+    async with FakeDiscord() as discord:
+        run, db, doctor = await asyncio.gather(
+            hearth("run", cwd=tmp_path, discord=discord, env=MODEL),
+            hearth("db", "upgrade", cwd=tmp_path),
+            hearth("doctor", cwd=tmp_path, discord=discord, env=MODEL),
+        )
+    for result in (run, db):
+        one_line(result, 3, "cannot create the folder data for the SQLite database", "DATABASE_URL")
+    assert doctor.returncode == 1
+    assert doctor_row(doctor, "database").startswith("FAIL  database       cannot create the folder data")
+
+
 async def test_db_refuses_unknown_revisions_and_the_wrong_direction(tmp_path: Path) -> None:
     head = migrations.head_revision()
     assert (await hearth("db", "upgrade", cwd=tmp_path)).returncode == 0
