@@ -4,6 +4,7 @@ Nothing reads the environment at import time; the launcher calls :func:`load_set
 result down. Every field here is documented in `.env.example`.
 """
 
+import io
 import json
 import re
 from pathlib import Path
@@ -242,11 +243,35 @@ def _check_env_file(env_file: str | Path | None, *, required: bool) -> None:
     if not required and not path.exists():
         return
     try:
-        path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read the settings file {path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the settings file {path}: {exc.strerror or exc}") from None
+    unparsed = _first_unparsed_line(text)
+    if unparsed is not None:
+        raise ConfigError(
+            f"cannot read the settings file {path}: {unparsed} is not NAME=value "
+            "(a quote left open, text after a closing quote, or no = sign?)"
+        )
+
+
+_NAME_OF_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def _first_unparsed_line(text: str) -> str | None:
+    """``line 3 (DISCORD_TOKEN)``: the first line python-dotenv cannot parse, which it would skip with a warning,
+    leaving that setting out. Never the value: it may be a secret."""
+    from dotenv.parser import parse_stream
+
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            statement = binding.original.string
+            body = statement.lstrip()
+            line = binding.original.line + statement[: len(statement) - len(body)].count("\n")
+            name = _NAME_OF_LINE.match(body)
+            return f"line {line} ({name.group(1)})" if name else f"line {line}"
+    return None
 
 
 def load_settings(

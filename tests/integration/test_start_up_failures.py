@@ -137,6 +137,19 @@ async def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path: Path) -
     assert doctor.returncode == 1 and "nope.env" in doctor_row(doctor, "settings")
 
 
+async def test_a_line_of_the_settings_file_that_cannot_be_parsed_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Not a setting silently left out (here the token, whose quote is never closed), and no secret echoed."""
+    (tmp_path / ".env").write_text(f'LLM_MODEL=gpt-4o-mini\nDISCORD_TOKEN="s3cret\nOPENAI_BASE_URL={NOBODY}/v1\n')
+    run, db, doctor = await asyncio.gather(
+        hearth("run", cwd=tmp_path), hearth("db", "current", cwd=tmp_path), hearth("doctor", cwd=tmp_path)
+    )
+    for result in (run, db):
+        line = one_line(result, 2, "the settings file .env", "line 2 (DISCORD_TOKEN)", "NAME=value")
+        assert "s3cret" not in line
+    assert "line 2 (DISCORD_TOKEN)" in doctor_row(doctor, "settings")
+    assert not (tmp_path / "data").exists()
+
+
 async def test_an_invalid_token_or_an_unreachable_discord_stops_run_before_the_database(tmp_path: Path) -> None:
     async with FakeDiscord() as discord:
         discord.fail("get_me", 401, message="401: Unauthorized", times=10)
