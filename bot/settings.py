@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -194,6 +195,18 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.strip() or None
+
+    @field_validator("openai_base_url", "llm_fallback_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """An endpoint without its scheme (``localhost:11434/v1``, as Ollama's port is often written) fails
+        every request, and is caught here rather than at the first reply."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:11434/v1")
+        return value
 
     @field_validator("database_password", mode="before")
     @classmethod

@@ -105,6 +105,8 @@ MODEL = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": f"{NOBODY}/v1"}
         ("LLM_EXTRA_BODY", "{'top_p': 0.9}", "JSON needs double quotes"),
         ("DATABASE_URL", "postgresql+asyncpg://hearth:pw@localhost:abc/hearth", "port in the URL is not a whole"),
         ("EMBEDDING_PROVIDER", "bogus", "'local', 'sentence-transformers' or 'openai', not 'bogus'"),
+        ("OPENAI_BASE_URL", "localhost:11434/v1", "an http:// or https:// URL"),
+        ("LLM_FALLBACK_BASE_URL", "::1/v1", "an http:// or https:// URL"),
     ],
 )
 async def test_a_malformed_setting_is_one_line_naming_it_in_every_command(
