@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from bot.db.engine import Database
 from bot.errors import ConfigError, SchemaError
@@ -114,6 +115,31 @@ def _run_alembic(config: Config, connection: Connection, revision: str, *, forwa
             command.downgrade(config, revision)
     except CommandError as exc:  # what the checks above do not foresee, still as one line
         raise SchemaError(f"cannot migrate the database to {revision}: {exc}") from exc
+    except DBAPIError as exc:
+        refused = _extension_refused(exc)
+        if refused is None:
+            raise
+        raise refused from exc
+
+
+_CREATE_EXTENSION = re.compile(r"CREATE EXTENSION (?:IF NOT EXISTS )?(\w+)", re.IGNORECASE)
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _extension_refused(exc: DBAPIError) -> SchemaError | None:
+    """A migration's ``CREATE EXTENSION`` that failed, as what to do: hosted PostgreSQL gives a user that may
+    not create an untrusted extension such as vector, and a plain PostgreSQL server may not have pgvector."""
+    statement = _CREATE_EXTENSION.search(exc.statement or "")
+    if statement is None:
+        return None
+    name = statement.group(1)
+    cause = exc.orig.__cause__ or exc.orig if exc.orig is not None else exc
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+        advice = f"have a superuser run `CREATE EXTENSION {name};` in this database, then run Hearth again"
+    else:
+        advice = f"install the {name} extension on the PostgreSQL server (the pgvector/pgvector image has vector)"
+    return SchemaError(f'cannot create the extension "{name}" ({reason}): {advice}')
 
 
 def is_known(revision: str) -> bool:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.db import migrations
 from tests.fakes.discord import FakeDiscord
@@ -182,6 +184,28 @@ async def test_a_database_that_refuses_is_one_line_without_the_password(
     one_line(db, 3, "connection refused")
     one_line(role, 3, 'role "nobody" does not exist')
     assert "s3cret" not in run.stderr + db.stderr + role.stderr
+
+
+async def owned_by_a_plain_role(server_url: URL) -> URL:
+    """A fresh database owned by a role that is not a superuser, as hosted PostgreSQL gives one: it may create
+    tables but not an untrusted extension such as vector."""
+    role = f"hearth_plain_{uuid.uuid4().hex[:8]}"
+    database = await create_database(server_url, role)
+    admin = create_async_engine(server_url)
+    try:
+        async with admin.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+            await autocommit.execute(text(f'ALTER DATABASE "{role}" OWNER TO "{role}"'))
+    finally:
+        await admin.dispose()
+    return database.set(username=role)
+
+
+async def test_a_user_who_may_not_create_pgvector_is_told_who_must(tmp_path: Path, postgres_server_url: URL) -> None:
+    url = (await owned_by_a_plain_role(postgres_server_url)).render_as_string(hide_password=False)
+    upgrade = await hearth("db", "upgrade", cwd=tmp_path, env={"DATABASE_URL": url})
+    one_line(upgrade, 3, 'the extension "vector"', "a superuser", "CREATE EXTENSION vector;")
 
 
 async def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
