@@ -26,6 +26,8 @@ def normalise_database_url(raw: str) -> URL:
             "not a database URL; expected e.g. sqlite+aiosqlite:///./data/hearth.db "
             "or postgresql+asyncpg://user:password@host:5432/hearth"
         ) from None
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"the port in the URL must lie in 1..65535, not {url.port}")
     driver = _DRIVER_ALIASES.get(url.drivername)
     if driver is None:
         raise ValueError(f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg")

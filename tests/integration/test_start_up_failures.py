@@ -106,6 +106,7 @@ MODEL = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": f"{NOBODY}/v1"}
         ("LLM_EXTRA_HEADERS", "{bad", "not valid JSON"),
         ("LLM_EXTRA_BODY", "{'top_p': 0.9}", "JSON needs double quotes"),
         ("DATABASE_URL", "postgresql+asyncpg://hearth:pw@localhost:abc/hearth", "port in the URL is not a whole"),
+        ("DATABASE_URL", "postgresql+asyncpg://hearth:pw@localhost:543200/hearth", "port in the URL must lie in 1"),
         ("EMBEDDING_PROVIDER", "bogus", "'local', 'sentence-transformers' or 'openai', not 'bogus'"),
         ("OPENAI_BASE_URL", "localhost:11434/v1", "an http:// or https:// URL"),
         ("LLM_FALLBACK_BASE_URL", "::1/v1", "an http:// or https:// URL"),
