@@ -1,5 +1,7 @@
 """Database URLs: DATABASE_URL parsed, and pinned to the async driver Hearth uses for its backend."""
 
+from pathlib import Path
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -32,6 +34,9 @@ def normalise_database_url(raw: str) -> URL:
     if driver is None:
         raise ValueError(f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg")
     url = url.set(drivername=driver)
+    if driver.startswith("sqlite") and (url.database or "").startswith("~"):
+        # SQLite opens "~/hearth.db" as a folder named ~ in the working folder, which does not exist.
+        url = url.set(database=str(Path(url.database or "").expanduser()))
     if driver.startswith("postgresql"):
         if not url.database:
             raise ValueError("the PostgreSQL URL names no database (…/DBNAME at the end)")

@@ -70,6 +70,16 @@ def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> No
     assert migrations.head_revision() in current.stdout
 
 
+def test_a_sqlite_path_from_the_home_folder_is_there(tmp_path: Path) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    upgraded = hearth("db", "upgrade", cwd=elsewhere, HOME=str(home), DATABASE_URL="sqlite:///~/hearth/hearth.db")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (home / "hearth" / "hearth.db").is_file()
+    assert list(elsewhere.iterdir()) == [], "no folder named ~ in the working folder"
+
+
 async def test_db_upgrade_and_downgrade_on_postgresql(tmp_path: Path, postgres_server_url: URL) -> None:
     fresh = await create_database(postgres_server_url, "hearth_cli")
     url = fresh.render_as_string(hide_password=False)
