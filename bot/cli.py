@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.errors import ConfigError, HearthError, SchemaError
+from bot.errors import ConfigError, HearthError
 from bot.heap import freeze_start_up_heap
 from bot.settings import Settings, load_settings
 
@@ -166,8 +166,7 @@ async def _memory(settings: Settings, args: argparse.Namespace) -> int:
     database = Database(settings.database_url)
     try:
         await database.check()
-        if await migrations.current_revision(database) != migrations.head_revision():
-            raise SchemaError("the database is not at the latest schema: run `python -m bot db upgrade` first")
+        await migrations.require_head(database)
         if args.memory_command == "reembed":
             return await _reembed(database, settings, batch_size=args.batch_size)
         async with database.session() as session:

@@ -75,11 +75,14 @@ def _database_revision(script: ScriptDirectory, connection: Connection) -> tuple
     try:
         return current, {each.revision for each in script.walk_revisions("base", current)}
     except CommandError:
-        raise SchemaError(
-            f"the database is at revision {current}, which this version of Hearth does not know (its latest is "
-            f"{script.get_current_head()}): a newer Hearth migrated it; run that version, or downgrade the database "
-            "with it first"
-        ) from None
+        raise _newer_than_known(current, script.get_current_head()) from None
+
+
+def _newer_than_known(current: str, head: str | None) -> SchemaError:
+    return SchemaError(
+        f"the database is at revision {current}, which this version of Hearth does not know (its latest is "
+        f"{head}): a newer Hearth migrated it; run that version, or downgrade the database with it first"
+    )
 
 
 def _checked(script: ScriptDirectory, connection: Connection, revision: str, *, forward: bool) -> None:
@@ -180,6 +183,17 @@ async def _reconnect(database: Database) -> None:
     """Drop the pooled connections: those opened before the migration made (or dropped) the vector type would
     not know it (see ``bot.db.engine``); the next ones do."""
     await database.engine.dispose()
+
+
+async def require_head(database: Database) -> None:
+    """Raise a :class:`SchemaError` unless the database is at the latest schema, saying whether to upgrade it
+    or to run the newer Hearth that migrated it."""
+    current, head = await current_revision(database), head_revision()
+    if current == head:
+        return
+    if current is not None and not is_known(current):
+        raise _newer_than_known(current, head)
+    raise SchemaError("the database is not at the latest schema: run `python -m bot db upgrade` first")
 
 
 async def current_revision(database: Database) -> str | None:

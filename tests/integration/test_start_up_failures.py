@@ -246,6 +246,8 @@ async def test_db_refuses_unknown_revisions_and_the_wrong_direction(tmp_path: Pa
     one_line(newer, 3, "revision 9999, which this version of Hearth does not know")
     current = await hearth("db", "current", cwd=tmp_path)
     assert current.returncode == 1 and "ahead: a newer version of Hearth" in current.stdout
+    status = await hearth("memory", "status", cwd=tmp_path)
+    assert "db upgrade" not in one_line(status, 3, "revision 9999, which this version of Hearth does not know")
 
 
 async def test_doctor_checks_the_token_with_discord_and_says_refused(tmp_path: Path, llm: FakeLLM) -> None:
