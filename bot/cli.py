@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, HearthError
 from bot.heap import freeze_start_up_heap
-from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from bot.db.engine import Database
     from bot.domain.cards import Card
+    from bot.settings import Settings
 
 EXIT_PROBLEM = 1  # a check found something to fix, or an error Hearth does not know
 EXIT_USAGE = 2
@@ -71,7 +71,7 @@ def _positive_int(value: str) -> int:
     return number
 
 
-async def _run(settings: Settings, *, sync_commands: bool = False) -> int:
+async def _run(settings: "Settings", *, sync_commands: bool = False) -> int:
     from bot.container import Container
     from bot.discord.probe import wait_for_discord
     from bot.discord.runner import run_bot
@@ -93,7 +93,7 @@ async def _run(settings: Settings, *, sync_commands: bool = False) -> int:
     return 0
 
 
-async def _chat(settings: Settings) -> int:
+async def _chat(settings: "Settings") -> int:
     from bot.container import Container
     from bot.terminal import Screen, chat, logging_to
 
@@ -109,7 +109,7 @@ async def _chat(settings: Settings) -> int:
     return 0
 
 
-async def _db(settings: Settings, args: argparse.Namespace) -> int:
+async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database
 
@@ -156,7 +156,7 @@ class _ProgressLine:
             self._shown = False
 
 
-async def _memory(settings: Settings, args: argparse.Namespace) -> int:
+async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database
     from bot.db.repositories.memories import MemoryRepository
@@ -193,7 +193,7 @@ async def _memory(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if mismatch else 0
 
 
-async def _reembed(database: "Database", settings: Settings, *, batch_size: int) -> int:
+async def _reembed(database: "Database", settings: "Settings", *, batch_size: int) -> int:
     from bot.llm.embeddings import LocalEmbedder, build_embedder
     from bot.services.reembed import REEMBED_COMMAND, reembed
 
@@ -233,7 +233,7 @@ def _read_card(path_text: str) -> "Card":
     return parse_card(data, path.name)
 
 
-async def _import_card(settings: Settings, path_text: str) -> int:
+async def _import_card(settings: "Settings", path_text: str) -> int:
     """The card becomes the global default persona: DMs, and every server that did not choose its own."""
     from bot.db import migrations
     from bot.db.engine import Database
@@ -252,8 +252,14 @@ async def _import_card(settings: Settings, path_text: str) -> int:
     return 0
 
 
-def _settings(env_file: str | None) -> Settings:
-    """From ``--env-file`` (which must then exist), else from ``.env`` if there is one, and the environment."""
+def _settings(env_file: str | None) -> "Settings":
+    """From ``--env-file`` (which must then exist), else from ``.env`` if there is one, and the environment.
+
+    Imported here, in the event loop, not with this module: loading pydantic and SQLAlchemy is most of start-up
+    on a small machine, and a Ctrl-C meanwhile is then the quiet stop it is later, not a KeyboardInterrupt
+    traceback."""
+    from bot.settings import load_settings
+
     return load_settings(env_file or ".env", env_file_required=env_file is not None)
 
 
@@ -275,6 +281,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         return await _doctor(args.env_file)
     settings = _settings(args.env_file)
+    await asyncio.sleep(0)  # a Ctrl-C while the settings loaded stops here, before anything is done with them
     if args.command == "run":
         return await _run(settings, sync_commands=args.sync_commands)
     if args.command == "chat":

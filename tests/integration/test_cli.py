@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -56,6 +57,44 @@ def test_no_language_model_says_what_to_set(tmp_path: Path, command: str) -> Non
 def test_a_malformed_database_url_is_one_line(tmp_path: Path) -> None:
     result = hearth("db", "current", cwd=tmp_path, DATABASE_URL="postgresql+asyncpg//oops")
     assert_one_line_error(result, "DATABASE_URL", "not a database URL")
+
+
+# On PYTHONPATH as sitecustomize: importing bot.settings (pydantic, SQLAlchemy: the slow part of loading the
+# command line) says so on stdout, then takes a while, as on a small machine.
+SLOW_SETTINGS_IMPORT = """
+import sys, time
+
+class SlowSettings:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bot.settings":
+            sys.meta_path.remove(self)
+            print("loading", flush=True)
+            for _ in range(30):
+                time.sleep(0.1)
+        return None
+
+sys.meta_path.insert(0, SlowSettings())
+"""
+
+
+@pytest.mark.parametrize("command", [("db", "current"), ("run",)])
+def test_ctrl_c_while_the_command_line_loads_is_a_quiet_stop(tmp_path: Path, command: tuple[str, ...]) -> None:
+    (tmp_path / "sitecustomize.py").write_text(SLOW_SETTINGS_IMPORT)
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *command],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline() == "loading\n"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, err, out) == (130, "", "")
+    assert not (tmp_path / "data").exists(), "stopped before it touched the database"
 
 
 def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> None:
