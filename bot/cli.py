@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bot.errors import ConfigError, HearthError
 from bot.heap import freeze_start_up_heap
@@ -28,8 +28,18 @@ EXIT_DATABASE = 3
 EXIT_INTERRUPTED = 130  # Ctrl-C outside `run` (which stops cleanly with 0)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong command line is one line, ``hearth: …``, like any other failure (argparse puts the usage above its
+    own), and says where the right one is."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("hearth").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"hearth: {where}{message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hearth", description="Hearth, a Discord companion that remembers.")
+    parser = _Parser(prog="hearth", description="Hearth, a Discord companion that remembers.")
     parser.add_argument("--env-file", help="settings file to read (default: .env, if there is one)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not just its line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -43,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("chat", help="talk to Hearth in this terminal (as a DM)")
     commands.add_parser("doctor", help="check settings, database, pgvector and the LLM endpoint")
 
-    db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="COMMAND"
+    )
     upgrade = db.add_parser("upgrade", help="migrate to the latest schema (or REVISION)")
     upgrade.add_argument("revision", nargs="?", default="head")
     downgrade = db.add_parser("downgrade", help="migrate down to REVISION ('base' empties the database)")
@@ -51,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("current", help="show the schema revision of the database and the latest one")
     db.add_parser("schema", help="print the PostgreSQL DDL of the latest schema (this is schema.sql)")
 
-    memory = commands.add_parser("memory", help="long-term memory").add_subparsers(dest="memory_command", required=True)
+    memory = commands.add_parser("memory", help="long-term memory").add_subparsers(
+        dest="memory_command", required=True, metavar="COMMAND"
+    )
     reembed = memory.add_parser("reembed", help="re-embed memories made by another model than EMBEDDING_MODEL")
     reembed.add_argument("--batch-size", type=_positive_int, default=64, help="memories per batch (default: 64)")
     memory.add_parser("status", help="count memories per embedding model")

@@ -54,6 +54,21 @@ def test_no_language_model_says_what_to_set(tmp_path: Path, command: str) -> Non
     assert_one_line_error(result, "OPENAI_API_KEY", "OPENAI_BASE_URL", ".env")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "what"),
+    [
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["--verbose", "run"], "unrecognized arguments: --verbose"),
+        (["db"], "db: the following arguments are required: COMMAND (see `hearth db --help`)"),
+        (["memory", "reembed", "--batch-size", "0"], "--batch-size: must be at least 1, not 0"),
+    ],
+)
+def test_a_wrong_command_line_is_one_line_pointing_at_help(tmp_path: Path, arguments: list[str], what: str) -> None:
+    result = hearth(*arguments, cwd=tmp_path)
+    assert_one_line_error(result, what, "--help`)")
+    assert result.stderr.startswith("hearth: ")
+
+
 def test_a_malformed_database_url_is_one_line(tmp_path: Path) -> None:
     result = hearth("db", "current", cwd=tmp_path, DATABASE_URL="postgresql+asyncpg//oops")
     assert_one_line_error(result, "DATABASE_URL", "not a database URL")
