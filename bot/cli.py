@@ -182,6 +182,7 @@ async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
         await database.check()
         await migrations.require_head(database)
         if args.memory_command == "reembed":
+            await migrations.require_embedding_dimension(database, settings.embedding_dimension)
             return await _reembed(database, settings, batch_size=args.batch_size)
         async with database.session() as session:
             counts = await MemoryRepository(session).models_in_use()

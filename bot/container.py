@@ -153,6 +153,7 @@ class Container:
             await database.check()
             if migrate:
                 await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension)
+            await migrations.require_embedding_dimension(database, settings.embedding_dimension)
             personas = PersonaService(database)
             await personas.ensure_default()
             mismatch = await embedding_model_mismatch(database, embedder.model_name)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from bot.db.engine import Database
+from bot.db.repositories.system import SystemRepository
 from bot.errors import ConfigError, SchemaError
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +195,19 @@ async def require_head(database: Database) -> None:
     if current is not None and not is_known(current):
         raise _newer_than_known(current, head)
     raise SchemaError("the database is not at the latest schema: run `python -m bot db upgrade` first")
+
+
+async def require_embedding_dimension(database: Database, dimension: int) -> None:
+    """Raise a :class:`SchemaError` unless the database's vectors have ``dimension`` dimensions: PostgreSQL fixes
+    the size of the vector columns when the schema is created, and would refuse every vector of another."""
+    async with database.session() as session:
+        stored = await SystemRepository(session).vector_size("memories", "embedding")
+    if stored is not None and stored != dimension:
+        raise SchemaError(
+            f"the database holds {stored}-dimensional vectors (the EMBEDDING_DIMENSION it was created with), not "
+            f"{dimension}: set EMBEDDING_DIMENSION={stored} with a model that makes vectors of that size, or start "
+            "a new database"
+        )
 
 
 async def current_revision(database: Database) -> str | None:

@@ -209,6 +209,22 @@ async def test_a_user_who_may_not_create_pgvector_is_told_who_must(tmp_path: Pat
     one_line(upgrade, 3, 'the extension "vector"', "a superuser", "CREATE EXTENSION vector;")
 
 
+async def test_a_vector_size_other_than_the_database_was_made_with_stops_the_start(
+    tmp_path: Path, postgres_server_url: URL
+) -> None:
+    """PostgreSQL fixes the size of the vector columns when the schema is created; another EMBEDDING_DIMENSION
+    would fail every memory's vector once the bot runs."""
+    url = await create_database(postgres_server_url, f"hearth_dimension_{uuid.uuid4().hex[:8]}")
+    made_with_384 = {"DATABASE_URL": url.render_as_string(hide_password=False)}
+    assert (await hearth("db", "upgrade", cwd=tmp_path, env=made_with_384)).returncode == 0
+    now_768 = {**made_with_384, **MODEL, "EMBEDDING_DIMENSION": "768", "EMBEDDING_PROVIDER": "openai"}
+    chat, reembed = await asyncio.gather(
+        hearth("chat", cwd=tmp_path, env=now_768), hearth("memory", "reembed", cwd=tmp_path, env=now_768)
+    )
+    for result in (chat, reembed):
+        one_line(result, 3, "384-dimensional vectors", "not 768", "EMBEDDING_DIMENSION=384")
+
+
 async def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     """The folder of the SQLite file is created, unless something is in the way (here a file; a volume the bot
     may not write to is the same)."""

@@ -24,6 +24,19 @@ class SystemRepository:
         )
         return None if version is None else str(version)
 
+    async def vector_size(self, table: str, column: str) -> int | None:
+        """The number of dimensions a pgvector column was created with; None on SQLite (a blob of any size)."""
+        if dialect_name(self.session) != "postgresql":
+            return None
+        size = await self.session.scalar(
+            text(
+                "SELECT atttypmod FROM pg_attribute "
+                "WHERE attrelid = to_regclass(:table) AND attname = :column AND NOT attisdropped"
+            ),
+            {"table": table, "column": column},
+        )
+        return int(size) if size is not None and size > 0 else None
+
     async def database_size(self) -> int:
         """Bytes the database takes on disk (SQLite: the main file's pages, not its WAL)."""
         if dialect_name(self.session) == "postgresql":
