@@ -74,7 +74,7 @@ async def _database_checks(settings: Settings) -> list[Check]:
 
         current, head = await migrations.current_revision(database), migrations.head_revision()
         if current == head:
-            checks.append(Check("schema", "ok", f"at head ({head})"))
+            checks.append(await _vector_size(database, settings, head))
         elif current is not None and not migrations.is_known(current):
             detail = f"at {current}, newer than this version of Hearth knows (its head is {head})"
             checks.append(Check("schema", "fail", detail))
@@ -96,6 +96,15 @@ async def _database_checks(settings: Settings) -> list[Check]:
         return checks
     finally:
         await database.dispose()
+
+
+async def _vector_size(database: Database, settings: Settings, head: str) -> Check:
+    """The schema at head, with vectors of the size EMBEDDING_DIMENSION gives (what start-up requires)."""
+    try:
+        await migrations.require_embedding_dimension(database, settings.embedding_dimension)
+    except HearthError as exc:
+        return Check("schema", "fail", str(exc))
+    return Check("schema", "ok", f"at head ({head})")
 
 
 async def _llm(settings: Settings) -> Check:

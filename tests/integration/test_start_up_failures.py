@@ -218,11 +218,14 @@ async def test_a_vector_size_other_than_the_database_was_made_with_stops_the_sta
     made_with_384 = {"DATABASE_URL": url.render_as_string(hide_password=False)}
     assert (await hearth("db", "upgrade", cwd=tmp_path, env=made_with_384)).returncode == 0
     now_768 = {**made_with_384, **MODEL, "EMBEDDING_DIMENSION": "768", "EMBEDDING_PROVIDER": "openai"}
-    chat, reembed = await asyncio.gather(
-        hearth("chat", cwd=tmp_path, env=now_768), hearth("memory", "reembed", cwd=tmp_path, env=now_768)
+    chat, reembed, doctor = await asyncio.gather(
+        hearth("chat", cwd=tmp_path, env=now_768),
+        hearth("memory", "reembed", cwd=tmp_path, env=now_768),
+        hearth("doctor", cwd=tmp_path, env=now_768),
     )
     for result in (chat, reembed):
         one_line(result, 3, "384-dimensional vectors", "not 768", "EMBEDDING_DIMENSION=384")
+    assert doctor_row(doctor, "schema").startswith("FAIL  schema         the database holds 384-dimensional")
 
 
 async def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
