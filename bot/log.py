@@ -49,3 +49,5 @@ def setup_logging(
     if level.upper() != "DEBUG":
         logging.getLogger("discord").setLevel(logging.WARNING)
         logging.getLogger("discord.client").setLevel(logging.INFO)
+        # APScheduler logs every run of every job at INFO: two lines a second for the events poll alone.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -187,3 +187,5 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
     entries = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
     assert {"bot.discord.client", "bot.observability.server"} <= {entry["logger"] for entry in entries}
     assert DISCORD_TOKEN not in output and API_KEY not in output
+    chatter = [e["message"] for e in entries if e["logger"].startswith("apscheduler") or e["logger"] == "root"]
+    assert chatter == [], "neither every run of a job nor the quantizer's notes on each layer reach the log"
