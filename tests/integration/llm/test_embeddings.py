@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -213,6 +214,20 @@ async def test_vectors_match_the_reference_model_without_torch(
         similarities = np.sum(vectors * expected, axis=1)
         worst = int(np.argmin(similarities))
         assert similarities[worst] >= least_cosine, f"{name}: cosine {similarities[worst]:.5f} for {sentences[worst]!r}"
+
+
+async def test_loading_the_int8_model_logs_nothing_the_operator_must_read_past(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ONNX Runtime's quantizer logs, on the root logger, advice and a line per layer it leaves in fp32."""
+    caplog.set_level(logging.INFO)
+    embedder = LocalEmbedder(MODEL, DIMENSION, precision="int8")
+    try:
+        await embedder.load()
+    finally:
+        await embedder.aclose()
+    assert [record.getMessage() for record in caplog.records if record.name == "root"] == []
+    assert any(record.name == "bot.llm.embeddings" and "loaded" in record.getMessage() for record in caplog.records)
 
 
 async def test_a_model_folder_can_be_named_by_its_path(local: LocalEmbedder) -> None:
