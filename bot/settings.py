@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     """All settings. Field names map to upper-case environment variables (``database_url`` → DATABASE_URL)."""
 
     # An empty value (`DEV_GUILD_ID=` as in .env.example) means "not set", not "the empty string".
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
+    # No inf or nan: a duration of inf passes every ``ge`` and overflows where it becomes a timedelta.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True, allow_inf_nan=False
+    )
 
     # Discord
     discord_token: SecretStr | None = None
@@ -99,7 +102,7 @@ class Settings(BaseSettings):
     llm_vision: bool = True
 
     # Conversation
-    conversation_idle_minutes: int = Field(default=60, ge=1)
+    conversation_idle_minutes: int = Field(default=60, ge=1, le=525_600)  # a year
     catch_up_minutes: int = Field(default=10, ge=0, le=1440)  # 0: do not answer what came while stopped
     history_turns: int = Field(default=40, ge=0, le=500)
     stream_edit_interval_seconds: float = Field(default=1.0, ge=0.2)
@@ -112,7 +115,7 @@ class Settings(BaseSettings):
 
     # Memory
     memory_sweep_minutes: int = Field(default=5, ge=1)
-    memory_retention_days: int = Field(default=365, ge=0)
+    memory_retention_days: int = Field(default=365, ge=0, le=36_500)  # a century
 
     # Learning (facts, relationship, mood, opinions, style; off the reply path)
     learning_enabled: bool = True
@@ -124,7 +127,7 @@ class Settings(BaseSettings):
 
     # Proactive messages (reminders, birthday greetings, follow-ups)
     events_poll_seconds: float = Field(default=1.0, ge=0.5)
-    events_grace_minutes: int = Field(default=60, ge=0)
+    events_grace_minutes: int = Field(default=60, ge=0, le=525_600)
     proactive_daily_cap: int = Field(default=3, ge=0)
 
     # Limits

@@ -110,6 +110,8 @@ MODEL = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": f"{NOBODY}/v1"}
         ("EMBEDDING_PROVIDER", "bogus", "'local', 'sentence-transformers' or 'openai', not 'bogus'"),
         ("OPENAI_BASE_URL", "localhost:11434/v1", "an http:// or https:// URL"),
         ("LLM_FALLBACK_BASE_URL", "::1/v1", "an http:// or https:// URL"),
+        ("EVENTS_POLL_SECONDS", "inf", "finite number"),
+        ("MEMORY_RETENTION_DAYS", "99999999999", "less than or equal to 36500"),
     ],
 )
 async def test_a_malformed_setting_is_one_line_naming_it_in_every_command(
