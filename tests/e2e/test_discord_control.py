@@ -146,6 +146,9 @@ async def test_a_cast_character_named_or_replied_to_answers_through_the_webhook(
     await run(discord_, world.boss, general, "persona set", {"name": "Hearth"})  # the server: the default again
     _, said = await run(discord_, world.boss, general, "persona cast add", {"name": "mira"})
     assert "joins this channel's cast" in said["content"] and "Manage Webhooks" not in said["content"]
+    typing = discord_.autocomplete_payload(world.boss, general, "persona cast remove", focused="name", value="")
+    await discord_.dispatch("INTERACTION_CREATE", typing)
+    assert await discord_.wait_for_autocomplete(typing) == [{"name": "Mira", "value": "Mira"}], "the cast alone"
 
     llm.script(Reply("The sea, @everyone, always the sea."), Reply("Stars, and the lamp."))
     await discord_.user_message(general, world.ana, "Mira, what do you see from up there?")

@@ -21,6 +21,12 @@ from bot.services.directory import Directory
 from bot.services.personas import PersonaService, PersonaView
 
 
+def _choices(names: set[str], current: str) -> list[app_commands.Choice[str]]:
+    """The names holding what was typed so far, sorted, as Discord takes suggestions (25, 100 characters)."""
+    wanted = current.strip().lower()
+    return [app_commands.Choice(name=n[:100], value=n[:100]) for n in sorted(names) if wanted in n.lower()][:25]
+
+
 def _persona_embed(persona: PersonaView) -> discord.Embed:
     """The persona at a glance: each long text shortened, the personality to what the others leave."""
     embed = hearth_embed(persona.name)
@@ -151,9 +157,7 @@ class Persona(commands.Cog):
             return []  # autocomplete skips the cog's check: admins only see the names
         here = await identify(self.directory, interaction)
         assert here.guild_id is not None
-        names = sorted({p.name for p in await self.persona_service.available(here.guild_id)})
-        wanted = current.strip().lower()
-        return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names if wanted in n.lower()][:25]
+        return _choices({p.name for p in await self.persona_service.available(here.guild_id)}, current)
 
     @persona.command(name="edit", description="Edit this server's persona in a form")
     async def persona_edit(self, interaction: discord.Interaction) -> None:
@@ -216,6 +220,16 @@ class Persona(commands.Cog):
         assert here.guild_id is not None and interaction.channel_id is not None
         character = await self.persona_service.cast_remove(here.guild_id, interaction.channel_id, name)
         await interaction.response.send_message(f"{character.name} left this channel's cast.", ephemeral=True)
+
+    @cast_remove.autocomplete("name")
+    async def _cast_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None or interaction.channel_id is None or not interaction.permissions.manage_guild:
+            return []  # as for the persona names: admins only
+        here = await identify(self.directory, interaction)
+        assert here.guild_id is not None
+        return _choices(
+            {p.name for p in await self.persona_service.cast(here.guild_id, interaction.channel_id)}, current
+        )
 
     @persona.command(name="reset", description="Go back to the bot's shared persona here")
     async def persona_reset(self, interaction: discord.Interaction) -> None:
