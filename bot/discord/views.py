@@ -1,6 +1,7 @@
 """Buttons: pages for long lists, and a confirmation for what cannot be undone. Only the person who ran the
 command can press them."""
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -8,7 +9,10 @@ import discord
 
 from bot.discord.tree import report
 
-TIMEOUT_S = 300.0
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 300.0  # how long pages and menus answer
+CONFIRM_TIMEOUT_S = 120.0  # how long a question that cannot be undone waits
 HEARTH_COLOUR = 0xE8833A  # the fire's orange, on every embed
 # Discord refuses a message whose embeds hold more than this (titles, descriptions, fields, footers together).
 EMBED_TOTAL_CHARS = 6000
@@ -17,9 +21,26 @@ FIELD_VALUE_CHARS = 1024
 
 
 class _OwnedView(discord.ui.View):
-    def __init__(self, owner_id: int, *, timeout: float = TIMEOUT_S) -> None:
-        super().__init__(timeout=timeout)
+    """Controls only ``owner_id`` may use. When they time out they are taken off the message they were shown in
+    (``shown_by``'s answer), so nobody presses one Discord would only answer with "This interaction failed"."""
+
+    timed_out_text: str | None = None  # what the message says once the controls are gone (None: as it was)
+
+    def __init__(self, owner_id: int, *, timeout: float | None = None) -> None:
+        super().__init__(timeout=TIMEOUT_S if timeout is None else timeout)
         self.owner_id = owner_id
+        self.shown_by: discord.Interaction | None = None
+
+    async def on_timeout(self) -> None:
+        if self.shown_by is None or not self.children:
+            return
+        try:
+            if self.timed_out_text is None:
+                await self.shown_by.edit_original_response(view=None)
+            else:
+                await self.shown_by.edit_original_response(content=self.timed_out_text, view=None)
+        except discord.HTTPException as exc:  # dismissed by its reader, or Discord is unreachable: nothing to do
+            log.debug("could not take timed-out controls off their message: %s", exc)
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         if interaction.user.id != self.owner_id:
@@ -56,6 +77,7 @@ class Paginator(_OwnedView):
 
     async def show(self, interaction: discord.Interaction, *, ephemeral: bool = True) -> None:
         """Send the first page as the answer to ``interaction`` (or its follow-up, when deferred)."""
+        self.shown_by = interaction
         if interaction.response.is_done():
             await interaction.followup.send(embed=self.current, view=self, ephemeral=ephemeral)
         else:
@@ -121,12 +143,19 @@ def pages_of(
 class Confirm(_OwnedView):
     """A red button that runs ``action`` once, and a cancel button; the message is edited to the outcome."""
 
+    timed_out_text = "Nothing was changed: the question timed out. Run the command again if you still want to."
+
     def __init__(
         self, owner_id: int, action: Callable[[discord.Interaction], Awaitable[str]], *, label: str = "Yes, do it"
     ) -> None:
-        super().__init__(owner_id, timeout=120)
+        super().__init__(owner_id, timeout=CONFIRM_TIMEOUT_S)
         self.action = action
         self.confirm.label = label
+
+    async def ask(self, interaction: discord.Interaction, question: str) -> None:
+        """Put ``question`` to the owner, privately, with the two buttons."""
+        self.shown_by = interaction
+        await interaction.response.send_message(question, view=self, ephemeral=True)
 
     @discord.ui.button(label="Yes", style=discord.ButtonStyle.danger, custom_id="confirm:yes")
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 
 from bot.db.engine import Database
 from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
+from bot.discord import views
 from bot.discord.client import HearthBot
 from bot.services.incoming import Author, Place
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
@@ -256,6 +257,26 @@ async def test_a_fact_is_shown_as_it_was_written_whatever_markdown_it_holds(worl
     await run(discord, ana, general, "remember", {"text": "my handle is __star_gazer__ and I love *rain*"})
     _, shown = await run(discord, ana, general, "memory show")
     assert r"my handle is \_\_star\_gazer\_\_ and I love \*rain\*" in text_of(shown)
+
+
+async def test_pages_and_a_question_left_alone_lose_their_buttons_when_they_time_out(
+    world: World, bot: HearthBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(views, "CONFIRM_TIMEOUT_S", 0.3)
+    discord, ana, general = world.discord, world.ana, world.general
+    for n in range(12):
+        await run(discord, ana, general, "remember", {"text": f"fact number {n}"})
+    payload, first_page = await run(discord, ana, general, "memory show")
+    assert first_page["components"], "two pages: buttons to turn them"
+    timed_out = await discord.wait_for_response(payload, lambda m: m.get("components") == [])
+    assert "fact number 0" in text_of(timed_out), "the page stays, without its buttons"
+
+    payload, question = await run(discord, ana, general, "memory forget-all")
+    assert question["components"]
+    unanswered = await discord.wait_for_response(payload, lambda m: m.get("components") == [])
+    assert unanswered["content"].startswith("Nothing was changed: the question timed out.")
+    assert "fact number 0" in text_of((await run(discord, ana, general, "memory show"))[1]), "nothing erased"
 
 
 async def test_cancelling_from_a_list_older_than_the_reminders_sending_says_so(

@@ -82,12 +82,10 @@ class Memory(commands.Cog):
             erased = await self.privacy.forget_everything(pressed.user.id)
             return "Done: I have erased everything I held about you." if erased else "I held nothing about you."
 
-        view = Confirm(interaction.user.id, erase, label="Erase everything")
-        await interaction.response.send_message(
+        await Confirm(interaction.user.id, erase, label="Erase everything").ask(
+            interaction,
             "This erases everything I hold about you, in every server and in DMs: facts, messages, memories, "
             "reminders, preferences. It cannot be undone. Sure?",
-            view=view,
-            ephemeral=True,
         )
 
     @memory.command(name="export", description="Get everything Hearth holds about you as a JSON file, by DM")
