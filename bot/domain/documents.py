@@ -50,6 +50,13 @@ _FENCE = re.compile(r"^ {0,3}(```+|~~~+)")
 _BLOCK_START = re.compile(r"^\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\||>)")
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*\s+")
 _HEADING_DECORATION = "*_` \t"
+# Front matter, the metadata block Jekyll, Hugo, Obsidian and other editors put at the top of a Markdown file:
+# YAML "key: value" lines between --- (closed by --- or ...), or TOML "key = value" lines between +++.
+_FRONT_MATTER = {
+    "---": (re.compile(r"[ \t]*[\w\"'][^\n:=]*:(?:\s|$)"), re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)),
+    "+++": (re.compile(r"[ \t]*[\w\"'][^\n:=]*="), re.compile(r"^\+\+\+[ \t]*$", re.MULTILINE)),
+}
+_FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(.*)$", re.MULTILINE | re.IGNORECASE)
 _MAX_SETEXT_WORDS = 12
 
 
@@ -111,6 +118,23 @@ def decode_document(data: bytes, filename: str) -> str:
 
 
 # --- chunking -------------------------------------------------------------------------------------------------
+
+
+def _without_front_matter(text: str) -> str:
+    """``text`` with its front matter (see :data:`_FRONT_MATTER`) left out, and its title, if it gives one, made
+    the document's heading. Read as text, the block would become the heading every passage is filed under."""
+    opening, _newline, rest = text.partition("\n")
+    fence = opening.rstrip(" \t")
+    if fence not in _FRONT_MATTER:
+        return text
+    first_key, closing = _FRONT_MATTER[fence]
+    end = closing.search(rest)
+    if end is None or not first_key.match(rest):
+        return text
+    body = rest[end.end() :]
+    title = _FRONT_MATTER_TITLE.search(rest, 0, end.start())
+    heading = _heading_title(title.group(1).strip().strip("\"'")) if title else ""
+    return f"# {heading}\n{body}" if heading else body
 
 
 @dataclass(slots=True)
@@ -297,7 +321,7 @@ def chunk_document(text: str, *, max_words: int = 180, overlap_words: int = 30) 
         raise ValueError("max_words must be positive and overlap_words not negative")
     overlap_words = min(overlap_words, max_words // 2)
     chunks: list[str] = []
-    for section in _sections(text):
+    for section in _sections(_without_front_matter(text)):
         prefix = " > ".join(section.path) + ": " if section.path else ""
         paragraphs = (_pieces(paragraph, i, max_words) for i, paragraph in enumerate(section.paragraphs))
         for packed in _pack(paragraphs, max_words, overlap_words):

@@ -91,6 +91,33 @@ def test_markdown_is_cut_by_headings_and_paragraphs_each_passage_naming_where_it
     ]
 
 
+@pytest.mark.parametrize(
+    ("front_matter", "title"),
+    [
+        ("---\ntitle: The Harbour\ntags: [lore, places]\ndate: 2024-03-01\n---\n", "The Harbour"),
+        ('---\ntitle: "The Harbour"\naliases:\n  - Docks\n...\n', "The Harbour"),
+        ("---\nlayout: post\ncreated at: 2024-03-01\n---\n", None),
+        ("+++\ntitle = 'The Harbour'\ndraft = false\n+++\n", "The Harbour"),
+    ],
+    ids=["yaml", "yaml closed by dots", "yaml without a title", "toml"],
+)
+def test_front_matter_is_left_out_and_its_title_heads_the_passages(front_matter: str, title: str | None) -> None:
+    body = "The harbour freezes in winter.\n\n### Ferries\n\nMira runs the ferry.\n"
+    prefix = f"{title}: " if title else ""
+    nested = f"{title} > Ferries: " if title else "Ferries: "
+    assert chunk_document(front_matter + body) == [
+        prefix + "The harbour freezes in winter.",
+        nested + "Mira runs the ferry.",
+    ]
+
+
+def test_a_rule_or_a_heading_at_the_top_is_not_taken_for_front_matter() -> None:
+    assert chunk_document("---\nThe harbour freezes in winter.\n\n---\n\nMira runs the ferry.\n") == [
+        "The harbour freezes in winter.\nMira runs the ferry."
+    ]
+    assert chunk_document("---\ntitle: never closed\n\nMira runs the ferry.\n")[-1].endswith("Mira runs the ferry.")
+
+
 def test_long_text_is_packed_within_the_word_limit_splitting_at_sentence_ends_with_overlap() -> None:
     sentences = [f"Sentence {i} tells of the tides and the nets." for i in range(60)]  # 9 words each
     short = "The harbour master is Ada."
