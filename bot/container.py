@@ -26,7 +26,7 @@ from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.events import EventsConfig, EventService, Notifier
 from bot.services.guild_config import GuildConfigService
 from bot.services.image_describer import ImageDescriber
-from bot.services.knowledge import KnowledgeService
+from bot.services.knowledge import RECOVERY_INTERVAL, KnowledgeService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import CommandCooldown, Cooldowns, TokenQuota
 from bot.services.maintenance import Maintenance, MaintenanceConfig
@@ -242,6 +242,7 @@ class Container:
         retention = timedelta(days=settings.memory_retention_days) if settings.memory_retention_days else None
         maintenance = Maintenance(database, personas, summaries, MaintenanceConfig(memory_retention=retention))
         hourly, daily = timedelta(hours=1), timedelta(days=1)
+        knowledge = KnowledgeService(database, memory)
         scheduler = Scheduler(
             [
                 IntervalJob(
@@ -253,6 +254,8 @@ class Container:
                 IntervalJob("fact-expiry", maintenance.expire_facts, hourly),
                 IntervalJob("memory-pruning", maintenance.prune_memories, daily, first_after=timedelta(minutes=10)),
                 IntervalJob("token-roll-up", maintenance.roll_up_tokens, daily, first_after=timedelta(minutes=5)),
+                # Also run at start (see start()).
+                IntervalJob("knowledge-recovery", knowledge.recover, RECOVERY_INTERVAL, first_after=RECOVERY_INTERVAL),
             ]
         )
         return cls(
@@ -273,7 +276,7 @@ class Container:
             guild_config=GuildConfigService(directory),
             reminders=ReminderService(database),
             stats=StatsService(database),
-            knowledge=KnowledgeService(database, memory),
+            knowledge=knowledge,
             operations=Operations(database, backup_dir=settings.backup_dir, pg_dump=settings.pg_dump_path),
             status=StatusService(
                 database,

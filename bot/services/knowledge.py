@@ -35,6 +35,10 @@ Progress = Callable[[int, int], Awaitable[None]]
 EMBED_BATCH = 64
 # Lore is what the guild chose to teach: a little above an ordinary memory (0.5).
 KNOWLEDGE_IMPORTANCE = 0.6
+# An upload that stored no passage for this long was left half-done by a process that stopped; how often the
+# bot looks for such uploads.
+STALLED_AFTER = timedelta(minutes=30)
+RECOVERY_INTERVAL = timedelta(minutes=10)
 _MIME_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".txt": "text/plain"}
 _MAX_NAME_LENGTH = 255
 
@@ -191,7 +195,7 @@ class KnowledgeService:
             ]
             vectors = await embedder.embed([embedding_text(m.speaker_name, m.content, m.context) for m in batch])
             async with self.database.session() as session:
-                if not await KnowledgeRepository(session).lock(document.id):
+                if not await KnowledgeRepository(session).lock(document.id, now=self.clock()):
                     raise _DocumentGone
                 await MemoryRepository(session).add_many(batch, vectors, embedder.model_name)
             await progress(start + len(batch), total)
@@ -210,10 +214,13 @@ class KnowledgeService:
             log.exception("could not mark knowledge document %s as failed", document_id)
             return False
 
-    async def recover(self, *, stalled_after: timedelta = timedelta(minutes=30)) -> int:
-        """At start: uploads a stopped process left half-done are marked failed and their passages removed (an
-        admin sees why in /knowledge list and uploads again). Only those idle for ``stalled_after``, so another
-        bot process's upload in progress is left alone. Returns how many."""
+    async def recover(self, *, stalled_after: timedelta = STALLED_AFTER) -> int:
+        """Uploads a stopped process left half-done are marked failed and their passages removed (an admin sees
+        why in /knowledge list and uploads again). Only those that stored nothing for ``stalled_after``, so an
+        upload in progress (in this process or another) is left alone. Run at start and every
+        :data:`RECOVERY_INTERVAL`: a process started again within ``stalled_after`` of a crash would otherwise
+        leave its half-done uploads listed as processing, their passages recalled, until its next start.
+        Returns how many."""
         now = self.clock()
         async with self.database.session() as session:
             stalled = await KnowledgeRepository(session).fail_stalled(

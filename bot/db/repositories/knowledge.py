@@ -99,14 +99,16 @@ class KnowledgeRepository:
         row = (await self.session.execute(statement)).first()
         return None if row is None else _document(row)
 
-    async def lock(self, document_id: int) -> bool:
-        """Whether the document still exists, holding it until the transaction ends so that it cannot be deleted
-        while chunks are stored for it. A write (that changes nothing) rather than ``SELECT … FOR UPDATE``: on
-        SQLite a SELECT runs outside the transaction, which only a write begins."""
+    async def lock(self, document_id: int, *, now: datetime) -> bool:
+        """Whether the document is still being processed (not removed, replaced or failed as stalled), holding it
+        until the transaction ends so that it cannot be deleted while chunks are stored for it. Its
+        ``updated_at`` becomes ``now``: an upload still storing chunks is never taken for a stalled one (see
+        :meth:`fail_stalled`). A write rather than ``SELECT … FOR UPDATE``: on SQLite a SELECT runs outside the
+        transaction, which only a write begins."""
         statement = (
             update(KnowledgeDocument)
-            .where(KnowledgeDocument.id == document_id)
-            .values(updated_at=KnowledgeDocument.updated_at)
+            .where(KnowledgeDocument.id == document_id, KnowledgeDocument.status == "processing")
+            .values(updated_at=now)
             .returning(KnowledgeDocument.id)
         )
         return (await self.session.execute(statement)).first() is not None

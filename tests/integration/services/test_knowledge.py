@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
+from bot.container import Container
 from bot.db.engine import Database
 from bot.db.models import KnowledgeDocument, Memory
 from bot.db.repositories.guilds import GuildRepository
@@ -24,6 +25,9 @@ from bot.domain.recall import RecallScope
 from bot.llm.embeddings import Embedder, EmbeddingUnavailable, Vectors
 from bot.services.knowledge import DocumentView, KnowledgeIngestError, KnowledgeService
 from bot.services.memory import MemoryService
+from tests.fakes.llm_server import FakeLLM
+from tests.support.bot import bot_settings
+from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -308,3 +312,56 @@ async def test_at_start_uploads_left_half_done_by_a_stop_are_failed_and_their_pa
     async with db.session() as session:
         owners = (await session.scalars(select(Memory.document_id).where(Memory.kind == "knowledge"))).all()
     assert Counter(owners) == Counter([done.id, running.id]), "the stalled upload's passage is gone, the others stay"
+
+
+async def test_an_upload_still_storing_passages_is_not_taken_for_stalled_however_long_it_runs(
+    db: Database, memory: MemoryService
+) -> None:
+    town, _, admin = await places(db)
+    now = [NOW]
+    uploading = KnowledgeService(db, memory, batch_size=1, clock=lambda: now[0])
+    recovered: list[int] = []
+
+    async def progress(done: int, total: int) -> None:
+        if done == 1:  # the first passage is stored; the next one comes an hour later (a slow embedding endpoint)
+            now[0] = NOW + timedelta(hours=1)
+        if done == 2:  # meanwhile another process starts and looks for uploads a stop left half-done
+            recovered.append(await KnowledgeService(db, memory, clock=lambda: now[0] + timedelta(minutes=1)).recover())
+
+    document = b"# Harbour\n\nBoats leave at dawn.\n\n# Lighthouse\n\nOona keeps the light.\n\n# Market\n\nHerring."
+    view = await uploading.add(town, admin, "brinefall.md", None, document, progress=progress)
+
+    assert recovered == [0]
+    assert (view.status, view.chunk_count) == ("completed", 3)
+    assert len(await lore_of(db, town)) == 3
+
+
+async def test_an_upload_left_half_done_is_failed_while_the_bot_runs_not_only_at_its_next_start(
+    db: Database, llm: FakeLLM
+) -> None:
+    container = await Container.create(
+        bot_settings(db, llm, learning_enabled=False),
+        chat_model=chat_model(llm.base_url),
+        embedder=await shared_embedder(),
+    )
+    try:
+        town, _, admin = await places(db)
+        async with db.session() as session:  # a process stopped mid-upload, and started again at once
+            stalled = await KnowledgeRepository(session).add(
+                guild_id=town,
+                uploaded_by_user_id=admin,
+                source_name="old.md",
+                mime_type="text/markdown",
+                size_bytes=10,
+                now=datetime.now(UTC) - timedelta(hours=1),
+            )
+        chunk = NewMemory(kind="knowledge", content="half", scope="guild", created_at=NOW, guild_id=town)
+        await container.memory.remember([replace(chunk, document_id=stalled.id)])
+
+        await container.scheduler.run_now("knowledge-recovery")
+
+        [view] = await container.knowledge.list(town)
+        assert (view.status, view.chunk_count) == ("failed", 0)
+        assert await lore_of(db, town) == []
+    finally:
+        await container.aclose()
