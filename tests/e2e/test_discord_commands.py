@@ -513,13 +513,13 @@ async def test_admins_configure_the_persona_lore_and_settings(world: World, bot:
     assert "Mira" in answer["content"]
     assert (await bot.services.personas.for_guild(await guild_row(db))).card.personality == "A shy fox spirit.\nKind."
 
-    document = FakeAttachment("harbour.md", b"# The Harbour\n\nBoats leave at dawn from the north pier.\n")
+    document = FakeAttachment("the_harbour_.md", b"# The Harbour\n\nBoats leave at dawn from the north pier.\n")
     payload, answer = await run(discord, boss, general, "knowledge add", {"document": document})
     answer = await discord.wait_for_response(payload, lambda m: "Added" in (m.get("content") or ""))
-    assert "harbour.md" in answer["content"] and discord.is_ephemeral(payload)
+    assert r"Added the\_harbour\_.md:" in answer["content"] and discord.is_ephemeral(payload), "a name, not italics"
     assert await count(db, Memory, Memory.kind == "knowledge") >= 1
     _, listing = await run(discord, boss, general, "knowledge list")
-    assert "harbour.md" in text_of(listing)
+    assert r"the\_harbour\_.md" in text_of(listing)
     document_id = int(re.search(r"#(\d+)", text_of(listing)).group(1))  # type: ignore[union-attr]
     await run(discord, boss, general, "knowledge remove", {"document": document_id})
     assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory, Memory.kind == "knowledge") == 0

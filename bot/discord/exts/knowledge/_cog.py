@@ -43,14 +43,17 @@ class Knowledge(commands.Cog):
         check_upload(document.filename, document.size)  # name and size, before downloading it
         data = await read_attachment(document, MAX_DOCUMENT_BYTES, "document")
 
+        shown = discord.utils.escape_markdown(document.filename)  # "__notes__.md" is a name, not bold
+
         async def progress(done: int, total: int) -> None:
-            await interaction.edit_original_response(content=f"Reading {document.filename}: {done}/{total} passages…")
+            await interaction.edit_original_response(content=f"Reading {shown}: {done}/{total} passages…")
 
         view = await self.knowledge_service.add(
             here.guild_id, here.user_id, document.filename, document.content_type, data, progress=progress
         )
         await interaction.edit_original_response(
-            content=f"Added {view.name}: {view.chunk_count} passages, status {view.status}."
+            content=f"Added {discord.utils.escape_markdown(view.name)}: {view.chunk_count} passages, status "
+            f"{view.status}."
         )
 
     @knowledge.command(name="list", description="The lore documents stored for this server")
