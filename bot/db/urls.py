@@ -34,6 +34,12 @@ def normalise_database_url(raw: str) -> URL:
     if driver is None:
         raise ValueError(f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite or postgresql+asyncpg")
     url = url.set(drivername=driver)
+    if driver.startswith("sqlite") and not url.database:
+        # SQLite takes no file name for a database in memory: everything would be gone at the next start.
+        raise ValueError(
+            "the SQLite URL names no file (e.g. sqlite+aiosqlite:///./data/hearth.db); write :memory: as the file "
+            "for a database that is lost at every stop"
+        )
     if driver.startswith("sqlite") and (url.database or "").startswith("~"):
         # SQLite opens "~/hearth.db" as a folder named ~ in the working folder, which does not exist.
         url = url.set(database=str(Path(url.database or "").expanduser()))

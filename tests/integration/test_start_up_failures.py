@@ -111,6 +111,7 @@ MODEL = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": f"{NOBODY}/v1"}
         ("OPENAI_BASE_URL", "localhost:11434/v1", "an http:// or https:// URL"),
         ("LLM_FALLBACK_BASE_URL", "::1/v1", "an http:// or https:// URL"),
         ("EVENTS_POLL_SECONDS", "inf", "finite number"),
+        ("DATABASE_URL", "sqlite+aiosqlite://", "the SQLite URL names no file"),
         ("MEMORY_RETENTION_DAYS", "99999999999", "less than or equal to 36500"),
     ],
 )
