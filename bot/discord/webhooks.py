@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 import discord
 
 from bot.discord.render import MODEL_MENTIONS
+from bot.domain.chunking import split_message
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ class ChannelWebhooks:
 
 class CharacterReply:
     """A cast character's reply in ``channel``: sent through the channel's webhook under the character's name
-    and avatar; where there is no webhook, by the bot with the name in front. Its replies carry no buttons (a
-    webhook's message cannot be regenerated as the character)."""
+    and avatar; where there is no webhook, by the bot with the name in front of the reply's first message. Its
+    replies carry no buttons (a webhook's message cannot be regenerated as the character)."""
 
     def __init__(
         self, channel: discord.abc.Messageable, webhooks: ChannelWebhooks, name: str, avatar_url: str | None
@@ -101,23 +102,29 @@ class CharacterReply:
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
-        sent = [(await self._show(pieces[0])).id]
-        for piece in pieces[1:]:
+        first = await self._show(pieces[0])
+        # Through the bot, the name in front may push the first piece past 2,000 characters: what it pushes out
+        # goes on in the next message.
+        overflow = [] if isinstance(first, discord.WebhookMessage) else self._named(pieces[0])[1:]
+        sent = [first.id]
+        for piece in [*overflow, *pieces[1:]]:
             sent.append((await self._post(piece)).id)
         return sent
 
     async def _show(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The first message: posted, then edited as the reply streams in."""
         if self.first is None:
-            self.first = await self._post(text)
-        elif self.first.content != self._shown(text):
-            if isinstance(self.first, discord.WebhookMessage):
+            self.first = await self._post(text, opening=True)
+        elif isinstance(self.first, discord.WebhookMessage):
+            if self.first.content != text:
                 self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
-            else:
-                self.first = await self.first.edit(content=self._shown(text), allowed_mentions=MODEL_MENTIONS)
+        elif self.first.content != (shown := self._named(text)[0]):
+            self.first = await self.first.edit(content=shown, allowed_mentions=MODEL_MENTIONS)
         return self.first
 
-    async def _post(self, text: str) -> discord.Message | discord.WebhookMessage:
+    async def _post(self, text: str, *, opening: bool = False) -> discord.Message | discord.WebhookMessage:
+        """A message of the reply, through the webhook if it may; ``opening``: the reply's first message, which
+        the bot starts with the character's name."""
         hook = await self.webhooks.of(self.channel) if self.webhooks.takes_name(self.name) else None
         if hook is not None:
             try:
@@ -136,11 +143,10 @@ class CharacterReply:
                 # The webhook is fine, the message as this character is not (Discord refuses names with "clyde" or
                 # "discord" in them for a webhook's author): the bot says it, the name in front, from now on.
                 self.webhooks.name_refused(self.name, exc)
-        return await self.channel.send(self._shown(text), allowed_mentions=MODEL_MENTIONS)
+        shown = self._named(text)[0] if opening else text
+        return await self.channel.send(shown, allowed_mentions=MODEL_MENTIONS)
 
-    def _shown(self, text: str) -> str:
-        """As the bot posts it when there is no webhook: the character's name in front (within 2,000)."""
-        if isinstance(self.first, discord.WebhookMessage):
-            return text
-        shown = f"**{self.name}:** {text}"
-        return shown if len(shown) <= 2000 else shown[:1999] + "…"
+    def _named(self, text: str) -> list[str]:
+        """``text`` as the bot posts it when there is no webhook: the character's name in front, in as many
+        messages as that takes (a code block cut is closed and reopened as in any long reply)."""
+        return split_message(f"**{self.name}:** {text}")

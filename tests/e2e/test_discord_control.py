@@ -238,6 +238,30 @@ async def test_without_manage_webhooks_a_character_speaks_through_the_bot_with_i
     assert len(discord_.calls("channel_webhooks")) == 1
 
 
+async def test_a_long_character_reply_through_the_bot_keeps_every_word_behind_its_name(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """The name in front makes the reply's first message longer than the piece it was cut to fit: the words it
+    pushes past Discord's 2,000 characters go on in the next message, not cut off."""
+    discord_, general = world.discord, world.guild.channel("general")
+    world.guild.member_roles[discord_.bot.id] = []  # no webhooks: the bot speaks for her
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(
+        discord_, world.boss, general, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())}
+    )
+    await run(discord_, world.boss, general, "persona cast add", {"name": "Mira"})
+    text = ("the tide comes in and the tide goes out " * 80).strip()
+    llm.script(Reply(text, chunk_size=400))
+    await discord_.user_message(general, world.ana, "Mira, tell me about the sea")
+    await discord_.wait_for_request(
+        lambda call: call.route == "create_message" and (call.body or {}).get("content", "").endswith("goes out")
+    )
+
+    said = [m["content"] for m in discord_.sent_messages(general)]
+    assert said[0].startswith("**Mira:** ") and all(len(message) <= 2000 for message in said)
+    assert " ".join(message.strip() for message in said).removeprefix("**Mira:** ") == text
+
+
 async def test_a_cast_asks_discord_for_no_webhook_where_the_bot_knows_it_may_not_manage_them(
     world: World, bot: HearthBot, llm: FakeLLM
 ) -> None:
