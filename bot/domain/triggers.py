@@ -20,6 +20,7 @@ class MessageSignals:
     replies_to_bot: bool = False
     author_role_ids: frozenset[int] = frozenset()  # the author's roles in the guild (none in DMs)
     replied_to_webhook_name: str | None = None  # the name shown on a webhook message it replies to (a character)
+    parent_channel_id: int | None = None  # in a thread (a forum's post too): the channel the thread is in
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,13 @@ def names_persona(text: str, persona_name: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
 
 
+def said_in(signals: MessageSignals, channels: frozenset[int]) -> bool:
+    """True if the message was said in one of ``channels`` or in a thread of one: a thread belongs to its channel,
+    so what an admin set for the channel (blocked, a chat channel) holds in its threads."""
+    parent = signals.parent_channel_id
+    return signals.channel_id in channels or (parent is not None and parent in channels)
+
+
 def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str, *, roll: float = 1.0) -> bool:
     """``roll`` is a uniform draw in [0, 1) made by the caller: below the chime-in share, Hearth joins in unasked."""
     if signals.is_own or signals.author_is_bot or signals.is_webhook:
@@ -50,11 +58,11 @@ def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str, *
         return False
     if signals.is_dm:
         return True
-    if signals.channel_id in rules.blocked_channels:
+    if said_in(signals, rules.blocked_channels):
         return False
     if rules.allowed_roles and not rules.allowed_roles & signals.author_role_ids:
         return False
-    if signals.channel_id in rules.chat_channels:
+    if said_in(signals, rules.chat_channels):
         return True
     if rules.reply_mode == "chat-only":
         return False

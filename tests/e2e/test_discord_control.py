@@ -94,6 +94,33 @@ async def test_with_a_role_set_only_its_members_are_answered(world: World, bot: 
     assert await answered(world, llm, general, world.bo, "and me?")
 
 
+async def test_a_thread_is_quiet_in_a_blocked_channel_and_chatty_in_a_chat_channel(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """A thread belongs to its channel: an admin who blocks a channel or makes it a chat channel means its
+    threads too."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    await run(discord_, world.boss, general, "config block-channel", {"channel": garden})
+    await run(discord_, world.boss, general, "config chat-channel add", {"channel": general})
+    hushed, chatty = discord_.add_thread(guild, "garden", "secrets"), discord_.add_thread(guild, "general", "ideas")
+    for thread in (hushed, chatty):
+        await discord_.dispatch("THREAD_CREATE", discord_.channels[thread].payload() | {"newly_created": True})
+
+    llm.default = lambda body: Reply("Ideas welcome." if "ideas" in str(body["messages"][-1]) else "Here now.")
+    await discord_.user_message(hushed, world.ana, f"{discord_.bot.mention} psst, over in the garden thread")
+    await discord_.user_message(chatty, world.ana, "anyone around for ideas?")  # not addressed: a chat channel's
+    await eventually(lambda: [m["content"] for m in discord_.sent_messages(chatty)] == ["Ideas welcome."])
+
+    # Unblocked, the thread is answered again: in its turn after the first message's, which was not stored, so
+    # neither answered nor in the history the model is shown.
+    await run(discord_, world.boss, general, "config unblock-channel", {"channel": garden})
+    await discord_.user_message(hushed, world.ana, f"{discord_.bot.mention} and now?")
+    await eventually(lambda: "Here now." in [m["content"] for m in discord_.sent_messages(hushed)])
+    assert [m["content"] for m in discord_.sent_messages(hushed)] == ["Here now."]
+    assert not [r for r in llm.chat_requests if "garden thread" in str(r.body["messages"])]
+
+
 async def test_a_reset_empties_the_channels_history_and_leaves_other_channels_alone(
     world: World, bot: HearthBot, llm: FakeLLM
 ) -> None:

@@ -50,7 +50,7 @@ def guild_payload(guild: FakeGuild, channels: Mapping[int, FakeChannel]) -> JSON
         "stickers": [],
         "features": [],
         "channels": [channels[cid].payload() for cid in guild.channels.values()],
-        "threads": [],
+        "threads": [channels[cid].payload() for cid in guild.threads.values()],
         "members": [member_payload(guild, user) for user in guild.members],
         "member_count": len(guild.members),
         "large": False,

@@ -126,6 +126,7 @@ class FakeGuild:
     members: list[FakeUser]
     roles: list[JSON]
     member_roles: dict[int, list[int]] = field(default_factory=dict)
+    threads: dict[str, int] = field(default_factory=dict)  # active threads by name (see World.add_thread)
 
     def channel(self, name: str) -> int:
         """A channel's id by name."""
@@ -271,6 +272,28 @@ class World:
         for member in members:
             guild.member_roles.setdefault(member.id, []).append(role_id)
         return role_id
+
+    def add_thread(self, guild: FakeGuild, parent: str, name: str) -> int:
+        """A public thread ``name`` in ``guild``'s channel ``parent``; returns its id. It is among the guild's active
+        threads in GUILD_CREATE; one added after the client identified needs
+        ``await fd.dispatch("THREAD_CREATE", fd.channels[thread_id].payload() | {"newly_created": True})``."""
+        metadata = {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": now(), "locked": False}
+        thread = FakeChannel(
+            self.snowflake(),
+            type=discord.ChannelType.public_thread.value,
+            name=name,
+            guild_id=guild.id,
+            extra={
+                "parent_id": str(guild.channel(parent)),
+                "owner_id": str(self.owner.id),
+                "message_count": 0,
+                "member_count": 1,
+                "thread_metadata": metadata,
+            },
+        )
+        self.channels[thread.id] = thread
+        guild.threads[name] = thread.id
+        return thread.id
 
     def close_dms(self, user: FakeUser, closed: bool = True) -> None:
         """Make the bot's DMs to ``user`` fail (403, code 50007) as when they closed them; ``closed=False`` reopens."""

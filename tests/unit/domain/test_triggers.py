@@ -27,6 +27,9 @@ def signals(**changes: object) -> MessageSignals:
         (signals(mentions_bot=True, channel_id=66), False),
         (signals(is_dm=True, author_id=13), False),
         (signals(channel_id=10, author_id=13), False),
+        (signals(channel_id=30, parent_channel_id=10), True),  # a thread of a chat channel
+        (signals(channel_id=30, parent_channel_id=66, mentions_bot=True), False),  # a thread of a blocked one
+        (signals(channel_id=30, parent_channel_id=20), False),
     ],
 )
 def test_who_gets_an_answer(case: MessageSignals, answer: bool) -> None:

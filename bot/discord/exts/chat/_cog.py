@@ -61,6 +61,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         replies_to_bot=_replies_to(message, me),
         author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
         replied_to_webhook_name=_replied_webhook_name(message),
+        parent_channel_id=message.channel.parent_id if isinstance(message.channel, discord.Thread) else None,
     )
     return IncomingMessage(
         author=author_of(message.author),
