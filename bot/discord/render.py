@@ -13,6 +13,10 @@ SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True,
 MODEL_MENTIONS = discord.AllowedMentions.none()
 
 
+# Discord refuses a reply (a message referencing another) with this code where the bot may send messages but not
+# read the channel's history: the reply then goes out as a message of its own.
+REPLY_NEEDS_HISTORY = 160002
+
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
 Characters = Callable[[str, str | None], Any]
@@ -46,6 +50,20 @@ class _StreamedReply:
         else:
             self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
 
+    async def _referring(
+        self, reference: discord.MessageReference, text: str, view: discord.ui.View
+    ) -> discord.Message:
+        """The first piece as a Discord reply to ``reference``; as a message of its own where Discord refuses the
+        reply because the bot may not read the channel's history."""
+        try:
+            return await self.channel.send(
+                text, reference=reference, allowed_mentions=MODEL_MENTIONS, mention_author=False, view=view
+            )
+        except discord.Forbidden as exc:
+            if exc.code != REPLY_NEEDS_HISTORY:
+                raise
+        return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
+
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
@@ -75,7 +93,7 @@ class MessageReply(_StreamedReply):
         self.message = message
 
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
-        return await self.message.reply(text, allowed_mentions=MODEL_MENTIONS, mention_author=False, view=view)
+        return await self._referring(self.message.to_reference(), text, view)
 
 
 class ChannelReply(_StreamedReply):
@@ -95,6 +113,4 @@ class ChannelReply(_StreamedReply):
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
         if self.reference is None:
             return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
-        return await self.channel.send(
-            text, reference=self.reference, allowed_mentions=MODEL_MENTIONS, mention_author=False, view=view
-        )
+        return await self._referring(self.reference, text, view)

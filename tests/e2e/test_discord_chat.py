@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import discord as discordpy
 import pytest
 from sqlalchemy import select
 
@@ -16,7 +17,7 @@ from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
 from bot.services.incoming import Place
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 
@@ -158,6 +159,25 @@ async def test_a_long_answer_is_split_into_messages_that_hold_it_all_in_order(
     pieces = [m["content"] for m in discord.sent_messages(general)]
     assert len(pieces) == 3 and all(len(piece) <= 2000 for piece in pieces)
     assert "".join(pieces) == text
+
+
+async def test_where_hearth_may_not_read_history_its_reply_is_a_plain_message(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Discord refuses a reply (a message referencing another) from a bot that may not read the channel's
+    history: the answer still arrives, as a message of its own."""
+    discord, ana, _ = discord_world
+    no_history = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+    no_history.read_message_history = False
+    guild = discord.add_guild("Notice Board", channels=["posts"], members=[ana], everyone_permissions=no_history.value)
+    posts = guild.channel("posts")
+    text = ("Pinned it for you. " * 150).strip()  # streamed into one message, then a second
+    llm.script(Reply(text, chunk_size=200, delay_between_chunks=0.05))
+    async with running_bot(discord, db, llm):
+        await discord.user_message(posts, ana, f"{discord.bot.mention} can you pin this up?")
+        await shown(discord, posts, lambda shown_text: shown_text.endswith("Pinned it for you."))
+        said = discord.sent_messages(posts)
+        assert len(said) == 2 and "".join(m["content"] for m in said) == text
 
 
 async def test_model_output_cannot_ping_everyone_here_or_roles(

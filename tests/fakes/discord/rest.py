@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import discord
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -19,6 +20,7 @@ from tests.fakes.discord.payloads import JSON
 from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT, ApiError, FakeUser, UploadedFile
 
 API_PREFIX = "/api/v10"
+HISTORY = discord.Permissions(read_message_history=True).value  # a reply needs it, as Discord's docs say
 
 
 @dataclass
@@ -348,6 +350,9 @@ class Rest(Gateway):
         channel = self._channel(call.channel_id)
         if channel.recipient is not None and channel.recipient.id in self._closed_dms:
             raise ApiError(403, 50007, "Cannot send messages to this user")
+        guild = self.guilds.get(channel.guild_id or 0)
+        if (call.body or {}).get("message_reference") and guild and not guild.permissions_of(self.bot.id) & HISTORY:
+            raise ApiError(403, 160002, "Cannot reply without permission to read message history")
         message = self._message(channel.id, self.bot, call.body or {}, call.files)
         self._sent_ids.append(int(message["id"]))
         return message
