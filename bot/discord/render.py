@@ -1,10 +1,16 @@
 """Rendering replies on Discord: the ReplyTarget for a message, and mention safety."""
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import aiohttp
 import discord
+
+log = logging.getLogger(__name__)
 
 # What Hearth itself sends (commands' answers) pings no one but users, and only where it means to; proactive
 # messages ping their own user alone (bot/discord/notifier.py).
@@ -16,6 +22,39 @@ MODEL_MENTIONS = discord.AllowedMentions.none()
 # Discord refuses a reply (a message referencing another) with this code where the bot may send messages but not
 # read the channel's history: the reply then goes out as a message of its own.
 REPLY_NEEDS_HISTORY = 160002
+
+# Discord shows "typing…" for about ten seconds after each signal: it is sent again this often.
+TYPING_EVERY_S = 5.0
+
+
+@contextlib.asynccontextmanager
+async def typing_in(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """Show "Hearth is typing…" in ``channel`` while the block runs, without holding it up: the signal goes out
+    in the background, and one Discord refuses (an outage, a missing permission) only ends the signal, never the
+    reply it was for."""
+    stop = asyncio.Event()
+    signals = asyncio.create_task(_keep_typing(channel, stop), name="typing")
+    try:
+        yield
+    finally:
+        stop.set()  # a signal in flight is let finish: cutting its request short would leave nothing better
+        signals.add_done_callback(_log_failure)
+
+
+async def _keep_typing(channel: discord.abc.Messageable, stop: asyncio.Event) -> None:
+    try:
+        while not stop.is_set():
+            await channel.typing()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TYPING_EVERY_S)
+    except (discord.HTTPException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.info("stopped showing typing in channel %s: %s", getattr(channel, "id", "?"), exc)
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:  # not one of Discord's refusals above
+        log.warning("showing typing failed: %r", error)
+
 
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
@@ -39,7 +78,7 @@ class _StreamedReply:
         return self if self.characters is None else self.characters(name, avatar_url)
 
     def typing(self) -> AbstractAsyncContextManager[None]:
-        return self.channel.typing()
+        return typing_in(self.channel)
 
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
         raise NotImplementedError

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS
+from bot.discord.render import MODEL_MENTIONS, typing_in
 from bot.domain.chunking import DISCORD_LIMIT
 from bot.services.conversation.branches import Branches, BranchOutcome
 
@@ -54,7 +54,7 @@ class _EditedReply:
         self.message = message
 
     def typing(self) -> AbstractAsyncContextManager[None]:
-        return self.message.channel.typing()
+        return typing_in(self.message.channel)
 
     def speaking_as(self, name: str, avatar_url: str | None) -> "_EditedReply":
         return self

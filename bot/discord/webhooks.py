@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS
+from bot.discord.render import MODEL_MENTIONS, typing_in
 from bot.domain.chunking import split_message
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class CharacterReply:
         self.first: discord.Message | discord.WebhookMessage | None = None
 
     def typing(self) -> AbstractAsyncContextManager[None]:
-        return self.channel.typing()
+        return typing_in(self.channel)
 
     def speaking_as(self, name: str, avatar_url: str | None) -> "CharacterReply":
         return CharacterReply(self.channel, self.webhooks, name, avatar_url)

@@ -103,6 +103,19 @@ async def test_a_dm_gets_a_reply(
     assert "a direct message with Ana" in llm.chat_requests[0].body["messages"][0]["content"]
 
 
+@pytest.mark.parametrize("status", [403, 500])
+async def test_a_typing_signal_discord_refuses_neither_holds_up_nor_stops_the_reply(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, status: int
+) -> None:
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    discord.fail("typing", status, times=10, code=50013 if status == 403 else 0)  # discord.py retries a 500 slowly
+    llm.script(Reply("Still here!"))
+    await discord.user_message(dm, ana, "are you there?")
+    await shown(discord, dm, "Still here!")
+    assert discord.typing_calls and all(call.status == status for call in discord.typing_calls)
+
+
 async def test_bots_webhooks_itself_blocked_channels_and_idle_chatter_get_silence(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:
