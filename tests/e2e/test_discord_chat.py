@@ -103,6 +103,22 @@ async def test_a_dm_gets_a_reply(
     assert "a direct message with Ana" in llm.chat_requests[0].body["messages"][0]["content"]
 
 
+async def test_the_role_discord_made_for_hearth_mentioned_is_hearth_mentioned(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    own_role = discord.add_bot_role(guild)
+    other_role = discord.add_role(guild, "Gardeners", members=[ana])
+    async with running_bot(discord, db, llm):
+        llm.script(Reply("Hello, Ana!"))
+        await discord.user_message(general, ana, f"<@&{other_role}> anyone want to water the roses?")
+        await discord.user_message(general, ana, f"<@&{own_role}> are you there?")
+        await shown(discord, general, "Hello, Ana!")
+    [asked] = [request for request in llm.reply_requests if "response_format" not in request.body]  # not learning
+    assert "are you there?" in asked.prompt_text(), "answered the message naming its role, not the other one"
+
+
 @pytest.mark.parametrize("status", [403, 500])
 async def test_a_typing_signal_discord_refuses_neither_holds_up_nor_stops_the_reply(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, status: int

@@ -273,6 +273,14 @@ class World:
             guild.member_roles.setdefault(member.id, []).append(role_id)
         return role_id
 
+    def add_bot_role(self, guild: FakeGuild) -> int:
+        """The role Discord makes for the bot when it joins with permissions: named after it, managed, tagged
+        with its id, held by the bot alone. Discord's mention list offers it next to the bot. Returns its id."""
+        role_id = self.add_role(guild, self.bot.username, members=[self.bot])
+        role = next(r for r in guild.roles if int(r["id"]) == role_id)
+        role.update(managed=True, tags={"bot_id": str(self.bot.id)})
+        return role_id
+
     def add_thread(self, guild: FakeGuild, parent: str, name: str) -> int:
         """A public thread ``name`` in ``guild``'s channel ``parent``; returns its id. It is among the guild's active
         threads in GUILD_CREATE; one added after the client identified needs
@@ -381,6 +389,13 @@ class World:
         ids = (int(found) for found in re.findall(r"<@!?(\d+)>", content))
         return [self.users[i] for i in ids if i in self.users]
 
+    def _mentioned_roles(self, content: str, guild_id: int | None) -> list[str]:
+        guild = self.guilds.get(guild_id or 0)
+        if guild is None:
+            return []
+        known = {role["id"] for role in guild.roles}
+        return [found for found in re.findall(r"<@&(\d+)>", content) if found in known]
+
     def _store_attachment(self, channel_id: int, file: UploadedFile) -> JSON:
         attachment_id = self.snowflake()
         self._files[attachment_id] = file
@@ -423,7 +438,7 @@ class World:
             "tts": bool(body.get("tts")),
             "mention_everyone": False,
             "mentions": [u.payload() for u in self._mentioned(content)],
-            "mention_roles": [],
+            "mention_roles": self._mentioned_roles(content, channel.guild_id),
             "attachments": [self._store_attachment(channel_id, f) for f in files],
             "embeds": body.get("embeds") or [],
             "components": body.get("components") or [],

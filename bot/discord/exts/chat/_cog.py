@@ -48,6 +48,12 @@ def _replied_webhook_name(message: discord.Message) -> str | None:
     return None
 
 
+def _mentions_own_role(message: discord.Message, me: discord.ClientUser) -> bool:
+    """Whether the message mentions the role Discord made for Hearth (named after it, offered beside it in the
+    mention list): people who pick it mean Hearth."""
+    return any(role.tags is not None and role.tags.bot_id == me.id for role in message.role_mentions)
+
+
 def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
     signals = MessageSignals(
         text=message.content,
@@ -57,7 +63,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         author_is_bot=message.author.bot,
         is_webhook=message.webhook_id is not None,
         is_own=message.author.id == me.id,
-        mentions_bot=me in message.mentions,
+        mentions_bot=me in message.mentions or _mentions_own_role(message, me),
         replies_to_bot=_replies_to(message, me),
         author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
         replied_to_webhook_name=_replied_webhook_name(message),
