@@ -36,11 +36,12 @@ class ChatRules:
 
 
 def names_persona(text: str, persona_name: str) -> bool:
-    """True if ``persona_name`` appears in ``text`` as a word of its own, in any case."""
+    """True if ``persona_name`` appears in ``text`` as a word of its own, in any case; not as part of a link or
+    a file name ("hearth.example.com", "/hearth/", "hearth.py")."""
     name = persona_name.strip()
     if not name:
         return False
-    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
+    return re.search(rf"(?<![\w/.]){re.escape(name)}(?![\w/]|\.\w)", text, re.IGNORECASE) is not None
 
 
 def said_in(signals: MessageSignals, channels: frozenset[int]) -> bool:

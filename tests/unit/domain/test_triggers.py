@@ -41,6 +41,15 @@ def test_persona_names_match_whole_words_in_any_case() -> None:
     assert names_persona("what does Mr. Fox think", "Mr. Fox")
     assert not names_persona("admiral", "Mira")
     assert not names_persona("anything", "  ")
+    assert names_persona("thanks, Hearth.", "Hearth") and names_persona("Hearth... you there?", "Hearth")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["see https://hearth.example.com for docs", "it is on github.com/me/hearth/issues", "run hearth.py again"],
+)
+def test_a_persona_name_inside_a_link_or_a_file_name_is_not_said(text: str) -> None:
+    assert not names_persona(text, "Hearth")
 
 
 @pytest.mark.parametrize(
