@@ -121,6 +121,32 @@ async def test_a_thread_is_quiet_in_a_blocked_channel_and_chatty_in_a_chat_chann
     assert not [r for r in llm.chat_requests if "garden thread" in str(r.body["messages"])]
 
 
+async def test_a_thread_plays_its_channels_persona_and_cast(world: World, bot: HearthBot, llm: FakeLLM) -> None:
+    discord_, guild = world.discord, world.guild
+    general = guild.channel("general")
+    for name, description in (("Mira", "A fox spirit."), ("Oak", "An old tree.")):
+        card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": name, "description": description}}
+        await run(
+            discord_,
+            world.boss,
+            general,
+            "persona import",
+            {"card": FakeAttachment(f"{name}.json", json.dumps(card).encode())},
+        )
+    await run(discord_, world.boss, general, "persona set", {"name": "Hearth"})
+    await run(discord_, world.boss, general, "persona channel", {"name": "Mira"})
+    await run(discord_, world.boss, general, "persona cast add", {"name": "Oak"})
+    thread = discord_.add_thread(guild, "general", "stories")
+    await discord_.dispatch("THREAD_CREATE", discord_.channels[thread].payload() | {"newly_created": True})
+
+    assert await answered(world, llm, thread, world.ana, "who are you?")
+    assert "A fox spirit." in str(request_saying(llm, "who are you?")["messages"][0]["content"])
+    llm.script(Reply("Rings, many rings."))
+    await discord_.user_message(thread, world.ana, "Oak, how old are you?")
+    await eventually(lambda: any("Rings, many rings." in m["content"] for m in discord_.sent_messages(thread)))
+    assert "An old tree." in str(request_saying(llm, "how old are you?")["messages"][0]["content"])
+
+
 async def test_a_reset_empties_the_channels_history_and_leaves_other_channels_alone(
     world: World, bot: HearthBot, llm: FakeLLM
 ) -> None:

@@ -90,7 +90,7 @@ class Intake:
         if decision.guild is None:
             return None
         try:
-            cast = await self.personas.cast(decision.guild.guild_id, incoming.place.channel_id)
+            cast = await self.personas.cast(decision.guild.guild_id, _settings_channel(incoming))
         except DATABASE_FAULTS as exc:
             log.warning("channel %s's cast unreadable (%s); answering as the bot", incoming.place.channel_id, exc)
             return None
@@ -127,9 +127,14 @@ class Intake:
             if guild is None:
                 persona = await self.personas.for_guild(None)
             else:
-                persona = await self.personas.for_channel(guild.guild_id, incoming.place.channel_id)
+                persona = await self.personas.for_channel(guild.guild_id, _settings_channel(incoming))
         except DATABASE_FAULTS as exc:
             log.warning("persona for guild %s unreadable (%s); using the last one read", place.guild_id, exc)
             return last or DEFAULT_VIEW
         self._last_persona[key] = persona
         return persona
+
+
+def _settings_channel(incoming: IncomingMessage) -> int:
+    """The channel whose persona and cast apply: a thread's own channel (a thread has no settings of its own)."""
+    return incoming.signals.parent_channel_id or incoming.place.channel_id
