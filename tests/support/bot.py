@@ -31,6 +31,25 @@ def bot_settings(db: Database, llm: FakeLLM, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
+async def container_on(
+    db: Database, llm: FakeLLM, *, started: bool = False, **overrides: Any
+) -> AsyncIterator[Container]:
+    """What one bot process holds (learning off unless ``overrides`` say), on the test database and the fake
+    LLM, without Discord; ``started``: with its background work and jobs running. Closed afterwards."""
+    container = await Container.create(
+        bot_settings(db, llm, **({"learning_enabled": False} | overrides)),
+        chat_model=chat_model(llm.base_url),
+        embedder=await shared_embedder(),
+    )
+    try:
+        if started:
+            await container.start()
+        yield container
+    finally:
+        await container.aclose()
+
+
+@contextlib.asynccontextmanager
 async def running_bot(
     discord: FakeDiscord,
     db: Database,

@@ -7,7 +7,7 @@ kept there too, so it survives a restart.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from sqlalchemy import text
 
@@ -16,9 +16,8 @@ from bot.db.engine import Database
 from bot.services.conversation import RESTING
 from bot.services.incoming import Place
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.bot import bot_settings
-from tests.support.chat import RecordingReply, chat_model, message
-from tests.support.embedding import shared_embedder
+from tests.support.bot import container_on
+from tests.support.chat import RecordingReply, message
 
 GUILD = 4242
 CHANNEL = 900
@@ -26,19 +25,9 @@ PLACE = Place(channel_id=CHANNEL, channel_name="general", guild_id=GUILD, guild_
 SEEN_WITHIN_S = 2.0
 
 
-@contextlib.asynccontextmanager
-async def bot_process(db: Database, llm: FakeLLM) -> AsyncIterator[Container]:
+def bot_process(db: Database, llm: FakeLLM) -> contextlib.AbstractAsyncContextManager[Container]:
     """What one `python -m bot run` process holds: a started Container of its own on the shared database."""
-    container = await Container.create(
-        bot_settings(db, llm, learning_enabled=False),
-        chat_model=chat_model(llm.base_url),
-        embedder=await shared_embedder(),
-    )
-    try:
-        await container.start()
-        yield container
-    finally:
-        await container.aclose()
+    return container_on(db, llm, started=True)
 
 
 async def seen_within(condition: Callable[[], object], seconds: float = SEEN_WITHIN_S) -> None:

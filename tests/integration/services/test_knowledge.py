@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.container import Container
 from bot.db.engine import Database
 from bot.db.models import KnowledgeDocument, Memory
 from bot.db.repositories.guilds import GuildRepository
@@ -26,8 +25,7 @@ from bot.llm.embeddings import Embedder, EmbeddingUnavailable, Vectors
 from bot.services.knowledge import DocumentView, KnowledgeIngestError, KnowledgeService
 from bot.services.memory import MemoryService
 from tests.fakes.llm_server import FakeLLM
-from tests.support.bot import bot_settings
-from tests.support.chat import chat_model
+from tests.support.bot import container_on
 from tests.support.embedding import shared_embedder
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -339,12 +337,7 @@ async def test_an_upload_still_storing_passages_is_not_taken_for_stalled_however
 async def test_an_upload_left_half_done_is_failed_while_the_bot_runs_not_only_at_its_next_start(
     db: Database, llm: FakeLLM
 ) -> None:
-    container = await Container.create(
-        bot_settings(db, llm, learning_enabled=False),
-        chat_model=chat_model(llm.base_url),
-        embedder=await shared_embedder(),
-    )
-    try:
+    async with container_on(db, llm) as container:
         town, _, admin = await places(db)
         async with db.session() as session:  # a process stopped mid-upload, and started again at once
             stalled = await KnowledgeRepository(session).add(
@@ -363,5 +356,3 @@ async def test_an_upload_left_half_done_is_failed_while_the_bot_runs_not_only_at
         [view] = await container.knowledge.list(town)
         assert (view.status, view.chunk_count) == ("failed", 0)
         assert await lore_of(db, town) == []
-    finally:
-        await container.aclose()
