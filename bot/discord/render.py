@@ -56,6 +56,15 @@ def _log_failure(task: "asyncio.Task[None]") -> None:
         log.warning("showing typing failed: %r", error)
 
 
+def _may_read_history(channel: discord.abc.Messageable) -> bool:
+    """Whether the bot may read ``channel``'s history, as its cached permissions say (True where they cannot
+    tell: a DM, or a guild not cached yet)."""
+    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    me = channel.guild.me
+    return me is None or channel.permissions_for(me).read_message_history
+
+
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
 Characters = Callable[[str, str | None], Any]
@@ -93,7 +102,10 @@ class _StreamedReply:
         self, reference: discord.MessageReference, text: str, view: discord.ui.View
     ) -> discord.Message:
         """The first piece as a Discord reply to ``reference``; as a message of its own where Discord refuses the
-        reply because the bot may not read the channel's history."""
+        reply because the bot may not read the channel's history (known from the cached permissions, else from
+        Discord's refusal)."""
+        if not _may_read_history(self.channel):
+            return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
         try:
             return await self.channel.send(
                 text, reference=reference, allowed_mentions=MODEL_MENTIONS, mention_author=False, view=view

@@ -207,6 +207,22 @@ async def test_where_hearth_may_not_read_history_its_reply_is_a_plain_message(
         await shown(discord, posts, lambda shown_text: shown_text.endswith("Pinned it for you."))
         said = discord.sent_messages(posts)
         assert len(said) == 2 and "".join(m["content"] for m in said) == text
+    sends = discord.calls("create_message")
+    assert sends and all(call.status == 200 for call in sends), "no reply tried that the permissions forbid"
+
+
+async def test_a_reply_discord_refuses_for_history_goes_out_as_a_plain_message(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
+) -> None:
+    """The cached permissions may be stale: Discord's refusal of the reply is the last word."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    discord.fail("create_message", 403, code=160002, message="A reply needs Read Message History")
+    llm.script(Reply("Here you go."))
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello?")
+    sent = await shown(discord, general, "Here you go.")
+    assert "message_reference" not in sent or not sent.get("message_reference")
+    assert [call.status for call in discord.calls("create_message")] == [403, 200]
 
 
 async def test_model_output_cannot_ping_everyone_here_or_roles(
