@@ -10,11 +10,20 @@ clocks pass twice (fall back) means the first of the two.
 import calendar
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Recurrence = Literal["daily", "weekly", "monthly", "yearly"]
 RECURRENCES: tuple[Recurrence, ...] = ("daily", "weekly", "monthly", "yearly")
 CatchUp = Literal["fire", "missed", "wait"]
+
+
+def zone_or_utc(name: object) -> ZoneInfo:
+    """The time zone a stored name stands for; UTC for none, or for a name this system's zone data lacks (a
+    row written elsewhere): a time is then read in UTC rather than lost."""
+    try:
+        return ZoneInfo(str(name or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def require_aware(moment: datetime, name: str) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from bot.db.engine import Database
 from bot.db.models import User, UserPreferences
@@ -39,7 +39,15 @@ from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.guild_settings import quiet_hours_of
 from bot.domain.prompt import ChatMessage
-from bot.domain.recurrence import catch_up, in_quiet_hours, local_to_utc, next_occurrence, quiet_hours_end, to_local
+from bot.domain.recurrence import (
+    catch_up,
+    in_quiet_hours,
+    local_to_utc,
+    next_occurrence,
+    quiet_hours_end,
+    to_local,
+    zone_or_utc,
+)
 from bot.domain.retry import Backoff
 from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
@@ -316,10 +324,7 @@ class EventService:
 
     def _next_time(self, event: DueEvent) -> datetime:
         """The next occurrence of a recurring event, in its own time zone (kept in its context)."""
-        try:
-            tz = ZoneInfo(str(event.context.get("tz") or "UTC"))
-        except (ZoneInfoNotFoundError, ValueError):
-            tz = ZoneInfo("UTC")
+        tz = zone_or_utc(event.context.get("tz"))
         anchor = event.context.get("anchor_day")
         wall = event.context.get("local_time")
         return next_occurrence(
@@ -389,11 +394,7 @@ class _Grouped:
 
 def _person_of(user: User, preferences: UserPreferences | None) -> _Person:
     """Who an event is for, as the rules need them; no preferences row means the defaults (UTC, opted in)."""
-    zone = preferences.timezone if preferences is not None else "UTC"
-    try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
+    tz = zone_or_utc(preferences.timezone if preferences is not None else None)
     quiet = None
     if (
         preferences is not None

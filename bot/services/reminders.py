@@ -14,7 +14,7 @@ from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
-from bot.domain.recurrence import days_in_month, next_birthday, same_wall_clock_in
+from bot.domain.recurrence import days_in_month, next_birthday, same_wall_clock_in, zone_or_utc
 from bot.domain.when import When, WhenError, read_reminder
 from bot.errors import HearthError
 
@@ -91,7 +91,7 @@ class ReminderService:
             (await UserRepository(session).preferences(user_id)).timezone = tz.key
             for event in await EventRepository(session).pending(user_id):
                 if event.event_type == "birthday" or (event.event_type == "reminder" and event.is_recurring):
-                    was = _zone_or_utc(event.context.get("tz"))
+                    was = zone_or_utc(event.context.get("tz"))
                     event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
                     event.context = {**event.context, "tz": tz.key}  # and so its next times
         return tz
@@ -139,10 +139,3 @@ def _reminder_context(when: When, tz_name: str) -> dict[str, object]:
     if when.local_time is not None:
         context["local_time"] = when.local_time.isoformat(timespec="minutes")
     return context
-
-
-def _zone_or_utc(name: object) -> ZoneInfo:
-    try:
-        return ZoneInfo(str(name or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
