@@ -13,11 +13,12 @@ from typing import Any
 from bot.db.changes import Change
 from bot.db.engine import Database
 from bot.db.repositories.facts import FactRepository, NewFact
-from bot.db.repositories.privacy import PrivacyRepository, QuotingMemory
+from bot.db.repositories.privacy import PastTurn, PrivacyRepository, QuotingMemory
 from bot.db.repositories.relationships import RelationshipRepository
 from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
+from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships
 from bot.domain.facts import StoredFact
@@ -165,10 +166,7 @@ class PrivacyService:
         async with self.database.session() as session:
             privacy = PrivacyRepository(session)
             deleted = await privacy.delete_turns(discord_message_ids)
-            unquoted = await privacy.unquote(deleted)
-            await FactRepository(session).forget_learned_from([turn.message_id for turn in deleted], now=self.clock())
-            if deleted:
-                await RuntimeRepository(session).announce(Change("turns"))  # other processes' cached history
+            unquoted = await self._take_back(session, deleted) if deleted else False
         if deleted:
             self._turns_changed(reembed=unquoted)
         return len(deleted)
@@ -185,11 +183,18 @@ class PrivacyService:
             before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
             if before is None:
                 return False
-            await privacy.unquote([before])
-            await FactRepository(session).forget_learned_from([before.message_id], now=self.clock())
-            await RuntimeRepository(session).announce(Change("turns"))
+            await self._take_back(session, [before])
         self._turns_changed(reembed=True)  # the turn's own memory has new text
         return True
+
+    async def _take_back(self, session: AsyncSession, turns: Sequence[PastTurn]) -> bool:
+        """What deleted or edited ``turns`` said, taken out of what it reached: the contexts and summaries that
+        quote it, the facts learned from it, and (announced) other processes' cached history. True when a memory
+        lost its vector, for the embedding worker to remake."""
+        unquoted = await PrivacyRepository(session).unquote(turns)
+        await FactRepository(session).forget_learned_from([turn.message_id for turn in turns], now=self.clock())
+        await RuntimeRepository(session).announce(Change("turns"))
+        return unquoted
 
     def _turns_changed(self, *, reembed: bool) -> None:
         if self.on_turns_changed is not None:
