@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -97,6 +98,25 @@ async def cosy() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
         yield discord, ana, discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
 
 
+@dataclass(frozen=True)
+class Chatting:
+    discord: FakeDiscord
+    ana: FakeUser
+    guild: FakeGuild
+    general: int
+    bot: HearthBot
+
+
+@pytest.fixture
+async def chatting(
+    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM, request: pytest.FixtureRequest
+) -> AsyncIterator[Chatting]:
+    """Hearth running in the cosy server (with the settings a test gives as ``indirect`` parameters)."""
+    discord, ana, guild = cosy
+    async with running_bot(discord, db, llm, **getattr(request, "param", {})) as bot:
+        yield Chatting(discord, ana, guild, guild.channel("general"), bot)
+
+
 async def tell_the_code(discord: FakeDiscord, ana: FakeUser, general: int, llm: FakeLLM) -> JSON:
     """Ana tells Hearth her locker code; the message as Discord sent it."""
     llm.script(Reply("Noted!"))
@@ -105,12 +125,15 @@ async def tell_the_code(discord: FakeDiscord, ana: FakeUser, general: int, llm: 
     return said
 
 
-async def prompt_answering(discord: FakeDiscord, llm: FakeLLM, channel: int, user: FakeUser, text: str) -> str:
-    """``user`` says ``text`` to Hearth in ``channel``; the prompt of the reply (which says "ok")."""
-    llm.script(Reply("ok"))
+async def prompt_answering(
+    discord: FakeDiscord, llm: FakeLLM, channel: int, user: FakeUser, text: str, reply: str = "ok"
+) -> str:
+    """``user`` says ``text`` to Hearth in ``channel``, which answers ``reply``; the prompt of that reply (not of
+    the learning that may follow it)."""
+    llm.script(Reply(reply))
     await discord.user_message(channel, user, f"{discord.bot.mention} {text}")
-    await answered(discord, channel, "ok")
-    return llm.chat_requests[-1].prompt_text()
+    await answered(discord, channel, reply)
+    return next(r.prompt_text() for r in reversed(llm.chat_requests) if "response_format" not in r.body)
 
 
 async def delete_on_discord(discord: FakeDiscord, guild: FakeGuild, message: JSON) -> None:
@@ -119,66 +142,60 @@ async def delete_on_discord(discord: FakeDiscord, guild: FakeGuild, message: JSO
 
 
 async def test_a_message_its_author_deletes_on_discord_is_forgotten(
-    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+    chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:
-    discord, ana, guild = cosy
-    general = guild.channel("general")
-    async with running_bot(discord, db, llm) as bot:
-        mention = discord.bot.mention
-        secret = await tell_the_code(discord, ana, general, llm)
-        llm.script(Reply("Lovely, which trail?"))
-        await discord.user_message(general, ana, f"{mention} I go hiking on Sundays")
-        await answered(discord, general, "Lovely, which trail?")
-        await flushed(bot)
-        assert await said_anywhere(db, "4417")  # the turn, its memory, and the reply's memory's context
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    mention = discord.bot.mention
+    secret = await tell_the_code(discord, ana, general, llm)
+    llm.script(Reply("Lovely, which trail?"))
+    await discord.user_message(general, ana, f"{mention} I go hiking on Sundays")
+    await answered(discord, general, "Lovely, which trail?")
+    await flushed(chatting.bot)
+    assert await said_anywhere(db, "4417")  # the turn, its memory, and the reply's memory's context
 
-        await delete_on_discord(discord, guild, secret)
-        await forgotten(db, "4417")
-        prompt = await prompt_answering(discord, llm, general, ana, "what is my locker code?")
-        assert "4417" not in prompt, "neither in the conversation shown nor among the memories"
-        assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
-        await flushed(bot)
-        assert not await said_anywhere(db, "4417")
+    await delete_on_discord(discord, chatting.guild, secret)
+    await forgotten(db, "4417")
+    prompt = await prompt_answering(discord, llm, general, ana, "what is my locker code?")
+    assert "4417" not in prompt, "neither in the conversation shown nor among the memories"
+    assert "Noted!" in prompt and "hiking on Sundays" in prompt, "the rest of the conversation stays"
+    await flushed(chatting.bot)
+    assert not await said_anywhere(db, "4417")
 
 
 async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(
-    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+    chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:
-    discord, ana, guild = cosy
-    general = guild.channel("general")
-    async with running_bot(discord, db, llm) as bot:
-        mention = discord.bot.mention
-        llm.script(Reply("Your code is 4417, I'll shout it to everyone!"))
-        await discord.user_message(general, ana, f"{mention} what was my code again?")
-        await answered(discord, general, "Your code is 4417, I'll shout it to everyone!")
-        await flushed(bot)
-        [reply] = discord.sent_messages(general)
-        await delete_on_discord(discord, guild, reply)
-        await forgotten(db, "4417")
-        prompt = await prompt_answering(discord, llm, general, ana, "that was not nice")
-        assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    mention = discord.bot.mention
+    llm.script(Reply("Your code is 4417, I'll shout it to everyone!"))
+    await discord.user_message(general, ana, f"{mention} what was my code again?")
+    await answered(discord, general, "Your code is 4417, I'll shout it to everyone!")
+    await flushed(chatting.bot)
+    [reply] = discord.sent_messages(general)
+    await delete_on_discord(discord, chatting.guild, reply)
+    await forgotten(db, "4417")
+    prompt = await prompt_answering(discord, llm, general, ana, "that was not nice")
+    assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
 
 
 async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(
-    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+    chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:
-    discord, ana, guild = cosy
-    general = guild.channel("general")
-    async with running_bot(discord, db, llm) as bot:
-        mention = discord.bot.mention
-        said = await tell_the_code(discord, ana, general, llm)
-        await flushed(bot)
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    mention = discord.bot.mention
+    said = await tell_the_code(discord, ana, general, llm)
+    await flushed(chatting.bot)
 
-        await discord.dispatch("MESSAGE_UPDATE", {**said, "content": f"{mention} my locker is the blue one"})
-        await forgotten(db, "4417")
-        await flushed(bot)
-        prompt = await prompt_answering(discord, llm, general, ana, "which locker is mine?")
-        assert "4417" not in prompt and "@Hearth my locker is the blue one" in prompt
-        assert not await said_anywhere(db, "4417")
-        async with db.reading() as session:
-            memory = await session.scalar(select(Memory).where(Memory.message_id.is_not(None)).order_by(Memory.id))
-        assert memory is not None and memory.content == "@Hearth my locker is the blue one"
-        assert memory.embedding is not None, "embedded again from its new text"
+    await discord.dispatch("MESSAGE_UPDATE", {**said, "content": f"{mention} my locker is the blue one"})
+    await forgotten(db, "4417")
+    await flushed(chatting.bot)
+    prompt = await prompt_answering(discord, llm, general, ana, "which locker is mine?")
+    assert "4417" not in prompt and "@Hearth my locker is the blue one" in prompt
+    assert not await said_anywhere(db, "4417")
+    async with db.reading() as session:
+        memory = await session.scalar(select(Memory).where(Memory.message_id.is_not(None)).order_by(Memory.id))
+    assert memory is not None and memory.content == "@Hearth my locker is the blue one"
+    assert memory.embedding is not None, "embedded again from its new text"
 
 
 def learns_where_ana_lives(body: dict[str, Any]) -> Step:
@@ -209,37 +226,27 @@ async def until_facts(db: Database, expected: dict[str, bool]) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("chatting", [{"learning_batch_messages": 1}], indirect=True)
 async def test_what_was_learned_from_a_deleted_or_edited_message_is_forgotten(
-    cosy: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+    chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:
-    discord, ana, guild = cosy
-    general = guild.channel("general")
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
     llm.default = learns_where_ana_lives
-    async with running_bot(discord, db, llm, learning_batch_messages=1, user_cooldown_seconds=0):
-        mention = discord.bot.mention
-        llm.script(Reply("How lovely!"))
-        paris = await discord.user_message(general, ana, f"{mention} I live in Paris, by the canal")
-        await until_facts(db, {"lives in Paris": True})
-        llm.script(Reply("Congratulations!"))
-        lyon = await discord.user_message(general, ana, f"{mention} big news: I moved to Lyon!")
-        await until_facts(db, {"lives in Paris": False, "lives in Lyon": True})
-        await answered(discord, general, "Congratulations!")
+    mention = discord.bot.mention
+    llm.script(Reply("How lovely!"))
+    paris = await discord.user_message(general, ana, f"{mention} I live in Paris, by the canal")
+    await until_facts(db, {"lives in Paris": True})
+    llm.script(Reply("Congratulations!"))
+    lyon = await discord.user_message(general, ana, f"{mention} big news: I moved to Lyon!")
+    await until_facts(db, {"lives in Paris": False, "lives in Lyon": True})
+    await answered(discord, general, "Congratulations!")
 
-        await delete_on_discord(discord, guild, lyon)
-        await until_facts(db, {"lives in Paris": True})
-        prompt = await reply_prompt(discord, llm, general, ana, "where do I live?", "Lovely.")
-        assert "lives in Paris" in prompt and "Lyon" not in prompt, "the move taken back, Paris is current again"
+    await delete_on_discord(discord, chatting.guild, lyon)
+    await until_facts(db, {"lives in Paris": True})
+    prompt = await prompt_answering(discord, llm, general, ana, "where do I live?", "Lovely.")
+    assert "lives in Paris" in prompt and "Lyon" not in prompt, "the move taken back, Paris is current again"
 
-        await discord.dispatch("MESSAGE_UPDATE", {**paris, "content": f"{mention} I live by a canal"})
-        await until_facts(db, {})
-        prompt = await reply_prompt(discord, llm, general, ana, "and now?", "By a canal.")
-        assert "Paris" not in prompt and "I live by a canal" in prompt
-
-
-async def reply_prompt(discord: FakeDiscord, llm: FakeLLM, channel: int, user: FakeUser, text: str, reply: str) -> str:
-    """``user`` says ``text`` to Hearth, which answers ``reply``; the prompt of that reply (not of the learning
-    that may follow it)."""
-    llm.script(Reply(reply))
-    await discord.user_message(channel, user, f"{discord.bot.mention} {text}")
-    await answered(discord, channel, reply)
-    return next(r.prompt_text() for r in reversed(llm.chat_requests) if "response_format" not in r.body)
+    await discord.dispatch("MESSAGE_UPDATE", {**paris, "content": f"{mention} I live by a canal"})
+    await until_facts(db, {})
+    prompt = await prompt_answering(discord, llm, general, ana, "and now?", "By a canal.")
+    assert "Paris" not in prompt and "I live by a canal" in prompt
