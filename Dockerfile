@@ -26,8 +26,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && rm /tmp/requirements.txt
 
 # Then Hearth itself, without touching the dependencies installed above.
+# The migrations ship inside the package (bot/db/migrations); alembic.ini serves `alembic` run by hand.
 COPY README.md alembic.ini ./
-COPY alembic ./alembic
 COPY bot ./bot
 RUN pip install --no-deps .
 

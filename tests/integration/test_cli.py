@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -122,6 +123,23 @@ def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> No
     current = hearth("db", "current", cwd=tmp_path)
     assert current.returncode == 0 and "up to date" in current.stdout
     assert migrations.head_revision() in current.stdout
+
+
+def test_an_installed_hearth_migrates_from_any_folder(tmp_path: Path) -> None:
+    """Installed from its wheel (not run from a checkout), Hearth still finds its migrations."""
+    source, wheels, site, elsewhere = (tmp_path / name for name in ("source", "wheels", "site", "elsewhere"))
+    for part in ("bot", "pyproject.toml", "README.md"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(ROOT / part, source / part if part != "bot" else source / "bot")
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, source], check=True, timeout=300)
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", site, *wheels.glob("*.whl")], check=True)
+
+    upgraded = hearth("db", "upgrade", cwd=elsewhere, PYTHONPATH=str(site))
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = hearth("db", "current", cwd=elsewhere, PYTHONPATH=str(site))
+    assert current.returncode == 0 and migrations.head_revision() in current.stdout, current.stdout
 
 
 def test_a_sqlite_path_from_the_home_folder_is_there(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_dockerfile_migrates_then_runs() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     command = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
     assert command.index("db upgrade") < command.index("bot run")
-    for needed in ("bot", "alembic", "alembic.ini", "pyproject.toml"):
+    for needed in ("bot", "alembic.ini", "pyproject.toml"):
         assert re.search(rf"^COPY .*\b{re.escape(needed)}\b", dockerfile, re.M), needed
 
 

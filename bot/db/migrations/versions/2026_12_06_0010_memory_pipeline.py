@@ -61,9 +61,8 @@ _INSERT = sa.text(
 
 
 def _utc(value: Any) -> datetime:
-    if isinstance(value, str):  # SQLite hands back text
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    at: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite hands back text
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _search_text(speaker: str | None, content: str, at: datetime) -> str:

@@ -16,6 +16,7 @@ Create Date: 2026-11-23 18:00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -26,7 +27,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _embedding() -> sa.types.TypeEngine[object]:
+def _embedding() -> sa.types.TypeEngine[Any]:
     """pgvector ``vector(EMBEDDING_DIMENSION)`` on PostgreSQL, a float32 blob on SQLite (as in 0001)."""
     if op.get_context().dialect.name != "postgresql":
         return sa.LargeBinary()

@@ -16,7 +16,9 @@ from bot.db.engine import Database
 from bot.db.repositories.system import SystemRepository
 from bot.errors import ConfigError, SchemaError
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# The migration scripts (env.py, versions/) ship inside the package, so an installed Hearth finds them wherever
+# it runs from.
+_SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 _SCHEMA_HEADER = """\
 -- Hearth's PostgreSQL schema: exactly what `alembic upgrade head` creates (EMBEDDING_DIMENSION=384).
@@ -26,17 +28,9 @@ _SCHEMA_HEADER = """\
 """
 
 
-def _script_location() -> Path:
-    """``alembic/`` beside the package (a checkout or an editable install), else in the working folder."""
-    for base in (_REPO_ROOT, Path.cwd()):
-        if (base / "alembic" / "env.py").is_file():
-            return base / "alembic"
-    raise FileNotFoundError("cannot find the alembic/ folder; run Hearth from its repository folder")
-
-
 def alembic_config(*, embedding_dimension: int, url: str | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(_script_location()))
+    config.set_main_option("script_location", str(_SCRIPT_LOCATION))
     config.attributes["embedding_dimension"] = embedding_dimension
     if url is not None:
         config.attributes["url"] = url

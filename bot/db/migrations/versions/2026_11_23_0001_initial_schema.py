@@ -6,6 +6,7 @@ Create Date: 2026-11-23 06:56:45.641658
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -44,7 +45,7 @@ _TABLES = (
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
-def _embedding() -> sa.types.TypeEngine[object]:
+def _embedding() -> sa.types.TypeEngine[Any]:
     """pgvector ``vector(EMBEDDING_DIMENSION)`` on PostgreSQL, a float32 blob on SQLite."""
     if op.get_context().dialect.name != "postgresql":
         return sa.LargeBinary()
