@@ -300,12 +300,19 @@ class HearthBot(commands.AutoShardedBot):
         """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
-                answered = await self.services.conversation.catch_up(within, self._reply_target)
+                answered = await self.services.conversation.catch_up(
+                    within, self._reply_target, thread_parent=self._thread_parent
+                )
             self.services.metrics.caught_up(answered)
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
         finally:
             self.caught_up.set()
+
+    def _thread_parent(self, channel_id: int) -> int | None:
+        """The channel a thread is in (None for a channel, or a thread this process does not see)."""
+        channel = self.get_channel(channel_id)
+        return channel.parent_id if isinstance(channel, discord.Thread) else None
 
     async def _reply_target(self, incoming: IncomingMessage) -> ReplyTarget | None:
         """Where to answer a stored message now, or None when this process cannot reach its channel (another

@@ -103,7 +103,11 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
                 await self._show(interaction, message, refusal, deferred=False)
                 return
             await interaction.response.defer()  # the model takes longer than Discord waits for an answer
-            outcome = await branches.regenerate(message.id, interaction.user.id, _EditedReply(message))
+            channel = message.channel
+            parent = channel.parent_id if isinstance(channel, discord.Thread) else None
+            outcome = await branches.regenerate(
+                message.id, interaction.user.id, _EditedReply(message), parent_channel_id=parent
+            )
             await self._show(interaction, message, outcome, deferred=True)
         else:
             outcome = await branches.step(message.id, interaction.user.id, -1 if self.action == "prev" else 1)

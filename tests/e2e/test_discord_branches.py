@@ -1,6 +1,7 @@
 """End to end: 🔄 and ◀ ▶ under a reply, pressed through the real discord.py client against the fake Discord."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,10 +12,11 @@ from bot.db.engine import Database
 from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
+from tests.support.commands import run
 
 JSON = dict[str, Any]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -169,3 +171,27 @@ async def test_while_hearth_rests_a_press_asks_no_model(
     [refusal] = discord.followups_of(payload)
     assert refusal["content"] == REFUSALS["unavailable"] and refusal["flags"] & 64, "said privately"
     assert len(llm.chat_requests) == asked
+
+
+async def test_a_reply_in_a_thread_is_regenerated_by_its_channels_persona(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A thread plays its channel's persona: 🔄 asks the same persona again, not the server's."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    mira = FakeAttachment("mira.json", json.dumps(card).encode())
+    await run(discord, discord.owner, general, "persona import", {"card": mira})
+    await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default again
+    await run(discord, discord.owner, general, "persona channel", {"name": "Mira"})
+    stories = discord.add_thread(guild, "general", "stories")
+    await discord.dispatch("THREAD_CREATE", discord.channels[stories].payload() | {"newly_created": True})
+    llm.script(Reply("Once, a fox found a lantern."), Reply("Once, a fox lost its tail."))
+    await discord.user_message(stories, ana, f"{discord.bot.mention} a story, please?")
+    reply = await discord.wait_for_message(stories)
+    await stored_as_shown_in(db, reply)
+
+    await press(discord, ana, reply, "regen", predicate=lambda m: "tail" in m["content"])
+    first, again = (request.body["messages"][0]["content"] for request in llm.chat_requests[-2:])
+    assert "A fox spirit." in first
+    assert "A fox spirit." in again, "the same persona answers again"

@@ -2,6 +2,7 @@
 on both backends."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -11,10 +12,11 @@ from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import Message
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply, Stall
 from tests.support.bot import running_bot
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
+from tests.support.commands import run
 
 AWAY = "Sorry, I was away for a bit! Yes, I'm here."
 AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
@@ -108,3 +110,43 @@ async def test_an_image_sent_while_the_bot_was_stopped_is_shown_when_it_catches_
     assert [m["content"] for m in discord.dm_messages(ana)] == [AWAY]
     caught_up = [r for r in llm.reply_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
     assert len(caught_up) == 1 and caught_up[0].images == [photo], "and shown again when it is answered"
+
+
+async def test_a_thread_message_left_unanswered_is_answered_after_a_restart_by_its_channels_persona(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A thread belongs to its channel: the persona an admin chose for the channel answers in its threads, after a
+    restart as when the message came."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    async with running_bot(discord, db, llm):
+        await run(
+            discord,
+            discord.owner,
+            general,
+            "persona import",
+            {"card": FakeAttachment("mira.json", json.dumps(card).encode())},
+        )
+        await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default
+        await run(discord, discord.owner, general, "persona channel", {"name": "Mira"})
+    stories = discord.add_thread(guild, "general", "stories")
+    # Hearth stores the thread's message, calls the model… and stops before the answer comes.
+    posted = discord.message_payload(stories, ana, f"{discord.bot.mention} a story, please?")
+    incoming = message("@Hearth a story, please?", user=ana.id, channel=stories, guild=guild.id, mention=True)
+    in_thread = replace(
+        incoming, message_id=int(posted["id"]), signals=replace(incoming.signals, parent_channel_id=general)
+    )
+    llm.script(Stall(60))
+    calls = len(llm.chat_requests)
+    turn = asyncio.create_task(conversation_service(db, llm).handle(in_thread, RecordingReply()))
+    await eventually(lambda: len(llm.chat_requests) > calls)
+    turn.cancel()
+    assert "A fox spirit." in llm.chat_requests[-1].body["messages"][0]["content"], "the channel's persona, live"
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert [m["content"] for m in discord.sent_messages(stories)] == [AWAY]
+    [caught_up] = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert "A fox spirit." in caught_up[0]["content"], "and the channel's persona after the restart"

@@ -67,9 +67,12 @@ class Branches:
         """Whether ``requester`` may press the buttons on ``shown_in`` now (``shown``), else why not."""
         return (await self._pressable(shown_in, requester))[1]
 
-    async def regenerate(self, shown_in: int, requester: int, target: ReplyTarget) -> BranchOutcome:
+    async def regenerate(
+        self, shown_in: int, requester: int, target: ReplyTarget, *, parent_channel_id: int | None = None
+    ) -> BranchOutcome:
         """🔄 on the Discord message ``shown_in`` by the Discord user ``requester``: a new answer, streamed to
-        ``target``'s preview, then shown and kept as the turn's latest alternative."""
+        ``target``'s preview, then shown and kept as the turn's latest alternative. ``parent_channel_id``: the
+        channel the reply's thread is in, if it is in one (its persona answers there, as it did the first time)."""
         async with self._locks.hold(shown_in):
             reply, refusal = await self._pressable(shown_in, requester)
             if reply is None:
@@ -78,7 +81,7 @@ class Branches:
                 answered = await AlternativeRepository(session).answered_by(reply)
             if not answered:  # the messages it answered are gone (erased)
                 return BranchOutcome("unknown")
-            incoming = incoming_of(answered[-1])
+            incoming = incoming_of(answered[-1], parent_channel_id=parent_channel_id)
             batch = [stored_of(row, incoming) for row in answered]  # with their images, as they were answered
             decision = await self.intake.place_of(incoming)
             if await self.holds.stopped(batch[-1].guild_id, decision.settings):  # resting, or the quota is spent

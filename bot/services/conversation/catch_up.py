@@ -23,8 +23,15 @@ from bot.services.incoming import Author, IncomingMessage, Place, ReplyTarget
 log = logging.getLogger(__name__)
 
 
-def incoming_of(row: AwaitingMessage) -> IncomingMessage:
-    """A stored message as the front end would have handed it in (the channel's name is not stored)."""
+def no_thread(channel_id: int) -> int | None:
+    """A front end without threads: every channel is one of its own."""
+    return None
+
+
+def incoming_of(row: AwaitingMessage, *, parent_channel_id: int | None = None) -> IncomingMessage:
+    """A stored message as the front end would have handed it in (the channel's name is not stored, nor the
+    channel a thread is in: ``parent_channel_id``, which only the front end knows, and by which the thread plays
+    its channel's persona and cast as it did when the message came)."""
     author = Author(
         discord_id=row.author_discord_id, username=row.username, display_name=row.display_name, nickname=row.nickname
     )
@@ -35,7 +42,11 @@ def incoming_of(row: AwaitingMessage) -> IncomingMessage:
         text=row.content,
         created_at=row.created_at,
         signals=MessageSignals(
-            text=row.content, author_id=row.author_discord_id, channel_id=row.channel_id, is_dm=place.is_dm
+            text=row.content,
+            author_id=row.author_discord_id,
+            channel_id=row.channel_id,
+            is_dm=place.is_dm,
+            parent_channel_id=parent_channel_id,
         ),
         message_id=row.discord_message_id,
         image_urls=row.image_urls,
@@ -80,17 +91,19 @@ class CatchUp:
         within: timedelta,
         target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
         *,
+        thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
         model it was away; returns how many turns were answered. ``target_for`` gives where to answer a message,
-        or None when this process cannot (another shard's channel): those are left for the process that can."""
+        or None when this process cannot (another shard's channel): those are left for the process that can.
+        ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`)."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
         waiting = await self.store.awaiting_reply(since=self.clock() - within, limit=limit)
         reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
         for row in waiting:
-            incoming = incoming_of(row)
+            incoming = incoming_of(row, parent_channel_id=thread_parent(row.channel_id))
             target = await target_for(incoming)
             if target is not None:
                 reachable.append((row, incoming, target))

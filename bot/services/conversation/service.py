@@ -28,7 +28,7 @@ from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
 from bot.services.conversation.branches import Branches
-from bot.services.conversation.catch_up import CatchUp
+from bot.services.conversation.catch_up import CatchUp, no_thread
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_safely
 from bot.services.conversation.holds import Holds
@@ -182,10 +182,11 @@ class ConversationService:
         within: timedelta,
         target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
         *,
+        thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply (see catch_up.py)."""
-        return await self.catching_up.run(within, target_for, limit=limit)
+        return await self.catching_up.run(within, target_for, thread_parent=thread_parent, limit=limit)
 
 
 def build(
