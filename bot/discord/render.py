@@ -93,10 +93,16 @@ class _StreamedReply:
         raise NotImplementedError
 
     async def preview(self, text: str) -> None:
-        if self.first is None:
-            self.first = await self._open(text)
-        else:
-            self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
+        """Show the reply so far. An outage on Discord's side costs this glimpse, not the reply: the next glimpse,
+        or the whole reply once written, tries again. A refusal (the channel or message gone, a permission
+        missing) ends the turn, as it would end the reply."""
+        try:
+            if self.first is None:
+                self.first = await self._open(text)
+            else:
+                self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
+        except (discord.DiscordServerError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.info("could not show the reply so far in channel %s: %s", getattr(self.channel, "id", "?"), exc)
 
     async def _referring(
         self, reference: discord.MessageReference, text: str, view: discord.ui.View

@@ -291,3 +291,22 @@ async def test_two_channels_are_answered_at_the_same_time(
 
 def _place(guild: FakeGuild) -> Place:
     return Place(channel_id=guild.first_channel, guild_id=guild.id, guild_name=guild.name)
+
+
+@pytest.mark.parametrize("route", ["create_message", "edit_message"])
+async def test_discord_failing_the_streaming_answer_once_still_ends_in_the_whole_answer_once(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database, route: str
+) -> None:
+    """A preview is only a glimpse: Discord failing to show one (a 503, which discord.py does not retry), the
+    message that opens it or an edit, costs the glimpse, never the answer, which arrives whole, once, and is kept."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    text = ("Once upon a time there was a very small hearth that warmed a very large house. " * 3).strip()
+    llm.script(Reply(text, chunk_size=8, delay_between_chunks=0.03))  # ~0.9 s of streaming: several edits
+    discord.fail(route, 503, message="Service Unavailable")
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+
+    await shown(discord, general, text)
+    assert discord.calls(route)[0].status == 503, "Discord failed the first try"
+    assert [m["content"] for m in discord.sent_messages(general)] == [text]
+    await stored_eventually(db, "assistant", [text])
