@@ -65,6 +65,18 @@ def _may_read_history(channel: discord.abc.Messageable) -> bool:
     return me is None or channel.permissions_for(me).read_message_history
 
 
+def may_send(channel: discord.abc.Messageable) -> bool:
+    """Whether the bot may post in ``channel``, as its cached permissions say (Send Messages; in a thread, Send
+    Messages in Threads); True where they cannot tell: a DM, or a guild not cached yet."""
+    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    me: discord.Member | None = channel.guild.me  # typed as always there; not before the guild is cached
+    if me is None:
+        return True
+    permissions = channel.permissions_for(me)
+    return permissions.send_messages_in_threads if isinstance(channel, discord.Thread) else permissions.send_messages
+
+
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
 Characters = Callable[[str, str | None], Any]

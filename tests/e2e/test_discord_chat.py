@@ -310,3 +310,24 @@ async def test_discord_failing_the_streaming_answer_once_still_ends_in_the_whole
     assert discord.calls(route)[0].status == 503, "Discord failed the first try"
     assert [m["content"] for m in discord.sent_messages(general)] == [text]
     await stored_eventually(db, "assistant", [text])
+
+
+async def test_where_hearth_may_not_send_it_neither_asks_the_model_nor_tries_discord(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A channel Hearth may read but not write in (an announcements channel, say): a message addressed to it there
+    costs no model call, and asks Discord for nothing it would refuse (refusals count against the bot)."""
+    discord, ana, guild = discord_world
+    read_only = discordpy.Permissions(view_channel=True, read_message_history=True).value
+    library = discord.add_guild("Library", channels=["notices"], members=[ana], everyone_permissions=read_only)
+    notices, general = library.channel("notices"), guild.channel("general")
+    llm.default = lambda body: Reply("Hello there." if "hello" in str(body["messages"][-1]) else "Shh.")
+    async with running_bot(discord, db, llm):
+        await discord.user_message(notices, ana, f"{discord.bot.mention} is the library open today?")
+        await discord.user_message(general, ana, f"{discord.bot.mention} hello")  # after it, where Hearth may write
+        await shown(discord, general, "Hello there.")
+        await stored_eventually(db, "assistant", ["Hello there."])
+    assert not [r for r in llm.chat_requests if "library" in str(r.body["messages"][-1])], "no model call"
+    refused = [call for call in discord.requests if call.channel_id == notices]
+    assert refused == [], f"nothing asked of Discord there: {[(c.route, c.status) for c in refused]}"
+    assert await stored_contents(db, "user") == ["@Hearth hello"]

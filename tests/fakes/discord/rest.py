@@ -17,10 +17,17 @@ from multidict import CIMultiDict
 
 from tests.fakes.discord.gateway import DISPATCH, Gateway
 from tests.fakes.discord.payloads import JSON
-from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT, ApiError, FakeUser, UploadedFile
+from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT, ApiError, FakeChannel, FakeUser, UploadedFile
 
 API_PREFIX = "/api/v10"
 HISTORY = discord.Permissions(read_message_history=True).value  # a reply needs it, as Discord's docs say
+SEND = discord.Permissions(send_messages=True).value
+SEND_IN_THREADS = discord.Permissions(send_messages_in_threads=True).value
+THREAD_TYPES = {
+    discord.ChannelType.news_thread.value,
+    discord.ChannelType.public_thread.value,
+    discord.ChannelType.private_thread.value,
+}
 
 
 @dataclass
@@ -335,8 +342,18 @@ class Rest(Gateway):
             raise ApiError(400, 50007, "Cannot send messages to this user")
         return self.channels[self.dm_channel(user)].payload()
 
+    def _refuse_unless_sending(self, channel: FakeChannel) -> None:
+        """Refuse (403, 50013) a message or typing where the bot may not send messages: in a guild's channel
+        without Send Messages, in a thread without Send Messages in Threads (guild-level: see ``permissions_of``)."""
+        guild = self.guilds.get(channel.guild_id or 0)
+        if guild is None:
+            return
+        needed = SEND_IN_THREADS if channel.type in THREAD_TYPES else SEND
+        if not guild.permissions_of(self.bot.id) & needed:
+            raise ApiError(403, 50013, "Missing Permissions")
+
     def _typing(self, call: RestCall) -> None:
-        self._channel(call.channel_id)
+        self._refuse_unless_sending(self._channel(call.channel_id))
 
     def _history(self, call: RestCall) -> list[JSON]:
         channel_id = self._channel(call.channel_id).id
@@ -350,6 +367,7 @@ class Rest(Gateway):
         channel = self._channel(call.channel_id)
         if channel.recipient is not None and channel.recipient.id in self._closed_dms:
             raise ApiError(403, 50007, "Cannot send messages to this user")
+        self._refuse_unless_sending(channel)
         guild = self.guilds.get(channel.guild_id or 0)
         if (call.body or {}).get("message_reference") and guild and not guild.permissions_of(self.bot.id) & HISTORY:
             raise ApiError(403, 160002, "Cannot reply without permission to read message history")

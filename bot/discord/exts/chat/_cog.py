@@ -9,7 +9,7 @@ from discord.ext import commands
 
 from bot.discord.client import HearthBot
 from bot.discord.people import author_of
-from bot.discord.render import MessageReply
+from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import ChannelWebhooks, CharacterReply
 from bot.domain.images import Attachment, shown_images
@@ -96,6 +96,9 @@ class Chat(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
+            return
+        if not may_send(message.channel):  # no answer could be shown: the model is not asked for one
+            log.debug("not answering in channel %s: no permission to send messages there", message.channel.id)
             return
         guild_id = message.guild.id if message.guild else None
         with log_context(
