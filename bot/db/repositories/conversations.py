@@ -273,6 +273,22 @@ class ConversationRepository:
         ).first()
         return None if row is None else (row[0], row[1])
 
+    async def find_reply(self, *, conversation_id: int, at: datetime, content: str) -> int | None:
+        """The id of the reply stored in the conversation at ``at`` with this text, if any."""
+        statement = (
+            select(Message.id)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.role == "assistant",
+                Message.created_at == at,
+                Message.content == content,
+            )
+            .order_by(Message.id)
+            .limit(1)
+        )
+        found: int | None = await self.session.scalar(statement)
+        return found
+
     async def with_images_pending(self, *, limit: int) -> list[int]:
         """Ids of messages whose images are still to be described, oldest first."""
         statement = select(Message.id).where(Message.images_pending).order_by(Message.id).limit(limit)

@@ -3,10 +3,10 @@
 Every stored turn's memory is written in the transaction that stores it, without a vector (the word search
 finds it at once); the embedding worker fills the vector in the background (bot/services/embedding_worker.py).
 
-The database may be restarting or dropping connections at any moment. Storing a message retries with backoff
-for up to ``store_budget_s`` (longer than a restart takes). Reading the history degrades to what this process
-holds (:class:`~bot.services.recent.RecentTurns`); storing a reply that was already delivered logs a failure,
-never shows it.
+The database may be restarting or dropping connections at any moment. Storing a message, and the reply to it,
+retries with backoff for up to ``store_budget_s`` (longer than a restart takes). Reading the history degrades to
+what this process holds (:class:`~bot.services.recent.RecentTurns`); a reply already delivered that still cannot
+be stored is logged, never shown.
 """
 
 import asyncio
@@ -267,41 +267,97 @@ class TurnStore:
         speaker: str | None = None,
     ) -> None:
         """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
-        answered); a failure here is logged, never shown: the reply was already delivered. ``shown_in``: the
-        Discord message that shows its end (where its buttons are). ``speaker``: the cast character who said it
-        (None: the channel's own persona), kept with the reply and its memory."""
+        answered), retrying while the database fails as storing a message does (the connections may have dropped
+        while the model wrote); a failure past that is logged, never shown: the reply was already delivered.
+        ``shown_in``: the Discord message that shows its end (where its buttons are). ``speaker``: the cast
+        character who said it (None: the channel's own persona), kept with the reply and its memory."""
         last = batch[-1]
-        try:
-            async with self.database.session() as session:
-                await MemoryRepository(session).touch(list(recalled), now=at)
-                conversations = ConversationRepository(session)
-                await conversations.settle([turn.message_row_id for turn in batch])
-                message_id = await conversations.add_message(
-                    conversation_id=last.conversation_id,
-                    user_id=last.user_id,
-                    role="assistant",
-                    content=text,
+        backoff = Backoff(base_s=0.1, cap_s=2.0)
+        began = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                message_id, cleaned = await self._store_reply_once(
+                    incoming,
+                    batch,
+                    text,
                     at=at,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
                     model=model,
                     latency_ms=latency_ms,
-                    discord_message_id=shown_in,
-                    speaker_name=speaker,
+                    recalled=recalled,
+                    shown_in=shown_in,
+                    speaker=speaker,
+                    retry=attempt > 1,
                 )
-                cleaned = clean_text(text)
-                await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, speaker, at)
-            self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, speaker, at))
-            if self.remember:
-                self.remembered()
-        except DATABASE_FAULTS:
-            log.exception(
-                "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",
-                incoming.place.guild_id,
-                incoming.place.channel_id,
-                incoming.message_id,
-                last.conversation_id,
+                break
+            except DATABASE_FAULTS as exc:
+                wait = backoff.delay(attempt)
+                if isinstance(exc, DATABASE_REFUSALS) or not fits_budget(
+                    time.monotonic() - began, wait, self.store_budget_s
+                ):
+                    log.exception(
+                        "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",
+                        incoming.place.guild_id,
+                        incoming.place.channel_id,
+                        incoming.message_id,
+                        last.conversation_id,
+                    )
+                    return
+                log.warning(
+                    "storing the reply to message %s failed (%s); retrying in %.1f s", incoming.message_id, exc, wait
+                )
+                await asyncio.sleep(wait)
+        self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, speaker, at))
+        if self.remember:
+            self.remembered()
+
+    async def _store_reply_once(
+        self,
+        incoming: IncomingMessage,
+        batch: Sequence[StoredTurn],
+        text: str,
+        *,
+        at: datetime,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        model: str | None,
+        latency_ms: int,
+        recalled: Sequence[int],
+        shown_in: int | None,
+        speaker: str | None,
+        retry: bool,
+    ) -> tuple[int, str]:
+        """One try at storing a reply; returns its row's id and its cleaned text. On a ``retry`` the reply may be
+        there already (its commit went through but the answer was lost with the connection), and is not stored
+        twice."""
+        last = batch[-1]
+        cleaned = clean_text(text)
+        async with self.database.session() as session:
+            conversations = ConversationRepository(session)
+            if retry:
+                found = await conversations.find_reply(conversation_id=last.conversation_id, at=at, content=text)
+                if found is not None:
+                    return found, cleaned
+            await MemoryRepository(session).touch(list(recalled), now=at)
+            await conversations.settle([turn.message_row_id for turn in batch])
+            message_id = await conversations.add_message(
+                conversation_id=last.conversation_id,
+                user_id=last.user_id,
+                role="assistant",
+                content=text,
+                at=at,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                model=model,
+                latency_ms=latency_ms,
+                discord_message_id=shown_in,
+                speaker_name=speaker,
             )
+            await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, speaker, at)
+        return message_id, cleaned
 
     def rewritten(self, conversation_id: int, message_id: int, content: str) -> None:
         """A stored turn's text changed (another alternative of a reply shown): the history follows it."""

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,11 +21,11 @@ from bot.db.engine import Database
 from bot.db.models import Message
 from bot.services.companion import CompanionContext
 from bot.services.conversation import MEMORY_TROUBLE, ConversationService
-from bot.services.incoming import Place
+from bot.services.incoming import IncomingMessage, Place, ReplyTarget
 from bot.services.limits import TokenQuota
 from bot.services.memory import MemoryService
 from tests.conftest import EMBEDDING_DIMENSION
-from tests.fakes.llm_server import FakeLLM
+from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
 from tests.support.embedding import shared_embedder
 from tests.support.postgres import OwnPostgres, create_database, own_postgres_server
@@ -155,3 +156,35 @@ async def test_storing_outlasts_a_long_fault_and_a_message_that_cannot_be_stored
     finally:
         await table("messages_away", "messages")
     assert outcome.status == "apologised" and target.sent == [[MEMORY_TROUBLE]]
+
+
+async def test_a_reply_written_while_the_connections_drop_is_kept_and_not_sent_again(
+    own_server: OwnPostgres, own_db: Database, llm: FakeLLM
+) -> None:
+    """The connections die while the model writes (a restart, a failover): the reply already shown to the person
+    is kept all the same, so the next turn remembers it and the next start does not answer the message again."""
+    service = conversation_service(own_db, llm)
+    await service.handle(message("hi, I'm Ana", user=7), RecordingReply())  # the pool now holds connections
+    name = own_db.url.database
+    assert name is not None
+
+    async def connections_dropped_meanwhile(_body: dict[str, Any]) -> Reply:
+        await own_server.terminate_backends(name)
+        return Reply("Lovely to meet you, Ana!")
+
+    llm.default = connections_dropped_meanwhile
+    target = RecordingReply()
+    assert (await service.handle(message("do you like tea?", user=7), target)).status == "replied"
+    assert target.sent == [["Lovely to meet you, Ana!"]]
+
+    llm.default = Reply("back again")
+    after = conversation_service(own_db, llm)  # the next start
+    caught_up = RecordingReply()
+
+    async def target_for(_incoming: IncomingMessage) -> ReplyTarget:
+        return caught_up
+
+    assert await after.catch_up(timedelta(minutes=10), target_for) == 0
+    assert caught_up.sent == [], "answered once, not again after a restart"
+    await after.handle(message("and coffee?", user=7), RecordingReply())
+    assert "Lovely to meet you, Ana!" in llm.chat_requests[-1].prompt_text(), "the reply is in the history"
