@@ -5,8 +5,9 @@ waits). A conversation is learned from in batches: once it holds ``batch_message
 it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
 ``bot/domain/extraction.py``); an answer that cannot be used is asked for once more, then the batch is skipped
 with a log line. Everything a batch teaches is written in one transaction, together with the conversation's
-``learned_message_id`` marker, so a batch is applied whole or not at all, and after a restart
-:meth:`Learner.catch_up` finds the conversations whose latest messages were never learned from.
+``learned_message_id`` marker, so a batch is applied whole or not at all: one that a database fault cut off
+is read again once its conversation is quiet, and after a restart :meth:`Learner.catch_up` finds the
+conversations whose latest messages were never learned from.
 
 Users who opted out are left out of the transcript the model sees and nothing is stored about them; a guild can
 switch learning off (its ``learning`` setting). Who may be learned about is checked again in the transaction
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.learning import LearningRepository, UnlearnedMessage
@@ -178,6 +179,11 @@ class Learner:
             return
         self._queued.add(conversation_id)
 
+    def _again_when_quiet(self, conversation_id: int) -> None:
+        """Learn from the conversation again once it has been quiet for ``idle`` (or with its next batch)."""
+        pending = self._pending.setdefault(conversation_id, _Pending())
+        pending.last_seen = self._monotonic()
+
     def enqueue_idle(self) -> int:
         """Queue the conversations quiet for ``idle`` with something not yet learned; returns how many."""
         cutoff = self._monotonic() - self.config.idle.total_seconds()
@@ -255,7 +261,12 @@ class Learner:
                     await self.activity.until_quiet(self.yield_s)
                 try:
                     await self.learn(item)
-                except Exception:  # a database fault: the marker did not move, so catch-up finds it again
+                except DATABASE_REFUSALS:  # the same batch would be refused again: left for the next start
+                    log.exception("learning from conversation %s failed", item)
+                except DATABASE_FAULTS as exc:  # a restart, a dropped connection: the marker did not move
+                    log.warning("learning from conversation %s failed (%s); trying again once it is quiet", item, exc)
+                    self._again_when_quiet(item)
+                except Exception:  # the marker did not move, so the next start's catch-up finds it again
                     log.exception("learning from conversation %s failed", item)
             finally:
                 self._queue.task_done()

@@ -7,6 +7,7 @@ sender got an answer, and ``ConversationService.handle`` raised nothing.
 """
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -18,15 +19,17 @@ from sqlalchemy import func, select, text
 
 from bot.db import migrations
 from bot.db.engine import Database
-from bot.db.models import Message
+from bot.db.models import Message, UserFact
 from bot.services.companion import CompanionContext
 from bot.services.conversation import MEMORY_TROUBLE, ConversationService
 from bot.services.incoming import IncomingMessage, Place, ReplyTarget
+from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import TokenQuota
 from bot.services.memory import MemoryService
+from bot.services.personas import PersonaService
 from tests.conftest import EMBEDDING_DIMENSION
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.chat import RecordingReply, conversation_service, eventually, message
+from tests.support.chat import RecordingReply, chat_model, conversation_service, eventually, message
 from tests.support.embedding import shared_embedder
 from tests.support.postgres import OwnPostgres, create_database, own_postgres_server
 
@@ -188,3 +191,43 @@ async def test_a_reply_written_while_the_connections_drop_is_kept_and_not_sent_a
     assert caught_up.sent == [], "answered once, not again after a restart"
     await after.handle(message("and coffee?", user=7), RecordingReply())
     assert "Lovely to meet you, Ana!" in llm.chat_requests[-1].prompt_text(), "the reply is in the history"
+
+
+async def test_a_learning_batch_cut_off_by_dropped_connections_is_learned_without_another_message(
+    own_server: OwnPostgres, own_db: Database, llm: FakeLLM
+) -> None:
+    """The connections die while the model reads a batch (a restart, a failover): writing what it learned fails,
+    and the batch is read again once the conversation has been quiet, not left until someone speaks there again
+    or the bot restarts."""
+    learner = Learner(
+        own_db,
+        chat_model(llm.base_url),
+        await shared_embedder(),
+        PersonaService(own_db),
+        LearningConfig(model="fake-model", batch_messages=1, idle=timedelta(seconds=1), workers=1),
+    )
+    service = conversation_service(own_db, llm, learner=learner)
+    name = own_db.url.database
+    assert name is not None
+    learning_calls = 0
+
+    async def model(body: dict[str, Any]) -> Reply:
+        nonlocal learning_calls
+        if "response_format" not in body:
+            return Reply("ok")
+        learning_calls += 1
+        if learning_calls == 1:
+            await own_server.terminate_backends(name)
+        fact = {"speaker": "Ana", "type": "work", "content": "works as a nurse", "confidence": 0.9}
+        return Reply(json.dumps({"facts": [fact], "sentiment": 0.5, "intensity": 0.5}))
+
+    llm.default = model
+    await service.handle(message("I'm a nurse, back from a night shift", user=7), RecordingReply())
+    learner.start()
+    try:
+        await eventually(lambda: learner.batches == 1, timeout_s=15)
+    finally:
+        await learner.stop()
+    assert learning_calls == 2
+    async with own_db.session() as session:
+        assert list((await session.scalars(select(UserFact.fact_content))).all()) == ["works as a nurse"]
