@@ -5,13 +5,16 @@ resolves both with :meth:`Directory.identify`. Erasure is real: the user row is 
 them goes with it (foreign keys cascade; see ``tests/integration/db/test_erasure.py``).
 """
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.db.changes import Change
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.privacy import PastTurn, PrivacyRepository, QuotingMemory
 from bot.db.repositories.relationships import RelationshipRepository
@@ -22,13 +25,18 @@ from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships
 from bot.domain.facts import StoredFact
+from bot.domain.retry import Backoff, fits_budget
 from bot.domain.style import guidance
 from bot.domain.text import clean_text
 from bot.errors import HearthError
 from bot.llm.embeddings import Embedder
 from bot.services.embedding_worker import EmbeddingWorker
 
+log = logging.getLogger(__name__)
+
 MAX_REMEMBER_CHARS = 500
+
+_T = TypeVar("_T")
 
 
 class NotYours(HearthError, LookupError):
@@ -60,9 +68,11 @@ class PrivacyService:
         on_erased: Callable[[int], None] | None = None,
         on_turns_changed: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        retry_budget_s: float = 30.0,
     ) -> None:
         self.database = database
         self.embedder = embedder
+        self.retry_budget_s = retry_budget_s  # how long a deletion or edit Discord reported keeps being retried
         self.worker = worker
         self.on_erased = on_erased
         self.on_turns_changed = on_turns_changed  # cached history may hold deleted or edited turns
@@ -162,14 +172,19 @@ class PrivacyService:
         """These messages were deleted on Discord (by their author, or a moderator; Hearth's own replies too):
         Hearth forgets them. Each stored turn goes with its memory, the context it gave the next turn's memory
         (embedded again without it), the summaries of its conversation, which may retell it, and the facts
-        learned from it. Returns how many turns went (none for a message Hearth never stored)."""
-        async with self.database.session() as session:
-            privacy = PrivacyRepository(session)
-            deleted = await privacy.delete_turns(discord_message_ids)
-            unquoted = await self._take_back(session, deleted) if deleted else False
-        if deleted:
-            self._turns_changed(reembed=unquoted)
-        return len(deleted)
+        learned from it. Returns how many turns went (none for a message Hearth never stored). Retried while the
+        database fails (see :meth:`_retrying`)."""
+
+        async def once(retry: bool) -> int:
+            async with self.database.session() as session:
+                privacy = PrivacyRepository(session)
+                deleted = await privacy.delete_turns(discord_message_ids)
+                unquoted = await self._take_back(session, deleted) if deleted else False
+            if deleted or retry:  # on a retry, an earlier try may have deleted them, its answer lost
+                self._turns_changed(reembed=unquoted or retry)
+            return len(deleted)
+
+        return await self._retrying(f"forgetting deleted messages {list(discord_message_ids)}", once)
 
     async def follow_edited_message(self, discord_message_id: int, text: str) -> bool:
         """A person edited a message on Discord: Hearth keeps the new text. The stored turn and its memory are
@@ -177,15 +192,39 @@ class PrivacyService:
         deletion: the next turn's memory context and the conversation's summaries, and the facts learned from
         them (an edit often takes something back; a fact still true is learned again when it comes up). False
         when Hearth stored no such turn or its text did not change (Discord also reports an edit when a link's
-        preview arrives)."""
-        async with self.database.session() as session:
-            privacy = PrivacyRepository(session)
-            before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
-            if before is None:
-                return False
-            await self._take_back(session, [before])
-        self._turns_changed(reembed=True)  # the turn's own memory has new text
-        return True
+        preview arrives). Retried while the database fails (see :meth:`_retrying`)."""
+
+        async def once(retry: bool) -> bool:
+            async with self.database.session() as session:
+                privacy = PrivacyRepository(session)
+                before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
+                if before is not None:
+                    await self._take_back(session, [before])
+            if before is not None or retry:  # on a retry, an earlier try may have made the edit, its answer lost
+                self._turns_changed(reembed=True)  # the turn's own memory has new text
+            return before is not None
+
+        return await self._retrying(f"following the edit of message {discord_message_id}", once)
+
+    async def _retrying(self, what: str, work: Callable[[bool], Awaitable[_T]]) -> _T:
+        """``work(retry)`` until it gets through, with backoff while the database fails (a restart, dropped
+        connections), for up to ``retry_budget_s``: Discord reports a deletion or an edit once, and missing it
+        would keep words their author took back. A change the database refuses is not tried again."""
+        backoff = Backoff(base_s=0.1, cap_s=2.0)
+        began = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await work(attempt > 1)
+            except DATABASE_FAULTS as exc:
+                wait = backoff.delay(attempt)
+                if isinstance(exc, DATABASE_REFUSALS) or not fits_budget(
+                    time.monotonic() - began, wait, self.retry_budget_s
+                ):
+                    raise
+                log.warning("%s failed (%s); retrying in %.1f s", what, exc, wait)
+                await asyncio.sleep(wait)
 
     async def _take_back(self, session: AsyncSession, turns: Sequence[PastTurn]) -> bool:
         """What deleted or edited ``turns`` said, taken out of what it reached: the contexts and summaries that

@@ -5,7 +5,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +78,26 @@ class OwnPostgres:
         finally:
             await admin.dispose()
         return int(killed or 0)
+
+    @contextlib.asynccontextmanager
+    async def unreachable(self, database: str) -> AsyncIterator[None]:
+        """``database`` refuses connections, and those it had are killed, until the block ends: what its clients
+        see while the server restarts, for as long as the test needs."""
+        await self._execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+        try:
+            await self.terminate_backends(database)
+            yield
+        finally:
+            await self._execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+
+    async def _execute(self, statement: str) -> None:
+        admin = Database(self.url)
+        try:
+            async with admin.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.execute(text(statement))
+        finally:
+            await admin.dispose()
 
 
 @contextlib.contextmanager
