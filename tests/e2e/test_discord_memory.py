@@ -178,6 +178,48 @@ async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(
     assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # a row lock holds the reply's storing back
+async def test_a_reply_deleted_before_hearth_has_stored_it_is_forgotten(
+    chatting: Chatting, db: Database, llm: FakeLLM
+) -> None:
+    """Hearth stores its reply once sent; a moderator deleting it sooner than that still has it forgotten."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_question() -> None:
+        async with db.session() as session:  # storing the reply marks the question answered: it waits for this
+            await session.execute(select(Message.id).where(Message.content.contains("code again")).with_for_update())
+            locked.set()
+            await release.wait()
+            await session.rollback()
+
+    holding: list[asyncio.Task[None]] = []
+
+    async def question_awaits_reply() -> bool | None:
+        async with db.reading() as session:
+            return await session.scalar(select(Message.awaiting_reply).where(Message.content.contains("code again")))
+
+    async def answer_while_holding(body: dict[str, Any]) -> Reply:
+        holding.append(asyncio.create_task(hold_the_question()))
+        await locked.wait()
+        return Reply("Your code is 4417, I'll shout it to everyone!")
+
+    llm.default = answer_while_holding
+    await discord.user_message(general, ana, f"{discord.bot.mention} what was my code again?")
+    await answered(discord, general, "Your code is 4417, I'll shout it to everyone!")
+    [reply] = discord.sent_messages(general)
+    await delete_on_discord(discord, chatting.guild, reply)
+    await asyncio.sleep(0.5)  # the deletion looks for the reply while it is not stored yet
+    release.set()
+    await holding[0]
+    async with asyncio.timeout(5):  # the reply is stored now, the question marked answered with it
+        while True:
+            if not await question_awaits_reply():
+                break
+            await asyncio.sleep(0.05)
+    await forgotten(db, "4417")
+
+
 async def test_a_message_its_author_edits_is_remembered_as_it_now_reads(
     chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:

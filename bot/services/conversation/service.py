@@ -163,6 +163,14 @@ class ConversationService:
             preparing()
             query.close()
 
+    async def after_turns(self, channel_id: int) -> bool:
+        """Wait until the turns under way in the channel, if any, have ended (their replies sent and stored);
+        False at once when there were none."""
+        if not self.turns.under_way(channel_id):
+            return False
+        async with self.turns.channel(channel_id):
+            return True
+
     async def keep(self, incoming: IncomingMessage) -> TurnOutcome:
         """Store a message Hearth would answer, without answering it now: the bot is stopping, and a turn begun
         now could not finish before Discord closes. It stays awaiting its reply, so the next start's catch-up

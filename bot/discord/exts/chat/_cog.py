@@ -149,6 +149,10 @@ class Chat(commands.Cog):
     async def _forget_deleted(self, message_ids: list[int], channel_id: int) -> None:
         try:
             forgotten = await self.privacy.forget_deleted_messages(message_ids)
+            # Hearth stores its reply once it is sent: a deletion that quick finds no row yet, so it waits for the
+            # channel's turn to end and looks again.
+            if not forgotten and await self.conversation.after_turns(channel_id):
+                forgotten = await self.privacy.forget_deleted_messages(message_ids)
         except Exception:  # the event is gone once missed: say so, the person can still use /memory
             log.exception("could not forget %d deleted messages of channel %s", len(message_ids), channel_id)
             return
