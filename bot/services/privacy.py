@@ -5,16 +5,13 @@ resolves both with :meth:`Directory.identify`. Erasure is real: the user row is 
 them goes with it (foreign keys cascade; see ``tests/integration/db/test_erasure.py``).
 """
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.db.changes import Change
-from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
+from bot.db.engine import Database
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.privacy import PastTurn, PrivacyRepository, QuotingMemory
 from bot.db.repositories.relationships import RelationshipRepository
@@ -25,18 +22,14 @@ from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain import relationship as relationships
 from bot.domain.facts import StoredFact
-from bot.domain.retry import Backoff, fits_budget
 from bot.domain.style import guidance
 from bot.domain.text import clean_text
 from bot.errors import HearthError
 from bot.llm.embeddings import Embedder
+from bot.services.database_retry import through_database_faults
 from bot.services.embedding_worker import EmbeddingWorker
 
-log = logging.getLogger(__name__)
-
 MAX_REMEMBER_CHARS = 500
-
-_T = TypeVar("_T")
 
 
 class NotYours(HearthError, LookupError):
@@ -173,9 +166,10 @@ class PrivacyService:
         Hearth forgets them. Each stored turn goes with its memory, the context it gave the next turn's memory
         (embedded again without it), the summaries of its conversation, which may retell it, and the facts
         learned from it. Returns how many turns went (none for a message Hearth never stored). Retried while the
-        database fails (see :meth:`_retrying`)."""
+        database fails: Discord reports a deletion once, and missing it would keep words their author took back."""
 
-        async def once(retry: bool) -> int:
+        async def once(attempt: int) -> int:
+            retry = attempt > 1
             async with self.database.session() as session:
                 privacy = PrivacyRepository(session)
                 deleted = await privacy.delete_turns(discord_message_ids)
@@ -184,7 +178,8 @@ class PrivacyService:
                 self._turns_changed(reembed=unquoted or retry)
             return len(deleted)
 
-        return await self._retrying(f"forgetting deleted messages {list(discord_message_ids)}", once)
+        what = f"forgetting deleted messages {list(discord_message_ids)}"
+        return await through_database_faults(once, what=what, budget_s=self.retry_budget_s)
 
     async def follow_edited_message(self, discord_message_id: int, text: str) -> bool:
         """A person edited a message on Discord: Hearth keeps the new text. The stored turn and its memory are
@@ -192,9 +187,10 @@ class PrivacyService:
         deletion: the next turn's memory context and the conversation's summaries, and the facts learned from
         them (an edit often takes something back; a fact still true is learned again when it comes up). False
         when Hearth stored no such turn or its text did not change (Discord also reports an edit when a link's
-        preview arrives). Retried while the database fails (see :meth:`_retrying`)."""
+        preview arrives). Retried while the database fails, as a deletion is."""
 
-        async def once(retry: bool) -> bool:
+        async def once(attempt: int) -> bool:
+            retry = attempt > 1
             async with self.database.session() as session:
                 privacy = PrivacyRepository(session)
                 before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
@@ -204,27 +200,8 @@ class PrivacyService:
                 self._turns_changed(reembed=True)  # the turn's own memory has new text
             return before is not None
 
-        return await self._retrying(f"following the edit of message {discord_message_id}", once)
-
-    async def _retrying(self, what: str, work: Callable[[bool], Awaitable[_T]]) -> _T:
-        """``work(retry)`` until it gets through, with backoff while the database fails (a restart, dropped
-        connections), for up to ``retry_budget_s``: Discord reports a deletion or an edit once, and missing it
-        would keep words their author took back. A change the database refuses is not tried again."""
-        backoff = Backoff(base_s=0.1, cap_s=2.0)
-        began = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await work(attempt > 1)
-            except DATABASE_FAULTS as exc:
-                wait = backoff.delay(attempt)
-                if isinstance(exc, DATABASE_REFUSALS) or not fits_budget(
-                    time.monotonic() - began, wait, self.retry_budget_s
-                ):
-                    raise
-                log.warning("%s failed (%s); retrying in %.1f s", what, exc, wait)
-                await asyncio.sleep(wait)
+        what = f"following the edit of message {discord_message_id}"
+        return await through_database_faults(once, what=what, budget_s=self.retry_budget_s)
 
     async def _take_back(self, session: AsyncSession, turns: Sequence[PastTurn]) -> bool:
         """What deleted or edited ``turns`` said, taken out of what it reached: the contexts and summaries that

@@ -9,19 +9,17 @@ what this process holds (:class:`~bot.services.recent.RecentTurns`); a reply alr
 be stored is logged, never shown.
 """
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
+from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.conversations import AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.domain.memory_text import context_line, with_images
-from bot.domain.retry import Backoff, fits_budget
 from bot.domain.text import clean_text
 from bot.services.conversation.config import StoredTurn
+from bot.services.database_retry import through_database_faults
 from bot.services.directory import Directory, Identity
 from bot.services.incoming import IncomingMessage, Place
 from bot.services.locks import KeyedLocks
@@ -95,24 +93,19 @@ class TurnStore:
         """Store the message (and who and where), retrying with backoff for up to ``store_budget_s`` while the
         database fails (a restart takes seconds; killed connections fail one statement each).
         ``awaiting_reply``: left for the next start's catch-up if no reply is stored."""
-        backoff = Backoff(base_s=0.1, cap_s=2.0)
-        began = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._locks.hold(incoming.place.channel_id):
-                    return await self._store_once(incoming, awaiting_reply=awaiting_reply, retry=attempt > 1)
-            except DATABASE_FAULTS as exc:
-                wait = backoff.delay(attempt)
-                # The database refusing the row: once with fresh lookups (a cached row deleted elsewhere), no more.
-                refused = isinstance(exc, DATABASE_REFUSALS) and attempt > 1
-                if refused or not fits_budget(time.monotonic() - began, wait, self.store_budget_s):
-                    raise
-                log.warning("storing message %s failed (%s); retrying in %.1f s", incoming.message_id, exc, wait)
-                # A cached row may be what failed (deleted elsewhere): look everything up afresh.
-                self.forget()
-                await asyncio.sleep(wait)
+
+        async def once(attempt: int) -> StoredTurn:
+            async with self._locks.hold(incoming.place.channel_id):
+                return await self._store_once(incoming, awaiting_reply=awaiting_reply, retry=attempt > 1)
+
+        # The database refusing the row: once more with fresh lookups (a cached row deleted elsewhere), no more.
+        return await through_database_faults(
+            once,
+            what=f"storing message {incoming.message_id}",
+            budget_s=self.store_budget_s,
+            refusal_tries=2,
+            before_retry=self.forget,  # a cached row may be what failed (deleted elsewhere): look everything up afresh
+        )
 
     async def _store_once(self, incoming: IncomingMessage, *, awaiting_reply: bool, retry: bool) -> StoredTurn:
         """One try at storing; on a ``retry`` the message may be there already (its commit went through but the
@@ -272,44 +265,36 @@ class TurnStore:
         ``shown_in``: the Discord message that shows its end (where its buttons are). ``speaker``: the cast
         character who said it (None: the channel's own persona), kept with the reply and its memory."""
         last = batch[-1]
-        backoff = Backoff(base_s=0.1, cap_s=2.0)
-        began = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                message_id, cleaned = await self._store_reply_once(
-                    incoming,
-                    batch,
-                    text,
-                    at=at,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                    model=model,
-                    latency_ms=latency_ms,
-                    recalled=recalled,
-                    shown_in=shown_in,
-                    speaker=speaker,
-                    retry=attempt > 1,
-                )
-                break
-            except DATABASE_FAULTS as exc:
-                wait = backoff.delay(attempt)
-                if isinstance(exc, DATABASE_REFUSALS) or not fits_budget(
-                    time.monotonic() - began, wait, self.store_budget_s
-                ):
-                    log.exception(
-                        "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",
-                        incoming.place.guild_id,
-                        incoming.place.channel_id,
-                        incoming.message_id,
-                        last.conversation_id,
-                    )
-                    return
-                log.warning(
-                    "storing the reply to message %s failed (%s); retrying in %.1f s", incoming.message_id, exc, wait
-                )
-                await asyncio.sleep(wait)
+
+        async def once(attempt: int) -> tuple[int, str]:
+            return await self._store_reply_once(
+                incoming,
+                batch,
+                text,
+                at=at,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                model=model,
+                latency_ms=latency_ms,
+                recalled=recalled,
+                shown_in=shown_in,
+                speaker=speaker,
+                retry=attempt > 1,
+            )
+
+        try:
+            message_id, cleaned = await through_database_faults(
+                once, what=f"storing the reply to message {incoming.message_id}", budget_s=self.store_budget_s
+            )
+        except DATABASE_FAULTS:
+            log.exception(
+                "reply delivered but not stored (guild %s, channel %s, message %s, conversation %s)",
+                incoming.place.guild_id,
+                incoming.place.channel_id,
+                incoming.message_id,
+                last.conversation_id,
+            )
+            return
         self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, speaker, at))
         if self.remember:
             self.remembered()
