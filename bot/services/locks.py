@@ -11,10 +11,6 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
 
-    def held(self, key: int) -> bool:
-        """Whether someone holds, or waits for, ``key``'s lock."""
-        return key in self._locks
-
     @contextlib.asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))

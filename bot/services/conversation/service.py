@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
@@ -163,13 +164,10 @@ class ConversationService:
             preparing()
             query.close()
 
-    async def after_turns(self, channel_id: int) -> bool:
-        """Wait until the turns under way in the channel, if any, have ended (their replies sent and stored);
-        False at once when there were none."""
-        if not self.turns.under_way(channel_id):
-            return False
-        async with self.turns.channel(channel_id):
-            return True
+    def between_turns(self, channel_id: int) -> AbstractAsyncContextManager[None]:
+        """The channel held between two of its turns: what is done inside comes after the turn under way has
+        stored its reply, and before the next turn reads the history."""
+        return self.turns.channel(channel_id)
 
     async def keep(self, incoming: IncomingMessage) -> TurnOutcome:
         """Store a message Hearth would answer, without answering it now: the bot is stopping, and a turn begun

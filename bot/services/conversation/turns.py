@@ -49,10 +49,7 @@ class Turns:
                 self._waiting.discard(key)
                 self._pending.pop(key, None)
 
-    def under_way(self, channel_id: int) -> bool:
-        """Whether a turn holds, or waits for, the channel."""
-        return self._locks.held(channel_id)
-
     def channel(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
-        """The channel held for a turn that is not a live message's (catching up after a restart)."""
+        """The channel held for a turn that is not a live message's (catching up after a restart), or between
+        turns."""
         return self._locks.hold(channel_id)

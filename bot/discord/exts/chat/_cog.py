@@ -139,7 +139,8 @@ class Chat(commands.Cog):
         if "content" not in payload.data or message.webhook_id is not None or (me and message.author.id == me.id):
             return
         try:
-            followed = await self.privacy.follow_edited_message(message.id, message.clean_content)
+            async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
+                followed = await self.privacy.follow_edited_message(message.id, message.clean_content)
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
@@ -148,10 +149,10 @@ class Chat(commands.Cog):
 
     async def _forget_deleted(self, message_ids: list[int], channel_id: int) -> None:
         try:
-            forgotten = await self.privacy.forget_deleted_messages(message_ids)
-            # Hearth stores its reply once it is sent: a deletion that quick finds no row yet, so it waits for the
-            # channel's turn to end and looks again.
-            if not forgotten and await self.conversation.after_turns(channel_id):
+            # A turn under way stores its reply, and what the reply's memory quotes, once the reply is out: the
+            # deletion waits for it (or a reply deleted that quickly, or the words it quotes, would be kept), and
+            # the channel's next turn waits for the deletion.
+            async with self.conversation.between_turns(channel_id):
                 forgotten = await self.privacy.forget_deleted_messages(message_ids)
         except Exception:  # the event is gone once missed: say so, the person can still use /memory
             log.exception("could not forget %d deleted messages of channel %s", len(message_ids), channel_id)
