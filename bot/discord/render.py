@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot.services.incoming import AnswerWithdrawn
+
 log = logging.getLogger(__name__)
 
 # What Hearth itself sends (commands' answers) pings no one but users, and only where it means to; proactive
@@ -22,6 +24,8 @@ MODEL_MENTIONS = discord.AllowedMentions.none()
 # Discord refuses a reply (a message referencing another) with this code where the bot may send messages but not
 # read the channel's history: the reply then goes out as a message of its own.
 REPLY_NEEDS_HISTORY = 160002
+# Discord's code for a body it refuses; a reply to a deleted message is refused so, naming message_reference.
+INVALID_FORM = 50035
 
 # Discord shows "typing…" for about ten seconds after each signal: it is sent again this often.
 TYPING_EVERY_S = 5.0
@@ -131,6 +135,10 @@ class _StreamedReply:
         except discord.Forbidden as exc:
             if exc.code != REPLY_NEEDS_HISTORY:
                 raise
+        except discord.HTTPException as exc:
+            if exc.code == INVALID_FORM and "message_reference" in exc.text:  # the message is gone
+                raise AnswerWithdrawn(f"message {reference.message_id} was deleted") from exc
+            raise
         return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:

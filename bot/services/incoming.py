@@ -52,8 +52,14 @@ class IncomingMessage:
         return f"guild:{self.place.guild_id}" if self.place.guild_id is not None else f"dm:{self.author.discord_id}"
 
 
+class AnswerWithdrawn(Exception):
+    """Raised by a :class:`ReplyTarget`: the message being answered was deleted before the reply could be shown
+    (the person took it back), so the turn ends unanswered."""
+
+
 class ReplyTarget(Protocol):
-    """How a front end shows Hearth's reply. The service decides what and when; the target only renders."""
+    """How a front end shows Hearth's reply. The service decides what and when; the target only renders. Either
+    way of showing may raise :class:`AnswerWithdrawn`."""
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         """Shown while the reply is written."""
@@ -79,6 +85,7 @@ class TurnOutcome:
 
     # "ignored" | "queued" (answered with a later turn) | "replied" | "apologised" | "held" (resting, quota)
     # | "kept" (stored while stopping, answered after the restart) | "lost" (could not be kept while stopping)
+    # | "withdrawn" (the message was deleted while being answered)
     status: str
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)

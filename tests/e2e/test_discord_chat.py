@@ -5,6 +5,7 @@ The fake Discord and the fake LLM are real HTTP servers on 127.0.0.1; everything
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -90,6 +91,39 @@ async def test_a_mention_gets_a_reply_and_a_reply_to_the_bot_continues_the_conve
     ]
     assert await stored_contents(db, "user") == ["@Hearth I climb on Sundays", "what do I do on Sundays?"]
     await stored_eventually(db, "assistant", [first["content"], second["content"]])
+
+
+async def test_a_message_deleted_while_hearth_answers_it_is_left_unanswered(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Taking a message back while Hearth writes its answer: Discord refuses a reply to it, and Hearth shows
+    nothing and keeps nothing of it (no traceback, the channel answers on)."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    asking, deleted = asyncio.Event(), asyncio.Event()
+
+    async def answer_once_deleted(body: dict[str, Any]) -> Reply:
+        asking.set()
+        await deleted.wait()
+        return Reply("Your code is 4417, safe with me.")
+
+    llm.default = answer_once_deleted
+    asked = await discord.user_message(general, ana, f"{discord.bot.mention} my locker code is 4417")
+    await asking.wait()
+    await discord.user_deletes(asked)
+    deleted.set()
+
+    llm.default = lambda body: Reply("Hello again!")
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+    await shown(discord, general, "Hello again!")
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Hello again!"]
+    assert "4417" not in llm.last_prompt_text(), "neither the message nor an answer to it is remembered"
+    await stored_eventually(db, "assistant", ["Hello again!"])
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR], "taking it back is no fault"
 
 
 async def test_a_dm_gets_a_reply(

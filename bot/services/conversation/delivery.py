@@ -5,7 +5,7 @@ import time
 from collections.abc import Sequence
 
 from bot.domain.chunking import DISCORD_LIMIT
-from bot.services.incoming import IncomingMessage, ReplyTarget
+from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyTarget
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,12 @@ class PreviewThrottle:
 async def send_safely(
     target: ReplyTarget, pieces: Sequence[str], incoming: IncomingMessage, *, regenerable: bool = False
 ) -> list[int]:
-    """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged)."""
+    """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged). The message
+    answered being deleted meanwhile is not a failure: :class:`AnswerWithdrawn` goes to the caller."""
     try:
         return await target.send(pieces, regenerable=regenerable)
+    except AnswerWithdrawn:
+        raise
     except Exception:
         log.exception(
             "could not deliver a reply (guild %s, channel %s, message %s)",

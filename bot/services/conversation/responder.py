@@ -25,7 +25,7 @@ from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewThrottle, send_safely
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.store import TurnStore
-from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyTarget, TurnOutcome
 from bot.services.memory import MemorySection, Query
 from bot.services.personas import PersonaView
 from bot.services.tasks import discard
@@ -136,29 +136,33 @@ class Responder:
     ) -> TurnOutcome:
         last = batch[-1]
         try:
-            completion, recalled = await self.compose(
-                incoming,
-                batch,
-                persona,
-                settings,
-                target,
-                query=query,
-                prepared=prepared,
-                was_away=was_away,
-                host=host,
-            )
-        except LLMUnavailable as exc:
-            place = incoming.place
-            log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+            try:
+                completion, recalled = await self.compose(
+                    incoming,
+                    batch,
+                    persona,
+                    settings,
+                    target,
+                    query=query,
+                    prepared=prepared,
+                    was_away=was_away,
+                    host=host,
+                )
+            except LLMUnavailable as exc:
+                place = incoming.place
+                log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+                await self.store.settle_quietly(batch)
+                sent = await send_safely(target, [persona.apology], incoming)
+                return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
+            self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
+            sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
+        except AnswerWithdrawn as withdrawn:  # the person deleted what was being answered: nothing shown or kept
+            log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
             await self.store.settle_quietly(batch)
-            sent = await send_safely(target, [persona.apology], incoming)
-            return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
-
-        sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
+            return TurnOutcome("withdrawn", answered_messages=len(batch))
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
-        self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
         await self.store.store_reply(
             incoming,
             batch,

@@ -88,6 +88,14 @@ class Gateway(World):
         await self.dispatch("MESSAGE_CREATE", message)
         return message
 
+    async def user_deletes(self, message: JSON) -> None:
+        """Someone deletes ``message``: gone from its channel (a reply to it is refused), then MESSAGE_DELETE."""
+        del self.messages[int(message["id"])]
+        payload = {"id": message["id"], "channel_id": message["channel_id"]}
+        if "guild_id" in message:
+            payload["guild_id"] = message["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", payload)
+
     async def request_reconnect(self) -> None:
         """Ask every connected client to reconnect and RESUME (gateway op 7)."""
         for session in list(self._sessions):

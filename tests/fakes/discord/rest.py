@@ -220,7 +220,7 @@ class Rest(Gateway):
                     call.response = handler(call)
                     call.status = 200 if call.response is not None else 204
                 except ApiError as error:
-                    call.status, call.response = error.status, {"message": error.message, "code": error.code}
+                    call.status, call.response = error.status, error.body()
             if route == "unknown":
                 self.unexpected.append(call)
             elif self.echo_bot_messages and call.status in (200, 204):
@@ -369,8 +369,16 @@ class Rest(Gateway):
             raise ApiError(403, 50007, "Cannot send messages to this user")
         self._refuse_unless_sending(channel)
         guild = self.guilds.get(channel.guild_id or 0)
-        if (call.body or {}).get("message_reference") and guild and not guild.permissions_of(self.bot.id) & HISTORY:
+        reference = (call.body or {}).get("message_reference")
+        if reference and guild and not guild.permissions_of(self.bot.id) & HISTORY:
             raise ApiError(403, 160002, "Cannot reply without permission to read message history")
+        if (
+            reference
+            and reference.get("fail_if_not_exists", True)
+            and int(reference["message_id"]) not in self.messages
+        ):
+            unknown = {"_errors": [{"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}]}
+            raise ApiError(400, 50035, "Invalid Form Body", {"message_reference": unknown})
         message = self._message(channel.id, self.bot, call.body or {}, call.files)
         self._sent_ids.append(int(message["id"]))
         return message

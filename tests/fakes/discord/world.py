@@ -47,9 +47,13 @@ def _content_type(filename: str) -> str:
 class ApiError(Exception):
     """Answer the current REST call with a Discord-style error (raised by lookups and handlers alike)."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, errors: JSON | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.errors = errors  # Discord's per-field detail of an invalid body
+
+    def body(self) -> JSON:
+        return {"message": self.message, "code": self.code, **({"errors": self.errors} if self.errors else {})}
 
 
 def refuse_invalid(problems: Sequence[str]) -> None:
