@@ -28,6 +28,7 @@ REFUSALS = {
     "unknown": "I don't have this reply any more.",
     "unavailable": "I can't come up with another answer just now (I may be resting, or this server's daily limit is"
     " reached). Try again in a little while.",
+    "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
 }
 
 
@@ -117,6 +118,9 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
     async def _show(
         interaction: discord.Interaction, message: discord.Message, outcome: BranchOutcome, *, deferred: bool
     ) -> None:
+        if outcome.status == "failed":  # the new answer may have begun to stream in: the one before comes back
+            content, view = shown_text(outcome.text), reply_view(outcome.position, outcome.count)
+            await message.edit(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
         if outcome.status != "shown":
             said = REFUSALS[outcome.status]
             if deferred:

@@ -13,7 +13,7 @@ from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.llm_server import FakeLLM, Reply
+from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
 from tests.support.commands import run
@@ -195,3 +195,37 @@ async def test_a_reply_in_a_thread_is_regenerated_by_its_channels_persona(
     first, again = (request.body["messages"][0]["content"] for request in llm.chat_requests[-2:])
     assert "A fox spirit." in first
     assert "A fox spirit." in again, "the same persona answers again"
+
+
+async def test_a_regenerated_answer_that_breaks_off_leaves_the_answer_before_it_in_place(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """The new answer streams into the message; when the model then fails, the start it showed is taken back:
+    the message shows again the answer the conversation goes on from, with its button."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."), BrokenStream("A story about a cat called Miso.", after_chars=20))
+    llm.default = Fail(503)
+    async with running_bot(discord, db, llm, budget_s=1.0):
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+        reply = await discord.wait_for_message(general)
+        await stored_as_shown_in(db, reply)
+
+        payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        await discord.wait_for_request(
+            lambda call: call.route == "edit_message" and "Miso" not in str(call.body) and "A story" in str(call.body)
+        )  # the broken answer's start was shown
+        await eventually(lambda: discord.followups_of(payload))
+        assert discord.messages[int(reply["id"])]["content"] == "A lighthouse keeper story."
+        assert buttons(discord.messages[int(reply["id"])]) == ["🔄"]
+        [said] = discord.followups_of(payload)
+        assert said["content"] == REFUSALS["failed"] and said["flags"] & 64, "said privately"
+        async with db.session() as session:
+            kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+        assert list(kept) == ["A lighthouse keeper story."]
+
+        # Once the model is back, 🔄 works as before.
+        llm.default = Reply("A story about a cat called Miso.")
+        _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+        assert shown["content"] == "A story about a cat called Miso." and buttons(shown) == ["◀", "2/2", "▶", "🔄"]

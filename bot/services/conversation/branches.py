@@ -29,12 +29,14 @@ from bot.services.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
-BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "unavailable"]
+BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "unavailable", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
 class BranchOutcome:
-    """What a press did: ``shown`` with the answer now shown (``position`` of ``count``), else why not."""
+    """What a press did: ``shown`` with the answer now shown (``position`` of ``count``), else why not.
+    ``failed``: the model could not answer; the answer shown before (``text``, ``position`` of ``count``) stays
+    the one the conversation goes on from, and is to be shown again where the new one had begun to stream."""
 
     status: BranchStatus
     text: str = ""
@@ -78,7 +80,9 @@ class Branches:
             if reply is None:
                 return refusal
             async with self.database.reading() as session:
-                answered = await AlternativeRepository(session).answered_by(reply)
+                repository = AlternativeRepository(session)
+                answered = await repository.answered_by(reply)
+                shown, count = positions(await repository.of(reply.message_id))
             if not answered:  # the messages it answered are gone (erased)
                 return BranchOutcome("unknown")
             incoming = incoming_of(answered[-1], parent_channel_id=parent_channel_id)
@@ -99,7 +103,7 @@ class Branches:
                 )
             except LLMUnavailable as exc:
                 log.error("could not regenerate reply %s: %s", reply.message_id, exc)
-                return BranchOutcome("unavailable")
+                return BranchOutcome("failed", reply.content, shown, count)
             finally:
                 query.close()
             self.holds.spent(batch[-1].guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
