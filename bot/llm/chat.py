@@ -90,6 +90,10 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
     return {"role": message.role, "content": parts}
 
 
+# The codes of a 429 that means the account has no credits left (OpenAI's ``insufficient_quota``), not a rate limit.
+_OUT_OF_CREDITS = frozenset({"insufficient_quota"})
+
+
 def _retry_after(response: Any) -> float | None:
     value = getattr(response, "headers", {}).get("retry-after")
     try:
@@ -232,6 +236,9 @@ class OpenAIChatModel:
             finally:
                 await response.aclose()
         except openai.RateLimitError as exc:
+            if exc.code in _OUT_OF_CREDITS:  # a 429 no wait fixes: the account must be topped up
+                refused = f"the model endpoint refused the request (429, no credits left): {exc.message}"
+                raise LLMUnavailable(refused) from exc
             raise _Retryable("rate limited (429)", _retry_after(exc.response), kind="rate_limited") from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):

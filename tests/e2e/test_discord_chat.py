@@ -287,6 +287,20 @@ async def test_a_rate_limited_model_is_retried_and_the_answer_arrives(
     assert len(llm.chat_requests) == 2
 
 
+async def test_an_account_out_of_credits_is_apologised_for_at_once_not_retried(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """OpenAI answers an account without credits with 429 ``insufficient_quota``: no wait makes it answer."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.default = Fail(429, code="insufficient_quota", message="You exceeded your current quota")
+    async with running_bot(discord, db, llm, budget_s=3.0):
+        await discord.user_message(general, ana, f"{discord.bot.mention} are you there?")
+        await shown(discord, general, lambda text: "sorry" in text.lower())
+        assert len(llm.chat_requests) == 1, "asked once"
+        assert await stored_contents(db, "user") == ["@Hearth are you there?"]
+
+
 async def test_when_the_model_keeps_failing_the_bot_apologises_and_keeps_the_message(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:

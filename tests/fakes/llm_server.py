@@ -73,11 +73,15 @@ class Reply:
 
 @dataclass(frozen=True)
 class Fail:
-    """An error answer with an OpenAI-style error body and, if given, a ``retry-after`` header (seconds)."""
+    """An error answer with an OpenAI-style error body and, if given, a ``retry-after`` header (seconds).
+
+    ``code`` is the body's ``type`` and ``code`` (by default what the status usually carries); OpenAI answers an
+    account out of credits with 429 and ``insufficient_quota``, and no ``retry-after``."""
 
     status: int
     retry_after: float | None = None
     message: str = "scripted failure"
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,7 +343,7 @@ class FakeLLM:
     @staticmethod
     def _failure(step: Fail) -> web.Response:
         headers = {} if step.retry_after is None else {"retry-after": f"{step.retry_after:g}"}
-        kind = {429: "rate_limit_exceeded"}.get(
+        kind = step.code or {429: "rate_limit_exceeded"}.get(
             step.status, "server_error" if step.status >= 500 else "invalid_request"
         )
         error = {"error": {"message": step.message, "type": kind, "code": kind, "param": None}}
