@@ -5,9 +5,10 @@ waits). A conversation is learned from in batches: once it holds ``batch_message
 it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
 ``bot/domain/extraction.py``); an answer that cannot be used is asked for once more, then the batch is skipped
 with a log line. Everything a batch teaches is written in one transaction, together with the conversation's
-``learned_message_id`` marker, so a batch is applied whole or not at all: one that a database fault cut off
-is read again once its conversation is quiet, and after a restart :meth:`Learner.catch_up` finds the
-conversations whose latest messages were never learned from.
+``learned_message_id`` marker, so a batch is applied whole or not at all. A batch the model could not read (it
+was down) or that a database fault cut off is read again once its conversation has been quiet for ``idle``
+more, and after a restart :meth:`Learner.catch_up` finds the conversations whose latest messages were never
+learned from.
 
 Users who opted out are left out of the transcript the model sees and nothing is stored about them; a guild can
 switch learning off (its ``learning`` setting). Who may be learned about is checked again in the transaction
@@ -180,7 +181,9 @@ class Learner:
         self._queued.add(conversation_id)
 
     def _again_when_quiet(self, conversation_id: int) -> None:
-        """Learn from the conversation again once it has been quiet for ``idle`` (or with its next batch)."""
+        """Learn from the conversation again once it has been quiet for ``idle`` from now (sooner if it fills a
+        batch): its batch could not be read (the model down, a database fault), and waiting for someone to write
+        there again, or for the next start, could be long."""
         pending = self._pending.setdefault(conversation_id, _Pending())
         pending.last_seen = self._monotonic()
 
@@ -309,8 +312,12 @@ class Learner:
             if m.role == "user" and m.user_id is not None and m.user_id in allowed and m.speaker
         }
 
-        extraction, calls = await self._extract(lines, known, persona.name, now)
-        if extraction is None and calls == 0:
+        try:
+            extraction, calls = await self._extract(lines, known, persona.name, now)
+        except LLMUnavailable as exc:
+            log.warning("learning postponed: the model is unavailable (%s)", exc)
+            if exc.faults[-1:] != ("refused",):  # down, not refusing: it may answer in a while
+                self._again_when_quiet(conversation_id)
             return LearnOutcome("unavailable", messages=len(messages))
         outcome = await self._apply(conversation_id, messages, shown, allowed, names, known, extraction, persona, now)
         if outcome is None:
@@ -366,7 +373,8 @@ class Learner:
     async def _extract(
         self, lines: list[TranscriptLine], known: dict[int, tuple[StoredFact, str]], persona_name: str, now: datetime
     ) -> tuple[Extraction | None, int]:
-        """The model's reading of the batch: asked once, and once more if the answer cannot be used."""
+        """The model's reading of the batch: asked once, and once more if the answer cannot be used. Raises
+        LLMUnavailable when the model cannot answer."""
         messages = extraction_messages(
             lines,
             [KnownFact(fact.id, speaker, fact.fact_type, fact.content) for fact, speaker in known.values()],
@@ -386,13 +394,9 @@ class Learner:
         )
         calls = 0
         for attempt in (1, 2):
-            try:
-                self.llm_calls += 1
-                calls += 1
-                completion = await self.chat.generate(messages, options)
-            except LLMUnavailable as exc:
-                log.warning("learning postponed: the model is unavailable (%s)", exc)
-                return None, 0
+            self.llm_calls += 1
+            calls += 1
+            completion = await self.chat.generate(messages, options)
             try:
                 return parse_extraction(completion.text), calls
             except ExtractionError as exc:

@@ -4,6 +4,8 @@ The real discord.py client against the fake Discord, the real ``openai`` client 
 database backends.
 """
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.engine import Database
-from bot.db.models import Memory, Message
+from bot.db.models import Memory, Message, UserFact
 from bot.domain.budget import estimate_tokens
 from bot.llm.tokens import counter_for
 from bot.services.incoming import Place
@@ -74,6 +76,37 @@ async def test_a_reasoning_models_thinking_reaches_no_message_edit_row_or_learne
         learner_prompt = llm.chat_requests[-1].prompt_text()
         assert "Visible answer, streamed in small pieces." in learner_prompt
         assert "secret" not in learner_prompt
+
+
+async def test_what_the_learner_could_not_read_while_the_model_was_down_is_learned_once_it_is_back(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """The conversation goes quiet after the batch the model could not read: it is read again later, not left
+    until the next restart (or the next message)."""
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    down = True
+    learned = Reply(json.dumps({"facts": [{"speaker": "Ana", "type": "hobby", "content": "climbs on Sundays"}]}))
+
+    def answer(body: dict[str, Any]) -> Step:
+        if "response_format" not in body:
+            return Reply("Sounds fun!")
+        return Fail(503) if down else learned
+
+    llm.default = answer
+    async with running_bot(discord, db, llm, budget_s=0.3, learning_batch_messages=1, learning_idle_seconds=5) as bot:
+        await discord.user_message(dm, ana, "I go climbing every Sunday")
+        await shown(discord, dm, "Sounds fun!")
+        failed = 'hearth_model_calls_total{model="fake-model",purpose="learning",result="failed"} 1.0'
+        async with asyncio.timeout(10):
+            while failed not in (await container_of(bot).metrics.exposition()).decode():  # noqa: ASYNC110 (polling)
+                await asyncio.sleep(0.05)
+        down = False  # the model is back; nobody writes any more
+
+        async with asyncio.timeout(15):
+            while not (facts := await _rows(db, select(UserFact.fact_content))):  # noqa: ASYNC110 (polling the database)
+                await asyncio.sleep(0.05)
+        assert [row.fact_content for row in facts] == ["climbs on Sundays"]
 
 
 def _by_model(answers: dict[str, Step]) -> Any:
