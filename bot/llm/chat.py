@@ -37,6 +37,10 @@ class LLMUnavailable(HearthError):
         self.models = tuple(models)
 
 
+class PromptTooLong(LLMUnavailable):
+    """The endpoint refused (HTTP 400) a prompt longer than the model's context window: a shorter one may do."""
+
+
 class ImageRefused(LLMUnavailable):
     """The endpoint refused (HTTP 400) a request that carried images: most likely ``models[0]`` cannot see them
     (a text-only model), or cannot fetch them. See bot/llm/vision.py."""
@@ -92,6 +96,16 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
 
 # The codes of a 429 that means the account has no credits left (OpenAI's ``insufficient_quota``), not a rate limit.
 _OUT_OF_CREDITS = frozenset({"insufficient_quota"})
+
+
+# How servers say a prompt does not fit the model's window: OpenAI's code, and the words of OpenAI, vLLM, LM Studio
+# ("maximum context length is 4096 tokens"), llama.cpp ("exceeds the available context size") and others.
+_TOO_LONG_WORDS = ("context length", "context_length", "context size", "context window", "prompt is too long")
+
+
+def _too_long(exc: openai.APIStatusError) -> bool:
+    said = f"{exc.code or ''} {exc.message}".lower()
+    return any(words in said for words in _TOO_LONG_WORDS)
 
 
 def _retry_after(response: Any) -> float | None:
@@ -246,6 +260,8 @@ class OpenAIChatModel:
                     f"server error {exc.status_code}", _retry_after(exc.response), kind="server_error"
                 ) from exc
             refused = f"the model endpoint refused the request ({exc.status_code}): {exc.message}"
+            if exc.status_code == 400 and _too_long(exc):
+                raise PromptTooLong(refused, models=[options.model]) from exc
             if exc.status_code == 400 and any(m.images for m in messages):
                 raise ImageRefused(refused, models=[options.model]) from exc
             raise LLMUnavailable(refused) from exc

@@ -86,7 +86,7 @@ class FallbackChatModel:
                 if last or shown:
                     if not last:
                         log.warning("model %s failed after part of its answer was shown: %s", name, exc)
-                    raise LLMUnavailable(str(exc), faults=faults, models=failed) from exc
+                    raise type(exc)(str(exc), faults=faults, models=failed) from exc  # still saying why
                 log.warning("model %s failed (%s); trying %s", name, exc, chain[position + 1][1])
                 continue
             self._failed_at.pop(name, None)

@@ -180,3 +180,23 @@ async def test_an_openai_models_prompt_fits_its_window_by_the_tokenizers_count(
     assert sent <= (1024 - 100) * 0.95, "the prompt fits the window as the model's tokenizer counts it"
     assert sum(estimate_tokens(message["content"]) + 4 for message in last.messages) < sent / 2
     assert len(last.messages) >= 3, "some history still fits"
+
+
+async def test_a_model_with_a_smaller_window_than_configured_still_answers_a_long_conversation(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """LLM_CONTEXT_TOKENS says 8192, the server's model takes 2048: once the conversation outgrows the model's
+    window, the endpoint refuses the prompt (400), and Hearth answers with a shorter one instead of apologising
+    to every message from then on."""
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    llm.context_windows["fake-model"] = 2048
+    llm.default = Reply("Tell me more!")
+    story = "We walked along the river and talked about the old mill and the people who worked there. " * 12
+    async with running_bot(discord, db, llm, llm_context_tokens=8192, llm_max_tokens=200, learning_enabled=False):
+        for turn in range(8):
+            await discord.user_message(dm, ana, f"{turn}: {story}")
+            await stored_eventually(db, "assistant", ["Tell me more!"] * (turn + 1))
+    assert [m["content"] for m in discord.sent_messages(dm)] == ["Tell me more!"] * 8, "no apology"
+    last = llm.reply_requests[-1]
+    assert "7: We walked" in last.prompt_text() and "5: We walked" in last.prompt_text(), "recent history kept"

@@ -1,12 +1,13 @@
 """A fake OpenAI-compatible API: a real aiohttp server on 127.0.0.1 that the real ``openai`` client talks to.
 
-Script the answers per test with :meth:`FakeLLM.script`; when the script runs out, :attr:`FakeLLM.default`
-answers (a function of the request body may be a coroutine: the answer waits for it, so a test can change
-something while the model is "thinking"). Requests to describe images (Hearth's image describer) are answered
-apart, never from the script, with :attr:`FakeLLM.image_descriptions` (else a sentence naming the file); a model
-in :attr:`FakeLLM.text_only_models` refuses any request carrying an image with 400, as a text-only model behind
-a real endpoint does. Every request is recorded so tests can assert on the prompt; unknown routes answer 404 and
-are kept in :attr:`FakeLLM.unexpected`::
+Script the answers per test with :meth:`FakeLLM.script`; when the script runs out, :attr:`FakeLLM.default` answers
+(a function of the request body may be a coroutine: the answer waits for it, so a test can change something while
+the model is "thinking"). Requests to describe images (Hearth's image describer) are answered apart, never from the
+script, with :attr:`FakeLLM.image_descriptions` (else a sentence naming the file); a model in
+:attr:`FakeLLM.text_only_models` refuses any request carrying an image with 400, as a text-only model behind a real
+endpoint does; a model in :attr:`FakeLLM.context_windows` refuses with 400 ``context_length_exceeded`` a request
+whose messages and ``max_tokens`` together pass its window, as OpenAI and vLLM do. Every request is recorded so
+tests can assert on the prompt; unknown routes answer 404 and are kept in :attr:`FakeLLM.unexpected`::
 
     async with FakeLLM() as llm:
         llm.script(Fail(429, retry_after=0.1), Reply("hello", chunk_size=2))
@@ -207,6 +208,8 @@ class FakeLLM:
         # An image's file name → what a description request answers for it.
         self.image_descriptions: dict[str, str] = {}
         self.text_only_models: set[str] = set()
+        # A model's context window in tokens (counted as count_tokens counts them, 4 more per message).
+        self.context_windows: dict[str, int] = {}
         self._script: list[Step] = []
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -309,7 +312,9 @@ class FakeLLM:
         if not isinstance(body, dict):
             return _json_response({"error": {"message": "body must be a JSON object", "type": "invalid_request"}}, 400)
         step: Step
-        if recorded.images and body.get("model") in self.text_only_models:
+        if (too_long := self._too_long(recorded)) is not None:
+            step = too_long
+        elif recorded.images and body.get("model") in self.text_only_models:
             step = Fail(400, message="Invalid content type. image_url is only supported by certain models.")
         elif recorded.is_description:
             step = Reply(self._describe(recorded.images), chunk_size=64)
@@ -326,6 +331,22 @@ class FakeLLM:
         if isinstance(step, BrokenStream):
             return await self._broken_body(request, body, step)
         return _json_response(self._completion(body, step))
+
+    def _too_long(self, recorded: LLMRequest) -> Fail | None:
+        """OpenAI's refusal of a request that does not fit the model's window (messages and the answer's room)."""
+        window = self.context_windows.get(str(recorded.body.get("model")))
+        if window is None:
+            return None
+        in_messages = sum(count_tokens(content_text(m.get("content"))) + 4 for m in recorded.messages)
+        completion = int(recorded.body.get("max_tokens") or 0)
+        if in_messages + completion <= window:
+            return None
+        message = (
+            f"This model's maximum context length is {window} tokens. However, you requested"
+            f" {in_messages + completion} tokens ({in_messages} in the messages, {completion} in the completion)."
+            " Please reduce the length of the messages or completion."
+        )
+        return Fail(400, message=message, code="context_length_exceeded")
 
     def _describe(self, urls: list[str]) -> str:
         lines = []

@@ -20,7 +20,7 @@ from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.domain.chunking import split_message
 from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
-from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, PromptTooLong
 from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewThrottle, send_safely
 from bot.services.conversation.holds import Holds
@@ -244,12 +244,25 @@ class Responder:
             was_away=was_away,
             host=host,
         )
-        messages = build_prompt(request, budget)
+        preview = PreviewThrottle(target, self.config.edit_interval_s)
         prepared()
         async with target.typing():
-            completion = await self.chat.generate(
-                messages, options, on_text=PreviewThrottle(target, self.config.edit_interval_s)
-            )
+            while True:
+                try:
+                    completion = await self.chat.generate(build_prompt(request, budget), options, on_text=preview)
+                    break
+                except PromptTooLong:  # the model's window is smaller than said: a shorter prompt, down to a floor
+                    smaller = budget.halved()
+                    if smaller is None:
+                        raise
+                    log.warning(
+                        "the prompt for %s does not fit its context window, which is smaller than LLM_CONTEXT_TOKENS"
+                        " (%d): answering with a prompt for %d tokens; set LLM_CONTEXT_TOKENS to the model's window",
+                        options.model,
+                        self.config.context_tokens,
+                        smaller.context_tokens,
+                    )
+                    budget = smaller
         return completion, recalled
 
     async def _recall(
