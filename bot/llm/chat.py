@@ -196,7 +196,7 @@ class OpenAIChatModel:
     ) -> tuple[str, tuple[int, int] | None]:
         # Only the answer is kept: a reasoning model's <think>…</think> and its ``reasoning_content`` (or
         # ``reasoning``) deltas are never shown, stored, remembered or learned from.
-        text, usage, hider = "", None, ReasoningFilter()
+        text, usage, hider, finish = "", None, ReasoningFilter(), None
         if on_text is not None:
             await on_text("")
         try:
@@ -226,6 +226,7 @@ class OpenAIChatModel:
                     # A server that ignores ``stream`` answers with one whole completion.
                     whole = json.loads(await response.aread())
                     text = strip_reasoning(whole["choices"][0]["message"]["content"] or "")
+                    finish = whole["choices"][0].get("finish_reason")
                     if whole.get("usage"):
                         usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
                     if on_text is not None and text:
@@ -236,6 +237,7 @@ class OpenAIChatModel:
                     if event.get("usage"):
                         usage = (int(event["usage"]["prompt_tokens"]), int(event["usage"]["completion_tokens"]))
                     choices = event.get("choices") or ()
+                    finish = (choices[0].get("finish_reason") if choices else None) or finish
                     piece = (choices[0].get("delta") or {}).get("content") if choices else None
                     if piece:
                         shown = hider.feed(piece)
@@ -277,5 +279,10 @@ class OpenAIChatModel:
                 raise _Retryable(f"stream broken: {type(exc).__name__}", kind=kind) from exc
             raise
         if not text.strip():
+            if finish == "length":  # the same room again would end the same way: no retry makes an answer
+                raise LLMUnavailable(
+                    f"the model used all its max_tokens ({options.max_tokens}) before it began to answer (a reasoning"
+                    " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)"
+                )
             raise _Retryable("empty answer", kind="empty")
         return text, usage

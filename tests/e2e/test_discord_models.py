@@ -109,6 +109,21 @@ async def test_what_the_learner_could_not_read_while_the_model_was_down_is_learn
         assert [row.fact_content for row in facts] == ["climbs on Sundays"]
 
 
+async def test_a_reasoning_model_that_thinks_until_max_tokens_is_not_asked_again_and_again(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Its thinking took every token it was given (finish_reason "length") and no answer came: asking again with
+    the same room only makes the person wait out the retry budget for the same apology."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.default = Reply("<think>Let me weigh every side of this question, one by one", finish_reason="length")
+    async with running_bot(discord, db, llm, budget_s=3.0, learning_enabled=False):
+        await discord.user_message(general, ana, f"{discord.bot.mention} what should I cook tonight?")
+        await shown(discord, general, lambda text: "sorry" in text.lower())
+        assert len(llm.reply_requests) == 1, "asked once"
+        assert not [m for m in discord.sent_messages(general) if "think" in m["content"]]
+
+
 def _by_model(answers: dict[str, Step]) -> Any:
     """A responder that answers each model its own way."""
     return lambda body: answers[body["model"]]
