@@ -18,6 +18,7 @@ from bot.domain.prompt import ChatMessage
 from bot.domain.reasoning import ReasoningFilter, strip_reasoning
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import HearthError
+from bot.llm.openai_client import out_of_credits
 from bot.llm.tokens import counter_for
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,6 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
     return {"role": message.role, "content": parts}
-
-
-# The codes of a 429 that means the account has no credits left (OpenAI's ``insufficient_quota``), not a rate limit.
-_OUT_OF_CREDITS = frozenset({"insufficient_quota"})
 
 
 # How servers say a prompt does not fit the model's window: OpenAI's code, and the words of OpenAI, vLLM, LM Studio
@@ -252,7 +249,7 @@ class OpenAIChatModel:
             finally:
                 await response.aclose()
         except openai.RateLimitError as exc:
-            if exc.code in _OUT_OF_CREDITS:  # a 429 no wait fixes: the account must be topped up
+            if out_of_credits(exc):
                 refused = f"the model endpoint refused the request (429, no credits left): {exc.message}"
                 raise LLMUnavailable(refused) from exc
             raise _Retryable("rate limited (429)", _retry_after(exc.response), kind="rate_limited") from exc

@@ -26,7 +26,7 @@ from openai import AsyncOpenAI
 
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import ConfigError, HearthError
-from bot.llm.openai_client import build_openai_client
+from bot.llm.openai_client import build_openai_client, out_of_credits
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -629,6 +629,10 @@ class OpenAIEmbedder:
         try:
             response = await self.client.embeddings.create(model=self.model_name, input=texts, **extra)
         except openai.RateLimitError as exc:
+            if out_of_credits(exc):
+                raise EmbeddingUnavailable(
+                    f"the embedding endpoint refused the request (429, no credits left): {exc.message}"
+                ) from exc
             raise _Retryable("rate limited (429)", _retry_after_s(exc)) from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):

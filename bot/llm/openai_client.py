@@ -1,12 +1,21 @@
 """The one place that builds an ``openai.AsyncOpenAI`` client."""
 
-from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai import AsyncOpenAI, DefaultAioHttpClient, RateLimitError
 
 from bot.errors import ConfigError
 from bot.settings import Settings
 
 # Local servers (Ollama, vLLM, LM Studio) ignore the key, but the client insists on one.
 _PLACEHOLDER_KEY = "not-needed"
+
+
+# The codes of a 429 that means the account has no credits left (OpenAI's ``insufficient_quota``), not a rate limit.
+_OUT_OF_CREDITS = frozenset({"insufficient_quota"})
+
+
+def out_of_credits(exc: RateLimitError) -> bool:
+    """Whether a 429 says the account has no credits left: no wait fixes that, the account must be topped up."""
+    return exc.code in _OUT_OF_CREDITS
 
 
 def llm_configured(settings: Settings) -> bool:

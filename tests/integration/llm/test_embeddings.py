@@ -391,6 +391,15 @@ async def test_openai_does_not_retry_a_refusal(llm: FlakyLLM) -> None:
     assert embedder.requests_made == 1
 
 
+async def test_openai_does_not_retry_an_account_out_of_credits(llm: FlakyLLM) -> None:
+    """OpenAI answers an account without credits with 429 ``insufficient_quota``: no wait makes it answer."""
+    llm.embedding_faults = [Fail(429, code="insufficient_quota", message="You exceeded your current quota")] * 5
+    embedder = openai_embedder(llm)
+    with pytest.raises(EmbeddingUnavailable, match="no credits left"):
+        await embedder.embed_one("hello there")
+    assert embedder.requests_made == 1
+
+
 async def test_openai_wrong_dimension_is_a_config_error() -> None:
     async with FakeLLM(embedding_dimension=1536) as llm:
         embedder = openai_embedder(llm)
