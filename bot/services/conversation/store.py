@@ -265,25 +265,38 @@ class TurnStore:
         ``shown_in``: the Discord message that shows its end (where its buttons are). ``speaker``: the cast
         character who said it (None: the channel's own persona), kept with the reply and its memory."""
         last = batch[-1]
+        cleaned = clean_text(text)
 
-        async def once(attempt: int) -> tuple[int, str]:
-            return await self._store_reply_once(
-                incoming,
-                batch,
-                text,
-                at=at,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                model=model,
-                latency_ms=latency_ms,
-                recalled=recalled,
-                shown_in=shown_in,
-                speaker=speaker,
-                retry=attempt > 1,
-            )
+        async def once(attempt: int) -> int:
+            """One try; on a retry the reply may be there already (its commit went through but the answer was lost
+            with the connection), and is not stored twice."""
+            async with self.database.session() as session:
+                conversations = ConversationRepository(session)
+                if attempt > 1:
+                    found = await conversations.find_reply(conversation_id=last.conversation_id, at=at, content=text)
+                    if found is not None:
+                        return found
+                await MemoryRepository(session).touch(list(recalled), now=at)
+                await conversations.settle([turn.message_row_id for turn in batch])
+                message_id = await conversations.add_message(
+                    conversation_id=last.conversation_id,
+                    user_id=last.user_id,
+                    role="assistant",
+                    content=text,
+                    at=at,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    model=model,
+                    latency_ms=latency_ms,
+                    discord_message_id=shown_in,
+                    speaker_name=speaker,
+                )
+                memories = MemoryRepository(session)
+                await self._memory_of(memories, last, incoming.place, message_id, cleaned, speaker, at)
+            return message_id
 
         try:
-            message_id, cleaned = await through_database_faults(
+            message_id = await through_database_faults(
                 once, what=f"storing the reply to message {incoming.message_id}", budget_s=self.store_budget_s
             )
         except DATABASE_FAULTS:
@@ -298,51 +311,6 @@ class TurnStore:
         self.recent.add(last.conversation_id, HistoryRow(message_id, "assistant", cleaned, speaker, at))
         if self.remember:
             self.remembered()
-
-    async def _store_reply_once(
-        self,
-        incoming: IncomingMessage,
-        batch: Sequence[StoredTurn],
-        text: str,
-        *,
-        at: datetime,
-        prompt_tokens: int | None,
-        completion_tokens: int | None,
-        model: str | None,
-        latency_ms: int,
-        recalled: Sequence[int],
-        shown_in: int | None,
-        speaker: str | None,
-        retry: bool,
-    ) -> tuple[int, str]:
-        """One try at storing a reply; returns its row's id and its cleaned text. On a ``retry`` the reply may be
-        there already (its commit went through but the answer was lost with the connection), and is not stored
-        twice."""
-        last = batch[-1]
-        cleaned = clean_text(text)
-        async with self.database.session() as session:
-            conversations = ConversationRepository(session)
-            if retry:
-                found = await conversations.find_reply(conversation_id=last.conversation_id, at=at, content=text)
-                if found is not None:
-                    return found, cleaned
-            await MemoryRepository(session).touch(list(recalled), now=at)
-            await conversations.settle([turn.message_row_id for turn in batch])
-            message_id = await conversations.add_message(
-                conversation_id=last.conversation_id,
-                user_id=last.user_id,
-                role="assistant",
-                content=text,
-                at=at,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                model=model,
-                latency_ms=latency_ms,
-                discord_message_id=shown_in,
-                speaker_name=speaker,
-            )
-            await self._memory_of(MemoryRepository(session), last, incoming.place, message_id, cleaned, speaker, at)
-        return message_id, cleaned
 
     def rewritten(self, conversation_id: int, message_id: int, content: str) -> None:
         """A stored turn's text changed (another alternative of a reply shown): the history follows it."""
