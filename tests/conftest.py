@@ -23,7 +23,7 @@ from bot.db.models import Base
 from tests.fakes.llm_server import FakeLLM
 from tests.support.chat import close_clients
 from tests.support.embedding import close_shared_embedder
-from tests.support.postgres import create_database, postgres_server
+from tests.support.postgres import OwnPostgres, create_database, own_postgres_server, postgres_server
 
 EMBEDDING_DIMENSION = 384
 BACKENDS = ("sqlite", "postgresql")
@@ -83,6 +83,23 @@ async def pg(postgres_database: Database) -> Database:
     """PostgreSQL alone, empty: for what only PostgreSQL has (pgvector, row locks)."""
     await _truncate_all(postgres_database)
     return postgres_database
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[OwnPostgres]:
+    """A PostgreSQL server of the module's own, for tests that restart it or cut it off (never the shared one)."""
+    with own_postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def own_db(own_server: OwnPostgres) -> AsyncIterator[Database]:
+    """An empty, migrated database on :func:`own_server`."""
+    url = await create_database(own_server.url, f"hearth_own_{uuid.uuid4().hex[:8]}")
+    database = Database(url)
+    await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -1,14 +1,9 @@
 """End to end, on a PostgreSQL server of the test's own: what Discord reports while the database is unreachable
 (a restart, a failover) is not lost. Discord sends each event once; Hearth cannot ask for it again."""
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
 
-from bot.db import migrations
 from bot.db.engine import Database
-from tests.conftest import EMBEDDING_DIMENSION
 from tests.e2e.test_discord_memory import (
     delete_on_discord,
     flushed,
@@ -21,22 +16,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
-from tests.support.postgres import OwnPostgres, create_database, own_postgres_server
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[OwnPostgres]:
-    with own_postgres_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def own_db(own_server: OwnPostgres) -> AsyncIterator[Database]:
-    url = await create_database(own_server.url, f"hearth_outage_{uuid.uuid4().hex[:8]}")
-    database = Database(url)
-    await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
-    yield database
-    await database.dispose()
+from tests.support.postgres import OwnPostgres
 
 
 async def test_a_message_deleted_while_the_database_is_unreachable_is_forgotten_once_it_is_back(

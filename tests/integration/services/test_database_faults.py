@@ -9,15 +9,13 @@ sender got an answer, and ``ConversationService.handle`` raised nothing.
 import asyncio
 import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Message, UserFact
 from bot.services.companion import CompanionContext
@@ -27,29 +25,13 @@ from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import TokenQuota
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
-from tests.conftest import EMBEDDING_DIMENSION
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.chat import RecordingReply, chat_model, conversation_service, eventually, message
 from tests.support.embedding import shared_embedder
-from tests.support.postgres import OwnPostgres, create_database, own_postgres_server
+from tests.support.postgres import OwnPostgres
 
 MESSAGES = 60
 GAP_S = 0.05  # between two messages: the faults land while messages are arriving and being answered
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[OwnPostgres]:
-    with own_postgres_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def own_db(own_server: OwnPostgres) -> AsyncIterator[Database]:
-    url = await create_database(own_server.url, f"hearth_fault_{uuid.uuid4().hex[:8]}")
-    database = Database(url)
-    await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
-    yield database
-    await database.dispose()
 
 
 async def send_through_faults(
