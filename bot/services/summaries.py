@@ -3,7 +3,8 @@
 Runs off the reply path (a scheduler job): one LLM call per closed conversation. A summary is a memory of
 kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk about last
 week" has something to find even when no single message matches. A conversation whose summary could not be
-written (the model was unavailable) is tried again at the next run; its existence is the marker.
+written (the model was unavailable) is tried again at the next run; its existence is the marker. A transcript
+longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until it fits.
 """
 
 import logging
@@ -20,7 +21,7 @@ from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
 from bot.errors import HearthError
-from bot.llm.chat import ChatModel, ChatOptions
+from bot.llm.chat import ChatModel, ChatOptions, PromptTooLong
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 
@@ -32,6 +33,9 @@ SUMMARY_INSTRUCTIONS = (
     " feelings, names, dates, promises). Write about yourself as 'I' and about others by name. Reply with the"
     " summary only."
 )
+
+# The shortest transcript a summary is asked for when the model's window refuses longer ones.
+MIN_TRANSCRIPT_TOKENS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +106,28 @@ class ConversationSummaries:
         if not any(row.role == "user" for row in rows):
             return 0
         persona = await self.personas.for_guild(conversation.guild_id)
-        messages = [
-            ChatMessage("system", SUMMARY_INSTRUCTIONS.format(name=persona.name)),
-            ChatMessage("user", transcript(rows, persona.name, self.config.transcript_tokens)),
-        ]
         options = ChatOptions(
             model=self.config.model, temperature=self.config.temperature, max_tokens=self.config.max_tokens
         )
-        completion = await self.chat.generate(messages, options)
+        tokens = self.config.transcript_tokens
+        while True:
+            messages = [
+                ChatMessage("system", SUMMARY_INSTRUCTIONS.format(name=persona.name)),
+                ChatMessage("user", transcript(rows, persona.name, tokens)),
+            ]
+            try:
+                completion = await self.chat.generate(messages, options)
+                break
+            except PromptTooLong:  # the model's window is smaller than said: the end of the talk, down to a floor
+                if tokens // 2 < MIN_TRANSCRIPT_TOKENS:
+                    raise
+                tokens //= 2
+                log.warning(
+                    "conversation %s does not fit %s's context window; summarising its last %d tokens",
+                    conversation.id,
+                    options.model,
+                    tokens,
+                )
         summary = completion.text.strip()
         if not summary:
             return 0

@@ -1,0 +1,72 @@
+"""Summaries of idle conversations on a real database (both backends), with the model failing in the ways
+endpoints do."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Memory
+from bot.db.repositories.conversations import ConversationRepository
+from bot.db.repositories.users import UserRepository
+from bot.services.memory import MemoryService
+from bot.services.personas import PersonaService
+from bot.services.summaries import ConversationSummaries, SummaryConfig
+from tests.fakes.llm_server import FakeLLM, LLMRequest, Reply
+from tests.support.chat import chat_model
+from tests.support.embedding import shared_embedder
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+async def summaries(db: Database, llm: FakeLLM, **config: Any) -> ConversationSummaries:
+    return ConversationSummaries(
+        db,
+        chat_model(llm.base_url, budget_s=0.5),
+        MemoryService(db, await shared_embedder()),
+        PersonaService(db),
+        SummaryConfig("fake-model", **config),
+        clock=lambda: NOW,
+    )
+
+
+async def talk(db: Database, channel_id: int, lines: list[str], *, hours_ago: float) -> int:
+    """A DM conversation that ended ``hours_ago``: each line from Ana, each answered; returns its id."""
+    at = NOW - timedelta(hours=hours_ago)
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=at)
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=channel_id, guild_id=None, user_id=user.id, at=at)
+        for line in lines:
+            for role, content in (("user", line), ("assistant", "I see.")):
+                await conversations.add_message(
+                    conversation_id=conversation.id, user_id=user.id, role=role, content=content, at=at
+                )
+        return conversation.id
+
+
+async def summarised(db: Database) -> dict[int | None, str]:
+    async with db.session() as session:
+        statement = select(Memory.conversation_id, Memory.content).where(Memory.kind == "summary")
+        rows = (await session.execute(statement)).all()
+    return {conversation_id: content for conversation_id, content in rows}
+
+
+def about(request: LLMRequest, word: str) -> bool:
+    return word in request.prompt_text()
+
+
+async def test_a_conversation_longer_than_the_models_window_is_summarised_from_its_end(
+    db: Database, llm: FakeLLM
+) -> None:
+    llm.context_windows["fake-model"] = 1024  # smaller than the transcript of 3000 tokens the summary is asked with
+    lines = [f"on day {day} I walked by the river and counted {day} herons" for day in range(300)]
+    conversation = await talk(db, 700, [*lines, "next month I am moving to Rome"], hours_ago=3)
+    llm.default = Reply("Ana walked by the river a lot and is moving to Rome next month.")
+
+    assert await (await summaries(db, llm)).close_idle() == 1
+
+    assert await summarised(db) == {conversation: "Ana walked by the river a lot and is moving to Rome next month."}
+    answered = llm.chat_requests[-1]
+    assert about(answered, "moving to Rome") and not about(answered, "on day 0 ")
