@@ -3,7 +3,8 @@
 Runs off the reply path (a scheduler job): one LLM call per closed conversation. A summary is a memory of
 kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk about last
 week" has something to find even when no single message matches. A conversation whose summary could not be
-written (the model was unavailable) is tried again at the next run; its existence is the marker. A transcript
+written (the model was unavailable) is tried again at the next run; its existence is the marker. While the model
+is down, a run stops at the first conversation it cannot summarise: the rest wait for the next. A transcript
 longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until it fits.
 """
 
@@ -21,7 +22,7 @@ from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
 from bot.errors import HearthError
-from bot.llm.chat import ChatModel, ChatOptions, PromptTooLong
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 
@@ -91,9 +92,22 @@ class ConversationSummaries:
                 idle_before=idle_before, since=now - self.config.lookback, limit=self.config.per_run
             )
         written = 0
-        for conversation in due:
+        for done, conversation in enumerate(due):
             try:
                 written += await self.summarise(conversation)
+            except LLMUnavailable as exc:
+                if exc.faults[-1:] == ("refused",):  # this request: the next conversation may fare better
+                    log.warning(
+                        "could not summarise conversation %s (%s); trying again next time", conversation.id, exc
+                    )
+                    continue
+                # Down: the next conversations would wait out the retries in turn, to the same end.
+                log.warning(
+                    "the model is unavailable (%s); %d conversations wait for the next summary sweep",
+                    exc,
+                    len(due) - done,
+                )
+                break
             except (HearthError, StorageError, OSError):
                 log.exception("could not summarise conversation %s; trying again next time", conversation.id)
         return written

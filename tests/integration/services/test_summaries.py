@@ -1,9 +1,11 @@
 """Summaries of idle conversations on a real database (both backends), with the model failing in the ways
 endpoints do."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.db.engine import Database
@@ -13,7 +15,7 @@ from bot.db.repositories.users import UserRepository
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
-from tests.fakes.llm_server import FakeLLM, LLMRequest, Reply
+from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
 from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder
 
@@ -70,3 +72,27 @@ async def test_a_conversation_longer_than_the_models_window_is_summarised_from_i
     assert await summarised(db) == {conversation: "Ana walked by the river a lot and is moving to Rome next month."}
     answered = llm.chat_requests[-1]
     assert about(answered, "moving to Rome") and not about(answered, "on day 0 ")
+
+
+async def test_while_the_model_is_down_a_sweep_stops_at_the_first_conversation_and_says_so_once(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    trips = {
+        await talk(db, 700 + number, [f"I am planning a trip to {city}"], hours_ago=5 - number): city
+        for number, city in enumerate(("Rome", "Oslo", "Lima"))
+    }
+    llm.default = Fail(503)
+    jobs = await summaries(db, llm)
+
+    assert await jobs.close_idle() == 0
+
+    asked = {city for city in trips.values() for request in llm.chat_requests if about(request, city)}
+    assert asked == {"Rome"}  # the oldest; the others were not made to wait out the retries in turn
+    said = [record for record in caplog.records if record.name == "bot.services.summaries"]
+    assert [record.levelno for record in said] == [logging.WARNING] and said[0].exc_info is None
+    assert await summarised(db) == {}
+
+    llm.default = Reply("A trip is planned.")
+    assert await jobs.close_idle() == 3
+    assert set(await summarised(db)) == set(trips)
