@@ -38,11 +38,16 @@ class LLMUnavailable(HearthError):
         self.models = tuple(models)
 
 
-class PromptTooLong(LLMUnavailable):
+class RequestRefused(LLMUnavailable):
+    """The endpoint refused (HTTP 400 or 422) this request for what it holds (a content filter, a prompt too long):
+    the same request would be refused again, where another may be answered."""
+
+
+class PromptTooLong(RequestRefused):
     """The endpoint refused (HTTP 400) a prompt longer than the model's context window: a shorter one may do."""
 
 
-class ImageRefused(LLMUnavailable):
+class ImageRefused(RequestRefused):
     """The endpoint refused (HTTP 400) a request that carried images: most likely ``models[0]`` cannot see them
     (a text-only model), or cannot fetch them. See bot/llm/vision.py."""
 
@@ -263,6 +268,8 @@ class OpenAIChatModel:
                 raise PromptTooLong(refused, models=[options.model]) from exc
             if exc.status_code == 400 and any(m.images for m in messages):
                 raise ImageRefused(refused, models=[options.model]) from exc
+            if exc.status_code in (400, 422):
+                raise RequestRefused(refused) from exc
             raise LLMUnavailable(refused) from exc
         except openai.APITimeoutError as exc:  # before APIConnectionError, its base class
             raise _Retryable(type(exc).__name__, kind="timeout") from exc

@@ -4,7 +4,8 @@ Runs off the reply path (a scheduler job): one LLM call per closed conversation.
 kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk about last
 week" has something to find even when no single message matches. A conversation whose summary could not be
 written (the model was unavailable) is tried again at the next run; its existence is the marker. While the model
-is down, a run stops at the first conversation it cannot summarise: the rest wait for the next. A transcript
+is down, a run stops at the first conversation it cannot summarise: the rest wait for the next. One whose
+request the endpoint refuses (a content filter) is not asked about again until the next start. A transcript
 longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until it fits.
 """
 
@@ -22,7 +23,7 @@ from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
 from bot.errors import HearthError
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong, RequestRefused
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 
@@ -80,6 +81,10 @@ class ConversationSummaries:
         self.personas = personas
         self.config = config
         self.clock = clock
+        # Conversations the endpoint refused to summarise (a content filter; a transcript too long even cut down):
+        # not asked about again while this process runs, so they neither cost a request every sweep nor keep
+        # newer conversations waiting for a place.
+        self._given_up: set[int] = set()
 
     async def close_idle(self) -> int:
         """Close conversations idle longer than the idle setting and summarise them; returns summaries written."""
@@ -89,19 +94,23 @@ class ConversationSummaries:
             repo = ConversationRepository(session)
             await repo.close_idle(idle_before=idle_before, at=now)
             due = await repo.due_for_summary(
-                idle_before=idle_before, since=now - self.config.lookback, limit=self.config.per_run
+                idle_before=idle_before,
+                since=now - self.config.lookback,
+                limit=self.config.per_run,
+                skip=self._given_up,
             )
         written = 0
         for done, conversation in enumerate(due):
             try:
                 written += await self.summarise(conversation)
+            except RequestRefused as exc:  # asking again would be refused again; the next one may be answered
+                self._given_up.add(conversation.id)
+                log.warning(
+                    "the model refused to summarise conversation %s (%s); not asking again", conversation.id, exc
+                )
             except LLMUnavailable as exc:
-                if exc.faults[-1:] == ("refused",):  # this request: the next conversation may fare better
-                    log.warning(
-                        "could not summarise conversation %s (%s); trying again next time", conversation.id, exc
-                    )
-                    continue
-                # Down: the next conversations would wait out the retries in turn, to the same end.
+                # Down, or refusing every request (a wrong key, no credits): the next conversations would fare no
+                # better, some waiting out the retries in turn.
                 log.warning(
                     "the model is unavailable (%s); %d conversations wait for the next summary sweep",
                     exc,

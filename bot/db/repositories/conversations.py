@@ -1,6 +1,6 @@
 """Conversations and their messages."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -334,9 +334,11 @@ class ConversationRepository:
         rows = (await self.session.execute(_HISTORY, parameters)).all()
         return [HistoryRow(*row) for row in reversed(rows)]
 
-    async def due_for_summary(self, *, idle_before: datetime, since: datetime, limit: int) -> list[Conversation]:
+    async def due_for_summary(
+        self, *, idle_before: datetime, since: datetime, limit: int, skip: Collection[int] = ()
+    ) -> list[Conversation]:
         """Conversations quiet since ``idle_before`` (and active after ``since``) with at least one exchange and
-        no summary memory yet, oldest first."""
+        no summary memory yet, oldest first; none of ``skip``."""
         summarised = select(Memory.id).where(Memory.conversation_id == Conversation.id, Memory.kind == "summary")
         statement = (
             select(Conversation)
@@ -345,6 +347,7 @@ class ConversationRepository:
                 Conversation.last_message_at >= since,
                 Conversation.message_count >= 2,
                 ~summarised.exists(),
+                Conversation.id.not_in(sorted(skip)),
             )
             .order_by(Conversation.last_message_at)
             .limit(limit)

@@ -15,7 +15,7 @@ from bot.db.repositories.users import UserRepository
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
-from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
+from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply, Step
 from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder
 
@@ -94,5 +94,43 @@ async def test_while_the_model_is_down_a_sweep_stops_at_the_first_conversation_a
     assert await summarised(db) == {}
 
     llm.default = Reply("A trip is planned.")
+    assert await jobs.close_idle() == 3
+    assert set(await summarised(db)) == set(trips)
+
+
+async def test_a_conversation_the_endpoint_refuses_is_given_up_and_leaves_its_place_to_the_next(
+    db: Database, llm: FakeLLM
+) -> None:
+    refused = await talk(db, 700, ["I am planning a trip to Rome"], hours_ago=4)
+    later = await talk(db, 701, ["I am planning a trip to Oslo"], hours_ago=3)
+
+    def filtered(body: dict[str, Any]) -> Step:
+        if "Rome" in str(body["messages"]):
+            message = "The response was filtered due to the prompt triggering content management policy."
+            return Fail(400, message=message, code="content_filter")
+        return Reply("Ana is planning a trip to Oslo.")
+
+    llm.default = filtered
+    jobs = await summaries(db, llm, per_run=1)  # one conversation a sweep: the oldest due
+
+    assert await jobs.close_idle() == 0
+    assert await jobs.close_idle() == 1
+
+    assert await summarised(db) == {later: "Ana is planning a trip to Oslo."}
+    assert len([request for request in llm.chat_requests if about(request, "Rome")]) == 1
+    assert refused not in await summarised(db)
+
+
+async def test_an_endpoint_refusing_every_request_ends_the_sweep_and_gives_up_on_no_conversation(
+    db: Database, llm: FakeLLM
+) -> None:
+    trips = [await talk(db, 700 + number, [f"a trip, number {number}"], hours_ago=5 - number) for number in range(3)]
+    llm.default = Fail(401, message="Incorrect API key provided.", code="invalid_api_key")
+    jobs = await summaries(db, llm)
+
+    assert await jobs.close_idle() == 0
+    assert len(llm.chat_requests) == 1
+
+    llm.default = Reply("A trip.")  # the key was put right
     assert await jobs.close_idle() == 3
     assert set(await summarised(db)) == set(trips)
