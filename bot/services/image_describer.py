@@ -10,7 +10,8 @@ rewrite clears it; a vector being made meanwhile from the old text is not stored
 
 Off the reply path: it waits while a reply is being prepared (see ``ReplyActivity``). At most one model call per
 message (so at most one per image): a message is claimed by clearing its flag before the call, so neither another
-process nor a restart describes it again, and a call that fails leaves the memory with its ``[image]`` marks.
+process nor a restart describes it again, and a call that fails leaves the memory with its ``[image]`` marks. The
+description the model wrote is then written through database faults, for up to ``WRITE_BUDGET_S``.
 Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off.
 """
 
@@ -28,11 +29,14 @@ from bot.domain.retry import Backoff
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
 from bot.llm.vision import Vision
 from bot.services.activity import ReplyActivity
+from bot.services.database_retry import through_database_faults
 
 log = logging.getLogger(__name__)
 
 # Room for a sentence per image in the answer.
 TOKENS_PER_DESCRIPTION = 80
+# How long writing a description rides out database faults (a restart, dropped connections) before it is lost.
+WRITE_BUDGET_S = 30.0
 
 
 def _nothing() -> None:
@@ -176,9 +180,13 @@ class ImageDescriber:
         if not any(descriptions):
             return
         memory_id, speaker, created_at = memory
-        async with self.database.session() as session:
-            await MemoryRepository(session).rewrite(
-                memory_id, with_images(text, descriptions), created_at=created_at, speaker_name=speaker
-            )
+        content = with_images(text, descriptions)
+
+        async def write(attempt: int) -> None:
+            async with self.database.session() as session:
+                await MemoryRepository(session).rewrite(memory_id, content, created_at=created_at, speaker_name=speaker)
+
+        # The message is claimed already: a description not written now would never be asked for again.
+        await through_database_faults(write, what=f"describing message {message_id}'s images", budget_s=WRITE_BUDGET_S)
         self.described += 1
         self.rewritten()

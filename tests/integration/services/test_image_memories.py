@@ -1,15 +1,26 @@
 """An image's description rewrites its turn's memory, on real databases: the word search finds it at once, and a
 vector made from the text before it is not stored (the memory is embedded again from what it says now)."""
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from sqlalchemy import event, select
 
 from bot.db.engine import Database
+from bot.db.models import Memory
+from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.memory_text import with_images
 from bot.domain.recall import RecallScope
+from bot.llm.vision import Vision
+from bot.services.image_describer import ImageDescriber
+from tests.fakes.llm_server import FakeLLM
+from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder
 
 
@@ -57,3 +68,71 @@ async def test_a_vector_made_before_the_image_was_described_is_not_stored(
         assert [row.content for row in found] == ["look who took my seat\n[image: a ginger cat asleep on a keyboard]"]
     else:
         assert found == []
+
+
+@contextlib.contextmanager
+def connection_drops_once_when_a_memory_is_rewritten(database: Database) -> Iterator[list[str]]:
+    """While open, the first statement that gives a memory new text fails as a dropped connection does (on
+    PostgreSQL the connection really drops; on SQLite the driver raises an I/O error)."""
+    dropped: list[str] = []
+
+    def before(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if dropped or not statement.lstrip().upper().startswith("UPDATE MEMORIES SET CONTENT"):
+            return
+        dropped.append(statement)
+        if database.backend == "postgresql":
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # raises: the connection is gone
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield dropped
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", before)
+
+
+async def test_a_description_is_kept_when_the_connection_drops_as_it_is_written(db: Database, llm: FakeLLM) -> None:
+    at = datetime.now(UTC)
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=at)
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=500, guild_id=None, user_id=user.id, at=at)
+        message_id = await conversations.add_message(
+            conversation_id=conversation.id,
+            user_id=user.id,
+            role="user",
+            content="look who took my seat",
+            at=at,
+            image_urls=["https://cdn.discordapp.com/attachments/1/2/seat.png"],
+            images_pending=True,
+        )
+        await MemoryRepository(session).add_many(
+            [
+                NewMemory(
+                    kind="message",
+                    content=with_images("look who took my seat", [None]),
+                    scope="dm",
+                    created_at=at,
+                    user_id=user.id,
+                    speaker_name="Ana",
+                    message_id=message_id,
+                )
+            ],
+            None,
+            None,
+        )
+    llm.image_descriptions["seat.png"] = "a ginger cat asleep on a keyboard"
+    describer = ImageDescriber(db, chat_model(llm.base_url), Vision(enabled=True), model="fake-model")
+
+    with connection_drops_once_when_a_memory_is_rewritten(db) as dropped:
+        describer.start()
+        try:
+            await describer.flush()
+        finally:
+            await describer.stop()
+
+    assert dropped  # the fault did happen, after the model had answered
+    async with db.reading() as session:
+        remembered = (await session.scalars(select(Memory.content).where(Memory.message_id == message_id))).all()
+    assert remembered == ["look who took my seat\n[image: a ginger cat asleep on a keyboard]"]
+    assert len(llm.description_requests) == 1
