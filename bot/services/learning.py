@@ -60,7 +60,7 @@ from bot.domain.facts import (
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle, signals_of, updated
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
 from bot.llm.tokens import counter_for
 from bot.services.activity import ReplyActivity
@@ -76,6 +76,8 @@ _ASSOCIABLE = ("hobby", "preference", "work", "location")
 _WORD = re.compile(r"[^\W_]+")
 # A follow-up is due on the evening (UTC) of the day it is about ("my exam is tomorrow": tomorrow evening).
 _FOLLOW_UP_HOUR = time(18, 0)
+# The shortest transcript a batch is read with when the model's window refuses longer ones.
+MIN_TRANSCRIPT_TOKENS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +306,6 @@ class Learner:
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
         known = await self._known_facts(usable, messages)
         persona = await self.personas.for_guild(guild_id)
-        shown = self._transcript(messages, allowed)
-        lines = [TranscriptLine(None if m.role == "assistant" else (m.speaker or "Someone"), m.content) for m in shown]
         names = {
             m.speaker: m.user_id
             for m in messages
@@ -313,7 +313,7 @@ class Learner:
         }
 
         try:
-            extraction, calls = await self._extract(lines, known, persona.name, now)
+            shown, extraction, calls = await self._read(messages, allowed, known, persona.name, now)
         except LLMUnavailable as exc:
             log.warning("learning postponed: the model is unavailable (%s)", exc)
             if exc.faults[-1:] != ("refused",):  # down, not refusing: it may answer in a while
@@ -334,9 +334,42 @@ class Learner:
             llm_calls=calls,
         )
 
-    def _transcript(self, messages: Sequence[UnlearnedMessage], allowed: set[int]) -> list[UnlearnedMessage]:
-        """The messages the model is shown, in order (its chat lines, numbered from 1): the newest that fit,
-        without anyone who opted out."""
+    async def _read(
+        self,
+        messages: Sequence[UnlearnedMessage],
+        allowed: set[int],
+        known: dict[int, tuple[StoredFact, str]],
+        persona_name: str,
+        now: datetime,
+    ) -> tuple[list[UnlearnedMessage], Extraction | None, int]:
+        """The messages shown to the model, its reading of them and the calls it took. When the model's window
+        is smaller than the transcript needs, the transcript is halved (its newest lines kept), down to a floor.
+        Raises LLMUnavailable when the model cannot answer."""
+        budget, calls = self.config.transcript_tokens, 0
+        while True:
+            shown = self._transcript(messages, allowed, budget)
+            lines = [
+                TranscriptLine(None if m.role == "assistant" else (m.speaker or "Someone"), m.content) for m in shown
+            ]
+            try:
+                extraction, more = await self._extract(lines, known, persona_name, now)
+                return shown, extraction, calls + more
+            except PromptTooLong:
+                if budget // 2 < MIN_TRANSCRIPT_TOKENS:
+                    raise
+                budget //= 2
+                calls += 1
+                log.warning(
+                    "a learning batch does not fit %s's context window; reading its last %d tokens",
+                    self.config.model,
+                    budget,
+                )
+
+    def _transcript(
+        self, messages: Sequence[UnlearnedMessage], allowed: set[int], budget: int
+    ) -> list[UnlearnedMessage]:
+        """The messages the model is shown, in order (its chat lines, numbered from 1): the newest that fit in
+        ``budget`` tokens, without anyone who opted out."""
         shown: list[UnlearnedMessage] = []
         tokens = 0
         count = counter_for(self.config.model)  # the model's tokenizer where one is known (bot/llm/tokens.py)
@@ -344,7 +377,7 @@ class Learner:
             if message.role == "user" and message.user_id not in allowed:
                 continue
             tokens += count(message.content) + 4
-            if shown and tokens > self.config.transcript_tokens:
+            if shown and tokens > budget:
                 break
             shown.append(message)
         return list(reversed(shown))

@@ -609,3 +609,26 @@ async def test_what_hearth_feels_and_thinks_in_one_dm_stays_in_that_dm(db: Datab
     async with db.session() as session:
         moods = await session.scalar(select(func.count()).select_from(BotState))
     assert moods == 3  # the guild's, Ana's DM's, Ben's DM's
+
+
+async def test_a_batch_longer_than_the_models_window_is_learned_from_its_newest_lines(
+    db: Database, llm: FakeLLM
+) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    for day in range(12):
+        text = f"day {day} of the trip: " + "we walked along the canal, looked at boats and ate far too much. " * 5
+        await service.handle(message(text, at=NOW), RecordingReply())
+    await service.handle(message("by the way, I work as a nurse", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+    # The instructions, a transcript of 1,500 tokens and 800 answer tokens do not fit in 2,048.
+    llm.context_windows["fake-model"] = 2048
+
+    model.answers = [extraction(facts=[fact("works as a nurse", "work")])]
+    outcome = await learner.learn(conversation)
+
+    assert (outcome.status, outcome.facts_added) == ("learned", 1)
+    assert "I work as a nurse" in model.learning_prompts[-1] and "day 0 of the trip" not in model.learning_prompts[-1]
+    assert (await learner.learn(conversation)).status == "nothing"
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
