@@ -333,10 +333,16 @@ class Container:
             )
 
             async def tick() -> None:
-                self.metrics.events_handled((await events.tick()).items())
+                self.metrics.events_handled((await events.tick(unsolicited=False)).items())
 
+            async def tick_unsolicited() -> None:
+                self.metrics.events_handled((await events.tick(unsolicited=True)).items())
+
+            # Apart: while the model writes a birthday greeting or a follow-up (or is retried while it is down),
+            # the reminders falling due meanwhile go out on time.
             poll = timedelta(seconds=self.settings.events_poll_seconds)
             self.scheduler.add(IntervalJob("scheduled-events", tick, poll, first_after=poll))
+            self.scheduler.add(IntervalJob("proactive-messages", tick_unsolicited, poll, first_after=poll))
         await self.coordination.start()
         await self.knowledge.recover()
         self.embedding_worker.start()

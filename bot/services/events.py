@@ -1,8 +1,9 @@
 """Proactive messages: reminders, birthdays and follow-ups, fired from ``scheduled_events``.
 
-The scheduler calls :meth:`EventService.tick` every few seconds. A tick claims the due events atomically
-(``EventRepository.claim_due``: two bot processes never fire one event twice), and in the same transaction
-inserts the next occurrence of each recurring one. Each claimed event is then handled on its own:
+The scheduler calls :meth:`EventService.tick` every few seconds, in two jobs: reminders, and the messages the
+model writes (which may wait on it for the whole retry budget, where a reminder must not). A tick claims the due
+events atomically (``EventRepository.claim_due``: two bot processes never fire one event twice), and in the same
+transaction inserts the next occurrence of each recurring one. Each claimed event is then handled on its own:
 
 - late by more than the grace period (the bot was down): marked missed;
 - a reminder the user asked for is always delivered, at once, in a fixed wording (no model needed);
@@ -131,10 +132,20 @@ class EventService:
         self._begin_sends = _Grouped(self._begin_sends_now)
         self._mark_sent = _Grouped(self._mark_sent_now)
 
-    async def tick(self) -> dict[Outcome, int]:
+    async def tick(self, *, unsolicited: bool | None = None) -> dict[Outcome, int]:
         """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
-        events ended each way."""
+        events ended each way. ``unsolicited``: only birthdays and follow-ups (True), whose wording may wait on
+        the model, or only the rest (False): in jobs of their own, a reminder never waits for the model to write
+        another message; None: every event."""
         counts: dict[Outcome, int] = {}
+        if unsolicited is not True:  # every kind's, once a poll (by the reminders' job when the jobs are apart)
+            await self._requeue_stuck()
+        while True:
+            claimed = await self._tick_once(counts, unsolicited)
+            if claimed < self.config.claim_batch:
+                return counts
+
+    async def _requeue_stuck(self) -> None:
         async with self.database.session() as session:
             stuck, uncertain = await EventRepository(session).requeue_stuck(
                 claimed_before=self.clock() - self.config.stuck_after
@@ -143,16 +154,18 @@ class EventService:
             log.warning("%d events were claimed but never started sending (a stop?); claiming them again", stuck)
         if uncertain:
             log.error("%d events were being sent when their process stopped; not sending them again", uncertain)
-        while True:
-            claimed = await self._tick_once(counts)
-            if claimed < self.config.claim_batch:
-                return counts
 
-    async def _tick_once(self, counts: dict[Outcome, int]) -> int:
+    async def _tick_once(self, counts: dict[Outcome, int], unsolicited: bool | None) -> int:
         now = self.clock()
         async with self.database.session() as session:
             events = EventRepository(session)
-            due = await events.claim_due(now=now, limit=self.config.claim_batch, shards=self.config.shards)
+            due = await events.claim_due(
+                now=now,
+                limit=self.config.claim_batch,
+                shards=self.config.shards,
+                types=UNSOLICITED if unsolicited else None,
+                other_than=UNSOLICITED if unsolicited is False else (),
+            )
             for event in due:
                 if event.is_recurring and event.recurrence_rule:
                     await events.schedule_next(event, self._next_time(event))

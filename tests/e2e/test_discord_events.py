@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import discord as discordpy
 import pytest
@@ -161,3 +162,44 @@ async def test_a_follow_up_pings_its_user_alone_whatever_the_model_writes(
         assert_pings_only(call, ana)
         await statuses_become(db, {event_id: "sent"})
     assert len(llm.chat_requests) == 1, "the follow-up was the model's"
+
+
+async def test_a_reminder_goes_out_while_the_model_is_still_writing_a_follow_up(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    writing, done = asyncio.Event(), asyncio.Event()
+
+    async def slow_model(body: dict[str, Any]) -> Reply:
+        writing.set()
+        await done.wait()  # a model that takes its time (a local one on a CPU), or one being retried while down
+        return Reply("How did the exam go in the end?")
+
+    llm.default = slow_model
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        async with db.session() as session:
+            stored = await UserRepository(session).upsert(
+                discord_id=ana.id, username=ana.username, display_name=ana.global_name, seen_at=utcnow()
+            )
+            follow_up = await EventRepository(session).add_follow_up(
+                user_id=stored.id,
+                guild_id=None,
+                channel_id=general,
+                topic="the exam",
+                question="How did the exam go?",
+                trigger_at=utcnow() - timedelta(seconds=1),
+            )
+        assert follow_up is not None
+        async with asyncio.timeout(5):
+            await writing.wait()
+        reminder = await add_reminder(db, ana, general, "water the plants")
+        try:
+            call = await discord.wait_for_request(
+                lambda call: call.method == "POST" and call.path == f"/channels/{general}/messages", timeout=5
+            )
+            assert call.body["content"] == f"<@{ana.id}> ⏰ Reminder: water the plants"
+            await statuses_become(db, {reminder: "sent", follow_up: "triggered"})
+        finally:
+            done.set()
+        await statuses_become(db, {follow_up: "sent"})

@@ -8,7 +8,7 @@ on a delivery that definitely failed.
 """
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -227,10 +227,16 @@ class EventRepository:
         return put_back, len((await self.session.execute(uncertain)).all())
 
     async def claim_due(
-        self, *, now: datetime, limit: int, shards: tuple[Sequence[int], int] | None = None
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        shards: tuple[Sequence[int], int] | None = None,
+        types: Collection[str] | None = None,
+        other_than: Collection[str] = (),
     ) -> list[DueEvent]:
         """Move up to ``limit`` pending events due by ``now`` to ``triggered`` under a new claim token and return
-        them, oldest first.
+        them, oldest first; only events of ``types`` (None: any) and none of ``other_than``.
 
         One statement: on PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
         disjoint batches without waiting; on SQLite the single writer serialises claimers and the ``status``
@@ -247,6 +253,10 @@ class EventRepository:
         )
         if shards is not None:  # (this process's shard ids, the shard count)
             picked = picked.where(_on_shards(*shards))
+        if types is not None:
+            picked = picked.where(ScheduledEvent.event_type.in_(sorted(types)))
+        if other_than:
+            picked = picked.where(ScheduledEvent.event_type.not_in(sorted(other_than)))
         if dialect_name(self.session) == "postgresql":
             picked = picked.with_for_update(skip_locked=True, of=ScheduledEvent)
         due = picked.cte("due")
