@@ -52,6 +52,24 @@ async def add_reminder(db: Database, user: FakeUser, channel_id: int, title: str
         )
 
 
+async def add_exam_follow_up(db: Database, user: FakeUser, channel_id: int) -> int:
+    """A follow-up about "the exam", due now."""
+    async with db.session() as session:
+        stored = await UserRepository(session).upsert(
+            discord_id=user.id, username=user.username, display_name=user.global_name, seen_at=utcnow()
+        )
+        event_id = await EventRepository(session).add_follow_up(
+            user_id=stored.id,
+            guild_id=None,
+            channel_id=channel_id,
+            topic="the exam",
+            question="How did the exam go?",
+            trigger_at=utcnow() - timedelta(seconds=1),
+        )
+    assert event_id is not None
+    return event_id
+
+
 async def statuses_become(db: Database, expected: dict[int, str]) -> None:
     """The events' statuses once they are ``expected`` (the row is marked just after delivery)."""
     found: dict[int, str] = {}
@@ -142,19 +160,7 @@ async def test_a_follow_up_pings_its_user_alone_whatever_the_model_writes(
     written = f"<@{someone}>, <@&{role}> and @everyone: how did the exam go?"
     llm.script(Reply(written))
     async with running_bot(discord, db, llm, events_poll_seconds=0.5):
-        async with db.session() as session:
-            stored = await UserRepository(session).upsert(
-                discord_id=ana.id, username=ana.username, display_name=ana.global_name, seen_at=utcnow()
-            )
-            event_id = await EventRepository(session).add_follow_up(
-                user_id=stored.id,
-                guild_id=None,
-                channel_id=general,
-                topic="the exam",
-                question="How did the exam go?",
-                trigger_at=utcnow() - timedelta(seconds=1),
-            )
-        assert event_id is not None
+        event_id = await add_exam_follow_up(db, ana, general)
         call = await discord.wait_for_request(
             lambda call: call.method == "POST" and call.path == f"/channels/{general}/messages", timeout=5
         )
@@ -178,19 +184,7 @@ async def test_a_reminder_goes_out_while_the_model_is_still_writing_a_follow_up(
 
     llm.default = slow_model
     async with running_bot(discord, db, llm, events_poll_seconds=0.5):
-        async with db.session() as session:
-            stored = await UserRepository(session).upsert(
-                discord_id=ana.id, username=ana.username, display_name=ana.global_name, seen_at=utcnow()
-            )
-            follow_up = await EventRepository(session).add_follow_up(
-                user_id=stored.id,
-                guild_id=None,
-                channel_id=general,
-                topic="the exam",
-                question="How did the exam go?",
-                trigger_at=utcnow() - timedelta(seconds=1),
-            )
-        assert follow_up is not None
+        follow_up = await add_exam_follow_up(db, ana, general)
         async with asyncio.timeout(5):
             await writing.wait()
         reminder = await add_reminder(db, ana, general, "water the plants")
