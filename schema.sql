@@ -926,4 +926,24 @@ CREATE INDEX ix_user_facts_extracted_from_message_id ON user_facts (extracted_fr
 
 UPDATE alembic_version SET version_num='0020' WHERE alembic_version.version_num = '0019';
 
+-- Running upgrade 0020 -> 0021
+
+DELETE FROM memories WHERE message_id IN (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY discord_message_id ORDER BY id) AS copy
+        FROM messages WHERE role = 'user' AND discord_message_id IS NOT NULL
+    ) AS numbered WHERE copy > 1
+);
+
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY discord_message_id ORDER BY id) AS copy
+        FROM messages WHERE role = 'user' AND discord_message_id IS NOT NULL
+    ) AS numbered WHERE copy > 1
+);
+
+CREATE UNIQUE INDEX uq_messages_user_discord_message_id ON messages (discord_message_id) WHERE role = 'user';
+
+UPDATE alembic_version SET version_num='0021' WHERE alembic_version.version_num = '0020';
+
 COMMIT;

@@ -379,3 +379,25 @@ async def test_where_hearth_may_not_send_it_neither_asks_the_model_nor_tries_dis
     refused = [call for call in discord.requests if call.channel_id == notices]
     assert refused == [], f"nothing asked of Discord there: {[(c.route, c.status) for c in refused]}"
     assert await stored_contents(db, "user") == ["@Hearth hello"]
+
+
+async def test_a_message_discord_delivers_twice_is_stored_and_answered_once(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Discord may deliver a message again (the gateway replays events after a resume; two processes may both
+    receive it): the person gets one answer, and the message is kept once."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.default = lambda body: Reply("Good luck!" if "exam" in str(body["messages"][-1]) else "Hello again!")
+    asked = discord.message_payload(general, ana, f"{discord.bot.mention} my exam is tomorrow")
+    await discord.dispatch("MESSAGE_CREATE", asked)
+    await discord.dispatch("MESSAGE_CREATE", asked)
+    await shown(discord, general, "Good luck!")
+    # Once a later message is answered too, both deliveries were handled.
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+    await shown(discord, general, "Hello again!")
+    await stored_eventually(db, "assistant", ["Good luck!", "Hello again!"])
+
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Good luck!", "Hello again!"]
+    assert sum("exam" in str(r.body["messages"][-1]) for r in llm.chat_requests) == 1, "one model call for it"
+    assert await stored_contents(db, "user") == ["@Hearth my exam is tomorrow", "@Hearth hello"]

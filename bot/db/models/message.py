@@ -53,6 +53,15 @@ class Message(IdMixin, TimestampMixin, Base):
             postgresql_where=text("awaiting_reply"),
             sqlite_where=text("awaiting_reply = 1"),
         ),
+        # A Discord message is one user turn: delivered again (a gateway replay, two processes), it is not kept
+        # or answered twice (ConversationRepository.add_message). Hearth's replies may share theirs (alternatives).
+        Index(
+            "uq_messages_user_discord_message_id",
+            "discord_message_id",
+            unique=True,
+            postgresql_where=text("role = 'user'"),
+            sqlite_where=text("role = 'user'"),
+        ),
         Index(
             "ix_messages_images_pending",
             "id",

@@ -1,12 +1,14 @@
 """Conversations and their messages."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import CTE, Table, Update, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from bot.db.models import Conversation, Guild, GuildMember, Memory, Message, User
 from bot.db.repositories._dialect import dialect_name
@@ -32,18 +34,25 @@ _MESSAGE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_MESSAGE = (
-    insert(_messages)
-    .values({name: bindparam(f"m_{name}", type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS})
-    .returning(_messages.c.id)
-)
 
 
-def _touch(dialect: str) -> Update:
-    """Move the conversation's last-message time forward (never back) and count the new message."""
+def _insert_message(insert: Callable[[Table], postgresql.Insert | sqlite.Insert]) -> ReturningInsert[Any]:
+    """The insert of a turn, doing nothing where a user's message for that Discord message is stored already (the
+    unique index on ``discord_message_id`` for user turns): a message Discord delivers twice is kept once."""
+    return (
+        insert(_messages)
+        .values({name: bindparam(f"m_{name}", type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(_messages.c.id)
+    )
+
+
+def _touch(dialect: str, *, inserted: CTE | None = None) -> Update:
+    """Move the conversation's last-message time forward (never back) and count the new message (``inserted``:
+    only if that CTE inserted it)."""
     last = _conversations.c.last_message_at
     at = bindparam("m_created_at", type_=last.type)
-    return (
+    statement = (
         update(_conversations)
         .where(_conversations.c.id == bindparam("m_conversation_id"))
         .values(
@@ -52,12 +61,19 @@ def _touch(dialect: str) -> Update:
             updated_at=bindparam("m_updated_at", type_=last.type),
         )
     )
+    return statement if inserted is None else statement.where(exists(select(inserted.c.id)))
 
 
+_INSERT_MESSAGE_SQLITE = _insert_message(sqlite.insert)
 _TOUCH_SQLITE = _touch("sqlite")
 # PostgreSQL does both in one round trip: the insert and the update as one statement.
-_inserted = _INSERT_MESSAGE.cte("inserted")
-_ADD_MESSAGE_POSTGRESQL = select(_inserted.c.id).add_cte(_touch("postgresql").cte("touched"))
+_inserted = _insert_message(postgresql.insert).cte("inserted")
+_ADD_MESSAGE_POSTGRESQL = select(_inserted.c.id).add_cte(_touch("postgresql", inserted=_inserted).cte("touched"))
+
+
+class AlreadyStored(Exception):
+    """A user's message is stored already for this Discord message: Discord delivered it again."""
+
 
 _HISTORY = (
     select(
@@ -222,7 +238,8 @@ class ConversationRepository:
         images_pending: bool = False,
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
-        ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona).
+        ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona). Raises
+        :class:`AlreadyStored` for a user's message whose Discord message is stored already (nothing changed).
 
         On every reply's path, so the statements are built once (and are one statement on PostgreSQL).
         """
@@ -243,10 +260,12 @@ class ConversationRepository:
             "m_created_at": at,
             "m_updated_at": at,
         }
-        if dialect_name(self.session) == "postgresql":
-            message_id: int = (await self.session.execute(_ADD_MESSAGE_POSTGRESQL, values)).scalar_one()
-        else:
-            message_id = (await self.session.execute(_INSERT_MESSAGE, values)).scalar_one()
+        postgres = dialect_name(self.session) == "postgresql"
+        inserted = await self.session.execute(_ADD_MESSAGE_POSTGRESQL if postgres else _INSERT_MESSAGE_SQLITE, values)
+        message_id = cast(int | None, inserted.scalar_one_or_none())
+        if message_id is None:
+            raise AlreadyStored(f"Discord message {discord_message_id} is stored already")
+        if not postgres:
             await self.session.execute(_TOUCH_SQLITE, values)
         # Rare, so statements of their own: the common insert stays as it was (and works on older schemas).
         if images_pending and image_urls:

@@ -121,6 +121,8 @@ class ConversationService:
                 )
                 sent = await send_safely(target, [MEMORY_TROUBLE], incoming)
                 return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
+            if stored is None:  # delivered again: the first delivery is answered
+                return TurnOutcome("ignored")
 
             held, notice = await self.holds.held(
                 channel_id=incoming.place.channel_id,
@@ -177,11 +179,11 @@ class ConversationService:
         if await self.intake.decide(incoming) is None:
             return TurnOutcome("ignored")
         try:
-            await self.store.store_incoming(incoming, awaiting_reply=not self.holds.resting)
+            stored = await self.store.store_incoming(incoming, awaiting_reply=not self.holds.resting)
         except DATABASE_FAULTS:
             log.exception("could not keep message %s while stopping", incoming.message_id)
             return TurnOutcome("lost")
-        return TurnOutcome("kept")
+        return TurnOutcome("kept" if stored is not None else "ignored")
 
     async def catch_up(
         self,

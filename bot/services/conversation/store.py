@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
-from bot.db.repositories.conversations import AwaitingMessage, ConversationRepository, HistoryRow
+from bot.db.repositories.conversations import AlreadyStored, AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.domain.memory_text import context_line, with_images
 from bot.domain.text import clean_text
@@ -89,23 +89,29 @@ class TurnStore:
 
     # -- the user's message ---------------------------------------------------------------------------------
 
-    async def store_incoming(self, incoming: IncomingMessage, *, awaiting_reply: bool) -> StoredTurn:
+    async def store_incoming(self, incoming: IncomingMessage, *, awaiting_reply: bool) -> StoredTurn | None:
         """Store the message (and who and where), retrying with backoff for up to ``store_budget_s`` while the
         database fails (a restart takes seconds; killed connections fail one statement each).
-        ``awaiting_reply``: left for the next start's catch-up if no reply is stored."""
+        ``awaiting_reply``: left for the next start's catch-up if no reply is stored. None: the message was stored
+        already, from an earlier delivery of it (Discord replays events; another process may have received it),
+        which is the one answered."""
 
         async def once(attempt: int) -> StoredTurn:
             async with self._locks.hold(incoming.place.channel_id):
                 return await self._store_once(incoming, awaiting_reply=awaiting_reply, retry=attempt > 1)
 
         # The database refusing the row: once more with fresh lookups (a cached row deleted elsewhere), no more.
-        return await through_database_faults(
-            once,
-            what=f"storing message {incoming.message_id}",
-            budget_s=self.store_budget_s,
-            refusal_tries=2,
-            before_retry=self.forget,  # a cached row may be what failed (deleted elsewhere): look everything up afresh
-        )
+        try:
+            return await through_database_faults(
+                once,
+                what=f"storing message {incoming.message_id}",
+                budget_s=self.store_budget_s,
+                refusal_tries=2,
+                before_retry=self.forget,  # a cached row may be what failed (deleted elsewhere): look all up afresh
+            )
+        except AlreadyStored:  # its transaction rolled back: nothing of this delivery is kept
+            log.info("message %s was delivered again; it is answered once", incoming.message_id)
+            return None
 
     async def _store_once(self, incoming: IncomingMessage, *, awaiting_reply: bool, retry: bool) -> StoredTurn:
         """One try at storing; on a ``retry`` the message may be there already (its commit went through but the
