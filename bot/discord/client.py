@@ -9,6 +9,7 @@ publishes them too.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from bot.discord.notifier import DiscordNotifier
 from bot.discord.render import SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
+from bot.discord.webhooks import ChannelWebhooks, CharacterReply
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
@@ -176,6 +178,7 @@ class HearthBot(commands.AutoShardedBot):
         self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
         self.replying = InFlight()  # the chat cog's handlers of incoming messages
         self.accepting = True  # False once a stop began: new messages are left alone
+        self.webhooks = ChannelWebhooks(lambda: self.user)  # what cast characters speak through, in each channel
         self._stopping: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
         self.ops_server: OpsServer | None = None  # /metrics and /healthz, when METRICS_PORT is set
@@ -328,4 +331,5 @@ class HearthBot(commands.AutoShardedBot):
                 return None
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
             return None
-        return ChannelReply(channel, place.channel_id, incoming.message_id, reply_view)
+        characters = functools.partial(CharacterReply, channel, self.webhooks)
+        return ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters)

@@ -178,9 +178,14 @@ class ChannelReply(_StreamedReply):
     the first piece as a Discord reply to ``reply_to`` if that message still exists, else as a plain message."""
 
     def __init__(
-        self, channel: discord.abc.Messageable, channel_id: int, reply_to: int | None, controls: Controls | None = None
+        self,
+        channel: discord.abc.Messageable,
+        channel_id: int,
+        reply_to: int | None,
+        controls: Controls | None = None,
+        characters: Characters | None = None,
     ) -> None:
-        super().__init__(channel, controls)
+        super().__init__(channel, controls, characters)
         self.reference = (
             discord.MessageReference(message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False)
             if reply_to is not None

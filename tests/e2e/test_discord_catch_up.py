@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import discord as discordpy
 import pytest
 from sqlalchemy import select
 
@@ -150,3 +151,40 @@ async def test_a_thread_message_left_unanswered_is_answered_after_a_restart_by_i
     assert [m["content"] for m in discord.sent_messages(stories)] == [AWAY]
     [caught_up] = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
     assert "A fox spirit." in caught_up[0]["content"], "and the channel's persona after the restart"
+
+
+async def test_a_message_to_a_cast_character_left_unanswered_is_answered_by_it_after_a_restart(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A message naming a character of the channel's cast is answered by that character, through the channel's
+    webhook, after a restart as when the message came: not by the bot as the channel's own persona."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    discord.add_role(
+        guild, "hooks", permissions=discordpy.Permissions(manage_webhooks=True).value, members=[discord.bot]
+    )
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    async with running_bot(discord, db, llm):
+        mira = FakeAttachment("mira.json", json.dumps(card).encode())
+        await run(discord, discord.owner, general, "persona import", {"card": mira})
+        await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default
+        await run(discord, discord.owner, general, "persona cast add", {"name": "Mira"})
+    # Hearth stores the message, asks the model as Mira… and stops before the answer comes.
+    posted = discord.message_payload(general, ana, "Mira, what do you see from up there?")
+    incoming = message("Mira, what do you see from up there?", user=ana.id, channel=general, guild=guild.id)
+    llm.script(Stall(60))
+    calls = len(llm.chat_requests)
+    turn = asyncio.create_task(
+        conversation_service(db, llm).handle(replace(incoming, message_id=int(posted["id"])), RecordingReply())
+    )
+    await eventually(lambda: len(llm.chat_requests) > calls)
+    turn.cancel()
+    assert "A fox spirit." in llm.chat_requests[-1].body["messages"][0]["content"], "Mira answers, live"
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    [caught_up] = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert "A fox spirit." in caught_up[0]["content"], "and Mira after the restart"
+    assert [(m["author"]["username"], m["content"]) for m in discord.webhook_messages(general)] == [("Mira", AWAY)]
+    assert discord.sent_messages(general) == [], "nothing said by the bot in her place"

@@ -117,7 +117,9 @@ class CatchUp:
         for items in turns.values():
             row, incoming, target = items[-1]
             try:
-                decision = await self.intake.place_of(incoming)
+                decision = await self.intake.speaker_of(incoming)  # a cast character named: it answers, as live
+                if decision.in_cast:
+                    target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
                 batch = [stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
                 async with self.turns.channel(row.channel_id):
                     outcome = await self.responder.answer(
@@ -128,6 +130,7 @@ class CatchUp:
                         target,
                         started=time.perf_counter(),
                         was_away=True,
+                        host=decision.host,
                     )
             except Exception:  # one message must not stop the others being answered
                 log.exception("could not catch up on message %s in channel %s", row.message_id, row.channel_id)

@@ -85,6 +85,13 @@ class Intake:
             return None
         return decision
 
+    async def speaker_of(self, incoming: IncomingMessage) -> Decision:
+        """Who answers ``incoming``, a message already decided on (stored awaiting its reply): the cast character
+        it names or replies to, as :meth:`decide` chose when it came, else the place's persona."""
+        decision = await self.place_of(incoming)
+        character = await self._character_for(incoming, decision)
+        return decision if character is None else replace(decision, persona=character, host=decision.persona.name)
+
     async def _character_for(self, incoming: IncomingMessage, decision: Decision) -> PersonaView | None:
         """The cast character ``incoming`` names or replies to, if the channel has a cast."""
         if decision.guild is None:

@@ -11,7 +11,7 @@ from bot.discord.client import HearthBot
 from bot.discord.people import author_of
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
-from bot.discord.webhooks import ChannelWebhooks, CharacterReply
+from bot.discord.webhooks import CharacterReply
 from bot.domain.images import Attachment, shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
@@ -90,7 +90,6 @@ class Chat(commands.Cog):
         self.conversation = conversation
         self.privacy = privacy
         self.metrics = metrics
-        self.webhooks = ChannelWebhooks(lambda: bot.user)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -109,7 +108,7 @@ class Chat(commands.Cog):
                 with self.bot.replying.track():
                     if self.bot.accepting:
                         target = MessageReply(
-                            message, reply_view, functools.partial(CharacterReply, message.channel, self.webhooks)
+                            message, reply_view, functools.partial(CharacterReply, message.channel, self.bot.webhooks)
                         )
                         outcome = await self.conversation.handle(incoming, target)
                     else:  # stopping: kept, and answered by the next start's catch-up
