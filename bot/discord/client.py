@@ -312,6 +312,27 @@ class HearthBot(commands.AutoShardedBot):
         finally:
             self.caught_up.set()
 
+    async def _deleted(self, channel: discord.abc.Messageable, message_id: int) -> bool:
+        """Whether Discord says the message is gone (True only when it says so: where the bot may not read the
+        channel's history, or Discord fails, the message is answered as if it were there)."""
+        try:
+            await channel.fetch_message(message_id)
+        except discord.NotFound:
+            return True
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("could not tell whether message %s is still there (%s); answering it", message_id, exc)
+        return False
+
+    async def _forget_deleted(self, channel_id: int, message_id: int) -> None:
+        services = self.services
+        try:
+            async with services.conversation.between_turns(channel_id):
+                await services.privacy.forget_deleted_messages([message_id])
+        except Exception:
+            log.exception("could not forget message %s, deleted while Hearth was stopped", message_id)
+            return
+        log.info("not catching up on message %s in channel %s: deleted meanwhile", message_id, channel_id)
+
     def _thread_parent(self, channel_id: int) -> int | None:
         """The channel a thread is in (None for a channel, or a thread this process does not see)."""
         channel = self.get_channel(channel_id)
@@ -319,7 +340,8 @@ class HearthBot(commands.AutoShardedBot):
 
     async def _reply_target(self, incoming: IncomingMessage) -> ReplyTarget | None:
         """Where to answer a stored message now, or None when this process cannot reach its channel (another
-        shard's guild; DMs belong to shard 0)."""
+        shard's guild; DMs belong to shard 0), or the message was deleted while Hearth was stopped (forgotten
+        then, as a deletion seen live is: Discord does not tell a stopped bot)."""
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
@@ -330,6 +352,9 @@ class HearthBot(commands.AutoShardedBot):
                 log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
                 return None
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
+            return None
+        if incoming.message_id is not None and await self._deleted(channel, incoming.message_id):
+            await self._forget_deleted(place.channel_id, incoming.message_id)
             return None
         characters = functools.partial(CharacterReply, channel, self.webhooks)
         return ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters)

@@ -188,3 +188,29 @@ async def test_a_message_to_a_cast_character_left_unanswered_is_answered_by_it_a
     assert "A fox spirit." in caught_up[0]["content"], "and Mira after the restart"
     assert [(m["author"]["username"], m["content"]) for m in discord.webhook_messages(general)] == [("Mira", AWAY)]
     assert discord.sent_messages(general) == [], "nothing said by the bot in her place"
+
+
+async def test_a_message_deleted_while_the_bot_was_stopped_is_neither_answered_nor_kept(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Taking a message back while Hearth is stopped (Discord does not tell a stopped bot) is as taking it back
+    while Hearth is running: after the restart it is not answered, and its words are not kept."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    posted = discord.message_payload(general, ana, f"{discord.bot.mention} my locker code is 4417")
+    incoming = message("@Hearth my locker code is 4417", user=ana.id, channel=general, guild=guild.id, mention=True)
+    llm.script(Stall(60))
+    turn = asyncio.create_task(
+        conversation_service(db, llm).handle(replace(incoming, message_id=int(posted["id"])), RecordingReply())
+    )
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    assert await user_messages(db) == ["@Hearth my locker code is 4417"]
+    del discord.messages[int(posted["id"])]  # deleted on Discord while Hearth was stopped
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert discord.sent_messages(general) == [], "not answered"
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+    assert await user_messages(db) == [], "and not kept"
