@@ -401,3 +401,23 @@ async def test_a_message_discord_delivers_twice_is_stored_and_answered_once(
     assert [m["content"] for m in discord.sent_messages(general)] == ["Good luck!", "Hello again!"]
     assert sum("exam" in str(r.body["messages"][-1]) for r in llm.chat_requests) == 1, "one model call for it"
     assert await stored_contents(db, "user") == ["@Hearth my exam is tomorrow", "@Hearth hello"]
+
+
+async def test_discords_notice_of_a_thread_started_is_not_taken_for_words_said(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Starting a thread in a channel makes Discord post a notice there, authored by the person, its text the
+    thread's name: nobody said it, so in a chat channel (where Hearth answers everything) it gets no answer."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    await bot.services.directory.update_guild_settings(_place(guild), {"chat_channels": [general]})
+    notice = discord.message_payload(general, ana, "Hearth weekend plans")
+    await discord.dispatch("MESSAGE_CREATE", notice | {"type": discordpy.MessageType.thread_created.value})
+    llm.script(Reply("I'm here."))
+    # Events are handled in order of arrival: once this one is answered, the notice was passed over.
+    await discord.user_message(general, ana, "anyone around?")
+    await shown(discord, general, "I'm here.")
+
+    assert [m["content"] for m in discord.sent_messages(general)] == ["I'm here."]
+    assert "weekend plans" not in str(llm.chat_requests[0].body["messages"]), "not put in the person's mouth"
+    assert await stored_contents(db, "user") == ["anyone around?"]

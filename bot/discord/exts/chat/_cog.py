@@ -96,6 +96,8 @@ class Chat(commands.Cog):
         me = self.bot.user
         if me is None or not (message.content or message.attachments):
             return
+        if message.is_system():  # Discord's notices (a thread started, a channel followed): their text is no one's
+            return
         if not may_send(message.channel):  # no answer could be shown: the model is not asked for one
             log.debug("not answering in channel %s: no permission to send messages there", message.channel.id)
             return
