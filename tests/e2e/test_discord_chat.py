@@ -93,15 +93,18 @@ async def test_a_mention_gets_a_reply_and_a_reply_to_the_bot_continues_the_conve
     await stored_eventually(db, "assistant", [first["content"], second["content"]])
 
 
+@pytest.mark.parametrize("announced", [True, False], ids=["deletion seen", "deletion seen before storing"])
 async def test_a_message_deleted_while_hearth_answers_it_is_left_unanswered(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
     bot: HearthBot,
     llm: FakeLLM,
     db: Database,
     caplog: pytest.LogCaptureFixture,
+    announced: bool,
 ) -> None:
     """Taking a message back while Hearth writes its answer: Discord refuses a reply to it, and Hearth shows
-    nothing and keeps nothing of it (no traceback, the channel answers on)."""
+    nothing and keeps nothing of it (no traceback, the channel answers on), even where the deletion reached
+    Hearth before it had stored the message (a moderation bot deleting at once) and so found nothing to forget."""
     discord, ana, guild = discord_world
     general = guild.channel("general")
     asking, deleted = asyncio.Event(), asyncio.Event()
@@ -114,7 +117,7 @@ async def test_a_message_deleted_while_hearth_answers_it_is_left_unanswered(
     llm.default = answer_once_deleted
     asked = await discord.user_message(general, ana, f"{discord.bot.mention} my locker code is 4417")
     await asking.wait()
-    await discord.user_deletes(asked)
+    await discord.user_deletes(asked, announced=announced)
     deleted.set()
 
     llm.default = lambda body: Reply("Hello again!")
@@ -123,6 +126,7 @@ async def test_a_message_deleted_while_hearth_answers_it_is_left_unanswered(
     assert [m["content"] for m in discord.sent_messages(general)] == ["Hello again!"]
     assert "4417" not in llm.last_prompt_text(), "neither the message nor an answer to it is remembered"
     await stored_eventually(db, "assistant", ["Hello again!"])
+    assert await stored_contents(db, "user") == ["@Hearth hello"]
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR], "taking it back is no fault"
 
 

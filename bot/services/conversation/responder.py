@@ -158,7 +158,7 @@ class Responder:
             sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
         except AnswerWithdrawn as withdrawn:  # the person deleted what was being answered: nothing shown or kept
             log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
-            await self.store.settle_quietly(batch)
+            await self.store.withdraw(batch, incoming.message_id)
             return TurnOutcome("withdrawn", answered_messages=len(batch))
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.conversations import AlreadyStored, AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
+from bot.db.repositories.privacy import PrivacyRepository
 from bot.domain.memory_text import context_line, with_images
 from bot.domain.text import clean_text
 from bot.services.conversation.config import StoredTurn
@@ -329,6 +330,19 @@ class TurnStore:
         have first). Raises on a database fault (see :meth:`settle_quietly`)."""
         async with self.database.session() as session:
             return list(await ConversationRepository(session).settle(list(message_ids)))
+
+    async def withdraw(self, batch: Sequence[StoredTurn], discord_message_id: int | None) -> None:
+        """The Discord message being answered was deleted (Discord refused the reply to it): its stored turn goes,
+        with its memory, even where the deletion reached Hearth before the turn was stored; the rest of the batch
+        is over without a reply."""
+        try:
+            async with self.database.session() as session:
+                if discord_message_id is not None:
+                    await PrivacyRepository(session).delete_turns([discord_message_id])
+                await ConversationRepository(session).settle([turn.message_row_id for turn in batch])
+        except DATABASE_FAULTS as exc:
+            log.warning("could not forget message %s, deleted while answered (%s)", discord_message_id, exc)
+        self.recent.forget(batch[-1].conversation_id)
 
     async def settle_quietly(self, batch: Sequence[StoredTurn]) -> None:
         """The batch's turn is over without a stored reply (held back, apologised): not for catching up later."""

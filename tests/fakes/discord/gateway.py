@@ -88,9 +88,12 @@ class Gateway(World):
         await self.dispatch("MESSAGE_CREATE", message)
         return message
 
-    async def user_deletes(self, message: JSON) -> None:
-        """Someone deletes ``message``: gone from its channel (a reply to it is refused), then MESSAGE_DELETE."""
+    async def user_deletes(self, message: JSON, *, announced: bool = True) -> None:
+        """Someone deletes ``message``: gone from its channel (a reply to it is refused), then MESSAGE_DELETE
+        (not ``announced``: as if the bot handled that event before it had stored the message)."""
         del self.messages[int(message["id"])]
+        if not announced:
+            return
         payload = {"id": message["id"], "channel_id": message["channel_id"]}
         if "guild_id" in message:
             payload["guild_id"] = message["guild_id"]
