@@ -238,8 +238,10 @@ async def test_a_channel_plays_its_own_persona_until_reset(db: Database, llm: Fa
     await personas.import_card(view.guild_id, card("Mira"))
     await personas.use(view.guild_id, DEFAULT_PERSONA["name"])  # the server plays the default again
 
-    async def speaker(incoming: IncomingMessage) -> str:
-        await service.handle(incoming, RecordingReply())
+    async def speaker(like: IncomingMessage) -> str:
+        """Who answers a new message where ``like`` was sent (a new one: Discord sends each message once)."""
+        asked = incoming_message("hi", guild=77, channel=like.place.channel_id, mention=True)
+        await service.handle(asked, RecordingReply())
         return str(llm.chat_requests[-1].body["messages"][0]["content"])
 
     chosen = await personas.use_in_channel(view.guild_id, 701, "mira")
