@@ -6,7 +6,7 @@ newest turns first, so the prompt never grows with the length of a conversation.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.domain.budget import MESSAGE_OVERHEAD_TOKENS, TokenCounter, estimate_tokens, truncate_to_tokens
@@ -71,7 +71,8 @@ class Turn:
     images: tuple[str, ...] = ()  # links of images sent with a user turn being answered
 
 
-# The smallest window a prompt is built for (LLM_CONTEXT_TOKENS may not be set lower either).
+# The smallest window a reply's prompt is built for, when the model's refuses longer ones (LLM_CONTEXT_TOKENS may not
+# be set lower either).
 MIN_CONTEXT_TOKENS = 1024
 
 
@@ -91,13 +92,6 @@ class Budget:
     @property
     def prompt_tokens(self) -> int:
         return int((self.context_tokens - self.reply_tokens) * (1 - self.safety_margin))
-
-    def halved(self) -> "Budget | None":
-        """The budget for a window half as large (the model's is smaller than said), or None below
-        ``MIN_CONTEXT_TOKENS``, where a prompt would hold little more than the persona."""
-        if self.context_tokens // 2 < MIN_CONTEXT_TOKENS:
-            return None
-        return replace(self, context_tokens=self.context_tokens // 2)
 
     def section_budget(self, name: str) -> int:
         """A section's budget, scaled down when all sections together would crowd out the conversation."""

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx2 as httpx
 import openai
@@ -45,6 +45,23 @@ class RequestRefused(LLMUnavailable):
 
 class PromptTooLong(RequestRefused):
     """The endpoint refused (HTTP 400) a prompt longer than the model's context window: a shorter one may do."""
+
+
+_T = TypeVar("_T")
+
+
+async def fitting_the_window(ask: Callable[[int], Awaitable[_T]], tokens: int, *, floor: int, what: str) -> _T:
+    """``ask(tokens)`` (a request built for that many tokens), then for half as many each time the endpoint
+    refuses it as longer than the model's window (smaller than Hearth was told), down to ``floor``: past that the
+    :class:`PromptTooLong` is raised. ``what`` names the request in the log."""
+    while True:
+        try:
+            return await ask(tokens)
+        except PromptTooLong:
+            if tokens // 2 < floor:
+                raise
+            tokens //= 2
+            log.warning("%s does not fit the model's context window; asking again within %d tokens", what, tokens)
 
 
 class ImageRefused(RequestRefused):

@@ -60,7 +60,7 @@ from bot.domain.facts import (
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle, signals_of, updated
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong, fitting_the_window
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
 from bot.llm.tokens import counter_for
 from bot.services.activity import ReplyActivity
@@ -345,25 +345,23 @@ class Learner:
         """The messages shown to the model, its reading of them and the calls it took. When the model's window
         is smaller than the transcript needs, the transcript is halved (its newest lines kept), down to a floor.
         Raises LLMUnavailable when the model cannot answer."""
-        budget, calls = self.config.transcript_tokens, 0
-        while True:
+        refused = 0  # calls refused as too long: they count too
+
+        async def read(budget: int) -> tuple[list[UnlearnedMessage], Extraction | None, int]:
+            nonlocal refused
             shown = self._transcript(messages, allowed, budget)
             lines = [
                 TranscriptLine(None if m.role == "assistant" else (m.speaker or "Someone"), m.content) for m in shown
             ]
             try:
-                extraction, more = await self._extract(lines, known, persona_name, now)
-                return shown, extraction, calls + more
+                extraction, calls = await self._extract(lines, known, persona_name, now)
             except PromptTooLong:
-                if budget // 2 < MIN_TRANSCRIPT_TOKENS:
-                    raise
-                budget //= 2
-                calls += 1
-                log.warning(
-                    "a learning batch does not fit %s's context window; reading its last %d tokens",
-                    self.config.model,
-                    budget,
-                )
+                refused += 1
+                raise
+            return shown, extraction, refused + calls
+
+        what = f"a learning batch for {self.config.model}"
+        return await fitting_the_window(read, self.config.transcript_tokens, floor=MIN_TRANSCRIPT_TOKENS, what=what)
 
     def _transcript(
         self, messages: Sequence[UnlearnedMessage], allowed: set[int], budget: int

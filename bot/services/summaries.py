@@ -23,7 +23,7 @@ from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
 from bot.errors import HearthError
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong, RequestRefused
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, RequestRefused, fitting_the_window
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 
@@ -132,25 +132,18 @@ class ConversationSummaries:
         options = ChatOptions(
             model=self.config.model, temperature=self.config.temperature, max_tokens=self.config.max_tokens
         )
-        tokens = self.config.transcript_tokens
-        while True:
+
+        async def ask(tokens: int) -> Completion:  # the end of the talk, when its whole does not fit the window
             messages = [
                 ChatMessage("system", SUMMARY_INSTRUCTIONS.format(name=persona.name)),
                 ChatMessage("user", transcript(rows, persona.name, tokens)),
             ]
-            try:
-                completion = await self.chat.generate(messages, options)
-                break
-            except PromptTooLong:  # the model's window is smaller than said: the end of the talk, down to a floor
-                if tokens // 2 < MIN_TRANSCRIPT_TOKENS:
-                    raise
-                tokens //= 2
-                log.warning(
-                    "conversation %s does not fit %s's context window; summarising its last %d tokens",
-                    conversation.id,
-                    options.model,
-                    tokens,
-                )
+            return await self.chat.generate(messages, options)
+
+        what = f"conversation {conversation.id}'s summary"
+        completion = await fitting_the_window(
+            ask, self.config.transcript_tokens, floor=MIN_TRANSCRIPT_TOKENS, what=what
+        )
         summary = completion.text.strip()
         if not summary:
             return 0

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,9 +19,9 @@ from bot.db.engine import DATABASE_FAULTS
 from bot.domain import guild_settings
 from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.domain.chunking import split_message
-from bot.domain.prompt import Budget, PromptRequest, Turn, build_prompt
+from bot.domain.prompt import MIN_CONTEXT_TOKENS, Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
-from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, PromptTooLong
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, fitting_the_window
 from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewThrottle, send_safely
 from bot.services.conversation.holds import Holds
@@ -246,23 +247,18 @@ class Responder:
         )
         preview = PreviewThrottle(target, self.config.edit_interval_s)
         prepared()
+
+        async def ask(context_tokens: int) -> Completion:
+            window = replace(budget, context_tokens=context_tokens)
+            return await self.chat.generate(build_prompt(request, window), options, on_text=preview)
+
         async with target.typing():
-            while True:
-                try:
-                    completion = await self.chat.generate(build_prompt(request, budget), options, on_text=preview)
-                    break
-                except PromptTooLong:  # the model's window is smaller than said: a shorter prompt, down to a floor
-                    smaller = budget.halved()
-                    if smaller is None:
-                        raise
-                    log.warning(
-                        "the prompt for %s does not fit its context window, which is smaller than LLM_CONTEXT_TOKENS"
-                        " (%d): answering with a prompt for %d tokens; set LLM_CONTEXT_TOKENS to the model's window",
-                        options.model,
-                        self.config.context_tokens,
-                        smaller.context_tokens,
-                    )
-                    budget = smaller
+            completion = await fitting_the_window(
+                ask,
+                budget.context_tokens,
+                floor=MIN_CONTEXT_TOKENS,
+                what=f"a reply's prompt for {options.model} (set LLM_CONTEXT_TOKENS to the model's window)",
+            )
         return completion, recalled
 
     async def _recall(
