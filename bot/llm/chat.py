@@ -18,7 +18,7 @@ from bot.domain.prompt import ChatMessage
 from bot.domain.reasoning import ReasoningFilter, strip_reasoning
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import HearthError
-from bot.llm.openai_client import out_of_credits
+from bot.llm.openai_client import out_of_credits, requested_wait_s
 from bot.llm.tokens import counter_for
 
 log = logging.getLogger(__name__)
@@ -125,14 +125,6 @@ _TOO_LONG_WORDS = ("context length", "context_length", "context size", "context 
 def _too_long(exc: openai.APIStatusError) -> bool:
     said = f"{exc.code or ''} {exc.message}".lower()
     return any(words in said for words in _TOO_LONG_WORDS)
-
-
-def _retry_after(response: Any) -> float | None:
-    value = getattr(response, "headers", {}).get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _is_transport_error(exc: BaseException) -> bool:
@@ -274,11 +266,11 @@ class OpenAIChatModel:
             if out_of_credits(exc):
                 refused = f"the model endpoint refused the request (429, no credits left): {exc.message}"
                 raise LLMUnavailable(refused) from exc
-            raise _Retryable("rate limited (429)", _retry_after(exc.response), kind="rate_limited") from exc
+            raise _Retryable("rate limited (429)", requested_wait_s(exc.response), kind="rate_limited") from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise _Retryable(
-                    f"server error {exc.status_code}", _retry_after(exc.response), kind="server_error"
+                    f"server error {exc.status_code}", requested_wait_s(exc.response), kind="server_error"
                 ) from exc
             refused = f"the model endpoint refused the request ({exc.status_code}): {exc.message}"
             if exc.status_code == 400 and _too_long(exc):

@@ -26,7 +26,7 @@ from openai import AsyncOpenAI
 
 from bot.domain.retry import Backoff, fits_budget
 from bot.errors import ConfigError, HearthError
-from bot.llm.openai_client import build_openai_client, out_of_credits
+from bot.llm.openai_client import build_openai_client, out_of_credits, requested_wait_s
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -548,14 +548,6 @@ class _Retryable(Exception):
         self.retry_after_s = retry_after_s
 
 
-def _retry_after_s(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 class OpenAIEmbedder:
     """`Embedder` over an OpenAI-compatible ``/embeddings`` endpoint, ``batch_size`` texts per request.
 
@@ -633,10 +625,10 @@ class OpenAIEmbedder:
                 raise EmbeddingUnavailable(
                     f"the embedding endpoint refused the request (429, no credits left): {exc.message}"
                 ) from exc
-            raise _Retryable("rate limited (429)", _retry_after_s(exc)) from exc
+            raise _Retryable("rate limited (429)", requested_wait_s(exc.response)) from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
-                raise _Retryable(f"server error {exc.status_code}", _retry_after_s(exc)) from exc
+                raise _Retryable(f"server error {exc.status_code}", requested_wait_s(exc.response)) from exc
             raise EmbeddingUnavailable(f"the embedding endpoint refused the request: {exc.message}") from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise _Retryable(type(exc).__name__) from exc

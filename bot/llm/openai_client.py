@@ -1,7 +1,11 @@
 """The one place that builds an ``openai.AsyncOpenAI`` client."""
 
+from datetime import UTC, datetime
+from typing import Any
+
 from openai import AsyncOpenAI, DefaultAioHttpClient, RateLimitError
 
+from bot.domain.retry import server_wait_s
 from bot.errors import ConfigError
 from bot.settings import Settings
 
@@ -16,6 +20,13 @@ _OUT_OF_CREDITS = frozenset({"insufficient_quota"})
 def out_of_credits(exc: RateLimitError) -> bool:
     """Whether a 429 says the account has no credits left: no wait fixes that, the account must be topped up."""
     return exc.code in _OUT_OF_CREDITS
+
+
+def requested_wait_s(response: Any) -> float | None:
+    """How long the endpoint asked to wait before the next try (``retry-after-ms``, or ``Retry-After`` in seconds
+    or as a date), if it said."""
+    headers = getattr(response, "headers", None) or {}
+    return server_wait_s(headers.get("retry-after"), headers.get("retry-after-ms"), now=datetime.now(UTC))
 
 
 def llm_configured(settings: Settings) -> bool:

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from types import TracebackType
 from typing import Any, Self
 
@@ -74,13 +75,17 @@ class Reply:
 
 @dataclass(frozen=True)
 class Fail:
-    """An error answer with an OpenAI-style error body and, if given, a ``retry-after`` header (seconds).
+    """An error answer with an OpenAI-style error body and, if given, a ``retry-after`` header (seconds; with
+    ``retry_after_date``, as the HTTP date that many seconds from now, which RFC 9110 allows) and a
+    ``retry-after-ms`` header (milliseconds, as OpenAI sends it).
 
     ``code`` is the body's ``type`` and ``code`` (by default what the status usually carries); OpenAI answers an
     account out of credits with 429 and ``insufficient_quota``, and no ``retry-after``."""
 
     status: int
     retry_after: float | None = None
+    retry_after_date: bool = False
+    retry_after_ms: float | None = None
     message: str = "scripted failure"
     code: str | None = None
 
@@ -363,7 +368,12 @@ class FakeLLM:
 
     @staticmethod
     def _failure(step: Fail) -> web.Response:
-        headers = {} if step.retry_after is None else {"retry-after": f"{step.retry_after:g}"}
+        headers = {}
+        if step.retry_after is not None:
+            when = formatdate(time.time() + step.retry_after, usegmt=True)
+            headers["retry-after"] = when if step.retry_after_date else f"{step.retry_after:g}"
+        if step.retry_after_ms is not None:
+            headers["retry-after-ms"] = f"{step.retry_after_ms:g}"
         kind = step.code or {429: "rate_limit_exceeded"}.get(
             step.status, "server_error" if step.status >= 500 else "invalid_request"
         )

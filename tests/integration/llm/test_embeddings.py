@@ -369,6 +369,19 @@ async def test_openai_retries_rate_limits_and_server_errors(llm: FlakyLLM, fault
     assert len(llm.embedding_requests) == 3 and embedder.requests_made == 3
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [Fail(429, retry_after=3600, retry_after_date=True), Fail(429, retry_after_ms=3_600_000)],
+    ids=["http-date", "retry-after-ms"],
+)
+async def test_openai_gives_up_at_once_when_asked_to_wait_beyond_the_budget(llm: FlakyLLM, fault: Fail) -> None:
+    llm.embedding_faults = [fault]
+    embedder = openai_embedder(llm, budget_s=5.0)
+    with pytest.raises(EmbeddingUnavailable, match="did not answer after 1 attempts"):
+        await embedder.embed_one("hello there")
+    assert embedder.requests_made == 1
+
+
 async def test_openai_retries_a_timeout(llm: FlakyLLM) -> None:
     llm.embedding_faults = [2.0]
     embedder = openai_embedder(llm, timeout=0.3)

@@ -153,6 +153,45 @@ async def test_429_is_retried_after_retry_after(llm: FakeLLM, service: Conversat
     assert second.at - first.at >= 0.3
 
 
+@pytest.mark.parametrize(
+    ("fault", "waited"),
+    [
+        (Fail(429, retry_after=2.0, retry_after_date=True), 1.0),  # a date has whole seconds: 1 to 2 s from now
+        (Fail(429, retry_after_ms=1500), 1.5),
+        (Fail(503, retry_after_ms=1500), 1.5),
+    ],
+    ids=["http-date", "retry-after-ms", "503-retry-after-ms"],
+)
+async def test_a_wait_asked_as_a_date_or_in_milliseconds_is_honoured(
+    llm: FakeLLM, service: ConversationService, fault: Fail, waited: float
+) -> None:
+    llm.script(fault, Reply("made it"))
+    target = RecordingReply()
+    outcome = await service.handle(message("hello?"), target)
+    assert outcome.status == "replied" and target.sent == [["made it"]]
+    first, second = llm.chat_requests
+    assert second.at - first.at >= waited * 0.95
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fail(429, retry_after=3600),
+        Fail(429, retry_after=3600, retry_after_date=True),
+        Fail(429, retry_after_ms=3_600_000),
+    ],
+    ids=["seconds", "http-date", "retry-after-ms"],
+)
+async def test_a_wait_asked_beyond_the_retry_budget_ends_the_turn_at_once(
+    db: Database, llm: FakeLLM, service: ConversationService, fault: Fail
+) -> None:
+    llm.script(fault, Reply("never sent"))
+    target = RecordingReply()
+    outcome = await service.handle(message("hello?"), target)
+    assert outcome.status == "apologised" and len(llm.chat_requests) == 1
+    assert [m.content for m in await stored(db)] == ["hello?"]
+
+
 async def test_server_errors_timeouts_and_broken_streams_are_retried(db: Database, llm: FakeLLM) -> None:
     service = conversation_service(db, llm, timeout_s=0.3)
     llm.script(Fail(500), Stall(1.0), BrokenStream("partial answ", after_chars=7), Reply("finally whole"))

@@ -1,6 +1,11 @@
 import random
+from datetime import UTC, datetime
 
-from bot.domain.retry import Backoff, fits_budget
+import pytest
+
+from bot.domain.retry import Backoff, fits_budget, server_wait_s
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def test_delays_grow_exponentially_up_to_the_cap_with_bounded_jitter() -> None:
@@ -21,3 +26,25 @@ def test_retry_after_is_a_floor() -> None:
 def test_budget() -> None:
     assert fits_budget(1.0, 2.0, 5.0)
     assert not fits_budget(4.0, 2.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "retry_after_ms", "wait"),
+    [
+        ("7", None, 7.0),
+        ("0.5", None, 0.5),
+        ("Sat, 01 Mar 2025 12:00:30 GMT", None, 30.0),  # an HTTP date (RFC 9110)
+        ("Sat, 01 Mar 2025 12:00:30 -0000", None, 30.0),
+        ("Sat, 01 Mar 2025 11:59:00 GMT", None, 0.0),  # already past: no wait
+        ("-3", None, 0.0),
+        (None, "250", 0.25),  # OpenAI's milliseconds
+        ("1", "1500", 1.5),  # the finer one wins
+        ("20", "soon", 20.0),
+        ("soon", None, None),
+        ("nan", None, None),
+        ("inf", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_wait_a_server_asks_for(retry_after: str | None, retry_after_ms: str | None, wait: float | None) -> None:
+    assert server_wait_s(retry_after, retry_after_ms, now=NOW) == wait
