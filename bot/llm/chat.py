@@ -43,6 +43,12 @@ class RequestRefused(LLMUnavailable):
     the same request would be refused again, where another may be answered."""
 
 
+class ContentRefused(RequestRefused):
+    """The endpoint refused this request for what it says (a content filter: HTTP 400 ``content_filter`` or
+    ``content_policy_violation``, or an answer it withheld, ending with finish_reason ``content_filter``): asking
+    again with the same words would be refused again."""
+
+
 class PromptTooLong(RequestRefused):
     """The endpoint refused (HTTP 400) a prompt longer than the model's context window: a shorter one may do."""
 
@@ -120,6 +126,10 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
 # How servers say a prompt does not fit the model's window: OpenAI's code, and the words of OpenAI, vLLM, LM Studio
 # ("maximum context length is 4096 tokens"), llama.cpp ("exceeds the available context size") and others.
 _TOO_LONG_WORDS = ("context length", "context_length", "context size", "context window", "prompt is too long")
+
+
+# The codes of a refusal for the request's content: Azure OpenAI's content filter, OpenAI's usage policies.
+_CONTENT_CODES = frozenset({"content_filter", "content_policy_violation"})
 
 
 def _too_long(exc: openai.APIStatusError) -> bool:
@@ -277,6 +287,8 @@ class OpenAIChatModel:
                 raise PromptTooLong(refused, models=[options.model]) from exc
             if exc.status_code == 400 and any(m.images for m in messages):
                 raise ImageRefused(refused, models=[options.model]) from exc
+            if exc.status_code in (400, 422) and exc.code in _CONTENT_CODES:
+                raise ContentRefused(refused, models=[options.model]) from exc
             if exc.status_code in (400, 422):
                 raise RequestRefused(refused) from exc
             raise LLMUnavailable(refused) from exc
@@ -292,6 +304,10 @@ class OpenAIChatModel:
                 raise _Retryable(f"stream broken: {type(exc).__name__}", kind=kind) from exc
             raise
         if not text.strip():
+            if finish == "content_filter":  # withheld whole: the same words would be withheld again
+                raise ContentRefused(
+                    "the model endpoint withheld the answer (finish_reason content_filter)", models=[options.model]
+                )
             if finish == "length":  # the same room again would end the same way: no retry makes an answer
                 raise LLMUnavailable(
                     f"the model used all its max_tokens ({options.max_tokens}) before it began to answer (a reasoning"

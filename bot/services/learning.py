@@ -4,10 +4,11 @@ The conversation service tells the learner about each stored user message (:meth
 waits). A conversation is learned from in batches: once it holds ``batch_messages`` new user messages, or when
 it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
 ``bot/domain/extraction.py``); an answer that cannot be used is asked for once more, then the batch is skipped
-with a log line. Everything a batch teaches is written in one transaction, together with the conversation's
-``learned_message_id`` marker, so a batch is applied whole or not at all. A batch the model could not read (it
-was down) or that a database fault cut off is read again once its conversation has been quiet for ``idle``
-more, and after a restart :meth:`Learner.catch_up` finds the conversations whose latest messages were never
+with a log line, as is at once a batch the endpoint refuses for what it says (a content filter), which would be
+refused again each time it was read. Everything a batch teaches is written in one transaction, together with the
+conversation's ``learned_message_id`` marker, so a batch is applied whole or not at all. A batch the model could
+not read (it was down) or that a database fault cut off is read again once its conversation has been quiet for
+``idle`` more, and after a restart :meth:`Learner.catch_up` finds the conversations whose latest messages were never
 learned from.
 
 Users who opted out are left out of the transcript the model sees and nothing is stored about them; a guild can
@@ -60,7 +61,7 @@ from bot.domain.facts import (
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle, signals_of, updated
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, PromptTooLong, fitting_the_window
+from bot.llm.chat import ChatModel, ChatOptions, ContentRefused, LLMUnavailable, PromptTooLong, fitting_the_window
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
 from bot.llm.tokens import counter_for
 from bot.services.activity import ReplyActivity
@@ -404,8 +405,9 @@ class Learner:
     async def _extract(
         self, lines: list[TranscriptLine], known: dict[int, tuple[StoredFact, str]], persona_name: str, now: datetime
     ) -> tuple[Extraction | None, int]:
-        """The model's reading of the batch: asked once, and once more if the answer cannot be used. Raises
-        LLMUnavailable when the model cannot answer."""
+        """The model's reading of the batch: asked once, and once more if the answer cannot be used; None when
+        there is none to be had (no usable answer, or the batch refused for its content). Raises LLMUnavailable
+        when the model cannot answer."""
         messages = extraction_messages(
             lines,
             [KnownFact(fact.id, speaker, fact.fact_type, fact.content) for fact, speaker in known.values()],
@@ -427,7 +429,11 @@ class Learner:
         for attempt in (1, 2):
             self.llm_calls += 1
             calls += 1
-            completion = await self.chat.generate(messages, options)
+            try:
+                completion = await self.chat.generate(messages, options)
+            except ContentRefused as exc:
+                log.warning("skipping a learning batch of %d lines: refused for its content (%s)", len(lines), exc)
+                return None, calls
             try:
                 return parse_extraction(completion.text), calls
             except ExtractionError as exc:

@@ -227,6 +227,15 @@ async def test_a_refused_request_is_not_retried(llm: FakeLLM, service: Conversat
     assert outcome.status == "apologised" and len(llm.chat_requests) == 1
 
 
+async def test_an_answer_the_endpoint_withholds_for_its_content_is_apologised_for_at_once(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    llm.script(*[Reply("", finish_reason="content_filter")] * 20)  # withheld however often it is asked
+    outcome = await service.handle(message("hi"), RecordingReply())
+    assert outcome.status == "apologised" and len(llm.chat_requests) == 1
+    assert [m.content for m in await stored(db)] == ["hi"]
+
+
 async def test_a_database_error_after_the_model_answered_still_delivers(
     db: Database, llm: FakeLLM, service: ConversationService, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -36,7 +36,7 @@ from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
-from tests.fakes.llm_server import FakeLLM, Reply
+from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
 
@@ -257,6 +257,59 @@ async def test_an_unusable_answer_is_asked_once_more_then_the_batch_is_skipped_w
     outcome = await learner.learn(conversation)
     assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("skipped", 2, 0)
     assert (await learner.learn(conversation)).status == "nothing"  # skipped means done: not asked again
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+FILTERED = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Fail(400, message=FILTERED, code="content_filter"),
+        Fail(400, message="Your request was rejected by the safety system.", code="content_policy_violation"),
+        Reply("", finish_reason="content_filter"),  # the answer withheld, as Azure ends a filtered stream
+    ],
+    ids=["content_filter", "content_policy_violation", "withheld-answer"],
+)
+async def test_a_batch_refused_for_its_content_is_skipped_and_the_next_one_is_learned_from(
+    db: Database, llm: FakeLLM, refusal: Step
+) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    await service.handle(message("something the filter does not like", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+
+    llm.script(*[refusal] * 20)  # refused however often it is asked
+    outcome = await learner.learn(conversation)
+    assert (outcome.status, outcome.llm_calls) == ("skipped", 1)
+    assert (await learner.learn(conversation)).status == "nothing"  # not read again
+    assert llm.remaining == 19, "asked once"
+    llm._script.clear()
+
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    model.answers = [extraction(facts=[fact("works as a nurse", "work")])]
+    outcome = await learner.learn(conversation)
+    assert (outcome.status, outcome.facts_added) == ("learned", 1)
+    assert "filter does not like" not in model.learning_prompts[-1]
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+        assert await session.scalar(select(func.count()).select_from(UserCommunicationStyle)) == 1
+
+
+async def test_a_batch_refused_for_another_reason_is_kept_to_be_read_again(db: Database, llm: FakeLLM) -> None:
+    """An endpoint refusing every request with 400 (a setting it does not take) must not cost what was said."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+
+    llm.script(Fail(400, message="Unsupported value: 'temperature' does not support 0.2 with this model."))
+    assert (await learner.learn(conversation)).status == "unavailable"
+
+    model.answers = [extraction(facts=[fact("works as a nurse", "work")])]  # the setting put right
+    assert (await learner.learn(conversation)).status == "learned"
     async with db.session() as session:
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
 

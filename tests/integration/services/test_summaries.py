@@ -98,17 +98,22 @@ async def test_while_the_model_is_down_a_sweep_stops_at_the_first_conversation_a
     assert set(await summarised(db)) == set(trips)
 
 
+FILTERED = "The response was filtered due to the prompt triggering content management policy."
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [Fail(400, message=FILTERED, code="content_filter"), Reply("", finish_reason="content_filter")],
+    ids=["refused", "withheld-answer"],
+)
 async def test_a_conversation_the_endpoint_refuses_is_given_up_and_leaves_its_place_to_the_next(
-    db: Database, llm: FakeLLM
+    db: Database, llm: FakeLLM, refusal: Step
 ) -> None:
     refused = await talk(db, 700, ["I am planning a trip to Rome"], hours_ago=4)
     later = await talk(db, 701, ["I am planning a trip to Oslo"], hours_ago=3)
 
     def filtered(body: dict[str, Any]) -> Step:
-        if "Rome" in str(body["messages"]):
-            message = "The response was filtered due to the prompt triggering content management policy."
-            return Fail(400, message=message, code="content_filter")
-        return Reply("Ana is planning a trip to Oslo.")
+        return refusal if "Rome" in str(body["messages"]) else Reply("Ana is planning a trip to Oslo.")
 
     llm.default = filtered
     jobs = await summaries(db, llm, per_run=1)  # one conversation a sweep: the oldest due
