@@ -6,7 +6,9 @@ Then each fallback model is tried in order, on the same endpoint or on ``LLM_FAL
 says nothing about it; its :class:`Completion` names the model that wrote it, so usage is counted for that one.
 
 A model that failed so is tried after the others for the next ``rest_s`` seconds (60 by default): while it is
-down, a reply does not wait out its whole retry budget before the next model answers.
+down, a reply does not wait out its whole retry budget before the next model answers. A model that refused one
+request for what it holds (a content filter, a prompt longer than its window) is not down: the next model answers
+that request, and the next request goes to it first as before.
 
 Once a piece of the answer has been shown (a streaming preview), a failure is not handed to another model:
 the person would see one model's start replaced by another's different answer. The reply ends as a failed
@@ -23,9 +25,11 @@ from bot.llm.chat import (
     ChatModel,
     ChatOptions,
     Completion,
+    ContentRefused,
     ImageRefused,
     LLMUnavailable,
     OpenAIChatModel,
+    PromptTooLong,
     TextCallback,
 )
 
@@ -79,7 +83,8 @@ class FallbackChatModel:
             except ImageRefused:  # not down: answered without the images, by the caller (bot/llm/vision.py)
                 raise
             except LLMUnavailable as exc:
-                self._failed_at[name] = self.clock()
+                if not isinstance(exc, ContentRefused | PromptTooLong):  # this request refused, not the model down
+                    self._failed_at[name] = self.clock()
                 failed.append(name)
                 faults.extend(exc.faults)
                 last = position == len(chain) - 1

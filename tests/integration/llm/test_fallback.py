@@ -58,6 +58,32 @@ async def test_a_model_that_failed_is_tried_last_for_a_while(llm: FakeLLM) -> No
     assert _asked(llm) == ["a", "b", "b", "a", "b"], "after its rest it is first again"
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Fail(400, message="The prompt was filtered by the content management policy.", code="content_filter"),
+        Fail(400, message="This model's maximum context length is 4096 tokens.", code="context_length_exceeded"),
+    ],
+    ids=["content_filter", "too-long"],
+)
+async def test_a_model_that_refused_one_request_for_what_it_holds_is_not_put_to_rest(
+    llm: FakeLLM, refusal: Fail
+) -> None:
+    def answer(body: dict[str, Any]) -> Step:
+        if body["model"] == "b":
+            return Reply("from b")
+        return refusal if "the refused one" in str(body["messages"]) else Reply("from a")
+
+    llm.default = answer
+    chain = FallbackChatModel(chat_model(llm.base_url), ["b"])
+
+    first = await chain.generate([ChatMessage("user", "the refused one")], ChatOptions(model="a"))
+    assert (first.model, first.fell_back_from) == ("b", ("a",))
+    second = await chain.generate(ASK, ChatOptions(model="a"))
+    assert (second.text, second.model, second.fell_back_from) == ("from a", "a", ())
+    assert _asked(llm) == ["a", "b", "a"], "the model asked for answers the next request first"
+
+
 async def test_when_every_model_fails_the_error_names_them_all(llm: FakeLLM) -> None:
     llm.default = Fail(400, message="maximum context length exceeded")
     chain = FallbackChatModel(chat_model(llm.base_url), ["b", "c"])
