@@ -10,8 +10,11 @@ rewrite clears it; a vector being made meanwhile from the old text is not stored
 
 Off the reply path: it waits while a reply is being prepared (see ``ReplyActivity``). At most one model call per
 message (so at most one per image): a message is claimed by clearing its flag before the call, so neither another
-process nor a restart describes it again, and a call that fails leaves the memory with its ``[image]`` marks. The
-description the model wrote is then written through database faults, for up to ``WRITE_BUDGET_S``.
+process nor a restart describes it again, and a call the endpoint refuses (a link expired, a model that cannot see)
+leaves the memory with its ``[image]`` marks. While the model is down (no answer within the retry budget), the
+message is given back, pending again, and the rest wait with it: they are described once the model answers (at the
+next poll, or when another image comes). The description the model wrote is then written through database faults,
+for up to ``WRITE_BUDGET_S``.
 Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off.
 """
 
@@ -41,6 +44,10 @@ WRITE_BUDGET_S = 30.0
 
 def _nothing() -> None:
     pass
+
+
+class _ModelDown(Exception):
+    """The model could not answer (down, not refusing): the message was given back to be described later."""
 
 
 class ImageDescriber:
@@ -148,13 +155,18 @@ class ImageDescriber:
         self._wake.clear()
 
     async def describe_pending(self) -> int:
-        """Describe the oldest messages with images pending (one batch); returns how many were taken."""
+        """Describe the oldest messages with images pending (one batch); returns how many were taken (none while
+        the model is down: they wait for it)."""
         async with self.database.reading() as session:
             pending = await ConversationRepository(session).with_images_pending(limit=self.batch_size)
         for message_id in pending:
             if self._stopping:
                 break
-            await self.describe(message_id)
+            try:
+                await self.describe(message_id)
+            except _ModelDown as down:
+                log.warning("could not describe images: the model is unavailable (%s); they wait for it", down)
+                return 0
         return len(pending)
 
     async def describe(self, message_id: int) -> None:
@@ -173,7 +185,12 @@ class ImageDescriber:
         self.calls += 1
         try:
             completion = await self.chat.generate(describe_request(urls, text), options)
-        except LLMUnavailable as exc:  # a link expired, a model that cannot see: the memory keeps "[image]"
+        except LLMUnavailable as exc:
+            if exc.faults[-1:] != ("refused",):  # down, not refusing: described once it answers
+                async with self.database.session() as session:
+                    await ConversationRepository(session).release_images(message_id)
+                raise _ModelDown(str(exc)) from exc
+            # A link expired, a model that cannot see: asking again would be refused again; the memory keeps "[image]"
             log.warning("could not describe the images of message %s: %s", message_id, exc)
             return
         descriptions = parse_descriptions(completion.text, len(urls))

@@ -3,7 +3,8 @@
 Script the answers per test with :meth:`FakeLLM.script`; when the script runs out, :attr:`FakeLLM.default` answers
 (a function of the request body may be a coroutine: the answer waits for it, so a test can change something while
 the model is "thinking"). Requests to describe images (Hearth's image describer) are answered apart, never from the
-script, with :attr:`FakeLLM.image_descriptions` (else a sentence naming the file); a model in
+script, with :attr:`FakeLLM.image_descriptions` (else a sentence naming the file), after any steps queued in
+:attr:`FakeLLM.description_faults` (``Fail(503)``: the model down while describing); a model in
 :attr:`FakeLLM.text_only_models` refuses any request carrying an image with 400, as a text-only model behind a real
 endpoint does; a model in :attr:`FakeLLM.context_windows` refuses with 400 ``context_length_exceeded`` a request
 whose messages and ``max_tokens`` together pass its window, as OpenAI and vLLM do. Every request is recorded so
@@ -212,6 +213,8 @@ class FakeLLM:
         self.unexpected: list[LLMRequest] = []
         # An image's file name → what a description request answers for it.
         self.image_descriptions: dict[str, str] = {}
+        # Answers the coming description requests get first, in order.
+        self.description_faults: list[Step] = []
         self.text_only_models: set[str] = set()
         # A model's context window in tokens (counted as count_tokens counts them, 4 more per message).
         self.context_windows: dict[str, int] = {}
@@ -321,6 +324,8 @@ class FakeLLM:
             step = too_long
         elif recorded.images and body.get("model") in self.text_only_models:
             step = Fail(400, message="Invalid content type. image_url is only supported by certain models.")
+        elif recorded.is_description and self.description_faults:
+            step = self.description_faults.pop(0)
         elif recorded.is_description:
             step = Reply(self._describe(recorded.images), chunk_size=64)
         else:

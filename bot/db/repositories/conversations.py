@@ -326,6 +326,11 @@ class ConversationRepository:
         row = (await self.session.execute(statement)).first()
         return None if row is None else (row[0], [str(url) for url in row[1] or ()])
 
+    async def release_images(self, message_id: int) -> None:
+        """Give back a message's images taken to describe (the model could not answer): pending again, so they
+        are described once it can."""
+        await self.session.execute(update(Message).where(Message.id == message_id).values(images_pending=True))
+
     async def awaiting_reply(self, *, since: datetime, limit: int) -> list[AwaitingMessage]:
         """Users' messages stored since ``since`` and still awaiting a reply, oldest first."""
         rows = (await self.session.execute(_AWAITING, {"since": since, "limit": limit})).all()

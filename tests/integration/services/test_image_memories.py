@@ -19,7 +19,7 @@ from bot.domain.memory_text import with_images
 from bot.domain.recall import RecallScope
 from bot.llm.vision import Vision
 from bot.services.image_describer import ImageDescriber
-from tests.fakes.llm_server import FakeLLM
+from tests.fakes.llm_server import Fail, FakeLLM
 from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder
 
@@ -136,3 +136,67 @@ async def test_a_description_is_kept_when_the_connection_drops_as_it_is_written(
         remembered = (await session.scalars(select(Memory.content).where(Memory.message_id == message_id))).all()
     assert remembered == ["look who took my seat\n[image: a ginger cat asleep on a keyboard]"]
     assert len(llm.description_requests) == 1
+
+
+async def _message_with_an_image(db: Database, name: str) -> int:
+    """A DM message from Ana with one image, stored with its memory and its image pending; returns its id."""
+    at = datetime.now(UTC)
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=at)
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=500, guild_id=None, user_id=user.id, at=at)
+        message_id = await conversations.add_message(
+            conversation_id=conversation.id,
+            user_id=user.id,
+            role="user",
+            content="look at this",
+            at=at,
+            image_urls=[f"https://cdn.discordapp.com/attachments/1/2/{name}"],
+            images_pending=True,
+        )
+        await MemoryRepository(session).add_many(
+            [
+                NewMemory(
+                    kind="message",
+                    content=with_images("look at this", [None]),
+                    scope="dm",
+                    created_at=at,
+                    user_id=user.id,
+                    speaker_name="Ana",
+                    message_id=message_id,
+                )
+            ],
+            None,
+            None,
+        )
+    return message_id
+
+
+async def _remembered(db: Database, message_id: int) -> list[str]:
+    async with db.reading() as session:
+        return list((await session.scalars(select(Memory.content).where(Memory.message_id == message_id))).all())
+
+
+async def test_images_sent_while_the_model_is_down_are_described_once_it_answers(db: Database, llm: FakeLLM) -> None:
+    message_id = await _message_with_an_image(db, "seat.png")
+    llm.image_descriptions["seat.png"] = "a ginger cat asleep on a keyboard"
+    describer = ImageDescriber(db, chat_model(llm.base_url, budget_s=0.3), Vision(enabled=True), model="fake-model")
+
+    llm.description_faults = [Fail(503)] * 50  # down for longer than the retry budget
+    await describer.flush()
+    assert llm.description_requests and await _remembered(db, message_id) == ["look at this\n[image]"]
+
+    llm.description_faults = []  # back
+    await describer.flush()
+    assert await _remembered(db, message_id) == ["look at this\n[image: a ginger cat asleep on a keyboard]"]
+
+
+async def test_images_the_endpoint_refuses_to_describe_are_not_asked_about_again(db: Database, llm: FakeLLM) -> None:
+    message_id = await _message_with_an_image(db, "gone.png")
+    describer = ImageDescriber(db, chat_model(llm.base_url, budget_s=0.3), Vision(enabled=True), model="fake-model")
+
+    llm.description_faults = [Fail(400, message="Timed out while downloading the image.")]  # the link expired
+    await describer.flush()
+    await describer.flush()
+    assert len(llm.description_requests) == 1
+    assert await _remembered(db, message_id) == ["look at this\n[image]"]
