@@ -26,8 +26,10 @@ REFUSALS = {
     "expired": "This reply is more than a day old; it can't be changed any more.",
     "moved_on": "The conversation has moved on: only my latest reply can be changed.",
     "unknown": "I don't have this reply any more.",
-    "unavailable": "I can't come up with another answer just now (I may be resting, or this server's daily limit is"
-    " reached). Try again in a little while.",
+    "resting": "I'm resting for a little while (my keeper is doing some maintenance), so I can't come up with another"
+    " answer just now. Try again once I'm back.",
+    "over_quota": "I've reached this server's daily limit, so I can't come up with another answer until tomorrow"
+    " (00:00 UTC).",
     "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
 }
 

@@ -12,6 +12,7 @@ from bot.db.engine import Database
 from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
+from bot.services.incoming import Place
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
@@ -155,21 +156,30 @@ async def test_the_buttons_of_a_reply_sent_before_a_restart_still_work(
     assert again == ["Ana: @Hearth hello"], "one model call, for the same turn"
 
 
-async def test_while_hearth_rests_a_press_asks_no_model(
-    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+@pytest.mark.parametrize("held", ["resting", "over_quota"])
+async def test_a_press_while_hearth_may_not_answer_asks_no_model_and_says_why(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database, held: str
 ) -> None:
+    """Resting (the owner's maintenance switch) or past the server's daily token quota: the person is told which,
+    privately, and the model is not asked."""
     discord, ana, _, guild = world
     general = guild.channel("general")
     await discord.user_message(general, ana, f"{discord.bot.mention} hello")
     reply = await discord.wait_for_message(general)
     await stored_as_shown_in(db, reply)
-    bot.services.conversation.rest(True)  # the owner's maintenance switch
+    if held == "resting":
+        bot.services.conversation.rest(True)
+    else:  # the first reply's tokens spent a quota of one
+        place = Place(channel_id=general, guild_id=guild.id, guild_name=guild.name)
+        await bot.services.guild_config.set_daily_token_quota(place, 1)
     asked = len(llm.chat_requests)
     payload = discord.component_payload(ana, reply, "hearth:reply:regen")
     await discord.dispatch("INTERACTION_CREATE", payload)
     await eventually(lambda: discord.followups_of(payload))
     [refusal] = discord.followups_of(payload)
-    assert refusal["content"] == REFUSALS["unavailable"] and refusal["flags"] & 64, "said privately"
+    assert refusal["content"] == REFUSALS[held] and refusal["flags"] & 64, "said privately"
+    assert ("maintenance" in refusal["content"]) == (held == "resting")
+    assert ("daily limit" in refusal["content"]) == (held == "over_quota")
     assert len(llm.chat_requests) == asked
 
 

@@ -29,7 +29,7 @@ from bot.services.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
-BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "unavailable", "failed"]
+BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "resting", "over_quota", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +88,8 @@ class Branches:
             incoming = incoming_of(answered[-1], parent_channel_id=parent_channel_id)
             batch = [stored_of(row, incoming) for row in answered]  # with their images, as they were answered
             decision = await self.intake.place_of(incoming)
-            if await self.holds.stopped(batch[-1].guild_id, decision.settings):  # resting, or the quota is spent
-                return BranchOutcome("unavailable")
+            if stopped := await self.holds.stopped(batch[-1].guild_id, decision.settings):
+                return BranchOutcome(stopped)
             query = self.responder.memory.query("\n".join(turn.text for turn in batch), place=incoming.memory_place)
             try:
                 completion, _ = await self.responder.compose(

@@ -7,6 +7,7 @@ its daily token quota (said once per channel and day). When the quota cannot be 
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from bot.db.engine import DATABASE_FAULTS
 from bot.domain import guild_settings
@@ -46,10 +47,16 @@ class Holds:
         self._told.add(key)
         return True, notice
 
-    async def stopped(self, guild_id: int | None, settings: guild_settings.GuildSettings) -> bool:
-        """Whether the model must not be called here now (resting, or the guild's quota spent), with nothing
-        said: for what asks the model again outside a turn (regenerating a reply)."""
-        return self.resting or (guild_id is not None and await self._over_quota(guild_id, settings))
+    async def stopped(
+        self, guild_id: int | None, settings: guild_settings.GuildSettings
+    ) -> Literal["resting", "over_quota"] | None:
+        """Why the model must not be called here now (resting, or the guild's quota spent), None when it may,
+        with nothing said: for what asks the model again outside a turn (regenerating a reply)."""
+        if self.resting:
+            return "resting"
+        if guild_id is not None and await self._over_quota(guild_id, settings):
+            return "over_quota"
+        return None
 
     def spent(self, guild_id: int | None, tokens: int) -> None:
         """A reply's tokens, counted against its guild's quota."""
