@@ -250,13 +250,21 @@ class Database:
             yield session
 
     async def check(self) -> None:
-        """Connect once, raising :class:`DatabaseUnavailable` with a readable reason on failure."""
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except _CONNECT_ERRORS as exc:
-            self._failed(exc)
-            raise DatabaseUnavailable(describe_failure(self.url, exc)) from exc
+        """Run ``SELECT 1``, raising :class:`DatabaseUnavailable` with a readable reason on failure.
+
+        A pooled connection the server dropped (it restarted) fails its first statement, and empties the pool
+        (see _on_postgresql_error): that says nothing about the database, so the check is made once more, on a
+        fresh connection. (Not a pre-ping on every checkout: that is a round trip more on every reply's path.)"""
+        for attempt in (1, 2):
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+                return
+            except _CONNECT_ERRORS as exc:
+                if attempt == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    continue
+                self._failed(exc)
+                raise DatabaseUnavailable(describe_failure(self.url, exc)) from exc
 
     def on_error(self, callback: Callable[[str], None]) -> None:
         """Call ``callback`` with the kind of each database fault that ends a unit of work (:meth:`session`,

@@ -10,6 +10,7 @@ from bot.observability.health import Health
 from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
 from tests.support.observability import healthz, sample, scrape
+from tests.support.postgres import OwnPostgres
 
 
 def closed_port() -> int:
@@ -37,3 +38,23 @@ async def test_healthz_is_503_when_the_database_refuses_and_the_error_is_counted
     finally:
         await server.stop()
         await database.dispose()
+
+
+async def test_healthz_is_200_at_the_first_check_after_the_database_restarted(
+    own_server: OwnPostgres, own_db: Database
+) -> None:
+    """The pooled connections died with the restart: the check connects afresh rather than failing once."""
+    metrics = Metrics()
+    own_db.on_error(metrics.database_error)
+    server = OpsServer(metrics, Health(own_db, lambda: True), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        assert (await healthz(server.port))[0] == 200  # a connection is pooled now
+        await own_server.restart()
+
+        status, body = await healthz(server.port)
+
+        assert (status, body) == (200, {"status": "ok", "gateway": "connected", "database": "ok"})
+        assert not sample(await scrape(server.port), "hearth_database_errors_total", kind="connection")
+    finally:
+        await server.stop()
