@@ -19,7 +19,8 @@ At most once, across faults and restarts: each event is marked ``sending`` (unde
 just before its own send, and ``sent`` just after. A send that may have happened and was not recorded (the
 process died, the mark after it failed, the notifier cannot tell whether Discord got it) is never repeated: the
 event ends ``unknown``, with an error saying delivery is uncertain. Only an event that provably never started
-sending (still ``triggered`` when its claim went stale) or whose send definitely failed is tried again.
+sending (still ``triggered`` when its claim went stale, or when a database fault stopped it before its send)
+or whose send definitely failed is tried again.
 """
 
 import asyncio
@@ -31,7 +32,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
 from bot.db.models import User, UserPreferences
 from bot.db.repositories.events import DueEvent, EventRepository
 from bot.db.repositories.facts import FactRepository
@@ -131,6 +132,9 @@ class EventService:
         # The marks around each send, grouped: the events handled at once share a statement (a round trip each).
         self._begin_sends = _Grouped(self._begin_sends_now)
         self._mark_sent = _Grouped(self._mark_sent_now)
+        # Events this process claimed and could not handle because the database failed before their send began:
+        # put back at the next tick (as soon as the database lets them be), not left claimed until stuck_after.
+        self._to_release: dict[int, DueEvent] = {}
 
     async def tick(self, *, unsolicited: bool | None = None) -> dict[Outcome, int]:
         """Claim what is due and handle it, batch after batch until nothing due is left; returns how many
@@ -138,6 +142,7 @@ class EventService:
         the model, or only the rest (False): in jobs of their own, a reminder never waits for the model to write
         another message; None: every event."""
         counts: dict[Outcome, int] = {}
+        await self._release_unhandled()
         if unsolicited is not True:  # every kind's, once a poll (by the reminders' job when the jobs are apart)
             await self._requeue_stuck()
         while True:
@@ -154,6 +159,24 @@ class EventService:
             log.warning("%d events were claimed but never started sending (a stop?); claiming them again", stuck)
         if uncertain:
             log.error("%d events were being sent when their process stopped; not sending them again", uncertain)
+
+    async def _release_unhandled(self) -> None:
+        """Put the events a database fault kept from being handled back to ``pending`` at their own time, to be
+        claimed again (by this process or another). Only an event still ``triggered`` under this claim changes:
+        one whose send began stays as it is (never sent twice)."""
+        if not self._to_release:
+            return
+        unhandled = list(self._to_release.values())
+        try:
+            async with self.database.session() as session:
+                events = EventRepository(session)
+                for event in unhandled:
+                    await events.postpone(event, at=event.trigger_at)
+        except DATABASE_FAULTS as exc:
+            log.warning("%d events wait to be put back (%s); trying again at the next tick", len(unhandled), exc)
+            return
+        for event in unhandled:
+            self._to_release.pop(event.id, None)
 
     async def _tick_once(self, counts: dict[Outcome, int], unsolicited: bool | None) -> int:
         now = self.clock()
@@ -185,7 +208,16 @@ class EventService:
                     one_by_one = event.event_type in UNSOLICITED
                     async with self._per_user.hold(event.user_id) if one_by_one else contextlib.nullcontext():
                         outcome = await self.handle(event, now=now, person=_person_of(*found))
-                except Exception:  # a database fault: the event stays claimed until stuck_after; logged for the owner
+                except DATABASE_FAULTS as exc:
+                    if isinstance(exc, DATABASE_REFUSALS):  # the same again next time: left until stuck_after
+                        log.exception("scheduled event %s could not be handled", event.id)
+                        return
+                    log.warning(
+                        "scheduled event %s: the database failed (%s); put back unless its send began", event.id, exc
+                    )
+                    self._to_release[event.id] = event
+                    return
+                except Exception:  # a bug: the event stays claimed until stuck_after; logged for the owner
                     log.exception("scheduled event %s could not be handled", event.id)
                     return
                 counts[outcome] = counts.get(outcome, 0) + 1
@@ -206,7 +238,7 @@ class EventService:
                 return held
         text = await self._compose(event, person)
         # Committed before the send: from here on the event is never sent again, whatever happens next. If it
-        # fails twice the event stays claimed (not started) and is claimed again after stuck_after.
+        # fails twice the event is put back at the next tick, unless the mark went through unseen (see tick).
         if not await self._grouped_then_alone(
             event, self._begin_sends, lambda events: events.begin_send(event, at=self.clock())
         ):

@@ -81,7 +81,9 @@ async def rows(db: Database) -> list[ScheduledEvent]:
         return list((await session.scalars(select(ScheduledEvent).order_by(ScheduledEvent.id))).all())
 
 
-def service(db: Database, llm: FakeLLM, notifier: RecordingNotifier, clock: Clock, **config: object) -> EventService:
+def service(
+    db: Database, llm: FakeLLM, notifier: RecordingNotifier, clock: Clock, *, timeout_s: float = 2.0, **config: object
+) -> EventService:
     settings = EventsConfig(model="fake-model", retry_backoff=Backoff(base_s=60, cap_s=60, jitter=0), **config)  # type: ignore[arg-type]
-    model = chat_model(llm.base_url, budget_s=0.5)
+    model = chat_model(llm.base_url, budget_s=0.5, timeout_s=timeout_s)
     return EventService(db, model, PersonaService(db), notifier, settings, clock=clock)

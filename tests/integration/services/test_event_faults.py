@@ -17,8 +17,9 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.events import DeliveryFailed
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.event_faults import MarkFaults, failing_marks
+from tests.support.event_faults import MarkFaults, failing_marks, failing_reads
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
+from tests.support.postgres import OwnPostgres
 
 ROOT = Path(__file__).resolve().parents[3]
 FIRST_CHANNEL = 40_000_000  # event i is sent to its own channel, so each delivery names its event
@@ -80,11 +81,11 @@ async def test_a_failed_mark_after_the_send_never_sends_again(db: Database, llm:
     assert all(states[event_id][0] == "sent" for event_id in set(ids) - set(faults.always))
 
 
-async def test_a_failed_mark_before_the_send_sends_nothing_then_once_after_stuck_after(
+async def test_a_failed_mark_before_the_send_sends_nothing_then_once_at_the_next_tick(
     db: Database, llm: FakeLLM
 ) -> None:
-    """The statement that marks an event as being sent fails: it is not sent, stays claimed, and once the claim
-    is stale it is claimed again and sent, once."""
+    """The statement that marks an event as being sent fails: it is not sent, and the next tick puts it back,
+    claims it again and sends it, once."""
     channels = await due_events(db, 12)
     ids = sorted(channels.values())
     notifier, clock = RecordingNotifier(), Clock(NOW)
@@ -93,7 +94,7 @@ async def test_a_failed_mark_before_the_send_sends_nothing_then_once_after_stuck
         await events.tick()
         assert len(delivered(notifier)) == 8
         assert {row.id for row in await rows(db) if row.status == "triggered"} == set(ids[::3])
-    clock.now += STUCK + timedelta(minutes=1)
+    clock.now += timedelta(seconds=1)
     assert await events.tick() == {"sent": 4}
     assert await events.tick() == {}
     counts = delivered(notifier)
@@ -229,3 +230,57 @@ async def test_a_claim_taken_back_by_another_process_is_not_sent_by_the_first(db
     assert await events.tick() == {"sent": 1}
     assert await events.handle(stale, now=clock.now) == "released"
     assert [text for _, _, text in notifier.sent] == ["⏰ Reminder: call mom"]
+
+
+async def test_a_follow_up_whose_composing_met_a_database_fault_is_sent_at_the_next_tick(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Reading what Hearth knows of the person fails while the follow-up is written: nothing is sent, and the
+    next tick (seconds later, not stuck_after) claims it again and sends it, once."""
+    user = await ana(db)
+    event = await add(db, user, "follow_up", NOW - timedelta(minutes=1), "the exam", context={"question": "How?"})
+    llm.default = Reply("How did the exam go, Ana?")
+    notifier, clock = RecordingNotifier(), Clock(NOW)
+    events = service(db, llm, notifier, clock)
+    with failing_reads(db, "user_facts") as failed:
+        assert await events.tick() == {}
+    assert failed and notifier.sent == []
+
+    clock.now += timedelta(seconds=2)
+    assert await events.tick() == {"sent": 1}
+    assert await events.tick() == {}
+    assert notifier.sent == [(11, None, "How did the exam go, Ana?")]
+    assert [(row.id, row.status) for row in await rows(db)] == [(event, "sent")]
+
+
+async def test_a_greeting_whose_database_went_away_while_the_model_wrote_it_is_sent_once_it_is_back(
+    own_server: OwnPostgres, own_db: Database, llm: FakeLLM
+) -> None:
+    """The database is unreachable from the moment the model writes the greeting until after the tick: the
+    event cannot even be put back then; the first tick once the database is back sends it."""
+    name = own_db.url.database
+    assert name is not None
+    user = await ana(own_db)
+    await add(own_db, user, "birthday", NOW - timedelta(minutes=1), "birthday")
+    outage = own_server.unreachable(name)
+    written: list[str] = []
+
+    async def writing_while_the_database_goes(body: dict[str, object]) -> Reply:
+        if not written:
+            await outage.__aenter__()
+        written.append("Happy birthday, Ana!")
+        return Reply(written[-1])
+
+    llm.default = writing_while_the_database_goes
+    notifier, clock = RecordingNotifier(), Clock(NOW)
+    events = service(own_db, llm, notifier, clock, timeout_s=30)
+    try:
+        assert await events.tick(unsolicited=True) == {}
+    finally:
+        await outage.__aexit__(None, None, None)
+    assert notifier.sent == []
+
+    clock.now += timedelta(seconds=2)
+    assert await events.tick(unsolicited=True) == {"sent": 1}
+    assert await events.tick(unsolicited=True) == {}
+    assert notifier.sent == [(11, None, "Happy birthday, Ana!")] and len(written) == 2
