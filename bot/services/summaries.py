@@ -7,6 +7,8 @@ written (the model was unavailable) is tried again at the next run; its existenc
 is down, a run stops at the first conversation it cannot summarise: the rest wait for the next. One whose
 request the endpoint refuses (a content filter) is not asked about again until the next start. A transcript
 longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until it fits.
+A summary the model wrote is stored through database faults (a restart, a dropped connection) for up to
+``STORE_BUDGET_S``, rather than asked for again at the next sweep.
 """
 
 import logging
@@ -24,6 +26,7 @@ from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
 from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, RequestRefused, fitting_the_window
+from bot.services.database_retry import through_database_faults
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 
@@ -38,6 +41,9 @@ SUMMARY_INSTRUCTIONS = (
 
 # The shortest transcript a summary is asked for when the model's window refuses longer ones.
 MIN_TRANSCRIPT_TOKENS = 200
+
+# How long storing a written summary is tried while the database fails.
+STORE_BUDGET_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +153,26 @@ class ConversationSummaries:
         summary = completion.text.strip()
         if not summary:
             return 0
-        await self.memory.remember(
-            [
-                NewMemory(
-                    kind="summary",
-                    content=summary,
-                    scope="dm" if conversation.guild_id is None else "guild",
-                    created_at=conversation.last_message_at,
-                    user_id=conversation.user_id,
-                    guild_id=conversation.guild_id,
-                    channel_id=conversation.channel_id,
-                    channel_name=channel_name,
-                    conversation_id=conversation.id,
-                    importance=0.6,
-                )
-            ]
+        memory = NewMemory(
+            kind="summary",
+            content=summary,
+            scope="dm" if conversation.guild_id is None else "guild",
+            created_at=conversation.last_message_at,
+            user_id=conversation.user_id,
+            guild_id=conversation.guild_id,
+            channel_id=conversation.channel_id,
+            channel_name=channel_name,
+            conversation_id=conversation.id,
+            importance=0.6,
         )
+
+        async def store(attempt: int) -> None:
+            if attempt > 1:  # the previous try's commit may have gone through, its answer lost with the connection
+                async with self.database.reading() as session:
+                    if await ConversationRepository(session).is_summarised(conversation.id):
+                        return
+            await self.memory.remember([memory])
+
+        await through_database_faults(store, what=f"storing {what}", budget_s=STORE_BUDGET_S)
         log.info("conversation %s summarised (%d turns)", conversation.id, len(rows))
         return 1

@@ -1,5 +1,5 @@
 """Faults for the scheduled-event tests: the database fails the statement that marks chosen events sent (just
-after their delivery) or sending (just before it), or a read made while a message is composed.
+after their delivery) or sending (just before it).
 
 On PostgreSQL the connection really drops (the statement's own backend is terminated, so the driver sees a
 closed connection and the pool discards it); on SQLite the driver raises an I/O error.
@@ -55,28 +55,5 @@ def failing_marks(database: Database, faults: MarkFaults) -> Iterator[MarkFaults
     event.listen(database.engine.sync_engine, "before_cursor_execute", before)
     try:
         yield faults
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", before)
-
-
-@contextlib.contextmanager
-def failing_reads(database: Database, table: str, *, times: int = 1) -> Iterator[list[str]]:
-    """While open, the first ``times`` statements that read ``table`` fail as a dropped connection would; yields
-    the failed statements."""
-    failed: list[str] = []
-
-    def before(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if len(failed) >= times or not statement.lstrip().upper().startswith("SELECT"):
-            return
-        if f"FROM {table.upper()}" not in statement.upper():
-            return
-        failed.append(statement)
-        if database.backend == "postgresql":
-            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # raises: the connection is gone
-        raise sqlite3.OperationalError("disk I/O error (injected)")
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield failed
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", before)

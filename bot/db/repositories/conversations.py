@@ -378,6 +378,11 @@ class ConversationRepository:
         )
         return list((await self.session.scalars(statement)).all())
 
+    async def is_summarised(self, conversation_id: int) -> bool:
+        """Whether the conversation has its summary memory."""
+        summary = select(Memory.id).where(Memory.conversation_id == conversation_id, Memory.kind == "summary")
+        return await self.session.scalar(summary.limit(1)) is not None
+
     async def close_in_channel(self, *, channel_id: int, at: datetime) -> list[int]:
         """Close the channel's active conversations (a DM channel is one person's); returns their ids."""
         statement = (

@@ -17,7 +17,8 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.events import DeliveryFailed
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.event_faults import MarkFaults, failing_marks, failing_reads
+from tests.support.database_faults import failing_statements
+from tests.support.event_faults import MarkFaults, failing_marks
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
 from tests.support.postgres import OwnPostgres
 
@@ -242,7 +243,7 @@ async def test_a_follow_up_whose_composing_met_a_database_fault_is_sent_at_the_n
     llm.default = Reply("How did the exam go, Ana?")
     notifier, clock = RecordingNotifier(), Clock(NOW)
     events = service(db, llm, notifier, clock)
-    with failing_reads(db, "user_facts") as failed:
+    with failing_statements(db, "SELECT", "user_facts") as failed:
         assert await events.tick() == {}
     assert failed and notifier.sent == []
 

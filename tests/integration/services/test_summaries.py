@@ -17,6 +17,7 @@ from bot.services.personas import PersonaService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
 from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply, Step
 from tests.support.chat import chat_model
+from tests.support.database_faults import failing_statements
 from tests.support.embedding import shared_embedder
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -139,3 +140,19 @@ async def test_an_endpoint_refusing_every_request_ends_the_sweep_and_gives_up_on
     llm.default = Reply("A trip.")  # the key was put right
     assert await jobs.close_idle() == 3
     assert set(await summarised(db)) == set(trips)
+
+
+async def test_a_summary_whose_storing_meets_a_database_fault_is_stored_without_asking_the_model_again(
+    db: Database, llm: FakeLLM
+) -> None:
+    conversation = await talk(db, 700, ["I am planning a trip to Rome"], hours_ago=3)
+    llm.default = Reply("Ana is planning a trip to Rome.")
+    jobs = await summaries(db, llm)
+
+    with failing_statements(db, "INSERT", "memories") as failed:
+        assert await jobs.close_idle() == 1
+
+    assert len(failed) == 1
+    assert await summarised(db) == {conversation: "Ana is planning a trip to Rome."}
+    assert await jobs.close_idle() == 0
+    assert len(llm.chat_requests) == 1
