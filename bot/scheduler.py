@@ -1,13 +1,15 @@
 """Hearth's clock: APScheduler's AsyncIOScheduler running plain service methods at intervals.
 
 Each job is a coroutine function with no arguments (a bound service method). A job never overlaps itself,
-missed runs collapse into one, and an exception is logged without stopping the job's next runs. Stopping
-waits briefly for running jobs, then cancels them.
+missed runs collapse into one, and an exception is logged without stopping the job's next runs. While the
+database is unreachable, a job says so once (and again every ``STILL_FAILING_EVERY``), not at every run, and
+says when it works again. Stopping waits briefly for running jobs, then cancels them.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,12 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS
+
 log = logging.getLogger(__name__)
+
+# While the database keeps failing a job, how often that is said again (the events' jobs run every second).
+STILL_FAILING_EVERY = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +102,51 @@ class Scheduler:
                     await task
 
     def _guarded(self, job: IntervalJob) -> Callable[[], Awaitable[None]]:
+        outage = _Outage(job.name)
+
         async def run() -> None:
             task = asyncio.current_task()
             if task is not None:
                 self._running.add(task)
             try:
                 await job.run()
+            except DATABASE_FAULTS as exc:
+                if isinstance(exc, DATABASE_REFUSALS):  # not an outage: the same would fail again
+                    log.exception("scheduled job %s failed; it runs again at its next time", job.name)
+                else:
+                    outage.failed(exc)
             except Exception:
                 log.exception("scheduled job %s failed; it runs again at its next time", job.name)
+            else:
+                outage.worked()
             finally:
                 if task is not None:
                     self._running.discard(task)
 
         return run
+
+
+class _Outage:
+    """One job's runs that the database failed in a row: said at the first, then every STILL_FAILING_EVERY."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        self.runs = 0
+        self._said_at = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        self.runs += 1
+        now = time.monotonic()
+        if self.runs == 1:
+            log.warning("scheduled job %s: the database failed (%s); it runs again at its next time", self.job, exc)
+        elif now - self._said_at >= STILL_FAILING_EVERY.total_seconds():
+            log.warning("scheduled job %s: the database still fails (%d runs; %s)", self.job, self.runs, exc)
+        else:
+            log.debug("scheduled job %s: the database failed again (%s)", self.job, exc)
+            return
+        self._said_at = now
+
+    def worked(self) -> None:
+        if self.runs:
+            log.info("scheduled job %s works again, after %d runs the database failed", self.job, self.runs)
+        self.runs = 0

@@ -173,7 +173,8 @@ class EventService:
                 for event in unhandled:
                     await events.postpone(event, at=event.trigger_at)
         except DATABASE_FAULTS as exc:
-            log.warning("%d events wait to be put back (%s); trying again at the next tick", len(unhandled), exc)
+            # Still down: the tick itself fails next, and the scheduler says so (once, not at every tick).
+            log.debug("%d events wait to be put back (%s); trying again at the next tick", len(unhandled), exc)
             return
         for event in unhandled:
             self._to_release.pop(event.id, None)
