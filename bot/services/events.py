@@ -195,8 +195,12 @@ class EventService:
                     await events.schedule_next(event, self._next_time(event))
         if not due:
             return 0
-        async with self.database.reading() as session:
-            people = await UserRepository(session).people([event.user_id for event in due])
+        try:
+            async with self.database.reading() as session:
+                people = await UserRepository(session).people([event.user_id for event in due])
+        except DATABASE_FAULTS:  # claimed, none handled: put back at the next tick rather than after stuck_after
+            self._to_release.update((event.id, event) for event in due)
+            raise
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def handle(event: DueEvent) -> None:

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.db.engine import Database
+from bot.db.errors import StorageError
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.events import DeliveryFailed
@@ -285,3 +288,22 @@ async def test_a_greeting_whose_database_went_away_while_the_model_wrote_it_is_s
     assert await events.tick(unsolicited=True) == {"sent": 1}
     assert await events.tick(unsolicited=True) == {}
     assert notifier.sent == [(11, None, "Happy birthday, Ana!")] and len(written) == 2
+
+
+async def test_reminders_claimed_when_reading_their_people_fails_are_sent_at_the_next_tick(
+    db: Database, llm: FakeLLM
+) -> None:
+    """The claim commits, then reading whom the claimed events are for fails: the tick reports the fault, and the
+    next one (seconds later, not stuck_after) sends each of them, once."""
+    channels = await due_events(db, 3)
+    notifier, clock = RecordingNotifier(), Clock(NOW)
+    events = service(db, llm, notifier, clock, daily_cap=100)
+    with failing_statements(db, "SELECT", "users") as failed, pytest.raises(StorageError):
+        await events.tick(unsolicited=False)
+    assert failed and notifier.sent == []
+
+    clock.now += timedelta(seconds=2)
+    assert await events.tick(unsolicited=False) == {"sent": 2}
+    assert await events.tick(unsolicited=True) == {"sent": 1}  # the follow-up, in its own job
+    counts = delivered(notifier)
+    assert set(counts) == set(channels) and max(counts.values()) == 1
