@@ -3,7 +3,9 @@
 Each job is a coroutine function with no arguments (a bound service method). A job never overlaps itself,
 missed runs collapse into one, and an exception is logged without stopping the job's next runs. While the
 database is unreachable, a job says so once (and again every ``STILL_FAILING_EVERY``), not at every run, and
-says when it works again. Stopping waits briefly for running jobs, then cancels them.
+says when it works again; a run the database failed is made again soon (``DATABASE_RETRY``: 30 s, then longer
+waits up to 10 minutes) when the job's next time is further off, so an hourly or daily job is not skipped for
+an hour or a day by a restart of the database. Stopping waits briefly for running jobs, then cancels them.
 """
 
 import asyncio
@@ -18,11 +20,14 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS
+from bot.domain.retry import Backoff
 
 log = logging.getLogger(__name__)
 
 # While the database keeps failing a job, how often that is said again (the events' jobs run every second).
 STILL_FAILING_EVERY = timedelta(minutes=5)
+# When a run the database failed is made again, if the job's next time is later than that.
+DATABASE_RETRY = Backoff(base_s=30.0, cap_s=600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +39,9 @@ class IntervalJob:
 
 
 class Scheduler:
-    def __init__(self, jobs: Sequence[IntervalJob]) -> None:
+    def __init__(self, jobs: Sequence[IntervalJob], *, retry: Backoff = DATABASE_RETRY) -> None:
         self.jobs = list(jobs)
+        self.retry = retry
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
 
@@ -101,6 +107,15 @@ class Scheduler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def _run_again_soon(self, job: IntervalJob, failures: int) -> None:
+        """Bring the job's next run forward to a retry's time, if that is sooner."""
+        scheduled = self._scheduler.get_job(job.name) if self._scheduler is not None else None
+        if scheduled is None or scheduled.next_run_time is None:
+            return
+        soon = datetime.now(UTC) + timedelta(seconds=self.retry.delay(failures))
+        if soon < scheduled.next_run_time:
+            scheduled.modify(next_run_time=soon)
+
     def _guarded(self, job: IntervalJob) -> Callable[[], Awaitable[None]]:
         outage = _Outage(job.name)
 
@@ -115,6 +130,7 @@ class Scheduler:
                     log.exception("scheduled job %s failed; it runs again at its next time", job.name)
                 else:
                     outage.failed(exc)
+                    self._run_again_soon(job, outage.runs)
             except Exception:
                 log.exception("scheduled job %s failed; it runs again at its next time", job.name)
             else:
@@ -138,7 +154,7 @@ class _Outage:
         self.runs += 1
         now = time.monotonic()
         if self.runs == 1:
-            log.warning("scheduled job %s: the database failed (%s); it runs again at its next time", self.job, exc)
+            log.warning("scheduled job %s: the database failed (%s); trying again until it answers", self.job, exc)
         elif now - self._said_at >= STILL_FAILING_EVERY.total_seconds():
             log.warning("scheduled job %s: the database still fails (%d runs; %s)", self.job, self.runs, exc)
         else:
