@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
 from bot.services.bundle import Services
 from bot.services.events import Notifier
-from bot.services.incoming import IncomingMessage, ReplyTarget
+from bot.services.incoming import IncomingMessage, Reached
 
 log = logging.getLogger(__name__)
 
@@ -312,16 +313,17 @@ class HearthBot(commands.AutoShardedBot):
         finally:
             self.caught_up.set()
 
-    async def _deleted(self, channel: discord.abc.Messageable, message_id: int) -> bool:
-        """Whether Discord says the message is gone (True only when it says so: where the bot may not read the
-        channel's history, or Discord fails, the message is answered as if it were there)."""
+    async def _as_it_is(self, channel: discord.abc.Messageable, message_id: int) -> discord.Message | None:
+        """The message as Discord has it now; None where Discord cannot say (the bot may not read the channel's
+        history, or Discord fails: the message is answered as it was stored). Raises :class:`discord.NotFound`
+        when Discord says it is gone."""
         try:
-            await channel.fetch_message(message_id)
+            return await channel.fetch_message(message_id)
         except discord.NotFound:
-            return True
+            raise
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
             log.info("could not tell whether message %s is still there (%s); answering it", message_id, exc)
-        return False
+        return None
 
     async def _forget_deleted(self, channel_id: int, message_id: int) -> None:
         services = self.services
@@ -333,15 +335,33 @@ class HearthBot(commands.AutoShardedBot):
             return
         log.info("not catching up on message %s in channel %s: deleted meanwhile", message_id, channel_id)
 
+    async def _follow_edit(self, incoming: IncomingMessage, message: discord.Message) -> IncomingMessage:
+        """``incoming`` as ``message``, its version on Discord, reads now: an edit made while Hearth was stopped is
+        kept first, as one seen live is (Discord does not tell a stopped bot), then answered. Where it cannot be
+        kept, the message is answered as it was stored. Only an edit Discord reports counts (a fetched message may
+        show a mention by another name than the live one did)."""
+        text = message.clean_content
+        if message.edited_at is None or text == incoming.text:
+            return incoming
+        try:
+            async with self.services.conversation.between_turns(incoming.place.channel_id):
+                await self.services.privacy.follow_edited_message(message.id, text)
+        except Exception:
+            log.exception("could not follow the edit of message %s, made while Hearth was stopped", message.id)
+            return incoming
+        log.info("catching up on message %s in channel %s as edited meanwhile", message.id, incoming.place.channel_id)
+        return replace(incoming, text=text, signals=replace(incoming.signals, text=message.content))
+
     def _thread_parent(self, channel_id: int) -> int | None:
         """The channel a thread is in (None for a channel, or a thread this process does not see)."""
         channel = self.get_channel(channel_id)
         return channel.parent_id if isinstance(channel, discord.Thread) else None
 
-    async def _reply_target(self, incoming: IncomingMessage) -> ReplyTarget | None:
-        """Where to answer a stored message now, or None when this process cannot reach its channel (another
-        shard's guild; DMs belong to shard 0), or the message was deleted while Hearth was stopped (forgotten
-        then, as a deletion seen live is: Discord does not tell a stopped bot)."""
+    async def _reply_target(self, incoming: IncomingMessage) -> Reached | None:
+        """A stored message as it reads now (see :meth:`_follow_edit`) and where to answer it, or None when this
+        process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
+        deleted while Hearth was stopped (forgotten then, as a deletion seen live is: Discord does not tell a
+        stopped bot)."""
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
@@ -353,8 +373,13 @@ class HearthBot(commands.AutoShardedBot):
                 return None
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
             return None
-        if incoming.message_id is not None and await self._deleted(channel, incoming.message_id):
-            await self._forget_deleted(place.channel_id, incoming.message_id)
-            return None
+        if incoming.message_id is not None:
+            try:
+                message = await self._as_it_is(channel, incoming.message_id)
+            except discord.NotFound:
+                await self._forget_deleted(place.channel_id, incoming.message_id)
+                return None
+            if message is not None:
+                incoming = await self._follow_edit(incoming, message)
         characters = functools.partial(CharacterReply, channel, self.webhooks)
-        return ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters)
+        return Reached(incoming, ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters))

@@ -80,6 +80,15 @@ class ReplyTarget(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Reached:
+    """A message stored before a stop, found again by its front end after the start: as it reads now (its author
+    may have edited it meanwhile) and where to answer it."""
+
+    message: IncomingMessage
+    target: ReplyTarget
+
+
+@dataclass(frozen=True, slots=True)
 class TurnOutcome:
     """What happened to an incoming message."""
 

@@ -214,3 +214,30 @@ async def test_a_message_deleted_while_the_bot_was_stopped_is_neither_answered_n
     assert discord.sent_messages(general) == [], "not answered"
     assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
     assert await user_messages(db) == [], "and not kept"
+
+
+async def test_a_message_edited_while_the_bot_was_stopped_is_answered_and_kept_as_it_now_reads(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Discord does not tell a stopped bot of an edit either: after the restart Hearth answers what the message
+    says now, and keeps that, not the words its author changed."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    posted = discord.message_payload(general, ana, f"{discord.bot.mention} is the picnic on Saturday?")
+    incoming = message("@Hearth is the picnic on Saturday?", user=ana.id, channel=general, guild=guild.id, mention=True)
+    llm.script(Stall(60))
+    turn = asyncio.create_task(
+        conversation_service(db, llm).handle(replace(incoming, message_id=int(posted["id"])), RecordingReply())
+    )
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    await discord.user_edits(posted, f"{discord.bot.mention} is the picnic on Sunday?", announced=False)
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert [m["content"] for m in discord.sent_messages(general)] == [AWAY]
+    [caught_up] = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert caught_up[-1]["content"].endswith("@Hearth is the picnic on Sunday?"), "the message as it reads now"
+    assert "Saturday" not in json.dumps(caught_up)
+    assert await user_messages(db) == ["@Hearth is the picnic on Sunday?"], "and kept as it reads now"

@@ -14,11 +14,11 @@ from bot.db.repositories.conversations import AwaitingMessage
 from bot.domain.triggers import MessageSignals
 from bot.services.conversation.config import StoredTurn
 from bot.services.conversation.holds import Holds
-from bot.services.conversation.intake import Intake
+from bot.services.conversation.intake import Intake, storable
 from bot.services.conversation.responder import Responder
 from bot.services.conversation.store import TurnStore
 from bot.services.conversation.turns import Turns
-from bot.services.incoming import Author, IncomingMessage, Place, ReplyTarget
+from bot.services.incoming import Author, IncomingMessage, Place, Reached, ReplyTarget
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,15 @@ def incoming_of(row: AwaitingMessage, *, parent_channel_id: int | None = None) -
 
 
 def stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
-    """The turn ``row`` makes in a batch answered as ``incoming`` (its author's name as shown there)."""
+    """The turn ``row`` makes in a batch answered as ``incoming``, the message as it reads now (its author's name
+    as shown there)."""
     return StoredTurn(
         message_row_id=row.message_id,
         conversation_id=row.conversation_id,
         user_id=row.user_id,
         guild_id=row.guild_id,
         speaker=incoming.author.shown_name,
-        text=row.content,
+        text=incoming.text,
         # Shown as a live message's are: catch-up and the 🔄 button reach back at most a day, about how long
         # Discord's links last (a link that has expired costs the model a refused call, not the reply).
         images=row.image_urls,
@@ -89,24 +90,24 @@ class CatchUp:
     async def run(
         self,
         within: timedelta,
-        target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
+        target_for: Callable[[IncomingMessage], Awaitable[Reached | None]],
         *,
         thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
-        model it was away; returns how many turns were answered. ``target_for`` gives where to answer a message,
-        or None when this process cannot (another shard's channel): those are left for the process that can.
+        model it was away; returns how many turns were answered. ``target_for`` finds a stored message again: as
+        it reads now (an edit made meanwhile already stored) and where to answer it, or None when this process
+        cannot (another shard's channel): those are left for the process that can.
         ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`)."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
         waiting = await self.store.awaiting_reply(since=self.clock() - within, limit=limit)
         reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
         for row in waiting:
-            incoming = incoming_of(row, parent_channel_id=thread_parent(row.channel_id))
-            target = await target_for(incoming)
-            if target is not None:
-                reachable.append((row, incoming, target))
+            reached = await target_for(incoming_of(row, parent_channel_id=thread_parent(row.channel_id)))
+            if reached is not None:
+                reachable.append((row, storable(reached.message), reached.target))
         claimed = set(await self.store.settle([row.message_id for row, _, _ in reachable]))
         # One turn per person and channel, as live messages sent together are answered together.
         turns: dict[tuple[int, int], list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]]] = {}

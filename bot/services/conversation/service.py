@@ -40,7 +40,7 @@ from bot.services.conversation.turns import Turns
 from bot.services.directory import Directory
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.image_describer import ImageDescriber
-from bot.services.incoming import IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.incoming import IncomingMessage, Reached, ReplyTarget, TurnOutcome
 from bot.services.learning import Learner
 from bot.services.limits import Cooldowns, TokenQuota
 from bot.services.memory import MemoryService, NoRecall
@@ -188,7 +188,7 @@ class ConversationService:
     async def catch_up(
         self,
         within: timedelta,
-        target_for: Callable[[IncomingMessage], Awaitable[ReplyTarget | None]],
+        target_for: Callable[[IncomingMessage], Awaitable[Reached | None]],
         *,
         thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.discord.payloads import JSON
+from tests.fakes.discord.payloads import JSON, now
 from tests.fakes.discord.world import FakeUser, World
 
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, ACK = (
@@ -98,6 +98,17 @@ class Gateway(World):
         if "guild_id" in message:
             payload["guild_id"] = message["guild_id"]
         await self.dispatch("MESSAGE_DELETE", payload)
+
+    async def user_edits(self, message: JSON, content: str, *, announced: bool = True) -> JSON:
+        """Someone edits ``message`` to read ``content``: changed where it is stored (as a fetch returns it), then
+        MESSAGE_UPDATE (not ``announced``: as when the bot was not connected to hear of it). Returns it."""
+        stored = self.messages[int(message["id"])]
+        stored["content"] = content
+        stored["mentions"] = [u.payload() for u in self._mentioned(content)]
+        stored["edited_timestamp"] = now()
+        if announced:
+            await self.dispatch("MESSAGE_UPDATE", dict(stored))
+        return stored
 
     async def request_reconnect(self) -> None:
         """Ask every connected client to reconnect and RESUME (gateway op 7)."""

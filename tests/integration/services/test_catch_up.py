@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from bot.db.engine import Database
 from bot.db.models import Message
 from bot.services.conversation import ConversationService
-from bot.services.incoming import IncomingMessage, ReplyTarget
+from bot.services.incoming import IncomingMessage, Reached
 from tests.fakes.llm_server import FakeLLM, Reply, Stall
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
 
@@ -59,8 +59,8 @@ async def test_only_messages_still_owed_a_reply_are_answered_once_in_order(db: D
     llm.script(Reply("I was away, sorry! Both, yes."))
     targets: dict[int, RecordingReply] = {}
 
-    async def target_for(incoming: IncomingMessage) -> ReplyTarget:
-        return targets.setdefault(incoming.place.channel_id, RecordingReply())
+    async def target_for(incoming: IncomingMessage) -> Reached:
+        return Reached(incoming, targets.setdefault(incoming.place.channel_id, RecordingReply()))
 
     assert await after.catch_up(WINDOW, target_for) == 1
     assert {channel: target.sent for channel, target in targets.items()} == {40: [["I was away, sorry! Both, yes."]]}
@@ -80,8 +80,8 @@ async def test_two_processes_catching_up_at_once_answer_each_message_once(db: Da
     first, second = conversation_service(db, llm), conversation_service(db, llm)
     llm.default = Reply("back now")
 
-    async def target_for(incoming: IncomingMessage) -> ReplyTarget:
-        return RecordingReply()
+    async def target_for(incoming: IncomingMessage) -> Reached:
+        return Reached(incoming, RecordingReply())
 
     answered = await asyncio.gather(first.catch_up(WINDOW, target_for), second.catch_up(WINDOW, target_for))
     assert sum(answered) == 5
@@ -92,14 +92,14 @@ async def test_a_channel_this_process_cannot_reach_is_left_for_one_that_can(db: 
     await stopped_before_replying(db, before, llm, message("hi, other shard", user=7, channel=70))
     llm.default = Reply("back now")
 
-    async def unreachable(incoming: IncomingMessage) -> ReplyTarget | None:
+    async def unreachable(incoming: IncomingMessage) -> Reached | None:
         return None
 
     assert await conversation_service(db, llm).catch_up(WINDOW, unreachable) == 0
     reached = RecordingReply()
 
-    async def reachable(incoming: IncomingMessage) -> ReplyTarget:
-        return reached
+    async def reachable(incoming: IncomingMessage) -> Reached:
+        return Reached(incoming, reached)
 
     assert await conversation_service(db, llm).catch_up(WINDOW, reachable) == 1
     assert reached.sent == [["back now"]]

@@ -20,7 +20,7 @@ from bot.db.engine import Database
 from bot.db.models import Message, UserFact
 from bot.services.companion import CompanionContext
 from bot.services.conversation import MEMORY_TROUBLE, ConversationService
-from bot.services.incoming import IncomingMessage, Place, ReplyTarget
+from bot.services.incoming import IncomingMessage, Place, Reached
 from bot.services.learning import Learner, LearningConfig
 from bot.services.limits import TokenQuota
 from bot.services.memory import MemoryService
@@ -166,8 +166,8 @@ async def test_a_reply_written_while_the_connections_drop_is_kept_and_not_sent_a
     after = conversation_service(own_db, llm)  # the next start
     caught_up = RecordingReply()
 
-    async def target_for(_incoming: IncomingMessage) -> ReplyTarget:
-        return caught_up
+    async def target_for(incoming: IncomingMessage) -> Reached:
+        return Reached(incoming, caught_up)
 
     assert await after.catch_up(timedelta(minutes=10), target_for) == 0
     assert caught_up.sent == [], "answered once, not again after a restart"
