@@ -24,6 +24,7 @@ from discord.ext import commands
 from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
+from bot.discord.people import replied_webhook_name
 from bot.discord.render import SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
@@ -380,6 +381,9 @@ class HearthBot(commands.AutoShardedBot):
                 await self._forget_deleted(place.channel_id, incoming.message_id)
                 return None
             if message is not None:
+                # What the front end knows and did not store: which cast character's message it replies to.
+                replied = replied_webhook_name(message)
+                incoming = replace(incoming, signals=replace(incoming.signals, replied_to_webhook_name=replied))
                 incoming = await self._follow_edit(incoming, message)
         characters = functools.partial(CharacterReply, channel, self.webhooks)
         return Reached(incoming, ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters))

@@ -14,6 +14,16 @@ def author_of(user: discord.User | discord.Member) -> Author:
     return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
 
 
+def replied_webhook_name(message: discord.Message) -> str | None:
+    """The name on the webhook message ``message`` replies to (a cast character's), if it does: replying to a
+    character is talking to it."""
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    if isinstance(resolved, discord.Message) and resolved.webhook_id is not None:
+        return resolved.author.display_name
+    return None
+
+
 def place_of(interaction: discord.Interaction) -> Place:
     channel = interaction.channel
     guild = interaction.guild

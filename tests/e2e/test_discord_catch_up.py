@@ -241,3 +241,49 @@ async def test_a_message_edited_while_the_bot_was_stopped_is_answered_and_kept_a
     assert caught_up[-1]["content"].endswith("@Hearth is the picnic on Sunday?"), "the message as it reads now"
     assert "Saturday" not in json.dumps(caught_up)
     assert await user_messages(db) == ["@Hearth is the picnic on Sunday?"], "and kept as it reads now"
+
+
+async def test_a_reply_to_a_cast_character_left_unanswered_is_answered_by_it_after_a_restart(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Replying to a character's message is talking to it, without naming it: after a restart as when the message
+    came, the character answers, not the bot as the channel's own persona."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    discord.add_role(
+        guild, "hooks", permissions=discordpy.Permissions(manage_webhooks=True).value, members=[discord.bot]
+    )
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    async with running_bot(discord, db, llm):
+        mira = FakeAttachment("mira.json", json.dumps(card).encode())
+        await run(discord, discord.owner, general, "persona import", {"card": mira})
+        await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default
+        await run(discord, discord.owner, general, "persona cast add", {"name": "Mira"})
+        llm.script(Reply("The sea, always the sea."))
+        await discord.user_message(general, ana, "Mira, what do you see from up there?")
+        await eventually(
+            lambda: [m["content"] for m in discord.webhook_messages(general)] == ["The sea, always the sea."]
+        )
+    [spoken] = discord.webhook_messages(general)
+    # Ana replies to Mira's line; Hearth stores it, asks the model as Mira… and stops before the answer comes.
+    posted = discord.message_payload(general, ana, "and at night?", referenced_message=spoken)
+    incoming = message("and at night?", user=ana.id, channel=general, guild=guild.id)
+    replying = replace(
+        incoming,
+        message_id=int(posted["id"]),
+        signals=replace(incoming.signals, replied_to_webhook_name="Mira"),
+    )
+    llm.script(Stall(60))
+    calls = len(llm.chat_requests)
+    turn = asyncio.create_task(conversation_service(db, llm).handle(replying, RecordingReply()))
+    await eventually(lambda: len(llm.chat_requests) > calls)
+    turn.cancel()
+    assert "A fox spirit." in llm.chat_requests[-1].body["messages"][0]["content"], "Mira answers, live"
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    [caught_up] = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert "A fox spirit." in caught_up[0]["content"], "and Mira after the restart"
+    assert [(m["author"]["username"], m["content"]) for m in discord.webhook_messages(general)][1:] == [("Mira", AWAY)]
+    assert discord.sent_messages(general) == [], "nothing said by the bot in her place"

@@ -8,7 +8,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
-from bot.discord.people import author_of
+from bot.discord.people import author_of, replied_webhook_name
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import CharacterReply
@@ -39,15 +39,6 @@ def _replies_to(message: discord.Message, user: discord.abc.User) -> bool:
     return isinstance(resolved, discord.Message) and resolved.author.id == user.id
 
 
-def _replied_webhook_name(message: discord.Message) -> str | None:
-    """The name on the webhook message this one replies to (a cast character's), if it does."""
-    reference = message.reference
-    resolved = reference.resolved if reference else None
-    if isinstance(resolved, discord.Message) and resolved.webhook_id is not None:
-        return resolved.author.display_name
-    return None
-
-
 def _mentions_own_role(message: discord.Message, me: discord.ClientUser) -> bool:
     """Whether the message mentions the role Discord made for Hearth (named after it, offered beside it in the
     mention list): people who pick it mean Hearth."""
@@ -66,7 +57,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         mentions_bot=me in message.mentions or _mentions_own_role(message, me),
         replies_to_bot=_replies_to(message, me),
         author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
-        replied_to_webhook_name=_replied_webhook_name(message),
+        replied_to_webhook_name=replied_webhook_name(message),
         parent_channel_id=message.channel.parent_id if isinstance(message.channel, discord.Thread) else None,
     )
     return IncomingMessage(
