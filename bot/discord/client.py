@@ -24,7 +24,7 @@ from discord.ext import commands
 from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
-from bot.discord.people import replied_webhook_name
+from bot.discord.people import replied_webhook_name, said_in
 from bot.discord.render import SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
@@ -341,7 +341,7 @@ class HearthBot(commands.AutoShardedBot):
         kept first, as one seen live is (Discord does not tell a stopped bot), then answered. Where it cannot be
         kept, the message is answered as it was stored. Only an edit Discord reports counts (a fetched message may
         show a mention by another name than the live one did)."""
-        text = message.clean_content
+        text = said_in(message)
         if message.edited_at is None or text == incoming.text:
             return incoming
         try:

@@ -14,6 +14,13 @@ def author_of(user: discord.User | discord.Member) -> Author:
     return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
 
 
+def said_in(message: discord.Message) -> str:
+    """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then each sticker
+    sent with it by name, a line each (``[sticker: Wave]``), so that a sticker sent alone is said too."""
+    stickers = [f"[sticker: {sticker.name}]" for sticker in message.stickers]
+    return "\n".join(part for part in (message.clean_content, *stickers) if part)
+
+
 def replied_webhook_name(message: discord.Message) -> str | None:
     """The name on the webhook message ``message`` replies to (a cast character's), if it does: replying to a
     character is talking to it."""

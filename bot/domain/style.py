@@ -51,8 +51,9 @@ HUMOR_FROM = 0.4
 DETAILED_FROM = 0.6
 
 _CUSTOM_EMOJI = re.compile(r"<a?:\w{2,32}:\d{15,21}>")
-# Mentions of users, roles and channels, and links: not words anyone chose.
-_MARKUP = re.compile(r"<(?:@[!&]?|#)\d+>|https?://\S+")
+# Mentions of users, roles and channels, links, and the stickers sent with a message, shown by name
+# ("[sticker: Wave]"): not words anyone chose.
+_MARKUP = re.compile(r"<(?:@[!&]?|#)\d+>|https?://\S+|\[sticker: [^\]\n]*\]")
 _PICTOGRAPH = "\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff"
 _SKIN_TONE = "\U0001f3fb-\U0001f3ff"
 _ONE_EMOJI = f"[{_PICTOGRAPH}][{_SKIN_TONE}]?\ufe0f?"

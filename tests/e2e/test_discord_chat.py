@@ -425,3 +425,31 @@ async def test_discords_notice_of_a_thread_started_is_not_taken_for_words_said(
     assert [m["content"] for m in discord.sent_messages(general)] == ["I'm here."]
     assert "weekend plans" not in str(llm.chat_requests[0].body["messages"]), "not put in the person's mouth"
     assert await stored_contents(db, "user") == ["anyone around?"]
+
+
+async def test_a_sticker_sent_alone_is_answered_and_kept_by_its_name(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A sticker on its own is something said to Hearth: in a DM, or in reply to Hearth, the model is told which
+    sticker it was, by name, and answers as it would words; an edit of the words sent with a sticker keeps it."""
+    discord, ana, guild = discord_world
+    dm, general = discord.dm_channel(ana), guild.channel("general")
+    llm.script(Reply("Hello to you too!"))
+    await discord.user_message(dm, ana, "", stickers=["Wave"])
+    await shown(discord, dm, "Hello to you too!")
+    assert llm.chat_requests[-1].body["messages"][-1]["content"].endswith("[sticker: Wave]")
+
+    llm.script(Reply("Hi Ana!"), Reply("Glad you like it!"))
+    await discord.user_message(general, ana, f"{discord.bot.mention} hi")
+    first = await shown(discord, general, "Hi Ana!")
+    await discord.user_message(general, ana, "", stickers=["Heart Eyes"], referenced_message=first)
+    await shown(discord, general, "Glad you like it!")
+    assert llm.chat_requests[-1].body["messages"][-1]["content"] == "Ana: [sticker: Heart Eyes]"
+
+    llm.script(Reply("Cute!"))
+    said = await discord.user_message(general, ana, f"{discord.bot.mention} look", stickers=["Cat"])
+    await shown(discord, general, "Cute!")
+    await discord.user_edits(said, f"{discord.bot.mention} look at him")
+    await stored_eventually(
+        db, "user", ["[sticker: Wave]", "@Hearth hi", "[sticker: Heart Eyes]", "@Hearth look at him\n[sticker: Cat]"]
+    )

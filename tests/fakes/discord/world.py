@@ -340,12 +340,14 @@ class World:
         mentions: Iterable[FakeUser] = (),
         referenced_message: JSON | None = None,
         attachments: Sequence[tuple[str, bytes] | FakeAttachment] = (),
+        stickers: Sequence[str] = (),
         guild_id: int | None = None,
     ) -> JSON:
         """A MESSAGE_CREATE payload from ``author`` (stored, so replies can reference it).
 
         ``guild_id`` defaults to the channel's guild; a DM channel (see :meth:`dm_channel`) has none.
-        Users mentioned in ``content`` as ``<@id>`` are added to ``mentions``.
+        Users mentioned in ``content`` as ``<@id>`` are added to ``mentions``. ``stickers``: the names of the
+        stickers sent with it (a message may be a sticker alone, with empty ``content``).
         """
         guild_id = guild_id or self._channel(channel_id).guild_id
         guild = self.guilds.get(guild_id) if guild_id else None
@@ -356,6 +358,8 @@ class World:
             | ({"size": file.claimed_size} if file.claimed_size is not None else {})
             for i, file in enumerate(files)
         ]
+        if stickers:  # as Discord sends them: id, name and format (1: PNG)
+            message["sticker_items"] = [{"id": str(self.snowflake()), "name": n, "format_type": 1} for n in stickers]
         mentioned = {u.id: u for u in self._mentioned(content)} | {u.id: u for u in mentions}
         message["mentions"] = [
             u.payload() | ({"member": self.member_payload(guild, u, with_user=False)} if guild else {})

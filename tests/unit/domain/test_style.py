@@ -181,6 +181,7 @@ def test_empty_messages_teach_nothing() -> None:
     style = CommunicationStyle(sample_count=4)
     assert updated(style, signals_of("")) == style
     assert updated(style, signals_of("<@123456789012345678> https://example.com")) == style
+    assert updated(style, signals_of("[sticker: Heart Eyes]\n[sticker: WAVE]")) == style, "a sticker sent alone"
 
 
 def test_an_essay_does_not_make_a_long_writer() -> None:

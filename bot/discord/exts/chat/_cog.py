@@ -8,7 +8,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
-from bot.discord.people import author_of, replied_webhook_name
+from bot.discord.people import author_of, replied_webhook_name, said_in
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import CharacterReply
@@ -63,7 +63,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
     return IncomingMessage(
         author=author_of(message.author),
         place=_place(message),
-        text=message.clean_content,
+        text=said_in(message),
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
@@ -85,7 +85,7 @@ class Chat(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or not (message.content or message.attachments):
+        if me is None or not (message.content or message.attachments or message.stickers):
             return
         if message.is_system():  # Discord's notices (a thread started, a channel followed): their text is no one's
             return
@@ -132,7 +132,7 @@ class Chat(commands.Cog):
             return
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
-                followed = await self.privacy.follow_edited_message(message.id, message.clean_content)
+                followed = await self.privacy.follow_edited_message(message.id, said_in(message))
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
