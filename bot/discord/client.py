@@ -372,6 +372,8 @@ class HearthBot(commands.AutoShardedBot):
             except discord.HTTPException as exc:
                 log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
                 return None
+        elif channel is None and place.guild_id is not None and self.get_guild(place.guild_id) is not None:
+            channel = await self._archived_thread(place.channel_id)
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
             return None
         if incoming.message_id is not None:
@@ -385,5 +387,22 @@ class HearthBot(commands.AutoShardedBot):
                 replied = replied_webhook_name(message)
                 incoming = replace(incoming, signals=replace(incoming.signals, replied_to_webhook_name=replied))
                 incoming = await self._follow_edit(incoming, message)
+        if isinstance(channel, discord.Thread) and channel.archived:
+            log.info(
+                "not catching up on message %s: thread %s was archived meanwhile, and an answer would reopen it",
+                incoming.message_id,
+                place.channel_id,
+            )
+            return Reached(incoming, None)
         characters = functools.partial(CharacterReply, channel, self.webhooks)
         return Reached(incoming, ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters))
+
+    async def _archived_thread(self, channel_id: int) -> discord.Thread | None:
+        """The thread ``channel_id`` of a guild this process serves, archived while Hearth was stopped (Discord
+        tells a starting bot of active threads only); None when it is not one, or Discord cannot say."""
+        try:
+            channel = await self.fetch_channel(channel_id)
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("cannot find channel %s to catch up (%s)", channel_id, exc)
+            return None
+        return channel if isinstance(channel, discord.Thread) and channel.archived else None

@@ -82,10 +82,11 @@ class ReplyTarget(Protocol):
 @dataclass(frozen=True, slots=True)
 class Reached:
     """A message stored before a stop, found again by its front end after the start: as it reads now (its author
-    may have edited it meanwhile) and where to answer it."""
+    may have edited it meanwhile) and where to answer it; no target when it is not to be answered any more (its
+    thread was archived meanwhile, and an answer would reopen it)."""
 
     message: IncomingMessage
-    target: ReplyTarget
+    target: ReplyTarget | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,3 +287,37 @@ async def test_a_reply_to_a_cast_character_left_unanswered_is_answered_by_it_aft
     assert "A fox spirit." in caught_up[0]["content"], "and Mira after the restart"
     assert [(m["author"]["username"], m["content"]) for m in discord.webhook_messages(general)][1:] == [("Mira", AWAY)]
     assert discord.sent_messages(general) == [], "nothing said by the bot in her place"
+
+
+async def test_a_thread_archived_while_the_bot_was_stopped_is_not_reopened_by_a_late_answer(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A thread archived while Hearth was stopped (a moderator closed it, or it went quiet) is not reopened by a
+    late answer; nor is the message answered at a later start, once the thread is open again and has moved on."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    stories = discord.add_thread(guild, "general", "stories")
+    # Hearth stores the thread's message, calls the model… and stops before the answer comes.
+    posted = discord.message_payload(stories, ana, f"{discord.bot.mention} a story, please?")
+    incoming = message("@Hearth a story, please?", user=ana.id, channel=stories, guild=guild.id, mention=True)
+    in_thread = replace(
+        incoming, message_id=int(posted["id"]), signals=replace(incoming.signals, parent_channel_id=general)
+    )
+    llm.script(Stall(60))
+    turn = asyncio.create_task(conversation_service(db, llm).handle(in_thread, RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    discord.archive_thread(stories)
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert discord.sent_messages(stories) == []
+    assert discord.channels[stories].extra["thread_metadata"]["archived"], "the thread stays closed"
+
+    discord.archive_thread(stories, archived=False)  # opened again later
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert discord.sent_messages(stories) == [], "not answered out of place at a later start"
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+    assert await user_messages(db) == ["@Hearth a story, please?"], "kept: it was said"

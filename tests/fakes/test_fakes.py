@@ -314,6 +314,28 @@ async def test_a_test_adds_a_route_by_extending_routes() -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_archived_thread_is_found_only_by_asking_and_a_message_reopens_it() -> None:
+    async with FakeDiscord() as fd:
+        alice = fd.add_user("alice")
+        guild = fd.add_guild(members=[alice])
+        open_thread, closed = fd.add_thread(guild, "general", "open"), fd.add_thread(guild, "general", "closed")
+        fd.archive_thread(closed)
+        with fd.patch_discord():
+            client = PingClient()
+            task = asyncio.create_task(client.start("fake-token"))
+            await fd.wait_identified()
+            await asyncio.wait_for(client.wait_until_ready(), 5)
+            cached = (client.get_channel(open_thread), client.get_channel(closed))
+            thread = await client.fetch_channel(closed)
+            assert isinstance(thread, discord.Thread) and thread.archived
+            await thread.send("hello again")
+            await client.close()
+            await asyncio.wait_for(task, 5)
+        assert isinstance(cached[0], discord.Thread) and cached[1] is None, "GUILD_CREATE has active threads only"
+        assert not fd.channels[closed].extra["thread_metadata"]["archived"], "reopened by the message"
+
+
+@pytest.mark.asyncio
 async def test_typing_then_edit(world: World) -> None:
     fd = world.fd
     await fd.user_message(world.general, world.alice, "edit me")

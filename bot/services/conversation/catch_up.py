@@ -98,16 +98,25 @@ class CatchUp:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
         model it was away; returns how many turns were answered. ``target_for`` finds a stored message again: as
         it reads now (an edit made meanwhile already stored) and where to answer it, or None when this process
-        cannot (another shard's channel): those are left for the process that can.
+        cannot (another shard's channel): those are left for the process that can. A message found with no
+        target is not to be answered (its thread was archived meanwhile): it is settled unanswered, so that no
+        later start answers it out of place either.
         ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`)."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
         waiting = await self.store.awaiting_reply(since=self.clock() - within, limit=limit)
         reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
+        not_answered: list[int] = []
         for row in waiting:
             reached = await target_for(incoming_of(row, parent_channel_id=thread_parent(row.channel_id)))
-            if reached is not None:
+            if reached is None:
+                continue
+            if reached.target is None:
+                not_answered.append(row.message_id)
+            else:
                 reachable.append((row, storable(reached.message), reached.target))
+        if not_answered:
+            await self.store.settle(not_answered)
         claimed = set(await self.store.settle([row.message_id for row, _, _ in reachable]))
         # One turn per person and channel, as live messages sent together are answered together.
         turns: dict[tuple[int, int], list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]]] = {}

@@ -50,7 +50,11 @@ def guild_payload(guild: FakeGuild, channels: Mapping[int, FakeChannel]) -> JSON
         "stickers": [],
         "features": [],
         "channels": [channels[cid].payload() for cid in guild.channels.values()],
-        "threads": [channels[cid].payload() for cid in guild.threads.values()],
+        "threads": [  # the active ones only, as Discord sends
+            channels[cid].payload()
+            for cid in guild.threads.values()
+            if not channels[cid].extra["thread_metadata"]["archived"]
+        ],
         "members": [member_payload(guild, user) for user in guild.members],
         "member_count": len(guild.members),
         "large": False,

@@ -380,6 +380,9 @@ class Rest(Gateway):
             unknown = {"_errors": [{"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}]}
             raise ApiError(400, 50035, "Invalid Form Body", {"message_reference": unknown})
         message = self._message(channel.id, self.bot, call.body or {}, call.files)
+        metadata = channel.extra.get("thread_metadata")
+        if metadata is not None and metadata["archived"] and not metadata["locked"]:  # a message reopens the thread
+            metadata.update(archived=False, archive_timestamp=message["timestamp"])
         self._sent_ids.append(int(message["id"]))
         return message
 

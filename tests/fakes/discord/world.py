@@ -130,7 +130,7 @@ class FakeGuild:
     members: list[FakeUser]
     roles: list[JSON]
     member_roles: dict[int, list[int]] = field(default_factory=dict)
-    threads: dict[str, int] = field(default_factory=dict)  # active threads by name (see World.add_thread)
+    threads: dict[str, int] = field(default_factory=dict)  # threads by name (see World.add_thread, archive_thread)
 
     def channel(self, name: str) -> int:
         """A channel's id by name."""
@@ -306,6 +306,13 @@ class World:
         self.channels[thread.id] = thread
         guild.threads[name] = thread.id
         return thread.id
+
+    def archive_thread(self, thread_id: int, archived: bool = True) -> None:
+        """Archive a thread, as a moderator does (or Discord, once it has been quiet for its auto-archive duration):
+        it is no longer among the guild's active threads in GUILD_CREATE, and GET /channels/{id} answers it with
+        ``archived`` set. ``archived=False`` reopens it; a message sent in it reopens it too, as on Discord."""
+        metadata = self._channel(thread_id).extra["thread_metadata"]
+        metadata.update(archived=archived, archive_timestamp=now())
 
     def close_dms(self, user: FakeUser, closed: bool = True) -> None:
         """Make the bot's DMs to ``user`` fail (403, code 50007) as when they closed them; ``closed=False`` reopens."""
