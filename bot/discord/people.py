@@ -1,5 +1,6 @@
 """Discord users and places as the services' plain values."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import discord
@@ -16,9 +17,21 @@ def author_of(user: discord.User | discord.Member) -> Author:
 
 def said_in(message: discord.Message) -> str:
     """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then each sticker
-    sent with it by name, a line each (``[sticker: Wave]``), so that a sticker sent alone is said too."""
-    stickers = [f"[sticker: {sticker.name}]" for sticker in message.stickers]
-    return "\n".join(part for part in (message.clean_content, *stickers) if part)
+    sent with it by name, a line each (``[sticker: Wave]``), so that a sticker sent alone is said too; then what
+    it forwards (Discord's "Forward" copies a message into it, with no words of its own), after ``[forwarded]``."""
+    parts = [message.clean_content, *_stickers(message.stickers)]
+    for forwarded in message.message_snapshots:
+        parts += ["[forwarded]", forwarded.content, *_stickers(forwarded.stickers)]
+    return "\n".join(part for part in parts if part)
+
+
+def attachments_of(message: discord.Message) -> list[discord.Attachment]:
+    """The files sent with ``message``, those of the messages it forwards included."""
+    return [*message.attachments, *(a for forwarded in message.message_snapshots for a in forwarded.attachments)]
+
+
+def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
+    return [f"[sticker: {sticker.name}]" for sticker in stickers]
 
 
 def replied_webhook_name(message: discord.Message) -> str | None:

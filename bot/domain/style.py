@@ -54,6 +54,8 @@ _CUSTOM_EMOJI = re.compile(r"<a?:\w{2,32}:\d{15,21}>")
 # Mentions of users, roles and channels, links, and the stickers sent with a message, shown by name
 # ("[sticker: Wave]"): not words anyone chose.
 _MARKUP = re.compile(r"<(?:@[!&]?|#)\d+>|https?://\S+|\[sticker: [^\]\n]*\]")
+# What a message forwards comes last, after a line "[forwarded]" (see bot/discord/people.py): someone else's words.
+_FORWARDED = re.compile(r"(?:^|\n)\[forwarded\]\n.*", re.DOTALL)
 _PICTOGRAPH = "\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff"
 _SKIN_TONE = "\U0001f3fb-\U0001f3ff"
 _ONE_EMOJI = f"[{_PICTOGRAPH}][{_SKIN_TONE}]?\ufe0f?"
@@ -160,7 +162,7 @@ def _starts_lower(body: str) -> bool | None:
 
 def signals_of(text: str) -> MessageStyle:
     """The style signals of one message."""
-    text = text.replace("’", "'").strip()
+    text = _FORWARDED.sub("", text.replace("’", "'")).strip()
     laughter = len(_LAUGHTER.findall(text))
     bare = _MARKUP.sub(" ", text)
     custom = len(_CUSTOM_EMOJI.findall(bare))

@@ -453,3 +453,26 @@ async def test_a_sticker_sent_alone_is_answered_and_kept_by_its_name(
     await stored_eventually(
         db, "user", ["[sticker: Wave]", "@Hearth hi", "[sticker: Heart Eyes]", "@Hearth look at him\n[sticker: Cat]"]
     )
+
+
+async def test_a_message_forwarded_to_hearth_is_answered_with_what_it_forwards(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Discord's "Forward" sends a copy of a message with no words of its own: Hearth reads (and keeps) the
+    forwarded words, marked as forwarded, and is shown its images, as with a message written to it."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    dm = discord.dm_channel(ana)
+    original = discord.message_payload(
+        guild.channel("random"),
+        ben,
+        "the ferry leaves at six",
+        attachments=[("ferry.png", b"\x89PNG\r\n\x1a\n" + bytes(64))],
+    )
+    llm.script(Reply("Six it is, don't miss it!"))
+    await discord.user_message(dm, ana, "", forwarded=original)
+    await shown(discord, dm, "Six it is, don't miss it!")
+    [request] = llm.reply_requests
+    assert "[forwarded]\nthe ferry leaves at six" in request.prompt_text()
+    assert request.images == [original["attachments"][0]["url"]]
+    assert await stored_contents(db, "user") == ["[forwarded]\nthe ferry leaves at six"]

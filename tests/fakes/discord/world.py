@@ -348,13 +348,16 @@ class World:
         referenced_message: JSON | None = None,
         attachments: Sequence[tuple[str, bytes] | FakeAttachment] = (),
         stickers: Sequence[str] = (),
+        forwarded: JSON | None = None,
         guild_id: int | None = None,
     ) -> JSON:
         """A MESSAGE_CREATE payload from ``author`` (stored, so replies can reference it).
 
         ``guild_id`` defaults to the channel's guild; a DM channel (see :meth:`dm_channel`) has none.
         Users mentioned in ``content`` as ``<@id>`` are added to ``mentions``. ``stickers``: the names of the
-        stickers sent with it (a message may be a sticker alone, with empty ``content``).
+        stickers sent with it (a message may be a sticker alone, with empty ``content``). ``forwarded``: a stored
+        message this one forwards (Discord's "Forward": empty ``content``, a FORWARD reference to the original and a
+        snapshot of it, with no ``referenced_message``).
         """
         guild_id = guild_id or self._channel(channel_id).guild_id
         guild = self.guilds.get(guild_id) if guild_id else None
@@ -377,6 +380,17 @@ class World:
             message["member"] = self.member_payload(guild, author, with_user=False)
         if referenced_message is not None:
             self._refer(message, referenced_message)
+        if forwarded is not None:
+            reference = {"type": 1, "message_id": forwarded["id"], "channel_id": forwarded["channel_id"]}
+            if "guild_id" in forwarded:
+                reference["guild_id"] = forwarded["guild_id"]
+            message["message_reference"] = reference
+            kept = ("type", "content", "embeds", "attachments", "timestamp", "edited_timestamp", "flags", "mentions")
+            snapshot = {key: forwarded[key] for key in kept} | {"mention_roles": forwarded.get("mention_roles", [])}
+            if "sticker_items" in forwarded:
+                snapshot["sticker_items"] = forwarded["sticker_items"]
+            message["message_snapshots"] = [{"message": snapshot}]
+            message["flags"] = int(message["flags"]) | (1 << 14)  # HAS_SNAPSHOT: a forward
         return message
 
     def attachment_bytes(self, attachment: Mapping[str, Any]) -> bytes:

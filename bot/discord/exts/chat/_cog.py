@@ -8,7 +8,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
-from bot.discord.people import author_of, replied_webhook_name, said_in
+from bot.discord.people import attachments_of, author_of, replied_webhook_name, said_in
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import CharacterReply
@@ -67,7 +67,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
-        image_urls=shown_images([Attachment(a.url, a.content_type, a.size) for a in message.attachments]),
+        image_urls=shown_images([Attachment(a.url, a.content_type, a.size) for a in attachments_of(message)]),
     )
 
 
@@ -85,7 +85,7 @@ class Chat(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or not (message.content or message.attachments or message.stickers):
+        if me is None or not (message.content or message.attachments or message.stickers or message.message_snapshots):
             return
         if message.is_system():  # Discord's notices (a thread started, a channel followed): their text is no one's
             return
