@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from bot.domain.images import Attachment, shown_images
 from bot.services.directory import Directory, Identity
 from bot.services.incoming import Author, Place
 
@@ -16,22 +17,26 @@ def author_of(user: discord.User | discord.Member) -> Author:
 
 
 def said_in(message: discord.Message) -> str:
-    """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then each sticker
-    sent with it by name, a line each (``[sticker: Wave]``), so that a sticker sent alone is said too; then what
-    it forwards (Discord's "Forward" copies a message into it, with no words of its own), after ``[forwarded]``."""
-    parts = [message.clean_content, *_stickers(message.stickers)]
+    """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then, a line each,
+    every sticker sent with it by name (``[sticker: Wave]``) and every file the model is not shown (a document, a
+    voice message: ``[file: notes.pdf]``), so that one sent alone is said too; then what it forwards (Discord's
+    "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``."""
+    shown = set(shown_images(files_of(message)))
+
+    def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
+        named = [f"[sticker: {sticker.name}]" for sticker in stickers]
+        return named + [f"[file: {a.filename}]" for a in attachments if a.url not in shown]
+
+    parts = [message.clean_content, *marks(message.stickers, message.attachments)]
     for forwarded in message.message_snapshots:
-        parts += ["[forwarded]", forwarded.content, *_stickers(forwarded.stickers)]
+        parts += ["[forwarded]", forwarded.content, *marks(forwarded.stickers, forwarded.attachments)]
     return "\n".join(part for part in parts if part)
 
 
-def attachments_of(message: discord.Message) -> list[discord.Attachment]:
+def files_of(message: discord.Message) -> list[Attachment]:
     """The files sent with ``message``, those of the messages it forwards included."""
-    return [*message.attachments, *(a for forwarded in message.message_snapshots for a in forwarded.attachments)]
-
-
-def _stickers(stickers: Sequence[discord.StickerItem]) -> list[str]:
-    return [f"[sticker: {sticker.name}]" for sticker in stickers]
+    attached = [*message.attachments, *(a for forwarded in message.message_snapshots for a in forwarded.attachments)]
+    return [Attachment(a.url, a.content_type, a.size) for a in attached]
 
 
 def replied_webhook_name(message: discord.Message) -> str | None:

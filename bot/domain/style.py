@@ -51,9 +51,9 @@ HUMOR_FROM = 0.4
 DETAILED_FROM = 0.6
 
 _CUSTOM_EMOJI = re.compile(r"<a?:\w{2,32}:\d{15,21}>")
-# Mentions of users, roles and channels, links, and the stickers sent with a message, shown by name
-# ("[sticker: Wave]"): not words anyone chose.
-_MARKUP = re.compile(r"<(?:@[!&]?|#)\d+>|https?://\S+|\[sticker: [^\]\n]*\]")
+# Mentions of users, roles and channels, links, and the stickers and files sent with a message, shown by name
+# ("[sticker: Wave]", "[file: notes.pdf]"): not words anyone chose.
+_MARKUP = re.compile(r"<(?:@[!&]?|#)\d+>|https?://\S+|\[(?:sticker|file): [^\]\n]*\]")
 # What a message forwards comes last, after a line "[forwarded]" (see bot/discord/people.py): someone else's words.
 _FORWARDED = re.compile(r"(?:^|\n)\[forwarded\]\n.*", re.DOTALL)
 _PICTOGRAPH = "\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff"

@@ -476,3 +476,18 @@ async def test_a_message_forwarded_to_hearth_is_answered_with_what_it_forwards(
     assert "[forwarded]\nthe ferry leaves at six" in request.prompt_text()
     assert request.images == [original["attachments"][0]["url"]]
     assert await stored_contents(db, "user") == ["[forwarded]\nthe ferry leaves at six"]
+
+
+async def test_a_file_the_model_is_not_shown_is_told_by_its_name(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A file sent alone that the model is not shown (a document, a voice message) is still something sent: the
+    model is told of it by name, rather than handed an empty message to answer."""
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    llm.script(Reply("I can't open files, but tell me about it!"))
+    await discord.user_message(dm, ana, "", attachments=[("minutes.pdf", b"%PDF-1.4")])
+    await shown(discord, dm, "I can't open files, but tell me about it!")
+    [request] = llm.reply_requests
+    assert request.messages[-1]["content"].endswith("[file: minutes.pdf]") and not request.images
+    assert await stored_contents(db, "user") == ["[file: minutes.pdf]"]

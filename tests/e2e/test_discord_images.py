@@ -74,7 +74,7 @@ async def test_an_image_is_shown_with_its_message_and_recalled_later_by_what_it_
             # The image is a part of the user message it came with, after its text; other files are left out.
             user = reply.messages[-1]
             assert user["role"] == "user" and user["content"][0]["type"] == "text"
-            assert "look who took my seat" in user["content"][0]["text"]
+            assert "look who took my seat\n[file: notes.txt]\n[file: huge.png]" in user["content"][0]["text"], "told"
             assert image_parts(reply) == [{"type": "image_url", "image_url": {"url": cat_url}}]
 
             await settled(bot)
@@ -86,7 +86,8 @@ async def test_an_image_is_shown_with_its_message_and_recalled_later_by_what_it_
             await discord.user_message(general, ana, f"{mention} what was on my keyboard in that photo?")
             await answered(discord, general, "Your cat, asleep on the keyboard.")
             later = llm.reply_requests[-1]
-            assert "look who took my seat\n[image: a ginger cat asleep on a laptop keyboard]" in later.prompt_text()
+            remembered = "look who took my seat\n[file: notes.txt]\n[file: huge.png]\n[image: a ginger cat asleep on"
+            assert remembered in later.prompt_text(), "the files not shown are remembered by name"
             assert image_parts(later) == []
 
 

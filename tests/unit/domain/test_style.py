@@ -182,6 +182,7 @@ def test_empty_messages_teach_nothing() -> None:
     assert updated(style, signals_of("")) == style
     assert updated(style, signals_of("<@123456789012345678> https://example.com")) == style
     assert updated(style, signals_of("[sticker: Heart Eyes]\n[sticker: WAVE]")) == style, "a sticker sent alone"
+    assert updated(style, signals_of("[file: Minutes of the AGM.pdf]")) == style, "a file sent alone"
     assert updated(style, signals_of("[forwarded]\nTHE FERRY LEAVES AT SIX!!")) == style, "someone else's words"
     assert signals_of("lol look\n[forwarded]\nThe ferry leaves at six.") == signals_of("lol look")
 

@@ -8,11 +8,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
-from bot.discord.people import attachments_of, author_of, replied_webhook_name, said_in
+from bot.discord.people import author_of, files_of, replied_webhook_name, said_in
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import CharacterReply
-from bot.domain.images import Attachment, shown_images
+from bot.domain.images import shown_images
 from bot.domain.triggers import MessageSignals
 from bot.observability.logs import log_context
 from bot.observability.metrics import Metrics
@@ -67,7 +67,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
-        image_urls=shown_images([Attachment(a.url, a.content_type, a.size) for a in attachments_of(message)]),
+        image_urls=shown_images(files_of(message)),
     )
 
 
