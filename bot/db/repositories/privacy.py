@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Table, delete, or_, select, text, update
+from sqlalchemy import Table, case, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -91,20 +91,26 @@ class PrivacyRepository:
                 found[table.name] = [
                     {key: _plain(value) for key, value in row.items() if _exported(table.name, key)} for row in rows
                 ]
-        fact_ids = select(UserFact.id).where(UserFact.user_id == user_id)
+        # A link joins one of the user's facts to another member's: the export names the user's own fact only.
+        own = select(UserFact.id).where(UserFact.user_id == user_id)
         links = (
-            (
-                await self.session.execute(
-                    select(FactAssociation.__table__).where(
-                        or_(FactAssociation.fact_id_1.in_(fact_ids), FactAssociation.fact_id_2.in_(fact_ids))
-                    )
+            await self.session.execute(
+                select(
+                    FactAssociation.id,
+                    case(
+                        (FactAssociation.fact_id_1.in_(own), FactAssociation.fact_id_1), else_=FactAssociation.fact_id_2
+                    ).label("fact_id"),
+                    FactAssociation.association_type,
+                    FactAssociation.strength,
+                    FactAssociation.discovered_at,
+                    FactAssociation.created_at,
                 )
+                .where(or_(FactAssociation.fact_id_1.in_(own), FactAssociation.fact_id_2.in_(own)))
+                .order_by(FactAssociation.id)
             )
-            .mappings()
-            .all()
-        )
-        if links:
-            found[FactAssociation.__tablename__] = [{k: _plain(v) for k, v in row.items()} for row in links]
+        ).mappings()
+        if linked := [{key: _plain(value) for key, value in row.items()} for row in links]:
+            found[FactAssociation.__tablename__] = linked
         # The answers a regenerated reply to the user got: rows of their messages, without a user column.
         alternatives = (
             (

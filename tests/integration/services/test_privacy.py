@@ -14,7 +14,9 @@ from sqlalchemy import event, select, text
 
 from bot.db.engine import Database
 from bot.db.models import BotOpinion, Guild, Memory
+from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.memories import NewMemory
+from bot.db.repositories.users import UserRepository
 from bot.services.companion import CompanionContext
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.learning import Learner, LearningConfig
@@ -225,3 +227,34 @@ async def test_erased_words_are_not_left_in_the_sqlite_file(
     stored = _bytes_of(tmp_path, "hearth.db*")
     assert BO_WORD.encode() in stored, "sanity: the file holds what is kept"
     assert stored.count(ANA_WORD.encode()) == 0
+
+
+async def test_an_export_shows_which_of_ones_facts_are_linked_but_not_the_other_members_fact(db: Database) -> None:
+    """Hearth links two members' facts (a shared interest); Ana's export says which of her facts is linked, and
+    nothing of Bo's: not even the id of his fact, which his own export shows."""
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    async with db.session() as session:
+        users = UserRepository(session)
+        ana = await users.upsert(discord_id=11, username="ana", display_name="Ana", seen_at=now)
+        bo = await users.upsert(discord_id=12, username="bo", display_name="Bo", seen_at=now)
+        guild = Guild(discord_id=GUILD, name="Climbers")
+        session.add(guild)
+        await session.flush()
+        facts = FactRepository(session)
+        ana_fact, bo_fact = [
+            await facts.add(
+                NewFact(
+                    user_id=user, fact_type="hobby", content=text, scope="guild", guild_id=guild.id, learned_at=now
+                ),
+                None,
+                None,
+            )
+            for user, text in ((ana.id, "climbs"), (bo.id, "climbs on weekends"))
+        ]
+        await facts.associate(ana_fact, bo_fact, kind="shared_interest", strength=0.8, at=now)
+    privacy = PrivacyService(db, await shared_embedder())
+
+    for own, others, discord_id in ((ana_fact, bo_fact, 11), (bo_fact, ana_fact, 12)):
+        links = (await privacy.export(discord_id))["tables"]["fact_associations"]
+        assert {value for link in links for key, value in link.items() if "fact" in key} == {own}, others
+        assert [(link["fact_id"], link["association_type"]) for link in links] == [(own, "shared_interest")]
