@@ -91,10 +91,13 @@ async def _run(settings: "Settings", *, sync_commands: bool = False) -> int:
     from bot.discord.runner import run_bot
     from bot.llm.openai_client import require_llm
     from bot.log import secrets_of, setup_logging
+    from bot.observability.server import check_free
 
     if settings.discord_token is None:
         raise ConfigError("DISCORD_TOKEN is not set: put DISCORD_TOKEN=your-bot-token in .env (see .env.example)")
     require_llm(settings)  # no model configured: say so before anything else
+    if settings.metrics_port is not None:  # taken: say so now, not once migrated and the embedding model loaded
+        await check_free(settings.metrics_host, settings.metrics_port)
     setup_logging(settings.log_level, log_format=settings.log_format, secrets=secrets_of(settings))
     # Before migrating and loading the embedding model: a wrong token or no way to Discord is known in seconds.
     await wait_for_discord(settings.discord_token.get_secret_value(), budget_s=settings.discord_connect_retry_seconds)

@@ -4,8 +4,10 @@ aiohttp (which discord.py is built on) serves both from the running loop: no thr
 answers are cheap: counters rendered from memory, one ``SELECT 1`` and one ``COUNT`` on an indexed column.
 """
 
+import asyncio
 import json
 import logging
+import os
 
 from aiohttp import web
 
@@ -14,6 +16,25 @@ from bot.observability.health import Health
 from bot.observability.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
+
+
+async def check_free(host: str, port: int) -> None:
+    """Raise :class:`ConfigError` now if the server could not listen on ``host:port`` (another program holds the
+    port, or the address is not this machine's), so a start says so before its slow work rather than after."""
+    if port == 0:
+        return
+    try:
+        probe = await asyncio.get_running_loop().create_server(asyncio.Protocol, host=host, port=port)
+    except OSError as exc:
+        raise _cannot_serve(host, port, exc) from None
+    probe.close()
+    await probe.wait_closed()
+
+
+def _cannot_serve(host: str, port: int, exc: OSError) -> ConfigError:
+    # The errno's own words ("address already in use"): asyncio's message repeats the address.
+    reason = os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
+    return ConfigError(f"cannot serve metrics on {host}:{port} ({reason}): choose another METRICS_PORT or METRICS_HOST")
 
 
 class OpsServer:
@@ -34,10 +55,7 @@ class OpsServer:
             await web.TCPSite(runner, host=self.host, port=self.port).start()
         except OSError as exc:
             await runner.cleanup()
-            raise ConfigError(
-                f"cannot serve metrics on {self.host}:{self.port} ({exc.strerror or exc}): "
-                "choose another METRICS_PORT or METRICS_HOST"
-            ) from None
+            raise _cannot_serve(self.host, self.port, exc) from None
         except BaseException:
             await runner.cleanup()
             raise

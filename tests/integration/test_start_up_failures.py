@@ -172,6 +172,19 @@ async def test_an_invalid_token_or_an_unreachable_discord_stops_run_before_the_d
     assert not (tmp_path / "data").exists(), "neither touched the database"
 
 
+async def test_a_metrics_port_in_use_stops_run_before_the_database(tmp_path: Path) -> None:
+    """Another program (or another Hearth) holds METRICS_PORT: said at once, before migrating and loading the
+    embedding model, not once all of that is done."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        async with FakeDiscord() as discord:
+            result = await hearth("run", cwd=tmp_path, discord=discord, env={"METRICS_PORT": str(port), **MODEL})
+    one_line(result, 2, f"cannot serve metrics on 127.0.0.1:{port}", "METRICS_PORT")
+    assert not (tmp_path / "data").exists(), "the database was not touched"
+
+
 async def test_a_database_that_refuses_is_one_line_without_the_password(
     tmp_path: Path, postgres_server_url: URL
 ) -> None:
