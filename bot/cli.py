@@ -135,7 +135,7 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
         return 0
     database = Database(settings.database_url)
     try:
-        await database.check()
+        await database.check(writable=args.db_command != "current")
         if args.db_command == "upgrade":
             await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension, revision=args.revision)
             print(f"database at {await migrations.current_revision(database)}")
@@ -182,7 +182,7 @@ async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
 
     database = Database(settings.database_url)
     try:
-        await database.check()
+        await database.check(writable=args.memory_command == "reembed")
         await migrations.require_head(database)
         if args.memory_command == "reembed":
             await migrations.require_embedding_dimension(database, settings.embedding_dimension)
@@ -261,7 +261,7 @@ async def _import_card(settings: "Settings", path_text: str) -> int:
     card = await asyncio.to_thread(_read_card, path_text)
     database = Database(settings.database_url)
     try:
-        await database.check()
+        await database.check(writable=True)
         await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension)
         persona = await PersonaService(database).update_global_default(**persona_fields(card))
     finally:

@@ -150,7 +150,7 @@ class Container:
         embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
         try:
-            await database.check()
+            await database.check(writable=True)
             if migrate:
                 await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension)
             await migrations.require_embedding_dimension(database, settings.embedding_dimension)

@@ -1,7 +1,9 @@
 """Engine and session factory, and the one place that turns connection failures into clear errors."""
 
+import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -199,7 +201,48 @@ def describe_failure(url: URL, exc: BaseException) -> str:
         reason = describe_connection_error(cause)
     else:
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    path = sqlite_file(url)
+    if path is not None and getattr(cause, "sqlite_errorcode", 0) & 0xFF in _SQLITE_NO_WRITE:
+        reason += _unwritable(path)
     return f"cannot use the database at {where}: {reason}"
+
+
+_SQLITE_NO_WRITE = (3, 8, 14)  # SQLite's primary result codes PERM, READONLY and CANTOPEN
+
+
+def _open_sqlite(url: URL) -> None:
+    """Open a SQLite file as Hearth does, its journal beside it, and write a header field (its own value, rolled
+    back), with the sqlite3 module in the calling thread. A file the bot may only read opens, and
+    would fail only at its first write, in the middle of a migration; a folder it may not write fails to open,
+    and aiosqlite leaves a thread behind that failure which prints a traceback when the process ends first."""
+    if sqlite_file(url) is None or url.database is None:
+        return
+    connection = sqlite3.connect(url.database, uri=url.query.get("uri") == "true", isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(f"PRAGMA user_version = {version}")
+        finally:
+            connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+def _unwritable(path: Path) -> str:
+    """What to do when SQLite may not write ``path``: which of the file and its folder this user may not write
+    (SQLite writes its journal beside the file), or nothing when neither is the reason."""
+    folder = path.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return f" (this user may not write the file {path}): let it, or set DATABASE_URL to a file it may write"
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f" (this user may not write in the folder {folder}, where SQLite keeps its journal beside the file): "
+            "let it, or set DATABASE_URL to a file in a folder it may write"
+        )
+    return ""
 
 
 _CONNECT_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError, sqlite3.Error, TimeoutError)
@@ -249,14 +292,17 @@ class Database:
         async with self.reading() as session:
             yield session
 
-    async def check(self) -> None:
-        """Run ``SELECT 1``, raising :class:`DatabaseUnavailable` with a readable reason on failure.
+    async def check(self, *, writable: bool = False) -> None:
+        """Run ``SELECT 1``, raising :class:`DatabaseUnavailable` with a readable reason on failure; ``writable``
+        (at start-up, before migrating): a SQLite file must also take a write (see :func:`_open_sqlite`).
 
         A pooled connection the server dropped (it restarted) fails its first statement, and empties the pool
         (see _on_postgresql_error): that says nothing about the database, so the check is made once more, on a
         fresh connection. (Not a pre-ping on every checkout: that is a round trip more on every reply's path.)"""
         for attempt in (1, 2):
             try:
+                if writable and self.backend == "sqlite":
+                    await asyncio.to_thread(_open_sqlite, self.url)
                 async with self.engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
                 return

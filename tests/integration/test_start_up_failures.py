@@ -9,10 +9,12 @@ import asyncio
 import contextlib
 import os
 import pty
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -59,10 +61,14 @@ def environment(discord: FakeDiscord | None, env: dict[str, str]) -> dict[str, s
 
 
 async def hearth(
-    *args: str, cwd: Path, discord: FakeDiscord | None = None, env: Mapping[str, str] | None = None
+    *args: str,
+    cwd: Path,
+    discord: FakeDiscord | None = None,
+    env: Mapping[str, str] | None = None,
+    as_uid: int | None = None,
 ) -> Result:
     """``python -m bot ARGS`` in ``cwd`` with the settings ``env``, discord.py pointed at ``discord`` (else at a
-    refused port)."""
+    refused port); as the user ``as_uid`` (and their group) when given."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -73,6 +79,9 @@ async def hearth(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        user=as_uid,
+        group=as_uid,
+        extra_groups=None if as_uid is None else [],
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
@@ -258,6 +267,57 @@ async def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -
         one_line(result, 3, "cannot create the folder data for the SQLite database", "DATABASE_URL")
     assert doctor.returncode == 1
     assert doctor_row(doctor, "database").startswith("FAIL  database       cannot create the folder data")
+
+
+def unwritable_places(base: Path, template: Path) -> dict[str, Path]:
+    """Under ``base``, three folders to start Hearth in, each with its ``data`` folder: "file" holds a database
+    file only readable (in a folder anyone may write), "folder" a writable file in a folder only readable, and
+    "empty" no file, in a folder only readable."""
+    base.chmod(0o755)
+    places = {name: base / name / "data" for name in ("file", "folder", "empty")}
+    for name, data in places.items():
+        data.mkdir(parents=True)
+        data.parent.chmod(0o755)
+        if name != "empty":
+            shutil.copyfile(template, data / "hearth.db")
+    (places["file"] / "hearth.db").chmod(0o444)
+    places["file"].chmod(0o777)
+    (places["folder"] / "hearth.db").chmod(0o666)
+    places["folder"].chmod(0o555)
+    places["empty"].chmod(0o555)
+    return places
+
+
+def remove(base: Path) -> None:
+    for folder in base.glob("*/data"):
+        folder.chmod(0o755)
+    shutil.rmtree(base)
+
+
+async def test_a_sqlite_file_or_folder_the_bot_may_not_write_is_one_line_saying_which(sqlite_template: Path) -> None:
+    """A database file, or its folder (where SQLite writes its journal beside the file), that the bot's user may
+    only read, as a volume mounted read-only or a file copied in as another user: the line says which of the two
+    and what to do, not SQLite's own words alone, and a file that opens but may not be written stops the start
+    there, not at its first write. Run as an unprivileged user when the tests run as root (who may write
+    anything), in a folder of its own that user can reach."""
+    as_uid = 65534 if os.geteuid() == 0 else None  # nobody
+    base = Path(tempfile.mkdtemp())
+    try:
+        places = unwritable_places(base, sqlite_template)
+        async with FakeDiscord() as discord:
+            file, folder, empty, upgrade = await asyncio.gather(
+                *(
+                    hearth("run", cwd=data.parent, discord=discord, env=MODEL, as_uid=as_uid)
+                    for data in places.values()
+                ),
+                hearth("db", "upgrade", cwd=places["file"].parent, as_uid=as_uid),
+            )
+    finally:
+        remove(base)
+    for result in (file, upgrade):
+        one_line(result, 3, "may not write the file data/hearth.db", "DATABASE_URL")
+    for result in (folder, empty):
+        one_line(result, 3, "may not write in the folder data", "DATABASE_URL")
 
 
 async def test_db_refuses_unknown_revisions_and_the_wrong_direction(tmp_path: Path) -> None:
