@@ -1,8 +1,9 @@
 """DiscordNotifier: delivers proactive messages (reminders, greetings, follow-ups) for the EventService.
 
-To the event's channel when Hearth can see it and may write there (addressed to the user, who is pinged), else
-by DM to the user. The message may ping its user and nobody else: a reminder's title is what its user wrote and
-a greeting or follow-up is the model's words, and neither may ping another member, a role or everyone.
+To the event's channel when Hearth can see it and may write there, and the user is still in its server
+(addressed to the user, who is pinged), else by DM to the user. The message may ping its user and nobody else:
+a reminder's title is what its user wrote and a greeting or follow-up is the model's words, and neither may
+ping another member, a role or everyone.
 
 Discord's errors become :class:`DeliveryFailed`: retryable for what may pass (5xx, rate limits, network), not
 for what will not (DMs closed, user or channel gone, missing permissions). ``maybe_sent`` when the message may
@@ -36,6 +37,11 @@ class DiscordNotifier:
     async def deliver(self, *, user_discord_id: int, channel_id: int | None, text: str) -> Literal["channel", "dm"]:
         """Send ``text`` to ``channel_id`` (if Hearth may write there), else by DM; raises DeliveryFailed."""
         channel = self._writable_channel(channel_id, user_discord_id) if channel_id is not None else None
+        if isinstance(channel, discord.abc.GuildChannel | discord.Thread) and not await _still_in(
+            channel.guild, user_discord_id
+        ):
+            log.info("user %s has left guild %s; sending by DM", user_discord_id, channel.guild.id)
+            channel = None
         only_them = _only_pinging(user_discord_id)
         if channel is not None:
             addressed = text if isinstance(channel, discord.DMChannel) else f"<@{user_discord_id}> {text}"
@@ -91,6 +97,18 @@ class DiscordNotifier:
                 if number == 0:
                     raise
                 raise _PartlySent(exc) from exc
+
+
+async def _still_in(guild: discord.Guild, user_discord_id: int) -> bool:
+    """Whether the user is still a member of ``guild``, asked of Discord: without the members intent no word
+    comes when someone leaves, and the cache keeps them. True when Discord cannot say (the channel is tried)."""
+    try:
+        await guild.fetch_member(user_discord_id)
+    except discord.NotFound:
+        return False
+    except _SEND_ERRORS as exc:
+        log.info("could not ask whether user %s is in guild %s (%s)", user_discord_id, guild.id, exc)
+    return True
 
 
 def _only_pinging(user_discord_id: int) -> discord.AllowedMentions:

@@ -151,6 +151,25 @@ async def test_a_reminder_whose_channel_was_deleted_unheard_goes_by_dm(
     assert [call.status for call in refused] == [404], "tried in its channel first, as the cache said it was there"
 
 
+async def test_a_reminder_for_a_member_who_left_its_server_goes_by_dm_not_to_the_channel(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Ana set a reminder in a server she has left since (Hearth gets no word of it without the members intent):
+    it reaches her by DM, not as a mention of someone absent in a channel of people she left."""
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        guild.members.remove(ana)
+        event_id = await add_reminder(db, ana, general, "feed the cat")
+        opened = await discord.wait_for_request(lambda call: call.route == "create_dm")
+        dm = int(opened.response["id"])
+        sent = await discord.wait_for_request(lambda call: call.path == f"/channels/{dm}/messages")
+        assert sent.body["content"] == "⏰ Reminder: feed the cat"
+        assert_pings_only(sent, ana)
+        await statuses_become(db, {event_id: "sent"})
+    assert [call.channel_id for call in discord.calls("create_message")] == [dm], "nothing in the server she left"
+
+
 async def test_a_follow_up_pings_its_user_alone_whatever_the_model_writes(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
