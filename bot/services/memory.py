@@ -94,6 +94,9 @@ class Query:
 class NoRecall:
     """Long-term memory switched off: queries are not embedded, and the prompt has no memory section."""
 
+    def forget_names(self) -> None:
+        """Nothing is read, so nothing is kept."""
+
     def query(self, text: str, *, place: str | None = None) -> Query:
         return Query(clean_text(text), place=place)
 
@@ -132,6 +135,14 @@ class MemoryService:
         self._names: dict[RecallScope, tuple[float, Names]] = {}
         self._names_at: dict[str, Names] = {}
         self._reading_names: dict[RecallScope, asyncio.Future[Names]] = {}
+        self._names_read = 0  # how many times the names were forgotten: a read from before does not fill the cache
+
+    def forget_names(self) -> None:
+        """Drop the names read (someone was erased, or their words deleted): the next recall reads them again."""
+        self._names.clear()
+        self._names_at.clear()
+        self._reading_names.clear()
+        self._names_read += 1
 
     async def remember(self, memories: Sequence[NewMemory]) -> list[int]:
         """Embed (one batch, off the event loop) and store memories; returns their ids."""
@@ -252,9 +263,11 @@ class MemoryService:
         return reading
 
     async def _fetch_names(self, scope: RecallScope) -> Names:
+        reading = self._names_read
         async with self.database.reading() as session:
             names = Names.of(await MemoryRepository(session).speaker_names(scope))
-        _put_bounded(self._names, scope, (time.monotonic(), names))
+        if reading == self._names_read:
+            _put_bounded(self._names, scope, (time.monotonic(), names))
         return names
 
     def query(self, text: str, *, place: str | None = None) -> Query:

@@ -39,6 +39,8 @@ class Recollection(Protocol):
 
     def query(self, text: str, *, place: str | None = None) -> Query: ...
 
+    def forget_names(self) -> None: ...
+
     async def prompt_section(
         self,
         query: Query,

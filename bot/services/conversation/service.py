@@ -99,6 +99,7 @@ class ConversationService:
     def forget_cached(self) -> None:
         """Drop what the stages remember of stored rows: call it after deleting users or messages."""
         self.store.forget()
+        self.memory.forget_names()  # an erased person's name is not one of the place's people any more
 
     async def handle(self, incoming: IncomingMessage, target: ReplyTarget) -> TurnOutcome:
         started = time.perf_counter()

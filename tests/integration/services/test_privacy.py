@@ -5,6 +5,7 @@ index and (SQLite) the database file itself. On both backends."""
 import asyncio
 import json
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import event, select, text
 
+from bot.container import Container
 from bot.db.engine import Database
 from bot.db.models import BotOpinion, Guild, Memory
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.memories import NewMemory
 from bot.db.repositories.users import UserRepository
+from bot.llm.embeddings import LocalEmbedder, Vectors
 from bot.services.companion import CompanionContext
 from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.learning import Learner, LearningConfig
@@ -24,6 +27,7 @@ from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
+from tests.support.bot import bot_settings
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
 
@@ -258,3 +262,56 @@ async def test_an_export_shows_which_of_ones_facts_are_linked_but_not_the_other_
         links = (await privacy.export(discord_id))["tables"]["fact_associations"]
         assert {value for link in links for key, value in link.items() if "fact" in key} == {own}, others
         assert [(link["fact_id"], link["association_type"]) for link in links] == [(own, "shared_interest")]
+
+
+class _NotingEmbedder:
+    """The session's embedder, noting each text it is given."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dimension = inner.dimension
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self.texts.extend(texts)
+        return await self.inner.embed(texts)
+
+    async def embed_one(self, text: str) -> Vectors:
+        self.texts.append(text)
+        return await self.inner.embed_one(text)
+
+    def start_one(self, text: str) -> "asyncio.Future[Vectors]":
+        self.texts.append(text)
+        return self.inner.start_one(text)
+
+    async def aclose(self) -> None:
+        """The session's embedder stays open."""
+
+
+async def test_an_erased_persons_name_is_no_longer_one_hearth_knows_at_once(db: Database, llm: FakeLLM) -> None:
+    """Recall embeds a question without the names of the people whose words the place holds (names are for the
+    word search). Once Ana is erased, her name is no longer among them at the very next reply, not minutes later."""
+    embedder = _NotingEmbedder(await shared_embedder())
+    container = await Container.create(
+        bot_settings(db, llm, learning_enabled=False), chat_model=chat_model(llm.base_url), embedder=embedder
+    )
+    llm.default = Reply("Nice!")
+
+    async def say(user: int, name: str, text: str) -> list[str]:
+        """What was embedded for the question ``text``."""
+        await container.conversation.handle(
+            message(text, user=user, name=name, guild=GUILD, channel=CHANNEL, mention=True), RecordingReply()
+        )
+        return [embedded for embedded in embedder.texts if embedded.endswith(text[-12:])]
+
+    try:
+        await say(11, "ana", "I climb every weekend")
+        before = await say(12, "bo", "what does Ana do on weekends?")
+        assert any("Ana" not in embedded for embedded in before), "sanity: her name was taken out"
+
+        assert await container.privacy.forget_everything(11)
+        after = await say(12, "bo", "does Ana still climb on Sundays?")
+    finally:
+        await container.aclose()
+    assert after and all("Ana" in embedded for embedded in after), after
