@@ -27,6 +27,9 @@ REPLY_NEEDS_HISTORY = 160002
 # Discord's code for a body it refuses; a reply to a deleted message is refused so, naming message_reference.
 INVALID_FORM = 50035
 
+# What an outage on Discord's side (or on the way there) raises: it costs a preview, never the reply.
+DISCORD_OUTAGES = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError, OSError)
+
 # Discord shows "typing…" for about ten seconds after each signal: it is sent again this often.
 TYPING_EVERY_S = 5.0
 
@@ -97,6 +100,7 @@ class _StreamedReply:
         self.controls = controls
         self.characters = characters
         self.first: discord.Message | None = None
+        self._opening: asyncio.Task[discord.Message] | None = None
 
     def speaking_as(self, name: str, avatar_url: str | None) -> Any:
         """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
@@ -114,11 +118,30 @@ class _StreamedReply:
         missing) ends the turn, as it would end the reply."""
         try:
             if self.first is None:
-                self.first = await self._open(text)
+                self.first = await self._opened(text)
             else:
                 self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
-        except (discord.DiscordServerError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except DISCORD_OUTAGES as exc:
             log.info("could not show the reply so far in channel %s: %s", getattr(self.channel, "id", "?"), exc)
+
+    async def _opened(self, text: str) -> discord.Message:
+        """The first piece, posted with ``text`` by a preview. The post goes on if that preview is cancelled (the
+        whole reply is ready): :meth:`send` finishes it and edits it, where posting anew would show it twice."""
+        if self._opening is None:
+            self._opening = asyncio.create_task(self._open(text), name="opening a reply")
+        opening = self._opening
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if opening.done():
+                self._opening = None
+
+    async def _finish_opening(self) -> None:
+        """The first piece a cancelled preview began to post, once posted (None if an outage lost it)."""
+        opening, self._opening = self._opening, None
+        if opening is not None and self.first is None:
+            with contextlib.suppress(*DISCORD_OUTAGES):
+                self.first = await opening
 
     async def _referring(
         self, reference: discord.MessageReference, text: str, view: discord.ui.View
@@ -146,6 +169,7 @@ class _StreamedReply:
             return []
         controls = self.controls if regenerable else None
         alone = len(pieces) == 1
+        await self._finish_opening()
         if self.first is None:
             self.first = await self._open(
                 pieces[0], controls() if alone and controls is not None else discord.utils.MISSING

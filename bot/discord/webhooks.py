@@ -1,5 +1,7 @@
 """Cast characters speak through one webhook per channel, made by Hearth on first use and reused after."""
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -7,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, typing_in
+from bot.discord.render import DISCORD_OUTAGES, MODEL_MENTIONS, typing_in
 from bot.domain.chunking import split_message
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class CharacterReply:
         self.name = name[:80]  # Discord's limit for a webhook's username
         self.avatar_url = avatar_url
         self.first: discord.Message | discord.WebhookMessage | None = None
+        self._opening: asyncio.Task[discord.Message | discord.WebhookMessage] | None = None
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return typing_in(self.channel)
@@ -102,6 +105,10 @@ class CharacterReply:
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
+        opening, self._opening = self._opening, None
+        if opening is not None and self.first is None:  # begun by a preview since cancelled: not posted twice
+            with contextlib.suppress(*DISCORD_OUTAGES):
+                self.first = await opening
         first = await self._show(pieces[0])
         # Through the bot, the name in front may push the first piece past 2,000 characters: what it pushes out
         # goes on in the next message.
@@ -114,13 +121,25 @@ class CharacterReply:
     async def _show(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The first message: posted, then edited as the reply streams in."""
         if self.first is None:
-            self.first = await self._post(text, opening=True)
+            self.first = await self._opened(text)
         elif isinstance(self.first, discord.WebhookMessage):
             if self.first.content != text:
                 self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
         elif self.first.content != (shown := self._named(text)[0]):
             self.first = await self.first.edit(content=shown, allowed_mentions=MODEL_MENTIONS)
         return self.first
+
+    async def _opened(self, text: str) -> discord.Message | discord.WebhookMessage:
+        """The first message, posted with ``text``; the post goes on if the preview that began it is cancelled (the
+        whole reply is ready), and :meth:`send` finishes it rather than posting another."""
+        if self._opening is None:
+            self._opening = asyncio.create_task(self._post(text, opening=True), name="opening a reply")
+        opening = self._opening
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if opening.done():
+                self._opening = None
 
     async def _post(self, text: str, *, opening: bool = False) -> discord.Message | discord.WebhookMessage:
         """A message of the reply, through the webhook if it may; ``opening``: the reply's first message, which

@@ -78,10 +78,10 @@ async def test_regenerate_keeps_both_answers_and_the_conversation_goes_on_from_t
         Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."), Reply("Glad you liked it!")
     )
     await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
-    reply = await discord.wait_for_message(general)
-    await discord.wait_for_request(
+    with_button = await discord.wait_for_request(  # posted with it, or a preview edited to carry it
         lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
     )
+    reply = with_button.response
     await stored_as_shown_in(db, reply)
     asked = len(llm.chat_requests)
 

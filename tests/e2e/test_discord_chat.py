@@ -61,6 +61,7 @@ async def shown(discord: FakeDiscord, channel_id: int, text: str | Callable[[str
     call = await discord.wait_for_request(
         lambda call: (
             call.route in ("create_message", "edit_message")
+            and call.status == 200  # what Discord refused shows nothing
             and call.channel_id == channel_id
             and matches((call.body or {}).get("content") or "")
         )

@@ -1,5 +1,7 @@
-"""Showing a reply to the front end: the streaming preview, throttled, and the final pieces, never raising."""
+"""Showing a reply to the front end: the streaming preview, throttled and apart from the stream, and the final
+pieces, never raising."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -10,20 +12,56 @@ from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyTarget
 log = logging.getLogger(__name__)
 
 
-class PreviewThrottle:
-    """Shows the streaming text at once, then at most once per ``interval_s``."""
+class PreviewPump:
+    """Shows the reply so far while the model writes it, without holding the model's stream up: the newest text
+    is handed to a task of its own that shows it at once, then at most once per ``interval_s``, skipping texts
+    overtaken meanwhile. A front end slow to show one (Discord's rate limit waited out, an outage retried) costs
+    glimpses, never the reading of the answer. What ends the previews for good (the message answered deleted, a
+    refusal) ends the turn: it is raised to the stream with its next piece, and by :meth:`check`."""
 
     def __init__(self, target: ReplyTarget, interval_s: float) -> None:
         self.target = target
         self.interval_s = interval_s
-        self.last = float("-inf")
+        self._latest = ""
+        self._fresh = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
 
     async def __call__(self, text: str) -> None:
-        now = time.monotonic()
-        if not text.strip() or now - self.last < self.interval_s:
+        """The text so far (called by the stream after each piece)."""
+        self.check()
+        if not text.strip():
             return
-        self.last = now
-        await self.target.preview(text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…")
+        self._latest = text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"
+        self._fresh.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._show(), name="preview")
+
+    async def _show(self) -> None:
+        shown = ""
+        try:
+            while True:
+                await self._fresh.wait()
+                self._fresh.clear()
+                if self._latest == shown:
+                    continue
+                began, shown = time.monotonic(), self._latest
+                await self.target.preview(shown)
+                await asyncio.sleep(self.interval_s - (time.monotonic() - began))
+        except Exception as exc:  # not an outage (the target rides those out): the turn hears of it
+            self._failure = exc
+
+    async def stop(self) -> None:
+        """No more previews: one under way is cancelled, for the whole reply goes out next (and must be the last
+        thing shown)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+
+    def check(self) -> None:
+        """Raise what ended the previews, if anything did."""
+        if self._failure is not None:
+            raise self._failure
 
 
 async def send_safely(

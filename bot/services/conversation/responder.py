@@ -23,7 +23,7 @@ from bot.domain.prompt import MIN_CONTEXT_TOKENS, Budget, PromptRequest, Turn, b
 from bot.domain.recall import RecallScope
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, fitting_the_window
 from bot.services.conversation.config import ConversationConfig, StoredTurn
-from bot.services.conversation.delivery import PreviewThrottle, send_safely
+from bot.services.conversation.delivery import PreviewPump, send_safely
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.store import TurnStore
 from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyTarget, TurnOutcome
@@ -247,20 +247,24 @@ class Responder:
             was_away=was_away,
             host=host,
         )
-        preview = PreviewThrottle(target, self.config.edit_interval_s)
+        preview = PreviewPump(target, self.config.edit_interval_s)
         prepared()
 
         async def ask(context_tokens: int) -> Completion:
             window = replace(budget, context_tokens=context_tokens)
             return await self.chat.generate(build_prompt(request, window), options, on_text=preview)
 
-        async with target.typing():
-            completion = await fitting_the_window(
-                ask,
-                budget.context_tokens,
-                floor=MIN_CONTEXT_TOKENS,
-                what=f"a reply's prompt for {options.model} (set LLM_CONTEXT_TOKENS to the model's window)",
-            )
+        try:
+            async with target.typing():
+                completion = await fitting_the_window(
+                    ask,
+                    budget.context_tokens,
+                    floor=MIN_CONTEXT_TOKENS,
+                    what=f"a reply's prompt for {options.model} (set LLM_CONTEXT_TOKENS to the model's window)",
+                )
+        finally:
+            await preview.stop()  # before the reply (or an apology) is shown: no preview lands after it
+        preview.check()
         return completion, recalled
 
     async def _recall(

@@ -144,6 +144,17 @@ class Rest(Gateway):
         """
         self._failures.append(_ScriptedFailure(route, status, times, retry_after, message, code))
 
+    @contextlib.contextmanager
+    def rate_limited(self, route: str, *, retry_after: float) -> Iterator[None]:
+        """Answer every call of ``route`` with 429 until the block ends, as Discord does while a bucket is spent:
+        each answer says to retry after ``retry_after`` seconds (discord.py sleeps that long, then tries again)."""
+        limit = _ScriptedFailure(route, 429, 1 << 30, retry_after, "You are being rate limited.", 0)
+        self._failures.append(limit)
+        try:
+            yield
+        finally:
+            limit.times = 0
+
     async def wait_for_request(self, predicate: Callable[[RestCall], bool], timeout: float = 5.0) -> RestCall:  # noqa: ASYNC109
         """The earliest call matching ``predicate`` that no earlier wait returned, waiting until one is answered.
 

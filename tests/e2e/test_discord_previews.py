@@ -1,0 +1,57 @@
+"""End to end: the streaming preview of a reply on Discord, while Discord is slow to take it (rate limits,
+outages) or the preview is gone, on both database backends."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.db.engine import Database
+from bot.discord.client import HearthBot
+from tests.e2e.test_discord_chat import stored_eventually
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.bot import running_bot
+
+STORY = ("Once upon a time there was a very small hearth that warmed a very large house. " * 3).strip()
+
+
+@pytest.fixture
+async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+@pytest.fixture
+async def bot(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> AsyncIterator[HearthBot]:
+    async with running_bot(discord_world[0], db, llm) as running:
+        yield running
+
+
+async def test_a_rate_limited_preview_holds_up_neither_the_answer_nor_shows_anything_twice(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """While Discord rate-limits the edits that show a reply as it streams (discord.py waiting each 429 out), the
+    model's answer is read to its end and goes out whole: no preview holds it up, nor shows after it."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply(STORY, chunk_size=8, delay_between_chunks=0.04))  # ~1.2 s of streaming: several previews
+    with discord.rate_limited("edit_message", retry_after=0.5):
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+        opened = await discord.wait_for_message(general)
+        assert opened["content"] != STORY, "the reply opened with its first words"
+        # The whole answer is on its way while every edit is still refused: the stream was read to its end.
+        await discord.wait_for_request(
+            lambda call: call.route == "edit_message" and call.body["content"] == STORY, timeout=10
+        )
+    done = await discord.wait_for_request(
+        lambda call: call.route == "edit_message" and call.status == 200 and call.body["content"] == STORY
+    )
+    assert int(done.params["message_id"]) == int(opened["id"]), "the preview's message shows the whole answer"
+    await stored_eventually(db, "assistant", [STORY])
+    assert [m["content"] for m in discord.sent_messages(general)] == [STORY]
+    assert len(discord.calls("create_message")) == 1
+    assert discord.edits[-1].body["content"] == STORY, "no preview edit came after the whole answer"
