@@ -30,6 +30,9 @@ INVALID_FORM = 50035
 # What an outage on Discord's side (or on the way there) raises: it costs a preview, never the reply.
 DISCORD_OUTAGES = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError, OSError)
 
+# Discord's status for a request over its rate limit: discord.py waits and retries it, five times at most.
+RATE_LIMITED = 429
+
 # Discord shows "typing…" for about ten seconds after each signal: it is sent again this often.
 TYPING_EVERY_S = 5.0
 
@@ -113,16 +116,20 @@ class _StreamedReply:
         raise NotImplementedError
 
     async def preview(self, text: str) -> None:
-        """Show the reply so far. An outage on Discord's side costs this glimpse, not the reply: the next glimpse,
-        or the whole reply once written, tries again. A refusal (the channel or message gone, a permission
-        missing) ends the turn, as it would end the reply."""
+        """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,
+        costs this glimpse, not the reply: the next glimpse, or the whole reply once written, tries again. A
+        refusal (the channel or message gone, a permission missing) ends the turn, as it would end the reply."""
         try:
             if self.first is None:
                 self.first = await self._opened(text)
             else:
                 self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
-        except DISCORD_OUTAGES as exc:
+        except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
             log.info("could not show the reply so far in channel %s: %s", getattr(self.channel, "id", "?"), exc)
+        except discord.HTTPException as exc:
+            if exc.status != RATE_LIMITED:
+                raise
+            log.info("Discord rate-limited showing the reply so far in channel %s", getattr(self.channel, "id", "?"))
 
     async def _opened(self, text: str) -> discord.Message:
         """The first piece, posted with ``text`` by a preview. The post goes on if that preview is cancelled (the

@@ -55,3 +55,25 @@ async def test_a_rate_limited_preview_holds_up_neither_the_answer_nor_shows_anyt
     assert [m["content"] for m in discord.sent_messages(general)] == [STORY]
     assert len(discord.calls("create_message")) == 1
     assert discord.edits[-1].body["content"] == STORY, "no preview edit came after the whole answer"
+
+
+async def test_a_preview_discord_keeps_rate_limiting_costs_the_glimpse_not_the_reply(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """discord.py gives up on an edit after five 429s in a row (HTTPException 429): for a preview that is one
+    glimpse lost, and the answer still streams in and goes out whole once Discord takes edits again."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply(STORY, chunk_size=4, delay_between_chunks=0.04))  # ~2.4 s: longer than five 429s take
+    with discord.rate_limited("edit_message", retry_after=0.1):
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+        await discord.wait_for_request(
+            lambda call: call.route == "edit_message" and call.body["content"] == STORY, timeout=10
+        )
+        given_up = [call for call in discord.calls("edit_message") if call.body["content"] != STORY]
+        assert len(given_up) >= 5, "discord.py gave up on a preview"
+    await discord.wait_for_request(
+        lambda call: call.route == "edit_message" and call.status == 200 and call.body["content"] == STORY
+    )
+    await stored_eventually(db, "assistant", [STORY])
+    assert [m["content"] for m in discord.sent_messages(general)] == [STORY]
