@@ -5,14 +5,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
 
-from bot.services.incoming import AnswerWithdrawn
+from bot.services.incoming import AnswerWithdrawn, ReplyRemoved
 
 log = logging.getLogger(__name__)
+
+Shown = TypeVar("Shown", discord.Message, discord.WebhookMessage)
 
 # What Hearth itself sends (commands' answers) pings no one but users, and only where it means to; proactive
 # messages ping their own user alone (bot/discord/notifier.py).
@@ -29,6 +31,9 @@ INVALID_FORM = 50035
 
 # What an outage on Discord's side (or on the way there) raises: it costs a preview, never the reply.
 DISCORD_OUTAGES = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError, OSError)
+
+# Discord's code for a message that is not there (deleted).
+UNKNOWN_MESSAGE = 10008
 
 # Discord's status for a request over its rate limit: discord.py waits and retries it, five times at most.
 RATE_LIMITED = 429
@@ -87,6 +92,17 @@ def may_send(channel: discord.abc.Messageable) -> bool:
     return permissions.send_messages_in_threads if isinstance(channel, discord.Thread) else permissions.send_messages
 
 
+async def edited(message: Shown, *, content: str, view: discord.ui.View = discord.utils.MISSING) -> Shown:
+    """``message``, a reply being shown, edited to show ``content`` (pinging no one); :class:`ReplyRemoved` where
+    it was deleted meanwhile (a moderator took it down)."""
+    try:
+        return await message.edit(content=content, allowed_mentions=MODEL_MENTIONS, view=view)
+    except discord.NotFound as exc:
+        if exc.code != UNKNOWN_MESSAGE:
+            raise
+        raise ReplyRemoved(f"reply {message.id} was deleted as it was shown") from exc
+
+
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
 Characters = Callable[[str, str | None], Any]
@@ -123,7 +139,7 @@ class _StreamedReply:
             if self.first is None:
                 self.first = await self._opened(text)
             else:
-                self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
+                self.first = await edited(self.first, content=text)
         except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
             log.info("could not show the reply so far in channel %s: %s", getattr(self.channel, "id", "?"), exc)
         except discord.HTTPException as exc:
@@ -183,7 +199,7 @@ class _StreamedReply:
             )
         elif self.first.content != pieces[0] or (alone and controls is not None):
             view = controls() if alone and controls is not None else discord.utils.MISSING
-            self.first = await self.first.edit(content=pieces[0], allowed_mentions=MODEL_MENTIONS, view=view)
+            self.first = await edited(self.first, content=pieces[0], view=view)
         sent = [self.first.id]
         for index, piece in enumerate(pieces[1:], start=2):
             view = controls() if index == len(pieces) and controls is not None else discord.utils.MISSING

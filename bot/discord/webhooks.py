@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import DISCORD_OUTAGES, MODEL_MENTIONS, typing_in
+from bot.discord.render import DISCORD_OUTAGES, MODEL_MENTIONS, edited, typing_in
 from bot.domain.chunking import split_message
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,9 @@ class CharacterReply:
             self.first = await self._opened(text)
         elif isinstance(self.first, discord.WebhookMessage):
             if self.first.content != text:
-                self.first = await self.first.edit(content=text, allowed_mentions=MODEL_MENTIONS)
+                self.first = await edited(self.first, content=text)
         elif self.first.content != (shown := self._named(text)[0]):
-            self.first = await self.first.edit(content=shown, allowed_mentions=MODEL_MENTIONS)
+            self.first = await edited(self.first, content=shown)
         return self.first
 
     async def _opened(self, text: str) -> discord.Message | discord.WebhookMessage:

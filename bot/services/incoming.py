@@ -52,6 +52,11 @@ class IncomingMessage:
         return f"guild:{self.place.guild_id}" if self.place.guild_id is not None else f"dm:{self.author.discord_id}"
 
 
+class ReplyRemoved(Exception):
+    """Raised by a :class:`ReplyTarget`: the reply's own message was deleted while it was being shown (a moderator
+    took it down), so the turn ends there: the reply is neither shown again nor kept."""
+
+
 class AnswerWithdrawn(Exception):
     """Raised by a :class:`ReplyTarget`: the message being answered was deleted before the reply could be shown
     (the person took it back), so the turn ends unanswered."""
@@ -95,7 +100,8 @@ class TurnOutcome:
 
     # "ignored" | "queued" (answered with a later turn) | "replied" | "apologised" | "held" (resting, quota)
     # | "kept" (stored while stopping, answered after the restart) | "lost" (could not be kept while stopping)
-    # | "withdrawn" (the message was deleted while being answered)
+    # | "withdrawn" (the message was deleted while being answered) | "removed" (the reply was deleted as it was
+    # shown)
     status: str
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)

@@ -1,13 +1,16 @@
 """End to end: the streaming preview of a reply on Discord, while Discord is slow to take it (rate limits,
 outages) or the preview is gone, on both database backends."""
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select
 
 from bot.db.engine import Database
+from bot.db.models import Message
 from bot.discord.client import HearthBot
-from tests.e2e.test_discord_chat import stored_eventually
+from tests.e2e.test_discord_chat import shown, stored_eventually
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
@@ -77,3 +80,35 @@ async def test_a_preview_discord_keeps_rate_limiting_costs_the_glimpse_not_the_r
     )
     await stored_eventually(db, "assistant", [STORY])
     assert [m["content"] for m in discord.sent_messages(general)] == [STORY]
+
+
+async def test_a_reply_a_moderator_deletes_while_it_streams_is_neither_shown_again_nor_kept(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A moderator deletes Hearth's reply as it streams in, and Discord answers the next edit 404 Unknown
+    Message: the turn ends there, as the moderator wanted. The reply is not posted again nor kept, the message it
+    answered is not left waiting to be answered after a restart, nothing is logged as a fault, and the channel
+    answers on."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply(STORY, chunk_size=8, delay_between_chunks=0.04))  # ~1.2 s of streaming
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+    opened = await discord.wait_for_message(general)
+    await discord.user_deletes(opened)
+    await discord.wait_for_request(lambda call: call.route == "edit_message" and call.status == 404)
+
+    llm.default = Reply("Hello again!")
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+    await shown(discord, general, "Hello again!")
+    await stored_eventually(db, "assistant", ["Hello again!"])
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Hello again!"]
+    assert len(discord.calls("create_message")) == 2, "the deleted reply was not posted again"
+    async with db.session() as session:
+        waiting = (await session.scalars(select(Message.content).where(Message.awaiting_reply))).all()
+    assert list(waiting) == [], "no message is left for catching up"
+    faults = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bot.")]
+    assert not faults, "a deletion is no fault"

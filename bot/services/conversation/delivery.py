@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from bot.domain.chunking import DISCORD_LIMIT
-from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyTarget
+from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRemoved, ReplyTarget
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,11 @@ async def send_safely(
     target: ReplyTarget, pieces: Sequence[str], incoming: IncomingMessage, *, regenerable: bool = False
 ) -> list[int]:
     """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged). The message
-    answered being deleted meanwhile is not a failure: :class:`AnswerWithdrawn` goes to the caller."""
+    answered, or the reply's own message, being deleted meanwhile is not a failure: :class:`AnswerWithdrawn` and
+    :class:`ReplyRemoved` go to the caller."""
     try:
         return await target.send(pieces, regenerable=regenerable)
-    except AnswerWithdrawn:
+    except (AnswerWithdrawn, ReplyRemoved):
         raise
     except Exception:
         log.exception(

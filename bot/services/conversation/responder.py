@@ -26,7 +26,7 @@ from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewPump, send_safely
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.store import TurnStore
-from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyTarget, TurnOutcome
+from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRemoved, ReplyTarget, TurnOutcome
 from bot.services.memory import MemorySection, Query
 from bot.services.personas import PersonaView
 from bot.services.tasks import discard
@@ -163,6 +163,10 @@ class Responder:
             log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
             await self.store.withdraw(batch, incoming.message_id)
             return TurnOutcome("withdrawn", answered_messages=len(batch))
+        except ReplyRemoved as removed:  # taken down as it was shown: not shown again, not kept, not caught up
+            log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
+            await self.store.settle_quietly(batch)
+            return TurnOutcome("removed", answered_messages=len(batch))
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
