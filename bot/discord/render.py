@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -92,6 +92,20 @@ def may_send(channel: discord.abc.Messageable) -> bool:
     return permissions.send_messages_in_threads if isinstance(channel, discord.Thread) else permissions.send_messages
 
 
+@contextlib.contextmanager
+def only_a_glimpse(channel: discord.abc.Messageable) -> Iterator[None]:
+    """Around showing the reply so far in ``channel``: an outage on Discord's side, or its rate limit outlasting
+    discord.py's retries, costs this glimpse (logged), not the reply; a refusal goes on to end the turn."""
+    try:
+        yield
+    except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
+        log.info("could not show the reply so far in channel %s: %s", getattr(channel, "id", "?"), exc)
+    except discord.HTTPException as exc:
+        if exc.status != RATE_LIMITED:
+            raise
+        log.info("Discord rate-limited showing the reply so far in channel %s", getattr(channel, "id", "?"))
+
+
 async def edited(message: Shown, *, content: str, view: discord.ui.View = discord.utils.MISSING) -> Shown:
     """``message``, a reply being shown, edited to show ``content`` (pinging no one); :class:`ReplyRemoved` where
     it was deleted meanwhile (a moderator took it down)."""
@@ -135,17 +149,11 @@ class _StreamedReply:
         """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,
         costs this glimpse, not the reply: the next glimpse, or the whole reply once written, tries again. A
         refusal (the channel or message gone, a permission missing) ends the turn, as it would end the reply."""
-        try:
+        with only_a_glimpse(self.channel):
             if self.first is None:
                 self.first = await self._opened(text)
             else:
                 self.first = await edited(self.first, content=text)
-        except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
-            log.info("could not show the reply so far in channel %s: %s", getattr(self.channel, "id", "?"), exc)
-        except discord.HTTPException as exc:
-            if exc.status != RATE_LIMITED:
-                raise
-            log.info("Discord rate-limited showing the reply so far in channel %s", getattr(self.channel, "id", "?"))
 
     async def _opened(self, text: str) -> discord.Message:
         """The first piece, posted with ``text`` by a preview. The post goes on if that preview is cancelled (the

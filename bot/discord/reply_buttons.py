@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, typing_in
+from bot.discord.render import MODEL_MENTIONS, only_a_glimpse, typing_in
 from bot.domain.chunking import DISCORD_LIMIT
 from bot.services.conversation.branches import Branches, BranchOutcome
 
@@ -63,7 +63,8 @@ class _EditedReply:
         return self
 
     async def preview(self, text: str) -> None:
-        self.message = await self.message.edit(content=shown_text(text), allowed_mentions=MODEL_MENTIONS)
+        with only_a_glimpse(self.message.channel):  # the answer is shown whole once written, whatever this costs
+            self.message = await self.message.edit(content=shown_text(text), allowed_mentions=MODEL_MENTIONS)
 
     async def send(self, pieces: Any, *, regenerable: bool = False) -> list[int]:
         return [self.message.id]  # never called: a regenerated answer is shown by editing

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
+from tests.e2e.test_discord_branches import buttons, press, stored_as_shown_in
 from tests.e2e.test_discord_chat import shown, stored_eventually
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -112,3 +113,28 @@ async def test_a_reply_a_moderator_deletes_while_it_streams_is_neither_shown_aga
     assert list(waiting) == [], "no message is left for catching up"
     faults = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bot.")]
     assert not faults, "a deletion is no fault"
+
+
+async def test_discord_failing_a_preview_of_another_answer_still_shows_it_whole_and_keeps_it(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """🔄 streams another answer into the reply's message: Discord failing an edit of it (a 503, which discord.py
+    does not retry) costs that glimpse, as it does for a first answer, and the new answer is shown whole, with
+    its buttons, and kept."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."), Reply(STORY, chunk_size=8, delay_between_chunks=0.03))
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+    with_button = await discord.wait_for_request(
+        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
+    )
+    reply = with_button.response
+    await stored_as_shown_in(db, reply)
+
+    discord.fail("edit_message", 503, message="Service Unavailable")
+    _, again = await press(discord, ana, reply, "regen", predicate=lambda m: m["content"] == STORY)
+    assert buttons(again) == ["◀", "2/2", "▶", "🔄"]
+    assert discord.calls("edit_message")[-1].status == 200
+    assert [call.status for call in discord.calls("edit_message")].count(503) == 1, "Discord failed one preview"
+    _, back = await press(discord, ana, again, "prev", predicate=lambda m: "lighthouse" in m["content"])
+    assert buttons(back) == ["◀", "1/2", "▶", "🔄"], "both answers are kept"
