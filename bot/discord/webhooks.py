@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import DISCORD_OUTAGES, MODEL_MENTIONS, edited, typing_in
+from bot.discord.render import DISCORD_OUTAGES, MODEL_MENTIONS, edited, only_a_glimpse, typing_in
 from bot.domain.chunking import split_message
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ class CharacterReply:
         return CharacterReply(self.channel, self.webhooks, name, avatar_url)
 
     async def preview(self, text: str) -> None:
-        await self._show(text)
+        with only_a_glimpse(self.channel):  # Discord's outages and rate limits cost the glimpse, not the reply
+            await self._show(text)
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:

@@ -1,9 +1,11 @@
 """End to end: the streaming preview of a reply on Discord, while Discord is slow to take it (rate limits,
 outages) or the preview is gone, on both database backends."""
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
+import discord as discordpy
 import pytest
 from sqlalchemy import select
 
@@ -12,9 +14,11 @@ from bot.db.models import Message
 from bot.discord.client import HearthBot
 from tests.e2e.test_discord_branches import buttons, press, stored_as_shown_in
 from tests.e2e.test_discord_chat import shown, stored_eventually
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
+from tests.support.chat import eventually
+from tests.support.commands import run
 
 STORY = ("Once upon a time there was a very small hearth that warmed a very large house. " * 3).strip()
 
@@ -22,8 +26,9 @@ STORY = ("Once upon a time there was a very small hearth that warmed a very larg
 @pytest.fixture
 async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
     async with FakeDiscord() as fake:
-        ana = fake.add_user("ana", global_name="Ana")
-        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        ana, boss = fake.add_user("ana", global_name="Ana"), fake.add_user("boss")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana], admins=[boss])
+        fake.add_role(guild, "hooks", permissions=discordpy.Permissions(manage_webhooks=True).value, members=[fake.bot])
         yield fake, ana, guild
 
 
@@ -138,3 +143,26 @@ async def test_discord_failing_a_preview_of_another_answer_still_shows_it_whole_
     assert [call.status for call in discord.calls("edit_message")].count(503) == 1, "Discord failed one preview"
     _, back = await press(discord, ana, again, "prev", predicate=lambda m: "lighthouse" in m["content"])
     assert buttons(back) == ["◀", "1/2", "▶", "🔄"], "both answers are kept"
+
+
+async def test_a_cast_characters_preview_discord_keeps_rate_limiting_costs_the_glimpse_not_the_reply(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A cast character's reply streams in through the channel's webhook; discord.py gives up on a webhook edit
+    after five 429s in a row: for a preview that is one glimpse lost, as for Hearth's own replies, and the
+    character's answer goes out whole once Discord takes edits again."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    boss = next(user for user in discord.users.values() if user.username == "boss")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(discord, boss, general, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())})
+    await run(discord, boss, general, "persona cast add", {"name": "Mira"})
+    llm.script(Reply(STORY, chunk_size=4, delay_between_chunks=0.04))  # ~2.4 s: longer than five 429s take
+    with discord.rate_limited("edit_webhook_message", retry_after=0.1):
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        await discord.wait_for_request(
+            lambda call: call.route == "edit_webhook_message" and call.body["content"] == STORY, timeout=10
+        )
+        assert len(discord.calls("edit_webhook_message")) > 5, "discord.py gave up on a preview"
+    await eventually(lambda: [m["content"] for m in discord.webhook_messages(general)] == [STORY])
+    await stored_eventually(db, "assistant", [STORY])
