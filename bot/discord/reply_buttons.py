@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, only_a_glimpse, typing_in
+from bot.discord.render import MODEL_MENTIONS, edited, only_a_glimpse, typing_in
 from bot.domain.chunking import DISCORD_LIMIT
 from bot.services.conversation.branches import Branches, BranchOutcome
+from bot.services.incoming import ReplyRemoved
 
 if TYPE_CHECKING:
     from bot.discord.client import HearthBot
@@ -31,6 +32,7 @@ REFUSALS = {
     "over_quota": "I've reached this server's daily limit, so I can't come up with another answer until tomorrow"
     " (00:00 UTC).",
     "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
+    "removed": "That reply was deleted while I was writing another answer, so I've left it deleted.",
 }
 
 
@@ -64,7 +66,7 @@ class _EditedReply:
 
     async def preview(self, text: str) -> None:
         with only_a_glimpse(self.message.channel):  # the answer is shown whole once written, whatever this costs
-            self.message = await self.message.edit(content=shown_text(text), allowed_mentions=MODEL_MENTIONS)
+            self.message = await edited(self.message, content=shown_text(text))
 
     async def send(self, pieces: Any, *, regenerable: bool = False) -> list[int]:
         return [self.message.id]  # never called: a regenerated answer is shown by editing
@@ -109,10 +111,14 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             await interaction.response.defer()  # the model takes longer than Discord waits for an answer
             channel = message.channel
             parent = channel.parent_id if isinstance(channel, discord.Thread) else None
-            outcome = await branches.regenerate(
-                message.id, interaction.user.id, _EditedReply(message), parent_channel_id=parent
-            )
-            await self._show(interaction, message, outcome, deferred=True)
+            try:
+                outcome = await branches.regenerate(
+                    message.id, interaction.user.id, _EditedReply(message), parent_channel_id=parent
+                )
+                await self._show(interaction, message, outcome, deferred=True)
+            except ReplyRemoved as removed:  # a moderator took the reply down as the new answer streamed into it
+                log.info("stopped regenerating: %s", removed)
+                await interaction.followup.send(REFUSALS["removed"], ephemeral=True)
         else:
             outcome = await branches.step(message.id, interaction.user.id, -1 if self.action == "prev" else 1)
             await self._show(interaction, message, outcome, deferred=False)
@@ -122,8 +128,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         interaction: discord.Interaction, message: discord.Message, outcome: BranchOutcome, *, deferred: bool
     ) -> None:
         if outcome.status == "failed":  # the new answer may have begun to stream in: the one before comes back
-            content, view = shown_text(outcome.text), reply_view(outcome.position, outcome.count)
-            await message.edit(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
+            await edited(message, content=shown_text(outcome.text), view=reply_view(outcome.position, outcome.count))
         if outcome.status != "shown":
             said = REFUSALS[outcome.status]
             if deferred:
@@ -133,6 +138,6 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             return
         content, view = shown_text(outcome.text), reply_view(outcome.position, outcome.count)
         if deferred:
-            await message.edit(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
+            await edited(message, content=content, view=view)
         else:
             await interaction.response.edit_message(content=content, view=view, allowed_mentions=MODEL_MENTIONS)

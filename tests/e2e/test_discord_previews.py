@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
+from bot.discord.reply_buttons import REFUSALS
 from tests.e2e.test_discord_branches import buttons, press, stored_as_shown_in
 from tests.e2e.test_discord_chat import shown, stored_eventually
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
@@ -166,3 +167,38 @@ async def test_a_cast_characters_preview_discord_keeps_rate_limiting_costs_the_g
         assert len(discord.calls("edit_webhook_message")) > 5, "discord.py gave up on a preview"
     await eventually(lambda: [m["content"] for m in discord.webhook_messages(general)] == [STORY])
     await stored_eventually(db, "assistant", [STORY])
+
+
+async def test_a_reply_a_moderator_deletes_while_another_answer_streams_into_it_stays_deleted(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """🔄 streams another answer into the reply's message, and a moderator deletes that message meanwhile: the
+    person who pressed is told privately why the answer stopped, nothing is logged as a fault, and the reply is
+    not shown again."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."), Reply(STORY, chunk_size=8, delay_between_chunks=0.04))
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+    with_button = await discord.wait_for_request(
+        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
+    )
+    reply = with_button.response
+    await stored_as_shown_in(db, reply)
+
+    payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    await discord.wait_for_request(
+        lambda call: call.route == "edit_message" and call.status == 200 and "upon" in str(call.body)
+    )
+    await discord.user_deletes(reply)
+    await eventually(lambda: discord.followups_of(payload))
+    [said] = discord.followups_of(payload)
+    assert said["content"] == REFUSALS["removed"] and said["flags"] & 64, "said privately"
+    assert int(reply["id"]) not in discord.messages, "not shown again"
+    assert len(discord.calls("create_message")) == 1, "nor posted anew"
+    faults = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bot.")]
+    assert not faults, "a deletion is no fault"
