@@ -32,6 +32,8 @@ REPLY_OUTCOMES: Mapping[str, str] = {
     "queued": "queued",  # answered together with the same person's next message
     "kept": "kept",  # stored while stopping; answered by the next start's catch-up
     "lost": "lost",  # could not be stored while stopping
+    "withdrawn": "deleted",  # the message answered was deleted meanwhile: nothing shown or kept
+    "removed": "deleted",  # the reply was deleted (by a moderator) as it was shown: not shown again, not kept
 }
 
 # Hearth's own share of a reply is milliseconds; the model's is seconds.

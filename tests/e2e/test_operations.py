@@ -91,6 +91,30 @@ async def test_metrics_count_a_reply_with_its_latencies_model_call_and_rate_limi
     assert sample(samples, "hearth_replies_total", outcome="failed") is None
 
 
+async def test_a_message_deleted_while_hearth_answers_it_is_counted_as_deleted(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A turn that ends because the message answered was taken back is neither a reply nor a failure."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    asking, deleted = asyncio.Event(), asyncio.Event()
+
+    async def answer_once_deleted(body: dict[str, Any]) -> Reply:
+        asking.set()
+        await deleted.wait()
+        return Reply("Noted!")
+
+    llm.default = answer_once_deleted
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        asked = await discord.user_message(general, ana, f"{discord.bot.mention} my locker code is 4417")
+        await asking.wait()
+        await discord.user_deletes(asked)
+        deleted.set()
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="deleted") == 1)
+    assert sample(samples, "hearth_replies_total", outcome="replied") is None
+    assert sample(samples, "hearth_replies_total", outcome="failed") is None
+
+
 async def test_healthz_is_503_until_the_gateway_is_ready_then_200(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
