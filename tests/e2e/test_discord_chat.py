@@ -55,8 +55,15 @@ async def stored_eventually(db: Database, role: str, expected: list[str]) -> Non
     assert found == expected
 
 
-async def shown(discord: FakeDiscord, channel_id: int, text: str | Callable[[str], bool]) -> dict[str, Any]:
-    """The bot's message in ``channel_id`` once it shows ``text`` (posted whole, or streamed and edited to it)."""
+async def shown(
+    discord: FakeDiscord,
+    channel_id: int,
+    text: str | Callable[[str], bool],
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109
+) -> dict[str, Any]:
+    """The bot's message in ``channel_id`` once it shows ``text`` (posted whole, or streamed and edited to it: a
+    short answer may be complete before its first preview goes out)."""
     matches = text if callable(text) else text.__eq__
     call = await discord.wait_for_request(
         lambda call: (
@@ -64,7 +71,8 @@ async def shown(discord: FakeDiscord, channel_id: int, text: str | Callable[[str
             and call.status == 200  # what Discord refused shows nothing
             and call.channel_id == channel_id
             and matches((call.body or {}).get("content") or "")
-        )
+        ),
+        timeout,
     )
     assert isinstance(call.response, dict)
     return call.response

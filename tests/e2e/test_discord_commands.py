@@ -22,6 +22,7 @@ from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Perso
 from bot.discord import views
 from bot.discord.client import HearthBot
 from bot.services.incoming import Author, Place
+from tests.e2e.test_discord_chat import shown
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
 from tests.support.bot import container_of, running_bot
@@ -336,7 +337,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     llm.default = Reply("Lovely to meet you!")
     await discord.user_message(general, world.boss, f"{discord.bot.mention} hi, I'm the boss")
     await discord.user_message(general, ana, f"{discord.bot.mention} I'm Ana and I climb")
-    await discord.wait_for_request(lambda c: c.route == "edit_message" and "Lovely" in str(c.body), 10)
+    await shown(discord, general, lambda said: "Lovely" in said, timeout=10)
     for fact, everywhere in (("I climb on Sundays", False), ("My cat is Miso", True)):
         await run(discord, ana, general, "remember", {"text": fact, "everywhere": everywhere})
     await run(discord, ana, discord.dm_channel(ana), "remember", {"text": "My secret is the moon"})
@@ -368,7 +369,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     # What Ana said last in #general is not the context of the next memory there either.
     llm.default = Reply("Welcome back, boss!")
     await discord.user_message(general, world.boss, f"{discord.bot.mention} anyone around?")
-    await discord.wait_for_request(lambda c: c.route == "edit_message" and "Welcome back" in str(c.body), 10)
+    await shown(discord, general, lambda said: "Welcome back" in said, timeout=10)
     async with asyncio.timeout(5):
         while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
             await asyncio.sleep(0.05)
@@ -385,12 +386,12 @@ async def test_an_export_holds_nothing_someone_else_said(
     discord, ana, general = world.discord, world.ana, world.general
     llm.default = echo_last_user_message  # Hearth's replies repeat what they answer
     await discord.user_message(general, world.boss, f"{discord.bot.mention} my new job at Acme is still a secret")
-    await discord.wait_for_request(lambda c: c.route == "edit_message" and "Acme" in str(c.body), 10)
+    await shown(discord, general, lambda said: "Acme" in said, timeout=10)
     async with asyncio.timeout(5):
         while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
             await asyncio.sleep(0.05)
     await discord.user_message(general, ana, f"{discord.bot.mention} I'm Ana and I climb")
-    await discord.wait_for_request(lambda c: c.route == "edit_message" and "climb" in str(c.body), 10)
+    await shown(discord, general, lambda said: "climb" in said, timeout=10)
     async with db.session() as session:
         quoted = await session.scalar(select(Memory.context).where(Memory.content.contains("I climb")))
     assert quoted is not None and "Acme" in quoted, "Ana's words are remembered after what they answered"
@@ -406,7 +407,7 @@ async def test_an_export_larger_than_discords_file_limit_comes_whole_in_parts(
 ) -> None:
     discord, ana, general = world.discord, world.ana, world.general
     await discord.user_message(general, ana, f"{discord.bot.mention} hello")
-    await discord.wait_for_request(lambda c: c.route == "edit_message", 10)
+    await shown(discord, general, lambda said: bool(said.strip()), timeout=10)
     said = await add_long_talk(db, ana, lines=3000)  # some 12 MB of JSON: a year of long messages
     discord.close_dms(ana, closed=dms == "closed")
 
