@@ -171,7 +171,9 @@ USER_MESSAGES_WITH_AUTHORS = (
     .where(Message.role == "user")
 )
 _AWAITING = (
-    USER_MESSAGES_WITH_AUTHORS.where(Message.awaiting_reply, Message.created_at >= bindparam("since"))
+    USER_MESSAGES_WITH_AUTHORS.where(
+        Message.awaiting_reply, Message.created_at >= bindparam("since"), Message.id > bindparam("after")
+    )
     .order_by(Message.id)
     .limit(bindparam("limit"))
 )
@@ -331,9 +333,11 @@ class ConversationRepository:
         are described once it can."""
         await self.session.execute(update(Message).where(Message.id == message_id).values(images_pending=True))
 
-    async def awaiting_reply(self, *, since: datetime, limit: int) -> list[AwaitingMessage]:
-        """Users' messages stored since ``since`` and still awaiting a reply, oldest first."""
-        rows = (await self.session.execute(_AWAITING, {"since": since, "limit": limit})).all()
+    async def awaiting_reply(self, *, since: datetime, limit: int, after: int = 0) -> list[AwaitingMessage]:
+        """Users' messages stored since ``since`` and still awaiting a reply, oldest first, from the one after the
+        message row ``after`` (the next page)."""
+        parameters = {"since": since, "limit": limit, "after": after}
+        rows = (await self.session.execute(_AWAITING, parameters)).all()
         return [AwaitingMessage.of_row(row) for row in rows]
 
     async def settle(self, message_ids: Sequence[int]) -> list[int]:

@@ -96,25 +96,36 @@ class CatchUp:
         limit: int = 500,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
-        model it was away; returns how many turns were answered. ``target_for`` finds a stored message again: as
-        it reads now (an edit made meanwhile already stored) and where to answer it, or None when this process
-        cannot (another shard's channel): those are left for the process that can. A message found with no
-        target is not to be answered (its thread was archived meanwhile): it is settled unanswered, so that no
-        later start answers it out of place either.
+        model it was away (``limit`` of them at most); returns how many turns were answered. ``target_for`` finds
+        a stored message again: as it reads now (an edit made meanwhile already stored) and where to answer it, or
+        None when this process cannot (another shard's channel): those are left for the process that can, and do
+        not count towards ``limit``. A message found with no target is not to be answered (its thread was archived
+        meanwhile): it is settled unanswered, so that no later start answers it out of place either.
         ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`)."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
-        waiting = await self.store.awaiting_reply(since=self.clock() - within, limit=limit)
+        since = self.clock() - within
+        waiting = 0
         reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
         not_answered: list[int] = []
-        for row in waiting:
-            reached = await target_for(incoming_of(row, parent_channel_id=thread_parent(row.channel_id)))
-            if reached is None:
-                continue
-            if reached.target is None:
-                not_answered.append(row.message_id)
-            else:
-                reachable.append((row, storable(reached.message), reached.target))
+        # Read in pages, past the messages left for other processes (they stay waiting, and may be the oldest by
+        # far), until ``limit`` of this process's own are found or none are left.
+        page = await self.store.awaiting_reply(since=since, limit=limit)
+        while page:
+            for row in page:
+                if len(reachable) >= limit:
+                    break
+                waiting += 1
+                reached = await target_for(incoming_of(row, parent_channel_id=thread_parent(row.channel_id)))
+                if reached is None:
+                    continue
+                if reached.target is None:
+                    not_answered.append(row.message_id)
+                else:
+                    reachable.append((row, storable(reached.message), reached.target))
+            if len(page) < limit or len(reachable) >= limit:
+                break
+            page = await self.store.awaiting_reply(since=since, limit=limit, after=page[-1].message_id)
         if not_answered:
             await self.store.settle(not_answered)
         claimed = set(await self.store.settle([row.message_id for row, _, _ in reachable]))
@@ -147,5 +158,5 @@ class CatchUp:
                 continue
             answered += outcome.status == "replied"
         if waiting:
-            log.info("caught up: %d of %d waiting messages answered in %d turns", len(claimed), len(waiting), answered)
+            log.info("caught up: %d of %d waiting messages answered in %d turns", len(claimed), waiting, answered)
         return answered

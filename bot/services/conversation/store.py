@@ -244,10 +244,11 @@ class TurnStore:
             last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
         )
 
-    async def awaiting_reply(self, *, since: datetime, limit: int) -> list[AwaitingMessage]:
-        """Stored user messages that never got their reply (the bot stopped before it), oldest first."""
+    async def awaiting_reply(self, *, since: datetime, limit: int, after: int = 0) -> list[AwaitingMessage]:
+        """Stored user messages that never got their reply (the bot stopped before it), oldest first, from the one
+        after the message row ``after``."""
         async with self.database.session() as session:
-            return await ConversationRepository(session).awaiting_reply(since=since, limit=limit)
+            return await ConversationRepository(session).awaiting_reply(since=since, limit=limit, after=after)
 
     # -- the end of a turn ------------------------------------------------------------------------------------
 

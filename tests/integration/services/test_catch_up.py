@@ -103,3 +103,21 @@ async def test_a_channel_this_process_cannot_reach_is_left_for_one_that_can(db: 
 
     assert await conversation_service(db, llm).catch_up(WINDOW, reachable) == 1
     assert reached.sent == [["back now"]]
+
+
+async def test_messages_another_process_answers_do_not_keep_this_ones_waiting(db: Database, llm: FakeLLM) -> None:
+    """After a long outage, the oldest waiting messages may all be other shards' (or in channels no process can
+    reach any more): this process reads past them to its own."""
+    before = conversation_service(db, llm)
+    for n in range(5):
+        assert (await before.keep(message(f"hi, other shard {n}", user=300 + n, channel=300 + n))).status == "kept"
+    assert (await before.keep(message("hi, this shard", user=400, channel=400))).status == "kept"
+    llm.default = Reply("back now")
+    reached = RecordingReply()
+
+    async def this_shard(incoming: IncomingMessage) -> Reached | None:
+        return Reached(incoming, reached) if incoming.place.channel_id == 400 else None
+
+    assert await conversation_service(db, llm).catch_up(WINDOW, this_shard, limit=2) == 1
+    assert reached.sent == [["back now"]]
+    assert llm.chat_requests[-1].body["messages"][-1] == {"role": "user", "content": "hi, this shard"}
