@@ -101,7 +101,8 @@ class LearningConfig:
 @dataclass(frozen=True, slots=True)
 class LearnOutcome:
     # withdrawn: someone in the batch may no longer be learned about; nothing was written, the marker did not move
-    status: Literal["learned", "skipped", "nothing", "not_allowed", "unavailable", "withdrawn"]
+    # taken: another process on the database learned from the batch first; nothing was written
+    status: Literal["learned", "skipped", "nothing", "not_allowed", "unavailable", "withdrawn", "taken"]
     messages: int = 0
     facts_added: int = 0
     facts_refreshed: int = 0
@@ -320,7 +321,13 @@ class Learner:
             if exc.faults[-1:] != ("refused",):  # down, not refusing: it may answer in a while
                 self._again_when_quiet(conversation_id)
             return LearnOutcome("unavailable", messages=len(messages))
-        outcome = await self._apply(conversation_id, messages, shown, allowed, names, known, extraction, persona, now)
+        try:
+            outcome = await self._apply(
+                conversation_id, messages, shown, allowed, names, known, extraction, persona, now
+            )
+        except _Taken:  # what it taught is written once, by the process that wrote it first
+            log.info("conversation %s: another process learned from this batch first", conversation_id)
+            return LearnOutcome("taken", messages=len(messages), llm_calls=calls)
         if outcome is None:
             return LearnOutcome("withdrawn", messages=len(messages), llm_calls=calls)
         if extraction is not None and extraction.birthdays:
@@ -454,7 +461,9 @@ class Learner:
         now: datetime,
     ) -> tuple[int, int, int] | None:
         """Write everything the batch taught, and move the marker, in one transaction; None (and nothing
-        written) when someone in ``allowed`` may no longer be learned about."""
+        written) when someone in ``allowed`` may no longer be learned about. Raises :class:`_Taken` (and nothing is
+        written) when another process learned from the batch meanwhile (each one's start-up catch-up finds every
+        conversation behind, so two starting together read the same batches at once)."""
         guild_id = messages[-1].guild_id
         channel_id = messages[-1].channel_id
         user_messages = [m for m in messages if m.role == "user" and m.user_id in allowed]
@@ -564,7 +573,8 @@ class Learner:
                         trigger_at=due,
                         context={"conversation_id": conversation_id},
                     )
-            await learning.mark_learned(conversation_id, messages[-1].id)
+            if not await learning.mark_batch_learned(conversation_id, messages[0].id, messages[-1].id):
+                raise _Taken
         return added, refreshed, superseded
 
     async def _fact_vectors(
@@ -691,6 +701,10 @@ class Learner:
                 user_id=trigger,
                 description=f"felt {moods.mood_name(after)} after a conversation",
             )
+
+
+class _Taken(Exception):
+    """Another process moved the conversation's marker past the batch being written: it is rolled back."""
 
 
 async def _still_allowed(learning: LearningRepository, allowed: set[int], guild_id: int | None) -> bool:

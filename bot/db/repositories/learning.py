@@ -114,6 +114,18 @@ class LearningRepository:
             .values(learned_message_id=up_to_message_id)
         )
 
+    async def mark_batch_learned(self, conversation_id: int, first_message_id: int, up_to_message_id: int) -> bool:
+        """Move the marker past a batch, from ``first_message_id`` to ``up_to_message_id``, unless it has moved onto
+        the batch since it was read (another process learned from it first: False, and the marker is left alone).
+        On PostgreSQL this waits for a transaction moving it to end, and then reads the marker it left."""
+        marker = func.coalesce(Conversation.learned_message_id, 0)
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, marker < first_message_id)
+            .values(learned_message_id=up_to_message_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def learning_allowed(self, user_ids: Sequence[int], guild_id: int | None) -> tuple[set[int], bool]:
         """(the users among ``user_ids`` who are still there — not erased — and did not opt out of learning — no
         preferences row means they did not —, whether the guild allows learning: its ``settings["learning"]`` is

@@ -515,6 +515,32 @@ async def test_messages_never_learned_from_are_caught_up_after_a_restart(db: Dat
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
 
 
+async def test_two_processes_started_together_learn_each_batch_once(pg: Database, llm: FakeLLM) -> None:
+    """Each process's start-up catch-up finds every conversation behind, its own shard's or not: when two start
+    together, both read the same batch at once, and only the first answer written counts."""
+    service, _ = await setup(pg, llm, batch_messages=100)
+    await service.handle(message("I'm a nurse, and my exam is on Tuesday", at=NOW), RecordingReply())  # then a stop
+    exam = {"speaker": "Ana", "topic": "exam", "date": "2026-11-25", "question": "How did the exam go?"}
+    read = extraction(facts=[fact("works as a nurse", "work")], follow_ups=[exam])("")
+
+    def model(body: dict[str, Any]) -> Reply:
+        if "response_format" not in body:
+            return Reply("ok")
+        return Reply(read, chunk_size=16, delay_between_chunks=0.05)  # both read it before either has written
+
+    llm.default = model
+    first, second = (await setup(pg, llm))[1], (await setup(pg, llm))[1]
+    assert (await first.catch_up(), await second.catch_up()) == (1, 1)
+    first.start()
+    second.start()
+    await asyncio.gather(first.stop(), second.stop())
+    assert len([r for r in llm.chat_requests if "response_format" in r.body]) == 2
+    async with pg.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+        assert [e.title for e in (await session.scalars(select(ScheduledEvent))).all()] == ["exam"]
+        assert list((await session.scalars(select(UserRelationship.total_interactions))).all()) == [1]
+
+
 async def _conversations(db: Database) -> list[int]:
     async with db.session() as session:
         return list((await session.scalars(select(Conversation.id).order_by(Conversation.id))).all())
