@@ -8,19 +8,22 @@ is down, a run stops at the first conversation it cannot summarise: the rest wai
 request the endpoint refuses (a content filter) is not asked about again until the next start. A transcript
 longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until it fits.
 A summary the model wrote is stored through database faults (a restart, a dropped connection) for up to
-``STORE_BUDGET_S``, rather than asked for again at the next sweep.
+``STORE_BUDGET_S``, rather than asked for again at the next sweep. Several processes on one PostgreSQL database
+sweep at once and share the work: each conversation is held (an advisory lock) by the one summarising it.
 """
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.errors import StorageError
 from bot.db.models import Conversation
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
+from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
@@ -108,7 +111,7 @@ class ConversationSummaries:
         written = 0
         for done, conversation in enumerate(due):
             try:
-                written += await self.summarise(conversation)
+                written += await self._summarise_once(conversation)
             except RequestRefused as exc:  # asking again would be refused again; the next one may be answered
                 self._given_up.add(conversation.id)
                 log.warning(
@@ -126,6 +129,21 @@ class ConversationSummaries:
             except (HearthError, StorageError, OSError):
                 log.exception("could not summarise conversation %s; trying again next time", conversation.id)
         return written
+
+    async def _summarise_once(self, conversation: Conversation) -> int:
+        """Summarise the conversation unless another process on the database is summarising it, or has: processes
+        started together sweep at the same times, and would each ask the model and keep a summary of their own."""
+        async with self.database.reading() as session:  # its connection holds the lock while the model writes
+            held = RuntimeRepository(session)
+            if not await held.try_hold("summary", conversation.id):
+                return 0
+            try:
+                if await ConversationRepository(session).is_summarised(conversation.id):
+                    return 0
+                return await self.summarise(conversation)
+            finally:
+                with contextlib.suppress(*DATABASE_FAULTS):  # a lost connection has let go of it already
+                    await held.release("summary", conversation.id)
 
     async def summarise(self, conversation: Conversation) -> int:
         """Write one conversation's summary memory (one LLM call); returns 1 if written, 0 if nothing to say."""

@@ -4,9 +4,14 @@ A change another process caches (guild settings, personas) or obeys (maintenance
 transaction that makes it: on PostgreSQL ``pg_notify`` is delivered when, and only if, that transaction
 commits, to every process listening (see :mod:`bot.db.changes`). SQLite serves one process, which already
 knows what it changed, so announcing is a no-op there.
+
+Work that one process must do while the others leave it alone (a summary) is held with a PostgreSQL advisory
+lock of the session's connection: released when the work is done, or with the connection if the process dies.
 """
 
-from sqlalchemy import select, text
+from typing import Literal
+
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.changes import CHANNEL, Change
@@ -15,6 +20,10 @@ from bot.db.repositories._dialect import dialect_name, insert_for
 from bot.db.types import utcnow
 
 MAINTENANCE = "maintenance"
+
+# Each kind of work held across processes has its own range of advisory lock keys (row ids stay below 2**56).
+LockKind = Literal["summary"]
+_LOCK_RANGES: dict[LockKind, int] = {"summary": 1 << 56}
 
 
 class RuntimeRepository:
@@ -41,3 +50,16 @@ class RuntimeRepository:
         await self.session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": change.payload()}
         )
+
+    async def try_hold(self, kind: LockKind, key: int) -> bool:
+        """Take the advisory lock on ``kind`` ``key`` (a row id) for this session's connection, unless another
+        connection holds it: True when taken (always on SQLite, which serves one process). Use it in a session
+        outside a transaction (``Database.reading``), and :meth:`release` it there."""
+        if dialect_name(self.session) != "postgresql":
+            return True
+        return bool(await self.session.scalar(select(func.pg_try_advisory_lock(_LOCK_RANGES[kind] + key))))
+
+    async def release(self, kind: LockKind, key: int) -> None:
+        """Let go of a lock taken with :meth:`try_hold`."""
+        if dialect_name(self.session) == "postgresql":
+            await self.session.execute(select(func.pg_advisory_unlock(_LOCK_RANGES[kind] + key)))

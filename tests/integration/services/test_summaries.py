@@ -1,6 +1,7 @@
 """Summaries of idle conversations on a real database (both backends), with the model failing in the ways
 endpoints do."""
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -156,3 +157,17 @@ async def test_a_summary_whose_storing_meets_a_database_fault_is_stored_without_
     assert await summarised(db) == {conversation: "Ana is planning a trip to Rome."}
     assert await jobs.close_idle() == 0
     assert len(llm.chat_requests) == 1
+
+
+async def test_two_processes_sweeping_at_once_summarise_each_conversation_once(pg: Database, llm: FakeLLM) -> None:
+    """Processes started together sweep at the same times: each conversation is asked about, and kept, once."""
+    trips = {await talk(pg, 700 + n, [f"I am planning a trip to {city}"], hours_ago=3) for n, city in enumerate("AB")}
+    llm.default = Reply("A trip is planned.", chunk_size=4, delay_between_chunks=0.05)  # both sweeps are under way
+
+    first, second = await summaries(pg, llm), await summaries(pg, llm)
+    assert sum(await asyncio.gather(first.close_idle(), second.close_idle())) == 2
+
+    async with pg.session() as session:
+        kept = (await session.scalars(select(Memory.conversation_id).where(Memory.kind == "summary"))).all()
+    assert len(kept) == 2 and set(kept) == trips
+    assert len(llm.chat_requests) == 2
