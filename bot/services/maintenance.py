@@ -17,6 +17,7 @@ from bot.db.engine import Database
 from bot.db.repositories.facts import FactRepository
 from bot.db.repositories.memories import MemoryRepository
 from bot.db.repositories.moods import MoodRepository
+from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.repositories.usage import UsageRepository
 from bot.db.types import utcnow
 from bot.domain import mood as moods
@@ -75,6 +76,9 @@ class Maintenance:
             )
 
     async def roll_up_tokens(self, day: date | None = None) -> int:
-        """Count ``day``'s replies (default: yesterday, UTC) into the daily usage tables."""
+        """Count ``day``'s replies (default: yesterday, UTC) into the daily usage tables. Processes started together
+        roll the same day up at the same moment: one waits for the other's rows, and replaces them."""
+        day = day or (self.clock() - timedelta(days=1)).date()
         async with self.database.session() as session:
-            return await UsageRepository(session).roll_up(day or (self.clock() - timedelta(days=1)).date())
+            await RuntimeRepository(session).hold_until_commit("token-roll-up", day.toordinal())
+            return await UsageRepository(session).roll_up(day)

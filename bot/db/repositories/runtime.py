@@ -7,6 +7,8 @@ knows what it changed, so announcing is a no-op there.
 
 Work that one process must do while the others leave it alone (a summary) is held with a PostgreSQL advisory
 lock of the session's connection: released when the work is done, or with the connection if the process dies.
+Work that two processes must not do at once (a day's token roll-up) waits for a lock held until the transaction
+doing it ends.
 """
 
 from typing import Literal
@@ -22,8 +24,8 @@ from bot.db.types import utcnow
 MAINTENANCE = "maintenance"
 
 # Each kind of work held across processes has its own range of advisory lock keys (row ids stay below 2**56).
-LockKind = Literal["summary"]
-_LOCK_RANGES: dict[LockKind, int] = {"summary": 1 << 56}
+LockKind = Literal["summary", "token-roll-up"]
+_LOCK_RANGES: dict[LockKind, int] = {"summary": 1 << 56, "token-roll-up": 2 << 56}
 
 
 class RuntimeRepository:
@@ -63,3 +65,9 @@ class RuntimeRepository:
         """Let go of a lock taken with :meth:`try_hold`."""
         if dialect_name(self.session) == "postgresql":
             await self.session.execute(select(func.pg_advisory_unlock(_LOCK_RANGES[kind] + key)))
+
+    async def hold_until_commit(self, kind: LockKind, key: int) -> None:
+        """Wait for, and take, the advisory lock on ``kind`` ``key`` until this transaction ends: the same work in
+        another process waits for this one's to be committed (PostgreSQL; SQLite serves one process)."""
+        if dialect_name(self.session) == "postgresql":
+            await self.session.execute(select(func.pg_advisory_xact_lock(_LOCK_RANGES[kind] + key)))

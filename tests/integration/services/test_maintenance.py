@@ -1,5 +1,6 @@
 """The maintenance jobs on a real database (both backends), each run by hand as the owner would."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -120,3 +121,30 @@ async def test_a_days_replies_are_rolled_up_per_user_and_guild_and_a_rerun_chang
             for r in (await session.scalars(select(GuildDailyTokenUsage))).all()
         ]
     assert users == [(3, 157, 30)] and guilds == [(2, 150, 20)]
+
+
+async def test_two_processes_rolling_up_the_same_day_at_once_both_finish(pg: Database, llm: FakeLLM) -> None:
+    """Processes started together run the daily roll-up at the same moment: neither fails on the other's rows."""
+    yesterday = NOW - timedelta(days=1)
+    async with pg.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        guild = await GuildRepository(session).upsert(discord_id=901, name="Cosy Corner")
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=1, guild_id=guild.id, user_id=None, at=yesterday)
+        await conversations.add_message(
+            conversation_id=conversation.id,
+            user_id=user.id,
+            role="assistant",
+            content="hi",
+            at=yesterday,
+            prompt_tokens=100,
+            completion_tokens=10,
+            model="fake-model",
+        )
+    first, second = await maintenance(pg, llm), await maintenance(pg, llm)
+    for _ in range(5):
+        assert list(await asyncio.gather(first.roll_up_tokens(), second.roll_up_tokens())) == [2, 2]
+    async with pg.session() as session:
+        users = [(r.requests, r.prompt_tokens) for r in (await session.scalars(select(UserDailyTokenUsage))).all()]
+        guilds = [(r.requests, r.prompt_tokens) for r in (await session.scalars(select(GuildDailyTokenUsage))).all()]
+    assert users == [(1, 100)] and guilds == [(1, 100)]
