@@ -90,8 +90,7 @@ class ChangeListener:
                 await task
 
     async def _connect(self) -> asyncpg.Connection:
-        engine = self.database.engine
-        _, options = engine.dialect.create_connect_args(engine.url)
+        options = self.database.connect_options()
         for pool_only in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"):
             options.pop(pool_only, None)
         options.setdefault("server_settings", {})["application_name"] = "hearth-listen"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from bot.db.types import vector_from_postgresql, vector_to_postgresql
+from bot.db.urls import postgresql_connect_args
 from bot.errors import DatabaseUnavailable, describe_connection_error
 
 log = logging.getLogger(__name__)
@@ -180,10 +181,21 @@ def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> 
     # needed and then kept: as overflow beyond ``pool_size`` they were closed as soon as they were returned, and
     # under load the pool opened about two a second, each a new server process that learns the types and plans
     # every statement afresh.
-    engine = create_async_engine(url, echo=echo, pool_size=pool_size * 3, max_overflow=0, pool_recycle=1800)
+    url, connect_args = _postgresql_connect_args(url)
+    engine = create_async_engine(
+        url, echo=echo, pool_size=pool_size * 3, max_overflow=0, pool_recycle=1800, connect_args=connect_args
+    )
     event.listen(engine.sync_engine, "connect", _on_postgresql_connect)
     event.listen(engine.sync_engine, "handle_error", _on_postgresql_error)
     return engine
+
+
+def _postgresql_connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
+    """:func:`bot.db.urls.postgresql_connect_args`, a file it cannot read being :class:`DatabaseUnavailable`."""
+    try:
+        return postgresql_connect_args(url)
+    except ValueError as exc:
+        raise DatabaseUnavailable(f"cannot use the database at {url.render_as_string()}: {exc}") from None
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -256,6 +268,13 @@ class Database:
         self.engine = create_engine(self.url, echo=echo, pool_size=pool_size)
         self.sessions = session_factory(self.engine)
         self._on_error: Callable[[str], None] | None = None
+
+    def connect_options(self) -> dict[str, Any]:
+        """The arguments of ``asyncpg.connect`` for a PostgreSQL connection of its own, outside the pool, made as
+        the pool makes its connections (the TLS context included)."""
+        url, connect_args = _postgresql_connect_args(self.url)
+        _, options = self.engine.dialect.create_connect_args(url)
+        return {**options, **connect_args}
 
     @property
     def backend(self) -> str:

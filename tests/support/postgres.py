@@ -4,7 +4,11 @@ import asyncio
 import contextlib
 import os
 import shutil
+import ssl
+import struct
+import subprocess
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +134,153 @@ async def create_database(server_url: URL, name: str) -> URL:
     finally:
         await admin.dispose()
     return server_url.set(database=name)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Certificates made for one test: ``ca`` signed the server's (for ``localhost`` only) and the client's (for
+    the user ``postgres``); ``other_ca`` signed nothing the server shows."""
+
+    ca: Path
+    other_ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _openssl(*arguments: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *arguments], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certificates(folder: Path) -> TlsFiles:
+    """Two certificate authorities, a server certificate for ``localhost`` and a client certificate for the user
+    ``postgres`` (the common name PostgreSQL's ``cert`` authentication matches), made with ``openssl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for name in ("ca", "other-ca"):
+        _openssl(
+            "req", "-x509", *key, "-days", "2", "-subj", f"/CN=Hearth test {name}", "-keyout", f"{name}.key",
+            "-out", f"{name}.crt", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder,
+        )  # fmt: skip
+    leaves = {
+        "server": ("localhost", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+        "client": ("postgres", "extendedKeyUsage=clientAuth\n"),
+    }
+    for name, (common_name, extensions) in leaves.items():
+        (folder / f"{name}.ext").write_text(f"basicConstraints=CA:FALSE\n{extensions}")
+        _openssl(
+            "req", "-new", *key, "-subj", f"/CN={common_name}", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            cwd=folder,
+        )  # fmt: skip
+        _openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=folder,
+        )  # fmt: skip
+    for name in ("server.key", "client.key"):
+        (folder / name).chmod(0o600)
+    return TlsFiles(
+        ca=folder / "ca.crt",
+        other_ca=folder / "other-ca.crt",
+        server_cert=folder / "server.crt",
+        server_key=folder / "server.key",
+        client_cert=folder / "client.crt",
+        client_key=folder / "client.key",
+    )
+
+
+# The first message of a PostgreSQL connection: its length, then a request code (or the protocol version).
+_SSL_REQUEST = 80877103
+_GSSENC_REQUEST = 80877104
+
+
+def _fatal(code: str, message: str) -> bytes:
+    """A PostgreSQL ErrorResponse of severity FATAL."""
+    fields = {b"S": "FATAL", b"V": "FATAL", b"C": code, b"M": message}
+    body = b"".join(tag + value.encode() + b"\0" for tag, value in fields.items()) + b"\0"
+    return b"E" + struct.pack("!i", len(body) + 4) + body
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+@dataclass(frozen=True)
+class TlsPostgres:
+    """A server's TLS endpoint on 127.0.0.1 (see :func:`tls_postgres`)."""
+
+    port: int
+    files: TlsFiles
+
+    def url(self, database: str, *, host: str = "localhost", **query: str) -> URL:
+        """A URL to ``database`` through the endpoint at ``host`` (whose certificate names only localhost)."""
+        return URL.create(
+            "postgresql+asyncpg", username="postgres", host=host, port=self.port, database=database, query=query
+        )
+
+
+@contextlib.contextmanager
+def tls_postgres(server_url: URL, folder: Path, *, client_certificates: bool = False) -> Iterator[TlsPostgres]:
+    """The server at ``server_url`` (on a Unix socket) behind a TCP endpoint on 127.0.0.1 that speaks TLS as a
+    PostgreSQL server with ``ssl = on`` and only ``hostssl`` lines in pg_hba.conf does: it answers the client's
+    SSLRequest with ``S`` and a TLS handshake with a certificate for ``localhost`` signed by a CA of the test's,
+    and refuses a connection that does not ask for TLS with a FATAL error. With ``client_certificates`` the
+    client must show a certificate from that CA (pg_hba's ``clientcert``). (The embedded server is built without
+    OpenSSL, so it cannot do this itself.) Runs in a thread of its own, so a test may run the CLI meanwhile."""
+    files = make_certificates(folder)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.server_cert, files.server_key)
+    if client_certificates:
+        context.load_verify_locations(cafile=files.ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    socket_dir, port = server_url.query["host"], server_url.query.get("port", "5432")
+    socket_path = str(Path(str(socket_dir)) / f".s.PGSQL.{port}")
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                length, code = struct.unpack("!ii", await reader.readexactly(8))
+                if code == _GSSENC_REQUEST:
+                    writer.write(b"N")
+                    continue
+                if code != _SSL_REQUEST:
+                    await reader.readexactly(length - 8)
+                    message = 'no pg_hba.conf entry for host "127.0.0.1", user "postgres", no encryption'
+                    writer.write(_fatal("28000", message))
+                    await writer.drain()
+                    return
+                writer.write(b"S")
+                await writer.drain()
+                await writer.start_tls(context)
+                break
+            upstream_reader, upstream_writer = await asyncio.open_unix_connection(socket_path)
+            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        except (OSError, asyncio.IncompleteReadError):  # a refused handshake, or either side gone
+            pass
+        finally:
+            writer.close()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="tls-postgres", daemon=True)
+    thread.start()
+    server = asyncio.run_coroutine_threadsafe(asyncio.start_server(serve, "127.0.0.1", 0), loop).result()
+    try:
+        yield TlsPostgres(int(server.sockets[0].getsockname()[1]), files)
+    finally:
+
+        async def stop() -> None:
+            server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
