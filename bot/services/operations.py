@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # asyncpg's ``ssl`` query values that mean the same as libpq's ``sslmode``.
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+# libpq's TLS file options in the URL, and the environment variables pg_dump reads them from.
+_TLS_FILES = {"sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"}
 
 
 class BackupError(HearthError):
@@ -46,7 +48,8 @@ def pg_dump_command(url: URL, pg_dump: str, target: Path) -> tuple[list[str], di
     """The ``pg_dump`` arguments and the environment for dumping ``url``'s database into ``target``.
 
     The host may be in the URL's host or, as asyncpg allows (a Unix socket folder), in its ``host`` query
-    parameter. The password goes in ``PGPASSWORD``; ``--no-password`` stops pg_dump from ever prompting."""
+    parameter. The password goes in ``PGPASSWORD``; ``--no-password`` stops pg_dump from ever prompting. The TLS
+    mode and files go in libpq's ``PGSSL…`` variables, so pg_dump checks the server as Hearth does."""
     query = {key: value if isinstance(value, str) else value[-1] for key, value in url.query.items()}
     host = url.host or query.get("host")
     port = url.port or query.get("port")
@@ -65,6 +68,9 @@ def pg_dump_command(url: URL, pg_dump: str, target: Path) -> tuple[list[str], di
     if ssl:
         ssl = ssl.lower()
         environment["PGSSLMODE"] = ssl if ssl in _SSL_MODES else ("require" if ssl in ("true", "1") else "disable")
+    for option, variable in _TLS_FILES.items():  # the server's CA and the client certificate, as Hearth uses them
+        if option in query:
+            environment[variable] = query[option]
     return arguments, environment
 
 

