@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,10 @@ def describe_failure(url: URL, exc: BaseException) -> str:
     cause: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         cause = exc.orig
-    if isinstance(cause, OSError | TimeoutError):  # refused, host not found, timed out: say which, plainly
+    if isinstance(cause, ssl.SSLCertVerificationError):  # which check failed: the CA, the host name, the dates
+        why = (cause.verify_message or str(cause.reason)).rstrip(".")
+        reason = f"TLS failed: the server's certificate was refused ({why})"
+    elif isinstance(cause, OSError | TimeoutError):  # refused, host not found, timed out: say which, plainly
         reason = describe_connection_error(cause)
     else:
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
