@@ -4,10 +4,10 @@ Runs off the reply path (a scheduler job): one LLM call per closed conversation.
 kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk about last
 week" has something to find even when no single message matches. A conversation whose summary could not be
 written (the model was unavailable) is tried again at the next run; its existence is the marker. While the model
-is down, a run stops at the first conversation it cannot summarise: the rest wait for the next. One whose
-request the endpoint refuses (a content filter) is not asked about again until the next start. A transcript
-longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until it fits.
-A summary the model wrote is stored through database faults (a restart, a dropped connection) for up to
+or the database is down, a run stops at the first conversation it cannot summarise: the rest wait for the next.
+One whose request the endpoint refuses (a content filter) is not asked about again until the next start. A
+transcript longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until
+it fits. A summary the model wrote is stored through database faults (a restart, a dropped connection) for up to
 ``STORE_BUDGET_S``, rather than asked for again at the next sweep. Several processes on one PostgreSQL database
 sweep at once and share the work: each conversation is held (an advisory lock) by the one summarising it.
 """
@@ -18,8 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.db.engine import DATABASE_FAULTS, Database
-from bot.db.errors import StorageError
+from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
 from bot.db.models import Conversation
 from bot.db.repositories.conversations import ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
@@ -27,7 +26,7 @@ from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
-from bot.errors import HearthError
+from bot.errors import HearthError, describe_connection_error
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, RequestRefused, fitting_the_window
 from bot.services.database_retry import through_database_faults
 from bot.services.memory import MemoryService
@@ -126,7 +125,18 @@ class ConversationSummaries:
                     len(due) - done,
                 )
                 break
-            except (HearthError, StorageError, OSError):
+            except DATABASE_REFUSALS:  # this conversation's own rows: the next ones may be stored
+                log.exception("could not summarise conversation %s; trying again next time", conversation.id)
+            except DATABASE_FAULTS as exc:
+                # Down or restarting (a written summary was already tried through it): the next conversations
+                # could be neither read nor stored.
+                log.warning(
+                    "the database is unavailable (%s); %d conversations wait for the next summary sweep",
+                    describe_connection_error(exc),
+                    len(due) - done,
+                )
+                break
+            except HearthError:
                 log.exception("could not summarise conversation %s; trying again next time", conversation.id)
         return written
 

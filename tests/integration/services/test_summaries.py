@@ -13,6 +13,7 @@ from bot.db.engine import Database
 from bot.db.models import Memory
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.users import UserRepository
+from bot.services import summaries as summaries_module
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
@@ -20,6 +21,7 @@ from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply, Step
 from tests.support.chat import chat_model
 from tests.support.database_faults import failing_statements
 from tests.support.embedding import shared_embedder
+from tests.support.postgres import OwnPostgres
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -171,3 +173,44 @@ async def test_two_processes_sweeping_at_once_summarise_each_conversation_once(p
         kept = (await session.scalars(select(Memory.conversation_id).where(Memory.kind == "summary"))).all()
     assert len(kept) == 2 and set(kept) == trips
     assert len(llm.chat_requests) == 2
+
+
+async def test_a_database_that_goes_away_while_a_summary_is_written_ends_the_sweep_with_one_line(
+    own_server: OwnPostgres,
+    own_db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database restarts while the model writes the first summary, and stays down: the sweep stops there,
+    saying so once, rather than failing every conversation left with a traceback each."""
+    name = own_db.url.database
+    assert name is not None
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setattr(summaries_module, "STORE_BUDGET_S", 0.5)  # not half a minute of retries in a test
+    trips = {
+        await talk(own_db, 700 + number, [f"I am planning a trip to {city}"], hours_ago=5 - number): city
+        for number, city in enumerate(("Rome", "Oslo", "Lima"))
+    }
+    outage = own_server.unreachable(name)
+    written: list[str] = []
+
+    async def writing_while_the_database_goes(body: dict[str, object]) -> Reply:
+        if not written:
+            await outage.__aenter__()
+        written.append("A trip is planned.")
+        return Reply(written[-1])
+
+    llm.default = writing_while_the_database_goes
+    jobs = await summaries(own_db, llm)
+    try:
+        assert await jobs.close_idle() == 0
+    finally:
+        await outage.__aexit__(None, None, None)
+
+    said = [record for record in caplog.records if record.name == "bot.services.summaries"]
+    assert [(record.levelno, record.exc_info) for record in said] == [(logging.WARNING, None)]
+    assert "3 conversations wait" in said[0].getMessage()
+
+    assert await jobs.close_idle() == 3
+    assert set(await summarised(own_db)) == set(trips)
