@@ -6,9 +6,9 @@ import logging
 import os
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import event, text
@@ -22,6 +22,8 @@ from bot.db.urls import postgresql_connect_args
 from bot.errors import DatabaseUnavailable, describe_connection_error
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # How long a SQLite writer waits for another writer before giving up (milliseconds).
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -317,23 +319,34 @@ class Database:
 
     async def check(self, *, writable: bool = False) -> None:
         """Run ``SELECT 1``, raising :class:`DatabaseUnavailable` with a readable reason on failure; ``writable``
-        (at start-up, before migrating): a SQLite file must also take a write (see :func:`_open_sqlite`).
+        (at start-up, before migrating): a SQLite file must also take a write (see :func:`_open_sqlite`). Made
+        once more when a pooled connection the server dropped fails it (see :meth:`once_more_if_dropped`)."""
 
-        A pooled connection the server dropped (it restarted) fails its first statement, and empties the pool
-        (see _on_postgresql_error): that says nothing about the database, so the check is made once more, on a
-        fresh connection. (Not a pre-ping on every checkout: that is a round trip more on every reply's path.)"""
-        for attempt in (1, 2):
-            try:
-                if writable and self.backend == "sqlite":
-                    await asyncio.to_thread(_open_sqlite, self.url)
-                async with self.engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-                return
-            except _CONNECT_ERRORS as exc:
-                if attempt == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                    continue
-                self._failed(exc)
-                raise DatabaseUnavailable(describe_failure(self.url, exc)) from exc
+        async def select_one() -> None:
+            if writable and self.backend == "sqlite":
+                await asyncio.to_thread(_open_sqlite, self.url)
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        try:
+            await self.once_more_if_dropped(select_one)
+        except _CONNECT_ERRORS as exc:
+            self._failed(exc)
+            raise DatabaseUnavailable(describe_failure(self.url, exc)) from exc
+
+    async def once_more_if_dropped(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """``work()``, made once more when it failed on a pooled connection the server dropped (it restarted).
+
+        That failure says nothing about the database, and it emptied the pool (see _on_postgresql_error): the
+        second try connects afresh. For reads asked for now, such as a health check or a scrape, that would
+        otherwise fail once after every restart. (Not a pre-ping on every checkout: that is a round trip more on
+        every reply's path.)"""
+        try:
+            return await work()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return await work()
 
     def on_error(self, callback: Callable[[str], None]) -> None:
         """Call ``callback`` with the kind of each database fault that ends a unit of work (:meth:`session`,

@@ -75,9 +75,14 @@ class EmbeddingWorker:
         self._wake.set()
 
     async def backlog(self) -> int:
-        """How many memories wait for a vector, in the database (every process's, not only this one's)."""
-        async with self.database.reading() as session:
-            return await MemoryRepository(session).count_unembedded()
+        """How many memories wait for a vector, in the database (every process's, not only this one's); read
+        once more on a fresh connection when the pooled one was dropped (the database restarted)."""
+
+        async def count() -> int:
+            async with self.database.reading() as session:
+                return await MemoryRepository(session).count_unembedded()
+
+        return await self.database.once_more_if_dropped(count)
 
     async def flush(self) -> None:
         """Wait until every memory written before this call has its vector (for tests and the bench); when the

@@ -9,6 +9,8 @@ from bot.errors import ConfigError
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
+from bot.services.embedding_worker import EmbeddingWorker
+from tests.support.embedding import shared_embedder
 from tests.support.observability import healthz, sample, scrape
 from tests.support.postgres import OwnPostgres
 
@@ -56,5 +58,23 @@ async def test_healthz_is_200_at_the_first_check_after_the_database_restarted(
 
         assert (status, body) == (200, {"status": "ok", "gateway": "connected", "database": "ok"})
         assert not sample(await scrape(server.port), "hearth_database_errors_total", kind="connection")
+    finally:
+        await server.stop()
+
+
+async def test_the_embedding_backlog_is_read_at_the_first_scrape_after_the_database_restarted(
+    own_server: OwnPostgres, own_db: Database
+) -> None:
+    """The scrape's pooled connection died with the restart: the backlog is read again on a fresh one, rather
+    than reported unknown (NaN)."""
+    metrics = Metrics()
+    metrics.watch_embedding_backlog(EmbeddingWorker(own_db, await shared_embedder()).backlog)
+    server = OpsServer(metrics, Health(own_db, lambda: True), host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        assert sample(await scrape(server.port), "hearth_memory_embedding_backlog") == 0  # a connection is pooled now
+        await own_server.restart()
+
+        assert sample(await scrape(server.port), "hearth_memory_embedding_backlog") == 0
     finally:
         await server.stop()
