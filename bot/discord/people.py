@@ -19,7 +19,8 @@ def author_of(user: discord.User | discord.Member) -> Author:
 def said_in(message: discord.Message) -> str:
     """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then, a line each,
     every sticker sent with it by name (``[sticker: Wave]``) and every file the model is not shown (a document, a
-    voice message: ``[file: notes.pdf]``), so that one sent alone is said too; then what it forwards (Discord's
+    voice message: ``[file: notes.pdf]``), so that one sent alone is said too; a poll (a message of its own, with
+    no text) as its question and answers (``[poll: Where to? (Rome / Oslo)]``); then what it forwards (Discord's
     "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``."""
     shown = set(shown_images(files_of(message)))
 
@@ -28,9 +29,17 @@ def said_in(message: discord.Message) -> str:
         return named + [f"[file: {a.filename}]" for a in attachments if a.url not in shown]
 
     parts = [message.clean_content, *marks(message.stickers, message.attachments)]
+    if message.poll is not None:
+        parts.append(poll_said(message.poll))
     for forwarded in message.message_snapshots:
         parts += ["[forwarded]", forwarded.content, *marks(forwarded.stickers, forwarded.attachments)]
     return "\n".join(part for part in parts if part)
+
+
+def poll_said(poll: discord.Poll) -> str:
+    """A poll as a line: its question, then its answers (an answer that is only an emoji, as that emoji)."""
+    answers = " / ".join(answer.text or str(answer.emoji or "") for answer in poll.answers)
+    return f"[poll: {poll.question} ({answers})]"
 
 
 def files_of(message: discord.Message) -> list[Attachment]:

@@ -464,6 +464,22 @@ async def test_a_sticker_sent_alone_is_answered_and_kept_by_its_name(
     )
 
 
+async def test_a_poll_sent_alone_is_answered_and_kept_with_its_question_and_answers(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A poll is something said to Hearth though it has no words of its own: the model is told its question
+    and its answers, as it is told a sticker's name, and answers it."""
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    llm.script(Reply("Oslo, for the fjords!"))
+    await discord.user_message(dm, ana, "", poll=("Where should we go in May?", ["Rome", "Oslo", "Lima"]))
+    await shown(discord, dm, "Oslo, for the fjords!")
+    [request] = llm.reply_requests
+    said = "[poll: Where should we go in May? (Rome / Oslo / Lima)]"
+    assert request.messages[-1]["content"].endswith(said)
+    assert await stored_contents(db, "user") == [said]
+
+
 async def test_a_message_forwarded_to_hearth_is_answered_with_what_it_forwards(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -349,6 +350,7 @@ class World:
         attachments: Sequence[tuple[str, bytes] | FakeAttachment] = (),
         stickers: Sequence[str] = (),
         forwarded: JSON | None = None,
+        poll: tuple[str, Sequence[str]] | None = None,
         guild_id: int | None = None,
     ) -> JSON:
         """A MESSAGE_CREATE payload from ``author`` (stored, so replies can reference it).
@@ -357,7 +359,8 @@ class World:
         Users mentioned in ``content`` as ``<@id>`` are added to ``mentions``. ``stickers``: the names of the
         stickers sent with it (a message may be a sticker alone, with empty ``content``). ``forwarded``: a stored
         message this one forwards (Discord's "Forward": empty ``content``, a FORWARD reference to the original and a
-        snapshot of it, with no ``referenced_message``).
+        snapshot of it, with no ``referenced_message``). ``poll``: a question and its answers, sent as a poll (a
+        message of its own, with empty ``content``), open for a day, no votes yet.
         """
         guild_id = guild_id or self._channel(channel_id).guild_id
         guild = self.guilds.get(guild_id) if guild_id else None
@@ -370,6 +373,16 @@ class World:
         ]
         if stickers:  # as Discord sends them: id, name and format (1: PNG)
             message["sticker_items"] = [{"id": str(self.snowflake()), "name": n, "format_type": 1} for n in stickers]
+        if poll is not None:  # as Discord sends one: media objects, answers numbered from 1, results not final
+            question, answers = poll
+            message["poll"] = {
+                "question": {"text": question},
+                "answers": [{"answer_id": i, "poll_media": {"text": a}} for i, a in enumerate(answers, start=1)],
+                "expiry": (datetime.now(UTC) + timedelta(hours=24)).isoformat(),
+                "allow_multiselect": False,
+                "layout_type": 1,
+                "results": {"is_finalized": False, "answer_counts": []},
+            }
         mentioned = {u.id: u for u in self._mentioned(content)} | {u.id: u for u in mentions}
         message["mentions"] = [
             u.payload() | ({"member": self.member_payload(guild, u, with_user=False)} if guild else {})

@@ -85,7 +85,8 @@ class Chat(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or not (message.content or message.attachments or message.stickers or message.message_snapshots):
+        said = message.content or message.attachments or message.stickers or message.poll or message.message_snapshots
+        if me is None or not said:
             return
         if message.is_system():  # Discord's notices (a thread started, a channel followed): their text is no one's
             return
