@@ -341,7 +341,7 @@ class HearthBot(commands.AutoShardedBot):
         kept first, as one seen live is (Discord does not tell a stopped bot), then answered. Where it cannot be
         kept, the message is answered as it was stored. Only an edit Discord reports counts (a fetched message may
         show a mention by another name than the live one did)."""
-        text = said_in(message)
+        text = said_in(message, self)
         if message.edited_at is None or text == incoming.text:
             return incoming
         try:

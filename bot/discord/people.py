@@ -1,5 +1,6 @@
 """Discord users and places as the services' plain values."""
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -16,12 +17,13 @@ def author_of(user: discord.User | discord.Member) -> Author:
     return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
 
 
-def said_in(message: discord.Message) -> str:
+def said_in(message: discord.Message, client: discord.Client) -> str:
     """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then, a line each,
     every sticker sent with it by name (``[sticker: Wave]``) and every file the model is not shown (a document, a
     voice message: ``[file: notes.pdf]``), so that one sent alone is said too; a poll (a message of its own, with
     no text) as its question and answers (``[poll: Where to? (Rome / Oslo)]``); then what it forwards (Discord's
-    "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``."""
+    "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``, its mentions
+    shown as names from ``client``'s cache (see :func:`forwarded_text`)."""
     shown = set(shown_images(files_of(message)))
 
     def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
@@ -32,8 +34,41 @@ def said_in(message: discord.Message) -> str:
     if message.poll is not None:
         parts.append(poll_said(message.poll))
     for forwarded in message.message_snapshots:
-        parts += ["[forwarded]", forwarded.content, *marks(forwarded.stickers, forwarded.attachments)]
+        text = forwarded_text(forwarded, message, client)
+        parts += ["[forwarded]", text, *marks(forwarded.stickers, forwarded.attachments)]
     return "\n".join(part for part in parts if part)
+
+
+_MENTION = re.compile(r"<(@[!&]?|#)([0-9]{15,20})>")
+
+
+def forwarded_text(forwarded: discord.MessageSnapshot, message: discord.Message, client: discord.Client) -> str:
+    """The text ``message`` forwards with its mentions shown as names, as ``clean_content`` shows a message's own
+    (discord.py has none for a forward): from the original message when ``client`` saw it, else from what the
+    client knows. Without the members intent it knows few people: besides the one forwarding and Hearth, the
+    people of the server the original was written in that it has seen; roles of that server and channels it sees
+    by name; others as ``@unknown-user`` (``@unknown-role``, ``#unknown-channel``). @everyone and @here are made
+    plain words, as there."""
+    original = forwarded.cached_message
+    if original is not None:
+        return original.clean_content
+    reference = message.reference
+    origin = client.get_guild(reference.guild_id) if reference and reference.guild_id else message.guild
+    known = {person.id: person for person in (client.user, message.author, *message.mentions) if person}
+
+    def name(match: re.Match[str]) -> str:
+        kind, target = match[1], int(match[2])
+        if kind == "#":
+            channel = client.get_channel(target)
+            return f"#{getattr(channel, 'name', None) or 'unknown-channel'}"
+        if kind == "@&":
+            role = origin.get_role(target) if origin else None
+            return f"@{role.name}" if role else "@unknown-role"
+        member = origin.get_member(target) if origin else None
+        person = member or known.get(target) or client.get_user(target)
+        return f"@{person.display_name}" if person else "@unknown-user"
+
+    return discord.utils.escape_mentions(_MENTION.sub(name, forwarded.content))
 
 
 def poll_said(poll: discord.Poll) -> str:

@@ -503,6 +503,32 @@ async def test_a_message_forwarded_to_hearth_is_answered_with_what_it_forwards(
     assert await stored_contents(db, "user") == ["[forwarded]\nthe ferry leaves at six"]
 
 
+async def test_the_mentions_in_a_forwarded_message_are_shown_by_name(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A forwarded message's mentions reach the model as names, as a message's own do, not as ids: as Discord
+    showed the original when Hearth saw it, else as far as Hearth knows them; an @everyone in it stays words."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    dm, quiet = discord.dm_channel(ana), guild.channel("quiet")
+    seen = await discord.user_message(guild.channel("random"), ana, f"{ben.mention} owes me a coffee")
+    unseen = discord.message_payload(
+        guild.channel("random"), ben, f"@everyone {ana.mention} the ferry leaves at six, see <#{quiet}>"
+    )
+    llm.script(Reply("Ha, Ben owes you!"), Reply("Six it is!"))
+    await discord.user_message(dm, ana, "", forwarded=seen)
+    await shown(discord, dm, "Ha, Ben owes you!")
+    await discord.user_message(dm, ana, "", forwarded=unseen)
+    await shown(discord, dm, "Six it is!")
+
+    said = [
+        "[forwarded]\n@Ben owes me a coffee",
+        "[forwarded]\n@\u200beveryone @Ana the ferry leaves at six, see #quiet",
+    ]
+    assert [request.messages[-1]["content"] for request in llm.reply_requests] == said
+    assert (await stored_contents(db, "user"))[-2:] == said
+
+
 async def test_a_file_the_model_is_not_shown_is_told_by_its_name(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:

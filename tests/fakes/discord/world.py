@@ -470,12 +470,13 @@ class World:
             refuse_invalid(message_problems(body))
         content = body.get("content") or ""
         channel = self._channel(channel_id)
+        message_id = self.snowflake()
         message: JSON = {
-            "id": str(self.snowflake()),
+            "id": str(message_id),
             "channel_id": str(channel_id),
             "author": author.payload(),
             "content": content,
-            "timestamp": now(),
+            "timestamp": discord.utils.snowflake_time(message_id).isoformat(),  # the id's time, as Discord's is
             "edited_timestamp": None,
             "tts": bool(body.get("tts")),
             "mention_everyone": False,

@@ -45,7 +45,7 @@ def _mentions_own_role(message: discord.Message, me: discord.ClientUser) -> bool
     return any(role.tags is not None and role.tags.bot_id == me.id for role in message.role_mentions)
 
 
-def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
+def incoming_from(message: discord.Message, client: discord.Client, me: discord.ClientUser) -> IncomingMessage:
     signals = MessageSignals(
         text=message.content,
         author_id=message.author.id,
@@ -63,7 +63,7 @@ def incoming_from(message: discord.Message, me: discord.ClientUser) -> IncomingM
     return IncomingMessage(
         author=author_of(message.author),
         place=_place(message),
-        text=said_in(message),
+        text=said_in(message, client),
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
@@ -98,7 +98,7 @@ class Chat(commands.Cog):
             guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
         ):
             try:
-                incoming = incoming_from(message, me)
+                incoming = incoming_from(message, self.bot, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
                         target = MessageReply(
@@ -133,7 +133,7 @@ class Chat(commands.Cog):
             return
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
-                followed = await self.privacy.follow_edited_message(message.id, said_in(message))
+                followed = await self.privacy.follow_edited_message(message.id, said_in(message, self.bot))
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
