@@ -226,7 +226,7 @@ class Container:
 
         def erased(discord_id: int) -> None:
             directory.forget_user(discord_id)
-            conversation.forget_cached()  # the recent turns that give a new memory its context, among others
+            conversation.forget_cached(people=True)  # the recent turns that give a new memory its context, the names
 
         privacy = PrivacyService(
             database, embedder, worker=worker, on_erased=erased, on_turns_changed=conversation.forget_cached

@@ -87,12 +87,12 @@ class Coordination:
         elif change.kind == "erased":
             if change.key is not None:
                 self.directory.forget_user(change.key)
-            self.conversation.forget_cached()
+            self.conversation.forget_cached(people=True)
         else:  # turns
             self.conversation.forget_cached()
 
     async def _caught_up(self) -> None:
         self.directory.forget()
         self.personas.forget_all()
-        self.conversation.forget_cached()
+        self.conversation.forget_cached(people=True)
         await self.load()

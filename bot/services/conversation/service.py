@@ -96,10 +96,14 @@ class ConversationService:
         Hearth remembers long-term and knows of people stays). False when no conversation was going."""
         return await self.store.reset(channel_id, at=self.clock()) > 0
 
-    def forget_cached(self) -> None:
-        """Drop what the stages remember of stored rows: call it after deleting users or messages."""
+    def forget_cached(self, *, people: bool = False) -> None:
+        """Drop what the stages remember of stored rows: call it after deleting users or messages; ``people``: a
+        person was erased, and their name is not one of their places' people any more (the names recall reads
+        again then: not after every deleted or edited message, which would make the next reply in every place
+        wait for that read)."""
         self.store.forget()
-        self.memory.forget_names()  # an erased person's name is not one of the place's people any more
+        if people:
+            self.memory.forget_names()
 
     async def handle(self, incoming: IncomingMessage, target: ReplyTarget) -> TurnOutcome:
         started = time.perf_counter()
