@@ -3,9 +3,9 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import discord
@@ -117,6 +117,39 @@ async def edited(message: Shown, *, content: str, view: discord.ui.View = discor
         raise ReplyRemoved(f"reply {message.id} was deleted as it was shown") from exc
 
 
+_Posted = TypeVar("_Posted")
+
+
+class FirstPost(Generic[_Posted]):
+    """A reply's first message, begun by a preview: posted once, however that preview ends. A preview cancelled
+    while the post is under way (the whole reply is ready) leaves it going, and :meth:`finished` waits for it, so
+    the reply edits that message rather than posting a second one."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[_Posted] | None = None
+
+    async def posted(self, post: Callable[[], Awaitable[_Posted]]) -> _Posted:
+        """The message ``post`` makes, begun now unless a post is already under way."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(post())
+        task = self._task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._task = None
+
+    async def finished(self) -> _Posted | None:
+        """The message a cancelled preview began to post, once posted; None when none was begun, or an outage lost
+        it."""
+        task, self._task = self._task, None
+        if task is None:
+            return None
+        with contextlib.suppress(*DISCORD_OUTAGES):
+            return await task
+        return None
+
+
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
 Characters = Callable[[str, str | None], Any]
@@ -133,7 +166,7 @@ class _StreamedReply:
         self.controls = controls
         self.characters = characters
         self.first: discord.Message | None = None
-        self._opening: asyncio.Task[discord.Message] | None = None
+        self._opening: FirstPost[discord.Message] = FirstPost()
 
     def speaking_as(self, name: str, avatar_url: str | None) -> Any:
         """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
@@ -151,28 +184,9 @@ class _StreamedReply:
         refusal (the channel or message gone, a permission missing) ends the turn, as it would end the reply."""
         with only_a_glimpse(self.channel):
             if self.first is None:
-                self.first = await self._opened(text)
+                self.first = await self._opening.posted(lambda: self._open(text))
             else:
                 self.first = await edited(self.first, content=text)
-
-    async def _opened(self, text: str) -> discord.Message:
-        """The first piece, posted with ``text`` by a preview. The post goes on if that preview is cancelled (the
-        whole reply is ready): :meth:`send` finishes it and edits it, where posting anew would show it twice."""
-        if self._opening is None:
-            self._opening = asyncio.create_task(self._open(text), name="opening a reply")
-        opening = self._opening
-        try:
-            return await asyncio.shield(opening)
-        finally:
-            if opening.done():
-                self._opening = None
-
-    async def _finish_opening(self) -> None:
-        """The first piece a cancelled preview began to post, once posted (None if an outage lost it)."""
-        opening, self._opening = self._opening, None
-        if opening is not None and self.first is None:
-            with contextlib.suppress(*DISCORD_OUTAGES):
-                self.first = await opening
 
     async def _referring(
         self, reference: discord.MessageReference, text: str, view: discord.ui.View
@@ -200,7 +214,8 @@ class _StreamedReply:
             return []
         controls = self.controls if regenerable else None
         alone = len(pieces) == 1
-        await self._finish_opening()
+        if self.first is None:  # begun by a preview since cancelled: finished, not posted twice
+            self.first = await self._opening.finished()
         if self.first is None:
             self.first = await self._open(
                 pieces[0], controls() if alone and controls is not None else discord.utils.MISSING

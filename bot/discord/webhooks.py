@@ -1,7 +1,5 @@
 """Cast characters speak through one webhook per channel, made by Hearth on first use and reused after."""
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -9,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import DISCORD_OUTAGES, MODEL_MENTIONS, edited, only_a_glimpse, typing_in
+from bot.discord.render import MODEL_MENTIONS, FirstPost, edited, only_a_glimpse, typing_in
 from bot.domain.chunking import split_message
 
 log = logging.getLogger(__name__)
@@ -91,7 +89,7 @@ class CharacterReply:
         self.name = name[:80]  # Discord's limit for a webhook's username
         self.avatar_url = avatar_url
         self.first: discord.Message | discord.WebhookMessage | None = None
-        self._opening: asyncio.Task[discord.Message | discord.WebhookMessage] | None = None
+        self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost()
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return typing_in(self.channel)
@@ -106,10 +104,8 @@ class CharacterReply:
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
-        opening, self._opening = self._opening, None
-        if opening is not None and self.first is None:  # begun by a preview since cancelled: not posted twice
-            with contextlib.suppress(*DISCORD_OUTAGES):
-                self.first = await opening
+        if self.first is None:  # begun by a preview since cancelled: finished, not posted twice
+            self.first = await self._opening.finished()
         first = await self._show(pieces[0])
         # Through the bot, the name in front may push the first piece past 2,000 characters: what it pushes out
         # goes on in the next message.
@@ -122,25 +118,13 @@ class CharacterReply:
     async def _show(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The first message: posted, then edited as the reply streams in."""
         if self.first is None:
-            self.first = await self._opened(text)
+            self.first = await self._opening.posted(lambda: self._post(text, opening=True))
         elif isinstance(self.first, discord.WebhookMessage):
             if self.first.content != text:
                 self.first = await edited(self.first, content=text)
         elif self.first.content != (shown := self._named(text)[0]):
             self.first = await edited(self.first, content=shown)
         return self.first
-
-    async def _opened(self, text: str) -> discord.Message | discord.WebhookMessage:
-        """The first message, posted with ``text``; the post goes on if the preview that began it is cancelled (the
-        whole reply is ready), and :meth:`send` finishes it rather than posting another."""
-        if self._opening is None:
-            self._opening = asyncio.create_task(self._post(text, opening=True), name="opening a reply")
-        opening = self._opening
-        try:
-            return await asyncio.shield(opening)
-        finally:
-            if opening.done():
-                self._opening = None
 
     async def _post(self, text: str, *, opening: bool = False) -> discord.Message | discord.WebhookMessage:
         """A message of the reply, through the webhook if it may; ``opening``: the reply's first message, which
