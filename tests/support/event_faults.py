@@ -6,14 +6,12 @@ closed connection and the pool discards it); on SQLite the driver raises an I/O 
 """
 
 import contextlib
-import sqlite3
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
-
 from bot.db.engine import Database
+from tests.support.database_faults import failing_when
 
 
 @dataclass
@@ -40,20 +38,13 @@ def _marks(status: str, statement: str, parameters: Any) -> set[int]:
 def failing_marks(database: Database, faults: MarkFaults) -> Iterator[MarkFaults]:
     """While open, the statements that mark ``faults``' events fail as a dropped connection would."""
 
-    def before(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def fails(statement: str, parameters: Any) -> bool:
         ids = _marks(faults.status, statement, parameters)
         hit = sorted(ids & set(faults.always)) + sorted(
             event_id for event_id in ids & set(faults.once) if event_id not in faults.failed
         )
-        if not hit:
-            return
         faults.failed.extend(hit)
-        if database.backend == "postgresql":
-            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # raises: the connection is gone
-        raise sqlite3.OperationalError("disk I/O error (injected)")
+        return bool(hit)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", before)
-    try:
+    with failing_when(database, fails):
         yield faults
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", before)

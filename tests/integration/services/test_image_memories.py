@@ -2,13 +2,12 @@
 vector made from the text before it is not stored (the memory is embedded again from what it says now)."""
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import Memory
@@ -21,6 +20,7 @@ from bot.llm.vision import Vision
 from bot.services.image_describer import ImageDescriber
 from tests.fakes.llm_server import Fail, FakeLLM
 from tests.support.chat import chat_model
+from tests.support.database_faults import failing_when
 from tests.support.embedding import shared_embedder
 
 
@@ -76,19 +76,14 @@ def connection_drops_once_when_a_memory_is_rewritten(database: Database) -> Iter
     PostgreSQL the connection really drops; on SQLite the driver raises an I/O error)."""
     dropped: list[str] = []
 
-    def before(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def fails(statement: str, parameters: Any) -> bool:
         if dropped or not statement.lstrip().upper().startswith("UPDATE MEMORIES SET CONTENT"):
-            return
+            return False
         dropped.append(statement)
-        if database.backend == "postgresql":
-            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # raises: the connection is gone
-        raise sqlite3.OperationalError("disk I/O error (injected)")
+        return True
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", before)
-    try:
+    with failing_when(database, fails):
         yield dropped
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", before)
 
 
 async def test_a_description_is_kept_when_the_connection_drops_as_it_is_written(db: Database, llm: FakeLLM) -> None:
