@@ -63,6 +63,21 @@ async def stored_as_shown_in(db: Database, message: JSON) -> None:
             await asyncio.sleep(0.02)
 
 
+async def answered_with_its_button(
+    discord: FakeDiscord, db: Database, channel_id: int, user: FakeUser, text: str
+) -> JSON:
+    """``user`` asks Hearth ``text`` in ``channel_id``: its reply once it carries 🔄 (posted with it, or a preview
+    edited to carry it) and is stored, so that the button can be pressed."""
+    await discord.user_message(channel_id, user, f"{discord.bot.mention} {text}")
+    with_button = await discord.wait_for_request(
+        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
+    )
+    reply = with_button.response
+    assert isinstance(reply, dict)
+    await stored_as_shown_in(db, reply)
+    return reply
+
+
 async def press(discord: FakeDiscord, user: FakeUser, message: JSON, action: str, **wait: Any) -> tuple[JSON, JSON]:
     payload = discord.component_payload(user, message, f"hearth:reply:{action}")
     await discord.dispatch("INTERACTION_CREATE", payload)
@@ -77,12 +92,7 @@ async def test_regenerate_keeps_both_answers_and_the_conversation_goes_on_from_t
     llm.script(
         Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."), Reply("Glad you liked it!")
     )
-    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
-    with_button = await discord.wait_for_request(  # posted with it, or a preview edited to carry it
-        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
-    )
-    reply = with_button.response
-    await stored_as_shown_in(db, reply)
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
     asked = len(llm.chat_requests)
 
     # Someone else's press: a private refusal, and no model call.

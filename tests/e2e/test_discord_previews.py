@@ -13,7 +13,7 @@ from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
-from tests.e2e.test_discord_branches import buttons, press, stored_as_shown_in
+from tests.e2e.test_discord_branches import answered_with_its_button, buttons, press
 from tests.e2e.test_discord_chat import shown, stored_eventually
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -130,12 +130,7 @@ async def test_discord_failing_a_preview_of_another_answer_still_shows_it_whole_
     discord, ana, guild = discord_world
     general = guild.channel("general")
     llm.script(Reply("A lighthouse keeper story."), Reply(STORY, chunk_size=8, delay_between_chunks=0.03))
-    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
-    with_button = await discord.wait_for_request(
-        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
-    )
-    reply = with_button.response
-    await stored_as_shown_in(db, reply)
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
 
     discord.fail("edit_message", 503, message="Service Unavailable")
     _, again = await press(discord, ana, reply, "regen", predicate=lambda m: m["content"] == STORY)
@@ -182,12 +177,7 @@ async def test_a_reply_a_moderator_deletes_while_another_answer_streams_into_it_
     discord, ana, guild = discord_world
     general = guild.channel("general")
     llm.script(Reply("A lighthouse keeper story."), Reply(STORY, chunk_size=8, delay_between_chunks=0.04))
-    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
-    with_button = await discord.wait_for_request(
-        lambda call: call.route in ("create_message", "edit_message") and buttons(call.body or {}) == ["🔄"]
-    )
-    reply = with_button.response
-    await stored_as_shown_in(db, reply)
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
 
     payload = discord.component_payload(ana, reply, "hearth:reply:regen")
     await discord.dispatch("INTERACTION_CREATE", payload)
