@@ -25,7 +25,7 @@ from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
 from bot.discord.people import replied_webhook_name, said_in
-from bot.discord.render import SAFE_MENTIONS, ChannelReply
+from bot.discord.render import DISCORD_FAILURES, SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
 from bot.discord.webhooks import ChannelWebhooks, CharacterReply
@@ -322,7 +322,7 @@ class HearthBot(commands.AutoShardedBot):
             return await channel.fetch_message(message_id)
         except discord.NotFound:
             raise
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+        except DISCORD_FAILURES as exc:
             log.info("could not tell whether message %s is still there (%s); answering it", message_id, exc)
         return None
 
@@ -402,7 +402,7 @@ class HearthBot(commands.AutoShardedBot):
         tells a starting bot of active threads only); None when it is not one, or Discord cannot say."""
         try:
             channel = await self.fetch_channel(channel_id)
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+        except DISCORD_FAILURES as exc:
             log.info("cannot find channel %s to catch up (%s)", channel_id, exc)
             return None
         return channel if isinstance(channel, discord.Thread) and channel.archived else None

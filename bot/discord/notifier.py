@@ -11,13 +11,13 @@ have gone out all the same (a timeout or a dropped connection once the request h
 first piece of a long message): the event service never sends those again.
 """
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 import discord
 
+from bot.discord.render import DISCORD_FAILURES
 from bot.domain.chunking import split_message
 from bot.services.events import DeliveryFailed
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # What sending can raise that is Discord's or the network's doing; anything else is a bug and propagates.
-_SEND_ERRORS = (discord.HTTPException, asyncio.TimeoutError, aiohttp.ClientError, OSError)
+_SEND_ERRORS = DISCORD_FAILURES
 
 
 class DiscordNotifier:

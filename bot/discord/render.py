@@ -31,6 +31,8 @@ INVALID_FORM = 50035
 
 # What an outage on Discord's side (or on the way there) raises: it costs a preview, never the reply.
 DISCORD_OUTAGES = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError, OSError)
+# What a request to Discord may end in besides an answer: a refusal, or an outage.
+DISCORD_FAILURES = (discord.HTTPException, *DISCORD_OUTAGES)
 
 # Discord's code for a message that is not there (deleted).
 UNKNOWN_MESSAGE = 10008
