@@ -97,6 +97,9 @@ class Completion:
     faults: tuple[str, ...] = ()
     # The models that failed before ``model`` answered (see bot/llm/fallback.py).
     fell_back_from: tuple[str, ...] = ()
+    # Why the answer ended, as the endpoint said: "stop", "length" (out of max_tokens), "content_filter" (a filter
+    # cut it off after ``text``), … (None: it did not say).
+    finish_reason: str | None = None
 
 
 class ChatModel(Protocol):
@@ -185,7 +188,7 @@ class OpenAIChatModel:
         while True:
             attempt += 1
             try:
-                text, usage = await self._stream_once(messages, options, on_text)
+                text, usage, finish = await self._stream_once(messages, options, on_text)
             except LLMUnavailable as refused:
                 refused.faults = (*faults, "refused")
                 raise
@@ -210,11 +213,12 @@ class OpenAIChatModel:
                 attempts=attempt,
                 seconds=time.monotonic() - started,
                 faults=tuple(faults),
+                finish_reason=finish,
             )
 
     async def _stream_once(
         self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None
-    ) -> tuple[str, tuple[int, int] | None]:
+    ) -> tuple[str, tuple[int, int] | None, str | None]:
         # Only the answer is kept: a reasoning model's <think>…</think> and its ``reasoning_content`` (or
         # ``reasoning``) deltas are never shown, stored, remembered or learned from.
         text, usage, hider, finish = "", None, ReasoningFilter(), None
@@ -314,4 +318,4 @@ class OpenAIChatModel:
                     " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)"
                 )
             raise _Retryable("empty answer", kind="empty")
-        return text, usage
+        return text, usage, finish

@@ -19,6 +19,7 @@ from bot.db.engine import DATABASE_FAULTS
 from bot.domain import guild_settings
 from bot.domain.budget import TokenCounter, estimate_tokens
 from bot.domain.chunking import split_message
+from bot.domain.cut import marked_if_cut
 from bot.domain.prompt import MIN_CONTEXT_TOKENS, Budget, PromptRequest, Turn, build_prompt
 from bot.domain.recall import RecallScope
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, fitting_the_window
@@ -269,7 +270,8 @@ class Responder:
         finally:
             await preview.stop()  # before the reply (or an apology) is shown: no preview lands after it
         preview.check()
-        return completion, recalled
+        # An answer a content filter cut off part way is shown, and kept, as cut (bot/domain/cut.py).
+        return replace(completion, text=marked_if_cut(completion.text, completion.finish_reason)), recalled
 
     async def _recall(
         self, batch: list[StoredTurn], query: Query, in_history: list[int], budget: Budget

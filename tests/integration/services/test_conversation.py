@@ -236,6 +236,20 @@ async def test_an_answer_the_endpoint_withholds_for_its_content_is_apologised_fo
     assert [m.content for m in await stored(db)] == ["hi"]
 
 
+async def test_an_answer_a_content_filter_cuts_part_way_is_shown_and_kept_as_cut(
+    db: Database, llm: FakeLLM, service: ConversationService
+) -> None:
+    cut = "Once upon a time a dragon"
+    llm.script(Reply(cut, finish_reason="content_filter"), Reply("never asked"))
+    target = RecordingReply()
+    outcome = await service.handle(message("tell me a story"), target)
+
+    assert outcome.status == "replied" and len(llm.chat_requests) == 1
+    (shown,) = target.sent
+    assert shown[0].startswith(cut) and shown[-1] != cut and "content filter" in shown[-1]
+    assert [m.content for m in await stored(db, "assistant")] == ["".join(shown)]
+
+
 async def test_a_database_error_after_the_model_answered_still_delivers(
     db: Database, llm: FakeLLM, service: ConversationService, caplog: pytest.LogCaptureFixture
 ) -> None:
