@@ -75,6 +75,11 @@ class ImageRefused(RequestRefused):
     (a text-only model), or cannot fetch them. See bot/llm/vision.py."""
 
 
+class ImageContentRefused(ImageRefused, ContentRefused):
+    """The endpoint refused (HTTP 400) a request that carried images for what it holds (a content filter): the
+    images may be what was refused, and it says nothing of whether ``models[0]`` can see them."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChatOptions:
     model: str
@@ -290,6 +295,8 @@ class OpenAIChatModel:
             if exc.status_code == 400 and _too_long(exc):
                 raise PromptTooLong(refused, models=[options.model]) from exc
             if exc.status_code == 400 and any(m.images for m in messages):
+                if exc.code in _CONTENT_CODES:
+                    raise ImageContentRefused(refused, models=[options.model]) from exc
                 raise ImageRefused(refused, models=[options.model]) from exc
             if exc.status_code in (400, 422) and exc.code in _CONTENT_CODES:
                 raise ContentRefused(refused, models=[options.model]) from exc

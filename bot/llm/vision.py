@@ -4,7 +4,9 @@ Images are sent while ``LLM_VISION`` is on, to every model not yet known to be t
 (HTTP 400) is answered again without its images. A model is known to be text-only, for the rest of this process,
 once that happened twice in a row (no request with images answered in between): a request refused for another
 reason (too long, say) teaches nothing, since it fails without images too, and neither does one image the
-endpoint could not use (a link it failed to fetch), since the next image goes through. Hearth says so once in its
+endpoint could not use (a link it failed to fetch), since the next image goes through. A refusal for what the
+request holds (a content filter: 400 ``content_filter`` or ``content_policy_violation``) is answered without its
+images too, and counts neither way: it says nothing of whether the model sees them. Hearth says so once in its
 log (a warning naming the model); each reply is the one without images.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import replace
 
 from bot.domain.memory_text import with_images
 from bot.domain.prompt import ChatMessage
-from bot.llm.chat import ChatModel, ChatOptions, Completion, ImageRefused, TextCallback
+from bot.llm.chat import ChatModel, ChatOptions, Completion, ContentRefused, ImageRefused, TextCallback
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ class VisionGate:
             completion = await self.inner.generate(messages, options, on_text)
         except ImageRefused as refused:
             completion = await self.inner.generate(without_images(messages), options, on_text)
+            if isinstance(refused, ContentRefused):  # what the images show, not whether the model sees them
+                log.info("model %s refused a request with images for its content; answered without them", options.model)
+                return completion
             # The model that refused: the one asked for, or a fallback model standing in for it (bot/llm/fallback.py).
             self.vision.refused(refused.models[0] if refused.models else options.model, str(refused))
             return completion

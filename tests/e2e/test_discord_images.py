@@ -153,6 +153,28 @@ async def test_an_image_refused_once_does_not_stop_the_next_ones(
     assert not [r for r in caplog.records if r.name == "bot.llm.vision"], "no model was taken for text-only"
 
 
+async def test_images_refused_for_what_they_show_do_not_make_the_model_text_only(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A content filter refusing a request for its images (400 ``content_filter``) says nothing of whether the
+    model sees images: each such turn is answered without its image, and the next images are sent as before."""
+    filtered = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        async with running_bot(discord, db, llm):
+            with caplog.at_level(logging.WARNING, logger="bot.llm.vision"):
+                for number in range(3):
+                    if number < 2:
+                        llm.script(Fail(400, message=filtered, code="content_filter"))
+                    llm.script(Reply(f"answer {number}"))
+                    await discord.user_message(dm, ana, f"photo {number}", attachments=[(f"p{number}.png", PNG)])
+                    await answered(discord, dm, f"answer {number}")
+    replies = [r for r in llm.reply_requests if "response_format" not in r.body]  # not the learner's
+    assert [len(image_parts(r)) for r in replies] == [1, 0, 1, 0, 1]
+    assert not [r for r in caplog.records if r.name == "bot.llm.vision"], "no model was taken for text-only"
+
+
 async def test_with_vision_off_no_image_is_sent_or_described(db: Database, llm: FakeLLM) -> None:
     async with FakeDiscord() as discord:
         ana = discord.add_user("ana", global_name="Ana")
