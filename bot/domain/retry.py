@@ -2,8 +2,8 @@
 
 import math
 import random
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 
@@ -26,6 +26,30 @@ class Backoff:
         if retry_after_s is not None:
             wait = max(wait, retry_after_s)
         return max(0.0, wait)
+
+
+@dataclass(slots=True)
+class PutOff:
+    """Things asked about in vain (a conversation's summary, by its id), each put off until a time that grows with
+    every refusal in a row (``backoff``'s delays, in seconds), and asked about again once that time has passed."""
+
+    backoff: Backoff
+    _refused: dict[int, tuple[int, datetime]] = field(default_factory=dict)  # key → (refusals in a row, until)
+
+    def refused(self, key: int, now: datetime) -> datetime:
+        """``key`` was refused at ``now``: returns when it may be asked about again."""
+        refusals = self._refused[key][0] + 1 if key in self._refused else 1
+        until = now + timedelta(seconds=self.backoff.delay(refusals))
+        self._refused[key] = (refusals, until)
+        return until
+
+    def answered(self, key: int) -> None:
+        """``key`` was answered: a later refusal starts from the shortest wait again."""
+        self._refused.pop(key, None)
+
+    def waiting(self, now: datetime) -> set[int]:
+        """The keys not to be asked about at ``now``."""
+        return {key for key, (_, until) in self._refused.items() if until > now}
 
 
 def fits_budget(elapsed_s: float, wait_s: float, budget_s: float) -> bool:

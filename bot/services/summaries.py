@@ -5,8 +5,11 @@ kind ``summary`` in the conversation's scope, dated when the talk ended, so "wha
 week" has something to find even when no single message matches. A conversation whose summary could not be
 written (the model was unavailable) is tried again at the next run; its existence is the marker. While the model
 or the database is down, a run stops at the first conversation it cannot summarise: the rest wait for the next.
-One whose request the endpoint refuses (a content filter) is not asked about again until the next start. A
-transcript longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until
+One whose request the endpoint refuses is put off, for an hour the first time and twice as long at each refusal in
+a row (up to a day: ``REFUSED_BACKOFF``), and asked about again after that; a refusal for what the conversation
+says (a content filter) leaves its place to the next conversation, any other refusal (a model name the endpoint
+does not know, a provider's bad hour) stops the run there, as the next conversations would most likely be refused
+too. A transcript longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until
 it fits. A summary the model wrote is stored through database faults (a restart, a dropped connection) for up to
 ``STORE_BUDGET_S``, rather than asked for again at the next sweep. Several processes on one PostgreSQL database
 sweep at once and share the work: each conversation is held (an advisory lock) by the one summarising it.
@@ -26,8 +29,17 @@ from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
 from bot.domain.prompt import ChatMessage
+from bot.domain.retry import Backoff, PutOff
 from bot.errors import HearthError, describe_connection_error
-from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, RequestRefused, fitting_the_window
+from bot.llm.chat import (
+    ChatModel,
+    ChatOptions,
+    Completion,
+    ContentRefused,
+    LLMUnavailable,
+    RequestRefused,
+    fitting_the_window,
+)
 from bot.services.database_retry import through_database_faults
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
@@ -46,6 +58,10 @@ MIN_TRANSCRIPT_TOKENS = 200
 
 # How long storing a written summary is tried while the database fails.
 STORE_BUDGET_S = 30.0
+
+# How long a conversation whose summary the endpoint refused waits before it is asked about again: an hour, twice as
+# long at each refusal in a row, at most a day.
+REFUSED_BACKOFF = Backoff(base_s=3600.0, factor=2.0, cap_s=86400.0, jitter=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +105,9 @@ class ConversationSummaries:
         self.personas = personas
         self.config = config
         self.clock = clock
-        # Conversations the endpoint refused to summarise (a content filter; a transcript too long even cut down):
-        # not asked about again while this process runs, so they neither cost a request every sweep nor keep
-        # newer conversations waiting for a place.
-        self._given_up: set[int] = set()
+        # Conversations the endpoint refused to summarise, put off for a while (REFUSED_BACKOFF), so they neither
+        # cost a request every sweep nor keep newer conversations waiting for a place.
+        self._put_off = PutOff(REFUSED_BACKOFF)
 
     async def close_idle(self) -> int:
         """Close conversations idle longer than the idle setting and summarise them; returns summaries written."""
@@ -105,17 +120,34 @@ class ConversationSummaries:
                 idle_before=idle_before,
                 since=now - self.config.lookback,
                 limit=self.config.per_run,
-                skip=self._given_up,
+                skip=self._put_off.waiting(now),
             )
         written = 0
         for done, conversation in enumerate(due):
             try:
                 written += await self._summarise_once(conversation)
-            except RequestRefused as exc:  # asking again would be refused again; the next one may be answered
-                self._given_up.add(conversation.id)
+                self._put_off.answered(conversation.id)
+            except ContentRefused as exc:  # for what this one says: the next one may be answered
+                until = self._put_off.refused(conversation.id, now)
                 log.warning(
-                    "the model refused to summarise conversation %s (%s); not asking again", conversation.id, exc
+                    "the model refused to summarise conversation %s (%s); asking again after %s",
+                    conversation.id,
+                    exc,
+                    f"{until:%Y-%m-%d %H:%M} UTC",
                 )
+            except RequestRefused as exc:
+                # Not for what this one says (a model name the endpoint does not know, a provider's bad hour): the
+                # next ones would most likely be refused too. This one is put off, so it cannot hold up the rest.
+                until = self._put_off.refused(conversation.id, now)
+                log.warning(
+                    "the model refused to summarise conversation %s (%s); asking again after %s, and %d conversations"
+                    " wait for the next summary sweep",
+                    conversation.id,
+                    exc,
+                    f"{until:%Y-%m-%d %H:%M} UTC",
+                    len(due) - done - 1,
+                )
+                break
             except LLMUnavailable as exc:
                 # Down, or refusing every request (a wrong key, no credits): the next conversations would fare no
                 # better, some waiting out the retries in turn.

@@ -3,6 +3,7 @@ endpoints do."""
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,14 +27,16 @@ from tests.support.postgres import OwnPostgres
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-async def summaries(db: Database, llm: FakeLLM, **config: Any) -> ConversationSummaries:
+async def summaries(
+    db: Database, llm: FakeLLM, *, clock: Callable[[], datetime] = lambda: NOW, **config: Any
+) -> ConversationSummaries:
     return ConversationSummaries(
         db,
         chat_model(llm.base_url, budget_s=0.5),
         MemoryService(db, await shared_embedder()),
         PersonaService(db),
         SummaryConfig("fake-model", **config),
-        clock=lambda: NOW,
+        clock=clock,
     )
 
 
@@ -110,7 +113,7 @@ FILTERED = "The response was filtered due to the prompt triggering content manag
     [Fail(400, message=FILTERED, code="content_filter"), Reply("", finish_reason="content_filter")],
     ids=["refused", "withheld-answer"],
 )
-async def test_a_conversation_the_endpoint_refuses_is_given_up_and_leaves_its_place_to_the_next(
+async def test_a_conversation_the_endpoint_refuses_is_put_off_and_leaves_its_place_to_the_next(
     db: Database, llm: FakeLLM, refusal: Step
 ) -> None:
     refused = await talk(db, 700, ["I am planning a trip to Rome"], hours_ago=4)
@@ -142,6 +145,47 @@ async def test_an_endpoint_refusing_every_request_ends_the_sweep_and_gives_up_on
 
     llm.default = Reply("A trip.")  # the key was put right
     assert await jobs.close_idle() == 3
+    assert set(await summarised(db)) == set(trips)
+
+
+async def test_a_conversation_refused_for_its_content_is_asked_about_again_hours_later(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Not only after a restart: a filter may let it through another day, or the operator may have changed it."""
+    conversation = await talk(db, 700, ["I am planning a trip to Rome"], hours_ago=3)
+    llm.default = Fail(400, message=FILTERED, code="content_filter")
+    now = [NOW]
+    jobs = await summaries(db, llm, clock=lambda: now[0])
+
+    assert await jobs.close_idle() == 0
+    now[0] += timedelta(minutes=20)
+    assert await jobs.close_idle() == 0
+    assert len(llm.chat_requests) == 1, "not asked again at once"
+
+    llm.default = Reply("Ana is planning a trip to Rome.")
+    now[0] += timedelta(days=1)
+    assert await jobs.close_idle() == 1
+    assert await summarised(db) == {conversation: "Ana is planning a trip to Rome."}
+
+
+async def test_an_endpoint_refusing_every_summary_with_400_costs_one_request_and_gives_none_up(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A wrong model name (OpenRouter answers 400 for one) or a provider's bad hour: the sweep stops at the first
+    refusal that is not about that conversation's words, and once the endpoint answers, every conversation is
+    summarised, the one refused only a while later, without a restart."""
+    trips = [await talk(db, 700 + number, [f"a trip, number {number}"], hours_ago=5 - number) for number in range(3)]
+    llm.default = Fail(400, message="fake-modle is not a valid model ID")
+    now = [NOW]
+    jobs = await summaries(db, llm, clock=lambda: now[0])
+
+    assert await jobs.close_idle() == 0
+    assert len(llm.chat_requests) == 1
+
+    llm.default = Reply("A trip.")  # the model's name was put right
+    assert await jobs.close_idle() == 2
+    now[0] += timedelta(days=1)
+    assert await jobs.close_idle() == 1
     assert set(await summarised(db)) == set(trips)
 
 

@@ -1,9 +1,9 @@
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain.retry import Backoff, fits_budget, server_wait_s
+from bot.domain.retry import Backoff, PutOff, fits_budget, server_wait_s
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -48,3 +48,15 @@ def test_budget() -> None:
 )
 def test_the_wait_a_server_asks_for(retry_after: str | None, retry_after_ms: str | None, wait: float | None) -> None:
     assert server_wait_s(retry_after, retry_after_ms, now=NOW) == wait
+
+
+def test_a_refused_key_waits_longer_at_each_refusal_in_a_row_and_afresh_once_answered() -> None:
+    put_off = PutOff(Backoff(base_s=3600, factor=2, cap_s=4 * 3600, jitter=0))
+    hour = timedelta(hours=1)
+    assert put_off.refused(7, NOW) == NOW + hour
+    assert put_off.waiting(NOW + 0.5 * hour) == {7} and put_off.waiting(NOW + hour) == set()
+    assert put_off.refused(7, NOW + hour) == NOW + 3 * hour
+    assert put_off.refused(7, NOW + 3 * hour) == NOW + 7 * hour
+    assert put_off.refused(7, NOW + 7 * hour) == NOW + 11 * hour, "at most the cap"
+    put_off.answered(7)
+    assert put_off.waiting(NOW) == set() and put_off.refused(7, NOW) == NOW + hour
