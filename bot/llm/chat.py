@@ -45,8 +45,9 @@ class RequestRefused(LLMUnavailable):
 
 class ContentRefused(RequestRefused):
     """The endpoint refused this request for what it says (a content filter: HTTP 400 ``content_filter`` or
-    ``content_policy_violation``, or an answer it withheld, ending with finish_reason ``content_filter``): asking
-    again with the same words would be refused again."""
+    ``content_policy_violation``, or an answer it withheld, ending with finish_reason ``content_filter``), or the
+    model declined to answer it (OpenAI's ``refusal`` in place of the answer): asking again with the same words
+    would be refused again."""
 
 
 class PromptTooLong(RequestRefused):
@@ -227,6 +228,7 @@ class OpenAIChatModel:
         # Only the answer is kept: a reasoning model's <think>…</think> and its ``reasoning_content`` (or
         # ``reasoning``) deltas are never shown, stored, remembered or learned from.
         text, usage, hider, finish = "", None, ReasoningFilter(), None
+        declined = ""  # what the model said instead of answering (OpenAI's ``refusal``, with structured outputs)
         if on_text is not None:
             await on_text("")
         try:
@@ -257,6 +259,7 @@ class OpenAIChatModel:
                     whole = json.loads(await response.aread())
                     text = strip_reasoning(whole["choices"][0]["message"]["content"] or "")
                     finish = whole["choices"][0].get("finish_reason")
+                    declined = whole["choices"][0]["message"].get("refusal") or ""
                     if whole.get("usage"):
                         usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
                     if on_text is not None and text:
@@ -268,7 +271,9 @@ class OpenAIChatModel:
                         usage = (int(event["usage"]["prompt_tokens"]), int(event["usage"]["completion_tokens"]))
                     choices = event.get("choices") or ()
                     finish = (choices[0].get("finish_reason") if choices else None) or finish
-                    piece = (choices[0].get("delta") or {}).get("content") if choices else None
+                    delta = (choices[0].get("delta") or {}) if choices else {}
+                    declined += delta.get("refusal") or ""
+                    piece = delta.get("content")
                     if piece:
                         shown = hider.feed(piece)
                         if shown != text:
@@ -315,6 +320,8 @@ class OpenAIChatModel:
                 raise _Retryable(f"stream broken: {type(exc).__name__}", kind=kind) from exc
             raise
         if not text.strip():
+            if declined.strip():  # the model's own refusal of these words: asking again would be declined again
+                raise ContentRefused(f"the model declined to answer: {declined.strip()}", models=[options.model])
             if finish == "content_filter":  # withheld whole: the same words would be withheld again
                 raise ContentRefused(
                     "the model endpoint withheld the answer (finish_reason content_filter)", models=[options.model]

@@ -62,7 +62,9 @@ class Reply:
 
     Token usage defaults to a rough count (about four characters a token). ``reasoning`` is streamed first as
     ``reasoning_content`` deltas, as vLLM and DeepSeek send a reasoning model's thinking (and put in the whole
-    completion's message when not streaming).
+    completion's message when not streaming). ``refusal`` is the model declining, as OpenAI sends it with
+    structured outputs: streamed as ``refusal`` deltas (the whole completion's ``message.refusal``, its ``content``
+    null when ``text`` is empty), ending with finish_reason ``stop``.
     """
 
     text: str = "ok"
@@ -72,6 +74,7 @@ class Reply:
     completion_tokens: int | None = None
     finish_reason: str = "stop"
     reasoning: str | None = None
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -410,8 +413,8 @@ class FakeLLM:
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": reply.text,
-                        "refusal": None,
+                        "content": reply.text if reply.text or reply.refusal is None else None,
+                        "refusal": reply.refusal,
                         **({"reasoning_content": reply.reasoning} if reply.reasoning else {}),
                     },
                     "finish_reason": reply.finish_reason,
@@ -458,6 +461,10 @@ class FakeLLM:
         thinking = step.reasoning or ""
         for start in range(0, len(thinking), size):
             piece = {"content": None, "reasoning_content": thinking[start : start + size]}
+            await send([{"index": 0, "delta": piece, "finish_reason": None, "logprobs": None}])
+        declined = step.refusal or ""
+        for start in range(0, len(declined), size):
+            piece = {"content": None, "refusal": declined[start : start + size]}
             await send([{"index": 0, "delta": piece, "finish_reason": None, "logprobs": None}])
         for start in range(0, len(step.text), size):
             if start:

@@ -63,11 +63,12 @@ async def test_a_model_that_failed_is_tried_last_for_a_while(llm: FakeLLM) -> No
     [
         Fail(400, message="The prompt was filtered by the content management policy.", code="content_filter"),
         Fail(400, message="This model's maximum context length is 4096 tokens.", code="context_length_exceeded"),
+        Reply("", refusal="I'm sorry, I can't help with that request."),  # OpenAI's structured outputs decline so
     ],
-    ids=["content_filter", "too-long"],
+    ids=["content_filter", "too-long", "declined"],
 )
 async def test_a_model_that_refused_one_request_for_what_it_holds_is_not_put_to_rest(
-    llm: FakeLLM, refusal: Fail
+    llm: FakeLLM, refusal: Step
 ) -> None:
     def answer(body: dict[str, Any]) -> Step:
         if body["model"] == "b":
