@@ -332,4 +332,10 @@ class OpenAIChatModel:
                     " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)"
                 )
             raise _Retryable("empty answer", kind="empty")
+        if finish == "length":
+            log.warning(
+                "the model used all its max_tokens (%d) and its answer was cut short (a reasoning model's thinking"
+                " counts in them): give it more (LLM_MAX_TOKENS for replies)",
+                options.max_tokens,
+            )
         return text, usage, finish

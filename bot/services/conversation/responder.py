@@ -270,7 +270,7 @@ class Responder:
         finally:
             await preview.stop()  # before the reply (or an apology) is shown: no preview lands after it
         preview.check()
-        # An answer a content filter cut off part way is shown, and kept, as cut (bot/domain/cut.py).
+        # An answer cut off part way (a content filter, its max_tokens) is shown, and kept, as cut (bot/domain/cut.py).
         return replace(completion, text=marked_if_cut(completion.text, completion.finish_reason)), recalled
 
     async def _recall(

@@ -250,6 +250,23 @@ async def test_an_answer_a_content_filter_cuts_part_way_is_shown_and_kept_as_cut
     assert [m.content for m in await stored(db, "assistant")] == ["".join(shown)]
 
 
+async def test_an_answer_cut_off_at_its_max_tokens_is_shown_as_cut_and_the_log_says_so(
+    db: Database, llm: FakeLLM, service: ConversationService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reasoning model's thinking counts in max_tokens on most servers: what is left of the answer may stop
+    mid-sentence."""
+    cut = "First, preheat the oven to 200 degrees. Then"
+    llm.script(Reply(cut, finish_reason="length"))
+    target = RecordingReply()
+    outcome = await service.handle(message("how do I bake bread?"), target)
+
+    assert outcome.status == "replied" and len(llm.chat_requests) == 1
+    (shown,) = target.sent
+    assert shown[0].startswith(cut) and shown[-1] != cut and "ran out of room" in shown[-1]
+    assert [m.content for m in await stored(db, "assistant")] == ["".join(shown)]
+    assert "LLM_MAX_TOKENS" in caplog.text
+
+
 async def test_a_database_error_after_the_model_answered_still_delivers(
     db: Database, llm: FakeLLM, service: ConversationService, caplog: pytest.LogCaptureFixture
 ) -> None:
