@@ -13,7 +13,7 @@ import pytest
 
 from bot.db.engine import Database
 from bot.discord.client import HearthBot
-from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
@@ -119,6 +119,38 @@ async def test_a_thread_is_quiet_in_a_blocked_channel_and_chatty_in_a_chat_chann
     await eventually(lambda: "Here now." in [m["content"] for m in discord_.sent_messages(hushed)])
     assert [m["content"] for m in discord_.sent_messages(hushed)] == ["Here now."]
     assert not [r for r in llm.chat_requests if "garden thread" in str(r.body["messages"])]
+
+
+async def test_a_forum_and_a_voice_channels_chat_can_be_blocked_and_made_chat_channels(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """People also talk in a forum's posts and in a voice channel's chat: an admin can pick those channels too."""
+    discord_, guild = world.discord, world.guild
+    forum, voice = discord_.snowflake(), discord_.snowflake()
+    kinds: list[tuple[int, str, discord.ChannelType, JSON]] = [
+        (forum, "help", discord.ChannelType.forum, {"available_tags": []}),
+        (voice, "lounge", discord.ChannelType.voice, {"bitrate": 64000, "user_limit": 0, "rtc_region": None}),
+    ]
+    for channel_id, name, kind, extra in kinds:
+        discord_.channels[channel_id] = FakeChannel(
+            channel_id, type=kind.value, name=name, guild_id=guild.id, extra=extra
+        )
+        guild.channels[name] = channel_id
+        await discord_.dispatch("CHANNEL_CREATE", discord_.channels[channel_id].payload())
+    post = discord_.add_thread(guild, "help", "my printer")
+    await discord_.dispatch("THREAD_CREATE", discord_.channels[post].payload() | {"newly_created": True})
+
+    _, blocked = await run(discord_, world.boss, guild.channel("general"), "config block-channel", {"channel": forum})
+    _, chatty = await run(discord_, world.boss, guild.channel("general"), "config chat-channel add", {"channel": voice})
+
+    assert blocked["content"] == f"I'll stay quiet in <#{forum}>."
+    assert chatty["content"] == f"I'll answer every message in <#{voice}>."
+    llm.default = Reply("Here.")
+    await discord_.user_message(post, world.ana, f"{discord_.bot.mention} does anyone know printers?")
+    await discord_.user_message(voice, world.ana, "anyone up for a game?")  # not addressed: a chat channel's
+    await eventually(lambda: [m["content"] for m in discord_.sent_messages(voice)] == ["Here."])
+    assert discord_.sent_messages(post) == []
+    assert not [r for r in llm.chat_requests if "printers" in str(r.body["messages"])]
 
 
 async def test_a_thread_plays_its_channels_persona_and_cast(world: World, bot: HearthBot, llm: FakeLLM) -> None:

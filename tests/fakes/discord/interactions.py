@@ -272,7 +272,17 @@ class Interactions(Rest):
             option_type = SELECT_OPTION_TYPES.get(kind, STRING)
             return answer | {
                 "values": [
-                    self._resolve_value(option_type, v, user, channel, guild, resolved, what=what) for v in picks
+                    self._resolve_value(
+                        option_type,
+                        v,
+                        user,
+                        channel,
+                        guild,
+                        resolved,
+                        what=what,
+                        channel_types=component.get("channel_types"),
+                    )
+                    for v in picks
                 ]
             }
 
@@ -369,7 +379,16 @@ class Interactions(Rest):
                 continue
             if definition is not None:
                 _check_option(definition, value, f"/{name} {key}")
-            option_value = self._resolve_value(kind, value, user, channel, guild, resolved, what=f"/{name} {key}")
+            option_value = self._resolve_value(
+                kind,
+                value,
+                user,
+                channel,
+                guild,
+                resolved,
+                what=f"/{name} {key}",
+                channel_types=definition.get("channel_types") if definition is not None else None,
+            )
             leaf.append({"name": key, "type": kind, "value": option_value})
         if definitions is not None and focused is None:
             missing = [n for n, o in definitions.items() if o.get("required") and n not in options]
@@ -393,8 +412,10 @@ class Interactions(Rest):
         resolved: JSON,
         *,
         what: str,
+        channel_types: Sequence[int] | None = None,
     ) -> Any:
-        """The wire value of an option (or a select's pick) of type ``kind``, adding what it names to ``resolved``."""
+        """The wire value of an option (or a select's pick) of type ``kind``, adding what it names to ``resolved``;
+        a channel must be of one of ``channel_types`` when the option names them."""
 
         def wrong() -> TypeError:
             return TypeError(f"{what}: {value!r} does not fit option type {kind}")
@@ -450,6 +471,8 @@ class Interactions(Rest):
             picked = self.channels.get(target)
             if picked is None or picked.guild_id is None or isinstance(value, FakeUser):
                 raise wrong()
+            if channel_types is not None and picked.type not in channel_types:  # Discord's client offers only those
+                raise ValueError(f"{what}: a channel of type {picked.type} is not one of {channel_types}")
             partial = {k: v for k, v in picked.payload().items() if k != "permission_overwrites"}
             held = self.guilds[picked.guild_id].permissions_of(user.id)
             resolved.setdefault("channels", {})[str(target)] = partial | {"permissions": str(held)}

@@ -17,6 +17,9 @@ from bot.domain.guild_settings import REPLY_MODES, GuildSettings
 from bot.services.guild_config import GuildConfigService
 
 OnOff = Literal["on", "off"]
+# Where people talk: text and announcement channels, forums (their posts are threads of the forum) and the chat of
+# voice and stage channels. Discord offers only these types in the channel options below.
+TalkChannel = discord.TextChannel | discord.ForumChannel | discord.VoiceChannel | discord.StageChannel
 
 
 # Mentions shown in one field: 40 of 23 characters fit the 1024 Discord allows a field's value.
@@ -95,13 +98,13 @@ class Config(commands.Cog):
 
     @chat_channel.command(name="add", description="Hearth answers every message in this channel")
     @app_commands.describe(channel="The channel")
-    async def chat_channel_add(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+    async def chat_channel_add(self, interaction: discord.Interaction, channel: TalkChannel) -> None:
         settings = await self.guild_config.add_chat_channel(place_of(interaction), channel.id)
         await self._changed(interaction, settings, f"I'll answer every message in {channel.mention}.")
 
     @chat_channel.command(name="remove", description="Hearth answers in this channel only when addressed")
     @app_commands.describe(channel="The channel")
-    async def chat_channel_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+    async def chat_channel_remove(self, interaction: discord.Interaction, channel: TalkChannel) -> None:
         settings = await self.guild_config.remove_chat_channel(place_of(interaction), channel.id)
         await self._changed(interaction, settings, f"{channel.mention} is no longer a chat channel.")
 
@@ -119,13 +122,13 @@ class Config(commands.Cog):
 
     @config.command(name="block-channel", description="Hearth says nothing in this channel")
     @app_commands.describe(channel="The channel")
-    async def config_block_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+    async def config_block_channel(self, interaction: discord.Interaction, channel: TalkChannel) -> None:
         settings = await self.guild_config.block_channel(place_of(interaction), channel.id)
         await self._changed(interaction, settings, f"I'll stay quiet in {channel.mention}.")
 
     @config.command(name="unblock-channel", description="Hearth may talk in this channel again")
     @app_commands.describe(channel="The channel")
-    async def config_unblock_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+    async def config_unblock_channel(self, interaction: discord.Interaction, channel: TalkChannel) -> None:
         settings = await self.guild_config.unblock_channel(place_of(interaction), channel.id)
         await self._changed(interaction, settings, f"I may talk in {channel.mention} again.")
 
