@@ -603,6 +603,25 @@ async def test_a_card_or_document_that_downloads_slowly_is_acknowledged_before_i
         assert answer["content"].startswith(outcome), (name, answer["content"])
 
 
+async def test_a_fact_told_while_the_embedding_endpoint_is_slow_is_acknowledged_before_it_is_kept(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    async with running_bot(discord, db, llm, embedding_provider="openai", configured_embedder=True):
+        payload = discord.command_payload(ana, general, "remember", {"text": "I grow tomatoes"})
+
+        def acknowledged(call: RestCall) -> bool:
+            return call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
+
+        with llm.slow_embeddings():
+            await discord.dispatch("INTERACTION_CREATE", payload)
+            await discord.wait_for_request(acknowledged)
+            assert discord.is_ephemeral(payload)  # "thinking…", privately, while the endpoint answers
+        answer = await discord.wait_for_response(payload, lambda message: "Got it" in (message.get("content") or ""))
+        assert answer["content"].endswith("I'll remember that in this server.")
+        assert await count(db, UserFact, UserFact.fact_content == "I grow tomatoes") == 1
+
+
 async def test_a_server_with_the_most_chat_channels_still_sees_and_changes_its_settings(
     world: World, bot: HearthBot, db: Database
 ) -> None:

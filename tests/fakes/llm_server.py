@@ -30,7 +30,7 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from types import TracebackType
@@ -223,6 +223,8 @@ class FakeLLM:
         self.context_windows: dict[str, int] = {}
         self._script: list[Step] = []
         self._closing = asyncio.Event()
+        self._embeddings_open = asyncio.Event()
+        self._embeddings_open.set()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -257,6 +259,16 @@ class FakeLLM:
         return f"http://127.0.0.1:{self.port}/v1"
 
     # -- scripting and inspection ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def slow_embeddings(self) -> Iterator[None]:
+        """Keep every embeddings request waiting until the block ends, as a busy or rate-limited endpoint would
+        (longer than Discord's 3 seconds to answer an interaction), so a test sees what the bot does meanwhile."""
+        self._embeddings_open.clear()
+        try:
+            yield
+        finally:
+            self._embeddings_open.set()
 
     def script(self, *steps: Step) -> None:
         """Queue answers for the coming chat requests, in order."""
@@ -494,6 +506,13 @@ class FakeLLM:
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = (await self._record(request)).body
+        if not self._embeddings_open.is_set():  # held while slow_embeddings() lasts, or until the server shuts down
+            waits = [asyncio.ensure_future(self._embeddings_open.wait()), asyncio.ensure_future(self._closing.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
         if not isinstance(body, dict) or "input" not in body:
             return _json_response({"error": {"message": "'input' is required", "type": "invalid_request"}}, 400)
         inputs = body["input"]

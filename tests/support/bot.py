@@ -58,15 +58,17 @@ async def running_bot(
     budget_s: float = 5.0,
     ready: bool = True,
     sync_commands: bool = True,
+    configured_embedder: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[HearthBot]:
     """Start HearthBot as ``python -m bot run --sync-commands`` would (without ``sync_commands``: as ``python -m
     bot run``), connected and ready (unless ``ready`` is False: then as soon as it is set up); close it cleanly
-    afterwards."""
+    afterwards. The embedder is the tests' shared local one, unless ``configured_embedder``: then the one the
+    settings name (e.g. ``embedding_provider="openai"``: the fake LLM's endpoint)."""
     container = await Container.create(
         bot_settings(db, llm, **overrides),
         chat_model=chat_model(llm.base_url, budget_s=budget_s),
-        embedder=await shared_embedder(),
+        embedder=None if configured_embedder else await shared_embedder(),
     )
     with discord.patch_discord():
         bot = HearthBot(container.services(), container, sync_commands=sync_commands, guild_ready_timeout=0.05)

@@ -117,10 +117,12 @@ class Memory(commands.Cog):
         everywhere="Use it in every server and in DMs (default: only where you say it)",
     )
     async def remember(self, interaction: discord.Interaction, text: str, everywhere: bool = False) -> None:
+        # The fact is embedded before it is kept: an embeddings endpoint may take longer than Discord waits.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         me = await identify(self.directory, interaction)
         fact_id = await self.privacy.remember(me.user_id, me.guild_id, text, everywhere=everywhere)
         where = "everywhere" if everywhere else ("in this server" if me.guild_id else "in our DMs")
-        await interaction.response.send_message(f"Got it (`#{fact_id}`), I'll remember that {where}.", ephemeral=True)
+        await interaction.followup.send(f"Got it (`#{fact_id}`), I'll remember that {where}.", ephemeral=True)
 
     @app_commands.command(
         name="optout", description="Stop Hearth learning about you (what it knows stays until you erase it)"
