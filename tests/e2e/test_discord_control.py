@@ -17,7 +17,7 @@ from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeGu
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
-from tests.support.commands import run
+from tests.support.commands import run, text_of
 
 JSON = dict[str, Any]
 
@@ -219,6 +219,41 @@ async def test_a_channel_plays_its_own_persona(world: World, bot: HearthBot, llm
     await run(world.discord, world.boss, garden, "persona channel-reset")
     assert await answered(world, llm, garden, world.ana, "and now?")
     assert "A fox spirit." not in speaker("and now?")
+
+
+async def test_a_channel_persona_chosen_in_a_thread_is_its_channels_and_is_played_there(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """A thread plays its channel's persona and cast: run in a thread, the channel commands change that
+    channel's, and say so, rather than settings of the thread's own that nothing reads."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    for name, description in (("Mira", "A fox spirit."), ("Oak", "An old tree.")):
+        card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": name, "description": description}}
+        attachment = FakeAttachment(f"{name}.json", json.dumps(card).encode())
+        await run(discord_, world.boss, general, "persona import", {"card": attachment})
+    await run(discord_, world.boss, general, "persona set", {"name": "Hearth"})  # the server: the default again
+    thread = discord_.add_thread(guild, "garden", "stories")
+    await discord_.dispatch("THREAD_CREATE", discord_.channels[thread].payload() | {"newly_created": True})
+
+    _, said = await run(discord_, world.boss, thread, "persona channel", {"name": "mira"})
+    _, cast = await run(discord_, world.boss, thread, "persona cast add", {"name": "oak"})
+    _, shown = await run(discord_, world.boss, thread, "persona show")
+
+    assert said["content"] == f"I'm Mira in <#{garden}> now (its threads too)."
+    assert f"<#{garden}>" in cast["content"]
+    assert "A fox spirit." in text_of(shown)
+    for channel, text in ((thread, "who are you?"), (garden, "and you, out here?")):
+        assert await answered(world, llm, channel, world.ana, text)
+        assert "A fox spirit." in str(request_saying(llm, text)["messages"][0]["content"])
+    llm.script(Reply("Rings, many rings."))
+    await discord_.user_message(thread, world.ana, "Oak, how old are you?")
+    await eventually(lambda: any("Rings, many rings." in m["content"] for m in discord_.sent_messages(thread)))
+
+    _, reset = await run(discord_, world.boss, thread, "persona channel-reset")
+    assert reset["content"] == f"Back to Hearth in <#{garden}> (its threads too)."
+    assert await answered(world, llm, garden, world.ana, "and now?")
+    assert "A fox spirit." not in str(request_saying(llm, "and now?")["messages"][0]["content"])
 
 
 async def test_a_cast_character_named_or_replied_to_answers_through_the_webhook(

@@ -41,6 +41,16 @@ def _persona_embed(persona: PersonaView) -> discord.Embed:
     return describe_in_room_left(embed, persona.card.personality)
 
 
+def _settings_channel(interaction: discord.Interaction) -> tuple[int, str, str]:
+    """The channel whose persona and cast a command run here reads and changes, how an answer names it, and what
+    the answer adds. A thread has none of its own: it plays its channel's, so in a thread that channel is meant."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread) and channel.parent_id is not None:
+        return channel.parent_id, f"<#{channel.parent_id}>", " (its threads too)"
+    assert interaction.channel_id is not None  # a guild command always comes from a channel
+    return interaction.channel_id, "this channel", ""
+
+
 # The most a Discord form's text input holds (and what each of the persona's long texts may be edited up to).
 FORM_TEXT_CHARS = 4000
 
@@ -138,7 +148,7 @@ class Persona(commands.Cog):
     async def persona_show(self, interaction: discord.Interaction) -> None:
         here = await identify(self.directory, interaction)
         if here.guild_id is not None and interaction.channel_id is not None:  # this channel's own, else the server's
-            persona = await self.persona_service.for_channel(here.guild_id, interaction.channel_id)
+            persona = await self.persona_service.for_channel(here.guild_id, _settings_channel(interaction)[0])
         else:
             persona = await self.persona_service.for_guild(here.guild_id)
         await interaction.response.send_message(embed=_persona_embed(persona), ephemeral=True)
@@ -177,26 +187,29 @@ class Persona(commands.Cog):
     @app_commands.describe(name="The persona's name (start typing to search)")
     async def persona_channel(self, interaction: discord.Interaction, name: str) -> None:
         here = await identify(self.directory, interaction)
-        assert here.guild_id is not None and interaction.channel_id is not None
-        persona = await self.persona_service.use_in_channel(here.guild_id, interaction.channel_id, name)
-        await interaction.response.send_message(f"I'm {persona.name} in this channel now.", ephemeral=True)
+        assert here.guild_id is not None
+        channel_id, where, threads = _settings_channel(interaction)
+        persona = await self.persona_service.use_in_channel(here.guild_id, channel_id, name)
+        await interaction.response.send_message(f"I'm {persona.name} in {where} now{threads}.", ephemeral=True)
 
     persona_channel.autocomplete("name")(_persona_choices)
 
     @persona.command(name="channel-reset", description="This channel plays the server's persona again")
     async def persona_channel_reset(self, interaction: discord.Interaction) -> None:
         here = await identify(self.directory, interaction)
-        assert here.guild_id is not None and interaction.channel_id is not None
-        persona = await self.persona_service.reset_channel(here.guild_id, interaction.channel_id)
-        await interaction.response.send_message(f"Back to {persona.name} in this channel.", ephemeral=True)
+        assert here.guild_id is not None
+        channel_id, where, threads = _settings_channel(interaction)
+        persona = await self.persona_service.reset_channel(here.guild_id, channel_id)
+        await interaction.response.send_message(f"Back to {persona.name} in {where}{threads}.", ephemeral=True)
 
     @cast.command(name="add", description="A character that answers here when named or replied to")
     @app_commands.describe(name="The persona's name (start typing to search)")
     async def cast_add(self, interaction: discord.Interaction, name: str) -> None:
         here = await identify(self.directory, interaction)
-        assert here.guild_id is not None and interaction.channel_id is not None
-        character = await self.persona_service.cast_add(here.guild_id, interaction.channel_id, name)
-        said = f"{character.name} joins this channel's cast: name them or reply to them and they answer."
+        assert here.guild_id is not None
+        channel_id, where, threads = _settings_channel(interaction)
+        character = await self.persona_service.cast_add(here.guild_id, channel_id, name)
+        said = f"{character.name} joins {where}'s cast{threads}: name them or reply to them and they answer."
         channel = interaction.channel
         me = interaction.guild.me if interaction.guild else None
         webhooks_allowed = (
@@ -217,9 +230,10 @@ class Persona(commands.Cog):
     @app_commands.describe(name="The character's name")
     async def cast_remove(self, interaction: discord.Interaction, name: str) -> None:
         here = await identify(self.directory, interaction)
-        assert here.guild_id is not None and interaction.channel_id is not None
-        character = await self.persona_service.cast_remove(here.guild_id, interaction.channel_id, name)
-        await interaction.response.send_message(f"{character.name} left this channel's cast.", ephemeral=True)
+        assert here.guild_id is not None
+        channel_id, where, threads = _settings_channel(interaction)
+        character = await self.persona_service.cast_remove(here.guild_id, channel_id, name)
+        await interaction.response.send_message(f"{character.name} left {where}'s cast{threads}.", ephemeral=True)
 
     @cast_remove.autocomplete("name")
     async def _cast_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -227,9 +241,8 @@ class Persona(commands.Cog):
             return []  # as for the persona names: admins only
         here = await identify(self.directory, interaction)
         assert here.guild_id is not None
-        return _choices(
-            {p.name for p in await self.persona_service.cast(here.guild_id, interaction.channel_id)}, current
-        )
+        cast = await self.persona_service.cast(here.guild_id, _settings_channel(interaction)[0])
+        return _choices({p.name for p in cast}, current)
 
     @persona.command(name="reset", description="Go back to the bot's shared persona here")
     async def persona_reset(self, interaction: discord.Interaction) -> None:
