@@ -522,7 +522,8 @@ async def test_admins_configure_the_persona_lore_and_settings(world: World, bot:
     _, listing = await run(discord, boss, general, "knowledge list")
     assert r"the\_harbour\_.md" in text_of(listing)
     document_id = int(re.search(r"#(\d+)", text_of(listing)).group(1))  # type: ignore[union-attr]
-    await run(discord, boss, general, "knowledge remove", {"document": document_id})
+    _, removed = await run(discord, boss, general, "knowledge remove", {"document": document_id})
+    assert removed["content"] == r"Removed the\_harbour\_.md.", "a name, not italics"
     assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory, Memory.kind == "knowledge") == 0
 
     _, stats = await run(discord, boss, general, "stats")

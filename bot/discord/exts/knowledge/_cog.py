@@ -77,7 +77,9 @@ class Knowledge(commands.Cog):
         removed = await self.knowledge_service.remove(here.guild_id, document)
         if removed is None:
             raise HearthError(f"There is no document #{document} in this server; /knowledge list shows them.")
-        await interaction.response.send_message(f"Removed {removed.name}.", ephemeral=True)
+        await interaction.response.send_message(
+            f"Removed {discord.utils.escape_markdown(removed.name)}.", ephemeral=True
+        )
 
     @knowledge_remove.autocomplete("document")
     async def _document_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
