@@ -362,7 +362,8 @@ class HearthBot(commands.AutoShardedBot):
         """A stored message as it reads now (see :meth:`_follow_edit`) and where to answer it, or None when this
         process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
         deleted while Hearth was stopped (forgotten then, as a deletion seen live is: Discord does not tell a
-        stopped bot)."""
+        stopped bot). With no target where it is not to be answered any more: a thread archived, or a channel
+        deleted or closed to Hearth, while it was stopped."""
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
@@ -373,7 +374,16 @@ class HearthBot(commands.AutoShardedBot):
                 log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
                 return None
         elif channel is None and place.guild_id is not None and self.get_guild(place.guild_id) is not None:
-            channel = await self._archived_thread(place.channel_id)
+            try:
+                channel = await self._archived_thread(place.channel_id)
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.info(
+                    "not catching up on message %s: channel %s was deleted or closed to Hearth meanwhile (%s)",
+                    incoming.message_id,
+                    place.channel_id,
+                    exc,
+                )
+                return Reached(incoming, None)
         if not isinstance(channel, discord.abc.Messageable) or getattr(channel, "id", None) != place.channel_id:
             return None
         if incoming.message_id is not None:
@@ -399,9 +409,13 @@ class HearthBot(commands.AutoShardedBot):
 
     async def _archived_thread(self, channel_id: int) -> discord.Thread | None:
         """The thread ``channel_id`` of a guild this process serves, archived while Hearth was stopped (Discord
-        tells a starting bot of active threads only); None when it is not one, or Discord cannot say."""
+        tells a starting bot of active threads only); None when it is not one, or Discord cannot say (an outage:
+        it is asked again at the next start). Raises :class:`discord.NotFound` when the channel was deleted, and
+        :class:`discord.Forbidden` when Hearth may no longer see it: neither is answered there any more."""
         try:
             channel = await self.fetch_channel(channel_id)
+        except (discord.NotFound, discord.Forbidden):
+            raise
         except DISCORD_FAILURES as exc:
             log.info("cannot find channel %s to catch up (%s)", channel_id, exc)
             return None

@@ -321,3 +321,47 @@ async def test_a_thread_archived_while_the_bot_was_stopped_is_not_reopened_by_a_
     assert discord.sent_messages(stories) == [], "not answered out of place at a later start"
     assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
     assert await user_messages(db) == ["@Hearth a story, please?"], "kept: it was said"
+
+
+async def left_unanswered(discord: FakeDiscord, db: Database, llm: FakeLLM, channel: int, guild: FakeGuild) -> None:
+    """A message from ana to Hearth in ``channel``, stored and sent to the model, the bot stopping before it answers
+    (as a crash would leave it)."""
+    ana = next(user for user in guild.members if user.username == "ana")
+    posted = discord.message_payload(channel, ana, f"{discord.bot.mention} still there?")
+    incoming = message("@Hearth still there?", user=ana.id, channel=channel, guild=guild.id, mention=True)
+    llm.script(Stall(60))
+    calls = len(llm.chat_requests)
+    turn = asyncio.create_task(
+        conversation_service(db, llm).handle(replace(incoming, message_id=int(posted["id"])), RecordingReply())
+    )
+    await eventually(lambda: len(llm.chat_requests) > calls)
+    turn.cancel()
+
+
+async def test_a_message_in_a_channel_deleted_while_the_bot_was_stopped_is_given_up_once(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A channel deleted while Hearth was stopped cannot be answered in: the start that learns so from Discord gives
+    the message up, rather than asking Discord about it again at every start. A start that cannot tell (Discord
+    fails) keeps it for the next."""
+    discord, _, guild = discord_world
+    general = guild.channel("general")
+    await left_unanswered(discord, db, llm, general, guild)
+    discord.delete_channel(general)
+
+    def asked() -> int:
+        return len([call for call in discord.calls("get_channel") if call.channel_id == general])
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    discord.fail("get_channel", 503, message="Service Unavailable")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert asked() == 1
+    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers, the channel is gone
+        await bot.caught_up.wait()
+    assert asked() == 2, "asked again after Discord failed"
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert asked() == 2, "and not again once it said the channel is gone"
+    assert discord.sent_messages() == []
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"

@@ -315,6 +315,19 @@ class World:
         metadata = self._channel(thread_id).extra["thread_metadata"]
         metadata.update(archived=archived, archive_timestamp=now())
 
+    def delete_channel(self, channel_id: int) -> None:
+        """Delete a guild's channel or thread, as an admin does: its messages go with it, and Discord answers 404
+        (Unknown Channel, code 10003) for it from then on. One deleted while the client is connected needs
+        ``await fd.dispatch("CHANNEL_DELETE", payload)`` (the channel's payload, taken before)."""
+        channel = self._channel(channel_id)
+        del self.channels[channel_id]
+        guild = self.guilds.get(channel.guild_id or 0)
+        if guild is not None:
+            guild.channels = {name: cid for name, cid in guild.channels.items() if cid != channel_id}
+            guild.threads = {name: cid for name, cid in guild.threads.items() if cid != channel_id}
+        for message_id in [mid for mid, m in self.messages.items() if int(m["channel_id"]) == channel_id]:
+            del self.messages[message_id]
+
     def close_dms(self, user: FakeUser, closed: bool = True) -> None:
         """Make the bot's DMs to ``user`` fail (403, code 50007) as when they closed them; ``closed=False`` reopens."""
         if closed:
