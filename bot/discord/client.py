@@ -353,6 +353,13 @@ class HearthBot(commands.AutoShardedBot):
         log.info("catching up on message %s in channel %s as edited meanwhile", message.id, incoming.place.channel_id)
         return replace(incoming, text=text, signals=replace(incoming.signals, text=message.content))
 
+    def _serves_guild(self, guild_id: int) -> bool:
+        """Whether guild ``guild_id`` is on one of this process's shards (all of them when it runs every shard):
+        once ready, Hearth is in every such guild it has, and in no other."""
+        if self.shard_ids is None:
+            return True
+        return (guild_id >> 22) % (self.shard_count or 1) in self.shard_ids
+
     def _thread_parent(self, channel_id: int) -> int | None:
         """The channel a thread is in (None for a channel, or a thread this process does not see)."""
         channel = self.get_channel(channel_id)
@@ -362,8 +369,8 @@ class HearthBot(commands.AutoShardedBot):
         """A stored message as it reads now (see :meth:`_follow_edit`) and where to answer it, or None when this
         process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
         deleted while Hearth was stopped (forgotten then, as a deletion seen live is: Discord does not tell a
-        stopped bot). With no target where it is not to be answered any more: a thread archived, or a channel
-        deleted or closed to Hearth, while it was stopped."""
+        stopped bot). With no target where it is not to be answered any more: a thread archived, a channel
+        deleted or closed to Hearth, or its server left, while it was stopped."""
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
@@ -373,7 +380,16 @@ class HearthBot(commands.AutoShardedBot):
             except discord.HTTPException as exc:
                 log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
                 return None
-        elif channel is None and place.guild_id is not None and self.get_guild(place.guild_id) is not None:
+        elif channel is None and place.guild_id is not None:
+            if self.get_guild(place.guild_id) is None:
+                if not self._serves_guild(place.guild_id):
+                    return None  # another process's
+                log.info(
+                    "not catching up on message %s: Hearth was removed from server %s meanwhile",
+                    incoming.message_id,
+                    place.guild_id,
+                )
+                return Reached(incoming, None)
             try:
                 channel = await self._archived_thread(place.channel_id)
             except (discord.NotFound, discord.Forbidden) as exc:

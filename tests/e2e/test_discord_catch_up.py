@@ -365,3 +365,44 @@ async def test_a_message_in_a_channel_deleted_while_the_bot_was_stopped_is_given
     assert asked() == 2, "and not again once it said the channel is gone"
     assert discord.sent_messages() == []
     assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+
+
+async def test_a_message_in_a_server_the_bot_was_removed_from_while_stopped_is_not_answered_when_it_returns(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Removed from a server while stopped, Hearth cannot answer there; invited back later, it does not answer, out
+    of place, what was said to it before it was removed."""
+    discord, _, guild = discord_world
+    general = guild.channel("general")
+    await left_unanswered(discord, db, llm, general, guild)
+    discord.remove_bot(guild)
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    discord.remove_bot(guild, removed=False)  # invited back while stopped
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert discord.sent_messages(general) == []
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+
+
+async def test_a_message_in_another_shards_server_is_left_for_the_process_that_serves_it(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A server this process does not see because another process serves its shard is not one Hearth was removed
+    from: the message waits for that process, which answers it."""
+    async with FakeDiscord(shard_count=2) as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        discord.add_guild("Shard Zero", members=[ana])
+        guild = discord.add_guild("Shard One", members=[ana])  # round-robin: on shard 1
+        general = guild.channel("general")
+        await left_unanswered(discord, db, llm, general, guild)
+
+        llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+        async with running_bot(discord, db, llm, shard_count=2, shard_ids=[0]) as bot:
+            await bot.caught_up.wait()
+        assert discord.sent_messages(general) == []
+        async with running_bot(discord, db, llm, shard_count=2, shard_ids=[1]) as bot:
+            await bot.caught_up.wait()
+        assert [m["content"] for m in discord.sent_messages(general)] == [AWAY]

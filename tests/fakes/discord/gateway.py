@@ -203,7 +203,11 @@ class Gateway(World):
 
     async def _ready(self, session: _Session) -> None:
         shard_id, count = session.shard
-        mine = [g for g in self.guilds.values() if (g.id >> 22) % count == shard_id]
+        mine = [
+            g
+            for g in self.guilds.values()
+            if (g.id >> 22) % count == shard_id and any(user.id == self.bot.id for user in g.members)
+        ]
         ready = {
             "v": 10,
             "user": self.bot.payload() | {"verified": True, "mfa_enabled": False, "flags": 0, "email": None},

@@ -228,6 +228,7 @@ class Rest(Gateway):
                 try:
                     if any(len(file.data) > ATTACHMENT_SIZE_LIMIT for file in call.files):
                         raise ApiError(413, 40005, "Request entity too large")
+                    self._refuse_outside(call.channel_id)
                     call.response = handler(call)
                     call.status = 200 if call.response is not None else 204
                 except ApiError as error:

@@ -328,6 +328,15 @@ class World:
         for message_id in [mid for mid, m in self.messages.items() if int(m["channel_id"]) == channel_id]:
             del self.messages[message_id]
 
+    def remove_bot(self, guild: FakeGuild, removed: bool = True) -> None:
+        """Take the bot out of ``guild`` (kicked, or the server's owner removed the integration): the guild is no
+        longer in READY, and Discord refuses its channels to the bot (403, Missing Access, code 50001).
+        ``removed=False`` adds it back (invited again). One removed while the client is connected needs
+        ``await fd.dispatch("GUILD_DELETE", {"id": str(guild.id)})``."""
+        guild.members = [user for user in guild.members if user.id != self.bot.id]
+        if not removed:
+            guild.members.insert(0, self.bot)
+
     def close_dms(self, user: FakeUser, closed: bool = True) -> None:
         """Make the bot's DMs to ``user`` fail (403, code 50007) as when they closed them; ``closed=False`` reopens."""
         if closed:
@@ -433,6 +442,14 @@ class World:
         if channel is None:
             raise ApiError(404, 10003, "Unknown Channel")
         return channel
+
+    def _refuse_outside(self, channel_id: int | None) -> None:
+        """Refuse (403, Missing Access, code 50001) a call about a channel of a server the bot is not in (see
+        :meth:`remove_bot`), as Discord does."""
+        channel = self.channels.get(channel_id or 0)
+        guild = self.guilds.get(channel.guild_id or 0) if channel is not None else None
+        if guild is not None and all(user.id != self.bot.id for user in guild.members):
+            raise ApiError(403, 50001, "Missing Access")
 
     def _stored(self, message_id: str | int) -> JSON:
         message = self.messages.get(int(message_id))
