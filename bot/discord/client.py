@@ -305,8 +305,9 @@ class HearthBot(commands.AutoShardedBot):
         """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
+                target_for = functools.partial(self._reply_target, members={})
                 answered = await self.services.conversation.catch_up(
-                    within, self._reply_target, thread_parent=self._thread_parent
+                    within, target_for, thread_parent=self._thread_parent
                 )
             self.services.metrics.caught_up(answered)
         except Exception:
@@ -365,12 +366,33 @@ class HearthBot(commands.AutoShardedBot):
         channel = self.get_channel(channel_id)
         return channel.parent_id if isinstance(channel, discord.Thread) else None
 
-    async def _reply_target(self, incoming: IncomingMessage) -> Reached | None:
+    async def _left(self, guild: discord.Guild, user_id: int, members: dict[tuple[int, int], bool]) -> bool:
+        """Whether ``user_id`` is no longer in ``guild`` (left, kicked or banned while Hearth was stopped). Without
+        the members intent few people are cached: Discord is asked about the others, once per person and server
+        (``members`` remembers the answers); False where it cannot say."""
+        if guild.get_member(user_id) is not None:
+            return False
+        key = (guild.id, user_id)
+        if key not in members:
+            try:
+                await guild.fetch_member(user_id)
+                members[key] = False
+            except discord.NotFound:
+                members[key] = True
+            except DISCORD_FAILURES as exc:
+                log.info("could not tell whether user %s is still in server %s (%s)", user_id, guild.id, exc)
+                members[key] = False
+        return members[key]
+
+    async def _reply_target(
+        self, incoming: IncomingMessage, *, members: dict[tuple[int, int], bool] | None = None
+    ) -> Reached | None:
         """A stored message as it reads now (see :meth:`_follow_edit`) and where to answer it, or None when this
         process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
         deleted while Hearth was stopped (forgotten then, as a deletion seen live is: Discord does not tell a
         stopped bot). With no target where it is not to be answered any more: a thread archived, a channel
-        deleted or closed to Hearth, or its server left, while it was stopped."""
+        deleted or closed to Hearth, its server left by Hearth or by its author, while it was stopped.
+        ``members``: who is still in which server, as found so far (see :meth:`_left`)."""
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
@@ -413,6 +435,15 @@ class HearthBot(commands.AutoShardedBot):
                 replied = replied_webhook_name(message)
                 incoming = replace(incoming, signals=replace(incoming.signals, replied_to_webhook_name=replied))
                 incoming = await self._follow_edit(incoming, message)
+        guild = getattr(channel, "guild", None)
+        if isinstance(guild, discord.Guild) and await self._left(guild, incoming.author.discord_id, members or {}):
+            log.info(
+                "not catching up on message %s: its author %s left server %s meanwhile",
+                incoming.message_id,
+                incoming.author.discord_id,
+                guild.id,
+            )
+            return Reached(incoming, None)
         if isinstance(channel, discord.Thread) and channel.archived:
             log.info(
                 "not catching up on message %s: thread %s was archived meanwhile, and an answer would reopen it",

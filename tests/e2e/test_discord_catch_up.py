@@ -323,12 +323,16 @@ async def test_a_thread_archived_while_the_bot_was_stopped_is_not_reopened_by_a_
     assert await user_messages(db) == ["@Hearth a story, please?"], "kept: it was said"
 
 
-async def left_unanswered(discord: FakeDiscord, db: Database, llm: FakeLLM, channel: int, guild: FakeGuild) -> None:
-    """A message from ana to Hearth in ``channel``, stored and sent to the model, the bot stopping before it answers
-    (as a crash would leave it)."""
-    ana = next(user for user in guild.members if user.username == "ana")
-    posted = discord.message_payload(channel, ana, f"{discord.bot.mention} still there?")
-    incoming = message("@Hearth still there?", user=ana.id, channel=channel, guild=guild.id, mention=True)
+async def left_unanswered(
+    discord: FakeDiscord, db: Database, llm: FakeLLM, channel: int, guild: FakeGuild, author: str = "ana"
+) -> None:
+    """A message from ``author`` to Hearth in ``channel``, stored and sent to the model, the bot stopping before it
+    answers (as a crash would leave it)."""
+    person = next(user for user in guild.members if user.username == author)
+    posted = discord.message_payload(channel, person, f"{discord.bot.mention} still there?")
+    incoming = message(
+        "@Hearth still there?", user=person.id, name=author, channel=channel, guild=guild.id, mention=True
+    )
     llm.script(Stall(60))
     calls = len(llm.chat_requests)
     turn = asyncio.create_task(
@@ -406,3 +410,35 @@ async def test_a_message_in_another_shards_server_is_left_for_the_process_that_s
         async with running_bot(discord, db, llm, shard_count=2, shard_ids=[1]) as bot:
             await bot.caught_up.wait()
         assert [m["content"] for m in discord.sent_messages(general)] == [AWAY]
+
+
+async def test_a_message_from_someone_who_left_the_server_while_the_bot_was_stopped_is_not_answered(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Someone who left the server (or was kicked or banned from it) while Hearth was stopped is not answered there
+    after the restart, for good; what they said is kept, as it was said. Others still there are answered."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    ben = discord.add_user("ben", global_name="Ben")
+    guild.members.append(ben)
+    await left_unanswered(discord, db, llm, general, guild)
+    await left_unanswered(discord, db, llm, general, guild, author="ben")
+    guild.members.remove(ana)  # banned while Hearth was stopped
+
+    def answered() -> list[str]:
+        return [
+            r.body["messages"][-1]["content"]
+            for r in llm.chat_requests
+            if AWAY_NOTE in r.body["messages"][0]["content"]
+        ]
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert [m["content"] for m in discord.sent_messages(general)] == [AWAY], "ben's message"
+    assert [text.split(":", 1)[0] for text in answered()] == ["Ben"]
+    guild.members.append(ana)  # back, later
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert len(discord.sent_messages(general)) == 1 and len(answered()) == 1, "not answered at a later start either"
+    assert await user_messages(db) == ["@Hearth still there?", "@Hearth still there?"], "kept: it was said"
