@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import sqlite3
@@ -263,6 +264,12 @@ def _unwritable(path: Path) -> str:
     return ""
 
 
+# The faults of a first try in Database.once_more_if_dropped, held back from the metrics until it is known whether
+# it is made again.
+_HELD_FAULTS: contextvars.ContextVar[list[tuple["Database", BaseException]] | None] = contextvars.ContextVar(
+    "hearth_held_database_faults", default=None
+)
+
 _CONNECT_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError, sqlite3.Error, TimeoutError)
 
 
@@ -341,20 +348,37 @@ class Database:
         second try connects afresh. For reads asked for now, such as a health check or a scrape, that would
         otherwise fail once after every restart. (Not a pre-ping on every checkout: that is a round trip more on
         every reply's path.)"""
+        held: list[tuple[Database, BaseException]] = []
+        holding = _HELD_FAULTS.set(held)
+        retried: BaseException | None = None
         try:
             return await work()
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
+            retried = exc
+        finally:
+            _HELD_FAULTS.reset(holding)
+            for database, fault in held:  # counted unless it is the one tried again: it says nothing of the database
+                if fault is not retried:
+                    database._count(fault)
         return await work()
 
     def on_error(self, callback: Callable[[str], None]) -> None:
         """Call ``callback`` with the kind of each database fault that ends a unit of work (:meth:`session`,
         :meth:`reading`, :meth:`check`): "connection" when the database could not be reached or the connection
-        was lost, else the error's class name. For the metrics; the error itself propagates as before."""
+        was lost, else the error's class name; not a dropped connection that :meth:`once_more_if_dropped` gets past
+        by trying again. For the metrics; the error itself propagates as before."""
         self._on_error = callback
 
     def _failed(self, exc: BaseException) -> None:
+        held = _HELD_FAULTS.get()
+        if held is not None:  # in a first try of once_more_if_dropped: counted once it is known not to be retried
+            held.append((self, exc))
+        else:
+            self._count(exc)
+
+    def _count(self, exc: BaseException) -> None:
         if self._on_error is not None:
             self._on_error(fault_kind(exc))
 

@@ -1,5 +1,6 @@
 """The operations server on its own: a database that does not answer makes /healthz say 503."""
 
+import math
 import socket
 
 import pytest
@@ -66,8 +67,10 @@ async def test_the_embedding_backlog_is_read_at_the_first_scrape_after_the_datab
     own_server: OwnPostgres, own_db: Database
 ) -> None:
     """The scrape's pooled connection died with the restart: the backlog is read again on a fresh one, rather
-    than reported unknown (NaN)."""
+    than reported unknown (NaN), and the try that met the dead connection is no database error (an alert on the
+    counter would go off after every restart); a read that fails to the end is one."""
     metrics = Metrics()
+    own_db.on_error(metrics.database_error)
     metrics.watch_embedding_backlog(EmbeddingWorker(own_db, await shared_embedder()).backlog)
     server = OpsServer(metrics, Health(own_db, lambda: True), host="127.0.0.1", port=0)
     await server.start()
@@ -75,6 +78,14 @@ async def test_the_embedding_backlog_is_read_at_the_first_scrape_after_the_datab
         assert sample(await scrape(server.port), "hearth_memory_embedding_backlog") == 0  # a connection is pooled now
         await own_server.restart()
 
-        assert sample(await scrape(server.port), "hearth_memory_embedding_backlog") == 0
+        samples = await scrape(server.port)
+        assert sample(samples, "hearth_memory_embedding_backlog") == 0
+        assert not sample(samples, "hearth_database_errors_total", kind="connection")
+
+        async with own_server.unreachable(own_db.url.database or ""):
+            samples = await scrape(server.port)
+        assert math.isnan(sample(samples, "hearth_memory_embedding_backlog") or 0.0)
+        errors = [value for (name, _), value in samples.items() if name == "hearth_database_errors_total"]
+        assert errors == [1]
     finally:
         await server.stop()
