@@ -59,6 +59,14 @@ def conversation_config(settings: Settings) -> ConversationConfig:
     )
 
 
+def shards_of(settings: Settings) -> tuple[tuple[int, ...], int] | None:
+    """With SHARD_COUNT and SHARD_IDS, this process's shards (ids, count): it hears only the guilds on them (DMs:
+    shard 0). Otherwise (None) one process runs every shard."""
+    if settings.shard_count is not None and settings.shard_ids:
+        return (tuple(settings.shard_ids), settings.shard_count)
+    return None
+
+
 def learning_config(settings: Settings) -> LearningConfig:
     return LearningConfig(
         model=settings.learning_model or settings.llm_model,
@@ -68,20 +76,16 @@ def learning_config(settings: Settings) -> LearningConfig:
         workers=settings.learning_workers,
         response_format=settings.learning_response_format,
         extra_body=settings.llm_extra_body,
+        shards=shards_of(settings),  # the start-up catch-up leaves the other processes' conversations to them
     )
 
 
 def events_config(settings: Settings) -> EventsConfig:
-    # With SHARD_COUNT and SHARD_IDS, a process claims only the events of guilds on its shards (DMs: shard 0).
-    # Otherwise one process runs every shard and claims every event.
-    shards = None
-    if settings.shard_count is not None and settings.shard_ids:
-        shards = (tuple(settings.shard_ids), settings.shard_count)
     return EventsConfig(
         model=settings.llm_model,
         grace=timedelta(minutes=settings.events_grace_minutes),
         daily_cap=settings.proactive_daily_cap,
-        shards=shards,
+        shards=shards_of(settings),  # a process claims only the events of guilds on its shards
     )
 
 

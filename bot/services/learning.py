@@ -96,6 +96,8 @@ class LearningConfig:
     temperature: float = 0.2
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     extra_body: dict[str, Any] = field(default_factory=dict)
+    # (shard ids, shard count): the guilds whose conversations this process learns from (DMs: shard 0); None: all
+    shards: tuple[tuple[int, ...], int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +202,13 @@ class Learner:
         return len(idle)
 
     async def catch_up(self, limit: int = 1000) -> int:
-        """Queue the conversations holding user messages that were never learned from (after a restart)."""
+        """Queue the conversations holding user messages that were never learned from (after a restart): those of
+        this process's shards, whose messages it hears and learns from as they come; the other processes catch up
+        on theirs."""
         if not self.config.enabled:
             return 0
         async with self.database.session() as session:
-            behind = await LearningRepository(session).conversations_behind(limit=limit)
+            behind = await LearningRepository(session).conversations_behind(limit=limit, shards=self.config.shards)
         for conversation_id in behind:
             self._enqueue(conversation_id)
         if behind:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Conversation, Guild, GuildMember, Message, User, UserPreferences
 from bot.db.repositories._names import shown_name
+from bot.db.repositories._shards import on_shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +77,19 @@ class LearningRepository:
             for row in (await self.session.execute(statement)).all()
         ]
 
-    async def conversations_behind(self, *, limit: int) -> list[int]:
+    async def conversations_behind(self, *, limit: int, shards: tuple[Sequence[int], int] | None = None) -> list[int]:
         """Conversations holding a user message after their learning marker (what a restart must catch up on),
-        least recently active first."""
+        least recently active first; with ``shards`` (shard ids, shard count), only those of guilds on these
+        shards (and DMs, on shard 0)."""
         pending = select(Message.id).where(
             Message.conversation_id == Conversation.id,
             Message.role == "user",
             Message.id > func.coalesce(Conversation.learned_message_id, 0),
         )
-        statement = (
-            select(Conversation.id)
-            .where(pending.exists())
-            .order_by(Conversation.last_message_at, Conversation.id)
-            .limit(limit)
-        )
+        statement = select(Conversation.id).where(pending.exists())
+        if shards is not None:
+            statement = statement.where(on_shards(Conversation.guild_id, *shards))
+        statement = statement.order_by(Conversation.last_message_at, Conversation.id).limit(limit)
         return [int(conversation_id) for conversation_id in (await self.session.scalars(statement)).all()]
 
     async def unchanged(self, read: Mapping[int, str]) -> set[int]:

@@ -516,8 +516,8 @@ async def test_messages_never_learned_from_are_caught_up_after_a_restart(db: Dat
 
 
 async def test_two_processes_started_together_learn_each_batch_once(pg: Database, llm: FakeLLM) -> None:
-    """Each process's start-up catch-up finds every conversation behind, its own shard's or not: when two start
-    together, both read the same batch at once, and only the first answer written counts."""
+    """Two processes that both catch up on a conversation (here each runs every shard, as one without
+    SHARD_IDS does) read the same batch at once when they start together: only the first answer written counts."""
     service, _ = await setup(pg, llm, batch_messages=100)
     await service.handle(message("I'm a nurse, and my exam is on Tuesday", at=NOW), RecordingReply())  # then a stop
     exam = {"speaker": "Ana", "topic": "exam", "date": "2026-11-25", "question": "How did the exam go?"}
@@ -539,6 +539,37 @@ async def test_two_processes_started_together_learn_each_batch_once(pg: Database
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
         assert [e.title for e in (await session.scalars(select(ScheduledEvent))).all()] == ["exam"]
         assert list((await session.scalars(select(UserRelationship.total_interactions))).all()) == [1]
+
+
+async def test_each_process_catches_up_on_learning_in_its_own_shards_conversations(db: Database, llm: FakeLLM) -> None:
+    """Two processes, each running one of two shards: at start, each learns from what was never learned in the
+    conversations it hears (its guilds'; DMs are shard 0's) and leaves the others' to them, so no batch is read by
+    both and paid for twice."""
+    model = ScriptedModel(llm)
+    service, _ = await setup(db, llm, batch_messages=100)
+    said: dict[str, dict[str, Any]] = {
+        "I'm a nurse": {},  # a DM
+        "I play chess": {"guild": 901, "channel": 501, "mention": True},  # (901 >> 22) % 2: shard 0
+        "I live in Lyon": {"guild": 1 << 22, "channel": 502, "mention": True},  # shard 1
+    }
+    for text, where in said.items():
+        await service.handle(message(text, at=NOW, **where), RecordingReply())  # then the bots stopped
+
+    async def process(shard: int) -> Learner:
+        config = LearningConfig(model="fake-model", batch_messages=1, workers=1, shards=((shard,), 2))
+        return Learner(db, chat_model(llm.base_url), await shared_embedder(), PersonaService(db), config)
+
+    def read() -> list[str]:
+        found = [text for prompt in model.learning_prompts for text in said if text in prompt]
+        model.learning_prompts.clear()
+        return sorted(found)
+
+    for shard, own in ((0, ["I play chess", "I'm a nurse"]), (1, ["I live in Lyon"])):
+        learner = await process(shard)
+        assert await learner.catch_up() == len(own)
+        learner.start()
+        await learner.stop()
+        assert read() == own
 
 
 async def _conversations(db: Database) -> list[int]:
