@@ -50,15 +50,18 @@ class Maintenance:
         self.clock = clock
 
     async def decay_moods(self) -> int:
-        """Let every stored mood settle toward its baseline; returns how many were updated."""
+        """Let every stored mood settle toward its baseline; returns how many were updated. A mood a conversation
+        set since it was read here (the learner, in this process or another) is newer, and left as it is; so is
+        one another process's decay settled first."""
         now = self.clock()
+        settled = 0
         async with self.database.session() as session:
             repo = MoodRepository(session)
-            states = await repo.all_states()
-            for place, mood, since in states:
+            for place, mood, since in await repo.all_states():
                 baseline = moods.baseline_of((await self.personas.for_guild(place.guild_id)).config)
-                await repo.save(place, moods.decayed(mood, baseline=baseline, elapsed=now - since), at=now)
-        return len(states)
+                decayed = moods.decayed(mood, baseline=baseline, elapsed=now - since)
+                settled += await repo.settle(place, decayed, at=now, since=since)
+        return settled
 
     async def close_idle_conversations(self) -> int:
         return await self.summaries.close_idle()

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import BotState, MoodHistory
@@ -47,6 +47,16 @@ class MoodRepository:
                 },
             )
         )
+
+    async def settle(self, place: StatePlace, mood: Mood, *, at: datetime, since: datetime) -> bool:
+        """Set the mood of ``place`` to ``mood`` as of ``at``, if it is still the one set at ``since`` (a mood set
+        meanwhile, by a conversation, is newer than what ``mood`` was worked out from); whether it was."""
+        result = await self.session.execute(
+            update(BotState)
+            .where(at_place(BotState, place), BotState.mood_updated_at == since)
+            .values(mood_valence=mood.valence, mood_arousal=mood.arousal, mood_updated_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def record_change(
         self,

@@ -3,7 +3,7 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.db.engine import Database
 from bot.db.models import GuildDailyTokenUsage, Memory, UserDailyTokenUsage, UserFact
@@ -148,3 +148,35 @@ async def test_two_processes_rolling_up_the_same_day_at_once_both_finish(pg: Dat
         users = [(r.requests, r.prompt_tokens) for r in (await session.scalars(select(UserDailyTokenUsage))).all()]
         guilds = [(r.requests, r.prompt_tokens) for r in (await session.scalars(select(GuildDailyTokenUsage))).all()]
     assert users == [(1, 100)] and guilds == [(1, 100)]
+
+
+async def _waiting_for_a_lock(database: Database) -> None:
+    """Wait until a connection to ``database`` waits for a row lock another transaction holds."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with database.reading() as session:
+                if await session.scalar(waiting):
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def test_mood_decay_keeps_a_mood_the_learner_writes_while_it_runs(pg: Database, llm: FakeLLM) -> None:
+    """The hourly decay reads every mood, then writes each one settled: a conversation learned from in between (in
+    this process or another) moved the mood on, and that is the mood to keep, not the one decay read before."""
+    async with pg.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        dm = StatePlace(dm_user_id=user.id)
+        await MoodRepository(session).save(dm, Mood(0.8, 0.8), at=NOW - timedelta(hours=12))
+    jobs = await maintenance(pg, llm)
+
+    async with pg.session() as learning:  # a batch's transaction, writing the mood the conversation left
+        await MoodRepository(learning).save(dm, Mood(-0.6, 0.4), at=NOW)
+        decaying = asyncio.create_task(jobs.decay_moods())
+        await _waiting_for_a_lock(pg)  # decay read the mood before, and waits to write it
+    await decaying
+
+    async with pg.session() as session:
+        assert await MoodRepository(session).get(dm) == (Mood(-0.6, 0.4), NOW)
