@@ -3,6 +3,7 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, text
 
 from bot.db.engine import Database
@@ -150,15 +151,15 @@ async def test_two_processes_rolling_up_the_same_day_at_once_both_finish(pg: Dat
     assert users == [(1, 100)] and guilds == [(1, 100)]
 
 
-async def _waiting_for_a_lock(database: Database) -> None:
-    """Wait until a connection to ``database`` waits for a row lock another transaction holds."""
+async def _waiting_for_a_lock(database: Database, connections: int = 1) -> None:
+    """Wait until ``connections`` connections to ``database`` wait for row locks other transactions hold."""
     waiting = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     async with asyncio.timeout(10):
         while True:
             async with database.reading() as session:
-                if await session.scalar(waiting):
+                if (await session.scalar(waiting) or 0) >= connections:
                     return
             await asyncio.sleep(0.02)
 
@@ -180,3 +181,37 @@ async def test_mood_decay_keeps_a_mood_the_learner_writes_while_it_runs(pg: Data
 
     async with pg.session() as session:
         assert await MoodRepository(session).get(dm) == (Mood(-0.6, 0.4), NOW)
+
+
+@pytest.mark.parametrize("job", ["expire_facts", "prune_memories"])
+async def test_two_processes_running_an_hourly_or_daily_job_at_once_do_its_work_once(
+    pg: Database, llm: FakeLLM, job: str
+) -> None:
+    """Fact expiry and memory pruning run in every process, at the same moments when they started together. Each is
+    one statement whose rows the other waits for and then finds done: each row is handled once, and neither fails."""
+    old = NOW - timedelta(days=90)
+    async with pg.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        facts = FactRepository(session)
+        for number in range(5):
+            expiry = NOW - timedelta(hours=number + 1)
+            fact = NewFact(user.id, "event", f"exam {number}", "dm", None, old, expiry_date=expiry)
+            await facts.add(fact, None, None)
+        memories = [NewMemory(kind="message", content=f"said {n}", scope="dm", created_at=old) for n in range(5)]
+        await MemoryRepository(session).add_many(memories, None, None)
+    first, second = await maintenance(pg, llm), await maintenance(pg, llm)
+    table = UserFact if job == "expire_facts" else Memory
+
+    async with pg.session() as holding:  # one row held, so both jobs are under way at once
+        await holding.execute(select(table.id).order_by(table.id.desc()).limit(1).with_for_update())
+        runs = asyncio.gather(getattr(first, job)(), getattr(second, job)())
+        await _waiting_for_a_lock(pg, connections=2)
+    done = await runs
+
+    assert sorted(done) == [0, 5]
+    async with pg.session() as session:
+        if job == "expire_facts":
+            ended = (await session.execute(select(UserFact.is_active, UserFact.valid_to, UserFact.expiry_date))).all()
+            assert len(ended) == 5 and all(not active and to == expiry for active, to, expiry in ended)
+        else:
+            assert not (await session.scalars(select(Memory.id))).all()
