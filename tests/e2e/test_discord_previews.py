@@ -1,6 +1,7 @@
 """End to end: the streaming preview of a reply on Discord, while Discord is slow to take it (rate limits,
 outages) or the preview is gone, on both database backends."""
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from bot.discord.reply_buttons import REFUSALS
 from tests.e2e.test_discord_branches import answered_with_its_button, buttons, press
 from tests.e2e.test_discord_chat import shown, stored_eventually
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.llm_server import FakeLLM, Reply
+from tests.fakes.llm_server import BrokenStream, FakeLLM, Reply, Step
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
 from tests.support.commands import run
@@ -65,6 +66,34 @@ async def test_a_rate_limited_preview_holds_up_neither_the_answer_nor_shows_anyt
     assert [m["content"] for m in discord.sent_messages(general)] == [STORY]
     assert len(discord.calls("create_message")) == 1
     assert discord.edits[-1].body["content"] == STORY, "no preview edit came after the whole answer"
+
+
+async def test_a_broken_off_try_is_not_left_showing_while_the_model_starts_again(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """The model's stream breaks off after a few words and is asked again: while the new try has not begun to
+    answer, the reply no longer shows the abandoned try's words as if they were the answer; the new answer then
+    replaces it whole."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    second_try = asyncio.Event()
+
+    async def once_let_through(body: object) -> Step:
+        await second_try.wait()
+        return Reply("Here is a story about a cat called Miso.")
+
+    llm.script(BrokenStream("A lighthouse keeper story that breaks off", after_chars=25))
+    llm.default = once_let_through
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+    opened = await discord.wait_for_message(general)
+    assert "lighthouse" in opened["content"], "the broken try's start was shown"
+    await eventually(lambda: len(llm.reply_requests) == 2)  # the model is asked again, and has not answered yet
+    await eventually(lambda: "lighthouse" not in discord.messages[int(opened["id"])]["content"])
+
+    second_try.set()
+    await shown(discord, general, "Here is a story about a cat called Miso.")
+    await stored_eventually(db, "assistant", ["Here is a story about a cat called Miso."])
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Here is a story about a cat called Miso."]
 
 
 async def test_a_preview_discord_keeps_rate_limiting_costs_the_glimpse_not_the_reply(

@@ -11,13 +11,19 @@ from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRemoved
 
 log = logging.getLogger(__name__)
 
+# What the preview shows once the model starts its answer again (its stream broke off, and it is asked anew):
+# the abandoned try's words are not the answer, and the new try's replace this mark as they come.
+STARTING_AGAIN = "…"
+
 
 class PreviewPump:
     """Shows the reply so far while the model writes it, without holding the model's stream up: the newest text
     is handed to a task of its own that shows it at once, then at most once per ``interval_s``, skipping texts
     overtaken meanwhile. A front end slow to show one (Discord's rate limit waited out, an outage retried) costs
     glimpses, never the reading of the answer. What ends the previews for good (the message answered deleted, a
-    refusal) ends the turn: it is raised to the stream with its next piece, and by :meth:`check`."""
+    refusal) ends the turn: it is raised to the stream with its next piece, and by :meth:`check`. The text
+    starting again from nothing (a try abandoned, the model asked anew) shows :data:`STARTING_AGAIN` in place of the
+    abandoned try's words, until the new try's come."""
 
     def __init__(self, target: ReplyTarget, interval_s: float) -> None:
         self.target = target
@@ -31,6 +37,9 @@ class PreviewPump:
         """The text so far (called by the stream after each piece)."""
         self.check()
         if not text.strip():
+            if self._latest and not text:  # a try was abandoned after showing something: not the answer any more
+                self._latest = STARTING_AGAIN
+                self._fresh.set()
             return
         self._latest = text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"
         self._fresh.set()
