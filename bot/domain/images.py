@@ -47,6 +47,14 @@ def shown_images(attachments: Sequence[Attachment]) -> tuple[str, ...]:
     return tuple(images[:MAX_IMAGES_PER_MESSAGE])
 
 
+def still_attached(kept: Sequence[str], attached: Sequence[str]) -> list[int]:
+    """The positions in ``kept`` (the links of a message's images, as it was kept) of the images it still carries,
+    ``attached`` being its images' links as an edit shows them (an author may remove files in an edit, never add
+    them). Links are compared without their query, which Discord signs anew."""
+    now = {url.split("?", 1)[0] for url in attached}
+    return [index for index, url in enumerate(kept) if url.split("?", 1)[0] in now]
+
+
 def _media_type(content_type: str | None) -> str:
     """``"image/png"`` of ``"IMAGE/PNG; charset=binary"``."""
     return (content_type or "").split(";", 1)[0].strip().lower()

@@ -33,6 +33,17 @@ def search_text(speaker_name: str | None, content: str, created_at: datetime) ->
     return f"{said} ({created_at.day} {created_at:%B %Y})"
 
 
+def edited_memory(remembered: str, before: str, now: str, kept_images: Sequence[int] | None = None) -> str:
+    """A turn's memory ``remembered`` (its text ``before``, then a line per image it carried: see
+    :func:`with_images`) once its text reads ``now`` and it carries only the images at ``kept_images`` (their
+    positions; None: all it carried)."""
+    rest = remembered[len(before) :] if remembered.startswith(before) else ""
+    marks = [line for line in rest.split("\n") if line]
+    if kept_images is not None:
+        marks = [mark for index, mark in enumerate(marks) if index in kept_images]
+    return "\n".join([now, *marks]) if now else "\n".join(marks)
+
+
 def with_images(content: str, descriptions: Sequence[str | None]) -> str:
     """A turn's memory text with the images sent with it: ``[image: what it shows]`` for each one described,
     ``[image]`` until it is (or when it cannot be). A photo is recalled by what it showed, as its link expires."""

@@ -181,19 +181,23 @@ class PrivacyService:
         what = f"forgetting deleted messages {list(discord_message_ids)}"
         return await through_database_faults(once, what=what, budget_s=self.retry_budget_s)
 
-    async def follow_edited_message(self, discord_message_id: int, text: str) -> bool:
+    async def follow_edited_message(
+        self, discord_message_id: int, text: str, images: Sequence[str] | None = None
+    ) -> bool:
         """A person edited a message on Discord: Hearth keeps the new text. The stored turn and its memory are
         rewritten (the memory embedded again); the old words go from where they were quoted, as after a
         deletion: the next turn's memory context and the conversation's summaries, and the facts learned from
         them (an edit often takes something back; a fact still true is learned again when it comes up). False
         when Hearth stored no such turn or its text did not change (Discord also reports an edit when a link's
-        preview arrives). Retried while the database fails, as a deletion is."""
+        preview arrives). ``images``: the links of the images the message now shows the model, where known: those
+        the edit removed go from the turn and its memory too. Retried while the database fails, as a deletion
+        is."""
 
         async def once(attempt: int) -> bool:
             retry = attempt > 1
             async with self.database.session() as session:
                 privacy = PrivacyRepository(session)
-                before = await privacy.edit_user_turn(discord_message_id, clean_text(text))
+                before = await privacy.edit_user_turn(discord_message_id, clean_text(text), images)
                 if before is not None:
                     await self._take_back(session, [before])
             if before is not None or retry:  # on a retry, an earlier try may have made the edit, its answer lost

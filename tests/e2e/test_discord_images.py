@@ -5,13 +5,17 @@ Real discord.py against the fake Discord (attachments on its CDN), the real ``op
 LLM; what is checked is what the model was sent.
 """
 
+import asyncio
 import logging
 
 import pytest
+from sqlalchemy import select
 
 from bot.db.engine import Database
+from bot.db.models import Memory
 from bot.discord.client import HearthBot
 from bot.domain.images import MAX_IMAGE_BYTES
+from tests.e2e.test_discord_branches import press, stored_as_shown_in
 from tests.fakes.discord import FakeAttachment, FakeDiscord
 from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
 from tests.support.bot import container_of, running_bot
@@ -89,6 +93,44 @@ async def test_an_image_is_shown_with_its_message_and_recalled_later_by_what_it_
             remembered = "look who took my seat\n[file: notes.txt]\n[file: huge.png]\n[image: a ginger cat asleep on"
             assert remembered in later.prompt_text(), "the files not shown are remembered by name"
             assert image_parts(later) == []
+
+
+async def remembered_as(db: Database, start: str) -> str:
+    """The memory of the turn whose text starts ``start``."""
+    async with db.reading() as session:
+        found = await session.scalar(select(Memory.content).where(Memory.content.startswith(start)))
+    assert found is not None
+    return found
+
+
+async def test_an_image_its_author_removes_in_an_edit_is_neither_shown_nor_remembered(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana edits her message and drops the photo from it: Hearth no longer remembers the photo, and answering her
+    message again (🔄) shows the model her words without it."""
+    llm.image_descriptions["cat.png"] = "a ginger cat asleep on a laptop keyboard"
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        general = discord.add_guild("Cosy Corner", channels=["general"], members=[ana]).channel("general")
+        async with running_bot(discord, db, llm) as bot:
+            llm.script(Reply("What a sleepy cat!"), Reply("Your seat looks comfy."))
+            said = f"{discord.bot.mention} look who took my seat"
+            sent = await discord.user_message(general, ana, said, attachments=[("cat.png", PNG)])
+            await answered(discord, general, "What a sleepy cat!")
+            [reply] = discord.sent_messages(general)
+            await stored_as_shown_in(db, reply)
+            await settled(bot)
+            assert "[image: a ginger cat" in await remembered_as(db, "@Hearth look who")
+
+            await discord.user_edits(sent, said, attachments=[])
+            async with asyncio.timeout(5):  # the edit is followed in the background
+                while (remembered := await remembered_as(db, "@Hearth look who")) != "@Hearth look who took my seat":
+                    assert remembered.startswith("@Hearth look who took my seat\n[image")
+                    await asyncio.sleep(0.02)
+
+            await press(discord, ana, reply, "regen", predicate=lambda m: m["content"] == "Your seat looks comfy.")
+            again = llm.reply_requests[-1]
+            assert again.images == [] and "ginger cat" not in again.prompt_text()
 
 
 @pytest.mark.parametrize("fallbacks", [[], ["backup-model"]], ids=["alone", "with-fallback"])

@@ -26,7 +26,8 @@ from bot.db.models import (
 )
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories.memories import MemoryRepository
-from bot.domain.memory_text import context_line
+from bot.domain.images import still_attached
+from bot.domain.memory_text import context_line, edited_memory
 from bot.domain.opinions import topics_said
 
 # Columns that hold vectors: derived from text that is exported anyway, and useless to a person.
@@ -185,20 +186,33 @@ class PrivacyRepository:
             if any(str(row.context).endswith(ending) for ending in endings)
         ]
 
-    async def edit_user_turn(self, discord_message_id: int, content: str) -> PastTurn | None:
+    async def edit_user_turn(
+        self, discord_message_id: int, content: str, images: Sequence[str] | None = None
+    ) -> PastTurn | None:
         """Give the person's turn stored for this Discord message its new text, and its memory too (with the marks
-        of its images kept, its vector cleared for the embedding worker to remake); the turn as it was, or None
-        when none is stored or its text is unchanged."""
+        of its images kept, its vector cleared for the embedding worker to remake); ``images``: the links of the
+        images the message now carries (None: unknown, those kept stay), the others going from the turn and from
+        its memory. The turn as it was, or None when none is stored or it is unchanged."""
         found = (
             await self.session.execute(
-                select(Message.id, Message.conversation_id, Message.content).where(
+                select(Message.id, Message.conversation_id, Message.content, Message.image_urls).where(
                     Message.discord_message_id == discord_message_id, Message.role == "user"
                 )
             )
         ).first()
-        if found is None or found.content == content:
+        if found is None:
             return None
-        await self.session.execute(update(Message).where(Message.id == found.id).values(content=content))
+        stored = [str(url) for url in found.image_urls or ()]
+        kept = None if images is None else still_attached(stored, images)
+        removed = kept is not None and len(kept) < len(stored)
+        if found.content == content and not removed:
+            return None
+        values: dict[str, Any] = {"content": content}
+        if kept is not None and removed:
+            values |= {"image_urls": [stored[index] for index in kept], "has_images": bool(kept)}
+            if not kept:
+                values["images_pending"] = False
+        await self.session.execute(update(Message).where(Message.id == found.id).values(**values))
         memories = MemoryRepository(self.session)
         memory = (
             await self.session.execute(
@@ -208,10 +222,12 @@ class PrivacyRepository:
             )
         ).first()
         if memory is not None:
-            # A turn's memory is its text, then a line per image it carried ("[image: …]"): those stay.
-            rest = memory.content[len(found.content) :] if memory.content.startswith(found.content) else ""
+            # A turn's memory is its text, then a line per image it carried ("[image: …]"): those it keeps stay.
             await memories.rewrite(
-                memory.id, content + rest, created_at=memory.created_at, speaker_name=memory.speaker_name
+                memory.id,
+                edited_memory(memory.content, found.content, content, kept if removed else None),
+                created_at=memory.created_at,
+                speaker_name=memory.speaker_name,
             )
         return PastTurn(int(found.id), int(found.conversation_id), str(found.content))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,11 +99,18 @@ class Gateway(World):
             payload["guild_id"] = message["guild_id"]
         await self.dispatch("MESSAGE_DELETE", payload)
 
-    async def user_edits(self, message: JSON, content: str, *, announced: bool = True) -> JSON:
+    async def user_edits(
+        self, message: JSON, content: str, *, announced: bool = True, attachments: Sequence[JSON] | None = None
+    ) -> JSON:
         """Someone edits ``message`` to read ``content``: changed where it is stored (as a fetch returns it), then
-        MESSAGE_UPDATE (not ``announced``: as when the bot was not connected to hear of it). Returns it."""
+        MESSAGE_UPDATE (not ``announced``: as when the bot was not connected to hear of it). ``attachments``: the
+        files it keeps, when the edit removes some (Discord lets the author remove files, never add them; the update
+        carries the whole message, its content unchanged or not). Returns it."""
         stored = self.messages[int(message["id"])]
         stored["content"] = content
+        if attachments is not None:
+            kept = {str(attachment["id"]) for attachment in attachments}
+            stored["attachments"] = [a for a in stored.get("attachments", []) if str(a["id"]) in kept]
         stored["mentions"] = [u.payload() for u in self._mentioned(content)]
         stored["edited_timestamp"] = now()
         if announced:

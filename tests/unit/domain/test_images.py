@@ -5,8 +5,9 @@ from bot.domain.images import (
     describe_request,
     parse_descriptions,
     shown_images,
+    still_attached,
 )
-from bot.domain.memory_text import with_images
+from bot.domain.memory_text import edited_memory, with_images
 from bot.domain.prompt import IMAGE_TOKENS, Budget, PersonaCard, PromptRequest, Turn, build_prompt, prompt_tokens
 
 
@@ -55,3 +56,15 @@ def test_a_description_request_shows_every_image_once_and_the_memory_text_holds_
     assert with_images("my pets", [None, None]) == "my pets\n[image]\n[image]"
     assert with_images("my pets", ["a cat", None]) == "my pets\n[image: a cat]\n[image]"
     assert with_images("", ["a cat"]) == "[image: a cat]"
+
+
+def test_an_edit_that_removes_an_image_keeps_the_others_marks_in_the_memory() -> None:
+    kept = ["https://cdn/1/a.png?ex=1&hm=x", "https://cdn/1/b.png?ex=1&hm=x", "https://cdn/1/c.png?ex=1&hm=x"]
+    now = ["https://cdn/1/a.png?ex=2&hm=y", "https://cdn/1/c.png?ex=2&hm=y"]  # links signed anew
+    assert still_attached(kept, now) == [0, 2]
+    assert still_attached(kept, []) == []
+    remembered = with_images("look", ["a cat", "a dog", None])
+    assert edited_memory(remembered, "look", "look here", [0, 2]) == "look here\n[image: a cat]\n[image]"
+    assert edited_memory(remembered, "look", "look", []) == "look"
+    assert edited_memory(remembered, "look", "look again") == remembered.replace("look", "look again", 1)
+    assert edited_memory(with_images("", ["a cat"]), "", "a caption") == "a caption\n[image: a cat]"

@@ -125,15 +125,18 @@ class Chat(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        """Someone edited a message: Hearth keeps the new text. Its own replies (edited as they stream) and
-        webhooks' are not people's; an update without content is a link preview arriving."""
+        """Someone edited a message: Hearth keeps the new text, and forgets the images it removed. Its own replies
+        (edited as they stream) and webhooks' are not people's; an update without content is a link preview
+        arriving."""
         message = payload.message
         me = self.bot.user
         if "content" not in payload.data or message.webhook_id is not None or (me and message.author.id == me.id):
             return
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
-                followed = await self.privacy.follow_edited_message(message.id, said_in(message, self.bot))
+                followed = await self.privacy.follow_edited_message(
+                    message.id, said_in(message, self.bot), shown_images(files_of(message))
+                )
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
