@@ -946,4 +946,10 @@ CREATE UNIQUE INDEX uq_messages_user_discord_message_id ON messages (discord_mes
 
 UPDATE alembic_version SET version_num='0021' WHERE alembic_version.version_num = '0020';
 
+-- Running upgrade 0021 -> 0022
+
+ALTER TABLE messages ADD COLUMN discord_part_ids JSONB DEFAULT '[]' NOT NULL;
+
+UPDATE alembic_version SET version_num='0022' WHERE alembic_version.version_num = '0021';
+
 COMMIT;

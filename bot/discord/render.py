@@ -14,7 +14,7 @@ from bot.services.incoming import AnswerWithdrawn, ReplyRemoved
 
 log = logging.getLogger(__name__)
 
-Shown = TypeVar("Shown", discord.Message, discord.WebhookMessage)
+Shown = TypeVar("Shown", discord.Message, discord.WebhookMessage, discord.PartialMessage)
 
 # What Hearth itself sends (commands' answers) pings no one but users, and only where it means to; proactive
 # messages ping their own user alone (bot/discord/notifier.py).
@@ -108,9 +108,9 @@ def only_a_glimpse(channel: discord.abc.Messageable) -> Iterator[None]:
         log.info("Discord rate-limited showing the reply so far in channel %s", getattr(channel, "id", "?"))
 
 
-async def edited(message: Shown, *, content: str, view: discord.ui.View = discord.utils.MISSING) -> Shown:
-    """``message``, a reply being shown, edited to show ``content`` (pinging no one); :class:`ReplyRemoved` where
-    it was deleted meanwhile (a moderator took it down)."""
+async def edited(message: Shown, *, content: str, view: discord.ui.View | None = discord.utils.MISSING) -> Shown:
+    """``message``, a reply being shown, edited to show ``content`` (pinging no one; ``view`` None takes its buttons
+    off); :class:`ReplyRemoved` where it was deleted meanwhile (a moderator took it down)."""
     try:
         return await message.edit(content=content, allowed_mentions=MODEL_MENTIONS, view=view)
     except discord.NotFound as exc:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, edited, only_a_glimpse, typing_in
-from bot.domain.chunking import DISCORD_LIMIT
+from bot.discord.render import MODEL_MENTIONS, UNKNOWN_MESSAGE, edited, only_a_glimpse, typing_in
+from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.services.conversation.branches import Branches, BranchOutcome
 from bot.services.incoming import ReplyRemoved
 
@@ -37,7 +37,8 @@ REFUSALS = {
 
 
 def shown_text(text: str) -> str:
-    """An answer as one message shows it (an answer longer than a message is cut, and kept whole)."""
+    """An answer as its preview shows it, in one message (one longer than a message is cut there; it is shown
+    whole, in as many messages as it needs, once written)."""
     return text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"
 
 
@@ -52,10 +53,45 @@ def reply_view(position: int = 1, count: int = 1) -> discord.ui.View:
     return view
 
 
-class _EditedReply:
-    """Where a regenerated answer streams to: the message the button is on, edited as it comes."""
+def _parts(message: discord.Message, outcome: BranchOutcome) -> list[discord.PartialMessage]:
+    """The messages that show the reply whose buttons are on ``message`` (the last of them), in order."""
+    return [
+        message if part == message.id else discord.PartialMessage(channel=message.channel, id=part)
+        for part in outcome.parts or (message.id,)
+    ]
 
-    def __init__(self, message: discord.Message) -> None:
+
+async def _shown_whole(message: discord.Message, outcome: BranchOutcome, branches: Branches) -> None:
+    """Show ``outcome``'s answer in place of the reply whose buttons are on ``message``: a piece in each of its
+    messages, edited in order, the pieces past them posted after, the buttons on the last piece alone; then the
+    messages it no longer needs are deleted, once the reply is known by the ones that show it now (deleting a
+    reply's message forgets the reply)."""
+    pieces, parts = split_message(outcome.text), _parts(message, outcome)
+    view = reply_view(outcome.position, outcome.count)
+    shown: list[int] = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        if index < len(parts):
+            shown.append((await edited(parts[index], content=piece, view=view if last else None)).id)
+        else:
+            posted = await message.channel.send(
+                piece, allowed_mentions=MODEL_MENTIONS, view=view if last else discord.utils.MISSING
+            )
+            shown.append(posted.id)
+    if shown != [part.id for part in parts]:
+        await branches.reshown(message.id, shown)
+    for leftover in parts[len(pieces) :]:
+        try:
+            await leftover.delete()
+        except discord.NotFound as exc:  # deleted already
+            if exc.code != UNKNOWN_MESSAGE:
+                raise
+
+
+class _EditedReply:
+    """Where a regenerated answer streams to: the reply's first message, edited as it comes."""
+
+    def __init__(self, message: discord.PartialMessage) -> None:
         self.message = message
 
     def typing(self) -> AbstractAsyncContextManager[None]:
@@ -106,29 +142,37 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         if self.action == "regen":
             refusal = await branches.check(message.id, interaction.user.id)
             if refusal.status != "shown":
-                await self._show(interaction, message, refusal, deferred=False)
+                await self._show(interaction, message, refusal, branches, deferred=False)
                 return
             await interaction.response.defer()  # the model takes longer than Discord waits for an answer
             channel = message.channel
             parent = channel.parent_id if isinstance(channel, discord.Thread) else None
             try:
                 outcome = await branches.regenerate(
-                    message.id, interaction.user.id, _EditedReply(message), parent_channel_id=parent
+                    message.id, interaction.user.id, _EditedReply(_parts(message, refusal)[0]), parent_channel_id=parent
                 )
-                await self._show(interaction, message, outcome, deferred=True)
+                await self._show(interaction, message, outcome, branches, deferred=True)
             except ReplyRemoved as removed:  # a moderator took the reply down as the new answer streamed into it
                 log.info("stopped regenerating: %s", removed)
                 await interaction.followup.send(REFUSALS["removed"], ephemeral=True)
         else:
             outcome = await branches.step(message.id, interaction.user.id, -1 if self.action == "prev" else 1)
-            await self._show(interaction, message, outcome, deferred=False)
+            try:
+                await self._show(interaction, message, outcome, branches, deferred=False)
+            except ReplyRemoved as removed:  # a moderator took a part of the reply down meanwhile
+                log.info("stopped showing another answer: %s", removed)
 
     @staticmethod
     async def _show(
-        interaction: discord.Interaction, message: discord.Message, outcome: BranchOutcome, *, deferred: bool
+        interaction: discord.Interaction,
+        message: discord.Message,
+        outcome: BranchOutcome,
+        branches: Branches,
+        *,
+        deferred: bool,
     ) -> None:
         if outcome.status == "failed":  # the new answer may have begun to stream in: the one before comes back
-            await edited(message, content=shown_text(outcome.text), view=reply_view(outcome.position, outcome.count))
+            await _shown_whole(message, outcome, branches)
         if outcome.status != "shown":
             said = REFUSALS[outcome.status]
             if deferred:
@@ -136,8 +180,10 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             else:
                 await interaction.response.send_message(said, ephemeral=True)
             return
-        content, view = shown_text(outcome.text), reply_view(outcome.position, outcome.count)
-        if deferred:
-            await edited(message, content=content, view=view)
-        else:
+        if not deferred and len(outcome.parts) <= 1 and len(split_message(outcome.text)) == 1:  # one message
+            content, view = outcome.text, reply_view(outcome.position, outcome.count)
             await interaction.response.edit_message(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
+            return
+        if not deferred:
+            await interaction.response.defer()
+        await _shown_whole(message, outcome, branches)

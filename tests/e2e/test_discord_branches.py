@@ -249,3 +249,46 @@ async def test_a_regenerated_answer_that_breaks_off_leaves_the_answer_before_it_
         llm.default = Reply("A story about a cat called Miso.")
         _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
         assert shown["content"] == "A story about a cat called Miso." and buttons(shown) == ["◀", "2/2", "▶", "🔄"]
+
+
+async def test_another_answer_replaces_the_whole_of_a_reply_that_took_several_messages(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """An answer longer than a Discord message goes out in several: 🔄 and ◀ ▶ show the other answer in their
+    place, whole (its messages edited in order, more posted or those left over deleted), its buttons on its last
+    message alone, never the start of one answer with the end of another."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    first = " ".join(f"Part {i} of the lighthouse keeper's story." for i in range(80))
+    third = " ".join(f"Part {i} of the story of Miso the cat, told at length." for i in range(110))
+    assert 2000 < len(first) <= 4000 < len(third) <= 6000
+    llm.script(Reply(first, chunk_size=500), Reply("A short story."), Reply(third, chunk_size=500))
+
+    def shown() -> list[str]:
+        return [message["content"] for message in discord.sent_messages(general)]
+
+    last = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    assert len(shown()) == 2 and "".join(shown()) == first
+
+    # 🔄: a short answer, shown whole in one message with the buttons; the other message goes.
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, last, "hearth:reply:regen"))
+    await eventually(lambda: shown() == ["A short story."])
+    [short] = discord.sent_messages(general)
+    await eventually(lambda: buttons(discord.messages[int(short["id"])]) == ["◀", "2/2", "▶", "🔄"])
+
+    # ◀: the first answer whole again, in two messages, the buttons on the second.
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, short, "hearth:reply:prev"))
+    await eventually(lambda: "".join(shown()) == first)
+    opening, closing = discord.sent_messages(general)
+    assert buttons(opening) == [] and buttons(closing) == ["◀", "1/2", "▶", "🔄"]
+    await stored_as_shown_in(db, closing)  # known by its new message just after it is posted
+
+    # 🔄 on its new last message: a longer answer, in more messages.
+    await press(discord, ana, closing, "regen", predicate=lambda m: "Miso" in m["content"])
+    await eventually(lambda: "".join(shown()) == third)
+    *before, end = discord.sent_messages(general)
+    assert len(before) >= 2 and [buttons(m) for m in before] == [[]] * len(before)
+    assert buttons(end) == ["◀", "3/3", "▶", "🔄"]
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == [third], "the conversation goes on from the answer shown"

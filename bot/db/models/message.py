@@ -25,6 +25,10 @@ class Message(IdMixin, TimestampMixin, Base):
     )
     user_id: Mapped[int | None] = user_fk(nullable=True)
     discord_message_id: Mapped[int | None] = mapped_column(DiscordId, index=True)
+    # Every Discord message that shows a reply longer than one message, in order (the last one is
+    # ``discord_message_id``); empty when one message shows it. No Python-side default: inserts leave it out (the
+    # database's default), so they work before revision 0022; set apart from the insert (add_message).
+    discord_part_ids: Mapped[list[Any]] = mapped_column(PortableJSON, server_default="[]", nullable=False)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
     # The cast character who said an assistant turn (``/persona cast``); NULL when Hearth spoke as its persona.

@@ -24,6 +24,7 @@ class SentReply:
     completion_tokens: int | None
     created_at: datetime
     latest: bool  # no reply came after it in its conversation
+    parts: tuple[int, ...]  # the Discord messages that show it, in order (the last one carries its buttons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class AlternativeRepository:
         self.session = session
 
     async def reply_shown_in(self, discord_message_id: int) -> SentReply | None:
-        """The reply whose last Discord message is ``discord_message_id``."""
+        """The reply whose last Discord message (where its buttons are) is ``discord_message_id``."""
         reply = (
             await self.session.execute(
                 select(
@@ -50,6 +51,7 @@ class AlternativeRepository:
                     Message.prompt_tokens,
                     Message.completion_tokens,
                     Message.created_at,
+                    Message.discord_part_ids,
                 )
                 .outerjoin(User, User.id == Message.user_id)
                 .where(Message.discord_message_id == discord_message_id, Message.role == "assistant")
@@ -74,6 +76,16 @@ class AlternativeRepository:
             completion_tokens=reply[6],
             created_at=reply[7],
             latest=not later,
+            parts=tuple(int(part) for part in reply[8] or ()) or (discord_message_id,),
+        )
+
+    async def reshown(self, message_id: int, parts: Sequence[int]) -> None:
+        """The reply ``message_id`` is now shown in the Discord messages ``parts``, in order (another answer of it
+        needed more of them, or fewer)."""
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(discord_message_id=parts[-1], discord_part_ids=list(parts) if len(parts) > 1 else [])
         )
 
     async def answered_by(self, reply: SentReply) -> list[AwaitingMessage]:

@@ -231,6 +231,7 @@ class ConversationRepository:
         at: datetime,
         speaker_name: str | None = None,
         discord_message_id: int | None = None,
+        discord_part_ids: Sequence[int] = (),
         image_urls: Sequence[str] = (),
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
@@ -240,7 +241,8 @@ class ConversationRepository:
         images_pending: bool = False,
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
-        ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona). Raises
+        ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona).
+        ``discord_part_ids``: every Discord message showing a reply, in order (kept when there are several). Raises
         :class:`AlreadyStored` for a user's message whose Discord message is stored already (nothing changed).
 
         On every reply's path, so the statements are built once (and are one statement on PostgreSQL).
@@ -275,6 +277,10 @@ class ConversationRepository:
         if speaker_name is not None:
             await self.session.execute(
                 update(Message).where(Message.id == message_id).values(speaker_name=speaker_name)
+            )
+        if len(discord_part_ids) > 1:
+            await self.session.execute(
+                update(Message).where(Message.id == message_id).values(discord_part_ids=list(discord_part_ids))
             )
         return message_id
 

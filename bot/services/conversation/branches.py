@@ -9,7 +9,7 @@ again). The others stay stored as the turn's alternatives.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -36,12 +36,15 @@ BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "
 class BranchOutcome:
     """What a press did: ``shown`` with the answer now shown (``position`` of ``count``), else why not.
     ``failed``: the model could not answer; the answer shown before (``text``, ``position`` of ``count``) stays
-    the one the conversation goes on from, and is to be shown again where the new one had begun to stream."""
+    the one the conversation goes on from, and is to be shown again where the new one had begun to stream.
+    ``parts``: the Discord messages that show the reply, in order (an answer longer than a message takes several),
+    where the answer is to be shown: its pieces in them, as many as it needs (see :meth:`Branches.reshown`)."""
 
     status: BranchStatus
     text: str = ""
     position: int = 1
     count: int = 1
+    parts: tuple[int, ...] = ()
 
 
 class Branches:
@@ -103,7 +106,7 @@ class Branches:
                 )
             except LLMUnavailable as exc:
                 log.error("could not regenerate reply %s: %s", reply.message_id, exc)
-                return BranchOutcome("failed", reply.content, shown, count)
+                return BranchOutcome("failed", reply.content, shown, count, reply.parts)
             finally:
                 query.close()
             self.holds.spent(batch[-1].guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
@@ -121,11 +124,20 @@ class Branches:
                 shown, count = positions(alternatives)
                 wanted = min(max(shown + by, 1), count)
                 if wanted == shown:
-                    return BranchOutcome("shown", reply.content, shown, count)
+                    return BranchOutcome("shown", reply.content, shown, count, reply.parts)
                 text = await repository.show(reply.message_id, wanted, at=self.clock())
                 await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
             self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
-            return BranchOutcome("shown", text, wanted, count)
+            return BranchOutcome("shown", text, wanted, count, reply.parts)
+
+    async def reshown(self, shown_in: int, parts: Sequence[int]) -> None:
+        """The reply whose buttons were on the Discord message ``shown_in`` is now shown in ``parts``, in order
+        (an answer needing more messages than the one before, or fewer): its buttons, on the last, work there."""
+        async with self.database.session() as session:
+            repository = AlternativeRepository(session)
+            reply = await repository.reply_shown_in(shown_in)
+            if reply is not None and reply.parts != tuple(parts):
+                await repository.reshown(reply.message_id, parts)
 
     async def _pressable(self, shown_in: int, requester: int) -> tuple[SentReply | None, BranchOutcome]:
         async with self.database.reading() as session:
@@ -138,7 +150,7 @@ class Branches:
             return None, BranchOutcome("expired")
         if not reply.latest:
             return None, BranchOutcome("moved_on")
-        return reply, BranchOutcome("shown")
+        return reply, BranchOutcome("shown", reply.content, parts=reply.parts)
 
     async def _keep(self, reply: SentReply, completion: Completion) -> BranchOutcome:
         """Store ``completion`` as the reply's newest alternative and show it (the first answer is kept as the
@@ -168,4 +180,4 @@ class Branches:
             text = await repository.show(reply.message_id, position, at=at)
             await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
         self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
-        return BranchOutcome("shown", text, position, position)
+        return BranchOutcome("shown", text, position, position, reply.parts)

@@ -181,7 +181,7 @@ class Responder:
             model=completion.model,
             latency_ms=int(model_ms),
             recalled=recalled.memory_ids,
-            shown_in=sent[-1] if sent else None,
+            shown_in=sent,
             speaker=persona.name if host is not None else None,
         )
         return TurnOutcome(

@@ -264,13 +264,13 @@ class TurnStore:
         model: str | None,
         latency_ms: int,
         recalled: Sequence[int],
-        shown_in: int | None = None,
+        shown_in: Sequence[int] = (),
         speaker: str | None = None,
     ) -> None:
         """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
         answered), retrying while the database fails as storing a message does (the connections may have dropped
         while the model wrote); a failure past that is logged, never shown: the reply was already delivered.
-        ``shown_in``: the Discord message that shows its end (where its buttons are). ``speaker``: the cast
+        ``shown_in``: the Discord messages that show it, in order (its buttons on the last). ``speaker``: the cast
         character who said it (None: the channel's own persona), kept with the reply and its memory."""
         last = batch[-1]
         cleaned = clean_text(text)
@@ -296,7 +296,8 @@ class TurnStore:
                     completion_tokens=completion_tokens,
                     model=model,
                     latency_ms=latency_ms,
-                    discord_message_id=shown_in,
+                    discord_message_id=shown_in[-1] if shown_in else None,
+                    discord_part_ids=shown_in,
                     speaker_name=speaker,
                 )
                 memories = MemoryRepository(session)
