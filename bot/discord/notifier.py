@@ -36,7 +36,7 @@ class DiscordNotifier:
 
     async def deliver(self, *, user_discord_id: int, channel_id: int | None, text: str) -> Literal["channel", "dm"]:
         """Send ``text`` to ``channel_id`` (if Hearth may write there), else by DM; raises DeliveryFailed."""
-        channel = self._writable_channel(channel_id, user_discord_id) if channel_id is not None else None
+        channel = await self._writable_channel(channel_id, user_discord_id) if channel_id is not None else None
         if isinstance(channel, discord.abc.GuildChannel | discord.Thread) and not await _still_in(
             channel.guild, user_discord_id
         ):
@@ -69,9 +69,22 @@ class DiscordNotifier:
             raise _delivery_failed(exc, f"DM to user {user_discord_id}") from exc
         return "dm"
 
-    def _writable_channel(self, channel_id: int, user_discord_id: int) -> "Messageable | None":
-        """The channel from the cache when Hearth may send there; None when unknown, unwritable or not text."""
+    async def _writable_channel(self, channel_id: int, user_discord_id: int) -> "Messageable | None":
+        """The channel when Hearth may send there; None when it is gone, unwritable or not text.
+
+        From the cache, or from Discord when the cache does not hold it: after a start, or a new gateway
+        session, the cache is empty until the gateway has sent every server. Without the cache's member to
+        reckon permissions with, the channel is tried, and a refusal sends the message by DM."""
         channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(channel_id)
+            except (discord.Forbidden, discord.NotFound, discord.InvalidData):  # hidden, gone, or of no known type
+                return None
+            except _SEND_ERRORS as exc:  # nothing was sent yet
+                raise _delivery_failed(exc, f"channel {channel_id}", sending=False) from exc
+            if isinstance(channel, discord.Thread) and channel.archived:  # left closed: a post would reopen it
+                return None
         if isinstance(channel, discord.DMChannel):
             recipient = channel.recipient
             return channel if recipient is not None and recipient.id == user_discord_id else None
@@ -79,7 +92,7 @@ class DiscordNotifier:
             return None
         me: discord.Member | None = channel.guild.me  # typed as always there; not before the guild is cached
         if me is None:
-            return None
+            return channel
         permissions = channel.permissions_for(me)
         allowed = (
             permissions.send_messages_in_threads if isinstance(channel, discord.Thread) else permissions.send_messages

@@ -151,6 +151,29 @@ async def test_a_reminder_whose_channel_was_deleted_unheard_goes_by_dm(
     assert [call.status for call in refused] == [404], "tried in its channel first, as the cache said it was there"
 
 
+async def test_a_reminder_due_before_the_gateway_has_sent_its_server_still_goes_to_its_channel(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Ana's reminder fell due while Hearth was restarting. Until the gateway has sent the servers (seconds after
+    a start, longer for a bot in many; and again after a new session) Hearth's cache knows no channel: the
+    reminder still goes to the channel it was set in, not by DM."""
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    event_id = await add_reminder(db, ana, general, "feed the cat")
+    let_in = discord.hold_ready()
+    try:
+        async with running_bot(discord, db, llm, ready=False, events_poll_seconds=0.5):
+            call = await discord.wait_for_request(lambda call: call.route == "create_message", timeout=5)
+            assert call.channel_id == general
+            assert call.body["content"] == f"<@{ana.id}> ⏰ Reminder: feed the cat"
+            assert_pings_only(call, ana)
+            await statuses_become(db, {event_id: "sent"})
+            let_in.set()
+    finally:
+        let_in.set()
+    assert discord.calls("create_dm") == []
+
+
 async def test_a_reminder_for_a_member_who_left_its_server_goes_by_dm_not_to_the_channel(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
