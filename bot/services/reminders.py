@@ -7,7 +7,7 @@ user, and nothing is stored.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.db.engine import Database
@@ -20,6 +20,8 @@ from bot.errors import HearthError
 
 # A birthday greeting goes out at this local hour (in the user's time zone).
 BIRTHDAY_HOUR = 10
+# How long the list of reminders keeps showing one that never reached its user.
+UNDELIVERED_SHOWN_FOR = timedelta(days=7)
 
 
 class UnknownTimezone(HearthError, ValueError):
@@ -32,6 +34,9 @@ class Reminder:
     what: str
     at: datetime  # UTC
     recurrence: str | None  # daily, weekly, monthly or yearly: repeats
+    # Why it never reached its user: "missed" (due while Hearth was stopped) or "failed" (Discord refused it, or
+    # could not be reached); None for one still to come.
+    undelivered: str | None = None
 
 
 def time_zone(name: str) -> ZoneInfo:
@@ -71,10 +76,16 @@ class ReminderService:
         return Reminder(event_id, words, schedule.at, schedule.recurrence)
 
     async def reminders(self, user_id: int) -> list[Reminder]:
-        """The user's pending reminders, soonest first."""
+        """The user's pending reminders, soonest first; then those of the last UNDELIVERED_SHOWN_FOR that never
+        reached them, the latest first, so that none is lost without a word."""
+        since = self.clock() - UNDELIVERED_SHOWN_FOR
         async with self.database.session() as session:
-            events = await EventRepository(session).pending(user_id, event_type="reminder")
-        return [Reminder(e.id, e.title, e.trigger_at, e.recurrence_rule) for e in events]
+            events = EventRepository(session)
+            pending = await events.pending(user_id, event_type="reminder")
+            undelivered = await events.undelivered(user_id, event_type="reminder", since=since)
+        return [Reminder(e.id, e.title, e.trigger_at, e.recurrence_rule) for e in pending] + [
+            Reminder(e.id, e.title, e.trigger_at, e.recurrence_rule, undelivered=e.status) for e in undelivered
+        ]
 
     async def cancel(self, user_id: int, reminder_id: int) -> bool:
         """Cancel one of the user's pending reminders; False when there is no such reminder of theirs."""

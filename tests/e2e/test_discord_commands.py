@@ -307,6 +307,40 @@ async def test_cancelling_from_a_list_older_than_the_reminders_sending_says_so(
     assert await count(db, ScheduledEvent, ScheduledEvent.status == "pending") == 1
 
 
+async def test_the_list_shows_reminders_that_could_not_reach_their_member_and_offers_only_the_rest(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Ana's reminder fell due in a channel since deleted, with her DMs closed: Hearth could not reach her. Another
+    was due while Hearth was stopped, later than it sends anything. /reminders says so, rather than showing
+    them as gone out, and offers to cancel only the one still to come."""
+    discord, ana, general = world.discord, world.ana, world.general
+    lore = world.guild.channel("lore")
+    await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": "water the plants"})
+    await run(discord, ana, lore, "remind", {"when": "in 2 hours", "what": "feed the cat"})
+    await run(discord, ana, lore, "remind", {"when": "in 3 hours", "what": "call mum"})
+    async with db.session() as session:
+        events = {event.title: event for event in (await session.scalars(select(ScheduledEvent))).all()}
+        events["feed the cat"].trigger_at = datetime.now(UTC) - timedelta(hours=3)  # Hearth was stopped then
+    discord.close_dms(ana)
+    del discord.channels[general]
+    async with db.session() as session:
+        (await session.get_one(ScheduledEvent, events["water the plants"].id)).trigger_at = datetime.now(UTC)
+    async with asyncio.timeout(10):
+        while True:
+            if await count(db, ScheduledEvent, ScheduledEvent.status.in_(("failed", "missed"))) == 2:
+                break
+            await asyncio.sleep(0.05)
+
+    _, listing = await run(discord, ana, lore, "reminders")
+    lines = text_of(listing).splitlines()
+    [plants] = [line for line in lines if "water the plants" in line]
+    [cat] = [line for line in lines if "feed the cat" in line]
+    assert "not delivered" in plants.lower() and "not delivered" in cat.lower()
+    assert "offline" in cat
+    [menu] = [component for row in listing["components"] for component in row["components"]]
+    assert [option["value"] for option in menu["options"]] == [str(events["call mum"].id)]
+
+
 async def test_a_new_time_zone_moves_the_birthday_greeting_to_ten_in_the_morning_there(
     world: World, bot: HearthBot, db: Database
 ) -> None:

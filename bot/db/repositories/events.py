@@ -168,6 +168,18 @@ class EventRepository:
             statement = statement.where(ScheduledEvent.event_type == event_type)
         return list((await self.session.scalars(statement.order_by(ScheduledEvent.trigger_at))).all())
 
+    async def undelivered(self, user_id: int, *, event_type: str, since: datetime) -> list[ScheduledEvent]:
+        """The user's events of ``event_type`` due since ``since`` that never reached them: ``missed`` (due while
+        Hearth was stopped) or ``failed`` (Discord refused them, or could not be reached); the latest first."""
+        require_aware(since, "since")
+        statement = select(ScheduledEvent).where(
+            ScheduledEvent.user_id == user_id,
+            ScheduledEvent.event_type == event_type,
+            ScheduledEvent.status.in_(("missed", "failed")),
+            ScheduledEvent.trigger_at >= since,
+        )
+        return list((await self.session.scalars(statement.order_by(ScheduledEvent.trigger_at.desc()))).all())
+
     async def add(
         self,
         *,

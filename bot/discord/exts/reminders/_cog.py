@@ -30,6 +30,21 @@ def _when(reminder: Reminder) -> str:
     return at + (f", then {reminder.recurrence}" if reminder.recurrence else "")
 
 
+_WHY_UNDELIVERED = {
+    "missed": "Hearth was offline then",
+    "failed": "Hearth could not send it, in its channel or by DM",
+}
+
+
+def _line(reminder: Reminder) -> str:
+    """One reminder in the list: its number, when, and its words; one that never reached its user says so."""
+    what = discord.utils.escape_mentions(reminder.what)
+    if reminder.undelivered is None:
+        return f"`#{reminder.id}` {_when(reminder)} · {what}"
+    why = _WHY_UNDELIVERED.get(reminder.undelivered, "it could not be sent")
+    return f"⚠️ `#{reminder.id}` {discord.utils.format_dt(reminder.at, 'f')} · {what} · not delivered: {why}"
+
+
 class Reminders(commands.Cog):
     birthday = app_commands.Group(name="birthday", description="Your birthday, so Hearth can greet you")
     timezone = app_commands.Group(name="timezone", description="Your time zone, for reminders and greetings")
@@ -99,7 +114,7 @@ class Reminders(commands.Cog):
 
 
 class RemindersView(Paginator):
-    """The user's reminders, ten to a page, with a menu to cancel one on the page shown."""
+    """The user's reminders, ten to a page, with a menu to cancel one still to come on the page shown."""
 
     def __init__(self, service: ReminderService, owner_id: int, user_id: int, reminders: list[Reminder]) -> None:
         self.service, self.user_id, self.reminders = service, user_id, reminders
@@ -108,14 +123,14 @@ class RemindersView(Paginator):
         self.on_page()
 
     def _pages(self) -> list[discord.Embed]:
-        lines = [f"`#{r.id}` {_when(r)} · {discord.utils.escape_mentions(r.what)}" for r in self.reminders]
+        lines = [_line(r) for r in self.reminders]
         return pages_of("Your reminders", lines, empty="No reminders. Set one with /remind.")
 
     def on_page(self) -> None:
         if self.menu is not None:
             self.remove_item(self.menu)
             self.menu = None
-        shown = self.reminders[self.index * 10 : self.index * 10 + 10]
+        shown = [r for r in self.reminders[self.index * 10 : self.index * 10 + 10] if r.undelivered is None]
         if not shown:
             return
         self.menu = discord.ui.Select(
