@@ -37,6 +37,7 @@ from bot.errors import HearthError
 
 MAX_AHEAD = timedelta(days=5 * 366)
 MAX_REMINDER_LENGTH = 255  # characters of a reminder's words: all of them are kept, and sent
+MAX_PENDING_REMINDERS = 100  # reminders one person may have waiting; each is a message in a channel of others
 DEFAULT_TIME = time(9, 0)
 DAYPART_TIMES: dict[str, time] = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20)}
 EXAMPLES = "Try 'in 2 hours', 'tomorrow at 9' or 'every Monday at 8'."

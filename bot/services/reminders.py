@@ -15,7 +15,7 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.recurrence import days_in_month, next_birthday, same_wall_clock_in, zone_or_utc
-from bot.domain.when import When, WhenError, read_reminder
+from bot.domain.when import MAX_PENDING_REMINDERS, When, WhenError, read_reminder
 from bot.errors import HearthError
 
 # A birthday greeting goes out at this local hour (in the user's time zone).
@@ -26,6 +26,10 @@ UNDELIVERED_SHOWN_FOR = timedelta(days=7)
 
 class UnknownTimezone(HearthError, ValueError):
     """Not an IANA time zone name."""
+
+
+class TooManyReminders(HearthError):
+    """The user has MAX_PENDING_REMINDERS reminders waiting already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +62,19 @@ class ReminderService:
         self, user_id: int, when: str, what: str, *, guild_id: int | None, channel_id: int | None
     ) -> Reminder:
         """Store a reminder of ``what`` at ``when`` ("in 2 hours", "every Monday at 8"), read in the user's time
-        zone; raises WhenError (nothing stored) when it cannot be scheduled."""
+        zone; raises WhenError (nothing stored) when it cannot be scheduled, TooManyReminders when the user has
+        MAX_PENDING_REMINDERS waiting."""
         now = self.clock()
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)
             schedule, words = read_reminder(when, what, now=now, tz=ZoneInfo(preferences.timezone))
-            event_id = await EventRepository(session).add(
+            events = EventRepository(session)
+            if await events.count_pending(user_id, event_type="reminder") >= MAX_PENDING_REMINDERS:
+                raise TooManyReminders(
+                    f"You have {MAX_PENDING_REMINDERS} reminders waiting, the most I keep for one person: "
+                    "cancel one with /reminders first."
+                )
+            event_id = await events.add(
                 user_id=user_id,
                 guild_id=guild_id,
                 channel_id=channel_id,

@@ -19,8 +19,10 @@ from sqlalchemy import func, select, text
 
 from bot.db.engine import Database
 from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
+from bot.db.repositories.events import EventRepository
 from bot.discord import views
 from bot.discord.client import HearthBot
+from bot.domain.when import MAX_PENDING_REMINDERS
 from bot.services.incoming import Author, Place
 from tests.e2e.test_discord_chat import shown
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
@@ -251,6 +253,33 @@ async def test_a_reminder_is_kept_whole_and_one_too_long_to_keep_is_refused_befo
         assert (await session.scalars(select(ScheduledEvent.title))).all() == [longest]
     with pytest.raises(ValueError, match="outside"):  # Discord's client refuses to send it, as it says
         discord.command_payload(ana, general, "remind", {"when": "in 1 hour", "what": longest + "?"})
+
+
+async def test_a_member_with_the_most_reminders_waiting_is_told_to_cancel_one_first(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Every reminder is a message Hearth posts, pinging its member, in a channel of others: one member's
+    thousands would flood it, and hold up everyone's reminders behind Discord's rate limits."""
+    discord, ana, general = world.discord, world.ana, world.general
+    await run(discord, ana, general, "remind", {"when": "every day at 9", "what": "stretch"})
+    async with db.session() as session:
+        first = await session.scalar(select(ScheduledEvent))
+        assert first is not None
+        events = EventRepository(session)
+        for number in range(MAX_PENDING_REMINDERS - 1):
+            await events.add(
+                user_id=first.user_id,
+                guild_id=first.guild_id,
+                channel_id=general,
+                event_type="reminder",
+                trigger_at=first.trigger_at + timedelta(minutes=number),
+                title=f"stretch again {number}",
+            )
+
+    payload, refused = await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": "one more"})
+    assert discord.is_ephemeral(payload)
+    assert f"{MAX_PENDING_REMINDERS} reminders" in refused["content"] and "/reminders" in refused["content"]
+    assert await count(db, ScheduledEvent) == MAX_PENDING_REMINDERS, "nothing stored"
 
 
 async def test_a_fact_is_shown_as_it_was_written_whatever_markdown_it_holds(world: World, bot: HearthBot) -> None:

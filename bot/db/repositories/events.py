@@ -168,6 +168,15 @@ class EventRepository:
             statement = statement.where(ScheduledEvent.event_type == event_type)
         return list((await self.session.scalars(statement.order_by(ScheduledEvent.trigger_at))).all())
 
+    async def count_pending(self, user_id: int, *, event_type: str) -> int:
+        """How many events of ``event_type`` wait for the user."""
+        statement = select(func.count(ScheduledEvent.id)).where(
+            ScheduledEvent.user_id == user_id,
+            ScheduledEvent.event_type == event_type,
+            ScheduledEvent.status == "pending",
+        )
+        return int(await self.session.scalar(statement) or 0)
+
     async def undelivered(self, user_id: int, *, event_type: str, since: datetime) -> list[ScheduledEvent]:
         """The user's events of ``event_type`` due since ``since`` that never reached them: ``missed`` (due while
         Hearth was stopped) or ``failed`` (Discord refused them, or could not be reached); the latest first."""
