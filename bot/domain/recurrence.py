@@ -130,6 +130,30 @@ def same_wall_clock_in(at: datetime, was: ZoneInfo, tz: ZoneInfo, *, now: dateti
     return moved if moved > now else at
 
 
+def repeating_in(
+    at: datetime,
+    was: ZoneInfo,
+    tz: ZoneInfo,
+    recurrence: str,
+    *,
+    now: datetime,
+    anchor_day: int | None = None,
+    local_time: time | None = None,
+) -> datetime:
+    """Where the next firing ``at`` (set in ``was``) of an event repeating ``recurrence`` goes when its user moves
+    to ``tz``: the same local date and wall-clock time (``local_time``, if kept) there, in UTC. When that has
+    already passed in ``tz``, the occurrence is behind the user, and the next one there after ``now`` comes
+    instead: keeping ``at`` would fire at another hour of their day, and later occurrences, reckoned from its
+    local date in ``tz``, could fall on another day of the week."""
+    require_aware(at, "at")
+    require_aware(now, "now")
+    local = to_local(at, was)
+    moved = local_to_utc(datetime.combine(local.date(), local_time or local.time()), tz)
+    while moved <= now:
+        moved = next_occurrence(moved, recurrence, tz, anchor_day=anchor_day, local_time=local_time)
+    return moved
+
+
 def in_quiet_hours(now: datetime, tz: ZoneInfo, start: time, end: time) -> bool:
     """Whether ``now`` falls in the local window [start, end), which may cross midnight (22:00–08:00).
 

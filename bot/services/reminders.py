@@ -14,7 +14,7 @@ from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
-from bot.domain.recurrence import days_in_month, next_birthday, same_wall_clock_in, zone_or_utc
+from bot.domain.recurrence import days_in_month, next_birthday, repeating_in, same_wall_clock_in, zone_or_utc
 from bot.domain.when import MAX_PENDING_REMINDERS, When, WhenError, read_reminder
 from bot.errors import HearthError
 
@@ -106,16 +106,30 @@ class ReminderService:
     async def set_timezone(self, user_id: int, name: str) -> ZoneInfo:
         """Set the user's time zone. What comes back at a time of their day moves with them: the birthday
         greeting (BIRTHDAY_HOUR) and repeating reminders keep their local time in the new zone, this time and
-        the next ones; a one-off reminder keeps the moment it was set for."""
+        the next ones (a repeating reminder whose time has passed there already comes next time); a one-off
+        reminder keeps the moment it was set for."""
         tz = time_zone(name)
         now = self.clock()
         async with self.database.session() as session:
             (await UserRepository(session).preferences(user_id)).timezone = tz.key
             for event in await EventRepository(session).pending(user_id):
-                if event.event_type == "birthday" or (event.event_type == "reminder" and event.is_recurring):
-                    was = zone_or_utc(event.context.get("tz"))
+                was = zone_or_utc(event.context.get("tz"))
+                if event.event_type == "birthday":
                     event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
-                    event.context = {**event.context, "tz": tz.key}  # and so its next times
+                elif event.event_type == "reminder" and event.is_recurring and event.recurrence_rule:
+                    anchor, wall = event.context.get("anchor_day"), event.context.get("local_time")
+                    event.trigger_at = repeating_in(
+                        event.trigger_at,
+                        was,
+                        tz,
+                        event.recurrence_rule,
+                        now=now,
+                        anchor_day=int(anchor) if anchor else None,
+                        local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
+                    )
+                else:
+                    continue
+                event.context = {**event.context, "tz": tz.key}  # and so its next times
         return tz
 
     async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:

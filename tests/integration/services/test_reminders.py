@@ -64,6 +64,29 @@ async def test_a_new_time_zone_moves_repeating_reminders_to_their_time_of_day_th
     assert pending == [datetime(2026, 12, 7, 16, 0, tzinfo=UTC)], "and the Mondays after, at 08:00 there too"
 
 
+async def test_a_new_time_zone_where_this_weeks_time_has_passed_keeps_the_reminder_on_its_weekday(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana set "every Monday at 20:00" before telling Hearth her time zone, so it was read in UTC. She sets Tokyo
+    on Monday at 21:00 there: this Monday's 20:00 is behind her. The reminder comes next Monday at 20:00 in
+    Tokyo, and the Mondays after; not at 05:00 on Tuesday, nor on Tuesdays from then on."""
+    user = await ana(db)  # on the UTC default
+    clock = Clock(NOW - timedelta(hours=4))  # Monday 08:00 UTC
+    reminders = ReminderService(db, clock=clock)
+    weekly = await reminders.remind(user, "every Monday at 20:00", "call dad", guild_id=None, channel_id=None)
+    assert weekly.at == datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+
+    clock.now = NOW  # Monday 21:00 in Tokyo
+    await reminders.set_timezone(user, "Asia/Tokyo")
+    [moved] = await reminders.reminders(user)
+    assert moved.at == datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # Monday 30 November, 20:00 in Tokyo
+
+    clock.now = moved.at
+    assert await service(db, llm, RecordingNotifier(), clock).tick() == {"sent": 1}
+    pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
+    assert pending == [datetime(2026, 12, 7, 11, 0, tzinfo=UTC)], "and the Mondays after, at 20:00 there"
+
+
 @pytest.mark.parametrize(
     ("when", "what"),
     [

@@ -10,6 +10,7 @@ from bot.domain.recurrence import (
     next_birthday,
     next_occurrence,
     quiet_hours_end,
+    repeating_in,
     same_wall_clock_in,
 )
 
@@ -150,6 +151,20 @@ def test_a_new_zone_keeps_the_wall_clock_time_unless_it_has_passed_there() -> No
     assert same_wall_clock_in(greeting, UTC_ZONE, LOS_ANGELES, now=utc("2026-05-04 09:00")) == utc("2026-05-04 17:00")
     # 10:00 in Tokyo was an hour ago: the greeting keeps its time rather than being skipped or sent twice.
     assert same_wall_clock_in(greeting, UTC_ZONE, TOKYO, now=utc("2026-05-04 02:00")) == greeting
+
+
+def test_a_repeating_event_moves_to_its_time_of_day_in_a_new_zone_or_to_its_next_time_there() -> None:
+    daily = utc("2026-05-04 20:00")  # 20:00 in UTC, Monday
+    # Still ahead in Los Angeles: 20:00 there that day.
+    assert repeating_in(daily, UTC_ZONE, LOS_ANGELES, "daily", now=utc("2026-05-04 12:00")) == utc("2026-05-05 03:00")
+    # 20:00 in Tokyo was at 11:00 UTC: tomorrow's, not 05:00 on Tuesday there.
+    assert repeating_in(daily, UTC_ZONE, TOKYO, "daily", now=utc("2026-05-04 12:00")) == utc("2026-05-05 11:00")
+    assert repeating_in(daily, UTC_ZONE, TOKYO, "weekly", now=utc("2026-05-04 12:00")) == utc("2026-05-11 11:00")
+    # A time the clocks skipped kept its own: 02:30 in Berlin, moved to New York, is 02:30 there.
+    skipped = utc("2026-03-29 01:30")  # 03:30 CEST, set for 02:30
+    assert repeating_in(skipped, BERLIN, NEW_YORK, "daily", now=utc("2026-03-28 12:00"), local_time=time(2, 30)) == utc(
+        "2026-03-29 06:30"
+    )
 
 
 @pytest.mark.parametrize(
