@@ -4,7 +4,10 @@ The grammar is small and predictable rather than clever: a phrase either matches
 an example, so Hearth never quietly schedules something other than what was meant. The rules worth knowing:
 
 * Times are local to the user's zone. An hour without am/pm is on the 24-hour clock ("at 5" is 05:00), except
-  after "afternoon", "evening", "tonight" or "night", where 1–11 mean the afternoon ("tonight at 9" is 21:00).
+  after "afternoon", "evening", "tonight" or "night", where 1–11 mean the afternoon ("tonight at 9" is 21:00);
+  at night 1–4 are the small hours, and 12 is midnight after "evening" and "night".
+* The small hours (before 06:00) of an evening or a night belong to it: "tonight at 12" and "friday night at 1"
+  are after midnight, on the next day.
   A bare number is never a time ("at 9", "9am" and "9:00" are), so "tomorrow 3 eggs" keeps its eggs.
 * Weekdays may be shortened to mon, tue, wed, thu and fri; not "sat" and "sun", which are words of their own.
 * A day without a time means 09:00. "morning" is 09:00, "noon" 12:00, "afternoon" 15:00, "evening" 19:00,
@@ -39,6 +42,7 @@ MAX_AHEAD = timedelta(days=5 * 366)
 MAX_REMINDER_LENGTH = 255  # characters of a reminder's words: all of them are kept, and sent
 MAX_PENDING_REMINDERS = 100  # reminders one person may have waiting; each is a message in a channel of others
 DEFAULT_TIME = time(9, 0)
+SMALL_HOURS_END = time(6, 0)  # before this, a time of an evening or a night is after its midnight
 DAYPART_TIMES: dict[str, time] = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20)}
 EXAMPLES = "Try 'in 2 hours', 'tomorrow at 9' or 'every Monday at 8'."
 
@@ -495,9 +499,19 @@ def _wall_time(slots: _Slots) -> time | None:
         raise WhenError(f"There is no {shown} on the clock. Use a time like 9, 9:30, 9pm or 21:30.")
     if meridiem is not None:
         hour = hour % 12 + (12 if meridiem == "pm" else 0)
+    elif slots.daypart == "night" and hour < 5:
+        pass  # "tonight at 1": the small hours ("tonight at 5" is still 17:00)
+    elif slots.daypart in ("evening", "night") and hour == 12:
+        hour = 0  # "tonight at 12": midnight
     elif slots.daypart in ("afternoon", "evening", "night") and 1 <= hour <= 11:
         hour += 12
     return time(hour, minute)
+
+
+def _night_shift(slots: _Slots, wall: time) -> timedelta:
+    """A day when ``wall`` is in the small hours of the evening or night named: after that day's midnight."""
+    late = slots.daypart in ("evening", "night") and wall < SMALL_HOURS_END
+    return timedelta(days=1) if late else timedelta(0)
 
 
 def _check_duration(duration: _Duration, shown: str) -> None:
@@ -520,7 +534,7 @@ def _resolve_relative(slots: _Slots, duration: _Duration, now: datetime, tz: Zon
     target = clamp_day(*add_months(local.year, local.month, months), local.day) + timedelta(days=int(days))
     wall = _wall_time(slots)
     if wall is not None:
-        return local_to_utc(datetime.combine(target, wall), tz)
+        return local_to_utc(datetime.combine(target + _night_shift(slots, wall), wall), tz)
     if target == local.date():
         return now + timedelta(seconds=seconds)
     return local_to_utc(datetime.combine(target, local.time()), tz) + timedelta(seconds=seconds)
@@ -539,26 +553,31 @@ def _resolve_once(slots: _Slots, now: datetime, tz: ZoneInfo) -> datetime:
     today = to_local(now, tz).date()
     wall = _wall_time(slots) or DEFAULT_TIME
     spec = slots.date
-    if spec is None:
+    if spec is None:  # the next time of day it names: no day to be after the midnight of
         return _first_after(now, [today, today + timedelta(days=1)], wall, tz)
+    days = _days_named(spec, today)
+    shift = _night_shift(slots, wall)  # the days named are the evening's or the night's
+    return _first_after(now, [day + shift for day in days], wall, tz)
+
+
+def _days_named(spec: _DateSpec, today: date) -> list[date]:
+    """The days ``spec`` may mean, in order: the first whose time is ahead is the one."""
     if isinstance(spec, _DaysFromToday):
-        return local_to_utc(datetime.combine(today + timedelta(days=spec.days), wall), tz)
+        return [today + timedelta(days=spec.days)]
     if isinstance(spec, _Weekday):
         ahead = (spec.index - today.weekday()) % 7
         first = 7 if spec.not_today and ahead == 0 else ahead
-        return _first_after(now, [today + timedelta(days=first), today + timedelta(days=first + 7)], wall, tz)
+        return [today + timedelta(days=first), today + timedelta(days=first + 7)]
     if isinstance(spec, _DayOfMonth):
         if not 1 <= spec.day <= 31:
             raise WhenError(f"No month has a {_ordinal(spec.day)} day.")
         months = (add_months(today.year, today.month, count) for count in range(13))
-        days = [date(year, month, spec.day) for year, month in months if spec.day <= days_in_month(year, month)]
-        return _first_after(now, days, wall, tz)
+        return [date(year, month, spec.day) for year, month in months if spec.day <= days_in_month(year, month)]
     _check_date(spec)
     if spec.year is not None:
-        return local_to_utc(datetime.combine(date(spec.year, spec.month, spec.day), wall), tz)
+        return [date(spec.year, spec.month, spec.day)]
     years = range(today.year, today.year + 9)
-    days = [date(year, spec.month, spec.day) for year in years if spec.day <= days_in_month(year, spec.month)]
-    return _first_after(now, days, wall, tz)
+    return [date(year, spec.month, spec.day) for year in years if spec.day <= days_in_month(year, spec.month)]
 
 
 def _resolve_repeating(slots: _Slots, recurrence: Recurrence, now: datetime, tz: ZoneInfo) -> When:
@@ -573,8 +592,10 @@ def _resolve_repeating(slots: _Slots, recurrence: Recurrence, now: datetime, tz:
     elif recurrence == "weekly":
         weekday = spec.index if isinstance(spec, _Weekday) else today.weekday()
         first = today + timedelta(days=(weekday - today.weekday()) % 7)
+        if isinstance(spec, _Weekday):  # "every friday night at 1" is early on Saturdays, maybe this one's
+            first += _night_shift(slots, wall)
         anchor = first.day
-        candidates = [first, first + timedelta(days=7)]
+        candidates = [first - timedelta(days=7), first, first + timedelta(days=7)]
     elif recurrence == "monthly":
         anchor = spec.day if isinstance(spec, _DayOfMonth) else today.day
         if not 1 <= anchor <= 31:

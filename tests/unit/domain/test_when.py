@@ -155,6 +155,45 @@ def test_more_ways_of_saying_it(phrase: str, at: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("phrase", "at", "description"),
+    [
+        # The small hours belong to the night before: "tonight at 12" is the midnight that ends today.
+        ("tonight at 12", "2026-03-27 23:00", "tomorrow at 00:00"),
+        ("tonight at midnight", "2026-03-27 23:00", "tomorrow at 00:00"),
+        ("tonight at 12:30", "2026-03-27 23:30", "tomorrow at 00:30"),
+        ("tonight at 1", "2026-03-28 00:00", "tomorrow at 01:00"),
+        ("tonight at 1am", "2026-03-28 00:00", "tomorrow at 01:00"),
+        ("this evening at 12", "2026-03-27 23:00", "tomorrow at 00:00"),
+        ("friday night at 2", "2026-03-28 01:00", "tomorrow at 02:00"),
+        # Saturday night's midnight is Sunday's 00:00 (CET), before Berlin's clocks change at 02:00.
+        ("tomorrow night at 12", "2026-03-28 23:00", "on Sunday 29 March at 00:00"),
+        # Still the evening: as before.
+        ("tonight at 11", "2026-03-27 22:00", "today at 23:00"),
+        ("tonight at 5", "2026-03-27 16:00", "today at 17:00"),
+        ("tonight at 5am", "2026-03-28 04:00", "tomorrow at 05:00"),
+        ("this afternoon at 12", "2026-03-27 11:00", "today at 12:00"),
+        ("at night at 1", "2026-03-28 00:00", "tomorrow at 01:00"),
+    ],
+)
+def test_a_time_after_midnight_at_night_is_in_the_night_that_day_ends_with(
+    phrase: str, at: str, description: str
+) -> None:
+    when = parse_when(phrase, now=NOW, tz=BERLIN)
+    assert (when.at, when.description) == (utc(at), description)
+
+
+def test_a_weekly_reminder_at_night_after_midnight_falls_on_the_next_day() -> None:
+    when = parse_when("every friday night at 12", now=NOW, tz=BERLIN)
+    assert (when.recurrence, when.at, when.description) == (
+        "weekly",
+        utc("2026-03-27 23:00"),
+        "every Saturday at 00:00",
+    )
+    said_late = parse_when("every friday night at 1", now=utc("2026-03-27 23:30"), tz=BERLIN)  # Saturday 00:30
+    assert (said_late.at, said_late.description) == (utc("2026-03-28 00:00"), "every Saturday at 01:00")
+
+
+@pytest.mark.parametrize(
     ("phrase", "recurrence", "at", "description"),
     [
         ("every monday morning", "weekly", "2026-03-30 07:00", "every Monday at 09:00"),
