@@ -183,7 +183,11 @@ class Container:
             MeteredChatModel(chat_model, metrics, "summary"),
             memory,
             personas,
-            SummaryConfig(model=settings.llm_model, idle=timedelta(minutes=settings.conversation_idle_minutes)),
+            SummaryConfig(
+                model=settings.llm_model,
+                idle=timedelta(minutes=settings.conversation_idle_minutes),
+                max_tokens_when_cut=settings.llm_max_tokens,
+            ),
         )
         quota = TokenQuota(database)  # one count per guild, shared by replies, learning and proactive messages
         learner = Learner(

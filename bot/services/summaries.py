@@ -1,8 +1,8 @@
 """Closing idle conversations, and remembering each one as a short summary written by the model.
 
-Runs off the reply path (a scheduler job): one LLM call per closed conversation. A summary is a memory of
-kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk about last
-week" has something to find even when no single message matches. A conversation whose summary could not be
+Runs off the reply path (a scheduler job): one LLM call per closed conversation (two when it ran out of room). A
+summary is a memory of kind ``summary`` in the conversation's scope, dated when the talk ended, so "what did we talk
+about last week" has something to find even when no single message matches. A conversation whose summary could not be
 written (the model was unavailable) is tried again at the next run; its existence is the marker. While the model
 or the database is down, a run stops at the first conversation it cannot summarise: the rest wait for the next.
 One whose request the endpoint refuses is put off, for an hour the first time and twice as long at each refusal in
@@ -10,9 +10,13 @@ a row (up to a day: ``REFUSED_BACKOFF``), and asked about again after that; a re
 says (a content filter) leaves its place to the next conversation, any other refusal (a model name the endpoint
 does not know, a provider's bad hour) stops the run there, as the next conversations would most likely be refused
 too. A transcript longer than the model's window (smaller than the endpoint said) is cut to its last lines, halved until
-it fits. A summary the model wrote is stored through database faults (a restart, a dropped connection) for up to
-``STORE_BUDGET_S``, rather than asked for again at the next sweep. Several processes on one PostgreSQL database
-sweep at once and share the work: each conversation is held (an advisory lock) by the one summarising it.
+it fits. A summary a content filter cut off part way is put off as one refused for what the conversation says: what
+the filter let through is not the whole talk, and would be recalled as if it were. One that ran out of its
+``max_tokens`` (a reasoning model's thinking counts in them) is asked for again once with ``max_tokens_when_cut``
+(``LLM_MAX_TOKENS``) when that is more, and one still cut short is kept with a mark saying so. A summary the model
+wrote is stored through database faults (a restart, a dropped connection) for up to ``STORE_BUDGET_S``, rather than
+asked for again at the next sweep. Several processes on one PostgreSQL database sweep at once and share the work:
+each conversation is held (an advisory lock) by the one summarising it.
 """
 
 import contextlib
@@ -28,6 +32,7 @@ from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.types import utcnow
 from bot.domain.budget import take_lines_within
+from bot.domain.cut import marked_if_cut
 from bot.domain.prompt import ChatMessage
 from bot.domain.retry import Backoff, PutOff
 from bot.errors import HearthError, describe_connection_error
@@ -72,6 +77,7 @@ class SummaryConfig:
     per_run: int = 20
     transcript_tokens: int = 3000
     max_tokens: int = 250
+    max_tokens_when_cut: int = 600  # the room a summary that ran out of ``max_tokens`` is asked for again with
     temperature: float = 0.3
 
 
@@ -188,29 +194,46 @@ class ConversationSummaries:
                     await held.release("summary", conversation.id)
 
     async def summarise(self, conversation: Conversation) -> int:
-        """Write one conversation's summary memory (one LLM call); returns 1 if written, 0 if nothing to say."""
+        """Write one conversation's summary memory (one LLM call, two when the first answer ran out of room);
+        returns 1 if written, 0 if nothing to say."""
         async with self.database.session() as session:
             rows = await ConversationRepository(session).history(conversation.id, up_to_id=2**62, limit=400)
             channel_name = await MemoryRepository(session).channel_name_of(conversation.id)
         if not any(row.role == "user" for row in rows):
             return 0
         persona = await self.personas.for_guild(conversation.guild_id)
-        options = ChatOptions(
-            model=self.config.model, temperature=self.config.temperature, max_tokens=self.config.max_tokens
-        )
-
-        async def ask(tokens: int) -> Completion:  # the end of the talk, when its whole does not fit the window
-            messages = [
-                ChatMessage("system", SUMMARY_INSTRUCTIONS.format(name=persona.name)),
-                ChatMessage("user", transcript(rows, persona.name, tokens)),
-            ]
-            return await self.chat.generate(messages, options)
-
         what = f"conversation {conversation.id}'s summary"
-        completion = await fitting_the_window(
-            ask, self.config.transcript_tokens, floor=MIN_TRANSCRIPT_TOKENS, what=what
-        )
-        summary = completion.text.strip()
+
+        async def ask(room: int) -> Completion:  # ``room``: the answer's max_tokens
+            options = ChatOptions(model=self.config.model, temperature=self.config.temperature, max_tokens=room)
+
+            async def within(tokens: int) -> Completion:  # the end of the talk, when its whole does not fit the window
+                messages = [
+                    ChatMessage("system", SUMMARY_INSTRUCTIONS.format(name=persona.name)),
+                    ChatMessage("user", transcript(rows, persona.name, tokens)),
+                ]
+                return await self.chat.generate(messages, options)
+
+            return await fitting_the_window(
+                within, self.config.transcript_tokens, floor=MIN_TRANSCRIPT_TOKENS, what=what
+            )
+
+        room = self.config.max_tokens
+        completion = await ask(room)
+        if completion.finish_reason == "length" and self.config.max_tokens_when_cut > room:
+            log.info("%s ran out of its %d tokens; asking again with %d", what, room, self.config.max_tokens_when_cut)
+            room = self.config.max_tokens_when_cut
+            completion = await ask(room)
+        if completion.finish_reason == "content_filter":  # the rest held back: not the whole talk
+            raise ContentRefused(f"a content filter cut {what} off part way", models=[completion.model])
+        if completion.finish_reason == "length":
+            log.warning(
+                "%s ran out of its %d tokens; kept marked as cut short (a reasoning model's thinking counts in them:"
+                " give it more with LLM_MAX_TOKENS)",
+                what,
+                room,
+            )
+        summary = marked_if_cut(completion.text.strip(), completion.finish_reason)
         if not summary:
             return 0
         memory = NewMemory(

@@ -14,6 +14,7 @@ from bot.db.engine import Database
 from bot.db.models import Memory
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.users import UserRepository
+from bot.domain.cut import CUT_BY_LENGTH
 from bot.services import summaries as summaries_module
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
@@ -131,6 +132,64 @@ async def test_a_conversation_the_endpoint_refuses_is_put_off_and_leaves_its_pla
     assert await summarised(db) == {later: "Ana is planning a trip to Oslo."}
     assert len([request for request in llm.chat_requests if about(request, "Rome")]) == 1
     assert refused not in await summarised(db)
+
+
+async def test_a_summary_a_content_filter_cut_off_part_way_is_put_off_not_kept_as_the_whole_story(
+    db: Database, llm: FakeLLM
+) -> None:
+    """What the filter let through is not the whole talk: remembered as if it were, it would be recalled so for
+    good. The conversation is put off like one refused for what it says, and the next one is summarised."""
+    cut = await talk(db, 700, ["I am planning a trip to Rome", "and I am scared of flying"], hours_ago=4)
+    later = await talk(db, 701, ["I am planning a trip to Oslo"], hours_ago=3)
+
+    def filtered(body: dict[str, Any]) -> Step:
+        if "Rome" in str(body["messages"]):
+            return Reply("Ana is planning a trip to Rome", finish_reason="content_filter")
+        return Reply("Ana is planning a trip to Oslo.")
+
+    llm.default = filtered
+    now = [NOW]
+    jobs = await summaries(db, llm, clock=lambda: now[0], per_run=1)
+
+    assert await jobs.close_idle() == 0
+    assert await jobs.close_idle() == 1
+    assert await summarised(db) == {later: "Ana is planning a trip to Oslo."}
+    assert len([request for request in llm.chat_requests if about(request, "Rome")]) == 1
+
+    llm.default = Reply("Ana is planning a trip to Rome and is scared of flying.")
+    now[0] += timedelta(days=1)
+    assert await jobs.close_idle() == 1
+    assert (await summarised(db))[cut] == "Ana is planning a trip to Rome and is scared of flying."
+
+
+async def test_a_summary_cut_short_by_its_max_tokens_is_asked_for_again_with_more_room(
+    db: Database, llm: FakeLLM
+) -> None:
+    conversation = await talk(db, 700, ["I am planning a trip to Rome", "and I am scared of flying"], hours_ago=3)
+    llm.script(
+        Reply("Ana is planning a trip to Rome and", finish_reason="length"),
+        Reply("Ana is planning a trip to Rome and is scared of flying."),
+    )
+    jobs = await summaries(db, llm, max_tokens=250, max_tokens_when_cut=600)
+
+    assert await jobs.close_idle() == 1
+
+    assert await summarised(db) == {conversation: "Ana is planning a trip to Rome and is scared of flying."}
+    assert [request.body["max_tokens"] for request in llm.chat_requests] == [250, 600]
+
+
+@pytest.mark.parametrize("more_room", [600, 250], ids=["cut-again", "no-more-room"])
+async def test_a_summary_still_cut_short_is_kept_marked_as_cut(db: Database, llm: FakeLLM, more_room: int) -> None:
+    """Not asked for forever: what was written is kept, marked so that it is not recalled as the whole story."""
+    conversation = await talk(db, 700, ["I am planning a trip to Rome", "and I am scared of flying"], hours_ago=3)
+    llm.default = Reply("Ana is planning a trip to Rome and", finish_reason="length")
+    jobs = await summaries(db, llm, max_tokens=250, max_tokens_when_cut=more_room)
+
+    assert await jobs.close_idle() == 1
+    assert await jobs.close_idle() == 0
+
+    assert await summarised(db) == {conversation: f"Ana is planning a trip to Rome and…\n{CUT_BY_LENGTH}"}
+    assert len(llm.chat_requests) == (2 if more_room > 250 else 1)
 
 
 async def test_an_endpoint_refusing_every_request_ends_the_sweep_and_gives_up_on_no_conversation(
