@@ -7,7 +7,9 @@ reason (too long, say) teaches nothing, since it fails without images too, and n
 endpoint could not use (a link it failed to fetch), since the next image goes through. A refusal for what the
 request holds (a content filter: 400 ``content_filter`` or ``content_policy_violation``) is answered without its
 images too, and counts neither way: it says nothing of whether the model sees them. Hearth says so once in its
-log (a warning naming the model); each reply is the one without images.
+log (a warning naming the model); each reply is the one without images. The image describer's requests count the
+same way (bot/services/image_describer.py), but a refusal of images already refused since the last one answered
+counts once: a link the endpoint could not fetch fails the reply and the description of its message alike.
 """
 
 import logging
@@ -31,6 +33,7 @@ class Vision:
         self.enabled = enabled
         self._text_only: set[str] = set()
         self._refused_in_a_row: dict[str, int] = {}
+        self._refused_images: dict[str, set[str]] = {}  # the images of the refusals counted in a row, per model
 
     def sees(self, model: str) -> bool:
         """Whether images may be sent to ``model``."""
@@ -39,22 +42,30 @@ class Vision:
     def saw(self, model: str) -> None:
         """``model`` answered a request with images: an earlier refusal was about those images, not the model."""
         self._refused_in_a_row.pop(model, None)
+        self._refused_images.pop(model, None)
 
-    def refused(self, model: str, reason: str) -> None:
-        """``model`` refused a request with images and answered it without them; the second time in a row it is
-        taken for text-only and sent no image again in this process (said once in the log)."""
+    def refused(self, model: str, reason: str, images: Sequence[str] = ()) -> None:
+        """``model`` refused a request with ``images`` as images it cannot take (not for what they show); the second
+        time in a row it is taken for text-only and sent no image again in this process (said once in the log). A
+        refusal of only images refused already since the last request with images answered does not count again."""
         if model in self._text_only:
             return
+        counted = self._refused_images.setdefault(model, set())
+        if images and counted.issuperset(images):
+            log.info("model %s refused images it had refused already (%s)", model, reason)
+            return
+        counted.update(images)
         refusals = self._refused_in_a_row.get(model, 0) + 1
         if refusals < REFUSALS_TO_TEXT_ONLY:
             self._refused_in_a_row[model] = refusals
-            log.info("model %s refused a request with images; answered without them (%s)", model, reason)
+            log.info("model %s refused a request with images (%s)", model, reason)
             return
         self._refused_in_a_row.pop(model, None)
+        self._refused_images.pop(model, None)
         self._text_only.add(model)
         log.warning(
-            "model %s refused requests with images %d times in a row and answered them without: treating it as"
-            " text-only from now on (%s). Set LLM_VISION=false to stop sending images at all.",
+            "model %s refused requests with images %d times in a row: treating it as text-only from now on (%s)."
+            " Set LLM_VISION=false to stop sending images at all.",
             model,
             refusals,
             reason,
@@ -93,7 +104,8 @@ class VisionGate:
                 log.info("model %s refused a request with images for its content; answered without them", options.model)
                 return completion
             # The model that refused: the one asked for, or a fallback model standing in for it (bot/llm/fallback.py).
-            self.vision.refused(refused.models[0] if refused.models else options.model, str(refused))
+            images = [url for message in messages for url in message.images]
+            self.vision.refused(refused.models[0] if refused.models else options.model, str(refused), images)
             return completion
         self.vision.saw(completion.model)
         return completion

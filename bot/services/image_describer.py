@@ -15,7 +15,10 @@ leaves the memory with its ``[image]`` marks. While the model is down (no answer
 message is given back, pending again, and the rest wait with it: they are described once the model answers (at the
 next poll, or when another image comes). The description the model wrote is then written through database faults,
 for up to ``WRITE_BUDGET_S``.
-Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off.
+Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off. What the model does with the
+images tells :class:`Vision` as a reply's request does: an answer, that it sees them; a refusal of the images (not
+of what they show), towards taking it for text-only (bot/llm/vision.py), so images sent where Hearth answers no one
+stop costing a refused request each.
 """
 
 import asyncio
@@ -29,7 +32,7 @@ from bot.db.repositories.memories import MemoryRepository
 from bot.domain.images import describe_request, parse_descriptions
 from bot.domain.memory_text import with_images
 from bot.domain.retry import Backoff
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, ContentRefused, ImageRefused, LLMUnavailable
 from bot.llm.vision import Vision
 from bot.services.activity import ReplyActivity
 from bot.services.database_retry import through_database_faults
@@ -192,7 +195,10 @@ class ImageDescriber:
                 raise _ModelDown(str(exc)) from exc
             # A link expired, a model that cannot see: asking again would be refused again; the memory keeps "[image]"
             log.warning("could not describe the images of message %s: %s", message_id, exc)
+            if isinstance(exc, ImageRefused) and not isinstance(exc, ContentRefused):
+                self.vision.refused(exc.models[0] if exc.models else self.model, str(exc), urls)
             return
+        self.vision.saw(completion.model)
         descriptions = parse_descriptions(completion.text, len(urls))
         if not any(descriptions):
             return

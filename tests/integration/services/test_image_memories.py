@@ -15,10 +15,12 @@ from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.users import UserRepository
 from bot.domain.memory_text import with_images
+from bot.domain.prompt import ChatMessage
 from bot.domain.recall import RecallScope
-from bot.llm.vision import Vision
+from bot.llm.chat import ChatOptions
+from bot.llm.vision import Vision, VisionGate
 from bot.services.image_describer import ImageDescriber
-from tests.fakes.llm_server import Fail, FakeLLM
+from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
 from tests.support.chat import chat_model
 from tests.support.database_faults import failing_when
 from tests.support.embedding import shared_embedder
@@ -195,3 +197,59 @@ async def test_images_the_endpoint_refuses_to_describe_are_not_asked_about_again
     await describer.flush()
     assert len(llm.description_requests) == 1
     assert await _remembered(db, message_id) == ["look at this\n[image]"]
+
+
+async def _reply_with_an_image(llm: FakeLLM, vision: Vision, name: str) -> LLMRequest:
+    """A reply's request with one image, through the gate the reply path uses; returns the last request sent."""
+    photo = ChatMessage("user", "look at this", images=(f"https://cdn.discordapp.com/attachments/1/2/{name}",))
+    await VisionGate(chat_model(llm.base_url, budget_s=0.3), vision).generate([photo], ChatOptions("fake-model"))
+    return llm.reply_requests[-1]
+
+
+async def test_a_model_that_cannot_see_images_is_found_out_by_the_describer_too(db: Database, llm: FakeLLM) -> None:
+    """Images sent where Hearth answers no one are only ever described: each would cost a refused request for as
+    long as the process runs. The describer's refusals count as the reply path's do: two in a row make the model
+    text-only, for descriptions and replies alike."""
+    llm.text_only_models.add("fake-model")  # answers 400 to any request with an image
+    vision = Vision(enabled=True)
+    photos = [await _message_with_an_image(db, f"photo{number}.png") for number in range(4)]
+    describer = ImageDescriber(db, chat_model(llm.base_url, budget_s=0.3), vision, model="fake-model")
+
+    await describer.flush()
+
+    assert len(llm.description_requests) == 2
+    assert [await _remembered(db, message_id) for message_id in photos] == [["look at this\n[image]"]] * 4
+    assert (await _reply_with_an_image(llm, vision, "later.png")).images == []
+
+
+async def test_one_image_refused_by_both_the_reply_and_the_describer_does_not_make_the_model_text_only(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A link the endpoint failed to fetch fails its reply and its description alike: that is one image's doing,
+    not two signs that the model cannot see."""
+    vision = Vision(enabled=True)
+    message_id = await _message_with_an_image(db, "gone.png")
+    llm.script(Fail(400, message="Timed out while downloading the image."), Reply("I cannot open it."))
+    assert (await _reply_with_an_image(llm, vision, "gone.png")).images == []
+    llm.description_faults = [Fail(400, message="Timed out while downloading the image.")]
+    await ImageDescriber(db, chat_model(llm.base_url, budget_s=0.3), vision, model="fake-model").flush()
+    assert len(llm.description_requests) == 1 and await _remembered(db, message_id) == ["look at this\n[image]"]
+
+    llm.script(Reply("Nice."))
+    assert (await _reply_with_an_image(llm, vision, "next.png")).images == [
+        "https://cdn.discordapp.com/attachments/1/2/next.png"
+    ]
+
+
+async def test_images_the_describer_is_refused_for_what_they_show_do_not_make_the_model_text_only(
+    db: Database, llm: FakeLLM
+) -> None:
+    vision = Vision(enabled=True)
+    photos = [await _message_with_an_image(db, f"photo{number}.png") for number in range(3)]
+    filtered = Fail(400, message="The response was filtered due to content management policy.", code="content_filter")
+    llm.description_faults = [filtered, filtered]
+
+    await ImageDescriber(db, chat_model(llm.base_url, budget_s=0.3), vision, model="fake-model").flush()
+
+    assert len(llm.description_requests) == 3
+    assert await _remembered(db, photos[2]) == ["look at this\n[image: an image called photo2.png]"]
