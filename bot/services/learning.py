@@ -3,10 +3,11 @@
 The conversation service tells the learner about each stored user message (:meth:`Learner.observe`, never
 waits). A conversation is learned from in batches: once it holds ``batch_messages`` new user messages, or when
 it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
-``bot/domain/extraction.py``); an answer that cannot be used is asked for once more, then the batch is skipped
-with a log line, as is at once a batch the endpoint refuses for what it says (a content filter), which would be
-refused again each time it was read. Everything a batch teaches is written in one transaction, together with the
-conversation's ``learned_message_id`` marker, so a batch is applied whole or not at all. A batch the model could
+``bot/domain/extraction.py``); an answer that cannot be used is asked for once more (with twice the room when it
+was cut off at its ``max_tokens``), then the batch is skipped with a log line, as is at once a batch the endpoint
+refuses for what it says (a content filter), which would be refused again each time it was read. Everything a batch
+teaches is written in one transaction, together with the conversation's ``learned_message_id`` marker, so a batch is
+applied whole or not at all. A batch the model could
 not read (it was down) or that a database fault cut off is read again once its conversation has been quiet for
 ``idle`` more, and after a restart :meth:`Learner.catch_up` finds the conversations whose latest messages were never
 learned from.
@@ -22,7 +23,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -449,6 +450,13 @@ class Learner:
                 return parse_extraction(completion.text), calls
             except ExtractionError as exc:
                 log.warning("learning answer unusable (attempt %d): %s", attempt, exc)
+            if attempt == 1 and completion.finish_reason == "length":  # the same room would cut it at the same place
+                log.warning(
+                    "the learning answer ran out of its %d tokens (a reasoning model's thinking counts in them);"
+                    " asking again with twice as many",
+                    options.max_tokens,
+                )
+                options = replace(options, max_tokens=options.max_tokens * 2)
         log.warning("skipping a learning batch of %d lines: no usable answer after two attempts", len(lines))
         return None, calls
 

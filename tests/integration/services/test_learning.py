@@ -36,7 +36,7 @@ from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
-from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step
+from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
 
@@ -259,6 +259,33 @@ async def test_an_unusable_answer_is_asked_once_more_then_the_batch_is_skipped_w
     assert (await learner.learn(conversation)).status == "nothing"  # skipped means done: not asked again
     async with db.session() as session:
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+async def test_an_answer_cut_short_by_its_max_tokens_is_asked_for_again_with_more_room(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Asking again with the same room would cut the answer off at the same place, and the batch would be skipped
+    with everything it taught."""
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    hobbies = [f"plays {game}" for game in ("chess", "go", "bridge", "poker", "tennis", "squash", "golf", "darts")]
+    await service.handle(message(f"I'm a nurse in Berlin, and I {', '.join(hobbies)}", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+    facts = [fact("works as a nurse", "work"), *(fact(f"{hobby} every week", "hobby") for hobby in hobbies)]
+    answer = json.dumps({"sentiment": 0.5, "intensity": 0.5, "facts": facts, "notes": "x" * 3000})
+
+    def within_its_room(body: dict[str, Any]) -> Reply:  # as a model does: its answer ends at max_tokens
+        if "response_format" not in body:
+            return Reply("ok")
+        room = int(body["max_tokens"])
+        if count_tokens(answer) <= room:
+            return Reply(answer)
+        return Reply(answer[: room * 4], finish_reason="length")
+
+    llm.default = within_its_room
+    outcome = await learner.learn(conversation)
+
+    assert (outcome.status, outcome.facts_added) == ("learned", 9)
+    assert [r.body["max_tokens"] for r in llm.chat_requests if "response_format" in r.body] == [800, 1600]
 
 
 FILTERED = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
