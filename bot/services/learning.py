@@ -697,8 +697,10 @@ class Learner:
         now: datetime,
     ) -> None:
         repo = MoodRepository(session)
-        stored = await repo.get(place)
-        before = baseline if stored is None else moods.decayed(stored[0], baseline=baseline, elapsed=now - stored[1])
+        # Held from here to the commit, so two batches in one place at once (two workers, two processes) each
+        # nudge the mood the other left; the place's opinions, written after, are kept in step by the same lock.
+        stored, since = await repo.hold(place, new=baseline, at=now)
+        before = moods.decayed(stored, baseline=baseline, elapsed=now - since)
         after = moods.nudged(before, sentiment=extraction.sentiment, intensity=extraction.intensity, baseline=baseline)
         await repo.save(place, after, at=now)
         # Significant: far enough from the last mood written to the history (or the baseline), so a slow drift

@@ -26,6 +26,29 @@ class MoodRepository:
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else (Mood(row[0], row[1]), row[2])
 
+    async def hold(self, place: StatePlace, *, new: Mood, at: datetime) -> tuple[Mood, datetime]:
+        """The mood of ``place`` and when it was set, its row locked until this transaction ends (first stored as
+        ``new`` as of ``at`` if the place has none): whoever else holds it waits, and then reads what this
+        transaction wrote (on SQLite the insert takes the database's write lock, held as long)."""
+        insert_ = insert_for(self.session, BotState)
+        await self.session.execute(
+            insert_.values(
+                guild_id=place.guild_id,
+                dm_user_id=place.dm_user_id,
+                mood_valence=new.valence,
+                mood_arousal=new.arousal,
+                mood_updated_at=at,
+                first_activated_at=at,
+            ).on_conflict_do_nothing(index_elements=place_keys(BotState))
+        )
+        statement = (
+            select(BotState.mood_valence, BotState.mood_arousal, BotState.mood_updated_at)
+            .where(at_place(BotState, place))
+            .with_for_update()
+        )
+        row = (await self.session.execute(statement)).one()
+        return Mood(row[0], row[1]), row[2]
+
     async def save(self, place: StatePlace, mood: Mood, *, at: datetime) -> None:
         insert_ = insert_for(self.session, BotState)
         statement = insert_.values(

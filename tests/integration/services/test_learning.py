@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql
 
 from bot.db.engine import Database
 from bot.db.models import (
@@ -19,6 +20,7 @@ from bot.db.models import (
     BotState,
     Conversation,
     FactAssociation,
+    Guild,
     Message,
     MoodHistory,
     ScheduledEvent,
@@ -29,7 +31,11 @@ from bot.db.models import (
 )
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.moods import MoodRepository
 from bot.db.repositories.users import UserRepository
+from bot.domain import mood as moods
+from bot.domain.mood import Mood
+from bot.domain.place import StatePlace
 from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationService
@@ -769,3 +775,46 @@ async def test_a_batch_longer_than_the_models_window_is_learned_from_its_newest_
     assert (await learner.learn(conversation)).status == "nothing"
     async with db.session() as session:
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+async def _waiting_for_a_lock(database: Database, connections: int) -> None:
+    """Wait until ``connections`` connections to ``database`` wait for row locks other transactions hold."""
+    waiting = sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with database.reading() as session:
+                if (await session.scalar(waiting) or 0) >= connections:
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def test_two_batches_in_one_guild_at_once_both_nudge_its_mood(pg: Database, llm: FakeLLM) -> None:
+    """Two learning workers (or two processes) learn from two channels of one guild at the same moment: each
+    batch's nudge to Hearth's mood there counts (and each discussion of a topic); neither overwrites the other."""
+    service, _ = await setup(pg, llm, batch_messages=100)
+    for user, name, channel in ((11, "ana", 501), (12, "ben", 502)):
+        said = message("bouldering is the best", user=user, name=name, channel=channel, guild=901, mention=True, at=NOW)
+        await service.handle(said, RecordingReply())
+    read = extraction(topics=[{"name": "bouldering", "sentiment": 0.9}], sentiment=0.9, intensity=1.0)("")
+    llm.default = lambda body: Reply(read if "response_format" in body else "ok")
+    async with pg.session() as session:
+        guild_id = await session.scalar(select(Guild.id))
+        assert guild_id is not None
+        await MoodRepository(session).save(StatePlace(guild_id=guild_id), Mood(-0.5, -0.5), at=NOW)
+    baseline = moods.baseline_of((await PersonaService(pg).for_guild(guild_id)).config)
+    first, second = (await setup(pg, llm))[1], (await setup(pg, llm))[1]
+
+    async with pg.session() as holding:  # the guild's mood held a moment, so both batches meet there
+        await holding.execute(select(BotState.id).with_for_update())
+        conversations = await _conversations(pg)
+        batches = asyncio.gather(first.learn(conversations[0]), second.learn(conversations[1]))
+        await _waiting_for_a_lock(pg, connections=2)
+    assert [outcome.status for outcome in await batches] == ["learned", "learned"]
+
+    once = moods.nudged(Mood(-0.5, -0.5), sentiment=0.9, intensity=1.0, baseline=baseline)
+    twice = moods.nudged(once, sentiment=0.9, intensity=1.0, baseline=baseline)
+    async with pg.session() as session:
+        assert await MoodRepository(session).get(StatePlace(guild_id=guild_id)) == (twice, NOW)
+        assert list((await session.scalars(select(BotOpinion.discussion_count))).all()) == [2]
