@@ -495,7 +495,9 @@ class Learner:
             for message in user_messages:
                 assert message.user_id is not None
                 by_user.setdefault(message.user_id, []).append(message)
-            known_styles = await styles.get_many(by_user)
+            # Held to the commit: a batch of the same writer elsewhere at once (another guild, another process)
+            # waits, then folds its messages into the style this one leaves.
+            known_styles = await styles.hold_many(by_user)
             new_styles: dict[int, CommunicationStyle] = {}
             for writer_id, said in by_user.items():
                 style = known_styles.get(writer_id) or CommunicationStyle()

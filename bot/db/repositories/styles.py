@@ -53,6 +53,23 @@ class StyleRepository:
         )
         return {row.user_id: style_of(row) for row in (await self.session.execute(statement)).all()}
 
+    async def hold_many(self, user_ids: Collection[int]) -> dict[int, CommunicationStyle]:
+        """The styles of ``user_ids``, their rows locked until this transaction ends (those without one first get
+        an untrained style, which reads as ``CommunicationStyle()``), in user order: another transaction learning
+        how they write waits, then reads what this one wrote (on SQLite the insert takes the write lock)."""
+        if not user_ids:
+            return {}
+        connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py)
+        untrained = [_row(user_id, CommunicationStyle()) for user_id in sorted(user_ids)]
+        await connection.execute(_INSERT[dialect_name(self.session)], untrained)
+        statement = (
+            select(UserCommunicationStyle.user_id, *STYLE_COLUMNS)
+            .where(UserCommunicationStyle.user_id.in_(sorted(user_ids)))
+            .order_by(UserCommunicationStyle.user_id)
+            .with_for_update()
+        )
+        return {row.user_id: style_of(row) for row in (await self.session.execute(statement)).all()}
+
     async def save(self, user_id: int, style: CommunicationStyle) -> None:
         await self.save_many({user_id: style})
 
@@ -62,22 +79,24 @@ class StyleRepository:
         repository (written whole)."""
         if not styles:
             return
-        rows = [
-            {
-                "user_id": user_id,
-                "preferred_length": style.preferred_length,
-                "preferred_formality": style.formality,
-                "emoji_affinity": style.emoji_usage,
-                "humor_affinity": style.humor,
-                "detail_preference": style.detail,
-                "engagement_signals": {"mean_words": style.mean_words},
-                "samples_collected": style.sample_count,
-                "confidence": style.confidence,
-            }
-            for user_id, style in sorted(styles.items())
-        ]
+        rows = [_row(user_id, style) for user_id, style in sorted(styles.items())]
         connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py)
         await connection.execute(_UPSERT[dialect_name(self.session)], rows)
+
+
+def _row(user_id: int, style: CommunicationStyle) -> dict[str, Any]:
+    """The columns of a user's style."""
+    return {
+        "user_id": user_id,
+        "preferred_length": style.preferred_length,
+        "preferred_formality": style.formality,
+        "emoji_affinity": style.emoji_usage,
+        "humor_affinity": style.humor,
+        "detail_preference": style.detail,
+        "engagement_signals": {"mean_words": style.mean_words},
+        "samples_collected": style.sample_count,
+        "confidence": style.confidence,
+    }
 
 
 def _upsert(insert: Any) -> Any:
@@ -100,3 +119,13 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+
+
+# A style for each user who has none yet (see StyleRepository.hold_many).
+def _insert_untrained(insert: Any) -> Any:
+    """Insert a user's style unless they have one (built once per backend)."""
+    statement = insert(UserCommunicationStyle.__table__)
+    return statement.on_conflict_do_nothing(index_elements=[UserCommunicationStyle.user_id])
+
+
+_INSERT = {"postgresql": _insert_untrained(postgresql.insert), "sqlite": _insert_untrained(sqlite.insert)}

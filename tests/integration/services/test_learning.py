@@ -32,10 +32,12 @@ from bot.db.models import (
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.moods import MoodRepository
+from bot.db.repositories.styles import StyleRepository
 from bot.db.repositories.users import UserRepository
 from bot.domain import mood as moods
 from bot.domain.mood import Mood
 from bot.domain.place import StatePlace
+from bot.domain.style import CommunicationStyle
 from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationService
@@ -818,3 +820,31 @@ async def test_two_batches_in_one_guild_at_once_both_nudge_its_mood(pg: Database
     async with pg.session() as session:
         assert await MoodRepository(session).get(StatePlace(guild_id=guild_id)) == (twice, NOW)
         assert list((await session.scalars(select(BotOpinion.discussion_count))).all()) == [2]
+
+
+async def test_one_writer_learned_from_in_two_guilds_at_once_keeps_both_batches_in_their_style(
+    pg: Database, llm: FakeLLM
+) -> None:
+    """Ana talks in two guilds, and their batches are learned at the same moment (two workers, or two processes):
+    how she writes is learned from the messages of both, neither batch overwriting what the other folded in."""
+    service, _ = await setup(pg, llm, batch_messages=100)
+    for guild, channel in ((901, 501), (902, 502)):
+        said = message("hey, how are you doing today?", channel=channel, guild=guild, mention=True, at=NOW)
+        await service.handle(said, RecordingReply())
+    read = extraction()("")
+    llm.default = lambda body: Reply(read if "response_format" in body else "ok")
+    async with pg.session() as session:
+        ana = await session.scalar(select(User.id))
+        assert ana is not None
+        await StyleRepository(session).save(ana, CommunicationStyle(sample_count=4))
+    first, second = (await setup(pg, llm))[1], (await setup(pg, llm))[1]
+
+    async with pg.session() as holding:  # Ana's style held a moment, so both batches meet there
+        await holding.execute(select(UserCommunicationStyle.id).with_for_update())
+        conversations = await _conversations(pg)
+        batches = asyncio.gather(first.learn(conversations[0]), second.learn(conversations[1]))
+        await _waiting_for_a_lock(pg, connections=2)
+    assert [outcome.status for outcome in await batches] == ["learned", "learned"]
+
+    async with pg.session() as session:
+        assert list((await session.scalars(select(UserCommunicationStyle.samples_collected))).all()) == [6]
