@@ -6,7 +6,8 @@
 - fact expiry: facts past their expiry date stop being current (kept, with ``valid_to``);
 - pruning: message memories older than the retention period, never recalled since and of ordinary
   importance, are deleted (summaries and knowledge stay);
-- the daily token roll-up: yesterday's replies counted per user and per guild.
+- the daily token roll-up: yesterday's replies counted per user and per guild, and those of the days before it
+  not rolled up yet (every process stopped through their roll-up), up to ``ROLL_UP_DAYS`` back.
 """
 
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from bot.services.summaries import ConversationSummaries
 
 # Memories at or below this importance may be pruned once past retention (the default importance is 0.5).
 PRUNABLE_IMPORTANCE = 0.5
+# How many days, up to yesterday, the daily roll-up looks back at for days not rolled up yet.
+ROLL_UP_DAYS = 31
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +82,19 @@ class Maintenance:
             )
 
     async def roll_up_tokens(self, day: date | None = None) -> int:
-        """Count ``day``'s replies (default: yesterday, UTC) into the daily usage tables. Processes started together
-        roll the same day up at the same moment: one waits for the other's rows, and replaces them."""
-        day = day or (self.clock() - timedelta(days=1)).date()
+        """Count ``day``'s replies (default: yesterday's, and those of each day of the ``ROLL_UP_DAYS`` up to it not
+        rolled up yet; UTC) into the daily usage tables; returns how many rows were written. Processes started
+        together roll the same day up at the same moment: one waits for the other's rows, and replaces them."""
+        if day is not None:
+            return await self._roll_up(day)
+        yesterday = (self.clock() - timedelta(days=1)).date()
+        since = yesterday - timedelta(days=ROLL_UP_DAYS - 1)
+        async with self.database.reading() as session:
+            done = await UsageRepository(session).rolled_up_days(since)
+        days = [since + timedelta(days=n) for n in range(ROLL_UP_DAYS)]
+        return sum([await self._roll_up(each) for each in days if each == yesterday or each not in done])
+
+    async def _roll_up(self, day: date) -> int:
         async with self.database.session() as session:
             await RuntimeRepository(session).hold_until_commit("token-roll-up", day.toordinal())
             return await UsageRepository(session).roll_up(day)

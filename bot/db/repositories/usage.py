@@ -12,6 +12,15 @@ class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def rolled_up_days(self, since: date) -> set[date]:
+        """The days from ``since`` on that have rows in the daily tables (a day without replies never has)."""
+        days = (
+            select(UserDailyTokenUsage.day)
+            .where(UserDailyTokenUsage.day >= since)
+            .union(select(GuildDailyTokenUsage.day).where(GuildDailyTokenUsage.day >= since))
+        )
+        return set((await self.session.scalars(days)).all())
+
     async def roll_up(self, day: date) -> int:
         """Recount ``day`` (UTC) from the stored replies into the daily tables (idempotent: the day's rows are
         replaced); returns how many rows were written."""

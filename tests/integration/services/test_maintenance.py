@@ -124,6 +124,37 @@ async def test_a_days_replies_are_rolled_up_per_user_and_guild_and_a_rerun_chang
     assert users == [(3, 157, 30)] and guilds == [(2, 150, 20)]
 
 
+async def test_days_whose_roll_up_was_missed_while_hearth_was_down_are_rolled_up_at_the_next(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Hearth was stopped through two days' roll-up times: the next roll-up counts those days too (once each, however
+    often it runs), not only yesterday; a day longer ago than the roll-up looks back is left alone."""
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        conversations = ConversationRepository(session)
+        opened = NOW - timedelta(days=90)
+        conversation = await conversations.open(channel_id=2, guild_id=None, user_id=user.id, at=opened)
+        for days_ago, prompt in ((90, 1), (3, 30), (2, 20), (1, 10)):
+            await conversations.add_message(
+                conversation_id=conversation.id,
+                user_id=user.id,
+                role="assistant",
+                content="hi",
+                at=NOW - timedelta(days=days_ago),
+                prompt_tokens=prompt,
+                completion_tokens=1,
+                model="fake-model",
+            )
+    jobs = await maintenance(db, llm)
+    assert await jobs.roll_up_tokens() == 3
+    await jobs.roll_up_tokens()
+    async with db.session() as session:
+        rows = (await session.scalars(select(UserDailyTokenUsage).order_by(UserDailyTokenUsage.day))).all()
+    assert [(r.day, r.requests, r.prompt_tokens) for r in rows] == [
+        ((NOW - timedelta(days=days_ago)).date(), 1, prompt) for days_ago, prompt in ((3, 30), (2, 20), (1, 10))
+    ]
+
+
 async def test_two_processes_rolling_up_the_same_day_at_once_both_finish(pg: Database, llm: FakeLLM) -> None:
     """Processes started together run the daily roll-up at the same moment: neither fails on the other's rows."""
     yesterday = NOW - timedelta(days=1)
