@@ -356,3 +356,53 @@ async def test_an_upload_left_half_done_is_failed_while_the_bot_runs_not_only_at
         [view] = await container.knowledge.list(town)
         assert (view.status, view.chunk_count) == ("failed", 0)
         assert await lore_of(db, town) == []
+
+
+async def _waiting_for_a_lock(database: Database, connections: int) -> None:
+    """Wait until ``connections`` connections to ``database`` wait for row locks other transactions hold."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with database.reading() as session:
+                if (await session.scalar(waiting) or 0) >= connections:
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def test_two_processes_recovering_uploads_at_once_fail_each_stalled_upload_once(pg: Database) -> None:
+    """Processes started together look for uploads a stop left half-done at the same moments (at start, then
+    hourly). Recovery is one statement whose rows the other waits for and then finds failed already: each upload is
+    failed once, its passages removed once, and neither process fails."""
+    memory = MemoryService(pg, await shared_embedder())
+    town, _, admin = await places(pg)
+    async with pg.session() as session:
+        repo = KnowledgeRepository(session)
+        stalled = [
+            await repo.add(
+                guild_id=town,
+                uploaded_by_user_id=admin,
+                source_name=f"part {number}.md",
+                mime_type="text/markdown",
+                size_bytes=10,
+                now=NOW - timedelta(hours=1),
+            )
+            for number in range(3)
+        ]
+    chunk = NewMemory(kind="knowledge", content="half", scope="guild", created_at=NOW, guild_id=town)
+    await memory.remember([replace(chunk, document_id=document.id) for document in stalled])
+    first, second = (KnowledgeService(pg, memory, clock=lambda: NOW) for _ in range(2))
+
+    async with pg.session() as holding:  # one upload held, so both recoveries are under way at once
+        held = select(KnowledgeDocument.id).order_by(KnowledgeDocument.id.desc()).limit(1).with_for_update()
+        await holding.execute(held)
+        runs = asyncio.gather(first.recover(), second.recover())
+        await _waiting_for_a_lock(pg, connections=2)
+    done = await runs
+
+    assert sorted(done) == [0, 3]
+    async with pg.session() as session:
+        documents = (await session.execute(select(KnowledgeDocument.status, KnowledgeDocument.chunk_count))).all()
+    assert sorted(tuple(row) for row in documents) == [("failed", 0)] * 3
+    assert await count(pg, Memory) == 0
