@@ -1,4 +1,9 @@
-"""Progress and result of a deferred command whose work takes a while (a re-embed, say).
+"""Progress and result of a deferred command whose work may take longer than Discord keeps its token.
+
+Discord takes follow-ups and edits of an interaction's response for 15 minutes after the interaction, then
+refuses them (401, "Invalid Webhook Token"). A re-embed, a backup or a long lore document can take longer than
+that on a large database, so :class:`DeferredAnswer` gives the result (or what went wrong) to the person who
+ran the command by DM once the token has expired, in place of the "thinking…" message before that.
 
 Progress is shown by editing the "thinking…" message, best effort: one edit at a time, the newest text
 waiting behind it; a refused edit is logged once and ends the progress, for the work goes on regardless. The
@@ -12,11 +17,24 @@ from typing import Self
 
 import discord
 
+from bot.discord.tree import MESSAGE_CHARS, SOMETHING_WENT_WRONG, explain
+
 log = logging.getLogger(__name__)
+
+INVALID_WEBHOOK_TOKEN = 50027  # Discord's error code for an expired interaction token
+UNKNOWN_WEBHOOK = 10015
+
+
+def _token_refused(error: discord.HTTPException) -> bool:
+    """Whether Discord refused the interaction's token itself (expired), rather than the message sent."""
+    return error.status == 401 or error.code in (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK)
 
 
 class DeferredAnswer:
-    """Progress and result of a deferred command; use as ``async with DeferredAnswer(interaction) as answer``."""
+    """Progress and result of a deferred command; use as ``async with DeferredAnswer(interaction) as answer``.
+
+    An error raised inside the block is answered here as the command tree would (our own errors as they are
+    written, anything else logged and apologised for), through the same way as the result."""
 
     def __init__(self, interaction: discord.Interaction) -> None:
         self.interaction = interaction
@@ -29,8 +47,25 @@ class DeferredAnswer:
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        await self._stop_progress()  # before an error is reported in its place
+    ) -> bool:
+        await self._stop_progress()
+        if not isinstance(error, Exception):
+            return False  # no error, or a cancellation: nothing to tell
+        message = explain(error)
+        if message is None:
+            command = self.interaction.command.qualified_name if self.interaction.command else "?"
+            log.error(
+                "command /%s failed (guild %s, channel %s, user %s, interaction %s)",
+                command,
+                self.interaction.guild_id,
+                self.interaction.channel_id,
+                self.interaction.user.id,
+                self.interaction.id,
+                exc_info=error,
+            )
+            message = SOMETHING_WENT_WRONG
+        await self.finish(message)
+        return True
 
     def progress(self, text: str) -> None:
         """Show ``text`` in place of "thinking…" when the edit before it is done; never waits, never raises."""
@@ -58,6 +93,31 @@ class DeferredAnswer:
             await asyncio.shield(self._showing)  # the edit in flight lands before the result, never after it
 
     async def finish(self, text: str) -> None:
-        """Give the result in place of "thinking…"."""
+        """Give the result: in place of "thinking…" while the token lasts, else by DM to whoever ran the command."""
         await self._stop_progress()
-        await self.interaction.edit_original_response(content=text)
+        if not self.interaction.is_expired():
+            shown = text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"  # an error may quote much
+            try:
+                await self.interaction.edit_original_response(content=shown)
+                return
+            except discord.HTTPException as exc:
+                if not _token_refused(exc):
+                    raise
+        await self._by_dm(text)
+
+    async def _by_dm(self, text: str) -> None:
+        user = self.interaction.user
+        command = f"/{self.interaction.command.qualified_name}" if self.interaction.command else "Your command"
+        said = f"{command}: {text}"
+        if len(said) > MESSAGE_CHARS:
+            said = said[: MESSAGE_CHARS - 1] + "…"
+        try:
+            await user.send(said, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning(
+                "could not tell user %s by DM how interaction %s ended (%s): %s",
+                user.id,
+                self.interaction.id,
+                exc,
+                text,
+            )

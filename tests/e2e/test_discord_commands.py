@@ -785,6 +785,46 @@ async def store_old_memories(db: Database, count: int) -> None:
         await MemoryRepository(session).add_many(made, vectors, "an-older-model")
 
 
+async def test_owner_work_that_outlasts_the_interaction_token_is_reported_by_dm(
+    world: World, bot: HearthBot, db: Database, tmp_path: Path
+) -> None:
+    """Discord takes follow-ups and edits for 15 minutes only: a longer re-embed or backup still tells the owner."""
+    discord, owner = world.discord, world.discord.owner
+    await store_old_memories(db, 3)
+    dm = discord.dm_channel(owner)
+    discord.token_lifetime = 0  # the work takes longer than the token lasts
+    for name, outcome in (("owner memory reembed", "Re-embedded 3 memories"), ("owner backup", "Backed up to")):
+        payload = discord.command_payload(owner, dm, name)
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        told = await discord.wait_for_message(dm)
+        assert outcome in told["content"], (name, told["content"])
+        assert told["allowed_mentions"]["parse"] == []
+    backups = list((tmp_path / "backups").iterdir())
+    assert len(backups) == 1 and backups[0].name in told["content"], "the owner learns where the backup went"
+
+
+async def test_a_lore_document_that_outlasts_the_interaction_token_is_learned_and_the_admin_told_by_dm(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+    dm = discord.dm_channel(boss)
+    discord.token_lifetime = 0  # reading and embedding take longer than the token lasts
+    lore = "\n\n".join(f"The harbour's {i}th boat leaves at dawn, with nets and a lantern." for i in range(40))
+    document = FakeAttachment("harbour.md", lore.encode())
+    payload = discord.command_payload(boss, general, "knowledge add", {"document": document})
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    told = await discord.wait_for_message(dm)
+    assert told["content"].startswith("/knowledge add: Added harbour.md:"), told["content"]
+    assert told["content"].endswith("status completed."), "a refused progress edit does not fail the document"
+    assert await count(db, KnowledgeDocument, KnowledgeDocument.status == "completed") == 1
+
+    headings_only = FakeAttachment("empty.md", b"# Title\n\n## Nothing else\n")
+    payload = discord.command_payload(boss, general, "knowledge add", {"document": headings_only})
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    told = await discord.wait_for_message(dm)
+    assert "has only headings" in told["content"], "what went wrong comes the same way"
+
+
 async def test_a_refused_reembed_progress_edit_is_one_quiet_log_line_and_the_result_still_shows(
     world: World, bot: HearthBot, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -410,6 +410,20 @@ async def test_deferred_slash_command_and_follow_up(world: World) -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_expired_interaction_token_refuses_edits_and_follow_ups(world: World) -> None:
+    fd = world.fd
+    fd.token_lifetime = 0  # as if the command had worked for longer than Discord keeps the token (15 minutes)
+    interaction = fd.command_payload(world.alice, world.general, "slow")
+    await fd.dispatch("INTERACTION_CREATE", interaction)
+
+    edit = await fd.wait_for_request(lambda call: call.route == "edit_webhook_message")
+
+    assert [call.status for call in fd.interaction_responses] == [200], "the deferral itself is still accepted"
+    assert (edit.status, edit.response) == (401, {"message": "Invalid Webhook Token", "code": 50027})
+    assert fd.calls("create_followup") == [], "the command stopped at the refused edit"
+
+
+@pytest.mark.asyncio
 async def test_button_press_updates_the_message(world: World) -> None:
     fd = world.fd
     await fd.user_message(world.general, world.alice, "button")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from tests.fakes.discord.rest import Rest, RestCall, Route
 from tests.fakes.discord.world import (
     ADMINISTRATOR,
     ATTACHMENT_SIZE_LIMIT,
+    DISCORD_EPOCH_MS,
     EPHEMERAL,
     LOADING,
     MANAGE_WEBHOOKS,
@@ -49,6 +51,8 @@ SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, M
 # checkbox group, checkbox; and the option type a select's picks resolve like.
 TEXT_INPUT, FILE_UPLOAD, RADIO_GROUP, CHECKBOX_GROUP, CHECKBOX = 4, 19, 21, 22, 23
 SELECT_OPTION_TYPES = {3: STRING, 5: USER, 6: ROLE, 7: MENTIONABLE, 8: CHANNEL}
+# How long an interaction's token works for follow-ups and edits of its response, from the interaction's creation.
+TOKEN_LIFETIME_SECONDS = 15 * 60
 
 
 OptionValue = str | int | float | bool | FakeUser | FakeChannel | FakeChannelRef | FakeAttachment
@@ -109,6 +113,10 @@ class Interactions(Rest):
         self._originals: dict[str, int] = {}
         self._followups: dict[str, list[int]] = {}
         self.channel_webhooks: dict[int, JSON] = {}  # webhooks the bot made in channels, by id
+        # Seconds an interaction's token lasts after the interaction was created, as on Discord (15 minutes); a
+        # test sets 0 to stand for work that took longer than that: follow-ups and edits of the response then
+        # answer 401 "Invalid Webhook Token", while the callback (the first answer) is still accepted.
+        self.token_lifetime: float = TOKEN_LIFETIME_SECONDS
 
     # -- what users send ------------------------------------------------------------------------------
 
@@ -709,6 +717,9 @@ class Interactions(Rest):
         interaction = next((i for i in self._interactions.values() if i["token"] == call.params["token"]), None)
         if interaction is None or int(call.params["application_id"]) != self.application_id:
             raise ApiError(404, 10015, "Unknown Webhook")
+        created = ((int(interaction["id"]) >> 22) + DISCORD_EPOCH_MS) / 1000
+        if time.time() >= created + self.token_lifetime:
+            raise ApiError(401, 50027, "Invalid Webhook Token")
         return interaction
 
     def _webhook_target(self, call: RestCall) -> JSON:

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.discord.attachments import read_attachment
 from bot.discord.checks import MANAGE_SERVER, require_admin
+from bot.discord.deferred import DeferredAnswer
 from bot.discord.people import identify
 from bot.discord.views import Paginator, pages_of
 from bot.domain.documents import MAX_DOCUMENT_BYTES, check_upload
@@ -38,23 +39,23 @@ class Knowledge(commands.Cog):
     @app_commands.describe(document="A .txt or .md file")
     async def knowledge_add(self, interaction: discord.Interaction, document: discord.Attachment) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # downloading and reading take a while
-        here = await identify(self.directory, interaction)
-        assert here.guild_id is not None
-        check_upload(document.filename, document.size)  # name and size, before downloading it
-        data = await read_attachment(document, MAX_DOCUMENT_BYTES, "document")
+        async with DeferredAnswer(interaction) as answer:  # a long document may take longer than the token lasts
+            here = await identify(self.directory, interaction)
+            assert here.guild_id is not None
+            check_upload(document.filename, document.size)  # name and size, before downloading it
+            data = await read_attachment(document, MAX_DOCUMENT_BYTES, "document")
 
-        shown = discord.utils.escape_markdown(document.filename)  # "__notes__.md" is a name, not bold
+            shown = discord.utils.escape_markdown(document.filename)  # "__notes__.md" is a name, not bold
 
-        async def progress(done: int, total: int) -> None:
-            await interaction.edit_original_response(content=f"Reading {shown}: {done}/{total} passages…")
+            async def progress(done: int, total: int) -> None:
+                answer.progress(f"Reading {shown}: {done}/{total} passages…")
 
-        view = await self.knowledge_service.add(
-            here.guild_id, here.user_id, document.filename, document.content_type, data, progress=progress
-        )
-        await interaction.edit_original_response(
-            content=f"Added {discord.utils.escape_markdown(view.name)}: {view.chunk_count} passages, status "
-            f"{view.status}."
-        )
+            view = await self.knowledge_service.add(
+                here.guild_id, here.user_id, document.filename, document.content_type, data, progress=progress
+            )
+            await answer.finish(
+                f"Added {discord.utils.escape_markdown(view.name)}: {view.chunk_count} passages, status {view.status}."
+            )
 
     @knowledge.command(name="list", description="The lore documents stored for this server")
     async def knowledge_list(self, interaction: discord.Interaction) -> None:

@@ -128,7 +128,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         await interaction.response.defer(ephemeral=True, thinking=True)
         started = time.monotonic()
         last_shown = 0.0
-        async with DeferredAnswer(interaction) as answer:
+        async with DeferredAnswer(interaction) as answer:  # the work may outlast the interaction's token
 
             def progress(done: int, total: int) -> None:
                 nonlocal last_shown
@@ -148,10 +148,9 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     @app_commands.command(name="backup", description="Back the database up into BACKUP_DIR")
     async def backup(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await self.operations.backup()
-        await interaction.followup.send(
-            f"Backed up to `{result.path}` ({_size(result.size_bytes)}, {result.seconds:.1f} s).", ephemeral=True
-        )
+        async with DeferredAnswer(interaction) as answer:  # a large database may take longer than the token lasts
+            result = await self.operations.backup()
+            await answer.finish(f"Backed up to `{result.path}` ({_size(result.size_bytes)}, {result.seconds:.1f} s).")
 
     @app_commands.command(name="usage", description="Tokens spent this month, by server")
     async def usage(self, interaction: discord.Interaction) -> None:
