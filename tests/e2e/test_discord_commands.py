@@ -843,6 +843,24 @@ async def test_a_refused_reembed_progress_edit_is_one_quiet_log_line_and_the_res
     assert [r.levelno for r in caplog.records if "progress" in r.getMessage()] == [logging.INFO], "one quiet line"
 
 
+async def test_the_status_of_a_process_with_many_shards_fits_discords_embed_field(
+    db: Database, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large deployment's process may own a hundred shards: their latencies no longer fit 1,024 characters."""
+    shards = 120
+
+    async def no_pause(self: HearthBot, shard_id: int | None, *, initial: bool = False) -> None:
+        """Discord asks for five seconds between IDENTIFYs; the fake does not."""
+
+    monkeypatch.setattr(HearthBot, "before_identify_hook", no_pause)
+    async with FakeDiscord(shard_count=shards) as discord, running_bot(discord, db, llm, shard_count=shards) as bot:
+        assert len(bot.shards) == shards  # ready: every shard identified
+        _, status = await run(discord, discord.owner, discord.dm_channel(discord.owner), "owner status")
+    shown = next(field["value"] for field in status["embeds"][0]["fields"] if field["name"] == "Shards")
+    assert re.fullmatch(rf"{shards} shards, median \d+ ms; slowest: #\d+: \d+ ms(, #\d+: \d+ ms)+, …", shown), shown
+    assert len(shown) <= 1024
+
+
 async def test_bad_input_gets_a_clear_private_error_and_changes_nothing(
     world: World, bot: HearthBot, db: Database
 ) -> None:

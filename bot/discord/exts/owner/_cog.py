@@ -34,6 +34,31 @@ def _size(size: int) -> str:
     return f"{size} B"
 
 
+# Discord refuses an embed field's value of more characters than this.
+FIELD_CHARS = 1024
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if math.isfinite(seconds) else "—"  # no heartbeat answered yet: unknown
+
+
+def _shards(latencies: list[tuple[int, float]]) -> str:
+    """Each shard's latency, in shard order; when too many to fit a field, how many, the median, and the slowest
+    (unknown latencies first) as many as fit."""
+    listed = ", ".join(f"#{shard}: {_ms(latency)}" for shard, latency in latencies)
+    if len(listed) <= FIELD_CHARS:
+        return listed or "—"
+    known = sorted(latency for _, latency in latencies if math.isfinite(latency))
+    text = f"{len(latencies)} shards" + (f", median {_ms(known[len(known) // 2])}" if known else "") + "; slowest:"
+    slowest = sorted(latencies, key=lambda item: -item[1] if math.isfinite(item[1]) else -math.inf)
+    for number, (shard, latency) in enumerate(slowest):
+        entry = f"{',' if number else ''} #{shard}: {_ms(latency)}"
+        if len(text) + len(entry) + len(", …") > FIELD_CHARS:
+            return text + ", …"
+        text += entry
+    return text
+
+
 def _uptime(seconds: float) -> str:
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -99,7 +124,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     async def status(self, interaction: discord.Interaction) -> None:
         snapshot = await self.status_service.snapshot()
         latency = self.bot.latency
-        shards = ", ".join(f"#{sid}: {s.latency * 1000:.0f} ms" for sid, s in sorted(self.bot.shards.items()))
+        shards = _shards([(shard_id, shard.latency) for shard_id, shard in sorted(self.bot.shards.items())])
         job_lines = [
             f"{name}: {discord.utils.format_dt(at, 'R') if at else 'stopped'}"
             for name, at in sorted(snapshot.jobs.items())
@@ -108,7 +133,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
         embed.add_field(name="Uptime", value=_uptime(time.monotonic() - self.bot.started_at))
         embed.add_field(name="Gateway latency", value=f"{latency * 1000:.0f} ms" if math.isfinite(latency) else "—")
         embed.add_field(name="Guilds", value=str(len(self.bot.guilds)))
-        embed.add_field(name="Shards", value=shards or "—", inline=False)
+        embed.add_field(name="Shards", value=shards, inline=False)
         embed.add_field(name="Database", value=f"{snapshot.backend}, {_size(snapshot.database_bytes)}")
         embed.add_field(name="Learner queue", value=str(snapshot.learner_backlog))
         embed.add_field(name="Memories to embed", value=str(snapshot.embedding_backlog))
