@@ -148,6 +148,30 @@ async def test_with_a_dev_guild_the_owner_commands_are_registered_there_alone(
         assert refused["content"] == "Only my owner can use that.", "an admin of the dev server is not the owner"
 
 
+async def test_owner_sync_to_a_server_refuses_what_is_no_id_and_a_refused_sync_leaves_the_commands_as_they_were(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord, owner, general = world.discord, world.discord.owner, world.general
+    async with running_bot(discord, db, llm, dev_guild_id=world.guild.id):
+        for typed in ("²", "٣٤٥", "18446744073709551616"):  # digits to str.isdigit(), not to Discord
+            _, answer = await run(discord, owner, general, "owner sync", {"guild_id": typed})
+            assert "is not a server id" in answer["content"], (typed, answer["content"])
+        refusals = [
+            (403, 50001, "Missing Access"),
+            (400, 30034, "Max number of daily application command creates has been reached (200)"),
+        ]
+        for status, code, message in refusals:
+            discord.fail("sync_guild_commands", status, code=code, message=message)
+            _, answer = await run(discord, owner, general, "owner sync", {"guild_id": str(world.guild.id)})
+            assert answer["content"].startswith("I can't publish commands in server"), answer["content"]
+            assert "went wrong" not in answer["content"]
+
+        _, answer = await run(discord, owner, general, "owner sync")  # the tree is as it was: /owner alone here
+        assert [c["name"] for c in discord.commands(world.guild.id)] == ["owner"], answer["content"]
+        _, answer = await run(discord, owner, general, "owner status")
+        assert "Uptime" in text_of(answer)
+
+
 async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zone_birthday_and_reminders(
     world: World, bot: HearthBot, db: Database
 ) -> None:

@@ -659,7 +659,7 @@ class Interactions(Rest):
             ("DELETE", webhook + "/messages/{message_id}", "delete_webhook_message", self._delete_webhook_message),
             ("GET", commands, "get_commands", lambda call: self.commands(None)),
             ("PUT", commands, "sync_commands", self._sync_commands),
-            ("GET", guild_commands, "get_guild_commands", lambda call: self.commands(int(call.params["guild_id"]))),
+            ("GET", guild_commands, "get_guild_commands", lambda call: self.commands(self._guild_id(call))),
             ("PUT", guild_commands, "sync_guild_commands", self._sync_commands),
         ]
 
@@ -821,8 +821,17 @@ class Interactions(Rest):
     def _delete_webhook_message(self, call: RestCall) -> None:
         self._delete(self._webhook_target(call))
 
+    @staticmethod
+    def _guild_id(call: RestCall) -> int:
+        """The guild id in the path; Discord refuses one that is no snowflake (not a number of 64 bits)."""
+        raw = call.params["guild_id"]
+        if not (raw.isascii() and raw.isdigit() and int(raw) < 1 << 64):
+            error = {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": f'Value "{raw}" is not snowflake.'}]}
+            raise ApiError(400, 50035, "Invalid Form Body", {"guild_id": error})
+        return int(raw)
+
     def _sync_commands(self, call: RestCall) -> list[JSON]:
-        guild_id = int(call.params["guild_id"]) if "guild_id" in call.params else None
+        guild_id = self._guild_id(call) if "guild_id" in call.params else None
         if int(call.params["application_id"]) != self.application_id:
             raise ApiError(403, 50001, "Missing Access")
         if guild_id is not None and guild_id not in self.guilds:  # a server the bot is not in

@@ -36,6 +36,8 @@ def _size(size: int) -> str:
 
 # Discord refuses an embed field's value of more characters than this.
 FIELD_CHARS = 1024
+# Ids (snowflakes) are numbers of 64 bits: Discord refuses a larger one as no id at all.
+SNOWFLAKE_LIMIT = 1 << 64
 
 
 def _ms(seconds: float) -> str:
@@ -88,19 +90,26 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
             synced = await self.bot.sync_commands()
             await interaction.followup.send(f"Synced {synced} commands.", ephemeral=True)
             return
-        if not guild_id.strip().isdigit():
+        typed = guild_id.strip()
+        if not (typed.isascii() and typed.isdigit() and 0 < int(typed) < SNOWFLAKE_LIMIT):  # "²" is a digit too
             raise HearthError(f"{guild_id!r} is not a server id (a long number).")
-        guild = discord.Object(id=int(guild_id))
-        self.bot.tree.copy_global_to(guild=guild)
+        guild = discord.Object(id=int(typed))
+        tree = self.bot.tree
+        before = tree.get_commands(guild=guild)  # e.g. /owner, in DEV_GUILD_ID
+        tree.copy_global_to(guild=guild)
         try:
-            commands_ = await self.bot.tree.sync(guild=guild)
-        except discord.Forbidden as exc:
-            self.bot.tree.clear_commands(guild=guild)
-            raise HearthError(
-                f"I can't publish commands in server {guild_id}: I'm not in it, or was invited there without the"
-                " applications.commands scope."
-            ) from exc
-        await interaction.followup.send(f"Synced {len(commands_)} commands to server {guild_id}.", ephemeral=True)
+            commands_ = await tree.sync(guild=guild)
+        except discord.HTTPException as exc:
+            tree.clear_commands(guild=guild)  # back as it was, so later syncs publish nothing of this attempt
+            for command in before:
+                tree.add_command(command, guild=guild)
+            reason = (
+                "I'm not in it, or was invited there without the applications.commands scope."
+                if isinstance(exc, discord.Forbidden)
+                else f"Discord refused them ({exc.status}: {exc.text or 'no reason given'})."
+            )
+            raise HearthError(f"I can't publish commands in server {typed}: {reason}") from exc
+        await interaction.followup.send(f"Synced {len(commands_)} commands to server {typed}.", ephemeral=True)
 
     @app_commands.command(name="reload", description="Reload one of Hearth's command modules")
     @app_commands.describe(extension="The module, e.g. bot.discord.exts.memory (or just memory)")
