@@ -404,3 +404,25 @@ async def test_a_cast_asks_discord_for_no_webhook_where_the_bot_knows_it_may_not
         )
     )
     assert discord_.calls("channel_webhooks") == [] and discord_.webhook_messages(general) == []
+
+
+async def test_adding_a_character_without_manage_webhooks_warns_in_a_thread_as_in_its_channel(
+    world: World, bot: HearthBot
+) -> None:
+    """A thread's webhooks are its parent channel's: without Manage Webhooks there, the admin is told either way."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(
+        discord_, world.boss, general, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())}
+    )
+    guild.member_roles[discord_.bot.id] = []  # an admin takes the bot's roles away, and Discord tells the bot
+    update = {**discord_.member_payload(guild, discord_.bot), "guild_id": str(guild.id)}
+    await discord_.dispatch("GUILD_MEMBER_UPDATE", update)
+    thread = discord_.add_thread(guild, "garden", "stories")
+    await discord_.dispatch("THREAD_CREATE", discord_.channels[thread].payload() | {"newly_created": True})
+
+    for channel, where in ((general, "this channel's cast"), (thread, f"<#{garden}>'s cast")):
+        _, said = await run(discord_, world.boss, channel, "persona cast add", {"name": "Mira"})
+        assert where in said["content"], said["content"]
+        assert "I don't have the Manage Webhooks permission here" in said["content"], said["content"]

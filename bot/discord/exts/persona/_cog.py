@@ -212,8 +212,8 @@ class Persona(commands.Cog):
         said = f"{character.name} joins {where}'s cast{threads}: name them or reply to them and they answer."
         channel = interaction.channel
         me = interaction.guild.me if interaction.guild else None
-        webhooks_allowed = (
-            not isinstance(channel, discord.abc.GuildChannel)
+        webhooks_allowed = (  # a thread's webhooks are its parent channel's, and so is the permission
+            not isinstance(channel, discord.abc.GuildChannel | discord.Thread)
             or me is None
             or channel.permissions_for(me).manage_webhooks
         )
