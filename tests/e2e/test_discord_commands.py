@@ -172,6 +172,14 @@ async def test_owner_sync_to_a_server_refuses_what_is_no_id_and_a_refused_sync_l
         assert "Uptime" in text_of(answer)
 
 
+async def test_owner_sync_refused_by_discord_says_why(world: World, bot: HearthBot) -> None:
+    discord, owner = world.discord, world.discord.owner
+    limit = "Max number of daily application command creates has been reached (200)"
+    discord.fail("sync_commands", 400, code=30034, message=limit)
+    _, answer = await run(discord, owner, discord.dm_channel(owner), "owner sync")
+    assert limit in answer["content"] and "went wrong" not in answer["content"], answer["content"]
+
+
 async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zone_birthday_and_reminders(
     world: World, bot: HearthBot, db: Database
 ) -> None:

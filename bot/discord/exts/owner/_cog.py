@@ -61,6 +61,11 @@ def _shards(latencies: list[tuple[int, float]]) -> str:
     return text
 
 
+def _refusal(error: discord.HTTPException) -> str:
+    """Discord's reason for refusing the commands, for the owner."""
+    return f"Discord refused them ({error.status}: {error.text or 'no reason given'})."
+
+
 def _uptime(seconds: float) -> str:
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -87,7 +92,10 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     async def sync(self, interaction: discord.Interaction, guild_id: str | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         if guild_id is None:
-            synced = await self.bot.sync_commands()
+            try:
+                synced = await self.bot.sync_commands()
+            except discord.HTTPException as exc:  # e.g. Discord's daily limit on new commands
+                raise HearthError(f"I can't publish the commands: {_refusal(exc)}") from exc
             await interaction.followup.send(f"Synced {synced} commands.", ephemeral=True)
             return
         typed = guild_id.strip()
@@ -106,7 +114,7 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
             reason = (
                 "I'm not in it, or was invited there without the applications.commands scope."
                 if isinstance(exc, discord.Forbidden)
-                else f"Discord refused them ({exc.status}: {exc.text or 'no reason given'})."
+                else _refusal(exc)
             )
             raise HearthError(f"I can't publish commands in server {typed}: {reason}") from exc
         await interaction.followup.send(f"Synced {len(commands_)} commands to server {typed}.", ephemeral=True)
