@@ -1,6 +1,7 @@
 """Hearth's mood per place (a guild, or one user's DM) and the history of its significant changes."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,16 +31,8 @@ class MoodRepository:
         """The mood of ``place`` and when it was set, its row locked until this transaction ends (first stored as
         ``new`` as of ``at`` if the place has none): whoever else holds it waits, and then reads what this
         transaction wrote (on SQLite the insert takes the database's write lock, held as long)."""
-        insert_ = insert_for(self.session, BotState)
         await self.session.execute(
-            insert_.values(
-                guild_id=place.guild_id,
-                dm_user_id=place.dm_user_id,
-                mood_valence=new.valence,
-                mood_arousal=new.arousal,
-                mood_updated_at=at,
-                first_activated_at=at,
-            ).on_conflict_do_nothing(index_elements=place_keys(BotState))
+            self._row(place, new, at=at).on_conflict_do_nothing(index_elements=place_keys(BotState))
         )
         statement = (
             select(BotState.mood_valence, BotState.mood_arousal, BotState.mood_updated_at)
@@ -50,15 +43,7 @@ class MoodRepository:
         return Mood(row[0], row[1]), row[2]
 
     async def save(self, place: StatePlace, mood: Mood, *, at: datetime) -> None:
-        insert_ = insert_for(self.session, BotState)
-        statement = insert_.values(
-            guild_id=place.guild_id,
-            dm_user_id=place.dm_user_id,
-            mood_valence=mood.valence,
-            mood_arousal=mood.arousal,
-            mood_updated_at=at,
-            first_activated_at=at,
-        )
+        statement = self._row(place, mood, at=at)
         await self.session.execute(
             statement.on_conflict_do_update(
                 index_elements=place_keys(BotState),
@@ -69,6 +54,17 @@ class MoodRepository:
                     "updated_at": statement.excluded.updated_at,
                 },
             )
+        )
+
+    def _row(self, place: StatePlace, mood: Mood, *, at: datetime) -> Any:
+        """An insert of ``place``'s first mood row, ``mood`` as of ``at`` (the caller says what a conflict does)."""
+        return insert_for(self.session, BotState).values(
+            guild_id=place.guild_id,
+            dm_user_id=place.dm_user_id,
+            mood_valence=mood.valence,
+            mood_arousal=mood.arousal,
+            mood_updated_at=at,
+            first_activated_at=at,
         )
 
     async def settle(self, place: StatePlace, mood: Mood, *, at: datetime, since: datetime) -> bool:
