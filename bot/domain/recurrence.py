@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Recurrence = Literal["daily", "weekly", "monthly", "yearly"]
 RECURRENCES: tuple[Recurrence, ...] = ("daily", "weekly", "monthly", "yearly")
-CatchUp = Literal["fire", "missed", "wait"]
+CatchUp = Literal["fire", "late", "missed", "wait"]
 
 
 def zone_or_utc(name: object) -> ZoneInfo:
@@ -186,11 +186,12 @@ def quiet_hours_end(now: datetime, tz: ZoneInfo, start: time, end: time) -> date
     return first if first > now else wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
 
 
-def catch_up(due_at: datetime, now: datetime, grace: timedelta) -> CatchUp:
+def catch_up(due_at: datetime, now: datetime, grace: timedelta, *, late_until: timedelta | None = None) -> CatchUp:
     """What to do with an event due at ``due_at`` when the scheduler looks at it at ``now``.
 
-    ``wait`` while it is not yet due; ``fire`` if it is due and at most ``grace`` late; ``missed`` if later than
-    that (after downtime, say): "take the cake out" three hours late is worse than saying it was missed.
+    ``wait`` while it is not yet due; ``fire`` if it is due and at most ``grace`` late; ``late`` if later than
+    that but at most ``late_until`` (given for events still worth sending late, saying so: a reminder); ``missed``
+    if later than that (after downtime, say): "happy birthday" a day late is worse than saying it was missed.
     """
     require_aware(due_at, "due_at")
     require_aware(now, "now")
@@ -198,4 +199,6 @@ def catch_up(due_at: datetime, now: datetime, grace: timedelta) -> CatchUp:
         raise ValueError(f"grace must not be negative, got {grace}")
     if now < due_at:
         return "wait"
-    return "fire" if now - due_at <= grace else "missed"
+    if now - due_at <= grace:
+        return "fire"
+    return "late" if late_until is not None and now - due_at <= late_until else "missed"

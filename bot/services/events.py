@@ -5,7 +5,9 @@ model writes (which may wait on it for the whole retry budget, where a reminder 
 events atomically (``EventRepository.claim_due``: two bot processes never fire one event twice), and in the same
 transaction inserts the next occurrence of each recurring one. Each claimed event is then handled on its own:
 
-- late by more than the grace period (the bot was down): marked missed;
+- late by more than the grace period (the bot was down): marked missed; but a reminder the user asked for is
+  sent once, late, saying when it was due, unless it is later than ``late_reminders`` (then missed too); a
+  repeating one goes on at its next time after now (never a burst of every time it missed);
 - a reminder the user asked for is always delivered, at once, in a fixed wording (no model needed);
 - an unsolicited message (a birthday greeting, a follow-up) goes only to users who did not opt out, and in a
   guild only if its ``proactive`` setting is not off; never in the user's or the guild's quiet hours (both
@@ -84,6 +86,8 @@ class Notifier(Protocol):
 class EventsConfig:
     model: str
     grace: timedelta = timedelta(hours=1)  # an event later than this after its time is missed, not sent
+    # ... except a reminder, sent late (saying so) up to this late: one the user asked for is better late than never.
+    late_reminders: timedelta = timedelta(days=3)
     claim_batch: int = 200
     concurrency: int = 16  # events handled at once
     max_attempts: int = 4
@@ -192,7 +196,7 @@ class EventService:
             )
             for event in due:
                 if event.is_recurring and event.recurrence_rule:
-                    await events.schedule_next(event, self._next_time(event))
+                    await events.schedule_next(event, self._next_time(event, now))
         if not due:
             return 0
         try:
@@ -232,7 +236,9 @@ class EventService:
 
     async def handle(self, event: DueEvent, *, now: datetime, person: "_Person | None" = None) -> Outcome:
         """Deliver one claimed event, or decide not to (see the module notes)."""
-        if catch_up(event.trigger_at, now, self.config.grace) == "missed":
+        late_until = self.config.late_reminders if event.event_type == "reminder" else None
+        timing = catch_up(event.trigger_at, now, self.config.grace, late_until=late_until)
+        if timing == "missed":
             await self._mark(lambda events: events.mark_missed(event, at=now))
             log.info("event %s (%s) missed: due %s", event.id, event.event_type, event.trigger_at.isoformat())
             return "missed"
@@ -241,7 +247,7 @@ class EventService:
             held = await self._hold_back(event, person, now)
             if held is not None:
                 return held
-        text = await self._compose(event, person)
+        text = await self._compose(event, person, late=timing == "late")
         # Committed before the send: from here on the event is never sent again, whatever happens next. If it
         # fails twice the event is put back at the next tick, unless the mark went through unseen (see tick).
         if not await self._grouped_then_alone(
@@ -331,7 +337,9 @@ class EventService:
         log.error("event %s failed after %d attempts: %s", event.id, attempt, exc)
         return "failed"
 
-    async def _compose(self, event: DueEvent, person: _Person) -> str:
+    async def _compose(self, event: DueEvent, person: _Person, *, late: bool = False) -> str:
+        if event.event_type == "reminder" and late:  # Discord shows the <t:…:R> stamp as "3 hours ago"
+            return f"⏰ Reminder (late — it was due <t:{int(event.trigger_at.timestamp())}:R>): {event.title}"
         if event.event_type == "reminder":
             return f"⏰ Reminder: {event.title}"
         fallback = (
@@ -372,18 +380,24 @@ class EventService:
             raise HearthError(f"user {user_id} of a scheduled event no longer exists")
         return _person_of(*found)
 
-    def _next_time(self, event: DueEvent) -> datetime:
-        """The next occurrence of a recurring event, in its own time zone (kept in its context)."""
+    def _next_time(self, event: DueEvent, now: datetime) -> datetime:
+        """The next occurrence of a recurring event after ``now``, in its own time zone (kept in its context).
+        Those that fell while Hearth was stopped are passed over: this one stands for them (sent late, or
+        missed), so a restart never brings a burst of them."""
         tz = zone_or_utc(event.context.get("tz"))
         anchor = event.context.get("anchor_day")
         wall = event.context.get("local_time")
-        return next_occurrence(
-            event.trigger_at,
-            str(event.recurrence_rule),
-            tz,
-            anchor_day=int(anchor) if anchor else None,
-            local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
-        )
+        at = event.trigger_at
+        while True:
+            at = next_occurrence(
+                at,
+                str(event.recurrence_rule),
+                tz,
+                anchor_day=int(anchor) if anchor else None,
+                local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
+            )
+            if at > now:
+                return at
 
     async def _begin_sends_now(self, events: Sequence[DueEvent]) -> set[int]:
         async with self.database.one_statement_each() as session:

@@ -386,7 +386,7 @@ async def test_the_list_shows_reminders_that_could_not_reach_their_member_and_of
     await run(discord, ana, lore, "remind", {"when": "in 3 hours", "what": "call mum"})
     async with db.session() as session:
         events = {event.title: event for event in (await session.scalars(select(ScheduledEvent))).all()}
-        events["feed the cat"].trigger_at = datetime.now(UTC) - timedelta(hours=3)  # Hearth was stopped then
+        events["feed the cat"].trigger_at = datetime.now(UTC) - timedelta(days=4)  # Hearth was stopped then
     discord.close_dms(ana)
     del discord.channels[general]
     async with db.session() as session:

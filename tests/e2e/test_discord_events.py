@@ -37,7 +37,10 @@ async def discord_world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuil
         yield fake, ana, guild, library
 
 
-async def add_reminder(db: Database, user: FakeUser, channel_id: int, title: str) -> int:
+async def add_reminder(
+    db: Database, user: FakeUser, channel_id: int, title: str, *, late: timedelta = timedelta(seconds=1)
+) -> int:
+    """A reminder of ``title`` in ``channel_id``, due ``late`` ago."""
     async with db.session() as session:
         stored = await UserRepository(session).upsert(
             discord_id=user.id, username=user.username, display_name=user.global_name, seen_at=utcnow()
@@ -47,7 +50,7 @@ async def add_reminder(db: Database, user: FakeUser, channel_id: int, title: str
             guild_id=None,
             channel_id=channel_id,
             event_type="reminder",
-            trigger_at=utcnow() - timedelta(seconds=1),
+            trigger_at=utcnow() - late,
             title=title,
         )
 
@@ -108,6 +111,27 @@ async def test_a_due_reminder_is_posted_in_its_channel_pinging_its_user_alone(
         await counted(bot.services.metrics.registry, "hearth_scheduled_events_total", 1, outcome="sent")
     assert discord.calls("create_dm") == []
     assert llm.chat_requests == [], "a reminder needs no model"
+
+
+async def test_a_reminder_due_while_hearth_was_stopped_is_sent_late_saying_so_unless_days_late(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Hearth was stopped for the evening when Ana's reminder fell due: it reaches her when Hearth is back, saying
+    when it was due. One a week late is not sent (it shows in /reminders as missed)."""
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    late = await add_reminder(db, ana, general, "call the plumber", late=timedelta(hours=3))
+    stale = await add_reminder(db, ana, general, "buy a gift", late=timedelta(days=7))
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        call = await discord.wait_for_request(lambda call: call.route == "create_message", timeout=5)
+        await statuses_become(db, {late: "sent", stale: "missed"})
+    async with db.reading() as session:
+        due = (await session.get_one(ScheduledEvent, late)).trigger_at
+    stamp = f"<t:{int(due.timestamp())}:R>"
+    assert call.channel_id == general
+    assert call.body["content"] == f"<@{ana.id}> ⏰ Reminder (late — it was due {stamp}): call the plumber"
+    assert_pings_only(call, ana)
+    assert len(discord.calls("create_message")) == 1, "the week-old one is not sent"
 
 
 async def test_a_reminder_for_an_unknown_or_read_only_channel_goes_by_dm(

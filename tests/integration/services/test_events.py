@@ -44,10 +44,37 @@ async def test_an_event_due_while_the_bot_was_down_fires_within_the_grace_period
 ) -> None:
     user = await ana(db)
     await add(db, user, "reminder", NOW - timedelta(minutes=30), "recent")
-    await add(db, user, "reminder", NOW - timedelta(hours=3), "stale")
+    await add(db, user, "reminder", NOW - timedelta(days=4), "stale")
     notifier = RecordingNotifier()
     assert await service(db, llm, notifier, Clock(NOW), grace=timedelta(hours=1)).tick() == {"sent": 1, "missed": 1}
     assert {r.title: r.status for r in await rows(db)} == {"recent": "sent", "stale": "missed"}
+
+
+async def test_a_late_repeating_reminder_is_sent_once_then_goes_on_and_a_late_greeting_is_missed(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Hearth was stopped for two and a half days: Ana's daily reminder comes once, late, saying so (not once for
+    each day), and then at its time tomorrow; her birthday greeting, three hours late, is not sent at all."""
+    user = await ana(db, tz="Europe/Lisbon")
+    due = NOW - timedelta(days=2, hours=12)
+    daily = {"tz": "Europe/Lisbon", "local_time": "00:00"}
+    await add(db, user, "reminder", due, "stretch", recurrence_rule="daily", context=daily)
+    await add(db, user, "birthday", NOW - timedelta(hours=3), "birthday")
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, Clock(NOW), grace=timedelta(hours=1))
+
+    assert await events.tick() == {"sent": 1, "missed": 1}
+    assert await events.tick() == {}
+    assert [text for _, _, text in notifier.sent] == [
+        f"⏰ Reminder (late — it was due <t:{int(due.timestamp())}:R>): stretch"
+    ]
+    assert llm.chat_requests == []
+    states = [(r.title, r.status, r.trigger_at) for r in await rows(db)]
+    assert states == [
+        ("stretch", "sent", due),
+        ("birthday", "missed", NOW - timedelta(hours=3)),
+        ("stretch", "pending", datetime(2026, 11, 24, 0, 0, tzinfo=UTC)),
+    ]
 
 
 async def test_a_failed_delivery_is_retried_with_backoff_then_marked_failed(db: Database, llm: FakeLLM) -> None:

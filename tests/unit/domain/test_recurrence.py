@@ -235,6 +235,19 @@ def test_catch_up(due: str, now: str, grace_minutes: int, decision: str) -> None
     assert catch_up(utc(due), utc(now), timedelta(minutes=grace_minutes)) == decision
 
 
+@pytest.mark.parametrize(
+    ("due", "now", "decision"),
+    [
+        ("2026-03-27 10:00:00", "2026-03-27 10:10:00", "fire"),
+        ("2026-03-27 10:00:00", "2026-03-27 10:10:01", "late"),
+        ("2026-03-27 10:00:00", "2026-03-30 10:00:00", "late"),
+        ("2026-03-27 10:00:00", "2026-03-30 10:00:01", "missed"),
+    ],
+)
+def test_catch_up_sends_late_within_a_bound_when_given_one(due: str, now: str, decision: str) -> None:
+    assert catch_up(utc(due), utc(now), timedelta(minutes=10), late_until=timedelta(days=3)) == decision
+
+
 def test_catch_up_compares_instants_not_wall_clocks() -> None:
     due = utc("2026-03-27 10:00")
     assert catch_up(due, datetime(2026, 3, 27, 11, 5, tzinfo=BERLIN), timedelta(minutes=10)) == "fire"
