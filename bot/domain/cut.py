@@ -15,6 +15,11 @@ CUT_BY_LENGTH = "*(cut short: this answer ran out of room)*"
 _MARKS = {"content_filter": CUT_BY_FILTER, "length": CUT_BY_LENGTH}
 
 
+def was_cut(finish_reason: str | None) -> bool:
+    """Whether an answer that ended for ``finish_reason`` was cut off part way (see the module's docstring)."""
+    return (finish_reason or "") in _MARKS
+
+
 def marked_if_cut(text: str, finish_reason: str | None) -> str:
     """``text`` as shown and kept: with a mark at its end when it was cut off (see the module's docstring)."""
     mark = _MARKS.get(finish_reason or "")

@@ -13,7 +13,7 @@ transaction inserts the next occurrence of each recurring one. Each claimed even
   guild only if its ``proactive`` setting is not off; never in the user's or the guild's quiet hours (both
   read in the user's time zone; postponed to their end), at most ``daily_cap`` a day per user; the model writes
   it in persona, from the event and what Hearth knows about the user, with a plain fallback if the model is
-  unavailable;
+  unavailable or its message was cut off part way (half a greeting nobody asked for helps nobody);
 - delivery goes through a :class:`Notifier` (``bot/discord/notifier.py``); a failure that may pass is retried
   with backoff a few times, then the event is marked failed with the error.
 
@@ -41,6 +41,7 @@ from bot.db.repositories.facts import FactRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
+from bot.domain.cut import was_cut
 from bot.domain.guild_settings import quiet_hours_of
 from bot.domain.prompt import ChatMessage
 from bot.domain.recurrence import (
@@ -370,6 +371,13 @@ class EventService:
             completion = await self.chat.generate(messages, ChatOptions(model=self.config.model, max_tokens=200))
         except LLMUnavailable as exc:
             log.warning("event %s: the model is unavailable (%s); sending the plain wording", event.id, exc)
+            return fallback
+        if was_cut(completion.finish_reason):  # half a greeting nobody asked for: the plain one, whole, instead
+            log.warning(
+                "event %s: the model's message was cut off (%s); sending the plain wording",
+                event.id,
+                completion.finish_reason,
+            )
             return fallback
         return completion.text.strip() or fallback
 

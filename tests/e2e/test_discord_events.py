@@ -236,6 +236,23 @@ async def test_a_follow_up_pings_its_user_alone_whatever_the_model_writes(
     assert len(llm.chat_requests) == 1, "the follow-up was the model's"
 
 
+@pytest.mark.parametrize("finish_reason", ["content_filter", "length"])
+async def test_a_follow_up_the_model_could_not_finish_goes_out_in_its_plain_wording(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM, finish_reason: str
+) -> None:
+    """The model's follow-up stopped part way (a content filter held the rest back, or it ran out of tokens):
+    Ana, who asked for nothing, gets the whole plain question rather than half a sentence."""
+    discord, ana, guild, _ = discord_world
+    general = guild.channel("general")
+    llm.script(Reply("Hey Ana! I was thinking about your exam and wanted to", finish_reason=finish_reason))
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        event_id = await add_exam_follow_up(db, ana, general)
+        call = await discord.wait_for_request(lambda call: call.route == "create_message", timeout=5)
+        await statuses_become(db, {event_id: "sent"})
+    assert call.body["content"] == f"<@{ana.id}> How did the exam go?"
+    assert len(llm.chat_requests) == 1
+
+
 async def test_a_reminder_goes_out_while_the_model_is_still_writing_a_follow_up(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:

@@ -1,4 +1,6 @@
-from bot.domain.cut import CUT_BY_FILTER, CUT_BY_LENGTH, marked_if_cut
+import pytest
+
+from bot.domain.cut import CUT_BY_FILTER, CUT_BY_LENGTH, marked_if_cut, was_cut
 
 
 def test_an_answer_a_content_filter_cut_ends_with_the_mark() -> None:
@@ -18,3 +20,10 @@ def test_a_code_block_left_open_is_closed_before_the_mark() -> None:
 
 def test_an_answer_out_of_room_ends_with_its_own_mark() -> None:
     assert marked_if_cut("Then", "length") == f"Then…\n{CUT_BY_LENGTH}"
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "cut"), [("content_filter", True), ("length", True), ("stop", False), (None, False)]
+)
+def test_was_cut(finish_reason: str | None, cut: bool) -> None:
+    assert was_cut(finish_reason) is cut
