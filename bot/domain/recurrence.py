@@ -120,6 +120,17 @@ def next_birthday(month: int, day: int, *, now: datetime, tz: ZoneInfo, local_ho
     return greeting
 
 
+def days_since_birthday(month: int, day: int, today: date) -> int:
+    """How many days ago, on the local date ``today``, the latest birthday (``month``/``day``) fell: 0 on the day,
+    1 the day after. A 29 February birthday falls on 28 February in years without one, as it is greeted."""
+    if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
+        raise ValueError(f"there is no day {day} in month {month}")
+    latest = clamp_day(today.year, month, day)
+    if latest > today:
+        latest = clamp_day(today.year - 1, month, day)
+    return (today - latest).days
+
+
 def same_wall_clock_in(at: datetime, was: ZoneInfo, tz: ZoneInfo, *, now: datetime) -> datetime:
     """The instant whose local date and time in ``tz`` are those of ``at`` in ``was``, in UTC: a greeting at
     10:00 stays at 10:00 when its user moves to another zone. ``at`` itself when that instant has already

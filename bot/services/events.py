@@ -46,6 +46,7 @@ from bot.domain.guild_settings import quiet_hours_of
 from bot.domain.prompt import ChatMessage
 from bot.domain.recurrence import (
     catch_up,
+    days_since_birthday,
     in_quiet_hours,
     local_to_utc,
     next_occurrence,
@@ -112,6 +113,7 @@ class _Person:
     tz: ZoneInfo
     proactive_opt_out: bool
     quiet: tuple[time, time] | None
+    birthday: tuple[int, int] | None = None  # (month, day)
 
 
 class EventService:
@@ -248,7 +250,7 @@ class EventService:
             held = await self._hold_back(event, person, now)
             if held is not None:
                 return held
-        text = await self._compose(event, person, late=timing == "late")
+        text = await self._compose(event, person, now=now, late=timing == "late")
         # Committed before the send: from here on the event is never sent again, whatever happens next. If it
         # fails twice the event is put back at the next tick, unless the mark went through unseen (see tick).
         if not await self._grouped_then_alone(
@@ -338,27 +340,39 @@ class EventService:
         log.error("event %s failed after %d attempts: %s", event.id, attempt, exc)
         return "failed"
 
-    async def _compose(self, event: DueEvent, person: _Person, *, late: bool = False) -> str:
+    async def _compose(self, event: DueEvent, person: _Person, *, now: datetime, late: bool = False) -> str:
         if event.event_type == "reminder" and late:  # Discord shows the <t:…:R> stamp as "3 hours ago"
             return f"⏰ Reminder (late — it was due <t:{int(event.trigger_at.timestamp())}:R>): {event.title}"
         if event.event_type == "reminder":
             return f"⏰ Reminder: {event.title}"
-        fallback = (
-            f"Happy birthday, {person.name}! 🎂"
-            if event.event_type == "birthday"
-            else str(event.context.get("question") or f"How did {event.title} go?")
+        # A greeting held back (the daily cap, quiet hours) may go out after the day itself: the model is told so.
+        days_since = (
+            days_since_birthday(*person.birthday, to_local(now, person.tz).date())
+            if event.event_type == "birthday" and person.birthday is not None
+            else 0
         )
+        if event.event_type != "birthday":
+            fallback = str(event.context.get("question") or f"How did {event.title} go?")
+        elif days_since:
+            fallback = f"Happy belated birthday, {person.name}! 🎂"
+        else:
+            fallback = f"Happy birthday, {person.name}! 🎂"
         if event.guild_id is not None and self.quota is not None and await self.quota.exhausted_in(event.guild_id):
             return fallback
         persona = await self.personas.for_guild(event.guild_id)
         async with self.database.reading() as session:
             facts = await FactRepository(session).usable(event.user_id, guild_id=event.guild_id, now=self.clock())
         known = "\n".join(f"- {fact.content}" for fact in facts[-10:]) or "(nothing yet)"
-        what = (
-            f"It is {person.name}'s birthday today. Write them a short, warm birthday message."
-            if event.event_type == "birthday"
-            else f"Earlier {person.name} mentioned {event.title}. Check in with them about it, e.g. {fallback!r}."
-        )
+        if event.event_type != "birthday":
+            what = f"Earlier {person.name} mentioned {event.title}. Check in with them about it, e.g. {fallback!r}."
+        elif days_since:
+            when = "yesterday" if days_since == 1 else f"{days_since} days ago"
+            what = (
+                f"{person.name}'s birthday was {when} and you are only now wishing them well. Write them a short, "
+                "warm, belated birthday message."
+            )
+        else:
+            what = f"It is {person.name}'s birthday today. Write them a short, warm birthday message."
         messages = [
             ChatMessage("system", f"You are {persona.name}. {persona.card.personality}"),
             ChatMessage(
@@ -476,4 +490,7 @@ def _person_of(user: User, preferences: UserPreferences | None) -> _Person:
         quiet = (preferences.quiet_hours_start, preferences.quiet_hours_end)
     name = user.custom_name or user.discord_display_name or user.discord_username
     opted_out = preferences is not None and preferences.proactive_opt_out
-    return _Person(user.discord_id, name, tz, opted_out, quiet)
+    birthday = None
+    if preferences is not None and preferences.birthday_month is not None and preferences.birthday_day is not None:
+        birthday = (preferences.birthday_month, preferences.birthday_day)
+    return _Person(user.discord_id, name, tz, opted_out, quiet, birthday)

@@ -9,6 +9,7 @@ import pytest
 from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.guilds import GuildRepository
+from bot.db.repositories.users import UserRepository
 from bot.services.events import DeliveryFailed
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
@@ -199,6 +200,37 @@ async def test_a_guild_can_switch_unsolicited_messages_off_or_keep_quiet_hours(d
         "trip": ("cancelled", NOW),
         "call mom": ("sent", NOW),
     }
+
+
+async def test_a_birthday_greeting_held_back_to_the_next_day_is_written_as_belated(db: Database, llm: FakeLLM) -> None:
+    """Ana's birthday greeting was held back to the next morning by the day's cap: the model is told her birthday
+    was yesterday, not that it is today; and if the model is down, the plain wording says belated."""
+    user = await ana(db)
+    async with db.session() as session:
+        preferences = await UserRepository(session).preferences(user)
+        preferences.birthday_month, preferences.birthday_day = NOW.month, NOW.day
+    await add(db, user, "follow_up", NOW, "exam", context={"question": "How did the exam go?"})
+    await add(db, user, "birthday", NOW + timedelta(minutes=1), "birthday")
+    await add(db, user, "birthday", NOW + timedelta(minutes=2), "birthday")  # and again, for the plain wording
+    llm.default = Reply("How did the exam go?")
+    clock = Clock(NOW)
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    assert await events.tick() == {"sent": 1}
+    clock.now = NOW + timedelta(minutes=2)
+    assert await events.tick() == {"postponed": 2}
+
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # the next morning, where the cap put them
+    llm.script(Reply("Happy belated birthday, Ana!"))
+    assert await events.tick() == {"sent": 1, "postponed": 1}
+    prompt = llm.chat_requests[1].prompt_text()
+    assert "birthday was yesterday" in prompt and "birthday today" not in prompt
+    assert notifier.sent[1][2] == "Happy belated birthday, Ana!"
+    clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # the other, two days late, with the model down
+    llm.default = Fail(503)
+    assert await events.tick() == {"sent": 1}
+    assert "birthday was 2 days ago" in llm.last_prompt_text()
+    assert notifier.sent[2][2] == "Happy belated birthday, Ana! 🎂"
 
 
 async def test_a_recurring_greeting_held_back_and_claimed_again_schedules_one_next_occurrence(

@@ -1,10 +1,11 @@
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.domain.recurrence import (
     catch_up,
+    days_since_birthday,
     in_quiet_hours,
     local_to_utc,
     next_birthday,
@@ -246,6 +247,26 @@ def test_catch_up(due: str, now: str, grace_minutes: int, decision: str) -> None
 )
 def test_catch_up_sends_late_within_a_bound_when_given_one(due: str, now: str, decision: str) -> None:
     assert catch_up(utc(due), utc(now), timedelta(minutes=10), late_until=timedelta(days=3)) == decision
+
+
+@pytest.mark.parametrize(
+    ("month", "day", "today", "days"),
+    [
+        (11, 23, date(2026, 11, 23), 0),
+        (11, 23, date(2026, 11, 24), 1),
+        (12, 31, date(2027, 1, 2), 2),  # last year's
+        (2, 29, date(2027, 2, 28), 0),  # greeted on the 28th in other years
+        (2, 29, date(2027, 3, 1), 1),
+        (2, 29, date(2028, 3, 1), 1),
+    ],
+)
+def test_days_since_birthday(month: int, day: int, today: date, days: int) -> None:
+    assert days_since_birthday(month, day, today) == days
+
+
+def test_days_since_birthday_refuses_a_day_no_month_has() -> None:
+    with pytest.raises(ValueError):
+        days_since_birthday(2, 30, date(2026, 3, 1))
 
 
 def test_catch_up_compares_instants_not_wall_clocks() -> None:
