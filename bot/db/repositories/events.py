@@ -13,17 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Row, bindparam, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Guild, ScheduledEvent
+from bot.db.models import ScheduledEvent
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories._plain import execute_plain
+from bot.db.repositories._shards import on_shards
 from bot.domain.recurrence import RECURRENCES, require_aware
-
-# Discord's sharding formula: a guild belongs to shard ``(guild_id >> 22) % shard_count``; DMs to shard 0.
-# The shift is an INTEGER: PostgreSQL has ``bigint >> integer`` but no ``bigint >> bigint``.
-_SHARD_SHIFT = 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,20 +105,6 @@ def _due_event(row: Row[Any]) -> DueEvent:
         attempts=row.attempts,
         claim_token=row.claim_token,
     )
-
-
-def _on_shards(shard_ids: Sequence[int], shard_count: int) -> ColumnElement[bool]:
-    """Events whose guild lives on one of ``shard_ids``; events without a guild (DMs) live on shard 0."""
-    if shard_count < 1 or not shard_ids or not all(0 <= shard_id < shard_count for shard_id in shard_ids):
-        raise ValueError(
-            f"shards must be ids within 0..{shard_count - 1} and a shard count of at least 1, got "
-            f"({list(shard_ids)}, {shard_count})"
-        )
-    guilds_here = select(Guild.id).where(
-        (Guild.discord_id.op(">>")(literal(_SHARD_SHIFT, Integer)) % shard_count).in_(sorted(set(shard_ids)))
-    )
-    in_guild_here = ScheduledEvent.guild_id.in_(guilds_here)
-    return or_(ScheduledEvent.guild_id.is_(None), in_guild_here) if 0 in shard_ids else in_guild_here
 
 
 class EventRepository:
@@ -273,7 +256,7 @@ class EventRepository:
             .limit(limit)
         )
         if shards is not None:  # (this process's shard ids, the shard count)
-            picked = picked.where(_on_shards(*shards))
+            picked = picked.where(on_shards(ScheduledEvent.guild_id, *shards))
         if types is not None:
             picked = picked.where(ScheduledEvent.event_type.in_(sorted(types)))
         if other_than:
