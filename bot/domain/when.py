@@ -114,6 +114,9 @@ class When:
     description: str
     anchor_day: int | None = None
     local_time: time | None = None
+    # Whether the phrase was read on the user's clock (a day, a time of day, a repetition), so their time zone
+    # decides the moment: "tomorrow at 9" does, "in 2 hours" does not.
+    on_the_clock: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,11 +638,12 @@ def _resolve(slots: _Slots, text: str, now: datetime, tz: ZoneInfo) -> When:
     else:
         at = _resolve_once(slots, now, tz)
     description = _describe_once(at, now, tz)
+    on_the_clock = slots.duration is None or slots.daypart is not None or slots.clock is not None
     if at <= now:
         raise WhenError(f"{shown} is in the past ({description}). Try 'tomorrow at 9' or 'in 2 hours'.")
     if at - now > MAX_AHEAD:
         raise WhenError(f"{shown} is more than 5 years away ({description}). Pick a time within the next 5 years.")
-    return When(at=at, recurrence=None, description=description)
+    return When(at=at, recurrence=None, description=description, on_the_clock=on_the_clock)
 
 
 def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> When:

@@ -41,6 +41,8 @@ class Reminder:
     # Why it never reached its user: "missed" (due while Hearth was stopped) or "failed" (Discord refused it, or
     # could not be reached); None for one still to come.
     undelivered: str | None = None
+    # Its time was read on a clock in UTC, the time zone of someone who has not set theirs (see /timezone set).
+    read_in_utc: bool = False
 
 
 def time_zone(name: str) -> ZoneInfo:
@@ -84,7 +86,8 @@ class ReminderService:
                 context=_reminder_context(schedule, preferences.timezone),
                 recurrence_rule=schedule.recurrence,
             )
-        return Reminder(event_id, words, schedule.at, schedule.recurrence)
+        read_in_utc = schedule.on_the_clock and zone_or_utc(preferences.timezone).key == "UTC"
+        return Reminder(event_id, words, schedule.at, schedule.recurrence, read_in_utc=read_in_utc)
 
     async def reminders(self, user_id: int) -> list[Reminder]:
         """The user's pending reminders, soonest first; then those of the last UNDELIVERED_SHOWN_FOR that never

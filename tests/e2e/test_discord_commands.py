@@ -278,6 +278,22 @@ async def test_remind_takes_the_time_from_when_alone_whatever_what_says(
     assert await count(db, ScheduledEvent) == 1, "nothing stored for a time that was not understood"
 
 
+async def test_remind_says_a_time_of_day_was_read_in_utc_until_a_time_zone_is_set(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Ana never set her time zone: "tomorrow at 9" is 09:00 UTC, which she is told, with how to change it. A
+    time from now ("in 2 hours") is the same in every zone; nor is it said once her zone is set."""
+    discord, ana, general = world.discord, world.ana, world.general
+    hint = "I read that time in UTC. Not your time zone? Set yours with /timezone set."
+    _, answer = await run(discord, ana, general, "remind", {"when": "tomorrow at 9", "what": "dentist"})
+    assert answer["content"].startswith("⏰ I'll remind you") and answer["content"].count(hint) == 1
+    _, answer = await run(discord, ana, general, "remind", {"when": "in 2 hours", "what": "call mom"})
+    assert "call mom" in answer["content"] and "UTC" not in answer["content"]
+    await run(discord, ana, general, "timezone set", {"name": "Europe/Lisbon"})
+    _, answer = await run(discord, ana, general, "remind", {"when": "every day at 8", "what": "stretch"})
+    assert "stretch" in answer["content"] and "UTC" not in answer["content"]
+
+
 async def test_a_reminder_is_kept_whole_and_one_too_long_to_keep_is_refused_before_it_is_sent(
     world: World, bot: HearthBot, db: Database
 ) -> None:

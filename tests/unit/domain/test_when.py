@@ -397,3 +397,20 @@ def test_a_reminder_without_words_time_or_room_is_refused(when: str, what: str, 
     with pytest.raises(WhenError) as caught:
         read_reminder(when, what, now=NOW, tz=BERLIN)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("phrase", "on_the_clock"),
+    [
+        ("in 2 hours", False),
+        ("in 3 days", False),
+        ("in 3 days at 9", True),
+        ("tomorrow at 9", True),
+        ("friday", True),
+        ("tonight", True),
+        ("every day", True),
+        ("every Monday at 8", True),
+    ],
+)
+def test_a_phrase_says_whether_the_time_zone_decides_its_moment(phrase: str, on_the_clock: bool) -> None:
+    assert parse_when(phrase, now=NOW, tz=BERLIN).on_the_clock is on_the_clock

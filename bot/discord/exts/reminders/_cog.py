@@ -99,10 +99,10 @@ class Reminders(commands.Cog):
         reminder = await self.reminder_service.remind(
             me.user_id, when, what, guild_id=me.guild_id, channel_id=interaction.channel_id
         )
-        await interaction.response.send_message(
-            f"⏰ I'll remind you {_when(reminder)}: {discord.utils.escape_mentions(reminder.what)}",
-            ephemeral=True,
-        )
+        said = f"⏰ I'll remind you {_when(reminder)}: {discord.utils.escape_mentions(reminder.what)}"
+        if reminder.read_in_utc:
+            said += "\n(I read that time in UTC. Not your time zone? Set yours with /timezone set.)"
+        await interaction.response.send_message(said, ephemeral=True)
 
     @app_commands.command(name="reminders", description="Your reminders: see them and cancel any")
     async def reminders(self, interaction: discord.Interaction) -> None:
