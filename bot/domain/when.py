@@ -14,8 +14,9 @@ an example, so Hearth never quietly schedules something other than what was mean
   "tonight" and "night" 20:00, "midnight" 00:00.
 * A time without a day is today if still ahead, else tomorrow. A weekday ("friday") is the coming one, today
   included while the time is still ahead; "next friday" is never today. A date without a year is the next one.
-* "in N seconds/minutes/hours" is elapsed time; "in N days/weeks/months/years" keeps the local clock time, even
-  across a DST change. Local times DST skips or repeats resolve as in :func:`local_to_utc`.
+* "in N seconds/minutes/hours" is elapsed time, and so is the span alone ("30m", "1 hour", "2h30m"); "in N
+  days/weeks/months/years" (or "2 days" alone) keeps the local clock time, even across a DST change. Local
+  times DST skips or repeats resolve as in :func:`local_to_utc`.
 * Repeating phrases fire first at the earliest matching moment after now. What they leave out comes from now:
   "every week" is on today's weekday, "every month" on today's day of the month; with neither a day nor a time
   ("every day", "every week") the time is now's (to the minute), so the first firing is one period away.
@@ -199,7 +200,8 @@ class _Parser:
         return slots if slots is not None and self.done() else None
 
     def relative(self) -> _Slots | None:
-        """ "in 2 hours", "in an hour and a half", "3 days from now", "in 3 days at 9"."""
+        """ "in 2 hours", "in an hour and a half", "3 days from now", "in 3 days at 9"; a span alone ("30m",
+        "2 days", as other reminder bots take them) means "in" it."""
         said_in = self.accept("in")
         duration = self.duration()
         if duration is None:
@@ -207,7 +209,7 @@ class _Parser:
         if self.accept("from"):
             if not self.accept("now"):
                 return None
-        elif not said_in:
+        elif not said_in and not self.done():
             return None
         slots = _Slots(duration=duration)
         whole_days = all(unit in ("day", "week", "month", "year") for _, unit in duration.parts)

@@ -414,3 +414,39 @@ def test_a_reminder_without_words_time_or_room_is_refused(when: str, what: str, 
 )
 def test_a_phrase_says_whether_the_time_zone_decides_its_moment(phrase: str, on_the_clock: bool) -> None:
     assert parse_when(phrase, now=NOW, tz=BERLIN).on_the_clock is on_the_clock
+
+
+@pytest.mark.parametrize(
+    ("phrase", "at"),
+    [
+        ("30m", "2026-03-27 10:30"),
+        ("1 hour", "2026-03-27 11:00"),
+        ("2h", "2026-03-27 12:00"),
+        ("2h30m", "2026-03-27 12:30"),
+        ("an hour and a half", "2026-03-27 11:30"),
+        ("45 mins", "2026-03-27 10:45"),
+        ("2 days", "2026-03-29 09:00"),  # two calendar days on, at the same local time (11:00, now CEST)
+        ("1 week", "2026-04-03 09:00"),
+    ],
+)
+def test_a_span_alone_means_in_that_long(phrase: str, at: str) -> None:
+    when = parse_when(phrase, now=NOW, tz=BERLIN)
+    assert (when.at, when.recurrence, when.on_the_clock) == (utc(at), None, False)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "message"),
+    [
+        ("2 potatoes", f"I couldn't understand '2 potatoes'. {EXAMPLES}"),
+        ("3 eggs tomorrow", f"I couldn't understand '3 eggs tomorrow'. {EXAMPLES}"),
+        ("2 days at 9", f"I couldn't understand '2 days at 9'. {EXAMPLES}"),  # "in 2 days at 9" is the way
+        ("30m now", f"I couldn't understand '30m now'. {EXAMPLES}"),
+        ("0m", "'0m' is not in the future. Use an amount above zero, like 'in 5 minutes'."),
+        ("-5m", "'-5m' is not in the future. Use an amount above zero, like 'in 5 minutes'."),
+        ("10 years", "'10 years' is more than 5 years away. Pick a time within the next 5 years."),
+    ],
+)
+def test_a_span_alone_that_is_not_one_is_refused(phrase: str, message: str) -> None:
+    with pytest.raises(WhenError) as caught:
+        parse_when(phrase, now=NOW, tz=BERLIN)
+    assert str(caught.value) == message
