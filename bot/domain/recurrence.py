@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-Recurrence = Literal["daily", "weekly", "monthly", "yearly"]
-RECURRENCES: tuple[Recurrence, ...] = ("daily", "weekly", "monthly", "yearly")
+Recurrence = Literal["daily", "weekdays", "weekly", "monthly", "yearly"]
+RECURRENCES: tuple[Recurrence, ...] = ("daily", "weekdays", "weekly", "monthly", "yearly")
 CatchUp = Literal["fire", "late", "missed", "wait"]
 
 
@@ -89,6 +89,10 @@ def next_occurrence(
     anchor = anchor_day or day.day
     if recurrence == "daily":
         following = day + timedelta(days=1)
+    elif recurrence == "weekdays":  # Monday to Friday
+        following = day + timedelta(days=1)
+        while following.weekday() >= 5:
+            following += timedelta(days=1)
     elif recurrence == "weekly":
         following = day + timedelta(days=7)
     elif recurrence == "monthly":

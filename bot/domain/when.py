@@ -20,6 +20,7 @@ an example, so Hearth never quietly schedules something other than what was mean
 * Repeating phrases fire first at the earliest matching moment after now. What they leave out comes from now:
   "every week" is on today's weekday, "every month" on today's day of the month; with neither a day nor a time
   ("every day", "every week") the time is now's (to the minute), so the first firing is one period away.
+* "every weekday" ("weekdays", "on weekdays") repeats Monday to Friday, at the time given or now's.
 * Everything must be in the future and at most five years ahead.
 """
 
@@ -86,8 +87,8 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 _PERIODS: dict[str, Recurrence] = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
 _ADVERBS: dict[str, Recurrence] = {
-    "daily": "daily", "everyday": "daily", "weekly": "weekly", "monthly": "monthly", "yearly": "yearly",
-    "annually": "yearly",
+    "daily": "daily", "everyday": "daily", "weekdays": "weekdays", "weekly": "weekly", "monthly": "monthly",
+    "yearly": "yearly", "annually": "yearly",
 }  # fmt: skip
 _ORDINAL_SUFFIXES = ("st", "nd", "rd", "th")
 _TOKEN = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}:\d{2}|-?\d+(?:\.\d+)?|[a-z]+|\S")
@@ -261,6 +262,7 @@ class _Parser:
             return slots if said_something else None
         fits = {
             "daily": slots.date is None,
+            "weekdays": slots.date is None,
             "weekly": slots.date is None or (isinstance(slots.date, _Weekday) and not slots.date.not_today),
             "monthly": slots.date is None or isinstance(slots.date, _DayOfMonth),
             "yearly": slots.date is None or (isinstance(slots.date, _Date) and slots.date.year is None),
@@ -273,11 +275,17 @@ class _Parser:
             self.pos += 1
             slots.recurrence = adverb
             return True
+        if self.peek() == "on" and self.peek(1) == "weekdays":  # "on weekdays at 8"
+            self.pos += 2
+            slots.recurrence = "weekdays"
+            return True
         if not self.accept("every", "each"):
             return True
         word = self.peek()
         if word in _PERIODS:
             slots.recurrence = _PERIODS[word]
+        elif word == "weekday":  # Monday to Friday
+            slots.recurrence = "weekdays"
         elif word in _WEEKDAYS or word in _WEEKDAY_PLURALS:
             slots.recurrence = "weekly"
             slots.date = _Weekday(_WEEKDAYS.get(word, _WEEKDAY_PLURALS.get(word, 0)))
@@ -477,6 +485,7 @@ def _describe_once(at: datetime, now: datetime, tz: ZoneInfo) -> str:
 def _describe_repeating(recurrence: Recurrence, day: date, anchor: int, wall: time) -> str:
     return {
         "daily": f"every day at {_hhmm(wall)}",
+        "weekdays": f"every weekday (Monday to Friday) at {_hhmm(wall)}",
         "weekly": f"every {WEEKDAY_NAMES[day.weekday()]} at {_hhmm(wall)}",
         "monthly": f"every month on the {_ordinal(anchor)} at {_hhmm(wall)}",
         "yearly": f"every year on {anchor} {MONTH_NAMES[day.month - 1]} at {_hhmm(wall)}",
@@ -594,6 +603,9 @@ def _resolve_repeating(slots: _Slots, recurrence: Recurrence, now: datetime, tz:
     if recurrence == "daily":
         anchor = today.day
         candidates = [today, today + timedelta(days=1), today + timedelta(days=2)]
+    elif recurrence == "weekdays":  # the next three of Monday to Friday, today's included
+        anchor = today.day
+        candidates = [day for day in (today + timedelta(days=n) for n in range(5)) if day.weekday() < 5][:3]
     elif recurrence == "weekly":
         weekday = spec.index if isinstance(spec, _Weekday) else today.weekday()
         first = today + timedelta(days=(weekday - today.weekday()) % 7)

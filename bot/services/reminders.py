@@ -37,7 +37,7 @@ class Reminder:
     id: int
     what: str
     at: datetime  # UTC
-    recurrence: str | None  # daily, weekly, monthly or yearly: repeats
+    recurrence: str | None  # daily, weekdays, weekly, monthly or yearly: repeats
     # Why it never reached its user: "missed" (due while Hearth was stopped) or "failed" (Discord refused it, or
     # could not be reached); None for one still to come.
     undelivered: str | None = None

@@ -44,6 +44,21 @@ async def test_a_weekly_reminder_keeps_its_local_time_across_the_clock_change(db
     assert [r.trigger_at for r in pending] == [datetime(2027, 3, 29, 7, 0, tzinfo=UTC)]  # 08:00 summer time
 
 
+async def test_a_weekday_reminder_skips_the_weekend(db: Database, llm: FakeLLM) -> None:
+    user = await ana(db, tz="Asia/Tokyo")
+    clock = Clock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))  # Thursday, 21:00 in Tokyo
+    reminder = await ReminderService(db, clock=clock).remind(
+        user, "every weekday at 8", "stand-up", guild_id=None, channel_id=None
+    )
+    assert (reminder.recurrence, reminder.at) == ("weekdays", datetime(2026, 11, 26, 23, 0, tzinfo=UTC))  # Fri 08:00
+    clock.now = reminder.at
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, clock).tick() == {"sent": 1}
+    assert notifier.sent == [(11, None, "⏰ Reminder: stand-up")]
+    pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
+    assert pending == [datetime(2026, 11, 29, 23, 0, tzinfo=UTC)]  # Monday 08:00 in Tokyo, not Saturday
+
+
 async def test_a_new_time_zone_moves_repeating_reminders_to_their_time_of_day_there(db: Database, llm: FakeLLM) -> None:
     user = await ana(db)  # on the UTC default
     clock = Clock(NOW)

@@ -50,6 +50,12 @@ def test_local_times_that_dst_skips_or_repeats(local: str, tz: ZoneInfo, expecte
         ("2026-03-02 13:00", "weekly", NEW_YORK, None, "2026-03-09 12:00"),
         ("2026-10-26 12:00", "weekly", NEW_YORK, None, "2026-11-02 13:00"),
         ("2026-03-27 10:00", "daily", UTC_ZONE, None, "2026-03-28 10:00"),
+        # Weekdays: Monday to Friday; Friday's next is Monday, at its local time (Berlin moves its clocks between).
+        ("2026-03-25 08:00", "weekdays", BERLIN, None, "2026-03-26 08:00"),
+        ("2026-03-27 08:00", "weekdays", BERLIN, None, "2026-03-30 07:00"),
+        # 08:00 in Tokyo on Monday is 23:00 UTC on Sunday: the local weekday counts.
+        ("2026-03-29 23:00", "weekdays", TOKYO, None, "2026-03-30 23:00"),
+        ("2026-03-26 23:00", "weekdays", TOKYO, None, "2026-03-29 23:00"),
         # The local date counts, not UTC's: 08:00 in Tokyo is 23:00 UTC the day before.
         ("2026-03-27 23:00", "daily", TOKYO, None, "2026-03-28 23:00"),
         ("2026-01-30 15:00", "monthly", TOKYO, 31, "2026-02-27 15:00"),

@@ -46,6 +46,11 @@ def utc(text: str) -> datetime:
         ("every Monday at 8", "2026-03-30 06:00", "weekly", "every Monday at 08:00"),
         ("every day at 7:30", "2026-03-28 06:30", "daily", "every day at 07:30"),
         ("daily at 7", "2026-03-28 06:00", "daily", "every day at 07:00"),
+        # Monday to Friday: Friday's 08:00 has passed, so Monday's (after the change to CEST); Friday's 12:00 has not.
+        ("every weekday at 8", "2026-03-30 06:00", "weekdays", "every weekday (Monday to Friday) at 08:00"),
+        ("weekdays at 12", "2026-03-27 11:00", "weekdays", "every weekday (Monday to Friday) at 12:00"),
+        ("on weekdays at 18:30", "2026-03-27 17:30", "weekdays", "every weekday (Monday to Friday) at 18:30"),
+        ("each weekday morning", "2026-03-30 07:00", "weekdays", "every weekday (Monday to Friday) at 09:00"),
         ("every week", "2026-04-03 09:00", "weekly", "every Friday at 11:00"),
         ("every month on the 15th", "2026-04-15 07:00", "monthly", "every month on the 15th at 09:00"),
         ("every year on 29 February", "2027-02-28 08:00", "yearly", "every year on 29 February at 09:00"),
@@ -450,3 +455,18 @@ def test_a_span_alone_that_is_not_one_is_refused(phrase: str, message: str) -> N
     with pytest.raises(WhenError) as caught:
         parse_when(phrase, now=NOW, tz=BERLIN)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("phrase", ["weekday", "every weekdays", "every weekday on friday", "every weekday in march"])
+def test_a_weekday_phrase_that_is_not_one_is_refused(phrase: str) -> None:
+    with pytest.raises(WhenError, match="I couldn't understand"):
+        parse_when(phrase, now=NOW, tz=BERLIN)
+
+
+def test_a_weekday_reminder_comes_monday_to_friday_only() -> None:
+    when = parse_when("every weekday at 8", now=NOW, tz=BERLIN)
+    at, days = when.at, []
+    for _ in range(6):
+        days.append(at.astimezone(BERLIN).strftime("%a %H:%M"))
+        at = next_occurrence(at, "weekdays", BERLIN, local_time=when.local_time)
+    assert days == ["Mon 08:00", "Tue 08:00", "Wed 08:00", "Thu 08:00", "Fri 08:00", "Mon 08:00"]
