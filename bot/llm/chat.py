@@ -38,6 +38,11 @@ class LLMUnavailable(HearthError):
         self.models = tuple(models)
 
 
+class NoRoomToAnswer(LLMUnavailable):
+    """The model used all its ``max_tokens`` before it began to answer (a reasoning model's thinking counts in them
+    on most servers): it is not down, and the same request would end the same way, where more room may be answered."""
+
+
 class RequestRefused(LLMUnavailable):
     """The endpoint refused (HTTP 400 or 422) this request for what it holds (a content filter, a prompt too long):
     the same request would be refused again, where another may be answered."""
@@ -327,9 +332,10 @@ class OpenAIChatModel:
                     "the model endpoint withheld the answer (finish_reason content_filter)", models=[options.model]
                 )
             if finish == "length":  # the same room again would end the same way: no retry makes an answer
-                raise LLMUnavailable(
+                raise NoRoomToAnswer(
                     f"the model used all its max_tokens ({options.max_tokens}) before it began to answer (a reasoning"
-                    " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)"
+                    " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)",
+                    models=[options.model],
                 )
             raise _Retryable("empty answer", kind="empty")
         if finish == "length":

@@ -13,7 +13,9 @@ too. A transcript longer than the model's window (smaller than the endpoint said
 it fits. A summary a content filter cut off part way is put off as one refused for what the conversation says: what
 the filter let through is not the whole talk, and would be recalled as if it were. One that ran out of its
 ``max_tokens`` (a reasoning model's thinking counts in them) is asked for again once with ``max_tokens_when_cut``
-(``LLM_MAX_TOKENS``) when that is more, and one still cut short is kept with a mark saying so. A summary the model
+(``LLM_MAX_TOKENS``) when that is more, and one still cut short is kept with a mark saying so; one the model thought
+through all its room on without a word of an answer is asked for again so too, and when it still has none, put off as
+a refused one is while the sweep goes on to the next (the model is not down). A summary the model
 wrote is stored through database faults (a restart, a dropped connection) for up to ``STORE_BUDGET_S``, rather than
 asked for again at the next sweep. Several processes on one PostgreSQL database sweep at once and share the work:
 each conversation is held (an advisory lock) by the one summarising it.
@@ -42,6 +44,7 @@ from bot.llm.chat import (
     Completion,
     ContentRefused,
     LLMUnavailable,
+    NoRoomToAnswer,
     RequestRefused,
     fitting_the_window,
 )
@@ -133,6 +136,15 @@ class ConversationSummaries:
             try:
                 written += await self._summarise_once(conversation)
                 self._put_off.answered(conversation.id)
+            except NoRoomToAnswer as exc:  # not down: it thought through all its room on this one; the next may fit
+                until = self._put_off.refused(conversation.id, now)
+                log.warning(
+                    "the model wrote no summary of conversation %s, even with more room (%s): summaries are given up"
+                    " to LLM_MAX_TOKENS; asking again after %s",
+                    conversation.id,
+                    exc,
+                    f"{until:%Y-%m-%d %H:%M} UTC",
+                )
             except ContentRefused as exc:  # for what this one says: the next one may be answered
                 until = self._put_off.refused(conversation.id, now)
                 log.warning(
@@ -218,11 +230,17 @@ class ConversationSummaries:
                 within, self.config.transcript_tokens, floor=MIN_TRANSCRIPT_TOKENS, what=what
             )
 
-        room = self.config.max_tokens
-        completion = await ask(room)
-        if completion.finish_reason == "length" and self.config.max_tokens_when_cut > room:
-            log.info("%s ran out of its %d tokens; asking again with %d", what, room, self.config.max_tokens_when_cut)
-            room = self.config.max_tokens_when_cut
+        room, more_room = self.config.max_tokens, self.config.max_tokens_when_cut
+        try:
+            completion = await ask(room)
+            cut = completion.finish_reason == "length"
+        except NoRoomToAnswer:  # it thought through all of them before a word of the summary
+            if more_room <= room:
+                raise
+            cut = True
+        if cut and more_room > room:
+            log.info("%s ran out of its %d tokens; asking again with %d", what, room, more_room)
+            room = more_room
             completion = await ask(room)
         if completion.finish_reason == "content_filter":  # the rest held back: not the whole talk
             raise ContentRefused(f"a content filter cut {what} off part way", models=[completion.model])

@@ -192,6 +192,66 @@ async def test_a_summary_still_cut_short_is_kept_marked_as_cut(db: Database, llm
     assert len(llm.chat_requests) == (2 if more_room > 250 else 1)
 
 
+def thinking_within(room_needed: int, summary: str) -> Callable[[dict[str, Any]], Reply]:
+    """A reasoning model whose thinking takes ``room_needed`` tokens: given fewer, it thinks until its max_tokens
+    run out and no answer comes (finish_reason length, the thinking sent as reasoning_content, as vLLM sends it)."""
+
+    def answer(body: dict[str, Any]) -> Reply:
+        thinking = "Let me think about who said what. " * 4
+        if int(body["max_tokens"]) < room_needed:
+            return Reply("", reasoning=thinking, finish_reason="length")
+        return Reply(summary, reasoning=thinking)
+
+    return answer
+
+
+async def test_a_summary_the_model_thinks_away_all_its_room_on_is_asked_for_again_with_more(
+    db: Database, llm: FakeLLM
+) -> None:
+    conversation = await talk(db, 700, ["I am planning a trip to Rome"], hours_ago=3)
+    llm.default = thinking_within(400, "Ana is planning a trip to Rome.")
+    jobs = await summaries(db, llm, max_tokens=250, max_tokens_when_cut=600)
+
+    assert await jobs.close_idle() == 1
+
+    assert await summarised(db) == {conversation: "Ana is planning a trip to Rome."}
+    assert [request.body["max_tokens"] for request in llm.chat_requests] == [250, 600]
+
+
+async def test_a_conversation_the_model_thinks_away_every_answer_on_is_put_off_and_the_sweep_goes_on(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The model is not down: the next conversation may be answered, and the one it could not answer does not
+    stand first in line at every sweep, keeping every later one from its summary."""
+    caplog.set_level(logging.WARNING)
+    rome = await talk(db, 700, ["I am planning a trip to Rome, " + "and a long tale of it " * 40], hours_ago=4)
+    oslo = await talk(db, 701, ["I am planning a trip to Oslo"], hours_ago=3)
+    short_talk = thinking_within(400, "Ana is planning a trip to Oslo.")
+
+    def answer(body: dict[str, Any]) -> Reply:  # the long talk takes more thinking than any room it is given
+        if "Rome" in str(body["messages"]):
+            return Reply("", reasoning="So much to weigh. " * 20, finish_reason="length")
+        return short_talk(body)
+
+    llm.default = answer
+    now = [NOW]
+    jobs = await summaries(db, llm, clock=lambda: now[0], max_tokens=250, max_tokens_when_cut=600)
+
+    assert await jobs.close_idle() == 1
+    assert await summarised(db) == {oslo: "Ana is planning a trip to Oslo."}
+    assert [r.body["max_tokens"] for r in llm.chat_requests if about(r, "Rome")] == [250, 600]
+    assert "LLM_MAX_TOKENS" in caplog.text
+
+    now[0] += timedelta(minutes=20)
+    assert await jobs.close_idle() == 0
+    assert len([r for r in llm.chat_requests if about(r, "Rome")]) == 2, "put off, not asked at every sweep"
+
+    llm.default = Reply("Ana told a long tale of a trip to Rome.")  # LLM_MAX_TOKENS was raised
+    now[0] += timedelta(days=1)
+    assert await jobs.close_idle() == 1
+    assert (await summarised(db))[rome] == "Ana told a long tale of a trip to Rome."
+
+
 async def test_an_endpoint_refusing_every_request_ends_the_sweep_and_gives_up_on_no_conversation(
     db: Database, llm: FakeLLM
 ) -> None:
