@@ -4,7 +4,8 @@ The conversation service tells the learner about each stored user message (:meth
 waits). A conversation is learned from in batches: once it holds ``batch_messages`` new user messages, or when
 it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
 ``bot/domain/extraction.py``); an answer that cannot be used is asked for once more (with twice the room when it
-was cut off at its ``max_tokens``), then the batch is skipped with a log line, as is at once a batch the endpoint
+was cut off at its ``max_tokens``, or never began within them: a reasoning model's thinking counts in them), then
+the batch is skipped with a log line, as is at once a batch the endpoint
 refuses for what it says (a content filter), which would be refused again each time it was read. Everything a batch
 teaches is written in one transaction, together with the conversation's ``learned_message_id`` marker, so a batch is
 applied whole or not at all. A batch the model could
@@ -62,7 +63,15 @@ from bot.domain.facts import (
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle, signals_of, updated
-from bot.llm.chat import ChatModel, ChatOptions, ContentRefused, LLMUnavailable, PromptTooLong, fitting_the_window
+from bot.llm.chat import (
+    ChatModel,
+    ChatOptions,
+    ContentRefused,
+    LLMUnavailable,
+    NoRoomToAnswer,
+    PromptTooLong,
+    fitting_the_window,
+)
 from bot.llm.embeddings import Embedder, Vectors, cosine_to
 from bot.llm.tokens import counter_for
 from bot.services.activity import ReplyActivity
@@ -446,11 +455,20 @@ class Learner:
             except ContentRefused as exc:
                 log.warning("skipping a learning batch of %d lines: refused for its content (%s)", len(lines), exc)
                 return None, calls
-            try:
-                return parse_extraction(completion.text), calls
-            except ExtractionError as exc:
-                log.warning("learning answer unusable (attempt %d): %s", attempt, exc)
-            if attempt == 1 and completion.finish_reason == "length":  # the same room would cut it at the same place
+            except NoRoomToAnswer as exc:  # not down: it thought through all its room before answering
+                if attempt == 2:  # read again, the batch would fail so at each new message and hold up the next ones
+                    log.warning(
+                        "skipping a learning batch of %d lines: no answer even with more room (%s)", len(lines), exc
+                    )
+                    return None, calls
+                cut = True
+            else:
+                try:
+                    return parse_extraction(completion.text), calls
+                except ExtractionError as exc:
+                    log.warning("learning answer unusable (attempt %d): %s", attempt, exc)
+                cut = completion.finish_reason == "length"
+            if attempt == 1 and cut:  # the same room would end it at the same place
                 log.warning(
                     "the learning answer ran out of its %d tokens (a reasoning model's thinking counts in them);"
                     " asking again with twice as many",

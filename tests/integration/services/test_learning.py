@@ -4,6 +4,7 @@ only where they may."""
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -294,6 +295,63 @@ async def test_an_answer_cut_short_by_its_max_tokens_is_asked_for_again_with_mor
 
     assert (outcome.status, outcome.facts_added) == ("learned", 9)
     assert [r.body["max_tokens"] for r in llm.chat_requests if "response_format" in r.body] == [800, 1600]
+
+
+THINKING = "Let me weigh who said what, and what of it is worth keeping. " * 4
+
+
+async def test_an_answer_the_model_thinks_away_all_its_room_on_is_asked_for_again_with_more(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A reasoning model's thinking counts in max_tokens: given too few, it thinks until they run out and no answer
+    comes at all (finish_reason length, the thinking sent apart as vLLM sends it)."""
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+    answer = json.dumps({"sentiment": 0.5, "intensity": 0.5, "facts": [fact("works as a nurse", "work")]})
+
+    def thinking_within_1000(body: dict[str, Any]) -> Reply:
+        if "response_format" not in body:
+            return Reply("ok")
+        if int(body["max_tokens"]) < 1000:
+            return Reply("", reasoning=THINKING, finish_reason="length")
+        return Reply(answer, reasoning=THINKING)
+
+    llm.default = thinking_within_1000
+    outcome = await learner.learn(conversation)
+
+    assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 2, 1)
+    assert [r.body["max_tokens"] for r in llm.chat_requests if "response_format" in r.body] == [800, 1600]
+
+
+async def test_a_batch_the_model_thinks_away_every_answer_on_is_skipped_and_the_next_one_is_learned_from(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Left unlearned, the batch would be read again at each new message, fail the same way, and keep everything
+    said after it from ever being learned."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    await service.handle(message("a riddle with no end: " + "why? " * 50, at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+
+    def thinking_forever(body: dict[str, Any]) -> Reply:
+        if "response_format" in body and "riddle" in str(body["messages"]):
+            return Reply("", reasoning=THINKING * 20, finish_reason="length")
+        return model(body)
+
+    llm.default = thinking_forever
+    caplog.set_level(logging.WARNING, logger="bot.services.learning")
+    outcome = await learner.learn(conversation)
+    assert (outcome.status, outcome.llm_calls) == ("skipped", 2)
+    skipped = [record for record in caplog.records if "skipping" in record.getMessage()]
+    assert len(skipped) == 1 and skipped[0].exc_info is None
+    assert (await learner.learn(conversation)).status == "nothing"  # not read again
+
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    model.answers = [extraction(facts=[fact("works as a nurse", "work")])]
+    outcome = await learner.learn(conversation)
+    assert (outcome.status, outcome.facts_added) == ("learned", 1)
+    assert "riddle" not in model.learning_prompts[-1]
 
 
 FILTERED = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
