@@ -7,8 +7,9 @@ says nothing about it; its :class:`Completion` names the model that wrote it, so
 
 A model that failed so is tried after the others for the next ``rest_s`` seconds (60 by default): while it is
 down, a reply does not wait out its whole retry budget before the next model answers. A model that refused one
-request for what it holds (a content filter, a prompt longer than its window) is not down: the next model answers
-that request, and the next request goes to it first as before.
+request for what it holds (a content filter, a prompt longer than its window), or that thought through all of one
+answer's ``max_tokens`` before it began (a reasoning model), is not down: the next model answers that request, and
+the next request goes to it first as before.
 
 Once a piece of the answer has been shown (a streaming preview), a failure is not handed to another model:
 the person would see one model's start replaced by another's different answer. The reply ends as a failed
@@ -28,6 +29,7 @@ from bot.llm.chat import (
     ContentRefused,
     ImageRefused,
     LLMUnavailable,
+    NoRoomToAnswer,
     OpenAIChatModel,
     PromptTooLong,
     TextCallback,
@@ -83,7 +85,8 @@ class FallbackChatModel:
             except ImageRefused:  # not down: answered without the images, by the caller (bot/llm/vision.py)
                 raise
             except LLMUnavailable as exc:
-                if not isinstance(exc, ContentRefused | PromptTooLong):  # this request refused, not the model down
+                # This request refused, or thought through all its room (a reasoning model): not the model down.
+                if not isinstance(exc, ContentRefused | PromptTooLong | NoRoomToAnswer):
                     self._failed_at[name] = self.clock()
                 failed.append(name)
                 faults.extend(exc.faults)

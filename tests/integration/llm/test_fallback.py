@@ -85,6 +85,27 @@ async def test_a_model_that_refused_one_request_for_what_it_holds_is_not_put_to_
     assert _asked(llm) == ["a", "b", "a"], "the model asked for answers the next request first"
 
 
+async def test_a_model_that_thought_away_one_answers_room_is_not_put_to_rest(llm: FakeLLM) -> None:
+    """A reasoning model that thinks through all of one reply's max_tokens is not down: the next model answers
+    that request, and the next request goes to the model asked for first as before."""
+
+    def answer(body: dict[str, Any]) -> Step:
+        if body["model"] == "b":
+            return Reply("from b")
+        if "the hard one" in str(body["messages"]):
+            return Reply("", reasoning="Let me weigh every side of this. " * 8, finish_reason="length")
+        return Reply("from a")
+
+    llm.default = answer
+    chain = FallbackChatModel(chat_model(llm.base_url), ["b"])
+
+    first = await chain.generate([ChatMessage("user", "the hard one")], ChatOptions(model="a"))
+    assert (first.model, first.fell_back_from) == ("b", ("a",))
+    second = await chain.generate(ASK, ChatOptions(model="a"))
+    assert (second.text, second.model, second.fell_back_from) == ("from a", "a", ())
+    assert _asked(llm) == ["a", "b", "a"], "the model asked for answers the next request first"
+
+
 async def test_when_every_model_fails_the_error_names_them_all(llm: FakeLLM) -> None:
     llm.default = Fail(400, message="maximum context length exceeded")
     chain = FallbackChatModel(chat_model(llm.base_url), ["b", "c"])
