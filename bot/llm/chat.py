@@ -40,7 +40,8 @@ class LLMUnavailable(HearthError):
 
 class NoRoomToAnswer(LLMUnavailable):
     """The model used all its ``max_tokens`` before it began to answer (a reasoning model's thinking counts in them
-    on most servers): it is not down, and the same request would end the same way, where more room may be answered."""
+    on most servers), or wrote only its thinking (which some servers end with "stop" even when it took every token):
+    it is not down, and the same request would end the same way, where more room may be answered."""
 
 
 class RequestRefused(LLMUnavailable):
@@ -234,6 +235,7 @@ class OpenAIChatModel:
         # ``reasoning``) deltas are never shown, stored, remembered or learned from.
         text, usage, hider, finish = "", None, ReasoningFilter(), None
         declined = ""  # what the model said instead of answering (OpenAI's ``refusal``, with structured outputs)
+        thought = False  # it wrote thinking: reasoning deltas, or words in the content that the filter hid
         if on_text is not None:
             await on_text("")
         try:
@@ -262,9 +264,12 @@ class OpenAIChatModel:
                 if whole_answer:
                     # A server that ignores ``stream`` answers with one whole completion.
                     whole = json.loads(await response.aread())
-                    text = strip_reasoning(whole["choices"][0]["message"]["content"] or "")
+                    said = whole["choices"][0]["message"]["content"] or ""
+                    text = strip_reasoning(said)
                     finish = whole["choices"][0].get("finish_reason")
                     declined = whole["choices"][0]["message"].get("refusal") or ""
+                    reasoned = [whole["choices"][0]["message"].get(key) for key in ("reasoning_content", "reasoning")]
+                    thought = bool(said.strip()) or any(reasoned)
                     if whole.get("usage"):
                         usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
                     if on_text is not None and text:
@@ -278,8 +283,10 @@ class OpenAIChatModel:
                     finish = (choices[0].get("finish_reason") if choices else None) or finish
                     delta = (choices[0].get("delta") or {}) if choices else {}
                     declined += delta.get("refusal") or ""
+                    thought = thought or bool(delta.get("reasoning_content") or delta.get("reasoning"))
                     piece = delta.get("content")
                     if piece:
+                        thought = thought or bool(piece.strip())
                         shown = hider.feed(piece)
                         if shown != text:
                             text = shown
@@ -335,6 +342,12 @@ class OpenAIChatModel:
                 raise NoRoomToAnswer(
                     f"the model used all its max_tokens ({options.max_tokens}) before it began to answer (a reasoning"
                     " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)",
+                    models=[options.model],
+                )
+            if thought:  # all thinking: some servers say "stop" when it took every token; the same room ends the same
+                raise NoRoomToAnswer(
+                    f"the model wrote only its thinking and no answer (finish_reason {finish}; its thinking may have"
+                    f" used all its max_tokens, {options.max_tokens}): give it more (LLM_MAX_TOKENS for replies)",
                     models=[options.model],
                 )
             raise _Retryable("empty answer", kind="empty")

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -265,6 +266,32 @@ async def test_an_answer_cut_off_at_its_max_tokens_is_shown_as_cut_and_the_log_s
     assert shown[0].startswith(cut) and shown[-1] != cut and "ran out of room" in shown[-1]
     assert [m.content for m in await stored(db, "assistant")] == ["".join(shown)]
     assert "LLM_MAX_TOKENS" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "all_thinking",
+    [
+        Reply("<think>Bread. Let me weigh every recipe I know, one by one, starting with</think>\n\n"),
+        Reply("", reasoning="Bread. Let me weigh every recipe I know, one by one, starting with"),
+    ],
+    ids=["think-tags", "reasoning-content"],
+)
+async def test_an_answer_that_is_all_thinking_is_apologised_for_at_once_and_the_log_says_to_give_it_room(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture, all_thinking: Reply
+) -> None:
+    """Some servers end a reasoning model's answer with finish_reason "stop" when its thinking took every token:
+    nothing is left once the thinking is hidden. Asking again with the same room ends the same way, while the
+    person waits out the whole retry budget for an apology and the log speaks only of an empty answer."""
+    caplog.set_level(logging.WARNING)
+    service = conversation_service(db, llm, budget_s=3.0)
+    llm.script(*[all_thinking] * 30)
+    target = RecordingReply()
+    outcome = await service.handle(message("how do I bake bread?"), target)
+
+    assert outcome.status == "apologised" and target.sent == [[outcome.reply]]
+    assert len(llm.chat_requests) == 1
+    assert len([record for record in caplog.records if "LLM_MAX_TOKENS" in record.getMessage()]) == 1
+    assert [m.content for m in await stored(db)] == ["how do I bake bread?"]
 
 
 async def test_a_database_error_after_the_model_answered_still_delivers(

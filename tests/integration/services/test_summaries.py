@@ -218,8 +218,16 @@ async def test_a_summary_the_model_thinks_away_all_its_room_on_is_asked_for_agai
     assert [request.body["max_tokens"] for request in llm.chat_requests] == [250, 600]
 
 
+@pytest.mark.parametrize(
+    "all_thinking",
+    [
+        Reply("", reasoning="So much to weigh. " * 20, finish_reason="length"),
+        Reply("<think>" + "So much to weigh. " * 20 + "</think>"),  # some servers end it so when it took every token
+    ],
+    ids=["length", "only-thinking"],
+)
 async def test_a_conversation_the_model_thinks_away_every_answer_on_is_put_off_and_the_sweep_goes_on(
-    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture, all_thinking: Reply
 ) -> None:
     """The model is not down: the next conversation may be answered, and the one it could not answer does not
     stand first in line at every sweep, keeping every later one from its summary."""
@@ -230,7 +238,7 @@ async def test_a_conversation_the_model_thinks_away_every_answer_on_is_put_off_a
 
     def answer(body: dict[str, Any]) -> Reply:  # the long talk takes more thinking than any room it is given
         if "Rome" in str(body["messages"]):
-            return Reply("", reasoning="So much to weigh. " * 20, finish_reason="length")
+            return all_thinking
         return short_talk(body)
 
     llm.default = answer
