@@ -27,6 +27,7 @@ from bot.services.memory import MemoryService
 from tests.fakes.llm_server import FakeLLM
 from tests.support.bot import container_on
 from tests.support.embedding import shared_embedder
+from tests.support.row_locks import waiting_for_row_locks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -358,19 +359,6 @@ async def test_an_upload_left_half_done_is_failed_while_the_bot_runs_not_only_at
         assert await lore_of(db, town) == []
 
 
-async def _waiting_for_a_lock(database: Database, connections: int) -> None:
-    """Wait until ``connections`` connections to ``database`` wait for row locks other transactions hold."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with asyncio.timeout(10):
-        while True:
-            async with database.reading() as session:
-                if (await session.scalar(waiting) or 0) >= connections:
-                    return
-            await asyncio.sleep(0.02)
-
-
 async def test_two_processes_recovering_uploads_at_once_fail_each_stalled_upload_once(pg: Database) -> None:
     """Processes started together look for uploads a stop left half-done at the same moments (at start, then
     hourly). Recovery is one statement whose rows the other waits for and then finds failed already: each upload is
@@ -398,7 +386,7 @@ async def test_two_processes_recovering_uploads_at_once_fail_each_stalled_upload
         held = select(KnowledgeDocument.id).order_by(KnowledgeDocument.id.desc()).limit(1).with_for_update()
         await holding.execute(held)
         runs = asyncio.gather(first.recover(), second.recover())
-        await _waiting_for_a_lock(pg, connections=2)
+        await waiting_for_row_locks(pg, connections=2)
     done = await runs
 
     assert sorted(done) == [0, 3]

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select
-from sqlalchemy import text as sql
 
 from bot.db.engine import Database
 from bot.db.models import (
@@ -48,6 +47,7 @@ from bot.services.privacy import PrivacyService
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
+from tests.support.row_locks import waiting_for_row_locks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -837,19 +837,6 @@ async def test_a_batch_longer_than_the_models_window_is_learned_from_its_newest_
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
 
 
-async def _waiting_for_a_lock(database: Database, connections: int) -> None:
-    """Wait until ``connections`` connections to ``database`` wait for row locks other transactions hold."""
-    waiting = sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with asyncio.timeout(10):
-        while True:
-            async with database.reading() as session:
-                if (await session.scalar(waiting) or 0) >= connections:
-                    return
-            await asyncio.sleep(0.02)
-
-
 async def test_two_batches_in_one_guild_at_once_both_nudge_its_mood(pg: Database, llm: FakeLLM) -> None:
     """Two learning workers (or two processes) learn from two channels of one guild at the same moment: each
     batch's nudge to Hearth's mood there counts (and each discussion of a topic); neither overwrites the other."""
@@ -870,7 +857,7 @@ async def test_two_batches_in_one_guild_at_once_both_nudge_its_mood(pg: Database
         await holding.execute(select(BotState.id).with_for_update())
         conversations = await _conversations(pg)
         batches = asyncio.gather(first.learn(conversations[0]), second.learn(conversations[1]))
-        await _waiting_for_a_lock(pg, connections=2)
+        await waiting_for_row_locks(pg, connections=2)
     assert [outcome.status for outcome in await batches] == ["learned", "learned"]
 
     once = moods.nudged(Mood(-0.5, -0.5), sentiment=0.9, intensity=1.0, baseline=baseline)
@@ -901,7 +888,7 @@ async def test_one_writer_learned_from_in_two_guilds_at_once_keeps_both_batches_
         await holding.execute(select(UserCommunicationStyle.id).with_for_update())
         conversations = await _conversations(pg)
         batches = asyncio.gather(first.learn(conversations[0]), second.learn(conversations[1]))
-        await _waiting_for_a_lock(pg, connections=2)
+        await waiting_for_row_locks(pg, connections=2)
     assert [outcome.status for outcome in await batches] == ["learned", "learned"]
 
     async with pg.session() as session:

@@ -4,7 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import GuildDailyTokenUsage, Memory, UserDailyTokenUsage, UserFact
@@ -23,6 +23,7 @@ from bot.services.summaries import ConversationSummaries, SummaryConfig
 from tests.fakes.llm_server import FakeLLM
 from tests.support.chat import chat_model
 from tests.support.embedding import shared_embedder
+from tests.support.row_locks import waiting_for_row_locks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -182,19 +183,6 @@ async def test_two_processes_rolling_up_the_same_day_at_once_both_finish(pg: Dat
     assert users == [(1, 100)] and guilds == [(1, 100)]
 
 
-async def _waiting_for_a_lock(database: Database, connections: int = 1) -> None:
-    """Wait until ``connections`` connections to ``database`` wait for row locks other transactions hold."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with asyncio.timeout(10):
-        while True:
-            async with database.reading() as session:
-                if (await session.scalar(waiting) or 0) >= connections:
-                    return
-            await asyncio.sleep(0.02)
-
-
 async def test_mood_decay_keeps_a_mood_the_learner_writes_while_it_runs(pg: Database, llm: FakeLLM) -> None:
     """The hourly decay reads every mood, then writes each one settled: a conversation learned from in between (in
     this process or another) moved the mood on, and that is the mood to keep, not the one decay read before."""
@@ -207,7 +195,7 @@ async def test_mood_decay_keeps_a_mood_the_learner_writes_while_it_runs(pg: Data
     async with pg.session() as learning:  # a batch's transaction, writing the mood the conversation left
         await MoodRepository(learning).save(dm, Mood(-0.6, 0.4), at=NOW)
         decaying = asyncio.create_task(jobs.decay_moods())
-        await _waiting_for_a_lock(pg)  # decay read the mood before, and waits to write it
+        await waiting_for_row_locks(pg)  # decay read the mood before, and waits to write it
     await decaying
 
     async with pg.session() as session:
@@ -236,7 +224,7 @@ async def test_two_processes_running_an_hourly_or_daily_job_at_once_do_its_work_
     async with pg.session() as holding:  # one row held, so both jobs are under way at once
         await holding.execute(select(table.id).order_by(table.id.desc()).limit(1).with_for_update())
         runs = asyncio.gather(getattr(first, job)(), getattr(second, job)())
-        await _waiting_for_a_lock(pg, connections=2)
+        await waiting_for_row_locks(pg, connections=2)
     done = await runs
 
     assert sorted(done) == [0, 5]
