@@ -158,7 +158,7 @@ async def test_a_message_to_a_cast_character_left_unanswered_is_answered_by_it_a
 ) -> None:
     """A message naming a character of the channel's cast is answered by that character, through the channel's
     webhook, after a restart as when the message came: not by the bot as the channel's own persona."""
-    discord, ana, guild = discord_world
+    discord, _, guild = discord_world
     general = guild.channel("general")
     discord.add_role(
         guild, "hooks", permissions=discordpy.Permissions(manage_webhooks=True).value, members=[discord.bot]
@@ -170,15 +170,7 @@ async def test_a_message_to_a_cast_character_left_unanswered_is_answered_by_it_a
         await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default
         await run(discord, discord.owner, general, "persona cast add", {"name": "Mira"})
     # Hearth stores the message, asks the model as Mira… and stops before the answer comes.
-    posted = discord.message_payload(general, ana, "Mira, what do you see from up there?")
-    incoming = message("Mira, what do you see from up there?", user=ana.id, channel=general, guild=guild.id)
-    llm.script(Stall(60))
-    calls = len(llm.chat_requests)
-    turn = asyncio.create_task(
-        conversation_service(db, llm).handle(replace(incoming, message_id=int(posted["id"])), RecordingReply())
-    )
-    await eventually(lambda: len(llm.chat_requests) > calls)
-    turn.cancel()
+    await left_unanswered(discord, db, llm, general, guild, said="Mira, what do you see from up there?")
     assert "A fox spirit." in llm.chat_requests[-1].body["messages"][0]["content"], "Mira answers, live"
 
     llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
@@ -324,14 +316,25 @@ async def test_a_thread_archived_while_the_bot_was_stopped_is_not_reopened_by_a_
 
 
 async def left_unanswered(
-    discord: FakeDiscord, db: Database, llm: FakeLLM, channel: int, guild: FakeGuild, author: str = "ana"
+    discord: FakeDiscord,
+    db: Database,
+    llm: FakeLLM,
+    channel: int,
+    guild: FakeGuild,
+    author: str = "ana",
+    said: str | None = None,
 ) -> None:
-    """A message from ``author`` to Hearth in ``channel``, stored and sent to the model, the bot stopping before it
-    answers (as a crash would leave it)."""
+    """A message from ``author`` in ``channel`` (``said``, else Hearth mentioned), stored and sent to the model, the
+    bot stopping before it answers (as a crash would leave it)."""
     person = next(user for user in guild.members if user.username == author)
-    posted = discord.message_payload(channel, person, f"{discord.bot.mention} still there?")
+    posted = discord.message_payload(channel, person, said or f"{discord.bot.mention} still there?")
     incoming = message(
-        "@Hearth still there?", user=person.id, name=author, channel=channel, guild=guild.id, mention=True
+        said or "@Hearth still there?",
+        user=person.id,
+        name=author,
+        channel=channel,
+        guild=guild.id,
+        mention=said is None,
     )
     llm.script(Stall(60))
     calls = len(llm.chat_requests)
