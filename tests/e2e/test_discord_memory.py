@@ -20,6 +20,7 @@ from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.discord.payloads import JSON
 from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.bot import container_of, running_bot
+from tests.support.chat import eventually
 
 
 async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
@@ -176,6 +177,46 @@ async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(
     await forgotten(db, "4417")
     prompt = await prompt_answering(discord, llm, general, ana, "that was not nice")
     assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["deleted", "bulk-deleted"])
+async def test_a_reply_that_took_several_messages_is_forgotten_when_an_earlier_one_is_deleted(
+    chatting: Chatting, db: Database, llm: FakeLLM, bulk: bool
+) -> None:
+    """A reply longer than a Discord message goes out in several: a moderator deleting any of them (alone, or
+    with others at once) has the reply forgotten, as deleting its last one does."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    mention = discord.bot.mention
+    llm.script(Reply("Noted!"))
+    await discord.user_message(general, ana, f"{mention} I collect stamps")
+    await answered(discord, general, "Noted!")
+    story = "Your code is 4417, I'll shout it to everyone! " + " ".join(
+        f"Then part {i} of a long tale about lockers." for i in range(60)
+    )
+    assert len(story) > 2000
+    llm.script(Reply(story, chunk_size=500))
+    await discord.user_message(general, ana, f"{mention} what was my code again?")
+    await eventually(lambda: "".join(m["content"] for m in discord.sent_messages(general)[1:]) == story)
+    async with asyncio.timeout(5):  # stored just after it is delivered
+        while True:
+            if await said_anywhere(db, "4417"):
+                break
+            await asyncio.sleep(0.05)
+    await flushed(chatting.bot)
+    first, *_ = discord.sent_messages(general)[1:]
+    assert "4417" in first["content"]
+
+    if bulk:
+        ids = [first["id"], str(discord.snowflake())]  # with a message Hearth never stored
+        await discord.dispatch(
+            "MESSAGE_DELETE_BULK", {"ids": ids, "channel_id": str(general), "guild_id": str(chatting.guild.id)}
+        )
+    else:
+        await delete_on_discord(discord, chatting.guild, first)
+    await forgotten(db, "4417")
+    prompt = await prompt_answering(discord, llm, general, ana, "that was not nice")
+    assert "4417" not in prompt and "what was my code again?" in prompt, "the reply alone is forgotten"
+    assert "stamps" in prompt and "Noted!" in prompt
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # a row lock holds the reply's storing back

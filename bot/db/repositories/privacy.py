@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Table, case, delete, or_, select, text, update
+from sqlalchemy import Table, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -233,16 +233,40 @@ class PrivacyRepository:
 
     async def delete_turns(self, discord_message_ids: Sequence[int]) -> list[PastTurn]:
         """Delete the turns stored for these Discord messages: people's, and Hearth's replies (known by the
-        message that shows a reply's end), their memories and a reply's alternatives with them (by cascade);
-        returns what they were."""
+        message that shows a reply's end, or by any other of the messages showing a reply that took several),
+        their memories and a reply's alternatives with them (by cascade); returns what they were."""
         if not discord_message_ids:
             return []
+        ids = list(discord_message_ids)
+        shown_in = Message.discord_message_id.in_(ids)
+        in_parts = await self._replies_with_parts(ids)
         result = await self.session.execute(
             delete(Message)
-            .where(Message.discord_message_id.in_(list(discord_message_ids)), Message.role.in_(("user", "assistant")))
+            .where(
+                or_(shown_in, Message.id.in_(in_parts)) if in_parts else shown_in,
+                Message.role.in_(("user", "assistant")),
+            )
             .returning(Message.id, Message.conversation_id, Message.content)
         )
         return [PastTurn(int(row.id), int(row.conversation_id), str(row.content)) for row in result.all()]
+
+    async def _replies_with_parts(self, discord_message_ids: Sequence[int]) -> list[int]:
+        """The replies shown in several Discord messages, one of which is among ``discord_message_ids``. A reply's
+        messages are kept in the order they were posted, so its last one (``discord_message_id``, indexed) comes
+        no sooner than any other: only the replies after the earliest of these ids are looked at."""
+        parts = Message.discord_part_ids
+        count = (
+            func.jsonb_array_length(parts)
+            if dialect_name(self.session) == "postgresql"
+            else func.json_array_length(parts)
+        )
+        rows = await self.session.execute(
+            select(Message.id, parts).where(
+                Message.discord_message_id > min(discord_message_ids), Message.role == "assistant", count > 1
+            )
+        )
+        wanted = set(discord_message_ids)
+        return [int(row.id) for row in rows.all() if wanted.intersection(int(part) for part in row.discord_part_ids)]
 
     async def drop_contexts(self, memories: Sequence[QuotingMemory]) -> None:
         """Forget the context of these memories, and their vectors (made with it): the embedding worker re-makes
