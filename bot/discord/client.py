@@ -24,11 +24,12 @@ from discord.ext import commands
 from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
-from bot.discord.people import replied_webhook_name, said_in
+from bot.discord.people import files_of, replied_webhook_name, said_in
 from bot.discord.render import DISCORD_FAILURES, SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
 from bot.discord.webhooks import ChannelWebhooks, CharacterReply
+from bot.domain.images import shown_images, still_attached
 from bot.observability.health import Health
 from bot.observability.metrics import Metrics
 from bot.observability.server import OpsServer
@@ -341,18 +342,24 @@ class HearthBot(commands.AutoShardedBot):
         """``incoming`` as ``message``, its version on Discord, reads now: an edit made while Hearth was stopped is
         kept first, as one seen live is (Discord does not tell a stopped bot), then answered. Where it cannot be
         kept, the message is answered as it was stored. Only an edit Discord reports counts (a fetched message may
-        show a mention by another name than the live one did)."""
+        show a mention by another name than the live one did). Images its author removed meanwhile go as well, from
+        what is kept and from what the model is shown."""
+        if message.edited_at is None:
+            return incoming
         text = said_in(message, self)
-        if message.edited_at is None or text == incoming.text:
+        images = shown_images(files_of(message))
+        kept = tuple(incoming.image_urls[index] for index in still_attached(incoming.image_urls, images))
+        if text == incoming.text and kept == incoming.image_urls:
             return incoming
         try:
             async with self.services.conversation.between_turns(incoming.place.channel_id):
-                await self.services.privacy.follow_edited_message(message.id, text)
+                await self.services.privacy.follow_edited_message(message.id, text, images)
         except Exception:
             log.exception("could not follow the edit of message %s, made while Hearth was stopped", message.id)
             return incoming
         log.info("catching up on message %s in channel %s as edited meanwhile", message.id, incoming.place.channel_id)
-        return replace(incoming, text=text, signals=replace(incoming.signals, text=message.content))
+        signals = replace(incoming.signals, text=message.content)
+        return replace(incoming, text=text, image_urls=kept, signals=signals)
 
     def _serves_guild(self, guild_id: int) -> bool:
         """Whether guild ``guild_id`` is on one of this process's shards (all of them when it runs every shard):

@@ -20,6 +20,7 @@ from tests.support.chat import RecordingReply, conversation_service, eventually,
 from tests.support.commands import run
 
 AWAY = "Sorry, I was away for a bit! Yes, I'm here."
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
 
 
@@ -233,6 +234,40 @@ async def test_a_message_edited_while_the_bot_was_stopped_is_answered_and_kept_a
     assert caught_up[-1]["content"].endswith("@Hearth is the picnic on Sunday?"), "the message as it reads now"
     assert "Saturday" not in json.dumps(caught_up)
     assert await user_messages(db) == ["@Hearth is the picnic on Sunday?"], "and kept as it reads now"
+
+
+async def test_a_photo_removed_while_the_bot_was_stopped_is_neither_shown_nor_kept_when_it_catches_up(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Ana sends two photos, then edits her message to drop one while Hearth is stopped, its words unchanged:
+    after the restart the model is shown the photo she kept alone, and Hearth keeps that one alone."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    said = f"{discord.bot.mention} which of these two?"
+    posted = discord.message_payload(general, ana, said, attachments=[("shell.png", PNG), ("private.png", PNG)])
+    shell, private = posted["attachments"]
+    incoming = message("@Hearth which of these two?", user=ana.id, channel=general, guild=guild.id, mention=True)
+    llm.script(Stall(60))
+    turn = asyncio.create_task(
+        conversation_service(db, llm).handle(
+            replace(incoming, message_id=int(posted["id"]), image_urls=(shell["url"], private["url"])),
+            RecordingReply(),
+        )
+    )
+    await eventually(lambda: llm.reply_requests)
+    turn.cancel()
+    assert llm.reply_requests[0].images == [shell["url"], private["url"]]
+    await discord.user_edits(posted, said, announced=False, attachments=[shell])
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert [m["content"] for m in discord.sent_messages(general)] == [AWAY]
+    [caught_up] = [r for r in llm.reply_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert caught_up.images == [shell["url"]], "the photo she removed is not shown"
+    async with db.reading() as session:
+        kept = await session.scalar(select(Message.image_urls).where(Message.role == "user"))
+    assert kept == [shell["url"]], "nor kept"
 
 
 async def test_a_reply_to_a_cast_character_left_unanswered_is_answered_by_it_after_a_restart(

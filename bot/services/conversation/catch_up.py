@@ -8,6 +8,7 @@ across restarts and processes (a crash mid-answer loses that answer rather than 
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.db.repositories.conversations import AwaitingMessage
@@ -121,7 +122,8 @@ class CatchUp:
                     continue
                 if reached.target is None:
                     not_answered.append(row.message_id)
-                else:
+                else:  # as it reads now: the images its author removed meanwhile are gone from it
+                    row = replace(row, image_urls=reached.message.image_urls)
                     reachable.append((row, storable(reached.message), reached.target))
             if len(page) < limit or len(reachable) >= limit:
                 break
