@@ -34,6 +34,7 @@ REPLY_OUTCOMES: Mapping[str, str] = {
     "lost": "lost",  # could not be stored while stopping
     "withdrawn": "deleted",  # the message answered was deleted meanwhile: nothing shown or kept
     "removed": "deleted",  # the reply was deleted (by a moderator) as it was shown: not shown again, not kept
+    "refused": "refused",  # the person blocked Hearth or closed their DMs: the reply could not be sent, not kept
 }
 
 # Hearth's own share of a reply is milliseconds; the model's is seconds.

@@ -57,6 +57,12 @@ class ReplyRemoved(Exception):
     took it down), so the turn ends there: the reply is neither shown again nor kept."""
 
 
+class ReplyRefused(Exception):
+    """Raised by a :class:`ReplyTarget`: the person will not be sent the reply (they blocked Hearth, or closed their
+    DMs to it), so the turn ends there: nothing is shown, the reply is not kept, and the message is not answered
+    later either."""
+
+
 class AnswerWithdrawn(Exception):
     """Raised by a :class:`ReplyTarget`: the message being answered was deleted before the reply could be shown
     (the person took it back), so the turn ends unanswered."""
@@ -101,7 +107,7 @@ class TurnOutcome:
     # "ignored" | "queued" (answered with a later turn) | "replied" | "apologised" | "held" (resting, quota)
     # | "kept" (stored while stopping, answered after the restart) | "lost" (could not be kept while stopping)
     # | "withdrawn" (the message was deleted while being answered) | "removed" (the reply was deleted as it was
-    # shown)
+    # shown) | "refused" (the person no longer accepts Hearth's messages: the reply could not be sent)
     status: str
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)

@@ -8,6 +8,7 @@ test runs ``python -m bot run`` in a process of its own (tests/support/launcher.
 import asyncio
 import io
 import json
+import logging
 import re
 import signal
 import sys
@@ -113,6 +114,44 @@ async def test_a_message_deleted_while_hearth_answers_it_is_counted_as_deleted(
         samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="deleted") == 1)
     assert sample(samples, "hearth_replies_total", outcome="replied") is None
     assert sample(samples, "hearth_replies_total", outcome="failed") is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply("Hello in private!", chunk_size=100), Reply("Hello in private! " * 12, delay_between_chunks=0.02)],
+    ids=["sent whole", "refused as it streams"],
+)
+async def test_a_dm_the_person_no_longer_accepts_ends_the_turn_quietly_and_is_counted_as_refused(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    reply: Reply,
+) -> None:
+    """Ana closes her DMs to Hearth (or blocks it) just after writing to it: Discord refuses the reply (403, code
+    50007). That is her choice, not a fault: one line says so, with no traceback, the message is not answered at
+    the next start either, and the metrics count the turn as refused, not as a reply or a failure."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, _ = discord_world
+    dm = discord.dm_channel(ana)
+    discord.close_dms(ana)
+    llm.script(reply)
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        await discord.user_message(dm, ana, "psst, hello")
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="refused") == 1)
+        assert discord.dm_messages(ana) == []
+    assert sample(samples, "hearth_replies_total", outcome="replied") is None
+    assert sample(samples, "hearth_replies_total", outcome="failed") is None
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]  # not the fake servers' own
+    assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info]
+    [said] = [r for r in hearths if "50007" in r.getMessage()]
+    assert said.levelno in (logging.INFO, logging.WARNING)
+
+    discord.close_dms(ana, closed=False)
+    llm.default = lambda body: Reply("ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert discord.dm_messages(ana) == [], "not answered later either: she did not want it"
 
 
 async def test_healthz_is_503_until_the_gateway_is_ready_then_200(

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from bot.domain.chunking import DISCORD_LIMIT
-from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRemoved, ReplyTarget
+from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRefused, ReplyRemoved, ReplyTarget
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,12 @@ async def send_safely(
     target: ReplyTarget, pieces: Sequence[str], incoming: IncomingMessage, *, regenerable: bool = False
 ) -> list[int]:
     """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged). The message
-    answered, or the reply's own message, being deleted meanwhile is not a failure: :class:`AnswerWithdrawn` and
-    :class:`ReplyRemoved` go to the caller."""
+    answered, or the reply's own message, being deleted meanwhile is not a failure, nor the person refusing
+    Hearth's messages: :class:`AnswerWithdrawn`, :class:`ReplyRemoved` and :class:`ReplyRefused` go to the
+    caller."""
     try:
         return await target.send(pieces, regenerable=regenerable)
-    except (AnswerWithdrawn, ReplyRemoved):
+    except (AnswerWithdrawn, ReplyRemoved, ReplyRefused):
         raise
     except Exception:
         log.exception(

@@ -27,7 +27,14 @@ from bot.services.conversation.config import ConversationConfig, StoredTurn
 from bot.services.conversation.delivery import PreviewPump, send_safely
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.store import TurnStore
-from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRemoved, ReplyTarget, TurnOutcome
+from bot.services.incoming import (
+    AnswerWithdrawn,
+    IncomingMessage,
+    ReplyRefused,
+    ReplyRemoved,
+    ReplyTarget,
+    TurnOutcome,
+)
 from bot.services.memory import MemorySection, Query
 from bot.services.personas import PersonaView
 from bot.services.tasks import discard
@@ -168,6 +175,15 @@ class Responder:
             log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
             await self.store.settle_quietly(batch)
             return TurnOutcome("removed", answered_messages=len(batch))
+        except ReplyRefused as refused:  # they blocked Hearth or closed their DMs: their choice, not a fault
+            log.info(
+                "not answering user %s in channel %s, who no longer accepts Hearth's messages: %s",
+                incoming.author.discord_id,
+                incoming.place.channel_id,
+                refused,
+            )
+            await self.store.settle_quietly(batch)
+            return TurnOutcome("refused", answered_messages=len(batch))
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
