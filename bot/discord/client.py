@@ -398,15 +398,23 @@ class HearthBot(commands.AutoShardedBot):
         process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
         deleted while Hearth was stopped (forgotten then, as a deletion seen live is: Discord does not tell a
         stopped bot). With no target where it is not to be answered any more: a thread archived, a channel
-        deleted or closed to Hearth, its server left by Hearth or by its author, while it was stopped.
-        ``members``: who is still in which server, as found so far (see :meth:`_left`)."""
+        deleted or closed to Hearth, its server left by Hearth or by its author, a DM's author gone from Discord,
+        while it was stopped. ``members``: who is still in which server, as found so far (see :meth:`_left`)."""
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
             try:
                 person = self.get_user(incoming.author.discord_id) or await self.fetch_user(incoming.author.discord_id)
                 channel = await person.create_dm()
-            except discord.HTTPException as exc:
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.info(
+                    "not catching up on message %s: user %s cannot be reached in a DM any more (%s)",
+                    incoming.message_id,
+                    incoming.author.discord_id,
+                    exc,
+                )
+                return Reached(incoming, None)
+            except DISCORD_FAILURES as exc:  # an outage: asked again at the next start
                 log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
                 return None
         elif channel is None and place.guild_id is not None:

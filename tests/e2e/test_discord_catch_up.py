@@ -409,6 +409,41 @@ async def test_a_message_in_a_channel_deleted_while_the_bot_was_stopped_is_given
     assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
 
 
+async def test_a_dm_from_someone_discord_no_longer_knows_is_given_up_once(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Cy, who shares no server with Hearth, writes to it in a DM and is gone from Discord (404, Unknown User) by
+    the time Hearth starts again: the start that learns so gives the message up, as a deleted channel's; one
+    where Discord fails keeps it for the next."""
+    discord = discord_world[0]
+    cy = discord.add_user("cy", global_name="Cy")
+    dm = discord.dm_channel(cy)
+    posted = discord.message_payload(dm, cy, "are you there?")
+    llm.script(Stall(60))
+    incoming = replace(message("are you there?", user=cy.id, name="cy", channel=dm), message_id=int(posted["id"]))
+    turn = asyncio.create_task(conversation_service(db, llm).handle(incoming, RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    del discord.users[cy.id]
+
+    def asked() -> int:
+        return len(discord.calls("get_user"))
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    discord.fail("get_user", 503, message="Service Unavailable")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert asked() == 1
+    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers, Cy is gone
+        await bot.caught_up.wait()
+    assert asked() == 2, "asked again after Discord failed"
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert asked() == 2, "and not again once it said Cy is gone"
+    assert discord.sent_messages() == []
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+
+
 async def test_a_message_in_a_server_the_bot_was_removed_from_while_stopped_is_not_answered_when_it_returns(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
