@@ -1,14 +1,20 @@
 """Discord users and places as the services' plain values."""
 
+import asyncio
+import logging
 import re
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import discord
 
+from bot.discord.render import DISCORD_FAILURES
 from bot.domain.images import Attachment, shown_images
 from bot.services.directory import Directory, Identity
 from bot.services.incoming import Author, Place
+
+log = logging.getLogger(__name__)
 
 
 def author_of(user: discord.User | discord.Member) -> Author:
@@ -17,13 +23,13 @@ def author_of(user: discord.User | discord.Member) -> Author:
     return Author(discord_id=user.id, username=user.name, display_name=user.global_name, nickname=nickname, roles=roles)
 
 
-def said_in(message: discord.Message, client: discord.Client) -> str:
+def said_in(message: discord.Message, client: discord.Client, names: Mapping[int, str] | None = None) -> str:
     """What ``message`` says, as Hearth keeps and answers it: its text (mentions shown as names), then, a line each,
     every sticker sent with it by name (``[sticker: Wave]``) and every file the model is not shown (a document, a
     voice message: ``[file: notes.pdf]``), so that one sent alone is said too; a poll (a message of its own, with
     no text) as its question and answers (``[poll: Where to? (Rome / Oslo)]``); then what it forwards (Discord's
     "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``, its mentions
-    shown as names from ``client``'s cache (see :func:`forwarded_text`)."""
+    shown as names from ``client``'s cache and ``names`` (see :func:`forwarded_text`)."""
     shown = set(shown_images(files_of(message)))
 
     def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
@@ -34,7 +40,7 @@ def said_in(message: discord.Message, client: discord.Client) -> str:
     if message.poll is not None:
         parts.append(poll_said(message.poll))
     for forwarded in message.message_snapshots:
-        text = forwarded_text(forwarded, message, client)
+        text = forwarded_text(forwarded, message, client, names)
         parts += ["[forwarded]", text, *marks(forwarded.stickers, forwarded.attachments)]
     return "\n".join(part for part in parts if part)
 
@@ -42,19 +48,23 @@ def said_in(message: discord.Message, client: discord.Client) -> str:
 _MENTION = re.compile(r"<(@[!&]?|#)([0-9]{15,20})>")
 
 
-def forwarded_text(forwarded: discord.MessageSnapshot, message: discord.Message, client: discord.Client) -> str:
+def forwarded_text(
+    forwarded: discord.MessageSnapshot,
+    message: discord.Message,
+    client: discord.Client,
+    names: Mapping[int, str] | None = None,
+) -> str:
     """The text ``message`` forwards with its mentions shown as names, as ``clean_content`` shows a message's own
     (discord.py has none for a forward): from the original message when ``client`` saw it, else from what the
     client knows. Without the members intent it knows few people: besides the one forwarding and Hearth, the
-    people of the server the original was written in that it has seen; roles of that server and channels it sees
-    by name; others as ``@unknown-user`` (``@unknown-role``, ``#unknown-channel``). @everyone and @here are made
-    plain words, as there."""
+    people of the server the original was written in that it has seen, and those in ``names`` (looked up: see
+    :class:`ForwardedNames`); roles of that server and channels it sees by name; others as ``@unknown-user``
+    (``@unknown-role``, ``#unknown-channel``). @everyone and @here are made plain words, as there."""
     original = forwarded.cached_message
     if original is not None:
         return original.clean_content
-    reference = message.reference
-    origin = client.get_guild(reference.guild_id) if reference and reference.guild_id else message.guild
-    known = {person.id: person for person in (client.user, message.author, *message.mentions) if person}
+    person_named = _person_namer(message, client)
+    origin = _origin(message, client)
 
     def name(match: re.Match[str]) -> str:
         kind, target = match[1], int(match[2])
@@ -64,11 +74,92 @@ def forwarded_text(forwarded: discord.MessageSnapshot, message: discord.Message,
         if kind == "@&":
             role = origin.get_role(target) if origin else None
             return f"@{role.name}" if role else "@unknown-role"
-        member = origin.get_member(target) if origin else None
-        person = member or known.get(target) or client.get_user(target)
-        return f"@{person.display_name}" if person else "@unknown-user"
+        person = person_named(target) or (names or {}).get(target)
+        return f"@{person}" if person else "@unknown-user"
 
     return discord.utils.escape_mentions(_MENTION.sub(name, forwarded.content))
+
+
+def unnamed_in_forwards(message: discord.Message, client: discord.Client) -> list[int]:
+    """The people mentioned in what ``message`` forwards whom ``client`` cannot name (see :func:`forwarded_text`),
+    in the order they are mentioned, each once."""
+    person_named = _person_namer(message, client)
+    found = [
+        int(match[2])
+        for forwarded in message.message_snapshots
+        if forwarded.cached_message is None
+        for match in _MENTION.finditer(forwarded.content)
+        if match[1] in ("@", "@!")
+    ]
+    return [target for target in dict.fromkeys(found) if person_named(target) is None]
+
+
+def _origin(message: discord.Message, client: discord.Client) -> discord.Guild | None:
+    """The server the message ``message`` forwards was written in, where the client has it."""
+    reference = message.reference
+    return client.get_guild(reference.guild_id) if reference and reference.guild_id else message.guild
+
+
+def _person_namer(message: discord.Message, client: discord.Client) -> Callable[[int], str | None]:
+    """How the client names a person mentioned in what ``message`` forwards, from what it has seen (None: not)."""
+    origin = _origin(message, client)
+    known = {person.id: person for person in (client.user, message.author, *message.mentions) if person}
+
+    def named(target: int) -> str | None:
+        member = origin.get_member(target) if origin else None
+        person = member or known.get(target) or client.get_user(target)
+        return person.display_name if person else None
+
+    return named
+
+
+class ForwardedNames:
+    """The names of people mentioned in a forwarded message whom Hearth has not seen (discord.py keeps no mentions
+    for a forward, and without the members intent it knows few people), asked of Discord: ``per_message`` of them
+    at most, together, waiting ``wait_s`` at most (a person Discord did not name in time stays unnamed, and the
+    message goes on), and remembered, the latest ``size`` (a person Discord does not know as well)."""
+
+    def __init__(self, client: discord.Client, *, per_message: int = 3, wait_s: float = 2.0, size: int = 1000) -> None:
+        self.client = client
+        self.per_message = per_message
+        self.wait_s = wait_s
+        self.size = size
+        self._known: OrderedDict[int, str | None] = OrderedDict()
+
+    async def of(self, message: discord.Message) -> dict[int, str]:
+        """The names, looked up where needed, of the people ``message`` forwards mentions of whom Hearth has not
+        seen; those neither known nor found are left out."""
+        if not message.message_snapshots:
+            return {}
+        wanted = unnamed_in_forwards(message, self.client)
+        asking = [target for target in wanted if target not in self._known][: self.per_message]
+        if asking:
+            lookups = [asyncio.create_task(self._look_up(target)) for target in asking]
+            _, late = await asyncio.wait(lookups, timeout=self.wait_s)
+            for lookup in late:
+                lookup.cancel()
+        names: dict[int, str] = {}
+        for target in wanted:
+            if (name := self._known.get(target)) is not None:
+                self._known.move_to_end(target)
+                names[target] = name
+        return names
+
+    async def _look_up(self, target: int) -> None:
+        try:
+            user = await self.client.fetch_user(target)
+        except discord.NotFound:
+            self._remember(target, None)
+        except DISCORD_FAILURES as exc:  # not remembered: asked again when next mentioned
+            log.info("could not look up user %s, mentioned in a forwarded message (%s)", target, exc)
+        else:
+            self._remember(target, user.display_name)
+
+    def _remember(self, target: int, name: str | None) -> None:
+        self._known[target] = name
+        self._known.move_to_end(target)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
 
 
 def poll_said(poll: discord.Poll) -> str:

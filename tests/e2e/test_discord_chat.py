@@ -529,6 +529,38 @@ async def test_the_mentions_in_a_forwarded_message_are_shown_by_name(
     assert (await stored_contents(db, "user"))[-2:] == said
 
 
+async def test_people_hearth_has_not_seen_in_a_forwarded_message_are_named_as_discord_knows_them(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """A forward mentioning people Hearth has never seen (discord.py keeps no mentions for a forward) shows them by
+    the names Discord gives, asked once per person; one Discord does not know, or cannot name just now, stays
+    unnamed, and the message is answered all the same."""
+    discord, ana, guild = discord_world
+    ben, cy, dee = (discord.add_user(name, global_name=name.title()) for name in ("ben", "cy", "dee"))
+    dm, random = discord.dm_channel(ana), guild.channel("random")
+    ghost = discord.snowflake()  # no one Discord knows (any more)
+    first = discord.message_payload(random, ben, f"ask {cy.mention} or <@{ghost}> about the ferry")
+    llm.script(Reply("I'll ask Cy!"), Reply("Cy again!"), Reply("Who's that?"))
+    await discord.user_message(dm, ana, "", forwarded=first)
+    await shown(discord, dm, "I'll ask Cy!")
+    again = discord.message_payload(random, ben, f"{cy.mention} and <@{ghost}> are late")
+    await discord.user_message(dm, ana, "", forwarded=again)
+    await shown(discord, dm, "Cy again!")
+    assert sorted(int(call.params["user_id"]) for call in discord.calls("get_user")) == sorted([cy.id, ghost])
+
+    discord.fail("get_user", 503, message="Service Unavailable")
+    await discord.user_message(dm, ana, "", forwarded=discord.message_payload(random, ben, f"hi {dee.mention}"))
+    await shown(discord, dm, "Who's that?")
+
+    said = [
+        "[forwarded]\nask @Cy or @unknown-user about the ferry",
+        "[forwarded]\n@Cy and @unknown-user are late",
+        "[forwarded]\nhi @unknown-user",
+    ]
+    assert [request.messages[-1]["content"] for request in llm.reply_requests] == said
+    assert await stored_contents(db, "user") == said
+
+
 async def test_a_file_the_model_is_not_shown_is_told_by_its_name(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:

@@ -2,13 +2,14 @@
 
 import functools
 import logging
+from collections.abc import Mapping
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
-from bot.discord.people import author_of, files_of, replied_webhook_name, said_in
+from bot.discord.people import ForwardedNames, author_of, files_of, replied_webhook_name, said_in
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import CharacterReply
@@ -45,7 +46,11 @@ def _mentions_own_role(message: discord.Message, me: discord.ClientUser) -> bool
     return any(role.tags is not None and role.tags.bot_id == me.id for role in message.role_mentions)
 
 
-def incoming_from(message: discord.Message, client: discord.Client, me: discord.ClientUser) -> IncomingMessage:
+def incoming_from(
+    message: discord.Message, client: discord.Client, me: discord.ClientUser, names: Mapping[int, str] | None = None
+) -> IncomingMessage:
+    """``message`` as the conversation service takes it; ``names``: people its forward mentions, looked up (see
+    :class:`ForwardedNames`)."""
     signals = MessageSignals(
         text=message.content,
         author_id=message.author.id,
@@ -63,7 +68,7 @@ def incoming_from(message: discord.Message, client: discord.Client, me: discord.
     return IncomingMessage(
         author=author_of(message.author),
         place=_place(message),
-        text=said_in(message, client),
+        text=said_in(message, client, names),
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
@@ -81,6 +86,7 @@ class Chat(commands.Cog):
         self.conversation = conversation
         self.privacy = privacy
         self.metrics = metrics
+        self.forwarded_names = ForwardedNames(bot)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -98,7 +104,7 @@ class Chat(commands.Cog):
             guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
         ):
             try:
-                incoming = incoming_from(message, self.bot, me)
+                incoming = incoming_from(message, self.bot, me, await self.forwarded_names.of(message))
                 with self.bot.replying.track():
                     if self.bot.accepting:
                         target = MessageReply(
@@ -134,9 +140,8 @@ class Chat(commands.Cog):
             return
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
-                followed = await self.privacy.follow_edited_message(
-                    message.id, said_in(message, self.bot), shown_images(files_of(message))
-                )
+                said = said_in(message, self.bot, await self.forwarded_names.of(message))
+                followed = await self.privacy.follow_edited_message(message.id, said, shown_images(files_of(message)))
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
