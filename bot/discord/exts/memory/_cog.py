@@ -10,12 +10,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.people import identify
+from bot.discord.render import CANNOT_MESSAGE_USER
 from bot.discord.views import Confirm, Paginator, pages_of
 from bot.domain.export import ExportFile, export_files
 from bot.services.directory import Directory
 from bot.services.privacy import PrivacyService
 
-CANNOT_MESSAGE_USER = 50007  # Discord's error code for a DM the person does not accept
 SCOPE_WORDS = {"global": "everywhere", "guild": "this server", "dm": "our DMs"}
 
 
