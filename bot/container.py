@@ -85,6 +85,7 @@ def events_config(settings: Settings) -> EventsConfig:
         model=settings.llm_model,
         grace=timedelta(minutes=settings.events_grace_minutes),
         daily_cap=settings.proactive_daily_cap,
+        max_tokens_when_no_room=settings.llm_max_tokens,  # a reasoning model's thinking may take a message's room
         shards=shards_of(settings),  # a process claims only the events of guilds on its shards
     )
 

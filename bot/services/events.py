@@ -13,7 +13,8 @@ transaction inserts the next occurrence of each recurring one. Each claimed even
   guild only if its ``proactive`` setting is not off; never in the user's or the guild's quiet hours (both
   read in the user's time zone; postponed to their end), at most ``daily_cap`` a day per user; the model writes
   it in persona, from the event and what Hearth knows about the user, with a plain fallback if the model is
-  unavailable or its message was cut off part way (half a greeting nobody asked for helps nobody);
+  unavailable or its message was cut off part way (half a greeting nobody asked for helps nobody); a model that
+  thinks through all of the message's ``max_tokens`` before a word of it is asked once more with a reply's room;
 - delivery goes through a :class:`Notifier` (``bot/discord/notifier.py``); a failure that may pass is retried
   with backoff a few times, then the event is marked failed with the error.
 
@@ -56,7 +57,7 @@ from bot.domain.recurrence import (
 )
 from bot.domain.retry import Backoff
 from bot.errors import HearthError
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, NoRoomToAnswer
 from bot.services.limits import TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService
@@ -98,6 +99,10 @@ class EventsConfig:
     stuck_after: timedelta = timedelta(minutes=10)
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
     daily_cap: int = 3  # unsolicited messages per user per (local) day
+    max_tokens: int = 200  # room for a message the model writes (a birthday greeting, a follow-up)
+    # ... and for asking it again when its thinking took all of that before a word of the message (a reasoning
+    # model's thinking counts in max_tokens): a reply's room (LLM_MAX_TOKENS).
+    max_tokens_when_no_room: int = 600
     shards: tuple[tuple[int, ...], int] | None = None  # (shard ids, shard count): this process's guilds
 
 
@@ -381,8 +386,26 @@ class EventService:
                 "Write only the message, one to three sentences, in your own voice.",
             ),
         ]
+        room, more_room = self.config.max_tokens, self.config.max_tokens_when_no_room
         try:
-            completion = await self.chat.generate(messages, ChatOptions(model=self.config.model, max_tokens=200))
+            try:
+                completion = await self.chat.generate(messages, ChatOptions(model=self.config.model, max_tokens=room))
+            except NoRoomToAnswer:  # it thought through all of them before a word of the message
+                if more_room <= room:
+                    raise
+                log.info(
+                    "event %s: the model thought away its %d tokens; asking again with %d", event.id, room, more_room
+                )
+                room = more_room
+                completion = await self.chat.generate(messages, ChatOptions(model=self.config.model, max_tokens=room))
+        except NoRoomToAnswer as exc:
+            log.warning(
+                "event %s: the model wrote no message within %d tokens (%s); sending the plain wording",
+                event.id,
+                room,
+                exc,
+            )
+            return fallback
         except LLMUnavailable as exc:
             log.warning("event %s: the model is unavailable (%s); sending the plain wording", event.id, exc)
             return fallback

@@ -2,7 +2,9 @@
 missed, retried and failed. Discord itself is covered end to end in tests/e2e; here the notifier records."""
 
 import asyncio
+import logging
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
 
@@ -231,6 +233,54 @@ async def test_a_birthday_greeting_held_back_to_the_next_day_is_written_as_belat
     assert await events.tick() == {"sent": 1}
     assert "birthday was 2 days ago" in llm.last_prompt_text()
     assert notifier.sent[2][2] == "Happy belated birthday, Ana! 🎂"
+
+
+def thinking_within(room_needed: int, message: str) -> Any:
+    """A reasoning model whose thinking takes ``room_needed`` tokens: given fewer, it thinks until its max_tokens
+    run out and no answer comes (finish_reason length, the thinking sent as reasoning_content, as vLLM sends it)."""
+
+    def answer(body: dict[str, Any]) -> Reply:
+        thinking = "What do I know of Ana, and what would she like to hear? " * 4
+        if int(body["max_tokens"]) < room_needed:
+            return Reply("", reasoning=thinking, finish_reason="length")
+        return Reply(message, reasoning=thinking)
+
+    return answer
+
+
+@pytest.mark.parametrize("kind", ["birthday", "follow_up"])
+async def test_a_message_the_model_thinks_away_all_its_room_on_is_asked_for_again_with_the_replies_room(
+    db: Database, llm: FakeLLM, kind: str
+) -> None:
+    """A reasoning model thinks through a proactive message's 200 tokens before a word of it: it is asked once more
+    with the room a reply gets, and Ana gets the message it then writes, not the plain wording every time."""
+    user = await ana(db)
+    await add(db, user, kind, NOW, "exam", context={"question": "How did the exam go?"})
+    llm.default = thinking_within(400, "Ana! Thinking of you today, I hope it went well.")
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, Clock(NOW), max_tokens_when_no_room=800)
+
+    assert await events.tick() == {"sent": 1}
+
+    assert notifier.sent[0][2] == "Ana! Thinking of you today, I hope it went well."
+    assert [request.body["max_tokens"] for request in llm.chat_requests] == [200, 800]
+
+
+async def test_a_message_the_model_thinks_away_even_with_more_room_goes_out_in_its_plain_wording(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    user = await ana(db)
+    await add(db, user, "follow_up", NOW, "exam", context={"question": "How did the exam go?"})
+    llm.default = thinking_within(5000, "never written")
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, Clock(NOW), max_tokens_when_no_room=800)
+
+    assert await events.tick() == {"sent": 1}
+
+    assert notifier.sent[0][2] == "How did the exam go?"
+    assert [request.body["max_tokens"] for request in llm.chat_requests] == [200, 800]
+    assert "unavailable" not in caplog.text and "LLM_MAX_TOKENS" in caplog.text
 
 
 async def test_a_recurring_greeting_held_back_and_claimed_again_schedules_one_next_occurrence(
