@@ -211,6 +211,7 @@ class Container:
                 model=settings.llm_model,
                 rewritten=worker.wake,
                 activity=activity,
+                max_tokens_when_no_room=settings.llm_max_tokens,  # a reasoning model's thinking may take its room
             )
             if settings.llm_vision
             else None

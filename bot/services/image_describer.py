@@ -9,12 +9,14 @@ rewrite clears it; a vector being made meanwhile from the old text is not stored
 ``MemoryRepository.fill_embeddings``).
 
 Off the reply path: it waits while a reply is being prepared (see ``ReplyActivity``). At most one model call per
-message (so at most one per image): a message is claimed by clearing its flag before the call, so neither another
-process nor a restart describes it again, and a call the endpoint refuses (a link expired, a model that cannot see)
-leaves the memory with its ``[image]`` marks. While the model is down (no answer within the retry budget), the
-message is given back, pending again, and the rest wait with it: they are described once the model answers (at the
-next poll, or when another image comes). The description the model wrote is then written through database faults,
-for up to ``WRITE_BUDGET_S``.
+message (so at most one per image), or two when a reasoning model thinks through all the room of the first before a
+word of it (the second has a reply's room; if that is thought away too, the message waits as while the model is
+down, and the worker asks again after a while, longer each time in a row): a message is claimed by clearing its flag
+before the call, so neither another process nor a restart describes it again, and a call the endpoint refuses (a
+link expired, a model that cannot see) leaves the memory with its ``[image]`` marks. While the model is down (no
+answer within the retry budget), the message is given back, pending again, and the rest wait with it: they are
+described once the model answers (at the next poll, or when another image comes). The description the model wrote is
+then written through database faults, for up to ``WRITE_BUDGET_S``.
 Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off. What the model does with the
 images tells :class:`Vision` as a reply's request does: an answer, that it sees them; a refusal of the images (not
 of what they show), towards taking it for text-only (bot/llm/vision.py), so images sent where Hearth answers no one
@@ -32,7 +34,7 @@ from bot.db.repositories.memories import MemoryRepository
 from bot.domain.images import describe_request, parse_descriptions
 from bot.domain.memory_text import with_images
 from bot.domain.retry import Backoff
-from bot.llm.chat import ChatModel, ChatOptions, ContentRefused, ImageRefused, LLMUnavailable
+from bot.llm.chat import ChatModel, ChatOptions, ContentRefused, ImageRefused, LLMUnavailable, NoRoomToAnswer
 from bot.llm.vision import Vision
 from bot.services.activity import ReplyActivity
 from bot.services.database_retry import through_database_faults
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # Room for a sentence per image in the answer.
 TOKENS_PER_DESCRIPTION = 80
+# How long the worker waits before asking again about images the model thought through all its room on, at most
+# (from ``poll_s``, twice as long each time in a row): each time costs two requests full of thinking.
+THOUGHT_AWAY_WAIT_CAP_S = 3600.0
 # How long writing a description rides out database faults (a restart, dropped connections) before it is lost.
 WRITE_BUDGET_S = 30.0
 
@@ -51,6 +56,11 @@ def _nothing() -> None:
 
 class _ModelDown(Exception):
     """The model could not answer (down, not refusing): the message was given back to be described later."""
+
+
+class _ThoughtAway(_ModelDown):
+    """The model thought through all its room, twice, before a word of the descriptions: not refusing, and it may
+    fit later (with LLM_MAX_TOKENS raised), so the message was given back as when the model is down."""
 
 
 class ImageDescriber:
@@ -66,6 +76,7 @@ class ImageDescriber:
         yield_s: float = 0.25,
         batch_size: int = 8,
         poll_s: float = 30.0,
+        max_tokens_when_no_room: int = 600,
     ) -> None:
         self.database = database
         self.chat = chat
@@ -76,6 +87,9 @@ class ImageDescriber:
         self.yield_s = yield_s
         self.batch_size = batch_size
         self.poll_s = poll_s
+        # The room a description is asked for again with when the model's thinking took all of the first (a reply's).
+        self.max_tokens_when_no_room = max_tokens_when_no_room
+        self._thought_away = 0  # times in a row the model thought away the oldest message's images
         self.calls = 0  # model calls made so far
         self.described = 0  # messages whose memory now holds a description
         self._wake = asyncio.Event()
@@ -147,7 +161,8 @@ class ImageDescriber:
             async with self._idle:
                 self._answered = max(self._answered, asked)
                 self._idle.notify_all()
-            await self._sleep(self.poll_s)
+            wait = Backoff(base_s=self.poll_s, cap_s=THOUGHT_AWAY_WAIT_CAP_S, jitter=0.0)
+            await self._sleep(wait.delay(self._thought_away) if self._thought_away else self.poll_s)
 
     async def _sleep(self, seconds: float) -> None:
         if self._stopping:
@@ -167,13 +182,25 @@ class ImageDescriber:
                 break
             try:
                 await self.describe(message_id)
+            except _ThoughtAway as away:
+                self._thought_away += 1
+                log.warning(
+                    "could not describe images: the model wrote no description within %d tokens (%s); they wait to"
+                    " be asked about again (a reasoning model's thinking counts in them: give it more with"
+                    " LLM_MAX_TOKENS)",
+                    self.max_tokens_when_no_room,
+                    away,
+                )
+                return 0
             except _ModelDown as down:
                 log.warning("could not describe images: the model is unavailable (%s); they wait for it", down)
                 return 0
+            self._thought_away = 0
         return len(pending)
 
     async def describe(self, message_id: int) -> None:
-        """Claim one message's images, describe them with one model call and write that into its memory."""
+        """Claim one message's images, describe them with one model call (two when the first is thought away) and
+        write that into its memory."""
         async with self.database.session() as session:
             claimed = await ConversationRepository(session).claim_images(message_id)
             memory = await MemoryRepository(session).of_message(message_id) if claimed is not None else None
@@ -187,12 +214,20 @@ class ImageDescriber:
         options = ChatOptions(model=self.model, temperature=0.2, max_tokens=TOKENS_PER_DESCRIPTION * len(urls))
         self.calls += 1
         try:
-            completion = await self.chat.generate(describe_request(urls, text), options)
+            try:
+                completion = await self.chat.generate(describe_request(urls, text), options)
+            except NoRoomToAnswer:  # it thought through all of them before a word: once more, with a reply's room
+                if self.max_tokens_when_no_room <= options.max_tokens:
+                    raise
+                options = ChatOptions(model=self.model, temperature=0.2, max_tokens=self.max_tokens_when_no_room)
+                self.calls += 1
+                completion = await self.chat.generate(describe_request(urls, text), options)
         except LLMUnavailable as exc:
-            if exc.faults[-1:] != ("refused",):  # down, not refusing: described once it answers
+            no_room = isinstance(exc, NoRoomToAnswer)
+            if no_room or exc.faults[-1:] != ("refused",):  # not refusing: described once it answers, or fits
                 async with self.database.session() as session:
                     await ConversationRepository(session).release_images(message_id)
-                raise _ModelDown(str(exc)) from exc
+                raise (_ThoughtAway if no_room else _ModelDown)(str(exc)) from exc
             # A link expired, a model that cannot see: asking again would be refused again; the memory keeps "[image]"
             log.warning("could not describe the images of message %s: %s", message_id, exc)
             if isinstance(exc, ImageRefused) and not isinstance(exc, ContentRefused):

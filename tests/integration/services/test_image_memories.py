@@ -199,6 +199,42 @@ async def test_images_the_endpoint_refuses_to_describe_are_not_asked_about_again
     assert await _remembered(db, message_id) == ["look at this\n[image]"]
 
 
+# A reasoning model's answer when its thinking took all its max_tokens before a word of the descriptions.
+THOUGHT_AWAY = Reply("", reasoning="The first image shows... no, let me look again. " * 4, finish_reason="length")
+
+
+async def test_images_the_model_thinks_away_all_its_room_on_are_asked_about_again_with_more(
+    db: Database, llm: FakeLLM
+) -> None:
+    message_id = await _message_with_an_image(db, "cat.png")
+    llm.image_descriptions["cat.png"] = "a ginger cat asleep on a keyboard"
+    model = chat_model(llm.base_url, budget_s=0.3)
+    describer = ImageDescriber(db, model, Vision(enabled=True), model="fake-model", max_tokens_when_no_room=600)
+
+    llm.description_faults = [THOUGHT_AWAY]
+    await describer.flush()
+
+    assert await _remembered(db, message_id) == ["look at this\n[image: a ginger cat asleep on a keyboard]"]
+    assert [request.body["max_tokens"] for request in llm.description_requests] == [80, 600]
+
+
+async def test_images_the_model_thinks_away_even_with_more_room_are_described_later(db: Database, llm: FakeLLM) -> None:
+    """Not refused for good: the model is answering, it only needed more room than it was given (LLM_MAX_TOKENS
+    raised, a lighter moment), so the images wait to be described as after an outage."""
+    message_id = await _message_with_an_image(db, "cat.png")
+    llm.image_descriptions["cat.png"] = "a ginger cat asleep on a keyboard"
+    model = chat_model(llm.base_url, budget_s=0.3)
+    describer = ImageDescriber(db, model, Vision(enabled=True), model="fake-model", max_tokens_when_no_room=600)
+
+    llm.description_faults = [THOUGHT_AWAY, THOUGHT_AWAY]
+    await describer.flush()
+    assert await _remembered(db, message_id) == ["look at this\n[image]"]
+    assert len(llm.description_requests) == 2
+
+    await describer.flush()
+    assert await _remembered(db, message_id) == ["look at this\n[image: a ginger cat asleep on a keyboard]"]
+
+
 async def _reply_with_an_image(llm: FakeLLM, vision: Vision, name: str) -> LLMRequest:
     """A reply's request with one image, through the gate the reply path uses; returns the last request sent."""
     photo = ChatMessage("user", "look at this", images=(f"https://cdn.discordapp.com/attachments/1/2/{name}",))
