@@ -105,7 +105,7 @@ class Completion:
     attempts: int
     seconds: float  # wall time spent waiting for the model, retries included
     # The kinds of the attempts that failed before this answer: rate_limited, server_error, timeout, connection,
-    # bad_stream, empty (and refused, which ends the call).
+    # bad_stream, empty (and refused, or no_room: all its max_tokens thought away before an answer, which end the call).
     faults: tuple[str, ...] = ()
     # The models that failed before ``model`` answered (see bot/llm/fallback.py).
     fell_back_from: tuple[str, ...] = ()
@@ -201,8 +201,8 @@ class OpenAIChatModel:
             attempt += 1
             try:
                 text, usage, finish = await self._stream_once(messages, options, on_text)
-            except LLMUnavailable as refused:
-                refused.faults = (*faults, "refused")
+            except LLMUnavailable as refused:  # ends the call: the same request would end the same way
+                refused.faults = (*faults, "no_room" if isinstance(refused, NoRoomToAnswer) else "refused")
                 raise
             except _Retryable as fault:
                 faults.append(fault.kind)

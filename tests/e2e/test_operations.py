@@ -92,6 +92,25 @@ async def test_metrics_count_a_reply_with_its_latencies_model_call_and_rate_limi
     assert sample(samples, "hearth_replies_total", outcome="failed") is None
 
 
+async def test_metrics_count_an_answer_a_reasoning_model_thinks_away_apart_from_refusals(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """The model's thinking took all of the reply's max_tokens: the endpoint refused nothing, and a person reading
+    the metrics is to raise LLM_MAX_TOKENS, not look for a content filter."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(Reply("", reasoning="Let me weigh every word of this. " * 8, finish_reason="length"))
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        await discord.user_message(general, ana, f"{discord.bot.mention} what should I bake?")
+        samples = await scraped_when(
+            bot,
+            lambda s: sample(s, "hearth_model_calls_total", model="fake-model", purpose="reply", result="failed") == 1,
+        )
+
+    assert sample(samples, "hearth_model_errors_total", purpose="reply", kind="no_room") == 1
+    assert sample(samples, "hearth_model_errors_total", purpose="reply", kind="refused") is None
+
+
 async def test_a_message_deleted_while_hearth_answers_it_is_counted_as_deleted(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
