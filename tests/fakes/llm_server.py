@@ -183,6 +183,20 @@ def echo_last_user_message(body: dict[str, Any]) -> Reply:
 
 
 @functools.lru_cache(maxsize=8192)
+def thinking_within(room_needed: int, answer: str) -> Callable[[dict[str, Any]], Reply]:
+    """A reasoning model whose thinking takes ``room_needed`` tokens: given fewer, it thinks until its max_tokens
+    run out and no answer comes (finish_reason length, the thinking sent as reasoning_content, as vLLM sends it);
+    given enough, it answers ``answer`` after thinking."""
+    thinking = "Let me think this through before I say anything. " * 4
+
+    def answering(body: dict[str, Any]) -> Reply:
+        if int(body["max_tokens"]) < room_needed:
+            return Reply("", reasoning=thinking, finish_reason="length")
+        return Reply(answer, reasoning=thinking)
+
+    return answering
+
+
 def _word_vector(word: str, dimension: int) -> tuple[float, ...]:
     rng = random.Random(hashlib.sha256(word.encode()).digest())
     return tuple(rng.gauss(0.0, 1.0) for _ in range(dimension))

@@ -4,7 +4,6 @@ missed, retried and failed. Discord itself is covered end to end in tests/e2e; h
 import asyncio
 import logging
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,7 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.events import DeliveryFailed
-from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.fakes.llm_server import Fail, FakeLLM, Reply, thinking_within
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
 
 
@@ -233,19 +232,6 @@ async def test_a_birthday_greeting_held_back_to_the_next_day_is_written_as_belat
     assert await events.tick() == {"sent": 1}
     assert "birthday was 2 days ago" in llm.last_prompt_text()
     assert notifier.sent[2][2] == "Happy belated birthday, Ana! 🎂"
-
-
-def thinking_within(room_needed: int, message: str) -> Any:
-    """A reasoning model whose thinking takes ``room_needed`` tokens: given fewer, it thinks until its max_tokens
-    run out and no answer comes (finish_reason length, the thinking sent as reasoning_content, as vLLM sends it)."""
-
-    def answer(body: dict[str, Any]) -> Reply:
-        thinking = "What do I know of Ana, and what would she like to hear? " * 4
-        if int(body["max_tokens"]) < room_needed:
-            return Reply("", reasoning=thinking, finish_reason="length")
-        return Reply(message, reasoning=thinking)
-
-    return answer
 
 
 @pytest.mark.parametrize("kind", ["birthday", "follow_up"])

@@ -19,7 +19,7 @@ from bot.services import summaries as summaries_module
 from bot.services.memory import MemoryService
 from bot.services.personas import PersonaService
 from bot.services.summaries import ConversationSummaries, SummaryConfig
-from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply, Step
+from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply, Step, thinking_within
 from tests.support.chat import chat_model
 from tests.support.database_faults import failing_statements
 from tests.support.embedding import shared_embedder
@@ -190,19 +190,6 @@ async def test_a_summary_still_cut_short_is_kept_marked_as_cut(db: Database, llm
 
     assert await summarised(db) == {conversation: f"Ana is planning a trip to Rome and…\n{CUT_BY_LENGTH}"}
     assert len(llm.chat_requests) == (2 if more_room > 250 else 1)
-
-
-def thinking_within(room_needed: int, summary: str) -> Callable[[dict[str, Any]], Reply]:
-    """A reasoning model whose thinking takes ``room_needed`` tokens: given fewer, it thinks until its max_tokens
-    run out and no answer comes (finish_reason length, the thinking sent as reasoning_content, as vLLM sends it)."""
-
-    def answer(body: dict[str, Any]) -> Reply:
-        thinking = "Let me think about who said what. " * 4
-        if int(body["max_tokens"]) < room_needed:
-            return Reply("", reasoning=thinking, finish_reason="length")
-        return Reply(summary, reasoning=thinking)
-
-    return answer
 
 
 async def test_a_summary_the_model_thinks_away_all_its_room_on_is_asked_for_again_with_more(
