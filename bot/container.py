@@ -75,6 +75,7 @@ def learning_config(settings: Settings) -> LearningConfig:
         idle=timedelta(seconds=settings.learning_idle_seconds),
         workers=settings.learning_workers,
         response_format=settings.learning_response_format,
+        max_tokens_when_cut=settings.llm_max_tokens,  # a reasoning model's thinking may take twice the usual room
         extra_body=settings.llm_extra_body,
         shards=shards_of(settings),  # the start-up catch-up leaves the other processes' conversations to them
     )

@@ -3,8 +3,9 @@
 The conversation service tells the learner about each stored user message (:meth:`Learner.observe`, never
 waits). A conversation is learned from in batches: once it holds ``batch_messages`` new user messages, or when
 it has been quiet for ``idle``. A batch costs at most one LLM call, answered as JSON (see
-``bot/domain/extraction.py``); an answer that cannot be used is asked for once more (with twice the room when it
-was cut off at its ``max_tokens``, or never began within them: a reasoning model's thinking counts in them), then
+``bot/domain/extraction.py``); an answer that cannot be used is asked for once more (with more room when it was
+cut off at its ``max_tokens``, or never began within them: a reasoning model's thinking counts in them; a reply's
+``LLM_MAX_TOKENS``, or twice ``max_tokens`` when that is more), then
 the batch is skipped with a log line, as is at once a batch the endpoint
 refuses for what it says (a content filter), which would be refused again each time it was read. Everything a batch
 teaches is written in one transaction, together with the conversation's ``learned_message_id`` marker, so a batch is
@@ -103,6 +104,9 @@ class LearningConfig:
     transcript_tokens: int = 1500
     known_facts: int = 8  # per speaker, the stored facts closest to the batch shown to the model
     max_tokens: int = 800
+    # The room an answer cut off at ``max_tokens``, or thought away within them, is asked for again with (a reply's,
+    # ``LLM_MAX_TOKENS``): twice ``max_tokens`` when that is more.
+    max_tokens_when_cut: int = 1600
     temperature: float = 0.2
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     extra_body: dict[str, Any] = field(default_factory=dict)
@@ -469,12 +473,14 @@ class Learner:
                     log.warning("learning answer unusable (attempt %d): %s", attempt, exc)
                 cut = completion.finish_reason == "length"
             if attempt == 1 and cut:  # the same room would end it at the same place
+                more_room = max(options.max_tokens * 2, self.config.max_tokens_when_cut)
                 log.warning(
                     "the learning answer ran out of its %d tokens (a reasoning model's thinking counts in them);"
-                    " asking again with twice as many",
+                    " asking again with %d",
                     options.max_tokens,
+                    more_room,
                 )
-                options = replace(options, max_tokens=options.max_tokens * 2)
+                options = replace(options, max_tokens=more_room)
         log.warning("skipping a learning batch of %d lines: no usable answer after two attempts", len(lines))
         return None, calls
 

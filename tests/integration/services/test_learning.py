@@ -7,12 +7,14 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select
 
+from bot.container import learning_config
 from bot.db.engine import Database
 from bot.db.models import (
     BotOpinion,
@@ -44,6 +46,7 @@ from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
+from bot.settings import Settings
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
@@ -322,6 +325,44 @@ async def test_an_answer_the_model_thinks_away_all_its_room_on_is_asked_for_agai
 
     assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 2, 1)
     assert [r.body["max_tokens"] for r in llm.chat_requests if "response_format" in r.body] == [800, 1600]
+
+
+@pytest.mark.parametrize("end", ["cut", "thought_away"])
+async def test_an_answer_out_of_room_is_asked_for_again_with_the_room_replies_are_given(
+    db: Database, llm: FakeLLM, end: str
+) -> None:
+    """Someone who gives a reasoning model room for its thinking (LLM_MAX_TOKENS=4000) has learning batches read
+    with that room on the second try, not skipped after a try with twice the learner's 800 tokens."""
+    settings = Settings(_env_file=None, llm_model="fake-model", llm_max_tokens=4000, learning_batch_messages=50)
+    learner = Learner(
+        db,
+        chat_model(llm.base_url),
+        await shared_embedder(),
+        PersonaService(db),
+        replace(learning_config(settings), workers=1),
+        clock=lambda: NOW,
+    )
+    service = conversation_service(
+        db, llm, companion=CompanionContext(db, clock=lambda: NOW), learner=learner, clock=lambda: NOW
+    )
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+    answer = json.dumps({"sentiment": 0.5, "intensity": 0.5, "facts": [fact("works as a nurse", "work")]})
+
+    def needing_3000(body: dict[str, Any]) -> Reply:  # its thinking (or its answer) takes 3000 tokens
+        if "response_format" not in body:
+            return Reply("ok")
+        if int(body["max_tokens"]) < 3000:
+            if end == "cut":
+                return Reply(answer[:40], reasoning=THINKING, finish_reason="length")
+            return Reply("", reasoning=THINKING, finish_reason="length")
+        return Reply(answer, reasoning=THINKING)
+
+    llm.default = needing_3000
+    outcome = await learner.learn(conversation)
+
+    assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 2, 1)
+    assert [r.body["max_tokens"] for r in llm.chat_requests if "response_format" in r.body] == [800, 4000]
 
 
 async def test_a_batch_the_model_thinks_away_every_answer_on_is_skipped_and_the_next_one_is_learned_from(
