@@ -92,6 +92,19 @@ _FOLLOW_UP_HOUR = time(18, 0)
 MIN_TRANSCRIPT_TOKENS = 200
 
 
+# The faults that end a call because the same request would end the same way (see Completion.faults), not because
+# the model is down.
+_SAME_AGAIN = ("refused", "no_room")
+
+
+def _down(exc: LLMUnavailable) -> bool:
+    """Whether a model that could not read a batch was down (errors, timeouts), so that it may answer in a while:
+    not when every model tried refused the request (a bad key, no such model, a setting it does not take) or
+    thought through all its room. A fallback model refusing after the one asked for was down says nothing of that
+    one, which may be back soon."""
+    return not exc.faults or any(fault not in _SAME_AGAIN for fault in exc.faults)
+
+
 @dataclass(frozen=True, slots=True)
 class LearningConfig:
     model: str
@@ -336,7 +349,7 @@ class Learner:
             shown, extraction, calls = await self._read(messages, allowed, known, persona.name, now)
         except LLMUnavailable as exc:
             log.warning("learning postponed: the model is unavailable (%s)", exc)
-            if exc.faults[-1:] != ("refused",):  # down, not refusing: it may answer in a while
+            if _down(exc):  # it may answer in a while
                 self._again_when_quiet(conversation_id)
             return LearnOutcome("unavailable", messages=len(messages))
         try:

@@ -41,6 +41,7 @@ from bot.domain.mood import Mood
 from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle
 from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
+from bot.llm.fallback import FallbackChatModel
 from bot.services.companion import CompanionContext
 from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
@@ -446,6 +447,94 @@ async def test_a_batch_refused_for_another_reason_is_kept_to_be_read_again(db: D
     assert (await learner.learn(conversation)).status == "learned"
     async with db.session() as session:
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [
+        Fail(400, message="response_format json_schema is not supported by this model"),
+        Fail(404, message="The model `local-model` does not exist"),
+    ],
+    ids=["400", "404"],
+)
+async def test_a_batch_read_while_the_model_is_down_and_its_fallback_refuses_is_read_again_when_quiet(
+    db: Database, llm: FakeLLM, fallback: Fail
+) -> None:
+    """The fallback model refusing the request says nothing of the model that was down: it may answer in a while,
+    so the batch is read again once the conversation is quiet, not left until someone writes there again."""
+    model = ScriptedModel(llm)
+    down = True
+
+    def answer(body: dict[str, Any]) -> Step:
+        if "response_format" in body and body["model"] == "local-model":
+            return fallback
+        if "response_format" in body and down:
+            return Fail(503)
+        return model(body)
+
+    now = [0.0]
+    learner = Learner(
+        db,
+        FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["local-model"]),
+        await shared_embedder(),
+        PersonaService(db),
+        LearningConfig(model="fake-model", batch_messages=100, workers=1),
+        clock=lambda: NOW,
+        monotonic=lambda: now[0],
+    )
+    service = conversation_service(
+        db, llm, companion=CompanionContext(db, clock=lambda: NOW), learner=learner, clock=lambda: NOW
+    )
+    await service.handle(message("my interview is on Friday, and I'm a nurse in Berlin", at=NOW), RecordingReply())
+    llm.default = answer
+    learner.start()
+    try:
+        now[0] += learner.config.idle.total_seconds()
+        assert learner.enqueue_idle() == 1  # quiet: its batch is read, while the model is down
+        await learner.flush()
+        assert learner.llm_calls == 1
+
+        down = False
+        model.answers = [extraction(facts=[fact("works as a nurse", "work")])]
+        now[0] += learner.config.idle.total_seconds()
+        assert learner.enqueue_idle() == 1  # still quiet: read again
+        await learner.flush()
+    finally:
+        await learner.stop()
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
+async def test_a_batch_every_model_refuses_waits_for_new_messages_rather_than_being_asked_again_when_quiet(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A bad key is refused the same way each time: asking again each time the conversation is quiet would only
+    repeat the refusal."""
+    now = [0.0]
+    learner = Learner(
+        db,
+        chat_model(llm.base_url, budget_s=0.3),
+        await shared_embedder(),
+        PersonaService(db),
+        LearningConfig(model="fake-model", batch_messages=100, workers=1),
+        clock=lambda: NOW,
+        monotonic=lambda: now[0],
+    )
+    service = conversation_service(
+        db, llm, companion=CompanionContext(db, clock=lambda: NOW), learner=learner, clock=lambda: NOW
+    )
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    llm.default = lambda body: Fail(401, message="Incorrect API key") if "response_format" in body else Reply("ok")
+    learner.start()
+    try:
+        now[0] += learner.config.idle.total_seconds()
+        assert learner.enqueue_idle() == 1
+        await learner.flush()
+        assert learner.llm_calls == 1
+        now[0] += learner.config.idle.total_seconds()
+        assert learner.enqueue_idle() == 0
+    finally:
+        await learner.stop()
 
 
 @pytest.mark.parametrize("who", ["user", "guild"])
