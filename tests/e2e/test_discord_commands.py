@@ -836,12 +836,17 @@ async def store_old_memories(db: Database, count: int) -> None:
 async def test_owner_work_that_outlasts_the_interaction_token_is_reported_by_dm(
     world: World, bot: HearthBot, db: Database, tmp_path: Path
 ) -> None:
-    """Discord takes follow-ups and edits for 15 minutes only: a longer re-embed or backup still tells the owner."""
+    """Discord takes follow-ups and edits for 15 minutes only: a longer re-embed, prune or backup still tells the
+    owner."""
     discord, owner = world.discord, world.discord.owner
     await store_old_memories(db, 3)
     dm = discord.dm_channel(owner)
     discord.token_lifetime = 0  # the work takes longer than the token lasts
-    for name, outcome in (("owner memory reembed", "Re-embedded 3 memories"), ("owner backup", "Backed up to")):
+    for name, outcome in (
+        ("owner memory reembed", "Re-embedded 3 memories"),
+        ("owner memory prune", "/owner memory prune: Pruned 0 memories."),
+        ("owner backup", "Backed up to"),
+    ):
         payload = discord.command_payload(owner, dm, name)
         await discord.dispatch("INTERACTION_CREATE", payload)
         told = await discord.wait_for_message(dm)

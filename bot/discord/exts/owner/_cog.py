@@ -184,8 +184,9 @@ class Owner(commands.GroupCog, group_name="owner", group_description="Hearth's o
     @memory.command(name="prune", description="Delete old message memories never recalled (MEMORY_RETENTION_DAYS)")
     async def memory_prune(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        pruned = await self.status_service.prune_memories()
-        await interaction.followup.send(f"Pruned {pruned} memories.", ephemeral=True)
+        async with DeferredAnswer(interaction) as answer:  # on a huge table it may take longer than the token lasts
+            pruned = await self.status_service.prune_memories()
+            await answer.finish(f"Pruned {pruned} memories.")
 
     @app_commands.command(name="backup", description="Back the database up into BACKUP_DIR")
     async def backup(self, interaction: discord.Interaction) -> None:
