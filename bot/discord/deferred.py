@@ -17,17 +17,9 @@ from typing import Self
 
 import discord
 
-from bot.discord.tree import MESSAGE_CHARS, SOMETHING_WENT_WRONG, explain
+from bot.discord.tree import SOMETHING_WENT_WRONG, cut, explain, tell_by_dm, token_refused
 
 log = logging.getLogger(__name__)
-
-INVALID_WEBHOOK_TOKEN = 50027  # Discord's error code for an expired interaction token
-UNKNOWN_WEBHOOK = 10015
-
-
-def _token_refused(error: discord.HTTPException) -> bool:
-    """Whether Discord refused the interaction's token itself (expired), rather than the message sent."""
-    return error.status == 401 or error.code in (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK)
 
 
 class DeferredAnswer:
@@ -96,28 +88,10 @@ class DeferredAnswer:
         """Give the result: in place of "thinking…" while the token lasts, else by DM to whoever ran the command."""
         await self._stop_progress()
         if not self.interaction.is_expired():
-            shown = text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"  # an error may quote much
             try:
-                await self.interaction.edit_original_response(content=shown)
+                await self.interaction.edit_original_response(content=cut(text))
                 return
             except discord.HTTPException as exc:
-                if not _token_refused(exc):
+                if not token_refused(exc):
                     raise
-        await self._by_dm(text)
-
-    async def _by_dm(self, text: str) -> None:
-        user = self.interaction.user
-        command = f"/{self.interaction.command.qualified_name}" if self.interaction.command else "Your command"
-        said = f"{command}: {text}"
-        if len(said) > MESSAGE_CHARS:
-            said = said[: MESSAGE_CHARS - 1] + "…"
-        try:
-            await user.send(said, allowed_mentions=discord.AllowedMentions.none())
-        except discord.HTTPException as exc:
-            log.warning(
-                "could not tell user %s by DM how interaction %s ended (%s): %s",
-                user.id,
-                self.interaction.id,
-                exc,
-                text,
-            )
+        await tell_by_dm(self.interaction, text)

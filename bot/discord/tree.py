@@ -3,7 +3,8 @@
 Whatever goes wrong in a command reaches :meth:`HearthTree.on_error`: our own errors (a ``HearthError``, whose
 message is written for the user) and failed checks are shown as they are; bad arguments get a plain hint;
 anything else is logged with the ids needed to find it and answered with a short apology. Every such answer is
-ephemeral: only the person who ran the command sees it.
+ephemeral: only the person who ran the command sees it (by DM once Discord no longer takes the interaction's
+follow-ups, 15 minutes after it).
 """
 
 import logging
@@ -29,16 +30,49 @@ def _services(interaction: discord.Interaction) -> Services | None:
 # Discord refuses a message of more characters than this.
 MESSAGE_CHARS = 2000
 
+INVALID_WEBHOOK_TOKEN = 50027  # Discord's error code for an expired interaction token
+UNKNOWN_WEBHOOK = 10015
+
+
+def cut(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis showing where (an error may quote much)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def token_refused(error: discord.HTTPException) -> bool:
+    """Whether Discord refused the interaction's token itself (expired), rather than the message sent."""
+    return error.status == 401 or error.code in (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK)
+
 
 async def tell(interaction: discord.Interaction, text: str) -> None:
     """An ephemeral message, whether or not the interaction was answered (or deferred) already; cut to what
-    Discord takes (an error may quote what the user typed, and an option may hold 6000 characters)."""
-    if len(text) > MESSAGE_CHARS:
-        text = text[: MESSAGE_CHARS - 1] + "…"
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
-    else:
-        await interaction.response.send_message(text, ephemeral=True)
+    Discord takes (an error may quote what the user typed, and an option may hold 6000 characters).
+
+    Discord takes follow-ups for 15 minutes after the interaction: after that, the message goes by DM."""
+    if not interaction.response.is_done():
+        await interaction.response.send_message(cut(text), ephemeral=True)
+        return
+    if not interaction.is_expired():
+        try:
+            await interaction.followup.send(cut(text), ephemeral=True)
+            return
+        except discord.HTTPException as exc:
+            if not token_refused(exc):
+                raise
+    await tell_by_dm(interaction, text)
+
+
+async def tell_by_dm(interaction: discord.Interaction, text: str) -> None:
+    """``text`` by DM to whoever ran the interaction, saying which command it answers, once its token has
+    expired; a DM Discord refuses is logged, never raised."""
+    user = interaction.user
+    command = f"/{interaction.command.qualified_name}" if interaction.command else "Your command"
+    try:
+        await user.send(cut(f"{command}: {text}"), allowed_mentions=discord.AllowedMentions.none())
+    except discord.HTTPException as exc:
+        log.warning(
+            "could not tell user %s by DM how interaction %s ended (%s): %s", user.id, interaction.id, exc, text
+        )
 
 
 def explain(error: BaseException) -> str | None:

@@ -878,6 +878,23 @@ async def test_a_lore_document_that_outlasts_the_interaction_token_is_learned_an
     assert "has only headings" in told["content"], "what went wrong comes the same way"
 
 
+async def test_a_deferred_command_that_fails_after_the_interaction_token_expired_is_explained_by_dm(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """A card that comes slowly is read after Discord stopped taking follow-ups: what is wrong with it still reaches
+    the admin, privately, by DM."""
+    discord, boss, general = world.discord, world.boss, world.general
+    dm = discord.dm_channel(boss)
+    discord.token_lifetime = 0  # the download takes longer than the token lasts
+    card = FakeAttachment("card.json", b'{"spec": "chara_card_v2", "data": 7}')
+    payload = discord.command_payload(boss, general, "persona import", {"card": card})
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    told = await discord.wait_for_message(dm)
+    assert told["content"].startswith("/persona import: ") and "card" in told["content"][17:], told["content"]
+    assert "went wrong" not in told["content"] and told["allowed_mentions"]["parse"] == []
+    assert discord.sent_messages(general) == [] and await count(db, Persona) == 1
+
+
 async def test_a_refused_reembed_progress_edit_is_one_quiet_log_line_and_the_result_still_shows(
     world: World, bot: HearthBot, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
