@@ -25,7 +25,7 @@ from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
 from bot.discord.people import files_of, replied_webhook_name, said_in
-from bot.discord.render import DISCORD_FAILURES, SAFE_MENTIONS, ChannelReply
+from bot.discord.render import CANNOT_MESSAGE_USER, DISCORD_FAILURES, SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
 from bot.discord.webhooks import ChannelWebhooks, CharacterReply
@@ -406,7 +406,15 @@ class HearthBot(commands.AutoShardedBot):
             try:
                 person = self.get_user(incoming.author.discord_id) or await self.fetch_user(incoming.author.discord_id)
                 channel = await person.create_dm()
-            except (discord.NotFound, discord.Forbidden) as exc:
+            except DISCORD_FAILURES as exc:
+                # Gone from Discord (404), or taking no DMs from Hearth: refused with 403, or with 400 and
+                # code 50007, which is how Discord refuses to open such a DM.
+                refused = isinstance(exc, discord.HTTPException) and (
+                    isinstance(exc, (discord.NotFound, discord.Forbidden)) or exc.code == CANNOT_MESSAGE_USER
+                )
+                if not refused:  # an outage: asked again at the next start
+                    log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
+                    return None
                 log.info(
                     "not catching up on message %s: user %s cannot be reached in a DM any more (%s)",
                     incoming.message_id,
@@ -414,9 +422,6 @@ class HearthBot(commands.AutoShardedBot):
                     exc,
                 )
                 return Reached(incoming, None)
-            except DISCORD_FAILURES as exc:  # an outage: asked again at the next start
-                log.info("cannot reach user %s's DM to catch up (%s)", incoming.author.discord_id, exc)
-                return None
         elif channel is None and place.guild_id is not None:
             if self.get_guild(place.guild_id) is None:
                 if not self._serves_guild(place.guild_id):

@@ -3,6 +3,7 @@ on both backends."""
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -440,6 +441,49 @@ async def test_a_dm_from_someone_discord_no_longer_knows_is_given_up_once(
     async with running_bot(discord, db, llm) as bot:
         await bot.caught_up.wait()
     assert asked() == 2, "and not again once it said Cy is gone"
+    assert discord.sent_messages() == []
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+
+
+async def test_a_dm_whose_author_refuses_hearths_dms_is_given_up_once_with_one_line(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cy, who shares no server with Hearth, writes to it in a DM and blocks it before Hearth starts again: Discord
+    refuses to open the DM (400, code 50007, as it answers a DM with someone who does not take Hearth's). That is
+    their choice, not an outage: the start that learns so gives the message up with one line; one where Discord
+    fails keeps it for the next."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord = discord_world[0]
+    cy = discord.add_user("cy", global_name="Cy")
+    dm = discord.dm_channel(cy)
+    posted = discord.message_payload(dm, cy, "are you there?")
+    llm.script(Stall(60))
+    incoming = replace(message("are you there?", user=cy.id, name="cy", channel=dm), message_id=int(posted["id"]))
+    turn = asyncio.create_task(conversation_service(db, llm).handle(incoming, RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+
+    def opened() -> int:
+        return len(discord.calls("create_dm"))
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    discord.fail("create_dm", 503, message="Service Unavailable")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert opened() == 1
+    caplog.clear()
+    discord.fail("create_dm", 400, message="Cannot send messages to this user", code=50007)
+    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers, Cy takes no DMs from Hearth
+        await bot.caught_up.wait()
+    assert opened() == 2, "asked again after Discord failed"
+    said = [r for r in caplog.records if r.name.startswith("bot") and "50007" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO and said[0].exc_info is None, said
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert opened() == 2, "and not again once Discord said Cy takes no DMs from Hearth"
     assert discord.sent_messages() == []
     assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
 
