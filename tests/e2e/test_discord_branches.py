@@ -3,6 +3,7 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from bot.services.incoming import Place
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
-from tests.support.chat import eventually
+from tests.support.chat import conversation_service, eventually, message
 from tests.support.commands import run
 
 JSON = dict[str, Any]
@@ -292,3 +293,36 @@ async def test_another_answer_replaces_the_whole_of_a_reply_that_took_several_me
     async with db.session() as session:
         kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
     assert list(kept) == [third], "the conversation goes on from the answer shown"
+
+
+async def test_another_answer_to_messages_answered_together_sees_each_of_them_as_written(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Ana wrote three messages while Hearth was stopped: after the start, one reply answers all three. 🔄 on it
+    asks the model again with the same three messages, each as she wrote it (the first with its photo), not the
+    last one three times."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    said = ["I got three plants today", "one is a fern, the other a cactus", "and what is the third one?"]
+    posted = [
+        discord.message_payload(general, ana, f"{discord.bot.mention} {text}", attachments=attached)
+        for text, attached in zip(said, [[("plants.png", PNG)], [], []], strict=True)
+    ]
+    photo = posted[0]["attachments"][0]["url"]
+    before = conversation_service(db, llm)
+    for text, payload in zip(said, posted, strict=True):
+        incoming = message(f"@Hearth {text}", user=ana.id, channel=general, guild=guild.id, mention=True)
+        images = (photo,) if payload is posted[0] else ()
+        kept = await before.keep(replace(incoming, message_id=int(payload["id"]), image_urls=images))
+        assert kept.status == "kept"
+    llm.script(Reply("A fern, a cactus and a ficus."), Reply("Three lovely plants."))
+    async with running_bot(discord, db, llm, learning_enabled=False) as bot:
+        await bot.caught_up.wait()
+        [reply] = discord.sent_messages(general)
+        await stored_as_shown_in(db, reply)
+        await press(discord, ana, reply, "regen", predicate=lambda m: "Three lovely" in m["content"])
+    first, again = llm.reply_requests
+    asked = json.dumps(first.body["messages"][-1])
+    assert all(asked.count(text) == 1 for text in said), "the first answer saw each message once"
+    assert again.body["messages"][1:] == first.body["messages"][1:], "the same turn, as the first answer saw it"
+    assert again.images == first.images == [photo]

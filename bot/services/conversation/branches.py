@@ -88,8 +88,10 @@ class Branches:
                 shown, count = positions(await repository.of(reply.message_id))
             if not answered:  # the messages it answered are gone (erased)
                 return BranchOutcome("unknown")
-            incoming = incoming_of(answered[-1], parent_channel_id=parent_channel_id)
-            batch = [stored_of(row, incoming) for row in answered]  # with their images, as they were answered
+            # Each message as it was answered: its own text and images (the last one is the turn's incoming).
+            asked = [incoming_of(row, parent_channel_id=parent_channel_id) for row in answered]
+            batch = [stored_of(row, one) for row, one in zip(answered, asked, strict=True)]
+            incoming = asked[-1]
             decision = await self.intake.place_of(incoming)
             if stopped := await self.holds.stopped(batch[-1].guild_id, decision.settings):
                 return BranchOutcome(stopped)

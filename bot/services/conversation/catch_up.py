@@ -55,8 +55,8 @@ def incoming_of(row: AwaitingMessage, *, parent_channel_id: int | None = None) -
 
 
 def stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
-    """The turn ``row`` makes in a batch answered as ``incoming``, the message as it reads now (its author's name
-    as shown there)."""
+    """The turn ``row`` makes in a batch, ``incoming`` being that same message as it reads now (its text, and its
+    author's name as shown there): each message of a batch is its own turn."""
     return StoredTurn(
         message_row_id=row.message_id,
         conversation_id=row.conversation_id,
