@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 import discord
 
-from bot.services.incoming import AnswerWithdrawn, ReplyRefused, ReplyRemoved
+from bot.services.incoming import AnswerWithdrawn, ReplyForbidden, ReplyRefused, ReplyRemoved
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ UNKNOWN_MESSAGE = 10008
 
 # Discord's code (with 403) for a DM the person does not accept: they blocked the bot, or closed their DMs.
 CANNOT_MESSAGE_USER = 50007
+
+# Discord's code (with 403) for a request the bot's permissions do not allow (its cached ones may be out of date).
+MISSING_PERMISSIONS = 50013
 
 # Discord's status for a request over its rate limit: discord.py waits and retries it, five times at most.
 RATE_LIMITED = 429
@@ -112,16 +115,20 @@ def only_a_glimpse(channel: discord.abc.Messageable) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def unless_refused() -> Iterator[None]:
-    """Around showing a reply: Discord refusing it because the person does not accept Hearth's messages any more
-    (they blocked it, or closed their DMs) raises :class:`ReplyRefused`, which ends the turn as their choice, not as
-    a fault."""
+def unless_refused(channel: discord.abc.Messageable) -> Iterator[None]:
+    """Around showing a reply in ``channel``: Discord refusing it because the person does not accept Hearth's
+    messages any more (they blocked it, or closed their DMs) raises :class:`ReplyRefused`, which ends the turn as
+    their choice, not as a fault; refusing it for a permission Hearth lacks there (taken away a moment before, its
+    cached permissions not yet told) raises :class:`ReplyForbidden`, naming the permission."""
     try:
         yield
     except discord.Forbidden as exc:
-        if exc.code != CANNOT_MESSAGE_USER:
-            raise
-        raise ReplyRefused(str(exc)) from exc
+        if exc.code == CANNOT_MESSAGE_USER:
+            raise ReplyRefused(str(exc)) from exc
+        if exc.code == MISSING_PERMISSIONS:
+            needed = "Send Messages in Threads" if isinstance(channel, discord.Thread) else "Send Messages"
+            raise ReplyForbidden(str(exc), permission=needed) from exc
+        raise
 
 
 async def edited(message: Shown, *, content: str, view: discord.ui.View | None = discord.utils.MISSING) -> Shown:
@@ -200,7 +207,7 @@ class _StreamedReply:
         """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,
         costs this glimpse, not the reply: the next glimpse, or the whole reply once written, tries again. A
         refusal (the channel or message gone, a permission missing) ends the turn, as it would end the reply."""
-        with unless_refused(), only_a_glimpse(self.channel):
+        with unless_refused(self.channel), only_a_glimpse(self.channel):
             if self.first is None:
                 self.first = await self._opening.posted(lambda: self._open(text))
             else:
@@ -228,7 +235,7 @@ class _StreamedReply:
         return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
-        with unless_refused():
+        with unless_refused(self.channel):
             return await self._send(pieces, regenerable=regenerable)
 
     async def _send(self, pieces: Sequence[str], *, regenerable: bool) -> list[int]:

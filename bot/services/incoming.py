@@ -63,6 +63,18 @@ class ReplyRefused(Exception):
     later either."""
 
 
+class ReplyForbidden(ReplyRefused):
+    """Raised by a :class:`ReplyTarget`: Discord refused the reply for a permission Hearth lacks where it was to be
+    shown (``permission``, as Discord's settings name it), though its cached permissions still allowed it: a
+    moderator took the permission away a moment before. The turn ends as for :class:`ReplyRefused` (nothing more
+    shown, the reply not kept, the messages not answered later), but it is the server's setting, for whoever runs
+    Hearth to hear of."""
+
+    def __init__(self, message: str, *, permission: str) -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
 class AnswerWithdrawn(Exception):
     """Raised by a :class:`ReplyTarget`: the message being answered was deleted before the reply could be shown
     (the person took it back), so the turn ends unanswered."""
@@ -108,6 +120,7 @@ class TurnOutcome:
     # | "kept" (stored while stopping, answered after the restart) | "lost" (could not be kept while stopping)
     # | "withdrawn" (the message was deleted while being answered) | "removed" (the reply was deleted as it was
     # shown) | "refused" (the person no longer accepts Hearth's messages: the reply could not be sent)
+    # | "forbidden" (Discord refused the reply for a permission Hearth lacks in the channel: not sent, not kept)
     status: str
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)

@@ -16,12 +16,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import discord as discordpy
 import pytest
+from sqlalchemy import select
 
 from bot.db.engine import Database
+from bot.db.models import Message
 from bot.discord.client import HearthBot
 from bot.log import secrets_of, setup_logging
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
@@ -171,6 +174,50 @@ async def test_a_dm_the_person_no_longer_accepts_ends_the_turn_quietly_and_is_co
     async with running_bot(discord, db, llm) as bot:
         await bot.caught_up.wait()
     assert discord.dm_messages(ana) == [], "not answered later either: she did not want it"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply("Welcome, Ana!", chunk_size=100), Reply("Welcome to the corner, Ana! " * 12, delay_between_chunks=0.02)],
+    ids=["sent whole", "refused as it streams"],
+)
+async def test_a_reply_refused_for_a_permission_just_taken_away_is_one_warning_and_counted_as_forbidden(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    reply: Reply,
+) -> None:
+    """A moderator takes Send Messages away from everyone a moment before Hearth answers Ana: its cached
+    permissions still allow it, and Discord refuses the reply (403, Missing Permissions, code 50013). One warning
+    names the channel and the permission, with no traceback; the reply is not kept as if it had been sent, the
+    message is not answered again at the next start, and the metrics count the turn as forbidden."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    llm.script(reply)
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        no_sending = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+        no_sending.send_messages = False
+        discord.set_everyone_permissions(guild, no_sending.value)  # not told to Hearth yet
+        await discord.user_message(general, ana, f"{discord.bot.mention} hello!")
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="forbidden") == 1)
+    assert discord.sent_messages(general) == []
+    assert sample(samples, "hearth_replies_total", outcome="replied") is None
+    assert sample(samples, "hearth_replies_total", outcome="failed") is None
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]  # not the fake servers' own
+    assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info]
+    [said] = [r for r in hearths if r.levelno == logging.WARNING and "50013" in r.getMessage()]
+    assert str(general) in said.getMessage() and "Send Messages" in said.getMessage()
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == [], "not kept as if it had been sent"
+
+    discord.set_everyone_permissions(guild, DEFAULT_EVERYONE_PERMISSIONS)
+    llm.default = lambda body: Reply("ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert discord.sent_messages(general) == [], "not answered later, out of place"
 
 
 async def test_healthz_is_503_until_the_gateway_is_ready_then_200(

@@ -30,6 +30,7 @@ from bot.services.conversation.store import TurnStore
 from bot.services.incoming import (
     AnswerWithdrawn,
     IncomingMessage,
+    ReplyForbidden,
     ReplyRefused,
     ReplyRemoved,
     ReplyTarget,
@@ -175,6 +176,15 @@ class Responder:
             log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
             await self.store.settle_quietly(batch)
             return TurnOutcome("removed", answered_messages=len(batch))
+        except ReplyForbidden as forbidden:  # a moderator took a permission away: the server's setting, not a fault
+            log.warning(
+                "not answering in channel %s: Discord refused the reply, Hearth lacking the %s permission there: %s",
+                incoming.place.channel_id,
+                forbidden.permission,
+                forbidden,
+            )
+            await self.store.settle_quietly(batch)
+            return TurnOutcome("forbidden", answered_messages=len(batch))
         except ReplyRefused as refused:  # they blocked Hearth or closed their DMs: their choice, not a fault
             log.info(
                 "not answering user %s in channel %s, who no longer accepts Hearth's messages: %s",

@@ -286,6 +286,15 @@ class World:
         role.update(managed=True, tags={"bot_id": str(self.bot.id)})
         return role_id
 
+    def set_everyone_permissions(self, guild: FakeGuild, permissions: int) -> JSON:
+        """Give ``guild``'s @everyone role ``permissions``, as a moderator does in the server's settings; Discord
+        judges every request by them at once. Returns the role's payload: the client hears of the change only once
+        the test dispatches it (``await fd.dispatch("GUILD_ROLE_UPDATE", {"guild_id": ..., "role": role})``), and
+        until then its cached permissions are out of date, as a bot's are for a moment on Discord."""
+        role = next(r for r in guild.roles if int(r["id"]) == guild.id)
+        role["permissions"] = str(permissions)
+        return role
+
     def add_thread(self, guild: FakeGuild, parent: str, name: str) -> int:
         """A public thread ``name`` in ``guild``'s channel ``parent``; returns its id. It is among the guild's active
         threads in GUILD_CREATE; one added after the client identified needs
