@@ -220,6 +220,41 @@ async def test_a_reply_refused_for_a_permission_just_taken_away_is_one_warning_a
     assert discord.sent_messages(general) == [], "not answered later, out of place"
 
 
+@pytest.mark.parametrize("refusal", ["dms closed", "permission taken away"])
+async def test_a_notice_discord_refuses_ends_the_turn_quietly_and_is_counted(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    refusal: str,
+) -> None:
+    """Hearth is resting, and says so to Ana once; but she closed her DMs to it (403, code 50007), or a moderator
+    took Send Messages away a moment before (403, code 50013): the notice is refused as a reply would be. One line
+    says so, with no traceback, and the metrics count the turn as refused or forbidden."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        bot.services.conversation.rest(True)
+        if refusal == "dms closed":
+            channel, code, outcome = discord.dm_channel(ana), "50007", "refused"
+            discord.close_dms(ana)
+            await discord.user_message(channel, ana, "psst, hello")
+        else:
+            channel, code, outcome = general, "50013", "forbidden"
+            no_sending = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+            no_sending.send_messages = False
+            discord.set_everyone_permissions(guild, no_sending.value)  # not told to Hearth yet
+            await discord.user_message(general, ana, f"{discord.bot.mention} hello!")
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome=outcome) == 1)
+    assert discord.sent_messages(channel) == []
+    assert sample(samples, "hearth_replies_total", outcome="failed") is None
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]  # not the fake servers' own
+    assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info]
+    [said] = [r for r in hearths if code in r.getMessage()]
+    assert said.levelno in (logging.INFO, logging.WARNING)
+
+
 async def test_healthz_is_503_until_the_gateway_is_ready_then_200(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:

@@ -7,7 +7,15 @@ import time
 from collections.abc import Sequence
 
 from bot.domain.chunking import DISCORD_LIMIT
-from bot.services.incoming import AnswerWithdrawn, IncomingMessage, ReplyRefused, ReplyRemoved, ReplyTarget
+from bot.services.incoming import (
+    AnswerWithdrawn,
+    IncomingMessage,
+    ReplyForbidden,
+    ReplyRefused,
+    ReplyRemoved,
+    ReplyTarget,
+    TurnOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +100,39 @@ async def send_safely(
             incoming.message_id,
         )
         return []
+
+
+def refused(refusal: ReplyRefused, incoming: IncomingMessage, *, answered_messages: int = 0) -> TurnOutcome:
+    """The turn ended by Discord refusing what Hearth showed, said in one line: a permission Hearth lacks in the
+    channel (a moderator took it away a moment before: the server's setting, for whoever runs Hearth to hear of),
+    or the person no longer accepting Hearth's messages (they blocked it or closed their DMs: their choice, not a
+    fault). The caller settles the turn's messages, if any were stored."""
+    place = incoming.place
+    if isinstance(refusal, ReplyForbidden):
+        log.warning(
+            "not answering in channel %s: Discord refused the reply, Hearth lacking the %s permission there: %s",
+            place.channel_id,
+            refusal.permission,
+            refusal,
+        )
+        return TurnOutcome("forbidden", answered_messages=answered_messages)
+    log.info(
+        "not answering user %s in channel %s, who no longer accepts Hearth's messages: %s",
+        incoming.author.discord_id,
+        place.channel_id,
+        refusal,
+    )
+    return TurnOutcome("refused", answered_messages=answered_messages)
+
+
+async def send_notice(
+    target: ReplyTarget, text: str, incoming: IncomingMessage, status: str, *, answered_messages: int = 0
+) -> TurnOutcome:
+    """Say ``text``, a notice of Hearth's own (it is resting, the quota is spent, a fault cost the reply), ending
+    the turn with ``status``; Discord refusing it ends the turn as :func:`refused` says, the turn's messages
+    already settled."""
+    try:
+        sent = await send_safely(target, [text], incoming)
+    except ReplyRefused as refusal:
+        return refused(refusal, incoming, answered_messages=answered_messages)
+    return TurnOutcome(status, reply=text, sent_ids=sent, answered_messages=answered_messages)

@@ -24,13 +24,12 @@ from bot.domain.prompt import MIN_CONTEXT_TOKENS, Budget, PromptRequest, Turn, b
 from bot.domain.recall import RecallScope
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, fitting_the_window
 from bot.services.conversation.config import ConversationConfig, StoredTurn
-from bot.services.conversation.delivery import PreviewPump, send_safely
+from bot.services.conversation.delivery import PreviewPump, refused, send_safely
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.store import TurnStore
 from bot.services.incoming import (
     AnswerWithdrawn,
     IncomingMessage,
-    ReplyForbidden,
     ReplyRefused,
     ReplyRemoved,
     ReplyTarget,
@@ -176,24 +175,9 @@ class Responder:
             log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
             await self.store.settle_quietly(batch)
             return TurnOutcome("removed", answered_messages=len(batch))
-        except ReplyForbidden as forbidden:  # a moderator took a permission away: the server's setting, not a fault
-            log.warning(
-                "not answering in channel %s: Discord refused the reply, Hearth lacking the %s permission there: %s",
-                incoming.place.channel_id,
-                forbidden.permission,
-                forbidden,
-            )
+        except ReplyRefused as refusal:  # a permission taken away, or the person's DMs closed: not a fault
             await self.store.settle_quietly(batch)
-            return TurnOutcome("forbidden", answered_messages=len(batch))
-        except ReplyRefused as refused:  # they blocked Hearth or closed their DMs: their choice, not a fault
-            log.info(
-                "not answering user %s in channel %s, who no longer accepts Hearth's messages: %s",
-                incoming.author.discord_id,
-                incoming.place.channel_id,
-                refused,
-            )
-            await self.store.settle_quietly(batch)
-            return TurnOutcome("refused", answered_messages=len(batch))
+            return refused(refusal, incoming, answered_messages=len(batch))
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms

@@ -31,7 +31,7 @@ from bot.services.companion import CompanionContext, NoCompanion
 from bot.services.conversation.branches import Branches
 from bot.services.conversation.catch_up import CatchUp, no_thread
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
-from bot.services.conversation.delivery import send_safely
+from bot.services.conversation.delivery import send_notice
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake, storable
 from bot.services.conversation.responder import Knowledge, Recollection, Responder
@@ -124,8 +124,7 @@ class ConversationService:
                     incoming.message_id,
                     incoming.place.channel_id,
                 )
-                sent = await send_safely(target, [MEMORY_TROUBLE], incoming)
-                return TurnOutcome("apologised", reply=MEMORY_TROUBLE, sent_ids=sent)
+                return await send_notice(target, MEMORY_TROUBLE, incoming, "apologised")
             if stored is None:  # delivered again: the first delivery is answered
                 return TurnOutcome("ignored")
 
@@ -139,7 +138,7 @@ class ConversationService:
                 await self.store.settle_quietly([stored])
                 if notice is None:
                     return TurnOutcome("held")
-                return TurnOutcome("held", reply=notice, sent_ids=await send_safely(target, [notice], incoming))
+                return await send_notice(target, notice, incoming, "held")
 
             settings = decision.settings
             if decision.in_cast:
@@ -165,8 +164,7 @@ class ConversationService:
                     log.exception("database fault while answering in channel %s", channel)
                     await self.store.settle_quietly(batch)
                     apology = decision.persona.apology
-                    sent = await send_safely(target, [apology], incoming)
-                    return TurnOutcome("apologised", reply=apology, sent_ids=sent, answered_messages=len(batch))
+                    return await send_notice(target, apology, incoming, "apologised", answered_messages=len(batch))
         finally:
             preparing()
             query.close()
