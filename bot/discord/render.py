@@ -43,6 +43,10 @@ CANNOT_MESSAGE_USER = 50007
 # Discord's code (with 403) for a request the bot's permissions do not allow (its cached ones may be out of date).
 MISSING_PERMISSIONS = 50013
 
+# Discord's code (with 403) for a channel the bot may not see: View Channel taken away, or the bot removed from the
+# server (its cached permissions, again, may be out of date).
+MISSING_ACCESS = 50001
+
 # Discord's status for a request over its rate limit: discord.py waits and retries it, five times at most.
 RATE_LIMITED = 429
 
@@ -119,7 +123,8 @@ def unless_refused(channel: discord.abc.Messageable) -> Iterator[None]:
     """Around showing a reply in ``channel``: Discord refusing it because the person does not accept Hearth's
     messages any more (they blocked it, or closed their DMs) raises :class:`ReplyRefused`, which ends the turn as
     their choice, not as a fault; refusing it for a permission Hearth lacks there (taken away a moment before, its
-    cached permissions not yet told) raises :class:`ReplyForbidden`, naming the permission."""
+    cached permissions not yet told) raises :class:`ReplyForbidden`, naming the permission: View Channel where
+    Discord answers that the channel is hidden from Hearth (Missing Access)."""
     try:
         yield
     except discord.Forbidden as exc:
@@ -128,6 +133,8 @@ def unless_refused(channel: discord.abc.Messageable) -> Iterator[None]:
         if exc.code == MISSING_PERMISSIONS:
             needed = "Send Messages in Threads" if isinstance(channel, discord.Thread) else "Send Messages"
             raise ReplyForbidden(str(exc), permission=needed) from exc
+        if exc.code == MISSING_ACCESS:
+            raise ReplyForbidden(str(exc), permission="View Channel") from exc
         raise
 
 

@@ -181,34 +181,52 @@ async def test_a_dm_the_person_no_longer_accepts_ends_the_turn_quietly_and_is_co
     [Reply("Welcome, Ana!", chunk_size=100), Reply("Welcome to the corner, Ana! " * 12, delay_between_chunks=0.02)],
     ids=["sent whole", "refused as it streams"],
 )
+@pytest.mark.parametrize(
+    ("taken", "code", "named"),
+    [("send_messages", "50013", "Send Messages"), ("view_channel", "50001", "View Channel")],
+    ids=["Send Messages", "View Channel"],
+)
 async def test_a_reply_refused_for_a_permission_just_taken_away_is_one_warning_and_counted_as_forbidden(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
     db: Database,
     llm: FakeLLM,
     caplog: pytest.LogCaptureFixture,
     reply: Reply,
+    taken: str,
+    code: str,
+    named: str,
 ) -> None:
-    """A moderator takes Send Messages away from everyone a moment before Hearth answers Ana: its cached
-    permissions still allow it, and Discord refuses the reply (403, Missing Permissions, code 50013). One warning
+    """A moderator takes Send Messages away from everyone while Hearth answers Ana: its cached
+    permissions still allow it, and Discord refuses the reply (403, Missing Permissions, code 50013); or hides the
+    channel from everyone (View Channel), and Discord refuses it as Missing Access (403, code 50001). One warning
     names the channel and the permission, with no traceback; the reply is not kept as if it had been sent, the
     message is not answered again at the next start, and the metrics count the turn as forbidden."""
     caplog.set_level(logging.INFO, logger="bot")
     discord, ana, guild = discord_world
     general = guild.channel("general")
-    llm.script(reply)
+    asking, taken_meanwhile = asyncio.Event(), asyncio.Event()
+
+    async def answer_once_taken(body: dict[str, Any]) -> Reply:
+        asking.set()
+        await taken_meanwhile.wait()
+        return reply
+
+    llm.default = answer_once_taken
     async with running_bot(discord, db, llm, metrics_port=0) as bot:
-        no_sending = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
-        no_sending.send_messages = False
-        discord.set_everyone_permissions(guild, no_sending.value)  # not told to Hearth yet
         await discord.user_message(general, ana, f"{discord.bot.mention} hello!")
+        await asking.wait()
+        taken_away = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+        setattr(taken_away, taken, False)
+        discord.set_everyone_permissions(guild, taken_away.value)  # not told to Hearth yet
+        taken_meanwhile.set()
         samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="forbidden") == 1)
     assert discord.sent_messages(general) == []
     assert sample(samples, "hearth_replies_total", outcome="replied") is None
     assert sample(samples, "hearth_replies_total", outcome="failed") is None
     hearths = [r for r in caplog.records if r.name.startswith("bot.")]  # not the fake servers' own
     assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info]
-    [said] = [r for r in hearths if r.levelno == logging.WARNING and "50013" in r.getMessage()]
-    assert str(general) in said.getMessage() and "Send Messages" in said.getMessage()
+    [said] = [r for r in hearths if r.levelno == logging.WARNING and code in r.getMessage()]
+    assert str(general) in said.getMessage() and f"the {named} permission" in said.getMessage()
     async with db.session() as session:
         kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
     assert list(kept) == [], "not kept as if it had been sent"

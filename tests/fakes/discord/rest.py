@@ -22,6 +22,7 @@ from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT, ApiError, FakeChann
 API_PREFIX = "/api/v10"
 HISTORY = discord.Permissions(read_message_history=True).value  # a reply needs it, as Discord's docs say
 SEND = discord.Permissions(send_messages=True).value
+VIEW = discord.Permissions(view_channel=True).value
 SEND_IN_THREADS = discord.Permissions(send_messages_in_threads=True).value
 THREAD_TYPES = {
     discord.ChannelType.news_thread.value,
@@ -356,10 +357,13 @@ class Rest(Gateway):
 
     def _refuse_unless_sending(self, channel: FakeChannel) -> None:
         """Refuse (403, 50013) a message or typing where the bot may not send messages: in a guild's channel
-        without Send Messages, in a thread without Send Messages in Threads (guild-level: see ``permissions_of``)."""
+        without Send Messages, in a thread without Send Messages in Threads (guild-level: see ``permissions_of``);
+        where it may not even see the channel (no View Channel), Discord answers 403, Missing Access (50001)."""
         guild = self.guilds.get(channel.guild_id or 0)
         if guild is None:
             return
+        if not guild.permissions_of(self.bot.id) & VIEW:
+            raise ApiError(403, 50001, "Missing Access")
         needed = SEND_IN_THREADS if channel.type in THREAD_TYPES else SEND
         if not guild.permissions_of(self.bot.id) & needed:
             raise ApiError(403, 50013, "Missing Permissions")
