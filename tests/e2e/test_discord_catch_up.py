@@ -4,7 +4,7 @@ on both backends."""
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -392,22 +392,10 @@ async def test_a_message_in_a_channel_deleted_while_the_bot_was_stopped_is_given
     await left_unanswered(discord, db, llm, general, guild)
     discord.delete_channel(general)
 
-    def asked() -> int:
-        return len([call for call in discord.calls("get_channel") if call.channel_id == general])
-
-    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
     discord.fail("get_channel", 503, message="Service Unavailable")
-    async with running_bot(discord, db, llm) as bot:
-        await bot.caught_up.wait()
-    assert asked() == 1
-    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers, the channel is gone
-        await bot.caught_up.wait()
-    assert asked() == 2, "asked again after Discord failed"
-    async with running_bot(discord, db, llm) as bot:
-        await bot.caught_up.wait()
-    assert asked() == 2, "and not again once it said the channel is gone"
-    assert discord.sent_messages() == []
-    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+    await given_up_at_the_start_discord_answers(
+        discord, db, llm, lambda: len([call for call in discord.calls("get_channel") if call.channel_id == general])
+    )
 
 
 async def test_a_dm_from_someone_discord_no_longer_knows_is_given_up_once(
@@ -417,32 +405,11 @@ async def test_a_dm_from_someone_discord_no_longer_knows_is_given_up_once(
     the time Hearth starts again: the start that learns so gives the message up, as a deleted channel's; one
     where Discord fails keeps it for the next."""
     discord = discord_world[0]
-    cy = discord.add_user("cy", global_name="Cy")
-    dm = discord.dm_channel(cy)
-    posted = discord.message_payload(dm, cy, "are you there?")
-    llm.script(Stall(60))
-    incoming = replace(message("are you there?", user=cy.id, name="cy", channel=dm), message_id=int(posted["id"]))
-    turn = asyncio.create_task(conversation_service(db, llm).handle(incoming, RecordingReply()))
-    await eventually(lambda: llm.chat_requests)
-    turn.cancel()
+    cy = await left_unanswered_in_a_dm(discord, db, llm)
     del discord.users[cy.id]
 
-    def asked() -> int:
-        return len(discord.calls("get_user"))
-
-    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
     discord.fail("get_user", 503, message="Service Unavailable")
-    async with running_bot(discord, db, llm) as bot:
-        await bot.caught_up.wait()
-    assert asked() == 1
-    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers, Cy is gone
-        await bot.caught_up.wait()
-    assert asked() == 2, "asked again after Discord failed"
-    async with running_bot(discord, db, llm) as bot:
-        await bot.caught_up.wait()
-    assert asked() == 2, "and not again once it said Cy is gone"
-    assert discord.sent_messages() == []
-    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+    await given_up_at_the_start_discord_answers(discord, db, llm, lambda: len(discord.calls("get_user")))
 
 
 async def test_a_dm_whose_author_refuses_hearths_dms_is_given_up_once_with_one_line(
@@ -457,35 +424,18 @@ async def test_a_dm_whose_author_refuses_hearths_dms_is_given_up_once_with_one_l
     fails keeps it for the next."""
     caplog.set_level(logging.INFO, logger="bot")
     discord = discord_world[0]
-    cy = discord.add_user("cy", global_name="Cy")
-    dm = discord.dm_channel(cy)
-    posted = discord.message_payload(dm, cy, "are you there?")
-    llm.script(Stall(60))
-    incoming = replace(message("are you there?", user=cy.id, name="cy", channel=dm), message_id=int(posted["id"]))
-    turn = asyncio.create_task(conversation_service(db, llm).handle(incoming, RecordingReply()))
-    await eventually(lambda: llm.chat_requests)
-    turn.cancel()
+    await left_unanswered_in_a_dm(discord, db, llm)
 
-    def opened() -> int:
-        return len(discord.calls("create_dm"))
+    def refuse() -> None:
+        caplog.clear()
+        discord.fail("create_dm", 400, message="Cannot send messages to this user", code=50007)
 
-    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
     discord.fail("create_dm", 503, message="Service Unavailable")
-    async with running_bot(discord, db, llm) as bot:
-        await bot.caught_up.wait()
-    assert opened() == 1
-    caplog.clear()
-    discord.fail("create_dm", 400, message="Cannot send messages to this user", code=50007)
-    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers, Cy takes no DMs from Hearth
-        await bot.caught_up.wait()
-    assert opened() == 2, "asked again after Discord failed"
+    await given_up_at_the_start_discord_answers(
+        discord, db, llm, lambda: len(discord.calls("create_dm")), before_it_answers=refuse
+    )
     said = [r for r in caplog.records if r.name.startswith("bot") and "50007" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.INFO and said[0].exc_info is None, said
-    async with running_bot(discord, db, llm) as bot:
-        await bot.caught_up.wait()
-    assert opened() == 2, "and not again once Discord said Cy takes no DMs from Hearth"
-    assert discord.sent_messages() == []
-    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
 
 
 async def test_a_message_in_a_server_the_bot_was_removed_from_while_stopped_is_not_answered_when_it_returns(
@@ -559,3 +509,44 @@ async def test_a_message_from_someone_who_left_the_server_while_the_bot_was_stop
         await bot.caught_up.wait()
     assert len(discord.sent_messages(general)) == 1 and len(answered()) == 1, "not answered at a later start either"
     assert await user_messages(db) == ["@Hearth still there?", "@Hearth still there?"], "kept: it was said"
+
+
+async def left_unanswered_in_a_dm(discord: FakeDiscord, db: Database, llm: FakeLLM) -> FakeUser:
+    """Cy, who shares no server with Hearth, asks it something in a DM; stored and sent to the model, the bot
+    stopping before it answers. Returns Cy."""
+    cy = discord.add_user("cy", global_name="Cy")
+    dm = discord.dm_channel(cy)
+    posted = discord.message_payload(dm, cy, "are you there?")
+    llm.script(Stall(60))
+    incoming = replace(message("are you there?", user=cy.id, name="cy", channel=dm), message_id=int(posted["id"]))
+    turn = asyncio.create_task(conversation_service(db, llm).handle(incoming, RecordingReply()))
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+    return cy
+
+
+async def given_up_at_the_start_discord_answers(
+    discord: FakeDiscord,
+    db: Database,
+    llm: FakeLLM,
+    asked: Callable[[], int],
+    *,
+    before_it_answers: Callable[[], None] = lambda: None,
+) -> None:
+    """Three starts: at the first Discord fails (set up by the caller) and the waiting message is kept; at the second
+    Discord answers that it cannot be answered (``before_it_answers`` sets that up, where the world does not say it
+    already) and it is given up; the third does not ask again (``asked``: how often Discord was asked). Nothing is
+    sent, and the model is not asked, at any of them."""
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert asked() == 1
+    before_it_answers()
+    async with running_bot(discord, db, llm) as bot:  # started again: Discord answers
+        await bot.caught_up.wait()
+    assert asked() == 2, "asked again after Discord failed"
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+    assert asked() == 2, "and not again once Discord said it cannot be answered"
+    assert discord.sent_messages() == []
+    assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
