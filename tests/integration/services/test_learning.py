@@ -40,6 +40,7 @@ from bot.domain import mood as moods
 from bot.domain.mood import Mood
 from bot.domain.place import StatePlace
 from bot.domain.style import CommunicationStyle
+from bot.llm.chat import ChatModel
 from bot.llm.embeddings import Embedder, LocalEmbedder, Vectors
 from bot.llm.fallback import FallbackChatModel
 from bot.services.companion import CompanionContext
@@ -122,14 +123,19 @@ async def setup(
     batch_messages: int = 1,
     clock: Callable[[], datetime] = lambda: NOW,
     embedder: Embedder | None = None,
+    model: ChatModel | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> tuple[ConversationService, Learner]:
+    """A conversation service learning through a learner (``model``: the fake server's, by default;
+    ``monotonic``: the learner's clock for how long a conversation has been quiet)."""
     learner = Learner(
         db,
-        chat_model(llm.base_url),
+        model or chat_model(llm.base_url),
         embedder or await shared_embedder(),
         PersonaService(db),
         LearningConfig(model="fake-model", batch_messages=batch_messages, workers=1),
         clock=clock,
+        monotonic=monotonic,
     )
     service = conversation_service(db, llm, companion=CompanionContext(db, clock=clock), learner=learner, clock=clock)
     return service, learner
@@ -473,18 +479,8 @@ async def test_a_batch_read_while_the_model_is_down_and_its_fallback_refuses_is_
         return model(body)
 
     now = [0.0]
-    learner = Learner(
-        db,
-        FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["local-model"]),
-        await shared_embedder(),
-        PersonaService(db),
-        LearningConfig(model="fake-model", batch_messages=100, workers=1),
-        clock=lambda: NOW,
-        monotonic=lambda: now[0],
-    )
-    service = conversation_service(
-        db, llm, companion=CompanionContext(db, clock=lambda: NOW), learner=learner, clock=lambda: NOW
-    )
+    fallback_chain = FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["local-model"])
+    service, learner = await setup(db, llm, batch_messages=100, model=fallback_chain, monotonic=lambda: now[0])
     await service.handle(message("my interview is on Friday, and I'm a nurse in Berlin", at=NOW), RecordingReply())
     llm.default = answer
     learner.start()
@@ -511,18 +507,8 @@ async def test_a_batch_every_model_refuses_waits_for_new_messages_rather_than_be
     """A bad key is refused the same way each time: asking again each time the conversation is quiet would only
     repeat the refusal."""
     now = [0.0]
-    learner = Learner(
-        db,
-        chat_model(llm.base_url, budget_s=0.3),
-        await shared_embedder(),
-        PersonaService(db),
-        LearningConfig(model="fake-model", batch_messages=100, workers=1),
-        clock=lambda: NOW,
-        monotonic=lambda: now[0],
-    )
-    service = conversation_service(
-        db, llm, companion=CompanionContext(db, clock=lambda: NOW), learner=learner, clock=lambda: NOW
-    )
+    model = chat_model(llm.base_url, budget_s=0.3)
+    service, learner = await setup(db, llm, batch_messages=100, model=model, monotonic=lambda: now[0])
     await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
     llm.default = lambda body: Fail(401, message="Incorrect API key") if "response_format" in body else Reply("ok")
     learner.start()
