@@ -125,6 +125,7 @@ async def setup(
     embedder: Embedder | None = None,
     model: ChatModel | None = None,
     monotonic: Callable[[], float] | None = None,
+    config: LearningConfig | None = None,
 ) -> tuple[ConversationService, Learner]:
     """A conversation service learning through a learner (``model``: the fake server's, by default;
     ``monotonic``: the learner's clock for how long a conversation has been quiet)."""
@@ -133,7 +134,7 @@ async def setup(
         model or chat_model(llm.base_url),
         embedder or await shared_embedder(),
         PersonaService(db),
-        LearningConfig(model="fake-model", batch_messages=batch_messages, workers=1),
+        config or LearningConfig(model="fake-model", batch_messages=batch_messages, workers=1),
         clock=clock,
         monotonic=monotonic,
     )
@@ -310,6 +311,20 @@ async def test_an_answer_cut_short_by_its_max_tokens_is_asked_for_again_with_mor
 THINKING = "Let me weigh who said what, and what of it is worth keeping. " * 4
 
 
+def learning_within(room_needed: int, answer: str, *, cut_at: int = 0) -> Callable[[dict[str, Any]], Reply]:
+    """A reasoning model that answers a learning request (``answer``) only when given ``room_needed`` tokens: given
+    fewer, it runs out of them, after ``cut_at`` characters of the answer (0: while still thinking). Replies "ok"."""
+
+    def answering(body: dict[str, Any]) -> Reply:
+        if "response_format" not in body:
+            return Reply("ok")
+        if int(body["max_tokens"]) < room_needed:
+            return Reply(answer[:cut_at], reasoning=THINKING, finish_reason="length")
+        return Reply(answer, reasoning=THINKING)
+
+    return answering
+
+
 async def test_an_answer_the_model_thinks_away_all_its_room_on_is_asked_for_again_with_more(
     db: Database, llm: FakeLLM
 ) -> None:
@@ -320,14 +335,7 @@ async def test_an_answer_the_model_thinks_away_all_its_room_on_is_asked_for_agai
     conversation = (await _conversations(db))[0]
     answer = json.dumps({"sentiment": 0.5, "intensity": 0.5, "facts": [fact("works as a nurse", "work")]})
 
-    def thinking_within_1000(body: dict[str, Any]) -> Reply:
-        if "response_format" not in body:
-            return Reply("ok")
-        if int(body["max_tokens"]) < 1000:
-            return Reply("", reasoning=THINKING, finish_reason="length")
-        return Reply(answer, reasoning=THINKING)
-
-    llm.default = thinking_within_1000
+    llm.default = learning_within(1000, answer)
     outcome = await learner.learn(conversation)
 
     assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 2, 1)
@@ -341,31 +349,12 @@ async def test_an_answer_out_of_room_is_asked_for_again_with_the_room_replies_ar
     """Someone who gives a reasoning model room for its thinking (LLM_MAX_TOKENS=4000) has learning batches read
     with that room on the second try, not skipped after a try with twice the learner's 800 tokens."""
     settings = Settings(_env_file=None, llm_model="fake-model", llm_max_tokens=4000, learning_batch_messages=50)
-    learner = Learner(
-        db,
-        chat_model(llm.base_url),
-        await shared_embedder(),
-        PersonaService(db),
-        replace(learning_config(settings), workers=1),
-        clock=lambda: NOW,
-    )
-    service = conversation_service(
-        db, llm, companion=CompanionContext(db, clock=lambda: NOW), learner=learner, clock=lambda: NOW
-    )
+    service, learner = await setup(db, llm, config=replace(learning_config(settings), workers=1))
     await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
     conversation = (await _conversations(db))[0]
     answer = json.dumps({"sentiment": 0.5, "intensity": 0.5, "facts": [fact("works as a nurse", "work")]})
 
-    def needing_3000(body: dict[str, Any]) -> Reply:  # its thinking (or its answer) takes 3000 tokens
-        if "response_format" not in body:
-            return Reply("ok")
-        if int(body["max_tokens"]) < 3000:
-            if end == "cut":
-                return Reply(answer[:40], reasoning=THINKING, finish_reason="length")
-            return Reply("", reasoning=THINKING, finish_reason="length")
-        return Reply(answer, reasoning=THINKING)
-
-    llm.default = needing_3000
+    llm.default = learning_within(3000, answer, cut_at=40 if end == "cut" else 0)  # its thinking, or its answer
     outcome = await learner.learn(conversation)
 
     assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 2, 1)
