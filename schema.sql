@@ -952,4 +952,10 @@ ALTER TABLE messages ADD COLUMN discord_part_ids JSONB DEFAULT '[]' NOT NULL;
 
 UPDATE alembic_version SET version_num='0022' WHERE alembic_version.version_num = '0021';
 
+-- Running upgrade 0022 -> 0023
+
+ALTER TABLE messages ADD COLUMN answered_ids JSONB DEFAULT '[]' NOT NULL;
+
+UPDATE alembic_version SET version_num='0023' WHERE alembic_version.version_num = '0022';
+
 COMMIT;

@@ -326,3 +326,82 @@ async def test_another_answer_to_messages_answered_together_sees_each_of_them_as
     assert all(asked.count(text) == 1 for text in said), "the first answer saw each message once"
     assert again.body["messages"][1:] == first.body["messages"][1:], "the same turn, as the first answer saw it"
     assert again.images == first.images == [photo]
+
+
+async def stored_user_message(db: Database, sent: JSON) -> None:
+    """Wait (briefly) until the person's message ``sent`` is stored: Hearth means to answer it."""
+    async with asyncio.timeout(5):
+        while True:
+            async with db.session() as session:
+                found = await session.scalar(
+                    select(Message.id).where(Message.discord_message_id == int(sent["id"]), Message.role == "user")
+                )
+            if found is not None:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def regenerated(discord: FakeDiscord, user: FakeUser, reply: JSON) -> JSON:
+    """``user`` presses 🔄 on ``reply``: the message once it shows the new answer, or else the private refusal."""
+    payload = discord.component_payload(user, reply, "hearth:reply:regen")
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    await eventually(lambda: discord.followups_of(payload) or "2/2" in buttons(discord.messages[int(reply["id"])]))
+    refusals = discord.followups_of(payload)
+    return refusals[0] if refusals else discord.messages[int(reply["id"])]
+
+
+@pytest.mark.parametrize("second", ["someone else", "the same person"])
+async def test_a_reply_stored_after_a_message_that_came_while_it_streamed_is_regenerated_for_its_own_message(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], llm: FakeLLM, db: Database, second: str
+) -> None:
+    """Ana asks; while Hearth is still writing to her, a second message comes (Bo's, or Ana's own), stored before
+    her reply is. The second message's reply comes next: 🔄 on it asks the model again for that message, with the
+    same context, as for any other reply (not "I don't have this reply any more")."""
+    discord, ana, bo, guild = world
+    general = guild.channel("general")
+    writer = bo if second == "someone else" else ana
+    thinking, go_on = asyncio.Event(), asyncio.Event()
+    answers = iter(["A cat called Miso?", "Or a cat called Pepper."])
+
+    async def model(body: JSON) -> Reply:
+        if "lighthouse" in json.dumps(body["messages"][-1]):
+            thinking.set()
+            await go_on.wait()  # still writing Ana's answer
+            return Reply("Lighthouses guide ships home.")
+        return Reply(next(answers))
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False):  # every model call is a reply's
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me about lighthouses")
+        await thinking.wait()
+        sent = await discord.user_message(general, writer, f"{discord.bot.mention} what should I call my cat?")
+        await stored_user_message(db, sent)
+        go_on.set()
+        await discord.wait_for_request(lambda call: call.route == "create_message" and "Lighthouses" in str(call.body))
+        reply = await discord.wait_for_request(lambda call: call.route == "create_message" and "Miso" in str(call.body))
+        assert isinstance(reply.response, dict)
+        await stored_as_shown_in(db, reply.response)
+
+        shown = await regenerated(discord, writer, reply.response)
+    assert shown["content"] == "Or a cat called Pepper." and buttons(shown) == ["◀", "2/2", "▶", "🔄"]
+    first, again = llm.reply_requests[-2:]
+    assert again.body["messages"][-1]["content"].endswith("what should I call my cat?")
+    assert again.body["messages"][1:] == first.body["messages"][1:], "the same turn, as the first answer saw it"
+
+
+async def test_another_answer_is_to_the_message_the_reply_answered_not_to_one_apologised_for(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """The model refused Ana's first message, and Hearth apologised; her next message was answered. 🔄 on that
+    answer asks the model again for her next message alone, as the first answer did, not for both as one turn."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Fail(400, message="scripted refusal"), Reply("Lisbon, in spring."), Reply("Porto, in autumn."))
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a secret")
+    await discord.wait_for_message(general)  # the apology
+    reply = await answered_with_its_button(discord, db, general, ana, "where should I travel?")
+
+    shown = await regenerated(discord, ana, reply)
+    assert shown["content"] == "Porto, in autumn."
+    first, again = llm.reply_requests[-2:]
+    assert again.body["messages"][1:] == first.body["messages"][1:], "the same turn, as the first answer saw it"

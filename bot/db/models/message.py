@@ -29,6 +29,9 @@ class Message(IdMixin, TimestampMixin, Base):
     # ``discord_message_id``); empty when one message shows it. No Python-side default: inserts leave it out (the
     # database's default), so they work before revision 0022; set apart from the insert (add_message).
     discord_part_ids: Mapped[list[Any]] = mapped_column(PortableJSON, server_default="[]", nullable=False)
+    # The people's messages (``messages.id``) a reply answered, in order: what 🔄 asks the model again for. Empty for
+    # people's messages, and for replies stored before revision 0023 (see AlternativeRepository.answered_by).
+    answered_ids: Mapped[list[Any]] = mapped_column(PortableJSON, server_default="[]", nullable=False)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(CleanText, nullable=False)
     # The cast character who said an assistant turn (``/persona cast``); NULL when Hearth spoke as its persona.

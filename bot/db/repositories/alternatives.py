@@ -25,6 +25,7 @@ class SentReply:
     created_at: datetime
     latest: bool  # no reply came after it in its conversation
     parts: tuple[int, ...]  # the Discord messages that show it, in order (the last one carries its buttons)
+    answered: tuple[int, ...] = ()  # the people's messages it answered (rows' ids); () when stored before 0023
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class AlternativeRepository:
                     Message.completion_tokens,
                     Message.created_at,
                     Message.discord_part_ids,
+                    Message.answered_ids,
                 )
                 .outerjoin(User, User.id == Message.user_id)
                 .where(Message.discord_message_id == discord_message_id, Message.role == "assistant")
@@ -77,6 +79,7 @@ class AlternativeRepository:
             created_at=reply[7],
             latest=not later,
             parts=tuple(int(part) for part in reply[8] or ()) or (discord_message_id,),
+            answered=tuple(int(message_id) for message_id in reply[9] or ()),
         )
 
     async def reshown(self, message_id: int, parts: Sequence[int]) -> None:
@@ -89,8 +92,13 @@ class AlternativeRepository:
         )
 
     async def answered_by(self, reply: SentReply) -> list[AwaitingMessage]:
-        """The user's messages the reply answered: theirs since the reply before it in the conversation, as
-        catch-up reads messages (with who wrote them and where)."""
+        """The user's messages the reply answered, those still stored, as catch-up reads messages (with who wrote
+        them and where). A reply stored before revision 0023 did not record them: for it, they are the person's
+        messages since the reply before it in the conversation."""
+        if reply.answered:
+            # By id alone: a turn's messages may span two conversations (one reset or idle while they waited).
+            recorded = USER_MESSAGES_WITH_AUTHORS.where(Message.id.in_(reply.answered)).order_by(Message.id)
+            return [AwaitingMessage.of_row(row) for row in (await self.session.execute(recorded)).all()]
         before = (
             select(func.coalesce(func.max(Message.id), 0))
             .where(

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CTE, Table, Update, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import CTE, Select, Table, Update, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
@@ -36,12 +36,19 @@ _MESSAGE_COLUMNS = (
 )
 
 
-def _insert_message(insert: Callable[[Table], postgresql.Insert | sqlite.Insert]) -> ReturningInsert[Any]:
+# A reply also records the messages it answered (revision 0023): a statement of its own, so a person's message is
+# stored by the insert as it was (which works on older schemas too).
+_REPLY_COLUMNS = (*_MESSAGE_COLUMNS, "answered_ids")
+
+
+def _insert_message(
+    insert: Callable[[Table], postgresql.Insert | sqlite.Insert], columns: Sequence[str]
+) -> ReturningInsert[Any]:
     """The insert of a turn, doing nothing where a user's message for that Discord message is stored already (the
     unique index on ``discord_message_id`` for user turns): a message Discord delivers twice is kept once."""
     return (
         insert(_messages)
-        .values({name: bindparam(f"m_{name}", type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS})
+        .values({name: bindparam(f"m_{name}", type_=_messages.c[name].type) for name in columns})
         .on_conflict_do_nothing()
         .returning(_messages.c.id)
     )
@@ -64,11 +71,17 @@ def _touch(dialect: str, *, inserted: CTE | None = None) -> Update:
     return statement if inserted is None else statement.where(exists(select(inserted.c.id)))
 
 
-_INSERT_MESSAGE_SQLITE = _insert_message(sqlite.insert)
+def _add_message_postgresql(columns: Sequence[str]) -> Select[tuple[int]]:
+    """PostgreSQL does both in one round trip: the insert and the update as one statement."""
+    inserted = _insert_message(postgresql.insert, columns).cte("inserted")
+    return select(inserted.c.id).add_cte(_touch("postgresql", inserted=inserted).cte("touched"))
+
+
+_INSERT_MESSAGE_SQLITE = _insert_message(sqlite.insert, _MESSAGE_COLUMNS)
+_INSERT_REPLY_SQLITE = _insert_message(sqlite.insert, _REPLY_COLUMNS)
 _TOUCH_SQLITE = _touch("sqlite")
-# PostgreSQL does both in one round trip: the insert and the update as one statement.
-_inserted = _insert_message(postgresql.insert).cte("inserted")
-_ADD_MESSAGE_POSTGRESQL = select(_inserted.c.id).add_cte(_touch("postgresql", inserted=_inserted).cte("touched"))
+_ADD_MESSAGE_POSTGRESQL = _add_message_postgresql(_MESSAGE_COLUMNS)
+_ADD_REPLY_POSTGRESQL = _add_message_postgresql(_REPLY_COLUMNS)
 
 
 class AlreadyStored(Exception):
@@ -232,6 +245,7 @@ class ConversationRepository:
         speaker_name: str | None = None,
         discord_message_id: int | None = None,
         discord_part_ids: Sequence[int] = (),
+        answered_ids: Sequence[int] = (),
         image_urls: Sequence[str] = (),
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
@@ -242,12 +256,13 @@ class ConversationRepository:
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
         ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona).
-        ``discord_part_ids``: every Discord message showing a reply, in order (kept when there are several). Raises
+        ``discord_part_ids``: every Discord message showing a reply, in order (kept when there are several).
+        ``answered_ids``: the people's messages (their rows' ids) a reply answers, in order. Raises
         :class:`AlreadyStored` for a user's message whose Discord message is stored already (nothing changed).
 
         On every reply's path, so the statements are built once (and are one statement on PostgreSQL).
         """
-        values = {
+        values: dict[str, object] = {
             "m_conversation_id": conversation_id,
             "m_user_id": user_id,
             "m_role": role,
@@ -265,7 +280,12 @@ class ConversationRepository:
             "m_updated_at": at,
         }
         postgres = dialect_name(self.session) == "postgresql"
-        inserted = await self.session.execute(_ADD_MESSAGE_POSTGRESQL if postgres else _INSERT_MESSAGE_SQLITE, values)
+        if answered_ids:
+            values["m_answered_ids"] = list(answered_ids)
+            statement = _ADD_REPLY_POSTGRESQL if postgres else _INSERT_REPLY_SQLITE
+        else:
+            statement = _ADD_MESSAGE_POSTGRESQL if postgres else _INSERT_MESSAGE_SQLITE
+        inserted = await self.session.execute(statement, values)
         message_id = cast(int | None, inserted.scalar_one_or_none())
         if message_id is None:
             raise AlreadyStored(f"Discord message {discord_message_id} is stored already")

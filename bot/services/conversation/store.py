@@ -298,6 +298,7 @@ class TurnStore:
                     latency_ms=latency_ms,
                     discord_message_id=shown_in[-1] if shown_in else None,
                     discord_part_ids=shown_in,
+                    answered_ids=[turn.message_row_id for turn in batch],
                     speaker_name=speaker,
                 )
                 memories = MemoryRepository(session)
