@@ -244,11 +244,13 @@ class EventService:
 
     async def handle(self, event: DueEvent, *, now: datetime, person: "_Person | None" = None) -> Outcome:
         """Deliver one claimed event, or decide not to (see the module notes)."""
-        late_until = self.config.late_reminders if event.event_type == "reminder" else None
-        timing = catch_up(event.trigger_at, now, self.config.grace, late_until=late_until)
+        # A reminder is late from the time it was asked for, even when a retry has moved its trigger on.
+        reminder = event.event_type == "reminder"
+        due = event.due_at if reminder else event.trigger_at
+        timing = catch_up(due, now, self.config.grace, late_until=self.config.late_reminders if reminder else None)
         if timing == "missed":
             await self._mark(lambda events: events.mark_missed(event, at=now))
-            log.info("event %s (%s) missed: due %s", event.id, event.event_type, event.trigger_at.isoformat())
+            log.info("event %s (%s) missed: due %s", event.id, event.event_type, due.isoformat())
             return "missed"
         person = person or await self._person(event.user_id)
         if event.event_type in UNSOLICITED:
@@ -347,7 +349,7 @@ class EventService:
 
     async def _compose(self, event: DueEvent, person: _Person, *, now: datetime, late: bool = False) -> str:
         if event.event_type == "reminder" and late:  # Discord shows the <t:…:R> stamp as "3 hours ago"
-            return f"⏰ Reminder (late — it was due <t:{int(event.trigger_at.timestamp())}:R>): {event.title}"
+            return f"⏰ Reminder (late — it was due <t:{int(event.due_at.timestamp())}:R>): {event.title}"
         if event.event_type == "reminder":
             return f"⏰ Reminder: {event.title}"
         # A greeting held back (the daily cap, quiet hours) may go out after the day itself: the model is told so.

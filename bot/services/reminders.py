@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.db.engine import Database
-from bot.db.repositories.events import EventRepository
+from bot.db.repositories.events import EventRepository, first_due
 from bot.db.repositories.users import UserRepository
 from bot.db.types import utcnow
 from bot.domain.recurrence import days_in_month, next_birthday, repeating_in, same_wall_clock_in, zone_or_utc
@@ -36,7 +36,7 @@ class TooManyReminders(HearthError):
 class Reminder:
     id: int
     what: str
-    at: datetime  # UTC
+    at: datetime  # UTC; for one that never reached its user, the time it was due
     recurrence: str | None  # daily, weekdays, weekly, monthly or yearly: repeats
     # Why it never reached its user: "missed" (due while Hearth was stopped) or "failed" (Discord refused it, or
     # could not be reached); None for one still to come.
@@ -98,7 +98,8 @@ class ReminderService:
             pending = await events.pending(user_id, event_type="reminder")
             undelivered = await events.undelivered(user_id, event_type="reminder", since=since)
         return [Reminder(e.id, e.title, e.trigger_at, e.recurrence_rule) for e in pending] + [
-            Reminder(e.id, e.title, e.trigger_at, e.recurrence_rule, undelivered=e.status) for e in undelivered
+            Reminder(e.id, e.title, first_due(e.trigger_at, e.context), e.recurrence_rule, undelivered=e.status)
+            for e in undelivered
         ]
 
     async def cancel(self, user_id: int, reminder_id: int) -> bool:

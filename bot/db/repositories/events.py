@@ -40,6 +40,18 @@ class DueEvent:
     attempts: int
     claim_token: str
 
+    @property
+    def due_at(self) -> datetime:
+        """When the event was due: its ``trigger_at``, unless a retry has moved that on."""
+        return first_due(self.trigger_at, self.context)
+
+
+def first_due(trigger_at: datetime, context: dict[str, Any]) -> datetime:
+    """When an event (``trigger_at``, ``context``) was first due: a retry moves ``trigger_at`` to its own time
+    and keeps the time it replaced in the context (``DUE_AT``)."""
+    kept = context.get(DUE_AT)
+    return datetime.fromisoformat(kept) if isinstance(kept, str) else trigger_at
+
 
 _DUE_COLUMNS = (
     ScheduledEvent.id,
@@ -55,6 +67,9 @@ _DUE_COLUMNS = (
     ScheduledEvent.attempts,
     ScheduledEvent.claim_token,
 )
+
+# The context key of the time a retried event was first due (its ``trigger_at`` is then the retry's).
+DUE_AT = "due_at"
 
 # Why an event ends ``unknown``: a send may have happened, so it is never sent again.
 UNCERTAIN_STOPPED = "delivery uncertain: the process sending it stopped before recording the result"
@@ -327,7 +342,8 @@ class EventRepository:
         return await self._finish(event, ("triggered",), {"status": "missed", "triggered_at": at, "updated_at": at})
 
     async def retry_later(self, event: DueEvent, *, at: datetime, error: str) -> bool:
-        """Put an event whose send definitely failed back to ``pending`` at ``at``, counting the attempt."""
+        """Put an event whose send definitely failed back to ``pending`` at ``at``, counting the attempt. The time
+        it was due is kept in its context (``DUE_AT``): a late reminder says since when, a list shows when."""
         require_aware(at, "at")
         return await self._finish(
             event,
@@ -335,6 +351,7 @@ class EventRepository:
             {
                 "status": "pending",
                 "trigger_at": at,
+                "context": {**event.context, DUE_AT: event.due_at.isoformat()},
                 "attempts": ScheduledEvent.attempts + 1,
                 "last_error": error,
                 "claim_token": None,
@@ -420,7 +437,7 @@ class EventRepository:
             event_type=event.event_type,
             trigger_at=next_at,
             title=event.title,
-            context=event.context,
+            context={key: value for key, value in event.context.items() if key != DUE_AT},
             recurrence_rule=event.recurrence_rule,
         )
 

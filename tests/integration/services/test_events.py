@@ -102,6 +102,25 @@ async def test_a_failed_delivery_is_retried_with_backoff_then_marked_failed(db: 
     assert (row.status, row.attempts) == ("failed", 3) and notifier.sent == []
 
 
+async def test_a_late_reminder_sent_on_a_second_try_still_says_when_it_was_due(db: Database, llm: FakeLLM) -> None:
+    """Hearth was stopped when Ana's reminder fell due; back three hours later, its first send meets a Discord
+    outage. The try after that still tells her the reminder is late, and since when: not "due 1 minute ago",
+    nor as if it were on time."""
+    user = await ana(db)
+    due = NOW - timedelta(hours=3)
+    await add(db, user, "reminder", due, "call the plumber")
+    clock = Clock(NOW)
+    notifier = RecordingNotifier(failures=[DeliveryFailed("Discord 503", retryable=True)])
+    events = service(db, llm, notifier, clock, grace=timedelta(hours=1))
+
+    assert await events.tick() == {"retrying": 1}
+    clock.now += timedelta(seconds=61)
+    assert await events.tick() == {"sent": 1}
+    assert [text for _, _, text in notifier.sent] == [
+        f"⏰ Reminder (late — it was due <t:{int(due.timestamp())}:R>): call the plumber"
+    ]
+
+
 async def test_unsolicited_messages_respect_opt_out_quiet_hours_and_the_daily_cap(db: Database, llm: FakeLLM) -> None:
     llm.default = Reply("Happy birthday, Ana! 🎂 Hope the cake is good.")
     user = await ana(db, tz="Asia/Tokyo", quiet=(time(22, 0), time(8, 0)))  # 12:00 UTC is 21:00 in Tokyo

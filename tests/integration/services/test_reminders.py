@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from bot.db.engine import Database
 from bot.db.models import ScheduledEvent
 from bot.domain.when import WhenError
+from bot.services.events import DeliveryFailed
 from bot.services.reminders import ReminderService, UnknownTimezone
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.events import Clock, RecordingNotifier, ana, rows, service
@@ -100,6 +101,28 @@ async def test_a_new_time_zone_where_this_weeks_time_has_passed_keeps_the_remind
     assert await service(db, llm, RecordingNotifier(), clock).tick() == {"sent": 1}
     pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
     assert pending == [datetime(2026, 12, 7, 11, 0, tzinfo=UTC)], "and the Mondays after, at 20:00 there"
+
+
+async def test_a_reminder_that_could_not_be_sent_is_listed_at_the_time_it_was_asked_for(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Discord was down when Ana's reminder fell due, and on each try after: /reminders lists it as not
+    delivered at the time she asked for, not at the time of the last try."""
+    user = await ana(db)
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    asked = await reminders.remind(user, "in 2 hours", "call mom", guild_id=None, channel_id=None)
+
+    outage = [DeliveryFailed("Discord 503", retryable=True) for _ in range(3)]
+    events = service(db, llm, RecordingNotifier(failures=outage), clock, max_attempts=3)
+    clock.now = asked.at
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(await events.tick())
+        clock.now += timedelta(seconds=61)
+    assert outcomes == [{"retrying": 1}, {"retrying": 1}, {"failed": 1}]
+    [listed] = await reminders.reminders(user)
+    assert (listed.what, listed.undelivered, listed.at) == ("call mom", "failed", asked.at)
 
 
 @pytest.mark.parametrize(
