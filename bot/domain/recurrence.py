@@ -137,12 +137,18 @@ def days_since_birthday(month: int, day: int, today: date) -> int:
 
 def same_wall_clock_in(at: datetime, was: ZoneInfo, tz: ZoneInfo, *, now: datetime) -> datetime:
     """The instant whose local date and time in ``tz`` are those of ``at`` in ``was``, in UTC: a greeting at
-    10:00 stays at 10:00 when its user moves to another zone. ``at`` itself when that instant has already
-    passed, so the occurrence is neither skipped nor sent twice."""
+    10:00 stays at 10:00 when its user moves to another zone. When that instant has already passed, the
+    occurrence is neither skipped nor sent twice: it keeps ``at`` while that is still on its day in ``tz``, and
+    comes ``now`` when ``at`` falls on a later day there (moving east, a greeting at 10:00 in Los Angeles is at
+    03:00 the next day in Tokyo)."""
     require_aware(at, "at")
     require_aware(now, "now")
     moved = local_to_utc(to_local(at, was), tz)
-    return moved if moved > now else at
+    if moved > now:
+        return moved
+    if at <= now or to_local(at, tz).date() <= to_local(moved, tz).date():
+        return at
+    return now
 
 
 def repeating_in(

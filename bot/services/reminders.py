@@ -110,8 +110,9 @@ class ReminderService:
     async def set_timezone(self, user_id: int, name: str) -> ZoneInfo:
         """Set the user's time zone. What comes back at a time of their day moves with them: the birthday
         greeting (BIRTHDAY_HOUR) and repeating reminders keep their local time in the new zone, this time and
-        the next ones (a repeating reminder whose time has passed there already comes next time); a one-off
-        reminder keeps the moment it was set for."""
+        the next ones (a repeating reminder whose time has passed there already comes next time; a greeting
+        whose hour has passed there comes on its day there, now if need be); a one-off reminder keeps the moment
+        it was set for."""
         tz = time_zone(name)
         now = self.clock()
         async with self.database.session() as session:

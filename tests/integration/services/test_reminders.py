@@ -166,6 +166,28 @@ async def test_a_29_february_birthday_is_greeted_in_the_users_morning_every_year
     assert [r for r in await rows(db) if r.status == "pending"] == []
 
 
+async def test_a_birthday_greeting_moved_east_past_its_hour_is_sent_on_the_day_there(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana's greeting waits for 10:00 on 24 November in Los Angeles. On the evening of the 23rd there she lands in
+    Tokyo, where it is already noon on her birthday, and sets her time zone: she is greeted that day, not at 03:00
+    on the 25th as a belated birthday, and at 10:00 in Tokyo the years after."""
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    user = await ana(db, tz="America/Los_Angeles")
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    assert await reminders.set_birthday(user, 11, 24) == datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+
+    clock.now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 19:00 on the 23rd in Los Angeles, noon in Tokyo
+    await reminders.set_timezone(user, "Asia/Tokyo")
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, clock).tick() == {"sent": 1}
+    assert "birthday today" in llm.last_prompt_text()
+    assert notifier.sent[0][2] == "Happy birthday, Ana! 🎂"
+    pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
+    assert pending == [datetime(2027, 11, 24, 1, 0, tzinfo=UTC)]  # 10:00 in Tokyo
+
+
 async def test_time_zones_and_reminders_are_the_users_own(db: Database) -> None:
     user = await ana(db)
     reminders = ReminderService(db, clock=Clock(NOW))

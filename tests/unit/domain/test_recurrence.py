@@ -158,6 +158,10 @@ def test_a_new_zone_keeps_the_wall_clock_time_unless_it_has_passed_there() -> No
     assert same_wall_clock_in(greeting, UTC_ZONE, LOS_ANGELES, now=utc("2026-05-04 09:00")) == utc("2026-05-04 17:00")
     # 10:00 in Tokyo was an hour ago: the greeting keeps its time rather than being skipped or sent twice.
     assert same_wall_clock_in(greeting, UTC_ZONE, TOKYO, now=utc("2026-05-04 02:00")) == greeting
+    # 10:00 in Los Angeles is 02:00 the next day in Tokyo, where 10:00 has passed: it comes now, on the day there.
+    in_los_angeles = utc("2026-05-04 17:00")
+    now = utc("2026-05-04 05:00")  # 14:00 on 4 May in Tokyo
+    assert same_wall_clock_in(in_los_angeles, LOS_ANGELES, TOKYO, now=now) == now
 
 
 def test_a_repeating_event_moves_to_its_time_of_day_in_a_new_zone_or_to_its_next_time_there() -> None:
