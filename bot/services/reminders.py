@@ -20,6 +20,9 @@ from bot.errors import HearthError
 
 # A birthday greeting goes out at this local hour (in the user's time zone).
 BIRTHDAY_HOUR = 10
+# A birthday greeting this soon after the last one sent would be that birthday's again: 10:00 on one date falls
+# up to 26 hours apart across the world's time zones, so a move west can put it still ahead after the greeting.
+GREETINGS_APART = timedelta(days=2)
 # How long the list of reminders keeps showing one that never reached its user.
 UNDELIVERED_SHOWN_FOR = timedelta(days=7)
 
@@ -139,7 +142,7 @@ class ReminderService:
 
     async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:
         """Remember the birthday and schedule the greeting (yearly, at BIRTHDAY_HOUR local time; 29 February is
-        greeted on the 28th in other years); returns when the next greeting goes out."""
+        greeted on the 28th in other years), never twice in one year; returns when the next greeting goes out."""
         if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
             raise WhenError(f"There is no day {day} in month {month}.")
         now = self.clock()
@@ -147,9 +150,12 @@ class ReminderService:
             preferences = await UserRepository(session).preferences(user_id)
             preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
             tz = ZoneInfo(preferences.timezone)
-            await EventRepository(session).cancel_pending(user_id, "birthday")
+            events = EventRepository(session)
+            await events.cancel_pending(user_id, "birthday")
             at = next_birthday(month, day, now=now, tz=tz, local_hour=BIRTHDAY_HOUR)
-            await EventRepository(session).add(
+            if await events.sent_today(user_id, since=at - GREETINGS_APART, unsolicited_types=("birthday",)):
+                at = next_birthday(month, day, now=at, tz=tz, local_hour=BIRTHDAY_HOUR)  # greeted this year already
+            await events.add(
                 user_id=user_id,
                 guild_id=None,
                 channel_id=None,

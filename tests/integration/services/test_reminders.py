@@ -188,6 +188,31 @@ async def test_a_birthday_greeting_moved_east_past_its_hour_is_sent_on_the_day_t
     assert pending == [datetime(2027, 11, 24, 1, 0, tzinfo=UTC)]  # 10:00 in Tokyo
 
 
+async def test_a_birthday_set_again_after_a_move_west_is_not_greeted_twice_that_year(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana is greeted at 10:00 on her birthday in Tokyo, flies to Los Angeles, where it is still the day before,
+    sets her time zone there and then her birthday again, with her year of birth: 10:00 on her birthday is still
+    ahead in Los Angeles, but she has had this year's greeting. The next one is next year's."""
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    user = await ana(db, tz="Asia/Tokyo")
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    greeting = await reminders.set_birthday(user, 11, 24)
+    assert greeting == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
+    clock.now = greeting
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock)
+    assert await events.tick() == {"sent": 1}
+
+    clock.now = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # 20:00 on the 23rd in Los Angeles
+    await reminders.set_timezone(user, "America/Los_Angeles")
+    assert await reminders.set_birthday(user, 11, 24, 1990) == datetime(2027, 11, 24, 18, 0, tzinfo=UTC)
+    clock.now = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # 10:00 on the 24th in Los Angeles
+    assert await events.tick() == {}
+    assert len(notifier.sent) == 1
+
+
 async def test_time_zones_and_reminders_are_the_users_own(db: Database) -> None:
     user = await ana(db)
     reminders = ReminderService(db, clock=Clock(NOW))
