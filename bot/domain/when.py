@@ -21,6 +21,8 @@ an example, so Hearth never quietly schedules something other than what was mean
   "every week" is on today's weekday, "every month" on today's day of the month; with neither a day nor a time
   ("every day", "every week") the time is now's (to the minute), so the first firing is one period away.
 * "every weekday" ("weekdays", "on weekdays") repeats Monday to Friday, at the time given or now's.
+* Other repetitions ("every 2 days", "every other week", "every hour", "fortnightly") are refused, saying which
+  are kept.
 * Everything must be in the future and at most five years ahead.
 """
 
@@ -90,6 +92,10 @@ _ADVERBS: dict[str, Recurrence] = {
     "daily": "daily", "everyday": "daily", "weekdays": "weekdays", "weekly": "weekly", "monthly": "monthly",
     "yearly": "yearly", "annually": "yearly",
 }  # fmt: skip
+# Repetitions people ask for that Hearth does not keep: refused, saying which it does keep (REPEATS_KEPT).
+_UNKEPT_ADVERBS = ("hourly", "fortnightly", "biweekly")
+_UNKEPT_PERIODS = {"fortnight", *_UNIT_WORDS["second"], *_UNIT_WORDS["minute"], *_UNIT_WORDS["hour"]}
+REPEATS_KEPT = "I can only repeat things every day, week, month or year, like 'every Monday at 8'."
 _ORDINAL_SUFFIXES = ("st", "nd", "rd", "th")
 _TOKEN = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}:\d{2}|-?\d+(?:\.\d+)?|[a-z]+|\S")
 _INTEGER = re.compile(r"\d+")
@@ -271,6 +277,9 @@ class _Parser:
 
     def recurrence_head(self, slots: _Slots) -> bool:
         """ "every day", "daily", "every Monday", "every morning", "every 1 March"; nothing at all is fine too."""
+        if self.accept(*_UNKEPT_ADVERBS):  # "hourly"
+            slots.problem = REPEATS_KEPT
+            return True
         if (adverb := _ADVERBS.get(self.peek())) is not None:
             self.pos += 1
             slots.recurrence = adverb
@@ -291,10 +300,12 @@ class _Parser:
             slots.date = _Weekday(_WEEKDAYS.get(word, _WEEKDAY_PLURALS.get(word, 0)))
         elif word in DAYPART_TIMES:
             slots.recurrence, slots.daypart = "daily", word
-        elif word == "other" or self.duration_part() is not None:
+        elif word == "other" or word in _UNKEPT_PERIODS or self.duration_part() is not None:
             if word == "other":
                 self.pos += 2 if self.peek(1) in _UNITS else 1
-            slots.problem = "I can only repeat things every day, week, month or year, like 'every Monday at 8'."
+            elif word in _UNKEPT_PERIODS:  # "every hour", "every fortnight"
+                self.pos += 1
+            slots.problem = REPEATS_KEPT
             return True
         else:
             calendar_date = self.calendar_date()

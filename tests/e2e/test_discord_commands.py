@@ -278,6 +278,19 @@ async def test_remind_takes_the_time_from_when_alone_whatever_what_says(
     assert await count(db, ScheduledEvent) == 1, "nothing stored for a time that was not understood"
 
 
+async def test_remind_says_which_repeats_it_keeps_when_asked_for_one_it_does_not(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Ana asks for a reminder every hour, then fortnightly: she is told what Hearth can repeat, not only that
+    her words were not understood (she would only try other words for the same thing)."""
+    discord, ana, general = world.discord, world.ana, world.general
+    for when in ("every hour", "fortnightly"):
+        payload, refused = await run(discord, ana, general, "remind", {"when": when, "what": "drink water"})
+        assert discord.is_ephemeral(payload)
+        assert "every day, week, month or year" in refused["content"], refused["content"]
+    assert await count(db, ScheduledEvent) == 0
+
+
 async def test_remind_says_a_time_of_day_was_read_in_utc_until_a_time_zone_is_set(
     world: World, bot: HearthBot, db: Database
 ) -> None:

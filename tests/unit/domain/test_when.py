@@ -314,6 +314,12 @@ def test_daylight_saving_and_calendar_arithmetic(
         ("every month on the 32nd", "No month has a 32nd day."),
         ("every 2 days", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
         ("every other week", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
+        ("every hour", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
+        ("every minute", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
+        ("every fortnight", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
+        ("hourly", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
+        ("fortnightly at 9", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
+        ("biweekly", "I can only repeat things every day, week, month or year, like 'every Monday at 8'."),
     ],
 )
 def test_bad_phrases_say_what_went_wrong(phrase: str, message: str) -> None:
