@@ -72,7 +72,7 @@ class ReminderService:
         now = self.clock()
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)
-            schedule, words = read_reminder(when, what, now=now, tz=ZoneInfo(preferences.timezone))
+            schedule, words = read_reminder(when, what, now=now, tz=zone_or_utc(preferences.timezone))
             events = EventRepository(session)
             if await events.count_pending(user_id, event_type="reminder") >= MAX_PENDING_REMINDERS:
                 raise TooManyReminders(
@@ -149,7 +149,7 @@ class ReminderService:
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)
             preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
-            tz = ZoneInfo(preferences.timezone)
+            tz = zone_or_utc(preferences.timezone)
             events = EventRepository(session)
             await events.cancel_pending(user_id, "birthday")
             at = next_birthday(month, day, now=now, tz=tz, local_hour=BIRTHDAY_HOUR)

@@ -213,6 +213,15 @@ async def test_a_birthday_set_again_after_a_move_west_is_not_greeted_twice_that_
     assert len(notifier.sent) == 1
 
 
+async def test_a_stored_zone_this_system_does_not_know_reads_times_in_utc(db: Database) -> None:
+    # Set on a machine whose zone data is newer than this one's (processes sharing one database).
+    user = await ana(db, tz="America/Nowhere_New")
+    reminders = ReminderService(db, clock=Clock(NOW))
+    morning = await reminders.remind(user, "tomorrow at 9", "dentist", guild_id=None, channel_id=None)
+    assert morning.at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert await reminders.set_birthday(user, 12, 1) == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
 async def test_time_zones_and_reminders_are_the_users_own(db: Database) -> None:
     user = await ana(db)
     reminders = ReminderService(db, clock=Clock(NOW))
