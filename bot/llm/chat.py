@@ -78,13 +78,14 @@ async def fitting_the_window(ask: Callable[[int], Awaitable[_T]], tokens: int, *
 
 
 class ImageRefused(RequestRefused):
-    """The endpoint refused (HTTP 400) a request that carried images: most likely ``models[0]`` cannot see them
-    (a text-only model), or cannot fetch them. See bot/llm/vision.py."""
+    """The endpoint refused (HTTP 400) a request that carried images: most likely ``models[-1]``, the model that
+    refused, cannot see them (a text-only model), or cannot fetch them; the models before it, if any, failed before
+    it was asked (bot/llm/fallback.py). See bot/llm/vision.py."""
 
 
 class ImageContentRefused(ImageRefused, ContentRefused):
     """The endpoint refused (HTTP 400) a request that carried images for what it holds (a content filter): the
-    images may be what was refused, and it says nothing of whether ``models[0]`` can see them."""
+    images may be what was refused, and it says nothing of whether ``models[-1]`` can see them."""
 
 
 @dataclass(frozen=True, slots=True)

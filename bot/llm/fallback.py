@@ -82,8 +82,11 @@ class FallbackChatModel:
                 completion = await model.generate(
                     messages, dataclasses.replace(options, model=name), watch if on_text is not None else None
                 )
-            except ImageRefused:  # not down: answered without the images, by the caller (bot/llm/vision.py)
-                raise
+            except ImageRefused as exc:  # not down: answered without the images, by the caller (bot/llm/vision.py)
+                if not failed:
+                    raise
+                # Standing in for models that failed: the caller hears of them too, this one last.
+                raise type(exc)(str(exc), faults=[*faults, *exc.faults], models=[*failed, name]) from exc
             except LLMUnavailable as exc:
                 # This request refused, or thought through all its room (a reasoning model): not the model down.
                 if not isinstance(exc, ContentRefused | PromptTooLong | NoRoomToAnswer):

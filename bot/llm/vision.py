@@ -105,7 +105,7 @@ class VisionGate:
                 return completion
             # The model that refused: the one asked for, or a fallback model standing in for it (bot/llm/fallback.py).
             images = [url for message in messages for url in message.images]
-            self.vision.refused(refused.models[0] if refused.models else options.model, str(refused), images)
+            self.vision.refused(refused.models[-1] if refused.models else options.model, str(refused), images)
             return completion
         self.vision.saw(completion.model)
         return completion

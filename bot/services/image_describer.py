@@ -14,7 +14,8 @@ word of it (the second has a reply's room; if that is thought away too, the mess
 down, and the worker asks again after a while, longer each time in a row): a message is claimed by clearing its flag
 before the call, so neither another process nor a restart describes it again, and a call the endpoint refuses (a
 link expired, a model that cannot see) leaves the memory with its ``[image]`` marks. While the model is down (no
-answer within the retry budget), the message is given back, pending again, and the rest wait with it: they are
+answer within the retry budget; a fallback model standing in for it meanwhile may refuse images it cannot see, which
+says nothing of them), the message is given back, pending again, and the rest wait with it: they are
 described once the model answers (at the next poll, or when another image comes). The description the model wrote is
 then written through database faults, for up to ``WRITE_BUDGET_S``.
 Nothing is asked of a model known to be text-only, or while ``LLM_VISION`` is off. What the model does with the
@@ -198,6 +199,15 @@ class ImageDescriber:
             self._thought_away = 0
         return len(pending)
 
+    def _down(self, exc: LLMUnavailable) -> bool:
+        """Whether the model asked for could not answer for being down (errors, timeouts), so that it may describe
+        the images in a while: a fault that is no refusal, from any model tried, or the model asked for not asked
+        at all (resting after it failed, behind the fallback model that refused; bot/llm/fallback.py). A fallback
+        model refusing them says nothing of whether the model asked for can read them."""
+        if not exc.faults or any(fault not in ("refused", "no_room") for fault in exc.faults):
+            return True
+        return bool(exc.models) and self.model not in exc.models
+
     async def describe(self, message_id: int) -> None:
         """Claim one message's images, describe them with one model call (two when the first is thought away) and
         write that into its memory."""
@@ -223,15 +233,15 @@ class ImageDescriber:
                 self.calls += 1
                 completion = await self.chat.generate(describe_request(urls, text), options)
         except LLMUnavailable as exc:
+            if isinstance(exc, ImageRefused) and not isinstance(exc, ContentRefused):
+                self.vision.refused(exc.models[-1] if exc.models else self.model, str(exc), urls)
             no_room = isinstance(exc, NoRoomToAnswer)
-            if no_room or exc.faults[-1:] != ("refused",):  # not refusing: described once it answers, or fits
+            if no_room or self._down(exc):  # not refusing: described once it answers, or fits
                 async with self.database.session() as session:
                     await ConversationRepository(session).release_images(message_id)
                 raise (_ThoughtAway if no_room else _ModelDown)(str(exc)) from exc
             # A link expired, a model that cannot see: asking again would be refused again; the memory keeps "[image]"
             log.warning("could not describe the images of message %s: %s", message_id, exc)
-            if isinstance(exc, ImageRefused) and not isinstance(exc, ContentRefused):
-                self.vision.refused(exc.models[0] if exc.models else self.model, str(exc), urls)
             return
         self.vision.saw(completion.model)
         descriptions = parse_descriptions(completion.text, len(urls))

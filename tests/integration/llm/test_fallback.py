@@ -8,6 +8,7 @@ from bot.container import with_fallbacks
 from bot.domain.prompt import ChatMessage
 from bot.llm.chat import ChatOptions, LLMUnavailable
 from bot.llm.fallback import FallbackChatModel
+from bot.llm.vision import Vision, VisionGate
 from bot.settings import Settings
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Step
 from tests.support.chat import chat_model
@@ -104,6 +105,30 @@ async def test_a_model_that_thought_away_one_answers_room_is_not_put_to_rest(llm
     second = await chain.generate(ASK, ChatOptions(model="a"))
     assert (second.text, second.model, second.fell_back_from) == ("from a", "a", ())
     assert _asked(llm) == ["a", "b", "a"], "the model asked for answers the next request first"
+
+
+async def test_a_text_only_fallback_standing_in_for_a_model_that_is_down_answers_without_the_images(
+    llm: FakeLLM,
+) -> None:
+    """The fallback that cannot see answers without the images, and is the one counted as refusing them: the model
+    asked for, only down for a while, is sent images again once it is back."""
+    llm.text_only_models.add("b")  # answers 400 to any request with an image
+    now = [1000.0]
+    vision = Vision(enabled=True)
+    gate = VisionGate(FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["b"], clock=lambda: now[0]), vision)
+    for name in ("cat.png", "dog.png"):
+        llm.default = _by_model({"a": Fail(503), "b": Reply("from b")})  # "a" down each time it is asked
+        photo = ChatMessage("user", "look", images=(f"https://cdn.discordapp.com/attachments/1/2/{name}",))
+        answer = await gate.generate([photo], ChatOptions(model="a"))
+        assert (answer.text, answer.model) == ("from b", "b")
+        assert llm.chat_requests[-1].images == []
+        now[0] += 61  # "a" out of its rest
+
+    llm.default = Reply("from a")
+    photo = ChatMessage("user", "look", images=("https://cdn.discordapp.com/attachments/1/2/bird.png",))
+    assert (await gate.generate([photo], ChatOptions(model="a"))).model == "a"
+    assert llm.chat_requests[-1].images == ["https://cdn.discordapp.com/attachments/1/2/bird.png"]
+    assert vision.sees("a") and not vision.sees("b")
 
 
 async def test_when_every_model_fails_the_error_names_them_all(llm: FakeLLM) -> None:

@@ -18,6 +18,7 @@ from bot.domain.memory_text import with_images
 from bot.domain.prompt import ChatMessage
 from bot.domain.recall import RecallScope
 from bot.llm.chat import ChatOptions
+from bot.llm.fallback import FallbackChatModel
 from bot.llm.vision import Vision, VisionGate
 from bot.services.image_describer import ImageDescriber
 from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
@@ -197,6 +198,36 @@ async def test_images_the_endpoint_refuses_to_describe_are_not_asked_about_again
     await describer.flush()
     assert len(llm.description_requests) == 1
     assert await _remembered(db, message_id) == ["look at this\n[image]"]
+
+
+async def test_images_a_text_only_fallback_refuses_while_the_model_is_down_are_described_once_it_answers(
+    db: Database, llm: FakeLLM
+) -> None:
+    """The fallback model that stands in for the model asked for while it is down cannot see: its refusal says
+    nothing of the images, which the model asked for describes once it is back, as after an outage without a
+    fallback. Only the fallback is counted as refusing images."""
+    message_id = await _message_with_an_image(db, "seat.png")
+    llm.image_descriptions["seat.png"] = "a ginger cat asleep on a keyboard"
+    llm.text_only_models.add("local-model")  # answers 400 to any request with an image
+    now = [1000.0]
+    chain = FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["local-model"], clock=lambda: now[0])
+    vision = Vision(enabled=True)
+    describer = ImageDescriber(db, chain, vision, model="fake-model")
+
+    llm.description_faults = [Fail(503)] * 50  # down for longer than the retry budget
+    await describer.flush()
+    assert [request.body["model"] for request in llm.description_requests][-2:] == ["fake-model", "local-model"]
+    assert await _remembered(db, message_id) == ["look at this\n[image]"]
+
+    llm.description_faults = []  # back, but resting: the fallback is asked first, and refuses again
+    asked = len(llm.description_requests)
+    await describer.flush()
+    assert [request.body["model"] for request in llm.description_requests][asked:] == ["local-model"]
+
+    now[0] += 61  # its rest over, the model asked for is asked first again
+    await describer.flush()
+    assert await _remembered(db, message_id) == ["look at this\n[image: a ginger cat asleep on a keyboard]"]
+    assert vision.sees("fake-model")
 
 
 # A reasoning model's answer when its thinking took all its max_tokens before a word of the descriptions.
