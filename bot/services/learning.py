@@ -470,9 +470,13 @@ class Learner:
             try:
                 completion = await self.chat.generate(messages, options)
             except ContentRefused as exc:
+                if _down(exc):  # a fallback's filter, while the model asked for was down: that one may read it
+                    raise
                 log.warning("skipping a learning batch of %d lines: refused for its content (%s)", len(lines), exc)
                 return None, calls
             except NoRoomToAnswer as exc:  # not down: it thought through all its room before answering
+                if attempt == 2 and _down(exc):  # a fallback's, while the model asked for was down: read again later
+                    raise
                 if attempt == 2:  # read again, the batch would fail so at each new message and hold up the next ones
                     log.warning(
                         "skipping a learning batch of %d lines: no answer even with more room (%s)", len(lines), exc

@@ -490,6 +490,50 @@ async def test_a_batch_read_while_the_model_is_down_and_its_fallback_refuses_is_
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
 
 
+@pytest.mark.parametrize("fallback", ["thinks_away", "content_filter"])
+async def test_a_batch_the_fallback_cannot_read_while_the_model_is_down_is_read_again_when_quiet(
+    db: Database, llm: FakeLLM, fallback: str
+) -> None:
+    """A fallback model that thinks through all its room on the batch (a slow local reasoning model, longer at it
+    than the model asked for rests), or whose filter refuses it, says nothing of the model that was down: once that
+    one is back, the batch is read, not skipped with everything it taught."""
+    model = ScriptedModel(llm)
+    down = True
+    rest_clock = [1000.0]
+
+    def answer(body: dict[str, Any]) -> Step:
+        if "response_format" in body and body["model"] == "local-model":
+            if fallback == "content_filter":
+                return Fail(400, message=FILTERED, code="content_filter")
+            rest_clock[0] += 61  # its thinking outlasts the rest of the model asked for
+            return Reply("", reasoning=THINKING, finish_reason="length")
+        if "response_format" in body and down:
+            return Fail(503)
+        return model(body)
+
+    now = [0.0]
+    chain = FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["local-model"], clock=lambda: rest_clock[0])
+    service, learner = await setup(db, llm, batch_messages=100, model=chain, monotonic=lambda: now[0])
+    await service.handle(message("I'm a nurse in Berlin", at=NOW), RecordingReply())
+    llm.default = answer
+    learner.start()
+    try:
+        now[0] += learner.config.idle.total_seconds()
+        assert learner.enqueue_idle() == 1  # quiet: its batch is read, while the model is down
+        await learner.flush()
+
+        down = False
+        rest_clock[0] += 61
+        model.answers = [extraction(facts=[fact("works as a nurse", "work")])]
+        now[0] += learner.config.idle.total_seconds()
+        assert learner.enqueue_idle() == 1  # still quiet: read again
+        await learner.flush()
+    finally:
+        await learner.stop()
+    async with db.session() as session:
+        assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
+
+
 async def test_a_batch_every_model_refuses_waits_for_new_messages_rather_than_being_asked_again_when_quiet(
     db: Database, llm: FakeLLM
 ) -> None:
