@@ -95,6 +95,8 @@ class ChatOptions:
     max_tokens: int = 600
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    # The setting that gave ``max_tokens``, named in the log when the model runs out of them.
+    room_setting: str = "LLM_MAX_TOKENS for replies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,20 +344,21 @@ class OpenAIChatModel:
             if finish == "length":  # the same room again would end the same way: no retry makes an answer
                 raise NoRoomToAnswer(
                     f"the model used all its max_tokens ({options.max_tokens}) before it began to answer (a reasoning"
-                    " model's thinking counts in them): give it more (LLM_MAX_TOKENS for replies)",
+                    f" model's thinking counts in them): give it more ({options.room_setting})",
                     models=[options.model],
                 )
             if thought:  # all thinking: some servers say "stop" when it took every token; the same room ends the same
                 raise NoRoomToAnswer(
                     f"the model wrote only its thinking and no answer (finish_reason {finish}; its thinking may have"
-                    f" used all its max_tokens, {options.max_tokens}): give it more (LLM_MAX_TOKENS for replies)",
+                    f" used all its max_tokens, {options.max_tokens}): give it more ({options.room_setting})",
                     models=[options.model],
                 )
             raise _Retryable("empty answer", kind="empty")
         if finish == "length":
             log.warning(
                 "the model used all its max_tokens (%d) and its answer was cut short (a reasoning model's thinking"
-                " counts in them): give it more (LLM_MAX_TOKENS for replies)",
+                " counts in them): give it more (%s)",
                 options.max_tokens,
+                options.room_setting,
             )
         return text, usage, finish

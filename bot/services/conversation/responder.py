@@ -334,10 +334,12 @@ class Responder:
                 return chosen
             return persona.config[key] if persona.config.get(key) is not None else default
 
+        own_room = persona.config.get("max_tokens") is not None  # the persona's, not LLM_MAX_TOKENS: the one to raise
         return ChatOptions(
             model=str(pick(settings.model, "model", config.model)),
             temperature=float(pick(settings.temperature, "temperature", config.temperature)),
             max_tokens=int(pick(None, "max_tokens", config.max_tokens)),
             extra_headers=config.extra_headers,
             extra_body=config.extra_body,
+            room_setting=f"max_tokens in the config of persona {persona.name}" if own_room else "LLM_MAX_TOKENS",
         )

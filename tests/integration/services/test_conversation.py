@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from bot.db.engine import Database
-from bot.db.models import Conversation, Message
+from bot.db.models import Conversation, Message, Persona
 from bot.domain.guild_settings import InvalidSetting
 from bot.services.conversation import RESTING, ConversationService
 from bot.services.directory import Directory
 from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
-from bot.services.personas import FALLBACK_APOLOGY
+from bot.services.personas import FALLBACK_APOLOGY, PersonaService
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
 
@@ -292,6 +292,30 @@ async def test_an_answer_that_is_all_thinking_is_apologised_for_at_once_and_the_
     assert len(llm.chat_requests) == 1
     assert len([record for record in caplog.records if "LLM_MAX_TOKENS" in record.getMessage()]) == 1
     assert [m.content for m in await stored(db)] == ["how do I bake bread?"]
+
+
+@pytest.mark.parametrize(
+    "end",
+    [Reply("First, preheat the oven. Then", finish_reason="length"), Reply("", reasoning="Bread. " * 40)],
+    ids=["cut", "all-thinking"],
+)
+async def test_a_reply_out_of_the_personas_own_max_tokens_is_logged_with_that_setting_to_raise(
+    db: Database, llm: FakeLLM, service: ConversationService, caplog: pytest.LogCaptureFixture, end: Reply
+) -> None:
+    """A persona that sets its own max_tokens gives its replies that room, whatever LLM_MAX_TOKENS says: raising
+    LLM_MAX_TOKENS, as the log said, changed nothing."""
+    caplog.set_level(logging.WARNING)
+    persona = await PersonaService(db).ensure_default()
+    async with db.session() as session:
+        await session.execute(
+            update(Persona).where(Persona.id == persona.id).values(config={**persona.config, "max_tokens": 300})
+        )
+    llm.script(end)
+    await service.handle(message("how do I bake bread?"), RecordingReply())
+
+    assert [request.body["max_tokens"] for request in llm.chat_requests] == [300]
+    advice = [record.getMessage() for record in caplog.records if "give it more" in record.getMessage()]
+    assert len(advice) == 1 and f"persona {persona.name}" in advice[0] and "LLM_MAX_TOKENS" not in advice[0]
 
 
 async def test_a_database_error_after_the_model_answered_still_delivers(
