@@ -273,6 +273,33 @@ async def test_a_notice_discord_refuses_ends_the_turn_quietly_and_is_counted(
     assert said.levelno in (logging.INFO, logging.WARNING)
 
 
+async def test_a_notice_to_a_message_deleted_at_once_ends_the_turn_quietly_and_forgets_the_message(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Hearth is resting, and would say so to Ana; but a moderation bot deleted her message the moment it was
+    posted, so Discord refuses a reply to it (400, unknown message_reference). That is no fault: nothing is logged
+    as one, the turn is counted as deleted, and her deleted message is not kept."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    async with running_bot(discord, db, llm, metrics_port=0) as bot:
+        bot.services.conversation.rest(True)
+        posted = discord.message_payload(general, ana, f"{discord.bot.mention} hello!")
+        await discord.user_deletes(posted, announced=False)  # deleted on Discord before Hearth hears of either
+        await discord.dispatch("MESSAGE_CREATE", posted)
+        samples = await scraped_when(bot, lambda s: sample(s, "hearth_replies_total", outcome="deleted") == 1)
+    assert discord.sent_messages(general) == []
+    assert sample(samples, "hearth_replies_total", outcome="skipped") is None
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]  # not the fake servers' own
+    assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info]
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "user"))).all()
+    assert list(kept) == [], "the deleted message is not kept"
+
+
 async def test_healthz_is_503_until_the_gateway_is_ready_then_200(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:

@@ -130,9 +130,16 @@ async def send_notice(
 ) -> TurnOutcome:
     """Say ``text``, a notice of Hearth's own (it is resting, the quota is spent, a fault cost the reply), ending
     the turn with ``status``; Discord refusing it ends the turn as :func:`refused` says, the turn's messages
-    already settled."""
+    already settled. The message answered deleted meanwhile (a moderation bot deletes some at once) ends it as
+    ``withdrawn``, the caller forgetting that message; a reply begun and deleted meanwhile, as ``removed``."""
     try:
         sent = await send_safely(target, [text], incoming)
     except ReplyRefused as refusal:
         return refused(refusal, incoming, answered_messages=answered_messages)
+    except AnswerWithdrawn as withdrawn:
+        log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
+        return TurnOutcome("withdrawn", answered_messages=answered_messages)
+    except ReplyRemoved as removed:
+        log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
+        return TurnOutcome("removed", answered_messages=answered_messages)
     return TurnOutcome(status, reply=text, sent_ids=sent, answered_messages=answered_messages)

@@ -138,7 +138,10 @@ class ConversationService:
                 await self.store.settle_quietly([stored])
                 if notice is None:
                     return TurnOutcome("held")
-                return await send_notice(target, notice, incoming, "held")
+                outcome = await send_notice(target, notice, incoming, "held")
+                if outcome.status == "withdrawn":  # deleted as it came (a moderation bot): not kept either
+                    await self.store.withdraw([stored], incoming.message_id)
+                return outcome
 
             settings = decision.settings
             if decision.in_cast:
@@ -164,7 +167,10 @@ class ConversationService:
                     log.exception("database fault while answering in channel %s", channel)
                     await self.store.settle_quietly(batch)
                     apology = decision.persona.apology
-                    return await send_notice(target, apology, incoming, "apologised", answered_messages=len(batch))
+                    outcome = await send_notice(target, apology, incoming, "apologised", answered_messages=len(batch))
+                    if outcome.status == "withdrawn":
+                        await self.store.withdraw(batch, incoming.message_id)
+                    return outcome
         finally:
             preparing()
             query.close()
