@@ -5,6 +5,7 @@ They are dynamic items: what a press needs is in the custom_id (``hearth:reply:<
 on, so the buttons keep working after a restart, with no view held in memory.
 """
 
+import contextlib
 import logging
 import re
 from contextlib import AbstractAsyncContextManager
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, UNKNOWN_MESSAGE, edited, only_a_glimpse, typing_in
+from bot.discord.render import MODEL_MENTIONS, UNKNOWN_MESSAGE, edited, only_a_glimpse, typing_in, unless_refused
+from bot.discord.tree import tell
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.services.conversation.branches import Branches, BranchOutcome
-from bot.services.incoming import ReplyRemoved
+from bot.services.incoming import ReplyForbidden, ReplyRefused, ReplyRemoved
 
 if TYPE_CHECKING:
     from bot.discord.client import HearthBot
@@ -32,8 +34,20 @@ REFUSALS = {
     "over_quota": "I've reached this server's daily limit, so I can't come up with another answer until tomorrow"
     " (00:00 UTC).",
     "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
-    "removed": "That reply was deleted while I was writing another answer, so I've left it deleted.",
+    "removed": "That reply was deleted meanwhile, so I've left it deleted.",
+    "no_sending": "I'm not allowed to send messages here any more, and that answer needs more messages than this"
+    " reply has, so the answer shown stays.",
+    "hidden": "I can't see this channel any more, so I can't change this reply: the answer shown stays.",
+    "dms_closed": "Your DMs are closed to me, and that answer needs more messages than this reply has, so the answer"
+    " shown stays.",
 }
+
+
+def _refused(refusal: ReplyRefused) -> str:
+    """What the person who pressed is told when Discord will not show the answer they chose."""
+    if not isinstance(refusal, ReplyForbidden):
+        return REFUSALS["dms_closed"]
+    return REFUSALS["hidden"] if refusal.permission == "View Channel" else REFUSALS["no_sending"]
 
 
 def shown_text(text: str) -> str:
@@ -65,7 +79,13 @@ async def _shown_whole(message: discord.Message, outcome: BranchOutcome, branche
     """Show ``outcome``'s answer in place of the reply whose buttons are on ``message``: a piece in each of its
     messages, edited in order, the pieces past them posted after, the buttons on the last piece alone; then the
     messages it no longer needs are deleted, once the reply is known by the ones that show it now (deleting a
-    reply's message forgets the reply)."""
+    reply's message forgets the reply). Discord refusing a message or an edit raises :class:`ReplyRefused` (see
+    :func:`unless_refused`), a message of it deleted meanwhile :class:`ReplyRemoved`."""
+    with unless_refused(message.channel):
+        await _edited_whole(message, outcome, branches)
+
+
+async def _edited_whole(message: discord.Message, outcome: BranchOutcome, branches: Branches) -> None:
     pieces, parts = split_message(outcome.text), _parts(message, outcome)
     view = reply_view(outcome.position, outcome.count)
     shown: list[int] = []
@@ -101,7 +121,8 @@ class _EditedReply:
         return self
 
     async def preview(self, text: str) -> None:
-        with only_a_glimpse(self.message.channel):  # the answer is shown whole once written, whatever this costs
+        # The answer is shown whole once written, whatever an outage costs here; a refusal ends it.
+        with unless_refused(self.message.channel), only_a_glimpse(self.message.channel):
             self.message = await edited(self.message, content=shown_text(text))
 
     async def send(self, pieces: Any, *, regenerable: bool = False) -> list[int]:
@@ -139,6 +160,25 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         if message is None:
             return
         branches: Branches = cast("HearthBot", interaction.client).services.conversation.branches
+        try:
+            await self._press(interaction, message, branches)
+        except ReplyRemoved as removed:  # a moderator took (a part of) the reply down meanwhile
+            log.info("stopped changing a reply: %s", removed)
+            await tell(interaction, REFUSALS["removed"])
+        except ReplyRefused as refusal:  # a permission taken away, or the person's DMs closed: not a fault
+            if isinstance(refusal, ReplyForbidden):
+                log.warning(
+                    "could not change reply %s: Discord refused it, Hearth lacking the %s permission in channel %s: %s",
+                    message.id,
+                    refusal.permission,
+                    message.channel.id,
+                    refusal,
+                )
+            else:
+                log.info("could not change reply %s in channel %s: %s", message.id, message.channel.id, refusal)
+            await tell(interaction, _refused(refusal))
+
+    async def _press(self, interaction: discord.Interaction, message: discord.Message, branches: Branches) -> None:
         if self.action == "regen":
             refusal = await branches.check(message.id, interaction.user.id)
             if refusal.status != "shown":
@@ -147,20 +187,13 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             await interaction.response.defer()  # the model takes longer than Discord waits for an answer
             channel = message.channel
             parent = channel.parent_id if isinstance(channel, discord.Thread) else None
-            try:
-                outcome = await branches.regenerate(
-                    message.id, interaction.user.id, _EditedReply(_parts(message, refusal)[0]), parent_channel_id=parent
-                )
-                await self._show(interaction, message, outcome, branches, deferred=True)
-            except ReplyRemoved as removed:  # a moderator took the reply down as the new answer streamed into it
-                log.info("stopped regenerating: %s", removed)
-                await interaction.followup.send(REFUSALS["removed"], ephemeral=True)
+            outcome = await branches.regenerate(
+                message.id, interaction.user.id, _EditedReply(_parts(message, refusal)[0]), parent_channel_id=parent
+            )
+            await self._show(interaction, message, outcome, branches, deferred=True)
         else:
             outcome = await branches.step(message.id, interaction.user.id, -1 if self.action == "prev" else 1)
-            try:
-                await self._show(interaction, message, outcome, branches, deferred=False)
-            except ReplyRemoved as removed:  # a moderator took a part of the reply down meanwhile
-                log.info("stopped showing another answer: %s", removed)
+            await self._show(interaction, message, outcome, branches, deferred=False)
 
     @staticmethod
     async def _show(
@@ -174,11 +207,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         if outcome.status == "failed":  # the new answer may have begun to stream in: the one before comes back
             await _shown_whole(message, outcome, branches)
         if outcome.status != "shown":
-            said = REFUSALS[outcome.status]
-            if deferred:
-                await interaction.followup.send(said, ephemeral=True)
-            else:
-                await interaction.response.send_message(said, ephemeral=True)
+            await tell(interaction, REFUSALS[outcome.status])
             return
         if not deferred and len(outcome.parts) <= 1 and len(split_message(outcome.text)) == 1:  # one message
             content, view = outcome.text, reply_view(outcome.position, outcome.count)
@@ -186,4 +215,11 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             return
         if not deferred:
             await interaction.response.defer()
-        await _shown_whole(message, outcome, branches)
+        try:
+            await _shown_whole(message, outcome, branches)
+        except ReplyRefused:  # Discord still shows the answer before (part of the new one, at most): it stays
+            before = await branches.put_back(message.id, interaction.user.id, outcome)
+            if before.status == "shown":
+                with contextlib.suppress(ReplyRefused, ReplyRemoved):  # where nothing could be edited, nothing was
+                    await _shown_whole(message, before, branches)
+            raise

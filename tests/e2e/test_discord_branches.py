@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import discord as discordpy
 import pytest
 from sqlalchemy import select
 
@@ -14,7 +16,7 @@ from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
 from bot.services.incoming import Place
-from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import conversation_service, eventually, message
@@ -405,3 +407,72 @@ async def test_another_answer_is_to_the_message_the_reply_answered_not_to_one_ap
     assert shown["content"] == "Porto, in autumn."
     first, again = llm.reply_requests[-2:]
     assert again.body["messages"][1:] == first.body["messages"][1:], "the same turn, as the first answer saw it"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [("send_messages", "no_sending"), ("view_channel", "hidden"), ("dms closed", "dms_closed")],
+    ids=["Send Messages taken away", "View Channel taken away", "DMs closed"],
+)
+async def test_an_answer_discord_will_not_show_leaves_the_one_shown_and_says_why(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    refusal: str,
+    said: str,
+) -> None:
+    """A moderator takes Send Messages away (Hearth may still edit its messages, not post more), or hides the
+    channel from Hearth (View Channel: it may not even edit them), or Ana closes her DMs to it, a moment before she
+    presses ◀ or 🔄 for an answer that needs more messages than the reply has: Discord refuses to show it. She is
+    told privately why; the reply shows, whole and with its buttons, the answer it showed, and the conversation
+    goes on from that one; an answer written meanwhile is kept among the others, where Discord let it be written."""
+    discord, ana, _, guild = world
+    channel = discord.dm_channel(ana) if refusal == "dms closed" else guild.channel("general")
+    long = " ".join(f"Part {i} of the lighthouse keeper's story." for i in range(80))
+    longer = " ".join(f"Part {i} of the story of Miso the cat, told at length." for i in range(60))
+    assert 2000 < len(long) <= 4000 and 2000 < len(longer) <= 4000
+    llm.script(Reply(long, chunk_size=500), Reply("A short story."), Reply(longer, chunk_size=500))
+
+    await answered_with_its_button(discord, db, channel, ana, "tell me a story")
+    [_, last] = discord.sent_messages(channel)
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, last, "hearth:reply:regen"))
+    await eventually(lambda: [m["content"] for m in discord.sent_messages(channel)] == ["A short story."])
+    [short] = discord.sent_messages(channel)
+    await eventually(lambda: buttons(discord.messages[int(short["id"])]) == ["◀", "2/2", "▶", "🔄"])
+    await stored_as_shown_in(db, short)
+    if refusal == "dms closed":
+        discord.close_dms(ana)
+    else:
+        taken_away = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+        setattr(taken_away, refusal, False)
+        discord.set_everyone_permissions(guild, taken_away.value)  # not told to Hearth yet
+
+    async def pressed_and_told(action: str) -> None:
+        payload = discord.component_payload(ana, short, f"hearth:reply:{action}")
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        await eventually(lambda: discord.followups_of(payload))
+        [told] = discord.followups_of(payload)
+        assert told["content"] == REFUSALS[said] and told["flags"] & 64, "said privately"
+
+    async def shown_and_kept() -> list[str]:
+        [still] = discord.sent_messages(channel)
+        assert still["id"] == short["id"] and still["content"] == "A short story."
+        async with db.session() as session:
+            kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+            answers = (
+                await session.scalars(select(ReplyAlternative.content).order_by(ReplyAlternative.position))
+            ).all()
+        assert list(kept) == ["A short story."], "the conversation goes on from the answer shown"
+        assert answers[:2] == [long, "A short story."]
+        return buttons(still)
+
+    await pressed_and_told("prev")
+    assert await shown_and_kept() == ["◀", "2/2", "▶", "🔄"]
+
+    await pressed_and_told("regen")
+    written = refusal != "view_channel"  # in a hidden channel its first glimpse is refused, and it stops there
+    assert await shown_and_kept() == ["◀", "2/3" if written else "2/2", "▶", "🔄"]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info], "no fault of Hearth's"

@@ -914,6 +914,30 @@ async def test_closed_dms_refuse_the_bot(tools: Tools) -> None:
 
 
 @pytest.mark.asyncio
+async def test_own_messages_are_edited_without_send_messages_but_not_in_a_hidden_channel(tools: Tools) -> None:
+    """Taking Send Messages away stops new messages only: the bot still edits and deletes its own; hiding the
+    channel (no View Channel) refuses those too, as Missing Access."""
+    fd = tools.fd
+    channel = tools.client.get_channel(tools.general)
+    assert isinstance(channel, discord.TextChannel)
+    sent, other = await channel.send("first"), await channel.send("second")
+    fd.set_everyone_permissions(tools.guild, discord.Permissions(view_channel=True).value)
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send("third")
+    assert refused.value.code == 50013
+    await sent.edit(content="first, edited")
+    await other.delete()
+
+    fd.set_everyone_permissions(tools.guild, discord.Permissions(send_messages=True).value)
+    with pytest.raises(discord.Forbidden) as hidden:
+        await sent.edit(content="again")
+    assert hidden.value.code == 50001
+    with pytest.raises(discord.Forbidden):
+        await sent.delete()
+    assert [m["content"] for m in fd.sent_messages(tools.general)] == ["first, edited"]
+
+
+@pytest.mark.asyncio
 async def test_manage_server_is_needed(tools: Tools) -> None:
     fd, general = tools.fd, tools.general
     random = tools.guild.channel("random")

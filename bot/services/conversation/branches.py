@@ -10,7 +10,7 @@ again). The others stay stored as the turn's alternatives.
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -38,13 +38,15 @@ class BranchOutcome:
     ``failed``: the model could not answer; the answer shown before (``text``, ``position`` of ``count``) stays
     the one the conversation goes on from, and is to be shown again where the new one had begun to stream.
     ``parts``: the Discord messages that show the reply, in order (an answer longer than a message takes several),
-    where the answer is to be shown: its pieces in them, as many as it needs (see :meth:`Branches.reshown`)."""
+    where the answer is to be shown: its pieces in them, as many as it needs (see :meth:`Branches.reshown`).
+    ``before``: the position shown before the press, where it showed another (see :meth:`Branches.put_back`)."""
 
     status: BranchStatus
     text: str = ""
     position: int = 1
     count: int = 1
     parts: tuple[int, ...] = ()
+    before: int | None = None
 
 
 class Branches:
@@ -112,7 +114,7 @@ class Branches:
             finally:
                 query.close()
             self.holds.spent(batch[-1].guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
-            return await self._keep(reply, completion)
+            return replace(await self._keep(reply, completion), before=shown)
 
     async def step(self, shown_in: int, requester: int, by: int) -> BranchOutcome:
         """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends)."""
@@ -130,7 +132,15 @@ class Branches:
                 text = await repository.show(reply.message_id, wanted, at=self.clock())
                 await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
             self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
-            return BranchOutcome("shown", text, wanted, count, reply.parts)
+            return BranchOutcome("shown", text, wanted, count, reply.parts, before=shown)
+
+    async def put_back(self, shown_in: int, requester: int, outcome: BranchOutcome) -> BranchOutcome:
+        """Discord would not show ``outcome``, what a press of ``requester`` on ``shown_in`` chose (a permission taken
+        away meanwhile): the answer shown before the press is the one shown, and the one the conversation goes on
+        from, again; a new answer stays kept among the others. Returns it, to be shown again where the other began
+        to be."""
+        before = outcome.position if outcome.before is None else outcome.before
+        return await self.step(shown_in, requester, before - outcome.position)
 
     async def reshown(self, shown_in: int, parts: Sequence[int]) -> None:
         """The reply whose buttons were on the Discord message ``shown_in`` is now shown in ``parts``, in order

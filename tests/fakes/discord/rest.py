@@ -368,6 +368,13 @@ class Rest(Gateway):
         if not guild.permissions_of(self.bot.id) & needed:
             raise ApiError(403, 50013, "Missing Permissions")
 
+    def _refuse_unless_seeing(self, channel: FakeChannel) -> None:
+        """Refuse (403, Missing Access, 50001) an edit or deletion of the bot's own message in a guild's channel it may
+        not see (no View Channel); Send Messages is not needed for those, as on Discord (it only stops new messages)."""
+        guild = self.guilds.get(channel.guild_id or 0)
+        if guild is not None and not guild.permissions_of(self.bot.id) & VIEW:
+            raise ApiError(403, 50001, "Missing Access")
+
     def _typing(self, call: RestCall) -> None:
         self._refuse_unless_sending(self._channel(call.channel_id))
 
@@ -403,7 +410,9 @@ class Rest(Gateway):
         return message
 
     def _edit_message(self, call: RestCall) -> JSON:
+        self._refuse_unless_seeing(self._channel(call.channel_id))
         return self._edit(self._stored(call.params["message_id"]), call.body or {}, call.files)
 
     def _delete_message(self, call: RestCall) -> None:
+        self._refuse_unless_seeing(self._channel(call.channel_id))
         self._delete(self._stored(call.params["message_id"]))
