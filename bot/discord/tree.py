@@ -8,6 +8,7 @@ follow-ups, 15 minutes after it).
 """
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import discord
@@ -62,13 +63,31 @@ async def tell(interaction: discord.Interaction, text: str) -> None:
     await tell_by_dm(interaction, text)
 
 
+def answering(interaction: discord.Interaction) -> str:
+    """What a DM about ``interaction`` says it answers: the command run, else the button pressed, the menu used or
+    the form sent, and on which message (linked, unless only its reader could see it)."""
+    if interaction.command is not None:
+        return f"/{interaction.command.qualified_name}"
+    if interaction.type is discord.InteractionType.modal_submit:
+        used = "The form you sent"
+    elif interaction.type is discord.InteractionType.component:
+        data: Mapping[str, object] = interaction.data or {}
+        button = data.get("component_type") == discord.ComponentType.button.value
+        used = "The button you pressed" if button else "The menu you used"
+    else:
+        return "Your command"
+    message = interaction.message
+    if message is None or message.flags.ephemeral:  # a link to a message only its reader saw leads nowhere
+        return used
+    return f"{used} on {message.jump_url}"
+
+
 async def tell_by_dm(interaction: discord.Interaction, text: str) -> None:
-    """``text`` by DM to whoever ran the interaction, saying which command it answers, once its token has
-    expired; a DM Discord refuses is logged, never raised."""
+    """``text`` by DM to whoever ran the interaction, saying what it answers (see :func:`answering`), once its
+    token has expired; a DM Discord refuses is logged, never raised."""
     user = interaction.user
-    command = f"/{interaction.command.qualified_name}" if interaction.command else "Your command"
     try:
-        await user.send(cut(f"{command}: {text}"), allowed_mentions=discord.AllowedMentions.none())
+        await user.send(cut(f"{answering(interaction)}: {text}"), allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException as exc:
         log.warning(
             "could not tell user %s by DM how interaction %s ended (%s): %s", user.id, interaction.id, exc, text

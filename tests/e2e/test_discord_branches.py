@@ -476,3 +476,22 @@ async def test_an_answer_discord_will_not_show_leaves_the_one_shown_and_says_why
     assert await shown_and_kept() == ["◀", "2/3" if written else "2/2", "▶", "🔄"]
     hearths = [r for r in caplog.records if r.name.startswith("bot.")]
     assert not [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info], "no fault of Hearth's"
+
+
+async def test_a_press_answered_after_its_token_expired_is_told_by_dm_naming_the_reply(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """The model takes longer than Discord keeps a press's token (15 minutes), then fails: Ana is told by DM, and
+    the DM says which of Hearth's replies it is about (a link to it), not of a command she never ran."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."))
+    llm.default = Fail(503)
+    async with running_bot(discord, db, llm, budget_s=1.0):
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+        discord.token_lifetime = 0  # the model's answer comes after the token expired
+        await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, reply, "hearth:reply:regen"))
+        told = await discord.wait_for_message(discord.dm_channel(ana))
+    link = f"https://discord.com/channels/{guild.id}/{general}/{reply['id']}"
+    assert told["content"] == f"The button you pressed on {link}: {REFUSALS['failed']}"
+    assert told["allowed_mentions"]["parse"] == []
