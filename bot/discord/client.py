@@ -179,6 +179,9 @@ class HearthBot(commands.AutoShardedBot):
         self.started_at = time.monotonic()
         self._catching_up: asyncio.Task[None] | None = None  # once per process, at the first ready
         self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
+        # The messages the chat cog took in as they arrived, until the catch-up is done: Discord delivers them before
+        # the bot is ready (as soon as their server has arrived), and one still being answered awaits its reply.
+        self._taken_live: set[int] | None = set()
         self.replying = InFlight()  # the chat cog's handlers of incoming messages
         self.accepting = True  # False once a stop began: new messages are left alone
         self.webhooks = ChannelWebhooks(lambda: self.user)  # what cast characters speak through, in each channel
@@ -208,6 +211,11 @@ class HearthBot(commands.AutoShardedBot):
         else:
             self._hurry.set()
         return self._stopping
+
+    def taken_live(self, message_id: int) -> None:
+        """The chat cog handles message ``message_id`` as it arrived: the catch-up leaves it to it."""
+        if self._taken_live is not None:
+            self._taken_live.add(message_id)
 
     @property
     def stopping(self) -> "asyncio.Task[None] | None":
@@ -298,6 +306,7 @@ class HearthBot(commands.AutoShardedBot):
         log.info("connected as %s (%s) in %d guilds", user, user.id if user else "?", len(self.guilds))
         minutes = self.services.settings.catch_up_minutes
         if "bot.discord.exts.chat" not in self.extensions:  # a bot without conversation answers nothing late
+            self._taken_live = None
             self.caught_up.set()
         elif self._catching_up is None:
             self._catching_up = asyncio.create_task(self._catch_up(timedelta(minutes=minutes)), name="catch-up")
@@ -314,6 +323,7 @@ class HearthBot(commands.AutoShardedBot):
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
         finally:
+            self._taken_live = None  # what arrives from now on was not there for the catch-up to read
             self.caught_up.set()
 
     async def _as_it_is(self, channel: discord.abc.Messageable, message_id: int) -> discord.Message | None:
@@ -399,7 +409,10 @@ class HearthBot(commands.AutoShardedBot):
         deleted while Hearth was stopped (forgotten then, as a deletion seen live is: Discord does not tell a
         stopped bot). With no target where it is not to be answered any more: a thread archived, a channel
         deleted or closed to Hearth, its server left by Hearth or by its author, a DM's author gone from Discord,
-        while it was stopped. ``members``: who is still in which server, as found so far (see :meth:`_left`)."""
+        while it was stopped. ``members``: who is still in which server, as found so far (see :meth:`_left`). None,
+        too, for a message that came as Hearth connected, which the chat cog answers (see :meth:`taken_live`)."""
+        if self._taken_live is not None and incoming.message_id in self._taken_live:
+            return None
         place = incoming.place
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):

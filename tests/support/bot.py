@@ -59,19 +59,25 @@ async def running_bot(
     ready: bool = True,
     sync_commands: bool = True,
     configured_embedder: bool = False,
+    guild_ready_timeout: float = 0.05,
+    model_timeout_s: float = 2.0,
     **overrides: Any,
 ) -> AsyncIterator[HearthBot]:
     """Start HearthBot as ``python -m bot run --sync-commands`` would (without ``sync_commands``: as ``python -m
     bot run``), connected and ready (unless ``ready`` is False: then as soon as it is set up); close it cleanly
     afterwards. The embedder is the tests' shared local one, unless ``configured_embedder``: then the one the
-    settings name (e.g. ``embedding_provider="openai"``: the fake LLM's endpoint)."""
+    settings name (e.g. ``embedding_provider="openai"``: the fake LLM's endpoint). ``guild_ready_timeout``: how long
+    discord.py waits after the last server arrives before it calls the bot ready (2 s unless told: short here);
+    ``model_timeout_s``: how long one model call may take."""
     container = await Container.create(
         bot_settings(db, llm, **overrides),
-        chat_model=chat_model(llm.base_url, budget_s=budget_s),
+        chat_model=chat_model(llm.base_url, budget_s=budget_s, timeout_s=model_timeout_s),
         embedder=None if configured_embedder else await shared_embedder(),
     )
     with discord.patch_discord():
-        bot = HearthBot(container.services(), container, sync_commands=sync_commands, guild_ready_timeout=0.05)
+        bot = HearthBot(
+            container.services(), container, sync_commands=sync_commands, guild_ready_timeout=guild_ready_timeout
+        )
         task = asyncio.create_task(bot.start("fake-token"))
         try:
             if ready:

@@ -99,6 +99,7 @@ class Chat(commands.Cog):
         if not may_send(message.channel):  # no answer could be shown: the model is not asked for one
             log.debug("not answering in channel %s: no permission to send messages there", message.channel.id)
             return
+        self.bot.taken_live(message.id)  # before it is stored: the catch-up must not answer it too
         guild_id = message.guild.id if message.guild else None
         with log_context(
             guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
