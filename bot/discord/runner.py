@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+# What to do about the gateway close codes after which Discord will not take the session back, nor discord.py
+# try again (4014, a privileged intent, is discord.PrivilegedIntentsRequired): at start or after a reconnect.
+REFUSED_SESSIONS = {
+    4004: INVALID_TOKEN,  # the token was reset in the Developer Portal while Hearth ran
+    4011: "Discord requires more shards for this bot's servers than SHARD_COUNT: raise SHARD_COUNT, or unset it and "
+    "SHARD_IDS to take Discord's recommendation",
+}
+
 
 async def run_bot(container: Container, *, sync_commands: bool = False) -> None:
     """Run the bot on ``container``'s services until it stops; ``sync_commands``: publish the commands once set up."""
@@ -48,6 +56,11 @@ async def run_bot(container: Container, *, sync_commands: bool = False) -> None:
             "Discord refused the Message Content intent: enable it under Bot → Privileged Gateway Intents "
             "in the Developer Portal (see README)"
         ) from None
+    except discord.ConnectionClosed as exc:  # a close code Discord means for good (the others are reconnected)
+        said = REFUSED_SESSIONS.get(
+            exc.code, f"Discord closed the gateway connection with code {exc.code} and will not take it back"
+        )
+        raise DiscordRejected(said) from None
     except discord.HTTPException as exc:  # an outage while logging in (the probe before start got through)
         raise DiscordUnavailable(f"Discord answered {exc.status} during start-up: {exc.text}") from None
     except (discord.GatewayNotFound, aiohttp.ClientError) as exc:

@@ -6,7 +6,9 @@ database and the fake LLM is Hearth.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from bot.db.models import Message
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.bot import running_bot
+from tests.support.process import bot_environment
 
 AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
 AWAY = "Sorry, I was away for a bit!"
@@ -81,3 +84,62 @@ async def test_a_message_answered_while_hearth_connects_is_not_answered_again_by
     assert not [r for r in llm.chat_requests if is_catching_up(r.body)], "not taken for a message missed while away"
     assert await stored(db, "user") == [("@Hearth hello? anyone there?", False)]
     assert await stored(db, "assistant") == [("Here I am!", False)]
+
+
+async def resume_refused_for_the_token(discord: FakeDiscord) -> None:
+    """The token was reset in the Developer Portal while Hearth ran: the connection drops, and its RESUME is refused."""
+    discord.refuse_sessions(4004, "Authentication failed.")
+    await discord.drop_connections(4000)
+
+
+async def identify_refused_for_the_intent(discord: FakeDiscord) -> None:
+    """The Message Content intent was turned off in the Developer Portal while Hearth ran: its session is
+    invalidated, and the IDENTIFY that follows refused."""
+    discord.refuse_sessions(4014, "Disallowed intent(s).", resumes=False)
+    await discord.invalidate_sessions()
+
+
+@pytest.mark.parametrize(
+    ("refusal", "says"),
+    [
+        (resume_refused_for_the_token, "Discord rejected DISCORD_TOKEN: copy the bot token again"),
+        (identify_refused_for_the_intent, "enable it under Bot → Privileged Gateway Intents"),
+    ],
+)
+async def test_discord_refusing_the_session_after_a_reconnect_stops_hearth_with_one_line(
+    db: Database,
+    llm: FakeLLM,
+    tmp_path: Path,
+    refusal: Callable[[FakeDiscord], Awaitable[None]],
+    says: str,
+) -> None:
+    """A running Hearth whose gateway session Discord refuses for good (close code 4004: the token; 4014: a
+    privileged intent) cannot go on: it stops with one line saying what to do, and exit status 5 (Discord refused
+    the bot), as at start; never a traceback."""
+    async with FakeDiscord() as discord:
+        log = tmp_path / "bot.log"
+        with log.open("wb") as stderr:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "tests.support.launcher", "run"),
+                cwd=tmp_path,
+                env=bot_environment(discord, db, llm),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            async with asyncio.timeout(60):
+                while "connected as" not in log.read_text(errors="replace"):  # noqa: ASYNC110 (another process)
+                    await asyncio.sleep(0.05)
+            await refusal(discord)
+            async with asyncio.timeout(60):
+                code = await bot.wait()
+        finally:
+            if bot.returncode is None:
+                bot.kill()
+                await bot.wait()
+    written = log.read_text(errors="replace")
+    assert code == 5, written
+    assert "Traceback" not in written, written
+    last = written.strip().splitlines()[-1]
+    assert last.startswith("hearth: ") and says in last, written

@@ -1,5 +1,10 @@
 """The fake Discord's gateway: a websocket that says HELLO, answers IDENTIFY with READY and one GUILD_CREATE per
 guild of the shard, acknowledges heartbeats, lets a client RESUME, and sends the events a test dispatches.
+
+As Discord's does, it can also drop a connection with a close code (:meth:`Gateway.drop_connections`), invalidate
+sessions so that the client must IDENTIFY again (:meth:`Gateway.invalidate_sessions`), and refuse sessions with a
+fatal close code (:meth:`Gateway.refuse_sessions`: 4004 for a token it no longer accepts, 4014 for a privileged
+intent not enabled in the Developer Portal).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Gateway(World):
         self._changed = asyncio.Condition()  # notified whenever the client did something a test may wait for
         self._ready_gate = asyncio.Event()
         self._ready_gate.set()
+        self._refusal: tuple[int, str, bool] | None = None  # close code, reason, whether RESUME is refused too
 
     @property
     def gateway_url(self) -> str:
@@ -122,6 +128,26 @@ class Gateway(World):
         for session in list(self._sessions):
             await session.send(RECONNECT, None)
 
+    async def drop_connections(self, code: int = 4000, reason: str = "Unknown error.") -> None:
+        """Close every gateway connection with ``code`` (4000, an unknown error: the client reconnects and RESUMEs;
+        fatal codes such as 4004 and 4014 it does not)."""
+        for session in list(self._sessions):
+            await session.ws.close(code=code, message=reason.encode())
+
+    async def invalidate_sessions(self) -> None:
+        """Tell every connected client its session is gone and cannot be resumed (op 9, ``d`` false): it must
+        IDENTIFY again, and is then sent a fresh READY and its servers, not what it missed."""
+        for session in list(self._sessions):
+            self._known_sessions.pop(session.session_id, None)
+            session.ready = False
+            await session.send(INVALID_SESSION, False)
+
+    def refuse_sessions(self, code: int, reason: str, *, resumes: bool = True) -> None:
+        """From now on, answer IDENTIFY (and RESUME, unless ``resumes`` is False) by closing the connection with
+        ``code``, as Discord does: 4004 "Authentication failed." for a token it no longer accepts (reset in the
+        Developer Portal), 4014 "Disallowed intent(s)." at IDENTIFY for a privileged intent not enabled there."""
+        self._refusal = (code, reason, resumes)
+
     async def wait_identified(self, timeout: float = 5.0, *, shards: int = 1) -> None:  # noqa: ASYNC109
         """Wait until ``shards`` gateway sessions have identified and received READY and their guilds.
 
@@ -177,6 +203,9 @@ class Gateway(World):
         op, data = frame.get("op"), frame.get("d") or {}
         if op == HEARTBEAT:
             await session.send(ACK, None)
+        elif op in (IDENTIFY, RESUME) and self._refusal is not None and (op == IDENTIFY or self._refusal[2]):
+            code, reason, _ = self._refusal
+            await session.ws.close(code=code, message=reason.encode())
         elif op == IDENTIFY:
             self.identifies.append(data)
             shard = data.get("shard") or (0, 1)
