@@ -73,6 +73,12 @@ class GuildConfigService:
     async def remove_role(self, place: Place, role_id: int) -> GuildSettings:
         return await self._listed(place, "allowed_roles", role_id, on=False, absent="That role is not on the list.")
 
+    async def role_deleted(self, place: Place, role_id: int) -> None:
+        """A role deleted on Discord leaves the list: nobody holds it any more, and Discord offers no deleted role
+        to name in ``/config roles remove``, so it would keep everyone without another listed role unanswered."""
+        if role_id in (await self.show(place)).allowed_roles:
+            await self.remove_role(place, role_id)
+
     async def set_reply_mode(self, place: Place, mode: str) -> GuildSettings:
         return await self._change(place, reply_mode=rules.check_reply_mode(mode))
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import discord
 import pytest
+from sqlalchemy import select
 
 from bot.db.engine import Database
+from bot.db.models import Guild
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -92,6 +94,33 @@ async def test_with_a_role_set_only_its_members_are_answered(world: World, bot: 
     await run(world.discord, world.boss, general, "config roles remove", {"role": world.guild.id})
     assert not await answered(world, llm, general, world.ana, "can I talk?")
     assert await answered(world, llm, general, world.bo, "and me?")
+
+
+async def stored_setting(db: Database, key: str, expected: object) -> None:
+    """Wait until the server's stored ``key`` is ``expected`` (what Hearth does on a Discord event, it does in the
+    background of that event)."""
+    async with asyncio.timeout(5):
+        while True:
+            async with db.reading() as session:
+                if (await session.scalar(select(Guild.settings)) or {}).get(key) == expected:
+                    return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_role_deleted_on_discord_leaves_the_list_instead_of_shutting_everyone_out(
+    world: World, bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Discord offers no deleted role to pick, so ``/config roles remove`` could never take it off again."""
+    general = world.guild.channel("general")
+    await run(world.discord, world.boss, general, "config roles add", {"role": world.friends})
+    assert not await answered(world, llm, general, world.ana, "can I talk?")
+
+    await world.discord.dispatch("GUILD_ROLE_DELETE", world.discord.delete_role(world.guild, world.friends))
+    await stored_setting(db, "allowed_roles", [])
+
+    _, shown = await run(world.discord, world.boss, general, "config show")
+    assert "Only these roles: everyone" in text_of(shown)
+    assert await answered(world, llm, general, world.ana, "and now?")
 
 
 async def test_a_thread_is_quiet_in_a_blocked_channel_and_chatty_in_a_chat_channel(

@@ -278,6 +278,16 @@ class World:
             guild.member_roles.setdefault(member.id, []).append(role_id)
         return role_id
 
+    def delete_role(self, guild: FakeGuild, role_id: int) -> JSON:
+        """Delete one of ``guild``'s roles, as an admin does in the server's settings: its members no longer hold it,
+        and it is no longer offered or resolved in command options. Returns the GUILD_ROLE_DELETE payload Discord
+        sends, for the test to dispatch (``await fd.dispatch("GUILD_ROLE_DELETE", payload)``)."""
+        guild.roles = [role for role in guild.roles if int(role["id"]) != role_id]
+        for held in guild.member_roles.values():
+            if role_id in held:
+                held.remove(role_id)
+        return {"guild_id": str(guild.id), "role_id": str(role_id)}
+
     def add_bot_role(self, guild: FakeGuild) -> int:
         """The role Discord makes for the bot when it joins with permissions: named after it, managed, tagged
         with its id, held by the bot alone. Discord's mention list offers it next to the bot. Returns its id."""

@@ -15,6 +15,7 @@ from bot.discord.people import place_of
 from bot.discord.views import hearth_embed
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings
 from bot.services.guild_config import GuildConfigService
+from bot.services.incoming import Place
 
 OnOff = Literal["on", "off"]
 # Where people talk: text and announcement channels, forums (their posts are threads of the forum) and the chat of
@@ -30,6 +31,11 @@ def _listed(ids: frozenset[int], mention: str) -> str:
     """The first ids as mentions (``mention`` formats one), "…" for the rest; "none" when there are none."""
     text = " ".join(mention.format(i) for i in sorted(ids)[:MAX_MENTIONS_SHOWN])
     return (text + (" …" if len(ids) > MAX_MENTIONS_SHOWN else "")) or "none"
+
+
+def _place_of_guild(guild: discord.Guild) -> Place:
+    """The guild itself, for what Discord tells of it outside any channel."""
+    return Place(channel_id=0, guild_id=guild.id, guild_name=guild.name)
 
 
 def _settings_embed(settings: GuildSettings) -> discord.Embed:
@@ -88,6 +94,12 @@ class Config(commands.Cog):
 
     async def _changed(self, interaction: discord.Interaction, settings: GuildSettings, what: str) -> None:
         await interaction.response.send_message(what, embed=_settings_embed(settings), ephemeral=True)
+
+    # -- what changes on Discord -------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_guild_role_delete(self, role: discord.Role) -> None:
+        await self.guild_config.role_deleted(_place_of_guild(role.guild), role.id)
 
     # -- /config ------------------------------------------------------------------------------------
 
