@@ -73,6 +73,15 @@ class GuildConfigService:
     async def remove_role(self, place: Place, role_id: int) -> GuildSettings:
         return await self._listed(place, "allowed_roles", role_id, on=False, absent="That role is not on the list.")
 
+    async def channel_deleted(self, place: Place, channel_id: int) -> None:
+        """A channel deleted on Discord leaves the chat and blocked channels: Discord offers no deleted channel to
+        name in ``/config``, so it would hold one of the server's places for good and show as #deleted-channel."""
+        settings = await self.show(place)
+        lists = {"chat_channels": settings.chat_channels, "blocked_channels": settings.blocked_channels}
+        changes = {key: sorted(listed - {channel_id}) for key, listed in lists.items() if channel_id in listed}
+        if changes:
+            await self._change(place, **changes)
+
     async def role_deleted(self, place: Place, role_id: int) -> None:
         """A role deleted on Discord leaves the list: nobody holds it any more, and Discord offers no deleted role
         to name in ``/config roles remove``, so it would keep everyone without another listed role unanswered."""

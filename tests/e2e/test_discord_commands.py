@@ -767,6 +767,31 @@ async def test_a_server_with_the_most_chat_channels_still_sees_and_changes_its_s
     assert "Chat channels" in text_of(shown) and "…" in text_of(shown)
 
 
+async def test_a_channel_deleted_on_discord_leaves_the_chat_and_blocked_channels(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Discord offers no deleted channel to pick, so ``/config chat-channel remove`` could never free its place."""
+    discord, boss, general = world.discord, world.boss, world.general
+    lore = world.guild.channel("lore")
+    for _ in range(49):  # with lore: the most a server may have
+        await bot.services.guild_config.add_chat_channel(place_of_fake(world), discord.snowflake())
+    await run(discord, boss, general, "config chat-channel add", {"channel": lore})
+    await run(discord, boss, general, "config block-channel", {"channel": lore})
+
+    gone = discord.channels[lore].payload()
+    discord.delete_channel(lore)
+    await discord.dispatch("CHANNEL_DELETE", gone)
+    async with asyncio.timeout(5):  # Hearth hears of it in the background of the event
+        while lore in (await guild_settings(db))["chat_channels"]:  # type: ignore[operator]  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+
+    _, added = await run(discord, boss, general, "config chat-channel add", {"channel": general})
+    _, shown = await run(discord, boss, general, "config show")
+    assert added["content"] == f"I'll answer every message in <#{general}>."
+    assert f"<#{lore}>" not in text_of(shown)
+    assert lore not in (await guild_settings(db)).get("blocked_channels", [])  # type: ignore[operator]
+
+
 async def guild_row(db: Database) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(Guild.id)) or 0)

@@ -98,6 +98,10 @@ class Config(commands.Cog):
     # -- what changes on Discord -------------------------------------------------------------------------
 
     @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        await self.guild_config.channel_deleted(_place_of_guild(channel.guild), channel.id)
+
+    @commands.Cog.listener()
     async def on_guild_role_delete(self, role: discord.Role) -> None:
         await self.guild_config.role_deleted(_place_of_guild(role.guild), role.id)
 
