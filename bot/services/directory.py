@@ -8,6 +8,7 @@ processes on the database, which drop theirs (see bot/services/coordination.py).
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,11 +107,18 @@ class Directory:
         async with self.database.session() as session:
             return await self._guild(session, place)
 
-    async def update_guild_settings(self, place: Place, changes: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``changes`` into the guild's settings (None removes a key) and return the new settings."""
+    async def update_guild_settings(
+        self, place: Place, changes: dict[str, Any] | Callable[[GuildSettings], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Merge ``changes`` into the guild's settings (None removes a key) and return the new settings.
+
+        ``changes`` may be worked out from the settings as stored (a function of them): it is called in the
+        transaction that makes the change, with the guild's row locked, so two changes to one list made at the
+        same moment (here or in another process) both hold."""
         async with self.database.session() as session:
-            view = await self._guild(session, place, fresh=True)
-            settings = await GuildRepository(session).update_settings(view.guild_id, changes)
+            view = await self._guild(session, place, fresh=True)  # the upsert locks the row until the commit
+            wanted = changes(view.typed) if callable(changes) else changes
+            settings = await GuildRepository(session).update_settings(view.guild_id, wanted)
             assert place.guild_id is not None
             await RuntimeRepository(session).announce(Change("guild_settings", place.guild_id))
         self._guilds.pop(place.guild_id, None)

@@ -4,6 +4,7 @@ The rules for each value are in ``bot/domain/guild_settings.py``; this service r
 the :class:`Directory`, which drops its cached copy of the guild's settings on every change.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.domain import guild_settings as rules
@@ -24,32 +25,48 @@ class GuildConfigService:
         return rules.read(view.settings if view else {})
 
     async def _change(self, place: Place, **changes: Any) -> GuildSettings:
+        return await self._edit(place, changes)
+
+    async def _edit(
+        self, place: Place, changes: dict[str, Any] | Callable[[GuildSettings], dict[str, Any]]
+    ) -> GuildSettings:
+        """Store ``changes``; a list is changed as a function of the settings as stored, in the transaction that
+        changes them, so that two admins changing one list at the same moment both see their change kept."""
         if place.guild_id is None:
             raise InvalidSetting("Server settings can only be changed in a server.")
         return rules.read(await self.directory.update_guild_settings(place, changes))
 
     async def add_chat_channel(self, place: Place, channel_id: int) -> GuildSettings:
-        channels = set((await self.show(place)).chat_channels)
-        if channel_id not in channels and len(channels) >= MAX_CHAT_CHANNELS:
-            raise InvalidSetting(f"A server can have at most {MAX_CHAT_CHANNELS} chat channels.")
-        return await self._change(place, chat_channels=sorted(channels | {channel_id}))
+        def add(settings: GuildSettings) -> dict[str, Any]:
+            channels = settings.chat_channels
+            if channel_id not in channels and len(channels) >= MAX_CHAT_CHANNELS:
+                raise InvalidSetting(f"A server can have at most {MAX_CHAT_CHANNELS} chat channels.")
+            return {"chat_channels": sorted(channels | {channel_id})}
+
+        return await self._edit(place, add)
 
     async def remove_chat_channel(self, place: Place, channel_id: int) -> GuildSettings:
-        channels = set((await self.show(place)).chat_channels)
-        if channel_id not in channels:
-            raise InvalidSetting("That channel is not a chat channel.")
-        return await self._change(place, chat_channels=sorted(channels - {channel_id}))
+        def remove(settings: GuildSettings) -> dict[str, Any]:
+            if channel_id not in settings.chat_channels:
+                raise InvalidSetting("That channel is not a chat channel.")
+            return {"chat_channels": sorted(settings.chat_channels - {channel_id})}
+
+        return await self._edit(place, remove)
 
     async def _listed(self, place: Place, key: str, value: int, *, on: bool, absent: str) -> GuildSettings:
         """Add ``value`` to (``on``) or take it from one of the settings' lists of ids."""
-        current: frozenset[int] = getattr(await self.show(place), key)
-        if on:
-            if value not in current and len(current) >= MAX_LISTED:
-                raise InvalidSetting(f"That list is full ({MAX_LISTED}); remove someone first.")
-            return await self._change(place, **{key: sorted(current | {value})})
-        if value not in current:
-            raise InvalidSetting(absent)
-        return await self._change(place, **{key: sorted(current - {value})})
+
+        def change(settings: GuildSettings) -> dict[str, Any]:
+            current: frozenset[int] = getattr(settings, key)
+            if on:
+                if value not in current and len(current) >= MAX_LISTED:
+                    raise InvalidSetting(f"That list is full ({MAX_LISTED}); remove someone first.")
+                return {key: sorted(current | {value})}
+            if value not in current:
+                raise InvalidSetting(absent)
+            return {key: sorted(current - {value})}
+
+        return await self._edit(place, change)
 
     async def block_user(self, place: Place, user_id: int) -> GuildSettings:
         """Hearth neither answers nor learns from this member here (their messages are not stored)."""
@@ -76,17 +93,24 @@ class GuildConfigService:
     async def channel_deleted(self, place: Place, channel_id: int) -> None:
         """A channel deleted on Discord leaves the chat and blocked channels: Discord offers no deleted channel to
         name in ``/config``, so it would hold one of the server's places for good and show as #deleted-channel."""
+
+        def drop(settings: GuildSettings) -> dict[str, Any]:
+            lists = {"chat_channels": settings.chat_channels, "blocked_channels": settings.blocked_channels}
+            return {key: sorted(listed - {channel_id}) for key, listed in lists.items() if channel_id in listed}
+
         settings = await self.show(place)
-        lists = {"chat_channels": settings.chat_channels, "blocked_channels": settings.blocked_channels}
-        changes = {key: sorted(listed - {channel_id}) for key, listed in lists.items() if channel_id in listed}
-        if changes:
-            await self._change(place, **changes)
+        if channel_id in settings.chat_channels | settings.blocked_channels:
+            await self._edit(place, drop)
 
     async def role_deleted(self, place: Place, role_id: int) -> None:
         """A role deleted on Discord leaves the list: nobody holds it any more, and Discord offers no deleted role
         to name in ``/config roles remove``, so it would keep everyone without another listed role unanswered."""
+
+        def drop(settings: GuildSettings) -> dict[str, Any]:
+            return {"allowed_roles": sorted(settings.allowed_roles - {role_id})}
+
         if role_id in (await self.show(place)).allowed_roles:
-            await self.remove_role(place, role_id)
+            await self._edit(place, drop)
 
     async def set_reply_mode(self, place: Place, mode: str) -> GuildSettings:
         return await self._change(place, reply_mode=rules.check_reply_mode(mode))

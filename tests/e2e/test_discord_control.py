@@ -87,6 +87,29 @@ async def test_a_blocked_member_gets_no_reply_and_no_model_call_until_unblocked(
     assert await answered(world, llm, general, world.ana, "back again")
 
 
+async def test_two_members_blocked_at_the_same_moment_both_stay_blocked(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Two moderators at work in a raid: each change is made to the list as it is stored, not as it was read."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    mod = discord_.add_user("mod")
+    guild.members.append(mod)
+    discord_.add_role(guild, "Mods", permissions=discord.Permissions(manage_guild=True).value, members=[mod])
+    await run(discord_, world.boss, general, "config show")
+    blocking = [
+        discord_.command_payload(moderator, channel, "config block-user", {"user": user})
+        for moderator, channel, user in ((world.boss, general, world.ana), (mod, garden, world.bo))
+    ]
+    for payload in blocking:
+        await discord_.dispatch("INTERACTION_CREATE", payload)
+    for payload in blocking:
+        assert "I won't answer or learn from" in (await discord_.wait_for_response(payload))["content"]
+
+    _, shown = await run(discord_, world.boss, general, "config show")
+    assert f"<@{world.ana.id}> <@{world.bo.id}>" in text_of(shown)
+
+
 async def test_with_a_role_set_only_its_members_are_answered(world: World, bot: HearthBot, llm: FakeLLM) -> None:
     general = world.guild.channel("general")
     await run(world.discord, world.boss, general, "config roles add", {"role": world.friends})
