@@ -87,6 +87,28 @@ async def test_a_blocked_member_gets_no_reply_and_no_model_call_until_unblocked(
     assert await answered(world, llm, general, world.ana, "back again")
 
 
+async def test_a_blocked_member_who_left_the_server_can_be_unblocked_and_one_who_left_blocked(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """Discord's user option names people who left too (without their membership): the lists take them."""
+    discord_, general = world.discord, world.guild.channel("general")
+    await run(discord_, world.boss, general, "config block-user", {"user": world.ana})
+    for person in (world.ana, world.bo):
+        world.guild.members.remove(person)
+        await discord_.dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(world.guild.id), "user": person.payload()})
+
+    _, unblocked = await run(discord_, world.boss, general, "config unblock-user", {"user": world.ana})
+    _, blocked = await run(discord_, world.boss, general, "config block-user", {"user": world.bo})
+
+    assert unblocked["content"] == f"<@{world.ana.id}> can talk to me again."
+    assert blocked["content"] == f"I won't answer or learn from <@{world.bo.id}> here."
+    _, shown = await run(discord_, world.boss, general, "config show")
+    assert f"Blocked members: <@{world.bo.id}>\n" in text_of(shown)
+    world.guild.members.append(world.bo)  # back (without the roles they held): still blocked
+    world.guild.member_roles.pop(world.bo.id, None)
+    assert not await answered(world, llm, general, world.bo, "I'm back")
+
+
 async def test_two_members_blocked_at_the_same_moment_both_stay_blocked(
     world: World, bot: HearthBot, db: Database
 ) -> None:

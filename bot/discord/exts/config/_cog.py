@@ -124,15 +124,17 @@ class Config(commands.Cog):
         settings = await self.guild_config.remove_chat_channel(place_of(interaction), channel.id)
         await self._changed(interaction, settings, f"{channel.mention} is no longer a chat channel.")
 
+    # The user options take a discord.User: someone who left the server comes without their membership, and is
+    # still blocked and unblocked here (they may come back).
     @config.command(name="block-user", description="Hearth neither answers nor learns from this member")
     @app_commands.describe(user="The member")
-    async def config_block_user(self, interaction: discord.Interaction, user: discord.Member) -> None:
+    async def config_block_user(self, interaction: discord.Interaction, user: discord.User) -> None:
         settings = await self.guild_config.block_user(place_of(interaction), user.id)
         await self._changed(interaction, settings, f"I won't answer or learn from {user.mention} here.")
 
     @config.command(name="unblock-user", description="Hearth answers this member again")
     @app_commands.describe(user="The member")
-    async def config_unblock_user(self, interaction: discord.Interaction, user: discord.Member) -> None:
+    async def config_unblock_user(self, interaction: discord.Interaction, user: discord.User) -> None:
         settings = await self.guild_config.unblock_user(place_of(interaction), user.id)
         await self._changed(interaction, settings, f"{user.mention} can talk to me again.")
 
