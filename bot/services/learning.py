@@ -406,12 +406,12 @@ class Learner:
         self, messages: Sequence[UnlearnedMessage], allowed: set[int], budget: int
     ) -> list[UnlearnedMessage]:
         """The messages the model is shown, in order (its chat lines, numbered from 1): the newest that fit in
-        ``budget`` tokens, without anyone who opted out."""
+        ``budget`` tokens, without anyone who opted out, nor Hearth's answers to them (which retell them)."""
         shown: list[UnlearnedMessage] = []
         tokens = 0
         count = counter_for(self.config.model)  # the model's tokenizer where one is known (bot/llm/tokens.py)
         for message in reversed(messages):
-            if message.role == "user" and message.user_id not in allowed:
+            if message.user_id not in allowed and (message.role == "user" or message.user_id is not None):
                 continue
             tokens += count(message.content) + 4
             if shown and tokens > budget:

@@ -721,6 +721,41 @@ async def test_someone_who_opts_out_or_is_erased_while_the_model_reads_them_is_n
     assert await learned_about(db, 11) == ({} if change == "optout" else None)
 
 
+async def test_hearths_replies_to_someone_who_opted_out_are_not_shown_to_the_learner(
+    db: Database, llm: FakeLLM
+) -> None:
+    """In a channel where Ana opted out and Ben did not, the learner reads Ben's talk with Hearth, not Hearth's
+    answers to Ana, which retell what she said."""
+    service, learner = await setup(db, llm, batch_messages=4)
+    prompts: list[str] = []
+
+    def model(body: dict[str, Any]) -> Reply:
+        if "response_format" in body:
+            prompts.append("\n".join(str(m["content"]) for m in body["messages"]))
+            return Reply(json.dumps({"facts": []}))
+        said = str(body["messages"][-1]["content"])
+        if "Miso" in said:
+            return Reply("Good luck to Miso at the vet on Friday, Ana!")
+        return Reply("Chess every evening, Ben? Impressive!" if "chess" in said else "Hello, Ana!")
+
+    llm.default = model
+    learner.start()
+    await say(service, learner, "hi there", guild=901, mention=True)
+    async with db.session() as session:
+        ana = await UserRepository(session).get_by_discord_id(11)
+    assert ana is not None
+    await PrivacyService(db, await shared_embedder()).set_learning(ana.id, opted_out=True)
+    service.forget_cached()
+    await say(service, learner, "my cat Miso sees the vet on Friday", guild=901, mention=True)
+    await say(service, learner, "I play chess every evening", guild=901, mention=True, user=12, name="ben")
+    await say(service, learner, "and I drink a lot of tea", guild=901, mention=True, user=12, name="ben")
+    await learner.stop()
+
+    [prompt] = prompts
+    assert "I play chess every evening" in prompt and "Impressive!" in prompt
+    assert "Miso" not in prompt and "hi there" not in prompt and "Hello, Ana" not in prompt
+
+
 async def learned_about(db: Database, discord_id: int) -> dict[str, int] | None:
     """What learning wrote about someone, beyond facts: table → rows (None: the person is not stored)."""
     async with db.session() as session:
