@@ -43,6 +43,10 @@ Action = Literal["new", "same", "changed", "retracted"]
 Temporal = Literal["permanent", "long_term", "short_term"]
 ReferenceKind = Literal["nickname", "inside_joke"]
 
+# What a message forwards comes last, after a line "[forwarded]" (see bot/discord/people.py): someone else's words.
+_FORWARDED = re.compile(r"(?:^|\n)\[forwarded\]\n.*", re.DOTALL)
+_FORWARDED_MARK = "[forwarded a message]"
+
 _FENCE = re.compile(r"\A```(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```\Z", re.S | re.I)
 
 
@@ -258,6 +262,16 @@ class TranscriptLine:
     text: str
 
 
+def own_words(text: str) -> str:
+    """What a chat line says in its speaker's own words: a message they forwarded (Discord's "Forward") is someone
+    else's, perhaps of someone who never talked to Hearth or opted out, so it is told only as forwarded."""
+    found = _FORWARDED.search(text)
+    if found is None:
+        return text
+    own = text[: found.start()]
+    return f"{own}\n{_FORWARDED_MARK}" if own else _FORWARDED_MARK
+
+
 def _instructions(persona_name: str, today: datetime.date) -> str:
     friday = today + datetime.timedelta(days=(4 - today.weekday()) % 7 or 7)  # the example's "on Friday"
     saturday = friday + datetime.timedelta(days=1)
@@ -325,7 +339,8 @@ def extraction_messages(
     shown = known[: max(max_known, 0)]
     facts = [f"[{fact.id}] {fact.speaker} ({fact.type}): {one_line(fact.content, MAX_LINE_CHARS)}" for fact in shown]
     chat = [
-        f"({number}) {persona_name if line.speaker is None else line.speaker}: {one_line(line.text, MAX_LINE_CHARS)}"
+        f"({number}) {persona_name if line.speaker is None else line.speaker}: "
+        + one_line(own_words(line.text), MAX_LINE_CHARS)
         for number, line in enumerate(lines, start=1)
     ]
     user = "Known facts:\n" + ("\n".join(facts) or "(none)") + "\n\nChat:\n" + "\n".join(chat)

@@ -333,3 +333,36 @@ async def test_what_was_learned_from_a_deleted_or_edited_message_is_forgotten(
     await until_facts(db, {})
     prompt = await prompt_answering(discord, llm, general, ana, "and now?", "By a canal.")
     assert "Paris" not in prompt and "I live by a canal" in prompt
+
+
+def learns_whatever_ana_shares(body: dict[str, Any]) -> Step:
+    """The model's learning, as a careless one reads it: whatever a line of Ana's says about getting engaged is
+    taken as hers (replies are scripted by the test)."""
+    prompt = "\n".join(str(m["content"]) for m in body["messages"])
+    facts = [
+        {"speaker": "Ana", "line": int(line), "type": "relationship", "content": "just got engaged to Sam"}
+        for line in re.findall(r"^\((\d+)\) Ana: .*engaged", prompt, re.M)
+    ]
+    return Reply(json.dumps({"facts": facts}))
+
+
+@pytest.mark.parametrize("chatting", [{"learning_batch_messages": 1}], indirect=True)
+async def test_what_someone_forwards_is_not_learned_as_their_own(
+    chatting: Chatting, db: Database, llm: FakeLLM
+) -> None:
+    """Ana forwards Ben's news to Hearth: the learner reads that she forwarded a message, not Ben's words as
+    hers, so his engagement is not learned as a fact about Ana."""
+    discord, ana = chatting.discord, chatting.ana
+    ben = discord.add_user("ben", global_name="Ben")
+    dm = discord.dm_channel(ana)
+    news = discord.message_payload(chatting.general, ben, "I just got engaged to Sam!")
+    llm.default = learns_whatever_ana_shares
+    llm.script(Reply("Oh, how wonderful for Ben!"))
+    await discord.user_message(dm, ana, "", forwarded=news)
+    await answered(discord, dm, "Oh, how wonderful for Ben!")
+    await container_of(chatting.bot).learner.flush()
+
+    async with db.reading() as session:
+        assert (await session.scalars(select(UserFact.fact_content))).all() == []
+    [learning] = [r.prompt_text() for r in llm.chat_requests if "response_format" in r.body]
+    assert "(1) Ana: [forwarded a message]" in learning and "engaged" not in learning

@@ -381,6 +381,17 @@ def test_a_message_cannot_fake_another_speakers_line() -> None:
     assert "\nBo:" not in user
 
 
+def test_what_a_speaker_forwards_is_told_as_forwarded_not_as_their_words() -> None:
+    forwards = [
+        TranscriptLine("Ana", "[forwarded]\nI just got engaged!"),
+        TranscriptLine("Ana", "look at this\n[forwarded]\nI just got engaged!\n[file: ring.heic]"),
+    ]
+    _, user = messages(lines=forwards)
+    assert "\n(1) Ana: [forwarded a message]\n" in user
+    assert user.endswith("\n(2) Ana: look at this [forwarded a message]")
+    assert "engaged" not in user and "ring" not in user
+
+
 def test_very_long_lines_are_cut() -> None:
     _, user = messages(lines=[TranscriptLine("Ana", "word " * 2000)])
     assert len(user) < 1300 and user.endswith("…")
