@@ -262,6 +262,24 @@ class TranscriptLine:
     text: str
 
 
+def speaker_labels(people: Sequence[tuple[int, str]], *, persona_name: str) -> dict[int, str]:
+    """Each person's name in the transcript, one per person (``people``: their id and name, in the order they
+    speak): Discord names are not unique, so a name already taken, in any case, by someone before them or by
+    the persona gets a number ("Alex (2)"), and what the model says of each name is about one person."""
+    taken = {persona_name.casefold()}
+    labels: dict[int, str] = {}
+    for person, name in people:
+        if person in labels:
+            continue
+        label, number = name, 1
+        while label.casefold() in taken:
+            number += 1
+            label = f"{name} ({number})"
+        taken.add(label.casefold())
+        labels[person] = label
+    return labels
+
+
 def own_words(text: str) -> str:
     """What a chat line says in its speaker's own words: a message they forwarded (Discord's "Forward") is someone
     else's, perhaps of someone who never talked to Hearth or opted out, so it is told only as forwarded."""

@@ -51,6 +51,7 @@ from bot.domain.extraction import (
     extraction_messages,
     parse_extraction,
     response_format,
+    speaker_labels,
 )
 from bot.domain.facts import (
     ASSOCIATION_SIMILARITY,
@@ -337,16 +338,20 @@ class Learner:
                 return LearnOutcome("unavailable", messages=len(messages))  # the guild's budget is spent today
             facts = FactRepository(session)
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
-        known = await self._known_facts(usable, messages)
         persona = await self.personas.for_guild(guild_id)
-        names = {
-            m.speaker: m.user_id
-            for m in messages
-            if m.role == "user" and m.user_id is not None and m.user_id in allowed and m.speaker
-        }
+        labels = speaker_labels(
+            [
+                (m.user_id, m.speaker or "Someone")
+                for m in messages
+                if m.role == "user" and m.user_id is not None and m.user_id in allowed
+            ],
+            persona_name=persona.name,
+        )
+        names = {label: user_id for user_id, label in labels.items()}
+        known = await self._known_facts(usable, messages, labels)
 
         try:
-            shown, extraction, calls = await self._read(messages, allowed, known, persona.name, now)
+            shown, extraction, calls = await self._read(messages, allowed, labels, known, persona.name, now)
         except LLMUnavailable as exc:
             log.warning("learning postponed: the model is unavailable (%s)", exc)
             if _down(exc):  # it may answer in a while
@@ -377,6 +382,7 @@ class Learner:
         self,
         messages: Sequence[UnlearnedMessage],
         allowed: set[int],
+        labels: dict[int, str],
         known: dict[int, tuple[StoredFact, str]],
         persona_name: str,
         now: datetime,
@@ -389,9 +395,7 @@ class Learner:
         async def read(budget: int) -> tuple[list[UnlearnedMessage], Extraction | None, int]:
             nonlocal refused
             shown = self._transcript(messages, allowed, budget)
-            lines = [
-                TranscriptLine(None if m.role == "assistant" else (m.speaker or "Someone"), m.content) for m in shown
-            ]
+            lines = [TranscriptLine(_speaker_in(m, labels), m.content) for m in shown]
             try:
                 extraction, calls = await self._extract(lines, known, persona_name, now)
             except PromptTooLong:
@@ -420,12 +424,11 @@ class Learner:
         return list(reversed(shown))
 
     async def _known_facts(
-        self, usable: dict[int, list[StoredFact]], messages: Sequence[UnlearnedMessage]
+        self, usable: dict[int, list[StoredFact]], messages: Sequence[UnlearnedMessage], labels: dict[int, str]
     ) -> dict[int, tuple[StoredFact, str]]:
         """Per speaker, the stored facts usable here that are closest to what the batch is about (fact id →
-        the fact and its speaker's name as the transcript shows it)."""
+        the fact and its speaker's name as the transcript shows it, ``labels``)."""
         batch_text = "\n".join(m.content for m in messages if m.role == "user" and m.user_id in usable)
-        speaker_of = {m.user_id: m.speaker or "Someone" for m in messages if m.role == "user" and m.user_id}
         query: Vectors | None = None
         chosen: dict[int, tuple[StoredFact, str]] = {}
         for user_id, facts in usable.items():
@@ -437,7 +440,7 @@ class Learner:
                 ranked = [f for _, f in sorted(zip(scores, with_vectors, strict=True), key=lambda p: -p[0])]
                 facts = (ranked + [f for f in facts if f.embedding is None])[: self.config.known_facts]
             for fact in facts:
-                chosen[fact.id] = (fact, speaker_of.get(user_id, "Someone"))
+                chosen[fact.id] = (fact, labels.get(user_id, "Someone"))
         return chosen
 
     async def _extract(
@@ -779,6 +782,13 @@ def _place_of(messages: Sequence[UnlearnedMessage]) -> StatePlace | None:
         return StatePlace(guild_id=last.guild_id)
     owner = last.dm_user_id or next((m.user_id for m in messages if m.role == "user" and m.user_id), None)
     return None if owner is None else StatePlace(dm_user_id=owner)
+
+
+def _speaker_in(message: UnlearnedMessage, labels: dict[int, str]) -> str | None:
+    """Who said ``message``, as the transcript names them (None: Hearth)."""
+    if message.role == "assistant":
+        return None
+    return labels.get(message.user_id, "Someone") if message.user_id is not None else "Someone"
 
 
 def _user_for(speaker: str, names: dict[str, int]) -> int | None:

@@ -655,6 +655,32 @@ async def test_a_fact_is_linked_to_the_line_that_states_it_or_else_to_its_speake
     }
 
 
+async def test_two_people_with_one_name_are_told_apart_when_learned_about(db: Database, llm: FakeLLM) -> None:
+    """Discord names are not unique: two members both shown as "Alex" each keep the facts they stated."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=2)
+    learner.start()
+
+    def as_shown(prompt: str) -> str:
+        """A careful model's answer: each fact under the speaker's name as its line shows it."""
+        said = {"nurse": "works as a nurse", "pilot": "works as a pilot"}
+        facts = []
+        for words, content in said.items():
+            found = re.search(r"^\((\d+)\) ([^:\n]+): [^\n]*" + words, prompt, re.M)
+            assert found, prompt
+            facts.append(fact(content, "work", speaker=found[2], line=int(found[1])))
+        return json.dumps({"facts": facts})
+
+    model.answers = [as_shown]
+    await say(service, learner, "I'm a nurse", guild=901, mention=True, user=11, name="alex")
+    await say(service, learner, "and I'm a pilot", guild=901, mention=True, user=12, name="alex")
+    await learner.stop()
+
+    async with db.session() as session:
+        rows = (await session.execute(select(User.discord_id, UserFact.fact_content).join(UserFact))).all()
+    assert sorted(map(tuple, rows)) == [(11, "works as a nurse"), (12, "works as a pilot")]
+
+
 async def test_a_message_deleted_while_the_model_reads_it_teaches_nothing(db: Database, llm: FakeLLM) -> None:
     service, learner = await setup(db, llm)
     deletions: list[asyncio.Task[None]] = []

@@ -23,6 +23,7 @@ from bot.domain.extraction import (
     extraction_messages,
     parse_extraction,
     response_format,
+    speaker_labels,
 )
 
 TODAY = datetime.date(2026, 3, 4)  # a Wednesday
@@ -390,6 +391,17 @@ def test_what_a_speaker_forwards_is_told_as_forwarded_not_as_their_words() -> No
     assert "\n(1) Ana: [forwarded a message]\n" in user
     assert user.endswith("\n(2) Ana: look at this [forwarded a message]")
     assert "engaged" not in user and "ring" not in user
+
+
+def test_each_person_has_a_name_of_their_own_in_the_transcript() -> None:
+    people = [(1, "Alex"), (2, "alex"), (1, "Alex"), (3, "Ember"), (4, "Alex (2)"), (5, "Bo")]
+    assert speaker_labels(people, persona_name="Ember") == {
+        1: "Alex",
+        2: "alex (2)",
+        3: "Ember (2)",  # not taken for the persona
+        4: "Alex (2) (2)",
+        5: "Bo",
+    }
 
 
 def test_very_long_lines_are_cut() -> None:
