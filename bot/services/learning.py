@@ -557,6 +557,8 @@ class Learner:
                     user_id = _user_for(fact.speaker, names)
                     if user_id is None:
                         continue  # about someone not learned from (opted out, Hearth itself, a stranger)
+                    if _said_by_another(fact.line, shown, user_id):
+                        continue  # what someone else said about them, which they never said
                     source = _source_of(fact.line, shown, messages, user_id)
                     if source not in unchanged:
                         continue  # its message was deleted or edited while the model read it
@@ -806,6 +808,15 @@ def _nearest(rows: Sequence[StoredFact], vector: Vectors | None) -> tuple[int, f
     scores = cosine_to([row.embedding for row in candidates if row.embedding is not None], vector)
     best = max(range(len(scores)), key=lambda i: scores[i])
     return candidates[best].id, scores[best]
+
+
+def _said_by_another(line: int | None, shown: Sequence[UnlearnedMessage], user_id: int) -> bool:
+    """Whether the chat line the model names for a fact about ``user_id`` is another person's: in a group,
+    "Ana is moving to Berlin" said by Ben is not a fact Ana stated (a line of Hearth's may restate theirs)."""
+    if line is None or not 1 <= line <= len(shown):
+        return False
+    said = shown[line - 1]
+    return said.role == "user" and said.user_id != user_id
 
 
 def _source_of(

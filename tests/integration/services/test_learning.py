@@ -681,6 +681,31 @@ async def test_two_people_with_one_name_are_told_apart_when_learned_about(db: Da
     assert sorted(map(tuple, rows)) == [(11, "works as a nurse"), (12, "works as a pilot")]
 
 
+async def test_what_someone_says_about_another_person_is_not_learned_as_that_persons_fact(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ben tells the channel Ana is moving: a model that files it under Ana, citing Ben's line, does not make it a
+    fact about Ana, who never said so; what she says herself is learned."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=2)
+    learner.start()
+    model.answers = [
+        lambda prompt: json.dumps(
+            {
+                "facts": [
+                    fact("is moving to Berlin", "location", line=line_saying(prompt, "Ana is moving to Berlin")),
+                    fact("works as a nurse", "work", line=line_saying(prompt, "I'm a nurse")),
+                ]
+            }
+        )
+    ]
+    await say(service, learner, "I'm a nurse, night shifts again", guild=901, mention=True)
+    await say(service, learner, "Ana is moving to Berlin next month!", guild=901, mention=True, user=12, name="ben")
+    await learner.stop()
+
+    assert await sources(db) == {"works as a nurse": "I'm a nurse, night shifts again"}
+
+
 async def test_a_message_deleted_while_the_model_reads_it_teaches_nothing(db: Database, llm: FakeLLM) -> None:
     service, learner = await setup(db, llm)
     deletions: list[asyncio.Task[None]] = []
