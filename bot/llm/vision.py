@@ -7,9 +7,11 @@ reason (too long, say) teaches nothing, since it fails without images too, and n
 endpoint could not use (a link it failed to fetch), since the next image goes through. A refusal for what the
 request holds (a content filter: 400 ``content_filter`` or ``content_policy_violation``) is answered without its
 images too, and counts neither way: it says nothing of whether the model sees them. Hearth says so once in its
-log (a warning naming the model); each reply is the one without images. The image describer's requests count the
-same way (bot/services/image_describer.py), but a refusal of images already refused since the last one answered
-counts once: a link the endpoint could not fetch fails the reply and the description of its message alike.
+log (a warning naming the model); each reply is the one without images, and says what the refused request met
+(its failed attempts, the models that failed before the one that refused), so the metrics count an outage behind
+it. The image describer's requests count the same way (bot/services/image_describer.py), but a refusal of images
+already refused since the last one answered counts once: a link the endpoint could not fetch fails the reply and
+the description of its message alike.
 """
 
 import logging
@@ -18,7 +20,15 @@ from dataclasses import replace
 
 from bot.domain.memory_text import with_images
 from bot.domain.prompt import ChatMessage
-from bot.llm.chat import ChatModel, ChatOptions, Completion, ContentRefused, ImageRefused, TextCallback
+from bot.llm.chat import (
+    ChatModel,
+    ChatOptions,
+    Completion,
+    ContentRefused,
+    ImageRefused,
+    LLMUnavailable,
+    TextCallback,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +109,7 @@ class VisionGate:
         try:
             completion = await self.inner.generate(messages, options, on_text)
         except ImageRefused as refused:
-            completion = await self.inner.generate(without_images(messages), options, on_text)
+            completion = await self._again_without_images(messages, options, on_text, refused)
             if isinstance(refused, ContentRefused):  # what the images show, not whether the model sees them
                 log.info("model %s refused a request with images for its content; answered without them", options.model)
                 return completion
@@ -109,3 +119,18 @@ class VisionGate:
             return completion
         self.vision.saw(completion.model)
         return completion
+
+    async def _again_without_images(
+        self, messages: Sequence[ChatMessage], options: ChatOptions, on_text: TextCallback | None, refused: ImageRefused
+    ) -> Completion:
+        """The request answered again without its images, saying what the refused one met: its failed attempts, and
+        the models that failed before the one that refused (the model asked for down, a fallback standing in)."""
+        failed = refused.models[:-1]
+        try:
+            completion = await self.inner.generate(without_images(messages), options, on_text)
+        except LLMUnavailable as exc:
+            models = dict.fromkeys((*failed, *(exc.models or (options.model,))))
+            raise type(exc)(str(exc), faults=(*refused.faults, *exc.faults), models=tuple(models)) from exc
+        fell_back_from = dict.fromkeys((*failed, *completion.fell_back_from))
+        fell_back_from.pop(completion.model, None)  # failed, then answered without the images: it answered
+        return replace(completion, faults=(*refused.faults, *completion.faults), fell_back_from=tuple(fell_back_from))

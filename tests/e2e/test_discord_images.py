@@ -19,6 +19,7 @@ from tests.e2e.test_discord_branches import press, stored_as_shown_in
 from tests.fakes.discord import FakeAttachment, FakeDiscord
 from tests.fakes.llm_server import Fail, FakeLLM, LLMRequest, Reply
 from tests.support.bot import container_of, running_bot
+from tests.support.observability import counted
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -229,3 +230,31 @@ async def test_with_vision_off_no_image_is_sent_or_described(db: Database, llm: 
             assert all(image_parts(r) == [] for r in llm.chat_requests)
             assert llm.description_requests == []
             assert "the view tonight\n[image]" in llm.reply_requests[0].prompt_text()
+
+
+async def test_a_reply_a_text_only_fallback_gives_without_the_images_still_counts_the_model_that_was_down(
+    db: Database, llm: FakeLLM
+) -> None:
+    """The main model is down (500s); the fallback standing in for it cannot see, refuses the images and answers
+    without them. The metrics show the outage as they do for a reply without images: the main model failed, with
+    its server errors, and the fallback answered."""
+    llm.text_only_models.add("backup-model")  # answers 400 to any request with an image
+
+    def answer(body: dict[str, object]) -> Fail | Reply:
+        return Fail(500) if body["model"] == "fake-model" else Reply("I can't see it, but tell me about it!")
+
+    llm.default = answer
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        async with running_bot(
+            discord, db, llm, budget_s=0.5, llm_fallback_models=["backup-model"], learning_enabled=False
+        ) as bot:
+            await discord.user_message(dm, ana, "my new bike", attachments=[("bike.png", PNG)])
+            await answered(discord, dm, "I can't see it, but tell me about it!")
+            registry = container_of(bot).metrics.registry
+            await counted(registry, "hearth_model_calls_total", 1, model="backup-model", purpose="reply", result="ok")
+            await counted(registry, "hearth_model_calls_total", 1, model="fake-model", purpose="reply", result="failed")
+            server_errors = {"purpose": "reply", "kind": "server_error"}
+            # The main model's server errors, retried within its budget.
+            assert (registry.get_sample_value("hearth_model_errors_total", server_errors) or 0) >= 2
