@@ -10,8 +10,9 @@ rewrite clears it; a vector being made meanwhile from the old text is not stored
 
 Off the reply path: it waits while a reply is being prepared (see ``ReplyActivity``). At most one model call per
 message (so at most one per image), or two when a reasoning model thinks through all the room of the first before a
-word of it (the second has a reply's room; if that is thought away too, the message waits as while the model is
-down, and the worker asks again after a while, longer each time in a row): a message is claimed by clearing its flag
+word of it, whether or not a fallback model that cannot see then refuses the images (the second has a reply's room;
+if that is thought away too, the message waits as while the model is down, and the worker asks again after a while,
+longer each time in a row): a message is claimed by clearing its flag
 before the call, so neither another process nor a restart describes it again, and a call the endpoint refuses (a
 link expired, a model that cannot see) leaves the memory with its ``[image]`` marks. While the model is down (no
 answer within the retry budget; a fallback model standing in for it meanwhile may refuse images it cannot see, which
@@ -62,6 +63,12 @@ class _ModelDown(Exception):
 class _ThoughtAway(_ModelDown):
     """The model thought through all its room, twice, before a word of the descriptions: not refusing, and it may
     fit later (with LLM_MAX_TOKENS raised), so the message was given back as when the model is down."""
+
+
+def _thought_away(exc: LLMUnavailable) -> bool:
+    """Whether a model thought through all its room before a word (a reasoning model): the one asked (NoRoomToAnswer),
+    or one before the fallback model that then refused the images (its fault ``no_room`` in the chain's)."""
+    return isinstance(exc, NoRoomToAnswer) or (isinstance(exc, ImageRefused) and "no_room" in exc.faults)
 
 
 class ImageDescriber:
@@ -208,6 +215,11 @@ class ImageDescriber:
             return True
         return bool(exc.models) and self.model not in exc.models
 
+    def _refused(self, exc: LLMUnavailable, urls: list[str]) -> None:
+        """Tell :class:`Vision` of a refusal of the images (not of what they show), by the model that refused."""
+        if isinstance(exc, ImageRefused) and not isinstance(exc, ContentRefused):
+            self.vision.refused(exc.models[-1] if exc.models else self.model, str(exc), urls)
+
     async def describe(self, message_id: int) -> None:
         """Claim one message's images, describe them with one model call (two when the first is thought away) and
         write that into its memory."""
@@ -226,16 +238,16 @@ class ImageDescriber:
         try:
             try:
                 completion = await self.chat.generate(describe_request(urls, text), options)
-            except NoRoomToAnswer:  # it thought through all of them before a word: once more, with a reply's room
-                if self.max_tokens_when_no_room <= options.max_tokens:
+            except LLMUnavailable as exc:  # thought through all of them before a word: once more, with a reply's room
+                if not _thought_away(exc) or self.max_tokens_when_no_room <= options.max_tokens:
                     raise
+                self._refused(exc, urls)
                 options = ChatOptions(model=self.model, temperature=0.2, max_tokens=self.max_tokens_when_no_room)
                 self.calls += 1
                 completion = await self.chat.generate(describe_request(urls, text), options)
         except LLMUnavailable as exc:
-            if isinstance(exc, ImageRefused) and not isinstance(exc, ContentRefused):
-                self.vision.refused(exc.models[-1] if exc.models else self.model, str(exc), urls)
-            no_room = isinstance(exc, NoRoomToAnswer)
+            self._refused(exc, urls)
+            no_room = _thought_away(exc)
             if no_room or self._down(exc):  # not refusing: described once it answers, or fits
                 async with self.database.session() as session:
                     await ConversationRepository(session).release_images(message_id)

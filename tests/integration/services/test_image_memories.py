@@ -266,6 +266,30 @@ async def test_images_the_model_thinks_away_even_with_more_room_are_described_la
     assert await _remembered(db, message_id) == ["look at this\n[image: a ginger cat asleep on a keyboard]"]
 
 
+@pytest.mark.parametrize("thought_away", [1, 2], ids=["once", "with-more-room-too"])
+async def test_images_the_model_thinks_away_before_a_text_only_fallback_refuses_them_are_asked_about_again_with_more(
+    db: Database, llm: FakeLLM, thought_away: int
+) -> None:
+    """The reasoning model asked for thinks through all of the first request's room, and the fallback model that
+    is asked next cannot see: its refusal says nothing of the images, which the model asked for describes with a
+    reply's room, or later, as it does without a fallback."""
+    message_id = await _message_with_an_image(db, "cat.png")
+    llm.image_descriptions["cat.png"] = "a ginger cat asleep on a keyboard"
+    llm.text_only_models.add("local-model")  # answers 400 to any request with an image
+    chain = FallbackChatModel(chat_model(llm.base_url, budget_s=0.3), ["local-model"])
+    describer = ImageDescriber(db, chain, Vision(enabled=True), model="fake-model", max_tokens_when_no_room=600)
+
+    llm.description_faults = [THOUGHT_AWAY] * thought_away
+    await describer.flush()
+    asked = [(request.body["model"], request.body["max_tokens"]) for request in llm.description_requests]
+    assert asked[0] == ("fake-model", 80) and ("fake-model", 600) in asked
+    if thought_away == 2:
+        assert await _remembered(db, message_id) == ["look at this\n[image]"]
+        await describer.flush()  # waited as while the model is down, and asked about again
+
+    assert await _remembered(db, message_id) == ["look at this\n[image: a ginger cat asleep on a keyboard]"]
+
+
 async def _reply_with_an_image(llm: FakeLLM, vision: Vision, name: str) -> LLMRequest:
     """A reply's request with one image, through the gate the reply path uses; returns the last request sent."""
     photo = ChatMessage("user", "look at this", images=(f"https://cdn.discordapp.com/attachments/1/2/{name}",))
