@@ -91,8 +91,9 @@ def events_config(settings: Settings) -> EventsConfig:
     )
 
 
-def with_fallbacks(chat_model: ChatModel, settings: Settings) -> ChatModel:
-    """``chat_model`` followed by the ``LLM_FALLBACK_MODELS``, if any (on their own endpoint, if one is set)."""
+def with_fallbacks(chat_model: ChatModel, settings: Settings, vision: Vision | None = None) -> ChatModel:
+    """``chat_model`` followed by the ``LLM_FALLBACK_MODELS``, if any (on their own endpoint, if one is set); no image
+    is sent to a model ``vision`` knows to be text-only."""
     if not settings.llm_fallback_models:
         return chat_model
     client = build_fallback_client(settings, timeout=settings.llm_timeout_seconds)
@@ -100,7 +101,7 @@ def with_fallbacks(chat_model: ChatModel, settings: Settings) -> ChatModel:
     if client is not None:
         fallback = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
         log.info("fallback models %s on %s", ", ".join(settings.llm_fallback_models), client.base_url)
-    return FallbackChatModel(chat_model, settings.llm_fallback_models, fallback=fallback)
+    return FallbackChatModel(chat_model, settings.llm_fallback_models, fallback=fallback, vision=vision)
 
 
 @dataclass(slots=True)
@@ -151,7 +152,8 @@ class Container:
         if chat_model is None:
             client = build_openai_client(settings, timeout=settings.llm_timeout_seconds)
             chat_model = OpenAIChatModel(client, budget_s=settings.llm_retry_budget_seconds)
-        chat_model = with_fallbacks(chat_model, settings)
+        vision = Vision(enabled=settings.llm_vision)  # shared by the fallback chain, the replies and the describer
+        chat_model = with_fallbacks(chat_model, settings, vision)
         owns_embedder = embedder is None
         embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
@@ -203,7 +205,6 @@ class Container:
         )
         metrics.watch_learner_backlog(lambda: learner.backlog)
         cooldowns = Cooldowns()
-        vision = Vision(enabled=settings.llm_vision)
         describer = (
             ImageDescriber(
                 database,

@@ -11,6 +11,10 @@ request for what it holds (a content filter, a prompt longer than its window), o
 answer's ``max_tokens`` before it began (a reasoning model), is not down: the next model answers that request, and
 the next request goes to it first as before.
 
+A model the vision tracker knows to be text-only (bot/llm/vision.py) is not sent images: a request with images that
+reaches it ends as if it had refused them, without a request, so a reply is answered again without them
+(``VisionGate``) and an image description waits for a model that sees.
+
 Once a piece of the answer has been shown (a streaming preview), a failure is not handed to another model:
 the person would see one model's start replaced by another's different answer. The reply ends as a failed
 one does (the apology), as it did before there were fallbacks.
@@ -34,6 +38,7 @@ from bot.llm.chat import (
     PromptTooLong,
     TextCallback,
 )
+from bot.llm.vision import Vision
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +54,14 @@ class FallbackChatModel:
         fallback: ChatModel | None = None,
         rest_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        vision: Vision | None = None,
     ) -> None:
         self.primary = primary
         self.fallback = fallback or primary
         self.models = tuple(models)
         self.rest_s = rest_s
         self.clock = clock
+        self.vision = vision  # which models are known to be text-only (None: none is)
         self._failed_at: dict[str, float] = {}  # model name → when it last failed
 
     def _resting(self, name: str) -> bool:
@@ -77,8 +84,12 @@ class FallbackChatModel:
 
         failed: list[str] = []
         faults: list[str] = []
+        images = any(message.images for message in messages)
         for position, (model, name) in enumerate(chain):
             try:
+                if images and self.vision is not None and not self.vision.sees(name):
+                    log.info("model %s is known to be text-only: not sent the images", name)
+                    raise ImageRefused(f"model {name} is known to be text-only", models=[name])
                 completion = await model.generate(
                     messages, dataclasses.replace(options, model=name), watch if on_text is not None else None
                 )

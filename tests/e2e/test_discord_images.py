@@ -7,6 +7,7 @@ LLM; what is checked is what the model was sent.
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -258,3 +259,44 @@ async def test_a_reply_a_text_only_fallback_gives_without_the_images_still_count
             server_errors = {"purpose": "reply", "kind": "server_error"}
             # The main model's server errors, retried within its budget.
             assert (registry.get_sample_value("hearth_model_errors_total", server_errors) or 0) >= 2
+
+
+async def test_a_fallback_known_to_be_text_only_is_sent_no_image_while_the_model_is_down(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The main model is down and rests; the fallback standing in for it refused images twice in a row and is known
+    to be text-only. The next photo costs no request the fallback refuses, for the reply or for the description:
+    the reply is answered without the image at once."""
+    llm.text_only_models.add("backup-model")  # answers 400 to any request with an image
+    things = ("bike", "helmet", "gloves")
+
+    def answer(body: dict[str, Any]) -> Fail | Reply:
+        if body["model"] == "fake-model":
+            return Fail(500)
+        said = str(body["messages"][-1]["content"])
+        return Reply(f"Tell me about your {next(thing for thing in things if thing in said)}!")
+
+    def refused_by_the_fallback() -> list[LLMRequest]:
+        return [r for r in llm.chat_requests if r.body["model"] == "backup-model" and r.images]
+
+    llm.default = answer
+    llm.description_faults = [Fail(500)] * 100  # down for descriptions too
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        async with running_bot(
+            discord, db, llm, budget_s=0.5, llm_fallback_models=["backup-model"], learning_enabled=False
+        ) as bot:
+            with caplog.at_level(logging.WARNING, logger="bot.llm.vision"):
+                for thing in things[:2]:
+                    await discord.user_message(dm, ana, f"my new {thing}", attachments=[(f"{thing}.png", PNG)])
+                    await answered(discord, dm, f"Tell me about your {thing}!")
+                    await settled(bot)
+            assert any("backup-model" in r.getMessage() for r in caplog.records if r.name == "bot.llm.vision")
+            refused = len(refused_by_the_fallback())
+
+            await discord.user_message(dm, ana, "my new gloves", attachments=[("gloves.png", PNG)])
+            await answered(discord, dm, "Tell me about your gloves!")
+            await settled(bot)
+            assert "my new gloves\n[image]" in llm.reply_requests[-1].prompt_text()
+            assert len(refused_by_the_fallback()) == refused, "no image sent to the fallback known to be text-only"
