@@ -86,9 +86,18 @@ class InFlight:
         try:
             yield
         finally:
-            self._tasks.discard(task)
-            if not self._tasks:
-                self._idle.set()
+            self._done(task)
+
+    def keep(self, task: "asyncio.Task[Any]") -> None:
+        """Count ``task`` as in flight until it ends (a slash command, whose task discord.py starts)."""
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._done)
+
+    def _done(self, task: "asyncio.Task[Any]") -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
     async def finish(self, timeout_s: float, *, hurry: asyncio.Event | None = None) -> int:
         """Wait up to ``timeout_s`` (or until ``hurry`` is set) for the handlers to end, then cancel the
@@ -182,7 +191,7 @@ class HearthBot(commands.AutoShardedBot):
         # The messages the chat cog took in as they arrived, until the catch-up is done: Discord delivers them before
         # the bot is ready (as soon as their server has arrived), and one still being answered awaits its reply.
         self._taken_live: set[int] | None = set()
-        self.replying = InFlight()  # the chat cog's handlers of incoming messages
+        self.replying = InFlight()  # the chat cog's handlers of incoming messages, and the slash commands running
         self.accepting = True  # False once a stop began: new messages are left alone
         self.webhooks = ChannelWebhooks(lambda: self.user)  # what cast characters speak through, in each channel
         self._stopping: asyncio.Task[None] | None = None
@@ -222,7 +231,7 @@ class HearthBot(commands.AutoShardedBot):
         return self._stopping
 
     async def _stop(self) -> None:
-        log.info("stopping: %d replies in flight", len(self.replying))
+        log.info("stopping: %d replies and commands in flight", len(self.replying))
         try:
             await self.runtime.stop_jobs()  # a proactive message being sent goes out before Discord closes
             cut = await self.replying.finish(REPLY_GRACE_S, hurry=self._hurry)

@@ -7,6 +7,7 @@ ephemeral: only the person who ran the command sees it (by DM once Discord no lo
 follow-ups, 15 minutes after it).
 """
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -116,13 +117,18 @@ class HearthTree(app_commands.CommandTree[Any]):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """The per-user cooldown (USER_COOLDOWN_SECONDS, or the server's /config cooldown) between commands.
 
-        First, the interaction's ids go into the log context of the task that runs it (one per interaction)."""
+        First, the interaction's ids go into the log context of the task that runs it (one per interaction), and
+        that task is counted in flight: a stop lets it finish, as it lets a reply being written finish."""
         set_log_context(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             user_id=interaction.user.id,
             interaction_id=interaction.id,
         )
+        in_flight = getattr(interaction.client, "replying", None)
+        task = asyncio.current_task()
+        if in_flight is not None and task is not None:
+            in_flight.keep(task)
         services = _services(interaction)
         if interaction.type is not discord.InteractionType.application_command or services is None:
             return True

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db.engine import Database
 from bot.db.models import Conversation, Memory, Message, UserFact
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord, RestCall
 from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.process import bot_environment
 
@@ -113,3 +114,53 @@ async def test_sigterm_finishes_the_reply_in_flight_saves_queued_work_and_exits_
     assert learned is not None and learned >= reply_id, "the conversation is marked learned past the reply"
     chats = [request for request in llm.chat_requests if "response_format" not in request.body]
     assert len(chats) == 1, "the message sent after SIGTERM was not answered"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_lets_a_slash_command_being_run_finish_and_answer(
+    db: Database, llm: FakeLLM, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Ana runs /remember while the embeddings endpoint is slow; the bot is told to stop while the command works
+    (acknowledged, "thinking…"). The command finishes as a reply in flight does: the fact is kept and Ana is
+    told so, rather than left with "thinking…" and her fact lost; then the process exits with status 0."""
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        log = tmp_path / "bot.log"
+        with log.open("wb") as stderr:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "tests.support.launcher", "run"),
+                cwd=tmp_path,
+                env=bot_environment(discord, db, llm),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            await logged(log, "connected as")
+            payload = discord.command_payload(ana, guild.channel("general"), "remember", {"text": "I grow tomatoes"})
+
+            def acknowledged(call: RestCall) -> bool:
+                return call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
+
+            with llm.slow_embeddings():
+                await discord.dispatch("INTERACTION_CREATE", payload)
+                await discord.wait_for_request(acknowledged, timeout=30)
+                bot.send_signal(stop)
+                await logged(log, f"{stop.name} received")
+            answer = await discord.wait_for_response(
+                payload, lambda message: "Got it" in (message.get("content") or ""), timeout=30
+            )
+            async with asyncio.timeout(90):
+                code = await bot.wait()
+        finally:
+            if bot.returncode is None:
+                bot.kill()
+                await bot.wait()
+    stderr_text = log.read_text(errors="replace")
+    assert code == 0, stderr_text
+    assert "Traceback" not in stderr_text, stderr_text
+    assert answer["content"].endswith("I'll remember that in this server.")
+    async with db.session() as session:
+        facts = (await session.scalars(select(UserFact.fact_content))).all()
+    assert list(facts) == ["I grow tomatoes"], "the fact told while stopping was kept"
