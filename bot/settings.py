@@ -18,6 +18,8 @@ from bot.db.urls import URL, make_url, normalise_database_url
 from bot.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/hearth.db"
+# UTF-8, with or without the byte order mark Windows editors begin a file with.
+ENV_FILE_ENCODING = "utf-8-sig"
 
 IntList = Annotated[list[int], NoDecode]
 WordList = Annotated[list[str], NoDecode]
@@ -62,7 +64,7 @@ class Settings(BaseSettings):
     # An empty value (`DEV_GUILD_ID=` as in .env.example) means "not set", not "the empty string".
     # No inf or nan: a duration of inf passes every ``ge`` and overflows where it becomes a timedelta.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True, allow_inf_nan=False
+        env_file=".env", env_file_encoding=ENV_FILE_ENCODING, extra="ignore", env_ignore_empty=True, allow_inf_nan=False
     )
 
     # Discord
@@ -259,7 +261,7 @@ def _check_env_file(env_file: str | Path | None, *, required: bool) -> None:
     if not required and not path.exists():
         return
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding=ENV_FILE_ENCODING)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read the settings file {path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:

@@ -142,6 +142,16 @@ def test_an_installed_hearth_migrates_from_any_folder(tmp_path: Path) -> None:
     assert current.returncode == 0 and migrations.head_revision() in current.stdout, current.stdout
 
 
+def test_a_settings_file_saved_with_a_byte_order_mark_is_read_whole(tmp_path: Path) -> None:
+    """Windows editors (Notepad, PowerShell's ``Set-Content -Encoding UTF8``) may begin a UTF-8 file with a byte
+    order mark: the setting on the first line counts like any other, not as a name that is no setting."""
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///./elsewhere/hearth.db\r\n", encoding="utf-8-sig")
+    upgraded = hearth("db", "upgrade", cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "elsewhere" / "hearth.db").is_file()
+    assert not (tmp_path / "data").exists(), "not the default database"
+
+
 def test_a_sqlite_path_from_the_home_folder_is_there(tmp_path: Path) -> None:
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
