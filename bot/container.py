@@ -159,6 +159,10 @@ class Container:
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
         try:
             await database.check(writable=True)
+            # Before migrating: a new PostgreSQL schema fixes its vector size, which must be the model's.
+            load = getattr(embedder, "load", None)
+            if load is not None:
+                await load()
             if migrate:
                 await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension)
             await migrations.require_embedding_dimension(database, settings.embedding_dimension)
@@ -167,9 +171,6 @@ class Container:
             mismatch = await embedding_model_mismatch(database, embedder.model_name)
             if mismatch:
                 log.warning("%s", mismatch)
-            load = getattr(embedder, "load", None)
-            if load is not None:
-                await load()
         except BaseException:
             await database.dispose()
             if owns_embedder:

@@ -542,6 +542,10 @@ class SentenceTransformersEmbedder(LocalEmbedder):
 # -- OpenAI-compatible endpoint ---------------------------------------------------------------------------
 
 
+# The start-up check of an embedding endpoint waits this long for its answer (a firewall may answer nothing).
+START_PROBE_TIMEOUT_S = 10.0
+
+
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
@@ -578,6 +582,15 @@ class OpenAIEmbedder:
         self.rng = rng or random.Random()
         self.close_client = close_client
         self.requests_made = 0
+
+    async def load(self) -> None:
+        """Check with one request, at start, that the endpoint's model makes vectors of ``dimension``: a
+        :class:`ConfigError` naming the right EMBEDDING_DIMENSION if not. An endpoint that does not answer now
+        stops nothing (its outages are ridden out as memories are embedded): a warning says the check waits."""
+        try:
+            await asyncio.wait_for(self._request(["dimension probe"]), START_PROBE_TIMEOUT_S)
+        except (_Retryable, EmbeddingUnavailable, TimeoutError) as exc:
+            log.warning("could not check the vector size of the embedding model %s at start: %s", self.model_name, exc)
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

@@ -253,6 +253,34 @@ async def test_a_vector_size_other_than_the_database_was_made_with_stops_the_sta
     assert doctor_row(doctor, "schema").startswith("FAIL  schema         the database holds 384-dimensional")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_an_embedding_endpoint_of_another_vector_size_stops_run_before_the_database_is_made(
+    tmp_path: Path, llm: FakeLLM, postgres_server_url: URL, backend: str
+) -> None:
+    """EMBEDDING_PROVIDER=openai with the default EMBEDDING_DIMENSION, for an endpoint whose model makes vectors of
+    another size (Ollama's nomic-embed-text makes 768): said at start, as for the local model, not as a traceback at
+    every reply and every batch of memories while recall by meaning never works. And before the schema is made:
+    PostgreSQL would fix the wrong size in it, and refuse the right one at the next start."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}"
+    if backend == "postgresql":
+        fresh = await create_database(postgres_server_url, f"hearth_endpoint_size_{uuid.uuid4().hex[:8]}")
+        url = fresh.render_as_string(hide_password=False)
+    settings = {
+        "DISCORD_TOKEN": "token",
+        "OPENAI_BASE_URL": llm.base_url,
+        "LLM_MODEL": llm.models[0],
+        "DATABASE_URL": url,
+        "EMBEDDING_PROVIDER": "openai",
+        "EMBEDDING_MODEL": "nomic-embed-text",
+        "EMBEDDING_DIMENSION": "768",  # the fake endpoint makes 384
+    }
+    async with FakeDiscord() as discord:
+        result = await hearth("run", cwd=tmp_path, discord=discord, env=settings)
+    one_line(result, 2, "EMBEDDING_DIMENSION is 768 but nomic-embed-text makes 384-dimensional vectors")
+    current = await hearth("db", "current", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert "current: none" in current.stdout, "no schema was made with the wrong vector size"
+
+
 async def test_a_sqlite_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     """The folder of the SQLite file is created, unless something is in the way (here a file; a volume the bot
     may not write to is the same)."""
