@@ -13,7 +13,7 @@ from typing import Any
 from bot.db.changes import Change
 from bot.db.engine import Database
 from bot.db.repositories.facts import FactRepository, NewFact
-from bot.db.repositories.privacy import PastTurn, PrivacyRepository, QuotingMemory
+from bot.db.repositories.privacy import ForgottenFact, PastTurn, PrivacyRepository, QuotingMemory
 from bot.db.repositories.relationships import RelationshipRepository
 from bot.db.repositories.runtime import RuntimeRepository
 from bot.db.repositories.styles import StyleRepository
@@ -94,6 +94,17 @@ class PrivacyService:
         async with self.database.reading() as session:
             return await FactRepository(session).usable(user_id, guild_id=guild_id, now=self.clock())
 
+    async def forgettable_here(self, user_id: int, guild_id: int | None) -> list[tuple[StoredFact, bool]]:
+        """What the user may forget here, each with whether it is current: the facts usable here, then those
+        learned here that ended with nothing replacing them (taken back, or expired), which are still held. A fact
+        that was replaced goes with the one that replaced it (see :meth:`forget_fact`)."""
+        now = self.clock()
+        async with self.database.reading() as session:
+            facts = FactRepository(session)
+            current = await facts.usable(user_id, guild_id=guild_id, now=now)
+            ended = await facts.ended_here(user_id, guild_id=guild_id, now=now)
+        return [(fact, True) for fact in current] + [(fact, False) for fact in reversed(ended)]
+
     async def remember(self, user_id: int, guild_id: int | None, text: str, *, everywhere: bool = False) -> int:
         """Keep a fact the user gave: usable here (this guild, or DMs), or everywhere; returns its id."""
         content = " ".join(text.split())
@@ -120,13 +131,14 @@ class PrivacyService:
         async with self.database.session() as session:
             return await FactRepository(session).add(fact, vector, self.embedder.model_name)
 
-    async def forget_fact(self, user_id: int, fact_id: int) -> str:
-        """Erase one of the user's facts for good; its text. :class:`NotYours` if they have no such fact."""
+    async def forget_fact(self, user_id: int, fact_id: int) -> ForgottenFact:
+        """Erase one of the user's facts for good, with every version of it (what it replaced, kept as its history,
+        and what replaced it). :class:`NotYours` if they have no such fact."""
         async with self.database.session() as session:
-            content = await PrivacyRepository(session).delete_fact(user_id, fact_id)
-        if content is None:
+            forgotten = await PrivacyRepository(session).delete_fact(user_id, fact_id)
+        if forgotten is None:
             raise NotYours(f"I don't hold a fact #{fact_id} about you. /memory show lists what I do hold.")
-        return content
+        return forgotten
 
     async def forget_everything(self, discord_id: int) -> bool:
         """Erase the user and everything about them, everywhere; False if Hearth held nothing."""

@@ -21,6 +21,7 @@ from tests.fakes.discord.payloads import JSON
 from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.bot import container_of, running_bot
 from tests.support.chat import eventually
+from tests.support.commands import run
 
 
 async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
@@ -366,3 +367,86 @@ async def test_what_someone_forwards_is_not_learned_as_their_own(
         assert (await session.scalars(select(UserFact.fact_content))).all() == []
     [learning] = [r.prompt_text() for r in llm.chat_requests if "response_format" in r.body]
     assert "(1) Ana: [forwarded a message]" in learning and "engaged" not in learning
+
+
+async def fact_id_of(db: Database, content: str) -> int:
+    async with db.reading() as session:
+        found = await session.scalar(select(UserFact.id).where(UserFact.fact_content == content))
+    assert found is not None, content
+    return int(found)
+
+
+async def exported_facts(discord: FakeDiscord, ana: FakeUser, channel: int) -> set[str]:
+    """The facts Ana's /memory export holds."""
+    await run(discord, ana, channel, "memory export")
+    exported = json.loads(discord.attachment_bytes(discord.dm_messages(ana)[-1]["attachments"][0]))
+    return {row["fact_content"] for row in exported["tables"].get("user_facts", [])}
+
+
+@pytest.mark.parametrize("chatting", [{"learning_batch_messages": 1}], indirect=True)
+async def test_forgetting_a_fact_erases_every_version_of_it(chatting: Chatting, db: Database, llm: FakeLLM) -> None:
+    """Ana moved from Paris to Lyon, and forgets where she lives: "lives in Paris", kept as the history of that
+    fact, goes with it, so her export holds neither."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    llm.default = learns_where_ana_lives
+    mention = discord.bot.mention
+    llm.script(Reply("How lovely!"))
+    await discord.user_message(general, ana, f"{mention} I live in Paris, by the canal")
+    await until_facts(db, {"lives in Paris": True})
+    llm.script(Reply("Congratulations!"))
+    await discord.user_message(general, ana, f"{mention} big news: I moved to Lyon!")
+    await until_facts(db, {"lives in Paris": False, "lives in Lyon": True})
+    await answered(discord, general, "Congratulations!")
+    assert await exported_facts(discord, ana, general) == {"lives in Paris", "lives in Lyon"}
+
+    lyon = await fact_id_of(db, "lives in Lyon")
+    typing = discord.autocomplete_payload(ana, general, "memory forget", focused="fact", value="lives")
+    await discord.dispatch("INTERACTION_CREATE", typing)
+    assert await discord.wait_for_autocomplete(typing) == [{"name": f"#{lyon} lives in Lyon", "value": lyon}]
+    _, answer = await run(discord, ana, general, "memory forget", {"fact": lyon})
+    assert await where_ana_lives(db) == {}
+    assert "lives in Lyon" in answer["content"] and "1 other version" in answer["content"], answer["content"]
+    assert await exported_facts(discord, ana, general) == set()
+
+
+def learns_whether_ana_smokes(body: dict[str, Any]) -> Step:
+    """The model's learning: "I smoke" is a fact of Ana's, "I quit smoking" takes it back (replies are scripted by
+    the test)."""
+    prompt = "\n".join(str(m["content"]) for m in body["messages"])
+    facts: list[dict[str, Any]] = []
+    known = re.search(r"^\[(\d+)\] Ana \(general\): smokes", prompt, re.M)
+    for line in re.findall(r"^\((\d+)\) Ana: .*\bI smoke\b", prompt, re.M):
+        facts.append({"speaker": "Ana", "line": int(line), "type": "general", "content": "smokes"})
+    for line in re.findall(r"^\((\d+)\) Ana: .*\bI quit smoking\b", prompt, re.M):
+        if known:
+            retracted = {"action": "retracted", "existing_id": int(known[1]), "content": "smokes"}
+            facts.append({"speaker": "Ana", "line": int(line), "type": "general"} | retracted)
+    return Reply(json.dumps({"facts": facts}))
+
+
+@pytest.mark.parametrize("chatting", [{"learning_batch_messages": 1}], indirect=True)
+async def test_a_fact_taken_back_is_offered_to_forget_and_forgotten(
+    chatting: Chatting, db: Database, llm: FakeLLM
+) -> None:
+    """Ana said she smokes, then that she quit: "smokes" is no longer current, but it is still held (her export
+    shows it), so /memory forget offers it too, and erases it."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    llm.default = learns_whether_ana_smokes
+    mention = discord.bot.mention
+    llm.script(Reply("Noted."))
+    await discord.user_message(general, ana, f"{mention} I smoke, sadly")
+    await until_facts(db, {"smokes": True})
+    llm.script(Reply("Well done!"))
+    await discord.user_message(general, ana, f"{mention} I quit smoking last week")
+    await until_facts(db, {"smokes": False})
+    await answered(discord, general, "Well done!")
+
+    smokes = await fact_id_of(db, "smokes")
+    typing = discord.autocomplete_payload(ana, general, "memory forget", focused="fact", value="smok")
+    await discord.dispatch("INTERACTION_CREATE", typing)
+    [choice] = await discord.wait_for_autocomplete(typing)
+    assert choice["value"] == smokes and "smokes" in choice["name"] and "no longer" in choice["name"], choice
+    _, answer = await run(discord, ana, general, "memory forget", {"fact": smokes})
+    assert "smokes" in answer["content"]
+    assert await where_ana_lives(db) == {}
+    assert await exported_facts(discord, ana, general) == set()

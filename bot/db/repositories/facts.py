@@ -100,6 +100,16 @@ class FactRepository:
         result = await execute_plain(self.session, statement, {"user_id": user_id, "guild_id": guild_id, "now": now})
         return [StoredFact(*tuple(row)) for row in result.all()]
 
+    async def ended_here(self, user_id: int, *, guild_id: int | None, now: datetime) -> list[StoredFact]:
+        """The user's facts learned here (``guild_id`` None: in DMs, see :meth:`usable`) that are no longer
+        current and that nothing replaced: taken back, or past their expiry. Oldest first."""
+        return await self._rows(
+            UserFact.user_id == user_id,
+            ~_current(now),
+            UserFact.superseded_by.is_(None),
+            _place(guild_id),
+        )
+
     async def add(self, fact: NewFact, vector: FloatVector | None, model: str | None) -> int:
         """Insert a current fact (with its embedding, made by ``model``, when given); returns its id."""
         statement = (

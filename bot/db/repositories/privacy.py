@@ -47,6 +47,14 @@ class PastTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgottenFact:
+    """A fact erased for good: its text, and how many other versions of it (its history) went with it."""
+
+    content: str
+    other_versions: int
+
+
+@dataclass(frozen=True, slots=True)
 class QuotingMemory:
     id: int
     speaker_name: str | None
@@ -128,14 +136,28 @@ class PrivacyRepository:
             found[ReplyAlternative.__tablename__] = [{k: _plain(v) for k, v in row.items()} for row in alternatives]
         return found
 
-    async def delete_fact(self, user_id: int, fact_id: int) -> str | None:
-        """Delete one of the user's facts for good (its memory and associations go with it); its text, or None
-        when the user has no such fact."""
-        result = await self.session.execute(
-            delete(UserFact).where(UserFact.id == fact_id, UserFact.user_id == user_id).returning(UserFact.fact_content)
+    async def delete_fact(self, user_id: int, fact_id: int) -> ForgottenFact | None:
+        """Delete one of the user's facts for good with every version of it: those it replaced, kept as its
+        history, and any that replaced it (their memories and associations go with them, by cascade). What went,
+        or None when the user has no such fact."""
+        content = await self.session.scalar(
+            select(UserFact.fact_content).where(UserFact.id == fact_id, UserFact.user_id == user_id)
         )
-        content: str | None = result.scalar_one_or_none()
-        return content
+        if content is None:
+            return None
+        chain, frontier = {fact_id}, {fact_id}
+        while frontier:  # a chain is a few rows long: walk it both ways, a step at a time
+            linked = await self.session.execute(
+                select(UserFact.id, UserFact.superseded_by).where(
+                    UserFact.user_id == user_id,
+                    or_(UserFact.superseded_by.in_(frontier), UserFact.id.in_(frontier)),
+                )
+            )
+            found = {int(i) for row in linked.all() for i in row if i is not None}
+            frontier = found - chain
+            chain |= found
+        await self.session.execute(delete(UserFact).where(UserFact.id.in_(sorted(chain)), UserFact.user_id == user_id))
+        return ForgottenFact(str(content), len(chain) - 1)
 
     async def conversations_of(self, user_id: int) -> list[int]:
         """Conversations the user said something in (their DMs, and shared channels)."""

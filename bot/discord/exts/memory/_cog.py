@@ -63,18 +63,26 @@ class Memory(commands.Cog):
     @app_commands.describe(fact="The fact to forget (start typing to search)")
     async def memory_forget(self, interaction: discord.Interaction, fact: int) -> None:
         me = await identify(self.directory, interaction)
-        content = await self.privacy.forget_fact(me.user_id, fact)
+        forgotten = await self.privacy.forget_fact(me.user_id, fact)
+        others = forgotten.other_versions
+        history = f", with {others} other version{'s' if others > 1 else ''} of it (its history)" if others else ""
         await interaction.response.send_message(
-            f"Forgotten: ~~{discord.utils.escape_markdown(content)}~~", ephemeral=True
+            f"Forgotten: ~~{discord.utils.escape_markdown(forgotten.content)}~~{history}", ephemeral=True
         )
 
     @memory_forget.autocomplete("fact")
     async def _fact_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
         me = await identify(self.directory, interaction)
-        facts = await self.privacy.facts_here(me.user_id, me.guild_id)
+        facts = await self.privacy.forgettable_here(me.user_id, me.guild_id)
         wanted = current.strip().lower().lstrip("#")
-        found = [f for f in facts if not wanted or wanted in f.content.lower() or wanted == str(f.id)]
-        return [app_commands.Choice(name=_choice_name(f"#{f.id} {f.content}"), value=f.id) for f in found[:25]]
+        found = [(f, now) for f, now in facts if not wanted or wanted in f.content.lower() or wanted == str(f.id)]
+        # A fact no longer current is marked before its text, which a long one loses the end of.
+        return [
+            app_commands.Choice(
+                name=_choice_name(f"#{f.id} {'' if now else '(no longer current) '}{f.content}"), value=f.id
+            )
+            for f, now in found[:25]
+        ]
 
     @memory.command(name="forget-all", description="Erase everything Hearth holds about you, everywhere")
     async def memory_forget_all(self, interaction: discord.Interaction) -> None:
