@@ -958,4 +958,12 @@ ALTER TABLE messages ADD COLUMN answered_ids JSONB DEFAULT '[]' NOT NULL;
 
 UPDATE alembic_version SET version_num='0023' WHERE alembic_version.version_num = '0022';
 
+-- Running upgrade 0023 -> 0024
+
+ALTER TABLE user_facts ADD COLUMN retracted_by_message_id BIGINT;
+
+CREATE INDEX ix_user_facts_retracted_by_message_id ON user_facts (retracted_by_message_id);
+
+UPDATE alembic_version SET version_num='0024' WHERE alembic_version.version_num = '0023';
+
 COMMIT;

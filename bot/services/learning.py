@@ -578,7 +578,8 @@ class Learner:
                         refreshed += 1
                         continue
                     if decision.kind == "retract" and decision.target_id is not None:
-                        await fact_repo.supersede(decision.target_id, at=now)
+                        # Deleting or editing the message that took it back makes it current again.
+                        await fact_repo.supersede(decision.target_id, at=now, retracted_in=source)
                         superseded += 1
                         continue
                     new_id = await fact_repo.add(

@@ -450,3 +450,30 @@ async def test_a_fact_taken_back_is_offered_to_forget_and_forgotten(
     assert "smokes" in answer["content"]
     assert await where_ana_lives(db) == {}
     assert await exported_facts(discord, ana, general) == set()
+
+
+@pytest.mark.parametrize("chatting", [{"learning_batch_messages": 1}], indirect=True)
+@pytest.mark.parametrize("how", ["deleted", "edited"])
+async def test_a_fact_taken_back_is_current_again_when_the_message_taking_it_back_goes(
+    chatting: Chatting, db: Database, llm: FakeLLM, how: str
+) -> None:
+    """Ana said she smokes, then that she quit, then deleted (or reworded) that message: she took back taking it
+    back, so "smokes" is current again, as "lives in Paris" is when the move to Lyon is deleted."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    llm.default = learns_whether_ana_smokes
+    mention = discord.bot.mention
+    llm.script(Reply("Noted."))
+    await discord.user_message(general, ana, f"{mention} I smoke, sadly")
+    await until_facts(db, {"smokes": True})
+    llm.script(Reply("Well done!"))
+    quit_ = await discord.user_message(general, ana, f"{mention} I quit smoking last week")
+    await until_facts(db, {"smokes": False})
+    await answered(discord, general, "Well done!")
+
+    if how == "deleted":
+        await delete_on_discord(discord, chatting.guild, quit_)
+    else:
+        await discord.dispatch("MESSAGE_UPDATE", {**quit_, "content": f"{mention} I smoked less last week"})
+    await until_facts(db, {"smokes": True})
+    prompt = await prompt_answering(discord, llm, general, ana, "what do you know about me?", "You smoke.")
+    assert "smokes" in prompt, "current again, so it is among what Hearth knows of Ana"

@@ -18,7 +18,8 @@ class UserFact(IdMixin, TimestampMixin, Base):
     ``scope``/``guild_id`` record where it was learned, which is where it may be used.
     ``embedding`` (made by ``embedding_model``) lets a new fact be matched with the current ones it restates
     or contradicts. ``extracted_from_message_id`` is the message it was learned from (a ``messages.id``):
-    deleting or editing that message on Discord forgets the fact.
+    deleting or editing that message on Discord forgets the fact. ``retracted_by_message_id`` is the message that
+    took a fact back (``is_active`` false, nothing replacing it): deleting or editing that one makes it current again.
     """
 
     __tablename__ = "user_facts"
@@ -38,6 +39,7 @@ class UserFact(IdMixin, TimestampMixin, Base):
     temporal_relevance: Mapped[str | None] = mapped_column(String(20))
     expiry_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extracted_from_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # messages.id, no FK
+    retracted_by_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # messages.id, no FK
     extraction_context: Mapped[str | None] = mapped_column(CleanText)
     scope: Mapped[str] = mapped_column(String(10), nullable=False)
     guild_id: Mapped[int | None] = guild_fk(index=False)

@@ -142,36 +142,55 @@ class FactRepository:
             update(UserFact).where(UserFact.id == fact_id).values(confidence=confidence, last_referenced_at=at)
         )
 
-    async def supersede(self, fact_id: int, *, at: datetime, by: int | None = None) -> None:
-        """End the fact at ``at``: replaced by fact ``by``, or retracted (``by`` None). The row stays, as history."""
+    async def supersede(
+        self, fact_id: int, *, at: datetime, by: int | None = None, retracted_in: int | None = None
+    ) -> None:
+        """End the fact at ``at``: replaced by fact ``by``, or retracted (``by`` None) in message ``retracted_in``
+        (a ``messages.id``, where known). The row stays, as history."""
         await self.session.execute(
-            update(UserFact).where(UserFact.id == fact_id).values(is_active=False, valid_to=at, superseded_by=by)
+            update(UserFact)
+            .where(UserFact.id == fact_id)
+            .values(
+                is_active=False,
+                valid_to=at,
+                superseded_by=by,
+                retracted_by_message_id=retracted_in if by is None else None,
+            )
         )
 
     async def forget_learned_from(self, message_ids: Sequence[int], *, now: datetime) -> int:
         """Delete the facts learned from these messages, current or past, with what hangs on them (their
         memories and associations, by cascade). A current fact among them that had replaced another brings
         that one back, unless it was learned from these messages too or has expired since: taking back "I
-        moved to Lyon" leaves "lives in Paris" current again. Returns how many facts went."""
+        moved to Lyon" leaves "lives in Paris" current again. So does a fact these messages took back: taking
+        back "I quit smoking" leaves "smokes" current again. Returns how many facts went."""
         if not message_ids:
             return 0
+        ids = list(message_ids)
+        unexpired = or_(UserFact.expiry_date.is_(None), UserFact.expiry_date > now)
         learned = (
             await self.session.execute(
-                select(UserFact.id, UserFact.is_active).where(UserFact.extracted_from_message_id.in_(list(message_ids)))
+                select(UserFact.id, UserFact.is_active).where(UserFact.extracted_from_message_id.in_(ids))
             )
         ).all()
+        doomed = [row.id for row in learned]
+        await self.session.execute(
+            update(UserFact)
+            .where(
+                UserFact.retracted_by_message_id.in_(ids),
+                UserFact.superseded_by.is_(None),
+                UserFact.id.not_in(doomed),
+                unexpired,
+            )
+            .values(is_active=True, valid_to=None, retracted_by_message_id=None)
+        )
         if not learned:
             return 0
-        doomed = [row.id for row in learned]
         current = [row.id for row in learned if row.is_active]
         if current:
             await self.session.execute(
                 update(UserFact)
-                .where(
-                    UserFact.superseded_by.in_(current),
-                    UserFact.id.not_in(doomed),
-                    or_(UserFact.expiry_date.is_(None), UserFact.expiry_date > now),
-                )
+                .where(UserFact.superseded_by.in_(current), UserFact.id.not_in(doomed), unexpired)
                 .values(is_active=True, valid_to=None, superseded_by=None)
             )
         await self.session.execute(delete(UserFact).where(UserFact.id.in_(doomed)))
