@@ -49,6 +49,7 @@ from bot.domain.extraction import (
     KnownFact,
     TranscriptLine,
     extraction_messages,
+    own_words,
     parse_extraction,
     response_format,
     speaker_labels,
@@ -676,9 +677,10 @@ class Learner:
     async def _cancel_follow_ups_brought_up(
         events: EventRepository, by_user: dict[int, list[UnlearnedMessage]]
     ) -> None:
-        """A pending follow-up is dropped once its user brings the topic up first ("the exam went great!")."""
+        """A pending follow-up is dropped once its user brings the topic up first ("the exam went great!"), in their
+        own words: a message they forward is someone else's news."""
         for user_id, said in by_user.items():
-            words = set(_WORD.findall(" ".join(m.content for m in said).casefold()))
+            words = set(_WORD.findall(" ".join(own_words(m.content) for m in said).casefold()))
             for event in await events.pending(user_id, event_type="follow_up"):
                 topic = set(_WORD.findall(event.title.casefold()))
                 if topic and topic <= words:
@@ -728,12 +730,13 @@ class Learner:
         exchanges: dict[int, Exchange] = {}
         for user_id, said in by_user.items():
             state = known.get(user_id) or relationships.Relationship()
-            words = sum(len(m.content.split()) for m in said) / len(said)
+            own = [own_words(m.content) for m in said]  # what they forward is not how they talk with Hearth
+            words = sum(len(text.split()) for text in own) / len(own)
             depth = min(1.0, words / 40) * 0.6 + extraction.intensity * 0.4
             state = relationships.after_exchange(state, sentiment=extraction.sentiment, depth=depth, at=now)
             for kind, text in references.get(user_id, []):
                 state = relationships.with_reference(state, kind, text)
-            exchanges[user_id] = Exchange(state, float(sum(len(m.content) for m in said) / len(said)))
+            exchanges[user_id] = Exchange(state, float(sum(len(text) for text in own) / len(own)))
         await repo.save_many(guild_id, exchanges)
 
     async def _mood(

@@ -8,13 +8,14 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, or_, select
 
 from bot.db.engine import Database
-from bot.db.models import Memory, Message, UserFact
+from bot.db.models import Memory, Message, ScheduledEvent, User, UserFact, UserRelationship
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.discord.payloads import JSON
@@ -477,3 +478,63 @@ async def test_a_fact_taken_back_is_current_again_when_the_message_taking_it_bac
     await until_facts(db, {"smokes": True})
     prompt = await prompt_answering(discord, llm, general, ana, "what do you know about me?", "You smoke.")
     assert "smokes" in prompt, "current again, so it is among what Hearth knows of Ana"
+
+
+def asks_about_exams(body: dict[str, Any]) -> Step:
+    """The model's learning: whoever says their exam is coming is asked about it in two days (replies are scripted
+    by the test)."""
+    prompt = "\n".join(str(m["content"]) for m in body["messages"])
+    when = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    follow_ups = [
+        {"speaker": name, "topic": "exam", "date": when, "question": "How did the exam go?"}
+        for name in re.findall(r"^\(\d+\) (\w+): my exam is", prompt, re.M)
+    ]
+    return Reply(json.dumps({"sentiment": 0.5, "intensity": 0.3, "follow_ups": follow_ups}))
+
+
+async def pending_follow_ups(db: Database) -> list[str]:
+    async with db.reading() as session:
+        rows = await session.scalars(
+            select(ScheduledEvent.title).where(
+                ScheduledEvent.event_type == "follow_up", ScheduledEvent.status == "pending"
+            )
+        )
+    return list(rows.all())
+
+
+@pytest.mark.parametrize("chatting", [{"learning_batch_messages": 1}], indirect=True)
+async def test_what_someone_forwards_is_not_taken_for_what_they_said_to_hearth(
+    chatting: Chatting, db: Database, llm: FakeLLM
+) -> None:
+    """Ana and Bo both say their exam is coming. Ana then forwards Ben's long message about his own exam, Bo a
+    short one: Ben's words neither answer Hearth's question to Ana (still to be asked) nor make her talk with
+    Hearth deeper than Bo's."""
+    discord, ana = chatting.discord, chatting.ana
+    bo = discord.add_user("bo", global_name="Bo")
+    ben = discord.add_user("ben", global_name="Ben")
+    llm.default = asks_about_exams
+    learner = container_of(chatting.bot).learner
+    for person in (ana, bo):
+        llm.script(Reply("Good luck!"))
+        await discord.user_message(discord.dm_channel(person), person, "my exam is in two days")
+        await answered(discord, discord.dm_channel(person), "Good luck!")
+        await learner.flush()
+    assert sorted(await pending_follow_ups(db)) == ["exam", "exam"]
+
+    long_news = " ".join(["The exam went great, I answered every question about the history of the city."] * 4)
+    for person, news in ((ana, long_news), (bo, "ok")):
+        forwarded = discord.message_payload(chatting.general, ben, news)
+        llm.script(Reply("Thanks for sharing!"))
+        await discord.user_message(discord.dm_channel(person), person, "", forwarded=forwarded)
+        await answered(discord, discord.dm_channel(person), "Thanks for sharing!")
+        await learner.flush()
+
+    assert sorted(await pending_follow_ups(db)) == ["exam", "exam"], "Ana never said how her exam went"
+    async with db.reading() as session:
+        rows = await session.execute(
+            select(User.discord_id, UserRelationship.relationship_score, UserRelationship.avg_message_length).join(
+                User, User.id == UserRelationship.user_id
+            )
+        )
+        closeness = {row.discord_id: (row.relationship_score, row.avg_message_length) for row in rows.all()}
+    assert closeness[ana.id] == pytest.approx(closeness[bo.id], abs=1e-3), "what they forwarded is not theirs"
