@@ -187,10 +187,16 @@ class HearthBot(commands.AutoShardedBot):
         self.syncs_at_start = sync_commands
         self.started_at = time.monotonic()
         self._catching_up: asyncio.Task[None] | None = None  # once per process, at the first ready
+        self._caught_up_at = 0.0  # when that catch-up began (time.monotonic())
         self.caught_up = asyncio.Event()  # set once what arrived while stopped has been answered (or there was none)
-        # The messages the chat cog took in as they arrived, until the catch-up is done: Discord delivers them before
-        # the bot is ready (as soon as their server has arrived), and one still being answered awaits its reply.
-        self._taken_live: set[int] | None = set()
+        # Servers in an outage when the catch-up read their waiting messages: caught up on once they are back.
+        self._unreached: set[int] = set()
+        self._later_catch_ups: set[asyncio.Task[None]] = set()
+        # The messages the chat cog took in as they arrived, while a catch-up is running or to come: Discord delivers
+        # them before the bot is ready (as soon as their server has arrived), and one still being answered awaits its
+        # reply. ``_catch_ups`` counts those catch-ups, the first one included from the start.
+        self._taken_live: set[int] = set()
+        self._catch_ups = 1
         self.replying = InFlight()  # the chat cog's handlers of incoming messages, and the slash commands running
         self.accepting = True  # False once a stop began: new messages are left alone
         self.webhooks = ChannelWebhooks(lambda: self.user)  # what cast characters speak through, in each channel
@@ -223,7 +229,7 @@ class HearthBot(commands.AutoShardedBot):
 
     def taken_live(self, message_id: int) -> None:
         """The chat cog handles message ``message_id`` as it arrived: the catch-up leaves it to it."""
-        if self._taken_live is not None:
+        if self._catch_ups:
             self._taken_live.add(message_id)
 
     @property
@@ -315,16 +321,29 @@ class HearthBot(commands.AutoShardedBot):
         log.info("connected as %s (%s) in %d guilds", user, user.id if user else "?", len(self.guilds))
         minutes = self.services.settings.catch_up_minutes
         if "bot.discord.exts.chat" not in self.extensions:  # a bot without conversation answers nothing late
-            self._taken_live = None
+            self._catch_up_over()
             self.caught_up.set()
         elif self._catching_up is None:
+            self._caught_up_at = time.monotonic()
             self._catching_up = asyncio.create_task(self._catch_up(timedelta(minutes=minutes)), name="catch-up")
 
-    async def _catch_up(self, within: timedelta) -> None:
-        """Answer what arrived while Hearth was stopped (see ConversationService.catch_up)."""
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A server back from an outage: what was waiting there when Hearth caught up is answered now (Discord
+        listed the server as unavailable then, and Hearth could not tell where to answer)."""
+        if guild.id not in self._unreached or not self.accepting:
+            return
+        self._unreached.discard(guild.id)
+        self._catch_ups += 1  # at once: the chat cog's next messages there are noted before the catch-up reads
+        task = asyncio.create_task(self._catch_up_in(guild.id), name=f"catch-up-{guild.id}")
+        self._later_catch_ups.add(task)
+        task.add_done_callback(self._later_catch_ups.discard)
+
+    async def _catch_up(self, within: timedelta, *, guild_id: int | None = None) -> None:
+        """Answer what arrived while Hearth was stopped (see ConversationService.catch_up); ``guild_id``: only what
+        was said in that server."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
-                target_for = functools.partial(self._reply_target, members={})
+                target_for = functools.partial(self._reply_target, members={}, guild_id=guild_id)
                 answered = await self.services.conversation.catch_up(
                     within, target_for, thread_parent=self._thread_parent
                 )
@@ -332,8 +351,29 @@ class HearthBot(commands.AutoShardedBot):
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
         finally:
-            self._taken_live = None  # what arrives from now on was not there for the catch-up to read
+            self._catch_up_over()
             self.caught_up.set()
+
+    async def _catch_up_in(self, guild_id: int) -> None:
+        """Catch up on server ``guild_id``, once the first catch-up is done (one at a time), over the same messages:
+        those of the last CATCH_UP_MINUTES before Hearth started."""
+        try:
+            await self.caught_up.wait()
+        except asyncio.CancelledError:
+            self._catch_up_over()
+            raise
+        if not self.accepting:
+            self._catch_up_over()
+            return
+        started = timedelta(seconds=time.monotonic() - self._caught_up_at)
+        log.info("server %s is available again: catching up on it", guild_id)
+        await self._catch_up(timedelta(minutes=self.services.settings.catch_up_minutes) + started, guild_id=guild_id)
+
+    def _catch_up_over(self) -> None:
+        """A catch-up is over: once none is running or to come, what the chat cog takes in is its own for good."""
+        self._catch_ups = max(self._catch_ups - 1, 0)
+        if not self._catch_ups:
+            self._taken_live.clear()
 
     async def _as_it_is(self, channel: discord.abc.Messageable, message_id: int) -> discord.Message | None:
         """The message as Discord has it now; None where Discord cannot say (the bot may not read the channel's
@@ -411,7 +451,11 @@ class HearthBot(commands.AutoShardedBot):
         return members[key]
 
     async def _reply_target(
-        self, incoming: IncomingMessage, *, members: dict[tuple[int, int], bool] | None = None
+        self,
+        incoming: IncomingMessage,
+        *,
+        members: dict[tuple[int, int], bool] | None = None,
+        guild_id: int | None = None,
     ) -> Reached | None:
         """A stored message as it reads now (see :meth:`_follow_edit`) and where to answer it, or None when this
         process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
@@ -419,10 +463,18 @@ class HearthBot(commands.AutoShardedBot):
         stopped bot). With no target where it is not to be answered any more: a thread archived, a channel
         deleted or closed to Hearth, its server left by Hearth or by its author, a DM's author gone from Discord,
         while it was stopped. ``members``: who is still in which server, as found so far (see :meth:`_left`). None,
-        too, for a message that came as Hearth connected, which the chat cog answers (see :meth:`taken_live`)."""
-        if self._taken_live is not None and incoming.message_id in self._taken_live:
+        too, for a message that came as Hearth connected, which the chat cog answers (see :meth:`taken_live`), for one
+        in a server Discord lists as unavailable (an outage: caught up on once it is back, see
+        :meth:`on_guild_available`), and, given ``guild_id``, for one of any other place than that server."""
+        if incoming.message_id in self._taken_live:
             return None
         place = incoming.place
+        if guild_id is not None and place.guild_id != guild_id:
+            return None
+        server = self.get_guild(place.guild_id) if place.guild_id is not None else None
+        if server is not None and server.unavailable:  # not cached yet: no channel, no member, nothing to tell by
+            self._unreached.add(server.id)
+            return None
         channel: Any = self.get_channel(place.channel_id)
         if channel is None and place.is_dm and (self.shard_ids is None or 0 in self.shard_ids):
             try:

@@ -550,3 +550,93 @@ async def given_up_at_the_start_discord_answers(
     assert asked() == 2, "and not again once Discord said it cannot be answered"
     assert discord.sent_messages() == []
     assert not [r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]], "no model call"
+
+
+async def test_a_message_waiting_in_a_server_in_an_outage_at_start_is_answered_once_the_server_is_back(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """A server in an outage on Discord's side when Hearth starts is listed as unavailable, and sent once it is back:
+    what was said there while Hearth was stopped is answered then, in the same run (not left for a restart, which may
+    come too late for it), and once."""
+    discord, _, guild = discord_world
+    general = guild.channel("general")
+    await left_unanswered(discord, db, llm, general, guild)
+    missed = max(discord.messages)
+    await discord.guild_outage(guild)
+
+    llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+    async with running_bot(discord, db, llm) as bot:
+        await bot.caught_up.wait()
+        assert discord.sent_messages(general) == [], "nowhere to answer while the server is unavailable"
+        await discord.guild_recovers(guild)
+        reply = await discord.wait_for_message(general)
+    assert reply["content"] == AWAY
+    assert reply["message_reference"]["message_id"] == str(missed), "answers the message it missed"
+
+    async with running_bot(discord, db, llm) as bot:  # started again: nothing is answered twice
+        await bot.caught_up.wait()
+    assert [m["content"] for m in discord.sent_messages(general)] == [AWAY]
+    assert len([r for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]) == 1
+
+
+async def awaiting(db: Database) -> list[str]:
+    """The stored user messages still awaiting their reply, in order."""
+    async with db.session() as session:
+        statement = select(Message.content).where(Message.role == "user", Message.awaiting_reply).order_by(Message.id)
+        return list((await session.scalars(statement)).all())
+
+
+async def test_a_message_answered_as_a_server_comes_back_is_not_answered_again_by_its_catch_up(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Once a server is back from an outage, what people say there is answered as it comes; catching up on the
+    server (after the catch-up that started with Hearth, here still answering a DM) leaves such a message, stored and
+    still being answered, to its live answer."""
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        guild = discord.add_guild("Cosy Corner", channels=["general", "garden"], members=[ana])
+        general, garden = guild.channel("general"), guild.channel("garden")
+        await left_unanswered_in_a_dm(discord, db, llm)  # first: it waits for the model's first request
+        await left_unanswered(discord, db, llm, general, guild)
+        await discord.guild_outage(guild)
+        dm_asked, dm_answered = asyncio.Event(), asyncio.Event()
+        asked_live, release_live = asyncio.Event(), asyncio.Event()
+
+        async def answering(body: dict[str, Any]) -> Reply:
+            if AWAY_NOTE not in body["messages"][0]["content"]:
+                asked_live.set()
+                await release_live.wait()
+                return Reply("Right here!")
+            if "are you there?" in body["messages"][-1]["content"]:  # the DM: held until ana's message is in hand
+                dm_asked.set()
+                await dm_answered.wait()
+            return Reply(AWAY)
+
+        llm.default = answering
+        # Learning off: every model call is a reply's.
+        async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
+            async with asyncio.timeout(10):
+                await dm_asked.wait()  # the server's message found waiting, and left while it was unavailable
+            await discord.guild_recovers(guild)
+            await discord.user_message(garden, ana, f"{discord.bot.mention} and the roses?")
+            async with asyncio.timeout(10):
+                await asked_live.wait()  # stored, and being answered
+            dm_answered.set()
+            async with asyncio.timeout(10):
+                await bot.caught_up.wait()
+            away = await discord.wait_for_message(general, timeout=10)
+            assert away["content"] == AWAY, "what was waiting in the server is answered"
+            assert await awaiting(db) == ["@Hearth and the roses?"], "left to its live answer"
+            release_live.set()
+            live = await discord.wait_for_message(garden, timeout=10)
+            async with asyncio.timeout(10):
+                while await awaiting(db):  # noqa: ASYNC110 (polling the database)
+                    await asyncio.sleep(0.02)
+        assert live["content"] == "Right here!"
+        assert [m["content"] for m in discord.sent_messages(garden)] == ["Right here!"], "answered once"
+        caught_up = [
+            r.body["messages"][-1]["content"]
+            for r in llm.chat_requests
+            if AWAY_NOTE in r.body["messages"][0]["content"]
+        ]
+        assert not [said for said in caught_up if "roses" in said], "not taken for a message missed while away"

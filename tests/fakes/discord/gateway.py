@@ -4,7 +4,9 @@ guild of the shard, acknowledges heartbeats, lets a client RESUME, and sends the
 As Discord's does, it can also drop a connection with a close code (:meth:`Gateway.drop_connections`), invalidate
 sessions so that the client must IDENTIFY again (:meth:`Gateway.invalidate_sessions`), and refuse sessions with a
 fatal close code (:meth:`Gateway.refuse_sessions`: 4004 for a token it no longer accepts, 4014 for a privileged
-intent not enabled in the Developer Portal).
+intent not enabled in the Developer Portal). A guild can be in an outage (:meth:`Gateway.guild_outage`): a connected
+client is sent GUILD_DELETE with ``unavailable`` true, a client that identifies meanwhile finds it unavailable in
+READY with no GUILD_CREATE after, and both are sent its GUILD_CREATE once it is back (:meth:`Gateway.guild_recovers`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.discord.payloads import JSON, now
-from tests.fakes.discord.world import FakeUser, World
+from tests.fakes.discord.world import FakeGuild, FakeUser, World
 
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, ACK = (
     0, 1, 2, 3, 6, 7, 8, 9, 10, 11,
@@ -59,6 +61,7 @@ class Gateway(World):
         self._ready_gate = asyncio.Event()
         self._ready_gate.set()
         self._refusal: tuple[int, str, bool] | None = None  # close code, reason, whether RESUME is refused too
+        self.outages: set[int] = set()  # the guilds Discord cannot serve now: unavailable in READY, no GUILD_CREATE
 
     @property
     def gateway_url(self) -> str:
@@ -147,6 +150,20 @@ class Gateway(World):
         ``code``, as Discord does: 4004 "Authentication failed." for a token it no longer accepts (reset in the
         Developer Portal), 4014 "Disallowed intent(s)." at IDENTIFY for a privileged intent not enabled there."""
         self._refusal = (code, reason, resumes)
+
+    async def guild_outage(self, guild: FakeGuild) -> None:
+        """An outage on Discord's side makes ``guild`` unavailable: a connected client is sent GUILD_DELETE with
+        ``unavailable`` true (not a removal: the bot is still in it), and one that identifies until
+        :meth:`guild_recovers` finds it in READY as unavailable, with no GUILD_CREATE for it."""
+        self.outages.add(guild.id)
+        for session in self._sessions_for("GUILD_DELETE", {"id": str(guild.id)}, None):
+            await session.send(DISPATCH, {"id": str(guild.id), "unavailable": True}, "GUILD_DELETE")
+
+    async def guild_recovers(self, guild: FakeGuild) -> None:
+        """The outage of ``guild`` is over: the clients connected are sent its GUILD_CREATE, as Discord does."""
+        self.outages.discard(guild.id)
+        for session in self._sessions_for("GUILD_CREATE", {"id": str(guild.id)}, None):
+            await session.send(DISPATCH, self.guild_payload(guild), "GUILD_CREATE")
 
     async def wait_identified(self, timeout: float = 5.0, *, shards: int = 1) -> None:  # noqa: ASYNC109
         """Wait until ``shards`` gateway sessions have identified and received READY and their guilds.
@@ -259,6 +276,8 @@ class Gateway(World):
         }
         await session.send(DISPATCH, ready, "READY")
         for guild in mine:
+            if guild.id in self.outages:  # sent once it is back (see guild_recovers)
+                continue
             await session.send(DISPATCH, self.guild_payload(guild), "GUILD_CREATE")
         session.ready = True
         await self._notify()
