@@ -5,7 +5,8 @@ missed runs collapse into one, and an exception is logged without stopping the j
 database is unreachable, a job says so once (and again every ``STILL_FAILING_EVERY``), not at every run, and
 says when it works again; a run the database failed is made again soon (``DATABASE_RETRY``: 30 s, then longer
 waits up to 10 minutes) when the job's next time is further off, so an hourly or daily job is not skipped for
-an hour or a day by a restart of the database. Stopping waits briefly for running jobs, then cancels them.
+an hour or a day by a restart of the database. Stopping starts no new run, waits briefly for the running ones, then
+cancels them, saying so in one line.
 """
 
 import asyncio
@@ -44,6 +45,7 @@ class Scheduler:
         self.retry = retry
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self._cut: set[asyncio.Task[Any]] = set()  # cancelled by :meth:`stop`, its wait over
 
     @property
     def running(self) -> bool:
@@ -98,14 +100,18 @@ class Scheduler:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is None:
             return
-        scheduler.shutdown(wait=False)
+        # Paused, not shut down yet: APScheduler's shutdown cancels the running jobs at once, whatever they do (a
+        # reminder being sent, a roll-up being committed); they are given ``timeout_s`` to finish first.
+        scheduler.pause()
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=timeout_s)
             for task in pending:
+                self._cut.add(task)
                 task.cancel()
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        scheduler.shutdown(wait=False)
 
     def _run_again_soon(self, job: IntervalJob, failures: int) -> None:
         """Bring the job's next run forward to a retry's time, if that is sooner."""
@@ -133,11 +139,17 @@ class Scheduler:
                     self._run_again_soon(job, outage.runs)
             except Exception:
                 log.exception("scheduled job %s failed; it runs again at its next time", job.name)
+            except asyncio.CancelledError:
+                if task not in self._cut:
+                    raise
+                # Ours: ended here, or APScheduler logs the cancellation as the job's failure, with a traceback.
+                log.warning("scheduled job %s was cut short by the stop", job.name)
             else:
                 outage.worked()
             finally:
                 if task is not None:
                     self._running.discard(task)
+                    self._cut.discard(task)
 
         return run
 

@@ -1,6 +1,7 @@
 """The scheduler's jobs while the database is unreachable (a restart, a failover), on a PostgreSQL server of the
 test's own: they keep running, and the log says so without a traceback at every run."""
 
+import asyncio
 import logging
 from datetime import UTC, datetime, time, timedelta
 
@@ -119,3 +120,50 @@ async def test_a_daily_job_the_database_failed_runs_again_soon_not_a_day_later(
     finally:
         await scheduler.stop()
     assert await users_counted(own_db) == 1
+
+
+async def test_a_stop_lets_a_running_job_finish_before_it_ends_the_scheduler() -> None:
+    """A job running as Hearth stops (a reminder being sent, a roll-up being committed) is given the stop's wait to
+    finish, and no new run starts meanwhile."""
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def sending() -> None:
+        started.set()
+        await release.wait()
+        finished.append("sent")
+
+    scheduler = Scheduler([IntervalJob("sending", sending, timedelta(milliseconds=10), first_after=timedelta(0))])
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 10)
+    stopping = asyncio.create_task(scheduler.stop(timeout_s=10))
+    await asyncio.sleep(0.2)  # the stop waits: runs would come every 10 ms if it let them
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    assert finished == ["sent"]
+
+
+async def test_a_job_the_stop_cuts_short_is_said_in_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job still running when the stop's wait is over is cancelled: one line says so, and APScheduler does not log
+    the cancellation as the job's failure (a traceback at every stop that catches a job mid-run)."""
+    caplog.set_level(logging.INFO)
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a model call or a commit that outlasts the stop's wait
+        finally:
+            ended.set()
+
+    scheduler = Scheduler([IntervalJob("slow", slow, timedelta(hours=1), first_after=timedelta(0))])
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await scheduler.stop(timeout_s=0.05)
+    await asyncio.wait_for(ended.wait(), 10)
+    await asyncio.sleep(0.05)  # APScheduler's callback on the job's end runs on the next turns of the loop
+    assert not [r.getMessage() for r in caplog.records if r.exc_info], "no traceback"
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.scheduler"]
+    assert said == ["scheduled job slow was cut short by the stop"]
