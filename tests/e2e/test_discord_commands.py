@@ -792,6 +792,16 @@ async def test_a_channel_deleted_on_discord_leaves_the_chat_and_blocked_channels
     assert lore not in (await guild_settings(db)).get("blocked_channels", [])  # type: ignore[operator]
 
 
+async def test_a_cooldown_of_zero_shows_as_zero_seconds_not_as_a_bare_number(world: World, bot: HearthBot) -> None:
+    discord, boss, general = world.discord, world.boss, world.general
+
+    _, none_at_all = await run(discord, boss, general, "config cooldown", {"seconds": 0.0})
+    _, some = await run(discord, boss, general, "config cooldown", {"seconds": 1.5})
+
+    assert "Cooldown: 0 s" in text_of(none_at_all).splitlines()
+    assert "Cooldown: 1.5 s" in text_of(some).splitlines()
+
+
 async def guild_row(db: Database) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(Guild.id)) or 0)

@@ -60,7 +60,7 @@ def _settings_embed(settings: GuildSettings) -> discord.Embed:
         ("Language", value(settings.language, "whatever people write in")),
         ("Model", value(settings.model)),
         ("Temperature", value(settings.temperature)),
-        ("Cooldown", value(settings.cooldown_s and f"{settings.cooldown_s:g} s")),
+        ("Cooldown", value(None if settings.cooldown_s is None else f"{settings.cooldown_s:g} s")),
         ("Daily token quota", value(settings.daily_token_quota, "none")),
     ]
     embed = hearth_embed("Settings for this server")
