@@ -95,6 +95,20 @@ async def tell_by_dm(interaction: discord.Interaction, text: str) -> None:
         )
 
 
+def shown_option(value: object) -> str:
+    """An option's value as people know it: a person or role as @name, a channel as #name, anything else as typed
+    (in quotes); escaped, so that nothing in it formats the message or mentions anyone."""
+    if isinstance(value, discord.abc.User):
+        name, prefix = value.display_name, "@"
+    elif isinstance(value, discord.Role):
+        name, prefix = value.name, "@"
+    elif isinstance(value, app_commands.AppCommandChannel | app_commands.AppCommandThread | discord.abc.GuildChannel):
+        name, prefix = value.name, "#"
+    else:
+        return discord.utils.escape_mentions(f"“{discord.utils.escape_markdown(str(value))}”")
+    return discord.utils.escape_mentions(prefix + discord.utils.escape_markdown(name))
+
+
 def explain(error: BaseException) -> str | None:
     """What to tell the user about ``error``; None when it is our fault (logged, then apologised for)."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
@@ -103,7 +117,7 @@ def explain(error: BaseException) -> str | None:
     if isinstance(error, app_commands.CheckFailure) and str(error):
         return str(error)
     if isinstance(error, app_commands.TransformerError):
-        return f"{error.value!r} is not a valid {error.type.name.lower().replace('_', ' ')} here."
+        return f"{shown_option(error.value)} is not a valid {error.type.name.lower().replace('_', ' ')} here."
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {error.retry_after:.1f} s."
     if isinstance(error, app_commands.CheckFailure):

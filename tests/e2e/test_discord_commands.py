@@ -802,6 +802,19 @@ async def test_a_cooldown_of_zero_shows_as_zero_seconds_not_as_a_bare_number(wor
     assert "Cooldown: 1.5 s" in text_of(some).splitlines()
 
 
+async def test_a_channel_hearth_has_not_heard_of_yet_is_named_readably_when_refused(
+    world: World, bot: HearthBot
+) -> None:
+    """Discord offers a channel made a moment ago before Hearth hears of it: the refusal names it as people do."""
+    discord, boss, general = world.discord, world.boss, world.general
+    fresh = discord.add_channel(world.guild, "secret_garden_")  # no CHANNEL_CREATE yet
+
+    payload, answer = await run(discord, boss, general, "config block-channel", {"channel": fresh})
+
+    assert discord.is_ephemeral(payload)
+    assert answer["content"] == r"#secret\_garden\_ is not a valid channel here."
+
+
 async def guild_row(db: Database) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(Guild.id)) or 0)

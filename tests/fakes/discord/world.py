@@ -255,16 +255,7 @@ class World:
         self.guilds[guild_id] = guild
         for spec in channels:
             extra = {"name": spec} if isinstance(spec, str) else dict(spec)
-            channel = FakeChannel(
-                self.snowflake(),
-                type=int(extra.pop("type", 0)),
-                name=str(extra.pop("name")),
-                guild_id=guild_id,
-                position=len(guild.channels),
-                extra=extra,
-            )
-            self.channels[channel.id] = channel
-            guild.channels[str(channel.name)] = channel.id
+            self.add_channel(guild, str(extra.pop("name")), **extra)
         if admins:
             self.add_role(guild, "Admin", permissions=ADMINISTRATOR, members=admins)
         return guild
@@ -277,6 +268,23 @@ class World:
         for member in members:
             guild.member_roles.setdefault(member.id, []).append(role_id)
         return role_id
+
+    def add_channel(self, guild: FakeGuild, name: str, **extra: Any) -> int:
+        """A text channel ``name`` (``extra`` merged into its payload, e.g. ``type=2`` for voice) made in ``guild``, as
+        an admin makes one; returns its id. One made after the client identified needs
+        ``await fd.dispatch("CHANNEL_CREATE", fd.channels[channel_id].payload())``: until then the client does not
+        know it, while Discord already offers it in command options."""
+        channel = FakeChannel(
+            self.snowflake(),
+            type=int(extra.pop("type", 0)),
+            name=name,
+            guild_id=guild.id,
+            position=len(guild.channels),
+            extra=extra,
+        )
+        self.channels[channel.id] = channel
+        guild.channels[name] = channel.id
+        return channel.id
 
     def delete_role(self, guild: FakeGuild, role_id: int) -> JSON:
         """Delete one of ``guild``'s roles, as an admin does in the server's settings: its members no longer hold it,
