@@ -102,6 +102,19 @@ def read(settings: dict[str, Any]) -> GuildSettings:
     )
 
 
+def without(
+    settings: GuildSettings, *, channels: frozenset[int] = frozenset(), roles: frozenset[int] = frozenset()
+) -> dict[str, list[int]]:
+    """The changes that take ``channels`` off the chat and blocked channels and ``roles`` off the allowed roles
+    (things deleted on Discord); only the lists that hold any of them change, so nothing to take off is no change."""
+    lists = {
+        "chat_channels": (settings.chat_channels, channels),
+        "blocked_channels": (settings.blocked_channels, channels),
+        "allowed_roles": (settings.allowed_roles, roles),
+    }
+    return {key: sorted(listed - gone) for key, (listed, gone) in lists.items() if listed & gone}
+
+
 def check_reply_mode(value: str) -> str:
     mode = value.strip().lower()
     if mode not in REPLY_MODES:

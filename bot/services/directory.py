@@ -107,6 +107,16 @@ class Directory:
         async with self.database.session() as session:
             return await self._guild(session, place)
 
+    async def stored_settings(self, discord_id: int) -> GuildSettings | None:
+        """The guild's settings as stored (or as cached by :meth:`guild`); None for a guild Hearth holds no row for.
+        Only reads: unlike :meth:`guild`, it never creates the guild's row."""
+        cached = self._guilds.get(discord_id)
+        if cached is not None and time.monotonic() - cached[1] < self.settings_ttl_s:
+            return cached[0].typed
+        async with self.database.reading() as session:
+            guild = await GuildRepository(session).get_by_discord_id(discord_id)
+        return None if guild is None else guild_settings.read(dict(guild.settings))
+
     async def update_guild_settings(
         self, place: Place, changes: dict[str, Any] | Callable[[GuildSettings], dict[str, Any]]
     ) -> dict[str, Any]:

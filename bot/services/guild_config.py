@@ -93,24 +93,27 @@ class GuildConfigService:
     async def channel_deleted(self, place: Place, channel_id: int) -> None:
         """A channel deleted on Discord leaves the chat and blocked channels: Discord offers no deleted channel to
         name in ``/config``, so it would hold one of the server's places for good and show as #deleted-channel."""
-
-        def drop(settings: GuildSettings) -> dict[str, Any]:
-            lists = {"chat_channels": settings.chat_channels, "blocked_channels": settings.blocked_channels}
-            return {key: sorted(listed - {channel_id}) for key, listed in lists.items() if channel_id in listed}
-
-        settings = await self.show(place)
-        if channel_id in settings.chat_channels | settings.blocked_channels:
-            await self._edit(place, drop)
+        await self.forget_deleted(place, channels=frozenset({channel_id}))
 
     async def role_deleted(self, place: Place, role_id: int) -> None:
         """A role deleted on Discord leaves the list: nobody holds it any more, and Discord offers no deleted role
         to name in ``/config roles remove``, so it would keep everyone without another listed role unanswered."""
+        await self.forget_deleted(place, roles=frozenset({role_id}))
 
-        def drop(settings: GuildSettings) -> dict[str, Any]:
-            return {"allowed_roles": sorted(settings.allowed_roles - {role_id})}
+    async def stored(self, guild_id: int) -> GuildSettings | None:
+        """The server's settings; None when Hearth holds none for it (nothing is created to find out)."""
+        return await self.directory.stored_settings(guild_id)
 
-        if role_id in (await self.show(place)).allowed_roles:
-            await self._edit(place, drop)
+    async def forget_deleted(
+        self, place: Place, *, channels: frozenset[int] = frozenset(), roles: frozenset[int] = frozenset()
+    ) -> None:
+        """Take channels and roles deleted on Discord off the server's lists; a server with none of them listed (or
+        no settings at all) is not written to."""
+        if place.guild_id is None:
+            return
+        settings = await self.stored(place.guild_id)
+        if settings is not None and rules.without(settings, channels=channels, roles=roles):
+            await self._edit(place, lambda stored: rules.without(stored, channels=channels, roles=roles))
 
     async def set_reply_mode(self, place: Place, mode: str) -> GuildSettings:
         return await self._change(place, reply_mode=rules.check_reply_mode(mode))

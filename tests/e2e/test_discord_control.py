@@ -141,13 +141,16 @@ async def test_with_a_role_set_only_its_members_are_answered(world: World, bot: 
     assert await answered(world, llm, general, world.bo, "and me?")
 
 
-async def stored_setting(db: Database, key: str, expected: object) -> None:
-    """Wait until the server's stored ``key`` is ``expected`` (what Hearth does on a Discord event, it does in the
-    background of that event)."""
+async def stored_setting(db: Database, key: str, expected: object, *, guild_id: int | None = None) -> None:
+    """Wait until the server's (``guild_id``'s, when there are several) stored ``key`` is ``expected`` (what Hearth
+    does on a Discord event, it does in the background of that event)."""
+    statement = select(Guild.settings)
+    if guild_id is not None:
+        statement = statement.where(Guild.discord_id == guild_id)
     async with asyncio.timeout(5):
         while True:
             async with db.reading() as session:
-                if (await session.scalar(select(Guild.settings)) or {}).get(key) == expected:
+                if (await session.scalar(statement) or {}).get(key) == expected:
                     return
             await asyncio.sleep(0.05)
 
@@ -166,6 +169,58 @@ async def test_a_role_deleted_on_discord_leaves_the_list_instead_of_shutting_eve
     _, shown = await run(world.discord, world.boss, general, "config show")
     assert "Only these roles: everyone" in text_of(shown)
     assert await answered(world, llm, general, world.ana, "and now?")
+
+
+async def stored_settings(db: Database, discord_id: int) -> JSON | None:
+    """The stored settings of the server ``discord_id``; None when Hearth holds no row for it."""
+    async with db.reading() as session:
+        return await session.scalar(select(Guild.settings).where(Guild.discord_id == discord_id))
+
+
+async def test_a_channel_and_a_role_deleted_while_hearth_was_stopped_leave_the_lists_at_the_next_start(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    """No deletion reaches a bot that is not connected: the server Discord sends at the next start tells."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    attic = discord_.add_channel(guild, "attic")
+    elsewhere = discord_.add_guild("Elsewhere", members=[world.ana])  # Hearth holds no settings for it
+    async with running_bot(discord_, db, llm):
+        await run(discord_, world.boss, general, "config roles add", {"role": world.friends})
+        await run(discord_, world.boss, general, "config chat-channel add", {"channel": garden})
+        for channel in (garden, attic):
+            await run(discord_, world.boss, general, "config block-channel", {"channel": channel})
+    discord_.delete_channel(garden)
+    discord_.delete_role(guild, world.friends)
+
+    async with running_bot(discord_, db, llm):
+        await stored_setting(db, "allowed_roles", [], guild_id=guild.id)
+        settings = await stored_settings(db, guild.id)
+        assert settings is not None
+        assert (settings["chat_channels"], settings["blocked_channels"]) == ([], [attic])
+        assert await answered(world, llm, general, world.ana, "anyone home?")
+        assert await stored_settings(db, elsewhere.id) is None
+
+
+async def test_a_listed_channel_discord_cannot_answer_for_at_start_stays_listed_until_it_can(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    """An outage is no deletion: a channel is taken off only once Discord says it does not exist."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    async with running_bot(discord_, db, llm):
+        await run(discord_, world.boss, general, "config chat-channel add", {"channel": garden})
+        await run(discord_, world.boss, general, "config roles add", {"role": world.friends})
+    discord_.delete_channel(garden)
+    discord_.delete_role(guild, world.friends)
+    discord_.fail("get_channel", 503, message="Service Unavailable")
+
+    async with running_bot(discord_, db, llm):
+        await stored_setting(db, "allowed_roles", [])  # what Discord did send is acted on
+        assert (await stored_settings(db, guild.id) or {})["chat_channels"] == [garden]
+
+    async with running_bot(discord_, db, llm):
+        await stored_setting(db, "chat_channels", [])
 
 
 async def test_a_thread_is_quiet_in_a_blocked_channel_and_chatty_in_a_chat_channel(

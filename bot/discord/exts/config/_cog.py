@@ -38,6 +38,17 @@ def _place_of_guild(guild: discord.Guild) -> Place:
     return Place(channel_id=0, guild_id=guild.id, guild_name=guild.name)
 
 
+async def _no_such_channel(guild: discord.Guild, channel_id: int) -> bool:
+    """Whether Discord says the channel does not exist (Unknown Channel); not when it refuses to show it or fails."""
+    try:
+        await guild.fetch_channel(channel_id)
+    except discord.NotFound:
+        return True
+    except (discord.HTTPException, discord.InvalidData):  # hidden from Hearth, another server's, or an outage
+        return False
+    return False
+
+
 def _settings_embed(settings: GuildSettings) -> discord.Embed:
     def value(setting: object, default: str = "the bot's default") -> str:
         return default if setting is None else str(setting)
@@ -104,6 +115,32 @@ class Config(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_role_delete(self, role: discord.Role) -> None:
         await self.guild_config.role_deleted(_place_of_guild(role.guild), role.id)
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self._forget_deleted_unheard(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._forget_deleted_unheard(guild)
+
+    async def _forget_deleted_unheard(self, guild: discord.Guild) -> None:
+        """Take off the server's lists the channels and roles deleted while Hearth heard no deletion (stopped, or
+        reconnected without resuming), once Discord has sent the whole server: a listed channel it did not send
+        is asked for, and taken off only when Discord answers that it does not exist; a listed role is taken off
+        when the server's roles (always all of them, @everyone first) lack it. A server without settings is only
+        read, and an unavailable one, or a channel Discord will not show or could not answer for, is left as is."""
+        if guild.unavailable:
+            return
+        settings = await self.guild_config.stored(guild.id)
+        if settings is None:
+            return
+        sent = {channel.id for channel in guild.channels} | {thread.id for thread in guild.threads}
+        unsent = sorted((settings.chat_channels | settings.blocked_channels) - sent)
+        channels = frozenset([channel_id for channel_id in unsent if await _no_such_channel(guild, channel_id)])
+        roles = {role.id for role in guild.roles}
+        gone_roles = settings.allowed_roles - roles if guild.id in roles else frozenset()
+        await self.guild_config.forget_deleted(_place_of_guild(guild), channels=channels, roles=gone_roles)
 
     # -- /config ------------------------------------------------------------------------------------
 
