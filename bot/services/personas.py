@@ -444,6 +444,14 @@ class PersonaService:
 
         return _view(await self._change(guild_id, work))
 
+    async def channel_deleted(self, channel_id: int) -> None:
+        """A channel deleted on Discord takes its own persona and its cast with it (the personas stay the guild's):
+        nothing is kept for a channel that cannot come back. Made as any change is, so every process forgets it."""
+        async with self.database.reading() as session:
+            guild_id = await PersonaRepository(session).guild_of_channel(channel_id)
+        if guild_id is not None:
+            await self._change(guild_id, lambda repo: repo.forget_channel(channel_id))
+
     async def _owned(self, repo: PersonaRepository, persona: Persona, guild_id: int) -> Persona:
         """``persona`` as a row the guild owns: a global one is copied, so the guild's later edits stay its own."""
         return persona if persona.guild_id is not None else await self._copy_for(repo, persona, guild_id)

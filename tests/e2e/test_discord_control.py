@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.engine import Database
-from bot.db.models import Guild
+from bot.db.models import ChannelCast, ChannelPersona, Guild
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -348,6 +348,37 @@ async def test_a_channel_plays_its_own_persona(world: World, bot: HearthBot, llm
     await run(world.discord, world.boss, garden, "persona channel-reset")
     assert await answered(world, llm, garden, world.ana, "and now?")
     assert "A fox spirit." not in speaker("and now?")
+
+
+async def test_a_deleted_channel_takes_its_own_persona_and_cast_with_it(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Nothing is kept for a channel that cannot come back; the personas it played stay the server's."""
+    discord_, general, garden = world.discord, world.guild.channel("general"), world.guild.channel("garden")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    mira = FakeAttachment("mira.json", json.dumps(card).encode())
+    await run(discord_, world.boss, general, "persona import", {"card": mira})
+    await run(discord_, world.boss, general, "persona set", {"name": "Hearth"})
+    for channel in (general, garden):
+        await run(discord_, world.boss, channel, "persona channel", {"name": "mira"})
+        await run(discord_, world.boss, channel, "persona cast add", {"name": "mira"})
+
+    gone = discord_.channels[garden].payload()
+    discord_.delete_channel(garden)
+    await discord_.dispatch("CHANNEL_DELETE", gone)
+
+    async def kept_for(channel_id: int) -> list[int]:
+        async with db.reading() as session:
+            chosen = select(ChannelPersona.channel_id).where(ChannelPersona.channel_id == channel_id)
+            cast = select(ChannelCast.channel_id).where(ChannelCast.channel_id == channel_id)
+            return list((await session.scalars(chosen.union_all(cast))).all())
+
+    async with asyncio.timeout(5):  # Hearth hears of it in the background of the event
+        while await kept_for(garden):  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    assert await kept_for(general) == [general, general]
+    _, chosen = await run(discord_, world.boss, general, "persona set", {"name": "mira"})
+    assert "Mira" in chosen["content"]
 
 
 async def test_a_channel_persona_chosen_in_a_thread_is_its_channels_and_is_played_there(

@@ -106,6 +106,17 @@ class PersonaRepository:
         result = await self.session.execute(delete(ChannelPersona).where(ChannelPersona.channel_id == channel_id))
         return bool(getattr(result, "rowcount", 0))
 
+    async def guild_of_channel(self, channel_id: int) -> int | None:
+        """The guild (row id) of a channel that has a persona or a cast of its own; None when it has neither."""
+        chosen = select(ChannelPersona.guild_id).where(ChannelPersona.channel_id == channel_id)
+        cast = select(ChannelCast.guild_id).where(ChannelCast.channel_id == channel_id)
+        return await self.session.scalar(chosen.union_all(cast).limit(1))
+
+    async def forget_channel(self, channel_id: int) -> None:
+        """Drop a channel's own persona and its cast (the personas stay)."""
+        await self.session.execute(delete(ChannelPersona).where(ChannelPersona.channel_id == channel_id))
+        await self.session.execute(delete(ChannelCast).where(ChannelCast.channel_id == channel_id))
+
     async def cast_of(self, channel_id: int) -> list[Persona]:
         """The characters in a channel's cast, in the order they joined it."""
         statement = (

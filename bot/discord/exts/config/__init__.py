@@ -8,4 +8,4 @@ from bot.discord.exts.config._cog import Config
 async def setup(bot: HearthBot) -> None:
     if declined(bot, __name__):
         return
-    await bot.add_cog(Config(bot.services.guild_config))
+    await bot.add_cog(Config(bot.services.guild_config, bot.services.personas))

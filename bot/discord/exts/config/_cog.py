@@ -16,6 +16,7 @@ from bot.discord.views import hearth_embed
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings
 from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
+from bot.services.personas import PersonaService
 
 OnOff = Literal["on", "off"]
 # Where people talk: text and announcement channels, forums (their posts are threads of the forum) and the chat of
@@ -96,8 +97,9 @@ class Config(commands.Cog):
         name="roles", description="When any role is set, only members with one of them are answered", parent=config
     )
 
-    def __init__(self, guild_config: GuildConfigService) -> None:
+    def __init__(self, guild_config: GuildConfigService, personas: PersonaService) -> None:
         self.guild_config = guild_config
+        self.personas = personas
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         require_admin(interaction)
@@ -111,6 +113,7 @@ class Config(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         await self.guild_config.channel_deleted(_place_of_guild(channel.guild), channel.id)
+        await self.personas.channel_deleted(channel.id)
 
     @commands.Cog.listener()
     async def on_guild_role_delete(self, role: discord.Role) -> None:
