@@ -34,6 +34,8 @@ REFUSALS = {
     "over_quota": "I've reached this server's daily limit, so I can't come up with another answer until tomorrow"
     " (00:00 UTC).",
     "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
+    "overtaken": "The conversation went on from this answer while I was writing another, so this one stays: only my"
+    " latest reply can be changed.",
     "removed": "That reply was deleted meanwhile, so I've left it deleted.",
     "no_sending": "I'm not allowed to send messages here any more, and that answer needs more messages than this"
     " reply has, so the answer shown stays.",
@@ -204,7 +206,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         *,
         deferred: bool,
     ) -> None:
-        if outcome.status == "failed":  # the new answer may have begun to stream in: the one before comes back
+        if outcome.status in ("failed", "overtaken"):  # the new answer may have streamed in: the one before returns
             await _shown_whole(message, outcome, branches)
         if outcome.status != "shown":
             await tell(interaction, REFUSALS[outcome.status])

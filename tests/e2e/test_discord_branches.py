@@ -495,3 +495,62 @@ async def test_a_press_answered_after_its_token_expired_is_told_by_dm_naming_the
     link = f"https://discord.com/channels/{guild.id}/{general}/{reply['id']}"
     assert told["content"] == f"The button you pressed on {link}: {REFUSALS['failed']}"
     assert told["allowed_mentions"]["parse"] == []
+
+
+@pytest.mark.parametrize("meanwhile", ["answered while the answer was written", "being answered when it was ready"])
+async def test_another_answer_ready_after_the_conversation_went_on_leaves_the_one_it_went_on_from(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], llm: FakeLLM, db: Database, meanwhile: str
+) -> None:
+    """Ana presses 🔄; while Hearth writes her another answer, Bo asks something in the channel, and his reply is
+    written from the answer shown (it is in his reply's history). Once that reply is out, Ana's answer is not
+    shown in its place, nor stored as the one the conversation goes on from: her reply shows the answer Bo's was
+    built on, whole and with its button, and she is told privately why."""
+    discord, ana, bo, guild = world
+    general = guild.channel("general")
+    regen_asked, regen_go, bo_asked, bo_go = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+    stories = 0
+
+    async def model(body: JSON) -> Reply:
+        nonlocal stories
+        if "weather" in json.dumps(body["messages"][-1]):
+            bo_asked.set()
+            if meanwhile == "being answered when it was ready":
+                await bo_go.wait()
+            return Reply("Sunny all day.")
+        stories += 1
+        if stories == 1:
+            return Reply("A lighthouse keeper story.")
+        regen_asked.set()
+        if meanwhile == "answered while the answer was written":
+            await regen_go.wait()
+        return Reply("A story about a cat called Miso.")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, budget_s=30.0, model_timeout_s=30.0):
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+        if meanwhile == "being answered when it was ready":  # Bo's reply is being written when Ana presses
+            await discord.user_message(general, bo, f"{discord.bot.mention} what's the weather like?")
+            await bo_asked.wait()
+        payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        await regen_asked.wait()
+        if meanwhile == "answered while the answer was written":
+            await discord.user_message(general, bo, f"{discord.bot.mention} what's the weather like?")
+        bo_go.set()
+        answered = await discord.wait_for_request(
+            lambda call: call.route == "create_message" and "Sunny" in str(call.body)
+        )
+        assert isinstance(answered.response, dict)
+        await stored_as_shown_in(db, answered.response)
+        regen_go.set()
+        await eventually(lambda: discord.followups_of(payload) or "2/2" in buttons(discord.messages[int(reply["id"])]))
+
+        [asked_by_bo] = [r for r in llm.reply_requests if "weather" in json.dumps(r.body["messages"][-1])]
+        assert "A lighthouse keeper story." in json.dumps(asked_by_bo.body["messages"]), "Bo's reply went on from it"
+        shown = discord.messages[int(reply["id"])]
+        assert shown["content"] == "A lighthouse keeper story." and buttons(shown) == ["🔄"]
+        [said] = discord.followups_of(payload)
+        assert said["content"] == REFUSALS["overtaken"] and said["flags"] & 64, "said privately"
+        async with db.session() as session:
+            kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+        assert sorted(kept) == ["A lighthouse keeper story.", "Sunny all day."]

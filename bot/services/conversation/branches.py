@@ -24,12 +24,15 @@ from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake
 from bot.services.conversation.responder import Responder
 from bot.services.conversation.store import TurnStore
+from bot.services.conversation.turns import Turns
 from bot.services.incoming import ReplyTarget
 from bot.services.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
-BranchStatus = Literal["shown", "not_yours", "expired", "moved_on", "unknown", "resting", "over_quota", "failed"]
+BranchStatus = Literal[
+    "shown", "not_yours", "expired", "moved_on", "unknown", "resting", "over_quota", "failed", "overtaken"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class BranchOutcome:
     """What a press did: ``shown`` with the answer now shown (``position`` of ``count``), else why not.
     ``failed``: the model could not answer; the answer shown before (``text``, ``position`` of ``count``) stays
     the one the conversation goes on from, and is to be shown again where the new one had begun to stream.
+    ``overtaken``: likewise, the new answer coming after a later reply in the conversation, written from the
+    answer shown (the new one is not kept).
     ``parts``: the Discord messages that show the reply, in order (an answer longer than a message takes several),
     where the answer is to be shown: its pieces in them, as many as it needs (see :meth:`Branches.reshown`).
     ``before``: the position shown before the press, where it showed another (see :meth:`Branches.put_back`)."""
@@ -57,6 +62,7 @@ class Branches:
         store: TurnStore,
         responder: Responder,
         holds: Holds,
+        turns: Turns,
         *,
         clock: Callable[[], datetime],
         expiry: timedelta = timedelta(hours=24),
@@ -66,6 +72,7 @@ class Branches:
         self.store = store
         self.responder = responder
         self.holds = holds
+        self.turns = turns  # the channel held while a new answer is kept: not in the middle of a turn there
         self.clock = clock
         self.expiry = expiry
         self._locks = KeyedLocks()  # one press at a time per reply
@@ -114,7 +121,13 @@ class Branches:
             finally:
                 query.close()
             self.holds.spent(batch[-1].guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
-            return replace(await self._keep(reply, completion), before=shown)
+            # A turn in the channel reads the history before it asks the model and stores its reply after: the new
+            # answer is kept between two turns, and only while no reply has come after this one meanwhile.
+            async with self.turns.channel(incoming.place.channel_id):
+                if not await self._still_latest(reply):
+                    log.info("not keeping another answer to reply %s: the conversation went on", reply.message_id)
+                    return BranchOutcome("overtaken", reply.content, shown, count, reply.parts)
+                return replace(await self._keep(reply, completion), before=shown)
 
     async def step(self, shown_in: int, requester: int, by: int) -> BranchOutcome:
         """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends)."""
@@ -163,6 +176,12 @@ class Branches:
         if not reply.latest:
             return None, BranchOutcome("moved_on")
         return reply, BranchOutcome("shown", reply.content, parts=reply.parts)
+
+    async def _still_latest(self, reply: SentReply) -> bool:
+        """Whether ``reply`` is still shown where it was, with no reply after it in its conversation."""
+        async with self.database.reading() as session:
+            now = await AlternativeRepository(session).reply_shown_in(reply.parts[-1])
+        return now is not None and now.message_id == reply.message_id and now.latest
 
     async def _keep(self, reply: SentReply, completion: Completion) -> BranchOutcome:
         """Store ``completion`` as the reply's newest alternative and show it (the first answer is kept as the

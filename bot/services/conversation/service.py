@@ -248,7 +248,7 @@ def build(
     turns = Turns(cooldowns or Cooldowns())
     responder = Responder(chat, store, recollection, knowledge, holds, config, clock=clock, token_counter=token_counter)
     catching_up = CatchUp(intake, store, turns, holds, responder, clock=clock)
-    branches = Branches(database, intake, store, responder, holds, clock=clock)
+    branches = Branches(database, intake, store, responder, holds, turns, clock=clock)
     return ConversationService(
         intake,
         store,
