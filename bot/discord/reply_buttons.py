@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.discord.render import MODEL_MENTIONS, UNKNOWN_MESSAGE, edited, only_a_glimpse, typing_in, unless_refused
-from bot.discord.tree import tell
+from bot.discord.tree import report, tell
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.services.conversation.branches import Branches, BranchOutcome
 from bot.services.incoming import ReplyForbidden, ReplyRefused, ReplyRemoved
@@ -179,6 +179,8 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             else:
                 log.info("could not change reply %s in channel %s: %s", message.id, message.channel.id, refusal)
             await tell(interaction, _refused(refusal))
+        except Exception as error:  # a fault of Hearth's (the database failing, say): said kindly, logged once
+            await report(interaction, error, f"button {_LOOKS[self.action][0]} on reply {message.id}")
 
     async def _press(self, interaction: discord.Interaction, message: discord.Message, branches: Branches) -> None:
         if self.action == "regen":

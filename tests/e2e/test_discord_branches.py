@@ -15,12 +15,14 @@ from bot.db.engine import Database
 from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
+from bot.discord.tree import SOMETHING_WENT_WRONG
 from bot.services.incoming import Place
 from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import conversation_service, eventually, message
 from tests.support.commands import run
+from tests.support.database_faults import failing_statements
 
 JSON = dict[str, Any]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -554,3 +556,30 @@ async def test_another_answer_ready_after_the_conversation_went_on_leaves_the_on
         async with db.session() as session:
             kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
         assert sorted(kept) == ["A lighthouse keeper story.", "Sunny all day."]
+
+
+async def test_a_press_a_database_fault_stops_is_apologised_for_privately_and_logged_once(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database fails as Ana presses ◀: she is told privately that something went wrong on Hearth's side (not
+    Discord's "This interaction failed"), the fault is logged once, and the reply shows what it showed."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+
+    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
+    with failing_statements(hearths, "UPDATE", "reply_alternatives") as failed:
+        payload, told = await press(discord, ana, shown, "prev")
+    assert failed, "the press met the fault"
+    assert discord.is_ephemeral(payload) and told["content"] == SOMETHING_WENT_WRONG
+    still = discord.messages[int(reply["id"])]
+    assert still["content"] == "A story about a cat called Miso." and buttons(still) == ["◀", "2/2", "▶", "🔄"]
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and logged[0].name.startswith("bot.") and logged[0].exc_info, "logged once, with why"
