@@ -215,7 +215,12 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             return
         if not deferred and len(outcome.parts) <= 1 and len(split_message(outcome.text)) == 1:  # one message
             content, view = outcome.text, reply_view(outcome.position, outcome.count)
-            await interaction.response.edit_message(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
+            try:
+                await interaction.response.edit_message(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
+            except discord.NotFound as exc:  # deleted since the press (a moderator took it down)
+                if exc.code != UNKNOWN_MESSAGE:
+                    raise
+                raise ReplyRemoved(f"reply {message.id} was deleted as another answer was shown") from exc
             return
         if not deferred:
             await interaction.response.defer()

@@ -583,3 +583,27 @@ async def test_a_press_a_database_fault_stops_is_apologised_for_privately_and_lo
     assert still["content"] == "A story about a cat called Miso." and buttons(still) == ["◀", "2/2", "▶", "🔄"]
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(logged) == 1 and logged[0].name.startswith("bot.") and logged[0].exc_info, "logged once, with why"
+
+
+async def test_a_reply_deleted_as_its_other_answer_is_chosen_stays_deleted(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A moderator deletes Ana's reply just as she presses ◀ on it (Discord's news of the deletion not yet come):
+    she is told privately that it was deleted meanwhile, and nothing is logged as a fault."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+
+    await discord.user_deletes(shown, announced=False)
+    payload, told = await press(discord, ana, shown, "prev")
+    assert discord.is_ephemeral(payload) and told["content"] == REFUSALS["removed"]
+    assert int(reply["id"]) not in discord.messages and len(discord.calls("create_message")) == 1, "not shown again"
+    faults = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not faults, "a deletion is no fault"
