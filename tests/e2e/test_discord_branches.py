@@ -607,3 +607,31 @@ async def test_a_reply_deleted_as_its_other_answer_is_chosen_stays_deleted(
     assert int(reply["id"]) not in discord.messages and len(discord.calls("create_message")) == 1, "not shown again"
     faults = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not faults, "a deletion is no fault"
+
+
+async def test_another_answer_the_database_cannot_keep_leaves_the_answer_before_it_in_place(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """The new answer streams into the reply's message, then the database fails as it is kept: the message shows
+    again the answer the conversation goes on from (the one stored), with its button, and Ana is told privately
+    that the answer before stays."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    streamed = Reply("A story about a cat called Miso.", chunk_size=8, delay_between_chunks=0.04)
+    llm.script(Reply("A lighthouse keeper story."), streamed)
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+
+    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
+    with failing_statements(hearths, "INSERT", "reply_alternatives") as failed:
+        payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        await discord.wait_for_request(lambda call: call.route == "edit_message" and "A story" in str(call.body))
+        await eventually(lambda: discord.followups_of(payload))
+    assert failed, "keeping the answer met the fault"
+    [said] = discord.followups_of(payload)
+    assert said["content"] == REFUSALS["failed"] and said["flags"] & 64, "said privately"
+    shown = discord.messages[int(reply["id"])]
+    assert shown["content"] == "A lighthouse keeper story." and buttons(shown) == ["🔄"]
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == ["A lighthouse keeper story."]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.repositories.alternatives import AlternativeRepository, SentReply, positions
 from bot.db.repositories.memories import MemoryRepository
 from bot.domain.text import clean_text
@@ -38,8 +38,9 @@ BranchStatus = Literal[
 @dataclass(frozen=True, slots=True)
 class BranchOutcome:
     """What a press did: ``shown`` with the answer now shown (``position`` of ``count``), else why not.
-    ``failed``: the model could not answer; the answer shown before (``text``, ``position`` of ``count``) stays
-    the one the conversation goes on from, and is to be shown again where the new one had begun to stream.
+    ``failed``: the model could not answer, or its answer could not be kept; the answer shown before (``text``,
+    ``position`` of ``count``) stays the one the conversation goes on from, and is to be shown again where the new
+    one had begun to stream.
     ``overtaken``: likewise, the new answer coming after a later reply in the conversation, written from the
     answer shown (the new one is not kept).
     ``parts``: the Discord messages that show the reply, in order (an answer longer than a message takes several),
@@ -127,7 +128,11 @@ class Branches:
                 if not await self._still_latest(reply):
                     log.info("not keeping another answer to reply %s: the conversation went on", reply.message_id)
                     return BranchOutcome("overtaken", reply.content, shown, count, reply.parts)
-                return replace(await self._keep(reply, completion), before=shown)
+                try:
+                    return replace(await self._keep(reply, completion), before=shown)
+                except DATABASE_FAULTS as exc:  # nothing of it kept: the answer before stays the one shown
+                    log.warning("could not keep another answer to reply %s: %s", reply.message_id, exc)
+                    return BranchOutcome("failed", reply.content, shown, count, reply.parts)
 
     async def step(self, shown_in: int, requester: int, by: int) -> BranchOutcome:
         """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends)."""
