@@ -34,6 +34,7 @@ REFUSALS = {
     "over_quota": "I've reached this server's daily limit, so I can't come up with another answer until tomorrow"
     " (00:00 UTC).",
     "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
+    "writing": "I'm writing a reply here just now that goes on from this answer, so this one stays for now.",
     "overtaken": "The conversation went on from this answer while I was writing another, so this one stays: only my"
     " latest reply can be changed.",
     "removed": "That reply was deleted meanwhile, so I've left it deleted.",
@@ -196,7 +197,8 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             )
             await self._show(interaction, message, outcome, branches, deferred=True)
         else:
-            outcome = await branches.step(message.id, interaction.user.id, -1 if self.action == "prev" else 1)
+            by = -1 if self.action == "prev" else 1
+            outcome = await branches.step(message.id, interaction.user.id, by, channel_id=message.channel.id)
             await self._show(interaction, message, outcome, branches, deferred=False)
 
     @staticmethod
@@ -227,7 +229,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         try:
             await _shown_whole(message, outcome, branches)
         except ReplyRefused:  # Discord still shows the answer before (part of the new one, at most): it stays
-            before = await branches.put_back(message.id, interaction.user.id, outcome)
+            before = await branches.put_back(message.id, interaction.user.id, outcome, channel_id=message.channel.id)
             if before.status == "shown":
                 with contextlib.suppress(ReplyRefused, ReplyRemoved):  # where nothing could be edited, nothing was
                     await _shown_whole(message, before, branches)

@@ -635,3 +635,46 @@ async def test_another_answer_the_database_cannot_keep_leaves_the_answer_before_
     async with db.session() as session:
         kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
     assert list(kept) == ["A lighthouse keeper story."]
+
+
+async def test_choosing_another_answer_while_a_reply_going_on_from_it_is_written_leaves_it_shown(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """Ana's reply has two answers; Hearth is writing Bo a reply in the channel, from the answer shown, when she
+    presses ◀. That answer stays shown and stored (Bo's reply goes on from it), and she is told privately why."""
+    discord, ana, bo, guild = world
+    general = guild.channel("general")
+    bo_asked, bo_go = asyncio.Event(), asyncio.Event()
+    stories = iter(["A lighthouse keeper story.", "A story about a cat called Miso."])
+
+    async def model(body: JSON) -> Reply:
+        if "weather" in json.dumps(body["messages"][-1]):
+            bo_asked.set()
+            await bo_go.wait()
+            return Reply("Sunny all day.")
+        return Reply(next(stories))
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, budget_s=30.0, model_timeout_s=30.0):
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+        _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+        await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+        await discord.user_message(general, bo, f"{discord.bot.mention} what's the weather like?")
+        await bo_asked.wait()
+
+        payload, told = await press(discord, ana, shown, "prev")
+        bo_go.set()
+        answered = await discord.wait_for_request(
+            lambda call: call.route == "create_message" and "Sunny" in str(call.body)
+        )
+        assert isinstance(answered.response, dict)
+        await stored_as_shown_in(db, answered.response)
+
+    [asked_by_bo] = [r for r in llm.reply_requests if "weather" in json.dumps(r.body["messages"][-1])]
+    assert "Miso" in json.dumps(asked_by_bo.body["messages"]), "Bo's reply went on from the answer shown"
+    still = discord.messages[int(reply["id"])]
+    assert still["content"] == "A story about a cat called Miso." and buttons(still) == ["◀", "2/2", "▶", "🔄"]
+    assert discord.is_ephemeral(payload) and told["content"] == REFUSALS["writing"], "said privately"
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert sorted(kept) == ["A story about a cat called Miso.", "Sunny all day."]

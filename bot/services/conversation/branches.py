@@ -31,7 +31,7 @@ from bot.services.locks import KeyedLocks
 log = logging.getLogger(__name__)
 
 BranchStatus = Literal[
-    "shown", "not_yours", "expired", "moved_on", "unknown", "resting", "over_quota", "failed", "overtaken"
+    "shown", "not_yours", "expired", "moved_on", "unknown", "resting", "over_quota", "failed", "overtaken", "writing"
 ]
 
 
@@ -42,7 +42,8 @@ class BranchOutcome:
     ``position`` of ``count``) stays the one the conversation goes on from, and is to be shown again where the new
     one had begun to stream.
     ``overtaken``: likewise, the new answer coming after a later reply in the conversation, written from the
-    answer shown (the new one is not kept).
+    answer shown (the new one is not kept). ``writing``: a reply is being written in the channel, going on from the
+    answer shown, which stays.
     ``parts``: the Discord messages that show the reply, in order (an answer longer than a message takes several),
     where the answer is to be shown: its pieces in them, as many as it needs (see :meth:`Branches.reshown`).
     ``before``: the position shown before the press, where it showed another (see :meth:`Branches.put_back`)."""
@@ -134,31 +135,46 @@ class Branches:
                     log.warning("could not keep another answer to reply %s: %s", reply.message_id, exc)
                     return BranchOutcome("failed", reply.content, shown, count, reply.parts)
 
-    async def step(self, shown_in: int, requester: int, by: int) -> BranchOutcome:
-        """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends)."""
+    async def step(self, shown_in: int, requester: int, by: int, *, channel_id: int) -> BranchOutcome:
+        """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends).
+        ``channel_id``: the channel the reply is in; while a turn there is being answered (from the answer shown),
+        the answer shown stays (``writing``)."""
+        return await self._step(shown_in, requester, by, channel_id, wait=False)
+
+    async def _step(self, shown_in: int, requester: int, by: int, channel_id: int, *, wait: bool) -> BranchOutcome:
         async with self._locks.hold(shown_in):
             reply, refusal = await self._pressable(shown_in, requester)
             if reply is None:
                 return refusal
-            async with self.database.session() as session:
-                repository = AlternativeRepository(session)
-                alternatives = await repository.of(reply.message_id)
-                shown, count = positions(alternatives)
-                wanted = min(max(shown + by, 1), count)
-                if wanted == shown:
-                    return BranchOutcome("shown", reply.content, shown, count, reply.parts)
-                text = await repository.show(reply.message_id, wanted, at=self.clock())
-                await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
-            self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
-            return BranchOutcome("shown", text, wanted, count, reply.parts, before=shown)
+            if not wait and self.turns.busy(channel_id):  # no waiting for it: Discord wants an answer at once
+                return BranchOutcome("writing", reply.content, parts=reply.parts)
+            async with self.turns.channel(channel_id):  # a turn reads the history after, or stored its reply before
+                if not await self._still_latest(reply):
+                    return BranchOutcome("moved_on")
+                return await self._moved(reply, by)
 
-    async def put_back(self, shown_in: int, requester: int, outcome: BranchOutcome) -> BranchOutcome:
-        """Discord would not show ``outcome``, what a press of ``requester`` on ``shown_in`` chose (a permission taken
-        away meanwhile): the answer shown before the press is the one shown, and the one the conversation goes on
-        from, again; a new answer stays kept among the others. Returns it, to be shown again where the other began
-        to be."""
+    async def _moved(self, reply: SentReply, by: int) -> BranchOutcome:
+        async with self.database.session() as session:
+            repository = AlternativeRepository(session)
+            alternatives = await repository.of(reply.message_id)
+            shown, count = positions(alternatives)
+            wanted = min(max(shown + by, 1), count)
+            if wanted == shown:
+                return BranchOutcome("shown", reply.content, shown, count, reply.parts)
+            text = await repository.show(reply.message_id, wanted, at=self.clock())
+            await MemoryRepository(session).rewrite_message_memory(reply.message_id, clean_text(text))
+        self.store.rewritten(reply.conversation_id, reply.message_id, clean_text(text))
+        return BranchOutcome("shown", text, wanted, count, reply.parts, before=shown)
+
+    async def put_back(
+        self, shown_in: int, requester: int, outcome: BranchOutcome, *, channel_id: int
+    ) -> BranchOutcome:
+        """Discord would not show ``outcome``, what a press of ``requester`` on ``shown_in`` in ``channel_id`` chose (a
+        permission taken away meanwhile): the answer shown before the press is the one shown, and the one the
+        conversation goes on from, again (once a turn being answered there is over); a new answer stays kept among
+        the others. Returns it, to be shown again where the other began to be."""
         before = outcome.position if outcome.before is None else outcome.before
-        return await self.step(shown_in, requester, before - outcome.position)
+        return await self._step(shown_in, requester, before - outcome.position, channel_id, wait=True)
 
     async def reshown(self, shown_in: int, parts: Sequence[int]) -> None:
         """The reply whose buttons were on the Discord message ``shown_in`` is now shown in ``parts``, in order

@@ -144,7 +144,7 @@ class CatchUp:
                 if decision.in_cast:
                     target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
                 batch = [stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
-                async with self.turns.channel(row.channel_id):
+                async with self.turns.answering(row.channel_id):
                     outcome = await self.responder.answer(
                         incoming,
                         batch,

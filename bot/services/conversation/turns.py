@@ -21,6 +21,7 @@ class Turns:
         self._locks = KeyedLocks()
         self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
         self._waiting: set[tuple[int, int]] = set()
+        self._answering: set[int] = set()  # the channels a turn is being answered in (read, written, stored)
 
     @contextlib.asynccontextmanager
     async def turn(
@@ -40,7 +41,7 @@ class Turns:
             if wait:
                 await asyncio.sleep(wait)  # what the user sends meanwhile joins this turn
             self.cooldowns.mark(user_id)
-            async with self._locks.hold(channel_id):
+            async with self.answering(channel_id):
                 self._waiting.discard(key)
                 batch, taken = self._pending.pop(key), True
                 yield batch
@@ -50,6 +51,19 @@ class Turns:
                 self._pending.pop(key, None)
 
     def channel(self, channel_id: int) -> contextlib.AbstractAsyncContextManager[None]:
-        """The channel held for a turn that is not a live message's (catching up after a restart), or between
-        turns."""
+        """The channel held between turns."""
         return self._locks.hold(channel_id)
+
+    @contextlib.asynccontextmanager
+    async def answering(self, channel_id: int) -> AsyncIterator[None]:
+        """The channel held for a turn: a live message's, or one that is not (catching up after a restart)."""
+        async with self._locks.hold(channel_id):
+            self._answering.add(channel_id)
+            try:
+                yield
+            finally:
+                self._answering.discard(channel_id)
+
+    def busy(self, channel_id: int) -> bool:
+        """Whether a turn is being answered in the channel: its reply goes on from the history it read."""
+        return channel_id in self._answering
