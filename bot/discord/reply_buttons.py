@@ -34,6 +34,7 @@ REFUSALS = {
     "over_quota": "I've reached this server's daily limit, so I can't come up with another answer until tomorrow"
     " (00:00 UTC).",
     "failed": "I couldn't come up with another answer just now, so the one before stays. Try again in a little while.",
+    "answering": "I'm still writing another answer for this reply: try again once it's shown.",
     "writing": "I'm writing a reply here just now that goes on from this answer, so this one stays for now.",
     "overtaken": "The conversation went on from this answer while I was writing another, so this one stays: only my"
     " latest reply can be changed.",

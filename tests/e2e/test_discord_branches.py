@@ -678,3 +678,37 @@ async def test_choosing_another_answer_while_a_reply_going_on_from_it_is_written
     async with db.session() as session:
         kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
     assert sorted(kept) == ["A story about a cat called Miso.", "Sunny all day."]
+
+
+async def test_choosing_an_answer_while_another_is_written_for_the_reply_is_answered_at_once(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """Ana presses 🔄 again, and ◀ while that answer is still being written: Discord wants the press answered
+    within seconds, and the model may take longer. She is told privately at once that another answer is on its
+    way; it then comes, and is shown."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+    stories = iter(["A lighthouse keeper story.", "A story about a cat called Miso."])
+
+    async def model(body: JSON) -> Reply:
+        story = next(stories, None)
+        if story is not None:
+            return Reply(story)
+        asked.set()
+        await go_on.wait()
+        return Reply("A story about a fox.")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, budget_s=30.0, model_timeout_s=30.0):
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+        _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+        await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+        await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, shown, "hearth:reply:regen"))
+        await asked.wait()
+
+        payload, told = await press(discord, ana, shown, "prev")
+        assert discord.is_ephemeral(payload) and told["content"] == REFUSALS["answering"]
+        go_on.set()
+        await eventually(lambda: "fox" in discord.messages[int(reply["id"])]["content"])
+        assert buttons(discord.messages[int(reply["id"])]) == ["◀", "3/3", "▶", "🔄"]

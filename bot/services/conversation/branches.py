@@ -8,8 +8,9 @@ history, the learner and summaries read it, and the turn's memory is written ane
 again). The others stay stored as the turn's alternatives.
 """
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -31,7 +32,17 @@ from bot.services.locks import KeyedLocks
 log = logging.getLogger(__name__)
 
 BranchStatus = Literal[
-    "shown", "not_yours", "expired", "moved_on", "unknown", "resting", "over_quota", "failed", "overtaken", "writing"
+    "shown",
+    "not_yours",
+    "expired",
+    "moved_on",
+    "unknown",
+    "resting",
+    "over_quota",
+    "failed",
+    "overtaken",
+    "writing",
+    "answering",
 ]
 
 
@@ -78,6 +89,7 @@ class Branches:
         self.clock = clock
         self.expiry = expiry
         self._locks = KeyedLocks()  # one press at a time per reply
+        self._regenerating: set[int] = set()  # the replies (their button's message) another answer is written for
 
     async def check(self, shown_in: int, requester: int) -> BranchOutcome:
         """Whether ``requester`` may press the buttons on ``shown_in`` now (``shown``), else why not."""
@@ -89,7 +101,7 @@ class Branches:
         """🔄 on the Discord message ``shown_in`` by the Discord user ``requester``: a new answer, streamed to
         ``target``'s preview, then shown and kept as the turn's latest alternative. ``parent_channel_id``: the
         channel the reply's thread is in, if it is in one (its persona answers there, as it did the first time)."""
-        async with self._locks.hold(shown_in):
+        async with self._locks.hold(shown_in), self._written_for(shown_in):
             reply, refusal = await self._pressable(shown_in, requester)
             if reply is None:
                 return refusal
@@ -138,7 +150,11 @@ class Branches:
     async def step(self, shown_in: int, requester: int, by: int, *, channel_id: int) -> BranchOutcome:
         """◀ (``by`` -1) or ▶ (+1): show the reply's previous or next alternative (no further than the ends).
         ``channel_id``: the channel the reply is in; while a turn there is being answered (from the answer shown),
-        the answer shown stays (``writing``)."""
+        the answer shown stays (``writing``); while another answer is written for the reply, too (``answering``):
+        Discord wants a press answered at once, and the model may take longer."""
+        if shown_in in self._regenerating:
+            refusal = await self.check(shown_in, requester)
+            return refusal if refusal.status != "shown" else BranchOutcome("answering")
         return await self._step(shown_in, requester, by, channel_id, wait=False)
 
     async def _step(self, shown_in: int, requester: int, by: int, channel_id: int, *, wait: bool) -> BranchOutcome:
@@ -184,6 +200,15 @@ class Branches:
             reply = await repository.reply_shown_in(shown_in)
             if reply is not None and reply.parts != tuple(parts):
                 await repository.reshown(reply.message_id, parts)
+
+    @contextlib.asynccontextmanager
+    async def _written_for(self, shown_in: int) -> AsyncIterator[None]:
+        """While another answer is written for the reply whose buttons are on ``shown_in``."""
+        self._regenerating.add(shown_in)
+        try:
+            yield
+        finally:
+            self._regenerating.discard(shown_in)
 
     async def _pressable(self, shown_in: int, requester: int) -> tuple[SentReply | None, BranchOutcome]:
         async with self.database.reading() as session:
