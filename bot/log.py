@@ -51,3 +51,6 @@ def setup_logging(
         logging.getLogger("discord.client").setLevel(logging.INFO)
         # APScheduler logs every run of every job at INFO: two lines a second for the events poll alone.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # The openai client's HTTP library logs every request at INFO: a line per model and embeddings call.
+        for http_client in ("httpx", "httpx2"):
+            logging.getLogger(http_client).setLevel(logging.WARNING)

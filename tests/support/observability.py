@@ -54,7 +54,9 @@ def restored_logging() -> Iterator[None]:
     """Let a test call ``setup_logging`` (which replaces the root logger's handlers), then undo it."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    others = {name: logging.getLogger(name).level for name in ("discord", "discord.client")}
+    others = {
+        name: logging.getLogger(name).level for name in ("discord", "discord.client", "apscheduler", "httpx", "httpx2")
+    }
     try:
         yield
     finally:
