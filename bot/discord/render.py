@@ -53,6 +53,9 @@ RATE_LIMITED = 429
 # Discord shows "typing…" for about ten seconds after each signal: it is sent again this often.
 TYPING_EVERY_S = 5.0
 
+# How long a stop gives a reply cut short to take down what it had shown (Discord may be failing too).
+TAKE_DOWN_S = 3.0
+
 
 @contextlib.asynccontextmanager
 async def typing_in(channel: discord.abc.Messageable) -> AsyncIterator[None]:
@@ -181,6 +184,16 @@ class FirstPost(Generic[_Posted]):
             return await task
         return None
 
+    async def taken_down(self, first: _Posted | None) -> None:
+        """Delete what a reply cut short had shown (``first``, else the message its preview was posting), best
+        effort and within :data:`TAKE_DOWN_S`: the person's message still awaits its answer, which the next start
+        gives whole, not below a half one."""
+        with contextlib.suppress(*DISCORD_FAILURES):
+            async with asyncio.timeout(TAKE_DOWN_S):
+                shown = first if first is not None else await self.finished()
+                if isinstance(shown, discord.Message | discord.WebhookMessage):
+                    await shown.delete()
+
 
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
@@ -199,10 +212,20 @@ class _StreamedReply:
         self.characters = characters
         self.first: discord.Message | None = None
         self._opening: FirstPost[discord.Message] = FirstPost()
+        self._cast: list[Any] = []  # the cast characters' targets this reply handed out
 
     def speaking_as(self, name: str, avatar_url: str | None) -> Any:
         """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
-        return self if self.characters is None else self.characters(name, avatar_url)
+        if self.characters is None:
+            return self
+        character = self.characters(name, avatar_url)
+        self._cast.append(character)
+        return character
+
+    async def cut_short(self) -> None:
+        """The reply was cancelled before it was whole (the bot is stopping): take down what it had shown, its
+        cast characters' included, rather than leave it half-written."""
+        await asyncio.gather(self._opening.taken_down(self.first), *(cast.cut_short() for cast in self._cast))
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return typing_in(self.channel)

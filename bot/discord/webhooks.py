@@ -97,6 +97,10 @@ class CharacterReply:
     def speaking_as(self, name: str, avatar_url: str | None) -> "CharacterReply":
         return CharacterReply(self.channel, self.webhooks, name, avatar_url)
 
+    async def cut_short(self) -> None:
+        """The reply was cancelled before it was whole: take down what it had shown (see FirstPost.taken_down)."""
+        await self._opening.taken_down(self.first)
+
     async def preview(self, text: str) -> None:
         with only_a_glimpse(self.channel):  # Discord's outages and rate limits cost the glimpse, not the reply
             await self._show(text)

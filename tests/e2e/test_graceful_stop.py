@@ -164,3 +164,52 @@ async def test_a_stop_lets_a_slash_command_being_run_finish_and_answer(
     async with db.session() as session:
         facts = (await session.scalars(select(UserFact.fact_content))).all()
     assert list(facts) == ["I grow tomatoes"], "the fact told while stopping was kept"
+
+
+async def test_a_reply_still_streaming_when_the_stop_runs_out_of_time_is_taken_down_not_left_half_written(
+    db: Database, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """The reply streams for longer than a stop waits: it is cut short, and what it had shown ("…Which crag do
+    y") is taken off Discord rather than left there unfinished; Ana's message still awaits its answer, so the next
+    start answers it whole, with no half reply above."""
+
+    def slower(body: dict[str, Any]) -> Step:
+        step = model(body)
+        return Reply(SLOW_REPLY, chunk_size=4, delay_between_chunks=0.8) if isinstance(step, Reply) else step
+
+    llm.default = slower
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        dm = discord.dm_channel(ana)
+        environment = bot_environment(discord, db, llm) | {"STREAM_EDIT_INTERVAL_SECONDS": "0.2"}
+        log = tmp_path / "bot.log"
+        with log.open("wb") as stderr:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "tests.support.launcher", "run"),
+                cwd=tmp_path,
+                env=environment,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            await logged(log, "connected as")
+            await discord.user_message(dm, ana, "I climb on Sundays")
+            await discord.wait_for_request(lambda call: call.route == "create_message", timeout=30)  # streaming
+            bot.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(90):
+                code = await bot.wait()
+        finally:
+            if bot.returncode is None:
+                bot.kill()
+                await bot.wait()
+        stderr_text = log.read_text(errors="replace")
+        assert code == 0, stderr_text
+        assert "Traceback" not in stderr_text, stderr_text
+        assert "did not finish in time" in stderr_text, "the reply was cut short"
+        assert discord.dm_messages(ana) == [], "the unfinished reply is not left on Discord"
+        assert discord.calls("delete_message"), "it was taken down"
+
+    async with db.session() as session:
+        messages = (await session.execute(select(Message.role, Message.content, Message.awaiting_reply))).all()
+    assert [tuple(row) for row in messages] == [("user", "I climb on Sundays", True)], "answered at the next start"

@@ -1,5 +1,6 @@
 """Chat: every message the bot can see goes to the conversation service, which decides whether to answer."""
 
+import asyncio
 import functools
 import logging
 from collections.abc import Mapping
@@ -111,7 +112,11 @@ class Chat(commands.Cog):
                         target = MessageReply(
                             message, reply_view, functools.partial(CharacterReply, message.channel, self.bot.webhooks)
                         )
-                        outcome = await self.conversation.handle(incoming, target)
+                        try:
+                            outcome = await self.conversation.handle(incoming, target)
+                        except asyncio.CancelledError:  # a stop ran out of time: nothing left half-written
+                            await target.cut_short()
+                            raise
                     else:  # stopping: kept, and answered by the next start's catch-up
                         outcome = await self.conversation.keep(incoming)
                 self.metrics.turn(outcome.status, own_ms=outcome.own_ms, model_ms=outcome.model_ms)
