@@ -8,7 +8,9 @@ LOG_LEVEL=DEBUG in the environment) adds the traceback.
 
 import argparse
 import asyncio
+import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -85,10 +87,39 @@ def _positive_int(value: str) -> int:
     return number
 
 
+class _StartUpStop:
+    """While ``run`` starts, one of ``signals`` ends the block: its task is cancelled and the cancellation stopped
+    here; :attr:`received` says which signal it was (None: the block ended by itself). The handlers stay, doing
+    nothing, until the bot's own take their place (bot/discord/runner.py)."""
+
+    def __init__(self, signals: Sequence[signal.Signals]) -> None:
+        self.signals = signals
+        self.received: signal.Signals | None = None
+        self._task: asyncio.Task[object] | None = None
+
+    def __enter__(self) -> "_StartUpStop":
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for number in self.signals:
+            loop.add_signal_handler(number, self._stop, number)
+        return self
+
+    def _stop(self, number: signal.Signals) -> None:
+        if self.received is None and self._task is not None:
+            self.received = number
+            self._task.cancel()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> bool:
+        task, self._task = self._task, None
+        if self.received is None or task is None or task.uncancel() > 0:  # no signal, or cancelled by another
+            return False
+        return kind is not None and issubclass(kind, asyncio.CancelledError)
+
+
 async def _run(settings: "Settings", *, sync_commands: bool = False) -> int:
     from bot.container import Container
     from bot.discord.probe import wait_for_discord
-    from bot.discord.runner import run_bot
+    from bot.discord.runner import STOP_SIGNALS, run_bot
     from bot.llm.openai_client import require_llm
     from bot.log import secrets_of, setup_logging
     from bot.observability.server import check_free
@@ -99,9 +130,17 @@ async def _run(settings: "Settings", *, sync_commands: bool = False) -> int:
     if settings.metrics_port is not None:  # taken: say so now, not once migrated and the embedding model loaded
         await check_free(settings.metrics_host, settings.metrics_port)
     setup_logging(settings.log_level, log_format=settings.log_format, secrets=secrets_of(settings))
-    # Before migrating and loading the embedding model: a wrong token or no way to Discord is known in seconds.
-    await wait_for_discord(settings.discord_token.get_secret_value(), budget_s=settings.discord_connect_retry_seconds)
-    container = await Container.create(settings)
+    # A stop while Discord is retried or the embedding model loads is as clean as one once connected (run_bot
+    # then takes the signals over): what was opened is closed, and the status is 0.
+    with _StartUpStop(STOP_SIGNALS) as stop:
+        # Before migrating and loading the embedding model: a wrong token or no way to Discord is known in seconds.
+        await wait_for_discord(
+            settings.discord_token.get_secret_value(), budget_s=settings.discord_connect_retry_seconds
+        )
+        container = await Container.create(settings)
+    if stop.received is not None:
+        logging.getLogger(__name__).info("%s received while starting: stopped", stop.received.name)
+        return 0
     freeze_start_up_heap()
     try:
         await run_bot(container, sync_commands=sync_commands)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import pty
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -179,6 +180,37 @@ async def test_an_invalid_token_or_an_unreachable_discord_stops_run_before_the_d
     assert "tried 2 times" in line, "retried with backoff before giving up"
     assert "trying again in" in unreachable.stderr.splitlines()[0]
     assert not (tmp_path / "data").exists(), "neither touched the database"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_while_run_waits_for_discord_is_a_clean_stop(tmp_path: Path, stop: signal.Signals) -> None:
+    """``docker stop`` (or Ctrl-C) while Hearth retries an unreachable Discord at start: a clean stop, as once
+    connected (a line saying so, status 0), not a process killed by the signal without a word."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "tests.support.launcher", "run"),
+        cwd=tmp_path,
+        env=environment(None, {"DISCORD_CONNECT_RETRY_SECONDS": "120", **MODEL}),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(60):
+            first = (await process.stderr.readline()).decode()
+        assert "trying again in" in first, first
+        process.send_signal(stop)
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    result = Result(process.returncode or 0, out.decode(), first + err.decode())
+    assert process.returncode == 0, result
+    assert "Traceback" not in result.stderr + result.stdout
+    assert f"{stop.name} received while starting: stopped" in err.decode(), result
+    assert not (tmp_path / "data").exists(), "the database was not touched"
 
 
 async def test_a_metrics_port_in_use_stops_run_before_the_database(tmp_path: Path) -> None:
