@@ -213,6 +213,7 @@ class _StreamedReply:
         self.first: discord.Message | None = None
         self._opening: FirstPost[discord.Message] = FirstPost()
         self._cast: list[Any] = []  # the cast characters' targets this reply handed out
+        self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
 
     def speaking_as(self, name: str, avatar_url: str | None) -> Any:
         """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
@@ -224,8 +225,9 @@ class _StreamedReply:
 
     async def cut_short(self) -> None:
         """The reply was cancelled before it was whole (the bot is stopping): take down what it had shown, its
-        cast characters' included, rather than leave it half-written."""
-        await asyncio.gather(self._opening.taken_down(self.first), *(cast.cut_short() for cast in self._cast))
+        cast characters' included, rather than leave it half-written. A reply already shown whole stays."""
+        mine = () if self._whole else (self._opening.taken_down(self.first),)
+        await asyncio.gather(*mine, *(cast.cut_short() for cast in self._cast))
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return typing_in(self.channel)
@@ -266,7 +268,9 @@ class _StreamedReply:
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         with unless_refused(self.channel):
-            return await self._send(pieces, regenerable=regenerable)
+            sent = await self._send(pieces, regenerable=regenerable)
+        self._whole = True
+        return sent
 
     async def _send(self, pieces: Sequence[str], *, regenerable: bool) -> list[int]:
         if not pieces:

@@ -90,6 +90,7 @@ class CharacterReply:
         self.avatar_url = avatar_url
         self.first: discord.Message | discord.WebhookMessage | None = None
         self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost()
+        self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return typing_in(self.channel)
@@ -98,8 +99,10 @@ class CharacterReply:
         return CharacterReply(self.channel, self.webhooks, name, avatar_url)
 
     async def cut_short(self) -> None:
-        """The reply was cancelled before it was whole: take down what it had shown (see FirstPost.taken_down)."""
-        await self._opening.taken_down(self.first)
+        """The reply was cancelled before it was whole: take down what it had shown (see FirstPost.taken_down). A
+        reply already shown whole stays."""
+        if not self._whole:
+            await self._opening.taken_down(self.first)
 
     async def preview(self, text: str) -> None:
         with only_a_glimpse(self.channel):  # Discord's outages and rate limits cost the glimpse, not the reply
@@ -117,6 +120,7 @@ class CharacterReply:
         sent = [first.id]
         for piece in [*overflow, *pieces[1:]]:
             sent.append((await self._post(piece)).id)
+        self._whole = True
         return sent
 
     async def _show(self, text: str) -> discord.Message | discord.WebhookMessage:
