@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 import discord
 
-from bot.services.incoming import AnswerWithdrawn, ReplyForbidden, ReplyRefused, ReplyRemoved
+from bot.services.incoming import AnswerWithdrawn, PartlyShown, ReplyForbidden, ReplyRefused, ReplyRemoved
 
 log = logging.getLogger(__name__)
 
@@ -286,11 +286,25 @@ class _StreamedReply:
         elif self.first.content != pieces[0] or (alone and controls is not None):
             view = controls() if alone and controls is not None else discord.utils.MISSING
             self.first = await edited(self.first, content=pieces[0], view=view)
-        sent = [self.first.id]
+        shown = [self.first]
         for index, piece in enumerate(pieces[1:], start=2):
             view = controls() if index == len(pieces) and controls is not None else discord.utils.MISSING
-            sent.append((await self.channel.send(piece, allowed_mentions=MODEL_MENTIONS, view=view)).id)
-        return sent
+            try:
+                with unless_refused(self.channel):
+                    shown.append(await self.channel.send(piece, allowed_mentions=MODEL_MENTIONS, view=view))
+            except Exception as exc:  # a refusal or an outage past the retries: the pieces shown stay the reply
+                if controls is not None:
+                    await self._with_buttons(shown[-1], controls)
+                raise PartlyShown([message.id for message in shown]) from exc
+        return [message.id for message in shown]
+
+    async def _with_buttons(self, message: discord.Message, controls: Controls) -> None:
+        """The buttons put on ``message``, the last piece shown of a reply cut short; where Discord will not, the
+        piece stays as it is (logged)."""
+        try:
+            await edited(message, content=message.content, view=controls())
+        except (*DISCORD_FAILURES, ReplyRemoved) as exc:
+            log.info("could not put the buttons on reply %s, cut short: %s", message.id, exc)
 
 
 class MessageReply(_StreamedReply):

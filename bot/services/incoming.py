@@ -80,6 +80,17 @@ class AnswerWithdrawn(Exception):
     (the person took it back), so the turn ends unanswered."""
 
 
+class PartlyShown(Exception):
+    """Raised by a :class:`ReplyTarget`: a reply of several messages was cut short, Discord taking its first pieces
+    and then refusing or failing the next (a permission taken away, an outage past the retries). ``shown``: the ids
+    of the messages that show those first pieces, in order, the last carrying the reply's buttons where it could be
+    given them; what stopped the rest is the exception's cause."""
+
+    def __init__(self, shown: list[int]) -> None:
+        super().__init__(f"only the first {len(shown)} pieces of the reply were shown")
+        self.shown = shown
+
+
 class ReplyTarget(Protocol):
     """How a front end shows Hearth's reply. The service decides what and when; the target only renders. Either
     way of showing may raise :class:`AnswerWithdrawn`."""
@@ -98,7 +109,8 @@ class ReplyTarget(Protocol):
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         """The final reply, already split into messages; returns the ids of the messages that hold it.
-        ``regenerable``: a model's reply, which its reader may ask to have answered again (not a notice)."""
+        ``regenerable``: a model's reply, which its reader may ask to have answered again (not a notice). Raises
+        :class:`PartlyShown` when its first pieces were shown but not the rest."""
         ...
 
 

@@ -16,6 +16,8 @@ from bot.db.models import Memory, Message, ReplyAlternative
 from bot.discord.client import HearthBot
 from bot.discord.reply_buttons import REFUSALS
 from bot.discord.tree import SOMETHING_WENT_WRONG
+from bot.domain.chunking import split_message
+from bot.services.conversation.delivery import CUT_SHORT
 from bot.services.incoming import Place
 from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
@@ -712,3 +714,55 @@ async def test_choosing_an_answer_while_another_is_written_for_the_reply_is_answ
         go_on.set()
         await eventually(lambda: "fox" in discord.messages[int(reply["id"])]["content"])
         assert buttons(discord.messages[int(reply["id"])]) == ["◀", "3/3", "▶", "🔄"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "times"),
+    [(403, 50013, 10), (503, 0, 1)],
+    ids=["send messages taken away", "discord outage"],
+)
+async def test_a_reply_discord_takes_only_part_of_is_kept_as_shown_with_its_buttons(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    code: int,
+    times: int,
+) -> None:
+    """A reply in three messages whose second Discord refuses (Send Messages taken away a moment before) or fails
+    (an outage discord.py does not retry): Ana sees only the first. It carries the buttons, and the reply is kept as
+    what she saw, marked as cut short (the conversation goes on from what she read), known by that message:
+    deleting it forgets the reply."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    story = " ".join(f"Part {i} of the story of Miso the cat, told at length." for i in range(100))
+    opening, *_rest = pieces = split_message(story)
+    assert len(pieces) == 3
+    llm.script(Reply(story, chunk_size=500))
+    discord.fail("create_message", status, code=code, times=times, after=1, message="refused or failed")
+
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    [seen] = discord.sent_messages(general)
+    assert seen["id"] == reply["id"] and seen["content"] == opening
+    assert buttons(seen) == ["🔄"]
+    cut_short = opening.rstrip() + " " + CUT_SHORT
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == [cut_short], "kept as shown, not as written"
+    if status == 503:
+        assert caplog.text.count("cut short after 1 of 3 pieces") == 1, "the outage is logged once"
+
+    await discord.dispatch("MESSAGE_DELETE", {"id": seen["id"], "channel_id": str(general), "guild_id": str(guild.id)})
+    await eventually_forgotten(db)
+
+
+async def eventually_forgotten(db: Database) -> None:
+    """Wait (briefly) until no reply of Hearth's is kept."""
+    async with asyncio.timeout(5):
+        while True:
+            async with db.session() as session:
+                if await session.scalar(select(Message.id).where(Message.role == "assistant")) is None:
+                    return
+            await asyncio.sleep(0.02)

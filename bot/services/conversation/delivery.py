@@ -10,6 +10,7 @@ from bot.domain.chunking import DISCORD_LIMIT
 from bot.services.incoming import (
     AnswerWithdrawn,
     IncomingMessage,
+    PartlyShown,
     ReplyForbidden,
     ReplyRefused,
     ReplyRemoved,
@@ -18,6 +19,9 @@ from bot.services.incoming import (
 )
 
 log = logging.getLogger(__name__)
+
+# What ends a reply kept as Discord showed it, cut short: its first pieces shown, the rest refused or failed.
+CUT_SHORT = "…"
 
 # What the preview shows once the model starts its answer again (its stream broke off, and it is asked anew):
 # the abandoned try's words are not the answer, and the new try's replace this mark as they come.
@@ -87,11 +91,47 @@ async def send_safely(
     """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged). The message
     answered, or the reply's own message, being deleted meanwhile is not a failure, nor the person refusing
     Hearth's messages: :class:`AnswerWithdrawn`, :class:`ReplyRemoved` and :class:`ReplyRefused` go to the
-    caller."""
+    caller. A reply cut short, its first pieces shown and Discord refusing or failing the next (logged), is the
+    ids of the messages showing those first pieces: fewer than ``pieces``, which :func:`shown_part` keeps."""
     try:
         return await target.send(pieces, regenerable=regenerable)
     except (AnswerWithdrawn, ReplyRemoved, ReplyRefused):
         raise
+    except PartlyShown as partly:
+        place, cause = incoming.place, partly.__cause__
+        if isinstance(cause, ReplyForbidden):
+            log.warning(
+                "reply to message %s in channel %s cut short after %d of %d pieces: Discord refused the rest, Hearth"
+                " lacking the %s permission there: %s",
+                incoming.message_id,
+                place.channel_id,
+                len(partly.shown),
+                len(pieces),
+                cause.permission,
+                cause,
+            )
+        elif isinstance(cause, ReplyRefused):
+            log.info(
+                "reply to message %s in channel %s cut short after %d of %d pieces: user %s no longer accepts"
+                " Hearth's messages: %s",
+                incoming.message_id,
+                place.channel_id,
+                len(partly.shown),
+                len(pieces),
+                incoming.author.discord_id,
+                cause,
+            )
+        else:
+            log.error(
+                "reply to message %s cut short after %d of %d pieces (guild %s, channel %s)",
+                incoming.message_id,
+                len(partly.shown),
+                len(pieces),
+                place.guild_id,
+                place.channel_id,
+                exc_info=cause,
+            )
+        return partly.shown
     except Exception:
         log.exception(
             "could not deliver a reply (guild %s, channel %s, message %s)",
@@ -100,6 +140,15 @@ async def send_safely(
             incoming.message_id,
         )
         return []
+
+
+def shown_part(text: str, pieces: Sequence[str], sent: Sequence[int]) -> str:
+    """What was shown of the reply ``text``, split into ``pieces`` and sent as the messages ``sent``: the whole of
+    it, or where Discord took only its first pieces, those, marked with :data:`CUT_SHORT` (the conversation goes on
+    from what its reader saw). None sent (the front end failed at once) keeps the whole reply, as written."""
+    if not sent or len(sent) >= len(pieces):
+        return text
+    return "".join(pieces[: len(sent)]).rstrip() + " " + CUT_SHORT
 
 
 def refused(refusal: ReplyRefused, incoming: IncomingMessage, *, answered_messages: int = 0) -> TurnOutcome:

@@ -24,7 +24,7 @@ from bot.domain.prompt import MIN_CONTEXT_TOKENS, Budget, PromptRequest, Turn, b
 from bot.domain.recall import RecallScope
 from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, fitting_the_window
 from bot.services.conversation.config import ConversationConfig, StoredTurn
-from bot.services.conversation.delivery import PreviewPump, refused, send_safely
+from bot.services.conversation.delivery import PreviewPump, refused, send_safely, shown_part
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.store import TurnStore
 from bot.services.incoming import (
@@ -166,7 +166,8 @@ class Responder:
                 sent = await send_safely(target, [persona.apology], incoming)
                 return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
             self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
-            sent = await send_safely(target, split_message(completion.text), incoming, regenerable=True)
+            pieces = split_message(completion.text)
+            sent = await send_safely(target, pieces, incoming, regenerable=True)
         except AnswerWithdrawn as withdrawn:  # the person deleted what was being answered: nothing shown or kept
             log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
             await self.store.withdraw(batch, incoming.message_id)
@@ -181,10 +182,11 @@ class Responder:
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms
+        reply = shown_part(completion.text, pieces, sent)  # cut short where Discord took only its first pieces
         await self.store.store_reply(
             incoming,
             batch,
-            completion.text,
+            reply,
             at=self.clock(),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
@@ -196,7 +198,7 @@ class Responder:
         )
         return TurnOutcome(
             "replied",
-            reply=completion.text,
+            reply=reply,
             sent_ids=sent,
             answered_messages=len(batch),
             own_ms=own_ms,

@@ -60,6 +60,7 @@ class _ScriptedFailure:
     retry_after: float
     message: str
     code: int
+    after: int = 0  # calls of the route answered as usual before the failures begin
 
 
 Handler = Callable[[RestCall], Any]
@@ -137,13 +138,15 @@ class Rest(Gateway):
         retry_after: float = 0.05,
         message: str = "scripted failure",
         code: int = 0,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` calls of ``route`` with ``status``.
+        """Answer the next ``times`` calls of ``route`` with ``status`` (once ``after`` more have been answered as
+        usual: the second message of a reply refused, say).
 
         A 429 carries ``retry_after`` and a ``Via`` header, so discord.py sleeps and retries; note that
         discord.py also retries 500/502/504 itself, sleeping 1 s, 3 s, ….
         """
-        self._failures.append(_ScriptedFailure(route, status, times, retry_after, message, code))
+        self._failures.append(_ScriptedFailure(route, status, times, retry_after, message, code, after))
 
     @contextlib.contextmanager
     def rate_limited(self, route: str, *, retry_after: float) -> Iterator[None]:
@@ -218,6 +221,9 @@ class Rest(Gateway):
             call = await self._record(request, route)
             failure = next((f for f in self._failures if f.route == route and f.times > 0), None)
             headers: dict[str, str] = {}
+            if failure is not None and failure.after > 0:
+                failure.after -= 1
+                failure = None
             if failure is not None:
                 failure.times -= 1
                 call.status = failure.status
