@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, UNKNOWN_MESSAGE, edited, only_a_glimpse, typing_in, unless_refused
+from bot.discord.render import (
+    DISCORD_FAILURES,
+    MODEL_MENTIONS,
+    UNKNOWN_MESSAGE,
+    edited,
+    only_a_glimpse,
+    typing_in,
+    unless_refused,
+)
 from bot.discord.tree import report, tell
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.services.conversation.branches import Branches, BranchOutcome
@@ -133,6 +141,21 @@ class _EditedReply:
         return [self.message.id]  # never called: a regenerated answer is shown by editing
 
 
+async def _told(interaction: discord.Interaction, message: discord.Message, text: str) -> None:
+    """Tell whoever pressed a button on the reply ``message`` why it stays as it is; Discord failing that (an outage
+    past the retries, the press no longer answerable) is logged, never raised: there is no one left to tell."""
+    try:
+        await tell(interaction, text)
+    except DISCORD_FAILURES as exc:
+        log.warning(
+            "could not tell user %s why reply %s stays as it is (interaction %s): %s",
+            interaction.user.id,
+            message.id,
+            interaction.id,
+            exc,
+        )
+
+
 _LOOKS = {
     "regen": ("🔄", "Another answer"),
     "prev": ("◀", "The previous answer"),
@@ -168,7 +191,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             await self._press(interaction, message, branches)
         except ReplyRemoved as removed:  # a moderator took (a part of) the reply down meanwhile
             log.info("stopped changing a reply: %s", removed)
-            await tell(interaction, REFUSALS["removed"])
+            await _told(interaction, message, REFUSALS["removed"])
         except ReplyRefused as refusal:  # a permission taken away, or the person's DMs closed: not a fault
             if isinstance(refusal, ReplyForbidden):
                 log.warning(
@@ -180,7 +203,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
                 )
             else:
                 log.info("could not change reply %s in channel %s: %s", message.id, message.channel.id, refusal)
-            await tell(interaction, _refused(refusal))
+            await _told(interaction, message, _refused(refusal))
         except Exception as error:  # a fault of Hearth's (the database failing, say): said kindly, logged once
             await report(interaction, error, f"button {_LOOKS[self.action][0]} on reply {message.id}")
 

@@ -611,6 +611,37 @@ async def test_a_reply_deleted_as_its_other_answer_is_chosen_stays_deleted(
     assert not faults, "a deletion is no fault"
 
 
+async def test_a_press_on_a_deleted_reply_discord_will_not_answer_any_more_is_logged_not_a_traceback(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A moderator deletes Ana's reply just as she presses ◀ on it, and by the time Hearth would tell her so,
+    Discord no longer takes an answer to the press (Unknown interaction: its seconds to answer ran out): Hearth
+    logs that it could not tell her, once, with no traceback."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+
+    await discord.user_deletes(shown, announced=False)
+    # The press's own answer (the reply edited) is refused, the deletion found; the one telling Ana, too late.
+    discord.fail("interaction_callback", 404, after=1, code=10062, message="Unknown interaction")
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, shown, "hearth:reply:prev"))
+    await discord.wait_for_request(lambda call: call.route == "interaction_callback" and call.status == 404)
+
+    def faults() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+    await eventually(lambda: "could not tell user" in caplog.text or faults())
+    assert not faults(), "no traceback"
+    assert caplog.text.count("could not tell user") == 1
+
+
 async def test_another_answer_the_database_cannot_keep_leaves_the_answer_before_it_in_place(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:
