@@ -252,9 +252,11 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             await interaction.response.defer()
         try:
             await _shown_whole(message, outcome, branches)
-        except ReplyRefused:  # Discord still shows the answer before (part of the new one, at most): it stays
+        except (ReplyRefused, *DISCORD_FAILURES):
+            # Refused, or an outage past the retries: Discord still shows the answer before, or the start of the new
+            # one (its buttons taken off with the edit). The answer before is shown whole again, and stays.
             before = await branches.put_back(message.id, interaction.user.id, outcome, channel_id=message.channel.id)
             if before.status == "shown":
-                with contextlib.suppress(ReplyRefused, ReplyRemoved):  # where nothing could be edited, nothing was
-                    await _shown_whole(message, before, branches)
+                with contextlib.suppress(ReplyRefused, ReplyRemoved, *DISCORD_FAILURES):  # where nothing could be
+                    await _shown_whole(message, before, branches)  # edited, nothing was
             raise

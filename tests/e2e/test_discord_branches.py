@@ -797,3 +797,39 @@ async def eventually_forgotten(db: Database) -> None:
                 if await session.scalar(select(Message.id).where(Message.role == "assistant")) is None:
                     return
             await asyncio.sleep(0.02)
+
+
+async def test_an_answer_an_outage_stops_showing_leaves_the_one_shown_with_its_buttons(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Ana presses ◀ for an answer that needs more messages than the reply has, and Discord fails posting the
+    next one (an outage discord.py does not retry) once the reply's message shows the answer's start: the reply
+    shows the answer it showed before, whole and with its buttons, and the conversation goes on from that one;
+    she is told something went wrong."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    long = " ".join(f"Part {i} of the lighthouse keeper's story." for i in range(80))
+    assert 2000 < len(long) <= 4000
+    llm.script(Reply(long, chunk_size=500), Reply("A short story."))
+
+    await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    [_, last] = discord.sent_messages(general)
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, last, "hearth:reply:regen"))
+    await eventually(lambda: [m["content"] for m in discord.sent_messages(general)] == ["A short story."])
+    [short] = discord.sent_messages(general)
+    await eventually(lambda: buttons(discord.messages[int(short["id"])]) == ["◀", "2/2", "▶", "🔄"])
+    await stored_as_shown_in(db, short)
+
+    discord.fail("create_message", 503, message="Service Unavailable")
+    payload = discord.component_payload(ana, short, "hearth:reply:prev")
+    await discord.dispatch("INTERACTION_CREATE", payload)
+    await eventually(lambda: discord.followups_of(payload))
+    [told] = discord.followups_of(payload)
+    assert told["content"] == SOMETHING_WENT_WRONG and told["flags"] & 64, "said privately"
+
+    [still] = discord.sent_messages(general)
+    assert still["id"] == short["id"] and still["content"] == "A short story."
+    assert buttons(still) == ["◀", "2/2", "▶", "🔄"]
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == ["A short story."], "the conversation goes on from the answer shown"
