@@ -6,7 +6,6 @@ database and the fake LLM is Hearth.
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bot.db.models import Message
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply, Step
 from tests.support.bot import running_bot
-from tests.support.process import bot_environment
+from tests.support.process import bot_environment, bot_process, logged
 
 AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
 AWAY = "Sorry, I was away for a bit!"
@@ -118,26 +117,11 @@ async def test_discord_refusing_the_session_after_a_reconnect_stops_hearth_with_
     the bot), as at start; never a traceback."""
     async with FakeDiscord() as discord:
         log = tmp_path / "bot.log"
-        with log.open("wb") as stderr:
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "tests.support.launcher", "run"),
-                cwd=tmp_path,
-                env=bot_environment(discord, db, llm),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        try:
-            async with asyncio.timeout(60):
-                while "connected as" not in log.read_text(errors="replace"):  # noqa: ASYNC110 (another process)
-                    await asyncio.sleep(0.05)
+        async with bot_process(bot_environment(discord, db, llm), log) as bot:
+            await logged(log, "connected as")
             await refusal(discord)
             async with asyncio.timeout(60):
                 code = await bot.wait()
-        finally:
-            if bot.returncode is None:
-                bot.kill()
-                await bot.wait()
     written = log.read_text(errors="replace")
     assert code == 5, written
     assert "Traceback" not in written, written

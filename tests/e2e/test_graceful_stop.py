@@ -7,7 +7,6 @@ Discord and the fake LLM run here, on 127.0.0.1. SIGTERM arrives while a reply i
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from bot.db.engine import Database
 from bot.db.models import Conversation, Memory, Message, UserFact
 from tests.fakes.discord import FakeDiscord, RestCall
 from tests.fakes.llm_server import FakeLLM, Reply, Step
-from tests.support.process import bot_environment
+from tests.support.process import bot_environment, bot_process, logged, shows
 
 SLOW_REPLY = "Sundays on the wall sound wonderful. Which crag do you like best, and who climbs with you?"
 
@@ -31,18 +30,6 @@ def model(body: dict[str, Any]) -> Step:
     return Reply(SLOW_REPLY, chunk_size=4, delay_between_chunks=0.18)
 
 
-def shows(log: Path, needle: str) -> bool:
-    """Whether the bot's log (its stderr, a small file) shows ``needle`` yet."""
-    return needle in log.read_text(errors="replace")
-
-
-async def logged(log: Path, needle: str, timeout_s: float = 60.0) -> None:
-    """Wait until the bot's log shows ``needle``."""
-    async with asyncio.timeout(timeout_s):
-        while not shows(log, needle):  # noqa: ASYNC110 (another process writes it)
-            await asyncio.sleep(0.05)
-
-
 async def test_sigterm_finishes_the_reply_in_flight_saves_queued_work_and_exits_0(
     db: Database, llm: FakeLLM, tmp_path: Path
 ) -> None:
@@ -52,18 +39,7 @@ async def test_sigterm_finishes_the_reply_in_flight_saves_queued_work_and_exits_
         dm = discord.dm_channel(ana)
         environment = bot_environment(discord, db, llm) | {"STREAM_EDIT_INTERVAL_SECONDS": "0.2"}
         log = tmp_path / "bot.log"
-        with log.open("wb") as stderr:
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tests.support.launcher",
-                "run",
-                cwd=tmp_path,
-                env=environment,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        try:
+        async with bot_process(environment, log) as bot:
             await logged(log, "connected as")
             await discord.user_message(dm, ana, "I climb on Sundays")
             await discord.wait_for_request(lambda call: call.route == "create_message", timeout=30)  # streaming
@@ -78,10 +54,6 @@ async def test_sigterm_finishes_the_reply_in_flight_saves_queued_work_and_exits_
                 await discord.user_message(dm, ana, "are you still there?")
             async with asyncio.timeout(90):
                 code = await exited
-        finally:
-            if bot.returncode is None:
-                bot.kill()
-                await bot.wait()
         stderr_text = log.read_text(errors="replace")
         assert code == 0, stderr_text
         assert "Traceback" not in stderr_text, stderr_text
@@ -127,16 +99,7 @@ async def test_a_stop_lets_a_slash_command_being_run_finish_and_answer(
         ana = discord.add_user("ana", global_name="Ana")
         guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
         log = tmp_path / "bot.log"
-        with log.open("wb") as stderr:
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "tests.support.launcher", "run"),
-                cwd=tmp_path,
-                env=bot_environment(discord, db, llm),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        try:
+        async with bot_process(bot_environment(discord, db, llm), log) as bot:
             await logged(log, "connected as")
             payload = discord.command_payload(ana, guild.channel("general"), "remember", {"text": "I grow tomatoes"})
 
@@ -153,10 +116,6 @@ async def test_a_stop_lets_a_slash_command_being_run_finish_and_answer(
             )
             async with asyncio.timeout(90):
                 code = await bot.wait()
-        finally:
-            if bot.returncode is None:
-                bot.kill()
-                await bot.wait()
     stderr_text = log.read_text(errors="replace")
     assert code == 0, stderr_text
     assert "Traceback" not in stderr_text, stderr_text
@@ -183,26 +142,13 @@ async def test_a_reply_still_streaming_when_the_stop_runs_out_of_time_is_taken_d
         dm = discord.dm_channel(ana)
         environment = bot_environment(discord, db, llm) | {"STREAM_EDIT_INTERVAL_SECONDS": "0.2"}
         log = tmp_path / "bot.log"
-        with log.open("wb") as stderr:
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "tests.support.launcher", "run"),
-                cwd=tmp_path,
-                env=environment,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        try:
+        async with bot_process(environment, log) as bot:
             await logged(log, "connected as")
             await discord.user_message(dm, ana, "I climb on Sundays")
             await discord.wait_for_request(lambda call: call.route == "create_message", timeout=30)  # streaming
             bot.send_signal(signal.SIGTERM)
             async with asyncio.timeout(90):
                 code = await bot.wait()
-        finally:
-            if bot.returncode is None:
-                bot.kill()
-                await bot.wait()
         stderr_text = log.read_text(errors="replace")
         assert code == 0, stderr_text
         assert "Traceback" not in stderr_text, stderr_text

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeDiscord, FakeG
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
-from tests.support.process import bot_environment
+from tests.support.process import bot_environment, bot_process
 
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEy.secret-discord-token"
 API_KEY = "sk-live-secret-api-key-0123456789"
@@ -358,16 +357,7 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
             "METRICS_PORT": "0",  # any free port: the bot logs the one it took
         }
         log = tmp_path / "bot.log"
-        with log.open("wb") as stderr:
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "tests.support.launcher", "run", "--sync-commands"),
-                cwd=tmp_path,
-                env=environment,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        try:
+        async with bot_process(environment, log, "--sync-commands") as bot:
             port = 0
             async with asyncio.timeout(60):
                 while not port:  # another process writes the log
@@ -386,10 +376,6 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
             bot.send_signal(signal.SIGTERM)
             async with asyncio.timeout(60):
                 code = await bot.wait()
-        finally:
-            if bot.returncode is None:
-                bot.kill()
-                await bot.wait()
 
     output = log.read_text()
     assert code == 0, output

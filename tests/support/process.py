@@ -1,7 +1,11 @@
 """The environment of a bot started as its own process (``python -m tests.support.launcher run``), set up as a
 deployment is: everything from environment variables, pointed at the fake Discord and the fake model."""
 
+import asyncio
+import contextlib
 import os
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bot.db.engine import Database
@@ -29,3 +33,38 @@ def bot_environment(
         "EMBEDDING_MODEL": "fake-embedding",
         "USER_COOLDOWN_SECONDS": "0",
     }
+
+
+def shows(log: Path, needle: str) -> bool:
+    """Whether the bot's log (its stderr, a small file) shows ``needle`` yet."""
+    return needle in log.read_text(errors="replace")
+
+
+async def logged(log: Path, needle: str, timeout_s: float = 60.0) -> None:
+    """Wait until the bot's log shows ``needle``."""
+    async with asyncio.timeout(timeout_s):
+        while not shows(log, needle):  # noqa: ASYNC110 (another process writes it)
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def bot_process(
+    environment: dict[str, str], log: Path, *options: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m tests.support.launcher run`` (with ``options``) in ``log``'s folder, its stderr written to ``log``;
+    killed if it still runs when the block ends (a test that failed before it stopped)."""
+    with log.open("wb") as stderr:
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "tests.support.launcher", "run", *options),
+            cwd=log.parent,
+            env=environment,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        yield bot
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
