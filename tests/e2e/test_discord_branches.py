@@ -560,6 +560,18 @@ async def test_another_answer_ready_after_the_conversation_went_on_leaves_the_on
         assert sorted(kept) == ["A lighthouse keeper story.", "Sunny all day."]
 
 
+async def with_a_second_answer(
+    discord: FakeDiscord, db: Database, llm: FakeLLM, channel_id: int, user: FakeUser
+) -> tuple[JSON, JSON]:
+    """``user`` asks for a story in ``channel_id`` and presses 🔄 on it: the reply, and the message showing its second
+    answer ("… a cat called Miso."), once it carries ◀ 2/2 ▶ 🔄."""
+    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
+    reply = await answered_with_its_button(discord, db, channel_id, user, "tell me a story")
+    _, shown = await press(discord, user, reply, "regen", predicate=lambda m: "Miso" in m["content"])
+    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+    return reply, shown
+
+
 async def test_a_press_a_database_fault_stops_is_apologised_for_privately_and_logged_once(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
     bot: HearthBot,
@@ -571,10 +583,7 @@ async def test_a_press_a_database_fault_stops_is_apologised_for_privately_and_lo
     Discord's "This interaction failed"), the fault is logged once, and the reply shows what it showed."""
     discord, ana, _, guild = world
     general = guild.channel("general")
-    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
-    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
-    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
-    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+    reply, shown = await with_a_second_answer(discord, db, llm, general, ana)
 
     hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
     with failing_statements(hearths, "UPDATE", "reply_alternatives") as failed:
@@ -598,10 +607,7 @@ async def test_a_reply_deleted_as_its_other_answer_is_chosen_stays_deleted(
     she is told privately that it was deleted meanwhile, and nothing is logged as a fault."""
     discord, ana, _, guild = world
     general = guild.channel("general")
-    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
-    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
-    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
-    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+    reply, shown = await with_a_second_answer(discord, db, llm, general, ana)
 
     await discord.user_deletes(shown, announced=False)
     payload, told = await press(discord, ana, shown, "prev")
@@ -623,10 +629,7 @@ async def test_a_press_on_a_deleted_reply_discord_will_not_answer_any_more_is_lo
     logs that it could not tell her, once, with no traceback."""
     discord, ana, _, guild = world
     general = guild.channel("general")
-    llm.script(Reply("A lighthouse keeper story."), Reply("A story about a cat called Miso."))
-    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
-    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
-    await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+    _, shown = await with_a_second_answer(discord, db, llm, general, ana)
 
     await discord.user_deletes(shown, announced=False)
     # The press's own answer (the reply edited) is refused, the deletion found; the one telling Ana, too late.
