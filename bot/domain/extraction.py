@@ -66,6 +66,13 @@ def _clamped(value: Any, low: float, high: float) -> Any:
     return value
 
 
+def _line_number(value: Any) -> int | None:
+    """A chat line's number as the answer gives it ("4" reads as 4); anything else as no line at all."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _word(value: Any) -> Any:
     """ "Long-term " and "long term" read as "long_term"; the Literal check still refuses unknown words."""
     if isinstance(value, str):
@@ -120,9 +127,7 @@ class ExtractedFact(_Answer):
     def _line_or_none(cls, value: Any) -> Any:
         """A line number the answer got wrong costs only the link to it: the learner falls back to the
         speaker's last line."""
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _line_number(value)
 
 
 class ExtractedTopic(_Answer):
@@ -140,6 +145,12 @@ class ExtractedFollowUp(_Answer):
     topic: str = Field(min_length=1, max_length=MAX_FOLLOW_UP_TOPIC_CHARS)
     date: datetime.date  # when Hearth will ask, "YYYY-MM-DD"
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)  # e.g. "How did the interview go?"
+    line: int | None = None  # the chat line that says it, as for a fact
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_or_none(cls, value: Any) -> Any:
+        return _line_number(value)
 
 
 class ExtractedBirthday(_Answer):
@@ -149,6 +160,12 @@ class ExtractedBirthday(_Answer):
     month: int = Field(ge=1, le=12)
     day: int = Field(ge=1, le=31)
     year: int | None = Field(default=None, ge=1900, le=2100)
+    line: int | None = None  # the chat line that says it, as for a fact
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_or_none(cls, value: Any) -> Any:
+        return _line_number(value)
 
     @model_validator(mode="after")
     def _real_day(self) -> "ExtractedBirthday":
@@ -161,11 +178,17 @@ class ExtractedReference(_Answer):
     speaker: str
     kind: ReferenceKind
     text: str = Field(min_length=1, max_length=MAX_REFERENCE_CHARS)
+    line: int | None = None  # the chat line that says it, as for a fact
 
     @field_validator("kind", mode="before")
     @classmethod
     def _normalize_kind(cls, value: Any) -> Any:
         return _word(value)
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_or_none(cls, value: Any) -> Any:
+        return _line_number(value)
 
 
 class Extraction(_Answer):
@@ -309,7 +332,13 @@ def _instructions(persona_name: str, today: datetime.date) -> str:
         "type": "location",
         "content": "lives in Lyon",
     }
-    ask = {"speaker": "Sam", "topic": "audition", "date": saturday.isoformat(), "question": "How did the audition go?"}
+    ask = {
+        "speaker": "Sam",
+        "line": 2,
+        "topic": "audition",
+        "date": saturday.isoformat(),
+        "question": "How did the audition go?",
+    }
     example = {
         "facts": [fact, update],
         "sentiment": 0.5,
@@ -338,6 +367,7 @@ resolve "tomorrow" or "on Friday" from today (an audition on Friday is {friday}:
 references: up to {MAX_REFERENCES} nicknames a speaker wants {persona_name} to call them, or inside jokes they \
 clearly share with {persona_name} ("kind": nickname or inside_joke).
 birthdays: a speaker's own birthday when they state it (month, day, and year only if given).
+Follow-ups, references and birthdays give "speaker" and "line" as facts do: the line where that speaker says it.
 Leave lists empty when there is nothing. Answer with ONLY the JSON object, no other text. Example of the shape \
 (not real data):
 {json.dumps(example)}"""

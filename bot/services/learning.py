@@ -368,7 +368,7 @@ class Learner:
         if outcome is None:
             return LearnOutcome("withdrawn", messages=len(messages), llm_calls=calls)
         if extraction is not None and extraction.birthdays:
-            await self._birthdays(extraction, names)
+            await self._birthdays(extraction, names, shown)
         self.batches += 1
         return LearnOutcome(
             "learned" if extraction is not None else "skipped",
@@ -607,7 +607,7 @@ class Learner:
                     if guild_id is not None and vector is not None and fact.type in _ASSOCIABLE:
                         await self._associate(fact_repo, new_id, fact.type, vector, guild_id, user_id, now)
 
-                await self._relationships(session, by_user, extraction, names, guild_id, now)
+                await self._relationships(session, by_user, extraction, names, shown, guild_id, now)
                 place = _place_of(messages)
                 if place is not None:  # Hearth's own mood and opinions: this guild's, or this one DM's
                     await self._mood(session, place, extraction, baseline, user_messages, now)
@@ -624,7 +624,7 @@ class Learner:
                 for follow_up in extraction.follow_ups:
                     asker = _user_for(follow_up.speaker, names)
                     due = datetime.combine(follow_up.date, _FOLLOW_UP_HOUR, tzinfo=UTC)
-                    if asker is None or due <= now:
+                    if asker is None or due <= now or _said_by_another(follow_up.line, shown, asker):
                         continue
                     await events.add_follow_up(
                         user_id=asker,
@@ -659,13 +659,15 @@ class Learner:
         fresh: Iterator[Vectors] = iter(await self.embedder.embed(missing) if missing else [])
         return [vector if vector is not None else next(fresh) for vector in reused]
 
-    async def _birthdays(self, extraction: Extraction, names: dict[str, int]) -> None:
+    async def _birthdays(
+        self, extraction: Extraction, names: dict[str, int], shown: Sequence[UnlearnedMessage]
+    ) -> None:
         """A birthday someone mentions becomes their birthday (greeted yearly) unless they set one already;
-        what they set themselves always wins."""
+        what they set themselves always wins. Only their own: one another person gives them is not."""
         reminders = ReminderService(self.database, clock=self.clock)
         for birthday in extraction.birthdays:
             user_id = _user_for(birthday.speaker, names)
-            if user_id is None:
+            if user_id is None or _said_by_another(birthday.line, shown, user_id):
                 continue
             async with self.database.session() as session:
                 preferences = await UserRepository(session).preferences(user_id)
@@ -717,6 +719,7 @@ class Learner:
         by_user: dict[int, list[UnlearnedMessage]],
         extraction: Extraction,
         names: dict[str, int],
+        shown: Sequence[UnlearnedMessage],
         guild_id: int | None,
         now: datetime,
     ) -> None:
@@ -724,7 +727,7 @@ class Learner:
         references: dict[int, list[tuple[Literal["nickname", "inside_joke"], str]]] = {}
         for reference in extraction.references:
             user_id = _user_for(reference.speaker, names)
-            if user_id is not None:
+            if user_id is not None and not _said_by_another(reference.line, shown, user_id):
                 references.setdefault(user_id, []).append((reference.kind, reference.text))
         known = await repo.get_many(by_user, guild_id)
         exchanges: dict[int, Exchange] = {}
@@ -815,8 +818,9 @@ def _nearest(rows: Sequence[StoredFact], vector: Vectors | None) -> tuple[int, f
 
 
 def _said_by_another(line: int | None, shown: Sequence[UnlearnedMessage], user_id: int) -> bool:
-    """Whether the chat line the model names for a fact about ``user_id`` is another person's: in a group,
-    "Ana is moving to Berlin" said by Ben is not a fact Ana stated (a line of Hearth's may restate theirs)."""
+    """Whether the chat line the model names for what it learned about ``user_id`` (a fact, a birthday, a
+    follow-up, a nickname) is another person's: in a group, "Ana is moving to Berlin" or "Ana's birthday is May 4"
+    said by Ben is not something Ana stated (a line of Hearth's may restate theirs)."""
     if line is None or not 1 <= line <= len(shown):
         return False
     said = shown[line - 1]

@@ -706,6 +706,47 @@ async def test_what_someone_says_about_another_person_is_not_learned_as_that_per
     assert await sources(db) == {"works as a nurse": "I'm a nurse, night shifts again"}
 
 
+@pytest.mark.parametrize("said_by", ["Ana", "Ben"])
+async def test_a_birthday_follow_up_or_nickname_is_learned_only_from_its_own_persons_line(
+    db: Database, llm: FakeLLM, said_by: str
+) -> None:
+    """Ben tells the channel Ana's birthday, her driving test and what they call her: a model that files them under
+    Ana, citing Ben's line, sets none of them for her; when she says so herself, they are all hers."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=2)
+    learner.start()
+    words = {"Ana": "my birthday is May 4", "Ben": "Ana's birthday is May 4"}
+
+    def answer(prompt: str) -> str:
+        line = line_saying(prompt, words[said_by])
+        ask = {"topic": "driving test", "date": "2026-11-28", "question": "How did the driving test go?"}
+        return json.dumps(
+            {
+                "birthdays": [{"speaker": "Ana", "month": 5, "day": 4, "line": line}],
+                "follow_ups": [{"speaker": "Ana", "line": line, **ask}],
+                "references": [{"speaker": "Ana", "kind": "nickname", "text": "Bananas", "line": line}],
+            }
+        )
+
+    model.answers = [answer]
+    ana = "my birthday is May 4, my driving test is on Friday, and call me Bananas"
+    ben = "Ana's birthday is May 4, her driving test is on Friday, and we call her Bananas"
+    await say(service, learner, ana, guild=901, mention=True)
+    await say(service, learner, ben, guild=901, mention=True, user=12, name="ben")
+    await learner.stop()
+
+    async with db.session() as session:
+        ana_id = (await session.scalars(select(User.id).where(User.discord_id == 11))).one()
+        birthday = (await UserRepository(session).preferences(ana_id)).birthday_month
+        events = sorted((await session.scalars(select(ScheduledEvent.event_type))).all())
+        references = (await session.scalars(select(UserRelationship.shared_references))).all()
+    nicknames = sorted(n for r in references for n in r.get("nicknames", ()))
+    if said_by == "Ana":
+        assert (birthday, events, nicknames) == (5, ["birthday", "follow_up"], ["Bananas"])
+    else:
+        assert (birthday, events, nicknames) == (None, [], [])
+
+
 async def test_a_message_deleted_while_the_model_reads_it_teaches_nothing(db: Database, llm: FakeLLM) -> None:
     service, learner = await setup(db, llm)
     deletions: list[asyncio.Task[None]] = []

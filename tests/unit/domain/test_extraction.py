@@ -12,6 +12,7 @@ from bot.domain.extraction import (
     MAX_FOLLOW_UPS,
     MAX_REFERENCES,
     MAX_TOPICS,
+    ExtractedBirthday,
     ExtractedFact,
     ExtractedFollowUp,
     ExtractedReference,
@@ -283,7 +284,9 @@ def _properties(schema: dict[str, Any], model: type[BaseModel]) -> set[str]:
     return set(definition["properties"])
 
 
-@pytest.mark.parametrize("model", [Extraction, ExtractedFact, ExtractedTopic, ExtractedFollowUp, ExtractedReference])
+@pytest.mark.parametrize(
+    "model", [Extraction, ExtractedFact, ExtractedTopic, ExtractedFollowUp, ExtractedReference, ExtractedBirthday]
+)
 def test_the_schema_names_every_field(model: type[BaseModel]) -> None:
     schema = response_format()["json_schema"]["schema"]
     assert _properties(schema, model) == set(model.model_fields)
@@ -338,6 +341,39 @@ def test_a_fact_names_the_line_that_states_it_and_a_wrong_line_number_is_dropped
     ]
     assert lines == [3, 4, 5, None, None, None, None, None]
     assert parse_extraction('{"facts": [{"speaker": "Ana", "type": "work", "content": "x"}]}').facts[0].line is None
+
+
+FOLLOW_UP = {"speaker": "Ana", "topic": "exam", "date": "2026-03-06", "question": "How did it go?"}
+REFERENCE = {"speaker": "Ana", "kind": "nickname", "text": "Annie"}
+BIRTHDAY = {"speaker": "Ana", "month": 5, "day": 4}
+
+
+def _lines_of(entry: dict[str, Any], key: str) -> list[int | None]:
+    """The line each answer gives for one ``key`` entry, for a range of ways a model writes (or miswrites) it."""
+    found = []
+    for line in (3, "4", " 5 ", "two", 2.5, True, None, [1]):
+        answer = parse_extraction(json.dumps({key: [{**entry, "line": line}]}))
+        found.append(getattr(answer, key)[0].line)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"), [(FOLLOW_UP, "follow_ups"), (REFERENCE, "references"), (BIRTHDAY, "birthdays")]
+)
+def test_a_follow_up_nickname_or_birthday_names_its_line_as_a_fact_does(entry: dict[str, Any], key: str) -> None:
+    assert _lines_of(entry, key) == [3, 4, 5, None, None, None, None, None]
+    assert getattr(parse_extraction(json.dumps({key: [entry]})), key)[0].line is None  # older answers still read
+
+
+def test_the_schema_and_instructions_ask_for_the_line_of_each_follow_up_nickname_and_birthday() -> None:
+    schema = response_format()["json_schema"]["schema"]
+    for model in (ExtractedFollowUp, ExtractedReference, ExtractedBirthday):
+        definition = schema["$defs"][model.__name__]
+        assert "line" in definition["properties"] and "line" not in definition.get("required", [])
+    system, _ = messages()
+    assert 'Follow-ups, references and birthdays give "speaker" and "line"' in system
+    example = parse_extraction(system.rstrip().splitlines()[-1])
+    assert example.follow_ups[0].line is not None
 
 
 def test_the_instructions_give_today_with_its_weekday_and_name_the_persona() -> None:
