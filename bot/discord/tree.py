@@ -34,6 +34,7 @@ MESSAGE_CHARS = 2000
 
 INVALID_WEBHOOK_TOKEN = 50027  # Discord's error code for an expired interaction token
 UNKNOWN_WEBHOOK = 10015
+UNKNOWN_INTERACTION = 10062  # an interaction not answered within the 3 seconds Discord waits
 
 
 def cut(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -50,17 +51,18 @@ async def tell(interaction: discord.Interaction, text: str) -> None:
     """An ephemeral message, whether or not the interaction was answered (or deferred) already; cut to what
     Discord takes (an error may quote what the user typed, and an option may hold 6000 characters).
 
-    Discord takes follow-ups for 15 minutes after the interaction: after that, the message goes by DM."""
-    if not interaction.response.is_done():
-        await interaction.response.send_message(cut(text), ephemeral=True)
-        return
-    if not interaction.is_expired():
-        try:
+    Discord takes follow-ups for 15 minutes after the interaction: after that, the message goes by DM; so does one
+    answering an interaction Discord forgot, not answered within the 3 seconds it waits."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(cut(text), ephemeral=True)
+            return
+        if not interaction.is_expired():
             await interaction.followup.send(cut(text), ephemeral=True)
             return
-        except discord.HTTPException as exc:
-            if not token_refused(exc):
-                raise
+    except discord.HTTPException as exc:
+        if not token_refused(exc) and exc.code != UNKNOWN_INTERACTION:
+            raise
     await tell_by_dm(interaction, text)
 
 
@@ -85,7 +87,7 @@ def answering(interaction: discord.Interaction) -> str:
 
 async def tell_by_dm(interaction: discord.Interaction, text: str) -> None:
     """``text`` by DM to whoever ran the interaction, saying what it answers (see :func:`answering`), once its
-    token has expired; a DM Discord refuses is logged, never raised."""
+    token has expired (or Discord forgot the interaction); a DM Discord refuses is logged, never raised."""
     user = interaction.user
     try:
         await user.send(cut(f"{answering(interaction)}: {text}"), allowed_mentions=discord.AllowedMentions.none())
