@@ -765,6 +765,42 @@ async def test_choosing_an_answer_while_another_is_written_for_the_reply_is_answ
         assert buttons(discord.messages[int(reply["id"])]) == ["◀", "3/3", "▶", "🔄"]
 
 
+async def test_another_answer_asked_for_while_one_is_written_is_answered_at_once(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """Ana presses 🔄, then 🔄 again while that answer is still being written: she is told privately at once that
+    another answer is on its way, and only that one is written and shown (the model is not asked a second time)."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+    stories = iter(["A lighthouse keeper story."])
+
+    async def model(body: JSON) -> Reply:
+        story = next(stories, None)
+        if story is not None:
+            return Reply(story)
+        asked.set()
+        await go_on.wait()
+        return Reply("A story about a fox.")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, budget_s=30.0, model_timeout_s=30.0):
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+        await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, reply, "hearth:reply:regen"))
+        await asked.wait()
+        before = len(llm.reply_requests)
+
+        payload, told = await press(discord, ana, reply, "regen")
+        assert discord.is_ephemeral(payload) and told["content"] == REFUSALS["answering"]
+        go_on.set()
+        await eventually(lambda: buttons(discord.messages[int(reply["id"])]) == ["◀", "2/2", "▶", "🔄"])
+        assert "fox" in discord.messages[int(reply["id"])]["content"]
+    assert len(llm.reply_requests) == before, "one new answer asked for"
+    async with db.session() as session:
+        kept = (await session.scalars(select(ReplyAlternative.content).order_by(ReplyAlternative.position))).all()
+    assert list(kept) == ["A lighthouse keeper story.", "A story about a fox."]
+
+
 @pytest.mark.parametrize(
     ("status", "code", "times"),
     [(403, 50013, 10), (503, 0, 1)],

@@ -92,16 +92,24 @@ class Branches:
         self._regenerating: set[int] = set()  # the replies (their button's message) another answer is written for
 
     async def check(self, shown_in: int, requester: int) -> BranchOutcome:
-        """Whether ``requester`` may press the buttons on ``shown_in`` now (``shown``), else why not."""
-        return (await self._pressable(shown_in, requester))[1]
+        """Whether ``requester`` may press the buttons on ``shown_in`` now (``shown``), else why not: ``answering``
+        while another answer is written for the reply (Discord wants a press answered at once, and the model may
+        take longer)."""
+        refusal = (await self._pressable(shown_in, requester))[1]
+        if refusal.status == "shown" and shown_in in self._regenerating:
+            return BranchOutcome("answering")
+        return refusal
 
     async def regenerate(
         self, shown_in: int, requester: int, target: ReplyTarget, *, parent_channel_id: int | None = None
     ) -> BranchOutcome:
         """🔄 on the Discord message ``shown_in`` by the Discord user ``requester``: a new answer, streamed to
         ``target``'s preview, then shown and kept as the turn's latest alternative. ``parent_channel_id``: the
-        channel the reply's thread is in, if it is in one (its persona answers there, as it did the first time)."""
-        async with self._locks.hold(shown_in), self._written_for(shown_in):
+        channel the reply's thread is in, if it is in one (its persona answers there, as it did the first time).
+        While another answer is written for the reply already, none more is (``answering``)."""
+        if shown_in in self._regenerating:
+            return BranchOutcome("answering")
+        async with self._written_for(shown_in), self._locks.hold(shown_in):
             reply, refusal = await self._pressable(shown_in, requester)
             if reply is None:
                 return refusal
