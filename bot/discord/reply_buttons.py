@@ -235,7 +235,10 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         deferred: bool,
     ) -> None:
         if outcome.status in ("failed", "overtaken"):  # the new answer may have streamed in: the one before returns
-            await _shown_whole(message, outcome, branches)
+            try:
+                await _shown_whole(message, outcome, branches)
+            except DISCORD_FAILURES as exc:  # an outage past the retries: the one before stays the one stored
+                log.warning("could not show reply %s's answer before again after another failed: %s", message.id, exc)
         if outcome.status != "shown":
             await tell(interaction, REFUSALS[outcome.status])
             return

@@ -301,6 +301,47 @@ async def test_another_answer_replaces_the_whole_of_a_reply_that_took_several_me
     assert list(kept) == [third], "the conversation goes on from the answer shown"
 
 
+async def test_an_outage_as_the_answer_before_is_put_back_still_says_why_it_stays(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The new answer streams into the reply's message and breaks off; as Hearth puts the answer before back,
+    Discord fails the edit (an outage discord.py does not retry). Ana is still told privately that the answer
+    before stays (the one the conversation goes on from), not that something went wrong on Hearth's side; the
+    outage is logged as such, with no traceback."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    retried, go_on = asyncio.Event(), asyncio.Event()
+
+    async def model(body: JSON) -> Fail:
+        retried.set()
+        await go_on.wait()
+        return Fail(503)
+
+    llm.script(Reply("A lighthouse keeper story."), BrokenStream("A story about a cat called Miso.", after_chars=20))
+    llm.default = model
+    async with running_bot(discord, db, llm, budget_s=1.0):
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+
+        payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        await discord.wait_for_request(lambda call: call.route == "edit_message" and "A story" in str(call.body))
+        await retried.wait()
+        discord.fail("edit_message", 503, times=10, message="Service Unavailable")
+        go_on.set()
+        await eventually(lambda: discord.followups_of(payload))
+    [said] = discord.followups_of(payload)
+    assert said["content"] == REFUSALS["failed"] and said["flags"] & 64, "said privately"
+    assert any(r.status == 503 for r in discord.calls("edit_message")), "putting the answer back met the outage"
+    assert not [r.getMessage() for r in caplog.records if r.exc_info], "no traceback"
+    assert "could not show reply" in caplog.text and f"on reply {reply['id']} failed" not in caplog.text
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == ["A lighthouse keeper story."]
+
+
 async def test_another_answer_to_messages_answered_together_sees_each_of_them_as_written(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
 ) -> None:
