@@ -22,7 +22,7 @@ from bot.discord.render import (
     typing_in,
     unless_refused,
 )
-from bot.discord.tree import report, tell
+from bot.discord.tree import UNKNOWN_INTERACTION, report, tell
 from bot.domain.chunking import DISCORD_LIMIT, split_message
 from bot.services.conversation.branches import Branches, BranchOutcome
 from bot.services.incoming import ReplyForbidden, ReplyRefused, ReplyRemoved
@@ -242,17 +242,19 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         if outcome.status != "shown":
             await tell(interaction, REFUSALS[outcome.status])
             return
-        if not deferred and len(outcome.parts) <= 1 and len(split_message(outcome.text)) == 1:  # one message
-            content, view = outcome.text, reply_view(outcome.position, outcome.count)
-            try:
+        try:
+            if not deferred and len(outcome.parts) <= 1 and len(split_message(outcome.text)) == 1:  # one message
+                content, view = outcome.text, reply_view(outcome.position, outcome.count)
                 await interaction.response.edit_message(content=content, view=view, allowed_mentions=MODEL_MENTIONS)
-            except discord.NotFound as exc:  # deleted since the press (a moderator took it down)
-                if exc.code != UNKNOWN_MESSAGE:
-                    raise
+                return
+            if not deferred:
+                await interaction.response.defer()
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_MESSAGE:  # deleted since the press (a moderator took it down)
                 raise ReplyRemoved(f"reply {message.id} was deleted as another answer was shown") from exc
-            return
-        if not deferred:
-            await interaction.response.defer()
+            if exc.code != UNKNOWN_INTERACTION:
+                raise
+            # Answered past the 3 seconds Discord waits, the press is forgotten: the reply is edited all the same.
         try:
             await _shown_whole(message, outcome, branches)
         except (ReplyRefused, *DISCORD_FAILURES):

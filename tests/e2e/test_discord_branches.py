@@ -701,6 +701,26 @@ async def test_a_press_on_a_deleted_reply_discord_will_not_answer_any_more_is_to
     assert not faults, "no traceback"
 
 
+async def test_an_answer_chosen_after_discord_forgot_the_press_is_still_shown(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Ana presses ◀, and Hearth answers the press after the 3 seconds Discord gives it (a busy moment): Discord no
+    longer takes the press's answer. The reply shows the answer she chose all the same (the one stored, that the
+    conversation goes on from), with its buttons."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    reply, shown = await with_a_second_answer(discord, db, llm, general, ana)
+
+    discord.fail("interaction_callback", 404, code=10062, message="Unknown interaction")
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, shown, "hearth:reply:prev"))
+    await eventually(lambda: discord.messages[int(reply["id"])]["content"] == "A lighthouse keeper story.")
+    assert buttons(discord.messages[int(reply["id"])]) == ["◀", "1/2", "▶", "🔄"]
+    async with db.session() as session:
+        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    assert list(kept) == ["A lighthouse keeper story."]
+    assert discord.dm_messages(ana) == [], "nothing went wrong that she needs telling"
+
+
 async def test_another_answer_the_database_cannot_keep_leaves_the_answer_before_it_in_place(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:
