@@ -792,6 +792,24 @@ async def test_choosing_another_answer_while_a_reply_going_on_from_it_is_written
     assert sorted(kept) == ["A story about a cat called Miso.", "Sunny all day."]
 
 
+def held_after(llm: FakeLLM, *stories: str) -> tuple[asyncio.Event, asyncio.Event]:
+    """The model answers ``stories`` in turn, then holds its next answer ("A story about a fox.") while another press
+    comes: ``asked`` is set when it is asked for that one, which it gives once ``go_on`` is set."""
+    asked, go_on = asyncio.Event(), asyncio.Event()
+    told = iter(stories)
+
+    async def model(body: JSON) -> Reply:
+        story = next(told, None)
+        if story is not None:
+            return Reply(story)
+        asked.set()
+        await go_on.wait()
+        return Reply("A story about a fox.")
+
+    llm.default = model
+    return asked, go_on
+
+
 async def test_choosing_an_answer_while_another_is_written_for_the_reply_is_answered_at_once(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], llm: FakeLLM, db: Database
 ) -> None:
@@ -800,18 +818,7 @@ async def test_choosing_an_answer_while_another_is_written_for_the_reply_is_answ
     way; it then comes, and is shown."""
     discord, ana, _, guild = world
     general = guild.channel("general")
-    asked, go_on = asyncio.Event(), asyncio.Event()
-    stories = iter(["A lighthouse keeper story.", "A story about a cat called Miso."])
-
-    async def model(body: JSON) -> Reply:
-        story = next(stories, None)
-        if story is not None:
-            return Reply(story)
-        asked.set()
-        await go_on.wait()
-        return Reply("A story about a fox.")
-
-    llm.default = model
+    asked, go_on = held_after(llm, "A lighthouse keeper story.", "A story about a cat called Miso.")
     async with running_bot(discord, db, llm, learning_enabled=False, budget_s=30.0, model_timeout_s=30.0):
         reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
         _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: "Miso" in m["content"])
@@ -833,18 +840,7 @@ async def test_another_answer_asked_for_while_one_is_written_is_answered_at_once
     another answer is on its way, and only that one is written and shown (the model is not asked a second time)."""
     discord, ana, _, guild = world
     general = guild.channel("general")
-    asked, go_on = asyncio.Event(), asyncio.Event()
-    stories = iter(["A lighthouse keeper story."])
-
-    async def model(body: JSON) -> Reply:
-        story = next(stories, None)
-        if story is not None:
-            return Reply(story)
-        asked.set()
-        await go_on.wait()
-        return Reply("A story about a fox.")
-
-    llm.default = model
+    asked, go_on = held_after(llm, "A lighthouse keeper story.")
     async with running_bot(discord, db, llm, learning_enabled=False, budget_s=30.0, model_timeout_s=30.0):
         reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
         await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, reply, "hearth:reply:regen"))
