@@ -70,6 +70,12 @@ async def stored_as_shown_in(db: Database, message: JSON) -> None:
             await asyncio.sleep(0.02)
 
 
+async def stored_replies(db: Database) -> list[str]:
+    """Hearth's replies as stored, each with the answer it shows (what the conversation goes on from)."""
+    async with db.session() as session:
+        return list((await session.scalars(select(Message.content).where(Message.role == "assistant"))).all())
+
+
 async def answered_with_its_button(
     discord: FakeDiscord, db: Database, channel_id: int, user: FakeUser, text: str
 ) -> JSON:
@@ -248,8 +254,7 @@ async def test_a_regenerated_answer_that_breaks_off_leaves_the_answer_before_it_
         assert buttons(discord.messages[int(reply["id"])]) == ["🔄"]
         [said] = discord.followups_of(payload)
         assert said["content"] == REFUSALS["failed"] and said["flags"] & 64, "said privately"
-        async with db.session() as session:
-            kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+        kept = await stored_replies(db)
         assert list(kept) == ["A lighthouse keeper story."]
 
         # Once the model is back, 🔄 works as before.
@@ -296,8 +301,7 @@ async def test_another_answer_replaces_the_whole_of_a_reply_that_took_several_me
     *before, end = discord.sent_messages(general)
     assert len(before) >= 2 and [buttons(m) for m in before] == [[]] * len(before)
     assert buttons(end) == ["◀", "3/3", "▶", "🔄"]
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert list(kept) == [third], "the conversation goes on from the answer shown"
 
 
@@ -337,8 +341,7 @@ async def test_an_outage_as_the_answer_before_is_put_back_still_says_why_it_stay
     assert any(r.status == 503 for r in discord.calls("edit_message")), "putting the answer back met the outage"
     assert not [r.getMessage() for r in caplog.records if r.exc_info], "no traceback"
     assert "could not show reply" in caplog.text and f"on reply {reply['id']} failed" not in caplog.text
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert list(kept) == ["A lighthouse keeper story."]
 
 
@@ -615,8 +618,7 @@ async def test_another_answer_ready_after_the_conversation_went_on_leaves_the_on
         assert shown["content"] == "A lighthouse keeper story." and buttons(shown) == ["🔄"]
         [said] = discord.followups_of(payload)
         assert said["content"] == REFUSALS["overtaken"] and said["flags"] & 64, "said privately"
-        async with db.session() as session:
-            kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+        kept = await stored_replies(db)
         assert sorted(kept) == ["A lighthouse keeper story.", "Sunny all day."]
 
 
@@ -715,8 +717,7 @@ async def test_an_answer_chosen_after_discord_forgot_the_press_is_still_shown(
     await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, shown, "hearth:reply:prev"))
     await eventually(lambda: discord.messages[int(reply["id"])]["content"] == "A lighthouse keeper story.")
     assert buttons(discord.messages[int(reply["id"])]) == ["◀", "1/2", "▶", "🔄"]
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert list(kept) == ["A lighthouse keeper story."]
     assert discord.dm_messages(ana) == [], "nothing went wrong that she needs telling"
 
@@ -744,8 +745,7 @@ async def test_another_answer_the_database_cannot_keep_leaves_the_answer_before_
     assert said["content"] == REFUSALS["failed"] and said["flags"] & 64, "said privately"
     shown = discord.messages[int(reply["id"])]
     assert shown["content"] == "A lighthouse keeper story." and buttons(shown) == ["🔄"]
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert list(kept) == ["A lighthouse keeper story."]
 
 
@@ -787,8 +787,7 @@ async def test_choosing_another_answer_while_a_reply_going_on_from_it_is_written
     still = discord.messages[int(reply["id"])]
     assert still["content"] == "A story about a cat called Miso." and buttons(still) == ["◀", "2/2", "▶", "🔄"]
     assert discord.is_ephemeral(payload) and told["content"] == REFUSALS["writing"], "said privately"
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert sorted(kept) == ["A story about a cat called Miso.", "Sunny all day."]
 
 
@@ -890,8 +889,7 @@ async def test_a_reply_discord_takes_only_part_of_is_kept_as_shown_with_its_butt
     assert seen["id"] == reply["id"] and seen["content"] == opening
     assert buttons(seen) == ["🔄"]
     cut_short = opening.rstrip() + " " + CUT_SHORT
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert list(kept) == [cut_short], "kept as shown, not as written"
     if status == 503:
         assert caplog.text.count("cut short after 1 of 3 pieces") == 1, "the outage is logged once"
@@ -941,6 +939,5 @@ async def test_an_answer_an_outage_stops_showing_leaves_the_one_shown_with_its_b
     [still] = discord.sent_messages(general)
     assert still["id"] == short["id"] and still["content"] == "A short story."
     assert buttons(still) == ["◀", "2/2", "▶", "🔄"]
-    async with db.session() as session:
-        kept = (await session.scalars(select(Message.content).where(Message.role == "assistant"))).all()
+    kept = await stored_replies(db)
     assert list(kept) == ["A short story."], "the conversation goes on from the answer shown"
