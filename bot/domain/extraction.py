@@ -15,9 +15,9 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.domain.prompt import ChatMessage
 from bot.domain.text import one_line
@@ -73,6 +73,11 @@ def _line_number(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# The number of the chat line that says something, as the transcript shows them. One the answer got wrong costs only
+# the link to it (for a fact, the learner falls back to the speaker's last line).
+Line = Annotated[int | None, BeforeValidator(_line_number)]
+
+
 def _word(value: Any) -> Any:
     """ "Long-term " and "long term" read as "long_term"; the Literal check still refuses unknown words."""
     if isinstance(value, str):
@@ -94,7 +99,7 @@ class ExtractedFact(_Answer):
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
     temporal: Temporal = "long_term"
     expires_in_days: int | None = Field(default=None, ge=1, le=MAX_EXPIRES_IN_DAYS)
-    line: int | None = None  # the number of the chat line that states it, as the transcript shows them
+    line: Line = None  # the number of the chat line that states it, as the transcript shows them
 
     @field_validator("action", "temporal", mode="before")
     @classmethod
@@ -122,13 +127,6 @@ class ExtractedFact(_Answer):
             return math.ceil(value)  # "1.5 days" is still going on tomorrow
         return value
 
-    @field_validator("line", mode="before")
-    @classmethod
-    def _line_or_none(cls, value: Any) -> Any:
-        """A line number the answer got wrong costs only the link to it: the learner falls back to the
-        speaker's last line."""
-        return _line_number(value)
-
 
 class ExtractedTopic(_Answer):
     name: str = Field(min_length=1, max_length=MAX_TOPIC_CHARS)
@@ -145,12 +143,7 @@ class ExtractedFollowUp(_Answer):
     topic: str = Field(min_length=1, max_length=MAX_FOLLOW_UP_TOPIC_CHARS)
     date: datetime.date  # when Hearth will ask, "YYYY-MM-DD"
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)  # e.g. "How did the interview go?"
-    line: int | None = None  # the chat line that says it, as for a fact
-
-    @field_validator("line", mode="before")
-    @classmethod
-    def _line_or_none(cls, value: Any) -> Any:
-        return _line_number(value)
+    line: Line = None  # the chat line that says it, as for a fact
 
 
 class ExtractedBirthday(_Answer):
@@ -160,12 +153,7 @@ class ExtractedBirthday(_Answer):
     month: int = Field(ge=1, le=12)
     day: int = Field(ge=1, le=31)
     year: int | None = Field(default=None, ge=1900, le=2100)
-    line: int | None = None  # the chat line that says it, as for a fact
-
-    @field_validator("line", mode="before")
-    @classmethod
-    def _line_or_none(cls, value: Any) -> Any:
-        return _line_number(value)
+    line: Line = None  # the chat line that says it, as for a fact
 
     @model_validator(mode="after")
     def _real_day(self) -> "ExtractedBirthday":
@@ -178,17 +166,12 @@ class ExtractedReference(_Answer):
     speaker: str
     kind: ReferenceKind
     text: str = Field(min_length=1, max_length=MAX_REFERENCE_CHARS)
-    line: int | None = None  # the chat line that says it, as for a fact
+    line: Line = None  # the chat line that says it, as for a fact
 
     @field_validator("kind", mode="before")
     @classmethod
     def _normalize_kind(cls, value: Any) -> Any:
         return _word(value)
-
-    @field_validator("line", mode="before")
-    @classmethod
-    def _line_or_none(cls, value: Any) -> Any:
-        return _line_number(value)
 
 
 class Extraction(_Answer):
