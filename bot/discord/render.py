@@ -10,7 +10,14 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 import discord
 
-from bot.services.incoming import AnswerWithdrawn, PartlyShown, ReplyForbidden, ReplyRefused, ReplyRemoved
+from bot.services.incoming import (
+    AnswerWithdrawn,
+    NotShown,
+    PartlyShown,
+    ReplyForbidden,
+    ReplyRefused,
+    ReplyRemoved,
+)
 
 log = logging.getLogger(__name__)
 
@@ -280,9 +287,12 @@ class _StreamedReply:
         if self.first is None:  # begun by a preview since cancelled: finished, not posted twice
             self.first = await self._opening.finished()
         if self.first is None:
-            self.first = await self._open(
-                pieces[0], controls() if alone and controls is not None else discord.utils.MISSING
-            )
+            try:
+                self.first = await self._open(
+                    pieces[0], controls() if alone and controls is not None else discord.utils.MISSING
+                )
+            except (*DISCORD_OUTAGES, discord.RateLimited) as exc:  # nothing of it shown, its previews failing too
+                raise NotShown(f"Discord failed the reply's first message: {exc}") from exc
         elif self.first.content != pieces[0] or (alone and controls is not None):
             view = controls() if alone and controls is not None else discord.utils.MISSING
             self.first = await edited(self.first, content=pieces[0], view=view)

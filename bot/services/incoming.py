@@ -91,6 +91,11 @@ class PartlyShown(Exception):
         self.shown = shown
 
 
+class NotShown(Exception):
+    """Raised by a :class:`ReplyTarget`: the front end failed to show the reply's first message (Discord down past
+    its client's retries), so nothing of the reply was shown; what failed is the exception's cause."""
+
+
 class ReplyTarget(Protocol):
     """How a front end shows Hearth's reply. The service decides what and when; the target only renders. Either
     way of showing may raise :class:`AnswerWithdrawn`."""
@@ -110,7 +115,8 @@ class ReplyTarget(Protocol):
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         """The final reply, already split into messages; returns the ids of the messages that hold it.
         ``regenerable``: a model's reply, which its reader may ask to have answered again (not a notice). Raises
-        :class:`PartlyShown` when its first pieces were shown but not the rest."""
+        :class:`PartlyShown` when its first pieces were shown but not the rest, :class:`NotShown` when not even the
+        first was."""
         ...
 
 
@@ -133,6 +139,7 @@ class TurnOutcome:
     # | "withdrawn" (the message was deleted while being answered) | "removed" (the reply was deleted as it was
     # shown) | "refused" (the person no longer accepts Hearth's messages: the reply could not be sent)
     # | "forbidden" (Discord refused the reply for a permission Hearth lacks in the channel: not sent, not kept)
+    # | "undelivered" (the front end failed to show any of the reply, Discord down: not kept)
     status: str
     reply: str | None = None
     sent_ids: list[int] = field(default_factory=list)

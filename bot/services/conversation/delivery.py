@@ -10,6 +10,7 @@ from bot.domain.chunking import DISCORD_LIMIT
 from bot.services.incoming import (
     AnswerWithdrawn,
     IncomingMessage,
+    NotShown,
     PartlyShown,
     ReplyForbidden,
     ReplyRefused,
@@ -87,8 +88,9 @@ class PreviewPump:
 
 async def send_safely(
     target: ReplyTarget, pieces: Sequence[str], incoming: IncomingMessage, *, regenerable: bool = False
-) -> list[int]:
-    """Send ``pieces``; the ids of the messages sent, none when the front end failed (logged). The message
+) -> list[int] | None:
+    """Send ``pieces``; the ids of the messages sent, None when the front end failed to show any of them (logged:
+    one line for Discord being down, :class:`NotShown`; with the traceback for anything else). The message
     answered, or the reply's own message, being deleted meanwhile is not a failure, nor the person refusing
     Hearth's messages: :class:`AnswerWithdrawn`, :class:`ReplyRemoved` and :class:`ReplyRefused` go to the
     caller. A reply cut short, its first pieces shown and Discord refusing or failing the next (logged), is the
@@ -132,6 +134,15 @@ async def send_safely(
                 exc_info=cause,
             )
         return partly.shown
+    except NotShown as lost:
+        log.error(
+            "could not deliver the reply to message %s (guild %s, channel %s): %s",
+            incoming.message_id,
+            incoming.place.guild_id,
+            incoming.place.channel_id,
+            lost,
+        )
+        return None
     except Exception:
         log.exception(
             "could not deliver a reply (guild %s, channel %s, message %s)",
@@ -139,13 +150,14 @@ async def send_safely(
             incoming.place.channel_id,
             incoming.message_id,
         )
-        return []
+        return None
 
 
 def shown_part(text: str, pieces: Sequence[str], sent: Sequence[int]) -> str:
     """What was shown of the reply ``text``, split into ``pieces`` and sent as the messages ``sent``: the whole of
     it, or where Discord took only its first pieces, those, marked with :data:`CUT_SHORT` (the conversation goes on
-    from what its reader saw). None sent (the front end failed at once) keeps the whole reply, as written."""
+    from what its reader saw). None sent (a front end that shows no Discord messages: the terminal) keeps the whole
+    reply, as written."""
     if not sent or len(sent) >= len(pieces):
         return text
     return "".join(pieces[: len(sent)]).rstrip() + " " + CUT_SHORT
@@ -191,4 +203,4 @@ async def send_notice(
     except ReplyRemoved as removed:
         log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
         return TurnOutcome("removed", answered_messages=answered_messages)
-    return TurnOutcome(status, reply=text, sent_ids=sent, answered_messages=answered_messages)
+    return TurnOutcome(status, reply=text, sent_ids=sent or [], answered_messages=answered_messages)

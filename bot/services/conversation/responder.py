@@ -164,7 +164,9 @@ class Responder:
                 log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
                 await self.store.settle_quietly(batch)
                 sent = await send_safely(target, [persona.apology], incoming)
-                return TurnOutcome("apologised", reply=persona.apology, sent_ids=sent, answered_messages=len(batch))
+                return TurnOutcome(
+                    "apologised", reply=persona.apology, sent_ids=sent or [], answered_messages=len(batch)
+                )
             self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
             pieces = split_message(completion.text)
             sent = await send_safely(target, pieces, incoming, regenerable=True)
@@ -179,6 +181,9 @@ class Responder:
         except ReplyRefused as refusal:  # a permission taken away, or the person's DMs closed: not a fault
             await self.store.settle_quietly(batch)
             return refused(refusal, incoming, answered_messages=len(batch))
+        if sent is None:  # nothing of it shown (logged): not kept as if read, the conversation goes on without it
+            await self.store.settle_quietly(batch)
+            return TurnOutcome("undelivered", answered_messages=len(batch))
         model_ms = completion.seconds * 1000
         # Until the reply is out: storing it comes after, and holds up the channel's next turn, not this one.
         own_ms = (time.perf_counter() - started) * 1000 - model_ms

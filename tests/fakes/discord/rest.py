@@ -149,6 +149,17 @@ class Rest(Gateway):
         self._failures.append(_ScriptedFailure(route, status, times, retry_after, message, code, after))
 
     @contextlib.contextmanager
+    def failing(self, route: str, status: int, *, message: str, code: int = 0) -> Iterator[None]:
+        """Answer every call of ``route`` with ``status`` (and Discord's ``code`` and ``message``) until the block
+        ends: an outage on that route lasting past discord.py's retries, or a refusal that holds."""
+        down = _ScriptedFailure(route, status, 1 << 30, 0.0, message, code)
+        self._failures.append(down)
+        try:
+            yield
+        finally:
+            down.times = 0
+
+    @contextlib.contextmanager
     def rate_limited(self, route: str, *, retry_after: float) -> Iterator[None]:
         """Answer every call of ``route`` with 429 until the block ends, as Discord does while a bucket is spent:
         each answer says to retry after ``retry_after`` seconds (discord.py sleeps that long, then tries again)."""

@@ -1,0 +1,78 @@
+"""End to end: a reply Discord does not show, or shows only part of, through the real discord.py client against the
+fake Discord: what the person sees, what Hearth keeps of it, and how the conversation goes on."""
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.engine import Database
+from bot.db.models import Message
+from bot.discord.client import HearthBot
+from tests.e2e.test_discord_branches import answered_with_its_button, buttons, press, stored_as_shown_in, stored_replies
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.bot import running_bot
+from tests.support.observability import counted
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
+    async with FakeDiscord() as fake:
+        ana = fake.add_user("ana", global_name="Ana")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        yield fake, ana, guild
+
+
+@pytest.fixture
+async def bot(world: tuple[FakeDiscord, FakeUser, FakeGuild], db: Database, llm: FakeLLM) -> AsyncIterator[HearthBot]:
+    async with running_bot(world[0], db, llm) as running:
+        yield running
+
+
+async def stored_user_messages(db: Database) -> list[str]:
+    async with db.session() as session:
+        return list((await session.scalars(select(Message.content).where(Message.role == "user"))).all())
+
+
+async def test_a_reply_discord_shows_nothing_of_is_not_kept_as_read_and_the_conversation_goes_on(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Discord fails every message of Ana's reply, its previews too (an outage past discord.py's retries: a 503,
+    which it does not retry): she sees nothing of it. Her message stays stored; the failure is one line in the log,
+    without a traceback, and counted as failed; the reply is not kept as if she had read it. 🔄 on the reply before
+    still answers again (nothing came after it that she saw), and her next message is answered from a history
+    without the reply she never saw."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("Hello, Ana!"), Reply("A story nobody saw."), Reply("Hello again, Ana!"), Reply("Yes, I'm here."))
+    hello = await answered_with_its_button(discord, db, general, ana, "hello")
+
+    with discord.failing("create_message", 503, message="Service Unavailable"):
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="failed")
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Hello, Ana!"]
+    assert await stored_replies(db) == ["Hello, Ana!"], "not kept as if she had read it"
+    assert await stored_user_messages(db) == ["@Hearth hello", "@Hearth tell me a story"]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]  # not the fake servers' own
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [said] = [r for r in hearths if r.levelno >= logging.WARNING and "story" not in r.getMessage()]
+    assert "Service Unavailable" in said.getMessage() and str(general) in said.getMessage()
+
+    _, again = await press(discord, ana, hello, "regen", predicate=lambda m: "again" in m["content"])
+    assert again["content"] == "Hello again, Ana!" and buttons(again) == ["◀", "2/2", "▶", "🔄"]
+
+    await discord.user_message(general, ana, f"{discord.bot.mention} are you there?")
+    answered = await discord.wait_for_request(lambda call: call.route == "create_message" and "here" in str(call.body))
+    assert isinstance(answered.response, dict)
+    await stored_as_shown_in(db, answered.response)
+    history = [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]]
+    assert "Ana: @Hearth tell me a story" in history, "her message stays in the conversation"
+    assert not [text for text in history if "nobody saw" in text]
+    assert await stored_replies(db) == ["Hello again, Ana!", "Yes, I'm here."]
