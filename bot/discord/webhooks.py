@@ -7,8 +7,9 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, FirstPost, edited, only_a_glimpse, typing_in
+from bot.discord.render import MODEL_MENTIONS, FirstPost, edited, only_a_glimpse, typing_in, unless_refused
 from bot.domain.chunking import split_message
+from bot.services.incoming import PartlyShown
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class ChannelWebhooks:
 class CharacterReply:
     """A cast character's reply in ``channel``: sent through the channel's webhook under the character's name
     and avatar; where there is no webhook, by the bot with the name in front of the reply's first message. Its
-    replies carry no buttons (a webhook's message cannot be regenerated as the character)."""
+    replies carry no buttons (a webhook's message cannot be regenerated as the character). A reply cut short, Discord
+    refusing or failing a message after the first, raises :class:`PartlyShown` with the messages that show its first
+    pieces (a piece the name pushed on into a message of its own counts once that message is shown too)."""
 
     def __init__(
         self, channel: discord.abc.Messageable, webhooks: ChannelWebhooks, name: str, avatar_url: str | None
@@ -117,9 +120,15 @@ class CharacterReply:
         # Through the bot, the name in front may push the first piece past 2,000 characters: what it pushes out
         # goes on in the next message.
         overflow = [] if isinstance(first, discord.WebhookMessage) else self._named(pieces[0])[1:]
-        sent = [first.id]
-        for piece in [*overflow, *pieces[1:]]:
-            sent.append((await self._post(piece)).id)
+        sent, shown = [first.id], [first.id]  # every message; those that end one of ``pieces``
+        for index, piece in enumerate([*overflow, *pieces[1:]]):
+            try:
+                with unless_refused(self.channel):
+                    sent.append((await self._post(piece)).id)
+            except Exception as exc:  # a refusal or an outage past the retries: the pieces shown stay the reply
+                raise PartlyShown(shown) from exc
+            if index >= len(overflow):
+                shown.append(sent[-1])
         self._whole = True
         return sent
 

@@ -1,27 +1,41 @@
 """End to end: a reply Discord does not show, or shows only part of, through the real discord.py client against the
 fake Discord: what the person sees, what Hearth keeps of it, and how the conversation goes on."""
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
+import discord as discordpy
 import pytest
 from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
-from tests.e2e.test_discord_branches import answered_with_its_button, buttons, press, stored_as_shown_in, stored_replies
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
+from bot.domain.chunking import split_message
+from bot.services.conversation.delivery import CUT_SHORT
+from tests.e2e.test_discord_branches import (
+    answered_with_its_button,
+    buttons,
+    eventually_forgotten,
+    press,
+    stored_as_shown_in,
+    stored_replies,
+)
+from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
+from tests.support.chat import eventually
+from tests.support.commands import run
 from tests.support.observability import counted
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[tuple[FakeDiscord, FakeUser, FakeGuild]]:
     async with FakeDiscord() as fake:
-        ana = fake.add_user("ana", global_name="Ana")
-        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        ana, boss = fake.add_user("ana", global_name="Ana"), fake.add_user("boss")
+        guild = fake.add_guild("Cosy Corner", channels=["general"], members=[ana], admins=[boss])
+        fake.add_role(guild, "hooks", permissions=discordpy.Permissions(manage_webhooks=True).value, members=[fake.bot])
         yield fake, ana, guild
 
 
@@ -76,3 +90,47 @@ async def test_a_reply_discord_shows_nothing_of_is_not_kept_as_read_and_the_conv
     assert "Ana: @Hearth tell me a story" in history, "her message stays in the conversation"
     assert not [text for text in history if "nobody saw" in text]
     assert await stored_replies(db) == ["Hello again, Ana!", "Yes, I'm here."]
+
+
+@pytest.mark.parametrize("sending", [True, False], ids=["then a discord outage", "and send messages taken away"])
+async def test_a_characters_reply_discord_takes_only_part_of_is_kept_as_shown(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database, sending: bool
+) -> None:
+    """Mira, of the channel's cast, answers Ana in three messages through the channel's webhook, which an admin
+    deletes as the first is shown (Discord answers the second 404, Unknown Webhook); the bot, which says the rest in
+    its stead, is failed by Discord (a 503, which discord.py does not retry) or refused, Send Messages taken away a
+    moment before: Ana sees only the first. The reply is kept as what she saw, Mira's and marked as cut short (the
+    conversation goes on from what she read), known by that message: deleting it forgets the reply."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    boss = next(user for user in discord.users.values() if user.username == "boss")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(discord, boss, general, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())})
+    await run(discord, boss, general, "persona set", {"name": "Hearth"})  # the server: the default again
+    await run(discord, boss, general, "persona cast add", {"name": "Mira"})
+    story = " ".join(f"Part {i} of the story of the fox on the hill." for i in range(120))
+    opening, *_rest = pieces = split_message(story)
+    assert len(pieces) == 3
+    llm.script(Reply(story, chunk_size=500))
+    discord.fail("create_followup", 404, code=10015, message="Unknown Webhook", after=1)  # its second message
+    if sending:
+        discord.fail("create_message", 503, message="Service Unavailable")
+    else:
+        no_sending = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+        no_sending.send_messages = False
+        discord.set_everyone_permissions(guild, no_sending.value)  # not told to Hearth yet
+
+    await discord.user_message(general, ana, "Mira, tell me a story")
+    cut_short = opening.rstrip() + " " + CUT_SHORT
+
+    await eventually(lambda: discord.webhook_messages(general))
+    [seen] = discord.webhook_messages(general)
+    await stored_as_shown_in(db, seen)
+    assert seen["content"] == opening and discord.sent_messages(general) == []
+    async with db.session() as session:
+        rows = await session.execute(select(Message.content, Message.speaker_name).where(Message.role == "assistant"))
+        kept = [tuple(row) for row in rows]
+    assert kept == [(cut_short, "Mira")], "kept as shown, not as written"
+
+    await discord.dispatch("MESSAGE_DELETE", {"id": seen["id"], "channel_id": str(general), "guild_id": str(guild.id)})
+    await eventually_forgotten(db)
