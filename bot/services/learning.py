@@ -583,13 +583,18 @@ class Learner:
                         await fact_repo.supersede(decision.target_id, at=now, retracted_in=source)
                         superseded += 1
                         continue
+                    # A new version stays where the fact it replaces was kept: one set for everywhere stays so.
+                    scope, fact_guild = ("guild", guild_id) if guild_id is not None else ("dm", None)
+                    replaced = decision.target_id if decision.kind == "supersede" else None
+                    if replaced is not None and replaced in known:
+                        scope, fact_guild = known[replaced][0].scope, known[replaced][0].guild_id
                     new_id = await fact_repo.add(
                         NewFact(
                             user_id=user_id,
                             fact_type=fact.type,
                             content=fact.content,
-                            scope="guild" if guild_id is not None else "dm",
-                            guild_id=guild_id,
+                            scope=scope,
+                            guild_id=fact_guild,
                             learned_at=now,
                             confidence=fact.confidence,
                             importance=fact.importance,
@@ -604,8 +609,8 @@ class Learner:
                     if decision.kind == "supersede" and decision.target_id is not None:
                         await fact_repo.supersede(decision.target_id, at=now, by=new_id)
                         superseded += 1
-                    if guild_id is not None and vector is not None and fact.type in _ASSOCIABLE:
-                        await self._associate(fact_repo, new_id, fact.type, vector, guild_id, user_id, now)
+                    if fact_guild is not None and vector is not None and fact.type in _ASSOCIABLE:
+                        await self._associate(fact_repo, new_id, fact.type, vector, fact_guild, user_id, now)
 
                 await self._relationships(session, by_user, extraction, names, shown, guild_id, now)
                 place = _place_of(messages)

@@ -607,6 +607,53 @@ async def test_facts_stay_where_they_were_learned(db: Database, llm: FakeLLM) ->
     assert "allergic to cats" in dm and "surprise party" not in dm
 
 
+@pytest.mark.parametrize("changed_in", [901, None], ids=["in_a_guild", "in_a_dm"])
+async def test_a_fact_kept_everywhere_stays_everywhere_when_it_changes(
+    db: Database, llm: FakeLLM, changed_in: int | None
+) -> None:
+    """A fact set with /memory for everywhere, then updated in one place, is known in its new form everywhere."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    await say(service, learner, "hi")  # Ana is known to Hearth
+    async with db.session() as session:
+        ana = await UserRepository(session).get_by_discord_id(11)
+    assert ana is not None
+    await PrivacyService(db, await shared_embedder(), clock=lambda: NOW).remember(
+        ana.id, None, "lives in Berlin", everywhere=True
+    )
+    model.answers = [
+        lambda prompt: json.dumps(
+            {
+                "facts": [
+                    {
+                        **fact("lives in Lisbon", "location"),
+                        "action": "changed",
+                        "existing_id": fact_id(prompt, "lives in Berlin"),
+                    }
+                ]
+            }
+        )
+    ]
+    channels = {901: 700, 902: 600, None: 500}
+    await say(
+        service, learner, "I moved to Lisbon last month", guild=changed_in, mention=True, channel=channels[changed_in]
+    )
+    prompts = []
+    for guild, channel in channels.items():
+        await say(service, learner, "where do I live?", guild=guild, mention=True, channel=channel)
+        prompts.append(section(system_prompt(llm), "What you know about Ana") or "")
+    await learner.stop()
+
+    assert ["lives in Lisbon" in known for known in prompts] == [True, True, True]
+    assert not any("Berlin" in known for known in prompts)
+    async with db.session() as session:
+        rows = {f.fact_content: f for f in (await session.scalars(select(UserFact))).all()}
+    berlin, lisbon = rows["lives in Berlin"], rows["lives in Lisbon"]
+    assert not berlin.is_active and berlin.superseded_by == lisbon.id
+    assert (lisbon.scope, lisbon.guild_id) == ("global", None)
+
+
 def line_saying(prompt: str, words: str) -> int:
     """The number of the chat line holding ``words``, as the learning prompt shows it."""
     found = re.search(r"^\((\d+)\) [^\n]*" + re.escape(words), prompt, re.M)
