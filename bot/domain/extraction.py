@@ -4,7 +4,9 @@ One call per batch returns everything learned: facts about the human speakers (c
 shown to it, by id), the tone of the exchange, its topics, things to ask about later and nicknames or inside
 jokes. The answer is read leniently where a slip costs nothing (a confidence of 1.2 becomes 1, an unknown fact
 type becomes "general", extra keys and extra list items are dropped) and strictly where guessing would store
-something wrong (a missing field, a wrong type, an unusable date or text): then the whole answer is refused.
+something wrong (a missing field, a wrong type, an unusable date or text). An entry of a list that is wrong so is
+dropped alone, with why (:attr:`Extraction.dropped`), and the rest of the answer kept; only an answer that is not
+an Extraction at all (not JSON, not an object, a top-level field of the wrong type) is refused.
 """
 
 import calendar
@@ -17,7 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from bot.domain.prompt import ChatMessage
 from bot.domain.text import one_line
@@ -83,6 +97,38 @@ def _word(value: Any) -> Any:
     if isinstance(value, str):
         return "_".join(value.strip().lower().replace("-", " ").split())
     return value
+
+
+def _short(error: ValidationError, where: Sequence[str | int] = (), *, skip: int = 0) -> str:
+    """The first thing wrong, as "where: why", with how many more there are; ``where`` stands for the first
+    ``skip`` parts of where pydantic says it is."""
+    first = error.errors()[0]
+    path = ".".join(str(part) for part in (*where, *first["loc"][skip:])) or "answer"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{path}: {first['msg']}{more}"
+
+
+def _entries(limit: int | None = None) -> WrapValidator:
+    """A list read entry by entry, keeping the first ``limit`` usable ones: an entry that cannot be used is dropped
+    alone (noted, with why, in the validation context's ``dropped`` list when there is one), so it costs only
+    itself. A value that is not a list at all is refused as before. The JSON schema is the plain list's."""
+
+    def read(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if not isinstance(value, list):
+            return handler(value)
+        dropped = info.context.get("dropped") if isinstance(info.context, dict) else None
+        kept: list[Any] = []
+        for index, entry in enumerate(value):
+            if limit is not None and len(kept) >= limit:
+                break
+            try:
+                kept.extend(handler([entry]))
+            except ValidationError as exc:
+                if isinstance(dropped, list):  # where pydantic says [0], the entry is this list's [index]
+                    dropped.append(_short(exc, (str(info.field_name), index), skip=1))
+        return kept
+
+    return WrapValidator(read)
 
 
 class _Answer(BaseModel):
@@ -175,13 +221,28 @@ class ExtractedReference(_Answer):
 
 
 class Extraction(_Answer):
-    facts: list[ExtractedFact] = Field(default_factory=list)
+    facts: Annotated[list[ExtractedFact], _entries()] = Field(default_factory=list)
     sentiment: float = Field(default=0.0, ge=-1.0, le=1.0)  # the exchange's overall tone towards Hearth
     intensity: float = Field(default=0.3, ge=0.0, le=1.0)
-    topics: list[ExtractedTopic] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_TOPICS})
-    follow_ups: list[ExtractedFollowUp] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_FOLLOW_UPS})
-    references: list[ExtractedReference] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES})
-    birthdays: list[ExtractedBirthday] = Field(default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES})
+    # Extra entries are dropped, and so is a broken one, so a broken sixth topic cannot cost the first five.
+    topics: Annotated[list[ExtractedTopic], _entries(MAX_TOPICS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_TOPICS}
+    )
+    follow_ups: Annotated[list[ExtractedFollowUp], _entries(MAX_FOLLOW_UPS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_FOLLOW_UPS}
+    )
+    references: Annotated[list[ExtractedReference], _entries(MAX_REFERENCES)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES}
+    )
+    birthdays: Annotated[list[ExtractedBirthday], _entries(MAX_REFERENCES)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_REFERENCES}
+    )
+    _dropped: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """The entries of the answer left out as unusable, each as "where: why" (e.g. "birthdays.0: …")."""
+        return self._dropped
 
     @field_validator("sentiment", mode="before")
     @classmethod
@@ -193,37 +254,22 @@ class Extraction(_Answer):
     def _clamp_intensity(cls, value: Any) -> Any:
         return _clamped(value, 0.0, 1.0)
 
-    # Extra items are dropped before validation, so a broken sixth topic cannot cost the first five.
-    @field_validator("topics", mode="before")
-    @classmethod
-    def _first_topics(cls, value: Any) -> Any:
-        return value[:MAX_TOPICS] if isinstance(value, list) else value
-
-    @field_validator("follow_ups", mode="before")
-    @classmethod
-    def _first_follow_ups(cls, value: Any) -> Any:
-        return value[:MAX_FOLLOW_UPS] if isinstance(value, list) else value
-
-    @field_validator("references", mode="before")
-    @classmethod
-    def _first_references(cls, value: Any) -> Any:
-        return value[:MAX_REFERENCES] if isinstance(value, list) else value
+    @model_validator(mode="after")
+    def _note_dropped(self, info: ValidationInfo) -> "Extraction":
+        dropped = info.context.get("dropped") if isinstance(info.context, dict) else None
+        if isinstance(dropped, list):
+            self._dropped = tuple(dropped)
+        return self
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _short(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "answer"
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
 def parse_extraction(text: str) -> Extraction:
     """The answer as an Extraction: one JSON object, bare or in a ``` / ```json fence. Nothing else is searched
-    for JSON, so prose around an object is refused rather than guessed at."""
+    for JSON, so prose around an object is refused rather than guessed at. Unusable entries of its lists are left
+    out, each noted in :attr:`Extraction.dropped`."""
     body = text.strip()
     fenced = _FENCE.match(body)
     if fenced:
@@ -235,7 +281,7 @@ def parse_extraction(text: str) -> Extraction:
     if not isinstance(data, dict):
         raise ExtractionError(f"expected a JSON object, got {type(data).__name__}")
     try:
-        return Extraction.model_validate(data)
+        return Extraction.model_validate(data, context={"dropped": []})
     except ValidationError as exc:
         raise ExtractionError(_short(exc)) from exc
 

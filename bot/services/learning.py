@@ -489,9 +489,13 @@ class Learner:
                 cut = True
             else:
                 try:
-                    return parse_extraction(completion.text), calls
+                    extraction = parse_extraction(completion.text)
                 except ExtractionError as exc:
                     log.warning("learning answer unusable (attempt %d): %s", attempt, exc)
+                else:
+                    for reason in extraction.dropped:  # the rest of the answer is used
+                        log.info("learning answer: left out an unusable entry, %s", reason)
+                    return extraction, calls
                 cut = completion.finish_reason == "length"
             if attempt == 1 and cut:  # the same room would end it at the same place
                 more_room = max(options.max_tokens * 2, self.config.max_tokens_when_cut)

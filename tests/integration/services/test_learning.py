@@ -281,6 +281,36 @@ async def test_an_unusable_answer_is_asked_once_more_then_the_batch_is_skipped_w
         assert [f.fact_content for f in (await session.scalars(select(UserFact))).all()] == ["works as a nurse"]
 
 
+async def test_an_unusable_entry_costs_only_itself_and_the_rest_of_the_batch_is_learned(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Small models often get one entry wrong (a birthday on 31 February, a fact too long): that one is dropped,
+    with a log line saying why, and what else the answer says is learned, without asking again."""
+    caplog.set_level(logging.INFO, logger="bot.services.learning")
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    await service.handle(
+        message("I'm a nurse, born on 31 February, and my exam is on Friday", at=NOW), RecordingReply()
+    )
+    model.answers = [
+        extraction(
+            facts=[fact("works as a nurse", "work"), fact("x" * 301, "general")],
+            birthdays=[{"speaker": "Ana", "month": 2, "day": 31}],
+            follow_ups=[{"speaker": "Ana", "topic": "exam", "date": "2026-11-28", "question": "How was the exam?"}],
+        )
+    ]
+    outcome = await learner.learn((await _conversations(db))[0])
+
+    assert (outcome.status, outcome.llm_calls, outcome.facts_added) == ("learned", 1, 1)
+    async with db.session() as session:
+        facts = (await session.scalars(select(UserFact.fact_content))).all()
+        events = (await session.scalars(select(ScheduledEvent))).all()
+    assert facts == ["works as a nurse"]
+    assert [(e.event_type, e.title) for e in events] == [("follow_up", "exam")]
+    said = "\n".join(record.getMessage() for record in caplog.records)
+    assert "facts.1.content" in said and "birthdays.0" in said and "no day 31" in said
+
+
 async def test_an_answer_cut_short_by_its_max_tokens_is_asked_for_again_with_more_room(
     db: Database, llm: FakeLLM
 ) -> None:

@@ -189,6 +189,7 @@ def test_unknown_keys_are_ignored() -> None:
             MAX_FOLLOW_UPS,
         ),
         ("references", lambda n: {"speaker": "Ana", "kind": "nickname", "text": f"name {n}"}, "text", MAX_REFERENCES),
+        ("birthdays", lambda n: {"speaker": f"Ana {n}", "month": 5, "day": 4}, "speaker", MAX_REFERENCES),
     ],
 )
 def test_long_lists_keep_their_first_items_and_a_broken_extra_one_costs_nothing(
@@ -197,6 +198,8 @@ def test_long_lists_keep_their_first_items_and_a_broken_extra_one_costs_nothing(
     items = [make(n) for n in range(limit)]
     kept = getattr(parsed({key: [*items, {"broken": True}, make(99)]}), key)
     assert [getattr(entry, label) for entry in kept] == [item[label] for item in items]
+    first_broken = getattr(parsed({key: [{"broken": True}, *items, make(99)]}), key)
+    assert [getattr(entry, label) for entry in first_broken] == [item[label] for item in items]
 
 
 def test_facts_are_not_capped() -> None:
@@ -235,32 +238,79 @@ def test_anything_but_one_json_object_is_refused(text: str) -> None:
     [
         ({"facts": "none"}, "facts"),
         ({"facts": None}, "facts"),
-        ({"facts": [{"type": "work", "content": "works as a nurse"}]}, "facts.0.speaker"),
-        ({"facts": [{"speaker": "Ana", "content": "works as a nurse"}]}, "facts.0.type"),
-        ({"facts": [{"speaker": "Ana", "type": "work"}]}, "facts.0.content"),
-        ({"facts": [fact(content="   ")]}, "facts.0.content"),
-        ({"facts": [fact(content="x" * 301)]}, "facts.0.content"),
-        ({"facts": [fact(action="maybe")]}, "facts.0.action"),
-        ({"facts": [fact(existing_id="twelve")]}, "facts.0.existing_id"),
-        ({"facts": [fact(confidence="high")]}, "facts.0.confidence"),
-        ({"facts": [fact(temporal="forever")]}, "facts.0.temporal"),
-        ({"facts": [fact(type=3)]}, "facts.0.type"),
+        ({"facts": {"speaker": "Ana"}}, "facts"),
+        ({"topics": "music"}, "topics"),
+        ({"birthdays": 3}, "birthdays"),
         ({"sentiment": "warm"}, "sentiment"),
-        ({"topics": [{"name": "x" * 61}]}, "topics.0.name"),
-        ({"topics": [{"name": ""}]}, "topics.0.name"),
-        ({"follow_ups": [{"speaker": "Ana", "topic": "t", "date": "next Friday", "question": "q?"}]}, "date"),
-        ({"follow_ups": [{"speaker": "Ana", "topic": "t", "date": "2026-02-30", "question": "q?"}]}, "date"),
-        ({"follow_ups": [{"speaker": "Ana", "topic": "t", "date": "2026-03-07"}]}, "question"),
-        ({"follow_ups": [{"speaker": "Ana", "topic": "t" * 81, "date": "2026-03-07", "question": "q"}]}, "topic"),
-        ({"references": [{"speaker": "Ana", "kind": "pet_name", "text": "Annie"}]}, "references.0.kind"),
-        ({"references": [{"speaker": "Ana", "kind": "nickname", "text": "x" * 121}]}, "references.0.text"),
+        ({"intensity": [0.4]}, "intensity"),
     ],
 )
-def test_missing_fields_wrong_types_and_unusable_values_are_refused(data: dict[str, Any], where: str) -> None:
+def test_top_level_fields_of_the_wrong_type_are_refused(data: dict[str, Any], where: str) -> None:
     with pytest.raises(ExtractionError) as caught:
         parsed(data)
     assert where in str(caught.value)
     assert len(str(caught.value)) < 300
+
+
+FOLLOW_UP_ENTRY = {"speaker": "Ana", "topic": "exam", "date": "2026-03-07", "question": "How did it go?"}
+NICKNAME = {"speaker": "Ana", "kind": "nickname", "text": "Annie"}
+
+
+@pytest.mark.parametrize(
+    ("key", "good", "bad", "why"),
+    [
+        ("facts", fact(), {"type": "work", "content": "works as a nurse"}, "speaker"),
+        ("facts", fact(), {"speaker": "Ana", "content": "works as a nurse"}, "type"),
+        ("facts", fact(), {"speaker": "Ana", "type": "work"}, "content"),
+        ("facts", fact(), fact(content="   "), "content"),
+        ("facts", fact(), fact(content="x" * 301), "content"),
+        ("facts", fact(), fact(action="maybe"), "action"),
+        ("facts", fact(), fact(existing_id="twelve"), "existing_id"),
+        ("facts", fact(), fact(confidence="high"), "confidence"),
+        ("facts", fact(), fact(temporal="forever"), "temporal"),
+        ("facts", fact(), fact(type=3), "type"),
+        ("facts", fact(), "works as a nurse", "dictionary"),
+        ("topics", {"name": "jobs"}, {"name": "x" * 61}, "name"),
+        ("topics", {"name": "jobs"}, {"name": ""}, "name"),
+        ("follow_ups", FOLLOW_UP_ENTRY, {**FOLLOW_UP_ENTRY, "date": "next Friday"}, "date"),
+        ("follow_ups", FOLLOW_UP_ENTRY, {**FOLLOW_UP_ENTRY, "date": "2026-02-30"}, "date"),
+        ("follow_ups", FOLLOW_UP_ENTRY, {**FOLLOW_UP_ENTRY, "question": ""}, "question"),
+        ("follow_ups", FOLLOW_UP_ENTRY, {"speaker": "Ana", "topic": "t", "date": "2026-03-07"}, "question"),
+        ("follow_ups", FOLLOW_UP_ENTRY, {**FOLLOW_UP_ENTRY, "topic": "t" * 81}, "topic"),
+        ("references", NICKNAME, {**NICKNAME, "kind": "pet_name"}, "kind"),
+        ("references", NICKNAME, {**NICKNAME, "text": "x" * 121}, "text"),
+        ("birthdays", {"speaker": "Ana", "month": 5, "day": 4}, {"speaker": "Ana", "month": 2, "day": 31}, "no day 31"),
+        ("birthdays", {"speaker": "Ana", "month": 5, "day": 4}, {"speaker": "Ana", "month": 13, "day": 1}, "month"),
+    ],
+)
+def test_an_unusable_entry_is_dropped_and_the_rest_of_the_answer_kept(
+    key: str, good: dict[str, Any], bad: Any, why: str
+) -> None:
+    second = {**good, "speaker": "Bo"}
+    answer = parsed({"sentiment": 0.6, "topics": [{"name": "jobs"}], key: [good, bad, second]})
+    kept = getattr(answer, key)
+    assert kept == getattr(parsed({key: [good, second]}), key)
+    assert answer.sentiment == 0.6 and answer.topics[0].name == "jobs"
+    (dropped,) = answer.dropped
+    assert dropped.startswith(f"{key}.1") and why in dropped
+    assert len(dropped) < 300
+
+
+def test_every_unusable_entry_is_dropped_and_each_one_says_why() -> None:
+    answer = parsed(
+        {
+            "facts": [fact(content="x" * 301), fact(), fact(type=None)],
+            "birthdays": [{"speaker": "Ana", "month": 4, "day": 31}],
+        }
+    )
+    assert [f.content for f in answer.facts] == ["works as a nurse"]
+    assert answer.birthdays == []
+    assert [reason.split(":")[0] for reason in answer.dropped] == ["facts.0.content", "facts.2.type", "birthdays.0"]
+
+
+def test_an_answer_with_nothing_unusable_drops_nothing() -> None:
+    assert parsed(FULL).dropped == ()
+    assert Extraction().dropped == ()
 
 
 def test_the_limits_themselves_are_accepted() -> None:
@@ -305,6 +355,24 @@ def test_the_response_format_asks_for_the_extraction_schema() -> None:
     assert fact_schema["properties"]["confidence"]["maximum"] == 1.0
     assert schema["properties"]["topics"]["maxItems"] == MAX_TOPICS
     json.dumps(answer)  # sendable as is
+
+
+@pytest.mark.parametrize(
+    ("key", "model", "limit"),
+    [
+        ("facts", ExtractedFact, None),
+        ("topics", ExtractedTopic, MAX_TOPICS),
+        ("follow_ups", ExtractedFollowUp, MAX_FOLLOW_UPS),
+        ("references", ExtractedReference, MAX_REFERENCES),
+        ("birthdays", ExtractedBirthday, MAX_REFERENCES),
+    ],
+)
+def test_each_list_in_the_schema_is_a_plain_array_of_its_entries(
+    key: str, model: type[BaseModel], limit: int | None
+) -> None:
+    listed = response_format()["json_schema"]["schema"]["properties"][key]
+    expected = {"type": "array", "items": {"$ref": f"#/$defs/{model.__name__}"}, "title": key.replace("_", " ").title()}
+    assert listed == (expected if limit is None else {**expected, "maxItems": limit})
 
 
 LINES = [
@@ -454,5 +522,4 @@ def test_the_request_stays_compact() -> None:
 def test_a_birthday_must_be_a_real_day_and_29_february_is_one() -> None:
     answer = parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 2, "day": 29}]}')
     assert [(b.month, b.day, b.year) for b in answer.birthdays] == [(2, 29, None)]
-    with pytest.raises(ExtractionError):
-        parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 4, "day": 31}]}')
+    assert parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 4, "day": 31}]}').birthdays == []
