@@ -568,10 +568,13 @@ class Learner:
                     if source not in unchanged:
                         continue  # its message was deleted or edited while the model read it
                     vector = vectors[index]
-                    own = [row for row, _ in known.values() if row.user_id == user_id]
                     usable = await fact_repo.usable(user_id, guild_id=guild_id, now=now)
+                    # Only a shown fact still current may be named: one this answer already replaced or took back
+                    # is gone, and what the answer says again of it is read against what replaced it.
+                    still = {row.id for row in usable}
+                    own = {row.id for row, _ in known.values() if row.user_id == user_id and row.id in still}
                     nearest = _nearest(usable, vector)
-                    decision = decide(fact, {row.id for row in own}, nearest)
+                    decision = decide(fact, own, nearest)
                     if decision.kind == "ignore":
                         continue
                     if decision.kind == "refresh" and decision.target_id is not None:

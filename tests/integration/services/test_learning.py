@@ -190,6 +190,33 @@ async def test_a_changed_fact_supersedes_the_old_one_and_the_prompt_holds_only_t
     assert len(model.learning_prompts) == 3  # one call per batch (here: per message), none retried
 
 
+async def test_a_fact_the_answer_changes_twice_leaves_one_current_version(db: Database, llm: FakeLLM) -> None:
+    """A model that gives the same change twice (or two changes of one fact) in one answer: the first replaces
+    the known fact; the second is read against what is current by then, so no second version is left beside it."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+
+    def changed(prompt: str) -> dict[str, Any]:
+        return {**fact("lives in Lisbon", "location"), "action": "changed", "existing_id": fact_id(prompt, "Berlin")}
+
+    model.answers = [
+        extraction(facts=[fact("lives in Berlin", "location")]),
+        lambda prompt: json.dumps({"facts": [changed(prompt), changed(prompt)]}),
+    ]
+    await say(service, learner, "I live in Berlin")
+    await say(service, learner, "I moved to Lisbon! yes, Lisbon")
+    await service.handle(message("where do I live now?", at=NOW), RecordingReply())
+    await learner.stop()
+
+    known = section(system_prompt(llm), "What you know about Ana") or ""
+    assert known.count("lives in Lisbon") == 1 and "Berlin" not in known
+    async with db.session() as session:
+        rows = (await session.scalars(select(UserFact).order_by(UserFact.id))).all()
+    assert [(f.fact_content, f.is_active) for f in rows] == [("lives in Berlin", False), ("lives in Lisbon", True)]
+    assert rows[0].superseded_by == rows[1].id
+
+
 async def test_a_fact_restated_word_for_word_is_refreshed_without_being_embedded_again(
     db: Database, llm: FakeLLM
 ) -> None:
