@@ -87,6 +87,17 @@ def _line_number(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# A known fact's id as the request shows it ("[12] Ana (...)"), or as "#12": either names fact 12.
+_SHOWN_ID = re.compile(r"\[(\d+)\]|#(\d+)")
+
+
+def _fact_id(value: Any) -> Any:
+    """A known fact's id written "[12]" or "#12" reads as 12; anything else is left for pydantic to read or refuse."""
+    if isinstance(value, str) and (shown := _SHOWN_ID.fullmatch(value.strip())):
+        return int(shown.group(1) or shown.group(2))
+    return value
+
+
 # The number of the chat line that says something, as the transcript shows them. One the answer got wrong costs only
 # the link to it (for a fact, the learner falls back to the speaker's last line).
 Line = Annotated[int | None, BeforeValidator(_line_number)]
@@ -138,7 +149,7 @@ class _Answer(BaseModel):
 class ExtractedFact(_Answer):
     speaker: str  # the name as it appears in the transcript
     action: Action = "new"
-    existing_id: int | None = None  # for same/changed/retracted: the id of the known fact
+    existing_id: Annotated[int | None, BeforeValidator(_fact_id)] = None  # same/changed/retracted: the known fact
     type: str = Field(json_schema_extra={"enum": list(FACT_TYPES)})
     content: str = Field(min_length=1, max_length=MAX_FACT_CHARS)  # third person, e.g. "works as a nurse"
     confidence: float = Field(default=0.8, ge=0.0, le=1.0)

@@ -217,6 +217,37 @@ async def test_a_fact_the_answer_changes_twice_leaves_one_current_version(db: Da
     assert rows[0].superseded_by == rows[1].id
 
 
+async def test_a_known_fact_named_as_the_prompt_shows_its_id_is_changed_or_taken_back(
+    db: Database, llm: FakeLLM
+) -> None:
+    """The prompt shows known facts as "[12] Ana (...)": a model that names one "[12]" or "#12" still changes or
+    takes back that fact, rather than losing what the person said."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+
+    def answer(prompt: str) -> str:
+        moved = {**fact("lives in Lisbon", "location"), "action": "changed"}
+        quit_job = {**fact("works as a nurse", "work"), "action": "retracted"}
+        moved["existing_id"] = f"[{fact_id(prompt, 'lives in Berlin')}]"
+        quit_job["existing_id"] = f"#{fact_id(prompt, 'works as a nurse')}"
+        return json.dumps({"facts": [moved, quit_job]})
+
+    model.answers = [extraction(facts=[fact("works as a nurse", "work"), fact("lives in Berlin", "location")]), answer]
+    await say(service, learner, "I'm a nurse in Berlin")
+    await say(service, learner, "I quit nursing and moved to Lisbon")
+    await learner.stop()
+
+    async with db.session() as session:
+        rows = {f.fact_content: f for f in (await session.scalars(select(UserFact))).all()}
+    assert {content: row.is_active for content, row in rows.items()} == {
+        "works as a nurse": False,
+        "lives in Berlin": False,
+        "lives in Lisbon": True,
+    }
+    assert rows["lives in Berlin"].superseded_by == rows["lives in Lisbon"].id
+
+
 async def test_a_fact_restated_word_for_word_is_refreshed_without_being_embedded_again(
     db: Database, llm: FakeLLM
 ) -> None:

@@ -173,6 +173,19 @@ def test_spelling_variants_of_the_fixed_words_are_understood() -> None:
     assert result.references[0].kind == "inside_joke"
 
 
+@pytest.mark.parametrize("given", ["[12]", "#12", " [12] ", "12"])
+def test_a_known_facts_id_written_as_the_request_shows_it_is_read(given: str) -> None:
+    """The request shows known facts as "[12] Ana (...)": a model that copies "[12]" (or writes "#12") names 12."""
+    (read,) = parsed({"facts": [fact(action="changed", existing_id=given)]}).facts
+    assert read.existing_id == 12
+
+
+@pytest.mark.parametrize("given", ["[12", "12]", "[[12]]", "#", "[]", "# 12", "[12] Ana", "[1, 2]", "[-12]"])
+def test_an_id_in_any_other_shape_is_still_unusable(given: str) -> None:
+    answer = parsed({"facts": [fact(action="changed", existing_id=given)]})
+    assert answer.facts == [] and answer.dropped[0].startswith("facts.0.existing_id")
+
+
 def test_unknown_keys_are_ignored() -> None:
     noisy = {**fact(), "reason": "she said so"}
     assert parsed({"notes": "thinking…", "facts": [noisy]}) == parsed({"facts": [fact()]})
