@@ -50,6 +50,11 @@ MAX_FOLLOW_UPS = 3
 MAX_REFERENCES = 3
 # Longer than this is as good as permanent, and keeps expiry dates far from datetime's limits.
 MAX_EXPIRES_IN_DAYS = 3650
+# A birthday's year, when given, lies in these (as /birthday takes it); one outside is no year at all.
+MIN_BIRTH_YEAR, MAX_BIRTH_YEAR = 1900, 2100
+# Discord's youngest users are 13: a later year is the year of a birthday itself ("my birthday is in May" read as
+# May this year or next), not the year its person was born.
+MIN_AGE = 13
 # A transcript line longer than this is cut: facts come from what people say about themselves, not from pastes.
 MAX_LINE_CHARS = 1000
 
@@ -209,14 +214,37 @@ class ExtractedBirthday(_Answer):
     speaker: str
     month: int = Field(ge=1, le=12)
     day: int = Field(ge=1, le=31)
-    year: int | None = Field(default=None, ge=1900, le=2100)
+    year: int | None = Field(default=None, ge=MIN_BIRTH_YEAR, le=MAX_BIRTH_YEAR)
     line: Line = None  # the chat line that says it, as for a fact
+
+    @field_validator("year", mode="before")
+    @classmethod
+    def _usable_year(cls, value: Any) -> Any:
+        """A year that is not a whole number in range (0 or 1 for "unknown", "", "unknown") reads as none given: the
+        month and day are still the birthday."""
+        if isinstance(value, str):
+            value = value.strip()
+            value = int(value) if value.isdigit() else None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        return value if MIN_BIRTH_YEAR <= value <= MAX_BIRTH_YEAR else None
 
     @model_validator(mode="after")
     def _real_day(self) -> "ExtractedBirthday":
         if self.day > calendar.monthrange(2000, self.month)[1]:  # 2000: a leap year, so 29 February counts
             raise ValueError(f"there is no day {self.day} in month {self.month}")
         return self
+
+    def birth_year(self, today: datetime.date) -> int | None:
+        """The year, when it can be the one its person was born in: one that has this day, and leaves them at least
+        :data:`MIN_AGE` years old ``today``. Otherwise the year is the slip and the month and day still stand."""
+        year = self.year
+        if year is None or self.day > calendar.monthrange(year, self.month)[1]:
+            return None
+        age = today.year - year - ((today.month, today.day) < (self.month, self.day))
+        return year if age >= MIN_AGE else None
 
 
 class ExtractedReference(_Answer):

@@ -368,7 +368,7 @@ class Learner:
         if outcome is None:
             return LearnOutcome("withdrawn", messages=len(messages), llm_calls=calls)
         if extraction is not None and extraction.birthdays:
-            await self._birthdays(extraction, names, shown)
+            await self._birthdays(extraction, names, shown, now)
         self.batches += 1
         return LearnOutcome(
             "learned" if extraction is not None else "skipped",
@@ -672,10 +672,11 @@ class Learner:
         return [vector if vector is not None else next(fresh) for vector in reused]
 
     async def _birthdays(
-        self, extraction: Extraction, names: dict[str, int], shown: Sequence[UnlearnedMessage]
+        self, extraction: Extraction, names: dict[str, int], shown: Sequence[UnlearnedMessage], now: datetime
     ) -> None:
         """A birthday someone mentions becomes their birthday (greeted yearly) unless they set one already;
-        what they set themselves always wins. Only their own: one another person gives them is not."""
+        what they set themselves always wins. Only their own: one another person gives them is not. Its year is
+        kept only when it can be the one they were born in (not this year's or next year's birthday)."""
         reminders = ReminderService(self.database, clock=self.clock)
         for birthday in extraction.birthdays:
             user_id = _user_for(birthday.speaker, names)
@@ -685,7 +686,7 @@ class Learner:
                 preferences = await UserRepository(session).preferences(user_id)
                 known = preferences.birthday_month is not None or preferences.learning_opt_out
             if not known:
-                await reminders.set_birthday(user_id, birthday.month, birthday.day, birthday.year)
+                await reminders.set_birthday(user_id, birthday.month, birthday.day, birthday.birth_year(now.date()))
 
     @staticmethod
     async def _cancel_follow_ups_brought_up(

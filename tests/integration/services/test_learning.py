@@ -1170,6 +1170,41 @@ async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Da
     assert [(e.event_type, e.trigger_at) for e in events] == [("birthday", datetime(2027, 3, 3, 10, 0, tzinfo=UTC))]
 
 
+@pytest.mark.parametrize("year", [0, 2027, 2026])
+async def test_a_birthday_with_a_year_no_one_here_was_born_in_is_greeted_without_it(
+    db: Database, llm: FakeLLM, year: int
+) -> None:
+    """Small models write 0 for a year nobody gave, or the year of the birthday itself: Ana is still greeted on
+    3 March, and no such birth year is kept for her."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    model.answers = [extraction(birthdays=[{"speaker": "Ana", "month": 3, "day": 3, "year": year}])]
+    await say(service, learner, "my birthday is on 3 March!")
+    await learner.stop()
+    async with db.session() as session:
+        user_id = await session.scalar(select(User.id))
+        assert user_id is not None
+        preferences = await UserRepository(session).preferences(user_id)
+        events = (await session.scalars(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))).all()
+    assert (preferences.birthday_month, preferences.birthday_day, preferences.birth_year) == (3, 3, None)
+    assert [(e.event_type, e.trigger_at) for e in events] == [("birthday", datetime(2027, 3, 3, 10, 0, tzinfo=UTC))]
+
+
+async def test_a_birthday_with_a_real_birth_year_keeps_it(db: Database, llm: FakeLLM) -> None:
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    model.answers = [extraction(birthdays=[{"speaker": "Ana", "month": 3, "day": 3, "year": 1990}])]
+    await say(service, learner, "I was born on 3 March 1990")
+    await learner.stop()
+    async with db.session() as session:
+        user_id = await session.scalar(select(User.id))
+        assert user_id is not None
+        preferences = await UserRepository(session).preferences(user_id)
+    assert (preferences.birthday_month, preferences.birthday_day, preferences.birth_year) == (3, 3, 1990)
+
+
 def section(prompt: str, title: str) -> str | None:
     """The text of the prompt's ``## title`` section, None if it has none."""
     found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", prompt, re.MULTILINE | re.DOTALL)

@@ -536,3 +536,37 @@ def test_a_birthday_must_be_a_real_day_and_29_february_is_one() -> None:
     answer = parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 2, "day": 29}]}')
     assert [(b.month, b.day, b.year) for b in answer.birthdays] == [(2, 29, None)]
     assert parse_extraction('{"birthdays": [{"speaker": "Ana", "month": 4, "day": 31}]}').birthdays == []
+
+
+@pytest.mark.parametrize("year", [0, 1, 99, 1899, 2101, -1990, "0", "unknown", "", 1990.5])
+def test_a_birthday_with_an_impossible_year_keeps_its_day_without_a_year(year: Any) -> None:
+    """Small models write 0 or 1 (or "unknown") for a year nobody gave: the month and day are still the birthday."""
+    answer = parsed({"birthdays": [{"speaker": "Ana", "month": 5, "day": 4, "year": year}]})
+    assert [(b.month, b.day, b.year) for b in answer.birthdays] == [(5, 4, None)]
+    assert answer.dropped == ()
+
+
+@pytest.mark.parametrize("year", [1900, 1990, "1990", 1990.0, 2100])
+def test_a_birthday_keeps_a_year_in_range(year: Any) -> None:
+    (birthday,) = parsed({"birthdays": [{"speaker": "Ana", "month": 5, "day": 4, "year": year}]}).birthdays
+    assert birthday.year == int(year)
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "day", "kept"),
+    [
+        (1990, 5, 4, 1990),
+        (2013, 3, 4, 2013),  # thirteen today: old enough for Discord
+        (2013, 3, 5, None),  # thirteen only tomorrow
+        (2026, 5, 4, None),  # this year's birthday, not the year they were born
+        (2027, 5, 4, None),  # the next birthday's year
+        (2000, 2, 29, 2000),
+        (1990, 2, 29, None),  # no 29 February in 1990: the day is kept, the year is the slip
+        (None, 5, 4, None),
+    ],
+)
+def test_only_a_year_someone_on_discord_can_be_born_in_is_their_birth_year(
+    year: int | None, month: int, day: int, kept: int | None
+) -> None:
+    birthday = ExtractedBirthday(speaker="Ana", month=month, day=day, year=year)
+    assert birthday.birth_year(TODAY) == kept
