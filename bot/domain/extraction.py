@@ -50,6 +50,12 @@ MAX_FOLLOW_UPS = 3
 MAX_REFERENCES = 3
 # Longer than this is as good as permanent, and keeps expiry dates far from datetime's limits.
 MAX_EXPIRES_IN_DAYS = 3650
+# A follow-up is asked on the evening (UTC) of its day ("my exam is tomorrow": tomorrow evening), and only about
+# something upcoming: at most this far ahead. Later is no longer upcoming (plans that far change, and come up
+# again), and is most often a wrong year ("on Friday" a year late): one pending per topic, it would keep the right
+# date out until then.
+FOLLOW_UP_HOUR = datetime.time(18, 0)
+FOLLOW_UP_HORIZON = datetime.timedelta(days=182)
 # A birthday's year, when given, lies in these (as /birthday takes it); one outside is no year at all.
 MIN_BIRTH_YEAR, MAX_BIRTH_YEAR = 1900, 2100
 # Discord's youngest users are 13: a later year is the year of a birthday itself ("my birthday is in May" read as
@@ -206,6 +212,14 @@ class ExtractedFollowUp(_Answer):
     date: datetime.date  # when Hearth will ask, "YYYY-MM-DD"
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)  # e.g. "How did the interview go?"
     line: Line = None  # the chat line that says it, as for a fact
+
+    def due(self, now: datetime.datetime) -> datetime.datetime | None:
+        """When to ask: the evening of its date, if that is still ahead of ``now`` and its date at most
+        :data:`FOLLOW_UP_HORIZON` after ``now``'s; None for a date past or beyond, which cannot be the one meant."""
+        due = datetime.datetime.combine(self.date, FOLLOW_UP_HOUR, tzinfo=datetime.UTC)
+        if due <= now or self.date - now.astimezone(datetime.UTC).date() > FOLLOW_UP_HORIZON:
+            return None
+        return due
 
 
 class ExtractedBirthday(_Answer):

@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
@@ -88,8 +88,6 @@ log = logging.getLogger(__name__)
 # Fact types whose sameness between two members is worth remembering (see bot.domain.facts.association_type).
 _ASSOCIABLE = ("hobby", "preference", "work", "location")
 _WORD = re.compile(r"[^\W_]+")
-# A follow-up is due on the evening (UTC) of the day it is about ("my exam is tomorrow": tomorrow evening).
-_FOLLOW_UP_HOUR = time(18, 0)
 # The shortest transcript a batch is read with when the model's window refuses longer ones.
 MIN_TRANSCRIPT_TOKENS = 200
 
@@ -635,8 +633,13 @@ class Learner:
                 await self._cancel_follow_ups_brought_up(events, by_user)
                 for follow_up in extraction.follow_ups:
                     asker = _user_for(follow_up.speaker, names)
-                    due = datetime.combine(follow_up.date, _FOLLOW_UP_HOUR, tzinfo=UTC)
-                    if asker is None or due <= now or _said_by_another(follow_up.line, shown, asker):
+                    if asker is None or _said_by_another(follow_up.line, shown, asker):
+                        continue
+                    due = follow_up.due(now)
+                    if due is None:  # past, or too far ahead to be the date meant
+                        log.info(
+                            "left out the follow-up %r: its date %s is not upcoming", follow_up.topic, follow_up.date
+                        )
                         continue
                     await events.add_follow_up(
                         user_id=asker,

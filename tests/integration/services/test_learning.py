@@ -1154,6 +1154,40 @@ async def test_a_follow_up_is_dropped_when_the_user_brings_the_topic_up_first(db
     assert states == {"exam": "cancelled", "trip": "pending"}
 
 
+async def test_a_follow_up_dated_years_ahead_is_left_out_and_does_not_hold_up_its_topic(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model that gets the year wrong ("on Friday" as 2029-11-27) would park the interview's follow-up for years,
+    and with one pending per topic, the right date said next could not be kept: it is left out, with a log line,
+    as is one already past. A plan months ahead is still asked about."""
+    caplog.set_level(logging.INFO, logger="bot.services.learning")
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    ask = {"speaker": "Ana", "question": "How did it go?"}
+    model.answers = [
+        extraction(
+            follow_ups=[
+                {**ask, "topic": "interview", "date": "2029-11-27"},
+                {**ask, "topic": "exam", "date": "2025-11-27"},
+                {**ask, "topic": "wedding", "date": "2027-05-16"},
+            ]
+        ),
+        extraction(follow_ups=[{**ask, "topic": "interview", "date": "2026-11-27"}]),
+    ]
+    await say(service, learner, "my interview is on Friday, my exam too, and the wedding is on 15 May!")
+    await say(service, learner, "it is at 9 on Friday, wish me luck")
+    await learner.stop()
+    async with db.session() as session:
+        events = (await session.scalars(select(ScheduledEvent).order_by(ScheduledEvent.trigger_at))).all()
+    assert [(e.title, e.status, e.trigger_at) for e in events] == [
+        ("interview", "pending", datetime(2026, 11, 27, 18, 0, tzinfo=UTC)),
+        ("wedding", "pending", datetime(2027, 5, 16, 18, 0, tzinfo=UTC)),
+    ]
+    said = "\n".join(record.getMessage() for record in caplog.records)
+    assert "2029-11-27" in said and "2025-11-27" in said
+
+
 async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Database, llm: FakeLLM) -> None:
     model = ScriptedModel(llm)
     service, learner = await setup(db, llm)

@@ -570,3 +570,32 @@ def test_only_a_year_someone_on_discord_can_be_born_in_is_their_birth_year(
 ) -> None:
     birthday = ExtractedBirthday(speaker="Ana", month=month, day=day, year=year)
     assert birthday.birth_year(TODAY) == kept
+
+
+NOON = datetime.datetime(2026, 3, 4, 12, 0, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("date", "due"),
+    [
+        ("2026-03-05", datetime.datetime(2026, 3, 5, 18, 0, tzinfo=datetime.UTC)),  # the evening of its day
+        ("2026-03-04", datetime.datetime(2026, 3, 4, 18, 0, tzinfo=datetime.UTC)),  # tonight, still ahead
+        ("2026-08-31", datetime.datetime(2026, 8, 31, 18, 0, tzinfo=datetime.UTC)),  # a plan months ahead
+        ("2026-09-02", datetime.datetime(2026, 9, 2, 18, 0, tzinfo=datetime.UTC)),  # the furthest day kept
+        ("2026-09-03", None),  # beyond: not upcoming, most likely a wrong year
+        ("2027-03-06", None),  # "on Friday" a year late
+        ("2031-03-06", None),
+        ("2026-03-03", None),  # past
+        ("2025-03-06", None),  # "on Friday" a year early
+    ],
+)
+def test_a_follow_up_is_due_on_the_evening_of_its_day_if_that_is_ahead_and_near(
+    date: str, due: datetime.datetime | None
+) -> None:
+    follow_up = ExtractedFollowUp(speaker="Ana", topic="exam", date=datetime.date.fromisoformat(date), question="?")
+    assert follow_up.due(NOON) == due
+
+
+def test_a_follow_up_for_tonight_asked_after_its_hour_is_past() -> None:
+    follow_up = ExtractedFollowUp(speaker="Ana", topic="exam", date=datetime.date(2026, 3, 4), question="?")
+    assert follow_up.due(NOON.replace(hour=18)) is None
