@@ -29,7 +29,8 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
     voice message: ``[file: notes.pdf]``), so that one sent alone is said too; a poll (a message of its own, with
     no text) as its question and answers (``[poll: Where to? (Rome / Oslo)]``); then what it forwards (Discord's
     "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``, its mentions
-    shown as names from ``client``'s cache and ``names`` (see :func:`forwarded_text`)."""
+    shown as names from ``client``'s cache and ``names`` (see :func:`forwarded_text`); or, for a reply to someone
+    else's message, that message after ``[in reply to Ben]`` (see :func:`replied_to`), its start when it is long."""
     shown = set(shown_images(files_of(message)))
 
     def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
@@ -42,8 +43,34 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
     for forwarded in message.message_snapshots:
         text = forwarded_text(forwarded, message, client, names)
         parts += ["[forwarded]", text, *marks(forwarded.stickers, forwarded.attachments)]
+    replied = replied_to(message, client)
+    if replied is not None:
+        quoted = replied.clean_content
+        if len(quoted) > MAX_QUOTED_CHARS:
+            quoted = quoted[: MAX_QUOTED_CHARS - 1].rstrip() + "…"
+        parts += [f"[in reply to {replied.author.display_name}]", quoted, *marks(replied.stickers, replied.attachments)]
     return "\n".join(part for part in parts if part)
 
+
+def replied_to(message: discord.Message, client: discord.Client) -> discord.Message | None:
+    """The message ``message`` replies to when its words are someone else's, which Hearth was not shown otherwise
+    (replying to Ben's message with "@Hearth is that right?" asks about Ben's words); None for a reply to Hearth's
+    own message or a cast character's (the conversation holds their words), to a deleted message, or none."""
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    if not isinstance(resolved, discord.Message) or message.message_snapshots:
+        return None
+    me = client.user
+    if me is not None and resolved.author.id == me.id:
+        return None
+    own_webhook = resolved.webhook_id is not None and resolved.application_id is not None
+    if own_webhook and resolved.application_id == client.application_id:
+        return None  # a webhook Hearth made: a cast character speaking
+    return resolved
+
+
+# How much of a message someone replies to is quoted with their reply (a Nitro message may hold 4,000 characters).
+MAX_QUOTED_CHARS = 500
 
 _MENTION = re.compile(r"<(@[!&]?|#)([0-9]{15,20})>")
 

@@ -68,9 +68,11 @@ Action = Literal["new", "same", "changed", "retracted"]
 Temporal = Literal["permanent", "long_term", "short_term"]
 ReferenceKind = Literal["nickname", "inside_joke"]
 
-# What a message forwards comes last, after a line "[forwarded]" (see bot/discord/people.py): someone else's words.
+# What a message forwards comes last, after a line "[forwarded]", and so does the message a reply is to, after a
+# line "[in reply to Ben]" (see bot/discord/people.py): someone else's words.
 _FORWARDED = re.compile(r"(?:^|\n)\[forwarded\]\n.*", re.DOTALL)
 _FORWARDED_MARK = "[forwarded a message]"
+_REPLIED = re.compile(r"(?:^|\n)(\[in reply to [^\]\n]*\])\n.*", re.DOTALL)
 
 _FENCE = re.compile(r"\A```(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```\Z", re.S | re.I)
 
@@ -386,13 +388,18 @@ def speaker_labels(people: Sequence[tuple[int, str]], *, persona_name: str) -> d
 
 
 def own_words(text: str) -> str:
-    """What a chat line says in its speaker's own words: a message they forwarded (Discord's "Forward") is someone
-    else's, perhaps of someone who never talked to Hearth or opted out, so it is told only as forwarded."""
+    """What a chat line says in its speaker's own words: a message they forwarded (Discord's "Forward"), or the one
+    they reply to, is someone else's, perhaps of someone who never talked to Hearth or opted out, so it is told only
+    as forwarded (or replied to, and whose)."""
     found = _FORWARDED.search(text)
+    mark = _FORWARDED_MARK
     if found is None:
-        return text
+        found = _REPLIED.search(text)
+        if found is None:
+            return text
+        mark = found[1]
     own = text[: found.start()]
-    return f"{own}\n{_FORWARDED_MARK}" if own else _FORWARDED_MARK
+    return f"{own}\n{mark}" if own else mark
 
 
 def _instructions(persona_name: str, today: datetime.date) -> str:

@@ -54,8 +54,9 @@ _CUSTOM_EMOJI = re.compile(r"<a?:\w{2,32}:\d{15,21}>")
 # Mentions of users, roles and channels, links, and the stickers and files sent with a message, shown by name
 # ("[sticker: Wave]", "[file: notes.pdf]"): not words anyone chose.
 _MARKUP = re.compile(r"<(?:@[!&]?|#)\d+>|https?://\S+|\[(?:sticker|file): [^\]\n]*\]")
-# What a message forwards comes last, after a line "[forwarded]" (see bot/discord/people.py): someone else's words.
-_FORWARDED = re.compile(r"(?:^|\n)\[forwarded\]\n.*", re.DOTALL)
+# What a message forwards comes last, after a line "[forwarded]", and so does the message a reply is to, after a
+# line "[in reply to Ben]" (see bot/discord/people.py): someone else's words.
+_FORWARDED = re.compile(r"(?:^|\n)\[(?:forwarded|in reply to [^\]\n]*)\]\n.*", re.DOTALL)
 _PICTOGRAPH = "\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff"
 _SKIN_TONE = "\U0001f3fb-\U0001f3ff"
 _ONE_EMOJI = f"[{_PICTOGRAPH}][{_SKIN_TONE}]?\ufe0f?"

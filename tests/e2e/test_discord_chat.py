@@ -574,3 +574,25 @@ async def test_a_file_the_model_is_not_shown_is_told_by_its_name(
     [request] = llm.reply_requests
     assert request.messages[-1]["content"].endswith("[file: minutes.pdf]") and not request.images
     assert await stored_contents(db, "user") == ["[file: minutes.pdf]"]
+
+
+async def test_a_reply_to_someone_elses_message_shows_the_model_what_it_replies_to(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Replying to Ben's message and asking Hearth about it ("@Hearth is that right?") is asking about Ben's words:
+    the model is shown them, under Ben's name, after what Ana wrote, and they are kept with her message; a reply to
+    Hearth's own message quotes nothing (its words are the conversation's)."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    general = guild.channel("general")
+    claim = await discord.user_message(general, ben, "the last ferry to the island leaves at six")
+    llm.script(Reply("Ben's right, six sharp."), Reply("Glad to help!"))
+    await discord.user_message(general, ana, f"{discord.bot.mention} is that right?", referenced_message=claim)
+    answer = await shown(discord, general, "Ben's right, six sharp.")
+    await discord.user_message(general, ana, "thanks!", referenced_message=answer)
+    await shown(discord, general, "Glad to help!")
+
+    said = "@Hearth is that right?\n[in reply to Ben]\nthe last ferry to the island leaves at six"
+    answered = [r.messages[-1]["content"] for r in llm.reply_requests if "response_format" not in r.body]
+    assert answered == [f"Ana: {said}", "Ana: thanks!"]
+    assert await stored_contents(db, "user") == [said, "thanks!"]

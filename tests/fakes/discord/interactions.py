@@ -778,6 +778,7 @@ class Interactions(Rest):
         author = FakeUser(int(hook["id"]), username, bot=True)
         message = self._message(int(hook["channel_id"]), author, body, call.files)
         message["webhook_id"] = hook["id"]
+        message["application_id"] = hook["application_id"]  # as Discord marks an application-owned webhook's messages
         message["author"] = message["author"] | {"avatar": None, "discriminator": "0000", "global_name": None}
         if body.get("avatar_url"):
             message["author_avatar_url"] = body["avatar_url"]  # not in Discord's answer: kept for assertions

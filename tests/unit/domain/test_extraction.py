@@ -599,3 +599,10 @@ def test_a_follow_up_is_due_on_the_evening_of_its_day_if_that_is_ahead_and_near(
 def test_a_follow_up_for_tonight_asked_after_its_hour_is_past() -> None:
     follow_up = ExtractedFollowUp(speaker="Ana", topic="exam", date=datetime.date(2026, 3, 4), question="?")
     assert follow_up.due(NOON.replace(hour=18)) is None
+
+
+def test_the_message_a_speaker_replies_to_is_told_by_whose_not_as_their_words() -> None:
+    said = "@Hearth is that right?\n[in reply to Ben]\nI just got engaged!\n[file: ring.heic]"
+    _, user = messages(lines=[TranscriptLine("Ana", said)])
+    assert user.endswith("\n(1) Ana: @Hearth is that right? [in reply to Ben]")
+    assert "engaged" not in user and "ring" not in user

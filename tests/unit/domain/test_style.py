@@ -185,6 +185,7 @@ def test_empty_messages_teach_nothing() -> None:
     assert updated(style, signals_of("[file: Minutes of the AGM.pdf]")) == style, "a file sent alone"
     assert updated(style, signals_of("[forwarded]\nTHE FERRY LEAVES AT SIX!!")) == style, "someone else's words"
     assert signals_of("lol look\n[forwarded]\nThe ferry leaves at six.") == signals_of("lol look")
+    assert signals_of("is that right?\n[in reply to Ben]\nTHE FERRY LEAVES AT SIX!!") == signals_of("is that right?")
 
 
 def test_an_essay_does_not_make_a_long_writer() -> None:
