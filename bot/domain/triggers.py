@@ -35,13 +35,20 @@ class ChatRules:
     chime_in_percent: int = 0  # chance of joining in, unasked, outside chat channels
 
 
+# Where a name is not said: links (a post's slug, a search: "…/my-new-hearth-build/", "?q=hearth"), and Discord's
+# markup for a custom emoji ("<:hearth:123…>", named by whoever made it) and for a mention or a channel.
+_NOT_SAID = re.compile(r"(?:\w+://|www\.)\S+|<a?:\w+:\d+>|<(?:@[!&]?|#)\d+>", re.IGNORECASE)
+
+
 def names_persona(text: str, persona_name: str) -> bool:
     """True if ``persona_name`` appears in ``text`` as a word of its own, in any case; not as part of a link or
-    a file name ("hearth.example.com", "/hearth/", "hearth.py")."""
+    a file name ("hearth.example.com", "https://example.com/my-hearth", "hearth.py"), nor as a custom emoji's
+    name."""
     name = persona_name.strip()
     if not name:
         return False
-    return re.search(rf"(?<![\w/.]){re.escape(name)}(?![\w/]|\.\w)", text, re.IGNORECASE) is not None
+    said = _NOT_SAID.sub(" ", text)
+    return re.search(rf"(?<![\w/.]){re.escape(name)}(?![\w/]|\.\w)", said, re.IGNORECASE) is not None
 
 
 def said_in(signals: MessageSignals, channels: frozenset[int]) -> bool:

@@ -596,3 +596,26 @@ async def test_a_reply_to_someone_elses_message_shows_the_model_what_it_replies_
     answered = [r.messages[-1]["content"] for r in llm.reply_requests if "response_format" not in r.body]
     assert answered == [f"Ana: {said}", "Ana: thanks!"]
     assert await stored_contents(db, "user") == [said, "thanks!"]
+
+
+async def test_hearths_name_inside_a_shared_link_or_a_custom_emoji_is_not_talking_to_it(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Hearth answers its name said as a word of its own. A link someone shares whose address holds the name (a
+    post's slug, a search) and a server's custom emoji named after it (Discord sends it as ``<:hearth:id>``) are
+    not someone talking to it: they get no answer, and are not kept."""
+    discord, ana, guild = discord_world
+    general = guild.channel("general")
+    emoji = discord.snowflake()
+    await discord.user_message(
+        general, ana, "my build: https://www.reddit.com/r/cosy/comments/1ab2/my-new-hearth-build/"
+    )
+    await discord.user_message(general, ana, "https://www.google.com/search?q=hearth+tiles so many options")
+    await discord.user_message(general, ana, f"cosy evening <:hearth:{emoji}>")
+    # Events are handled in order of arrival: once this one is answered, the ones above were passed over.
+    llm.script(Reply("Right here!"))
+    await discord.user_message(general, ana, "hearth, are you around?")
+    await shown(discord, general, "Right here!")
+
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Right here!"]
+    assert await stored_contents(db, "user") == ["hearth, are you around?"]

@@ -46,7 +46,15 @@ def test_persona_names_match_whole_words_in_any_case() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["see https://hearth.example.com for docs", "it is on github.com/me/hearth/issues", "run hearth.py again"],
+    [
+        "see https://hearth.example.com for docs",
+        "it is on github.com/me/hearth/issues",
+        "run hearth.py again",
+        "my build: https://www.reddit.com/r/cosy/comments/1ab2/my-new-hearth-build/",
+        "https://www.google.com/search?q=hearth+tiles so many",
+        "www.example.com/a-hearth-story",
+        "cosy evening <:hearth:123456789012345678> <a:Hearth:123456789012345678>",
+    ],
 )
 def test_a_persona_name_inside_a_link_or_a_file_name_is_not_said(text: str) -> None:
     assert not names_persona(text, "Hearth")
