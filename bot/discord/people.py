@@ -30,7 +30,10 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
     no text) as its question and answers (``[poll: Where to? (Rome / Oslo)]``); then what it forwards (Discord's
     "Forward" copies a message into it, with no words of its own), the same way, after ``[forwarded]``, its mentions
     shown as names from ``client``'s cache and ``names`` (see :func:`forwarded_text`); or, for a reply to someone
-    else's message, that message after ``[in reply to Ben]`` (see :func:`replied_to`), its start when it is long."""
+    else's message, that message after ``[in reply to Ben]`` (see :func:`replied_to`), its start when it is long.
+    The embeds of what it forwards or replies to (another bot's post is often embeds alone) come as lines of their
+    own (see :func:`embed_said`); its own are left out: they are the previews of links it holds, which Discord
+    adds a moment later."""
     shown = set(shown_images(files_of(message)))
 
     def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
@@ -43,13 +46,26 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
     for forwarded in message.message_snapshots:
         text = forwarded_text(forwarded, message, client, names)
         parts += ["[forwarded]", text, *marks(forwarded.stickers, forwarded.attachments)]
+        parts += [embed_said(embed) for embed in forwarded.embeds]
     replied = replied_to(message, client)
     if replied is not None:
-        quoted = replied.clean_content
-        if len(quoted) > MAX_QUOTED_CHARS:
-            quoted = quoted[: MAX_QUOTED_CHARS - 1].rstrip() + "…"
-        parts += [f"[in reply to {replied.author.display_name}]", quoted, *marks(replied.stickers, replied.attachments)]
+        parts += [f"[in reply to {replied.author.display_name}]", _cut(replied.clean_content, MAX_QUOTED_CHARS)]
+        parts += marks(replied.stickers, replied.attachments)
+        parts += [poll_said(replied.poll) if replied.poll else "", *(embed_said(e) for e in replied.embeds)]
     return "\n".join(part for part in parts if part)
+
+
+def embed_said(embed: discord.Embed) -> str:
+    """An embed (another bot's post, a link's preview) as a line: its title, text and fields, the start of them
+    when long; empty when it has no words (an image alone)."""
+    head = ": ".join(part for part in (embed.title, embed.description) if part)
+    fields = (f"{field.name}: {field.value}" for field in embed.fields)
+    said = " ".join("; ".join(part for part in (head, *fields) if part).split())  # on one line
+    return f"[embed: {_cut(said, MAX_EMBED_CHARS)}]" if said else ""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def replied_to(message: discord.Message, client: discord.Client) -> discord.Message | None:
@@ -71,6 +87,7 @@ def replied_to(message: discord.Message, client: discord.Client) -> discord.Mess
 
 # How much of a message someone replies to is quoted with their reply (a Nitro message may hold 4,000 characters).
 MAX_QUOTED_CHARS = 500
+MAX_EMBED_CHARS = 300  # of each embed with it, or with what it forwards
 
 _MENTION = re.compile(r"<(@[!&]?|#)([0-9]{15,20})>")
 

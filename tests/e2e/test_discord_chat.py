@@ -619,3 +619,35 @@ async def test_hearths_name_inside_a_shared_link_or_a_custom_emoji_is_not_talkin
 
     assert [m["content"] for m in discord.sent_messages(general)] == ["Right here!"]
     assert await stored_contents(db, "user") == ["hearth, are you around?"]
+
+
+async def test_what_an_embed_or_a_poll_says_is_shown_with_a_reply_to_it_or_a_forward_of_it(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Another bot's post is often an embed alone, and a poll has no words of its own: asking Hearth about one, in
+    reply to it or by forwarding it, shows the model what it says (an embed's title and text, a poll's question and
+    answers), not an empty quote."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    weather = discord.add_user("Weatherbot", bot=True)
+    general, dm = guild.channel("general"), discord.dm_channel(ana)
+    forecast = {"title": "Oslo tomorrow", "description": "Rain all day, 4°C"}
+    posted = await discord.user_message(general, weather, "", embeds=[forecast])
+    poll = await discord.user_message(general, ben, "", poll=("Lunch?", ["Soup", "Salad"]))
+    llm.script(Reply("Take an umbrella."), Reply("Soup, on a day like this."), Reply("Umbrella, yes."))
+    await discord.user_message(general, ana, f"{discord.bot.mention} umbrella?", referenced_message=posted)
+    await shown(discord, general, "Take an umbrella.")
+    await discord.user_message(general, ana, f"{discord.bot.mention} which one?", referenced_message=poll)
+    await shown(discord, general, "Soup, on a day like this.")
+    await discord.user_message(dm, ana, "", forwarded=posted)
+    await shown(discord, dm, "Umbrella, yes.")
+
+    embed = "[embed: Oslo tomorrow: Rain all day, 4°C]"
+    said = [
+        f"@Hearth umbrella?\n[in reply to Weatherbot]\n{embed}",
+        "@Hearth which one?\n[in reply to Ben]\n[poll: Lunch? (Soup / Salad)]",
+        f"[forwarded]\n{embed}",
+    ]
+    asked = [r.messages[-1]["content"] for r in llm.reply_requests if "response_format" not in r.body]
+    assert asked == [f"Ana: {said[0]}", f"Ana: {said[1]}", said[2]]
+    assert await stored_contents(db, "user") == said

@@ -400,6 +400,7 @@ class World:
         stickers: Sequence[str] = (),
         forwarded: JSON | None = None,
         poll: tuple[str, Sequence[str]] | None = None,
+        embeds: Sequence[JSON] = (),
         guild_id: int | None = None,
     ) -> JSON:
         """A MESSAGE_CREATE payload from ``author`` (stored, so replies can reference it).
@@ -409,12 +410,14 @@ class World:
         stickers sent with it (a message may be a sticker alone, with empty ``content``). ``forwarded``: a stored
         message this one forwards (Discord's "Forward": empty ``content``, a FORWARD reference to the original and a
         snapshot of it, with no ``referenced_message``). ``poll``: a question and its answers, sent as a poll (a
-        message of its own, with empty ``content``), open for a day, no votes yet.
+        message of its own, with empty ``content``), open for a day, no votes yet. ``embeds``: embed objects as
+        Discord sends them (a bot's or a webhook's message may be embeds alone, with empty ``content``).
         """
         guild_id = guild_id or self._channel(channel_id).guild_id
         guild = self.guilds.get(guild_id) if guild_id else None
         message = self._message(channel_id, author, {"content": content}, [], from_user=True)
         files = [file if isinstance(file, FakeAttachment) else FakeAttachment(*file) for file in attachments]
+        message["embeds"] = [{"type": "rich", **embed} for embed in embeds]
         message["attachments"] = [
             self._store_attachment(channel_id, file.uploaded(f"files[{i}]"))
             | ({"size": file.claimed_size} if file.claimed_size is not None else {})
