@@ -40,7 +40,7 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
         named = [f"[sticker: {sticker.name}]" for sticker in stickers]
         return named + [f"[file: {a.filename}]" for a in attachments if a.url not in shown]
 
-    parts = [message.clean_content, *marks(message.stickers, message.attachments)]
+    parts = [text_of(message, client), *marks(message.stickers, message.attachments)]
     if message.poll is not None:
         parts.append(poll_said(message.poll))
     for forwarded in message.message_snapshots:
@@ -49,7 +49,7 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
         parts += [embed_said(embed) for embed in forwarded.embeds]
     replied = replied_to(message, client)
     if replied is not None:
-        parts += [f"[in reply to {replied.author.display_name}]", _cut(replied.clean_content, MAX_QUOTED_CHARS)]
+        parts += [f"[in reply to {replied.author.display_name}]", _cut(text_of(replied, client), MAX_QUOTED_CHARS)]
         parts += marks(replied.stickers, replied.attachments)
         parts += [poll_said(replied.poll) if replied.poll else "", *(embed_said(e) for e in replied.embeds)]
     return "\n".join(part for part in parts if part)
@@ -92,13 +92,38 @@ MAX_EMBED_CHARS = 300  # of each embed with it, or with what it forwards
 _MENTION = re.compile(r"<(@[!&]?|#)([0-9]{15,20})>")
 
 
+def text_of(message: discord.Message, client: discord.Client) -> str:
+    """``message``'s text with its mentions shown as names, as ``clean_content`` shows them, except channels: each
+    named wherever ``client`` sees it (``clean_content`` looks only among the message's own server's channels, and
+    in a DM nowhere, and calls every other "#deleted-channel", which the model takes at its word); one it does not
+    see is ``#unknown-channel``, as in a forward. @everyone and @here are made plain words."""
+    guild = message.guild
+
+    def name(match: re.Match[str]) -> str:
+        kind, target = match[1], int(match[2])
+        if kind == "#":
+            return _channel_named(client, target)
+        if kind == "@&":
+            role = (guild.get_role(target) if guild else None) or discord.utils.get(message.role_mentions, id=target)
+            return f"@{role.name}" if role else "@unknown-role"
+        person = (guild.get_member(target) if guild else None) or discord.utils.get(message.mentions, id=target)
+        return f"@{person.display_name}" if person else "@unknown-user"
+
+    return discord.utils.escape_mentions(_MENTION.sub(name, message.content))
+
+
+def _channel_named(client: discord.Client, channel_id: int) -> str:
+    channel = client.get_channel(channel_id)
+    return f"#{getattr(channel, 'name', None) or 'unknown-channel'}"
+
+
 def forwarded_text(
     forwarded: discord.MessageSnapshot,
     message: discord.Message,
     client: discord.Client,
     names: Mapping[int, str] | None = None,
 ) -> str:
-    """The text ``message`` forwards with its mentions shown as names, as ``clean_content`` shows a message's own
+    """The text ``message`` forwards with its mentions shown as names, as :func:`text_of` shows a message's own
     (discord.py has none for a forward): from the original message when ``client`` saw it, else from what the
     client knows. Without the members intent it knows few people: besides the one forwarding and Hearth, the
     people of the server the original was written in that it has seen, and those in ``names`` (looked up: see
@@ -106,15 +131,14 @@ def forwarded_text(
     (``@unknown-role``, ``#unknown-channel``). @everyone and @here are made plain words, as there."""
     original = forwarded.cached_message
     if original is not None:
-        return original.clean_content
+        return text_of(original, client)
     person_named = _person_namer(message, client)
     origin = _origin(message, client)
 
     def name(match: re.Match[str]) -> str:
         kind, target = match[1], int(match[2])
         if kind == "#":
-            channel = client.get_channel(target)
-            return f"#{getattr(channel, 'name', None) or 'unknown-channel'}"
+            return _channel_named(client, target)
         if kind == "@&":
             role = origin.get_role(target) if origin else None
             return f"@{role.name}" if role else "@unknown-role"

@@ -651,3 +651,26 @@ async def test_what_an_embed_or_a_poll_says_is_shown_with_a_reply_to_it_or_a_for
     asked = [r.messages[-1]["content"] for r in llm.reply_requests if "response_format" not in r.body]
     assert asked == [f"Ana: {said[0]}", f"Ana: {said[1]}", said[2]]
     assert await stored_contents(db, "user") == said
+
+
+async def test_a_channel_mentioned_in_a_dm_or_from_another_server_is_named_not_called_deleted(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """ "Did you see my post in #random?" written in a DM, or in one server about another's channel, names a channel
+    Hearth sees: the model is shown its name, not told it was deleted (discord.py names only the channels of the
+    message's own server); one Hearth cannot see is unknown to it, not deleted."""
+    discord, ana, guild = discord_world
+    other = discord.add_guild("Book Club", channels=["reviews"], members=[ana])
+    dm, general, reviews = discord.dm_channel(ana), guild.channel("general"), other.channel("reviews")
+    unseen = discord.snowflake()
+    async with running_bot(discord, db, llm):
+        llm.script(Reply("Not yet, I'll look!"), Reply("On my list."))
+        await discord.user_message(dm, ana, f"did you see my post in <#{guild.channel('random')}>?")
+        await shown(discord, dm, "Not yet, I'll look!")
+        await discord.user_message(general, ana, f"{discord.bot.mention} read <#{reviews}> and <#{unseen}>")
+        await shown(discord, general, "On my list.")
+
+    said = ["did you see my post in #random?", "@Hearth read #reviews and #unknown-channel"]
+    asked = [r.messages[-1]["content"] for r in llm.reply_requests if "response_format" not in r.body]
+    assert asked == [said[0], f"Ana: {said[1]}"]
+    assert await stored_contents(db, "user") == said
