@@ -406,7 +406,7 @@ class HearthBot(commands.AutoShardedBot):
         if message.edited_at is None:
             return incoming
         text = said_in(message, self)
-        images = shown_images(files_of(message))
+        images = shown_images(files_of(message, self))
         kept = tuple(incoming.image_urls[index] for index in still_attached(incoming.image_urls, images))
         if text == incoming.text and kept == incoming.image_urls:
             return incoming

@@ -34,7 +34,7 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
     The embeds of what it forwards or replies to (another bot's post is often embeds alone) come as lines of their
     own (see :func:`embed_said`); its own are left out: they are the previews of links it holds, which Discord
     adds a moment later."""
-    shown = set(shown_images(files_of(message)))
+    shown = set(shown_images(files_of(message, client)))
 
     def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
         named = [f"[sticker: {sticker.name}]" for sticker in stickers]
@@ -236,9 +236,16 @@ def poll_said(poll: discord.Poll) -> str:
     return f"[poll: {poll.question} ({answers})]"
 
 
-def files_of(message: discord.Message) -> list[Attachment]:
-    """The files sent with ``message``, those of the messages it forwards included."""
-    attached = [*message.attachments, *(a for forwarded in message.message_snapshots for a in forwarded.attachments)]
+def files_of(message: discord.Message, client: discord.Client) -> list[Attachment]:
+    """The files sent with ``message``, those of the messages it forwards included, and those of the message it
+    replies to when that is someone else's (see :func:`replied_to`): "what breed is this?" under a photo asks
+    about the photo."""
+    replied = replied_to(message, client)
+    attached = [
+        *message.attachments,
+        *(a for forwarded in message.message_snapshots for a in forwarded.attachments),
+        *(replied.attachments if replied is not None else ()),
+    ]
     return [Attachment(a.url, a.content_type, a.size) for a in attached]
 
 

@@ -19,7 +19,7 @@ from bot.db.models import Message
 from bot.discord.client import HearthBot
 from bot.services.incoming import Place
 from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.llm_server import Fail, FakeLLM, Reply
+from tests.fakes.llm_server import Fail, FakeLLM, Reply, content_text
 from tests.support.bot import running_bot
 
 
@@ -674,3 +674,21 @@ async def test_a_channel_mentioned_in_a_dm_or_from_another_server_is_named_not_c
     asked = [r.messages[-1]["content"] for r in llm.reply_requests if "response_format" not in r.body]
     assert asked == [said[0], f"Ana: {said[1]}"]
     assert await stored_contents(db, "user") == said
+
+
+async def test_the_model_is_shown_the_photo_a_reply_asks_about(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """ "@Hearth what breed is this?" in reply to Ben's photo asks about the photo: the model is shown it with the
+    question, as it is shown a photo sent with one, rather than told a file's name."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    general = guild.channel("general")
+    photo = await discord.user_message(general, ben, "", attachments=[("cat.png", b"\x89PNG\r\n\x1a\n" + bytes(64))])
+    llm.script(Reply("A ginger tabby!"))
+    await discord.user_message(general, ana, f"{discord.bot.mention} what breed is this?", referenced_message=photo)
+    await shown(discord, general, "A ginger tabby!")
+
+    [asked] = [r for r in llm.reply_requests if "response_format" not in r.body]
+    assert asked.images == [photo["attachments"][0]["url"]]
+    assert content_text(asked.messages[-1]["content"]) == "Ana: @Hearth what breed is this?\n[in reply to Ben]"

@@ -73,7 +73,7 @@ def incoming_from(
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
-        image_urls=shown_images(files_of(message)),
+        image_urls=shown_images(files_of(message, client)),
     )
 
 
@@ -147,7 +147,8 @@ class Chat(commands.Cog):
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
                 said = said_in(message, self.bot, await self.forwarded_names.of(message))
-                followed = await self.privacy.follow_edited_message(message.id, said, shown_images(files_of(message)))
+                images = shown_images(files_of(message, self.bot))
+                followed = await self.privacy.follow_edited_message(message.id, said, images)
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
