@@ -70,41 +70,49 @@ async def _database_checks(settings: Settings) -> list[Check]:
         async with database.session() as session:
             version = await SystemRepository(session).server_version()
             vector = await SystemRepository(session).extension_version("vector")
+            available = await SystemRepository(session).extension_available("vector")
         checks = [Check("database", "ok", f"{database.url.render_as_string(hide_password=True)} ({version})")]
 
         current, head = await migrations.current_revision(database), migrations.head_revision()
-        if current == head:
-            checks.append(await _vector_size(database, settings, head))
-        elif current is not None and not migrations.is_known(current):
-            detail = f"at {current}, newer than this version of Hearth knows (its head is {head})"
-            checks.append(Check("schema", "fail", detail))
-        else:
-            checks.append(
-                Check(
-                    "schema",
-                    "fail",
-                    f"at {current or 'nothing'}, head is {head}: run `python -m bot db upgrade`",
-                )
-            )
+        checks.append(await _schema(database, settings, current, head))
 
         if database.backend != "postgresql":
             checks.append(Check("pgvector", "skip", "not needed on SQLite (vectors are searched in NumPy)"))
-        elif vector is None:
+        elif vector is not None:
+            checks.append(Check("pgvector", "ok", f"vector {vector}"))
+        elif current != head and available is not None:  # the migrations create it, as they make the schema
+            version, may_create = available
+            if may_create:
+                checks.append(Check("pgvector", "ok", f"vector {version} available: the next start creates it"))
+            else:
+                detail = "this role may not create the vector extension the start needs: have a superuser run"
+                checks.append(Check("pgvector", "fail", f"{detail} `CREATE EXTENSION vector;` in this database"))
+        elif available is not None:
             checks.append(Check("pgvector", "fail", "the vector extension is not installed in this database"))
         else:
-            checks.append(Check("pgvector", "ok", f"vector {vector}"))
+            detail = "the vector extension is not available on this server: install pgvector into PostgreSQL"
+            checks.append(Check("pgvector", "fail", f"{detail} (the pgvector/pgvector image has it)"))
         return checks
     finally:
         await database.dispose()
 
 
-async def _vector_size(database: Database, settings: Settings, head: str) -> Check:
-    """The schema at head, with vectors of the size EMBEDDING_DIMENSION gives (what start-up requires)."""
+async def _schema(database: Database, settings: Settings, current: str | None, head: str) -> Check:
+    """Whether a start can use the schema: ``run`` and ``chat`` migrate a database without one, or behind, to
+    ``head`` themselves; one newer than this Hearth, or of another vector size than EMBEDDING_DIMENSION, stops
+    them."""
+    if current is not None and not migrations.is_known(current):
+        return Check("schema", "fail", f"at {current}, newer than this version of Hearth knows (its head is {head})")
     try:
         await migrations.require_embedding_dimension(database, settings.embedding_dimension)
     except HearthError as exc:
         return Check("schema", "fail", str(exc))
-    return Check("schema", "ok", f"at head ({head})")
+    if current == head:
+        return Check("schema", "ok", f"at head ({head})")
+    if current is None:
+        return Check("schema", "ok", f"not created yet: the first start makes it ({head})")
+    upgrade = "the next start upgrades it (or `python -m bot db upgrade`)"
+    return Check("schema", "ok", f"at {current}, head is {head}: {upgrade}")
 
 
 async def _llm(settings: Settings) -> Check:

@@ -2,23 +2,29 @@
 
 The real HearthBot against the fake Discord and the fake LLM (real HTTP servers on 127.0.0.1), on both
 databases; /metrics and /healthz are read over HTTP and /metrics parsed with Prometheus' own parser. The last
-test runs ``python -m bot run`` in a process of its own (tests/support/launcher.py), set up from its environment.
+tests run ``python -m bot`` in a process of its own (tests/support/launcher.py), set up from its environment.
 """
 
 import asyncio
 import io
 import json
 import logging
+import os
 import re
 import signal
+import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import discord as discordpy
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import URL
 
+from bot.db import migrations
 from bot.db.engine import Database
 from bot.db.models import Message
 from bot.discord.client import HearthBot
@@ -27,8 +33,10 @@ from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeDiscord, FakeG
 from tests.fakes.llm_server import Fail, FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.observability import Samples, healthz, restored_logging, sample, scrape
+from tests.support.postgres import create_database
 from tests.support.process import bot_environment, bot_process
 
+ROOT = Path(__file__).resolve().parents[2]
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEy.secret-discord-token"
 API_KEY = "sk-live-secret-api-key-0123456789"
 
@@ -384,3 +392,65 @@ async def test_python_m_bot_run_serves_metrics_and_health_and_logs_json_without_
     assert DISCORD_TOKEN not in output and API_KEY not in output
     chatter = [e["message"] for e in entries if e["logger"].startswith("apscheduler") or e["logger"] == "root"]
     assert chatter == [], "neither every run of a job nor the quantizer's notes on each layer reach the log"
+
+
+@dataclass(frozen=True)
+class Finished:
+    status: int
+    out: str
+    err: str
+
+    def row(self, name: str) -> str:
+        """The line of ``doctor``'s table about ``name``."""
+        return next(line for line in self.out.splitlines() if line[6:].startswith(f"{name} "))
+
+
+async def hearth(folder: Path, *arguments: str, discord: FakeDiscord, **settings: str) -> Finished:
+    """``python -m bot ARGUMENTS`` in ``folder``, as a person runs it there: only ``settings`` in its environment
+    (no .env in ``folder``), Discord being ``discord``."""
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment |= {
+        "PYTHONPATH": str(ROOT),
+        "FAKE_DISCORD_API": discord.api_base,
+        "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "tests.support.launcher", *arguments),
+        cwd=folder,
+        env=environment | settings,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Finished(process.returncode, out.decode(), err.decode())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_doctor_on_a_fresh_install_says_the_first_start_makes_the_schema_and_passes(
+    tmp_path: Path, llm: FakeLLM, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Nothing run yet, the database empty (SQLite: the default file; PostgreSQL: a new database): `run` makes the
+    schema (and the vector extension) itself, so nothing is to fix; a schema behind head it upgrades likewise."""
+    settings = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": llm.models[0]}
+    if backend == "postgresql":
+        server: URL = request.getfixturevalue("postgres_server_url")
+        empty = await create_database(server, f"hearth_fresh_{uuid.uuid4().hex[:8]}")
+        settings["DATABASE_URL"] = empty.render_as_string(hide_password=False)
+    async with FakeDiscord() as discord:
+        fresh = await hearth(tmp_path, "doctor", discord=discord, **settings)
+        older = await hearth(tmp_path, "db", "upgrade", "0020", discord=discord, **settings)
+        behind = await hearth(tmp_path, "doctor", discord=discord, **settings)
+
+    assert (fresh.status, fresh.err) == (0, ""), fresh.out
+    assert "OK    schema         not created yet: the first start makes it" in fresh.row("schema")
+    assert "db upgrade" not in fresh.out
+    if backend == "postgresql":
+        assert fresh.row("pgvector").startswith("OK    pgvector       vector 0.8"), fresh.out
+        assert fresh.row("pgvector").endswith("available: the next start creates it")
+    assert older.status == 0, older.err
+    assert (behind.status, behind.err) == (0, ""), behind.out
+    head = migrations.head_revision()
+    assert behind.row("schema").startswith(f"OK    schema         at 0020, head is {head}: the next start upgrades")
+    assert behind.row("pgvector").startswith("OK" if backend == "postgresql" else "--"), behind.out

@@ -24,6 +24,25 @@ class SystemRepository:
         )
         return None if version is None else str(version)
 
+    async def extension_available(self, name: str) -> tuple[str, bool] | None:
+        """The version of a PostgreSQL extension this server could install (installed or not) and whether this role
+        may create it (a superuser, or any role with CREATE on the database for a trusted extension); None: not
+        there (always None on SQLite)."""
+        if dialect_name(self.session) != "postgresql":
+            return None
+        row = (
+            await self.session.execute(
+                text(
+                    "SELECT a.default_version, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+                    "OR (v.trusted AND has_database_privilege(current_database(), 'CREATE')) "
+                    "FROM pg_available_extensions AS a JOIN pg_available_extension_versions AS v "
+                    "ON v.name = a.name AND v.version = a.default_version WHERE a.name = :name"
+                ),
+                {"name": name},
+            )
+        ).first()
+        return None if row is None else (str(row[0]), bool(row[1]))
+
     async def vector_size(self, table: str, column: str) -> int | None:
         """The number of dimensions a pgvector column was created with; None on SQLite (a blob of any size)."""
         if dialect_name(self.session) != "postgresql":
