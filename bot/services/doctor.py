@@ -1,6 +1,7 @@
 """`python -m bot doctor`: is this installation ready to run?"""
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -8,9 +9,10 @@ from typing import Literal, Protocol
 import openai
 
 from bot.db import migrations
-from bot.db.engine import Database
+from bot.db.engine import Database, sqlite_file
 from bot.db.repositories.system import SystemRepository
-from bot.errors import HearthError, describe_connection_error
+from bot.db.urls import make_url
+from bot.errors import DatabaseUnavailable, HearthError, describe_connection_error
 from bot.llm.openai_client import build_openai_client, llm_configured
 from bot.settings import Settings
 
@@ -57,7 +59,37 @@ def _unusable(exc: HearthError) -> list[Check]:
     return [Check("database", "fail", str(exc)), *skipped]
 
 
+def _sqlite_to_come(settings: Settings) -> list[Check] | None:
+    """The checks of a SQLite file that is not there yet (None: it is, or the database is not SQLite), made without
+    creating it or its folder: a check writes nothing, and the first start makes both where it may."""
+    url = make_url(settings.database_url)
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return None
+    folder = nearest = path.parent
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    detail = None
+    if not nearest.is_dir():
+        detail = f"cannot create the folder {folder} for the SQLite database (a file is in the way)"
+    elif not os.access(nearest, os.W_OK | os.X_OK):
+        made = f"the SQLite database {path}" if nearest == folder else f"the folder {folder} for the SQLite database"
+        detail = f"cannot create {made} (this user may not write in the folder {nearest})"
+    if detail is not None:
+        advice = "create it where the bot may write, or set DATABASE_URL to a file in a folder it may write"
+        return _unusable(DatabaseUnavailable(f"{detail}: {advice}"))
+    where = url.render_as_string(hide_password=True)
+    return [
+        Check("database", "ok", f"{where} (no file yet: the first start makes {path})"),
+        Check("schema", "ok", f"not created yet: the first start makes it ({migrations.head_revision()})"),
+        Check("pgvector", "skip", "not needed on SQLite (vectors are searched in NumPy)"),
+    ]
+
+
 async def _database_checks(settings: Settings) -> list[Check]:
+    to_come = await asyncio.to_thread(_sqlite_to_come, settings)
+    if to_come is not None:
+        return to_come
     try:
         database = Database(settings.database_url)
     except HearthError as exc:  # the SQLite file's folder cannot be made

@@ -11,8 +11,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -405,9 +407,11 @@ class Finished:
         return next(line for line in self.out.splitlines() if line[6:].startswith(f"{name} "))
 
 
-async def hearth(folder: Path, *arguments: str, discord: FakeDiscord, **settings: str) -> Finished:
+async def hearth(
+    folder: Path, *arguments: str, discord: FakeDiscord, settings: dict[str, str], as_uid: int | None = None
+) -> Finished:
     """``python -m bot ARGUMENTS`` in ``folder``, as a person runs it there: only ``settings`` in its environment
-    (no .env in ``folder``), Discord being ``discord``."""
+    (no .env in ``folder``), Discord being ``discord``; as the user ``as_uid`` (and their group) when given."""
     environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     environment |= {
         "PYTHONPATH": str(ROOT),
@@ -421,6 +425,9 @@ async def hearth(folder: Path, *arguments: str, discord: FakeDiscord, **settings
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        user=as_uid,
+        group=as_uid,
+        extra_groups=None if as_uid is None else [],
     )
     out, err = await process.communicate()
     assert process.returncode is not None
@@ -439,9 +446,9 @@ async def test_doctor_on_a_fresh_install_says_the_first_start_makes_the_schema_a
         empty = await create_database(server, f"hearth_fresh_{uuid.uuid4().hex[:8]}")
         settings["DATABASE_URL"] = empty.render_as_string(hide_password=False)
     async with FakeDiscord() as discord:
-        fresh = await hearth(tmp_path, "doctor", discord=discord, **settings)
-        older = await hearth(tmp_path, "db", "upgrade", "0020", discord=discord, **settings)
-        behind = await hearth(tmp_path, "doctor", discord=discord, **settings)
+        fresh = await hearth(tmp_path, "doctor", discord=discord, settings=settings)
+        older = await hearth(tmp_path, "db", "upgrade", "0020", discord=discord, settings=settings)
+        behind = await hearth(tmp_path, "doctor", discord=discord, settings=settings)
 
     assert (fresh.status, fresh.err) == (0, ""), fresh.out
     assert "OK    schema         not created yet: the first start makes it" in fresh.row("schema")
@@ -454,3 +461,48 @@ async def test_doctor_on_a_fresh_install_says_the_first_start_makes_the_schema_a
     head = migrations.head_revision()
     assert behind.row("schema").startswith(f"OK    schema         at 0020, head is {head}: the next start upgrades")
     assert behind.row("pgvector").startswith("OK" if backend == "postgresql" else "--"), behind.out
+
+
+def read_only_places(base: Path) -> tuple[Path, Path]:
+    """Under ``base``, a folder only readable, and a ``data`` folder only readable in a folder anyone may read."""
+    base.chmod(0o755)
+    (readable := base / "readable").mkdir(mode=0o555)
+    (data := base / "with-data" / "data").mkdir(parents=True, mode=0o555)
+    return readable, data
+
+
+async def test_doctor_on_a_fresh_install_checks_the_sqlite_file_to_come_without_making_it(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    """A check writes nothing: the default SQLite file and its folder are the first start's to make. Where they
+    could not be made (a folder only readable; as an unprivileged user when the tests run as root), it says so."""
+    settings = {"DISCORD_TOKEN": "token", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": llm.models[0]}
+    base = Path(tempfile.mkdtemp())  # a folder the unprivileged user can reach
+    try:
+        readable, data = read_only_places(base)
+        as_uid = 65534 if os.geteuid() == 0 else None  # nobody
+        async with FakeDiscord() as discord:
+            fresh, no_folder, no_file = await asyncio.gather(
+                hearth(tmp_path, "doctor", discord=discord, settings=settings),
+                hearth(readable, "doctor", discord=discord, as_uid=as_uid, settings=settings),
+                hearth(data.parent, "doctor", discord=discord, as_uid=as_uid, settings=settings),
+            )
+    finally:
+        shutil.rmtree(base)
+
+    assert (fresh.status, fresh.err) == (0, ""), fresh.out
+    assert os.listdir(tmp_path) == [], "neither ./data nor its database file made"
+    database = "OK    database       sqlite+aiosqlite:///./data/hearth.db (no file yet: the first start makes data/"
+    assert fresh.row("database").startswith(database), fresh.out
+    assert fresh.row("schema").startswith("OK    schema         not created yet: the first start makes it")
+
+    assert no_folder.status == 1
+    assert no_folder.row("database").startswith(
+        "FAIL  database       cannot create the folder data for the SQLite database (this user may not write in the "
+        "folder .): create it where the bot may write, or set DATABASE_URL"
+    ), no_folder.out
+    assert no_file.status == 1
+    assert no_file.row("database").startswith(
+        "FAIL  database       cannot create the SQLite database data/hearth.db (this user may not write in the folder "
+        "data)"
+    ), no_file.out
