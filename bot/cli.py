@@ -335,6 +335,16 @@ async def _doctor(env_file: str | None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        return await _command(args)
+    except Exception:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # Ctrl-C: what failed while the command stopped is that stop
+            raise asyncio.CancelledError from None  # (a migration cleaning up after it fails on its cut connection)
+        raise
+
+
+async def _command(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         return await _doctor(args.env_file)
     settings = _settings(args.env_file)

@@ -113,6 +113,44 @@ def test_ctrl_c_while_the_command_line_loads_is_a_quiet_stop(tmp_path: Path, com
     assert not (tmp_path / "data").exists(), "stopped before it touched the database"
 
 
+# On PYTHONPATH as sitecustomize: when a migration rebuilds a SQLite table (alembic's batch mode copies its rows into a
+# new one), say so on stdout and take a while over the copy, as over a large table.
+SLOW_TABLE_REBUILD = """
+import time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+copied = []
+
+@event.listens_for(Engine, "before_cursor_execute")
+def slow_copy(conn, cursor, statement, parameters, context, executemany):
+    if statement.startswith("INSERT INTO _alembic_tmp_") and not copied:
+        copied.append(statement)
+        print("copying", flush=True)
+        time.sleep(2)
+"""
+
+
+def test_ctrl_c_while_a_migration_rebuilds_a_table_is_a_quiet_stop(tmp_path: Path) -> None:
+    """The migration's own clean-up after the interruption fails on the connection cut short: that is the stop the
+    person asked for, not a database fault."""
+    (tmp_path / "sitecustomize.py").write_text(SLOW_TABLE_REBUILD)
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "db", "upgrade"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline() == "copying\n"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, err, out) == (130, "", "")
+
+
 def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> None:
     before = hearth("db", "current", cwd=tmp_path)
     assert before.returncode == 1 and "behind" in before.stdout
