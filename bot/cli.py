@@ -88,9 +88,10 @@ def _positive_int(value: str) -> int:
 
 
 class _StartUpStop:
-    """While ``run`` starts, one of ``signals`` ends the block: its task is cancelled and the cancellation stopped
-    here; :attr:`received` says which signal it was (None: the block ended by itself). The handlers stay, doing
-    nothing, until the bot's own take their place (bot/discord/runner.py)."""
+    """While ``run`` starts, one of ``signals`` ends the block: its task is cancelled and the cancellation (or an
+    error the cancelled work raised on its way out) stopped here; :attr:`received` says which signal it was (None:
+    the block ended by itself). The handlers stay, doing nothing, until the bot's own take their place
+    (bot/discord/runner.py)."""
 
     def __init__(self, signals: Sequence[signal.Signals]) -> None:
         self.signals = signals
@@ -113,7 +114,9 @@ class _StartUpStop:
         task, self._task = self._task, None
         if self.received is None or task is None or task.uncancel() > 0:  # no signal, or cancelled by another
             return False
-        return kind is not None and issubclass(kind, asyncio.CancelledError)
+        # What the work cut short still raised as it stopped (a migration cleaning up on its cut connection) is
+        # part of the stop, not a fault of its own.
+        return kind is not None and issubclass(kind, asyncio.CancelledError | Exception)
 
 
 async def _run(settings: "Settings", *, sync_commands: bool = False) -> int:

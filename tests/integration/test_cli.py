@@ -1,5 +1,6 @@
 """`python -m bot` as a person runs it: a real process, a real SQLite file or PostgreSQL."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ from sqlalchemy.engine import URL
 from bot.container import Container
 from bot.db import migrations
 from bot.settings import load_settings
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm_server import FakeLLM
 from tests.support.postgres import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,3 +260,43 @@ def test_import_card_makes_it_the_default_persona_and_a_bad_card_is_one_line(tmp
     (tmp_path / "broken.json").write_text('{"spec": "chara_card_v2", "data": 7}')
     assert_one_line_error(hearth("import-card", "broken.json", cwd=tmp_path), "broken.json")
     assert_one_line_error(hearth("import-card", "missing.png", cwd=tmp_path), "cannot read missing.png")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+async def test_a_stop_while_run_migrates_is_a_clean_stop(tmp_path: Path, llm: FakeLLM, stop: signal.Signals) -> None:
+    """``docker stop`` (or Ctrl-C) while the start migrates the database: stopped there, with a line saying so and
+    status 0, as a stop at any other moment of the start, whatever the migration's clean-up meets afterwards."""
+    (tmp_path / "sitecustomize.py").write_text(SLOW_TABLE_REBUILD)
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    async with FakeDiscord() as discord:
+        environment |= {
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+            "FAKE_DISCORD_API": discord.api_base,
+            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+            "DISCORD_TOKEN": "token",
+            "OPENAI_BASE_URL": llm.base_url,
+            "LLM_MODEL": llm.models[0],
+            "EMBEDDING_PROVIDER": "openai",
+            "EMBEDDING_MODEL": "fake-embedding",
+        }
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tests.support.launcher", "run"),
+            cwd=tmp_path,
+            env=environment,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(60):
+                assert await process.stdout.readline() == b"copying\n"
+            process.send_signal(stop)
+            _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode() and "hearth:" not in err.decode(), err.decode()
+    assert f"{stop.name} received while starting: stopped" in err.decode()
