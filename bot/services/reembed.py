@@ -60,7 +60,8 @@ async def reembed(
     Each batch is read, embedded with no transaction open, and written in its own unit of work, so an
     interruption loses at most one batch. A rerun picks up where this one stopped: memories already done no
     longer need embedding, so the selection itself is the resume point. ``progress(done, total)`` is called
-    after each batch.
+    after each batch. A memory changed while its batch was embedded (an edit or an erasure while the bot runs)
+    keeps no vector of its old text: it is left to the embedding worker, which embeds it as it now is.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -76,7 +77,7 @@ async def reembed(
             return done
         vectors = await embedder.embed([embedding_text(row.speaker_name, row.content, row.context) for row in rows])
         async with database.session() as session:
-            await MemoryRepository(session).set_embeddings([row.id for row in rows], vectors, model)
+            await MemoryRepository(session).replace_embeddings(rows, vectors, model)
         done += len(rows)
         after_id = rows[-1].id
         if progress is not None:

@@ -302,6 +302,19 @@ _FILL = (
     )
     .values(embedding=bindparam("vector", type_=Embedding()), embedding_model=bindparam("model"))
 )
+# The re-embedding's write: as _FILL, over a vector from another model too (not yet one from this model).
+_REPLACE = (
+    update(_MEMORIES)
+    .where(
+        _MEMORIES.c.id == bindparam("memory_id"),
+        _MEMORIES.c.embedding_model.is_(None)
+        | _MEMORIES.c.embedding.is_(None)
+        | (_MEMORIES.c.embedding_model != bindparam("model")),
+        _MEMORIES.c.context.is_not_distinct_from(bindparam("embedded_context", type_=_MEMORIES.c.context.type)),
+        _MEMORIES.c.content == bindparam("embedded_content", type_=_MEMORIES.c.content.type),
+    )
+    .values(embedding=bindparam("vector", type_=Embedding()), embedding_model=bindparam("model"))
+)
 
 
 class MemoryRepository:
@@ -342,11 +355,26 @@ class MemoryRepository:
         result = await connection.execute(_INSERT, rows)
         return list(result.scalars().all())
 
-    async def set_embeddings(self, ids: Sequence[int], vectors: FloatVector, model: str) -> None:
-        await self.session.execute(
-            update(Memory),
-            [{"id": memory_id, "embedding": vectors[i], "embedding_model": model} for i, memory_id in enumerate(ids)],
-        )
+    async def replace_embeddings(self, rows: Sequence[MemoryText], vectors: FloatVector, model: str) -> None:
+        """Store ``model``'s vectors of rows read for re-embedding, row for row. As :meth:`fill_embeddings`, a row
+        whose context or content changed since it was read (an erasure, an edit on Discord), or that is gone, is
+        left as it is: its vector was cleared for the embedding worker, and this one would hold the old words. So
+        is a row the worker gave a vector from ``model`` meanwhile."""
+        if rows:
+            connection = await self.session.connection()
+            await connection.execute(
+                _REPLACE,
+                [
+                    {
+                        "memory_id": row.id,
+                        "embedded_context": row.context,
+                        "embedded_content": row.content,
+                        "vector": vectors[i],
+                        "model": model,
+                    }
+                    for i, row in enumerate(rows)
+                ],
+            )
 
     async def claim_unembedded(self, limit: int, *, skip: Collection[int] = ()) -> list[MemoryText]:
         """The oldest ``limit`` memories without a vector, with what their embedded text is made of.

@@ -3,7 +3,7 @@
 import asyncio
 import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,9 +19,13 @@ from bot.db.repositories.users import UserRepository
 from bot.domain.memory_text import embedding_text
 from bot.domain.recall import RecallScope
 from bot.llm.embeddings import EmbeddingUnavailable, Vectors
+from bot.services.embedding_worker import EmbeddingWorker
 from bot.services.memory import MemoryService
+from bot.services.privacy import PrivacyService
 from bot.services.reembed import embedding_model_mismatch, reembed
 from tests.conftest import EMBEDDING_DIMENSION
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.support.chat import RecordingReply, conversation_service, message
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OLD, NEW = "fake-old", "fake-new"
@@ -271,3 +275,54 @@ def test_memory_status_counts_per_model_and_warns(
         "1,503 memories have no vector from the configured 'fake-new@int8-linear' (1,500 embedded with 'fake-old', "
         "3 embedded with 'fake-new'): recall ignores them until you run `python -m bot memory reembed`."
     )
+
+
+# -- while the bot runs --------------------------------------------------------------------------------------
+
+
+class EditingEmbedder(HashEmbedder):
+    """The configured model, slow enough that Discord reports changes to messages while it embeds a batch:
+    ``meanwhile`` runs during its first call, before the vectors come back."""
+
+    def __init__(self, meanwhile: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(NEW)
+        self.meanwhile = meanwhile
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if not self.calls:
+            await self.meanwhile()
+        return await super().embed(texts)
+
+
+async def test_a_memory_changed_while_reembed_embeds_it_keeps_no_vector_of_its_old_words(
+    db: Database, llm: FakeLLM
+) -> None:
+    old = HashEmbedder(OLD)
+    worker = EmbeddingWorker(db, old)
+    service = conversation_service(db, llm, memory=MemoryService(db, old), worker=worker)
+    llm.default = Reply("Porto is lovely in May!")
+    edited = message("my sister Marta moves to Porto in May", user=11, name="ana")
+    deleted = message("and my cousin Rui moves there too", user=11, name="ana")
+    quoting = message("I should visit Porto too", user=12, name="bo")
+    for incoming in (edited, deleted, quoting):
+        await service.handle(incoming, RecordingReply())
+    await worker.flush()  # every memory embedded by the model the bot used before
+    privacy = PrivacyService(db, old)
+
+    async def on_discord_meanwhile() -> None:
+        assert edited.message_id is not None and deleted.message_id is not None
+        await privacy.follow_edited_message(edited.message_id, "my sister Marta moves to Lisbon in May")
+        await privacy.forget_deleted_messages([deleted.message_id])
+
+    await reembed(db, EditingEmbedder(on_discord_meanwhile), batch_size=64)
+
+    # What the bot's worker then makes of what changed, with the configured model.
+    current = HashEmbedder(NEW)
+    await EmbeddingWorker(db, current).flush()
+    rows = await stored(db)
+    assert any("Lisbon" in text for _, text, _, _ in rows)
+    assert all("cousin Rui" not in text for _, text, _, _ in rows)
+    for memory_id, text, model, vector in rows:
+        assert model == NEW, memory_id
+        assert vector is not None, memory_id
+        np.testing.assert_allclose(vector, current.vector(text), atol=1e-6, err_msg=f"memory {memory_id}: {text}")
