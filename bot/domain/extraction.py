@@ -50,10 +50,10 @@ MAX_FOLLOW_UPS = 3
 MAX_REFERENCES = 3
 # Longer than this is as good as permanent, and keeps expiry dates far from datetime's limits.
 MAX_EXPIRES_IN_DAYS = 3650
-# A follow-up is asked on the evening (UTC) of its day ("my exam is tomorrow": tomorrow evening), and only about
-# something upcoming: at most this far ahead. Later is no longer upcoming (plans that far change, and come up
-# again), and is most often a wrong year ("on Friday" a year late): one pending per topic, it would keep the right
-# date out until then.
+# A follow-up is asked on the evening of its day in its person's time zone (UTC when they set none: "my exam is
+# tomorrow": tomorrow evening), and only about something upcoming: at most this far ahead. Later is no longer
+# upcoming (plans that far change, and come up again), and is most often a wrong year ("on Friday" a year late): one
+# pending per topic, it would keep the right date out until then.
 FOLLOW_UP_HOUR = datetime.time(18, 0)
 FOLLOW_UP_HORIZON = datetime.timedelta(days=182)
 # A birthday's year, when given, lies in these (as /birthday takes it); one outside is no year at all.
@@ -215,11 +215,12 @@ class ExtractedFollowUp(_Answer):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)  # e.g. "How did the interview go?"
     line: Line = None  # the chat line that says it, as for a fact
 
-    def due(self, now: datetime.datetime) -> datetime.datetime | None:
-        """When to ask: the evening of its date, if that is still ahead of ``now`` and its date at most
-        :data:`FOLLOW_UP_HORIZON` after ``now``'s; None for a date past or beyond, which cannot be the one meant."""
-        due = datetime.datetime.combine(self.date, FOLLOW_UP_HOUR, tzinfo=datetime.UTC)
-        if due <= now or self.date - now.astimezone(datetime.UTC).date() > FOLLOW_UP_HORIZON:
+    def due(self, now: datetime.datetime, zone: datetime.tzinfo = datetime.UTC) -> datetime.datetime | None:
+        """When to ask, in UTC: the evening of its date in ``zone`` (its person's time zone), if that is still ahead
+        of ``now`` and its date at most :data:`FOLLOW_UP_HORIZON` after ``now``'s date there; None for a date past or
+        beyond, which cannot be the one meant."""
+        due = datetime.datetime.combine(self.date, FOLLOW_UP_HOUR, tzinfo=zone).astimezone(datetime.UTC)
+        if due <= now or self.date - now.astimezone(zone).date() > FOLLOW_UP_HORIZON:
             return None
         return due
 

@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
@@ -65,6 +65,7 @@ from bot.domain.facts import (
 )
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.place import StatePlace
+from bot.domain.recurrence import zone_or_utc
 from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import (
     ChatModel,
@@ -631,11 +632,17 @@ class Learner:
                         await opinions.save(place, opinion, sources=sorted(by_user))
                 events = EventRepository(session)
                 await self._cancel_follow_ups_brought_up(events, by_user)
+                # Each is asked on the evening of its day where its person lives (/timezone set), or in UTC.
+                askers = [a for f in extraction.follow_ups if (a := _user_for(f.speaker, names)) is not None]
+                zones = {
+                    user_id: zone_or_utc(preferences.timezone if preferences is not None else None)
+                    for user_id, (_, preferences) in (await UserRepository(session).people(askers)).items()
+                }
                 for follow_up in extraction.follow_ups:
                     asker = _user_for(follow_up.speaker, names)
                     if asker is None or _said_by_another(follow_up.line, shown, asker):
                         continue
-                    due = follow_up.due(now)
+                    due = follow_up.due(now, zones.get(asker, UTC))
                     if due is None:  # past, or too far ahead to be the date meant
                         log.info(
                             "left out the follow-up %r: its date %s is not upcoming", follow_up.topic, follow_up.date

@@ -52,6 +52,7 @@ from bot.settings import Settings
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
+from tests.support.events import ana
 from tests.support.row_locks import waiting_for_row_locks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -1186,6 +1187,33 @@ async def test_a_follow_up_dated_years_ahead_is_left_out_and_does_not_hold_up_it
     ]
     said = "\n".join(record.getMessage() for record in caplog.records)
     assert "2029-11-27" in said and "2025-11-27" in said
+
+
+@pytest.mark.parametrize(
+    ("zone", "evening"),
+    [
+        ("Australia/Brisbane", datetime(2026, 11, 27, 8, 0, tzinfo=UTC)),  # 18:00 at UTC+10
+        ("America/New_York", datetime(2026, 11, 27, 23, 0, tzinfo=UTC)),  # 18:00 at UTC-5
+        ("UTC", datetime(2026, 11, 27, 18, 0, tzinfo=UTC)),  # no zone set
+        ("America/Nowhere_New", datetime(2026, 11, 27, 18, 0, tzinfo=UTC)),  # set where the zone data is newer
+    ],
+)
+async def test_a_follow_up_is_asked_on_the_evening_of_its_day_in_its_persons_time_zone(
+    db: Database, llm: FakeLLM, zone: str, evening: datetime
+) -> None:
+    """ "My interview is on Friday" from someone in Brisbane is asked about on their Friday evening, not at 04:00 on
+    their Saturday; a zone this host's zone data does not know reads as UTC."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm)
+    learner.start()
+    await ana(db, tz=zone)
+    ask = {"speaker": "Ana", "topic": "interview", "date": "2026-11-27", "question": "How did it go?"}
+    model.answers = [extraction(follow_ups=[ask])]
+    await say(service, learner, "my interview is on Friday!")
+    await learner.stop()
+    async with db.session() as session:
+        events = (await session.scalars(select(ScheduledEvent))).all()
+    assert [(e.title, e.trigger_at) for e in events] == [("interview", evening)]
 
 
 async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Database, llm: FakeLLM) -> None:

@@ -1,6 +1,7 @@
 import datetime
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import BaseModel
@@ -606,3 +607,35 @@ def test_the_message_a_speaker_replies_to_is_told_by_whose_not_as_their_words() 
     _, user = messages(lines=[TranscriptLine("Ana", said)])
     assert user.endswith("\n(1) Ana: @Hearth is that right? [in reply to Ben]")
     assert "engaged" not in user and "ring" not in user
+
+
+@pytest.mark.parametrize(
+    ("zone", "date", "due"),
+    [
+        # 18:00 in Brisbane (UTC+10), in New York (UTC-5 before its clocks move on 8 March), in Lisbon (UTC+0)
+        ("Australia/Brisbane", "2026-03-05", datetime.datetime(2026, 3, 5, 8, 0, tzinfo=datetime.UTC)),
+        ("America/New_York", "2026-03-05", datetime.datetime(2026, 3, 5, 23, 0, tzinfo=datetime.UTC)),
+        ("America/New_York", "2026-03-09", datetime.datetime(2026, 3, 9, 22, 0, tzinfo=datetime.UTC)),  # summer
+        ("Europe/Lisbon", "2026-03-05", datetime.datetime(2026, 3, 5, 18, 0, tzinfo=datetime.UTC)),
+        # At NOON it is 22:00 in Brisbane: tonight's evening there is past; in New York (07:00) it is still ahead.
+        ("Australia/Brisbane", "2026-03-04", None),
+        ("America/New_York", "2026-03-04", datetime.datetime(2026, 3, 4, 23, 0, tzinfo=datetime.UTC)),
+        ("America/New_York", "2026-03-03", None),
+        ("Australia/Brisbane", "2026-09-03", None),  # beyond the horizon there too
+    ],
+)
+def test_a_follow_up_is_due_on_the_evening_of_its_day_in_its_persons_time_zone(
+    zone: str, date: str, due: datetime.datetime | None
+) -> None:
+    follow_up = ExtractedFollowUp(speaker="Ana", topic="exam", date=datetime.date.fromisoformat(date), question="?")
+    assert follow_up.due(NOON, ZoneInfo(zone)) == due
+
+
+def test_a_follow_up_is_near_enough_counted_from_its_persons_own_day() -> None:
+    """At 20:00 UTC on 4 March it is 5 March in Brisbane: the furthest day kept is counted from there."""
+    evening = NOON.replace(hour=20)
+    follow_up = ExtractedFollowUp(speaker="Ana", topic="trip", date=datetime.date(2026, 9, 3), question="?")
+    assert follow_up.due(evening, ZoneInfo("Australia/Brisbane")) == datetime.datetime(
+        2026, 9, 3, 8, 0, tzinfo=datetime.UTC
+    )
+    assert follow_up.due(evening) is None
