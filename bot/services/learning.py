@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
@@ -338,6 +338,7 @@ class Learner:
                 return LearnOutcome("unavailable", messages=len(messages))  # the guild's budget is spent today
             facts = FactRepository(session)
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
+            today = await _their_day(session, allowed, now)
         persona = await self.personas.for_guild(guild_id)
         labels = speaker_labels(
             [
@@ -351,7 +352,7 @@ class Learner:
         known = await self._known_facts(usable, messages, labels)
 
         try:
-            shown, extraction, calls = await self._read(messages, allowed, labels, known, persona.name, now)
+            shown, extraction, calls = await self._read(messages, allowed, labels, known, persona.name, today)
         except LLMUnavailable as exc:
             log.warning("learning postponed: the model is unavailable (%s)", exc)
             if _down(exc):  # it may answer in a while
@@ -385,7 +386,7 @@ class Learner:
         labels: dict[int, str],
         known: dict[int, tuple[StoredFact, str]],
         persona_name: str,
-        now: datetime,
+        today: date,
     ) -> tuple[list[UnlearnedMessage], Extraction | None, int]:
         """The messages shown to the model, its reading of them and the calls it took. When the model's window
         is smaller than the transcript needs, the transcript is halved (its newest lines kept), down to a floor.
@@ -397,7 +398,7 @@ class Learner:
             shown = self._transcript(messages, allowed, budget)
             lines = [TranscriptLine(_speaker_in(m, labels), m.content) for m in shown]
             try:
-                extraction, calls = await self._extract(lines, known, persona_name, now)
+                extraction, calls = await self._extract(lines, known, persona_name, today)
             except PromptTooLong:
                 refused += 1
                 raise
@@ -444,7 +445,7 @@ class Learner:
         return chosen
 
     async def _extract(
-        self, lines: list[TranscriptLine], known: dict[int, tuple[StoredFact, str]], persona_name: str, now: datetime
+        self, lines: list[TranscriptLine], known: dict[int, tuple[StoredFact, str]], persona_name: str, today: date
     ) -> tuple[Extraction | None, int]:
         """The model's reading of the batch: asked once, and once more if the answer cannot be used; None when
         there is none to be had (no usable answer, or the batch refused for its content). Raises LLMUnavailable
@@ -453,7 +454,7 @@ class Learner:
             lines,
             [KnownFact(fact.id, speaker, fact.fact_type, fact.content) for fact, speaker in known.values()],
             persona_name=persona_name,
-            today=now.date(),
+            today=today,
         )
         extra: dict[str, Any] = dict(self.config.extra_body)
         if self.config.response_format == "json_schema":
@@ -804,6 +805,14 @@ async def _still_allowed(learning: LearningRepository, allowed: set[int], guild_
     /optout, an erasure or the guild's switch may come meanwhile."""
     now_allowed, guild_allows = await learning.learning_allowed(sorted(allowed), guild_id)
     return guild_allows and now_allowed == allowed
+
+
+async def _their_day(session: AsyncSession, user_ids: set[int], now: datetime) -> date:
+    """The day it is ``now`` for the people of a batch, in their time zones (/timezone set), for the model to read
+    "tomorrow" and "on Friday" from; UTC's when their days differ (people on both sides of midnight)."""
+    people = await UserRepository(session).people(sorted(user_ids))
+    days = {now.astimezone(zone_or_utc(p.timezone if p is not None else None)).date() for _, p in people.values()}
+    return days.pop() if len(days) == 1 else now.astimezone(UTC).date()
 
 
 def _place_of(messages: Sequence[UnlearnedMessage]) -> StatePlace | None:

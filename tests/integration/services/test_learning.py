@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -1214,6 +1214,39 @@ async def test_a_follow_up_is_asked_on_the_evening_of_its_day_in_its_persons_tim
     async with db.session() as session:
         events = (await session.scalars(select(ScheduledEvent))).all()
     assert [(e.title, e.trigger_at) for e in events] == [("interview", evening)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "ask"),
+    [
+        # 06:00 on Tuesday 24 November in Brisbane: the interview is on Wednesday, asked about on Thursday evening.
+        ("Australia/Brisbane", datetime(2026, 11, 23, 20, 0, tzinfo=UTC), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)),
+        # 21:00 on Monday 23 November in New York: the interview is on Tuesday, asked about on Wednesday evening.
+        ("America/New_York", datetime(2026, 11, 24, 2, 0, tzinfo=UTC), datetime(2026, 11, 25, 23, 0, tzinfo=UTC)),
+    ],
+)
+async def test_tomorrow_is_read_from_the_day_it_is_where_the_speaker_lives(
+    db: Database, llm: FakeLLM, zone: str, at: datetime, ask: datetime
+) -> None:
+    """When it is already tomorrow in UTC, or still yesterday, for someone with their time zone set, the model is told
+    the day it is for them, so "tomorrow" is their tomorrow."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100, clock=lambda: at)  # learned by hand below
+    await ana(db, tz=zone)
+
+    def asked_the_day_after_tomorrow(prompt: str) -> str:  # as a model reads "tomorrow" against "Today is ..."
+        today = re.search(r"Today is \w+ (\d{4}-\d\d-\d\d)", prompt)
+        assert today, prompt
+        day = datetime.fromisoformat(today.group(1)) + timedelta(days=2)
+        ask = {"speaker": "Ana", "topic": "interview", "date": f"{day:%Y-%m-%d}", "question": "How did it go?"}
+        return extraction(follow_ups=[ask])(prompt)
+
+    model.answers = [asked_the_day_after_tomorrow]
+    await service.handle(message("my interview is tomorrow, wish me luck!", at=at), RecordingReply())
+    await learner.learn((await _conversations(db))[0])
+    async with db.session() as session:
+        events = (await session.scalars(select(ScheduledEvent))).all()
+    assert [(e.title, e.trigger_at) for e in events] == [("interview", ask)]
 
 
 async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Database, llm: FakeLLM) -> None:
