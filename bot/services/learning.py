@@ -338,7 +338,8 @@ class Learner:
                 return LearnOutcome("unavailable", messages=len(messages))  # the guild's budget is spent today
             facts = FactRepository(session)
             usable = {user_id: await facts.usable(user_id, guild_id=guild_id, now=now) for user_id in sorted(allowed)}
-            today = await _their_day(session, allowed, now)
+            # "Tomorrow" is the day after the one it was said on, however late the batch is learned.
+            today = await _their_day(session, allowed, messages[-1].created_at)
         persona = await self.personas.for_guild(guild_id)
         labels = speaker_labels(
             [
@@ -807,12 +808,12 @@ async def _still_allowed(learning: LearningRepository, allowed: set[int], guild_
     return guild_allows and now_allowed == allowed
 
 
-async def _their_day(session: AsyncSession, user_ids: set[int], now: datetime) -> date:
-    """The day it is ``now`` for the people of a batch, in their time zones (/timezone set), for the model to read
+async def _their_day(session: AsyncSession, user_ids: set[int], at: datetime) -> date:
+    """The day it was ``at`` for the people of a batch, in their time zones (/timezone set), for the model to read
     "tomorrow" and "on Friday" from; UTC's when their days differ (people on both sides of midnight)."""
     people = await UserRepository(session).people(sorted(user_ids))
-    days = {now.astimezone(zone_or_utc(p.timezone if p is not None else None)).date() for _, p in people.values()}
-    return days.pop() if len(days) == 1 else now.astimezone(UTC).date()
+    days = {at.astimezone(zone_or_utc(p.timezone if p is not None else None)).date() for _, p in people.values()}
+    return days.pop() if len(days) == 1 else at.astimezone(UTC).date()
 
 
 def _place_of(messages: Sequence[UnlearnedMessage]) -> StatePlace | None:

@@ -52,7 +52,7 @@ from bot.settings import Settings
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.embedding import shared_embedder
-from tests.support.events import ana
+from tests.support.events import Clock, ana
 from tests.support.row_locks import waiting_for_row_locks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -1216,6 +1216,16 @@ async def test_a_follow_up_is_asked_on_the_evening_of_its_day_in_its_persons_tim
     assert [(e.title, e.trigger_at) for e in events] == [("interview", evening)]
 
 
+def asked_the_day_after_tomorrow(prompt: str) -> str:
+    """Ana's "my interview is tomorrow", as a model reads it against the prompt's "Today is ...": asked about the
+    day after."""
+    today = re.search(r"Today is \w+ (\d{4}-\d\d-\d\d)", prompt)
+    assert today, prompt
+    day = datetime.fromisoformat(today.group(1)) + timedelta(days=2)
+    ask = {"speaker": "Ana", "topic": "interview", "date": f"{day:%Y-%m-%d}", "question": "How did it go?"}
+    return extraction(follow_ups=[ask])(prompt)
+
+
 @pytest.mark.parametrize(
     ("zone", "at", "ask"),
     [
@@ -1233,20 +1243,30 @@ async def test_tomorrow_is_read_from_the_day_it_is_where_the_speaker_lives(
     model = ScriptedModel(llm)
     service, learner = await setup(db, llm, batch_messages=100, clock=lambda: at)  # learned by hand below
     await ana(db, tz=zone)
-
-    def asked_the_day_after_tomorrow(prompt: str) -> str:  # as a model reads "tomorrow" against "Today is ..."
-        today = re.search(r"Today is \w+ (\d{4}-\d\d-\d\d)", prompt)
-        assert today, prompt
-        day = datetime.fromisoformat(today.group(1)) + timedelta(days=2)
-        ask = {"speaker": "Ana", "topic": "interview", "date": f"{day:%Y-%m-%d}", "question": "How did it go?"}
-        return extraction(follow_ups=[ask])(prompt)
-
     model.answers = [asked_the_day_after_tomorrow]
     await service.handle(message("my interview is tomorrow, wish me luck!", at=at), RecordingReply())
     await learner.learn((await _conversations(db))[0])
     async with db.session() as session:
         events = (await session.scalars(select(ScheduledEvent))).all()
     assert [(e.title, e.trigger_at) for e in events] == [("interview", ask)]
+
+
+async def test_tomorrow_is_read_from_the_day_it_was_said_when_learned_after_midnight(
+    db: Database, llm: FakeLLM
+) -> None:
+    """A batch learned after midnight (the conversation went quiet at 23:59, the model was down, the guild's budget
+    was spent for the day) still reads "tomorrow" from the day it was said."""
+    model = ScriptedModel(llm)
+    clock = Clock(datetime(2026, 11, 23, 23, 55, tzinfo=UTC))
+    service, learner = await setup(db, llm, batch_messages=100, clock=clock)  # learned by hand below
+    model.answers = [asked_the_day_after_tomorrow]
+    await service.handle(message("my interview is tomorrow, wish me luck!", at=clock.now), RecordingReply())
+    clock.now = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)
+    await learner.learn((await _conversations(db))[0])
+    async with db.session() as session:
+        events = (await session.scalars(select(ScheduledEvent))).all()
+    # Said on Monday: the interview is on Tuesday, asked about on Wednesday evening.
+    assert [(e.title, e.trigger_at) for e in events] == [("interview", datetime(2026, 11, 25, 18, 0, tzinfo=UTC))]
 
 
 async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Database, llm: FakeLLM) -> None:
