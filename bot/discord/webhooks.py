@@ -7,9 +7,17 @@ from contextlib import AbstractAsyncContextManager
 
 import discord
 
-from bot.discord.render import MODEL_MENTIONS, FirstPost, edited, only_a_glimpse, typing_in, unless_refused
+from bot.discord.render import (
+    DISCORD_OUTAGES,
+    MODEL_MENTIONS,
+    FirstPost,
+    edited,
+    only_a_glimpse,
+    typing_in,
+    unless_refused,
+)
 from bot.domain.chunking import split_message
-from bot.services.incoming import PartlyShown
+from bot.services.incoming import NotShown, PartlyShown
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +88,11 @@ class ChannelWebhooks:
 class CharacterReply:
     """A cast character's reply in ``channel``: sent through the channel's webhook under the character's name
     and avatar; where there is no webhook, by the bot with the name in front of the reply's first message. Its
-    replies carry no buttons (a webhook's message cannot be regenerated as the character). A reply cut short, Discord
-    refusing or failing a message after the first, raises :class:`PartlyShown` with the messages that show its first
-    pieces (a piece the name pushed on into a message of its own counts once that message is shown too)."""
+    replies carry no buttons (a webhook's message cannot be regenerated as the character). Discord refusing or failing
+    it ends it as it ends the bot's own reply: a refusal raises :class:`ReplyRefused` (a permission:
+    :class:`ReplyForbidden`), the first message failed raises :class:`NotShown`, and a reply cut short, a message
+    after the first refused or failed, raises :class:`PartlyShown` with the messages that show its first pieces (a
+    piece the name pushed on into a message of its own counts once that message is shown too)."""
 
     def __init__(
         self, channel: discord.abc.Messageable, webhooks: ChannelWebhooks, name: str, avatar_url: str | None
@@ -108,15 +118,24 @@ class CharacterReply:
             await self._opening.taken_down(self.first)
 
     async def preview(self, text: str) -> None:
-        with only_a_glimpse(self.channel):  # Discord's outages and rate limits cost the glimpse, not the reply
+        # Discord's outages and rate limits cost the glimpse, not the reply; a refusal ends the turn, as it would end
+        # the reply.
+        with unless_refused(self.channel), only_a_glimpse(self.channel):
             await self._show(text)
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
-        if self.first is None:  # begun by a preview since cancelled: finished, not posted twice
-            self.first = await self._opening.finished()
-        first = await self._show(pieces[0])
+        with unless_refused(self.channel):
+            if self.first is None:  # begun by a preview since cancelled: finished, not posted twice
+                self.first = await self._opening.finished()
+            opened = self.first is not None
+            try:
+                first = await self._show(pieces[0])
+            except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
+                if opened:
+                    raise
+                raise NotShown(f"Discord failed the reply's first message: {exc}") from exc  # its previews too
         # Through the bot, the name in front may push the first piece past 2,000 characters: what it pushes out
         # goes on in the next message.
         overflow = [] if isinstance(first, discord.WebhookMessage) else self._named(pieces[0])[1:]

@@ -1,6 +1,7 @@
 """End to end: a reply Discord does not show, or shows only part of, through the real discord.py client against the
 fake Discord: what the person sees, what Hearth keeps of it, and how the conversation goes on."""
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -134,3 +135,57 @@ async def test_a_characters_reply_discord_takes_only_part_of_is_kept_as_shown(
 
     await discord.dispatch("MESSAGE_DELETE", {"id": seen["id"], "channel_id": str(general), "guild_id": str(guild.id)})
     await eventually_forgotten(db)
+
+
+async def cast_with_mira(discord: FakeDiscord, channel: int) -> None:
+    """Mira joins ``channel``'s cast, the server's persona being Hearth's own."""
+    boss = next(user for user in discord.users.values() if user.username == "boss")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    await run(discord, boss, channel, "persona import", {"card": FakeAttachment("m.json", json.dumps(card).encode())})
+    await run(discord, boss, channel, "persona set", {"name": "Hearth"})  # the server: the default again
+    await run(discord, boss, channel, "persona cast add", {"name": "Mira"})
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["a discord outage", "send messages taken away"])
+async def test_a_characters_reply_the_bot_cannot_post_for_her_ends_as_its_own_reply_would(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    refused: bool,
+) -> None:
+    """The channel's webhook is gone (an admin deleted it: Discord answers 404, Unknown Webhook), so the bot posts
+    Mira's reply in her stead, and Discord fails it (a 503, past discord.py's retries) or refuses it, Send Messages
+    taken away a moment before: Ana sees nothing of it. As for the bot's own reply: one line in the log, without a
+    traceback (a refusal, one warning naming the permission), the turn counted as failed or forbidden, and the reply
+    not kept as if she had read it."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    llm.script(Reply("Once upon a time, on a hill, a fox.", chunk_size=8, delay_between_chunks=0.05))
+    if refused:
+        no_sending = discordpy.Permissions(DEFAULT_EVERYONE_PERMISSIONS)
+        no_sending.send_messages = False
+        discord.set_everyone_permissions(guild, no_sending.value)  # not told to Hearth yet
+
+    with contextlib.ExitStack() as failing:
+        failing.enter_context(discord.failing("create_followup", 404, code=10015, message="Unknown Webhook"))
+        if not refused:
+            failing.enter_context(discord.failing("create_message", 503, message="Service Unavailable"))
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        outcome = "forbidden" if refused else "failed"
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome=outcome)
+    assert discord.sent_messages(general) == [] and discord.webhook_messages(general) == []
+    assert await stored_replies(db) == [], "not kept as if she had read it"
+    assert await stored_user_messages(db) == ["Mira, tell me a story"]
+    # Hearth's own lines, not the fake servers' nor the learner's (which reads the turn in the background)
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [said] = [r for r in hearths if r.levelno >= logging.WARNING]
+    if refused:
+        assert said.levelno == logging.WARNING and "the Send Messages permission" in said.getMessage()
+    else:
+        assert "Service Unavailable" in said.getMessage()
+    assert str(general) in said.getMessage()
