@@ -87,7 +87,8 @@ class ChannelWebhooks:
 
 class CharacterReply:
     """A cast character's reply in ``channel``: sent through the channel's webhook under the character's name
-    and avatar; where there is no webhook, by the bot with the name in front of the reply's first message. Its
+    and avatar; where there is no webhook, by the bot with the name in front of the first message it says for the
+    character (the reply's first, or one after the webhook's, the webhook deleted meanwhile). Its
     replies carry no buttons (a webhook's message cannot be regenerated as the character). Discord refusing or failing
     it ends it as it ends the bot's own reply: a refusal raises :class:`ReplyRefused` (a permission:
     :class:`ReplyForbidden`), the first message failed raises :class:`NotShown`, and a reply cut short, a message
@@ -140,12 +141,15 @@ class CharacterReply:
         # goes on in the next message.
         overflow = [] if isinstance(first, discord.WebhookMessage) else self._named(pieces[0])[1:]
         sent, shown = [first.id], [first.id]  # every message; those that end one of ``pieces``
+        last = first
         for index, piece in enumerate([*overflow, *pieces[1:]]):
             try:
                 with unless_refused(self.channel):
-                    sent.append((await self._post(piece)).id)
+                    posted = await self._post(piece, named=isinstance(last, discord.WebhookMessage))
             except Exception as exc:  # a refusal or an outage past the retries: the pieces shown stay the reply
                 raise PartlyShown(shown) from exc
+            last = posted[-1]
+            sent.extend(message.id for message in posted)
             if index >= len(overflow):
                 shown.append(sent[-1])
         self._whole = True
@@ -154,7 +158,7 @@ class CharacterReply:
     async def _show(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The first message: posted, then edited as the reply streams in."""
         if self.first is None:
-            self.first = await self._opening.posted(lambda: self._post(text, opening=True))
+            self.first = await self._opening.posted(lambda: self._open(text))
         elif isinstance(self.first, discord.WebhookMessage):
             if self.first.content != text:
                 self.first = await edited(self.first, content=text)
@@ -162,29 +166,49 @@ class CharacterReply:
             self.first = await edited(self.first, content=shown)
         return self.first
 
-    async def _post(self, text: str, *, opening: bool = False) -> discord.Message | discord.WebhookMessage:
-        """A message of the reply, through the webhook if it may; ``opening``: the reply's first message, which
-        the bot starts with the character's name."""
+    async def _open(self, text: str) -> discord.Message | discord.WebhookMessage:
+        """The reply's first message: through the webhook if it may, else by the bot, the character's name in front
+        (what the name pushes past Discord's limit goes on with the reply's next messages)."""
+        message = await self._through_webhook(text)
+        if message is not None:
+            return message
+        return await self.channel.send(self._named(text)[0], allowed_mentions=MODEL_MENTIONS)
+
+    async def _post(self, text: str, *, named: bool) -> list[discord.Message | discord.WebhookMessage]:
+        """A message of the reply after the first: through the webhook if it may, else by the bot. ``named``: the
+        message before it is the webhook's (deleted meanwhile, or refusing this character), so the bot puts the
+        character's name in front, in as many messages as that takes: readers see whose words it goes on with."""
+        message = await self._through_webhook(text)
+        if message is not None:
+            return [message]
+        posted: list[discord.Message | discord.WebhookMessage] = []
+        for part in self._named(text) if named else [text]:
+            posted.append(await self.channel.send(part, allowed_mentions=MODEL_MENTIONS))
+        return posted
+
+    async def _through_webhook(self, text: str) -> discord.WebhookMessage | None:
+        """``text`` sent through the channel's webhook under the character's name; None where it may not be (no
+        webhook, the webhook deleted or refused, or the name refused): the bot says it instead."""
         hook = await self.webhooks.of(self.channel) if self.webhooks.takes_name(self.name) else None
-        if hook is not None:
-            try:
-                return await hook.send(
-                    text,
-                    username=self.name,
-                    avatar_url=self.avatar_url or discord.utils.MISSING,
-                    allowed_mentions=MODEL_MENTIONS,
-                    wait=True,
-                )
-            except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
-                self.webhooks.forget(getattr(self.channel, "id", 0))
-            except discord.HTTPException as exc:
-                if exc.status != 400:
-                    raise
-                # The webhook is fine, the message as this character is not (Discord refuses names with "clyde" or
-                # "discord" in them for a webhook's author): the bot says it, the name in front, from now on.
-                self.webhooks.name_refused(self.name, exc)
-        shown = self._named(text)[0] if opening else text
-        return await self.channel.send(shown, allowed_mentions=MODEL_MENTIONS)
+        if hook is None:
+            return None
+        try:
+            return await hook.send(
+                text,
+                username=self.name,
+                avatar_url=self.avatar_url or discord.utils.MISSING,
+                allowed_mentions=MODEL_MENTIONS,
+                wait=True,
+            )
+        except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
+            self.webhooks.forget(getattr(self.channel, "id", 0))
+        except discord.HTTPException as exc:
+            if exc.status != 400:
+                raise
+            # The webhook is fine, the message as this character is not (Discord refuses names with "clyde" or
+            # "discord" in them for a webhook's author): the bot says it, the name in front, from now on.
+            self.webhooks.name_refused(self.name, exc)
+        return None
 
     def _named(self, text: str) -> list[str]:
         """``text`` as the bot posts it when there is no webhook: the character's name in front, in as many

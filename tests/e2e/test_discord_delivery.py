@@ -189,3 +189,34 @@ async def test_a_characters_reply_the_bot_cannot_post_for_her_ends_as_its_own_re
     else:
         assert "Service Unavailable" in said.getMessage()
     assert str(general) in said.getMessage()
+
+
+async def test_a_characters_reply_the_bot_goes_on_with_when_her_webhook_is_deleted_still_carries_her_name(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Mira answers Ana in three messages through the channel's webhook, which an admin deletes just as the first
+    shows its piece whole: the bot says the second in her stead, and it carries her name in front (else readers
+    would see Hearth going on with her words), in as many messages as that takes; the third goes out through the
+    webhook Hearth makes anew. Nothing of the reply is lost."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    story = " ".join(f"Part {i} of the story of the fox on the hill." for i in range(120))
+    opening, second, third = split_message(story)
+    llm.script(Reply(story, chunk_size=500))
+    discord.upon(
+        lambda call: (
+            call.route in ("create_followup", "edit_webhook_message") and (call.body or {}).get("content") == opening
+        ),
+        lambda: discord.delete_channel_webhooks(general),
+    )
+
+    await discord.user_message(general, ana, "Mira, tell me a story")
+    await eventually(lambda: len(discord.webhook_messages(general)) == 2)
+    assert [m["content"] for m in discord.webhook_messages(general)] == [opening, third]
+    assert {m["author"]["username"] for m in discord.webhook_messages(general)} == {"Mira"}
+    said = [m["content"] for m in discord.sent_messages(general)]
+    assert said[0].startswith("**Mira:** ") and all(len(message) <= 2000 for message in said)
+    assert " ".join(message.strip() for message in said).removeprefix("**Mira:** ") == second.strip()
+    await stored_as_shown_in(db, discord.webhook_messages(general)[-1])
+    assert await stored_replies(db) == [story]

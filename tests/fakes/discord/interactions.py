@@ -784,6 +784,13 @@ class Interactions(Rest):
             message["author_avatar_url"] = body["avatar_url"]  # not in Discord's answer: kept for assertions
         return message if call.query.get("wait") in ("true", "True", "1") else None
 
+    def delete_channel_webhooks(self, channel_id: int) -> None:
+        """An admin deletes the channel's webhooks: the messages they sent stay, and a call to one of them answers
+        404, Unknown Webhook, as on Discord."""
+        for hook_id, hook in list(self.channel_webhooks.items()):
+            if int(hook["channel_id"]) == channel_id:
+                del self.channel_webhooks[hook_id]
+
     def webhook_messages(self, channel_id: int) -> list[JSON]:
         """Messages sent through channel webhooks in ``channel_id``, oldest first, as they are now."""
         found = [m for m in self.messages.values() if m.get("webhook_id") and int(m["channel_id"]) == channel_id]

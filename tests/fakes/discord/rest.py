@@ -88,6 +88,7 @@ class Rest(Gateway):
         self._sent_ids: list[int] = []
         self._failures: list[_ScriptedFailure] = []
         self._claimed: set[int] = set()
+        self._upon: list[tuple[Callable[[RestCall], bool], Callable[[], None]]] = []
 
     @contextlib.contextmanager
     def slow_cdn(self) -> Iterator[None]:
@@ -170,6 +171,12 @@ class Rest(Gateway):
         finally:
             limit.times = 0
 
+    def upon(self, predicate: Callable[[RestCall], bool], action: Callable[[], None]) -> None:
+        """Do ``action`` once, as the first call matching ``predicate`` is answered and before the client reads the
+        answer: what someone does on Discord at that very moment (an admin deleting the webhook a reply goes
+        through, say)."""
+        self._upon.append((predicate, action))
+
     async def wait_for_request(self, predicate: Callable[[RestCall], bool], timeout: float = 5.0) -> RestCall:  # noqa: ASYNC109
         """The earliest call matching ``predicate`` that no earlier wait returned, waiting until one is answered.
 
@@ -251,6 +258,9 @@ class Rest(Gateway):
                     call.status = 200 if call.response is not None else 204
                 except ApiError as error:
                     call.status, call.response = error.status, error.body()
+            if (due := next((upon for upon in self._upon if upon[0](call)), None)) is not None:
+                self._upon.remove(due)
+                due[1]()
             if route == "unknown":
                 self.unexpected.append(call)
             elif self.echo_bot_messages and call.status in (200, 204):
