@@ -191,15 +191,17 @@ class FirstPost(Generic[_Posted]):
             return await task
         return None
 
-    async def taken_down(self, first: _Posted | None) -> None:
+    async def taken_down(self, first: _Posted | None) -> bool:
         """Delete what a reply cut short had shown (``first``, else the message its preview was posting), best
         effort and within :data:`TAKE_DOWN_S`: the person's message still awaits its answer, which the next start
-        gives whole, not below a half one."""
+        gives whole, not below a half one. Whether nothing of it is left showing."""
         with contextlib.suppress(*DISCORD_FAILURES):
             async with asyncio.timeout(TAKE_DOWN_S):
                 shown = first if first is not None else await self.finished()
                 if isinstance(shown, discord.Message | discord.WebhookMessage):
                     await shown.delete()
+                return True
+        return False
 
 
 Controls = Callable[[], discord.ui.View]
@@ -295,7 +297,13 @@ class _StreamedReply:
                 raise NotShown(f"Discord failed the reply's first message: {exc}") from exc
         elif self.first.content != pieces[0] or (alone and controls is not None):
             view = controls() if alone and controls is not None else discord.utils.MISSING
-            self.first = await edited(self.first, content=pieces[0], view=view)
+            try:
+                self.first = await edited(self.first, content=pieces[0], view=view)
+            except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
+                if self.first.content == pieces[0]:  # shown whole already, only its buttons lost: it stays
+                    log.info("could not put the buttons on reply %s: %s", self.first.id, exc)
+                else:  # a preview of part of it: taken down, as a reply cut short is, not left half-written
+                    raise NotShown(await self._preview_failed(exc)) from exc
         shown = [self.first]
         for index, piece in enumerate(pieces[1:], start=2):
             view = controls() if index == len(pieces) and controls is not None else discord.utils.MISSING
@@ -307,6 +315,13 @@ class _StreamedReply:
                     await self._with_buttons(shown[-1], controls)
                 raise PartlyShown([message.id for message in shown]) from exc
         return [message.id for message in shown]
+
+    async def _preview_failed(self, failure: BaseException) -> str:
+        """What became of the preview of a reply whose first message Discord failed to finish: taken down where
+        Discord lets Hearth (best effort); said in a line for the log."""
+        if await self._opening.taken_down(self.first):
+            return f"Discord failed the reply's first message (its preview taken down): {failure}"
+        return f"Discord failed the reply's first message (its preview left, its removal failing too): {failure}"
 
     async def _with_buttons(self, message: discord.Message, controls: Controls) -> None:
         """The buttons put on ``message``, the last piece shown of a reply cut short; where Discord will not, the

@@ -220,3 +220,45 @@ async def test_a_characters_reply_the_bot_goes_on_with_when_her_webhook_is_delet
     assert " ".join(message.strip() for message in said).removeprefix("**Mira:** ") == second.strip()
     await stored_as_shown_in(db, discord.webhook_messages(general)[-1])
     assert await stored_replies(db) == [story]
+
+
+async def test_a_preview_discord_fails_to_finish_is_taken_down_not_left_half_written(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ana's reply streams into its first message, and Discord then fails every edit of it (a 503, which
+    discord.py does not retry), the last, which would show the reply whole with its buttons, too: rather than
+    leave the reply half-written with no buttons, Hearth takes the preview down, as it does a reply cut short when
+    it stops. The turn is one line in the log, without a traceback, counted as failed; the reply is not kept, and
+    her next message is answered from a history without it."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.02), Reply("Yes, I'm here."))
+    with contextlib.ExitStack() as failing:
+        discord.upon(  # from the moment the preview shows, Discord fails its edits
+            lambda call: call.route == "create_message",
+            lambda: failing.enter_context(discord.failing("edit_message", 503, message="Service Unavailable")),
+        )
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+        preview = (await discord.wait_for_request(lambda call: call.route == "create_message")).response
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="failed")
+    assert isinstance(preview, dict) and preview["content"] != story, "it showed part of the story"
+    assert int(preview["id"]) in discord.deleted_message_ids and discord.sent_messages(general) == []
+    assert await stored_replies(db) == [], "not kept as if she had read it"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [said] = [r for r in hearths if r.levelno >= logging.WARNING]
+    assert "Service Unavailable" in said.getMessage() and str(general) in said.getMessage()
+
+    await discord.user_message(general, ana, f"{discord.bot.mention} are you there?")
+    answered = await discord.wait_for_request(lambda call: call.route == "create_message" and "here" in str(call.body))
+    assert isinstance(answered.response, dict)
+    await stored_as_shown_in(db, answered.response)
+    history = [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]]
+    assert "Ana: @Hearth tell me a story" in history and not [text for text in history if "Line 3 " in text]
+    assert await stored_replies(db) == ["Yes, I'm here."]
