@@ -203,6 +203,14 @@ class FirstPost(Generic[_Posted]):
                 return True
         return False
 
+    async def unfinished(self, first: _Posted, failure: BaseException) -> NotShown:
+        """The reply whose first message, ``first``, Discord failed to finish (an outage past discord.py's retries)
+        while it showed a preview of part of it: the preview taken down where Discord lets Hearth (best effort), as
+        a reply cut short is, rather than left half-written; what failed, for the turn to end on."""
+        gone = await self.taken_down(first)
+        preview = "its preview taken down" if gone else "its preview left, its removal failing too"
+        return NotShown(f"Discord failed the reply's first message ({preview}): {failure}")
+
 
 Controls = Callable[[], discord.ui.View]
 # Makes the target a cast character's reply goes to, from its name and avatar (bot/discord/webhooks.py).
@@ -303,7 +311,7 @@ class _StreamedReply:
                 if self.first.content == pieces[0]:  # shown whole already, only its buttons lost: it stays
                     log.info("could not put the buttons on reply %s: %s", self.first.id, exc)
                 else:  # a preview of part of it: taken down, as a reply cut short is, not left half-written
-                    raise NotShown(await self._preview_failed(exc)) from exc
+                    raise await self._opening.unfinished(self.first, exc) from exc
         shown = [self.first]
         for index, piece in enumerate(pieces[1:], start=2):
             view = controls() if index == len(pieces) and controls is not None else discord.utils.MISSING
@@ -315,13 +323,6 @@ class _StreamedReply:
                     await self._with_buttons(shown[-1], controls)
                 raise PartlyShown([message.id for message in shown]) from exc
         return [message.id for message in shown]
-
-    async def _preview_failed(self, failure: BaseException) -> str:
-        """What became of the preview of a reply whose first message Discord failed to finish: taken down where
-        Discord lets Hearth (best effort); said in a line for the log."""
-        if await self._opening.taken_down(self.first):
-            return f"Discord failed the reply's first message (its preview taken down): {failure}"
-        return f"Discord failed the reply's first message (its preview left, its removal failing too): {failure}"
 
     async def _with_buttons(self, message: discord.Message, controls: Controls) -> None:
         """The buttons put on ``message``, the last piece shown of a reply cut short; where Discord will not, the

@@ -134,8 +134,8 @@ class CharacterReply:
             try:
                 first = await self._show(pieces[0])
             except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
-                if opened:
-                    raise
+                if opened and self.first is not None:  # a preview of part of it: not left half-written
+                    raise await self._opening.unfinished(self.first, exc) from exc
                 raise NotShown(f"Discord failed the reply's first message: {exc}") from exc  # its previews too
         # Through the bot, the name in front may push the first piece past 2,000 characters: what it pushes out
         # goes on in the next message.

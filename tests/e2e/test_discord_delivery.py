@@ -262,3 +262,40 @@ async def test_a_preview_discord_fails_to_finish_is_taken_down_not_left_half_wri
     history = [m["content"] for m in llm.chat_requests[-1].body["messages"][1:]]
     assert "Ana: @Hearth tell me a story" in history and not [text for text in history if "Line 3 " in text]
     assert await stored_replies(db) == ["Yes, I'm here."]
+
+
+async def test_a_characters_preview_discord_fails_to_finish_is_taken_down_not_left_half_written(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Mira's reply streams into her first message, said by the bot with her name in front (Hearth may not manage
+    webhooks there), and Discord then fails every edit of it (a 503), the last, which would show it whole, too: her
+    preview is taken down as the bot's own would be, the turn one line in the log without a traceback, counted as
+    failed, and nothing of it kept."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    guild.member_roles[discord.bot.id] = []  # Discord now refuses the bot's webhook calls
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.02))
+    with contextlib.ExitStack() as failing:
+        discord.upon(  # from the moment her preview shows, Discord fails its edits
+            lambda call: call.route == "create_message",
+            lambda: failing.enter_context(discord.failing("edit_message", 503, message="Service Unavailable")),
+        )
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        preview = (await discord.wait_for_request(lambda call: call.route == "create_message")).response
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="failed")
+    assert isinstance(preview, dict) and preview["content"].startswith("**Mira:** Line 0")
+    assert not preview["content"].endswith(story), "it showed part of the story"
+    assert int(preview["id"]) in discord.deleted_message_ids
+    assert discord.webhook_messages(general) == [] and discord.sent_messages(general) == []
+    assert await stored_replies(db) == [], "not kept as if she had read it"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [said] = [r for r in hearths if r.levelno >= logging.WARNING and "webhook" not in r.getMessage()]
+    assert "Service Unavailable" in said.getMessage() and str(general) in said.getMessage()
