@@ -8,13 +8,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
 from bot.container import Container
 from bot.db import migrations
+from bot.db.engine import Database
 from bot.settings import load_settings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
@@ -300,3 +303,93 @@ async def test_a_stop_while_run_migrates_is_a_clean_stop(tmp_path: Path, llm: Fa
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode() and "hearth:" not in err.decode(), err.decode()
     assert f"{stop.name} received while starting: stopped" in err.decode()
+
+
+# On PYTHONPATH as sitecustomize: at the statement that begins with CUT_SHORT_AT, a migration either pauses, saying
+# so on stdout, for a signal to stop it, or meets a statement the database refuses, as a full disk would.
+MIGRATION_CUT_SHORT = """
+import os, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "before_cursor_execute", retval=True)
+def cut_short(conn, cursor, statement, parameters, context, executemany):
+    if statement.lstrip().startswith(os.environ["CUT_SHORT_AT"]):
+        if os.environ["CUT_SHORT_BY"] == "fault":
+            return "INSERT INTO no_such_table VALUES (1)", parameters
+        print("migrating", flush=True)
+        time.sleep(2)
+    return statement, parameters
+"""
+
+
+async def _database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}"
+    server: URL = request.getfixturevalue("postgres_server_url")
+    return (await create_database(server, f"hearth_cut_{uuid.uuid4().hex[:8]}")).render_as_string(hide_password=False)
+
+
+async def _revision_and_tables(url: str) -> tuple[str | None, set[str]]:
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        return await migrations.current_revision(database), tables
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    ("start", "at", "by"),
+    [
+        # A new database: the first migration's tables, half of them made.
+        (None, "CREATE INDEX ix_personas_guild_id", "SIGINT"),
+        (None, "CREATE INDEX ix_personas_guild_id", "fault"),
+        # An update: 0009 has added its column to messages and is about to index it.
+        ("0008", "CREATE INDEX ix_messages_awaiting_reply", "SIGTERM"),
+        ("0008", "CREATE INDEX ix_messages_awaiting_reply", "fault"),
+    ],
+)
+async def test_a_migration_cut_short_leaves_the_database_as_it_was_and_the_next_upgrade_works(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str, start: str | None, at: str, by: str
+) -> None:
+    """A migration stopped (Ctrl-C, ``docker stop``) or failing half-way changes nothing, on SQLite as on
+    PostgreSQL: not tables or columns that no later upgrade could make again, at a revision that does not have them."""
+    url = await _database_url(backend, tmp_path, request)
+    if start is not None:
+        assert hearth("db", "upgrade", start, cwd=tmp_path, DATABASE_URL=url).returncode == 0
+    before = await _revision_and_tables(url)
+    assert before[0] == start
+
+    (tmp_path / "sitecustomize.py").write_text(MIGRATION_CUT_SHORT)
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment |= {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "DATABASE_URL": url}
+    environment |= {"CUT_SHORT_AT": at, "CUT_SHORT_BY": by}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot", "db", "upgrade"),
+        cwd=tmp_path,
+        env=environment,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        if by != "fault":
+            assert process.stdout is not None
+            async with asyncio.timeout(60):
+                assert await process.stdout.readline() == b"migrating\n"
+            process.send_signal(signal.Signals[by])
+        _, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode != 0 and b"Traceback" not in err, err.decode()
+    (tmp_path / "sitecustomize.py").unlink()
+
+    assert await _revision_and_tables(url) == before
+    upgraded = hearth("db", "upgrade", cwd=tmp_path, DATABASE_URL=url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "up to date" in hearth("db", "current", cwd=tmp_path, DATABASE_URL=url).stdout

@@ -1,7 +1,9 @@
 """Run Alembic migrations from inside Hearth (start-up, ``python -m bot db …``, tests)."""
 
+import contextlib
 import io
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +13,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.db.engine import Database
 from bot.db.repositories.system import SystemRepository
@@ -157,7 +160,7 @@ async def upgrade(database: Database, *, embedding_dimension: int, revision: str
     def run(connection: Connection) -> None:
         _run_alembic(config, connection, revision, forward=True)
 
-    async with database.engine.begin() as connection:
+    async with migrating(database.engine) as connection:
         await connection.run_sync(run)
     await _reconnect(database)
 
@@ -169,9 +172,35 @@ async def downgrade(database: Database, *, revision: str) -> None:
     def run(connection: Connection) -> None:
         _run_alembic(config, connection, revision, forward=False)
 
-    async with database.engine.begin() as connection:
+    async with migrating(database.engine) as connection:
         await connection.run_sync(run)
     await _reconnect(database)
+
+
+@contextlib.asynccontextmanager
+async def migrating(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose work is one transaction, committed when the block ends and rolled back if it does not:
+    a migration stopped or failing half-way leaves the database at the revision it was at.
+
+    PostgreSQL changes its schema in a transaction anyway. Python's sqlite3 (its legacy transaction control, the
+    default before Python 3.16) opens a transaction only before INSERT, UPDATE or DELETE, so every CREATE, ALTER
+    and DROP before the first of those committed on its own: cut short, a migration left tables, columns or a
+    half-rebuilt table at a revision that has none, which every later upgrade then failed to make again. Here the
+    driver leaves transactions alone on this connection (AUTOCOMMIT) and the migration runs between a BEGIN and a
+    COMMIT of its own; SQLite's DDL is transactional. ``PRAGMA foreign_keys`` stays as the connection was opened
+    (on, for Hearth's: see ``bot.db.engine``), as the migrations' table rebuilds have always run: it cannot change
+    inside a transaction, and no migration changes it."""
+    async with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            async with connection.begin():
+                yield connection
+            return
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        # SQLAlchemy's transaction, which the driver no longer begins: its rollback still ends the one begun here.
+        async with connection.begin():
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+            yield connection
+            await connection.exec_driver_sql("COMMIT")
 
 
 async def _reconnect(database: Database) -> None:

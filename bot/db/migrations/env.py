@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 from sqlalchemy.pool import NullPool
 
+from bot.db.migrations import migrating
 from bot.db.models import Base
 
 config = context.config
@@ -57,7 +58,7 @@ async def _run_online() -> None:
     section = config.get_section(config.config_ini_section, {})
     section["sqlalchemy.url"] = _url()
     engine = async_engine_from_config(section, prefix="sqlalchemy.", poolclass=NullPool)
-    async with engine.connect() as connection:
+    async with migrating(engine) as connection:  # all of it or none, as from Hearth itself
         await connection.run_sync(_run_on)
     await engine.dispose()
 
