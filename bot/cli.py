@@ -140,7 +140,7 @@ async def _run(settings: "Settings", *, sync_commands: bool = False) -> int:
         await wait_for_discord(
             settings.discord_token.get_secret_value(), budget_s=settings.discord_connect_retry_seconds
         )
-        container = await Container.create(settings)
+        container = await Container.create(settings, sole=True)  # one bot per SQLite file
     if stop.received is not None:
         logging.getLogger(__name__).info("%s received while starting: stopped", stop.received.name)
         return 0

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from bot.db import migrations
 from bot.db.engine import Database
+from bot.db.sole_process import SqliteFileLock, hold_sqlite_file
 from bot.llm.chat import ChatModel, OpenAIChatModel
 from bot.llm.embeddings import Embedder, build_embedder
 from bot.llm.fallback import FallbackChatModel
@@ -134,6 +135,7 @@ class Container:
     started: bool = field(default=False)
     events: EventService | None = None  # proactive messages: built by start() when given a notifier
     image_describer: ImageDescriber | None = None  # None while LLM_VISION is off
+    sqlite_lock: SqliteFileLock | None = None  # held by `run` on a SQLite file: no second bot on it
 
     @classmethod
     async def create(
@@ -143,8 +145,12 @@ class Container:
         migrate: bool = True,
         chat_model: ChatModel | None = None,
         embedder: Embedder | None = None,
+        sole: bool = False,
     ) -> "Container":
         """Connect to the database (a clear error if unreachable), bring its schema to head, wire the services.
+
+        With ``sole`` (the bot's ``run``), a SQLite file is held for this process until :meth:`aclose`: a second
+        bot on it is refused with a clear error, since the two would not hear each other's changes.
 
         Without ``chat_model``, one is built for the configured endpoint (a clear error if there is none);
         without ``embedder``, the configured one is built and loaded (the caller keeps a given one).
@@ -157,8 +163,11 @@ class Container:
         owns_embedder = embedder is None
         embedder = embedder or build_embedder(settings)
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
+        sqlite_lock: SqliteFileLock | None = None
         try:
-            await database.check(writable=True)
+            await database.check(writable=True)  # first: a file or folder Hearth may not write is said as such
+            if sole:
+                sqlite_lock = hold_sqlite_file(settings.database_url)
             # Before migrating: a new PostgreSQL schema fixes its vector size, which must be the model's.
             load = getattr(embedder, "load", None)
             if load is not None:
@@ -175,6 +184,8 @@ class Container:
             await database.dispose()
             if owns_embedder:
                 await embedder.aclose()
+            if sqlite_lock is not None:
+                sqlite_lock.release()
             raise
         metrics = Metrics()
         database.on_error(metrics.database_error)
@@ -251,6 +262,8 @@ class Container:
             await database.dispose()
             if owns_embedder:
                 await embedder.aclose()
+            if sqlite_lock is not None:
+                sqlite_lock.release()
             raise
         retention = timedelta(days=settings.memory_retention_days) if settings.memory_retention_days else None
         maintenance = Maintenance(database, personas, summaries, MaintenanceConfig(memory_retention=retention))
@@ -305,6 +318,7 @@ class Container:
             owns_embedder=owns_embedder,
             metrics=metrics,
             image_describer=describer,
+            sqlite_lock=sqlite_lock,
         )
 
     def services(self) -> Services:
@@ -383,3 +397,5 @@ class Container:
         elif isinstance(self.chat_model, OpenAIChatModel):
             await self.chat_model.client.close()
         await self.database.dispose()
+        if self.sqlite_lock is not None:
+            self.sqlite_lock.release()
