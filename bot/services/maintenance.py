@@ -10,6 +10,7 @@
   not rolled up yet (every process stopped through their roll-up), up to ``ROLL_UP_DAYS`` back.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,6 +30,10 @@ from bot.services.summaries import ConversationSummaries
 PRUNABLE_IMPORTANCE = 0.5
 # How many days, up to yesterday, the daily roll-up looks back at for days not rolled up yet.
 ROLL_UP_DAYS = 31
+# Memories pruned per transaction: each batch holds SQLite's write lock for a few tens of milliseconds.
+PRUNE_BATCH = 1_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +79,27 @@ class Maintenance:
             return await FactRepository(session).expire(self.clock())
 
     async def prune_memories(self) -> int:
+        """Delete the memories past retention, ``PRUNE_BATCH`` at a time, each batch its own transaction: on SQLite
+        a delete holds the one write lock, and replies stored meanwhile wait for it (100,000 memories in one
+        statement took seconds). Returns how many went; a prune cut short keeps the batches done, and the next run
+        prunes the rest."""
         if self.config.memory_retention is None:
             return 0
-        async with self.database.session() as session:
-            return await MemoryRepository(session).prune(
-                older_than=self.clock() - self.config.memory_retention, max_importance=PRUNABLE_IMPORTANCE
-            )
+        older_than = self.clock() - self.config.memory_retention
+        pruned = 0
+        try:
+            while True:
+                async with self.database.session() as session:
+                    batch = await MemoryRepository(session).prune(
+                        older_than=older_than, max_importance=PRUNABLE_IMPORTANCE, limit=PRUNE_BATCH
+                    )
+                pruned += batch
+                if batch < PRUNE_BATCH:
+                    return pruned
+        except BaseException:
+            if pruned:
+                log.warning("memory pruning stopped after %d memories; the next run prunes the rest", pruned)
+            raise
 
     async def roll_up_tokens(self, day: date | None = None) -> int:
         """Count ``day``'s replies (default: yesterday's, and those of each day of the ``ROLL_UP_DAYS`` up to it not

@@ -678,19 +678,19 @@ class MemoryRepository:
         statement = select(*_ROW_COLUMNS).where(Memory.id.in_(ids))
         return {row[0]: MemoryRow(*row) for row in (await self.session.execute(statement)).all()}
 
-    async def prune(self, *, older_than: datetime, max_importance: float) -> int:
-        """Delete message memories said before ``older_than`` and not recalled since, of at most
-        ``max_importance``; summaries and knowledge stay. Returns how many went."""
-        statement = (
-            delete(Memory)
-            .where(
-                Memory.kind == "message",
-                Memory.created_at < older_than,
-                Memory.last_accessed_at < older_than,
-                Memory.importance <= max_importance,
-            )
-            .returning(Memory.id)
+    async def prune(self, *, older_than: datetime, max_importance: float, limit: int) -> int:
+        """Delete up to ``limit`` message memories said before ``older_than`` and not recalled since, of at most
+        ``max_importance``; summaries and knowledge stay. Returns how many went: fewer than ``limit`` when no
+        more were due (or another process was pruning them)."""
+        due = (
+            Memory.kind == "message",
+            Memory.created_at < older_than,
+            Memory.last_accessed_at < older_than,
+            Memory.importance <= max_importance,
         )
+        # The conditions again on the rows deleted: one recalled since the batch was chosen stays.
+        batch = select(Memory.id).where(*due).limit(limit).scalar_subquery()
+        statement = delete(Memory).where(Memory.id.in_(batch), *due).returning(Memory.id)
         return len((await self.session.execute(statement)).all())
 
     async def touch(self, ids: Sequence[int], *, now: datetime) -> None:
