@@ -25,8 +25,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("awaiting_reply", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # Not batch mode: on SQLite that copies messages and drops the old table, which (foreign keys on) deletes the
+    # memories of every message, or fails with "database table is locked". A constant default needs no copy.
+    op.add_column("messages", sa.Column("awaiting_reply", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_index(
         "ix_messages_awaiting_reply",
         "messages",
