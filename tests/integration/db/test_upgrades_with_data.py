@@ -1,6 +1,6 @@
-"""Upgrading a database that holds a conversation: what an existing install has, through the migrations that
-rebuild a table on SQLite (alembic's batch mode copies it, drops the old one and renames the copy). The rows
-written at the older revision, and what links them, are all there at head."""
+"""Upgrading (and downgrading) a database that holds a conversation, as an existing install does, through the
+migrations that once rebuilt a table on SQLite (alembic's batch mode copies it, drops the old one and renames the
+copy). The rows written at the older revision, and what links them, are all there afterwards."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +71,7 @@ TURNS = [
 ]
 
 
-async def _a_conversation_at_0008(database: Database) -> None:
+async def _a_conversation(database: Database) -> None:
     """Ana's DM with Hearth: three turns, a memory of each, and a summary (a memory of no one turn)."""
     async with database.engine.begin() as connection:
         await connection.execute(
@@ -127,7 +127,7 @@ async def test_upgrading_a_conversation_with_memories_keeps_every_turn_and_memor
     backend: str, tmp_path: Path, postgres_server_url: URL
 ) -> None:
     async with database_at(backend, "0008", tmp_path=tmp_path, server_url=postgres_server_url) as database:
-        await _a_conversation_at_0008(database)
+        await _a_conversation(database)
 
         await migrations.upgrade(database, embedding_dimension=EMBEDDING_DIMENSION)
 
@@ -143,6 +143,27 @@ async def test_upgrading_a_conversation_with_memories_keeps_every_turn_and_memor
             assert {memory.id for memory in found} == {1, 2, 4}, "the word search still finds them"
 
         # The links are still foreign keys: a turn's deletion (as erasing it does) takes its memory.
+        async with database.session() as session:
+            await session.execute(delete(Message).where(Message.id == 1))
+        async with database.reading() as session:
+            assert sorted((await session.scalars(select(Memory.id))).all()) == [2, 3, 4]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_downgrading_below_awaiting_reply_keeps_every_turn_and_memory(
+    backend: str, tmp_path: Path, postgres_server_url: URL
+) -> None:
+    async with database_at(backend, "0009", tmp_path=tmp_path, server_url=postgres_server_url) as database:
+        await _a_conversation(database)
+
+        await migrations.downgrade(database, revision="0008")
+
+        assert await migrations.current_revision(database) == "0008"
+        async with database.reading() as session:
+            messages = (await session.execute(select(Message.id, Message.content))).all()
+            assert sorted(messages) == [(message_id, content) for message_id, _, content, _ in TURNS]
+            memories = (await session.execute(select(Memory.id, Memory.message_id))).all()
+            assert sorted(memories) == [(1, 1), (2, 2), (3, 3), (4, None)]
         async with database.session() as session:
             await session.execute(delete(Message).where(Message.id == 1))
         async with database.reading() as session:

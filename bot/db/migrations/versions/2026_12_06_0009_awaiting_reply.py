@@ -39,5 +39,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_messages_awaiting_reply", table_name="messages")
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("awaiting_reply")
+    # Not batch mode either (see upgrade): SQLite (3.35+) drops a column no index uses in place.
+    op.drop_column("messages", "awaiting_reply")
