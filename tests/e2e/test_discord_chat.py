@@ -5,6 +5,7 @@ The fake Discord and the fake LLM are real HTTP servers on 127.0.0.1; everything
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -692,3 +693,50 @@ async def test_the_model_is_shown_the_photo_a_reply_asks_about(
     [asked] = [r for r in llm.reply_requests if "response_format" not in r.body]
     assert asked.images == [photo["attachments"][0]["url"]]
     assert content_text(asked.messages[-1]["content"]) == "Ana: @Hearth what breed is this?\n[in reply to Ben]"
+
+
+async def test_a_message_edited_while_it_waits_for_its_turn_is_answered_as_it_now_reads(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """Ana asks Hearth while it is still answering Ben in the channel, and fixes her typo before her turn comes:
+    she is answered as her message now reads, and it is kept so; Ben's reply, already being written, is not
+    touched."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    cleo = discord.add_user("cleo", global_name="Cleo")
+    general = guild.channel("general")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def model(body: dict[str, Any]) -> Reply:
+        said = content_text(body["messages"][-1]["content"])
+        if "rome" in said:
+            asked.set()
+            await go_on.wait()
+            return Reply("Yes, Rome.")
+        return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+        await asyncio.wait_for(asked.wait(), 5)
+        typo = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capitol of France")
+        await stored_eventually(
+            db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth whats the capitol of France"]
+        )
+        await discord.user_edits(typo, f"{discord.bot.mention} whats the capital of France")
+        # Events are handled in order of arrival: once Cleo is answered, the edit has reached Hearth.
+        await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+        await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
+        go_on.set()
+        await shown(discord, general, "Yes, Rome.")
+        await shown(discord, general, "Paris!")
+
+    asked_about_france = [
+        content_text(r.messages[-1]["content"]) for r in llm.reply_requests if "France" in json.dumps(r.body)
+    ]
+    assert asked_about_france == ["Ana: @Hearth whats the capital of France"]
+    assert await stored_contents(db, "user") == [
+        "@Hearth is the capital of Italy rome?",
+        "@Hearth whats the capital of France",
+        "hi",
+    ]

@@ -60,3 +60,5 @@ class StoredTurn:
     speaker: str
     text: str
     images: tuple[str, ...] = ()  # links of the images the model is shown with it
+    # How many changes to stored turns (edits, deletions) the store had heard of when it stored this one.
+    changes_seen: int = 0

@@ -151,15 +151,19 @@ class ConversationService:
             async with self.turns.turn(channel, user, stored, cooldown_s=cooldown) as batch:
                 if batch is None:
                     return TurnOutcome("queued")  # the turn already waiting for this user answers it too
+                # As its messages now read: one may have been edited while the turn waited (then the query, made
+                # from the words as they were, is made afresh).
+                current = await self.store.as_stored(batch)
+                edited = [(turn.text, turn.images) for turn in current] != [(turn.text, turn.images) for turn in batch]
                 try:
                     return await self.responder.answer(
                         incoming,
-                        batch,
+                        current,
                         decision.persona,
                         settings,
                         target,
                         started=started,
-                        query=query,
+                        query=None if edited else query,
                         prepared=preparing,
                         host=decision.host,
                     )

@@ -11,6 +11,7 @@ be stored is logged, never shown.
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
@@ -70,6 +71,9 @@ class TurnStore:
         # The database stays the authority: a stale entry only costs the lookup it was meant to save.
         self._open: dict[int, tuple[int, int | None, datetime]] = {}
         self.recent = RecentTurns(history_turns)
+        # Changes to stored turns heard of (an edit or a deletion, here or in another process: see forget): a turn
+        # stored before the last of them is read again before it is answered.
+        self._changes = 0
 
     async def reset(self, channel_id: int, *, at: datetime) -> int:
         """End the channel's current conversation: its next message starts a new one, with no history. Memories
@@ -84,6 +88,7 @@ class TurnStore:
 
     def forget(self) -> None:
         """Drop what this store remembers of stored rows: call it after deleting users or messages."""
+        self._changes += 1
         self.directory.forget()
         self._open.clear()
         self.recent.forget()
@@ -141,6 +146,7 @@ class TurnStore:
                 speaker=speaker,
                 text=text,
                 images=incoming.image_urls,
+                changes_seen=self._changes,
             )
             if found is None:
                 remembered = with_images(text, [None] * len(incoming.image_urls)) if incoming.image_urls else text
@@ -243,6 +249,30 @@ class TurnStore:
         return await self.recent.history(
             last.conversation_id, up_to_id=last.message_row_id, exclude_ids=exclude_ids, load=load
         )
+
+    async def as_stored(self, batch: Sequence[StoredTurn]) -> list[StoredTurn]:
+        """``batch`` as it is stored now: a message edited while it waited for its turn is answered as it now reads
+        (its text, and the images it still shows). Read again only when stored turns changed since the batch was
+        stored; else, and when the database cannot be read, as it is. A turn no longer stored stays as it was."""
+        if all(turn.changes_seen == self._changes for turn in batch):
+            return list(batch)
+        seen = self._changes
+        try:
+            async with self.database.reading() as session:
+                rows = await ConversationRepository(session).messages_by_ids([turn.message_row_id for turn in batch])
+        except DATABASE_FAULTS as exc:
+            log.warning("could not read again the messages of conversation %s (%s)", batch[-1].conversation_id, exc)
+            return list(batch)
+        now = {row.id: row for row in rows}
+
+        def current(turn: StoredTurn) -> StoredTurn:
+            row = now.get(turn.message_row_id)
+            if row is None:
+                return turn
+            images = tuple(str(url) for url in row.image_urls or ())
+            return replace(turn, text=row.content, images=images, changes_seen=seen)
+
+        return [current(turn) for turn in batch]
 
     async def awaiting_reply(self, *, since: datetime, limit: int, after: int = 0) -> list[AwaitingMessage]:
         """Stored user messages that never got their reply (the bot stopped before it), oldest first, from the one

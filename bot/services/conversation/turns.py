@@ -2,7 +2,8 @@
 
 One turn at a time per channel, so replies come in the order people wrote. Messages a user sends while their
 turn waits (their cooldown, or another turn in the channel) join it and are answered together. A user answered
-less than their cooldown ago waits out the rest.
+less than their cooldown ago waits out the rest. What is done between two turns (an edit or a deletion followed,
+another answer kept) goes before the next turn, even one that was waiting first: that turn reads what it left.
 """
 
 import asyncio
@@ -18,7 +19,8 @@ from bot.services.locks import KeyedLocks
 class Turns:
     def __init__(self, cooldowns: Cooldowns) -> None:
         self.cooldowns = cooldowns
-        self._locks = KeyedLocks()
+        self._locks = KeyedLocks()  # the channel: held by the turn being answered, or by work between turns
+        self._queue = KeyedLocks()  # the turns waiting for the channel, in the order they came
         self._pending: defaultdict[tuple[int, int], list[StoredTurn]] = defaultdict(list)
         self._waiting: set[tuple[int, int]] = set()
         self._answering: set[int] = set()  # the channels a turn is being answered in (read, written, stored)
@@ -56,8 +58,10 @@ class Turns:
 
     @contextlib.asynccontextmanager
     async def answering(self, channel_id: int) -> AsyncIterator[None]:
-        """The channel held for a turn: a live message's, or one that is not (catching up after a restart)."""
-        async with self._locks.hold(channel_id):
+        """The channel held for a turn: a live message's, or one that is not (catching up after a restart). Turns
+        queue apart from the work between turns: when a turn ends, what waits to be done between turns goes before
+        the next one."""
+        async with self._queue.hold(channel_id), self._locks.hold(channel_id):
             self._answering.add(channel_id)
             try:
                 yield
