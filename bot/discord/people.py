@@ -12,7 +12,7 @@ import discord
 from bot.discord.render import DISCORD_FAILURES
 from bot.domain.images import Attachment, shown_images
 from bot.services.directory import Directory, Identity
-from bot.services.incoming import Author, Place
+from bot.services.incoming import Author, Place, Quoted
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +34,59 @@ def said_in(message: discord.Message, client: discord.Client, names: Mapping[int
     The embeds of what it forwards or replies to (another bot's post is often embeds alone) come as lines of their
     own (see :func:`embed_said`); its own are left out: they are the previews of links it holds, which Discord
     adds a moment later."""
+    return said_and_quoted(message, client, names)[0]
+
+
+def said_and_quoted(
+    message: discord.Message, client: discord.Client, names: Mapping[int, str] | None = None
+) -> tuple[str, tuple[Quoted, ...]]:
+    """What ``message`` says (see :func:`said_in`), and the messages of others it shows there whose authors are
+    known: the one it replies to, and one it forwards that ``client`` saw written (Discord does not say whose a
+    forwarded message is)."""
     shown = set(shown_images(files_of(message, client)))
 
     def marks(stickers: Sequence[discord.StickerItem], attachments: Sequence[discord.Attachment]) -> list[str]:
         named = [f"[sticker: {sticker.name}]" for sticker in stickers]
         return named + [f"[file: {a.filename}]" for a in attachments if a.url not in shown]
 
+    def block(parts: Sequence[str]) -> str:
+        return "\n".join(part for part in parts if part)
+
     parts = [text_of(message, client), *marks(message.stickers, message.attachments)]
     if message.poll is not None:
         parts.append(poll_said(message.poll))
+    quoted: list[Quoted] = []
+    reference = message.reference
     for forwarded in message.message_snapshots:
         text = forwarded_text(forwarded, message, client, names)
-        parts += ["[forwarded]", text, *marks(forwarded.stickers, forwarded.attachments)]
-        parts += [embed_said(embed) for embed in forwarded.embeds]
+        said = block(
+            [
+                "[forwarded]",
+                text,
+                *marks(forwarded.stickers, forwarded.attachments),
+                *(embed_said(embed) for embed in forwarded.embeds),
+            ]
+        )
+        parts.append(said)
+        original = forwarded.cached_message or (reference.cached_message if reference else None)
+        if original is not None:
+            images = tuple(a.url for a in forwarded.attachments)
+            quoted.append(Quoted(original.author.id, said, "[forwarded from a blocked member]", images))
     replied = replied_to(message, client)
     if replied is not None:
-        parts += [f"[in reply to {replied.author.display_name}]", _cut(text_of(replied, client), MAX_QUOTED_CHARS)]
-        parts += marks(replied.stickers, replied.attachments)
-        parts += [poll_said(replied.poll) if replied.poll else "", *(embed_said(e) for e in replied.embeds)]
-    return "\n".join(part for part in parts if part)
+        said = block(
+            [
+                f"[in reply to {replied.author.display_name}]",
+                _cut(text_of(replied, client), MAX_QUOTED_CHARS),
+                *marks(replied.stickers, replied.attachments),
+                poll_said(replied.poll) if replied.poll else "",
+                *(embed_said(e) for e in replied.embeds),
+            ]
+        )
+        parts.append(said)
+        images = tuple(a.url for a in replied.attachments)
+        quoted.append(Quoted(replied.author.id, said, "[in reply to a blocked member]", images))
+    return block(parts), tuple(quoted)
 
 
 def embed_said(embed: discord.Embed) -> str:

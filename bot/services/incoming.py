@@ -37,6 +37,18 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
+class Quoted:
+    """Someone else's message a message shows (the one it replies to, one it forwards): whose it is, the lines of the
+    message's text that show it (exactly as they appear there), the line that stands for it where that person's
+    words are not taken (blocked there), and the links of its images among the message's."""
+
+    author_id: int
+    said: str
+    withheld: str
+    image_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     author: Author
     place: Place
@@ -45,6 +57,7 @@ class IncomingMessage:
     signals: MessageSignals
     message_id: int | None = None
     image_urls: tuple[str, ...] = ()
+    quoted: tuple[Quoted, ...] = ()  # the messages of others it shows whose authors are known
 
     @property
     def memory_place(self) -> str:

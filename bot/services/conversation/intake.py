@@ -56,7 +56,26 @@ def storable(incoming: IncomingMessage) -> IncomingMessage:
         ),
         place=replace(place, channel_name=clean(place.channel_name), guild_name=clean(place.guild_name)),
         signals=replace(incoming.signals, text=clean_text(incoming.signals.text)),
+        quoted=tuple(
+            replace(quoted, said=clean_text(quoted.said), withheld=clean_text(quoted.withheld))
+            for quoted in incoming.quoted
+        ),
     )
+
+
+def withheld(incoming: IncomingMessage, decision: Decision) -> IncomingMessage:
+    """``incoming`` without the words and images of people blocked where it was said: a message of theirs it
+    replies to or forwards is only said to be a blocked member's (Hearth neither answers nor keeps what they say,
+    whoever brings it)."""
+    blocked = decision.guild.rules.blocked_users if decision.guild is not None else frozenset()
+    text, images = incoming.text, incoming.image_urls
+    for quoted in incoming.quoted:
+        if quoted.author_id in blocked and quoted.said in text:
+            text = text.replace(quoted.said, quoted.withheld, 1)
+            images = tuple(url for url in images if url not in quoted.image_urls)
+    if text == incoming.text and images == incoming.image_urls:
+        return incoming
+    return replace(incoming, text=text, image_urls=images)
 
 
 class Intake:

@@ -33,7 +33,7 @@ from bot.services.conversation.catch_up import CatchUp, no_thread
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_notice
 from bot.services.conversation.holds import Holds
-from bot.services.conversation.intake import Intake, storable
+from bot.services.conversation.intake import Intake, storable, withheld
 from bot.services.conversation.responder import Knowledge, Recollection, Responder
 from bot.services.conversation.store import TurnStore
 from bot.services.conversation.turns import Turns
@@ -111,6 +111,7 @@ class ConversationService:
         decision = await self.intake.decide(incoming)
         if decision is None:
             return TurnOutcome("ignored")
+        incoming = withheld(incoming, decision)
         # Until the model is called, background work holds back (see bot/services/activity.py).
         preparing = self.activity.begin()
         # Embedding the query takes longest of what comes before the model call: start it now, alongside storing.
@@ -189,14 +190,22 @@ class ConversationService:
         now could not finish before Discord closes. It stays awaiting its reply, so the next start's catch-up
         answers it (Discord does not send a stopped bot what it missed)."""
         incoming = storable(incoming)
-        if await self.intake.decide(incoming) is None:
+        decision = await self.intake.decide(incoming)
+        if decision is None:
             return TurnOutcome("ignored")
+        incoming = withheld(incoming, decision)
         try:
             stored = await self.store.store_incoming(incoming, awaiting_reply=not self.holds.resting)
         except DATABASE_FAULTS:
             log.exception("could not keep message %s while stopping", incoming.message_id)
             return TurnOutcome("lost")
         return TurnOutcome("kept" if stored is not None else "ignored")
+
+    async def as_kept(self, incoming: IncomingMessage) -> IncomingMessage:
+        """``incoming`` as Hearth keeps it where it was said (an edit of a stored message: see :meth:`handle`):
+        cleaned, and without the words of people blocked there."""
+        incoming = storable(incoming)
+        return withheld(incoming, await self.intake.place_of(incoming))
 
     async def catch_up(
         self,

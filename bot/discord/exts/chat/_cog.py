@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import HearthBot
-from bot.discord.people import ForwardedNames, author_of, files_of, replied_webhook_name, said_in
+from bot.discord.people import ForwardedNames, author_of, files_of, replied_webhook_name, said_and_quoted
 from bot.discord.render import MessageReply, may_send
 from bot.discord.reply_buttons import reply_view
 from bot.discord.webhooks import CharacterReply
@@ -66,14 +66,16 @@ def incoming_from(
         replied_to_webhook_name=replied_webhook_name(message),
         parent_channel_id=message.channel.parent_id if isinstance(message.channel, discord.Thread) else None,
     )
+    text, quoted = said_and_quoted(message, client, names)
     return IncomingMessage(
         author=author_of(message.author),
         place=_place(message),
-        text=said_in(message, client, names),
+        text=text,
         created_at=message.created_at,
         signals=signals,
         message_id=message.id,
         image_urls=shown_images(files_of(message, client)),
+        quoted=quoted,
     )
 
 
@@ -142,13 +144,13 @@ class Chat(commands.Cog):
         arriving."""
         message = payload.message
         me = self.bot.user
-        if "content" not in payload.data or message.webhook_id is not None or (me and message.author.id == me.id):
+        if me is None or "content" not in payload.data or message.webhook_id is not None or message.author.id == me.id:
             return
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
-                said = said_in(message, self.bot, await self.forwarded_names.of(message))
-                images = shown_images(files_of(message, self.bot))
-                followed = await self.privacy.follow_edited_message(message.id, said, images)
+                edited = incoming_from(message, self.bot, me, await self.forwarded_names.of(message))
+                kept = await self.conversation.as_kept(edited)  # without the words of people blocked there
+                followed = await self.privacy.follow_edited_message(message.id, kept.text, kept.image_urls)
         except Exception:
             log.exception("could not follow the edit of message %s in channel %s", message.id, payload.channel_id)
             return
