@@ -44,6 +44,9 @@ DISCORD_FAILURES = (discord.HTTPException, *DISCORD_OUTAGES)
 # Discord's code for a message that is not there (deleted).
 UNKNOWN_MESSAGE = 10008
 
+# Discord's code (with 404) for a webhook that is not there (an admin deleted it in the channel's Integrations).
+UNKNOWN_WEBHOOK = 10015
+
 # Discord's code (with 403) for a DM the person does not accept: they blocked the bot, or closed their DMs.
 CANNOT_MESSAGE_USER = 50007
 

@@ -8,8 +8,10 @@ from contextlib import AbstractAsyncContextManager
 import discord
 
 from bot.discord.render import (
+    DISCORD_FAILURES,
     DISCORD_OUTAGES,
     MODEL_MENTIONS,
+    UNKNOWN_WEBHOOK,
     FirstPost,
     edited,
     only_a_glimpse,
@@ -161,10 +163,40 @@ class CharacterReply:
             self.first = await self._opening.posted(lambda: self._open(text))
         elif isinstance(self.first, discord.WebhookMessage):
             if self.first.content != text:
-                self.first = await edited(self.first, content=text)
+                try:
+                    self.first = await edited(self.first, content=text)
+                except discord.NotFound as exc:
+                    if exc.code != UNKNOWN_WEBHOOK:
+                        raise
+                    self.first = await self._instead_of(self.first, text)
         elif self.first.content != (shown := self._named(text)[0]):
             self.first = await edited(self.first, content=shown)
         return self.first
+
+    async def _instead_of(self, stale: discord.WebhookMessage, text: str) -> discord.Message:
+        """The first message anew, by the bot with the character's name in front: the webhook ``stale`` went through
+        was deleted as the reply streamed into it (it can no longer be edited). ``stale`` is taken down where the
+        bot may: a webhook's message, once its webhook is gone, only with Manage Messages in the channel."""
+        self.webhooks.forget(getattr(self.channel, "id", 0))
+        message = await self.channel.send(self._named(text)[0], allowed_mentions=MODEL_MENTIONS)
+        channel = getattr(self.channel, "id", "?")
+        try:
+            if isinstance(self.channel, discord.TextChannel):  # the only channels with webhooks of their own
+                await self.channel.get_partial_message(stale.id).delete()
+        except discord.NotFound:
+            pass  # deleted already
+        except discord.Forbidden:
+            log.warning(
+                "left %s's unfinished message %s in channel %s (its webhook deleted): taking it down needs the"
+                " Manage Messages permission",
+                self.name,
+                stale.id,
+                channel,
+            )
+        except DISCORD_FAILURES as exc:
+            unfinished = f"{self.name}'s unfinished message {stale.id}"
+            log.info("could not take down %s in channel %s: %s", unfinished, channel, exc)
+        return message
 
     async def _open(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The reply's first message: through the webhook if it may, else by the bot, the character's name in front

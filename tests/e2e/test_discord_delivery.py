@@ -24,6 +24,7 @@ from tests.e2e.test_discord_branches import (
     stored_replies,
 )
 from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord.rest import RestCall
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.bot import running_bot
 from tests.support.chat import eventually
@@ -299,3 +300,50 @@ async def test_a_characters_preview_discord_fails_to_finish_is_taken_down_not_le
     assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
     [said] = [r for r in hearths if r.levelno >= logging.WARNING and "webhook" not in r.getMessage()]
     assert "Service Unavailable" in said.getMessage() and str(general) in said.getMessage()
+
+
+@pytest.mark.parametrize("may_delete", [True, False], ids=["with manage messages", "without manage messages"])
+async def test_a_characters_reply_whose_webhook_is_deleted_as_it_streams_reaches_her_whole_in_her_name(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    may_delete: bool,
+) -> None:
+    """Mira's reply streams into her first message through the channel's webhook, which an admin deletes as that
+    preview is posted: Discord answers its next edit 404, Unknown Webhook. The reply still reaches Ana whole, in
+    Mira's name: the bot says it with her name in front, as where there is no webhook, and the stale preview is
+    taken down where the bot may (Manage Messages, as a webhook's message needs once the webhook is gone); where it
+    may not, the preview stays and one line in the log says so. No traceback; the reply is stored as shown, known by
+    the message that now holds it."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    if may_delete:
+        moderate = discordpy.Permissions(manage_messages=True).value
+        discord.add_role(guild, "moderators", permissions=moderate, members=[discord.bot])
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.02))
+
+    def through_her_webhook(call: RestCall) -> bool:
+        return call.route == "create_followup" and (call.body or {}).get("username") == "Mira"
+
+    async with running_bot(discord, db, llm) as bot:
+        await cast_with_mira(discord, general)
+        discord.upon(through_her_webhook, lambda: discord.delete_channel_webhooks(general))
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="replied")
+        preview = (await discord.wait_for_request(through_her_webhook)).response
+        assert isinstance(preview, dict) and preview["author"]["username"] == "Mira"
+        [said] = discord.sent_messages(general)
+        assert said["content"] == f"**Mira:** {story}", "whole, in her name"
+        await stored_as_shown_in(db, said)
+        assert await stored_replies(db) == [story]
+        if may_delete:
+            assert int(preview["id"]) in discord.deleted_message_ids and discord.webhook_messages(general) == []
+        else:
+            assert [m["id"] for m in discord.webhook_messages(general)] == [preview["id"]], "the stale one stays"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
+    left = [r.getMessage() for r in hearths if "Manage Messages" in r.getMessage()]
+    assert len(left) == (0 if may_delete else 1) and all(str(general) in line for line in left)

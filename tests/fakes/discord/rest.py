@@ -22,6 +22,7 @@ from tests.fakes.discord.world import ATTACHMENT_SIZE_LIMIT, ApiError, FakeChann
 API_PREFIX = "/api/v10"
 HISTORY = discord.Permissions(read_message_history=True).value  # a reply needs it, as Discord's docs say
 SEND = discord.Permissions(send_messages=True).value
+MANAGE_MESSAGES = discord.Permissions(manage_messages=True).value  # to delete a message someone else sent
 VIEW = discord.Permissions(view_channel=True).value
 SEND_IN_THREADS = discord.Permissions(send_messages_in_threads=True).value
 THREAD_TYPES = {
@@ -441,5 +442,16 @@ class Rest(Gateway):
         return self._edit(self._stored(call.params["message_id"]), call.body or {}, call.files)
 
     def _delete_message(self, call: RestCall) -> None:
-        self._refuse_unless_seeing(self._channel(call.channel_id))
-        self._delete(self._stored(call.params["message_id"]))
+        """Delete a message: the bot's own as it likes; someone else's (a user's, a webhook's, the webhook deleted
+        or not) only with Manage Messages, else 403, Missing Permissions, as on Discord."""
+        channel = self._channel(call.channel_id)
+        self._refuse_unless_seeing(channel)
+        message = self._stored(call.params["message_id"])
+        guild = self.guilds.get(channel.guild_id or 0)
+        if (
+            guild is not None
+            and int(message["author"]["id"]) != self.bot.id
+            and not guild.permissions_of(self.bot.id) & MANAGE_MESSAGES
+        ):
+            raise ApiError(403, 50013, "Missing Permissions")
+        self._delete(message)
