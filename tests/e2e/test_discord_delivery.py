@@ -347,3 +347,28 @@ async def test_a_characters_reply_whose_webhook_is_deleted_as_it_streams_reaches
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
     left = [r.getMessage() for r in hearths if "Manage Messages" in r.getMessage()]
     assert len(left) == (0 if may_delete else 1) and all(str(general) in line for line in left)
+
+
+async def test_a_characters_reply_cut_short_by_a_stop_is_taken_down_through_her_webhook(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Mira's reply is streaming into her first message through the channel's webhook when Hearth is told to stop,
+    and told again (it cuts short the replies still being written): her unfinished preview is taken down through
+    her webhook, which may delete its own messages, rather than left half-written; nothing of it is kept."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=4, delay_between_chunks=0.2))
+
+    def through_her_webhook(call: RestCall) -> bool:
+        return call.route == "create_followup" and (call.body or {}).get("username") == "Mira"
+
+    await discord.user_message(general, ana, "Mira, tell me a story")
+    preview = (await discord.wait_for_request(through_her_webhook)).response
+    bot.stop()
+    await bot.stop()  # asked again: the reply still being written is cut short
+    assert isinstance(preview, dict) and preview["content"] != story, "it showed part of the story"
+    assert int(preview["id"]) in discord.deleted_message_ids and discord.webhook_messages(general) == []
+    assert discord.calls("delete_webhook_message"), "taken down through her webhook"
+    assert await stored_replies(db) == [], "nothing of it kept"

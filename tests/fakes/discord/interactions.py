@@ -827,6 +827,13 @@ class Interactions(Rest):
         return message
 
     def _delete_webhook_message(self, call: RestCall) -> None:
+        hook = self._channel_webhook(call)
+        if hook is not None:  # a channel webhook deletes its own messages, as on Discord
+            sent = self._stored(call.params["message_id"])
+            if sent.get("webhook_id") != hook["id"]:
+                raise ApiError(404, 10008, "Unknown Message")
+            self._delete(sent)
+            return
         self._delete(self._webhook_target(call))
 
     @staticmethod
