@@ -317,6 +317,21 @@ _REPLACE = (
 )
 
 
+def _vectors_of(rows: Sequence[MemoryText], vectors: FloatVector, model: str) -> list[dict[str, Any]]:
+    """The parameters of :data:`_FILL` or :data:`_REPLACE` for ``rows`` and their ``vectors``, row for row: each
+    written only where the row still holds the text that was embedded."""
+    return [
+        {
+            "memory_id": row.id,
+            "embedded_context": row.context,
+            "embedded_content": row.content,
+            "vector": vectors[i],
+            "model": model,
+        }
+        for i, row in enumerate(rows)
+    ]
+
+
 class MemoryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -362,19 +377,7 @@ class MemoryRepository:
         is a row the worker gave a vector from ``model`` meanwhile."""
         if rows:
             connection = await self.session.connection()
-            await connection.execute(
-                _REPLACE,
-                [
-                    {
-                        "memory_id": row.id,
-                        "embedded_context": row.context,
-                        "embedded_content": row.content,
-                        "vector": vectors[i],
-                        "model": model,
-                    }
-                    for i, row in enumerate(rows)
-                ],
-            )
+            await connection.execute(_REPLACE, _vectors_of(rows, vectors, model))
 
     async def claim_unembedded(self, limit: int, *, skip: Collection[int] = ()) -> list[MemoryText]:
         """The oldest ``limit`` memories without a vector, with what their embedded text is made of.
@@ -401,19 +404,7 @@ class MemoryRepository:
         added), is left as it is: its vector would be stale."""
         if rows:
             connection = await self.session.connection()  # no ORM bookkeeping (see _plain.py), many rows at once
-            await connection.execute(
-                _FILL,
-                [
-                    {
-                        "memory_id": row.id,
-                        "embedded_context": row.context,
-                        "embedded_content": row.content,
-                        "vector": vectors[i],
-                        "model": model,
-                    }
-                    for i, row in enumerate(rows)
-                ],
-            )
+            await connection.execute(_FILL, _vectors_of(rows, vectors, model))
 
     async def of_message(self, message_id: int) -> tuple[int, str | None, datetime] | None:
         """The memory of a stored turn: its id, speaker and time (None if the turn has none)."""
