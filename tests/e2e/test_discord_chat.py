@@ -788,3 +788,67 @@ async def test_the_words_of_a_blocked_member_are_not_quoted_with_a_reply_to_them
     async with db.reading() as session:
         kept = (await session.scalars(select(Message.image_urls).where(Message.role == "user"))).all()
     assert all(not urls for urls in kept)
+
+
+async def test_a_message_deleted_while_it_waits_for_its_turn_is_not_answered(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """While Hearth is still answering Ben in the channel, Ana asks it something and adds a line she takes back at
+    once, and Dan asks something he deletes before his turn comes: Ana is answered for what she still says, and
+    the model never sees what either took back (Dan's turn ends without asking it); the channel answers on."""
+    discord, ana, guild = discord_world
+    ben, dan, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ben", "dan", "cleo"))
+    general = guild.channel("general")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def model(body: dict[str, Any]) -> Reply:
+        said = content_text(body["messages"][-1]["content"])
+        if "rome" in said:
+            asked.set()
+            await go_on.wait()
+            return Reply("Yes, Rome.")
+        if "France" in said:
+            return Reply("Paris!")
+        if "Dan" in said:
+            return Reply("Dan, the secret is safe.")
+        return Reply("You're welcome!" if "thanks" in said else "Hi Cleo!")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+        await asyncio.wait_for(asked.wait(), 5)
+        await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
+        slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
+        secret = await discord.user_message(general, dan, f"{discord.bot.mention} the safe code is 9876")
+        await stored_eventually(
+            db,
+            "user",
+            [
+                "@Hearth is the capital of Italy rome?",
+                "@Hearth whats the capital of France",
+                "@Hearth my bank pin is 4321",
+                "@Hearth the safe code is 9876",
+            ],
+        )
+        await discord.user_deletes(slip)
+        await discord.user_deletes(secret)
+        # Events are handled in order of arrival: once Cleo is answered, the deletions have reached Hearth.
+        await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+        await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
+        go_on.set()
+        await shown(discord, general, "Yes, Rome.")
+        await shown(discord, general, "Paris!")
+        # Turns in a channel go in order: once Cleo is answered there, Dan's turn is over.
+        await discord.user_message(general, cleo, f"{discord.bot.mention} thanks")
+        await shown(discord, general, "You're welcome!")
+
+    said = json.dumps([r.body for r in llm.reply_requests])
+    assert "4321" not in said and "9876" not in said
+    replies = [call for call in discord.requests if call.route in ("create_message", "edit_message")]
+    assert not any("Dan" in json.dumps(call.body) for call in replies)
+    assert await stored_contents(db, "user") == [
+        "@Hearth is the capital of Italy rome?",
+        "@Hearth whats the capital of France",
+        "hi",
+        "@Hearth thanks",
+    ]

@@ -152,9 +152,12 @@ class ConversationService:
             async with self.turns.turn(channel, user, stored, cooldown_s=cooldown) as batch:
                 if batch is None:
                     return TurnOutcome("queued")  # the turn already waiting for this user answers it too
-                # As its messages now read: one may have been edited while the turn waited (then the query, made
-                # from the words as they were, is made afresh).
+                # As its messages now read: one may have been edited or deleted while the turn waited (then the
+                # query, made from the words as they were, is made afresh). All deleted: the model is not asked.
                 current = await self.store.as_stored(batch)
+                if not current:
+                    log.info("not answering in channel %s: its messages were deleted while they waited", channel)
+                    return TurnOutcome("withdrawn", answered_messages=len(batch))
                 edited = [(turn.text, turn.images) for turn in current] != [(turn.text, turn.images) for turn in batch]
                 try:
                     return await self.responder.answer(

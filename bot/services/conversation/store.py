@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
+from bot.db.models import Message
 from bot.db.repositories.conversations import AlreadyStored, AwaitingMessage, ConversationRepository, HistoryRow
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.repositories.privacy import PrivacyRepository
@@ -252,8 +253,9 @@ class TurnStore:
 
     async def as_stored(self, batch: Sequence[StoredTurn]) -> list[StoredTurn]:
         """``batch`` as it is stored now: a message edited while it waited for its turn is answered as it now reads
-        (its text, and the images it still shows). Read again only when stored turns changed since the batch was
-        stored; else, and when the database cannot be read, as it is. A turn no longer stored stays as it was."""
+        (its text, and the images it still shows), and one deleted meanwhile is left out (none left: all were
+        deleted). Read again only when stored turns changed since the batch was stored; else, and when the
+        database cannot be read, as it is."""
         if all(turn.changes_seen == self._changes for turn in batch):
             return list(batch)
         seen = self._changes
@@ -265,14 +267,11 @@ class TurnStore:
             return list(batch)
         now = {row.id: row for row in rows}
 
-        def current(turn: StoredTurn) -> StoredTurn:
-            row = now.get(turn.message_row_id)
-            if row is None:
-                return turn
+        def current(turn: StoredTurn, row: Message) -> StoredTurn:
             images = tuple(str(url) for url in row.image_urls or ())
             return replace(turn, text=row.content, images=images, changes_seen=seen)
 
-        return [current(turn) for turn in batch]
+        return [current(turn, now[turn.message_row_id]) for turn in batch if turn.message_row_id in now]
 
     async def awaiting_reply(self, *, since: datetime, limit: int, after: int = 0) -> list[AwaitingMessage]:
         """Stored user messages that never got their reply (the bot stopped before it), oldest first, from the one
