@@ -24,7 +24,7 @@ from discord.ext import commands
 from bot.db.engine import Database
 from bot.discord.exts import EXTENSIONS, short_name
 from bot.discord.notifier import DiscordNotifier
-from bot.discord.people import files_of, replied_webhook_name, said_in
+from bot.discord.people import files_of, replied_webhook_name, said_and_quoted
 from bot.discord.render import CANNOT_MESSAGE_USER, DISCORD_FAILURES, SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
 from bot.discord.tree import HearthTree
@@ -402,23 +402,26 @@ class HearthBot(commands.AutoShardedBot):
         kept first, as one seen live is (Discord does not tell a stopped bot), then answered. Where it cannot be
         kept, the message is answered as it was stored. Only an edit Discord reports counts (a fetched message may
         show a mention by another name than the live one did). Images its author removed meanwhile go as well, from
-        what is kept and from what the model is shown."""
+        what is kept and from what the model is shown. It is kept as a live edit is: without the words of people
+        blocked there."""
         if message.edited_at is None:
             return incoming
-        text = said_in(message, self)
-        images = shown_images(files_of(message, self))
-        kept = tuple(incoming.image_urls[index] for index in still_attached(incoming.image_urls, images))
-        if text == incoming.text and kept == incoming.image_urls:
-            return incoming
+        conversation = self.services.conversation
+        text, quoted = said_and_quoted(message, self)
+        images = tuple(shown_images(files_of(message, self)))
         try:
-            async with self.services.conversation.between_turns(incoming.place.channel_id):
-                await self.services.privacy.follow_edited_message(message.id, text, images)
+            edited = await conversation.as_kept(replace(incoming, text=text, image_urls=images, quoted=quoted))
+            kept = tuple(incoming.image_urls[index] for index in still_attached(incoming.image_urls, edited.image_urls))
+            if edited.text == incoming.text and kept == incoming.image_urls:
+                return incoming
+            async with conversation.between_turns(incoming.place.channel_id):
+                await self.services.privacy.follow_edited_message(message.id, edited.text, edited.image_urls)
         except Exception:
             log.exception("could not follow the edit of message %s, made while Hearth was stopped", message.id)
             return incoming
         log.info("catching up on message %s in channel %s as edited meanwhile", message.id, incoming.place.channel_id)
         signals = replace(incoming.signals, text=message.content)
-        return replace(incoming, text=text, image_urls=kept, signals=signals)
+        return replace(incoming, text=edited.text, image_urls=kept, signals=signals)
 
     def _serves_guild(self, guild_id: int) -> bool:
         """Whether guild ``guild_id`` is on one of this process's shards (all of them when it runs every shard):
