@@ -684,3 +684,60 @@ async def test_an_edit_made_while_the_bot_was_stopped_brings_back_no_blocked_mem
     assert caught_up[-1]["content"].endswith("@Hearth is that really right?\n[in reply to a blocked member]")
     assert "password" not in json.dumps(caught_up)
     assert await user_messages(db) == ["@Hearth is that really right?\n[in reply to a blocked member]"]
+
+
+async def test_a_message_changed_while_its_catch_up_waits_for_the_channel_is_answered_as_it_now_reads(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ben's, Ana's and Dan's messages were left unanswered when Hearth stopped. After the restart, while Hearth is
+    still answering Ben, Ana fixes her typo and Dan deletes his: Ana's message is answered as it now reads, and kept
+    so; Dan's is neither answered nor shown to the model."""
+    async with FakeDiscord() as discord:
+        ana, ben, cleo, dan = (
+            discord.add_user(name, global_name=name.title()) for name in ("ana", "ben", "cleo", "dan")
+        )
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben, dan])
+        general = guild.channel("general")
+        await left_unanswered(discord, db, llm, general, guild, author="ben")
+        posted = discord.message_payload(general, ana, f"{discord.bot.mention} whats the capitol of France")
+        typo = message(
+            "@Hearth whats the capitol of France", user=ana.id, channel=general, guild=guild.id, mention=True
+        )
+        llm.script(Stall(60))
+        turn = asyncio.create_task(
+            conversation_service(db, llm).handle(replace(typo, message_id=int(posted["id"])), RecordingReply())
+        )
+        await eventually(lambda: len(llm.chat_requests) == 2)
+        turn.cancel()
+        await left_unanswered(discord, db, llm, general, guild, author="dan")
+        [secret] = [m for m in discord.messages.values() if m["author"]["id"] == str(dan.id)]
+        asked, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            said = body["messages"][-1]["content"]
+            if "still there?" in said:
+                asked.set()
+                await go_on.wait()
+                return Reply(AWAY)
+            return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+        llm.default = model
+        async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
+            async with asyncio.timeout(10):
+                await asked.wait()
+            await discord.user_edits(posted, f"{discord.bot.mention} whats the capital of France")
+            await discord.user_deletes(secret)
+            # Events are handled in order of arrival: once Cleo is answered, the changes have reached Hearth.
+            await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+            assert (await discord.wait_for_message(discord.dm_channel(cleo), timeout=10))["content"] == "Hi Cleo!"
+            go_on.set()
+            async with asyncio.timeout(10):
+                await bot.caught_up.wait()
+        assert [m["content"] for m in discord.sent_messages(general)] == [AWAY, "Paris!"]
+
+    caught_up = [r.body["messages"] for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert len(caught_up) == 2, "Ben's and Ana's turns alone"
+    about_france = caught_up[-1]
+    assert about_france[-1]["content"] == "Ana: @Hearth whats the capital of France"
+    assert "capitol" not in json.dumps(about_france)
+    assert await user_messages(db) == ["@Hearth still there?", "@Hearth whats the capital of France", "hi"]

@@ -54,9 +54,10 @@ def incoming_of(row: AwaitingMessage, *, parent_channel_id: int | None = None) -
     )
 
 
-def stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
+def stored_of(row: AwaitingMessage, incoming: IncomingMessage, *, changes_seen: int = 0) -> StoredTurn:
     """The turn ``row`` makes in a batch, ``incoming`` being that same message as it reads now (its text, and its
-    author's name as shown there): each message of a batch is its own turn."""
+    author's name as shown there): each message of a batch is its own turn. ``changes_seen``: the changes to stored
+    turns heard of before it was read (see :meth:`TurnStore.as_stored`)."""
     return StoredTurn(
         message_row_id=row.message_id,
         conversation_id=row.conversation_id,
@@ -67,6 +68,7 @@ def stored_of(row: AwaitingMessage, incoming: IncomingMessage) -> StoredTurn:
         # Shown as a live message's are: catch-up and the 🔄 button reach back at most a day, about how long
         # Discord's links last (a link that has expired costs the model a refused call, not the reply).
         images=row.image_urls,
+        changes_seen=changes_seen,
     )
 
 
@@ -106,6 +108,7 @@ class CatchUp:
         if within <= timedelta(0) or self.holds.resting:
             return 0
         since = self.clock() - within
+        seen = self.store.changes  # an edit or a deletion from now on: a turn reads its messages again
         waiting = 0
         reachable: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]] = []
         not_answered: list[int] = []
@@ -143,8 +146,13 @@ class CatchUp:
                 decision = await self.intake.speaker_of(incoming)  # a cast character named: it answers, as live
                 if decision.in_cast:
                     target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
-                batch = [stored_of(item_row, item_incoming) for item_row, item_incoming, _ in items]
+                batch = [stored_of(item_row, item, changes_seen=seen) for item_row, item, _ in items]
                 async with self.turns.answering(row.channel_id):
+                    # As its messages now read: one may have been edited or deleted while the turn waited.
+                    batch = await self.store.as_stored(batch)
+                    if not batch:
+                        log.info("not catching up on message %s: deleted meanwhile", row.message_id)
+                        continue
                     outcome = await self.responder.answer(
                         incoming,
                         batch,

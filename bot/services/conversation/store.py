@@ -87,6 +87,11 @@ class TurnStore:
             self.recent.forget(conversation_id)
         return len(closed)
 
+    @property
+    def changes(self) -> int:
+        """How many changes to stored turns this store has heard of so far (see :meth:`as_stored`)."""
+        return self._changes
+
     def forget(self) -> None:
         """Drop what this store remembers of stored rows: call it after deleting users or messages."""
         self._changes += 1
