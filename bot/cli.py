@@ -20,6 +20,8 @@ from bot.errors import ConfigError, HearthError
 from bot.heap import freeze_start_up_heap
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bot.db.engine import Database
     from bot.domain.cards import Card
     from bot.settings import Settings
@@ -175,6 +177,11 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     if args.db_command == "schema":
         print(migrations.offline_sql(embedding_dimension=settings.embedding_dimension), end="")
         return 0
+    to_come = _sqlite_file_to_come(settings)
+    if args.db_command == "current" and to_come is not None:  # a look makes neither the file nor its folder
+        head = migrations.head_revision()
+        print(f"current: none\nhead:    {head}\nno database yet: the first start makes it ({to_come})")
+        return 1
     database = Database(settings.database_url)
     try:
         await database.check(writable=args.db_command != "current")
@@ -194,6 +201,15 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     finally:
         await database.dispose()
     return 0
+
+
+def _sqlite_file_to_come(settings: "Settings") -> "Path | None":
+    """The SQLite file of DATABASE_URL when it is not there yet (the first start makes it and its folder); None
+    when it is, or the database is not a SQLite file."""
+    from bot.db.engine import sqlite_file
+
+    path = sqlite_file(settings.database)
+    return path if path is not None and not path.exists() else None
 
 
 class _ProgressLine:

@@ -159,14 +159,29 @@ def test_ctrl_c_while_a_migration_rebuilds_a_table_is_a_quiet_stop(tmp_path: Pat
 
 def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> None:
     before = hearth("db", "current", cwd=tmp_path)
-    assert before.returncode == 1 and "behind" in before.stdout
-    assert (tmp_path / "data" / "hearth.db").exists(), "the data folder is created for the default file"
+    assert before.returncode == 1 and "no database yet: the first start makes it" in before.stdout
 
     upgraded = hearth("db", "upgrade", cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "data" / "hearth.db").exists(), "the data folder is created for the default file"
     current = hearth("db", "current", cwd=tmp_path)
     assert current.returncode == 0 and "up to date" in current.stdout
     assert migrations.head_revision() in current.stdout
+
+
+def test_db_current_on_a_fresh_install_writes_nothing(tmp_path: Path) -> None:
+    """A read-only command: neither the default file and its folder, nor the folder of a mistyped DATABASE_URL, is
+    made; it says that the first start makes the database."""
+    fresh = hearth("db", "current", cwd=tmp_path)
+    typo = hearth("db", "current", cwd=tmp_path, DATABASE_URL="sqlite+aiosqlite:///./dtaa/hearth.db")
+
+    head = migrations.head_revision()
+    assert (fresh.returncode, fresh.stderr) == (1, ""), fresh.stderr
+    to_come = "no database yet: the first start makes it (data/hearth.db)"
+    assert fresh.stdout == f"current: none\nhead:    {head}\n{to_come}\n"
+    assert (typo.returncode, typo.stderr) == (1, ""), typo.stderr
+    assert "no database yet: the first start makes it (dtaa/hearth.db)" in typo.stdout
+    assert list(tmp_path.iterdir()) == [], "no folder, no file"
 
 
 def test_an_installed_hearth_migrates_from_any_folder(tmp_path: Path) -> None:
