@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from bot.errors import ConfigError, HearthError
+from bot.errors import ConfigError, HearthError, SchemaError
 from bot.heap import freeze_start_up_heap
 
 if TYPE_CHECKING:
@@ -212,6 +212,9 @@ def _sqlite_file_to_come(settings: "Settings") -> "Path | None":
     return path if path is not None and not path.exists() else None
 
 
+_NO_MEMORIES_YET = "no memories yet: the first start makes the schema"
+
+
 class _ProgressLine:
     """``re-embedding 1,234/5,000 (24%)`` on stderr, rewritten in place; ``end`` finishes the line."""
 
@@ -238,9 +241,20 @@ async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.llm.embeddings import configured_vectors
     from bot.services.reembed import describe_mismatch
 
+    if args.memory_command == "status" and _sqlite_file_to_come(settings) is not None:
+        print(_NO_MEMORIES_YET)  # and the file, and its folder, are the first start's to make
+        return 0
     database = Database(settings.database_url)
     try:
         await database.check(writable=args.memory_command == "reembed")
+        if args.memory_command == "status":
+            current, head = await migrations.current_revision(database), migrations.head_revision()
+            if current is None:
+                print(_NO_MEMORIES_YET)
+                return 0
+            if current != head and migrations.is_known(current):
+                upgrade = "the next start upgrades it (or `python -m bot db upgrade`), then its memories can be counted"
+                raise SchemaError(f"the database is at {current}, head is {head}: {upgrade}")
         await migrations.require_head(database)
         if args.memory_command == "reembed":
             await migrations.require_embedding_dimension(database, settings.embedding_dimension)

@@ -408,3 +408,29 @@ async def test_a_migration_cut_short_leaves_the_database_as_it_was_and_the_next_
     upgraded = hearth("db", "upgrade", cwd=tmp_path, DATABASE_URL=url)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "up to date" in hearth("db", "current", cwd=tmp_path, DATABASE_URL=url).stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_memory_status_on_a_fresh_install_says_there_are_none_yet(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Nothing run yet (SQLite: no file; PostgreSQL: a new database): no memories, nothing to fix, and nothing
+    written; a schema behind head is the next start's to upgrade, as doctor says."""
+    settings = {}
+    if backend == "postgresql":
+        server: URL = request.getfixturevalue("postgres_server_url")
+        fresh_database = await create_database(server, f"hearth_status_{uuid.uuid4().hex[:8]}")
+        settings["DATABASE_URL"] = fresh_database.render_as_string(hide_password=False)
+
+    fresh = hearth("memory", "status", cwd=tmp_path, **settings)
+    assert (fresh.returncode, fresh.stderr) == (0, ""), fresh.stderr
+    assert fresh.stdout == "no memories yet: the first start makes the schema\n"
+    assert os.listdir(tmp_path) == [], "neither ./data nor its database file made"
+
+    assert hearth("db", "upgrade", "0020", cwd=tmp_path, **settings).returncode == 0
+    behind = hearth("memory", "status", cwd=tmp_path, **settings)
+    head = migrations.head_revision()
+    assert behind.returncode == 3 and "Traceback" not in behind.stderr, behind.stderr
+    assert behind.stderr.startswith(
+        f"hearth: the database is at 0020, head is {head}: the next start upgrades it (or `python -m bot db upgrade`)"
+    ), behind.stderr
