@@ -221,12 +221,20 @@ def describe_failure(url: URL, exc: BaseException) -> str:
     else:
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     path = sqlite_file(url)
-    if path is not None and getattr(cause, "sqlite_errorcode", 0) & 0xFF in _SQLITE_NO_WRITE:
+    code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
+    if path is not None and code in _SQLITE_NO_WRITE:
         reason += _unwritable(path)
+    elif path is not None and code in _SQLITE_DAMAGED:
+        # SQLite would replay a journal left beside the file into whatever takes its place.
+        reason += (
+            f" ({path} {_SQLITE_DAMAGED[code]}): move it away (with {path}-wal and {path}-shm, if there), then put a "
+            "backup in its place or let the next start make a new one"
+        )
     return f"cannot use the database at {where}: {reason}"
 
 
 _SQLITE_NO_WRITE = (3, 8, 14)  # SQLite's primary result codes PERM, READONLY and CANTOPEN
+_SQLITE_DAMAGED = {11: "is damaged", 26: "is not a SQLite database"}  # CORRUPT, NOTADB
 
 
 def _open_sqlite(url: URL) -> None:

@@ -434,3 +434,63 @@ async def test_memory_status_on_a_fresh_install_says_there_are_none_yet(
     assert behind.stderr.startswith(
         f"hearth: the database is at 0020, head is {head}: the next start upgrades it (or `python -m bot db upgrade`)"
     ), behind.stderr
+
+
+def damage_sqlite_file(folder: Path, damage: str) -> None:
+    """Where ``folder``'s default SQLite file goes: a text file (``not a database``), or a database whose schema
+    page is overwritten past the header (``malformed``)."""
+    path = folder / "data" / "hearth.db"
+    if damage == "not a database":
+        path.parent.mkdir()
+        path.write_text("DATABASE_URL=sqlite+aiosqlite:///./data/hearth.db\n")
+        return
+    assert hearth("db", "upgrade", cwd=folder).returncode == 0
+    with path.open("r+b") as file:
+        file.seek(110)
+        file.write(b"\xff" * 500)
+
+
+@pytest.mark.parametrize("damage", ["not a database", "malformed"])
+async def test_a_sqlite_file_that_is_no_database_or_damaged_says_what_to_do(
+    tmp_path: Path, llm: FakeLLM, damage: str
+) -> None:
+    """A text file, or a backup copied half-way, where the SQLite file should be; or a SQLite file whose first page
+    was overwritten: the start and each command name the file and say to move it away, with its journal, and put a
+    backup in its place."""
+    damage_sqlite_file(tmp_path, damage)
+    reason = {
+        "not a database": "file is not a database (data/hearth.db is not a SQLite database)",
+        "malformed": "database disk image is malformed (data/hearth.db is damaged)",
+    }[damage]
+    advice = (
+        "move it away (with data/hearth.db-wal and data/hearth.db-shm, if there), then put a backup in its place or "
+        "let the next start make a new one"
+    )
+    line = f"hearth: cannot use the database at sqlite+aiosqlite:///./data/hearth.db: {reason}: {advice}\n"
+    for command in (("db", "current"), ("db", "upgrade"), ("memory", "status")):
+        result = hearth(*command, cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (3, line), result.stderr
+    doctor = hearth("doctor", cwd=tmp_path)
+    assert f"FAIL  database       {line.removeprefix('hearth: ')}" in doctor.stdout, doctor.stdout
+
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    async with FakeDiscord() as discord:
+        environment |= {
+            "PYTHONPATH": str(ROOT),
+            "FAKE_DISCORD_API": discord.api_base,
+            "FAKE_DISCORD_GATEWAY": discord.gateway_url,
+            "DISCORD_TOKEN": "token",
+            "OPENAI_BASE_URL": llm.base_url,
+            "LLM_MODEL": llm.models[0],
+        }
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tests.support.launcher", "run"),
+            cwd=tmp_path,
+            env=environment,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 3, err.decode()
+    assert err.decode().splitlines()[-1] == line.rstrip(), err.decode()
