@@ -11,6 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -177,22 +178,33 @@ async def downgrade(database: Database, *, revision: str) -> None:
     await _reconnect(database)
 
 
+# Several processes may start on one PostgreSQL database at once (shards, a rolling deploy, `--scale`): each
+# migration first takes this lock, held until its transaction ends, so the others wait for it and then read the
+# revision it reached, instead of running the same steps over its uncommitted ones (a duplicate key, a deadlock).
+# The key is "Hearth" in ASCII, below the ranges of ``bot.db.repositories.runtime``'s locks (from 2**56 up).
+_TAKE_MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(79600263787624)")
+
+
 @contextlib.asynccontextmanager
 async def migrating(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection whose work is one transaction, committed when the block ends and rolled back if it does not:
     a migration stopped or failing half-way leaves the database at the revision it was at.
 
-    PostgreSQL changes its schema in a transaction anyway. Python's sqlite3 (its legacy transaction control, the
-    default before Python 3.16) opens a transaction only before INSERT, UPDATE or DELETE, so every CREATE, ALTER
-    and DROP before the first of those committed on its own: cut short, a migration left tables, columns or a
-    half-rebuilt table at a revision that has none, which every later upgrade then failed to make again. Here the
-    driver leaves transactions alone on this connection (AUTOCOMMIT) and the migration runs between a BEGIN and a
-    COMMIT of its own; SQLite's DDL is transactional. ``PRAGMA foreign_keys`` stays as the connection was opened
-    (on, for Hearth's: see ``bot.db.engine``), as the migrations' table rebuilds have always run: it cannot change
-    inside a transaction, and no migration changes it."""
+    PostgreSQL changes its schema in a transaction anyway; the transaction first takes a lock of Hearth's own, so
+    a second process migrating the database waits for the first, then finds the revision it reached.
+
+    Python's sqlite3 (its legacy transaction control, the default before Python 3.16) opens a transaction only
+    before INSERT, UPDATE or DELETE, so every CREATE, ALTER and DROP before the first of those committed on its own:
+    cut short, a migration left tables, columns or a half-rebuilt table at a revision that has none, which every
+    later upgrade then failed to make again. Here the driver leaves transactions alone on this connection
+    (AUTOCOMMIT) and the migration runs between a BEGIN and a COMMIT of its own; SQLite's DDL is transactional.
+    ``PRAGMA foreign_keys`` stays as the connection was opened (on, for Hearth's: see ``bot.db.engine``), as the
+    migrations' table rebuilds have always run: it cannot change inside a transaction, and no migration changes it.
+    BEGIN IMMEDIATE takes SQLite's write lock, which a second process migrating waits for (``busy_timeout``)."""
     async with engine.connect() as connection:
         if connection.dialect.name != "sqlite":
             async with connection.begin():
+                await connection.execute(_TAKE_MIGRATION_LOCK)
                 yield connection
             return
         await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -1,0 +1,141 @@
+"""Several Hearth processes migrating one database at once (a `docker compose up --scale`, shards started together
+after an upgrade): the first migrates, the others wait for it and then find nothing left to do."""
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from bot.db import migrations
+from bot.db.engine import Database
+from tests.support.postgres import create_database
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# On PYTHONPATH as sitecustomize: once the migration has made its first step (it writes the revision reached), say
+# so on stdout and go on only when the file PAUSE_UNTIL exists, as a slow migration would, its transaction open.
+PAUSE_AFTER_FIRST_STEP = """
+import os, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+paused = []
+
+@event.listens_for(Engine, "before_cursor_execute")
+def pause(conn, cursor, statement, parameters, context, executemany):
+    if os.environ.get("PAUSE_UNTIL") and not paused and statement.lstrip().startswith(
+        ("INSERT INTO alembic_version", "UPDATE alembic_version")
+    ):
+        paused.append(statement)
+        print("migrating", flush=True)
+        while not os.path.exists(os.environ["PAUSE_UNTIL"]):
+            time.sleep(0.05)
+"""
+
+
+async def _start_upgrade(tmp_path: Path, url: str, **env: str) -> asyncio.subprocess.Process:
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment |= {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "DATABASE_URL": url, **env}
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot", "db", "upgrade"),
+        cwd=tmp_path,
+        env=environment,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _waits_on_a_lock(server_url: URL, name: str) -> None:
+    """Until a connection to the database ``name`` waits on a lock another one holds."""
+    admin = Database(server_url)
+    try:
+        while True:
+            async with admin.engine.connect() as connection:
+                waiting = await connection.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock'"),
+                    {"name": name},
+                )
+            if waiting:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.dispose()
+
+
+async def _both_at_head(url: str, results: list[tuple[int | None, bytes, bytes]]) -> None:
+    head = migrations.head_revision()
+    for returncode, out, err in results:
+        assert returncode == 0, err.decode()
+        assert f"database at {head}" in out.decode()
+    database = Database(url)
+    try:
+        assert await migrations.current_revision(database) == head
+    finally:
+        await database.dispose()
+
+
+async def _at(url: str, start: str | None) -> None:
+    if start is None:
+        return
+    database = Database(url)
+    try:
+        await migrations.upgrade(database, embedding_dimension=384, revision=start)
+    finally:
+        await database.dispose()
+
+
+async def _finish(*processes: asyncio.subprocess.Process) -> list[tuple[int | None, bytes, bytes]]:
+    outputs = await asyncio.wait_for(asyncio.gather(*(each.communicate() for each in processes)), timeout=300)
+    return [(each.returncode, out, err) for each, (out, err) in zip(processes, outputs, strict=True)]
+
+
+@pytest.mark.parametrize("start", [None, "0020"], ids=["new", "behind"])
+async def test_a_second_upgrade_on_postgresql_waits_for_the_first_then_has_nothing_to_do(
+    tmp_path: Path, postgres_server_url: URL, start: str | None
+) -> None:
+    """The second process starts while the first is half-way through its migration, its transaction open."""
+    name = f"hearth_race_{uuid.uuid4().hex[:8]}"
+    url = (await create_database(postgres_server_url, name)).render_as_string(hide_password=False)
+    await _at(url, start)
+    (tmp_path / "sitecustomize.py").write_text(PAUSE_AFTER_FIRST_STEP)
+    go = tmp_path / "go"
+
+    first = await _start_upgrade(tmp_path, url, PAUSE_UNTIL=str(go))
+    second: asyncio.subprocess.Process | None = None
+    try:
+        assert first.stdout is not None
+        async with asyncio.timeout(120):
+            assert await first.stdout.readline() == b"migrating\n"
+        second = await _start_upgrade(tmp_path, url)
+        async with asyncio.timeout(120):
+            await _waits_on_a_lock(postgres_server_url, name)
+        go.touch()
+        results = await _finish(first, second)
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+    await _both_at_head(url, results)
+
+
+@pytest.mark.parametrize("start", [None, "0020"], ids=["new", "behind"])
+async def test_two_upgrades_at_once_on_sqlite_take_turns(tmp_path: Path, start: str | None) -> None:
+    """BEGIN IMMEDIATE: the second waits for the first's write lock (``busy_timeout``), then has nothing to do."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}"
+    await _at(url, start)
+    processes = [await _start_upgrade(tmp_path, url) for _ in range(2)]
+    try:
+        results = await _finish(*processes)
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    await _both_at_head(url, results)
