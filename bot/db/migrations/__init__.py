@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.db.engine import Database
 from bot.db.repositories.system import SystemRepository
 from bot.errors import ConfigError, SchemaError
+
+log = logging.getLogger(__name__)
 
 # The migration scripts (env.py, versions/) ship inside the package, so an installed Hearth finds them wherever
 # it runs from.
@@ -182,7 +185,18 @@ async def downgrade(database: Database, *, revision: str) -> None:
 # migration first takes this lock, held until its transaction ends, so the others wait for it and then read the
 # revision it reached, instead of running the same steps over its uncommitted ones (a duplicate key, a deadlock).
 # The key is "Hearth" in ASCII, below the ranges of ``bot.db.repositories.runtime``'s locks (from 2**56 up).
-_TAKE_MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(79600263787624)")
+_MIGRATION_LOCK = 79600263787624
+_TRY_MIGRATION_LOCK = text(f"SELECT pg_try_advisory_xact_lock({_MIGRATION_LOCK})")
+_TAKE_MIGRATION_LOCK = text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+
+
+async def _lock_migrations(connection: AsyncConnection) -> None:
+    """Take the migration lock for this transaction, saying first if another process holds it: its migration may
+    take minutes on a large database, and a start waiting for it in silence would seem stuck."""
+    if await connection.scalar(_TRY_MIGRATION_LOCK):
+        return
+    log.info("another process is migrating the database: waiting for it to finish")
+    await connection.execute(_TAKE_MIGRATION_LOCK)
 
 
 @contextlib.asynccontextmanager
@@ -204,7 +218,7 @@ async def migrating(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
         if connection.dialect.name != "sqlite":
             async with connection.begin():
-                await connection.execute(_TAKE_MIGRATION_LOCK)
+                await _lock_migrations(connection)
                 yield connection
             return
         await connection.execution_options(isolation_level="AUTOCOMMIT")

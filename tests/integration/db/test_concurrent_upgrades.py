@@ -3,6 +3,7 @@ after an upgrade): the first migrates, the others wait for it and then find noth
 
 import asyncio
 import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -13,7 +14,10 @@ from sqlalchemy.engine import URL
 
 from bot.db import migrations
 from bot.db.engine import Database
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.llm_server import FakeLLM
 from tests.support.postgres import create_database
+from tests.support.process import bot_environment, bot_process, logged
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -123,6 +127,42 @@ async def test_a_second_upgrade_on_postgresql_waits_for_the_first_then_has_nothi
                 process.kill()
                 await process.wait()
     await _both_at_head(url, results)
+
+
+async def test_a_start_waiting_for_another_process_migrating_says_so_and_stops_cleanly(
+    tmp_path: Path, postgres_server_url: URL, llm: FakeLLM
+) -> None:
+    """A migration may take minutes on a large database: a bot started meanwhile says in its log why it waits,
+    rather than seeming stuck, and ``docker stop`` still stops it there."""
+    name = f"hearth_race_{uuid.uuid4().hex[:8]}"
+    url = await create_database(postgres_server_url, name)
+    (tmp_path / "sitecustomize.py").write_text(PAUSE_AFTER_FIRST_STEP)
+    go = tmp_path / "go"
+    first = await _start_upgrade(tmp_path, url.render_as_string(hide_password=False), PAUSE_UNTIL=str(go))
+    database = Database(url)
+    try:
+        assert first.stdout is not None
+        async with asyncio.timeout(120):
+            assert await first.stdout.readline() == b"migrating\n"
+        log = tmp_path / "bot.log"
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            environment["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+            async with bot_process(environment, log) as bot:
+                await logged(log, "another process is migrating the database: waiting for it to finish")
+                bot.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(60):
+                    assert await bot.wait() == 0, log.read_text()
+        assert "SIGTERM received while starting: stopped" in log.read_text()
+        go.touch()
+        _, err = await asyncio.wait_for(first.communicate(), timeout=300)
+        assert first.returncode == 0, err.decode()
+    finally:
+        go.touch()
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+        await database.dispose()
 
 
 @pytest.mark.parametrize("start", [None, "0020"], ids=["new", "behind"])
