@@ -26,15 +26,24 @@ from tests.support.postgres import create_database
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def hearth(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in ``cwd`` with only the given settings in its environment."""
+def cli_environment(folder: Path | None = None, /, *, site: str | None = None, **env: str) -> dict[str, str]:
+    """An environment holding only PATH, HOME and LANG of this one, Hearth on PYTHONPATH, and ``env``. With
+    ``site``: code run as the interpreter starts, written as ``folder``'s sitecustomize.py, put first on PYTHONPATH."""
     environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     environment["PYTHONPATH"] = str(ROOT)
-    environment.update(env)
+    if site is not None:
+        assert folder is not None
+        (folder / "sitecustomize.py").write_text(site)
+        environment["PYTHONPATH"] = f"{folder}{os.pathsep}{ROOT}"
+    return environment | env
+
+
+def hearth(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in ``cwd`` with only the given settings in its environment."""
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=cwd,
-        env=environment,
+        env=cli_environment(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -101,9 +110,7 @@ sys.meta_path.insert(0, SlowSettings())
 
 @pytest.mark.parametrize("command", [("db", "current"), ("run",)])
 def test_ctrl_c_while_the_command_line_loads_is_a_quiet_stop(tmp_path: Path, command: tuple[str, ...]) -> None:
-    (tmp_path / "sitecustomize.py").write_text(SLOW_SETTINGS_IMPORT)
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    environment["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    environment = cli_environment(tmp_path, site=SLOW_SETTINGS_IMPORT)
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", *command],
         cwd=tmp_path,
@@ -140,9 +147,7 @@ def slow_copy(conn, cursor, statement, parameters, context, executemany):
 def test_ctrl_c_while_a_migration_rebuilds_a_table_is_a_quiet_stop(tmp_path: Path) -> None:
     """The migration's own clean-up after the interruption fails on the connection cut short: that is the stop the
     person asked for, not a database fault."""
-    (tmp_path / "sitecustomize.py").write_text(SLOW_TABLE_REBUILD)
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    environment["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    environment = cli_environment(tmp_path, site=SLOW_TABLE_REBUILD)
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "db", "upgrade"],
         cwd=tmp_path,
@@ -284,11 +289,9 @@ def test_import_card_makes_it_the_default_persona_and_a_bad_card_is_one_line(tmp
 async def test_a_stop_while_run_migrates_is_a_clean_stop(tmp_path: Path, llm: FakeLLM, stop: signal.Signals) -> None:
     """``docker stop`` (or Ctrl-C) while the start migrates the database: stopped there, with a line saying so and
     status 0, as a stop at any other moment of the start, whatever the migration's clean-up meets afterwards."""
-    (tmp_path / "sitecustomize.py").write_text(SLOW_TABLE_REBUILD)
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment = cli_environment(tmp_path, site=SLOW_TABLE_REBUILD)
     async with FakeDiscord() as discord:
         environment |= {
-            "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
             "FAKE_DISCORD_API": discord.api_base,
             "FAKE_DISCORD_GATEWAY": discord.gateway_url,
             "DISCORD_TOKEN": "token",
@@ -378,10 +381,9 @@ async def test_a_migration_cut_short_leaves_the_database_as_it_was_and_the_next_
     before = await _revision_and_tables(url)
     assert before[0] == start
 
-    (tmp_path / "sitecustomize.py").write_text(MIGRATION_CUT_SHORT)
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    environment |= {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "DATABASE_URL": url}
-    environment |= {"CUT_SHORT_AT": at, "CUT_SHORT_BY": by}
+    environment = cli_environment(
+        tmp_path, site=MIGRATION_CUT_SHORT, DATABASE_URL=url, CUT_SHORT_AT=at, CUT_SHORT_BY=by
+    )
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "bot", "db", "upgrade"),
         cwd=tmp_path,
@@ -473,10 +475,9 @@ async def test_a_sqlite_file_that_is_no_database_or_damaged_says_what_to_do(
     doctor = hearth("doctor", cwd=tmp_path)
     assert f"FAIL  database       {line.removeprefix('hearth: ')}" in doctor.stdout, doctor.stdout
 
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment = cli_environment()
     async with FakeDiscord() as discord:
         environment |= {
-            "PYTHONPATH": str(ROOT),
             "FAKE_DISCORD_API": discord.api_base,
             "FAKE_DISCORD_GATEWAY": discord.gateway_url,
             "DISCORD_TOKEN": "token",
