@@ -50,6 +50,23 @@ def hearth(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str
     )
 
 
+def interrupted(*args: str, cwd: Path, site: str, once: str) -> tuple[int, str, str]:
+    """Run the CLI in ``cwd`` with ``site`` run as the interpreter starts (see :func:`cli_environment`), press
+    Ctrl-C once it prints the line ``once``: its exit status, what it wrote on stderr, and on stdout after that line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=cli_environment(cwd, site=site),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline() == f"{once}\n"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, err, out
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -110,19 +127,7 @@ sys.meta_path.insert(0, SlowSettings())
 
 @pytest.mark.parametrize("command", [("db", "current"), ("run",)])
 def test_ctrl_c_while_the_command_line_loads_is_a_quiet_stop(tmp_path: Path, command: tuple[str, ...]) -> None:
-    environment = cli_environment(tmp_path, site=SLOW_SETTINGS_IMPORT)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", *command],
-        cwd=tmp_path,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None and process.stdout.readline() == "loading\n"
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
-    assert (process.returncode, err, out) == (130, "", "")
+    assert interrupted(*command, cwd=tmp_path, site=SLOW_SETTINGS_IMPORT, once="loading") == (130, "", "")
     assert not (tmp_path / "data").exists(), "stopped before it touched the database"
 
 
@@ -147,19 +152,7 @@ def slow_copy(conn, cursor, statement, parameters, context, executemany):
 def test_ctrl_c_while_a_migration_rebuilds_a_table_is_a_quiet_stop(tmp_path: Path) -> None:
     """The migration's own clean-up after the interruption fails on the connection cut short: that is the stop the
     person asked for, not a database fault."""
-    environment = cli_environment(tmp_path, site=SLOW_TABLE_REBUILD)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "db", "upgrade"],
-        cwd=tmp_path,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None and process.stdout.readline() == "copying\n"
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
-    assert (process.returncode, err, out) == (130, "", "")
+    assert interrupted("db", "upgrade", cwd=tmp_path, site=SLOW_TABLE_REBUILD, once="copying") == (130, "", "")
 
 
 def test_db_upgrade_and_current_on_the_default_sqlite_file(tmp_path: Path) -> None:
