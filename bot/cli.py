@@ -20,8 +20,6 @@ from bot.errors import ConfigError, HearthError, SchemaError
 from bot.heap import freeze_start_up_heap
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from bot.db.engine import Database
     from bot.domain.cards import Card
     from bot.settings import Settings
@@ -172,12 +170,12 @@ async def _chat(settings: "Settings") -> int:
 
 async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
-    from bot.db.engine import Database
+    from bot.db.engine import Database, sqlite_file_to_come
 
     if args.db_command == "schema":
         print(migrations.offline_sql(embedding_dimension=settings.embedding_dimension), end="")
         return 0
-    to_come = _sqlite_file_to_come(settings)
+    to_come = sqlite_file_to_come(settings.database)
     if args.db_command == "current" and to_come is not None:  # a look makes neither the file nor its folder
         head = migrations.head_revision()
         print(f"current: none\nhead:    {head}\nno database yet: the first start makes it ({to_come})")
@@ -201,15 +199,6 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     finally:
         await database.dispose()
     return 0
-
-
-def _sqlite_file_to_come(settings: "Settings") -> "Path | None":
-    """The SQLite file of DATABASE_URL when it is not there yet (the first start makes it and its folder); None
-    when it is, or the database is not a SQLite file."""
-    from bot.db.engine import sqlite_file
-
-    path = sqlite_file(settings.database)
-    return path if path is not None and not path.exists() else None
 
 
 _NO_MEMORIES_YET = "no memories yet: the first start makes the schema"
@@ -236,12 +225,12 @@ class _ProgressLine:
 
 async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
-    from bot.db.engine import Database
+    from bot.db.engine import Database, sqlite_file_to_come
     from bot.db.repositories.memories import MemoryRepository
     from bot.llm.embeddings import configured_vectors
     from bot.services.reembed import describe_mismatch
 
-    if args.memory_command == "status" and _sqlite_file_to_come(settings) is not None:
+    if args.memory_command == "status" and sqlite_file_to_come(settings.database) is not None:
         print(_NO_MEMORIES_YET)  # and the file, and its folder, are the first start's to make
         return 0
     database = Database(settings.database_url)

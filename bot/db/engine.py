@@ -154,6 +154,13 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database).expanduser()
 
 
+def sqlite_file_to_come(url: URL) -> Path | None:
+    """The file of a SQLite URL when it is not there yet (the first start makes it and its folder); None when it
+    is, or the database is not a SQLite file. Looking at it this way writes nothing."""
+    path = sqlite_file(url)
+    return path if path is not None and not path.exists() else None
+
+
 def ensure_sqlite_folder(url: URL) -> None:
     """Create the folder of a SQLite file so a fresh checkout needs no manual step; raise
     :class:`DatabaseUnavailable` saying what is in the way if it cannot be made."""

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 import openai
 
 from bot.db import migrations
-from bot.db.engine import Database, sqlite_file
+from bot.db.engine import Database, sqlite_file_to_come
 from bot.db.repositories.system import SystemRepository
 from bot.db.urls import make_url
 from bot.errors import DatabaseUnavailable, HearthError, describe_connection_error
@@ -63,8 +63,8 @@ def _sqlite_to_come(settings: Settings) -> list[Check] | None:
     """The checks of a SQLite file that is not there yet (None: it is, or the database is not SQLite), made without
     creating it or its folder: a check writes nothing, and the first start makes both where it may."""
     url = make_url(settings.database_url)
-    path = sqlite_file(url)
-    if path is None or path.exists():
+    path = sqlite_file_to_come(url)
+    if path is None:
         return None
     folder = nearest = path.parent
     while not nearest.exists() and nearest != nearest.parent:
