@@ -6,6 +6,7 @@ database and the fake LLM is Hearth.
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,53 @@ async def test_discord_refusing_the_session_after_a_reconnect_stops_hearth_with_
     assert "Traceback" not in written, written
     last = written.strip().splitlines()[-1]
     assert last.startswith("hearth: ") and says in last, written
+
+
+@pytest.mark.parametrize(
+    ("refusal", "says"),
+    [
+        (resume_refused_for_the_token, "Discord rejected DISCORD_TOKEN: copy the bot token again"),
+        (identify_refused_for_the_intent, "enable it under Bot → Privileged Gateway Intents"),
+    ],
+)
+async def test_a_reply_being_written_when_discord_refuses_the_session_waits_for_the_next_start(
+    db: Database,
+    llm: FakeLLM,
+    tmp_path: Path,
+    refusal: Callable[[FakeDiscord], Awaitable[None]],
+    says: str,
+) -> None:
+    """Ana's message is stored and the model is writing its answer when Discord refuses the session for good: the
+    answer cannot reach her, so Hearth stops at once, with its one line and status 5, and no traceback from the
+    reply cut short; her message still awaits its reply, for the next start's catch-up."""
+    asked = asyncio.Event()
+
+    async def writing(body: dict[str, Any]) -> Step:
+        if "response_format" in body:  # the learner: nothing to learn
+            return Reply(json.dumps({"sentiment": 0.0, "intensity": 0.0, "facts": []}))
+        asked.set()
+        await asyncio.sleep(120)  # longer than the test waits: the model is still writing when the bot stops
+        return Reply("Too late")
+
+    llm.default = writing
+    async with FakeDiscord() as discord:
+        ana = discord.add_user("ana", global_name="Ana")
+        discord.add_guild("Cosy Corner", channels=["general"], members=[ana])
+        dm = discord.dm_channel(ana)
+        log = tmp_path / "bot.log"
+        async with bot_process(bot_environment(discord, db, llm), log) as bot:
+            await logged(log, "connected as")
+            await discord.user_message(dm, ana, "I climb on Sundays")
+            async with asyncio.timeout(30):
+                await asked.wait()
+            await refusal(discord)
+            async with asyncio.timeout(20):  # well before the model's 30 s timeout: the reply is not waited for
+                code = await bot.wait()
+    written = log.read_text(errors="replace")
+    assert code == 5, written
+    assert "Traceback" not in written, written
+    assert "model call failed" not in written, "the reply was cut short, not retried while Hearth stopped"
+    last = written.strip().splitlines()[-1]
+    assert last.startswith("hearth: ") and says in last, written
+    assert await stored(db, "user") == [("I climb on Sundays", True)]
+    assert await stored(db, "assistant") == []
