@@ -165,9 +165,11 @@ class Container:
         database = Database(settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size)
         sqlite_lock: SqliteFileLock | None = None
         try:
-            await database.check(writable=True)  # first: a file or folder Hearth may not write is said as such
+            # First: another bot migrating the file holds its write lock for as long as that takes, and the check
+            # would wait for it, then fail as "database is locked", rather than naming that bot.
             if sole:
                 sqlite_lock = hold_sqlite_file(settings.database_url)
+            await database.check(writable=True)  # a file or folder Hearth may not write is said as such
             # Before migrating: a new PostgreSQL schema fixes its vector size, which must be the model's.
             load = getattr(embedder, "load", None)
             if load is not None:

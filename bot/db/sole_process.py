@@ -72,6 +72,12 @@ def hold_sqlite_file(url: str | URL) -> SqliteFileLock | None:
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
+        if isinstance(exc, PermissionError):  # as the start's check of the database says it
+            raise DatabaseUnavailable(
+                f"cannot use the SQLite database {database} (this user may not write in the folder {path.parent}, "
+                "where Hearth keeps a lock and SQLite its journal beside the file): let it, or set DATABASE_URL to a "
+                "file in a folder it may write"
+            ) from exc
         raise DatabaseUnavailable(
             f"cannot open {path}, which keeps a second Hearth off the SQLite database {database} "
             f"({exc.strerror or exc}): let the bot's user write in {path.parent}"

@@ -4,6 +4,7 @@ a start after the first has gone (even killed) works.
 Real processes (tests/support/launcher.py) against the fake Discord and the fake model, on one SQLite file."""
 
 import asyncio
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -63,5 +64,63 @@ async def test_a_second_run_on_the_same_sqlite_file_is_refused_and_a_start_after
                 third.send_signal(signal.SIGTERM)
                 async with asyncio.timeout(60):
                     assert await third.wait() == 0, third_log.read_text(errors="replace")
+    finally:
+        await database.dispose()
+
+
+# On PYTHONPATH as sitecustomize: with HOLD_MIGRATION_UNTIL set, when a migration rebuilds a SQLite table (holding
+# the database's write lock, as over a big table), say so on stderr and go on only once that file is there.
+HELD_MIGRATION = """
+import os, sys, time
+from pathlib import Path
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+held = []
+
+@event.listens_for(Engine, "before_cursor_execute")
+def hold(conn, cursor, statement, parameters, context, executemany):
+    until = os.environ.get("HOLD_MIGRATION_UNTIL")
+    if until and statement.startswith("INSERT INTO _alembic_tmp_") and not held:
+        held.append(statement)
+        print("migrating a big table", file=sys.stderr, flush=True)
+        while not Path(until).exists():
+            time.sleep(0.05)
+"""
+
+
+async def test_a_second_run_while_the_first_migrates_is_refused_with_the_running_process(
+    llm: FakeLLM, tmp_path: Path
+) -> None:
+    """The first start migrates a database for longer than SQLite waits for a write (10 s): a second start meanwhile
+    is refused at once with the line naming the first, not with SQLite's "database is locked" once it gave up."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(HELD_MIGRATION)
+    go = tmp_path / "go"
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}")
+    first_log, second_log = (tmp_path / name / "bot.log" for name in ("first", "second"))
+    for log in (first_log, second_log):
+        log.parent.mkdir()
+    try:
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            environment["PYTHONPATH"] = f"{tmp_path / 'site'}{os.pathsep}{environment['PYTHONPATH']}"
+            async with bot_process(environment | {"HOLD_MIGRATION_UNTIL": str(go)}, first_log) as first:
+                await logged(first_log, "migrating a big table")
+
+                async with bot_process(environment, second_log) as second:
+                    async with asyncio.timeout(60):
+                        status = await second.wait()
+                refusal = second_log.read_text(errors="replace")
+                lines = [line for line in refusal.splitlines() if line.startswith("hearth:")]
+                assert status == 3 and len(lines) == 1, refusal
+                assert f"(process {first.pid}) is already running" in lines[0], lines[0]
+                assert "locked" not in refusal and "Traceback" not in refusal, refusal
+
+                go.touch()
+                assert await exited_or_connected(first, first_log) is None, first_log.read_text(errors="replace")
+                first.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(60):
+                    assert await first.wait() == 0, first_log.read_text(errors="replace")
     finally:
         await database.dispose()
