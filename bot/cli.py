@@ -158,7 +158,9 @@ async def _chat(settings: "Settings") -> int:
 
     screen = Screen(sys.stdout, sys.stderr)
     with logging_to(screen, debug=settings.log_level == "DEBUG"):
-        container = await Container.create(settings)
+        # One process per SQLite file, as `run`: a chat beside a bot would learn from and summarise the same
+        # conversations, and neither would hear what the other forgets or changes.
+        container = await Container.create(settings, sole=True)
         freeze_start_up_heap()
         try:
             await chat(container, screen=screen)

@@ -149,7 +149,7 @@ class Container:
     ) -> "Container":
         """Connect to the database (a clear error if unreachable), bring its schema to head, wire the services.
 
-        With ``sole`` (the bot's ``run``), a SQLite file is held for this process until :meth:`aclose`: a second
+        With ``sole`` (``run`` and ``chat``), a SQLite file is held for this process until :meth:`aclose`: a second
         bot on it is refused with a clear error, since the two would not hear each other's changes.
 
         Without ``chat_model``, one is built for the configured endpoint (a clear error if there is none);

@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 from bot.db.engine import Database
@@ -122,5 +123,52 @@ async def test_a_second_run_while_the_first_migrates_is_refused_with_the_running
                 first.send_signal(signal.SIGTERM)
                 async with asyncio.timeout(60):
                     assert await first.wait() == 0, first_log.read_text(errors="replace")
+    finally:
+        await database.dispose()
+
+
+async def hearth_beside(environment: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+    """``python -m bot ARGS`` on the running bot's settings, nothing typed: its exit status, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot", *args),
+        cwd=cwd,
+        env=environment,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def assert_refused_for(first: asyncio.subprocess.Process, path: Path, status: int, err: str) -> None:
+    """One line, exit status 3, naming the running bot's process and the file."""
+    lines = [line for line in err.splitlines() if line.startswith("hearth:")]
+    assert status == 3 and len(lines) == 1, err
+    assert f"(process {first.pid}) is already running on the SQLite database {path}" in lines[0], lines[0]
+    assert "Traceback" not in err, err
+
+
+async def test_a_terminal_chat_beside_a_running_bot_on_its_sqlite_file_is_refused(
+    sqlite_template: Path, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """`chat` starts the same background work as `run` (learning, closing and summarising idle conversations) on the
+    same conversations, and neither process would hear what the other forgets or changes: it is refused as a
+    second `run` is, and the bot runs on."""
+    path = tmp_path / "hearth.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    log = tmp_path / "bot" / "bot.log"
+    log.parent.mkdir()
+    try:
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            async with bot_process(environment, log) as bot:
+                await logged(log, "connected as")
+                status, out, err = await hearth_beside(environment, tmp_path, "chat")
+                assert_refused_for(bot, path, status, err)
+                assert "Talking to" not in out, out
+                assert bot.returncode is None, "the bot runs on"
     finally:
         await database.dispose()
