@@ -172,3 +172,41 @@ async def test_a_terminal_chat_beside_a_running_bot_on_its_sqlite_file_is_refuse
                 assert bot.returncode is None, "the bot runs on"
     finally:
         await database.dispose()
+
+
+async def test_schema_changes_beside_a_running_bot_on_its_sqlite_file_are_refused_and_looks_work(
+    sqlite_template: Path, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """A downgrade would take tables from under the running bot, an upgrade (by a newer Hearth installed meanwhile)
+    would change them and hold the file's write lock while it rebuilds them: both are refused, naming the bot's
+    process, and the schema stays as the bot needs it. What only reads the file goes on working beside it."""
+    path = tmp_path / "hearth.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    log = tmp_path / "bot" / "bot.log"
+    log.parent.mkdir()
+    try:
+        async with FakeDiscord() as discord:
+            ana = discord.add_user("ana", global_name="Ana")
+            dm = discord.dm_channel(ana)
+            environment = bot_environment(discord, database, llm)
+            async with bot_process(environment, log) as bot:
+                await logged(log, "connected as")
+                for command in (("db", "downgrade", "base"), ("db", "upgrade")):
+                    status, _, err = await hearth_beside(environment, tmp_path, *command)
+                    assert_refused_for(bot, path, status, err)
+                    assert f"stop it before `{' '.join(command[:2])}`" in err, err
+
+                status, out, err = await hearth_beside(environment, tmp_path, "db", "current")
+                assert status == 0 and "up to date" in out, out + err
+                status, out, err = await hearth_beside(environment, tmp_path, "memory", "status")
+                assert status == 0 and "no memories yet" in out, out + err
+
+                assert bot.returncode is None, "the bot runs on"
+                llm.script(Reply("Still here, Ana!"))
+                await discord.user_message(dm, ana, "are you there?")
+                await discord.wait_for_request(
+                    lambda call: call.route == "create_message" and call.channel_id == dm, timeout=30
+                )
+    finally:
+        await database.dispose()
