@@ -112,17 +112,19 @@ class ReminderService:
 
     async def set_timezone(self, user_id: int, name: str) -> ZoneInfo:
         """Set the user's time zone. What comes back at a time of their day moves with them: the birthday
-        greeting (BIRTHDAY_HOUR) and repeating reminders keep their local time in the new zone, this time and
-        the next ones (a repeating reminder whose time has passed there already comes next time; a greeting
-        whose hour has passed there comes on its day there, now if need be); a one-off reminder keeps the moment
-        it was set for."""
+        greeting (BIRTHDAY_HOUR), follow-ups (asked in the evening) and repeating reminders keep their local time
+        in the new zone, this time and the next ones (a repeating reminder whose time has passed there already
+        comes next time; a greeting or follow-up whose hour has passed there comes on its day there, now if need
+        be); a one-off reminder keeps the moment it was set for."""
         tz = time_zone(name)
         now = self.clock()
         async with self.database.session() as session:
-            (await UserRepository(session).preferences(user_id)).timezone = tz.key
+            preferences = await UserRepository(session).preferences(user_id)
+            previous, preferences.timezone = preferences.timezone, tz.key
             for event in await EventRepository(session).pending(user_id):
-                was = zone_or_utc(event.context.get("tz"))
-                if event.event_type == "birthday":
+                # A follow-up keeps no zone of its own: it was put in the evening where its person lived then.
+                was = zone_or_utc(event.context.get("tz", previous))
+                if event.event_type in ("birthday", "follow_up"):
                     event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
                 elif event.event_type == "reminder" and event.is_recurring and event.recurrence_rule:
                     anchor, wall = event.context.get("anchor_day"), event.context.get("local_time")

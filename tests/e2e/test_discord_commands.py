@@ -1049,3 +1049,30 @@ async def test_commands_have_a_cooldown_and_a_spent_quota_stops_the_model_until_
         notices = [c for c in discord.calls("create_message") if "daily limit" in str(c.body)]
         assert len(notices) == 1, "said once, then quiet"
         assert notices[0].body["allowed_mentions"]["parse"] == []
+
+
+async def test_a_new_time_zone_moves_a_pending_follow_up_to_the_evening_there(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Ana told Hearth about her interview before setting her time zone, so its follow-up was put at 18:00 UTC on
+    the day. Once she sets Los Angeles, it is asked at 18:00 there on that day, not at 10:00 in her morning."""
+    discord, ana, general = world.discord, world.ana, world.general
+    interview = (datetime.now(UTC) + timedelta(days=10)).date()
+    await run(discord, ana, general, "timezone set", {"name": "UTC"})  # she is known to Hearth, on UTC
+    async with db.session() as session:
+        user_id = await session.scalar(select(User.id).where(User.discord_id == ana.id))
+        assert user_id is not None
+        await EventRepository(session).add_follow_up(
+            user_id=user_id,
+            guild_id=None,
+            channel_id=general,
+            topic="interview",
+            question="How did the interview go?",
+            trigger_at=datetime.combine(interview, datetime.min.time().replace(hour=18), tzinfo=UTC),
+            context={"conversation_id": 1},
+        )
+    await run(discord, ana, general, "timezone set", {"name": "America/Los_Angeles"})
+    async with db.session() as session:
+        [follow_up] = (await session.scalars(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))).all()
+    in_los_angeles = follow_up.trigger_at.astimezone(ZoneInfo("America/Los_Angeles"))
+    assert (in_los_angeles.date(), in_los_angeles.hour, in_los_angeles.minute) == (interview, 18, 0)
