@@ -46,6 +46,12 @@ def to_local(moment: datetime, tz: ZoneInfo) -> datetime:
     return moment.astimezone(tz).replace(tzinfo=None)
 
 
+def start_of_day(moment: datetime, tz: ZoneInfo) -> datetime:
+    """When the local day of ``moment`` in ``tz`` began, in UTC."""
+    require_aware(moment, "moment")
+    return local_to_utc(datetime.combine(to_local(moment, tz).date(), time()), tz)
+
+
 def days_in_month(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
 

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from bot.db.engine import DATABASE_FAULTS, DATABASE_REFUSALS, Database
-from bot.db.repositories.events import EventRepository
+from bot.db.repositories.events import EventRepository, first_due
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.learning import LearningRepository, UnlearnedMessage
 from bot.db.repositories.moods import MoodRepository
@@ -65,7 +65,7 @@ from bot.domain.facts import (
 )
 from bot.domain.opinions import after_discussion, normalize_topic
 from bot.domain.place import StatePlace
-from bot.domain.recurrence import zone_or_utc
+from bot.domain.recurrence import start_of_day, zone_or_utc
 from bot.domain.style import CommunicationStyle, signals_of, updated
 from bot.llm.chat import (
     ChatModel,
@@ -633,7 +633,7 @@ class Learner:
                         opinion = after_discussion(current.get(topic), topic=topic, sentiment=sentiment, at=now)
                         await opinions.save(place, opinion, sources=sorted(by_user))
                 events = EventRepository(session)
-                await self._cancel_follow_ups_brought_up(events, by_user)
+                await self._cancel_follow_ups_brought_up(session, events, by_user)
                 # Each is asked on the evening of its day where its person lives (/timezone set), or in UTC.
                 askers = [a for f in extraction.follow_ups if (a := _user_for(f.speaker, names)) is not None]
                 zones = {
@@ -702,15 +702,20 @@ class Learner:
 
     @staticmethod
     async def _cancel_follow_ups_brought_up(
-        events: EventRepository, by_user: dict[int, list[UnlearnedMessage]]
+        session: AsyncSession, events: EventRepository, by_user: dict[int, list[UnlearnedMessage]]
     ) -> None:
         """A pending follow-up is dropped once its user brings the topic up first ("the exam went great!"), in their
-        own words: a message they forward is someone else's news."""
+        own words: a message they forward is someone else's news. Only what they say from the topic's day on (in
+        their time zone) can tell how it went: "I'm nervous about the exam" the day before asks for the question."""
+        people = await UserRepository(session).people(sorted(by_user))
         for user_id, said in by_user.items():
-            words = set(_WORD.findall(" ".join(own_words(m.content) for m in said).casefold()))
+            preferences = people[user_id][1] if user_id in people else None
+            zone = zone_or_utc(preferences.timezone if preferences is not None else None)
             for event in await events.pending(user_id, event_type="follow_up"):
+                since = start_of_day(first_due(event.trigger_at, event.context), zone)
+                after = " ".join(own_words(m.content) for m in said if m.created_at >= since)
                 topic = set(_WORD.findall(event.title.casefold()))
-                if topic and topic <= words:
+                if topic and topic <= set(_WORD.findall(after.casefold())):
                     await events.cancel_of(user_id, event.id)
 
     async def _associate(

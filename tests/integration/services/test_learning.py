@@ -1147,12 +1147,47 @@ async def test_a_follow_up_is_dropped_when_the_user_brings_the_topic_up_first(db
     exam = {"speaker": "Ana", "topic": "exam", "date": "2026-11-25", "question": "How did the exam go?"}
     trip = {"speaker": "Ana", "topic": "trip", "date": "2026-11-28", "question": "How was the trip?"}
     model.answers = [extraction(follow_ups=[exam, trip]), extraction()]
-    await say(service, learner, "my exam is on Tuesday and then a trip on Friday")
-    await say(service, learner, "the exam went great, by the way!")
+    await say(service, learner, "my exam is on Wednesday and then a trip on Saturday")
+    exam_day = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+    async def states_after(text: str) -> dict[str, str]:
+        await service.handle(message(text, at=exam_day), RecordingReply())
+        await learner.flush()
+        async with db.session() as session:
+            return {e.title: e.status for e in (await session.scalars(select(ScheduledEvent))).all()}
+
+    # What she forwards on the day is someone else's news of their exam.
+    assert await states_after("look!\n[forwarded]\nthe exam went great") == {"exam": "pending", "trip": "pending"}
+    assert await states_after("the exam went great, by the way!") == {"exam": "cancelled", "trip": "pending"}
     await learner.stop()
-    async with db.session() as session:
-        states = {e.title: e.status for e in (await session.scalars(select(ScheduledEvent))).all()}
-    assert states == {"exam": "cancelled", "trip": "pending"}
+
+
+async def test_a_follow_up_is_kept_when_its_topic_comes_up_before_its_day(db: Database, llm: FakeLLM) -> None:
+    """Ana, in New York, says on Monday that her interview is on Friday. Being nervous about it on Wednesday, or
+    late on Thursday evening (already Friday in UTC), tells Hearth nothing of how it went: the question is still
+    asked. Telling Hearth on Friday afternoon that it went well answers it, and it is dropped."""
+    model = ScriptedModel(llm)
+    clock = Clock(NOW)  # Monday 23 November
+    service, learner = await setup(db, llm, clock=clock)
+    learner.start()
+    await ana(db, tz="America/New_York")
+    ask = {"speaker": "Ana", "topic": "interview", "date": "2026-11-27", "question": "How did the interview go?"}
+    model.answers = [extraction(follow_ups=[ask])]
+
+    async def at(moment: datetime, text: str) -> str:
+        clock.now = moment
+        await service.handle(message(text, at=moment), RecordingReply())
+        await learner.flush()
+        async with db.session() as session:
+            return str(await session.scalar(select(ScheduledEvent.status)))
+
+    assert await at(NOW, "my interview is on Friday!") == "pending"
+    assert await at(datetime(2026, 11, 25, 17, 0, tzinfo=UTC), "I'm so nervous about the interview") == "pending"
+    thursday_night = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # 22:00 on Thursday in New York
+    assert await at(thursday_night, "can't sleep, the interview is in the morning") == "pending"
+    friday_afternoon = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)  # 15:00 on Friday in New York
+    assert await at(friday_afternoon, "the interview went well!") == "cancelled"
+    await learner.stop()
 
 
 async def test_a_follow_up_dated_years_ahead_is_left_out_and_does_not_hold_up_its_topic(
