@@ -82,7 +82,7 @@ from bot.services.activity import ReplyActivity
 from bot.services.limits import TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService, PersonaView
-from bot.services.reminders import ReminderService
+from bot.services.reminders import schedule_birthday
 
 log = logging.getLogger(__name__)
 
@@ -368,8 +368,6 @@ class Learner:
             return LearnOutcome("taken", messages=len(messages), llm_calls=calls)
         if outcome is None:
             return LearnOutcome("withdrawn", messages=len(messages), llm_calls=calls)
-        if extraction is not None and extraction.birthdays:
-            await self._birthdays(extraction, names, shown, now)
         self.batches += 1
         return LearnOutcome(
             "learned" if extraction is not None else "skipped",
@@ -659,6 +657,7 @@ class Learner:
                         trigger_at=due,
                         context={"conversation_id": conversation_id},
                     )
+                await self._birthdays(session, extraction, names, shown, now)
             if not await learning.mark_batch_learned(conversation_id, messages[0].id, messages[-1].id):
                 raise _Taken
         return added, refreshed, superseded
@@ -683,22 +682,26 @@ class Learner:
         fresh: Iterator[Vectors] = iter(await self.embedder.embed(missing) if missing else [])
         return [vector if vector is not None else next(fresh) for vector in reused]
 
+    @staticmethod
     async def _birthdays(
-        self, extraction: Extraction, names: dict[str, int], shown: Sequence[UnlearnedMessage], now: datetime
+        session: AsyncSession,
+        extraction: Extraction,
+        names: dict[str, int],
+        shown: Sequence[UnlearnedMessage],
+        now: datetime,
     ) -> None:
         """A birthday someone mentions becomes their birthday (greeted yearly) unless they set one already;
         what they set themselves always wins. Only their own: one another person gives them is not. Its year is
-        kept only when it can be the one they were born in (not this year's or next year's birthday)."""
-        reminders = ReminderService(self.database, clock=self.clock)
+        kept only when it can be the one they were born in (not this year's or next year's birthday). Written
+        with the rest of the batch, so that one is never kept without the other."""
         for birthday in extraction.birthdays:
             user_id = _user_for(birthday.speaker, names)
             if user_id is None or _said_by_another(birthday.line, shown, user_id):
                 continue
-            async with self.database.session() as session:
-                preferences = await UserRepository(session).preferences(user_id)
-                known = preferences.birthday_month is not None or preferences.learning_opt_out
-            if not known:
-                await reminders.set_birthday(user_id, birthday.month, birthday.day, birthday.birth_year(now.date()))
+            preferences = await UserRepository(session).preferences(user_id)
+            if preferences.birthday_month is None and not preferences.learning_opt_out:
+                year = birthday.birth_year(now.date())
+                await schedule_birthday(session, user_id, birthday.month, birthday.day, year, now=now)
 
     @staticmethod
     async def _cancel_follow_ups_brought_up(

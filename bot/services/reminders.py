@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.db.engine import Database
 from bot.db.repositories.events import EventRepository, first_due
 from bot.db.repositories.users import UserRepository
+from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain.recurrence import days_in_month, next_birthday, repeating_in, same_wall_clock_in, zone_or_utc
 from bot.domain.when import MAX_PENDING_REMINDERS, When, WhenError, read_reminder
@@ -145,39 +146,47 @@ class ReminderService:
     async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:
         """Remember the birthday and schedule the greeting (yearly, at BIRTHDAY_HOUR local time; 29 February is
         greeted on the 28th in other years), never twice in one year; returns when the next greeting goes out."""
-        if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
-            raise WhenError(f"There is no day {day} in month {month}.")
         now = self.clock()
         async with self.database.session() as session:
-            preferences = await UserRepository(session).preferences(user_id)
-            preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
-            tz = zone_or_utc(preferences.timezone)
-            events = EventRepository(session)
-            await events.cancel_pending(user_id, "birthday")
-            at = next_birthday(month, day, now=now, tz=tz, local_hour=BIRTHDAY_HOUR)
-            if await events.sent_today(user_id, since=at - GREETINGS_APART, unsolicited_types=("birthday",)):
-                at = next_birthday(month, day, now=at, tz=tz, local_hour=BIRTHDAY_HOUR)  # greeted this year already
-            await events.add(
-                user_id=user_id,
-                guild_id=None,
-                channel_id=None,
-                event_type="birthday",
-                trigger_at=at,
-                title="birthday",
-                context={
-                    "tz": preferences.timezone,
-                    "anchor_day": day,
-                    "local_time": time(BIRTHDAY_HOUR).isoformat("minutes"),
-                },
-                recurrence_rule="yearly",
-            )
-        return at
+            return await schedule_birthday(session, user_id, month, day, year, now=now)
 
     async def clear_birthday(self, user_id: int) -> None:
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)
             preferences.birthday_month = preferences.birthday_day = preferences.birth_year = None
             await EventRepository(session).cancel_pending(user_id, "birthday")
+
+
+async def schedule_birthday(
+    session: AsyncSession, user_id: int, month: int, day: int, year: int | None, *, now: datetime
+) -> datetime:
+    """Remember the birthday and schedule its greeting in the caller's transaction (see
+    :meth:`ReminderService.set_birthday`); returns when the next greeting goes out."""
+    if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
+        raise WhenError(f"There is no day {day} in month {month}.")
+    preferences = await UserRepository(session).preferences(user_id)
+    preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
+    tz = zone_or_utc(preferences.timezone)
+    events = EventRepository(session)
+    await events.cancel_pending(user_id, "birthday")
+    at = next_birthday(month, day, now=now, tz=tz, local_hour=BIRTHDAY_HOUR)
+    if await events.sent_today(user_id, since=at - GREETINGS_APART, unsolicited_types=("birthday",)):
+        at = next_birthday(month, day, now=at, tz=tz, local_hour=BIRTHDAY_HOUR)  # greeted this year already
+    await events.add(
+        user_id=user_id,
+        guild_id=None,
+        channel_id=None,
+        event_type="birthday",
+        trigger_at=at,
+        title="birthday",
+        context={
+            "tz": preferences.timezone,
+            "anchor_day": day,
+            "local_time": time(BIRTHDAY_HOUR).isoformat("minutes"),
+        },
+        recurrence_rule="yearly",
+    )
+    return at
 
 
 def _reminder_context(when: When, tz_name: str) -> dict[str, object]:

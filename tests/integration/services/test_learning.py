@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from bot.container import learning_config
-from bot.db.engine import Database
+from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.models import (
     BotOpinion,
     BotOpinionSource,
@@ -29,6 +29,7 @@ from bot.db.models import (
     User,
     UserCommunicationStyle,
     UserFact,
+    UserPreferences,
     UserRelationship,
 )
 from bot.db.repositories.facts import FactRepository, NewFact
@@ -51,6 +52,7 @@ from bot.services.privacy import PrivacyService
 from bot.settings import Settings
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
+from tests.support.database_faults import failing_statements
 from tests.support.embedding import shared_embedder
 from tests.support.events import Clock, ana
 from tests.support.row_locks import waiting_for_row_locks
@@ -1318,6 +1320,30 @@ async def test_a_mentioned_birthday_is_greeted_unless_one_was_set_already(db: Da
     async with db.session() as session:
         events = (await session.scalars(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))).all()
     assert [(e.event_type, e.trigger_at) for e in events] == [("birthday", datetime(2027, 3, 3, 10, 0, tzinfo=UTC))]
+
+
+async def test_a_birthday_is_learned_with_the_rest_of_its_batch_or_not_at_all(db: Database, llm: FakeLLM) -> None:
+    """The database drops while the batch that holds Ana's job and birthday is written: neither is kept, and the
+    batch read again teaches both, rather than the job alone with the birthday lost for good."""
+    model = ScriptedModel(llm)
+    service, learner = await setup(db, llm, batch_messages=100)  # learned by hand below
+    taught = extraction(facts=[fact("works as a nurse", "work")], birthdays=[{"speaker": "Ana", "month": 3, "day": 3}])
+    model.answers = [taught, taught]
+    await service.handle(message("I'm a nurse, and my birthday is on 3 March!", at=NOW), RecordingReply())
+    conversation = (await _conversations(db))[0]
+
+    async def learned() -> tuple[list[str], int | None, list[str]]:
+        async with db.session() as session:
+            facts = (await session.scalars(select(UserFact.fact_content))).all()
+            month = await session.scalar(select(UserPreferences.birthday_month))
+            events = (await session.scalars(select(ScheduledEvent.event_type))).all()
+        return list(facts), month, list(events)
+
+    with failing_statements(db, "INSERT", "scheduled_events"), pytest.raises(DATABASE_FAULTS):
+        await learner.learn(conversation)
+    assert await learned() == ([], None, [])
+    assert (await learner.learn(conversation)).status == "learned"
+    assert await learned() == (["works as a nurse"], 3, ["birthday"])
 
 
 @pytest.mark.parametrize("year", [0, 2027, 2026])
