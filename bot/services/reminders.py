@@ -24,6 +24,8 @@ BIRTHDAY_HOUR = 10
 # A birthday greeting this soon after the last one sent would be that birthday's again: 10:00 on one date falls
 # up to 26 hours apart across the world's time zones, so a move west can put it still ahead after the greeting.
 GREETINGS_APART = timedelta(days=2)
+# The context key of a one-off reminder asked for on the user's clock ("tomorrow at 9", not "in 2 hours").
+ON_THE_CLOCK = "on_the_clock"
 # How long the list of reminders keeps showing one that never reached its user.
 UNDELIVERED_SHOWN_FOR = timedelta(days=7)
 
@@ -116,7 +118,8 @@ class ReminderService:
         greeting (BIRTHDAY_HOUR), follow-ups (asked in the evening) and repeating reminders keep their local time
         in the new zone, this time and the next ones (a repeating reminder whose time has passed there already
         comes next time; a greeting or follow-up whose hour has passed there comes on its day there, now if need
-        be); a one-off reminder keeps the moment it was set for."""
+        be); a one-off reminder keeps the moment it was set for, unless its day or time of day was read in UTC
+        (as its answer said, pointing here): that one moves to the time asked for, there."""
         tz = time_zone(name)
         now = self.clock()
         async with self.database.session() as session:
@@ -138,6 +141,9 @@ class ReminderService:
                         anchor_day=int(anchor) if anchor else None,
                         local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
                     )
+                elif event.event_type == "reminder" and event.context.get(ON_THE_CLOCK) and was.key == "UTC":
+                    # Read in UTC, which its answer said, pointing to /timezone set: now read where they live.
+                    event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
                 else:
                     continue
                 event.context = {**event.context, "tz": tz.key}  # and so its next times
@@ -190,8 +196,11 @@ async def schedule_birthday(
 
 
 def _reminder_context(when: When, tz_name: str) -> dict[str, object]:
-    """What a repeating reminder needs to find its next time: its zone, and its day and wall-clock time."""
+    """What a repeating reminder needs to find its next time: its zone, and its day and wall-clock time; and
+    whether a one-off one was asked for on the user's clock (ON_THE_CLOCK)."""
     context: dict[str, object] = {"tz": tz_name}
+    if when.recurrence is None and when.on_the_clock:
+        context[ON_THE_CLOCK] = True
     if when.anchor_day is not None:
         context["anchor_day"] = when.anchor_day
     if when.local_time is not None:

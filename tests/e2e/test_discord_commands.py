@@ -307,6 +307,25 @@ async def test_remind_says_a_time_of_day_was_read_in_utc_until_a_time_zone_is_se
     assert "stretch" in answer["content"] and "UTC" not in answer["content"]
 
 
+async def test_a_time_of_day_read_in_utc_moves_to_the_time_zone_then_set(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Told her "tomorrow at 9" was read in UTC, Ana sets her time zone as the answer suggests: the dentist comes at
+    09:00 in New York on that day, not at 04:00. "In 2 hours" is the same moment in every zone and stays."""
+    discord, ana, general = world.discord, world.ana, world.general
+    _, answer = await run(discord, ana, general, "remind", {"when": "tomorrow at 9", "what": "dentist"})
+    assert "I read that time in UTC" in answer["content"]
+    await run(discord, ana, general, "remind", {"when": "in 2 hours", "what": "call mom"})
+    async with db.session() as session:
+        before = {e.title: e.trigger_at for e in (await session.scalars(select(ScheduledEvent))).all()}
+    await run(discord, ana, general, "timezone set", {"name": "America/New_York"})
+    async with db.session() as session:
+        after = {e.title: e.trigger_at for e in (await session.scalars(select(ScheduledEvent))).all()}
+    in_new_york = after["dentist"].astimezone(ZoneInfo("America/New_York"))
+    assert (in_new_york.date(), in_new_york.hour, in_new_york.minute) == (before["dentist"].date(), 9, 0)
+    assert after["call mom"] == before["call mom"]
+
+
 async def test_a_reminder_is_kept_whole_and_one_too_long_to_keep_is_refused_before_it_is_sent(
     world: World, bot: HearthBot, db: Database
 ) -> None:
