@@ -8,8 +8,9 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, or_, select
@@ -480,11 +481,17 @@ async def test_a_fact_taken_back_is_current_again_when_the_message_taking_it_bac
     assert "smokes" in prompt, "current again, so it is among what Hearth knows of Ana"
 
 
+def morning_zone() -> str:
+    """A time zone where it is morning now, so that an exam there today is still to come (asked about at 18:00)."""
+    offset = min(datetime.now(UTC).hour - 9, 12)  # Etc/GMT+N is N hours behind UTC
+    return f"Etc/GMT{offset:+d}" if offset else "UTC"
+
+
 def asks_about_exams(body: dict[str, Any]) -> Step:
-    """The model's learning: whoever says their exam is coming is asked about it in two days (replies are scripted
-    by the test)."""
+    """The model's learning: whoever says their exam is today (in :func:`morning_zone`) is asked how it went that
+    evening (replies are scripted by the test)."""
     prompt = "\n".join(str(m["content"]) for m in body["messages"])
-    when = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    when = datetime.now(ZoneInfo(morning_zone())).date().isoformat()
     follow_ups = [
         {"speaker": name, "topic": "exam", "date": when, "question": "How did the exam go?"}
         for name in re.findall(r"^\(\d+\) (\w+): my exam is", prompt, re.M)
@@ -506,17 +513,18 @@ async def pending_follow_ups(db: Database) -> list[str]:
 async def test_what_someone_forwards_is_not_taken_for_what_they_said_to_hearth(
     chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:
-    """Ana and Bo both say their exam is coming. Ana then forwards Ben's long message about his own exam, Bo a
-    short one: Ben's words neither answer Hearth's question to Ana (still to be asked) nor make her talk with
-    Hearth deeper than Bo's."""
+    """Ana and Bo both say their exam is this morning. Ana then forwards Ben's long message about his own exam,
+    Bo a short one, that same day: Ben's words neither answer Hearth's question to Ana (still to be asked that
+    evening) nor make her talk with Hearth deeper than Bo's."""
     discord, ana = chatting.discord, chatting.ana
     bo = discord.add_user("bo", global_name="Bo")
     ben = discord.add_user("ben", global_name="Ben")
     llm.default = asks_about_exams
     learner = container_of(chatting.bot).learner
     for person in (ana, bo):
+        await run(discord, person, discord.dm_channel(person), "timezone set", {"name": morning_zone()})
         llm.script(Reply("Good luck!"))
-        await discord.user_message(discord.dm_channel(person), person, "my exam is in two days")
+        await discord.user_message(discord.dm_channel(person), person, "my exam is this morning")
         await answered(discord, discord.dm_channel(person), "Good luck!")
         await learner.flush()
     assert sorted(await pending_follow_ups(db)) == ["exam", "exam"]
