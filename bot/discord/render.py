@@ -46,6 +46,8 @@ UNKNOWN_MESSAGE = 10008
 
 # Discord's code (with 404) for a webhook that is not there (an admin deleted it in the channel's Integrations).
 UNKNOWN_WEBHOOK = 10015
+# Discord's code (with 401) for a webhook whose token it no longer takes: for Hearth, as good as deleted.
+INVALID_WEBHOOK_TOKEN = 50027
 
 # Discord's code (with 403) for a DM the person does not accept: they blocked the bot, or closed their DMs.
 CANNOT_MESSAGE_USER = 50007

@@ -10,6 +10,7 @@ import discord
 from bot.discord.render import (
     DISCORD_FAILURES,
     DISCORD_OUTAGES,
+    INVALID_WEBHOOK_TOKEN,
     MODEL_MENTIONS,
     UNKNOWN_WEBHOOK,
     FirstPost,
@@ -165,8 +166,8 @@ class CharacterReply:
             if self.first.content != text:
                 try:
                     self.first = await edited(self.first, content=text)
-                except discord.NotFound as exc:
-                    if exc.code != UNKNOWN_WEBHOOK:
+                except discord.HTTPException as exc:
+                    if not _webhook_gone(exc):
                         raise
                     self.first = await self._instead_of(self.first, text)
         elif self.first.content != (shown := self._named(text)[0]):
@@ -235,6 +236,9 @@ class CharacterReply:
         except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
             self.webhooks.forget(getattr(self.channel, "id", 0))
         except discord.HTTPException as exc:
+            if _webhook_gone(exc):  # its token no longer taken: as if deleted
+                self.webhooks.forget(getattr(self.channel, "id", 0))
+                return None
             if exc.status != 400:
                 raise
             # The webhook is fine, the message as this character is not (Discord refuses names with "clyde" or
@@ -246,3 +250,9 @@ class CharacterReply:
         """``text`` as the bot posts it when there is no webhook: the character's name in front, in as many
         messages as that takes (a code block cut is closed and reopened as in any long reply)."""
         return split_message(f"**{self.name}:** {text}")
+
+
+def _webhook_gone(exc: discord.HTTPException) -> bool:
+    """Whether Discord answered a call to a channel's webhook as for one that is gone: deleted (404, Unknown
+    Webhook), or its token no longer taken (401, Invalid Webhook Token)."""
+    return (exc.status, exc.code) in ((404, UNKNOWN_WEBHOOK), (401, INVALID_WEBHOOK_TOKEN))

@@ -372,3 +372,51 @@ async def test_a_characters_reply_cut_short_by_a_stop_is_taken_down_through_her_
     assert int(preview["id"]) in discord.deleted_message_ids and discord.webhook_messages(general) == []
     assert discord.calls("delete_webhook_message"), "taken down through her webhook"
     assert await stored_replies(db) == [], "nothing of it kept"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["at its first message", "as it streams"])
+async def test_a_characters_reply_whose_webhook_token_discord_no_longer_takes_reaches_her_in_her_name(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    streamed: bool,
+) -> None:
+    """Mira has answered Ana through the channel's webhook; then Discord no longer takes that webhook's token (401,
+    Invalid Webhook Token), from her next reply's first message on, or from the moment its preview is posted. As
+    where the webhook was deleted, the reply still reaches Ana whole in Mira's name, the bot saying it with her name
+    in front; no traceback, and the reply is stored as shown."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    moderate = discordpy.Permissions(manage_messages=True).value
+    discord.add_role(guild, "moderators", permissions=moderate, members=[discord.bot])
+    await cast_with_mira(discord, general)
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply("Hello, Ana."), Reply(story, chunk_size=20, delay_between_chunks=0.02))
+    await discord.user_message(general, ana, "Mira, hello")
+    await eventually(lambda: [m["content"] for m in discord.webhook_messages(general)] == ["Hello, Ana."])
+
+    def through_her_webhook(call: RestCall) -> bool:
+        return call.route == "create_followup" and (call.body or {}).get("username") == "Mira"
+
+    await discord.wait_for_request(through_her_webhook)
+    with contextlib.ExitStack() as failing:
+
+        def invalid(route: str) -> None:
+            failing.enter_context(discord.failing(route, 401, code=50027, message="Invalid Webhook Token"))
+
+        if streamed:
+            discord.upon(through_her_webhook, lambda: invalid("edit_webhook_message"))
+        else:
+            invalid("create_followup")
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 2, outcome="replied")
+    said = discord.sent_messages(general)
+    assert [m["content"] for m in said] == [f"**Mira:** {story}"], "whole, in her name"
+    await stored_as_shown_in(db, said[0])
+    assert await stored_replies(db) == ["Hello, Ana.", story]
+    assert [m["content"] for m in discord.webhook_messages(general)] == ["Hello, Ana."], "no half-written preview"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
