@@ -28,6 +28,10 @@ WEBHOOK_NAME = "Hearth cast"
 # After Discord refuses a channel's webhook (no permission, or as many webhooks as it allows), how long its
 # cast speaks as the bot before Hearth asks again: not once per message, each a request against the rate limit.
 RETRY_REFUSED_AFTER_S = 300.0
+# After Discord fails a channel's webhook (5xx past discord.py's retries, which take it about 25 s), how long its
+# cast speaks as the bot at once, as the bot's own replies do, before the webhook is tried again: the wait is paid
+# once for an outage of Discord's webhooks, not again for each message said meanwhile.
+RETRY_FAILED_AFTER_S = 60.0
 
 
 class ChannelWebhooks:
@@ -38,6 +42,7 @@ class ChannelWebhooks:
         self.me = me  # the bot's user, known once it has logged in
         self._hooks: dict[int, discord.Webhook] = {}
         self._refused_until: dict[int, float] = {}  # channel → when to ask Discord again
+        self._failed_until: dict[int, float] = {}  # channel → when to try its webhook again after an outage
         self._said_refused: set[int] = set()
         # Names Discord refuses as a webhook message's author (with "clyde" or "discord" in them, say).
         self._refused_names: set[str] = set()
@@ -45,6 +50,8 @@ class ChannelWebhooks:
     async def of(self, channel: discord.abc.Messageable) -> discord.Webhook | None:
         if not isinstance(channel, discord.TextChannel):
             return None  # threads and DMs: no webhooks of their own
+        if time.monotonic() < self._failed_until.get(channel.id, 0.0):
+            return None
         hook = self._hooks.get(channel.id)
         if hook is not None:
             return hook
@@ -83,6 +90,18 @@ class ChannelWebhooks:
         self._refused_names.add(name)
         log.warning("Discord refused a webhook message as %r (%s): it speaks through the bot", name, reason)
 
+    def failed(self, channel_id: int, reason: object) -> None:
+        """Discord failed the channel's webhook (an outage past discord.py's retries): its cast speaks as the bot for
+        :data:`RETRY_FAILED_AFTER_S` (said once in the log for each outage)."""
+        if time.monotonic() >= self._failed_until.get(channel_id, 0.0):
+            log.warning(
+                "Discord failed the webhook in channel %s (%s): its cast speaks as the bot for %.0f s",
+                channel_id,
+                reason,
+                RETRY_FAILED_AFTER_S,
+            )
+        self._failed_until[channel_id] = time.monotonic() + RETRY_FAILED_AFTER_S
+
     def forget(self, channel_id: int) -> None:
         """The webhook was deleted (by an admin): make or find another next time."""
         self._hooks.pop(channel_id, None)
@@ -91,7 +110,7 @@ class ChannelWebhooks:
 class CharacterReply:
     """A cast character's reply in ``channel``: sent through the channel's webhook under the character's name
     and avatar; where there is no webhook, by the bot with the name in front of the first message it says for the
-    character (the reply's first, or one after the webhook's, the webhook deleted meanwhile). Its
+    character (the reply's first, or one after the webhook's, the webhook deleted or failing meanwhile). Its
     replies carry no buttons (a webhook's message cannot be regenerated as the character). Discord refusing or failing
     it ends it as it ends the bot's own reply: a refusal raises :class:`ReplyRefused` (a permission:
     :class:`ReplyForbidden`), the first message failed raises :class:`NotShown`, and a reply cut short, a message
@@ -235,6 +254,8 @@ class CharacterReply:
             )
         except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
             self.webhooks.forget(getattr(self.channel, "id", 0))
+        except discord.DiscordServerError as exc:  # an outage past the retries: the bot says it, not waiting again
+            self.webhooks.failed(getattr(self.channel, "id", 0), exc)
         except discord.HTTPException as exc:
             if _webhook_gone(exc):  # its token no longer taken: as if deleted
                 self.webhooks.forget(getattr(self.channel, "id", 0))

@@ -420,3 +420,43 @@ async def test_a_characters_reply_whose_webhook_token_discord_no_longer_takes_re
     assert [m["content"] for m in discord.webhook_messages(general)] == ["Hello, Ana."], "no half-written preview"
     hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
+
+
+async def test_a_characters_reply_discord_fails_through_her_webhook_reaches_her_through_the_bot(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Discord fails the channel's webhook (a 503 on every call, which discord.py's webhooks retry for about 25 s)
+    while the bot's own messages go through: Mira's reply reaches Ana whole all the same, the bot saying it with her
+    name in front once one round of the webhook's retries has failed, rather than waiting that out again for the
+    whole reply and then losing it. Her next reply, while the webhook is failing, is said by the bot at once. One
+    line in the log, no traceback; both replies stored as shown."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    story = "Once upon a time, on a hill, a fox."
+    llm.script(Reply(story, chunk_size=8, delay_between_chunks=0.05), Reply("And then it slept."))
+
+    def through_her_webhook() -> int:
+        return len([call for call in discord.calls("create_followup") if (call.body or {}).get("username") == "Mira"])
+
+    with discord.failing("create_followup", 503, message="Service Unavailable"):
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        await eventually(lambda: [m["content"] for m in discord.sent_messages(general)] == [f"**Mira:** {story}"], 40)
+        assert through_her_webhook() == 5, "one round of discord.py's retries"
+        await discord.user_message(general, ana, "Mira, and then?")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 2, outcome="replied")
+        assert through_her_webhook() == 5, "not waited out again"
+    said = discord.sent_messages(general)
+    assert [m["content"] for m in said] == [f"**Mira:** {story}", "**Mira:** And then it slept."]
+    assert discord.webhook_messages(general) == []
+    await stored_as_shown_in(db, said[-1])
+    assert await stored_replies(db) == [story, "And then it slept."]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
+    [said_once] = [r.getMessage() for r in hearths if r.levelno >= logging.WARNING]
+    assert "Service Unavailable" in said_once and str(general) in said_once
