@@ -172,8 +172,10 @@ class FirstPost(Generic[_Posted]):
     while the post is under way (the whole reply is ready) leaves it going, and :meth:`finished` waits for it, so
     the reply edits that message rather than posting a second one."""
 
-    def __init__(self) -> None:
+    def __init__(self, delete: Callable[[_Posted], Awaitable[None]] | None = None) -> None:
+        """``delete``: how a message of the reply is taken down (by default, its own ``delete()``)."""
         self._task: asyncio.Task[_Posted] | None = None
+        self._delete = delete
 
     async def posted(self, post: Callable[[], Awaitable[_Posted]]) -> _Posted:
         """The message ``post`` makes, begun now unless a post is already under way."""
@@ -203,7 +205,9 @@ class FirstPost(Generic[_Posted]):
         with contextlib.suppress(*DISCORD_FAILURES):
             async with asyncio.timeout(TAKE_DOWN_S):
                 shown = first if first is not None else await self.finished()
-                if isinstance(shown, discord.Message | discord.WebhookMessage):
+                if shown is not None and self._delete is not None:
+                    await self._delete(shown)
+                elif isinstance(shown, discord.Message | discord.WebhookMessage):
                     await shown.delete()
                 return True
         return False

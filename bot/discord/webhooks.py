@@ -125,7 +125,7 @@ class CharacterReply:
         self.name = name[:80]  # Discord's limit for a webhook's username
         self.avatar_url = avatar_url
         self.first: discord.Message | discord.WebhookMessage | None = None
-        self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost()
+        self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost(self._take_down)
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
 
     def typing(self) -> AbstractAsyncContextManager[None]:
@@ -217,6 +217,21 @@ class CharacterReply:
             unfinished = f"{self.name}'s unfinished message {stale.id}"
             log.info("could not take down %s in channel %s: %s", unfinished, channel, exc)
         return message
+
+    async def _take_down(self, message: discord.Message | discord.WebhookMessage) -> None:
+        """Delete ``message``, a reply's unfinished first message: through its webhook if it went through one, which
+        may delete its own messages; where Discord no longer takes that webhook (deleted, its token refused, or
+        failing), by the bot, as the Manage Messages permission lets it."""
+        try:
+            await message.delete()
+        except discord.HTTPException as exc:
+            if not isinstance(message, discord.WebhookMessage) or not isinstance(self.channel, discord.TextChannel):
+                raise
+            if _webhook_gone(exc):
+                self.webhooks.forget(self.channel.id)
+            elif not isinstance(exc, discord.DiscordServerError):
+                raise
+            await self.channel.get_partial_message(message.id).delete()
 
     async def _open(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The reply's first message: through the webhook if it may, else by the bot, the character's name in front

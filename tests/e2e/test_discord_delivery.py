@@ -460,3 +460,46 @@ async def test_a_characters_reply_discord_fails_through_her_webhook_reaches_her_
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
     [said_once] = [r.getMessage() for r in hearths if r.levelno >= logging.WARNING]
     assert "Service Unavailable" in said_once and str(general) in said_once
+
+
+@pytest.mark.parametrize("may_delete", [True, False], ids=["with manage messages", "without manage messages"])
+async def test_a_characters_reply_cut_short_after_her_webhook_is_deleted_is_taken_down_by_the_bot(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    db: Database,
+    llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    may_delete: bool,
+) -> None:
+    """Mira's reply is streaming into her first message through the channel's webhook when an admin deletes that
+    webhook, and Hearth is then told to stop, and told again (it cuts short the replies still being written): her
+    unfinished preview can no longer be deleted through the webhook (Discord answers 404, Unknown Webhook), so it is
+    taken down by the bot, as Manage Messages lets it, rather than left half-written; without that permission it
+    stays. Nothing of it is kept; no traceback."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    if may_delete:
+        moderate = discordpy.Permissions(manage_messages=True).value
+        discord.add_role(guild, "moderators", permissions=moderate, members=[discord.bot])
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=4, delay_between_chunks=0.2))
+
+    def through_her_webhook(call: RestCall) -> bool:
+        return call.route == "create_followup" and (call.body or {}).get("username") == "Mira"
+
+    async with running_bot(discord, db, llm) as bot:
+        await cast_with_mira(discord, general)
+        discord.upon(through_her_webhook, lambda: discord.delete_channel_webhooks(general))
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        preview = (await discord.wait_for_request(through_her_webhook)).response
+        bot.stop()
+        await bot.stop()  # asked again: the reply still being written is cut short
+    assert isinstance(preview, dict) and preview["content"] != story, "it showed part of the story"
+    assert discord.sent_messages(general) == []
+    if may_delete:
+        assert int(preview["id"]) in discord.deleted_message_ids and discord.webhook_messages(general) == []
+    else:
+        assert [m["id"] for m in discord.webhook_messages(general)] == [preview["id"]], "the stale one stays"
+    assert await stored_replies(db) == [], "nothing of it kept"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
