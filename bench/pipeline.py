@@ -115,6 +115,9 @@ class NullReply:
     def speaking_as(self, name: str, avatar_url: str | None) -> "NullReply":
         return self
 
+    def reply_to(self, message_id: int) -> None:
+        """Nothing is shown."""
+
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if self.sent_at is None:
             self.sent_at = time.perf_counter()

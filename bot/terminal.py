@@ -138,6 +138,9 @@ class TerminalReply:
     def speaking_as(self, name: str, avatar_url: str | None) -> "TerminalReply":
         return self
 
+    def reply_to(self, message_id: int) -> None:
+        """A terminal shows no message as answered."""
+
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         await self.preview("".join(pieces))
         self.screen.write("\n")

@@ -237,6 +237,7 @@ class _StreamedReply:
         self.controls = controls
         self.characters = characters
         self.first: discord.Message | None = None
+        self.reference: discord.MessageReference | None = None  # the message the first piece answers; None: none
         self._opening: FirstPost[discord.Message] = FirstPost()
         self._cast: list[Any] = []  # the cast characters' targets this reply handed out
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
@@ -249,6 +250,17 @@ class _StreamedReply:
         self._cast.append(character)
         return character
 
+    def reply_to(self, message_id: int) -> None:
+        """The first piece answers ``message_id`` instead (the message it was to answer was deleted while it waited),
+        as it would have answered that one; a reply shown as a message of its own stays one."""
+        if self.reference is not None:
+            self.reference = discord.MessageReference(
+                message_id=message_id,
+                channel_id=self.reference.channel_id,
+                guild_id=self.reference.guild_id,
+                fail_if_not_exists=self.reference.fail_if_not_exists,
+            )
+
     async def cut_short(self) -> None:
         """The reply was cancelled before it was whole (the bot is stopping): take down what it had shown, its
         cast characters' included, rather than leave it half-written. A reply already shown whole stays."""
@@ -259,7 +271,9 @@ class _StreamedReply:
         return typing_in(self.channel)
 
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
-        raise NotImplementedError
+        if self.reference is None:
+            return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
+        return await self._referring(self.reference, text, view)
 
     async def preview(self, text: str) -> None:
         """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,
@@ -349,10 +363,7 @@ class MessageReply(_StreamedReply):
         self, message: discord.Message, controls: Controls | None = None, characters: Characters | None = None
     ) -> None:
         super().__init__(message.channel, controls, characters)
-        self.message = message
-
-    async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
-        return await self._referring(self.message.to_reference(), text, view)
+        self.reference = message.to_reference()
 
 
 class ChannelReply(_StreamedReply):
@@ -373,8 +384,3 @@ class ChannelReply(_StreamedReply):
             if reply_to is not None
             else None
         )
-
-    async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
-        if self.reference is None:
-            return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
-        return await self._referring(self.reference, text, view)

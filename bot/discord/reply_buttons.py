@@ -132,6 +132,9 @@ class _EditedReply:
     def speaking_as(self, name: str, avatar_url: str | None) -> "_EditedReply":
         return self
 
+    def reply_to(self, message_id: int) -> None:
+        """The reply being answered again stays where it is."""
+
     async def preview(self, text: str) -> None:
         # The answer is shown whole once written, whatever an outage costs here; a refusal ends it.
         with unless_refused(self.message.channel), only_a_glimpse(self.message.channel):

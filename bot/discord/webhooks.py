@@ -134,6 +134,9 @@ class CharacterReply:
     def speaking_as(self, name: str, avatar_url: str | None) -> "CharacterReply":
         return CharacterReply(self.channel, self.webhooks, name, avatar_url)
 
+    def reply_to(self, message_id: int) -> None:
+        """A character's message is shown as an answer to none."""
+
     async def cut_short(self) -> None:
         """The reply was cancelled before it was whole: take down what it had shown (see FirstPost.taken_down). A
         reply already shown whole stays."""

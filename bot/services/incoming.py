@@ -125,6 +125,12 @@ class ReplyTarget(Protocol):
         """Where a cast character's reply goes: shown under its own name (and avatar), not the bot's."""
         ...
 
+    def reply_to(self, message_id: int) -> None:
+        """Show the reply as an answer to ``message_id``, another of the messages it answers, in the same place:
+        the one it was to answer was deleted while it waited (a front end that shows no message as answered
+        ignores it)."""
+        ...
+
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         """The final reply, already split into messages; returns the ids of the messages that hold it.
         ``regenerable``: a model's reply, which its reader may ask to have answered again (not a notice). Raises

@@ -852,3 +852,50 @@ async def test_a_message_deleted_while_it_waits_for_its_turn_is_not_answered(
         "hi",
         "@Hearth thanks",
     ]
+
+
+async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered_replying_to_the_next(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """While Hearth is still answering Ben in the channel, Ana asks two things and takes back the first before her
+    turn comes: she is answered for the second, the answer shown as a Discord reply to it (the first, which the
+    answer would have replied to, is gone), and kept."""
+    discord, ana, guild = discord_world
+    ben, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ben", "cleo"))
+    general = guild.channel("general")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def model(body: dict[str, Any]) -> Reply:
+        said = content_text(body["messages"][-1]["content"])
+        if "rome" in said:
+            asked.set()
+            await go_on.wait()
+            return Reply("Yes, Rome.")
+        return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+        await asyncio.wait_for(asked.wait(), 5)
+        slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
+        question = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
+        await stored_eventually(
+            db,
+            "user",
+            [
+                "@Hearth is the capital of Italy rome?",
+                "@Hearth my bank pin is 4321",
+                "@Hearth whats the capital of France",
+            ],
+        )
+        await discord.user_deletes(slip)
+        # Events are handled in order of arrival: once Cleo is answered, the deletion has reached Hearth.
+        await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+        await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
+        go_on.set()
+        await shown(discord, general, "Yes, Rome.")
+        answer = await shown(discord, general, "Paris!")
+        await stored_eventually(db, "assistant", ["Hi Cleo!", "Yes, Rome.", "Paris!"])
+
+    assert answer["message_reference"]["message_id"] == question["id"]
+    assert "4321" not in json.dumps([r.body for r in llm.reply_requests])

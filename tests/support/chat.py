@@ -106,6 +106,9 @@ class RecordingReply:
         self.speakers.append(name)
         return self
 
+    def reply_to(self, message_id: int) -> None:
+        """Nothing to record: no message is shown as answered here."""
+
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         self.sent.append(list(pieces))
         return [next(self._ids) for _ in pieces]

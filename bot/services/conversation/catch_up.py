@@ -69,6 +69,7 @@ def stored_of(row: AwaitingMessage, incoming: IncomingMessage, *, changes_seen: 
         # Discord's links last (a link that has expired costs the model a refused call, not the reply).
         images=row.image_urls,
         changes_seen=changes_seen,
+        discord_message_id=row.discord_message_id,
     )
 
 

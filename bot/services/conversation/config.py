@@ -62,3 +62,4 @@ class StoredTurn:
     images: tuple[str, ...] = ()  # links of the images the model is shown with it
     # How many changes to stored turns (edits, deletions) the store had heard of when it stored this one.
     changes_seen: int = 0
+    discord_message_id: int | None = None  # the front end's id of the message (None: a terminal's, say)

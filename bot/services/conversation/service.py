@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.db.engine import DATABASE_FAULTS, Database
@@ -159,6 +160,10 @@ class ConversationService:
                     log.info("not answering in channel %s: its messages were deleted while they waited", channel)
                     return TurnOutcome("withdrawn", answered_messages=len(batch))
                 edited = [(turn.text, turn.images) for turn in current] != [(turn.text, turn.images) for turn in batch]
+                first = current[0].discord_message_id
+                if first is not None and first != incoming.message_id:  # the one the reply was to answer is gone
+                    target.reply_to(first)
+                    incoming = replace(incoming, message_id=first)
                 try:
                     return await self.responder.answer(
                         incoming,

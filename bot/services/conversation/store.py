@@ -153,6 +153,7 @@ class TurnStore:
                 text=text,
                 images=incoming.image_urls,
                 changes_seen=self._changes,
+                discord_message_id=incoming.message_id,
             )
             if found is None:
                 remembered = with_images(text, [None] * len(incoming.image_urls)) if incoming.image_urls else text
