@@ -899,3 +899,67 @@ async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered
 
     assert answer["message_reference"]["message_id"] == question["id"]
     assert "4321" not in json.dumps([r.body for r in llm.reply_requests])
+
+
+async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is_answered_for_the_rest(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], llm: FakeLLM, db: Database
+) -> None:
+    """Ana's two messages, sent while Hearth answered Ben, are answered together; she deletes the first while
+    Hearth is still thinking, before anything is shown. The reply written for both is not shown (it would repeat
+    what she took back): she is answered afresh for the message she kept, as a Discord reply to it."""
+    discord, ana, guild = discord_world
+    ben, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ben", "cleo"))
+    general = guild.channel("general")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+    thinking, answer_both = asyncio.Event(), asyncio.Event()
+
+    async def model(body: dict[str, Any]) -> Reply:
+        said = content_text(body["messages"][-1]["content"])
+        if "rome" in said:
+            asked.set()
+            await go_on.wait()
+            return Reply("Yes, Rome.")
+        if "4321" in json.dumps(body["messages"]):
+            thinking.set()
+            await answer_both.wait()
+            return Reply("I'll keep 4321 in mind. Paris!")
+        return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+        await asyncio.wait_for(asked.wait(), 5)
+        slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
+        question = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
+        await stored_eventually(
+            db,
+            "user",
+            [
+                "@Hearth is the capital of Italy rome?",
+                "@Hearth my bank pin is 4321",
+                "@Hearth whats the capital of France",
+            ],
+        )
+        go_on.set()
+        await shown(discord, general, "Yes, Rome.")
+        await asyncio.wait_for(thinking.wait(), 5)
+        await discord.user_deletes(slip)
+        # Events are handled in order of arrival: once Cleo is answered, the deletion has reached Hearth.
+        await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+        await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
+        answer_both.set()
+        answer = await shown(discord, general, "Paris!")
+        await stored_eventually(db, "assistant", ["Yes, Rome.", "Hi Cleo!", "Paris!"])
+
+    assert answer["message_reference"]["message_id"] == question["id"]
+    shown_anywhere = [
+        call
+        for call in discord.requests
+        if call.route in ("create_message", "edit_message") and call.status == 200  # what Discord refused shows nothing
+    ]
+    assert not any("4321" in json.dumps(call.body) for call in shown_anywhere)
+    assert await stored_contents(db, "user") == [
+        "@Hearth is the capital of Italy rome?",
+        "@Hearth whats the capital of France",
+        "hi",
+    ]

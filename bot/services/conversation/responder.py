@@ -172,8 +172,25 @@ class Responder:
             sent = await send_safely(target, pieces, incoming, regenerable=True)
         except AnswerWithdrawn as withdrawn:  # the person deleted what was being answered: nothing shown or kept
             log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
-            await self.store.withdraw(batch, incoming.message_id)
-            return TurnOutcome("withdrawn", answered_messages=len(batch))
+            gone = [turn for turn in batch if turn.discord_message_id == incoming.message_id]
+            rest = [turn for turn in batch if turn.discord_message_id != incoming.message_id]
+            await self.store.withdraw(gone or batch, incoming.message_id)
+            following = rest[0].discord_message_id if gone and rest else None
+            if following is None:
+                return TurnOutcome("withdrawn", answered_messages=len(batch))
+            # The rest of the batch is still to answer: afresh, for the reply written spoke to what was withdrawn.
+            target.reply_to(following)
+            return await self.answer(
+                replace(incoming, message_id=following),
+                rest,
+                persona,
+                settings,
+                target,
+                started=started,
+                prepared=prepared,
+                was_away=was_away,
+                host=host,
+            )
         except ReplyRemoved as removed:  # taken down as it was shown: not shown again, not kept, not caught up
             log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
             await self.store.settle_quietly(batch)
