@@ -741,3 +741,55 @@ async def test_a_message_changed_while_its_catch_up_waits_for_the_channel_is_ans
     assert about_france[-1]["content"] == "Ana: @Hearth whats the capital of France"
     assert "capitol" not in json.dumps(about_france)
     assert await user_messages(db) == ["@Hearth still there?", "@Hearth whats the capital of France", "hi"]
+
+
+async def test_a_batch_whose_last_message_is_deleted_while_its_catch_up_waits_replies_to_the_one_kept(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ben's message and two of Ana's were left unanswered when Hearth stopped. After the restart, while Hearth is
+    still answering Ben, Ana deletes her second message, which her answer was to reply to: she is answered for the
+    first, as a Discord reply to it, and the model never sees what she took back."""
+    async with FakeDiscord() as discord:
+        ana, ben, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben", "cleo"))
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
+        general = guild.channel("general")
+        await left_unanswered(discord, db, llm, general, guild, author="ben")
+        posted = []
+        for said in ("whats the capital of France", "my bank pin is 4321"):
+            posted.append(discord.message_payload(general, ana, f"{discord.bot.mention} {said}"))
+            asked = message(f"@Hearth {said}", user=ana.id, channel=general, guild=guild.id, mention=True)
+            llm.script(Stall(60))
+            calls = len(llm.chat_requests)
+            turn = asyncio.create_task(
+                conversation_service(db, llm).handle(replace(asked, message_id=int(posted[-1]["id"])), RecordingReply())
+            )
+            await eventually(lambda: len(llm.chat_requests) > calls)  # noqa: B023 (awaited in this iteration)
+            turn.cancel()
+        question, slip = posted
+        waiting, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            said = body["messages"][-1]["content"]
+            if "still there?" in said:
+                waiting.set()
+                await go_on.wait()
+                return Reply(AWAY)
+            return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+        llm.default = model
+        async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
+            async with asyncio.timeout(10):
+                await waiting.wait()
+            await discord.user_deletes(slip)
+            # Events are handled in order of arrival: once Cleo is answered, the deletion has reached Hearth.
+            await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+            assert (await discord.wait_for_message(discord.dm_channel(cleo), timeout=10))["content"] == "Hi Cleo!"
+            go_on.set()
+            async with asyncio.timeout(10):
+                await bot.caught_up.wait()
+        away, answer = discord.sent_messages(general)
+
+    assert (away["content"], answer["content"]) == (AWAY, "Paris!")
+    assert answer["message_reference"]["message_id"] == question["id"]
+    caught_up = [r.body for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
+    assert "4321" not in json.dumps(caught_up)

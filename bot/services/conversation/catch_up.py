@@ -154,6 +154,10 @@ class CatchUp:
                     if not batch:
                         log.info("not catching up on message %s: deleted meanwhile", row.message_id)
                         continue
+                    last = batch[-1].discord_message_id
+                    if last is not None and last != incoming.message_id:  # the one the reply was to answer is gone
+                        target.reply_to(last)
+                        incoming = replace(incoming, message_id=last)
                     outcome = await self.responder.answer(
                         incoming,
                         batch,

@@ -555,7 +555,9 @@ class World:
             message["allowed_mentions"] = body["allowed_mentions"]  # not in Discord's answer: kept for assertions
         if body.get("message_reference"):
             reference = body["message_reference"]
-            self._refer(message, self.messages.get(int(reference["message_id"])), reference)
+            referenced = self.messages.get(int(reference["message_id"]))
+            if referenced is not None:  # else (fail_if_not_exists false) sent as a message of its own, as on Discord
+                self._refer(message, referenced, reference)
         self.messages[int(message["id"])] = message
         return message
 
