@@ -894,11 +894,11 @@ async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
         go_on.set()
         await shown(discord, general, "Yes, Rome.")
-        answer = await shown(discord, general, "Paris!")
-        await stored_eventually(db, "assistant", ["Hi Cleo!", "Yes, Rome.", "Paris!"])
+        answer = await shown(discord, general, "Paris!", timeout=10)
 
     assert answer["message_reference"]["message_id"] == question["id"]
     assert "4321" not in json.dumps([r.body for r in llm.reply_requests])
+    assert sorted(await stored_contents(db, "assistant")) == ["Hi Cleo!", "Paris!", "Yes, Rome."]
 
 
 async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is_answered_for_the_rest(
@@ -948,8 +948,7 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
         await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
         answer_both.set()
-        answer = await shown(discord, general, "Paris!")
-        await stored_eventually(db, "assistant", ["Yes, Rome.", "Hi Cleo!", "Paris!"])
+        answer = await shown(discord, general, "Paris!", timeout=10)
 
     assert answer["message_reference"]["message_id"] == question["id"]
     shown_anywhere = [
@@ -963,3 +962,4 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
         "@Hearth whats the capital of France",
         "hi",
     ]
+    assert sorted(await stored_contents(db, "assistant")) == ["Hi Cleo!", "Paris!", "Yes, Rome."]
