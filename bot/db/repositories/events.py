@@ -42,13 +42,13 @@ class DueEvent:
 
     @property
     def due_at(self) -> datetime:
-        """When the event was due: its ``trigger_at``, unless a retry has moved that on."""
+        """When the event was due: its ``trigger_at``, unless a retry or a postponement has moved that on."""
         return first_due(self.trigger_at, self.context)
 
 
 def first_due(trigger_at: datetime, context: dict[str, Any]) -> datetime:
-    """When an event (``trigger_at``, ``context``) was first due: a retry moves ``trigger_at`` to its own time
-    and keeps the time it replaced in the context (``DUE_AT``)."""
+    """When an event (``trigger_at``, ``context``) was first due: a retry or a postponement moves ``trigger_at`` to
+    its own time and keeps the time it replaced in the context (``DUE_AT``)."""
     kept = context.get(DUE_AT)
     return datetime.fromisoformat(kept) if isinstance(kept, str) else trigger_at
 
@@ -68,7 +68,7 @@ _DUE_COLUMNS = (
     ScheduledEvent.claim_token,
 )
 
-# The context key of the time a retried event was first due (its ``trigger_at`` is then the retry's).
+# The context key of the time a retried or postponed event was first due (its ``trigger_at`` is then the later one).
 DUE_AT = "due_at"
 
 # Why an event ends ``unknown``: a send may have happened, so it is never sent again.
@@ -360,9 +360,19 @@ class EventRepository:
 
     async def postpone(self, event: DueEvent, *, at: datetime) -> bool:
         """Put a claimed, unsent event back to ``pending`` at ``at`` without counting an attempt (quiet hours, a
-        cap)."""
+        cap). The time it was due is kept in its context (``DUE_AT``), as a retry keeps it: a follow-up held past
+        midnight still belongs to its own day."""
         require_aware(at, "at")
-        return await self._finish(event, ("triggered",), {"status": "pending", "trigger_at": at, "claim_token": None})
+        return await self._finish(
+            event,
+            ("triggered",),
+            {
+                "status": "pending",
+                "trigger_at": at,
+                "context": {**event.context, DUE_AT: event.due_at.isoformat()},
+                "claim_token": None,
+            },
+        )
 
     async def cancel_triggered(self, event: DueEvent) -> bool:
         """Cancel a claimed event that is not to be sent (its user opted out)."""

@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -54,7 +54,8 @@ from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
 from tests.support.database_faults import failing_statements
 from tests.support.embedding import shared_embedder
-from tests.support.events import Clock, ana
+from tests.support.events import Clock, RecordingNotifier, ana
+from tests.support.events import service as event_service
 from tests.support.row_locks import waiting_for_row_locks
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -1190,6 +1191,37 @@ async def test_a_follow_up_is_kept_when_its_topic_comes_up_before_its_day(db: Da
     friday_afternoon = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)  # 15:00 on Friday in New York
     assert await at(friday_afternoon, "the interview went well!") == "cancelled"
     await learner.stop()
+
+
+async def test_a_follow_up_held_back_past_midnight_is_dropped_when_its_day_brings_it_up(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana keeps quiet hours from 17:00 to 09:00, so the question about her Friday interview waits for Saturday
+    morning. Telling Hearth on Friday evening that it went well answers it all the same: it is dropped, and she is
+    not asked on Saturday how the interview she already told of went."""
+    model = ScriptedModel(llm)
+    clock = Clock(NOW)  # Monday 23 November
+    service, learner = await setup(db, llm, clock=clock)
+    learner.start()
+    await ana(db, tz="Europe/Lisbon", quiet=(time(17, 0), time(9, 0)))  # Lisbon is on UTC in November
+    ask = {"speaker": "Ana", "topic": "interview", "date": "2026-11-27", "question": "How did the interview go?"}
+    model.answers = [extraction(follow_ups=[ask])]
+    await say(service, learner, "my interview is on Friday!")
+    notifier = RecordingNotifier()
+    events = event_service(db, llm, notifier, clock)
+
+    clock.now = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # its time, in her quiet hours: held to Saturday 09:00
+    assert await events.tick() == {"postponed": 1}
+    clock.now = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)  # still Friday
+    await service.handle(message("the interview went well!", at=clock.now), RecordingReply())
+    await learner.flush()
+    await learner.stop()
+
+    clock.now = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    assert await events.tick() == {}
+    assert notifier.sent == []
+    async with db.session() as session:
+        assert await session.scalar(select(ScheduledEvent.status)) == "cancelled"
 
 
 async def test_a_follow_up_dated_years_ahead_is_left_out_and_does_not_hold_up_its_topic(
