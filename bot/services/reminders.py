@@ -15,7 +15,15 @@ from bot.db.repositories.events import EventRepository, first_due
 from bot.db.repositories.users import UserRepository
 from bot.db.session import AsyncSession
 from bot.db.types import utcnow
-from bot.domain.recurrence import days_in_month, next_birthday, repeating_in, same_wall_clock_in, zone_or_utc
+from bot.domain.recurrence import (
+    days_in_month,
+    local_to_utc,
+    next_birthday,
+    repeating_in,
+    same_wall_clock_in,
+    to_local,
+    zone_or_utc,
+)
 from bot.domain.when import MAX_PENDING_REMINDERS, When, WhenError, read_reminder
 from bot.errors import HearthError
 
@@ -118,7 +126,8 @@ class ReminderService:
         greeting (BIRTHDAY_HOUR), follow-ups (asked in the evening) and repeating reminders keep their local time
         in the new zone, this time and the next ones (a repeating reminder whose time has passed there already
         comes next time; a greeting or follow-up whose hour has passed there comes on its day there, now if need
-        be); a one-off reminder keeps the moment it was set for, unless its day or time of day was read in UTC
+        be; one held back by quiet hours or the daily cap moves from the time it was due, not the time it waited
+        for); a one-off reminder keeps the moment it was set for, unless its day or time of day was read in UTC
         (as its answer said, pointing here): that one moves to the time asked for, there."""
         tz = time_zone(name)
         now = self.clock()
@@ -129,7 +138,10 @@ class ReminderService:
                 # A follow-up keeps no zone of its own: it was put in the evening where its person lived then.
                 was = zone_or_utc(event.context.get("tz", previous))
                 if event.event_type in ("birthday", "follow_up"):
-                    event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
+                    # One held back (quiet hours, the daily cap) goes from the time it was due, on its own day
+                    # there, while that is still ahead: the reason it waited is weighed again there.
+                    due = local_to_utc(to_local(first_due(event.trigger_at, event.context), was), tz)
+                    event.trigger_at = due if due > now else same_wall_clock_in(event.trigger_at, was, tz, now=now)
                 elif event.event_type == "reminder" and event.is_recurring and event.recurrence_rule:
                     anchor, wall = event.context.get("anchor_day"), event.context.get("local_time")
                     event.trigger_at = repeating_in(

@@ -11,7 +11,7 @@ from bot.domain.when import WhenError
 from bot.services.events import DeliveryFailed
 from bot.services.reminders import ReminderService, UnknownTimezone
 from tests.fakes.llm_server import FakeLLM, Reply
-from tests.support.events import Clock, RecordingNotifier, ana, rows, service
+from tests.support.events import Clock, RecordingNotifier, add, ana, rows, service
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday; 12:00 in Lisbon, 21:00 in Tokyo
 
@@ -186,6 +186,32 @@ async def test_a_birthday_greeting_moved_east_past_its_hour_is_sent_on_the_day_t
     assert notifier.sent[0][2] == "Happy birthday, Ana! 🎂"
     pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
     assert pending == [datetime(2027, 11, 24, 1, 0, tzinfo=UTC)]  # 10:00 in Tokyo
+
+
+async def test_a_birthday_greeting_held_back_then_moved_west_is_sent_on_the_day_there(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana's greeting at 10:00 on her birthday in Tokyo meets the day's cap (a follow-up went out first) and waits
+    for the next morning. Before then she flies to Los Angeles, where her birthday is still tomorrow, and sets her
+    time zone: she is greeted at 10:00 on her birthday there, on the day, not belatedly the morning after."""
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    user = await ana(db, tz="Asia/Tokyo")
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    greeting = await reminders.set_birthday(user, 11, 24)
+    assert greeting == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
+    await add(db, user, "follow_up", greeting - timedelta(minutes=30), "exam", context={"question": "How was it?"})
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    clock.now = greeting
+    assert await events.tick() == {"sent": 1, "postponed": 1}  # the follow-up, due first, took the day's one
+
+    clock.now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 18:00 on the 23rd in Los Angeles
+    await reminders.set_timezone(user, "America/Los_Angeles")
+    clock.now = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # 10:00 on the 24th in Los Angeles
+    assert await events.tick() == {"sent": 1}
+    assert "birthday today" in llm.last_prompt_text()
+    assert notifier.sent[-1][2] == "Happy birthday, Ana! 🎂"
 
 
 async def test_a_birthday_set_again_after_a_move_west_is_not_greeted_twice_that_year(
