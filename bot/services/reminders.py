@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.db.engine import Database
-from bot.db.repositories.events import EventRepository, first_due
+from bot.db.repositories.events import DUE_AT, EventRepository, first_due
 from bot.db.repositories.users import UserRepository
 from bot.db.session import AsyncSession
 from bot.db.types import utcnow
@@ -142,6 +142,8 @@ class ReminderService:
                     # there, while that is still ahead: the reason it waited is weighed again there.
                     due = local_to_utc(to_local(first_due(event.trigger_at, event.context), was), tz)
                     event.trigger_at = due if due > now else same_wall_clock_in(event.trigger_at, was, tz, now=now)
+                    if DUE_AT in event.context:  # and its day is that one there (talk of it from then on answers it)
+                        event.context = {**event.context, DUE_AT: due.isoformat()}
                 elif event.event_type == "reminder" and event.is_recurring and event.recurrence_rule:
                     anchor, wall = event.context.get("anchor_day"), event.context.get("local_time")
                     event.trigger_at = repeating_in(

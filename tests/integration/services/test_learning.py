@@ -49,6 +49,7 @@ from bot.services.conversation import ConversationService
 from bot.services.learning import Learner, LearningConfig
 from bot.services.personas import PersonaService
 from bot.services.privacy import PrivacyService
+from bot.services.reminders import ReminderService
 from bot.settings import Settings
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, Step, count_tokens
 from tests.support.chat import RecordingReply, chat_model, conversation_service, message
@@ -1222,6 +1223,39 @@ async def test_a_follow_up_held_back_past_midnight_is_dropped_when_its_day_bring
     assert notifier.sent == []
     async with db.session() as session:
         assert await session.scalar(select(ScheduledEvent.status)) == "cancelled"
+
+
+async def test_a_follow_up_held_back_keeps_its_day_in_a_new_time_zone(db: Database, llm: FakeLLM) -> None:
+    """Ana, in Tokyo, keeps quiet hours from 17:00 to 09:00: the question about her Friday interview, due at 18:00
+    there, waits. She then flies to Honolulu, where it is still Thursday night, and sets her time zone. Being
+    unable to sleep for the interview tomorrow tells Hearth nothing of how it went; telling it on Friday evening
+    there that it went well does."""
+    model = ScriptedModel(llm)
+    clock = Clock(NOW)  # Monday 23 November, 21:00 in Tokyo
+    service, learner = await setup(db, llm, clock=clock)
+    learner.start()
+    user = await ana(db, tz="Asia/Tokyo", quiet=(time(17, 0), time(9, 0)))
+    ask = {"speaker": "Ana", "topic": "interview", "date": "2026-11-27", "question": "How did the interview go?"}
+    model.answers = [extraction(follow_ups=[ask])]
+    await say(service, learner, "my interview is on Friday!")
+    events = event_service(db, llm, RecordingNotifier(), clock)
+
+    async def at(moment: datetime, text: str) -> str:
+        clock.now = moment
+        await service.handle(message(text, at=moment), RecordingReply())
+        await learner.flush()
+        async with db.session() as session:
+            return str(await session.scalar(select(ScheduledEvent.status)))
+
+    clock.now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 18:00 on Friday in Tokyo, in her quiet hours
+    assert await events.tick() == {"postponed": 1}
+    clock.now = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)  # 23:30 on Thursday in Honolulu
+    await ReminderService(db, clock=clock).set_timezone(user, "Pacific/Honolulu")
+    thursday_night = datetime(2026, 11, 27, 9, 45, tzinfo=UTC)
+    assert await at(thursday_night, "can't sleep, the interview is tomorrow") == "pending"
+    friday_evening = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)  # 19:00 on Friday in Honolulu
+    assert await at(friday_evening, "the interview went well!") == "cancelled"
+    await learner.stop()
 
 
 async def test_a_follow_up_dated_years_ahead_is_left_out_and_does_not_hold_up_its_topic(
