@@ -253,6 +253,31 @@ async def test_a_birthday_greeting_held_back_to_the_next_day_is_written_as_belat
     assert notifier.sent[2][2] == "Happy belated birthday, Ana! 🎂"
 
 
+async def test_a_birthday_greeting_held_past_its_day_by_quiet_hours_says_it_is_belated(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana's server keeps quiet from 09:00 to half past midnight, so her greeting at 10:00 waits into the next day:
+    it still comes, the moment the quiet hours end, and says it is belated rather than wishing her a happy
+    birthday on the wrong day."""
+    user = await ana(db, tz="Europe/Lisbon")  # Lisbon is on UTC in November
+    async with db.session() as session:
+        preferences = await UserRepository(session).preferences(user)
+        preferences.birthday_month, preferences.birthday_day = NOW.month, NOW.day
+        guild = (await GuildRepository(session).upsert(discord_id=901, name="Night Owls")).id
+        await GuildRepository(session).update_settings(guild, {"quiet_hours": {"start": "09:00", "end": "00:30"}})
+    greeting = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    await add(db, user, "birthday", greeting, "birthday", guild_id=guild)
+    llm.default = Fail(503)
+    clock = Clock(greeting)
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock)
+    assert await events.tick() == {"postponed": 1}
+
+    clock.now = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
+    assert await events.tick() == {"sent": 1}
+    assert [text for _, _, text in notifier.sent] == ["Happy belated birthday, Ana! 🎂"]
+
+
 @pytest.mark.parametrize("kind", ["birthday", "follow_up"])
 async def test_a_message_the_model_thinks_away_all_its_room_on_is_asked_for_again_with_the_replies_room(
     db: Database, llm: FakeLLM, kind: str
