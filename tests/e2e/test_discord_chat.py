@@ -876,7 +876,7 @@ async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered
     llm.default = model
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
         await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 5)
+        await asyncio.wait_for(asked.wait(), 30)
         slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
         question = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
         await stored_eventually(
@@ -894,7 +894,7 @@ async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
         go_on.set()
         await shown(discord, general, "Yes, Rome.")
-        answer = await shown(discord, general, "Paris!", timeout=10)
+        answer = await shown(discord, general, "Paris!", timeout=30)
 
     assert answer["message_reference"]["message_id"] == question["id"]
     assert "4321" not in json.dumps([r.body for r in llm.reply_requests])
@@ -928,7 +928,7 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
     llm.default = model
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
         await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 5)
+        await asyncio.wait_for(asked.wait(), 30)
         slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
         question = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
         await stored_eventually(
@@ -942,13 +942,13 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
         )
         go_on.set()
         await shown(discord, general, "Yes, Rome.")
-        await asyncio.wait_for(thinking.wait(), 5)
+        await asyncio.wait_for(thinking.wait(), 30)
         await discord.user_deletes(slip)
         # Events are handled in order of arrival: once Cleo is answered, the deletion has reached Hearth.
         await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
         answer_both.set()
-        answer = await shown(discord, general, "Paris!", timeout=10)
+        answer = await shown(discord, general, "Paris!", timeout=30)
 
     assert answer["message_reference"]["message_id"] == question["id"]
     shown_anywhere = [
