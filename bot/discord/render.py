@@ -69,6 +69,16 @@ TYPING_EVERY_S = 5.0
 TAKE_DOWN_S = 3.0
 
 
+def lost_to_discord(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a request to Discord, is Discord failing it rather than refusing it: an outage (on
+    its side or on the way there), or its rate limit outlasting discord.py's waits (a plain 429 once its five tries
+    are spent; :class:`discord.RateLimited` where the wait asked for was too long to take). Either costs the message
+    it was for, as an outage does, never a traceback."""
+    if isinstance(exc, (*DISCORD_OUTAGES, discord.RateLimited)):
+        return True
+    return isinstance(exc, discord.HTTPException) and exc.status == RATE_LIMITED
+
+
 @contextlib.asynccontextmanager
 async def typing_in(channel: discord.abc.Messageable) -> AsyncIterator[None]:
     """Show "Hearth is typing…" in ``channel`` while the block runs, without holding it up: the signal goes out
@@ -125,12 +135,10 @@ def only_a_glimpse(channel: discord.abc.Messageable) -> Iterator[None]:
     discord.py's retries, costs this glimpse (logged), not the reply; a refusal goes on to end the turn."""
     try:
         yield
-    except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
-        log.info("could not show the reply so far in channel %s: %s", getattr(channel, "id", "?"), exc)
-    except discord.HTTPException as exc:
-        if exc.status != RATE_LIMITED:
+    except (*DISCORD_FAILURES, discord.RateLimited) as exc:
+        if not lost_to_discord(exc):
             raise
-        log.info("Discord rate-limited showing the reply so far in channel %s", getattr(channel, "id", "?"))
+        log.info("could not show the reply so far in channel %s: %s", getattr(channel, "id", "?"), exc)
 
 
 @contextlib.contextmanager
@@ -189,20 +197,23 @@ class FirstPost(Generic[_Posted]):
                 self._task = None
 
     async def finished(self) -> _Posted | None:
-        """The message a cancelled preview began to post, once posted; None when none was begun, or an outage lost
-        it."""
+        """The message a cancelled preview began to post, once posted; None when none was begun, or Discord failed
+        it (an outage, or its rate limit past discord.py's retries)."""
         task, self._task = self._task, None
         if task is None:
             return None
-        with contextlib.suppress(*DISCORD_OUTAGES):
+        try:
             return await task
-        return None
+        except (*DISCORD_FAILURES, discord.RateLimited) as exc:
+            if not lost_to_discord(exc):
+                raise
+            return None
 
     async def taken_down(self, first: _Posted | None) -> bool:
         """Delete what a reply cut short had shown (``first``, else the message its preview was posting), best
         effort and within :data:`TAKE_DOWN_S`: the person's message still awaits its answer, which the next start
         gives whole, not below a half one. Whether nothing of it is left showing."""
-        with contextlib.suppress(*DISCORD_FAILURES):
+        with contextlib.suppress(*DISCORD_FAILURES, discord.RateLimited):
             async with asyncio.timeout(TAKE_DOWN_S):
                 shown = first if first is not None else await self.finished()
                 if shown is not None and self._delete is not None:
@@ -324,13 +335,17 @@ class _StreamedReply:
                 self.first = await self._open(
                     pieces[0], controls() if alone and controls is not None else discord.utils.MISSING
                 )
-            except (*DISCORD_OUTAGES, discord.RateLimited) as exc:  # nothing of it shown, its previews failing too
-                raise NotShown(f"Discord failed the reply's first message: {exc}") from exc
+            except (*DISCORD_FAILURES, discord.RateLimited) as exc:
+                if not lost_to_discord(exc):
+                    raise
+                raise NotShown(f"Discord failed the reply's first message: {exc}") from exc  # its previews too
         elif self.first.content != pieces[0] or (alone and controls is not None):
             view = controls() if alone and controls is not None else discord.utils.MISSING
             try:
                 self.first = await edited(self.first, content=pieces[0], view=view)
-            except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
+            except (*DISCORD_FAILURES, discord.RateLimited) as exc:
+                if not lost_to_discord(exc):
+                    raise
                 if self.first.content == pieces[0]:  # shown whole already, only its buttons lost: it stays
                     log.info("could not put the buttons on reply %s: %s", self.first.id, exc)
                 else:  # a preview of part of it: taken down, as a reply cut short is, not left half-written

@@ -503,3 +503,44 @@ async def test_a_characters_reply_cut_short_after_her_webhook_is_deleted_is_take
     assert await stored_replies(db) == [], "nothing of it kept"
     hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["at its first message", "as it streams"])
+async def test_a_reply_discord_rate_limits_past_its_retries_ends_as_an_outage_would(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    streamed: bool,
+) -> None:
+    """Discord answers 429 to Ana's reply for longer than discord.py's five tries (it then gives up with a plain
+    429): every message of it, or every edit from the moment its preview shows. As for an outage: the preview she
+    saw part of the story in is taken down rather than left half-written, the turn is one line in the log without a
+    traceback, counted as failed, and the reply is not kept as if she had read it."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.02))
+    with contextlib.ExitStack() as limited:
+        if streamed:
+            discord.upon(  # from the moment the preview shows, Discord rate-limits its edits
+                lambda call: call.route == "create_message",
+                lambda: limited.enter_context(discord.rate_limited("edit_message", retry_after=0.01)),
+            )
+        else:
+            limited.enter_context(discord.rate_limited("create_message", retry_after=0.01))
+        await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="failed")
+    if streamed:
+        [preview] = [call.response for call in discord.calls("create_message")]
+        assert isinstance(preview, dict) and preview["content"] != story, "it showed part of the story"
+        assert int(preview["id"]) in discord.deleted_message_ids
+    assert discord.sent_messages(general) == []
+    assert await stored_replies(db) == [], "not kept as if she had read it"
+    assert await stored_user_messages(db) == ["@Hearth tell me a story"]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [said] = [r for r in hearths if r.levelno >= logging.WARNING]
+    assert "rate limited" in said.getMessage() and str(general) in said.getMessage()
