@@ -9,12 +9,12 @@ import discord
 
 from bot.discord.render import (
     DISCORD_FAILURES,
-    DISCORD_OUTAGES,
     INVALID_WEBHOOK_TOKEN,
     MODEL_MENTIONS,
     UNKNOWN_WEBHOOK,
     FirstPost,
     edited,
+    lost_to_discord,
     only_a_glimpse,
     typing_in,
     unless_refused,
@@ -91,8 +91,8 @@ class ChannelWebhooks:
         log.warning("Discord refused a webhook message as %r (%s): it speaks through the bot", name, reason)
 
     def failed(self, channel_id: int, reason: object) -> None:
-        """Discord failed the channel's webhook (an outage past discord.py's retries): its cast speaks as the bot for
-        :data:`RETRY_FAILED_AFTER_S` (said once in the log for each outage)."""
+        """Discord failed the channel's webhook (an outage, or its rate limit, past discord.py's retries): its cast
+        speaks as the bot for :data:`RETRY_FAILED_AFTER_S` (said once in the log for each outage)."""
         if time.monotonic() >= self._failed_until.get(channel_id, 0.0):
             log.warning(
                 "Discord failed the webhook in channel %s (%s): its cast speaks as the bot for %.0f s",
@@ -158,7 +158,9 @@ class CharacterReply:
             opened = self.first is not None
             try:
                 first = await self._show(pieces[0])
-            except (*DISCORD_OUTAGES, discord.RateLimited) as exc:
+            except (*DISCORD_FAILURES, discord.RateLimited) as exc:
+                if not lost_to_discord(exc):
+                    raise
                 if opened and self.first is not None:  # a preview of part of it: not left half-written
                     raise await self._opening.unfinished(self.first, exc) from exc
                 raise NotShown(f"Discord failed the reply's first message: {exc}") from exc  # its previews too
@@ -272,9 +274,10 @@ class CharacterReply:
             )
         except (discord.NotFound, discord.Forbidden):  # deleted, or the permission taken away: as the bot
             self.webhooks.forget(getattr(self.channel, "id", 0))
-        except discord.DiscordServerError as exc:  # an outage past the retries: the bot says it, not waiting again
-            self.webhooks.failed(getattr(self.channel, "id", 0), exc)
         except discord.HTTPException as exc:
+            if lost_to_discord(exc):  # an outage or a rate limit past the retries: the bot says it, not waiting again
+                self.webhooks.failed(getattr(self.channel, "id", 0), exc)
+                return None
             if _webhook_gone(exc):  # its token no longer taken: as if deleted
                 self.webhooks.forget(getattr(self.channel, "id", 0))
                 return None

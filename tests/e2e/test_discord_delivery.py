@@ -544,3 +544,88 @@ async def test_a_reply_discord_rate_limits_past_its_retries_ends_as_an_outage_wo
     assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
     [said] = [r for r in hearths if r.levelno >= logging.WARNING]
     assert "rate limited" in said.getMessage() and str(general) in said.getMessage()
+
+
+async def test_a_characters_reply_discord_rate_limits_through_her_webhook_reaches_her_through_the_bot(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Discord answers 429 to every call of the channel's webhook for longer than discord.py's five tries, while the
+    bot's own messages go through: as when Discord fails the webhook, Mira's reply reaches Ana whole all the same,
+    the bot saying it with her name in front, and her next reply meanwhile is said by the bot at once. One line in
+    the log, no traceback; both replies stored as shown."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    story = "Once upon a time, on a hill, a fox."
+    llm.script(Reply(story, chunk_size=8, delay_between_chunks=0.05), Reply("And then it slept."))
+
+    def through_her_webhook() -> int:
+        return len([call for call in discord.calls("create_followup") if (call.body or {}).get("username") == "Mira"])
+
+    with discord.rate_limited("create_followup", retry_after=0.01):
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="replied")
+        assert through_her_webhook() == 5, "one round of discord.py's retries"
+        await discord.user_message(general, ana, "Mira, and then?")
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 2, outcome="replied")
+        assert through_her_webhook() == 5, "not waited out again"
+    said = discord.sent_messages(general)
+    assert [m["content"] for m in said] == [f"**Mira:** {story}", "**Mira:** And then it slept."]
+    assert discord.webhook_messages(general) == []
+    await stored_as_shown_in(db, said[-1])
+    assert await stored_replies(db) == [story, "And then it slept."]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
+    [said_once] = [r.getMessage() for r in hearths if r.levelno >= logging.WARNING]
+    assert "rate limited" in said_once and str(general) in said_once
+
+
+@pytest.mark.parametrize("webhook", [True, False], ids=["through her webhook", "through the bot"])
+async def test_a_characters_preview_discord_rate_limits_past_its_retries_is_taken_down(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    webhook: bool,
+) -> None:
+    """Mira's reply streams into her first message (through the channel's webhook, or said by the bot where Hearth
+    may not manage webhooks), and Discord then answers 429 to every edit of it for longer than discord.py's five
+    tries, the last, which would show it whole, too: her preview is taken down as it is after an outage, the turn one
+    line in the log without a traceback, counted as failed, and nothing of it kept."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    if not webhook:
+        guild.member_roles[discord.bot.id] = []  # Discord now refuses the bot's webhook calls
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.02))
+    edit = "edit_webhook_message" if webhook else "edit_message"
+
+    def her_preview(call: RestCall) -> bool:
+        if webhook:
+            return call.route == "create_followup" and (call.body or {}).get("username") == "Mira"
+        return call.route == "create_message"
+
+    with contextlib.ExitStack() as limited:
+        discord.upon(  # from the moment her preview shows, Discord rate-limits its edits
+            her_preview, lambda: limited.enter_context(discord.rate_limited(edit, retry_after=0.01))
+        )
+        await discord.user_message(general, ana, "Mira, tell me a story")
+        preview = (await discord.wait_for_request(her_preview)).response
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="failed")
+    assert isinstance(preview, dict) and "Line 0" in preview["content"]
+    assert not preview["content"].endswith(story), "it showed part of the story"
+    assert int(preview["id"]) in discord.deleted_message_ids
+    assert discord.webhook_messages(general) == [] and discord.sent_messages(general) == []
+    assert await stored_replies(db) == [], "not kept as if she had read it"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [said] = [r for r in hearths if r.levelno >= logging.WARNING and "no webhook" not in r.getMessage()]
+    assert "rate limited" in said.getMessage() and str(general) in said.getMessage()
