@@ -223,6 +223,17 @@ class FirstPost(Generic[_Posted]):
                 return True
         return False
 
+    async def cut_short(self, first: _Posted | None, channel: discord.abc.Messageable) -> None:
+        """:meth:`taken_down`, for a reply in ``channel`` cut short by a stop; where it could not be (Discord failing
+        or refusing the delete, or slower than :data:`TAKE_DOWN_S`), one line in the log says what is left."""
+        if not await self.taken_down(first):
+            shown = f"message {first.id}" if isinstance(first, discord.abc.Snowflake) else "its first message"
+            log.warning(
+                "could not take down a reply cut short in channel %s (%s): it stays half-written",
+                getattr(channel, "id", "?"),
+                shown,
+            )
+
     async def unfinished(self, first: _Posted, failure: BaseException) -> NotShown:
         """The reply whose first message, ``first``, Discord failed to finish (an outage past discord.py's retries)
         while it showed a preview of part of it: the preview taken down where Discord lets Hearth (best effort), as
@@ -275,7 +286,7 @@ class _StreamedReply:
     async def cut_short(self) -> None:
         """The reply was cancelled before it was whole (the bot is stopping): take down what it had shown, its
         cast characters' included, rather than leave it half-written. A reply already shown whole stays."""
-        mine = () if self._whole else (self._opening.taken_down(self.first),)
+        mine = () if self._whole else (self._opening.cut_short(self.first, self.channel),)
         await asyncio.gather(*mine, *(cast.cut_short() for cast in self._cast))
 
     def typing(self) -> AbstractAsyncContextManager[None]:

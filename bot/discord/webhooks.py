@@ -141,7 +141,7 @@ class CharacterReply:
         """The reply was cancelled before it was whole: take down what it had shown (see FirstPost.taken_down). A
         reply already shown whole stays."""
         if not self._whole:
-            await self._opening.taken_down(self.first)
+            await self._opening.cut_short(self.first, self.channel)
 
     async def preview(self, text: str) -> None:
         # Discord's outages and rate limits cost the glimpse, not the reply; a refusal ends the turn, as it would end

@@ -629,3 +629,34 @@ async def test_a_characters_preview_discord_rate_limits_past_its_retries_is_take
     assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
     [said] = [r for r in hearths if r.levelno >= logging.WARNING and "no webhook" not in r.getMessage()]
     assert "rate limited" in said.getMessage() and str(general) in said.getMessage()
+
+
+async def test_a_reply_cut_short_whose_preview_discord_will_not_take_down_is_said_in_the_log(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ana's reply is streaming into its first message when Hearth is told to stop, and told again (it cuts short
+    the replies still being written), while Discord fails every delete (a 500, which discord.py retries for longer
+    than a stop gives the take-down): the stop is not held up, the half-written preview stays, and one line in the
+    log says so, naming it and its channel, without a traceback. Nothing of the reply is kept."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply(story, chunk_size=4, delay_between_chunks=0.2))
+    await discord.user_message(general, ana, f"{discord.bot.mention} tell me a story")
+    preview = (await discord.wait_for_request(lambda call: call.route == "create_message")).response
+    assert isinstance(preview, dict)
+    with discord.failing("delete_message", 500, message="Internal Server Error"):
+        bot.stop()
+        await bot.stop()  # asked again: the reply still being written is cut short
+    assert discord.calls("delete_message"), "it tried to take the preview down"
+    assert [m["id"] for m in discord.sent_messages(general)] == [preview["id"]], "the preview stays"
+    assert await stored_replies(db) == [], "nothing of it kept"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
+    [left] = [r.getMessage() for r in hearths if preview["id"] in r.getMessage()]
+    assert str(general) in left
