@@ -307,26 +307,11 @@ class HearthBot(commands.AutoShardedBot):
         )
 
     async def close(self) -> None:
-        """Close the Discord connection. What still runs then (Discord refused the session for good, and
-        :meth:`start` ended without a stop) cannot be answered on a gateway that is gone: it is cut short now, while
-        the database is still open, and the messages it was answering still await their replies, for the next
-        start."""
-        self.accepting = False
         try:
-            await self._cut_short()  # first: a cut reply takes its half-written preview down while it can
             await super().close()
         finally:
             if self.ops_server is not None:
                 await self.ops_server.stop()
-
-    async def _cut_short(self) -> None:
-        for task in list(self._later_catch_ups):
-            task.cancel()
-        cut = await self.replying.finish(0)
-        if self._later_catch_ups:
-            await asyncio.wait(list(self._later_catch_ups))
-        if cut:
-            log.warning("stopping: %d replies and commands were cut short, Discord being gone", cut)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """Hearth has slash commands only: text is conversation (the chat cog listens), never a prefix command."""

@@ -46,9 +46,13 @@ async def run_bot(container: Container, *, sync_commands: bool = False) -> None:
         loop.add_signal_handler(number, on_signal, number)
     try:
         async with bot:
-            await bot.start(token.get_secret_value())
-            if bot.stopping is not None:
-                await bot.stopping
+            try:
+                await bot.start(token.get_secret_value())
+            finally:
+                # However the connection ended (a stop, or Discord refusing the session for good), the replies being
+                # written get their grace, then are cut short, while the database is still open: a message whose
+                # reply cannot be finished still awaits it, for the next start.
+                await (bot.stopping or bot.stop())
     except discord.LoginFailure:
         raise DiscordRejected(INVALID_TOKEN) from None
     except discord.PrivilegedIntentsRequired:
