@@ -12,6 +12,7 @@ import discord
 
 from bot.services.incoming import (
     AnswerWithdrawn,
+    ChannelGone,
     NotShown,
     PartlyShown,
     ReplyForbidden,
@@ -43,6 +44,8 @@ DISCORD_FAILURES = (discord.HTTPException, *DISCORD_OUTAGES)
 
 # Discord's code for a message that is not there (deleted).
 UNKNOWN_MESSAGE = 10008
+# Discord's code (with 404) for a channel or thread that is not there (an admin deleted it).
+UNKNOWN_CHANNEL = 10003
 
 # Discord's code (with 404) for a webhook that is not there (an admin deleted it in the channel's Integrations).
 UNKNOWN_WEBHOOK = 10015
@@ -147,9 +150,14 @@ def unless_refused(channel: discord.abc.Messageable) -> Iterator[None]:
     messages any more (they blocked it, or closed their DMs) raises :class:`ReplyRefused`, which ends the turn as
     their choice, not as a fault; refusing it for a permission Hearth lacks there (taken away a moment before, its
     cached permissions not yet told) raises :class:`ReplyForbidden`, naming the permission: View Channel where
-    Discord answers that the channel is hidden from Hearth (Missing Access)."""
+    Discord answers that the channel is hidden from Hearth (Missing Access). The channel deleted meanwhile (Unknown
+    Channel) raises :class:`ChannelGone`."""
     try:
         yield
+    except discord.NotFound as exc:
+        if exc.code == UNKNOWN_CHANNEL:
+            raise ChannelGone(str(exc)) from exc
+        raise
     except discord.Forbidden as exc:
         if exc.code == CANNOT_MESSAGE_USER:
             raise ReplyRefused(str(exc)) from exc

@@ -88,6 +88,12 @@ class ReplyForbidden(ReplyRefused):
         self.permission = permission
 
 
+class ChannelGone(ReplyRefused):
+    """Raised by a :class:`ReplyTarget`: the channel or thread the reply was to be shown in was deleted meanwhile
+    (Discord answers that it does not exist), so the turn ends there as for :class:`ReplyRefused`, and the other
+    turns waiting in that channel end unanswered too: nothing can be shown there any more."""
+
+
 class AnswerWithdrawn(Exception):
     """Raised by a :class:`ReplyTarget`: the message being answered was deleted before the reply could be shown
     (the person took it back), so the turn ends unanswered."""
@@ -158,6 +164,7 @@ class TurnOutcome:
     # | "withdrawn" (the message was deleted while being answered) | "removed" (the reply was deleted as it was
     # shown) | "refused" (the person no longer accepts Hearth's messages: the reply could not be sent)
     # | "forbidden" (Discord refused the reply for a permission Hearth lacks in the channel: not sent, not kept)
+    # | "gone" (the channel was deleted while its turn waited or ran: not sent, not kept)
     # | "undelivered" (the front end failed to show any of the reply, Discord down: not kept)
     status: str
     reply: str | None = None

@@ -57,6 +57,22 @@ async def stored_eventually(db: Database, role: str, expected: list[str]) -> Non
     assert found == expected
 
 
+async def awaiting_replies(db: Database) -> list[str]:
+    async with db.reading() as session:
+        statement = select(Message.content).where(Message.awaiting_reply).order_by(Message.id)
+        return list((await session.scalars(statement)).all())
+
+
+async def none_awaiting_eventually(db: Database) -> None:
+    """The turns under way end just after the events that end them: wait (briefly) for them to settle."""
+    waiting: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            while waiting := await awaiting_replies(db):  # noqa: ASYNC110 (polling the database)
+                await asyncio.sleep(0.02)
+    assert waiting == []
+
+
 async def shown(
     discord: FakeDiscord,
     channel_id: int,
@@ -963,3 +979,52 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
         "hi",
     ]
     assert sorted(await stored_contents(db, "assistant")) == ["Hi Cleo!", "Paris!", "Yes, Rome."]
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["previewed", "sent whole"])
+async def test_a_channel_deleted_while_hearth_answers_in_it_ends_its_turns_quietly(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    streamed: bool,
+) -> None:
+    """An admin deletes the channel while Hearth writes Ben its answer there, Ana's question waiting its turn:
+        Discord answers 404 (Unknown Channel) for what Hearth would show. Ben's turn ends with a line in the log, not
+        a traceback; Ana's ends without asking the model; neither is left awaiting a reply for a later start to
+        answer; Hearth answers on in the server's other channels. Whether Discord refuses a preview of the answer (a
+    reply streamed) or the answer itself (written before a preview went out)."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    general, random_ = guild.channel("general"), guild.channel("random")
+    asked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def model(body: dict[str, Any]) -> Reply:
+        said = content_text(body["messages"][-1]["content"])
+        if "rome" in said:
+            asked.set()
+            await go_on.wait()
+            return Reply("Yes, Rome.", chunk_size=4, delay_between_chunks=0.3) if streamed else Reply("Yes, Rome.")
+        return Reply("Paris!" if "France" in said else "Still here!")
+
+    llm.default = model
+    async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+        await asyncio.wait_for(asked.wait(), 5)
+        await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
+        await stored_eventually(
+            db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth whats the capital of France"]
+        )
+        gone = discord.channels[general].payload()
+        discord.delete_channel(general)
+        await discord.dispatch("CHANNEL_DELETE", gone)
+        go_on.set()
+        await none_awaiting_eventually(db)
+        await discord.user_message(random_, ana, f"{discord.bot.mention} are you there?")
+        await shown(discord, random_, "Still here!")
+        await stored_eventually(db, "assistant", ["Still here!"])
+
+    questions = [content_text(r.messages[-1]["content"]) for r in llm.reply_requests]
+    assert questions == ["Ben: @Hearth is the capital of Italy rome?", "Ana: @Hearth are you there?"], "none in vain"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from bot.domain.chunking import DISCORD_LIMIT
 from bot.services.incoming import (
     AnswerWithdrawn,
+    ChannelGone,
     IncomingMessage,
     NotShown,
     PartlyShown,
@@ -167,8 +168,11 @@ def refused(refusal: ReplyRefused, incoming: IncomingMessage, *, answered_messag
     """The turn ended by Discord refusing what Hearth showed, said in one line: a permission Hearth lacks in the
     channel (a moderator took it away a moment before: the server's setting, for whoever runs Hearth to hear of),
     or the person no longer accepting Hearth's messages (they blocked it or closed their DMs: their choice, not a
-    fault). The caller settles the turn's messages, if any were stored."""
+    fault); or the channel deleted meanwhile. The caller settles the turn's messages, if any were stored."""
     place = incoming.place
+    if isinstance(refusal, ChannelGone):
+        log.info("not answering in channel %s: it was deleted meanwhile (%s)", place.channel_id, refusal)
+        return TurnOutcome("gone", answered_messages=answered_messages)
     if isinstance(refusal, ReplyForbidden):
         log.warning(
             "not answering in channel %s: Discord refused the reply, Hearth lacking the %s permission there: %s",

@@ -195,7 +195,7 @@ class Responder:
             log.info("stopped answering in channel %s: %s", incoming.place.channel_id, removed)
             await self.store.settle_quietly(batch)
             return TurnOutcome("removed", answered_messages=len(batch))
-        except ReplyRefused as refusal:  # a permission taken away, or the person's DMs closed: not a fault
+        except ReplyRefused as refusal:  # a permission taken away, the person's DMs closed, the channel deleted
             await self.store.settle_quietly(batch)
             return refused(refusal, incoming, answered_messages=len(batch))
         if sent is None:  # nothing of it shown (logged): not kept as if read, the conversation goes on without it

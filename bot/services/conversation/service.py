@@ -79,6 +79,9 @@ class ConversationService:
         self.activity = activity
         self.config = config
         self.clock = clock
+        # Channels deleted while a turn ran in them (Discord refused its reply: the channel is gone), so the turns
+        # waiting there end without asking the model. Discord never gives a deleted channel's id to another.
+        self._gone: set[int] = set()
 
     @property
     def directory(self) -> Directory:
@@ -155,6 +158,10 @@ class ConversationService:
                     return TurnOutcome("queued")  # the turn already waiting for this user answers it too
                 # As its messages now read: one may have been edited or deleted while the turn waited (then the
                 # query, made from the words as they were, is made afresh). All deleted: the model is not asked.
+                if channel in self._gone:
+                    log.info("not answering in channel %s: it was deleted while the turn waited", channel)
+                    await self.store.settle_quietly(batch)
+                    return TurnOutcome("gone", answered_messages=len(batch))
                 current = await self.store.as_stored(batch)
                 if not current:
                     log.info("not answering in channel %s: its messages were deleted while they waited", channel)
@@ -165,7 +172,7 @@ class ConversationService:
                     target.reply_to(first)
                     incoming = replace(incoming, message_id=first)
                 try:
-                    return await self.responder.answer(
+                    outcome = await self.responder.answer(
                         incoming,
                         current,
                         decision.persona,
@@ -176,6 +183,9 @@ class ConversationService:
                         prepared=preparing,
                         host=decision.host,
                     )
+                    if outcome.status == "gone":  # before the channel is let go: the turns waiting there end too
+                        self._gone.add(channel)
+                    return outcome
                 except DATABASE_FAULTS:  # stored, so not lost; whatever was not guarded must not cost the answer
                     log.exception("database fault while answering in channel %s", channel)
                     await self.store.settle_quietly(batch)
