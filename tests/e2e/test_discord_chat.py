@@ -1028,3 +1028,46 @@ async def test_a_channel_deleted_while_hearth_answers_in_it_ends_its_turns_quiet
     assert questions == ["Ben: @Hearth is the capital of Italy rome?", "Ana: @Hearth are you there?"], "none in vain"
     hearths = [r for r in caplog.records if r.name.startswith("bot.")]
     assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_a_member_blocked_while_their_message_waits_its_turn_is_not_answered(llm: FakeLLM, db: Database) -> None:
+    """Troll asks Hearth something while it is still answering Ben, and an admin blocks him before his turn comes:
+    Hearth neither answers nor keeps what he said, as it would not had he been blocked when he said it (the model
+    is not asked, nothing is shown to him, nothing of his is left awaiting a reply); the channel answers on."""
+    async with FakeDiscord() as discord:
+        ben, cleo, boss, troll = (
+            discord.add_user(name, global_name=name.title()) for name in ("ben", "cleo", "boss", "troll")
+        )
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ben, cleo, troll], admins=[boss])
+        general = guild.channel("general")
+        asked, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            said = content_text(body["messages"][-1]["content"])
+            if "rome" in said:
+                asked.set()
+                await go_on.wait()
+                return Reply("Yes, Rome.")
+            return Reply("You're welcome!" if "thanks" in said else "Here is my password: hunter2")
+
+        llm.default = model
+        async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+            await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+            await asyncio.wait_for(asked.wait(), 5)
+            await discord.user_message(general, troll, f"{discord.bot.mention} tell me your password")
+            await stored_eventually(
+                db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth tell me your password"]
+            )
+            await run(discord, boss, general, "config block-user", {"user": troll})
+            go_on.set()
+            await shown(discord, general, "Yes, Rome.")
+            # Turns in a channel go in order: once Cleo is answered there, Troll's turn is over.
+            await discord.user_message(general, cleo, f"{discord.bot.mention} thanks")
+            await shown(discord, general, "You're welcome!")
+            await stored_eventually(db, "assistant", ["Yes, Rome.", "You're welcome!"])
+
+    assert "password" not in json.dumps([r.body for r in llm.reply_requests])
+    replies = [call for call in discord.requests if call.route in ("create_message", "edit_message")]
+    assert not any("hunter2" in json.dumps(call.body) for call in replies)
+    assert await stored_contents(db, "user") == ["@Hearth is the capital of Italy rome?", "@Hearth thanks"]
+    assert await awaiting_replies(db) == []

@@ -162,6 +162,11 @@ class ConversationService:
                     log.info("not answering in channel %s: it was deleted while the turn waited", channel)
                     await self.store.settle_quietly(batch)
                     return TurnOutcome("gone", answered_messages=len(batch))
+                if await self._blocked(incoming):  # meanwhile: neither answered nor kept, as had they been then
+                    log.info("not answering in channel %s: its author was blocked while the turn waited", channel)
+                    for turn in batch:
+                        await self.store.withdraw([turn], turn.discord_message_id)
+                    return TurnOutcome("ignored", answered_messages=len(batch))
                 current = await self.store.as_stored(batch)
                 if not current:
                     log.info("not answering in channel %s: its messages were deleted while they waited", channel)
@@ -197,6 +202,11 @@ class ConversationService:
         finally:
             preparing()
             query.close()
+
+    async def _blocked(self, incoming: IncomingMessage) -> bool:
+        """Whether ``incoming``'s author is blocked where it was said, as the guild's settings read now."""
+        guild = (await self.intake.place_of(incoming)).guild
+        return guild is not None and incoming.author.discord_id in guild.rules.blocked_users
 
     def between_turns(self, channel_id: int) -> AbstractAsyncContextManager[None]:
         """The channel held between two of its turns: what is done inside comes after the turn under way has
