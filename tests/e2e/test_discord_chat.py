@@ -1071,3 +1071,41 @@ async def test_a_member_blocked_while_their_message_waits_its_turn_is_not_answer
     assert not any("hunter2" in json.dumps(call.body) for call in replies)
     assert await stored_contents(db, "user") == ["@Hearth is the capital of Italy rome?", "@Hearth thanks"]
     assert await awaiting_replies(db) == []
+
+
+async def test_a_channel_blocked_while_a_message_waits_its_turn_there_is_not_answered(
+    llm: FakeLLM, db: Database
+) -> None:
+    """Ana asks Hearth something while it is still answering Ben in the channel, and an admin tells Hearth to stay
+    quiet there before her turn comes: Ben's answer, being written, is shown, but Ana is not answered, and what
+    she said is not kept, as it would not have been had the channel been blocked when she said it."""
+    async with FakeDiscord() as discord:
+        ana, ben, boss = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben", "boss"))
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben], admins=[boss])
+        general = guild.channel("general")
+        asked, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            said = content_text(body["messages"][-1]["content"])
+            if "rome" in said:
+                asked.set()
+                await go_on.wait()
+                return Reply("Yes, Rome.")
+            return Reply("Paris!")
+
+        llm.default = model
+        async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+            await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
+            await asyncio.wait_for(asked.wait(), 5)
+            await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
+            await stored_eventually(
+                db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth whats the capital of France"]
+            )
+            await run(discord, boss, general, "config block-channel", {"channel": general})
+            go_on.set()
+            await shown(discord, general, "Yes, Rome.")
+            await none_awaiting_eventually(db)
+
+    assert not any("France" in content_text(r.messages[-1]["content"]) for r in llm.reply_requests)
+    assert [m["content"] for m in discord.sent_messages(general)] == ["Yes, Rome."]
+    assert await stored_contents(db, "user") == ["@Hearth is the capital of Italy rome?"]

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.types import utcnow
 from bot.domain.budget import TokenCounter, estimate_tokens
+from bot.domain.triggers import said_in
 from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
@@ -163,7 +164,7 @@ class ConversationService:
                     await self.store.settle_quietly(batch)
                     return TurnOutcome("gone", answered_messages=len(batch))
                 if await self._blocked(incoming):  # meanwhile: neither answered nor kept, as had they been then
-                    log.info("not answering in channel %s: its author was blocked while the turn waited", channel)
+                    log.info("not answering in channel %s: it or the author was blocked as the turn waited", channel)
                     for turn in batch:
                         await self.store.withdraw([turn], turn.discord_message_id)
                     return TurnOutcome("ignored", answered_messages=len(batch))
@@ -204,9 +205,13 @@ class ConversationService:
             query.close()
 
     async def _blocked(self, incoming: IncomingMessage) -> bool:
-        """Whether ``incoming``'s author is blocked where it was said, as the guild's settings read now."""
+        """Whether ``incoming``'s author, or the channel it was said in, is blocked, as the guild's settings read
+        now."""
         guild = (await self.intake.place_of(incoming)).guild
-        return guild is not None and incoming.author.discord_id in guild.rules.blocked_users
+        if guild is None:
+            return False
+        rules = guild.rules
+        return incoming.author.discord_id in rules.blocked_users or said_in(incoming.signals, rules.blocked_channels)
 
     def between_turns(self, channel_id: int) -> AbstractAsyncContextManager[None]:
         """The channel held between two of its turns: what is done inside comes after the turn under way has
