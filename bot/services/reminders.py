@@ -185,9 +185,16 @@ async def schedule_birthday(
     if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
         raise WhenError(f"There is no day {day} in month {month}.")
     preferences = await UserRepository(session).preferences(user_id)
+    same_day = (preferences.birthday_month, preferences.birthday_day) == (month, day)
     preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
     tz = zone_or_utc(preferences.timezone)
     events = EventRepository(session)
+    if same_day:
+        # The same birthday again: its greetings are as they should be, this year's among them even when it is
+        # waiting on the day itself (held back, or not yet sent), which scheduling from now would drop.
+        waiting = await events.pending(user_id, event_type="birthday")
+        if waiting:
+            return waiting[0].trigger_at
     await events.cancel_pending(user_id, "birthday")
     at = next_birthday(month, day, now=now, tz=tz, local_hour=BIRTHDAY_HOUR)
     if await events.sent_today(user_id, since=at - GREETINGS_APART, unsolicited_types=("birthday",)):

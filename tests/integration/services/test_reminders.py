@@ -1,6 +1,6 @@
 """Reminders, birthdays and time zones as users set them, fired by the event service, on both backends."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -237,6 +237,54 @@ async def test_a_birthday_set_again_after_a_move_west_is_not_greeted_twice_that_
     clock.now = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # 10:00 on the 24th in Los Angeles
     assert await events.tick() == {}
     assert len(notifier.sent) == 1
+
+
+async def test_a_birthday_set_again_on_the_day_keeps_the_greeting_held_back_for_it(db: Database, llm: FakeLLM) -> None:
+    """Ana's greeting at 10:00 on her birthday waits for her quiet hours to end at noon. At 11:00 she sets her
+    birthday again, with her year of birth this time: the greeting still comes at noon, on her birthday, and
+    next year's after it."""
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    user = await ana(db, quiet=(time(8, 0), time(12, 0)))
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    greeting = await reminders.set_birthday(user, 11, 24)
+    assert greeting == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock)
+    clock.now = greeting
+    assert await events.tick() == {"postponed": 1}
+
+    clock.now = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    assert await reminders.set_birthday(user, 11, 24, 1990) == datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    clock.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    assert await events.tick() == {"sent": 1}
+    assert "birthday today" in llm.last_prompt_text()
+    assert notifier.sent[0][2] == "Happy birthday, Ana! 🎂"
+    pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
+    assert pending == [datetime(2027, 11, 24, 10, 0, tzinfo=UTC)]
+
+
+async def test_a_birthday_set_again_before_its_greeting_went_keeps_it_and_another_date_replaces_it(
+    db: Database, llm: FakeLLM
+) -> None:
+    """At 10:00:30 on her birthday, before the next poll has sent her greeting, Ana sets the same birthday again:
+    the greeting still goes out. Had she set another date, it would have been replaced by that date's."""
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    user = await ana(db)
+    clock = Clock(NOW)
+    reminders = ReminderService(db, clock=clock)
+    greeting = await reminders.set_birthday(user, 11, 24)
+    clock.now = greeting + timedelta(seconds=30)
+    assert await reminders.set_birthday(user, 11, 24) == greeting
+    notifier = RecordingNotifier()
+    assert await service(db, llm, notifier, clock).tick() == {"sent": 1}
+    assert notifier.sent[0][2] == "Happy birthday, Ana! 🎂"
+
+    clock.now = datetime(2027, 11, 24, 10, 0, 30, tzinfo=UTC)  # a year on, that greeting again not yet sent
+    assert await reminders.set_birthday(user, 12, 5) == datetime(2027, 12, 5, 10, 0, tzinfo=UTC)
+    assert await service(db, llm, notifier, clock).tick() == {}
+    pending = [r.trigger_at for r in await rows(db) if r.status == "pending"]
+    assert pending == [datetime(2027, 12, 5, 10, 0, tzinfo=UTC)]
 
 
 async def test_a_stored_zone_this_system_does_not_know_reads_times_in_utc(db: Database) -> None:
