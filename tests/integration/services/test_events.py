@@ -12,6 +12,7 @@ from bot.db.repositories.events import EventRepository
 from bot.db.repositories.guilds import GuildRepository
 from bot.db.repositories.users import UserRepository
 from bot.services.events import DeliveryFailed
+from bot.services.reminders import ReminderService
 from tests.fakes.llm_server import Fail, FakeLLM, Reply, thinking_within
 from tests.support.events import NOW, Clock, RecordingNotifier, add, ana, rows, service
 
@@ -331,3 +332,33 @@ async def test_a_recurring_greeting_held_back_and_claimed_again_schedules_one_ne
     assert await events.tick() == {"sent": 1}
     birthdays = [(r.status, r.trigger_at.year) for r in await rows(db) if r.event_type == "birthday"]
     assert sorted(birthdays) == [("pending", NOW.year + 1), ("sent", NOW.year)]
+
+
+async def test_a_greeting_held_back_by_the_cap_goes_before_a_follow_up_held_back_with_it(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana has one unsolicited message a day. On her birthday a follow-up noted before she set it takes the
+    morning's, and her greeting and that evening's follow-up both wait for 10:00 the next day: there her greeting
+    goes first (belated, a day late), and the follow-up waits one more day."""
+    user = await ana(db)
+    for hour, topic in ((9, "exam"), (18, "trip")):
+        at = datetime(2026, 11, 24, hour, 0, tzinfo=UTC)
+        await add(db, user, "follow_up", at, topic, context={"question": f"How was the {topic}?"})
+    clock = Clock(NOW)
+    assert await ReminderService(db, clock=clock).set_birthday(user, 11, 24) == datetime(
+        2026, 11, 24, 10, 0, tzinfo=UTC
+    )
+    llm.default = Fail(503)  # the plain wordings
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    for hour in (9, 10, 18):
+        clock.now = datetime(2026, 11, 24, hour, 0, tzinfo=UTC)
+        await events.tick()
+    assert [text for _, _, text in notifier.sent] == ["How was the exam?"]
+
+    clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    assert await events.tick() == {"sent": 1, "postponed": 1}
+    assert notifier.sent[-1][2] == "Happy belated birthday, Ana! 🎂"
+    clock.now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    assert await events.tick() == {"sent": 1}
+    assert notifier.sent[-1][2] == "How was the trip?"
