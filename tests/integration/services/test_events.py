@@ -362,3 +362,29 @@ async def test_a_greeting_held_back_by_the_cap_goes_before_a_follow_up_held_back
     clock.now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
     assert await events.tick() == {"sent": 1}
     assert notifier.sent[-1][2] == "How was the trip?"
+
+
+async def test_a_greeting_held_back_day_after_day_is_dropped_once_three_days_late(db: Database, llm: FakeLLM) -> None:
+    """Ana has one unsolicited message a day, and her server keeps quiet from 17:00 to 09:00: each evening's
+    follow-up waits for 09:00 and takes the day's message, and her greeting at 10:00 waits for the next day, and
+    the next. Once it is more than three days late it is dropped, not sent as a birthday five days gone."""
+    user = await ana(db)
+    async with db.session() as session:
+        guild = (await GuildRepository(session).upsert(discord_id=901, name="Early Birds")).id
+        await GuildRepository(session).update_settings(guild, {"quiet_hours": {"start": "17:00", "end": "09:00"}})
+    for day in range(23, 28):
+        at = datetime(2026, 11, day, 18, 0, tzinfo=UTC)
+        await add(db, user, "follow_up", at, f"plan {day}", guild_id=guild, context={"question": f"Plan {day}?"})
+    clock = Clock(NOW)
+    await ReminderService(db, clock=clock).set_birthday(user, 11, 24)
+    llm.default = Fail(503)  # the plain wordings
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    for day in range(23, 30):
+        for hour in (9, 10, 18):
+            clock.now = datetime(2026, 11, day, hour, 0, tzinfo=UTC)
+            await events.tick()
+
+    assert [text for _, _, text in notifier.sent] == [f"Plan {day}?" for day in range(23, 28)]
+    birthdays = [(r.status, r.trigger_at.year) for r in await rows(db) if r.event_type == "birthday"]
+    assert sorted(birthdays) == [("missed", 2026), ("pending", 2027)]
