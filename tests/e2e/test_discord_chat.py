@@ -1109,3 +1109,45 @@ async def test_a_channel_blocked_while_a_message_waits_its_turn_there_is_not_ans
     assert not any("France" in content_text(r.messages[-1]["content"]) for r in llm.reply_requests)
     assert [m["content"] for m in discord.sent_messages(general)] == ["Yes, Rome."]
     assert await stored_contents(db, "user") == ["@Hearth is the capital of Italy rome?"]
+
+
+@pytest.mark.parametrize("place", ["channel", "thread"])
+async def test_a_channel_deleted_while_a_turn_waits_out_its_cooldown_there_ends_it_unasked(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    place: str,
+) -> None:
+    """Ana asks again just after Hearth answered her, so her question waits out her cooldown, no turn running in
+    the channel (or thread); an admin deletes it meanwhile. Her turn ends without asking the model for an answer
+    nobody could see, her message settled (not left for a later start to answer), with no traceback; Hearth answers
+    on elsewhere."""
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    general, random_ = guild.channel("general"), guild.channel("random")
+    where = discord.add_thread(guild, "general", "stories") if place == "thread" else general
+    llm.default = lambda body: Reply("Paris!" if "France" in content_text(body["messages"][-1]["content"]) else "Hi!")
+    async with running_bot(discord, db, llm, learning_enabled=False, user_cooldown_seconds=4):
+        await discord.user_message(where, ana, f"{discord.bot.mention} whats the capital of France")
+        await shown(discord, where, "Paris!")
+        await discord.user_message(where, ana, f"{discord.bot.mention} and of Italy?")
+        await stored_eventually(db, "user", ["@Hearth whats the capital of France", "@Hearth and of Italy?"])
+        assert await awaiting_replies(db) == ["@Hearth and of Italy?"], "waiting out Ana's cooldown"
+        if place == "thread":
+            discord.delete_channel(where)
+            gone = {"id": str(where), "guild_id": str(guild.id), "parent_id": str(general), "type": 11}
+            await discord.dispatch("THREAD_DELETE", gone)
+        else:
+            gone = discord.channels[general].payload()
+            discord.delete_channel(general)
+            await discord.dispatch("CHANNEL_DELETE", gone)
+        await none_awaiting_eventually(db)
+        await discord.user_message(random_, ben, f"{discord.bot.mention} hello?")
+        await shown(discord, random_, "Hi!")
+        await stored_eventually(db, "assistant", ["Paris!", "Hi!"])
+
+    questions = [content_text(r.messages[-1]["content"]) for r in llm.reply_requests]
+    assert questions == ["Ana: @Hearth whats the capital of France", "Ben: @Hearth hello?"], "none in vain"
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []

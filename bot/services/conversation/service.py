@@ -80,7 +80,7 @@ class ConversationService:
         self.activity = activity
         self.config = config
         self.clock = clock
-        # Channels deleted while a turn ran in them (Discord refused its reply: the channel is gone), so the turns
+        # Channels deleted (Discord said so, or refused a turn's reply there: the channel is gone), so the turns
         # waiting there end without asking the model. Discord never gives a deleted channel's id to another.
         self._gone: set[int] = set()
 
@@ -95,6 +95,11 @@ class ConversationService:
     def rest(self, resting: bool) -> None:
         """The owner's maintenance switch: messages are stored, and answered only with RESTING (once)."""
         self.holds.rest(resting)
+
+    def channel_gone(self, channel_id: int) -> None:
+        """The channel or thread was deleted: the turns waiting there (their cooldown, or the channel) end without
+        asking the model, their messages settled; nothing could be shown there any more."""
+        self._gone.add(channel_id)
 
     async def reset(self, channel_id: int) -> bool:
         """``/conversation reset``: the channel's next message starts a conversation with empty history (what

@@ -138,6 +138,17 @@ class Chat(commands.Cog):
         await self._forget_deleted(sorted(payload.message_ids), payload.channel_id)
 
     @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """An admin deleted a channel: the turns waiting in it end unanswered (discord.py tells of its threads
+        apart, as deleted threads)."""
+        self.conversation.channel_gone(channel.id)
+
+    @commands.Cog.listener()
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        """A thread was deleted (itself, or with its channel): the turns waiting in it end unanswered."""
+        self.conversation.channel_gone(payload.thread_id)
+
+    @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         """Someone edited a message: Hearth keeps the new text, and forgets the images it removed. Its own replies
         (edited as they stream) and webhooks' are not people's; an update without content is a link preview
