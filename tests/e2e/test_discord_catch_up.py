@@ -793,3 +793,74 @@ async def test_a_batch_whose_last_message_is_deleted_while_its_catch_up_waits_re
     assert answer["message_reference"]["message_id"] == question["id"]
     caught_up = [r.body for r in llm.chat_requests if AWAY_NOTE in r.body["messages"][0]["content"]]
     assert "4321" not in json.dumps(caught_up)
+
+
+async def test_a_batch_whose_last_message_naming_a_character_is_deleted_is_answered_by_the_one_still_asked(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ben's message and two of Ana's were left unanswered when Hearth stopped: her question to Hearth, then one to
+    Mira, a character of the channel's cast. After the restart, while Hearth is still answering Ben, Ana deletes the
+    one to Mira: her question is answered by Hearth, who was asked, not by Mira, whom nobody asks any more."""
+    async with FakeDiscord() as discord:
+        ana, ben, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben", "cleo"))
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
+        general = guild.channel("general")
+        discord.add_role(
+            guild, "hooks", permissions=discordpy.Permissions(manage_webhooks=True).value, members=[discord.bot]
+        )
+        card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox."}}
+        async with running_bot(discord, db, llm):
+            mira = FakeAttachment("mira.json", json.dumps(card).encode())
+            await run(discord, discord.owner, general, "persona import", {"card": mira})
+            await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default
+            await run(discord, discord.owner, general, "persona cast add", {"name": "Mira"})
+        await left_unanswered(discord, db, llm, general, guild, author="ben")
+        posted = []
+        for said, mention in (
+            (f"{discord.bot.mention} whats the capital of France", True),
+            ("Mira, what do you see from up there?", False),
+        ):
+            posted.append(discord.message_payload(general, ana, said))
+            shown = said.replace(discord.bot.mention, "@Hearth")
+            asked = message(shown, user=ana.id, channel=general, guild=guild.id, mention=mention)
+            llm.script(Stall(60))
+            calls = len(llm.chat_requests)
+            turn = asyncio.create_task(
+                conversation_service(db, llm).handle(replace(asked, message_id=int(posted[-1]["id"])), RecordingReply())
+            )
+            await eventually(lambda: len(llm.chat_requests) > calls)  # noqa: B023 (awaited in this iteration)
+            turn.cancel()
+        question, to_mira = posted
+        waiting, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            said = body["messages"][-1]["content"]
+            if "still there?" in said:
+                waiting.set()
+                await go_on.wait()
+                return Reply(AWAY)
+            return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+        llm.default = model
+        async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
+            async with asyncio.timeout(10):
+                await waiting.wait()
+            await discord.user_deletes(to_mira)
+            # Events are handled in order of arrival: once Cleo is answered, the deletion has reached Hearth.
+            await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
+            assert (await discord.wait_for_message(discord.dm_channel(cleo), timeout=10))["content"] == "Hi Cleo!"
+            go_on.set()
+            async with asyncio.timeout(10):
+                await bot.caught_up.wait()
+        said_by_hearth = discord.sent_messages(general)
+        said_by_characters = discord.webhook_messages(general)
+
+    assert [m["content"] for m in said_by_hearth] == [AWAY, "Paris!"]
+    assert said_by_hearth[1]["message_reference"]["message_id"] == question["id"]
+    assert said_by_characters == [], "nothing said by Mira, whom nobody asks any more"
+    [about_france] = [
+        r.body
+        for r in llm.chat_requests
+        if AWAY_NOTE in r.body["messages"][0]["content"] and "France" in r.body["messages"][-1]["content"]
+    ]
+    assert "A fox." not in about_france["messages"][0]["content"], "Hearth's own persona answers"

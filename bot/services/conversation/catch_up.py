@@ -144,9 +144,6 @@ class CatchUp:
         for items in turns.values():
             row, incoming, target = items[-1]
             try:
-                decision = await self.intake.speaker_of(incoming)  # a cast character named: it answers, as live
-                if decision.in_cast:
-                    target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
                 batch = [stored_of(item_row, item, changes_seen=seen) for item_row, item, _ in items]
                 async with self.turns.answering(row.channel_id):
                     # As its messages now read: one may have been edited or deleted while the turn waited.
@@ -154,10 +151,15 @@ class CatchUp:
                     if not batch:
                         log.info("not catching up on message %s: deleted meanwhile", row.message_id)
                         continue
-                    last = batch[-1].discord_message_id
-                    if last is not None and last != incoming.message_id:  # the one the reply was to answer is gone
-                        target.reply_to(last)
-                        incoming = replace(incoming, message_id=last)
+                    # The last message still there is answered, by the cast character it names (as live): not one
+                    # named in a message deleted meanwhile, whom nobody asks any more.
+                    kept = batch[-1].message_row_id
+                    incoming = next(item for item_row, item, _ in items if item_row.message_id == kept)
+                    decision = await self.intake.speaker_of(incoming)
+                    if decision.in_cast:
+                        target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
+                    if incoming.message_id is not None and incoming.message_id != items[-1][1].message_id:
+                        target.reply_to(incoming.message_id)  # the one the reply was to answer is gone
                     outcome = await self.responder.answer(
                         incoming,
                         batch,
