@@ -864,3 +864,44 @@ async def test_a_batch_whose_last_message_naming_a_character_is_deleted_is_answe
         if AWAY_NOTE in r.body["messages"][0]["content"] and "France" in r.body["messages"][-1]["content"]
     ]
     assert "A fox." not in about_france["messages"][0]["content"], "Hearth's own persona answers"
+
+
+async def test_a_channel_deleted_while_its_catch_up_is_answered_ends_the_turns_waiting_there_unasked(
+    db: Database, llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ben's and Ana's messages were left unanswered in #general when Hearth stopped. After the restart, while Hearth
+    is still writing Ben's answer, an admin deletes the channel: Discord refuses that answer, and Ana's turn, which
+    waited for the channel, ends without asking the model for an answer nobody could see; nothing is left awaiting
+    a reply, and nothing ends in a traceback."""
+    async with FakeDiscord() as discord:
+        ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
+        general = guild.channel("general")
+        await left_unanswered(discord, db, llm, general, guild, author="ben")
+        await left_unanswered(discord, db, llm, general, guild, author="ana")
+        waiting, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            if not waiting.is_set():
+                waiting.set()
+                await go_on.wait()
+            return Reply(AWAY)
+
+        llm.default = model
+        calls = len(llm.chat_requests)
+        async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
+            async with asyncio.timeout(10):
+                await waiting.wait()
+            gone = discord.channels[general].payload()
+            discord.delete_channel(general)
+            await discord.dispatch("CHANNEL_DELETE", gone)
+            go_on.set()
+            async with asyncio.timeout(10):
+                await bot.caught_up.wait()
+
+    asked = [r.body["messages"][-1]["content"] for r in llm.chat_requests[calls:]]
+    assert asked == ["Ben: @Hearth still there?"], "none in vain"
+    async with db.session() as session:
+        assert await session.scalar(select(Message.id).where(Message.awaiting_reply)) is None
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []

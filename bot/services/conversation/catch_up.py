@@ -98,6 +98,7 @@ class CatchUp:
         *,
         thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
+        gone: set[int] | None = None,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
         model it was away (``limit`` of them at most); returns how many turns were answered. ``target_for`` finds
@@ -105,9 +106,12 @@ class CatchUp:
         None when this process cannot (another shard's channel): those are left for the process that can, and do
         not count towards ``limit``. A message found with no target is not to be answered (its thread was archived
         meanwhile): it is settled unanswered, so that no later start answers it out of place either.
-        ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`)."""
+        ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`).
+        ``gone``: the channels deleted meanwhile, where a turn ends without asking the model (its messages already
+        claimed); one whose reply Discord refuses as deleted is added, for the turns waiting there after it."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
+        gone = set() if gone is None else gone
         since = self.clock() - within
         seen = self.store.changes  # an edit or a deletion from now on: a turn reads its messages again
         waiting = 0
@@ -146,6 +150,9 @@ class CatchUp:
             try:
                 batch = [stored_of(item_row, item, changes_seen=seen) for item_row, item, _ in items]
                 async with self.turns.answering(row.channel_id):
+                    if row.channel_id in gone:
+                        log.info("not catching up in channel %s: it was deleted meanwhile", row.channel_id)
+                        continue
                     # As its messages now read: one may have been edited or deleted while the turn waited.
                     batch = await self.store.as_stored(batch)
                     if not batch:
@@ -170,6 +177,8 @@ class CatchUp:
                         was_away=True,
                         host=decision.host,
                     )
+                    if outcome.status == "gone":  # before the channel is let go: the turns waiting there end too
+                        gone.add(row.channel_id)
             except Exception:  # one message must not stop the others being answered
                 log.exception("could not catch up on message %s in channel %s", row.message_id, row.channel_id)
                 continue

@@ -254,7 +254,7 @@ class ConversationService:
         limit: int = 500,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply (see catch_up.py)."""
-        return await self.catching_up.run(within, target_for, thread_parent=thread_parent, limit=limit)
+        return await self.catching_up.run(within, target_for, thread_parent=thread_parent, limit=limit, gone=self._gone)
 
 
 def build(
