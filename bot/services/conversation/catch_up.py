@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from bot.db.repositories.conversations import AwaitingMessage
 from bot.domain.triggers import MessageSignals
 from bot.services.conversation.config import StoredTurn
+from bot.services.conversation.gone import GoneChannels
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake, storable
 from bot.services.conversation.responder import Responder
@@ -98,7 +99,7 @@ class CatchUp:
         *,
         thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
-        gone: set[int] | None = None,
+        gone: GoneChannels | None = None,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
         model it was away (``limit`` of them at most); returns how many turns were answered. ``target_for`` finds
@@ -111,7 +112,7 @@ class CatchUp:
         claimed); one whose reply Discord refuses as deleted is added, for the turns waiting there after it."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
-        gone = set() if gone is None else gone
+        gone = GoneChannels() if gone is None else gone
         since = self.clock() - within
         seen = self.store.changes  # an edit or a deletion from now on: a turn reads its messages again
         waiting = 0

@@ -34,6 +34,7 @@ from bot.services.conversation.branches import Branches
 from bot.services.conversation.catch_up import CatchUp, no_thread
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_notice
+from bot.services.conversation.gone import GoneChannels
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake, storable, withheld
 from bot.services.conversation.responder import Knowledge, Recollection, Responder
@@ -81,8 +82,8 @@ class ConversationService:
         self.config = config
         self.clock = clock
         # Channels deleted (Discord said so, or refused a turn's reply there: the channel is gone), so the turns
-        # waiting there end without asking the model. Discord never gives a deleted channel's id to another.
-        self._gone: set[int] = set()
+        # waiting there end without asking the model.
+        self._gone = GoneChannels()
 
     @property
     def directory(self) -> Directory:
