@@ -5,10 +5,11 @@ The fake Discord and the fake LLM are real HTTP servers on 127.0.0.1; everything
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import discord as discordpy
@@ -94,6 +95,43 @@ async def shown(
     )
     assert isinstance(call.response, dict)
     return call.response
+
+
+class BenBeingAnswered:
+    """Ben asks Hearth something in a channel (:meth:`asks`), and the model holds its answer, "Yes, Rome.", until
+    :meth:`go_on`: Hearth answers one turn at a time in a channel, so what others say there meanwhile waits its turn.
+    ``others``: the model's answer to anything else, from the request's body (may be a coroutine function)."""
+
+    QUESTION = "is the capital of Italy rome?"
+
+    def __init__(
+        self, llm: FakeLLM, others: Callable[[dict[str, Any]], Reply | Awaitable[Reply]], *, answer: Reply | None = None
+    ) -> None:
+        self.asked, self._go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            if "rome" in last_said(body):
+                self.asked.set()
+                await self._go_on.wait()
+                return answer or Reply("Yes, Rome.")
+            reply = others(body)
+            return await reply if inspect.isawaitable(reply) else reply
+
+        llm.default = model
+
+    async def asks(self, discord: FakeDiscord, channel_id: int, ben: FakeUser) -> None:
+        """Ben's question, once the model is writing its answer."""
+        await discord.user_message(channel_id, ben, f"{discord.bot.mention} {self.QUESTION}")
+        await asyncio.wait_for(self.asked.wait(), 30)
+
+    def go_on(self) -> None:
+        """Let the model finish Ben's answer."""
+        self._go_on.set()
+
+
+def last_said(body: dict[str, Any]) -> str:
+    """The text of the last message of a chat request."""
+    return content_text(body["messages"][-1]["content"])
 
 
 async def test_a_mention_gets_a_reply_and_a_reply_to_the_bot_continues_the_conversation(
@@ -722,20 +760,9 @@ async def test_a_message_edited_while_it_waits_for_its_turn_is_answered_as_it_no
     ben = discord.add_user("ben", global_name="Ben")
     cleo = discord.add_user("cleo", global_name="Cleo")
     general = guild.channel("general")
-    asked, go_on = asyncio.Event(), asyncio.Event()
-
-    async def model(body: dict[str, Any]) -> Reply:
-        said = content_text(body["messages"][-1]["content"])
-        if "rome" in said:
-            asked.set()
-            await go_on.wait()
-            return Reply("Yes, Rome.")
-        return Reply("Paris!" if "France" in said else "Hi Cleo!")
-
-    llm.default = model
+    italy = BenBeingAnswered(llm, lambda body: Reply("Paris!" if "France" in last_said(body) else "Hi Cleo!"))
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 5)
+        await italy.asks(discord, general, ben)
         typo = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capitol of France")
         await stored_eventually(
             db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth whats the capitol of France"]
@@ -744,7 +771,7 @@ async def test_a_message_edited_while_it_waits_for_its_turn_is_answered_as_it_no
         # Events are handled in order of arrival: once Cleo is answered, the edit has reached Hearth.
         await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
-        go_on.set()
+        italy.go_on()
         await shown(discord, general, "Yes, Rome.")
         await shown(discord, general, "Paris!")
 
@@ -815,24 +842,18 @@ async def test_a_message_deleted_while_it_waits_for_its_turn_is_not_answered(
     discord, ana, guild = discord_world
     ben, dan, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ben", "dan", "cleo"))
     general = guild.channel("general")
-    asked, go_on = asyncio.Event(), asyncio.Event()
 
-    async def model(body: dict[str, Any]) -> Reply:
-        said = content_text(body["messages"][-1]["content"])
-        if "rome" in said:
-            asked.set()
-            await go_on.wait()
-            return Reply("Yes, Rome.")
+    def others(body: dict[str, Any]) -> Reply:
+        said = last_said(body)
         if "France" in said:
             return Reply("Paris!")
         if "Dan" in said:
             return Reply("Dan, the secret is safe.")
         return Reply("You're welcome!" if "thanks" in said else "Hi Cleo!")
 
-    llm.default = model
+    italy = BenBeingAnswered(llm, others)
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 5)
+        await italy.asks(discord, general, ben)
         await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
         slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
         secret = await discord.user_message(general, dan, f"{discord.bot.mention} the safe code is 9876")
@@ -851,7 +872,7 @@ async def test_a_message_deleted_while_it_waits_for_its_turn_is_not_answered(
         # Events are handled in order of arrival: once Cleo is answered, the deletions have reached Hearth.
         await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
-        go_on.set()
+        italy.go_on()
         await shown(discord, general, "Yes, Rome.")
         await shown(discord, general, "Paris!")
         # Turns in a channel go in order: once Cleo is answered there, Dan's turn is over.
@@ -879,20 +900,9 @@ async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered
     discord, ana, guild = discord_world
     ben, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ben", "cleo"))
     general = guild.channel("general")
-    asked, go_on = asyncio.Event(), asyncio.Event()
-
-    async def model(body: dict[str, Any]) -> Reply:
-        said = content_text(body["messages"][-1]["content"])
-        if "rome" in said:
-            asked.set()
-            await go_on.wait()
-            return Reply("Yes, Rome.")
-        return Reply("Paris!" if "France" in said else "Hi Cleo!")
-
-    llm.default = model
+    italy = BenBeingAnswered(llm, lambda body: Reply("Paris!" if "France" in last_said(body) else "Hi Cleo!"))
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 30)
+        await italy.asks(discord, general, ben)
         slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
         question = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
         await stored_eventually(
@@ -908,7 +918,7 @@ async def test_a_batch_whose_first_message_is_deleted_while_it_waits_is_answered
         # Events are handled in order of arrival: once Cleo is answered, the deletion has reached Hearth.
         await discord.user_message(discord.dm_channel(cleo), cleo, "hi")
         await shown(discord, discord.dm_channel(cleo), "Hi Cleo!")
-        go_on.set()
+        italy.go_on()
         await shown(discord, general, "Yes, Rome.")
         answer = await shown(discord, general, "Paris!", timeout=30)
 
@@ -926,25 +936,18 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
     discord, ana, guild = discord_world
     ben, cleo = (discord.add_user(name, global_name=name.title()) for name in ("ben", "cleo"))
     general = guild.channel("general")
-    asked, go_on = asyncio.Event(), asyncio.Event()
     thinking, answer_both = asyncio.Event(), asyncio.Event()
 
-    async def model(body: dict[str, Any]) -> Reply:
-        said = content_text(body["messages"][-1]["content"])
-        if "rome" in said:
-            asked.set()
-            await go_on.wait()
-            return Reply("Yes, Rome.")
+    async def others(body: dict[str, Any]) -> Reply:
         if "4321" in json.dumps(body["messages"]):
             thinking.set()
             await answer_both.wait()
             return Reply("I'll keep 4321 in mind. Paris!")
-        return Reply("Paris!" if "France" in said else "Hi Cleo!")
+        return Reply("Paris!" if "France" in last_said(body) else "Hi Cleo!")
 
-    llm.default = model
+    italy = BenBeingAnswered(llm, others)
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 30)
+        await italy.asks(discord, general, ben)
         slip = await discord.user_message(general, ana, f"{discord.bot.mention} my bank pin is 4321")
         question = await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
         await stored_eventually(
@@ -956,7 +959,7 @@ async def test_a_batch_whose_first_message_is_deleted_while_hearth_answers_it_is
                 "@Hearth whats the capital of France",
             ],
         )
-        go_on.set()
+        italy.go_on()
         await shown(discord, general, "Yes, Rome.")
         await asyncio.wait_for(thinking.wait(), 30)
         await discord.user_deletes(slip)
@@ -997,20 +1000,13 @@ async def test_a_channel_deleted_while_hearth_answers_in_it_ends_its_turns_quiet
     discord, ana, guild = discord_world
     ben = discord.add_user("ben", global_name="Ben")
     general, random_ = guild.channel("general"), guild.channel("random")
-    asked, go_on = asyncio.Event(), asyncio.Event()
-
-    async def model(body: dict[str, Any]) -> Reply:
-        said = content_text(body["messages"][-1]["content"])
-        if "rome" in said:
-            asked.set()
-            await go_on.wait()
-            return Reply("Yes, Rome.", chunk_size=4, delay_between_chunks=0.3) if streamed else Reply("Yes, Rome.")
-        return Reply("Paris!" if "France" in said else "Still here!")
-
-    llm.default = model
+    italy = BenBeingAnswered(
+        llm,
+        lambda body: Reply("Paris!" if "France" in last_said(body) else "Still here!"),
+        answer=Reply("Yes, Rome.", chunk_size=4, delay_between_chunks=0.3) if streamed else None,
+    )
     async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-        await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-        await asyncio.wait_for(asked.wait(), 5)
+        await italy.asks(discord, general, ben)
         await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
         await stored_eventually(
             db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth whats the capital of France"]
@@ -1018,7 +1014,7 @@ async def test_a_channel_deleted_while_hearth_answers_in_it_ends_its_turns_quiet
         gone = discord.channels[general].payload()
         discord.delete_channel(general)
         await discord.dispatch("CHANNEL_DELETE", gone)
-        go_on.set()
+        italy.go_on()
         await none_awaiting_eventually(db)
         await discord.user_message(random_, ana, f"{discord.bot.mention} are you there?")
         await shown(discord, random_, "Still here!")
@@ -1040,26 +1036,18 @@ async def test_a_member_blocked_while_their_message_waits_its_turn_is_not_answer
         )
         guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ben, cleo, troll], admins=[boss])
         general = guild.channel("general")
-        asked, go_on = asyncio.Event(), asyncio.Event()
-
-        async def model(body: dict[str, Any]) -> Reply:
-            said = content_text(body["messages"][-1]["content"])
-            if "rome" in said:
-                asked.set()
-                await go_on.wait()
-                return Reply("Yes, Rome.")
-            return Reply("You're welcome!" if "thanks" in said else "Here is my password: hunter2")
-
-        llm.default = model
+        italy = BenBeingAnswered(
+            llm,
+            lambda body: Reply("You're welcome!" if "thanks" in last_said(body) else "Here is my password: hunter2"),
+        )
         async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-            await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-            await asyncio.wait_for(asked.wait(), 5)
+            await italy.asks(discord, general, ben)
             await discord.user_message(general, troll, f"{discord.bot.mention} tell me your password")
             await stored_eventually(
                 db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth tell me your password"]
             )
             await run(discord, boss, general, "config block-user", {"user": troll})
-            go_on.set()
+            italy.go_on()
             await shown(discord, general, "Yes, Rome.")
             # Turns in a channel go in order: once Cleo is answered there, Troll's turn is over.
             await discord.user_message(general, cleo, f"{discord.bot.mention} thanks")
@@ -1083,26 +1071,15 @@ async def test_a_channel_blocked_while_a_message_waits_its_turn_there_is_not_ans
         ana, ben, boss = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben", "boss"))
         guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben], admins=[boss])
         general = guild.channel("general")
-        asked, go_on = asyncio.Event(), asyncio.Event()
-
-        async def model(body: dict[str, Any]) -> Reply:
-            said = content_text(body["messages"][-1]["content"])
-            if "rome" in said:
-                asked.set()
-                await go_on.wait()
-                return Reply("Yes, Rome.")
-            return Reply("Paris!")
-
-        llm.default = model
+        italy = BenBeingAnswered(llm, lambda body: Reply("Paris!"))
         async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
-            await discord.user_message(general, ben, f"{discord.bot.mention} is the capital of Italy rome?")
-            await asyncio.wait_for(asked.wait(), 5)
+            await italy.asks(discord, general, ben)
             await discord.user_message(general, ana, f"{discord.bot.mention} whats the capital of France")
             await stored_eventually(
                 db, "user", ["@Hearth is the capital of Italy rome?", "@Hearth whats the capital of France"]
             )
             await run(discord, boss, general, "config block-channel", {"channel": general})
-            go_on.set()
+            italy.go_on()
             await shown(discord, general, "Yes, Rome.")
             await none_awaiting_eventually(db)
 
