@@ -4,7 +4,7 @@ fake Discord: what the person sees, what Hearth keeps of it, and how the convers
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import discord as discordpy
 import pytest
@@ -422,18 +422,35 @@ async def test_a_characters_reply_whose_webhook_token_discord_no_longer_takes_re
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
 
 
+def webhook_failing(discord: FakeDiscord) -> contextlib.AbstractContextManager[None]:
+    """Every call of a channel's webhook answered 503 (discord.py's webhooks retry it for about 25 s)."""
+    return discord.failing("create_followup", 503, message="Service Unavailable")
+
+
+def webhook_rate_limited(discord: FakeDiscord) -> contextlib.AbstractContextManager[None]:
+    """Every call of a channel's webhook answered 429, for longer than discord.py's five tries."""
+    return discord.rate_limited("create_followup", retry_after=0.01)
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [(webhook_failing, "Service Unavailable"), (webhook_rate_limited, "rate limited")],
+    ids=["failing", "rate-limited"],
+)
 async def test_a_characters_reply_discord_fails_through_her_webhook_reaches_her_through_the_bot(
     world: tuple[FakeDiscord, FakeUser, FakeGuild],
     bot: HearthBot,
     llm: FakeLLM,
     db: Database,
     caplog: pytest.LogCaptureFixture,
+    failure: Callable[[FakeDiscord], contextlib.AbstractContextManager[None]],
+    said: str,
 ) -> None:
-    """Discord fails the channel's webhook (a 503 on every call, which discord.py's webhooks retry for about 25 s)
-    while the bot's own messages go through: Mira's reply reaches Ana whole all the same, the bot saying it with her
-    name in front once one round of the webhook's retries has failed, rather than waiting that out again for the
-    whole reply and then losing it. Her next reply, while the webhook is failing, is said by the bot at once. One
-    line in the log, no traceback; both replies stored as shown."""
+    """Discord fails the channel's webhook (a 503 on every call, which discord.py's webhooks retry for about 25 s;
+    or a 429 for longer than its five tries) while the bot's own messages go through: Mira's reply reaches Ana whole
+    all the same, the bot saying it with her name in front once one round of the webhook's retries has failed,
+    rather than waiting that out again for the whole reply and then losing it. Her next reply, while the webhook is
+    failing, is said by the bot at once. One line in the log, no traceback; both replies stored as shown."""
     caplog.set_level(logging.INFO, logger="bot")
     discord, ana, guild = world
     general = guild.channel("general")
@@ -444,22 +461,22 @@ async def test_a_characters_reply_discord_fails_through_her_webhook_reaches_her_
     def through_her_webhook() -> int:
         return len([call for call in discord.calls("create_followup") if (call.body or {}).get("username") == "Mira"])
 
-    with discord.failing("create_followup", 503, message="Service Unavailable"):
+    with failure(discord):
         await discord.user_message(general, ana, "Mira, tell me a story")
         await eventually(lambda: [m["content"] for m in discord.sent_messages(general)] == [f"**Mira:** {story}"], 40)
         assert through_her_webhook() == 5, "one round of discord.py's retries"
         await discord.user_message(general, ana, "Mira, and then?")
         await counted(bot.services.metrics.registry, "hearth_replies_total", 2, outcome="replied")
         assert through_her_webhook() == 5, "not waited out again"
-    said = discord.sent_messages(general)
-    assert [m["content"] for m in said] == [f"**Mira:** {story}", "**Mira:** And then it slept."]
+    shown = discord.sent_messages(general)
+    assert [m["content"] for m in shown] == [f"**Mira:** {story}", "**Mira:** And then it slept."]
     assert discord.webhook_messages(general) == []
-    await stored_as_shown_in(db, said[-1])
+    await stored_as_shown_in(db, shown[-1])
     assert await stored_replies(db) == [story, "And then it slept."]
     hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
     [said_once] = [r.getMessage() for r in hearths if r.levelno >= logging.WARNING]
-    assert "Service Unavailable" in said_once and str(general) in said_once
+    assert said in said_once and str(general) in said_once
 
 
 @pytest.mark.parametrize("may_delete", [True, False], ids=["with manage messages", "without manage messages"])
@@ -544,45 +561,6 @@ async def test_a_reply_discord_rate_limits_past_its_retries_ends_as_an_outage_wo
     assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
     [said] = [r for r in hearths if r.levelno >= logging.WARNING]
     assert "rate limited" in said.getMessage() and str(general) in said.getMessage()
-
-
-async def test_a_characters_reply_discord_rate_limits_through_her_webhook_reaches_her_through_the_bot(
-    world: tuple[FakeDiscord, FakeUser, FakeGuild],
-    bot: HearthBot,
-    llm: FakeLLM,
-    db: Database,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Discord answers 429 to every call of the channel's webhook for longer than discord.py's five tries, while the
-    bot's own messages go through: as when Discord fails the webhook, Mira's reply reaches Ana whole all the same,
-    the bot saying it with her name in front, and her next reply meanwhile is said by the bot at once. One line in
-    the log, no traceback; both replies stored as shown."""
-    caplog.set_level(logging.INFO, logger="bot")
-    discord, ana, guild = world
-    general = guild.channel("general")
-    await cast_with_mira(discord, general)
-    story = "Once upon a time, on a hill, a fox."
-    llm.script(Reply(story, chunk_size=8, delay_between_chunks=0.05), Reply("And then it slept."))
-
-    def through_her_webhook() -> int:
-        return len([call for call in discord.calls("create_followup") if (call.body or {}).get("username") == "Mira"])
-
-    with discord.rate_limited("create_followup", retry_after=0.01):
-        await discord.user_message(general, ana, "Mira, tell me a story")
-        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="replied")
-        assert through_her_webhook() == 5, "one round of discord.py's retries"
-        await discord.user_message(general, ana, "Mira, and then?")
-        await counted(bot.services.metrics.registry, "hearth_replies_total", 2, outcome="replied")
-        assert through_her_webhook() == 5, "not waited out again"
-    said = discord.sent_messages(general)
-    assert [m["content"] for m in said] == [f"**Mira:** {story}", "**Mira:** And then it slept."]
-    assert discord.webhook_messages(general) == []
-    await stored_as_shown_in(db, said[-1])
-    assert await stored_replies(db) == [story, "And then it slept."]
-    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
-    assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
-    [said_once] = [r.getMessage() for r in hearths if r.levelno >= logging.WARNING]
-    assert "rate limited" in said_once and str(general) in said_once
 
 
 @pytest.mark.parametrize("webhook", [True, False], ids=["through her webhook", "through the bot"])
