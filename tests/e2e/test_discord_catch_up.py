@@ -15,6 +15,7 @@ from sqlalchemy import select
 from bot.db.engine import Database
 from bot.db.models import Message
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord.payloads import JSON
 from tests.fakes.llm_server import FakeLLM, Reply, Stall
 from tests.support.bot import running_bot
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
@@ -359,18 +360,19 @@ async def left_unanswered(
     guild: FakeGuild,
     author: str = "ana",
     said: str | None = None,
-) -> None:
-    """A message from ``author`` in ``channel`` (``said``, else Hearth mentioned), stored and sent to the model, the
-    bot stopping before it answers (as a crash would leave it)."""
+) -> JSON:
+    """A message from ``author`` in ``channel`` (``said``, else "still there?" to Hearth), stored and sent to the
+    model, the bot stopping before it answers (as a crash would leave it); returns it as Discord has it."""
     person = next(user for user in guild.members if user.username == author)
-    posted = discord.message_payload(channel, person, said or f"{discord.bot.mention} still there?")
+    text = said or f"{discord.bot.mention} still there?"
+    posted = discord.message_payload(channel, person, text)
     incoming = message(
-        said or "@Hearth still there?",
+        text.replace(discord.bot.mention, "@Hearth"),
         user=person.id,
         name=author,
         channel=channel,
         guild=guild.id,
-        mention=said is None,
+        mention=discord.bot.mention in text,
     )
     llm.script(Stall(60))
     calls = len(llm.chat_requests)
@@ -379,6 +381,24 @@ async def left_unanswered(
     )
     await eventually(lambda: len(llm.chat_requests) > calls)
     turn.cancel()
+    return posted
+
+
+def away_held(llm: FakeLLM) -> tuple[asyncio.Event, asyncio.Event]:
+    """The model's catch-up answer to "still there?" (AWAY) held until the second event is set, the first set once
+    it is asked; it answers "Paris!" to a question about France, and "Hi Cleo!" to anything else."""
+    waiting, go_on = asyncio.Event(), asyncio.Event()
+
+    async def model(body: dict[str, Any]) -> Reply:
+        said = body["messages"][-1]["content"]
+        if "still there?" in said:
+            waiting.set()
+            await go_on.wait()
+            return Reply(AWAY)
+        return Reply("Paris!" if "France" in said else "Hi Cleo!")
+
+    llm.default = model
+    return waiting, go_on
 
 
 async def test_a_message_in_a_channel_deleted_while_the_bot_was_stopped_is_given_up_once(
@@ -754,29 +774,11 @@ async def test_a_batch_whose_last_message_is_deleted_while_its_catch_up_waits_re
         guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
         general = guild.channel("general")
         await left_unanswered(discord, db, llm, general, guild, author="ben")
-        posted = []
-        for said in ("whats the capital of France", "my bank pin is 4321"):
-            posted.append(discord.message_payload(general, ana, f"{discord.bot.mention} {said}"))
-            asked = message(f"@Hearth {said}", user=ana.id, channel=general, guild=guild.id, mention=True)
-            llm.script(Stall(60))
-            calls = len(llm.chat_requests)
-            turn = asyncio.create_task(
-                conversation_service(db, llm).handle(replace(asked, message_id=int(posted[-1]["id"])), RecordingReply())
-            )
-            await eventually(lambda: len(llm.chat_requests) > calls)  # noqa: B023 (awaited in this iteration)
-            turn.cancel()
-        question, slip = posted
-        waiting, go_on = asyncio.Event(), asyncio.Event()
-
-        async def model(body: dict[str, Any]) -> Reply:
-            said = body["messages"][-1]["content"]
-            if "still there?" in said:
-                waiting.set()
-                await go_on.wait()
-                return Reply(AWAY)
-            return Reply("Paris!" if "France" in said else "Hi Cleo!")
-
-        llm.default = model
+        question, slip = [
+            await left_unanswered(discord, db, llm, general, guild, said=f"{discord.bot.mention} {said}")
+            for said in ("whats the capital of France", "my bank pin is 4321")
+        ]
+        waiting, go_on = away_held(llm)
         async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
             async with asyncio.timeout(10):
                 await waiting.wait()
@@ -815,33 +817,11 @@ async def test_a_batch_whose_last_message_naming_a_character_is_deleted_is_answe
             await run(discord, discord.owner, general, "persona set", {"name": "Hearth"})  # the server: the default
             await run(discord, discord.owner, general, "persona cast add", {"name": "Mira"})
         await left_unanswered(discord, db, llm, general, guild, author="ben")
-        posted = []
-        for said, mention in (
-            (f"{discord.bot.mention} whats the capital of France", True),
-            ("Mira, what do you see from up there?", False),
-        ):
-            posted.append(discord.message_payload(general, ana, said))
-            shown = said.replace(discord.bot.mention, "@Hearth")
-            asked = message(shown, user=ana.id, channel=general, guild=guild.id, mention=mention)
-            llm.script(Stall(60))
-            calls = len(llm.chat_requests)
-            turn = asyncio.create_task(
-                conversation_service(db, llm).handle(replace(asked, message_id=int(posted[-1]["id"])), RecordingReply())
-            )
-            await eventually(lambda: len(llm.chat_requests) > calls)  # noqa: B023 (awaited in this iteration)
-            turn.cancel()
-        question, to_mira = posted
-        waiting, go_on = asyncio.Event(), asyncio.Event()
-
-        async def model(body: dict[str, Any]) -> Reply:
-            said = body["messages"][-1]["content"]
-            if "still there?" in said:
-                waiting.set()
-                await go_on.wait()
-                return Reply(AWAY)
-            return Reply("Paris!" if "France" in said else "Hi Cleo!")
-
-        llm.default = model
+        question, to_mira = [
+            await left_unanswered(discord, db, llm, general, guild, said=said)
+            for said in (f"{discord.bot.mention} whats the capital of France", "Mira, what do you see from up there?")
+        ]
+        waiting, go_on = away_held(llm)
         async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
             async with asyncio.timeout(10):
                 await waiting.wait()
