@@ -638,3 +638,34 @@ async def test_a_reply_cut_short_whose_preview_discord_will_not_take_down_is_sai
     assert not [r.getMessage() for r in hearths if r.exc_info], "no traceback"
     [left] = [r.getMessage() for r in hearths if preview["id"] in r.getMessage()]
     assert str(general) in left
+
+
+def typing_around_the_reply(discord: FakeDiscord, channel: int) -> tuple[int, int]:
+    """How many typing signals went out in ``channel`` before the reply's first message was shown there, and how
+    many after."""
+    calls = [call for call in discord.requests if call.channel_id == channel]
+    shown = next(i for i, call in enumerate(calls) if call.route == "create_message" and call.status == 200)
+    signals = [i for i, call in enumerate(calls) if call.route == "typing"]
+    return len([i for i in signals if i < shown]), len([i for i in signals if i > shown])
+
+
+async def test_typing_stays_up_while_discord_retries_the_replys_first_message(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """The model answers Ana at once, but Discord answers 500 to the first four tries of the reply's message, which
+    discord.py waits out (1, 3, 5 and 7 s) before the fifth goes through: "Hearth is typing…", which Discord shows
+    for about ten seconds after each signal, stays up all that while (a signal every five seconds), and no signal
+    goes out once the reply is shown."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    llm.script(Reply("Hello, Ana!"))
+    discord.fail("create_message", 500, times=4, message="Internal Server Error")
+
+    await discord.user_message(general, ana, f"{discord.bot.mention} hello")
+    await eventually(lambda: [m["content"] for m in discord.sent_messages(general)] == ["Hello, Ana!"], 30)
+    await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="replied")
+    assert len(discord.calls("create_message")) == 5, "shown at discord.py's fifth try, 16 s on"
+    before, after = typing_around_the_reply(discord, general)
+    assert before >= 3, f"typing kept up while the reply waited: {before} signals in 16 s"
+    assert after == 0, "no typing under the reply shown"
+    assert await stored_replies(db) == ["Hello, Ana!"]

@@ -128,15 +128,16 @@ class Branches:
                 return BranchOutcome(stopped)
             query = self.responder.memory.query("\n".join(turn.text for turn in batch), place=incoming.memory_place)
             try:
-                completion, _ = await self.responder.compose(
-                    incoming,
-                    batch,
-                    decision.persona,
-                    decision.settings,
-                    target,
-                    query=query,
-                    leave_out=[reply.message_id],
-                )
+                async with target.typing():
+                    completion, _ = await self.responder.compose(
+                        incoming,
+                        batch,
+                        decision.persona,
+                        decision.settings,
+                        target,
+                        query=query,
+                        leave_out=[reply.message_id],
+                    )
             except LLMUnavailable as exc:
                 log.error("could not regenerate reply %s: %s", reply.message_id, exc)
                 return BranchOutcome("failed", reply.content, shown, count, reply.parts)

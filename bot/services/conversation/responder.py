@@ -147,29 +147,32 @@ class Responder:
     ) -> TurnOutcome:
         last = batch[-1]
         try:
-            try:
-                completion, recalled = await self.compose(
-                    incoming,
-                    batch,
-                    persona,
-                    settings,
-                    target,
-                    query=query,
-                    prepared=prepared,
-                    was_away=was_away,
-                    host=host,
-                )
-            except LLMUnavailable as exc:
-                place = incoming.place
-                log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
-                await self.store.settle_quietly(batch)
-                sent = await send_safely(target, [persona.apology], incoming)
-                return TurnOutcome(
-                    "apologised", reply=persona.apology, sent_ids=sent or [], answered_messages=len(batch)
-                )
-            self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
-            pieces = split_message(completion.text)
-            sent = await send_safely(target, pieces, incoming, regenerable=True)
+            # "typing…" until the reply is out, not only until it is written: Discord may take a while to show it
+            # (discord.py retrying a failing send), and the person sees nothing happening meanwhile otherwise.
+            async with target.typing():
+                try:
+                    completion, recalled = await self.compose(
+                        incoming,
+                        batch,
+                        persona,
+                        settings,
+                        target,
+                        query=query,
+                        prepared=prepared,
+                        was_away=was_away,
+                        host=host,
+                    )
+                except LLMUnavailable as exc:
+                    place = incoming.place
+                    log.error("no reply for channel %s user %s: %s", place.channel_id, incoming.author.discord_id, exc)
+                    await self.store.settle_quietly(batch)
+                    sent = await send_safely(target, [persona.apology], incoming)
+                    return TurnOutcome(
+                        "apologised", reply=persona.apology, sent_ids=sent or [], answered_messages=len(batch)
+                    )
+                self.holds.spent(last.guild_id, (completion.prompt_tokens or 0) + (completion.completion_tokens or 0))
+                pieces = split_message(completion.text)
+                sent = await send_safely(target, pieces, incoming, regenerable=True)
         except AnswerWithdrawn as withdrawn:  # the person deleted what was being answered: nothing shown or kept
             log.info("not answering in channel %s: %s", incoming.place.channel_id, withdrawn)
             gone = [turn for turn in batch if turn.discord_message_id == incoming.message_id]
@@ -243,7 +246,8 @@ class Responder:
     ) -> tuple[Completion, MemorySection]:
         """The model's reply to ``batch`` (streamed to ``target``'s preview, not sent) and the memories its prompt
         showed. ``leave_out``: stored turns the prompt must not show (the reply being regenerated). Raises
-        LLMUnavailable when the model cannot answer."""
+        LLMUnavailable when the model cannot answer. The caller shows ``target``'s typing for as long as it should
+        last (until the reply is out, not only written)."""
         exclude_ids = [turn.message_row_id for turn in batch]
         try:
             history = await self.store.history(batch, leave_out=leave_out)
@@ -294,13 +298,12 @@ class Responder:
             return await self.chat.generate(build_prompt(request, window), options, on_text=preview)
 
         try:
-            async with target.typing():
-                completion = await fitting_the_window(
-                    ask,
-                    budget.context_tokens,
-                    floor=MIN_CONTEXT_TOKENS,
-                    what=f"a reply's prompt for {options.model} (set LLM_CONTEXT_TOKENS to the model's window)",
-                )
+            completion = await fitting_the_window(
+                ask,
+                budget.context_tokens,
+                floor=MIN_CONTEXT_TOKENS,
+                what=f"a reply's prompt for {options.model} (set LLM_CONTEXT_TOKENS to the model's window)",
+            )
         finally:
             await preview.stop()  # before the reply (or an apology) is shown: no preview lands after it
         preview.check()
