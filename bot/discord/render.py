@@ -83,11 +83,11 @@ def lost_to_discord(exc: BaseException) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def typing_in(channel: discord.abc.Messageable) -> AsyncIterator[None]:
-    """Show "Hearth is typing…" in ``channel`` while the block runs, without holding it up: the signal goes out
-    in the background, and one Discord refuses (an outage, a missing permission) only ends the signal, never the
-    reply it was for."""
-    stop = asyncio.Event()
+async def typing_in(channel: discord.abc.Messageable, *, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
+    """Show "Hearth is typing…" in ``channel`` while the block runs (and ``stop``, if given, is not set), without
+    holding it up: the signal goes out in the background, and one Discord refuses (an outage, a missing
+    permission) only ends the signal, never the reply it was for."""
+    stop = stop if stop is not None else asyncio.Event()
     signals = asyncio.create_task(_keep_typing(channel, stop), name="typing")
     try:
         yield
@@ -109,6 +109,30 @@ async def _keep_typing(channel: discord.abc.Messageable, stop: asyncio.Event) ->
 def _log_failure(task: "asyncio.Task[None]") -> None:
     if not task.cancelled() and (error := task.exception()) is not None:  # not one of Discord's refusals above
         log.warning("showing typing failed: %r", error)
+
+
+class ReplyTyping:
+    """ "Hearth is typing…" for one reply in ``channel``: shown while :meth:`shown` runs, and ended for good once
+    :meth:`out` says the reply's first message is posted. Discord clears "typing…" when the bot posts a message,
+    not when it edits one: a signal after the first message would show Hearth typing under its reply (for up to
+    ten seconds) while that message is edited as the reply streams in, and after it is whole."""
+
+    def __init__(self, channel: discord.abc.Messageable) -> None:
+        self.channel = channel
+        self._out = False
+        self._stop: asyncio.Event | None = None
+
+    def shown(self) -> AbstractAsyncContextManager[None]:
+        self._stop = asyncio.Event()
+        if self._out:
+            self._stop.set()
+        return typing_in(self.channel, stop=self._stop)
+
+    def out(self) -> None:
+        """The reply's first message is posted: no more signals."""
+        self._out = True
+        if self._stop is not None:
+            self._stop.set()
 
 
 def _may_read_history(channel: discord.abc.Messageable) -> bool:
@@ -271,6 +295,7 @@ class _StreamedReply:
         self._opening: FirstPost[discord.Message] = FirstPost()
         self._cast: list[Any] = []  # the cast characters' targets this reply handed out
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
+        self._typing = ReplyTyping(channel)
 
     def speaking_as(self, name: str, avatar_url: str | None) -> Any:
         """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
@@ -298,12 +323,15 @@ class _StreamedReply:
         await asyncio.gather(*mine, *(cast.cut_short() for cast in self._cast))
 
     def typing(self) -> AbstractAsyncContextManager[None]:
-        return typing_in(self.channel)
+        return self._typing.shown()
 
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
         if self.reference is None:
-            return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
-        return await self._referring(self.reference, text, view)
+            message = await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
+        else:
+            message = await self._referring(self.reference, text, view)
+        self._typing.out()
+        return message
 
     async def preview(self, text: str) -> None:
         """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,

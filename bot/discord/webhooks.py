@@ -13,10 +13,10 @@ from bot.discord.render import (
     MODEL_MENTIONS,
     UNKNOWN_WEBHOOK,
     FirstPost,
+    ReplyTyping,
     edited,
     lost_to_discord,
     only_a_glimpse,
-    typing_in,
     unless_refused,
 )
 from bot.domain.chunking import split_message
@@ -127,9 +127,10 @@ class CharacterReply:
         self.first: discord.Message | discord.WebhookMessage | None = None
         self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost(self._take_down)
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
+        self._typing = ReplyTyping(channel)
 
     def typing(self) -> AbstractAsyncContextManager[None]:
-        return typing_in(self.channel)
+        return self._typing.shown()
 
     def speaking_as(self, name: str, avatar_url: str | None) -> "CharacterReply":
         return CharacterReply(self.channel, self.webhooks, name, avatar_url)
@@ -241,10 +242,11 @@ class CharacterReply:
     async def _open(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The reply's first message: through the webhook if it may, else by the bot, the character's name in front
         (what the name pushes past Discord's limit goes on with the reply's next messages)."""
-        message = await self._through_webhook(text)
-        if message is not None:
-            return message
-        return await self.channel.send(self._named(text)[0], allowed_mentions=MODEL_MENTIONS)
+        message: discord.Message | discord.WebhookMessage | None = await self._through_webhook(text)
+        if message is None:
+            message = await self.channel.send(self._named(text)[0], allowed_mentions=MODEL_MENTIONS)
+        self._typing.out()
+        return message
 
     async def _post(self, text: str, *, named: bool) -> list[discord.Message | discord.WebhookMessage]:
         """A message of the reply after the first: through the webhook if it may, else by the bot. ``named``: the

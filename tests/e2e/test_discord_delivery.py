@@ -640,12 +640,17 @@ async def test_a_reply_cut_short_whose_preview_discord_will_not_take_down_is_sai
     assert str(general) in left
 
 
-def typing_around_the_reply(discord: FakeDiscord, channel: int) -> tuple[int, int]:
-    """How many typing signals went out in ``channel`` before the reply's first message was shown there, and how
-    many after."""
-    calls = [call for call in discord.requests if call.channel_id == channel]
-    shown = next(i for i, call in enumerate(calls) if call.route == "create_message" and call.status == 200)
-    signals = [i for i, call in enumerate(calls) if call.route == "typing"]
+def typing_around_the_reply(discord: FakeDiscord, channel: int, *, since: int = 0) -> tuple[int, int]:
+    """How many typing signals went out in ``channel`` before the reply's first message was shown there (by the bot,
+    or through the channel's webhook), and how many after; from Discord's ``since``-th request on."""
+    calls = discord.requests[since:]
+
+    def posted_there(call: RestCall) -> bool:
+        answer = call.response if call.status == 200 else None
+        return call.route in ("create_message", "create_followup") and (answer or {}).get("channel_id") == str(channel)
+
+    shown = next(i for i, call in enumerate(calls) if posted_there(call))
+    signals = [i for i, call in enumerate(calls) if call.route == "typing" and call.channel_id == channel]
     return len([i for i in signals if i < shown]), len([i for i in signals if i > shown])
 
 
@@ -669,3 +674,30 @@ async def test_typing_stays_up_while_discord_retries_the_replys_first_message(
     assert before >= 3, f"typing kept up while the reply waited: {before} signals in 16 s"
     assert after == 0, "no typing under the reply shown"
     assert await stored_replies(db) == ["Hello, Ana!"]
+
+
+@pytest.mark.parametrize("speaker", ["Hearth", "Mira"])
+async def test_typing_ends_once_the_replys_first_message_shows_it_streaming(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database, speaker: str
+) -> None:
+    """Ana's reply, Hearth's own or Mira's through the channel's webhook, streams into its first message for about
+    eight seconds: no typing signal goes out once that message shows (Discord clears "typing…" when the bot posts,
+    not when it edits, and a signal then would leave "typing…" under the reply for up to ten seconds after it is
+    whole)."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    if speaker == "Mira":
+        await cast_with_mira(discord, general)
+    story = " ".join(f"Line {i} of a story." for i in range(16))
+    llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.5))
+
+    said = {"Hearth": f"{discord.bot.mention} tell me a story", "Mira": "Mira, tell me a story"}[speaker]
+    since = len(discord.requests)
+    await discord.user_message(general, ana, said)
+    await eventually(
+        lambda: bot.services.metrics.registry.get_sample_value("hearth_replies_total", {"outcome": "replied"}), 30
+    )
+    assert await stored_replies(db) == [story]
+    before, after = typing_around_the_reply(discord, general, since=since)
+    assert before >= 1, "typing shown while it was written"
+    assert after == 0, "no typing under the reply being shown"
