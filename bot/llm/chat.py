@@ -125,6 +125,15 @@ class ChatModel(Protocol):
         ...
 
 
+class _ShowingFailed(Exception):
+    """Raised in the stream in place of what the caller's ``on_text`` raised (``failure``): the caller's own failure
+    to show the answer so far (a bug, its front end refusing it), which no retry of the model is for."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__(repr(failure))
+        self.failure = failure
+
+
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after_s: float | None = None, *, kind: str) -> None:
         super().__init__(reason)
@@ -241,6 +250,14 @@ class OpenAIChatModel:
         thought = False  # it wrote thinking: reasoning deltas, or words in the content that the filter hid
         if on_text is not None:
             await on_text("")
+
+        async def show(shown: str) -> None:
+            if on_text is not None:
+                try:
+                    await on_text(shown)
+                except Exception as exc:
+                    raise _ShowingFailed(exc) from None
+
         try:
             # The typed ``chat.completions.create`` runs the request through the SDK's TypedDict transformer and
             # every streamed chunk through pydantic, which together cost more CPU than the rest of a turn. The body
@@ -275,8 +292,8 @@ class OpenAIChatModel:
                     thought = bool(said.strip()) or any(reasoned)
                     if whole.get("usage"):
                         usage = (int(whole["usage"]["prompt_tokens"]), int(whole["usage"]["completion_tokens"]))
-                    if on_text is not None and text:
-                        await on_text(text)
+                    if text:
+                        await show(text)
                 async for event in _sse_events(response.aiter_lines()):
                     if event.get("error"):
                         raise _Retryable(f"stream error: {event['error']}", kind="bad_stream")
@@ -293,14 +310,14 @@ class OpenAIChatModel:
                         shown = hider.feed(piece)
                         if shown != text:
                             text = shown
-                            if on_text is not None:
-                                await on_text(text)
+                            await show(text)
                 if not whole_answer and (shown := hider.finish()) != text:
                     text = shown
-                    if on_text is not None:
-                        await on_text(text)
+                    await show(text)
             finally:
                 await response.aclose()
+        except _ShowingFailed as failed:  # the caller's, raised as it was: not the stream's fault, nor retried
+            raise failed.failure from failed.failure.__cause__
         except openai.RateLimitError as exc:
             if out_of_credits(exc):
                 refused = f"the model endpoint refused the request (429, no credits left): {exc.message}"
