@@ -82,6 +82,17 @@ def lost_to_discord(exc: BaseException) -> bool:
     return isinstance(exc, discord.HTTPException) and exc.status == RATE_LIMITED
 
 
+def cut_short_by(exc: Exception) -> BaseException:
+    """What a reply shown in part was cut short by, ``exc`` raised by Discord for its next message, as the turn is
+    told of it: Discord failing that message (an outage, or its rate limit past discord.py's retries) as a
+    :class:`NotShown` saying so, one line in the log; a refusal, or anything else, as ``exc`` itself."""
+    if not lost_to_discord(exc):
+        return exc
+    lost = NotShown(f"Discord failed the rest of the reply: {exc}")
+    lost.__cause__ = exc
+    return lost
+
+
 @contextlib.asynccontextmanager
 async def typing_in(channel: discord.abc.Messageable, *, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
     """Show "Hearth is typing…" in ``channel`` while the block runs (and ``stop``, if given, is not set), without
@@ -406,7 +417,7 @@ class _StreamedReply:
             except Exception as exc:  # a refusal or an outage past the retries: the pieces shown stay the reply
                 if controls is not None:
                     await self._with_buttons(shown[-1], controls)
-                raise PartlyShown([message.id for message in shown]) from exc
+                raise PartlyShown([message.id for message in shown]) from cut_short_by(exc)
         return [message.id for message in shown]
 
     async def _with_buttons(self, message: discord.Message, controls: Controls) -> None:

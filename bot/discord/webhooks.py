@@ -14,6 +14,7 @@ from bot.discord.render import (
     UNKNOWN_WEBHOOK,
     FirstPost,
     ReplyTyping,
+    cut_short_by,
     edited,
     lost_to_discord,
     only_a_glimpse,
@@ -175,7 +176,7 @@ class CharacterReply:
                 with unless_refused(self.channel):
                     posted = await self._post(piece, named=isinstance(last, discord.WebhookMessage))
             except Exception as exc:  # a refusal or an outage past the retries: the pieces shown stay the reply
-                raise PartlyShown(shown) from exc
+                raise PartlyShown(shown) from cut_short_by(exc)
             last = posted[-1]
             sent.extend(message.id for message in posted)
             if index >= len(overflow):

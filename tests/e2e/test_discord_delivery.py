@@ -701,3 +701,50 @@ async def test_typing_ends_once_the_replys_first_message_shows_it_streaming(
     before, after = typing_around_the_reply(discord, general, since=since)
     assert before >= 1, "typing shown while it was written"
     assert after == 0, "no typing under the reply being shown"
+
+
+@pytest.mark.parametrize("speaker", ["Hearth", "Mira"])
+@pytest.mark.parametrize("failing", ["an outage", "a rate limit"])
+async def test_a_reply_discord_fails_part_way_is_said_in_one_line_of_the_log(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    failing: str,
+    speaker: str,
+) -> None:
+    """Ana's reply, Hearth's own or Mira's (said by the bot, Hearth not managing webhooks there), takes three
+    messages; Discord shows the first, then fails the rest (a 503, which discord.py does not retry) or rate-limits
+    them past discord.py's five tries. The reply is kept as she saw it, cut short, and the log says so in one line
+    naming what Discord answered and where, without a traceback: Discord failing is not a fault of Hearth's."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = world
+    general = guild.channel("general")
+    if speaker == "Mira":
+        await cast_with_mira(discord, general)
+        guild.member_roles[discord.bot.id] = []  # Discord now refuses the bot's webhook calls
+    story = " ".join(f"Part {i} of the story of the fox on the hill." for i in range(120))
+    opening, *_rest = pieces = split_message(story)
+    assert len(pieces) == 3
+    llm.script(Reply(story, chunk_size=500))
+    said = {"Hearth": f"{discord.bot.mention} tell me a story", "Mira": "Mira, tell me a story"}[speaker]
+    with contextlib.ExitStack() as failures:
+
+        def fail_the_rest() -> None:
+            if failing == "an outage":
+                failures.enter_context(discord.failing("create_message", 503, message="Service Unavailable"))
+            else:
+                failures.enter_context(discord.rate_limited("create_message", retry_after=0.01))
+
+        discord.upon(lambda call: call.route == "create_message", fail_the_rest)  # from the first message on
+        await discord.user_message(general, ana, said)
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="replied")
+    [seen] = discord.sent_messages(general)
+    assert seen["content"].startswith(("**Mira:** " if speaker == "Mira" else "") + "Part 0 of the story")
+    assert await stored_replies(db) == [opening.rstrip() + " " + CUT_SHORT]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.") and not r.name.startswith("bot.services.learn")]
+    assert not [r.getMessage() for r in hearths if r.exc_info], "one line, no traceback"
+    [cut] = [r.getMessage() for r in hearths if "cut short" in r.getMessage()]
+    answered = "Service Unavailable" if failing == "an outage" else "rate limited"
+    assert answered in cut and str(general) in cut

@@ -94,8 +94,9 @@ async def send_safely(
     one line for Discord being down, :class:`NotShown`; with the traceback for anything else). The message
     answered, or the reply's own message, being deleted meanwhile is not a failure, nor the person refusing
     Hearth's messages: :class:`AnswerWithdrawn`, :class:`ReplyRemoved` and :class:`ReplyRefused` go to the
-    caller. A reply cut short, its first pieces shown and Discord refusing or failing the next (logged), is the
-    ids of the messages showing those first pieces: fewer than ``pieces``, which :func:`shown_part` keeps."""
+    caller. A reply cut short, its first pieces shown and Discord refusing or failing the next (logged: one line
+    for a refusal, or for Discord being down, a :class:`NotShown` cause), is the ids of the messages showing those
+    first pieces: fewer than ``pieces``, which :func:`shown_part` keeps."""
     try:
         return await target.send(pieces, regenerable=regenerable)
     except (AnswerWithdrawn, ReplyRemoved, ReplyRefused):
@@ -122,6 +123,16 @@ async def send_safely(
                 len(partly.shown),
                 len(pieces),
                 incoming.author.discord_id,
+                cause,
+            )
+        elif isinstance(cause, NotShown):  # Discord failing the rest (an outage, its rate limit): not Hearth's fault
+            log.error(
+                "reply to message %s cut short after %d of %d pieces (guild %s, channel %s): %s",
+                incoming.message_id,
+                len(partly.shown),
+                len(pieces),
+                place.guild_id,
+                place.channel_id,
                 cause,
             )
         else:
