@@ -173,7 +173,6 @@ async def _chat(settings: "Settings") -> int:
 async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database, sqlite_file_to_come
-    from bot.db.sole_process import hold_sqlite_file
 
     if args.db_command == "schema":
         print(migrations.offline_sql(embedding_dimension=settings.embedding_dimension), end="")
@@ -183,13 +182,9 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
         head = migrations.head_revision()
         print(f"current: none\nhead:    {head}\nno database yet: the first start makes it ({to_come})")
         return 1
-    # Not under a running bot: a downgrade takes its tables away, an upgrade changes them (and holds the file while
-    # it rebuilds one). PostgreSQL serializes migrations itself.
-    changing = None if args.db_command == "current" else f"db {args.db_command}"
-    sqlite_lock = None if changing is None else hold_sqlite_file(settings.database_url, changing_schema=changing)
     database = Database(settings.database_url)
     try:
-        await database.check(writable=changing is not None)
+        await database.check(writable=args.db_command != "current")
         if args.db_command == "upgrade":
             await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension, revision=args.revision)
             print(f"database at {await migrations.current_revision(database)}")
@@ -205,8 +200,6 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
             return 0 if current == head else 1
     finally:
         await database.dispose()
-        if sqlite_lock is not None:
-            sqlite_lock.release()
     return 0
 
 

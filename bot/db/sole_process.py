@@ -2,10 +2,9 @@
 
 Several processes share a PostgreSQL database and hear each other's changes (``NOTIFY``); two on one SQLite file
 would not: what one forgets, or the maintenance mode and settings it changes, would live on in the other's caches.
-So ``run`` (and ``chat``, a bot of its own) holds an operating-system lock on a file beside the database
-(``hearth.db.lock``) for as long as it runs, as ``db upgrade`` and ``db downgrade`` do while they change the tables
-the bot uses. The system releases it when the process ends, however it ends (a ``kill -9``, a crash): it never goes
-stale as a pid file would.
+So ``run`` holds an operating-system lock on a file beside the database (``hearth.db.lock``) for as long as it
+runs. The system releases it when the process ends, however it ends (a ``kill -9``, a crash): it never goes stale
+as a pid file would.
 """
 
 import os
@@ -60,11 +59,10 @@ def _holder(descriptor: int) -> str:
     return f" (process {pid})" if pid.isdigit() else ""
 
 
-def hold_sqlite_file(url: str | URL, *, changing_schema: str | None = None) -> SqliteFileLock | None:
+def hold_sqlite_file(url: str | URL) -> SqliteFileLock | None:
     """Take the SQLite file of ``url`` for this process alone, or raise :class:`DatabaseUnavailable` saying that
     another Hearth runs on it and what to do. None for PostgreSQL (several processes share it) or an in-memory
-    SQLite database. ``changing_schema``: the command about to migrate the file (``db downgrade``), which must
-    wait for the running bot to stop rather than move to a database of its own."""
+    SQLite database."""
     url = make_url(url)
     database = sqlite_file(url)
     if database is None:
@@ -87,12 +85,9 @@ def hold_sqlite_file(url: str | URL, *, changing_schema: str | None = None) -> S
     if not _try_lock(descriptor):
         holder = _holder(descriptor)
         os.close(descriptor)
-        running = f"another Hearth{holder} is already running on the SQLite database {database}"
-        if changing_schema is not None:
-            raise DatabaseUnavailable(f"{running}: stop it before `{changing_schema}`, which would change its tables")
         raise DatabaseUnavailable(
-            f"{running}: stop it first, or give this one its own DATABASE_URL (SQLite serves one process; PostgreSQL "
-            "serves several)"
+            f"another Hearth{holder} is already running on the SQLite database {database}: stop it first, or give "
+            "this one its own DATABASE_URL (SQLite serves one process; PostgreSQL serves several)"
         )
     try:
         os.ftruncate(descriptor, 0)
