@@ -2,9 +2,9 @@
 
 Several processes share a PostgreSQL database and hear each other's changes (``NOTIFY``); two on one SQLite file
 would not: what one forgets, or the maintenance mode and settings it changes, would live on in the other's caches.
-So ``run`` holds an operating-system lock on a file beside the database (``hearth.db.lock``) for as long as it
-runs. The system releases it when the process ends, however it ends (a ``kill -9``, a crash): it never goes stale
-as a pid file would.
+So ``run`` (and ``chat``, a bot of its own) holds an operating-system lock on a file beside the database
+(``hearth.db.lock``) for as long as it runs. The system releases it when the process ends, however it ends (a
+``kill -9``, a crash): it never goes stale as a pid file would.
 """
 
 import os
