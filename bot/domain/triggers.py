@@ -58,16 +58,19 @@ def said_in(signals: MessageSignals, channels: frozenset[int]) -> bool:
     return signals.channel_id in channels or (parent is not None and parent in channels)
 
 
+def blocked(signals: MessageSignals, rules: ChatRules) -> bool:
+    """Whether the message's author, or the channel (or its thread's parent) it was said in, is blocked."""
+    return signals.author_id in rules.blocked_users or said_in(signals, rules.blocked_channels)
+
+
 def should_reply(signals: MessageSignals, rules: ChatRules, persona_name: str, *, roll: float = 1.0) -> bool:
     """``roll`` is a uniform draw in [0, 1) made by the caller: below the chime-in share, Hearth joins in unasked."""
     if signals.is_own or signals.author_is_bot or signals.is_webhook:
         return False
-    if signals.author_id in rules.blocked_users:
+    if blocked(signals, rules):
         return False
     if signals.is_dm:
         return True
-    if said_in(signals, rules.blocked_channels):
-        return False
     if rules.allowed_roles and not rules.allowed_roles & signals.author_role_ids:
         return False
     if said_in(signals, rules.chat_channels):

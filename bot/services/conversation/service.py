@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from bot.db.engine import DATABASE_FAULTS, Database
 from bot.db.types import utcnow
 from bot.domain.budget import TokenCounter, estimate_tokens
-from bot.domain.triggers import said_in
+from bot.domain.triggers import blocked
 from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
@@ -216,8 +216,7 @@ class ConversationService:
         guild = (await self.intake.place_of(incoming)).guild
         if guild is None:
             return False
-        rules = guild.rules
-        return incoming.author.discord_id in rules.blocked_users or said_in(incoming.signals, rules.blocked_channels)
+        return blocked(incoming.signals, guild.rules)
 
     def between_turns(self, channel_id: int) -> AbstractAsyncContextManager[None]:
         """The channel held between two of its turns: what is done inside comes after the turn under way has
