@@ -99,13 +99,14 @@ async def identify_refused_for_the_intent(discord: FakeDiscord) -> None:
     await discord.invalidate_sessions()
 
 
-@pytest.mark.parametrize(
-    ("refusal", "says"),
-    [
-        (resume_refused_for_the_token, "Discord rejected DISCORD_TOKEN: copy the bot token again"),
-        (identify_refused_for_the_intent, "enable it under Bot → Privileged Gateway Intents"),
-    ],
-)
+# Discord refusing a running bot's session for good, and what Hearth's last line then says.
+REFUSALS = [
+    (resume_refused_for_the_token, "Discord rejected DISCORD_TOKEN: copy the bot token again"),
+    (identify_refused_for_the_intent, "enable it under Bot → Privileged Gateway Intents"),
+]
+
+
+@pytest.mark.parametrize(("refusal", "says"), REFUSALS)
 async def test_discord_refusing_the_session_after_a_reconnect_stops_hearth_with_one_line(
     db: Database,
     llm: FakeLLM,
@@ -130,13 +131,7 @@ async def test_discord_refusing_the_session_after_a_reconnect_stops_hearth_with_
     assert last.startswith("hearth: ") and says in last, written
 
 
-@pytest.mark.parametrize(
-    ("refusal", "says"),
-    [
-        (resume_refused_for_the_token, "Discord rejected DISCORD_TOKEN: copy the bot token again"),
-        (identify_refused_for_the_intent, "enable it under Bot → Privileged Gateway Intents"),
-    ],
-)
+@pytest.mark.parametrize(("refusal", "says"), REFUSALS)
 async def test_a_reply_being_written_when_discord_refuses_the_session_waits_for_the_next_start(
     db: Database,
     llm: FakeLLM,
