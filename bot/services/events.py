@@ -11,8 +11,8 @@ transaction inserts the next occurrence of each recurring one. Each claimed even
 - a reminder the user asked for is always delivered, at once, in a fixed wording (no model needed);
 - an unsolicited message (a birthday greeting, a follow-up) goes only to users who did not opt out, and in a
   guild only if its ``proactive`` setting is not off; never in the user's or the guild's quiet hours (both
-  read in the user's time zone; postponed to their end), at most ``daily_cap`` a day per user (a birthday
-  greeting held back by them for longer than ``belated_greetings`` is missed); the model writes it in persona,
+  read in the user's time zone; postponed to their end), at most ``daily_cap`` a day per user (one held back
+  by them for longer than ``held_back_at_most`` is missed); the model writes it in persona,
   from the event and what Hearth knows about the user, with a plain fallback if the model is unavailable or its
   message was cut off part way (half a greeting nobody asked for helps nobody); a model that
   thinks through all of the message's ``max_tokens`` before a word of it is asked once more with a reply's room;
@@ -100,8 +100,9 @@ class EventsConfig:
     stuck_after: timedelta = timedelta(minutes=10)
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
     daily_cap: int = 3  # unsolicited messages per user per (local) day
-    # A birthday greeting held back (quiet hours, the daily cap) still goes out belated up to this late, then is missed.
-    belated_greetings: timedelta = timedelta(days=3)
+    # An unsolicited message held back (quiet hours, the daily cap) still goes out up to this late, then is missed:
+    # a birthday greeting as belated; a follow-up while "how did the exam go?" still asks about something recent.
+    held_back_at_most: timedelta = timedelta(days=3)
     max_tokens: int = 200  # room for a message the model writes (a birthday greeting, a follow-up)
     # ... and for asking it again when its thinking took all of that before a word of the message (a reasoning
     # model's thinking counts in max_tokens): a reply's room (LLM_MAX_TOKENS).
@@ -255,7 +256,7 @@ class EventService:
         reminder = event.event_type == "reminder"
         due = event.due_at if reminder else event.trigger_at
         timing = catch_up(due, now, self.config.grace, late_until=self.config.late_reminders if reminder else None)
-        if event.event_type == "birthday" and now - event.due_at > self.config.belated_greetings:
+        if event.event_type in UNSOLICITED and now - event.due_at > self.config.held_back_at_most:
             due, timing = event.due_at, "missed"  # held back day after day (quiet hours, the cap): too late now
         if timing == "missed":
             await self._mark(lambda events: events.mark_missed(event, at=now))

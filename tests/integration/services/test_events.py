@@ -388,3 +388,27 @@ async def test_a_greeting_held_back_day_after_day_is_dropped_once_three_days_lat
     assert [text for _, _, text in notifier.sent] == [f"Plan {day}?" for day in range(23, 28)]
     birthdays = [(r.status, r.trigger_at.year) for r in await rows(db) if r.event_type == "birthday"]
     assert sorted(birthdays) == [("missed", 2026), ("pending", 2027)]
+
+
+async def test_a_follow_up_held_back_day_after_day_is_dropped_once_three_days_late(db: Database, llm: FakeLLM) -> None:
+    """Ana has one unsolicited message a day, and seven things to be asked about on one evening: one a day goes
+    out, the rest wait for the next morning. Once one is more than three days late it is dropped, not asked
+    about a week after, nor claimed and put off again every day."""
+    user = await ana(db)
+    at = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    for n in range(1, 8):
+        await add(db, user, "follow_up", at, f"plan {n}", context={"question": f"Plan {n}?"})
+    clock = Clock(NOW)
+    llm.default = Fail(503)  # the plain wordings
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    for day in range(23, 31):
+        for hour in (10, 18):
+            clock.now = datetime(2026, 11, day, hour, 0, tzinfo=UTC)
+            await events.tick()
+
+    assert [text for _, _, text in notifier.sent] == [f"Plan {n}?" for n in range(1, 5)]
+    assert [(r.title, r.status) for r in await rows(db)] == [
+        *((f"plan {n}", "sent") for n in range(1, 5)),
+        *((f"plan {n}", "missed") for n in range(5, 8)),
+    ]
