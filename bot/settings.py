@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     # Proactive messages (reminders, birthday greetings, follow-ups)
     events_poll_seconds: float = Field(default=1.0, ge=0.5)
     events_grace_minutes: int = Field(default=60, ge=0, le=525_600)
-    proactive_daily_cap: int = Field(default=3, ge=0)
+    proactive_daily_cap: int = Field(default=3, ge=0)  # 0: no greetings nor follow-ups at all; reminders still go
 
     # Limits
     user_cooldown_seconds: float = Field(default=2.0, ge=0, le=60)

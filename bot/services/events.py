@@ -99,7 +99,7 @@ class EventsConfig:
     # sending is claimed again; one that was being sent ends ``unknown`` (never sent twice).
     stuck_after: timedelta = timedelta(minutes=10)
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=30.0, cap_s=900.0))
-    daily_cap: int = 3  # unsolicited messages per user per (local) day
+    daily_cap: int = 3  # unsolicited messages per user per (local) day; 0: none (cancelled when due)
     # An unsolicited message held back (quiet hours, the daily cap) still goes out up to this late, then is missed:
     # a birthday greeting as belated; a follow-up while "how did the exam go?" still asks about something recent.
     held_back_at_most: timedelta = timedelta(days=3)
@@ -318,8 +318,12 @@ class EventService:
         return "unknown"
 
     async def _hold_back(self, event: DueEvent, person: _Person, now: datetime) -> Outcome | None:
-        """Why an unsolicited message is not sent now: opted out (cancelled), quiet hours or the daily cap
-        (postponed); None when it may go."""
+        """Why an unsolicited message is not sent now: opted out, or a daily cap of 0 (none at all: cancelled,
+        not put off to a next day that never has room); quiet hours or the daily cap (postponed); None when it may
+        go."""
+        if self.config.daily_cap == 0:
+            await self._mark(lambda events: events.cancel_triggered(event))
+            return "cancelled"
         guild: dict[str, Any] = {}
         if event.guild_id is not None:
             async with self.database.reading() as session:

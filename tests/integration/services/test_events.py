@@ -412,3 +412,29 @@ async def test_a_follow_up_held_back_day_after_day_is_dropped_once_three_days_la
         *((f"plan {n}", "sent") for n in range(1, 5)),
         *((f"plan {n}", "missed") for n in range(5, 8)),
     ]
+
+
+async def test_a_daily_cap_of_zero_sends_nothing_unsolicited_and_postpones_nothing(db: Database, llm: FakeLLM) -> None:
+    """PROACTIVE_DAILY_CAP=0: no greeting nor follow-up is sent, nor put off to the next day and the next: each
+    ends cancelled when due. Reminders the user asked for still come."""
+    user = await ana(db)
+    morning = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    clock = Clock(morning - timedelta(hours=1))
+    assert await ReminderService(db, clock=clock).set_birthday(user, 11, 23) == morning
+    await add(db, user, "follow_up", morning, "exam", context={"question": "How did the exam go?"})
+    await add(db, user, "reminder", morning, "call mom")
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=0)
+    clock.now = morning + timedelta(minutes=5)
+    assert await events.tick() == {"cancelled": 2, "sent": 1}
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # nothing was put off to the next morning
+    assert await events.tick() == {}
+
+    assert [text for _, _, text in notifier.sent] == ["⏰ Reminder: call mom"]
+    assert sorted((r.event_type, r.status, r.trigger_at.year) for r in await rows(db)) == [
+        ("birthday", "cancelled", 2026),
+        ("birthday", "pending", 2027),  # the next, ended the same way unless the cap is raised by then
+        ("follow_up", "cancelled", 2026),
+        ("reminder", "sent", 2026),
+    ]
+    assert llm.chat_requests == []  # nothing written for a message never to be sent
