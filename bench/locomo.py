@@ -307,6 +307,8 @@ LOO_GRID: dict[str, Weights] = {
     "neighbour_turns=3": replace(Weights(), neighbour_turns=3),
     "vectors x1.5": replace(Weights(), search=(1.5, 1.0)),
     "words x1.5": replace(Weights(), search=(1.0, 1.5)),
+    "named off": replace(Weights(), named=0.0),
+    "named x0.5": replace(Weights(), named=0.5),
 }
 
 

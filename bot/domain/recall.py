@@ -70,6 +70,10 @@ class Weights:
     importance: float = 0.04
     # Per search (vectors, words): equal say.
     search: tuple[float, ...] = (1.0, 1.0)
+    # A question that names someone is most often answered by what that person said ("Where has Ana camped?"
+    # is answered by Ana, not by a friend's "what's your best camping memory?"): the memories they said form one
+    # more ranking, fused as the searches' are, with the same say. See favour_named().
+    named: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +94,33 @@ def search_terms(text: str, *, limit: int = 32) -> list[str]:
     return list(seen)[:limit]
 
 
+def name_key(name: str) -> str:
+    """A name as it is looked up: its words, lower-cased, one space apart ("Ana  Lopez!" is "ana lopez")."""
+    return " ".join(_WORD.findall(name.lower()))
+
+
 @dataclass(frozen=True, slots=True)
 class Names:
-    """People's names, ready to be looked up in a text (lower-cased, as runs of words)."""
+    """The names of those whose words are remembered, ready to be looked up in a text (lower-cased, as runs of
+    words): ``keys`` all of them, ``people`` those that people go by (not only Hearth's own voices)."""
 
     keys: frozenset[str]
     longest: int  # words in the longest name
+    people: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, names: Iterable[str]) -> "Names":
-        """Names of one to four words; names that are common little words ("Will") are left out."""
+    def of(cls, names: Iterable[str], *, voices: Iterable[str] = ()) -> "Names":
+        """Names of one to four words; names that are common little words ("Will") are left out. ``voices``:
+        names only Hearth speaks under (its persona and cast), which are not people's."""
         keys = frozenset(
-            key
-            for name in names
-            if len(key := " ".join(_WORD.findall(name.lower()))) > 1 and key not in STOPWORDS and key.count(" ") < 4
+            key for name in names if len(key := name_key(name)) > 1 and key not in STOPWORDS and key.count(" ") < 4
         )
-        return cls(keys, max((key.count(" ") + 1 for key in keys), default=0))
+        spoken_by_hearth = {name_key(voice) for voice in voices}
+        return cls(keys, max((key.count(" ") + 1 for key in keys), default=0), keys - spoken_by_hearth)
+
+    def people_in(self, text: str) -> frozenset[str]:
+        """The people ``text`` names (their keys): "Where has Ana camped?" names "ana"."""
+        return frozenset(key for _, _, key in _mentions(text, self) if key in self.people)
 
 
 def without_names(text: str, names: Names) -> str:
@@ -113,29 +128,12 @@ def without_names(text: str, names: Names) -> str:
     the query's embedding only: a name means little to a sentence model, while every remembered turn carries
     names (its speaker's, and whoever it addresses), so a name in the question pulls in turns that merely
     mention that person. Who said what is still matched, by the word search (which indexes the speaker's name).
-    Whole words, any case, with a possessive "'s"; the text unchanged when nothing meaningful would remain. Each
-    run of words is looked up, so a place with thousands of names costs no more than one with two."""
-    if not names.keys:
-        return text
-    wanted, longest = names.keys, names.longest
-    words = list(_WORD.finditer(text))
-    cut: list[tuple[int, int]] = []
-    i = 0
-    while i < len(words):
-        for size in range(min(longest, len(words) - i), 0, -1):
-            run = words[i : i + size]
-            if " ".join(w.group().lower() for w in run) in wanted and _adjacent(text, run):
-                end = run[-1].end()
-                possessive = _POSSESSIVE.match(text, end)
-                cut.append((run[0].start(), possessive.end() if possessive else end))
-                i += size
-                break
-        else:
-            i += 1
+    Whole words, any case, with a possessive "'s"; the text unchanged when nothing meaningful would remain."""
+    cut = _mentions(text, names)
     if not cut:
         return text
     kept, start = [], 0
-    for begin, end in cut:
+    for begin, end, _ in cut:
         kept.append(text[start:begin])
         start = end
     kept.append(text[start:])
@@ -144,6 +142,30 @@ def without_names(text: str, names: Names) -> str:
 
 
 _POSSESSIVE = re.compile(r"['’]s\b", re.IGNORECASE)
+
+
+def _mentions(text: str, names: Names) -> list[tuple[int, int, str]]:
+    """Where ``text`` mentions one of ``names``: (start, end, key) of each, a possessive "'s" included, longest
+    name first where names overlap. Each run of words is looked up, so a place with thousands of names costs no
+    more than one with two."""
+    if not names.keys:
+        return []
+    words = list(_WORD.finditer(text))
+    found: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(words):
+        for size in range(min(names.longest, len(words) - i), 0, -1):
+            run = words[i : i + size]
+            key = " ".join(w.group().lower() for w in run)
+            if key in names.keys and _adjacent(text, run):
+                end = run[-1].end()
+                possessive = _POSSESSIVE.match(text, end)
+                found.append((run[0].start(), possessive.end() if possessive else end, key))
+                i += size
+                break
+        else:
+            i += 1
+    return found
 
 
 def _adjacent(text: str, run: Sequence[re.Match[str]]) -> bool:
@@ -203,6 +225,29 @@ def spread(
     result = dict(scores)
     for memory_id, share in gained.items():
         result[memory_id] = result.get(memory_id, 0.0) + share
+    return result
+
+
+def favour_named(
+    scores: Mapping[int, float],
+    speakers: Mapping[int, str | None],
+    named: frozenset[str],
+    *,
+    weights: Weights = Weights(),
+) -> dict[int, float]:
+    """Scores after the memories said by someone the question names (``named``, name keys; ``speakers``: who
+    said each memory) gain as one more ranking would in the fusion: ``named / (rrf_k + rank)``, ranked among
+    themselves by score. What the person said about the question's subject rises above what others said to
+    them about it; nothing is found that the searches did not find, and without a name nothing changes."""
+    result = dict(scores)
+    if not named or weights.named <= 0:
+        return result
+    said = sorted(
+        (i for i in scores if (speaker := speakers.get(i)) is not None and name_key(speaker) in named),
+        key=lambda i: (-scores[i], i),
+    )
+    for rank, memory_id in enumerate(said):
+        result[memory_id] += weights.named / (weights.rrf_k + rank + 1)
     return result
 
 

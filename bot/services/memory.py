@@ -3,8 +3,9 @@
 Recall runs two searches in the place's scope — vector similarity and full-text — and fuses their rankings
 (see ``bot/domain/recall.py``), so an exact name or date and a paraphrase are both found. The turns next to the
 best of them then share in their scores (``spread``): an answer that shares no word with the question is found
-through the question it answers. The vector search embeds the query without the names of the people in scope
-(``without_names``): names are for the word search.
+through the question it answers; what the people a question names said rises (``favour_named``). The vector
+search embeds the query without the names of the people in scope (``without_names``): names are for the word
+search and for knowing whom the question is about.
 """
 
 import asyncio
@@ -25,6 +26,7 @@ from bot.domain.recall import (
     RecallScope,
     Weights,
     describe,
+    favour_named,
     fused_scores,
     order,
     search_terms,
@@ -173,7 +175,7 @@ class MemoryService:
             return []
         terms = search_terms(text)
 
-        async def nearest() -> list[MemoryRow]:
+        async def nearest() -> tuple[list[MemoryRow], Names]:
             names = await self._names_in(scope)
             if isinstance(query, Query) and query.place is not None:
                 _put_bounded(self._names_at, query.place, names)
@@ -183,13 +185,14 @@ class MemoryService:
             else:  # the place's names were not known yet: the prepared embedding is left to the query's close()
                 query_vector = await self.embedder.embed_one(meaning)
             async with self.database.reading() as session:
-                return await MemoryRepository(session).by_vector(
+                found = await MemoryRepository(session).by_vector(
                     query_vector,
                     scope,
                     model=self.embedder.model_name,
                     limit=self.candidates,
                     exclude_message_ids=exclude_message_ids,
                 )
+            return found, names
 
         async def matching() -> list[MemoryRow]:
             async with self.database.reading() as session:
@@ -201,7 +204,7 @@ class MemoryService:
         # search is usually done by the time the vector is, so the vector search runs inline (see tasks.py).
         searching_words = asyncio.create_task(matching())
         try:
-            by_vector = await nearest()
+            by_vector, names = await nearest()
             by_words = await searching_words
         finally:
             discard(searching_words)
@@ -218,6 +221,8 @@ class MemoryService:
                 )
             rows.update(near)
             scores = spread(scores, neighbours, weights=self.weights)
+        speakers = {i: row.speaker_name for i, row in rows.items()}
+        scores = favour_named(scores, speakers, names.people_in(text), weights=self.weights)
         candidates = {i: Candidate(i, row.created_at, row.importance) for i, row in rows.items()}
         ranked = order(scores, candidates, now=now, weights=self.weights)[:limit]
         return [
@@ -265,7 +270,8 @@ class MemoryService:
     async def _fetch_names(self, scope: RecallScope) -> Names:
         reading = self._names_read
         async with self.database.reading() as session:
-            names = Names.of(await MemoryRepository(session).speaker_names(scope))
+            everyone, voices = await MemoryRepository(session).speaker_names(scope)
+        names = Names.of(everyone, voices=voices)
         if reading == self._names_read:
             _put_bounded(self._names, scope, (time.monotonic(), names))
         return names

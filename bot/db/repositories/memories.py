@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Memory
+from bot.db.models import Memory, Message
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories._plain import execute_plain
 from bot.db.types import Embedding, FloatVector
@@ -648,10 +648,18 @@ class MemoryRepository:
                     rows[int(row[2])] = MemoryRow(*row[2:-1])
         return found, rows
 
-    async def speaker_names(self, scope: RecallScope) -> set[str]:
-        """The names of everyone whose words ``scope`` may recall (as their memories were stored)."""
-        statement = select(Memory.speaker_name).where(scope_filter(scope), Memory.speaker_name.is_not(None)).distinct()
-        return {name for name in (await self.session.scalars(statement)).all() if name}
+    async def speaker_names(self, scope: RecallScope) -> tuple[set[str], set[str]]:
+        """The names of everyone whose words ``scope`` may recall (as their memories were stored), and those of
+        them that only Hearth's replies were said under (its persona's, its cast's): voices, not people."""
+        statement = (
+            select(Memory.speaker_name, Message.role)
+            .outerjoin(Message, Message.id == Memory.message_id)
+            .where(scope_filter(scope), Memory.speaker_name.is_not(None))
+            .distinct()
+        )
+        rows = [(name, role) for name, role in (await self.session.execute(statement)).all() if name]
+        names = {name for name, _ in rows}
+        return names, names - {name for name, role in rows if role != "assistant"}
 
     async def channel_name_of(self, conversation_id: int) -> str | None:
         """The channel's name as its messages were remembered (Discord names are not stored elsewhere)."""

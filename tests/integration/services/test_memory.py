@@ -286,6 +286,44 @@ async def test_the_memory_section_fills_its_budget_however_many_memories_that_ta
     assert estimate_tokens(section.text) <= 1000
 
 
+async def test_what_the_person_a_question_names_said_comes_before_what_others_said_to_them(
+    db: Database, memory: MemoryService
+) -> None:
+    ids = await people_and_places(db)
+    ana, ben, cosy = ids["ana"], ids["ben"], ids["cosy"]
+    hearths_words = "Camping trips with friends are the best kind of trips!"
+    async with db.session() as session:
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=500, guild_id=cosy, user_id=None, at=NOW)
+        reply = await conversations.add_message(
+            conversation_id=conversation.id,
+            user_id=ben,
+            role="assistant",
+            content=hearths_words,
+            at=NOW,
+            speaker_name="Hearth",
+        )
+    hearth_said = said(hearths_words, "Hearth", ben, scope="guild", guild=cosy)
+    _, answer, _ = await memory.remember(
+        [
+            replace(turn, conversation_id=conversation.id)
+            for turn in (
+                said("Ana, what is your best camping trip memory?", "Ben", ben, scope="guild", guild=cosy),
+                said("We pitched our tent by the lake under the stars", "Ana", ana, scope="guild", guild=cosy),
+                replace(hearth_said, message_id=reply),
+            )
+        ]
+    )
+
+    async def best(question: str) -> int:
+        return (await memory.recall(question, RecallScope(ben, cosy), now=NOW, limit=1))[0].memory.id
+
+    # Ben's question matches best by both searches; the answer is in Ana's own words.
+    assert await best("Where has Ana camped?") == answer
+    # Hearth is addressed by its name, not asked about: what it said does not rise for that.
+    assert await best("Hearth, where has Ana camped?") == answer
+
+
 class Listening:
     """The real embedder, noting each query text it is asked to embed."""
 

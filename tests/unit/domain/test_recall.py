@@ -13,6 +13,7 @@ from bot.domain.recall import (
     Weights,
     ago,
     describe,
+    favour_named,
     fuse,
     fused_scores,
     inverse_document_frequency,
@@ -172,3 +173,17 @@ def test_rarer_words_weigh_more_and_no_weight_goes_negative() -> None:
 )
 def test_names_are_left_out_of_what_a_query_means(text: str, expected: str) -> None:
     assert without_names(text, Names.of(["Melanie", "Ana", "Ana Lopez", "Will", "X"])) == expected
+
+
+def test_what_the_person_a_question_names_said_rises_and_nothing_else_changes() -> None:
+    names = Names.of(["Ana", "Ben Stone", "Hearth"], voices=["Hearth"])
+    assert names.people_in("Where has ANA camped, and Ben Stone's kids?") == {"ana", "ben stone"}
+    assert names.people_in("Hearth, where did I camp?") == frozenset(), "Hearth's own name is not a person's"
+
+    scores = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.2}
+    speakers = {1: "Ben Stone", 2: "Ana", 3: "Hearth", 4: "ana"}
+    favoured = favour_named(scores, speakers, names.people_in("Where has Ana camped?"), weights=Weights(rrf_k=2))
+    assert favoured == {1: 0.5, 2: 0.4 + 1 / 3, 3: 0.3, 4: 0.2 + 1 / 4}, "Ana's, ranked among themselves"
+    assert order(favoured, candidates(1, 2, 3, 4), now=NOW)[:2] == [2, 1]
+    assert favour_named(scores, speakers, frozenset()) == scores, "no name, no change"
+    assert favour_named(scores, speakers, frozenset({"ana"}), weights=Weights(named=0.0)) == scores
