@@ -170,9 +170,15 @@ async def _chat(settings: "Settings") -> int:
     return 0
 
 
+def _say_waiting(line: str) -> None:
+    """Why a command is not done yet, on stderr: not a failure, so without ``hearth:``."""
+    print(line, file=sys.stderr, flush=True)
+
+
 async def _db(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database, sqlite_file_to_come
+    from bot.db.sole_process import hold_sqlite_file_to_migrate
 
     if args.db_command == "schema":
         print(migrations.offline_sql(embedding_dimension=settings.embedding_dimension), end="")
@@ -182,9 +188,16 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
         head = migrations.head_revision()
         print(f"current: none\nhead:    {head}\nno database yet: the first start makes it ({to_come})")
         return 1
+    # Not under a running bot on its SQLite file: a downgrade takes its tables away, an upgrade changes them (and
+    # holds the file while it rebuilds one). Beside another migrating command, it waits for that one.
+    migrating = args.db_command != "current"
+    sqlite_lock = None
+    if migrating:
+        command = f"db {args.db_command}"
+        sqlite_lock = await hold_sqlite_file_to_migrate(settings.database_url, command, waiting=_say_waiting)
     database = Database(settings.database_url)
     try:
-        await database.check(writable=args.db_command != "current")
+        await database.check(writable=migrating)
         if args.db_command == "upgrade":
             await migrations.upgrade(database, embedding_dimension=settings.embedding_dimension, revision=args.revision)
             print(f"database at {await migrations.current_revision(database)}")
@@ -200,6 +213,8 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
             return 0 if current == head else 1
     finally:
         await database.dispose()
+        if sqlite_lock is not None:
+            sqlite_lock.release()
     return 0
 
 
@@ -318,10 +333,14 @@ async def _import_card(settings: "Settings", path_text: str) -> int:
     """The card becomes the global default persona: DMs, and every server that did not choose its own."""
     from bot.db import migrations
     from bot.db.engine import Database
+    from bot.db.sole_process import hold_sqlite_file_to_migrate
     from bot.domain.cards import persona_fields
     from bot.services.personas import PersonaService
 
     card = await asyncio.to_thread(_read_card, path_text)
+    # It migrates the file first, which a running bot's tables must not undergo; nor would that bot hear of the
+    # new default persona.
+    sqlite_lock = await hold_sqlite_file_to_migrate(settings.database_url, "import-card", waiting=_say_waiting)
     database = Database(settings.database_url)
     try:
         await database.check(writable=True)
@@ -329,6 +348,8 @@ async def _import_card(settings: "Settings", path_text: str) -> int:
         persona = await PersonaService(database).update_global_default(**persona_fields(card))
     finally:
         await database.dispose()
+        if sqlite_lock is not None:
+            sqlite_lock.release()
     print(f"{persona.name} is now the default persona (servers that chose their own with /persona keep theirs)")
     return 0
 

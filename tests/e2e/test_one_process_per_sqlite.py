@@ -4,12 +4,15 @@ a start after the first has gone (even killed) works.
 Real processes (tests/support/launcher.py) against the fake Discord and the fake model, on one SQLite file."""
 
 import asyncio
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
+from bot.db import migrations
 from bot.db.engine import Database
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -170,5 +173,52 @@ async def test_a_terminal_chat_beside_a_running_bot_on_its_sqlite_file_is_refuse
                 assert_refused_for(bot, path, status, err)
                 assert "Talking to" not in out, out
                 assert bot.returncode is None, "the bot runs on"
+    finally:
+        await database.dispose()
+
+
+async def test_migrating_commands_beside_a_running_bot_on_its_sqlite_file_are_refused_and_looks_work(
+    sqlite_template: Path, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """A downgrade would take tables from under the running bot, an upgrade (by a newer Hearth installed meanwhile)
+    or a card's import (which migrates first) would change them: each is refused, naming the bot's process, and the
+    schema and the default persona stay as they were. What only reads the file goes on working beside it."""
+    path = tmp_path / "hearth.db"
+    shutil.copyfile(sqlite_template, path)
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    (tmp_path / "mira.json").write_text(json.dumps(card))
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    log = tmp_path / "bot" / "bot.log"
+    log.parent.mkdir()
+    try:
+        async with FakeDiscord() as discord:
+            ana = discord.add_user("ana", global_name="Ana")
+            dm = discord.dm_channel(ana)
+            environment = bot_environment(discord, database, llm)
+            async with bot_process(environment, log) as bot:
+                await logged(log, "connected as")
+                for command in (("db", "downgrade", "base"), ("db", "upgrade"), ("import-card", "mira.json")):
+                    status, out, err = await hearth_beside(environment, tmp_path, *command)
+                    assert_refused_for(bot, path, status, err)
+                    named = " ".join(command[:2]) if command[0] == "db" else command[0]
+                    assert f"stop it before `{named}`" in err, err
+                    assert "database at" not in out and "default persona" not in out, out
+                assert await migrations.current_revision(database) == migrations.head_revision()
+                with sqlite3.connect(path) as connection:
+                    defaults = connection.execute("SELECT name FROM personas WHERE is_default").fetchall()
+                assert defaults and ("Mira",) not in defaults, defaults
+
+                status, out, err = await hearth_beside(environment, tmp_path, "db", "current")
+                assert status == 0 and "up to date" in out, out + err
+                status, out, err = await hearth_beside(environment, tmp_path, "memory", "status")
+                assert status == 0 and "no memories yet" in out, out + err
+
+                assert bot.returncode is None, "the bot runs on"
+                llm.script(Reply("Still here, Ana!"))
+                await discord.user_message(dm, ana, "are you there?")
+                reply = await discord.wait_for_request(
+                    lambda call: call.route == "create_message" and call.channel_id == dm, timeout=30
+                )
+                assert reply.body["content"] == "Still here, Ana!", reply.body
     finally:
         await database.dispose()

@@ -42,11 +42,13 @@ def pause(conn, cursor, statement, parameters, context, executemany):
 """
 
 
-async def _start_upgrade(tmp_path: Path, url: str, **env: str) -> asyncio.subprocess.Process:
+async def _start_upgrade(
+    tmp_path: Path, url: str, *, command: tuple[str, ...] = ("db", "upgrade"), **env: str
+) -> asyncio.subprocess.Process:
     environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     environment |= {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "DATABASE_URL": url, **env}
     return await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bot", "db", "upgrade"),
+        *(sys.executable, "-m", "bot", *command),
         cwd=tmp_path,
         env=environment,
         stdin=asyncio.subprocess.DEVNULL,
@@ -179,3 +181,52 @@ async def test_two_upgrades_at_once_on_sqlite_take_turns(tmp_path: Path, start: 
                 process.kill()
                 await process.wait()
     await _both_at_head(url, results)
+
+
+async def test_beside_an_upgrade_on_sqlite_a_start_is_refused_naming_it_and_a_downgrade_waits_its_turn(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    """While `db upgrade` migrates a SQLite file, a bot started on it is refused with the line naming that command
+    (not SQLite's "database is locked" once it gave up waiting), and a second migrating command says it waits, then
+    does its own work once the first is done."""
+    path = tmp_path / "hearth.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    (tmp_path / "sitecustomize.py").write_text(PAUSE_AFTER_FIRST_STEP)
+    go = tmp_path / "go"
+    first = await _start_upgrade(tmp_path, url, PAUSE_UNTIL=str(go))
+    second: asyncio.subprocess.Process | None = None
+    database = Database(url)
+    try:
+        assert first.stdout is not None
+        async with asyncio.timeout(120):
+            assert await first.stdout.readline() == b"migrating\n"
+        second = await _start_upgrade(tmp_path, url, command=("db", "downgrade", "base"))
+        assert second.stderr is not None
+        async with asyncio.timeout(120):
+            waiting = (await second.stderr.readline()).decode()
+        assert f"(process {first.pid}, `db upgrade`) is migrating {path}: waiting for it to finish" in waiting
+
+        log = tmp_path / "bot.log"
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            environment["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+            async with bot_process(environment, log) as bot:
+                async with asyncio.timeout(120):
+                    status = await bot.wait()
+        refusal = log.read_text(errors="replace")
+        lines = [line for line in refusal.splitlines() if line.startswith("hearth:")]
+        assert status == 3 and len(lines) == 1, refusal
+        assert f"(process {first.pid}, `db upgrade`) is migrating the SQLite database {path}" in lines[0], lines[0]
+        assert "locked" not in refusal and "Traceback" not in refusal, refusal
+
+        go.touch()
+        (upgraded, upgrade_out, upgrade_err), (downgraded, downgrade_out, downgrade_err) = await _finish(first, second)
+    finally:
+        go.touch()
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        await database.dispose()
+    assert upgraded == 0 and f"database at {migrations.head_revision()}" in upgrade_out.decode(), upgrade_err.decode()
+    assert downgraded == 0 and "database at base (empty)" in downgrade_out.decode(), downgrade_err.decode()
