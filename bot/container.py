@@ -302,7 +302,7 @@ class Container:
             scheduler,
             privacy=privacy,
             guild_config=GuildConfigService(directory),
-            reminders=ReminderService(database),
+            reminders=ReminderService(database, daily_cap=settings.proactive_daily_cap),
             stats=StatsService(database),
             knowledge=knowledge,
             operations=Operations(database, backup_dir=settings.backup_dir, pg_dump=settings.pg_dump_path),

@@ -57,6 +57,7 @@ from bot.domain.recurrence import (
     zone_or_utc,
 )
 from bot.domain.retry import Backoff
+from bot.domain.unsolicited import withheld
 from bot.errors import HearthError
 from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, NoRoomToAnswer
 from bot.services.limits import TokenQuota
@@ -318,17 +319,15 @@ class EventService:
         return "unknown"
 
     async def _hold_back(self, event: DueEvent, person: _Person, now: datetime) -> Outcome | None:
-        """Why an unsolicited message is not sent now: opted out, or a daily cap of 0 (none at all: cancelled,
-        not put off to a next day that never has room); quiet hours or the daily cap (postponed); None when it may
-        go."""
-        if self.config.daily_cap == 0:
-            await self._mark(lambda events: events.cancel_triggered(event))
-            return "cancelled"
+        """Why an unsolicited message is not sent now: withheld from this person here (see
+        :mod:`bot.domain.unsolicited`; a daily cap of 0 among them: cancelled, not put off to a next day that never
+        has room); quiet hours or the daily cap (postponed); None when it may go."""
         guild: dict[str, Any] = {}
         if event.guild_id is not None:
             async with self.database.reading() as session:
                 guild = await GuildRepository(session).settings_of(event.guild_id)
-        if person.proactive_opt_out or guild.get("proactive") is False:
+        server_allows = guild.get("proactive") is not False
+        if withheld(daily_cap=self.config.daily_cap, opted_out=person.proactive_opt_out, server_allows=server_allows):
             await self._mark(lambda events: events.cancel_triggered(event))
             return "cancelled"
         # The user's quiet hours and the guild's, both read in the user's time zone.

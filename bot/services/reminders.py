@@ -24,6 +24,7 @@ from bot.domain.recurrence import (
     to_local,
     zone_or_utc,
 )
+from bot.domain.unsolicited import Withheld, withheld
 from bot.domain.when import MAX_PENDING_REMINDERS, When, WhenError, read_reminder
 from bot.errors import HearthError
 
@@ -70,8 +71,9 @@ def time_zone(name: str) -> ZoneInfo:
 
 
 class ReminderService:
-    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, database: Database, *, daily_cap: int = 3, clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
+        self.daily_cap = daily_cap  # PROACTIVE_DAILY_CAP: 0 sends no birthday greetings at all
         self.clock = clock
 
     async def remind(
@@ -169,6 +171,14 @@ class ReminderService:
         now = self.clock()
         async with self.database.session() as session:
             return await schedule_birthday(session, user_id, month, day, year, now=now)
+
+    async def greeting_withheld(self, user_id: int) -> Withheld | None:
+        """Why no birthday greeting reaches the user (the scheduler cancels it when due), or None when it comes. A
+        greeting goes by DM, so no server's setting stands in its way."""
+        async with self.database.reading() as session:
+            found = (await UserRepository(session).people([user_id])).get(user_id)
+        opted_out = found is not None and found[1] is not None and found[1].proactive_opt_out
+        return withheld(daily_cap=self.daily_cap, opted_out=opted_out)
 
     async def clear_birthday(self, user_id: int) -> None:
         async with self.database.session() as session:

@@ -21,7 +21,18 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.db.engine import Database
-from bot.db.models import Base, Guild, KnowledgeDocument, Memory, Message, Persona, ScheduledEvent, User, UserFact
+from bot.db.models import (
+    Base,
+    Guild,
+    KnowledgeDocument,
+    Memory,
+    Message,
+    Persona,
+    ScheduledEvent,
+    User,
+    UserFact,
+    UserPreferences,
+)
 from bot.db.repositories.events import EventRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.discord import views
@@ -468,6 +479,33 @@ async def test_a_new_time_zone_moves_the_birthday_greeting_to_ten_in_the_morning
     in_los_angeles = greetings[0].trigger_at.astimezone(ZoneInfo("America/Los_Angeles"))
     assert (in_los_angeles.date(), in_los_angeles.hour, in_los_angeles.minute) == (birthday, 10, 0)
     assert greetings[0].context["tz"] == "America/Los_Angeles", "and so in the years after"
+
+
+async def test_birthday_set_on_a_bot_that_sends_no_greetings_keeps_it_and_says_none_will_come(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    async with running_bot(discord, db, llm, proactive_daily_cap=0):
+        payload, answer = await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
+    said = answer["content"]
+    assert discord.is_ephemeral(payload)
+    assert "greet you" not in said and "no birthday greetings" in said, said
+    async with db.session() as session:
+        kept = (await session.execute(select(UserPreferences.birthday_month, UserPreferences.birthday_day))).one()
+    assert tuple(kept) == (5, 4), "kept all the same: the greeting comes once the bot sends them again"
+
+
+async def test_birthday_set_by_someone_whose_messages_from_hearth_are_off_says_none_will_come(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    await run(discord, ana, general, "timezone set", {"name": "Europe/Lisbon"})
+    async with db.session() as session:
+        (await session.scalars(select(UserPreferences))).one().proactive_opt_out = True
+    _, answer = await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
+    said = answer["content"]
+    assert "greet you" not in said and "no birthday greeting" in said, said
+    assert await count(db, ScheduledEvent, ScheduledEvent.event_type == "birthday") == 1, "kept for when they are on"
 
 
 def author_of_fake(user: FakeUser) -> Author:

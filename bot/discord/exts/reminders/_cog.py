@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.discord.people import identify
 from bot.discord.views import Paginator, pages_of
+from bot.domain.unsolicited import Withheld
 from bot.domain.when import MAX_REMINDER_LENGTH
 from bot.services.directory import Directory
 from bot.services.reminders import Reminder, ReminderService
@@ -33,6 +34,14 @@ def _when(reminder: Reminder) -> str:
 _WHY_UNDELIVERED = {
     "missed": "Hearth was offline then",
     "failed": "Hearth could not send it, in its channel or by DM",
+}
+
+
+# Why a birthday greeting will not come, though the birthday is kept (and greeted once nothing stands in the way).
+_NO_GREETING: dict[Withheld, str] = {
+    "bot": "This bot sends no birthday greetings, though: its owner has turned them off.",
+    "person": "You have messages I start turned off, though, so no birthday greeting will come while they are.",
+    "server": "This server has messages I start turned off, though, so no birthday greeting will come here.",
 }
 
 
@@ -64,9 +73,12 @@ class Reminders(commands.Cog):
     ) -> None:
         me = await identify(self.directory, interaction)
         at = await self.reminder_service.set_birthday(me.user_id, month, day, year)
-        await interaction.response.send_message(
-            f"Noted! I'll greet you {discord.utils.format_dt(at, 'D')}, and every year after.", ephemeral=True
-        )
+        why_not = await self.reminder_service.greeting_withheld(me.user_id)
+        if why_not is None:
+            said = f"Noted! I'll greet you {discord.utils.format_dt(at, 'D')}, and every year after."
+        else:
+            said = f"Noted, I'll remember your birthday. {_NO_GREETING[why_not]}"
+        await interaction.response.send_message(said, ephemeral=True)
 
     @birthday.command(name="clear", description="Forget your birthday")
     async def birthday_clear(self, interaction: discord.Interaction) -> None:
