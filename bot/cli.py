@@ -244,12 +244,24 @@ async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.db import migrations
     from bot.db.engine import Database, sqlite_file_to_come
     from bot.db.repositories.memories import MemoryRepository
+    from bot.db.sole_process import hold_sqlite_file_to_migrate
     from bot.llm.embeddings import configured_vectors
     from bot.services.reembed import describe_mismatch
 
     if args.memory_command == "status" and sqlite_file_to_come(settings.database) is not None:
         print(_NO_MEMORIES_YET)  # and the file, and its folder, are the first start's to make
         return 0
+    # Not beside a running bot on its SQLite file: it recalls, and its embedding worker embeds, with the model it
+    # started with, which may not be this one (EMBEDDING_MODEL changed, the bot not restarted yet): it would find
+    # nothing by meaning once every vector was replaced. The bot re-embeds with its own model from Discord.
+    sqlite_lock = None
+    if args.memory_command == "reembed":
+        sqlite_lock = await hold_sqlite_file_to_migrate(
+            settings.database_url,
+            "memory reembed",
+            waiting=_say_waiting,
+            why="which would replace the vectors it recalls with (`/owner memory reembed` re-embeds with its model)",
+        )
     database = Database(settings.database_url)
     try:
         await database.check(writable=args.memory_command == "reembed")
@@ -269,6 +281,8 @@ async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
             counts = await MemoryRepository(session).models_in_use()
     finally:
         await database.dispose()
+        if sqlite_lock is not None:
+            sqlite_lock.release()
     total = sum(counts.values())
     if not total:
         print("no memories yet")

@@ -7,9 +7,11 @@ So ``run`` (and ``chat``, a bot of its own) holds an operating-system lock on a 
 ``kill -9``, a crash): it never goes stale as a pid file would.
 
 A command that migrates the file (``db upgrade``, ``db downgrade``, ``import-card``) takes the same lock while it
-does, for a running bot must not have its tables taken away or changed under it. The holder writes in the file who
-it is, ``1234 bot`` or ``1234 migrating db upgrade``, so a migrating command started beside a bot is refused, and
-one started beside another migrating command waits for it (two deploy steps upgrading together take turns).
+does, for a running bot must not have its tables taken away or changed under it; so does ``memory reembed``, for
+the bot recalls and embeds with the model it started with, not the one the command re-embeds with. The holder
+writes in the file who it is, ``1234 bot`` or ``1234 migrating db upgrade``, so a migrating command started beside
+a bot is refused, and one started beside another migrating command waits for it (two deploy steps upgrading
+together take turns).
 """
 
 import asyncio
@@ -156,13 +158,17 @@ def hold_sqlite_file(url: str | URL) -> SqliteFileLock | None:
 
 
 async def hold_sqlite_file_to_migrate(
-    url: str | URL, command: str, *, waiting: Callable[[str], None] | None = None
+    url: str | URL,
+    command: str,
+    *,
+    waiting: Callable[[str], None] | None = None,
+    why: str = "which would change its tables",
 ) -> SqliteFileLock | None:
     """Take the SQLite file of ``url`` while ``command`` (``db upgrade``) migrates it: a running bot's tables must
-    not change under it, so beside one this raises :class:`DatabaseUnavailable` saying to stop it first; beside
-    another migrating command it waits for that one to finish, first telling ``waiting`` (else the log) why, as a
-    migration may take minutes. None for PostgreSQL (which serializes migrations itself) or an in-memory SQLite
-    database."""
+    not change under it, so beside one this raises :class:`DatabaseUnavailable` saying to stop it first, and
+    ``why``; beside another migrating command it waits for that one to finish, first telling ``waiting`` (else the
+    log) why, as a migration may take minutes. None for PostgreSQL (which serializes migrations itself) or an
+    in-memory SQLite database."""
     opened = _open_lock(make_url(url))
     if opened is None:
         return None
@@ -176,7 +182,7 @@ async def hold_sqlite_file_to_migrate(
             if holder.migrating is None and (holder.known or unknown_looks > _UNKNOWN_LOOKS):
                 raise DatabaseUnavailable(
                     f"another Hearth{holder.named()} is already running on the SQLite database {database}: stop it "
-                    f"before `{command}`, which would change its tables"
+                    f"before `{command}`, {why}"
                 )
             if holder.migrating is not None and not said:
                 line = f"another Hearth{holder.named(f', `{holder.migrating}`')} is migrating {database}: waiting"

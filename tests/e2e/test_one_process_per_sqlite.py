@@ -10,10 +10,15 @@ import shutil
 import signal
 import sqlite3
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from bot.db import migrations
 from bot.db.engine import Database
+from bot.db.repositories.memories import MemoryRepository, NewMemory
+from tests.conftest import EMBEDDING_DIMENSION
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.support.process import bot_environment, bot_process, logged, shows
@@ -220,5 +225,102 @@ async def test_migrating_commands_beside_a_running_bot_on_its_sqlite_file_are_re
                     lambda call: call.route == "create_message" and call.channel_id == dm, timeout=30
                 )
                 assert reply.body["content"] == "Still here, Ana!", reply.body
+    finally:
+        await database.dispose()
+
+
+async def test_a_reembed_beside_a_running_bot_on_its_sqlite_file_is_refused_and_works_once_it_stopped(
+    sqlite_template: Path, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """The operator set another EMBEDDING_MODEL and re-embeds before restarting the bot: the bot would go on
+    recalling with its own model, which no memory would have a vector from any more (recall by meaning finds
+    nothing until it restarts), and its embedding worker would go on giving new memories vectors of that model. The
+    command is refused, naming the bot's process, and every vector stays; once the bot is stopped it works."""
+    path = tmp_path / "hearth.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    made = [
+        NewMemory(kind="message", content=f"memory {i} about the harbour", scope="global", created_at=datetime.now(UTC))
+        for i in range(3)
+    ]
+    vectors = np.ones((3, EMBEDDING_DIMENSION), np.float32) / np.sqrt(EMBEDDING_DIMENSION)
+    async with database.session() as session:
+        await MemoryRepository(session).add_many(made, vectors, "fake-embedding")  # the running bot's model
+    log = tmp_path / "bot" / "bot.log"
+    log.parent.mkdir()
+    try:
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            changed = environment | {"EMBEDDING_MODEL": "another-embedding"}
+            async with bot_process(environment, log) as bot:
+                await logged(log, "connected as")
+                status, out, err = await hearth_beside(changed, tmp_path, "memory", "reembed")
+                assert_refused_for(bot, path, status, err)
+                assert "stop it before `memory reembed`" in err and "/owner memory reembed" in err, err
+                assert "re-embedded" not in out, out
+                async with database.session() as session:
+                    assert await MemoryRepository(session).models_in_use() == {"fake-embedding": 3}
+                assert bot.returncode is None, "the bot runs on"
+                bot.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(60):
+                    assert await bot.wait() == 0, log.read_text(errors="replace")
+
+            status, out, err = await hearth_beside(changed, tmp_path, "memory", "reembed")
+            assert status == 0 and "re-embedded 3 memories with 'another-embedding'" in out, out + err
+    finally:
+        await database.dispose()
+
+
+async def test_a_reembed_while_a_db_upgrade_migrates_the_sqlite_file_waits_for_it(llm: FakeLLM, tmp_path: Path) -> None:
+    """An upgrade holding the file's write lock longer than SQLite waits (10 s, as over a big table): the re-embed
+    started meanwhile says it waits, and does its work once the upgrade is done, not "database is locked"."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(HELD_MIGRATION)
+    go = tmp_path / "go"
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}")
+    upgrade_log, reembed_log = tmp_path / "upgrade.log", tmp_path / "reembed.log"
+    try:
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            environment["PYTHONPATH"] = f"{tmp_path / 'site'}{os.pathsep}{environment['PYTHONPATH']}"
+            processes = []
+            for log, command, extra in (
+                (upgrade_log, ("db", "upgrade"), {"HOLD_MIGRATION_UNTIL": str(go)}),
+                (reembed_log, ("memory", "reembed"), {}),
+            ):
+                with log.open("wb") as stderr:
+                    processes.append(
+                        await asyncio.create_subprocess_exec(
+                            *(sys.executable, "-m", "bot", *command),
+                            cwd=tmp_path,
+                            env=environment | extra,
+                            stdin=asyncio.subprocess.DEVNULL,
+                            stdout=asyncio.subprocess.PIPE,
+                            stderr=stderr,
+                        )
+                    )
+                if log is upgrade_log:
+                    await logged(upgrade_log, "migrating a big table")
+            upgrade, reembed = processes
+            try:
+                async with asyncio.timeout(60):
+                    while reembed.returncode is None and not shows(reembed_log, "waiting"):  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                said = reembed_log.read_text(errors="replace")
+                assert reembed.returncode is None, f"it waits for the upgrade, not fails:\n{said}"
+                assert f"(process {upgrade.pid}, `db upgrade`) is migrating" in said, said
+                go.touch()
+                async with asyncio.timeout(120):
+                    (_, _), (out, _) = await asyncio.gather(upgrade.communicate(), reembed.communicate())
+                    upgraded, reembedded = await upgrade.wait(), await reembed.wait()
+            finally:
+                for process in processes:
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
+            err = reembed_log.read_text(errors="replace")
+            assert upgraded == 0, upgrade_log.read_text(errors="replace")
+            assert reembedded == 0 and "nothing to re-embed" in out.decode(), out.decode() + err
+            assert "locked" not in err and "hearth:" not in err, err
     finally:
         await database.dispose()
