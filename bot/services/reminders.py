@@ -180,6 +180,14 @@ class ReminderService:
         opted_out = found is not None and found[1] is not None and found[1].proactive_opt_out
         return withheld(daily_cap=self.daily_cap, opted_out=opted_out)
 
+    async def set_proactive(self, user_id: int, *, on: bool) -> None:
+        """Turn the messages Hearth starts (birthday greetings, follow-ups) off or back on for the user, everywhere.
+        Off, those already booked stay booked and are cancelled when due (see :mod:`bot.domain.unsolicited`), the
+        next birthday's greeting with them booked as ever, so that on again brings greetings back from the next
+        birthday; reminders the user asked for come either way."""
+        async with self.database.session() as session:
+            (await UserRepository(session).preferences(user_id)).proactive_opt_out = not on
+
     async def clear_birthday(self, user_id: int) -> None:
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)

@@ -41,6 +41,7 @@ from bot.domain.when import MAX_PENDING_REMINDERS
 from bot.services.incoming import Author, Place
 from tests.conftest import EMBEDDING_DIMENSION
 from tests.e2e.test_discord_chat import shown
+from tests.e2e.test_discord_events import statuses_become
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
 from tests.support.bot import container_of, running_bot
@@ -506,6 +507,58 @@ async def test_birthday_set_by_someone_whose_messages_from_hearth_are_off_says_n
     said = answer["content"]
     assert "greet you" not in said and "no birthday greeting" in said, said
     assert await count(db, ScheduledEvent, ScheduledEvent.event_type == "birthday") == 1, "kept for when they are on"
+
+
+async def test_a_member_turns_off_the_messages_hearth_starts_for_themselves_and_back_on(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    """/proactive off: Ana's birthday greeting and follow-up are cancelled when due, while the reminder she asked
+    for still comes and her next birthday's greeting stays booked; /proactive on: that greeting comes."""
+    discord, ana, general = world.discord, world.ana, world.general
+    llm.default = Reply("Happy birthday, Ana! 🎂")
+    today = datetime.now(UTC).date()
+    async with running_bot(discord, db, llm, events_poll_seconds=0.5):
+        await run(discord, ana, general, "birthday set", {"month": today.month, "day": today.day})
+        await run(discord, ana, general, "remind", {"when": "in 1 hour", "what": "water the plants"})
+        payload, answer = await run(discord, ana, general, "proactive", {"state": "off"})
+        assert discord.is_ephemeral(payload)
+        assert "won't send" in answer["content"] and "Reminders you ask for still come" in answer["content"]
+        async with db.session() as session:
+            ana_id = await session.scalar(select(User.id).where(User.discord_id == ana.id))
+            assert ana_id is not None
+            await EventRepository(session).add_follow_up(
+                user_id=ana_id,
+                guild_id=None,
+                channel_id=general,
+                topic="the exam",
+                question="How did the exam go?",
+                trigger_at=datetime.now(UTC) + timedelta(days=1),
+            )
+            waiting = (await session.scalars(select(ScheduledEvent))).all()
+            for event in waiting:
+                event.trigger_at = datetime.now(UTC) - timedelta(seconds=1)  # all three due now
+        expected = {event.id: "cancelled" for event in waiting} | {
+            event.id: "sent" for event in waiting if event.event_type == "reminder"
+        }
+        await statuses_become(db, expected)
+        reminder = await discord.wait_for_request(lambda call: call.route == "create_message", timeout=5)
+        assert "water the plants" in reminder.body["content"]
+        assert discord.dm_messages(ana) == [], "no greeting, no follow-up"
+        async with db.session() as session:
+            [booked] = (
+                await session.scalars(
+                    select(ScheduledEvent).where(ScheduledEvent.status == "pending", ScheduledEvent.id.not_in(expected))
+                )
+            ).all()
+        assert booked.event_type == "birthday" and booked.trigger_at > datetime.now(UTC), "the next one stays booked"
+
+        payload, answer = await run(discord, ana, general, "proactive", {"state": "on"})
+        assert discord.is_ephemeral(payload) and "on" in answer["content"], answer["content"]
+        async with db.session() as session:
+            (await session.get_one(ScheduledEvent, booked.id)).trigger_at = datetime.now(UTC) - timedelta(seconds=1)
+        await statuses_become(db, {booked.id: "sent"})
+    [greeting] = discord.dm_messages(ana)
+    assert greeting["content"] == "Happy birthday, Ana! 🎂"
 
 
 def author_of_fake(user: FakeUser) -> Author:

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS: tuple[str, ...] = (
     "bot.discord.exts.chat",  # conversation: every message the bot sees
     "bot.discord.exts.memory",  # /memory, /remember, /optout, /optin
-    "bot.discord.exts.reminders",  # /birthday, /timezone, /remind, /reminders
+    "bot.discord.exts.reminders",  # /birthday, /timezone, /remind, /reminders, /proactive
     "bot.discord.exts.about",  # /hearth about
     "bot.discord.exts.config",  # /config (admins)
     "bot.discord.exts.persona",  # /persona (admins)

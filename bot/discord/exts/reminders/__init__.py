@@ -1,4 +1,4 @@
-"""/birthday, /timezone, /remind and /reminders: what Hearth sends the caller, and when."""
+"""/birthday, /timezone, /remind, /reminders and /proactive: what Hearth sends the caller, and when."""
 
 from bot.discord.client import HearthBot
 from bot.discord.exts import declined

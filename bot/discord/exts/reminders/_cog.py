@@ -1,8 +1,9 @@
-"""Your birthday, time zone and reminders. Answers are ephemeral: only you see them."""
+"""Your birthday, time zone, reminders, and whether Hearth writes to you first. Answers are ephemeral: only you
+see them."""
 
 import zoneinfo
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -78,6 +79,23 @@ class Reminders(commands.Cog):
             said = f"Noted! I'll greet you {discord.utils.format_dt(at, 'D')}, and every year after."
         else:
             said = f"Noted, I'll remember your birthday. {_NO_GREETING[why_not]}"
+        await interaction.response.send_message(said, ephemeral=True)
+
+    @app_commands.command(
+        name="proactive",
+        description="Whether Hearth sends you birthday greetings and follow-ups (reminders come anyway)",
+    )
+    @app_commands.describe(state="on or off")
+    async def proactive(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+        me = await identify(self.directory, interaction)
+        await self.reminder_service.set_proactive(me.user_id, on=state == "on")
+        if state == "off":
+            said = (
+                "Done: I won't send you birthday greetings or follow-ups, anywhere. Reminders you ask for still come; "
+                "/proactive on turns the rest back on."
+            )
+        else:
+            said = "Done: birthday greetings and follow-ups are on again for you (where a server allows them)."
         await interaction.response.send_message(said, ephemeral=True)
 
     @birthday.command(name="clear", description="Forget your birthday")
