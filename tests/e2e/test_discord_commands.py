@@ -496,16 +496,15 @@ async def test_birthday_set_on_a_bot_that_sends_no_greetings_keeps_it_and_says_n
     assert tuple(kept) == (5, 4), "kept all the same: the greeting comes once the bot sends them again"
 
 
-async def test_birthday_set_by_someone_whose_messages_from_hearth_are_off_says_none_will_come(
+async def test_birthday_set_by_someone_whose_messages_from_hearth_are_off_says_none_will_come_and_how_to_undo(
     world: World, bot: HearthBot, db: Database
 ) -> None:
     discord, ana, general = world.discord, world.ana, world.general
-    await run(discord, ana, general, "timezone set", {"name": "Europe/Lisbon"})
-    async with db.session() as session:
-        (await session.scalars(select(UserPreferences))).one().proactive_opt_out = True
+    await run(discord, ana, general, "proactive", {"state": "off"})
     _, answer = await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
     said = answer["content"]
     assert "greet you" not in said and "no birthday greeting" in said, said
+    assert "/proactive on" in said, "names the command that brings greetings back"
     assert await count(db, ScheduledEvent, ScheduledEvent.event_type == "birthday") == 1, "kept for when they are on"
 
 

@@ -41,7 +41,10 @@ _WHY_UNDELIVERED = {
 # Why a birthday greeting will not come, though the birthday is kept (and greeted once nothing stands in the way).
 _NO_GREETING: dict[Withheld, str] = {
     "bot": "This bot sends no birthday greetings, though: its owner has turned them off.",
-    "person": "You have messages I start turned off, though, so no birthday greeting will come while they are.",
+    "person": (
+        "You have messages I start turned off, though, so no birthday greeting will come while they are: "
+        "/proactive on turns them back on."
+    ),
     "server": "This server has messages I start turned off, though, so no birthday greeting will come here.",
 }
 
