@@ -42,13 +42,15 @@ class OptedOut(HearthError):
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What Hearth knows about someone in one place (facts usable there, relationship, style)."""
+    """What Hearth knows about someone in one place (facts usable there, relationship, style), and their choices:
+    ``opted_out`` of learning, ``proactive_off``: no birthday greetings nor follow-ups for them."""
 
     facts: list[StoredFact]
     relationship_level: str | None
     relationship_score: float | None
     style: str | None
     opted_out: bool
+    proactive_off: bool
 
 
 class PrivacyService:
@@ -88,6 +90,7 @@ class PrivacyService:
             relationship_score=score,
             style=guidance(style) if style is not None else None,
             opted_out=preferences.learning_opt_out,
+            proactive_off=preferences.proactive_opt_out,
         )
 
     async def facts_here(self, user_id: int, guild_id: int | None) -> list[StoredFact]:

@@ -560,6 +560,22 @@ async def test_a_member_turns_off_the_messages_hearth_starts_for_themselves_and_
     assert greeting["content"] == "Happy birthday, Ana! 🎂"
 
 
+async def test_memory_show_and_the_export_tell_a_member_their_greetings_and_follow_ups_are_off(
+    world: World, bot: HearthBot
+) -> None:
+    discord, ana, general = world.discord, world.ana, world.general
+    await run(discord, ana, general, "proactive", {"state": "off"})
+    _, shown = await run(discord, ana, general, "memory show")
+    assert "Greetings and follow-ups:** off" in text_of(shown) and "/proactive on" in text_of(shown), text_of(shown)
+    await run(discord, ana, general, "memory export")
+    exported = json.loads(discord.attachment_bytes(discord.dm_messages(ana)[-1]["attachments"][0]))
+    assert exported["tables"]["user_preferences"][0]["proactive_opt_out"] is True
+
+    await run(discord, ana, general, "proactive", {"state": "on"})
+    _, shown = await run(discord, ana, general, "memory show")
+    assert "Greetings and follow-ups" not in text_of(shown), "on, as for everyone who never turned them off"
+
+
 def author_of_fake(user: FakeUser) -> Author:
     return Author(discord_id=user.id, username=user.username, display_name=user.global_name)
 

@@ -54,6 +54,8 @@ class Memory(commands.Cog):
             about.append(f"**How you write:** {profile.style}")
         if profile.opted_out:
             about.append("**Learning:** off (you opted out; /optin turns it back on)")
+        if profile.proactive_off:
+            about.append("**Greetings and follow-ups:** off (you turned them off; /proactive on turns them back on)")
         about.append("Forget one fact with /memory forget, or everything with /memory forget-all.")
         for page in pages:
             page.add_field(name="Also", value="\n".join(about)[:1024], inline=False)
