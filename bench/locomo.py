@@ -18,10 +18,11 @@ some conversations is judged on the others (leave one conversation out). ``--con
 repeated) runs only those.
 
 ``--loo`` checks recall's constants that way: every setting of ``LOO_GRID`` (the fusion's ``rrf_k``, the
-neighbours' share and reach, the two searches' weights; Hearth's defaults among them) answers every question;
-for each conversation, the setting with the best R@10 on the other conversations' questions is chosen and
-measured on the held-out one (``held_out``), next to the defaults' figure there. ``chosen_on_all`` is what all
-conversations together would choose. A default that is not chosen held out was fitted to the data.
+neighbours' share and reach, the two searches' weights, the say of what a named person said; Hearth's
+defaults among them) answers every question; for each conversation, the setting with the best R@10 on the other
+conversations' questions is chosen and measured on the held-out one (``held_out``), next to the defaults' figure
+there. ``chosen_on_all`` is what all conversations together would choose. A default that is not chosen held out
+was fitted to the data.
 
 LoCoMo (snap-research) is CC BY-NC 4.0; it is not shipped with Hearth.
 """
