@@ -269,6 +269,7 @@ async def test_a_member_sees_adds_and_erases_what_hearth_knows_and_sets_time_zon
 
     _, about = await run(discord, ana, general, "hearth about")
     assert "Hearth" in text_of(about) and "/memory forget-all" in text_of(about)
+    assert "/proactive off" in text_of(about), "how to stop the messages Hearth starts"
 
 
 async def test_remind_takes_the_time_from_when_alone_whatever_what_says(

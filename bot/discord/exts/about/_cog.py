@@ -39,7 +39,8 @@ class About(commands.Cog):
             name="Making me forget",
             value=(
                 "/memory show lists what I know about you; /memory forget erases one fact; /memory forget-all "
-                "erases everything; /memory export sends it all to you; /optout stops me learning."
+                "erases everything; /memory export sends it all to you; /optout stops me learning; /proactive off "
+                "stops the birthday greetings and follow-ups I start."
             ),
             inline=False,
         )
