@@ -323,6 +323,14 @@ async def test_what_the_person_a_question_names_said_comes_before_what_others_sa
     # Hearth is addressed by its name, not asked about: what it said does not rise for that.
     assert await best("Hearth, where has Ana camped?") == answer
 
+    # What Ana said in her DMs is hers alone, however well it answers a question naming her elsewhere.
+    in_dm, *_ = await memory.remember([said("I camped where we camped, by the lake", "Ana", ana, scope="dm")])
+    for who, where in ((ben, cosy), (ben, None), (ana, cosy)):
+        found = await memory.recall("Where has Ana camped?", RecallScope(who, where), now=NOW, limit=50)
+        assert in_dm not in {r.memory.id for r in found}
+    found = await memory.recall("Where has Ana camped?", RecallScope(ana, None), now=NOW, limit=1)
+    assert [r.memory.id for r in found] == [in_dm], "in her own DMs, it is found"
+
 
 class Listening:
     """The real embedder, noting each query text it is asked to embed."""
