@@ -102,7 +102,7 @@ class ReminderService:
                 context=_reminder_context(schedule, preferences.timezone),
                 recurrence_rule=schedule.recurrence,
             )
-        read_in_utc = schedule.on_the_clock and zone_or_utc(preferences.timezone).key == "UTC"
+        read_in_utc = schedule.on_the_clock and _reads_in_utc(preferences.timezone)
         return Reminder(event_id, words, schedule.at, schedule.recurrence, read_in_utc=read_in_utc)
 
     async def reminders(self, user_id: int) -> list[Reminder]:
@@ -172,6 +172,13 @@ class ReminderService:
         async with self.database.session() as session:
             return await schedule_birthday(session, user_id, month, day, year, now=now)
 
+    async def greets_in_utc(self, user_id: int) -> bool:
+        """Whether the user's birthday greeting is reckoned at BIRTHDAY_HOUR UTC, as they set no time zone (or set
+        UTC): an answer saying when it comes then says so, as one for a reminder read in UTC does."""
+        async with self.database.reading() as session:
+            found = (await UserRepository(session).people([user_id])).get(user_id)
+        return _reads_in_utc(found[1].timezone if found is not None and found[1] is not None else None)
+
     async def greeting_withheld(self, user_id: int) -> Withheld | None:
         """Why no birthday greeting reaches the user (the scheduler cancels it when due), or None when it comes. A
         greeting goes by DM, so no server's setting stands in its way."""
@@ -232,6 +239,12 @@ async def schedule_birthday(
         recurrence_rule="yearly",
     )
     return at
+
+
+def _reads_in_utc(timezone: str | None) -> bool:
+    """Whether a time of day the user gave (or one of their day, as a greeting's) is read in UTC: until they set
+    a time zone, which /timezone set moves it to."""
+    return zone_or_utc(timezone).key == "UTC"
 
 
 def _reminder_context(when: When, tz_name: str) -> dict[str, object]:

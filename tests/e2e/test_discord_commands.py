@@ -483,6 +483,27 @@ async def test_a_new_time_zone_moves_the_birthday_greeting_to_ten_in_the_morning
     assert greetings[0].context["tz"] == "America/Los_Angeles", "and so in the years after"
 
 
+async def test_birthday_set_says_the_greeting_is_reckoned_in_utc_until_a_time_zone_is_set(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Ana never set her time zone: her greeting comes at 10:00 UTC, which far from UTC falls on the day before or
+    after hers. She is told so as /remind tells her of a time read in UTC (the time shown, with how to change
+    it); once her zone is set, and her greeting is at 10:00 there, not any more."""
+    discord, ana, general = world.discord, world.ana, world.general
+    hint = "I read that time in UTC. Not your time zone? Set yours with /timezone set."
+    _, answer = await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
+    said = answer["content"]
+    assert said.startswith("Noted! I'll greet you") and said.count(hint) == 1, said
+    async with db.session() as session:
+        greeting = await session.scalar(select(ScheduledEvent).where(ScheduledEvent.status == "pending"))
+    assert greeting is not None and (greeting.trigger_at.hour, greeting.trigger_at.minute) == (10, 0)
+    assert f"<t:{int(greeting.trigger_at.timestamp())}:f>" in said, "the time is shown, not the date alone"
+    await run(discord, ana, general, "timezone set", {"name": "Pacific/Auckland"})
+    _, answer = await run(discord, ana, general, "birthday set", {"month": 6, "day": 1})
+    said = answer["content"]
+    assert said.startswith("Noted! I'll greet you") and "UTC" not in said, said
+
+
 async def test_birthday_set_on_a_bot_that_sends_no_greetings_keeps_it_and_says_none_will_come(
     world: World, db: Database, llm: FakeLLM
 ) -> None:

@@ -49,6 +49,10 @@ _NO_GREETING: dict[Withheld, str] = {
 }
 
 
+# Said under an answer whose time of day was read in UTC, the user having set no time zone (/timezone set moves it).
+_READ_IN_UTC = "\n(I read that time in UTC. Not your time zone? Set yours with /timezone set.)"
+
+
 def _line(reminder: Reminder) -> str:
     """One reminder in the list: its number, when, and its words; one that never reached its user says so."""
     what = discord.utils.escape_mentions(reminder.what)
@@ -78,7 +82,10 @@ class Reminders(commands.Cog):
         me = await identify(self.directory, interaction)
         at = await self.reminder_service.set_birthday(me.user_id, month, day, year)
         why_not = await self.reminder_service.greeting_withheld(me.user_id)
-        if why_not is None:
+        if why_not is None and await self.reminder_service.greets_in_utc(me.user_id):
+            # 10:00 UTC, which far from UTC is another day: the time shown (on the reader's clock), and why.
+            said = f"Noted! I'll greet you {discord.utils.format_dt(at, 'f')}, and every year after.{_READ_IN_UTC}"
+        elif why_not is None:
             said = f"Noted! I'll greet you {discord.utils.format_dt(at, 'D')}, and every year after."
         else:
             said = f"Noted, I'll remember your birthday. {_NO_GREETING[why_not]}"
@@ -134,7 +141,7 @@ class Reminders(commands.Cog):
         )
         said = f"⏰ I'll remind you {_when(reminder)}: {discord.utils.escape_mentions(reminder.what)}"
         if reminder.read_in_utc:
-            said += "\n(I read that time in UTC. Not your time zone? Set yours with /timezone set.)"
+            said += _READ_IN_UTC
         await interaction.response.send_message(said, ephemeral=True)
 
     @app_commands.command(name="reminders", description="Your reminders: see them and cancel any")
