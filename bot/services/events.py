@@ -336,12 +336,19 @@ class EventService:
             later = max(quiet_hours_end(now, person.tz, *window) for window in windows)
             await self._mark(lambda events: events.postpone(event, at=later))
             return "postponed"
-        local_midnight = local_to_utc(datetime.combine(to_local(now, person.tz).date(), time(0)), person.tz)
+        today = to_local(now, person.tz).date()
+        local_midnight = local_to_utc(datetime.combine(today, time(0)), person.tz)
         async with self.database.session() as session:
-            sent = await EventRepository(session).sent_today(
-                event.user_id, since=local_midnight, unsolicited_types=UNSOLICITED
-            )
-        if sent >= self.config.daily_cap:
+            events = EventRepository(session)
+            sent = await events.sent_today(event.user_id, since=local_midnight, unsolicited_types=UNSOLICITED)
+            room = self.config.daily_cap - sent
+            if room > 0 and event.event_type == "follow_up" and event.due_at < event.trigger_at:
+                # Held back from its own time already, it can wait a day more: it leaves the day's last places to
+                # the birthday greetings due later today, which would otherwise come a day late.
+                next_midnight = local_to_utc(datetime.combine(today + timedelta(days=1), time(0)), person.tz)
+                greetings = await events.pending(event.user_id, event_type="birthday")
+                room -= sum(1 for greeting in greetings if greeting.trigger_at < next_midnight)
+        if room <= 0:
             tomorrow = local_to_utc(
                 datetime.combine(to_local(now, person.tz).date() + timedelta(days=1), time(10)), person.tz
             )

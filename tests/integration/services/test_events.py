@@ -364,17 +364,46 @@ async def test_a_greeting_held_back_by_the_cap_goes_before_a_follow_up_held_back
     assert notifier.sent[-1][2] == "How was the trip?"
 
 
-async def test_a_greeting_held_back_day_after_day_is_dropped_once_three_days_late(db: Database, llm: FakeLLM) -> None:
-    """Ana has one unsolicited message a day, and her server keeps quiet from 17:00 to 09:00: each evening's
-    follow-up waits for 09:00 and takes the day's message, and her greeting at 10:00 waits for the next day, and
-    the next. Once it is more than three days late it is dropped, not sent as a birthday five days gone."""
+async def test_a_follow_up_held_back_from_the_day_before_leaves_the_days_last_place_to_the_greeting(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ana has one unsolicited message a day, and her server keeps quiet from 17:00 to 09:00. The follow-up asked
+    there the evening before her birthday waits for 09:00 on the day; her greeting is due at 10:00. The follow-up,
+    a day late already, does not take the day's one place from the greeting due that day (which would come a day
+    late, belated): it waits for the next day, and the greeting comes on her birthday."""
     user = await ana(db)
     async with db.session() as session:
         guild = (await GuildRepository(session).upsert(discord_id=901, name="Early Birds")).id
         await GuildRepository(session).update_settings(guild, {"quiet_hours": {"start": "17:00", "end": "09:00"}})
+    evening = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    await add(db, user, "follow_up", evening, "exam", guild_id=guild, context={"question": "How was the exam?"})
+    clock = Clock(NOW)
+    assert await ReminderService(db, clock=clock).set_birthday(user, 11, 24) == datetime(
+        2026, 11, 24, 10, 0, tzinfo=UTC
+    )
+    llm.default = Fail(503)  # the plain wordings
+    notifier = RecordingNotifier()
+    events = service(db, llm, notifier, clock, daily_cap=1)
+    clock.now = evening
+    assert await events.tick() == {"postponed": 1}  # quiet hours, to 09:00
+    clock.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert await events.tick() == {"postponed": 1}  # the greeting due at 10:00 takes the day's place
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert await events.tick() == {"sent": 1}
+    assert [text for _, _, text in notifier.sent] == ["Happy birthday, Ana! 🎂"]
+    clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    assert await events.tick() == {"sent": 1}
+    assert notifier.sent[-1][2] == "How was the exam?"
+
+
+async def test_a_greeting_held_back_day_after_day_is_dropped_once_three_days_late(db: Database, llm: FakeLLM) -> None:
+    """Ana has one unsolicited message a day, and each morning at 09:00 a follow-up takes it: her greeting at 10:00
+    waits for the next day, and the next. Once it is more than three days late it is dropped, not sent as a
+    birthday five days gone."""
+    user = await ana(db)
     for day in range(23, 28):
-        at = datetime(2026, 11, day, 18, 0, tzinfo=UTC)
-        await add(db, user, "follow_up", at, f"plan {day}", guild_id=guild, context={"question": f"Plan {day}?"})
+        at = datetime(2026, 11, day, 9, 0, tzinfo=UTC)
+        await add(db, user, "follow_up", at, f"plan {day}", context={"question": f"Plan {day}?"})
     clock = Clock(NOW)
     await ReminderService(db, clock=clock).set_birthday(user, 11, 24)
     llm.default = Fail(503)  # the plain wordings
