@@ -188,6 +188,10 @@ async def _db(settings: "Settings", args: argparse.Namespace) -> int:
         head = migrations.head_revision()
         print(f"current: none\nhead:    {head}\nno database yet: the first start makes it ({to_come})")
         return 1
+    if args.db_command == "downgrade" and to_come is not None:  # nothing to go back from: nothing made either
+        migrations.check_downgrade_of_nothing(args.revision)
+        print(f"no database yet: nothing to downgrade (the first start makes {to_come})")
+        return 0
     # Not under a running bot on its SQLite file: a downgrade takes its tables away, an upgrade changes them (and
     # holds the file while it rebuilds one). Beside another migrating command, it waits for that one.
     migrating = args.db_command != "current"
@@ -248,8 +252,8 @@ async def _memory(settings: "Settings", args: argparse.Namespace) -> int:
     from bot.llm.embeddings import configured_vectors
     from bot.services.reembed import describe_mismatch
 
-    if args.memory_command == "status" and sqlite_file_to_come(settings.database) is not None:
-        print(_NO_MEMORIES_YET)  # and the file, and its folder, are the first start's to make
+    if sqlite_file_to_come(settings.database) is not None:  # nothing to count or re-embed
+        print(_NO_MEMORIES_YET)  # and the file, its folder and its lock are the first start's to make
         return 0
     # Not beside a running bot on its SQLite file: it recalls, and its embedding worker embeds, with the model it
     # started with, which may not be this one (EMBEDDING_MODEL changed, the bot not restarted yet): it would find

@@ -182,6 +182,29 @@ def test_db_current_on_a_fresh_install_writes_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [], "no folder, no file"
 
 
+def test_reembed_and_downgrade_on_a_fresh_install_write_nothing(tmp_path: Path) -> None:
+    """Nothing to re-embed and nothing to go back from: like `db current` and `memory status`, neither command makes
+    the folder, the database file or its lock, and each says why in one line; a downgrade to a revision the (absent)
+    database has not reached is refused as on an empty one, and an unknown revision still names those there are."""
+    reembed = hearth("memory", "reembed", cwd=tmp_path)
+    assert (reembed.returncode, reembed.stderr) == (0, ""), reembed.stderr
+    assert reembed.stdout == "no memories yet: the first start makes the schema\n"
+
+    to_base = hearth("db", "downgrade", "base", cwd=tmp_path)
+    assert (to_base.returncode, to_base.stderr) == (0, ""), to_base.stderr
+    assert to_base.stdout == "no database yet: nothing to downgrade (the first start makes data/hearth.db)\n"
+
+    to_revision = hearth("db", "downgrade", "0001", cwd=tmp_path)
+    assert to_revision.returncode == 3, to_revision.stderr
+    assert to_revision.stderr == (
+        "hearth: the database is at base (empty), before 0001: `db downgrade` only moves back; "
+        "to go forward, run `python -m bot db upgrade 0001`\n"
+    )
+    unknown = hearth("db", "downgrade", "bogus", cwd=tmp_path)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("hearth: there is no revision 'bogus'"), unknown.stderr
+    assert list(tmp_path.iterdir()) == [], "no folder, no file, no lock"
+
+
 def test_an_installed_hearth_migrates_from_any_folder(tmp_path: Path) -> None:
     """Installed from its wheel (not run from a checkout), Hearth still finds its migrations."""
     source, wheels, site, elsewhere = (tmp_path / name for name in ("source", "wheels", "site", "elsewhere"))

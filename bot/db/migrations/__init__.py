@@ -95,6 +95,10 @@ def _checked(script: ScriptDirectory, connection: Connection, revision: str, *, 
         return
     target = _resolve(script, revision)
     current, reached = _database_revision(script, connection)
+    _refuse_wrong_way(target, current, reached, forward=forward)
+
+
+def _refuse_wrong_way(target: str | None, current: str | None, reached: set[str], *, forward: bool) -> None:
     if target is None or target == current:
         return
     if forward and target in reached:
@@ -107,6 +111,15 @@ def _checked(script: ScriptDirectory, connection: Connection, revision: str, *, 
             f"the database is at {current or 'base (empty)'}, before {target}: `db downgrade` only moves back; "
             f"to go forward, run `python -m bot db upgrade {target}`"
         )
+
+
+def check_downgrade_of_nothing(revision: str) -> None:
+    """Refuse, as :func:`downgrade` would on a database without a schema yet, a ``downgrade`` to ``revision`` where
+    there is no database at all (a SQLite file not made yet), without making one: nothing to do for ``base``."""
+    script = ScriptDirectory.from_config(alembic_config(embedding_dimension=0))
+    if _RELATIVE.search(revision):
+        raise SchemaError(f"the database is at base (empty): there is nothing to go back from to {revision}")
+    _refuse_wrong_way(_resolve(script, revision), None, set(), forward=False)
 
 
 def _run_alembic(config: Config, connection: Connection, revision: str, *, forward: bool) -> None:
