@@ -21,9 +21,15 @@ def _memories(count: int) -> str:
     return f"{count:,} {'memory' if count == 1 else 'memories'}"
 
 
-def describe_mismatch(counts: dict[str | None, int], model_name: str) -> str | None:
-    """One sentence for an operator about the memories another model embedded; None when there are none (those
-    without a vector yet wait for the embedding worker)."""
+# Beside a bot on its SQLite file the command is refused (bot/db/sole_process.py): the bot re-embeds from Discord.
+_BESIDE_A_SQLITE_BOT = f"`/owner memory reembed` in Discord (or, with Hearth stopped, `{REEMBED_COMMAND}`)"
+
+
+def describe_mismatch(
+    counts: dict[str | None, int], model_name: str, *, how: str = f"`{REEMBED_COMMAND}`"
+) -> str | None:
+    """One sentence for an operator about the memories another model embedded, ending in ``how`` to re-embed them;
+    None when there are none (those without a vector yet wait for the embedding worker)."""
     others = sorted(
         ((model, count) for model, count in counts.items() if model not in (model_name, None) and count > 0),
         key=lambda pair: (-pair[1], pair[0] or ""),
@@ -32,7 +38,7 @@ def describe_mismatch(counts: dict[str | None, int], model_name: str) -> str | N
         return None
     total = sum(count for _, count in others)
     them = "it" if total == 1 else "them"
-    advice = f"recall ignores {them} until you run `{REEMBED_COMMAND}`."
+    advice = f"recall ignores {them} until you run {how}."
     if len(others) == 1:
         model, count = others[0]
         verb = "was" if count == 1 else "were"
@@ -46,6 +52,8 @@ async def embedding_model_mismatch(database: Database, model_name: str) -> str |
     """The start-up warning when some memories were not embedded by ``model_name``; None when all were."""
     async with database.session() as session:
         counts = await MemoryRepository(session).models_in_use()
+    if database.backend == "sqlite":
+        return describe_mismatch(counts, model_name, how=_BESIDE_A_SQLITE_BOT)
     return describe_mismatch(counts, model_name)
 
 

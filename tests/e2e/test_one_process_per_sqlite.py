@@ -271,6 +271,44 @@ async def test_a_reembed_beside_a_running_bot_on_its_sqlite_file_is_refused_and_
         await database.dispose()
 
 
+async def test_the_start_up_warning_of_memories_from_another_model_names_what_works_beside_the_bot(
+    sqlite_template: Path, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """The operator changed EMBEDDING_MODEL and restarted the bot: its warning about the memories the old model
+    embedded names the way to re-embed them that works while it runs on its SQLite file, `/owner memory reembed`,
+    and the command line only with the bot stopped, for beside it that command is refused."""
+    path = tmp_path / "hearth.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    made = [
+        NewMemory(kind="message", content=f"memory {i} about the harbour", scope="global", created_at=datetime.now(UTC))
+        for i in range(2)
+    ]
+    vectors = np.ones((2, EMBEDDING_DIMENSION), np.float32) / np.sqrt(EMBEDDING_DIMENSION)
+    async with database.session() as session:
+        await MemoryRepository(session).add_many(made, vectors, "old-embedding")
+    log = tmp_path / "bot" / "bot.log"
+    log.parent.mkdir()
+    try:
+        async with FakeDiscord() as discord:
+            environment = bot_environment(discord, database, llm)
+            async with bot_process(environment, log) as bot:
+                await logged(log, "connected as")
+                warning = next(line for line in log.read_text().splitlines() if "were embedded with" in line)
+                assert warning.endswith(
+                    "2 memories were embedded with 'old-embedding' (not the configured 'fake-embedding'): recall "
+                    "ignores them until you run `/owner memory reembed` in Discord (or, with Hearth stopped, "
+                    "`python -m bot memory reembed`)."
+                ), warning
+                status, _, err = await hearth_beside(environment, tmp_path, "memory", "reembed")
+                assert_refused_for(bot, path, status, err)
+                bot.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(60):
+                    assert await bot.wait() == 0, log.read_text(errors="replace")
+    finally:
+        await database.dispose()
+
+
 async def test_a_reembed_while_a_db_upgrade_migrates_the_sqlite_file_waits_for_it(llm: FakeLLM, tmp_path: Path) -> None:
     """An upgrade holding the file's write lock longer than SQLite waits (10 s, as over a big table): the re-embed
     started meanwhile says it waits, and does its work once the upgrade is done, not "database is locked"."""

@@ -111,12 +111,19 @@ async def test_no_memories_or_all_from_the_configured_model_is_no_warning(db: Da
     assert await embedding_model_mismatch(db, NEW) is None
 
 
+# How the warning of a running bot says to re-embed: on its SQLite file the command line is refused beside it.
+HOW = {
+    "sqlite": "`/owner memory reembed` in Discord (or, with Hearth stopped, `python -m bot memory reembed`)",
+    "postgresql": "`python -m bot memory reembed`",
+}
+
+
 async def test_the_warning_names_the_count_both_models_and_the_command(db: Database) -> None:
     await store(db, memories(1_234), OLD)
     await store(db, memories(2), NEW)
     assert await embedding_model_mismatch(db, NEW) == (
         "1,234 memories were embedded with 'fake-old' (not the configured 'fake-new'): "
-        "recall ignores them until you run `python -m bot memory reembed`."
+        f"recall ignores them until you run {HOW[db.backend]}."
     )
 
 
@@ -128,7 +135,7 @@ async def test_the_warning_breaks_down_several_models(db: Database) -> None:
     assert await embedding_model_mismatch(db, NEW) == (
         "6 memories have no vector from the configured 'fake-new' "
         "(5 embedded with 'fake-old', 1 embedded with 'fake-older'): "
-        "recall ignores them until you run `python -m bot memory reembed`."
+        f"recall ignores them until you run {HOW[db.backend]}."
     )
 
 
