@@ -412,6 +412,18 @@ async def _command(args: argparse.Namespace) -> int:
         return await _doctor(args.env_file)
     settings = _settings(args.env_file)
     await asyncio.sleep(0)  # a Ctrl-C while the settings loaded stops here, before anything is done with them
+    try:
+        return await _with_settings(settings, args)
+    except Exception as exc:
+        from bot.db.engine import damaged_sqlite
+
+        damaged = damaged_sqlite(settings.database, exc)  # found by a query past the first check of the file
+        if damaged is None:
+            raise
+        raise damaged from exc
+
+
+async def _with_settings(settings: "Settings", args: argparse.Namespace) -> int:
     if args.command == "run":
         return await _run(settings, sync_commands=args.sync_commands)
     if args.command == "chat":

@@ -231,17 +231,41 @@ def describe_failure(url: URL, exc: BaseException) -> str:
     code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
     if path is not None and code in _SQLITE_NO_WRITE:
         reason += _unwritable(path)
-    elif path is not None and code in _SQLITE_DAMAGED:
+    elif path is not None and code == _SQLITE_CORRUPT:
+        reason += _damaged(path)
+    elif path is not None and code == _SQLITE_NOTADB:
         # SQLite would replay a journal left beside the file into whatever takes its place.
         reason += (
-            f" ({path} {_SQLITE_DAMAGED[code]}): move it away (with {path}-wal and {path}-shm, if there), then put a "
+            f" ({path} is not a SQLite database): move it away (with {path}-wal and {path}-shm, if there), then put a "
             "backup in its place or let the next start make a new one"
         )
     return f"cannot use the database at {where}: {reason}"
 
 
 _SQLITE_NO_WRITE = (3, 8, 14)  # SQLite's primary result codes PERM, READONLY and CANTOPEN
-_SQLITE_DAMAGED = {11: "is damaged", 26: "is not a SQLite database"}  # CORRUPT, NOTADB
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _damaged(path: Path) -> str:
+    """What to do with a SQLite file whose pages are damaged: most of it can often still be read (``.recover``, from
+    the file with its journal beside it, which SQLite would replay into whatever took its place), else a backup."""
+    recovered = path.with_name("recovered.db")
+    return (
+        f" ({path} is damaged): save what can still be read with `sqlite3 {path} .recover | sqlite3 {recovered}`, "
+        f"then move it away (with {path}-wal and {path}-shm, if there) and put the recovered file, or the latest "
+        "backup (`/owner backup` writes them into BACKUP_DIR), in its place"
+    )
+
+
+def damaged_sqlite(url: URL, exc: BaseException) -> DatabaseUnavailable | None:
+    """A query that failed on a SQLite file that is damaged, or no database (SQLite opens such a file, and says so
+    only when a statement reads the pages in question), as the one line saying which file and what to do; None for
+    any other failure."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
+    if sqlite_file(url) is None or code not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return None
+    return DatabaseUnavailable(describe_failure(url, exc))
 
 
 def _open_sqlite(url: URL) -> None:

@@ -454,6 +454,13 @@ async def test_memory_status_on_a_fresh_install_says_there_are_none_yet(
     ), behind.stderr
 
 
+DAMAGED_ADVICE = (
+    "save what can still be read with `sqlite3 data/hearth.db .recover | sqlite3 data/recovered.db`, then move it "
+    "away (with data/hearth.db-wal and data/hearth.db-shm, if there) and put the recovered file, or the latest backup "
+    "(`/owner backup` writes them into BACKUP_DIR), in its place"
+)
+
+
 def damage_sqlite_file(folder: Path, damage: str) -> None:
     """Where ``folder``'s default SQLite file goes: a text file (``not a database``), or a database whose schema
     page is overwritten past the header (``malformed``)."""
@@ -476,21 +483,26 @@ async def test_a_sqlite_file_that_is_no_database_or_damaged_says_what_to_do(
     was overwritten: the start and each command name the file and say to move it away, with its journal, and put a
     backup in its place."""
     damage_sqlite_file(tmp_path, damage)
-    reason = {
-        "not a database": "file is not a database (data/hearth.db is not a SQLite database)",
-        "malformed": "database disk image is malformed (data/hearth.db is damaged)",
+    what = {
+        "not a database": "file is not a database (data/hearth.db is not a SQLite database): move it away (with "
+        "data/hearth.db-wal and data/hearth.db-shm, if there), then put a backup in its place or let the next start "
+        "make a new one",
+        "malformed": f"database disk image is malformed (data/hearth.db is damaged): {DAMAGED_ADVICE}",
     }[damage]
-    advice = (
-        "move it away (with data/hearth.db-wal and data/hearth.db-shm, if there), then put a backup in its place or "
-        "let the next start make a new one"
-    )
-    line = f"hearth: cannot use the database at sqlite+aiosqlite:///./data/hearth.db: {reason}: {advice}\n"
+    line = f"hearth: cannot use the database at sqlite+aiosqlite:///./data/hearth.db: {what}\n"
     for command in (("db", "current"), ("db", "upgrade"), ("memory", "status")):
         result = hearth(*command, cwd=tmp_path)
         assert (result.returncode, result.stderr) == (3, line), result.stderr
     doctor = hearth("doctor", cwd=tmp_path)
     assert f"FAIL  database       {line.removeprefix('hearth: ')}" in doctor.stdout, doctor.stdout
 
+    status, err = await run_against_fake_discord(tmp_path, llm)
+    assert status == 3, err
+    assert err.splitlines()[-1] == line.rstrip(), err
+
+
+async def run_against_fake_discord(folder: Path, llm: FakeLLM) -> tuple[int, str]:
+    """`run` in ``folder`` against a fake Discord and ``llm``, nothing typed, until it exits: its status and stderr."""
     environment = cli_environment()
     async with FakeDiscord() as discord:
         environment |= {
@@ -502,12 +514,51 @@ async def test_a_sqlite_file_that_is_no_database_or_damaged_says_what_to_do(
         }
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "tests.support.launcher", "run"),
-            cwd=tmp_path,
+            cwd=folder,
             env=environment,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         _, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 3, err.decode()
-    assert err.decode().splitlines()[-1] == line.rstrip(), err.decode()
+    assert process.returncode is not None
+    return process.returncode, err.decode(errors="replace")
+
+
+def damage_sqlite_pages(folder: Path, *tables: str) -> None:
+    """``folder``'s default SQLite file, migrated, with the first page of each of ``tables`` overwritten with garbage
+    (a disk or a copy gone wrong): the file opens, its header and schema read, but a query of those tables fails
+    with "database disk image is malformed"."""
+    assert hearth("db", "upgrade", cwd=folder).returncode == 0
+    path = folder / "data" / "hearth.db"
+    with sqlite3.connect(path) as connection:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        marks = ", ".join("?" * len(tables))
+        pages = [
+            row[0] for row in connection.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({marks})", tables)
+        ]
+    connection.close()
+    assert len(pages) == len(tables)
+    with path.open("r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * page_size)
+            file.write(b"\xa5" * page_size)
+
+
+async def test_a_sqlite_file_damaged_past_its_first_page_names_it_and_what_to_do(tmp_path: Path, llm: FakeLLM) -> None:
+    """Pages in the middle of the file overwritten: SQLite opens it and `SELECT 1` works, but reading the schema's
+    revision or the personas fails. The start and each command say so in one line that names the file and how to
+    get the data back, not SQLite's bare error."""
+    damage_sqlite_pages(tmp_path, "alembic_version", "personas")
+    line = (
+        "hearth: cannot use the database at sqlite+aiosqlite:///./data/hearth.db: database disk image is malformed "
+        f"(data/hearth.db is damaged): {DAMAGED_ADVICE}\n"
+    )
+    for command in (("db", "current"), ("db", "upgrade"), ("memory", "status")):
+        result = hearth(*command, cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (3, line), (command, result.stderr)
+
+    status, err = await run_against_fake_discord(tmp_path, llm)
+    assert status == 3, err
+    assert err.splitlines()[-1] == line.rstrip(), err
+    assert "Traceback" not in err, err
