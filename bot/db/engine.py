@@ -257,6 +257,13 @@ def _damaged(path: Path) -> str:
     )
 
 
+def describe_sqlite_damage(url: URL, finding: str) -> str:
+    """The line for a SQLite file in which ``quick_check`` found ``finding``, as for a query that failed on it."""
+    path = sqlite_file(url)
+    advice = _damaged(path) if path is not None else ""
+    return f"cannot use the database at {url.render_as_string(hide_password=True)}: quick_check found {finding}{advice}"
+
+
 def damaged_sqlite(url: URL, exc: BaseException) -> DatabaseUnavailable | None:
     """A query that failed on a SQLite file that is damaged, or no database (SQLite opens such a file, and says so
     only when a statement reads the pages in question), as the one line saying which file and what to do; None for

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 import openai
 
 from bot.db import migrations
-from bot.db.engine import Database, sqlite_file_to_come
+from bot.db.engine import DATABASE_FAULTS, Database, damaged_sqlite, describe_sqlite_damage, sqlite_file_to_come
 from bot.db.repositories.system import SystemRepository
 from bot.db.urls import make_url
 from bot.errors import DatabaseUnavailable, HearthError, describe_connection_error
@@ -54,8 +54,8 @@ async def _discord_token(settings: Settings, check_token: TokenProbe | None) -> 
     return Check("discord token", "fail", f"set, but Discord is unreachable: {result.detail}")
 
 
-def _unusable(exc: HearthError) -> list[Check]:
-    skipped = [Check(name, "skip", "database unreachable") for name in ("schema", "pgvector")]
+def _unusable(exc: HearthError, why: str = "database unreachable") -> list[Check]:
+    skipped = [Check(name, "skip", why) for name in ("schema", "pgvector")]
     return [Check("database", "fail", str(exc)), *skipped]
 
 
@@ -99,13 +99,23 @@ async def _database_checks(settings: Settings) -> list[Check]:
             await database.check()
         except HearthError as exc:
             return _unusable(exc)
-        async with database.session() as session:
-            version = await SystemRepository(session).server_version()
-            vector = await SystemRepository(session).extension_version("vector")
-            available = await SystemRepository(session).extension_available("vector")
+        try:
+            async with database.session() as session:
+                damage = await SystemRepository(session).sqlite_damage()  # SELECT 1 reads none of the tables
+                version = await SystemRepository(session).server_version()
+                vector = await SystemRepository(session).extension_version("vector")
+                available = await SystemRepository(session).extension_available("vector")
+            current = await migrations.current_revision(database)
+        except DATABASE_FAULTS as exc:
+            damaged = damaged_sqlite(database.url, exc)
+            if damaged is None:
+                raise
+            return _unusable(damaged, "database damaged")
+        if damage is not None:
+            return _unusable(DatabaseUnavailable(describe_sqlite_damage(database.url, damage)), "database damaged")
         checks = [Check("database", "ok", f"{database.url.render_as_string(hide_password=True)} ({version})")]
 
-        current, head = await migrations.current_revision(database), migrations.head_revision()
+        head = migrations.head_revision()
         checks.append(await _schema(database, settings, current, head))
 
         if database.backend != "postgresql":

@@ -562,3 +562,21 @@ async def test_a_sqlite_file_damaged_past_its_first_page_names_it_and_what_to_do
     assert status == 3, err
     assert err.splitlines()[-1] == line.rstrip(), err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("tables", [("personas", "memories"), ("alembic_version",)])
+def test_doctor_finds_a_sqlite_file_damaged_past_its_first_page(tmp_path: Path, tables: tuple[str, ...]) -> None:
+    """`SELECT 1` reads none of the damaged pages: doctor has SQLite read them all (quick_check), and says which file
+    is damaged and what to do, as the start would once it read them, rather than that all is well (or, where its
+    own look at the schema's revision failed, a bare error without its table)."""
+    damage_sqlite_pages(tmp_path, *tables)
+    doctor = hearth("doctor", cwd=tmp_path)
+    assert doctor.returncode == 1 and doctor.stderr == "", doctor.stderr
+    rows = doctor.stdout.splitlines()
+    database = next(row for row in rows if " database " in row)
+    prefix = "FAIL  database       cannot use the database at sqlite+aiosqlite:///./data/hearth.db: "
+    assert database.startswith(prefix), doctor.stdout
+    found = "quick_check found Page " if tables != ("alembic_version",) else "database disk image is malformed"
+    assert found in database, database
+    assert database.endswith(f"(data/hearth.db is damaged): {DAMAGED_ADVICE}"), database
+    assert "--    schema         database damaged" in rows, doctor.stdout
