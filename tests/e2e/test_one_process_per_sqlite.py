@@ -229,6 +229,20 @@ async def test_migrating_commands_beside_a_running_bot_on_its_sqlite_file_are_re
         await database.dispose()
 
 
+async def with_memories(template: Path, path: Path, count: int, model: str) -> Database:
+    """A migrated SQLite file at ``path`` holding ``count`` memories embedded by ``model``, opened."""
+    shutil.copyfile(template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    made = [
+        NewMemory(kind="message", content=f"memory {i} about the harbour", scope="global", created_at=datetime.now(UTC))
+        for i in range(count)
+    ]
+    vectors = np.ones((count, EMBEDDING_DIMENSION), np.float32) / np.sqrt(EMBEDDING_DIMENSION)
+    async with database.session() as session:
+        await MemoryRepository(session).add_many(made, vectors, model)
+    return database
+
+
 async def test_a_reembed_beside_a_running_bot_on_its_sqlite_file_is_refused_and_works_once_it_stopped(
     sqlite_template: Path, llm: FakeLLM, tmp_path: Path
 ) -> None:
@@ -237,15 +251,7 @@ async def test_a_reembed_beside_a_running_bot_on_its_sqlite_file_is_refused_and_
     nothing until it restarts), and its embedding worker would go on giving new memories vectors of that model. The
     command is refused, naming the bot's process, and every vector stays; once the bot is stopped it works."""
     path = tmp_path / "hearth.db"
-    shutil.copyfile(sqlite_template, path)
-    database = Database(f"sqlite+aiosqlite:///{path}")
-    made = [
-        NewMemory(kind="message", content=f"memory {i} about the harbour", scope="global", created_at=datetime.now(UTC))
-        for i in range(3)
-    ]
-    vectors = np.ones((3, EMBEDDING_DIMENSION), np.float32) / np.sqrt(EMBEDDING_DIMENSION)
-    async with database.session() as session:
-        await MemoryRepository(session).add_many(made, vectors, "fake-embedding")  # the running bot's model
+    database = await with_memories(sqlite_template, path, 3, "fake-embedding")  # the running bot's model
     log = tmp_path / "bot" / "bot.log"
     log.parent.mkdir()
     try:
@@ -278,15 +284,7 @@ async def test_the_start_up_warning_of_memories_from_another_model_names_what_wo
     embedded names the way to re-embed them that works while it runs on its SQLite file, `/owner memory reembed`,
     and the command line only with the bot stopped, for beside it that command is refused."""
     path = tmp_path / "hearth.db"
-    shutil.copyfile(sqlite_template, path)
-    database = Database(f"sqlite+aiosqlite:///{path}")
-    made = [
-        NewMemory(kind="message", content=f"memory {i} about the harbour", scope="global", created_at=datetime.now(UTC))
-        for i in range(2)
-    ]
-    vectors = np.ones((2, EMBEDDING_DIMENSION), np.float32) / np.sqrt(EMBEDDING_DIMENSION)
-    async with database.session() as session:
-        await MemoryRepository(session).add_many(made, vectors, "old-embedding")
+    database = await with_memories(sqlite_template, path, 2, "old-embedding")
     log = tmp_path / "bot" / "bot.log"
     log.parent.mkdir()
     try:
