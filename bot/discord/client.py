@@ -343,10 +343,15 @@ class HearthBot(commands.AutoShardedBot):
         was said in that server."""
         try:
             with self.replying.track():  # a stop lets it finish its turn, like any reply in flight
-                target_for = functools.partial(self._reply_target, members={}, guild_id=guild_id)
-                answered = await self.services.conversation.catch_up(
-                    within, target_for, thread_parent=self._thread_parent
-                )
+                handed_out: list[ChannelReply] = []
+                target_for = functools.partial(self._reply_target, members={}, guild_id=guild_id, handed_out=handed_out)
+                try:
+                    answered = await self.services.conversation.catch_up(
+                        within, target_for, thread_parent=self._thread_parent
+                    )
+                except asyncio.CancelledError:  # a stop ran out of time: nothing left half-written, as live
+                    await asyncio.gather(*(target.cut_short() for target in handed_out))
+                    raise
             self.services.metrics.caught_up(answered)
         except Exception:
             log.exception("could not catch up on messages that arrived while Hearth was stopped")
@@ -459,6 +464,7 @@ class HearthBot(commands.AutoShardedBot):
         *,
         members: dict[tuple[int, int], bool] | None = None,
         guild_id: int | None = None,
+        handed_out: list[ChannelReply] | None = None,
     ) -> Reached | None:
         """A stored message as it reads now (see :meth:`_follow_edit`) and where to answer it, or None when this
         process cannot reach its channel (another shard's guild; DMs belong to shard 0), or the message was
@@ -468,7 +474,9 @@ class HearthBot(commands.AutoShardedBot):
         while it was stopped. ``members``: who is still in which server, as found so far (see :meth:`_left`). None,
         too, for a message that came as Hearth connected, which the chat cog answers (see :meth:`taken_live`), for one
         in a server Discord lists as unavailable (an outage: caught up on once it is back, see
-        :meth:`on_guild_available`), and, given ``guild_id``, for one of any other place than that server."""
+        :meth:`on_guild_available`), and, given ``guild_id``, for one of any other place than that server.
+        ``handed_out``: the targets made are added to it (a stop cutting the catch-up short takes down what they
+        show)."""
         if incoming.message_id in self._taken_live:
             return None
         place = incoming.place
@@ -549,7 +557,10 @@ class HearthBot(commands.AutoShardedBot):
             )
             return Reached(incoming, None)
         characters = functools.partial(CharacterReply, channel, self.webhooks)
-        return Reached(incoming, ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters))
+        target = ChannelReply(channel, place.channel_id, incoming.message_id, reply_view, characters)
+        if handed_out is not None:
+            handed_out.append(target)
+        return Reached(incoming, target)
 
     async def _archived_thread(self, channel_id: int) -> discord.Thread | None:
         """The thread ``channel_id`` of a guild this process serves, archived while Hearth was stopped (Discord

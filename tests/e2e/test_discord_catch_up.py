@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.db.engine import Database
 from bot.db.models import Message
-from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
 from tests.fakes.discord.payloads import JSON
 from tests.fakes.llm_server import FakeLLM, Reply, Stall
 from tests.support.bot import running_bot
@@ -885,3 +885,39 @@ async def test_a_channel_deleted_while_its_catch_up_is_answered_ends_the_turns_w
         assert await session.scalar(select(Message.id).where(Message.awaiting_reply)) is None
     hearths = [r for r in caplog.records if r.name.startswith("bot.")]
     assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_a_catch_up_reply_cut_short_by_a_stop_is_taken_down_and_its_messages_wait_for_the_next_start(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ben's and Ana's messages were left unanswered in #general when Hearth stopped. After the restart, Ben's answer
+    is still streaming into its preview when Hearth is told to stop, and told again (the replies still being written
+    are cut short): as a live reply cut short is, the preview is taken off Discord rather than left half-written, and
+    both messages, Ben's and Ana's (whose turn had not come), still await their answer, which the next start gives."""
+    async with FakeDiscord() as discord:
+        ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
+        general = guild.channel("general")
+        await left_unanswered(discord, db, llm, general, guild, author="ben")
+        await left_unanswered(discord, db, llm, general, guild, author="ana")
+        story = " ".join(f"Line {i} of a story." for i in range(40))
+        llm.default = lambda body: Reply(story, chunk_size=4, delay_between_chunks=0.2)
+
+        def previewed(call: RestCall) -> bool:
+            return call.route == "create_message" and call.channel_id == general
+
+        async with running_bot(discord, db, llm) as bot:
+            preview = (await discord.wait_for_request(previewed, timeout=10)).response
+            bot.stop()
+            await bot.stop()  # asked again: the reply still being written is cut short
+        assert isinstance(preview, dict) and preview["content"] != story, "it showed part of the story"
+        assert int(preview["id"]) in discord.deleted_message_ids, "the unfinished preview was taken down"
+        assert discord.sent_messages(general) == []
+        async with db.session() as session:
+            waiting = (await session.scalars(select(Message.content).where(Message.awaiting_reply))).all()
+        assert sorted(waiting) == ["@Hearth still there?"] * 2, "both left for the next start"
+
+        llm.default = lambda body: Reply(AWAY if AWAY_NOTE in body["messages"][0]["content"] else "ok")
+        async with running_bot(discord, db, llm) as bot:
+            await bot.caught_up.wait()
+        assert [m["content"] for m in discord.sent_messages(general)] == [AWAY, AWAY], "answered then"

@@ -199,6 +199,13 @@ _SETTLE = (
     .returning(_messages.c.id)
 )
 
+# Its undoing, for a claim whose turn was cut short before its reply (see ConversationRepository.reopen).
+_REOPEN = (
+    update(_messages)
+    .where(_messages.c.id.in_(bindparam("ids", expanding=True)), _messages.c.role == "user")
+    .values(awaiting_reply=True)
+)
+
 
 class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -373,6 +380,12 @@ class ConversationRepository:
             return []
         result = await execute_plain(self.session, _SETTLE, {"ids": list(message_ids)})
         return sorted(result.scalars().all())
+
+    async def reopen(self, message_ids: Sequence[int]) -> None:
+        """Mark users' messages as awaiting a reply again: claimed (see :meth:`settle`), their turn was cut short
+        before it was answered, and the next catch-up is to answer them."""
+        if message_ids:
+            await execute_plain(self.session, _REOPEN, {"ids": list(message_ids)})
 
     async def history(
         self, conversation_id: int, *, up_to_id: int, exclude_ids: Sequence[int] = (), limit: int

@@ -2,9 +2,12 @@
 
 Discord does not send a stopped bot what it missed, but every message Hearth would answer was stored first,
 marked as awaiting its reply. Each is claimed in the database before it is answered, so it is answered once,
-across restarts and processes (a crash mid-answer loses that answer rather than repeating it).
+across restarts and processes (a crash mid-answer loses that answer rather than repeating it). A stop that cuts the
+catch-up short leaves the messages of the turn being answered, and of those after it, waiting for the next start, as
+a live reply cut short leaves its message.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -146,44 +149,57 @@ class CatchUp:
             if item[0].message_id in claimed:
                 turns.setdefault((item[0].channel_id, item[0].author_discord_id), []).append(item)
         answered = 0
-        for items in turns.values():
-            row, incoming, target = items[-1]
-            try:
-                batch = [stored_of(item_row, item, changes_seen=seen) for item_row, item, _ in items]
-                async with self.turns.answering(row.channel_id):
-                    if row.channel_id in gone:
-                        log.info("not catching up in channel %s: it was deleted meanwhile", row.channel_id)
-                        continue
-                    # As its messages now read: one may have been edited or deleted while the turn waited.
-                    batch = await self.store.as_stored(batch)
-                    if not batch:
-                        log.info("not catching up on message %s: deleted meanwhile", row.message_id)
-                        continue
-                    # The last message still there is answered, by the cast character it names (as live): not one
-                    # named in a message deleted meanwhile, whom nobody asks any more.
-                    kept = batch[-1].message_row_id
-                    incoming = next(item for item_row, item, _ in items if item_row.message_id == kept)
-                    decision = await self.intake.speaker_of(incoming)
-                    if decision.in_cast:
-                        target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
-                    if incoming.message_id is not None and incoming.message_id != items[-1][1].message_id:
-                        target.reply_to(incoming.message_id)  # the one the reply was to answer is gone
-                    outcome = await self.responder.answer(
-                        incoming,
-                        batch,
-                        decision.persona,
-                        decision.settings,
-                        target,
-                        started=time.perf_counter(),
-                        was_away=True,
-                        host=decision.host,
-                    )
-                    if outcome.status == "gone":  # before the channel is let go: the turns waiting there end too
-                        gone.add(row.channel_id)
-            except Exception:  # one message must not stop the others being answered
-                log.exception("could not catch up on message %s in channel %s", row.message_id, row.channel_id)
-                continue
-            answered += outcome.status == "replied"
+        ahead = list(turns.values())  # the turns not over yet
+        try:
+            while ahead:
+                row = ahead[0][-1][0]
+                try:
+                    answered += await self._turn(ahead[0], gone, seen) == "replied"
+                except Exception:  # one message must not stop the others being answered
+                    log.exception("could not catch up on message %s in channel %s", row.message_id, row.channel_id)
+                del ahead[0]
+        except asyncio.CancelledError:  # a stop cut it short: the turn being answered, and those after, are not over
+            await self.store.reopen([item_row.message_id for items in ahead for item_row, _, _ in items])
+            raise
         if waiting:
             log.info("caught up: %d of %d waiting messages answered in %d turns", len(claimed), waiting, answered)
         return answered
+
+    async def _turn(
+        self, items: list[tuple[AwaitingMessage, IncomingMessage, ReplyTarget]], gone: GoneChannels, seen: int
+    ) -> str | None:
+        """Answer one person's waiting messages in one channel, ``items``; the turn's status, None when it ended
+        without asking (its channel or its messages deleted meanwhile)."""
+        row, incoming, target = items[-1]
+        batch = [stored_of(item_row, item, changes_seen=seen) for item_row, item, _ in items]
+        async with self.turns.answering(row.channel_id):
+            if row.channel_id in gone:
+                log.info("not catching up in channel %s: it was deleted meanwhile", row.channel_id)
+                return None
+            # As its messages now read: one may have been edited or deleted while the turn waited.
+            batch = await self.store.as_stored(batch)
+            if not batch:
+                log.info("not catching up on message %s: deleted meanwhile", row.message_id)
+                return None
+            # The last message still there is answered, by the cast character it names (as live): not one named in a
+            # message deleted meanwhile, whom nobody asks any more.
+            kept = batch[-1].message_row_id
+            incoming = next(item for item_row, item, _ in items if item_row.message_id == kept)
+            decision = await self.intake.speaker_of(incoming)
+            if decision.in_cast:
+                target = target.speaking_as(decision.persona.name, decision.persona.avatar_url)
+            if incoming.message_id is not None and incoming.message_id != items[-1][1].message_id:
+                target.reply_to(incoming.message_id)  # the one the reply was to answer is gone
+            outcome = await self.responder.answer(
+                incoming,
+                batch,
+                decision.persona,
+                decision.settings,
+                target,
+                started=time.perf_counter(),
+                was_away=True,
+                host=decision.host,
+            )
+            if outcome.status == "gone":  # before the channel is let go: the turns waiting there end too
+                gone.add(row.channel_id)
+        return outcome.status

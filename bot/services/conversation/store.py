@@ -369,6 +369,15 @@ class TurnStore:
         async with self.database.session() as session:
             return list(await ConversationRepository(session).settle(list(message_ids)))
 
+    async def reopen(self, message_ids: Sequence[int]) -> None:
+        """Messages claimed by a catch-up whose turn a stop cut short, unanswered: awaiting their reply again, for the
+        next start to give (a database fault is logged: they stay unanswered)."""
+        try:
+            async with self.database.session() as session:
+                await ConversationRepository(session).reopen(list(message_ids))
+        except DATABASE_FAULTS as exc:
+            log.warning("could not leave messages %s for the next catch-up (%s)", list(message_ids), exc)
+
     async def withdraw(self, batch: Sequence[StoredTurn], discord_message_id: int | None) -> None:
         """The Discord message being answered was deleted (Discord refused the reply to it): its stored turn goes,
         with its memory, even where the deletion reached Hearth before the turn was stored; the rest of the batch
