@@ -966,4 +966,10 @@ CREATE INDEX ix_user_facts_retracted_by_message_id ON user_facts (retracted_by_m
 
 UPDATE alembic_version SET version_num='0024' WHERE alembic_version.version_num = '0023';
 
+-- Running upgrade 0024 -> 0025
+
+ALTER TABLE messages ADD COLUMN was_away BOOLEAN DEFAULT false NOT NULL;
+
+UPDATE alembic_version SET version_num='0025' WHERE alembic_version.version_num = '0024';
+
 COMMIT;

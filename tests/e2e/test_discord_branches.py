@@ -20,14 +20,15 @@ from bot.domain.chunking import split_message
 from bot.services.conversation.delivery import CUT_SHORT
 from bot.services.incoming import Place
 from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
-from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply
+from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
 from tests.support.bot import running_bot
-from tests.support.chat import conversation_service, eventually, message
+from tests.support.chat import RecordingReply, conversation_service, eventually, message
 from tests.support.commands import run
 from tests.support.database_faults import failing_statements
 
 JSON = dict[str, Any]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+AWAY_NOTE = "You were away for a while"  # what the prompt says when answering what came while Hearth was stopped
 
 
 @pytest.fixture
@@ -941,3 +942,31 @@ async def test_an_answer_an_outage_stops_showing_leaves_the_one_shown_with_its_b
     assert buttons(still) == ["◀", "2/2", "▶", "🔄"]
     kept = await stored_replies(db)
     assert list(kept) == ["A short story."], "the conversation goes on from the answer shown"
+
+
+async def test_another_answer_to_a_reply_given_after_a_restart_still_says_hearth_was_away(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Ana's message came while Hearth was stopped, and was answered after the restart, the prompt saying Hearth had
+    been away ("sorry, I was away"). 🔄 asks the model again for the same turn: its prompt still says so, for the
+    message still came while Hearth was away, rather than asking for an answer as if it had just been said."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    posted = discord.message_payload(general, ana, f"{discord.bot.mention} still there?")
+    incoming = message("@Hearth still there?", user=ana.id, name="ana", channel=general, guild=guild.id, mention=True)
+    llm.script(Stall(60))  # Hearth stores the message, asks the model… and stops before the answer comes
+    turn = asyncio.create_task(
+        conversation_service(db, llm).handle(replace(incoming, message_id=int(posted["id"])), RecordingReply())
+    )
+    await eventually(lambda: llm.chat_requests)
+    turn.cancel()
+
+    llm.script(Reply("Sorry, I was away! Yes, I'm here."), Reply("I'm back now, and yes, still here."))
+    async with running_bot(discord, db, llm, learning_enabled=False) as bot:
+        await bot.caught_up.wait()
+        [reply] = discord.sent_messages(general)
+        await stored_as_shown_in(db, reply)
+        await press(discord, ana, reply, "regen", predicate=lambda m: "back now" in m["content"])
+    first, again = (request.body["messages"][0]["content"] for request in llm.chat_requests[-2:])
+    assert AWAY_NOTE in first, "the reply after the restart was told Hearth had been away"
+    assert AWAY_NOTE in again, "and so is another answer to it"

@@ -46,6 +46,10 @@ class Message(IdMixin, TimestampMixin, Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     # A user's message Hearth means to answer, until its turn is over: what start-up catches up on.
     awaiting_reply: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    # A reply to messages that came while Hearth was stopped, given by the catch-up after the start: another answer
+    # to it (🔄) is asked for as the first was, Hearth saying it was away. No Python-side default: inserts leave it
+    # out (the database's default), so they work before revision 0025; set apart from the insert (add_message).
+    was_away: Mapped[bool] = mapped_column(Boolean, server_default=false(), nullable=False)
     # A user's message whose images are still to be described for its memory (bot/services/image_describer.py).
     # No Python-side default: inserts leave it out (the database's default), so they work before revision 0017.
     images_pending: Mapped[bool] = mapped_column(Boolean, server_default=false(), nullable=False)

@@ -26,6 +26,7 @@ class SentReply:
     latest: bool  # no reply came after it in its conversation
     parts: tuple[int, ...]  # the Discord messages that show it, in order (the last one carries its buttons)
     answered: tuple[int, ...] = ()  # the people's messages it answered (rows' ids); () when stored before 0023
+    was_away: bool = False  # given by the catch-up, to messages that came while Hearth was stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class AlternativeRepository:
                     Message.created_at,
                     Message.discord_part_ids,
                     Message.answered_ids,
+                    Message.was_away,
                 )
                 .outerjoin(User, User.id == Message.user_id)
                 .where(Message.discord_message_id == discord_message_id, Message.role == "assistant")
@@ -80,6 +82,7 @@ class AlternativeRepository:
             latest=not later,
             parts=tuple(int(part) for part in reply[8] or ()) or (discord_message_id,),
             answered=tuple(int(message_id) for message_id in reply[9] or ()),
+            was_away=reply[10],
         )
 
     async def reshown(self, message_id: int, parts: Sequence[int]) -> None:

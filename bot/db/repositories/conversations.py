@@ -260,11 +260,13 @@ class ConversationRepository:
         latency_ms: int | None = None,
         awaiting_reply: bool = False,
         images_pending: bool = False,
+        was_away: bool = False,
     ) -> int:
         """Insert a turn, count it in its conversation and move its last-message time; return the turn's id.
         ``speaker_name``: the cast character who said a reply (None when Hearth spoke as its persona).
         ``discord_part_ids``: every Discord message showing a reply, in order (kept when there are several).
-        ``answered_ids``: the people's messages (their rows' ids) a reply answers, in order. Raises
+        ``answered_ids``: the people's messages (their rows' ids) a reply answers, in order. ``was_away``: a reply
+        the catch-up gave, to messages that came while Hearth was stopped. Raises
         :class:`AlreadyStored` for a user's message whose Discord message is stored already (nothing changed).
 
         On every reply's path, so the statements are built once (and are one statement on PostgreSQL).
@@ -305,6 +307,8 @@ class ConversationRepository:
             await self.session.execute(
                 update(Message).where(Message.id == message_id).values(speaker_name=speaker_name)
             )
+        if was_away:
+            await self.session.execute(update(Message).where(Message.id == message_id).values(was_away=True))
         if len(discord_part_ids) > 1:
             await self.session.execute(
                 update(Message).where(Message.id == message_id).values(discord_part_ids=list(discord_part_ids))

@@ -2,7 +2,8 @@
 
 Only the person the reply answered may do either, while the reply is the latest in its conversation (a later
 turn was built on it) and younger than ``expiry``. Regenerating asks the model again with the same context:
-the same messages answered, the history before them, memories and what Hearth knows. The answer shown last
+the same messages answered, the history before them, memories and what Hearth knows (and, for a reply given after a
+restart to messages that came while Hearth was stopped, that it was away). The answer shown last
 is the one the conversation continues from: the turn's stored message holds it, so the next prompt's
 history, the learner and summaries read it, and the turn's memory is written anew from it (and embedded
 again). The others stay stored as the turn's alternatives.
@@ -136,6 +137,7 @@ class Branches:
                         decision.settings,
                         target,
                         query=query,
+                        was_away=reply.was_away,  # a catch-up's reply: the messages still came while Hearth was away
                         leave_out=[reply.message_id],
                     )
             except LLMUnavailable as exc:

@@ -220,6 +220,7 @@ class Responder:
             recalled=recalled.memory_ids,
             shown_in=sent,
             speaker=persona.name if host is not None else None,
+            was_away=was_away,
         )
         return TurnOutcome(
             "replied",

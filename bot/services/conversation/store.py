@@ -301,12 +301,14 @@ class TurnStore:
         recalled: Sequence[int],
         shown_in: Sequence[int] = (),
         speaker: str | None = None,
+        was_away: bool = False,
     ) -> None:
         """Store Hearth's reply (and mark the memories it drew on as recalled, and the messages it answers as
         answered), retrying while the database fails as storing a message does (the connections may have dropped
         while the model wrote); a failure past that is logged, never shown: the reply was already delivered.
         ``shown_in``: the Discord messages that show it, in order (its buttons on the last). ``speaker``: the cast
-        character who said it (None: the channel's own persona), kept with the reply and its memory."""
+        character who said it (None: the channel's own persona), kept with the reply and its memory. ``was_away``: the
+        catch-up's reply, to messages that came while Hearth was stopped (another answer to it is asked for so)."""
         last = batch[-1]
         cleaned = clean_text(text)
 
@@ -335,6 +337,7 @@ class TurnStore:
                     discord_part_ids=shown_in,
                     answered_ids=[turn.message_row_id for turn in batch],
                     speaker_name=speaker,
+                    was_away=was_away,
                 )
                 memories = MemoryRepository(session)
                 await self._memory_of(memories, last, incoming.place, message_id, cleaned, speaker, at)
