@@ -5,6 +5,7 @@ They are dynamic items: what a press needs is in the custom_id (``hearth:reply:<
 on, so the buttons keep working after a restart, with no view held in memory.
 """
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -16,6 +17,7 @@ import discord
 from bot.discord.render import (
     DISCORD_FAILURES,
     MODEL_MENTIONS,
+    TAKE_DOWN_S,
     UNKNOWN_MESSAGE,
     edited,
     only_a_glimpse,
@@ -95,6 +97,19 @@ async def _shown_whole(message: discord.Message, outcome: BranchOutcome, branche
     :func:`unless_refused`), a message of it deleted meanwhile :class:`ReplyRemoved`."""
     with unless_refused(message.channel):
         await _edited_whole(message, outcome, branches)
+
+
+async def _put_back_whole(message: discord.Message, requester: int, branches: Branches) -> None:
+    """Another answer to the reply on ``message``, pressed for by ``requester``, was cut short by a stop as it
+    streamed into the reply: the answer it goes on from is shown whole again, best effort and within
+    :data:`TAKE_DOWN_S` (Discord, or the database, may be failing too), where the log says so otherwise."""
+    try:
+        async with asyncio.timeout(TAKE_DOWN_S):
+            before = await branches.shown(message.id, requester, channel_id=message.channel.id)
+            if before.status == "shown":
+                await _shown_whole(message, before, branches)
+    except Exception as exc:  # one line, no traceback: the stop goes on
+        log.warning("could not show reply %s's answer again after another was cut short: %s", message.id, exc)
 
 
 async def _edited_whole(message: discord.Message, outcome: BranchOutcome, branches: Branches) -> None:
@@ -189,7 +204,11 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
         message = interaction.message
         if message is None:
             return
-        branches: Branches = cast("HearthBot", interaction.client).services.conversation.branches
+        bot = cast("HearthBot", interaction.client)
+        task = asyncio.current_task()
+        if task is not None:  # a stop lets the press finish, as it lets a reply being written finish
+            bot.replying.keep(task)
+        branches: Branches = bot.services.conversation.branches
         try:
             await self._press(interaction, message, branches)
         except ReplyRemoved as removed:  # a moderator took (a part of) the reply down meanwhile
@@ -219,9 +238,13 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             await interaction.response.defer()  # the model takes longer than Discord waits for an answer
             channel = message.channel
             parent = channel.parent_id if isinstance(channel, discord.Thread) else None
-            outcome = await branches.regenerate(
-                message.id, interaction.user.id, _EditedReply(_parts(message, refusal)[0]), parent_channel_id=parent
-            )
+            try:
+                outcome = await branches.regenerate(
+                    message.id, interaction.user.id, _EditedReply(_parts(message, refusal)[0]), parent_channel_id=parent
+                )
+            except asyncio.CancelledError:  # a stop ran out of time: the answer before shown again, not half of one
+                await _put_back_whole(message, interaction.user.id, branches)
+                raise
             await self._show(interaction, message, outcome, branches, deferred=True)
         else:
             by = -1 if self.action == "prev" else 1

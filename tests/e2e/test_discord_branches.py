@@ -970,3 +970,29 @@ async def test_another_answer_to_a_reply_given_after_a_restart_still_says_hearth
     first, again = (request.body["messages"][0]["content"] for request in llm.chat_requests[-2:])
     assert AWAY_NOTE in first, "the reply after the restart was told Hearth had been away"
     assert AWAY_NOTE in again, "and so is another answer to it"
+
+
+async def test_another_answer_still_streaming_when_a_stop_runs_out_of_time_leaves_the_answer_before_shown(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], db: Database, llm: FakeLLM
+) -> None:
+    """Ana presses 🔄; the new answer is still streaming into her reply when Hearth is told to stop, and told again
+    (the replies still being written are cut short). As a reply cut short is not left half-written, her reply shows
+    the answer before again, whole and with its buttons, the one the conversation goes on from; nothing of the new
+    one is kept."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    story = " ".join(f"Line {i} of a story." for i in range(40))
+    llm.script(Reply("A lighthouse keeper story."), Reply(story, chunk_size=4, delay_between_chunks=0.2))
+    async with running_bot(discord, db, llm, learning_enabled=False) as bot:
+        reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+        payload = discord.component_payload(ana, reply, "hearth:reply:regen")
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        await discord.wait_for_request(
+            lambda call: call.route == "edit_message" and "Line 0" in str((call.body or {}).get("content"))
+        )
+        bot.stop()
+        await bot.stop()  # asked again: the replies still being written are cut short
+    [shown] = discord.sent_messages(general)
+    assert shown["content"] == "A lighthouse keeper story.", "the answer before is shown again, whole"
+    assert buttons(shown) == ["🔄"]
+    assert await stored_replies(db) == ["A lighthouse keeper story."]

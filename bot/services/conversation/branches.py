@@ -203,6 +203,12 @@ class Branches:
         before = outcome.position if outcome.before is None else outcome.before
         return await self._step(shown_in, requester, before - outcome.position, channel_id, wait=True)
 
+    async def shown(self, shown_in: int, requester: int, *, channel_id: int) -> BranchOutcome:
+        """The answer the reply on ``shown_in`` in ``channel_id`` shows as stored, the one the conversation goes on
+        from (once a turn being answered there is over): to be shown again where another answer to it, cut short by
+        a stop, had begun to stream; else why it cannot be (the reply pressed by another, moved on from)."""
+        return await self._step(shown_in, requester, 0, channel_id, wait=True)
+
     async def reshown(self, shown_in: int, parts: Sequence[int]) -> None:
         """The reply whose buttons were on the Discord message ``shown_in`` is now shown in ``parts``, in order
         (an answer needing more messages than the one before, or fewer): its buttons, on the last, work there."""
