@@ -347,7 +347,7 @@ class HearthBot(commands.AutoShardedBot):
                 target_for = functools.partial(self._reply_target, members={}, guild_id=guild_id, handed_out=handed_out)
                 try:
                     answered = await self.services.conversation.catch_up(
-                        within, target_for, thread_parent=self._thread_parent
+                        within, target_for, thread_parent=self._thread_parent, stopping=lambda: not self.accepting
                     )
                 except asyncio.CancelledError:  # a stop ran out of time: nothing left half-written, as live
                     await asyncio.gather(*(target.cut_short() for target in handed_out))

@@ -921,3 +921,45 @@ async def test_a_catch_up_reply_cut_short_by_a_stop_is_taken_down_and_its_messag
         async with running_bot(discord, db, llm) as bot:
             await bot.caught_up.wait()
         assert [m["content"] for m in discord.sent_messages(general)] == [AWAY, AWAY], "answered then"
+
+
+async def test_a_stop_during_a_catch_up_finishes_the_turn_being_answered_and_starts_no_other(
+    db: Database, llm: FakeLLM
+) -> None:
+    """Ben's and Ana's messages were left unanswered in #general when Hearth stopped. After the restart, Hearth is
+    told to stop while it writes Ben's answer: as for any reply being written, Ben's is finished and sent; but Hearth
+    starts no new reply once stopping, so Ana's turn is not begun (the model is not asked for it), and her message
+    still awaits its answer, which the next start gives."""
+    async with FakeDiscord() as discord:
+        ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
+        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
+        general = guild.channel("general")
+        await left_unanswered(discord, db, llm, general, guild, author="ben")
+        await left_unanswered(discord, db, llm, general, guild, author="ana")
+        waiting, go_on = asyncio.Event(), asyncio.Event()
+
+        async def model(body: dict[str, Any]) -> Reply:
+            if not waiting.is_set():
+                waiting.set()
+                await go_on.wait()
+            return Reply(AWAY)
+
+        llm.default = model
+        calls = len(llm.chat_requests)
+        async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
+            async with asyncio.timeout(10):
+                await waiting.wait()
+            stopped = bot.stop()
+            go_on.set()
+            await stopped
+        [answered] = discord.sent_messages(general)
+        asked = [r.body["messages"][-1]["content"] for r in llm.chat_requests[calls:]]
+        assert asked == ["Ben: @Hearth still there?"], "no turn begun once stopping"
+        assert answered["content"] == AWAY
+        async with db.session() as session:
+            waiting_now = (await session.scalars(select(Message.user_id).where(Message.awaiting_reply))).all()
+        assert len(waiting_now) == 1, "Ana's message awaits the next start"
+
+        async with running_bot(discord, db, llm, learning_enabled=False) as bot:
+            await bot.caught_up.wait()
+        assert [m["content"] for m in discord.sent_messages(general)] == [AWAY, AWAY], "answered then"

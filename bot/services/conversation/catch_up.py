@@ -2,9 +2,9 @@
 
 Discord does not send a stopped bot what it missed, but every message Hearth would answer was stored first,
 marked as awaiting its reply. Each is claimed in the database before it is answered, so it is answered once,
-across restarts and processes (a crash mid-answer loses that answer rather than repeating it). A stop that cuts the
-catch-up short leaves the messages of the turn being answered, and of those after it, waiting for the next start, as
-a live reply cut short leaves its message.
+across restarts and processes (a crash mid-answer loses that answer rather than repeating it). A stop lets the turn
+being answered finish and begins no other; one that cuts the catch-up short leaves the messages of the turn being
+answered, and of those after it, waiting for the next start, as a live reply cut short leaves its message.
 """
 
 import asyncio
@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 def no_thread(channel_id: int) -> int | None:
     """A front end without threads: every channel is one of its own."""
     return None
+
+
+def never() -> bool:
+    """A front end that is never stopped while it catches up."""
+    return False
 
 
 def incoming_of(row: AwaitingMessage, *, parent_channel_id: int | None = None) -> IncomingMessage:
@@ -103,6 +108,7 @@ class CatchUp:
         thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
         gone: GoneChannels | None = None,
+        stopping: Callable[[], bool] = never,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply, oldest first, telling the
         model it was away (``limit`` of them at most); returns how many turns were answered. ``target_for`` finds
@@ -112,7 +118,9 @@ class CatchUp:
         meanwhile): it is settled unanswered, so that no later start answers it out of place either.
         ``thread_parent``: the channel a thread is in, None for a channel of its own (see :func:`incoming_of`).
         ``gone``: the channels deleted meanwhile, where a turn ends without asking the model (its messages already
-        claimed); one whose reply Discord refuses as deleted is added, for the turns waiting there after it."""
+        claimed); one whose reply Discord refuses as deleted is added, for the turns waiting there after it.
+        ``stopping``: whether the front end began to stop, and starts no new reply: the turn being answered is
+        finished, and the turns after it are left waiting for the next start."""
         if within <= timedelta(0) or self.holds.resting:
             return 0
         gone = GoneChannels() if gone is None else gone
@@ -152,6 +160,10 @@ class CatchUp:
         ahead = list(turns.values())  # the turns not over yet
         try:
             while ahead:
+                if stopping():
+                    log.info("stopping: %d turns of the catch-up are left for the next start", len(ahead))
+                    await self.store.reopen([item_row.message_id for items in ahead for item_row, _, _ in items])
+                    break
                 row = ahead[0][-1][0]
                 try:
                     answered += await self._turn(ahead[0], gone, seen) == "replied"

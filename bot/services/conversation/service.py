@@ -31,7 +31,7 @@ from bot.llm.chat import ChatModel
 from bot.services.activity import ReplyActivity
 from bot.services.companion import CompanionContext, NoCompanion
 from bot.services.conversation.branches import Branches
-from bot.services.conversation.catch_up import CatchUp, no_thread
+from bot.services.conversation.catch_up import CatchUp, never, no_thread
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_notice
 from bot.services.conversation.gone import GoneChannels
@@ -252,9 +252,12 @@ class ConversationService:
         *,
         thread_parent: Callable[[int], int | None] = no_thread,
         limit: int = 500,
+        stopping: Callable[[], bool] = never,
     ) -> int:
         """Answer the messages stored in the last ``within`` that never got their reply (see catch_up.py)."""
-        return await self.catching_up.run(within, target_for, thread_parent=thread_parent, limit=limit, gone=self._gone)
+        return await self.catching_up.run(
+            within, target_for, thread_parent=thread_parent, limit=limit, gone=self._gone, stopping=stopping
+        )
 
 
 def build(
