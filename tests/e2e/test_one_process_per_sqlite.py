@@ -219,7 +219,7 @@ async def test_migrating_commands_beside_a_running_bot_on_its_sqlite_file_are_re
                 assert status == 0 and "no memories yet" in out, out + err
 
                 assert bot.returncode is None, "the bot runs on"
-                llm.script(Reply("Still here, Ana!"))
+                llm.script(Reply("Still here, Ana!", chunk_size=64))  # one piece: a slow start shows no preview of it
                 await discord.user_message(dm, ana, "are you there?")
                 reply = await discord.wait_for_request(
                     lambda call: call.route == "create_message" and call.channel_id == dm, timeout=30
