@@ -384,6 +384,16 @@ async def left_unanswered(
     return posted
 
 
+async def ben_then_ana_left_unanswered(discord: FakeDiscord, db: Database, llm: FakeLLM) -> int:
+    """#general of a new server, where Ben and then Ana asked "still there?" while Hearth was stopped."""
+    ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
+    guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
+    general = guild.channel("general")
+    await left_unanswered(discord, db, llm, general, guild, author="ben")
+    await left_unanswered(discord, db, llm, general, guild, author="ana")
+    return general
+
+
 def away_held(llm: FakeLLM) -> tuple[asyncio.Event, asyncio.Event]:
     """The model's catch-up answer to "still there?" (AWAY) held until the second event is set, the first set once
     it is asked; it answers "Paris!" to a question about France, and "Hi Cleo!" to anything else."""
@@ -854,20 +864,8 @@ async def test_a_channel_deleted_while_its_catch_up_is_answered_ends_the_turns_w
     waited for the channel, ends without asking the model for an answer nobody could see; nothing is left awaiting
     a reply, and nothing ends in a traceback."""
     async with FakeDiscord() as discord:
-        ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
-        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
-        general = guild.channel("general")
-        await left_unanswered(discord, db, llm, general, guild, author="ben")
-        await left_unanswered(discord, db, llm, general, guild, author="ana")
-        waiting, go_on = asyncio.Event(), asyncio.Event()
-
-        async def model(body: dict[str, Any]) -> Reply:
-            if not waiting.is_set():
-                waiting.set()
-                await go_on.wait()
-            return Reply(AWAY)
-
-        llm.default = model
+        general = await ben_then_ana_left_unanswered(discord, db, llm)
+        waiting, go_on = away_held(llm)
         calls = len(llm.chat_requests)
         async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
             async with asyncio.timeout(10):
@@ -895,11 +893,7 @@ async def test_a_catch_up_reply_cut_short_by_a_stop_is_taken_down_and_its_messag
     are cut short): as a live reply cut short is, the preview is taken off Discord rather than left half-written, and
     both messages, Ben's and Ana's (whose turn had not come), still await their answer, which the next start gives."""
     async with FakeDiscord() as discord:
-        ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
-        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
-        general = guild.channel("general")
-        await left_unanswered(discord, db, llm, general, guild, author="ben")
-        await left_unanswered(discord, db, llm, general, guild, author="ana")
+        general = await ben_then_ana_left_unanswered(discord, db, llm)
         story = " ".join(f"Line {i} of a story." for i in range(40))
         llm.default = lambda body: Reply(story, chunk_size=4, delay_between_chunks=0.2)
 
@@ -931,20 +925,8 @@ async def test_a_stop_during_a_catch_up_finishes_the_turn_being_answered_and_sta
     starts no new reply once stopping, so Ana's turn is not begun (the model is not asked for it), and her message
     still awaits its answer, which the next start gives."""
     async with FakeDiscord() as discord:
-        ana, ben = (discord.add_user(name, global_name=name.title()) for name in ("ana", "ben"))
-        guild = discord.add_guild("Cosy Corner", channels=["general"], members=[ana, ben])
-        general = guild.channel("general")
-        await left_unanswered(discord, db, llm, general, guild, author="ben")
-        await left_unanswered(discord, db, llm, general, guild, author="ana")
-        waiting, go_on = asyncio.Event(), asyncio.Event()
-
-        async def model(body: dict[str, Any]) -> Reply:
-            if not waiting.is_set():
-                waiting.set()
-                await go_on.wait()
-            return Reply(AWAY)
-
-        llm.default = model
+        general = await ben_then_ana_left_unanswered(discord, db, llm)
+        waiting, go_on = away_held(llm)
         calls = len(llm.chat_requests)
         async with running_bot(discord, db, llm, model_timeout_s=30, learning_enabled=False) as bot:
             async with asyncio.timeout(10):
