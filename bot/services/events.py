@@ -349,9 +349,7 @@ class EventService:
                 greetings = await events.pending(event.user_id, event_type="birthday")
                 room -= sum(1 for greeting in greetings if greeting.trigger_at < next_midnight)
         if room <= 0:
-            tomorrow = local_to_utc(
-                datetime.combine(to_local(now, person.tz).date() + timedelta(days=1), time(10)), person.tz
-            )
+            tomorrow = local_to_utc(datetime.combine(today + timedelta(days=1), time(10)), person.tz)
             await self._mark(lambda events: events.postpone(event, at=tomorrow))
             return "postponed"
         return None
