@@ -70,6 +70,17 @@ def time_zone(name: str) -> ZoneInfo:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """What becomes of someone's birthday greeting: ``withheld``, why none reaches them (the scheduler cancels it
+    when due; a greeting goes by DM, so no server's setting stands in its way), None when it comes; ``in_utc``,
+    whether it is reckoned at BIRTHDAY_HOUR UTC, as they set no time zone (an answer saying when then says so, as
+    one for a reminder read in UTC does)."""
+
+    withheld: Withheld | None
+    in_utc: bool
+
+
 class ReminderService:
     def __init__(self, database: Database, *, daily_cap: int = 3, clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
@@ -172,20 +183,17 @@ class ReminderService:
         async with self.database.session() as session:
             return await schedule_birthday(session, user_id, month, day, year, now=now)
 
-    async def greets_in_utc(self, user_id: int) -> bool:
-        """Whether the user's birthday greeting is reckoned at BIRTHDAY_HOUR UTC, as they set no time zone (or set
-        UTC): an answer saying when it comes then says so, as one for a reminder read in UTC does."""
+    async def greeting_of(self, user_id: int) -> "Greeting":
+        """What becomes of the user's birthday greeting (see :class:`Greeting`), read once."""
         async with self.database.reading() as session:
             found = (await UserRepository(session).people([user_id])).get(user_id)
-        return _reads_in_utc(found[1].timezone if found is not None and found[1] is not None else None)
-
-    async def greeting_withheld(self, user_id: int) -> Withheld | None:
-        """Why no birthday greeting reaches the user (the scheduler cancels it when due), or None when it comes. A
-        greeting goes by DM, so no server's setting stands in its way."""
-        async with self.database.reading() as session:
-            found = (await UserRepository(session).people([user_id])).get(user_id)
-        opted_out = found is not None and found[1] is not None and found[1].proactive_opt_out
-        return withheld(daily_cap=self.daily_cap, opted_out=opted_out)
+        preferences = found[1] if found is not None else None
+        return Greeting(
+            withheld=withheld(
+                daily_cap=self.daily_cap, opted_out=preferences is not None and preferences.proactive_opt_out
+            ),
+            in_utc=_reads_in_utc(preferences.timezone if preferences is not None else None),
+        )
 
     async def set_proactive(self, user_id: int, *, on: bool) -> None:
         """Turn the messages Hearth starts (birthday greetings, follow-ups) off or back on for the user, everywhere.

@@ -81,8 +81,9 @@ class Reminders(commands.Cog):
     ) -> None:
         me = await identify(self.directory, interaction)
         at = await self.reminder_service.set_birthday(me.user_id, month, day, year)
-        why_not = await self.reminder_service.greeting_withheld(me.user_id)
-        if why_not is None and await self.reminder_service.greets_in_utc(me.user_id):
+        greeting = await self.reminder_service.greeting_of(me.user_id)
+        why_not = greeting.withheld
+        if why_not is None and greeting.in_utc:
             # 10:00 UTC, which far from UTC is another day: the time shown (on the reader's clock), and why.
             said = f"Noted! I'll greet you {discord.utils.format_dt(at, 'f')}, and every year after.{_READ_IN_UTC}"
         elif why_not is None:
