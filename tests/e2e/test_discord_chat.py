@@ -1108,6 +1108,7 @@ async def test_a_channel_deleted_while_a_turn_waits_out_its_cooldown_there_ends_
     async with running_bot(discord, db, llm, learning_enabled=False, user_cooldown_seconds=4):
         await discord.user_message(where, ana, f"{discord.bot.mention} whats the capital of France")
         await shown(discord, where, "Paris!")
+        await stored_eventually(db, "assistant", ["Paris!"])  # stored (its question settled) just after shown
         await discord.user_message(where, ana, f"{discord.bot.mention} and of Italy?")
         await stored_eventually(db, "user", ["@Hearth whats the capital of France", "@Hearth and of Italy?"])
         assert await awaiting_replies(db) == ["@Hearth and of Italy?"], "waiting out Ana's cooldown"
