@@ -87,6 +87,12 @@ async def running_bot(
             else:
                 await discord.wait_identify_sent()  # set up (setup_hook runs before IDENTIFY)
             yield bot
+        except BaseException:
+            # The test failed: its turns still under way are cut short now, as a stop asked twice cuts them, not
+            # left to run on into the next test's log once their clients are closed.
+            bot.stop()
+            await bot.stop()
+            raise
         finally:
             await bot.close()
             await task
