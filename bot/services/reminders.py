@@ -37,6 +37,9 @@ GREETINGS_APART = timedelta(days=2)
 ON_THE_CLOCK = "on_the_clock"
 # How long the list of reminders keeps showing one that never reached its user.
 UNDELIVERED_SHOWN_FOR = timedelta(days=7)
+# The stored time zone of someone who has set none ("UTC", the column's default); UTC chosen with /timezone set is
+# kept by its other name, so that it is theirs from then on and no answer asks whether it is.
+NO_TIME_ZONE, UTC_CHOSEN = "UTC", "Etc/UTC"
 
 
 class UnknownTimezone(HearthError, ValueError):
@@ -141,8 +144,11 @@ class ReminderService:
         comes next time; a greeting or follow-up whose hour has passed there comes on its day there, now if need
         be; one held back by quiet hours or the daily cap moves from the time it was due, not the time it waited
         for); a one-off reminder keeps the moment it was set for, unless its day or time of day was read in UTC
-        (as its answer said, pointing here): that one moves to the time asked for, there."""
+        (as its answer said, pointing here): that one moves to the time asked for, there. UTC itself is kept as
+        UTC_CHOSEN, which tells it from no time zone set."""
         tz = time_zone(name)
+        if tz.key == NO_TIME_ZONE:
+            tz = ZoneInfo(UTC_CHOSEN)
         now = self.clock()
         async with self.database.session() as session:
             preferences = await UserRepository(session).preferences(user_id)
@@ -168,7 +174,7 @@ class ReminderService:
                         anchor_day=int(anchor) if anchor else None,
                         local_time=time.fromisoformat(wall) if isinstance(wall, str) else None,
                     )
-                elif event.event_type == "reminder" and event.context.get(ON_THE_CLOCK) and was.key == "UTC":
+                elif event.event_type == "reminder" and event.context.get(ON_THE_CLOCK) and was.key == NO_TIME_ZONE:
                     # Read in UTC, which its answer said, pointing to /timezone set: now read where they live.
                     event.trigger_at = same_wall_clock_in(event.trigger_at, was, tz, now=now)
                 else:
@@ -252,7 +258,7 @@ async def schedule_birthday(
 def _reads_in_utc(timezone: str | None) -> bool:
     """Whether a time of day the user gave (or one of their day, as a greeting's) is read in UTC: until they set
     a time zone, which /timezone set moves it to."""
-    return zone_or_utc(timezone).key == "UTC"
+    return zone_or_utc(timezone).key == NO_TIME_ZONE
 
 
 def _reminder_context(when: When, tz_name: str) -> dict[str, object]:

@@ -504,6 +504,25 @@ async def test_birthday_set_says_the_greeting_is_reckoned_in_utc_until_a_time_zo
     assert said.startswith("Noted! I'll greet you") and "UTC" not in said, said
 
 
+async def test_a_time_zone_of_utc_set_on_purpose_is_the_persons_own_and_no_longer_questioned(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """Ana lives by UTC and says so with /timezone set UTC: her birthday and "tomorrow at 9" are then read in her
+    own time zone, so she is not asked whether UTC is hers and pointed to the command she has just used."""
+    discord, ana, general = world.discord, world.ana, world.general
+    _, answer = await run(discord, ana, general, "timezone set", {"name": "UTC"})
+    assert "UTC" in answer["content"], answer["content"]
+    _, answer = await run(discord, ana, general, "birthday set", {"month": 5, "day": 4})
+    said = answer["content"]
+    assert said.startswith("Noted! I'll greet you") and "/timezone set" not in said, said
+    _, answer = await run(discord, ana, general, "remind", {"when": "tomorrow at 9", "what": "dentist"})
+    said = answer["content"]
+    assert said.startswith("⏰ I'll remind you") and "/timezone set" not in said, said
+    async with db.session() as session:
+        greeting = await session.scalar(select(ScheduledEvent).where(ScheduledEvent.event_type == "birthday"))
+    assert greeting is not None and (greeting.trigger_at.hour, greeting.trigger_at.minute) == (10, 0)
+
+
 async def test_birthday_set_on_a_bot_that_sends_no_greetings_keeps_it_and_says_none_will_come(
     world: World, db: Database, llm: FakeLLM
 ) -> None:
