@@ -16,7 +16,6 @@ from bot.db.repositories.users import UserRepository
 from bot.db.session import AsyncSession
 from bot.db.types import utcnow
 from bot.domain.recurrence import (
-    days_in_month,
     local_to_utc,
     next_birthday,
     repeating_in,
@@ -25,7 +24,7 @@ from bot.domain.recurrence import (
     zone_or_utc,
 )
 from bot.domain.unsolicited import Withheld, withheld
-from bot.domain.when import MAX_PENDING_REMINDERS, When, WhenError, read_reminder
+from bot.domain.when import MAX_PENDING_REMINDERS, When, check_birthday, read_reminder
 from bot.errors import HearthError
 
 # A birthday greeting goes out at this local hour (in the user's time zone).
@@ -184,7 +183,8 @@ class ReminderService:
 
     async def set_birthday(self, user_id: int, month: int, day: int, year: int | None = None) -> datetime:
         """Remember the birthday and schedule the greeting (yearly, at BIRTHDAY_HOUR local time; 29 February is
-        greeted on the 28th in other years), never twice in one year; returns when the next greeting goes out."""
+        greeted on the 28th in other years), never twice in one year; returns when the next greeting goes out.
+        Raises WhenError (nothing stored) for a birthday no one can have (see :func:`check_birthday`)."""
         now = self.clock()
         async with self.database.session() as session:
             return await schedule_birthday(session, user_id, month, day, year, now=now)
@@ -221,12 +221,11 @@ async def schedule_birthday(
 ) -> datetime:
     """Remember the birthday and schedule its greeting in the caller's transaction (see
     :meth:`ReminderService.set_birthday`); returns when the next greeting goes out."""
-    if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):
-        raise WhenError(f"There is no day {day} in month {month}.")
     preferences = await UserRepository(session).preferences(user_id)
+    tz = zone_or_utc(preferences.timezone)
+    check_birthday(month, day, year, today=to_local(now, tz).date())
     same_day = (preferences.birthday_month, preferences.birthday_day) == (month, day)
     preferences.birthday_month, preferences.birthday_day, preferences.birth_year = month, day, year
-    tz = zone_or_utc(preferences.timezone)
     events = EventRepository(session)
     if same_day:
         # The same birthday again: its greetings are as they should be, this year's among them even when it is

@@ -523,6 +523,24 @@ async def test_a_time_zone_of_utc_set_on_purpose_is_the_persons_own_and_no_longe
     assert greeting is not None and (greeting.trigger_at.hour, greeting.trigger_at.minute) == (10, 0)
 
 
+async def test_birthday_set_refuses_a_birth_date_after_today_and_keeps_nothing(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """A birth year typed wrong (2099, or next year's birthday read as the year of birth) cannot be one: Ana is told
+    so, privately, and neither the birthday nor a greeting is kept."""
+    discord, ana, general = world.discord, world.ana, world.general
+    later = (datetime.now(UTC) + timedelta(days=2)).date()
+    for month, day, year in ((5, 4, 2099), (later.month, later.day, later.year)):
+        payload, answer = await run(discord, ana, general, "birthday set", {"month": month, "day": day, "year": year})
+        said = answer["content"]
+        assert discord.is_ephemeral(payload)
+        assert "greet you" not in said and "went wrong" not in said and str(year) in said, said
+    async with db.session() as session:
+        kept = (await session.execute(select(UserPreferences.birthday_month, UserPreferences.birth_year))).all()
+    assert all(tuple(row) == (None, None) for row in kept), kept
+    assert await count(db, ScheduledEvent) == 0
+
+
 async def test_birthday_set_on_a_bot_that_sends_no_greetings_keeps_it_and_says_none_will_come(
     world: World, db: Database, llm: FakeLLM
 ) -> None:

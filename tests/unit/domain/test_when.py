@@ -1,10 +1,10 @@
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.domain.recurrence import next_occurrence
-from bot.domain.when import MAX_REMINDER_LENGTH, When, WhenError, parse_when, read_reminder
+from bot.domain.when import MAX_REMINDER_LENGTH, When, WhenError, check_birthday, parse_when, read_reminder
 from bot.errors import HearthError
 
 BERLIN = ZoneInfo("Europe/Berlin")  # CET (UTC+1) until Sunday 29 March 2026 02:00, then CEST (UTC+2)
@@ -476,3 +476,12 @@ def test_a_weekday_reminder_comes_monday_to_friday_only() -> None:
         days.append(at.astimezone(BERLIN).strftime("%a %H:%M"))
         at = next_occurrence(at, "weekdays", BERLIN, local_time=when.local_time)
     assert days == ["Mon 08:00", "Tue 08:00", "Wed 08:00", "Thu 08:00", "Fri 08:00", "Mon 08:00"]
+
+
+def test_a_date_of_birth_may_be_today_or_before_but_not_after() -> None:
+    today = date(2026, 3, 27)
+    for month, day, year in ((3, 27, 2026), (3, 28, 2025), (12, 31, 1900), (4, 1, None), (2, 29, None)):
+        check_birthday(month, day, year, today=today)
+    for month, day, year in ((3, 28, 2026), (1, 1, 2027), (5, 4, 2099)):
+        with pytest.raises(WhenError, match=f"{day} .* {year} is still to come"):
+            check_birthday(month, day, year, today=today)
