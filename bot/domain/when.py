@@ -706,10 +706,15 @@ def read_reminder(when: str, what: str, *, now: datetime, tz: ZoneInfo) -> tuple
 
 
 def check_birthday(month: int, day: int, year: int | None, *, today: date) -> None:
-    """Refuse, with WhenError, a birthday no one can have: a day its month lacks, or, with its year, a birth date
-    after ``today`` (the person's date, in their time zone), most often a year typed wrong."""
+    """Refuse, with WhenError, a birthday no one can have: a day its month lacks (29 February in a year without
+    one, when the year is given), or, with its year, a birth date after ``today`` (the person's date, in their
+    time zone), most often a year typed wrong."""
     if not 1 <= month <= 12 or not 1 <= day <= days_in_month(2000, month):  # 2000 has 29 February
         raise WhenError(f"There is no day {day} in month {month}.")
+    if year is not None and day > days_in_month(year, month):
+        raise WhenError(
+            f"There was no {day} {MONTH_NAMES[month - 1]} in {year}: check the day and the year, or leave the year out."
+        )
     if year is not None and (year, month, day) > (today.year, today.month, today.day):
         raise WhenError(
             f"{day} {MONTH_NAMES[month - 1]} {year} is still to come, so it can't be your date of birth: "

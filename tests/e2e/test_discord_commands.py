@@ -541,6 +541,26 @@ async def test_birthday_set_refuses_a_birth_date_after_today_and_keeps_nothing(
     assert await count(db, ScheduledEvent) == 0
 
 
+async def test_birthday_set_refuses_29_february_of_a_year_without_one_and_keeps_nothing(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """2001 had no 29 February: Ana is told so, privately, and nothing is kept; in 2000, a leap year, it stands."""
+    discord, ana, general = world.discord, world.ana, world.general
+    payload, answer = await run(discord, ana, general, "birthday set", {"month": 2, "day": 29, "year": 2001})
+    said = answer["content"]
+    assert discord.is_ephemeral(payload)
+    assert "greet you" not in said and "went wrong" not in said and "2001" in said, said
+    async with db.session() as session:
+        kept = (await session.execute(select(UserPreferences.birthday_month, UserPreferences.birth_year))).all()
+    assert all(tuple(row) == (None, None) for row in kept), kept
+    assert await count(db, ScheduledEvent) == 0
+    _, answer = await run(discord, ana, general, "birthday set", {"month": 2, "day": 29, "year": 2000})
+    assert answer["content"].startswith("Noted! I'll greet you"), answer["content"]
+    async with db.session() as session:
+        kept = (await session.execute(select(UserPreferences.birthday_day, UserPreferences.birth_year))).all()
+    assert [tuple(row) for row in kept] == [(29, 2000)]
+
+
 async def test_birthday_set_on_a_bot_that_sends_no_greetings_keeps_it_and_says_none_will_come(
     world: World, db: Database, llm: FakeLLM
 ) -> None:

@@ -485,3 +485,11 @@ def test_a_date_of_birth_may_be_today_or_before_but_not_after() -> None:
     for month, day, year in ((3, 28, 2026), (1, 1, 2027), (5, 4, 2099)):
         with pytest.raises(WhenError, match=f"{day} .* {year} is still to come"):
             check_birthday(month, day, year, today=today)
+
+
+def test_29_february_is_a_birthday_but_not_of_a_year_without_one() -> None:
+    today = date(2026, 3, 27)
+    check_birthday(2, 29, 2000, today=today)
+    check_birthday(2, 29, None, today=today)
+    with pytest.raises(WhenError, match="There was no 29 February in 2001"):
+        check_birthday(2, 29, 2001, today=today)
