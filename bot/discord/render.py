@@ -94,12 +94,18 @@ def cut_short_by(exc: Exception) -> BaseException:
 
 
 @contextlib.asynccontextmanager
-async def typing_in(channel: discord.abc.Messageable, *, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
+async def typing_in(
+    channel: discord.abc.Messageable,
+    *,
+    stop: asyncio.Event | None = None,
+    wanted: Callable[[], Awaitable[bool]] | None = None,
+) -> AsyncIterator[None]:
     """Show "Hearth is typing…" in ``channel`` while the block runs (and ``stop``, if given, is not set), without
     holding it up: the signal goes out in the background, and one Discord refuses (an outage, a missing
-    permission) only ends the signal, never the reply it was for."""
+    permission) only ends the signal, never the reply it was for. ``wanted``, when given, is asked first (in the
+    background too): False, and no signal goes out."""
     stop = stop if stop is not None else asyncio.Event()
-    signals = asyncio.create_task(_keep_typing(channel, stop), name="typing")
+    signals = asyncio.create_task(_keep_typing(channel, stop, wanted), name="typing")
     try:
         yield
     finally:
@@ -107,8 +113,12 @@ async def typing_in(channel: discord.abc.Messageable, *, stop: asyncio.Event | N
         signals.add_done_callback(_log_failure)
 
 
-async def _keep_typing(channel: discord.abc.Messageable, stop: asyncio.Event) -> None:
+async def _keep_typing(
+    channel: discord.abc.Messageable, stop: asyncio.Event, wanted: Callable[[], Awaitable[bool]] | None = None
+) -> None:
     try:
+        if wanted is not None and not await wanted():
+            return
         while not stop.is_set():
             await channel.typing()
             with contextlib.suppress(TimeoutError):
@@ -126,10 +136,12 @@ class ReplyTyping:
     """ "Hearth is typing…" for one reply in ``channel``: shown while :meth:`shown` runs, and ended for good once
     :meth:`out` says the reply's first message is posted. Discord clears "typing…" when the bot posts a message,
     not when it edits one: a signal after the first message would show Hearth typing under its reply (for up to
-    ten seconds) while that message is edited as the reply streams in, and after it is whole."""
+    ten seconds) while that message is edited as the reply streams in, and after it is whole. ``wanted``, when
+    given, says (once, before the first signal) whether the reply shows the bot typing at all."""
 
-    def __init__(self, channel: discord.abc.Messageable) -> None:
+    def __init__(self, channel: discord.abc.Messageable, wanted: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.channel = channel
+        self._wanted = wanted
         self._out = False
         self._stop: asyncio.Event | None = None
 
@@ -137,7 +149,7 @@ class ReplyTyping:
         self._stop = asyncio.Event()
         if self._out:
             self._stop.set()
-        return typing_in(self.channel, stop=self._stop)
+        return typing_in(self.channel, stop=self._stop, wanted=self._wanted)
 
     def out(self) -> None:
         """The reply's first message is posted: no more signals."""

@@ -1,5 +1,6 @@
 """Cast characters speak through one webhook per channel, made by Hearth on first use and reused after."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ class ChannelWebhooks:
         self._refused_until: dict[int, float] = {}  # channel → when to ask Discord again
         self._failed_until: dict[int, float] = {}  # channel → when to try its webhook again after an outage
         self._said_refused: set[int] = set()
+        self._finding: dict[int, asyncio.Future[discord.Webhook | None]] = {}  # channel → its webhook looked for
         # Names Discord refuses as a webhook message's author (with "clyde" or "discord" in them, say).
         self._refused_names: set[str] = set()
 
@@ -56,6 +58,13 @@ class ChannelWebhooks:
         hook = self._hooks.get(channel.id)
         if hook is not None:
             return hook
+        finding = self._finding.get(channel.id)
+        if finding is None:  # one look for it at a time, its answer shared by all who need it meanwhile
+            finding = self._finding[channel.id] = asyncio.ensure_future(self._found(channel))
+            finding.add_done_callback(lambda done: self._finding.pop(channel.id, None))
+        return await asyncio.shield(finding)
+
+    async def _found(self, channel: discord.TextChannel) -> discord.Webhook | None:
         if not channel.permissions_for(channel.guild.me).manage_webhooks:  # known here: no request to be refused
             self._say_refused(channel.id, "no Manage Webhooks permission")
             return None
@@ -128,7 +137,13 @@ class CharacterReply:
         self.first: discord.Message | discord.WebhookMessage | None = None
         self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost(self._take_down)
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
-        self._typing = ReplyTyping(channel)
+        self._typing = ReplyTyping(channel, self._said_by_the_bot)
+
+    async def _said_by_the_bot(self) -> bool:
+        """Whether the reply is to be said by the bot, not through the channel's webhook: only then does it show
+        "Hearth is typing…". Discord clears that when the bot posts, not when a webhook does, so a character's
+        reply through the webhook would leave the bot typing under it for up to ten seconds."""
+        return not self.webhooks.takes_name(self.name) or await self.webhooks.of(self.channel) is None
 
     def typing(self) -> AbstractAsyncContextManager[None]:
         return self._typing.shown()

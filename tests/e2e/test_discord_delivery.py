@@ -680,14 +680,15 @@ async def test_typing_stays_up_while_discord_retries_the_replys_first_message(
 async def test_typing_ends_once_the_replys_first_message_shows_it_streaming(
     world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database, speaker: str
 ) -> None:
-    """Ana's reply, Hearth's own or Mira's through the channel's webhook, streams into its first message for about
-    eight seconds: no typing signal goes out once that message shows (Discord clears "typing…" when the bot posts,
-    not when it edits, and a signal then would leave "typing…" under the reply for up to ten seconds after it is
-    whole)."""
+    """Ana's reply, Hearth's own or Mira's (said by the bot, Hearth not managing webhooks there), streams into its
+    first message for about eight seconds: no typing signal goes out once that message shows (Discord clears
+    "typing…" when the bot posts, not when it edits, and a signal then would leave "typing…" under the reply for up
+    to ten seconds after it is whole)."""
     discord, ana, guild = world
     general = guild.channel("general")
     if speaker == "Mira":
         await cast_with_mira(discord, general)
+        guild.member_roles[discord.bot.id] = []  # Discord now refuses the bot's webhook calls
     story = " ".join(f"Line {i} of a story." for i in range(16))
     llm.script(Reply(story, chunk_size=20, delay_between_chunks=0.5))
 
@@ -701,6 +702,29 @@ async def test_typing_ends_once_the_replys_first_message_shows_it_streaming(
     before, after = typing_around_the_reply(discord, general, since=since)
     assert before >= 1, "typing shown while it was written"
     assert after == 0, "no typing under the reply being shown"
+
+
+async def test_a_characters_reply_through_the_webhook_leaves_no_bot_typing_under_it(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Mira's replies to Ana go through the channel's webhook, under her name. Discord shows "Hearth is typing…"
+    for ten seconds after the bot's last typing signal, and clears it when the bot posts, not when a webhook does:
+    any signal would leave Hearth typing under Mira's finished reply. None goes out, for her first reply in the
+    channel (the webhook made for it) nor for the next."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    await cast_with_mira(discord, general)
+    llm.script(Reply("Hello, Ana!"), Reply("A fox's tale, short and sweet."))
+
+    since = len(discord.requests)
+    for said, count in (("Mira, hello", 1), ("Mira, tell me a story", 2)):
+        await discord.user_message(general, ana, said)
+        await counted(bot.services.metrics.registry, "hearth_replies_total", count, outcome="replied")
+    assert await stored_replies(db) == ["Hello, Ana!", "A fox's tale, short and sweet."]
+    through_webhook = [call for call in discord.requests[since:] if call.route == "create_followup"]
+    assert [call.body["username"] for call in through_webhook] == ["Mira", "Mira"]
+    assert not [call for call in discord.requests[since:] if call.route == "create_message"], "none said by the bot"
+    assert [call for call in discord.requests[since:] if call.route == "typing"] == [], "no bot typing at all"
 
 
 @pytest.mark.parametrize("speaker", ["Hearth", "Mira"])
