@@ -67,6 +67,10 @@ RATE_LIMITED = 429
 
 # Discord shows "typing…" for about ten seconds after each signal: it is sent again this often.
 TYPING_EVERY_S = 5.0
+# How long a reply's first message waits for a typing signal still on its way to Discord, which would show "typing…"
+# under the message were it to land after it (a signal takes a fraction of a second; one taking longer is being
+# retried by discord.py after Discord failed it, and is dropped).
+TYPING_SETTLE_S = 2.0
 
 # How long a stop gives a reply cut short to take down what it had shown (Discord may be failing too).
 TAKE_DOWN_S = 3.0
@@ -94,18 +98,12 @@ def cut_short_by(exc: Exception) -> BaseException:
 
 
 @contextlib.asynccontextmanager
-async def typing_in(
-    channel: discord.abc.Messageable,
-    *,
-    stop: asyncio.Event | None = None,
-    wanted: Callable[[], Awaitable[bool]] | None = None,
-) -> AsyncIterator[None]:
+async def typing_in(channel: discord.abc.Messageable, *, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
     """Show "Hearth is typing…" in ``channel`` while the block runs (and ``stop``, if given, is not set), without
     holding it up: the signal goes out in the background, and one Discord refuses (an outage, a missing
-    permission) only ends the signal, never the reply it was for. ``wanted``, when given, is asked first (in the
-    background too): False, and no signal goes out."""
+    permission) only ends the signal, never the reply it was for."""
     stop = stop if stop is not None else asyncio.Event()
-    signals = asyncio.create_task(_keep_typing(channel, stop, wanted), name="typing")
+    signals = asyncio.create_task(_keep_typing(channel, stop), name="typing")
     try:
         yield
     finally:
@@ -114,10 +112,19 @@ async def typing_in(
 
 
 async def _keep_typing(
-    channel: discord.abc.Messageable, stop: asyncio.Event, wanted: Callable[[], Awaitable[bool]] | None = None
+    channel: discord.abc.Messageable,
+    stop: asyncio.Event,
+    wanted: Callable[[], Awaitable[bool]] | None = None,
+    *,
+    after: float = 0.0,
 ) -> None:
+    """Typing signals in ``channel`` every :data:`TYPING_EVERY_S` until ``stop`` is set, the first ``after`` seconds
+    on, none where ``wanted`` (asked before the first) says so."""
     try:
-        if wanted is not None and not await wanted():
+        if after > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), after)
+        if stop.is_set() or (wanted is not None and not await wanted()):
             return
         while not stop.is_set():
             await channel.typing()
@@ -133,29 +140,67 @@ def _log_failure(task: "asyncio.Task[None]") -> None:
 
 
 class ReplyTyping:
-    """ "Hearth is typing…" for one reply in ``channel``: shown while :meth:`shown` runs, and ended for good once
-    :meth:`out` says the reply's first message is posted. Discord clears "typing…" when the bot posts a message,
-    not when it edits one: a signal after the first message would show Hearth typing under its reply (for up to
-    ten seconds) while that message is edited as the reply streams in, and after it is whole. ``wanted``, when
-    given, says (once, before the first signal) whether the reply shows the bot typing at all."""
+    """ "Hearth is typing…" for one reply in ``channel``: shown while :meth:`shown` runs, until the reply's first
+    message is posted (see :meth:`posting`). Discord clears "typing…" when the bot posts a message, not when it
+    edits one: a signal landing after the first message would show Hearth typing under its reply (for up to ten
+    seconds) while that message is edited as the reply streams in, and after it is whole. ``wanted``, when given,
+    says (before the first signal) whether the reply shows the bot typing at all."""
 
     def __init__(self, channel: discord.abc.Messageable, wanted: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.channel = channel
         self._wanted = wanted
-        self._out = False
-        self._stop: asyncio.Event | None = None
-
-    def shown(self) -> AbstractAsyncContextManager[None]:
+        self._live = False  # within shown()
+        self._out = False  # the first message posted (or being posted)
         self._stop = asyncio.Event()
-        if self._out:
-            self._stop.set()
-        return typing_in(self.channel, stop=self._stop, wanted=self._wanted)
+        self._signals: asyncio.Task[None] | None = None
 
-    def out(self) -> None:
-        """The reply's first message is posted: no more signals."""
+    @contextlib.asynccontextmanager
+    async def shown(self) -> AsyncIterator[None]:
+        """Signals while the block runs, the reply's first message not yet posted."""
+        self._live = True
+        if not self._out:
+            self._start()
+        try:
+            yield
+        finally:
+            self._live = False
+            self._stop.set()  # a signal in flight is let finish: cutting its request short would leave nothing better
+
+    @contextlib.asynccontextmanager
+    async def posting(self) -> AsyncIterator[None]:
+        """Around posting the reply's first message: the signals stop, and one still on its way to Discord is let
+        land first, or it could land after the message and show "typing…" under it (for up to
+        :data:`TYPING_SETTLE_S`; past that it is dropped, with discord.py's retries of it). While Discord takes long
+        over the post (discord.py retrying it after a failure), a signal every :data:`TYPING_EVERY_S` keeps
+        "typing…" up; a post that fails (an outage costing a preview) starts the signals again."""
+        showing = self._live and not self._out
         self._out = True
-        if self._stop is not None:
+        self._stop.set()
+        if self._signals is not None and not self._signals.done():
+            _, late = await asyncio.wait({self._signals}, timeout=TYPING_SETTLE_S)
+            for signal in late:
+                signal.cancel()
+        if not showing:
+            yield
+            return
+        waiting = self._start(after=TYPING_EVERY_S)
+        try:
+            yield
+        except Exception:
+            self._out = False
+            raise
+        finally:
             self._stop.set()
+            waiting.cancel()  # a signal it may have on its way is dropped: the message is out, or about to be
+            if not self._out and self._live:
+                self._start()
+
+    def _start(self, *, after: float = 0.0) -> "asyncio.Task[None]":
+        self._stop = stop = asyncio.Event()
+        signals = _keep_typing(self.channel, stop, self._wanted, after=after)
+        self._signals = task = asyncio.create_task(signals, name="typing")
+        task.add_done_callback(_log_failure)
+        return task
 
 
 def _may_read_history(channel: discord.abc.Messageable) -> bool:
@@ -349,12 +394,10 @@ class _StreamedReply:
         return self._typing.shown()
 
     async def _open(self, text: str, view: discord.ui.View = discord.utils.MISSING) -> discord.Message:
-        if self.reference is None:
-            message = await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
-        else:
-            message = await self._referring(self.reference, text, view)
-        self._typing.out()
-        return message
+        async with self._typing.posting():
+            if self.reference is None:
+                return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
+            return await self._referring(self.reference, text, view)
 
     async def preview(self, text: str) -> None:
         """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,

@@ -258,11 +258,11 @@ class CharacterReply:
     async def _open(self, text: str) -> discord.Message | discord.WebhookMessage:
         """The reply's first message: through the webhook if it may, else by the bot, the character's name in front
         (what the name pushes past Discord's limit goes on with the reply's next messages)."""
-        message: discord.Message | discord.WebhookMessage | None = await self._through_webhook(text)
-        if message is None:
-            message = await self.channel.send(self._named(text)[0], allowed_mentions=MODEL_MENTIONS)
-        self._typing.out()
-        return message
+        async with self._typing.posting():
+            message: discord.Message | discord.WebhookMessage | None = await self._through_webhook(text)
+            if message is None:
+                message = await self.channel.send(self._named(text)[0], allowed_mentions=MODEL_MENTIONS)
+            return message
 
     async def _post(self, text: str, *, named: bool) -> list[discord.Message | discord.WebhookMessage]:
         """A message of the reply after the first: through the webhook if it may, else by the bot. ``named``: the

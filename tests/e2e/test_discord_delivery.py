@@ -704,6 +704,36 @@ async def test_typing_ends_once_the_replys_first_message_shows_it_streaming(
     assert after == 0, "no typing under the reply being shown"
 
 
+@pytest.mark.parametrize("speaker", ["Hearth", "Mira"])
+async def test_a_typing_signal_on_its_way_lands_before_the_replys_first_message(
+    world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database, speaker: str
+) -> None:
+    """The way to Discord is slow for typing signals (each lands a second after it is sent), and the model answers
+    Ana as soon as the first is on its way. Her reply, Hearth's own or Mira's (said by the bot, Hearth not managing
+    webhooks there), waits for that signal to land before its first message goes out: landing after it, the signal
+    would show "Hearth is typing…" under the finished reply for ten seconds."""
+    discord, ana, guild = world
+    general = guild.channel("general")
+    if speaker == "Mira":
+        await cast_with_mira(discord, general)
+        guild.member_roles[discord.bot.id] = []  # Discord now refuses the bot's webhook calls
+    said = {"Hearth": f"{discord.bot.mention} hello", "Mira": "Mira, hello"}[speaker]
+    since = len(discord.requests)
+    with discord.slowed("typing", 1.0) as typing_sent:
+
+        async def once_typing_is_sent(body: dict[str, object]) -> Reply:
+            await typing_sent.wait()
+            return Reply("Hello, Ana!")
+
+        llm.default = once_typing_is_sent
+        await discord.user_message(general, ana, said)
+        await counted(bot.services.metrics.registry, "hearth_replies_total", 1, outcome="replied")
+        await eventually(lambda: any(call.route == "typing" for call in discord.requests[since:]))  # landed
+    assert await stored_replies(db) == ["Hello, Ana!"]
+    before, after = typing_around_the_reply(discord, general, since=since)
+    assert (before, after) == (1, 0), "the signal landed before the reply, none after it"
+
+
 async def test_a_characters_reply_through_the_webhook_leaves_no_bot_typing_under_it(
     world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:

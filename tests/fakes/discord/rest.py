@@ -90,6 +90,7 @@ class Rest(Gateway):
         self._failures: list[_ScriptedFailure] = []
         self._claimed: set[int] = set()
         self._upon: list[tuple[Callable[[RestCall], bool], Callable[[], None]]] = []
+        self._slow: dict[str, tuple[float, asyncio.Event]] = {}  # route → how long its calls take to land; sent
 
     @contextlib.contextmanager
     def slow_cdn(self) -> Iterator[None]:
@@ -172,6 +173,18 @@ class Rest(Gateway):
         finally:
             limit.times = 0
 
+    @contextlib.contextmanager
+    def slowed(self, route: str, seconds: float) -> Iterator[asyncio.Event]:
+        """Have every call of ``route`` land ``seconds`` after the client sent it until the block ends, as on a slow
+        way to Discord: it is acted on, answered and recorded then, after calls the client sent later that were not
+        slowed. The event yielded is set once the first such call is on its way."""
+        sent = asyncio.Event()
+        self._slow[route] = (seconds, sent)
+        try:
+            yield sent
+        finally:
+            del self._slow[route]
+
     def upon(self, predicate: Callable[[RestCall], bool], action: Callable[[], None]) -> None:
         """Do ``action`` once, as the first call matching ``predicate`` is answered and before the client reads the
         answer: what someone does on Discord at that very moment (an admin deleting the webhook a reply goes
@@ -238,6 +251,9 @@ class Rest(Gateway):
     def _endpoint(self, route: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             call = await self._record(request, route)
+            if (slow := self._slow.get(route)) is not None:
+                slow[1].set()
+                await asyncio.sleep(slow[0])
             failure = next((f for f in self._failures if f.route == route and f.times > 0), None)
             headers: dict[str, str] = {}
             if failure is not None and failure.after > 0:
