@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import discord
 
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
     from bot.discord.client import HearthBot
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Discord forgets a press not answered within 3 seconds ("This interaction failed"): one the database has not
+# answered for by then (a long lock, a restart it waits out) is acknowledged first, with nothing shown meanwhile.
+ANSWER_WITHIN_S = 2.0
 
 REFUSALS = {
     "not_yours": "That's not yours to change: only the person I answered can do that.",
@@ -135,6 +142,23 @@ async def _edited_whole(message: discord.Message, outcome: BranchOutcome, branch
                 raise
 
 
+async def _in_time(interaction: discord.Interaction, work: Awaitable[_T]) -> _T:
+    """``work``'s result; the press is deferred (acknowledged, nothing shown) if that takes longer than
+    :data:`ANSWER_WITHIN_S`, so that Discord still knows the press when the answer is ready."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN_S)
+        if not done and not interaction.response.is_done():
+            try:
+                await interaction.response.defer()
+            except discord.NotFound as exc:  # forgotten already (a busy moment): the reply is edited all the same
+                if exc.code != UNKNOWN_INTERACTION:
+                    raise
+        return await task
+    finally:
+        task.cancel()  # the press given up (a stop, a fault answering it): so is what it waits for
+
+
 class _EditedReply:
     """Where a regenerated answer streams to: the reply's first message, edited as it comes."""
 
@@ -231,11 +255,12 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
 
     async def _press(self, interaction: discord.Interaction, message: discord.Message, branches: Branches) -> None:
         if self.action == "regen":
-            refusal = await branches.check(message.id, interaction.user.id)
+            refusal = await _in_time(interaction, branches.check(message.id, interaction.user.id))
             if refusal.status != "shown":
-                await self._show(interaction, message, refusal, branches, deferred=False)
+                await self._show(interaction, message, refusal, branches, deferred=interaction.response.is_done())
                 return
-            await interaction.response.defer()  # the model takes longer than Discord waits for an answer
+            if not interaction.response.is_done():  # the model takes longer than Discord waits for an answer
+                await interaction.response.defer()
             channel = message.channel
             parent = channel.parent_id if isinstance(channel, discord.Thread) else None
             try:
@@ -248,8 +273,9 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hea
             await self._show(interaction, message, outcome, branches, deferred=True)
         else:
             by = -1 if self.action == "prev" else 1
-            outcome = await branches.step(message.id, interaction.user.id, by, channel_id=message.channel.id)
-            await self._show(interaction, message, outcome, branches, deferred=False)
+            step = branches.step(message.id, interaction.user.id, by, channel_id=message.channel.id)
+            outcome = await _in_time(interaction, step)
+            await self._show(interaction, message, outcome, branches, deferred=interaction.response.is_done())
 
     @staticmethod
     async def _show(

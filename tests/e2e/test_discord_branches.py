@@ -20,11 +20,12 @@ from bot.domain.chunking import split_message
 from bot.services.conversation.delivery import CUT_SHORT
 from bot.services.incoming import Place
 from tests.fakes.discord import DEFAULT_EVERYONE_PERMISSIONS, FakeAttachment, FakeDiscord, FakeGuild, FakeUser
+from tests.fakes.discord.interactions import CALLBACK_WINDOW_SECONDS
 from tests.fakes.llm_server import BrokenStream, Fail, FakeLLM, Reply, Stall
 from tests.support.bot import running_bot
 from tests.support.chat import RecordingReply, conversation_service, eventually, message
 from tests.support.commands import run
-from tests.support.database_faults import failing_statements
+from tests.support.database_faults import failing_statements, held_statements
 
 JSON = dict[str, Any]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -657,6 +658,43 @@ async def test_a_press_a_database_fault_stops_is_apologised_for_privately_and_lo
     assert still["content"] == "A story about a cat called Miso." and buttons(still) == ["◀", "2/2", "▶", "🔄"]
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(logged) == 1 and logged[0].name.startswith("bot.") and logged[0].exc_info, "logged once, with why"
+
+
+@pytest.mark.parametrize(
+    ("action", "chosen", "position"),
+    [("regen", "A tale of a fox.", "3/3"), ("prev", "A lighthouse keeper story.", "1/2")],
+)
+async def test_a_press_the_database_is_slow_to_check_is_acknowledged_in_time_then_shown(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
+    bot: HearthBot,
+    llm: FakeLLM,
+    db: Database,
+    action: str,
+    chosen: str,
+    position: str,
+) -> None:
+    """Ana presses 🔄 or ◀ while the database is slow to answer (a long lock, a restart it waits out), slower than the
+    3 seconds Discord waits for a press to be answered: the press is acknowledged while the database still has not
+    answered (no "This interaction failed"), then the answer she chose is shown once it does, and nobody is told
+    that anything went wrong."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    reply, shown = await with_a_second_answer(discord, db, llm, general, ana)
+    llm.script(Reply("A tale of a fox."))
+    discord.callback_window = CALLBACK_WINDOW_SECONDS
+
+    payload = discord.component_payload(ana, shown, f"hearth:reply:{action}")
+    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
+    async with held_statements(hearths, "SELECT", "messages") as held:
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        answered = await discord.wait_for_request(
+            lambda call: call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
+        )
+        assert held, "the press waited on the database"
+        assert answered.status < 300, f"Discord took the answer to the press: {answered.response}"
+    await eventually(lambda: discord.messages[int(reply["id"])]["content"] == chosen)
+    assert buttons(discord.messages[int(reply["id"])]) == ["◀", position, "▶", "🔄"]
+    assert discord.followups_of(payload) == [] and discord.dm_messages(ana) == [], "nothing went wrong"
 
 
 async def test_a_reply_deleted_as_its_other_answer_is_chosen_stays_deleted(

@@ -53,6 +53,8 @@ TEXT_INPUT, FILE_UPLOAD, RADIO_GROUP, CHECKBOX_GROUP, CHECKBOX = 4, 19, 21, 22, 
 SELECT_OPTION_TYPES = {3: STRING, 5: USER, 6: ROLE, 7: MENTIONABLE, 8: CHANNEL}
 # How long an interaction's token works for follow-ups and edits of its response, from the interaction's creation.
 TOKEN_LIFETIME_SECONDS = 15 * 60
+# How long Discord waits for an interaction's callback (its first answer), from the interaction's creation.
+CALLBACK_WINDOW_SECONDS = 3.0
 
 
 OptionValue = str | int | float | bool | FakeUser | FakeChannel | FakeChannelRef | FakeAttachment
@@ -117,6 +119,10 @@ class Interactions(Rest):
         # test sets 0 to stand for work that took longer than that: follow-ups and edits of the response then
         # answer 401 "Invalid Webhook Token", while the callback (the first answer) is still accepted.
         self.token_lifetime: float = TOKEN_LIFETIME_SECONDS
+        # Seconds Discord waits for the callback after the interaction was created (3): one later answers 404
+        # "Unknown interaction" (10062), and the person sees "This interaction failed". None (unless a test sets
+        # CALLBACK_WINDOW_SECONDS): not enforced, as a loaded machine can stall any test's event loop past it.
+        self.callback_window: float | None = None
 
     # -- what users send ------------------------------------------------------------------------------
 
@@ -670,6 +676,10 @@ class Interactions(Rest):
         interaction_id = int(interaction["id"])
         if interaction_id in self._acknowledged:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
+        created = ((interaction_id >> 22) + DISCORD_EPOCH_MS) / 1000
+        forgotten = self.callback_window is not None and time.time() >= created + self.callback_window
+        if forgotten:  # Discord forgot it: "This interaction failed"
+            raise ApiError(404, 10062, "Unknown interaction")
         kind, data = int(call.body["type"]), call.body.get("data") or {}
         updates = kind in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE)
         allowed = ALLOWED_CALLBACKS.get(int(interaction["type"]), set())
