@@ -2,12 +2,13 @@
 
 A document is read and cut into passages (``bot/domain/documents.py``) before anything is stored, so a file that
 cannot be used leaves no trace. Its row is then stored as ``processing`` (visible in the guild's list while the
-passages are embedded), the passages are embedded and stored in batches, each batch in its own transaction, and
-the row becomes ``completed``. If a batch fails, the passages stored so far are deleted and the row is kept as
-``failed`` with the reason, so the admin sees what happened.
+passages are embedded), the passages are embedded in batches, and then stored all at once, in the transaction
+that makes the row ``completed``: replies never recall half a document. If a batch fails, nothing is stored and
+the row is kept as ``failed`` with the reason, so the admin sees what happened.
 
-A file uploaded under the name of one of the guild's documents replaces it, once the new one is complete: a
-failed re-upload leaves the old lore in place.
+A file uploaded under the name of one of the guild's documents replaces it in that same transaction: replies
+recall the old version until the new one is whole, then the new one alone, never both; a failed re-upload
+leaves the old lore in place.
 """
 
 import asyncio
@@ -24,18 +25,19 @@ from bot.db.types import utcnow
 from bot.domain.documents import DocumentError, chunk_document, decode_document
 from bot.domain.memory_text import embedding_text
 from bot.errors import HearthError
+from bot.llm.embeddings import Vectors
 from bot.services.memory import MemoryService
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], Awaitable[None]]
 
-# Passages embedded (and stored) at a time: large enough for the embedder to batch well, small enough that
-# progress shows and that a failure loses little work.
+# Passages embedded at a time: large enough for the embedder to batch well, small enough that progress shows and
+# that a failure loses little work.
 EMBED_BATCH = 64
 # Lore is what the guild chose to teach: a little above an ordinary memory (0.5).
 KNOWLEDGE_IMPORTANCE = 0.6
-# An upload that stored no passage for this long was left half-done by a process that stopped; how often the
+# An upload that embedded no passage for this long was left half-done by a process that stopped; how often the
 # bot looks for such uploads.
 STALLED_AFTER = timedelta(minutes=30)
 RECOVERY_INTERVAL = timedelta(minutes=10)
@@ -146,7 +148,20 @@ class KnowledgeService:
                 now=now,
             )
         try:
-            await self._store_chunks(document, chunks, now, progress)
+            embedded = await self._embed_chunks(document, chunks, now, progress)
+            async with self.database.session() as session:  # the passages, the status and the replacement at once
+                repository = KnowledgeRepository(session)
+                if not await repository.lock(document.id, now=self.clock()):
+                    raise _DocumentGone
+                memories = MemoryRepository(session)
+                for batch, vectors in embedded:
+                    await memories.add_many(batch, vectors, self.memory.embedder.model_name)
+                finished = await repository.set_status(
+                    document.id, "completed", now=self.clock(), chunk_count=len(chunks)
+                )
+                if finished is None:
+                    raise _DocumentGone
+                replaced = await repository.delete_earlier_named(guild_id, name, before_id=document.id)
         except _DocumentGone:
             raise _gone(name) from None
         except BaseException as exc:  # cancellation too: a document is never left half-stored as "processing"
@@ -158,24 +173,19 @@ class KnowledgeService:
             raise KnowledgeIngestError(
                 f"“{name}” could not be learned: {_reason(exc).rstrip('. ')}. {outcome}"
             ) from exc
-        async with self.database.session() as session:
-            repository = KnowledgeRepository(session)
-            finished = await repository.set_status(document.id, "completed", now=self.clock(), chunk_count=len(chunks))
-            if finished is None:
-                raise _gone(name)
-            replaced = await repository.delete_earlier_named(guild_id, name, before_id=document.id)
         if replaced:
             log.info("knowledge document %s (%r) replaced %s", document.id, name, replaced)
         return DocumentView.of(finished)
 
-    async def _store_chunks(
+    async def _embed_chunks(
         self, document: DocumentRow, chunks: Sequence[str], now: datetime, progress: Progress | None
-    ) -> None:
-        """Embed and store the passages a batch at a time, each stored as a chunk of the document.
+    ) -> list[tuple[list[NewMemory], Vectors]]:
+        """Embed the passages a batch at a time, as chunks of the document to store (by the caller, all at once).
 
-        Not through :meth:`MemoryService.remember`, so that each batch is inserted in the transaction that checks
-        (and holds) the document: the chunks of a document removed meanwhile are never left behind."""
+        After each batch the document is checked, and marked as moving (see :meth:`KnowledgeRepository.lock`): an
+        upload removed meanwhile stops there, and one still embedding is never taken for a stalled one."""
         embedder = self.memory.embedder
+        embedded: list[tuple[list[NewMemory], Vectors]] = []
         total = len(chunks)
         progress = _guarded(progress)
         await progress(0, total)
@@ -197,8 +207,9 @@ class KnowledgeService:
             async with self.database.session() as session:
                 if not await KnowledgeRepository(session).lock(document.id, now=self.clock()):
                     raise _DocumentGone
-                await MemoryRepository(session).add_many(batch, vectors, embedder.model_name)
+            embedded.append((batch, vectors))
             await progress(start + len(batch), total)
+        return embedded
 
     async def _fail(self, document_id: int, reason: str) -> bool:
         """Mark a document failed and delete the passages stored so far; False if that could not be done (the

@@ -194,6 +194,30 @@ async def test_the_same_name_replaces_a_document_and_removing_takes_its_passages
     assert [m.content for m in await lore_of(db, desert)] == ["Ferry: The camel master is Zubair."]
 
 
+async def test_while_a_new_version_is_learned_replies_recall_the_old_one_only_never_both(
+    db: Database, memory: MemoryService, knowledge: KnowledgeService
+) -> None:
+    town, _, admin = await places(db)
+    await knowledge.add(town, admin, "ferry.md", None, b"# Ferry\n\nThe ferry captain is Mira.")
+    question = "Who is the captain of the ferry, and what does a crossing cost?"
+    scope = RecallScope(user_id=admin, guild_id=town)
+    recalled: list[list[str]] = []
+
+    async def ask(done: int, total: int) -> None:
+        if 0 < done < total:  # a reply written while the new version is part way through
+            recalled.append([r.memory.content for r in await memory.recall(question, scope, now=NOW)])
+
+    upload = (
+        b"# Ferry\n\nThe ferry captain is Bartholomew.\n\n## Fares\n\nA crossing costs two silver pennies.\n\n"
+        b"## Timetable\n\nThe ferry leaves at dawn on Mondays and Thursdays."
+    )
+    await knowledge.add(town, admin, "ferry.md", None, upload, progress=ask)
+
+    assert recalled == [["Ferry: The ferry captain is Mira."]], "the old version, whole, until the new one is"
+    after = [r.memory.content for r in await memory.recall(question, scope, now=NOW)]
+    assert "Ferry: The ferry captain is Bartholomew." in after and "Ferry: The ferry captain is Mira." not in after
+
+
 async def test_files_that_cannot_be_used_are_refused_and_store_nothing(
     db: Database, knowledge: KnowledgeService
 ) -> None:
