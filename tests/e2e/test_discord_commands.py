@@ -34,6 +34,7 @@ from bot.db.models import (
     UserPreferences,
 )
 from bot.db.repositories.events import EventRepository
+from bot.db.repositories.knowledge import KnowledgeRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.discord import views
 from bot.discord.client import HearthBot
@@ -1141,6 +1142,28 @@ async def test_a_lore_document_that_outlasts_the_interaction_token_is_learned_an
     await discord.dispatch("INTERACTION_CREATE", payload)
     told = await discord.wait_for_message(dm)
     assert "has only headings" in told["content"], "what went wrong comes the same way"
+
+
+async def test_knowledge_list_says_why_a_document_failed(world: World, bot: HearthBot, db: Database) -> None:
+    """An upload a stop left half-done is failed by the next process, with nobody to tell at that moment: the
+    list is where an admin finds out, and it says why."""
+    discord, boss, general = world.discord, world.boss, world.general
+    _, empty = await run(discord, boss, general, "knowledge list")
+    assert "None yet" in text_of(empty)
+    async with db.session() as session:  # what a process that stopped an hour ago, mid-upload, left behind
+        await KnowledgeRepository(session).add(
+            guild_id=await guild_row(db),
+            uploaded_by_user_id=None,
+            source_name="harbour.md",
+            mime_type="text/markdown",
+            size_bytes=10,
+            now=datetime.now(UTC) - timedelta(hours=1),
+        )
+    await container_of(bot).scheduler.run_now("knowledge-recovery")
+
+    _, listing = await run(discord, boss, general, "knowledge list")
+    assert "harbour.md" in text_of(listing) and "failed" in text_of(listing)
+    assert "the bot stopped while learning it; upload it again" in text_of(listing)
 
 
 async def test_a_deferred_command_that_fails_after_the_interaction_token_expired_is_explained_by_dm(

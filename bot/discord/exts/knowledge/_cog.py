@@ -64,7 +64,8 @@ class Knowledge(commands.Cog):
         documents = await self.knowledge_service.list(here.guild_id)
         lines = [
             f"`#{d.id}` **{discord.utils.escape_markdown(d.name)}** · {d.chunk_count} passages · {d.status}"
-            f" · {discord.utils.format_dt(d.created_at, 'd')}"
+            + (f" ({discord.utils.escape_markdown(d.error.rstrip('. '))})" if d.error else "")
+            + f" · {discord.utils.format_dt(d.created_at, 'd')}"
             for d in documents
         ]
         pages = pages_of("Lore documents", lines, empty="None yet. Add one with /knowledge add.")
