@@ -36,8 +36,15 @@ _TEXT_CONTROLS = frozenset("\t\n\r\f")
 _MAX_CONTROL_SHARE = 0.01
 # How much of a file (bytes, from its start) is looked at for control characters.
 _SAMPLE_BYTES = 4096
-# Characters that count as one word when measuring (text without spaces, e.g. Chinese or Japanese).
+# Characters that count as one word when measuring a long run of text without spaces (a link, a code).
 _CHARS_PER_WORD = 8
+# Characters that count as a word each: Chinese, Japanese and Korean script, punctuation and full-width forms, which
+# take a token or more each (a passage of 180 "words" of eight of them would hold 1,500 tokens and more).
+_WIDE = re.compile(
+    r"[\u1100-\u11ff\u3000-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]"
+)
+# Of those, the ones of Chinese and Japanese, written without spaces between words or sentences.
+_UNSPACED = re.compile(r"[\u3000-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 # Possessive quantifiers, and a title that ends at a non-space, so a line with long runs of spaces is not
 # backtracked over in quadratic time.
@@ -48,7 +55,9 @@ _FENCE = re.compile(r"^ {0,3}(```+|~~~+)")
 # A line that starts its own line of a passage rather than continuing the one before: list items, table rows,
 # quotes.
 _BLOCK_START = re.compile(r"^\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\||>)")
-_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*\s+")
+# A sentence ends at a full stop and the space after it; in Chinese and Japanese, which put no space there, at the
+# full stop itself.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+|[。！？][\"'”’)\]」』）]*\s*")
 _HEADING_DECORATION = "*_` \t"
 # Front matter, the metadata block Jekyll, Hugo, Obsidian and other editors put at the top of a Markdown file:
 # YAML "key: value" lines between --- (closed by --- or ...), or TOML "key = value" lines between +++.
@@ -153,8 +162,10 @@ class _Piece:
 
 
 def _measure(text: str) -> int:
-    """Size in words; a long run of text without spaces counts as one word per few characters."""
-    return max(len(text.split()), math.ceil(len(text) / _CHARS_PER_WORD))
+    """Size in words; a Chinese, Japanese or Korean character counts as one, and a long run of other text without
+    spaces as one word per few characters."""
+    wide = len(_WIDE.findall(text))
+    return max(len(text.split()), math.ceil((len(text) - wide) / _CHARS_PER_WORD) + wide)
 
 
 def _heading_title(raw: str) -> str:
@@ -227,6 +238,8 @@ def _sections(text: str) -> list[_Section]:
 def _split_long(text: str, max_words: int) -> list[str]:
     """``text`` (one sentence) in pieces of at most ``max_words`` words, cut between words when it has any."""
     words = text.split()
+    if _WIDE.search(text):
+        return _split_wide(words, max_words)
     limit = max_words * _CHARS_PER_WORD  # characters a piece may have (see _measure)
     if len(words) > 1 and max(map(len, words)) <= limit:
         # ends[k] - 1: the length of the first k words joined by spaces; each piece takes as many words as fit.
@@ -240,6 +253,36 @@ def _split_long(text: str, max_words: int) -> list[str]:
         return pieces
     parts = (text[start : start + limit].strip() for start in range(0, len(text), limit))
     return [part for part in parts if part]
+
+
+def _split_wide(words: list[str], max_words: int) -> list[str]:
+    """``words`` (a sentence holding Chinese, Japanese or Korean) in pieces of at most ``max_words`` words as
+    :func:`_measure` counts them: cut between words where a piece still fits, a word longer than a piece (Chinese
+    and Japanese put no spaces between words) between characters."""
+    pieces: list[str] = []
+    piece: list[str] = []
+    size = 0
+
+    def close() -> None:
+        nonlocal size
+        if piece:
+            pieces.append(" ".join(piece))
+            piece.clear()
+            size = 0
+
+    for word in words:
+        wide = len(_WIDE.findall(word))
+        cost = wide + math.ceil((len(word) - wide + 1) / _CHARS_PER_WORD)  # with its space: never below _measure
+        if cost > max_words:
+            close()
+            pieces.extend(word[start : start + max_words] for start in range(0, len(word), max_words))
+            continue
+        if size + cost > max_words:
+            close()
+        piece.append(word)
+        size += cost
+    close()
+    return pieces
 
 
 def _pieces(paragraph: str, index: int, max_words: int) -> list[_Piece]:
@@ -269,7 +312,11 @@ def _join(pieces: list[_Piece]) -> str:
     parts: list[str] = []
     for i, piece in enumerate(pieces):
         if i:
-            parts.append(" " if piece.paragraph == pieces[i - 1].paragraph else "\n")
+            before = pieces[i - 1]
+            if piece.paragraph != before.paragraph:
+                parts.append("\n")
+            elif not _UNSPACED.match(before.text[-1:]):  # Chinese and Japanese put no space between sentences
+                parts.append(" ")
         parts.append(piece.text)
     return "".join(parts)
 

@@ -22,6 +22,7 @@ from bot.db.repositories.users import UserRepository
 from bot.domain.documents import MAX_DOCUMENT_BYTES, DocumentError, chunk_document
 from bot.domain.recall import RecallScope
 from bot.llm.embeddings import Embedder, EmbeddingUnavailable, Vectors
+from bot.llm.tokens import counter_for
 from bot.services.knowledge import DocumentView, KnowledgeIngestError, KnowledgeService
 from bot.services.memory import MemoryService
 from tests.fakes.llm_server import FakeLLM
@@ -216,6 +217,31 @@ async def test_while_a_new_version_is_learned_replies_recall_the_old_one_only_ne
     assert recalled == [["Ferry: The ferry captain is Mira."]], "the old version, whole, until the new one is"
     after = [r.memory.content for r in await memory.recall(question, scope, now=NOW)]
     assert "Ferry: The ferry captain is Bartholomew." in after and "Ferry: The ferry captain is Mira." not in after
+
+
+# Brinefall in Chinese: one paragraph, as Chinese is written, with no space after a full stop.
+BRINEFALL_ZH = (
+    "布林福尔是一座位于寒冷北方海岸的渔村，三百年前由走私者建立。港口每年冬天都会结冰，渔船被拖上岸直到解冻。"
+    "米拉船长每周两次驾驶渡船前往外岛。灯塔由一位退休的海巫奥娜看守，她独自住在塔里，在每一场风暴中都让火焰燃烧。"
+    "每个星期六，广场上都挤满了出售熏鲱鱼、黑麦面包和针织羊毛的摊位。"
+) * 8
+
+
+async def test_lore_written_without_spaces_is_cut_into_passages_a_reply_has_room_for(
+    db: Database, memory: MemoryService, knowledge: KnowledgeService
+) -> None:
+    """Chinese or Japanese holds a token or more per character: a passage measured as if it were English words
+    outgrew the whole memory section of a reply, which then recalled nothing at all."""
+    town, _, admin = await places(db)
+    view = await knowledge.add(town, admin, "布林福尔.md", None, f"# 布林福尔\n\n{BRINEFALL_ZH}".encode())
+    assert view.status == "completed"
+
+    scope = RecallScope(user_id=admin, guild_id=town)
+    count = counter_for("gpt-4o-mini")  # the tokenizer an OpenAI model's prompt is counted with
+    section = await memory.prompt_section("谁看守灯塔？", scope, now=NOW, tokens=1000, count=count)
+    assert section.text.startswith("From this server's notes: 布林福尔: "), section.text
+    for passage in await lore_of(db, town):
+        assert passage.content.startswith("布林福尔: ") and " " not in passage.content.removeprefix("布林福尔: ")
 
 
 async def test_files_that_cannot_be_used_are_refused_and_store_nothing(

@@ -146,9 +146,22 @@ def test_a_sentence_longer_than_a_passage_is_cut_between_words_and_text_without_
     assert [len(chunk.split()) for chunk in chunks] == [100] * 5
     assert " ".join(chunks) == words
 
-    unspaced = "港" * 5000
+    unspaced = "x" * 5000
     pieces = chunk_document(unspaced, max_words=100, overlap_words=0)
     assert "".join(pieces) == unspaced and all(len(piece) <= 800 for piece in pieces)
+
+    chinese = "港" * 5000  # a character a word: each holds a token or more
+    pieces = chunk_document(chinese, max_words=100, overlap_words=0)
+    assert "".join(pieces) == chinese and all(len(piece) <= 100 for piece in pieces)
+
+
+def test_chinese_and_japanese_are_cut_at_their_full_stops_and_measured_by_the_character() -> None:
+    sentences = ["港口每年冬天都会结冰。", "米拉船长每周两次驾驶渡船前往外岛！", "「灯塔在哪里？」", "奥娜看守灯塔。"]
+    sentences *= 10
+    chunks = chunk_document("".join(sentences), max_words=40, overlap_words=0)
+    assert all(len(chunk) <= 40 for chunk in chunks)
+    assert "".join(chunks) == "".join(sentences), "cut between sentences, with no space put between them"
+    assert all(chunk.endswith(("。", "！", "」")) for chunk in chunks)
 
 
 def test_no_empty_passages_and_a_cap_on_how_many_a_document_makes() -> None:
