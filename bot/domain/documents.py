@@ -67,6 +67,9 @@ _FRONT_MATTER = {
 }
 _FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(.*)$", re.MULTILINE | re.IGNORECASE)
 _MAX_SETEXT_WORDS = 12
+# A "heading" longer than this is a paragraph made big text (Discord's Markdown does it with "# "), not a title to
+# put before every passage under it.
+_MAX_HEADING_WORDS = 30
 
 
 class DocumentError(HearthError):
@@ -214,7 +217,12 @@ def _sections(text: str) -> list[_Section]:
             close_block()
             continue
         if heading := _ATX_HEADING.match(line):
-            open_section(len(heading.group(1)), _heading_title(heading.group(2) or ""))
+            title = _heading_title(heading.group(2) or "")
+            if _measure(title) <= _MAX_HEADING_WORDS:
+                open_section(len(heading.group(1)), title)
+            else:
+                close_block()
+                sections[-1].paragraphs.append(title)
             continue
         # A short line underlined with === or --- is a heading; a long paragraph so underlined is text and a rule.
         # (Each part holds a word at least: one of more parts than a title's words is no title.)

@@ -244,6 +244,25 @@ async def test_lore_written_without_spaces_is_cut_into_passages_a_reply_has_room
         assert passage.content.startswith("布林福尔: ") and " " not in passage.content.removeprefix("布林福尔: ")
 
 
+async def test_a_paragraph_written_as_a_heading_is_lore_not_the_title_of_every_passage(
+    db: Database, memory: MemoryService, knowledge: KnowledgeService
+) -> None:
+    """Discord's own Markdown makes a line big text with "# ", and people write whole announcements so. Taken for
+    a heading, such a line headed every passage under it, each then too long for a reply's memory section."""
+    town, _, admin = await places(db)
+    rules = " ".join(f"Rule {i}: the ferry waits for no one, and fares are paid in silver." for i in range(70))
+    harbour = "\n\n".join(f"Pier {i} is where the {i}th boat of the harbour is moored." for i in range(20))
+    view = await knowledge.add(town, admin, "welcome.md", None, f"# {rules}\n\n{harbour}".encode())
+
+    passages = [m.content for m in await lore_of(db, town)]
+    assert view.chunk_count == len(passages) and len(passages) < 20
+    assert all(len(passage.split()) <= 180 for passage in passages)
+    assert " ".join(passages).count("fares are paid in silver") >= 70, "the line is kept, as text"
+    scope = RecallScope(user_id=admin, guild_id=town)
+    section = await memory.prompt_section("Where is the 7th boat moored?", scope, now=NOW, tokens=1000)
+    assert "Pier 7 is where the 7th boat of the harbour is moored." in section.text
+
+
 async def test_files_that_cannot_be_used_are_refused_and_store_nothing(
     db: Database, knowledge: KnowledgeService
 ) -> None:
