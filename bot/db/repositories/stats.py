@@ -1,31 +1,65 @@
 """Counts for the owner's usage report, the admins' ``/stats`` and the per-guild daily token quota.
 
-Tokens are counted from the stored replies (assistant messages carry their prompt and completion tokens), so
-the figures are current to the last reply; the daily roll-up tables (``UsageRepository``) are for history.
+Tokens are counted from the stored replies (assistant messages carry their prompt and completion tokens, and a
+reply regenerated with 🔄 each of its answers'), so the figures are current to the last reply; the daily roll-up
+tables (``UsageRepository``) are for history.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from bot.db.models import Conversation, Guild, GuildMember, Message
-
-_PROMPT = func.coalesce(func.sum(Message.prompt_tokens), 0)
-_COMPLETION = func.coalesce(func.sum(Message.completion_tokens), 0)
+from bot.db.models import Conversation, Guild, GuildMember, Message, ReplyAlternative
 
 
-def _since_filter(since: Any) -> tuple[ColumnElement[bool], ...]:
-    """Replies from ``since`` on. A conversation's ``last_message_at`` is never earlier than any of its messages
-    (``ConversationRepository.add_message`` only moves it forward), so the second condition changes no result; it
-    lets the database skip a guild's old conversations through an index instead of probing each of them."""
-    return (
-        Message.role == "assistant",
-        Message.created_at >= since,
-        Conversation.last_message_at >= since,
+def _prompt(spent: Subquery) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(spent.c.prompt_tokens), 0)
+
+
+def _completion(spent: Subquery) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(spent.c.completion_tokens), 0)
+
+
+def _spent(since: datetime) -> Subquery:
+    """Each model answer in a reply from ``since`` on: its guild (None: a DM), model and tokens. A reply 🔄 asked
+    the model again for keeps every answer as one of its alternatives and holds the one shown in its own row, so a
+    reply with alternatives counts them instead: the first when the reply was given, each later one when it was
+    asked for (which may be another day; regenerating moves no ``last_message_at``).
+
+    For the replies, a conversation's ``last_message_at`` is never earlier than any of its messages
+    (``ConversationRepository.add_message`` only moves it forward), so that condition changes no result; it lets
+    the database skip a guild's old conversations through an index instead of probing each of them."""
+    first = aliased(ReplyAlternative)
+    regenerated = first.id.is_not(None)
+    replies = (
+        select(
+            Conversation.guild_id.label("guild_id"),
+            case((regenerated, first.model), else_=Message.model).label("model"),
+            case((regenerated, first.prompt_tokens), else_=Message.prompt_tokens).label("prompt_tokens"),
+            case((regenerated, first.completion_tokens), else_=Message.completion_tokens).label("completion_tokens"),
+        )
+        .select_from(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(first, and_(first.message_id == Message.id, first.position == 1))
+        .where(Message.role == "assistant", Message.created_at >= since, Conversation.last_message_at >= since)
     )
+    asked_again = (
+        select(
+            Conversation.guild_id,
+            ReplyAlternative.model,
+            ReplyAlternative.prompt_tokens,
+            ReplyAlternative.completion_tokens,
+        )
+        .select_from(ReplyAlternative)
+        .join(Message, Message.id == ReplyAlternative.message_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(ReplyAlternative.position > 1, ReplyAlternative.created_at >= since)
+    )
+    return union_all(replies, asked_again).subquery("spent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,34 +88,23 @@ class StatsRepository:
         self.session = session
 
     async def tokens_since(self, guild_id: int, since: datetime) -> int:
-        """Prompt plus completion tokens of the replies in this guild from ``since`` on: one aggregate over the
-        guild's recent conversations."""
-        statement = (
-            select(_PROMPT + _COMPLETION)
-            .select_from(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Conversation.guild_id == guild_id, *_since_filter(since))
-        )
+        """Prompt plus completion tokens of the model's answers in this guild from ``since`` on (see ``_spent``)."""
+        spent = _spent(since)
+        statement = select(_prompt(spent) + _completion(spent)).where(spent.c.guild_id == guild_id)
         return int(await self.session.scalar(statement) or 0)
 
     async def tokens_by_guild(self, since: datetime) -> list[GuildTokens]:
         """Per guild (and one row for DMs), replies and tokens from ``since`` on, most tokens first. A request
-        is a reply that names its model, i.e. one LLM call (as in the daily roll-up)."""
-        total = _PROMPT + _COMPLETION
+        is an answer that names its model, i.e. one LLM call (as in the daily roll-up); a reply regenerated with 🔄
+        made one for each of its answers."""
+        spent = _spent(since)
+        total = _prompt(spent) + _completion(spent)
         statement = (
-            select(
-                Conversation.guild_id,
-                Guild.name,
-                func.count(Message.model),
-                _PROMPT,
-                _COMPLETION,
-            )
-            .select_from(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .outerjoin(Guild, Guild.id == Conversation.guild_id)
-            .where(*_since_filter(since))
-            .group_by(Conversation.guild_id, Guild.name)
-            .order_by(total.desc(), func.coalesce(Conversation.guild_id, 0))
+            select(spent.c.guild_id, Guild.name, func.count(spent.c.model), _prompt(spent), _completion(spent))
+            .select_from(spent)
+            .outerjoin(Guild, Guild.id == spent.c.guild_id)
+            .group_by(spent.c.guild_id, Guild.name)
+            .order_by(total.desc(), func.coalesce(spent.c.guild_id, 0))
         )
         rows = (await self.session.execute(statement)).all()
         return [

@@ -4,11 +4,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.engine import Database
-from bot.db.models import BotState, Conversation, Guild, GuildMember, Message, Persona, User
+from bot.db.models import BotState, Conversation, Guild, GuildMember, Message, Persona, ReplyAlternative, User
+from bot.db.repositories.alternatives import AlternativeRepository
 from bot.db.repositories.stats import GuildTokens, StatsRepository
 from bot.services.stats import StatsService, start_of_day, start_of_month
 
@@ -196,3 +197,40 @@ async def test_the_mood_shown_has_decayed_to_now_toward_the_persona_baseline(db:
     assert (await stats.guild_stats(seeded.guild_b)).mood_label == "relaxed"
     assert (await stats.mood(None, bo)).label == "neutral"  # Bo's DM: nothing stored, no persona
     assert (await stats.mood(None, ana)).valence == -0.8  # Ana's DM: her own
+
+
+async def test_every_answer_a_reply_was_regenerated_into_counts_on_the_day_it_was_asked_for(db: Database) -> None:
+    """🔄 asks the model again: each answer's tokens were spent, the ones no longer shown too, and on the day the
+    model gave them (the first answer when the reply came, another when it was asked for), like any reply."""
+    async with db.session() as session:
+        guild = Guild(discord_id=300, name="Gamma")
+        session.add(guild)
+        await session.flush()
+        # A reply two minutes before midnight, regenerated twice after it: 20 + 5 tokens, then 30 + 6, then 40 + 7.
+        await _conversation(
+            session,
+            guild.id,
+            5,
+            [said(TODAY - timedelta(minutes=3)), reply(TODAY - timedelta(minutes=2), 20, 5)],
+        )
+        message_id = await session.scalar(select(Message.id).where(Message.role == "assistant"))
+        assert message_id is not None
+    async with db.session() as session:
+        repository = AlternativeRepository(session)
+        await repository.add(message_id, 1, "first", model="fake-model", prompt_tokens=20, completion_tokens=5)
+        await repository.add(message_id, 2, "second", model="fake-model", prompt_tokens=30, completion_tokens=6)
+        await repository.add(message_id, 3, "third", model="fake-model", prompt_tokens=40, completion_tokens=7)
+        # The first answer is kept as an alternative when the second is asked for, after midnight; so is the third.
+        await session.execute(
+            update(ReplyAlternative)
+            .where(ReplyAlternative.message_id == message_id)
+            .values(created_at=TODAY + timedelta(minutes=10))
+        )
+        await repository.show(message_id, 2, at=NOW)  # ◀: the second answer is the one shown
+
+    stats = await StatsService(db, clock=lambda: NOW).guild_stats(guild.id)
+    assert (stats.messages, stats.tokens_today, stats.tokens_this_month) == (2, 36 + 47, 25 + 36 + 47)
+    assert [(row.requests, row.total_tokens) for row in await StatsService(db).usage(MONTH)] == [(3, 108)]
+    assert [(row.requests, row.total_tokens) for row in await StatsService(db).usage(TODAY)] == [(2, 83)]
+    async with db.reading() as session:
+        assert await StatsRepository(session).tokens_since(guild.id, NOW) == 0
