@@ -36,14 +36,23 @@ class GuildConfigService:
             raise InvalidSetting("Server settings can only be changed in a server.")
         return rules.read(await self.directory.update_guild_settings(place, changes))
 
-    async def add_chat_channel(self, place: Place, channel_id: int) -> GuildSettings:
+    async def add_chat_channel(self, place: Place, channel_id: int) -> tuple[GuildSettings, bool]:
+        """Hearth answers every message in the channel: the channel is taken off the blocked channels too (a block
+        would keep it quiet there). Returns the settings and whether the channel was blocked until now."""
+        unblocked = False
+
         def add(settings: GuildSettings) -> dict[str, Any]:
+            nonlocal unblocked
             channels = settings.chat_channels
             if channel_id not in channels and len(channels) >= MAX_CHAT_CHANNELS:
                 raise InvalidSetting(f"A server can have at most {MAX_CHAT_CHANNELS} chat channels.")
-            return {"chat_channels": sorted(channels | {channel_id})}
+            changes: dict[str, Any] = {"chat_channels": sorted(channels | {channel_id})}
+            unblocked = channel_id in settings.blocked_channels
+            if unblocked:
+                changes["blocked_channels"] = sorted(settings.blocked_channels - {channel_id})
+            return changes
 
-        return await self._edit(place, add)
+        return await self._edit(place, add), unblocked
 
     async def remove_chat_channel(self, place: Place, channel_id: int) -> GuildSettings:
         def remove(settings: GuildSettings) -> dict[str, Any]:

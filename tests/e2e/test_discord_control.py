@@ -253,6 +253,24 @@ async def test_a_thread_is_quiet_in_a_blocked_channel_and_chatty_in_a_chat_chann
     assert not [r for r in llm.chat_requests if "garden thread" in str(r.body["messages"])]
 
 
+async def test_a_blocked_channel_made_a_chat_channel_is_answered_there(
+    world: World, bot: HearthBot, llm: FakeLLM
+) -> None:
+    """The admin who makes a channel a chat channel wants every message there answered, as the answer promises: a
+    block from before no longer keeps Hearth quiet there."""
+    discord_, guild = world.discord, world.guild
+    general, garden = guild.channel("general"), guild.channel("garden")
+    await run(discord_, world.boss, general, "config block-channel", {"channel": garden})
+
+    _, added = await run(discord_, world.boss, general, "config chat-channel add", {"channel": garden})
+    llm.default = lambda body: Reply("Roses, mostly.")
+    await discord_.user_message(garden, world.ana, "what grows here?")  # not addressed: a chat channel's
+
+    assert added["content"] == f"I'll answer every message in <#{garden}> (it is no longer blocked)."
+    assert "Blocked channels: none" in text_of(added).splitlines()
+    await eventually(lambda: [m["content"] for m in discord_.sent_messages(garden)] == ["Roses, mostly."])
+
+
 async def test_a_forum_and_a_voice_channels_chat_can_be_blocked_and_made_chat_channels(
     world: World, bot: HearthBot, llm: FakeLLM
 ) -> None:

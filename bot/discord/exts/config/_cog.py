@@ -155,8 +155,9 @@ class Config(commands.Cog):
     @chat_channel.command(name="add", description="Hearth answers every message in this channel")
     @app_commands.describe(channel="The channel")
     async def chat_channel_add(self, interaction: discord.Interaction, channel: TalkChannel) -> None:
-        settings = await self.guild_config.add_chat_channel(place_of(interaction), channel.id)
-        await self._changed(interaction, settings, f"I'll answer every message in {channel.mention}.")
+        settings, unblocked = await self.guild_config.add_chat_channel(place_of(interaction), channel.id)
+        was_blocked = " (it is no longer blocked)" if unblocked else ""
+        await self._changed(interaction, settings, f"I'll answer every message in {channel.mention}{was_blocked}.")
 
     @chat_channel.command(name="remove", description="Hearth answers in this channel only when addressed")
     @app_commands.describe(channel="The channel")
