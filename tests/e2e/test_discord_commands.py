@@ -997,6 +997,26 @@ async def test_a_channel_deleted_on_discord_leaves_the_chat_and_blocked_channels
     assert lore not in (await guild_settings(db)).get("blocked_channels", [])  # type: ignore[operator]
 
 
+async def test_an_admin_looking_at_stats_is_not_counted_among_the_people_known(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM
+) -> None:
+    """/stats reads the server's figures: the admin who asks has said nothing to Hearth, and is not known by it."""
+    discord, boss, general = world.discord, world.boss, world.general
+
+    _, fresh = await run(discord, boss, general, "stats")
+    llm.default = Reply("Hello Ana!")
+    await discord.user_message(general, world.ana, f"{discord.bot.mention} hi, I'm Ana")
+    await shown(discord, general, lambda said: "Hello Ana" in said, timeout=10)
+    async with asyncio.timeout(5):  # the reply is stored once it is shown
+        while await count(db, Message) < 2:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    _, later = await run(discord, boss, general, "stats")
+
+    assert {"Messages: 0", "People known: 0"} <= set(text_of(fresh).splitlines())
+    assert {"Messages: 2", "People known: 1"} <= set(text_of(later).splitlines())
+    assert await count(db, User, User.discord_id == boss.id) == 0
+
+
 async def test_a_cooldown_of_zero_shows_as_zero_seconds_not_as_a_bare_number(world: World, bot: HearthBot) -> None:
     discord, boss, general = world.discord, world.boss, world.general
 

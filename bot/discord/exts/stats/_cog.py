@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.checks import require_admin
-from bot.discord.people import identify
+from bot.discord.people import place_of
 from bot.discord.views import hearth_embed
 from bot.services.directory import Directory
 from bot.services.stats import StatsService
@@ -28,8 +28,9 @@ class Stats(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction) -> None:
-        here = await identify(self.directory, interaction)
-        assert here.guild_id is not None
+        # The server alone: the admin who asks is not made one of the people Hearth knows here by asking.
+        here = await self.directory.guild(place_of(interaction))
+        assert here is not None
         stats = await self.stats_service.guild_stats(here.guild_id)
         embed = hearth_embed("Hearth in this server")
         embed.add_field(name="Messages", value=f"{stats.messages:,}")
