@@ -36,6 +36,9 @@ _TEXT_CONTROLS = frozenset("\t\n\r\f")
 _MAX_CONTROL_SHARE = 0.01
 # How much of a file (bytes, from its start) is looked at for control characters.
 _SAMPLE_BYTES = 4096
+# Characters that show nothing, besides whitespace and Unicode's format characters (zero-width spaces and joiners,
+# byte order marks, soft hyphens): the Hangul fillers and the blank Braille pattern, letters and symbols to Unicode.
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Characters that count as one word when measuring a long run of text without spaces (a link, a code).
 _CHARS_PER_WORD = 8
 # Characters that count as a word each: Chinese, Japanese and Korean script, punctuation and full-width forms, which
@@ -124,9 +127,14 @@ def decode_document(data: bytes, filename: str) -> str:
     if "\x00" in text:  # UTF-16 without a byte order mark, or binary data after a text-like start
         raise binary
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
+    if not _visible(text):
         raise DocumentError(f"{shown} is empty: there is nothing in it to learn.")
     return text
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` shows anything: a character that is not whitespace, a format character or a blank."""
+    return any(not char.isspace() and char not in _BLANKS and unicodedata.category(char) != "Cf" for char in text)
 
 
 # --- chunking -------------------------------------------------------------------------------------------------
@@ -190,7 +198,9 @@ def _sections(text: str) -> list[_Section]:
 
     def close_block() -> None:
         if block:
-            sections[-1].paragraphs.append("\n".join(" ".join(parts) for parts in block))
+            paragraph = "\n".join(" ".join(parts) for parts in block)
+            if _visible(paragraph):  # a line of zero-width spaces is no passage
+                sections[-1].paragraphs.append(paragraph)
             block.clear()
 
     def open_section(level: int, title: str) -> None:

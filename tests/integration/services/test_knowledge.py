@@ -280,6 +280,30 @@ async def test_files_that_cannot_be_used_are_refused_and_store_nothing(
     assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory) == 0
 
 
+async def test_a_file_of_only_invisible_characters_is_refused_as_empty_and_stores_nothing(
+    db: Database, knowledge: KnowledgeService
+) -> None:
+    """Zero-width spaces, joiners, byte order marks and Hangul fillers are not whitespace to Python, but nobody can
+    read them: such a file was learned as a passage that shows nothing, recalled as "From this server's notes: "."""
+    town, _, admin = await places(db)
+    uploads = {
+        "blank.txt": "\u200b\u200b\n\u200c\u200d\u2060\n".encode(),
+        "marks.md": "\ufeff\ufeff\ufeff\n\n\ufeff".encode(),
+        "filler.txt": "\u3164 \u3164\n\u2800\u00ad".encode(),
+        "wide.txt": "\u200b\n".encode("utf-16"),
+    }
+    for filename, data in uploads.items():
+        with pytest.raises(DocumentError, match=re.escape(f"“{filename}” is empty: there is nothing in it to learn.")):
+            await knowledge.add(town, admin, filename, None, data)
+    with pytest.raises(DocumentError, match="has only headings"):
+        await knowledge.add(town, admin, "titled.md", None, "# The Harbour\n\n\u200b\u200b\n".encode())
+    assert await knowledge.list(town) == []
+    assert await count(db, KnowledgeDocument) == 0 and await count(db, Memory) == 0
+
+    view = await knowledge.add(town, admin, "ferry.md", None, "# Ferry\n\n\u200bThe ferry captain is Mira.".encode())
+    assert view.chunk_count == 1, "a document with text in it is learned"
+
+
 async def test_an_upload_whose_embedding_fails_is_listed_as_failed_keeps_nothing_and_replaces_nothing(
     db: Database, knowledge: KnowledgeService
 ) -> None:
