@@ -376,20 +376,32 @@ def _pack(paragraphs: Iterable[list[_Piece]], max_words: int, overlap_words: int
         yield chunk
 
 
+def _heading_prefix(path: tuple[str, ...], max_words: int) -> str:
+    """What the passages of a section under ``path`` start with (``"Setting > The Harbour: "``), of at most
+    ``max_words`` words: when the whole path is longer, its outermost headings are left out (``"… > The Harbour: "``),
+    and when even the innermost is, there is none."""
+    for start in range(len(path)):
+        prefix = " > ".join(("…",) * bool(start) + path[start:]) + ": "
+        if _measure(prefix) <= max_words:
+            return prefix
+    return ""
+
+
 def chunk_document(text: str, *, max_words: int = 180, overlap_words: int = 30) -> list[str]:
     """Passages of ``text`` to embed, in document order, each prefixed with its heading path
-    (``"Setting > The Harbour: …"``) and of at most ``max_words`` words besides it. Raises
+    (``"Setting > The Harbour: …"``, at most half of ``max_words``) and of at most ``max_words`` words with it. Raises
     :class:`DocumentError` as soon as the document would make more than :data:`MAX_CHUNKS` passages.
 
     Time linear in the text's length (it runs on documents of megabytes; call it off the event loop)."""
     if max_words < 1 or overlap_words < 0:
         raise ValueError("max_words must be positive and overlap_words not negative")
-    overlap_words = min(overlap_words, max_words // 2)
     chunks: list[str] = []
     for section in _sections(_without_front_matter(text)):
-        prefix = " > ".join(section.path) + ": " if section.path else ""
-        paragraphs = (_pieces(paragraph, i, max_words) for i, paragraph in enumerate(section.paragraphs))
-        for packed in _pack(paragraphs, max_words, overlap_words):
+        prefix = _heading_prefix(section.path, max_words // 2)
+        words = max_words - _measure(prefix)  # the headings are read (and embedded) with the passage
+        overlap = min(overlap_words, words // 2)
+        paragraphs = (_pieces(paragraph, i, words) for i, paragraph in enumerate(section.paragraphs))
+        for packed in _pack(paragraphs, words, overlap):
             body = _join(packed).strip()
             if not body:
                 continue

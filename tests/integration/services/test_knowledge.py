@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
@@ -261,6 +262,34 @@ async def test_a_paragraph_written_as_a_heading_is_lore_not_the_title_of_every_p
     scope = RecallScope(user_id=admin, guild_id=town)
     section = await memory.prompt_section("Where is the 7th boat moored?", scope, now=NOW, tokens=1000)
     assert "Pier 7 is where the 7th boat of the harbour is moored." in section.text
+
+
+async def test_a_passage_under_long_nested_headings_is_embedded_to_its_end(
+    db: Database, memory: MemoryService, knowledge: KnowledgeService
+) -> None:
+    """The headings a passage sits under are put before it; long nested ones were not counted in its size, so a
+    passage could outgrow the local model's 256-token input and the sentences at its end were never embedded (a
+    question about them did not find it)."""
+    town, _, admin = await places(db)
+    titles = [
+        "The Northern Reaches of the Kingdom and the Old Roads the Salt Merchants Walked Before the Great Flood Came",
+        "The Coastal Towns Along the Grey Sea Where the Fishing Guilds Still Keep Their Ancient Charters and Feasts",
+        "Brinefall the Smugglers Haven and Its Harbour Where the Winter Ice Comes Early Every Single Year Without Fail",
+        "The Harbour Masters and Ferry Captains Who Have Served the Town Since the Days of the First Council Elders",
+    ]
+    headings = "\n\n".join(f"{'#' * level} {title}" for level, title in enumerate(titles, start=1))
+    sentences = [f"On day {i} of the thaw the boats of pier {i} are hauled back into the water." for i in range(40)]
+    view = await knowledge.add(town, admin, "north.md", None, f"{headings}\n\n{' '.join(sentences)}".encode())
+
+    passages = [m.content for m in await lore_of(db, town)]
+    assert view.chunk_count == len(passages) > 1
+    assert " ".join(passages).count("hauled back into the water") >= len(sentences), "every sentence is kept"
+    for passage in passages:
+        assert passage.endswith("hauled back into the water."), passage
+        shorter = passage.removesuffix("hauled back into the water.")
+        whole, without_end = await memory.embedder.embed([passage, shorter])
+        assert not np.allclose(whole, without_end), f"the end of the passage is embedded: {passage}"
+        assert len(passage.split()) <= 180, "the headings count in a passage's size"
 
 
 async def test_files_that_cannot_be_used_are_refused_and_store_nothing(

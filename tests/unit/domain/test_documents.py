@@ -164,6 +164,19 @@ def test_chinese_and_japanese_are_cut_at_their_full_stops_and_measured_by_the_ch
     assert all(chunk.endswith(("。", "！", "」")) for chunk in chunks)
 
 
+def test_the_heading_path_counts_in_a_passage_and_its_outermost_headings_give_way_when_long() -> None:
+    titles = [" ".join(f"h{level}w{i}" for i in range(25)) for level in range(6)]  # 150 words of headings
+    headings = "\n\n".join(f"{'#' * (level + 1)} {title}" for level, title in enumerate(titles))
+    body = " ".join(f"Sentence {i} tells of the tides and the nets." for i in range(60))
+    chunks = chunk_document(f"{headings}\n\n{body}")
+
+    assert chunks and all(len(chunk.split()) <= 180 for chunk in chunks)
+    path = f"… > {titles[-3]} > {titles[-2]} > {titles[-1]}: "
+    assert all(chunk.startswith(path) for chunk in chunks), "the innermost headings, as many as half a passage holds"
+    assert " ".join(chunk.removeprefix(path) for chunk in chunks).count("tides and the nets") >= 60
+    assert chunk_document(f"# {titles[0]}\n\nThe tide is high.", max_words=40) == ["The tide is high."]
+
+
 def test_no_empty_passages_and_a_cap_on_how_many_a_document_makes() -> None:
     assert chunk_document("# Only\n\n## Headings\n\n   \n") == []
     too_many = "\n\n".join(f"# Part {i}\n\nText {i}." for i in range(MAX_CHUNKS + 1))
