@@ -94,6 +94,13 @@ def check_upload(filename: str, size_bytes: int) -> None:
         )
 
 
+def document_key(name: str) -> str:
+    """What one document's name is told from another's by: not its letters' case, nor how Unicode composes them
+    ("Lore.md" is "lore.md"; "Café.md" as macOS writes it, e and a combining accent, is "Café.md" as Windows does),
+    for an admin uploading either means a new version of the same document."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
+
+
 def _looks_binary(data: bytes, encoding: str | None) -> bool:
     """Whether ``data`` is a binary file: a known signature, or (in its first few kilobytes) more control
     characters than text holds. NUL, which no text holds, is looked for in the whole text once it is decoded."""

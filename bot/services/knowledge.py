@@ -6,9 +6,9 @@ passages are embedded), the passages are embedded in batches, and then stored al
 that makes the row ``completed``: replies never recall half a document. If a batch fails, nothing is stored and
 the row is kept as ``failed`` with the reason, so the admin sees what happened.
 
-A file uploaded under the name of one of the guild's documents replaces it in that same transaction: replies
-recall the old version until the new one is whole, then the new one alone, never both; a failed re-upload
-leaves the old lore in place.
+A file uploaded under the name of one of the guild's documents (whatever its letters' case or Unicode form: see
+:func:`~bot.domain.documents.document_key`) replaces it in that same transaction: replies recall the old version
+until the new one is whole, then the new one alone, never both; a failed re-upload leaves the old lore in place.
 """
 
 import asyncio
@@ -22,7 +22,7 @@ from bot.db.engine import Database
 from bot.db.repositories.knowledge import DocumentRow, KnowledgeRepository
 from bot.db.repositories.memories import MemoryRepository, NewMemory
 from bot.db.types import utcnow
-from bot.domain.documents import DocumentError, chunk_document, decode_document
+from bot.domain.documents import DocumentError, chunk_document, decode_document, document_key
 from bot.domain.memory_text import embedding_text
 from bot.errors import HearthError
 from bot.llm.embeddings import Vectors
@@ -161,7 +161,10 @@ class KnowledgeService:
                 )
                 if finished is None:
                     raise _DocumentGone
-                replaced = await repository.delete_earlier_named(guild_id, name, before_id=document.id)
+                key = document_key(name)
+                names = {row.source_name for row in await repository.for_guild(guild_id)}
+                same = [other for other in names if document_key(other) == key]
+                replaced = await repository.delete_earlier_named(guild_id, same, before_id=document.id)
         except _DocumentGone:
             raise _gone(name) from None
         except BaseException as exc:  # cancellation too: a document is never left half-stored as "processing"

@@ -5,6 +5,7 @@ document deletes them, their vectors and their word-index entries. Every read an
 one guild's admins never reach another guild's lore.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,14 +153,16 @@ class KnowledgeRepository:
         row = (await self.session.execute(statement)).first()
         return None if row is None else _document(row)
 
-    async def delete_earlier_named(self, guild_id: int, source_name: str, *, before_id: int) -> list[int]:
-        """Delete the guild's documents named ``source_name`` uploaded before document ``before_id`` (with their
-        chunks): what a newer upload of the same file replaces. Returns their ids."""
+    async def delete_earlier_named(self, guild_id: int, source_names: Collection[str], *, before_id: int) -> list[int]:
+        """Delete the guild's documents named one of ``source_names`` uploaded before document ``before_id`` (with
+        their chunks): what a newer upload of the same file replaces. Returns their ids."""
+        if not source_names:
+            return []
         statement = (
             delete(KnowledgeDocument)
             .where(
                 KnowledgeDocument.guild_id == guild_id,
-                KnowledgeDocument.source_name == source_name,
+                KnowledgeDocument.source_name.in_(source_names),
                 KnowledgeDocument.id < before_id,
             )
             .returning(KnowledgeDocument.id)

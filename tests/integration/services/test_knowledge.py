@@ -5,6 +5,7 @@ passages with it; a file that cannot be used, or an upload whose embedding fails
 import asyncio
 import re
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -194,6 +195,34 @@ async def test_the_same_name_replaces_a_document_and_removing_takes_its_passages
     assert await knowledge.list(town) == [] and await lore_of(db, town) == []
     assert await word_indexed(db, "bartholomew") == 0
     assert [m.content for m in await lore_of(db, desert)] == ["Ferry: The camel master is Zubair."]
+
+
+async def test_the_same_name_in_another_case_or_unicode_form_replaces_the_document(
+    db: Database, knowledge: KnowledgeService
+) -> None:
+    """An admin means one document by "Lore.md" and "lore.md", and by "Café.md" as macOS writes it (an e and a
+    combining accent, NFD) and as Windows does (é, NFC): a new version under either replaces the old, rather than
+    both being kept and recalled at once ("the ferry captain is Mira" next to "… is Bartholomew")."""
+    town, desert, admin = await places(db)
+    await knowledge.add(town, admin, "Ferry.md", None, b"# Ferry\n\nThe ferry captain is Mira.")
+    theirs = await knowledge.add(desert, admin, "ferry.md", None, b"# Ferry\n\nThe camel master is Zubair.")
+    newer = await knowledge.add(town, admin, "FERRY.md", None, b"# Ferry\n\nThe ferry captain is Bartholomew.")
+    assert await knowledge.list(town) == [newer] and newer.name == "FERRY.md", "kept under the name last given"
+    assert [m.content for m in await lore_of(db, town)] == ["Ferry: The ferry captain is Bartholomew."]
+    assert await knowledge.list(desert) == [theirs], "another guild's document of the same name stays"
+
+    decomposed, composed = unicodedata.normalize("NFD", "Café.md"), unicodedata.normalize("NFC", "Café.md")
+    assert decomposed != composed
+    await knowledge.add(town, admin, decomposed, None, b"# Cafe\n\nThe cafe opens at dawn.")
+    cafe = await knowledge.add(town, admin, composed, None, b"# Cafe\n\nThe cafe opens at noon.")
+    assert await knowledge.list(town) == [cafe, newer]
+    assert [m.content for m in await lore_of(db, town)] == [
+        "Ferry: The ferry captain is Bartholomew.",
+        "Cafe: The cafe opens at noon.",
+    ]
+
+    other = await knowledge.add(town, admin, "ferry.txt", None, b"The ferry is painted blue.")
+    assert await knowledge.list(town) == [other, cafe, newer], "another extension is another document"
 
 
 async def test_while_a_new_version_is_learned_replies_recall_the_old_one_only_never_both(
