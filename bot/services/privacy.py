@@ -247,7 +247,8 @@ class PrivacyService:
             "exported_at": self.clock().isoformat(),
             "about": (
                 "Everything Hearth stores about you, table by table. Embedding vectors are left out, and so is what "
-                "others said (the message before yours that a memory of yours is kept with)."
+                "others said (the message before yours that a memory of yours is kept with, and a message you "
+                "replied to or forwarded, marked where it was)."
             ),
             "tables": tables,
         }

@@ -738,6 +738,30 @@ async def test_an_export_holds_nothing_someone_else_said(
     assert "I climb" in exported and "Acme" not in exported and "boss" not in exported.lower()
 
 
+async def test_an_export_leaves_out_the_message_a_member_replied_to(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM
+) -> None:
+    """Ana asks Hearth about Ben's message by replying to it: Ben's words are kept with hers, for the model and
+    her memory, but they are his, not something stored about her, so her export holds her words alone."""
+    discord, ana, general = world.discord, world.ana, world.general
+    ben = discord.add_user("ben", global_name="Ben")
+    secret = await discord.user_message(general, ben, "my new job at Acme is still a secret")
+    llm.default = Reply("Congratulations to him!")
+    await discord.user_message(general, ana, f"{discord.bot.mention} I climb, is that true?", referenced_message=secret)
+    await shown(discord, general, lambda said: "Congratulations" in said, timeout=10)
+    async with db.session() as session:
+        kept = await session.scalar(select(Memory.content).where(Memory.content.contains("I climb")))
+    assert kept is not None and "Acme" in kept, "Ben's words are kept with Ana's message"
+
+    await run(discord, ana, general, "memory export")
+    exported = json.loads(discord.attachment_bytes(discord.dm_messages(ana)[-1]["attachments"][0]))
+    said = json.dumps(exported, ensure_ascii=False)
+    assert "I climb" in said and "Acme" not in said
+    assert [row["content"] for row in exported["tables"]["messages"] if row["role"] == "user"] == [
+        "@Hearth I climb, is that true?\n[in reply to Ben]"
+    ]
+
+
 @pytest.mark.parametrize("dms", ["open", "closed"])
 async def test_an_export_larger_than_discords_file_limit_comes_whole_in_parts(
     world: World, bot: HearthBot, db: Database, llm: FakeLLM, dms: str

@@ -26,12 +26,15 @@ from bot.db.models import (
 )
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories.memories import MemoryRepository
+from bot.domain.extraction import own_words
 from bot.domain.images import still_attached
 from bot.domain.memory_text import context_line, edited_memory
 from bot.domain.opinions import topics_said
 
 # Columns that hold vectors: derived from text that is exported anyway, and useless to a person.
 _VECTOR_COLUMNS = {"embedding"}
+# What the word search indexes: a memory's speaker, text and day, exported anyway (its text with others' words).
+_DERIVED = {(Memory.__tablename__, "search_text")}
 # Columns of the person's rows that hold what others said: a memory's context is the turn before it, which is
 # often someone else's message, or Hearth's reply to someone else. The person's own turns are exported anyway.
 _OTHERS_WORDS = {(Memory.__tablename__, "context")}
@@ -73,7 +76,19 @@ def _plain(value: Any) -> Any:
 
 
 def _exported(table_name: str, column: str) -> bool:
-    return column not in _VECTOR_COLUMNS and (table_name, column) not in _OTHERS_WORDS
+    return column not in _VECTOR_COLUMNS and (table_name, column) not in _OTHERS_WORDS | _DERIVED
+
+
+def _own_words_only(found: dict[str, list[dict[str, Any]]]) -> None:
+    """The person's turns, and their memories, as they said them: the message they replied to, or forwarded, is
+    kept after theirs (for the model), but it is someone else's, so it is left out, a mark saying it was there."""
+    turns = {row["id"] for row in found.get(Message.__tablename__, []) if row.get("role") == "user"}
+    for row in found.get(Message.__tablename__, []):
+        if row["id"] in turns:
+            row["content"] = own_words(str(row["content"]))
+    for row in found.get(Memory.__tablename__, []):
+        if row.get("kind") == "message" and row.get("message_id") in turns:
+            row["content"] = own_words(str(row["content"]))
 
 
 def _user_columns(table: Table) -> list[Any]:
@@ -85,8 +100,8 @@ class PrivacyRepository:
         self.session = session
 
     async def rows_about(self, user_id: int) -> dict[str, list[dict[str, Any]]]:
-        """Table name → the rows that reference the user (every column but vectors and others' words), and the
-        user row itself."""
+        """Table name → the rows that reference the user (every column but vectors, the word index's text and others'
+        words, their turns without what they reply to or forward), and the user row itself."""
         found: dict[str, list[dict[str, Any]]] = {}
         for table in Base.metadata.sorted_tables:
             if table.name == User.__tablename__:
@@ -100,6 +115,7 @@ class PrivacyRepository:
                 found[table.name] = [
                     {key: _plain(value) for key, value in row.items() if _exported(table.name, key)} for row in rows
                 ]
+        _own_words_only(found)
         # A link joins one of the user's facts to another member's: the export names the user's own fact only.
         own = select(UserFact.id).where(UserFact.user_id == user_id)
         links = (
