@@ -403,6 +403,35 @@ def own_words(text: str) -> str:
     return f"{own}\n{mark}" if own else mark
 
 
+# How much of a message replied to is kept with the reply (bot/discord/people.py cuts a longer one, marking it "…").
+QUOTED_CHARS = 500
+# What stands in a reply's place for the message it quoted, once that message's author asked to be forgotten.
+QUOTE_ERASED_MARK = "[in reply to a message no longer kept]"
+
+
+def without_quote_of(text: str, said: Sequence[str]) -> str | None:
+    """``text`` (a person's turn) with the message it replies to taken out, a mark in its place, when that message is
+    one of ``said`` (someone's stored turns), quoted whole or its start; None when it quotes none of them."""
+    found = _REPLIED.search(text)
+    if found is None:
+        return None
+    quoted = text[found.end(1) + 1 :]  # after the line "[in reply to Ben]"
+
+    def quotes(turn: str) -> bool:
+        before = min((m.start() for m in (_FORWARDED.search(turn), _REPLIED.search(turn)) if m), default=len(turn))
+        words = turn[:before]  # a quote holds the message's own words (and marks), not what it quoted in turn
+        if not words.strip():
+            return False
+        if len(words) > QUOTED_CHARS:
+            return quoted.startswith(words[: QUOTED_CHARS - 1].rstrip() + "…")
+        return quoted == words or quoted.startswith(words + "\n")
+
+    if not any(quotes(turn) for turn in said):
+        return None
+    own = text[: found.start()]
+    return f"{own}\n{QUOTE_ERASED_MARK}" if own else QUOTE_ERASED_MARK
+
+
 def _instructions(persona_name: str, today: datetime.date) -> str:
     friday = today + datetime.timedelta(days=(4 - today.weekday()) % 7 or 7)  # the example's "on Friday"
     saturday = friday + datetime.timedelta(days=1)

@@ -147,6 +147,7 @@ class PrivacyService:
         """Erase the user and everything about them, everywhere; False if Hearth held nothing."""
         conversations: list[int] = []
         quoting: list[QuotingMemory] = []
+        replying: list[PastTurn] = []
         async with self.database.session() as session:
             user = await UserRepository(session).get_by_discord_id(discord_id)
             if user is not None:
@@ -163,6 +164,10 @@ class PrivacyService:
                 await privacy.drop_contexts(quoting)
                 await privacy.delete_summaries(conversations)
                 await privacy.delete_opinions_from(user.id)
+                # Others' turns replying to their messages keep those after their own words: they go from there
+                # too, and so from the contexts and summaries that quote such a turn.
+                if replying := await privacy.unquote_replies_to(user.id):
+                    await privacy.unquote(replying)
                 erased = await UserRepository(session).delete(user.id)
                 await privacy.purge_word_index()
                 await RuntimeRepository(session).announce(Change("erased", discord_id))  # other processes' caches
@@ -172,7 +177,7 @@ class PrivacyService:
                 await PrivacyRepository(session).checkpoint()
         if self.on_erased is not None:
             self.on_erased(discord_id)
-        if quoting and self.worker is not None:
+        if (quoting or replying) and self.worker is not None:
             self.worker.wake()
         return erased
 

@@ -717,6 +717,39 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     assert not [row for row in leftovers if any(word in str(row) for word in ("Ana", "climb", "moon", "Miso"))]
 
 
+async def test_forget_all_takes_ones_words_out_of_the_replies_others_made_to_them(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM
+) -> None:
+    """Ana asks Hearth about Ben's message by replying to it, so Ben's words are kept with hers. When Ben asks to be
+    forgotten, they go from her turn, its memory and the context of the memory after it; her own words stay."""
+    discord, ana, general = world.discord, world.ana, world.general
+    ben = discord.add_user("ben", global_name="Ben")
+    llm.default = Reply("Noted!")
+    secret = await discord.user_message(general, ben, f"{discord.bot.mention} my new job at Acme is still a secret")
+    await shown(discord, general, lambda said: "Noted" in said, timeout=10)
+    async with asyncio.timeout(5):
+        while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    await discord.user_message(general, ana, f"{discord.bot.mention} is that right?", referenced_message=secret)
+    async with asyncio.timeout(10):
+        while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    await container_of(bot).embedding_worker.flush()
+    assert await count(db, Message, Message.content.contains("Acme")) == 2, "Ben's words are kept with Ana's"
+
+    payload, question = await run(discord, ben, general, "memory forget-all")
+    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ben, question, button["custom_id"]))
+    await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
+
+    async with db.session() as session:
+        messages = (await session.scalars(select(Message.content).order_by(Message.id))).all()
+        memories = (await session.execute(select(Memory.content, Memory.context, Memory.search_text))).all()
+    assert messages == ["@Hearth is that right?\n[in reply to a message no longer kept]", "Noted!"]
+    assert [row for row in memories if "Acme" in str(row)] == []
+    assert any("is that right?" in row.content for row in memories), "Ana's memory stays"
+
+
 async def test_an_export_holds_nothing_someone_else_said(
     world: World, bot: HearthBot, db: Database, llm: FakeLLM
 ) -> None:

@@ -26,7 +26,7 @@ from bot.db.models import (
 )
 from bot.db.repositories._dialect import dialect_name
 from bot.db.repositories.memories import MemoryRepository
-from bot.domain.extraction import own_words
+from bot.domain.extraction import own_words, without_quote_of
 from bot.domain.images import still_attached
 from bot.domain.memory_text import context_line, edited_memory
 from bot.domain.opinions import topics_said
@@ -223,6 +223,54 @@ class PrivacyRepository:
             for row in candidates.all()
             if any(str(row.context).endswith(ending) for ending in endings)
         ]
+
+    async def unquote_replies_to(self, user_id: int) -> list[PastTurn]:
+        """Others' turns that reply to one of the user's stored messages keep it after their own words (see
+        bot/discord/people.py): it goes from them and from their memories (embedded again), a mark in its place.
+        Returns those turns as they were, for what quoted them in turn to be taken out too (:meth:`unquote`)."""
+        theirs = await self.session.execute(
+            select(Conversation.channel_id, Message.content)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.user_id == user_id, Message.role == "user")
+        )
+        said_in: dict[int, list[str]] = {}
+        for channel_id, content in theirs.all():  # a Discord reply is in the channel of the message it replies to
+            said_in.setdefault(int(channel_id), []).append(str(content))
+        if not said_in:
+            return []
+        replies = await self.session.execute(
+            select(Message.id, Message.conversation_id, Message.content, Conversation.channel_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.channel_id.in_(sorted(said_in)),
+                Message.role == "user",
+                or_(Message.user_id.is_(None), Message.user_id != user_id),
+                Message.content.contains("[in reply to "),
+            )
+        )
+        memories = MemoryRepository(self.session)
+        changed: list[PastTurn] = []
+        for row in replies.all():
+            unquoted = without_quote_of(str(row.content), said_in[int(row.channel_id)])
+            if unquoted is None:
+                continue
+            await self.session.execute(update(Message).where(Message.id == row.id).values(content=unquoted))
+            memory = (
+                await self.session.execute(
+                    select(Memory.id, Memory.content, Memory.speaker_name, Memory.created_at).where(
+                        Memory.message_id == row.id, Memory.kind == "message"
+                    )
+                )
+            ).first()
+            if memory is not None:  # the turn's text, then its images' marks
+                await memories.rewrite(
+                    memory.id,
+                    edited_memory(memory.content, str(row.content), unquoted),
+                    created_at=memory.created_at,
+                    speaker_name=memory.speaker_name,
+                )
+            changed.append(PastTurn(int(row.id), int(row.conversation_id), str(row.content)))
+        return changed
 
     async def edit_user_turn(
         self, discord_message_id: int, content: str, images: Sequence[str] | None = None

@@ -13,6 +13,7 @@ from bot.domain.extraction import (
     MAX_FOLLOW_UPS,
     MAX_REFERENCES,
     MAX_TOPICS,
+    QUOTE_ERASED_MARK,
     ExtractedBirthday,
     ExtractedFact,
     ExtractedFollowUp,
@@ -26,6 +27,7 @@ from bot.domain.extraction import (
     parse_extraction,
     response_format,
     speaker_labels,
+    without_quote_of,
 )
 
 TODAY = datetime.date(2026, 3, 4)  # a Wednesday
@@ -639,3 +641,14 @@ def test_a_follow_up_is_near_enough_counted_from_its_persons_own_day() -> None:
         2026, 9, 3, 8, 0, tzinfo=datetime.UTC
     )
     assert follow_up.due(evening) is None
+
+
+def test_a_reply_loses_the_quote_of_a_message_whole_or_cut_and_only_of_those_messages() -> None:
+    long = "word " * 150  # cut where a reply quotes it
+    said = ["my job at Acme is a secret", long.strip()]
+    assert without_quote_of("is that right?\n[in reply to Ben]\nmy job at Acme is a secret", said) == (
+        f"is that right?\n{QUOTE_ERASED_MARK}"
+    )
+    assert without_quote_of(f"[in reply to Ben]\n{long[:499].rstrip()}…\n[sticker: Wave]", said) == QUOTE_ERASED_MARK
+    assert without_quote_of("is that right?\n[in reply to Cy]\nmy job at Acme is a secret, says Cy", said) is None
+    assert without_quote_of("my job at Acme is a secret", said) is None
