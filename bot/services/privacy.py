@@ -231,7 +231,10 @@ class PrivacyService:
         """What deleted or edited ``turns`` said, taken out of what it reached: the contexts and summaries that
         quote it, the facts learned from it, and (announced) other processes' cached history. True when a memory
         lost its vector, for the embedding worker to remake."""
-        unquoted = await PrivacyRepository(session).unquote(turns)
+        privacy = PrivacyRepository(session)
+        # Someone's reply to a message keeps it after their own words: the message's words go from there too.
+        replying = await privacy.unquote_replies_to_turns(turns)
+        unquoted = await privacy.unquote([*turns, *replying]) or bool(replying)
         await FactRepository(session).forget_learned_from([turn.message_id for turn in turns], now=self.clock())
         await RuntimeRepository(session).announce(Change("turns"))
         return unquoted

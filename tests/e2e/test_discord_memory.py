@@ -166,6 +166,29 @@ async def test_a_message_its_author_deletes_on_discord_is_forgotten(
     assert not await said_anywhere(db, "4417")
 
 
+async def test_a_deleted_message_is_forgotten_from_the_reply_someone_made_to_it(
+    chatting: Chatting, db: Database, llm: FakeLLM
+) -> None:
+    """Ben asks Hearth about his locker code's secret, Ana replies to his message to ask Hearth about it, so his words
+    are kept with hers. Ben deletes his message: it goes from her turn and its memory too, her own words stay."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    ben = discord.add_user("ben", global_name="Ben")
+    secret = await tell_the_code(discord, ben, general, llm)
+    llm.script(Reply("I couldn't say."))
+    await discord.user_message(general, ana, f"{discord.bot.mention} should he share it?", referenced_message=secret)
+    await answered(discord, general, "I couldn't say.")
+    await flushed(chatting.bot)
+    async with db.reading() as session:
+        assert "4417" in str(await session.scalar(select(Message.content).where(Message.content.contains("share"))))
+
+    await delete_on_discord(discord, chatting.guild, secret)
+    await forgotten(db, "4417")
+    prompt = await prompt_answering(discord, llm, general, ana, "what was that code?")
+    assert "4417" not in prompt and "should he share it?" in prompt
+    await flushed(chatting.bot)
+    assert not await said_anywhere(db, "4417")
+
+
 async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(
     chatting: Chatting, db: Database, llm: FakeLLM
 ) -> None:

@@ -236,6 +236,26 @@ class PrivacyRepository:
         said_in: dict[int, list[str]] = {}
         for channel_id, content in theirs.all():  # a Discord reply is in the channel of the message it replies to
             said_in.setdefault(int(channel_id), []).append(str(content))
+        return await self._unquote_replies(said_in, or_(Message.user_id.is_(None), Message.user_id != user_id))
+
+    async def unquote_replies_to_turns(self, turns: Sequence[PastTurn]) -> list[PastTurn]:
+        """As :meth:`unquote_replies_to`, for the replies to ``turns`` (deleted, or edited since)."""
+        found = await self.session.execute(
+            select(Conversation.id, Conversation.channel_id).where(
+                Conversation.id.in_(sorted({turn.conversation_id for turn in turns}))
+            )
+        )
+        channels = {int(conversation_id): int(channel_id) for conversation_id, channel_id in found.all()}
+        said_in: dict[int, list[str]] = {}
+        for turn in turns:
+            if turn.conversation_id in channels:
+                said_in.setdefault(channels[turn.conversation_id], []).append(turn.content)
+        gone = [turn.message_id for turn in turns]
+        return await self._unquote_replies(said_in, Message.id.not_in(gone))
+
+    async def _unquote_replies(self, said_in: dict[int, list[str]], whose: Any) -> list[PastTurn]:
+        """The turns (of those ``whose`` selects) in these channels that quote one of the texts said there, with the
+        quote taken out of them and of their memories; they as they were."""
         if not said_in:
             return []
         replies = await self.session.execute(
@@ -244,7 +264,7 @@ class PrivacyRepository:
             .where(
                 Conversation.channel_id.in_(sorted(said_in)),
                 Message.role == "user",
-                or_(Message.user_id.is_(None), Message.user_id != user_id),
+                whose,
                 Message.content.contains("[in reply to "),
             )
         )
