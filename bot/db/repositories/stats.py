@@ -24,8 +24,9 @@ def _completion(spent: Subquery) -> ColumnElement[Any]:
     return func.coalesce(func.sum(spent.c.completion_tokens), 0)
 
 
-def _spent(since: datetime) -> Subquery:
-    """Each model answer in a reply from ``since`` on: its guild (None: a DM), model and tokens. A reply 🔄 asked
+def answers_spent(since: datetime, until: datetime | None = None) -> Subquery:
+    """Each model answer in a reply from ``since`` on (and before ``until``): the person answered, its guild (None:
+    a DM), model and tokens; what the live counts and the daily roll-up both read. A reply 🔄 asked
     the model again for keeps every answer as one of its alternatives and holds the one shown in its own row, so a
     reply with alternatives counts them instead: the first when the reply was given, each later one when it was
     asked for (which may be another day; regenerating moves no ``last_message_at``).
@@ -37,6 +38,7 @@ def _spent(since: datetime) -> Subquery:
     regenerated = first.id.is_not(None)
     replies = (
         select(
+            Message.user_id.label("user_id"),
             Conversation.guild_id.label("guild_id"),
             case((regenerated, first.model), else_=Message.model).label("model"),
             case((regenerated, first.prompt_tokens), else_=Message.prompt_tokens).label("prompt_tokens"),
@@ -49,6 +51,7 @@ def _spent(since: datetime) -> Subquery:
     )
     asked_again = (
         select(
+            Message.user_id,
             Conversation.guild_id,
             ReplyAlternative.model,
             ReplyAlternative.prompt_tokens,
@@ -59,6 +62,9 @@ def _spent(since: datetime) -> Subquery:
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(ReplyAlternative.position > 1, ReplyAlternative.created_at >= since)
     )
+    if until is not None:
+        replies = replies.where(Message.created_at < until)
+        asked_again = asked_again.where(ReplyAlternative.created_at < until)
     return union_all(replies, asked_again).subquery("spent")
 
 
@@ -88,8 +94,9 @@ class StatsRepository:
         self.session = session
 
     async def tokens_since(self, guild_id: int, since: datetime) -> int:
-        """Prompt plus completion tokens of the model's answers in this guild from ``since`` on (see ``_spent``)."""
-        spent = _spent(since)
+        """Prompt plus completion tokens of the model's answers in this guild from ``since`` on (see
+        ``answers_spent``)."""
+        spent = answers_spent(since)
         statement = select(_prompt(spent) + _completion(spent)).where(spent.c.guild_id == guild_id)
         return int(await self.session.scalar(statement) or 0)
 
@@ -97,7 +104,7 @@ class StatsRepository:
         """Per guild (and one row for DMs), replies and tokens from ``since`` on, most tokens first. A request
         is an answer that names its model, i.e. one LLM call (as in the daily roll-up); a reply regenerated with 🔄
         made one for each of its answers."""
-        spent = _spent(since)
+        spent = answers_spent(since)
         total = _prompt(spent) + _completion(spent)
         statement = (
             select(spent.c.guild_id, Guild.name, func.count(spent.c.model), _prompt(spent), _completion(spent))

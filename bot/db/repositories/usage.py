@@ -1,11 +1,13 @@
-"""Token usage: the daily roll-up of what replies cost, per user and per guild."""
+"""Token usage: the daily roll-up of what replies cost, per user and per guild (each answer of a reply regenerated
+with 🔄 included, as the live counts see them: ``answers_spent``)."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Conversation, GuildDailyTokenUsage, Message, UserDailyTokenUsage
+from bot.db.models import GuildDailyTokenUsage, UserDailyTokenUsage
+from bot.db.repositories.stats import answers_spent
 
 
 class UsageRepository:
@@ -22,28 +24,23 @@ class UsageRepository:
         return set((await self.session.scalars(days)).all())
 
     async def roll_up(self, day: date) -> int:
-        """Recount ``day`` (UTC) from the stored replies into the daily tables (idempotent: the day's rows are
-        replaced); returns how many rows were written."""
+        """Recount ``day`` (UTC) from the stored replies into the daily tables, each model answer on the day it was
+        given (idempotent: the day's rows are replaced); returns how many rows were written."""
         start = datetime.combine(day, time(0), tzinfo=UTC)
-        replies = (
+        spent = answers_spent(start, start + timedelta(days=1))
+        answers = (
             select(
-                Message.user_id,
-                Conversation.guild_id,
-                Message.model,
+                spent.c.user_id,
+                spent.c.guild_id,
+                spent.c.model,
                 func.count().label("requests"),
-                func.coalesce(func.sum(Message.prompt_tokens), 0).label("prompt_tokens"),
-                func.coalesce(func.sum(Message.completion_tokens), 0).label("completion_tokens"),
+                func.coalesce(func.sum(spent.c.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(spent.c.completion_tokens), 0).label("completion_tokens"),
             )
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(
-                Message.role == "assistant",
-                Message.model.is_not(None),
-                Message.created_at >= start,
-                Message.created_at < start + timedelta(days=1),
-            )
-            .group_by(Message.user_id, Conversation.guild_id, Message.model)
+            .where(spent.c.model.is_not(None))
+            .group_by(spent.c.user_id, spent.c.guild_id, spent.c.model)
         )
-        rows = (await self.session.execute(replies)).all()
+        rows = (await self.session.execute(answers)).all()
         await self.session.execute(delete(UserDailyTokenUsage).where(UserDailyTokenUsage.day == day))
         await self.session.execute(delete(GuildDailyTokenUsage).where(GuildDailyTokenUsage.day == day))
         per_user: dict[tuple[int, str], list[int]] = {}

@@ -4,10 +4,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.db.engine import Database
-from bot.db.models import GuildDailyTokenUsage, Memory, UserDailyTokenUsage, UserFact
+from bot.db.models import GuildDailyTokenUsage, Memory, ReplyAlternative, UserDailyTokenUsage, UserFact
+from bot.db.repositories.alternatives import AlternativeRepository
 from bot.db.repositories.conversations import ConversationRepository
 from bot.db.repositories.facts import FactRepository, NewFact
 from bot.db.repositories.guilds import GuildRepository
@@ -154,6 +155,65 @@ async def test_days_whose_roll_up_was_missed_while_hearth_was_down_are_rolled_up
     assert [(r.day, r.requests, r.prompt_tokens) for r in rows] == [
         ((NOW - timedelta(days=days_ago)).date(), 1, prompt) for days_ago, prompt in ((3, 30), (2, 20), (1, 10))
     ]
+
+
+async def test_every_answer_of_a_regenerated_reply_is_rolled_up_on_the_day_it_was_asked_for(
+    db: Database, llm: FakeLLM
+) -> None:
+    """🔄 asks the model again: the daily history counts each answer it gave, as /stats and the quota do, not only the
+    one shown now; the first on the day of the reply, each later one on the day it was asked for."""
+    yesterday = NOW - timedelta(days=1)
+    async with db.session() as session:
+        user = await UserRepository(session).upsert(discord_id=11, username="ana", display_name="Ana", seen_at=NOW)
+        guild = await GuildRepository(session).upsert(discord_id=901, name="Cosy Corner")
+        conversations = ConversationRepository(session)
+        conversation = await conversations.open(channel_id=1, guild_id=guild.id, user_id=None, at=yesterday)
+        message_id = await conversations.add_message(
+            conversation_id=conversation.id,
+            user_id=user.id,
+            role="assistant",
+            content="first",
+            at=yesterday,
+            prompt_tokens=20,
+            completion_tokens=5,
+            model="fake-model",
+        )
+        alternatives = AlternativeRepository(session)
+        # Regenerated an hour after the reply (the first answer is kept then, with the second), and again today.
+        for position, prompt, completion, at in (
+            (1, 20, 5, yesterday + timedelta(hours=1)),
+            (2, 30, 6, yesterday + timedelta(hours=1)),
+            (3, 40, 7, NOW),
+        ):
+            await alternatives.add(
+                message_id,
+                position,
+                f"answer {position}",
+                model="fake-model",
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+            await session.execute(
+                update(ReplyAlternative)
+                .where(ReplyAlternative.message_id == message_id, ReplyAlternative.position == position)
+                .values(created_at=at)
+            )
+        await alternatives.show(message_id, 2, at=NOW)  # ◀: the second answer is the one shown
+    jobs = await maintenance(db, llm)
+
+    assert await jobs.roll_up_tokens(yesterday.date()) == 2
+    assert await jobs.roll_up_tokens(NOW.date()) == 2
+    async with db.session() as session:
+        users = [
+            (r.day, r.requests, r.prompt_tokens, r.completion_tokens)
+            for r in (await session.scalars(select(UserDailyTokenUsage).order_by(UserDailyTokenUsage.day))).all()
+        ]
+        guilds = [
+            (r.day, r.requests, r.prompt_tokens, r.completion_tokens)
+            for r in (await session.scalars(select(GuildDailyTokenUsage).order_by(GuildDailyTokenUsage.day))).all()
+        ]
+    expected = [(yesterday.date(), 2, 20 + 30, 5 + 6), (NOW.date(), 1, 40, 7)]
+    assert users == expected and guilds == expected
 
 
 async def test_two_processes_rolling_up_the_same_day_at_once_both_finish(pg: Database, llm: FakeLLM) -> None:
