@@ -972,4 +972,14 @@ ALTER TABLE messages ADD COLUMN was_away BOOLEAN DEFAULT false NOT NULL;
 
 UPDATE alembic_version SET version_num='0025' WHERE alembic_version.version_num = '0024';
 
+-- Running upgrade 0025 -> 0026
+
+ALTER TABLE scheduled_events ADD COLUMN model VARCHAR(255);
+
+ALTER TABLE scheduled_events ADD COLUMN prompt_tokens INTEGER;
+
+ALTER TABLE scheduled_events ADD COLUMN completion_tokens INTEGER;
+
+UPDATE alembic_version SET version_num='0026' WHERE alembic_version.version_num = '0025';
+
 COMMIT;

@@ -59,7 +59,7 @@ from bot.domain.recurrence import (
 from bot.domain.retry import Backoff
 from bot.domain.unsolicited import withheld
 from bot.errors import HearthError
-from bot.llm.chat import ChatModel, ChatOptions, LLMUnavailable, NoRoomToAnswer
+from bot.llm.chat import ChatModel, ChatOptions, Completion, LLMUnavailable, NoRoomToAnswer
 from bot.services.limits import TokenQuota
 from bot.services.locks import KeyedLocks
 from bot.services.personas import PersonaService
@@ -429,6 +429,7 @@ class EventService:
         except LLMUnavailable as exc:
             log.warning("event %s: the model is unavailable (%s); sending the plain wording", event.id, exc)
             return fallback
+        await self._spent(event, completion)
         if was_cut(completion.finish_reason):  # half a greeting nobody asked for: the plain one, whole, instead
             log.warning(
                 "event %s: the model's message was cut off (%s); sending the plain wording",
@@ -437,6 +438,16 @@ class EventService:
             )
             return fallback
         return completion.text.strip() or fallback
+
+    async def _spent(self, event: DueEvent, completion: Completion) -> None:
+        """Keep what the model spent writing ``event``'s message with the event, where the counts of a reply's
+        tokens read it (``/stats``, the usage report, the daily quota and roll-up), whatever becomes of the send."""
+        prompt, written = completion.prompt_tokens, completion.completion_tokens
+        await self._mark(
+            lambda events: events.spent(event, model=completion.model, prompt_tokens=prompt, completion_tokens=written)
+        )
+        if event.guild_id is not None and self.quota is not None:
+            self.quota.spent(event.guild_id, prompt + written)
 
     async def _person(self, user_id: int) -> _Person:
         async with self.database.reading() as session:

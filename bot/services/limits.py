@@ -1,9 +1,9 @@
 """Limits that keep one person or one server from using up Hearth: a per-user cooldown (between replies, and
 between slash commands) and a guild's daily token quota.
 
-Both live in memory. The quota is counted from the replies stored in the database (so a restart, or another
-process on the same database, is caught up within ``refresh_s``) and kept current between counts by adding
-each reply's tokens as it is stored.
+Both live in memory. The quota is counted from the replies stored in the database, and the greetings and
+follow-ups the model wrote (so a restart, or another process on the same database, is caught up within
+``refresh_s``), and kept current between counts by adding each one's tokens as it is stored.
 """
 
 import time

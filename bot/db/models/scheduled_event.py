@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Index, String, false
+from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, IdMixin, TimestampMixin
@@ -40,6 +40,11 @@ class ScheduledEvent(IdMixin, TimestampMixin, Base):
     attempts: Mapped[int] = counter()
     last_error: Mapped[str | None] = mapped_column(CleanText)
     claim_token: Mapped[str | None] = mapped_column(String(32))
+    # What the model spent writing the message (a greeting, a follow-up; every attempt's, when a send was tried
+    # again): counted as a reply's are, at ``triggered_at``. NULL when the model wrote nothing for it.
+    model: Mapped[str | None] = mapped_column(String(255))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint(

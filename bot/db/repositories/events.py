@@ -305,6 +305,19 @@ class EventRepository:
         )
         return (await self.session.execute(statement)).first() is not None
 
+    async def spent(self, event: DueEvent, *, model: str, prompt_tokens: int, completion_tokens: int) -> bool:
+        """Add what the model spent writing ``event``'s message to what the event has spent (a send tried again
+        was written again); counted as a reply's tokens are (``StatsRepository``, the daily roll-up)."""
+        return await self._finish(
+            event,
+            ("triggered",),
+            {
+                "model": model,
+                "prompt_tokens": func.coalesce(ScheduledEvent.prompt_tokens, 0) + prompt_tokens,
+                "completion_tokens": func.coalesce(ScheduledEvent.completion_tokens, 0) + completion_tokens,
+            },
+        )
+
     async def begin_send(self, event: DueEvent, *, at: datetime) -> bool:
         """Record that ``event`` is about to be sent (``sending``, at ``at``). Commit it BEFORE sending: False
         means the claim no longer holds it, and it must not be sent."""

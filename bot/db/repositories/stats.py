@@ -1,8 +1,9 @@
 """Counts for the owner's usage report, the admins' ``/stats`` and the per-guild daily token quota.
 
 Tokens are counted from the stored replies (assistant messages carry their prompt and completion tokens, and a
-reply regenerated with 🔄 each of its answers'), so the figures are current to the last reply; the daily roll-up
-tables (``UsageRepository``) are for history.
+reply regenerated with 🔄 each of its answers') and from the proactive messages the model wrote (their scheduled
+events carry theirs), so the figures are current to the last reply; the daily roll-up tables
+(``UsageRepository``) are for history.
 """
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from sqlalchemy import ColumnElement, Subquery, and_, case, func, select, union_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.db.models import Conversation, Guild, GuildMember, Message, ReplyAlternative
+from bot.db.models import Conversation, Guild, GuildMember, Message, ReplyAlternative, ScheduledEvent
 
 
 def _prompt(spent: Subquery) -> ColumnElement[Any]:
@@ -26,7 +27,8 @@ def _completion(spent: Subquery) -> ColumnElement[Any]:
 
 def answers_spent(since: datetime, until: datetime | None = None) -> Subquery:
     """Each model answer in a reply from ``since`` on (and before ``until``): the person answered, its guild (None:
-    a DM), model and tokens; what the live counts and the daily roll-up both read. A reply 🔄 asked
+    a DM), model and tokens; what the live counts and the daily roll-up both read. The birthday greetings and
+    follow-ups the model wrote count too, in the place of their event. A reply 🔄 asked
     the model again for keeps every answer as one of its alternatives and holds the one shown in its own row, so a
     reply with alternatives counts them instead: the first when the reply was given, each later one when it was
     asked for (which may be another day; regenerating moves no ``last_message_at``).
@@ -62,10 +64,19 @@ def answers_spent(since: datetime, until: datetime | None = None) -> Subquery:
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(ReplyAlternative.position > 1, ReplyAlternative.created_at >= since)
     )
+    # A birthday greeting or a follow-up the model wrote: where its event was for, when it was last sent or tried.
+    written = select(
+        ScheduledEvent.user_id,
+        ScheduledEvent.guild_id,
+        ScheduledEvent.model,
+        ScheduledEvent.prompt_tokens,
+        ScheduledEvent.completion_tokens,
+    ).where(ScheduledEvent.model.is_not(None), ScheduledEvent.triggered_at >= since)
     if until is not None:
         replies = replies.where(Message.created_at < until)
         asked_again = asked_again.where(ReplyAlternative.created_at < until)
-    return union_all(replies, asked_again).subquery("spent")
+        written = written.where(ScheduledEvent.triggered_at < until)
+    return union_all(replies, asked_again, written).subquery("spent")
 
 
 @dataclass(frozen=True, slots=True)
