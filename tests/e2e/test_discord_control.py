@@ -174,6 +174,23 @@ async def test_a_role_deleted_on_discord_leaves_the_list_instead_of_shutting_eve
     assert await answered(world, llm, general, world.ana, "and now?")
 
 
+async def test_config_show_tells_the_model_temperature_and_cooldown_in_effect_when_the_server_chose_none(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    """An admin reads what the server runs with, and that it is the bot's default, not only that it is one."""
+    general = world.guild.channel("general")
+    async with running_bot(
+        world.discord, db, llm, llm_model="storyteller-7b", llm_temperature=0.65, user_cooldown_seconds=2.5
+    ):
+        _, shown = await run(world.discord, world.boss, general, "config show")
+        for line in (
+            "Model: storyteller-7b (the bot's default)",
+            "Temperature: 0.65 (the bot's default)",
+            "Cooldown: 2.5 s (the bot's default)",
+        ):
+            assert line in text_of(shown), line
+
+
 async def stored_settings(db: Database, discord_id: int) -> JSON | None:
     """The stored settings of the server ``discord_id``; None when Hearth holds no row for it."""
     async with db.reading() as session:

@@ -2,10 +2,12 @@
 
 from bot.discord.client import HearthBot
 from bot.discord.exts import declined
-from bot.discord.exts.config._cog import Config
+from bot.discord.exts.config._cog import Config, Defaults
 
 
 async def setup(bot: HearthBot) -> None:
     if declined(bot, __name__):
         return
-    await bot.add_cog(Config(bot.services.guild_config, bot.services.personas))
+    settings = bot.services.settings
+    defaults = Defaults(settings.llm_model, settings.llm_temperature, settings.user_cooldown_seconds)
+    await bot.add_cog(Config(bot.services.guild_config, bot.services.personas, defaults))

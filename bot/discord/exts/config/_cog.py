@@ -4,6 +4,7 @@ Every command here is checked in ``interaction_check``, on top of Discord's perm
 may loosen): a member without Manage Server is refused whatever Discord shows them.
 """
 
+from dataclasses import dataclass
 from typing import Literal
 
 import discord
@@ -50,9 +51,26 @@ async def _no_such_channel(guild: discord.Guild, channel_id: int) -> bool:
     return False
 
 
-def _settings_embed(settings: GuildSettings) -> discord.Embed:
-    def value(setting: object, default: str = "the bot's default") -> str:
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """What a server runs with when it chose nothing: LLM_MODEL, LLM_TEMPERATURE, USER_COOLDOWN_SECONDS."""
+
+    model: str
+    temperature: float
+    cooldown_s: float
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _settings_embed(settings: GuildSettings, defaults: Defaults) -> discord.Embed:
+    def value(setting: object, default: str) -> str:
         return default if setting is None else str(setting)
+
+    def own(setting: object, default: object) -> str:
+        """The server's choice, else the bot's default in effect, said to be the default."""
+        return value(setting, f"{default} (the bot's default)")
 
     quiet = (
         f"{settings.quiet_hours[0].isoformat('minutes')}–{settings.quiet_hours[1].isoformat('minutes')}"
@@ -70,9 +88,12 @@ def _settings_embed(settings: GuildSettings) -> discord.Embed:
         ("Proactive messages", "on" if settings.proactive else "off"),
         ("Quiet hours", quiet),
         ("Language", value(settings.language, "whatever people write in")),
-        ("Model", value(settings.model)),
-        ("Temperature", value(settings.temperature)),
-        ("Cooldown", value(None if settings.cooldown_s is None else f"{settings.cooldown_s:g} s")),
+        ("Model", own(settings.model, defaults.model)),
+        ("Temperature", own(settings.temperature, f"{defaults.temperature:g}")),
+        (
+            "Cooldown",
+            own(None if settings.cooldown_s is None else _seconds(settings.cooldown_s), _seconds(defaults.cooldown_s)),
+        ),
         ("Daily token quota", value(settings.daily_token_quota, "none")),
     ]
     embed = hearth_embed("Settings for this server")
@@ -97,16 +118,17 @@ class Config(commands.Cog):
         name="roles", description="When any role is set, only members with one of them are answered", parent=config
     )
 
-    def __init__(self, guild_config: GuildConfigService, personas: PersonaService) -> None:
+    def __init__(self, guild_config: GuildConfigService, personas: PersonaService, defaults: Defaults) -> None:
         self.guild_config = guild_config
         self.personas = personas
+        self.defaults = defaults
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         require_admin(interaction)
         return True
 
     async def _changed(self, interaction: discord.Interaction, settings: GuildSettings, what: str) -> None:
-        await interaction.response.send_message(what, embed=_settings_embed(settings), ephemeral=True)
+        await interaction.response.send_message(what, embed=_settings_embed(settings, self.defaults), ephemeral=True)
 
     # -- what changes on Discord -------------------------------------------------------------------------
 
@@ -150,7 +172,7 @@ class Config(commands.Cog):
     @config.command(name="show", description="Show this server's settings")
     async def config_show(self, interaction: discord.Interaction) -> None:
         settings = await self.guild_config.show(place_of(interaction))
-        await interaction.response.send_message(embed=_settings_embed(settings), ephemeral=True)
+        await interaction.response.send_message(embed=_settings_embed(settings, self.defaults), ephemeral=True)
 
     @chat_channel.command(name="add", description="Hearth answers every message in this channel")
     @app_commands.describe(channel="The channel")
