@@ -1,7 +1,8 @@
 """The owner's maintenance commands that act on the database as a whole: a backup, its size.
 
 A backup is written under a temporary name and renamed into place only when complete, so a failed or
-cancelled run leaves no file that looks like a backup. PostgreSQL is dumped by ``pg_dump`` (custom format,
+cancelled run leaves no file that looks like a backup; the temporary file of a run killed midway is removed by the
+next backup, once no process holds it. PostgreSQL is dumped by ``pg_dump`` (custom format,
 restorable with ``pg_restore``), its password passed in the environment, never on the command line, where
 other local users could read it; SQLite is copied page by page through its online backup API
 (:mod:`bot.db.repositories.backups`), which gives a consistent copy while the bot keeps writing.
@@ -12,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +76,31 @@ def pg_dump_command(url: URL, pg_dump: str, target: Path) -> tuple[list[str], di
     return arguments, environment
 
 
+_PARTIALS = (".db.partial", ".dump.partial")
+
+
+def _hold(descriptor: int) -> bool:
+    """Take the file open at ``descriptor`` for this backup alone, without waiting; False if a backup holds it.
+    On Windows a file open elsewhere cannot be removed, which protects it as well."""
+    if sys.platform == "win32":
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _still_at(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` still names the file open at ``descriptor`` (not removed, nor replaced, meanwhile)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(descriptor))
+    except OSError:
+        return False
+
+
 def _last_line(output: bytes) -> str:
     lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[-1] if lines else "no error message"
@@ -106,8 +133,9 @@ class Operations:
         source = None if postgresql else sqlite_file(self.database.url)
         if not postgresql and source is None:
             raise BackupError("the database is in memory: there is nothing on disk to back up")
-        target, partial = self._reserve(".dump" if postgresql else ".db")
+        target, partial, held = self._reserve(".dump" if postgresql else ".db")
         try:
+            await asyncio.to_thread(self._remove_abandoned, partial)
             if postgresql:
                 await self._pg_dump(partial)
             else:
@@ -117,14 +145,16 @@ class Operations:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(held)
         result = BackupResult(path=target, size_bytes=target.stat().st_size, seconds=time.monotonic() - started)
         log.info("backup written to %s (%d bytes in %.1f s)", target, result.size_bytes, result.seconds)
         return result
 
-    def _reserve(self, suffix: str) -> tuple[Path, Path]:
+    def _reserve(self, suffix: str) -> tuple[Path, Path, int]:
         """A new file name in ``backup_dir`` (created if missing), stamped with the UTC time (``-2``, ``-3``, …
         after a backup in the same second), and its ``.partial`` file, created here so that two backups at once
-        never pick the same name."""
+        never pick the same name, with a descriptor that holds it as in use (close it when done)."""
         try:
             self.backup_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -136,13 +166,35 @@ class Operations:
             if target.exists():
                 continue
             try:
-                partial.open("x").close()
+                held = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue
             except OSError as exc:
                 raise BackupError(f"cannot write in the backup folder {self.backup_dir}: {exc}") from exc
-            return target, partial
+            if _hold(held) and _still_at(partial, held):
+                return target, partial, held
+            os.close(held)  # another backup took it for abandoned between its creation and the lock: a new one
         raise AssertionError("unreachable")
+
+    def _remove_abandoned(self, own: Path) -> None:
+        """Remove the ``.partial`` files of backups whose process is gone (killed midway: nothing else would, and
+        each is as large as the database), never one that another backup, of this process or another, still
+        writes: each is held while written, and the system lets go of it when its process ends."""
+        for partial in self.backup_dir.glob("hearth-*.partial"):
+            if partial == own or not partial.name.endswith(_PARTIALS):
+                continue
+            try:
+                descriptor = os.open(partial, os.O_RDWR)
+            except OSError:
+                continue  # gone already, or not this process's to touch
+            try:
+                if _hold(descriptor) and _still_at(partial, descriptor):
+                    partial.unlink()
+                    log.info("removed %s, left by a backup that did not finish", partial)
+            except OSError as exc:  # still open elsewhere (Windows) or not ours to remove: it stays
+                log.debug("left %s in place: %s", partial, exc)
+            finally:
+                os.close(descriptor)
 
     async def _pg_dump(self, target: Path) -> None:
         arguments, environment = pg_dump_command(self.database.url, self.pg_dump, target)

@@ -155,6 +155,57 @@ async def test_a_failed_dump_removes_what_it_had_written(tmp_path: Path) -> None
     assert files_in(tmp_path / "backups") == []
 
 
+async def test_a_backup_removes_the_partial_files_a_killed_backup_left(db: Database, tmp_path: Path) -> None:
+    """A process killed while it backed up leaves its ``.partial`` file, as large as the database, that no later
+    backup would ever name again; the next backup takes it away."""
+    backup_dir = tmp_path / "backups"
+    backup_dir.mkdir()
+    for name in ("hearth-20260301-220000.db.partial", "hearth-20260301-230000.dump.partial"):
+        (backup_dir / name).write_bytes(b"\0" * 100_000)  # what a killed backup leaves: nobody writes it any more
+    (backup_dir / "notes.partial").write_text("not a backup")
+
+    result = await operations(db, backup_dir).backup()
+
+    assert files_in(backup_dir) == sorted([result.path.name, "notes.partial"])
+
+
+def held_pg_dump(folder: Path) -> Path:
+    """A stand-in pg_dump that writes a little to --file, then goes on writing until the file ``go`` appears."""
+    script = folder / "pg_dump"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys, time\n"
+        "target = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--file='))\n"
+        "with open(target, 'wb') as dump:\n"
+        "    dump.write(b'PGDMP'); dump.flush()\n"
+        f"    while not os.path.exists({str(folder / 'go')!r}):\n"
+        "        time.sleep(0.02)\n"
+        "    dump.write(b' whole')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+async def test_a_backup_leaves_alone_the_partial_file_of_a_backup_still_running(pg: Database, tmp_path: Path) -> None:
+    """Several processes may share BACKUP_DIR: a backup another one is writing is not taken for a leftover."""
+    backup_dir = tmp_path / "backups"
+    slow = operations(pg, backup_dir, held_pg_dump(tmp_path))
+    running = asyncio.create_task(slow.backup())
+    partial = backup_dir / "hearth-20260302-013005.dump.partial"
+    async with asyncio.timeout(10):
+        while not (partial.exists() and partial.stat().st_size > 0):  # noqa: ASYNC110 (waiting for pg_dump)
+            await asyncio.sleep(0.02)
+
+    second = await operations(pg, backup_dir).backup()
+    assert second.path.name == "hearth-20260302-013005-2.dump"
+    assert partial.exists()
+
+    (tmp_path / "go").touch()
+    first = await running
+    assert first.path.read_bytes() == b"PGDMP whole"
+    assert files_in(backup_dir) == sorted([first.path.name, second.path.name])
+
+
 async def test_an_in_memory_database_cannot_be_backed_up(tmp_path: Path) -> None:
     database = Database("sqlite+aiosqlite:///:memory:")
     try:
