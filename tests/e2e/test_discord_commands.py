@@ -750,6 +750,51 @@ async def test_forget_all_takes_ones_words_out_of_the_replies_others_made_to_the
     assert any("is that right?" in row.content for row in memories), "Ana's memory stays"
 
 
+async def test_forget_all_takes_ones_images_out_of_the_replies_others_made_to_them(
+    world: World, bot: HearthBot, db: Database, llm: FakeLLM
+) -> None:
+    """Ana replies to Ben's photo to ask Hearth about it, so the photo's link and description are kept with her turn.
+    When Ben asks to be forgotten, his photo goes from her turn and its memory; her own words stay."""
+    discord, ana, general = world.discord, world.ana, world.general
+    ben = discord.add_user("ben", global_name="Ben")
+    llm.image_descriptions["flat.png"] = "the floor plan of a flat on Rua Augusta"
+    llm.default = Reply("Noted!")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    photo = await discord.user_message(
+        general, ben, f"{discord.bot.mention} our new flat", attachments=[("flat.png", png)]
+    )
+    await shown(discord, general, lambda said: "Noted" in said, timeout=10)
+    async with asyncio.timeout(5):
+        while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    await discord.user_message(general, ana, f"{discord.bot.mention} is it big?", referenced_message=photo)
+    async with asyncio.timeout(10):
+        while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+    container = container_of(bot)
+    assert container.image_describer is not None
+    await container.image_describer.flush()
+    await container.embedding_worker.flush()
+    assert await count(db, Memory, Memory.content.contains("Rua Augusta")) == 2, "Ben's photo is kept with Ana's turn"
+
+    payload, question = await run(discord, ben, general, "memory forget-all")
+    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ben, question, button["custom_id"]))
+    await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
+
+    async with db.session() as session:
+        turn = (
+            await session.execute(
+                select(Message.content, Message.image_urls, Message.has_images).where(Message.role == "user")
+            )
+        ).one()
+        memories = (await session.execute(select(Memory.content, Memory.context, Memory.search_text))).all()
+    assert turn.content.startswith("@Hearth is it big?")
+    assert turn.image_urls == [] and not turn.has_images
+    assert [row for row in memories if "Rua Augusta" in str(row)] == []
+    assert any(row.content.startswith("@Hearth is it big?") for row in memories), "Ana's memory stays"
+
+
 async def test_an_export_holds_nothing_someone_else_said(
     world: World, bot: HearthBot, db: Database, llm: FakeLLM
 ) -> None:

@@ -25,6 +25,8 @@ from tests.support.bot import container_of, running_bot
 from tests.support.chat import eventually
 from tests.support.commands import run
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
 
 async def answered(discord: FakeDiscord, channel_id: int, text: str) -> None:
     await discord.wait_for_request(
@@ -187,6 +189,65 @@ async def test_a_deleted_message_is_forgotten_from_the_reply_someone_made_to_it(
     assert "4417" not in prompt and "should he share it?" in prompt
     await flushed(chatting.bot)
     assert not await said_anywhere(db, "4417")
+
+
+async def images_of(db: Database, start: str) -> tuple[list[str], str]:
+    """The image links of the stored turn whose text starts ``start``, and its memory."""
+    async with db.reading() as session:
+        found = (
+            await session.execute(
+                select(Message.image_urls, Memory.content)
+                .join(Memory, Memory.message_id == Message.id)
+                .where(Message.content.startswith(start), Memory.kind == "message")
+            )
+        ).one()
+    return [str(url) for url in found.image_urls], str(found.content)
+
+
+async def test_a_deleted_messages_images_are_forgotten_from_the_reply_someone_made_to_it(
+    chatting: Chatting, db: Database, llm: FakeLLM
+) -> None:
+    """Ben shows Hearth a photo of his locker; Ana replies to his message to ask about it, so his photo is kept
+    with her turn (its link, and its description in her memory). Ben deletes his message: his photo goes from her
+    turn too, and from what the model is shown; her own words and her own photo stay."""
+    discord, ana, general = chatting.discord, chatting.ana, chatting.general
+    ben = discord.add_user("ben", global_name="Ben")
+    llm.image_descriptions["locker.png"] = "a red locker with a brass padlock"
+    llm.image_descriptions["paint.png"] = "a tin of green paint"
+    llm.script(Reply("Noted!"))
+    mine = await discord.user_message(
+        general, ben, f"{discord.bot.mention} my locker", attachments=[("locker.png", PNG)]
+    )
+    await answered(discord, general, "Noted!")
+    llm.script(Reply("Green suits it."))
+    await discord.user_message(
+        general,
+        ana,
+        f"{discord.bot.mention} should he paint it this colour?",
+        referenced_message=mine,
+        attachments=[("paint.png", PNG)],
+    )
+    await answered(discord, general, "Green suits it.")
+    container = container_of(chatting.bot)
+    assert container.image_describer is not None
+    await container.image_describer.flush()
+    await flushed(chatting.bot)
+    links, memory = await images_of(db, "@Hearth should he paint")
+    assert [link.split("?")[0].rsplit("/", 1)[-1] for link in links] == ["paint.png", "locker.png"]
+    assert "brass padlock" in memory and "green paint" in memory
+
+    await delete_on_discord(discord, chatting.guild, mine)
+    await forgotten(db, "brass padlock")
+    links, memory = await images_of(db, "@Hearth should he paint")
+    assert [link.split("?")[0].rsplit("/", 1)[-1] for link in links] == ["paint.png"]
+    assert memory.startswith("@Hearth should he paint it this colour?") and "green paint" in memory
+    llm.script(Reply("ok"))
+    await discord.user_message(general, ana, f"{discord.bot.mention} what colour again?")
+    await answered(discord, general, "ok")
+    shown = json.dumps(llm.reply_requests[-1].messages)
+    assert "locker.png" not in shown and "brass padlock" not in shown
+    await flushed(chatting.bot)
+    assert not await said_anywhere(db, "brass padlock")
 
 
 async def test_a_reply_of_hearths_a_moderator_deletes_is_forgotten(

@@ -42,11 +42,13 @@ _OTHERS_WORDS = {(Memory.__tablename__, "context")}
 
 @dataclass(frozen=True, slots=True)
 class PastTurn:
-    """A turn as it was before it was deleted or edited: the stored message, its conversation, what it said."""
+    """A turn as it was before it was deleted or edited: the stored message, its conversation, what it said, and the
+    links of the images that went with it (all it carried when deleted; those an edit took off)."""
 
     message_id: int
     conversation_id: int
     content: str
+    images_gone: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,14 +231,17 @@ class PrivacyRepository:
         bot/discord/people.py): it goes from them and from their memories (embedded again), a mark in its place.
         Returns those turns as they were, for what quoted them in turn to be taken out too (:meth:`unquote`)."""
         theirs = await self.session.execute(
-            select(Conversation.channel_id, Message.content)
+            select(Conversation.channel_id, Message.content, Message.image_urls)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(Message.user_id == user_id, Message.role == "user")
         )
         said_in: dict[int, list[str]] = {}
-        for channel_id, content in theirs.all():  # a Discord reply is in the channel of the message it replies to
+        shown_in: dict[int, list[str]] = {}
+        for channel_id, content, images in theirs.all():  # a reply is in the channel of the message it replies to
             said_in.setdefault(int(channel_id), []).append(str(content))
-        return await self._unquote_replies(said_in, or_(Message.user_id.is_(None), Message.user_id != user_id))
+            shown_in.setdefault(int(channel_id), []).extend(str(url) for url in images or ())
+        whose = or_(Message.user_id.is_(None), Message.user_id != user_id)
+        return await self._unquote_replies(said_in, shown_in, whose)
 
     async def unquote_replies_to_turns(self, turns: Sequence[PastTurn]) -> list[PastTurn]:
         """As :meth:`unquote_replies_to`, for the replies to ``turns`` (deleted, or edited since)."""
@@ -247,22 +252,28 @@ class PrivacyRepository:
         )
         channels = {int(conversation_id): int(channel_id) for conversation_id, channel_id in found.all()}
         said_in: dict[int, list[str]] = {}
+        shown_in: dict[int, list[str]] = {}
         for turn in turns:
             if turn.conversation_id in channels:
                 said_in.setdefault(channels[turn.conversation_id], []).append(turn.content)
+                shown_in.setdefault(channels[turn.conversation_id], []).extend(turn.images_gone)
         gone = [turn.message_id for turn in turns]
-        return await self._unquote_replies(said_in, Message.id.not_in(gone))
+        return await self._unquote_replies(said_in, shown_in, Message.id.not_in(gone))
 
-    async def _unquote_replies(self, said_in: dict[int, list[str]], whose: Any) -> list[PastTurn]:
-        """The turns (of those ``whose`` selects) in these channels that quote one of the texts said there, with the
-        quote taken out of them and of their memories; they as they were."""
-        if not said_in:
+    async def _unquote_replies(
+        self, said_in: dict[int, list[str]], shown_in: dict[int, list[str]], whose: Any
+    ) -> list[PastTurn]:
+        """The turns (of those ``whose`` selects) in these channels that quote one of the texts said there, or carry
+        one of the images shown there (a reply keeps the images of the message it replies to among its own), with the
+        quote and those images taken out of them and of their memories; they as they were."""
+        channels = sorted(set(said_in) | {channel for channel, links in shown_in.items() if links})
+        if not channels:
             return []
         replies = await self.session.execute(
-            select(Message.id, Message.conversation_id, Message.content, Conversation.channel_id)
+            select(Message.id, Message.conversation_id, Message.content, Message.image_urls, Conversation.channel_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
-                Conversation.channel_id.in_(sorted(said_in)),
+                Conversation.channel_id.in_(channels),
                 Message.role == "user",
                 whose,
                 Message.content.contains("[in reply to "),
@@ -271,10 +282,20 @@ class PrivacyRepository:
         memories = MemoryRepository(self.session)
         changed: list[PastTurn] = []
         for row in replies.all():
-            unquoted = without_quote_of(str(row.content), said_in[int(row.channel_id)])
-            if unquoted is None:
+            channel, content = int(row.channel_id), str(row.content)
+            unquoted = without_quote_of(content, said_in.get(channel, []))
+            links = [str(url) for url in row.image_urls or ()]
+            theirs = set(still_attached(links, shown_in.get(channel, [])))
+            if unquoted is None and not theirs:
                 continue
-            await self.session.execute(update(Message).where(Message.id == row.id).values(content=unquoted))
+            now = content if unquoted is None else unquoted
+            values: dict[str, Any] = {"content": now}
+            kept = [index for index in range(len(links)) if index not in theirs] if theirs else None
+            if kept is not None:
+                values |= {"image_urls": [links[index] for index in kept], "has_images": bool(kept)}
+                if not kept:
+                    values["images_pending"] = False
+            await self.session.execute(update(Message).where(Message.id == row.id).values(**values))
             memory = (
                 await self.session.execute(
                     select(Memory.id, Memory.content, Memory.speaker_name, Memory.created_at).where(
@@ -285,11 +306,11 @@ class PrivacyRepository:
             if memory is not None:  # the turn's text, then its images' marks
                 await memories.rewrite(
                     memory.id,
-                    edited_memory(memory.content, str(row.content), unquoted),
+                    edited_memory(memory.content, content, now, kept),
                     created_at=memory.created_at,
                     speaker_name=memory.speaker_name,
                 )
-            changed.append(PastTurn(int(row.id), int(row.conversation_id), str(row.content)))
+            changed.append(PastTurn(int(row.id), int(row.conversation_id), content))
         return changed
 
     async def edit_user_turn(
@@ -335,7 +356,8 @@ class PrivacyRepository:
                 created_at=memory.created_at,
                 speaker_name=memory.speaker_name,
             )
-        return PastTurn(int(found.id), int(found.conversation_id), str(found.content))
+        gone = tuple(url for index, url in enumerate(stored) if index not in kept) if kept is not None else ()
+        return PastTurn(int(found.id), int(found.conversation_id), str(found.content), gone)
 
     async def delete_turns(self, discord_message_ids: Sequence[int]) -> list[PastTurn]:
         """Delete the turns stored for these Discord messages: people's, and Hearth's replies (known by the
@@ -352,9 +374,14 @@ class PrivacyRepository:
                 or_(shown_in, Message.id.in_(in_parts)) if in_parts else shown_in,
                 Message.role.in_(("user", "assistant")),
             )
-            .returning(Message.id, Message.conversation_id, Message.content)
+            .returning(Message.id, Message.conversation_id, Message.content, Message.image_urls)
         )
-        return [PastTurn(int(row.id), int(row.conversation_id), str(row.content)) for row in result.all()]
+        return [
+            PastTurn(
+                int(row.id), int(row.conversation_id), str(row.content), tuple(str(u) for u in row.image_urls or ())
+            )
+            for row in result.all()
+        ]
 
     async def _replies_with_parts(self, discord_message_ids: Sequence[int]) -> list[int]:
         """The replies shown in several Discord messages, one of which is among ``discord_message_ids``. A reply's
