@@ -63,6 +63,12 @@ def _try_lock(descriptor: int) -> bool:
         except OSError:
             return False
         return True
+    return flock_alone(descriptor)
+
+
+def flock_alone(descriptor: int) -> bool:
+    """POSIX: take an advisory lock on the file open at ``descriptor`` for this process alone, without waiting (the
+    system lets go of it when the process ends); False if another process holds it."""
     import fcntl
 
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from bot.db.engine import Database, sqlite_file
 from bot.db.repositories.backups import CopyFailed, copy_sqlite
 from bot.db.repositories.system import SystemRepository
+from bot.db.sole_process import flock_alone
 from bot.db.types import utcnow
 from bot.db.urls import URL
 from bot.errors import HearthError
@@ -82,15 +83,7 @@ _PARTIALS = (".db.partial", ".dump.partial")
 def _hold(descriptor: int) -> bool:
     """Take the file open at ``descriptor`` for this backup alone, without waiting; False if a backup holds it.
     On Windows a file open elsewhere cannot be removed, which protects it as well."""
-    if sys.platform == "win32":
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+    return sys.platform == "win32" or flock_alone(descriptor)
 
 
 def _still_at(path: Path, descriptor: int) -> bool:
