@@ -38,6 +38,11 @@ class RecallScope:
     def is_dm(self) -> bool:
         return self.guild_id is None
 
+    @property
+    def memories(self) -> tuple[str, int]:
+        """Whose memories it may recall, as a key: a guild's (the same for everyone there) or one person's DMs."""
+        return ("dm", self.user_id) if self.guild_id is None else ("guild", self.guild_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:

@@ -134,9 +134,11 @@ class MemoryService:
         # The names of the people in each scope (when they were read, and the names), and by the place a query
         # is made in; see _names_in.
         self.names_ttl_s = names_ttl_s
-        self._names: dict[RecallScope, tuple[float, Names]] = {}
+        # Keyed by whose memories a scope recalls: in a guild everyone's recalls share one read, and the names a
+        # query made there is embedded without are the ones its recall strips (else it is embedded again).
+        self._names: dict[tuple[str, int], tuple[float, Names]] = {}
         self._names_at: dict[str, Names] = {}
-        self._reading_names: dict[RecallScope, asyncio.Future[Names]] = {}
+        self._reading_names: dict[tuple[str, int], asyncio.Future[Names]] = {}
         self._names_read = 0  # how many times the names were forgotten: a read from before does not fill the cache
 
     def forget_names(self) -> None:
@@ -245,7 +247,7 @@ class MemoryService:
         """The names of the people whose words ``scope`` holds. Only the first recall in a place waits for them;
         later ones use what was read, and a read older than ``names_ttl_s`` is redone in the background (someone
         new is left in the query's embedding until then, which only costs that query a little precision)."""
-        cached = self._names.get(scope)
+        cached = self._names.get(scope.memories)
         if cached is None:
             return await asyncio.shield(self._read_names(scope))
         if time.monotonic() - cached[0] > self.names_ttl_s:
@@ -254,13 +256,13 @@ class MemoryService:
 
     def _read_names(self, scope: RecallScope) -> "asyncio.Future[Names]":
         """Reads ``scope``'s names into the cache, once however many replies ask for them at the same time."""
-        reading = self._reading_names.get(scope)
+        reading = self._reading_names.get(scope.memories)
         if reading is None:
             reading = asyncio.ensure_future(self._fetch_names(scope))
-            self._reading_names[scope] = reading
+            self._reading_names[scope.memories] = reading
 
             def done(future: "asyncio.Future[Names]") -> None:
-                self._reading_names.pop(scope, None)
+                self._reading_names.pop(scope.memories, None)
                 if not future.cancelled() and (error := future.exception()) is not None:
                     log.warning("could not read the names of the people recalled in %s: %s", scope, error)
 
@@ -273,7 +275,7 @@ class MemoryService:
             everyone, voices = await MemoryRepository(session).speaker_names(scope)
         names = Names.of(everyone, voices=voices)
         if reading == self._names_read:
-            _put_bounded(self._names, scope, (time.monotonic(), names))
+            _put_bounded(self._names, scope.memories, (time.monotonic(), names))
         return names
 
     def query(self, text: str, *, place: str | None = None) -> Query:

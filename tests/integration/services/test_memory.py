@@ -387,6 +387,15 @@ async def test_a_query_is_embedded_without_the_names_of_the_people_in_its_place(
         query.close()
         assert embedder.queries == embedded
 
+    # Everyone in a server recalls the same memories, so the names read for Ben's recalls serve Ana's, though Dee
+    # has spoken there since: Ana's query is embedded once, as it arrived (a newcomer's name waits for the next read).
+    await memory.remember([said("Hi all, I'm new here", "Dee", ben, scope="guild", guild=cosy)])
+    embedder.queries.clear()
+    query = memory.query("did Ben and Dee like the cello?", place="guild:901")
+    await memory.recall(query, RecallScope(ana, cosy), now=NOW)
+    query.close()
+    assert embedder.queries == ["did and Dee like the cello?"]
+
     # A question that is only a name keeps it: nothing else would be left to embed.
     embedder.queries.clear()
     await memory.recall("Ana?", scope, now=NOW)
