@@ -97,20 +97,6 @@ def cut_short_by(exc: Exception) -> BaseException:
     return lost
 
 
-@contextlib.asynccontextmanager
-async def typing_in(channel: discord.abc.Messageable, *, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
-    """Show "Hearth is typing…" in ``channel`` while the block runs (and ``stop``, if given, is not set), without
-    holding it up: the signal goes out in the background, and one Discord refuses (an outage, a missing
-    permission) only ends the signal, never the reply it was for."""
-    stop = stop if stop is not None else asyncio.Event()
-    signals = asyncio.create_task(_keep_typing(channel, stop), name="typing")
-    try:
-        yield
-    finally:
-        stop.set()  # a signal in flight is let finish: cutting its request short would leave nothing better
-        signals.add_done_callback(_log_failure)
-
-
 async def _keep_typing(
     channel: discord.abc.Messageable,
     stop: asyncio.Event,

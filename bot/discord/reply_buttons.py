@@ -22,7 +22,6 @@ from bot.discord.render import (
     UNKNOWN_MESSAGE,
     edited,
     only_a_glimpse,
-    typing_in,
     unless_refused,
 )
 from bot.discord.tree import UNKNOWN_INTERACTION, report, tell
@@ -166,7 +165,10 @@ class _EditedReply:
         self.message = message
 
     def typing(self) -> AbstractAsyncContextManager[None]:
-        return typing_in(self.message.channel)
+        """No "Hearth is typing…": Discord clears it when the bot posts a message, not when it edits one, so it
+        would stay up under the answer for up to ten seconds after it is shown (the press is acknowledged, and the
+        answer streams into the reply, meanwhile)."""
+        return contextlib.nullcontext()
 
     def speaking_as(self, name: str, avatar_url: str | None) -> "_EditedReply":
         return self

@@ -144,6 +144,30 @@ async def test_regenerate_keeps_both_answers_and_the_conversation_goes_on_from_t
     assert discord.is_ephemeral(payload) and late["content"] == REFUSALS["moved_on"]
 
 
+async def test_another_answer_shown_by_editing_the_reply_leaves_no_typing_under_it(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Ana's reply is posted after "Hearth is typing…", which the post clears. Her 🔄 streams another answer into
+    that message for a couple of seconds: Discord clears "typing…" when the bot posts, not when it edits, so no
+    typing signal goes out for it (one would stay up under the answer for up to ten seconds after it is shown)."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    story = " ".join(f"Line {i} of a story about a cat called Miso." for i in range(8))
+    llm.script(
+        Reply("A lighthouse keeper story.", chunk_size=10, delay_between_chunks=0.1),
+        Reply(story, chunk_size=40, delay_between_chunks=0.3),
+    )
+    reply = await answered_with_its_button(discord, db, general, ana, "tell me a story")
+    assert any(call.channel_id == general for call in discord.typing_calls), "typing shown for the reply posted"
+    since = len(discord.requests)
+
+    _, shown = await press(discord, ana, reply, "regen", predicate=lambda m: m["content"] == story, timeout=15)
+    assert shown["id"] == reply["id"] and buttons(shown) == ["◀", "2/2", "▶", "🔄"]
+    streamed = [call for call in discord.requests[since:] if call.route == "edit_message" and call.body]
+    assert len(streamed) >= 2, "the answer streamed into the reply before it was shown whole"
+    assert [call.path for call in discord.requests[since:] if call.route == "typing"] == [], "no typing for it"
+
+
 async def test_a_regenerated_reply_sees_the_photo_it_answers(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:
