@@ -6,6 +6,7 @@ Each ``check_*`` returns the value to store or raises :class:`InvalidSetting` wi
 admin as is.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from typing import Any, Literal
@@ -172,6 +173,27 @@ def cooldown_s(settings: GuildSettings | None, default_s: float) -> float:
     if settings is None or settings.cooldown_s is None:
         return default_s
     return settings.cooldown_s
+
+
+ChosenBy = Literal["server", "persona", "bot"]
+
+
+@dataclass(frozen=True, slots=True)
+class InEffect:
+    """A model setting as replies use it, and whose choice it is."""
+
+    value: Any
+    chosen_by: ChosenBy
+
+
+def in_effect(server_choice: object, persona_config: Mapping[str, Any], key: str, default: object) -> InEffect:
+    """A model setting replies use (``key``: model, temperature, max_tokens): the server's choice (``/config``),
+    else the persona's own (its ``config[key]``), else the bot's ``default``."""
+    if server_choice is not None:
+        return InEffect(server_choice, "server")
+    if persona_config.get(key) is not None:
+        return InEffect(persona_config[key], "persona")
+    return InEffect(default, "bot")
 
 
 def check_cooldown(value: float) -> float:

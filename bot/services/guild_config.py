@@ -24,6 +24,11 @@ class GuildConfigService:
         view = await self.directory.guild(place)
         return rules.read(view.settings if view else {})
 
+    async def guild_row_id(self, place: Place) -> int | None:
+        """The guild's row id (``guilds.id``, which its personas are kept under); None in DMs."""
+        view = await self.directory.guild(place)
+        return view.guild_id if view else None
+
     async def _change(self, place: Place, **changes: Any) -> GuildSettings:
         return await self._edit(place, changes)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import discord
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.db.engine import Database
-from bot.db.models import ChannelCast, ChannelPersona, Guild
+from bot.db.models import ChannelCast, ChannelPersona, Guild, Persona
 from bot.discord.client import HearthBot
 from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -189,6 +189,33 @@ async def test_config_show_tells_the_model_temperature_and_cooldown_in_effect_wh
             "Cooldown: 2.5 s (the bot's default)",
         ):
             assert line in text_of(shown), line
+
+
+async def test_config_show_names_the_model_and_temperature_of_the_servers_persona_that_replies_use(
+    world: World, db: Database, llm: FakeLLM
+) -> None:
+    """A persona with a model of its own is answered by that model: /config show said the bot's default instead."""
+    general = world.guild.channel("general")
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    mira = FakeAttachment("mira.json", json.dumps(card).encode())
+    async with running_bot(world.discord, db, llm, llm_model="storyteller-7b", llm_temperature=0.65) as bot:
+        await run(world.discord, world.boss, general, "persona import", {"card": mira})
+        async with db.session() as session:  # an operator gives Mira her own model and temperature
+            await session.execute(
+                update(Persona).where(Persona.name == "Mira").values(config={"model": "mira-13b", "temperature": 1.1})
+            )
+        bot.services.personas.forget_all()
+
+        _, shown = await run(world.discord, world.boss, general, "config show")
+        assert "Model: mira-13b (persona Mira's)" in text_of(shown)
+        assert "Temperature: 1.1 (persona Mira's)" in text_of(shown)
+        assert await answered(world, llm, general, world.ana, "which model are you?")
+        asked = request_saying(llm, "which model are you?")
+        assert (asked["model"], asked["temperature"]) == ("mira-13b", 1.1)
+
+        _, changed = await run(world.discord, world.boss, general, "config model", {"model": "llama3.1:8b"})
+        assert "Model: llama3.1:8b\n" in text_of(changed)  # the server's choice comes before the persona's
+        assert "Temperature: 1.1 (persona Mira's)" in text_of(changed)
 
 
 async def stored_settings(db: Database, discord_id: int) -> JSON | None:

@@ -358,9 +358,7 @@ class Responder:
         config = self.config
 
         def pick(chosen: Any, key: str, default: Any) -> Any:
-            if chosen is not None:
-                return chosen
-            return persona.config[key] if persona.config.get(key) is not None else default
+            return guild_settings.in_effect(chosen, persona.config, key, default).value
 
         own_room = persona.config.get("max_tokens") is not None  # the persona's, not LLM_MAX_TOKENS: the one to raise
         return ChatOptions(

@@ -4,8 +4,9 @@ Every command here is checked in ``interaction_check``, on top of Discord's perm
 may loosen): a member without Manage Server is refused whatever Discord shows them.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -13,11 +14,11 @@ from discord.ext import commands
 
 from bot.discord.checks import MANAGE_SERVER, require_admin
 from bot.discord.people import place_of
-from bot.discord.views import hearth_embed
-from bot.domain.guild_settings import REPLY_MODES, GuildSettings
+from bot.discord.views import clipped, hearth_embed
+from bot.domain.guild_settings import REPLY_MODES, GuildSettings, in_effect
 from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
-from bot.services.personas import PersonaService
+from bot.services.personas import PersonaService, PersonaView
 
 OnOff = Literal["on", "off"]
 # Where people talk: text and announcement channels, forums (their posts are threads of the forum) and the chat of
@@ -64,13 +65,34 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _settings_embed(settings: GuildSettings, defaults: Defaults) -> discord.Embed:
+def _number(value: Any) -> str:
+    """A temperature as written in a persona's config too, where it may not read as a number."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# A field's value holds at most 1024 characters (a persona's config is not checked as /config checks a setting).
+MAX_FIELD_CHARS = 1024
+
+
+def _settings_embed(settings: GuildSettings, defaults: Defaults, persona: PersonaView) -> discord.Embed:
+    """The server's settings; the model and temperature as replies use them, with ``persona`` the server's."""
+
     def value(setting: object, default: str) -> str:
         return default if setting is None else str(setting)
 
     def own(setting: object, default: object) -> str:
         """The server's choice, else the bot's default in effect, said to be the default."""
         return value(setting, f"{default} (the bot's default)")
+
+    def used(setting: object, key: str, default: object, shown: Callable[[Any], str] = str) -> str:
+        """The server's choice, else the persona's own, else the bot's default, saying whose it is when not the
+        server's: the order replies follow."""
+        chosen = in_effect(setting, persona.config, key, default)
+        whose = {"server": "", "persona": f" (persona {persona.name}'s)", "bot": " (the bot's default)"}
+        return clipped(shown(chosen.value) + whose[chosen.chosen_by], MAX_FIELD_CHARS)
 
     quiet = (
         f"{settings.quiet_hours[0].isoformat('minutes')}–{settings.quiet_hours[1].isoformat('minutes')}"
@@ -88,8 +110,8 @@ def _settings_embed(settings: GuildSettings, defaults: Defaults) -> discord.Embe
         ("Proactive messages", "on" if settings.proactive else "off"),
         ("Quiet hours", quiet),
         ("Language", value(settings.language, "whatever people write in")),
-        ("Model", own(settings.model, defaults.model)),
-        ("Temperature", own(settings.temperature, f"{defaults.temperature:g}")),
+        ("Model", used(settings.model, "model", defaults.model)),
+        ("Temperature", used(settings.temperature, "temperature", defaults.temperature, _number)),
         (
             "Cooldown",
             own(None if settings.cooldown_s is None else _seconds(settings.cooldown_s), _seconds(defaults.cooldown_s)),
@@ -127,8 +149,17 @@ class Config(commands.Cog):
         require_admin(interaction)
         return True
 
+    async def _embed(self, interaction: discord.Interaction, settings: GuildSettings) -> discord.Embed:
+        """The settings as shown, with the server's persona: a model or temperature of its own is what replies use
+        when the server chose none. A channel's persona (``/persona channel``) or a cast character may carry other
+        ones, in its channel only."""
+        guild_id = await self.guild_config.guild_row_id(place_of(interaction))
+        persona = await self.personas.for_guild(guild_id)
+        return _settings_embed(settings, self.defaults, persona)
+
     async def _changed(self, interaction: discord.Interaction, settings: GuildSettings, what: str) -> None:
-        await interaction.response.send_message(what, embed=_settings_embed(settings, self.defaults), ephemeral=True)
+        embed = await self._embed(interaction, settings)
+        await interaction.response.send_message(what, embed=embed, ephemeral=True)
 
     # -- what changes on Discord -------------------------------------------------------------------------
 
@@ -172,7 +203,8 @@ class Config(commands.Cog):
     @config.command(name="show", description="Show this server's settings")
     async def config_show(self, interaction: discord.Interaction) -> None:
         settings = await self.guild_config.show(place_of(interaction))
-        await interaction.response.send_message(embed=_settings_embed(settings, self.defaults), ephemeral=True)
+        embed = await self._embed(interaction, settings)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @chat_channel.command(name="add", description="Hearth answers every message in this channel")
     @app_commands.describe(channel="The channel")
