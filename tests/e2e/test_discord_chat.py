@@ -1095,23 +1095,23 @@ async def test_a_channel_blocked_while_a_message_waits_its_turn_there_is_not_ans
 
 
 @pytest.mark.parametrize("place", ["channel", "thread"])
-async def test_a_channel_deleted_while_a_turn_waits_out_its_cooldown_there_ends_it_unasked(
+async def test_a_channel_deleted_while_a_turn_waits_out_its_cooldown_there_ends_it_at_once_unasked(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
     llm: FakeLLM,
     db: Database,
     caplog: pytest.LogCaptureFixture,
     place: str,
 ) -> None:
-    """Ana asks again just after Hearth answered her, so her question waits out her cooldown, no turn running in
-    the channel (or thread); an admin deletes it meanwhile. Her turn ends without asking the model for an answer
-    nobody could see, her message settled (not left for a later start to answer), with no traceback; Hearth answers
-    on elsewhere."""
+    """Ana asks again just after Hearth answered her, so her question waits out her (long) cooldown, no turn running
+    in the channel (or thread); an admin deletes it meanwhile. Her turn ends there and then, not once her cooldown
+    is over, without asking the model for an answer nobody could see, her message settled (not left for a later
+    start to answer), with no traceback; Hearth answers on elsewhere."""
     discord, ana, guild = discord_world
     ben = discord.add_user("ben", global_name="Ben")
     general, random_ = guild.channel("general"), guild.channel("random")
     where = discord.add_thread(guild, "general", "stories") if place == "thread" else general
     llm.default = lambda body: Reply("Paris!" if "France" in content_text(body["messages"][-1]["content"]) else "Hi!")
-    async with running_bot(discord, db, llm, learning_enabled=False, user_cooldown_seconds=4):
+    async with running_bot(discord, db, llm, learning_enabled=False, user_cooldown_seconds=60):
         await discord.user_message(where, ana, f"{discord.bot.mention} whats the capital of France")
         await shown(discord, where, "Paris!")
         await stored_eventually(db, "assistant", ["Paris!"])  # stored (its question settled) just after shown
@@ -1126,7 +1126,7 @@ async def test_a_channel_deleted_while_a_turn_waits_out_its_cooldown_there_ends_
             gone = discord.channels[general].payload()
             discord.delete_channel(general)
             await discord.dispatch("CHANNEL_DELETE", gone)
-        await none_awaiting_eventually(db)
+        await none_awaiting_eventually(db)  # a few seconds at most: well within the 60 s left of her cooldown
         await discord.user_message(random_, ben, f"{discord.bot.mention} hello?")
         await shown(discord, random_, "Hi!")
         await stored_eventually(db, "assistant", ["Paris!", "Hi!"])

@@ -34,7 +34,6 @@ from bot.services.conversation.branches import Branches
 from bot.services.conversation.catch_up import CatchUp, never, no_thread
 from bot.services.conversation.config import MEMORY_TROUBLE, ConversationConfig
 from bot.services.conversation.delivery import send_notice
-from bot.services.conversation.gone import GoneChannels
 from bot.services.conversation.holds import Holds
 from bot.services.conversation.intake import Intake, storable, withheld
 from bot.services.conversation.responder import Knowledge, Recollection, Responder
@@ -83,7 +82,7 @@ class ConversationService:
         self.clock = clock
         # Channels deleted (Discord said so, or refused a turn's reply there: the channel is gone), so the turns
         # waiting there end without asking the model.
-        self._gone = GoneChannels()
+        self._gone = turns.gone
 
     @property
     def directory(self) -> Directory:
