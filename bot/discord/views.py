@@ -111,6 +111,15 @@ def clipped(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+def number_text(value: Any) -> str:
+    """A number as a person writes it (1.1, not 1.1000000000000001); a value that does not read as one (a
+    persona's config is not checked), as it is."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def describe_in_room_left(embed: discord.Embed, text: str) -> discord.Embed:
     """Give ``embed`` ``text`` as its description, cut to what its fields, title and footer leave of the
     6000 characters Discord allows in all."""

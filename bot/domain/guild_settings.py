@@ -186,13 +186,24 @@ class InEffect:
     chosen_by: ChosenBy
 
 
+# The model settings a persona's ``config`` may choose for its replies.
+PERSONA_MODEL_KEYS = ("model", "temperature", "max_tokens")
+
+
+def persona_choices(persona_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The model settings a persona's config chooses itself, in ``PERSONA_MODEL_KEYS`` order; a key unset or
+    null chooses nothing."""
+    return {key: persona_config[key] for key in PERSONA_MODEL_KEYS if persona_config.get(key) is not None}
+
+
 def in_effect(server_choice: object, persona_config: Mapping[str, Any], key: str, default: object) -> InEffect:
-    """A model setting replies use (``key``: model, temperature, max_tokens): the server's choice (``/config``),
+    """A model setting replies use (``key``: one of ``PERSONA_MODEL_KEYS``): the server's choice (``/config``),
     else the persona's own (its ``config[key]``), else the bot's ``default``."""
     if server_choice is not None:
         return InEffect(server_choice, "server")
-    if persona_config.get(key) is not None:
-        return InEffect(persona_config[key], "persona")
+    persona_choice = persona_choices(persona_config).get(key)
+    if persona_choice is not None:
+        return InEffect(persona_choice, "persona")
     return InEffect(default, "bot")
 
 

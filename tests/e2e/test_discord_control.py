@@ -191,20 +191,25 @@ async def test_config_show_tells_the_model_temperature_and_cooldown_in_effect_wh
             assert line in text_of(shown), line
 
 
+async def import_mira_with_a_model_of_her_own(world: World, db: Database, bot: HearthBot, channel: int) -> None:
+    """Import persona Mira (from ``channel``: she then plays the server) and, as an operator would in the
+    database, give her her own model settings: mira-13b at temperature 1.1, at most 900 tokens."""
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
+    mira = FakeAttachment("mira.json", json.dumps(card).encode())
+    await run(world.discord, world.boss, channel, "persona import", {"card": mira})
+    config = {"model": "mira-13b", "temperature": 1.1, "max_tokens": 900}
+    async with db.session() as session:
+        await session.execute(update(Persona).where(Persona.name == "Mira").values(config=config))
+    bot.services.personas.forget_all()
+
+
 async def test_config_show_names_the_model_and_temperature_of_the_servers_persona_that_replies_use(
     world: World, db: Database, llm: FakeLLM
 ) -> None:
     """A persona with a model of its own is answered by that model: /config show said the bot's default instead."""
     general = world.guild.channel("general")
-    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Mira", "description": "A fox spirit."}}
-    mira = FakeAttachment("mira.json", json.dumps(card).encode())
     async with running_bot(world.discord, db, llm, llm_model="storyteller-7b", llm_temperature=0.65) as bot:
-        await run(world.discord, world.boss, general, "persona import", {"card": mira})
-        async with db.session() as session:  # an operator gives Mira her own model and temperature
-            await session.execute(
-                update(Persona).where(Persona.name == "Mira").values(config={"model": "mira-13b", "temperature": 1.1})
-            )
-        bot.services.personas.forget_all()
+        await import_mira_with_a_model_of_her_own(world, db, bot, general)
 
         _, shown = await run(world.discord, world.boss, general, "config show")
         assert "Model: mira-13b (persona Mira's)" in text_of(shown)
@@ -447,16 +452,17 @@ async def test_a_deleted_channel_takes_its_own_persona_and_cast_with_it(
 
 
 async def test_a_channel_persona_chosen_in_a_thread_is_its_channels_and_is_played_there(
-    world: World, bot: HearthBot, llm: FakeLLM
+    world: World, bot: HearthBot, llm: FakeLLM, db: Database
 ) -> None:
     """A thread plays its channel's persona and cast: run in a thread, the channel commands change that
-    channel's, and say so, rather than settings of the thread's own that nothing reads."""
+    channel's, and say so, rather than settings of the thread's own that nothing reads. /persona show there
+    names the model settings of the persona played, as replies use them."""
     discord_, guild = world.discord, world.guild
     general, garden = guild.channel("general"), guild.channel("garden")
-    for name, description in (("Mira", "A fox spirit."), ("Oak", "An old tree.")):
-        card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": name, "description": description}}
-        attachment = FakeAttachment(f"{name}.json", json.dumps(card).encode())
-        await run(discord_, world.boss, general, "persona import", {"card": attachment})
+    await import_mira_with_a_model_of_her_own(world, db, bot, general)
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Oak", "description": "An old tree."}}
+    oak = FakeAttachment("oak.json", json.dumps(card).encode())
+    await run(discord_, world.boss, general, "persona import", {"card": oak})
     await run(discord_, world.boss, general, "persona set", {"name": "Hearth"})  # the server: the default again
     thread = discord_.add_thread(guild, "garden", "stories")
     await discord_.dispatch("THREAD_CREATE", discord_.channels[thread].payload() | {"newly_created": True})
@@ -468,6 +474,8 @@ async def test_a_channel_persona_chosen_in_a_thread_is_its_channels_and_is_playe
     assert said["content"] == f"I'm Mira in <#{garden}> now (its threads too)."
     assert f"<#{garden}>" in cast["content"]
     assert "A fox spirit." in text_of(shown)
+    for line in ("Model: mira-13b", "Temperature: 1.1", "Max tokens: 900"):
+        assert line in text_of(shown), line
     for channel, text in ((thread, "who are you?"), (garden, "and you, out here?")):
         assert await answered(world, llm, channel, world.ana, text)
         assert "A fox spirit." in str(request_saying(llm, text)["messages"][0]["content"])
@@ -477,6 +485,8 @@ async def test_a_channel_persona_chosen_in_a_thread_is_its_channels_and_is_playe
 
     _, reset = await run(discord_, world.boss, thread, "persona channel-reset")
     assert reset["content"] == f"Back to Hearth in <#{garden}> (its threads too)."
+    _, shown = await run(discord_, world.boss, thread, "persona show")  # Hearth sets none: nothing is listed
+    assert not {"Model", "Temperature", "Max tokens"} & {field["name"] for field in shown["embeds"][0]["fields"]}
     assert await answered(world, llm, garden, world.ana, "and now?")
     assert "A fox spirit." not in str(request_saying(llm, "and now?")["messages"][0]["content"])
 

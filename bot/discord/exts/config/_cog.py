@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.discord.checks import MANAGE_SERVER, require_admin
 from bot.discord.people import place_of
-from bot.discord.views import clipped, hearth_embed
+from bot.discord.views import clipped, hearth_embed, number_text
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings, in_effect
 from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
@@ -65,14 +65,6 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _number(value: Any) -> str:
-    """A temperature as written in a persona's config too, where it may not read as a number."""
-    try:
-        return f"{float(value):g}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
 # A field's value holds at most 1024 characters (a persona's config is not checked as /config checks a setting).
 MAX_FIELD_CHARS = 1024
 
@@ -111,7 +103,7 @@ def _settings_embed(settings: GuildSettings, defaults: Defaults, persona: Person
         ("Quiet hours", quiet),
         ("Language", value(settings.language, "whatever people write in")),
         ("Model", used(settings.model, "model", defaults.model)),
-        ("Temperature", used(settings.temperature, "temperature", defaults.temperature, _number)),
+        ("Temperature", used(settings.temperature, "temperature", defaults.temperature, number_text)),
         (
             "Cooldown",
             own(None if settings.cooldown_s is None else _seconds(settings.cooldown_s), _seconds(defaults.cooldown_s)),

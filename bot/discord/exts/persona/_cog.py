@@ -4,6 +4,7 @@ Every command here is checked in ``interaction_check``, on top of Discord's perm
 may loosen): a member without Manage Server is refused whatever Discord shows them.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -14,8 +15,9 @@ from bot.discord.attachments import read_attachment
 from bot.discord.checks import MANAGE_SERVER, require_admin
 from bot.discord.people import identify
 from bot.discord.tree import report
-from bot.discord.views import FIELD_VALUE_CHARS, clipped, describe_in_room_left, hearth_embed
+from bot.discord.views import FIELD_VALUE_CHARS, clipped, describe_in_room_left, hearth_embed, number_text
 from bot.domain.cards import MAX_CARD_BYTES, parse_card
+from bot.domain.guild_settings import persona_choices
 from bot.errors import HearthError
 from bot.services.directory import Directory
 from bot.services.personas import PersonaService, PersonaView
@@ -27,8 +29,17 @@ def _choices(names: set[str], current: str) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=n[:100], value=n[:100]) for n in sorted(names) if wanted in n.lower()][:25]
 
 
+# How /persona show names the model settings a persona's config may choose (PERSONA_MODEL_KEYS), and writes them.
+_MODEL_SETTINGS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "model": ("Model", str),
+    "temperature": ("Temperature", number_text),
+    "max_tokens": ("Max tokens", str),
+}
+
+
 def _persona_embed(persona: PersonaView) -> discord.Embed:
-    """The persona at a glance: each long text shortened, the personality to what the others leave."""
+    """The persona at a glance: each long text shortened, the personality to what the others leave, and the model
+    settings of its own that replies use where the server's /config chose none."""
     embed = hearth_embed(persona.name)
     for name, text in (
         ("Backstory", persona.card.backstory),
@@ -37,7 +48,14 @@ def _persona_embed(persona: PersonaView) -> discord.Embed:
     ):
         if text:
             embed.add_field(name=name, value=clipped(text, FIELD_VALUE_CHARS), inline=False)
-    embed.set_footer(text="This server's own persona" if persona.owned_by_guild else "The bot's shared persona")
+    chosen = persona_choices(persona.config)
+    for key, value in chosen.items():
+        name, shown = _MODEL_SETTINGS[key]
+        embed.add_field(name=name, value=clipped(shown(value), FIELD_VALUE_CHARS))
+    footer = "This server's own persona" if persona.owned_by_guild else "The bot's shared persona"
+    if chosen:
+        footer += "; replies use its model settings where /config chose none"
+    embed.set_footer(text=footer)
     return describe_in_room_left(embed, persona.card.personality)
 
 
