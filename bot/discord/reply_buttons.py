@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import discord
@@ -36,8 +37,10 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# Discord forgets a press not answered within 3 seconds ("This interaction failed"): one the database has not
-# answered for by then (a long lock, a restart it waits out) is acknowledged first, with nothing shown meanwhile.
+# Discord forgets a press not answered within 3 seconds of its making ("This interaction failed"): one the database
+# has not answered for by then (a long lock, a restart it waits out) is acknowledged first, with nothing shown
+# meanwhile. The seconds count from the press, not from when it reached Hearth (a reconnect or a busy moment may
+# deliver it late).
 ANSWER_WITHIN_S = 2.0
 
 REFUSALS = {
@@ -141,12 +144,21 @@ async def _edited_whole(message: discord.Message, outcome: BranchOutcome, branch
                 raise
 
 
+def seconds_left_to_answer(pressed_at: datetime, now: datetime) -> float:
+    """How much longer a press made at ``pressed_at`` may wait for its answer before it is acknowledged: what is
+    left of :data:`ANSWER_WITHIN_S` since the press, none once they have passed, never more than all of them (a
+    clock behind Discord's would otherwise make the press seem newer than it is)."""
+    left = ANSWER_WITHIN_S - (now - pressed_at).total_seconds()
+    return min(max(left, 0.0), ANSWER_WITHIN_S)
+
+
 async def _in_time(interaction: discord.Interaction, work: Awaitable[_T]) -> _T:
-    """``work``'s result; the press is deferred (acknowledged, nothing shown) if that takes longer than
-    :data:`ANSWER_WITHIN_S`, so that Discord still knows the press when the answer is ready."""
+    """``work``'s result; the press is deferred (acknowledged, nothing shown) if that is not ready within
+    :data:`ANSWER_WITHIN_S` of the press, so that Discord still knows the press when the answer is ready."""
     task = asyncio.ensure_future(work)
     try:
-        done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN_S)
+        timeout = seconds_left_to_answer(interaction.created_at, discord.utils.utcnow())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done and not interaction.response.is_done():
             try:
                 await interaction.response.defer()

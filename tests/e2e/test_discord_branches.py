@@ -721,6 +721,32 @@ async def test_a_press_the_database_is_slow_to_check_is_acknowledged_in_time_the
     assert discord.followups_of(payload) == [] and discord.dm_messages(ana) == [], "nothing went wrong"
 
 
+async def test_a_press_delivered_late_while_the_database_is_slow_is_acknowledged_within_discords_window(
+    world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM, db: Database
+) -> None:
+    """Ana presses ◀, and the press reaches Hearth 1.5 seconds after she made it (a reconnect, a busy moment) while
+    the database is slow to answer: the 3 seconds Discord waits count from her press, so it is acknowledged within
+    them (no "This interaction failed"), and the answer she chose is shown once the database answers."""
+    discord, ana, _, guild = world
+    general = guild.channel("general")
+    reply, shown = await with_a_second_answer(discord, db, llm, general, ana)
+    discord.callback_window = CALLBACK_WINDOW_SECONDS
+
+    payload = discord.component_payload(ana, shown, "hearth:reply:prev")  # its id says when she pressed
+    await asyncio.sleep(1.5)  # on its way to Hearth meanwhile
+    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
+    async with held_statements(hearths, "SELECT", "messages") as held:
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        answered = await discord.wait_for_request(
+            lambda call: call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
+        )
+        assert held, "the press waited on the database"
+        assert answered.status < 300, f"Discord took the answer to the press: {answered.response}"
+    await eventually(lambda: discord.messages[int(reply["id"])]["content"] == "A lighthouse keeper story.")
+    assert buttons(discord.messages[int(reply["id"])]) == ["◀", "1/2", "▶", "🔄"]
+    assert discord.followups_of(payload) == [] and discord.dm_messages(ana) == [], "nothing went wrong"
+
+
 async def test_a_reply_deleted_as_its_other_answer_is_chosen_stays_deleted(
     world: tuple[FakeDiscord, FakeUser, FakeUser, FakeGuild],
     bot: HearthBot,
