@@ -684,6 +684,19 @@ async def test_a_press_a_database_fault_stops_is_apologised_for_privately_and_lo
     assert len(logged) == 1 and logged[0].name.startswith("bot.") and logged[0].exc_info, "logged once, with why"
 
 
+async def pressed_while_the_database_waits(discord: FakeDiscord, bot: HearthBot, payload: dict[str, Any]) -> None:
+    """Deliver the press while the bot's reads of messages wait, until Discord has its answer to the press: it must
+    have waited on the database, and Discord must have taken the answer (within its window)."""
+    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
+    async with held_statements(hearths, "SELECT", "messages") as held:
+        await discord.dispatch("INTERACTION_CREATE", payload)
+        answered = await discord.wait_for_request(
+            lambda call: call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
+        )
+        assert held, "the press waited on the database"
+        assert answered.status < 300, f"Discord took the answer to the press: {answered.response}"
+
+
 @pytest.mark.parametrize(
     ("action", "chosen", "position"),
     [("regen", "A tale of a fox.", "3/3"), ("prev", "A lighthouse keeper story.", "1/2")],
@@ -708,14 +721,7 @@ async def test_a_press_the_database_is_slow_to_check_is_acknowledged_in_time_the
     discord.callback_window = CALLBACK_WINDOW_SECONDS
 
     payload = discord.component_payload(ana, shown, f"hearth:reply:{action}")
-    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
-    async with held_statements(hearths, "SELECT", "messages") as held:
-        await discord.dispatch("INTERACTION_CREATE", payload)
-        answered = await discord.wait_for_request(
-            lambda call: call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
-        )
-        assert held, "the press waited on the database"
-        assert answered.status < 300, f"Discord took the answer to the press: {answered.response}"
+    await pressed_while_the_database_waits(discord, bot, payload)
     await eventually(lambda: discord.messages[int(reply["id"])]["content"] == chosen)
     assert buttons(discord.messages[int(reply["id"])]) == ["◀", position, "▶", "🔄"]
     assert discord.followups_of(payload) == [] and discord.dm_messages(ana) == [], "nothing went wrong"
@@ -734,14 +740,7 @@ async def test_a_press_delivered_late_while_the_database_is_slow_is_acknowledged
 
     payload = discord.component_payload(ana, shown, "hearth:reply:prev")  # its id says when she pressed
     await asyncio.sleep(1.5)  # on its way to Hearth meanwhile
-    hearths = bot.services.conversation.branches.database  # the bot's own connections to the test database
-    async with held_statements(hearths, "SELECT", "messages") as held:
-        await discord.dispatch("INTERACTION_CREATE", payload)
-        answered = await discord.wait_for_request(
-            lambda call: call.route == "interaction_callback" and call.params["interaction_id"] == payload["id"]
-        )
-        assert held, "the press waited on the database"
-        assert answered.status < 300, f"Discord took the answer to the press: {answered.response}"
+    await pressed_while_the_database_waits(discord, bot, payload)
     await eventually(lambda: discord.messages[int(reply["id"])]["content"] == "A lighthouse keeper story.")
     assert buttons(discord.messages[int(reply["id"])]) == ["◀", "1/2", "▶", "🔄"]
     assert discord.followups_of(payload) == [] and discord.dm_messages(ana) == [], "nothing went wrong"
