@@ -27,6 +27,7 @@ from bot.discord.notifier import DiscordNotifier
 from bot.discord.people import files_of, replied_webhook_name, said_and_quoted
 from bot.discord.render import CANNOT_MESSAGE_USER, DISCORD_FAILURES, SAFE_MENTIONS, ChannelReply
 from bot.discord.reply_buttons import reply_view
+from bot.discord.threads import ThreadParents
 from bot.discord.tree import HearthTree
 from bot.discord.webhooks import ChannelWebhooks, CharacterReply
 from bot.domain.images import shown_images, still_attached
@@ -200,6 +201,7 @@ class HearthBot(commands.AutoShardedBot):
         self.replying = InFlight()  # the chat cog's handlers of incoming messages, and the slash commands running
         self.accepting = True  # False once a stop began: new messages are left alone
         self.webhooks = ChannelWebhooks(lambda: self.user)  # what cast characters speak through, in each channel
+        self.thread_parents = ThreadParents(self)  # the channels of threads not cached, whose rules they follow
         self._stopping: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
         self.ops_server: OpsServer | None = None  # /metrics and /healthz, when METRICS_PORT is set

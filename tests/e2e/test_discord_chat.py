@@ -264,6 +264,32 @@ async def test_bots_webhooks_itself_blocked_channels_and_idle_chatter_get_silenc
     await stored_eventually(db, "user", ["@Hearth and here?"])
 
 
+async def test_a_thread_hearth_has_not_cached_follows_its_blocked_channels_rules(llm: FakeLLM, db: Database) -> None:
+    """An admin told Hearth to stay quiet in #quiet. An old thread there, archived, is not among the active threads
+    Discord lists when Hearth connects, and its messages come without the channel they are in: Hearth asks Discord
+    once which one it is, and stays quiet there too, however often it is asked."""
+    async with FakeDiscord() as discord:
+        ana, boss = discord.add_user("ana", global_name="Ana"), discord.add_user("boss", global_name="Boss")
+        guild = discord.add_guild("Cosy Corner", channels=["general", "quiet"], members=[ana], admins=[boss])
+        quiet, general = guild.channel("quiet"), guild.channel("general")
+        old_thread = discord.add_thread(guild, "quiet", "old stories")
+        discord.archive_thread(old_thread)
+        async with running_bot(discord, db, llm, learning_enabled=False) as bot:
+            await run(discord, boss, quiet, "config block-channel", {"channel": quiet})
+            assert bot.get_channel(old_thread) is None, "the thread is one discord.py has not cached"
+            for asked in ("are you here?", "hello??"):
+                await discord.user_message(old_thread, ana, f"{discord.bot.mention} {asked}")
+            await discord.wait_for_request(lambda call: call.route == "get_channel")
+            # Events are handled in order of arrival: once this one is answered, the ones above were passed over.
+            llm.script(Reply("I'm here."))
+            await discord.user_message(general, ana, f"{discord.bot.mention} and here?")
+            await shown(discord, general, "I'm here.")
+
+    assert [m["content"] for m in discord.sent_messages()] == ["I'm here."]
+    assert len(llm.reply_requests) == 1
+    assert [call.channel_id for call in discord.calls("get_channel")] == [old_thread]
+
+
 async def test_a_streamed_answer_appears_at_once_and_is_edited_at_most_once_per_interval(
     discord_world: tuple[FakeDiscord, FakeUser, FakeGuild], bot: HearthBot, llm: FakeLLM
 ) -> None:

@@ -48,10 +48,16 @@ def _mentions_own_role(message: discord.Message, me: discord.ClientUser) -> bool
 
 
 def incoming_from(
-    message: discord.Message, client: discord.Client, me: discord.ClientUser, names: Mapping[int, str] | None = None
+    message: discord.Message,
+    client: discord.Client,
+    me: discord.ClientUser,
+    names: Mapping[int, str] | None = None,
+    *,
+    parent_channel_id: int | None = None,
 ) -> IncomingMessage:
     """``message`` as the conversation service takes it; ``names``: people its forward mentions, looked up (see
-    :class:`ForwardedNames`)."""
+    :class:`ForwardedNames`); ``parent_channel_id``: the channel it was said in when that is a thread (see
+    :class:`ThreadParents`: discord.py knows it only for the threads it has cached)."""
     signals = MessageSignals(
         text=message.content,
         author_id=message.author.id,
@@ -64,7 +70,7 @@ def incoming_from(
         replies_to_bot=_replies_to(message, me),
         author_role_ids=frozenset(role.id for role in getattr(message.author, "roles", ())),
         replied_to_webhook_name=replied_webhook_name(message),
-        parent_channel_id=message.channel.parent_id if isinstance(message.channel, discord.Thread) else None,
+        parent_channel_id=parent_channel_id,
     )
     text, quoted = said_and_quoted(message, client, names)
     return IncomingMessage(
@@ -108,7 +114,7 @@ class Chat(commands.Cog):
             guild_id=guild_id, channel_id=message.channel.id, user_id=message.author.id, message_id=message.id
         ):
             try:
-                incoming = incoming_from(message, self.bot, me, await self.forwarded_names.of(message))
+                incoming = await self._incoming(message, me)
                 with self.bot.replying.track():
                     if self.bot.accepting:
                         target = MessageReply(
@@ -126,6 +132,11 @@ class Chat(commands.Cog):
                 log.exception(
                     "could not handle message %s (guild %s, channel %s)", message.id, guild_id, message.channel.id
                 )
+
+    async def _incoming(self, message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
+        names = await self.forwarded_names.of(message)
+        parent = await self.bot.thread_parents.of(message.channel)
+        return incoming_from(message, self.bot, me, names, parent_channel_id=parent)
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -159,7 +170,7 @@ class Chat(commands.Cog):
             return
         try:
             async with self.conversation.between_turns(payload.channel_id):  # as a deletion is: see _forget_deleted
-                edited = incoming_from(message, self.bot, me, await self.forwarded_names.of(message))
+                edited = await self._incoming(message, me)
                 kept = await self.conversation.as_kept(edited)  # without the words of people blocked there
                 followed = await self.privacy.follow_edited_message(message.id, kept.text, kept.image_urls)
         except Exception:
