@@ -18,6 +18,7 @@ from bot.services.incoming import (
     ReplyForbidden,
     ReplyRefused,
     ReplyRemoved,
+    ThreadClosed,
 )
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,26 @@ def unless_refused(channel: discord.abc.Messageable) -> Iterator[None]:
         raise
 
 
+def _closed(channel: discord.abc.Messageable) -> bool:
+    """A thread archived or locked, as discord.py last heard (THREAD_UPDATE updates the cached thread in place)."""
+    return isinstance(channel, discord.Thread) and (channel.archived or channel.locked)
+
+
+class LeftClosed:
+    """Keeps a reply out of a thread a moderator closed (archived or locked) after the reply was asked for: Discord
+    reopens an archived thread the bot posts in, and lets a bot that may manage threads post in a locked one. A
+    thread closed already then (a moderator asking in a locked thread) is answered."""
+
+    def __init__(self, channel: discord.abc.Messageable) -> None:
+        self.channel = channel
+        self._closed_before = _closed(channel)
+
+    def check(self) -> None:
+        """Raise :class:`ThreadClosed` if the thread was closed since."""
+        if _closed(self.channel) and not self._closed_before:
+            raise ThreadClosed(f"thread {getattr(self.channel, 'id', '?')} was archived or locked meanwhile")
+
+
 async def edited(message: Shown, *, content: str, view: discord.ui.View | None = discord.utils.MISSING) -> Shown:
     """``message``, a reply being shown, edited to show ``content`` (pinging no one; ``view`` None takes its buttons
     off); :class:`ReplyRemoved` where it was deleted meanwhile (a moderator took it down)."""
@@ -350,6 +371,7 @@ class _StreamedReply:
         self._cast: list[Any] = []  # the cast characters' targets this reply handed out
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
         self._typing = ReplyTyping(channel)
+        self._left_closed = LeftClosed(channel)
 
     def speaking_as(self, name: str, avatar_url: str | None) -> Any:
         """A cast character's reply target, where there is one; else this one (the bot's own identity)."""
@@ -388,7 +410,9 @@ class _StreamedReply:
     async def preview(self, text: str) -> None:
         """Show the reply so far. An outage on Discord's side, or its rate limit outlasting discord.py's retries,
         costs this glimpse, not the reply: the next glimpse, or the whole reply once written, tries again. A
-        refusal (the channel or message gone, a permission missing) ends the turn, as it would end the reply."""
+        refusal (the channel or message gone, a permission missing, the thread closed) ends the turn, as it would end
+        the reply."""
+        self._left_closed.check()
         with unless_refused(self.channel), only_a_glimpse(self.channel):
             if self.first is None:
                 self.first = await self._opening.posted(lambda: self._open(text))
@@ -417,6 +441,7 @@ class _StreamedReply:
         return await self.channel.send(text, allowed_mentions=MODEL_MENTIONS, view=view)
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
+        self._left_closed.check()
         with unless_refused(self.channel):
             sent = await self._send(pieces, regenerable=regenerable)
         self._whole = True

@@ -14,6 +14,7 @@ from bot.discord.render import (
     MODEL_MENTIONS,
     UNKNOWN_WEBHOOK,
     FirstPost,
+    LeftClosed,
     ReplyTyping,
     cut_short_by,
     edited,
@@ -138,6 +139,7 @@ class CharacterReply:
         self._opening: FirstPost[discord.Message | discord.WebhookMessage] = FirstPost(self._take_down)
         self._whole = False  # shown whole (sent): a stop leaves it, stored or about to be
         self._typing = ReplyTyping(channel, self._said_by_the_bot)
+        self._left_closed = LeftClosed(channel)
 
     async def _said_by_the_bot(self) -> bool:
         """Whether the reply is to be said by the bot, not through the channel's webhook: only then does it show
@@ -163,12 +165,14 @@ class CharacterReply:
     async def preview(self, text: str) -> None:
         # Discord's outages and rate limits cost the glimpse, not the reply; a refusal ends the turn, as it would end
         # the reply.
+        self._left_closed.check()
         with unless_refused(self.channel), only_a_glimpse(self.channel):
             await self._show(text)
 
     async def send(self, pieces: Sequence[str], *, regenerable: bool = False) -> list[int]:
         if not pieces:
             return []
+        self._left_closed.check()
         with unless_refused(self.channel):
             if self.first is None:  # begun by a preview since cancelled: finished, not posted twice
                 self.first = await self._opening.finished()

@@ -35,6 +35,7 @@ REPLY_OUTCOMES: Mapping[str, str] = {
     "withdrawn": "deleted",  # the message answered was deleted meanwhile: nothing shown or kept
     "removed": "deleted",  # the reply was deleted (by a moderator) as it was shown: not shown again, not kept
     "gone": "deleted",  # the channel was deleted while its turn waited or ran: not shown, not kept
+    "closed": "skipped",  # the thread was archived or locked while its turn waited or ran: not shown, not kept
     "refused": "refused",  # the person blocked Hearth or closed their DMs: the reply could not be sent, not kept
     "undelivered": "failed",  # Discord failed to show any of the reply (an outage): not kept
     "forbidden": "forbidden",  # Discord refused the reply for a permission Hearth lacks there: not sent, not kept

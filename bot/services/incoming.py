@@ -94,6 +94,13 @@ class ChannelGone(ReplyRefused):
     turns waiting in that channel end unanswered too: nothing can be shown there any more."""
 
 
+class ThreadClosed(ReplyRefused):
+    """Raised by a :class:`ReplyTarget`: a moderator archived or locked the thread the reply was to be shown in
+    after it was asked for, and a post there would reopen it against their decision (Discord reopens an archived
+    thread a bot posts in, and lets one allowed to manage threads post in a locked one). The turn ends there as for
+    :class:`ReplyRefused`; the thread reopened, its next messages are answered as ever."""
+
+
 class AnswerWithdrawn(Exception):
     """Raised by a :class:`ReplyTarget`: the message being answered was deleted before the reply could be shown
     (the person took it back), so the turn ends unanswered."""
@@ -165,6 +172,7 @@ class TurnOutcome:
     # shown) | "refused" (the person no longer accepts Hearth's messages: the reply could not be sent)
     # | "forbidden" (Discord refused the reply for a permission Hearth lacks in the channel: not sent, not kept)
     # | "gone" (the channel was deleted while its turn waited or ran: not sent, not kept)
+    # | "closed" (the thread was archived or locked while its turn waited or ran: not sent, not kept)
     # | "undelivered" (the front end failed to show any of the reply, Discord down: not kept)
     status: str
     reply: str | None = None

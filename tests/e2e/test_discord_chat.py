@@ -1058,6 +1058,44 @@ async def test_a_channel_deleted_while_hearth_answers_in_it_ends_its_turns_quiet
     assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
+@pytest.mark.parametrize("closing", ["archived", "locked"])
+async def test_a_thread_closed_while_hearth_answers_in_it_stays_closed_and_is_answered_once_reopened(
+    discord_world: tuple[FakeDiscord, FakeUser, FakeGuild],
+    llm: FakeLLM,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+    closing: str,
+) -> None:
+    """Ben asks Hearth in a thread, and a moderator archives (or locks) the thread while Hearth writes the answer:
+    a post there would reopen it against the moderator's decision. Nothing is posted, the thread stays as the
+    moderator left it, Ben's question is settled (not left for a later start to answer) with a line in the log and
+    no traceback. Once the thread is reopened, Ana's question there is answered as ever."""
+    caplog.set_level(logging.INFO, logger="bot")
+    discord, ana, guild = discord_world
+    ben = discord.add_user("ben", global_name="Ben")
+    stories = discord.add_thread(guild, "general", "stories")
+    italy = BenBeingAnswered(llm, lambda body: Reply("Paris!"))
+    close = discord.archive_thread if closing == "archived" else discord.lock_thread
+    async with running_bot(discord, db, llm, learning_enabled=False, model_timeout_s=30.0):
+        await italy.asks(discord, stories, ben)
+        close(stories)
+        await discord.dispatch("THREAD_UPDATE", discord.channels[stories].payload())
+        italy.go_on()
+        await none_awaiting_eventually(db)
+        assert discord.channels[stories].extra["thread_metadata"][closing], "left closed"
+        close(stories, False)
+        await discord.dispatch("THREAD_UPDATE", discord.channels[stories].payload())
+        await discord.user_message(stories, ana, f"{discord.bot.mention} whats the capital of France")
+        await shown(discord, stories, "Paris!")
+        await stored_eventually(db, "assistant", ["Paris!"])
+
+    assert [m["content"] for m in discord.sent_messages(stories)] == ["Paris!"]
+    hearths = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert [r.getMessage() for r in hearths if r.levelno >= logging.ERROR or r.exc_info] == []
+    said = [r for r in hearths if f"not answering in thread {stories}: it was archived or locked" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO, said
+
+
 async def test_a_member_blocked_while_their_message_waits_its_turn_is_not_answered(llm: FakeLLM, db: Database) -> None:
     """Troll asks Hearth something while it is still answering Ben, and an admin blocks him before his turn comes:
     Hearth neither answers nor keeps what he said, as it would not had he been blocked when he said it (the model

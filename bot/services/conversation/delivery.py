@@ -17,6 +17,7 @@ from bot.services.incoming import (
     ReplyRefused,
     ReplyRemoved,
     ReplyTarget,
+    ThreadClosed,
     TurnOutcome,
 )
 
@@ -179,11 +180,18 @@ def refused(refusal: ReplyRefused, incoming: IncomingMessage, *, answered_messag
     """The turn ended by Discord refusing what Hearth showed, said in one line: a permission Hearth lacks in the
     channel (a moderator took it away a moment before: the server's setting, for whoever runs Hearth to hear of),
     or the person no longer accepting Hearth's messages (they blocked it or closed their DMs: their choice, not a
-    fault); or the channel deleted meanwhile. The caller settles the turn's messages, if any were stored."""
+    fault); or the channel deleted, or the thread closed by a moderator, meanwhile. The caller settles the turn's
+    messages, if any were stored."""
     place = incoming.place
     if isinstance(refusal, ChannelGone):
         log.info("not answering in channel %s: it was deleted meanwhile (%s)", place.channel_id, refusal)
         return TurnOutcome("gone", answered_messages=answered_messages)
+    if isinstance(refusal, ThreadClosed):
+        log.info(
+            "not answering in thread %s: it was archived or locked meanwhile, and a reply would reopen it",
+            place.channel_id,
+        )
+        return TurnOutcome("closed", answered_messages=answered_messages)
     if isinstance(refusal, ReplyForbidden):
         log.warning(
             "not answering in channel %s: Discord refused the reply, Hearth lacking the %s permission there: %s",

@@ -342,6 +342,11 @@ class World:
         metadata = self._channel(thread_id).extra["thread_metadata"]
         metadata.update(archived=archived, archive_timestamp=now())
 
+    def lock_thread(self, thread_id: int, locked: bool = True) -> None:
+        """Lock a thread, as a moderator does: only members who may manage threads may post in it or reopen it
+        then (a message no longer reopens it once archived). ``locked=False`` unlocks it."""
+        self._channel(thread_id).extra["thread_metadata"]["locked"] = locked
+
     def delete_channel(self, channel_id: int) -> None:
         """Delete a guild's channel or thread, as an admin does: its messages go with it, and Discord answers 404
         (Unknown Channel, code 10003) for it from then on. One deleted while the client is connected needs
