@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.discord.checks import MANAGE_SERVER, require_admin
 from bot.discord.people import place_of
-from bot.discord.views import clipped, hearth_embed, number_text
+from bot.discord.views import FIELD_VALUE_CHARS, clipped, hearth_embed, number_text
 from bot.domain.guild_settings import REPLY_MODES, GuildSettings, in_effect
 from bot.services.guild_config import GuildConfigService
 from bot.services.incoming import Place
@@ -65,10 +65,6 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-# A field's value holds at most 1024 characters (a persona's config is not checked as /config checks a setting).
-MAX_FIELD_CHARS = 1024
-
-
 def _settings_embed(settings: GuildSettings, defaults: Defaults, persona: PersonaView) -> discord.Embed:
     """The server's settings; the model and temperature as replies use them, with ``persona`` the server's."""
 
@@ -84,7 +80,8 @@ def _settings_embed(settings: GuildSettings, defaults: Defaults, persona: Person
         server's: the order replies follow."""
         chosen = in_effect(setting, persona.config, key, default)
         whose = {"server": "", "persona": f" (persona {persona.name}'s)", "bot": " (the bot's default)"}
-        return clipped(shown(chosen.value) + whose[chosen.chosen_by], MAX_FIELD_CHARS)
+        # Clipped: a persona's config is not checked as /config checks a setting.
+        return clipped(shown(chosen.value) + whose[chosen.chosen_by], FIELD_VALUE_CHARS)
 
     quiet = (
         f"{settings.quiet_hours[0].isoformat('minutes')}–{settings.quiet_hours[1].isoformat('minutes')}"
