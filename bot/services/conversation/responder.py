@@ -360,12 +360,17 @@ class Responder:
         def pick(chosen: Any, key: str, default: Any) -> Any:
             return guild_settings.in_effect(chosen, persona.config, key, default).value
 
-        own_room = persona.config.get("max_tokens") is not None  # the persona's, not LLM_MAX_TOKENS: the one to raise
+        room = guild_settings.in_effect(None, persona.config, "max_tokens", config.max_tokens)  # no server sets it
         return ChatOptions(
             model=str(pick(settings.model, "model", config.model)),
             temperature=float(pick(settings.temperature, "temperature", config.temperature)),
-            max_tokens=int(pick(None, "max_tokens", config.max_tokens)),
+            max_tokens=int(room.value),
             extra_headers=config.extra_headers,
             extra_body=config.extra_body,
-            room_setting=f"max_tokens in the config of persona {persona.name}" if own_room else "LLM_MAX_TOKENS",
+            # The setting to raise when the model runs out of room: the persona's own, else LLM_MAX_TOKENS.
+            room_setting=(
+                f"max_tokens in the config of persona {persona.name}"
+                if room.chosen_by == "persona"
+                else "LLM_MAX_TOKENS"
+            ),
         )
